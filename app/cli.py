@@ -1,0 +1,223 @@
+"""The ``ringscope`` command line: batch jobs and the demo.
+
+Every command shows progress on long work (on stderr) and ends with a
+one-screen summary (on stdout). Store selection is the same everywhere:
+``--store PATH`` (embedded, default ``./.ringscope``) or ``--neo4j URI``
+(or the ``RINGSCOPE_NEO4J_URI`` environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
+
+__all__ = ["main", "cli"]
+
+
+class _ProgressBar:
+    """tqdm bar fed by ``progress(stage, done, total)`` callbacks."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        family = stage.split(" ")[0]
+        if self._bar is None or self._stage != family or self._bar.total != total:
+            self.close()
+            self._bar = tqdm(total=total, desc=family, unit="rows" if total > 100 else "step", file=sys.stderr, leave=False)
+            self._stage = family
+        self._bar.set_postfix_str(stage[len(family):].strip()[:40], refresh=False)
+        self._bar.update(max(0, done - self._bar.n))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _store_options(func):
+    func = click.option(
+        "--neo4j",
+        "neo4j_uri",
+        metavar="URI",
+        default=None,
+        help="Use Neo4j at URI (bolt://127.0.0.1:7687). Also RINGSCOPE_NEO4J_URI.",
+    )(func)
+    func = click.option(
+        "--store",
+        "store_path",
+        metavar="PATH",
+        default=None,
+        help=f"Embedded store folder (default {DEFAULT_STORE_PATH}).",
+    )(func)
+    return func
+
+
+@contextmanager
+def _opened(store_path: str | None, neo4j_uri: str | None) -> Iterator[GraphStore]:
+    if store_path and neo4j_uri:
+        raise click.UsageError("Give either --store or --neo4j, not both.")
+    try:
+        store = open_store(store_path, neo4j_uri)
+        if store.kind == "neo4j":
+            store.verify()
+    except Exception as err:  # driver errors carry the useful message
+        if isinstance(err, click.ClickException):
+            raise
+        raise click.ClickException(f"Cannot open the store: {err}") from err
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _counts_table(counts: GraphCounts) -> str:
+    left = [(label, n) for label, n in counts.nodes.items()]
+    right = [(rtype, n) for rtype, n in counts.relationships.items()]
+    width = max(len(left), len(right))
+    left += [("", None)] * (width - len(left))
+    right += [("", None)] * (width - len(right))
+    lines = [f"  {'nodes':<14}{'count':>11}    {'relationships':<20}{'count':>11}"]
+    for (ln, lc), (rn, rc) in zip(left, right):
+        lc_s = f"{lc:>11,}" if lc is not None else " " * 11
+        rc_s = f"{rc:>11,}" if rc is not None else ""
+        lines.append(f"  {ln:<14}{lc_s}    {rn:<20}{rc_s}")
+    lines.append(f"  {'total':<14}{counts.total_nodes:>11,}    {'total':<20}{counts.total_relationships:>11,}")
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ringscope")
+def cli() -> None:
+    """ringscope: fraud rings in lending portfolios, inside your own walls."""
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@_store_options
+@click.option("--rejects", "rejects_path", metavar="FILE", default="ringscope_rejects.csv", show_default=True,
+              help="Where rows that break the data contract are written, with file, line and reason.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, quiet: bool) -> None:
+    """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
+    from ingest.pipeline import ingest_folder
+
+    bar = _ProgressBar(enabled=not quiet)
+    with _opened(store_path, neo4j_uri) as store:
+        try:
+            summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=bar)
+        finally:
+            bar.close()
+    click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
+    click.echo(f"  {'table':<15}{'encoding':<11}{'read':>10}{'loaded':>10}{'rejected':>10}")
+    for t in summary.tables:
+        click.echo(f"  {t.table:<15}{t.encoding or '-':<11}{t.rows_read:>10,}{t.rows_loaded:>10,}{t.rows_rejected:>10,}")
+        if t.error:
+            click.echo(f"    error: {t.error}")
+    click.echo(f"  {'total':<26}{sum(t.rows_read for t in summary.tables):>10,}{summary.rows_loaded:>10,}{summary.rows_rejected:>10,}")
+    if summary.rejects_path:
+        click.echo(f"  rejected rows with reasons: {summary.rejects_path}")
+    if summary.counts is not None:
+        click.echo(_counts_table(summary.counts))
+    if summary.exit_code:
+        click.echo("Nothing was loaded." if not summary.unreadable else "Some files could not be read.", err=True)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@_store_options
+def stats(store_path: str | None, neo4j_uri: str | None) -> None:
+    """Node and relationship counts by label and type."""
+    with _opened(store_path, neo4j_uri) as store:
+        counts = store.counts()
+        click.echo(f"ringscope stats: {store.kind} store at {store.location}")
+        click.echo(_counts_table(counts))
+
+
+@cli.command()
+@click.option("--applications", "n_applications", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"]), default="utf-8", show_default=True)
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, quiet: bool) -> None:
+    """Write a labeled synthetic lending portfolio (the four contract tables + truth/)."""
+    from ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    try:
+        config = GeneratorConfig(applications=n_applications, seed=seed, encoding=encoding, file_format=file_format)
+    except (TypeError, ValueError) as err:
+        raise click.BadParameter(str(err)) from err
+    bar = _ProgressBar(enabled=not quiet)
+    try:
+        summary = generate_portfolio(config, out_dir, progress=bar)
+    finally:
+        bar.close()
+    _print_generation(summary, out_dir)
+
+
+def _print_generation(summary, out_dir: Path) -> None:
+    click.echo(f"ringscope generate → {out_dir} ({summary.seconds:.1f} s)")
+    for table, n in summary.row_counts.items():
+        click.echo(f"  {table:<28}{n:>10,} rows")
+    planted = {k: v for k, v in summary.planted.items() if v}
+    if planted:
+        click.echo("  planted: " + ", ".join(f"{k} {v:,}" for k, v in planted.items()))
+
+
+@cli.command()
+@click.option("--applications", "n_applications", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-data"),
+              show_default=True, help="Where the generated portfolio is written.")
+@_store_options
+@click.option("--no-ui", is_flag=True, help="Do not start the dashboard.")
+def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None, neo4j_uri: str | None, no_ui: bool) -> None:
+    """Generate a portfolio, ingest it, and summarise what ringscope sees."""
+    from ingest.pipeline import ingest_folder
+    from ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    bar = _ProgressBar(enabled=True)
+    click.echo(f"1/2 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
+    try:
+        gen = generate_portfolio(GeneratorConfig(applications=n_applications, seed=seed), data_dir, progress=bar)
+    finally:
+        bar.close()
+    _print_generation(gen, data_dir)
+    with _opened(store_path, neo4j_uri) as store:
+        click.echo(f"2/2 ingesting into the {store.kind} store at {store.location} (replacing its contents)")
+        store.clear()
+        try:
+            summary = ingest_folder(data_dir, store, rejects_path=data_dir / "rejects.csv", progress=bar)
+        finally:
+            bar.close()
+    click.echo(f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
+               f"(reasons in {summary.rejects_path}) in {summary.seconds:.1f} s")
+    if summary.counts is not None:
+        click.echo(_counts_table(summary.counts))
+    if not no_ui:
+        click.echo("The dashboard is not built yet (issue 6); the store above is ready for `ringscope stats` and Cypher.")
+    sys.exit(summary.exit_code)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="ringscope")
+
+
+if __name__ == "__main__":
+    main()

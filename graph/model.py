@@ -1,0 +1,210 @@
+"""The ringscope property-graph model: labels, relationship types, their keys.
+
+Both stores implement exactly this model, and nothing outside it: the Neo4j
+store builds its Cypher from these constants (never from user input), and the
+embedded store lays out one columnar table per label and per relationship type.
+See ``docs/graph-model.md`` for the diagram and analyst queries.
+
+Every node has a unique ``key`` property. Identifier nodes are keyed by the
+normalised value (a phone in E.164, an upper-case resident ID number, ...);
+the raw value as typed is kept on the Application (the record of truth) and,
+where one identifier was typed differently by different applicants, on the
+relationship as ``raw``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "NodeType",
+    "RelType",
+    "NODE_TYPES",
+    "REL_TYPES",
+    "node_type",
+    "rel_type",
+]
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node label and the properties it may carry (besides ``key``)."""
+
+    label: str
+    properties: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class RelType:
+    """A relationship type between two labels.
+
+    ``identity`` names the relationship properties that, with the two end
+    nodes, make one relationship unique (a guarantee is unique per
+    application, not per guarantor/borrower pair).
+    """
+
+    type: str
+    source: str
+    target: str
+    properties: tuple[str, ...]
+    identity: tuple[str, ...]
+    description: str
+
+    @property
+    def name(self) -> str:
+        """Unique name of this (source, type, target) triple."""
+        return f"{self.source}-{self.type}-{self.target}"
+
+
+APPLICATION_PROPERTIES = (
+    "applied_at",
+    "amount",
+    "term_months",
+    "product",
+    "channel",
+    "label",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "applicant_name",
+    "applicant_name_raw",
+    "applicant_id_number_raw",
+    "applicant_phone_raw",
+    "applicant_address_raw",
+    "company_name_raw",
+    "company_uscc_raw",
+    "company_address_raw",
+    "employer_name_raw",
+    "bank_account_raw",
+    "device_id_raw",
+    "ip_raw",
+    "email_raw",
+    "borrower_label",
+    "borrower_key",
+    "id_checksum_ok",
+    "id_region_known",
+    "phone_valid",
+    "source_file",
+    "source_line",
+)
+
+NODE_TYPES: dict[str, NodeType] = {
+    n.label: n
+    for n in (
+        NodeType("Application", APPLICATION_PROPERTIES, "One loan application (进件)."),
+        NodeType(
+            "Person",
+            (
+                "name",
+                "name_raw",
+                "id_number_raw",
+                "id_format_ok",
+                "id_checksum_ok",
+                "id_region_known",
+                "birth_date",
+                "region_code",
+                "gender",
+            ),
+            "A natural person, keyed by normalised resident ID (or 'anon:' key when the registry gives none).",
+        ),
+        NodeType(
+            "Company",
+            ("name", "name_raw", "uscc_raw", "uscc_valid"),
+            "A business, keyed by USCC (or 'name:' + normalised name when only a name is known, e.g. employers).",
+        ),
+        NodeType("Agent", (), "Loan officer, broker or channel partner."),
+        NodeType("Phone", ("valid",), "Phone number in E.164."),
+        NodeType("Device", (), "Device fingerprint."),
+        NodeType("IP", ("prefix",), "IP address; prefix is the /24 (IPv4) or /48 (IPv6)."),
+        NodeType("BankAccount", (), "Disbursement account number (digits)."),
+        NodeType("Address", (), "Normalised address text."),
+        NodeType("Email", (), "Lower-cased e-mail address."),
+    )
+}
+
+
+def _rel(type_: str, source: str, target: str, properties=(), identity=(), description="") -> RelType:
+    return RelType(type_, source, target, tuple(properties), tuple(identity), description)
+
+
+REL_TYPES: dict[str, RelType] = {
+    r.name: r
+    for r in (
+        _rel("APPLIED", "Person", "Application", description="The applicant of an application."),
+        _rel("FOR_COMPANY", "Application", "Company", description="Business loan: the borrowing company."),
+        _rel("DECLARES_EMPLOYER", "Application", "Company", description="Consumer loan: declared employer."),
+        _rel("HAS_PHONE", "Application", "Phone", ("raw",), description="Applicant phone given on the application."),
+        _rel("HAS_DEVICE", "Application", "Device", description="Device the application was submitted from."),
+        _rel("HAS_IP", "Application", "IP", description="IP the application was submitted from."),
+        _rel("HAS_ACCOUNT", "Application", "BankAccount", ("raw",), description="Disbursement account."),
+        _rel("HAS_ADDRESS", "Application", "Address", ("raw",), description="Applicant residential address."),
+        _rel("HAS_EMAIL", "Application", "Email", ("raw",), description="Applicant e-mail."),
+        _rel(
+            "EMERGENCY_CONTACT",
+            "Application",
+            "Phone",
+            ("contact_name", "contact_name_raw", "relation", "raw"),
+            description="Emergency contact named on the application (keyed by the contact's phone).",
+        ),
+        _rel("SUBMITTED_BY", "Application", "Agent", description="Agent who submitted the application."),
+        _rel("REGISTERED_AT", "Company", "Address", ("raw",), description="Company (business) address."),
+        _rel("GUARANTOR_PHONE", "Person", "Phone", ("raw",), description="Phone a guarantor gave."),
+    )
+    + tuple(
+        _rel(
+            "GUARANTEES",
+            src,
+            dst,
+            ("amount", "guarantor_name_raw", "guarantor_phone", "guarantor_phone_raw"),
+            ("application_id",),
+            "Guarantor → borrower, per guaranteed application, with the guaranteed amount.",
+        )
+        for src in ("Person", "Company")
+        for dst in ("Person", "Company")
+    )
+    + tuple(
+        _rel(role_type, "Person", "Company", props, description=desc)
+        for role_type, props, desc in (
+            ("LEGAL_REP_OF", (), "Registry: legal representative (法定代表人)."),
+            ("SHAREHOLDER_OF", ("share_pct",), "Registry: shareholder with share in percent."),
+            ("DIRECTOR_OF", (), "Registry: director."),
+            ("SUPERVISOR_OF", (), "Registry: supervisor."),
+        )
+    )
+}
+
+#: registry role (contract value) → relationship type
+ROLE_TYPES = {
+    "legal_rep": "LEGAL_REP_OF",
+    "shareholder": "SHAREHOLDER_OF",
+    "director": "DIRECTOR_OF",
+    "supervisor": "SUPERVISOR_OF",
+}
+
+
+def node_type(label: str) -> NodeType:
+    """Return the model's node type for ``label``; raise ``KeyError`` if unknown.
+
+    Example
+    -------
+    >>> node_type("Phone").label
+    'Phone'
+    """
+    try:
+        return NODE_TYPES[label]
+    except KeyError:
+        raise KeyError(f"Unknown node label {label!r}; the model has {sorted(NODE_TYPES)}") from None
+
+
+def rel_type(name: str) -> RelType:
+    """Return the relationship type by its ``Source-TYPE-Target`` name.
+
+    Example
+    -------
+    >>> rel_type("Person-GUARANTEES-Company").identity
+    ('application_id',)
+    """
+    try:
+        return REL_TYPES[name]
+    except KeyError:
+        raise KeyError(f"Unknown relationship {name!r}; the model has {sorted(REL_TYPES)}") from None

@@ -1,0 +1,125 @@
+"""One graph contract, two stores.
+
+``GraphStore`` is the narrow protocol both the embedded columnar store and
+Neo4j implement. Ingest hands a store a :class:`GraphBatch` (one frame per
+node label and per relationship, already normalised); the store merges it:
+a node is unique by ``key``, a relationship by its end nodes plus the
+relationship type's identity properties. Merging is idempotent: writing the
+same batch twice changes nothing, and a property that is missing (null) in a
+later batch leaves the stored value alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, runtime_checkable
+
+import pandas as pd
+
+from graph.model import NODE_TYPES, REL_TYPES
+
+__all__ = [
+    "GraphBatch",
+    "GraphCounts",
+    "GraphStore",
+    "Progress",
+    "open_store",
+    "DEFAULT_STORE_PATH",
+]
+
+DEFAULT_STORE_PATH = ".ringscope"
+
+#: progress callback: (stage description, units done, units total)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class GraphBatch:
+    """Nodes and relationships to merge into a store.
+
+    ``nodes[label]`` has a ``key`` column plus any of the label's properties.
+    ``relationships[name]`` (``name`` as in :data:`graph.model.REL_TYPES`) has
+    ``src`` and ``dst`` key columns plus identity and other properties.
+    """
+
+    nodes: dict[str, pd.DataFrame] = field(default_factory=dict)
+    relationships: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for label, frame in self.nodes.items():
+            if label not in NODE_TYPES:
+                raise ValueError(f"Unknown node label {label!r} in batch")
+            allowed = {"key", *NODE_TYPES[label].properties}
+            extra = set(frame.columns) - allowed
+            if "key" not in frame.columns or extra:
+                raise ValueError(f"Nodes {label}: need a 'key' column; unknown columns {sorted(extra)}")
+        for name, frame in self.relationships.items():
+            if name not in REL_TYPES:
+                raise ValueError(f"Unknown relationship {name!r} in batch")
+            rt = REL_TYPES[name]
+            allowed = {"src", "dst", *rt.identity, *rt.properties}
+            extra = set(frame.columns) - allowed
+            missing = {"src", "dst", *rt.identity} - set(frame.columns)
+            if missing or extra:
+                raise ValueError(f"Relationship {name}: missing {sorted(missing)}, unknown {sorted(extra)}")
+
+    def size(self) -> int:
+        """Number of node and relationship rows in the batch."""
+        return sum(len(f) for f in self.nodes.values()) + sum(len(f) for f in self.relationships.values())
+
+
+@dataclass(frozen=True)
+class GraphCounts:
+    """Node counts by label and relationship counts by type."""
+
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def total_relationships(self) -> int:
+        return sum(self.relationships.values())
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """What ingest, detectors and the app may ask of a store."""
+
+    kind: str
+    location: str
+
+    def ensure_schema(self) -> None:
+        """Create uniqueness constraints / indexes (idempotent)."""
+
+    def write(self, batch: GraphBatch, progress: Progress | None = None) -> None:
+        """Merge ``batch`` into the store (idempotent)."""
+
+    def counts(self) -> GraphCounts:
+        """Node counts by label and relationship counts by type (zeros included)."""
+
+    def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
+        """Return ``key`` plus ``properties`` for the stored nodes among ``keys``."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+def open_store(path: str | None = None, neo4j_uri: str | None = None) -> GraphStore:
+    """Open the store the user asked for.
+
+    Neo4j when ``neo4j_uri`` (or the ``RINGSCOPE_NEO4J_URI`` environment
+    variable) is given, else the embedded store at ``path`` (default
+    ``./.ringscope``).
+    """
+    uri = neo4j_uri or (None if path else os.environ.get("RINGSCOPE_NEO4J_URI"))
+    if uri:
+        from graph.neo4j_store import Neo4jStore
+
+        return Neo4jStore(uri)
+    from graph.embedded import EmbeddedStore
+
+    return EmbeddedStore(path or DEFAULT_STORE_PATH)

@@ -1,0 +1,666 @@
+"""Ingest a lender's export folder into a graph store.
+
+``ingest_folder`` reads the contract's tables, normalises every identifier
+(raw value kept beside it), sends each contract-breaking row to a rejects
+file with its source file, line and reason, turns the good rows into a
+:class:`graph.store.GraphBatch` and merges it into the store.
+
+The same folder ingested twice leaves the store unchanged: every node and
+relationship is merged on its key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graph.model import ROLE_TYPES
+from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
+from ingest import normalize as nz
+from ingest.reader import LINE, TABLES, RawReject, UnreadableFile, find_tables, read_table
+
+__all__ = ["REQUIRED_COLUMNS", "TableReport", "IngestSummary", "ingest_folder", "build_batch"]
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "applications": (
+        "application_id",
+        "applied_at",
+        "amount",
+        "applicant_name",
+        "applicant_id_number",
+        "applicant_phone",
+    ),
+    "guarantees": ("application_id", "guarantor_type", "guarantor_name", "guarantor_id"),
+    "contacts": ("application_id", "contact_name", "contact_phone"),
+    "company_roles": ("company_uscc", "person_name", "role"),
+}
+
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "applications": (
+        "applicant_address",
+        "term_months",
+        "product",
+        "channel",
+        "agent_id",
+        "company_name",
+        "company_uscc",
+        "company_address",
+        "employer_name",
+        "bank_account",
+        "device_id",
+        "ip",
+        "email",
+        "declared_monthly_revenue",
+        "declared_monthly_income",
+        "label",
+    ),
+    "guarantees": ("guarantor_phone", "amount"),
+    "contacts": ("relation",),
+    "company_roles": ("company_name", "person_id_number", "share_pct"),
+}
+
+LABELS = {"fraud", "default", "good"}
+REJECT_COLUMNS = ["source_file", "line", "reason", "record"]
+
+
+@dataclass
+class TableReport:
+    """What happened to one input table."""
+
+    table: str
+    file: str
+    encoding: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of one ingest run; ``exit_code`` is what the CLI returns."""
+
+    folder: str
+    store: str
+    tables: list[TableReport] = field(default_factory=list)
+    rejects_path: str | None = None
+    counts: GraphCounts | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(t.rows_loaded for t in self.tables)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(t.rows_rejected for t in self.tables)
+
+    @property
+    def unreadable(self) -> list[TableReport]:
+        return [t for t in self.tables if t.error]
+
+    @property
+    def exit_code(self) -> int:
+        """Non-zero only when nothing loaded or a file could not be read."""
+        if not self.tables:
+            return 2
+        if self.unreadable:
+            return 2
+        return 1 if self.rows_loaded == 0 else 0
+
+
+@dataclass
+class _Part:
+    """Nodes, relationships and rejects produced from one table."""
+
+    nodes: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    rels: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    rejects: list[pd.DataFrame] = field(default_factory=list)
+    loaded: int = 0
+
+    def node(self, label: str, frame: pd.DataFrame) -> None:
+        frame = frame[frame["key"].notna()]
+        if len(frame):
+            self.nodes.setdefault(label, []).append(frame)
+
+    def rel(self, name: str, frame: pd.DataFrame) -> None:
+        frame = frame[frame["src"].notna() & frame["dst"].notna()]
+        if len(frame):
+            self.rels.setdefault(name, []).append(frame)
+
+
+class _Checks:
+    """First failing reason per row, in the order checks are applied."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.reason = pd.Series(None, index=frame.index, dtype=object)
+
+    def fail(self, mask: pd.Series, message: str | pd.Series) -> None:
+        mask = mask.fillna(False).astype(bool) & self.reason.isna()
+        if isinstance(message, pd.Series):
+            self.reason[mask] = message[mask]
+        else:
+            self.reason[mask] = message
+
+    @property
+    def ok(self) -> pd.Series:
+        return self.reason.isna()
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Column as stripped text, empty → missing (absent column → all missing)."""
+    if column not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="str")
+    series = frame[column]
+    if not pd.api.types.is_string_dtype(series):
+        series = series.astype("str")
+    stripped = series.str.strip()
+    return stripped.where(stripped != "")
+
+
+def _rejects_frame(frame: pd.DataFrame, checks: _Checks, source: str) -> pd.DataFrame:
+    bad = frame[~checks.ok]
+    if not len(bad):
+        return pd.DataFrame(columns=REJECT_COLUMNS)
+    columns = [c for c in bad.columns if c != LINE]
+    records = [
+        json.dumps({c: (None if pd.isna(v) else str(v)) for c, v in zip(columns, row)}, ensure_ascii=False)
+        for row in bad[columns].itertuples(index=False, name=None)
+    ]
+    return pd.DataFrame(
+        {
+            "source_file": source,
+            "line": bad[LINE].to_numpy(),
+            "reason": checks.reason[~checks.ok].to_numpy(),
+            "record": records,
+        }
+    )
+
+
+def _duplicate_keys(frame: pd.DataFrame, key: str, checks: _Checks) -> pd.Series:
+    """Mark rows repeating an earlier key with different content (reject)
+    and rows repeating it identically (collapse). Returns the collapse mask."""
+    same_key = frame[key].duplicated(keep="first") & frame[key].notna()
+    if not same_key.any():
+        return same_key
+    content = [c for c in frame.columns if c != LINE]
+    exact = frame.duplicated(subset=content, keep="first")
+    checks.fail(same_key & ~exact, f"duplicate {key} with different content (first occurrence kept)")
+    return same_key & exact
+
+
+# -- applications ---------------------------------------------------------------
+
+
+def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame]:
+    """Validate and normalise applications; return the graph part and an
+    index of application_id → borrower label/key for the other tables."""
+    part = _Part()
+    checks = _Checks(frame)
+    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]}
+
+    for column in REQUIRED_COLUMNS["applications"]:
+        checks.fail(t[column].isna(), f"missing required value: {column}")
+    applied_at = nz.parse_datetimes(t["applied_at"])
+    checks.fail(applied_at.isna(), "unparseable applied_at")
+    amount = nz.parse_amounts(t["amount"])
+    checks.fail(amount.isna(), "unparseable amount")
+    checks.fail(amount <= 0, "amount must be > 0")
+    ids = nz.normalize_id_numbers(t["applicant_id_number"])
+    checks.fail(ids["id_number"].isna(), "applicant_id_number is not a resident ID number (15 or 18 characters)")
+    label = t["label"].str.lower()
+    checks.fail(label.notna() & ~label.isin(LABELS), "label must be fraud, default, good or empty")
+    collapse = _duplicate_keys(frame, "application_id", checks)
+
+    rejects = _rejects_frame(frame, checks, source)
+    keep = checks.ok & ~collapse
+    part.rejects.append(rejects)
+    part.loaded = int(checks.ok.sum())
+
+    f = frame[keep]
+    t = {c: s[keep] for c, s in t.items()}
+    ids = ids[keep]
+    applied_at, amount, label = applied_at[keep], amount[keep], label[keep]
+    names = nz.normalize_names(t["applicant_name"])
+    phones = nz.normalize_phones(t["applicant_phone"])
+    usccs = nz.normalize_uscc(t["company_uscc"])
+    company_names = nz.normalize_names(t["company_name"])
+    employers = nz.normalize_names(t["employer_name"])
+    home = nz.normalize_addresses(t["applicant_address"])
+    office = nz.normalize_addresses(t["company_address"])
+    accounts = nz.normalize_accounts(t["bank_account"])
+    ips = nz.normalize_ips(t["ip"])
+    emails = nz.normalize_emails(t["email"])
+    devices = nz.normalize_device_ids(t["device_id"])
+    agents = t["agent_id"]
+
+    app_key = t["application_id"]
+    person_key = ids["id_number"]
+    company_key = usccs["uscc"]
+    is_business = company_key.notna()
+    borrower_label = pd.Series(np.where(is_business, "Company", "Person"), index=f.index)
+    borrower_key = company_key.where(is_business, person_key)
+
+    application = pd.DataFrame(
+        {
+            "key": app_key,
+            "applied_at": applied_at,
+            "amount": amount,
+            "term_months": pd.to_numeric(t["term_months"], errors="coerce"),
+            "product": t["product"],
+            "channel": t["channel"],
+            "label": label,
+            "declared_monthly_revenue": nz.parse_amounts(t["declared_monthly_revenue"]),
+            "declared_monthly_income": nz.parse_amounts(t["declared_monthly_income"]),
+            "applicant_name": names["name"],
+            "applicant_name_raw": t["applicant_name"],
+            "applicant_id_number_raw": t["applicant_id_number"],
+            "applicant_phone_raw": t["applicant_phone"],
+            "applicant_address_raw": t["applicant_address"],
+            "company_name_raw": t["company_name"],
+            "company_uscc_raw": t["company_uscc"],
+            "company_address_raw": t["company_address"],
+            "employer_name_raw": t["employer_name"],
+            "bank_account_raw": t["bank_account"],
+            "device_id_raw": t["device_id"],
+            "ip_raw": t["ip"],
+            "email_raw": t["email"],
+            "borrower_label": borrower_label,
+            "borrower_key": borrower_key,
+            "id_checksum_ok": ids["id_checksum_ok"],
+            "id_region_known": ids["id_region_known"],
+            "phone_valid": phones["phone_valid"],
+            "source_file": source,
+            "source_line": f[LINE].astype("int64"),
+        }
+    )
+    part.node("Application", application)
+    part.node(
+        "Person",
+        pd.DataFrame(
+            {
+                "key": person_key,
+                "name": names["name"],
+                "name_raw": t["applicant_name"],
+                "id_number_raw": t["applicant_id_number"],
+                "id_format_ok": ids["id_format_ok"],
+                "id_checksum_ok": ids["id_checksum_ok"],
+                "id_region_known": ids["id_region_known"],
+                "birth_date": ids["id_birth_date"],
+                "region_code": ids["id_region_code"],
+                "gender": ids["id_gender"],
+            }
+        ),
+    )
+    part.rel("Person-APPLIED-Application", pd.DataFrame({"src": person_key, "dst": app_key}))
+
+    part.node(
+        "Company",
+        pd.DataFrame(
+            {
+                "key": company_key,
+                "name": company_names["name"],
+                "name_raw": t["company_name"],
+                "uscc_raw": t["company_uscc"],
+                "uscc_valid": usccs["uscc_valid"],
+            }
+        ),
+    )
+    part.rel("Application-FOR_COMPANY-Company", pd.DataFrame({"src": app_key, "dst": company_key}))
+    employer_key = "name:" + employers["name"]
+    part.node("Company", pd.DataFrame({"key": employer_key, "name": employers["name"], "name_raw": t["employer_name"]}))
+    part.rel("Application-DECLARES_EMPLOYER-Company", pd.DataFrame({"src": app_key, "dst": employer_key}))
+
+    part.node("Phone", pd.DataFrame({"key": phones["phone"], "valid": phones["phone_valid"]}))
+    part.rel("Application-HAS_PHONE-Phone", pd.DataFrame({"src": app_key, "dst": phones["phone"], "raw": t["applicant_phone"]}))
+    part.node("Device", pd.DataFrame({"key": devices}))
+    part.rel("Application-HAS_DEVICE-Device", pd.DataFrame({"src": app_key, "dst": devices}))
+    part.node("IP", pd.DataFrame({"key": ips["ip"], "prefix": ips["ip_prefix"]}))
+    part.rel("Application-HAS_IP-IP", pd.DataFrame({"src": app_key, "dst": ips["ip"]}))
+    part.node("BankAccount", pd.DataFrame({"key": accounts["account"]}))
+    part.rel("Application-HAS_ACCOUNT-BankAccount", pd.DataFrame({"src": app_key, "dst": accounts["account"], "raw": t["bank_account"]}))
+    part.node("Email", pd.DataFrame({"key": emails["email"]}))
+    part.rel("Application-HAS_EMAIL-Email", pd.DataFrame({"src": app_key, "dst": emails["email"], "raw": t["email"]}))
+    part.node("Address", pd.DataFrame({"key": home["address"]}))
+    part.rel("Application-HAS_ADDRESS-Address", pd.DataFrame({"src": app_key, "dst": home["address"], "raw": t["applicant_address"]}))
+    part.node("Address", pd.DataFrame({"key": office["address"]}))
+    part.rel(
+        "Company-REGISTERED_AT-Address",
+        pd.DataFrame({"src": company_key, "dst": office["address"], "raw": t["company_address"]}),
+    )
+    part.node("Agent", pd.DataFrame({"key": agents}))
+    part.rel("Application-SUBMITTED_BY-Agent", pd.DataFrame({"src": app_key, "dst": agents}))
+
+    index = pd.DataFrame({"key": app_key, "borrower_label": borrower_label, "borrower_key": borrower_key})
+    return part, index
+
+
+def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore) -> pd.DataFrame:
+    """Borrower of each referenced application, from this load or the store."""
+    wanted = pd.Index(ids.dropna().unique())
+    known = loaded[loaded["key"].isin(wanted)]
+    missing = wanted.difference(pd.Index(known["key"]))
+    if len(missing):
+        stored = store.node_properties("Application", list(missing), ["borrower_label", "borrower_key"])
+        known = pd.concat([known, stored], ignore_index=True)
+    return known.drop_duplicates("key", keep="first").set_index("key")
+
+
+# -- contacts -------------------------------------------------------------------
+
+
+def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore) -> _Part:
+    part = _Part()
+    checks = _Checks(frame)
+    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["contacts"] + OPTIONAL_COLUMNS["contacts"]}
+    for column in REQUIRED_COLUMNS["contacts"]:
+        checks.fail(t[column].isna(), f"missing required value: {column}")
+    known = _known_applications(t["application_id"], apps, store)
+    checks.fail(~t["application_id"].isin(known.index), "application_id not found in applications")
+    phones = nz.normalize_phones(t["contact_phone"])
+    checks.fail(phones["phone"].isna(), "contact_phone is not a phone number")
+    part.rejects.append(_rejects_frame(frame, checks, source))
+    keep = checks.ok
+    part.loaded = int(keep.sum())
+    names = nz.normalize_names(t["contact_name"][keep])
+    phone = phones["phone"][keep]
+    part.node("Phone", pd.DataFrame({"key": phone, "valid": phones["phone_valid"][keep]}))
+    part.rel(
+        "Application-EMERGENCY_CONTACT-Phone",
+        pd.DataFrame(
+            {
+                "src": t["application_id"][keep],
+                "dst": phone,
+                "contact_name": names["name"],
+                "contact_name_raw": t["contact_name"][keep],
+                "relation": t["relation"][keep].str.lower(),
+                "raw": t["contact_phone"][keep],
+            }
+        ),
+    )
+    return part
+
+
+# -- guarantees -----------------------------------------------------------------
+
+
+def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore) -> _Part:
+    part = _Part()
+    checks = _Checks(frame)
+    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["guarantees"] + OPTIONAL_COLUMNS["guarantees"]}
+    for column in REQUIRED_COLUMNS["guarantees"]:
+        checks.fail(t[column].isna(), f"missing required value: {column}")
+    kind = t["guarantor_type"].str.lower()
+    checks.fail(~kind.isin(["person", "company"]), "guarantor_type must be person or company")
+    known = _known_applications(t["application_id"], apps, store)
+    checks.fail(~t["application_id"].isin(known.index), "application_id not found in applications")
+    ids = nz.normalize_id_numbers(t["guarantor_id"].where(kind == "person"))
+    usccs = nz.normalize_uscc(t["guarantor_id"].where(kind == "company"))
+    checks.fail((kind == "person") & ids["id_number"].isna(), "guarantor_id is not a resident ID number")
+    checks.fail((kind == "company") & usccs["uscc"].isna(), "guarantor_id is not an 18-character USCC")
+    amount = nz.parse_amounts(t["amount"])
+    checks.fail(t["amount"].notna() & (amount.isna() | (amount < 0)), "unparseable guarantee amount")
+    part.rejects.append(_rejects_frame(frame, checks, source))
+    keep = checks.ok
+    part.loaded = int(keep.sum())
+
+    t = {c: s[keep] for c, s in t.items()}
+    kind, ids, usccs, amount = kind[keep], ids[keep], usccs[keep], amount[keep]
+    names = nz.normalize_names(t["guarantor_name"])
+    phones = nz.normalize_phones(t["guarantor_phone"])
+    borrower = known.reindex(t["application_id"].to_numpy())
+    borrower.index = t["application_id"].index
+    is_person = kind == "person"
+    guarantor_key = ids["id_number"].where(is_person, usccs["uscc"])
+
+    person = is_person
+    part.node(
+        "Person",
+        pd.DataFrame(
+            {
+                "key": guarantor_key[person],
+                "name": names["name"][person],
+                "name_raw": t["guarantor_name"][person],
+                "id_number_raw": t["guarantor_id"][person],
+                "id_format_ok": ids["id_format_ok"][person],
+                "id_checksum_ok": ids["id_checksum_ok"][person],
+                "id_region_known": ids["id_region_known"][person],
+                "birth_date": ids["id_birth_date"][person],
+                "region_code": ids["id_region_code"][person],
+                "gender": ids["id_gender"][person],
+            }
+        ),
+    )
+    part.node(
+        "Company",
+        pd.DataFrame(
+            {
+                "key": guarantor_key[~person],
+                "name": names["name"][~person],
+                "name_raw": t["guarantor_name"][~person],
+                "uscc_raw": t["guarantor_id"][~person],
+                "uscc_valid": usccs["uscc_valid"][~person],
+            }
+        ),
+    )
+    for src_label, src_mask in (("Person", person), ("Company", ~person)):
+        for dst_label in ("Person", "Company"):
+            mask = src_mask & (borrower["borrower_label"] == dst_label)
+            dst = borrower["borrower_key"][mask]
+            part.node(dst_label, pd.DataFrame({"key": dst}))
+            part.rel(
+                f"{src_label}-GUARANTEES-{dst_label}",
+                pd.DataFrame(
+                    {
+                        "src": guarantor_key[mask],
+                        "dst": dst,
+                        "application_id": t["application_id"][mask],
+                        "amount": amount[mask],
+                        "guarantor_name_raw": t["guarantor_name"][mask],
+                        "guarantor_phone": phones["phone"][mask],
+                        "guarantor_phone_raw": t["guarantor_phone"][mask],
+                    }
+                ),
+            )
+    part.node("Phone", pd.DataFrame({"key": phones["phone"][person], "valid": phones["phone_valid"][person]}))
+    part.rel(
+        "Person-GUARANTOR_PHONE-Phone",
+        pd.DataFrame({"src": guarantor_key[person], "dst": phones["phone"][person], "raw": t["guarantor_phone"][person]}),
+    )
+    return part
+
+
+# -- company roles --------------------------------------------------------------
+
+
+def _company_roles(frame: pd.DataFrame, source: str) -> _Part:
+    part = _Part()
+    checks = _Checks(frame)
+    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["company_roles"] + OPTIONAL_COLUMNS["company_roles"]}
+    for column in REQUIRED_COLUMNS["company_roles"]:
+        checks.fail(t[column].isna(), f"missing required value: {column}")
+    usccs = nz.normalize_uscc(t["company_uscc"])
+    checks.fail(usccs["uscc"].isna(), "company_uscc is not an 18-character USCC")
+    role = t["role"].str.lower()
+    checks.fail(~role.isin(list(ROLE_TYPES)), "role must be legal_rep, shareholder, director or supervisor")
+    share = pd.to_numeric(t["share_pct"].str.rstrip("%"), errors="coerce")
+    checks.fail(t["share_pct"].notna() & (share.isna() | (share < 0) | (share > 100)), "share_pct must be 0-100")
+    ids = nz.normalize_id_numbers(t["person_id_number"])
+    checks.fail(t["person_id_number"].notna() & ids["id_number"].isna(), "person_id_number is not a resident ID number")
+    part.rejects.append(_rejects_frame(frame, checks, source))
+    keep = checks.ok
+    part.loaded = int(keep.sum())
+
+    t = {c: s[keep] for c, s in t.items()}
+    usccs, role, share, ids = usccs[keep], role[keep], share[keep], ids[keep]
+    names = nz.normalize_names(t["person_name"])
+    company_names = nz.normalize_names(t["company_name"])
+    company = usccs["uscc"]
+    # A registry person without an ID number is only known within its company.
+    person_key = ids["id_number"].where(ids["id_number"].notna(), "anon:" + company + ":" + names["name"].fillna(""))
+    part.node(
+        "Company",
+        pd.DataFrame(
+            {
+                "key": company,
+                "name": company_names["name"],
+                "name_raw": t["company_name"],
+                "uscc_raw": t["company_uscc"],
+                "uscc_valid": usccs["uscc_valid"],
+            }
+        ),
+    )
+    part.node(
+        "Person",
+        pd.DataFrame(
+            {
+                "key": person_key,
+                "name": names["name"],
+                "name_raw": t["person_name"],
+                "id_number_raw": t["person_id_number"],
+                "id_format_ok": ids["id_format_ok"].where(t["person_id_number"].notna()),
+                "id_checksum_ok": ids["id_checksum_ok"].where(t["person_id_number"].notna()),
+                "id_region_known": ids["id_region_known"].where(t["person_id_number"].notna()),
+                "birth_date": ids["id_birth_date"],
+                "region_code": ids["id_region_code"],
+                "gender": ids["id_gender"],
+            }
+        ),
+    )
+    for contract_role, rel_type in ROLE_TYPES.items():
+        mask = role == contract_role
+        columns = {"src": person_key[mask], "dst": company[mask]}
+        if rel_type == "SHAREHOLDER_OF":
+            columns["share_pct"] = share[mask]
+        part.rel(f"Person-{rel_type}-Company", pd.DataFrame(columns))
+    return part
+
+
+# -- the whole folder -----------------------------------------------------------
+
+
+def build_batch(parts: list[_Part]) -> GraphBatch:
+    """Concatenate the parts of several tables into one batch."""
+    nodes: dict[str, list[pd.DataFrame]] = {}
+    rels: dict[str, list[pd.DataFrame]] = {}
+    for part in parts:
+        for label, frames in part.nodes.items():
+            nodes.setdefault(label, []).extend(frames)
+        for name, frames in part.rels.items():
+            rels.setdefault(name, []).extend(frames)
+    return GraphBatch(
+        nodes={label: _concat(frames) for label, frames in nodes.items()},
+        relationships={name: _concat(frames) for name, frames in rels.items()},
+    )
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    # Object columns of all-None confuse Parquet schemas: keep text as text.
+    return frame
+
+
+def ingest_folder(
+    folder: str | Path,
+    store: GraphStore,
+    rejects_path: str | Path | None = None,
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Ingest the contract tables found in ``folder`` into ``store``.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``applications`` and optionally ``guarantees``, ``contacts``,
+        ``company_roles`` as ``.csv`` (UTF-8/GBK/GB18030) or ``.parquet``.
+    store : GraphStore
+        Embedded or Neo4j.
+    rejects_path : path, optional
+        Where rejected rows go (CSV, UTF-8 with BOM so spreadsheet tools read
+        the hanzi); default ``<folder>/../ringscope_rejects.csv`` is not used:
+        the default is ``./ringscope_rejects.csv``.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    IngestSummary
+    """
+    started = time.perf_counter()
+    folder = Path(folder)
+    summary = IngestSummary(folder=str(folder), store=store.location)
+    if not folder.is_dir():
+        summary.tables.append(TableReport("applications", str(folder), "", error=f"{folder} is not a folder"))
+        return summary
+    files = {tf.table: tf.path for tf in find_tables(folder)}
+    if not files:
+        summary.tables.append(
+            TableReport("applications", str(folder), "", error=f"no contract tables ({', '.join(TABLES)}) in {folder}")
+        )
+        return summary
+
+    def step(stage: str, i: int) -> None:
+        if progress:
+            progress(stage, i, len(files) + 1)
+
+    parts: list[_Part] = []
+    raw_rejects: list[RawReject] = []
+    apps_index = pd.DataFrame({"key": pd.Series([], dtype=object), "borrower_label": [], "borrower_key": []})
+    for i, table in enumerate(t for t in TABLES if t in files):
+        path = files[table]
+        step(f"read {path.name}", i)
+        report = TableReport(table, str(path), "")
+        summary.tables.append(report)
+        try:
+            result = read_table(path)
+        except UnreadableFile as err:
+            report.error = str(err)
+            continue
+        report.encoding = result.encoding
+        frame = result.frame
+        missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
+        report.rows_read = len(frame) + len(result.rejects)
+        raw_rejects.extend(result.rejects)
+        if missing:
+            report.error = f"{path.name}: missing required columns {missing}"
+            report.rows_rejected = report.rows_read
+            raw_rejects.append(RawReject(path.name, 1, report.error))
+            continue
+        if table == "applications":
+            part, apps_index = _applications(frame, path.name)
+        elif table == "contacts":
+            part = _contacts(frame, path.name, apps_index, store)
+        elif table == "guarantees":
+            part = _guarantees(frame, path.name, apps_index, store)
+        else:
+            part = _company_roles(frame, path.name)
+        report.rows_loaded = part.loaded
+        report.rows_rejected = report.rows_read - part.loaded
+        parts.append(part)
+
+    rejects = pd.concat(
+        [pd.DataFrame([r.__dict__ for r in raw_rejects], columns=["source_file", "line", "reason", "content"])
+         .rename(columns={"content": "record"})]
+        + [r for p in parts for r in p.rejects if len(r)],
+        ignore_index=True,
+    )
+    summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
+    if len(rejects):
+        rejects = rejects.sort_values(["source_file", "line"], kind="stable")
+        rejects.to_csv(summary.rejects_path, index=False, encoding="utf-8-sig")
+    else:
+        summary.rejects_path = None
+
+    batch = build_batch(parts)
+    if batch.size():
+        step("write graph", len(files))
+        store.ensure_schema()
+        store.write(batch, progress=progress)
+    summary.counts = store.counts()
+    summary.seconds = time.perf_counter() - started
+    return summary
