@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from graph.model import ROLE_TYPES
 from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
@@ -188,10 +190,20 @@ def _duplicate_keys(frame: pd.DataFrame, key: str, checks: _Checks) -> pd.Series
     same_key = frame[key].duplicated(keep="first") & frame[key].notna()
     if not same_key.any():
         return same_key
+    involved = frame[frame[key].duplicated(keep=False) & frame[key].notna()]
     content = [c for c in frame.columns if c != LINE]
-    exact = frame.duplicated(subset=content, keep="first")
+    exact = pd.Series(False, index=frame.index)
+    exact[involved.index] = involved.duplicated(subset=content, keep="first")
     checks.fail(same_key & ~exact, f"duplicate {key} with different content (first occurrence kept)")
     return same_key & exact
+
+
+def _isin(series: pd.Series, values) -> pd.Series:
+    """``series.isin(values)`` through Arrow's hash set (pandas' is slow on Arrow strings)."""
+    value_set = pa.array(pd.Series(values, dtype="str").dropna().unique().tolist(), type=pa.string())
+    arr = pa.array(series.astype("str").to_numpy(dtype=object, na_value=None), type=pa.string())
+    return pd.Series(pc.fill_null(pc.is_in(arr, value_set=value_set), False).to_numpy(zero_copy_only=False),
+                     index=series.index)
 
 
 # -- applications ---------------------------------------------------------------
@@ -343,7 +355,7 @@ def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame
 def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore) -> pd.DataFrame:
     """Borrower of each referenced application, from this load or the store."""
     wanted = pd.Index(ids.dropna().unique())
-    known = loaded[loaded["key"].isin(wanted)]
+    known = loaded[_isin(loaded["key"], wanted)]
     missing = wanted.difference(pd.Index(known["key"]))
     if len(missing):
         stored = store.node_properties("Application", list(missing), ["borrower_label", "borrower_key"])
@@ -361,7 +373,7 @@ def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Graph
     for column in REQUIRED_COLUMNS["contacts"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~t["application_id"].isin(known.index), "application_id not found in applications")
+    checks.fail(~_isin(t["application_id"], known.index), "application_id not found in applications")
     phones = nz.normalize_phones(t["contact_phone"])
     checks.fail(phones["phone"].isna(), "contact_phone is not a phone number")
     part.rejects.append(_rejects_frame(frame, checks, source))
@@ -398,7 +410,7 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
     kind = t["guarantor_type"].str.lower()
     checks.fail(~kind.isin(["person", "company"]), "guarantor_type must be person or company")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~t["application_id"].isin(known.index), "application_id not found in applications")
+    checks.fail(~_isin(t["application_id"], known.index), "application_id not found in applications")
     ids = nz.normalize_id_numbers(t["guarantor_id"].where(kind == "person"))
     usccs = nz.normalize_uscc(t["guarantor_id"].where(kind == "company"))
     checks.fail((kind == "person") & ids["id_number"].isna(), "guarantor_id is not a resident ID number")

@@ -11,8 +11,10 @@ import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -173,7 +175,6 @@ def _read_csv(path: Path) -> ReadResult:
         )
         return "skip"
 
-    read_options = pacsv.ReadOptions(encoding=_arrow_encoding(encoding), block_size=1 << 24, use_threads=False)
     parse_options = pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=True)
     try:
         names = _header_names(path, encoding)
@@ -183,7 +184,14 @@ def _read_csv(path: Path) -> ReadResult:
             null_values=[""],
             quoted_strings_can_be_null=True,
         )
-        table = pacsv.read_csv(path, read_options=read_options, parse_options=parse_options, convert_options=convert)
+        # Threaded parsing is faster but cannot tell a bad row's line number:
+        # read again single-threaded only when the file has bad rows.
+        for threads in (True, False):
+            bad_rows.clear()
+            read_options = pacsv.ReadOptions(encoding=_arrow_encoding(encoding), block_size=1 << 24, use_threads=threads)
+            table = pacsv.read_csv(path, read_options=read_options, parse_options=parse_options, convert_options=convert)
+            if not bad_rows:
+                break
     except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as err:
         raise UnreadableFile(f"{path.name}: not a readable CSV file ({err})") from err
     frame = table.to_pandas()
@@ -209,19 +217,22 @@ def _header_names(path: Path, encoding: str) -> list[str]:
     return header
 
 
-def _embedded_newlines(frame: pd.DataFrame) -> list[int] | None:
+def _embedded_newlines(frame: pd.DataFrame) -> np.ndarray | None:
     """Per row, how many line breaks its quoted values hold (None if none do)."""
     total = None
     for col in frame.columns:
         series = frame[col]
-        if series.dtype == object or pd.api.types.is_string_dtype(series):
-            counts = series.str.count("\n")
-            if counts.fillna(0).any():
-                total = counts.fillna(0).astype(int) if total is None else total + counts.fillna(0).astype(int)
-    return None if total is None else total.tolist()
+        if not pd.api.types.is_string_dtype(series):
+            continue
+        arr = pa.array(series.to_numpy(dtype=object, na_value=None), type=pa.string()) if series.dtype == object else pa.array(series)
+        if not pc.any(pc.match_substring(arr, "\n")).as_py():
+            continue
+        counts = pc.fill_null(pc.count_substring(arr, "\n"), 0).to_numpy(zero_copy_only=False)
+        total = counts if total is None else total + counts
+    return total
 
 
-def _line_numbers(n_rows: int, skipped_lines: list[int | None], extra: list[int] | None) -> list[int]:
+def _line_numbers(n_rows: int, skipped_lines: list[int | None], extra: np.ndarray | None) -> np.ndarray:
     """First source line of each parsed row (header is line 1).
 
     ``skipped_lines`` are lines the parser rejected; ``extra`` counts line
@@ -229,20 +240,16 @@ def _line_numbers(n_rows: int, skipped_lines: list[int | None], extra: list[int]
 
     Example
     -------
-    >>> _line_numbers(3, [3], None)
+    >>> _line_numbers(3, [3], None).tolist()
     [2, 4, 5]
-    >>> _line_numbers(2, [], [1, 0])
+    >>> _line_numbers(2, [], np.array([1, 0])).tolist()
     [2, 4]
     """
-    skipped = sorted(x for x in skipped_lines if x is not None)
-    lines = []
-    line = 2
-    j = 0
-    for i in range(n_rows):
-        while j < len(skipped) and skipped[j] <= line:
-            if skipped[j] == line:
-                line += 1
-            j += 1
-        lines.append(line)
-        line += 1 + (extra[i] if extra is not None else 0)
+    spans = np.ones(n_rows, dtype=np.int64) if extra is None else 1 + np.asarray(extra, dtype=np.int64)
+    lines = 2 + np.concatenate([[0], np.cumsum(spans)[:-1]]) if n_rows else np.zeros(0, dtype=np.int64)
+    # The j-th skipped line s_j (ascending) pushes a row down when the row,
+    # already pushed by j earlier skips, sits at or after it: s_j - j <= line.
+    skipped = np.array(sorted(x for x in skipped_lines if x is not None), dtype=np.int64)
+    if len(skipped):
+        lines = lines + np.searchsorted(skipped - np.arange(len(skipped)), lines, side="right")
     return lines
