@@ -216,6 +216,11 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
 
 def main() -> None:
     """Console entry point."""
+    import logging
+
+    # The driver logs each retried transient error (a deadlock between two
+    # write batches on a hub node); retries are routine, failures still raise.
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
     cli(prog_name="ringscope")
 
 

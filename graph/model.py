@@ -173,6 +173,9 @@ REL_TYPES: dict[str, RelType] = {
     )
 }
 
+#: temporal properties and their Cypher type (stores keep them typed)
+TEMPORAL_PROPERTIES = {"applied_at": "datetime", "birth_date": "date"}
+
 #: registry role (contract value) → relationship type
 ROLE_TYPES = {
     "legal_rep": "LEGAL_REP_OF",

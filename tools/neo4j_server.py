@@ -1,11 +1,18 @@
 """Build, start and stop the local Neo4j Community 5.26 server for ringscope.
 
     python tools/neo4j_server.py build
-    python tools/neo4j_server.py start [--port 7687] [--data .neo4j-data] [--heap 1g] [--pagecache 512m]
+    python tools/neo4j_server.py start [--port 7687] [--data .neo4j-data] [--heap 1g] [--pagecache 512m] [--no-plugins]
     python tools/neo4j_server.py status|stop [--data .neo4j-data]
 
 The server is the Maven project in ``tools/neo4j`` (Neo4j embedded, Bolt on
-127.0.0.1, auth off). Tests import :func:`start_server` to run their own.
+127.0.0.1, auth off, APOC core + OpenGDS from ``target/plugins``). Tests
+import :func:`start_server` to run their own::
+
+    handle = start_server(port=0, data_dir=tmp, heap="1g", pagecache="256m")
+    ...  # GraphDatabase.driver(handle.uri)
+    handle.stop()
+
+Uses only the standard library, plus the ``neo4j`` driver to check Bolt.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerHandle", "build", "start_server", "stop_server", "free_port"]
+__all__ = ["ServerHandle", "build", "start_server", "stop_server", "free_port", "plugins_dir"]
 
 ROOT = Path(__file__).resolve().parent / "neo4j"
 TARGET = ROOT / "target"
@@ -57,7 +64,8 @@ def _java() -> str:
 
 def _built() -> bool:
     classes = TARGET / "classes" / "ringscope" / "neo4j" / "Launcher.class"
-    if not classes.exists() or not (TARGET / "lib").is_dir():
+    lib = TARGET / "lib"
+    if not classes.exists() or not lib.is_dir() or not any(lib.glob("neo4j-kernel-*.jar")):
         return False
     newest_source = max(p.stat().st_mtime for p in [ROOT / "pom.xml", *ROOT.glob("src/**/*.java")])
     return classes.stat().st_mtime >= newest_source
@@ -70,6 +78,43 @@ def build(force: bool = False) -> None:
     cmd = ["mvn", "-B", "-q", "-f", str(ROOT / "pom.xml"), "package", "-DskipTests"]
     print("building Neo4j launcher:", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
+    # make the freshly built class the newest file, so _built() holds even if
+    # Maven skipped recompiling an unchanged source
+    (TARGET / "classes" / "ringscope" / "neo4j" / "Launcher.class").touch()
+
+
+def plugins_dir() -> Path | None:
+    """``target/plugins`` when the build put APOC/OpenGDS jars there."""
+    d = TARGET / "plugins"
+    return d if d.is_dir() and any(d.glob("*.jar")) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(data: Path) -> int | None:
+    try:
+        return int((data / "neo4j.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _ready_uri(data: Path) -> str | None:
+    """The URI from the READY line of ``DATA/launcher.log``, if printed."""
+    try:
+        for line in (data / "launcher.log").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(READY):
+                return line.split()[1]
+    except (OSError, IndexError):
+        pass
+    return None
 
 
 def free_port() -> int:
@@ -97,15 +142,23 @@ def start_server(
     heap: str = "1g",
     pagecache: str = "512m",
     timeout: float = 180,
+    plugins: bool = True,
 ) -> ServerHandle:
-    """Start Neo4j in the background and wait until Bolt answers.
+    """Start Neo4j in the background (own session, survives this process) and
+    wait until Bolt answers ``verify_connectivity``.
 
-    ``port=0`` picks a free port. Raises ``RuntimeError`` with the server log
-    tail when it does not come up within ``timeout`` seconds.
+    ``port=0`` picks a free port; a busy explicit port is an error. ``heap``
+    sets -Xms/-Xmx, ``pagecache`` Neo4j's page cache. ``plugins=False`` starts
+    without APOC/OpenGDS (faster start-up). Raises ``RuntimeError`` with the
+    log tail when the server does not come up within ``timeout`` seconds.
     """
     build()
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
+    old = _read_pid(data)
+    if old is not None and _pid_alive(old) and _is_launcher(old):
+        raise RuntimeError(f"a Neo4j (pid {old}) already runs on {data}; stop it first")
+    plugin_dir = plugins_dir() if plugins else None
     if port == 0:
         port = free_port()
     elif _port_busy(port):
@@ -117,7 +170,11 @@ def start_server(
         f"-Xmx{heap}",
         *JVM_FLAGS,
         "-cp",
-        f"{TARGET / 'classes'}{os.pathsep}{TARGET / 'lib'}/*",
+        os.pathsep.join(
+            [str(TARGET / "classes"), f"{TARGET / 'lib'}/*"]
+            # plugins must be on the classpath too: OpenGDS's extension is found there
+            + ([f"{plugin_dir}/*", f"{TARGET / 'plugin-lib'}/*"] if plugin_dir else [])
+        ),
         MAIN_CLASS,
         "--port",
         str(port),
@@ -125,6 +182,8 @@ def start_server(
         str(data),
         "--pagecache",
         pagecache,
+        "--plugins",
+        str(plugin_dir or data / "plugins"),
     ]
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(
@@ -134,13 +193,34 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"Neo4j exited with code {process.returncode} during start-up:\n{_log_tail(log)}")
+            debug = data / "logs" / "debug.log"
+            raise RuntimeError(
+                f"Neo4j exited with code {process.returncode} during start-up (log {log}):\n{_log_tail(log)}\n"
+                f"--- {debug} ---\n{_log_tail(debug, 20)}"
+            )
         if READY in log.read_text(encoding="utf-8", errors="replace"):
-            _wait_bolt(uri, deadline)
+            try:
+                _wait_bolt(uri, deadline)
+            except RuntimeError:
+                _kill(process)
+                raise
             return ServerHandle(uri=uri, port=port, data_dir=data, process=process)
         time.sleep(0.3)
+    _kill(process)
+    debug = data / "logs" / "debug.log"
+    raise RuntimeError(
+        f"Neo4j did not become ready within {timeout:.0f} s (log {log}):\n{_log_tail(log)}\n"
+        f"--- {debug} ---\n{_log_tail(debug, 20)}"
+    )
+
+
+def _kill(process: subprocess.Popen) -> None:
     process.terminate()
-    raise RuntimeError(f"Neo4j did not become ready within {timeout:.0f} s:\n{_log_tail(log)}")
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_bolt(uri: str, deadline: float) -> None:
@@ -158,15 +238,42 @@ def _wait_bolt(uri: str, deadline: float) -> None:
     raise RuntimeError(f"Bolt at {uri} did not answer: {last}")
 
 
+def _is_launcher(pid: int) -> bool:
+    """True unless /proc shows that ``pid`` is some other program (stale pid file)."""
+    try:
+        return MAIN_CLASS.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return _pid_alive(pid)  # no /proc: trust the pid file
+
+
+def _gone(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it
+            return True
+    except ChildProcessError:
+        pass
+    return not _pid_alive(pid)
+
+
 def stop_server(data_dir: str | os.PathLike = ".neo4j-data", timeout: float = 60, process=None) -> bool:
-    """Stop the server whose pid file is in ``data_dir``; True if one was stopped."""
+    """SIGTERM the server whose pid file is in ``data_dir`` (or ``process``) and
+    wait for its clean shutdown (SIGKILL after ``timeout`` s). True if one was stopped."""
     data = Path(data_dir).resolve()
     pid_file = data / "neo4j.pid"
-    pid = process.pid if process is not None else None
-    if pid is None and pid_file.exists():
-        pid = int(pid_file.read_text().split()[0])
-    if pid is None:
-        return False
+    if process is not None:
+        if process.poll() is not None:
+            pid_file.unlink(missing_ok=True)
+            return False
+        pid = process.pid
+    else:
+        pid = _read_pid(data)
+        if pid is None:
+            return False
+        if not _is_launcher(pid):
+            pid_file.unlink(missing_ok=True)  # stale: that pid is not our server
+            return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -174,17 +281,14 @@ def stop_server(data_dir: str | os.PathLike = ".neo4j-data", timeout: float = 60
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None:
-            if process.poll() is not None:
-                break
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        if (process.poll() is not None) if process is not None else _gone(pid):
+            break
         time.sleep(0.2)
     else:
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         if process is not None:
             process.wait()
     pid_file.unlink(missing_ok=True)
@@ -198,21 +302,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=".neo4j-data")
     parser.add_argument("--heap", default="1g")
     parser.add_argument("--pagecache", default="512m")
+    parser.add_argument("--no-plugins", action="store_true", help="start without APOC/OpenGDS")
+    parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args(argv)
     if args.command == "build":
         build()
         print(f"launcher built in {TARGET}")
     elif args.command == "start":
-        handle = start_server(args.port, args.data, args.heap, args.pagecache)
-        print(f"Neo4j Community 5.26 ready at {handle.uri} (data {handle.data_dir}, pid {handle.process.pid})")
-        print(f"  ringscope ingest DIR --neo4j {handle.uri}")
-        print(f"  stop with: python tools/neo4j_server.py stop --data {args.data}")
+        try:
+            handle = start_server(
+                args.port, args.data, args.heap, args.pagecache, timeout=args.timeout, plugins=not args.no_plugins
+            )
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(handle.uri)
+        print(
+            f"Neo4j Community 5.26 ready at {handle.uri} (data {handle.data_dir}, pid {handle.process.pid}); "
+            f"stop with: python tools/neo4j_server.py stop --data {args.data}",
+            file=sys.stderr,
+        )
     elif args.command == "stop":
         print("stopped" if stop_server(args.data) else "no server running")
     else:
-        pid_file = Path(args.data) / "neo4j.pid"
-        up = _port_busy(args.port)
-        print(f"bolt://127.0.0.1:{args.port} {'answers' if up else 'is closed'}; pid file {'present' if pid_file.exists() else 'absent'}")
+        data = Path(args.data).resolve()
+        pid = _read_pid(data)
+        running = pid is not None and _pid_alive(pid) and _is_launcher(pid)
+        uri = _ready_uri(data) if running else None
+        if uri is None and running:
+            print(f"starting (pid {pid}, data {data})")
+            return 1
+        if not running:
+            print(f"not running (data {data})")
+            return 3
+        port = int(uri.rsplit(":", 1)[1])
+        up = _port_busy(port)
+        print(f"running: {uri} (pid {pid}, data {data}); Bolt {'answers' if up else 'does not answer'}")
         return 0 if up else 1
     return 0
 

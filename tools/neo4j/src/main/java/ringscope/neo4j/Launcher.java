@@ -23,9 +23,19 @@ import org.neo4j.io.ByteUnit;
  *
  * <p>Arguments: {@code --port N} (default 7687, or RINGSCOPE_NEO4J_PORT),
  * {@code --data DIR} (default ./.neo4j-data), {@code --pagecache 512m},
- * {@code --plugins DIR}. Heap is the JVM's own -Xms/-Xmx.
- * Prints {@code RINGSCOPE_NEO4J_READY bolt://127.0.0.1:PORT} once Bolt answers
- * and shuts down cleanly on SIGTERM/SIGINT.
+ * {@code --plugins DIR} (default: the {@code plugins} folder beside the
+ * launcher's {@code classes} folder, i.e. {@code target/plugins} when the
+ * Maven build put APOC/OpenGDS there, else {@code DATA/plugins}).
+ * The heap is the JVM's own: the caller sets it with -Xms/-Xmx.
+ *
+ * <p>Prints {@code RINGSCOPE_NEO4J_READY bolt://127.0.0.1:PORT} to stdout once
+ * the default database commits a transaction (Bolt is started before that),
+ * writes {@code DATA/neo4j.pid}, and shuts down cleanly on SIGTERM/SIGINT.
+ * Neo4j's own logs go to {@code DATA/logs} (debug.log), not stdout.
+ *
+ * <p>Plugin jars must also be on the JVM classpath (as the Neo4j server's own
+ * start script does with {@code plugins/*}): OpenGDS registers its procedure
+ * facade through an extension that Neo4j finds only on the classpath.
  */
 public final class Launcher {
 
@@ -52,6 +62,9 @@ public final class Launcher {
         data = data.toAbsolutePath();
         Files.createDirectories(data);
         if (plugins == null) {
+            plugins = bundledPlugins();
+        }
+        if (plugins == null) {
             plugins = data.resolve("plugins");
         }
         Files.createDirectories(plugins);
@@ -68,11 +81,17 @@ public final class Launcher {
                 .setConfig(GraphDatabaseSettings.transaction_timeout, java.time.Duration.ofMinutes(30))
                 .build();
 
+        Path pidFile = data.resolve("neo4j.pid");
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
                 service.shutdown();
             } finally {
+                try {
+                    Files.deleteIfExists(pidFile);
+                } catch (IOException ignored) {
+                    // best effort
+                }
                 stopped.countDown();
             }
         }, "ringscope-neo4j-shutdown"));
@@ -81,9 +100,29 @@ public final class Launcher {
         // The database is usable when a trivial transaction commits.
         db.executeTransactionally("RETURN 1");
         writePid(data);
+        System.err.println("ringscope-neo4j: data " + data + ", plugins " + plugins.toAbsolutePath()
+                + ", page cache " + pagecache + ", max heap " + (Runtime.getRuntime().maxMemory() >> 20) + " MiB");
         System.out.println("RINGSCOPE_NEO4J_READY bolt://127.0.0.1:" + port);
         System.out.flush();
         stopped.await();
+    }
+
+    /** {@code target/plugins} when running from {@code target/classes} and it holds jars. */
+    private static Path bundledPlugins() {
+        try {
+            Path classes = Path.of(Launcher.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            Path candidate = classes.getParent().resolve("plugins");
+            if (Files.isDirectory(candidate)) {
+                try (var jars = Files.list(candidate)) {
+                    if (jars.anyMatch(p -> p.toString().endsWith(".jar"))) {
+                        return candidate;
+                    }
+                }
+            }
+        } catch (Exception ignored) {
+            // fall back to DATA/plugins
+        }
+        return null;
     }
 
     private static String need(String flag, String value) {
