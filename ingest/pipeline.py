@@ -572,9 +572,7 @@ def build_batch(parts: list[_Part]) -> GraphBatch:
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-    # Object columns of all-None confuse Parquet schemas: keep text as text.
-    return frame
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 def ingest_folder(
@@ -594,8 +592,8 @@ def ingest_folder(
         Embedded or Neo4j.
     rejects_path : path, optional
         Where rejected rows go (CSV, UTF-8 with BOM so spreadsheet tools read
-        the hanzi); default ``<folder>/../ringscope_rejects.csv`` is not used:
-        the default is ``./ringscope_rejects.csv``.
+        the hanzi); default ``./ringscope_rejects.csv``. Not written when
+        every row loads.
     progress : callable, optional
         ``progress(stage, done, total)``.
 

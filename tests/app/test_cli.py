@@ -99,3 +99,39 @@ def test_killed_ingest_rerun_equals_one_clean_run(tmp_path):
         pd_testing = pytest.importorskip("pandas.testing")
         pd_testing.assert_frame_equal(a.drop(columns=[c for c in a.columns if c == "source_line"]),
                                       b.drop(columns=[c for c in b.columns if c == "source_line"]))
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_killed_neo4j_ingest_rerun_equals_one_clean_run(tmp_path, neo4j_driver, neo4j_uri):
+    from ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    data = tmp_path / "data"
+    generate_portfolio(GeneratorConfig(applications=8_000, seed=4), data)
+    clean = tmp_path / "clean"
+    proc = _ringscope("ingest", str(data), "--store", str(clean), "--quiet", "--rejects", str(tmp_path / "r1.csv"))
+    proc.communicate(timeout=300)
+    expected = EmbeddedStore(clean).counts()  # both stores agree on counts (tested elsewhere)
+
+    def applications() -> int:
+        records, _, _ = neo4j_driver.execute_query("MATCH (a:Application) RETURN count(a) AS c", database_="neo4j")
+        return records[0]["c"]
+
+    proc = _ringscope("ingest", str(data), "--neo4j", neo4j_uri, "--quiet", "--rejects", str(tmp_path / "r2.csv"))
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None and applications() == 0:
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    from graph.neo4j_store import Neo4jStore
+
+    store = Neo4jStore(neo4j_uri)
+    try:
+        assert store.counts() != expected  # the kill really left a partial graph
+        proc = _ringscope("ingest", str(data), "--neo4j", neo4j_uri, "--quiet", "--rejects", str(tmp_path / "r3.csv"))
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert store.counts() == expected
+    finally:
+        store.close()
