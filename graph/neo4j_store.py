@@ -19,7 +19,7 @@ from graph.store import GraphBatch, GraphCounts, Progress
 
 __all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query"]
 
-DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_BATCH_SIZE = 20_000
 
 CREATE_KEY_CONSTRAINT = {
     label: f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE n.key IS UNIQUE"
@@ -134,7 +134,7 @@ class Neo4jStore:
         auth: tuple[str, str] | None = None,
         database: str = "neo4j",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        workers: int = 2,
+        workers: int = 3,
     ) -> None:
         import os
 

@@ -1,11 +1,11 @@
-"""A labeled synthetic lending portfolio: the demo's, the tests' and the benchmarks' data."""
+"""A labeled synthetic lending portfolio: the demo's, the tests' and the benchmarks' data.
 
-from ingest.synthetic.generator import (
-    HARD_NEGATIVES,
-    TYPOLOGIES,
-    GenerationSummary,
-    GeneratorConfig,
-    generate_portfolio,
-)
+>>> from ingest.synthetic import GeneratorConfig, generate_portfolio
+>>> sorted(GeneratorConfig().rates)[:2]
+['broker_ring', 'cashflow_inconsistency']
+"""
+
+from ingest.synthetic.config import HARD_NEGATIVES, TYPOLOGIES, GenerationSummary, GeneratorConfig
+from ingest.synthetic.generator import generate_portfolio
 
 __all__ = ["GeneratorConfig", "GenerationSummary", "generate_portfolio", "TYPOLOGIES", "HARD_NEGATIVES"]

@@ -11,36 +11,46 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from faker.providers.person.zh_CN import Provider as _FakerPerson
 
-__all__ = ["Regions", "regions", "SURNAMES", "SURNAME_WEIGHTS", "GIVEN_CHARS", "TRADITIONAL", "BUSINESS_TYPES",
-           "BRAND_CHARS", "EMPLOYERS", "ROADS", "MOBILE_PREFIXES", "EMAIL_DOMAINS"]
+__all__ = ["Regions", "regions", "SURNAMES", "SURNAME_WEIGHTS", "GIVEN_MALE", "GIVEN_FEMALE", "GIVEN_CHARS",
+           "TRADITIONAL", "HOMOPHONES", "BUSINESS_TYPES", "SMALL_SHOPS", "BRAND_CHARS", "EMPLOYERS", "BIG_EMPLOYERS",
+           "ROADS", "COMMUNITIES", "MOBILE_PREFIXES", "EMAIL_DOMAINS", "RELATIONS_FAMILY", "RELATIONS_OTHER",
+           "OFFICE_TOWERS", "CARD_BINS"]
 
-# The most common surnames with rough population shares (percent).
-_SURNAMES = (
-    "王7.1 李7.0 张6.7 刘5.4 陈4.5 杨3.1 黄2.2 赵2.1 吴2.0 周1.9 徐1.3 孙1.3 马1.2 朱1.1 胡1.0 郭1.0 何0.9 "
-    "高0.9 林0.9 罗0.8 郑0.8 梁0.8 谢0.6 宋0.6 唐0.6 许0.6 韩0.5 冯0.5 邓0.5 曹0.5 彭0.5 曾0.5 肖0.5 田0.4 "
-    "董0.4 袁0.4 潘0.4 于0.4 蒋0.4 蔡0.4 余0.4 杜0.4 叶0.4 程0.4 苏0.3 魏0.3 吕0.3 丁0.3 任0.3 沈0.3 姚0.3 "
-    "卢0.3 姜0.3 崔0.3 钟0.3 谭0.3 陆0.3 汪0.3 范0.3 金0.3 石0.3 廖0.3 贾0.2 夏0.2 韦0.2 付0.2 方0.2 白0.2 "
-    "邹0.2 孟0.2 熊0.2 秦0.2 邱0.2 江0.2 尹0.2 薛0.2 闫0.2 段0.2 雷0.2 侯0.2 龙0.2 史0.2 陶0.2 黎0.2 贺0.2 "
-    "顾0.2 毛0.2 郝0.2 龚0.2 邵0.2 万0.2 钱0.2 严0.1 覃0.1 武0.1 戴0.1 莫0.1 孔0.1 单0.05 欧阳0.05 司马0.02"
-)
-SURNAMES = np.array([s.rstrip("0123456789.") for s in _SURNAMES.split()])
-SURNAME_WEIGHTS = np.array([float(s.lstrip("".join(SURNAMES[i]))) for i, s in enumerate(_SURNAMES.split())])
+# Surnames with their population shares and gendered given names (1-2
+# characters) from Faker's zh_CN person provider: plain data lists, drawn from
+# with numpy so a million names cost one vectorised pick.
+SURNAMES = np.array(list(_FakerPerson.last_names.keys()))
+SURNAME_WEIGHTS = np.array(list(_FakerPerson.last_names.values()), dtype=float)
 SURNAME_WEIGHTS = SURNAME_WEIGHTS / SURNAME_WEIGHTS.sum()
+GIVEN_MALE = np.array(sorted(set(_FakerPerson.first_names_male)))
+GIVEN_FEMALE = np.array(sorted(set(_FakerPerson.first_names_female)))
+#: single characters for building further two-character given names
+GIVEN_CHARS = np.array(sorted(set("".join(_FakerPerson.first_names))))
 
-GIVEN_CHARS = np.array(list(
-    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国建华志强海燕红梅玉兰晓东小红文斌鹏飞春梅"
-    "宇浩然子轩欣怡梓涵思远俊杰雨萱一诺嘉怡佳琪婷婷雪梅立新永刚凤英金凤淑珍光明卫东晨阳"
-))
-
-# A small traditional table for the mess: common surname and name characters.
+# A small simplified -> traditional table for the mess: common surname, name
+# and address characters (enough that 张伟 becomes 張偉 and 广东省 廣東省).
 TRADITIONAL = str.maketrans({
     "张": "張", "陈": "陳", "刘": "劉", "杨": "楊", "黄": "黃", "赵": "趙", "吴": "吳", "孙": "孫", "马": "馬",
-    "郑": "鄭", "谢": "謝", "罗": "羅", "梁": "樑", "韩": "韓", "冯": "馮", "邓": "鄧", "萧": "蕭", "叶": "葉",
-    "苏": "蘇", "钟": "鍾", "伟": "偉", "丽": "麗", "军": "軍", "涛": "濤", "华": "華", "国": "國", "东": "東",
-    "红": "紅", "兰": "蘭", "凤": "鳳", "飞": "飛", "鹏": "鵬", "龙": "龍", "区": "區", "号": "號", "楼": "樓",
-    "门": "門", "广": "廣", "圳": "圳", "市": "市", "贸": "貿", "电": "電", "业": "業", "门": "門", "单": "單",
-    "园": "園", "汇": "匯", "庆": "慶", "宁": "寧", "宝": "寶", "达": "達", "发": "發", "兴": "興", "财": "財",
+    "郑": "鄭", "谢": "謝", "罗": "羅", "韩": "韓", "冯": "馮", "邓": "鄧", "萧": "蕭", "叶": "葉", "许": "許",
+    "苏": "蘇", "钟": "鍾", "卢": "盧", "蒋": "蔣", "陆": "陸", "龚": "龔", "贾": "賈", "顾": "顧",
+    "伟": "偉", "丽": "麗", "军": "軍", "涛": "濤", "华": "華", "国": "國", "东": "東", "红": "紅", "兰": "蘭",
+    "凤": "鳳", "飞": "飛", "鹏": "鵬", "龙": "龍", "区": "區", "号": "號", "楼": "樓", "门": "門", "广": "廣",
+    "贸": "貿", "电": "電", "业": "業", "单": "單", "园": "園", "汇": "匯", "庆": "慶", "宁": "寧", "宝": "寶",
+    "达": "達", "发": "發", "兴": "興", "财": "財", "荣": "榮", "强": "強", "刚": "剛", "辉": "輝", "静": "靜",
+    "丰": "豐", "县": "縣", "镇": "鎮", "乡": "鄉", "栋": "棟", "层": "層",
+    "长": "長", "阳": "陽", "湾": "灣", "汉": "漢", "辽": "遼", "云": "雲", "贵": "貴",
+})
+# Typos as they happen in typing: a character swapped for a same-sounding or
+# similar-looking one (pinyin input picks the wrong candidate).
+HOMOPHONES = str.maketrans({
+    "伟": "玮", "玮": "伟", "静": "晶", "丽": "莉", "莉": "丽", "华": "化", "明": "铭", "军": "君", "红": "宏",
+    "宏": "红", "杰": "洁", "洁": "杰", "涛": "韬", "斌": "彬", "彬": "斌", "峰": "锋", "锋": "峰", "磊": "垒",
+    "娟": "绢", "燕": "艳", "艳": "燕", "平": "萍", "萍": "平", "建": "健", "健": "建", "勇": "永", "永": "勇",
+    "芳": "方", "霞": "侠", "婷": "亭", "浩": "皓", "宇": "雨", "林": "琳", "琳": "林", "晨": "辰", "辰": "晨",
+    "鑫": "新", "欣": "馨", "佳": "嘉", "嘉": "佳", "海": "凯", "鹏": "朋", "飞": "菲", "秀": "琇", "英": "瑛",
+    "路": "露", "号": "吴", "栋": "冻", "园": "圆", "城": "成",
 })
 
 # (industry word, plausible monthly revenue range in CNY, business loan amount range)
@@ -78,6 +88,12 @@ MOBILE_PREFIXES = np.array(["130", "131", "132", "133", "135", "136", "137", "13
                             "153", "155", "156", "157", "158", "159", "166", "173", "175", "176", "177", "180",
                             "181", "182", "183", "185", "186", "187", "188", "189", "191", "198", "199"])
 EMAIL_DOMAINS = np.array(["qq.com", "163.com", "126.com", "sina.com", "139.com", "foxmail.com", "outlook.com"])
+# UnionPay debit BINs of the big banks (工行, 建行, 农行, 中行, 招行, 邮储 ...)
+CARD_BINS = np.array(["621700", "622202", "622848", "621661", "622588", "621799", "622262", "621483", "623668",
+                      "621226", "622700", "621098"])
+#: buildings where registration agents house hundreds of small firms
+OFFICE_TOWERS = ("深圳市南山区科技园科苑路15号科兴科学园", "上海市浦东新区张江高科碧波路690号创业大厦",
+                 "杭州市西湖区文三路90号东部软件园", "广州市天河区体育西路103号维多利广场")
 RELATIONS_FAMILY = np.array(["spouse", "parent", "sibling", "child"])
 RELATIONS_OTHER = np.array(["friend", "colleague", "friend", "colleague", "other"])
 

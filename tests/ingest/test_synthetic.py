@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from stdnum.cn import ric, uscc
 
-from ingest.normalize import normalize_addresses, normalize_phones
+from ingest.normalize import normalize_addresses, normalize_id_numbers, normalize_phones
 from ingest.pipeline import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from ingest.synthetic import HARD_NEGATIVES, TYPOLOGIES, GeneratorConfig, generate_portfolio
 
@@ -111,6 +111,41 @@ def test_identity_ring_members_share_an_identifier(portfolio):
             assert shares, member["application_id"]
 
 
+def test_every_ring_is_linked_by_what_its_typology_shares(portfolio):
+    """Members of each planted ring share the typology's identifier with another member."""
+    _, _, t = portfolio
+    apps = t["applications"].drop_duplicates("application_id").merge(t["truth"], on="application_id")
+    contacts = t["contacts"].merge(apps[["application_id", "ring_id"]], on="application_id")
+    phone_key = normalize_phones(contacts["contact_phone"])["phone"]
+    contacts = contacts.assign(phone_key=phone_key)
+    applicant_phones = set(normalize_phones(apps["applicant_phone"])["phone"].dropna())
+    checks = {
+        "device_farm": lambda r: r["ip"].str.rsplit(".", n=1).str[0].nunique() == 1 and r["device_id"].nunique() <= 3,
+        "broker_ring": lambda r: r["agent_id"].nunique() == 1 and r["channel"].eq("agent").all(),
+        "synthetic_identity": lambda r: normalize_id_numbers(r["applicant_id_number"])["id_number"].str[:15].nunique() == 1,
+        "contact_loop": lambda r: set(contacts.loc[contacts["ring_id"] == r.name, "phone_key"]) & applicant_phones,
+    }
+    for typology, check in checks.items():
+        rings = apps[apps["typology"] == typology].groupby("ring_id")
+        assert rings.ngroups > 0, typology
+        for ring_id, ring in rings:
+            ring.name = ring_id
+            assert check(ring), (typology, ring_id)
+
+
+def test_planted_fraud_is_not_marked_in_the_data(portfolio):
+    """No column gives fraud away on its own: agent ids, channels, id order look like the honest book's."""
+    _, _, t = portfolio
+    apps = t["applications"].drop_duplicates("application_id").merge(t["truth"], on="application_id")
+    brokers = apps.loc[apps["typology"] == "broker_ring", "agent_id"]
+    honest_agents = apps.loc[(apps["typology"] == "") & (apps["agent_id"] != ""), "agent_id"]
+    assert set(brokers) <= set(honest_agents) or brokers.str.len().eq(honest_agents.str.len().iloc[0]).all()
+    # application ids follow submission time for everyone, bursts included
+    valid = apps[apps["applied_at"].str.match(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")]
+    ordered = valid.sort_values("application_id")["applied_at"]
+    assert ordered.is_monotonic_increasing
+
+
 def test_guarantee_circles_are_directed_cycles(portfolio):
     _, _, t = portfolio
     apps = t["applications"].drop_duplicates("application_id").set_index("application_id")
@@ -133,6 +168,15 @@ def test_hard_negatives_present_and_honest(portfolio):
     for kind in HARD_NEGATIVES:
         assert (truth["hard_negative"] == kind).sum() > 0, kind
     assert (truth.loc[truth["hard_negative"] != "", "typology"] == "").all()
+    assert (truth.loc[truth["hard_negative"] != "", "is_fraud"].astype(int) == 0).all()
+    apps = t["applications"].drop_duplicates("application_id").merge(truth, on="application_id")
+    labeled = apps[(apps["hard_negative"] != "") & (apps["label"] != "")]
+    assert (labeled["label"] == "good").mean() > 0.9  # honest: at most the base default rate
+    families = apps[apps["hard_negative"] == "family"]
+    assert families["applicant_address"].duplicated().sum() > 0 and families["ip"].duplicated().sum() > 0
+    towers = apps[apps["hard_negative"] == "office_tower"]["company_address"].str.extract(r"^(.*?[园厦场])")[0]
+    assert towers.value_counts().iloc[0] > 10  # many firms in one building
+    assert apps[apps["hard_negative"] == "busy_agent"]["agent_id"].value_counts().iloc[0] > 30
     nat = t["applications"].merge(truth, on="application_id").query("hard_negative == 'carrier_nat'")
     assert nat["ip"].value_counts().iloc[0] > 20  # one IP shared by many honest people
 
@@ -144,8 +188,14 @@ def test_broken_rows_are_present_and_listed(portfolio):
     duplicated = apps["application_id"].duplicated(keep=False)
     listed_dups = t["broken"].query("reason.str.startswith('duplicate')", engine="python")
     assert set(listed_dups["application_id"]) == set(apps.loc[duplicated, "application_id"])
-    missing_amount = t["broken"].query("reason == 'missing amount'", engine="python")["application_id"]
-    assert (apps.set_index("application_id").loc[missing_amount, "amount"] == "").all()
+    for _, row in t["broken"].iterrows():
+        line = apps.iloc[int(row["line"]) - 2]  # line 1 is the header
+        assert line["application_id"] == row["application_id"]
+        if row["reason"].startswith("missing required value: "):
+            assert line[row["reason"].split(": ")[1]] == ""
+        elif row["reason"] == "bad amount":
+            assert not line["amount"].lstrip("-").isdigit() or int(line["amount"]) <= 0
+    assert len(set(t["broken"]["reason"].str.split(":").str[0])) >= 3
 
 
 def test_labels_only_for_old_applications(portfolio):
@@ -166,6 +216,22 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, portfolio):
     other = tmp_path / "other"
     generate_portfolio(GeneratorConfig(applications=N, seed=43), other)
     assert _sha(other) != _sha(out)
+
+
+def test_summary_lists_what_it_wrote(portfolio):
+    out, summary, t = portfolio
+    for name, path in summary.paths.items():
+        assert (out / f"{name}.csv").exists() and path.endswith(f"{name}.csv")
+    assert summary.row_counts["applications"] == len(t["applications"])
+    assert summary.rings["identity_ring"] == (t["rings"]["typology"] == "identity_ring").sum() > 0
+
+
+def test_parquet_output_has_the_same_columns(tmp_path):
+    out = tmp_path / "pq"
+    summary = generate_portfolio(GeneratorConfig(applications=400, seed=3, file_format="parquet"), out)
+    apps = pd.read_parquet(out / "applications.parquet")
+    assert len(apps) == summary.row_counts["applications"]
+    assert list(apps.columns) == list(REQUIRED_COLUMNS["applications"]) + list(OPTIONAL_COLUMNS["applications"])
 
 
 def test_gb18030_output_is_gb18030(tmp_path):

@@ -1,0 +1,151 @@
+"""What the generator is asked for (`GeneratorConfig`) and what it reports back
+(`GenerationSummary`), plus the constants every module shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "GeneratorConfig",
+    "GenerationSummary",
+    "TYPOLOGIES",
+    "HARD_NEGATIVES",
+    "ENCODINGS",
+    "APPLICATION_COLUMNS",
+    "GUARANTEE_COLUMNS",
+    "CONTACT_COLUMNS",
+    "ROLE_COLUMNS",
+    "START",
+    "END",
+    "LABEL_CUTOFF",
+]
+
+TYPOLOGIES = (
+    "identity_ring",
+    "device_farm",
+    "synthetic_identity",
+    "contact_loop",
+    "broker_ring",
+    "guarantee_circle",
+    "cashflow_inconsistency",
+)
+HARD_NEGATIVES = ("family", "repeat_borrower", "office_tower", "carrier_nat", "big_employer", "busy_agent")
+ENCODINGS = ("utf-8", "utf-8-sig", "gbk", "gb18030")
+
+#: two years of applications; outcomes are known for those older than ~6 months
+START = np.datetime64("2024-11-01")
+END = np.datetime64("2026-11-01")  # exclusive
+LABEL_CUTOFF = np.datetime64("2026-05-01")
+
+# The data contract's columns, required first, optional after (DATA_CONTRACT.md).
+APPLICATION_COLUMNS = (
+    "application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
+    "applicant_address", "term_months", "product", "channel", "agent_id", "company_name", "company_uscc",
+    "company_address", "employer_name", "bank_account", "device_id", "ip", "email", "declared_monthly_revenue",
+    "declared_monthly_income", "label",
+)
+GUARANTEE_COLUMNS = ("application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount")
+CONTACT_COLUMNS = ("application_id", "contact_name", "contact_phone", "relation")
+ROLE_COLUMNS = ("company_uscc", "company_name", "person_name", "person_id_number", "role", "share_pct")
+
+# config field -> typology it switches
+_RATE_FIELDS = {
+    "identity_rings": "identity_ring",
+    "device_farms": "device_farm",
+    "synthetic_identities": "synthetic_identity",
+    "contact_loops": "contact_loop",
+    "broker_rings": "broker_ring",
+    "guarantee_circles": "guarantee_circle",
+    "cashflow_inconsistency": "cashflow_inconsistency",
+}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What to generate.
+
+    Each typology has its own rate, the share of applications planted with it
+    (for ``guarantee_circles``: the share of business borrowers in 互保圈);
+    0 switches it off. ``mess_rate`` is the share of application rows with
+    formatting mess, ``broken_row_rate`` the share that break the contract.
+
+    Example
+    -------
+    >>> GeneratorConfig(applications=1_000, device_farms=0.0).rates["device_farm"]
+    0.0
+    >>> GeneratorConfig(applications=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'applications' parameter of GeneratorConfig must be an int >= 10. Got 3 instead.
+    """
+
+    applications: int = 20_000
+    seed: int = 7
+    encoding: str = "utf-8"
+    file_format: str = "csv"
+    mess_rate: float = 0.08
+    broken_row_rate: float = 0.002
+    identity_rings: float = 0.02
+    device_farms: float = 0.01
+    synthetic_identities: float = 0.005
+    contact_loops: float = 0.005
+    broker_rings: float = 0.01
+    guarantee_circles: float = 0.01
+    cashflow_inconsistency: float = 0.01
+    hard_negatives: bool = True
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> None:
+            raise ValueError(
+                f"The {name!r} parameter of GeneratorConfig must be {expected}. Got {getattr(self, name)!r} instead."
+            )
+
+        # bool is an int subclass: reject it explicitly
+        if not isinstance(self.applications, int) or isinstance(self.applications, bool) or self.applications < 10:
+            bad("applications", "an int >= 10")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            bad("seed", "an int >= 0")
+        if self.encoding not in ENCODINGS:
+            bad("encoding", "one of " + ", ".join(map(repr, ENCODINGS)))
+        if self.file_format not in ("csv", "parquet"):
+            bad("file_format", "'csv' or 'parquet'")
+        if not isinstance(self.hard_negatives, bool):
+            bad("hard_negatives", "a bool")
+        for name in ("mess_rate", "broken_row_rate", *_RATE_FIELDS):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 0.2:
+                bad(name, "a float in [0, 0.2]")
+        if self.fraud_share > 0.5:
+            raise ValueError(
+                f"The typology rates of GeneratorConfig must add up to <= 0.5. Got {self.fraud_share:g} instead."
+            )
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Typology name -> planted rate."""
+        return {typology: float(getattr(self, name)) for name, typology in _RATE_FIELDS.items()}
+
+    @property
+    def fraud_share(self) -> float:
+        return sum(self.rates.values())
+
+
+@dataclass
+class GenerationSummary:
+    """What `generate_portfolio` wrote.
+
+    ``paths`` maps table names (and ``truth/...``) to files; ``row_counts``
+    counts data rows per contract table (duplicated broken rows included);
+    ``planted`` counts applications per typology, ``hard_negatives`` per kind.
+    """
+
+    out_dir: str
+    paths: dict[str, str] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    planted: dict[str, int] = field(default_factory=dict)
+    rings: dict[str, int] = field(default_factory=dict)
+    hard_negatives: dict[str, int] = field(default_factory=dict)
+    broken_rows: int = 0
+    seconds: float = 0.0

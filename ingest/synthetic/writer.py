@@ -1,0 +1,153 @@
+"""Turn the book into the four contract tables plus truth/, and write them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ingest.synthetic import people as P
+from ingest.synthetic import pools
+from ingest.synthetic.book import Book
+from ingest.synthetic.config import (
+    APPLICATION_COLUMNS,
+    CONTACT_COLUMNS,
+    GUARANTEE_COLUMNS,
+    ROLE_COLUMNS,
+    GenerationSummary,
+)
+
+__all__ = ["assemble", "write"]
+
+
+def _money(values: np.ndarray) -> np.ndarray:
+    """Whole yuan as text, '' where missing."""
+    v = np.asarray(values, dtype=float)
+    return np.where(np.isnan(v), "", np.char.mod("%.0f", np.nan_to_num(v)))
+
+
+def assemble(book: Book) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
+    """Contract tables and truth as text frames; application ids follow submission time.
+
+    Returns the tables and ``order`` (book row of each output row), so that
+    per-row flags can follow.
+    """
+    c = book.cols
+    # ids are issued in submission order, after every burst was planted, so
+    # an id never betrays a moved time
+    order = np.argsort(c["applied_at"], kind="stable")
+    rank = np.empty(book.n, dtype=np.int64)
+    rank[order] = np.arange(book.n)
+    ids = np.char.add("AP", np.char.zfill((rank + 1).astype(str), 8)).astype(object)
+
+    data = {col: c[col] for col in APPLICATION_COLUMNS if col in c}
+    data["application_id"] = ids
+    data["applied_at"] = P.fmt_times(c["applied_at"])
+    for col in ("amount", "declared_monthly_revenue", "declared_monthly_income"):
+        data[col] = _money(c[col])
+    data["term_months"] = c["term_months"].astype(str)
+    applications = pd.DataFrame({col: np.asarray(data[col])[order] for col in APPLICATION_COLUMNS})
+
+    def by_row(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+        frame = pd.concat(frames, ignore_index=True)
+        frame = frame.iloc[np.argsort(rank[frame["row"].to_numpy()], kind="stable")]
+        frame.insert(0, "application_id", ids[frame.pop("row").to_numpy()])
+        return frame.reset_index(drop=True)[list(columns)]
+
+    contacts = by_row(book.contacts, CONTACT_COLUMNS)
+    guarantees = by_row(book.guarantees, GUARANTEE_COLUMNS)
+    guarantees["amount"] = _money(guarantees["amount"].to_numpy(dtype=float))
+    truth = pd.DataFrame({
+        "application_id": ids,
+        "is_fraud": (book.typology != "").astype(int),
+        "typology": book.typology,
+        "ring_id": book.ring_id,
+        "hard_negative": book.hard_negative,
+    }).iloc[order].reset_index(drop=True)
+    tables = {"applications": applications, "guarantees": guarantees, "contacts": contacts,
+              "company_roles": _company_roles(book), "truth": truth}
+    return tables, order
+
+
+def _company_roles(book: Book) -> pd.DataFrame:
+    """The registry: each firm's legal representative (the applicant) and 0–3 other shareholders."""
+    rng, c = book.rng, book.cols
+    biz = np.flatnonzero(c["business"])
+    biz = biz[~pd.Series(c["company_uscc"][biz]).duplicated().to_numpy()]  # a firm once, however many loans
+    biz = biz[np.argsort(c["applied_at"][biz], kind="stable")]
+    k = rng.choice([0, 1, 2, 3], size=len(biz), p=[0.3, 0.4, 0.2, 0.1])
+    # the legal rep holds most of the firm; the others split at most the rest
+    rep_share = np.where(k == 0, 100.0, np.round(rng.uniform(34, 90, len(biz)), 1))
+    reps = pd.DataFrame({
+        "company_uscc": c["company_uscc"][biz], "company_name": c["company_name"][biz],
+        "person_name": c["applicant_name"][biz], "person_id_number": c["applicant_id_number"][biz],
+        "role": "legal_rep", "share_pct": np.char.mod("%.1f", rep_share), "_firm": np.arange(len(biz)), "_k": 0,
+    })
+    owner = np.repeat(np.arange(len(biz)), k)
+    m = len(owner)
+    rest = 100.0 - rep_share[owner]
+    share = np.floor(rest / k[owner] * rng.uniform(0.5, 1.0, m) * 10) / 10  # sums stay <= 100
+    r = pools.regions()
+    region = c["region_idx"][biz][owner]
+    male = rng.random(m) < 0.55
+    surname, given = P.names(rng, male)
+    birth = np.datetime64("2026-01-01") - rng.integers(25 * 365, 65 * 365, m).astype("timedelta64[D]")
+    holders = pd.DataFrame({
+        "company_uscc": c["company_uscc"][biz][owner], "company_name": c["company_name"][biz][owner],
+        "person_name": P.cat(surname, given),
+        "person_id_number": np.where(rng.random(m) < 0.8, P.resident_ids(rng, r.codes[region], birth, male), ""),
+        "role": np.where(rng.random(m) < 0.85, "shareholder", P.pick(rng, ["director", "supervisor"], m)),
+        "share_pct": np.char.mod("%.1f", share), "_firm": owner, "_k": 1,
+    })
+    holders.loc[holders["role"] != "shareholder", "share_pct"] = ""
+    roles = pd.concat([reps, holders], ignore_index=True).sort_values(["_firm", "_k"], kind="stable")
+    return roles[list(ROLE_COLUMNS)].reset_index(drop=True)
+
+
+def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out: Path) -> GenerationSummary:
+    """Write the contract tables (CSV in the configured encoding, or Parquet) and truth/ (UTF-8 CSV)."""
+    config = book.config
+    truth_dir = out / "truth"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    summary = GenerationSummary(out_dir=str(out))
+    for name in ("applications", "guarantees", "contacts", "company_roles"):
+        frame = tables[name]
+        if config.file_format == "parquet":
+            path = out / f"{name}.parquet"
+            table = pa.Table.from_pandas(frame.replace("", None), preserve_index=False)
+            pq.write_table(table, path)
+        else:
+            path = out / f"{name}.csv"
+            write_csv(frame, path, config.encoding)
+        summary.paths[name] = str(path)
+        summary.row_counts[name] = len(frame)
+    truth = tables["truth"]
+    rings = pd.concat(book.rings, ignore_index=True) if book.rings else pd.DataFrame(
+        columns=["ring_id", "typology", "size", "shared"])
+    circles = pd.concat(book.circles, ignore_index=True) if book.circles else pd.DataFrame(
+        columns=["circle_id", "members", "cycle_length"])
+    for name, frame in (("applications", truth), ("rings", rings), ("guarantee_circles", circles),
+                        ("broken_rows", broken)):
+        path = truth_dir / f"{name}.csv"
+        write_csv(frame, path, "utf-8")
+        summary.paths[f"truth/{name}"] = str(path)
+    summary.broken_rows = len(broken)
+    return summary
+
+
+def write_csv(frame: pd.DataFrame, path: Path, encoding: str) -> None:
+    """CSV through pyarrow's writer; GBK/GB18030 re-encoded from its UTF-8 in one pass."""
+    table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(quoting_style="needed"))
+    raw = buffer.getvalue()
+    if encoding == "utf-8-sig":
+        raw = "\ufeff".encode("utf-8") + raw
+    elif encoding in ("gbk", "gb18030"):
+        raw = raw.decode("utf-8").encode(encoding)  # strict: a character outside GBK should fail loudly
+    path.write_bytes(raw)
