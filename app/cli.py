@@ -130,11 +130,19 @@ def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_
     click.echo(f"  {'total':<26}{sum(t.rows_read for t in summary.tables):>10,}{summary.rows_loaded:>10,}{summary.rows_rejected:>10,}")
     if summary.rejects_path:
         click.echo(f"  rejected rows with reasons: {summary.rejects_path}")
+        _print_reasons(summary.reject_reasons)
     if summary.counts is not None:
         click.echo(_counts_table(summary.counts))
     if summary.exit_code:
         click.echo("Nothing was loaded." if not summary.unreadable else "Some files could not be read.", err=True)
     sys.exit(summary.exit_code)
+
+
+def _print_reasons(reasons: dict[str, int], top: int = 5) -> None:
+    for reason, n in list(reasons.items())[:top]:
+        click.echo(f"    {n:>8,}  {reason}")
+    if len(reasons) > top:
+        click.echo(f"    {sum(list(reasons.values())[top:]):>8,}  other reasons")
 
 
 @cli.command()
@@ -207,6 +215,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
             bar.close()
     click.echo(f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
                f"(reasons in {summary.rejects_path}) in {summary.seconds:.1f} s")
+    _print_reasons(summary.reject_reasons)
     if summary.counts is not None:
         click.echo(_counts_table(summary.counts))
     if not no_ui:

@@ -91,6 +91,7 @@ class IngestSummary:
     store: str
     tables: list[TableReport] = field(default_factory=list)
     rejects_path: str | None = None
+    reject_reasons: dict[str, int] = field(default_factory=dict)
     counts: GraphCounts | None = None
     seconds: float = 0.0
 
@@ -373,7 +374,7 @@ def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Graph
     for column in REQUIRED_COLUMNS["contacts"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~_isin(t["application_id"], known.index), "application_id not found in applications")
+    checks.fail(~_isin(t["application_id"], known.index), "application_id not found among loaded applications (absent or rejected)")
     phones = nz.normalize_phones(t["contact_phone"])
     checks.fail(phones["phone"].isna(), "contact_phone is not a phone number")
     part.rejects.append(_rejects_frame(frame, checks, source))
@@ -410,7 +411,7 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
     kind = t["guarantor_type"].str.lower()
     checks.fail(~kind.isin(["person", "company"]), "guarantor_type must be person or company")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~_isin(t["application_id"], known.index), "application_id not found in applications")
+    checks.fail(~_isin(t["application_id"], known.index), "application_id not found among loaded applications (absent or rejected)")
     ids = nz.normalize_id_numbers(t["guarantor_id"].where(kind == "person"))
     usccs = nz.normalize_uscc(t["guarantor_id"].where(kind == "company"))
     checks.fail((kind == "person") & ids["id_number"].isna(), "guarantor_id is not a resident ID number")
@@ -662,6 +663,7 @@ def ingest_folder(
     summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
     if len(rejects):
         rejects = rejects.sort_values(["source_file", "line"], kind="stable")
+        summary.reject_reasons = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
         rejects.to_csv(summary.rejects_path, index=False, encoding="utf-8-sig")
     else:
         summary.rejects_path = None

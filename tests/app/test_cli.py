@@ -27,6 +27,7 @@ def test_ingest_then_stats(tmp_path):
     assert result.exit_code == 0, result.output
     assert "applications" in result.output and "rejected" in result.output
     assert str(tmp_path / "r.csv") in result.output
+    assert "missing required value: amount" in result.output  # top reasons are shown
     stats = runner.invoke(cli, ["stats", "--store", str(store)])
     assert stats.exit_code == 0
     line = next(l for l in stats.output.splitlines() if l.strip().startswith("Application"))

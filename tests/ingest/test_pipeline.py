@@ -40,7 +40,7 @@ def test_rejects_file_names_file_line_and_reason(tmp_path, embedded_store):
     assert apps[8] == "missing required value: amount"
     assert apps[9] == "unparseable applied_at"
     contacts = rejects[rejects["source_file"] == "contacts.csv"]["reason"].tolist()
-    assert "application_id not found in applications" in contacts
+    assert "application_id not found among loaded applications (absent or rejected)" in contacts
     # the rejected record keeps every raw value
     assert "钱七" in rejects.loc[rejects["line"] == 9, "record"].iloc[0]
 
