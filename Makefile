@@ -31,7 +31,8 @@ demo: setup
 test: neo4j-build
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: neo4j-build
+	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_ingest.py
 
 clean:

@@ -83,6 +83,12 @@ def _duplicated_mask(table: pa.Table, identity: list[str]) -> np.ndarray:
     Each identity column is dictionary-encoded (Arrow's hash), the codes are
     combined pairwise into one integer code, then counted.
     """
+    n = table.num_rows
+    # Fast path: if any one identity column never repeats, no identity can
+    # (true of most tables, e.g. one HAS_PHONE per application).
+    for column in identity:
+        if len(pc.unique(table.column(column))) == n and table.column(column).null_count == 0:
+            return np.zeros(n, dtype=bool)
     combined = None
     for column in identity:
         codes = _codes(table.column(column))
