@@ -207,6 +207,33 @@ def _isin(series: pd.Series, values) -> pd.Series:
                      index=series.index)
 
 
+def _person_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_id: pd.Series,
+                  ids: pd.DataFrame) -> pd.DataFrame:
+    """Person rows: normalised name and ID facts beside the raw values."""
+    return pd.DataFrame(
+        {
+            "key": key,
+            "name": names["name"],
+            "name_raw": raw_name,
+            "id_number_raw": raw_id,
+            "id_format_ok": ids["id_format_ok"],
+            "id_checksum_ok": ids["id_checksum_ok"],
+            "id_region_known": ids["id_region_known"],
+            "birth_date": ids["id_birth_date"],
+            "region_code": ids["id_region_code"],
+            "gender": ids["id_gender"],
+        }
+    )
+
+
+def _company_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_uscc: pd.Series,
+                   usccs: pd.DataFrame) -> pd.DataFrame:
+    """Company rows keyed by USCC, with the raw name and code."""
+    return pd.DataFrame(
+        {"key": key, "name": names["name"], "name_raw": raw_name, "uscc_raw": raw_uscc, "uscc_valid": usccs["uscc_valid"]}
+    )
+
+
 # -- applications ---------------------------------------------------------------
 
 
@@ -293,37 +320,10 @@ def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame
         }
     )
     part.node("Application", application)
-    part.node(
-        "Person",
-        pd.DataFrame(
-            {
-                "key": person_key,
-                "name": names["name"],
-                "name_raw": t["applicant_name"],
-                "id_number_raw": t["applicant_id_number"],
-                "id_format_ok": ids["id_format_ok"],
-                "id_checksum_ok": ids["id_checksum_ok"],
-                "id_region_known": ids["id_region_known"],
-                "birth_date": ids["id_birth_date"],
-                "region_code": ids["id_region_code"],
-                "gender": ids["id_gender"],
-            }
-        ),
-    )
+    part.node("Person", _person_nodes(person_key, names, t["applicant_name"], t["applicant_id_number"], ids))
     part.rel("Person-APPLIED-Application", pd.DataFrame({"src": person_key, "dst": app_key}))
 
-    part.node(
-        "Company",
-        pd.DataFrame(
-            {
-                "key": company_key,
-                "name": company_names["name"],
-                "name_raw": t["company_name"],
-                "uscc_raw": t["company_uscc"],
-                "uscc_valid": usccs["uscc_valid"],
-            }
-        ),
-    )
+    part.node("Company", _company_nodes(company_key, company_names, t["company_name"], t["company_uscc"], usccs))
     part.rel("Application-FOR_COMPANY-Company", pd.DataFrame({"src": app_key, "dst": company_key}))
     employer_key = "name:" + employers["name"]
     part.node("Company", pd.DataFrame({"key": employer_key, "name": employers["name"], "name_raw": t["employer_name"]}))
@@ -432,35 +432,9 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
     guarantor_key = ids["id_number"].where(is_person, usccs["uscc"])
 
     person = is_person
-    part.node(
-        "Person",
-        pd.DataFrame(
-            {
-                "key": guarantor_key[person],
-                "name": names["name"][person],
-                "name_raw": t["guarantor_name"][person],
-                "id_number_raw": t["guarantor_id"][person],
-                "id_format_ok": ids["id_format_ok"][person],
-                "id_checksum_ok": ids["id_checksum_ok"][person],
-                "id_region_known": ids["id_region_known"][person],
-                "birth_date": ids["id_birth_date"][person],
-                "region_code": ids["id_region_code"][person],
-                "gender": ids["id_gender"][person],
-            }
-        ),
-    )
-    part.node(
-        "Company",
-        pd.DataFrame(
-            {
-                "key": guarantor_key[~person],
-                "name": names["name"][~person],
-                "name_raw": t["guarantor_name"][~person],
-                "uscc_raw": t["guarantor_id"][~person],
-                "uscc_valid": usccs["uscc_valid"][~person],
-            }
-        ),
-    )
+    raw_name, raw_id = t["guarantor_name"], t["guarantor_id"]
+    part.node("Person", _person_nodes(guarantor_key, names, raw_name, raw_id, ids)[person])
+    part.node("Company", _company_nodes(guarantor_key, names, raw_name, raw_id, usccs)[~person])
     for src_label, src_mask in (("Person", person), ("Company", ~person)):
         for dst_label in ("Person", "Company"):
             mask = src_mask & (borrower["borrower_label"] == dst_label)
@@ -516,35 +490,12 @@ def _company_roles(frame: pd.DataFrame, source: str) -> _Part:
     company = usccs["uscc"]
     # A registry person without an ID number is only known within its company.
     person_key = ids["id_number"].where(ids["id_number"].notna(), "anon:" + company + ":" + names["name"].fillna(""))
-    part.node(
-        "Company",
-        pd.DataFrame(
-            {
-                "key": company,
-                "name": company_names["name"],
-                "name_raw": t["company_name"],
-                "uscc_raw": t["company_uscc"],
-                "uscc_valid": usccs["uscc_valid"],
-            }
-        ),
-    )
-    part.node(
-        "Person",
-        pd.DataFrame(
-            {
-                "key": person_key,
-                "name": names["name"],
-                "name_raw": t["person_name"],
-                "id_number_raw": t["person_id_number"],
-                "id_format_ok": ids["id_format_ok"].where(t["person_id_number"].notna()),
-                "id_checksum_ok": ids["id_checksum_ok"].where(t["person_id_number"].notna()),
-                "id_region_known": ids["id_region_known"].where(t["person_id_number"].notna()),
-                "birth_date": ids["id_birth_date"],
-                "region_code": ids["id_region_code"],
-                "gender": ids["id_gender"],
-            }
-        ),
-    )
+    part.node("Company", _company_nodes(company, company_names, t["company_name"], t["company_uscc"], usccs))
+    given = t["person_id_number"].notna()
+    flags = ids.copy()
+    for flag in ("id_format_ok", "id_checksum_ok", "id_region_known"):
+        flags[flag] = ids[flag].where(given)  # no ID given: unknown, not False
+    part.node("Person", _person_nodes(person_key, names, t["person_name"], t["person_id_number"], flags))
     for contract_role, rel_type in ROLE_TYPES.items():
         mask = role == contract_role
         columns = {"src": person_key[mask], "dst": company[mask]}
