@@ -80,31 +80,32 @@ def merge_tables(old: pa.Table | None, new: pa.Table, identity: list[str]) -> pa
 def _duplicated_mask(table: pa.Table, identity: list[str]) -> np.ndarray:
     """True for every row whose identity occurs more than once.
 
-    Each identity column is dictionary-encoded (Arrow's hash), the codes are
-    combined pairwise into one integer code, then counted.
+    Each identity column is dictionary-encoded (Arrow's hash); if one of them
+    never repeats, no identity can (true of most tables, e.g. one HAS_PHONE
+    per application). Otherwise the codes are combined pairwise into one
+    integer code per row and counted.
     """
     n = table.num_rows
-    # Fast path: if any one identity column never repeats, no identity can
-    # (true of most tables, e.g. one HAS_PHONE per application).
+    encoded = []
     for column in identity:
-        if len(pc.unique(table.column(column))) == n and table.column(column).null_count == 0:
+        codes, distinct = _codes(table.column(column))
+        if distinct == n:
             return np.zeros(n, dtype=bool)
-    combined = None
-    for column in identity:
-        codes = _codes(table.column(column))
-        if combined is None:
-            combined = codes
-        else:
-            pair = combined * (int(codes.max(initial=0)) + 2) + codes
-            combined = pd.factorize(pair)[0].astype(np.int64)
+        encoded.append(codes)
+    combined = encoded[0]
+    for codes in encoded[1:]:
+        pair = combined * (int(codes.max(initial=0)) + 2) + codes
+        combined = pd.factorize(pair)[0].astype(np.int64)
     counts = np.bincount(combined)
     return counts[combined] > 1
 
 
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Dense integer code per value; nulls share the code 0."""
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Dense integer code per value (nulls share code 0) and the number of
+    distinct non-null values when there are no nulls (-1 otherwise)."""
     encoded = column.combine_chunks().dictionary_encode()
-    return pc.fill_null(pc.add(encoded.indices.cast(pa.int64()), 1), 0).to_numpy()
+    distinct = len(encoded.dictionary) if encoded.null_count == 0 else -1
+    return pc.fill_null(pc.add(encoded.indices.cast(pa.int64()), 1), 0).to_numpy(), distinct
 
 
 def _no_null_columns(table: pa.Table) -> pa.Table:

@@ -201,10 +201,10 @@ def _duplicate_keys(frame: pd.DataFrame, key: str, checks: _Checks) -> pd.Series
 
 def _isin(series: pd.Series, values) -> pd.Series:
     """``series.isin(values)`` through Arrow's hash set (pandas' is slow on Arrow strings)."""
-    value_set = pa.array(pd.Series(values, dtype="str").dropna().unique().tolist(), type=pa.string())
-    arr = pa.array(series.astype("str").to_numpy(dtype=object, na_value=None), type=pa.string())
-    return pd.Series(pc.fill_null(pc.is_in(arr, value_set=value_set), False).to_numpy(zero_copy_only=False),
-                     index=series.index)
+    value_set = pa.array(pd.Series(values, dtype="str").dropna()).cast(pa.large_string())
+    arr = pa.chunked_array(pa.array(series.astype("str"))).cast(pa.large_string())  # Arrow-backed: no copy to Python
+    hit = pc.fill_null(pc.is_in(arr, value_set=value_set), False)
+    return pd.Series(hit.to_numpy(), index=series.index)
 
 
 def _person_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_id: pd.Series,

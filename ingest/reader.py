@@ -196,7 +196,8 @@ def _read_csv(path: Path) -> ReadResult:
         raise UnreadableFile(f"{path.name}: not a readable CSV file ({err})") from err
     frame = table.to_pandas()
     frame.columns = [c.strip().lstrip("\ufeff") for c in frame.columns]
-    extra = _embedded_newlines(frame)
+    # Quoted line breaks exist only if the file has more lines than rows.
+    extra = _embedded_newlines(frame) if _count_lines(path) > len(frame) + len(bad_rows) + 1 else None
     frame[LINE] = _line_numbers(len(frame), [r.line for r in bad_rows], extra)
     return ReadResult(frame=frame, encoding=encoding, rejects=bad_rows)
 
@@ -215,6 +216,16 @@ def _header_names(path: Path, encoding: str) -> list[str]:
         except StopIteration:
             raise UnreadableFile(f"{path.name}: no header line") from None
     return header
+
+
+def _count_lines(path: Path) -> int:
+    """Physical lines in a file (a last line without a newline counts)."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
 def _embedded_newlines(frame: pd.DataFrame) -> np.ndarray | None:
