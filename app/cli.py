@@ -8,7 +8,6 @@ one-screen summary (on stdout). Store selection is the same everywhere:
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path

@@ -1205,7 +1205,6 @@ def parse_datetimes(values: pd.Series) -> pd.Series:
     """
     series, codes, uniq = _factorize(values)
     arr = _clean(uniq)
-    n = len(arr)
     fast, result = _fast_datetimes(arr)
     slow = np.flatnonzero(~fast & _to_np_bool(pc.is_valid(arr)))
     if len(slow):
