@@ -164,6 +164,7 @@ class EmbeddedStore:
         """Whole node table for ``label`` (empty frame with ``key`` if none)."""
         if label not in NODE_TYPES:
             raise KeyError(f"Unknown node label {label!r}")
+        _check_columns(columns, ("key", *NODE_TYPES[label].properties), label)
         file = self._node_file(label)
         if not file.exists():
             return pd.DataFrame({"key": pd.Series([], dtype="str")})
@@ -176,6 +177,8 @@ class EmbeddedStore:
         """Whole relationship table ``name`` (``Source-TYPE-Target``)."""
         if name not in REL_TYPES:
             raise KeyError(f"Unknown relationship {name!r}")
+        rt = REL_TYPES[name]
+        _check_columns(columns, ("src", "dst", *rt.identity, *rt.properties), name)
         file = self._rel_file(name)
         if not file.exists():
             return pd.DataFrame({"src": pd.Series([], dtype="str"), "dst": pd.Series([], dtype="str")})
@@ -240,6 +243,12 @@ class EmbeddedStore:
 
     def close(self) -> None:  # nothing held open
         return None
+
+
+def _check_columns(columns: list[str] | None, allowed: tuple[str, ...], owner: str) -> None:
+    unknown = set(columns or ()) - set(allowed)
+    if unknown:
+        raise KeyError(f"Properties {sorted(unknown)} are not in the model of {owner}")
 
 
 def _row_count(file: Path) -> int:

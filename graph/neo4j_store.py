@@ -239,6 +239,28 @@ class Neo4jStore:
         rows = [{"key": r["key"], **{p: r["props"].get(p) for p in properties}} for r in records]
         return pd.DataFrame(rows, columns=["key", *properties])
 
+    def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Whole node table for ``label``: ``key`` plus model properties."""
+        props = _checked(columns, NODE_TYPES[label].properties, label)
+        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", n.{p} AS {p}" for p in props)
+        return self._read_frame(query, ["key", *props])
+
+    def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Whole relationship table ``name``: ``src``, ``dst`` plus properties."""
+        rt = REL_TYPES[name]
+        props = _checked(columns, (*rt.identity, *rt.properties), name)
+        query = (
+            f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}) RETURN a.key AS src, b.key AS dst"
+            + "".join(f", r.{p} AS {p}" for p in props)
+        )
+        return self._read_frame(query, ["src", "dst", *props])
+
+    def _read_frame(self, query: str, columns: list[str]) -> pd.DataFrame:
+        from neo4j import RoutingControl
+
+        records, _, _ = self._driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
+        return pd.DataFrame([r.values() for r in records], columns=columns)
+
     def clear(self) -> None:
         """Delete every node and relationship (Community has one database)."""
         # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
@@ -260,6 +282,17 @@ def _dedupe(frame: pd.DataFrame, identity: list[str]) -> pd.DataFrame:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     merged = merge_tables(None, table, identity)
     return frame if merged.num_rows == len(frame) else merged.to_pandas()
+
+
+def _checked(columns: list[str] | None, allowed: tuple[str, ...], owner: str) -> list[str]:
+    """Requested property names, all from the model (None: all of them)."""
+    if columns is None:
+        return list(allowed)
+    wanted = [c for c in columns if c not in ("key", "src", "dst")]
+    unknown = set(wanted) - set(allowed)
+    if unknown:
+        raise KeyError(f"Properties {sorted(unknown)} are not in the model of {owner}")
+    return wanted
 
 
 def _partition(frame: pd.DataFrame, column: str, parts: int) -> list[pd.DataFrame]:

@@ -104,6 +104,13 @@ class GraphStore(Protocol):
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
         """Return ``key`` plus ``properties`` for the stored nodes among ``keys``."""
 
+    def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """All nodes of ``label`` as columns (``key`` first): what whole-portfolio
+        detectors read instead of talking to a database."""
+
+    def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """All relationships ``Source-TYPE-Target`` as columns (``src``, ``dst`` first)."""
+
     def close(self) -> None:
         """Release connections and files."""
 

@@ -76,3 +76,22 @@ def test_batch_rejects_columns_outside_the_model():
         GraphBatch(nodes={"Phone": pd.DataFrame({"key": ["x"], "colour": ["red"]})})
     with pytest.raises(ValueError, match="Unknown relationship"):
         GraphBatch(relationships={"Phone-LIKES-Phone": pd.DataFrame({"src": [], "dst": []})})
+
+
+def test_tables_read_back_as_columns(store):
+    store.write(_batch())
+    apps = store.read_nodes("Application", ["amount", "applicant_name"]).sort_values("key").reset_index(drop=True)
+    assert apps["key"].tolist() == ["A1", "A2"]
+    assert apps["amount"].tolist() == [1000.0, 2000.0]
+    assert apps.loc[0, "applicant_name"] == "张伟"
+    guarantees = store.read_relationships("Company-GUARANTEES-Company", ["application_id", "amount"])
+    rows = sorted(zip(guarantees["src"], guarantees["dst"], guarantees["application_id"], guarantees["amount"]))
+    assert rows == [("C1", "C2", "A1", 10.0), ("C1", "C2", "A2", 20.0), ("C2", "C1", "A2", 30.0)]
+    assert len(store.read_relationships("Application-HAS_PHONE-Phone")) == 2
+
+
+def test_reading_a_property_outside_the_model_fails(store):
+    with pytest.raises(KeyError, match="colour"):
+        store.read_nodes("Phone", ["colour"])
+    with pytest.raises(KeyError, match="weight"):
+        store.read_relationships("Application-HAS_PHONE-Phone", ["weight"])
