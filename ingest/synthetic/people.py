@@ -75,6 +75,9 @@ def names(rng: np.random.Generator, male: np.ndarray) -> tuple[np.ndarray, np.nd
     return surname, given
 
 
+# Written here again on purpose, not imported from ingest.normalize: the
+# generator's IDs are checked against stdnum and the normaliser in tests, so
+# the two must not share one implementation of the rule.
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _ID_CHECK = np.array(list("10X98765432"))
 
