@@ -38,7 +38,14 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    """A suspected ring, circle, burst or conflict, with its evidence."""
+    """A suspected ring, circle, burst or conflict, with its evidence.
+
+    ``members`` are always application ids (what investigators open and what
+    ``members.csv`` lists). ``entities`` are the persons, companies or agents
+    the finding is about and ``shared`` the identifiers its evidence names,
+    both as ``(label, key)`` pairs; they become INVOLVES edges in the store.
+    ``summary`` is one line for the alert queue.
+    """
 
     detector: str
     kind: str
@@ -46,7 +53,13 @@ class Finding:
     score: float
     evidence: tuple[Evidence, ...]
     parameters: dict[str, Any] = field(default_factory=dict)
-    member_label: str = "Application"
+    summary: str = ""
+    entities: tuple[tuple[str, str], ...] = ()
+    shared: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"Finding score must be in [0, 1]; got {self.score!r} from {self.detector}")
 
     @property
     def finding_id(self) -> str:
@@ -86,5 +99,6 @@ class Detector:
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
-    def run(self, store) -> list[Finding]:  # pragma: no cover - interface
+    def run(self, source) -> list[Finding]:  # pragma: no cover - interface
+        """Findings over a store or a :class:`detectors.portfolio.Portfolio`."""
         raise NotImplementedError

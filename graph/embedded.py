@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from graph.model import NODE_TYPES, REL_TYPES
+from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
 from graph.store import GraphBatch, GraphCounts, Progress
 
 __all__ = ["EmbeddedStore", "merge_frames"]
@@ -240,6 +240,14 @@ class EmbeddedStore:
             if folder.exists():
                 for file in folder.glob("*.parquet"):
                     file.unlink()
+
+    def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
+        """Delete every finding and SIMILAR_TO edge, then write ``batch``."""
+        for label in DERIVED_LABELS:
+            self._node_file(label).unlink(missing_ok=True)
+        for name in DERIVED_RELS:
+            self._rel_file(name).unlink(missing_ok=True)
+        self.write(batch, progress)
 
     def close(self) -> None:  # nothing held open
         return None

@@ -23,6 +23,9 @@ __all__ = [
     "REL_TYPES",
     "node_type",
     "rel_type",
+    "FINDING_TARGETS",
+    "DERIVED_LABELS",
+    "DERIVED_RELS",
 ]
 
 
@@ -119,8 +122,40 @@ NODE_TYPES: dict[str, NodeType] = {
         NodeType("BankAccount", (), "Disbursement account number (digits)."),
         NodeType("Address", (), "Normalised address text."),
         NodeType("Email", (), "Lower-cased e-mail address."),
+        NodeType(
+            "Finding",
+            ("detector", "kind", "score", "size", "summary", "evidence", "parameters", "run_at"),
+            "What a detector found (a ring, a circle, a burst, a conflict); evidence is JSON.",
+        ),
+        NodeType(
+            "Case",
+            ("target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"),
+            "An investigator's case on a finding or application: Open, In progress, Confirmed fraud, Dismissed.",
+        ),
+        NodeType(
+            "AuditEvent",
+            ("at", "user", "action", "target", "before", "after"),
+            "Append-only audit log of investigator actions (keys are unique; rows are never rewritten).",
+        ),
     )
 }
+
+#: labels a finding may point at with an INVOLVES relationship
+FINDING_TARGETS = (
+    "Application",
+    "Person",
+    "Company",
+    "Agent",
+    "Phone",
+    "Device",
+    "IP",
+    "BankAccount",
+    "Address",
+    "Email",
+)
+
+#: what detectors write back; ``detect`` replaces all of it on every run
+DERIVED_LABELS = ("Finding",)
 
 
 def _rel(type_: str, source: str, target: str, properties=(), identity=(), description="") -> RelType:
@@ -171,7 +206,30 @@ REL_TYPES: dict[str, RelType] = {
             ("SUPERVISOR_OF", (), "Registry: supervisor."),
         )
     )
+    + tuple(
+        _rel(
+            "INVOLVES",
+            "Finding",
+            target,
+            ("role",),
+            description="A finding's member (role 'member') or the identifier it names as evidence (role 'shared').",
+        )
+        for target in FINDING_TARGETS
+    )
+    + tuple(
+        _rel(
+            "SIMILAR_TO",
+            label,
+            label,
+            ("score", "features", "method"),
+            description="Identity resolution: two records judged the same entity; features is JSON of field scores.",
+        )
+        for label in ("Person", "Company")
+    )
 }
+
+#: relationship names written by detectors (replaced on every ``detect`` run)
+DERIVED_RELS = tuple(name for name, r in REL_TYPES.items() if r.type in ("INVOLVES", "SIMILAR_TO"))
 
 #: temporal properties and their Cypher type (stores keep them typed)
 TEMPORAL_PROPERTIES = {"applied_at": "datetime", "birth_date": "date"}

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from graph.model import NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
+from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from graph.store import GraphBatch, GraphCounts, Progress
 
 __all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query"]
@@ -100,6 +100,14 @@ COUNT_NODES = {label: f"MATCH (n:{label}) RETURN count(n) AS c" for label in NOD
 COUNT_RELS = {rt.type: f"MATCH ()-[r:{rt.type}]->() RETURN count(r) AS c" for rt in REL_TYPES.values()}
 
 CLEAR_ALL = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+# what ``replace_derived`` removes first: detector output only, from the model
+CLEAR_DERIVED = [
+    f"MATCH (n:{label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS" for label in DERIVED_LABELS
+] + [
+    f"MATCH ()-[r:{t}]->() CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS"
+    for t in sorted({REL_TYPES[name].type for name in DERIVED_RELS})
+]
 
 NODE_PROPERTIES = {
     label: f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key, properties(n) AS props"
@@ -266,6 +274,13 @@ class Neo4jStore:
         # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
         with self._driver.session(database=self.database) as session:
             session.run(CLEAR_ALL).consume()
+
+    def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
+        """Delete every finding and SIMILAR_TO edge, then write ``batch``."""
+        with self._driver.session(database=self.database) as session:
+            for query in CLEAR_DERIVED:
+                session.run(query).consume()
+        self.write(batch, progress)
 
     def close(self) -> None:
         self._driver.close()

@@ -111,6 +111,9 @@ class GraphStore(Protocol):
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All relationships ``Source-TYPE-Target`` as columns (``src``, ``dst`` first)."""
 
+    def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
+        """Delete what detectors wrote before (findings, SIMILAR_TO), then write ``batch``."""
+
     def close(self) -> None:
         """Release connections and files."""
 

@@ -1,0 +1,192 @@
+"""The columnar view of a portfolio that every detector reads.
+
+Detectors never talk to a database: they ask a :class:`Portfolio` for
+whole-portfolio columns, which it reads once from the store (either kind)
+through ``read_nodes`` / ``read_relationships`` and caches. Running all
+detectors therefore costs one read of each table, whatever the store.
+
+The main shapes:
+
+* ``applications`` — one row per application, its own fields plus the keys
+  of its applicant, company, employer, agent and identifiers (wide);
+* ``links`` — one row per (application, identifier kind, identifier) for
+  everything applications can share (long): the input of ring detection;
+* ``contacts``, ``guarantees``, ``roles`` — the other tables.
+
+Identity resolution may attach ``person_entity`` / ``company_entity`` maps
+(record key → entity id) that later detectors use instead of raw keys.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Portfolio", "as_portfolio", "LINK_KINDS"]
+
+#: identifier kind → (relationship, node label); the kinds applications share
+LINK_KINDS: dict[str, tuple[str, str]] = {
+    "phone": ("Application-HAS_PHONE-Phone", "Phone"),
+    "device": ("Application-HAS_DEVICE-Device", "Device"),
+    "ip": ("Application-HAS_IP-IP", "IP"),
+    "account": ("Application-HAS_ACCOUNT-BankAccount", "BankAccount"),
+    "address": ("Application-HAS_ADDRESS-Address", "Address"),
+    "email": ("Application-HAS_EMAIL-Email", "Email"),
+    "contact_phone": ("Application-EMERGENCY_CONTACT-Phone", "Phone"),
+    "employer": ("Application-DECLARES_EMPLOYER-Company", "Company"),
+    "company": ("Application-FOR_COMPANY-Company", "Company"),
+    "agent": ("Application-SUBMITTED_BY-Agent", "Agent"),
+}
+
+_APPLICATION_COLUMNS = [
+    "applied_at",
+    "amount",
+    "term_months",
+    "product",
+    "channel",
+    "label",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "applicant_name",
+    "applicant_name_raw",
+    "borrower_label",
+    "borrower_key",
+    "id_checksum_ok",
+    "id_region_known",
+    "phone_valid",
+]
+
+
+class Portfolio:
+    """Cached whole-portfolio columns read from one store.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).applications.shape[0]
+    0
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        #: record key → entity id, set by identity resolution (else identity)
+        self.person_entity: pd.Series | None = None
+        self.company_entity: pd.Series | None = None
+        #: SIMILAR_TO pairs found by identity resolution, written back by ``detect``
+        self.similar_pairs: dict[str, pd.DataFrame] = {}
+
+    # -- raw tables ------------------------------------------------------
+    def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.store.read_nodes(label, columns)
+
+    def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.store.read_relationships(name, columns)
+
+    @cached_property
+    def applications(self) -> pd.DataFrame:
+        """One row per application: ``application_id``, its fields, and the
+        keys ``person``, ``company``, ``employer``, ``agent``, ``phone``,
+        ``device``, ``ip``, ``ip_prefix``, ``account``, ``address``, ``email``
+        (missing as NA). ``applied_at`` is a UTC datetime."""
+        apps = self.nodes("Application", _APPLICATION_COLUMNS).rename(columns={"key": "application_id"})
+        for col in _APPLICATION_COLUMNS:
+            if col not in apps.columns:
+                apps[col] = pd.NA
+        apps["applied_at"] = pd.to_datetime(apps["applied_at"], utc=True, errors="coerce")
+        for col in ("amount", "declared_monthly_revenue", "declared_monthly_income", "term_months"):
+            apps[col] = pd.to_numeric(apps[col], errors="coerce")
+        apps = apps.set_index("application_id", drop=False)
+        applicant = self.rels("Person-APPLIED-Application").drop_duplicates("dst").set_index("dst")["src"]
+        apps["person"] = applicant.reindex(apps.index).to_numpy()
+        for kind in ("company", "employer", "agent", "phone", "device", "ip", "account", "address", "email"):
+            first = self.link_table(kind).drop_duplicates("application_id").set_index("application_id")["identifier"]
+            apps[kind] = first.reindex(apps.index).to_numpy()
+        prefixes = self.nodes("IP", ["prefix"]).set_index("key")["prefix"]
+        apps["ip_prefix"] = prefixes.reindex(apps["ip"]).to_numpy()
+        return apps.reset_index(drop=True)
+
+    def link_table(self, kind: str) -> pd.DataFrame:
+        """``application_id``, ``identifier`` for one identifier ``kind``."""
+        return self._links_by_kind[kind]
+
+    @cached_property
+    def _links_by_kind(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for kind, (rel, _label) in LINK_KINDS.items():
+            frame = self.rels(rel, [])[["src", "dst"]]
+            out[kind] = frame.rename(columns={"src": "application_id", "dst": "identifier"}).drop_duplicates()
+        return out
+
+    @cached_property
+    def links(self) -> pd.DataFrame:
+        """Long table ``application_id``, ``kind``, ``identifier`` of every
+        shareable identifier, plus ``person`` (the applicant, as its resolved
+        entity when identity resolution ran)."""
+        frames = [t.assign(kind=kind) for kind, t in self._links_by_kind.items() if len(t)]
+        person = self.applications[["application_id", "person"]].dropna()
+        person = person.rename(columns={"person": "identifier"}).assign(kind="person")
+        frames.append(person)
+        links = pd.concat(frames, ignore_index=True)[["application_id", "kind", "identifier"]]
+        return links
+
+    @cached_property
+    def contacts(self) -> pd.DataFrame:
+        """Emergency contacts: ``application_id``, ``phone``, ``contact_name``, ``relation``."""
+        frame = self.rels("Application-EMERGENCY_CONTACT-Phone", ["contact_name", "relation"])
+        return frame.rename(columns={"src": "application_id", "dst": "phone"})
+
+    @cached_property
+    def guarantees(self) -> pd.DataFrame:
+        """Guarantee edges guarantor → borrower over all four label pairs:
+        ``guarantor``, ``guarantor_label``, ``borrower``, ``borrower_label``,
+        ``application_id``, ``amount``, ``guarantor_name_raw``."""
+        frames = []
+        for src in ("Person", "Company"):
+            for dst in ("Person", "Company"):
+                f = self.rels(f"{src}-GUARANTEES-{dst}", ["application_id", "amount", "guarantor_name_raw"])
+                for col in ("application_id", "amount", "guarantor_name_raw"):
+                    if col not in f.columns:
+                        f[col] = pd.NA
+                frames.append(f.assign(guarantor_label=src, borrower_label=dst))
+        g = pd.concat(frames, ignore_index=True).rename(columns={"src": "guarantor", "dst": "borrower"})
+        g["amount"] = pd.to_numeric(g["amount"], errors="coerce")
+        return g
+
+    @cached_property
+    def roles(self) -> pd.DataFrame:
+        """Registry roles: ``person``, ``company``, ``role``, ``share_pct``."""
+        frames = []
+        for role in ("LEGAL_REP_OF", "SHAREHOLDER_OF", "DIRECTOR_OF", "SUPERVISOR_OF"):
+            cols = ["share_pct"] if role == "SHAREHOLDER_OF" else []
+            f = self.rels(f"Person-{role}-Company", cols).assign(role=role)
+            frames.append(f)
+        out = pd.concat(frames, ignore_index=True).rename(columns={"src": "person", "dst": "company"})
+        if "share_pct" not in out.columns:
+            out["share_pct"] = pd.NA
+        return out
+
+    @cached_property
+    def persons(self) -> pd.DataFrame:
+        return self.nodes("Person")
+
+    @cached_property
+    def companies(self) -> pd.DataFrame:
+        return self.nodes("Company")
+
+    # -- resolved entities -------------------------------------------------
+    def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
+        """Map record keys to resolved entity ids (the key itself when
+        identity resolution has not merged it with anything)."""
+        mapping = self.person_entity if label == "Person" else self.company_entity
+        if mapping is None or len(mapping) == 0:
+            return keys
+        mapped = keys.map(mapping)
+        return mapped.where(mapped.notna(), keys)
+
+
+def as_portfolio(source: Any) -> Portfolio:
+    """Accept a store or a :class:`Portfolio` (detectors take either)."""
+    return source if isinstance(source, Portfolio) else Portfolio(source)
