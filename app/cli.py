@@ -222,6 +222,97 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
     sys.exit(summary.exit_code)
 
 
+def _frame_table(frame, floats: str = "{:.3f}") -> str:
+    """A pandas frame as a plain aligned table for the terminal."""
+    if frame.empty:
+        return "  (none)"
+    shown = frame.copy()
+    for col in shown.columns:
+        if shown[col].dtype.kind == "f":
+            shown[col] = shown[col].map(lambda v: "" if v != v else floats.format(v))
+    return "\n".join("  " + line for line in shown.to_string(index=False).splitlines())
+
+
+def _run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool):
+    from detectors.runner import run_detectors, save_findings
+
+    bar = _ProgressBar(enabled=not quiet)
+    try:
+        run = run_detectors(store, list(only) or None,
+                            progress=lambda name, done, total: bar(f"detect {name}", done, total))
+        save_findings(store, run, progress=bar)
+    finally:
+        bar.close()
+    return run
+
+
+def _print_detection(run) -> None:
+    click.echo(_frame_table(run.by_detector(), "{:.2f}"))
+    for name, error in run.errors.items():
+        click.echo(f"  ! {name} failed: {error.splitlines()[0]}", err=True)
+    top = sorted(run.findings, key=lambda f: -f.score)[:5]
+    if top:
+        click.echo("  top findings:")
+        for f in top:
+            click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
+
+
+@cli.command()
+@_store_options
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write findings.csv and members.csv to this folder.")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this detector (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def detect(store_path: str | None, neo4j_uri: str | None, export_dir: Path | None, only: tuple[str, ...],
+           quiet: bool) -> None:
+    """Run every detector over the store and save the findings in it."""
+    from detectors.registry import DETECTORS
+    from detectors.runner import export_findings
+
+    unknown = set(only) - set(DETECTORS)
+    if unknown:
+        raise click.UsageError(f"Unknown detector(s) {', '.join(sorted(unknown))}; known: {', '.join(DETECTORS)}")
+    with _opened(store_path, neo4j_uri) as store:
+        if store.counts().nodes.get("Application", 0) == 0:
+            raise click.ClickException(f"The {store.kind} store at {store.location} holds no applications; "
+                                       "run `ringscope ingest FOLDER` first.")
+        run = _run_detection(store, only, quiet)
+    click.echo(f"{len(run.findings):,} findings saved in the {store.kind} store at {store.location}")
+    _print_detection(run)
+    if export_dir is not None:
+        findings_path, members_path = export_findings(run.findings, export_dir)
+        click.echo(f"  wrote {findings_path} and {members_path}")
+    sys.exit(1 if run.errors else 0)
+
+
+@cli.command()
+@_store_options
+@click.option("--truth", "truth_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
+              help="A generator's truth/ folder (applications.csv, guarantee_circles.csv).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Findings below this score are not counted as flagged.")
+def evaluate(store_path: str | None, neo4j_uri: str | None, truth_dir: Path, min_score: float) -> None:
+    """Compare the saved findings with a labeled portfolio's truth."""
+    from detectors.evaluate import evaluate_findings
+    from detectors.runner import load_findings
+
+    with _opened(store_path, neo4j_uri) as store:
+        findings = load_findings(store)
+    if not findings:
+        raise click.ClickException("No findings in the store; run `ringscope detect` first.")
+    try:
+        result = evaluate_findings(findings, truth_dir, min_score=min_score)
+    except (FileNotFoundError, KeyError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(_frame_table(result.summary))
+    click.echo("\nrecall by planted typology")
+    click.echo(_frame_table(result.by_typology))
+    click.echo("\nfalse positives among hard negatives")
+    click.echo(_frame_table(result.by_hard_negative))
+    click.echo("\nper detector (precision = share of flagged applications that are fraud)")
+    click.echo(_frame_table(result.by_detector))
+
+
 def main() -> None:
     """Console entry point."""
     import logging

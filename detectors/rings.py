@@ -1,0 +1,377 @@
+"""Shared-identifier rings, with hub suppression decided from the data.
+
+Applications are linked through the identifiers they share (phones, devices,
+accounts, e-mails, contact phones, addresses, IPs) and through their resolved
+applicant; a ring is a connected component that spans several distinct
+people. What makes this work on real portfolios is deciding which identifiers
+may glue applications together at all:
+
+* an identifier used by one person only (a repeat borrower's phone) links
+  nothing new and is ignored;
+* a **hub** — a carrier NAT IP, an office tower, a call-centre switchboard —
+  is shared by many people who have nothing else in common. Per identifier
+  kind, the number of distinct people sharing an identifier is compared with
+  that kind's own distribution (a robust upper fence on log counts), and a
+  large identifier is suppressed unless its sharers are *cohesive* (most of
+  them also share some other identifier among themselves) or unusually often
+  known bad;
+* weak kinds (IP, address) glue only when cohesive, never alone.
+
+Each ring is scored from what its members share (kind and number of shared
+identifiers), its density, how compact it is in time, and known-bad members;
+family-like rings (sharing only an address or each other as contacts, same
+surname) are discounted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from detectors.base import Detector, Evidence, Finding, check_param
+from detectors.portfolio import LINK_KINDS, as_portfolio
+
+__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components"]
+
+#: how much sharing one identifier of each kind says about common control
+KIND_STRENGTH: dict[str, float] = {
+    "device": 1.0,
+    "account": 1.0,
+    "phone": 1.0,
+    "email": 0.8,
+    "contact_phone": 0.6,
+    "address": 0.35,
+    "ip": 0.3,
+}
+WEAK_KINDS = frozenset({"address", "ip"})
+BAD_LABELS = ("fraud", "default")
+
+
+def identifier_hubs(
+    links: pd.DataFrame,
+    *,
+    fence_mads: float = 3.0,
+    min_hub_people: int = 5,
+    cohesion_threshold: float = 0.5,
+    labels: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Per shared identifier: people sharing it, cohesion, and whether it is a hub.
+
+    Parameters
+    ----------
+    links : DataFrame
+        ``application_id``, ``kind``, ``identifier``, ``entity`` (the resolved
+        applicant). Only identifiers with two or more distinct entities count.
+    fence_mads : float
+        A kind's upper fence is ``median + fence_mads * MAD`` of log(people).
+    min_hub_people : int
+        Never call an identifier shared by fewer people a hub.
+    cohesion_threshold : float
+        Share of sharers that also share another identifier among themselves,
+        above which a large identifier is kept (a big farm, not a hub).
+    labels : Series, optional
+        application_id → label; sharers known bad at more than twice the
+        portfolio rate keep a large identifier.
+
+    Returns
+    -------
+    DataFrame indexed by (kind, identifier) with ``apps``, ``people``,
+    ``cohesion``, ``bad_rate``, ``fence``, ``hub`` and ``glue``.
+
+    Example
+    -------
+    >>> links = pd.DataFrame(
+    ...     [(f"a{i}", "ip", "nat", f"p{i}") for i in range(40)]
+    ...     + [("a1", "device", "d1", "p1"), ("a2", "device", "d1", "p2")]
+    ...     + [(f"a{i}", "ip", f"ip{i // 2}", f"p{i}") for i in range(100, 140)],
+    ...     columns=["application_id", "kind", "identifier", "entity"])
+    >>> hubs = identifier_hubs(links)
+    >>> bool(hubs.loc[("ip", "nat"), "hub"]), bool(hubs.loc[("device", "d1"), "glue"])
+    (True, True)
+
+    Notes
+    -----
+    O(L + sum of squared shared degrees per application) over the L links.
+    """
+    shared = _shared_links(links)
+    if shared.empty:
+        return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
+    per_id = shared.groupby(["kind", "identifier"], sort=False).agg(
+        apps=("application_id", "nunique"), people=("entity", "nunique")
+    )
+    per_id["cohesion"] = _cohesion(shared).reindex(per_id.index).fillna(0.0)
+    # robust upper fence of log(people) per kind
+    logp = np.log(per_id["people"].astype(float))
+    med = logp.groupby(level="kind").transform("median")
+    mad = (logp - med).abs().groupby(level="kind").transform("median") * 1.4826
+    per_id["fence"] = np.maximum(np.exp(med + fence_mads * np.maximum(mad, 0.1)), min_hub_people)
+    if labels is not None and len(labels):
+        bad = shared["application_id"].map(labels).isin(BAD_LABELS)
+        per_id["bad_rate"] = bad.groupby([shared["kind"], shared["identifier"]]).mean().reindex(per_id.index)
+        base_rate = float(labels.isin(BAD_LABELS).mean())
+    else:
+        per_id["bad_rate"] = 0.0
+        base_rate = 1.0
+    large = per_id["people"] > per_id["fence"]
+    suspicious = per_id["bad_rate"] > 2 * base_rate
+    cohesive = per_id["cohesion"] >= cohesion_threshold
+    per_id["hub"] = large & ~cohesive & ~suspicious
+    weak = per_id.index.get_level_values("kind").isin(list(WEAK_KINDS))
+    per_id["glue"] = ~per_id["hub"] & (~weak | cohesive)
+    return per_id
+
+
+def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
+    """Connected components of applications through gluing identifiers.
+
+    Parameters
+    ----------
+    links : DataFrame
+        ``application_id``, ``kind``, ``identifier``, ``entity``.
+    glue : DataFrame
+        Output of :func:`identifier_hubs`; rows with ``glue`` True link.
+
+    Returns
+    -------
+    Series application_id → component number (only linked applications).
+
+    Example
+    -------
+    >>> links = pd.DataFrame([("a", "device", "d", "p"), ("b", "device", "d", "q"), ("c", "device", "x", "r")],
+    ...                      columns=["application_id", "kind", "identifier", "entity"])
+    >>> comps = ring_components(links, identifier_hubs(links))
+    >>> bool(comps["a"] == comps["b"]), "c" in comps.index
+    (True, False)
+
+    Notes
+    -----
+    One sparse bipartite matrix and scipy's connected components: O(L).
+    """
+    gluing = glue.index[glue["glue"].to_numpy()]
+    if len(gluing) == 0:
+        return pd.Series(dtype="int64")
+    keyed = links.set_index(["kind", "identifier"])
+    mask = keyed.index.isin(gluing)
+    # the applicant entity glues its own applications too (repeat borrowers)
+    used = keyed[mask].reset_index()[["application_id", "kind", "identifier"]]
+    person = links[["application_id", "entity"]].drop_duplicates()
+    person = person.rename(columns={"entity": "identifier"}).assign(kind="person")
+    person = person[person["application_id"].isin(used["application_id"])]
+    edges = pd.concat([used, person], ignore_index=True)
+    apps, app_idx = np.unique(edges["application_id"].to_numpy(dtype=object).astype(str), return_inverse=True)
+    ids, id_idx = np.unique((edges["kind"] + "\x1f" + edges["identifier"].astype(str)).to_numpy(dtype=str),
+                            return_inverse=True)
+    n_apps = len(apps)
+    graph = sparse.coo_matrix(
+        (np.ones(len(edges), dtype=np.int8), (app_idx, n_apps + id_idx)), shape=(n_apps + len(ids),) * 2
+    )
+    _, labels = connected_components(graph, directed=False)
+    return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedIdentifierRings(Detector):
+    """Rings of applications that share identifiers across several people.
+
+    Parameters
+    ----------
+    min_people : int
+        Distinct resolved applicants a ring must span (default 3: two people
+        sharing a phone is a couple as often as a ring).
+    fence_mads : float
+        Hub fence per identifier kind, in MADs of log(people) above the median.
+    min_hub_people : int
+        Identifiers shared by fewer people are never hubs.
+    cohesion_threshold : float
+        Share of sharers that must also share another identifier for a large
+        identifier (or a weak kind) to glue a ring.
+    max_ring_size : int
+        Rings larger than this are still reported but scored down: in real
+        data a giant component means a hub slipped through, not a giant gang.
+    """
+
+    name: ClassVar[str] = "shared_identifier_rings"
+    min_people: int = 3
+    fence_mads: float = 3.0
+    min_hub_people: int = 5
+    cohesion_threshold: float = 0.5
+    max_ring_size: int = 300
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_param(owner, "min_people", self.min_people,
+                    isinstance(self.min_people, int) and self.min_people >= 2, "an int >= 2")
+        check_param(owner, "fence_mads", self.fence_mads,
+                    isinstance(self.fence_mads, (int, float)) and self.fence_mads > 0, "a number > 0")
+        check_param(owner, "min_hub_people", self.min_hub_people,
+                    isinstance(self.min_hub_people, int) and self.min_hub_people >= 2, "an int >= 2")
+        check_param(owner, "cohesion_threshold", self.cohesion_threshold,
+                    isinstance(self.cohesion_threshold, (int, float)) and 0 < self.cohesion_threshold <= 1,
+                    "a number in (0, 1]")
+        check_param(owner, "max_ring_size", self.max_ring_size,
+                    isinstance(self.max_ring_size, int) and self.max_ring_size >= self.min_people,
+                    "an int >= min_people")
+
+    def run(self, source) -> list[Finding]:
+        portfolio = as_portfolio(source)
+        apps = portfolio.applications
+        if apps.empty:
+            return []
+        links = portfolio.links
+        links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
+        person = apps.set_index("application_id")["person"]
+        entity = portfolio.entity_of(person.dropna())
+        links["entity"] = links["application_id"].map(entity)
+        # applications without a person key still count as their own person
+        links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
+        labels = apps.set_index("application_id")["label"]
+        hubs = identifier_hubs(links, fence_mads=self.fence_mads, min_hub_people=self.min_hub_people,
+                               cohesion_threshold=self.cohesion_threshold, labels=labels)
+        components = ring_components(links, hubs)
+        if components.empty:
+            return []
+        members = components.to_frame().join(
+            apps.set_index("application_id")[["applied_at", "label", "applicant_name"]]
+        )
+        members["entity"] = entity.reindex(members.index).fillna(pd.Series(members.index, index=members.index))
+        sizes = members.groupby("component")["entity"].nunique()
+        keep = sizes[sizes >= self.min_people].index
+        members = members[members["component"].isin(keep)]
+        if members.empty:
+            return []
+        glued = hubs[hubs["glue"]].reset_index()[["kind", "identifier", "people", "fence", "cohesion"]]
+        ring_links = links[links["application_id"].isin(members.index)].merge(glued, on=["kind", "identifier"])
+        ring_links["component"] = ring_links["application_id"].map(members["component"])
+        suppressed = hubs[hubs["hub"]].reset_index()
+        hub_links = links[links["application_id"].isin(members.index)].merge(
+            suppressed[["kind", "identifier", "people", "fence"]], on=["kind", "identifier"]
+        )
+        hub_links["component"] = hub_links["application_id"].map(members["component"])
+        hub_by_comp = dict(tuple(hub_links.groupby("component")))
+        findings = []
+        for comp, group in members.groupby("component", sort=False):
+            findings.append(self._finding(group, ring_links[ring_links["component"] == comp],
+                                          hub_by_comp.get(comp)))
+        findings.sort(key=lambda f: -f.score)
+        return findings
+
+    # -- scoring ---------------------------------------------------------
+    def _finding(self, group: pd.DataFrame, shared: pd.DataFrame, hubs: pd.DataFrame | None) -> Finding:
+        size = len(group)
+        people = group["entity"].nunique()
+        kinds = shared.groupby("kind")["identifier"].nunique().to_dict()
+        strength = sum(KIND_STRENGTH[k] * min(n, 3) / 3 for k, n in kinds.items())
+        # how many identifiers each pair of members has in common, on average
+        per_app = shared.groupby("application_id")["identifier"].nunique()
+        density = float(per_app.mean()) if len(per_app) else 0.0
+        times = group["applied_at"].dropna()
+        span_days = (times.max() - times.min()).total_seconds() / 86400 if len(times) > 1 else 0.0
+        bad = int(group["label"].isin(BAD_LABELS).sum())
+        family_like = set(kinds) <= {"address", "contact_phone"} and _same_surname(group["applicant_name"])
+
+        evidence = []
+        c_share = min(0.45, 0.45 * strength / 2.0)
+        shared_list = (
+            shared.drop_duplicates(["kind", "identifier"])
+            .assign(strength=lambda f: f["kind"].map(KIND_STRENGTH))
+            .sort_values(["strength", "people"], ascending=False)
+        )
+        top = shared_list.head(8)
+        evidence.append(Evidence(
+            "shared_identifiers", c_share,
+            f"{size} applications by {people} people share "
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])),
+            tuple(f"{r.kind}:{r.identifier} ({r.people} people)" for r in top.itertuples()),
+        ))
+        c_size = min(0.15, 0.05 * math.log2(max(people, 2)))
+        evidence.append(Evidence("ring_size", c_size, f"{people} distinct applicants in one ring", (people,)))
+        c_density = min(0.1, 0.04 * density)
+        evidence.append(Evidence(
+            "density", c_density, f"each member shares {density:.1f} identifiers with the ring on average",
+            (round(density, 2),),
+        ))
+        c_time = 0.2 / (1.0 + span_days / 14.0)
+        evidence.append(Evidence(
+            "time_compactness", c_time,
+            f"applied within {span_days:.1f} days ({times.min():%Y-%m-%d} to {times.max():%Y-%m-%d})"
+            if len(times) else "no application dates",
+            (round(span_days, 1),),
+        ))
+        c_bad = min(0.2, 0.1 * bad)
+        if bad:
+            evidence.append(Evidence("known_bad_members", c_bad, f"{bad} members already labelled fraud or default",
+                                     (bad,)))
+        score = c_share + c_size + c_density + c_time + c_bad
+        if family_like:
+            evidence.append(Evidence("family_like", -score * 0.6,
+                                     "members share only an address or name each other as contacts, same surname:"
+                                     " looks like a family", ()))
+            score *= 0.4
+        if size > self.max_ring_size:
+            evidence.append(Evidence("oversized", -score * 0.5,
+                                     f"{size} applications is larger than max_ring_size={self.max_ring_size}: "
+                                     "probably glued by an unrecognised hub", (size,)))
+            score *= 0.5
+        if hubs is not None and len(hubs):
+            h = hubs.drop_duplicates(["kind", "identifier"]).head(5)
+            evidence.append(Evidence(
+                "hubs_suppressed", 0.0,
+                "ignored as hubs (shared by many unrelated people): "
+                + ", ".join(f"{r.kind} {r.identifier} ({r.people} people > fence {r.fence:.0f})"
+                            for r in h.itertuples()),
+                tuple(f"{r.kind}:{r.identifier}" for r in h.itertuples()),
+            ))
+        score = float(min(1.0, max(0.0, score)))
+        members = tuple(sorted(group.index))
+        shared_nodes = tuple(
+            (LINK_KINDS[r.kind][1], str(r.identifier)) for r in shared_list.head(50).itertuples()
+        )
+        entities = tuple(("Person", str(e)) for e in sorted(group["entity"].unique()) if not str(e).startswith("app:"))
+        top_kinds = "/".join(k for k, _ in sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])[:3])
+        return Finding(
+            detector=self.name,
+            kind="shared_identifier_ring",
+            members=members,
+            score=score,
+            evidence=tuple(evidence),
+            parameters=self.params(),
+            summary=f"ring of {people} people / {size} applications sharing {top_kinds} within {span_days:.0f} days",
+            entities=entities,
+            shared=shared_nodes,
+        )
+
+
+def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
+    """Links whose identifier is used by two or more distinct entities."""
+    people = links.groupby(["kind", "identifier"], sort=False)["entity"].transform("nunique")
+    return links[people >= 2].drop_duplicates(["application_id", "kind", "identifier"])
+
+
+def _cohesion(shared: pd.DataFrame) -> pd.Series:
+    """For each shared identifier I: the share of its applications that also
+    share some other identifier J with another application of I."""
+    keys = pd.MultiIndex.from_arrays([shared["kind"].to_numpy(), shared["identifier"].to_numpy()],
+                                     names=["kind", "identifier"])
+    codes, uniques = keys.factorize()
+    frame = pd.DataFrame({"app": shared["application_id"].to_numpy(), "id": codes}).drop_duplicates()
+    pairs = frame.merge(frame, on="app", suffixes=("", "_other"))
+    pairs = pairs[pairs["id"] != pairs["id_other"]]
+    # (I, J) seen on two or more applications: those applications co-share
+    count = pairs.groupby(["id", "id_other"])["app"].transform("size")
+    co = pairs[count >= 2].drop_duplicates(["id", "app"]).groupby("id").size()
+    total = frame.groupby("id").size()
+    ratio = co.reindex(range(len(uniques))).fillna(0).to_numpy() / total.reindex(range(len(uniques))).to_numpy()
+    return pd.Series(ratio.astype(float), index=uniques)
+
+
+def _same_surname(names: pd.Series) -> bool:
+    names = names.dropna().astype(str)
+    if names.empty:
+        return False
+    return names.str[0].nunique() == 1

@@ -1,0 +1,240 @@
+"""Run the registered detectors over a store and write their findings back.
+
+``run_detectors`` reads the portfolio once, runs each detector in registry
+order (identity resolution first, so the others see resolved entities), and
+times each one; a detector that fails is reported and the others still run.
+``save_findings`` replaces what the last run wrote: Finding nodes with
+INVOLVES edges to their applications, entities and shared identifiers, and
+SIMILAR_TO edges from identity resolution. ``export_findings`` writes the
+two CSV files batch jobs and spreadsheets read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from detectors.base import Finding
+from detectors.portfolio import Portfolio, as_portfolio
+from detectors.registry import DETECTORS, build_detector
+from graph.model import FINDING_TARGETS
+from graph.store import GraphBatch
+
+__all__ = [
+    "DetectionRun",
+    "run_detectors",
+    "findings_batch",
+    "save_findings",
+    "export_findings",
+    "findings_frame",
+    "load_findings",
+]
+
+
+@dataclass
+class DetectionRun:
+    """What one ``detect`` run produced."""
+
+    findings: list[Finding]
+    seconds: dict[str, float]
+    errors: dict[str, str] = field(default_factory=dict)
+    portfolio: Portfolio | None = None
+    run_at: str = ""
+
+    def by_detector(self) -> pd.DataFrame:
+        """Findings, members and seconds per detector (the ``detect`` summary)."""
+        rows = []
+        for name, seconds in self.seconds.items():
+            mine = [f for f in self.findings if f.detector == name]
+            members = {m for f in mine for m in f.members}
+            rows.append({
+                "detector": name,
+                "findings": len(mine),
+                "high (>=0.5)": sum(f.score >= 0.5 for f in mine),
+                "applications": len(members),
+                "seconds": round(seconds, 2),
+                "status": "error" if name in self.errors else "ok",
+            })
+        return pd.DataFrame(rows)
+
+
+def run_detectors(
+    source: Any,
+    names: list[str] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> DetectionRun:
+    """Run detectors ``names`` (default: all registered) over ``source``.
+
+    Parameters
+    ----------
+    source : GraphStore or Portfolio
+    names : list of str, optional
+        Registry names, run in registry order.
+    params : dict, optional
+        ``{detector name: {parameter: value}}`` overrides.
+    progress : callable, optional
+        Called as ``progress(detector, done, total)``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> run_detectors(EmbeddedStore(tempfile.mkdtemp()), ["guarantee_circles"]).findings
+    []
+    """
+    portfolio = as_portfolio(source)
+    params = params or {}
+    wanted = list(DETECTORS) if names is None else [n for n in DETECTORS if n in set(names)]
+    unknown = set(names or ()) - set(DETECTORS)
+    if unknown:
+        raise KeyError(f"Unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+    # fail on bad parameters before any work is done
+    detectors = [build_detector(name, **params.get(name, {})) for name in wanted]
+    findings: list[Finding] = []
+    seconds: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for i, detector in enumerate(detectors):
+        if progress:
+            progress(detector.name, i, len(detectors))
+        start = time.perf_counter()
+        try:
+            findings.extend(detector.run(portfolio))
+        except Exception as exc:  # one broken detector must not hide the others' findings
+            errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        seconds[detector.name] = time.perf_counter() - start
+    if progress:
+        progress("done", len(detectors), len(detectors))
+    return DetectionRun(findings, seconds, errors, portfolio,
+                        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def findings_frame(findings: list[Finding]) -> pd.DataFrame:
+    """One row per finding: ``finding_id``, ``detector``, ``kind``, ``score``,
+    ``size``, ``summary``, ``evidence`` (JSON)."""
+    return pd.DataFrame(
+        {
+            "finding_id": [f.finding_id for f in findings],
+            "detector": [f.detector for f in findings],
+            "kind": [f.kind for f in findings],
+            "score": [round(f.score, 4) for f in findings],
+            "size": [f.size for f in findings],
+            "summary": [f.summary for f in findings],
+            "evidence": [f.evidence_json() for f in findings],
+        },
+        columns=["finding_id", "detector", "kind", "score", "size", "summary", "evidence"],
+    )
+
+
+def findings_batch(run: DetectionRun) -> GraphBatch:
+    """The graph form of a run: Finding nodes, INVOLVES and SIMILAR_TO edges."""
+    findings = _unique(run.findings)
+    nodes = findings_frame(findings).rename(columns={"finding_id": "key"})
+    nodes["parameters"] = [json.dumps(f.parameters, ensure_ascii=False, default=str) for f in findings]
+    nodes["run_at"] = run.run_at
+    involves: dict[str, list[tuple[str, str, str]]] = {label: [] for label in FINDING_TARGETS}
+    for f in findings:
+        fid = f.finding_id
+        involves["Application"].extend((fid, m, "member") for m in f.members)
+        for label, key in f.entities:
+            if label in involves:
+                involves[label].append((fid, key, "member"))
+        for label, key in f.shared:
+            if label in involves:
+                involves[label].append((fid, key, "shared"))
+    rels = {
+        f"Finding-INVOLVES-{label}": pd.DataFrame(rows, columns=["src", "dst", "role"]).drop_duplicates(["src", "dst"])
+        for label, rows in involves.items()
+        if rows
+    }
+    if run.portfolio is not None:
+        for name, frame in run.portfolio.similar_pairs.items():
+            if frame is not None and len(frame):
+                rels[name] = frame[["src", "dst", "score", "features", "method"]]
+    return GraphBatch(nodes={"Finding": nodes}, relationships=rels)
+
+
+def save_findings(store: Any, run: DetectionRun, progress=None) -> None:
+    """Replace the findings and SIMILAR_TO edges in ``store`` with this run's."""
+    store.replace_derived(findings_batch(run), progress)
+
+
+def export_findings(findings: list[Finding], folder: str | Path) -> tuple[Path, Path]:
+    """Write ``findings.csv`` (finding_id, detector, kind, score, size, summary,
+    evidence JSON) and ``members.csv`` (finding_id, application_id) to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    findings = _unique(findings)
+    findings_path = folder / "findings.csv"
+    members_path = folder / "members.csv"
+    findings_frame(findings).to_csv(findings_path, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
+    members = pd.DataFrame(
+        [(f.finding_id, m) for f in findings for m in f.members], columns=["finding_id", "application_id"]
+    )
+    members.to_csv(members_path, index=False, encoding="utf-8-sig")
+    return findings_path, members_path
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    """Drop repeated finding ids (keep the highest score), best first."""
+    best: dict[str, Finding] = {}
+    for f in findings:
+        if f.finding_id not in best or f.score > best[f.finding_id].score:
+            best[f.finding_id] = f
+    return sorted(best.values(), key=lambda f: (-f.score, f.finding_id))
+
+
+def load_findings(store: Any) -> list[Finding]:
+    """Read back the findings a ``detect`` run saved in ``store``."""
+    from detectors.base import Evidence
+
+    nodes = store.read_nodes("Finding")
+    if nodes.empty:
+        return []
+    members = _involves(store, "Application")
+    members = members[members["role"] == "member"].groupby("src")["dst"].agg(lambda s: tuple(sorted(s)))
+    entity_frames = []
+    for label in ("Person", "Company", "Agent"):
+        rel = _involves(store, label)
+        entity_frames.append(rel[rel["role"] == "member"].assign(label=label))
+    entities = pd.concat(entity_frames, ignore_index=True)
+    entity_map = {fid: tuple(zip(g["label"], g["dst"])) for fid, g in entities.groupby("src")}
+    out = []
+    for row in nodes.itertuples(index=False):
+        evidence = tuple(
+            Evidence(e["feature"], float(e["contribution"]), e["detail"], tuple(e.get("values", ())))
+            for e in json.loads(row.evidence or "[]")
+        )
+        out.append(_StoredFinding(
+            detector=row.detector, kind=row.kind, members=members.get(row.key, ()),
+            score=float(row.score), evidence=evidence,
+            parameters=json.loads(row.parameters or "{}"), summary=row.summary or "",
+            entities=entity_map.get(row.key, ()), stored_id=row.key,
+        ))
+    return out
+
+
+def _involves(store: Any, label: str) -> pd.DataFrame:
+    rel = store.read_relationships(f"Finding-INVOLVES-{label}", ["role"])
+    if "role" not in rel.columns:  # no such edges saved yet
+        rel["role"] = pd.Series([], dtype=object)
+    return rel
+
+
+@dataclass(frozen=True)
+class _StoredFinding(Finding):
+    """A finding read back from a store keeps the id it was saved under."""
+
+    stored_id: str = ""
+
+    @property
+    def finding_id(self) -> str:
+        return self.stored_id
