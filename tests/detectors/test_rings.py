@@ -1,0 +1,124 @@
+"""Shared-identifier rings: planted rings found, hubs and families not."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from detectors.rings import SharedIdentifierRings
+from graph.embedded import EmbeddedStore
+from tests.detectors.builder import ExportBuilder
+
+RING_START = datetime(2025, 6, 1, 10, 0)
+
+
+def _portfolio() -> tuple[ExportBuilder, dict[str, list[str]]]:
+    b = ExportBuilder()
+    groups: dict[str, list[str]] = {k: [] for k in ("ring", "nat", "family", "repeat", "tower", "honest")}
+    for i in range(30):  # background of honest, unlinked applications
+        groups["honest"].append(b.app()["application_id"])
+    # an identity ring: six people, one device and two accounts between them, three days
+    for i in range(6):
+        row = b.app(applied_at=RING_START + timedelta(hours=11 * i), device_id="ring-device-01",
+                    bank_account="6228480099990000017" if i % 2 else "6228480099990000025", label="")
+        groups["ring"].append(row["application_id"])
+    # carrier NAT: forty unrelated people on one IP over forty days
+    for i in range(40):
+        row = b.app(applied_at=datetime(2025, 2, 1) + timedelta(days=i), ip="100.64.1.1")
+        groups["nat"].append(row["application_id"])
+    # office tower: twenty unrelated applicants giving one building as address
+    for i in range(20):
+        row = b.app(applied_at=datetime(2025, 3, 1) + timedelta(days=2 * i),
+                    applicant_address="上海市浦东新区世纪大道100号环球金融中心")
+        groups["tower"].append(row["application_id"])
+    # a family: same surname, same flat, naming each other as emergency contacts
+    family = [
+        b.app(applicant_name=name, applicant_address="江苏省南京市鼓楼区中山路5号2栋301室",
+              applied_at=datetime(2025, 4, 1) + timedelta(days=30 * k))
+        for k, name in enumerate(["李建国", "李秀英", "李明"])
+    ]
+    for row in family:
+        groups["family"].append(row["application_id"])
+        for other in family:
+            if other is not row:
+                b.contact(row["application_id"], other["applicant_name"], other["applicant_phone"], "parent")
+    # a repeat borrower: one person, three loans, same phone and device
+    first = b.app(applied_at=datetime(2025, 1, 10))
+    groups["repeat"].append(first["application_id"])
+    for k in (1, 2):
+        row = b.app(applicant_name=first["applicant_name"], applicant_id_number=first["applicant_id_number"],
+                    applicant_phone=first["applicant_phone"], device_id=first["device_id"],
+                    applied_at=datetime(2025, 1, 10) + timedelta(days=120 * k))
+        groups["repeat"].append(row["application_id"])
+    return b, groups
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rings")
+    b, groups = _portfolio()
+    store = EmbeddedStore(tmp / "store")
+    b.load(store, tmp / "export")
+    return store, groups, SharedIdentifierRings().run(store)
+
+
+def test_planted_ring_is_one_finding_with_its_evidence(planted):
+    _, groups, findings = planted
+    ring = [f for f in findings if set(groups["ring"]) & set(f.members)]
+    assert len(ring) == 1
+    assert set(ring[0].members) == set(groups["ring"])
+    assert ring[0].score >= 0.5
+    evidence = {e.feature: e for e in ring[0].evidence}
+    assert "ring-device-01" in " ".join(evidence["shared_identifiers"].values).lower()
+    assert ("Device", "ring-device-01") in ring[0].shared
+    assert len(ring[0].entities) == 6
+    assert abs(sum(e.contribution for e in ring[0].evidence) - ring[0].score) < 1e-6
+
+
+def test_hubs_do_not_glue_rings(planted):
+    _, groups, findings = planted
+    flagged = {m for f in findings for m in f.members}
+    assert not flagged & set(groups["nat"]), "a carrier NAT IP glued unrelated applicants"
+    assert not flagged & set(groups["tower"]), "an office tower address glued unrelated applicants"
+    assert not flagged & set(groups["honest"])
+
+
+def test_repeat_borrower_is_not_a_ring(planted):
+    _, groups, findings = planted
+    assert not {m for f in findings for m in f.members} & set(groups["repeat"])
+
+
+def test_family_scores_low(planted):
+    _, groups, findings = planted
+    family = [f for f in findings if set(groups["family"]) & set(f.members)]
+    ring = [f for f in findings if set(groups["ring"]) & set(f.members)]
+    assert all(f.score < 0.5 for f in family)
+    assert all(f.score < ring[0].score for f in family)
+
+
+def test_known_bad_members_raise_the_score(tmp_path):
+    scores = []
+    for label in ("", "fraud"):
+        b = ExportBuilder()
+        for i in range(4):
+            b.app(device_id="shared-dev", applied_at=RING_START + timedelta(days=i), label=label if i == 0 else "")
+        store = EmbeddedStore(tmp_path / f"s{label}")
+        b.load(store, tmp_path / f"e{label}")
+        (finding,) = SharedIdentifierRings().run(store)
+        scores.append(finding.score)
+    assert scores[1] > scores[0]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"min_people": 1}, "The 'min_people' parameter of SharedIdentifierRings must be an int >= 2. Got 1 instead."),
+        ({"cohesion_threshold": 0}, "'cohesion_threshold' parameter of SharedIdentifierRings must be a number in (0, 1]"),
+        ({"fence_mads": -1}, "'fence_mads' parameter"),
+    ],
+)
+def test_bad_parameters_fail_early(params, message):
+    with pytest.raises(ValueError) as err:
+        SharedIdentifierRings(**params)
+    assert message in str(err.value)
