@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.portfolio import LINK_KINDS, as_portfolio
 
-__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components"]
+__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "entity_links"]
 
 #: how much sharing one identifier of each kind says about common control
 KIND_STRENGTH: dict[str, float] = {
@@ -219,20 +219,28 @@ class SharedIdentifierRings(Detector):
                     "an int >= min_people")
 
     def run(self, source) -> list[Finding]:
-        portfolio = as_portfolio(source)
+        return self.find(as_portfolio(source))
+
+    def hubs(self, portfolio) -> pd.DataFrame:
+        """The portfolio's shared identifiers with hub and glue decisions."""
+        labels = portfolio.applications.set_index("application_id")["label"]
+        return identifier_hubs(entity_links(portfolio), fence_mads=self.fence_mads,
+                               min_hub_people=self.min_hub_people,
+                               cohesion_threshold=self.cohesion_threshold, labels=labels)
+
+    def find(self, portfolio, hubs: pd.DataFrame | None = None) -> list[Finding]:
+        """Rings in ``portfolio``; ``hubs`` decided elsewhere (the whole
+        portfolio, when ``portfolio`` is only the neighbourhood of new
+        applications) are used as given."""
         apps = portfolio.applications
         if apps.empty:
             return []
-        links = portfolio.links
-        links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
-        person = apps.set_index("application_id")["person"]
-        entity = portfolio.entity_of(person.dropna())
-        links["entity"] = links["application_id"].map(entity)
-        # applications without a person key still count as their own person
-        links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
-        labels = apps.set_index("application_id")["label"]
-        hubs = identifier_hubs(links, fence_mads=self.fence_mads, min_hub_people=self.min_hub_people,
-                               cohesion_threshold=self.cohesion_threshold, labels=labels)
+        links = entity_links(portfolio)
+        entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
+        if hubs is None:
+            hubs = identifier_hubs(links, fence_mads=self.fence_mads, min_hub_people=self.min_hub_people,
+                                   cohesion_threshold=self.cohesion_threshold,
+                                   labels=apps.set_index("application_id")["label"])
         components = ring_components(links, hubs)
         if components.empty:
             return []
@@ -345,6 +353,22 @@ class SharedIdentifierRings(Detector):
             entities=entities,
             shared=shared_nodes,
         )
+
+
+def entity_links(portfolio) -> pd.DataFrame:
+    """The portfolio's shareable links with each application's resolved
+    applicant as ``entity`` (``app:<id>`` when it has none)."""
+    if "_ring_links" in portfolio.__dict__:
+        return portfolio.__dict__["_ring_links"]
+    apps = portfolio.applications
+    links = portfolio.links
+    links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
+    person = apps.set_index("application_id")["person"]
+    entity = portfolio.entity_of(person.dropna())
+    links["entity"] = links["application_id"].map(entity)
+    links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
+    portfolio.__dict__["_ring_links"] = links
+    return links
 
 
 def _shared_links(links: pd.DataFrame) -> pd.DataFrame:

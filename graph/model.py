@@ -89,6 +89,12 @@ APPLICATION_PROPERTIES = (
     "phone_valid",
     "source_file",
     "source_line",
+    # written by `ringscope train` / `ringscope flag`
+    "risk_score",
+    "risk_decision",
+    "risk_reasons",
+    "risk_model",
+    "scored_at",
 )
 
 NODE_TYPES: dict[str, NodeType] = {

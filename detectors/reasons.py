@@ -1,0 +1,157 @@
+"""Reason codes with evidence: why one application scored as it did.
+
+Feature contributions (``scoring.contributions``) say *which* features pushed
+a score up; this module turns the top ones into reason codes a reviewer
+reads, each with the evidence behind it: the identifier shared with which
+known-bad application, the ring or guarantee cycle it sits in, the burst.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from detectors.base import Finding
+from detectors.features import BAD_LABELS, SHARED_KINDS
+
+__all__ = ["ReasonContext", "reason_code", "build_reasons"]
+
+_FIXED_CODES = {
+    "id_checksum_bad": ("ID_CHECKSUM_FAILED", "the resident ID as typed fails its GB 11643 check digit"),
+    "id_region_unknown": ("ID_REGION_UNKNOWN", "the ID's region code is not a known administrative division"),
+    "phone_invalid": ("PHONE_INVALID", "the phone number is not a valid Chinese mobile number"),
+    "night_application": ("NIGHT_APPLICATION", "applied between 00:00 and 06:00 Beijing time"),
+    "amount_to_declared": ("AMOUNT_VS_DECLARED", "amount asked is large against the declared monthly figure"),
+    "log_amount": ("AMOUNT", "the amount asked"),
+    "log_declared": ("DECLARED_FIGURE", "the declared monthly revenue or income"),
+    "applicant_age": ("APPLICANT_AGE", "the applicant's age"),
+    "term_months": ("TERM", "the loan term"),
+    "has_agent": ("VIA_AGENT", "submitted through an agent or broker"),
+    "is_business": ("BUSINESS_LOAN", "a business loan"),
+    "product": ("PRODUCT", "the product"),
+    "channel": ("CHANNEL", "the channel"),
+    "earlier_applications_same_person": ("REPEAT_APPLICANT", "the same person applied before"),
+    "bad_earlier_same_person": ("APPLICANT_KNOWN_BAD", "the same person has an earlier fraud/default outcome"),
+    "known_bad_1hop": ("LINKED_TO_KNOWN_BAD", "shares identifiers with earlier known-bad applications"),
+    "known_bad_2hop": ("FINDING_WITH_KNOWN_BAD", "is in a finding with earlier known-bad applications"),
+    "shares_hub": ("SHARES_HUB", "uses an identifier shared by many unrelated people (a hub)"),
+    "findings_count": ("MANY_FINDINGS", "appears in several detector findings"),
+    "largest_finding": ("LARGE_CLUSTER", "belongs to a large cluster"),
+}
+_DETECTOR_CODES = {
+    "identity": "IDENTITY_CONFLICT",
+    "shared_identifier_rings": "RING_MEMBER",
+    "guarantee_circles": "GUARANTEE_CIRCLE",
+    "device_velocity": "DEVICE_VELOCITY",
+    "contact_loops": "CONTACT_LOOP",
+    "broker_rings": "BROKER_RING",
+    "cashflow": "CASHFLOW_MISMATCH",
+}
+
+
+def reason_code(feature: str) -> tuple[str, str]:
+    """Reason code and plain description of a feature.
+
+    Example
+    -------
+    >>> reason_code("bad_earlier_device")[0]
+    'SHARES_DEVICE_WITH_KNOWN_BAD'
+    """
+    if feature in _FIXED_CODES:
+        return _FIXED_CODES[feature]
+    for kind in SHARED_KINDS:
+        if feature == f"bad_earlier_{kind}":
+            return f"SHARES_{kind.upper()}_WITH_KNOWN_BAD", f"its {kind} was used by earlier known-bad applications"
+        if feature == f"earlier_sharers_{kind}":
+            return f"SHARED_{kind.upper()}", f"its {kind} was used by other people before"
+    if feature.startswith("det_"):
+        name = feature[4:]
+        return _DETECTOR_CODES.get(name, name.upper()), f"flagged by the {name} detector"
+    return feature.upper(), feature
+
+
+@dataclass
+class ReasonContext:
+    """What evidence is drawn from: findings by member, and links with times and labels."""
+
+    findings_by_app: dict[str, list[Finding]]
+    links: pd.DataFrame  # application_id, kind, identifier, entity
+    apps: pd.DataFrame  # indexed by application_id: applied_at, label
+
+    @classmethod
+    def build(cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame) -> "ReasonContext":
+        by_app: dict[str, list[Finding]] = {}
+        for f in findings:
+            for m in f.members:
+                by_app.setdefault(m, []).append(f)
+        return cls(by_app, links, apps.set_index("application_id")[["applied_at", "label"]])
+
+    def bad_partners(self, app_ids: list[str]) -> pd.DataFrame:
+        """For ``app_ids``: each shared identifier with an earlier known-bad
+        application of another person (kind, identifier, partner, label, time)."""
+        mine = self.links[self.links["application_id"].isin(app_ids)]
+        bad_ids = self.apps.index[self.apps["label"].isin(BAD_LABELS)]
+        bad_links = self.links[self.links["application_id"].isin(bad_ids)]
+        pairs = mine.merge(bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
+        pairs = pairs[pairs["entity"] != pairs["entity_partner"]]
+        t_self = pairs["application_id"].map(self.apps["applied_at"])
+        t_partner = pairs["application_id_partner"].map(self.apps["applied_at"])
+        pairs = pairs[(t_partner < t_self).to_numpy()]
+        pairs = pairs.assign(partner_label=pairs["application_id_partner"].map(self.apps["label"]),
+                             partner_at=t_partner[(t_partner < t_self).to_numpy()].to_numpy())
+        return pairs
+
+
+def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: ReasonContext,
+                  top: int = 5) -> pd.Series:
+    """JSON reason lists, one per application, ranked by contribution.
+
+    Each reason: ``code``, ``feature``, ``contribution`` (log-odds, relative to
+    the typical applicant), ``value``, ``detail`` and, where there is one,
+    ``evidence`` (finding ids and summaries, identifiers and partners).
+    """
+    ids = list(contrib.index)
+    partners = context.bad_partners(ids)
+    partners_by_app = dict(tuple(partners.groupby("application_id"))) if len(partners) else {}
+    out = {}
+    values = contrib.to_numpy()
+    columns = list(contrib.columns)
+    for row, app_id in enumerate(ids):
+        order = values[row].argsort()[::-1]
+        reasons = []
+        for j in order[:top]:
+            c = float(values[row, j])
+            if c <= 0.01:
+                break
+            feature = columns[j]
+            code, detail = reason_code(feature)
+            value = features.at[app_id, feature]
+            reason = {"code": code, "feature": feature, "contribution": round(c, 3),
+                      "value": value if isinstance(value, str) else round(float(value), 3), "detail": detail}
+            evidence = _evidence(feature, app_id, context, partners_by_app.get(app_id))
+            if evidence:
+                reason["evidence"] = evidence
+            reasons.append(reason)
+        out[app_id] = json.dumps(reasons, ensure_ascii=False, default=str)
+    return pd.Series(out, name="reasons")
+
+
+def _evidence(feature: str, app_id: str, context: ReasonContext, partners: pd.DataFrame | None):
+    if feature.startswith("det_") or feature in ("known_bad_2hop", "findings_count", "largest_finding"):
+        detector = feature[4:] if feature.startswith("det_") else None
+        found = [f for f in context.findings_by_app.get(app_id, []) if detector is None or f.detector == detector]
+        found.sort(key=lambda f: -f.score)
+        return [{"finding_id": f.finding_id, "detector": f.detector, "score": round(f.score, 3),
+                 "summary": f.summary, "evidence": [e.detail for e in f.evidence[:3]]} for f in found[:3]]
+    kinds = None
+    if feature == "known_bad_1hop":
+        kinds = set(SHARED_KINDS)
+    elif feature.startswith("bad_earlier_") and feature[12:] in SHARED_KINDS:
+        kinds = {feature[12:]}
+    if kinds and partners is not None:
+        rows = partners[partners["kind"].isin(kinds)].head(5)
+        return [{"kind": r.kind, "identifier": str(r.identifier), "shared_with": r.application_id_partner,
+                 "label": r.partner_label, "applied_at": str(r.partner_at)} for r in rows.itertuples()]
+    return None

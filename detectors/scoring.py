@@ -1,0 +1,431 @@
+"""The explainable risk model: training, out-of-time validation, reasons.
+
+Two scikit-learn pipelines are built by one factory (:func:`make_model`):
+
+* ``scorecard`` — quantile bins of every numeric feature, one-hot, and a
+  logistic regression: each feature's contribution to the log-odds is exact,
+  which is what a credit committee can read;
+* ``gbm`` — histogram gradient boosting on the raw features.
+
+Both are calibrated (``CalibratedClassifierCV``), validated out of time (the
+latest ``validation_share`` of labelled applications), and compared with the
+same model trained without graph and finding features (the uplift). The
+scorecard is kept unless the boosted model beats it by more than
+``prefer_scorecard_within`` AUC: explanations exact to the model are worth a
+little accuracy to investigators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
+
+from detectors.features import CATEGORICAL, feature_groups
+
+__all__ = [
+    "TrainingConfig",
+    "TrainedModel",
+    "make_model",
+    "train_models",
+    "ks_statistic",
+    "precision_at_k",
+    "contributions",
+    "save_model",
+    "load_model",
+    "models_folder",
+]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one training run (saved with the model, hashed into its version).
+
+    ``bad_labels`` are the outcomes the model predicts; ``review_capacity`` is
+    the share of applications the team can review (precision@k is measured
+    there); ``review_threshold`` / ``decline_threshold`` are the default
+    decisions on the calibrated probability (``flag`` can override them).
+    """
+
+    bad_labels: tuple[str, ...] = ("fraud", "default")
+    validation_share: float = 0.3
+    review_capacity: float = 0.05
+    review_threshold: float = 0.3
+    decline_threshold: float = 0.7
+    prefer_scorecard_within: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.validation_share <= 0.5:
+            raise ValueError(f"validation_share must be in [0.05, 0.5]; got {self.validation_share}")
+        if not 0 < self.review_capacity < 1:
+            raise ValueError(f"review_capacity must be in (0, 1); got {self.review_capacity}")
+        if not 0 < self.review_threshold < self.decline_threshold <= 1:
+            raise ValueError("thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
+                             f"got {self.review_threshold} and {self.decline_threshold}")
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+
+
+@dataclass
+class TrainedModel:
+    """A fitted, calibrated model with what it needs to score and explain."""
+
+    kind: str
+    estimator: Any  # CalibratedClassifierCV over a Pipeline
+    explainer: Pipeline  # the uncalibrated pipeline fitted on all labelled rows (for reasons)
+    features: list[str]
+    config: TrainingConfig
+    report: dict[str, Any] = field(default_factory=dict)
+    baseline: pd.Series | None = None  # typical feature values (occlusion reference)
+    version: str = ""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict_proba(X[self.features])[:, 1]
+
+    def decide(self, scores: np.ndarray, review: float | None = None, decline: float | None = None) -> np.ndarray:
+        review = self.config.review_threshold if review is None else review
+        decline = self.config.decline_threshold if decline is None else decline
+        return np.where(scores >= decline, "decline", np.where(scores >= review, "review", "pass"))
+
+
+def make_model(kind: str, numeric: list[str], categorical: list[str], seed: int = 0) -> Pipeline:
+    """The one factory for both pipelines.
+
+    Example
+    -------
+    >>> make_model("scorecard", ["a"], ["b"]).steps[-1][0]
+    'model'
+    """
+    if kind == "scorecard":
+        prep = ColumnTransformer(
+            [
+                ("num", Pipeline([
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    # k-means bins: most graph counts are zero for most
+                    # applicants, which quantile bins collapse into one
+                    ("bins", KBinsDiscretizer(n_bins=5, encode="onehot", strategy="kmeans")),
+                ]), numeric),
+                ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=20), categorical),
+            ]
+        )
+        model = LogisticRegression(C=0.5, max_iter=2000)
+    elif kind == "gbm":
+        prep = ColumnTransformer(
+            [
+                ("num", "passthrough", numeric),
+                ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                       encoded_missing_value=-1), categorical),
+            ]
+        )
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.08, max_leaf_nodes=15,
+                                               l2_regularization=1.0, random_state=seed)
+    else:
+        raise ValueError(f"Unknown model kind {kind!r}; use 'scorecard' or 'gbm'")
+    return Pipeline([("prep", prep), ("model", model)])
+
+
+def ks_statistic(y: np.ndarray, scores: np.ndarray) -> float:
+    """Kolmogorov–Smirnov distance between bad and good score distributions.
+
+    Example
+    -------
+    >>> ks_statistic(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]))
+    1.0
+    """
+    fpr, tpr, _ = roc_curve(y, scores)
+    return float(np.max(tpr - fpr))
+
+
+def precision_at_k(y: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Share of bad among the ``k`` highest scores (what reviewers would see).
+
+    Example
+    -------
+    >>> precision_at_k(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1]), 2)
+    0.5
+    """
+    if k <= 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")[:k]
+    return float(np.mean(y[order]))
+
+
+def _calibrated(kind: str, numeric: list[str], categorical: list[str], seed: int, positives: int):
+    method = "isotonic" if positives >= 1000 else "sigmoid"
+    return CalibratedClassifierCV(make_model(kind, numeric, categorical, seed), method=method, cv=3)
+
+
+def _split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
+    categorical = [c for c in features.columns if c in CATEGORICAL]
+    numeric = [c for c in features.columns if c not in categorical]
+    return numeric, categorical
+
+
+def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Series,
+                 config: TrainingConfig = TrainingConfig(), progress=None) -> tuple[TrainedModel, dict]:
+    """Fit, validate out of time, and return the chosen model and its report.
+
+    Parameters
+    ----------
+    features : DataFrame
+        Index application_id (``application_features``).
+    labels : Series
+        application_id → outcome label (``fraud``, ``default``, ``good``);
+        unknown outcomes are left out of training.
+    applied_at : Series
+        application_id → time, for the out-of-time split.
+    """
+    known = labels.reindex(features.index)
+    known = known[known.notna() & (known.astype(str) != "")]
+    if known.empty:
+        raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
+    y_all = known.isin(config.bad_labels).astype(int)
+    if y_all.nunique() < 2:
+        raise ValueError("Training needs both bad and good outcomes among the labelled applications.")
+    order = applied_at.reindex(known.index).sort_values(kind="stable").index
+    cut = int(len(order) * (1 - config.validation_share))
+    train_ids, valid_ids = order[:cut], order[cut:]
+    X = features.loc[order]
+    y = y_all.loc[order].to_numpy()
+    y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
+    if y_train.sum() < 5 or y_valid.sum() < 2:
+        raise ValueError(f"Too few bad outcomes to validate out of time (train {int(y_train.sum())}, "
+                         f"validation {int(y_valid.sum())}).")
+    with warnings.catch_warnings():
+        # constant columns and collapsed bins are expected on small portfolios
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _train(features, y_all, known, applied_at, config, progress)
+
+
+def _train(features, y_all, known, applied_at, config, progress):
+    order = applied_at.reindex(known.index).sort_values(kind="stable").index
+    cut = int(len(order) * (1 - config.validation_share))
+    train_ids, valid_ids = order[:cut], order[cut:]
+    X = features.loc[order]
+    y = y_all.loc[order].to_numpy()
+    y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
+    numeric, categorical = _split_columns(features)
+    groups = feature_groups(features.columns)
+    own_numeric = [c for c in numeric if c in groups["own"]]
+    k = max(1, int(round(len(valid_ids) * config.review_capacity)))
+    report: dict[str, Any] = {
+        "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labelled": int(len(known)),
+        "bad": int(y.sum()),
+        "train": {"n": int(len(train_ids)), "bad": int(y_train.sum()),
+                  "from": str(applied_at[train_ids].min()), "to": str(applied_at[train_ids].max())},
+        "validation": {"n": int(len(valid_ids)), "bad": int(y_valid.sum()),
+                       "from": str(applied_at[valid_ids].min()), "to": str(applied_at[valid_ids].max())},
+        "review_capacity_k": k,
+        "models": {},
+        "config": asdict(config),
+    }
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    valid_scores: dict[str, np.ndarray] = {}
+    for i, kind in enumerate(("scorecard", "gbm")):
+        if progress:
+            progress(f"train {kind}", i, 2)
+        for variant, cols in (("all features", (numeric, categorical)), ("without graph", (own_numeric, categorical))):
+            est = _calibrated(kind, cols[0], cols[1], config.seed, int(y_train.sum()))
+            est.fit(X.loc[train_ids, cols[0] + cols[1]], y_train)
+            scores = est.predict_proba(X.loc[valid_ids, cols[0] + cols[1]])[:, 1]
+            metrics = {
+                "auc": float(roc_auc_score(y_valid, scores)),
+                "ks": ks_statistic(y_valid, scores),
+                "precision_at_k": precision_at_k(y_valid, scores, k),
+            }
+            report["models"].setdefault(kind, {})[variant] = metrics
+            if variant == "all features":
+                fpr, tpr, _ = roc_curve(y_valid, scores)
+                curves[kind] = (fpr, tpr)
+                valid_scores[kind] = scores
+        m = report["models"][kind]
+        m["uplift_auc"] = m["all features"]["auc"] - m["without graph"]["auc"]
+        m["uplift_precision_at_k"] = m["all features"]["precision_at_k"] - m["without graph"]["precision_at_k"]
+    sc, gb = (report["models"][k_]["all features"]["auc"] for k_ in ("scorecard", "gbm"))
+    chosen = "gbm" if gb > sc + config.prefer_scorecard_within else "scorecard"
+    report["chosen"] = chosen
+    if progress:
+        progress(f"train final {chosen}", 2, 2)
+    final = _calibrated(chosen, numeric, categorical, config.seed, int(y.sum()))
+    final.fit(X[numeric + categorical], y)
+    explainer = make_model(chosen, numeric, categorical, config.seed).fit(X[numeric + categorical], y)
+    baseline = _baseline(X[numeric + categorical], numeric)
+    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + config.digest()
+    model = TrainedModel(chosen, final, explainer, numeric + categorical, config, report, baseline, version)
+    report["version"] = version
+    report["_curves"] = curves
+    report["_valid"] = {"y": y_valid, "scores": valid_scores}
+    return model, report
+
+
+def _baseline(X: pd.DataFrame, numeric: list[str]) -> pd.Series:
+    """The typical applicant: medians of numeric features, modes of categories."""
+    values = {}
+    for col in X.columns:
+        if col in numeric:
+            values[col] = float(X[col].median()) if X[col].notna().any() else 0.0
+        else:
+            values[col] = X[col].mode().iloc[0] if X[col].notna().any() else "(none)"
+    return pd.Series(values, dtype=object)
+
+
+def contributions(model: TrainedModel, X: pd.DataFrame) -> pd.DataFrame:
+    """Each feature's contribution to each application's log-odds, relative to
+    the typical applicant (rows: applications, columns: features).
+
+    Scorecard: exact per-feature sums of coefficients over the feature's
+    one-hot bins, minus the same for the typical applicant. Boosted model:
+    occlusion — the change in log-odds when the feature alone is set back to
+    the typical value (one stacked prediction for the whole batch).
+    """
+    X = X[model.features]
+    pipe = model.explainer
+    base = pd.DataFrame([model.baseline[model.features].to_dict()]).astype(X.dtypes.to_dict(), errors="ignore")
+    if model.kind == "scorecard":
+        prep, lr = pipe.named_steps["prep"], pipe.named_steps["model"]
+        coef = lr.coef_[0]
+        owners = _output_owners(prep, model.features)
+        def per_feature(frame: pd.DataFrame) -> np.ndarray:
+            z = prep.transform(frame)
+            z = z.toarray() if hasattr(z, "toarray") else np.asarray(z)
+            weighted = z * coef
+            out = np.zeros((len(frame), len(model.features)))
+            for j, owner in enumerate(owners):
+                out[:, owner] += weighted[:, j]
+            return out
+        values = per_feature(X) - per_feature(base)
+        return pd.DataFrame(values, index=X.index, columns=model.features)
+    # gbm: occlusion, stacked into one predict call
+    n, f = len(X), len(model.features)
+    stacked = pd.concat([X] * (f + 1), ignore_index=True)
+    for j, col in enumerate(model.features):
+        stacked.loc[(j + 1) * n:(j + 2) * n - 1, col] = base[col].iloc[0]
+    logit = pipe.decision_function(stacked) if hasattr(pipe, "decision_function") else None
+    if logit is None:
+        p = np.clip(pipe.predict_proba(stacked)[:, 1], 1e-9, 1 - 1e-9)
+        logit = np.log(p / (1 - p))
+    full = logit[:n]
+    values = np.column_stack([full - logit[(j + 1) * n:(j + 2) * n] for j in range(f)])
+    return pd.DataFrame(values, index=X.index, columns=model.features)
+
+
+def _output_owners(prep: ColumnTransformer, features: list[str]) -> list[int]:
+    """For each transformed column, the index of the input feature it came from."""
+    owners: list[int] = []
+    position = {c: i for i, c in enumerate(features)}
+    for name, transformer, cols in prep.transformers_:
+        if name == "remainder" or transformer == "drop":
+            continue
+        if name == "num":
+            bins = transformer.named_steps["bins"]
+            for col, n_bins in zip(cols, bins.n_bins_):
+                owners.extend([position[col]] * int(n_bins))
+        else:
+            for col, cats in zip(cols, transformer.categories_):
+                kept = len(cats)
+                infrequent = getattr(transformer, "infrequent_categories_", None)
+                if infrequent is not None:
+                    inf = infrequent[list(cols).index(col)]
+                    if inf is not None:
+                        kept = len(cats) - len(inf) + 1
+                owners.extend([position[col]] * kept)
+    return owners
+
+
+# -- persistence ------------------------------------------------------------------
+
+
+def models_folder(store) -> Path:
+    """Where models of ``store`` live: ``<store>/models`` for the embedded
+    store, ``./.ringscope-models/<host>-<port>`` for Neo4j."""
+    if getattr(store, "kind", "") == "embedded":
+        return Path(store.location) / "models"
+    tag = "".join(ch if ch.isalnum() else "-" for ch in str(getattr(store, "location", "neo4j")))
+    return Path(".ringscope-models") / tag.strip("-")
+
+
+def save_model(model: TrainedModel, report: dict, folder: Path) -> Path:
+    """Save ``model`` as ``<folder>/<version>/`` (model.joblib, report.json,
+    roc.png, scores.png) and point ``<folder>/LATEST`` at it."""
+    target = Path(folder) / model.version
+    target.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, target / "model.joblib")
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    (target / "report.json").write_text(json.dumps(public, indent=2, ensure_ascii=False, default=str),
+                                        encoding="utf-8")
+    _plots(report, target)
+    tmp = Path(folder) / "LATEST.tmp"
+    tmp.write_text(model.version, encoding="utf-8")
+    tmp.replace(Path(folder) / "LATEST")
+    return target
+
+
+def load_model(folder: Path, version: str | None = None) -> TrainedModel:
+    """Load the latest (or a given) model version from ``folder``."""
+    folder = Path(folder)
+    if version is None:
+        latest = folder / "LATEST"
+        if not latest.exists():
+            raise FileNotFoundError(f"No trained model in {folder}; run `ringscope train` first.")
+        version = latest.read_text(encoding="utf-8").strip()
+    return joblib.load(folder / version / "model.joblib")
+
+
+def _plots(report: dict, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
+    for kind, (fpr, tpr) in report.get("_curves", {}).items():
+        auc = report["models"][kind]["all features"]["auc"]
+        ax.plot(fpr, tpr, label=f"{kind} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC, out-of-time validation")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(target / "roc.png")
+    plt.close(fig)
+
+    valid = report.get("_valid")
+    if valid:
+        chosen = report["chosen"]
+        y, scores = valid["y"], valid["scores"][chosen]
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+        bins = np.linspace(0, 1, 41)
+        ax.hist(scores[y == 0], bins=bins, alpha=0.6, density=True, label="good")
+        ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="bad")
+        cfg = report["config"]
+        for name, value in (("review", cfg["review_threshold"]), ("decline", cfg["decline_threshold"])):
+            ax.axvline(value, color="black", linestyle="--", linewidth=1)
+            ax.text(value, ax.get_ylim()[1] * 0.9, f" {name}", fontsize=8)
+        ax.set_xlabel(f"calibrated score ({chosen})")
+        ax.set_ylabel("density")
+        ax.set_title("Score distribution, out-of-time validation")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(target / "scores.png")
+        plt.close(fig)
