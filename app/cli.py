@@ -313,6 +313,64 @@ def evaluate(store_path: str | None, neo4j_uri: str | None, truth_dir: Path, min
     click.echo(_frame_table(result.by_detector))
 
 
+def _print_training(result) -> None:
+    report = result.report
+    click.echo(f"model {report['version']} ({report['chosen']}) saved in {result.folder}")
+    click.echo(f"  labelled {report['labelled']:,} applications, {report['bad']:,} bad; "
+               f"out-of-time validation on the latest {report['validation']['n']:,} "
+               f"({report['validation']['from'][:10]} to {report['validation']['to'][:10]})")
+    rows = []
+    for kind, m in report["models"].items():
+        for variant in ("all features", "without graph"):
+            rows.append({"model": kind + (" *" if kind == report["chosen"] else ""), "features": variant,
+                         "AUC": m[variant]["auc"], "KS": m[variant]["ks"],
+                         f"precision@{report['review_capacity_k']}": m[variant]["precision_at_k"]})
+    import pandas as pd
+
+    click.echo(_frame_table(pd.DataFrame(rows)))
+    chosen = report["models"][report["chosen"]]
+    click.echo(f"  graph uplift ({report['chosen']}): AUC {chosen['uplift_auc']:+.3f}, "
+               f"precision@k {chosen['uplift_precision_at_k']:+.3f}")
+    click.echo(f"  plots: {result.folder / 'roc.png'}, {result.folder / 'scores.png'}")
+    counts = result.scored["decision"].value_counts()
+    click.echo("  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}"
+                                                             for d in ("pass", "review", "decline")))
+
+
+@cli.command()
+@_store_options
+@click.option("--bad", "bad_labels", default="fraud,default", show_default=True,
+              help="Outcome labels the model learns to predict (comma-separated).")
+@click.option("--review-capacity", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Share of applications the team can review (precision@k is measured there).")
+@click.option("--review", "review_threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Default score from which an application goes to review.")
+@click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Default score from which an application is declined.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review_capacity: float,
+          review_threshold: float, decline_threshold: float, quiet: bool) -> None:
+    """Fit the risk model on the store's outcomes and case verdicts; score every application."""
+    from detectors.risk import train as train_model
+    from detectors.scoring import TrainingConfig
+
+    try:
+        config = TrainingConfig(bad_labels=tuple(b.strip() for b in bad_labels.split(",") if b.strip()),
+                                review_capacity=review_capacity, review_threshold=review_threshold,
+                                decline_threshold=decline_threshold)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    bar = _ProgressBar(enabled=not quiet)
+    with _opened(store_path, neo4j_uri) as store:
+        try:
+            result = train_model(store, config, progress=bar)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+        finally:
+            bar.close()
+    _print_training(result)
+
+
 def main() -> None:
     """Console entry point."""
     import logging

@@ -80,10 +80,12 @@ class Portfolio:
 
     # -- raw tables ------------------------------------------------------
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return self.store.read_nodes(label, columns)
+        """Node table ``label``; requested columns missing from the store come back as NA."""
+        return _with_columns(self.store.read_nodes(label, columns), columns)
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return self.store.read_relationships(name, columns)
+        """Relationship table ``name``; requested columns missing come back as NA."""
+        return _with_columns(self.store.read_relationships(name, columns), columns)
 
     @cached_property
     def applications(self) -> pd.DataFrame:
@@ -177,14 +179,50 @@ class Portfolio:
         return self.nodes("Company")
 
     # -- resolved entities -------------------------------------------------
+    def _stored_entities(self, label: str) -> pd.Series | None:
+        """Entities saved by an earlier ``detect`` run (SIMILAR_TO components)."""
+        cache = self.__dict__.setdefault("_stored_entity_maps", {})
+        if label not in cache:
+            try:
+                pairs = self.store.read_relationships(f"{label}-SIMILAR_TO-{label}", []) if self.store else None
+            except (KeyError, AttributeError):
+                pairs = None
+            cache[label] = _components(pairs) if pairs is not None and len(pairs) else None
+        return cache[label]
+
     def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
         """Map record keys to resolved entity ids (the key itself when
         identity resolution has not merged it with anything)."""
         mapping = self.person_entity if label == "Person" else self.company_entity
+        if mapping is None:
+            mapping = self._stored_entities(label)
         if mapping is None or len(mapping) == 0:
             return keys
         mapped = keys.map(mapping)
         return mapped.where(mapped.notna(), keys)
+
+
+def _with_columns(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
+    for col in columns or ():
+        if col not in frame.columns:
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype=object)
+    return frame
+
+
+def _components(pairs: pd.DataFrame) -> pd.Series:
+    """key → smallest key of its connected component over ``src``/``dst`` pairs."""
+    import numpy as np
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    keys, idx = np.unique(np.concatenate([pairs["src"].to_numpy(str), pairs["dst"].to_numpy(str)]),
+                          return_inverse=True)
+    m = len(pairs)
+    graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(keys), len(keys)))
+    _, labels = connected_components(graph, directed=False)
+    frame = pd.DataFrame({"key": keys, "component": labels})
+    smallest = frame.groupby("component")["key"].min()
+    return pd.Series(smallest.reindex(labels).to_numpy(), index=keys)
 
 
 def as_portfolio(source: Any) -> Portfolio:
