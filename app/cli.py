@@ -371,6 +371,52 @@ def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review
     _print_training(result)
 
 
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_store_options
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("flags.csv"),
+              show_default=True, help="Where the scored applications are written.")
+@click.option("--rejects", "rejects_path", metavar="FILE", default="ringscope_rejects.csv", show_default=True,
+              help="Rows that break the data contract, with file, line and reason.")
+@click.option("--review", "review_threshold", type=click.FloatRange(0, 1), default=None,
+              help="Score from which an application goes to review (default: the model's).")
+@click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=None,
+              help="Score from which an application is declined (default: the model's).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: Path, rejects_path: str,
+         review_threshold: float | None, decline_threshold: float | None, quiet: bool) -> None:
+    """Score the new applications in FOLDER against the existing graph (incremental)."""
+    from detectors.flagging import flag_applications
+    from detectors.scoring import load_model, models_folder
+
+    bar = _ProgressBar(enabled=not quiet)
+    with _opened(store_path, neo4j_uri) as store:
+        try:
+            model = load_model(models_folder(store))
+        except FileNotFoundError as err:
+            raise click.ClickException(str(err)) from err
+        review = model.config.review_threshold if review_threshold is None else review_threshold
+        decline = model.config.decline_threshold if decline_threshold is None else decline_threshold
+        if review >= decline:
+            raise click.UsageError(f"--review ({review}) must be below --decline ({decline}).")
+        try:
+            summary, result = flag_applications(store, folder, model, rejects_path, review, decline, progress=bar)
+        finally:
+            bar.close()
+    result.flags.to_csv(out_path, index=False, encoding="utf-8-sig")
+    click.echo(f"scored {len(result.flags):,} applications with model {model.version} -> {out_path}")
+    if summary.rows_rejected:
+        click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
+        _print_reasons(summary.reject_reasons)
+    counts = result.flags["decision"].value_counts()
+    click.echo("  decisions: " + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
+    if result.new_findings:
+        click.echo(f"  {len(result.new_findings)} rings/circles involve the new applications:")
+        for f in sorted(result.new_findings, key=lambda f: -f.score)[:5]:
+            click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
+    sys.exit(summary.exit_code)
+
+
 def main() -> None:
     """Console entry point."""
     import logging

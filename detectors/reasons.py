@@ -37,8 +37,8 @@ _FIXED_CODES = {
     "known_bad_1hop": ("LINKED_TO_KNOWN_BAD", "shares identifiers with earlier known-bad applications"),
     "known_bad_2hop": ("FINDING_WITH_KNOWN_BAD", "is in a finding with earlier known-bad applications"),
     "shares_hub": ("SHARES_HUB", "uses an identifier shared by many unrelated people (a hub)"),
-    "findings_count": ("MANY_FINDINGS", "appears in several detector findings"),
-    "largest_finding": ("LARGE_CLUSTER", "belongs to a large cluster"),
+    "findings_count": ("IN_FINDINGS", "appears in detector findings (rings, circles, bursts)"),
+    "largest_finding": ("CLUSTER_SIZE", "size of the largest cluster it belongs to"),
 }
 _DETECTOR_CODES = {
     "identity": "IDENTITY_CONFLICT",

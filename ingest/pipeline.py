@@ -94,6 +94,8 @@ class IngestSummary:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     counts: GraphCounts | None = None
     seconds: float = 0.0
+    #: ids of the applications this run loaded (what ``ringscope flag`` scores)
+    application_ids: list[str] = field(default_factory=list)
 
     @property
     def rows_loaded(self) -> int:
@@ -595,6 +597,7 @@ def ingest_folder(
             continue
         if table == "applications":
             part, apps_index = _applications(frame, path.name)
+            summary.application_ids = [str(k) for k in apps_index["key"]]
         elif table == "contacts":
             part = _contacts(frame, path.name, apps_index, store)
         elif table == "guarantees":

@@ -1,0 +1,330 @@
+"""Incremental flagging: score new applications against the existing graph.
+
+A :class:`FlagIndex` holds the stored portfolio in memory as sorted arrays
+(identifier → applications, person → applications, application → links),
+built once. Scoring a batch then touches only the new applications and
+their neighbourhood:
+
+1. graph features straight from the index — earlier sharers of each
+   identifier and which of them are known bad (the same "as of" rule as in
+   training, so a new application is scored exactly like a historical one);
+2. rings re-detected on the local neighbourhood (the new applications, the
+   applications sharing their identifiers, and one hop further), with the
+   portfolio's own hub decisions — a ring that exists only because of the new
+   applications is found here, without recomputing the portfolio;
+3. guarantee circles over the guarantee graph (small even at 1M), when the
+   batch brings guarantees;
+4. the saved model, its reasons, and the output contract
+   (application_id, score, decision, ring_id, reasons).
+
+Statistical detectors that compare an application with the whole portfolio
+(cash flow against peers, broker populations) contribute through the saved
+findings of the last ``detect`` run; they see the new applications at the
+next one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import Finding
+from detectors.features import (
+    BAD_LABELS,
+    SHARED_KINDS,
+    application_features,
+    finding_features,
+)
+from detectors.guarantees import GuaranteeCircles
+from detectors.portfolio import Portfolio
+from detectors.reasons import ReasonContext, build_reasons
+from detectors.rings import SharedIdentifierRings, entity_links
+from detectors.runner import DetectionRun, findings_batch, load_findings
+from detectors.scoring import TrainedModel, contributions
+
+__all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
+
+#: findings that give an application its ``ring_id``
+RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity")
+
+
+@dataclass
+class FlagResult:
+    flags: pd.DataFrame  # application_id, score, decision, ring_id, reasons
+    new_findings: list[Finding] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _LocalPortfolio(Portfolio):
+    """A Portfolio over frames already in memory (a neighbourhood)."""
+
+    def __init__(self, applications: pd.DataFrame, links: pd.DataFrame, persons: pd.DataFrame,
+                 guarantees: pd.DataFrame | None = None, roles: pd.DataFrame | None = None) -> None:
+        super().__init__(store=None)
+        self.__dict__["applications"] = applications.reset_index(drop=True)
+        self.__dict__["links"] = links[["application_id", "kind", "identifier"]]
+        self.__dict__["_ring_links"] = links
+        self.__dict__["persons"] = persons
+        if guarantees is not None:
+            self.__dict__["guarantees"] = guarantees
+        if roles is not None:
+            self.__dict__["roles"] = roles
+
+    def _stored_entities(self, label: str):
+        return None
+
+
+class FlagIndex:
+    """The stored portfolio as arrays, for scoring new applications quickly.
+
+    Build it after the new applications were ingested (they are then part of
+    the graph like any other), then call :meth:`score`.
+    """
+
+    def __init__(self, portfolio: Portfolio, findings: list[Finding], max_expand: int = 200) -> None:
+        self.portfolio = portfolio
+        self.max_expand = max_expand
+        apps = portfolio.applications
+        self.apps = apps.set_index("application_id", drop=False)
+        self.app_pos = pd.Index(self.apps.index)
+        self.t = self.apps["applied_at"].astype("int64").to_numpy() if len(apps) else np.array([], dtype=np.int64)
+        self.bad = self.apps["label"].isin(BAD_LABELS).to_numpy()
+        links = entity_links(portfolio)
+        self.links = links
+        rings = SharedIdentifierRings()
+        self.hubs = rings.hubs(portfolio)
+        self.hub_keys = set(self.hubs.index[self.hubs["hub"].to_numpy()])
+        self.glue_keys = set(self.hubs.index[self.hubs["glue"].to_numpy()])
+        # identifier → sharers (CSR over links sorted by identifier)
+        ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
+        order = np.argsort(ident, kind="stable")
+        self._ident_sorted = ident[order]
+        self._ident_index, starts = np.unique(self._ident_sorted, return_index=True)
+        self._ident_offsets = np.append(starts, len(order))
+        self._ident_lookup = pd.Index(self._ident_index)
+        self._link_app = self.app_pos.get_indexer(links["application_id"].to_numpy())[order]
+        entity_codes, self._entities = pd.factorize(links["entity"])
+        self._link_entity = entity_codes[order]
+        # application → its links
+        app_order = np.argsort(self.app_pos.get_indexer(links["application_id"].to_numpy()), kind="stable")
+        self._app_links = links.iloc[app_order].reset_index(drop=True)
+        app_codes = self.app_pos.get_indexer(self._app_links["application_id"].to_numpy())
+        self._app_offsets = np.searchsorted(app_codes, np.arange(len(self.app_pos) + 1))
+        # entity → applications
+        first = links.drop_duplicates("application_id")
+        ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
+        self.app_entity = ent.to_numpy()
+        self.findings = findings
+        self.findings_by_app: dict[str, list[Finding]] = {}
+        for f in findings:
+            for m in f.members:
+                self.findings_by_app.setdefault(m, []).append(f)
+
+    @classmethod
+    def build(cls, store, max_expand: int = 200) -> "FlagIndex":
+        portfolio = Portfolio(store)
+        return cls(portfolio, load_findings(store), max_expand)
+
+    # -- neighbourhood -----------------------------------------------------------
+    def _links_of(self, positions: np.ndarray) -> pd.DataFrame:
+        if len(positions) == 0:
+            return self._app_links.iloc[0:0]
+        starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(positions) else []
+        return self._app_links.iloc[rows]
+
+    def _sharers(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For identifier keys: (key index per sharer row, sharer link rows)."""
+        idx = self._ident_lookup.get_indexer(keys)
+        idx = idx[idx >= 0]
+        starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(idx)), lengths)
+        rows = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        return idx, owner, rows
+
+    def neighbourhood(self, targets: np.ndarray, hops: int = 2, cap: int = 20_000) -> np.ndarray:
+        """Application positions within ``hops`` gluing identifiers of ``targets``
+        (hubs and identifiers with more than ``max_expand`` sharers do not expand)."""
+        seen = set(targets.tolist())
+        frontier = targets
+        for _ in range(hops):
+            links = self._links_of(frontier)
+            keys = links["kind"].to_numpy(object) + "\x1f" + links["identifier"].astype(str).to_numpy(object)
+            keys = np.array([k for k in set(keys) if (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]) in self._glue_str],
+                            dtype=object)
+            if len(keys) == 0:
+                break
+            idx, owner, rows = self._sharers(keys)
+            sizes = self._ident_offsets[idx + 1] - self._ident_offsets[idx]
+            rows = rows[sizes[owner] <= self.max_expand]
+            new = set(self._link_app[rows].tolist()) - seen
+            if not new:
+                break
+            seen |= new
+            if len(seen) > cap:
+                break
+            frontier = np.fromiter(new, dtype=np.int64)
+        return np.fromiter(seen, dtype=np.int64)
+
+    @property
+    def _glue_str(self) -> set:
+        if not hasattr(self, "_glue_str_cache"):
+            self._glue_str_cache = {(k, str(i)) for k, i in self.glue_keys}
+        return self._glue_str_cache
+
+    # -- features ------------------------------------------------------------------
+    def graph_features(self, targets: np.ndarray) -> pd.DataFrame:
+        """Earlier sharers and earlier known-bad sharers per kind, from the index."""
+        ids = self.app_pos[targets]
+        links = self._links_of(targets)
+        out = pd.DataFrame(0.0, index=pd.Index(ids, name="application_id"),
+                           columns=[f"earlier_sharers_{k}" for k in SHARED_KINDS]
+                           + [f"bad_earlier_{k}" for k in SHARED_KINDS] + ["shares_hub"])
+        if len(links):
+            keys = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
+            idx = self._ident_lookup.get_indexer(keys)
+            ok = idx >= 0
+            links, idx = links[ok], idx[ok]
+            starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
+            lengths = ends - starts
+            owner = np.repeat(np.arange(len(idx)), lengths)
+            rows = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+            sharer_app = self._link_app[rows]
+            self_pos = self.app_pos.get_indexer(links["application_id"].to_numpy())
+            self_entity = pd.Index(self._entities).get_indexer(links["entity"].to_numpy())
+            earlier = (self.t[sharer_app] < self.t[self_pos][owner]) & (self._link_entity[rows] != self_entity[owner])
+            counts = np.bincount(owner, weights=earlier, minlength=len(idx))
+            bad = np.bincount(owner, weights=earlier & self.bad[sharer_app], minlength=len(idx))
+            frame = pd.DataFrame({"application_id": links["application_id"].to_numpy(), "kind": links["kind"].to_numpy(),
+                                  "earlier": counts, "bad": bad})
+            summed = frame.groupby(["application_id", "kind"])[["earlier", "bad"]].sum().unstack("kind", fill_value=0)
+            for kind in SHARED_KINDS:
+                if ("earlier", kind) in summed.columns:
+                    out[f"earlier_sharers_{kind}"] = summed[("earlier", kind)].reindex(out.index).fillna(0).to_numpy()
+                    out[f"bad_earlier_{kind}"] = summed[("bad", kind)].reindex(out.index).fillna(0).to_numpy()
+            on_hub = [(k, i) in self.hub_keys for k, i in zip(links["kind"], links["identifier"])]
+            hub_apps = set(links["application_id"][np.array(on_hub, dtype=bool)]) if len(on_hub) else set()
+            out["shares_hub"] = out.index.isin(list(hub_apps)).astype(float)
+        out["known_bad_1hop"] = out[[f"bad_earlier_{k}" for k in SHARED_KINDS]].sum(axis=1)
+        # the same person's earlier applications
+        entity = self.app_entity[targets]
+        same = pd.Series(self.app_entity)
+        earlier_same, bad_same = [], []
+        groups = self._entity_groups()
+        for pos, ent in zip(targets, entity):
+            members = groups.get(ent, np.array([pos]))
+            before = self.t[members] < self.t[pos]
+            earlier_same.append(float(before.sum()))
+            bad_same.append(float((before & self.bad[members]).sum()))
+        out["earlier_applications_same_person"] = earlier_same
+        out["bad_earlier_same_person"] = bad_same
+        del same
+        return out
+
+    def _entity_groups(self) -> dict:
+        if not hasattr(self, "_entity_groups_cache"):
+            frame = pd.Series(np.arange(len(self.app_entity))).groupby(self.app_entity).indices
+            self._entity_groups_cache = frame
+        return self._entity_groups_cache
+
+    # -- scoring -------------------------------------------------------------------------
+    def score(self, model: TrainedModel, app_ids: list[str], review: float | None = None,
+              decline: float | None = None, with_guarantees: bool = True) -> FlagResult:
+        """Score ``app_ids`` (already in the graph) incrementally."""
+        seconds: dict[str, float] = {}
+        started = time.perf_counter()
+        targets = self.app_pos.get_indexer(list(app_ids))
+        missing = [a for a, p in zip(app_ids, targets) if p < 0]
+        if missing:
+            raise KeyError(f"{len(missing)} applications are not in the graph, e.g. {missing[:3]}")
+        local_pos = self.neighbourhood(targets)
+        local_ids = self.app_pos[local_pos]
+        local_apps = self.apps.iloc[local_pos]
+        local_links = self.links[self.links["application_id"].isin(local_ids)]
+        persons = self.portfolio.persons
+        wanted_persons = set(local_apps["person"].dropna())
+        local = _LocalPortfolio(local_apps, local_links, persons[persons["key"].isin(wanted_persons)])
+        seconds["neighbourhood"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        hubs = self.hubs
+        local_keys = pd.MultiIndex.from_arrays([local_links["kind"], local_links["identifier"]])
+        local_hubs = hubs[hubs.index.isin(local_keys)]
+        rings = SharedIdentifierRings().find(local, hubs=local_hubs)
+        new_findings = [f for f in rings if set(f.members) & set(app_ids)]
+        if with_guarantees:
+            g = self.portfolio.guarantees
+            if len(g) and g["application_id"].isin(app_ids).any():
+                circles = GuaranteeCircles().run(self.portfolio)
+                new_findings += [f for f in circles if set(f.members) & set(app_ids)]
+        seconds["local detection"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        target_apps = self.apps.iloc[targets]
+        own_portfolio = _LocalPortfolio(target_apps, self.links.iloc[0:0], persons[persons["key"].isin(
+            set(target_apps["person"].dropna()))])
+        features = application_features(own_portfolio)
+        graph = self.graph_features(targets)
+        for col in graph.columns:
+            features[col] = graph[col].reindex(features.index).to_numpy()
+        stored = {f.finding_id: f for a in app_ids for f in self.findings_by_app.get(a, [])}
+        for f in new_findings:
+            stored[f.finding_id] = f
+        all_findings = list(stored.values())
+        member_ids = {m for f in all_findings for m in f.members}
+        member_apps = self.apps.loc[self.apps.index.intersection(list(member_ids | set(app_ids)))]
+        found = finding_features(all_findings, member_apps.reset_index(drop=True))
+        for col in model.features:
+            if col not in features.columns:
+                features[col] = found[col].reindex(features.index).fillna(0.0).to_numpy() if col in found else 0.0
+        seconds["features"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        scores = model.predict(features)
+        contrib = contributions(model, features)
+        context_links = self.links[self.links["application_id"].isin(local_ids)]
+        context = ReasonContext(
+            {a: [f for f in all_findings if a in f.members] for a in app_ids},
+            context_links,
+            self.apps.iloc[local_pos][["applied_at", "label"]],
+        )
+        reasons = build_reasons(contrib, features, context)
+        ring_ids = []
+        for a in features.index:
+            candidates = [f for f in all_findings if a in f.members and f.detector in RING_DETECTORS and f.size > 1]
+            ring_ids.append(max(candidates, key=lambda f: f.score).finding_id if candidates else "")
+        flags = pd.DataFrame({
+            "application_id": features.index,
+            "score": np.round(scores, 4),
+            "decision": model.decide(scores, review, decline),
+            "ring_id": ring_ids,
+            "reasons": reasons.reindex(features.index).to_numpy(),
+        })
+        seconds["score"] = time.perf_counter() - started
+        return FlagResult(flags, new_findings, seconds)
+
+
+def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
+                      review: float | None = None, decline: float | None = None, progress=None):
+    """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
+
+    Returns ``(ingest summary, FlagResult)``.
+    """
+    from detectors.risk import write_scores
+    from ingest.pipeline import ingest_folder
+
+    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress)
+    if not summary.application_ids:
+        return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
+    index = FlagIndex.build(store)
+    result = index.score(model, summary.application_ids, review, decline)
+    write_scores(store, result.flags, model)
+    if result.new_findings:
+        run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        store.write(findings_batch(run))
+    return summary, result
