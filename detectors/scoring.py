@@ -220,10 +220,14 @@ def _train(features, y_all, known, applied_at, config, progress):
     order = applied_at.reindex(known.index).sort_values(kind="stable").index
     cut = int(len(order) * (1 - config.validation_share))
     train_ids, valid_ids = order[:cut], order[cut:]
-    X = features.loc[order]
+    X = features.loc[order].copy()
     y = y_all.loc[order].to_numpy()
     y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
     numeric, categorical = _split_columns(features)
+    for col in numeric:  # a feature no application has (no birth dates, say) is constant, not missing
+        X[col] = pd.to_numeric(X[col], errors="coerce").astype(float)
+        if X[col].isna().all():
+            X[col] = 0.0
     groups = feature_groups(features.columns)
     own_numeric = [c for c in numeric if c in groups["own"]]
     k = max(1, int(round(len(valid_ids) * config.review_capacity)))
@@ -356,8 +360,13 @@ def _output_owners(prep: ColumnTransformer, features: list[str]) -> list[int]:
 
 
 def models_folder(store) -> Path:
-    """Where models of ``store`` live: ``<store>/models`` for the embedded
-    store, ``./.ringscope-models/<host>-<port>`` for Neo4j."""
+    """Where models of ``store`` live: ``$RINGSCOPE_MODELS`` if set, else
+    ``<store>/models`` for the embedded store and
+    ``./.ringscope-models/<host>-<port>`` for Neo4j."""
+    import os
+
+    if os.environ.get("RINGSCOPE_MODELS"):
+        return Path(os.environ["RINGSCOPE_MODELS"])
     if getattr(store, "kind", "") == "embedded":
         return Path(store.location) / "models"
     tag = "".join(ch if ch.isalnum() else "-" for ch in str(getattr(store, "location", "neo4j")))

@@ -267,7 +267,14 @@ class Neo4jStore:
         from neo4j import RoutingControl
 
         records, _, _ = self._driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
-        return pd.DataFrame([r.values() for r in records], columns=columns)
+        frame = pd.DataFrame([r.values() for r in records], columns=columns)
+        for col in columns:
+            if col in TEMPORAL_PROPERTIES:
+                # neo4j.time values → Python datetimes/dates, as the embedded store returns
+                frame[col] = [v.to_native() if hasattr(v, "to_native") else v for v in frame[col]]
+                if TEMPORAL_PROPERTIES[col] == "datetime":
+                    frame[col] = pd.to_datetime(frame[col], utc=True)
+        return frame
 
     def clear(self) -> None:
         """Delete every node and relationship (Community has one database)."""

@@ -60,13 +60,15 @@ def company_uscc(i: int) -> str:
 class ExportBuilder:
     """Collects rows of the four contract tables and writes them as CSV."""
 
-    def __init__(self, start: datetime = datetime(2025, 1, 6, 9, 0)) -> None:
+    def __init__(self, start: datetime = datetime(2025, 1, 6, 9, 0), first_index: int = 0) -> None:
+        """``first_index`` offsets the generated identities, so two builders
+        loaded into one store do not reuse each other's people."""
         self.applications: list[dict[str, Any]] = []
         self.guarantees: list[dict[str, Any]] = []
         self.contacts: list[dict[str, Any]] = []
         self.roles: list[dict[str, Any]] = []
         self.start = start
-        self._n = 0
+        self._n = first_index
 
     def app(self, application_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """Add an application; unspecified identifiers are fresh and unique.

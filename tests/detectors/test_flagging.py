@@ -1,0 +1,104 @@
+"""Incremental flagging: new applications scored against the existing graph."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+from detectors.flagging import flag_applications
+from detectors.risk import train
+from detectors.runner import load_findings, run_detectors, save_findings
+from detectors.scoring import TrainingConfig
+from ingest.pipeline import ingest_folder
+from ingest.synthetic import GeneratorConfig, generate_portfolio
+from tests.detectors.builder import ExportBuilder
+
+OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons"]
+LATER = datetime(2027, 1, 10, 9)  # after every generated application
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gen") / "data"
+    generate_portfolio(GeneratorConfig(applications=2500, seed=5), folder)
+    return folder
+
+
+def _prepare(store, generated, tmp_path):
+    """Base portfolio + two earlier applications by two people sharing a device
+    (too few people for a ring), detect, train."""
+    ingest_folder(generated, store, rejects_path=tmp_path / "base-rejects.csv")
+    early = ExportBuilder(start=LATER - timedelta(days=30), first_index=5000)
+    for i in range(2):
+        early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
+                  applied_at=LATER - timedelta(days=2 - i), label="")
+    early.load(store, tmp_path / "early")
+    run = run_detectors(store, ["shared_identifier_rings", "guarantee_circles"])
+    assert not any("EARLY0" in f.members for f in run.findings)
+    save_findings(store, run)
+    return train(store, TrainingConfig(), folder=tmp_path / "models").model
+
+
+def _new_batch(tmp_path):
+    batch = ExportBuilder(start=LATER, first_index=6000)
+    for i in range(2):
+        batch.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777",
+                  applied_at=LATER + timedelta(hours=i), label="")
+    batch.app("HONEST", applied_at=LATER + timedelta(hours=3), label="")
+    batch.app("BROKEN", amount="", label="")  # breaks the contract: rejected, never scored
+    return batch.write(tmp_path / "new")
+
+
+def test_ring_completed_by_the_new_batch_is_flagged(store, generated, tmp_path):
+    model = _prepare(store, generated, tmp_path)
+    summary, result = flag_applications(store, _new_batch(tmp_path), model, tmp_path / "rejects.csv")
+    flags = result.flags.set_index("application_id")
+    assert list(result.flags.columns) == OUTPUT_COLUMNS
+    assert set(flags.index) == {"NEW0", "NEW1", "HONEST"}
+    rejects = pd.read_csv(tmp_path / "rejects.csv", encoding="utf-8-sig")
+    assert "missing required value: amount" in set(rejects["reason"])
+    # the ring exists only because of the new applications: four people on one device and account
+    ring = [f for f in result.new_findings if f.detector == "shared_identifier_rings"]
+    assert len(ring) == 1 and set(ring[0].members) == {"EARLY0", "EARLY1", "NEW0", "NEW1"}
+    assert flags.loc["NEW0", "ring_id"] == ring[0].finding_id == flags.loc["NEW1", "ring_id"]
+    assert pd.isna(flags.loc["HONEST", "ring_id"]) or flags.loc["HONEST", "ring_id"] == ""
+    assert flags.loc["NEW0", "score"] > flags.loc["HONEST", "score"]
+    assert flags.loc["HONEST", "decision"] == "pass"
+    reasons = json.loads(flags.loc["NEW0", "reasons"])
+    assert any(ring[0].finding_id in json.dumps(r) for r in reasons), reasons
+    # scores and the new ring are saved in the store for the dashboard
+    saved = {f.finding_id for f in load_findings(store)}
+    assert ring[0].finding_id in saved
+    stored = store.node_properties("Application", ["NEW0", "HONEST"], ["risk_score", "risk_decision"])
+    assert stored.set_index("key").loc["NEW0", "risk_score"] == pytest.approx(flags.loc["NEW0", "score"])
+
+
+def test_flag_cli_writes_the_output_contract(generated, tmp_path, monkeypatch):
+    from graph.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "store")
+    _prepare(store, generated, tmp_path)
+    monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "models"))
+    out = tmp_path / "flags.csv"
+    result = CliRunner().invoke(cli, ["flag", str(_new_batch(tmp_path)), "--store", str(tmp_path / "store"),
+                                      "--out", str(out), "--rejects", str(tmp_path / "r.csv"), "--quiet",
+                                      "--review", "0.2", "--decline", "0.6"])
+    assert result.exit_code == 0, result.output
+    flags = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False)
+    assert list(flags.columns) == OUTPUT_COLUMNS
+    assert flags["score"].between(0, 1).all()
+    expected = flags["score"].map(lambda s: "decline" if s >= 0.6 else "review" if s >= 0.2 else "pass")
+    assert (flags["decision"] == expected).all()
+    assert "rejected 1 rows" in result.output and "ring of 4 people" in result.output
+
+
+def test_flag_without_a_model_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "none"))
+    folder = ExportBuilder().write(tmp_path / "x")
+    result = CliRunner().invoke(cli, ["flag", str(folder), "--store", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code != 0 and "run `ringscope train` first" in result.output

@@ -1,0 +1,151 @@
+"""Risk features, training, reasons: leakage, determinism, feedback."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.features import application_features, identifier_history
+from detectors.portfolio import Portfolio
+from detectors.reasons import reason_code
+from detectors.risk import outcome_labels, train
+from detectors.runner import run_detectors, save_findings
+from detectors.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
+from graph.embedded import EmbeddedStore
+from graph.store import GraphBatch
+from ingest.pipeline import ingest_folder
+from ingest.synthetic import GeneratorConfig, generate_portfolio
+from tests.detectors.builder import ExportBuilder
+
+T0 = datetime(2025, 3, 1, 10)
+
+
+def _shared_device_store(tmp_path, labels: list[str]) -> EmbeddedStore:
+    b = ExportBuilder()
+    for i, label in enumerate(labels):
+        b.app(f"D{i}", device_id="dev-shared", applied_at=T0 + timedelta(days=i), label=label)
+    for _ in range(5):
+        b.app()
+    store = EmbeddedStore(tmp_path / "store")
+    b.load(store, tmp_path / "export")
+    return store
+
+
+def test_features_use_only_labels_of_earlier_applications(tmp_path):
+    base = application_features(Portfolio(_shared_device_store(tmp_path / "a", ["fraud", "", "", ""])))
+    later_bad = application_features(Portfolio(_shared_device_store(tmp_path / "b", ["fraud", "", "", "fraud"])))
+    # D1 and D2 see D0's fraud (earlier); nobody before D3 changes when D3 is labelled
+    assert base.loc["D1", "bad_earlier_device"] == 1 and base.loc["D2", "bad_earlier_device"] == 1
+    assert base.loc["D0", "bad_earlier_device"] == 0
+    cols = [c for c in base.columns if c not in ("product", "channel")]
+    pd.testing.assert_frame_equal(base.loc[["D0", "D1", "D2"], cols], later_bad.loc[["D0", "D1", "D2"], cols])
+    assert base.loc["D3", "earlier_sharers_device"] == 3
+
+
+def test_finding_scores_enter_features_without_their_label_part(tmp_path):
+    values = []
+    for name, labels in (("clean", ["", "", "", ""]), ("labelled", ["fraud", "fraud", "", ""])):
+        store = _shared_device_store(tmp_path / name, labels)
+        run = run_detectors(store, ["shared_identifier_rings"])
+        feats = application_features(Portfolio(store), run.findings)
+        values.append(feats.loc["D3", "det_shared_identifier_rings"])
+        if name == "labelled":
+            assert max(f.score for f in run.findings) > values[0]  # the finding itself did use labels
+            assert feats.loc["D3", "known_bad_2hop"] == 2 and feats.loc["D0", "known_bad_2hop"] == 0
+    assert values[0] == pytest.approx(values[1])
+
+
+def test_identifier_history_ignores_the_same_person():
+    links = pd.DataFrame({"application_id": ["a", "b", "c"], "kind": "phone", "identifier": "p",
+                          "entity": ["x", "x", "y"]})
+    times = pd.Series(pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"]), index=["a", "b", "c"])
+    h = identifier_history(links, times, pd.Series(True, index=["a", "b", "c"])).set_index("application_id")
+    assert h.loc["b", "earlier"] == 0 and h.loc["c", "earlier"] == 2 and h.loc["c", "bad_earlier"] == 2
+
+
+def test_metrics():
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    assert precision_at_k(y, s, 1) == 1.0 and precision_at_k(y, s, 3) == pytest.approx(2 / 3)
+    assert ks_statistic(y, s) == pytest.approx(2 / 3)
+
+
+def test_reason_codes_name_what_they_mean():
+    assert reason_code("det_guarantee_circles")[0] == "GUARANTEE_CIRCLE"
+    assert reason_code("earlier_sharers_account")[0] == "SHARED_ACCOUNT"
+    assert reason_code("id_checksum_bad")[0] == "ID_CHECKSUM_FAILED"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    generate_portfolio(GeneratorConfig(applications=2500, seed=5), tmp / "data")
+    store = EmbeddedStore(tmp / "store")
+    ingest_folder(tmp / "data", store, rejects_path=tmp / "rejects.csv")
+    save_findings(store, run_detectors(store, ["shared_identifier_rings", "guarantee_circles"]))
+    return store, train(store, TrainingConfig(), folder=tmp / "models")
+
+
+def test_training_report_and_saved_model(trained):
+    store, result = trained
+    report = result.report
+    assert set(report["models"]) == {"scorecard", "gbm"}
+    for m in report["models"].values():
+        assert 0.5 < m["all features"]["auc"] <= 1.0
+        assert "uplift_auc" in m
+    # out of time: every validation application is later than every training one
+    assert report["train"]["to"] <= report["validation"]["from"]
+    saved = json.loads((result.folder / "report.json").read_text(encoding="utf-8"))
+    assert saved["version"] == result.model.version
+    assert (result.folder / "roc.png").stat().st_size > 5_000 and (result.folder / "scores.png").exists()
+    loaded = load_model(result.folder.parent)
+    assert loaded.version == result.model.version
+    # scores written onto the applications, every one with a decision and JSON reasons
+    apps = store.read_nodes("Application", ["risk_score", "risk_decision", "risk_reasons", "label"])
+    assert apps["risk_score"].between(0, 1).all()
+    assert set(apps["risk_decision"]) <= {"pass", "review", "decline"}
+    top = apps.sort_values("risk_score").iloc[-1]
+    reasons = json.loads(top["risk_reasons"])
+    assert reasons and all({"code", "contribution", "detail"} <= set(r) for r in reasons)
+    assert [r["contribution"] for r in reasons] == sorted((r["contribution"] for r in reasons), reverse=True)
+    # the model separates bad from good on its own portfolio
+    bad = apps["label"].isin(["fraud", "default"])
+    assert apps.loc[bad, "risk_score"].mean() > 2 * apps.loc[apps["label"] == "good", "risk_score"].mean()
+
+
+def test_training_is_deterministic(trained, tmp_path):
+    store, first = trained
+    second = train(store, TrainingConfig(), folder=tmp_path / "models")
+    merged = first.scored.merge(second.scored, on="application_id")
+    np.testing.assert_allclose(merged["score_x"], merged["score_y"])
+    assert (merged["reasons_x"] == merged["reasons_y"]).all()
+
+
+def test_case_verdicts_become_labels(trained):
+    store, result = trained
+    apps = Portfolio(store).applications
+    unlabelled = apps.loc[apps["label"].isna(), "application_id"].iloc[:2].tolist()
+    good = apps.loc[apps["label"] == "good", "application_id"].iloc[0]
+    cases = pd.DataFrame({
+        "key": ["case-1", "case-2", "case-3"],
+        "target_label": ["Application"] * 3,
+        "target_key": [unlabelled[0], unlabelled[1], good],
+        "status": ["Confirmed fraud", "Dismissed", "Confirmed fraud"],
+    })
+    store.write(GraphBatch(nodes={"Case": cases}))
+    labels = outcome_labels(store, Portfolio(store))
+    assert labels[unlabelled[0]] == "fraud" and labels[unlabelled[1]] == "good" and labels[good] == "fraud"
+
+
+def test_training_without_outcomes_is_a_clear_error(tmp_path):
+    b = ExportBuilder()
+    for _ in range(20):
+        b.app(label="")
+    store = EmbeddedStore(tmp_path / "s")
+    b.load(store, tmp_path / "e")
+    with pytest.raises(ValueError, match="No labelled applications"):
+        train(store, folder=tmp_path / "m")
