@@ -157,23 +157,32 @@ class GuaranteeCircles(Detector):
         if sccs.empty:
             return []
         apps = portfolio.applications.set_index("application_id")
-        borrower_apps = apps.assign(unit=("" + apps["borrower_label"].astype(str) + ":"
-                                          + apps["borrower_key"].astype(str)))
-        unit_of_borrower = borrower_apps["unit"].map(
-            lambda k: k if k in units.index else None
-        ).map(units)
+        # applications whose borrower sits in a circle, by unit (resolved like the edges)
+        in_circle = apps[apps["borrower_key"].notna()]
+        resolved = pd.Series(index=in_circle.index, dtype=object)
+        for label in ("Person", "Company"):
+            mask = in_circle["borrower_label"] == label
+            resolved[mask] = (label + ":" + portfolio.entity_of(in_circle.loc[mask, "borrower_key"].astype(str),
+                                                                 label)).to_numpy()
+        unit = resolved.map(units)
+        unit = unit[unit.isin(sccs.index)]
+        apps_by_unit = {u: list(ids) for u, ids in unit.groupby(unit).groups.items()}
         inside = g[g["src"].isin(sccs.index) & g["dst"].isin(sccs.index)]
         inside = inside[inside["src"].map(sccs) == inside["dst"].map(sccs)]
+        # only the few applications in circles, two columns: per-circle lookups stay cheap
+        wanted = set(inside["application_id"].dropna().astype(str)) | {a for ids in apps_by_unit.values() for a in ids}
+        small = apps.loc[apps.index.intersection(list(wanted)), ["amount", "label"]]
+        small = pd.DataFrame({"amount": small["amount"].to_numpy(dtype=float, na_value=np.nan),
+                              "label": small["label"].to_numpy(dtype=object)}, index=small.index.astype(object))
         findings = []
         for comp, edges in inside.groupby(inside["src"].map(sccs)):
-            findings.append(self._finding(edges, apps, unit_of_borrower))
+            findings.append(self._finding(edges, small, apps_by_unit))
         findings.sort(key=lambda f: -f.score)
         return findings
 
-    def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, unit_of_borrower: pd.Series) -> Finding:
+    def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]]) -> Finding:
         graph = nx.DiGraph()
-        for row in edges.itertuples():
-            graph.add_edge(row.src, row.dst)
+        graph.add_edges_from(zip(edges["src"].to_numpy(), edges["dst"].to_numpy()))
         cycles = []
         for cycle in nx.simple_cycles(graph, length_bound=self.max_cycle_length):
             cycles.append(cycle)
@@ -181,8 +190,8 @@ class GuaranteeCircles(Detector):
                 break
         cycles.sort(key=len)
         nodes = sorted(graph.nodes)
-        unit_apps = unit_of_borrower[unit_of_borrower.isin(nodes)].index
-        members = sorted(set(edges["application_id"].dropna().astype(str)) | set(unit_apps.astype(str)))
+        unit_apps = {str(a) for n in nodes for a in apps_by_unit.get(n, ())}
+        members = sorted(set(edges["application_id"].dropna().astype(str)) | unit_apps)
         member_apps = apps.reindex(members)
         exposure_loans = float(member_apps["amount"].sum(skipna=True))
         exposure_guarantees = float(edges["amount"].sum(skipna=True))

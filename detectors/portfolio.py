@@ -22,6 +22,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["Portfolio", "as_portfolio", "LINK_KINDS"]
@@ -104,8 +105,13 @@ class Portfolio:
         applicant = self.rels("Person-APPLIED-Application").drop_duplicates("dst").set_index("dst")["src"]
         apps["person"] = applicant.reindex(apps.index).to_numpy()
         for kind in ("company", "employer", "agent", "phone", "device", "ip", "account", "address", "email"):
-            first = self.link_table(kind).drop_duplicates("application_id").set_index("application_id")["identifier"]
-            apps[kind] = first.reindex(apps.index).to_numpy()
+            table = self.link_table(kind)
+            rows = apps.index.get_indexer(table["application_id"])
+            values = np.full(len(apps), None, dtype=object)
+            ok = rows >= 0
+            # reversed, so the first identifier of an application wins
+            values[rows[ok][::-1]] = table["identifier"].to_numpy(dtype=object)[ok][::-1]
+            apps[kind] = values
         prefixes = self.nodes("IP", ["prefix"]).set_index("key")["prefix"]
         apps["ip_prefix"] = prefixes.reindex(apps["ip"]).to_numpy()
         return apps.reset_index(drop=True)
@@ -118,8 +124,9 @@ class Portfolio:
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:
         out = {}
         for kind, (rel, _label) in LINK_KINDS.items():
+            # (src, dst) is the relationship's identity: rows are already unique
             frame = self.rels(rel, [])[["src", "dst"]]
-            out[kind] = frame.rename(columns={"src": "application_id", "dst": "identifier"}).drop_duplicates()
+            out[kind] = frame.rename(columns={"src": "application_id", "dst": "identifier"})
         return out
 
     @cached_property

@@ -156,10 +156,11 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     gluing = glue.index[glue["glue"].to_numpy()]
     if len(gluing) == 0:
         return pd.Series(dtype="int64")
-    keyed = links.set_index(["kind", "identifier"])
-    mask = keyed.index.isin(gluing)
+    glue_keys = pd.Index(gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str))
+    link_keys = links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)
+    mask = link_keys.isin(glue_keys).to_numpy()
     # the applicant entity glues its own applications too (repeat borrowers)
-    used = keyed[mask].reset_index()[["application_id", "kind", "identifier"]]
+    used = links.loc[mask, ["application_id", "kind", "identifier"]]
     person = links[["application_id", "entity"]].drop_duplicates()
     person = person.rename(columns={"entity": "identifier"}).assign(kind="person")
     person = person[person["application_id"].isin(used["application_id"])]
@@ -248,54 +249,77 @@ class SharedIdentifierRings(Detector):
             apps.set_index("application_id")[["applied_at", "label", "applicant_name"]]
         )
         members["entity"] = entity.reindex(members.index).fillna(pd.Series(members.index, index=members.index))
-        sizes = members.groupby("component")["entity"].nunique()
-        keep = sizes[sizes >= self.min_people].index
+        people = members.groupby("component")["entity"].nunique()
+        keep = people[people >= self.min_people].index
         members = members[members["component"].isin(keep)]
         if members.empty:
             return []
-        glued = hubs[hubs["glue"]].reset_index()[["kind", "identifier", "people", "fence", "cohesion"]]
-        ring_links = links[links["application_id"].isin(members.index)].merge(glued, on=["kind", "identifier"])
-        ring_links["component"] = ring_links["application_id"].map(members["component"])
-        suppressed = hubs[hubs["hub"]].reset_index()
-        hub_links = links[links["application_id"].isin(members.index)].merge(
-            suppressed[["kind", "identifier", "people", "fence"]], on=["kind", "identifier"]
+        return self._findings(members, links, hubs)
+
+    # -- scoring (vectorised over all rings, then one light loop) -----------------
+    def _findings(self, members: pd.DataFrame, links: pd.DataFrame, hubs: pd.DataFrame) -> list[Finding]:
+        comp_of = members["component"]
+        in_rings = links[links["application_id"].isin(members.index)]
+        keyed = pd.MultiIndex.from_arrays([in_rings["kind"], in_rings["identifier"]])
+        hub_info = hubs.reindex(keyed)
+        in_rings = in_rings.assign(
+            component=in_rings["application_id"].map(comp_of).to_numpy(),
+            people=hub_info["people"].to_numpy(),
+            fence=hub_info["fence"].to_numpy(),
+            glue=hub_info["glue"].fillna(False).to_numpy(dtype=bool),
+            hub=hub_info["hub"].fillna(False).to_numpy(dtype=bool),
+            strength=in_rings["kind"].map(KIND_STRENGTH).to_numpy(),
         )
-        hub_links["component"] = hub_links["application_id"].map(members["component"])
-        hub_by_comp = dict(tuple(hub_links.groupby("component")))
+        shared = in_rings[in_rings["glue"]]
+        members = members.assign(bad=members["label"].isin(BAD_LABELS).astype(int),
+                                 surname=members["applicant_name"].astype("string").str[:1])
+        stats = members.groupby("component").agg(
+            size=("entity", "size"), people=("entity", "nunique"),
+            t_min=("applied_at", "min"), t_max=("applied_at", "max"),
+            bad=("bad", "sum"), surnames=("surname", "nunique"),
+        )
+        kinds = shared.groupby(["component", "kind"])["identifier"].nunique().unstack("kind", fill_value=0)
+        per_app = shared.groupby(["component", "application_id"])["identifier"].nunique()
+        stats["density"] = per_app.groupby(level="component").mean()
+        stats["density"] = stats["density"].fillna(0.0)
+        unique_shared = shared.drop_duplicates(["component", "kind", "identifier"]).sort_values(
+            ["component", "strength", "people"], ascending=[True, False, False])
+        top_shared = _records_by_component(unique_shared, ["kind", "identifier", "people"], 50)
+        unique_hubs = in_rings[in_rings["hub"]].drop_duplicates(["component", "kind", "identifier"])
+        top_hubs = _records_by_component(unique_hubs, ["kind", "identifier", "people", "fence"], 5)
+        member_ids = members.groupby("component").indices
+        index = members.index.to_numpy()
+        entity_values = members["entity"].to_numpy()
+        kind_names = list(kinds.columns)
+        kind_rows = dict(zip(kinds.index, kinds.to_numpy().tolist()))
         findings = []
-        for comp, group in members.groupby("component", sort=False):
-            findings.append(self._finding(group, ring_links[ring_links["component"] == comp],
-                                          hub_by_comp.get(comp)))
+        for row in stats.reset_index().to_dict("records"):
+            comp = row["component"]
+            counts = kind_rows.get(comp, [0] * len(kind_names))
+            kind_counts = {k: int(n) for k, n in zip(kind_names, counts) if n}
+            rows = member_ids[comp]
+            findings.append(self._finding(
+                row, kind_counts, top_shared.get(comp, []), top_hubs.get(comp, []),
+                tuple(sorted(index[rows])), set(entity_values[rows]),
+            ))
         findings.sort(key=lambda f: -f.score)
         return findings
 
-    # -- scoring ---------------------------------------------------------
-    def _finding(self, group: pd.DataFrame, shared: pd.DataFrame, hubs: pd.DataFrame | None) -> Finding:
-        size = len(group)
-        people = group["entity"].nunique()
-        kinds = shared.groupby("kind")["identifier"].nunique().to_dict()
+    def _finding(self, row: dict, kinds: dict[str, int], shared: list[tuple], hubs: list[tuple],
+                 members: tuple[str, ...], entities: set) -> Finding:
+        size, people, bad, density = int(row["size"]), int(row["people"]), int(row["bad"]), float(row["density"])
+        has_times = pd.notna(row["t_min"]) and pd.notna(row["t_max"])
+        span_days = (row["t_max"] - row["t_min"]).total_seconds() / 86400 if has_times else 0.0
+        by_strength = sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])
         strength = sum(KIND_STRENGTH[k] * min(n, 3) / 3 for k, n in kinds.items())
-        # how many identifiers each pair of members has in common, on average
-        per_app = shared.groupby("application_id")["identifier"].nunique()
-        density = float(per_app.mean()) if len(per_app) else 0.0
-        times = group["applied_at"].dropna()
-        span_days = (times.max() - times.min()).total_seconds() / 86400 if len(times) > 1 else 0.0
-        bad = int(group["label"].isin(BAD_LABELS).sum())
-        family_like = set(kinds) <= {"address", "contact_phone"} and _same_surname(group["applicant_name"])
+        family_like = set(kinds) <= {"address", "contact_phone"} and int(row["surnames"]) == 1
 
         evidence = []
         c_share = min(0.45, 0.45 * strength / 2.0)
-        shared_list = (
-            shared.drop_duplicates(["kind", "identifier"])
-            .assign(strength=lambda f: f["kind"].map(KIND_STRENGTH))
-            .sort_values(["strength", "people"], ascending=False)
-        )
-        top = shared_list.head(8)
         evidence.append(Evidence(
             "shared_identifiers", c_share,
-            f"{size} applications by {people} people share "
-            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])),
-            tuple(f"{r.kind}:{r.identifier} ({r.people} people)" for r in top.itertuples()),
+            f"{size} applications by {people} people share " + ", ".join(f"{n} {k}" for k, n in by_strength),
+            tuple(f"{kind}:{ident} ({n:.0f} people)" for kind, ident, n in shared[:8]),
         ))
         c_size = min(0.15, 0.05 * math.log2(max(people, 2)))
         evidence.append(Evidence("ring_size", c_size, f"{people} distinct applicants in one ring", (people,)))
@@ -307,14 +331,14 @@ class SharedIdentifierRings(Detector):
         c_time = 0.2 / (1.0 + span_days / 14.0)
         evidence.append(Evidence(
             "time_compactness", c_time,
-            f"applied within {span_days:.1f} days ({times.min():%Y-%m-%d} to {times.max():%Y-%m-%d})"
-            if len(times) else "no application dates",
+            f"applied within {span_days:.1f} days ({row['t_min']:%Y-%m-%d} to {row['t_max']:%Y-%m-%d})"
+            if has_times else "no application dates",
             (round(span_days, 1),),
         ))
         c_bad = min(0.2, 0.1 * bad)
         if bad:
-            evidence.append(Evidence("known_bad_members", c_bad, f"{bad} members already labelled fraud or default",
-                                     (bad,)))
+            evidence.append(Evidence("known_bad_members", c_bad,
+                                     f"{bad} members already labelled fraud or default", (bad,)))
         score = c_share + c_size + c_density + c_time + c_bad
         if family_like:
             evidence.append(Evidence("family_like", -score * 0.6,
@@ -326,22 +350,17 @@ class SharedIdentifierRings(Detector):
                                      f"{size} applications is larger than max_ring_size={self.max_ring_size}: "
                                      "probably glued by an unrecognised hub", (size,)))
             score *= 0.5
-        if hubs is not None and len(hubs):
-            h = hubs.drop_duplicates(["kind", "identifier"]).head(5)
+        if hubs:
             evidence.append(Evidence(
                 "hubs_suppressed", 0.0,
                 "ignored as hubs (shared by many unrelated people): "
-                + ", ".join(f"{r.kind} {r.identifier} ({r.people} people > fence {r.fence:.0f})"
-                            for r in h.itertuples()),
-                tuple(f"{r.kind}:{r.identifier}" for r in h.itertuples()),
+                + ", ".join(f"{kind} {ident} ({n:.0f} people > fence {fence:.0f})" for kind, ident, n, fence in hubs),
+                tuple(f"{kind}:{ident}" for kind, ident, _, _ in hubs),
             ))
         score = float(min(1.0, max(0.0, score)))
-        members = tuple(sorted(group.index))
-        shared_nodes = tuple(
-            (LINK_KINDS[r.kind][1], str(r.identifier)) for r in shared_list.head(50).itertuples()
-        )
-        entities = tuple(("Person", str(e)) for e in sorted(group["entity"].unique()) if not str(e).startswith("app:"))
-        top_kinds = "/".join(k for k, _ in sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])[:3])
+        shared_nodes = tuple((LINK_KINDS[kind][1], str(ident)) for kind, ident, _ in shared)
+        entity_keys = tuple(("Person", str(e)) for e in sorted(map(str, entities)) if not str(e).startswith("app:"))
+        top_kinds = "/".join(k for k, _ in by_strength[:3])
         return Finding(
             detector=self.name,
             kind="shared_identifier_ring",
@@ -350,9 +369,23 @@ class SharedIdentifierRings(Detector):
             evidence=tuple(evidence),
             parameters=self.params(),
             summary=f"ring of {people} people / {size} applications sharing {top_kinds} within {span_days:.0f} days",
-            entities=entities,
+            entities=entity_keys,
             shared=shared_nodes,
         )
+
+
+def _records_by_component(frame: pd.DataFrame, columns: list[str], limit: int) -> dict:
+    """component → the first ``limit`` rows of ``columns`` as tuples (frame sorted)."""
+    out: dict = {}
+    if frame.empty:
+        return out
+    comps = frame["component"].to_numpy()
+    values = list(zip(*(frame[c].to_numpy() for c in columns)))
+    for comp, value in zip(comps, values):
+        bucket = out.setdefault(comp, [])
+        if len(bucket) < limit:
+            bucket.append(value)
+    return out
 
 
 def entity_links(portfolio) -> pd.DataFrame:

@@ -1,0 +1,505 @@
+"""Emergency-contact loops and hub contacts (紧急联系人互留 / 联系人集中).
+
+Lenders ask for emergency contacts (紧急联系人) so that they can reach
+someone when a borrower disappears. Organised fraud fills them in with each
+other: A names B, B names C, C names A — a closed loop in which nobody can be
+reached independently — or every applicant names the same phone (a broker's
+or the organiser's). Families legitimately name each other too, so a
+spouse-to-spouse pair at one address is not a finding.
+
+The detector builds the directed graph application → application whenever
+the contact phone on A is the applicant phone on B (a columnar join), finds
+its strongly connected components with scipy, and only inside each small
+component collapses applications to resolved persons and lists cycles with
+networkx. Separately, phones named as contact by unusually many distinct
+applicants — rare relative to the portfolio's own distribution — are hubs.
+Each naming edge is *family-consistent* when its relation is a family one
+and the two sides share a surname or an address; loops and hubs made only of
+such edges are not reported, partly-family ones are discounted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from detectors.base import Detector, Evidence, Finding, check_param
+from detectors.portfolio import as_portfolio
+
+__all__ = ["ContactLoops", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
+
+BAD_LABELS = ("fraud", "default")
+#: relations that make naming each other ordinary (English contract values and common Chinese forms)
+FAMILY_RELATIONS = frozenset({
+    "spouse", "husband", "wife", "parent", "father", "mother", "child", "son", "daughter", "sibling",
+    "brother", "sister", "relative", "family", "配偶", "夫妻", "丈夫", "妻子", "老公", "老婆", "父母", "父亲",
+    "母亲", "爸爸", "妈妈", "子女", "儿子", "女儿", "兄弟姐妹", "兄弟", "姐妹", "哥哥", "姐姐", "弟弟", "妹妹",
+    "亲属", "亲戚", "家人",
+})
+_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "夏侯", "令狐", "司徒")
+_DAY = 86400.0
+
+
+def contact_edges(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
+    """Directed edges application → application through emergency contacts.
+
+    Parameters
+    ----------
+    contacts : DataFrame
+        ``application_id``, ``phone`` (the contact's), ``contact_name``, ``relation``.
+    phones : DataFrame
+        ``application_id``, ``identifier``: applicant phones.
+    identity : Series
+        application id → resolved applicant; edges between applications of
+        one person (naming one's own other phone) are dropped.
+
+    Returns
+    -------
+    DataFrame ``src``, ``dst``, ``phone``, ``contact_name``, ``relation``.
+
+    Example
+    -------
+    >>> c = pd.DataFrame({"application_id": ["a", "b"], "phone": ["p2", "p1"],
+    ...                   "contact_name": ["B", "A"], "relation": ["friend", "friend"]})
+    >>> ph = pd.DataFrame({"application_id": ["a", "b"], "identifier": ["p1", "p2"]})
+    >>> contact_edges(c, ph, pd.Series({"a": "A", "b": "B"}))[["src", "dst"]].values.tolist()
+    [['a', 'b'], ['b', 'a']]
+
+    Notes
+    -----
+    One hash join on the phone: O(c + p + e).
+    """
+    cols = ["src", "dst", "phone", "contact_name", "relation"]
+    if contacts.empty or phones.empty:
+        return pd.DataFrame(columns=cols)
+    owners = phones.rename(columns={"application_id": "dst", "identifier": "phone"})[["dst", "phone"]]
+    named = contacts.rename(columns={"application_id": "src"})
+    edges = named.merge(owners, on="phone")
+    edges = edges[edges["src"] != edges["dst"]]
+    same = edges["src"].map(identity).to_numpy() == edges["dst"].map(identity).to_numpy()
+    return edges.loc[~same, cols].drop_duplicates(["src", "dst", "phone"]).reset_index(drop=True)
+
+
+def contact_sccs(edges: pd.DataFrame) -> pd.Series:
+    """Strongly connected components (size >= 2) of ``src`` → ``dst`` edges.
+
+    Example
+    -------
+    >>> e = pd.DataFrame({"src": ["a", "b", "b"], "dst": ["b", "a", "c"]})
+    >>> contact_sccs(e).sort_index().index.tolist()
+    ['a', 'b']
+
+    Notes
+    -----
+    scipy's linear-time SCC: O(n + m).
+    """
+    if edges.empty:
+        return pd.Series(dtype="int64")
+    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
+                           return_inverse=True)
+    m = len(edges)
+    graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    keep = np.bincount(labels)[labels] >= 2
+    return pd.Series(labels[keep], index=nodes[keep])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactLoops(Detector):
+    """Applicants naming each other as emergency contacts, and hub contacts.
+
+    Parameters
+    ----------
+    max_cycle_length : int
+        Longest cycle (in persons) listed as evidence.
+    max_cycles : int
+        Cycles enumerated per component at most.
+    min_hub_namers : int
+        Fewest distinct applicants naming one phone for a hub (a floor; the
+        phone must also be in the portfolio's top ``hub_quantile`` tail).
+    hub_quantile : float
+        Share of named phones that may count as hubs at most: a hub needs
+        more namers than this quantile of the portfolio's namers per phone.
+    max_household : int
+        Components of at most this many persons whose naming edges are all
+        family-consistent (family relation and shared surname or address)
+        are households, not loops, and are not reported.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> ContactLoops().run(EmbeddedStore(tempfile.mkdtemp()))
+    []
+
+    Notes
+    -----
+    Columnar join and scipy SCC over the portfolio, O(n + m); networkx only
+    inside each component, bounded by ``max_cycles``.
+    """
+
+    name: ClassVar[str] = "contact_loops"
+    max_cycle_length: int = 8
+    max_cycles: int = 50
+    min_hub_namers: int = 3
+    hub_quantile: float = 0.99
+    max_household: int = 6
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        check_param(owner, "max_cycle_length", self.max_cycle_length,
+                    is_int(self.max_cycle_length) and self.max_cycle_length >= 2, "an int >= 2")
+        check_param(owner, "max_cycles", self.max_cycles, is_int(self.max_cycles) and self.max_cycles >= 1,
+                    "an int >= 1")
+        check_param(owner, "min_hub_namers", self.min_hub_namers,
+                    is_int(self.min_hub_namers) and self.min_hub_namers >= 2, "an int >= 2")
+        check_param(owner, "hub_quantile", self.hub_quantile,
+                    isinstance(self.hub_quantile, float) and 0.5 <= self.hub_quantile < 1, "a float in [0.5, 1)")
+        check_param(owner, "max_household", self.max_household,
+                    is_int(self.max_household) and self.max_household >= 0, "an int >= 0")
+
+    def run(self, source) -> list[Finding]:
+        portfolio = as_portfolio(source)
+        contacts = portfolio.contacts
+        apps = portfolio.applications
+        if contacts.empty or apps.empty:
+            return []
+        apps = apps.set_index("application_id", drop=False)
+        person = apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
+        identity = pd.Series(portfolio.entity_of(person.astype(str)).to_numpy(), index=apps.index)
+        contacts = contacts.dropna(subset=["application_id", "phone"])
+        phones = portfolio.link_table("phone")
+        loop_edges, sccs = self._loop_edges(contacts, phones, identity)
+        hub = self._hub_edges(contacts, phones, identity)
+        # names, surnames, homes only for the few applications involved (string work is the cost)
+        involved = pd.Index(pd.concat([loop_edges["src"], loop_edges["dst"], hub[0]["application_id"],
+                                       hub[1]["owner_app"]]).astype(str).unique())
+        info = _info(apps.loc[apps.index.intersection(involved)], identity)
+        # per-group work below is plain Python over the few involved rows (pandas per group is too slow)
+        records = dict(zip(info.index, info.to_dict("records")))
+        findings = []
+        if len(loop_edges):
+            loop_edges = loop_edges.assign(family=_family_edge(loop_edges, info),
+                                           component=loop_edges["src"].map(sccs).to_numpy())
+            for group in _groups(loop_edges, "component"):
+                finding = self._loop_finding(group, records)
+                if finding is not None:
+                    findings.append(finding)
+        findings += self._hubs(*hub, info, records)
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
+
+    # -- loops -----------------------------------------------------------
+    def _loop_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame,
+                    identity: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+        """Contact edges inside strongly connected components, and the components."""
+        edges = contact_edges(contacts, phones, identity)
+        sccs = contact_sccs(edges)
+        if sccs.empty:
+            return edges.iloc[:0], sccs
+        edges = edges[edges["src"].isin(sccs.index) & edges["dst"].isin(sccs.index)]
+        edges = edges[edges["src"].map(sccs).to_numpy() == edges["dst"].map(sccs).to_numpy()]
+        return edges.reset_index(drop=True), sccs
+
+    def _loop_finding(self, edges: list[dict], info: dict[str, dict]) -> Finding | None:
+        graph = nx.DiGraph()
+        for e in edges:
+            graph.add_edge(info[e["src"]]["identity"], info[e["dst"]]["identity"], **e)
+        k = graph.number_of_nodes()
+        if k < 2:
+            return None
+        family_share = sum(e["family"] for e in edges) / len(edges)  # 1 = every link is a backed family link
+        if family_share == 1.0 and k <= self.max_household:
+            return None  # a household naming each other
+        cycles = []
+        for cycle in nx.simple_cycles(graph, length_bound=self.max_cycle_length):
+            cycles.append(cycle)
+            if len(cycles) >= self.max_cycles:
+                break
+        if not cycles:
+            return None
+        # rotate each cycle to start at its smallest person so the evidence is stable run to run
+        cycles = [c[c.index(min(c)):] + c[: c.index(min(c))] for c in cycles]
+        cycles.sort(key=lambda c: (-len(c), c))
+        longest = cycles[0]
+        members = sorted({e["src"] for e in edges} | {e["dst"] for e in edges})
+        rows = [info[m] for m in members]
+        path_steps = []
+        for a, b in zip(longest, longest[1:] + longest[:1]):
+            e = graph.edges[a, b]
+            path_steps.append(f"{e['src']} ({_txt(info[e['src']]['name'])}) names {e['phone']} "
+                              f"as {_txt(e['relation'])} '{_txt(e['contact_name'])}' = applicant of {e['dst']}")
+        path_values = tuple(
+            " → ".join(f"{graph.edges[a, b]['src']}[{graph.edges[a, b]['phone']}]"
+                       for a, b in zip(c, c[1:] + c[:1]))
+            for c in cycles
+        )
+        rel_counts = _counts(_txt(e["relation"]) for e in edges)
+        evidence = [Evidence(
+            "contact_cycle", 0.4 if len(longest) >= 3 else 0.25,
+            f"emergency-contact cycle of {len(longest)} applicants: " + " → ".join(path_steps), path_values,
+        ), Evidence(
+            "loop_size", 0.1 * min(1.0, (k - 2) / 4.0),
+            f"{k} distinct applicants and {len(edges)} contact links in one strongly connected group", (k, len(edges)),
+        ), Evidence(
+            "unrelated_contacts", 0.2 * (1.0 - family_share),
+            f"{sum(e['family'] == 0 for e in edges)} of {len(edges)} links are not family-consistent "
+            f"(family relation with shared surname or home, or answered in kind); relations given: "
+            + ", ".join(f"{r} ×{c}" for r, c in rel_counts)
+            + f"; {_nunique(r['surname'] for r in rows)} surnames, {_nunique(r['address_key'] for r in rows)} "
+              f"homes among the applications",
+            tuple(f"{r}:{c}" for r, c in rel_counts),
+        )]
+        evidence.append(_time_evidence(rows, 0.1, "the applications"))
+        evidence.extend(_bad_evidence(rows, 0.15))
+        score = sum(e.contribution for e in evidence)
+        if family_share == 1.0:
+            score *= 0.3  # a large all-family group: shown, but low
+        kind = "contact_loop" if len(longest) >= 3 else "mutual_contacts"
+        return Finding(
+            detector=self.name, kind=kind, members=tuple(members), score=float(min(1.0, score)),
+            evidence=tuple(evidence), parameters=self.params(),
+            summary=(f"{k} applicants name each other as emergency contacts "
+                     f"({'互留联系人 loop of ' + str(len(longest)) if len(longest) >= 3 else '互留联系人 pair'}), "
+                     f"relations {', '.join(r for r, _ in rel_counts[:3])}"),
+            entities=_entities(rows),
+            shared=tuple(("Phone", p) for p in sorted({str(e["phone"]) for e in edges})),
+        )
+
+    # -- hubs ------------------------------------------------------------
+    def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series):
+        """Naming rows of hub phones, their owners, the threshold and tail shares."""
+        named = contacts.assign(identity=contacts["application_id"].map(identity).to_numpy())
+        owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
+        namers = named.groupby("phone")["identity"].nunique()
+        none = (named.iloc[:0], owners.iloc[:0], 0, namers, np.zeros(0))
+        if namers.empty:
+            return none
+        # a hub must be rarer than the portfolio's hub_quantile, and at least min_hub_namers
+        threshold = max(self.min_hub_namers, int(math.floor(namers.quantile(self.hub_quantile))) + 1)
+        tail = np.sort(namers.to_numpy())  # the portfolio's namers per phone, for tail shares
+        candidates = namers.index[namers >= threshold]
+        if len(candidates) == 0:
+            return none
+        edges = named[named["phone"].isin(candidates)]
+        owners = owners[owners["phone"].isin(candidates)]
+        owners = owners.assign(owner=owners["owner_app"].map(identity).to_numpy())
+        # the phone's own applicant naming it does not count
+        own = edges.merge(owners[["phone", "owner"]].drop_duplicates(), left_on=["phone", "identity"],
+                          right_on=["phone", "owner"], how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        edges = edges[~own]
+        kept = edges.groupby("phone")["identity"].nunique()
+        hubs = kept.index[kept >= threshold]
+        return edges[edges["phone"].isin(hubs)].copy(), owners[owners["phone"].isin(hubs)], threshold, kept, tail
+
+    def _hubs(self, edges: pd.DataFrame, owners: pd.DataFrame, threshold: int, namers: pd.Series,
+              tail: np.ndarray, info: pd.DataFrame, records: dict[str, dict]) -> list[Finding]:
+        if edges.empty:
+            return []
+        edges = edges.assign(family=_family_hub_edge(edges, info, owners))
+        owner_apps = owners.groupby("phone")["owner_app"].agg(list).to_dict()
+        out = []
+        for group in _groups(edges, "phone"):
+            if all(e["family"] == 1.0 for e in group):
+                continue  # siblings naming their parent
+            phone = group[0]["phone"]
+            share = (len(tail) - np.searchsorted(tail, namers[phone], side="left")) / len(tail)
+            out.append(self._hub_finding(phone, group, records, owner_apps.get(phone, []), threshold,
+                                         float(share), len(tail)))
+        return out
+
+    def _hub_finding(self, phone: str, group: list[dict], info: dict[str, dict], owner_apps: list,
+                     threshold: int, tail_share: float, n_phones: int) -> Finding:
+        owner_apps = sorted(str(a) for a in owner_apps)
+        namer_apps = sorted({str(e["application_id"]) for e in group})
+        members = sorted(set(namer_apps) | set(owner_apps))
+        rows = [info[a] for a in namer_apps]
+        r = _nunique(e["identity"] for e in group)
+        rel_counts = _counts(_txt(e["relation"]) for e in group)
+        family_share = sum(e["family"] for e in group) / len(group)
+        evidence = [Evidence(
+            "hub_contact", 0.35 * min(1.0, math.log2(r) / 4.0),
+            f"phone {phone} is the emergency contact of {r} distinct applicants ({', '.join(namer_apps[:20])}"
+            f"{' …' if len(namer_apps) > 20 else ''}); only {tail_share:.2%} of the portfolio's {n_phones} "
+            f"contact phones are named by as many (hub threshold {threshold})"
+            + (f"; it is also the applicant phone of {', '.join(owner_apps[:5])}" if owner_apps else ""),
+            (phone, r, threshold, round(tail_share, 6)),
+        ), Evidence(
+            "unrelated_namers", 0.2 * (1.0 - family_share),
+            f"{sum(e['family'] == 0 for e in group)} of {len(group)} namers are neither family-consistent (family "
+            f"relation with a shared surname or home) nor colleagues of one employer; relations: "
+            + ", ".join(f"{x} ×{c}" for x, c in rel_counts)
+            + f"; namers have {_nunique(x['surname'] for x in rows)} surnames and "
+              f"{_nunique(x['address_key'] for x in rows)} homes",
+            tuple(f"{x}:{c}" for x, c in rel_counts),
+        )]
+        names = sorted({str(e["contact_name"]) for e in group if not _missing(e["contact_name"])})
+        if len(names) > 1:
+            evidence.append(Evidence(
+                "inconsistent_contact_names", 0.1 * min(1.0, (len(names) - 1) / 2.0),
+                f"the applicants give {len(names)} different names for {phone}: {', '.join(names[:6])}",
+                tuple(names[:6]),
+            ))
+        evidence.append(_time_evidence(rows, 0.15, "the naming applications"))
+        member_rows = [info[m] for m in members if m in info]
+        evidence.extend(_bad_evidence(member_rows, 0.2))
+        score = float(min(1.0, sum(e.contribution for e in evidence)))
+        return Finding(
+            detector=self.name, kind="hub_contact", members=tuple(members), score=score,
+            evidence=tuple(evidence), parameters=self.params(),
+            summary=f"contact phone {phone} named by {r} applicants (联系人集中) within {_span(rows):.0f} days",
+            entities=_entities(member_rows), shared=(("Phone", str(phone)),),
+        )
+
+
+# -- helpers ---------------------------------------------------------------
+def _info(apps: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
+    """What the evidence and the family test need about each involved application."""
+    return pd.DataFrame({
+        "identity": identity.reindex(apps.index).to_numpy(),
+        "person": apps["person"].to_numpy(),
+        "name": apps["applicant_name"].astype(object).to_numpy(),
+        "surname": _surname(apps["applicant_name"]).to_numpy(),
+        "address": apps["address"].to_numpy(),
+        "address_key": _address_key(apps["address"]).to_numpy(),
+        "employer": apps["employer"].to_numpy(),
+        "label": apps["label"].to_numpy(),
+        "applied_at": apps["applied_at"].to_numpy(),
+    }, index=apps.index)
+
+
+def _surname(names: pd.Series) -> pd.Series:
+    s = names.astype(object).where(names.notna(), "").astype(str).str.strip()
+    two = s.str[:2]
+    return pd.Series(np.where(two.isin(_COMPOUND_SURNAMES), two, s.str[:1]), index=names.index).replace("", pd.NA)
+
+
+def _address_key(addresses: pd.Series) -> pd.Series:
+    """A key equal for one home typed differently (路/道, with or without 省/市): its
+    house, building, unit and room numbers when it has at least three, else the text."""
+    text = addresses.astype(object).where(addresses.notna(), "").astype(str)
+    digits = text.str.findall(r"\d+").map(lambda groups: "#" + "|".join(g.lstrip("0") or "0" for g in groups)
+                                           if len(groups) >= 3 else "")
+    key = digits.where(digits != "", text.str.replace(r"\s+", "", regex=True))
+    return key.replace("", pd.NA)
+
+
+_COLLEAGUE = frozenset({"colleague", "coworker", "同事", "领导", "上司"})
+_RECIPROCAL = {"spouse": "spouse", "parent": "child", "child": "parent", "sibling": "sibling"}
+
+
+def _is_family(relation: pd.Series) -> np.ndarray:
+    return relation.fillna("").astype(str).str.strip().str.lower().isin(FAMILY_RELATIONS).to_numpy()
+
+
+def _family_edge(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
+    """1 for a family relation backed by a shared surname or home, 0.5 for a family
+    relation answered in kind (spouse ↔ spouse, parent ↔ child) without that, else 0."""
+    s_src = info["surname"].reindex(edges["src"]).to_numpy()
+    s_dst = info["surname"].reindex(edges["dst"]).to_numpy()
+    a_src = info["address_key"].reindex(edges["src"]).to_numpy()
+    a_dst = info["address_key"].reindex(edges["dst"]).to_numpy()
+    same_surname = pd.notna(s_src) & (s_src == s_dst)
+    same_address = pd.notna(a_src) & (a_src == a_dst)
+    family = _is_family(edges["relation"])
+    rel = edges["relation"].fillna("").astype(str).str.strip().str.lower()
+    back = pd.DataFrame({"src": edges["dst"].to_numpy(), "dst": edges["src"].to_numpy(),
+                         "back": rel.map(_RECIPROCAL).to_numpy()})
+    answered = edges.assign(rel=rel.to_numpy()).merge(
+        back.dropna().drop_duplicates(["src", "dst", "back"]), left_on=["src", "dst", "rel"],
+        right_on=["src", "dst", "back"], how="left", indicator=True)
+    answered = answered.drop_duplicates(["src", "dst", "phone"])["_merge"].eq("both").to_numpy()
+    strong = family & (same_surname | same_address)
+    return np.where(strong, 1.0, np.where(family & answered, 0.5, 0.0))
+
+
+def _family_hub_edge(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """Family relation and a surname or address the namer shares with the contact or with another namer."""
+    frame = edges.assign(surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
+                         address=info["address_key"].reindex(edges["application_id"]).to_numpy())
+    contact_surname = _surname(frame["contact_name"]).to_numpy()
+    same_contact = pd.notna(contact_surname) & (frame["surname"].to_numpy() == contact_surname)
+    by_surname = frame.groupby(["phone", "surname"])["identity"].transform("nunique").to_numpy() >= 2
+    by_address = frame.groupby(["phone", "address"])["identity"].transform("nunique").to_numpy() >= 2
+    owner_addr = owners.assign(owner_address=info["address_key"].reindex(owners["owner_app"]).to_numpy())
+    owner_addr = owner_addr.dropna(subset=["owner_address"])[["phone", "owner_address"]].drop_duplicates()
+    # a spouse or child naming the phone's own applicant at the same address
+    numbered = frame.reset_index(drop=True).assign(_i=np.arange(len(frame)))
+    hits = numbered.merge(owner_addr, on="phone")
+    hit_rows = hits.loc[hits["address"].notna() & (hits["address"] == hits["owner_address"]), "_i"].unique()
+    same_owner_address = np.zeros(len(frame), dtype=bool)
+    same_owner_address[hit_rows] = True
+    family = _is_family(frame["relation"]) & (same_contact | by_surname | by_address | same_owner_address)
+    # colleagues of one employer naming their manager: ordinary, but easy to fake, so half
+    employer = info["employer"].reindex(edges["application_id"]).to_numpy()
+    frame = frame.assign(employer=employer)
+    by_employer = frame.groupby(["phone", "employer"])["identity"].transform("nunique").to_numpy() >= 2
+    colleague = frame["relation"].fillna("").astype(str).str.strip().str.lower().isin(_COLLEAGUE).to_numpy()
+    return np.where(family, 1.0, np.where(colleague & by_employer, 0.5, 0.0))
+
+
+def _groups(frame: pd.DataFrame, by: str) -> list[list[dict]]:
+    """Rows of ``frame`` as dicts, grouped by column ``by`` (in first-seen order)."""
+    out: dict = {}
+    for row in frame.to_dict("records"):
+        out.setdefault(row[by], []).append(row)
+    return list(out.values())
+
+
+def _missing(v) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _txt(v) -> str:
+    return "?" if _missing(v) else str(v)
+
+
+def _nunique(values) -> int:
+    return len({v for v in values if not _missing(v)})
+
+
+def _counts(values) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _span(rows: list[dict]) -> float:
+    times = [pd.Timestamp(r["applied_at"]) for r in rows if not _missing(r["applied_at"])]
+    return (max(times) - min(times)).total_seconds() / _DAY if times else 0.0
+
+
+def _time_evidence(rows: list[dict], weight: float, what: str) -> Evidence:
+    times = [pd.Timestamp(r["applied_at"]) for r in rows if not _missing(r["applied_at"])]
+    span = _span(rows)
+    first = min(times).strftime("%Y-%m-%d") if times else "?"
+    last = max(times).strftime("%Y-%m-%d") if times else "?"
+    # organised applications arrive within days; families apply months or years apart
+    return Evidence("time_compactness", weight * max(0.0, 1.0 - span / 90.0),
+                    f"{what} were submitted within {span:.1f} days ({first} – {last})", (round(span, 2),))
+
+
+def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
+    labels = [r["label"] for r in rows]
+    labelled = sum(1 for x in labels if x in ("fraud", "default", "good"))
+    bad = sum(1 for x in labels if x in BAD_LABELS)
+    if not bad:
+        return []
+    return [Evidence("known_bad_members", weight * min(1.0, 2.0 * bad / max(labelled, 1)),
+                     f"{bad} of {labelled} labelled applications are fraud or default", (bad, labelled))]
+
+
+def _entities(rows: list[dict]) -> tuple[tuple[str, str], ...]:
+    return tuple(("Person", p) for p in sorted({str(r["person"]) for r in rows if not _missing(r["person"])}))
