@@ -199,27 +199,62 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
     from ingest.synthetic import GeneratorConfig, generate_portfolio
 
     bar = _ProgressBar(enabled=True)
-    click.echo(f"1/2 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
+    click.echo(f"1/4 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
     try:
         gen = generate_portfolio(GeneratorConfig(applications=n_applications, seed=seed), data_dir, progress=bar)
     finally:
         bar.close()
     _print_generation(gen, data_dir)
     with _opened(store_path, neo4j_uri) as store:
-        click.echo(f"2/2 ingesting into the {store.kind} store at {store.location} (replacing its contents)")
+        click.echo(f"2/4 ingesting into the {store.kind} store at {store.location} (replacing its contents)")
         store.clear()
         try:
             summary = ingest_folder(data_dir, store, rejects_path=data_dir / "rejects.csv", progress=bar)
         finally:
             bar.close()
-    click.echo(f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
-               f"(reasons in {summary.rejects_path}) in {summary.seconds:.1f} s")
-    _print_reasons(summary.reject_reasons)
-    if summary.counts is not None:
-        click.echo(_counts_table(summary.counts))
-    if not no_ui:
-        click.echo("The dashboard is not built yet (issue 6); the store above is ready for `ringscope stats` and Cypher.")
-    sys.exit(summary.exit_code)
+        click.echo(f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
+                   f"(reasons in {summary.rejects_path}) in {summary.seconds:.1f} s")
+        _print_reasons(summary.reject_reasons)
+        if summary.counts is not None:
+            click.echo(_counts_table(summary.counts))
+        if summary.exit_code:
+            sys.exit(summary.exit_code)
+        click.echo("3/4 running the detectors")
+        run = _run_detection(store, (), quiet=False)
+        _print_detection(run)
+        truth = data_dir / "truth"
+        if truth.exists():
+            from detectors.evaluate import evaluate_findings
+
+            result = evaluate_findings(run.findings, truth)
+            click.echo("  against the generator's truth:")
+            click.echo(_frame_table(result.summary))
+        click.echo("4/4 training the risk model and scoring every application")
+        from detectors.risk import train as train_model
+
+        try:
+            trained = train_model(store, progress=bar)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+        finally:
+            bar.close()
+        _print_training(trained)
+        location = store.location
+        kind = store.kind
+    if no_ui:
+        click.echo(f"Done. Explore with `ringscope dashboard --{'store' if kind == 'embedded' else 'neo4j'} {location}`.")
+        return
+    _start_dashboard(store_path if kind == "embedded" else None, neo4j_uri if kind == "neo4j" else None)
+
+
+def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True) -> None:
+    try:
+        from app.dashboard.launch import launch
+    except ImportError:
+        click.echo("The dashboard is not installed in this build; the store above is ready for "
+                   "`ringscope stats`, `ringscope flag` and Cypher.")
+        return
+    launch(store_path, neo4j_uri, port=port, open_browser=open_browser)
 
 
 def _frame_table(frame, floats: str = "{:.3f}") -> str:

@@ -114,20 +114,21 @@ def _synthetic_identities(book: Book, rate: float) -> None:
     ids[g.rows[same]] = base[g.group[same]]
     # near misses: the same person's details, the ID's check char or one sequence digit changed
     near = np.flatnonzero(followers & ~reused[g.group])
-    b = base[g.group[near]]
-    check_idx = np.searchsorted(np.array(list("0123456789X")), np.char.upper(np.array([s[-1] for s in b])))
-    wrong_check = np.array(list("0123456789X"))[(check_idx + rng.integers(1, 11, len(near))) % 11]
-    digit = np.array([s[15] for s in b]).astype(int)
-    wrong_digit = ((digit + rng.integers(1, 10, len(near))) % 10).astype(str)
-    by_check = rng.random(len(near)) < 0.5
-    ids[g.rows[near]] = np.where(
-        by_check,
-        P.cat(np.array([s[:17] for s in b]), wrong_check),
-        P.cat(np.array([s[:15] for s in b]), wrong_digit, np.array([s[16:] for s in b])),
-    )
-    leader_rows = g.rows[g.leader][g.group[near]]
-    for col in ("applicant_name", "surname", "applicant_address"):
-        c[col][g.rows[near]] = c[col][leader_rows]
+    if len(near):  # small portfolios may have no near misses
+        b = base[g.group[near]]
+        check_idx = np.searchsorted(np.array(list("0123456789X")), np.char.upper(np.array([s[-1] for s in b])))
+        wrong_check = np.array(list("0123456789X"))[(check_idx + rng.integers(1, 11, len(near))) % 11]
+        digit = np.array([s[15] for s in b]).astype(int)
+        wrong_digit = ((digit + rng.integers(1, 10, len(near))) % 10).astype(str)
+        by_check = rng.random(len(near)) < 0.5
+        ids[g.rows[near]] = np.where(
+            by_check,
+            P.cat(np.array([s[:17] for s in b]), wrong_check),
+            P.cat(np.array([s[:15] for s in b]), wrong_digit, np.array([s[16:] for s in b])),
+        )
+        leader_rows = g.rows[g.leader][g.group[near]]
+        for col in ("applicant_name", "surname", "applicant_address"):
+            c[col][g.rows[near]] = c[col][leader_rows]
     burst(book, g, rng.integers(3, 30, g.count) * 86_400)
     book.plant("synthetic_identity", g, np.where(reused, "one ID number, several names and phones",
                                                  "near-miss ID numbers with broken checksums"))
