@@ -98,7 +98,24 @@ class TrainedModel:
     version: str = ""
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        compiled = self.compiled(X)
+        if compiled is not None:
+            return compiled.predict(X)
         return self.estimator.predict_proba(X[self.features])[:, 1]
+
+    def compiled(self, sample: pd.DataFrame | None = None):
+        """The numpy form of a scorecard (checked against sklearn on ``sample``
+        the first time), or None for the boosted model."""
+        if "_compiled" not in self.__dict__:
+            if sample is None:
+                return None
+            self.__dict__["_compiled"] = compile_scorecard(self, sample.iloc[:200])
+        return self.__dict__["_compiled"]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)  # rebuilt and re-checked after loading
+        return state
 
     def decide(self, scores: np.ndarray, review: float | None = None, decline: float | None = None) -> np.ndarray:
         review = self.config.review_threshold if review is None else review
@@ -303,6 +320,9 @@ def contributions(model: TrainedModel, X: pd.DataFrame) -> pd.DataFrame:
     the typical value (one stacked prediction for the whole batch).
     """
     X = X[model.features]
+    compiled = model.compiled(X)
+    if compiled is not None:
+        return pd.DataFrame(compiled.contributions(X), index=X.index, columns=model.features)
     pipe = model.explainer
     base = pd.DataFrame([model.baseline[model.features].to_dict()]).astype(X.dtypes.to_dict(), errors="ignore")
     if model.kind == "scorecard":
@@ -438,3 +458,117 @@ def _plots(report: dict, target: Path) -> None:
         fig.tight_layout()
         fig.savefig(target / "scores.png")
         plt.close(fig)
+
+
+# -- compiled scorecard: the same numbers without sklearn's per-call overhead --------
+
+
+class _CompiledLinear:
+    """One fitted scorecard pipeline as lookup tables: per numeric feature the
+    imputation value, bin edges and one coefficient per bin; per categorical
+    feature a coefficient per category (infrequent and unknown handled as
+    sklearn does). ``logits`` and ``parts`` reproduce ``decision_function``
+    and the per-feature terms exactly."""
+
+    def __init__(self, pipe: Pipeline, features: list[str]) -> None:
+        prep, lr = pipe.named_steps["prep"], pipe.named_steps["model"]
+        coef = lr.coef_[0]
+        self.intercept = float(lr.intercept_[0])
+        self.numeric: list[tuple[int, float, np.ndarray, np.ndarray]] = []
+        self.categorical: list[tuple[int, dict, float]] = []
+        col = 0
+        position = {c: i for i, c in enumerate(features)}
+        for name, transformer, cols in prep.transformers_:
+            if name == "num":
+                imputer, bins = transformer.named_steps["impute"], transformer.named_steps["bins"]
+                for j, c in enumerate(cols):
+                    n = int(bins.n_bins_[j])
+                    self.numeric.append((position[c], float(imputer.statistics_[j]), bins.bin_edges_[j][1:-1],
+                                         coef[col:col + n].copy()))
+                    col += n
+            elif name == "cat":
+                for j, c in enumerate(cols):
+                    cats = list(transformer.categories_[j])
+                    infrequent = transformer.infrequent_categories_[j] if hasattr(
+                        transformer, "infrequent_categories_") else None
+                    infrequent = set(infrequent) if infrequent is not None else set()
+                    table, k = {}, 0
+                    for cat in cats:
+                        if cat not in infrequent:
+                            table[cat] = float(coef[col + k])
+                            k += 1
+                    other = 0.0
+                    if infrequent:
+                        other = float(coef[col + k])
+                        for cat in infrequent:
+                            table[cat] = other
+                        k += 1
+                    self.categorical.append((position[c], table, 0.0))  # unknown: all zeros
+                    col += k
+        if col != len(coef):
+            raise ValueError("scorecard layout not understood")
+        self.n_features = len(features)
+
+    def parts(self, X: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(X), self.n_features))
+        columns = list(X.columns)
+        for pos, fill, edges, weights in self.numeric:
+            x = pd.to_numeric(X[columns[pos]], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            x = np.where(np.isnan(x), fill, x)
+            out[:, pos] = weights[np.searchsorted(edges, x, side="right")]
+        for pos, table, unknown in self.categorical:
+            out[:, pos] = [table.get(v, unknown) for v in X[columns[pos]].tolist()]
+        return out
+
+    def logits(self, X: pd.DataFrame) -> np.ndarray:
+        return self.intercept + self.parts(X).sum(axis=1)
+
+
+class CompiledScorecard:
+    """A calibrated scorecard compiled to numpy (see :class:`_CompiledLinear`).
+
+    Built from a :class:`TrainedModel` of kind ``scorecard`` and checked
+    against sklearn on ``check`` rows at build time; ``None`` is returned by
+    :func:`compile_scorecard` when the check fails, and sklearn is used.
+    """
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.features = model.features
+        self.members = []
+        for cc in model.estimator.calibrated_classifiers_:
+            calibrator = cc.calibrators[0]
+            self.members.append((_CompiledLinear(cc.estimator, self.features), calibrator))
+        self.explainer = _CompiledLinear(model.explainer, self.features)
+        base = pd.DataFrame([model.baseline[self.features].to_dict()])
+        self.baseline_parts = self.explainer.parts(base)[0]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        X = X[self.features]
+        total = np.zeros(len(X))
+        for linear, calibrator in self.members:
+            f = linear.logits(X)
+            if hasattr(calibrator, "a_"):  # sigmoid (Platt)
+                total += 1.0 / (1.0 + np.exp(calibrator.a_ * f + calibrator.b_))
+            else:  # isotonic, clipped like sklearn's
+                total += np.interp(f, calibrator.X_thresholds_, calibrator.y_thresholds_)
+        return total / len(self.members)
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        return self.explainer.parts(X[self.features]) - self.baseline_parts
+
+
+def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) -> CompiledScorecard | None:
+    """Compile a scorecard model; verify it against sklearn on ``check`` rows."""
+    if model.kind != "scorecard":
+        return None
+    try:
+        compiled = CompiledScorecard(model)
+    except (ValueError, AttributeError, KeyError, IndexError):
+        return None
+    if check is not None and len(check):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = model.estimator.predict_proba(check[model.features])[:, 1]
+        if not np.allclose(compiled.predict(check), expected, atol=1e-9):
+            return None
+    return compiled
