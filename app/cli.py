@@ -199,17 +199,19 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
     from ingest.synthetic import GeneratorConfig, generate_portfolio
 
     bar = _ProgressBar(enabled=True)
-    click.echo(f"1/4 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
+    click.echo(f"1/5 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
     try:
         gen = generate_portfolio(GeneratorConfig(applications=n_applications, seed=seed), data_dir, progress=bar)
     finally:
         bar.close()
     _print_generation(gen, data_dir)
     with _opened(store_path, neo4j_uri) as store:
-        click.echo(f"2/4 ingesting into the {store.kind} store at {store.location} (replacing its contents)")
+        base_dir, tonight_dir = _split_tonight(data_dir)
+        click.echo(f"2/5 ingesting {base_dir} into the {store.kind} store at {store.location} (replacing its "
+                   f"contents); the latest applications are held back in {tonight_dir} as tonight's batch")
         store.clear()
         try:
-            summary = ingest_folder(data_dir, store, rejects_path=data_dir / "rejects.csv", progress=bar)
+            summary = ingest_folder(base_dir, store, rejects_path=data_dir / "rejects.csv", progress=bar)
         finally:
             bar.close()
         click.echo(f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
@@ -219,7 +221,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
             click.echo(_counts_table(summary.counts))
         if summary.exit_code:
             sys.exit(summary.exit_code)
-        click.echo("3/4 running the detectors")
+        click.echo("3/5 running the detectors")
         run = _run_detection(store, (), quiet=False)
         _print_detection(run)
         truth = data_dir / "truth"
@@ -229,7 +231,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
             result = evaluate_findings(run.findings, truth)
             click.echo("  against the generator's truth:")
             click.echo(_frame_table(result.summary))
-        click.echo("4/4 training the risk model and scoring every application")
+        click.echo("4/5 training the risk model and scoring every application")
         from detectors.risk import train as train_model
 
         try:
@@ -239,12 +241,53 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
         finally:
             bar.close()
         _print_training(trained)
+        click.echo(f"5/5 flagging tonight's batch ({tonight_dir}) incrementally")
+        from detectors.flagging import flag_applications
+
+        try:
+            flagged, result = flag_applications(store, tonight_dir, trained.model, data_dir / "tonight-rejects.csv",
+                                                progress=bar)
+        finally:
+            bar.close()
+        flags_path = data_dir / "flags.csv"
+        result.flags.to_csv(flags_path, index=False, encoding="utf-8-sig")
+        counts = result.flags["decision"].value_counts()
+        click.echo(f"  scored {len(result.flags):,} new applications -> {flags_path}: "
+                   + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
+        for f in sorted(result.new_findings, key=lambda f: -f.score)[:3]:
+            click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
         location = store.location
         kind = store.kind
     if no_ui:
         click.echo(f"Done. Explore with `ringscope dashboard --{'store' if kind == 'embedded' else 'neo4j'} {location}`.")
         return
     _start_dashboard(store_path if kind == "embedded" else None, neo4j_uri if kind == "neo4j" else None)
+
+
+def _split_tonight(data_dir: Path, share: float = 0.02) -> tuple[Path, Path]:
+    """Split a generated export into the portfolio and "tonight's batch": the
+    latest ``share`` of applications with their contacts and guarantees."""
+    import pandas as pd
+
+    base, tonight = data_dir / "portfolio", data_dir / "tonight"
+    apps = pd.read_csv(data_dir / "applications.csv", dtype=str, keep_default_na=False)
+    when = pd.to_datetime(apps["applied_at"], errors="coerce", format="mixed")
+    latest = when.sort_values(ascending=False).dropna().index[: max(1, int(len(apps) * share))]
+    new_ids = set(apps.loc[latest, "application_id"])
+    for folder in (base, tonight):
+        folder.mkdir(parents=True, exist_ok=True)
+    for name in ("applications", "contacts", "guarantees", "company_roles"):
+        path = data_dir / f"{name}.csv"
+        if not path.exists():
+            continue
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "application_id" in table.columns:
+            is_new = table["application_id"].isin(new_ids)
+            table[~is_new].to_csv(base / path.name, index=False, encoding="utf-8")
+            table[is_new].to_csv(tonight / path.name, index=False, encoding="utf-8")
+        else:  # registry rows describe companies, not applications: all of them stay in the portfolio
+            table.to_csv(base / path.name, index=False, encoding="utf-8")
+    return base, tonight
 
 
 def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True) -> None:
