@@ -1,0 +1,421 @@
+"""Broker rings: an agent packaging fake applications (中介包装).
+
+A broker who packages applications (包装进件) works from a template: in a
+few days he submits a batch of applicants whose declared revenue or income
+is near-identical (the figure that clears the scorecard), often with the
+same emergency contacts (his own or his runners' phones) and sometimes the
+same device or account. An honest busy agent has many applications too, but
+spread over time, with the diverse figures of real customers and nobody's
+contacts in common.
+
+So each agent is compared with itself and with the population of agents:
+
+* candidates come from (a) *template cells* — an agent's applications in
+  one time window whose declared figures fall in one narrow band far more
+  often than the agent's other applications (shrunk towards the whole
+  portfolio's figure distribution, so small agents are judged by the
+  population) make likely (binomial tail, Bonferroni over all cells), and
+  (b) applications of one agent linked by a shared emergency contact,
+  phone, device, account or e-mail;
+* overlapping candidates of one agent are merged, and every group is scored
+  on its burstiness (Poisson tail of the agent's applications in the
+  group's time span given the agent's rate elsewhere), its figure
+  duplication (binomial tail of members within the band given how often the
+  agent's other applications and the population fall in it), its sharing
+  (binomial tail against the portfolio's per-kind rate of within-agent
+  sharing) and duplicated amounts. Tails become contributions through one
+  ramp over -log10(p), so no yuan or day threshold is tuned to a data set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom, poisson
+
+from detectors.base import Detector, Evidence, Finding, check_param
+from detectors.portfolio import as_portfolio
+
+__all__ = ["BrokerRings", "template_cells"]
+
+#: identifiers whose sharing links two applications of one agent into a candidate
+_STRONG_KINDS = ("contact_phone", "phone", "device", "account", "email")
+#: identifiers counted as sharing evidence (IPs and addresses are weaker: NAT, families, towers)
+_SHARE_KINDS = _STRONG_KINDS + ("ip", "address")
+_LABEL_OF = {"device": "Device", "phone": "Phone", "account": "BankAccount", "address": "Address",
+             "email": "Email", "contact_phone": "Phone", "ip": "IP"}
+_WEIGHTS = {"burst": 0.3, "figure_duplication": 0.35, "shared_identifiers": 0.25, "amount_duplication": 0.1}
+_DAY = 86400.0
+#: -log10(p) where a signal starts to count and where it counts fully
+_RAMP = (2.0, 12.0)
+
+
+def _ramp_p(p: float) -> float:
+    strength = -np.log10(max(float(p), 1e-300))
+    return float(np.clip((strength - _RAMP[0]) / (_RAMP[1] - _RAMP[0]), 0.0, 1.0))
+
+
+def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
+                   band: float, min_apps: int = 4, alpha: float = 1e-3, prior_weight: float = 20.0) -> pd.DataFrame:
+    """Cells (agent, time window, figure band) holding improbably many applications.
+
+    For each of four shifted grids (time and figure offset by half a cell),
+    the count ``c`` of a cell is compared with the ``n_t`` applications the
+    agent has in that time window: under no template, each falls in the
+    figure band with probability ``q`` = (the agent's applications in the
+    band outside the cell + ``prior_weight`` × the portfolio's share of the
+    band) / (the agent's applications outside the window + ``prior_weight``).
+    Cells with binomial tail × number of cells tested <= ``alpha`` are kept.
+
+    Parameters
+    ----------
+    agent, days, log_figure : Series
+        Agent key, time in days and log declared figure per application (same index; NA rows ignored).
+    window_days : float
+        Width of a time cell.
+    band : float
+        Width of a figure cell in log units (0.05 ≈ figures within 5 %).
+    min_apps : int
+        Fewest applications in a cell.
+    alpha : float
+        Family-wise false-alarm rate (Bonferroni over all non-empty cells).
+    prior_weight : float
+        Pseudo-count of the portfolio's figure distribution in each agent's.
+
+    Returns
+    -------
+    DataFrame ``row`` (index label), ``cell`` (int), ``pvalue``, ``count``, ``n_window``, ``q``.
+
+    Example
+    -------
+    >>> ag = pd.Series(["A"] * 6 + ["B"] * 6)
+    >>> d = pd.Series([0, 0.5, 1, 1.5, 2, 2.5] + [0, 40, 80, 120, 160, 200])
+    >>> f = pd.Series(np.log([30000, 30100, 29900, 30050, 30000, 29950] + [8000, 9000, 12000, 5000, 7000, 20000]))
+    >>> sorted(set(template_cells(ag, d, f, window_days=7, band=0.05, min_apps=4, alpha=0.5)["row"]))
+    [0, 1, 2, 3, 4, 5]
+
+    Notes
+    -----
+    Four grids of groupbys: O(n log n) for n applications.
+    """
+    ok = agent.notna() & days.notna() & log_figure.notna()
+    frame = pd.DataFrame({"agent": agent[ok].astype(str), "t": days[ok].astype(float),
+                          "f": log_figure[ok].astype(float)})
+    cols = ["row", "cell", "pvalue", "count", "n_window", "q"]
+    if len(frame) < min_apps:
+        return pd.DataFrame(columns=cols)
+    n_total = len(frame)
+    agent_n = frame.groupby("agent")["t"].transform("size").to_numpy()
+    found, tested = [], 0
+    for dt in (0.0, 0.5):
+        tbin = np.floor(frame["t"].to_numpy() / window_days + dt).astype(np.int64)
+        for df in (0.0, 0.5):
+            fbin = np.floor(frame["f"].to_numpy() / band + df).astype(np.int64)
+            g = pd.DataFrame({"agent": frame["agent"].to_numpy(), "tb": tbin, "fb": fbin})
+            cell_n = g.groupby(["agent", "tb", "fb"])["fb"].transform("size").to_numpy()
+            window_n = g.groupby(["agent", "tb"])["tb"].transform("size").to_numpy()
+            band_n = g.groupby(["agent", "fb"])["fb"].transform("size").to_numpy()
+            pop_share = g.groupby("fb")["fb"].transform("size").to_numpy() / n_total
+            tested += int(g.drop_duplicates(["agent", "tb", "fb"]).shape[0])
+            # the agent's habits outside this window, shrunk to the portfolio's
+            q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
+            q = np.clip(q, 1e-9, 1.0)
+            p = binom.sf(cell_n - 1, window_n, q)
+            cell_id = pd.factorize(pd.MultiIndex.from_arrays([g["agent"], g["tb"], g["fb"]]))[0]
+            found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell_id, "grid": int(2 * dt + 4 * df),
+                                       "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
+                                       "big": cell_n >= min_apps}))
+    cells = pd.concat(found, ignore_index=True)
+    cells = cells[cells["big"] & (cells["pvalue"] * max(tested, 1) <= alpha)]
+    if cells.empty:
+        return pd.DataFrame(columns=cols)
+    cells["cell"] = pd.factorize(cells["grid"].astype(str) + ":" + cells["cell"].astype(str))[0]
+    return cells[cols].reset_index(drop=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerRings(Detector):
+    """Agents whose applications come in templated, bursty, contact-sharing batches.
+
+    Parameters
+    ----------
+    window_days : float
+        Width of the time cells in which templated batches are looked for.
+    figure_tolerance : float
+        Relative width of a "near-identical" declared figure band (0.05 = 5 %).
+    min_apps : int
+        Fewest applications in a batch.
+    alpha : float
+        Family-wise false-alarm rate of the template-cell test.
+    prior_weight : float
+        Pseudo-count of the portfolio in each agent's figure distribution;
+        larger judges small agents more by the population.
+    min_score : float
+        Lowest score reported.
+    max_listed : int
+        Applications and identifiers listed by name in evidence at most.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> BrokerRings().run(EmbeddedStore(tempfile.mkdtemp()))
+    []
+
+    Notes
+    -----
+    Columnar: four grids of groupbys, one join of identifier links on the
+    agents' applications and one sparse connected-components pass; then
+    per-group scoring of the few candidate groups. O(n log n + l) for n
+    applications and l identifier links.
+    """
+
+    name: ClassVar[str] = "broker_rings"
+    window_days: float = 7.0
+    figure_tolerance: float = 0.05
+    min_apps: int = 4
+    alpha: float = 1e-3
+    prior_weight: float = 20.0
+    min_score: float = 0.3
+    max_listed: int = 20
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        check_param(owner, "window_days", self.window_days,
+                    number(self.window_days) and 0 < self.window_days <= 90, "a number in (0, 90]")
+        check_param(owner, "figure_tolerance", self.figure_tolerance,
+                    number(self.figure_tolerance) and 0 < self.figure_tolerance < 1, "a number in (0, 1)")
+        check_param(owner, "min_apps", self.min_apps,
+                    isinstance(self.min_apps, int) and not isinstance(self.min_apps, bool) and self.min_apps >= 3,
+                    "an int >= 3")
+        check_param(owner, "alpha", self.alpha, isinstance(self.alpha, float) and 0 < self.alpha < 1,
+                    "a float in (0, 1)")
+        check_param(owner, "prior_weight", self.prior_weight,
+                    number(self.prior_weight) and self.prior_weight > 0, "a number > 0")
+        check_param(owner, "min_score", self.min_score,
+                    number(self.min_score) and 0 < self.min_score <= 1, "a number in (0, 1]")
+        check_param(owner, "max_listed", self.max_listed,
+                    isinstance(self.max_listed, int) and not isinstance(self.max_listed, bool)
+                    and self.max_listed >= 1, "an int >= 1")
+
+    def run(self, source) -> list[Finding]:
+        portfolio = as_portfolio(source)
+        apps = portfolio.applications
+        if apps.empty or apps["agent"].notna().sum() < self.min_apps:
+            return []
+        a = self._agent_apps(apps)
+        if a.empty:
+            return []
+        links = self._links(portfolio, a)
+        groups = self._candidate_groups(a, links)
+        if groups.empty:
+            return []
+        context = self._context(a, links)
+        # each group's identifier links, split once (not filtered per group)
+        joined = links.merge(groups.rename(columns={"app": "application_id"}), on="application_id")
+        inner_of = dict(tuple(joined.groupby("group", sort=False)))
+        empty = links.iloc[:0]
+        findings = []
+        for gid, g in groups.groupby("group", sort=False):
+            finding = self._score(a.loc[g["app"].to_numpy()], a, inner_of.get(gid, empty), context)
+            if finding is not None and finding.score >= self.min_score:
+                findings.append(finding)
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
+
+    # -- columnar preparation ------------------------------------------------
+    @staticmethod
+    def _agent_apps(apps: pd.DataFrame) -> pd.DataFrame:
+        a = apps[apps["agent"].notna()].copy()
+        revenue, income = a["declared_monthly_revenue"], a["declared_monthly_income"]
+        figure = revenue.where(revenue > 0, income)
+        # one scale for revenue and income: a template declares the same number whatever the product
+        a["log_figure"] = np.log(figure.where(figure > 0).astype(float))
+        a["figure"] = figure
+        a["days"] = (a["applied_at"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds() / _DAY
+        a["agent"] = a["agent"].astype(str)
+        return a.set_index("application_id", drop=False)
+
+    @staticmethod
+    def _links(portfolio, a: pd.DataFrame) -> pd.DataFrame:
+        """Personal identifiers an agent's applications share with another of the same agent's."""
+        frames = []
+        for kind in _SHARE_KINDS:
+            table = portfolio.link_table(kind)
+            if len(table):
+                frames.append(table.assign(kind=kind))
+        if not frames:
+            return pd.DataFrame(columns=["application_id", "kind", "identifier", "agent"])
+        links = pd.concat(frames, ignore_index=True)
+        links = links[links["application_id"].isin(a.index)]
+        links = links.assign(agent=a["agent"].reindex(links["application_id"]).to_numpy())
+        # one person's several applications share their own phone and device: not a ring signal
+        person = a["person"].astype(object).where(a["person"].notna(), a["application_id"])
+        links = links.assign(person=person.reindex(links["application_id"]).to_numpy())
+        persons = links.groupby(["agent", "kind", "identifier"])["person"].transform("nunique")
+        return links[persons >= 2].reset_index(drop=True)
+
+    def _candidate_groups(self, a: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+        band = float(np.log1p(self.figure_tolerance))
+        cells = template_cells(a["agent"].reset_index(drop=True), a["days"].reset_index(drop=True),
+                               a["log_figure"].reset_index(drop=True), window_days=float(self.window_days),
+                               band=band, min_apps=self.min_apps, alpha=self.alpha, prior_weight=self.prior_weight)
+        pairs = [pd.DataFrame({"app": a.index.to_numpy()[cells["row"].to_numpy(int)],
+                               "cand": "cell:" + cells["cell"].astype(str)})] if len(cells) else []
+        strong = links[links["kind"].isin(_STRONG_KINDS)]
+        if len(strong):
+            cand = "id:" + strong["agent"].astype(str) + "|" + strong["kind"] + "|" + strong["identifier"].astype(str)
+            pairs.append(pd.DataFrame({"app": strong["application_id"].to_numpy(), "cand": cand.to_numpy()}))
+        if not pairs:
+            return pd.DataFrame(columns=["app", "group"])
+        pairs = pd.concat(pairs, ignore_index=True).drop_duplicates()
+        # merge candidates that share applications: components of the bipartite app–candidate graph
+        app_codes, app_idx = np.unique(pairs["app"].to_numpy(str), return_inverse=True)
+        _, cand_idx = np.unique(pairs["cand"].to_numpy(str), return_inverse=True)
+        n_app = len(app_codes)
+        m = len(pairs)
+        graph = sparse.coo_matrix((np.ones(m), (app_idx, n_app + cand_idx)),
+                                  shape=(n_app + cand_idx.max() + 1,) * 2)
+        _, labels = connected_components(graph, directed=False)
+        out = pd.DataFrame({"app": app_codes, "group": labels[:n_app]})
+        size = out.groupby("group")["app"].transform("size")
+        return out[size >= self.min_apps]
+
+    def _context(self, a: pd.DataFrame, links: pd.DataFrame) -> dict:
+        """Population references: per-agent rates and sorted figures, per-kind sharing rates."""
+        days = a["days"]
+        span = float(days.max() - days.min()) if days.notna().any() else 1.0
+        per_agent = a.groupby("agent")["days"].agg(["size", "min", "max"])
+        # an agent's ordinary rate, floored by the median agent's (a new agent is judged by its peers)
+        median_rate = float(np.median(per_agent["size"] / max(span, 1.0)))
+        shared_apps = links.groupby("kind")["application_id"].nunique()
+        kind_rate = (shared_apps / len(a)).to_dict()
+        figs = a[["agent", "log_figure"]].dropna().sort_values(["agent", "log_figure"])
+        values = figs["log_figure"].to_numpy()
+        agent_figs = {k: values[v] for k, v in figs.groupby("agent", sort=False).indices.items()}
+        amount_share = a["amount"].value_counts(normalize=True)
+        return {"span": max(span, 1.0), "per_agent": per_agent, "median_rate": median_rate,
+                "kind_rate": kind_rate, "agent_figs": agent_figs, "pop_figs": np.sort(a["log_figure"].dropna().to_numpy()),
+                "amount_share": amount_share}
+
+    # -- one candidate group -------------------------------------------------
+    def _score(self, g: pd.DataFrame, a: pd.DataFrame, inner: pd.DataFrame, ctx: dict) -> Finding | None:
+        agent = str(g["agent"].iloc[0])
+        n = len(g)
+        if n < self.min_apps:
+            return None
+        n_agent = int(ctx["per_agent"].loc[agent, "size"])
+        evidence: list[Evidence] = []
+        shared_nodes: list[tuple[str, str]] = [("Agent", agent)]
+
+        # burstiness: the agent's applications inside the group's span vs its rate elsewhere
+        t0, t1 = float(g["days"].min()), float(g["days"].max())
+        width = max(t1 - t0, 1.0)
+        row = ctx["per_agent"].loc[agent]
+        active = max(float(row["max"] - row["min"]), width)
+        outside = n_agent - n
+        rate = max(outside / max(active - width, width), ctx["median_rate"])
+        expected = rate * width
+        p_burst = float(poisson.sf(n - 1, expected))
+        c_burst = _WEIGHTS["burst"] * _ramp_p(p_burst)
+        start, end = g["applied_at"].min(), g["applied_at"].max()
+        evidence.append(Evidence(
+            "burst", c_burst,
+            f"agent {agent}: {n} of its {n_agent} applications within {t1 - t0:.1f} days "
+            f"({start:%Y-%m-%d} – {end:%Y-%m-%d}); its rate elsewhere predicts {expected:.2g} (Poisson p={p_burst:.2g})",
+            (agent, str(start), str(end), n, n_agent, round(expected, 4), p_burst),
+        ))
+
+        # figure duplication: members in the band round their median vs the agent's and the portfolio's habits
+        band = float(np.log1p(self.figure_tolerance))
+        lf = g["log_figure"].dropna()
+        c_fig = 0.0
+        if len(lf) >= 2:
+            centre = float(lf.median())
+            lo, hi = centre - band, centre + band
+            k = int(((lf >= lo) & (lf <= hi)).sum())
+            agent_figs = ctx["agent_figs"].get(agent, np.empty(0))
+            agent_in = int(np.searchsorted(agent_figs, hi, "right") - np.searchsorted(agent_figs, lo, "left"))
+            pop = ctx["pop_figs"]
+            pop_share = (np.searchsorted(pop, hi, "right") - np.searchsorted(pop, lo, "left")) / max(len(pop), 1)
+            q = (agent_in - k + self.prior_weight * pop_share) / (len(agent_figs) - len(lf) + self.prior_weight)
+            q = float(np.clip(q, 1e-9, 1.0))
+            p_fig = float(binom.sf(k - 1, len(lf), q))
+            c_fig = _WEIGHTS["figure_duplication"] * _ramp_p(p_fig)
+            figs = g["figure"].dropna()
+            evidence.append(Evidence(
+                "figure_duplication", c_fig,
+                f"{k} of {len(lf)} declared monthly figures lie within ±{self.figure_tolerance:.0%} of "
+                f"{np.exp(centre):,.0f} (range {figs.min():,.0f}–{figs.max():,.0f}); "
+                f"{q:.2%} of the agent's other applications (shrunk to the portfolio's) do (binomial p={p_fig:.2g})",
+                (round(float(np.exp(centre)), 2), k, len(lf), round(q, 6), p_fig),
+            ))
+
+        # shared identifiers among members, per kind against the portfolio's within-agent sharing rate
+        inner = inner[inner.groupby(["kind", "identifier"])["person"].transform("nunique") >= 2]
+        c_share = 0.0
+        if len(inner):
+            best_p, best_kind, sharing = 1.0, None, 0
+            for kind, kg in inner.groupby("kind"):
+                k = int(kg["application_id"].nunique())
+                r = max(float(ctx["kind_rate"].get(kind, 0.0)), 1e-4)
+                p = float(binom.sf(k - 1, n, r)) * len(_SHARE_KINDS)
+                if p < best_p:
+                    best_p, best_kind, sharing = p, kind, k
+            c_share = _WEIGHTS["shared_identifiers"] * _ramp_p(best_p)
+            top = (inner.groupby(["kind", "identifier"])["application_id"].nunique()
+                   .sort_values(ascending=False).head(5))
+            what = "; ".join(f"{kd} {i} ({c} apps)" for (kd, i), c in top.items())
+            evidence.append(Evidence(
+                "shared_identifiers", c_share,
+                f"{inner['application_id'].nunique()} of {n} applications share identifiers across applicants: {what}; "
+                f"most telling: {sharing} share a {best_kind}, where {ctx['kind_rate'].get(best_kind, 0.0):.2%} of "
+                f"agents' applications do (binomial p={best_p:.2g})",
+                tuple(f"{kd}:{i}" for (kd, i) in top.index),
+            ))
+            shared_nodes += [(_LABEL_OF[kd], str(i)) for (kd, i) in top.index]
+
+        # duplicated amounts: the group's most common amount vs how common it is in the portfolio
+        amounts = g["amount"].dropna()
+        if len(amounts):
+            mode = float(amounts.mode().iloc[0])
+            k = int((amounts == mode).sum())
+            if k >= 2:
+                share = max(float(ctx["amount_share"].get(mode, 0.0)), 1.0 / max(len(a), 1))
+                p_amt = float(binom.sf(k - 1, len(amounts), share))
+                c_amt = _WEIGHTS["amount_duplication"] * _ramp_p(p_amt)
+                evidence.append(Evidence(
+                    "amount_duplication", c_amt,
+                    f"{k} of {len(amounts)} applications ask exactly {mode:,.0f}, which {share:.2%} of the "
+                    f"portfolio's applications ask (binomial p={p_amt:.2g})",
+                    (mode, k, len(amounts), round(share, 6), p_amt),
+                ))
+
+        # a burst alone is a campaign, sharing alone may be a family: ask for two signals
+        strong = sum(1 for c in (c_burst, c_fig, c_share) if c > 0)
+        if strong < 2:
+            return None
+        score = float(min(1.0, sum(e.contribution for e in evidence)))
+        members = tuple(sorted(g["application_id"].astype(str)))
+        listed = ", ".join(members[: self.max_listed]) + (" …" if n > self.max_listed else "")
+        evidence[0] = Evidence(evidence[0].feature, evidence[0].contribution,
+                               evidence[0].detail + f": {listed}", evidence[0].values)
+        figs = g["figure"].dropna()
+        fig_text = f", figures {figs.min():,.0f}–{figs.max():,.0f}" if len(figs) else ""
+        summary = (f"agent {agent}: {n} applications in {t1 - t0:.1f} days{fig_text}"
+                   + (f", {inner['application_id'].nunique()} sharing contacts/identifiers" if len(inner) else "")
+                   + " — 疑似中介包装")
+        return Finding(
+            detector=self.name, kind="broker_ring", members=members, score=score, evidence=tuple(evidence),
+            parameters=self.params(), summary=summary, entities=(("Agent", agent),),
+            shared=tuple(dict.fromkeys(s for s in shared_nodes if s[0] != "Agent")),
+        )
