@@ -495,6 +495,21 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
     sys.exit(summary.exit_code)
 
 
+@cli.command()
+@_store_options
+@click.option("--port", type=int, default=8501, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
+def dashboard(store_path: str | None, neo4j_uri: str | None, port: int, no_browser: bool) -> None:
+    """Start the investigator dashboard on 127.0.0.1 (Ctrl+C stops it)."""
+    if store_path and neo4j_uri:
+        raise click.UsageError("Give either --store or --neo4j, not both.")
+    import os
+
+    neo4j_uri = neo4j_uri or (None if store_path else os.environ.get("RINGSCOPE_NEO4J_URI"))
+    _start_dashboard(None if neo4j_uri else (store_path or DEFAULT_STORE_PATH), neo4j_uri, port=port,
+                     open_browser=not no_browser)
+
+
 def main() -> None:
     """Console entry point."""
     import logging
