@@ -82,3 +82,15 @@ def test_shortest_path_query(loaded):
     rows = _run(loaded, "q11-shortest-path", a="A3", b="A4")
     assert rows[0]["length"] == 2
     assert rows[0]["hops"] == ["A3", "+8613700137000", "A4"]
+
+
+@pytest.mark.neo4j
+def test_finding_queries_after_detect(loaded):
+    from detectors.runner import run_detectors, save_findings
+
+    save_findings(loaded, run_detectors(loaded, ["guarantee_circles"]))
+    top = _run(loaded, "q12-top-findings")
+    assert len(top) == 1 and top[0]["detector"] == "guarantee_circles" and top[0]["kind"] == "mutual_guarantee"
+    assert set(top[0]["applications"]) == {"A1", "A2"}
+    mine = _run(loaded, "q13-application-findings", application="A1")
+    assert [r["detector"] for r in mine] == ["guarantee_circles"]
