@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test neo4j neo4j-build neo4j-stop bench clean
+.PHONY: setup demo test neo4j neo4j-build neo4j-stop bench clean browser
 
 setup: $(STAMP)
 
@@ -28,7 +28,16 @@ neo4j-stop:
 demo: setup
 	$(BIN)/ringscope demo
 
-test: neo4j-build
+# Headless Chromium from Debian for the dashboard's browser tests (never
+# `playwright install`); a CJK font so screenshots show hanzi. No-op once installed.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list 2>/dev/null | grep -qi wqy; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei; \
+	fi
+
+test: neo4j-build browser
 	$(BIN)/python -m pytest
 
 bench: neo4j-build

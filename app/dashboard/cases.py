@@ -1,0 +1,260 @@
+"""Cases and the audit log, stored in the graph store (either kind).
+
+A case is one ``Case`` node per target (a finding or an application), keyed
+``case:<Label>:<key>``; its status moves Open → In progress → Confirmed fraud
+/ Dismissed (and back to In progress when reopened). Every investigator
+action — a status change, a reveal of personal data, a console query — is an
+``AuditEvent`` node with a fresh key, written *before* the action is
+reported as done, never rewritten. Confirmed and dismissed cases become
+labels for the next ``ringscope train`` through :func:`case_labels`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from graph.store import GraphBatch
+
+__all__ = [
+    "STATUSES",
+    "TRANSITIONS",
+    "VERDICT_LABELS",
+    "CaseError",
+    "Case",
+    "case_key",
+    "get_case",
+    "list_cases",
+    "case_statuses",
+    "update_case",
+    "audit",
+    "audit_log",
+    "case_labels",
+]
+
+STATUSES = ("Open", "In progress", "Confirmed fraud", "Dismissed")
+
+#: allowed moves; a closed case is reopened to In progress
+TRANSITIONS = {
+    "Open": ("In progress", "Dismissed"),
+    "In progress": ("Confirmed fraud", "Dismissed", "Open"),
+    "Confirmed fraud": ("In progress",),
+    "Dismissed": ("In progress",),
+}
+
+#: case verdict → training label (same mapping as ``detectors.risk.CASE_VERDICTS``)
+VERDICT_LABELS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
+
+_CASE_PROPS = ["target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"]
+_AUDIT_PROPS = ["at", "user", "action", "target", "before", "after"]
+
+# One Streamlit server serves many sessions from threads; the embedded store
+# rewrites a whole table per write, so writes are serialised (and across
+# processes with a lock file next to the tables).
+_WRITE_LOCK = threading.Lock()
+
+
+class CaseError(ValueError):
+    """A case action that is not allowed (bad status move, unknown target)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    target_label: str
+    target_key: str
+    status: str = "Open"
+    assignee: str = ""
+    comment: str = ""
+    updated_at: str = ""
+    updated_by: str = ""
+
+    @property
+    def key(self) -> str:
+        return case_key(self.target_label, self.target_key)
+
+
+def case_key(target_label: str, target_key: str) -> str:
+    """Key of the one case on a target.
+
+    Example
+    -------
+    >>> case_key("Finding", "rings-abc")
+    'case:Finding:rings-abc'
+    """
+    return f"case:{target_label}:{target_key}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@contextlib.contextmanager
+def _locked(store: Any) -> Iterator[None]:
+    with _WRITE_LOCK:
+        if getattr(store, "kind", "") != "embedded":
+            yield
+            return
+        import fcntl
+
+        root = Path(store.location)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".dashboard-write.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _clean(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def get_case(store: Any, target_label: str, target_key: str) -> Case:
+    """The stored case on a target, or a new ``Open`` one (not stored)."""
+    frame = store.node_properties("Case", [case_key(target_label, target_key)], _CASE_PROPS)
+    if frame.empty:
+        return Case(target_label, target_key)
+    row = frame.iloc[0]
+    return Case(target_label, target_key, _clean(row["status"]) or "Open", _clean(row["assignee"]),
+                _clean(row["comment"]), _clean(row["updated_at"]), _clean(row["updated_by"]))
+
+
+def list_cases(store: Any) -> pd.DataFrame:
+    """Every stored case, latest change first."""
+    frame = store.read_nodes("Case", _CASE_PROPS)
+    for col in _CASE_PROPS:
+        if col not in frame.columns:
+            frame[col] = pd.Series([None] * len(frame), dtype=object)
+    return frame.sort_values("updated_at", ascending=False).reset_index(drop=True)
+
+
+def case_statuses(store: Any, target_label: str = "Finding") -> pd.Series:
+    """target key → status for cases on ``target_label``."""
+    cases = list_cases(store)
+    cases = cases[cases["target_label"] == target_label]
+    return pd.Series(cases["status"].to_numpy(object), index=cases["target_key"].astype(str).to_numpy(object))
+
+
+def audit(store: Any, user: str, action: str, target: str, before: Any = None, after: Any = None) -> str:
+    """Append one audit event and return its key (written before returning)."""
+    at = _now()
+    key = f"audit:{at}:{uuid.uuid4().hex[:12]}"
+    row = {"key": key, "at": at, "user": user, "action": action, "target": target,
+           "before": _json(before), "after": _json(after)}
+    with _locked(store):
+        store.write(GraphBatch(nodes={"AuditEvent": pd.DataFrame([row])}))
+    stored = store.node_properties("AuditEvent", [key], ["action"])
+    if stored.empty:
+        raise RuntimeError(f"The audit event {key} was not stored; the action was not done.")
+    return key
+
+
+def _json(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def update_case(store: Any, user: str, target_label: str, target_key: str, status: str | None = None,
+                assignee: str | None = None, comment: str | None = None) -> Case:
+    """Change a case's status, assignee or comment.
+
+    The audit event (before → after) is written first, then the case; both
+    are read back before this returns. Raises :class:`CaseError` for a move
+    :data:`TRANSITIONS` does not allow.
+    """
+    if not user:
+        raise CaseError("Log in to change a case.")
+    before = get_case(store, target_label, target_key)
+    new_status = status or before.status
+    if new_status not in STATUSES:
+        raise CaseError(f"Unknown status {new_status!r}; use one of {', '.join(STATUSES)}.")
+    if new_status != before.status and new_status not in TRANSITIONS[before.status]:
+        raise CaseError(f"A case cannot go from {before.status} to {new_status}; "
+                        f"allowed: {', '.join(TRANSITIONS[before.status])}.")
+    if new_status in ("Confirmed fraud", "Dismissed") and new_status != before.status and not (comment or "").strip():
+        raise CaseError(f"Say why in the comment before marking the case {new_status}.")
+    after = Case(target_label, target_key, new_status,
+                 before.assignee if assignee is None else assignee,
+                 before.comment if comment is None else comment, _now(), user)
+    fields = ("status", "assignee", "comment")
+    changed = {f: (getattr(before, f), getattr(after, f)) for f in fields if getattr(before, f) != getattr(after, f)}
+    if not changed and before.updated_at:
+        return before
+    action = "case.status" if "status" in changed else "case.update"
+    audit(store, user, action, after.key,
+          before={f: getattr(before, f) for f in fields} if before.updated_at else None,
+          after={f: getattr(after, f) for f in fields})
+    row = {"key": after.key, **{p: getattr(after, p) for p in _CASE_PROPS}}
+    with _locked(store):
+        store.write(GraphBatch(nodes={"Case": pd.DataFrame([row])}))
+    stored = get_case(store, target_label, target_key)
+    if stored.status != after.status or stored.updated_at != after.updated_at:
+        raise RuntimeError(f"The case {after.key} did not save; the audit log has the attempt.")
+    return stored
+
+
+def audit_log(store: Any, target: str | None = None, user: str | None = None, limit: int = 500) -> pd.DataFrame:
+    """Audit events, newest first (optionally for one target or user)."""
+    frame = store.read_nodes("AuditEvent", _AUDIT_PROPS)
+    for col in _AUDIT_PROPS:
+        if col not in frame.columns:
+            frame[col] = pd.Series([None] * len(frame), dtype=object)
+    if target is not None:
+        frame = frame[frame["target"] == target]
+    if user is not None:
+        frame = frame[frame["user"] == user]
+    return frame.sort_values("at", ascending=False).head(limit).reset_index(drop=True)
+
+
+def case_labels(store: Any) -> pd.DataFrame:
+    """Investigators' verdicts as training labels: ``application_id``, ``label``.
+
+    A case confirmed as fraud labels its application (or, on a finding, every
+    member application) ``fraud``; a dismissed one ``good``. Where both
+    apply to one application, ``fraud`` wins.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> case_labels(EmbeddedStore(tempfile.mkdtemp())).columns.tolist()
+    ['application_id', 'label']
+    """
+    cases = list_cases(store)
+    cases = cases[cases["status"].isin(list(VERDICT_LABELS))]
+    if cases.empty:
+        return pd.DataFrame({"application_id": pd.Series([], dtype=object), "label": pd.Series([], dtype=object)})
+    rows = []
+    on_apps = cases[cases["target_label"] == "Application"]
+    rows.extend(zip(on_apps["target_key"], on_apps["status"].map(VERDICT_LABELS)))
+    on_findings = cases[cases["target_label"] == "Finding"]
+    if len(on_findings):
+        rel = store.read_relationships("Finding-INVOLVES-Application", ["role"])
+        if "role" in rel.columns:
+            rel = rel[rel["role"].fillna("member") == "member"]
+        label_of = dict(zip(on_findings["target_key"], on_findings["status"].map(VERDICT_LABELS)))
+        rel = rel[rel["src"].isin(list(label_of))]
+        rows.extend(zip(rel["dst"], rel["src"].map(label_of)))
+    out = pd.DataFrame(rows, columns=["application_id", "label"]).astype(object)
+    out["rank"] = (out["label"] == "fraud").astype(int)
+    out = out.sort_values(["application_id", "rank"], ascending=[True, False]).drop_duplicates("application_id")
+    return out[["application_id", "label"]].reset_index(drop=True)

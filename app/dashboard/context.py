@@ -1,0 +1,261 @@
+"""Streamlit glue shared by the pages: the store, caches, the user, session state.
+
+The store comes from the environment ``launch`` sets (``RINGSCOPE_STORE`` or
+``RINGSCOPE_NEO4J_URI``) and is opened once per server
+(``st.cache_resource``: the Neo4j driver is shared). Query results are
+cached with ``st.cache_data`` keyed by the store location and its data
+version (which changes whenever the data does), with a TTL as a backstop.
+Session state is initialised in :func:`init_session` only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard import auth, cases, services
+from app.dashboard.auth import User
+
+__all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
+           "current_user", "require", "login_form", "reveal_button", "is_revealed", "case_panel", "PAGE_FILES"]
+
+#: page name → file (relative to main.py), in menu order, with the permission it needs
+PAGE_FILES = [
+    ("Alert queue", "pages/queue.py", "queue"),
+    ("Cluster explorer", "pages/cluster.py", "cluster"),
+    ("Search", "pages/search.py", "search"),
+    ("Application", "pages/application.py", "application"),
+    ("Cases", "pages/cases.py", "cases"),
+    ("Cypher console", "pages/console.py", "console"),
+    ("Model", "pages/model.py", "model"),
+]
+
+
+def config() -> tuple[str | None, str | None]:
+    """(store path, Neo4j URI) from the environment."""
+    uri = os.environ.get("RINGSCOPE_NEO4J_URI") or None
+    path = None if uri else os.environ.get("RINGSCOPE_STORE", ".ringscope")
+    return path, uri
+
+
+@st.cache_resource(show_spinner=False)
+def _open(path: str | None, uri: str | None):
+    from graph.store import open_store
+
+    return open_store(path, uri)
+
+
+def store():
+    return _open(*config())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _version(location: str) -> str:
+    return services.data_version(store())
+
+
+def version() -> str:
+    return _version(store().location)
+
+
+@st.cache_data(ttl=600, show_spinner="Reading findings…", max_entries=4)
+def _findings(location: str, data_version: str) -> pd.DataFrame:
+    return services.findings_table(store())
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _flagged(location: str, data_version: str) -> pd.DataFrame:
+    return services.flagged_applications(store())
+
+
+def flagged() -> pd.DataFrame:
+    return _flagged(store().location, version())
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _members(location: str, data_version: str) -> pd.DataFrame:
+    return services.finding_members(store())
+
+
+@st.cache_resource(ttl=600, show_spinner="Indexing the graph…", max_entries=2)
+def _index(location: str, data_version: str) -> services.GraphIndex:
+    return services.build_index(store())
+
+
+@st.cache_resource(ttl=600, show_spinner="Indexing names…", max_entries=2)
+def _search_index(location: str, data_version: str) -> services.SearchIndex:
+    return services.build_search_index(store())
+
+
+def findings() -> pd.DataFrame:
+    return _findings(store().location, version())
+
+
+def members() -> pd.DataFrame:
+    return _members(store().location, version())
+
+
+def index() -> services.GraphIndex:
+    return _index(store().location, version())
+
+
+def search_index() -> services.SearchIndex:
+    return _search_index(store().location, version())
+
+
+def init_session() -> None:
+    """Every session-state key the pages use, in one place."""
+    defaults: dict[str, Any] = {
+        "user": None,  # {"name", "role"} after log-in
+        "finding": None,  # finding open in the cluster explorer
+        "application": None,  # application open on the Application page
+        "revealed": set(),  # ids (Label:key / Application:key) revealed this session
+        "expanded": {},  # finding → list of expanded node ids
+        "selected_node": None,  # Label:key of the last clicked node
+        "path": None,  # shortest path shown, list of ids
+        "queue_page": 1,
+    }
+    for key, value in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def current_user() -> User | None:
+    """The logged-in user: local log-in in session state, or OIDC (``st.login``)."""
+    init_session()
+    user = st.session_state.get("user")
+    if user:
+        return User(user["name"], user["role"])
+    try:
+        if st.user.is_logged_in:  # OIDC configured in secrets.toml
+            path, uri = config()
+            found = auth.oidc_user(auth.users_file(path, uri), st.user.get("email"))
+            if found:
+                st.session_state["user"] = {"name": found.name, "role": found.role}
+            return found
+    except Exception:  # noqa: BLE001 - no auth configured
+        return None
+    return None
+
+
+def require(permission: str) -> User:
+    """Stop the page unless the user is logged in and allowed ``permission``."""
+    user = current_user()
+    if user is None:
+        st.warning("Please log in first.")
+        st.stop()
+    if not auth.can(user.role, permission):
+        st.error(f"Your role ({user.role}) may not open this page.")
+        st.stop()
+    return user
+
+
+def login_form() -> None:
+    """Local log-in (development and tests); OIDC via ``st.login`` when configured."""
+    path, uri = config()
+    st.title("ringscope")
+    st.caption("Fraud-ring investigation. Log in to continue.")
+    with st.form("login"):
+        name = st.text_input("User", key="login_user")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        user = auth.verify(auth.users_file(path, uri), name, password)
+        if user is None:
+            st.error("Unknown user or wrong password.")
+        else:
+            st.session_state["user"] = {"name": user.name, "role": user.role}
+            st.rerun()
+    try:
+        if "auth" in st.secrets:
+            if st.button("Log in with single sign-on"):
+                st.login()
+    except Exception:  # noqa: BLE001 - no secrets.toml
+        pass
+
+
+def is_revealed(nid: str) -> bool:
+    return nid in st.session_state.get("revealed", set())
+
+
+def reveal_button(nid: str, user: User, key: str) -> bool:
+    """A button that reveals the personal data of ``nid`` (audited first)."""
+    if is_revealed(nid):
+        return True
+    if st.button("Reveal personal data", key=key, help="Shows ID numbers, phones and accounts; this is logged."):
+        cases.audit(store(), user.name, "reveal", nid)
+        st.session_state["revealed"] = set(st.session_state["revealed"]) | {nid}
+        st.rerun()
+    return False
+
+
+@st.cache_data(ttl=600, show_spinner="Drawing the ring…", max_entries=32)
+def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, ...], window: tuple | None,
+             path: tuple[str, ...], revealed: frozenset) -> tuple[Any, Any]:
+    from app.dashboard import graphview
+
+    idx = index()
+    lo, hi = window if window else (None, None)
+    view = services.cluster_subgraph(store(), idx, members(), finding, extra=list(extra), applied_from=lo,
+                                     applied_to=hi)
+    if path:
+        roles = dict(view.nodes)
+        for nid in path:
+            roles.setdefault(nid, "path")
+        view = services._capped(idx, roles, services.MAX_ELEMENTS, list(view.notes))
+    props = services.view_properties(store(), list(view.nodes))
+    payload = graphview.build_payload(view, props, revealed, list(path))
+    return view, payload
+
+
+def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str] | None, revealed: set[str]):
+    """(Subgraph, GraphPayload) of a finding's view, cached per data version."""
+    return _cluster(store().location, version(), finding, tuple(extra), window, tuple(path or ()),
+                    frozenset(revealed))
+
+
+def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
+    """Status, the form that changes it, and the case's audit log (one place
+    for the cluster explorer and the application page)."""
+    from app.dashboard.masking import mask_text
+
+    st_ = store()
+    case = cases.get_case(st_, target_label, target_key)
+    st.text(f"Status: {case.status}" + (f" · assignee {case.assignee}" if case.assignee else ""))
+    if case.updated_at:
+        st.caption(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+    allowed = list(cases.TRANSITIONS[case.status])
+    if case.status in ("Confirmed fraud", "Dismissed") and not auth.can(user.role, "reopen"):
+        allowed = []  # only admins reopen a closed case
+        st.caption("Closed. An admin can reopen it.")
+    flash = st.session_state.pop(f"{prefix}_flash", None)
+    if flash:
+        st.success(flash)
+    with st.form(f"{prefix}_form", clear_on_submit=True):
+        new_status = st.selectbox("New status", [case.status, *allowed], key=f"{prefix}_status")
+        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{prefix}_assignee")
+        comment = st.text_area("Comment", value="", key=f"{prefix}_comment",
+                               placeholder="Why (required to confirm or dismiss)")
+        saved = st.form_submit_button("Save case")
+    if saved:
+        try:
+            after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
+                                      assignee=assignee, comment=comment or None)
+        except cases.CaseError as exc:
+            st.error(str(exc))
+        else:
+            # the audit event and the case are stored and read back by now
+            st.session_state[f"{prefix}_flash"] = f"Case saved: {after.status}. The change is in the audit log."
+            st.rerun()
+    log = cases.audit_log(st_, target=cases.case_key(target_label, target_key), limit=20)
+    if len(log):
+        st.caption("Audit log of this case")
+        for event in log.head(5).itertuples():
+            st.text(f"{event.at[:19]}  {event.user}  {event.action}  {mask_text(event.after)}")
+        shown_log = log[["at", "user", "action", "before", "after"]].copy()
+        for col in ("before", "after"):
+            shown_log[col] = shown_log[col].map(mask_text)
+        st.dataframe(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")

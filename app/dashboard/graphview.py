@@ -1,0 +1,174 @@
+"""The payload of the graph component (st-link-analysis 0.4, cytoscape.js).
+
+Node ids sent to the browser are opaque tokens (an HMAC of ``Label:key``
+with a per-process secret), never ID numbers or phones; the page keeps the
+token → id map. Every string in a node or edge is masked where it is
+personal data and HTML-escaped: the component renders properties as raw
+HTML in its info panel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from st_link_analysis import EdgeStyle, NodeStyle
+
+from app.dashboard.masking import PII_LABELS, escape, mask_value
+from app.dashboard.services import Subgraph, split_node_id
+
+__all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
+
+_SECRET = secrets.token_bytes(16)
+
+#: label → (colour, icon bundled with the component, caption property)
+NODE_LOOK = {
+    "Application": ("#1f77b4", "description"),
+    "Person": ("#2ca02c", "person"),
+    "Company": ("#9467bd", "business"),
+    "Agent": ("#8c564b", "badge"),
+    "Phone": ("#ff7f0e", "smartphone"),
+    "Device": ("#7f7f7f", "laptop"),
+    "IP": ("#17becf", "router"),
+    "BankAccount": ("#bcbd22", "account_balance"),
+    "Address": ("#e377c2", "home"),
+    "Email": ("#d62728", "email"),
+}
+
+#: no animation: the layout settles at once (and browser tests are stable)
+LAYOUT = {"name": "cose", "animate": False, "fit": True, "padding": 20, "nodeRepulsion": 4000,
+          "nodeDimensionsIncludeLabels": True, "randomize": False, "numIter": 600}
+
+
+class _RawStyle(NodeStyle):
+    """A style with its own cytoscape selector (risk, path highlight)."""
+
+    def __init__(self, selector: str, style: dict[str, Any]) -> None:
+        super().__init__(label=selector)
+        self._selector, self._style = selector, style
+
+    def dump(self) -> dict[str, Any]:
+        return {"selector": self._selector, "style": self._style}
+
+
+def node_styles() -> list[NodeStyle]:
+    """Colour and icon by type; a red / orange ring by risk; path highlight."""
+    styles: list[NodeStyle] = [NodeStyle(label, colour, "caption", icon) for label, (colour, icon) in NODE_LOOK.items()]
+    styles += [
+        _RawStyle("node", {"font-size": 18, "text-valign": "bottom", "text-margin-y": 4}),
+        _RawStyle("node[risk >= 0.3]", {"border-width": 4, "border-color": "#ff9f1c"}),
+        _RawStyle("node[risk >= 0.7]", {"border-width": 6, "border-color": "#d00000"}),
+        _RawStyle("node[outcome = 'bad']", {"border-style": "double", "border-width": 6, "border-color": "#d00000"}),
+        _RawStyle("node[role = 'shared']", {"shape": "diamond"}),
+        _RawStyle("node[?on_path]", {"outline-width": 6, "outline-color": "#ffd60a"}),
+        _RawStyle("edge[?on_path]", {"width": 5, "line-color": "#ffd60a"}),
+    ]
+    return styles
+
+
+def edge_styles() -> list[EdgeStyle]:
+    return [
+        EdgeStyle("GUARANTEES", color="#d62728", caption="label", directed=True, labeled=None),
+        EdgeStyle("SIMILAR_TO", color="#9467bd", caption="label", labeled=None),
+        *[EdgeStyle(t, caption=None, directed=False, labeled=None)
+          for t in ("APPLIED", "FOR_COMPANY", "HAS_PHONE", "HAS_DEVICE", "HAS_IP", "HAS_ACCOUNT", "HAS_ADDRESS",
+                    "HAS_EMAIL", "EMERGENCY_CONTACT", "SUBMITTED_BY", "DECLARES_EMPLOYER")],
+    ]
+
+
+def token(nid: str) -> str:
+    """Opaque id of a node in the browser.
+
+    Example
+    -------
+    >>> token("Person:110101199003071234") == token("Person:110101199003071234")
+    True
+    >>> "1101" in token("Person:110101199003071234")
+    False
+    """
+    return "n" + hmac.new(_SECRET, nid.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def caption(label: str, key: str, props: dict[str, Any], reveal: bool = False) -> str:
+    """What a node is called on the graph (masked unless revealed)."""
+    if label == "Application":
+        return key
+    if label in ("Person", "Company") and props.get("name"):
+        return str(props["name"])
+    if label in PII_LABELS and not reveal:
+        return str(mask_value(PII_LABELS[label], key))
+    if label == "Address":
+        return key[:14] + ("…" if len(key) > 14 else "")
+    if label == "Device":
+        return key[:10]
+    if label == "Company" and key.startswith("name:"):
+        return key[5:]
+    return key
+
+
+@dataclass
+class GraphPayload:
+    """What goes to ``st_link_analysis``: ``elements`` plus the token map."""
+
+    elements: dict[str, list[dict[str, Any]]]
+    tokens: dict[str, str]  # token → Label:key
+
+    def id_of(self, tok: str) -> str | None:
+        return self.tokens.get(tok)
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return round(value, 4)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:19]
+    return value
+
+
+def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: set[str] | frozenset = frozenset(),
+                  path: list[str] | None = None) -> GraphPayload:
+    """Elements for ``view``; ``props`` from :func:`services.view_properties`;
+    ``revealed`` ids show personal data unmasked; ``path`` is highlighted."""
+    on_path = set(path or ())
+    path_edges = {frozenset(pair) for pair in zip(path or [], (path or [])[1:])}
+    tokens: dict[str, str] = {}
+    nodes = []
+    for nid, role in view.nodes.items():
+        label, key = split_node_id(nid)
+        p = props.get(nid, {})
+        tok = token(nid)
+        tokens[tok] = nid
+        data: dict[str, Any] = {"id": tok, "label": label, "role": role,
+                                "caption": escape(caption(label, key, p, nid in revealed))}
+        for k, v in p.items():
+            v = _fmt(v)
+            if v is None or k == "name":
+                continue
+            if k == "risk_score":
+                data["risk"] = float(v)
+                data["risk score"] = v
+                continue
+            if k == "label":
+                data["outcome"] = "bad" if str(v) in ("fraud", "default") else escape(v)
+                continue
+            data[escape(k)] = v if isinstance(v, (int, float, bool)) else escape(v)
+        if label == "Application":
+            data["application"] = escape(key)
+        nodes.append({"data": data | ({"on_path": True} if nid in on_path else {})})
+    edges = []
+    for i, e in enumerate(view.edges.itertuples(index=False)):
+        data = {"id": f"e{i}", "source": token(e.source), "target": token(e.target), "label": escape(e.type)}
+        for prop in ("amount", "share_pct", "score"):
+            v = _fmt(getattr(e, prop))
+            if v is not None:
+                data[prop] = v
+        if frozenset((e.source, e.target)) in path_edges:
+            data["on_path"] = True
+        edges.append({"data": data})
+    return GraphPayload({"nodes": nodes, "edges": edges}, tokens)

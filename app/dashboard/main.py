@@ -1,0 +1,33 @@
+"""Streamlit entry point: log-in, then route (``st.navigation``) by role."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run app/dashboard/main.py` puts this folder, not the repository, on sys.path
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.dashboard import auth, context  # noqa: E402
+
+st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
+context.init_session()
+user = context.current_user()
+if user is None:
+    st.navigation([st.Page(context.login_form, title="Log in", url_path="login")], position="hidden").run()
+else:
+    here = Path(__file__).parent
+    pages = [st.Page(str(here / file), title=title) for title, file, permission in context.PAGE_FILES
+             if auth.can(user.role, permission)]
+    with st.sidebar:
+        st.caption(f"{user.name} · {user.role}")
+        path, uri = context.config()
+        st.caption(f"store: {uri or path}")
+        if st.button("Log out", key="logout"):
+            st.session_state.clear()
+            st.rerun()
+    st.navigation(pages).run()

@@ -1,0 +1,161 @@
+"""Cluster explorer: a finding's ring as a graph, its evidence, its case."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+from st_link_analysis import Event, st_link_analysis
+
+from app.dashboard import context, graphview, services
+from app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_text, mask_value
+
+GRAPH_KEY = "cluster_graph"
+
+user = context.require("cluster")
+store = context.store()
+table = context.findings()
+st.title("Cluster explorer")
+if table.empty:
+    st.info("No findings yet. Run `ringscope detect` on this store, then reload.")
+    st.stop()
+
+options = table["finding"].tolist()
+current = st.session_state.get("finding")
+if current not in options:
+    current = options[0]
+labels = dict(zip(table["finding"], table["score"].map("{:.2f}".format) + " · " + table["summary"].map(mask_text)))
+finding = st.selectbox("Finding", options, index=options.index(current), key="cluster_finding",
+                       format_func=lambda f: f"{f} — {labels.get(f, '')}")
+if finding != st.session_state.get("finding"):
+    st.session_state["finding"] = finding
+    st.session_state["path"] = None
+    st.session_state["selected_node"] = None
+row = table[table["finding"] == finding].iloc[0]
+
+# -- controls: time window -------------------------------------------------------
+window = None
+if pd.notna(row["first_applied"]):
+    lo, hi = row["first_applied"].date(), row["last_applied"].date()
+    if lo < hi:
+        picked = st.slider("Applications between", min_value=lo, max_value=hi, value=(lo, hi), key="cluster_window")
+        if tuple(picked) != (lo, hi):
+            window = tuple(picked)
+
+expanded: dict = st.session_state["expanded"]
+extra = list(expanded.get(finding, []))
+path = st.session_state.get("path") or []
+view, payload = context.cluster(finding, extra, window, path, st.session_state["revealed"])
+
+# -- events from the graph (clicks and expands come back as the component value) ---
+event = st.session_state.get(GRAPH_KEY)
+if isinstance(event, dict) and event.get("timestamp") != st.session_state.get("cluster_last_event"):
+    st.session_state["cluster_last_event"] = event.get("timestamp")
+    data = event.get("data") or {}
+    if event.get("action") == "node_click":
+        nid = payload.id_of(str(data.get("target_id")))
+        if nid:
+            st.session_state["selected_node"] = nid
+    elif event.get("action") == "expand":
+        for tok in data.get("node_ids") or []:
+            nid = payload.id_of(str(tok))
+            if nid and nid not in extra:
+                extra.append(nid)
+                st.session_state["selected_node"] = nid
+        expanded[finding] = extra
+        view, payload = context.cluster(finding, extra, window, path, st.session_state["revealed"])
+
+graph_col, side_col = st.columns([3, 2])
+with graph_col:
+    st.caption(
+        f"{len(view.nodes):,} nodes, {len(view.edges):,} links · members are applications; diamonds are shared "
+        f"identifiers; red rings are high risk. Click a node for details, double-click to expand it."
+    )
+    for note in view.notes:
+        st.warning(note)
+    st_link_analysis(
+        payload.elements, layout=graphview.LAYOUT, node_styles=graphview.node_styles(),
+        edge_styles=graphview.edge_styles(), height=620, key=GRAPH_KEY, node_actions=["expand"],
+        events=[Event("node_click", "click tap", "node")],
+    )
+    in_view = list(view.nodes)
+
+    def describe(nid: str) -> str:
+        label, key = services.split_node_id(nid)
+        shown = mask_value(PII_LABELS[label], key) if label in PII_LABELS and not context.is_revealed(nid) else key
+        return f"{label} · {shown}"
+
+    with st.expander("Shortest path between two entities", expanded=bool(path)):
+        a = st.selectbox("From", in_view, format_func=describe, key="path_from")
+        b = st.selectbox("To", in_view, index=min(1, len(in_view) - 1), format_func=describe, key="path_to")
+        p1, p2 = st.columns(2)
+        if p1.button("Find shortest path", key="path_go"):
+            found = services.shortest_path(context.index(), a, b)
+            st.session_state["path"] = found
+            if not found:
+                st.session_state["path"] = None
+                st.warning("No path within 4 hops (hubs are not walked through).")
+            else:
+                st.rerun()
+        if path and p2.button("Clear path", key="path_clear"):
+            st.session_state["path"] = None
+            st.rerun()
+        if path:
+            st.text(" → ".join(describe(n) for n in path))
+    if extra and st.button("Collapse expanded nodes", key="cluster_collapse"):
+        expanded[finding] = []
+        st.rerun()
+
+with side_col:
+    tab_node, tab_case, tab_evidence = st.tabs(["Selected node", "Case", "Evidence"])
+    with tab_node:
+        nid = st.session_state.get("selected_node")
+        if not nid:
+            st.caption("Click a node in the graph to see its details.")
+        else:
+            details = services.node_details(store, nid)
+            label, key = services.split_node_id(nid)
+            revealed = context.is_revealed(nid)
+            shown = {}
+            for k, v in details.items():
+                kind = PII_LABELS.get(label) if k == "key" else PII_FIELDS.get(k)
+                shown[k] = v if revealed or kind is None else mask_value(kind, v)
+                if isinstance(shown[k], str) and not revealed:
+                    shown[k] = mask_text(shown[k])
+            # st.text, never markdown: applicant text could carry links or remote images
+            st.text(f"{label} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
+            st.dataframe(pd.DataFrame({"property": list(shown), "value": [str(v) for v in shown.values()]}),
+                         hide_index=True, width="stretch", key="node_details")
+            has_pii = label in PII_LABELS or any(k in PII_FIELDS for k in details)
+            if has_pii and not revealed:
+                context.reveal_button(nid, user, key="reveal_node")
+            b1, b2 = st.columns(2)
+            if b1.button("Expand neighbours", key="expand_node"):
+                if nid not in extra:
+                    expanded[finding] = extra + [nid]
+                st.rerun()
+            if label == "Application" and b2.button("Open application", key="open_app"):
+                st.session_state["application"] = key
+                st.switch_page("pages/application.py")
+    with tab_case:
+        context.case_panel(user, "Finding", finding, prefix="case")
+    with tab_evidence:
+        found = store.node_properties("Finding", [finding], ["evidence", "parameters", "detector", "run_at"])
+        evidence = []
+        if len(found) and isinstance(found["evidence"].iloc[0], str):
+            evidence = json.loads(found["evidence"].iloc[0] or "[]")
+        st.text(f"{mask_text(row['summary'])}\nscore {row['score']:.2f} · {row['detector']} · {row['size']} applications")
+        if evidence:
+            ev = pd.DataFrame([{
+                "feature": e.get("feature"), "contribution": e.get("contribution"),
+                "detail": mask_text(str(e.get("detail", ""))),
+                "values": mask_text(", ".join(map(str, e.get("values", []))))} for e in evidence])
+            st.dataframe(ev, hide_index=True, width="stretch", key="evidence_table")
+        shared = [n for n, r in view.nodes.items() if r == "shared"]
+        if shared:
+            st.caption("Shared identifiers")
+            st.dataframe(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
+                         width="stretch", key="shared_table")
+        if len(found) and isinstance(found["parameters"].iloc[0], str):
+            st.caption(f"detector parameters: {found['parameters'].iloc[0]} · run {found['run_at'].iloc[0]}")

@@ -1,0 +1,56 @@
+"""Cypher console (Neo4j only; analysts and admins): read-only, capped, timed out."""
+
+from __future__ import annotations
+
+import streamlit as st
+from st_link_analysis import st_link_analysis
+
+from app.dashboard import cases, context, cypher, graphview
+from app.dashboard.masking import PII_LABELS, escape, mask_text, mask_value
+
+user = context.require("console")
+store = context.store()
+st.title("Cypher console")
+if getattr(store, "kind", "") != "neo4j":
+    st.info("The console needs the Neo4j store (start the dashboard with `--neo4j`). "
+            "The embedded store has no query language; use the other pages.")
+    st.stop()
+st.caption(f"Read-only: queries are explained first and refused unless the plan only reads; "
+           f"at most {cypher.MAX_ROWS:,} rows, {cypher.TIMEOUT:.0f} s. Every query is logged.")
+text = st.text_area("Query", key="console_query", height=140,
+                    placeholder="MATCH p=(f:Finding)-[:INVOLVES]->(a:Application) RETURN p LIMIT 25")
+reveal = st.toggle("Show personal data unmasked (logged)", key="console_reveal")
+if st.button("Run", key="console_run", type="primary"):
+    try:
+        cases.audit(store, user.name, "cypher.reveal" if reveal else "cypher", "console", after=text)
+        result = cypher.run_read_only(store.driver, store.database, text)
+    except cypher.QueryRefused as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["console_result"] = result
+result = st.session_state.get("console_result")
+if result is not None:
+    frame = result.frame()
+    if not reveal:
+        for col in frame.columns:
+            if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
+                frame[col] = frame[col].map(mask_text)
+    st.caption(f"{len(frame):,} rows in {result.seconds:.2f} s"
+               + (f" — capped at {cypher.MAX_ROWS:,}" if result.truncated else ""))
+    st.dataframe(frame, hide_index=True, width="stretch", key="console_table")
+    if result.graph_nodes:
+        nodes = []
+        for eid, n in list(result.graph_nodes.items())[:1000]:
+            key = n["key"]
+            cap = mask_value(PII_LABELS[n["label"]], key) if n["label"] in PII_LABELS and not reveal else key
+            nodes.append({"data": {"id": graphview.token(eid), "label": escape(n["label"]),
+                                   "caption": escape(mask_text(str(n["props"].get("name", cap))) if not reveal
+                                                     else n["props"].get("name", cap))}})
+        ids = {d["data"]["id"] for d in nodes}
+        edges = [{"data": {"id": f"e{i}", "source": graphview.token(e["source"]), "target": graphview.token(e["target"]),
+                           "label": escape(e["type"])}}
+                 for i, e in enumerate(result.graph_edges)
+                 if graphview.token(e["source"]) in ids and graphview.token(e["target"]) in ids]
+        st_link_analysis({"nodes": nodes, "edges": edges}, layout=graphview.LAYOUT,
+                         node_styles=graphview.node_styles(), edge_styles=graphview.edge_styles(), height=520,
+                         key="console_graph")

@@ -1,0 +1,33 @@
+"""Model: the latest training report and its plots."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard import context, services
+
+user = context.require("model")
+st.title("Model")
+summary = services.models_summary(context.store())
+if summary is None:
+    st.info("No trained model yet. Run `ringscope train` on this store; its report and plots will show here.")
+    st.stop()
+report = summary["report"]
+st.caption(f"version {summary['version']} · saved in {summary['folder']}")
+c1, c2, c3 = st.columns(3)
+c1.metric("Chosen model", str(report.get("chosen", "—")))
+c2.metric("Labelled applications", f"{report.get('labelled', 0):,}")
+c3.metric("Bad", f"{report.get('bad', 0):,}")
+rows = []
+for kind, variants in (report.get("models") or {}).items():
+    for variant, metrics in variants.items():
+        if isinstance(metrics, dict):
+            rows.append({"model": kind, "features": variant,
+                         **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
+for plot in summary["plots"]:
+    st.image(str(plot), caption=plot.name)
+with st.expander("Full report"):
+    st.json(report)

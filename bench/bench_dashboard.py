@@ -1,0 +1,162 @@
+"""Dashboard benchmark: the alert queue with 10,000 findings and a 500-node ring.
+
+Targets (issue 6): the queue page renders in <= 1 s with 10,000 findings; a
+500-node ring in <= 2 s. Measured on a copy of an ingested portfolio (default:
+20,000 synthetic applications, generated and ingested if no ``--store`` is
+given) with 10,000 synthetic findings and one 500-node ring written into it.
+
+Each page is run under AppTest (the whole script: caches, pandas, widgets,
+payload serialisation; no browser), cold (first view after the data changed:
+reads the store) and warm (every later view); the ring is also timed through
+the service functions alone. Usage::
+
+    python bench/bench_dashboard.py
+    python bench/bench_dashboard.py --store /tmp/s20k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MAIN = str(ROOT / "app" / "dashboard" / "main.py")
+
+
+def _store(path: str | None, work: Path):
+    from graph.embedded import EmbeddedStore
+
+    target = work / "store"
+    if path:
+        shutil.copytree(path, target, ignore=shutil.ignore_patterns("models", "users.json"))
+    else:
+        from ingest.pipeline import ingest_folder
+
+        from ingest.synthetic import GeneratorConfig, generate_portfolio
+        folder = work / "portfolio"
+        generate_portfolio(GeneratorConfig(applications=20_000, seed=11), folder)
+        ingest_folder(folder, EmbeddedStore(target), rejects_path=work / "rejects.csv")
+    return EmbeddedStore(target)
+
+
+def _ring(store, size: int = 185) -> str:
+    """One finding of ``size`` applications, their applicants and what they share (~500 nodes)."""
+    import pandas as pd
+
+    from graph.store import GraphBatch
+
+    applied = store.read_relationships("Person-APPLIED-Application")
+    pick = applied.drop_duplicates("src").head(size)
+    key = "bench-ring-500"
+    rels = {
+        "Finding-INVOLVES-Application": pd.DataFrame({"src": key, "dst": pick["dst"].to_numpy(), "role": "member"}),
+        "Finding-INVOLVES-Person": pd.DataFrame({"src": key, "dst": pick["src"].to_numpy(), "role": "member"}),
+    }
+    evidence = json.dumps([{"feature": "bench", "contribution": 1.0, "detail": "synthetic", "values": []}])
+    node = pd.DataFrame({"key": [key], "detector": ["bench"], "kind": ["ring"], "score": [0.999], "size": [size],
+                         "summary": ["bench ring"], "evidence": [evidence], "parameters": ["{}"],
+                         "run_at": ["2025-06-01T00:00:00Z"]})
+    store.write(GraphBatch(nodes={"Finding": node}, relationships=rels))
+    return key
+
+
+def _apptest(page: str, finding: str | None = None):
+    """Run the app once on ``page`` and return (AppTest, seconds of that run).
+
+    The queue is the default page, so it is timed on the first run; other
+    pages are reached with ``switch_page`` and timed on that run."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.session_state["user"] = {"name": "bench", "role": "admin"}
+    if finding:
+        at.session_state["finding"] = finding
+    started = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - started
+    if page != "pages/queue.py":
+        at.switch_page(page)
+        started = time.perf_counter()
+        at.run()
+        seconds = time.perf_counter() - started
+    assert not at.exception, at.exception
+    return at, seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default="/tmp/s20k" if Path("/tmp/s20k/store.json").exists() else None,
+                        help="embedded store to copy (default: /tmp/s20k if present, else generate 20k)")
+    parser.add_argument("--findings", type=int, default=10_000)
+    args = parser.parse_args()
+
+    import streamlit as st
+
+    from app.dashboard import graphview, services
+    from tests.app.browser.store_fixture import add_bulk_findings
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    try:
+        store = _store(args.store, work)
+        add_bulk_findings(store, args.findings)
+        ring = _ring(store)
+        os.environ["RINGSCOPE_STORE"] = str(store.path)
+        os.environ.pop("RINGSCOPE_NEO4J_URI", None)
+        n_apps = store.counts().nodes["Application"]
+
+        rows = []
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        _, first = _apptest("pages/queue.py")  # imports Streamlit's chart stack once per process
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        _, cold = _apptest("pages/queue.py")
+        _, warm = _apptest("pages/queue.py")
+        at, warm2 = _apptest("pages/queue.py")
+        shown = at.metric[0].value
+        rows.append((f"queue, {args.findings:,} findings (cached: every view)", 1.0, min(warm, warm2)))
+        rows.append((f"queue, {args.findings:,} findings (cold: after the data changed)", 1.0, cold))
+        rows.append(("queue, first view after the server started (imports)", None, first))
+
+        started = time.perf_counter()
+        index = services.build_index(store)
+        t_index = time.perf_counter() - started
+        members = services.finding_members(store)
+        started = time.perf_counter()
+        view = services.cluster_subgraph(store, index, members, ring)
+        props = services.view_properties(store, list(view.nodes))
+        payload = graphview.build_payload(view, props)
+        json.dumps(payload.elements)
+        t_service = time.perf_counter() - started
+        _apptest("pages/cluster.py", finding="bulk-000000")  # imports the component once
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at, ring_cold = _apptest("pages/cluster.py", finding=ring)
+        at2, ring_warm = _apptest("pages/cluster.py", finding=ring)
+        nodes = len(json.loads(at2.get("component_instance")[0].proto.json_args)["elements"]["nodes"])
+        rows.append((f"ring of {len(view.nodes)} nodes, {len(view.edges)} links: services + payload", 2.0, t_service))
+        rows.append((f"ring page ({nodes} nodes), AppTest (cached)", 2.0, ring_warm))
+        rows.append(("ring page, AppTest (cold: also builds the graph index)", 2.0, ring_cold))
+        rows.append((f"graph index over {n_apps:,} applications (once per data version)", None, t_index))
+
+        print(f"\nDashboard bench: {n_apps:,} applications, {shown} findings in the queue\n")
+        print(f"{'measure':<72} {'target':>8} {'measured':>9}  ok")
+        for name, target, seconds in rows:
+            ok = "" if target is None else ("yes" if seconds <= target else "NO")
+            tgt = "" if target is None else f"{target:.1f} s"
+            print(f"{name:<72} {tgt:>8} {seconds:>7.2f} s  {ok}")
+        return 0 if all(t is None or s <= t for _, t, s in rows) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,388 @@
+"""Every dashboard page under AppTest (no browser): widgets, graph payload,
+role gating, masking, escaping, cases and the audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.dashboard import cases, graphview, services
+from graph.embedded import EmbeddedStore
+from tests.app.browser.store_fixture import RING_A, XSS_NAME, build_dashboard_store
+
+APP = Path(__file__).resolve().parents[2] / "app" / "dashboard"
+MAIN = str(APP / "main.py")
+
+
+@pytest.fixture
+def dash_store(tmp_path, monkeypatch):
+    store = EmbeddedStore(tmp_path / "store")
+    build_dashboard_store(store, tmp_path / "export")
+    monkeypatch.setenv("RINGSCOPE_STORE", str(tmp_path / "store"))
+    monkeypatch.delenv("RINGSCOPE_NEO4J_URI", raising=False)
+    monkeypatch.delenv("RINGSCOPE_USERS", raising=False)
+    return store
+
+
+def app(role: str = "investigator", name: str = "ivy", page: str | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["user"] = {"name": name, "role": role}
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def graph_args(at: AppTest) -> dict:
+    comps = at.get("component_instance")
+    assert len(comps) == 1
+    return json.loads(comps[0].proto.json_args)
+
+
+def table(at: AppTest, *columns: str):
+    """The first dataframe on the page with these columns (st.dataframe keys
+    are not exposed to AppTest unless the table is selectable)."""
+    for frame in at.dataframe:
+        value = frame.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page wrote (markdown, captions, dataframes) as one string."""
+    parts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "title")
+             for e in getattr(at, kind)]
+    parts += [e.value.to_csv() for e in at.dataframe]
+    return "\n".join(parts)
+
+
+# -- log-in and roles --------------------------------------------------------------
+
+
+def test_login_form_then_queue(dash_store, tmp_path):
+    from app.dashboard import auth
+
+    auth.add_user(tmp_path / "store" / "users.json", "ivy", "correct horse", "investigator")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert [t.label for t in at.text_input] == ["User", "Password"]
+    at.text_input(key="login_user").input("ivy")
+    at.text_input(key="login_password").input("wrong password")
+    at.button[0].click().run()
+    assert "wrong password" in at.error[0].value
+    at.text_input(key="login_password").input("correct horse")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["user"] == {"name": "ivy", "role": "investigator"}
+    assert at.title[0].value == "Alert queue"
+
+
+def test_investigator_cannot_open_the_console(dash_store):
+    at = AppTest.from_file(str(APP / "pages" / "console.py"), default_timeout=30)
+    at.session_state["user"] = {"name": "ivy", "role": "investigator"}
+    at.run()
+    assert "may not open this page" in at.error[0].value
+    assert not at.text_area  # no query box
+
+
+def test_console_page_is_in_the_menu_for_analysts_only():
+    from app.dashboard import auth
+    from app.dashboard.context import PAGE_FILES
+
+    def menu(role):
+        return [title for title, _, permission in PAGE_FILES if auth.can(role, permission)]
+
+    assert "Cypher console" not in menu("investigator")
+    assert "Cypher console" in menu("analyst") and "Cypher console" in menu("admin")
+
+
+def test_analyst_console_on_the_embedded_store_says_it_needs_neo4j(dash_store):
+    at = app("analyst", page="pages/console.py")
+    assert "needs the Neo4j store" in at.info[0].value
+
+
+def test_no_user_sees_nothing_but_the_login(dash_store):
+    at = AppTest.from_file(str(APP / "pages" / "queue.py"), default_timeout=30).run()
+    assert "log in" in at.warning[0].value.lower()
+    assert not at.dataframe
+
+
+# -- queue --------------------------------------------------------------------------------
+
+
+def test_queue_lists_findings_best_first_with_filters(dash_store):
+    at = app()
+    assert at.title[0].value == "Alert queue"
+    assert {m.label for m in at.metric} >= {"Findings", "Applications", "Open"}
+    assert at.metric[0].value == "2"
+    labels = {w.label for w in at.sidebar.multiselect} | {w.label for w in at.sidebar.slider}
+    assert {"Detector", "Status", "Size (applications)", "Minimum score"} <= labels
+    assert at.sidebar.selectbox(key="q_agent").options[:1] == ["(any)"]
+    queue = table(at, "finding", "agent")
+    assert queue["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
+    # the summary names a phone: masked
+    assert "13800138000" not in queue.to_csv() and "138****8000" in queue.to_csv()
+    at.sidebar.slider(key="q_size").set_value((5, 6)).run()
+    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa"]
+    at.sidebar.selectbox(key="q_agent").set_value("AG-9").run()
+    assert table(at, "finding", "agent").empty
+
+
+def test_queue_opens_a_finding_in_the_cluster_explorer(dash_store):
+    at = app()
+    at.selectbox(key="queue_open_choice").set_value("rings-bbbb")
+    at.button(key="queue_open").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Cluster explorer"
+    assert at.session_state["finding"] == "rings-bbbb"
+
+
+# -- cluster explorer ------------------------------------------------------------------------
+
+
+def test_cluster_payload_has_the_ring_masked_and_escaped(dash_store):
+    at = app(page="pages/cluster.py")
+    args = graph_args(at)
+    nodes = [n["data"] for n in args["elements"]["nodes"]]
+    by_label = {}
+    for n in nodes:
+        by_label.setdefault(n["label"], []).append(n)
+    assert sorted(n["caption"] for n in by_label["Application"]) == RING_A
+    assert len(by_label["Person"]) == 6
+    assert {n["role"] for n in by_label["Device"]} == {"shared"}
+    assert by_label["Phone"][0]["caption"] == "138****8000"
+    # edges connect existing nodes; ids are opaque tokens
+    ids = {n["id"] for n in nodes}
+    assert all(e["data"]["source"] in ids and e["data"]["target"] in ids for e in args["elements"]["edges"])
+    raw = comps_json = at.get("component_instance")[0].proto.json_args
+    persons = dash_store.read_nodes("Person")["key"].tolist()
+    assert not any(p in raw for p in persons), "an ID number reached the browser"
+    assert "13800138000" not in raw
+    assert "<img" not in comps_json and "&lt;img" in comps_json
+    # styles by type and risk, no animation, expand enabled, click events
+    selectors = {s["selector"] for s in args["style"]}
+    assert "node[label='Application']" in selectors and "node[risk >= 0.7]" in selectors
+    assert args["layout"]["animate"] is False
+    assert args["nodeActions"] == ["expand"]
+    assert args["events"][0]["name"] == "node_click"
+    scored = [n for n in by_label["Application"] if n["caption"] == "RA01"][0]
+    assert scored["risk"] == pytest.approx(0.83)
+    # evidence beside the graph, masked
+    evidence = table(at, "feature", "contribution")
+    assert "shared_identifiers" in evidence["feature"].tolist()
+    assert "13800138000" not in evidence.to_csv()
+
+
+def _token_of(at: AppTest, label: str, caption: str | None = None) -> str:
+    for n in graph_args(at)["elements"]["nodes"]:
+        if n["data"]["label"] == label and (caption is None or n["data"]["caption"] == caption):
+            return n["data"]["id"]
+    raise AssertionError(f"no {label} {caption}")
+
+
+def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_store):
+    at = app(page="pages/cluster.py")
+    tok = _token_of(at, "Person")
+    at.session_state["cluster_graph"] = {"action": "node_click", "data": {"type": "tap", "target_id": tok,
+                                                                         "target_group": "nodes"}, "timestamp": 1}
+    at.run()
+    assert not at.exception
+    details = table(at, "property", "value")
+    shown = dict(zip(details["property"], details["value"]))
+    person_key = at.session_state["selected_node"].split(":", 1)[1]
+    assert shown["key"] != person_key and shown["key"].startswith(person_key[:6]) and "*" in shown["key"]
+    at.button(key="reveal_node").click().run()
+    assert not at.exception
+    details = table(at, "property", "value")
+    assert dict(zip(details["property"], details["value"]))["key"] == person_key
+    log = cases.audit_log(dash_store)
+    assert log.iloc[0]["action"] == "reveal" and log.iloc[0]["user"] == "ivy"
+    assert log.iloc[0]["target"] == f"Person:{person_key}"
+
+
+def test_expanding_a_node_adds_its_neighbours(dash_store):
+    at = app(page="pages/cluster.py")
+    before = len(graph_args(at)["elements"]["nodes"])
+    tok = _token_of(at, "Application", "RA02")
+    at.session_state["cluster_graph"] = {"action": "expand", "data": {"node_ids": [tok]}, "timestamp": 2}
+    at.run()
+    assert not at.exception
+    nodes = graph_args(at)["elements"]["nodes"]
+    assert len(nodes) > before
+    assert {"IP", "BankAccount", "Address"} <= {n["data"]["label"] for n in nodes}
+
+
+def test_shortest_path_is_highlighted(dash_store):
+    at = app(page="pages/cluster.py")
+    at.selectbox(key="path_from").set_value("Application:RA00")
+    at.selectbox(key="path_to").set_value("Application:RA05")
+    at.button(key="path_go").click().run()
+    assert not at.exception
+    assert at.session_state["path"] == ["Application:RA00", "Device:farm-device-1", "Application:RA05"]
+    args = graph_args(at)
+    on_path = [n["data"]["caption"] for n in args["elements"]["nodes"] if n["data"].get("on_path")]
+    assert sorted(on_path) == ["RA00", "RA05", "farm-devic"]
+    assert sum(1 for e in args["elements"]["edges"] if e["data"].get("on_path")) == 2
+
+
+def test_time_filter_hides_applications_outside_the_window(dash_store):
+    import datetime as dt
+
+    at = app(page="pages/cluster.py")
+    at.slider(key="cluster_window").set_value((dt.date(2025, 3, 1), dt.date(2025, 3, 1))).run()
+    apps = [n["data"]["caption"] for n in graph_args(at)["elements"]["nodes"] if n["data"]["label"] == "Application"]
+    assert sorted(apps) == ["RA00", "RA01", "RA02", "RA03"]
+    assert any("outside the time window" in w.value for w in at.warning)
+
+
+def test_case_status_change_writes_case_and_audit_before_success(dash_store):
+    at = app(page="pages/cluster.py")
+    at.selectbox(key="case_status").set_value("In progress")
+    at.text_input(key="case_assignee").input("ivy")
+    submit = [b for b in at.button if b.label == "Save case"][0]
+    submit.click().run()
+    assert not at.exception
+    assert "Case saved: In progress" in at.success[0].value
+    case = cases.get_case(dash_store, "Finding", "rings-aaaa")
+    assert case.status == "In progress" and case.assignee == "ivy" and case.updated_by == "ivy"
+    log = cases.audit_log(dash_store, target="case:Finding:rings-aaaa")
+    assert len(log) == 1 and log.iloc[0]["action"] == "case.status"
+    assert json.loads(log.iloc[0]["after"])["status"] == "In progress"
+    assert table(at, "action", "before")["action"].tolist() == ["case.status"]
+    # confirming needs a comment
+    at.selectbox(key="case_status").set_value("Confirmed fraud")
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert "Say why" in at.error[0].value
+    assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "In progress"
+    at.selectbox(key="case_status").set_value("Confirmed fraud")  # the form clears on submit
+    at.text_area(key="case_comment").input("same device farm, 3 defaults")
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "Confirmed fraud"
+    labels = cases.case_labels(dash_store)
+    assert sorted(labels["application_id"]) == RING_A and set(labels["label"]) == {"fraud"}
+
+
+# -- search, application, cases, model -----------------------------------------------------------
+
+
+def test_search_by_pinyin_hanzi_and_number(dash_store):
+    at = app(page="pages/search.py")
+    at.text_input(key="search_query").input("zhao min").run()
+    hits = table(at, "matched")
+    assert sorted(hits["application_id"]) == ["RP01", "RP02"]
+    assert all("*" in v for v in hits["id_number"])
+    at.text_input(key="search_query").input("赵敏").run()
+    assert sorted(table(at, "matched")["application_id"]) == ["RP01", "RP02"]
+    at.text_input(key="search_query").input("8000").run()
+    found = table(at, "matched")
+    assert {"RA01", "RA03", "RA05"} <= set(found["application_id"])
+    assert "13800138000" not in found.to_csv()
+    at.selectbox(key="search_pick").set_value("RA01")
+    at.button(key="search_open").click().run()
+    assert at.title[0].value == "Application"
+
+
+def test_application_page_score_findings_history_masked(dash_store):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["user"] = {"name": "ivy", "role": "investigator"}
+    at.session_state["application"] = "RA01"
+    at.run()
+    at.switch_page("pages/application.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Score": "0.83", "Decision": "decline"}
+    assert table(at, "code")["code"].tolist() == ["RING_MEMBER"]
+    assert table(at, "finding", "detector")["finding"].tolist() == ["rings-aaaa"]
+    fields = table(at, "field", "value")
+    values = dict(zip(fields["field"], fields["value"]))
+    assert values["applicant_phone_raw"] == "138****8000"
+    assert "*" in values["applicant_id_number_raw"] and "*" in values["bank_account_raw"]
+    at.button(key="app_reveal").click().run()
+    values = dict(zip(*[table(at, "field", "value")[c] for c in ("field", "value")]))
+    assert values["applicant_phone_raw"] == "13800138000"
+    assert cases.audit_log(dash_store)[["action", "target"]].values.tolist() == [["reveal", "Application:RA01"]]
+    # a case on the application itself
+    at.selectbox(key="app_case_status").set_value("In progress")
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert "Case saved: In progress" in at.success[0].value
+    assert cases.get_case(dash_store, "Application", "RA01").status == "In progress"
+    at.text_input(key="app_id_input").input("RP01").run()
+    assert "Not scored yet" in at.info[0].value
+    assert table(at, "application_id", "applied_at")["application_id"].tolist() == ["RP02"]
+    at.text_input(key="app_id_input").input("NOPE").run()
+    assert "No application" in at.error[0].value
+
+
+def test_cases_page_lists_cases_and_the_audit_log(dash_store):
+    cases.update_case(dash_store, "ivy", "Finding", "rings-bbbb", status="In progress", assignee="ivy")
+    at = app(page="pages/cases.py")
+    listed = table(at, "target_key")
+    assert listed["target_key"].tolist() == ["rings-bbbb"]
+    assert table(at, "action", "before")["action"].tolist() == ["case.status"]
+
+
+def test_model_page_empty_then_report(dash_store, tmp_path):
+    at = app(page="pages/model.py")
+    assert "No trained model yet" in at.info[0].value
+    folder = tmp_path / "store" / "models" / "v1"
+    folder.mkdir(parents=True)
+    (folder.parent / "LATEST").write_text("v1")
+    report = {"chosen": "gbm", "labelled": 100, "bad": 7,
+              "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}}}
+    (folder / "report.json").write_text(json.dumps(report))
+    at = app(page="pages/model.py")
+    assert {m.label: m.value for m in at.metric}["Chosen model"] == "gbm"
+    assert table(at, "auc")["auc"].tolist() == [0.9]
+
+
+# -- the payload builder on its own ---------------------------------------------------------------
+
+
+def test_every_string_in_the_payload_is_escaped():
+    view = services.Subgraph({"Person:110101199003071234": "entity", "Application:<b>A1</b>": "member"},
+                             __import__("pandas").DataFrame(
+                                 {"source": ["Person:110101199003071234"], "target": ["Application:<b>A1</b>"],
+                                  "type": ["APPLIED"], "amount": [float("nan")], "share_pct": [float("nan")],
+                                  "score": [float("nan")]}))
+    props = {"Person:110101199003071234": {"name": XSS_NAME, "gender": "<script>x</script>"},
+             "Application:<b>A1</b>": {"product": "<svg onload=1>"}}
+    payload = graphview.build_payload(view, props)
+    text = json.dumps(payload.elements, ensure_ascii=False)
+    assert "<" not in text and ">" not in text
+    assert "110101199003071234" not in text
+    assert payload.id_of(payload.elements["nodes"][0]["data"]["id"]) == "Person:110101199003071234"
+
+
+@pytest.mark.neo4j
+def test_queue_cluster_and_case_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
+    build_dashboard_store(neo4j_store, tmp_path / "export")
+    monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
+    monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
+    at = app()
+    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
+    at.button(key="queue_open").click().run()
+    assert not at.exception
+    nodes = [n["data"] for n in graph_args(at)["elements"]["nodes"]]
+    assert sorted(n["caption"] for n in nodes if n["label"] == "Application") == RING_A
+    assert "13800138000" not in at.get("component_instance")[0].proto.json_args
+    at.selectbox(key="case_status").set_value("In progress")
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert "Case saved: In progress" in at.success[0].value
+    assert cases.get_case(neo4j_store, "Finding", "rings-aaaa").status == "In progress"
+    assert cases.audit_log(neo4j_store)["action"].tolist() == ["case.status"]
+
+
+def test_queue_lists_applications_flagged_by_the_model(dash_store):
+    at = app()
+    at.radio(key="queue_kind").set_value("Flagged applications").run()
+    assert not at.exception
+    flagged = table(at, "risk_score", "risk_decision")
+    assert flagged["application_id"].tolist() == ["RA01"]
+    at.button(key="flagged_open").click().run()
+    assert at.title[0].value == "Application"
