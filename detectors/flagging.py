@@ -177,6 +177,58 @@ class FlagIndex:
             self._glue_str_cache = {(k, str(i)) for k, i in self.glue_keys}
         return self._glue_str_cache
 
+    # -- guarantees ------------------------------------------------------------------
+    def _guarantee_components(self) -> pd.DataFrame:
+        """Guarantee rows with the weakly connected component (over guarantees
+        and legal-representative links) each belongs to; built on first use."""
+        if "_guarantee_wcc" not in self.__dict__:
+            from detectors.portfolio import _components
+
+            g = self.portfolio.guarantees
+            if g.empty:
+                self.__dict__["_guarantee_wcc"] = g.assign(wcc=pd.Series(dtype=object))
+                return self.__dict__["_guarantee_wcc"]
+            src = g["guarantor_label"] + ":" + g["guarantor"].astype(str)
+            dst = g["borrower_label"] + ":" + g["borrower"].astype(str)
+            roles = self.portfolio.roles
+            reps = roles[roles["role"] == "LEGAL_REP_OF"]
+            pairs = pd.concat([
+                pd.DataFrame({"src": src, "dst": dst}),
+                pd.DataFrame({"src": "Person:" + reps["person"].astype(str),
+                              "dst": "Company:" + reps["company"].astype(str)}),
+            ], ignore_index=True)
+            wcc = _components(pairs)
+            self.__dict__["_guarantee_wcc"] = g.assign(wcc=src.map(wcc).to_numpy(), src_key=src.to_numpy(),
+                                                       dst_key=dst.to_numpy())
+        return self.__dict__["_guarantee_wcc"]
+
+    def _guarantee_neighbourhood(self, app_ids: list[str]) -> "_LocalPortfolio | None":
+        """A portfolio holding only the guarantee components the new
+        applications touch (a circle can only close inside one)."""
+        g = self._guarantee_components()
+        if g.empty:
+            return None
+        touched = g.loc[g["application_id"].isin(app_ids), "wcc"]
+        apps = self.apps.loc[self.apps.index.intersection(list(app_ids))]
+        borrowers = apps["borrower_label"].astype(str) + ":" + apps["borrower_key"].astype(str)
+        touched = set(touched) | set(g.loc[g["dst_key"].isin(borrowers) | g["src_key"].isin(borrowers), "wcc"])
+        if not touched:
+            return None
+        sub = g[g["wcc"].isin(touched)]
+        keys = set(sub["src_key"]) | set(sub["dst_key"])
+        persons = {k[7:] for k in keys if k.startswith("Person:")}
+        companies = {k[8:] for k in keys if k.startswith("Company:")}
+        roles = self.portfolio.roles
+        roles = roles[roles["person"].isin(persons) | roles["company"].isin(companies)]
+        member_apps = self.apps[self.apps["borrower_key"].isin(persons | companies)
+                                | self.apps["application_id"].isin(set(sub["application_id"].dropna()))]
+        local = _LocalPortfolio(member_apps, self.links.iloc[0:0], self.portfolio.persons.iloc[0:0],
+                                guarantees=sub.drop(columns=["wcc", "src_key", "dst_key"]), roles=roles)
+        # the portfolio's resolved entities, not raw keys
+        local.person_entity = self.portfolio.person_entity
+        local.company_entity = self.portfolio.company_entity
+        return local
+
     # -- features ------------------------------------------------------------------
     def graph_features(self, targets: np.ndarray) -> pd.DataFrame:
         """Earlier sharers and earlier known-bad sharers per kind, from the index."""
@@ -258,9 +310,9 @@ class FlagIndex:
         rings = SharedIdentifierRings().find(local, hubs=local_hubs)
         new_findings = [f for f in rings if set(f.members) & set(app_ids)]
         if with_guarantees:
-            g = self.portfolio.guarantees
-            if len(g) and g["application_id"].isin(app_ids).any():
-                circles = GuaranteeCircles().run(self.portfolio)
+            local_guarantees = self._guarantee_neighbourhood(app_ids)
+            if local_guarantees is not None:
+                circles = GuaranteeCircles().run(local_guarantees)
                 new_findings += [f for f in circles if set(f.members) & set(app_ids)]
         seconds["local detection"] = time.perf_counter() - started
 

@@ -102,3 +102,27 @@ def test_flag_without_a_model_says_so(tmp_path, monkeypatch):
     folder = ExportBuilder().write(tmp_path / "x")
     result = CliRunner().invoke(cli, ["flag", str(folder), "--store", str(tmp_path / "s"), "--quiet"])
     assert result.exit_code != 0 and "run `ringscope train` first" in result.output
+
+
+def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path):
+    from detectors.flagging import FlagIndex
+    from detectors.guarantees import GuaranteeCircles
+    from graph.embedded import EmbeddedStore
+    from tests.detectors.builder import company_uscc
+
+    store = EmbeddedStore(tmp_path / "store")
+    old = ExportBuilder()
+    first = old.business_app(1)["application_id"]
+    old.guarantee(first, "company", "c2", company_uscc(2))
+    for i in range(3, 8):  # unrelated guarantees elsewhere in the book
+        old.guarantee(old.business_app(i)["application_id"], "company", f"c{i + 10}", company_uscc(i + 10))
+    old.load(store, tmp_path / "old")
+    new = ExportBuilder(first_index=100)
+    second = new.business_app(2, "NEWG")["application_id"]
+    new.guarantee(second, "company", "c1", company_uscc(1))
+    new.load(store, tmp_path / "new")
+
+    local = FlagIndex.build(store)._guarantee_neighbourhood([second])
+    assert set(local.guarantees["application_id"]) == {first, second}  # only the touched component
+    (circle,) = GuaranteeCircles().run(local)
+    assert circle.kind == "mutual_guarantee" and set(circle.members) == {first, second}
