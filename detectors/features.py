@@ -26,6 +26,7 @@ from detectors.rings import KIND_STRENGTH, entity_links
 
 __all__ = [
     "application_features",
+    "own_features",
     "finding_features",
     "identifier_history",
     "FEATURE_GROUPS",
@@ -136,6 +137,36 @@ def finding_features(findings: Iterable[Finding], apps: pd.DataFrame) -> pd.Data
     return wide.reindex(pd.Index(apps["application_id"], name="application_id")).fillna(0.0)
 
 
+def own_features(apps: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    """The application's own fields as features (no graph): what the
+    "without graph" model of the uplift comparison sees."""
+    out = pd.DataFrame(index=pd.Index(apps["application_id"], name="application_id"))
+    a = apps.set_index("application_id")
+    declared = a["declared_monthly_revenue"].fillna(a["declared_monthly_income"])
+    out["log_amount"] = np.log1p(a["amount"].astype(float))
+    out["term_months"] = a["term_months"].astype(float)
+    out["log_declared"] = np.log1p(declared.astype(float))
+    out["amount_to_declared"] = a["amount"].astype(float) / (declared.astype(float) * 12).where(declared > 0)
+    out["id_checksum_bad"] = (a["id_checksum_ok"] == False).astype(float)  # noqa: E712  (NA is not bad)
+    out["id_region_unknown"] = (a["id_region_known"] == False).astype(float)  # noqa: E712
+    out["phone_invalid"] = (a["phone_valid"] == False).astype(float)  # noqa: E712
+    local_hour = a["applied_at"].dt.tz_convert("Asia/Shanghai").dt.hour
+    out["night_application"] = local_hour.between(0, 5).astype(float)
+    births = persons.set_index("key")["birth_date"] if "birth_date" in persons else None
+    if births is not None and len(births):
+        born = pd.to_datetime(a["person"].map(births), errors="coerce")
+        applied = a["applied_at"].dt.tz_localize(None)
+        out["applicant_age"] = ((applied - born).dt.days / 365.25).astype(float)
+    else:
+        out["applicant_age"] = np.nan
+    out["has_agent"] = a["agent"].notna().astype(float)
+    out["is_business"] = (a["borrower_label"] == "Company").astype(float)
+    out["product"] = a["product"].astype("string").fillna("(none)")
+    out["channel"] = a["channel"].astype("string").fillna("(none)")
+
+    return out
+
+
 def application_features(portfolio, findings: list[Finding] | None = None,
                          hubs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The feature table, one row per application (index ``application_id``).
@@ -149,29 +180,8 @@ def application_features(portfolio, findings: list[Finding] | None = None,
         ``identifier_hubs`` output, for the ``shares_hub`` feature.
     """
     apps = portfolio.applications
-    out = pd.DataFrame(index=pd.Index(apps["application_id"], name="application_id"))
     a = apps.set_index("application_id")
-    declared = a["declared_monthly_revenue"].fillna(a["declared_monthly_income"])
-    out["log_amount"] = np.log1p(a["amount"].astype(float))
-    out["term_months"] = a["term_months"].astype(float)
-    out["log_declared"] = np.log1p(declared.astype(float))
-    out["amount_to_declared"] = a["amount"].astype(float) / (declared.astype(float) * 12).where(declared > 0)
-    out["id_checksum_bad"] = (a["id_checksum_ok"] == False).astype(float)  # noqa: E712  (NA is not bad)
-    out["id_region_unknown"] = (a["id_region_known"] == False).astype(float)  # noqa: E712
-    out["phone_invalid"] = (a["phone_valid"] == False).astype(float)  # noqa: E712
-    local_hour = a["applied_at"].dt.tz_convert("Asia/Shanghai").dt.hour
-    out["night_application"] = local_hour.between(0, 5).astype(float)
-    births = portfolio.persons.set_index("key")["birth_date"] if "birth_date" in portfolio.persons else None
-    if births is not None and len(births):
-        born = pd.to_datetime(a["person"].map(births), errors="coerce")
-        applied = a["applied_at"].dt.tz_localize(None)
-        out["applicant_age"] = ((applied - born).dt.days / 365.25).astype(float)
-    else:
-        out["applicant_age"] = np.nan
-    out["has_agent"] = a["agent"].notna().astype(float)
-    out["is_business"] = (a["borrower_label"] == "Company").astype(float)
-    out["product"] = a["product"].astype("string").fillna("(none)")
-    out["channel"] = a["channel"].astype("string").fillna("(none)")
+    out = own_features(apps, portfolio.persons)
 
     links = entity_links(portfolio)
     bad = a["label"].isin(BAD_LABELS)

@@ -36,8 +36,8 @@ from detectors.base import Finding
 from detectors.features import (
     BAD_LABELS,
     SHARED_KINDS,
-    application_features,
     finding_features,
+    own_features,
 )
 from detectors.guarantees import GuaranteeCircles
 from detectors.portfolio import Portfolio
@@ -318,9 +318,8 @@ class FlagIndex:
 
         started = time.perf_counter()
         target_apps = self.apps.iloc[targets]
-        own_portfolio = _LocalPortfolio(target_apps, self.links.iloc[0:0], persons[persons["key"].isin(
-            set(target_apps["person"].dropna()))])
-        features = application_features(own_portfolio)
+        features = own_features(target_apps.reset_index(drop=True),
+                                persons[persons["key"].isin(set(target_apps["person"].dropna()))])
         graph = self.graph_features(targets)
         for col in graph.columns:
             features[col] = graph[col].reindex(features.index).to_numpy()
