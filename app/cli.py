@@ -510,6 +510,93 @@ def dashboard(store_path: str | None, neo4j_uri: str | None, port: int, no_brows
                      open_browser=not no_browser)
 
 
+#: --columns keys → resolve_records columns
+_RESOLVE_FIELDS = {"record": "record_id", "name": "name", "id": "id_number", "dob": "dob", "phone": "phone",
+                   "address": "address", "postcode": "postcode", "given_name": "given_name", "surname": "surname"}
+
+
+def _parse_columns(spec: str) -> dict[str, str]:
+    """``name=姓名,id=身份证号`` → {input column: resolve_records field}."""
+    mapping = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, _, column = part.partition("=")
+        if key.strip() not in _RESOLVE_FIELDS or not column.strip():
+            raise click.UsageError(f"--columns: {part!r} is not FIELD=COLUMN with FIELD one of "
+                                   f"{', '.join(_RESOLVE_FIELDS)}")
+        mapping[column.strip()] = _RESOLVE_FIELDS[key.strip()]
+    return mapping
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("entities.csv"),
+              show_default=True)
+@click.option("--columns", default=None, metavar="FIELD=COLUMN,...",
+              help="Generic mode: PATH is any person table (CSV/Parquet); map its columns to "
+                   "record, name, id, dob, phone, address, postcode, given_name, surname.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Match probability from which two records are one entity.")
+@click.option("--rejects", "rejects_path", metavar="FILE", default="ringscope_rejects.csv", show_default=True)
+def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, rejects_path: str) -> None:
+    """Resolve people and companies into entities.
+
+    PATH is a lender's export folder (writes application_id, person_entity_id,
+    company_entity_id) or, with --columns, any table of people (writes
+    record_id, entity_id).
+    """
+    import tempfile
+
+    import pandas as pd
+
+    from detectors.identity import IdentityResolution, application_entities, resolve_records
+
+    if columns:
+        if path.is_dir():
+            raise click.UsageError("With --columns, PATH is one CSV or Parquet file of people.")
+        from ingest.reader import UnreadableFile, read_table
+
+        mapping = _parse_columns(columns)
+        try:
+            table = read_table(path).frame
+        except UnreadableFile as err:
+            raise click.ClickException(str(err)) from err
+        missing = [c for c in mapping if c not in table.columns]
+        if missing:
+            raise click.ClickException(f"{path.name} has no column(s) {missing}; it has {list(table.columns)}")
+        frame = table[list(mapping)].rename(columns=mapping)
+        if "record_id" not in frame.columns:
+            frame.insert(0, "record_id", [str(i) for i in range(1, len(frame) + 1)])
+        frame["record_id"] = frame["record_id"].astype(str)
+        if frame["record_id"].duplicated().any():
+            raise click.ClickException("the record column has duplicate values; record ids must be unique")
+        result = resolve_records(frame, threshold=threshold)
+        result.entities.to_csv(out_path, index=False, encoding="utf-8-sig")
+        n_entities = result.entities["entity_id"].nunique()
+        click.echo(f"{len(frame):,} records → {n_entities:,} entities ({len(frame) - n_entities:,} duplicates) "
+                   f"-> {out_path}")
+        return
+    if not path.is_dir():
+        raise click.UsageError("PATH must be an export folder (or give --columns for a single person table).")
+    from detectors.portfolio import Portfolio
+    from graph.embedded import EmbeddedStore
+    from ingest.pipeline import ingest_folder
+
+    with tempfile.TemporaryDirectory(prefix="ringscope-resolve-") as tmp:
+        store = EmbeddedStore(tmp)
+        summary = ingest_folder(path, store, rejects_path=rejects_path)
+        if summary.exit_code:
+            raise click.ClickException(f"nothing could be loaded from {path} (see {summary.rejects_path})")
+        portfolio = Portfolio(store)
+        IdentityResolution(threshold=threshold).run(portfolio)
+        entities = application_entities(portfolio)
+    entities.to_csv(out_path, index=False, encoding="utf-8-sig")
+    people = entities["person_entity_id"].replace("", pd.NA).dropna()
+    click.echo(f"{len(entities):,} applications: {people.nunique():,} people, "
+               f"{entities['company_entity_id'].replace('', pd.NA).dropna().nunique():,} companies -> {out_path}")
+    if summary.rows_rejected:
+        click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
+
+
 def main() -> None:
     """Console entry point."""
     import logging
