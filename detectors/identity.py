@@ -12,12 +12,16 @@ linkage in the style of Splink, vectorised end to end:
    number, region + birth date (the first 14 characters of a Chinese ID), the
    phone, the pinyin anagram key of the name (张伟 / 張偉 / Zhang Wei / wei
    zhang meet) with and without the birth date, and surname + postcode when
-   a postcode is given. A block larger than ``max_block`` records is split by
-   birth year, and what is still too large is skipped and counted in
+   a postcode is given; each ``extra_fields`` text or number column also
+   blocks with the birth date, postcode, surname and given name. A block
+   larger than ``max_block`` records is split by birth year, and what is still too large is skipped and counted in
    ``Resolution.stats`` (a shared "wang wei" never becomes millions of pairs).
 2. **Comparison** — each field gets an agreement level from rapidfuzz
    (``cpdist`` over the candidate pairs, in C, on all cores):
-   see :data:`detectors.matching.LEVELS`.
+   see :data:`detectors.matching.LEVELS`. More columns can be compared as
+   generic ``text`` / ``exact`` / ``number`` fields (``extra_fields``, see
+   :data:`detectors.matching.EXTRA_KINDS`), each its own field with its own
+   EM-estimated ``m`` and ``u``.
 3. **Weights** — ``u`` (how often a level happens between two random records)
    is measured on random pairs; ``m`` (how often it happens between two
    records of one person) is estimated by expectation–maximisation, once per
@@ -54,12 +58,14 @@ from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.matching import (
+    EXTRA_KINDS,
     LEVELS,
     anagram_key,
     block_pairs,
     compare_addresses,
     compare_codes,
     compare_dates,
+    compare_extra,
     compare_ids,
     compare_name_parts,
     compare_names,
@@ -91,8 +97,33 @@ _PRIOR_U: dict[str, dict[int, float]] = {
     "address": {3: 1e-5, 2: 1e-4, 1: 5e-3, 0: 1 - 5.11e-3},
     "postcode": {2: 1e-3, 1: 1e-2, 0: 0.989},
 }
+#: priors of the extra fields by comparison kind (``resolve_records(extra_fields=...)``)
+_KIND_PRIOR_M: dict[str, dict[int, float]] = {
+    "text": {3: 0.8, 2: 0.08, 1: 0.05, 0: 0.07},
+    "exact": {1: 0.9, 0: 0.1},
+    "number": {2: 0.85, 1: 0.07, 0: 0.08},
+}
+_KIND_PRIOR_U: dict[str, dict[int, float]] = {
+    "text": {3: 0.01, 2: 0.005, 1: 0.02, 0: 0.965},
+    "exact": {1: 0.05, 0: 0.95},
+    "number": {2: 0.01, 1: 0.03, 0: 0.96},
+}
 #: fields whose exact level is weighted by the value's frequency
 _TF_FIELDS = {"name": 4, "given_name": 3, "surname": 3, "phone": 2, "address": 3, "postcode": 2}
+
+
+def _prior_m(f: str, kinds: dict[str, str] | None) -> dict[int, float]:
+    return _KIND_PRIOR_M[kinds[f]] if kinds and f in kinds else _PRIOR_M[f]
+
+
+def _prior_u(f: str, kinds: dict[str, str] | None) -> dict[int, float]:
+    return _KIND_PRIOR_U[kinds[f]] if kinds and f in kinds else _PRIOR_U[f]
+
+
+def _extra_column(f: str) -> str:
+    return "x:" + f
+
+
 _PRIOR_STRENGTH = 20.0  # pseudo-counts pulling small-sample estimates to the priors
 _MISSING = -1
 
@@ -123,6 +154,8 @@ class Resolution:
     model: dict[str, Any]
     records: pd.DataFrame = field(repr=False)
     fields: tuple[str, ...] = ()
+    extra_fields: dict[str, str] = field(default_factory=dict)
+    address_tokens: bool = False
     _tf: dict[str, pd.Series] = field(default_factory=dict, repr=False)
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _arrays_meta: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -147,7 +180,9 @@ class Resolution:
         li, ri = pos.get_indexer([str(left)]), pos.get_indexer([str(right)])
         if li[0] < 0 or ri[0] < 0:
             raise KeyError(f"unknown record id {left!r} or {right!r}")
-        levels, sims = _compare(self._arrays, li, ri, self.fields, workers=1)
+        kinds = self.extra_fields
+        levels, sims = _compare(self._arrays, li, ri, self.fields, workers=1, kinds=kinds,
+                                address_tokens=self.address_tokens)
         bits = _field_bits(self._arrays, li, levels, self.model, self._tf, self.fields)
         out: dict[str, Any] = {}
         total = 0.0
@@ -155,9 +190,10 @@ class Resolution:
             lvl = int(levels[f][0])
             w = float(bits[f][0])
             total += w
-            col = _VALUE_COLUMN[f]
+            col = _extra_column(f) if f in kinds else _VALUE_COLUMN[f]
+            meanings = EXTRA_KINDS[kinds[f]] if f in kinds else LEVELS[f]
             out[f] = {"left": recs[col].iat[li[0]], "right": recs[col].iat[ri[0]], "level": lvl,
-                      "meaning": "missing" if lvl == _MISSING else LEVELS[f][lvl],
+                      "meaning": "missing" if lvl == _MISSING else meanings[lvl],
                       "similarity": None if np.isnan(sims[f][0]) else round(float(sims[f][0]), 3),
                       "weight_bits": round(w, 2), "agreed": lvl > 0}
         prior = self.model["prior"]
@@ -165,6 +201,9 @@ class Resolution:
         return {"left": str(left), "right": str(right), "score": float(score), "weight_bits": total,
                 "prior": prior, "fields": out}
 
+
+#: names an extra field cannot take (columns of ``Resolution.pairs``)
+_RESERVED = {"record_id", "left", "right", "score", "weight", "merged"}
 
 _VALUE_COLUMN = {"name": "name_norm", "given_name": "given", "surname": "surname", "id_number": "id",
                  "dob": "dob", "phone": "phone", "address": "address", "postcode": "postcode"}
@@ -195,7 +234,8 @@ def _none(n: int) -> pd.Series:
     return pd.Series(np.nan, index=range(n), dtype="str")
 
 
-def _prepare(frame: pd.DataFrame, normalized: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _prepare(frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str] | None = None,
+             address_tokens: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
     from ingest.normalize import (
         name_pinyin_key,
         normalize_addresses,
@@ -266,9 +306,14 @@ def _prepare(frame: pd.DataFrame, normalized: bool = False) -> tuple[pd.DataFram
     if "address" in col:
         addr = _text(col["address"])
         recs["address"] = (addr if normalized else normalize_addresses(addr)["address"]).to_numpy()
+        if address_tokens:
+            # the words as typed, for the order-insensitive comparison (normalisation drops the spaces)
+            recs["address_words"] = addr.str.lower().str.replace(r"\s+", " ", regex=True).to_numpy()
         fields.append("address")
     else:
         recs["address"] = _none(n)
+        if address_tokens:
+            recs["address_words"] = _none(n)
     if "postcode" in col:
         recs["postcode"] = _text(col["postcode"]).str.replace(r"\s", "", regex=True).to_numpy()
         fields.append("postcode")
@@ -277,6 +322,12 @@ def _prepare(frame: pd.DataFrame, normalized: bool = False) -> tuple[pd.DataFram
     if not has_parts:
         recs["given"] = _none(n)
         recs["surname"] = _none(n)
+    for f, kind in (extra or {}).items():
+        text = _text(col[f]).str.lower()
+        if kind == "number":
+            text = text.str.replace(r"\s", "", regex=True)
+        recs[_extra_column(f)] = text.to_numpy()
+        fields.append(f)
     for c in recs.columns:
         if c not in ("record_id", "id_ok"):
             recs[c] = recs[c].astype("str")
@@ -294,15 +345,20 @@ def _arrays(recs: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fields: tuple[str, ...],
-             workers: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+             workers: int, kinds: dict[str, str] | None = None, address_tokens: bool = False
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     levels: dict[str, np.ndarray] = {}
     sims: dict[str, np.ndarray] = {}
 
     def v(c: str, idx: np.ndarray) -> np.ndarray:
         return arrays[c][idx]
 
+    kinds = kinds or {}
     for f in fields:
-        if f == "name":
+        if f in kinds:
+            c = _extra_column(f)
+            lv, sim = compare_extra(v(c, li), v(c, ri), kinds[f], workers=workers)
+        elif f == "name":
             lv, sim = compare_names(v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri),
                                     workers=workers)
         elif f in ("given_name", "surname"):
@@ -317,6 +373,11 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
             lv, sim = compare_codes(v(f, li), v(f, ri), workers=workers)
         else:
             lv, sim = compare_addresses(v("address", li), v("address", ri), workers=workers)
+            if address_tokens:
+                # same words in another order: at least the level of the token-sorted similarity
+                lv_t, sim_t = compare_addresses(v("address_words", li), v("address_words", ri), workers=workers,
+                                                tokens=True)
+                lv, sim = np.maximum(lv, np.minimum(lv_t, 2)), np.fmax(sim, sim_t)
         levels[f] = lv.astype(np.int8)
         sims[f] = sim.astype(np.float64)
     if "given_name" in fields and "surname" in fields:
@@ -331,7 +392,8 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
 
 
 def _estimate_u(arrays: dict[str, np.ndarray], fields: tuple[str, ...], workers: int, rng: np.random.Generator,
-                sample: int = 200_000) -> dict[str, dict[int, float]]:
+                sample: int = 200_000, kinds: dict[str, str] | None = None, address_tokens: bool = False
+                ) -> dict[str, dict[int, float]]:
     """u per level from random record pairs, smoothed towards the priors."""
     n = len(arrays["record_id"])
     total = n * (n - 1) // 2
@@ -342,24 +404,26 @@ def _estimate_u(arrays: dict[str, np.ndarray], fields: tuple[str, ...], workers:
         ri = rng.integers(0, n, sample)
         keep = li != ri
         li, ri = li[keep], ri[keep]
-    levels, _ = _compare(arrays, li, ri, fields, workers)
+    levels, _ = _compare(arrays, li, ri, fields, workers, kinds, address_tokens)
     u: dict[str, dict[int, float]] = {}
     for f in fields:
         lv = levels[f]
         seen = lv[lv >= 0]
-        counts = {lvl: float((seen == lvl).sum()) for lvl in _PRIOR_U[f]}
+        prior = _prior_u(f, kinds)
+        counts = {lvl: float((seen == lvl).sum()) for lvl in prior}
         a = _PRIOR_STRENGTH * 50  # u needs a stronger prior: random pairs rarely agree
-        u[f] = {lvl: (counts[lvl] + a * _PRIOR_U[f][lvl]) / (len(seen) + a) for lvl in _PRIOR_U[f]}
+        u[f] = {lvl: (counts[lvl] + a * prior[lvl]) / (len(seen) + a) for lvl in prior}
     return u
 
 
 def _em_m(levels: dict[str, np.ndarray], fields: list[str], u: dict[str, dict[int, float]],
-          iterations: int = 30) -> tuple[dict[str, dict[int, float]], float]:
+          iterations: int = 30, kinds: dict[str, str] | None = None) -> tuple[dict[str, dict[int, float]], float]:
     """m per level by EM with u fixed, over the distinct comparison patterns."""
     mat = np.stack([levels[f] for f in fields], axis=1).astype(np.int16)
     patterns, counts = np.unique(mat, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
-    m = {f: dict(_PRIOR_M[f]) for f in fields}
+    prior_m = {f: _prior_m(f, kinds) for f in fields}
+    m = {f: dict(prior_m[f]) for f in fields}
     lam = 0.3
     for _ in range(iterations):
         logit = np.full(len(patterns), math.log(lam / (1 - lam)))
@@ -374,7 +438,7 @@ def _em_m(levels: dict[str, np.ndarray], fields: list[str], u: dict[str, dict[in
         for j, f in enumerate(fields):
             lv = patterns[:, j]
             denom = w[lv >= 0].sum() + _PRIOR_STRENGTH
-            m[f] = {lvl: (w[lv == lvl].sum() + _PRIOR_STRENGTH * _PRIOR_M[f][lvl]) / denom for lvl in m[f]}
+            m[f] = {lvl: (w[lv == lvl].sum() + _PRIOR_STRENGTH * prior_m[f][lvl]) / denom for lvl in m[f]}
     return m, lam
 
 
@@ -434,7 +498,8 @@ def _fit_prior(bits: np.ndarray, total_pairs: int, iterations: int = 50) -> floa
 # blocking
 # ---------------------------------------------------------------------------
 
-def _blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...]) -> list[tuple[str, pd.Series, set[str]]]:
+def _blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...], kinds: dict[str, str] | None = None
+                   ) -> list[tuple[str, pd.Series, set[str]]]:
     """(name, key per record, fields the key constrains)."""
     keys: list[tuple[str, pd.Series, set[str]]] = []
     name_fields = {"name", "given_name", "surname"} & set(fields)
@@ -457,17 +522,33 @@ def _blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...]) -> list[tuple[st
             keys.append(("given_postcode", recs["given"] + "|" + recs["postcode"], {"given_name", "postcode"}))
     if "address" in fields:
         keys.append(("address", recs["address"], {"address"}))
+    # an extra text or number field blocks together with the birth date, the
+    # postcode, the surname and the given name (one corrupted field does not
+    # hide a duplicate)
+    for f, kind in (kinds or {}).items():
+        if kind == "exact":
+            continue
+        value = recs[_extra_column(f)]
+        if "dob" in fields:
+            keys.append((f + "_dob", value + "|" + recs["dob"], {f, "dob"}))
+        if "postcode" in fields:
+            keys.append((f + "_postcode", value + "|" + recs["postcode"], {f, "postcode"}))
+        if "surname" in fields:
+            keys.append((f + "_surname", value + "|" + recs["surname"], {f, "surname"}))
+        if "given_name" in fields:
+            keys.append((f + "_given", value + "|" + recs["given"], {f, "given_name"}))
     return keys
 
 
-def _candidates(recs: pd.DataFrame, fields: tuple[str, ...], max_block: int, only: tuple[str, ...] | None
+def _candidates(recs: pd.DataFrame, fields: tuple[str, ...], max_block: int, only: tuple[str, ...] | None,
+                kinds: dict[str, str] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     n = len(recs)
     year = pd.factorize(recs["dob"].str[:4], use_na_sentinel=True)[0]
     all_codes = []
     per_key: dict[str, np.ndarray] = {}
     stats: dict[str, Any] = {"blocks": {}}
-    for name, key, _ in _blocking_keys(recs, fields):
+    for name, key, _ in _blocking_keys(recs, fields, kinds):
         if only is not None and name not in only:
             continue
         codes = pd.factorize(key, use_na_sentinel=True)[0]
@@ -544,8 +625,8 @@ def _entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int = -1, max_block: int = 200,
-                    seed: int = 0, blocking: tuple[str, ...] | None = None, normalized: bool = False
-                    ) -> Resolution:
+                    seed: int = 0, blocking: tuple[str, ...] | None = None, normalized: bool = False,
+                    extra_fields: dict[str, str] | None = None, address_tokens: bool = False) -> Resolution:
     """Resolve a table of person records into entities (Fellegi–Sunter).
 
     Parameters
@@ -574,6 +655,16 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
         Values are already normalised as ringscope's ingest stores them
         (simplified names, E.164 phones, normalised IDs and addresses):
         skip that work.
+    extra_fields : dict, optional
+        More columns of ``frame`` to compare, column → kind: ``"text"``
+        (Jaro-Winkler / token-sorted ratio levels), ``"exact"`` (same value or
+        not) or ``"number"`` (same, one edit off, different; for house numbers
+        and other codes). Each is its own Fellegi–Sunter field with ``u``
+        from random pairs and ``m`` by EM like the built-in fields (see
+        :data:`detectors.matching.EXTRA_KINDS`); values are compared lower-cased.
+    address_tokens : bool
+        Compare ``address`` also with the words sorted (rapidfuzz
+        ``token_sort_ratio``), so reordered address words still agree.
 
     Returns
     -------
@@ -599,18 +690,24 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
                 isinstance(threshold, (int, float)) and 0 < threshold < 1, "a float in (0, 1)")
     check_param("resolve_records", "max_block", max_block, isinstance(max_block, int) and max_block >= 2,
                 "an int >= 2")
+    kinds = dict(extra_fields or {})
+    for f, kind in kinds.items():
+        check_param("resolve_records", "extra_fields", extra_fields,
+                    f in frame.columns and f not in _VALUE_COLUMN and f not in _RESERVED and kind in EXTRA_KINDS,
+                    f"a dict of frame columns (not the built-in fields) to one of {sorted(EXTRA_KINDS)}")
     rng = np.random.default_rng(seed)
-    recs, fields = _prepare(frame, normalized)
+    recs, fields = _prepare(frame, normalized, kinds, address_tokens)
     n = len(recs)
-    li, ri, per_key, stats = _candidates(recs, fields, max_block, blocking)
+    li, ri, per_key, stats = _candidates(recs, fields, max_block, blocking, kinds)
     stats["records"] = n
     arrays = _arrays(recs)
-    levels, sims = _compare(arrays, li, ri, fields, workers)
-    u = _estimate_u(arrays, fields, workers, rng) if n >= 2 else {f: dict(_PRIOR_U[f]) for f in fields}
+    levels, sims = _compare(arrays, li, ri, fields, workers, kinds, address_tokens)
+    u = (_estimate_u(arrays, fields, workers, rng, kinds=kinds, address_tokens=address_tokens) if n >= 2
+         else {f: dict(_prior_u(f, kinds)) for f in fields})
     # m: EM per blocking key, on the fields that key does not constrain
     pair_code = li * n + ri
     estimates: dict[str, list[dict[int, float]]] = {f: [] for f in fields}
-    for name, _key, used in _blocking_keys(recs, fields):
+    for name, _key, used in _blocking_keys(recs, fields, kinds):
         codes = per_key.get(name)  # None when not selected
         if codes is None or len(codes) < 20:
             continue
@@ -620,15 +717,15 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
         free = [f for f in fields if f not in used]
         if not free:
             continue
-        m_k, _lam = _em_m({f: levels[f][rows] for f in free}, free, u)
+        m_k, _lam = _em_m({f: levels[f][rows] for f in free}, free, u, kinds=kinds)
         for f in free:
             estimates[f].append(m_k[f])
     m = {}
     for f in fields:
         if estimates[f]:
-            m[f] = {lvl: float(np.mean([e[lvl] for e in estimates[f]])) for lvl in _PRIOR_M[f]}
+            m[f] = {lvl: float(np.mean([e[lvl] for e in estimates[f]])) for lvl in _prior_m(f, kinds)}
         else:
-            m[f] = dict(_PRIOR_M[f])
+            m[f] = dict(_prior_m(f, kinds))
     model: dict[str, Any] = {"m": m, "u": u}
     tf = _term_frequencies(recs, fields)
     bits_by_field = _field_bits(arrays, li, levels, model, tf, fields)
@@ -653,8 +750,8 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     merged[np.flatnonzero(linked)[keep]] = True
     pairs["merged"] = merged[out]
     pairs = pairs.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-    return Resolution(entities=entities, pairs=pairs, stats=stats, model=model, records=recs, fields=fields, _tf=tf,
-                      _arrays=arrays)
+    return Resolution(entities=entities, pairs=pairs, stats=stats, model=model, records=recs, fields=fields,
+                      extra_fields=kinds, address_tokens=address_tokens, _tf=tf, _arrays=arrays)
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
-from rapidfuzz.fuzz import ratio
+from rapidfuzz.fuzz import ratio, token_sort_ratio
 
 __all__ = [
     "LEVELS",
@@ -32,6 +32,8 @@ __all__ = [
     "compare_dates",
     "compare_codes",
     "compare_addresses",
+    "compare_extra",
+    "EXTRA_KINDS",
     "block_pairs",
     "gb11643_ok",
 ]
@@ -51,6 +53,14 @@ LEVELS: dict[str, dict[int, str]] = {
     "address": {3: "same address", 2: "address similarity >= 0.9", 1: "address similarity >= 0.7",
                 0: "different addresses"},
     "postcode": {2: "same postcode", 1: "postcodes differ by one digit", 0: "different postcodes"},
+}
+
+#: comparison kinds of extra fields (``resolve_records(extra_fields=...)``) → level → meaning
+EXTRA_KINDS: dict[str, dict[int, str]] = {
+    "text": {3: "exact", 2: "Jaro-Winkler >= 0.92 or token-sorted ratio >= 0.9",
+             1: "Jaro-Winkler >= 0.8 or token-sorted ratio >= 0.75", 0: "different"},
+    "exact": {1: "same value", 0: "different values"},
+    "number": {2: "same number", 1: "numbers differ by one edit", 0: "different numbers"},
 }
 
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
@@ -175,11 +185,49 @@ def compare_codes(left: np.ndarray, right: np.ndarray, *, workers: int = 1) -> t
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 
-def compare_addresses(left: np.ndarray, right: np.ndarray, *, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised addresses: exact, or rapidfuzz ``ratio`` >= 0.9 / >= 0.7."""
+def compare_addresses(left: np.ndarray, right: np.ndarray, *, workers: int = 1, tokens: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised addresses: exact, or rapidfuzz ``ratio`` >= 0.9 / >= 0.7.
+
+    ``tokens=True`` also takes ``token_sort_ratio`` (the words sorted first),
+    so "12 main st flat 3" and "flat 3 12 main st" agree.
+    """
     miss = _missing(left) | _missing(right)
     sim = _pair_scores(left, right, ratio, workers) / 100.0
+    if tokens:
+        sim = np.maximum(sim, _pair_scores(left, right, token_sort_ratio, workers) / 100.0)
     level = np.select([left == right, sim >= 0.9, sim >= 0.7], [3, 2, 1], 0)
+    return np.where(miss, -1, level), np.where(miss, np.nan, sim)
+
+
+def compare_extra(left: np.ndarray, right: np.ndarray, kind: str, *, workers: int = 1
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A generic field of kind ``text``, ``exact`` or ``number`` (see :data:`EXTRA_KINDS`).
+
+    Example
+    -------
+    >>> compare_extra(np.array(["main st", "12"], dtype=object), np.array(["st main", "13"], dtype=object),
+    ...               "text")[0].tolist()
+    [2, 0]
+    >>> compare_extra(np.array(["12", "12"], dtype=object), np.array(["13", None], dtype=object), "number")[0].tolist()
+    [1, -1]
+    """
+    miss = _missing(left) | _missing(right)
+    same = left == right
+    if kind == "text":
+        jw = _pair_scores(left, right, JaroWinkler.normalized_similarity, workers)
+        tok = _pair_scores(left, right, token_sort_ratio, workers) / 100.0
+        sim = np.maximum(jw, tok)
+        level = np.select([same, (jw >= 0.92) | (tok >= 0.9), (jw >= 0.8) | (tok >= 0.75)], [3, 2, 1], 0)
+    elif kind == "exact":
+        sim = same.astype(np.float64)
+        level = same.astype(np.int64)
+    elif kind == "number":
+        dist = _pair_scores(left, right, Levenshtein.distance, workers)
+        level = np.select([same, dist <= 1], [2, 1], 0)
+        sim = np.where(same, 1.0, np.where(dist <= 1, 0.5, 0.0))
+    else:
+        raise ValueError(f"unknown comparison kind {kind!r}; expected one of {sorted(EXTRA_KINDS)}")
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -111,6 +112,47 @@ def test_block_pairs_and_checksum_helpers():
 def test_resolve_records_validates_threshold():
     with pytest.raises(ValueError, match="The 'threshold' parameter of resolve_records must be a float in"):
         resolve_records(pd.DataFrame({"record_id": ["a"]}), threshold=1.5)
+
+
+def _extra_fields_table() -> pd.DataFrame:
+    """300 unrelated people, then a-b (one person: name typo, birth year typo,
+    other postcode, same street address) and c-d (same kind of differences,
+    different addresses: two people)."""
+    rng = np.random.default_rng(1)
+    n = 300
+    streets = ["main street", "high road", "park avenue", "church lane", "mill way", "king street"]
+    suburbs = ["carlton", "fitzroy", "kew", "hawthorn", "richmond", "brunswick"]
+    background = pd.DataFrame({
+        "record_id": [f"r{i}" for i in range(n)],
+        "given_name": rng.choice(["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana", "ivan", "june"], n),
+        "surname": rng.choice(["smith", "jones", "brown", "taylor", "wilson", "evans"], n)
+        + rng.integers(0, 50, n).astype(str),
+        "dob": [f"19{rng.integers(40, 99)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}" for _ in range(n)],
+        "postcode": rng.integers(2000, 2999, n).astype(str), "street_number": rng.integers(1, 200, n).astype(str),
+        "address_1": rng.choice(streets, n), "suburb": rng.choice(suburbs, n)})
+    pairs = pd.DataFrame({
+        "record_id": ["a", "b", "c", "d"], "given_name": ["zoe", "zoey", "mia", "miah"],
+        "surname": ["okafor", "okafor", "adeyemi", "adeyemi"], "dob": ["19800101", "19810101"] * 2,
+        "postcode": ["3000", "3999"] * 2, "street_number": ["42", "42", "7", "191"],
+        "address_1": ["wattle grove", "wattle grove", "high road", "elm court"],
+        "suburb": ["toorak", "toorak", "kew", "fitzroy"]})
+    return pd.concat([background, pairs], ignore_index=True)
+
+
+def test_extra_fields_are_compared_and_decide_the_match():
+    table = _extra_fields_table()
+    extra = {"street_number": "number", "address_1": "text", "suburb": "text"}
+    base = resolve_records(table.drop(columns=list(extra)), workers=1)
+    ent = base.entities.set_index("record_id")["entity_id"]
+    assert ent["a"] != ent["b"] and ent["c"] != ent["d"]
+    res = resolve_records(table, workers=1, extra_fields=extra)
+    ent = res.entities.set_index("record_id")["entity_id"]
+    assert ent["a"] == ent["b"] and ent["c"] != ent["d"]
+    assert set(extra) <= set(res.fields) and set(extra) <= set(res.model["m"])
+    ex = res.explain("a", "b")["fields"]
+    assert ex["address_1"]["level"] == 3 and ex["street_number"]["meaning"] == "same number"
+    with pytest.raises(ValueError, match="'extra_fields' parameter of resolve_records"):
+        resolve_records(table, extra_fields={"suburb": "fuzzy"})
 
 
 def test_company_core_name_strips_forms_and_city():
