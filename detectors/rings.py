@@ -153,7 +153,7 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     -----
     One sparse bipartite matrix and scipy's connected components: O(L).
     """
-    gluing = glue.index[glue["glue"].to_numpy()]
+    gluing = glue.index[glue["glue"].to_numpy(dtype=bool)]
     if len(gluing) == 0:
         return pd.Series(dtype="int64")
     glue_keys = pd.Index(gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str))
