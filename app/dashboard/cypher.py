@@ -29,6 +29,8 @@ TIMEOUT = 15.0
 
 _LOAD_CSV = re.compile(r"\bLOAD\s+CSV\b", re.IGNORECASE)
 _PROFILE = re.compile(r"^\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
+# plan type "r", yet they fetch URLs or files from the server: refused like LOAD CSV
+_FETCHING_PROCEDURES = re.compile(r"\bapoc\s*\.\s*(load|import|export|log)\s*\.", re.IGNORECASE)
 
 
 class QueryRefused(ValueError):
@@ -60,6 +62,9 @@ def check_read_only(driver: Any, database: str, text: str) -> str:
         raise QueryRefused("Leave out EXPLAIN / PROFILE: the console explains every query itself.")
     if _LOAD_CSV.search(text):
         raise QueryRefused("LOAD CSV is refused: the console does not read files or URLs.")
+    if _FETCHING_PROCEDURES.search(text):
+        raise QueryRefused("apoc.load / import / export procedures are refused: the console does not read or "
+                           "write files or URLs.")
     try:
         with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
             summary = session.run("EXPLAIN " + text).consume()

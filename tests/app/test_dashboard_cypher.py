@@ -109,3 +109,15 @@ def test_console_page_for_an_analyst(neo4j_store, neo4j_uri, tmp_path, monkeypat
 
     log = cases.audit_log(neo4j_store)
     assert (log["action"] == "cypher").sum() == 2 and set(log["user"]) == {"ana"}
+
+
+@pytest.mark.parametrize("query", [
+    "CALL apoc.load.json('http://example.com/x.json') YIELD value RETURN value",
+    "call APOC.import.csv([], [], {})",
+    "LOAD CSV FROM 'http://example.com/a.csv' AS row RETURN row",
+])
+def test_url_and_file_readers_are_refused_before_reaching_the_server(query):
+    from app.dashboard.cypher import QueryRefused, check_read_only
+
+    with pytest.raises(QueryRefused, match="refused"):
+        check_read_only(None, "neo4j", query)  # no driver needed: refused before EXPLAIN
