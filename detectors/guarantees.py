@@ -174,13 +174,15 @@ class GuaranteeCircles(Detector):
         small = apps.loc[apps.index.intersection(list(wanted)), ["amount", "label"]]
         small = pd.DataFrame({"amount": small["amount"].to_numpy(dtype=float, na_value=np.nan),
                               "label": small["label"].to_numpy(dtype=object)}, index=small.index.astype(object))
+        downstream = _downstream(g[["src", "dst"]], sccs)
         findings = []
         for comp, edges in inside.groupby(inside["src"].map(sccs)):
-            findings.append(self._finding(edges, small, apps_by_unit))
+            findings.append(self._finding(edges, small, apps_by_unit, downstream.get(comp, [])))
         findings.sort(key=lambda f: -f.score)
         return findings
 
-    def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]]) -> Finding:
+    def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]],
+                 downstream: list[str]) -> Finding:
         graph = nx.DiGraph()
         graph.add_edges_from(zip(edges["src"].to_numpy(), edges["dst"].to_numpy()))
         cycles = []
@@ -219,7 +221,15 @@ class GuaranteeCircles(Detector):
         if bad:
             evidence.append(Evidence("members_in_default", c_bad,
                                      f"{bad} applications in the circle are labelled fraud or default", (bad,)))
-        score = float(min(1.0, c_cycle + c_size + c_exposure + c_bad))
+        c_chain = min(0.05, 0.01 * len(downstream))
+        if downstream:
+            evidence.append(Evidence(
+                "guarantee_chain", c_chain,
+                f"担保链: the circle's guarantees reach {len(downstream)} more borrowers outside it "
+                "(a default here can spread along the chain)",
+                tuple(_short(n) for n in downstream[:20]),
+            ))
+        score = float(min(1.0, c_cycle + c_size + c_exposure + c_bad + c_chain))
         entities = tuple((n.split(":", 1)[0], n.split(":", 1)[1]) for n in nodes)
         return Finding(
             detector=self.name,
@@ -232,6 +242,27 @@ class GuaranteeCircles(Detector):
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),
             entities=entities,
         )
+
+
+def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:
+    """For each strongly connected component: the borrowers outside it that its
+    members guarantee, directly or along a chain (breadth-first, scipy)."""
+    from scipy.sparse.csgraph import breadth_first_order
+
+    if edges.empty or sccs.empty:
+        return {}
+    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
+                           return_inverse=True)
+    m = len(edges)
+    graph = sparse.csr_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
+    position = pd.Index(nodes)
+    out = {}
+    for comp, members in sccs.groupby(sccs).groups.items():
+        start = position.get_loc(members[0])
+        reached = breadth_first_order(graph, start, directed=True, return_predecessors=False)
+        inside = set(members)
+        out[comp] = [nodes[i] for i in reached if nodes[i] not in inside]
+    return out
 
 
 def _short(unit: str) -> str:

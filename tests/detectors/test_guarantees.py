@@ -84,3 +84,18 @@ def test_sccs_skip_singletons():
 def test_bad_parameter_message():
     with pytest.raises(ValueError, match="The 'max_cycle_length' parameter of GuaranteeCircles must be an int >= 2"):
         GuaranteeCircles(max_cycle_length=1)
+
+
+def test_chain_downstream_of_a_circle_is_evidence(tmp_path):
+    b = ExportBuilder()
+    apps = {i: b.business_app(i)["application_id"] for i in range(1, 5)}
+    b.guarantee(apps[1], "company", "c2", company_uscc(2))
+    b.guarantee(apps[2], "company", "c1", company_uscc(1))
+    b.guarantee(apps[3], "company", "c2", company_uscc(2))  # the circle guarantees company 3 ...
+    b.guarantee(apps[4], "company", "c3", company_uscc(3))  # ... which guarantees company 4
+    store = EmbeddedStore(tmp_path / "s")
+    b.load(store, tmp_path / "e")
+    (circle,) = GuaranteeCircles().run(store)
+    chain = {e.feature: e for e in circle.evidence}["guarantee_chain"]
+    assert set(chain.values) == {company_uscc(3), company_uscc(4)}
+    assert set(circle.members) == {apps[1], apps[2]}
