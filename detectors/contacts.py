@@ -27,10 +27,9 @@ from typing import ClassVar
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
+from detectors.components import strong_components
 from detectors.portfolio import as_portfolio
 
 __all__ = ["ContactLoops", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
@@ -87,28 +86,8 @@ def contact_edges(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Ser
     return edges.loc[~same, cols].drop_duplicates(["src", "dst", "phone"]).reset_index(drop=True)
 
 
-def contact_sccs(edges: pd.DataFrame) -> pd.Series:
-    """Strongly connected components (size >= 2) of ``src`` → ``dst`` edges.
-
-    Example
-    -------
-    >>> e = pd.DataFrame({"src": ["a", "b", "b"], "dst": ["b", "a", "c"]})
-    >>> contact_sccs(e).sort_index().index.tolist()
-    ['a', 'b']
-
-    Notes
-    -----
-    scipy's linear-time SCC: O(n + m).
-    """
-    if edges.empty:
-        return pd.Series(dtype="int64")
-    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
-                           return_inverse=True)
-    m = len(edges)
-    graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=True, connection="strong")
-    keep = np.bincount(labels)[labels] >= 2
-    return pd.Series(labels[keep], index=nodes[keep])
+#: strongly connected components of the contact graph (size >= 2)
+contact_sccs = strong_components
 
 
 @dataclass(frozen=True, kw_only=True)

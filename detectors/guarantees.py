@@ -22,6 +22,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
+from detectors.components import strong_components
 from detectors.portfolio import as_portfolio
 
 __all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units"]
@@ -72,38 +73,8 @@ def economic_units(roles: pd.DataFrame, persons: pd.Series, companies: pd.Series
     return pd.Series(names.reindex(labels).to_numpy(), index=keys)
 
 
-def guarantee_sccs(edges: pd.DataFrame) -> pd.Series:
-    """Strongly connected components of a directed edge list.
-
-    Parameters
-    ----------
-    edges : DataFrame
-        ``src``, ``dst`` node names.
-
-    Returns
-    -------
-    Series node → component id, only for nodes in components of size >= 2.
-
-    Example
-    -------
-    >>> e = pd.DataFrame({"src": ["a", "b", "b"], "dst": ["b", "a", "c"]})
-    >>> sorted(guarantee_sccs(e).index)
-    ['a', 'b']
-
-    Notes
-    -----
-    Tarjan-style SCC in scipy: O(n + m).
-    """
-    if edges.empty:
-        return pd.Series(dtype="int64")
-    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
-                           return_inverse=True)
-    m = len(edges)
-    graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=True, connection="strong")
-    sizes = np.bincount(labels)
-    keep = sizes[labels] >= 2
-    return pd.Series(labels[keep], index=nodes[keep])
+#: strongly connected components of the guarantee graph (size >= 2)
+guarantee_sccs = strong_components
 
 
 @dataclass(frozen=True, kw_only=True)
