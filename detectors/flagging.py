@@ -50,6 +50,8 @@ __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 
 #: findings that give an application its ``ring_id``
 RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity")
+#: up to this many applications, ``FlagIndex.score`` scores one at a time
+SINGLE_PATH_MAX = 16
 
 
 @dataclass
@@ -188,6 +190,65 @@ class FlagIndex:
         rows = table.index.get_indexer(list(keys))
         return table.iloc[rows[rows >= 0]].reset_index(drop=True)
 
+    def link_arrays(self) -> dict[str, np.ndarray]:
+        """Per row of the application → links table: kind, identifier, its
+        identifier's CSR index, entity code, and the portfolio's hub decisions
+        (``glue``, ``hub``, ``people``, ``fence``). Built on first use."""
+        if "_link_arrays" not in self.__dict__:
+            links = self._app_links
+            kind = links["kind"].to_numpy(dtype=object)
+            ident = links["identifier"].to_numpy(dtype=object)
+            keys = (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object)
+            hubs = self.hubs
+            hub_keys = pd.Index(hubs.index.get_level_values(0).astype(str) + "\x1f"
+                                + hubs.index.get_level_values(1).astype(str))
+            at = hub_keys.get_indexer(keys)
+            found = at >= 0
+
+            def column(name: str, fill, dtype):
+                out = np.full(len(keys), fill, dtype=dtype)
+                out[found] = hubs[name].to_numpy(dtype=dtype)[at[found]]
+                return out
+
+            self.__dict__["_link_arrays"] = {
+                "kind": kind, "identifier": ident,
+                "ident_idx": self._ident_lookup.get_indexer(keys),
+                "entity_code": self._entity_index.get_indexer(links["entity"].to_numpy()),
+                "glue": column("glue", False, bool), "hub": column("hub", False, bool),
+                "people": column("people", np.nan, float), "fence": column("fence", np.nan, float),
+            }
+        return self.__dict__["_link_arrays"]
+
+    def bad_partners(self, positions: np.ndarray) -> pd.DataFrame:
+        """For applications at ``positions``: every earlier known-bad
+        application of another person sharing one of their identifiers
+        (the evidence behind the ``bad_earlier_*`` features, from the same index)."""
+        arrays = self.link_arrays()
+        rows = np.concatenate([np.arange(self._app_offsets[p], self._app_offsets[p + 1]) for p in positions]) \
+            if len(positions) else np.zeros(0, dtype=np.int64)
+        idx = arrays["ident_idx"][rows]
+        rows, idx = rows[idx >= 0], idx[idx >= 0]
+        starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
+        owner = np.repeat(np.arange(len(idx)), ends - starts)
+        sharer_rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(idx) else owner
+        sharer = self._link_app[sharer_rows]
+        own_row = rows[owner]
+        own_app = np.repeat(np.arange(len(self._app_offsets) - 1), np.diff(self._app_offsets))[own_row]
+        hit = (self.t[sharer] < self.t[own_app]) & self.bad[sharer] & (
+            self._link_entity[sharer_rows] != arrays["entity_code"][own_row])
+        sharer, own_row, own_app = sharer[hit], own_row[hit], own_app[hit]
+        ids = self.app_pos.to_numpy(dtype=object)
+        tz = self.apps["applied_at"].dt.tz
+        return pd.DataFrame({
+            "application_id": ids[own_app],
+            "kind": arrays["kind"][own_row],
+            "identifier": arrays["identifier"][own_row],
+            "application_id_partner": ids[sharer],
+            "partner_label": self.apps["label"].to_numpy(dtype=object)[sharer],
+            "partner_at": pd.to_datetime(self.t[sharer], unit=np.datetime_data(self.apps["applied_at"].dtype.base)[0],
+                                         utc=True).tz_convert(tz),
+        })
+
     # -- guarantees ------------------------------------------------------------------
     def _guarantee_components(self) -> pd.DataFrame:
         """Guarantee rows with the weakly connected component (over guarantees
@@ -213,26 +274,71 @@ class FlagIndex:
                                                        dst_key=dst.to_numpy())
         return self.__dict__["_guarantee_wcc"]
 
+    def guarantee_lookup(self) -> dict[str, dict]:
+        """Hash indexes over the guarantee rows (by application, by guarantor
+        or borrower node, by component), the roles (by person, by company) and
+        the applications (by borrower key): a neighbourhood is then gathered
+        without scanning million-row columns. Built on first use."""
+        if "_guarantee_lookup" not in self.__dict__:
+            g = self._guarantee_components()
+            roles = self.portfolio.roles
+
+            def rows_by(values) -> dict:
+                out: dict = {}
+                for row, value in enumerate(values):
+                    if isinstance(value, str):
+                        out.setdefault(value, []).append(row)
+                return out
+
+            by_node = rows_by(g["src_key"].to_numpy()) if len(g) else {}
+            for node, rows in (rows_by(g["dst_key"].to_numpy()) if len(g) else {}).items():
+                by_node.setdefault(node, []).extend(rows)
+            self.__dict__["_guarantee_lookup"] = {
+                "by_app": rows_by(g["application_id"].to_numpy()) if len(g) else {},
+                "by_node": by_node,
+                "by_wcc": rows_by(g["wcc"].to_numpy()) if len(g) else {},
+                "roles_by_person": rows_by(roles["person"].to_numpy()),
+                "roles_by_company": rows_by(roles["company"].to_numpy()),
+                "apps_by_borrower": rows_by(self.apps["borrower_key"].to_numpy()),
+            }
+        return self.__dict__["_guarantee_lookup"]
+
+    def touched_components(self, app_ids: list[str]) -> set:
+        """Guarantee components the applications touch: through their own
+        guarantee rows or through their borrower."""
+        g = self._guarantee_components()
+        if g.empty:
+            return set()
+        lookup = self.guarantee_lookup()
+        wcc = g["wcc"].to_numpy()
+        rows = [r for a in app_ids for r in lookup["by_app"].get(a, ())]
+        positions = self.app_pos.get_indexer(list(app_ids))
+        labels = self.apps["borrower_label"].to_numpy()[positions[positions >= 0]]
+        keys = self.apps["borrower_key"].to_numpy()[positions[positions >= 0]]
+        for label, key in zip(labels, keys):
+            if isinstance(label, str) and isinstance(key, str):
+                rows += lookup["by_node"].get(f"{label}:{key}", [])
+        return set(wcc[rows].tolist())
+
     def _guarantee_neighbourhood(self, app_ids: list[str]) -> "_LocalPortfolio | None":
         """A portfolio holding only the guarantee components the new
         applications touch (a circle can only close inside one)."""
-        g = self._guarantee_components()
-        if g.empty:
-            return None
-        touched = g.loc[g["application_id"].isin(app_ids), "wcc"]
-        apps = self.apps.loc[self.apps.index.intersection(list(app_ids))]
-        borrowers = apps["borrower_label"].astype(str) + ":" + apps["borrower_key"].astype(str)
-        touched = set(touched) | set(g.loc[g["dst_key"].isin(borrowers) | g["src_key"].isin(borrowers), "wcc"])
+        touched = self.touched_components(app_ids)
         if not touched:
             return None
-        sub = g[g["wcc"].isin(touched)]
+        g = self._guarantee_components()
+        lookup = self.guarantee_lookup()
+        sub = g.iloc[sorted(r for w in touched for r in lookup["by_wcc"].get(w, ()))]
         keys = set(sub["src_key"]) | set(sub["dst_key"])
         persons = {k[7:] for k in keys if k.startswith("Person:")}
         companies = {k[8:] for k in keys if k.startswith("Company:")}
-        roles = self.portfolio.roles
-        roles = roles[roles["person"].isin(persons) | roles["company"].isin(companies)]
-        member_apps = self.apps[self.apps["borrower_key"].isin(persons | companies)
-                                | self.apps["application_id"].isin(set(sub["application_id"].dropna()))]
+        role_rows = {r for p in persons for r in lookup["roles_by_person"].get(p, ())}
+        role_rows |= {r for c in companies for r in lookup["roles_by_company"].get(c, ())}
+        roles = self.portfolio.roles.iloc[sorted(role_rows)]
+        app_rows = {r for k in persons | companies for r in lookup["apps_by_borrower"].get(k, ())}
+        listed = self.app_pos.get_indexer(list(set(sub["application_id"].dropna())))
+        app_rows |= set(listed[listed >= 0].tolist())
+        member_apps = self.apps.iloc[sorted(app_rows)]
         local = _LocalPortfolio(member_apps, self.links.iloc[0:0], self.portfolio.persons.iloc[0:0],
                                 guarantees=sub.drop(columns=["wcc", "src_key", "dst_key"]), roles=roles)
         # the portfolio's resolved entities, not raw keys
@@ -297,14 +403,24 @@ class FlagIndex:
 
     # -- scoring -------------------------------------------------------------------------
     def score(self, model: TrainedModel, app_ids: list[str], review: float | None = None,
-              decline: float | None = None, with_guarantees: bool = True) -> FlagResult:
-        """Score ``app_ids`` (already in the graph) incrementally."""
-        seconds: dict[str, float] = {}
-        started = time.perf_counter()
+              decline: float | None = None, with_guarantees: bool = True, method: str = "auto") -> FlagResult:
+        """Score ``app_ids`` (already in the graph) incrementally.
+
+        ``method``: ``"batch"`` (vectorised over all of them), ``"single"``
+        (one at a time without DataFrames, :mod:`detectors.flagging_single`)
+        or ``"auto"``: single up to ``SINGLE_PATH_MAX`` applications. Both
+        give the same flags.
+        """
+        if method not in ("auto", "batch", "single"):
+            raise ValueError(f"method must be 'auto', 'batch' or 'single', not {method!r}")
         targets = self.app_pos.get_indexer(list(app_ids))
         missing = [a for a, p in zip(app_ids, targets) if p < 0]
         if missing:
             raise KeyError(f"{len(missing)} applications are not in the graph, e.g. {missing[:3]}")
+        if method == "single" or (method == "auto" and len(app_ids) <= SINGLE_PATH_MAX):
+            return self._score_single(model, targets, review, decline, with_guarantees)
+        seconds: dict[str, float] = {}
+        started = time.perf_counter()
         local_pos = self.neighbourhood(targets)
         local_ids = self.app_pos[local_pos]
         local_apps = self.apps.iloc[local_pos]
@@ -355,6 +471,7 @@ class FlagIndex:
             {a: [f for f in all_findings if a in f.members] for a in app_ids},
             context_links,
             self.apps.iloc[local_pos][["applied_at", "label"]],
+            partners=self.bad_partners(targets),
         )
         reasons = build_reasons(contrib, features, context)
         ring_ids = []
@@ -370,6 +487,27 @@ class FlagIndex:
         })
         seconds["score"] = time.perf_counter() - started
         return FlagResult(flags, new_findings, seconds)
+
+    def single_path(self):
+        """The per-application path over this index (built on first use)."""
+        if "_single_path" not in self.__dict__:
+            from detectors.flagging_single import SingleApplicationPath
+
+            self.__dict__["_single_path"] = SingleApplicationPath(self)
+        return self.__dict__["_single_path"]
+
+    def _score_single(self, model: TrainedModel, targets: np.ndarray, review, decline,
+                      with_guarantees: bool) -> FlagResult:
+        path = self.single_path()
+        seconds: dict[str, float] = {}
+        rows, new_findings = [], {}
+        for pos in targets:
+            flag, found = path.score(model, int(pos), review, decline, with_guarantees, RING_DETECTORS, seconds)
+            rows.append(flag)
+            for f in found:
+                new_findings.setdefault(f.finding_id, f)
+        flags = pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id", "reasons"])
+        return FlagResult(flags, list(new_findings.values()), seconds)
 
 
 def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:

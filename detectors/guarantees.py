@@ -103,27 +103,9 @@ class GuaranteeCircles(Detector):
 
     def run(self, source) -> list[Finding]:
         portfolio = as_portfolio(source)
-        g = portfolio.guarantees
+        g, units = self.unit_edges(portfolio)
         if g.empty:
             return []
-        g = g.copy()
-        # resolved entities first, then economic units
-        for side in ("guarantor", "borrower"):
-            resolved = pd.Series(index=g.index, dtype=object)
-            for label in ("Person", "Company"):
-                mask = g[f"{side}_label"] == label
-                resolved[mask] = portfolio.entity_of(g.loc[mask, side].astype(str), label).to_numpy()
-            g[f"{side}_entity"] = g[f"{side}_label"] + ":" + resolved.astype(str)
-        roles = portfolio.roles.copy()
-        roles["person"] = portfolio.entity_of(roles["person"].astype(str), "Person")
-        roles["company"] = portfolio.entity_of(roles["company"].astype(str), "Company")
-        entity_keys = pd.concat([g["guarantor_entity"], g["borrower_entity"]]).unique()
-        persons = pd.Series([k[7:] for k in entity_keys if k.startswith("Person:")], dtype=object)
-        companies = pd.Series([k[8:] for k in entity_keys if k.startswith("Company:")], dtype=object)
-        units = economic_units(roles, persons, companies)
-        g["src"] = g["guarantor_entity"].map(units)
-        g["dst"] = g["borrower_entity"].map(units)
-        g = g[g["src"] != g["dst"]]  # an owner guaranteeing their own company
         sccs = guarantee_sccs(g[["src", "dst"]])
         if sccs.empty:
             return []
@@ -151,6 +133,33 @@ class GuaranteeCircles(Detector):
             findings.append(self._finding(edges, small, apps_by_unit, downstream.get(comp, [])))
         findings.sort(key=lambda f: -f.score)
         return findings
+
+    @staticmethod
+    def unit_edges(portfolio) -> tuple[pd.DataFrame, pd.Series]:
+        """The portfolio's guarantee rows with ``src`` and ``dst`` economic
+        units (over resolved entities; rows inside one unit are dropped), and
+        the entity → unit map."""
+        g = portfolio.guarantees
+        if g.empty:
+            return g.assign(src=pd.Series(dtype=object), dst=pd.Series(dtype=object)), pd.Series(dtype=object)
+        g = g.copy()
+        # resolved entities first, then economic units
+        for side in ("guarantor", "borrower"):
+            resolved = pd.Series(index=g.index, dtype=object)
+            for label in ("Person", "Company"):
+                mask = g[f"{side}_label"] == label
+                resolved[mask] = portfolio.entity_of(g.loc[mask, side].astype(str), label).to_numpy()
+            g[f"{side}_entity"] = g[f"{side}_label"] + ":" + resolved.astype(str)
+        roles = portfolio.roles.copy()
+        roles["person"] = portfolio.entity_of(roles["person"].astype(str), "Person")
+        roles["company"] = portfolio.entity_of(roles["company"].astype(str), "Company")
+        entity_keys = pd.concat([g["guarantor_entity"], g["borrower_entity"]]).unique()
+        persons = pd.Series([k[7:] for k in entity_keys if k.startswith("Person:")], dtype=object)
+        companies = pd.Series([k[8:] for k in entity_keys if k.startswith("Company:")], dtype=object)
+        units = economic_units(roles, persons, companies)
+        g["src"] = g["guarantor_entity"].map(units)
+        g["dst"] = g["borrower_entity"].map(units)
+        return g[g["src"] != g["dst"]], units  # an owner guaranteeing their own company
 
     def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]],
                  downstream: list[str]) -> Finding:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from detectors.base import Finding
 from detectors.features import BAD_LABELS, SHARED_KINDS
 
-__all__ = ["ReasonContext", "reason_code", "build_reasons"]
+__all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json"]
 
 _FIXED_CODES = {
     "id_checksum_bad": ("ID_CHECKSUM_FAILED", "the resident ID as typed fails its GB 11643 check digit"),
@@ -79,6 +80,8 @@ class ReasonContext:
     findings_by_app: dict[str, list[Finding]]
     links: pd.DataFrame  # application_id, kind, identifier, entity
     apps: pd.DataFrame  # indexed by application_id: applied_at, label
+    #: already computed partners (same columns as :meth:`bad_partners`), e.g. from the flagging index
+    partners: pd.DataFrame | None = None
 
     @classmethod
     def build(cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame) -> "ReasonContext":
@@ -91,6 +94,8 @@ class ReasonContext:
     def bad_partners(self, app_ids: list[str]) -> pd.DataFrame:
         """For ``app_ids``: each shared identifier with an earlier known-bad
         application of another person (kind, identifier, partner, label, time)."""
+        if self.partners is not None:
+            return self.partners[self.partners["application_id"].isin(app_ids)]
         mine = self.links[self.links["application_id"].isin(app_ids)]
         bad_ids = self.apps.index[self.apps["label"].isin(BAD_LABELS)]
         bad_links = self.links[self.links["application_id"].isin(bad_ids)]
@@ -114,34 +119,62 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     """
     ids = list(contrib.index)
     partners = context.bad_partners(ids)
-    partners_by_app = dict(tuple(partners.groupby("application_id"))) if len(partners) else {}
+    partners_by_app = ({app: list(group.itertuples()) for app, group in partners.groupby("application_id")}
+                       if len(partners) else {})
     out = {}
     values = contrib.to_numpy()
     columns = list(contrib.columns)
+    arrays = {c: features[c].to_numpy() for c in columns}
+    positions = (np.arange(len(ids)) if features.index.equals(contrib.index)
+                 else features.index.get_indexer(ids))
     for row, app_id in enumerate(ids):
-        order = values[row].argsort()[::-1]
-        reasons = []
-        for j in order[:top]:
-            c = float(values[row, j])
-            if c <= 0.01:
-                break
-            feature = columns[j]
-            code, detail = reason_code(feature)
-            value = features.at[app_id, feature]
-            reason = {"code": code, "feature": feature, "contribution": round(c, 3),
-                      "value": value if isinstance(value, str) else round(float(value), 3), "detail": detail}
-            evidence = _evidence(feature, app_id, context, partners_by_app.get(app_id))
-            if evidence:
-                reason["evidence"] = evidence
-            reasons.append(reason)
-        out[app_id] = json.dumps(reasons, ensure_ascii=False, default=str)
+        out[app_id] = reasons_json(values[row], columns, _Row(arrays, positions[row]),
+                                   context.findings_by_app.get(app_id, []), partners_by_app.get(app_id), top)
     return pd.Series(out, name="reasons")
 
 
-def _evidence(feature: str, app_id: str, context: ReasonContext, partners: pd.DataFrame | None):
+class _Row:
+    """One row of column arrays, read like a dict (no per-row dict built)."""
+
+    __slots__ = ("arrays", "position")
+
+    def __init__(self, arrays: dict, position: int) -> None:
+        self.arrays, self.position = arrays, position
+
+    def __getitem__(self, column: str):
+        return self.arrays[column][self.position]
+
+
+def reasons_json(contributions: np.ndarray, columns: list[str], values, findings: list[Finding],
+                 partners: list | None, top: int = 5) -> str:
+    """One application's reasons as JSON (what :func:`build_reasons` writes per row).
+
+    ``partners`` are records with ``kind``, ``identifier``,
+    ``application_id_partner``, ``partner_label`` and ``partner_at``: the
+    earlier known-bad applications sharing an identifier with this one.
+    """
+    order = contributions.argsort()[::-1]
+    reasons = []
+    for j in order[:top]:
+        c = float(contributions[j])
+        if c <= 0.01:
+            break
+        feature = columns[j]
+        code, detail = reason_code(feature)
+        value = values[feature]
+        reason = {"code": code, "feature": feature, "contribution": round(c, 3),
+                  "value": value if isinstance(value, str) else round(float(value), 3), "detail": detail}
+        evidence = _evidence(feature, findings, partners)
+        if evidence:
+            reason["evidence"] = evidence
+        reasons.append(reason)
+    return json.dumps(reasons, ensure_ascii=False, default=str)
+
+
+def _evidence(feature: str, findings: list[Finding], partners: list | None):
     if feature.startswith("det_") or feature in ("known_bad_2hop", "findings_count", "largest_finding"):
         detector = feature[4:] if feature.startswith("det_") else None
-        found = [f for f in context.findings_by_app.get(app_id, []) if detector is None or f.detector == detector]
+        found = [f for f in findings if detector is None or f.detector == detector]
         found.sort(key=lambda f: -f.score)
         return [{"finding_id": f.finding_id, "detector": f.detector, "score": round(f.score, 3),
                  "summary": f.summary, "evidence": [e.detail for e in f.evidence[:3]]} for f in found[:3]]
@@ -150,8 +183,8 @@ def _evidence(feature: str, app_id: str, context: ReasonContext, partners: pd.Da
         kinds = set(SHARED_KINDS)
     elif feature.startswith("bad_earlier_") and feature[12:] in SHARED_KINDS:
         kinds = {feature[12:]}
-    if kinds and partners is not None:
-        rows = partners[partners["kind"].isin(kinds)].head(5)
+    if kinds and partners:
+        rows = [r for r in partners if r.kind in kinds][:5]
         return [{"kind": r.kind, "identifier": str(r.identifier), "shared_with": r.application_id_partner,
-                 "label": r.partner_label, "applied_at": str(r.partner_at)} for r in rows.itertuples()]
+                 "label": r.partner_label, "applied_at": str(r.partner_at)} for r in rows]
     return None

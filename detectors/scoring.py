@@ -523,6 +523,17 @@ class _CompiledLinear:
     def logits(self, X: pd.DataFrame) -> np.ndarray:
         return self.intercept + self.parts(X).sum(axis=1)
 
+    def parts_one(self, row: list) -> np.ndarray:
+        """:meth:`parts` of one row given as a list in feature order, shape (1, n)."""
+        out = np.zeros((1, self.n_features))
+        for pos, fill, edges, weights in self.numeric:
+            x = row[pos]
+            x = float(x) if x is not None and not pd.isna(x) else fill
+            out[0, pos] = weights[np.searchsorted(edges, x, side="right")]
+        for pos, table, unknown in self.categorical:
+            out[0, pos] = table.get(row[pos], unknown)
+        return out
+
 
 class CompiledScorecard:
     """A calibrated scorecard compiled to numpy (see :class:`_CompiledLinear`).
@@ -555,6 +566,18 @@ class CompiledScorecard:
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         return self.explainer.parts(X[self.features]) - self.baseline_parts
+
+    def predict_one(self, row: list) -> tuple[float, np.ndarray]:
+        """Score and contributions of one row (a list in feature order), with
+        the same arithmetic as :meth:`predict` and :meth:`contributions`."""
+        total = np.zeros(1)
+        for linear, calibrator in self.members:
+            f = linear.intercept + linear.parts_one(row).sum(axis=1)
+            if hasattr(calibrator, "a_"):
+                total += 1.0 / (1.0 + np.exp(calibrator.a_ * f + calibrator.b_))
+            else:
+                total += np.interp(f, calibrator.X_thresholds_, calibrator.y_thresholds_)
+        return float((total / len(self.members))[0]), self.explainer.parts_one(row)[0] - self.baseline_parts
 
 
 def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) -> CompiledScorecard | None:

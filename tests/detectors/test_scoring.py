@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, timedelta
 
@@ -149,3 +150,30 @@ def test_training_without_outcomes_is_a_clear_error(tmp_path):
     b.load(store, tmp_path / "e")
     with pytest.raises(ValueError, match="No labelled applications"):
         train(store, folder=tmp_path / "m")
+
+
+def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
+    from detectors.features import application_features
+    from detectors.scoring import compile_scorecard, contributions
+
+    store, result = trained
+    model = result.model
+    assert model.kind == "scorecard"
+    from detectors.runner import load_findings
+
+    features = application_features(Portfolio(store), load_findings(store))[model.features].head(300)
+    compiled = compile_scorecard(model, features)
+    assert compiled is not None
+    expected = model.estimator.predict_proba(features)[:, 1]
+    np.testing.assert_allclose(compiled.predict(features), expected, atol=1e-12)
+    # sklearn's own per-feature terms (the uncompiled branch) against the tables
+    plain = copy.copy(model)
+    plain.__dict__["_compiled"] = None  # no tables: contributions() takes sklearn's branch
+    uncompiled = contributions(plain, features)
+    np.testing.assert_allclose(compiled.contributions(features), uncompiled.to_numpy(), atol=1e-12)
+    # one row at a time (the per-application flagging path): the same numbers
+    for i in range(0, len(features), 37):
+        row = features.iloc[i].tolist()
+        score, parts = compiled.predict_one(row)
+        assert score == pytest.approx(expected[i], abs=1e-12)
+        np.testing.assert_allclose(parts, uncompiled.to_numpy()[i], atol=1e-12)
