@@ -41,7 +41,7 @@ from detectors.features import (
 )
 from detectors.guarantees import GuaranteeCircles
 from detectors.portfolio import Portfolio
-from detectors.reasons import ReasonContext, build_reasons
+from detectors.reasons import Partner, ReasonContext, build_reasons
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import DetectionRun, findings_batch, load_findings
 from detectors.scoring import TrainedModel, contributions
@@ -219,35 +219,55 @@ class FlagIndex:
             }
         return self.__dict__["_link_arrays"]
 
-    def bad_partners(self, positions: np.ndarray) -> pd.DataFrame:
-        """For applications at ``positions``: every earlier known-bad
-        application of another person sharing one of their identifiers
-        (the evidence behind the ``bad_earlier_*`` features, from the same index)."""
-        arrays = self.link_arrays()
-        rows = np.concatenate([np.arange(self._app_offsets[p], self._app_offsets[p + 1]) for p in positions]) \
-            if len(positions) else np.zeros(0, dtype=np.int64)
-        idx = arrays["ident_idx"][rows]
-        rows, idx = rows[idx >= 0], idx[idx >= 0]
-        starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
-        owner = np.repeat(np.arange(len(idx)), ends - starts)
-        sharer_rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(idx) else owner
-        sharer = self._link_app[sharer_rows]
-        own_row = rows[owner]
-        own_app = np.repeat(np.arange(len(self._app_offsets) - 1), np.diff(self._app_offsets))[own_row]
-        hit = (self.t[sharer] < self.t[own_app]) & self.bad[sharer] & (
-            self._link_entity[sharer_rows] != arrays["entity_code"][own_row])
-        sharer, own_row, own_app = sharer[hit], own_row[hit], own_app[hit]
-        ids = self.app_pos.to_numpy(dtype=object)
-        tz = self.apps["applied_at"].dt.tz
-        return pd.DataFrame({
-            "application_id": ids[own_app],
-            "kind": arrays["kind"][own_row],
-            "identifier": arrays["identifier"][own_row],
-            "application_id_partner": ids[sharer],
-            "partner_label": self.apps["label"].to_numpy(dtype=object)[sharer],
-            "partner_at": pd.to_datetime(self.t[sharer], unit=np.datetime_data(self.apps["applied_at"].dtype.base)[0],
-                                         utc=True).tz_convert(tz),
-        })
+    def _bad_sharers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per identifier, its known-bad sharers in time order: (offsets,
+        rows of the identifier CSR). Built on first use."""
+        if "_bad_sharers_csr" not in self.__dict__:
+            rows = np.flatnonzero(self.bad[self._link_app])
+            n_ident = len(self._ident_offsets) - 1
+            ident_of = np.repeat(np.arange(n_ident), np.diff(self._ident_offsets))[rows]
+            order = np.lexsort((self.t[self._link_app[rows]], ident_of))
+            offsets = np.searchsorted(ident_of[order], np.arange(n_ident + 1))
+            self.__dict__["_bad_sharers_csr"] = (offsets, rows[order])
+        return self.__dict__["_bad_sharers_csr"]
+
+    def partners_of(self, pos: int, per_kind: int = 5, scan: int = 20) -> list:
+        """Reason evidence for the application at ``pos``: for each of its
+        identifiers, the earliest ``scan`` known-bad applications that used
+        it before, other people's only, at most ``per_kind`` per kind
+        (reasons show five). Records: :data:`detectors.reasons.Partner`."""
+        offsets, bad_rows = self._bad_sharers()
+        start, end = self._app_offsets[pos], self._app_offsets[pos + 1]
+        if "_link_arrays" in self.__dict__:
+            arrays = self.__dict__["_link_arrays"]
+            kinds, idents = arrays["kind"][start:end], arrays["identifier"][start:end]
+            ident_idx, entity = arrays["ident_idx"][start:end], arrays["entity_code"][start:end]
+        else:
+            links = self._app_links.iloc[start:end]
+            kinds = links["kind"].to_numpy(dtype=object)
+            idents = links["identifier"].to_numpy(dtype=object)
+            ident_idx = self._ident_lookup.get_indexer(
+                (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object))
+            entity = self._entity_index.get_indexer(links["entity"].to_numpy())
+        app_id = self.app_pos[pos]
+        out, kept = [], {}
+        for kind, ident, i, e in zip(kinds, idents, ident_idx, entity):
+            if i < 0 or kept.get(kind, 0) >= per_kind:
+                continue
+            rows = bad_rows[offsets[i]:offsets[i + 1]][:scan]
+            sharers = self._link_app[rows]
+            hit = (self.t[sharers] < self.t[pos]) & (self._link_entity[rows] != e)
+            for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
+                out.append(Partner(app_id, kind, ident, self.app_pos[q], self.apps["label"].iat[q],
+                                   self.timestamp(self.t[q])))
+                kept[kind] = kept.get(kind, 0) + 1
+        return out
+
+    def timestamp(self, value) -> pd.Timestamp:
+        """An ``applied_at`` from the index's integer times."""
+        applied = self.apps["applied_at"].dtype
+        return pd.Timestamp(int(value), unit=np.datetime_data(applied.base)[0], tz="UTC").tz_convert(
+            getattr(applied, "tz", None))
 
     # -- guarantees ------------------------------------------------------------------
     def _guarantee_components(self) -> pd.DataFrame:
@@ -300,6 +320,10 @@ class FlagIndex:
                 "roles_by_person": rows_by(roles["person"].to_numpy()),
                 "roles_by_company": rows_by(roles["company"].to_numpy()),
                 "apps_by_borrower": rows_by(self.apps["borrower_key"].to_numpy()),
+                # numpy copies: Arrow-backed columns cost milliseconds per to_numpy() at 1M rows
+                "wcc": g["wcc"].to_numpy(dtype=object) if len(g) else np.zeros(0, dtype=object),
+                "borrower_label": self.apps["borrower_label"].to_numpy(dtype=object),
+                "borrower_key": self.apps["borrower_key"].to_numpy(dtype=object),
             }
         return self.__dict__["_guarantee_lookup"]
 
@@ -310,11 +334,11 @@ class FlagIndex:
         if g.empty:
             return set()
         lookup = self.guarantee_lookup()
-        wcc = g["wcc"].to_numpy()
+        wcc = lookup["wcc"]
         rows = [r for a in app_ids for r in lookup["by_app"].get(a, ())]
         positions = self.app_pos.get_indexer(list(app_ids))
-        labels = self.apps["borrower_label"].to_numpy()[positions[positions >= 0]]
-        keys = self.apps["borrower_key"].to_numpy()[positions[positions >= 0]]
+        labels = lookup["borrower_label"][positions[positions >= 0]]
+        keys = lookup["borrower_key"][positions[positions >= 0]]
         for label, key in zip(labels, keys):
             if isinstance(label, str) and isinstance(key, str):
                 rows += lookup["by_node"].get(f"{label}:{key}", [])
@@ -326,9 +350,14 @@ class FlagIndex:
         touched = self.touched_components(app_ids)
         if not touched:
             return None
+        return self.guarantee_portfolio(touched)
+
+    def guarantee_portfolio(self, components: set) -> "_LocalPortfolio":
+        """A portfolio of the given guarantee components: their guarantees,
+        the roles and applications of their parties."""
         g = self._guarantee_components()
         lookup = self.guarantee_lookup()
-        sub = g.iloc[sorted(r for w in touched for r in lookup["by_wcc"].get(w, ()))]
+        sub = g.iloc[sorted(r for w in components for r in lookup["by_wcc"].get(w, ()))]
         keys = set(sub["src_key"]) | set(sub["dst_key"])
         persons = {k[7:] for k in keys if k.startswith("Person:")}
         companies = {k[8:] for k in keys if k.startswith("Company:")}
@@ -471,7 +500,8 @@ class FlagIndex:
             {a: [f for f in all_findings if a in f.members] for a in app_ids},
             context_links,
             self.apps.iloc[local_pos][["applied_at", "label"]],
-            partners=self.bad_partners(targets),
+            partners=pd.DataFrame([p for pos in targets for p in self.partners_of(int(pos))],
+                                  columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
         ring_ids = []

@@ -11,9 +11,9 @@ application from the index's arrays with numpy slices, sets and dicts:
   identifiers inside the same neighbourhood the batch path uses, then the
   ring detector's own scoring (:meth:`SharedIdentifierRings._finding`) on
   statistics gathered in one pass over the ring's links;
-* guarantee circles: the local detector runs only when the guarantee
-  component the application touches holds a unit-level cycle (known once
-  per index), which is rare;
+* guarantee circles: found once per index with the detector run on the
+  guarantee components that hold a unit-level cycle (a circle lies inside
+  one), then looked up;
 * the compiled scorecard, reason codes and evidence, one row.
 
 ``tests/detectors/test_flagging_single.py`` checks that both paths give the
@@ -23,7 +23,6 @@ same flags and findings on every application of a planted portfolio.
 from __future__ import annotations
 
 import time
-from collections import namedtuple
 
 import numpy as np
 import pandas as pd
@@ -35,10 +34,8 @@ from detectors.reasons import reasons_json
 from detectors.rings import BAD_LABELS, KIND_STRENGTH, SharedIdentifierRings
 from detectors.scoring import TrainedModel
 
-__all__ = ["SingleApplicationPath", "Partner"]
+__all__ = ["SingleApplicationPath"]
 
-#: an earlier known-bad application sharing an identifier (reason evidence)
-Partner = namedtuple("Partner", "application_id kind identifier application_id_partner partner_label partner_at")
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -75,13 +72,12 @@ class SingleApplicationPath:
         apps = index.apps
         self.labels = apps["label"].to_numpy(dtype=object)
         self.names = apps["applicant_name"].to_numpy(dtype=object)
-        self.tz = apps["applied_at"].dt.tz
-        self.time_unit = np.datetime_data(apps["applied_at"].dtype.base)[0]  # what index.t counts
         self.in_local = np.zeros(n_apps, dtype=bool)
         own = own_features(apps.reset_index(drop=True), index.portfolio.persons)
         self.own = {c: own[c].to_numpy() for c in own.columns}
         self.rings = SharedIdentifierRings()
         self._cyclic: set | None = None
+        self._circles: dict | None = None
 
     # -- the neighbourhood and the ring it completes ------------------------------------
     def neighbourhood(self, pos: int, hops: int = 2, cap: int = 20_000) -> np.ndarray:
@@ -173,8 +169,8 @@ class SingleApplicationPath:
         surnames = {str(n)[:1] for n in self.names[members] if not pd.isna(n)}
         row = {
             "size": len(members), "people": len(entities),
-            "t_min": self._timestamp(t.min()).tz_convert(self.tz) if len(t) else pd.NaT,
-            "t_max": self._timestamp(t.max()).tz_convert(self.tz) if len(t) else pd.NaT,
+            "t_min": self.index.timestamp(t.min()) if len(t) else pd.NaT,
+            "t_max": self.index.timestamp(t.max()) if len(t) else pd.NaT,
             "bad": int(sum(label in BAD_LABELS for label in self.labels[members])),
             "surnames": len(surnames),
             "density": sum(per_app) / len(per_app) if per_app else 0.0,
@@ -185,9 +181,6 @@ class SingleApplicationPath:
             [(k, i, n, f) for (k, i), (n, f) in list(hubs.items())[:5]],
             tuple(sorted(str(a) for a in self.app_ids[members])), set(entities),
         )
-
-    def _timestamp(self, value) -> pd.Timestamp:
-        return pd.Timestamp(int(value), unit=self.time_unit, tz="UTC")
 
     # -- guarantee circles ------------------------------------------------------------------
     def _cyclic_components(self) -> set:
@@ -205,43 +198,21 @@ class SingleApplicationPath:
         return self._cyclic
 
     def circles(self, pos: int) -> list[Finding]:
-        """Guarantee circles holding the application; the local detector runs
-        only when a touched component holds a cycle."""
-        cyclic = self._cyclic_components()
-        if not cyclic:
-            return []
-        app_id = self.app_ids[pos]
-        if not self.index.touched_components([app_id]) & cyclic:
-            return []
-        local = self.index._guarantee_neighbourhood([app_id])
-        if local is None:
-            return []
-        return [f for f in GuaranteeCircles().run(local) if app_id in f.members]
+        """Guarantee circles holding the application. The circles of every
+        guarantee component that holds a cycle are found once, with the
+        detector on those components only; a circle lies inside one
+        component, so this is what the local run would find for any
+        application touching it."""
+        if self._circles is None:
+            self._circles = {}
+            cyclic = self._cyclic_components()
+            if cyclic:
+                for f in GuaranteeCircles().run(self.index.guarantee_portfolio(cyclic)):
+                    for member in f.members:
+                        self._circles.setdefault(member, []).append(f)
+        return list(self._circles.get(self.app_ids[pos], ()))
 
     # -- features ---------------------------------------------------------------------------------
-    def partners(self, pos: int, per_kind: int = 5) -> list[Partner]:
-        """Earlier known-bad applications of other people sharing an
-        identifier, the first ``per_kind`` of each kind (reasons show at most
-        five, so the first five of any set of kinds are all here)."""
-        index = self.index
-        out = []
-        kept: dict[str, int] = {}
-        app_id = self.app_ids[pos]
-        for r in range(index._app_offsets[pos], index._app_offsets[pos + 1]):
-            kind = self.kind[r]
-            i = self.ident_idx[r]
-            if i < 0 or kept.get(kind, 0) >= per_kind:
-                continue
-            rows = np.arange(index._ident_offsets[i], index._ident_offsets[i + 1])
-            sharers = index._link_app[rows]
-            hit = (index.t[sharers] < index.t[pos]) & index.bad[sharers] & (
-                index._link_entity[rows] != self.entity_code[r])
-            for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
-                out.append(Partner(app_id, kind, self.ident[r], self.app_ids[q], self.labels[q],
-                                   self._timestamp(index.t[q]).tz_convert(self.tz)))
-                kept[kind] = kept.get(kind, 0) + 1
-        return out
-
     def graph_features(self, pos: int) -> dict[str, float]:
         """``FlagIndex.graph_features`` for one application."""
         index = self.index
@@ -334,7 +305,7 @@ class SingleApplicationPath:
         score, contributions = _predict_one(model, row)
         mine = [f for f in findings if app_id in f.members]
         reasons = reasons_json(contributions, list(model.features), dict(zip(model.features, row)), mine,
-                               self.partners(pos))
+                               self.index.partners_of(pos))
         candidates = [f for f in findings if app_id in f.members and f.detector in ring_detectors and f.size > 1]
         flag = {
             "application_id": app_id,

@@ -9,6 +9,7 @@ known-bad application, the ring or guarantee cycle it sits in, the burst.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,10 @@ import pandas as pd
 from detectors.base import Finding
 from detectors.features import BAD_LABELS, SHARED_KINDS
 
-__all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json"]
+__all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "Partner"]
+
+#: an earlier known-bad application sharing an identifier (reason evidence)
+Partner = namedtuple("Partner", "application_id kind identifier application_id_partner partner_label partner_at")
 
 _FIXED_CODES = {
     "id_checksum_bad": ("ID_CHECKSUM_FAILED", "the resident ID as typed fails its GB 11643 check digit"),

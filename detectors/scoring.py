@@ -17,6 +17,7 @@ little accuracy to investigators.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import warnings
@@ -525,11 +526,13 @@ class _CompiledLinear:
 
     def parts_one(self, row: list) -> np.ndarray:
         """:meth:`parts` of one row given as a list in feature order, shape (1, n)."""
+        if "_edge_lists" not in self.__dict__:  # bisect on lists: searchsorted's call costs more than the search
+            self._edge_lists = [edges.tolist() for _, _, edges, _ in self.numeric]
         out = np.zeros((1, self.n_features))
-        for pos, fill, edges, weights in self.numeric:
+        for (pos, fill, _, weights), edges in zip(self.numeric, self._edge_lists):
             x = row[pos]
             x = float(x) if x is not None and not pd.isna(x) else fill
-            out[0, pos] = weights[np.searchsorted(edges, x, side="right")]
+            out[0, pos] = weights[bisect.bisect_right(edges, x)]
         for pos, table, unknown in self.categorical:
             out[0, pos] = table.get(row[pos], unknown)
         return out
