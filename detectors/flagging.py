@@ -231,36 +231,42 @@ class FlagIndex:
             self.__dict__["_bad_sharers_csr"] = (offsets, rows[order])
         return self.__dict__["_bad_sharers_csr"]
 
-    def partners_of(self, pos: int, per_kind: int = 5, scan: int = 20) -> list:
-        """Reason evidence for the application at ``pos``: for each of its
-        identifiers, the earliest ``scan`` known-bad applications that used
-        it before, other people's only, at most ``per_kind`` per kind
-        (reasons show five). Records: :data:`detectors.reasons.Partner`."""
-        offsets, bad_rows = self._bad_sharers()
-        start, end = self._app_offsets[pos], self._app_offsets[pos + 1]
-        if "_link_arrays" in self.__dict__:
+    def partners_of(self, positions: np.ndarray, per_kind: int = 5, scan: int = 20) -> list[Partner]:
+        """Reason evidence for the applications at ``positions``: for each of
+        their identifiers, the earliest ``scan`` known-bad applications that
+        used it before, other people's only, at most ``per_kind`` per
+        application and kind (reasons show five)."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
+        if "_link_arrays" in self.__dict__:  # the per-application path built them
             arrays = self.__dict__["_link_arrays"]
-            kinds, idents = arrays["kind"][start:end], arrays["identifier"][start:end]
-            ident_idx, entity = arrays["ident_idx"][start:end], arrays["entity_code"][start:end]
+            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(positions) else []
+            kinds, idents = arrays["kind"][rows], arrays["identifier"][rows]
+            ident_idx, entity = arrays["ident_idx"][rows], arrays["entity_code"][rows]
         else:
-            links = self._app_links.iloc[start:end]
+            links = self._links_of(positions)
             kinds = links["kind"].to_numpy(dtype=object)
             idents = links["identifier"].to_numpy(dtype=object)
             ident_idx = self._ident_lookup.get_indexer(
                 (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object))
             entity = self._entity_index.get_indexer(links["entity"].to_numpy())
-        app_id = self.app_pos[pos]
-        out, kept = [], {}
-        for kind, ident, i, e in zip(kinds, idents, ident_idx, entity):
-            if i < 0 or kept.get(kind, 0) >= per_kind:
-                continue
-            rows = bad_rows[offsets[i]:offsets[i + 1]][:scan]
-            sharers = self._link_app[rows]
-            hit = (self.t[sharers] < self.t[pos]) & (self._link_entity[rows] != e)
-            for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
-                out.append(Partner(app_id, kind, ident, self.app_pos[q], self.apps["label"].iat[q],
-                                   self.timestamp(self.t[q])))
-                kept[kind] = kept.get(kind, 0) + 1
+        offsets, bad_rows = self._bad_sharers()
+        labels = self.__dict__.setdefault("_labels", self.apps["label"].to_numpy(dtype=object))
+        out: list[Partner] = []
+        at = 0
+        for pos, count in zip(positions.tolist(), (ends - starts).tolist()):
+            app_id, kept = self.app_pos[pos], {}
+            for j in range(at, at + count):
+                kind, i = kinds[j], ident_idx[j]
+                if i < 0 or kept.get(kind, 0) >= per_kind:
+                    continue
+                rows = bad_rows[offsets[i]:offsets[i + 1]][:scan]
+                sharers = self._link_app[rows]
+                hit = (self.t[sharers] < self.t[pos]) & (self._link_entity[rows] != entity[j])
+                for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
+                    out.append(Partner(app_id, kind, idents[j], self.app_pos[q], labels[q], self.timestamp(self.t[q])))
+                    kept[kind] = kept.get(kind, 0) + 1
+            at += count
         return out
 
     def timestamp(self, value) -> pd.Timestamp:
@@ -500,8 +506,7 @@ class FlagIndex:
             {a: [f for f in all_findings if a in f.members] for a in app_ids},
             context_links,
             self.apps.iloc[local_pos][["applied_at", "label"]],
-            partners=pd.DataFrame([p for pos in targets for p in self.partners_of(int(pos))],
-                                  columns=list(Partner._fields)),
+            partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
         ring_ids = []

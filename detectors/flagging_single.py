@@ -305,7 +305,7 @@ class SingleApplicationPath:
         score, contributions = _predict_one(model, row)
         mine = [f for f in findings if app_id in f.members]
         reasons = reasons_json(contributions, list(model.features), dict(zip(model.features, row)), mine,
-                               self.index.partners_of(pos))
+                               self.index.partners_of(np.array([pos])))
         candidates = [f for f in findings if app_id in f.members and f.detector in ring_detectors and f.size > 1]
         flag = {
             "application_id": app_id,
