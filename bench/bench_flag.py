@@ -55,7 +55,10 @@ def main() -> None:
     latest = apps["application_id"].iloc[-(args.singles + args.batch):].tolist()
     singles, batch = latest[: args.singles], latest[args.singles:]
     started = time.perf_counter()
-    index.score(model, singles[:1])  # the per-application tables are built on first use
+    # both paths build their hash tables on first use: once per process, like the index
+    index.score(model, singles[:1])
+    index.score(model, apps["application_id"].iloc[-(args.singles + args.batch) - 20:-(args.singles + args.batch)].tolist(),
+                method="batch")
     warm = time.perf_counter() - started
     latencies, stages, rows = [], {}, []
     for app_id in singles:
@@ -65,6 +68,16 @@ def main() -> None:
         rows.append(result.flags)
         for stage, seconds in result.seconds.items():
             stages.setdefault(stage, []).append(seconds * 1000)
+    # the hard cases: applications in a stored ring or guarantee circle (the ring is rebuilt and scored)
+    in_rings = sorted({m for f in index.findings if f.detector in ("shared_identifier_rings", "guarantee_circles")
+                       for m in f.members})
+    ring_sample = [in_rings[i] for i in np.random.default_rng(0).choice(len(in_rings), min(len(in_rings), 500),
+                                                                       replace=False)] if in_rings else []
+    ring_latencies = []
+    for app_id in ring_sample:
+        t0 = time.perf_counter()
+        index.score(model, [app_id])
+        ring_latencies.append((time.perf_counter() - t0) * 1000)
     t0 = time.perf_counter()
     index.score(model, batch, method="batch")
     batch_seconds = time.perf_counter() - t0
@@ -78,17 +91,21 @@ def main() -> None:
     p50, p99, worst = np.percentile(latencies, [50, 99, 100])
     rate = len(batch) / batch_seconds
     target = 50 if kind == "embedded" else 150
-    print(f"\n{n:,} applications in the graph ({kind}); index built in {build:.1f} s and the per-application "
-          f"tables in {warm:.1f} s, once per process\n")
+    print(f"\n{n:,} applications in the graph ({kind})\n")
     print("| measure | baseline (target) | measured | result |")
     print("|---|---:|---:|---|")
     print(f"| one application, p50 ({kind}) | | {p50:.1f} ms | |")
     print(f"| one application, p99 ({kind}, {len(singles):,} scored) | <= {target} ms | {p99:.1f} ms "
           f"(max {worst:.0f} ms) | {'pass' if p99 <= target else 'FAIL'} |")
+    if ring_latencies:
+        r50, r99 = np.percentile(ring_latencies, [50, 99])
+        print(f"| one application in a ring or circle, p99 ({kind}, {len(ring_latencies)} scored; p50 {r50:.1f} ms) "
+              f"| <= {target} ms | {r99:.1f} ms | {'pass' if r99 <= target else 'FAIL'} |")
     print(f"| batch of {len(batch):,} ({kind}) | >= 2,000 applications/s | {rate:,.0f} /s | "
           f"{'pass' if rate >= 2000 else 'FAIL'} |")
     print(f"| single and batch paths agree | all | {int(agree.sum()):,} of {len(agree):,} | "
           f"{'pass' if agree.all() else 'FAIL'} |")
+    print(f"| index build, once per process ({kind}) | | {build:.0f} s + {warm:.0f} s of lookup tables | |")
     print("\nper-application stages (ms): " + ", ".join(
         f"{stage} p50 {np.percentile(v, 50):.2f} / p99 {np.percentile(v, 99):.2f}" for stage, v in stages.items()))
     store.close()

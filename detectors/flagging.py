@@ -137,9 +137,7 @@ class FlagIndex:
     def _links_of(self, positions: np.ndarray) -> pd.DataFrame:
         if len(positions) == 0:
             return self._app_links.iloc[0:0]
-        starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(positions) else []
-        return self._app_links.iloc[rows]
+        return self._app_links.iloc[csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])]
 
     def _sharers(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For identifier keys: (key index per sharer row, sharer link rows)."""
@@ -240,7 +238,7 @@ class FlagIndex:
         starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
         if "_link_arrays" in self.__dict__:  # the per-application path built them
             arrays = self.__dict__["_link_arrays"]
-            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(positions) else []
+            rows = csr_rows(starts, ends)
             kinds, idents = arrays["kind"][rows], arrays["identifier"][rows]
             ident_idx, entity = arrays["ident_idx"][rows], arrays["entity_code"][rows]
         else:
@@ -501,17 +499,20 @@ class FlagIndex:
         started = time.perf_counter()
         scores = model.predict(features)
         contrib = contributions(model, features)
-        context_links = local_links
+        by_member: dict[str, list[Finding]] = {}  # one pass: a scan per application is quadratic
+        for f in all_findings:
+            for m in f.members:
+                by_member.setdefault(m, []).append(f)
         context = ReasonContext(
-            {a: [f for f in all_findings if a in f.members] for a in app_ids},
-            context_links,
+            {a: by_member.get(a, []) for a in app_ids},
+            local_links,
             self.apps.iloc[local_pos][["applied_at", "label"]],
             partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
         ring_ids = []
         for a in features.index:
-            candidates = [f for f in all_findings if a in f.members and f.detector in RING_DETECTORS and f.size > 1]
+            candidates = [f for f in by_member.get(a, []) if f.detector in RING_DETECTORS and f.size > 1]
             ring_ids.append(max(candidates, key=lambda f: f.score).finding_id if candidates else "")
         flags = pd.DataFrame({
             "application_id": features.index,
@@ -543,6 +544,21 @@ class FlagIndex:
                 new_findings.setdefault(f.finding_id, f)
         flags = pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id", "reasons"])
         return FlagResult(flags, list(new_findings.values()), seconds)
+
+
+def csr_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, e)`` for each pair: the rows of several CSR slices.
+
+    Example
+    -------
+    >>> csr_rows(np.array([0, 5]), np.array([2, 8])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
 
 
 def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:

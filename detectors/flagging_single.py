@@ -29,22 +29,13 @@ import pandas as pd
 
 from detectors.base import Finding
 from detectors.features import LABEL_EVIDENCE, SHARED_KINDS, own_features
+from detectors.flagging import csr_rows as _ranges
 from detectors.guarantees import GuaranteeCircles, guarantee_sccs
 from detectors.reasons import reasons_json
 from detectors.rings import BAD_LABELS, KIND_STRENGTH, SharedIdentifierRings
 from detectors.scoring import TrainedModel
 
 __all__ = ["SingleApplicationPath"]
-
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(s, e)`` for each pair (CSR row gathering)."""
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
 
 
 class SingleApplicationPath:
