@@ -139,15 +139,17 @@ class FlagIndex:
             return self._app_links.iloc[0:0]
         return self._app_links.iloc[csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])]
 
-    def _sharers(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For identifier keys: (key index per sharer row, sharer link rows)."""
-        idx = self._ident_lookup.get_indexer(keys)
-        idx = idx[idx >= 0]
-        starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
-        lengths = ends - starts
-        owner = np.repeat(np.arange(len(idx)), lengths)
-        rows = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return idx, owner, rows
+    def _glue_identifiers(self, positions: np.ndarray) -> np.ndarray:
+        """CSR indexes of the gluing identifiers the applications at ``positions`` use."""
+        if "_link_arrays" in self.__dict__:  # built by the per-application path: no strings
+            arrays = self.__dict__["_link_arrays"]
+            rows = csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])
+            return np.unique(arrays["ident_idx"][rows[arrays["glue"][rows]]])
+        links = self._links_of(positions)
+        keys = links["kind"].to_numpy(object) + "\x1f" + links["identifier"].astype(str).to_numpy(object)
+        keys = [k for k in set(keys) if tuple(k.split("\x1f", 1)) in self._glue_str]
+        idx = self._ident_lookup.get_indexer(keys) if keys else np.zeros(0, dtype=np.int64)
+        return np.unique(idx[idx >= 0])
 
     def neighbourhood(self, targets: np.ndarray, hops: int = 2, cap: int = 20_000) -> np.ndarray:
         """Application positions within ``hops`` gluing identifiers of ``targets``
@@ -155,16 +157,12 @@ class FlagIndex:
         seen = set(targets.tolist())
         frontier = targets
         for _ in range(hops):
-            links = self._links_of(frontier)
-            keys = links["kind"].to_numpy(object) + "\x1f" + links["identifier"].astype(str).to_numpy(object)
-            keys = np.array([k for k in set(keys) if (k.split("\x1f", 1)[0], k.split("\x1f", 1)[1]) in self._glue_str],
-                            dtype=object)
+            keys = self._glue_identifiers(frontier)
             if len(keys) == 0:
                 break
-            idx, owner, rows = self._sharers(keys)
-            sizes = self._ident_offsets[idx + 1] - self._ident_offsets[idx]
-            rows = rows[sizes[owner] <= self.max_expand]
-            new = set(self._link_app[rows].tolist()) - seen
+            sizes = self._ident_offsets[keys + 1] - self._ident_offsets[keys]
+            keys = keys[sizes <= self.max_expand]
+            new = set(self._link_app[csr_rows(self._ident_offsets[keys], self._ident_offsets[keys + 1])].tolist()) - seen
             if not new:
                 break
             seen |= new

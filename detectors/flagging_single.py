@@ -29,7 +29,6 @@ import pandas as pd
 
 from detectors.base import Finding
 from detectors.features import LABEL_EVIDENCE, SHARED_KINDS, own_features
-from detectors.flagging import csr_rows as _ranges
 from detectors.guarantees import GuaranteeCircles, guarantee_sccs
 from detectors.reasons import reasons_json
 from detectors.rings import BAD_LABELS, KIND_STRENGTH, SharedIdentifierRings
@@ -71,28 +70,6 @@ class SingleApplicationPath:
         self._circles: dict | None = None
 
     # -- the neighbourhood and the ring it completes ------------------------------------
-    def neighbourhood(self, pos: int, hops: int = 2, cap: int = 20_000) -> np.ndarray:
-        """The batch path's neighbourhood (``FlagIndex.neighbourhood``) of one application."""
-        index = self.index
-        offsets, ident_offsets = index._app_offsets, index._ident_offsets
-        seen = {pos}
-        frontier = np.array([pos])
-        for _ in range(hops):
-            rows = _ranges(offsets[frontier], offsets[frontier + 1])
-            keys = np.unique(self.ident_idx[rows[self.glue[rows]]])
-            if len(keys) == 0:
-                break
-            sizes = ident_offsets[keys + 1] - ident_offsets[keys]
-            keys = keys[sizes <= index.max_expand]
-            new = set(index._link_app[_ranges(ident_offsets[keys], ident_offsets[keys + 1])].tolist()) - seen
-            if not new:
-                break
-            seen |= new
-            if len(seen) > cap:
-                break
-            frontier = np.fromiter(new, dtype=np.int64)
-        return np.fromiter(seen, dtype=np.int64)
-
     def ring(self, pos: int, local: np.ndarray) -> Finding | None:
         """The shared-identifier ring holding ``pos`` among ``local``
         applications, scored as the ring detector scores it, or None."""
@@ -268,7 +245,7 @@ class SingleApplicationPath:
               with_guarantees: bool, ring_detectors: tuple[str, ...], seconds: dict[str, float]):
         """One application's flag row (a dict) and the new findings holding it."""
         started = time.perf_counter()
-        local = self.neighbourhood(pos)
+        local = self.index.neighbourhood(np.array([pos]))
         seconds["neighbourhood"] = seconds.get("neighbourhood", 0.0) + time.perf_counter() - started
 
         started = time.perf_counter()

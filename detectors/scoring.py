@@ -558,9 +558,13 @@ class CompiledScorecard:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         X = X[self.features]
-        total = np.zeros(len(X))
+        return self._calibrated(lambda linear: linear.logits(X), len(X))
+
+    def _calibrated(self, logits_of, n: int) -> np.ndarray:
+        """The calibrated ensemble's probability, given each member's logits."""
+        total = np.zeros(n)
         for linear, calibrator in self.members:
-            f = linear.logits(X)
+            f = logits_of(linear)
             if hasattr(calibrator, "a_"):  # sigmoid (Platt)
                 total += 1.0 / (1.0 + np.exp(calibrator.a_ * f + calibrator.b_))
             else:  # isotonic, clipped like sklearn's
@@ -573,14 +577,8 @@ class CompiledScorecard:
     def predict_one(self, row: list) -> tuple[float, np.ndarray]:
         """Score and contributions of one row (a list in feature order), with
         the same arithmetic as :meth:`predict` and :meth:`contributions`."""
-        total = np.zeros(1)
-        for linear, calibrator in self.members:
-            f = linear.intercept + linear.parts_one(row).sum(axis=1)
-            if hasattr(calibrator, "a_"):
-                total += 1.0 / (1.0 + np.exp(calibrator.a_ * f + calibrator.b_))
-            else:
-                total += np.interp(f, calibrator.X_thresholds_, calibrator.y_thresholds_)
-        return float((total / len(self.members))[0]), self.explainer.parts_one(row)[0] - self.baseline_parts
+        score = self._calibrated(lambda linear: linear.intercept + linear.parts_one(row).sum(axis=1), 1)
+        return float(score[0]), self.explainer.parts_one(row)[0] - self.baseline_parts
 
 
 def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) -> CompiledScorecard | None:
