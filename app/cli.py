@@ -15,6 +15,7 @@ from typing import Iterator
 
 import click
 
+from graph.files import write_csv
 from graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
 
 __all__ = ["main", "cli"]
@@ -250,7 +251,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
         finally:
             bar.close()
         flags_path = data_dir / "flags.csv"
-        result.flags.to_csv(flags_path, index=False, encoding="utf-8-sig")
+        write_csv(result.flags, flags_path)
         counts = result.flags["decision"].value_counts()
         click.echo(f"  scored {len(result.flags):,} new applications -> {flags_path}: "
                    + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
@@ -481,7 +482,7 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
             summary, result = flag_applications(store, folder, model, rejects_path, review, decline, progress=bar)
         finally:
             bar.close()
-    result.flags.to_csv(out_path, index=False, encoding="utf-8-sig")
+    write_csv(result.flags, out_path)
     click.echo(f"scored {len(result.flags):,} applications with model {model.version} -> {out_path}")
     if summary.rows_rejected:
         click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
@@ -570,7 +571,7 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
         if frame["record_id"].duplicated().any():
             raise click.ClickException("the record column has duplicate values; record ids must be unique")
         result = resolve_records(frame, threshold=threshold)
-        result.entities.to_csv(out_path, index=False, encoding="utf-8-sig")
+        write_csv(result.entities, out_path)
         n_entities = result.entities["entity_id"].nunique()
         click.echo(f"{len(frame):,} records → {n_entities:,} entities ({len(frame) - n_entities:,} duplicates) "
                    f"-> {out_path}")
@@ -589,7 +590,7 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
         portfolio = Portfolio(store)
         IdentityResolution(threshold=threshold).run(portfolio)
         entities = application_entities(portfolio)
-    entities.to_csv(out_path, index=False, encoding="utf-8-sig")
+    write_csv(entities, out_path)
     people = entities["person_entity_id"].replace("", pd.NA).dropna()
     click.echo(f"{len(entities):,} applications: {people.nunique():,} people, "
                f"{entities['company_entity_id'].replace('', pd.NA).dropna().nunique():,} companies -> {out_path}")

@@ -11,7 +11,6 @@ two CSV files batch jobs and spreadsheets read.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 import traceback
@@ -25,6 +24,7 @@ import pandas as pd
 from detectors.base import Finding
 from detectors.portfolio import Portfolio, as_portfolio
 from detectors.registry import DETECTORS, build_detector
+from graph.files import private_dir, write_csv
 from graph.model import FINDING_TARGETS
 from graph.store import GraphBatch
 
@@ -171,15 +171,15 @@ def export_findings(findings: list[Finding], folder: str | Path) -> tuple[Path, 
     """Write ``findings.csv`` (finding_id, detector, kind, score, size, summary,
     evidence JSON) and ``members.csv`` (finding_id, application_id) to ``folder``."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     findings = _unique(findings)
     findings_path = folder / "findings.csv"
     members_path = folder / "members.csv"
-    findings_frame(findings).to_csv(findings_path, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
+    write_csv(findings_frame(findings), findings_path)
     members = pd.DataFrame(
         [(f.finding_id, m) for f in findings for m in f.members], columns=["finding_id", "application_id"]
     )
-    members.to_csv(members_path, index=False, encoding="utf-8-sig")
+    write_csv(members, members_path)
     return findings_path, members_path
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from graph.files import write_csv
 from graph.model import ROLE_TYPES
 from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
 from ingest import normalize as nz
@@ -618,7 +619,7 @@ def ingest_folder(
     if len(rejects):
         rejects = rejects.sort_values(["source_file", "line"], kind="stable")
         summary.reject_reasons = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
-        rejects.to_csv(summary.rejects_path, index=False, encoding="utf-8-sig")
+        write_csv(rejects, summary.rejects_path)
     else:
         summary.rejects_path = None
 

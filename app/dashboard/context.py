@@ -20,7 +20,7 @@ from app.dashboard import auth, cases, services
 from app.dashboard.auth import User
 
 __all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
-           "current_user", "require", "login_form", "reveal_button", "is_revealed", "case_panel", "PAGE_FILES"]
+           "current_user", "require", "login_form", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
 
 #: page name → file (relative to main.py), in menu order, with the permission it needs
 PAGE_FILES = [
@@ -32,6 +32,15 @@ PAGE_FILES = [
     ("Cypher console", "pages/console.py", "console"),
     ("Model", "pages/model.py", "model"),
 ]
+
+
+def table(frame: pd.DataFrame, **kwargs: Any):
+    """``st.dataframe`` for every table a page shows: the grid's own "Download as
+    CSV" writes the cells as they are, so cells that a spreadsheet would run as
+    a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are neutralised first."""
+    from graph.files import spreadsheet_safe
+
+    return st.dataframe(spreadsheet_safe(frame), **kwargs)
 
 
 def config() -> tuple[str | None, str | None]:
@@ -258,4 +267,4 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
         shown_log = log[["at", "user", "action", "before", "after"]].copy()
         for col in ("before", "after"):
             shown_log[col] = shown_log[col].map(mask_text)
-        st.dataframe(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
+        table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")

@@ -94,3 +94,32 @@ def test_resolve_export_folder_gives_entities_per_application(tmp_path):
     assert list(entities.columns) == ["application_id", "person_entity_id", "company_entity_id"]
     people = entities.set_index("application_id")["person_entity_id"]
     assert people["T00001"] == people["T00002"] != people["T00003"]
+
+
+def test_every_csv_written_for_people_is_spreadsheet_safe(tmp_path):
+    """findings, members and rejects: no cell a spreadsheet would run as a formula."""
+    import csv
+
+    b = ExportBuilder()
+    for _ in range(8):
+        b.app()
+    for i in range(4):
+        b.app(application_id=f'=HYPERLINK("http://203.0.113.7/?{i}","x")', device_id="cli-farm",
+              company_name="@SUM(1+1)", applied_at=datetime(2025, 5, 1) + timedelta(hours=i))
+    b.app(application_id="+cmd|' /C calc'!A0", amount="")  # rejected: no amount
+    folder = b.write(tmp_path / "export")
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    rejects = tmp_path / "r.csv"
+    assert runner.invoke(cli, ["ingest", str(folder), "--store", store, "--quiet", "--rejects", str(rejects)]).exit_code == 0
+    result = runner.invoke(cli, ["detect", "--store", store, "--quiet", "--export", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = [rejects, tmp_path / "out" / "findings.csv", tmp_path / "out" / "members.csv"]
+    seen_escaped = 0
+    for path in written:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for row in csv.reader(fh):
+                for cell in row:
+                    assert not cell.startswith(("=", "+", "@", "\t", "\r")), (path.name, cell)
+                    seen_escaped += cell.startswith(("'=", "'+", "'@"))
+    assert seen_escaped >= 5  # the planted ids and the rejected row really went through the writer

@@ -37,13 +37,13 @@ with right:
             reasons = pd.DataFrame([{
                 "code": r.get("code"), "contribution": r.get("contribution"), "detail": mask_text(str(r.get("detail", ""))),
                 "evidence": mask_text(str(r.get("evidence", ""))) if r.get("evidence") else ""} for r in detail.reasons])
-            st.dataframe(reasons, hide_index=True, width="stretch", key="app_reasons")
+            context.table(reasons, hide_index=True, width="stretch", key="app_reasons")
     st.subheader("Findings")
     if detail.findings.empty:
         st.caption("In no finding.")
     else:
         shown = detail.findings.assign(summary=detail.findings["summary"].map(mask_text))
-        st.dataframe(shown, hide_index=True, width="stretch", key="app_findings")
+        context.table(shown, hide_index=True, width="stretch", key="app_findings")
         pick = st.selectbox("Finding", detail.findings["finding"].tolist(), key="app_finding_pick")
         if st.button("Open in cluster explorer", key="app_open_finding"):
             st.session_state["finding"] = pick
@@ -60,11 +60,11 @@ with left:
         kind = PII_FIELDS.get(k)
         shown = v if revealed else mask_value(kind, v) if kind else mask_text(v) if isinstance(v, str) else v
         rows.append({"field": k, "value": str(shown)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="app_fields", height=560)
+    context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="app_fields", height=560)
     if not revealed:
         context.reveal_button(nid, user, key="app_reveal")
     st.subheader("Other applications of the same person")
     if detail.history.empty:
         st.caption("None.")
     else:
-        st.dataframe(detail.history, hide_index=True, width="stretch", key="app_history")
+        context.table(detail.history, hide_index=True, width="stretch", key="app_history")

@@ -22,7 +22,7 @@ for col, s in zip((c1, c2, c3, c4), cases.STATUSES):
 if shown.empty:
     st.info("No cases with these filters. Cases are opened from the cluster explorer.")
 else:
-    st.dataframe(shown.assign(comment=shown["comment"].map(mask_text)), hide_index=True, width="stretch",
+    context.table(shown.assign(comment=shown["comment"].map(mask_text)), hide_index=True, width="stretch",
                  key="cases_table")
     pick = st.selectbox("Open", shown[shown["target_label"] == "Finding"]["target_key"].tolist(), key="cases_pick")
     if pick and st.button("Open in cluster explorer", key="cases_open"):
@@ -32,7 +32,7 @@ else:
 st.subheader("Audit log")
 who = st.text_input("User", key="audit_user", placeholder="all users")
 log = cases.audit_log(store, user=who or None, limit=500)
-st.dataframe(log.assign(target=log["target"].map(mask_text), before=log["before"].map(mask_text),
+context.table(log.assign(target=log["target"].map(mask_text), before=log["before"].map(mask_text),
                         after=log["after"].map(mask_text)), hide_index=True,
              width="stretch", key="audit_table")
 labels = cases.case_labels(store)

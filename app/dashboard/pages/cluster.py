@@ -125,7 +125,7 @@ with side_col:
                     shown[k] = mask_text(shown[k])
             # st.text, never markdown: applicant text could carry links or remote images
             st.text(f"{label} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
-            st.dataframe(pd.DataFrame({"property": list(shown), "value": [str(v) for v in shown.values()]}),
+            context.table(pd.DataFrame({"property": list(shown), "value": [str(v) for v in shown.values()]}),
                          hide_index=True, width="stretch", key="node_details")
             has_pii = label in PII_LABELS or any(k in PII_FIELDS for k in details)
             if has_pii and not revealed:
@@ -151,11 +151,11 @@ with side_col:
                 "feature": e.get("feature"), "contribution": e.get("contribution"),
                 "detail": mask_text(str(e.get("detail", ""))),
                 "values": mask_text(", ".join(map(str, e.get("values", []))))} for e in evidence])
-            st.dataframe(ev, hide_index=True, width="stretch", key="evidence_table")
+            context.table(ev, hide_index=True, width="stretch", key="evidence_table")
         shared = [n for n, r in view.nodes.items() if r == "shared"]
         if shared:
             st.caption("Shared identifiers")
-            st.dataframe(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
+            context.table(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
                          width="stretch", key="shared_table")
         if len(found) and isinstance(found["parameters"].iloc[0], str):
             st.caption(f"detector parameters: {found['parameters'].iloc[0]} · run {found['run_at'].iloc[0]}")

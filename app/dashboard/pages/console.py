@@ -37,7 +37,7 @@ if result is not None:
                 frame[col] = frame[col].map(mask_text)
     st.caption(f"{len(frame):,} rows in {result.seconds:.2f} s"
                + (f" — capped at {cypher.MAX_ROWS:,}" if result.truncated else ""))
-    st.dataframe(frame, hide_index=True, width="stretch", key="console_table")
+    context.table(frame, hide_index=True, width="stretch", key="console_table")
     if result.graph_nodes:
         nodes = []
         for eid, n in list(result.graph_nodes.items())[:1000]:

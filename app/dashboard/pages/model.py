@@ -26,7 +26,7 @@ for kind, variants in (report.get("models") or {}).items():
             rows.append({"model": kind, "features": variant,
                          **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
+    context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
 for plot in summary["plots"]:
     st.image(str(plot), caption=plot.name)
 with st.expander("Full report"):

@@ -24,7 +24,7 @@ if showing == "Flagged applications":
               help=f"{int((flagged['risk_decision'] == 'decline').sum()):,} decline")
     top = flagged.head(500).copy()
     top["applied_at"] = pd.to_datetime(top["applied_at"], utc=True, errors="coerce").dt.strftime("%Y-%m-%d")
-    st.dataframe(top, hide_index=True, width="stretch", key="flagged_table",
+    context.table(top, hide_index=True, width="stretch", key="flagged_table",
                  column_config={"risk_score": st.column_config.ProgressColumn("risk_score", min_value=0.0,
                                                                               max_value=1.0, format="%.2f")})
     pick = st.selectbox("Open application", top["application_id"].tolist(), key="flagged_pick")
@@ -73,7 +73,7 @@ with right:
     if len(volume):
         st.bar_chart(volume, x="week", y="findings", height=180)
     by_detector = shown.groupby("detector").size().rename("findings").reset_index()
-    st.dataframe(by_detector, hide_index=True, width="stretch")
+    context.table(by_detector, hide_index=True, width="stretch")
 
 with left:
     pages = max(1, -(-len(shown) // PAGE_SIZE))
@@ -83,7 +83,7 @@ with left:
     view["summary"] = view["summary"].map(mask_text)
     view["first_applied"] = view["first_applied"].dt.strftime("%Y-%m-%d")
     columns = ["finding", "score", "size", "detector", "status", "first_applied", "agent", "summary"]
-    event = st.dataframe(
+    event = context.table(
         view[columns], hide_index=True, width="stretch", key="queue_table", on_select="rerun",
         selection_mode="single-row",
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f")},

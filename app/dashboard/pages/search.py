@@ -31,7 +31,7 @@ if query:
             account=[mask_value("account", v) for v in rows["account"]],
         )
         st.caption(f"{len(shown)} applications (personal data masked)")
-        st.dataframe(shown, hide_index=True, width="stretch", key="search_results")
+        context.table(shown, hide_index=True, width="stretch", key="search_results")
         pick = st.selectbox("Open application", shown["application_id"].tolist(), key="search_pick")
         if st.button("Open application", key="search_open"):
             st.session_state["application"] = pick
