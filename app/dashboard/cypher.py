@@ -402,7 +402,7 @@ def _collect_graph(value: Any, nodes: dict, edges: dict) -> None:
 
 def _plain(value: Any) -> Any:
     """A cell as plain Python: nodes, relationships and paths as short text,
-    temporal values as ISO text, lists and maps kept (their items plain)."""
+    lists and maps kept (their items plain), other values as they are."""
     from neo4j.graph import Node, Path, Relationship
 
     if isinstance(value, Node):
@@ -415,13 +415,20 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "iso_format"):
-        return value.iso_format()
     return value
 
 
 def _display(value: Any) -> Any:
-    """Lists and maps as one line of text for the table; scalars as they are."""
-    if isinstance(value, (dict, list)):
-        return str(value)
-    return value
+    """A plain (possibly masked) cell for the table: dates and times as ISO
+    text, lists and maps as one line of text, other scalars as they are."""
+    def text(v: Any) -> Any:
+        if hasattr(v, "iso_format"):
+            return v.iso_format()
+        if isinstance(v, list):
+            return [text(x) for x in v]
+        if isinstance(v, dict):
+            return {k: text(x) for k, x in v.items()}
+        return v
+
+    value = text(value)
+    return str(value) if isinstance(value, (dict, list)) else value

@@ -19,6 +19,7 @@ Everything applicant-derived that reaches the graph component goes through
 
 from __future__ import annotations
 
+import datetime
 import html
 import re
 from typing import Any
@@ -212,7 +213,13 @@ def mask_content(value: Any) -> Any:
     Strings get :func:`mask_digits` and e-mail masking; numbers with
     :data:`MIN_DIGITS`+ digits become masked text; lists and maps are masked
     item by item (keys too), and a list holding a run of single digits (a
-    value split into characters) is masked as that run.
+    value split into characters) is masked as that run. Date and time values
+    pass unchanged.
+
+    Content masking is a screen guard, not a wall: a value cut into short
+    pieces across cells or rows, or encoded as something else, is not
+    recognised. The audit log, which records every console query, is the
+    control for that.
 
     Example
     -------
@@ -239,6 +246,8 @@ def mask_content(value: Any) -> Any:
         return {mask_content(k): mask_content(v) for k, v in value.items()}
     if isinstance(value, (bytes, bytearray)):
         return mask_content(bytes(value).decode("utf-8", "replace"))
+    if hasattr(value, "iso_format") or isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
+        return value  # dates and times as typed by the server (their digits are not an identifier)
     return mask_content(str(value))
 
 
