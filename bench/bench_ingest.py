@@ -95,6 +95,7 @@ def bench_neo4j(n: int, out: Path) -> dict:
     if not uri:
         handle = neo4j_server.start_server(port=0, data_dir=str(out / "neo4j-data"), heap="2g", pagecache="1g")
         uri = handle.uri
+        os.environ.update(handle.client_env())  # its password, for the store here and the ingest subprocess
     try:
         from graph.neo4j_store import Neo4jStore
 

@@ -123,9 +123,9 @@ class Neo4jStore:
     uri : str
         ``bolt://host:port`` or ``neo4j://...``.
     auth : tuple or None
-        ``(user, password)``; ``None`` for a server with auth off (the local
-        launcher in ``tools/``). ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD``
-        are read when not given.
+        ``(user, password)``; when not given, read from
+        ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD`` / ``..._PASSWORD_FILE``
+        (see :mod:`graph.neo4j_auth`), else none (a server with auth off).
     database : str
         Database name; Community has one, ``neo4j``.
     batch_size : int
@@ -144,12 +144,12 @@ class Neo4jStore:
         batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int = 3,
     ) -> None:
-        import os
-
         from neo4j import GraphDatabase
 
-        if auth is None and os.environ.get("RINGSCOPE_NEO4J_USER"):
-            auth = (os.environ["RINGSCOPE_NEO4J_USER"], os.environ.get("RINGSCOPE_NEO4J_PASSWORD", ""))
+        if auth is None:
+            from graph.neo4j_auth import auth_from_env
+
+            auth = auth_from_env()
         self.location = uri
         self.database = database
         self.batch_size = batch_size

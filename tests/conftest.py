@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.neo4j_fixture import _session_driver, neo4j_driver, neo4j_uri  # noqa: F401  (fixtures)
+from tests.neo4j_fixture import _session_driver, neo4j_driver, neo4j_server, neo4j_uri  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -2,11 +2,18 @@
 
 When ``NEO4J_URI`` is unset the session starts Neo4j Community 5.26 from
 ``tools/neo4j`` (``tools/neo4j_server.py``) on a free loopback port with a
-temporary data folder (heap 1g, page cache 256m), waits for Bolt with
-``verify_connectivity`` and stops it at the end. Never a mock.
+temporary data folder (heap 1g, page cache 256m), auth ON (the launcher's
+generated password), waits for Bolt with ``verify_connectivity`` and stops it
+at the end. Never a mock.
 
-Use it with ``from tests.neo4j_fixture import *`` (or import the three
-fixtures by name, as ``tests/conftest.py`` does).
+For the session, ``RINGSCOPE_NEO4J_USER`` and ``RINGSCOPE_NEO4J_PASSWORD_FILE``
+point at that password in ``os.environ``, so every ``Neo4jStore(uri)``, the
+CLI run in-process and every subprocess (CLI, dashboard) logs in the way a
+user's would. With ``NEO4J_URI`` set, ``NEO4J_USER``/``NEO4J_PASSWORD`` (if
+any) are passed on the same way.
+
+Use it with ``from tests.neo4j_fixture import *`` (or import the fixtures by
+name, as ``tests/conftest.py`` does).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["neo4j_uri", "_session_driver", "neo4j_driver", "wipe_database", "quote_name"]
+__all__ = ["neo4j_server", "neo4j_uri", "_session_driver", "neo4j_driver", "wipe_database", "quote_name"]
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 DATABASE = "neo4j"  # Community has one user database
@@ -45,39 +52,67 @@ def wipe_database(driver, database: str = DATABASE) -> None:
             session.run(f"DROP INDEX {quote_name(record['name'])} IF EXISTS").consume()
 
 
+def _client_env() -> dict[str, str]:
+    """Credentials for an external server (``NEO4J_USER``/``NEO4J_PASSWORD``)."""
+    if not os.environ.get("NEO4J_USER"):
+        return {}
+    return {"RINGSCOPE_NEO4J_USER": os.environ["NEO4J_USER"],
+            "RINGSCOPE_NEO4J_PASSWORD": os.environ.get("NEO4J_PASSWORD", "")}
+
+
 @pytest.fixture(scope="session")
-def neo4j_uri(tmp_path_factory):
-    """Bolt URI of the suite's Neo4j (``NEO4J_URI`` or one started for the session)."""
-    uri = os.environ.get("NEO4J_URI")
-    if uri:
-        yield uri
-        return
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    import neo4j_server
+def neo4j_server(tmp_path_factory):
+    """The suite's own server (a ``ServerHandle``: ``uri``, ``data_dir``,
+    ``password_file``, ``auth()``), or None when ``NEO4J_URI`` names another.
 
-    handle = neo4j_server.start_server(
-        port=0, data_dir=tmp_path_factory.mktemp("neo4j-data"), heap="1g", pagecache="256m", timeout=180
-    )
+    Sets the ``RINGSCOPE_NEO4J_*`` credentials in ``os.environ`` for the
+    session and restores the previous values at the end.
+    """
+    if os.environ.get("NEO4J_URI"):
+        handle, env = None, _client_env()
+    else:
+        if str(TOOLS) not in sys.path:
+            sys.path.insert(0, str(TOOLS))
+        import neo4j_server as launcher
+
+        handle = launcher.start_server(
+            port=0, data_dir=tmp_path_factory.mktemp("neo4j-data"), heap="1g", pagecache="256m", timeout=180
+        )
+        env = handle.client_env()
+    saved = {name: os.environ.get(name) for name in _CREDENTIALS}
+    for name in _CREDENTIALS:
+        os.environ.pop(name, None)
+    os.environ.update(env)
     try:
-        from neo4j import GraphDatabase
-
-        with GraphDatabase.driver(handle.uri, auth=None) as driver:
-            driver.verify_connectivity()
-        yield handle.uri
+        yield handle
     finally:
-        handle.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if handle is not None:
+            handle.stop()
+
+
+_CREDENTIALS = ("RINGSCOPE_NEO4J_USER", "RINGSCOPE_NEO4J_PASSWORD", "RINGSCOPE_NEO4J_PASSWORD_FILE")
+
+
+@pytest.fixture(scope="session")
+def neo4j_uri(neo4j_server):
+    """Bolt URI of the suite's Neo4j (``NEO4J_URI`` or one started for the session)."""
+    return neo4j_server.uri if neo4j_server is not None else os.environ["NEO4J_URI"]
 
 
 @pytest.fixture(scope="session")
 def _session_driver(neo4j_uri):
-    """One driver for the whole session (the driver is meant to be shared)."""
+    """One driver for the whole session (the driver is meant to be shared),
+    logged in with the session's credentials."""
     from neo4j import GraphDatabase
 
-    auth = None
-    if os.environ.get("NEO4J_USER"):
-        auth = (os.environ["NEO4J_USER"], os.environ.get("NEO4J_PASSWORD", ""))
-    driver = GraphDatabase.driver(neo4j_uri, auth=auth)
+    from graph.neo4j_auth import auth_from_env
+
+    driver = GraphDatabase.driver(neo4j_uri, auth=auth_from_env())
     driver.verify_connectivity()
     yield driver
     driver.close()

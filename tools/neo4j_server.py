@@ -5,11 +5,14 @@
     python tools/neo4j_server.py status|stop [--data .neo4j-data]
 
 The server is the Maven project in ``tools/neo4j`` (Neo4j embedded, Bolt on
-127.0.0.1, auth off, APOC core + OpenGDS from ``target/plugins``). Tests
-import :func:`start_server` to run their own::
+127.0.0.1, auth on, APOC core + OpenGDS from ``target/plugins``). On its
+first start the launcher gives user ``neo4j`` a random password and keeps
+it in ``DATA/neo4j-password`` (mode 600); clients read it through
+``RINGSCOPE_NEO4J_PASSWORD_FILE``. Tests import :func:`start_server` to run
+their own::
 
     handle = start_server(port=0, data_dir=tmp, heap="1g", pagecache="256m")
-    ...  # GraphDatabase.driver(handle.uri)
+    ...  # GraphDatabase.driver(handle.uri, auth=handle.auth())
     handle.stop()
 
 Uses only the standard library, plus the ``neo4j`` driver to check Bolt.
@@ -27,7 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerHandle", "build", "start_server", "stop_server", "free_port", "plugins_dir"]
+__all__ = [
+    "ServerHandle", "build", "start_server", "stop_server", "free_port", "plugins_dir", "read_password", "PASSWORD_FILE", "USER",
+]
 
 ROOT = Path(__file__).resolve().parent / "neo4j"
 TARGET = ROOT / "target"
@@ -42,19 +47,45 @@ JVM_FLAGS = [
     "-XX:+UseG1GC",
 ]
 READY = "RINGSCOPE_NEO4J_READY"
+#: the launcher's user and the file (in the data folder) holding its generated password
+USER = "neo4j"
+PASSWORD_FILE = "neo4j-password"
 
 
 @dataclass
 class ServerHandle:
-    """A running server started by this module."""
+    """A running server started by this module. ``password_file`` is None
+    when it runs with auth off; the password itself is read only on demand
+    (:meth:`auth`), so it never sits in a repr or a log line."""
 
     uri: str
     port: int
     data_dir: Path
     process: subprocess.Popen | None
+    password_file: Path | None = None
 
     def stop(self, timeout: float = 60) -> None:
         stop_server(self.data_dir, timeout=timeout, process=self.process)
+
+    def auth(self) -> tuple[str, str] | None:
+        """``(user, password)`` for the driver, or None with auth off."""
+        return None if self.password_file is None else (USER, read_password(self.password_file))
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that let ringscope's clients (``Neo4jStore``,
+        the CLI, the dashboard, subprocesses) log in: user and password file."""
+        if self.password_file is None:
+            return {}
+        return {"RINGSCOPE_NEO4J_USER": USER, "RINGSCOPE_NEO4J_PASSWORD_FILE": str(self.password_file)}
+
+
+def read_password(path: str | os.PathLike) -> str:
+    """The password kept in ``path`` (first line). Errors name the file, never its content."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise RuntimeError(f"cannot read the Neo4j password file {path}: {err.strerror}") from None
+    return text.splitlines()[0].strip() if text.strip() else ""
 
 
 def _java() -> str:
@@ -143,18 +174,26 @@ def start_server(
     pagecache: str = "512m",
     timeout: float = 180,
     plugins: bool = True,
+    auth: bool = True,
+    tx_memory: str = "0",
+    allow_origins: tuple[str, ...] = (),
 ) -> ServerHandle:
     """Start Neo4j in the background (own session, survives this process) and
     wait until Bolt answers ``verify_connectivity``.
 
     ``port=0`` picks a free port; a busy explicit port is an error. ``heap``
     sets -Xms/-Xmx, ``pagecache`` Neo4j's page cache. ``plugins=False`` starts
-    without APOC/OpenGDS (faster start-up). Raises ``RuntimeError`` with the
-    log tail when the server does not come up within ``timeout`` seconds.
+    without APOC/OpenGDS (faster start-up). ``auth=False`` starts with auth
+    off (tests of that mode only). ``tx_memory`` caps the heap one
+    transaction may use (``"0"``: no cap). ``allow_origins`` are browser
+    origins allowed to open a WebSocket to Bolt (none by default). The data
+    folder is made private (700). Raises ``RuntimeError`` with the log tail
+    when the server does not come up within ``timeout`` seconds.
     """
     build()
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)  # store files, logs and the password file are for this user only
     old = _read_pid(data)
     if old is not None and _pid_alive(old) and _is_launcher(old):
         raise RuntimeError(f"a Neo4j (pid {old}) already runs on {data}; stop it first")
@@ -184,6 +223,10 @@ def start_server(
         pagecache,
         "--plugins",
         str(plugin_dir or data / "plugins"),
+        "--tx-memory",
+        tx_memory,
+        *[arg for origin in allow_origins for arg in ("--allow-origin", origin)],
+        *([] if auth else ["--no-auth"]),
     ]
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(
@@ -199,12 +242,14 @@ def start_server(
                 f"--- {debug} ---\n{_log_tail(debug, 20)}"
             )
         if READY in log.read_text(encoding="utf-8", errors="replace"):
+            handle = ServerHandle(uri=uri, port=port, data_dir=data, process=process,
+                                  password_file=data / PASSWORD_FILE if auth else None)
             try:
-                _wait_bolt(uri, deadline)
+                _wait_bolt(uri, handle.auth(), deadline)
             except RuntimeError:
                 _kill(process)
                 raise
-            return ServerHandle(uri=uri, port=port, data_dir=data, process=process)
+            return handle
         time.sleep(0.3)
     _kill(process)
     debug = data / "logs" / "debug.log"
@@ -223,15 +268,18 @@ def _kill(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _wait_bolt(uri: str, deadline: float) -> None:
+def _wait_bolt(uri: str, auth: tuple[str, str] | None, deadline: float) -> None:
     from neo4j import GraphDatabase
+    from neo4j.exceptions import AuthError
 
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with GraphDatabase.driver(uri, auth=None) as driver:
+            with GraphDatabase.driver(uri, auth=auth) as driver:
                 driver.verify_connectivity()
             return
+        except AuthError as err:  # the message names the user, never the password
+            raise RuntimeError(f"Bolt at {uri} refused the launcher's credentials: {err.message}") from None
         except Exception as err:  # ServiceUnavailable until Bolt listens
             last = err
             time.sleep(0.3)
@@ -303,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap", default="1g")
     parser.add_argument("--pagecache", default="512m")
     parser.add_argument("--no-plugins", action="store_true", help="start without APOC/OpenGDS")
+    parser.add_argument("--no-auth", action="store_true", help="start with auth off (local experiments only)")
+    parser.add_argument("--tx-memory", default="0", help="largest heap one transaction may use, e.g. 512m (0: no cap)")
     parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args(argv)
     if args.command == "build":
@@ -311,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "start":
         try:
             handle = start_server(
-                args.port, args.data, args.heap, args.pagecache, timeout=args.timeout, plugins=not args.no_plugins
+                args.port, args.data, args.heap, args.pagecache, timeout=args.timeout, plugins=not args.no_plugins,
+                auth=not args.no_auth, tx_memory=args.tx_memory,
             )
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -322,6 +373,14 @@ def main(argv: list[str] | None = None) -> int:
             f"stop with: python tools/neo4j_server.py stop --data {args.data}",
             file=sys.stderr,
         )
+        if handle.password_file is not None:
+            print(
+                f"auth on: user {USER}, password in {handle.password_file} (mode 600). For ringscope:\n"
+                f"  export RINGSCOPE_NEO4J_PASSWORD_FILE={handle.password_file}",
+                file=sys.stderr,
+            )
+        else:
+            print("auth OFF: any local process can use this server", file=sys.stderr)
     elif args.command == "stop":
         print("stopped" if stop_server(args.data) else "no server running")
     else:

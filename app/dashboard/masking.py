@@ -6,12 +6,20 @@ reveals one, which is an audited action (see :mod:`app.dashboard.cases`).
 Free text (finding evidence, summaries, reasons) goes through
 :func:`mask_text`, which finds those values inside sentences.
 
+The Cypher console shows computed values (``toInteger(id)``,
+``reverse(phone)``, digits spaced out), whose column names and shapes say
+nothing, so it masks by content instead: :func:`mask_content` masks every
+run of at least :data:`MIN_DIGITS` digits, separators between digits
+ignored, in strings and numbers alike, keeping only the first and last
+three digits, so a reversed value shows no more than a forward one.
+
 Everything applicant-derived that reaches the graph component goes through
 :func:`escape` first: st-link-analysis renders node properties as raw HTML.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import re
 from typing import Any
@@ -23,6 +31,9 @@ __all__ = [
     "mask_email",
     "mask_value",
     "mask_text",
+    "mask_digits",
+    "mask_content",
+    "MIN_DIGITS",
     "escape",
     "PII_LABELS",
     "PII_FIELDS",
@@ -163,6 +174,100 @@ def mask_text(text: Any) -> Any:
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
     text = _ACCOUNT_RE.sub(lambda m: mask_account(m.group(0)), text)
     return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+
+
+#: digit runs this long or longer are personal data to the console: mobiles
+#: (11), resident IDs (15/18), bank cards (16-19); dates (8) and amounts stay
+MIN_DIGITS = 11
+# digits, each pair separated by at most three characters that are neither
+# letters, digits nor the mask character: "1 3 8", "138-0013", "1, 3, 8"
+_DIGIT_RUN = re.compile(r"\d(?:[^0-9A-Za-z*]{0,3}\d)*")
+_KEEP = 3
+
+
+def mask_digits(text: str) -> str:
+    """Mask every run of :data:`MIN_DIGITS`+ digits in ``text``, whatever
+    separates them, keeping the first and last three digits.
+
+    Example
+    -------
+    >>> mask_digits("110101199003071234")
+    '110************234'
+    >>> mask_digits("4321700309910101011")
+    '432*************011'
+    >>> mask_digits("1 3 8 0 0 1 3 8 0 0 0 on 2024-03-01, amount 150000.00")
+    '138*****000 on 2024-03-01, amount 150000.00'
+    """
+    def repl(match: re.Match) -> str:
+        digits = [ch for ch in match.group(0) if ch.isdigit()]
+        if len(digits) < MIN_DIGITS:
+            return match.group(0)
+        return "".join(digits[:_KEEP]) + "*" * (len(digits) - 2 * _KEEP) + "".join(digits[-_KEEP:])
+
+    return _DIGIT_RUN.sub(repl, text)
+
+
+def mask_content(value: Any) -> Any:
+    """Mask personal data in any console value, by content alone.
+
+    Strings get :func:`mask_digits` and e-mail masking; numbers with
+    :data:`MIN_DIGITS`+ digits become masked text; lists and maps are masked
+    item by item (keys too), and a list holding a run of single digits (a
+    value split into characters) is masked as that run. Date and time values
+    pass unchanged.
+
+    Content masking is a screen guard, not a wall: a value cut into short
+    pieces across cells or rows, or encoded as something else, is not
+    recognised. The audit log, which records every console query, is the
+    control for that.
+
+    Example
+    -------
+    >>> mask_content(110101199003071234)
+    '110************234'
+    >>> mask_content(1.1010119900307123e+17)
+    '110***********123e+17'
+    >>> mask_content(["1", "3", "8", "0", "0", "1", "3", "8", "0", "0", "0"])
+    ['1', '3', '8', '*', '*', '*', '*', '*', '0', '0', '0']
+    >>> mask_content({"amount": 150000.0, "phone": "13800138000"})
+    {'amount': 150000.0, 'phone': '138*****000'}
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        masked = mask_digits(text)
+        return value if masked == text else masked
+    if isinstance(value, str):
+        return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), mask_digits(value))
+    if isinstance(value, (list, tuple)):
+        return _mask_digit_items([mask_content(v) for v in value])
+    if isinstance(value, dict):
+        return {mask_content(k): mask_content(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        return mask_content(bytes(value).decode("utf-8", "replace"))
+    if hasattr(value, "iso_format") or isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
+        return value  # dates and times as typed by the server (their digits are not an identifier)
+    return mask_content(str(value))
+
+
+def _mask_digit_items(items: list[Any]) -> list[Any]:
+    """Mask runs of MIN_DIGITS+ consecutive single-digit items (``split(id, '')``)."""
+    def single_digit(v: Any) -> bool:
+        return (isinstance(v, str) and len(v) == 1 and v.isdigit()) or (
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9)
+
+    out = list(items)
+    i = 0
+    while i < len(out):
+        j = i
+        while j < len(out) and single_digit(out[j]):
+            j += 1
+        if j - i >= MIN_DIGITS:
+            for k in range(i + _KEEP, j - _KEEP):
+                out[k] = "*"
+        i = max(j, i + 1)
+    return out
 
 
 def escape(value: Any) -> str:

@@ -26,6 +26,7 @@ WRITES = [
     "CREATE INDEX hacked IF NOT EXISTS FOR (n:Phone) ON (n.valid)",
     "LOAD CSV FROM 'http://example.com/x.csv' AS row RETURN row",
 ]
+# more refusals (files, URLs, admin commands, runaway calls) in test_console_bypasses.py
 
 
 @pytest.fixture
@@ -111,13 +112,57 @@ def test_console_page_for_an_analyst(neo4j_store, neo4j_uri, tmp_path, monkeypat
     assert (log["action"] == "cypher").sum() == 2 and set(log["user"]) == {"ana"}
 
 
-@pytest.mark.parametrize("query", [
-    "CALL apoc.load.json('http://example.com/x.json') YIELD value RETURN value",
-    "call APOC.import.csv([], [], {})",
-    "LOAD CSV FROM 'http://example.com/a.csv' AS row RETURN row",
-])
-def test_url_and_file_readers_are_refused_before_reaching_the_server(query):
-    from app.dashboard.cypher import QueryRefused, check_read_only
+COMPUTED = [
+    # (query returning the repeat applicant's ID or a ring phone, computed so the column says nothing)
+    "MATCH (p:Person {key: $id}) RETURN p.key AS note",
+    "MATCH (p:Person {key: $id}) RETURN toInteger(left(p.key, 17)) AS note",
+    "MATCH (p:Person {key: $id}) RETURN toFloat(left(p.key, 17)) AS note",
+    "MATCH (p:Person {key: $id}) RETURN reverse(p.key) AS note",
+    "MATCH (p:Person {key: $id}) RETURN apoc.text.join(split(p.key, ''), ' ') AS note",
+    "MATCH (p:Person {key: $id}) RETURN reduce(s = '', c IN split(p.key, '') | s + c + ' - ') AS note",
+    "MATCH (p:Person {key: $id}) RETURN split(p.key, '') AS note",
+    "MATCH (p:Person {key: $id}) RETURN {x: reverse(p.key), n: toInteger(left(p.key, 17))} AS note",
+    "MATCH (p:Person {key: $id}) RETURN [p.key, reverse(p.key)] AS note",
+    "MATCH (a:Application) WHERE a.applicant_phone_raw = '13800138000' "
+    "RETURN toInteger(a.applicant_phone_raw) AS n, reverse(a.applicant_phone_raw) AS r, "
+    "apoc.text.join(split(a.applicant_phone_raw, ''), ' ') AS s LIMIT 1",
+]
 
-    with pytest.raises(QueryRefused, match="refused"):
-        check_read_only(None, "neo4j", query)  # no driver needed: refused before EXPLAIN
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in str(text) if ch.isdigit())
+
+
+def test_console_masks_computed_values_by_content(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
+    from app.dashboard import cases
+    from tests.app.browser.store_fixture import build_dashboard_store
+    from tests.detectors.builder import person_id
+
+    build_dashboard_store(neo4j_store, tmp_path / "export")
+    secret_id = person_id(900)
+    monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
+    monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["user"] = {"name": "ana", "role": "analyst"}
+    at.run()
+    at.switch_page("pages/console.py").run()
+    for query in COMPUTED:
+        at.toggle(key="console_reveal").set_value(False).run()
+        at.text_area(key="console_query").input(query.replace("$id", f"'{secret_id}'"))
+        at.button(key="console_run").click().run()
+        assert not at.exception and not at.error, (query, at.error)
+        frame = at.dataframe[0].value
+        assert len(frame) == 1
+        value = "13800138000" if "applicant_phone_raw" in query else secret_id
+        forms = [value, value[::-1], value[:17], value[:17][::-1]]
+        shown = _digits(" ".join(str(v) for v in frame.iloc[0].tolist()))
+        assert not any(form[2:-3] in shown for form in forms), (query, shown)  # no more than the ends survive
+        # switching "show personal data" on afterwards does not unmask the result run masked
+        at.toggle(key="console_reveal").set_value(True).run()
+        assert _digits(" ".join(map(str, at.dataframe[0].value.iloc[0].tolist()))) == shown
+        # run again with it on (audited): the value shows, so the check above could have failed
+        at.button(key="console_run").click().run()
+        revealed = _digits(" ".join(str(v) for v in at.dataframe[0].value.iloc[0].tolist()))
+        assert any(form[2:-3] in revealed for form in forms), (query, revealed)
+    actions = cases.audit_log(neo4j_store)["action"]
+    assert (actions == "cypher").sum() == len(COMPUTED) and (actions == "cypher.reveal").sum() == len(COMPUTED)

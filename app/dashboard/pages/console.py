@@ -1,4 +1,10 @@
-"""Cypher console (Neo4j only; analysts and admins): read-only, capped, timed out."""
+"""Cypher console (Neo4j only; analysts and admins): read-only, bounded, timed out.
+
+Cells are masked by content (:func:`app.dashboard.masking.mask_content`),
+whatever the column is called, unless the query was run with "show personal
+data", which is audited as ``cypher.reveal``: a result run masked stays
+masked when the toggle is switched on afterwards.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import streamlit as st
 from st_link_analysis import st_link_analysis
 
 from app.dashboard import cases, context, cypher, graphview
-from app.dashboard.masking import PII_LABELS, escape, mask_text, mask_value
+from app.dashboard.masking import PII_LABELS, escape, mask_content, mask_value
 
 user = context.require("console")
 store = context.store()
@@ -16,7 +22,8 @@ if getattr(store, "kind", "") != "neo4j":
             "The embedded store has no query language; use the other pages.")
     st.stop()
 st.caption(f"Read-only: queries are explained first and refused unless the plan only reads; "
-           f"at most {cypher.MAX_ROWS:,} rows, {cypher.TIMEOUT:.0f} s. Every query is logged.")
+           f"at most {cypher.MAX_ROWS:,} rows and {cypher.MAX_BYTES // 2**20} MiB, {cypher.TIMEOUT:.0f} s. "
+           "Every query is logged.")
 text = st.text_area("Query", key="console_query", height=140,
                     placeholder="MATCH p=(f:Finding)-[:INVOLVES]->(a:Application) RETURN p LIMIT 25")
 reveal = st.toggle("Show personal data unmasked (logged)", key="console_reveal")
@@ -27,25 +34,22 @@ if st.button("Run", key="console_run", type="primary"):
     except cypher.QueryRefused as exc:
         st.error(str(exc))
     else:
-        st.session_state["console_result"] = result
-result = st.session_state.get("console_result")
-if result is not None:
-    frame = result.frame()
-    if not reveal:
-        for col in frame.columns:
-            if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
-                frame[col] = frame[col].map(mask_text)
+        st.session_state["console_result"] = (result, reveal)
+stored = st.session_state.get("console_result")
+if stored is not None:
+    result, revealed = stored  # unmasked only if this very run was audited as a reveal
+    frame = result.frame(mask=None if revealed else mask_content)
     st.caption(f"{len(frame):,} rows in {result.seconds:.2f} s"
-               + (f" — capped at {cypher.MAX_ROWS:,}" if result.truncated else ""))
+               + (f" — {result.notice}" if result.notice else ""))
     context.table(frame, hide_index=True, width="stretch", key="console_table")
     if result.graph_nodes:
         nodes = []
         for eid, n in list(result.graph_nodes.items())[:1000]:
             key = n["key"]
-            cap = mask_value(PII_LABELS[n["label"]], key) if n["label"] in PII_LABELS and not reveal else key
+            cap = mask_value(PII_LABELS[n["label"]], key) if n["label"] in PII_LABELS and not revealed else key
+            caption = n["props"].get("name", cap)
             nodes.append({"data": {"id": graphview.token(eid), "label": escape(n["label"]),
-                                   "caption": escape(mask_text(str(n["props"].get("name", cap))) if not reveal
-                                                     else n["props"].get("name", cap))}})
+                                   "caption": escape(caption if revealed else mask_content(caption))}})
         ids = {d["data"]["id"] for d in nodes}
         edges = [{"data": {"id": f"e{i}", "source": graphview.token(e["source"]), "target": graphview.token(e["target"]),
                            "label": escape(e["type"])}}
