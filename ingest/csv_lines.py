@@ -26,6 +26,7 @@ the blank count.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from dataclasses import dataclass
@@ -67,10 +68,15 @@ def line_is_closed(text: str) -> bool:
 
 
 @dataclass
-class _Record:
-    line: int  # first physical line (1 = header)
-    span: int  # physical lines
-    text: bytes  # UTF-8, without the final line end
+class _Records:
+    """The records found among the lines: each one's first line (0-based in
+    the body), its span in lines, and its UTF-8 text."""
+
+    first: np.ndarray
+    span: np.ndarray
+    texts: list[bytes]
+    blank: int
+    rejects: list[RawReject]
 
 
 def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> ReadResult:
@@ -101,37 +107,40 @@ def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> Rea
 
     Notes
     -----
-    Cost: O(n) over the lines; the regular expressions run only on lines
-    whose quote count is odd (or on every quoted line, if Arrow disagrees
-    with the cheap test: then the file is judged again exactly).
+    Cost: O(n) over the lines, mostly in C (splitting, decoding by blocks,
+    Arrow's parser); Python looks only at lines that are blank, undecodable
+    or hold an odd number of quotes. If Arrow then sees a different number of
+    records (an even number of quotes that still leaves one open), the file
+    is judged again with every quoted line checked exactly.
     """
-    raw = data.splitlines(keepends=True)
-    body = raw[1:]
-    texts, ends, rejects = _decode(body, encoding, source)
+    body = data.splitlines()[1:]
+    texts, rejects = _decode(body, encoding, source, data)
+    ends = _LineEnds(data)
     for exact in (False, True):
-        records, blank, structure_rejects = _records(texts, ends, len(names), exact, source)
-        table, bad = _parse(records, names)
-        if table is not None:
+        records = _records(texts, ends, len(names), exact, source)
+        parsed = _parse(records.texts, names)
+        if parsed is not None:
             break
     else:  # pragma: no cover - the exact pass closes every record it keeps
         raise UnreadableFile(f"{source}: the CSV reader lost track of its lines; please report this file")
-    rejects += structure_rejects
-    keep = np.ones(len(records), dtype=bool)
+    table, bad = parsed
+    rejects += records.rejects
+    keep = np.ones(len(records.texts), dtype=bool)
     for index, found in bad:
-        rec = records[index]
         keep[index] = False
-        rejects.append(RawReject(source, rec.line, f"malformed CSV row: expected {len(names)} fields, found {found}",
-                                 _content(rec.text), lines=rec.span))
+        rejects.append(RawReject(source, int(records.first[index]) + 2,
+                                 f"malformed CSV row: expected {len(names)} fields, found {found}",
+                                 _content(records.texts[index]), lines=int(records.span[index])))
     frame = table.to_pandas()
-    frame[LINE] = np.array([r.line for r in records], dtype=np.int64)[keep]
+    frame[LINE] = records.first[keep] + 2
     rejects.sort(key=lambda r: r.line or 0)
     return ReadResult(
         frame=frame,
         encoding=encoding,
         rejects=rejects,
         lines=len(body),
-        row_lines=int(sum(r.span for r, k in zip(records, keep) if k)),
-        blank_lines=blank,
+        row_lines=int(records.span[keep].sum()),
+        blank_lines=records.blank,
         path="lines",
     )
 
@@ -142,70 +151,90 @@ def _content(text: bytes | str) -> str:
     return text.replace("\x00", "\\x00")[:500]
 
 
-def _split_end(line: bytes) -> tuple[bytes, bytes]:
+class _LineEnds:
+    """The line end (LF, CRLF or CR) of each body line, found only when a
+    record spans lines (so a clean-looking file never pays for it)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._ends: list[bytes] | None = None
+
+    def __getitem__(self, k: int) -> bytes:
+        if self._ends is None:
+            self._ends = [_line_end(x) for x in self._data.splitlines(keepends=True)[1:]]
+        return self._ends[k]
+
+
+def _line_end(line: bytes) -> bytes:
     if line.endswith(b"\r\n"):
-        return line[:-2], b"\r\n"
-    if line.endswith((b"\n", b"\r")):
-        return line[:-1], line[-1:]
-    return line, b""
+        return b"\r\n"
+    return line[-1:] if line.endswith((b"\n", b"\r")) else b""
 
 
-def _decode(body: list[bytes], encoding: str, source: str) -> tuple[list[bytes | None], list[bytes], list[RawReject]]:
-    """Each line as UTF-8 bytes without its line end (None: rejected), the line ends, the rejects."""
-    texts: list[bytes | None] = []
-    ends: list[bytes] = []
-    for line in body:
-        text, end = _split_end(line)
-        texts.append(text)
-        ends.append(end)
+def _valid_utf8(data: bytes) -> bool:
+    """Is ``data`` UTF-8, checked in slices so no full-size str is built?"""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for start in range(0, len(data), 1 << 24):
+            decoder.decode(data[start:start + (1 << 24)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decode(body: list[bytes], encoding: str, source: str,
+            data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
+    """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects)."""
     rejects: list[RawReject] = []
+    utf8 = encoding in ("utf-8", "utf-8-sig")
+    if utf8 and b"\x00" not in data and _valid_utf8(data):
+        return body, rejects  # the whole file decodes: nothing to do per line
+    texts: list[bytes | None] = list(body)
 
     def reject(i: int, reason: str, content: str) -> None:
         texts[i] = None
         rejects.append(RawReject(source, i + 2, reason, _content(content)))
 
-    utf8 = encoding in ("utf-8", "utf-8-sig")
     for start in range(0, len(texts), _BLOCK):
-        block = texts[start:start + _BLOCK]
-        joined = b"\n".join(block)
-        if utf8 and b"\x00" not in joined:
-            try:
-                joined.decode("utf-8")
-                continue  # the common case: a whole block of good UTF-8
-            except UnicodeDecodeError:
-                pass
-        for i in range(start, start + len(block)):
+        stop = min(start + _BLOCK, len(texts))
+        joined = b"\n".join(texts[start:stop])
+        if utf8 and b"\x00" not in joined and _valid_utf8(joined):
+            continue
+        for i in range(start, stop):
             text = texts[i]
             if b"\x00" in text:
                 reject(i, "NUL byte in the line", text.decode(encoding, errors="replace"))
+            elif text.isascii():
                 continue
-            if text.isascii():
-                continue
-            if not utf8:
+            elif not utf8 and _valid_utf8(text):
+                # GB18030 rarely is valid UTF-8: this line came from elsewhere
+                reject(i, f"line is UTF-8 text in a {encoding} file", text.decode("utf-8"))
+            else:
                 try:
-                    text.decode("utf-8")
-                    reject(i, f"line is UTF-8 text in a {encoding} file", text.decode("utf-8"))
-                    continue
-                except UnicodeDecodeError:
-                    pass
-            try:
-                decoded = text.decode(encoding)
-            except UnicodeDecodeError as err:
-                reason = f"line is not valid {encoding} text (byte 0x{text[err.start]:02x} at byte {err.start + 1})"
-                reject(i, reason, text.decode(encoding, errors="replace"))
-                continue
-            if not utf8:
-                texts[i] = decoded.encode("utf-8")
-    return texts, ends, rejects
+                    text.decode(encoding)
+                except UnicodeDecodeError as err:
+                    reason = f"line is not valid {encoding} text (byte 0x{text[err.start]:02x} at byte {err.start + 1})"
+                    reject(i, reason, text.decode(encoding, errors="replace"))
+        if not utf8:  # transcode the block's good lines in one go
+            good = [i for i in range(start, stop) if texts[i] is not None]
+            converted = b"\n".join(texts[i] for i in good).decode(encoding).encode("utf-8").split(b"\n")
+            for i, text in zip(good, converted):
+                texts[i] = text
+    return texts, rejects
 
 
-def _records(texts: list[bytes | None], ends: list[bytes], n_fields: int, exact: bool,
-             source: str) -> tuple[list[_Record], int, list[RawReject]]:
-    """Group lines into records; reject lines whose open quote cannot close."""
-    records: list[_Record] = []
+def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: bool, source: str) -> _Records:
+    """Group lines into records; reject the lines whose open quote cannot close."""
+    n = len(texts)
+    # 0: a record of one line; 1: not a record start (rejected, blank, inside
+    # another record); 2: the first line of a record spanning lines
+    kind = bytearray(n)
+    special = [i for i, t in enumerate(texts)
+               if t is None or not t or (t.count(b'"') % 2 if not exact else b'"' in t)]
+    multi: dict[int, tuple[int, bytes]] = {}
     rejects: list[RawReject] = []
     blank = 0
-    n = len(texts)
     clean_cache: dict[int, bool] = {}
 
     def clean(k: int) -> bool:
@@ -220,36 +249,45 @@ def _records(texts: list[bytes | None], ends: list[bytes], n_fields: int, exact:
             clean_cache[k] = ok
         return clean_cache[k]
 
-    i = 0
-    while i < n:
+    consumed = -1  # last line taken by a record spanning lines
+    for i in special:
+        if i <= consumed:
+            continue
         text = texts[i]
         if text is None:  # already rejected (encoding, NUL)
-            i += 1
-            continue
-        if not text:
+            kind[i] = 1
+        elif not text:
+            kind[i] = 1
             blank += 1
-            i += 1
-            continue
-        quotes = text.count(b'"')
-        if quotes == 0 or (not exact and quotes % 2 == 0) or line_is_closed(text.decode("utf-8")):
-            records.append(_Record(i + 2, 1, text))
-            i += 1
-            continue
-        end = _continue_record(texts, ends, i, clean)
-        if end is None:
-            rejects.append(RawReject(
-                source, i + 2,
-                "malformed CSV row: a quote opened in this line is not closed (the lines after it are read on their own)",
-                _content(text)))
-            i += 1
-            continue
-        joined = b"".join(texts[k] + ends[k] for k in range(i, end)) + texts[end]
-        records.append(_Record(i + 2, end - i + 1, joined))
-        i = end + 1
-    return records, blank, rejects
+        elif line_is_closed(text.decode("utf-8")):
+            kind[i] = 0
+        else:
+            end = _continue_record(texts, ends, i, clean)
+            if end is None:
+                kind[i] = 1
+                rejects.append(RawReject(
+                    source, i + 2,
+                    "malformed CSV row: a quote opened in this line is not closed "
+                    "(the lines after it are read on their own)",
+                    _content(text)))
+            else:
+                kind[i] = 2
+                kind[i + 1:end + 1] = b"\x01" * (end - i)
+                multi[i] = (end, b"".join(texts[k] + ends[k] for k in range(i, end)) + texts[end])
+                consumed = end
+    first = np.flatnonzero(np.frombuffer(bytes(kind), dtype=np.uint8) != 1)
+    span = np.ones(len(first), dtype=np.int64)
+    out = [texts[i] for i in first.tolist()]
+    if multi:
+        for pos, i in enumerate(first.tolist()):
+            if i in multi:
+                end, joined = multi[i]
+                out[pos] = joined
+                span[pos] = end - i + 1
+    return _Records(first=first, span=span, texts=out, blank=blank, rejects=rejects)
 
 
-def _continue_record(texts: list[bytes | None], ends: list[bytes], i: int, clean) -> int | None:
+def _continue_record(texts: list[bytes | None], ends: _LineEnds, i: int, clean) -> int | None:
     """Last line of the record that line i opens, or None when it cannot close."""
     parts = [texts[i].decode("utf-8")]
     for k in range(i + 1, min(i + MAX_RECORD_LINES, len(texts))):
@@ -267,24 +305,31 @@ def _continue_record(texts: list[bytes | None], ends: list[bytes], i: int, clean
     return None
 
 
-def _parse(records: list[_Record], names: list[str]) -> tuple[pa.Table | None, list[tuple[int, int]]]:
-    """Arrow-parse the records; (table, [(record index, fields found)]), or
-    (None, []) when Arrow sees a different number of records."""
-    bad: list[tuple[int, int]] = []
+def _parse(texts: list[bytes], names: list[str]) -> tuple[pa.Table, list[tuple[int, int]]] | None:
+    """Arrow-parse the records: (table, [(record index, fields found)]), or
+    None when Arrow sees a different number of records than given."""
+    if not texts:
+        return pa.table({n: pa.array([], pa.string()) for n in names}), []
+    buffer = b"\n".join(texts) + b"\n"
+    bad: list[tuple[int | None, int]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        bad.append((row.number - 1, row.actual_columns))  # numbered from 1, no header
+        bad.append((None if row.number is None else row.number - 1, row.actual_columns))  # from 1, no header
         return "skip"
 
-    if not records:
-        return pa.table({n: pa.array([], pa.string()) for n in names}), bad
-    buffer = b"\n".join(r.text for r in records) + b"\n"
-    table = pacsv.read_csv(
-        pa.BufferReader(buffer),
-        read_options=pacsv.ReadOptions(encoding="utf8", block_size=1 << 24, use_threads=False, column_names=names),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=True),
-        convert_options=_convert_options(names),
-    )
-    if table.num_rows + len(bad) != len(records):
-        return None, []
+    # Threaded parsing is fast but cannot number a bad row: parse again
+    # single-threaded only when there are bad rows.
+    for threads in (True, False):
+        bad.clear()
+        table = pacsv.read_csv(
+            pa.BufferReader(buffer),
+            read_options=pacsv.ReadOptions(encoding="utf8", block_size=1 << 24, use_threads=threads,
+                                           column_names=names),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=True),
+            convert_options=_convert_options(names),
+        )
+        if not bad or all(index is not None for index, _ in bad):
+            break
+    if table.num_rows + len(bad) != len(texts):
+        return None
     return table, bad

@@ -58,7 +58,7 @@ def read_parquet(path: Path) -> ReadResult:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a bad file
         raise UnreadableFile(f"{path.name}: not a readable Parquet file ({err})") from err
-    names = check_column_names(table.column_names, path.name, table.num_rows)
+    names = check_column_names(table.column_names, path.name, table.num_rows, "parquet")
     columns = {name: column_as_text(name, table.column(i), path.name, table.num_rows)
                for i, name in enumerate(names)}
     frame = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(table.num_rows))
@@ -84,7 +84,7 @@ def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: i
     t = column.type
 
     def refuse(why: str) -> RefusedFile:
-        return RefusedFile(f"{source}: column {name} is {t}: {why}", rows)
+        return RefusedFile(f"{source}: column {name} is {t}: {why}", rows, "parquet")
 
     if pa.types.is_dictionary(t):
         try:

@@ -553,7 +553,7 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
     try:
         result = read_table(path)
     except RefusedFile as err:
-        report.error = str(err)
+        report.error, report.encoding = str(err), err.encoding
         report.rows_read = report.rows_rejected = report.lines_read = err.rows
         raw_rejects.append(RawReject(path.name, 1, report.error))
         return None

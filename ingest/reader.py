@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,10 @@ class RefusedFile(UnreadableFile):
     Parquet column whose type would change values). ``rows`` is how many data
     rows (CSV: physical data lines) it holds; all of them count as rejected."""
 
-    def __init__(self, message: str, rows: int) -> None:
+    def __init__(self, message: str, rows: int, encoding: str = "") -> None:
         super().__init__(message)
         self.rows = rows
+        self.encoding = encoding
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def _decodes(sample: bytes, encoding: str) -> bool:
     return False
 
 
-def check_column_names(names: list[str], source: str, rows: int) -> list[str]:
+def check_column_names(names: list[str], source: str, rows: int, encoding: str = "") -> list[str]:
     """Header names stripped of spaces and BOM; a name given twice refuses the file.
 
     Two columns with one name (``amount`` twice, or ``applicant_name`` next to
@@ -214,7 +216,7 @@ def check_column_names(names: list[str], source: str, rows: int) -> list[str]:
     dups = {n: pos for n, pos in seen.items() if len(pos) > 1}
     if dups:
         listed = "; ".join(f"{n!r} (columns {' and '.join(map(str, pos))})" for n, pos in dups.items())
-        raise RefusedFile(f"{source}: duplicate column names: {listed}; rename or drop the copies", rows)
+        raise RefusedFile(f"{source}: duplicate column names: {listed}; rename or drop the copies", rows, encoding)
     return clean
 
 
@@ -245,19 +247,29 @@ class _Scan:
 
 def _scan(path: Path) -> _Scan:
     """Physical lines (ended by LF, CRLF or CR; a last line without an end
-    counts) and NUL bytes, in one streaming pass at memchr speed."""
-    lf = cr = crlf = 0
+    counts) and NUL bytes, in one streaming pass at memchr speed.
+
+    Only a file holding a CR not followed by LF pays for counting CRs.
+    """
+    lf = lone_cr = 0
     nul = False
     last = b""
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 24):
             lf += chunk.count(b"\n")
-            cr += chunk.count(b"\r")
-            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            if last == b"\r" and chunk[:1] != b"\n":
+                lone_cr += 1  # a CR ended the previous chunk
+            if b"\r" in chunk and _LONE_CR.search(chunk):
+                body = chunk[:-1] if chunk.endswith(b"\r") else chunk  # judged with the next chunk
+                lone_cr += body.count(b"\r") - body.count(b"\r\n")
             nul = nul or b"\x00" in chunk
             last = chunk[-1:]
-    ends = lf + cr - crlf
-    return _Scan(lines=ends + (last not in (b"", b"\n", b"\r")), has_nul=nul)
+    if last == b"\r":
+        lone_cr += 1
+    return _Scan(lines=lf + lone_cr + (last not in (b"", b"\n", b"\r")), has_nul=nul)
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 def _read_csv(path: Path) -> ReadResult:
@@ -278,7 +290,7 @@ def _read_csv(path: Path) -> ReadResult:
         raise UnreadableFile(f"{path.name}: no line break in the first MiB: not a CSV file")
     names = _header_names(header, encoding, path.name)
     scan = _scan(path)
-    names = check_column_names(names, path.name, max(scan.lines - 1, 0))
+    names = check_column_names(names, path.name, max(scan.lines - 1, 0), encoding)
     if not scan.has_nul and encoding not in _LINE_DECODED:
         result = _read_fast(path, encoding, names, scan)
         if result is not None:
@@ -362,7 +374,7 @@ def _read_utf16(path: Path) -> ReadResult:
         raise UnreadableFile(f"{path.name}: not valid UTF-16 text ({err})") from None
     lines = data.splitlines()
     names = _header_names(lines[0] if lines else b"", "utf-8", path.name)
-    names = check_column_names(names, path.name, max(len(lines) - 1, 0))
+    names = check_column_names(names, path.name, max(len(lines) - 1, 0), "utf-16")
     result = read_lines(data, "utf-8", names, path.name)
     result.encoding = "utf-16"
     return result

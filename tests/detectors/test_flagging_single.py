@@ -18,7 +18,7 @@ from ingest.pipeline import ingest_folder
 from ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, company_uscc
 
-LATER = datetime(2027, 1, 10, 9)  # after every generated application
+LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 
 @pytest.fixture(scope="module")
