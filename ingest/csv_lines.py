@@ -30,6 +30,7 @@ import codecs
 import csv
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,7 @@ import pyarrow.csv as pacsv
 
 from ingest.reader import LINE, RawReject, ReadResult, UnreadableFile, _convert_options
 
-__all__ = ["MAX_RECORD_LINES", "read_lines", "line_is_closed"]
+__all__ = ["MAX_RECORD_LINES", "read_lines", "line_is_closed", "is_utf8_line"]
 
 #: the most physical lines one record (a value with quoted line breaks) may span
 MAX_RECORD_LINES = 32
@@ -183,6 +184,49 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
+def is_utf8_line(text: bytes, encoding: str = "gb18030") -> bool:
+    """Is this line, found in a file of ``encoding``, really UTF-8 text?
+
+    Short GB18030 text is sometimes valid UTF-8 by accident (one random
+    two-character name in thirty), so validity alone does not decide: the
+    decoding whose non-ASCII characters are more often common Chinese
+    characters (those in GB2312) wins; a tie goes to the file's encoding.
+
+    Example
+    -------
+    >>> is_utf8_line("王芳,13800138000".encode()), is_utf8_line("王芳,13800138000".encode("gb18030"))
+    (True, False)
+    >>> "模".encode("gb18030").decode("utf-8")  # valid UTF-8, but not Chinese
+    'ģ'
+    >>> is_utf8_line("模".encode("gb18030"))
+    False
+    """
+    try:
+        as_utf8 = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    try:
+        as_file = text.decode(encoding)
+    except UnicodeDecodeError:
+        return True
+    return _common_share(as_utf8) > _common_share(as_file)
+
+
+def _common_share(text: str) -> float:
+    """Share of the non-ASCII characters that are common Chinese (GB2312)."""
+    wide = [c for c in text if not c.isascii()]
+    return sum(map(_in_gb2312, wide)) / len(wide) if wide else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _in_gb2312(char: str) -> bool:
+    try:
+        char.encode("gb2312")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _decode(body: list[bytes], encoding: str, source: str,
             data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
     """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects)."""
@@ -207,8 +251,7 @@ def _decode(body: list[bytes], encoding: str, source: str,
                 reject(i, "NUL byte in the line", text.decode(encoding, errors="replace"))
             elif text.isascii():
                 continue
-            elif not utf8 and _valid_utf8(text):
-                # GB18030 rarely is valid UTF-8: this line came from elsewhere
+            elif not utf8 and is_utf8_line(text, encoding):
                 reject(i, f"line is UTF-8 text in a {encoding} file", text.decode("utf-8"))
             else:
                 try:

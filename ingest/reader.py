@@ -156,14 +156,16 @@ def detect_encoding(head: bytes) -> str:
         if _decodes(head, encoding):
             return encoding
     # Mixed: vote line by line (the last line may be cut, so it does not vote).
+    from ingest.csv_lines import is_utf8_line
+
     votes = Counter()
     for line in head.splitlines()[:-1]:
         if line.isascii():
             continue
-        for encoding in ("utf-8", "gb18030"):
-            if _decodes(line, encoding):
-                votes[encoding] += 1
-                break
+        if is_utf8_line(line):
+            votes["utf-8"] += 1
+        elif _decodes(line, "gb18030"):
+            votes["gb18030"] += 1
     if votes:
         return votes.most_common(1)[0][0]
     from charset_normalizer import from_bytes
@@ -308,12 +310,9 @@ _LINE_DECODED = frozenset({"gb18030", "gbk", "gb2312"})
 
 def _read_fast(path: Path, encoding: str, names: list[str], scan: _Scan) -> ReadResult | None:
     """Arrow's multi-threaded read, kept only when it accounts for every line:
-    one row per physical line after the header, no row Arrow had to skip,
-    nothing that failed to decode. Otherwise None (read line by line)."""
-
-    def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        return "error"  # stop at once: the line-by-line read takes over
-
+    one row per physical line after the header, no row of the wrong length
+    (Arrow stops on the first), nothing that failed to decode. Otherwise None
+    (read line by line)."""
     try:
         table = pacsv.read_csv(
             path,
@@ -321,7 +320,7 @@ def _read_fast(path: Path, encoding: str, names: list[str], scan: _Scan) -> Read
                 encoding=_arrow_encoding(encoding), block_size=1 << 24, use_threads=True,
                 column_names=names, skip_rows=1,
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=_convert_options(names),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, LookupError):
