@@ -119,7 +119,10 @@ def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> Rea
     ends = _LineEnds(data)
     for exact in (False, True):
         records = _records(texts, ends, len(names), exact, source)
-        parsed = _parse(records.texts, names)
+        try:
+            parsed = _parse(records.texts, names)
+        except pa.ArrowInvalid as err:  # e.g. a single value larger than Arrow's block
+            raise UnreadableFile(f"{source}: not a readable CSV file ({err})") from None
         if parsed is not None:
             break
     else:  # pragma: no cover - the exact pass closes every record it keeps
@@ -170,6 +173,16 @@ def _line_end(line: bytes) -> bytes:
     if line.endswith(b"\r\n"):
         return b"\r\n"
     return line[-1:] if line.endswith((b"\n", b"\r")) else b""
+
+
+def _is_valid_utf8(line: bytes) -> bool:
+    """Does one line decode as UTF-8? (An exception is cheaper than any
+    pre-filter tried: 0.9 µs per GB18030 line.)"""
+    try:
+        line.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -229,7 +242,12 @@ def _in_gb2312(char: str) -> bool:
 
 def _decode(body: list[bytes], encoding: str, source: str,
             data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
-    """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects)."""
+    """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects).
+
+    Whole blocks of lines are decoded at once; a line is looked at on its own
+    only when its block shows a fault (a NUL, an undecodable byte, or, in a
+    file not in UTF-8, a line that is valid UTF-8).
+    """
     rejects: list[RawReject] = []
     utf8 = encoding in ("utf-8", "utf-8-sig")
     if utf8 and b"\x00" not in data and _valid_utf8(data):
@@ -240,30 +258,47 @@ def _decode(body: list[bytes], encoding: str, source: str,
         texts[i] = None
         rejects.append(RawReject(source, i + 2, reason, _content(content)))
 
+    def judge(i: int) -> None:
+        """One line on its own: reject it, or leave it (still in the file's encoding)."""
+        text = texts[i]
+        if b"\x00" in text:
+            reject(i, "NUL byte in the line", text.decode(encoding, errors="replace"))
+        elif text.isascii():
+            return
+        elif not utf8 and is_utf8_line(text, encoding):
+            reject(i, f"line is UTF-8 text in a {encoding} file", text.decode("utf-8"))
+        else:
+            try:
+                text.decode(encoding)
+            except UnicodeDecodeError as err:
+                reason = f"line is not valid {encoding} text (byte 0x{text[err.start]:02x} at byte {err.start + 1})"
+                reject(i, reason, text.decode(encoding, errors="replace"))
+
     for start in range(0, len(texts), _BLOCK):
         stop = min(start + _BLOCK, len(texts))
         joined = b"\n".join(texts[start:stop])
-        if utf8 and b"\x00" not in joined and _valid_utf8(joined):
+        if utf8:
+            if b"\x00" in joined or not _valid_utf8(joined):
+                for i in range(start, stop):
+                    judge(i)
             continue
-        for i in range(start, stop):
-            text = texts[i]
-            if b"\x00" in text:
-                reject(i, "NUL byte in the line", text.decode(encoding, errors="replace"))
-            elif text.isascii():
+        # Another encoding: suspect lines hold a NUL or an undecodable byte
+        # (the whole block is judged then), or could be valid UTF-8.
+        as_file = joined.decode(encoding, errors="replace")
+        broken = "\ufffd" in as_file or "\x00" in as_file
+        maybe_utf8 = [start + k for k, line in enumerate(texts[start:stop])
+                      if not line.isascii() and _is_valid_utf8(line)]
+        if not broken and not maybe_utf8:
+            converted = as_file.encode("utf-8").split(b"\n")
+            if len(converted) == stop - start:
+                texts[start:stop] = converted
                 continue
-            elif not utf8 and is_utf8_line(text, encoding):
-                reject(i, f"line is UTF-8 text in a {encoding} file", text.decode("utf-8"))
-            else:
-                try:
-                    text.decode(encoding)
-                except UnicodeDecodeError as err:
-                    reason = f"line is not valid {encoding} text (byte 0x{text[err.start]:02x} at byte {err.start + 1})"
-                    reject(i, reason, text.decode(encoding, errors="replace"))
-        if not utf8:  # transcode the block's good lines in one go
-            good = [i for i in range(start, stop) if texts[i] is not None]
-            converted = b"\n".join(texts[i] for i in good).decode(encoding).encode("utf-8").split(b"\n")
-            for i, text in zip(good, converted):
-                texts[i] = text
+        for i in (range(start, stop) if broken else maybe_utf8):
+            judge(i)
+        good = [i for i in range(start, stop) if texts[i] is not None]
+        converted = b"\n".join(texts[i] for i in good).decode(encoding).encode("utf-8").split(b"\n")
+        for i, text in zip(good, converted):
+            texts[i] = text
     return texts, rejects
 
 
