@@ -677,6 +677,7 @@ def ingest_folder(
         + [r for p in parts for r in p.rejects if len(r)],
         ignore_index=True,
     )
+    rejects["line"] = rejects["line"].astype("Int64")  # a file-level reject has no line: keep the others whole
     summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
     if len(rejects):
         rejects = rejects.sort_values(["source_file", "line"], kind="stable")

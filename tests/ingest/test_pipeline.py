@@ -230,3 +230,13 @@ def test_lines_the_reader_cannot_account_for_make_the_table_an_error(tmp_path, e
     assert summary.exit_code == 2
     assert all(t.lines_unaccounted == 3 and "in no row and no reject" in t.error for t in summary.tables)
     assert summary.rows_loaded == 0
+
+
+def test_a_file_level_reject_keeps_line_numbers_whole(tmp_path, embedded_store):
+    folder = write_sample(tmp_path / "export")
+    (folder / "contacts.csv").write_bytes(b"\x00\x01binary\x00" * 10)
+    summary = ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r.csv")
+    assert summary.exit_code == 2
+    text = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+    assert "applications.csv,7," in text and ".0," not in text
+    assert "contacts.csv,,contacts.csv: binary data" in text.replace('"', "")
