@@ -66,6 +66,35 @@ def _store_options(func):
     return func
 
 
+def _limit_options(func):
+    """``--applied-from``, ``--applied-to``, ``--max-amount``: the ranges ingest accepts."""
+    func = click.option("--max-amount", type=float, default=None, metavar="CNY",
+                        help="Largest accepted amount (application, guarantee, declared revenue/income). "
+                             "Default 1e10.")(func)
+    func = click.option("--applied-to", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                        help="Latest accepted applied_at day (Asia/Shanghai). Default: tomorrow.")(func)
+    func = click.option("--applied-from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                        help="Earliest accepted applied_at day (Asia/Shanghai). Default 1990-01-01.")(func)
+    return func
+
+
+def _limits(applied_from, applied_to, max_amount):
+    """IngestLimits from the CLI options (unset options keep their defaults)."""
+    from ingest.limits import IngestLimits
+
+    given = {}
+    if applied_from is not None:
+        given["applied_from"] = applied_from.date()
+    if applied_to is not None:
+        given["applied_to"] = applied_to.date()
+    if max_amount is not None:
+        given["max_amount"] = max_amount
+    try:
+        return IngestLimits(**given)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+
+
 @contextmanager
 def _opened(store_path: str | None, neo4j_uri: str | None) -> Iterator[GraphStore]:
     if store_path and neo4j_uri:
@@ -110,21 +139,27 @@ def cli() -> None:
 @_store_options
 @click.option("--rejects", "rejects_path", metavar="FILE", default="ringscope_rejects.csv", show_default=True,
               help="Where rows that break the data contract are written, with file, line and reason.")
+@_limit_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, quiet: bool) -> None:
+def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, applied_from,
+           applied_to, max_amount: float | None, quiet: bool) -> None:
     """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
     from ingest.pipeline import ingest_folder
 
+    limits = _limits(applied_from, applied_to, max_amount)
     bar = _ProgressBar(enabled=not quiet)
     with _opened(store_path, neo4j_uri) as store:
         try:
-            summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=bar)
+            summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=bar, limits=limits)
         finally:
             bar.close()
     click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
     click.echo(f"  {'table':<15}{'encoding':<11}{'read':>10}{'loaded':>10}{'rejected':>10}")
     for t in summary.tables:
         click.echo(f"  {t.table:<15}{t.encoding or '-':<11}{t.rows_read:>10,}{t.rows_loaded:>10,}{t.rows_rejected:>10,}")
+        if t.lines_read != t.rows_read:
+            click.echo(f"    {t.lines_read:,} physical lines: {t.blank_lines:,} blank, "
+                       f"{t.lines_read - t.rows_read - t.blank_lines:,} more inside quoted multi-line values")
         if t.error:
             click.echo(f"    error: {t.error}")
     click.echo(f"  {'total':<26}{sum(t.rows_read for t in summary.tables):>10,}{summary.rows_loaded:>10,}{summary.rows_rejected:>10,}")
@@ -461,13 +496,16 @@ def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review
               help="Score from which an application goes to review (default: the model's).")
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=None,
               help="Score from which an application is declined (default: the model's).")
+@_limit_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: Path, rejects_path: str,
-         review_threshold: float | None, decline_threshold: float | None, quiet: bool) -> None:
+         review_threshold: float | None, decline_threshold: float | None, applied_from, applied_to,
+         max_amount: float | None, quiet: bool) -> None:
     """Score the new applications in FOLDER against the existing graph (incremental)."""
     from detectors.flagging import flag_applications
     from detectors.scoring import load_model, models_folder
 
+    limits = _limits(applied_from, applied_to, max_amount)
     bar = _ProgressBar(enabled=not quiet)
     with _opened(store_path, neo4j_uri) as store:
         try:
@@ -479,7 +517,8 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         if review >= decline:
             raise click.UsageError(f"--review ({review}) must be below --decline ({decline}).")
         try:
-            summary, result = flag_applications(store, folder, model, rejects_path, review, decline, progress=bar)
+            summary, result = flag_applications(store, folder, model, rejects_path, review, decline, progress=bar,
+                                                limits=limits)
         finally:
             bar.close()
     write_csv(result.flags, out_path)

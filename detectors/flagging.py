@@ -570,15 +570,16 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
-                      review: float | None = None, decline: float | None = None, progress=None):
+                      review: float | None = None, decline: float | None = None, progress=None, limits=None):
     """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
 
+    ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
     Returns ``(ingest summary, FlagResult)``.
     """
     from detectors.risk import write_scores
     from ingest.pipeline import ingest_folder
 
-    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress)
+    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
     if not summary.application_ids:
         return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
     index = FlagIndex.build(store)

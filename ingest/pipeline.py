@@ -25,9 +25,10 @@ from graph.files import write_csv
 from graph.model import ROLE_TYPES
 from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
 from ingest import normalize as nz
-from ingest.reader import LINE, TABLES, RawReject, UnreadableFile, find_tables, read_table
+from ingest.limits import IngestLimits
+from ingest.reader import LINE, TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
 
-__all__ = ["REQUIRED_COLUMNS", "TableReport", "IngestSummary", "ingest_folder", "build_batch"]
+__all__ = ["REQUIRED_COLUMNS", "TableReport", "IngestSummary", "IngestLimits", "ingest_folder", "build_batch"]
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "applications": (
@@ -73,7 +74,15 @@ REJECT_COLUMNS = ["source_file", "line", "reason", "record"]
 
 @dataclass
 class TableReport:
-    """What happened to one input table."""
+    """What happened to one input table.
+
+    ``rows_read == rows_loaded + rows_rejected`` always. ``lines_read`` counts
+    the file's physical data lines (CSV, after the header; Parquet: rows): it
+    equals ``rows_read`` unless quoted values hold line breaks or blank lines
+    were skipped (``blank_lines``). ``lines_unaccounted`` is the number of
+    lines in no row, no reject and not blank: never silently non-zero, it
+    makes the table an error.
+    """
 
     table: str
     file: str
@@ -82,6 +91,9 @@ class TableReport:
     rows_loaded: int = 0
     rows_rejected: int = 0
     error: str | None = None
+    lines_read: int = 0
+    blank_lines: int = 0
+    lines_unaccounted: int = 0
 
 
 @dataclass
@@ -112,7 +124,10 @@ class IngestSummary:
 
     @property
     def exit_code(self) -> int:
-        """Non-zero only when nothing loaded or a file could not be read."""
+        """0 when rows loaded and every file was read; 1 when nothing loaded;
+        2 when a file could not be read or was refused (duplicate column
+        names, a lossy Parquet type, missing required columns, lines that
+        could not be accounted for)."""
         if not self.tables:
             return 2
         if self.unreadable:
@@ -240,9 +255,11 @@ def _company_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw
 # -- applications ---------------------------------------------------------------
 
 
-def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame]:
+def _applications(frame: pd.DataFrame, source: str,
+                  limits: IngestLimits | None = None) -> tuple[_Part, pd.DataFrame]:
     """Validate and normalise applications; return the graph part and an
     index of application_id → borrower label/key for the other tables."""
+    limits = limits or IngestLimits()
     part = _Part()
     checks = _Checks(frame)
     t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]}
@@ -251,9 +268,22 @@ def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame
         checks.fail(t[column].isna(), f"missing required value: {column}")
     applied_at = nz.parse_datetimes(t["applied_at"])
     checks.fail(applied_at.isna(), "unparseable applied_at")
+    checks.fail(limits.outside_window(applied_at),
+                f"applied_at outside the accepted window {limits.window_text()} (--applied-from/--applied-to)")
     amount = nz.parse_amounts(t["amount"])
     checks.fail(amount.isna(), "unparseable amount")
     checks.fail(amount <= 0, "amount must be > 0")
+    checks.fail(limits.amount_too_large(amount), f"amount above {limits.amount_text()} (--max-amount) or not finite")
+    term = nz.parse_amounts(t["term_months"])
+    checks.fail(t["term_months"].notna() & limits.bad_term(term),
+                f"term_months must be a whole number of months from 1 to {limits.max_term_months}")
+    declared = {}
+    for column in ("declared_monthly_revenue", "declared_monthly_income"):
+        declared[column] = nz.parse_amounts(t[column])
+        given = t[column].notna()
+        checks.fail(given & declared[column].isna(), f"unparseable {column}")
+        checks.fail(given & ((declared[column] < 0) | limits.amount_too_large(declared[column])),
+                    f"{column} must be from 0 to {limits.amount_text()} (--max-amount)")
     ids = nz.normalize_id_numbers(t["applicant_id_number"])
     checks.fail(ids["id_number"].isna(), "applicant_id_number is not a resident ID number (15 or 18 characters)")
     label = t["label"].str.lower()
@@ -268,7 +298,8 @@ def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame
     f = frame[keep]
     t = {c: s[keep] for c, s in t.items()}
     ids = ids[keep]
-    applied_at, amount, label = applied_at[keep], amount[keep], label[keep]
+    applied_at, amount, label, term = applied_at[keep], amount[keep], label[keep], term[keep]
+    declared = {c: v[keep] for c, v in declared.items()}
     names = nz.normalize_names(t["applicant_name"])
     phones = nz.normalize_phones(t["applicant_phone"])
     usccs = nz.normalize_uscc(t["company_uscc"])
@@ -294,12 +325,12 @@ def _applications(frame: pd.DataFrame, source: str) -> tuple[_Part, pd.DataFrame
             "key": app_key,
             "applied_at": applied_at,
             "amount": amount,
-            "term_months": pd.to_numeric(t["term_months"], errors="coerce"),
+            "term_months": term,
             "product": t["product"],
             "channel": t["channel"],
             "label": label,
-            "declared_monthly_revenue": nz.parse_amounts(t["declared_monthly_revenue"]),
-            "declared_monthly_income": nz.parse_amounts(t["declared_monthly_income"]),
+            "declared_monthly_revenue": declared["declared_monthly_revenue"],
+            "declared_monthly_income": declared["declared_monthly_income"],
             "applicant_name": names["name"],
             "applicant_name_raw": t["applicant_name"],
             "applicant_id_number_raw": t["applicant_id_number"],
@@ -405,7 +436,9 @@ def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Graph
 # -- guarantees -----------------------------------------------------------------
 
 
-def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore) -> _Part:
+def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore,
+                limits: IngestLimits | None = None) -> _Part:
+    limits = limits or IngestLimits()
     part = _Part()
     checks = _Checks(frame)
     t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["guarantees"] + OPTIONAL_COLUMNS["guarantees"]}
@@ -421,6 +454,8 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
     checks.fail((kind == "company") & usccs["uscc"].isna(), "guarantor_id is not an 18-character USCC")
     amount = nz.parse_amounts(t["amount"])
     checks.fail(t["amount"].notna() & (amount.isna() | (amount < 0)), "unparseable guarantee amount")
+    checks.fail(t["amount"].notna() & limits.amount_too_large(amount),
+                f"guarantee amount above {limits.amount_text()} (--max-amount) or not finite")
     part.rejects.append(_rejects_frame(frame, checks, source))
     keep = checks.ok
     part.loaded = int(keep.sum())
@@ -511,6 +546,40 @@ def _company_roles(frame: pd.DataFrame, source: str) -> _Part:
 # -- the whole folder -----------------------------------------------------------
 
 
+def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReject]) -> ReadResult | None:
+    """Read one file and account for its lines in ``report``; None when the
+    file is unreadable or refused as a whole (the reason is in ``report.error``
+    and in the rejects, and every row it holds counts as rejected)."""
+    try:
+        result = read_table(path)
+    except RefusedFile as err:
+        report.error, report.encoding = str(err), err.encoding
+        report.rows_read = report.rows_rejected = report.lines_read = err.rows
+        raw_rejects.append(RawReject(path.name, 1, report.error))
+        return None
+    except UnreadableFile as err:
+        report.error = str(err)
+        raw_rejects.append(RawReject(path.name, None, report.error))
+        return None
+    report.encoding = result.encoding
+    report.rows_read = len(result.frame) + len(result.rejects)
+    report.lines_read = result.lines
+    report.blank_lines = result.blank_lines
+    report.lines_unaccounted = result.unaccounted
+    raw_rejects.extend(result.rejects)
+    missing = [c for c in REQUIRED_COLUMNS[table] if c not in result.frame.columns]
+    if result.unaccounted:
+        report.error = (f"{path.name}: {result.unaccounted:,} of {result.lines:,} lines are in no row and no reject; "
+                        "the file was not loaded")
+    elif missing:
+        report.error = f"{path.name}: missing required columns {missing}"
+    if report.error:
+        report.rows_rejected = report.rows_read
+        raw_rejects.append(RawReject(path.name, 1, report.error))
+        return None
+    return result
+
+
 def build_batch(parts: list[_Part]) -> GraphBatch:
     """Concatenate the parts of several tables into one batch."""
     nodes: dict[str, list[pd.DataFrame]] = {}
@@ -535,6 +604,7 @@ def ingest_folder(
     store: GraphStore,
     rejects_path: str | Path | None = None,
     progress: Progress | None = None,
+    limits: IngestLimits | None = None,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -551,6 +621,9 @@ def ingest_folder(
         every row loads.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    limits : IngestLimits, optional
+        Plausible ranges (applied_at window, largest amount, term); rows
+        outside go to the rejects file. Default ``IngestLimits()``.
 
     Returns
     -------
@@ -581,28 +654,17 @@ def ingest_folder(
         step(f"read {path.name}", i)
         report = TableReport(table, str(path), "")
         summary.tables.append(report)
-        try:
-            result = read_table(path)
-        except UnreadableFile as err:
-            report.error = str(err)
+        result = _read(path, table, report, raw_rejects)
+        if result is None:
             continue
-        report.encoding = result.encoding
         frame = result.frame
-        missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
-        report.rows_read = len(frame) + len(result.rejects)
-        raw_rejects.extend(result.rejects)
-        if missing:
-            report.error = f"{path.name}: missing required columns {missing}"
-            report.rows_rejected = report.rows_read
-            raw_rejects.append(RawReject(path.name, 1, report.error))
-            continue
         if table == "applications":
-            part, apps_index = _applications(frame, path.name)
+            part, apps_index = _applications(frame, path.name, limits)
             summary.application_ids = [str(k) for k in apps_index["key"]]
         elif table == "contacts":
             part = _contacts(frame, path.name, apps_index, store)
         elif table == "guarantees":
-            part = _guarantees(frame, path.name, apps_index, store)
+            part = _guarantees(frame, path.name, apps_index, store, limits)
         else:
             part = _company_roles(frame, path.name)
         report.rows_loaded = part.loaded
@@ -615,6 +677,7 @@ def ingest_folder(
         + [r for p in parts for r in p.rejects if len(r)],
         ignore_index=True,
     )
+    rejects["line"] = rejects["line"].astype("Int64")  # a file-level reject has no line: keep the others whole
     summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
     if len(rejects):
         rejects = rejects.sort_values(["source_file", "line"], kind="stable")

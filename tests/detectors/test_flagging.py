@@ -19,7 +19,7 @@ from ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons"]
-LATER = datetime(2027, 1, 10, 9)  # after every generated application
+LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from ingest.pipeline import ingest_folder
 from ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, company_uscc
 
-LATER = datetime(2027, 1, 10, 9)  # after every generated application
+LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def flagged(tmp_path_factory):
     for i in range(2):
         early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
                   applied_at=LATER - timedelta(days=2 - i), label="")
-    first = early.business_app(1)["application_id"]
+    first = early.business_app(1, applied_at=LATER - timedelta(days=3))["application_id"]
     early.guarantee(first, "company", "c2", company_uscc(2))
     early.load(store, root / "early")
     save_findings(store, run_detectors(store))
@@ -43,7 +43,7 @@ def flagged(tmp_path_factory):
     for i in range(2):
         new.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777",
                 applied_at=LATER + timedelta(hours=i), label="")
-    second = new.business_app(2, "NEWG")["application_id"]
+    second = new.business_app(2, "NEWG", applied_at=LATER + timedelta(hours=2))["application_id"]
     new.guarantee(second, "company", "c1", company_uscc(1))
     new.load(store, root / "new")
     index = FlagIndex.build(store)

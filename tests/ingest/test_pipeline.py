@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import pandas as pd
 import pytest
@@ -158,3 +159,84 @@ def test_malformed_csv_row_is_rejected_with_its_line(tmp_path, embedded_store):
     assert "malformed CSV row" in row["reason"].iloc[0]
     contacts = {t.table: t for t in summary.tables}["contacts"]
     assert contacts.rows_loaded == SAMPLE_EXPECTED["loaded"]["contacts"]
+
+
+def _generated(tmp_path, n=600, seed=3):
+    from ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    folder = tmp_path / "gen"
+    generate_portfolio(GeneratorConfig(applications=n, seed=seed, broken_row_rate=0.0), folder)
+    return folder
+
+
+def _unquoted(path):
+    """Rewrite a generated CSV with minimal quoting (as most exporters write)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+    return frame
+
+
+def test_a_stray_quote_loses_one_row_not_the_file(tmp_path, embedded_store):
+    folder = _generated(tmp_path)
+    path = folder / "applications.csv"
+    frame = _unquoted(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[100] = lines[100].replace(",", ',"', 1)  # a quote at the start of the second field
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r.csv")
+    apps = {t.table: t for t in summary.tables}["applications"]
+    assert (apps.rows_read, apps.rows_loaded, apps.rows_rejected) == (len(frame), len(frame) - 1, 1)
+    assert apps.lines_read == len(frame) and apps.lines_unaccounted == 0 and not apps.error
+    assert summary.exit_code == 0
+    rejects = pd.read_csv(tmp_path / "r.csv", encoding="utf-8-sig")
+    assert rejects.loc[rejects["source_file"] == "applications.csv", "line"].tolist() == [101]
+    assert embedded_store.counts().nodes["Application"] == len(frame) - 1
+
+
+def test_duplicate_header_is_refused_with_a_rejects_file_and_no_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+
+    folder = _generated(tmp_path)
+    path = folder / "applications.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    n = len(lines) - 1
+    lines[0] = lines[0].replace('"applicant_address"', '"applicant_name "')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["ingest", str(folder), "--store", str(tmp_path / "s"), "--quiet",
+                                      "--rejects", str(tmp_path / "r.csv")])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "duplicate column names: 'applicant_name' (columns 4 and 7)" in result.output
+    rejects = pd.read_csv(tmp_path / "r.csv", encoding="utf-8-sig")
+    assert "duplicate column names" in rejects.loc[rejects["source_file"] == "applications.csv", "reason"].iloc[0]
+    assert re.search(rf"applications\s+utf-8\s+{n}\s+0\s+{n}\n", result.output)  # read, loaded, rejected
+
+
+def test_lines_the_reader_cannot_account_for_make_the_table_an_error(tmp_path, embedded_store, monkeypatch):
+    import ingest.pipeline as pipeline
+
+    folder = _generated(tmp_path, n=100)
+    real = pipeline.read_table
+
+    def losing(path):
+        result = real(path)
+        result.lines += 3  # as if three physical lines had vanished in the parser
+        return result
+
+    monkeypatch.setattr(pipeline, "read_table", losing)
+    summary = ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r.csv")
+    assert summary.exit_code == 2
+    assert all(t.lines_unaccounted == 3 and "in no row and no reject" in t.error for t in summary.tables)
+    assert summary.rows_loaded == 0
+
+
+def test_a_file_level_reject_keeps_line_numbers_whole(tmp_path, embedded_store):
+    folder = write_sample(tmp_path / "export")
+    (folder / "contacts.csv").write_bytes(b"\x00\x01binary\x00" * 10)
+    summary = ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r.csv")
+    assert summary.exit_code == 2
+    text = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+    assert "applications.csv,7," in text and ".0," not in text
+    assert "contacts.csv,,contacts.csv: binary data" in text.replace('"', "")
