@@ -25,7 +25,7 @@ from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.components import strong_components
 from detectors.portfolio import as_portfolio
 
-__all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units"]
+__all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units", "bounded_cycles"]
 
 BAD_LABELS = ("fraud", "default")
 
@@ -163,15 +163,8 @@ class GuaranteeCircles(Detector):
 
     def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]],
                  downstream: list[str]) -> Finding:
-        graph = nx.DiGraph()
-        graph.add_edges_from(zip(edges["src"].to_numpy(), edges["dst"].to_numpy()))
-        cycles = []
-        for cycle in nx.simple_cycles(graph, length_bound=self.max_cycle_length):
-            cycles.append(cycle)
-            if len(cycles) >= self.max_cycles:
-                break
-        cycles.sort(key=len)
-        nodes = sorted(graph.nodes)
+        nodes = sorted(set(edges["src"]) | set(edges["dst"]))
+        cycles = bounded_cycles(edges["src"], edges["dst"], self.max_cycle_length, self.max_cycles)
         unit_apps = {str(a) for n in nodes for a in apps_by_unit.get(n, ())}
         members = sorted(set(edges["application_id"].dropna().astype(str)) | unit_apps)
         member_apps = apps.reindex(members)
@@ -222,6 +215,39 @@ class GuaranteeCircles(Detector):
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),
             entities=entities,
         )
+
+
+def bounded_cycles(src: pd.Series, dst: pd.Series, max_length: int, max_cycles: int) -> list[list[str]]:
+    """Up to ``max_cycles`` simple cycles of at most ``max_length`` nodes in
+    the graph ``src`` → ``dst``, the same ones on every run: each starts at
+    its smallest node, shortest first, then in node order.
+
+    networkx picks its start nodes from sets of strings, whose order changes
+    with Python's hash seed; on integer node ids (nodes numbered in sorted
+    order, edges added sorted) it searches in one order only.
+
+    Example
+    -------
+    >>> bounded_cycles(pd.Series(["b", "a", "c", "b"]), pd.Series(["a", "b", "b", "c"]), 6, 20)
+    [['a', 'b'], ['b', 'c']]
+
+    Notes
+    -----
+    networkx's bounded search inside the component; stops after ``max_cycles``.
+    """
+    names = np.array(sorted(set(src.astype(str)) | set(dst.astype(str))), dtype=object)
+    index = {name: i for i, name in enumerate(names)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(names)))
+    graph.add_edges_from(sorted({(index[a], index[b]) for a, b in zip(src.astype(str), dst.astype(str))}))
+    cycles = []
+    for cycle in nx.simple_cycles(graph, length_bound=max_length):
+        start = cycle.index(min(cycle))
+        cycles.append(cycle[start:] + cycle[:start])
+        if len(cycles) >= max_cycles:
+            break
+    cycles.sort(key=lambda c: (len(c), c))
+    return [[str(names[i]) for i in c] for c in cycles]
 
 
 def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:

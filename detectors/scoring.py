@@ -213,6 +213,8 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
     """
     known = labels.reindex(features.index)
     known = known[known.notna() & (known.astype(str) != "")]
+    # an application whose time was read as missing cannot be placed before or after the cut
+    known = known[applied_at.reindex(known.index).notna().to_numpy()]
     if known.empty:
         raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
     y_all = known.isin(config.bad_labels).astype(int)
@@ -244,6 +246,7 @@ def _train(features, y_all, known, applied_at, config, progress):
     numeric, categorical = _split_columns(features)
     for col in numeric:  # a feature no application has (no birth dates, say) is constant, not missing
         X[col] = pd.to_numeric(X[col], errors="coerce").astype(float)
+        X[col] = X[col].where(np.isfinite(X[col]))  # an infinite ratio is as unknown as a missing one
         if X[col].isna().all():
             X[col] = 0.0
     groups = feature_groups(features.columns)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import lru_cache
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
 from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
@@ -250,7 +251,7 @@ class Neo4jStore:
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole node table for ``label``: ``key`` plus model properties."""
         props = _checked(columns, NODE_TYPES[label].properties, label)
-        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", n.{p} AS {p}" for p in props)
+        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", {_read_value('n', p)} AS {p}" for p in props)
         return self._read_frame(query, ["key", *props])
 
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -259,7 +260,7 @@ class Neo4jStore:
         props = _checked(columns, (*rt.identity, *rt.properties), name)
         query = (
             f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}) RETURN a.key AS src, b.key AS dst"
-            + "".join(f", r.{p} AS {p}" for p in props)
+            + "".join(f", {_read_value('r', p)} AS {p}" for p in props)
         )
         return self._read_frame(query, ["src", "dst", *props])
 
@@ -270,10 +271,7 @@ class Neo4jStore:
         frame = pd.DataFrame([r.values() for r in records], columns=columns)
         for col in columns:
             if col in TEMPORAL_PROPERTIES:
-                # neo4j.time values → Python datetimes/dates, as the embedded store returns
-                frame[col] = [v.to_native() if hasattr(v, "to_native") else v for v in frame[col]]
-                if TEMPORAL_PROPERTIES[col] == "datetime":
-                    frame[col] = pd.to_datetime(frame[col], utc=True)
+                frame[col] = _epoch_millis_to_pandas(frame[col], TEMPORAL_PROPERTIES[col])
         return frame
 
     def clear(self) -> None:
@@ -291,6 +289,43 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _read_value(var: str, prop: str) -> str:
+    """Cypher returning property ``prop`` of ``var``; temporal values as epoch
+    milliseconds.
+
+    The driver cannot build a Python date for every year the server holds
+    (0000-12-31 from a "0001-01-01" in Shanghai time breaks the whole record),
+    and integers are cheaper to unpack anyway. Dates count from midnight UTC,
+    local date-times are Asia/Shanghai time (the data contract's rule); any
+    other type reads as null.
+
+    Example
+    -------
+    >>> _read_value("n", "amount")
+    'n.amount'
+    """
+    if prop not in TEMPORAL_PROPERTIES:
+        return f"{var}.{prop}"
+    v = f"{var}.{prop}"
+    return (
+        f"CASE WHEN {v} IS :: ZONED DATETIME THEN {v}.epochMillis "
+        f"WHEN {v} IS :: DATE THEN datetime({{date: {v}, timezone: 'UTC'}}).epochMillis "
+        f"WHEN {v} IS :: LOCAL DATETIME THEN datetime({{datetime: {v}, timezone: 'Asia/Shanghai'}}).epochMillis END"
+    )
+
+
+def _epoch_millis_to_pandas(values: pd.Series, kind: str) -> pd.Series:
+    """Epoch milliseconds (None when missing) as the embedded store's types:
+    ``datetime64[us, UTC]`` for date-times, naive ``datetime64[ms]`` for dates.
+    Millisecond and microsecond datetimes span far more than any year a
+    server holds, so nothing here can overflow."""
+    millis = pd.to_numeric(values, errors="coerce").astype("Int64")
+    raw = millis.to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min).view("datetime64[ms]")
+    if kind == "date":
+        return pd.Series(raw, index=values.index, name=values.name)
+    return pd.Series(raw.astype("datetime64[us]"), index=values.index, name=values.name).dt.tz_localize("UTC")
 
 
 # -- conversion of frames to parameter rows -----------------------------------
