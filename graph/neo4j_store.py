@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
-from graph.store import GraphBatch, GraphCounts, Progress
+from graph.store import GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
 __all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query"]
 
@@ -97,6 +97,8 @@ def merge_rels_query(name: str, columns: tuple[str, ...]) -> str:
     return query
 
 
+STORE_ID = "CALL db.info() YIELD id RETURN id"
+
 COUNT_NODES = {label: f"MATCH (n:{label}) RETURN count(n) AS c" for label in NODE_TYPES}
 COUNT_RELS = {rt.type: f"MATCH ()-[r:{rt.type}]->() RETURN count(r) AS c" for rt in REL_TYPES.values()}
 
@@ -122,11 +124,13 @@ class Neo4jStore:
     Parameters
     ----------
     uri : str
-        ``bolt://host:port`` or ``neo4j://...``.
+        ``bolt://host:port`` or ``neo4j://...``; ``bolt://user:password@host:port``
+        is accepted too (the credentials are taken out of it: the driver and
+        every message see the URI without them, ``location`` shows it redacted).
     auth : tuple or None
         ``(user, password)``; ``None`` for a server with auth off (the local
-        launcher in ``tools/``). ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD``
-        are read when not given.
+        launcher in ``tools/``). When not given: the URI's credentials, else
+        ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD``.
     database : str
         Database name; Community has one, ``neo4j``.
     batch_size : int
@@ -149,9 +153,12 @@ class Neo4jStore:
 
         from neo4j import GraphDatabase
 
+        bare, in_uri = split_credentials(uri)
+        auth = auth or in_uri
         if auth is None and os.environ.get("RINGSCOPE_NEO4J_USER"):
             auth = (os.environ["RINGSCOPE_NEO4J_USER"], os.environ.get("RINGSCOPE_NEO4J_PASSWORD", ""))
-        self.location = uri
+        self.location = redact_uri(uri)  # shown in summaries and messages: never the password
+        uri = bare
         self.database = database
         self.batch_size = batch_size
         self.workers = workers
@@ -166,6 +173,18 @@ class Neo4jStore:
     def verify(self) -> None:
         """Fail fast with the driver's message if the server is unreachable."""
         self._driver.verify_connectivity()
+
+    def store_id(self) -> str:
+        """The database's own id (``db.info()``): fixed when the database was
+        created, the same whatever URI or credentials reach it; what models
+        of this store are filed under."""
+        from neo4j import RoutingControl
+
+        if not hasattr(self, "_store_id"):
+            records, _, _ = self._driver.execute_query(STORE_ID, database_=self.database,
+                                                       routing_=RoutingControl.READ)
+            self._store_id = str(records[0]["id"])
+        return self._store_id
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
