@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> tuple[Path, Path]:
-    """A generated portfolio (with guarantee circles of three and more
-    borrowers) split into the book and tonight's batch, as ``make demo`` does."""
+    """A generated portfolio (with guarantee circles) split into the book and
+    tonight's batch, as ``make demo`` does."""
     from app.cli import _split_tonight
 
     folder = tmp_path_factory.mktemp("determinism") / "data"
@@ -38,37 +38,42 @@ def book(tmp_path_factory) -> tuple[Path, Path]:
     return _split_tonight(folder)
 
 
-def _pipeline(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
-    """ingest, detect --export, train, flag: each its own ``ringscope`` process."""
-    base, tonight = book
+def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
+    """detect --export, train, flag on ``out/store``: each its own ``ringscope`` process."""
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-    env.pop("RINGSCOPE_MODELS", None)
-    env.pop("RINGSCOPE_NEO4J_URI", None)
-    store = out / "store"
-    for args in (["ingest", str(base), "--store", str(store), "--rejects", str(out / "rejects.csv")],
-                 ["detect", "--store", str(store), "--export", str(out / "export")],
-                 ["train", "--store", str(store)],
-                 ["flag", str(tonight), "--store", str(store), "--out", str(out / "flags.csv"),
+    for name in ("RINGSCOPE_MODELS", "RINGSCOPE_NEO4J_URI"):
+        env.pop(name, None)
+    store = str(out / "store")
+    for args in (["detect", "--store", store, "--export", str(out / "export")],
+                 ["train", "--store", store],
+                 ["flag", str(book[1]), "--store", store, "--out", str(out / "flags.csv"),
                   "--rejects", str(out / "flag-rejects.csv")]):
         done = subprocess.run([sys.executable, "-m", "app.cli", *args, "--quiet"], cwd=out, env=env,
                               capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, (args[0], done.stdout[-2000:], done.stderr[-2000:])
+        assert done.returncode == 0, (hash_seed, args[0], done.stdout[-2000:], done.stderr[-2000:])
 
 
 def test_outputs_do_not_depend_on_the_hash_seed(book, tmp_path):
-    outs = []
-    for seed in ("1", "2"):
-        out = tmp_path / f"hash-{seed}"
-        out.mkdir()
-        _pipeline(book, out, seed)
-        outs.append(out)
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from graph.embedded import EmbeddedStore
+
+    ingest_folder(book[0], EmbeddedStore(tmp_path / "ingested"), rejects_path=tmp_path / "rejects.csv")
+    outs = {seed: tmp_path / f"hash-{seed}" for seed in ("1", "2")}
+    for out in outs.values():
+        shutil.copytree(tmp_path / "ingested", out / "store")
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the two seeds side by side
+        for future in [pool.submit(_run_jobs, book, out, seed) for seed, out in outs.items()]:
+            future.result()
+    outs = list(outs.values())
     for name in ("export/findings.csv", "export/members.csv", "flags.csv"):
         first, second = ((o / name).read_bytes() for o in outs)
         assert first == second, f"{name} differs between PYTHONHASHSEED=1 and 2"
     findings = pd.read_csv(outs[0] / "export/findings.csv", encoding="utf-8-sig")
-    # what used to change with the seed: a circle's cycle is listed from its smallest borrower
+    # what used to change with the seed: where a circle's cycle starts (now at its smallest borrower)
     circles = findings[findings["detector"] == "guarantee_circles"]
-    assert (circles["size"] >= 3).any()
+    assert len(circles) >= 3
     for evidence in circles["evidence"]:
         cycle = json.loads(evidence)[0]["detail"].split(": ", 1)[1].split(" → ")
         assert cycle[0] == min(cycle[:-1]) and cycle[0] == cycle[-1]
