@@ -255,12 +255,30 @@ _FIGURES = {
 
 def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``frame`` in the order of ``columns`` (a store's own row order depends
-    on how it was written; results must not)."""
+    on how it was written; results must not).
+
+    Notes
+    -----
+    Arrow's sort of the key columns (stable; text in code-point order on
+    both stores' string types): about a second per million rows, where a
+    multi-column pandas sort of text takes several. A table already in
+    order is returned as it is.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if len(frame) < 2 or not columns:
         return frame.reset_index(drop=True)
-    if len(columns) == 1 and frame[columns[0]].is_monotonic_increasing:
+    arrays = {}
+    for column in columns:
+        try:
+            arrays[column] = pa.array(frame[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types written by another tool: order as text
+            arrays[column] = pa.array(frame[column].astype(str))
+    order = pc.sort_indices(pa.table(arrays), sort_keys=[(c, "ascending") for c in columns]).to_numpy()
+    if np.array_equal(order, np.arange(len(frame))):
         return frame.reset_index(drop=True)
-    return frame.sort_values(columns, kind="stable", ignore_index=True)
+    return frame.take(order).reset_index(drop=True)
 
 
 def _with_columns(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:

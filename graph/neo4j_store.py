@@ -18,7 +18,7 @@ import pandas as pd
 from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from graph.store import GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
-__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query"]
+__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query", "node_properties_query"]
 
 DEFAULT_BATCH_SIZE = 20_000
 
@@ -112,10 +112,21 @@ CLEAR_DERIVED = [
     for t in sorted({REL_TYPES[name].type for name in DERIVED_RELS})
 ]
 
-NODE_PROPERTIES = {
-    label: f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key, properties(n) AS props"
-    for label in NODE_TYPES
-}
+@lru_cache(maxsize=None)
+def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
+    """Read ``properties`` (checked against the model) of the nodes of
+    ``label`` keyed ``$keys``; temporal ones as epoch milliseconds.
+
+    Example
+    -------
+    >>> node_properties_query("Phone", ("valid",))
+    'UNWIND $keys AS k MATCH (n:Phone {key: k}) RETURN n.key AS key, n.valid AS valid'
+    """
+    unknown = set(properties) - set(NODE_TYPES[label].properties)
+    if unknown:
+        raise ValueError(f"Properties {sorted(unknown)} are not in the model of {label}")
+    return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key" + "".join(
+        f", {_read_value('n', p)} AS {p}" for p in properties)
 
 
 class Neo4jStore:
@@ -259,13 +270,14 @@ class Neo4jStore:
         return int(records[0]["c"])
 
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
-        from neo4j import RoutingControl
-
-        records, _, _ = self._driver.execute_query(
-            NODE_PROPERTIES[label], keys=list(keys), database_=self.database, routing_=RoutingControl.READ
-        )
-        rows = [{"key": r["key"], **{p: r["props"].get(p) for p in properties}} for r in records]
-        return pd.DataFrame(rows, columns=["key", *properties])
+        # only the properties asked for, temporal ones as numbers: one stored
+        # date the driver cannot build (year 0) must not break the read
+        known = tuple(p for p in dict.fromkeys(properties) if p in NODE_TYPES[label].properties)
+        frame = self._read_frame(node_properties_query(label, known), ["key", *known], keys=list(keys))
+        for prop in properties:
+            if prop not in frame.columns:
+                frame[prop] = None
+        return frame[["key", *properties]]
 
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole node table for ``label``: ``key`` plus model properties."""
@@ -283,10 +295,11 @@ class Neo4jStore:
         )
         return self._read_frame(query, ["src", "dst", *props])
 
-    def _read_frame(self, query: str, columns: list[str]) -> pd.DataFrame:
+    def _read_frame(self, query: str, columns: list[str], **parameters: Any) -> pd.DataFrame:
         from neo4j import RoutingControl
 
-        records, _, _ = self._driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(query, parameters_=parameters, database_=self.database,
+                                                   routing_=RoutingControl.READ)
         frame = pd.DataFrame([r.values() for r in records], columns=columns)
         for col in columns:
             if col in TEMPORAL_PROPERTIES:

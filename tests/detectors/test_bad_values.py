@@ -95,6 +95,9 @@ def _prepared(store, generated, tmp_path):
 
 def test_every_job_survives_absurd_stored_values(store, generated, tmp_path):
     clean = _prepared(store, generated, tmp_path)
+    # the store itself reads the rows back as it holds them (year 0 included), for the portfolio to judge
+    stored = store.node_properties("Application", ["BADT3", "BADA1"], ["applied_at", "amount"]).set_index("key")
+    assert stored.loc["BADT3", "applied_at"].year == 0 and stored.loc["BADA1", "amount"] == float("inf")
     run = run_detectors(store)
     assert run.errors == {}
     # the planted findings are still found: every strong finding of the clean book, same members
