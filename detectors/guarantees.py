@@ -15,17 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.components import strong_components
+from detectors.components import bounded_cycles, strong_components
 from detectors.portfolio import as_portfolio
 
-__all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units", "bounded_cycles"]
+__all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units"]
 
 BAD_LABELS = ("fraud", "default")
 
@@ -215,39 +214,6 @@ class GuaranteeCircles(Detector):
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),
             entities=entities,
         )
-
-
-def bounded_cycles(src: pd.Series, dst: pd.Series, max_length: int, max_cycles: int) -> list[list[str]]:
-    """Up to ``max_cycles`` simple cycles of at most ``max_length`` nodes in
-    the graph ``src`` → ``dst``, the same ones on every run: each starts at
-    its smallest node, shortest first, then in node order.
-
-    networkx picks its start nodes from sets of strings, whose order changes
-    with Python's hash seed; on integer node ids (nodes numbered in sorted
-    order, edges added sorted) it searches in one order only.
-
-    Example
-    -------
-    >>> bounded_cycles(pd.Series(["b", "a", "c", "b"]), pd.Series(["a", "b", "b", "c"]), 6, 20)
-    [['a', 'b'], ['b', 'c']]
-
-    Notes
-    -----
-    networkx's bounded search inside the component; stops after ``max_cycles``.
-    """
-    names = np.array(sorted(set(src.astype(str)) | set(dst.astype(str))), dtype=object)
-    index = {name: i for i, name in enumerate(names)}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(range(len(names)))
-    graph.add_edges_from(sorted({(index[a], index[b]) for a, b in zip(src.astype(str), dst.astype(str))}))
-    cycles = []
-    for cycle in nx.simple_cycles(graph, length_bound=max_length):
-        start = cycle.index(min(cycle))
-        cycles.append(cycle[start:] + cycle[:start])
-        if len(cycles) >= max_cycles:
-            break
-    cycles.sort(key=lambda c: (len(c), c))
-    return [[str(names[i]) for i in c] for c in cycles]
 
 
 def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:

@@ -168,7 +168,8 @@ def _plots(report: dict, target: Path) -> None:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC, out-of-time validation")
-    ax.legend(loc="lower right")
+    if report.get("_curves"):
+        ax.legend(loc="lower right")
     fig.tight_layout()
     _savefig(fig, target / "roc.png")
     plt.close(fig)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.values import TERM_LIMIT, BadValues, read_amounts, read_times
+from detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from graph.model import REL_TYPES
 
 __all__ = ["Portfolio", "as_portfolio", "LINK_KINDS"]
@@ -126,9 +126,9 @@ class Portfolio:
             apps["applied_at"], rows="applications", column="applied_at",
             effect="left out of bursts, time spans, as-of counts and the out-of-time split"))
         for col, effect in _FIGURES.items():
-            limit = TERM_LIMIT if col == "term_months" else None
-            apps[col] = self._checked(read_amounts(apps[col], rows="applications", column=col, effect=effect,
-                                                   **({"limit": limit} if limit else {})))
+            limit = TERM_LIMIT if col == "term_months" else AMOUNT_LIMIT
+            apps[col] = self._checked(read_amounts(apps[col], limit=limit, rows="applications", column=col,
+                                                   effect=effect))
         apps = apps.set_index("application_id", drop=False)
         applicant = self.rels("Person-APPLIED-Application").drop_duplicates("dst").set_index("dst")["src"]
         apps["person"] = applicant.reindex(apps.index).to_numpy()
