@@ -360,10 +360,17 @@ def _run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool):
     return run
 
 
+def _print_bad_values(bad_values) -> None:
+    """One warning line per column whose implausible stored values were read as missing."""
+    for bad in bad_values:
+        click.echo(f"  warning: {bad.message}")
+
+
 def _print_detection(run) -> None:
     click.echo(_frame_table(run.by_detector(), "{:.2f}"))
     for name, error in run.errors.items():
         click.echo(f"  ! {name} failed: {error.splitlines()[0]}", err=True)
+    _print_bad_values(run.bad_values)
     top = sorted(run.findings, key=lambda f: -f.score)[:5]
     if top:
         click.echo("  top findings:")
@@ -449,6 +456,7 @@ def _print_training(result) -> None:
     counts = result.scored["decision"].value_counts()
     click.echo("  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}"
                                                              for d in ("pass", "review", "decline")))
+    _print_bad_values(result.bad_values)
 
 
 @cli.command()
@@ -532,6 +540,7 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         click.echo(f"  {len(result.new_findings)} rings/circles involve the new applications:")
         for f in sorted(result.new_findings, key=lambda f: -f.score)[:5]:
             click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
+    _print_bad_values(result.bad_values)
     sys.exit(summary.exit_code)
 
 

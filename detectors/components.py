@@ -1,13 +1,14 @@
-"""Connected components of edge lists, shared by the detectors."""
+"""Connected components and bounded cycles of edge lists, shared by the detectors."""
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["strong_components"]
+__all__ = ["strong_components", "bounded_cycles"]
 
 
 def strong_components(edges: pd.DataFrame) -> pd.Series:
@@ -41,3 +42,36 @@ def strong_components(edges: pd.DataFrame) -> pd.Series:
     _, labels = connected_components(graph, directed=True, connection="strong")
     keep = np.bincount(labels)[labels] >= 2
     return pd.Series(labels[keep], index=nodes[keep])
+
+
+def bounded_cycles(src: pd.Series, dst: pd.Series, max_length: int, max_cycles: int) -> list[list[str]]:
+    """Up to ``max_cycles`` simple cycles of at most ``max_length`` nodes in
+    the graph ``src`` → ``dst``, the same ones on every run: each starts at
+    its smallest node, shortest first, then in node order.
+
+    networkx picks its start nodes from sets of strings, whose order changes
+    with Python's hash seed; on integer node ids (nodes numbered in sorted
+    order, edges added sorted) it searches in one order only.
+
+    Example
+    -------
+    >>> bounded_cycles(pd.Series(["b", "a", "c", "b"]), pd.Series(["a", "b", "b", "c"]), 6, 20)
+    [['a', 'b'], ['b', 'c']]
+
+    Notes
+    -----
+    networkx's bounded search inside the component; stops after ``max_cycles``.
+    """
+    names = sorted(set(src.tolist()) | set(dst.tolist()))
+    index = {name: i for i, name in enumerate(names)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(names)))
+    graph.add_edges_from(sorted({(index[a], index[b]) for a, b in zip(src.tolist(), dst.tolist())}))
+    cycles = []
+    for cycle in nx.simple_cycles(graph, length_bound=max_length):
+        start = cycle.index(min(cycle))
+        cycles.append(cycle[start:] + cycle[:start])
+        if len(cycles) >= max_cycles:
+            break
+    cycles.sort(key=lambda c: (len(c), c))
+    return [[names[i] for i in c] for c in cycles]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.components import strong_components
+from detectors.components import bounded_cycles, strong_components
 from detectors.portfolio import as_portfolio
 
 __all__ = ["ContactLoops", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
@@ -201,15 +201,11 @@ class ContactLoops(Detector):
         family_share = sum(e["family"] for e in edges) / len(edges)  # 1 = every link is a backed family link
         if family_share == 1.0 and k <= self.max_household:
             return None  # a household naming each other
-        cycles = []
-        for cycle in nx.simple_cycles(graph, length_bound=self.max_cycle_length):
-            cycles.append(cycle)
-            if len(cycles) >= self.max_cycles:
-                break
+        # the same cycles, each from its smallest person, whatever the hash seed
+        cycles = bounded_cycles(pd.Series([u for u, _ in graph.edges]), pd.Series([v for _, v in graph.edges]),
+                                self.max_cycle_length, self.max_cycles)
         if not cycles:
             return None
-        # rotate each cycle to start at its smallest person so the evidence is stable run to run
-        cycles = [c[c.index(min(c)):] + c[: c.index(min(c))] for c in cycles]
         cycles.sort(key=lambda c: (-len(c), c))
         longest = cycles[0]
         members = sorted({e["src"] for e in edges} | {e["dst"] for e in edges})

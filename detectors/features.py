@@ -98,11 +98,18 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     frame["t"] = frame["application_id"].map(times)
     frame["bad"] = frame["application_id"].map(bad).fillna(False).astype(bool).astype(int)
     frame = frame.sort_values(["kind", "identifier", "t"], kind="stable")
-    by_id = frame.groupby(["kind", "identifier"], sort=False)
-    by_person = frame.groupby(["kind", "identifier", "entity"], sort=False)
+    # an application without a time is neither before nor after any other: it counts nothing
+    # and is counted by nobody (the flagging index applies the same rule)
+    unknown = frame["t"].isna().to_numpy()
+    timed = frame[~unknown]
+    by_id = timed.groupby(["kind", "identifier"], sort=False)
+    by_person = timed.groupby(["kind", "identifier", "entity"], sort=False)
     # earlier rows of the identifier minus earlier rows of the same person
-    frame["earlier"] = by_id.cumcount() - by_person.cumcount()
-    frame["bad_earlier"] = (by_id["bad"].cumsum() - frame["bad"]) - (by_person["bad"].cumsum() - frame["bad"])
+    frame["earlier"] = 0
+    frame["bad_earlier"] = 0
+    frame.loc[~unknown, "earlier"] = by_id.cumcount() - by_person.cumcount()
+    frame.loc[~unknown, "bad_earlier"] = ((by_id["bad"].cumsum() - timed["bad"])
+                                          - (by_person["bad"].cumsum() - timed["bad"]))
     return frame.drop(columns=["t", "bad"])
 
 
@@ -161,9 +168,11 @@ def own_features(apps: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
         out["applicant_age"] = np.nan
     out["has_agent"] = a["agent"].notna().astype(float)
     out["is_business"] = (a["borrower_label"] == "Company").astype(float)
+    numeric = [c for c in out.columns if c not in CATEGORICAL]
+    # a ratio over a vanishing figure is unknown, not infinite (sklearn refuses inf)
+    out[numeric] = out[numeric].where(np.isfinite(out[numeric].to_numpy(dtype=float)))
     out["product"] = a["product"].astype("string").fillna("(none)")
     out["channel"] = a["channel"].astype("string").fillna("(none)")
-
     return out
 
 
@@ -196,9 +205,10 @@ def application_features(portfolio, findings: list[Finding] | None = None,
     person = links.drop_duplicates("application_id").set_index("application_id")["entity"]
     own = pd.DataFrame({"entity": person.reindex(out.index), "t": a["applied_at"], "bad": bad.astype(int)})
     own = own.reset_index().sort_values(["entity", "t"], kind="stable")
-    grouped = own.groupby("entity", sort=False)
+    timed = own[own["t"].notna()]  # no time, no "earlier" (as in identifier_history)
+    grouped = timed.groupby("entity", sort=False)
     own["earlier"] = grouped.cumcount()
-    own["bad_earlier"] = grouped["bad"].cumsum() - own["bad"]
+    own["bad_earlier"] = grouped["bad"].cumsum() - timed["bad"]
     own = own.set_index("application_id")
     out["earlier_applications_same_person"] = own["earlier"].reindex(out.index).fillna(0).astype(float)
     out["bad_earlier_same_person"] = own["bad_earlier"].reindex(out.index).fillna(0).astype(float)

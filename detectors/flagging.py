@@ -45,6 +45,7 @@ from detectors.reasons import Partner, ReasonContext, build_reasons
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import DetectionRun, findings_batch, load_findings
 from detectors.scoring import TrainedModel, contributions
+from detectors.values import BadValues
 
 __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 
@@ -59,6 +60,8 @@ class FlagResult:
     flags: pd.DataFrame  # application_id, score, decision, ring_id, reasons
     new_findings: list[Finding] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: stored values read as missing (implausible dates and figures), for the summary
+    bad_values: list[BadValues] = field(default_factory=list)
 
 
 class _LocalPortfolio(Portfolio):
@@ -95,6 +98,9 @@ class FlagIndex:
         self.apps = apps.set_index("application_id", drop=False)
         self.app_pos = pd.Index(self.apps.index)
         self.t = self.apps["applied_at"].astype("int64").to_numpy() if len(apps) else np.array([], dtype=np.int64)
+        # NaT (a time read as missing) is int64's minimum: mask it, an untimed
+        # application is earlier than nothing (features.identifier_history's rule)
+        self.timed = self.t != np.iinfo(np.int64).min
         self.bad = self.apps["label"].isin(BAD_LABELS).to_numpy()
         links = _numpy_backed(entity_links(portfolio))
         self.links = links
@@ -258,7 +264,7 @@ class FlagIndex:
                     continue
                 rows = bad_rows[offsets[i]:offsets[i + 1]][:scan]
                 sharers = self._link_app[rows]
-                hit = (self.t[sharers] < self.t[pos]) & (self._link_entity[rows] != entity[j])
+                hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
                 for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
                     out.append(Partner(app_id, kind, idents[j], self.app_pos[q], labels[q], self.timestamp(self.t[q])))
                     kept[kind] = kept.get(kind, 0) + 1
@@ -397,7 +403,8 @@ class FlagIndex:
             sharer_app = self._link_app[rows]
             self_pos = self.app_pos.get_indexer(links["application_id"].to_numpy())
             self_entity = self._entity_index.get_indexer(links["entity"].to_numpy())
-            earlier = (self.t[sharer_app] < self.t[self_pos][owner]) & (self._link_entity[rows] != self_entity[owner])
+            earlier = ((self.t[sharer_app] < self.t[self_pos][owner]) & self.timed[sharer_app]
+                       & (self._link_entity[rows] != self_entity[owner]))
             counts = np.bincount(owner, weights=earlier, minlength=len(idx))
             bad = np.bincount(owner, weights=earlier & self.bad[sharer_app], minlength=len(idx))
             frame = pd.DataFrame({"application_id": links["application_id"].to_numpy(), "kind": links["kind"].to_numpy(),
@@ -418,7 +425,7 @@ class FlagIndex:
         groups = self._entity_groups()
         for pos, ent in zip(targets, entity):
             members = groups.get(ent, np.array([pos]))
-            before = self.t[members] < self.t[pos]
+            before = (self.t[members] < self.t[pos]) & self.timed[members]
             earlier_same.append(float(before.sum()))
             bad_same.append(float((before & self.bad[members]).sum()))
         out["earlier_applications_same_person"] = earlier_same
@@ -584,6 +591,7 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
         return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
     index = FlagIndex.build(store)
     result = index.score(model, summary.application_ids, review, decline)
+    result.bad_values = list(index.portfolio.bad_values)
     write_scores(store, result.flags, model)
     if result.new_findings:
         run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

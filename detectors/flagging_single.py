@@ -193,7 +193,8 @@ class SingleApplicationPath:
                 continue
             rows = slice(index._ident_offsets[i], index._ident_offsets[i + 1])
             sharers = index._link_app[rows]
-            before = (index.t[sharers] < index.t[pos]) & (index._link_entity[rows] != self.entity_code[r])
+            before = ((index.t[sharers] < index.t[pos]) & index.timed[sharers]
+                      & (index._link_entity[rows] != self.entity_code[r]))
             kind = self.kind[r]
             if kind in earlier:
                 earlier[kind] += float(before.sum())
@@ -204,7 +205,7 @@ class SingleApplicationPath:
         out["shares_hub"] = float(on_hub)
         out["known_bad_1hop"] = float(sum(bad[k] for k in SHARED_KINDS))
         members = index._entity_groups().get(index.app_entity[pos], np.array([pos]))
-        before = index.t[members] < index.t[pos]
+        before = (index.t[members] < index.t[pos]) & index.timed[members]
         out["earlier_applications_same_person"] = float(before.sum())
         out["bad_earlier_same_person"] = float((before & index.bad[members]).sum())
         return out
@@ -235,7 +236,7 @@ class SingleApplicationPath:
                     q = index.app_pos.get_loc(other)
                 except KeyError:  # a member no longer in the graph
                     continue
-                if index.t[q] < index.t[pos] and index.bad[q]:
+                if index.t[q] < index.t[pos] and index.timed[q] and index.bad[q]:
                     known += 1
             out["known_bad_2hop"] = float(known)
         return out

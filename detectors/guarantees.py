@@ -15,14 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.components import strong_components
+from detectors.components import bounded_cycles, strong_components
 from detectors.portfolio import as_portfolio
 
 __all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units"]
@@ -163,15 +162,8 @@ class GuaranteeCircles(Detector):
 
     def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]],
                  downstream: list[str]) -> Finding:
-        graph = nx.DiGraph()
-        graph.add_edges_from(zip(edges["src"].to_numpy(), edges["dst"].to_numpy()))
-        cycles = []
-        for cycle in nx.simple_cycles(graph, length_bound=self.max_cycle_length):
-            cycles.append(cycle)
-            if len(cycles) >= self.max_cycles:
-                break
-        cycles.sort(key=len)
-        nodes = sorted(graph.nodes)
+        nodes = sorted(set(edges["src"]) | set(edges["dst"]))
+        cycles = bounded_cycles(edges["src"], edges["dst"], self.max_cycle_length, self.max_cycles)
         unit_apps = {str(a) for n in nodes for a in apps_by_unit.get(n, ())}
         members = sorted(set(edges["application_id"].dropna().astype(str)) | unit_apps)
         member_apps = apps.reindex(members)

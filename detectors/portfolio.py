@@ -15,6 +15,15 @@ The main shapes:
 
 Identity resolution may attach ``person_entity`` / ``company_entity`` maps
 (record key → entity id) that later detectors use instead of raw keys.
+
+Two rules make every job's output a function of the stored data alone:
+
+* tables are sorted by their identity (nodes by ``key``, relationships by
+  ``src``, ``dst`` and identity properties) as they are read, so both stores,
+  and one store written in any order, give the same frames;
+* temporal and money columns go through :mod:`detectors.values`: a value no
+  lending book can hold (9999-12-31, ``inf``, 1e30) is read as missing and
+  counted in :attr:`Portfolio.bad_values`, never raised.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
+from graph.model import REL_TYPES
 
 __all__ = ["Portfolio", "as_portfolio", "LINK_KINDS"]
 
@@ -78,29 +90,45 @@ class Portfolio:
         self.company_entity: pd.Series | None = None
         #: SIMILAR_TO pairs found by identity resolution, written back by ``detect``
         self.similar_pairs: dict[str, pd.DataFrame] = {}
+        #: stored values read as missing (out of range, not finite): the jobs report them
+        self.bad_values: list[BadValues] = []
 
     # -- raw tables ------------------------------------------------------
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Node table ``label``; requested columns missing from the store come back as NA."""
-        return _with_columns(self.store.read_nodes(label, columns), columns)
+        """Node table ``label`` sorted by ``key``; requested columns missing
+        from the store come back as NA."""
+        return _sorted(_with_columns(self.store.read_nodes(label, columns), columns), ["key"])
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Relationship table ``name``; requested columns missing come back as NA."""
-        return _with_columns(self.store.read_relationships(name, columns), columns)
+        """Relationship table ``name`` sorted by ``src``, ``dst`` and its
+        identity properties; requested columns missing come back as NA."""
+        frame = _with_columns(self.store.read_relationships(name, columns), columns)
+        identity = [c for c in ("src", "dst", *REL_TYPES[name].identity) if c in frame.columns]
+        return _sorted(frame, identity)
+
+    def _checked(self, cleaned: tuple[pd.Series, list[BadValues]]) -> pd.Series:
+        values, bad = cleaned
+        self.bad_values.extend(bad)
+        return values
 
     @cached_property
     def applications(self) -> pd.DataFrame:
         """One row per application: ``application_id``, its fields, and the
         keys ``person``, ``company``, ``employer``, ``agent``, ``phone``,
         ``device``, ``ip``, ``ip_prefix``, ``account``, ``address``, ``email``
-        (missing as NA). ``applied_at`` is a UTC datetime."""
+        (missing as NA). ``applied_at`` is a UTC datetime; it and the figures
+        are read as missing where implausible (see :mod:`detectors.values`)."""
         apps = self.nodes("Application", _APPLICATION_COLUMNS).rename(columns={"key": "application_id"})
         for col in _APPLICATION_COLUMNS:
             if col not in apps.columns:
                 apps[col] = pd.NA
-        apps["applied_at"] = pd.to_datetime(apps["applied_at"], utc=True, errors="coerce")
-        for col in ("amount", "declared_monthly_revenue", "declared_monthly_income", "term_months"):
-            apps[col] = pd.to_numeric(apps[col], errors="coerce")
+        apps["applied_at"] = self._checked(read_times(
+            apps["applied_at"], rows="applications", column="applied_at",
+            effect="left out of bursts, time spans, as-of counts and the out-of-time split"))
+        for col, effect in _FIGURES.items():
+            limit = TERM_LIMIT if col == "term_months" else AMOUNT_LIMIT
+            apps[col] = self._checked(read_amounts(apps[col], limit=limit, rows="applications", column=col,
+                                                   effect=effect))
         apps = apps.set_index("application_id", drop=False)
         applicant = self.rels("Person-APPLIED-Application").drop_duplicates("dst").set_index("dst")["src"]
         apps["person"] = applicant.reindex(apps.index).to_numpy()
@@ -161,7 +189,8 @@ class Portfolio:
                         f[col] = pd.NA
                 frames.append(f.assign(guarantor_label=src, borrower_label=dst))
         g = pd.concat(frames, ignore_index=True).rename(columns={"src": "guarantor", "dst": "borrower"})
-        g["amount"] = pd.to_numeric(g["amount"], errors="coerce")
+        g["amount"] = self._checked(read_amounts(g["amount"], rows="guarantees", column="amount",
+                                                 effect="left out of exposure totals"))
         return g
 
     @cached_property
@@ -179,7 +208,13 @@ class Portfolio:
 
     @cached_property
     def persons(self) -> pd.DataFrame:
-        return self.nodes("Person")
+        """Person nodes; ``birth_date`` read as missing where implausible."""
+        persons = self.nodes("Person")
+        if "birth_date" in persons.columns:
+            persons["birth_date"] = self._checked(read_times(
+                persons["birth_date"], utc=False, rows="persons", column="birth_date",
+                effect="no applicant age, no birth-date match"))
+        return persons
 
     @cached_property
     def companies(self) -> pd.DataFrame:
@@ -207,6 +242,43 @@ class Portfolio:
             return keys
         mapped = keys.map(mapping)
         return mapped.where(mapped.notna(), keys)
+
+
+#: numeric application columns → what a missing value means for the jobs
+_FIGURES = {
+    "amount": "left out of amount checks and features",
+    "declared_monthly_revenue": "left out of cash-flow and template checks",
+    "declared_monthly_income": "left out of cash-flow and template checks",
+    "term_months": "left out of leverage checks",
+}
+
+
+def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` in the order of ``columns`` (a store's own row order depends
+    on how it was written; results must not).
+
+    Notes
+    -----
+    Arrow's sort of the key columns (stable; text in code-point order on
+    both stores' string types): about a second per million rows, where a
+    multi-column pandas sort of text takes several. A table already in
+    order is returned as it is.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(frame) < 2 or not columns:
+        return frame.reset_index(drop=True)
+    arrays = {}
+    for column in columns:
+        try:
+            arrays[column] = pa.array(frame[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types written by another tool: order as text
+            arrays[column] = pa.array(frame[column].astype(str))
+    order = pc.sort_indices(pa.table(arrays), sort_keys=[(c, "ascending") for c in columns]).to_numpy()
+    if np.array_equal(order, np.arange(len(frame))):
+        return frame.reset_index(drop=True)
+    return frame.take(order).reset_index(drop=True)
 
 
 def _with_columns(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:

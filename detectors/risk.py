@@ -8,7 +8,7 @@ score with reasons written onto every application.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from detectors.reasons import ReasonContext, build_reasons
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import load_findings
 from detectors.scoring import TrainedModel, TrainingConfig, contributions, models_folder, save_model, train_models
+from detectors.values import BadValues
 from graph.store import GraphBatch
 
 __all__ = ["TrainResult", "train", "outcome_labels", "score_applications", "CASE_VERDICTS"]
@@ -35,6 +36,8 @@ class TrainResult:
     report: dict
     folder: Path
     scored: pd.DataFrame  # application_id, score, decision, reasons
+    #: stored values read as missing (implausible dates and figures), for the summary
+    bad_values: list[BadValues] = field(default_factory=list)
 
 
 def outcome_labels(store, portfolio: Portfolio, findings=None) -> pd.Series:
@@ -115,4 +118,4 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
         parts.append(score_applications(model, features.iloc[start:start + chunk], context))
     scored = pd.concat(parts, ignore_index=True) if parts else score_applications(model, features, context)
     write_scores(store, scored, model)
-    return TrainResult(model, report, saved, scored)
+    return TrainResult(model, report, saved, scored, list(portfolio.bad_values))

@@ -24,6 +24,7 @@ import pandas as pd
 from detectors.base import Finding
 from detectors.portfolio import Portfolio, as_portfolio
 from detectors.registry import DETECTORS, build_detector
+from detectors.values import BadValues
 from graph.files import private_dir, write_csv
 from graph.model import FINDING_TARGETS
 from graph.store import GraphBatch
@@ -48,6 +49,11 @@ class DetectionRun:
     errors: dict[str, str] = field(default_factory=dict)
     portfolio: Portfolio | None = None
     run_at: str = ""
+
+    @property
+    def bad_values(self) -> list[BadValues]:
+        """Stored values the detectors read as missing (implausible dates and figures)."""
+        return list(self.portfolio.bad_values) if self.portfolio is not None else []
 
     def by_detector(self) -> pd.DataFrame:
         """Findings, members and seconds per detector (the ``detect`` summary)."""
@@ -199,11 +205,13 @@ def load_findings(store: Any) -> list[Finding]:
     nodes = store.read_nodes("Finding")
     if nodes.empty:
         return []
+    # by id, whatever order the store keeps: ties downstream (reasons, ring ids) must not depend on it
+    nodes = nodes.sort_values("key", kind="stable", ignore_index=True)
     members = _involves(store, "Application")
     members = members[members["role"] == "member"].groupby("src")["dst"].agg(lambda s: tuple(sorted(s)))
     entity_frames = []
     for label in ("Person", "Company", "Agent"):
-        rel = _involves(store, label)
+        rel = _involves(store, label).sort_values(["src", "dst"], kind="stable")
         entity_frames.append(rel[rel["role"] == "member"].assign(label=label))
     entities = pd.concat(entity_frames, ignore_index=True)
     entity_map = {fid: tuple(zip(g["label"], g["dst"])) for fid, g in entities.groupby("src")}

@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
@@ -213,6 +212,8 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
     """
     known = labels.reindex(features.index)
     known = known[known.notna() & (known.astype(str) != "")]
+    # an application whose time was read as missing cannot be placed before or after the cut
+    known = known[applied_at.reindex(known.index).notna().to_numpy()]
     if known.empty:
         raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
     y_all = known.isin(config.bad_labels).astype(int)
@@ -244,6 +245,7 @@ def _train(features, y_all, known, applied_at, config, progress):
     numeric, categorical = _split_columns(features)
     for col in numeric:  # a feature no application has (no birth dates, say) is constant, not missing
         X[col] = pd.to_numeric(X[col], errors="coerce").astype(float)
+        X[col] = X[col].where(np.isfinite(X[col]))  # an infinite ratio is as unknown as a missing one
         if X[col].isna().all():
             X[col] = 0.0
     groups = feature_groups(features.columns)
@@ -375,90 +377,6 @@ def _output_owners(prep: ColumnTransformer, features: list[str]) -> list[int]:
                         kept = len(cats) - len(inf) + 1
                 owners.extend([position[col]] * kept)
     return owners
-
-
-# -- persistence ------------------------------------------------------------------
-
-
-def models_folder(store) -> Path:
-    """Where models of ``store`` live: ``$RINGSCOPE_MODELS`` if set, else
-    ``<store>/models`` for the embedded store and
-    ``./.ringscope-models/<host>-<port>`` for Neo4j."""
-    import os
-
-    if os.environ.get("RINGSCOPE_MODELS"):
-        return Path(os.environ["RINGSCOPE_MODELS"])
-    if getattr(store, "kind", "") == "embedded":
-        return Path(store.location) / "models"
-    tag = "".join(ch if ch.isalnum() else "-" for ch in str(getattr(store, "location", "neo4j")))
-    return Path(".ringscope-models") / tag.strip("-")
-
-
-def save_model(model: TrainedModel, report: dict, folder: Path) -> Path:
-    """Save ``model`` as ``<folder>/<version>/`` (model.joblib, report.json,
-    roc.png, scores.png) and point ``<folder>/LATEST`` at it."""
-    target = Path(folder) / model.version
-    target.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, target / "model.joblib")
-    public = {k: v for k, v in report.items() if not k.startswith("_")}
-    (target / "report.json").write_text(json.dumps(public, indent=2, ensure_ascii=False, default=str),
-                                        encoding="utf-8")
-    _plots(report, target)
-    tmp = Path(folder) / "LATEST.tmp"
-    tmp.write_text(model.version, encoding="utf-8")
-    tmp.replace(Path(folder) / "LATEST")
-    return target
-
-
-def load_model(folder: Path, version: str | None = None) -> TrainedModel:
-    """Load the latest (or a given) model version from ``folder``."""
-    folder = Path(folder)
-    if version is None:
-        latest = folder / "LATEST"
-        if not latest.exists():
-            raise FileNotFoundError(f"No trained model in {folder}; run `ringscope train` first.")
-        version = latest.read_text(encoding="utf-8").strip()
-    return joblib.load(folder / version / "model.joblib")
-
-
-def _plots(report: dict, target: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
-    for kind, (fpr, tpr) in report.get("_curves", {}).items():
-        auc = report["models"][kind]["all features"]["auc"]
-        ax.plot(fpr, tpr, label=f"{kind} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC, out-of-time validation")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(target / "roc.png")
-    plt.close(fig)
-
-    valid = report.get("_valid")
-    if valid:
-        chosen = report["chosen"]
-        y, scores = valid["y"], valid["scores"][chosen]
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        bins = np.linspace(0, 1, 41)
-        ax.hist(scores[y == 0], bins=bins, alpha=0.6, density=True, label="good")
-        ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="bad")
-        cfg = report["config"]
-        for name, value in (("review", cfg["review_threshold"]), ("decline", cfg["decline_threshold"])):
-            ax.axvline(value, color="black", linestyle="--", linewidth=1)
-            ax.text(value, ax.get_ylim()[1] * 0.9, f" {name}", fontsize=8)
-        ax.set_xlabel(f"calibrated score ({chosen})")
-        ax.set_ylabel("density")
-        ax.set_title("Score distribution, out-of-time validation")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(target / "scores.png")
-        plt.close(fig)
 
 
 # -- compiled scorecard: the same numbers without sklearn's per-call overhead --------
@@ -596,3 +514,7 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
         if not np.allclose(compiled.predict(check), expected, atol=1e-9):
             return None
     return compiled
+
+
+# persistence lives in detectors.model_store; these names stay importable from here
+from detectors.model_store import load_model, models_folder, save_model  # noqa: E402

@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import lru_cache
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
 from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
-from graph.store import GraphBatch, GraphCounts, Progress
+from graph.store import GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
-__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query"]
+__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query", "node_properties_query"]
 
 DEFAULT_BATCH_SIZE = 20_000
 
@@ -96,6 +97,8 @@ def merge_rels_query(name: str, columns: tuple[str, ...]) -> str:
     return query
 
 
+STORE_ID = "CALL db.info() YIELD id RETURN id"
+
 COUNT_NODES = {label: f"MATCH (n:{label}) RETURN count(n) AS c" for label in NODE_TYPES}
 COUNT_RELS = {rt.type: f"MATCH ()-[r:{rt.type}]->() RETURN count(r) AS c" for rt in REL_TYPES.values()}
 
@@ -109,10 +112,21 @@ CLEAR_DERIVED = [
     for t in sorted({REL_TYPES[name].type for name in DERIVED_RELS})
 ]
 
-NODE_PROPERTIES = {
-    label: f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key, properties(n) AS props"
-    for label in NODE_TYPES
-}
+@lru_cache(maxsize=None)
+def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
+    """Read ``properties`` (checked against the model) of the nodes of
+    ``label`` keyed ``$keys``; temporal ones as epoch milliseconds.
+
+    Example
+    -------
+    >>> node_properties_query("Phone", ("valid",))
+    'UNWIND $keys AS k MATCH (n:Phone {key: k}) RETURN n.key AS key, n.valid AS valid'
+    """
+    unknown = set(properties) - set(NODE_TYPES[label].properties)
+    if unknown:
+        raise ValueError(f"Properties {sorted(unknown)} are not in the model of {label}")
+    return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key" + "".join(
+        f", {_read_value('n', p)} AS {p}" for p in properties)
 
 
 class Neo4jStore:
@@ -121,9 +135,11 @@ class Neo4jStore:
     Parameters
     ----------
     uri : str
-        ``bolt://host:port`` or ``neo4j://...``.
+        ``bolt://host:port`` or ``neo4j://...``; ``bolt://user:password@host:port``
+        is accepted too (the credentials are taken out of it: the driver and
+        every message see the URI without them, ``location`` shows it redacted).
     auth : tuple or None
-        ``(user, password)``; when not given, read from
+        ``(user, password)``; when not given: the URI's credentials, else
         ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD`` / ``..._PASSWORD_FILE``
         (see :mod:`graph.neo4j_auth`), else none (a server with auth off).
     database : str
@@ -146,11 +162,14 @@ class Neo4jStore:
     ) -> None:
         from neo4j import GraphDatabase
 
+        bare, in_uri = split_credentials(uri)
+        auth = auth or in_uri
         if auth is None:
             from graph.neo4j_auth import auth_from_env
 
             auth = auth_from_env()
-        self.location = uri
+        self.location = redact_uri(uri)  # shown in summaries and messages: never the password
+        uri = bare
         self.database = database
         self.batch_size = batch_size
         self.workers = workers
@@ -165,6 +184,18 @@ class Neo4jStore:
     def verify(self) -> None:
         """Fail fast with the driver's message if the server is unreachable."""
         self._driver.verify_connectivity()
+
+    def store_id(self) -> str:
+        """The database's own id (``db.info()``): fixed when the database was
+        created, the same whatever URI or credentials reach it; what models
+        of this store are filed under."""
+        from neo4j import RoutingControl
+
+        if not hasattr(self, "_store_id"):
+            records, _, _ = self._driver.execute_query(STORE_ID, database_=self.database,
+                                                       routing_=RoutingControl.READ)
+            self._store_id = str(records[0]["id"])
+        return self._store_id
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -239,18 +270,19 @@ class Neo4jStore:
         return int(records[0]["c"])
 
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
-        from neo4j import RoutingControl
-
-        records, _, _ = self._driver.execute_query(
-            NODE_PROPERTIES[label], keys=list(keys), database_=self.database, routing_=RoutingControl.READ
-        )
-        rows = [{"key": r["key"], **{p: r["props"].get(p) for p in properties}} for r in records]
-        return pd.DataFrame(rows, columns=["key", *properties])
+        # only the properties asked for, temporal ones as numbers: one stored
+        # date the driver cannot build (year 0) must not break the read
+        known = tuple(p for p in dict.fromkeys(properties) if p in NODE_TYPES[label].properties)
+        frame = self._read_frame(node_properties_query(label, known), ["key", *known], keys=list(keys))
+        for prop in properties:
+            if prop not in frame.columns:
+                frame[prop] = None
+        return frame[["key", *properties]]
 
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole node table for ``label``: ``key`` plus model properties."""
         props = _checked(columns, NODE_TYPES[label].properties, label)
-        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", n.{p} AS {p}" for p in props)
+        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", {_read_value('n', p)} AS {p}" for p in props)
         return self._read_frame(query, ["key", *props])
 
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -259,21 +291,19 @@ class Neo4jStore:
         props = _checked(columns, (*rt.identity, *rt.properties), name)
         query = (
             f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}) RETURN a.key AS src, b.key AS dst"
-            + "".join(f", r.{p} AS {p}" for p in props)
+            + "".join(f", {_read_value('r', p)} AS {p}" for p in props)
         )
         return self._read_frame(query, ["src", "dst", *props])
 
-    def _read_frame(self, query: str, columns: list[str]) -> pd.DataFrame:
+    def _read_frame(self, query: str, columns: list[str], **parameters: Any) -> pd.DataFrame:
         from neo4j import RoutingControl
 
-        records, _, _ = self._driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(query, parameters_=parameters, database_=self.database,
+                                                   routing_=RoutingControl.READ)
         frame = pd.DataFrame([r.values() for r in records], columns=columns)
         for col in columns:
             if col in TEMPORAL_PROPERTIES:
-                # neo4j.time values → Python datetimes/dates, as the embedded store returns
-                frame[col] = [v.to_native() if hasattr(v, "to_native") else v for v in frame[col]]
-                if TEMPORAL_PROPERTIES[col] == "datetime":
-                    frame[col] = pd.to_datetime(frame[col], utc=True)
+                frame[col] = _epoch_millis_to_pandas(frame[col], TEMPORAL_PROPERTIES[col])
         return frame
 
     def clear(self) -> None:
@@ -291,6 +321,43 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _read_value(var: str, prop: str) -> str:
+    """Cypher returning property ``prop`` of ``var``; temporal values as epoch
+    milliseconds.
+
+    The driver cannot build a Python date for every year the server holds
+    (0000-12-31 from a "0001-01-01" in Shanghai time breaks the whole record),
+    and integers are cheaper to unpack anyway. Dates count from midnight UTC,
+    local date-times are Asia/Shanghai time (the data contract's rule); any
+    other type reads as null.
+
+    Example
+    -------
+    >>> _read_value("n", "amount")
+    'n.amount'
+    """
+    if prop not in TEMPORAL_PROPERTIES:
+        return f"{var}.{prop}"
+    v = f"{var}.{prop}"
+    return (
+        f"CASE WHEN {v} IS :: ZONED DATETIME THEN {v}.epochMillis "
+        f"WHEN {v} IS :: DATE THEN datetime({{date: {v}, timezone: 'UTC'}}).epochMillis "
+        f"WHEN {v} IS :: LOCAL DATETIME THEN datetime({{datetime: {v}, timezone: 'Asia/Shanghai'}}).epochMillis END"
+    )
+
+
+def _epoch_millis_to_pandas(values: pd.Series, kind: str) -> pd.Series:
+    """Epoch milliseconds (None when missing) as the embedded store's types:
+    ``datetime64[us, UTC]`` for date-times, naive ``datetime64[ms]`` for dates.
+    Millisecond and microsecond datetimes span far more than any year a
+    server holds, so nothing here can overflow."""
+    millis = pd.to_numeric(values, errors="coerce").astype("Int64")
+    raw = millis.to_numpy(dtype="int64", na_value=np.iinfo(np.int64).min).view("datetime64[ms]")
+    if kind == "date":
+        return pd.Series(raw, index=values.index, name=values.name)
+    return pd.Series(raw.astype("datetime64[us]"), index=values.index, name=values.name).dt.tz_localize("UTC")
 
 
 # -- conversion of frames to parameter rows -----------------------------------

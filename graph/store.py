@@ -26,6 +26,8 @@ __all__ = [
     "Progress",
     "open_store",
     "DEFAULT_STORE_PATH",
+    "redact_uri",
+    "split_credentials",
 ]
 
 DEFAULT_STORE_PATH = ".ringscope"
@@ -116,6 +118,49 @@ class GraphStore(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
+    """``uri`` without its ``user:password@`` part, and that user and password
+    (percent-decoded), or ``None`` when it has none.
+
+    Everything before the last ``@`` is taken as credentials: a password may
+    hold ``@``, ``/`` or ``:``, a host never does.
+
+    Example
+    -------
+    >>> split_credentials("bolt://neo4j:s%40cret@127.0.0.1:7687")
+    ('bolt://127.0.0.1:7687', ('neo4j', 's@cret'))
+    >>> split_credentials("neo4j://db.example.cn:7687")
+    ('neo4j://db.example.cn:7687', None)
+    """
+    from urllib.parse import unquote
+
+    scheme, sep, rest = str(uri).partition("://")
+    if not sep or "@" not in rest:
+        return str(uri), None
+    userinfo, _, host = rest.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}", (unquote(user), unquote(password))
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` as it may be shown (messages, summaries, the dashboard): a
+    password in it becomes ``***``; the user name stays.
+
+    Example
+    -------
+    >>> redact_uri("bolt://neo4j:secret@127.0.0.1:7687")
+    'bolt://neo4j:***@127.0.0.1:7687'
+    >>> redact_uri("bolt://127.0.0.1:7687"), redact_uri(".ringscope")
+    ('bolt://127.0.0.1:7687', '.ringscope')
+    """
+    bare, credentials = split_credentials(uri)
+    if credentials is None:
+        return bare
+    scheme, _, host = bare.partition("://")
+    user, password = credentials
+    return f"{scheme}://{user}{':***' if password else ''}@{host}"
 
 
 def open_store(path: str | None = None, neo4j_uri: str | None = None) -> GraphStore:
