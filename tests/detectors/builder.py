@@ -69,6 +69,7 @@ class ExportBuilder:
         self.roles: list[dict[str, Any]] = []
         self.start = start
         self._n = first_index
+        self._days = 0  # default dates count from ``start`` whatever ``first_index`` is
 
     def app(self, application_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """Add an application; unspecified identifiers are fresh and unique.
@@ -77,9 +78,10 @@ class ExportBuilder:
         day apart. Returns the row (its ``application_id`` and the rest).
         """
         i = self._n = self._n + 1
+        self._days += 1
         row: dict[str, Any] = {
             "application_id": application_id or f"T{i:05d}",
-            "applied_at": self.start + timedelta(days=i),
+            "applied_at": self.start + timedelta(days=self._days),
             "amount": 50000,
             "applicant_name": unique_name(i),
             "applicant_id_number": person_id(i),

@@ -28,7 +28,7 @@ from ingest.pipeline import ingest_folder
 from ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, person_id
 
-LATER = datetime(2027, 1, 10, 9)  # after every generated application
+LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 US = {"9999-12-31": 253402214400000000, "0001-01-01": -62135596800000000, "year 0": -62135625943000000}
 NORMAL_US = 1767225600000000  # 2026-01-01T00:00Z
 BAD_IDS = ["BADT1", "BADT2", "BADT3", "BADA1", "BADA2", "BADA3", "BADD1"]
