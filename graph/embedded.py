@@ -371,6 +371,9 @@ class EmbeddedStore:
         if self._is_store():
             for ours in ("store.json*", f"{JOURNAL}*", "users.json*"):
                 remove_leftovers(self.path, ours)
+            for file in self.path.iterdir():
+                if file.name in _OURS and file.is_file() and file.stat().st_mode & 0o077:
+                    os.chmod(file, 0o600)
         for folder in (self.path / "nodes", self.path / "rels"):
             remove_leftovers(folder)
             if folder.is_dir():

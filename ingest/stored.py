@@ -128,9 +128,12 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 
 def _plain(value: Any) -> Any:
-    """A stored or new value as JSON-friendly Python."""
+    """A stored or new value as JSON-friendly Python (Neo4j and pandas
+    datetimes alike as ISO text)."""
     if value is None:
         return None
+    if hasattr(value, "to_native"):  # neo4j.time values
+        value = value.to_native()
     try:
         if pd.isna(value):
             return None
@@ -145,6 +148,15 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def _differs(old: Any, new: Any) -> bool:
+    """Audit comparison of one stored and one new value (200000 == 200000.0)."""
+    a, b = _plain(old), _plain(new)
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return not np.isclose(a, b, rtol=1e-9, atol=1e-9)
+    return a != b
 
 
 @dataclass
@@ -327,7 +339,7 @@ class StoredCheck:
             for row in apps.itertuples(index=False):
                 new = dict(zip(apps.columns, row))
                 old = before.loc[new["key"]] if new["key"] in before.index else pd.Series(dtype=object)
-                changed = [f for f in fields if not _same(pd.Series([old.get(f)]), pd.Series([new[f]]))[0]]
+                changed = [f for f in fields if _differs(old.get(f), new[f])]
                 events.append(_event(at, user, f"Application:{new['key']}",
                                      {f: _plain(old.get(f)) for f in changed},
                                      {f: _plain(new[f]) for f in changed}, self.corrected[str(new["key"])]))
@@ -343,7 +355,7 @@ class StoredCheck:
             rows = frame.loc[chosen.to_numpy()]
             rels[fix.name] = pd.concat([rels[fix.name], rows]) if fix.name in rels else rows
             for ident, old, new, where in zip(fix.identity.itertuples(index=False), fix.before, fix.after, fix.sources):
-                changed = [p for p in new if not _same(pd.Series([old[p]]), pd.Series([new[p]]))[0]]
+                changed = [p for p in new if _differs(old[p], new[p])]
                 target = f"{fix.name}:" + "|".join(str(v) for v in ident)
                 events.append(_event(at, user, target, {p: old[p] for p in changed}, {p: new[p] for p in changed},
                                      where))
