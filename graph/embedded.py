@@ -6,7 +6,7 @@ Layout of a store folder (default ``./.ringscope``, mode 0700, files 0600)::
     nodes/<Label>.parquet           key + properties, one row per node
     rels/<Source-TYPE-Target>.parquet   src, dst, identity + properties
     write.lock                      the write lock (holder's pid, job, start)
-    read.lock                       readers share it; a commit's swap takes it alone
+    read.lock, swap.lock            readers share the first; a commit's swap takes both alone
     journal.json                    only while a commit swaps its tables in
 
 A write is all or nothing, however many tables it touches: every new table
@@ -50,7 +50,7 @@ __all__ = ["EmbeddedStore", "merge_frames", "merge_tables"]
 FORMAT_VERSION = 1
 JOURNAL = "journal.json"
 #: what a store folder holds (a folder holding only these may be made private)
-_OURS = {"store.json", "nodes", "rels", "write.lock", "read.lock", JOURNAL, "users.json", "models"}
+_OURS = {"store.json", "nodes", "rels", "write.lock", "read.lock", "swap.lock", JOURNAL, "users.json", "models"}
 
 #: test hook: ``RINGSCOPE_TEST_KILL_AT=<point>[:<n>]`` makes this process
 #: SIGKILL itself the n-th time it passes ``point`` (table-written, swapped)
@@ -203,22 +203,31 @@ def _read_gate_for(location: str) -> "_ReadGate":
 
 
 class _ReadGate:
-    """``read.lock``: shared by readers, exclusive for a commit's swap.
+    """``read.lock``: shared by readers, exclusive for a commit's swap; and
+    ``swap.lock``, a turnstile that keeps a stream of readers from starving
+    a swap (a reader passes it on the way in; a swap holds it while it waits
+    for the readers inside to finish, so no new ones come in).
 
-    Per-thread reentrant; a thread that holds it shared and commits upgrades
-    its own lock (flock converts in place) rather than waiting for itself.
+    Per-thread reentrant; a thread that holds it shared and must swap (a
+    reader rolling a dead writer's journal forward) lets go of its share
+    first, so two such readers cannot wait for each other.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.turnstile = path.with_name("swap.lock")
         self._local = threading.local()
 
-    def _open(self) -> int | None:
-        if not self.path.parent.is_dir():
-            return None
+    def _open(self, path: Path, create_folder: bool = False) -> int | None:
+        if not path.parent.is_dir():
+            if not create_folder:
+                return None
+            private_dir(path.parent)
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except PermissionError:  # a store we may read but not lock: read unlocked
+            if create_folder:
+                raise
             return None
 
     @contextlib.contextmanager
@@ -227,12 +236,19 @@ class _ReadGate:
         if state is not None:  # nested: already shared or exclusive
             yield
             return
-        fd = self._open()
-        if fd is None:
+        turn = self._open(self.turnstile)
+        fd = self._open(self.path)
+        if turn is None or fd is None:
+            for handle in (turn, fd):
+                if handle is not None:
+                    os.close(handle)
             yield
             return
         try:
+            _flock(turn, fcntl.LOCK_SH)  # wait while a swap is waiting or running
             _flock(fd, fcntl.LOCK_SH)
+            os.close(turn)
+            turn = None
             self._local.state, self._local.fd = "shared", fd
             if before_read is not None:
                 before_read()
@@ -240,6 +256,8 @@ class _ReadGate:
         finally:
             self._local.state = self._local.fd = None
             os.close(fd)
+            if turn is not None:
+                os.close(turn)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -247,25 +265,24 @@ class _ReadGate:
         if state == "exclusive":
             yield
             return
-        if state == "shared":  # upgrade in place, then back
-            fd = self._local.fd
-            _flock(fd, fcntl.LOCK_EX)
-            self._local.state = "exclusive"
-            try:
-                yield
-            finally:
-                _flock(fd, fcntl.LOCK_SH)
-                self._local.state = "shared"
-            return
-        private_dir(self.path.parent) if not self.path.parent.exists() else None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        turn = self._open(self.turnstile, create_folder=True)
+        upgrade = state == "shared"
+        fd = self._local.fd if upgrade else self._open(self.path, create_folder=True)
         try:
+            if upgrade:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            _flock(turn, fcntl.LOCK_EX)
             _flock(fd, fcntl.LOCK_EX)
             self._local.state, self._local.fd = "exclusive", fd
             yield
         finally:
-            self._local.state = self._local.fd = None
-            os.close(fd)
+            if upgrade:
+                _flock(fd, fcntl.LOCK_SH)
+                self._local.state = "shared"
+            else:
+                self._local.state = self._local.fd = None
+                os.close(fd)
+            os.close(turn)
 
 
 def _flock(fd: int, operation: int, timeout: float = 600.0) -> None:

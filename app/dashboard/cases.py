@@ -192,11 +192,11 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     if not changed and before.updated_at:
         return before
     action = "case.status" if "status" in changed else "case.update"
-    audit(store, user, action, after.key,
-          before={f: getattr(before, f) for f in fields} if before.updated_at else None,
-          after={f: getattr(after, f) for f in fields})
     row = {"key": after.key, **{p: getattr(after, p) for p in _CASE_PROPS}}
-    with _locked(store):
+    with _locked(store):  # one hold: the audit event, then the case
+        audit(store, user, action, after.key,
+              before={f: getattr(before, f) for f in fields} if before.updated_at else None,
+              after={f: getattr(after, f) for f in fields})
         store.write(GraphBatch(nodes={"Case": pd.DataFrame([row])}))
     stored = get_case(store, target_label, target_key)
     if stored.status != after.status or stored.updated_at != after.updated_at:

@@ -196,3 +196,41 @@ def test_killed_detect_on_neo4j_keeps_the_old_findings_visible(exports, neo4j_st
     # what the killed runs wrote is gone: every stored finding is a visible one
     records, _, _ = neo4j_store.driver.execute_query("MATCH (f:Finding) RETURN count(f) AS n")
     assert records[0]["n"] == len(new[0])
+
+
+def test_readers_never_see_half_a_commit(tmp_path, monkeypatch):
+    """A reader between the swaps of a commit would see the new Phone edges
+    before (or without) their Applications; the swap is slowed down here so a
+    reader that did not wait for it would be caught."""
+    import threading
+
+    import pandas as pd
+
+    import graph.embedded as embedded
+    from graph.store import GraphBatch
+
+    def batch(start: int, n: int) -> GraphBatch:
+        keys = [f"A{i}" for i in range(start, start + n)]
+        return GraphBatch(
+            nodes={"Application": pd.DataFrame({"key": keys}), "Phone": pd.DataFrame({"key": ["+8613800138000"]})},
+            relationships={"Application-HAS_PHONE-Phone": pd.DataFrame({"src": keys, "dst": "+8613800138000"})},
+        )
+
+    store = EmbeddedStore(tmp_path / "store")
+    store.write(batch(0, 50))
+    monkeypatch.setattr(embedded, "_fault_point", lambda point: time.sleep(0.15) if point == "swapped" else None)
+    writer = threading.Thread(target=store.write, args=(batch(50, 50),))
+    writer.start()
+    seen = set()
+    started = time.monotonic()
+    while writer.is_alive() or not seen:
+        with store.reading():
+            apps = set(store.read_nodes("Application")["key"])
+            time.sleep(0.5)  # a slow reader: a swap must not land between its two reads
+            edges = set(store.read_relationships("Application-HAS_PHONE-Phone")["src"])
+        assert edges <= apps, f"{len(edges - apps)} edges to applications not yet visible"
+        seen.add(len(apps))
+    writer.join()
+    assert seen == {50, 100}  # the reader saw the old state, then the new
+    assert time.monotonic() - started < 10  # and the readers did not starve the swap
+    assert store.counts().nodes["Application"] == 100

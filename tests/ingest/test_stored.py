@@ -14,7 +14,7 @@ import pytest
 
 from ingest.pipeline import ingest_folder
 from ingest.stored import STORED_DIFFERENT
-from tests.sample_data import APP_HEADER, APPLICATIONS, C1, C2, P1, P3, write_sample
+from tests.sample_data import APP_HEADER, APPLICATIONS, C1, C2, P1, P2, write_sample
 
 REFUSED = f"application_id {STORED_DIFFERENT}"
 
@@ -97,7 +97,7 @@ def test_changed_contact_guarantee_and_share_are_rejected(tmp_path, loaded):
            [["A1", "company", "深圳华强电子有限公司", C2, "", "150000"]])  # stored with 100000
     _write(later, "company_roles", ["company_uscc", "company_name", "person_name", "person_id_number", "role",
                                     "share_pct"],
-           [[C1, "北京鑫达贸易有限公司", "王芳", _sample_p2(), "shareholder", "60"]])  # stored with 40
+           [[C1, "北京鑫达贸易有限公司", "王芳", P2, "shareholder", "60"]])  # stored with 40
     summary = ingest_folder(later, loaded, rejects_path=tmp_path / "rejects-later.csv")
     reasons = _reasons(summary).set_index("source_file")["reason"].to_dict()
     assert reasons == {
@@ -109,14 +109,8 @@ def test_changed_contact_guarantee_and_share_are_rejected(tmp_path, loaded):
     assert sorted(contacts["relation"]) == ["friend", "friend"]
     guarantee = loaded.relationship_properties("Company-GUARANTEES-Company", [C2], ["amount"])
     assert guarantee.set_index("application_id").loc["A1", "amount"] == 100000
-    share = loaded.relationship_properties("Person-SHAREHOLDER_OF-Company", [_sample_p2()], ["share_pct"])
+    share = loaded.relationship_properties("Person-SHAREHOLDER_OF-Company", [P2], ["share_pct"])
     assert share["share_pct"].tolist() == [40]
-
-
-def _sample_p2() -> str:
-    from tests.sample_data import P2
-
-    return P2
 
 
 def test_a_shared_person_keeps_its_first_delivered_name(tmp_path, loaded):
@@ -185,4 +179,3 @@ def test_without_update_the_cli_rejects_and_with_it_corrects(tmp_path, embedded_
     assert "corrected 1 stored rows" in fixed.output
     a3 = embedded_store.node_properties("Application", ["A3"], ["amount", "label"]).iloc[0]
     assert (a3["amount"], a3["label"]) == (31000, "good")
-    assert P3  # the applicant is unchanged
