@@ -109,6 +109,12 @@ def _large_text(series: pd.Series) -> pa.Array:
     return pa.array(series.astype("str"), from_pandas=True).cast(pa.large_string())
 
 
+def _in(series: pd.Series, values: pa.Array) -> pd.Series:
+    """``series.isin(values)`` through Arrow's hash set (pandas' is slow on Arrow strings)."""
+    hit = pc.fill_null(pc.is_in(_large_text(series), value_set=values), False)
+    return pd.Series(hit.to_numpy(zero_copy_only=False), index=series.index)
+
+
 def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     """Element-wise equality where missing equals missing, numbers compare as
     numbers (1e5 == 100000.0) and anything else as text."""
@@ -183,7 +189,7 @@ class StoredCheck:
     #: application ids refused because the store holds them with other content
     refused: set[str] = field(default_factory=set)
     #: ids of this batch's applications that the store did not hold before
-    new_applications: set[str] = field(default_factory=set)
+    new_applications: pa.Array = field(default_factory=lambda: pa.array([], pa.large_string()))
     #: application id → "file:line" of the correcting row (with --update)
     corrected: dict[str, str] = field(default_factory=dict)
     rel_corrections: list[_RelCorrection] = field(default_factory=list)
@@ -203,8 +209,8 @@ class StoredCheck:
         if not len(batch_ids):
             return
         stored = self.store.node_properties("Application", list(batch_ids), ["content_digest"])
-        stored_ids = set(stored["key"].astype(str))
-        self.new_applications |= set(batch_ids.astype(str)) - stored_ids
+        new = batch_ids.difference(pd.Index(stored["key"].astype(str)))
+        self.new_applications = pa.concat_arrays([self.new_applications, _large_text(pd.Series(new, dtype="str"))])
         known = stored[stored["content_digest"].notna()].set_index("key")["content_digest"]
         if not len(known):
             return  # nothing stored, or stored before digests existed (first delivery then sets it)
@@ -232,8 +238,8 @@ class StoredCheck:
 
         identity = ["src", "dst", *REL_TYPES[name].identity]
         ok = checks.ok & rows["src"].notna() & rows["dst"].notna()
-        if app_ids is not None:
-            ok &= ~app_ids.astype("str").isin(self.new_applications).fillna(False).astype(bool)
+        if app_ids is not None and len(self.new_applications):
+            ok &= ~_in(app_ids, self.new_applications)
         candidates = rows[ok]
         if not len(candidates):
             return
