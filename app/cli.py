@@ -22,7 +22,7 @@ from typing import Iterator
 import click
 
 from graph.files import atomic_open, private_dir, write_csv
-from graph.locking import LockHolder, StoreBusy
+from graph.locking import LockHolder, LockLost, StoreBusy
 from graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
 
 __all__ = ["main", "cli"]
@@ -100,7 +100,7 @@ def _writing(store: GraphStore, job: str, timeout: float | None) -> Iterator[Non
     try:
         with store.lock(job=f"ringscope {job}", timeout=timeout, on_wait=say):
             yield
-    except StoreBusy as busy:
+    except (StoreBusy, LockLost) as busy:
         raise _StoreBusyError(str(busy)) from busy
 
 

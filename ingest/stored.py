@@ -92,8 +92,8 @@ def content_digest(texts: dict[str, pd.Series]) -> pd.Series:
     million applications).
     """
     index = next(iter(texts.values())).index
-    base = [c for c in DIGEST_COLUMNS if c in texts]
-    arrays = [_large_text(texts[c]) for c in base] + [_large_text(pd.Series("", index=index))]
+    missing = pa.nulls(len(index), pa.large_string())  # an absent column is an empty one
+    arrays = [_large_text(texts[c]) if c in texts else missing for c in DIGEST_COLUMNS]
     sep = pa.scalar("\x1f", pa.large_string())
     joined = pc.binary_join_element_wise(*arrays, sep, null_handling="replace", null_replacement="")
     for extra in sorted(set(texts) - set(DIGEST_COLUMNS)):  # future contract columns, only where given
@@ -228,11 +228,13 @@ class StoredCheck:
 
     # -- relationships ---------------------------------------------------------
     def check_relationships(self, checks, frame: pd.DataFrame, source: str, name: str, rows: pd.DataFrame,
-                            props: list[str], app_ids: pd.Series | None = None, what: str = "") -> None:
+                            props: list[str], app_ids: pd.Series | None = None, what: str = "",
+                            by: str = "src") -> None:
         """Reject (or mark for correction) rows whose relationship ``name``
         (``rows``: ``src``, ``dst``, identity columns, then ``props``) is stored
         with other values of ``props``. Rows of applications new to the store
-        cannot collide and are not looked up."""
+        cannot collide and are not looked up; the store is searched by the
+        ``by`` end."""
         from graph.model import REL_TYPES
         from ingest.reader import LINE
 
@@ -243,7 +245,7 @@ class StoredCheck:
         candidates = rows[ok]
         if not len(candidates):
             return
-        stored = self.store.relationship_properties(name, list(candidates["src"].astype(str).unique()), props)
+        stored = self.store.relationship_properties(name, list(candidates[by].astype(str).unique()), props, by=by)
         if not len(stored):
             return
         lookup = candidates[identity].astype(str).reset_index().merge(
@@ -308,17 +310,24 @@ class StoredCheck:
                             usccs: pd.DataFrame, role: pd.Series, share: pd.Series, ids: pd.DataFrame) -> None:
         """A shareholder (person, company) stored with another share_pct (the
         other roles carry no values: a repeated one is the same row)."""
+        name = "Person-SHAREHOLDER_OF-Company"
         mask = (role == "shareholder") & checks.ok & usccs["uscc"].notna()
         if not mask.any():
             return
+        # Companies first: only rows of companies with stored shareholders need
+        # their person's key (which, without an ID number, costs a name normalisation).
+        stored = self.store.relationship_properties(name, list(usccs["uscc"][mask].unique()), [], by="dst")
+        if stored.empty:
+            return
+        mask &= _in(usccs["uscc"], _large_text(stored["dst"].astype("str")))
         person = ids["id_number"].copy()
         anon = mask & person.isna()
         if anon.any():
             names = nz.normalize_names(t["person_name"][anon])["name"].fillna("")
             person[anon] = "anon:" + usccs["uscc"][anon] + ":" + names
         rows = pd.DataFrame({"src": person, "dst": usccs["uscc"], "share_pct": share})
-        self.check_relationships(_Subset(checks, mask), frame, source, "Person-SHAREHOLDER_OF-Company", rows,
-                                 ["share_pct"], what="shareholder (company_uscc, person)")
+        self.check_relationships(_Subset(checks, mask), frame, source, name, rows, ["share_pct"],
+                                 what="shareholder (company_uscc, person)", by="dst")
 
     # -- the write -------------------------------------------------------------
     @property
