@@ -219,7 +219,7 @@ class StoredCheck:
         if not differs.any():
             return
         if not self.update:
-            checks.fail(ids.isin(set(ids[differs])) & checks.ok, f"application_id {STORED_DIFFERENT}")
+            checks.fail(_in(ids, _large_text(ids[differs])) & checks.ok, f"application_id {STORED_DIFFERENT}")
             self.refused |= set(ids[differs].astype(str))
             return
         first = differs & ~ids.duplicated(keep="first")

@@ -4,7 +4,6 @@ a non-zero exit; never a lost row or a relationship to a missing node."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -57,15 +56,24 @@ def reference(exports, tmp_path_factory):
 
 
 def _ingest(folder: Path, store_args: list[str], rejects: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    """``ringscope ingest`` in a child; its stderr goes to ``<rejects>.err`` so
+    the test can watch for the waiting message while it runs."""
+    err = open(rejects.with_suffix(".err"), "w+", encoding="utf-8")
+    proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
          *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    proc.err_path = err.name
+    return proc
 
 
-def _wait_until(condition, timeout: float = 60.0) -> None:
+def _stderr(proc: subprocess.Popen) -> str:
+    return Path(proc.err_path).read_text(encoding="utf-8")
+
+
+def _wait_until(condition, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -73,11 +81,10 @@ def _wait_until(condition, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _embedded_holder(store_path: Path) -> int | None:
-    try:
-        return json.loads((store_path / "write.lock").read_text(encoding="utf-8"))["pid"]
-    except (OSError, ValueError, KeyError):
-        return None
+def _finish(*procs: subprocess.Popen) -> list[int]:
+    for proc in procs:
+        proc.communicate(timeout=600)
+    return [proc.returncode for proc in procs]
 
 
 def _assert_consistent(store, reference) -> None:
@@ -100,50 +107,39 @@ def _assert_consistent(store, reference) -> None:
 def test_two_concurrent_ingests_load_everything_or_one_fails_clearly(exports, reference, tmp_path, trial):
     store_path = tmp_path / "store"
     args = ["--store", str(store_path)]
-    first = _ingest(exports[0], args, tmp_path / "r0.csv")
-    if trial % 2 == 0:  # make sure they overlap: the second starts while the first holds the lock
-        _wait_until(lambda: _embedded_holder(store_path) == first.pid)
-    second = _ingest(exports[1], args, tmp_path / "r1.csv")
-    out = [p.communicate(timeout=300) for p in (first, second)]
-    codes = [first.returncode, second.returncode]
-    assert codes == [0, 0], out
-    if trial % 2 == 0:
-        assert f"waiting for the store lock held by pid {first.pid} (ringscope ingest)" in out[1][1]
+    if trial % 2:  # started together, as two cron jobs would be
+        first = _ingest(exports[0], args, tmp_path / "r0.csv")
+        second = _ingest(exports[1], args, tmp_path / "r1.csv")
+        assert _finish(first, second) == [0, 0], (_stderr(first), _stderr(second))
+    else:  # made to overlap: both start while the lock is held, then race for it
+        store = EmbeddedStore(store_path)
+        with store.lock(job="ringscope ingest"):
+            first = _ingest(exports[0], args, tmp_path / "r0.csv")
+            second = _ingest(exports[1], args, tmp_path / "r1.csv")
+            waiting = f"waiting for the store lock held by pid {os.getpid()} (ringscope ingest)"
+            _wait_until(lambda: waiting in _stderr(first) and waiting in _stderr(second))
+        assert _finish(first, second) == [0, 0], (_stderr(first), _stderr(second))
     _assert_consistent(EmbeddedStore(store_path), reference)
 
 
-def test_second_ingest_without_wait_fails_clearly_and_loses_nothing(exports, tmp_path):
-    from ingest.pipeline import ingest_folder
-
+def test_a_writer_that_will_not_wait_fails_clearly_and_changes_nothing(exports, tmp_path):
     store_path = tmp_path / "store"
-    first = _ingest(exports[0], ["--store", str(store_path)], tmp_path / "r0.csv")
-    _wait_until(lambda: _embedded_holder(store_path) == first.pid)
-    second = _ingest(exports[1], ["--store", str(store_path)], tmp_path / "r1.csv", "--lock-timeout", "0")
-    _, err = second.communicate(timeout=300)
-    first.communicate(timeout=300)
-    assert first.returncode == 0
-    assert second.returncode == 3
-    assert f"locked by pid {first.pid} (ringscope ingest)" in err
-    # the store holds exactly the first export, whole
-    alone = EmbeddedStore(tmp_path / "alone")
-    ingest_folder(exports[0], alone, rejects_path=tmp_path / "r-alone.csv")
-    _assert_consistent(EmbeddedStore(store_path), alone.counts())
+    store = EmbeddedStore(store_path)
+    with store.lock(job="ringscope ingest"):
+        second = _ingest(exports[1], ["--store", str(store_path)], tmp_path / "r1.csv", "--lock-timeout", "0")
+        assert _finish(second) == [3]
+    assert f"locked by pid {os.getpid()} (ringscope ingest)" in _stderr(second)
+    assert store.counts().total_nodes == 0
 
 
 @pytest.mark.neo4j
 def test_two_concurrent_ingests_into_neo4j_leave_a_consistent_store(exports, reference, neo4j_store, neo4j_uri,
                                                                     tmp_path):
     args = ["--neo4j", neo4j_uri]
-    neo4j_store.ensure_schema()
-
-    def holder() -> int | None:
-        records, _, _ = neo4j_store.driver.execute_query("MATCH (l:RingscopeLock {key: 'write'}) RETURN l.pid AS pid")
-        return records[0]["pid"] if records else None
-
-    first = _ingest(exports[0], args, tmp_path / "r0.csv")
-    _wait_until(lambda: holder() == first.pid, timeout=120)
-    second = _ingest(exports[1], args, tmp_path / "r1.csv")
-    out = [p.communicate(timeout=600) for p in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], out
-    assert f"waiting for the store lock held by pid {first.pid} (ringscope ingest)" in out[1][1]
+    with neo4j_store.lock(job="ringscope ingest"):
+        first = _ingest(exports[0], args, tmp_path / "r0.csv")
+        second = _ingest(exports[1], args, tmp_path / "r1.csv")
+        waiting = f"waiting for the store lock held by pid {os.getpid()} (ringscope ingest)"
+        _wait_until(lambda: waiting in _stderr(first) and waiting in _stderr(second), timeout=300)
+    assert _finish(first, second) == [0, 0], (_stderr(first), _stderr(second))
     _assert_consistent(neo4j_store, reference)
