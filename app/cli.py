@@ -4,10 +4,16 @@ Every command shows progress on long work (on stderr) and ends with a
 one-screen summary (on stdout). Store selection is the same everywhere:
 ``--store PATH`` (embedded, default ``./.ringscope``) or ``--neo4j URI``
 (or the ``RINGSCOPE_NEO4J_URI`` environment variable).
+
+Commands that change the store (ingest, detect, train, flag, demo) hold its
+write lock for the whole job: a second one waits, saying who holds the lock,
+for up to ``--lock-timeout`` seconds, then exits with code 3. Everything the
+CLI creates is private to the user (umask 077).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +21,8 @@ from typing import Iterator
 
 import click
 
-from graph.files import write_csv
+from graph.files import atomic_open, private_dir, write_csv
+from graph.locking import LockHolder, LockLost, StoreBusy
 from graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
 
 __all__ = ["main", "cli"]
@@ -95,6 +102,37 @@ def _limits(applied_from, applied_to, max_amount):
         raise click.UsageError(str(err)) from err
 
 
+def _lock_option(func):
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(0),
+        default=None,
+        metavar="SECONDS",
+        help="How long to wait for another job's store lock (default $RINGSCOPE_LOCK_TIMEOUT or 600; 0: do not wait).",
+    )(func)
+
+
+class _StoreBusyError(click.ClickException):
+    """The store is locked by another job (exit code 3)."""
+
+    exit_code = 3
+
+
+@contextmanager
+def _writing(store: GraphStore, job: str, timeout: float | None) -> Iterator[None]:
+    """Hold the store's write lock for the whole command."""
+
+    def say(holder: LockHolder | None, limit: float) -> None:
+        who = holder.describe() if holder else "another job"
+        click.echo(f"waiting for the store lock held by {who} (up to {limit:.0f} s)", err=True)
+
+    try:
+        with store.lock(job=f"ringscope {job}", timeout=timeout, on_wait=say):
+            yield
+    except (StoreBusy, LockLost) as busy:
+        raise _StoreBusyError(str(busy)) from busy
+
+
 @contextmanager
 def _opened(store_path: str | None, neo4j_uri: str | None) -> Iterator[GraphStore]:
     if store_path and neo4j_uri:
@@ -139,18 +177,23 @@ def cli() -> None:
 @_store_options
 @click.option("--rejects", "rejects_path", metavar="FILE", default="ringscope_rejects.csv", show_default=True,
               help="Where rows that break the data contract are written, with file, line and reason.")
+@click.option("--update", is_flag=True,
+              help="Rows that differ from stored ones correct them (each change goes to the audit log) "
+                   "instead of being rejected.")
 @_limit_options
+@_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, applied_from,
-           applied_to, max_amount: float | None, quiet: bool) -> None:
+def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, update: bool,
+           applied_from, applied_to, max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
     """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
     from ingest.pipeline import ingest_folder
 
     limits = _limits(applied_from, applied_to, max_amount)
     bar = _ProgressBar(enabled=not quiet)
-    with _opened(store_path, neo4j_uri) as store:
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "ingest", lock_timeout):
         try:
-            summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=bar, limits=limits)
+            summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=bar, limits=limits,
+                                    update=update)
         finally:
             bar.close()
     click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
@@ -166,6 +209,8 @@ def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_
     if summary.rejects_path:
         click.echo(f"  rejected rows with reasons: {summary.rejects_path}")
         _print_reasons(summary.reject_reasons)
+    if summary.corrections:
+        click.echo(f"  corrected {summary.corrections:,} stored rows (before/after in the audit log)")
     if summary.counts is not None:
         click.echo(_counts_table(summary.counts))
     if summary.exit_code:
@@ -228,8 +273,10 @@ def _print_generation(summary, out_dir: Path) -> None:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-data"),
               show_default=True, help="Where the generated portfolio is written.")
 @_store_options
+@_lock_option
 @click.option("--no-ui", is_flag=True, help="Do not start the dashboard.")
-def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None, neo4j_uri: str | None, no_ui: bool) -> None:
+def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None, neo4j_uri: str | None,
+         lock_timeout: float | None, no_ui: bool) -> None:
     """Generate a portfolio, ingest it, and summarise what ringscope sees."""
     from ingest.pipeline import ingest_folder
     from ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -241,7 +288,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
     finally:
         bar.close()
     _print_generation(gen, data_dir)
-    with _opened(store_path, neo4j_uri) as store:
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "demo", lock_timeout):
         base_dir, tonight_dir = _split_tonight(data_dir)
         click.echo(f"2/5 ingesting {base_dir} into the {store.kind} store at {store.location} (replacing its "
                    f"contents); the latest applications are held back in {tonight_dir} as tonight's batch")
@@ -311,7 +358,7 @@ def _split_tonight(data_dir: Path, share: float = 0.02) -> tuple[Path, Path]:
     latest = when.sort_values(ascending=False).dropna().index[: max(1, int(len(apps) * share))]
     new_ids = set(apps.loc[latest, "application_id"])
     for folder in (base, tonight):
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
     for name in ("applications", "contacts", "guarantees", "company_roles"):
         path = data_dir / f"{name}.csv"
         if not path.exists():
@@ -319,11 +366,17 @@ def _split_tonight(data_dir: Path, share: float = 0.02) -> tuple[Path, Path]:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         if "application_id" in table.columns:
             is_new = table["application_id"].isin(new_ids)
-            table[~is_new].to_csv(base / path.name, index=False, encoding="utf-8")
-            table[is_new].to_csv(tonight / path.name, index=False, encoding="utf-8")
+            _private_csv(table[~is_new], base / path.name)
+            _private_csv(table[is_new], tonight / path.name)
         else:  # registry rows describe companies, not applications: all of them stay in the portfolio
-            table.to_csv(base / path.name, index=False, encoding="utf-8")
+            _private_csv(table, base / path.name)
     return base, tonight
+
+
+def _private_csv(frame, path: Path) -> None:
+    """Input for a later ingest, written as it is (no spreadsheet escaping), mode 0600."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False)
 
 
 def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True) -> None:
@@ -383,9 +436,10 @@ def _print_detection(run) -> None:
 @click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write findings.csv and members.csv to this folder.")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this detector (repeatable).")
+@_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def detect(store_path: str | None, neo4j_uri: str | None, export_dir: Path | None, only: tuple[str, ...],
-           quiet: bool) -> None:
+           lock_timeout: float | None, quiet: bool) -> None:
     """Run every detector over the store and save the findings in it."""
     from detectors.registry import DETECTORS
     from detectors.runner import export_findings
@@ -393,7 +447,8 @@ def detect(store_path: str | None, neo4j_uri: str | None, export_dir: Path | Non
     unknown = set(only) - set(DETECTORS)
     if unknown:
         raise click.UsageError(f"Unknown detector(s) {', '.join(sorted(unknown))}; known: {', '.join(DETECTORS)}")
-    with _opened(store_path, neo4j_uri) as store:
+    # The lock spans the reads too: the findings describe one state of the store.
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "detect", lock_timeout):
         if store.counts().nodes.get("Application", 0) == 0:
             raise click.ClickException(f"The {store.kind} store at {store.location} holds no applications; "
                                        "run `ringscope ingest FOLDER` first.")
@@ -469,9 +524,10 @@ def _print_training(result) -> None:
               help="Default score from which an application goes to review.")
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Default score from which an application is declined.")
+@_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review_capacity: float,
-          review_threshold: float, decline_threshold: float, quiet: bool) -> None:
+          review_threshold: float, decline_threshold: float, lock_timeout: float | None, quiet: bool) -> None:
     """Fit the risk model on the store's outcomes and case verdicts; score every application."""
     from detectors.risk import train as train_model
     from detectors.scoring import TrainingConfig
@@ -483,7 +539,7 @@ def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     bar = _ProgressBar(enabled=not quiet)
-    with _opened(store_path, neo4j_uri) as store:
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "train", lock_timeout):
         try:
             result = train_model(store, config, progress=bar)
         except ValueError as err:
@@ -505,10 +561,11 @@ def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=None,
               help="Score from which an application is declined (default: the model's).")
 @_limit_options
+@_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: Path, rejects_path: str,
          review_threshold: float | None, decline_threshold: float | None, applied_from, applied_to,
-         max_amount: float | None, quiet: bool) -> None:
+         max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
     """Score the new applications in FOLDER against the existing graph (incremental)."""
     from detectors.flagging import flag_applications
     from detectors.scoring import load_model, models_folder
@@ -525,8 +582,9 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         if review >= decline:
             raise click.UsageError(f"--review ({review}) must be below --decline ({decline}).")
         try:
-            summary, result = flag_applications(store, folder, model, rejects_path, review, decline, progress=bar,
-                                                limits=limits)
+            with _writing(store, "flag", lock_timeout):
+                summary, result = flag_applications(store, folder, model, rejects_path, review, decline,
+                                                    progress=bar, limits=limits)
         finally:
             bar.close()
     write_csv(result.flags, out_path)
@@ -552,8 +610,6 @@ def dashboard(store_path: str | None, neo4j_uri: str | None, port: int, no_brows
     """Start the investigator dashboard on 127.0.0.1 (Ctrl+C stops it)."""
     if store_path and neo4j_uri:
         raise click.UsageError("Give either --store or --neo4j, not both.")
-    import os
-
     neo4j_uri = neo4j_uri or (None if store_path else os.environ.get("RINGSCOPE_NEO4J_URI"))
     _start_dashboard(None if neo4j_uri else (store_path or DEFAULT_STORE_PATH), neo4j_uri, port=port,
                      open_browser=not no_browser)
@@ -649,6 +705,10 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
 def main() -> None:
     """Console entry point."""
     import logging
+
+    # Stores, rejects, flags and models hold personal data: private to the
+    # user whatever the shell's umask (the store also sets modes itself).
+    os.umask(0o077)
 
     # The driver logs each retried transient error (a deadlock between two
     # write batches on a hub node); retries are routine, failures still raise.

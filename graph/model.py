@@ -89,6 +89,9 @@ APPLICATION_PROPERTIES = (
     "phone_valid",
     "source_file",
     "source_line",
+    # digest of the row's contract fields: a later delivery of the same
+    # application_id must match it (or come with ``ingest --update``)
+    "content_digest",
     # written by `ringscope train` / `ringscope flag`
     "risk_score",
     "risk_decision",
@@ -140,8 +143,9 @@ NODE_TYPES: dict[str, NodeType] = {
         ),
         NodeType(
             "AuditEvent",
-            ("at", "user", "action", "target", "before", "after"),
-            "Append-only audit log of investigator actions (keys are unique; rows are never rewritten).",
+            ("at", "user", "action", "target", "before", "after", "source"),
+            "Append-only audit log of investigator actions and ingest corrections "
+            "(keys are unique; rows are never rewritten); source: the file and line of a correction.",
         ),
     )
 }

@@ -4,10 +4,29 @@ All Cypher lives in this module, built from the model's own labels, types and
 property names (never from input); every value travels as a ``$parameter``.
 Writes are ``UNWIND $rows ... MERGE`` in batches, after the uniqueness
 constraints exist, so a MERGE is an index lookup.
+
+One writer at a time: the write lock is a ``(:RingscopeLock {key: 'write'})``
+node taken in a write transaction and held with a lease that a background
+thread renews (a holder that dies stops renewing; the lease runs out).
+
+Detector output is written as a *run*: every Finding, INVOLVES and
+SIMILAR_TO written by one call carries the call's ``run_id``, and the
+``(:RingscopeRun {key: 'derived'})`` marker lists the committed runs. Readers
+going through this store see only committed runs, so a ``detect`` killed
+midway leaves the old findings visible (never a finding without its edges);
+``replace_derived`` commits the new run, then deletes every older one, and
+what a killed run left is deleted by the next. Ingest batches are many
+transactions too; relationships are written after their end nodes (MATCH),
+so no reader ever sees an edge to a missing node, but a reader during an
+ingest sees part of the batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import lru_cache
 from typing import Any, Iterator
@@ -15,12 +34,17 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
 from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
-from graph.store import GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
+from graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
-__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "merge_nodes_query", "merge_rels_query", "node_properties_query"]
+__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "DEFAULT_LOCK_LEASE", "merge_nodes_query", "merge_rels_query",
+           "node_properties_query"]
 
 DEFAULT_BATCH_SIZE = 20_000
+#: seconds a write lock outlives its holder's last renewal
+DEFAULT_LOCK_LEASE = 60.0
+_LOOKUP_BATCH = 50_000
 
 CREATE_KEY_CONSTRAINT = {
     label: f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE n.key IS UNIQUE"
@@ -41,13 +65,36 @@ def _value(prop: str) -> str:
     return f"CASE WHEN {value} IS NULL THEN null ELSE {typed} END"
 
 
-def _sets(var: str, props: list[str]) -> str:
-    # coalesce: a missing value leaves the stored one alone (embedded store rule)
+def _sets(var: str, props: list[str], policy: str = "merge") -> str:
+    """SET items for ``props`` under a write policy (same rules as the embedded
+    store): merge — a missing value leaves the stored one alone; keep — a
+    stored value stays; replace — the given value, null included."""
+    if policy == "keep":
+        return ", ".join(f"{var}.{p} = coalesce({var}.{p}, {_value(p)})" for p in props)
+    if policy == "replace":
+        return ", ".join(f"{var}.{p} = {_value(p)}" for p in props)
     return ", ".join(f"{var}.{p} = coalesce({_value(p)}, {var}.{p})" for p in props)
 
 
+def _visible(var: str) -> str:
+    """Cypher test: was ``var`` (a derived node or edge) written by a committed
+    run, or visible before an uncommitted run rewrote it? Untagged items
+    (written before runs existed) count as run 'legacy'."""
+    return f"(coalesce({var}.run_id, 'legacy') IN $committed OR {var}.prev_run IN $committed)"
+
+
+def _tag(var: str) -> str:
+    """ON CREATE / ON MATCH items that put ``var`` in run ``$run``, remembering
+    under which committed run it was visible before."""
+    return (
+        f" ON CREATE SET {var}.run_id = $run"
+        f" ON MATCH SET {var}.prev_run = CASE WHEN coalesce({var}.run_id, 'legacy') IN $committed"
+        f" THEN coalesce({var}.run_id, 'legacy') ELSE {var}.prev_run END, {var}.run_id = $run"
+    )
+
+
 @lru_cache(maxsize=None)
-def merge_nodes_query(label: str, columns: tuple[str, ...]) -> str:
+def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge") -> str:
     """Batched ``MERGE`` for nodes of ``label`` carrying ``columns``.
 
     Parameters are columns (one list per property, ``$key`` included),
@@ -64,13 +111,15 @@ def merge_nodes_query(label: str, columns: tuple[str, ...]) -> str:
     if set(props) - allowed:
         raise ValueError(f"Properties {sorted(set(props) - allowed)} are not in the model of {label}")
     query = f"UNWIND range(0, size($key) - 1) AS i MERGE (n:{label} {{key: $key[i]}})"
+    if label in DERIVED_LABELS:
+        query += _tag("n")
     if props:
-        query += " SET " + _sets("n", props)
+        query += " SET " + _sets("n", props, policy)
     return query
 
 
 @lru_cache(maxsize=None)
-def merge_rels_query(name: str, columns: tuple[str, ...]) -> str:
+def merge_rels_query(name: str, columns: tuple[str, ...], policy: str = "merge") -> str:
     """Batched ``MATCH MATCH MERGE`` for relationship ``name`` (column parameters).
 
     End nodes are matched, not merged: ingest always writes them first (in
@@ -92,30 +141,78 @@ def merge_rels_query(name: str, columns: tuple[str, ...]) -> str:
         f"UNWIND range(0, size($src) - 1) AS i MATCH (a:{rt.source} {{key: $src[i]}}) "
         f"MATCH (b:{rt.target} {{key: $dst[i]}}) MERGE (a)-{pattern}->(b)"
     )
+    if name in DERIVED_RELS:
+        query += _tag("r")
     if props:
-        query += " SET " + _sets("r", props)
+        query += " SET " + _sets("r", props, policy)
     return query
 
 
 STORE_ID = "CALL db.info() YIELD id RETURN id"
 
-COUNT_NODES = {label: f"MATCH (n:{label}) RETURN count(n) AS c" for label in NODE_TYPES}
-COUNT_RELS = {rt.type: f"MATCH ()-[r:{rt.type}]->() RETURN count(r) AS c" for rt in REL_TYPES.values()}
+_DERIVED_TYPES = sorted({REL_TYPES[name].type for name in DERIVED_RELS})
 
-CLEAR_ALL = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+COUNT_NODES = {
+    label: f"MATCH (n:{label})" + (f" WHERE {_visible('n')}" if label in DERIVED_LABELS else "") + " RETURN count(n) AS c"
+    for label in NODE_TYPES
+}
+COUNT_RELS = {
+    rt.type: f"MATCH ()-[r:{rt.type}]->()" + (f" WHERE {_visible('r')}" if rt.type in _DERIVED_TYPES else "")
+    + " RETURN count(r) AS c"
+    for rt in REL_TYPES.values()
+}
 
-# what ``replace_derived`` removes first: detector output only, from the model
-CLEAR_DERIVED = [
-    f"MATCH (n:{label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS" for label in DERIVED_LABELS
+# the lock node survives a clear: its holder may be the one clearing
+CLEAR_ALL = "MATCH (n) WHERE NOT n:RingscopeLock CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+# what ``replace_derived`` removes once its run is committed: every other run
+DROP_OTHER_RUNS = [
+    f"MATCH (n:{label}) WHERE n.run_id IS NULL OR n.run_id <> $run "
+    f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS"
+    for label in DERIVED_LABELS
 ] + [
-    f"MATCH ()-[r:{t}]->() CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS"
-    for t in sorted({REL_TYPES[name].type for name in DERIVED_RELS})
+    f"MATCH ()-[r:{t}]->() WHERE r.run_id IS NULL OR r.run_id <> $run CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS"
+    for t in _DERIVED_TYPES
 ]
+
+SCHEMA_EXTRA = [
+    "CREATE CONSTRAINT ringscope_lock_key IF NOT EXISTS FOR (n:RingscopeLock) REQUIRE n.key IS UNIQUE",
+    "CREATE CONSTRAINT ringscope_run_key IF NOT EXISTS FOR (n:RingscopeRun) REQUIRE n.key IS UNIQUE",
+]
+READ_RUNS = "MATCH (m:RingscopeRun {key: 'derived'}) RETURN m.committed AS committed"
+COMMIT_RUN = {
+    # replace: only this run is visible from now on
+    "replace": "MERGE (m:RingscopeRun {key: 'derived'}) SET m.committed = [$run], m.committed_at = timestamp()",
+    # add (flag's new findings): this run joins the visible ones
+    "add": "MERGE (m:RingscopeRun {key: 'derived'}) "
+           "SET m.committed = coalesce(m.committed, ['legacy']) + $run, m.committed_at = timestamp()",
+}
+
+# The lock: SET first, so the node's write lock is ours before its holder is
+# read (two takers serialise on it; the second then sees the first's token).
+TAKE_LOCK = (
+    "MERGE (l:RingscopeLock {key: $key}) SET l.probed_at = timestamp() "
+    "WITH l, (l.token IS NULL OR l.token = $token OR l.expires < timestamp()) AS free "
+    "FOREACH (_ IN CASE WHEN free THEN [1] ELSE [] END | "
+    "SET l.token = $token, l.pid = $pid, l.command = $command, l.since = $since, l.host = $host, "
+    "l.expires = timestamp() + $lease) "
+    "RETURN free, l.pid AS pid, l.command AS command, l.since AS since, l.host AS host"
+)
+RENEW_LOCK = (
+    "MATCH (l:RingscopeLock {key: $key}) WHERE l.token = $token "
+    "SET l.expires = timestamp() + $lease RETURN count(l) AS n"
+)
+DROP_LOCK = (
+    "MATCH (l:RingscopeLock {key: $key}) WHERE l.token = $token "
+    "REMOVE l.token, l.pid, l.command, l.since, l.host SET l.expires = 0"
+)
+
 
 @lru_cache(maxsize=None)
 def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
     """Read ``properties`` (checked against the model) of the nodes of
-    ``label`` keyed ``$keys``; temporal ones as epoch milliseconds.
+    ``label`` keyed ``$keys``; temporal ones as epoch milliseconds; derived
+    nodes only from committed runs (``$committed``).
 
     Example
     -------
@@ -125,8 +222,79 @@ def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
     unknown = set(properties) - set(NODE_TYPES[label].properties)
     if unknown:
         raise ValueError(f"Properties {sorted(unknown)} are not in the model of {label}")
-    return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key" + "".join(
+    where = f" WHERE {_visible('n')}" if label in DERIVED_LABELS else ""
+    return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}){where} RETURN n.key AS key" + "".join(
         f", {_read_value('n', p)} AS {p}" for p in properties)
+
+
+@lru_cache(maxsize=None)
+def _relationship_properties_query(name: str, props: tuple[str, ...], by: str) -> str:
+    rt = REL_TYPES[name]
+    unknown = set(props) - set(rt.identity) - set(rt.properties)
+    if unknown:
+        raise KeyError(f"Properties {sorted(unknown)} are not in the model of {name}")
+    if by not in ("src", "dst"):
+        raise ValueError(f"The 'by' parameter must be 'src' or 'dst'. Got {by!r} instead.")
+    a = f"(a:{rt.source} {{key: k}})" if by == "src" else f"(a:{rt.source})"
+    b = f"(b:{rt.target} {{key: k}})" if by == "dst" else f"(b:{rt.target})"
+    where = f" WHERE {_visible('r')}" if name in DERIVED_RELS else ""
+    projection = ", ".join(f".{p}" for p in props)
+    return f"UNWIND $keys AS k MATCH {a}-[r:{rt.type}]->{b}{where} RETURN a.key AS src, b.key AS dst, r {{{projection}}} AS props"
+
+
+@lru_cache(maxsize=None)
+def _detach_query(name: str, by: str) -> str:
+    rt = REL_TYPES[name]
+    a = f"(a:{rt.source} {{key: k}})" if by == "src" else f"(a:{rt.source})"
+    b = f"(b:{rt.target} {{key: k}})" if by == "dst" else f"(b:{rt.target})"
+    if by not in ("src", "dst"):
+        raise ValueError(f"Detach by 'src' or 'dst', not {by!r}")
+    return f"UNWIND $keys AS k MATCH {a}-[r:{rt.type}]->{b} DELETE r"
+
+
+class _Lease(WriteLock):
+    """The write lock as a lease on a ``RingscopeLock`` node (see module doc)."""
+
+    def __init__(self, store: "Neo4jStore", lease: float) -> None:
+        super().__init__(store.location)
+        self._store = store
+        self.lease = float(lease)
+        self._held: dict[int, tuple[str, LeaseKeeper]] = {}
+
+    def _query(self, query: str, **params):
+        self._store.ensure_lock_schema()
+        records, _, _ = self._store.driver.execute_query(query, parameters_=params, database_=self._store.database)
+        return records
+
+    def _try_acquire(self, me: LockHolder):
+        token = uuid.uuid4().hex
+        lease_ms = int(self.lease * 1000)
+        record = self._query(TAKE_LOCK, key="write", token=token, pid=me.pid, command=me.command, since=me.since,
+                             host=me.host, lease=lease_ms)[0]
+        if not record["free"]:
+            if record["pid"] is None:
+                return True
+            return LockHolder(int(record["pid"]), str(record["command"]), str(record["since"]), str(record["host"] or ""))
+
+        def renew() -> bool:
+            return self._query(RENEW_LOCK, key="write", token=token, lease=lease_ms)[0]["n"] == 1
+
+        self._held[threading.get_ident()] = (token, LeaseKeeper(renew, max(0.2, self.lease / 3)))
+        return None
+
+    def _release(self) -> None:
+        token, keeper = self._held.pop(threading.get_ident(), (None, None))
+        if token is None:
+            return
+        keeper.stop()
+        self._query(DROP_LOCK, key="write", token=token)
+
+    def check(self) -> None:
+        """Raise :class:`LockLost` if this thread's lease ran out."""
+        held = self._held.get(threading.get_ident())
+        if held is not None and held[1].lost:
+            raise LockLost(f"The write lock on {self.location} was lost (its lease of {self.lease:.0f} s ran out); "
+                           "the job stopped writing.")
 
 
 class Neo4jStore:
@@ -148,6 +316,9 @@ class Neo4jStore:
         Rows per ``UNWIND`` transaction.
     workers : int
         Batches in flight at once (sessions are not shared between threads).
+    lock_lease : float
+        Seconds the write lock outlives its holder's last renewal (renewed
+        every third of it while held).
     """
 
     kind = "neo4j"
@@ -159,6 +330,7 @@ class Neo4jStore:
         database: str = "neo4j",
         batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int = 3,
+        lock_lease: float = DEFAULT_LOCK_LEASE,
     ) -> None:
         from neo4j import GraphDatabase
 
@@ -176,6 +348,8 @@ class Neo4jStore:
         # Counting a type nobody has written yet is not worth a warning.
         self._driver = GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
         self._schema_ready = False
+        self._lock_schema_ready = False
+        self._lease = _Lease(self, lock_lease)
 
     @property
     def driver(self):
@@ -202,20 +376,77 @@ class Neo4jStore:
             return
         for query in CREATE_KEY_CONSTRAINT.values():
             self._driver.execute_query(query, database_=self.database)
+        self.ensure_lock_schema()
         self._driver.execute_query("CALL db.awaitIndexes(300)", database_=self.database)
         self._schema_ready = True
 
-    def write(self, batch: GraphBatch, progress: Progress | None = None) -> None:
-        self.ensure_schema()
+    def ensure_lock_schema(self) -> None:
+        """Constraints of the lock and run-marker nodes (before the first lock)."""
+        if self._lock_schema_ready:
+            return
+        for query in SCHEMA_EXTRA:
+            self._driver.execute_query(query, database_=self.database)
+        self._lock_schema_ready = True
+
+    # -- the write lock --------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, job: str | None = None, timeout: float | None = None,
+             on_wait: OnWait | None = None) -> Iterator[LockHolder]:
+        """Hold the store's write lock (a lease on a lock node) for a whole job."""
+        with self._lease.hold(job, timeout, on_wait) as holder:
+            yield holder
+
+    def reading(self) -> contextlib.AbstractContextManager:
+        """Reads see committed transactions and committed detector runs only;
+        nothing more to hold."""
+        return contextlib.nullcontext()
+
+    # -- writing -------------------------------------------------------
+    def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
+              detach: Detach | None = None) -> None:
+        """Merge ``batch`` under the write lock (``policy``, ``detach``: see
+        :meth:`graph.store.GraphStore.write`). Findings in the batch are added
+        as a run of their own, visible once all of it is written."""
+        if policy not in WRITE_POLICIES:
+            raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
+        with self.lock():
+            self.ensure_schema()
+            for name, (end, keys) in (detach or {}).items():
+                query = _detach_query(name, end)
+                for start in range(0, len(keys), _LOOKUP_BATCH):
+                    self._run_write(query, {"keys": list(keys[start : start + _LOOKUP_BATCH])})
+            derived = any(label in DERIVED_LABELS for label in batch.nodes) or any(
+                name in DERIVED_RELS for name in batch.relationships)
+            run = self._begin_run() if derived else {}
+            self._write(batch, progress, policy, run)
+            if derived:
+                self._commit_run(run["run"], "add")
+
+    def _begin_run(self) -> dict[str, Any]:
+        return {"run": uuid.uuid4().hex, "committed": self._committed_runs()}
+
+    def _commit_run(self, run: str, how: str) -> None:
+        self._lease.check()  # never commit a run after losing the lock
+        self._driver.execute_query(COMMIT_RUN[how], run=run, database_=self.database)
+
+    def _committed_runs(self) -> list[str]:
+        from neo4j import RoutingControl
+
+        records, _, _ = self._driver.execute_query(READ_RUNS, database_=self.database, routing_=RoutingControl.READ)
+        committed = records[0]["committed"] if records else None
+        return list(committed) if committed else ["legacy"]
+
+    def _write(self, batch: GraphBatch, progress: Progress | None, policy: str, run: dict[str, Any]) -> None:
+        self._lease.check()
         # Collapse repeated keys first (same rule as the embedded store): a
         # phone named by a thousand contacts is merged once, not a thousand times.
         steps = [
-            (merge_nodes_query(label, tuple(frame.columns)), _dedupe(frame, ["key"]), label)
+            (merge_nodes_query(label, tuple(frame.columns), policy), _dedupe(frame, ["key"], policy), label)
             for label, frame in batch.nodes.items()
         ] + [
             (
-                merge_rels_query(name, tuple(frame.columns)),
-                _dedupe(frame, ["src", "dst", *REL_TYPES[name].identity]),
+                merge_rels_query(name, tuple(frame.columns), policy),
+                _dedupe(frame, ["src", "dst", *REL_TYPES[name].identity], policy),
                 name,
             )
             for name, frame in batch.relationships.items()
@@ -236,7 +467,7 @@ class Neo4jStore:
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="neo4j-write") as pool:
             futures = [
-                pool.submit(self._run_write, query, columns, n, name)
+                pool.submit(self._run_write, query, {**columns, **run}, n, name)
                 for query, frame, name in steps[:n_nodes]
                 for columns, n in _column_batches(frame, self.batch_size)
             ]
@@ -244,13 +475,13 @@ class Neo4jStore:
                 report(future)
             for query, frame, name in steps[n_nodes:]:
                 partitions = _partition(frame, "dst", self.workers)
-                futures = [pool.submit(self._write_partition, query, part, name) for part in partitions]
+                futures = [pool.submit(self._write_partition, query, part, name, run) for part in partitions]
                 for future in as_completed(futures):
                     report(future)
 
-    def _write_partition(self, query: str, frame: pd.DataFrame, name: str) -> tuple[int, str]:
+    def _write_partition(self, query: str, frame: pd.DataFrame, name: str, run: dict[str, Any]) -> tuple[int, str]:
         for columns, _ in _column_batches(frame, self.batch_size):
-            self._run_write(query, columns)
+            self._run_write(query, {**columns, **run})
         return len(frame), name
 
     def _run_write(self, query: str, columns: dict[str, list[Any]], n: int = 0, name: str = "") -> tuple[int, str]:
@@ -258,66 +489,104 @@ class Neo4jStore:
         self._driver.execute_query(query, parameters_=columns, database_=self.database)
         return n, name
 
+    # -- reading -------------------------------------------------------
     def counts(self) -> GraphCounts:
-        nodes = {label: self._count(q) for label, q in COUNT_NODES.items()}
-        rels = {rtype: self._count(q) for rtype, q in COUNT_RELS.items()}
+        committed = self._committed_runs()
+        nodes = {label: self._count(q, committed) for label, q in COUNT_NODES.items()}
+        rels = {rtype: self._count(q, committed) for rtype, q in COUNT_RELS.items()}
         return GraphCounts(nodes=nodes, relationships=rels)
 
-    def _count(self, query: str) -> int:
+    def _count(self, query: str, committed: list[str]) -> int:
         from neo4j import RoutingControl
 
-        records, _, _ = self._driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(query, committed=committed, database_=self.database,
+                                                   routing_=RoutingControl.READ)
         return int(records[0]["c"])
 
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
         # only the properties asked for, temporal ones as numbers: one stored
         # date the driver cannot build (year 0) must not break the read
         known = tuple(p for p in dict.fromkeys(properties) if p in NODE_TYPES[label].properties)
-        frame = self._read_frame(node_properties_query(label, known), ["key", *known], keys=list(keys))
+        records = self._lookup(node_properties_query(label, known), keys, label in DERIVED_LABELS)
+        frame = _records_frame(records, ["key", *known])
         for prop in properties:
             if prop not in frame.columns:
                 frame[prop] = None
         return frame[["key", *properties]]
 
+    def relationship_properties(self, name: str, keys: list[str], properties: list[str],
+                                by: str = "src") -> pd.DataFrame:
+        """Stored relationships ``name`` whose ``by`` end is among ``keys``."""
+        rt = REL_TYPES[name]
+        wanted = list(dict.fromkeys([*rt.identity, *properties]))
+        query = _relationship_properties_query(name, tuple(wanted), by)
+        records = self._lookup(query, keys, name in DERIVED_RELS)
+        rows = [{"src": r["src"], "dst": r["dst"], **{p: r["props"].get(p) for p in wanted}} for r in records]
+        frame = pd.DataFrame(rows, columns=["src", "dst", *wanted])
+        for col in wanted:
+            if col in TEMPORAL_PROPERTIES:
+                frame[col] = [v.to_native() if hasattr(v, "to_native") else v for v in frame[col]]
+        return frame
+
+    def _lookup(self, query: str, keys: list[str], derived: bool) -> list:
+        from neo4j import RoutingControl
+
+        keys = list(keys)
+        extra = {"committed": self._committed_runs()} if derived else {}
+        out = []
+        for start in range(0, len(keys), _LOOKUP_BATCH):
+            records, _, _ = self._driver.execute_query(
+                query, parameters_={"keys": keys[start : start + _LOOKUP_BATCH], **extra},
+                database_=self.database, routing_=RoutingControl.READ,
+            )
+            out.extend(records)
+        return out
+
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole node table for ``label``: ``key`` plus model properties."""
         props = _checked(columns, NODE_TYPES[label].properties, label)
-        query = f"MATCH (n:{label}) RETURN n.key AS key" + "".join(f", {_read_value('n', p)} AS {p}" for p in props)
-        return self._read_frame(query, ["key", *props])
+        where = f" WHERE {_visible('n')}" if label in DERIVED_LABELS else ""
+        query = f"MATCH (n:{label}){where} RETURN n.key AS key" + "".join(f", {_read_value('n', p)} AS {p}" for p in props)
+        return self._read_frame(query, ["key", *props], label in DERIVED_LABELS)
 
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole relationship table ``name``: ``src``, ``dst`` plus properties."""
         rt = REL_TYPES[name]
         props = _checked(columns, (*rt.identity, *rt.properties), name)
+        where = f" WHERE {_visible('r')}" if name in DERIVED_RELS else ""
         query = (
-            f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}) RETURN a.key AS src, b.key AS dst"
+            f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}){where} RETURN a.key AS src, b.key AS dst"
             + "".join(f", {_read_value('r', p)} AS {p}" for p in props)
         )
-        return self._read_frame(query, ["src", "dst", *props])
+        return self._read_frame(query, ["src", "dst", *props], name in DERIVED_RELS)
 
-    def _read_frame(self, query: str, columns: list[str], **parameters: Any) -> pd.DataFrame:
+    def _read_frame(self, query: str, columns: list[str], derived: bool = False) -> pd.DataFrame:
         from neo4j import RoutingControl
 
-        records, _, _ = self._driver.execute_query(query, parameters_=parameters, database_=self.database,
+        params = {"committed": self._committed_runs()} if derived else {}
+        records, _, _ = self._driver.execute_query(query, parameters_=params, database_=self.database,
                                                    routing_=RoutingControl.READ)
-        frame = pd.DataFrame([r.values() for r in records], columns=columns)
-        for col in columns:
-            if col in TEMPORAL_PROPERTIES:
-                frame[col] = _epoch_millis_to_pandas(frame[col], TEMPORAL_PROPERTIES[col])
-        return frame
+        return _records_frame(records, columns)
 
     def clear(self) -> None:
         """Delete every node and relationship (Community has one database)."""
-        # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
-        with self._driver.session(database=self.database) as session:
-            session.run(CLEAR_ALL).consume()
+        with self.lock():
+            # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
+            with self._driver.session(database=self.database) as session:
+                session.run(CLEAR_ALL).consume()
 
     def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
-        """Delete every finding and SIMILAR_TO edge, then write ``batch``."""
-        with self._driver.session(database=self.database) as session:
-            for query in CLEAR_DERIVED:
-                session.run(query).consume()
-        self.write(batch, progress)
+        """Write ``batch`` as a new run, commit it (readers switch from the old
+        findings to the new in one transaction), then delete every other run."""
+        with self.lock():
+            self.ensure_schema()
+            run = self._begin_run()
+            self._write(batch, progress, "merge", run)
+            _fault_point("run-written")
+            self._commit_run(run["run"], "replace")
+            with self._driver.session(database=self.database) as session:
+                for query in DROP_OTHER_RUNS:
+                    session.run(query, run=run["run"]).consume()
 
     def close(self) -> None:
         self._driver.close()
@@ -348,6 +617,15 @@ def _read_value(var: str, prop: str) -> str:
     )
 
 
+def _records_frame(records: list, columns: list[str]) -> pd.DataFrame:
+    """Records read with :func:`_read_value` as a frame of the embedded store's types."""
+    frame = pd.DataFrame([r.values() for r in records], columns=columns)
+    for col in columns:
+        if col in TEMPORAL_PROPERTIES:
+            frame[col] = _epoch_millis_to_pandas(frame[col], TEMPORAL_PROPERTIES[col])
+    return frame
+
+
 def _epoch_millis_to_pandas(values: pd.Series, kind: str) -> pd.Series:
     """Epoch milliseconds (None when missing) as the embedded store's types:
     ``datetime64[us, UTC]`` for date-times, naive ``datetime64[ms]`` for dates.
@@ -360,16 +638,22 @@ def _epoch_millis_to_pandas(values: pd.Series, kind: str) -> pd.Series:
     return pd.Series(raw.astype("datetime64[us]"), index=values.index, name=values.name).dt.tz_localize("UTC")
 
 
+def _fault_point(point: str) -> None:
+    from graph.embedded import _fault_point as fault
+
+    fault(point)
+
+
 # -- conversion of frames to parameter rows -----------------------------------
 
 
-def _dedupe(frame: pd.DataFrame, identity: list[str]) -> pd.DataFrame:
+def _dedupe(frame: pd.DataFrame, identity: list[str], policy: str = "merge") -> pd.DataFrame:
     import pyarrow as pa
 
     from graph.embedded import merge_tables
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    merged = merge_tables(None, table, identity)
+    merged = merge_tables(None, table, identity, policy)
     return frame if merged.num_rows == len(frame) else merged.to_pandas()
 
 

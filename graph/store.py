@@ -7,19 +7,28 @@ a node is unique by ``key``, a relationship by its end nodes plus the
 relationship type's identity properties. Merging is idempotent: writing the
 same batch twice changes nothing, and a property that is missing (null) in a
 later batch leaves the stored value alone.
+
+What a later non-null value does to a stored one is the write's ``policy``:
+``"merge"`` (the later value wins: scores, findings, cases), ``"keep"`` (the
+stored value stays: ingest, first delivery wins) or ``"replace"`` (the
+batch's columns replace the stored ones, nulls included: an explicit
+correction). One job at a time writes: see :mod:`graph.locking`.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 
 from graph.model import NODE_TYPES, REL_TYPES
 
 __all__ = [
+    "WRITE_POLICIES",
+    "Detach",
     "GraphBatch",
     "GraphCounts",
     "GraphStore",
@@ -34,6 +43,12 @@ DEFAULT_STORE_PATH = ".ringscope"
 
 #: progress callback: (stage description, units done, units total)
 Progress = Callable[[str, int, int], None]
+
+#: what a write does to a stored value: later value wins, stored value stays, or batch replaces
+WRITE_POLICIES = ("merge", "keep", "replace")
+
+#: relationships to drop before a write: name -> ("src" or "dst", keys of that end)
+Detach = dict[str, tuple[str, Sequence[str]]]
 
 
 @dataclass
@@ -97,14 +112,31 @@ class GraphStore(Protocol):
     def ensure_schema(self) -> None:
         """Create uniqueness constraints / indexes (idempotent)."""
 
-    def write(self, batch: GraphBatch, progress: Progress | None = None) -> None:
-        """Merge ``batch`` into the store (idempotent)."""
+    def lock(self, job: str | None = None, timeout: float | None = None,
+             on_wait: Callable | None = None) -> AbstractContextManager:
+        """Hold the store's exclusive write lock for a whole job (reentrant in
+        a thread); wait up to ``timeout`` s, then raise ``StoreBusy``."""
+
+    def reading(self) -> AbstractContextManager:
+        """A consistent view for several reads (no commit lands inside)."""
+
+    def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
+              detach: Detach | None = None) -> None:
+        """Merge ``batch`` into the store (idempotent) under the write lock.
+
+        ``policy``: one of :data:`WRITE_POLICIES`; ``detach``: relationships
+        dropped first, by the keys of one end."""
 
     def counts(self) -> GraphCounts:
         """Node counts by label and relationship counts by type (zeros included)."""
 
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
         """Return ``key`` plus ``properties`` for the stored nodes among ``keys``."""
+
+    def relationship_properties(self, name: str, keys: list[str], properties: list[str],
+                                by: str = "src") -> pd.DataFrame:
+        """Stored relationships ``name`` whose ``by`` end is among ``keys``:
+        ``src``, ``dst``, identity and ``properties``."""
 
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """All nodes of ``label`` as columns (``key`` first): what whole-portfolio
@@ -114,7 +146,8 @@ class GraphStore(Protocol):
         """All relationships ``Source-TYPE-Target`` as columns (``src``, ``dst`` first)."""
 
     def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
-        """Delete what detectors wrote before (findings, SIMILAR_TO), then write ``batch``."""
+        """Replace what detectors wrote before (findings, SIMILAR_TO) by ``batch``:
+        readers see the old findings or the new ones, each with its edges."""
 
     def close(self) -> None:
         """Release connections and files."""

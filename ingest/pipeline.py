@@ -6,7 +6,9 @@ file with its source file, line and reason, turns the good rows into a
 :class:`graph.store.GraphBatch` and merges it into the store.
 
 The same folder ingested twice leaves the store unchanged: every node and
-relationship is merged on its key.
+relationship is merged on its key, and a row that would change a stored one
+is rejected unless ``update`` asks for a correction (see :mod:`ingest.stored`).
+The whole run holds the store's write lock.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
 from ingest import normalize as nz
 from ingest.limits import IngestLimits
 from ingest.reader import LINE, TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
+from ingest.stored import StoredCheck, content_digest, write_batch
 
 __all__ = ["REQUIRED_COLUMNS", "TableReport", "IngestSummary", "IngestLimits", "ingest_folder", "build_batch"]
 
@@ -109,6 +112,8 @@ class IngestSummary:
     seconds: float = 0.0
     #: ids of the applications this run loaded (what ``ringscope flag`` scores)
     application_ids: list[str] = field(default_factory=list)
+    #: changes made by ``update`` (each one an AuditEvent)
+    corrections: int = 0
 
     @property
     def rows_loaded(self) -> int:
@@ -255,8 +260,8 @@ def _company_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw
 # -- applications ---------------------------------------------------------------
 
 
-def _applications(frame: pd.DataFrame, source: str,
-                  limits: IngestLimits | None = None) -> tuple[_Part, pd.DataFrame]:
+def _applications(frame: pd.DataFrame, source: str, limits: IngestLimits | None = None,
+                  stored: StoredCheck | None = None) -> tuple[_Part, pd.DataFrame]:
     """Validate and normalise applications; return the graph part and an
     index of application_id → borrower label/key for the other tables."""
     limits = limits or IngestLimits()
@@ -289,6 +294,9 @@ def _applications(frame: pd.DataFrame, source: str,
     label = t["label"].str.lower()
     checks.fail(label.notna() & ~label.isin(LABELS), "label must be fraud, default, good or empty")
     collapse = _duplicate_keys(frame, "application_id", checks)
+    digest = content_digest({c: t[c] for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]})
+    if stored is not None:
+        stored.check_applications(checks, frame, source, t["application_id"], digest)
 
     rejects = _rejects_frame(frame, checks, source)
     keep = checks.ok & ~collapse
@@ -351,6 +359,7 @@ def _applications(frame: pd.DataFrame, source: str,
             "phone_valid": phones["phone_valid"],
             "source_file": source,
             "source_line": f[LINE].astype("int64"),
+            "content_digest": digest[keep],
         }
     )
     part.node("Application", application)
@@ -390,8 +399,9 @@ def _applications(frame: pd.DataFrame, source: str,
 def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore) -> pd.DataFrame:
     """Borrower of each referenced application, from this load or the store."""
     wanted = pd.Index(ids.dropna().unique())
-    known = loaded[_isin(loaded["key"], wanted)]
-    missing = wanted.difference(pd.Index(known["key"]))
+    refused = loaded["refused"].fillna(False).astype(bool) if "refused" in loaded else False
+    known = loaded[_isin(loaded["key"], wanted) & ~refused].drop(columns="refused", errors="ignore")
+    missing = wanted.difference(pd.Index(loaded["key"]))  # refused ones are not looked up in the store
     if len(missing):
         stored = store.node_properties("Application", list(missing), ["borrower_label", "borrower_key"])
         known = pd.concat([known, stored], ignore_index=True)
@@ -401,7 +411,8 @@ def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore)
 # -- contacts -------------------------------------------------------------------
 
 
-def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore) -> _Part:
+def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore,
+              stored: StoredCheck | None = None) -> _Part:
     part = _Part()
     checks = _Checks(frame)
     t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["contacts"] + OPTIONAL_COLUMNS["contacts"]}
@@ -411,6 +422,8 @@ def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Graph
     checks.fail(~_isin(t["application_id"], known.index), "application_id not found among loaded applications (absent or rejected)")
     phones = nz.normalize_phones(t["contact_phone"])
     checks.fail(phones["phone"].isna(), "contact_phone is not a phone number")
+    if stored is not None:
+        stored.check_contacts(checks, frame, source, t, phones)
     part.rejects.append(_rejects_frame(frame, checks, source))
     keep = checks.ok
     part.loaded = int(keep.sum())
@@ -437,7 +450,7 @@ def _contacts(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Graph
 
 
 def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore,
-                limits: IngestLimits | None = None) -> _Part:
+                limits: IngestLimits | None = None, stored: StoredCheck | None = None) -> _Part:
     limits = limits or IngestLimits()
     part = _Part()
     checks = _Checks(frame)
@@ -456,6 +469,8 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
     checks.fail(t["amount"].notna() & (amount.isna() | (amount < 0)), "unparseable guarantee amount")
     checks.fail(t["amount"].notna() & limits.amount_too_large(amount),
                 f"guarantee amount above {limits.amount_text()} (--max-amount) or not finite")
+    if stored is not None:
+        stored.check_guarantees(checks, frame, source, t, kind, ids, usccs, known, amount)
     part.rejects.append(_rejects_frame(frame, checks, source))
     keep = checks.ok
     part.loaded = int(keep.sum())
@@ -503,7 +518,7 @@ def _guarantees(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: Gra
 # -- company roles --------------------------------------------------------------
 
 
-def _company_roles(frame: pd.DataFrame, source: str) -> _Part:
+def _company_roles(frame: pd.DataFrame, source: str, stored: StoredCheck | None = None) -> _Part:
     part = _Part()
     checks = _Checks(frame)
     t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["company_roles"] + OPTIONAL_COLUMNS["company_roles"]}
@@ -517,6 +532,8 @@ def _company_roles(frame: pd.DataFrame, source: str) -> _Part:
     checks.fail(t["share_pct"].notna() & (share.isna() | (share < 0) | (share > 100)), "share_pct must be 0-100")
     ids = nz.normalize_id_numbers(t["person_id_number"])
     checks.fail(t["person_id_number"].notna() & ids["id_number"].isna(), "person_id_number is not a resident ID number")
+    if stored is not None:
+        stored.check_company_roles(checks, frame, source, t, usccs, role, share, ids)
     part.rejects.append(_rejects_frame(frame, checks, source))
     keep = checks.ok
     part.loaded = int(keep.sum())
@@ -605,6 +622,8 @@ def ingest_folder(
     rejects_path: str | Path | None = None,
     progress: Progress | None = None,
     limits: IngestLimits | None = None,
+    update: bool = False,
+    lock_timeout: float | None = None,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -624,6 +643,12 @@ def ingest_folder(
     limits : IngestLimits, optional
         Plausible ranges (applied_at window, largest amount, term); rows
         outside go to the rejects file. Default ``IngestLimits()``.
+    update : bool
+        Rows that differ from stored ones correct them (with an audit event
+        each) instead of being rejected.
+    lock_timeout : float, optional
+        Seconds to wait for the store's write lock (held for the whole run;
+        default ``$RINGSCOPE_LOCK_TIMEOUT`` or 600); ``StoreBusy`` after that.
 
     Returns
     -------
@@ -642,6 +667,17 @@ def ingest_folder(
         )
         return summary
 
+    # One lock from the first look at the store to the last write: the
+    # cross-batch checks are only true if nobody writes in between.
+    with store.lock(timeout=lock_timeout):
+        stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
+        _load(folder, files, store, summary, stored, rejects_path, progress, limits)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _load(folder: Path, files: dict[str, Path], store: GraphStore, summary: IngestSummary, stored: StoredCheck,
+          rejects_path: str | Path | None, progress: Progress | None, limits: IngestLimits | None = None) -> None:
     def step(stage: str, i: int) -> None:
         if progress:
             progress(stage, i, len(files) + 1)
@@ -659,14 +695,17 @@ def ingest_folder(
             continue
         frame = result.frame
         if table == "applications":
-            part, apps_index = _applications(frame, path.name, limits)
+            part, apps_index = _applications(frame, path.name, limits, stored)
             summary.application_ids = [str(k) for k in apps_index["key"]]
+            if stored.refused:  # their contacts and guarantees must not attach to the stored rows
+                refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
+                apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
         elif table == "contacts":
-            part = _contacts(frame, path.name, apps_index, store)
+            part = _contacts(frame, path.name, apps_index, store, stored)
         elif table == "guarantees":
-            part = _guarantees(frame, path.name, apps_index, store, limits)
+            part = _guarantees(frame, path.name, apps_index, store, limits, stored)
         else:
-            part = _company_roles(frame, path.name)
+            part = _company_roles(frame, path.name, stored)
         report.rows_loaded = part.loaded
         report.rows_rejected = report.rows_read - part.loaded
         parts.append(part)
@@ -690,7 +729,5 @@ def ingest_folder(
     if batch.size():
         step("write graph", len(files))
         store.ensure_schema()
-        store.write(batch, progress=progress)
+        summary.corrections = write_batch(store, batch, stored, progress)
     summary.counts = store.counts()
-    summary.seconds = time.perf_counter() - started
-    return summary

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graph.files import atomic_write_text, private_dir
+
 __all__ = ["ROLES", "User", "users_file", "add_user", "verify", "load_users", "hash_password", "can", "oidc_user"]
 
 ROLES = ("investigator", "analyst", "admin")
@@ -94,11 +96,9 @@ def add_user(path: Path, name: str, password: str | None, role: str) -> None:
     if password is not None:
         entry.update(hash_password(password))
     users[name.strip()] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"users": users}, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    if not path.parent.exists():
+        private_dir(path.parent)
+    atomic_write_text(path, json.dumps({"users": users}, indent=2, ensure_ascii=False))  # mode 0600
 
 
 def verify(path: Path, name: str, password: str) -> User | None:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
 
+from graph.locking import StoreBusy
 from graph.store import GraphBatch
 
 __all__ = [
@@ -54,12 +53,10 @@ TRANSITIONS = {
 VERDICT_LABELS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
 
 _CASE_PROPS = ["target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"]
-_AUDIT_PROPS = ["at", "user", "action", "target", "before", "after"]
+_AUDIT_PROPS = ["at", "user", "action", "target", "before", "after", "source"]
 
-# One Streamlit server serves many sessions from threads; the embedded store
-# rewrites a whole table per write, so writes are serialised (and across
-# processes with a lock file next to the tables).
-_WRITE_LOCK = threading.Lock()
+#: seconds a case write waits for another job's store lock (a page should not hang)
+LOCK_WAIT = 30.0
 
 
 class CaseError(ValueError):
@@ -98,20 +95,15 @@ def _now() -> str:
 
 @contextlib.contextmanager
 def _locked(store: Any) -> Iterator[None]:
-    with _WRITE_LOCK:
-        if getattr(store, "kind", "") != "embedded":
+    """The store's one write lock (the same every batch job takes): sessions
+    of this server and other processes wait for each other."""
+    try:
+        with store.lock(job="ringscope dashboard", timeout=LOCK_WAIT, on_wait=lambda holder, limit: None):
             yield
-            return
-        import fcntl
-
-        root = Path(store.location)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / ".dashboard-write.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    except StoreBusy as busy:
+        who = busy.holder.describe() if busy.holder else "another job"
+        raise CaseError(f"The store is busy: {who} is writing to it. Nothing was saved; try again "
+                        "when it has finished.") from busy
 
 
 def _clean(value: Any) -> str:
@@ -200,11 +192,11 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     if not changed and before.updated_at:
         return before
     action = "case.status" if "status" in changed else "case.update"
-    audit(store, user, action, after.key,
-          before={f: getattr(before, f) for f in fields} if before.updated_at else None,
-          after={f: getattr(after, f) for f in fields})
     row = {"key": after.key, **{p: getattr(after, p) for p in _CASE_PROPS}}
-    with _locked(store):
+    with _locked(store):  # one hold: the audit event, then the case
+        audit(store, user, action, after.key,
+              before={f: getattr(before, f) for f in fields} if before.updated_at else None,
+              after={f: getattr(after, f) for f in fields})
         store.write(GraphBatch(nodes={"Case": pd.DataFrame([row])}))
     stored = get_case(store, target_label, target_key)
     if stored.status != after.status or stored.updated_at != after.updated_at:

@@ -95,3 +95,67 @@ def test_reading_a_property_outside_the_model_fails(store):
         store.read_nodes("Phone", ["colour"])
     with pytest.raises(KeyError, match="weight"):
         store.read_relationships("Application-HAS_PHONE-Phone", ["weight"])
+
+
+def test_keep_policy_keeps_stored_values_and_fills_missing_ones(store):
+    store.write(_batch(name_a="张伟", amount=1000.0))
+    later = GraphBatch(
+        nodes={"Application": pd.DataFrame({"key": ["A1", "A2", "A3"], "amount": [1500.0, 2500.0, 3000.0],
+                                            "applicant_name": ["王五", "李四", "赵六"]})},
+        relationships={"Application-HAS_PHONE-Phone": pd.DataFrame(
+            {"src": ["A1"], "dst": ["+8613800138000"], "raw": ["changed"]})},
+    )
+    store.write(later, policy="keep")
+    props = store.node_properties("Application", ["A1", "A2", "A3"], ["amount", "applicant_name"]).set_index("key")
+    assert props.loc["A1", "amount"] == 1000.0 and props.loc["A1", "applicant_name"] == "张伟"  # first delivery wins
+    assert props.loc["A2", "amount"] == 2000.0 and props.loc["A2", "applicant_name"] == "李四"  # null filled in
+    assert props.loc["A3", "amount"] == 3000.0  # new node written
+    phones = store.read_relationships("Application-HAS_PHONE-Phone", ["raw"]).set_index("src")
+    assert phones.loc["A1", "raw"] == "138 0013 8000"
+
+
+def test_replace_policy_and_detach_correct_a_node_and_its_edges(store):
+    store.write(_batch(name_a="张伟", amount=1000.0))
+    store.write(GraphBatch(nodes={"Phone": pd.DataFrame({"key": ["+8613900139000"]})}))
+    fix = GraphBatch(
+        nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [1200.0], "applicant_name": [None]})},
+        relationships={"Application-HAS_PHONE-Phone": pd.DataFrame(
+            {"src": ["A1"], "dst": ["+8613900139000"], "raw": ["13900139000"]})},
+    )
+    store.write(fix, policy="replace", detach={"Application-HAS_PHONE-Phone": ("src", ["A1"])})
+    props = store.node_properties("Application", ["A1", "A2"], ["amount", "applicant_name"]).set_index("key")
+    assert props.loc["A1", "amount"] == 1200.0
+    assert pd.isna(props.loc["A1", "applicant_name"])  # replace: the null replaces too
+    assert props.loc["A2", "amount"] == 2000.0  # other rows untouched
+    phones = store.read_relationships("Application-HAS_PHONE-Phone", ["raw"])
+    assert sorted(zip(phones["src"], phones["dst"])) == [("A1", "+8613900139000"), ("A2", "+8613800138000")]
+
+
+def test_relationship_properties_by_either_end(store):
+    store.write(_batch())
+    rows = store.relationship_properties("Company-GUARANTEES-Company", ["C1"], ["amount"])
+    assert sorted(zip(rows["dst"], rows["application_id"], rows["amount"])) == [("C2", "A1", 10.0), ("C2", "A2", 20.0)]
+    rows = store.relationship_properties("Application-HAS_PHONE-Phone", ["+8613800138000"], ["raw"], by="dst")
+    assert sorted(rows["src"]) == ["A1", "A2"]
+    assert len(store.relationship_properties("Application-HAS_PHONE-Phone", ["nope"], ["raw"])) == 0
+
+
+def test_replace_derived_swaps_findings_with_their_edges(store):
+    store.write(_batch())
+
+    def findings(keys, members):
+        return GraphBatch(
+            nodes={"Finding": pd.DataFrame({"key": keys, "score": [0.5] * len(keys)})},
+            relationships={"Finding-INVOLVES-Application": pd.DataFrame(
+                {"src": [k for k in keys for _ in members], "dst": members * len(keys), "role": "member"})},
+        )
+
+    store.replace_derived(findings(["f-old", "f-both"], ["A1"]))
+    store.replace_derived(findings(["f-both", "f-new"], ["A2"]))
+    assert sorted(store.read_nodes("Finding")["key"]) == ["f-both", "f-new"]
+    edges = store.read_relationships("Finding-INVOLVES-Application")
+    assert sorted(zip(edges["src"], edges["dst"])) == [("f-both", "A2"), ("f-new", "A2")]
+    assert store.counts().nodes["Finding"] == 2 and store.counts().relationships["INVOLVES"] == 2
+    # flag adds findings to the current run's
+    store.write(findings(["f-flag"], ["A1"]))
+    assert sorted(store.read_nodes("Finding")["key"]) == ["f-both", "f-flag", "f-new"]
