@@ -21,11 +21,11 @@ from graph.files import TMP_MARKER
 from graph.model import FINDING_TARGETS, REL_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
 
 
 def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
-    env = dict(ENV)
+    # read the environment now: the Neo4j fixture sets its credentials after import
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
     if kill_at:
         env["RINGSCOPE_TEST_KILL_AT"] = kill_at
     return subprocess.Popen([sys.executable, "-m", "app.cli", *args, "--quiet"], cwd=ROOT, env=env,
