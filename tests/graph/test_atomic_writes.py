@@ -219,13 +219,20 @@ def test_readers_never_see_half_a_commit(tmp_path, monkeypatch):
     store = EmbeddedStore(tmp_path / "store")
     store.write(batch(0, 50))
     monkeypatch.setattr(embedded, "_fault_point", lambda point: time.sleep(0.15) if point == "swapped" else None)
-    writer = threading.Thread(target=store.write, args=(batch(50, 50),))
+    first_read = threading.Event()
+
+    def write_during_a_read() -> None:
+        first_read.wait(10)  # the commit starts while a reader is between its two reads
+        store.write(batch(50, 50))
+
+    writer = threading.Thread(target=write_during_a_read)
     writer.start()
     seen = set()
     started = time.monotonic()
     while writer.is_alive() or not seen:
         with store.reading():
             apps = set(store.read_nodes("Application")["key"])
+            first_read.set()
             time.sleep(0.5)  # a slow reader: a swap must not land between its two reads
             edges = set(store.read_relationships("Application-HAS_PHONE-Phone")["src"])
         assert edges <= apps, f"{len(edges - apps)} edges to applications not yet visible"

@@ -58,9 +58,12 @@ def test_credentials_in_the_uri_are_used_and_hidden(neo4j_driver, neo4j_uri, mon
     """With the suite's credentials (when its server has auth on) moved from
     the environment into the URI, the CLI still connects, and prints the URI
     without the password."""
-    user = os.environ.get("RINGSCOPE_NEO4J_USER") or os.environ.get("NEO4J_USER") or "neo4j"
-    password = os.environ.get("RINGSCOPE_NEO4J_PASSWORD") or os.environ.get("NEO4J_PASSWORD") or "unused-secret"
-    for name in ("RINGSCOPE_NEO4J_USER", "RINGSCOPE_NEO4J_PASSWORD", "RINGSCOPE_NEO4J_URI"):
+    from graph.neo4j_auth import auth_from_env
+
+    user, password = auth_from_env() or (os.environ.get("NEO4J_USER") or "neo4j",
+                                         os.environ.get("NEO4J_PASSWORD") or "unused-secret")
+    for name in ("RINGSCOPE_NEO4J_USER", "RINGSCOPE_NEO4J_PASSWORD", "RINGSCOPE_NEO4J_PASSWORD_FILE",
+                 "RINGSCOPE_NEO4J_URI"):
         monkeypatch.delenv(name, raising=False)
     from urllib.parse import quote
 
