@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stdnum.cn import ric, uscc
 
-__all__ = ["make_id", "make_uscc", "write_sample", "SAMPLE_EXPECTED", "INJECTION_NAME"]
+__all__ = ["make_id", "make_uscc", "write_sample", "split_export", "SAMPLE_EXPECTED", "INJECTION_NAME"]
 
 INJECTION_NAME = "x'}) DETACH DELETE n //"
 
@@ -116,3 +116,24 @@ def write_sample(folder: Path, encoding: str = "utf-8") -> Path:
             writer.writerow(header)
             writer.writerows(rows)
     return folder
+
+
+def split_export(source: Path, out: Path, parts: list[set[str]]) -> list[Path]:
+    """Split the CSV export in ``source`` into one folder per set of
+    application ids (``out/part-0``, ``out/part-1``, …): contacts and
+    guarantees follow their application, registry rows go to every part."""
+    import pandas as pd
+
+    tables = {name: pd.read_csv(source / f"{name}.csv", dtype=str, keep_default_na=False)
+              for name in ("applications", "contacts", "guarantees", "company_roles")
+              if (source / f"{name}.csv").exists()}
+    folders = []
+    for i, ids in enumerate(parts):
+        folder = out / f"part-{i}"
+        folder.mkdir(parents=True)
+        for name, table in tables.items():
+            if "application_id" in table.columns:
+                table = table[table["application_id"].isin(ids)]
+            table.to_csv(folder / f"{name}.csv", index=False)
+        folders.append(folder)
+    return folders

@@ -11,43 +11,21 @@ result or message and the HTTP server has received no request.
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 import uuid
 
 import pytest
 
 from app.dashboard import cypher
+from tests.loopback import recording_http_server
 
 pytestmark = pytest.mark.neo4j
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    requests: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        type(self).requests.append(self.path)
-        body = b"a,b\n1,2\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def http_server():
-    """A loopback HTTP server that records every request it receives."""
-    _Recorder.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with recording_http_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +45,7 @@ def attack(neo4j_store, http_server, secret):
     seen: list[str] = []
 
     def run(template: str) -> str:
-        query = template.format(file=f"file://{path}", url=http_server, path=path)
+        query = template.format(file=f"file://{path}", url=http_server.url, path=path)
         with pytest.raises(cypher.QueryRefused) as refused:
             result = cypher.run_read_only(neo4j_store.driver, neo4j_store.database, query, timeout=5)
             seen.append(repr(result.rows))
@@ -79,7 +57,7 @@ def attack(neo4j_store, http_server, secret):
 
     yield run
     assert not any(marker in text for text in seen), "the secret file was read"
-    assert _Recorder.requests == [], f"the console made HTTP requests: {_Recorder.requests}"
+    assert http_server.requests == [], f"the console made HTTP requests: {http_server.requests}"
 
 
 FILE_AND_URL = [

@@ -19,6 +19,7 @@ import pytest
 from graph.embedded import JOURNAL, EmbeddedStore
 from graph.files import TMP_MARKER
 from graph.model import FINDING_TARGETS, REL_TYPES
+from tests.sample_data import split_export
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,17 +51,8 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
     apps = pd.read_csv(base / "all" / "applications.csv", dtype=str, keep_default_na=False)
     ids = sorted(set(apps["application_id"]))
     cut = int(len(ids) * 0.7)
-    folders = []
-    for i, part in enumerate((set(ids[:cut]), set(ids[cut:]))):
-        folder = base / f"part-{i}"
-        folder.mkdir()
-        for name in ("applications", "contacts", "guarantees", "company_roles"):
-            table = pd.read_csv(base / "all" / f"{name}.csv", dtype=str, keep_default_na=False)
-            if "application_id" in table.columns:
-                table = table[table["application_id"].isin(part)]
-            table.to_csv(folder / f"{name}.csv", index=False)
-        folders.append(folder)
-    return folders[0], folders[1]
+    first, second = split_export(base / "all", base, [set(ids[:cut]), set(ids[cut:])])
+    return first, second
 
 
 def _graph_state(store) -> tuple:

@@ -15,6 +15,7 @@ import pytest
 
 from graph.embedded import EmbeddedStore
 from graph.model import REL_TYPES
+from tests.sample_data import split_export
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,18 +30,8 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
     generate_portfolio(GeneratorConfig(applications=3000, seed=5), base / "all")
     apps = pd.read_csv(base / "all" / "applications.csv", dtype=str, keep_default_na=False)
     ids = sorted(set(apps["application_id"]))
-    halves = [set(ids[::2]), set(ids[1::2])]
-    folders = []
-    for i, half in enumerate(halves):
-        folder = base / f"export-{i}"
-        folder.mkdir()
-        for name in ("applications", "contacts", "guarantees", "company_roles"):
-            table = pd.read_csv(base / "all" / f"{name}.csv", dtype=str, keep_default_na=False)
-            if "application_id" in table.columns:
-                table = table[table["application_id"].isin(half)]
-            table.to_csv(folder / f"{name}.csv", index=False)
-        folders.append(folder)
-    return folders[0], folders[1]
+    first, second = split_export(base / "all", base, [set(ids[::2]), set(ids[1::2])])
+    return first, second
 
 
 @pytest.fixture(scope="module")

@@ -19,20 +19,20 @@ few seconds after three, which must not disturb the suite's server).
 from __future__ import annotations
 
 import base64
-import http.server
 import os
 import re
 import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.loopback import recording_http_server
 
 pytestmark = pytest.mark.neo4j
 
@@ -56,27 +56,10 @@ def _config(driver, name: str) -> str:
     return str(values[name])
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    requests: list[str] = []
-
-    def do_GET(self):  # noqa: N802
-        type(self).requests.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"a,b\n1,2\n")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def http_url():
-    _Recorder.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def http_server():
+    with recording_http_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +87,14 @@ def test_file_urls_are_off_and_the_import_folder_is_empty(own, neo4j_driver):
     assert import_dir == own.data_dir / "import" and import_dir.is_dir() and not any(import_dir.iterdir())
 
 
-def test_load_csv_straight_through_the_driver_is_refused(own, neo4j_driver, secret_file, http_url):
+def test_load_csv_straight_through_the_driver_is_refused(own, neo4j_driver, secret_file, http_server):
     path, marker = secret_file
     for url in (f"file://{path}", "file:///etc/passwd", f"file:///{path.name}"):
         message = _refused(neo4j_driver, f"LOAD CSV FROM '{url}' AS l RETURN l")
         assert "allow_csv_import_from_file_urls" in message and marker not in message
-    for url in (f"{http_url}/?data=secret", http_url.replace("127.0.0.1", "localhost") + "/x"):
+    for url in (f"{http_server.url}/?data=secret", http_server.url.replace("127.0.0.1", "localhost") + "/x"):
         _refused(neo4j_driver, f"LOAD CSV FROM '{url}' AS l RETURN l")
-    assert _Recorder.requests == []
+    assert http_server.requests == []
 
 
 FETCHING = ("apoc.load.", "apoc.import.", "apoc.export.", "apoc.log.", "apoc.cypher.", "apoc.periodic.",
@@ -260,19 +243,19 @@ def test_start_says_where_the_password_is_and_not_what_it_is(plain_server):
     assert password not in output
 
 
-def test_neo4j_blocklist_refuses_every_address(plain_server, secret_file, http_url):
+def test_neo4j_blocklist_refuses_every_address(plain_server, secret_file, http_server):
     from neo4j import GraphDatabase
 
     uri, data, _ = plain_server
     password = (data / "neo4j-password").read_text(encoding="utf-8").strip()
     path, marker = secret_file
     with GraphDatabase.driver(uri, auth=("neo4j", password)) as driver:
-        for url in (f"{http_url}/?data=secret", http_url.replace("127.0.0.1", "localhost") + "/x",
-                    http_url.replace("http:", "ftp:")):
+        for url in (f"{http_server.url}/?data=secret", http_server.url.replace("127.0.0.1", "localhost") + "/x",
+                    http_server.url.replace("http:", "ftp:")):
             assert "cypher_ip_blocklist" in _refused(driver, f"LOAD CSV FROM '{url}' AS l RETURN l")
         message = _refused(driver, f"LOAD CSV FROM 'file://{path}' AS l RETURN l")
         assert "allow_csv_import_from_file_urls" in message and marker not in message
-    assert _Recorder.requests == []
+    assert http_server.requests == []
 
 
 def test_wrong_passwords_are_refused_and_never_echoed(plain_server, tmp_path):
