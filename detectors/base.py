@@ -5,6 +5,18 @@ parameters validated when it is built; ``run(store)`` returns findings. A
 finding records the detector's name and parameters, its members, a raw score
 in [0, 1] kept apart from any threshold, and evidence items that say why,
 each with its contribution, so an investigator can check it in seconds.
+
+Incremental detection (``ringscope flag``) asks two more things of a
+detector, both optional:
+
+* ``statistics(portfolio)`` — the portfolio-wide figures its thresholds are
+  decided from (hub decisions, base rates, peer groups, a fitted model);
+* ``scope(portfolio, app_ids, statistics)`` — a smaller portfolio holding
+  everything that decides the findings which can contain ``app_ids``.
+
+``run(scope, statistics=...)`` must then give exactly the findings holding
+``app_ids`` that ``run(portfolio)`` gives. A detector that does not narrow
+its scope is run on the whole portfolio: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 __all__ = ["Evidence", "Finding", "Detector", "check_param"]
 
@@ -99,6 +111,22 @@ class Detector:
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
-    def run(self, source) -> list[Finding]:  # pragma: no cover - interface
-        """Findings over a store or a :class:`detectors.portfolio.Portfolio`."""
+    def run(self, source, statistics: Any = None) -> list[Finding]:  # pragma: no cover - interface
+        """Findings over a store or a :class:`detectors.portfolio.Portfolio`.
+
+        ``statistics`` (from :meth:`statistics` over a larger portfolio) are
+        used instead of figures computed from ``source``: how a scope is
+        judged by the whole portfolio's standards.
+        """
         raise NotImplementedError
+
+    def statistics(self, portfolio) -> Any:
+        """The portfolio-wide figures this detector's thresholds come from
+        (``None``: it has none, or it does not support incremental runs)."""
+        return None
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: Any = None):
+        """A portfolio (usually ``portfolio.subset(...)``) holding everything
+        that decides the findings which can contain one of ``app_ids``, or
+        ``None`` for the whole portfolio."""
+        return None

@@ -232,6 +232,23 @@ class Portfolio:
             cache[label] = _components(pairs) if pairs is not None and len(pairs) else None
         return cache[label]
 
+    def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None) -> "Portfolio":
+        """The part of this portfolio about ``app_ids``, for incremental runs.
+
+        It holds their applications, links and emergency contacts, the
+        guarantees listed on them (or the ``guarantees`` rows given), and the
+        registry roles, persons and companies of the parties those name.
+        Entities resolved over this portfolio stay as they are.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).subset(["A1"]).applications.shape[0]
+        0
+        """
+        return _Subset(self, app_ids, guarantees)
+
     def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
         """Map record keys to resolved entity ids (the key itself when
         identity resolution has not merged it with anything)."""
@@ -242,6 +259,62 @@ class Portfolio:
             return keys
         mapped = keys.map(mapping)
         return mapped.where(mapped.notna(), keys)
+
+
+class _Subset(Portfolio):
+    """A :class:`Portfolio` restricted to some applications (see ``Portfolio.subset``)."""
+
+    def __init__(self, parent: Portfolio, app_ids, guarantees: pd.DataFrame | None) -> None:
+        super().__init__(store=None)
+        self.parent = parent
+        wanted = set(map(str, app_ids))
+        apps = parent.applications
+        apps = apps[apps["application_id"].astype(str).isin(wanted)].reset_index(drop=True)
+        ids = set(apps["application_id"].astype(str))
+        self.app_ids = ids
+
+        def mine(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[frame["application_id"].astype(str).isin(ids)].reset_index(drop=True)
+
+        self.__dict__["applications"] = apps
+        self.__dict__["_links_by_kind"] = {kind: mine(t) for kind, t in parent._links_by_kind.items()}
+        self.__dict__["contacts"] = mine(parent.contacts)
+        g = mine(parent.guarantees) if guarantees is None else guarantees.reset_index(drop=True)
+        self.__dict__["guarantees"] = g
+        people = set(apps["person"].dropna().astype(str))
+        firms = set(apps["company"].dropna().astype(str)) | set(apps["employer"].dropna().astype(str))
+        for side in ("guarantor", "borrower"):
+            label = g[f"{side}_label"]
+            people |= set(g.loc[label == "Person", side].dropna().astype(str))
+            firms |= set(g.loc[label == "Company", side].dropna().astype(str))
+        roles = parent.roles
+        roles = roles[roles["person"].astype(str).isin(people) | roles["company"].astype(str).isin(firms)]
+        self.__dict__["roles"] = roles.reset_index(drop=True)
+        people |= set(roles["person"].astype(str))
+        firms |= set(roles["company"].astype(str))
+        persons = parent.persons
+        self.__dict__["persons"] = persons[persons["key"].astype(str).isin(people)].reset_index(drop=True)
+        companies = parent.companies
+        self.__dict__["companies"] = companies[companies["key"].astype(str).isin(firms)].reset_index(drop=True)
+        self.person_entity = parent.person_entity
+        self.company_entity = parent.company_entity
+
+    def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
+        frame = self.parent.nodes(label, columns)
+        if label == "Application":
+            frame = frame[frame["key"].astype(str).isin(self.app_ids)].reset_index(drop=True)
+        return frame
+
+    def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        frame = self.parent.rels(name, columns)
+        source, _, target = name.split("-")
+        for side, label in (("src", source), ("dst", target)):
+            if label == "Application":
+                frame = frame[frame[side].astype(str).isin(self.app_ids)].reset_index(drop=True)
+        return frame
+
+    def _stored_entities(self, label: str) -> pd.Series | None:
+        return self.parent._stored_entities(label)
 
 
 #: numeric application columns → what a missing value means for the jobs
