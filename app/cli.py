@@ -567,6 +567,8 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
          review_threshold: float | None, decline_threshold: float | None, applied_from, applied_to,
          max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
     """Score the new applications in FOLDER against the existing graph (incremental)."""
+    import pandas as pd
+
     from detectors.flagging import flag_applications
     from detectors.scoring import load_model, models_folder
 
@@ -595,9 +597,14 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
     counts = result.flags["decision"].value_counts()
     click.echo("  decisions: " + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
     if result.new_findings:
-        click.echo(f"  {len(result.new_findings)} rings/circles involve the new applications:")
-        for f in sorted(result.new_findings, key=lambda f: -f.score)[:5]:
+        per = pd.Series([f.detector for f in result.new_findings]).value_counts()
+        click.echo(f"  {len(result.new_findings)} findings hold new applications ("
+                   + ", ".join(f"{name} {n}" for name, n in per.items()) + "):")
+        for f in sorted(result.new_findings, key=lambda f: (-f.score, f.finding_id))[:5]:
             click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
+    for name, error in result.errors.items():
+        click.echo(f"  detector {name} failed around this batch (its saved findings were used): "
+                   f"{error.splitlines()[0]}", err=True)
     _print_bad_values(result.bad_values)
     sys.exit(summary.exit_code)
 

@@ -8,19 +8,20 @@ their neighbourhood:
 1. graph features straight from the index — earlier sharers of each
    identifier and which of them are known bad (the same "as of" rule as in
    training, so a new application is scored exactly like a historical one);
-2. rings re-detected on the local neighbourhood (the new applications, the
-   applications sharing their identifiers, and one hop further), with the
-   portfolio's own hub decisions — a ring that exists only because of the new
-   applications is found here, without recomputing the portfolio;
-3. guarantee circles over the guarantee graph (small even at 1M), when the
-   batch brings guarantees;
-4. the saved model, its reasons, and the output contract
+2. every registered detector around the batch
+   (:func:`detectors.incremental.detect_around`): each runs on the part of
+   the portfolio that decides the findings holding the new applications —
+   the ring components they join, the device and IP histories they extend,
+   their agents' books, their identity blocks, their contacts — judged by
+   the whole portfolio's statistics, so a burst, ring, circle or identity
+   conflict the batch starts or joins is found tonight, as a full ``detect``
+   would find it;
+3. the saved model, its reasons, and the output contract
    (application_id, score, decision, ring_id, reasons).
 
-Statistical detectors that compare an application with the whole portfolio
-(cash flow against peers, broker populations) contribute through the saved
-findings of the last ``detect`` run; they see the new applications at the
-next one.
+One application or a batch, the detection step is the same call; only the
+feature arithmetic has a per-application form
+(:mod:`detectors.flagging_single`) for latency.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from detectors.features import (
     finding_features,
     own_features,
 )
-from detectors.guarantees import GuaranteeCircles
+from detectors.incremental import IncrementalRun, detect_around, portfolio_statistics
 from detectors.portfolio import Portfolio
 from detectors.reasons import Partner, ReasonContext, build_reasons
+from detectors.registry import DETECTORS
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import DetectionRun, findings_batch, load_findings
 from detectors.scoring import TrainedModel, contributions
@@ -62,6 +64,8 @@ class FlagResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: stored values read as missing (implausible dates and figures), for the summary
     bad_values: list[BadValues] = field(default_factory=list)
+    #: detectors that failed around this batch (the others' findings still count)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class _LocalPortfolio(Portfolio):
@@ -138,6 +142,32 @@ class FlagIndex:
     def build(cls, store, max_expand: int = 200) -> "FlagIndex":
         portfolio = Portfolio(store)
         return cls(portfolio, load_findings(store), max_expand)
+
+    # -- detection -----------------------------------------------------------------
+    def statistics(self) -> dict:
+        """Every detector's portfolio-wide statistics (computed once per index)."""
+        if "_statistics" not in self.__dict__:
+            self.__dict__["_statistics"] = portfolio_statistics(self.portfolio)
+        return self.__dict__["_statistics"]
+
+    def detect(self, app_ids: list[str], with_guarantees: bool = True) -> IncrementalRun:
+        """Every registered detector around ``app_ids`` (guarantee circles
+        left out when ``with_guarantees`` is false)."""
+        names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
+        return detect_around(self.portfolio, app_ids, names, statistics=self.statistics())
+
+    def findings_around(self, app_ids: list[str], detection: IncrementalRun) -> list[Finding]:
+        """The findings holding ``app_ids``: what the detectors found around
+        them now and, for a detector that did not run there (or failed), what
+        the last ``detect`` saved. A saved finding of a detector that ran is
+        left out: the applications' data may have grown it, as a full
+        ``detect`` would have (by finding id)."""
+        redone = set(detection.seconds) - set(detection.errors)
+        out = {f.finding_id: f for a in app_ids for f in self.findings_by_app.get(a, [])
+               if f.detector not in redone}
+        for f in detection.findings:
+            out.setdefault(f.finding_id, f)
+        return [out[k] for k in sorted(out)]
 
     # -- neighbourhood -----------------------------------------------------------
     def _links_of(self, positions: np.ndarray) -> pd.DataFrame:
@@ -459,26 +489,9 @@ class FlagIndex:
             return self._score_single(model, targets, review, decline, with_guarantees)
         seconds: dict[str, float] = {}
         started = time.perf_counter()
-        local_pos = self.neighbourhood(targets)
-        local_ids = self.app_pos[local_pos]
-        local_apps = self.apps.iloc[local_pos]
-        local_links = self._links_of(np.sort(local_pos))
-        persons = self.portfolio.persons
-        wanted_persons = set(local_apps["person"].dropna())
-        local = _LocalPortfolio(local_apps, local_links, self._persons_of(wanted_persons))
-        seconds["neighbourhood"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        hubs = self.hubs
-        local_keys = pd.MultiIndex.from_arrays([local_links["kind"], local_links["identifier"]])
-        local_hubs = hubs.reindex(local_keys.unique()).dropna(subset=["hub"]).astype({"hub": bool, "glue": bool})
-        rings = SharedIdentifierRings().find(local, hubs=local_hubs)
-        new_findings = [f for f in rings if set(f.members) & set(app_ids)]
-        if with_guarantees:
-            local_guarantees = self._guarantee_neighbourhood(app_ids)
-            if local_guarantees is not None:
-                circles = GuaranteeCircles().run(local_guarantees)
-                new_findings += [f for f in circles if set(f.members) & set(app_ids)]
+        detection = self.detect(list(app_ids), with_guarantees)
+        new_findings = detection.findings
+        seconds.update({f"detect {name}": t for name, t in detection.seconds.items()})
         seconds["local detection"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -488,10 +501,7 @@ class FlagIndex:
         graph = self.graph_features(targets)
         for col in graph.columns:
             features[col] = graph[col].reindex(features.index).to_numpy()
-        stored = {f.finding_id: f for a in app_ids for f in self.findings_by_app.get(a, [])}
-        for f in new_findings:
-            stored[f.finding_id] = f
-        all_findings = list(stored.values())
+        all_findings = self.findings_around(app_ids, detection)
         member_ids = {m for f in all_findings for m in f.members}
         rows = self.app_pos.get_indexer(list(member_ids | set(app_ids)))
         member_apps = self.apps.iloc[rows[rows >= 0]]
@@ -508,10 +518,12 @@ class FlagIndex:
         for f in all_findings:
             for m in f.members:
                 by_member.setdefault(m, []).append(f)
+        member_rows = self.app_pos.get_indexer(list(member_ids | set(app_ids)))
+        member_rows = np.sort(member_rows[member_rows >= 0])
         context = ReasonContext(
             {a: by_member.get(a, []) for a in app_ids},
-            local_links,
-            self.apps.iloc[local_pos][["applied_at", "label"]],
+            self._links_of(member_rows),
+            self.apps.iloc[member_rows][["applied_at", "label"]],
             partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
@@ -527,7 +539,7 @@ class FlagIndex:
             "reasons": reasons.reindex(features.index).to_numpy(),
         })
         seconds["score"] = time.perf_counter() - started
-        return FlagResult(flags, new_findings, seconds)
+        return FlagResult(flags, new_findings, seconds, errors=detection.errors)
 
     def single_path(self):
         """The per-application path over this index (built on first use)."""
@@ -541,14 +553,20 @@ class FlagIndex:
                       with_guarantees: bool) -> FlagResult:
         path = self.single_path()
         seconds: dict[str, float] = {}
-        rows, new_findings = [], {}
+        rows, new_findings, errors = [], {}, {}
         for pos in targets:
-            flag, found = path.score(model, int(pos), review, decline, with_guarantees, RING_DETECTORS, seconds)
+            started = time.perf_counter()
+            detection = self.detect([str(self.app_pos[pos])], with_guarantees)
+            errors.update(detection.errors)
+            seconds["local detection"] = seconds.get("local detection", 0.0) + time.perf_counter() - started
+            app_id = str(self.app_pos[pos])
+            flag = path.score(model, int(pos), review, decline, self.findings_around([app_id], detection),
+                              RING_DETECTORS, seconds)
             rows.append(flag)
-            for f in found:
+            for f in detection.findings:
                 new_findings.setdefault(f.finding_id, f)
         flags = pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id", "reasons"])
-        return FlagResult(flags, list(new_findings.values()), seconds)
+        return FlagResult(flags, list(new_findings.values()), seconds, errors=errors)
 
 
 def csr_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -1,19 +1,15 @@
 """Flagging one application at a time, without DataFrames.
 
-The batch path of :class:`~detectors.flagging.FlagIndex` answers a few
-thousand applications in one go with vectorised pandas; for one application
-its ~40 small pandas operations cost a few hundred milliseconds, whatever the
-size of the neighbourhood. This path computes the same answer for one
-application from the index's arrays with numpy slices, sets and dicts:
+The batch path of :class:`~detectors.flagging.FlagIndex` computes features
+for a few thousand applications in one go with vectorised pandas; for one
+application its small pandas operations cost a few hundred milliseconds,
+whatever the size of the neighbourhood. This path computes the same features
+for one application from the index's arrays with numpy slices, sets and
+dicts (detection is shared: both paths take their findings from
+``FlagIndex.detect``):
 
 * graph features: the sharers of each of its identifiers are one CSR slice;
-* the ring it would complete: a breadth-first search over gluing
-  identifiers inside the same neighbourhood the batch path uses, then the
-  ring detector's own scoring (:meth:`SharedIdentifierRings._finding`) on
-  statistics gathered in one pass over the ring's links;
-* guarantee circles: found once per index with the detector run on the
-  guarantee components that hold a unit-level cycle (a circle lies inside
-  one), then looked up;
+* finding features from the findings holding it;
 * the compiled scorecard, reason codes and evidence, one row.
 
 ``tests/detectors/test_flagging_single.py`` checks that both paths give the
@@ -29,9 +25,7 @@ import pandas as pd
 
 from detectors.base import Finding
 from detectors.features import LABEL_EVIDENCE, SHARED_KINDS, own_features
-from detectors.guarantees import GuaranteeCircles, guarantee_sccs
 from detectors.reasons import reasons_json
-from detectors.rings import BAD_LABELS, KIND_STRENGTH, SharedIdentifierRings
 from detectors.scoring import TrainedModel
 
 __all__ = ["SingleApplicationPath"]
@@ -50,135 +44,11 @@ class SingleApplicationPath:
         arrays = index.link_arrays()
         self.kind, self.ident = arrays["kind"], arrays["identifier"]
         self.ident_idx, self.entity_code = arrays["ident_idx"], arrays["entity_code"]
-        self.glue, self.hub = arrays["glue"], arrays["hub"]
-        self.people, self.fence = arrays["people"], arrays["fence"]
-        self.strength = pd.Series(self.kind).map(KIND_STRENGTH).to_numpy(dtype=float)
-        n_apps = len(index.app_pos)
-        offsets = index._app_offsets
-        row_app = np.repeat(np.arange(n_apps), np.diff(offsets))
-        self.has_glue = np.zeros(n_apps, dtype=bool)
-        self.has_glue[row_app[self.glue]] = True
+        self.hub = arrays["hub"]
         self.app_ids = index.app_pos.to_numpy(dtype=object)
         apps = index.apps
-        self.labels = apps["label"].to_numpy(dtype=object)
-        self.names = apps["applicant_name"].to_numpy(dtype=object)
-        self.in_local = np.zeros(n_apps, dtype=bool)
         own = own_features(apps.reset_index(drop=True), index.portfolio.persons)
         self.own = {c: own[c].to_numpy() for c in own.columns}
-        self.rings = SharedIdentifierRings()
-        self._cyclic: set | None = None
-        self._circles: dict | None = None
-
-    # -- the neighbourhood and the ring it completes ------------------------------------
-    def ring(self, pos: int, local: np.ndarray) -> Finding | None:
-        """The shared-identifier ring holding ``pos`` among ``local``
-        applications, scored as the ring detector scores it, or None."""
-        if not self.has_glue[pos]:
-            return None
-        index = self.index
-        offsets, ident_offsets, link_app = index._app_offsets, index._ident_offsets, index._link_app
-        groups = index._entity_groups()
-        entity = index.app_entity
-        self.in_local[local] = True
-        try:
-            component, stack = {pos}, [pos]
-            seen_keys: set[int] = set()
-            seen_entities: set = set()
-            while stack:
-                p = stack.pop()
-                for r in range(offsets[p], offsets[p + 1]):
-                    i = self.ident_idx[r]
-                    if not self.glue[r] or i in seen_keys:
-                        continue
-                    seen_keys.add(i)
-                    sharers = link_app[ident_offsets[i]:ident_offsets[i + 1]]
-                    for q in sharers[self.in_local[sharers]].tolist():
-                        if q not in component:
-                            component.add(q)
-                            stack.append(q)
-                # the applicant glues its own applications too (repeat borrowers)
-                e = entity[p]
-                if e not in seen_entities:
-                    seen_entities.add(e)
-                    for q in groups.get(e, ()):
-                        q = int(q)
-                        if self.in_local[q] and self.has_glue[q] and q not in component:
-                            component.add(q)
-                            stack.append(q)
-        finally:
-            self.in_local[local] = False
-        people = {entity[q] for q in component}
-        if len(people) < self.rings.min_people:
-            return None
-        return self._ring_finding(sorted(component), people)
-
-    def _ring_finding(self, members: list[int], entities: set) -> Finding:
-        offsets = self.index._app_offsets
-        shared: dict = {}  # (kind, identifier) → (strength, people), first seen first
-        hubs: dict = {}
-        kinds: dict[str, set] = {}
-        per_app = []
-        for q in members:
-            identifiers = set()
-            for r in range(offsets[q], offsets[q + 1]):
-                key = (self.kind[r], self.ident[r])
-                if self.glue[r]:
-                    identifiers.add(self.ident[r])
-                    kinds.setdefault(self.kind[r], set()).add(self.ident[r])
-                    if key not in shared:
-                        shared[key] = (self.strength[r], self.people[r])
-                if self.hub[r] and key not in hubs:
-                    hubs[key] = (self.people[r], self.fence[r])
-            if identifiers:
-                per_app.append(len(identifiers))
-        ordered = sorted(shared.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))  # stable, like the detector's
-        t = self.index.t[members]
-        t = t[t != np.iinfo(np.int64).min]  # NaT
-        surnames = {str(n)[:1] for n in self.names[members] if not pd.isna(n)}
-        row = {
-            "size": len(members), "people": len(entities),
-            "t_min": self.index.timestamp(t.min()) if len(t) else pd.NaT,
-            "t_max": self.index.timestamp(t.max()) if len(t) else pd.NaT,
-            "bad": int(sum(label in BAD_LABELS for label in self.labels[members])),
-            "surnames": len(surnames),
-            "density": sum(per_app) / len(per_app) if per_app else 0.0,
-        }
-        return self.rings._finding(
-            row, {k: len(v) for k, v in sorted(kinds.items())},
-            [(k, i, n) for (k, i), (_, n) in ordered[:50]],
-            [(k, i, n, f) for (k, i), (n, f) in list(hubs.items())[:5]],
-            tuple(sorted(str(a) for a in self.app_ids[members])), set(entities),
-        )
-
-    # -- guarantee circles ------------------------------------------------------------------
-    def _cyclic_components(self) -> set:
-        """Guarantee components holding a unit-level cycle (built once): only
-        there can a circle close."""
-        if self._cyclic is None:
-            g = self.index._guarantee_components()
-            self._cyclic = set()
-            if not g.empty:
-                edges, _ = GuaranteeCircles.unit_edges(self.index.portfolio)
-                sccs = guarantee_sccs(edges[["src", "dst"]])
-                if len(sccs):
-                    inside = (edges["src"].map(sccs) == edges["dst"].map(sccs)).to_numpy()
-                    self._cyclic = set(g.loc[edges.index[inside], "wcc"])
-        return self._cyclic
-
-    def circles(self, pos: int) -> list[Finding]:
-        """Guarantee circles holding the application. The circles of every
-        guarantee component that holds a cycle are found once, with the
-        detector on those components only; a circle lies inside one
-        component, so this is what the local run would find for any
-        application touching it."""
-        if self._circles is None:
-            self._circles = {}
-            cyclic = self._cyclic_components()
-            if cyclic:
-                for f in GuaranteeCircles().run(self.index.guarantee_portfolio(cyclic)):
-                    for member in f.members:
-                        self._circles.setdefault(member, []).append(f)
-        return list(self._circles.get(self.app_ids[pos], ()))
 
     # -- features ---------------------------------------------------------------------------------
     def graph_features(self, pos: int) -> dict[str, float]:
@@ -243,29 +113,14 @@ class SingleApplicationPath:
 
     # -- one application --------------------------------------------------------------------------
     def score(self, model: TrainedModel, pos: int, review: float | None, decline: float | None,
-              with_guarantees: bool, ring_detectors: tuple[str, ...], seconds: dict[str, float]):
-        """One application's flag row (a dict) and the new findings holding it."""
-        started = time.perf_counter()
-        local = self.index.neighbourhood(np.array([pos]))
-        seconds["neighbourhood"] = seconds.get("neighbourhood", 0.0) + time.perf_counter() - started
-
-        started = time.perf_counter()
-        new_findings = []
-        ring = self.ring(pos, local)
-        if ring is not None:
-            new_findings.append(ring)
-        if with_guarantees:
-            new_findings += self.circles(pos)
-        seconds["local detection"] = seconds.get("local detection", 0.0) + time.perf_counter() - started
-
+              findings_around: list[Finding], ring_detectors: tuple[str, ...], seconds: dict[str, float]) -> dict:
+        """One application's flag row (a dict), given the findings holding it
+        (``FlagIndex.findings_around``)."""
         started = time.perf_counter()
         app_id = self.app_ids[pos]
         values: dict = {c: self.own[c][pos] for c in self.own}
         values.update(self.graph_features(pos))
-        stored = {f.finding_id: f for f in self.index.findings_by_app.get(app_id, [])}
-        for f in new_findings:
-            stored[f.finding_id] = f
-        findings = list(stored.values())
+        findings = list(findings_around)
         found = self.finding_features(pos, findings)
         row = [values[c] if c in values else found.get(c, 0.0) for c in model.features]
         seconds["features"] = seconds.get("features", 0.0) + time.perf_counter() - started
@@ -284,7 +139,7 @@ class SingleApplicationPath:
             "reasons": reasons,
         }
         seconds["score"] = seconds.get("score", 0.0) + time.perf_counter() - started
-        return flag, new_findings
+        return flag
 
 
 def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:

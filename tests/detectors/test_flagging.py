@@ -49,7 +49,8 @@ def _new_batch(tmp_path):
     for i in range(2):
         batch.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777",
                   applied_at=LATER + timedelta(hours=i), label="")
-    batch.app("HONEST", applied_at=LATER + timedelta(hours=3), label="")
+    # its own network: three applications in one /24 within hours is a burst worth a look
+    batch.app("HONEST", applied_at=LATER + timedelta(hours=3), label="", ip="172.16.9.3")
     batch.app("BROKEN", amount="", label="")  # breaks the contract: rejected, never scored
     return batch.write(tmp_path / "new")
 
@@ -126,3 +127,27 @@ def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path)
     assert set(local.guarantees["application_id"]) == {first, second}  # only the touched component
     (circle,) = GuaranteeCircles().run(local)
     assert circle.kind == "mutual_guarantee" and set(circle.members) == {first, second}
+
+
+def test_a_device_farm_that_arrives_in_one_night_is_found_by_flag(generated, tmp_path):
+    """Issue 12, cause 1: bursts were seen only at the next full ``detect``.
+    Six people on one new phone within hours, nothing else shared: only the
+    velocity detector can see it, and ``flag`` now runs it around the batch."""
+    from detectors.flagging import FlagIndex
+    from graph.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "store")
+    model = _prepare(store, generated, tmp_path)
+    farm = ExportBuilder(start=LATER, first_index=7000)
+    for i in range(6):
+        farm.app(f"FARM{i}", device_id="farm-phone-1", ip=f"172.20.{i}.7",
+                 applied_at=LATER + timedelta(minutes=25 * i), label="")
+    farm.load(store, tmp_path / "farm")
+    ids = [f"FARM{i}" for i in range(6)]
+    result = FlagIndex.build(store).score(model, ids, method="batch")
+    (burst,) = [f for f in result.new_findings if f.detector == "device_velocity"]
+    assert set(burst.members) == set(ids) and burst.kind == "device_farm"
+    assert not result.errors
+    # one at a time, the same finding holds each of them
+    single = FlagIndex.build(store).score(model, ids[:1], method="single")
+    assert burst.finding_id in {f.finding_id for f in single.new_findings}
