@@ -37,7 +37,7 @@ from detectors.base import Finding
 from detectors.features import (
     BAD_LABELS,
     SHARED_KINDS,
-    finding_features,
+    LABEL_EVIDENCE,
     own_features,
 )
 from detectors.incremental import IncrementalRun, detect_around, portfolio_statistics
@@ -246,6 +246,7 @@ class FlagIndex:
                 "kind": kind, "identifier": ident,
                 "ident_idx": self._ident_lookup.get_indexer(keys),
                 "entity_code": self._entity_index.get_indexer(links["entity"].to_numpy()),
+                "kind_code": pd.Index(SHARED_KINDS).get_indexer(kind),
                 "glue": column("glue", False, bool), "hub": column("hub", False, bool),
                 "people": column("people", np.nan, float), "fence": column("fence", np.nan, float),
             }
@@ -415,52 +416,86 @@ class FlagIndex:
 
     # -- features ------------------------------------------------------------------
     def graph_features(self, targets: np.ndarray) -> pd.DataFrame:
-        """Earlier sharers and earlier known-bad sharers per kind, from the index."""
-        ids = self.app_pos[targets]
-        links = self._links_of(targets)
-        out = pd.DataFrame(0.0, index=pd.Index(ids, name="application_id"),
+        """Earlier sharers and earlier known-bad sharers per kind, the hub
+        flag and the same person's earlier applications, from the index
+        (``features.application_features``' graph group, "as of" each
+        application). Plain array arithmetic: one application or thousands.
+        """
+        targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+        n, kinds = len(targets), len(SHARED_KINDS)
+        arrays = self.link_arrays()
+        starts, ends = self._app_offsets[targets], self._app_offsets[targets + 1]
+        rows = csr_rows(starts, ends)
+        owner = np.repeat(np.arange(n), ends - starts)
+        idx = arrays["ident_idx"][rows]
+        ok = idx >= 0
+        rows, owner, idx = rows[ok], owner[ok], idx[ok]
+        s, e = self._ident_offsets[idx], self._ident_offsets[idx + 1]
+        sharer_rows = csr_rows(s, e)
+        link_of = np.repeat(np.arange(len(idx)), e - s)
+        sharer = self._link_app[sharer_rows]
+        me = targets[owner][link_of]
+        earlier = ((self.t[sharer] < self.t[me]) & self.timed[sharer]
+                   & (self._link_entity[sharer_rows] != arrays["entity_code"][rows][link_of]))
+        per_link = np.bincount(link_of, weights=earlier, minlength=len(idx))
+        bad_link = np.bincount(link_of, weights=earlier & self.bad[sharer], minlength=len(idx))
+        kind = arrays["kind_code"][rows]
+        counted = kind >= 0  # kinds outside SHARED_KINDS are not features
+        cell = owner[counted] * kinds + kind[counted]
+        earlier_by = np.bincount(cell, weights=per_link[counted], minlength=n * kinds).reshape(n, kinds)
+        bad_by = np.bincount(cell, weights=bad_link[counted], minlength=n * kinds).reshape(n, kinds)
+        out = pd.DataFrame(np.hstack([earlier_by, bad_by]),
+                           index=pd.Index(self.app_pos[targets], name="application_id"),
                            columns=[f"earlier_sharers_{k}" for k in SHARED_KINDS]
-                           + [f"bad_earlier_{k}" for k in SHARED_KINDS] + ["shares_hub"])
-        if len(links):
-            keys = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
-            idx = self._ident_lookup.get_indexer(keys)
-            ok = idx >= 0
-            links, idx = links[ok], idx[ok]
-            starts, ends = self._ident_offsets[idx], self._ident_offsets[idx + 1]
-            lengths = ends - starts
-            owner = np.repeat(np.arange(len(idx)), lengths)
-            rows = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-            sharer_app = self._link_app[rows]
-            self_pos = self.app_pos.get_indexer(links["application_id"].to_numpy())
-            self_entity = self._entity_index.get_indexer(links["entity"].to_numpy())
-            earlier = ((self.t[sharer_app] < self.t[self_pos][owner]) & self.timed[sharer_app]
-                       & (self._link_entity[rows] != self_entity[owner]))
-            counts = np.bincount(owner, weights=earlier, minlength=len(idx))
-            bad = np.bincount(owner, weights=earlier & self.bad[sharer_app], minlength=len(idx))
-            frame = pd.DataFrame({"application_id": links["application_id"].to_numpy(), "kind": links["kind"].to_numpy(),
-                                  "earlier": counts, "bad": bad})
-            summed = frame.groupby(["application_id", "kind"])[["earlier", "bad"]].sum().unstack("kind", fill_value=0)
-            for kind in SHARED_KINDS:
-                if ("earlier", kind) in summed.columns:
-                    out[f"earlier_sharers_{kind}"] = summed[("earlier", kind)].reindex(out.index).fillna(0).to_numpy()
-                    out[f"bad_earlier_{kind}"] = summed[("bad", kind)].reindex(out.index).fillna(0).to_numpy()
-            on_hub = [(k, i) in self.hub_keys for k, i in zip(links["kind"], links["identifier"])]
-            hub_apps = set(links["application_id"][np.array(on_hub, dtype=bool)]) if len(on_hub) else set()
-            out["shares_hub"] = out.index.isin(list(hub_apps)).astype(float)
-        out["known_bad_1hop"] = out[[f"bad_earlier_{k}" for k in SHARED_KINDS]].sum(axis=1)
+                           + [f"bad_earlier_{k}" for k in SHARED_KINDS])
+        out["shares_hub"] = (np.bincount(owner, weights=arrays["hub"][rows], minlength=n) > 0).astype(float)
+        out["known_bad_1hop"] = bad_by.sum(axis=1)
         # the same person's earlier applications
-        entity = self.app_entity[targets]
-        same = pd.Series(self.app_entity)
-        earlier_same, bad_same = [], []
         groups = self._entity_groups()
-        for pos, ent in zip(targets, entity):
+        earlier_same, bad_same = np.zeros(n), np.zeros(n)
+        for j, (pos, ent) in enumerate(zip(targets.tolist(), self.app_entity[targets])):
             members = groups.get(ent, np.array([pos]))
             before = (self.t[members] < self.t[pos]) & self.timed[members]
-            earlier_same.append(float(before.sum()))
-            bad_same.append(float((before & self.bad[members]).sum()))
+            earlier_same[j] = before.sum()
+            bad_same[j] = (before & self.bad[members]).sum()
         out["earlier_applications_same_person"] = earlier_same
         out["bad_earlier_same_person"] = bad_same
-        del same
+        return out
+
+    def finding_features(self, targets: np.ndarray, findings: list[Finding]) -> pd.DataFrame:
+        """``features.finding_features`` for the applications at ``targets``
+        and the findings holding them: the best label-free score per
+        detector, how many findings, the largest, and members known bad
+        before the application."""
+        targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+        ids = self.app_pos[targets]
+        where = {a: j for j, a in enumerate(ids)}
+        best: list[dict[str, float]] = [{} for _ in ids]
+        count, largest = np.zeros(len(ids)), np.zeros(len(ids))
+        others: list[set] = [set() for _ in ids]
+        for f in findings:
+            label_part = sum(e.contribution for e in f.evidence if e.feature in LABEL_EVIDENCE)
+            free = max(0.0, f.score - label_part)
+            column = f"det_{f.detector}"
+            for m in f.members:
+                j = where.get(m)
+                if j is None:
+                    continue
+                best[j][column] = max(best[j].get(column, free), free)
+                count[j] += 1
+                largest[j] = max(largest[j], f.size)
+                others[j].update(o for o in f.members if o != m)
+        known = np.zeros(len(ids))
+        for j, pos in enumerate(targets.tolist()):
+            if not others[j]:
+                continue
+            q = self.app_pos.get_indexer(list(others[j]))
+            q = q[q >= 0]  # a member no longer in the graph
+            known[j] = float(((self.t[q] < self.t[pos]) & self.timed[q] & self.bad[q]).sum())
+        out = pd.DataFrame(best, index=pd.Index(ids, name="application_id")).fillna(0.0)
+        out["findings_count"] = count
+        out["largest_finding"] = largest
+        out["known_bad_2hop"] = known
         return out
 
     def _entity_groups(self) -> dict:
@@ -502,10 +537,7 @@ class FlagIndex:
         for col in graph.columns:
             features[col] = graph[col].reindex(features.index).to_numpy()
         all_findings = self.findings_around(app_ids, detection)
-        member_ids = {m for f in all_findings for m in f.members}
-        rows = self.app_pos.get_indexer(list(member_ids | set(app_ids)))
-        member_apps = self.apps.iloc[rows[rows >= 0]]
-        found = finding_features(all_findings, member_apps.reset_index(drop=True))
+        found = self.finding_features(targets, all_findings)
         for col in model.features:
             if col not in features.columns:
                 features[col] = found[col].reindex(features.index).fillna(0.0).to_numpy() if col in found else 0.0
@@ -518,12 +550,10 @@ class FlagIndex:
         for f in all_findings:
             for m in f.members:
                 by_member.setdefault(m, []).append(f)
-        member_rows = self.app_pos.get_indexer(list(member_ids | set(app_ids)))
-        member_rows = np.sort(member_rows[member_rows >= 0])
-        context = ReasonContext(
+        context = ReasonContext(  # partners given: links and times are not read
             {a: by_member.get(a, []) for a in app_ids},
-            self._links_of(member_rows),
-            self.apps.iloc[member_rows][["applied_at", "label"]],
+            self._app_links.iloc[0:0],
+            self.apps.iloc[0:0][["applied_at", "label"]],
             partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)

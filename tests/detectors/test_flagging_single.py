@@ -97,3 +97,24 @@ def test_auto_uses_the_single_path_for_a_few_applications(flagged):
         index.score(model, sample[:3], method="fast")
     with pytest.raises(KeyError, match="not in the graph"):
         index.score(model, ["NO-SUCH-APPLICATION"], method="single")
+
+
+def test_flag_features_are_the_training_features(flagged):
+    """The one feature kernel of both flag paths computes, for an application
+    already in the book, exactly what training computed for it: the model
+    scores a new application on the same footing as the history it learned."""
+    from detectors.features import application_features
+
+    index, _, sample, _ = flagged
+    training = application_features(index.portfolio, index.findings, index.hubs).loc[sample]
+    positions = index.app_pos.get_indexer(sample)
+    graph = index.graph_features(positions)
+    for column in graph.columns:
+        np.testing.assert_allclose(graph[column].to_numpy(float), training[column].to_numpy(float),
+                                   err_msg=column)
+    holding = [f for f in index.findings if set(f.members) & set(sample)]
+    found = index.finding_features(positions, holding)
+    assert {"findings_count", "known_bad_2hop"} <= set(found.columns) and found["findings_count"].sum() > 0
+    for column in found.columns:
+        np.testing.assert_allclose(found[column].to_numpy(float), training[column].fillna(0.0).to_numpy(float),
+                                   err_msg=column)
