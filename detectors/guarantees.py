@@ -8,12 +8,18 @@ units* — a company together with its legal representative (an owner who
 guarantees their own company's loan is normal, not a circle) — finds its
 strongly connected components with scipy, and only inside each component
 enumerates the bounded simple cycles with networkx.
+
+Incrementally (``ringscope flag``), a circle and everything its evidence
+reads (its cycles, exposure, members in default, the chain it guarantees
+downstream) lies inside one weakly connected component of that unit graph,
+so only the components a batch touches are read again, with the economic
+units decided over the whole portfolio (:class:`GuaranteeUnits`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +30,7 @@ from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.components import bounded_cycles, strong_components
 from detectors.portfolio import as_portfolio
 
-__all__ = ["GuaranteeCircles", "guarantee_sccs", "economic_units"]
+__all__ = ["GuaranteeCircles", "GuaranteeUnits", "guarantee_sccs", "economic_units", "unit_components"]
 
 BAD_LABELS = ("fraud", "default")
 
@@ -76,6 +82,55 @@ def economic_units(roles: pd.DataFrame, persons: pd.Series, companies: pd.Series
 guarantee_sccs = strong_components
 
 
+def unit_components(edges: pd.DataFrame) -> pd.Series:
+    """Weakly connected components of the unit graph ``src`` → ``dst``.
+
+    Parameters
+    ----------
+    edges : DataFrame
+        ``src``, ``dst`` economic units (one row per guarantee).
+
+    Returns
+    -------
+    Series unit → component number, for every unit on an edge.
+
+    Example
+    -------
+    >>> e = pd.DataFrame({"src": ["a", "b", "x"], "dst": ["b", "c", "y"]})
+    >>> comps = unit_components(e)
+    >>> bool(comps["a"] == comps["c"]), bool(comps["a"] == comps["x"])
+    (True, False)
+
+    Notes
+    -----
+    scipy's connected components over the factorised units: O(n + m).
+    """
+    if edges.empty:
+        return pd.Series(dtype="int64")
+    codes, nodes = pd.factorize(np.concatenate([edges["src"].to_numpy(dtype=object),
+                                                edges["dst"].to_numpy(dtype=object)]))
+    m = len(edges)
+    graph = sparse.coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(len(nodes),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    return pd.Series(labels, index=pd.Index(nodes, dtype=object), name="component")
+
+
+@dataclass(frozen=True)
+class GuaranteeUnits:
+    """What guarantee circles read from the whole portfolio.
+
+    ``units`` maps each resolved guarantee party (``Person:<key>``,
+    ``Company:<key>``) to its economic unit — a company merged with its legal
+    representative, decided over every registry role, so that a part of the
+    portfolio maps its parties exactly as the whole does. ``components`` maps
+    each unit on a guarantee to its weakly connected component of the unit
+    graph: a circle, its members and its downstream chain never leave one.
+    """
+
+    units: pd.Series
+    components: pd.Series
+
+
 @dataclass(frozen=True, kw_only=True)
 class GuaranteeCircles(Detector):
     """Guarantee circles over resolved borrowers, with cycles and exposure.
@@ -100,9 +155,12 @@ class GuaranteeCircles(Detector):
         check_param(owner, "max_cycles", self.max_cycles,
                     isinstance(self.max_cycles, int) and self.max_cycles >= 1, "an int >= 1")
 
-    def run(self, source) -> list[Finding]:
+    def run(self, source, statistics: GuaranteeUnits | None = None) -> list[Finding]:
+        """Circles over a store or portfolio; ``statistics`` (from
+        :meth:`statistics` over a larger portfolio) give the economic units
+        instead of those decided from ``source``'s own roles."""
         portfolio = as_portfolio(source)
-        g, units = self.unit_edges(portfolio)
+        g, units = self.unit_edges(portfolio, None if statistics is None else statistics.units)
         if g.empty:
             return []
         sccs = guarantee_sccs(g[["src", "dst"]])
@@ -133,14 +191,81 @@ class GuaranteeCircles(Detector):
         findings.sort(key=lambda f: -f.score)
         return findings
 
+    def statistics(self, portfolio) -> GuaranteeUnits:
+        """The economic units of every guarantee party and the weakly
+        connected component of each unit, over the whole portfolio."""
+        g, units = self.unit_edges(as_portfolio(portfolio))
+        return GuaranteeUnits(units=units, components=unit_components(g[["src", "dst"]]))
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: GuaranteeUnits | None = None):
+        """The guarantee components ``app_ids`` touch — through their own
+        guarantee rows or through their borrower's unit — as a sub-portfolio:
+        all the components' guarantees (in the portfolio's order) and every
+        application listed on them or borrowed by one of their units.
+
+        The scope is exact: a circle is a strongly connected part of one
+        component, its members are the applications on its guarantees and
+        those its units borrow, and the chain it guarantees downstream stays
+        inside the component.
+        """
+        portfolio = as_portfolio(portfolio)
+        stats = self.statistics(portfolio) if statistics is None else statistics
+        g, _ = self.unit_edges(portfolio, stats.units)
+        targets = pd.Index(list(map(str, app_ids)), dtype=object)
+        if g.empty or stats.components.empty:
+            return portfolio.subset([])
+        comp = g["src"].map(stats.components)
+        listed = g["application_id"].astype(str).isin(targets).to_numpy(dtype=bool)
+        touched = set(comp[listed].dropna().tolist())
+        apps = portfolio.applications
+        mine = apps[apps["application_id"].astype(str).isin(targets)]
+        touched |= set(self._borrower_units(portfolio, mine, stats.units).map(stats.components).dropna().tolist())
+        rows = g[comp.isin(touched).to_numpy(dtype=bool)]
+        if rows.empty:
+            return portfolio.subset([])
+        units = pd.Index(stats.components.index[stats.components.isin(touched)])
+        borrowers = self._unit_borrowers(portfolio, apps, stats.units, units)
+        ids = set(rows["application_id"].dropna().astype(str)) | set(borrowers.astype(str))
+        return portfolio.subset(sorted(ids), guarantees=portfolio.guarantees.loc[rows.index])
+
     @staticmethod
-    def unit_edges(portfolio) -> tuple[pd.DataFrame, pd.Series]:
+    def _borrower_units(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series:
+        """application_id → economic unit of its resolved borrower (those with one)."""
+        apps = apps[apps["borrower_key"].notna()]
+        resolved = pd.Series(index=pd.Index(apps["application_id"].astype(str), dtype=object), dtype=object)
+        for label in ("Person", "Company"):
+            mask = (apps["borrower_label"] == label).to_numpy(dtype=bool)
+            keys = apps.loc[mask, "borrower_key"].astype(str)
+            resolved[mask] = (label + ":" + portfolio.entity_of(keys, label).astype(str)).to_numpy()
+        return resolved.map(units).dropna()
+
+    @classmethod
+    def _unit_borrowers(cls, portfolio, apps: pd.DataFrame, units: pd.Series, wanted: pd.Index) -> pd.Index:
+        """Applications whose resolved borrower belongs to one of the ``wanted``
+        units: candidates picked by raw key first (one hash look-up per
+        application), then resolved exactly."""
+        members = units[units.isin(wanted)].index.astype(str)
+        raw = set(members.str.split(":", n=1).str[1])
+        for label in ("Person", "Company"):  # raw keys that resolve to a member entity
+            mapping = _entity_map(portfolio, label)
+            if mapping is not None and len(mapping):
+                entities = {m.split(":", 1)[1] for m in members if m.startswith(label + ":")}
+                raw |= set(mapping.index[mapping.astype(str).isin(entities)].astype(str))
+        candidates = apps[apps["borrower_key"].astype(str).isin(raw)]
+        unit = cls._borrower_units(portfolio, candidates, units)
+        return pd.Index(unit.index[unit.isin(wanted)])
+
+    @staticmethod
+    def unit_edges(portfolio, units: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series]:
         """The portfolio's guarantee rows with ``src`` and ``dst`` economic
         units (over resolved entities; rows inside one unit are dropped), and
-        the entity → unit map."""
+        the entity → unit map. ``units`` decided elsewhere (the whole
+        portfolio's) are used as given; a party they do not know is its own
+        unit."""
         g = portfolio.guarantees
         if g.empty:
-            return g.assign(src=pd.Series(dtype=object), dst=pd.Series(dtype=object)), pd.Series(dtype=object)
+            return (g.assign(src=pd.Series(dtype=object), dst=pd.Series(dtype=object)),
+                    pd.Series(dtype=object) if units is None else units)
         g = g.copy()
         # resolved entities first, then economic units
         for side in ("guarantor", "borrower"):
@@ -149,13 +274,18 @@ class GuaranteeCircles(Detector):
                 mask = g[f"{side}_label"] == label
                 resolved[mask] = portfolio.entity_of(g.loc[mask, side].astype(str), label).to_numpy()
             g[f"{side}_entity"] = g[f"{side}_label"] + ":" + resolved.astype(str)
-        roles = portfolio.roles.copy()
-        roles["person"] = portfolio.entity_of(roles["person"].astype(str), "Person")
-        roles["company"] = portfolio.entity_of(roles["company"].astype(str), "Company")
         entity_keys = pd.concat([g["guarantor_entity"], g["borrower_entity"]]).unique()
-        persons = pd.Series([k[7:] for k in entity_keys if k.startswith("Person:")], dtype=object)
-        companies = pd.Series([k[8:] for k in entity_keys if k.startswith("Company:")], dtype=object)
-        units = economic_units(roles, persons, companies)
+        if units is None:
+            roles = portfolio.roles.copy()
+            roles["person"] = portfolio.entity_of(roles["person"].astype(str), "Person")
+            roles["company"] = portfolio.entity_of(roles["company"].astype(str), "Company")
+            persons = pd.Series([k[7:] for k in entity_keys if k.startswith("Person:")], dtype=object)
+            companies = pd.Series([k[8:] for k in entity_keys if k.startswith("Company:")], dtype=object)
+            units = economic_units(roles, persons, companies)
+        else:
+            unknown = pd.Index(entity_keys).difference(units.index)
+            if len(unknown):
+                units = pd.concat([units, pd.Series(unknown.to_numpy(dtype=object), index=unknown)])
         g["src"] = g["guarantor_entity"].map(units)
         g["dst"] = g["borrower_entity"].map(units)
         return g[g["src"] != g["dst"]], units  # an owner guaranteeing their own company
@@ -214,6 +344,12 @@ class GuaranteeCircles(Detector):
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),
             entities=entities,
         )
+
+
+def _entity_map(portfolio, label: str) -> pd.Series | None:
+    """The record key → entity map :meth:`Portfolio.entity_of` uses for ``label``."""
+    mapping = portfolio.person_entity if label == "Person" else portfolio.company_entity
+    return portfolio._stored_entities(label) if mapping is None else mapping
 
 
 def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.portfolio import LINK_KINDS, as_portfolio
 
-__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "entity_links"]
+__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
 
 #: how much sharing one identifier of each kind says about common control
 KIND_STRENGTH: dict[str, float] = {
@@ -176,6 +176,82 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
 
 
+def ring_scope(links: pd.DataFrame, glue: pd.DataFrame, app_ids: Sequence[str]) -> pd.Index:
+    """The applications of the ring components that hold any of ``app_ids``.
+
+    The components are those of :func:`ring_components` (gluing identifiers,
+    and the applicant entity of every application with a gluing link), whole
+    however far they reach: everything a ring's members, score and evidence
+    read, for the rings a batch starts or joins.
+
+    Parameters
+    ----------
+    links : DataFrame
+        ``application_id``, ``kind``, ``identifier``, ``entity`` of the whole portfolio.
+    glue : DataFrame
+        Output of :func:`identifier_hubs` over the whole portfolio.
+    app_ids : sequence of str
+        The applications whose rings are wanted.
+
+    Returns
+    -------
+    Index of application ids (empty when none of ``app_ids`` is linked).
+
+    Example
+    -------
+    >>> links = pd.DataFrame([("a", "device", "d", "p"), ("b", "device", "d", "q"), ("b", "phone", "t", "q"),
+    ...                       ("c", "phone", "t", "r"), ("x", "device", "y", "s"), ("z", "device", "y", "u")],
+    ...                      columns=["application_id", "kind", "identifier", "entity"])
+    >>> sorted(ring_scope(links, identifier_hubs(links), ["a"]))
+    ['a', 'b', 'c']
+
+    Notes
+    -----
+    O(L): one Arrow hash look-up per link picks the gluing links (a small
+    share of the L links), then scipy labels the components of those only.
+    On a 20k-application book (144k links, 4.7k gluing edges) the pick takes
+    ~33 ms and the labelling ~4 ms; a breadth-first search from a 2% batch
+    over CSR arrays of the same edges costs the same ~4 ms after the same
+    pick, so the simpler labelling is kept.
+    """
+    edges = _glue_edges(links, glue)
+    if edges.empty:
+        return pd.Index([], dtype=object, name="application_id")
+    app_codes, apps = pd.factorize(edges["application_id"].to_numpy(dtype=object))
+    node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
+    n_apps = len(apps)
+    graph = sparse.coo_matrix((np.ones(len(edges), dtype=np.int8), (app_codes, n_apps + node_codes)),
+                              shape=(n_apps + len(nodes),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    labels = labels[:n_apps]
+    apps = pd.Index(apps, name="application_id")
+    at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
+    wanted = np.unique(labels[at[at >= 0]])
+    return apps[np.isin(labels, wanted)]
+
+
+def _glue_edges(links: pd.DataFrame, glue: pd.DataFrame) -> pd.DataFrame:
+    """``application_id``, ``node`` for every gluing link, plus each linked
+    application's applicant entity: the edges of :func:`ring_components`."""
+    gluing = glue.index[glue["glue"].to_numpy(dtype=bool)]
+    if len(gluing) == 0 or links.empty:
+        return pd.DataFrame(columns=["application_id", "node"])
+    # one vectorised pass over all links by identifier alone, then the exact
+    # (kind, identifier) check on the few candidates
+    candidate = _isin(links["identifier"], gluing.get_level_values(1).unique())
+    used = links.loc[candidate]
+    node = used["kind"].astype(str) + "\x1f" + used["identifier"].astype(str)
+    glue_keys = gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str)
+    exact = node.isin(glue_keys).to_numpy(dtype=bool)
+    used, node = used.loc[exact], node.to_numpy(dtype=object)[exact]
+    app = used["application_id"].astype(str).to_numpy(dtype=object)
+    person = used.drop_duplicates("application_id")
+    return pd.DataFrame({
+        "application_id": np.concatenate([app, person["application_id"].astype(str).to_numpy(dtype=object)]),
+        "node": np.concatenate([node, ("person\x1f" + person["entity"].astype(str)).to_numpy(dtype=object)]),
+    })
+
+
 @dataclass(frozen=True, kw_only=True)
 class SharedIdentifierRings(Detector):
     """Rings of applications that share identifiers across several people.
@@ -219,8 +295,24 @@ class SharedIdentifierRings(Detector):
                     isinstance(self.max_ring_size, int) and self.max_ring_size >= self.min_people,
                     "an int >= min_people")
 
-    def run(self, source) -> list[Finding]:
-        return self.find(as_portfolio(source))
+    def run(self, source, statistics: pd.DataFrame | None = None) -> list[Finding]:
+        """Rings over a store or portfolio; ``statistics`` (the hub table of
+        :meth:`statistics`, usually over a larger portfolio) decide which
+        identifiers glue instead of figures from ``source``."""
+        return self.find(as_portfolio(source), hubs=statistics)
+
+    def statistics(self, portfolio) -> pd.DataFrame:
+        """The hub table over the whole portfolio (:func:`identifier_hubs`;
+        known-bad labels feed it): the only portfolio-wide figures a ring reads."""
+        return self.hubs(as_portfolio(portfolio))
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: pd.DataFrame | None = None):
+        """The whole ring components ``app_ids`` belong to (:func:`ring_scope`),
+        as a sub-portfolio: every application, link and label a ring holding
+        one of them reads. Entities stay those of ``portfolio``."""
+        portfolio = as_portfolio(portfolio)
+        hubs = self.statistics(portfolio) if statistics is None else statistics
+        return portfolio.subset(ring_scope(entity_links(portfolio), hubs, app_ids))
 
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""
@@ -402,6 +494,19 @@ def entity_links(portfolio) -> pd.DataFrame:
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
     portfolio.__dict__["_ring_links"] = links
     return links
+
+
+def _isin(values: pd.Series, wanted) -> np.ndarray:
+    """``values.isin(wanted)`` as a boolean array, through Arrow's hash set
+    (pandas' own ``isin`` on Arrow strings first converts ``wanted`` in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        found = pc.is_in(pa.array(values, from_pandas=True), value_set=pa.array(wanted, from_pandas=True))
+        return found.to_numpy(zero_copy_only=False).astype(bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed types: pandas' way
+        return values.isin(wanted).to_numpy(dtype=bool)
 
 
 def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
