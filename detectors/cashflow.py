@@ -25,6 +25,17 @@ yuan threshold:
 A large honest business (big revenue, big amount, in a big-ticket trade) has
 ordinary z-scores in its trade; an honest small consumer has a small figure,
 which only ever lowers the upward checks.
+
+Incremental runs (``ringscope flag``): a finding is one application judged
+against its peers, so :meth:`CashflowChecks.scope` is the new applications
+themselves and :meth:`CashflowChecks.statistics` holds everything read from
+the rest of the book — which trade keys have enough applications, each peer
+group's median and scale, the term median, how round and how repeated
+declared figures are. Judged by the statistics of the portfolio they are
+in, the applications get exactly the checks a full run gives them. With
+statistics of an older portfolio, a peer group or product they do not know
+gives no z-score (the check counts 0) and an unknown figure counts as
+declared once.
 """
 
 from __future__ import annotations
@@ -125,8 +136,9 @@ def robust_z(values: pd.Series, groups: pd.Series, min_scale: float = _MIN_SCALE
 
 
 def _ramp(z: pd.Series | np.ndarray, start: float, full: float) -> np.ndarray:
-    """0 below ``start``, 1 from ``full`` on, linear between."""
-    return np.clip((np.asarray(z, dtype=float) - start) / (full - start), 0.0, 1.0)
+    """0 below ``start``, 1 from ``full`` on, linear between; 0 for a missing
+    z (a peer group the statistics do not know: no evidence either way)."""
+    return np.nan_to_num(np.clip((np.asarray(z, dtype=float) - start) / (full - start), 0.0, 1.0), nan=0.0)
 
 
 def _significant_digits(x: np.ndarray) -> np.ndarray:
@@ -250,7 +262,7 @@ class CashflowChecks(Detector):
         if f.empty:
             return f.assign(score=pd.Series(dtype=float))
         stats = self._statistics_of(f) if statistics is None else statistics
-        reference, label, is_trade = self._reference(f, stats)
+        reference, label, is_trade = self._reference(f, stats.key_counts)
         segment = f["segment"]
         f["reference"] = reference
         f["reference_label"] = label
@@ -288,16 +300,16 @@ class CashflowChecks(Detector):
         f["score"] = np.clip(main + c_round + c_rep, 0.0, 1.0)
         return f.drop(columns=["segment"])
 
-    def _reference(self, f: pd.DataFrame, stats: "CashflowStatistics") -> tuple[pd.Series, pd.Series, np.ndarray]:
-        """The finest reference with enough peers in the portfolio: keyword and
-        size class, then trade, then product."""
+    def _reference(self, f: pd.DataFrame, key_counts: dict[str, pd.Series]) -> tuple[pd.Series, pd.Series, np.ndarray]:
+        """The finest reference with enough peers in the portfolio (``key_counts``):
+        keyword and size class, then trade, then product."""
         segment = f["segment"]
         reference = segment.copy()
         label = f["product"].copy()
         is_trade = pd.Series(False, index=f.index)
         for col in ("trade", "fine_trade"):
             key = segment + "|" + f[col].fillna("")
-            enough = f[col].notna() & (key.map(stats.key_counts[col]).fillna(0) >= self.min_peers)
+            enough = f[col].notna() & (key.map(key_counts[col]).fillna(0) >= self.min_peers)
             reference = reference.where(~enough, key)
             label = label.where(~enough, f[col].astype(str).str.replace("/", " ") + " (" + f["product"] + ")")
             is_trade |= enough
@@ -306,28 +318,25 @@ class CashflowChecks(Detector):
     def _statistics_of(self, f: pd.DataFrame) -> "CashflowStatistics":
         """Statistics of the declared-figure frame ``f`` (see :func:`_declared`)."""
         if f.empty:
-            empty = pd.DataFrame({"median": pd.Series(dtype=float), "scale": pd.Series(dtype=float)})
-            return CashflowStatistics(applications=0, key_counts={"trade": pd.Series(dtype=int),
-                                                                  "fine_trade": pd.Series(dtype=int)},
-                                      peers=pd.Series(dtype=int), term_fill=12.0, figure=empty, amount=empty,
-                                      leverage=empty, round_share=0.0, repeats={}, n_values=1)
+            groups = pd.DataFrame({"median": pd.Series(dtype=float), "scale": pd.Series(dtype=float)})
+            nothing = pd.Series(dtype="int64")
+            return CashflowStatistics(applications=0, key_counts={"trade": nothing, "fine_trade": nothing},
+                                      peers=nothing, term_fill=12.0, figure=groups, amount=groups, leverage=groups,
+                                      round_share=0.0, repeats={}, n_values=1)
         segment = f["segment"]
         key_counts = {col: (segment + "|" + f[col].fillna("")).value_counts() for col in ("trade", "fine_trade")}
         term = f["term"].where(f["term"] > 0)
         term_fill = float(term.median()) if term.notna().any() else 12.0
-        stats = CashflowStatistics(applications=len(f), key_counts=key_counts, peers=pd.Series(dtype=int),
-                                   term_fill=term_fill, figure=None, amount=None, leverage=None,
-                                   round_share=float((f["sig_digits"] <= 1).mean()), repeats=_figure_popularity(f),
-                                   n_values=max(f["figure"].round(2).nunique(), 1))
-        reference = self._reference(f, stats)[0]
+        reference = self._reference(f, key_counts)[0]
         log_fig = np.log(f["figure"].astype(float))
         log_amt = np.log(f["amount"].astype(float))
         log_lev = log_amt - log_fig - np.log(_months(f, term_fill).astype(float))
-        stats.peers = reference.value_counts()
-        stats.figure = _robust_groups(log_fig, reference)
-        stats.amount = _robust_groups(log_amt, reference)
-        stats.leverage = _robust_groups(log_lev, segment)
-        return stats
+        return CashflowStatistics(
+            applications=len(f), key_counts=key_counts, peers=reference.value_counts(), term_fill=term_fill,
+            figure=_robust_groups(log_fig, reference), amount=_robust_groups(log_amt, reference),
+            leverage=_robust_groups(log_lev, segment),
+            round_share=float((f["sig_digits"] <= 1).mean()),
+            repeats=_figure_popularity(f), n_values=max(f["figure"].round(2).nunique(), 1))
 
     def _finding(self, r) -> Finding:
         word = "monthly revenue" if r.figure_kind == "revenue" else "monthly income"
@@ -387,7 +396,7 @@ class CashflowChecks(Detector):
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class CashflowStatistics:
     """A portfolio's peer groups, as :meth:`CashflowChecks.statistics` computes them.
 
@@ -405,9 +414,9 @@ class CashflowStatistics:
     key_counts: dict[str, pd.Series]
     peers: pd.Series
     term_fill: float
-    figure: pd.DataFrame | None
-    amount: pd.DataFrame | None
-    leverage: pd.DataFrame | None
+    figure: pd.DataFrame
+    amount: pd.DataFrame
+    leverage: pd.DataFrame
     round_share: float
     repeats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     n_values: int

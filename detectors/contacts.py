@@ -16,6 +16,12 @@ applicants — rare relative to the portfolio's own distribution — are hubs.
 Each naming edge is *family-consistent* when its relation is a family one
 and the two sides share a surname or an address; loops and hubs made only of
 such edges are not reported, partly-family ones are discounted.
+
+Incremental runs (``ringscope flag``): :meth:`ContactLoops.statistics` is
+the portfolio's distribution of namers per phone and the hub threshold
+taken from it; :meth:`ContactLoops.scope` is the strongly connected
+components the new applications are in, whole, and the namers and owners
+of the phones they name or own that enough applicants name to be hubs.
 """
 
 from __future__ import annotations
