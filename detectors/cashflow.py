@@ -25,13 +25,24 @@ yuan threshold:
 A large honest business (big revenue, big amount, in a big-ticket trade) has
 ordinary z-scores in its trade; an honest small consumer has a small figure,
 which only ever lowers the upward checks.
+
+Incremental runs (``ringscope flag``): a finding is one application judged
+against its peers, so :meth:`CashflowChecks.scope` is the new applications
+themselves and :meth:`CashflowChecks.statistics` holds everything read from
+the rest of the book — which trade keys have enough applications, each peer
+group's median and scale, the term median, how round and how repeated
+declared figures are. Judged by the statistics of the portfolio they are
+in, the applications get exactly the checks a full run gives them. With
+statistics of an older portfolio, a peer group or product they do not know
+gives no z-score (the check counts 0) and an unknown figure counts as
+declared once.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +51,7 @@ from scipy.stats import poisson
 from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.portfolio import as_portfolio
 
-__all__ = ["CashflowChecks", "trade_of", "robust_z", "TRADES"]
+__all__ = ["CashflowChecks", "CashflowStatistics", "trade_of", "robust_z", "TRADES"]
 
 #: trade → keywords found in company names (longest keyword wins when several match)
 TRADES: dict[str, tuple[str, ...]] = {
@@ -125,8 +136,9 @@ def robust_z(values: pd.Series, groups: pd.Series, min_scale: float = _MIN_SCALE
 
 
 def _ramp(z: pd.Series | np.ndarray, start: float, full: float) -> np.ndarray:
-    """0 below ``start``, 1 from ``full`` on, linear between."""
-    return np.clip((np.asarray(z, dtype=float) - start) / (full - start), 0.0, 1.0)
+    """0 below ``start``, 1 from ``full`` on, linear between; 0 for a missing
+    z (a peer group the statistics do not know: no evidence either way)."""
+    return np.nan_to_num(np.clip((np.asarray(z, dtype=float) - start) / (full - start), 0.0, 1.0), nan=0.0)
 
 
 def _significant_digits(x: np.ndarray) -> np.ndarray:
@@ -196,81 +208,75 @@ class CashflowChecks(Detector):
                     isinstance(self.min_score, num) and not isinstance(self.min_score, bool)
                     and 0 < self.min_score <= 1, "a number in (0, 1]")
 
-    def run(self, source) -> list[Finding]:
+    def run(self, source, statistics: "CashflowStatistics | None" = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications
         if apps.empty:
             return []
-        frame = self.checks(portfolio)
+        frame = self.checks(portfolio, statistics)
         flagged = frame[frame["score"] >= self.min_score]
         findings = [self._finding(row) for row in flagged.itertuples(index=False)]
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
 
+    # -- incremental runs ----------------------------------------------------
+    def statistics(self, portfolio) -> "CashflowStatistics":
+        """The portfolio's peer groups: which trade keys have ``min_peers``
+        applications, each reference's and segment's robust median and scale,
+        the term median, how round and how repeated declared figures are.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> from detectors.portfolio import Portfolio
+        >>> CashflowChecks().statistics(Portfolio(EmbeddedStore(tempfile.mkdtemp()))).applications
+        0
+
+        Notes
+        -----
+        A few grouped medians over the portfolio, O(n log n); no finding is built.
+        """
+        return self._statistics_of(_declared(as_portfolio(portfolio)))
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: "CashflowStatistics | None" = None):
+        """The applications themselves: a finding is one application judged
+        against its peers, and the peers are in ``statistics``. The subset
+        keeps their applicant and their company's and employer's names (the
+        trade is read from them)."""
+        return as_portfolio(portfolio).subset(app_ids)
+
     # -- the checks, columnar ----------------------------------------------
-    def checks(self, source) -> pd.DataFrame:
+    def checks(self, source, statistics: "CashflowStatistics | None" = None) -> pd.DataFrame:
         """Every application with a declared figure, its checks and score.
 
         Columns: ``application_id``, ``figure_kind`` (revenue/income),
         ``figure``, ``amount``, ``months``, ``trade``, ``reference``, the
         medians and z-scores of each check, their contributions and
         ``score``. Useful for calibration plots as well as for ``run``.
+        With ``statistics`` (from :meth:`statistics` over a larger
+        portfolio) the applications of ``source`` are judged against that
+        portfolio's peers instead of each other.
         """
-        portfolio = as_portfolio(source)
-        apps = portfolio.applications
-        revenue = apps["declared_monthly_revenue"]
-        income = apps["declared_monthly_income"]
-        figure = revenue.where(revenue > 0, income)
-        kind = np.where(revenue > 0, "revenue", "income")
-        ok = (figure > 0) & (apps["amount"] > 0)
-        names = _company_names(portfolio)
-        business_name = apps["company"].map(names)
-        employer_name = apps["employer"].map(names)
-        named = pd.Series(np.where(kind == "revenue", business_name, employer_name), index=apps.index)
-        named = named.where(named.notna(), business_name.where(business_name.notna(), employer_name))
-        f = pd.DataFrame({
-            "application_id": apps["application_id"].astype(str),
-            "person": apps["person"],
-            "company": apps["company"],
-            "product": apps["product"].fillna("?").astype(str),
-            "figure_kind": kind,
-            "figure": figure,
-            "amount": apps["amount"],
-            "term": apps["term_months"],
-            "entity_name": named,
-        })[ok.to_numpy()].reset_index(drop=True)
+        f = _declared(as_portfolio(source))
         if f.empty:
             return f.assign(score=pd.Series(dtype=float))
-        # one regex per distinct name, not per application
-        uniq = pd.Series(f["entity_name"].dropna().unique())
-        parsed = [trade_of(n) for n in uniq]
-        f["trade"] = f["entity_name"].map(dict(zip(uniq, (t for t, _ in parsed))))
-        f["fine_trade"] = f["entity_name"].map(dict(zip(uniq, (t for _, t in parsed))))
-        segment = f["product"] + "|" + f["figure_kind"]
-        # the finest reference with enough peers: keyword and size class, then trade, then product
-        reference = segment.copy()
-        label = f["product"].copy()
-        is_trade = pd.Series(False, index=f.index)
-        for col in ("trade", "fine_trade"):
-            key = segment + "|" + f[col].fillna("")
-            enough = f[col].notna() & (key.map(key.value_counts()) >= self.min_peers)
-            reference = reference.where(~enough, key)
-            label = label.where(~enough, f[col].astype(str).str.replace("/", " ") + " (" + f["product"] + ")")
-            is_trade |= enough
+        stats = self._statistics_of(f) if statistics is None else statistics
+        reference, label, is_trade = self._reference(f, stats.key_counts)
+        segment = f["segment"]
         f["reference"] = reference
         f["reference_label"] = label
-        f["reference_is_trade"] = is_trade.to_numpy()
-        f["peers"] = f["reference"].map(f["reference"].value_counts()).astype(int)
+        f["reference_is_trade"] = is_trade
+        # a reference unknown to the statistics (computed before this application existed) has no peers
+        f["peers"] = f["reference"].map(stats.peers).fillna(0).astype(int)
         # business loans repay out of annual revenue; consumer loans out of the term's income
-        term = f["term"].where(f["term"] > 0)
-        months = np.where(f["figure_kind"] == "revenue", 12.0, term.fillna(term.median() if term.notna().any() else 12))
-        f["months"] = months
+        f["months"] = _months(f, stats.term_fill)
         log_fig = np.log(f["figure"].astype(float))
         log_amt = np.log(f["amount"].astype(float))
         log_lev = log_amt - log_fig - np.log(f["months"].astype(float))
-        f["z_figure"], med_fig = robust_z(log_fig, f["reference"])
-        f["z_amount"], med_amt = robust_z(log_amt, f["reference"])
-        f["z_leverage"], med_lev = robust_z(log_lev, segment)
+        f["z_figure"], med_fig = _z(log_fig, f["reference"], stats.figure)
+        f["z_amount"], med_amt = _z(log_amt, f["reference"], stats.amount)
+        f["z_leverage"], med_lev = _z(log_lev, segment, stats.leverage)
         f["peer_figure"] = np.exp(med_fig)
         f["peer_amount"] = np.exp(med_amt)
         f["leverage"] = np.exp(log_lev)
@@ -283,17 +289,54 @@ class CashflowChecks(Detector):
         main = c_fig + c_amt + c_lev
         # round numbers and repeated figures only add to a check that already fails
         failing = main > 0
-        f["sig_digits"] = _significant_digits(f["figure"].to_numpy(float))
-        round_share = float((f["sig_digits"] <= 1).mean())
+        round_share = stats.round_share
         c_round = np.where(failing & (f["sig_digits"] <= 1) & (round_share < 0.5), _WEIGHTS["round_figure"], 0.0)
         f["round_share"] = round_share
-        rep_p, rep_n, rep_e = _repeated_figure(f)
+        rep_p, rep_n, rep_e = _repeated_figure(f, stats.repeats, stats.n_values)
         f["repeat_count"], f["repeat_expected"], f["repeat_p"] = rep_n, rep_e, rep_p
         strength = -np.log10(np.clip(rep_p, 1e-300, 1.0))
         c_rep = np.where(failing, _WEIGHTS["repeated_figure"] * np.clip((strength - 3.0) / 7.0, 0.0, 1.0), 0.0)
         f["c_figure"], f["c_amount"], f["c_leverage"], f["c_round"], f["c_repeat"] = c_fig, c_amt, c_lev, c_round, c_rep
         f["score"] = np.clip(main + c_round + c_rep, 0.0, 1.0)
-        return f
+        return f.drop(columns=["segment"])
+
+    def _reference(self, f: pd.DataFrame, key_counts: dict[str, pd.Series]) -> tuple[pd.Series, pd.Series, np.ndarray]:
+        """The finest reference with enough peers in the portfolio (``key_counts``):
+        keyword and size class, then trade, then product."""
+        segment = f["segment"]
+        reference = segment.copy()
+        label = f["product"].copy()
+        is_trade = pd.Series(False, index=f.index)
+        for col in ("trade", "fine_trade"):
+            key = segment + "|" + f[col].fillna("")
+            enough = f[col].notna() & (key.map(key_counts[col]).fillna(0) >= self.min_peers)
+            reference = reference.where(~enough, key)
+            label = label.where(~enough, f[col].astype(str).str.replace("/", " ") + " (" + f["product"] + ")")
+            is_trade |= enough
+        return reference, label, is_trade.to_numpy()
+
+    def _statistics_of(self, f: pd.DataFrame) -> "CashflowStatistics":
+        """Statistics of the declared-figure frame ``f`` (see :func:`_declared`)."""
+        if f.empty:
+            groups = pd.DataFrame({"median": pd.Series(dtype=float), "scale": pd.Series(dtype=float)})
+            nothing = pd.Series(dtype="int64")
+            return CashflowStatistics(applications=0, key_counts={"trade": nothing, "fine_trade": nothing},
+                                      peers=nothing, term_fill=12.0, figure=groups, amount=groups, leverage=groups,
+                                      round_share=0.0, repeats={}, n_values=1)
+        segment = f["segment"]
+        key_counts = {col: (segment + "|" + f[col].fillna("")).value_counts() for col in ("trade", "fine_trade")}
+        term = f["term"].where(f["term"] > 0)
+        term_fill = float(term.median()) if term.notna().any() else 12.0
+        reference = self._reference(f, key_counts)[0]
+        log_fig = np.log(f["figure"].astype(float))
+        log_amt = np.log(f["amount"].astype(float))
+        log_lev = log_amt - log_fig - np.log(_months(f, term_fill).astype(float))
+        return CashflowStatistics(
+            applications=len(f), key_counts=key_counts, peers=reference.value_counts(), term_fill=term_fill,
+            figure=_robust_groups(log_fig, reference), amount=_robust_groups(log_amt, reference),
+            leverage=_robust_groups(log_lev, segment),
+            round_share=float((f["sig_digits"] <= 1).mean()),
+            repeats=_figure_popularity(f), n_values=max(f["figure"].round(2).nunique(), 1))
 
     def _finding(self, r) -> Finding:
         word = "monthly revenue" if r.figure_kind == "revenue" else "monthly income"
@@ -353,6 +396,90 @@ class CashflowChecks(Detector):
         )
 
 
+@dataclass(frozen=True)
+class CashflowStatistics:
+    """A portfolio's peer groups, as :meth:`CashflowChecks.statistics` computes them.
+
+    ``key_counts`` counts applications per ``product|kind|trade`` and
+    ``product|kind|fine trade`` key (which keys are references);
+    ``peers`` per reference; ``figure`` and ``amount`` hold each
+    reference's robust ``median`` and ``scale`` of the log figure and log
+    amount, ``leverage`` each segment's (product and figure kind);
+    ``repeats`` per figure kind the distinct declared values with their
+    applicant counts, expectations and p-values (:func:`_figure_popularity`);
+    ``n_values`` the Bonferroni count.
+    """
+
+    applications: int
+    key_counts: dict[str, pd.Series]
+    peers: pd.Series
+    term_fill: float
+    figure: pd.DataFrame
+    amount: pd.DataFrame
+    leverage: pd.DataFrame
+    round_share: float
+    repeats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    n_values: int
+
+
+def _declared(portfolio) -> pd.DataFrame:
+    """Applications with a declared figure and an amount, and what is read
+    from each alone: figure kind, company or employer name, trade, segment,
+    significant digits. Nothing here depends on other applications."""
+    apps = portfolio.applications
+    revenue = apps["declared_monthly_revenue"]
+    income = apps["declared_monthly_income"]
+    figure = revenue.where(revenue > 0, income)
+    kind = np.where(revenue > 0, "revenue", "income")
+    ok = (figure > 0) & (apps["amount"] > 0)
+    names = _company_names(portfolio)
+    business_name = apps["company"].map(names)
+    employer_name = apps["employer"].map(names)
+    named = pd.Series(np.where(kind == "revenue", business_name, employer_name), index=apps.index)
+    named = named.where(named.notna(), business_name.where(business_name.notna(), employer_name))
+    f = pd.DataFrame({
+        "application_id": apps["application_id"].astype(str),
+        "person": apps["person"],
+        "company": apps["company"],
+        "product": apps["product"].fillna("?").astype(str),
+        "figure_kind": kind,
+        "figure": figure,
+        "amount": apps["amount"],
+        "term": apps["term_months"],
+        "entity_name": named,
+    })[ok.to_numpy()].reset_index(drop=True)
+    # one regex per distinct name, not per application
+    uniq = pd.Series(f["entity_name"].dropna().unique(), dtype=object)
+    parsed = [trade_of(n) for n in uniq]
+    f["trade"] = f["entity_name"].map(dict(zip(uniq, (t for t, _ in parsed))))
+    f["fine_trade"] = f["entity_name"].map(dict(zip(uniq, (t for _, t in parsed))))
+    f["segment"] = f["product"] + "|" + f["figure_kind"]
+    f["sig_digits"] = _significant_digits(f["figure"].to_numpy(float))
+    return f
+
+
+def _months(f: pd.DataFrame, term_fill: float) -> np.ndarray:
+    """Months of repayment: 12 (annual revenue) for business loans, the term
+    (``term_fill`` where it is missing) for consumer loans."""
+    term = f["term"].where(f["term"] > 0)
+    return np.where(f["figure_kind"] == "revenue", 12.0, term.fillna(term_fill))
+
+
+def _robust_groups(values: pd.Series, groups: pd.Series, min_scale: float = _MIN_SCALE) -> pd.DataFrame:
+    """Per group the ``median`` and robust ``scale`` (1.4826 MAD, at least
+    ``min_scale``) that :func:`robust_z` uses."""
+    med = values.groupby(groups).median()
+    mad = (values - groups.map(med)).abs().groupby(groups).median() * _MAD_SCALE
+    return pd.DataFrame({"median": med, "scale": mad.clip(lower=min_scale)})
+
+
+def _z(values: pd.Series, groups: pd.Series, table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Robust z of ``values`` against the group medians and scales in
+    ``table`` (NaN for a group the table does not know)."""
+    med = groups.map(table["median"])
+    return (values - med) / groups.map(table["scale"]), med
+
+
 def _company_names(portfolio) -> pd.Series:
     """Company key → name (the normalised name, else the key without its ``name:`` prefix)."""
     companies = portfolio.companies
@@ -364,20 +491,19 @@ def _company_names(portfolio) -> pd.Series:
     return names.where(names.notna() & (names.astype(str) != ""), fallback)
 
 
-def _repeated_figure(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact declared value repeated across distinct applicants beyond what nearby values do.
+def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per figure kind: distinct declared values (rounded to cents, sorted),
+    the distinct applicants declaring each, the count expected from values
+    within ±10 % and the Poisson p-value of the observed count.
 
     The expectation for a value is the mean number of applicants per distinct
     value among figures within ±10 % (same figure kind), so popular round
     values are compared with other round values' popularity rather than with
     zero.
     """
-    n = len(f)
-    count = np.ones(n)
-    expected = np.ones(n)
-    pval = np.ones(n)
     applicant = f["person"].astype(object).where(f["person"].notna(), f["application_id"])
-    for _kind, g in f.groupby("figure_kind", sort=False):
+    out = {}
+    for kind, g in f.groupby("figure_kind", sort=False):
         per_value = (pd.DataFrame({"v": g["figure"].round(2).to_numpy(), "p": applicant[g.index].to_numpy()})
                      .drop_duplicates().groupby("v").size().sort_index())
         values = per_value.index.to_numpy(float)
@@ -388,11 +514,30 @@ def _repeated_figure(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
         band_values = np.maximum(hi - lo - 1, 1)
         exp = np.maximum(band_apps / band_values, 1.0)
         obs = per_value.to_numpy()
-        p = poisson.sf(obs - 1, exp)
-        pos = np.searchsorted(values, g["figure"].round(2).to_numpy(float))
-        count[g.index] = obs[pos]
-        expected[g.index] = exp[pos]
-        pval[g.index] = p[pos]
-    # Bonferroni over the distinct values tested
-    n_values = max(f["figure"].round(2).nunique(), 1)
+        out[str(kind)] = (values, obs, exp, poisson.sf(obs - 1, exp))
+    return out
+
+
+def _repeated_figure(f: pd.DataFrame, popularity: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                     n_values: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact declared value repeated across distinct applicants beyond what
+    nearby values do: Bonferroni p-value (over ``n_values`` distinct values
+    tested), count and expectation of each row's figure, read from
+    ``popularity`` (:func:`_figure_popularity`). A value the popularity does
+    not hold counts once, as expected (p = 1)."""
+    n = len(f)
+    count = np.ones(n)
+    expected = np.ones(n)
+    pval = np.ones(n)
+    for kind, g in f.groupby("figure_kind", sort=False):
+        if str(kind) not in popularity:
+            continue
+        values, obs, exp, p = popularity[str(kind)]
+        wanted = g["figure"].round(2).to_numpy(float)
+        pos = np.minimum(np.searchsorted(values, wanted), max(len(values) - 1, 0))
+        known = (pos < len(values)) & (values[pos] == wanted) if len(values) else np.zeros(len(g), dtype=bool)
+        rows = g.index.to_numpy()[known]
+        count[rows] = obs[pos[known]]
+        expected[rows] = exp[pos[known]]
+        pval[rows] = p[pos[known]]
     return np.minimum(pval * n_values, 1.0), count, expected

@@ -16,13 +16,19 @@ applicants — rare relative to the portfolio's own distribution — are hubs.
 Each naming edge is *family-consistent* when its relation is a family one
 and the two sides share a surname or an address; loops and hubs made only of
 such edges are not reported, partly-family ones are discounted.
+
+Incremental runs (``ringscope flag``): :meth:`ContactLoops.statistics` is
+the portfolio's distribution of namers per phone and the hub threshold
+taken from it; :meth:`ContactLoops.scope` is the strongly connected
+components the new applications are in, whole, and the namers and owners
+of the phones they name or own that enough applicants name to be hubs.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import networkx as nx
 import numpy as np
@@ -32,7 +38,7 @@ from detectors.base import Detector, Evidence, Finding, check_param
 from detectors.components import bounded_cycles, strong_components
 from detectors.portfolio import as_portfolio
 
-__all__ = ["ContactLoops", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
+__all__ = ["ContactLoops", "ContactStatistics", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
 
 BAD_LABELS = ("fraud", "default")
 #: relations that make naming each other ordinary (English contract values and common Chinese forms)
@@ -148,19 +154,19 @@ class ContactLoops(Detector):
         check_param(owner, "max_household", self.max_household,
                     is_int(self.max_household) and self.max_household >= 0, "an int >= 0")
 
-    def run(self, source) -> list[Finding]:
+    def run(self, source, statistics: "ContactStatistics | None" = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         contacts = portfolio.contacts
         apps = portfolio.applications
         if contacts.empty or apps.empty:
             return []
         apps = apps.set_index("application_id", drop=False)
-        person = apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
-        identity = pd.Series(portfolio.entity_of(person.astype(str)).to_numpy(), index=apps.index)
+        identity = _identity(portfolio, apps)
         contacts = contacts.dropna(subset=["application_id", "phone"])
         phones = portfolio.link_table("phone")
+        stats = self._statistics_of(contacts, identity) if statistics is None else statistics
         loop_edges, sccs = self._loop_edges(contacts, phones, identity)
-        hub = self._hub_edges(contacts, phones, identity)
+        hub = self._hub_edges(contacts, phones, identity, stats)
         # names, surnames, homes only for the few applications involved (string work is the cost)
         involved = pd.Index(pd.concat([loop_edges["src"], loop_edges["dst"], hub[0]["application_id"],
                                        hub[1]["owner_app"]]).astype(str).unique())
@@ -175,9 +181,88 @@ class ContactLoops(Detector):
                 finding = self._loop_finding(group, records)
                 if finding is not None:
                     findings.append(finding)
-        findings += self._hubs(*hub, info, records)
+        findings += self._hubs(*hub, stats, info, records)
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
+
+    # -- incremental runs ----------------------------------------------------
+    def statistics(self, portfolio) -> "ContactStatistics":
+        """The portfolio's distribution of distinct namers per contact phone
+        and the hub threshold decided from it.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> from detectors.portfolio import Portfolio
+        >>> ContactLoops().statistics(Portfolio(EmbeddedStore(tempfile.mkdtemp()))).threshold is None
+        True
+
+        Notes
+        -----
+        One grouped distinct count over the contacts, O(c).
+        """
+        portfolio = as_portfolio(portfolio)
+        apps = portfolio.applications.set_index("application_id", drop=False)
+        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
+        return self._statistics_of(contacts, _identity(portfolio, apps))
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: "ContactStatistics | None" = None):
+        """Everything the loops and hubs holding ``app_ids`` read.
+
+        * Loops: a loop finding is a whole strongly connected component of
+          the contact graph (its members, links, relations and homes), which
+          can be longer than ``max_cycle_length``; the scope holds the
+          components of ``app_ids``, found exactly over the whole graph
+          (one join and scipy's linear SCC). Inside the scope the component
+          is the same: every link between two of its applications is there.
+        * Hubs: a hub finding is one phone, its namers and its owners. The
+          phones ``app_ids`` name or own that enough distinct applicants name
+          to pass the threshold in ``statistics`` bring all their namers and
+          owners. Other phones named inside the scope may look like smaller
+          hubs there, but none of their findings holds one of ``app_ids``.
+
+        Notes
+        -----
+        O(n + c) columnar: the identity map, the contact join, one SCC, a few
+        ``isin`` selections.
+        """
+        portfolio = as_portfolio(portfolio)
+        stats = self.statistics(portfolio) if statistics is None else statistics
+        targets = pd.Index(pd.unique(pd.Series(list(app_ids), dtype=object).astype(str)))
+        apps = portfolio.applications.set_index("application_id", drop=False)
+        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
+        if contacts.empty or apps.empty:
+            return portfolio.subset(targets)
+        identity = _identity(portfolio, apps)
+        phones = portfolio.link_table("phone")
+        # the strongly connected components the targets are in, whole
+        sccs = contact_sccs(contact_edges(contacts, phones, identity))
+        loops = sccs.index[sccs.isin(sccs.reindex(targets).dropna().unique())]
+        # the phones the targets name or own that enough distinct applicants name
+        wanted = pd.Index(pd.concat([contacts.loc[contacts["application_id"].astype(str).isin(targets), "phone"],
+                                     phones.loc[phones["application_id"].astype(str).isin(targets),
+                                                "identifier"]]).astype(str).unique())
+        hubs: pd.Index = pd.Index([])
+        if stats.threshold is not None and len(wanted):
+            named = contacts[contacts["phone"].astype(str).isin(wanted)]
+            namers = named["application_id"].map(identity).groupby(named["phone"]).nunique()
+            big = namers.index[namers >= stats.threshold]
+            hubs = pd.Index(pd.concat([named.loc[named["phone"].isin(big), "application_id"],
+                                       phones.loc[phones["identifier"].isin(big), "application_id"]]).astype(str))
+        return portfolio.subset(targets.union(pd.Index(loops.astype(str))).union(hubs))
+
+    def _statistics_of(self, contacts: pd.DataFrame, identity: pd.Series) -> "ContactStatistics":
+        namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()
+        if namers.empty:
+            return ContactStatistics(threshold=None, namer_counts=np.zeros(0, dtype=np.int64),
+                                     phones_at_least=np.zeros(1, dtype=np.int64), phones=0)
+        # a hub must be rarer than the portfolio's hub_quantile, and at least min_hub_namers
+        threshold = max(self.min_hub_namers, int(math.floor(namers.quantile(self.hub_quantile))) + 1)
+        values, counts = np.unique(namers.to_numpy(), return_counts=True)
+        at_least = np.r_[np.cumsum(counts[::-1])[::-1], 0]
+        return ContactStatistics(threshold=threshold, namer_counts=values, phones_at_least=at_least,
+                                 phones=int(len(namers)))
 
     # -- loops -----------------------------------------------------------
     def _loop_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame,
@@ -253,17 +338,16 @@ class ContactLoops(Detector):
         )
 
     # -- hubs ------------------------------------------------------------
-    def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series):
-        """Naming rows of hub phones, their owners, the threshold and tail shares."""
+    def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series,
+                   stats: "ContactStatistics"):
+        """Naming rows of hub phones, their owners, and their distinct namers."""
         named = contacts.assign(identity=contacts["application_id"].map(identity).to_numpy())
         owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
         namers = named.groupby("phone")["identity"].nunique()
-        none = (named.iloc[:0], owners.iloc[:0], 0, namers, np.zeros(0))
-        if namers.empty:
+        none = (named.iloc[:0], owners.iloc[:0], namers)
+        if namers.empty or stats.threshold is None:
             return none
-        # a hub must be rarer than the portfolio's hub_quantile, and at least min_hub_namers
-        threshold = max(self.min_hub_namers, int(math.floor(namers.quantile(self.hub_quantile))) + 1)
-        tail = np.sort(namers.to_numpy())  # the portfolio's namers per phone, for tail shares
+        threshold = stats.threshold
         candidates = namers.index[namers >= threshold]
         if len(candidates) == 0:
             return none
@@ -276,10 +360,10 @@ class ContactLoops(Detector):
         edges = edges[~own]
         kept = edges.groupby("phone")["identity"].nunique()
         hubs = kept.index[kept >= threshold]
-        return edges[edges["phone"].isin(hubs)].copy(), owners[owners["phone"].isin(hubs)], threshold, kept, tail
+        return edges[edges["phone"].isin(hubs)].copy(), owners[owners["phone"].isin(hubs)], kept
 
-    def _hubs(self, edges: pd.DataFrame, owners: pd.DataFrame, threshold: int, namers: pd.Series,
-              tail: np.ndarray, info: pd.DataFrame, records: dict[str, dict]) -> list[Finding]:
+    def _hubs(self, edges: pd.DataFrame, owners: pd.DataFrame, namers: pd.Series, stats: "ContactStatistics",
+              info: pd.DataFrame, records: dict[str, dict]) -> list[Finding]:
         if edges.empty:
             return []
         edges = edges.assign(family=_family_hub_edge(edges, info, owners))
@@ -289,9 +373,8 @@ class ContactLoops(Detector):
             if all(e["family"] == 1.0 for e in group):
                 continue  # siblings naming their parent
             phone = group[0]["phone"]
-            share = (len(tail) - np.searchsorted(tail, namers[phone], side="left")) / len(tail)
-            out.append(self._hub_finding(phone, group, records, owner_apps.get(phone, []), threshold,
-                                         float(share), len(tail)))
+            out.append(self._hub_finding(phone, group, records, owner_apps.get(phone, []), stats.threshold,
+                                         stats.tail_share(namers[phone]), stats.phones))
         return out
 
     def _hub_finding(self, phone: str, group: list[dict], info: dict[str, dict], owner_apps: list,
@@ -336,6 +419,41 @@ class ContactLoops(Detector):
             summary=f"contact phone {phone} named by {r} applicants (联系人集中) within {_span(rows):.0f} days",
             entities=_entities(member_rows), shared=(("Phone", str(phone)),),
         )
+
+
+@dataclass(frozen=True)
+class ContactStatistics:
+    """How many distinct applicants name each contact phone, portfolio-wide.
+
+    ``threshold`` is the hub threshold (``None``: no contact phones);
+    ``namer_counts`` the distinct namer counts that occur (sorted) and
+    ``phones_at_least[i]`` how many phones have at least ``namer_counts[i]``
+    namers; ``phones`` how many phones are named.
+    """
+
+    threshold: int | None
+    namer_counts: np.ndarray
+    phones_at_least: np.ndarray
+    phones: int
+
+    def tail_share(self, namers: int) -> float:
+        """Share of the portfolio's contact phones named by at least ``namers``.
+
+        Example
+        -------
+        >>> s = ContactStatistics(3, np.array([1, 2, 5]), np.array([10, 4, 1, 0]), 10)
+        >>> s.tail_share(5), s.tail_share(2), s.tail_share(9)
+        (0.1, 0.4, 0.0)
+        """
+        if not self.phones:
+            return 0.0
+        return float(self.phones_at_least[np.searchsorted(self.namer_counts, namers, side="left")] / self.phones)
+
+
+def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:
+    """Application id → resolved applicant (the application itself when it has none)."""
+    person = apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
+    return pd.Series(portfolio.entity_of(person.astype(str)).to_numpy(), index=apps.index)
 
 
 # -- helpers ---------------------------------------------------------------
