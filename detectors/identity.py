@@ -73,7 +73,8 @@ from detectors.matching import (
 )
 from detectors.portfolio import as_portfolio
 
-__all__ = ["Resolution", "resolve_records", "IdentityResolution", "application_entities", "company_core_name"]
+__all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
+           "company_core_name"]
 
 # Prior m (same person) and u (random pair) per field and level, used to start
 # EM and to smooth its estimates when a portfolio is small.
@@ -835,6 +836,56 @@ def _fmt_day(ts) -> str:
     return "" if pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%d")
 
 
+def _no_pairs() -> pd.DataFrame:
+    return pd.DataFrame(columns=["src", "dst", "score", "features", "method"])
+
+
+@dataclass
+class IdentityStatistics:
+    """What :meth:`IdentityResolution.statistics` decides over the whole book.
+
+    Attributes
+    ----------
+    resolution : Resolution or None
+        :func:`resolve_records` over every Person record: the model (``m``,
+        ``u``, prior), term frequencies, scored pairs and entities.
+    person_entity, company_entity : Series
+        Record key → entity id (the smallest key of its entity), for the
+        keys merged with another; what a full ``detect`` assigns.
+    anon_pairs, company_pairs : DataFrame
+        SIMILAR_TO pairs of anonymous parties and of companies.
+    phone_persons : Series
+        Phone → distinct applicants (ID numbers) who gave it.
+    name_dob : Series
+        Record key → pinyin name key + birth date, for records with an ID.
+    """
+
+    resolution: Resolution | None = None
+    person_entity: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    anon_pairs: pd.DataFrame = field(default_factory=_no_pairs)
+    company_entity: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    company_pairs: pd.DataFrame = field(default_factory=_no_pairs)
+    phone_persons: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
+    name_dob: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+
+
+def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
+    """``res`` over the records ``keys`` only (their pairs, same model)."""
+    held = res.records["record_id"].isin(keys).to_numpy()
+    unknown = keys[~keys.isin(res.records["record_id"])]
+    if len(unknown):
+        raise ValueError(f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
+                         "statistics: they were computed before these records arrived; compute them over the "
+                         "current portfolio")
+    if held.all():
+        return res
+    recs = res.records[held].reset_index(drop=True)
+    pairs = res.pairs[res.pairs["left"].isin(keys) & res.pairs["right"].isin(keys)].reset_index(drop=True)
+    return Resolution(entities=res.entities[held].reset_index(drop=True), pairs=pairs, stats=res.stats,
+                      model=res.model, records=recs, fields=res.fields, extra_fields=res.extra_fields,
+                      address_tokens=res.address_tokens, _tf=res._tf, _arrays=_arrays(recs))
+
+
 @dataclass(frozen=True, kw_only=True)
 class IdentityResolution(Detector):
     """Resolve persons and companies; report identity conflicts.
@@ -890,32 +941,118 @@ class IdentityResolution(Detector):
                     "a non-zero int")
 
     # -- orchestration --------------------------------------------------------
-    def run(self, source) -> list[Finding]:
-        portfolio = as_portfolio(source)
+    def statistics(self, portfolio) -> IdentityStatistics:
+        """The identity model fitted and applied over the whole book.
+
+        Fitting the model *is* resolving the book: the prior is fitted over
+        every candidate pair's weight, so every candidate pair is compared
+        anyway, and scoring, clustering (chaining guard included) and the
+        company groups cost little on top. What comes out decides every
+        record's entity as a full run does; the scope only adds the findings.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> IdentityResolution().statistics(EmbeddedStore(tempfile.mkdtemp())).resolution is None
+        True
+
+        Notes
+        -----
+        Cost: the whole of :func:`resolve_records` over the persons (its u
+        sample of 200,000 random pairs is a fixed part), the anonymous-party
+        and company groupings (pandas merges and group-bys); no findings.
+        """
+        portfolio = as_portfolio(portfolio)
         persons = portfolio.persons
         apps = portfolio.applications
         if persons.empty or apps.empty:
-            portfolio.person_entity = pd.Series(dtype=object)
-            portfolio.company_entity = pd.Series(dtype=object)
-            portfolio.similar_pairs = {}
-            return []
-        ap = self._applicant_records(portfolio)
-        records = self._person_records(portfolio, persons, ap)
+            return IdentityStatistics()
+        applied = apps[apps["person"].notna()].reset_index(drop=True)
+        records = self._person_records(portfolio, persons, applied)
         # every person carries an ID-derived birth date: a bare pinyin key would
         # only add millions of same-name pairs that the other keys already cover
         res = resolve_records(records, threshold=self.threshold, workers=self.workers, max_block=self.max_block,
                               blocking=("id", "region_dob", "phone", "name_dob", "address"), normalized=True)
-        person_pairs = self._person_pairs(res)
-        anon_pairs = self._anon_pairs(portfolio, persons, ap)
-        all_pairs = pd.concat([person_pairs, anon_pairs], ignore_index=True)
-        portfolio.person_entity = _pairs_to_entities(all_pairs)
+        merged = res.pairs[res.pairs["merged"]]
+        anon_pairs = self._anon_pairs(portfolio, persons)
+        edges = pd.concat([pd.DataFrame({"src": merged["left"].to_numpy(), "dst": merged["right"].to_numpy()}),
+                           anon_pairs[["src", "dst"]]], ignore_index=True)
         company_entity, company_pairs = _resolve_companies(portfolio.companies)
-        portfolio.company_entity = company_entity
+        recs = res.records
+        real = recs["id"].notna() & recs["name_key"].notna() & recs["dob"].notna()
+        return IdentityStatistics(
+            resolution=res, person_entity=_pairs_to_entities(edges), anon_pairs=anon_pairs,
+            company_entity=company_entity, company_pairs=company_pairs,
+            phone_persons=applied.groupby("phone")["person"].nunique(),
+            name_dob=pd.Series((recs["name_key"] + "|" + recs["dob"])[real].to_numpy(),
+                               index=recs["record_id"][real].to_numpy()))
+
+    def scope(self, portfolio, app_ids, statistics: IdentityStatistics | None = None):
+        """The applications and persons whose findings can hold one of ``app_ids``.
+
+        Entities come from ``statistics`` (every record resolved over the
+        whole book), so the scope only has to hold what the findings read:
+        the applications of each target's applicant (names and phones under
+        one ID), every record of the applicant's resolved entity (fuzzy
+        duplicates), every record sharing the name + birth date of one of
+        those (one name + birth date under several IDs, and what says whether
+        a fuzzy duplicate is already reported that way), and all their
+        applications, which a finding lists as members.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> from detectors.portfolio import Portfolio
+        >>> IdentityResolution().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
+        0
+
+        Notes
+        -----
+        Cost: ``isin`` over the entity map, the name + birth-date keys and the
+        applications: O(n), no comparison.
+        """
+        portfolio = as_portfolio(portfolio)
+        stats = self.statistics(portfolio) if statistics is None else statistics
+        apps = portfolio.applications
+        targets = apps["application_id"].astype(str).isin(set(map(str, app_ids))).to_numpy()
+        applicants = pd.Index(apps.loc[targets, "person"].dropna().astype(str).unique())
+        ent = stats.person_entity
+        their = ent.reindex(applicants).dropna().unique()
+        held = applicants.union(pd.Index(ent.index[ent.isin(their)].astype(str)))
+        nd = stats.name_dob
+        peers = nd.index[nd.isin(nd.reindex(held).dropna().unique())]
+        persons = held.union(pd.Index(peers.astype(str)))
+        chosen = targets | apps["person"].astype(str).isin(persons).to_numpy()
+        return portfolio.subset(apps.loc[chosen, "application_id"], persons=persons)
+
+    def run(self, source, statistics: IdentityStatistics | None = None) -> list[Finding]:
+        portfolio = as_portfolio(source)
+        stats = self.statistics(portfolio) if statistics is None else statistics
+        # entities are the whole book's (a scope carries them to the rest of the book)
+        portfolio.person_entity = stats.person_entity
+        portfolio.company_entity = stats.company_entity
+        persons = portfolio.persons
+        apps = portfolio.applications
+        if persons.empty or apps.empty or stats.resolution is None:
+            portfolio.similar_pairs = {}
+            return []
+        keys = pd.Index(persons["key"].astype(str))
+        res = _restricted(stats.resolution, keys)
+        ap = self._applicant_records(portfolio)
+        person_pairs = self._person_pairs(res)
+        anon = stats.anon_pairs
+        all_pairs = pd.concat([person_pairs, anon[anon["src"].isin(keys) & anon["dst"].isin(keys)]],
+                              ignore_index=True)
+        firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
+        company = stats.company_pairs
+        company_pairs = company[company["src"].isin(firms) & company["dst"].isin(firms)]
         portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs,
                                    "Company-SIMILAR_TO-Company": company_pairs}
         findings: list[Finding] = []
-        findings += self._id_conflicts(ap)
-        findings += self._multi_id(ap, res, portfolio.person_entity)
+        findings += self._id_conflicts(ap, stats.phone_persons)
+        findings += self._multi_id(ap, res, stats.person_entity[stats.person_entity.index.isin(keys)])
         findings += self._checksum(ap)
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
@@ -935,8 +1072,10 @@ class IdentityResolution(Detector):
         ap["name_key"] = anagram_key(name_pinyin_key(ap["applicant_name_raw"].astype("str"))).to_numpy()
         return ap.reset_index(drop=True)
 
-    def _person_records(self, portfolio, persons: pd.DataFrame, ap: pd.DataFrame) -> pd.DataFrame:
-        latest = ap.sort_values("applied_at", kind="stable").groupby("person")[["phone", "address"]].last()
+    def _person_records(self, portfolio, persons: pd.DataFrame, applied: pd.DataFrame) -> pd.DataFrame:
+        """One record per Person: its name, ID, birth date, and the phone and
+        address of its latest application (else its guarantor phone)."""
+        latest = applied.sort_values("applied_at", kind="stable").groupby("person")[["phone", "address"]].last()
         gphone = portfolio.rels("Person-GUARANTOR_PHONE-Phone").drop_duplicates("src").set_index("src")["dst"]
         keys = persons["key"].astype(str)
         anon = keys.str.startswith("anon:").to_numpy()
@@ -961,7 +1100,7 @@ class IdentityResolution(Detector):
                              "score": merged["score"].astype(float).to_numpy(), "features": feats,
                              "method": "fellegi_sunter"})
 
-    def _anon_pairs(self, portfolio, persons: pd.DataFrame, ap: pd.DataFrame) -> pd.DataFrame:
+    def _anon_pairs(self, portfolio, persons: pd.DataFrame) -> pd.DataFrame:
         """A registry person known only by name at company C is the applicant or
         role holder of C with that name, when exactly one such person exists."""
         empty = pd.DataFrame(columns=["src", "dst", "score", "features", "method"])
@@ -990,8 +1129,9 @@ class IdentityResolution(Detector):
     def _apps_of(self, ap: pd.DataFrame, persons) -> tuple[str, ...]:
         return tuple(sorted(ap.loc[ap["person"].isin(list(persons)), "application_id"].astype(str)))
 
-    def _id_conflicts(self, ap: pd.DataFrame) -> list[Finding]:
-        """One ID under unrelated names; else one ID cycling through phones."""
+    def _id_conflicts(self, ap: pd.DataFrame, users: pd.Series) -> list[Finding]:
+        """One ID under unrelated names; else one ID cycling through phones
+        (``users``: phone → distinct applicants who gave it, over the whole book)."""
         real = ap[~ap["person"].astype(str).str.startswith("anon:")]
         out: list[Finding] = []
         # --- names: (person, distinct name) nodes, joined when variants
@@ -1048,7 +1188,6 @@ class IdentityResolution(Detector):
             distinct = ph.groupby("person")["phone"].nunique()
             interleaved = changes > distinct - 1  # came back to a number used before
             rapid = ph.groupby("person")["rapid"].sum()
-            users = ap.groupby("phone")["person"].nunique()
             flagged = rapid[(rapid >= 1) | interleaved].index
             for person, rows in ph[ph["person"].isin(flagged)].groupby("person"):
                 phones = rows["phone"].unique().tolist()

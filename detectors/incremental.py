@@ -17,9 +17,10 @@ a full run::
 several generated portfolios.) A detector without a scope of its own runs
 over the whole portfolio: slower, never different.
 
-Identity resolution runs first, as in ``detect``: the entities it resolves
-around the new applications are merged into the portfolio's entity map
-before the other detectors read it.
+Identity resolution runs first, as in ``detect``: it resolves every record
+of the book in its statistics (its fitted model moves with the new data,
+so even entities far from the batch may change), and those entity maps
+replace the portfolio's before the other detectors read them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from detectors.base import Detector, Finding
-from detectors.portfolio import Portfolio, _components
+from detectors.portfolio import Portfolio
 from detectors.registry import DETECTORS, build_detector
 
 __all__ = ["IncrementalRun", "detect_around", "portfolio_statistics"]
@@ -136,26 +137,31 @@ def detect_around(
 
 
 def _adopt_entities(portfolio: Portfolio, local: Portfolio) -> None:
-    """Merge what identity resolution found inside a scope into the whole
-    portfolio: its SIMILAR_TO pairs, and entities joined through them."""
+    """Give the whole portfolio what identity resolution decided inside a scope.
+
+    Identity resolution fits its model and resolves every record of the book
+    in its statistics (the fit needs every candidate pair compared anyway),
+    so the entity maps a scope carries are the whole book's, the very ids a
+    full run assigns: they replace the portfolio's (which until then were
+    the ones the last ``detect`` stored, from an older fit). The SIMILAR_TO
+    pairs found inside the scope are merged into the portfolio's, a pair
+    found again keeping its new score. Caches built on the old entities are
+    dropped. A scope whose maps are the portfolio's own (every other
+    detector's) changes nothing.
+    """
+    changed = False
+    for attr in ("person_entity", "company_entity"):
+        mapping = getattr(local, attr)
+        if mapping is not None and mapping is not getattr(portfolio, attr):
+            setattr(portfolio, attr, mapping)
+            changed = True
     for rel, pairs in local.similar_pairs.items():
         if pairs is None or not len(pairs):
             continue
         known = portfolio.similar_pairs.get(rel)
-        portfolio.similar_pairs[rel] = pairs if known is None else (
-            pd.concat([known, pairs], ignore_index=True).drop_duplicates(["src", "dst"], keep="last"))
-        label = rel.split("-")[0]
-        mapping = portfolio.person_entity if label == "Person" else portfolio.company_entity
-        if mapping is None:
-            mapping = portfolio._stored_entities(label)
-        joined = _components(pd.concat([
-            pairs[["src", "dst"]],
-            *([] if mapping is None or not len(mapping) else
-              [pd.DataFrame({"src": mapping.index.astype(str), "dst": mapping.astype(str).to_numpy()})]),
-        ], ignore_index=True))
-        if label == "Person":
-            portfolio.person_entity = joined
-        else:
-            portfolio.company_entity = joined
+        portfolio.similar_pairs[rel] = pairs if known is None or not len(known) else (
+            pd.concat([known, pairs], ignore_index=True).drop_duplicates(["src", "dst"], keep="last")
+            .reset_index(drop=True))
+    if changed:
         for key in ("_ring_links",):  # caches built on the old entities
             portfolio.__dict__.pop(key, None)

@@ -232,13 +232,15 @@ class Portfolio:
             cache[label] = _components(pairs) if pairs is not None and len(pairs) else None
         return cache[label]
 
-    def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None) -> "Portfolio":
+    def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None, persons=None) -> "Portfolio":
         """The part of this portfolio about ``app_ids``, for incremental runs.
 
         It holds their applications, links and emergency contacts, the
         guarantees listed on them (or the ``guarantees`` rows given), and the
-        registry roles, persons and companies of the parties those name.
-        Entities resolved over this portfolio stay as they are.
+        registry roles, persons and companies of the parties those name,
+        plus the Person records ``persons`` (keys) if given: records a
+        detector reads without their applications. Entities resolved over
+        this portfolio stay as they are.
 
         Example
         -------
@@ -247,7 +249,7 @@ class Portfolio:
         >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).subset(["A1"]).applications.shape[0]
         0
         """
-        return _Subset(self, app_ids, guarantees)
+        return _Subset(self, app_ids, guarantees, persons)
 
     def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
         """Map record keys to resolved entity ids (the key itself when
@@ -264,7 +266,7 @@ class Portfolio:
 class _Subset(Portfolio):
     """A :class:`Portfolio` restricted to some applications (see ``Portfolio.subset``)."""
 
-    def __init__(self, parent: Portfolio, app_ids, guarantees: pd.DataFrame | None) -> None:
+    def __init__(self, parent: Portfolio, app_ids, guarantees: pd.DataFrame | None, persons=None) -> None:
         super().__init__(store=None)
         self.parent = parent
         wanted = set(map(str, app_ids))
@@ -292,6 +294,8 @@ class _Subset(Portfolio):
         self.__dict__["roles"] = roles.reset_index(drop=True)
         people |= set(roles["person"].astype(str))
         firms |= set(roles["company"].astype(str))
+        if persons is not None:
+            people |= set(map(str, persons))
         persons = parent.persons
         self.__dict__["persons"] = persons[persons["key"].astype(str).isin(people)].reset_index(drop=True)
         companies = parent.companies
