@@ -40,7 +40,7 @@ from detectors.features import (
     LABEL_EVIDENCE,
     own_features,
 )
-from detectors.incremental import IncrementalRun, detect_around, portfolio_statistics
+from detectors.incremental import IncrementalRun, detect_around
 from detectors.portfolio import Portfolio
 from detectors.reasons import Partner, ReasonContext, build_reasons
 from detectors.registry import DETECTORS
@@ -68,25 +68,6 @@ class FlagResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class _LocalPortfolio(Portfolio):
-    """A Portfolio over frames already in memory (a neighbourhood)."""
-
-    def __init__(self, applications: pd.DataFrame, links: pd.DataFrame, persons: pd.DataFrame,
-                 guarantees: pd.DataFrame | None = None, roles: pd.DataFrame | None = None) -> None:
-        super().__init__(store=None)
-        self.__dict__["applications"] = applications.reset_index(drop=True)
-        self.__dict__["links"] = links[["application_id", "kind", "identifier"]]
-        self.__dict__["_ring_links"] = links
-        self.__dict__["persons"] = persons
-        if guarantees is not None:
-            self.__dict__["guarantees"] = guarantees
-        if roles is not None:
-            self.__dict__["roles"] = roles
-
-    def _stored_entities(self, label: str):
-        return None
-
-
 class FlagIndex:
     """The stored portfolio as arrays, for scoring new applications quickly.
 
@@ -94,9 +75,8 @@ class FlagIndex:
     the graph like any other), then call :meth:`score`.
     """
 
-    def __init__(self, portfolio: Portfolio, findings: list[Finding], max_expand: int = 200) -> None:
+    def __init__(self, portfolio: Portfolio, findings: list[Finding]) -> None:
         self.portfolio = portfolio
-        self.max_expand = max_expand
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
         self.apps = apps.set_index("application_id", drop=False)
@@ -107,11 +87,8 @@ class FlagIndex:
         self.timed = self.t != np.iinfo(np.int64).min
         self.bad = self.apps["label"].isin(BAD_LABELS).to_numpy()
         links = _numpy_backed(entity_links(portfolio))
-        self.links = links
         rings = SharedIdentifierRings()
         self.hubs = rings.hubs(portfolio)
-        self.hub_keys = set(self.hubs.index[self.hubs["hub"].to_numpy()])
-        self.glue_keys = set(self.hubs.index[self.hubs["glue"].to_numpy()])
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
@@ -139,22 +116,19 @@ class FlagIndex:
                 self.findings_by_app.setdefault(m, []).append(f)
 
     @classmethod
-    def build(cls, store, max_expand: int = 200) -> "FlagIndex":
+    def build(cls, store) -> "FlagIndex":
         portfolio = Portfolio(store)
-        return cls(portfolio, load_findings(store), max_expand)
+        return cls(portfolio, load_findings(store))
 
     # -- detection -----------------------------------------------------------------
-    def statistics(self) -> dict:
-        """Every detector's portfolio-wide statistics (computed once per index)."""
-        if "_statistics" not in self.__dict__:
-            self.__dict__["_statistics"] = portfolio_statistics(self.portfolio)
-        return self.__dict__["_statistics"]
-
     def detect(self, app_ids: list[str], with_guarantees: bool = True) -> IncrementalRun:
         """Every registered detector around ``app_ids`` (guarantee circles
-        left out when ``with_guarantees`` is false)."""
+        left out when ``with_guarantees`` is false). Each detector's
+        statistics are computed on first use, in registry order (identity
+        first: the others read its entities), and kept for the next call."""
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
-        return detect_around(self.portfolio, app_ids, names, statistics=self.statistics())
+        cache = self.__dict__.setdefault("_statistics", {})
+        return detect_around(self.portfolio, app_ids, names, statistics=cache)
 
     def findings_around(self, app_ids: list[str], detection: IncrementalRun) -> list[Finding]:
         """The findings holding ``app_ids``: what the detectors found around
@@ -174,44 +148,6 @@ class FlagIndex:
         if len(positions) == 0:
             return self._app_links.iloc[0:0]
         return self._app_links.iloc[csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])]
-
-    def _glue_identifiers(self, positions: np.ndarray) -> np.ndarray:
-        """CSR indexes of the gluing identifiers the applications at ``positions`` use."""
-        if "_link_arrays" in self.__dict__:  # built by the per-application path: no strings
-            arrays = self.__dict__["_link_arrays"]
-            rows = csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])
-            return np.unique(arrays["ident_idx"][rows[arrays["glue"][rows]]])
-        links = self._links_of(positions)
-        keys = links["kind"].to_numpy(object) + "\x1f" + links["identifier"].astype(str).to_numpy(object)
-        keys = [k for k in set(keys) if tuple(k.split("\x1f", 1)) in self._glue_str]
-        idx = self._ident_lookup.get_indexer(keys) if keys else np.zeros(0, dtype=np.int64)
-        return np.unique(idx[idx >= 0])
-
-    def neighbourhood(self, targets: np.ndarray, hops: int = 2, cap: int = 20_000) -> np.ndarray:
-        """Application positions within ``hops`` gluing identifiers of ``targets``
-        (hubs and identifiers with more than ``max_expand`` sharers do not expand)."""
-        seen = set(targets.tolist())
-        frontier = targets
-        for _ in range(hops):
-            keys = self._glue_identifiers(frontier)
-            if len(keys) == 0:
-                break
-            sizes = self._ident_offsets[keys + 1] - self._ident_offsets[keys]
-            keys = keys[sizes <= self.max_expand]
-            new = set(self._link_app[csr_rows(self._ident_offsets[keys], self._ident_offsets[keys + 1])].tolist()) - seen
-            if not new:
-                break
-            seen |= new
-            if len(seen) > cap:
-                break
-            frontier = np.fromiter(new, dtype=np.int64)
-        return np.fromiter(seen, dtype=np.int64)
-
-    @property
-    def _glue_str(self) -> set:
-        if not hasattr(self, "_glue_str_cache"):
-            self._glue_str_cache = {(k, str(i)) for k, i in self.glue_keys}
-        return self._glue_str_cache
 
     def _persons_of(self, keys: set) -> pd.DataFrame:
         """Person rows for ``keys`` through a hash index built once."""
@@ -307,112 +243,6 @@ class FlagIndex:
         applied = self.apps["applied_at"].dtype
         return pd.Timestamp(int(value), unit=np.datetime_data(applied.base)[0], tz="UTC").tz_convert(
             getattr(applied, "tz", None))
-
-    # -- guarantees ------------------------------------------------------------------
-    def _guarantee_components(self) -> pd.DataFrame:
-        """Guarantee rows with the weakly connected component (over guarantees
-        and legal-representative links) each belongs to; built on first use."""
-        if "_guarantee_wcc" not in self.__dict__:
-            from detectors.portfolio import _components
-
-            g = self.portfolio.guarantees
-            if g.empty:
-                self.__dict__["_guarantee_wcc"] = g.assign(wcc=pd.Series(dtype=object))
-                return self.__dict__["_guarantee_wcc"]
-            src = g["guarantor_label"] + ":" + g["guarantor"].astype(str)
-            dst = g["borrower_label"] + ":" + g["borrower"].astype(str)
-            roles = self.portfolio.roles
-            reps = roles[roles["role"] == "LEGAL_REP_OF"]
-            pairs = pd.concat([
-                pd.DataFrame({"src": src, "dst": dst}),
-                pd.DataFrame({"src": "Person:" + reps["person"].astype(str),
-                              "dst": "Company:" + reps["company"].astype(str)}),
-            ], ignore_index=True)
-            wcc = _components(pairs)
-            self.__dict__["_guarantee_wcc"] = g.assign(wcc=src.map(wcc).to_numpy(), src_key=src.to_numpy(),
-                                                       dst_key=dst.to_numpy())
-        return self.__dict__["_guarantee_wcc"]
-
-    def guarantee_lookup(self) -> dict[str, dict]:
-        """Hash indexes over the guarantee rows (by application, by guarantor
-        or borrower node, by component), the roles (by person, by company) and
-        the applications (by borrower key): a neighbourhood is then gathered
-        without scanning million-row columns. Built on first use."""
-        if "_guarantee_lookup" not in self.__dict__:
-            g = self._guarantee_components()
-            roles = self.portfolio.roles
-
-            def rows_by(values) -> dict:
-                out: dict = {}
-                for row, value in enumerate(values):
-                    if isinstance(value, str):
-                        out.setdefault(value, []).append(row)
-                return out
-
-            by_node = rows_by(g["src_key"].to_numpy()) if len(g) else {}
-            for node, rows in (rows_by(g["dst_key"].to_numpy()) if len(g) else {}).items():
-                by_node.setdefault(node, []).extend(rows)
-            self.__dict__["_guarantee_lookup"] = {
-                "by_app": rows_by(g["application_id"].to_numpy()) if len(g) else {},
-                "by_node": by_node,
-                "by_wcc": rows_by(g["wcc"].to_numpy()) if len(g) else {},
-                "roles_by_person": rows_by(roles["person"].to_numpy()),
-                "roles_by_company": rows_by(roles["company"].to_numpy()),
-                "apps_by_borrower": rows_by(self.apps["borrower_key"].to_numpy()),
-                # numpy copies: Arrow-backed columns cost milliseconds per to_numpy() at 1M rows
-                "wcc": g["wcc"].to_numpy(dtype=object) if len(g) else np.zeros(0, dtype=object),
-                "borrower_label": self.apps["borrower_label"].to_numpy(dtype=object),
-                "borrower_key": self.apps["borrower_key"].to_numpy(dtype=object),
-            }
-        return self.__dict__["_guarantee_lookup"]
-
-    def touched_components(self, app_ids: list[str]) -> set:
-        """Guarantee components the applications touch: through their own
-        guarantee rows or through their borrower."""
-        g = self._guarantee_components()
-        if g.empty:
-            return set()
-        lookup = self.guarantee_lookup()
-        wcc = lookup["wcc"]
-        rows = [r for a in app_ids for r in lookup["by_app"].get(a, ())]
-        positions = self.app_pos.get_indexer(list(app_ids))
-        labels = lookup["borrower_label"][positions[positions >= 0]]
-        keys = lookup["borrower_key"][positions[positions >= 0]]
-        for label, key in zip(labels, keys):
-            if isinstance(label, str) and isinstance(key, str):
-                rows += lookup["by_node"].get(f"{label}:{key}", [])
-        return set(wcc[rows].tolist())
-
-    def _guarantee_neighbourhood(self, app_ids: list[str]) -> "_LocalPortfolio | None":
-        """A portfolio holding only the guarantee components the new
-        applications touch (a circle can only close inside one)."""
-        touched = self.touched_components(app_ids)
-        if not touched:
-            return None
-        return self.guarantee_portfolio(touched)
-
-    def guarantee_portfolio(self, components: set) -> "_LocalPortfolio":
-        """A portfolio of the given guarantee components: their guarantees,
-        the roles and applications of their parties."""
-        g = self._guarantee_components()
-        lookup = self.guarantee_lookup()
-        sub = g.iloc[sorted(r for w in components for r in lookup["by_wcc"].get(w, ()))]
-        keys = set(sub["src_key"]) | set(sub["dst_key"])
-        persons = {k[7:] for k in keys if k.startswith("Person:")}
-        companies = {k[8:] for k in keys if k.startswith("Company:")}
-        role_rows = {r for p in persons for r in lookup["roles_by_person"].get(p, ())}
-        role_rows |= {r for c in companies for r in lookup["roles_by_company"].get(c, ())}
-        roles = self.portfolio.roles.iloc[sorted(role_rows)]
-        app_rows = {r for k in persons | companies for r in lookup["apps_by_borrower"].get(k, ())}
-        listed = self.app_pos.get_indexer(list(set(sub["application_id"].dropna())))
-        app_rows |= set(listed[listed >= 0].tolist())
-        member_apps = self.apps.iloc[sorted(app_rows)]
-        local = _LocalPortfolio(member_apps, self.links.iloc[0:0], self.portfolio.persons.iloc[0:0],
-                                guarantees=sub.drop(columns=["wcc", "src_key", "dst_key"]), roles=roles)
-        # the portfolio's resolved entities, not raw keys
-        local.person_entity = self.portfolio.person_entity
-        local.company_entity = self.portfolio.company_entity
-        return local
 
     # -- features ------------------------------------------------------------------
     def graph_features(self, targets: np.ndarray) -> pd.DataFrame:

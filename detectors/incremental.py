@@ -94,7 +94,9 @@ def detect_around(
         As for :func:`detectors.runner.run_detectors`.
     statistics : dict, optional
         ``{detector name: statistics}`` computed earlier; missing ones are
-        computed from ``portfolio``.
+        computed from ``portfolio`` (in registry order, after identity
+        resolution has updated the portfolio's entities) and added to this
+        dict, so that the next call reuses them.
 
     Example
     -------
@@ -104,7 +106,7 @@ def detect_around(
     []
     """
     params = params or {}
-    statistics = dict(statistics or {})
+    statistics = {} if statistics is None else statistics
     wanted = list(DETECTORS) if names is None else [n for n in DETECTORS if n in set(names)]
     unknown = set(names or ()) - set(DETECTORS)
     if unknown:

@@ -123,10 +123,15 @@ def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path)
     new.guarantee(second, "company", "c1", company_uscc(1))
     new.load(store, tmp_path / "new")
 
-    local = FlagIndex.build(store)._guarantee_neighbourhood([second])
+    index = FlagIndex.build(store)
+    circles = GuaranteeCircles()
+    local = circles.scope(index.portfolio, [second])
     assert set(local.guarantees["application_id"]) == {first, second}  # only the touched component
-    (circle,) = GuaranteeCircles().run(local)
+    (circle,) = circles.run(local, statistics=circles.statistics(index.portfolio))
     assert circle.kind == "mutual_guarantee" and set(circle.members) == {first, second}
+    # and flag's detection step finds it around the new application alone
+    (found,) = [f for f in index.detect([second]).findings if f.detector == "guarantee_circles"]
+    assert found.finding_id == circle.finding_id
 
 
 def test_a_device_farm_that_arrives_in_one_night_is_found_by_flag(generated, tmp_path):
