@@ -25,6 +25,13 @@ So each agent is compared with itself and with the population of agents:
   (binomial tail against the portfolio's per-kind rate of within-agent
   sharing) and duplicated amounts. Tails become contributions through one
   ramp over -log10(p), so no yuan or day threshold is tuned to a data set.
+
+Incrementally (``ringscope flag``), what reaches beyond a group's own time
+windows — each agent's totals, figure bands, active span and figures, the
+population's bands, rates and amounts, the number of cells tested — comes
+from :meth:`BrokerRings.statistics` over the whole book, and the detector
+runs on the batch's groups (found over its agents' histories) and the
+applications of their time windows only (:meth:`BrokerRings.scope`).
 """
 
 from __future__ import annotations
