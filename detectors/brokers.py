@@ -99,6 +99,30 @@ def _bins(values: np.ndarray, width: float, offset: float) -> np.ndarray:
     return np.floor(values / width + offset).astype(np.int64)
 
 
+def _groups(*columns: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense group codes of the rows over integer ``columns``, and the number of groups."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column)
+        key, _ = pd.factorize(key * len(uniques) + codes)
+    return key, (int(key.max()) + 1 if len(key) else 0)
+
+
+def _sizes(*columns: np.ndarray) -> np.ndarray:
+    """Per row, how many rows share its values in all ``columns``."""
+    codes, n = _groups(*columns)
+    return np.bincount(codes, minlength=n)[codes]
+
+
+def _cell_grids(frame: pd.DataFrame, window_days: float, band: float):
+    """Per grid (time offset, figure offset): time bins, figure bins, agent codes."""
+    agents = pd.factorize(frame["agent"])[0]
+    for dt in _OFFSETS:
+        tbin = _bins(frame["t"].to_numpy(), window_days, dt)
+        for df in _OFFSETS:
+            yield dt, df, agents, tbin, _bins(frame["f"].to_numpy(), band, df)
+
+
 def cell_reference(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
                    band: float) -> CellReference:
     """The portfolio-wide figures of :func:`template_cells` (same arguments).
@@ -112,21 +136,31 @@ def cell_reference(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
 
     Notes
     -----
-    Four grids of groupbys: O(n log n) for n applications.
+    Counting over integer codes on four grids: O(n log n) for n applications.
     """
     frame = _cell_frame(agent, days, log_figure)
     tested, bands, population = 0, {}, {}
-    agents = frame["agent"].to_numpy()
-    for df in _OFFSETS:
-        fb = _bins(frame["f"].to_numpy(), band, df)
-        keys = pd.DataFrame({"agent": agents, "fb": fb})
-        bands[df] = keys.groupby(["agent", "fb"]).size()
-        population[df] = keys.groupby("fb").size()
-        for dt in _OFFSETS:
-            keys["tb"] = _bins(frame["t"].to_numpy(), window_days, dt)
-            tested += int(keys.drop_duplicates(["agent", "tb", "fb"]).shape[0])
+    for dt, df, agents, tbin, fbin in _cell_grids(frame, window_days, band):
+        tested += _groups(agents, tbin, fbin)[1]
+        if dt == 0.0:
+            keys = pd.DataFrame({"agent": frame["agent"].to_numpy(), "fb": fbin})
+            bands[df] = keys.groupby(["agent", "fb"]).size()
+            population[df] = keys.groupby("fb").size()
     return CellReference(applications=len(frame), tested=tested, agents=frame.groupby("agent").size(),
                          bands=bands, population=population)
+
+
+def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (-1 if absent): Arrow's hash
+    lookup, several times faster than pandas' on text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        found = pc.index_in(pa.array(values.astype(str)), value_set=pa.array(index.astype(str)))
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return index.get_indexer(values)
 
 
 def _looked_up(reference: pd.Series, keys, local: np.ndarray) -> np.ndarray:
@@ -184,39 +218,42 @@ def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
 
     Notes
     -----
-    Four grids of groupbys: O(n log n) for n applications.
+    Counting over integer codes on four grids: O(n log n) for n applications.
     """
     frame = _cell_frame(agent, days, log_figure)
     cols = ["row", "cell", "pvalue", "count", "n_window", "q"]
     if len(frame) < min_apps:
         return pd.DataFrame(columns=cols)
-    if reference is None:
-        reference = cell_reference(agent, days, log_figure, window_days=window_days, band=band)
-    n_total = max(reference.applications, 1)
-    agents = frame["agent"].to_numpy()
-    agent_n = _looked_up(reference.agents, agents, frame.groupby("agent")["t"].transform("size").to_numpy())
-    found = []
-    for dt in _OFFSETS:
-        tbin = _bins(frame["t"].to_numpy(), window_days, dt)
-        for df in _OFFSETS:
-            fbin = _bins(frame["f"].to_numpy(), band, df)
-            g = pd.DataFrame({"agent": agents, "tb": tbin, "fb": fbin})
-            cell_n = g.groupby(["agent", "tb", "fb"])["fb"].transform("size").to_numpy()
-            window_n = g.groupby(["agent", "tb"])["tb"].transform("size").to_numpy()
-            band_n = _looked_up(reference.bands[df], pd.MultiIndex.from_arrays([agents, fbin]),
-                                g.groupby(["agent", "fb"])["fb"].transform("size").to_numpy())
-            pop_share = _looked_up(reference.population[df], fbin,
-                                   g.groupby("fb")["fb"].transform("size").to_numpy()) / n_total
-            # the agent's habits outside this window, shrunk to the portfolio's
-            q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
-            q = np.clip(q, 1e-9, 1.0)
-            p = binom.sf(cell_n - 1, window_n, q)
-            cell_id = pd.factorize(pd.MultiIndex.from_arrays([g["agent"], g["tb"], g["fb"]]))[0]
-            found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell_id, "grid": int(2 * dt + 4 * df),
-                                       "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
-                                       "big": cell_n >= min_apps}))
+    names = frame["agent"].to_numpy()
+    found, tested, n_total, agent_n = [], 0, len(frame), None
+    if reference is not None:
+        n_total = max(reference.applications, 1)
+    for dt, df, agents, tbin, fbin in _cell_grids(frame, window_days, band):
+        if agent_n is None:
+            agent_n = _sizes(agents)
+            if reference is not None:
+                agent_n = _looked_up(reference.agents, names, agent_n)
+        cell, n_cells = _groups(agents, tbin, fbin)
+        tested += n_cells
+        cell_n = np.bincount(cell, minlength=n_cells)[cell]
+        window_n = _sizes(agents, tbin)
+        band_n = _sizes(agents, fbin)
+        pop_n = _sizes(fbin)
+        if reference is not None:
+            band_n = _looked_up(reference.bands[df], pd.MultiIndex.from_arrays([names, fbin]), band_n)
+            pop_n = _looked_up(reference.population[df], fbin, pop_n)
+        pop_share = pop_n / n_total
+        # the agent's habits outside this window, shrunk to the portfolio's
+        q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
+        q = np.clip(q, 1e-9, 1.0)
+        p = binom.sf(cell_n - 1, window_n, q)
+        found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell, "grid": int(2 * dt + 4 * df),
+                                   "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
+                                   "big": cell_n >= min_apps}))
+    if reference is not None:
+        tested = reference.tested
     cells = pd.concat(found, ignore_index=True)
-    cells = cells[cells["big"] & (cells["pvalue"] * max(reference.tested, 1) <= alpha)]
+    cells = cells[cells["big"] & (cells["pvalue"] * max(tested, 1) <= alpha)]
     if cells.empty:
         return pd.DataFrame(columns=cols)
     cells["cell"] = pd.factorize(cells["grid"].astype(str) + ":" + cells["cell"].astype(str))[0]
@@ -377,7 +414,8 @@ class BrokerRings(Detector):
         if statistics is None:
             statistics = self.statistics(portfolio)
         book = self._agent_apps(apps[in_set(apps["agent"], agents)])
-        pairs = self._candidate_pairs(book, self._links(portfolio, book), statistics.cells)
+        # the groups' edges: significant cells and strong identifiers (the weak kinds are evidence only)
+        pairs = self._candidate_pairs(book, self._links(portfolio, book, _STRONG_KINDS), statistics.cells)
         if len(pairs):
             groups = self._components(pairs)
             hit = set(groups.loc[in_set(groups["app"], keep), "group"])
@@ -432,25 +470,30 @@ class BrokerRings(Detector):
         return a.set_index("application_id", drop=False)
 
     @staticmethod
-    def _links(portfolio, a: pd.DataFrame) -> pd.DataFrame:
-        """Personal identifiers an agent's applications share with another of the same agent's."""
-        frames = []
-        ids = set(a.index) if len(a) else set()
-        for kind in _SHARE_KINDS:
+    def _links(portfolio, a: pd.DataFrame, kinds: tuple[str, ...] = _SHARE_KINDS) -> pd.DataFrame:
+        """Personal identifiers (of ``kinds``) an agent's applications share
+        with another of the same agent's."""
+        frames, positions = [], []
+        for kind in kinds:
             table = portfolio.link_table(kind)
-            if len(table) and ids:
-                table = table[in_set(table["application_id"], ids)]
-                if len(table):
-                    frames.append(table.assign(kind=kind))
+            if len(table) and len(a):
+                rows = _positions(table["application_id"], a.index)
+                if (rows >= 0).any():
+                    frames.append(table[rows >= 0].assign(kind=kind))
+                    positions.append(rows[rows >= 0])
         if not frames:
             return pd.DataFrame(columns=["application_id", "identifier", "kind", "agent", "person"])
         links = pd.concat(frames, ignore_index=True)
-        links = links.assign(agent=a["agent"].reindex(links["application_id"]).to_numpy())
+        rows = np.concatenate(positions)
         # one person's several applications share their own phone and device: not a ring signal
         person = a["person"].astype(object).where(a["person"].notna(), a["application_id"])
-        links = links.assign(person=person.reindex(links["application_id"]).to_numpy())
-        persons = links.groupby(["agent", "kind", "identifier"])["person"].transform("nunique")
-        return links[persons >= 2].reset_index(drop=True)
+        links = links.assign(agent=a["agent"].to_numpy()[rows], person=person.to_numpy()[rows])
+        # applicants per (agent, kind, identifier), counted over integer codes
+        identifier = pd.factorize(links["identifier"])[0]
+        group, n = _groups(pd.factorize(a["agent"])[0][rows], pd.factorize(links["kind"])[0], identifier)
+        pairs = pd.unique(group * (len(a) + 1) + pd.factorize(person)[0][rows])
+        persons = np.bincount(pairs // (len(a) + 1), minlength=n)[group]
+        return links[(persons >= 2) & (identifier >= 0)].reset_index(drop=True)
 
     def _candidate_pairs(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:
         """(application, candidate) pairs: significant template cells and strong identifiers."""
