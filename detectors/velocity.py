@@ -103,7 +103,10 @@ def burst_base(keys: pd.Series, times: pd.Series, *, min_apps: int = 3) -> Burst
     -----
     One ``value_counts``: O(n) for n applications.
     """
-    frame = _timed_keys(keys, times)
+    return _base_of(_timed_keys(keys, times), min_apps)
+
+
+def _base_of(frame: pd.DataFrame, min_apps: int) -> BurstBase:
     counts = frame["key"].value_counts()
     return BurstBase(applications=len(frame), identifiers=len(counts), tested=int(counts[counts >= min_apps].sum()))
 
@@ -158,7 +161,7 @@ def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, m
     span = float(span_seconds) if span_seconds else float(frame["t"].max() - frame["t"].min())
     span = max(span, float(window_seconds))
     if base is None:
-        base = burst_base(keys, times, min_apps=min_apps)
+        base = _base_of(frame, min_apps)
     # the portfolio's normal rate per identifier: its applications spread evenly over its history
     portfolio_rate = base.applications / max(base.identifiers, 1) / span
     size = frame.groupby("key")["t"].transform("size")
