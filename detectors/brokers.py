@@ -25,12 +25,19 @@ So each agent is compared with itself and with the population of agents:
   (binomial tail against the portfolio's per-kind rate of within-agent
   sharing) and duplicated amounts. Tails become contributions through one
   ramp over -log10(p), so no yuan or day threshold is tuned to a data set.
+
+Incrementally (``ringscope flag``), what reaches beyond a group's own time
+windows — each agent's totals, figure bands, active span and figures, the
+population's bands, rates and amounts, the number of cells tested — comes
+from :meth:`BrokerRings.statistics` over the whole book, and the detector
+runs on the batch's groups (found over its agents' histories) and the
+applications of their time windows only (:meth:`BrokerRings.scope`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,9 +46,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, poisson
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import as_portfolio
+from detectors.portfolio import as_portfolio, in_set
 
-__all__ = ["BrokerRings", "template_cells"]
+__all__ = ["BrokerRings", "BrokerStatistics", "CellReference", "cell_reference", "template_cells"]
 
 #: identifiers whose sharing links two applications of one agent into a candidate
 _STRONG_KINDS = ("contact_phone", "phone", "device", "account", "email")
@@ -60,8 +67,112 @@ def _ramp_p(p: float) -> float:
     return float(np.clip((strength - _RAMP[0]) / (_RAMP[1] - _RAMP[0]), 0.0, 1.0))
 
 
+@dataclass(frozen=True)
+class CellReference:
+    """The figures :func:`template_cells` judges a cell by beyond its own time window.
+
+    ``applications`` with an agent, a time and a figure (the population),
+    ``tested`` non-empty cells over the four grids (the Bonferroni count),
+    ``agents`` (agent → its applications), and per figure-grid offset
+    (0.0, 0.5) the applications per figure band, ``population``, and per
+    (agent, band), ``bands``. See :func:`cell_reference`.
+    """
+
+    applications: int
+    tested: int
+    agents: pd.Series
+    bands: dict[float, pd.Series]
+    population: dict[float, pd.Series]
+
+
+_OFFSETS = (0.0, 0.5)
+
+
+def _cell_frame(agent: pd.Series, days: pd.Series, log_figure: pd.Series) -> pd.DataFrame:
+    ok = agent.notna() & days.notna() & log_figure.notna()
+    return pd.DataFrame({"agent": agent[ok].astype(str), "t": days[ok].astype(float),
+                         "f": log_figure[ok].astype(float)})
+
+
+def _bins(values: np.ndarray, width: float, offset: float) -> np.ndarray:
+    """Cell index of each value on a grid of ``width`` shifted by ``offset`` cells."""
+    return np.floor(values / width + offset).astype(np.int64)
+
+
+def _groups(*columns: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense group codes of the rows over integer ``columns``, and the number of groups."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column)
+        key, _ = pd.factorize(key * len(uniques) + codes)
+    return key, (int(key.max()) + 1 if len(key) else 0)
+
+
+def _sizes(*columns: np.ndarray) -> np.ndarray:
+    """Per row, how many rows share its values in all ``columns``."""
+    codes, n = _groups(*columns)
+    return np.bincount(codes, minlength=n)[codes]
+
+
+def _cell_grids(frame: pd.DataFrame, window_days: float, band: float):
+    """Per grid (time offset, figure offset): time bins, figure bins, agent codes."""
+    agents = pd.factorize(frame["agent"])[0]
+    for dt in _OFFSETS:
+        tbin = _bins(frame["t"].to_numpy(), window_days, dt)
+        for df in _OFFSETS:
+            yield dt, df, agents, tbin, _bins(frame["f"].to_numpy(), band, df)
+
+
+def cell_reference(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
+                   band: float) -> CellReference:
+    """The portfolio-wide figures of :func:`template_cells` (same arguments).
+
+    Example
+    -------
+    >>> ref = cell_reference(pd.Series(["A", "A", "B"]), pd.Series([0.0, 1.0, 30.0]),
+    ...                      pd.Series(np.log([100.0, 101.0, 500.0])), window_days=7, band=0.05)
+    >>> ref.applications, ref.tested, ref.agents.to_dict()
+    (3, 8, {'A': 2, 'B': 1})
+
+    Notes
+    -----
+    Counting over integer codes on four grids: O(n log n) for n applications.
+    """
+    frame = _cell_frame(agent, days, log_figure)
+    tested, bands, population = 0, {}, {}
+    for dt, df, agents, tbin, fbin in _cell_grids(frame, window_days, band):
+        tested += _groups(agents, tbin, fbin)[1]
+        if dt == 0.0:
+            keys = pd.DataFrame({"agent": frame["agent"].to_numpy(), "fb": fbin})
+            bands[df] = keys.groupby(["agent", "fb"]).size()
+            population[df] = keys.groupby("fb").size()
+    return CellReference(applications=len(frame), tested=tested, agents=frame.groupby("agent").size(),
+                         bands=bands, population=population)
+
+
+def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (-1 if absent): Arrow's hash
+    lookup, several times faster than pandas' on text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        found = pc.index_in(pa.array(values.astype(str)), value_set=pa.array(index.astype(str)))
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return index.get_indexer(values)
+
+
+def _looked_up(reference: pd.Series, keys, local: np.ndarray) -> np.ndarray:
+    """``reference`` at ``keys``; where it has no entry (a key it was not
+    computed with), the ``local`` count from the rows at hand."""
+    found = reference.reindex(keys).to_numpy(dtype=float)
+    return np.where(np.isnan(found), local, found)
+
+
 def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
-                   band: float, min_apps: int = 4, alpha: float = 1e-3, prior_weight: float = 20.0) -> pd.DataFrame:
+                   band: float, min_apps: int = 4, alpha: float = 1e-3, prior_weight: float = 20.0,
+                   reference: CellReference | None = None) -> pd.DataFrame:
     """Cells (agent, time window, figure band) holding improbably many applications.
 
     For each of four shifted grids (time and figure offset by half a cell),
@@ -86,6 +197,12 @@ def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
         Family-wise false-alarm rate (Bonferroni over all non-empty cells).
     prior_weight : float
         Pseudo-count of the portfolio's figure distribution in each agent's.
+    reference : CellReference, optional
+        The agents' totals and band counts, the population's band shares and
+        the number of cells tested, from a larger portfolio
+        (:func:`cell_reference`); default: from the rows given. A cell's own
+        count and its window's always come from the rows given, so they must
+        hold the whole time window of every cell that matters.
 
     Returns
     -------
@@ -101,41 +218,71 @@ def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
 
     Notes
     -----
-    Four grids of groupbys: O(n log n) for n applications.
+    Counting over integer codes on four grids: O(n log n) for n applications.
     """
-    ok = agent.notna() & days.notna() & log_figure.notna()
-    frame = pd.DataFrame({"agent": agent[ok].astype(str), "t": days[ok].astype(float),
-                          "f": log_figure[ok].astype(float)})
+    frame = _cell_frame(agent, days, log_figure)
     cols = ["row", "cell", "pvalue", "count", "n_window", "q"]
     if len(frame) < min_apps:
         return pd.DataFrame(columns=cols)
-    n_total = len(frame)
-    agent_n = frame.groupby("agent")["t"].transform("size").to_numpy()
-    found, tested = [], 0
-    for dt in (0.0, 0.5):
-        tbin = np.floor(frame["t"].to_numpy() / window_days + dt).astype(np.int64)
-        for df in (0.0, 0.5):
-            fbin = np.floor(frame["f"].to_numpy() / band + df).astype(np.int64)
-            g = pd.DataFrame({"agent": frame["agent"].to_numpy(), "tb": tbin, "fb": fbin})
-            cell_n = g.groupby(["agent", "tb", "fb"])["fb"].transform("size").to_numpy()
-            window_n = g.groupby(["agent", "tb"])["tb"].transform("size").to_numpy()
-            band_n = g.groupby(["agent", "fb"])["fb"].transform("size").to_numpy()
-            pop_share = g.groupby("fb")["fb"].transform("size").to_numpy() / n_total
-            tested += int(g.drop_duplicates(["agent", "tb", "fb"]).shape[0])
-            # the agent's habits outside this window, shrunk to the portfolio's
-            q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
-            q = np.clip(q, 1e-9, 1.0)
-            p = binom.sf(cell_n - 1, window_n, q)
-            cell_id = pd.factorize(pd.MultiIndex.from_arrays([g["agent"], g["tb"], g["fb"]]))[0]
-            found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell_id, "grid": int(2 * dt + 4 * df),
-                                       "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
-                                       "big": cell_n >= min_apps}))
+    names = frame["agent"].to_numpy()
+    found, tested, n_total, agent_n = [], 0, len(frame), None
+    if reference is not None:
+        n_total = max(reference.applications, 1)
+    for dt, df, agents, tbin, fbin in _cell_grids(frame, window_days, band):
+        if agent_n is None:
+            agent_n = _sizes(agents)
+            if reference is not None:
+                agent_n = _looked_up(reference.agents, names, agent_n)
+        cell, n_cells = _groups(agents, tbin, fbin)
+        tested += n_cells
+        cell_n = np.bincount(cell, minlength=n_cells)[cell]
+        window_n = _sizes(agents, tbin)
+        band_n = _sizes(agents, fbin)
+        pop_n = _sizes(fbin)
+        if reference is not None:
+            band_n = _looked_up(reference.bands[df], pd.MultiIndex.from_arrays([names, fbin]), band_n)
+            pop_n = _looked_up(reference.population[df], fbin, pop_n)
+        pop_share = pop_n / n_total
+        # the agent's habits outside this window, shrunk to the portfolio's
+        q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
+        q = np.clip(q, 1e-9, 1.0)
+        p = binom.sf(cell_n - 1, window_n, q)
+        found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell, "grid": int(2 * dt + 4 * df),
+                                   "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
+                                   "big": cell_n >= min_apps}))
+    if reference is not None:
+        tested = reference.tested
     cells = pd.concat(found, ignore_index=True)
     cells = cells[cells["big"] & (cells["pvalue"] * max(tested, 1) <= alpha)]
     if cells.empty:
         return pd.DataFrame(columns=cols)
     cells["cell"] = pd.factorize(cells["grid"].astype(str) + ":" + cells["cell"].astype(str))[0]
     return cells[cols].reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class BrokerStatistics:
+    """What :class:`BrokerRings` judges an agent's group by, over the whole portfolio.
+
+    ``applications`` with an agent; ``span_days`` of their history and the
+    ``median_rate`` of agents (applications per day); ``kind_rate``: per
+    identifier kind, the share of agents' applications sharing one with
+    another applicant of the same agent; ``per_agent`` (agent → ``size``,
+    first and last day ``min``/``max``) and ``agent_figures`` (agent → its
+    sorted log declared figures); ``population_figures`` (all of them,
+    sorted); ``amount_share`` (amount → share of applications asking it);
+    and ``cells``, the template test's :class:`CellReference`.
+    """
+
+    applications: int
+    span_days: float
+    median_rate: float
+    kind_rate: dict[str, float]
+    per_agent: pd.DataFrame = field(repr=False)
+    agent_figures: dict[str, np.ndarray] = field(repr=False)
+    population_figures: np.ndarray = field(repr=False)
+    amount_share: pd.Series = field(repr=False)
+    cells: CellReference = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,26 +354,103 @@ class BrokerRings(Detector):
                     isinstance(self.max_listed, int) and not isinstance(self.max_listed, bool)
                     and self.max_listed >= 1, "an int >= 1")
 
-    def run(self, source) -> list[Finding]:
+    def statistics(self, portfolio) -> BrokerStatistics:
+        """The agents' population figures and each agent's own totals over
+        the whole portfolio (O(n log n + l): the groupbys of the template
+        test and one join of identifier links).
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> BrokerRings().statistics(EmbeddedStore(tempfile.mkdtemp())).applications
+        0
+        """
+        portfolio = as_portfolio(portfolio)
+        a = self._agent_apps(portfolio.applications)
+        return self._statistics(a, self._links(portfolio, a))
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: BrokerStatistics | None = None):
+        """The applications that decide the broker groups holding ``app_ids``.
+
+        A group is a connected set of one agent's applications, joined by
+        significant template cells and by strong identifiers two of the
+        agent's applicants share. The scope holds every such group (of any
+        size) around ``app_ids`` — found over the whole history of their
+        agents, judged by ``statistics`` — and every application in those
+        groups' time windows (both grids), so each of their cells counts
+        exactly what it counts in the whole portfolio. Identifier candidates
+        of a group hold all their applications (they are edges of the
+        group). What else the score reads per agent (its size, active span,
+        declared figures) and over the population comes from ``statistics``.
+
+        Applications in scope only for a window's sake may form groups from
+        partial windows; those hold none of ``app_ids`` (an edge from a
+        group's application is exact, so it leads inside the group) and are
+        left to the caller to drop.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> from detectors.portfolio import Portfolio
+        >>> BrokerRings().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
+        0
+
+        Notes
+        -----
+        ``isin`` over the portfolio, then the template test and one
+        connected-components pass over the applications of the batch's
+        agents: O(m log m + l) for their m applications and the l links.
+        """
+        portfolio = as_portfolio(portfolio)
+        apps = portfolio.applications
+        ids = apps["application_id"].astype(str)
+        targets = in_set(ids, set(map(str, app_ids)))
+        keep = set(ids[targets])
+        agents = set(apps.loc[targets, "agent"].dropna().astype(str))
+        if not agents:
+            return portfolio.subset(sorted(keep))
+        if statistics is None:
+            statistics = self.statistics(portfolio)
+        book = self._agent_apps(apps[in_set(apps["agent"], agents)])
+        # the groups' edges: significant cells and strong identifiers (the weak kinds are evidence only)
+        pairs = self._candidate_pairs(book, self._links(portfolio, book, _STRONG_KINDS), statistics.cells)
+        if len(pairs):
+            groups = self._components(pairs)
+            hit = set(groups.loc[in_set(groups["app"], keep), "group"])
+            keep |= set(groups.loc[groups["group"].isin(hit), "app"])
+        timed = book[book["days"].notna()]
+        core = in_set(timed["application_id"], keep)
+        padding = set()
+        for dt in _OFFSETS:
+            window = pd.MultiIndex.from_arrays([timed["agent"].to_numpy(),
+                                                _bins(timed["days"].to_numpy(), float(self.window_days), dt)])
+            padding |= set(timed["application_id"][window.isin(window[core])])
+        return portfolio.subset(sorted(keep | padding))
+
+    def run(self, source, statistics: BrokerStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications
-        if apps.empty or apps["agent"].notna().sum() < self.min_apps:
+        if apps.empty:
             return []
         a = self._agent_apps(apps)
-        if a.empty:
-            return []
         links = self._links(portfolio, a)
-        groups = self._candidate_groups(a, links)
+        if statistics is None:
+            statistics = self._statistics(a, links)
+        if a.empty or statistics.applications < self.min_apps:
+            return []
+        groups = self._candidate_groups(a, links, statistics.cells)
         if groups.empty:
             return []
-        context = self._context(a, links)
+        context = self._context_of(statistics, a, links)
         # each group's identifier links, split once (not filtered per group)
         joined = links.merge(groups.rename(columns={"app": "application_id"}), on="application_id")
         inner_of = dict(tuple(joined.groupby("group", sort=False)))
         empty = links.iloc[:0]
         findings = []
         for gid, g in groups.groupby("group", sort=False):
-            finding = self._score(a.loc[g["app"].to_numpy()], a, inner_of.get(gid, empty), context)
+            finding = self._score(a.loc[g["app"].to_numpy()], inner_of.get(gid, empty), context)
             if finding is not None and finding.score >= self.min_score:
                 findings.append(finding)
         findings.sort(key=lambda f: (-f.score, f.members))
@@ -246,29 +470,38 @@ class BrokerRings(Detector):
         return a.set_index("application_id", drop=False)
 
     @staticmethod
-    def _links(portfolio, a: pd.DataFrame) -> pd.DataFrame:
-        """Personal identifiers an agent's applications share with another of the same agent's."""
-        frames = []
-        for kind in _SHARE_KINDS:
+    def _links(portfolio, a: pd.DataFrame, kinds: tuple[str, ...] = _SHARE_KINDS) -> pd.DataFrame:
+        """Personal identifiers (of ``kinds``) an agent's applications share
+        with another of the same agent's."""
+        frames, positions = [], []
+        for kind in kinds:
             table = portfolio.link_table(kind)
-            if len(table):
-                frames.append(table.assign(kind=kind))
+            if len(table) and len(a):
+                rows = _positions(table["application_id"], a.index)
+                if (rows >= 0).any():
+                    frames.append(table[rows >= 0].assign(kind=kind))
+                    positions.append(rows[rows >= 0])
         if not frames:
-            return pd.DataFrame(columns=["application_id", "kind", "identifier", "agent"])
+            return pd.DataFrame(columns=["application_id", "identifier", "kind", "agent", "person"])
         links = pd.concat(frames, ignore_index=True)
-        links = links[links["application_id"].isin(a.index)]
-        links = links.assign(agent=a["agent"].reindex(links["application_id"]).to_numpy())
+        rows = np.concatenate(positions)
         # one person's several applications share their own phone and device: not a ring signal
         person = a["person"].astype(object).where(a["person"].notna(), a["application_id"])
-        links = links.assign(person=person.reindex(links["application_id"]).to_numpy())
-        persons = links.groupby(["agent", "kind", "identifier"])["person"].transform("nunique")
-        return links[persons >= 2].reset_index(drop=True)
+        links = links.assign(agent=a["agent"].to_numpy()[rows], person=person.to_numpy()[rows])
+        # applicants per (agent, kind, identifier), counted over integer codes
+        identifier = pd.factorize(links["identifier"])[0]
+        group, n = _groups(pd.factorize(a["agent"])[0][rows], pd.factorize(links["kind"])[0], identifier)
+        pairs = pd.unique(group * (len(a) + 1) + pd.factorize(person)[0][rows])
+        persons = np.bincount(pairs // (len(a) + 1), minlength=n)[group]
+        return links[(persons >= 2) & (identifier >= 0)].reset_index(drop=True)
 
-    def _candidate_groups(self, a: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    def _candidate_pairs(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:
+        """(application, candidate) pairs: significant template cells and strong identifiers."""
         band = float(np.log1p(self.figure_tolerance))
         cells = template_cells(a["agent"].reset_index(drop=True), a["days"].reset_index(drop=True),
                                a["log_figure"].reset_index(drop=True), window_days=float(self.window_days),
-                               band=band, min_apps=self.min_apps, alpha=self.alpha, prior_weight=self.prior_weight)
+                               band=band, min_apps=self.min_apps, alpha=self.alpha, prior_weight=self.prior_weight,
+                               reference=reference)
         pairs = [pd.DataFrame({"app": a.index.to_numpy()[cells["row"].to_numpy(int)],
                                "cand": "cell:" + cells["cell"].astype(str)})] if len(cells) else []
         strong = links[links["kind"].isin(_STRONG_KINDS)]
@@ -276,9 +509,13 @@ class BrokerRings(Detector):
             cand = "id:" + strong["agent"].astype(str) + "|" + strong["kind"] + "|" + strong["identifier"].astype(str)
             pairs.append(pd.DataFrame({"app": strong["application_id"].to_numpy(), "cand": cand.to_numpy()}))
         if not pairs:
-            return pd.DataFrame(columns=["app", "group"])
-        pairs = pd.concat(pairs, ignore_index=True).drop_duplicates()
-        # merge candidates that share applications: components of the bipartite app–candidate graph
+            return pd.DataFrame(columns=["app", "cand"])
+        return pd.concat(pairs, ignore_index=True).drop_duplicates()
+
+    @staticmethod
+    def _components(pairs: pd.DataFrame) -> pd.DataFrame:
+        """``app``, ``group``: candidates that share applications merged
+        (components of the bipartite application–candidate graph)."""
         app_codes, app_idx = np.unique(pairs["app"].to_numpy(str), return_inverse=True)
         _, cand_idx = np.unique(pairs["cand"].to_numpy(str), return_inverse=True)
         n_app = len(app_codes)
@@ -286,9 +523,41 @@ class BrokerRings(Detector):
         graph = sparse.coo_matrix((np.ones(m), (app_idx, n_app + cand_idx)),
                                   shape=(n_app + cand_idx.max() + 1,) * 2)
         _, labels = connected_components(graph, directed=False)
-        out = pd.DataFrame({"app": app_codes, "group": labels[:n_app]})
+        return pd.DataFrame({"app": app_codes, "group": labels[:n_app]})
+
+    def _candidate_groups(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:
+        pairs = self._candidate_pairs(a, links, reference)
+        if pairs.empty:
+            return pd.DataFrame(columns=["app", "group"])
+        out = self._components(pairs)
         size = out.groupby("group")["app"].transform("size")
         return out[size >= self.min_apps]
+
+    def _statistics(self, a: pd.DataFrame, links: pd.DataFrame) -> BrokerStatistics:
+        band = float(np.log1p(self.figure_tolerance))
+        cells = cell_reference(a["agent"], a["days"], a["log_figure"], window_days=float(self.window_days), band=band)
+        if a.empty:
+            return BrokerStatistics(applications=0, span_days=1.0, median_rate=0.0, kind_rate={},
+                                    per_agent=pd.DataFrame(columns=["size", "min", "max"]), agent_figures={},
+                                    population_figures=np.empty(0), amount_share=pd.Series(dtype=float), cells=cells)
+        ctx = self._context(a, links)
+        return BrokerStatistics(applications=len(a), span_days=ctx["span"], median_rate=ctx["median_rate"],
+                                kind_rate=ctx["kind_rate"], per_agent=ctx["per_agent"], agent_figures=ctx["agent_figs"],
+                                population_figures=ctx["pop_figs"], amount_share=ctx["amount_share"], cells=cells)
+
+    def _context_of(self, statistics: BrokerStatistics, a: pd.DataFrame, links: pd.DataFrame) -> dict:
+        """The scoring references from ``statistics``; an agent they lack
+        (new since they were computed) is described by its rows in ``a``."""
+        ctx = {"per_agent": statistics.per_agent, "median_rate": statistics.median_rate,
+               "kind_rate": statistics.kind_rate, "agent_figs": statistics.agent_figures,
+               "pop_figs": statistics.population_figures, "amount_share": statistics.amount_share,
+               "applications": statistics.applications}
+        new = ~in_set(a["agent"], set(statistics.per_agent.index.astype(str)))
+        if new.any():
+            local = self._context(a[new], links)
+            ctx["per_agent"] = pd.concat([statistics.per_agent, local["per_agent"]])
+            ctx["agent_figs"] = {**statistics.agent_figures, **local["agent_figs"]}
+        return ctx
 
     def _context(self, a: pd.DataFrame, links: pd.DataFrame) -> dict:
         """Population references: per-agent rates and sorted figures, per-kind sharing rates."""
@@ -308,7 +577,7 @@ class BrokerRings(Detector):
                 "amount_share": amount_share}
 
     # -- one candidate group -------------------------------------------------
-    def _score(self, g: pd.DataFrame, a: pd.DataFrame, inner: pd.DataFrame, ctx: dict) -> Finding | None:
+    def _score(self, g: pd.DataFrame, inner: pd.DataFrame, ctx: dict) -> Finding | None:
         agent = str(g["agent"].iloc[0])
         n = len(g)
         if n < self.min_apps:
@@ -390,7 +659,7 @@ class BrokerRings(Detector):
             mode = float(amounts.mode().iloc[0])
             k = int((amounts == mode).sum())
             if k >= 2:
-                share = max(float(ctx["amount_share"].get(mode, 0.0)), 1.0 / max(len(a), 1))
+                share = max(float(ctx["amount_share"].get(mode, 0.0)), 1.0 / max(ctx["applications"], 1))
                 p_amt = float(binom.sf(k - 1, len(amounts), share))
                 c_amt = _WEIGHTS["amount_duplication"] * _ramp_p(p_amt)
                 evidence.append(Evidence(

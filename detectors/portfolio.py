@@ -37,7 +37,7 @@ import pandas as pd
 from detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from graph.model import REL_TYPES
 
-__all__ = ["Portfolio", "as_portfolio", "LINK_KINDS"]
+__all__ = ["Portfolio", "as_portfolio", "in_set", "LINK_KINDS"]
 
 #: identifier kind → (relationship, node label); the kinds applications share
 LINK_KINDS: dict[str, tuple[str, str]] = {
@@ -271,12 +271,12 @@ class _Subset(Portfolio):
         self.parent = parent
         wanted = set(map(str, app_ids))
         apps = parent.applications
-        apps = apps[apps["application_id"].astype(str).isin(wanted)].reset_index(drop=True)
+        apps = apps[in_set(apps["application_id"], wanted)].reset_index(drop=True)
         ids = set(apps["application_id"].astype(str))
         self.app_ids = ids
 
         def mine(frame: pd.DataFrame) -> pd.DataFrame:
-            return frame[frame["application_id"].astype(str).isin(ids)].reset_index(drop=True)
+            return frame[in_set(frame["application_id"], ids)].reset_index(drop=True)
 
         self.__dict__["applications"] = apps
         self.__dict__["_links_by_kind"] = {kind: mine(t) for kind, t in parent._links_by_kind.items()}
@@ -290,23 +290,23 @@ class _Subset(Portfolio):
             people |= set(g.loc[label == "Person", side].dropna().astype(str))
             firms |= set(g.loc[label == "Company", side].dropna().astype(str))
         roles = parent.roles
-        roles = roles[roles["person"].astype(str).isin(people) | roles["company"].astype(str).isin(firms)]
+        roles = roles[in_set(roles["person"], people) | in_set(roles["company"], firms)]
         self.__dict__["roles"] = roles.reset_index(drop=True)
         people |= set(roles["person"].astype(str))
         firms |= set(roles["company"].astype(str))
         if persons is not None:
             people |= set(map(str, persons))
         persons = parent.persons
-        self.__dict__["persons"] = persons[persons["key"].astype(str).isin(people)].reset_index(drop=True)
+        self.__dict__["persons"] = persons[in_set(persons["key"], people)].reset_index(drop=True)
         companies = parent.companies
-        self.__dict__["companies"] = companies[companies["key"].astype(str).isin(firms)].reset_index(drop=True)
+        self.__dict__["companies"] = companies[in_set(companies["key"], firms)].reset_index(drop=True)
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
 
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         frame = self.parent.nodes(label, columns)
         if label == "Application":
-            frame = frame[frame["key"].astype(str).isin(self.app_ids)].reset_index(drop=True)
+            frame = frame[in_set(frame["key"], self.app_ids)].reset_index(drop=True)
         return frame
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -314,7 +314,7 @@ class _Subset(Portfolio):
         source, _, target = name.split("-")
         for side, label in (("src", source), ("dst", target)):
             if label == "Application":
-                frame = frame[frame[side].astype(str).isin(self.app_ids)].reset_index(drop=True)
+                frame = frame[in_set(frame[side], self.app_ids)].reset_index(drop=True)
         return frame
 
     def _stored_entities(self, label: str) -> pd.Series | None:
@@ -379,6 +379,32 @@ def _components(pairs: pd.DataFrame) -> pd.Series:
     frame = pd.DataFrame({"key": keys, "component": labels})
     smallest = frame.groupby("component")["key"].min()
     return pd.Series(smallest.reindex(labels).to_numpy(), index=keys)
+
+
+def in_set(column: pd.Series, values) -> np.ndarray:
+    """``column.astype(str).isin(values)`` as a boolean array, for large value sets.
+
+    pandas' ``isin`` on Arrow-backed text converts the wanted values one by
+    one (about 1 s for 50,000 values over a million rows); Arrow's ``is_in``
+    takes them as one array. Missing entries are never in the set.
+
+    Example
+    -------
+    >>> in_set(pd.Series(["A1", "A2", None, "A3"]), {"A3", "A1"}).tolist()
+    [True, False, False, True]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = pa.array(list(map(str, values)), type=pa.large_string())
+    try:
+        text = pa.array(column, from_pandas=True)
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+            raise TypeError
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):  # numbers or mixed types: compare as text
+        text = pa.array(column.astype(str).where(column.notna(), None), from_pandas=True, type=pa.large_string())
+    found = pc.is_in(text.cast(pa.large_string()), value_set=wanted, skip_nulls=True)
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def as_portfolio(source: Any) -> Portfolio:

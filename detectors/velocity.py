@@ -16,22 +16,30 @@ Windows that are improbable after a Bonferroni correction over all windows
 tested are merged when they overlap, one cluster per identifier and burst,
 and each cluster is scored from its distinct resolved identities, its
 compactness, the other identifiers its members share and known-bad labels.
+
+Incrementally (``ringscope flag``), the portfolio-wide figures — the time
+span, each kind's applications and identifiers (the normal rate) and the
+number of windows tested (the Bonferroni count) — come from
+:meth:`DeviceVelocity.statistics` over the whole book, and the detector runs
+on the whole history of the batch's devices, IPs and IP ranges only
+(:meth:`DeviceVelocity.scope`): a burst is a run of windows on one
+identifier, so it holds a new application only if it is on one of those.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import as_portfolio
+from detectors.portfolio import as_portfolio, in_set
 
-__all__ = ["DeviceVelocity", "burst_windows"]
+__all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
 
 BAD_LABELS = ("fraud", "default")
 
@@ -48,8 +56,64 @@ _LABEL_OF = {"device": "Device", "phone": "Phone", "account": "BankAccount", "ad
 _DAY = 86400.0
 
 
+@dataclass(frozen=True)
+class BurstBase:
+    """The portfolio-wide figures of the burst test on one identifier kind.
+
+    ``applications`` with the identifier and a time, the distinct
+    ``identifiers`` among them (together: the normal rate per identifier)
+    and the ``tested`` windows: applications on identifiers holding at least
+    ``min_apps`` of them, each of which starts a window (Bonferroni count).
+    """
+
+    applications: int
+    identifiers: int
+    tested: int
+
+
+@dataclass(frozen=True)
+class VelocityStatistics:
+    """What :class:`DeviceVelocity` judges bursts by, over the whole portfolio.
+
+    ``span_seconds`` of the portfolio's history (first to last application)
+    and one :class:`BurstBase` per identifier kind watched.
+    """
+
+    span_seconds: float
+    kinds: dict[str, BurstBase] = field(default_factory=dict)
+
+
+def _timed_keys(keys: pd.Series, times: pd.Series) -> pd.DataFrame:
+    """``key`` (text) and ``t`` (whole seconds) of the rows having both."""
+    ok = keys.notna() & times.notna()
+    seconds = (times[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("int64")
+    return pd.DataFrame({"key": keys[ok].astype(str), "t": seconds})
+
+
+def burst_base(keys: pd.Series, times: pd.Series, *, min_apps: int = 3) -> BurstBase:
+    """The portfolio-wide figures :func:`burst_windows` judges one kind by.
+
+    Example
+    -------
+    >>> t = pd.Series(pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03", "2025-02-01", None], utc=True))
+    >>> burst_base(pd.Series(["d1", "d1", "d1", "d2", "d2"]), t, min_apps=3)
+    BurstBase(applications=4, identifiers=2, tested=3)
+
+    Notes
+    -----
+    One ``value_counts``: O(n) for n applications.
+    """
+    return _base_of(_timed_keys(keys, times), min_apps)
+
+
+def _base_of(frame: pd.DataFrame, min_apps: int) -> BurstBase:
+    counts = frame["key"].value_counts()
+    return BurstBase(applications=len(frame), identifiers=len(counts), tested=int(counts[counts >= min_apps].sum()))
+
+
 def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, min_apps: int = 3,
-                  alpha: float = 1e-3, span_seconds: float | None = None) -> pd.DataFrame:
+                  alpha: float = 1e-3, span_seconds: float | None = None,
+                  base: BurstBase | None = None) -> pd.DataFrame:
     """Dense time windows per identifier, merged into clusters.
 
     Parameters
@@ -66,6 +130,11 @@ def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, m
         Family-wise false-alarm rate over all windows tested (Bonferroni).
     span_seconds : float, optional
         Length of the portfolio's history (default: from ``times``).
+    base : BurstBase, optional
+        The normal rate and the number of windows tested, from a larger
+        portfolio (:func:`burst_base`); default: from ``keys`` and ``times``.
+        Each identifier's own rate always comes from its rows given here, so
+        they must hold each identifier's whole history.
 
     Returns
     -------
@@ -85,17 +154,16 @@ def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, m
     -----
     One sort and one ``searchsorted``: O(n log n) for n applications.
     """
-    ok = keys.notna() & times.notna()
-    seconds = (times[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("int64")
-    frame = pd.DataFrame({"key": keys[ok].astype(str), "t": seconds})
+    frame = _timed_keys(keys, times)
     empty = pd.DataFrame({"row": [], "key": [], "cluster": [], "pvalue": [], "expected": [], "window_count": []})
     if frame.empty:
         return empty
     span = float(span_seconds) if span_seconds else float(frame["t"].max() - frame["t"].min())
     span = max(span, float(window_seconds))
-    n_keys = frame["key"].nunique()
+    if base is None:
+        base = _base_of(frame, min_apps)
     # the portfolio's normal rate per identifier: its applications spread evenly over its history
-    portfolio_rate = len(frame) / n_keys / span
+    portfolio_rate = base.applications / max(base.identifiers, 1) / span
     size = frame.groupby("key")["t"].transform("size")
     frame = frame[size >= min_apps]
     if frame.empty:
@@ -115,7 +183,7 @@ def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, m
     expected = np.maximum(own_rate, portfolio_rate) * window_seconds
     pvalue = poisson.sf(count - 1, expected)
     # every application of a repeated identifier starts a window that could have been dense
-    tested = max(len(frame), 1)
+    tested = max(base.tested, 1)
     dense = (count >= min_apps) & (pvalue * tested <= alpha)
     if not dense.any():
         return empty
@@ -196,16 +264,73 @@ class DeviceVelocity(Detector):
                     isinstance(self.max_listed, int) and not isinstance(self.max_listed, bool)
                     and self.max_listed >= 1, "an int >= 1")
 
-    def run(self, source) -> list[Finding]:
+    def statistics(self, portfolio) -> VelocityStatistics:
+        """The portfolio's time span and, per kind watched, its normal rate
+        and number of windows tested (O(n): one ``value_counts`` per kind).
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> DeviceVelocity().statistics(EmbeddedStore(tempfile.mkdtemp()))
+        VelocityStatistics(span_seconds=0.0, kinds={})
+        """
+        apps = as_portfolio(portfolio).applications
+        if apps.empty:
+            return VelocityStatistics(span_seconds=0.0)
+        times = apps["applied_at"]
+        span = (times.max() - times.min()).total_seconds() if times.notna().any() else 0.0
+        kinds = {kind: burst_base(apps[_KINDS[kind][0]], times, min_apps=self.min_apps)
+                 for kind in _KINDS if kind in self.kinds}
+        return VelocityStatistics(span_seconds=float(span), kinds=kinds)
+
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics | None = None):
+        """The whole history of the devices, IPs and IP ranges of ``app_ids``.
+
+        A cluster is a run of dense windows on one identifier, so one holding
+        an application of ``app_ids`` is on that application's identifier;
+        its windows' counts and the identifier's own rate outside them read
+        that identifier's applications and nothing else (the portfolio's
+        rate and the Bonferroni count come from ``statistics``); its evidence
+        reads its members' identities and link tables. Other identifiers of
+        the applications in scope show only part of their history: their
+        clusters hold none of ``app_ids`` and are left to the caller to drop.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from graph.embedded import EmbeddedStore
+        >>> from detectors.portfolio import Portfolio
+        >>> DeviceVelocity().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
+        0
+
+        Notes
+        -----
+        One ``isin`` per kind over the portfolio's applications: O(n).
+        """
+        portfolio = as_portfolio(portfolio)
+        apps = portfolio.applications
+        ids = apps["application_id"].astype(str)
+        targets = in_set(ids, set(map(str, app_ids)))
+        wanted = targets.copy()
+        for kind in self.kinds:
+            col = apps[_KINDS[kind][0]]
+            keys = set(col[targets].dropna().astype(str))
+            if keys:
+                wanted |= in_set(col, keys)
+        return portfolio.subset(ids[wanted].tolist())
+
+    def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications
         if apps.empty:
             return []
+        if statistics is None:
+            statistics = self.statistics(portfolio)
         apps = apps.reset_index(drop=True)
         person = apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
         apps = apps.assign(identity=portfolio.entity_of(person.astype(str)).to_numpy())
         times = apps["applied_at"]
-        span = (times.max() - times.min()).total_seconds() if times.notna().any() else 0.0
         window = float(self.window_hours) * 3600.0
 
         clusters = []
@@ -214,7 +339,8 @@ class DeviceVelocity(Detector):
                 continue
             col = _KINDS[kind][0]
             found = burst_windows(apps[col], times, window_seconds=window, min_apps=self.min_apps,
-                                  alpha=self.alpha, span_seconds=span)
+                                  alpha=self.alpha, span_seconds=statistics.span_seconds,
+                                  base=statistics.kinds.get(kind))
             if len(found):
                 clusters.append(found.assign(kind=kind, cluster=kind + ":" + found["cluster"].astype(str)))
         if not clusters:

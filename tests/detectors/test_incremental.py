@@ -95,7 +95,7 @@ def test_incremental_findings_equal_a_full_run(nights, detector):
 
 
 #: detectors that narrow their scope to a part of the portfolio (the others run over all of it)
-SCOPED: set[str] = {"identity", "shared_identifier_rings", "guarantee_circles", "contact_loops", "cashflow"}
+SCOPED: set[str] = set(DETECTORS)
 
 
 @pytest.mark.parametrize("detector", sorted(SCOPED))
