@@ -314,7 +314,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
             result = evaluate_findings(run.findings, truth)
             click.echo("  against the generator's truth:")
             click.echo(_frame_table(result.summary))
-        click.echo("4/5 training the risk model and scoring every application")
+        click.echo("4/5 training the fraud model and scoring every application")
         from detectors.risk import train as train_model
 
         try:
@@ -491,10 +491,11 @@ def evaluate(store_path: str | None, neo4j_uri: str | None, truth_dir: Path, min
 
 def _print_training(result) -> None:
     report = result.report
-    click.echo(f"model {report['version']} ({report['chosen']}) saved in {result.folder}")
-    click.echo(f"  labelled {report['labelled']:,} applications, {report['bad']:,} bad; "
-               f"out-of-time validation on the latest {report['validation']['n']:,} "
-               f"({report['validation']['from'][:10]} to {report['validation']['to'][:10]})")
+    click.echo(f"{report['target']} model {report['version']} ({report['chosen']}) saved in {result.folder}")
+    click.echo(f"  target {report['target']}: {_describe_outcomes(report)}")
+    click.echo(f"  out-of-time validation on the latest {report['validation']['n']:,} "
+               f"({report['validation']['from'][:10]} to {report['validation']['to'][:10]}), "
+               f"{report['validation']['bad']:,} {report['target']} among them")
     rows = []
     for kind, m in report["models"].items():
         for variant in ("all features", "without graph"):
@@ -514,10 +515,49 @@ def _print_training(result) -> None:
     _print_bad_values(result.bad_values)
 
 
+def _describe_outcomes(report: dict) -> str:
+    """One line: how many positives (and from where), negatives, left out."""
+    pos = report["positives"]
+    sources = [f"{pos['from labels']:,} '{'/'.join(report['positive_labels'])}' labels"]
+    if pos["from case verdicts"]:
+        sources.append(f"{pos['from case verdicts']:,} confirmed-fraud case verdicts")
+    negatives = ", ".join(f"{n:,} {k}" for k, n in report["negatives"].items())
+    line = (f"{pos['total']:,} positives ({', '.join(sources)}) among {report['labelled']:,} labelled "
+            f"applications; negatives: {negatives}")
+    if report.get("left_out"):
+        line += "; left out: " + ", ".join(f"{n:,} {k}" for k, n in report["left_out"].items())
+    return line
+
+
+def _target_option(action: str):
+    from detectors.scoring import TARGETS
+
+    return click.option("--target", type=click.Choice(list(TARGETS)), default=None,
+                        help=f"What the model {action}: fraud (default) or credit default, each its own model.")
+
+
+def _bad_alias(bad_labels: str | None, target: str | None) -> str:
+    """The target of ``train``: ``--target``, or the deprecated ``--bad`` naming exactly one target's labels."""
+    from detectors.scoring import TARGETS
+
+    if bad_labels is None:
+        return target or "fraud"
+    labels = tuple(sorted({b.strip() for b in bad_labels.split(",") if b.strip()}))
+    named = [name for name, wanted in TARGETS.items() if tuple(sorted(wanted)) == labels]
+    if not named:
+        raise click.UsageError(f"--bad {bad_labels} would mix outcomes into one score; --bad is deprecated: train "
+                               "each target on its own with --target fraud (the default) and --target default.")
+    if target is not None and target != named[0]:
+        raise click.UsageError(f"--bad {bad_labels} and --target {target} disagree; give --target only.")
+    click.echo(f"note: --bad is deprecated; use --target {named[0]}", err=True)
+    return named[0]
+
+
 @cli.command()
 @_store_options
-@click.option("--bad", "bad_labels", default="fraud,default", show_default=True,
-              help="Outcome labels the model learns to predict (comma-separated).")
+@_target_option("learns to predict")
+@click.option("--bad", "bad_labels", default=None, hidden=True,
+              help="Deprecated: --bad fraud is --target fraud, --bad default is --target default.")
 @click.option("--review-capacity", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               show_default=True, help="Share of applications the team can review (precision@k is measured there).")
 @click.option("--review", "review_threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
@@ -526,14 +566,16 @@ def _print_training(result) -> None:
               help="Default score from which an application is declined.")
 @_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review_capacity: float,
-          review_threshold: float, decline_threshold: float, lock_timeout: float | None, quiet: bool) -> None:
-    """Fit the risk model on the store's outcomes and case verdicts; score every application."""
+def train(store_path: str | None, neo4j_uri: str | None, target: str | None, bad_labels: str | None,
+          review_capacity: float, review_threshold: float, decline_threshold: float, lock_timeout: float | None,
+          quiet: bool) -> None:
+    """Fit the fraud model (or, with --target default, the credit-default model) on the store's
+    outcomes and case verdicts; score every application."""
     from detectors.risk import train as train_model
     from detectors.scoring import TrainingConfig
 
     try:
-        config = TrainingConfig(bad_labels=tuple(b.strip() for b in bad_labels.split(",") if b.strip()),
+        config = TrainingConfig(target=_bad_alias(bad_labels, target),
                                 review_capacity=review_capacity, review_threshold=review_threshold,
                                 decline_threshold=decline_threshold)
     except ValueError as err:
@@ -560,25 +602,34 @@ def train(store_path: str | None, neo4j_uri: str | None, bad_labels: str, review
               help="Score from which an application goes to review (default: the model's).")
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=None,
               help="Score from which an application is declined (default: the model's).")
+@_target_option("scores")
 @_limit_options
 @_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: Path, rejects_path: str,
-         review_threshold: float | None, decline_threshold: float | None, applied_from, applied_to,
-         max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
-    """Score the new applications in FOLDER against the existing graph (incremental)."""
+         review_threshold: float | None, decline_threshold: float | None, target: str | None, applied_from,
+         applied_to, max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
+    """Score the new applications in FOLDER against the existing graph (incremental), with the
+    fraud model (or, with --target default, the credit-default model)."""
     import pandas as pd
 
     from detectors.flagging import flag_applications
-    from detectors.scoring import load_model, models_folder
+    from detectors.scoring import load_model, target_folder
 
+    target = target or "fraud"
     limits = _limits(applied_from, applied_to, max_amount)
     bar = _ProgressBar(enabled=not quiet)
     with _opened(store_path, neo4j_uri) as store:
         try:
-            model = load_model(models_folder(store))
+            model = load_model(target_folder(store, target))
         except FileNotFoundError as err:
-            raise click.ClickException(str(err)) from err
+            hint = "" if target == "fraud" else f" --target {target}"
+            raise click.ClickException(f"No trained {target} model in {target_folder(store, target)}; "
+                                       f"run `ringscope train{hint}` first.") from err
+        if model.target != target:  # a model saved before targets: fraud and default mixed
+            raise click.ClickException(f"The saved model {model.version} predicts {model.target!r}, not {target!r} "
+                                       f"(trained before separate targets); run `ringscope train"
+                                       f"{'' if target == 'fraud' else ' --target ' + target}` to replace it.")
         review = model.config.review_threshold if review_threshold is None else review_threshold
         decline = model.config.decline_threshold if decline_threshold is None else decline_threshold
         if review >= decline:
@@ -590,12 +641,15 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         finally:
             bar.close()
     write_csv(result.flags, out_path)
-    click.echo(f"scored {len(result.flags):,} applications with model {model.version} -> {out_path}")
+    click.echo(f"scored {len(result.flags):,} applications with the {target} model {model.version} -> {out_path}")
     if summary.rows_rejected:
         click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
         _print_reasons(summary.reject_reasons)
     counts = result.flags["decision"].value_counts()
     click.echo("  decisions: " + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
+    accused = int((result.flags["ring_id"].fillna("") != "").sum())
+    click.echo(f"  ring_id on {accused:,} applications (the finding scoring >= {review} that explains most "
+               "of the score; weaker groupings are only evidence in the reasons)")
     if result.new_findings:
         per = pd.Series([f.detector for f in result.new_findings]).value_counts()
         click.echo(f"  {len(result.new_findings)} findings hold new applications ("

@@ -35,7 +35,11 @@ __all__ = [
     "CATEGORICAL",
 ]
 
-BAD_LABELS = ("fraud", "default")
+#: labels that make an earlier application "known bad" for the fraud model
+#: (the default target): a neighbour who merely defaulted is no evidence of
+#: fraud. A model's own are ``TrainedModel.known_bad``; training and flagging
+#: both pass them, so a new application is scored like a historical one.
+BAD_LABELS = ("fraud",)
 #: evidence features computed from labels: removed from finding scores
 LABEL_EVIDENCE = frozenset({"known_bad_members", "members_in_default", "known_bad", "bad_members", "labelled_bad"})
 SHARED_KINDS = tuple(KIND_STRENGTH)
@@ -113,14 +117,16 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     return frame.drop(columns=["t", "bad"])
 
 
-def finding_features(findings: Iterable[Finding], apps: pd.DataFrame) -> pd.DataFrame:
+def finding_features(findings: Iterable[Finding], apps: pd.DataFrame,
+                     bad_labels: tuple[str, ...] = BAD_LABELS) -> pd.DataFrame:
     """Per application and detector: the best label-free finding score, plus
     ring size, guarantee exposure and earlier known-bad members of its findings.
 
-    ``apps`` needs ``application_id``, ``applied_at``, ``label``.
+    ``apps`` needs ``application_id``, ``applied_at``, ``label``; a member is
+    known bad when its label is one of ``bad_labels``.
     """
     times = apps.set_index("application_id")["applied_at"]
-    bad = apps.set_index("application_id")["label"].isin(BAD_LABELS)
+    bad = apps.set_index("application_id")["label"].isin(bad_labels)
     rows = []
     for f in findings:
         label_part = sum(e.contribution for e in f.evidence if e.feature in LABEL_EVIDENCE)
@@ -177,7 +183,8 @@ def own_features(apps: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def application_features(portfolio, findings: list[Finding] | None = None,
-                         hubs: pd.DataFrame | None = None) -> pd.DataFrame:
+                         hubs: pd.DataFrame | None = None,
+                         bad_labels: tuple[str, ...] = BAD_LABELS) -> pd.DataFrame:
     """The feature table, one row per application (index ``application_id``).
 
     Parameters
@@ -187,13 +194,16 @@ def application_features(portfolio, findings: list[Finding] | None = None,
         Saved findings (``load_findings``); detector scores become features.
     hubs : DataFrame, optional
         ``identifier_hubs`` output, for the ``shares_hub`` feature.
+    bad_labels : tuple of str
+        Labels that make an earlier application known bad (the model's
+        target: ``TrainingConfig.bad_labels``).
     """
     apps = portfolio.applications
     a = apps.set_index("application_id")
     out = own_features(apps, portfolio.persons)
 
     links = entity_links(portfolio)
-    bad = a["label"].isin(BAD_LABELS)
+    bad = a["label"].isin(bad_labels)
     history = identifier_history(links, a["applied_at"], bad)
     earlier = history.pivot_table(index="application_id", columns="kind", values="earlier", aggfunc="sum")
     bad_earlier = history.pivot_table(index="application_id", columns="kind", values="bad_earlier", aggfunc="sum")
@@ -220,7 +230,7 @@ def application_features(portfolio, findings: list[Finding] | None = None,
     else:
         out["shares_hub"] = 0.0
     if findings:
-        found = finding_features(findings, apps)
+        found = finding_features(findings, apps, bad_labels)
         for col in found.columns:
             out[col] = found[col].to_numpy()
     return out

@@ -17,7 +17,10 @@ their neighbourhood:
    conflict the batch starts or joins is found tonight, as a full ``detect``
    would find it;
 3. the saved model, its reasons, and the output contract
-   (application_id, score, decision, ring_id, reasons).
+   (application_id, score, decision, ring_id, reasons). The ring_id is an
+   accusation: the ring-like finding at or above the review threshold that
+   explains most of the score (:func:`detectors.reasons.accused_ring`);
+   weaker groupings stay in the reasons as evidence.
 
 One application or a batch, the detection step is the same call; only the
 feature arithmetic has a per-application form
@@ -42,7 +45,7 @@ from detectors.features import (
 )
 from detectors.incremental import IncrementalRun, detect_around
 from detectors.portfolio import Portfolio
-from detectors.reasons import Partner, ReasonContext, build_reasons
+from detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from detectors.registry import DETECTORS
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import DetectionRun, findings_batch, load_findings
@@ -51,7 +54,7 @@ from detectors.values import BadValues
 
 __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 
-#: findings that give an application its ``ring_id``
+#: findings that can give an application its ``ring_id`` (at or above the review threshold)
 RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity")
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
@@ -75,7 +78,8 @@ class FlagIndex:
     the graph like any other), then call :meth:`score`.
     """
 
-    def __init__(self, portfolio: Portfolio, findings: list[Finding]) -> None:
+    def __init__(self, portfolio: Portfolio, findings: list[Finding],
+                 bad_labels: tuple[str, ...] = BAD_LABELS) -> None:
         self.portfolio = portfolio
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
@@ -85,7 +89,8 @@ class FlagIndex:
         # NaT (a time read as missing) is int64's minimum: mask it, an untimed
         # application is earlier than nothing (features.identifier_history's rule)
         self.timed = self.t != np.iinfo(np.int64).min
-        self.bad = self.apps["label"].isin(BAD_LABELS).to_numpy()
+        self.bad_labels = tuple(bad_labels)
+        self.bad = self.apps["label"].isin(self.bad_labels).to_numpy()
         links = _numpy_backed(entity_links(portfolio))
         rings = SharedIdentifierRings()
         self.hubs = rings.hubs(portfolio)
@@ -116,9 +121,19 @@ class FlagIndex:
                 self.findings_by_app.setdefault(m, []).append(f)
 
     @classmethod
-    def build(cls, store) -> "FlagIndex":
+    def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
         portfolio = Portfolio(store)
-        return cls(portfolio, load_findings(store))
+        return cls(portfolio, load_findings(store), bad_labels)
+
+    def use_known_bad(self, labels: tuple[str, ...]) -> None:
+        """Count applications labelled ``labels`` as known bad (a model's
+        target, ``TrainedModel.known_bad``), as its training did; what was
+        built on the previous labels is dropped."""
+        labels = tuple(labels)
+        if labels != self.bad_labels:
+            self.bad_labels = labels
+            self.bad = self.apps["label"].isin(labels).to_numpy()
+            self.__dict__.pop("_bad_sharers_csr", None)
 
     # -- detection -----------------------------------------------------------------
     def detect(self, app_ids: list[str], with_guarantees: bool = True) -> IncrementalRun:
@@ -346,6 +361,8 @@ class FlagIndex:
         """
         if method not in ("auto", "batch", "single"):
             raise ValueError(f"method must be 'auto', 'batch' or 'single', not {method!r}")
+        self.use_known_bad(model.known_bad)  # known-bad neighbours as the model learned them
+        review = model.config.review_threshold if review is None else review  # also decides ring_id
         targets = self.app_pos.get_indexer(list(app_ids))
         missing = [a for a, p in zip(app_ids, targets) if p < 0]
         if missing:
@@ -387,10 +404,9 @@ class FlagIndex:
             partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
-        ring_ids = []
-        for a in features.index:
-            candidates = [f for f in by_member.get(a, []) if f.detector in RING_DETECTORS and f.size > 1]
-            ring_ids.append(max(candidates, key=lambda f: f.score).finding_id if candidates else "")
+        values, columns = contrib.to_numpy(), list(contrib.columns)
+        ring_ids = [accused_ring(by_member.get(a, []), a, values[row], columns, review, RING_DETECTORS)
+                    for row, a in enumerate(contrib.index)]
         flags = pd.DataFrame({
             "application_id": features.index,
             "score": np.round(scores, 4),
@@ -467,7 +483,7 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
     summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
     if not summary.application_ids:
         return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
-    index = FlagIndex.build(store)
+    index = FlagIndex.build(store, bad_labels=model.known_bad)
     result = index.score(model, summary.application_ids, review, decline)
     result.bad_values = list(index.portfolio.bad_values)
     write_scores(store, result.flags, model)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from detectors.base import Finding
 from detectors.features import own_features
-from detectors.reasons import reasons_json
+from detectors.reasons import accused_ring, reasons_json
 from detectors.scoring import TrainedModel
 
 __all__ = ["SingleApplicationPath"]
@@ -67,12 +67,12 @@ class SingleApplicationPath:
         mine = [f for f in findings if app_id in f.members]
         reasons = reasons_json(contributions, list(model.features), dict(zip(model.features, row)), mine,
                                self.index.partners_of(np.array([pos])))
-        candidates = [f for f in findings if app_id in f.members and f.detector in ring_detectors and f.size > 1]
         flag = {
             "application_id": app_id,
             "score": round(float(score), 4),
             "decision": str(model.decide(np.array([score]), review, decline)[0]),
-            "ring_id": max(candidates, key=lambda f: f.score).finding_id if candidates else "",
+            "ring_id": accused_ring(mine, app_id, contributions, model.features,
+                                    model.config.review_threshold if review is None else review, ring_detectors),
             "reasons": reasons,
         }
         seconds["score"] = seconds.get("score", 0.0) + time.perf_counter() - started

@@ -9,6 +9,9 @@ from the server, not from the URI, so ``flag`` finds the model from any
 working directory and whatever host name or credentials reach the server;
 no password can end up in a path.
 
+Each target has its own models (:func:`target_folder`): the fraud model in
+that folder, the optional credit-default model in ``default/`` inside it.
+
 A version is written into a private temporary folder beside the others,
 flushed, and renamed into place in one step; only then does ``LATEST``
 (itself replaced atomically) point at it. Folders are 0700, files 0600:
@@ -31,7 +34,7 @@ import numpy as np
 
 from graph.files import TMP_MARKER, atomic_open, atomic_write_text, private_dir
 
-__all__ = ["models_folder", "store_identity", "user_data_dir", "save_model", "load_model"]
+__all__ = ["models_folder", "target_folder", "store_identity", "user_data_dir", "save_model", "load_model"]
 
 #: a temporary version folder older than this is a killed save's leftover
 _STALE_SECONDS = 24 * 3600
@@ -80,6 +83,22 @@ def models_folder(store: Any) -> Path:
     if getattr(store, "kind", "") == "embedded":
         return Path(store.location) / "models"
     return user_data_dir() / "models" / store_identity(store)
+
+
+def target_folder(store: Any, target: str = "fraud") -> Path:
+    """Where the models of ``target`` live: the fraud model in
+    :func:`models_folder` itself (where it always was), any other target in a
+    folder of its own name inside it, so the models never overwrite each other.
+
+    Example
+    -------
+    >>> from graph.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp())
+    >>> target_folder(store) == models_folder(store), target_folder(store, "default").name
+    (True, 'default')
+    """
+    root = models_folder(store)
+    return root if target == "fraud" else root / _safe(target)
 
 
 def save_model(model: Any, report: dict, folder: str | os.PathLike) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import pandas as pd
 from detectors.base import Finding
 from detectors.features import BAD_LABELS, SHARED_KINDS
 
-__all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "Partner"]
+__all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
 #: an earlier known-bad application sharing an identifier (reason evidence)
 Partner = namedtuple("Partner", "application_id kind identifier application_id_partner partner_label partner_at")
@@ -38,7 +39,7 @@ _FIXED_CODES = {
     "product": ("PRODUCT", "the product"),
     "channel": ("CHANNEL", "the channel"),
     "earlier_applications_same_person": ("REPEAT_APPLICANT", "the same person applied before"),
-    "bad_earlier_same_person": ("APPLICANT_KNOWN_BAD", "the same person has an earlier fraud/default outcome"),
+    "bad_earlier_same_person": ("APPLICANT_KNOWN_BAD", "the same person has an earlier known-bad outcome"),
     "known_bad_1hop": ("LINKED_TO_KNOWN_BAD", "shares identifiers with earlier known-bad applications"),
     "known_bad_2hop": ("FINDING_WITH_KNOWN_BAD", "is in a finding with earlier known-bad applications"),
     "shares_hub": ("SHARES_HUB", "uses an identifier shared by many unrelated people (a hub)"),
@@ -86,14 +87,17 @@ class ReasonContext:
     apps: pd.DataFrame  # indexed by application_id: applied_at, label
     #: already computed partners (same columns as :meth:`bad_partners`), e.g. from the flagging index
     partners: pd.DataFrame | None = None
+    #: labels of a known-bad partner: the model's (``TrainedModel.known_bad``)
+    bad_labels: tuple[str, ...] = BAD_LABELS
 
     @classmethod
-    def build(cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame) -> "ReasonContext":
+    def build(cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame,
+              bad_labels: tuple[str, ...] = BAD_LABELS) -> "ReasonContext":
         by_app: dict[str, list[Finding]] = {}
         for f in findings:
             for m in f.members:
                 by_app.setdefault(m, []).append(f)
-        return cls(by_app, links, apps.set_index("application_id")[["applied_at", "label"]])
+        return cls(by_app, links, apps.set_index("application_id")[["applied_at", "label"]], bad_labels=bad_labels)
 
     def bad_partners(self, app_ids: list[str]) -> pd.DataFrame:
         """For ``app_ids``: each shared identifier with an earlier known-bad
@@ -101,7 +105,7 @@ class ReasonContext:
         if self.partners is not None:
             return self.partners[self.partners["application_id"].isin(app_ids)]
         mine = self.links[self.links["application_id"].isin(app_ids)]
-        bad_ids = self.apps.index[self.apps["label"].isin(BAD_LABELS)]
+        bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
         bad_links = self.links[self.links["application_id"].isin(bad_ids)]
         pairs = mine.merge(bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
         pairs = pairs[pairs["entity"] != pairs["entity_partner"]]
@@ -173,6 +177,48 @@ def reasons_json(contributions: np.ndarray, columns: list[str], values, findings
             reason["evidence"] = evidence
         reasons.append(reason)
     return json.dumps(reasons, ensure_ascii=False, default=str)
+
+
+def accused_ring(findings: Iterable[Finding], app_id: str, contributions: Sequence[float],
+                 columns: Sequence[str], review: float, detectors: Iterable[str]) -> str:
+    """The ``ring_id`` of one application: an accusation, so only a finding
+    of ``detectors`` with two or more members, holding ``app_id`` and scoring
+    at or above ``review`` (the review threshold of the decision) qualifies.
+    Of those, the one that explains most of the application's score: the
+    largest contribution of its detector's feature (``det_<detector>``; one
+    the model lacks counts 0), then the higher finding score, then the
+    smaller finding_id. Empty when none qualifies: a low-score grouping (a
+    family, a shared office) stays evidence in the reasons.
+
+    Both flagging paths call this, with the contributions their reasons use.
+
+    Example
+    -------
+    >>> ring = Finding("shared_identifier_rings", "ring", ("a", "b"), 0.8, ())
+    >>> family = Finding("contact_loops", "loop", ("a", "c"), 0.9, ())
+    >>> accused_ring([ring, family], "a", [0.1, 1.2], ["det_contact_loops", "det_shared_identifier_rings"],
+    ...              0.3, ("shared_identifier_rings", "contact_loops")) == ring.finding_id
+    True
+    >>> accused_ring([ring], "a", [1.2], ["det_shared_identifier_rings"], 0.85, ("shared_identifier_rings",))
+    ''
+
+    Notes
+    -----
+    O(f) in the application's findings (plus O(features) once when one qualifies).
+    """
+    detectors = set(detectors)
+    eligible = [f for f in findings
+                if f.detector in detectors and f.size > 1 and f.score >= review and app_id in f.members]
+    if not eligible:
+        return ""
+    position = {c: j for j, c in enumerate(columns)}
+
+    def explains(f: Finding) -> float:
+        j = position.get(f"det_{f.detector}")
+        return float(contributions[j]) if j is not None else 0.0
+
+    best = min(eligible, key=lambda f: (-explains(f), -f.score, f.finding_id))
+    return best.finding_id
 
 
 def _evidence(feature: str, findings: list[Finding], partners: list | None):

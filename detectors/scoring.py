@@ -40,6 +40,7 @@ from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncode
 from detectors.features import CATEGORICAL, feature_groups
 
 __all__ = [
+    "TARGETS",
     "TrainingConfig",
     "TrainedModel",
     "make_model",
@@ -50,20 +51,33 @@ __all__ = [
     "save_model",
     "load_model",
     "models_folder",
+    "target_folder",
 ]
+
+
+#: what a model can learn to predict → the outcome labels that are its positives.
+#: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
+#: ``default`` is its own model, never mixed into the fraud score.
+TARGETS: dict[str, tuple[str, ...]] = {"fraud": ("fraud",), "default": ("default",)}
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Settings of one training run (saved with the model, hashed into its version).
 
-    ``bad_labels`` are the outcomes the model predicts; ``review_capacity`` is
-    the share of applications the team can review (precision@k is measured
-    there); ``review_threshold`` / ``decline_threshold`` are the default
-    decisions on the calibrated probability (``flag`` can override them).
+    ``target`` is what the model predicts (a key of :data:`TARGETS`);
+    ``review_capacity`` is the share of applications the team can review
+    (precision@k is measured there); ``review_threshold`` /
+    ``decline_threshold`` are the default decisions on the calibrated
+    probability (``flag`` can override them).
+
+    Example
+    -------
+    >>> TrainingConfig().bad_labels, TrainingConfig(target="default").bad_labels
+    (('fraud',), ('default',))
     """
 
-    bad_labels: tuple[str, ...] = ("fraud", "default")
+    target: str = "fraud"
     validation_share: float = 0.3
     review_capacity: float = 0.05
     review_threshold: float = 0.3
@@ -72,6 +86,8 @@ class TrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}")
         if not 0.05 <= self.validation_share <= 0.5:
             raise ValueError(f"validation_share must be in [0.05, 0.5]; got {self.validation_share}")
         if not 0 < self.review_capacity < 1:
@@ -79,6 +95,12 @@ class TrainingConfig:
         if not 0 < self.review_threshold < self.decline_threshold <= 1:
             raise ValueError("thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
                              f"got {self.review_threshold} and {self.decline_threshold}")
+
+    @property
+    def bad_labels(self) -> tuple[str, ...]:
+        """The outcome labels that are positives of the target (and the "known
+        bad" neighbours of the graph features)."""
+        return TARGETS[self.target]
 
     def digest(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
@@ -96,6 +118,25 @@ class TrainedModel:
     report: dict[str, Any] = field(default_factory=dict)
     baseline: pd.Series | None = None  # typical feature values (occlusion reference)
     version: str = ""
+
+    @property
+    def target(self) -> str:
+        """What the model predicts (``fraud``, ``default``). A model saved
+        before targets existed is named by the labels it learned
+        (``fraud+default``): it is not a fraud score."""
+        state = self.config.__dict__  # an old pickle has no target field: read what it holds
+        if "target" in state:
+            return state["target"]
+        labels = tuple(state.get("bad_labels", ()))
+        named = [name for name, wanted in TARGETS.items() if wanted == labels]
+        return named[0] if named else "+".join(labels) or "unknown"
+
+    @property
+    def known_bad(self) -> tuple[str, ...]:
+        """Labels that make an earlier application "known bad" in this
+        model's graph features: its target's positives, so that a fraud model
+        never counts a neighbour who merely defaulted."""
+        return TARGETS.get(self.target) or tuple(self.config.__dict__.get("bad_labels", ()))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         compiled = self.compiled(X)
@@ -206,7 +247,8 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
         Index application_id (``application_features``).
     labels : Series
         application_id → outcome label (``fraud``, ``default``, ``good``);
-        unknown outcomes are left out of training.
+        those in ``config.bad_labels`` are the positives, unknown outcomes
+        are left out of training (``risk.target_outcomes`` prepares them).
     applied_at : Series
         application_id → time, for the out-of-time split.
     """
@@ -218,7 +260,8 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
         raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
     y_all = known.isin(config.bad_labels).astype(int)
     if y_all.nunique() < 2:
-        raise ValueError("Training needs both bad and good outcomes among the labelled applications.")
+        raise ValueError(f"Training the {config.target} model needs both {config.target} and other outcomes "
+                         "among the labelled applications.")
     order = applied_at.reindex(known.index).sort_values(kind="stable").index
     cut = int(len(order) * (1 - config.validation_share))
     train_ids, valid_ids = order[:cut], order[cut:]
@@ -226,7 +269,7 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
     y = y_all.loc[order].to_numpy()
     y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
     if y_train.sum() < 5 or y_valid.sum() < 2:
-        raise ValueError(f"Too few bad outcomes to validate out of time (train {int(y_train.sum())}, "
+        raise ValueError(f"Too few {config.target} outcomes to validate out of time (train {int(y_train.sum())}, "
                          f"validation {int(y_valid.sum())}).")
     with warnings.catch_warnings():
         # constant columns and collapsed bins are expected on small portfolios
@@ -253,6 +296,8 @@ def _train(features, y_all, known, applied_at, config, progress):
     k = max(1, int(round(len(valid_ids) * config.review_capacity)))
     report: dict[str, Any] = {
         "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "target": config.target,
+        "positive_labels": list(config.bad_labels),
         "labelled": int(len(known)),
         "bad": int(y.sum()),
         "train": {"n": int(len(train_ids)), "bad": int(y_train.sum()),
@@ -517,4 +562,4 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
 
 
 # persistence lives in detectors.model_store; these names stay importable from here
-from detectors.model_store import load_model, models_folder, save_model  # noqa: E402
+from detectors.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402

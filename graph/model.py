@@ -92,12 +92,18 @@ APPLICATION_PROPERTIES = (
     # digest of the row's contract fields: a later delivery of the same
     # application_id must match it (or come with ``ingest --update``)
     "content_digest",
-    # written by `ringscope train` / `ringscope flag`
+    # written by `ringscope train` / `ringscope flag` (the fraud model)
     "risk_score",
     "risk_decision",
     "risk_reasons",
     "risk_model",
     "scored_at",
+    # written by `ringscope train --target default` / `flag --target default`
+    "default_score",
+    "default_decision",
+    "default_reasons",
+    "default_model",
+    "default_scored_at",
 )
 
 NODE_TYPES: dict[str, NodeType] = {

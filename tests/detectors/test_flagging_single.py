@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from detectors.flagging import FlagIndex
+from detectors.base import Evidence, Finding
+from detectors.flagging import RING_DETECTORS, FlagIndex
+from detectors.reasons import accused_ring
 from detectors.risk import train
 from detectors.runner import run_detectors, save_findings
 from detectors.scoring import TrainingConfig
@@ -49,7 +51,12 @@ def flagged(tmp_path_factory):
     index = FlagIndex.build(store)
     ids = index.apps.sort_values("applied_at")["application_id"].tolist()
     random.seed(0)
-    sample = list(dict.fromkeys(ids[-150:] + random.sample(ids, 250) + ["NEW0", "NEW1", second]))
+    # and the applications with earlier known-bad sharers (for the fraud model: fraud only), so that
+    # reasons with known-bad partners are compared too
+    index.use_known_bad(model.known_bad)
+    graph = index.graph_features(np.arange(len(index.app_pos)))
+    known_bad_sharers = graph.index[graph["known_bad_1hop"] > 0].tolist()
+    sample = list(dict.fromkeys(ids[-150:] + random.sample(ids, 250) + known_bad_sharers + ["NEW0", "NEW1", second]))
     return index, model, sample, second
 
 
@@ -118,3 +125,53 @@ def test_flag_features_are_the_training_features(flagged):
     for column in found.columns:
         np.testing.assert_allclose(found[column].to_numpy(float), training[column].fillna(0.0).to_numpy(float),
                                    err_msg=column)
+
+
+def test_ring_id_is_an_accusation_on_both_paths(flagged):
+    """A grouping scoring below the review threshold gives no ring_id but stays
+    in the reasons; a ring at or above it gives its id, on both paths."""
+    index, model, sample, _ = flagged
+    review = model.config.review_threshold
+    plain = [a for a in sample if not index.findings_by_app.get(a) and not a.startswith(("NEW", "EARLY"))]
+    family, ring = plain[:2], plain[1:5]  # the second of the family is also in the ring
+    # saved findings of a detector that does not run around the batch (circles, with
+    # with_guarantees=False): flag takes them as the last detect left them
+    low = Finding("guarantee_circles", "mutual_guarantee", tuple(family), review / 3,
+                  (Evidence("shared_address", review / 3, "two relatives share a home address"),),
+                  summary="family of 2 sharing an address")
+    high = Finding("guarantee_circles", "mutual_guarantee", tuple(ring), min(1.0, review + 0.5),
+                   (Evidence("shared_device", min(1.0, review + 0.5), "four people on one device"),),
+                   summary="ring of 4 people")
+    planted = FlagIndex(index.portfolio, index.findings + [low, high])
+    for method in ("batch", "single"):
+        flags = planted.score(model, plain[:5], method=method, with_guarantees=False).flags.set_index(
+            "application_id")
+        assert flags.loc[family[0], "ring_id"] == ""
+        assert low.finding_id in flags.loc[family[0], "reasons"]  # evidence, not an accusation
+        # in both: the one that explains most (one detector, so the higher score)
+        assert flags.loc[family[1], "ring_id"] == high.finding_id
+        assert (flags.loc[ring[1:], "ring_id"] == high.finding_id).all()
+    # the threshold is the one the decision uses: below the family's score, the family is accused
+    flags = planted.score(model, [family[0]], review=review / 4, decline=0.9, with_guarantees=False).flags
+    assert flags.loc[0, "ring_id"] == low.finding_id
+
+
+def test_accused_ring_prefers_the_finding_that_explains_the_score():
+    columns = ["log_amount", "det_guarantee_circles", "det_shared_identifier_rings", "det_contact_loops"]
+    contributions = np.array([2.0, 0.4, 1.1, 0.4])
+    ring = Finding("shared_identifier_rings", "ring", ("a", "b"), 0.5, ())
+    circle = Finding("guarantee_circles", "mutual_guarantee", ("a", "c"), 0.95, ())
+    loop = Finding("contact_loops", "loop", ("a", "d"), 0.95, ())
+    lone = Finding("shared_identifier_rings", "ring", ("a",), 0.99, ())
+    farm = Finding("device_velocity", "burst", ("a", "e"), 0.99, ())  # the model has no feature for it
+    detectors = RING_DETECTORS
+    # the ring explains most of the score, though the circle scores higher
+    assert accused_ring([circle, ring, loop, lone], "a", contributions, columns, 0.3, detectors) == ring.finding_id
+    # below the review threshold it accuses nobody; equal contributions go to the higher score, then the id
+    assert accused_ring([circle, ring, loop], "a", contributions, columns, 0.6, detectors) == min(
+        circle.finding_id, loop.finding_id)
+    assert accused_ring([ring], "a", contributions, columns, 0.6, detectors) == ""
+    assert accused_ring([lone], "a", contributions, columns, 0.3, detectors) == ""  # one application is no ring
+    assert accused_ring([farm], "a", contributions, columns, 0.3, detectors) == farm.finding_id
+    assert accused_ring([farm, circle], "a", contributions, columns, 0.3, detectors) == circle.finding_id
+    assert accused_ring([ring], "z", contributions, columns, 0.3, detectors) == ""  # not a member

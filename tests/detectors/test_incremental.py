@@ -94,7 +94,7 @@ def test_incremental_findings_equal_a_full_run(nights, detector):
     assert compared > 0, f"no {detector} finding held a new application in any setting"
 
 
-#: detectors that narrow their scope to a part of the portfolio (the others run over all of it)
+#: every registered detector narrows its scope to a part of the portfolio
 SCOPED: set[str] = set(DETECTORS)
 
 

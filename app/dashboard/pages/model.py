@@ -14,11 +14,13 @@ if summary is None:
     st.info("No trained model yet. Run `ringscope train` on this store; its report and plots will show here.")
     st.stop()
 report = summary["report"]
-st.caption(f"version {summary['version']} · saved in {summary['folder']}")
+# a report saved before targets names the labels it mixed
+target = report.get("target") or "+".join((report.get("config") or {}).get("bad_labels") or []) or "—"
+st.caption(f"target {target} · version {summary['version']} · saved in {summary['folder']}")
 c1, c2, c3 = st.columns(3)
 c1.metric("Chosen model", str(report.get("chosen", "—")))
 c2.metric("Labelled applications", f"{report.get('labelled', 0):,}")
-c3.metric("Bad", f"{report.get('bad', 0):,}")
+c3.metric(f"Positives ({target})", f"{report.get('bad', 0):,}")
 rows = []
 for kind, variants in (report.get("models") or {}).items():
     for variant, metrics in variants.items():
