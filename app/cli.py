@@ -241,21 +241,54 @@ def stats(store_path: str | None, neo4j_uri: str | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"]), default="utf-8", show_default=True)
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--scenario", type=click.Choice(["random"]), default=None,
+              help="Draw the generator's knobs (ring sizes and speed, reuse, mess, honest hubs, labelled share, "
+                   "fraud prevalence, new-batch share, rotation) at random from --seed; writes history/, new/ "
+                   "and scenario.json.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, quiet: bool) -> None:
+def generate(n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, scenario: str | None,
+             quiet: bool) -> None:
     """Write a labeled synthetic lending portfolio (the four contract tables + truth/)."""
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ingest.synthetic import GeneratorConfig, generate_portfolio, generate_scenario, random_scenario
 
     try:
-        config = GeneratorConfig(applications=n_applications, seed=seed, encoding=encoding, file_format=file_format)
+        if scenario is None:
+            config = GeneratorConfig(applications=n_applications, seed=seed, encoding=encoding,
+                                     file_format=file_format)
+        else:
+            drawn = random_scenario(seed, n_applications, encoding=encoding, file_format=file_format)
     except (TypeError, ValueError) as err:
         raise click.BadParameter(str(err)) from err
     bar = _ProgressBar(enabled=not quiet)
     try:
-        summary = generate_portfolio(config, out_dir, progress=bar)
+        if scenario is None:
+            summary = generate_portfolio(config, out_dir, progress=bar)
+        else:
+            summary = generate_scenario(drawn, out_dir, progress=bar)
     finally:
         bar.close()
     _print_generation(summary, out_dir)
+    if scenario is not None:
+        _print_scenario(drawn, summary)
+
+
+def _print_scenario(scenario, summary) -> None:
+    k = scenario.knobs
+    span = k["ring_span_seconds"]
+    click.echo(f"  scenario {scenario.kind} (seed {scenario.seed}): fraud prevalence {k['fraud_prevalence']:.2%}, "
+               f"ring sizes {k['ring_sizes'][0]}–{k['ring_sizes'][1]}, ring spans {_duration(span[0])}–"
+               f"{_duration(span[1])}, reuse {k['reuse_share']:.0%}, rotation {k['rotation']:.0%}, "
+               f"mess {k['mess_rate']:.1%}, labelled {k['labelled_share']:.0%} of history, "
+               f"new batch {k['new_batch_share']:.1%}")
+    click.echo(f"  ingest {Path(summary.out_dir) / 'history'}, then flag {Path(summary.out_dir) / 'new'}; "
+               f"every knob in {summary.paths['scenario']}")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _print_generation(summary, out_dir: Path) -> None:

@@ -56,6 +56,7 @@ class Book:
     ring_id: np.ndarray = field(init=False)
     hard_negative: np.ndarray = field(init=False)
     force_mess: np.ndarray = field(init=False)
+    new_batch: np.ndarray = field(init=False)
     rings: list[pd.DataFrame] = field(default_factory=list)
     circles: list[pd.DataFrame] = field(default_factory=list)
     contacts: list[pd.DataFrame] = field(default_factory=list)
@@ -67,6 +68,7 @@ class Book:
         self.ring_id = np.full(n, "", dtype=object)
         self.hard_negative = np.full(n, "", dtype=object)
         self.force_mess = np.zeros(n, dtype=bool)  # rows whose formatting must drift (repeat borrowers)
+        self.new_batch = np.zeros(n, dtype=bool)  # rows written apart as the new batch (``new_batch_share``)
         self._free = np.ones(n, dtype=bool)
         # one shuffled queue per pool, consumed front to back: each take is
         # O(count) however many rings are planted

@@ -43,10 +43,40 @@ def burst(book: Book, g: Groups, span_seconds: np.ndarray) -> None:
     t[g.rows] = start[g.group] + offsets.astype("timedelta64[s]")
 
 
+def _ring_groups(book: Book, rate: float, low: int, high: int) -> Groups:
+    """Rings of ``low``–``high`` members on ``rate`` of the book.
+
+    With the config's ``ring_sizes`` the sizes come from there, and the rows
+    left over once no further ring of a drawn size fits make one last, smaller
+    ring (of at least 2): the rate is met even when it is too small for one
+    ring of the drawn size (a small book, a rare typology).
+    """
+    total = int(rate * book.n)
+    if book.config.ring_sizes is None:
+        return book.groups(total, low, high)
+    low, high = book.config.ring_sizes
+    sizes = book.rng.integers(low, high + 1, size=max(total // low, 1) + 1)
+    sizes = sizes[np.cumsum(sizes) <= total]
+    left = total - int(sizes.sum())
+    if left >= 2:
+        sizes = np.append(sizes, left)
+    return book.groups(total, 2, high, sizes=sizes)
+
+
+def _spans(book: Book, count: int, typology_spans) -> np.ndarray:
+    """Each ring's time spread in seconds: the config's ``ring_span_seconds``
+    range (log-uniform), else ``typology_spans()``, the typology's own."""
+    if book.config.ring_span_seconds is None:
+        return typology_spans()
+    low, high = book.config.ring_span_seconds
+    return np.round(np.exp(book.rng.uniform(np.log(low), np.log(high), count))).astype(np.int64)
+
+
 def _identity_rings(book: Book, rate: float) -> None:
-    """3–12 different people share some identifiers: each member leaks only a subset."""
+    """3–12 different people share some identifiers: each member leaks only a subset
+    (each identifier with chance ``reuse_share``, plus one that links it to the previous member)."""
     rng, c = book.rng, book.cols
-    g = book.groups(int(rate * book.n), 3, 12)
+    g = _ring_groups(book, rate, 3, 12)
     if not g.count:
         return
     m = len(g.rows)
@@ -58,7 +88,7 @@ def _identity_rings(book: Book, rate: float) -> None:
         "applicant_address": c["applicant_address"][g.rows[g.leader]],
         "contact": P.phones(rng, g.count),
     }
-    leaks = rng.random((m, len(kinds))) < 0.3
+    leaks = rng.random((m, len(kinds))) < book.config.reuse_share
     # chain the members: each one leaks a kind that its predecessor leaks too,
     # so the ring is connected without anyone sharing everything
     link = rng.integers(0, len(kinds), m)
@@ -75,16 +105,20 @@ def _identity_rings(book: Book, rate: float) -> None:
                               P.pick(rng, ["friend", "colleague", "sibling"], len(sel)))
         else:
             c[kind][g.rows[sel]] = shared[kind][g.group[sel]]
-    burst(book, g, rng.integers(7, 42, g.count) * 86_400)  # within weeks
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(7, 42, g.count) * 86_400))  # within weeks
     names = np.array(["phone", "device", "bank account", "address", "contact phone"])
     described = [", ".join(names[leaks[g.group == k].any(axis=0)]) for k in range(g.count)]
     book.plant("identity_ring", g, np.char.add("members share some of: ", np.array(described, dtype=str)))
 
 
 def _device_farms(book: Book, rate: float) -> None:
-    """Bursts from 1–3 devices in one IP /24, with otherwise unrelated (stolen) identities."""
+    """Bursts from 1–3 devices in one IP /24, with otherwise unrelated (stolen) identities.
+
+    With ``rotation`` > 0 some members reset their device (a fresh
+    fingerprint) and, independently, come through a proxy outside the range.
+    """
     rng, c = book.rng, book.cols
-    g = book.groups(int(rate * book.n), 8, 30)
+    g = _ring_groups(book, rate, 8, 30)
     if not g.count:
         return
     m = len(g.rows)
@@ -96,7 +130,12 @@ def _device_farms(book: Book, rate: float) -> None:
     c["channel"][g.rows] = "app"
     c["agent_id"][g.rows] = ""
     c["email"][g.rows] = ""  # farms skip optional fields
-    burst(book, g, rng.integers(2, 72, g.count) * 3_600)  # hours to a few days
+    if book.config.rotation > 0:
+        fresh_device = g.rows[rng.random(m) < book.config.rotation]
+        c["device_id"][fresh_device] = P.hex_ids(rng, len(fresh_device))
+        fresh_ip = g.rows[rng.random(m) < book.config.rotation]
+        c["ip"][fresh_ip] = P.ipv4(rng, len(fresh_ip))
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(2, 72, g.count) * 3_600))  # hours to a few days
     book.plant("device_farm", g, P.cat(n_devices, " devices, IP range ", prefix, ".0/24"))
 
 
@@ -129,7 +168,7 @@ def _synthetic_identities(book: Book, rate: float) -> None:
         leader_rows = g.rows[g.leader][g.group[near]]
         for col in ("applicant_name", "surname", "applicant_address"):
             c[col][g.rows[near]] = c[col][leader_rows]
-    burst(book, g, rng.integers(3, 30, g.count) * 86_400)
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(3, 30, g.count) * 86_400))
     book.plant("synthetic_identity", g, np.where(reused, "one ID number, several names and phones",
                                                  "near-miss ID numbers with broken checksums"))
 
@@ -137,7 +176,7 @@ def _synthetic_identities(book: Book, rate: float) -> None:
 def _contact_loops(book: Book, rate: float) -> None:
     """Applicants name each other as emergency contacts (A→B→C→A); some rings add one phone named by all."""
     rng, c = book.rng, book.cols
-    g = book.groups(int(rate * book.n), 3, 6)
+    g = _ring_groups(book, rate, 3, 6)
     if not g.count:
         return
     nxt = g.rows[g.next_in_group]
@@ -148,7 +187,7 @@ def _contact_loops(book: Book, rate: float) -> None:
     surname, given = P.names(rng, rng.random(g.count) < 0.5)
     book.add_contacts(g.rows[sel], P.cat(surname, given)[g.group[sel]], P.phones(rng, g.count)[g.group[sel]],
                       "friend")
-    burst(book, g, rng.integers(3, 21, g.count) * 86_400)
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(3, 21, g.count) * 86_400))
     book.plant("contact_loop", g, np.where(hub, "emergency contacts in a loop, plus one contact phone named by all",
                                            "emergency contacts in a loop"))
 
@@ -156,7 +195,7 @@ def _contact_loops(book: Book, rate: float) -> None:
 def _broker_rings(book: Book, rate: float) -> None:
     """One agent, a burst, near-identical declared figures just under a threshold, shared contact phones."""
     rng, c = book.rng, book.cols
-    g = book.groups(int(rate * book.n), 6, 20)
+    g = _ring_groups(book, rate, 6, 20)
     if not g.count:
         return
     m = len(g.rows)
@@ -176,7 +215,7 @@ def _broker_rings(book: Book, rate: float) -> None:
     contact_names = P.cat(surname, given).reshape(g.count, 2)
     which = rng.integers(0, 2, m)
     book.add_contacts(g.rows, contact_names[g.group, which], phones[g.group, which], "friend")
-    burst(book, g, rng.integers(2, 10, g.count) * 86_400)
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(2, 10, g.count) * 86_400))
     book.plant("broker_ring", g, P.cat("agent ", agents, ", declared ", (ceiling * 0.96).astype(int), "–",
                                        ceiling.astype(int), ", 2 shared contact phones"))
 
@@ -207,7 +246,7 @@ def _guarantee_circles(book: Book, rate: float) -> None:
                         np.round(c["amount"][chain] * 0.8, -2))
     book.typology[chain] = "guarantee_circle"
     book.ring_id[chain] = ids[owner]
-    burst(book, g, rng.integers(30, 120, g.count) * 86_400)
+    burst(book, g, _spans(book, g.count, lambda: rng.integers(30, 120, g.count) * 86_400))
 
 
 def _cashflow_inconsistency(book: Book, rate: float) -> None:

@@ -48,6 +48,11 @@ def generate_portfolio(
         ``.parquet``) and ``truth/`` (UTF-8 CSV): ``applications.csv``
         (application_id, is_fraud, typology, ring_id, hard_negative),
         ``rings.csv``, ``guarantee_circles.csv``, ``broken_rows.csv``.
+        With ``config.new_batch_share`` the tables go to two ingestible
+        folders instead, ``history/`` and ``new/`` (the latest applications,
+        labels blank, with their contacts and guarantees, and the registry
+        rows of firms first seen there); truth covers both, and
+        ``broken_rows.csv`` gains a ``folder`` column (lines count in it).
     progress : callable, optional
         Called as ``progress(step_name, step_index, step_count)``.
 
@@ -86,11 +91,14 @@ def generate_portfolio(
     _labels(book)
     step(3)
     tables, order = assemble(book)
+    new_ids = None
+    if config.new_batch_share is not None:
+        new_ids = set(tables["applications"]["application_id"].to_numpy()[book.new_batch[order]])
     step(4)
     add_mess(book, tables["applications"], tables["contacts"], book.force_mess[order])
     tables["applications"], broken = break_rows(book, tables["applications"])
     step(5)
-    summary = write(book, tables, broken, Path(out_dir))
+    summary = write(book, tables, broken, Path(out_dir), new_ids)
     truth = tables["truth"]
     summary.planted = {t: int((truth["typology"] == t).sum()) for t in TYPOLOGIES}
     summary.rings = {t: int(sum((r["typology"] == t).sum() for r in book.rings)) for t in TYPOLOGIES}
@@ -106,6 +114,9 @@ def _labels(book: Book) -> None:
 
     Honest loans default at ~3%; planted fraud is mostly found out as fraud
     or defaults; guarantee circles default together (the circle breaks).
+    The cutoff is 2026-05-01, or with ``labelled_share`` the time before
+    which that share of the history lies. The new batch
+    (``new_batch_share``, the latest applications) is never labelled.
     """
     rng, c = book.rng, book.cols
     u = rng.random(book.n)
@@ -115,4 +126,22 @@ def _labels(book: Book) -> None:
     circle = book.typology == "guarantee_circle"
     label = np.where(circle & (u < 0.7), "default", label)
     label = np.where(book.hard_negative != "", np.where(u < 0.03, "default", "good"), label)
-    c["label"] = np.where(c["applied_at"] < LABEL_CUTOFF, label, "").astype(object)
+    c["label"] = np.where(_labelled(book), label, "").astype(object)
+
+
+def _labelled(book: Book) -> np.ndarray:
+    """Which rows carry an outcome; marks ``book.new_batch`` on the way."""
+    config, t = book.config, book.cols["applied_at"]
+    if config.new_batch_share is None and config.labelled_share is None:
+        return t < LABEL_CUTOFF
+    # the order in which ids are issued (``assemble``): ties stay in row order
+    order = np.argsort(t, kind="stable")
+    rank = np.empty(book.n, dtype=np.int64)
+    rank[order] = np.arange(book.n)
+    history = book.n
+    if config.new_batch_share is not None:
+        history = book.n - max(1, int(round(config.new_batch_share * book.n)))
+        book.new_batch = rank >= history
+    if config.labelled_share is None:
+        return (t < LABEL_CUTOFF) & ~book.new_batch
+    return rank < int(round(config.labelled_share * history))

@@ -8,7 +8,7 @@ from ingest.synthetic import people as P
 from ingest.synthetic import pools
 from ingest.synthetic.book import Book
 
-__all__ = ["honest_book", "agent_pool"]
+__all__ = ["honest_book", "agent_pool", "big_employers"]
 
 BUSINESS_SHARE = 0.42
 
@@ -17,6 +17,18 @@ def agent_pool(n: int) -> np.ndarray:
     """Agent ids (loan officers, brokers) in one format for honest and crooked alike."""
     count = max(8, n // 400)
     return np.char.add("AG", np.char.zfill(np.arange(1, count + 1).astype(str), 5))
+
+
+def big_employers(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Names and relative sizes of ``count`` big employers: the pool's first,
+    then made-up groups (``…集团有限公司``) a little smaller than the pool's smallest."""
+    names = [e[0] for e in pools.EMPLOYERS[:count]]
+    shares = [e[1] for e in pools.EMPLOYERS[:count]]
+    chars = pools.BRAND_CHARS
+    for i in range(count - len(names)):  # deterministic: no draw from the generator's stream
+        names.append(f"{chars[i % len(chars)]}{chars[(7 * i + 3) % len(chars)]}{i // len(chars) or ''}集团有限公司")
+        shares.append(0.015)
+    return np.array(names), np.array(shares)
 
 
 def honest_book(book: Book) -> None:
@@ -73,10 +85,10 @@ def honest_book(book: Book) -> None:
     # consumer employers: a long tail of small firms and a few giants
     small = P.cat(P.pick(rng, pools.BRAND_CHARS, n), P.pick(rng, pools.BRAND_CHARS, n),
                   P.pick(rng, ["科技", "贸易", "餐饮", "物业", "教育", "物流", "医药"], n), "有限公司")
-    big_names = np.array([e[0] for e in pools.EMPLOYERS])
-    big_share = np.array([e[1] for e in pools.EMPLOYERS])
+    big_names, big_share = big_employers(book.config.big_employers)
     big = rng.choice(big_names, size=n, p=big_share / big_share.sum())
-    c["employer_name"] = np.where(business, "", np.where(rng.random(n) < big_share.sum(), big, small)).astype(object)
+    at_big = big_share.sum() if book.config.employer_share is None else book.config.employer_share
+    c["employer_name"] = np.where(business, "", np.where(rng.random(n) < at_big, big, small)).astype(object)
     c["is_bad"] = np.zeros(n, dtype=bool)
 
     _contacts(book)

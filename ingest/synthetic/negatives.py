@@ -7,9 +7,9 @@ import numpy as np
 from ingest.synthetic import people as P
 from ingest.synthetic import pools
 from ingest.synthetic.book import Book
-from ingest.synthetic.honest import agent_pool
+from ingest.synthetic.honest import agent_pool, big_employers
 
-__all__ = ["plant_hard_negatives"]
+__all__ = ["plant_hard_negatives", "office_towers"]
 
 
 def plant_hard_negatives(book: Book) -> None:
@@ -21,14 +21,15 @@ def plant_hard_negatives(book: Book) -> None:
     _busy_agents(book)
     # big employers were drawn with the honest book: name the honest ones
     c = book.cols
-    big = np.isin(c["employer_name"], pools.BIG_EMPLOYERS) & (book.hard_negative == "") & (book.typology == "")
+    names, _ = big_employers(book.config.big_employers)
+    big = np.isin(c["employer_name"], names) & (book.hard_negative == "") & (book.typology == "")
     book.hard_negative[big] = "big_employer"
 
 
 def _families(book: Book) -> None:
-    """2–4 relatives: one home address, the home Wi-Fi IP, often one device, naming each other."""
+    """2–4 relatives (``family_size``): one home address, the home Wi-Fi IP, often one device, naming each other."""
     rng, c = book.rng, book.cols
-    g = book.groups(int(0.03 * book.n), 2, 4, pool="consumer")
+    g = book.groups(int(book.config.family_share * book.n), 2, book.config.family_size, pool="consumer")
     if not g.count:
         return
     lead = g.rows[g.leader][g.group]
@@ -54,7 +55,7 @@ def _families(book: Book) -> None:
 def _repeat_borrowers(book: Book) -> None:
     """The same person borrowing again months later, typing things a little differently."""
     rng, c = book.rng, book.cols
-    pairs = book.take(2 * int(0.02 * book.n))
+    pairs = book.take(2 * int(book.config.repeat_share * book.n))
     first, again = pairs[0::2], pairs[1::2][: len(pairs) // 2]
     first = first[: len(again)]
     early = c["applied_at"][first] <= c["applied_at"][again]
@@ -79,8 +80,8 @@ def _repeat_borrowers(book: Book) -> None:
 def _office_towers(book: Book) -> None:
     """Hundreds of small firms registered in one building (a registration agent's address)."""
     rng, c = book.rng, book.cols
-    rows = book.take(int(0.02 * book.n), pool="business")
-    tower = P.pick(rng, pools.OFFICE_TOWERS, len(rows))
+    rows = book.take(int(book.config.office_share * book.n), pool="business")
+    tower = P.pick(rng, office_towers(book.config.office_towers), len(rows))
     room = P.cat(tower, rng.integers(2, 30, len(rows)), "楼", rng.integers(1, 60, len(rows)), "室")
     whole = rng.random(len(rows)) < 0.5  # half give the building only, the rest a room in it
     c["company_address"][rows] = np.where(whole, tower, room)
@@ -90,17 +91,39 @@ def _office_towers(book: Book) -> None:
 def _carrier_nat(book: Book) -> None:
     """A handful of carrier-grade NAT addresses shared by thousands of honest applicants."""
     rng, c = book.rng, book.cols
-    nat_ips = P.ipv4(rng, 5)
-    rows = book.take(int(0.05 * book.n))
-    c["ip"][rows] = nat_ips[rng.choice(5, size=len(rows), p=[0.4, 0.25, 0.15, 0.12, 0.08])]
+    k = book.config.nat_ips
+    nat_ips = P.ipv4(rng, k)
+    rows = book.take(int(book.config.nat_share * book.n))
+    # a few big addresses and a tail of smaller ones
+    weights = 1.0 / np.arange(1, k + 1) ** 0.8
+    p = [0.4, 0.25, 0.15, 0.12, 0.08] if k == 5 else weights / weights.sum()
+    c["ip"][rows] = nat_ips[rng.choice(k, size=len(rows), p=p)]
     book.hard_negative[rows] = "carrier_nat"
 
 
+def office_towers(count: int) -> tuple[str, ...]:
+    """``count`` office-tower addresses: the pool's four first, then made-up
+    buildings in the same cities (deterministic, no draw from the generator's stream).
+
+    >>> office_towers(2) == pools.OFFICE_TOWERS[:2], len(set(office_towers(9)))
+    (True, 9)
+    """
+    towers = list(pools.OFFICE_TOWERS[:count])
+    cities = ("深圳市南山区", "上海市浦东新区", "杭州市西湖区", "广州市天河区", "成都市高新区", "北京市海淀区")
+    for i in range(count - len(towers)):
+        road = pools.ROADS[i % len(pools.ROADS)]
+        towers.append(f"{cities[i % len(cities)]}{road}{100 + 7 * i}号{pools.BRAND_CHARS[i % len(pools.BRAND_CHARS)]}"
+                      f"{pools.BRAND_CHARS[(5 * i + 2) % len(pools.BRAND_CHARS)]}大厦")
+    return tuple(towers)
+
+
 def _busy_agents(book: Book) -> None:
-    """Two productive honest agents: many applications, spread over two years, varied figures."""
+    """Productive honest agents (two by default): many applications, spread over two years, varied figures."""
     rng, c = book.rng, book.cols
-    busy = rng.choice(agent_pool(book.n), size=2, replace=False)
-    rows = book.take(int(0.03 * book.n))
-    c["agent_id"][rows] = busy[rng.integers(0, 2, len(rows))]
+    agents = agent_pool(book.n)
+    k = min(book.config.busy_agents, len(agents))
+    busy = rng.choice(agents, size=k, replace=False)
+    rows = book.take(int(book.config.busy_agent_share * book.n))
+    c["agent_id"][rows] = busy[rng.integers(0, k, len(rows))]
     c["channel"][rows] = "agent"
     book.hard_negative[rows] = "busy_agent"

@@ -109,23 +109,35 @@ def _company_roles(book: Book) -> pd.DataFrame:
     return roles[list(ROLE_COLUMNS)].reset_index(drop=True)
 
 
-def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out: Path) -> GenerationSummary:
-    """Write the contract tables (CSV in the configured encoding, or Parquet) and truth/ (UTF-8 CSV)."""
+def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out: Path,
+          new_ids: set[str] | None = None) -> GenerationSummary:
+    """Write the contract tables (CSV in the configured encoding, or Parquet) and truth/ (UTF-8 CSV).
+
+    With ``new_ids`` the tables are split into ``history/`` and ``new/``
+    (see ``split_tables``) and the broken rows' lines count in their folder.
+    """
     config = book.config
     truth_dir = out / "truth"
     truth_dir.mkdir(parents=True, exist_ok=True)
     summary = GenerationSummary(out_dir=str(out))
-    for name in ("applications", "guarantees", "contacts", "company_roles"):
-        frame = tables[name]
-        if config.file_format == "parquet":
-            path = out / f"{name}.parquet"
-            table = pa.Table.from_pandas(frame.replace("", None), preserve_index=False)
-            pq.write_table(table, path)
-        else:
-            path = out / f"{name}.csv"
-            write_csv(frame, path, config.encoding)
-        summary.paths[name] = str(path)
-        summary.row_counts[name] = len(frame)
+    contract = {name: tables[name] for name in ("applications", "guarantees", "contacts", "company_roles")}
+    folders = {"": contract}
+    if new_ids is not None:
+        folders = split_tables(contract, new_ids)
+        broken = _broken_lines(broken, contract["applications"], new_ids)
+    for folder, frames in folders.items():
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for name, frame in frames.items():
+            key = f"{folder}/{name}" if folder else name
+            if config.file_format == "parquet":
+                path = out / folder / f"{name}.parquet"
+                table = pa.Table.from_pandas(frame.replace("", None), preserve_index=False)
+                pq.write_table(table, path)
+            else:
+                path = out / folder / f"{name}.csv"
+                write_csv(frame, path, config.encoding)
+            summary.paths[key] = str(path)
+            summary.row_counts[key] = len(frame)
     truth = tables["truth"]
     rings = pd.concat(book.rings, ignore_index=True) if book.rings else pd.DataFrame(
         columns=["ring_id", "typology", "size", "shared"])
@@ -138,6 +150,49 @@ def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out
         summary.paths[f"truth/{name}"] = str(path)
     summary.broken_rows = len(broken)
     return summary
+
+
+def split_tables(tables: dict[str, pd.DataFrame], new_ids: set[str]) -> dict[str, dict[str, pd.DataFrame]]:
+    """The contract tables cut into ``history`` and ``new`` by ``new_ids``.
+
+    Applications, contacts and guarantees follow their application; a
+    registry row goes with its firm's first application (``company_roles``
+    rows of firms that never applied stay in the history). Row order is kept.
+
+    Example
+    -------
+    >>> apps = pd.DataFrame({"application_id": ["A1", "A2"], "company_uscc": ["U1", "U2"]})
+    >>> roles = pd.DataFrame({"company_uscc": ["U1", "U2", "U3"], "role": ["legal_rep"] * 3})
+    >>> parts = split_tables({"applications": apps, "company_roles": roles}, {"A2"})
+    >>> list(parts["new"]["applications"]["application_id"]), list(parts["history"]["company_roles"]["company_uscc"])
+    (['A2'], ['U1', 'U3'])
+    """
+    apps = tables["applications"]
+    firms = apps[apps["company_uscc"] != ""].drop_duplicates("company_uscc")
+    new_firms = set(firms.loc[firms["application_id"].isin(new_ids), "company_uscc"])
+    parts: dict[str, dict[str, pd.DataFrame]] = {"history": {}, "new": {}}
+    for name, frame in tables.items():
+        if "application_id" in frame.columns:
+            is_new = frame["application_id"].isin(new_ids)
+        else:
+            is_new = frame["company_uscc"].isin(new_firms)
+        parts["history"][name] = frame[~is_new].reset_index(drop=True)
+        parts["new"][name] = frame[is_new].reset_index(drop=True)
+    return parts
+
+
+def _broken_lines(broken: pd.DataFrame, apps: pd.DataFrame, new_ids: set[str]) -> pd.DataFrame:
+    """Broken-row truth with each row's folder and its line in that folder's file."""
+    is_new = apps["application_id"].isin(new_ids).to_numpy()
+    # 1-based line of each row within its part's file (header is line 1)
+    line = np.empty(len(apps), dtype=np.int64)
+    line[is_new] = np.arange(is_new.sum()) + 2
+    line[~is_new] = np.arange((~is_new).sum()) + 2
+    rows = broken["line"].to_numpy(dtype=np.int64) - 2
+    out = broken.copy()
+    out.insert(1, "folder", np.where(is_new[rows], "new", "history"))
+    out["line"] = line[rows]
+    return out
 
 
 def write_csv(frame: pd.DataFrame, path: Path, encoding: str) -> None:
