@@ -869,10 +869,31 @@ class IdentityStatistics:
     name_dob: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
 
 
+def _isin(values, lookup) -> np.ndarray:
+    """``values.isin(lookup)`` for text keys through Arrow's hash set: pandas'
+    ``isin`` on Arrow strings builds a Python object per lookup value, seconds
+    when the lookup is the whole book. Missing values are never in.
+
+    Example
+    -------
+    >>> _isin(pd.Series(["a", None, "c"]), ["c", "d"]).tolist()
+    [False, False, True]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def text(x) -> pa.Array:
+        arr = np.asarray(x, dtype=object)
+        return pa.array(arr, type=pa.string(), from_pandas=True)
+
+    found = pc.is_in(text(values), value_set=text(lookup), skip_nulls=True)
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
+
+
 def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
     """``res`` over the records ``keys`` only (their pairs, same model)."""
-    held = res.records["record_id"].isin(keys).to_numpy()
-    unknown = keys[~keys.isin(res.records["record_id"])]
+    held = _isin(res.records["record_id"], keys)
+    unknown = keys[~_isin(keys, res.records["record_id"])]
     if len(unknown):
         raise ValueError(f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
                          "statistics: they were computed before these records arrived; compute them over the "
@@ -880,7 +901,7 @@ def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
     if held.all():
         return res
     recs = res.records[held].reset_index(drop=True)
-    pairs = res.pairs[res.pairs["left"].isin(keys) & res.pairs["right"].isin(keys)].reset_index(drop=True)
+    pairs = res.pairs[_isin(res.pairs["left"], keys) & _isin(res.pairs["right"], keys)].reset_index(drop=True)
     return Resolution(entities=res.entities[held].reset_index(drop=True), pairs=pairs, stats=res.stats,
                       model=res.model, records=recs, fields=res.fields, extra_fields=res.extra_fields,
                       address_tokens=res.address_tokens, _tf=res._tf, _arrays=_arrays(recs))
@@ -1016,15 +1037,15 @@ class IdentityResolution(Detector):
         portfolio = as_portfolio(portfolio)
         stats = self.statistics(portfolio) if statistics is None else statistics
         apps = portfolio.applications
-        targets = apps["application_id"].astype(str).isin(set(map(str, app_ids))).to_numpy()
+        targets = _isin(apps["application_id"], list(map(str, app_ids)))
         applicants = pd.Index(apps.loc[targets, "person"].dropna().astype(str).unique())
         ent = stats.person_entity
         their = ent.reindex(applicants).dropna().unique()
-        held = applicants.union(pd.Index(ent.index[ent.isin(their)].astype(str)))
+        held = applicants.union(pd.Index(ent.index[_isin(ent, their)].astype(str)))
         nd = stats.name_dob
-        peers = nd.index[nd.isin(nd.reindex(held).dropna().unique())]
+        peers = nd.index[_isin(nd, nd.reindex(held).dropna().unique())]
         persons = held.union(pd.Index(peers.astype(str)))
-        chosen = targets | apps["person"].astype(str).isin(persons).to_numpy()
+        chosen = targets | _isin(apps["person"], persons)
         return portfolio.subset(apps.loc[chosen, "application_id"], persons=persons)
 
     def run(self, source, statistics: IdentityStatistics | None = None) -> list[Finding]:
@@ -1043,16 +1064,16 @@ class IdentityResolution(Detector):
         ap = self._applicant_records(portfolio)
         person_pairs = self._person_pairs(res)
         anon = stats.anon_pairs
-        all_pairs = pd.concat([person_pairs, anon[anon["src"].isin(keys) & anon["dst"].isin(keys)]],
+        all_pairs = pd.concat([person_pairs, anon[_isin(anon["src"], keys) & _isin(anon["dst"], keys)]],
                               ignore_index=True)
         firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
         company = stats.company_pairs
-        company_pairs = company[company["src"].isin(firms) & company["dst"].isin(firms)]
+        company_pairs = company[_isin(company["src"], firms) & _isin(company["dst"], firms)]
         portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs,
                                    "Company-SIMILAR_TO-Company": company_pairs}
         findings: list[Finding] = []
         findings += self._id_conflicts(ap, stats.phone_persons)
-        findings += self._multi_id(ap, res, stats.person_entity[stats.person_entity.index.isin(keys)])
+        findings += self._multi_id(ap, res, stats.person_entity[_isin(stats.person_entity.index, keys)])
         findings += self._checksum(ap)
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
