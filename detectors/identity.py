@@ -71,7 +71,7 @@ from detectors.matching import (
     compare_names,
     gb11643_ok,
 )
-from detectors.portfolio import as_portfolio
+from detectors.portfolio import _isin, as_portfolio
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
            "company_core_name"]
@@ -867,27 +867,6 @@ class IdentityStatistics:
     company_pairs: pd.DataFrame = field(default_factory=_no_pairs)
     phone_persons: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
     name_dob: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
-
-
-def _isin(values, lookup) -> np.ndarray:
-    """``values.isin(lookup)`` for text keys through Arrow's hash set: pandas'
-    ``isin`` on Arrow strings builds a Python object per lookup value, seconds
-    when the lookup is the whole book. Missing values are never in.
-
-    Example
-    -------
-    >>> _isin(pd.Series(["a", None, "c"]), ["c", "d"]).tolist()
-    [False, False, True]
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def text(x) -> pa.Array:
-        arr = np.asarray(x, dtype=object)
-        return pa.array(arr, type=pa.string(), from_pandas=True)
-
-    found = pc.is_in(text(values), value_set=text(lookup), skip_nulls=True)
-    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _restricted(res: Resolution, keys: pd.Index) -> Resolution:

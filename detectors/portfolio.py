@@ -271,12 +271,12 @@ class _Subset(Portfolio):
         self.parent = parent
         wanted = set(map(str, app_ids))
         apps = parent.applications
-        apps = apps[apps["application_id"].astype(str).isin(wanted)].reset_index(drop=True)
+        apps = apps[_isin(apps["application_id"], wanted)].reset_index(drop=True)
         ids = set(apps["application_id"].astype(str))
         self.app_ids = ids
 
         def mine(frame: pd.DataFrame) -> pd.DataFrame:
-            return frame[frame["application_id"].astype(str).isin(ids)].reset_index(drop=True)
+            return frame[_isin(frame["application_id"], ids)].reset_index(drop=True)
 
         self.__dict__["applications"] = apps
         self.__dict__["_links_by_kind"] = {kind: mine(t) for kind, t in parent._links_by_kind.items()}
@@ -290,23 +290,23 @@ class _Subset(Portfolio):
             people |= set(g.loc[label == "Person", side].dropna().astype(str))
             firms |= set(g.loc[label == "Company", side].dropna().astype(str))
         roles = parent.roles
-        roles = roles[roles["person"].astype(str).isin(people) | roles["company"].astype(str).isin(firms)]
+        roles = roles[_isin(roles["person"], people) | _isin(roles["company"], firms)]
         self.__dict__["roles"] = roles.reset_index(drop=True)
         people |= set(roles["person"].astype(str))
         firms |= set(roles["company"].astype(str))
         if persons is not None:
             people |= set(map(str, persons))
         persons = parent.persons
-        self.__dict__["persons"] = persons[persons["key"].astype(str).isin(people)].reset_index(drop=True)
+        self.__dict__["persons"] = persons[_isin(persons["key"], people)].reset_index(drop=True)
         companies = parent.companies
-        self.__dict__["companies"] = companies[companies["key"].astype(str).isin(firms)].reset_index(drop=True)
+        self.__dict__["companies"] = companies[_isin(companies["key"], firms)].reset_index(drop=True)
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
 
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         frame = self.parent.nodes(label, columns)
         if label == "Application":
-            frame = frame[frame["key"].astype(str).isin(self.app_ids)].reset_index(drop=True)
+            frame = frame[_isin(frame["key"], self.app_ids)].reset_index(drop=True)
         return frame
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -314,7 +314,7 @@ class _Subset(Portfolio):
         source, _, target = name.split("-")
         for side, label in (("src", source), ("dst", target)):
             if label == "Application":
-                frame = frame[frame[side].astype(str).isin(self.app_ids)].reset_index(drop=True)
+                frame = frame[_isin(frame[side], self.app_ids)].reset_index(drop=True)
         return frame
 
     def _stored_entities(self, label: str) -> pd.Series | None:
@@ -379,6 +379,34 @@ def _components(pairs: pd.DataFrame) -> pd.Series:
     frame = pd.DataFrame({"key": keys, "component": labels})
     smallest = frame.groupby("component")["key"].min()
     return pd.Series(smallest.reindex(labels).to_numpy(), index=keys)
+
+
+def _isin(values, lookup) -> np.ndarray:
+    """``values.isin(lookup)`` for text keys, through Arrow's hash set.
+
+    pandas' ``isin`` on Arrow strings builds a Python object per *lookup*
+    value: seconds when the lookup is a batch or the whole book. Values are
+    compared as text (as ``astype(str)`` would), missing ones are never in.
+
+    Example
+    -------
+    >>> _isin(pd.Series(["a", None, "c"]), {"c", "d"}).tolist()
+    [False, False, True]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def text(x) -> pa.Array:
+        if isinstance(x, (pd.Series, pd.Index)) and isinstance(x.dtype, pd.StringDtype):
+            return pa.array(x).cast(pa.large_string())  # Arrow-backed already: no Python objects
+        arr = np.asarray(list(x) if isinstance(x, (set, frozenset, dict)) else x, dtype=object)
+        try:
+            return pa.array(arr, type=pa.large_string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers among the keys: compare their text
+            return pa.array(pd.Series(arr, dtype=object).astype(str), type=pa.large_string(), from_pandas=True)
+
+    found = pc.is_in(text(values), value_set=text(lookup), skip_nulls=True)
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def as_portfolio(source: Any) -> Portfolio:
