@@ -145,6 +145,10 @@ class IdentityStatistics:
         Phone → distinct applicants (ID numbers) who gave it.
     name_dob : Series
         Record key → pinyin name key + birth date, for records with an ID.
+    applications : int
+        Applications of the portfolio they were computed over (a scope
+        refuses statistics of another portfolio: an older one misses the
+        batch's records and its refit).
     """
 
     resolution: Resolution | None = None
@@ -154,6 +158,7 @@ class IdentityStatistics:
     company_pairs: pd.DataFrame = field(default_factory=_no_pairs)
     phone_persons: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
     name_dob: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    applications: int = 0
 
 
 def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
@@ -273,7 +278,8 @@ class IdentityResolution(Detector):
             company_entity=company_entity, company_pairs=company_pairs,
             phone_persons=applied.groupby("phone")["person"].nunique(),
             name_dob=pd.Series((recs["name_key"] + "|" + recs["dob"])[real].to_numpy(),
-                               index=recs["record_id"][real].to_numpy()))
+                               index=recs["record_id"][real].to_numpy()),
+            applications=len(apps))
 
     def scope(self, portfolio, app_ids, statistics: IdentityStatistics | None = None):
         """The applications and persons whose findings can hold one of ``app_ids``.
@@ -303,6 +309,9 @@ class IdentityResolution(Detector):
         portfolio = as_portfolio(portfolio)
         stats = self.statistics(portfolio) if statistics is None else statistics
         apps = portfolio.applications
+        if stats.resolution is not None and stats.applications != len(apps):
+            raise ValueError(f"the identity statistics were computed over {stats.applications:,} applications, "
+                             f"this portfolio has {len(apps):,}: compute them over the current portfolio")
         targets = _isin(apps["application_id"], list(map(str, app_ids)))
         applicants = pd.Index(apps.loc[targets, "person"].dropna().astype(str).unique())
         ent = stats.person_entity

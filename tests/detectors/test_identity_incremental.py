@@ -171,4 +171,7 @@ def test_later_detectors_get_the_full_runs_entities(night):
 def test_statistics_from_before_the_batch_are_refused_not_used(night):
     run = detect_around(Portfolio(night["store"]), night["new_ids"], names=["identity"],
                         statistics={"identity": night["stale"]})
-    assert "not in the identity statistics" in run.errors["identity"] and not run.findings
+    assert "compute them over the current portfolio" in run.errors["identity"] and not run.findings
+    # run directly, they miss the batch's person records
+    with pytest.raises(ValueError, match="not in the identity statistics"):
+        IdentityResolution().run(Portfolio(night["store"]), statistics=night["stale"])
