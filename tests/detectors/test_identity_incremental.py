@@ -3,10 +3,11 @@
 A hand-built book is ingested and detected, then a batch arrives holding the
 cases the issue names: a stored ID number under another name, a near-miss ID
 of a stored person (who was already linked to a third record through keys the
-new one does not share), and a stored person back within days with a phone
-another stored person gave. ``detect_around`` the batch must give each of them
-its finding, equal to a full run's, and hand the later detectors the full
-run's entity ids.
+new one does not share), a near-miss whose records each have a namesake born
+the same day, a near-miss of a guarantor who never applied, and a stored
+person back within days with a phone another stored person gave.
+``detect_around`` the batch must give each of them its finding, equal to a
+full run's, and hand the later detectors the full run's entity ids.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ CHEN_TYPO_SEQ = _typo(CHEN, 15)  # a sequence digit: same region+birth key
 LIU = make_id("420102", "19791108", "052")
 LIU_NEAR_MISS = _typo(LIU, 16)
 LIU_NAMESAKE, KANG_NAMESAKE = make_id("510104", "19791108", "117"), make_id("320102", "19791108", "233")
+#: a stored guarantor (a person without applications), then an applicant under a near-miss of his ID
+GUARANTOR = make_id("370102", "19720915", "064")
 SHARED_ID = person_id(801)  # stored under 周杰明, comes back under 林晓燕
 CYCLING = person_id(802)  # 孙立新: back within days with a phone another person gave
 
@@ -67,6 +70,7 @@ def _history(b: ExportBuilder) -> dict[str, str]:
     ids["kang_namesake"] = b.app(applicant_name="刘志康", applicant_id_number=KANG_NAMESAKE)["application_id"]
     for _ in range(20):
         b.app()
+    b.guarantee(ids["phone_owner"], "person", "吴海峰", GUARANTOR, guarantor_phone="13588880001")
     return ids
 
 
@@ -81,6 +85,8 @@ def _batch(b: ExportBuilder) -> dict[str, str]:
                            applicant_phone="13655550002")["application_id"]
     ids["liu"] = b.app(applicant_name="刘志康", applicant_id_number=LIU_NEAR_MISS, applicant_phone="13577770001",
                        applicant_address="湖北省武汉市江岸区解放大道18号2栋801室")["application_id"]
+    ids["guarantor"] = b.app(applicant_name="吴海峰", applicant_id_number=_typo(GUARANTOR, 15),
+                             applicant_phone="13588880001")["application_id"]
     return ids
 
 
@@ -149,6 +155,13 @@ def test_whether_a_fuzzy_duplicate_is_reported_depends_on_namesakes_outside_its_
         assert [f.kind for f in run.findings if new["liu"] in f.members] == ["id_checksum_failed"]
 
 
+def test_a_near_miss_of_a_stored_guarantor_who_never_applied(night):
+    new = night["new"]
+    (f,) = [f for f in night["around"].findings if f.kind == "name_dob_multi_id" and new["guarantor"] in f.members]
+    # the guarantor's record has no application in the scope: it is held as a record of its own
+    assert f.members == (new["guarantor"],) and ("Person", GUARANTOR) in f.entities
+
+
 def test_a_phone_given_by_another_stored_person_counts(night):
     old, new = night["old"], night["new"]
     (f,) = [f for f in night["around"].findings if f.kind == "id_multiple_phones"]
@@ -171,4 +184,7 @@ def test_later_detectors_get_the_full_runs_entities(night):
 def test_statistics_from_before_the_batch_are_refused_not_used(night):
     run = detect_around(Portfolio(night["store"]), night["new_ids"], names=["identity"],
                         statistics={"identity": night["stale"]})
-    assert "not in the identity statistics" in run.errors["identity"] and not run.findings
+    assert "compute them over the current portfolio" in run.errors["identity"] and not run.findings
+    # run directly, they miss the batch's person records
+    with pytest.raises(ValueError, match="not in the identity statistics"):
+        IdentityResolution().run(Portfolio(night["store"]), statistics=night["stale"])
