@@ -53,6 +53,8 @@ def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
         assert done.returncode == 0, (hash_seed, args[0], done.stdout[-2000:], done.stderr[-2000:])
 
 
+# detect, train and flag (every detector around the batch) as processes, twice: minutes, not seconds
+@pytest.mark.timeout(1800)
 def test_outputs_do_not_depend_on_the_hash_seed(book, tmp_path):
     import shutil
     from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +82,7 @@ def test_outputs_do_not_depend_on_the_hash_seed(book, tmp_path):
 
 
 @pytest.mark.neo4j
+@pytest.mark.timeout(1800)
 def test_both_stores_give_the_same_findings_model_and_flags(book, embedded_store, neo4j_store, tmp_path):
     base, tonight = book
     results = {}
