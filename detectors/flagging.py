@@ -143,7 +143,8 @@ class FlagIndex:
         first: the others read its entities), and kept for the next call."""
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
         cache = self.__dict__.setdefault("_statistics", {})
-        return detect_around(self.portfolio, app_ids, names, statistics=cache)
+        return detect_around(self.portfolio, app_ids, names, statistics=cache,
+                             progress=self.__dict__.get("progress"))
 
     def findings_around(self, app_ids: list[str], detection: IncrementalRun) -> list[Finding]:
         """The findings holding ``app_ids``: what the detectors found around
@@ -481,6 +482,7 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
     if not summary.application_ids:
         return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
     index = FlagIndex.build(store, bad_labels=model.known_bad)
+    index.progress = progress  # detection around the batch reports per detector, like ``detect``
     result = index.score(model, summary.application_ids, review, decline)
     result.bad_values = list(index.portfolio.bad_values)
     write_scores(store, result.flags, model)
