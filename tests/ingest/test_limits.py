@@ -165,7 +165,8 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
 
     monkeypatch.setattr(flagging, "flag_applications", fake_flag)
     monkeypatch.setattr("detectors.scoring.load_model", lambda folder: type(
-        "M", (), {"config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})()})())
+        "M", (), {"target": "fraud", "version": "v-test",
+                  "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})()})())
     folder = _export(tmp_path, [_app(1)])
     CliRunner().invoke(cli, ["flag", str(folder), "--store", str(tmp_path / "s"), "--quiet",
                              "--applied-from", "2000-01-01", "--max-amount", "5e6"])
