@@ -140,7 +140,6 @@ def test_the_fraud_model_does_not_learn_defaults(noisy_defaults):
     assert len(mixed["_valid"]["y"]) == len(is_fraud) and mixed["_valid"]["y"].sum() > is_fraud.sum()
     auc_fraud = roc_auc_score(is_fraud, report["_valid"]["scores"][report["chosen"]])
     auc_mixed = roc_auc_score(is_fraud, mixed["_valid"]["scores"][mixed["chosen"]])
-    print(f"AUC against fraud: fraud target {auc_fraud:.3f}, mixed target {auc_mixed:.3f}")
     assert auc_fraud > 0.9 and auc_fraud > auc_mixed + 0.05, (auc_fraud, auc_mixed)
     # on the whole book the fraud score ranks frauds above the relabelled defaults
     scored = result.scored.set_index("application_id")["score"]
