@@ -35,7 +35,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import LINK_KINDS, as_portfolio
+from detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 
 __all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
 
@@ -238,7 +238,7 @@ def _glue_edges(links: pd.DataFrame, glue: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["application_id", "node"])
     # one vectorised pass over all links by identifier alone, then the exact
     # (kind, identifier) check on the few candidates
-    candidate = _isin(links["identifier"], gluing.get_level_values(1).unique())
+    candidate = in_set(links["identifier"], gluing.get_level_values(1).unique())
     used = links.loc[candidate]
     node = used["kind"].astype(str) + "\x1f" + used["identifier"].astype(str)
     glue_keys = gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str)
@@ -494,19 +494,6 @@ def entity_links(portfolio) -> pd.DataFrame:
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
     portfolio.__dict__["_ring_links"] = links
     return links
-
-
-def _isin(values: pd.Series, wanted) -> np.ndarray:
-    """``values.isin(wanted)`` as a boolean array, through Arrow's hash set
-    (pandas' own ``isin`` on Arrow strings first converts ``wanted`` in Python)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        found = pc.is_in(pa.array(values, from_pandas=True), value_set=pa.array(wanted, from_pandas=True))
-        return found.to_numpy(zero_copy_only=False).astype(bool)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed types: pandas' way
-        return values.isin(wanted).to_numpy(dtype=bool)
 
 
 def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
