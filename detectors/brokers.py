@@ -473,27 +473,38 @@ class BrokerRings(Detector):
     def _links(portfolio, a: pd.DataFrame, kinds: tuple[str, ...] = _SHARE_KINDS) -> pd.DataFrame:
         """Personal identifiers (of ``kinds``) an agent's applications share
         with another of the same agent's."""
-        frames, positions = [], []
+        columns = ["application_id", "identifier", "kind", "agent", "person"]
+        found = []  # (kind, its link table, rows of the table on a's applications, their positions in a)
         for kind in kinds:
             table = portfolio.link_table(kind)
             if len(table) and len(a):
-                rows = _positions(table["application_id"], a.index)
-                if (rows >= 0).any():
-                    frames.append(table[rows >= 0].assign(kind=kind))
-                    positions.append(rows[rows >= 0])
-        if not frames:
-            return pd.DataFrame(columns=["application_id", "identifier", "kind", "agent", "person"])
-        links = pd.concat(frames, ignore_index=True)
-        rows = np.concatenate(positions)
+                pos = _positions(table["application_id"], a.index)
+                hit = np.flatnonzero(pos >= 0)
+                if len(hit):
+                    found.append((kind, table, hit, pos[hit]))
+        if not found:
+            return pd.DataFrame(columns=columns)
+        # applicants per (agent, kind, identifier), counted over integer codes
+        rows = np.concatenate([f[3] for f in found])
+        kind_code = np.concatenate([np.full(len(f[2]), k, dtype=np.int64) for k, f in enumerate(found)])
+        identifier = np.concatenate([pd.factorize(f[1]["identifier"].take(f[2]))[0] for f in found])
         # one person's several applications share their own phone and device: not a ring signal
         person = a["person"].astype(object).where(a["person"].notna(), a["application_id"])
-        links = links.assign(agent=a["agent"].to_numpy()[rows], person=person.to_numpy()[rows])
-        # applicants per (agent, kind, identifier), counted over integer codes
-        identifier = pd.factorize(links["identifier"])[0]
-        group, n = _groups(pd.factorize(a["agent"])[0][rows], pd.factorize(links["kind"])[0], identifier)
-        pairs = pd.unique(group * (len(a) + 1) + pd.factorize(person)[0][rows])
+        person_code = pd.factorize(person)[0]
+        group, n = _groups(pd.factorize(a["agent"])[0][rows], kind_code, identifier)
+        pairs = pd.unique(group * (len(a) + 1) + person_code[rows])
         persons = np.bincount(pairs // (len(a) + 1), minlength=n)[group]
-        return links[(persons >= 2) & (identifier >= 0)].reset_index(drop=True)
+        keep = (persons >= 2) & (identifier >= 0)
+        frames, at = [], 0
+        for kind, table, hit, pos in found:
+            mine = keep[at:at + len(hit)]
+            at += len(hit)
+            if mine.any():
+                frames.append(table.take(hit[mine])[["application_id", "identifier"]].assign(
+                    kind=kind, agent=a["agent"].to_numpy()[pos[mine]], person=person.to_numpy()[pos[mine]]))
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(frames, ignore_index=True)
 
     def _candidate_pairs(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:
         """(application, candidate) pairs: significant template cells and strong identifiers."""
