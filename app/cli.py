@@ -351,11 +351,14 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
         from detectors.risk import train as train_model
 
         try:
-            trained = train_model(store, progress=bar)
+            # the demo replaced the store's data: its model is the champion whatever an earlier demo left
+            trained = train_model(store, progress=bar, promote="always")
         except ValueError as err:
             raise click.ClickException(str(err)) from err
         finally:
             bar.close()
+        if trained.event is not None:
+            _audit_model_event(store, "fraud", trained.event)
         _print_training(trained)
         click.echo(f"5/5 flagging tonight's batch ({tonight_dir}) incrementally")
         from detectors.flagging import flag_applications
@@ -542,9 +545,20 @@ def _print_training(result) -> None:
     click.echo(f"  graph uplift ({report['chosen']}): AUC {chosen['uplift_auc']:+.3f}, "
                f"precision@k {chosen['uplift_precision_at_k']:+.3f}")
     click.echo(f"  plots: {result.folder / 'roc.png'}, {result.folder / 'scores.png'}")
-    counts = result.scored["decision"].value_counts()
-    click.echo("  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}"
-                                                             for d in ("pass", "review", "decline")))
+    if result.comparison is not None:
+        click.echo(f"  against the champion {result.comparison['champion_version']} on the same out-of-time applications"
+                   + (" (the champion learned from some of them: its figures are in-sample)"
+                      if result.comparison.get("champion_in_sample") else "") + ":")
+        click.echo(f"    {result.comparison['verdict']}")
+    if result.promoted:
+        click.echo(f"  {report['version']} is the champion ({result.event.reason if result.event else 'promoted'})")
+        counts = result.scored["decision"].value_counts()
+        click.echo("  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}"
+                                                                 for d in ("pass", "review", "decline")))
+    else:
+        target = "" if report["target"] == "fraud" else f" --target {report['target']}"
+        click.echo(f"  saved as the challenger; the champion still scores. Promote it with "
+                   f"`ringscope promote {report['version']}{target}`, compare nightly with `ringscope flag --shadow`.")
     _print_bad_values(result.bad_values)
 
 
@@ -597,13 +611,19 @@ def _bad_alias(bad_labels: str | None, target: str | None) -> str:
               help="Default score from which an application goes to review.")
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Default score from which an application is declined.")
+@click.option("--promote", "promote_policy", type=click.Choice(["never", "auto", "always"]), default="never",
+              show_default=True,
+              help="When a champion exists: never (save a challenger for `ringscope promote`), auto (promote when it "
+                   "beats the champion out of time on AUC and precision@k without declining more honest "
+                   "applications), always.")
 @_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(store_path: str | None, neo4j_uri: str | None, target: str | None, bad_labels: str | None,
-          review_capacity: float, review_threshold: float, decline_threshold: float, lock_timeout: float | None,
-          quiet: bool) -> None:
+          review_capacity: float, review_threshold: float, decline_threshold: float, promote_policy: str,
+          lock_timeout: float | None, quiet: bool) -> None:
     """Fit the fraud model (or, with --target default, the credit-default model) on the store's
-    outcomes and case verdicts; score every application."""
+    outcomes and case verdicts. The first model becomes the champion and scores every application;
+    later ones are challengers, compared with the champion (see --promote)."""
     from detectors.risk import train as train_model
     from detectors.scoring import TrainingConfig
 
@@ -616,11 +636,13 @@ def train(store_path: str | None, neo4j_uri: str | None, target: str | None, bad
     bar = _ProgressBar(enabled=not quiet)
     with _opened(store_path, neo4j_uri) as store, _writing(store, "train", lock_timeout):
         try:
-            result = train_model(store, config, progress=bar)
+            result = train_model(store, config, progress=bar, promote=promote_policy)
         except ValueError as err:
             raise click.ClickException(str(err)) from err
         finally:
             bar.close()
+        if result.event is not None:
+            _audit_model_event(store, config.target, result.event)
     _print_training(result)
 
 
@@ -636,12 +658,15 @@ def train(store_path: str | None, neo4j_uri: str | None, target: str | None, bad
 @click.option("--decline", "decline_threshold", type=click.FloatRange(0, 1), default=None,
               help="Score from which an application is declined (default: the model's).")
 @_target_option("scores")
+@click.option("--shadow", is_flag=True,
+              help="Also score with the challenger (`ringscope train` saves one) and record its decisions beside "
+                   "the champion's, without acting on them.")
 @_limit_options
 @_lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: Path, rejects_path: str,
-         review_threshold: float | None, decline_threshold: float | None, target: str | None, applied_from,
-         applied_to, max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
+         review_threshold: float | None, decline_threshold: float | None, target: str | None, shadow: bool,
+         applied_from, applied_to, max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
     """Score the new applications in FOLDER against the existing graph (incremental), with the
     fraud model (or, with --target default, the credit-default model)."""
     import pandas as pd
@@ -663,6 +688,15 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
             raise click.ClickException(f"The saved model {model.version} predicts {model.target!r}, not {target!r} "
                                        f"(trained before separate targets); run `ringscope train"
                                        f"{'' if target == 'fraud' else ' --target ' + target}` to replace it.")
+        shadow_model = None
+        if shadow:
+            from detectors.model_store import challenger
+
+            version = challenger(target_folder(store, target))
+            if version is None:
+                raise click.ClickException(f"No challenger to shadow in {target_folder(store, target)}: "
+                                           f"`ringscope train` saves one once a champion exists.")
+            shadow_model = load_model(target_folder(store, target), version)
         review = model.config.review_threshold if review_threshold is None else review_threshold
         decline = model.config.decline_threshold if decline_threshold is None else decline_threshold
         if review >= decline:
@@ -670,7 +704,7 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         try:
             with _writing(store, "flag", lock_timeout):
                 summary, result = flag_applications(store, folder, model, rejects_path, review, decline,
-                                                    progress=bar, limits=limits)
+                                                    progress=bar, limits=limits, shadow=shadow_model)
         finally:
             bar.close()
     write_csv(result.flags, out_path)
@@ -680,6 +714,13 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         _print_reasons(summary.reject_reasons)
     counts = result.flags["decision"].value_counts()
     click.echo("  decisions: " + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
+    if result.shadow is not None and shadow_model is not None:
+        both = result.flags.merge(result.shadow, on="application_id", suffixes=("", "_shadow"))
+        shadow_counts = both["decision_shadow"].value_counts()
+        agree = float((both["decision"] == both["decision_shadow"]).mean()) if len(both) else 1.0
+        click.echo(f"  shadow: the challenger {shadow_model.version} would decide "
+                   + ", ".join(f"{d} {shadow_counts.get(d, 0):,}" for d in ("pass", "review", "decline"))
+                   + f" (same decision on {agree:.1%}; recorded in the shadow_* properties, not acted on)")
     accused = int((result.flags["ring_id"].fillna("") != "").sum())
     click.echo(f"  ring_id on {accused:,} applications (the finding scoring >= {review} that explains most "
                "of the score; weaker groupings are only evidence in the reasons)")
@@ -694,6 +735,162 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
                    f"{error.splitlines()[0]}", err=True)
     _print_bad_values(result.bad_values)
     sys.exit(summary.exit_code)
+
+
+def _target_folder(store, target: str):
+    from detectors.scoring import target_folder
+
+    return target_folder(store, target)
+
+
+def _audit_model_event(store, target: str, event) -> None:
+    """A change of champion is an audited event in the store, like an investigator's action."""
+    from app.dashboard.cases import audit
+
+    audit(store, event.user, f"model {event.action}", f"model:{target}", before=event.before,
+          after={"version": event.after, "reason": event.reason})
+
+
+def _change_champion(store, target: str, change, progress) -> None:
+    """Promote or roll back, audit it, and rescore the portfolio with the new champion."""
+    from detectors.model_store import load_model
+    from detectors.risk import score_portfolio
+
+    event = change()
+    _audit_model_event(store, target, event)
+    model = load_model(_target_folder(store, target))
+    try:
+        scored = score_portfolio(store, model, progress=progress)
+    finally:
+        progress.close()
+    counts = scored["decision"].value_counts()
+    click.echo(f"{target} champion: {event.before or '(none)'} -> {event.after} ({event.action} by {event.user}); "
+               f"rescored {len(scored):,} applications: "
+               + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline")))
+
+
+@cli.command()
+@click.argument("version", required=False)
+@_store_options
+@_target_option("to promote is for")
+@click.option("--reason", default="", help="Why (kept in the model history and the audit log).")
+@_lock_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def promote(version: str | None, store_path: str | None, neo4j_uri: str | None, target: str | None, reason: str,
+            lock_timeout: float | None, quiet: bool) -> None:
+    """Make VERSION (default: the challenger) the champion that flag uses, and rescore every
+    application with it. Audited; `ringscope rollback` undoes it."""
+    from detectors.model_store import champion, challenger, promote as promote_version
+    from detectors.risk import _user
+
+    target = target or "fraud"
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "promote", lock_timeout):
+        folder = _target_folder(store, target)
+        version = version or challenger(folder)
+        if version is None:
+            raise click.ClickException(f"No challenger in {folder} (champion: {champion(folder)}); "
+                                       "give a VERSION or train one.")
+        try:
+            _change_champion(store, target, lambda: promote_version(folder, version, _user(), reason),
+                             _ProgressBar(enabled=not quiet))
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@_store_options
+@_target_option("to roll back is for")
+@click.option("--reason", default="", help="Why (kept in the model history and the audit log).")
+@_lock_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def rollback(store_path: str | None, neo4j_uri: str | None, target: str | None, reason: str,
+             lock_timeout: float | None, quiet: bool) -> None:
+    """Return to the champion before the current one and rescore every application with it. Audited."""
+    from detectors.model_store import rollback as rollback_version
+    from detectors.risk import _user
+
+    target = target or "fraud"
+    with _opened(store_path, neo4j_uri) as store, _writing(store, "rollback", lock_timeout):
+        folder = _target_folder(store, target)
+        try:
+            _change_champion(store, target, lambda: rollback_version(folder, _user(), reason),
+                             _ProgressBar(enabled=not quiet))
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@_store_options
+@_target_option("is judged")
+@click.option("--since", default=None, metavar="YYYY-MM-DD",
+              help="First day of the recent periods (Beijing time). Default: everything after the training window.")
+@click.option("--period", type=click.Choice(["week", "month"]), default="week", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the tables (CSV) and a chart (monitoring.png) here.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def monitor(store_path: str | None, neo4j_uri: str | None, target: str | None, since: str | None, period: str,
+            out_dir: Path | None, quiet: bool) -> None:
+    """Is the model still scoring the book it learned from? Stability (PSI) of the score and each
+    feature per recent week or month against the training window, detector hit rates, decision mix,
+    and AUC / precision@k per monthly cohort where outcomes arrived. Exit code 1 when a PSI reaches
+    "act" (0.25 beyond sampling noise), so a scheduler can alert."""
+    import pandas as pd
+
+    from detectors.monitoring import ACT, WATCH, monitor as run_monitor, save_monitoring
+    from detectors.scoring import load_model, target_folder
+
+    target = target or "fraud"
+    if since is not None:
+        try:
+            pd.Timestamp(since)
+        except ValueError as err:
+            raise click.UsageError(f"--since must be a date (YYYY-MM-DD). Got {since!r}.") from err
+    bar = _ProgressBar(enabled=not quiet)
+    with _opened(store_path, neo4j_uri) as store:
+        folder = target_folder(store, target)
+        try:
+            model = load_model(folder)
+        except FileNotFoundError as err:
+            hint = "" if target == "fraud" else f" --target {target}"
+            raise click.ClickException(f"No trained {target} model in {folder}; run `ringscope train{hint}` "
+                                       "first.") from err
+        try:
+            result = run_monitor(store, target, since=since, period=period, model=model, progress=bar)
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+        finally:
+            bar.close()
+        written = save_monitoring(result, folder, out_dir)
+    click.echo(f"{result.target} model {result.model_version}: trained on {result.reference[0][:10]} to "
+               f"{result.reference[1][:10]} ({result.sizes.get('reference', 0):,} applications)")
+    for note in result.notes:
+        click.echo(f"  {note}")
+    if len(result.psi):
+        click.echo(f"  per {period} (PSI judged beyond sampling noise: watch >= {WATCH}, act >= {ACT}):")
+        decisions = result.decisions
+        click.echo(f"    {period:<10} {'apps':>6}  {'score':>9}  {'status':<8} {'review+decline':>14}  moved features "
+                   "(PSI beyond noise)")
+        excess = result.excess
+        for label in result.psi.index:
+            moved = [f"{c} {excess.loc[label, c]:.2f} ({result.status.loc[label, c]})"
+                     for c in result.psi.columns if c != "score" and result.status.loc[label, c] in ("watch", "act")]
+            flagged = sum(float(decisions.loc[label, d]) for d in ("review", "decline") if d in decisions.columns)
+            click.echo(f"    {label:<10} {int(result.sizes.get(label, 0)):>6}  {excess.loc[label, 'score']:>9.3f}  "
+                       f"{result.status.loc[label, 'score']:<8} {flagged:>13.1%}  {', '.join(moved[:4]) or '-'}")
+        reference_flagged = sum(float(decisions.loc["reference", d]) for d in ("review", "decline")
+                                if "reference" in decisions.index and d in decisions.columns)
+        click.echo(f"    {'reference':<10} {int(result.sizes.get('reference', 0)):>6}  {'':>9}  {'':<8} "
+                   f"{reference_flagged:>13.1%}")
+    outcomes = result.cohorts[~result.cohorts["in_training"]] if len(result.cohorts) else result.cohorts
+    if len(outcomes):
+        click.echo("  monthly cohorts with outcomes, after the training window:")
+        for row in outcomes.itertuples():
+            click.echo(f"    {row.month}  n {row.n:,}  {target} {row.positives:,}  AUC {row.auc:.3f}  "
+                       f"precision@k {row.precision_at_k:.3f}")
+    else:
+        click.echo("  no outcomes after the training window yet (AUC per cohort waits for labels or verdicts)")
+    click.echo(f"  overall: {result.overall}; written: {', '.join(str(p) for p in written)}")
+    sys.exit(1 if result.overall == "act" else 0)
 
 
 @cli.command()

@@ -69,6 +69,8 @@ class FlagResult:
     bad_values: list[BadValues] = field(default_factory=list)
     #: detectors that failed around this batch (the others' findings still count)
     errors: dict[str, str] = field(default_factory=dict)
+    #: with a shadow model (``flag --shadow``): its flags, recorded but never acted on
+    shadow: pd.DataFrame | None = None
 
 
 class FlagIndex:
@@ -469,10 +471,14 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
-                      review: float | None = None, decline: float | None = None, progress=None, limits=None):
+                      review: float | None = None, decline: float | None = None, progress=None, limits=None,
+                      shadow: TrainedModel | None = None):
     """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
 
     ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
+    ``shadow`` (a challenger) scores the same applications with its own
+    thresholds; its flags go to the shadow properties and
+    ``FlagResult.shadow``, never to the decisions.
     Returns ``(ingest summary, FlagResult)``.
     """
     from detectors.risk import write_scores
@@ -486,6 +492,10 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
     result = index.score(model, summary.application_ids, review, decline)
     result.bad_values = list(index.portfolio.bad_values)
     write_scores(store, result.flags, model)
+    if shadow is not None:
+        shadowed = index.score(shadow, summary.application_ids)
+        result.shadow = shadowed.flags
+        write_scores(store, shadowed.flags, shadow, shadow=True)
     if result.new_findings:
         run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         store.write(findings_batch(run))

@@ -12,6 +12,13 @@ no password can end up in a path.
 Each target has its own models (:func:`target_folder`): the fraud model in
 that folder, the optional credit-default model in ``default/`` inside it.
 
+Champion and challenger: ``LATEST`` names the champion, the version that
+``flag``, ``monitor`` and the dashboard use. A newly trained version that is
+not promoted is the challenger (``CHALLENGER``). Every change of champion —
+a promotion, a rollback — is appended to ``CHAMPIONS.jsonl`` (who, when,
+from which version to which, why) before ``LATEST`` moves; ``rollback``
+returns to the champion before the current one by replaying that log.
+
 A version is written into a private temporary folder beside the others,
 flushed, and renamed into place in one step; only then does ``LATEST``
 (itself replaced atomically) point at it. Folders are 0700, files 0600:
@@ -26,6 +33,8 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,8 @@ import numpy as np
 
 from graph.files import TMP_MARKER, atomic_open, atomic_write_text, private_dir
 
-__all__ = ["models_folder", "target_folder", "store_identity", "user_data_dir", "save_model", "load_model"]
+__all__ = ["models_folder", "target_folder", "store_identity", "user_data_dir", "save_model", "load_model",
+           "champion", "challenger", "promote", "rollback", "champion_history", "ModelEvent"]
 
 #: a temporary version folder older than this is a killed save's leftover
 _STALE_SECONDS = 24 * 3600
@@ -101,9 +111,11 @@ def target_folder(store: Any, target: str = "fraud") -> Path:
     return root if target == "fraud" else root / _safe(target)
 
 
-def save_model(model: Any, report: dict, folder: str | os.PathLike) -> Path:
+def save_model(model: Any, report: dict, folder: str | os.PathLike, promote: bool = True) -> Path:
     """Save ``model`` as ``<folder>/<version>/`` (model.joblib, report.json,
-    roc.png, scores.png) and then point ``<folder>/LATEST`` at it.
+    roc.png, scores.png) and then point ``<folder>/LATEST`` at it — or, with
+    ``promote=False``, ``<folder>/CHALLENGER`` (:func:`promote` later makes
+    it the champion).
 
     The version appears whole or not at all, and ``LATEST`` never names a
     version that is not complete. A version name already taken gets a
@@ -132,7 +144,10 @@ def save_model(model: Any, report: dict, folder: str | os.PathLike) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _fsync_dir(folder)
-    atomic_write_text(folder / "LATEST", version)
+    if promote:
+        atomic_write_text(folder / "LATEST", version)
+    else:
+        atomic_write_text(folder / "CHALLENGER", version)
     return folder / version
 
 
@@ -145,6 +160,112 @@ def load_model(folder: str | os.PathLike, version: str | None = None):
             raise FileNotFoundError(f"No trained model in {folder}; run `ringscope train` first.")
         version = latest.read_text(encoding="utf-8").strip()
     return joblib.load(folder / version / "model.joblib")
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """One change of champion, as ``CHAMPIONS.jsonl`` keeps it."""
+
+    at: str
+    action: str  # "promote" or "rollback"
+    before: str | None  # the champion until then
+    after: str
+    user: str
+    reason: str = ""
+
+
+def _pointer(folder: Path, name: str) -> str | None:
+    path = Path(folder) / name
+    if not path.exists():
+        return None
+    version = path.read_text(encoding="utf-8").strip()
+    return version if version and (Path(folder) / version / "model.joblib").exists() else None
+
+
+def champion(folder: str | os.PathLike) -> str | None:
+    """The version ``flag`` uses (``LATEST``), or None before any training."""
+    return _pointer(Path(folder), "LATEST")
+
+
+def challenger(folder: str | os.PathLike) -> str | None:
+    """The newest trained version that is not (yet) the champion, or None."""
+    version = _pointer(Path(folder), "CHALLENGER")
+    return None if version == champion(folder) else version
+
+
+def champion_history(folder: str | os.PathLike) -> list[ModelEvent]:
+    """Every promotion and rollback in ``folder``, oldest first."""
+    path = Path(folder) / "CHAMPIONS.jsonl"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            events.append(ModelEvent(**{k: row.get(k) for k in ModelEvent.__dataclass_fields__}))
+    return events
+
+
+def _record(folder: Path, event: ModelEvent) -> None:
+    """Append ``event`` durably (the log is the audit trail of who changed the model)."""
+    path = folder / "CHAMPIONS.jsonl"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(asdict(event), ensure_ascii=False) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def promote(folder: str | os.PathLike, version: str, user: str, reason: str = "") -> ModelEvent:
+    """Make ``version`` the champion of ``folder``; returns the recorded event.
+
+    Example
+    -------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for v in ("v1", "v2"):
+    ...     _ = private_dir(folder / v); _ = (folder / v / "model.joblib").write_bytes(b"")
+    >>> promote(folder, "v1", "ana").after, promote(folder, "v2", "ana").before
+    ('v1', 'v1')
+    >>> rollback(folder, "bo").after, champion(folder)
+    ('v1', 'v1')
+    """
+    folder = Path(folder)
+    if not (folder / version / "model.joblib").exists():
+        known = sorted(p.name for p in folder.iterdir() if (p / "model.joblib").exists()) if folder.exists() else []
+        raise ValueError(f"No model version {version!r} in {folder}; versions: {', '.join(known) or 'none'}.")
+    before = champion(folder)
+    if before == version:
+        raise ValueError(f"{version} is already the champion.")
+    event = ModelEvent(_now(), "promote", before, version, user, reason)
+    _record(folder, event)
+    atomic_write_text(folder / "LATEST", version)
+    return event
+
+
+def rollback(folder: str | os.PathLike, user: str, reason: str = "") -> ModelEvent:
+    """Return to the champion before the current one (repeatable: each call
+    goes one further back along the promotions)."""
+    folder = Path(folder)
+    chain: list[str] = []  # champions in force, oldest first, replayed from the log
+    for event in champion_history(folder):
+        if event.action == "promote":
+            if not chain and event.before:
+                chain.append(event.before)  # a champion from before the log existed
+            chain.append(event.after)
+        elif event.action == "rollback" and chain:
+            chain.pop()
+    current = champion(folder)
+    if current is None or len(chain) < 2 or chain[-1] != current:
+        raise ValueError(f"No earlier champion to return to in {folder} (the current one is {current}).")
+    event = ModelEvent(_now(), "rollback", current, chain[-2], user, reason)
+    _record(folder, event)
+    atomic_write_text(folder / "LATEST", chain[-2])
+    return event
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _safe(text: str) -> str:

@@ -14,9 +14,11 @@ score never has defaults mixed into it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,11 +28,14 @@ from detectors.portfolio import Portfolio
 from detectors.reasons import ReasonContext, build_reasons
 from detectors.rings import SharedIdentifierRings, entity_links
 from detectors.runner import load_findings
+from detectors.model_store import champion, load_model
+from detectors.model_store import promote as promote_version
 from detectors.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
 from detectors.values import BadValues
 from graph.store import GraphBatch
 
 __all__ = ["TrainResult", "train", "outcome_labels", "target_outcomes", "score_applications", "write_scores",
+           "score_portfolio", "compare_with_champion", "PROMOTE_POLICIES", "SHADOW_PROPERTIES",
            "CASE_VERDICTS", "SCORE_PROPERTIES"]
 
 #: case status → outcome label used by the next training run ("Open" and
@@ -43,6 +48,12 @@ SCORE_PROPERTIES = {
     "fraud": ("risk_score", "risk_decision", "risk_reasons", "risk_model", "scored_at"),
     "default": ("default_score", "default_decision", "default_reasons", "default_model", "default_scored_at"),
 }
+#: where ``flag --shadow`` records the challenger's score and decision (never acted on)
+SHADOW_PROPERTIES = {
+    "fraud": ("shadow_score", "shadow_decision", "shadow_reasons", "shadow_model", "shadow_scored_at"),
+    "default": ("default_shadow_score", "default_shadow_decision", "default_shadow_reasons", "default_shadow_model",
+                "default_shadow_scored_at"),
+}
 
 
 @dataclass
@@ -53,6 +64,11 @@ class TrainResult:
     scored: pd.DataFrame  # application_id, score, decision, reasons
     #: stored values read as missing (implausible dates and figures), for the summary
     bad_values: list[BadValues] = field(default_factory=list)
+    #: whether this version became the champion (else it is the challenger), and the event if so
+    promoted: bool = True
+    event: Any = None
+    #: the challenger against the champion (``compare_with_champion``), None for a first model
+    comparison: dict | None = None
 
 
 def outcome_labels(store, portfolio: Portfolio, findings=None) -> pd.Series:
@@ -127,13 +143,14 @@ def score_applications(model: TrainedModel, features: pd.DataFrame, context: Rea
     })
 
 
-def write_scores(store, scored: pd.DataFrame, model: TrainedModel) -> None:
+def write_scores(store, scored: pd.DataFrame, model: TrainedModel, shadow: bool = False) -> None:
     """Put score, decision and reasons on the Application nodes, in the
-    properties of the model's target (:data:`SCORE_PROPERTIES`)."""
+    properties of the model's target (:data:`SCORE_PROPERTIES`; with
+    ``shadow``, a challenger's :data:`SHADOW_PROPERTIES`)."""
     if model.target not in SCORE_PROPERTIES:
         raise ValueError(f"A model of target {model.target!r} has no score properties; retrain it with a target "
                          f"of {', '.join(SCORE_PROPERTIES)}.")
-    score, decision, reasons, version, at = SCORE_PROPERTIES[model.target]
+    score, decision, reasons, version, at = (SHADOW_PROPERTIES if shadow else SCORE_PROPERTIES)[model.target]
     frame = pd.DataFrame({
         "key": scored["application_id"].astype(str),
         score: scored["score"].astype(float),
@@ -145,11 +162,26 @@ def write_scores(store, scored: pd.DataFrame, model: TrainedModel) -> None:
     store.write(GraphBatch(nodes={"Application": frame}))
 
 
+#: what ``train`` does with the version it saved when a champion exists
+PROMOTE_POLICIES = ("never", "auto", "always")
+
+
 def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folder: Path | None = None,
-          chunk: int = 50_000) -> TrainResult:
-    """Fit the model of ``config.target`` on ``store``, save it (in the
-    target's own folder unless ``folder`` is given), and score every
-    application (into the target's own properties)."""
+          chunk: int = 50_000, promote: str = "never", user: str | None = None) -> TrainResult:
+    """Fit the model of ``config.target`` on ``store`` and save it (in the
+    target's own folder unless ``folder`` is given).
+
+    The first model of a folder becomes its champion. Later ones are saved
+    as the challenger and compared with the champion on the challenger's
+    out-of-time validation applications (:func:`compare_with_champion`);
+    ``promote`` decides what happens next: ``never`` (the default: a person
+    runs ``ringscope promote``), ``auto`` (promoted when it wins on AUC and
+    precision@k without declining more honest applications) or ``always``.
+    A promoted model scores every application (into the target's own
+    properties); a challenger leaves the champion's scores in place.
+    """
+    if promote not in PROMOTE_POLICIES:
+        raise ValueError(f"promote must be one of {', '.join(PROMOTE_POLICIES)}. Got {promote!r} instead.")
     portfolio = Portfolio(store)
     findings = load_findings(store)
     if progress:
@@ -165,8 +197,36 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     model, report = train_models(features, outcomes, applied_at, config, progress)
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
     folder = Path(folder) if folder else target_folder(store, config.target)
-    saved = save_model(model, report, folder)
-    context = ReasonContext.build(findings, entity_links(portfolio), apps, known_bad)
+    before = champion(folder)
+    comparison = None
+    if before is not None:
+        comparison = compare_with_champion(load_model(folder, before), report, features)
+        report["comparison"] = comparison
+    promoted = before is None or promote == "always" or (promote == "auto" and comparison["challenger_wins"])
+    saved = save_model(model, report, folder, promote=False)
+    event = None
+    if promoted:
+        why = ("first model" if before is None else "train --promote always" if promote == "always"
+               else f"train --promote auto: {comparison['verdict']}")
+        event = promote_version(folder, model.version, user or _user(), why)
+        context = ReasonContext.build(findings, entity_links(portfolio), apps, known_bad)
+        scored = score_portfolio(store, model, features, context, progress, chunk)
+    else:
+        scored = pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
+    return TrainResult(model, report, saved, scored, list(portfolio.bad_values), promoted, event, comparison)
+
+
+def score_portfolio(store, model: TrainedModel, features: pd.DataFrame | None = None,
+                    context: ReasonContext | None = None, progress=None, chunk: int = 50_000) -> pd.DataFrame:
+    """Score every application of ``store`` with ``model`` and write the
+    scores (what a new champion does: the stored scores are always the
+    champion's). Features and reason context are built when not given."""
+    if features is None or context is None:
+        portfolio = Portfolio(store)
+        findings = load_findings(store)
+        hubs = SharedIdentifierRings().hubs(portfolio)
+        features = application_features(portfolio, findings, hubs, model.known_bad)
+        context = ReasonContext.build(findings, entity_links(portfolio), portfolio.applications, model.known_bad)
     parts = []
     for start in range(0, len(features), chunk):
         if progress:
@@ -174,7 +234,68 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
         parts.append(score_applications(model, features.iloc[start:start + chunk], context))
     scored = pd.concat(parts, ignore_index=True) if parts else score_applications(model, features, context)
     write_scores(store, scored, model)
-    return TrainResult(model, report, saved, scored, list(portfolio.bad_values))
+    return scored
+
+
+def compare_with_champion(champion_model: TrainedModel, report: dict, features: pd.DataFrame) -> dict:
+    """The challenger (the model ``report`` describes) against the champion
+    on the challenger's out-of-time validation applications: AUC,
+    precision@k and the share of honest ones each would decline.
+
+    The challenger's figures come from its validation fit (trained before
+    those applications); the champion scores them as it is. When the
+    champion was trained on some of them its figures are in-sample, which
+    favours it: ``champion_in_sample`` says so. The challenger wins when it
+    is at least as good on all three and better on AUC or precision@k.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from detectors.scoring import precision_at_k
+
+    valid = report["_valid"]
+    ids, y = list(valid["ids"]), np.asarray(valid["y"])
+    new = np.asarray(valid["scores"][report["chosen"]], dtype=float)
+    k = int(report["review_capacity_k"])
+    honest = y == 0
+    out = {"champion_version": champion_model.version, "applications": len(ids), "positives": int(y.sum()), "k": k}
+    try:
+        X = features.reindex(index=ids, columns=champion_model.features)
+        old = np.asarray(champion_model.predict(X), dtype=float)
+    except Exception as err:  # a champion from older code may not read today's features
+        out.update(challenger_wins=False, verdict=f"the champion cannot score today's features ({err})")
+        return out
+    decline_new = float(report["config"]["decline_threshold"])
+    decline_old = float(champion_model.config.decline_threshold)
+    both = 0 < y.sum() < len(y)
+    figures = {
+        "challenger": {"auc": float(roc_auc_score(y, new)) if both else float("nan"),
+                       "precision_at_k": precision_at_k(y, new, k),
+                       "honest_declined": float((new[honest] >= decline_new).mean()) if honest.any() else 0.0},
+        "champion": {"auc": float(roc_auc_score(y, old)) if both else float("nan"),
+                     "precision_at_k": precision_at_k(y, old, k),
+                     "honest_declined": float((old[honest] >= decline_old).mean()) if honest.any() else 0.0},
+    }
+    c, o = figures["challenger"], figures["champion"]
+    window_end = pd.Timestamp((champion_model.report or {}).get("validation", {}).get("to", "NaT"))
+    first = pd.Timestamp(report["validation"]["from"])
+    in_sample = bool(pd.notna(window_end) and pd.notna(first) and window_end >= first)
+    not_worse = c["auc"] >= o["auc"] and c["precision_at_k"] >= o["precision_at_k"] \
+        and c["honest_declined"] <= o["honest_declined"]
+    wins = bool(not_worse and (c["auc"] > o["auc"] or c["precision_at_k"] > o["precision_at_k"]))
+    verdict = (f"AUC {c['auc']:.3f} vs {o['auc']:.3f}, precision@{k} {c['precision_at_k']:.3f} vs "
+               f"{o['precision_at_k']:.3f}, honest declined {c['honest_declined']:.2%} vs {o['honest_declined']:.2%}"
+               f" -> {'challenger wins' if wins else 'champion stays'}")
+    out.update(figures, champion_in_sample=in_sample, challenger_wins=wins, verdict=verdict)
+    return out
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return os.environ.get("USER", "unknown")
 
 
 def _outcome_counts(labels: pd.Series, outcomes: pd.Series, used: pd.Series, applied_at: pd.Series,

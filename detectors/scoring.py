@@ -343,7 +343,7 @@ def _train(features, y_all, known, applied_at, config, progress):
     model = TrainedModel(chosen, final, explainer, numeric + categorical, config, report, baseline, version)
     report["version"] = version
     report["_curves"] = curves
-    report["_valid"] = {"y": y_valid, "scores": valid_scores}
+    report["_valid"] = {"y": y_valid, "scores": valid_scores, "ids": list(valid_ids)}
     return model, report
 
 

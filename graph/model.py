@@ -104,6 +104,17 @@ APPLICATION_PROPERTIES = (
     "default_reasons",
     "default_model",
     "default_scored_at",
+    # written by `ringscope flag --shadow`: the challenger's view, never acted on
+    "shadow_score",
+    "shadow_decision",
+    "shadow_reasons",
+    "shadow_model",
+    "shadow_scored_at",
+    "default_shadow_score",
+    "default_shadow_decision",
+    "default_shadow_reasons",
+    "default_shadow_model",
+    "default_shadow_scored_at",
 )
 
 NODE_TYPES: dict[str, NodeType] = {

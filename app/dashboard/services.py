@@ -765,4 +765,15 @@ def models_summary(store: Any) -> dict[str, Any] | None:
         return None
     report = json.loads(report_file.read_text(encoding="utf-8"))
     plots = [p for p in (target / "roc.png", target / "scores.png") if p.exists()]
-    return {"version": version, "folder": str(target), "report": report, "plots": plots}
+    from detectors.model_store import challenger, champion_history
+
+    history = pd.DataFrame([vars(e) for e in champion_history(folder)],
+                           columns=["at", "action", "before", "after", "user", "reason"])
+    monitoring = None
+    if (folder / "monitoring.json").exists():
+        try:
+            monitoring = json.loads((folder / "monitoring.json").read_text(encoding="utf-8"))
+        except ValueError:  # a damaged file: the page says there is no monitoring yet
+            monitoring = None
+    return {"version": version, "folder": str(target), "report": report, "plots": plots,
+            "challenger": challenger(folder), "history": history, "monitoring": monitoring}

@@ -341,6 +341,35 @@ def test_model_page_empty_then_report(dash_store, tmp_path):
     assert table(at, "auc")["auc"].tolist() == [0.9]
 
 
+def test_model_page_shows_history_and_the_last_monitoring_of_this_champion(dash_store, tmp_path):
+    folder = tmp_path / "store" / "models"
+    (folder / "v2").mkdir(parents=True)
+    (folder / "LATEST").write_text("v2")
+    (folder / "v2" / "report.json").write_text(json.dumps({"chosen": "scorecard", "labelled": 10, "bad": 2,
+                                                           "models": {}}))
+    (folder / "CHAMPIONS.jsonl").write_text(json.dumps({"at": "2026-11-29T01:00:00Z", "action": "promote",
+                                                        "before": "v1", "after": "v2", "user": "ana",
+                                                        "reason": "quarterly review"}) + "\n")
+    monitoring = {"model_version": "v1", "overall": "act", "period": "week",
+                  "psi": {"2026-11-02": {"score": 0.05, "channel": 0.9}},
+                  "noise": {"2026-11-02": {"score": 0.02, "channel": 0.01}},
+                  "decisions": {"reference": {"pass": 0.95, "review": 0.05},
+                                "2026-11-02": {"pass": 0.9, "review": 0.1}},
+                  "hit_rates": {}, "cohorts": [],
+                  "alerts": [{"period": "2026-11-02", "column": "channel", "psi": 0.9, "beyond_noise": 0.89,
+                              "status": "act"}]}
+    (folder / "monitoring.json").write_text(json.dumps(monitoring))
+    at = app(page="pages/model.py")
+    assert table(at, "action", "reason")["reason"].tolist() == ["quarterly review"]
+    # a monitoring of another version is not shown as this champion's
+    assert any("judged v1, not this champion" in c.value for c in at.caption)
+    monitoring["model_version"] = "v2"
+    (folder / "monitoring.json").write_text(json.dumps(monitoring))
+    at = app(page="pages/model.py")
+    assert {m.label: m.value for m in at.metric}["Stability"] == "act (PSI ≥ 0.25)"
+    assert table(at, "column", "beyond_noise")["column"].tolist() == ["channel"]
+
+
 # -- the payload builder on its own ---------------------------------------------------------------
 
 

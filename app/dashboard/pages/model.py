@@ -1,4 +1,5 @@
-"""Model: the latest training report and its plots."""
+"""Model: the champion's training report and plots, the challenger, the
+history of promotions, and what ``ringscope monitor`` last found."""
 
 from __future__ import annotations
 
@@ -31,5 +32,46 @@ if rows:
     context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
 for plot in summary["plots"]:
     st.image(str(plot), caption=plot.name)
+if summary.get("challenger"):
+    st.info(f"Challenger {summary['challenger']} is waiting: `ringscope promote` makes it the champion, "
+            "`ringscope flag --shadow` records its decisions beside the champion's.")
+history = summary.get("history")
+if history is not None and len(history):
+    st.subheader("Champion history")
+    context.table(history.iloc[::-1], hide_index=True, width="stretch", key="model_history")
+
+st.subheader("Monitoring")
+monitoring = summary.get("monitoring")
+if not monitoring:
+    st.caption("No monitoring yet: `ringscope monitor` compares recent weeks with the training window.")
+elif monitoring.get("model_version") != summary["version"]:
+    st.caption(f"The last `ringscope monitor` judged {monitoring.get('model_version')}, not this champion; run it again.")
+else:
+    overall = monitoring.get("overall", "ok")
+    st.metric("Stability", {"ok": "ok", "watch": "watch (PSI ≥ 0.1)", "act": "act (PSI ≥ 0.25)"}.get(overall, overall))
+    psi = pd.DataFrame(monitoring.get("psi") or {}).T
+    noise = pd.DataFrame(monitoring.get("noise") or {}).T
+    if len(psi):
+        beyond = (psi.astype(float) - noise.reindex_like(psi).astype(float).fillna(0.0)).clip(lower=0.0)
+        moved = beyond.drop(columns="score", errors="ignore").max().sort_values(ascending=False)
+        shown = ["score", *[c for c in moved.index[:4] if moved[c] >= 0.1]]
+        st.caption(f"PSI beyond sampling noise per {monitoring.get('period', 'week')}, against the training "
+                   "window (watch from 0.1, act from 0.25)")
+        st.line_chart(beyond[[c for c in shown if c in beyond.columns]])
+    decisions = pd.DataFrame(monitoring.get("decisions") or {}).T
+    if len(decisions):
+        st.caption("Decision mix per period (the first row is the training window)")
+        st.bar_chart(decisions.astype(float))
+    hits = pd.DataFrame(monitoring.get("hit_rates") or {}).T
+    if len(hits):
+        st.caption("Share of each period's applications in a detector's findings")
+        st.line_chart(hits.astype(float))
+    alerts = pd.DataFrame(monitoring.get("alerts") or [])
+    if len(alerts):
+        context.table(alerts, hide_index=True, width="stretch", key="model_alerts")
+    cohorts = pd.DataFrame(monitoring.get("cohorts") or [])
+    if len(cohorts):
+        st.caption("AUC and precision@k per monthly cohort with outcomes (in_training: the model learned from it)")
+        context.table(cohorts, hide_index=True, width="stretch", key="model_cohorts")
 with st.expander("Full report"):
     st.json(report)
