@@ -119,7 +119,8 @@ def init_session() -> None:
     """Every session-state key the pages use, in one place."""
     defaults: dict[str, Any] = {
         "user": None,  # {"name", "role"} after log-in
-        "finding": None,  # finding open in the cluster explorer
+        "finding": None,  # finding open in the cluster explorer (the one source of truth)
+        "cluster_shown": None,  # finding the explorer last drew (a change resets node and path)
         "application": None,  # application open on the Application page
         "revealed": set(),  # ids (Label:key / Application:key) revealed this session
         "expanded": {},  # finding → list of expanded node ids
@@ -227,38 +228,66 @@ def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str
 
 
 def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
-    """Status, the form that changes it, and the case's audit log (one place
-    for the cluster explorer and the application page)."""
+    """Status, the form that changes it, the notes and the case's audit log
+    (one place for the cluster explorer and the application page).
+
+    The status changes only when the user picks a new one: the picker starts
+    empty ("keep …") on every render, and its widgets are keyed by the
+    target and the case's last change, so no earlier form value (of this
+    case or another) can be carried into a save. Text saved without a new
+    status is a note, appended; with a new status it is the reason."""
+    import hashlib
+
     from app.dashboard.masking import mask_text
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)
     st.text(f"Status: {case.status}" + (f" · assignee {case.assignee}" if case.assignee else ""))
     if case.updated_at:
-        st.caption(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+        st.text(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+    if case.comment:
+        st.text(f"Reason: {mask_text(case.comment)}")
     allowed = list(cases.TRANSITIONS[case.status])
     if case.status in ("Confirmed fraud", "Dismissed") and not auth.can(user.role, "reopen"):
         allowed = []  # only admins reopen a closed case
-        st.caption("Closed. An admin can reopen it.")
+        st.caption("Closed. An admin can reopen it; notes can still be added.")
     flash = st.session_state.pop(f"{prefix}_flash", None)
     if flash:
         st.success(flash)
-    with st.form(f"{prefix}_form", clear_on_submit=True):
-        new_status = st.selectbox("New status", [case.status, *allowed], key=f"{prefix}_status")
-        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{prefix}_assignee")
-        comment = st.text_area("Comment", value="", key=f"{prefix}_comment",
-                               placeholder="Why (required to confirm or dismiss)")
+    version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode("utf-8")).hexdigest()[:12]
+    form = f"{prefix}_{version}"
+    with st.form(f"{form}_form", clear_on_submit=True):
+        new_status = st.selectbox("New status", allowed, index=None, key=f"{form}_status",
+                                  placeholder=f"Keep: {case.status}", disabled=not allowed)
+        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{form}_assignee")
+        text = st.text_area("Note", value="", key=f"{form}_note",
+                            placeholder="A note; with a new status, the reason (required to confirm or dismiss)")
         saved = st.form_submit_button("Save case")
     if saved:
+        text = (text or "").strip()
         try:
-            after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
-                                      assignee=assignee, comment=comment or None)
+            if new_status is not None and new_status != case.status:
+                after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
+                                          assignee=assignee, comment=text or None)
+                message = f"Case saved: {after.status}."
+            else:
+                after = case
+                if (assignee or "") != (case.assignee or "") or not case.updated_at:
+                    after = cases.update_case(st_, user.name, target_label, target_key, assignee=assignee)
+                if text:
+                    cases.add_note(st_, user.name, target_label, target_key, text)
+                message = f"Case saved: {after.status}" + (" (note added)." if text else ".")
         except cases.CaseError as exc:
             st.error(str(exc))
         else:
             # the audit event and the case are stored and read back by now
-            st.session_state[f"{prefix}_flash"] = f"Case saved: {after.status}. The change is in the audit log."
+            st.session_state[f"{prefix}_flash"] = message + " The change is in the audit log."
             st.rerun()
+    notes = cases.case_notes(st_, target_label, target_key)
+    if len(notes):
+        st.caption(f"Notes ({len(notes)})")
+        for note in notes.itertuples():
+            st.text(f"{note.at[:19]}  {note.user}\n{mask_text(note.note)}")
     log = cases.audit_log(st_, target=cases.case_key(target_label, target_key), limit=20)
     if len(log):
         st.caption("Audit log of this case")

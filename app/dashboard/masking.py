@@ -1,8 +1,12 @@
 """Personal data on screen: masked by default, escaped always.
 
-Resident ID numbers, phone numbers, bank accounts and e-mail addresses are
-shown masked (``110101********1234``, ``138****8000``) unless an investigator
-reveals one, which is an audited action (see :mod:`app.dashboard.cases`).
+Resident ID numbers, phone numbers, bank accounts, e-mail addresses and
+street addresses are shown masked (``110101********1234``, ``138****8000``,
+``广东省深圳市****``) unless an investigator reveals one, which is an
+audited action (see :mod:`app.dashboard.cases`). Fields computed from the ID
+number (birth date, region code, gender) are masked with it: shown beside a
+masked ID they would give its hidden digits back. :func:`mask_record` applies
+that one rule to a whole record, wherever a page shows one.
 Free text (finding evidence, summaries, reasons) goes through
 :func:`mask_text`, which finds those values inside sentences.
 
@@ -29,7 +33,9 @@ __all__ = [
     "mask_phone",
     "mask_account",
     "mask_email",
+    "mask_address",
     "mask_value",
+    "mask_record",
     "mask_text",
     "mask_digits",
     "mask_content",
@@ -40,7 +46,7 @@ __all__ = [
 ]
 
 #: node labels whose key is itself personal data, and how to mask it
-PII_LABELS = {"Person": "id", "Phone": "phone", "BankAccount": "account", "Email": "email"}
+PII_LABELS = {"Person": "id", "Phone": "phone", "BankAccount": "account", "Email": "email", "Address": "address"}
 
 #: record fields holding personal data, and how to mask them
 PII_FIELDS = {
@@ -56,6 +62,15 @@ PII_FIELDS = {
     "phone": "phone",
     "account": "account",
     "email": "email",
+    "applicant_address_raw": "address",
+    "company_address_raw": "address",
+    "address": "address",
+    # computed from the ID number: the masked digits themselves (birth date),
+    # or parts of them (region, gender = parity of the 17th digit)
+    "birth_date": "id_part",
+    "region_code": "id_part",
+    "gender": "id_part",
+    "dob": "id_part",
 }
 
 
@@ -126,12 +141,65 @@ def _mask_middle(value: str, head: int, tail: int) -> str:
     return value[:head] + "*" * (len(value) - head - tail) + (value[-tail:] if tail else "")
 
 
-_MASKERS = {"id": mask_id, "phone": mask_phone, "account": mask_account, "email": mask_email}
+#: the end of the province-level unit, then of the city-level unit, of a Chinese address
+_PROVINCE_ENDS = ("特别行政区", "自治区", "省")
+_MUNICIPALITIES = ("北京市", "上海市", "天津市", "重庆市")
+_CITY_ENDS = ("自治州", "地区", "市", "盟")
+#: what stands for the hidden part of an address (fixed: its length says nothing)
+ADDRESS_MASK = "****"
+
+
+def mask_address(value: str) -> str:
+    """Keep the province and city of an address, mask the rest.
+
+    Example
+    -------
+    >>> mask_address("广东省深圳市南山区科技园1号1栋1单元101室")
+    '广东省深圳市****'
+    >>> mask_address("北京市朝阳区建国路88号")
+    '北京市****'
+    >>> mask_address("新疆维吾尔自治区乌鲁木齐市天山区1号")
+    '新疆维吾尔自治区乌鲁木齐市****'
+    >>> mask_address("Flat 3, 12 High Street")
+    'Fl****'
+    """
+    value = str(value).strip()
+    keep = ""
+    for city in _MUNICIPALITIES:
+        if value.startswith(city):
+            keep = city
+            break
+    else:
+        start = 0
+        for end in _PROVINCE_ENDS:
+            at = value.find(end)
+            if 0 < at <= 12:
+                start = at + len(end)
+                break
+        ends = [value.find(c, start) for c in _CITY_ENDS]
+        ends = [(at, c) for at, c in zip(ends, _CITY_ENDS) if at > start and at - start <= 12]
+        if ends:
+            at, c = min(ends)
+            keep = value[: at + len(c)]
+        elif start:
+            keep = value[:start]
+    if not keep:
+        keep = value[:2]  # no province or city recognised: almost nothing
+    return keep + ADDRESS_MASK if len(keep) < len(value) else keep
+
+
+def _mask_part(value: str) -> str:
+    return "*" * min(len(value), 10)
+
+
+_MASKERS = {"id": mask_id, "phone": mask_phone, "account": mask_account, "email": mask_email,
+            "address": mask_address, "id_part": _mask_part}
 
 
 def mask_value(kind: str, value: Any) -> Any:
-    """Mask ``value`` as ``kind`` (``id``, ``phone``, ``account``, ``email``);
-    missing values pass through.
+    """Mask ``value`` as ``kind`` (``id``, ``phone``, ``account``, ``email``,
+    ``address``, ``id_part``: a field computed from an ID number); missing
+    values pass through.
 
     Example
     -------
@@ -152,12 +220,37 @@ def mask_value(kind: str, value: Any) -> Any:
     return _MASKERS[kind](str(value))
 
 
+def mask_record(label: str | None, record: dict[str, Any], revealed: bool = False) -> dict[str, Any]:
+    """A record as a page may show it: the key masked by ``label``
+    (:data:`PII_LABELS`), personal fields by :data:`PII_FIELDS` (those
+    computed from the ID number too), other text by :func:`mask_text`;
+    ``revealed`` (an audited reveal) shows it as stored.
+
+    Example
+    -------
+    >>> mask_record("Person", {"key": "110101199003071234", "birth_date": "1990-03-07",
+    ...                        "region_code": "110101", "name": "张伟"})
+    {'key': '110101********1234', 'birth_date': '**********', 'region_code': '******', 'name': '张伟'}
+    """
+    if revealed:
+        return dict(record)
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        kind = PII_LABELS.get(label or "") if k == "key" else PII_FIELDS.get(k)
+        if kind is not None:
+            v = mask_value(kind, v)
+        out[k] = mask_text(v) if isinstance(v, str) else v
+    return out
+
+
 # Resident ID (18 or 15 characters), then mobile phones (+86 optional), then
 # long digit runs (accounts). Lookarounds keep USCC codes and keys whole.
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[0-9Xx](?![0-9A-Za-z])")
 _PHONE_RE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?![0-9A-Za-z])")
 _ACCOUNT_RE = re.compile(r"(?<![0-9A-Za-z])\d{12,19}(?![0-9A-Za-z])")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# detectors name a shared address as ``address:<text> (n people)`` in evidence
+_ADDRESS_VALUE_RE = re.compile(r"(?<=address:)[^\s(),;]+")
 
 
 def mask_text(text: Any) -> Any:
@@ -167,9 +260,12 @@ def mask_text(text: Any) -> Any:
     -------
     >>> mask_text("account:6212266232226231 (6 people), phone:+8619966524266, id 110101199003071234")
     'account:6212********6231 (6 people), phone:199****4266, id 110101********1234'
+    >>> mask_text("address:广东省深圳市南山区科技园1号 (4 people)")
+    'address:广东省深圳市**** (4 people)'
     """
     if not isinstance(text, str) or not text:
         return text
+    text = _ADDRESS_VALUE_RE.sub(lambda m: mask_address(m.group(0)), text)
     text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
     text = _ACCOUNT_RE.sub(lambda m: mask_account(m.group(0)), text)
