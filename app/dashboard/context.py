@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import auth, cases, services
+from app.dashboard import auth, cases, display, services
 from app.dashboard.auth import User
 
 __all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
-           "current_user", "require", "login_form", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
+           "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
 
 #: page name → file (relative to main.py), in menu order, with the permission it needs
 PAGE_FILES = [
@@ -127,24 +127,110 @@ def init_session() -> None:
         "selected_node": None,  # Label:key of the last clicked node
         "path": None,  # shortest path shown, list of ids
         "queue_page": 1,
+        "session_token": None,  # this tab's entry in the server's session table (survives F5 in the URL)
+        "last_active": None,  # time of the last run (idle timeout)
     }
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
 
 
-def current_user() -> User | None:
-    """The logged-in user: local log-in in session state, or OIDC (``st.login``)."""
-    init_session()
+#: the query parameter holding a tab's session token (see :func:`current_user`)
+SESSION_PARAM = "session"
+
+
+@st.cache_resource(show_spinner=False)
+def _sessions() -> auth.SessionTable:
+    """This server's log-ins (one table for every browser session)."""
+    return auth.SessionTable()
+
+
+@st.cache_resource(show_spinner=False, ttl=3600)
+def _users_path(path: str | None, uri: str | None) -> str:
+    return str(auth.users_file(path, uri, store=store()))
+
+
+def users_path():
+    """The users file of this store (the Neo4j database id is asked once an hour)."""
+    from pathlib import Path
+
+    path, uri = config()
+    return Path(_users_path(path, uri)) if uri else auth.users_file(path)
+
+
+def _audit_login(name: str, action: str, detail: Any = None) -> None:
+    cases.audit(store(), display.clip(name, 64) or "(empty)", action, "login", after=detail)
+
+
+def _start(user: User, how: str) -> None:
+    """Audit the log-in, then hold it in this session and in the session table."""
+    import time
+
+    _audit_login(user.name, "login.success", {"method": how})
+    st.session_state["user"] = {"name": user.name, "role": user.role}
+    st.session_state["session_token"] = _sessions().issue(user)
+    st.session_state["last_active"] = time.time()
+    st.query_params[SESSION_PARAM] = st.session_state["session_token"]
+
+
+def log_out(reason: str = "logout") -> None:
+    """End this session's log-in (audited) and forget everything it held."""
     user = st.session_state.get("user")
     if user:
+        try:
+            _audit_login(user["name"], reason)
+        except cases.CaseError:
+            pass  # a busy store must not keep anyone logged in
+    _sessions().revoke(st.session_state.get("session_token"))
+    st.query_params.pop(SESSION_PARAM, None)
+    st.session_state.clear()
+    init_session()
+    if reason == "logout.idle":
+        st.session_state["login_flash"] = (f"You were logged out after {auth.idle_seconds() / 60:.0f} minutes "
+                                           "without activity.")
+
+
+def current_user() -> User | None:
+    """The logged-in user: local log-in in session state, or OIDC (``st.login``).
+
+    A reload (F5) starts a new Streamlit session with empty session state;
+    the tab's URL keeps ``?session=<token>``, a random token that only this
+    server's :class:`auth.SessionTable` can turn back into the user (the
+    token carries nothing itself). Streamlit offers pages no way to set a
+    cookie (``st.context.cookies`` is read-only and script-set cookies
+    cannot be HttpOnly), so the URL is the one place that survives a
+    reload. A session idle longer than :func:`auth.idle_seconds` ends.
+    """
+    import time
+
+    init_session()
+    now = time.time()
+    user = st.session_state.get("user")
+    if user:
+        last = st.session_state.get("last_active") or now
+        token = st.session_state.get("session_token")
+        if now - last > auth.idle_seconds() or (token and _sessions().resume(token, now) is None):
+            log_out("logout.idle")
+            return None
+        st.session_state["last_active"] = now
+        if token and st.query_params.get(SESSION_PARAM) != token:
+            st.query_params[SESSION_PARAM] = token  # page switches drop query parameters
         return User(user["name"], user["role"])
+    token = st.query_params.get(SESSION_PARAM)
+    if token:
+        found = _sessions().resume(token, now, users_path=users_path())
+        if found is not None:
+            st.session_state["user"] = {"name": found.name, "role": found.role}
+            st.session_state["session_token"] = token
+            st.session_state["last_active"] = now
+            return found
+        st.query_params.pop(SESSION_PARAM, None)
+        st.session_state["login_flash"] = "Your session ended; please log in again."
     try:
         if st.user.is_logged_in:  # OIDC configured in secrets.toml
-            path, uri = config()
-            found = auth.oidc_user(auth.users_file(path, uri), st.user.get("email"))
+            found = auth.oidc_user(users_path(), st.user.get("email"))
             if found:
-                st.session_state["user"] = {"name": found.name, "role": found.role}
+                _start(found, "oidc")
             return found
     except Exception:  # noqa: BLE001 - no auth configured
         return None
@@ -164,21 +250,39 @@ def require(permission: str) -> User:
 
 
 def login_form() -> None:
-    """Local log-in (development and tests); OIDC via ``st.login`` when configured."""
-    path, uri = config()
+    """Local log-in (development and tests); OIDC via ``st.login`` when configured.
+
+    Every attempt is audited (``login.success``, ``login.failure``,
+    ``login.locked``) before the answer is shown; a name with too many wrong
+    passwords in a row is locked for a while (:func:`auth.log_in`)."""
     st.title("ringscope")
     st.caption("Fraud-ring investigation. Log in to continue.")
+    flash = st.session_state.pop("login_flash", None)
+    if flash:
+        st.info(flash)
     with st.form("login"):
-        name = st.text_input("User", key="login_user")
-        password = st.text_input("Password", type="password", key="login_password")
+        name = st.text_input("User", key="login_user", max_chars=200)
+        password = st.text_input("Password", type="password", key="login_password", max_chars=1000)
         submitted = st.form_submit_button("Log in")
     if submitted:
-        user = auth.verify(auth.users_file(path, uri), name, password)
-        if user is None:
-            st.error("Unknown user or wrong password.")
-        else:
-            st.session_state["user"] = {"name": user.name, "role": user.role}
+        result = auth.log_in(users_path(), name, password)
+        try:
+            if result.user is not None:
+                _start(result.user, "password")
+            else:
+                _audit_login(name, f"login.{result.outcome}",
+                             {"failures": result.failures, "locked_seconds": round(result.locked_for)})
+        except cases.CaseError as exc:  # the store is busy: no log-in without its audit row
+            st.session_state["user"] = None
+            st.error(str(exc))
+            return
+        if result.user is not None:
             st.rerun()
+        elif result.locked_for > 0:
+            st.error(f"Too many failed log-ins for this user. Try again in {max(1, round(result.locked_for / 60))} "
+                     "minute(s).")
+        else:
+            st.error("Unknown user or wrong password.")
     try:
         if "auth" in st.secrets:
             if st.button("Log in with single sign-on"):
