@@ -186,7 +186,7 @@ def log_out(reason: str = "logout") -> None:
     st.session_state.clear()
     init_session()
     if reason == "logout.idle":
-        st.session_state["login_flash"] = (f"You were logged out after {auth.idle_seconds() / 60:.0f} minutes "
+        st.session_state["login_flash"] = (f"You were logged out after {auth.idle_seconds() / 60:g} minutes "
                                            "without activity.")
 
 
