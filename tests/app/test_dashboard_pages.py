@@ -209,6 +209,10 @@ def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_sto
     shown = dict(zip(details["property"], details["value"]))
     person_key = at.session_state["selected_node"].split(":", 1)[1]
     assert shown["key"] != person_key and shown["key"].startswith(person_key[:6]) and "*" in shown["key"]
+    # the birth date, region and gender are the masked digits: masked with them
+    for field in ("birth_date", "region_code", "gender"):
+        assert set(shown[field]) == {"*"}, (field, shown[field])
+    assert person_key[6:14] not in texts(at)
     at.button(key="reveal_node").click().run()
     assert not at.exception
     details = table(at, "property", "value")
@@ -398,3 +402,19 @@ def test_queue_lists_applications_flagged_by_the_model(dash_store):
     assert flagged["application_id"].tolist() == ["RA01"]
     at.button(key="flagged_open").click().run()
     assert at.title[0].value == "Application"
+
+
+def test_application_page_masks_addresses_and_shows_a_typed_id_as_text(dash_store):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["user"] = {"name": "ivy", "role": "investigator"}
+    at.session_state["application"] = "RB00"
+    at.run()
+    at.switch_page("pages/application.py").run()
+    fields = table(at, "field", "value")
+    values = dict(zip(fields["field"], fields["value"]))
+    assert values["applicant_address_raw"] == "广东省深圳市****"
+    at.text_input(key="app_id_input").input("![x](http://203.0.113.7/t.png)").run()
+    assert at.error[0].value == "No application `![x](http://203.0.113.7/t.png)` in this store."
+    at.text_input(key="app_id_input").input("`" * 3 + "x" * 5000).run()
+    message = at.error[0].value
+    assert "(5,003 characters)" in message and len(message) < 200 and message.count("````") == 2
