@@ -164,28 +164,37 @@ def mask_address(value: str) -> str:
     'Fl****'
     """
     value = str(value).strip()
-    keep = ""
+    keep = _region_prefix(value) or value[:2]  # no province or city recognised: almost nothing
+    return keep + ADDRESS_MASK if len(keep) < len(value) else keep
+
+
+def _region_prefix(value: str) -> str:
+    """The province and city at the start of an address ('' when none is recognised)."""
     for city in _MUNICIPALITIES:
         if value.startswith(city):
-            keep = city
+            return city
+    start = 0
+    for end in _PROVINCE_ENDS:
+        at = value.find(end)
+        if 0 < at <= 12:
+            start = at + len(end)
             break
-    else:
-        start = 0
-        for end in _PROVINCE_ENDS:
-            at = value.find(end)
-            if 0 < at <= 12:
-                start = at + len(end)
-                break
-        ends = [value.find(c, start) for c in _CITY_ENDS]
-        ends = [(at, c) for at, c in zip(ends, _CITY_ENDS) if at > start and at - start <= 12]
-        if ends:
-            at, c = min(ends)
-            keep = value[: at + len(c)]
-        elif start:
-            keep = value[:start]
-    if not keep:
-        keep = value[:2]  # no province or city recognised: almost nothing
-    return keep + ADDRESS_MASK if len(keep) < len(value) else keep
+    ends = [value.find(c, start) for c in _CITY_ENDS]
+    ends = [(at, c) for at, c in zip(ends, _CITY_ENDS) if at > start and at - start <= 12]
+    if ends:
+        at, c = min(ends)
+        return value[: at + len(c)]
+    return value[:start]
+
+
+#: what the part of an address below the city holds (a company name holds none of these)
+_ADDRESS_DETAIL = re.compile(r"[号室栋幢楼路街村弄巷]|单元|大道|小区")
+
+
+def _looks_like_address(text: str) -> bool:
+    """A province or city first, then street / building / room words (console cells)."""
+    prefix = _region_prefix(text)
+    return bool(prefix) and bool(_ADDRESS_DETAIL.search(text, len(prefix)))
 
 
 def _mask_part(value: str) -> str:
@@ -306,7 +315,9 @@ def mask_digits(text: str) -> str:
 def mask_content(value: Any) -> Any:
     """Mask personal data in any console value, by content alone.
 
-    Strings get :func:`mask_digits` and e-mail masking; numbers with
+    Strings that read as an address (a province or city, then street,
+    building or room words) get :func:`mask_address`; other strings get
+    :func:`mask_digits` and e-mail masking; numbers with
     :data:`MIN_DIGITS`+ digits become masked text; lists and maps are masked
     item by item (keys too), and a list holding a run of single digits (a
     value split into characters) is masked as that run. Date and time values
@@ -327,6 +338,8 @@ def mask_content(value: Any) -> Any:
     ['1', '3', '8', '*', '*', '*', '*', '*', '0', '0', '0']
     >>> mask_content({"amount": 150000.0, "phone": "13800138000"})
     {'amount': 150000.0, 'phone': '138*****000'}
+    >>> mask_content(["广东省深圳市南山区科技园1号", "深圳市腾讯计算机系统有限公司"])
+    ['广东省深圳市****', '深圳市腾讯计算机系统有限公司']
     """
     if value is None or isinstance(value, bool):
         return value
@@ -335,6 +348,8 @@ def mask_content(value: Any) -> Any:
         masked = mask_digits(text)
         return value if masked == text else masked
     if isinstance(value, str):
+        if _looks_like_address(value.strip()):
+            return mask_address(value)
         return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), mask_digits(value))
     if isinstance(value, (list, tuple)):
         return _mask_digit_items([mask_content(v) for v in value])
