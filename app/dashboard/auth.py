@@ -46,7 +46,7 @@ from graph.files import atomic_write_text, private_dir
 
 __all__ = ["ROLES", "User", "users_file", "add_user", "verify", "load_users", "hash_password", "can", "oidc_user",
            "LoginResult", "log_in", "attempts_file", "LOCK_AFTER", "BACKOFF", "MAX_BACKOFF", "SessionTable",
-           "idle_seconds", "IDLE_MINUTES"]
+           "idle_seconds", "IDLE_MINUTES", "unlock"]
 
 ROLES = ("investigator", "analyst", "admin")
 
@@ -354,8 +354,30 @@ def oidc_user(path: Path, email: str | None) -> User | None:
     return User(email, entry["role"]) if entry else None
 
 
+def unlock(path: Path, name: str) -> bool:
+    """Forget the failed log-ins of ``name`` (an admin's answer to a locked
+    user); ``True`` if there were any.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "users.json"
+    >>> _ = [log_in(path, "ivy", "wrong", now=0) for _ in range(LOCK_AFTER)]
+    >>> unlock(path, "ivy"), unlock(path, "ivy")
+    (True, False)
+    """
+    where = attempts_file(path)
+    with _ATTEMPTS_LOCK:
+        attempts = _read_attempts(where)
+        if attempts.pop((name or "").strip(), None) is None:
+            return False
+        _write_attempts(where, attempts)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m app.dashboard.auth add-user NAME ROLE [--store PATH]`` (prompts for the password)."""
+    """``python -m app.dashboard.auth add-user NAME ROLE [--store PATH]`` (prompts for the password);
+    ``python -m app.dashboard.auth unlock NAME [--store PATH]`` (clears a lock-out)."""
     import argparse
     import getpass
 
@@ -367,8 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--store", default=None)
     add.add_argument("--neo4j", default=None)
     add.add_argument("--oidc", action="store_true", help="no password: an OIDC e-mail")
+    free = sub.add_parser("unlock", help="clear a user's failed log-ins")
+    free.add_argument("name")
+    free.add_argument("--store", default=None)
+    free.add_argument("--neo4j", default=None)
     args = parser.parse_args(argv)
     path = users_file(args.store or (None if args.neo4j else ".ringscope"), args.neo4j)
+    if args.cmd == "unlock":
+        print(f"{args.name}: " + ("unlocked" if unlock(path, args.name) else "was not locked"))
+        return 0
     password = None if args.oidc else getpass.getpass(f"Password for {args.name}: ")
     add_user(path, args.name, password, args.role)
     print(f"{args.name} ({args.role}) saved in {path}")

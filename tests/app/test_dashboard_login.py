@@ -139,3 +139,13 @@ def test_an_idle_session_is_logged_out_and_that_is_audited(dash, monkeypatch):
     from app.dashboard import context
 
     assert context._sessions().resume(token) is None
+
+
+def test_an_admin_unlocks_a_user_from_the_command_line(users, capsys, monkeypatch):
+    monkeypatch.setenv("RINGSCOPE_USERS", str(users))
+    for _ in range(auth.LOCK_AFTER):
+        auth.log_in(users, "ivy", "nope")
+    assert auth.log_in(users, "ivy", PASSWORD).outcome == "locked"
+    assert auth.main(["unlock", "ivy"]) == 0
+    assert "ivy: unlocked" in capsys.readouterr().out
+    assert auth.log_in(users, "ivy", PASSWORD).outcome == "success"
