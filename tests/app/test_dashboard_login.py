@@ -149,3 +149,18 @@ def test_an_admin_unlocks_a_user_from_the_command_line(users, capsys, monkeypatc
     assert auth.main(["unlock", "ivy"]) == 0
     assert "ivy: unlocked" in capsys.readouterr().out
     assert auth.log_in(users, "ivy", PASSWORD).outcome == "success"
+
+
+@pytest.mark.neo4j
+def test_neo4j_users_file_is_keyed_by_the_database_id(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
+    from app.dashboard.launch import ensure_first_user
+
+    monkeypatch.delenv("RINGSCOPE_USERS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    path = auth.users_file(None, neo4j_uri)  # opens the store to ask the database its id
+    assert path == tmp_path / "data" / "ringscope" / "dashboard" / f"neo4j-{neo4j_store.store_id()}" / "users.json"
+    assert auth.users_file(None, neo4j_uri, store=neo4j_store) == path
+    name, password = ensure_first_user(None, neo4j_uri)
+    assert auth.verify(path, name, password) == auth.User("admin", "admin")
+    assert not (tmp_path / ".ringscope-users.json").exists()
