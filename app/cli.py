@@ -415,14 +415,15 @@ def _private_csv(frame, path: Path) -> None:
         frame.to_csv(handle, index=False)
 
 
-def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True) -> None:
+def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True,
+                     idle_minutes: float | None = None) -> None:
     try:
         from app.dashboard.launch import launch
     except ImportError:
         click.echo("The dashboard is not installed in this build; the store above is ready for "
                    "`ringscope stats`, `ringscope flag` and Cypher.")
         return
-    launch(store_path, neo4j_uri, port=port, open_browser=open_browser)
+    launch(store_path, neo4j_uri, port=port, open_browser=open_browser, idle_minutes=idle_minutes)
 
 
 def _frame_table(frame, floats: str = "{:.3f}") -> str:
@@ -897,13 +898,16 @@ def monitor(store_path: str | None, neo4j_uri: str | None, target: str | None, s
 @_store_options
 @click.option("--port", type=int, default=8501, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
-def dashboard(store_path: str | None, neo4j_uri: str | None, port: int, no_browser: bool) -> None:
-    """Start the investigator dashboard on 127.0.0.1 (Ctrl+C stops it)."""
+@click.option("--idle-minutes", type=click.FloatRange(min=1), default=None,
+              help="Log users out after this many minutes without activity  [default: 30].")
+def dashboard(store_path: str | None, neo4j_uri: str | None, port: int, no_browser: bool,
+              idle_minutes: float | None) -> None:
+    """Start the investigator dashboard on 127.0.0.1 (Ctrl+C or SIGTERM stops it)."""
     if store_path and neo4j_uri:
         raise click.UsageError("Give either --store or --neo4j, not both.")
     neo4j_uri = neo4j_uri or (None if store_path else os.environ.get("RINGSCOPE_NEO4J_URI"))
     _start_dashboard(None if neo4j_uri else (store_path or DEFAULT_STORE_PATH), neo4j_uri, port=port,
-                     open_browser=not no_browser)
+                     open_browser=not no_browser, idle_minutes=idle_minutes)
 
 
 #: --columns keys → resolve_records columns

@@ -7,6 +7,12 @@ action — a status change, a reveal of personal data, a console query — is an
 ``AuditEvent`` node with a fresh key, written *before* the action is
 reported as done, never rewritten. Confirmed and dismissed cases become
 labels for the next ``ringscope train`` through :func:`case_labels`.
+
+A case's ``comment`` is the reason given with its last status change (why it
+was confirmed or dismissed); it changes only with the status. Notes are
+appended (:func:`add_note`): each one is an audit event ``case.note``, so a
+note can neither change the status nor overwrite the reason, and none is
+ever edited or lost (:func:`case_notes` lists them).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ __all__ = [
     "list_cases",
     "case_statuses",
     "update_case",
+    "add_note",
+    "case_notes",
     "audit",
     "audit_log",
     "case_labels",
@@ -167,11 +175,14 @@ def _json(value: Any) -> str:
 
 def update_case(store: Any, user: str, target_label: str, target_key: str, status: str | None = None,
                 assignee: str | None = None, comment: str | None = None) -> Case:
-    """Change a case's status, assignee or comment.
+    """Change a case's status or assignee; ``comment`` is the reason for a
+    status change.
 
-    The audit event (before → after) is written first, then the case; both
-    are read back before this returns. Raises :class:`CaseError` for a move
-    :data:`TRANSITIONS` does not allow.
+    The status changes only when ``status`` names a new one. A ``comment``
+    without a status change does not touch the stored reason: it is added
+    as a note (:func:`add_note`). The audit event (before → after) is
+    written first, then the case; both are read back before this returns.
+    Raises :class:`CaseError` for a move :data:`TRANSITIONS` does not allow.
     """
     if not user:
         raise CaseError("Log in to change a case.")
@@ -184,9 +195,14 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
                         f"allowed: {', '.join(TRANSITIONS[before.status])}.")
     if new_status in ("Confirmed fraud", "Dismissed") and new_status != before.status and not (comment or "").strip():
         raise CaseError(f"Say why in the comment before marking the case {new_status}.")
+    moves = new_status != before.status
+    if comment is not None and comment.strip() and not moves:
+        add_note(store, user, target_label, target_key, comment)
+        if assignee is None or assignee == before.assignee:
+            return get_case(store, target_label, target_key)
+    reason = comment if moves and comment is not None else before.comment
     after = Case(target_label, target_key, new_status,
-                 before.assignee if assignee is None else assignee,
-                 before.comment if comment is None else comment, _now(), user)
+                 before.assignee if assignee is None else assignee, reason, _now(), user)
     fields = ("status", "assignee", "comment")
     changed = {f: (getattr(before, f), getattr(after, f)) for f in fields if getattr(before, f) != getattr(after, f)}
     if not changed and before.updated_at:
@@ -202,6 +218,35 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     if stored.status != after.status or stored.updated_at != after.updated_at:
         raise RuntimeError(f"The case {after.key} did not save; the audit log has the attempt.")
     return stored
+
+
+def add_note(store: Any, user: str, target_label: str, target_key: str, text: str) -> str:
+    """Append a note to a case (an audit event ``case.note``); the case's
+    status and reason stay as they are. Returns the event's key.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp())
+    >>> _ = update_case(store, "ivy", "Application", "A1", status="In progress")
+    >>> _ = add_note(store, "ivy", "Application", "A1", "called the applicant")
+    >>> get_case(store, "Application", "A1").status, case_notes(store, "Application", "A1")["note"].tolist()
+    ('In progress', ['called the applicant'])
+    """
+    if not user:
+        raise CaseError("Log in to add a note.")
+    if not (text or "").strip():
+        raise CaseError("The note is empty.")
+    return audit(store, user, "case.note", case_key(target_label, target_key), after=text.strip())
+
+
+def case_notes(store: Any, target_label: str, target_key: str) -> pd.DataFrame:
+    """A case's notes, oldest first: ``at``, ``user``, ``note``."""
+    log = audit_log(store, target=case_key(target_label, target_key), limit=100_000)
+    notes = log[log["action"] == "case.note"].sort_values("at")
+    return pd.DataFrame({"at": notes["at"].to_numpy(object), "user": notes["user"].to_numpy(object),
+                         "note": notes["after"].to_numpy(object)})
 
 
 def audit_log(store: Any, target: str | None = None, user: str | None = None, limit: int = 500) -> pd.DataFrame:

@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import auth, cases, services
+from app.dashboard import auth, cases, display, services
 from app.dashboard.auth import User
 
 __all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
-           "current_user", "require", "login_form", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
+           "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
 
 #: page name → file (relative to main.py), in menu order, with the permission it needs
 PAGE_FILES = [
@@ -119,31 +119,118 @@ def init_session() -> None:
     """Every session-state key the pages use, in one place."""
     defaults: dict[str, Any] = {
         "user": None,  # {"name", "role"} after log-in
-        "finding": None,  # finding open in the cluster explorer
+        "finding": None,  # finding open in the cluster explorer (the one source of truth)
+        "cluster_shown": None,  # finding the explorer last drew (a change resets node and path)
         "application": None,  # application open on the Application page
         "revealed": set(),  # ids (Label:key / Application:key) revealed this session
         "expanded": {},  # finding → list of expanded node ids
         "selected_node": None,  # Label:key of the last clicked node
         "path": None,  # shortest path shown, list of ids
         "queue_page": 1,
+        "session_token": None,  # this tab's entry in the server's session table (survives F5 in the URL)
+        "last_active": None,  # time of the last run (idle timeout)
     }
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
 
 
-def current_user() -> User | None:
-    """The logged-in user: local log-in in session state, or OIDC (``st.login``)."""
-    init_session()
+#: the query parameter holding a tab's session token (see :func:`current_user`)
+SESSION_PARAM = "session"
+
+
+@st.cache_resource(show_spinner=False)
+def _sessions() -> auth.SessionTable:
+    """This server's log-ins (one table for every browser session)."""
+    return auth.SessionTable()
+
+
+@st.cache_resource(show_spinner=False, ttl=3600)
+def _users_path(path: str | None, uri: str | None) -> str:
+    return str(auth.users_file(path, uri, store=store()))
+
+
+def users_path():
+    """The users file of this store (the Neo4j database id is asked once an hour)."""
+    from pathlib import Path
+
+    path, uri = config()
+    return Path(_users_path(path, uri)) if uri else auth.users_file(path)
+
+
+def _audit_login(name: str, action: str, detail: Any = None) -> None:
+    cases.audit(store(), display.clip(name, 64) or "(empty)", action, "login", after=detail)
+
+
+def _start(user: User, how: str) -> None:
+    """Audit the log-in, then hold it in this session and in the session table."""
+    import time
+
+    _audit_login(user.name, "login.success", {"method": how})
+    st.session_state["user"] = {"name": user.name, "role": user.role}
+    st.session_state["session_token"] = _sessions().issue(user)
+    st.session_state["last_active"] = time.time()
+    st.query_params[SESSION_PARAM] = st.session_state["session_token"]
+
+
+def log_out(reason: str = "logout") -> None:
+    """End this session's log-in (audited) and forget everything it held."""
     user = st.session_state.get("user")
     if user:
+        try:
+            _audit_login(user["name"], reason)
+        except cases.CaseError:
+            pass  # a busy store must not keep anyone logged in
+    _sessions().revoke(st.session_state.get("session_token"))
+    st.query_params.pop(SESSION_PARAM, None)
+    st.session_state.clear()
+    init_session()
+    if reason == "logout.idle":
+        st.session_state["login_flash"] = (f"You were logged out after {auth.idle_seconds() / 60:g} minutes "
+                                           "without activity.")
+
+
+def current_user() -> User | None:
+    """The logged-in user: local log-in in session state, or OIDC (``st.login``).
+
+    A reload (F5) starts a new Streamlit session with empty session state;
+    the tab's URL keeps ``?session=<token>``, a random token that only this
+    server's :class:`auth.SessionTable` can turn back into the user (the
+    token carries nothing itself). Streamlit offers pages no way to set a
+    cookie (``st.context.cookies`` is read-only and script-set cookies
+    cannot be HttpOnly), so the URL is the one place that survives a
+    reload. A session idle longer than :func:`auth.idle_seconds` ends.
+    """
+    import time
+
+    init_session()
+    now = time.time()
+    user = st.session_state.get("user")
+    if user:
+        last = st.session_state.get("last_active") or now
+        token = st.session_state.get("session_token")
+        if now - last > auth.idle_seconds() or (token and _sessions().resume(token, now) is None):
+            log_out("logout.idle")
+            return None
+        st.session_state["last_active"] = now
+        if token and st.query_params.get(SESSION_PARAM) != token:
+            st.query_params[SESSION_PARAM] = token  # page switches drop query parameters
         return User(user["name"], user["role"])
+    token = st.query_params.get(SESSION_PARAM)
+    if token:
+        found = _sessions().resume(token, now, users_path=users_path())
+        if found is not None:
+            st.session_state["user"] = {"name": found.name, "role": found.role}
+            st.session_state["session_token"] = token
+            st.session_state["last_active"] = now
+            return found
+        st.query_params.pop(SESSION_PARAM, None)
+        st.session_state["login_flash"] = "Your session ended; please log in again."
     try:
         if st.user.is_logged_in:  # OIDC configured in secrets.toml
-            path, uri = config()
-            found = auth.oidc_user(auth.users_file(path, uri), st.user.get("email"))
+            found = auth.oidc_user(users_path(), st.user.get("email"))
             if found:
-                st.session_state["user"] = {"name": found.name, "role": found.role}
+                _start(found, "oidc")
             return found
     except Exception:  # noqa: BLE001 - no auth configured
         return None
@@ -163,21 +250,39 @@ def require(permission: str) -> User:
 
 
 def login_form() -> None:
-    """Local log-in (development and tests); OIDC via ``st.login`` when configured."""
-    path, uri = config()
+    """Local log-in (development and tests); OIDC via ``st.login`` when configured.
+
+    Every attempt is audited (``login.success``, ``login.failure``,
+    ``login.locked``) before the answer is shown; a name with too many wrong
+    passwords in a row is locked for a while (:func:`auth.log_in`)."""
     st.title("ringscope")
     st.caption("Fraud-ring investigation. Log in to continue.")
+    flash = st.session_state.pop("login_flash", None)
+    if flash:
+        st.info(flash)
     with st.form("login"):
-        name = st.text_input("User", key="login_user")
-        password = st.text_input("Password", type="password", key="login_password")
+        name = st.text_input("User", key="login_user", max_chars=200)
+        password = st.text_input("Password", type="password", key="login_password", max_chars=1000)
         submitted = st.form_submit_button("Log in")
     if submitted:
-        user = auth.verify(auth.users_file(path, uri), name, password)
-        if user is None:
-            st.error("Unknown user or wrong password.")
-        else:
-            st.session_state["user"] = {"name": user.name, "role": user.role}
+        result = auth.log_in(users_path(), name, password)
+        try:
+            if result.user is not None:
+                _start(result.user, "password")
+            else:
+                _audit_login(name, f"login.{result.outcome}",
+                             {"failures": result.failures, "locked_seconds": round(result.locked_for)})
+        except cases.CaseError as exc:  # the store is busy: no log-in without its audit row
+            st.session_state["user"] = None
+            st.error(str(exc))
+            return
+        if result.user is not None:
             st.rerun()
+        elif result.locked_for > 0:
+            st.error(f"Too many failed log-ins for this user. Try again in {max(1, round(result.locked_for / 60))} "
+                     "minute(s).")
+        else:
+            st.error("Unknown user or wrong password.")
     try:
         if "auth" in st.secrets:
             if st.button("Log in with single sign-on"):
@@ -227,38 +332,66 @@ def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str
 
 
 def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
-    """Status, the form that changes it, and the case's audit log (one place
-    for the cluster explorer and the application page)."""
+    """Status, the form that changes it, the notes and the case's audit log
+    (one place for the cluster explorer and the application page).
+
+    The status changes only when the user picks a new one: the picker starts
+    empty ("keep …") on every render, and its widgets are keyed by the
+    target and the case's last change, so no earlier form value (of this
+    case or another) can be carried into a save. Text saved without a new
+    status is a note, appended; with a new status it is the reason."""
+    import hashlib
+
     from app.dashboard.masking import mask_text
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)
     st.text(f"Status: {case.status}" + (f" · assignee {case.assignee}" if case.assignee else ""))
     if case.updated_at:
-        st.caption(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+        st.text(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+    if case.comment:
+        st.text(f"Reason: {mask_text(case.comment)}")
     allowed = list(cases.TRANSITIONS[case.status])
     if case.status in ("Confirmed fraud", "Dismissed") and not auth.can(user.role, "reopen"):
         allowed = []  # only admins reopen a closed case
-        st.caption("Closed. An admin can reopen it.")
+        st.caption("Closed. An admin can reopen it; notes can still be added.")
     flash = st.session_state.pop(f"{prefix}_flash", None)
     if flash:
         st.success(flash)
-    with st.form(f"{prefix}_form", clear_on_submit=True):
-        new_status = st.selectbox("New status", [case.status, *allowed], key=f"{prefix}_status")
-        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{prefix}_assignee")
-        comment = st.text_area("Comment", value="", key=f"{prefix}_comment",
-                               placeholder="Why (required to confirm or dismiss)")
+    version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode("utf-8")).hexdigest()[:12]
+    form = f"{prefix}_{version}"
+    with st.form(f"{form}_form", clear_on_submit=True):
+        new_status = st.selectbox("New status", allowed, index=None, key=f"{form}_status",
+                                  placeholder=f"Keep: {case.status}", disabled=not allowed)
+        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{form}_assignee")
+        text = st.text_area("Note", value="", key=f"{form}_note",
+                            placeholder="A note; with a new status, the reason (required to confirm or dismiss)")
         saved = st.form_submit_button("Save case")
     if saved:
+        text = (text or "").strip()
         try:
-            after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
-                                      assignee=assignee, comment=comment or None)
+            if new_status is not None and new_status != case.status:
+                after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
+                                          assignee=assignee, comment=text or None)
+                message = f"Case saved: {after.status}."
+            else:
+                after = case
+                if (assignee or "") != (case.assignee or "") or not case.updated_at:
+                    after = cases.update_case(st_, user.name, target_label, target_key, assignee=assignee)
+                if text:
+                    cases.add_note(st_, user.name, target_label, target_key, text)
+                message = f"Case saved: {after.status}" + (" (note added)." if text else ".")
         except cases.CaseError as exc:
             st.error(str(exc))
         else:
             # the audit event and the case are stored and read back by now
-            st.session_state[f"{prefix}_flash"] = f"Case saved: {after.status}. The change is in the audit log."
+            st.session_state[f"{prefix}_flash"] = message + " The change is in the audit log."
             st.rerun()
+    notes = cases.case_notes(st_, target_label, target_key)
+    if len(notes):
+        st.caption(f"Notes ({len(notes)})")
+        for note in notes.itertuples():
+            st.text(f"{note.at[:19]}  {note.user}\n{mask_text(note.note)}")
     log = cases.audit_log(st_, target=cases.case_key(target_label, target_key), limit=20)
     if len(log):
         st.caption("Audit log of this case")

@@ -18,7 +18,7 @@ from typing import Any
 
 from st_link_analysis import EdgeStyle, NodeStyle
 
-from app.dashboard.masking import PII_LABELS, escape, mask_value
+from app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
 from app.dashboard.services import Subgraph, split_node_id
 
 __all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
@@ -146,8 +146,8 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
         tokens[tok] = nid
         data: dict[str, Any] = {"id": tok, "label": label, "role": role,
                                 "caption": escape(caption(label, key, p, nid in revealed))}
-        for k, v in p.items():
-            v = _fmt(v)
+        # one masking rule: fields computed from a masked ID number are masked too
+        for k, v in mask_record(label, {k: _fmt(v) for k, v in p.items()}, nid in revealed).items():
             if v is None or k == "name":
                 continue
             if k == "risk_score":

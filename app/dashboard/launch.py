@@ -6,19 +6,26 @@ the store is handed over in environment variables. Streamlit ships its own
 fonts and st-link-analysis bundles its JavaScript, and the pages use no
 ``:material/`` icons or remote images, so the browser never asks anyone but
 127.0.0.1 for anything (``tests/app/browser`` proves it).
+
+Streamlit runs as a child process that never outlives ``launch``: Ctrl+C,
+SIGTERM and SIGHUP to the launcher stop it (and wait for it), and on Linux
+the child is also told to stop if the launcher dies without cleaning up
+(``PR_SET_PDEATHSIG``), so no orphan keeps serving the port.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["launch", "streamlit_command", "wait_until_ready", "free_port", "ensure_first_user"]
+__all__ = ["launch", "stop", "streamlit_command", "wait_until_ready", "free_port", "ensure_first_user"]
 
 MAIN = Path(__file__).with_name("main.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +92,54 @@ def ensure_first_user(store_path: str | None, neo4j_uri: str | None) -> tuple[st
     return "admin", password
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this process when the launcher dies, however it dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    """Terminate ``process`` and wait for it (kill it if it does not stop in ``timeout`` s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    return process.returncode
+
+
+def _serve_until_stopped(process: subprocess.Popen) -> None:
+    """Wait for the child; Ctrl+C, SIGTERM or SIGHUP to this process stop it first."""
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, interrupt) for sig in handled}
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        try:
+            stop(process)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True,
-           *, wait: bool = True, env: dict[str, str] | None = None, quiet: bool = False) -> subprocess.Popen:
+           *, wait: bool = True, env: dict[str, str] | None = None, quiet: bool = False,
+           idle_minutes: float | None = None) -> subprocess.Popen:
     """Start the dashboard on ``http://127.0.0.1:<port>``.
 
     Parameters
@@ -98,8 +151,11 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
     open_browser : bool
         Open the default browser once the server answers.
     wait : bool
-        Block until the server exits (Ctrl+C stops it); ``False`` returns the
-        running process once it is ready (tests, the demo).
+        Block until the server exits (Ctrl+C, SIGTERM or SIGHUP stop it);
+        ``False`` returns the running process once it is ready (tests, the demo).
+    idle_minutes : float or None
+        Log a user out after this long without activity (default
+        :data:`app.dashboard.auth.IDLE_MINUTES`).
     """
     port = port or free_port()
     first = ensure_first_user(store_path, neo4j_uri)
@@ -111,14 +167,19 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
         child_env["RINGSCOPE_NEO4J_URI"] = neo4j_uri
     else:
         child_env["RINGSCOPE_STORE"] = str(Path(store_path or ".ringscope").resolve())
+    if idle_minutes is not None:
+        if not idle_minutes > 0:
+            raise ValueError(f"The 'idle_minutes' parameter of launch must be > 0. Got {idle_minutes!r} instead.")
+        child_env["RINGSCOPE_IDLE_MINUTES"] = str(idle_minutes)
     child_env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
     child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(streamlit_command(port), cwd=str(ROOT), env=child_env, stdout=out, stderr=out)
+    process = subprocess.Popen(streamlit_command(port), cwd=str(ROOT), env=child_env, stdout=out, stderr=out,
+                               preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:
         wait_until_ready(port, process=process)
     except BaseException:
-        process.terminate()
+        stop(process)
         raise
     url = f"http://127.0.0.1:{port}"
     if not quiet:
@@ -130,9 +191,5 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
 
         webbrowser.open(url)
     if wait:
-        try:
-            process.wait()
-        except KeyboardInterrupt:
-            process.terminate()
-            process.wait(timeout=10)
+        _serve_until_stopped(process)
     return process

@@ -12,7 +12,7 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app.dashboard import auth, context  # noqa: E402
+from app.dashboard import auth, context, display  # noqa: E402
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
 context.init_session()
@@ -24,10 +24,14 @@ else:
     pages = [st.Page(str(here / file), title=title) for title, file, permission in context.PAGE_FILES
              if auth.can(user.role, permission)]
     with st.sidebar:
-        st.caption(f"{user.name} · {user.role}")
+        st.text(f"{display.clip(user.name, 40)} · {user.role}")  # text, never markdown
         path, uri = context.config()
-        st.caption(f"store: {uri or path}")
+        if uri:
+            from graph.store import redact_uri
+
+            uri = redact_uri(uri)
+        st.text(f"store: {display.clip(uri or path, 60)}")
         if st.button("Log out", key="logout"):
-            st.session_state.clear()
+            context.log_out()
             st.rerun()
     st.navigation(pages).run()

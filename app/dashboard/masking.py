@@ -1,8 +1,12 @@
 """Personal data on screen: masked by default, escaped always.
 
-Resident ID numbers, phone numbers, bank accounts and e-mail addresses are
-shown masked (``110101********1234``, ``138****8000``) unless an investigator
-reveals one, which is an audited action (see :mod:`app.dashboard.cases`).
+Resident ID numbers, phone numbers, bank accounts, e-mail addresses and
+street addresses are shown masked (``110101********1234``, ``138****8000``,
+``广东省深圳市****``) unless an investigator reveals one, which is an
+audited action (see :mod:`app.dashboard.cases`). Fields computed from the ID
+number (birth date, region code, gender) are masked with it: shown beside a
+masked ID they would give its hidden digits back. :func:`mask_record` applies
+that one rule to a whole record, wherever a page shows one.
 Free text (finding evidence, summaries, reasons) goes through
 :func:`mask_text`, which finds those values inside sentences.
 
@@ -29,7 +33,9 @@ __all__ = [
     "mask_phone",
     "mask_account",
     "mask_email",
+    "mask_address",
     "mask_value",
+    "mask_record",
     "mask_text",
     "mask_digits",
     "mask_content",
@@ -40,7 +46,7 @@ __all__ = [
 ]
 
 #: node labels whose key is itself personal data, and how to mask it
-PII_LABELS = {"Person": "id", "Phone": "phone", "BankAccount": "account", "Email": "email"}
+PII_LABELS = {"Person": "id", "Phone": "phone", "BankAccount": "account", "Email": "email", "Address": "address"}
 
 #: record fields holding personal data, and how to mask them
 PII_FIELDS = {
@@ -56,6 +62,15 @@ PII_FIELDS = {
     "phone": "phone",
     "account": "account",
     "email": "email",
+    "applicant_address_raw": "address",
+    "company_address_raw": "address",
+    "address": "address",
+    # computed from the ID number: the masked digits themselves (birth date),
+    # or parts of them (region, gender = parity of the 17th digit)
+    "birth_date": "id_part",
+    "region_code": "id_part",
+    "gender": "id_part",
+    "dob": "id_part",
 }
 
 
@@ -126,12 +141,74 @@ def _mask_middle(value: str, head: int, tail: int) -> str:
     return value[:head] + "*" * (len(value) - head - tail) + (value[-tail:] if tail else "")
 
 
-_MASKERS = {"id": mask_id, "phone": mask_phone, "account": mask_account, "email": mask_email}
+#: the end of the province-level unit, then of the city-level unit, of a Chinese address
+_PROVINCE_ENDS = ("特别行政区", "自治区", "省")
+_MUNICIPALITIES = ("北京市", "上海市", "天津市", "重庆市")
+_CITY_ENDS = ("自治州", "地区", "市", "盟")
+#: what stands for the hidden part of an address (fixed: its length says nothing)
+ADDRESS_MASK = "****"
+
+
+def mask_address(value: str) -> str:
+    """Keep the province and city of an address, mask the rest.
+
+    Example
+    -------
+    >>> mask_address("广东省深圳市南山区科技园1号1栋1单元101室")
+    '广东省深圳市****'
+    >>> mask_address("北京市朝阳区建国路88号")
+    '北京市****'
+    >>> mask_address("新疆维吾尔自治区乌鲁木齐市天山区1号")
+    '新疆维吾尔自治区乌鲁木齐市****'
+    >>> mask_address("Flat 3, 12 High Street")
+    'Fl****'
+    """
+    value = str(value).strip()
+    keep = _region_prefix(value) or value[:2]  # no province or city recognised: almost nothing
+    return keep + ADDRESS_MASK if len(keep) < len(value) else keep
+
+
+def _region_prefix(value: str) -> str:
+    """The province and city at the start of an address ('' when none is recognised)."""
+    for city in _MUNICIPALITIES:
+        if value.startswith(city):
+            return city
+    start = 0
+    for end in _PROVINCE_ENDS:
+        at = value.find(end)
+        if 0 < at <= 12:
+            start = at + len(end)
+            break
+    ends = [value.find(c, start) for c in _CITY_ENDS]
+    ends = [(at, c) for at, c in zip(ends, _CITY_ENDS) if at > start and at - start <= 12]
+    if ends:
+        at, c = min(ends)
+        return value[: at + len(c)]
+    return value[:start]
+
+
+#: what the part of an address below the city holds (a company name holds none of these)
+_ADDRESS_DETAIL = re.compile(r"[号室栋幢楼路街村弄巷]|单元|大道|小区")
+
+
+def _looks_like_address(text: str) -> bool:
+    """A province or city first, then street / building / room words (console cells)."""
+    prefix = _region_prefix(text)
+    return bool(prefix) and bool(_ADDRESS_DETAIL.search(text, len(prefix)))
+
+
+def _mask_part(value: str) -> str:
+    return "*" * min(len(value), 10)
+
+
+_MASKERS = {"id": mask_id, "phone": mask_phone, "account": mask_account, "email": mask_email,
+            "address": mask_address, "id_part": _mask_part}
 
 
 def mask_value(kind: str, value: Any) -> Any:
-    """Mask ``value`` as ``kind`` (``id``, ``phone``, ``account``, ``email``);
-    missing values pass through.
+    """Mask ``value`` as ``kind`` (``id``, ``phone``, ``account``, ``email``,
+    ``address``, ``id_part``: a field computed from an ID number); missing
+    values pass through.
 
     Example
     -------
@@ -152,12 +229,37 @@ def mask_value(kind: str, value: Any) -> Any:
     return _MASKERS[kind](str(value))
 
 
+def mask_record(label: str | None, record: dict[str, Any], revealed: bool = False) -> dict[str, Any]:
+    """A record as a page may show it: the key masked by ``label``
+    (:data:`PII_LABELS`), personal fields by :data:`PII_FIELDS` (those
+    computed from the ID number too), other text by :func:`mask_text`;
+    ``revealed`` (an audited reveal) shows it as stored.
+
+    Example
+    -------
+    >>> mask_record("Person", {"key": "110101199003071234", "birth_date": "1990-03-07",
+    ...                        "region_code": "110101", "name": "张伟"})
+    {'key': '110101********1234', 'birth_date': '**********', 'region_code': '******', 'name': '张伟'}
+    """
+    if revealed:
+        return dict(record)
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        kind = PII_LABELS.get(label or "") if k == "key" else PII_FIELDS.get(k)
+        if kind is not None:
+            v = mask_value(kind, v)
+        out[k] = mask_text(v) if isinstance(v, str) else v
+    return out
+
+
 # Resident ID (18 or 15 characters), then mobile phones (+86 optional), then
 # long digit runs (accounts). Lookarounds keep USCC codes and keys whole.
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[0-9Xx](?![0-9A-Za-z])")
 _PHONE_RE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?![0-9A-Za-z])")
 _ACCOUNT_RE = re.compile(r"(?<![0-9A-Za-z])\d{12,19}(?![0-9A-Za-z])")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# detectors name a shared address as ``address:<text> (n people)`` in evidence
+_ADDRESS_VALUE_RE = re.compile(r"(?<=address:)[^\s(),;]+")
 
 
 def mask_text(text: Any) -> Any:
@@ -167,9 +269,12 @@ def mask_text(text: Any) -> Any:
     -------
     >>> mask_text("account:6212266232226231 (6 people), phone:+8619966524266, id 110101199003071234")
     'account:6212********6231 (6 people), phone:199****4266, id 110101********1234'
+    >>> mask_text("address:广东省深圳市南山区科技园1号 (4 people)")
+    'address:广东省深圳市**** (4 people)'
     """
     if not isinstance(text, str) or not text:
         return text
+    text = _ADDRESS_VALUE_RE.sub(lambda m: mask_address(m.group(0)), text)
     text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
     text = _ACCOUNT_RE.sub(lambda m: mask_account(m.group(0)), text)
@@ -210,7 +315,9 @@ def mask_digits(text: str) -> str:
 def mask_content(value: Any) -> Any:
     """Mask personal data in any console value, by content alone.
 
-    Strings get :func:`mask_digits` and e-mail masking; numbers with
+    Strings that read as an address (a province or city, then street,
+    building or room words) get :func:`mask_address`; other strings get
+    :func:`mask_digits` and e-mail masking; numbers with
     :data:`MIN_DIGITS`+ digits become masked text; lists and maps are masked
     item by item (keys too), and a list holding a run of single digits (a
     value split into characters) is masked as that run. Date and time values
@@ -231,6 +338,8 @@ def mask_content(value: Any) -> Any:
     ['1', '3', '8', '*', '*', '*', '*', '*', '0', '0', '0']
     >>> mask_content({"amount": 150000.0, "phone": "13800138000"})
     {'amount': 150000.0, 'phone': '138*****000'}
+    >>> mask_content(["广东省深圳市南山区科技园1号", "深圳市腾讯计算机系统有限公司"])
+    ['广东省深圳市****', '深圳市腾讯计算机系统有限公司']
     """
     if value is None or isinstance(value, bool):
         return value
@@ -239,6 +348,8 @@ def mask_content(value: Any) -> Any:
         masked = mask_digits(text)
         return value if masked == text else masked
     if isinstance(value, str):
+        if _looks_like_address(value.strip()):
+            return mask_address(value)
         return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), mask_digits(value))
     if isinstance(value, (list, tuple)):
         return _mask_digit_items([mask_content(v) for v in value])

@@ -31,9 +31,19 @@ def test_personal_numbers_are_masked_whatever_their_form(value):
             assert form[3:-3] not in shown, (value, mask_content(value))
 
 
+@pytest.mark.parametrize("value, shown", [
+    ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
+    ({"address": "北京市朝阳区建国路88号"}, {"address": "北京市****"}),
+    (["上海市浦东新区世纪大道100号"], ["上海市****"]),
+])
+def test_addresses_are_masked_by_content_too(value, shown):
+    assert mask_content(value) == shown
+
+
 @pytest.mark.parametrize("value", [
     "2024-03-01", "2024-03-01T10:00:00", 150000.0, 12345678.9, "A00000001", 42, True, None,
     "farm-device-1", "张伟", [1, 2, 3], {"amount": 150000.0}, "110101********1234", "138****8000",
+    "深圳市腾讯计算机系统有限公司", "广东省深圳市****",
 ])
 def test_ordinary_values_pass_unchanged(value):
     assert mask_content(value) == value

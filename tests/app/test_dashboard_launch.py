@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.dashboard import auth
 from app.dashboard.launch import ensure_first_user, streamlit_command
 
@@ -35,3 +37,67 @@ def test_no_page_uses_remote_icons_or_html():
     assert ":material/" not in source
     assert "unsafe_allow_html" not in source
     assert "components.v1.html" not in source
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc)."""
+    import glob
+
+    out = []
+    for path in glob.glob(f"/proc/{pid}/task/*/children"):
+        with open(path) as handle:
+            out += [int(p) for p in handle.read().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return False
+
+
+def _serving(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"])
+def test_stopping_ringscope_dashboard_stops_its_streamlit_child(tmp_path, sig):
+    """A real `ringscope dashboard`, signalled alone (not its process group):
+    its Streamlit child is gone and nothing serves the port afterwards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from app.dashboard.launch import free_port, wait_until_ready
+
+    port = free_port()
+    env = dict(os.environ, RINGSCOPE_USERS=str(tmp_path / "users.json"))
+    cli = subprocess.Popen([sys.executable, "-m", "app.cli", "dashboard", "--store", str(tmp_path / "store"),
+                            "--port", str(port), "--no-browser"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    children: list[int] = []
+    try:
+        wait_until_ready(port, timeout=90, process=cli)
+        children = _children(cli.pid)
+        assert len(children) == 1 and _alive(children[0])
+        os.kill(cli.pid, getattr(signal, sig))
+        cli.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while (_alive(children[0]) or _serving(port)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(children[0]), f"Streamlit (pid {children[0]}) outlived `ringscope dashboard` ({sig})"
+        assert not _serving(port)
+    finally:  # never leave a server behind, whatever failed
+        for pid in [cli.pid, *children]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        cli.wait(timeout=10)

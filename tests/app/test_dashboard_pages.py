@@ -55,6 +55,13 @@ def table(at: AppTest, *columns: str):
     raise AssertionError(f"no table with columns {columns}")
 
 
+def case_widget(at: AppTest, kind: str, label: str):
+    """The case form's widget of ``kind`` with ``label`` (its keys carry the case's version)."""
+    found = [w for w in getattr(at, kind) if w.label == label]
+    assert len(found) == 1, [w.label for w in getattr(at, kind)]
+    return found[0]
+
+
 def texts(at: AppTest) -> str:
     """Everything the page wrote (markdown, captions, dataframes) as one string."""
     parts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "title")
@@ -179,6 +186,11 @@ def test_cluster_payload_has_the_ring_masked_and_escaped(dash_store):
     assert "13800138000" not in evidence.to_csv()
 
 
+def graph_key(finding: str = "rings-aaaa") -> str:
+    """Session key of the explorer's graph component (one per finding)."""
+    return f"cluster_graph_{graphview.token('Finding:' + finding)}"
+
+
 def _token_of(at: AppTest, label: str, caption: str | None = None) -> str:
     for n in graph_args(at)["elements"]["nodes"]:
         if n["data"]["label"] == label and (caption is None or n["data"]["caption"] == caption):
@@ -189,7 +201,7 @@ def _token_of(at: AppTest, label: str, caption: str | None = None) -> str:
 def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_store):
     at = app(page="pages/cluster.py")
     tok = _token_of(at, "Person")
-    at.session_state["cluster_graph"] = {"action": "node_click", "data": {"type": "tap", "target_id": tok,
+    at.session_state[graph_key()] = {"action": "node_click", "data": {"type": "tap", "target_id": tok,
                                                                          "target_group": "nodes"}, "timestamp": 1}
     at.run()
     assert not at.exception
@@ -197,6 +209,10 @@ def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_sto
     shown = dict(zip(details["property"], details["value"]))
     person_key = at.session_state["selected_node"].split(":", 1)[1]
     assert shown["key"] != person_key and shown["key"].startswith(person_key[:6]) and "*" in shown["key"]
+    # the birth date, region and gender are the masked digits: masked with them
+    for field in ("birth_date", "region_code", "gender"):
+        assert set(shown[field]) == {"*"}, (field, shown[field])
+    assert person_key[6:14] not in texts(at)
     at.button(key="reveal_node").click().run()
     assert not at.exception
     details = table(at, "property", "value")
@@ -210,7 +226,7 @@ def test_expanding_a_node_adds_its_neighbours(dash_store):
     at = app(page="pages/cluster.py")
     before = len(graph_args(at)["elements"]["nodes"])
     tok = _token_of(at, "Application", "RA02")
-    at.session_state["cluster_graph"] = {"action": "expand", "data": {"node_ids": [tok]}, "timestamp": 2}
+    at.session_state[graph_key()] = {"action": "expand", "data": {"node_ids": [tok]}, "timestamp": 2}
     at.run()
     assert not at.exception
     nodes = graph_args(at)["elements"]["nodes"]
@@ -243,8 +259,8 @@ def test_time_filter_hides_applications_outside_the_window(dash_store):
 
 def test_case_status_change_writes_case_and_audit_before_success(dash_store):
     at = app(page="pages/cluster.py")
-    at.selectbox(key="case_status").set_value("In progress")
-    at.text_input(key="case_assignee").input("ivy")
+    case_widget(at, "selectbox", "New status").set_value("In progress")
+    case_widget(at, "text_input", "Assignee").input("ivy")
     submit = [b for b in at.button if b.label == "Save case"][0]
     submit.click().run()
     assert not at.exception
@@ -256,12 +272,12 @@ def test_case_status_change_writes_case_and_audit_before_success(dash_store):
     assert json.loads(log.iloc[0]["after"])["status"] == "In progress"
     assert table(at, "action", "before")["action"].tolist() == ["case.status"]
     # confirming needs a comment
-    at.selectbox(key="case_status").set_value("Confirmed fraud")
+    case_widget(at, "selectbox", "New status").set_value("Confirmed fraud")
     [b for b in at.button if b.label == "Save case"][0].click().run()
     assert "Say why" in at.error[0].value
     assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "In progress"
-    at.selectbox(key="case_status").set_value("Confirmed fraud")  # the form clears on submit
-    at.text_area(key="case_comment").input("same device farm, 3 defaults")
+    case_widget(at, "selectbox", "New status").set_value("Confirmed fraud")  # the form clears on submit
+    case_widget(at, "text_area", "Note").input("same device farm, 3 defaults")
     [b for b in at.button if b.label == "Save case"][0].click().run()
     assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "Confirmed fraud"
     labels = cases.case_labels(dash_store)
@@ -308,7 +324,7 @@ def test_application_page_score_findings_history_masked(dash_store):
     assert values["applicant_phone_raw"] == "13800138000"
     assert cases.audit_log(dash_store)[["action", "target"]].values.tolist() == [["reveal", "Application:RA01"]]
     # a case on the application itself
-    at.selectbox(key="app_case_status").set_value("In progress")
+    case_widget(at, "selectbox", "New status").set_value("In progress")
     [b for b in at.button if b.label == "Save case"][0].click().run()
     assert "Case saved: In progress" in at.success[0].value
     assert cases.get_case(dash_store, "Application", "RA01").status == "In progress"
@@ -400,7 +416,7 @@ def test_queue_cluster_and_case_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monke
     nodes = [n["data"] for n in graph_args(at)["elements"]["nodes"]]
     assert sorted(n["caption"] for n in nodes if n["label"] == "Application") == RING_A
     assert "13800138000" not in at.get("component_instance")[0].proto.json_args
-    at.selectbox(key="case_status").set_value("In progress")
+    case_widget(at, "selectbox", "New status").set_value("In progress")
     [b for b in at.button if b.label == "Save case"][0].click().run()
     assert "Case saved: In progress" in at.success[0].value
     assert cases.get_case(neo4j_store, "Finding", "rings-aaaa").status == "In progress"
@@ -415,3 +431,19 @@ def test_queue_lists_applications_flagged_by_the_model(dash_store):
     assert flagged["application_id"].tolist() == ["RA01"]
     at.button(key="flagged_open").click().run()
     assert at.title[0].value == "Application"
+
+
+def test_application_page_masks_addresses_and_shows_a_typed_id_as_text(dash_store):
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["user"] = {"name": "ivy", "role": "investigator"}
+    at.session_state["application"] = "RB00"
+    at.run()
+    at.switch_page("pages/application.py").run()
+    fields = table(at, "field", "value")
+    values = dict(zip(fields["field"], fields["value"]))
+    assert values["applicant_address_raw"] == "广东省深圳市****"
+    at.text_input(key="app_id_input").input("![x](http://203.0.113.7/t.png)").run()
+    assert at.error[0].value == "No application `![x](http://203.0.113.7/t.png)` in this store."
+    at.text_input(key="app_id_input").input("`" * 3 + "x" * 5000).run()
+    message = at.error[0].value
+    assert "(5,003 characters)" in message and len(message) < 200 and message.count("````") == 2

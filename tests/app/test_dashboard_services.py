@@ -141,3 +141,51 @@ def test_saving_a_case_keeps_the_cached_data_version(embedded_store, tmp_path):
     before = services.data_version(embedded_store)
     cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="In progress")
     assert services.data_version(embedded_store) == before
+
+
+@pytest.mark.parametrize("address, shown", [
+    ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
+    ("上海市浦东新区世纪大道100号", "上海市****"),
+    ("内蒙古自治区呼和浩特市新城区1号", "内蒙古自治区呼和浩特市****"),
+    ("四川省凉山彝族自治州西昌市1号", "四川省凉山彝族自治州****"),
+    ("深圳市南山区科技园1号", "深圳市****"),
+    ("广东省", "广东省"),
+    ("科技园1号", "科技****"),
+])
+def test_addresses_keep_province_and_city_only(address, shown):
+    assert masking.mask_address(address) == shown
+    assert masking.mask_value("address", address) == shown
+
+
+def test_fields_computed_from_a_masked_id_are_masked_with_it():
+    person = {"key": "110101199003071234", "birth_date": "1990-03-07", "region_code": "110101", "gender": "M",
+              "name": "张伟", "id_checksum_ok": True}
+    shown = masking.mask_record("Person", person)
+    assert shown["key"] == "110101********1234"
+    assert "19900307" not in json.dumps(shown) and "1990-03-07" not in json.dumps(shown)
+    assert set(shown["gender"]) == {"*"} and set(shown["region_code"]) == {"*"}
+    assert shown["name"] == "张伟" and shown["id_checksum_ok"] is True
+    assert masking.mask_record("Person", person, revealed=True) == person  # an audited reveal shows all
+    app = masking.mask_record("Application", {"applicant_address_raw": "北京市朝阳区建国路88号",
+                                              "company_address_raw": "广东省广州市天河区1号",
+                                              "summary": "phone 13800138000"})
+    assert app == {"applicant_address_raw": "北京市****", "company_address_raw": "广东省广州市****",
+                   "summary": "phone 138****8000"}
+
+
+def test_a_comment_without_a_new_status_is_a_note_and_keeps_the_reason(embedded_store, tmp_path):
+    build_dashboard_store(embedded_store, tmp_path / "export")
+    cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="In progress")
+    cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="Confirmed fraud", comment="device farm")
+    after = cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", comment="called the branch")
+    assert (after.status, after.comment) == ("Confirmed fraud", "device farm")
+    after = cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="Confirmed fraud",
+                              comment="again")  # the same status: not a move, a note
+    assert (after.status, after.comment) == ("Confirmed fraud", "device farm")
+    cases.add_note(embedded_store, "ana", "Finding", "rings-aaaa", "third")
+    notes = cases.case_notes(embedded_store, "Finding", "rings-aaaa")
+    assert notes["note"].tolist() == ["called the branch", "again", "third"]
+    assert notes["user"].tolist() == ["ivy", "ivy", "ana"]
+    with pytest.raises(cases.CaseError, match="empty"):
+        cases.add_note(embedded_store, "ivy", "Finding", "rings-aaaa", "   ")
+    assert set(cases.case_labels(embedded_store)["label"]) == {"fraud"}

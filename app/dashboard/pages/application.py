@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import context, services
-from app.dashboard.masking import PII_FIELDS, mask_text, mask_value
+from app.dashboard import context, display, services
+from app.dashboard.masking import mask_record, mask_text
 
 user = context.require("application")
 store = context.store()
@@ -18,7 +18,7 @@ if not app_id:
 st.session_state["application"] = app_id
 detail = services.application_detail(store, context.index(), context.findings(), context.members(), app_id)
 if detail is None:
-    st.error(f"No application {app_id!r} in this store.")
+    display.say(st.error, "No application {} in this store.", app_id)
     st.stop()
 
 nid = services.node_id("Application", app_id)
@@ -53,13 +53,9 @@ with right:
 
 with left:
     st.subheader("Fields")
-    rows = []
-    for k, v in detail.fields.items():
-        if k.startswith("risk_"):  # shown under Risk
-            continue
-        kind = PII_FIELDS.get(k)
-        shown = v if revealed else mask_value(kind, v) if kind else mask_text(v) if isinstance(v, str) else v
-        rows.append({"field": k, "value": str(shown)})
+    fields = mask_record("Application", {k: v for k, v in detail.fields.items() if not k.startswith("risk_")},
+                         revealed)  # risk_* are shown under Risk
+    rows = [{"field": k, "value": str(v)} for k, v in fields.items()]
     context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="app_fields", height=560)
     if not revealed:
         context.reveal_button(nid, user, key="app_reveal")

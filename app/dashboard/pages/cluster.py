@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 from st_link_analysis import Event, st_link_analysis
 
-from app.dashboard import context, graphview, services
-from app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_text, mask_value
+from app.dashboard import context, display, graphview, services
+from app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
 
 GRAPH_KEY = "cluster_graph"
 
@@ -21,18 +21,30 @@ if table.empty:
     st.info("No findings yet. Run `ringscope detect` on this store, then reload.")
     st.stop()
 
+# one source of truth: session "finding" (set by the queue, search, the
+# application page or this selectbox); the selectbox only mirrors it
 options = table["finding"].tolist()
-current = st.session_state.get("finding")
-if current not in options:
-    current = options[0]
+if st.session_state.get("finding") not in options:
+    st.session_state["finding"] = options[0]
+if st.session_state.get("cluster_finding") != st.session_state["finding"]:
+    st.session_state["cluster_finding"] = st.session_state["finding"]
+
+
+def _switched() -> None:
+    st.session_state["finding"] = st.session_state["cluster_finding"]
+
+
 labels = dict(zip(table["finding"], table["score"].map("{:.2f}".format) + " · " + table["summary"].map(mask_text)))
-finding = st.selectbox("Finding", options, index=options.index(current), key="cluster_finding",
-                       format_func=lambda f: f"{f} — {labels.get(f, '')}")
-if finding != st.session_state.get("finding"):
-    st.session_state["finding"] = finding
+finding = st.selectbox("Finding", options, key="cluster_finding", on_change=_switched,
+                       format_func=lambda f: f"{display.clip(f, 40)} — {labels.get(f, '')}"[:300])
+if finding != st.session_state.get("cluster_shown"):  # another ring: nothing of the last one carries over
+    st.session_state["cluster_shown"] = finding
     st.session_state["path"] = None
     st.session_state["selected_node"] = None
 row = table[table["finding"] == finding].iloc[0]
+# the graph component is keyed by the finding: a new ring mounts a new
+# component, laid out anew (no positions, zoom or info panel of the last one)
+graph_key = f"{GRAPH_KEY}_{graphview.token('Finding:' + finding)}"
 
 # -- controls: time window -------------------------------------------------------
 window = None
@@ -49,7 +61,7 @@ path = st.session_state.get("path") or []
 view, payload = context.cluster(finding, extra, window, path, st.session_state["revealed"])
 
 # -- events from the graph (clicks and expands come back as the component value) ---
-event = st.session_state.get(GRAPH_KEY)
+event = st.session_state.get(graph_key)
 if isinstance(event, dict) and event.get("timestamp") != st.session_state.get("cluster_last_event"):
     st.session_state["cluster_last_event"] = event.get("timestamp")
     data = event.get("data") or {}
@@ -76,7 +88,7 @@ with graph_col:
         st.warning(note)
     st_link_analysis(
         payload.elements, layout=graphview.LAYOUT, node_styles=graphview.node_styles(),
-        edge_styles=graphview.edge_styles(), height=620, key=GRAPH_KEY, node_actions=["expand"],
+        edge_styles=graphview.edge_styles(), height=620, key=graph_key, node_actions=["expand"],
         events=[Event("node_click", "click tap", "node")],
     )
     in_view = list(view.nodes)
@@ -117,12 +129,7 @@ with side_col:
             details = services.node_details(store, nid)
             label, key = services.split_node_id(nid)
             revealed = context.is_revealed(nid)
-            shown = {}
-            for k, v in details.items():
-                kind = PII_LABELS.get(label) if k == "key" else PII_FIELDS.get(k)
-                shown[k] = v if revealed or kind is None else mask_value(kind, v)
-                if isinstance(shown[k], str) and not revealed:
-                    shown[k] = mask_text(shown[k])
+            shown = mask_record(label, details, revealed)
             # st.text, never markdown: applicant text could carry links or remote images
             st.text(f"{label} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
             context.table(pd.DataFrame({"property": list(shown), "value": [str(v) for v in shown.values()]}),
@@ -158,4 +165,5 @@ with side_col:
             context.table(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
                          width="stretch", key="shared_table")
         if len(found) and isinstance(found["parameters"].iloc[0], str):
-            st.caption(f"detector parameters: {found['parameters'].iloc[0]} · run {found['run_at'].iloc[0]}")
+            display.say(st.caption, "detector parameters: {} · run {}", found["parameters"].iloc[0],
+                        found["run_at"].iloc[0], limit=400)

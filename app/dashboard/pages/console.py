@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 from st_link_analysis import st_link_analysis
 
-from app.dashboard import cases, context, cypher, graphview
+from app.dashboard import cases, context, cypher, display, graphview
 from app.dashboard.masking import PII_LABELS, escape, mask_content, mask_value
 
 user = context.require("console")
@@ -32,15 +32,15 @@ if st.button("Run", key="console_run", type="primary"):
         cases.audit(store, user.name, "cypher.reveal" if reveal else "cypher", "console", after=text)
         result = cypher.run_read_only(store.driver, store.database, text)
     except cypher.QueryRefused as exc:
-        st.error(str(exc))
+        display.say(st.error, "{}", str(exc), limit=600)  # the server's message may quote the query
     else:
         st.session_state["console_result"] = (result, reveal)
 stored = st.session_state.get("console_result")
 if stored is not None:
     result, revealed = stored  # unmasked only if this very run was audited as a reveal
     frame = result.frame(mask=None if revealed else mask_content)
-    st.caption(f"{len(frame):,} rows in {result.seconds:.2f} s"
-               + (f" — {result.notice}" if result.notice else ""))
+    display.say(st.caption, f"{len(frame):,} rows in {result.seconds:.2f} s" + (" — {}" if result.notice else ""),
+                *([result.notice] if result.notice else []), limit=400)
     context.table(frame, hide_index=True, width="stretch", key="console_table")
     if result.graph_nodes:
         nodes = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import context, services
+from app.dashboard import context, display, services
 
 user = context.require("model")
 st.title("Model")
@@ -17,7 +17,7 @@ if summary is None:
 report = summary["report"]
 # a report saved before targets names the labels it mixed
 target = report.get("target") or "+".join((report.get("config") or {}).get("bad_labels") or []) or "—"
-st.caption(f"target {target} · version {summary['version']} · saved in {summary['folder']}")
+display.say(st.caption, "target {} · version {} · saved in {}", target, summary["version"], summary["folder"], limit=300)
 c1, c2, c3 = st.columns(3)
 c1.metric("Chosen model", str(report.get("chosen", "—")))
 c2.metric("Labelled applications", f"{report.get('labelled', 0):,}")

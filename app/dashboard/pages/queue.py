@@ -83,18 +83,25 @@ with left:
     view["summary"] = view["summary"].map(mask_text)
     view["first_applied"] = view["first_applied"].dt.strftime("%Y-%m-%d")
     columns = ["finding", "score", "size", "detector", "status", "first_applied", "agent", "summary"]
-    event = context.table(
-        view[columns], hide_index=True, width="stretch", key="queue_table", on_select="rerun",
+    shown_ids = view["finding"].tolist()
+
+    def ticked() -> None:
+        rows = (st.session_state.get("queue_table") or {}).get("selection", {}).get("rows") or []
+        if rows and rows[0] < len(shown_ids):
+            st.session_state["queue_open_choice"] = shown_ids[rows[0]]
+
+    context.table(
+        view[columns], hide_index=True, width="stretch", key="queue_table", on_select=ticked,
         selection_mode="single-row",
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f")},
     )
-    picked = None
-    rows = getattr(getattr(event, "selection", None), "rows", None) if event is not None else None
-    if rows:
-        picked = view.iloc[rows[0]]["finding"]
+    # one source of truth: the finding id in "queue_open_choice". Ticking a
+    # row writes that row's id there (the callback keeps this run's rows,
+    # the ones the user saw); the selectbox shows and edits the same key.
     options = view["finding"].tolist()
-    choice = st.selectbox("Open a finding", options, index=options.index(picked) if picked in options else 0
-                          if options else None, key="queue_open_choice")
+    if st.session_state.get("queue_open_choice") not in options:
+        st.session_state["queue_open_choice"] = options[0] if options else None
+    choice = st.selectbox("Open a finding", options, key="queue_open_choice")
     if st.button("Open in cluster explorer", key="queue_open", type="primary", disabled=not options):
         st.session_state["finding"] = choice
         st.session_state["path"] = None

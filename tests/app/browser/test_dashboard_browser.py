@@ -134,7 +134,7 @@ def test_investigator_works_a_ring_offline(dashboard, tmp_path):
             status = page.get_by_role("combobox", name="New status")
             status.click()
             page.get_by_role("option", name="In progress").click()
-            page.get_by_role("textbox", name="Comment").fill("checking the device farm")
+            page.get_by_role("textbox", name="Note").fill("checking the device farm")
             page.get_by_role("button", name="Save case").click()
             expect(page.get_by_text("Case saved: In progress")).to_be_visible()
 
