@@ -378,7 +378,7 @@ def test_model_page_shows_history_and_the_last_monitoring_of_this_champion(dash_
     at = app(page="pages/model.py")
     assert table(at, "action", "reason")["reason"].tolist() == ["quarterly review"]
     # a monitoring of another version is not shown as this champion's
-    assert any("judged v1, not this champion" in c.value for c in at.caption)
+    assert any("judged `v1`, not this champion" in c.value for c in at.caption)
     monitoring["model_version"] = "v2"
     (folder / "monitoring.json").write_text(json.dumps(monitoring))
     at = app(page="pages/model.py")

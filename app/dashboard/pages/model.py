@@ -33,8 +33,8 @@ if rows:
 for plot in summary["plots"]:
     st.image(str(plot), caption=plot.name)
 if summary.get("challenger"):
-    st.info(f"Challenger {summary['challenger']} is waiting: `ringscope promote` makes it the champion, "
-            "`ringscope flag --shadow` records its decisions beside the champion's.")
+    display.say(st.info, "Challenger {} is waiting: `ringscope promote` makes it the champion, "
+                "`ringscope flag --shadow` records its decisions beside the champion's.", summary["challenger"])
 history = summary.get("history")
 if history is not None and len(history):
     st.subheader("Champion history")
@@ -45,7 +45,8 @@ monitoring = summary.get("monitoring")
 if not monitoring:
     st.caption("No monitoring yet: `ringscope monitor` compares recent weeks with the training window.")
 elif monitoring.get("model_version") != summary["version"]:
-    st.caption(f"The last `ringscope monitor` judged {monitoring.get('model_version')}, not this champion; run it again.")
+    display.say(st.caption, "The last `ringscope monitor` judged {}, not this champion; run it again.",
+                monitoring.get("model_version"))
 else:
     overall = monitoring.get("overall", "ok")
     st.metric("Stability", {"ok": "ok", "watch": "watch (PSI ≥ 0.1)", "act": "act (PSI ≥ 0.25)"}.get(overall, overall))
