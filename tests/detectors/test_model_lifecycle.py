@@ -193,3 +193,32 @@ def test_the_nightly_script_runs_flag_and_monitor_and_never_overlaps(book, tmp_p
     flags = next((tmp_path / "runs").rglob("flags.csv"))
     assert {"CRON0", "CRON1", "CRON2"} <= set(pd.read_csv(flags, encoding="utf-8-sig")["application_id"])
     assert next((tmp_path / "runs").rglob("monitoring.png")).stat().st_size > 0
+
+
+@pytest.mark.neo4j
+def test_lifecycle_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
+    """The same commands on a real Neo4j: models in the user's data folder, audit events in the graph."""
+    monkeypatch.delenv("RINGSCOPE_MODELS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    generate_portfolio(GeneratorConfig(applications=1200, seed=3), tmp_path / "data")
+    ingest_folder(tmp_path / "data", neo4j_store, rejects_path=tmp_path / "rejects.csv")
+    runner = CliRunner()
+    args = ["--neo4j", neo4j_uri, "--quiet"]
+    first = runner.invoke(cli, ["train", *args])
+    assert first.exit_code == 0 and "is the champion (first model)" in first.output, first.output
+    second = runner.invoke(cli, ["train", *args])
+    assert second.exit_code == 0 and "saved as the challenger" in second.output, second.output
+    from detectors.scoring import target_folder
+
+    folder = target_folder(neo4j_store, "fraud")
+    assert folder.is_relative_to(tmp_path / "xdg")
+    old, new = champion(folder), challenger(folder)
+    assert runner.invoke(cli, ["promote", *args]).exit_code == 0 and champion(folder) == new
+    scored = neo4j_store.read_nodes("Application", ["risk_model"])
+    assert set(scored["risk_model"]) == {new}
+    assert runner.invoke(cli, ["rollback", *args]).exit_code == 0 and champion(folder) == old
+    audit = neo4j_store.read_nodes("AuditEvent", ["action"])
+    assert {"model promote", "model rollback"} <= set(audit["action"])
+    watched = runner.invoke(cli, ["monitor", *args, "--period", "month"])
+    assert watched.exit_code in (0, 1) and f"model {old}" in watched.output, watched.output
+    assert (folder / "monitoring.json").exists()
