@@ -671,30 +671,30 @@ HIT_COLUMNS = ["application_id", "matched", "match", "exact", "risk_score", "ris
                "person_risk", "company_risk"]
 
 
-def _initials(names: pd.Series) -> list[str]:
-    """First letters of each syllable of normalised names (``zw`` for 张伟)."""
-    from pypinyin import lazy_pinyin
+def _initials(names: np.ndarray, keys: np.ndarray) -> list[str]:
+    """First letters of each syllable of normalised names (``zw`` for 张伟):
+    the first from the pinyin key (ingest's surname readings: 单 is ``s``),
+    the others from each distinct character's common reading (pypinyin once
+    per character, not once per name)."""
+    from pypinyin import Style, lazy_pinyin
 
-    cache: dict[str, str] = {}
-    out = []
-    for name in names.fillna("").astype(str):
-        if name not in cache:
-            cache[name] = "".join(s[:1] for s in lazy_pinyin(name, errors="ignore")).lower()
-        out.append(cache[name])
-    return out
+    chars = sorted({c for name in names for c in name[1:]})
+    letter = {c: "".join(lazy_pinyin(c, style=Style.FIRST_LETTER, errors="ignore")).lower()[:1] for c in chars}
+    return [(key[:1] if key else "") + "".join(letter[c] for c in name[1:]) if name else ""
+            for name, key in zip(names, keys)]
 
 
 def _text(values: pd.Series) -> np.ndarray:
     return values.astype(object).where(values.notna(), "").astype(str).to_numpy(object)
 
 
-def _name_keys(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised names and their pinyin keys, by the ingest normaliser."""
+def _name_keys(values: pd.Series, pinyin: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Normalised names and (if ``pinyin``) their pinyin keys, by the ingest normaliser."""
     from ingest.normalize import name_pinyin_key, normalize_names
 
     values = pd.Series(values, dtype=object).reset_index(drop=True)
-    names = normalize_names(values)["name"]
-    return _text(names), _text(name_pinyin_key(values))
+    names = _text(normalize_names(values)["name"])
+    return names, _text(name_pinyin_key(values)) if pinyin else None
 
 
 def _best_of(apps: pd.DataFrame, store: Any, rels: list[str], score: pd.Series) -> np.ndarray:
@@ -733,7 +733,7 @@ def build_search_index(store: Any) -> SearchIndex:
             apps[c] = pd.NA
     company = apps["company_name_raw"].astype(object).where(apps["company_name_raw"].notna(), apps["employer_name_raw"])
     name_key, pinyin = _name_keys(apps["applicant_name"])
-    company_key, _ = _name_keys(company)
+    company_key, _ = _name_keys(company, pinyin=False)
     score = pd.to_numeric(apps["risk_score"], errors="coerce")
     ids = apps["key"].astype(str)
     by_app = pd.Series(score.to_numpy(float), index=ids.to_numpy(object))
@@ -754,7 +754,7 @@ def build_search_index(store: Any) -> SearchIndex:
                                                "Application-DECLARES_EMPLOYER-Company"], by_app),
     })
     rows["id_number"] = rows["id_number"].str.upper()
-    rows["initials"] = _initials(rows["name_key"])
+    rows["initials"] = _initials(name_key, pinyin)
     return SearchIndex(rows)
 
 
@@ -810,7 +810,8 @@ def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50,
     is_numeric = len(digits) >= max(4, len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1)
     fields = [field] if field != "auto" else (
         ["id_number", "phone", "account"] if is_numeric else
-        (["pinyin", "application_id"] if q.isascii() else ["name", "company"]))
+        (["application_id"] + ([] if any(ch.isdigit() for ch in q) else ["pinyin"]) if q.isascii()
+         else ["name", "company"]))
     if "name" in fields and q.isascii():
         fields = [x for x in fields if x != "name"] + ["pinyin"]
     app_ids = rows["application_id"]
@@ -836,7 +837,7 @@ def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50,
                                       score_cutoff=85, workers=1)[0]
             add(score > 0, score, exact, f)
         elif f in ("name", "company"):
-            needle = _name_keys(pd.Series([q]))[0][0]
+            needle = _name_keys(pd.Series([q]), pinyin=False)[0][0]
             if not needle:
                 continue
             values = rows[f"{f}_key"]
