@@ -45,7 +45,8 @@ if query:
             # the counts are ours; the query goes in as a literal
             say(st.warning, f"Showing {len(shown):,} of {found.total:,} matches for {{}} — refine the search.", query)
         else:
-            say(st.caption, f"{found.total:,} matching applications for {{}}, exact matches first, then by risk "
+            noun = "application" if found.total == 1 else "applications"
+            say(st.caption, f"{found.total:,} matching {noun} for {{}}, exact matches first, then by risk "
                 "score (personal data masked)", query)
         context.table(shown, hide_index=True, width="stretch", key="search_results", column_config={
             "risk_score": st.column_config.NumberColumn("risk score", format="%.2f"),
