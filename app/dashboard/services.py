@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.dashboard.search import HIT_COLUMNS, SearchHits, SearchIndex, build_search_index, search
 from graph.model import FINDING_TARGETS, REL_TYPES
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "application_detail",
     "search",
     "SearchIndex",
+    "SearchHits",
+    "HIT_COLUMNS",
     "build_search_index",
     "node_id",
     "split_node_id",
@@ -631,117 +634,6 @@ def application_detail(store: Any, index: GraphIndex, findings: pd.DataFrame, me
             history = history.rename(columns={"key": "application_id"}).sort_values("applied_at")
     return ApplicationDetail(details, None if score is None else float(score), decision, reasons, its, person,
                              history.reset_index(drop=True))
-
-
-# -- search ------------------------------------------------------------------------------
-
-
-@dataclass
-class SearchIndex:
-    """Names (hanzi and pinyin), ID numbers, phones, companies, accounts of
-    every application, one row each: ``application_id``, ``name``, ``pinyin``,
-    ``initials``, ``id_number``, ``phone``, ``company``, ``account``."""
-
-    rows: pd.DataFrame
-
-
-def _pinyin(names: pd.Series) -> tuple[list[str], list[str]]:
-    from pypinyin import lazy_pinyin
-
-    full, initials = [], []
-    cache: dict[str, tuple[str, str]] = {}
-    for name in names.fillna("").astype(str):
-        if name not in cache:
-            syllables = lazy_pinyin(name, errors="ignore")
-            cache[name] = ("".join(syllables).lower(), "".join(s[:1] for s in syllables).lower())
-        f, i = cache[name]
-        full.append(f)
-        initials.append(i)
-    return full, initials
-
-
-def build_search_index(store: Any) -> SearchIndex:
-    """Read what search looks in (one read of the Application table)."""
-    cols = ["applicant_name", "applicant_id_number_raw", "applicant_phone_raw", "company_name_raw",
-            "employer_name_raw", "bank_account_raw"]
-    apps = store.read_nodes("Application", cols)
-    for c in cols:
-        if c not in apps.columns:
-            apps[c] = pd.NA
-    company = apps["company_name_raw"].astype(object).where(apps["company_name_raw"].notna(), apps["employer_name_raw"])
-    rows = pd.DataFrame({
-        "application_id": apps["key"].astype(str).to_numpy(object),
-        "name": apps["applicant_name"].astype(object).fillna("").to_numpy(object),
-        "id_number": apps["applicant_id_number_raw"].astype(object).fillna("").astype(str).str.upper().to_numpy(object),
-        "phone": apps["applicant_phone_raw"].astype(object).fillna("").astype(str).str.replace(r"\D", "", regex=True).to_numpy(object),
-        "company": pd.Series(company).fillna("").astype(str).to_numpy(object),
-        "account": apps["bank_account_raw"].astype(object).fillna("").astype(str).str.replace(r"\D", "", regex=True).to_numpy(object),
-    })
-    full, initials = _pinyin(rows["name"])
-    rows["pinyin"] = full
-    rows["initials"] = initials
-    return SearchIndex(rows)
-
-
-def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50, cutoff: int = 70) -> pd.DataFrame:
-    """Fuzzy search: ``field`` is ``name``, ``id_number``, ``phone``,
-    ``company``, ``account`` or ``auto`` (digits → numbers, latin → pinyin,
-    hanzi → names and companies). Returns ``application_id``, ``matched``
-    (the field), ``score`` (0–100), best first.
-
-    Example
-    -------
-    >>> idx = SearchIndex(pd.DataFrame({"application_id": ["A1", "A2"], "name": ["张伟", "李娜"],
-    ...     "pinyin": ["zhangwei", "lina"], "initials": ["zw", "ln"], "id_number": ["", ""],
-    ...     "phone": ["13800138000", ""], "company": ["", ""], "account": ["", ""]}))
-    >>> search(idx, "zhang wei")["application_id"].tolist()
-    ['A1']
-    >>> search(idx, "8000")["application_id"].tolist()
-    ['A1']
-    """
-    from rapidfuzz import fuzz, process
-
-    q = (query or "").strip()
-    rows = index.rows
-    if not q or rows.empty:
-        return pd.DataFrame(columns=["application_id", "matched", "score"])
-    results = []
-    digits = "".join(ch for ch in q if ch.isdigit() or ch in "xX").upper()
-    is_numeric = len(digits) >= max(4, len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1)
-    fields = [field] if field != "auto" else (
-        ["id_number", "phone", "account"] if is_numeric else
-        (["pinyin", "initials"] if q.isascii() else ["name", "company"]))
-    if "name" in fields and q.isascii():
-        fields = [x for x in fields if x != "name"] + ["pinyin", "initials"]
-    for f in fields:
-        col = f
-        values = rows[col]
-        if col in ("id_number", "phone", "account"):
-            needle = digits if col != "phone" else digits[-11:] if digits.startswith("86") and len(digits) == 13 else digits
-            if not needle:
-                continue
-            exact = values == needle
-            contains = values.str.contains(needle, regex=False) & (values != "")
-            score = np.where(exact, 100, np.where(contains, 90, 0))
-            hit = score > 0
-            if hit.sum() == 0 and len(needle) >= 8:  # typo in a long number
-                scores = process.cdist([needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8,
-                                       score_cutoff=85, workers=1)[0]
-                hit, score = scores > 0, scores
-            results.append(pd.DataFrame({"application_id": rows["application_id"][hit], "matched": f,
-                                         "score": np.asarray(score)[hit]}))
-        else:
-            needle = q.lower().replace(" ", "") if col in ("pinyin", "initials") else q
-            scores = process.cdist([needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8,
-                                   score_cutoff=cutoff, workers=1)[0]
-            hit = scores > 0
-            results.append(pd.DataFrame({"application_id": rows["application_id"][hit],
-                                         "matched": "name" if f in ("pinyin", "initials") else f,
-                                         "score": scores[hit]}))
-    if not results:
-        return pd.DataFrame(columns=["application_id", "matched", "score"])
-    out = pd.concat(results, ignore_index=True).sort_values(["score", "application_id"], ascending=[False, True])
-    return out.drop_duplicates("application_id").head(limit).reset_index(drop=True)
 
 
 def models_summary(store: Any) -> dict[str, Any] | None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.dashboard import cases, graphview, services
 from graph.embedded import EmbeddedStore
+from graph.store import GraphBatch
 from tests.app.browser.store_fixture import RING_A, XSS_NAME, build_dashboard_store
 
 APP = Path(__file__).resolve().parents[2] / "app" / "dashboard"
@@ -302,6 +304,36 @@ def test_search_by_pinyin_hanzi_and_number(dash_store):
     at.selectbox(key="search_pick").set_value("RA01")
     at.button(key="search_open").click().run()
     assert at.title[0].value == "Application"
+
+
+def test_search_part_of_a_name_one_hanzi_score_decision_and_cap(dash_store):
+    at = app(page="pages/search.py")
+    at.text_input(key="search_query").input("李").run()  # one hanzi: 李娜 (RA01, scored)
+    hits = table(at, "matched", "risk_score", "risk_decision")
+    assert "RA01" in set(hits["application_id"])
+    row = hits.set_index("application_id").loc["RA01"]
+    assert row["risk_score"] == pytest.approx(0.83) and row["risk_decision"] == "decline"
+    at.text_input(key="search_query").input("实业").run()  # part of every employer's name (22 applications)
+    assert len(table(at, "matched")) == 22 and not at.warning
+    assert "22 matching applications" in at.caption[0].value
+
+
+def test_search_says_when_it_stops_at_50(dash_store):
+    # 40 more applications (employers written in traditional script): 62 match, 50 are shown
+    extra = pd.DataFrame({"key": [f"EX{i:02d}" for i in range(40)],
+                          "employer_name_raw": [f"杭州第{i}實業有限公司" for i in range(40)]})
+    dash_store.write(GraphBatch(nodes={"Application": extra}))
+    at = app(page="pages/search.py")
+    at.text_input(key="search_query").input("实业").run()
+    assert len(table(at, "matched")) == 50
+    assert "Showing 50 of 62 matches" in at.warning[0].value and "refine the search" in at.warning[0].value
+
+
+def test_search_query_is_never_markdown(dash_store):
+    at = app(page="pages/search.py")
+    at.text_input(key="search_query").input("![x](http://203.0.113.7/t.png)").run()
+    assert not at.exception
+    assert "`![x](http://203.0.113.7/t.png)`" in at.info[0].value
 
 
 def test_application_page_score_findings_history_masked(dash_store):

@@ -69,12 +69,15 @@ def test_case_labels_agree_with_the_training_labels(loaded):
 
 def test_search_index_on_both_stores(loaded):
     idx = services.build_search_index(loaded)
-    assert sorted(services.search(idx, "zhaomin")["application_id"]) == ["RP01", "RP02"]
-    assert {"RP01", "RP02"} <= set(services.search(idx, "zm", field="name")["application_id"])
+    assert sorted(services.search(idx, "zhaomin").rows["application_id"]) == ["RP01", "RP02"]
+    assert {"RP01", "RP02"} <= set(services.search(idx, "zm", field="name").rows["application_id"])
     account = "6222000011112222333"
-    assert sorted(services.search(idx, account)["application_id"]) == RING_B
-    assert sorted(services.search(idx, account[:-1] + "4")["application_id"]) == RING_B  # a typo
-    assert services.search(idx, "")["application_id"].tolist() == []
+    assert sorted(services.search(idx, account).rows["application_id"]) == RING_B
+    assert sorted(services.search(idx, account[:-1] + "4").rows["application_id"]) == RING_B  # a typo
+    assert services.search(idx, "").rows["application_id"].tolist() == []
+    # the scored application carries its score and decision on both stores
+    hit = services.search(idx, "RA01").rows.iloc[0]
+    assert hit["application_id"] == "RA01" and hit["risk_score"] == 0.83 and hit["risk_decision"] == "decline"
 
 
 def test_the_view_is_capped_and_says_so(loaded):

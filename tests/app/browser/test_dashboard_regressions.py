@@ -1,4 +1,4 @@
-"""Issue 14, "Broken" 1-6, each replayed in real headless Chromium.
+"""Issue 14, "Broken" 1-6 and search (item 10), each replayed in real headless Chromium.
 
 One dashboard server (started as users start it, on loopback) serves the
 module; each test has its own browser context, and every context records
@@ -287,6 +287,37 @@ def test_markdown_in_an_id_is_shown_as_text_and_fetches_nothing(server, tab):
     box.press("Enter")
     expect(error).to_contain_text("(10,000 characters)")
     assert "A" * 200 not in error.inner_text()
+
+
+# -- 10. search: one hanzi, score and decision in the results, the query never markdown ----------
+
+
+def test_search_one_hanzi_shows_score_and_decision(server, tab):
+    from playwright.sync_api import expect
+
+    store, url = server
+    page = tab.page
+    log_in(page, url, "ian")
+    page.get_by_role("link", name="Search").click()
+    page.wait_for_selector(READY)
+    box = page.get_by_role("textbox", name="Search applications")
+    box.fill("李")  # one hanzi of 李娜 (RA01, scored 0.83, declined)
+    box.press("Enter")
+    settle(page)
+    expect(page.locator("[data-testid='stCaptionContainer']").first).to_contain_text("matching application")
+    grid = page.locator("[data-testid='stDataFrame'] [role='gridcell']")
+    expect(grid.filter(has_text="RA01")).to_have_count(1)  # the grid draws after the script ends
+    cells = grid.all_inner_texts()
+    row = cells[cells.index("RA01"):]
+    assert row[1] == "李娜" and "0.83" in row and "decline" in row
+    assert "13800138000" not in cells and "138****8000" in row  # still masked
+
+    box.fill(TRACKER)
+    box.press("Enter")
+    settle(page)
+    expect(page.locator("[data-testid='stAlertContentInfo']")).to_contain_text(TRACKER)
+    page.wait_for_timeout(1000)  # time for an image request, had one been made
+    assert page.locator("img[src*='203.0.113.7']").count() == 0
 
 
 # -- 5. nothing beside a masked ID gives its digits back; addresses masked -----------------------------
