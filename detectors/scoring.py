@@ -36,6 +36,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
@@ -315,9 +316,8 @@ def _validation_split(y_all: pd.Series, applied_at: pd.Series, config: TrainingC
     if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
         raise ValueError(f"Too few {config.target} outcomes to train: {positives} labelled {config.target} and "
                          f"{negatives} other labelled applications; at least {MIN_POSITIVES} of each are needed "
-                         f"({oot}). Label more of the history or record confirmed-fraud case verdicts.")
-    from sklearn.model_selection import StratifiedKFold
-
+                         f"({oot}). Label more of the history"
+                         + (" or record confirmed-fraud case verdicts." if config.target == "fraud" else "."))
     y = y_all.loc[order].to_numpy()
     folds = StratifiedKFold(FALLBACK_FOLDS, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y)
     return _Split(f"stratified {FALLBACK_FOLDS}-fold", order, order, order, list(folds), why=oot)
