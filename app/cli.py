@@ -530,9 +530,13 @@ def _print_training(result) -> None:
     report = result.report
     click.echo(f"{report['target']} model {report['version']} ({report['chosen']}) saved in {result.folder}")
     click.echo(f"  target {report['target']}: {_describe_outcomes(report)}")
-    click.echo(f"  out-of-time validation on the latest {report['validation']['n']:,} "
-               f"({report['validation']['from'][:10]} to {report['validation']['to'][:10]}), "
-               f"{report['validation']['bad']:,} {report['target']} among them")
+    valid = report["validation"]
+    if valid.get("method", "out of time") == "out of time":
+        click.echo(f"  out-of-time validation on the latest {valid['n']:,} "
+                   f"({valid['from'][:10]} to {valid['to'][:10]}), {valid['bad']:,} {report['target']} among them")
+    else:  # too few positives for a time cut: say so, the figures are not out of time
+        click.echo(f"  {valid['method']} validation over all {valid['n']:,} labelled applications "
+                   f"({valid['bad']:,} {report['target']}), not out of time: {valid['why']}")
     rows = []
     for kind, m in report["models"].items():
         for variant in ("all features", "without graph"):

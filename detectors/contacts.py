@@ -103,7 +103,8 @@ class ContactLoops(Detector):
     Parameters
     ----------
     max_cycle_length : int
-        Longest cycle (in persons) listed as evidence.
+        Longest cycle (in persons) enumerated as evidence; a component with
+        no cycle that short is still a loop, shown with one longer cycle.
     max_cycles : int
         Cycles enumerated per component at most.
     min_hub_namers : int
@@ -290,7 +291,9 @@ class ContactLoops(Detector):
         cycles = bounded_cycles(pd.Series([u for u, _ in graph.edges]), pd.Series([v for _, v in graph.edges]),
                                 self.max_cycle_length, self.max_cycles)
         if not cycles:
-            return None
+            # strongly connected, so it has a cycle: one longer than max_cycle_length (a loop of 17
+            # applicants A→B→…→A). The bound keeps the enumeration cheap; it must not hide the loop.
+            cycles = [_one_cycle(graph)]
         cycles.sort(key=lambda c: (-len(c), c))
         longest = cycles[0]
         members = sorted({e["src"] for e in edges} | {e["dst"] for e in edges})
@@ -596,3 +599,33 @@ def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
 
 def _entities(rows: list[dict]) -> tuple[tuple[str, str], ...]:
     return tuple(("Person", p) for p in sorted({str(r["person"]) for r in rows if not _missing(r["person"])}))
+
+
+def _one_cycle(graph: nx.DiGraph) -> list:
+    """One simple cycle of a strongly connected ``graph`` (2+ nodes), the
+    same on every run: depth-first from the smallest node, neighbours in
+    sorted order, until the path returns to the start.
+
+    Example
+    -------
+    >>> _one_cycle(nx.DiGraph([("c", "a"), ("a", "b"), ("b", "c"), ("b", "a")]))
+    ['a', 'b']
+    """
+    # every node reaches the start, so the first node explored with an edge back closes a
+    # cycle: nodes explored once each, O(n + m)
+    start = min(graph.nodes)
+    path, seen = [start], {start}
+    stack = [iter(sorted(graph.successors(start)))]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            path.pop()
+            continue
+        if nxt == start:
+            return path
+        if nxt not in seen:
+            path.append(nxt)
+            seen.add(nxt)
+            stack.append(iter(sorted(graph.successors(nxt))))
+    raise ValueError("graph has no cycle through its smallest node: not strongly connected")

@@ -18,8 +18,8 @@ their neighbourhood:
    would find it;
 3. the saved model, its reasons, and the output contract
    (application_id, score, decision, ring_id, reasons). The ring_id is an
-   accusation: the ring-like finding at or above the review threshold that
-   explains most of the score (:func:`detectors.reasons.accused_ring`);
+   accusation: the highest-scoring group finding at or above the review
+   threshold (:func:`detectors.reasons.accused_ring`);
    weaker groupings stay in the reasons as evidence.
 
 One application or a batch, the detection step is the same call; only the
@@ -54,8 +54,12 @@ from detectors.values import BadValues
 
 __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 
-#: findings that can give an application its ``ring_id`` (at or above the review threshold)
-RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity")
+#: findings that can give an application its ``ring_id`` (at or above the review threshold, two or
+#: more members). ``identity`` too: one ID number under several names is a group of applications
+#: (synthetic identities); over 20 random scenarios its findings >= 0.3 held 90 planted frauds and
+#: one honest application (a repeat borrower)
+RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity",
+                  "identity")
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
 

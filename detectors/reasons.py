@@ -184,20 +184,29 @@ def accused_ring(findings: Iterable[Finding], app_id: str, contributions: Sequen
     """The ``ring_id`` of one application: an accusation, so only a finding
     of ``detectors`` with two or more members, holding ``app_id`` and scoring
     at or above ``review`` (the review threshold of the decision) qualifies.
-    Of those, the one that explains most of the application's score: the
-    largest contribution of its detector's feature (``det_<detector>``; one
-    the model lacks counts 0), then the higher finding score, then the
-    smaller finding_id. Empty when none qualifies: a low-score grouping (a
-    family, a shared office) stays evidence in the reasons.
+    Of those, the strongest accusation: the highest finding score, then the
+    one that explains most of the application's score (the largest
+    contribution of its detector's feature, ``det_<detector>``; one the model
+    lacks counts 0), then the smaller finding_id. Empty when none qualifies:
+    a low-score grouping (a family, a shared office) stays evidence in the
+    reasons.
+
+    Why the finding score first: over 20 random scenarios (bench_quality,
+    2026-11-30) it gave ring pair F1 median 0.644 against 0.557 for "explains
+    most first", better or equal in 13 of the 14 scenarios with rings. The
+    model's contributions follow what the labelled history taught it, so
+    members of one ring whose feature values differ slightly were split
+    between a ring and, say, a device burst over part of it; the finding
+    score is the same for every member.
 
     Both flagging paths call this, with the contributions their reasons use.
 
     Example
     -------
     >>> ring = Finding("shared_identifier_rings", "ring", ("a", "b"), 0.8, ())
-    >>> family = Finding("contact_loops", "loop", ("a", "c"), 0.9, ())
-    >>> accused_ring([ring, family], "a", [0.1, 1.2], ["det_contact_loops", "det_shared_identifier_rings"],
-    ...              0.3, ("shared_identifier_rings", "contact_loops")) == ring.finding_id
+    >>> loop = Finding("contact_loops", "loop", ("a", "c"), 0.9, ())
+    >>> accused_ring([ring, loop], "a", [0.1, 1.2], ["det_contact_loops", "det_shared_identifier_rings"],
+    ...              0.3, ("shared_identifier_rings", "contact_loops")) == loop.finding_id
     True
     >>> accused_ring([ring], "a", [1.2], ["det_shared_identifier_rings"], 0.85, ("shared_identifier_rings",))
     ''
@@ -217,7 +226,7 @@ def accused_ring(findings: Iterable[Finding], app_id: str, contributions: Sequen
         j = position.get(f"det_{f.detector}")
         return float(contributions[j]) if j is not None else 0.0
 
-    best = min(eligible, key=lambda f: (-explains(f), -f.score, f.finding_id))
+    best = min(eligible, key=lambda f: (-f.score, -explains(f), f.finding_id))
     return best.finding_id
 
 

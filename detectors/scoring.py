@@ -8,7 +8,9 @@ Two scikit-learn pipelines are built by one factory (:func:`make_model`):
 * ``gbm`` — histogram gradient boosting on the raw features.
 
 Both are calibrated (``CalibratedClassifierCV``), validated out of time (the
-latest ``validation_share`` of labelled applications), and compared with the
+latest ``validation_share`` of labelled applications; when that slice or the
+period before it holds too few positives, by stratified k-fold over the whole
+labelled history instead, and the report says so), and compared with the
 same model trained without graph and finding features (the uplift). The
 scorecard is kept unless the boosted model beats it by more than
 ``prefer_scorecard_within`` AUC: explanations exact to the model are worth a
@@ -34,6 +36,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
@@ -42,6 +45,8 @@ from detectors.features import CATEGORICAL, feature_groups
 __all__ = [
     "TARGETS",
     "TrainingConfig",
+    "MIN_POSITIVES",
+    "OUT_OF_TIME_MINIMUM",
     "TrainedModel",
     "make_model",
     "train_models",
@@ -59,6 +64,18 @@ __all__ = [
 #: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
 #: ``default`` is its own model, never mixed into the fraud score.
 TARGETS: dict[str, tuple[str, ...]] = {"fraud": ("fraud",), "default": ("default",)}
+
+
+#: fewest positives (train period, validation period) that out-of-time
+#: validation needs: the calibration's own 3 folds must each see a positive,
+#: and an AUC over one positive is a coin toss
+OUT_OF_TIME_MINIMUM = (5, 2)
+#: fewest positives ``train`` learns from at all: with fewer, every fold of the
+#: stratified fallback would validate on a single positive
+MIN_POSITIVES = 10
+#: folds of the stratified fallback validation (at :data:`MIN_POSITIVES`,
+#: each validation fold holds two positives)
+FALLBACK_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -262,26 +279,52 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
     if y_all.nunique() < 2:
         raise ValueError(f"Training the {config.target} model needs both {config.target} and other outcomes "
                          "among the labelled applications.")
-    order = applied_at.reindex(known.index).sort_values(kind="stable").index
-    cut = int(len(order) * (1 - config.validation_share))
-    train_ids, valid_ids = order[:cut], order[cut:]
-    X = features.loc[order]
-    y = y_all.loc[order].to_numpy()
-    y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
-    if y_train.sum() < 5 or y_valid.sum() < 2:
-        raise ValueError(f"Too few {config.target} outcomes to validate out of time (train {int(y_train.sum())}, "
-                         f"validation {int(y_valid.sum())}).")
+    split = _validation_split(y_all, applied_at, config)
     with warnings.catch_warnings():
         # constant columns and collapsed bins are expected on small portfolios
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _train(features, y_all, known, applied_at, config, progress)
+        return _train(features, y_all, known, applied_at, config, progress, split)
 
 
-def _train(features, y_all, known, applied_at, config, progress):
-    order = applied_at.reindex(known.index).sort_values(kind="stable").index
+@dataclass
+class _Split:
+    """How the model is validated: ``out of time`` (one train/validation cut)
+    or ``stratified k-fold`` (``folds`` over the whole labelled history)."""
+
+    method: str
+    order: pd.Index  # labelled applications, oldest first
+    train_ids: pd.Index  # out of time only
+    valid_ids: pd.Index
+    folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # positions in ``order``
+    why: str = ""
+
+
+def _validation_split(y_all: pd.Series, applied_at: pd.Series, config: TrainingConfig) -> _Split:
+    """Out of time when both periods hold enough positives, else stratified
+    k-fold over every labelled application; refuse below :data:`MIN_POSITIVES`."""
+    order = applied_at.reindex(y_all.index).sort_values(kind="stable").index
     cut = int(len(order) * (1 - config.validation_share))
     train_ids, valid_ids = order[:cut], order[cut:]
+    in_train, in_valid = int(y_all.loc[train_ids].sum()), int(y_all.loc[valid_ids].sum())
+    need_train, need_valid = OUT_OF_TIME_MINIMUM
+    if in_train >= need_train and in_valid >= need_valid:
+        return _Split("out of time", order, train_ids, valid_ids)
+    positives, negatives = int(y_all.sum()), int(len(y_all) - y_all.sum())
+    oot = (f"the out-of-time split holds {in_train} {config.target} outcomes before "
+           f"{applied_at[valid_ids].min()} and {in_valid} after (it needs {need_train} and {need_valid})")
+    if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
+        raise ValueError(f"Too few {config.target} outcomes to train: {positives} labelled {config.target} and "
+                         f"{negatives} other labelled applications; at least {MIN_POSITIVES} of each are needed "
+                         f"({oot}). Label more of the history"
+                         + (" or record confirmed-fraud case verdicts." if config.target == "fraud" else "."))
+    y = y_all.loc[order].to_numpy()
+    folds = StratifiedKFold(FALLBACK_FOLDS, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y)
+    return _Split(f"stratified {FALLBACK_FOLDS}-fold", order, order, order, list(folds), why=oot)
+
+
+def _train(features, y_all, known, applied_at, config, progress, split: _Split):
+    order, train_ids, valid_ids = split.order, split.train_ids, split.valid_ids
     X = features.loc[order].copy()
     y = y_all.loc[order].to_numpy()
     y_train, y_valid = y_all.loc[train_ids].to_numpy(), y_all.loc[valid_ids].to_numpy()
@@ -302,8 +345,9 @@ def _train(features, y_all, known, applied_at, config, progress):
         "bad": int(y.sum()),
         "train": {"n": int(len(train_ids)), "bad": int(y_train.sum()),
                   "from": str(applied_at[train_ids].min()), "to": str(applied_at[train_ids].max())},
-        "validation": {"n": int(len(valid_ids)), "bad": int(y_valid.sum()),
-                       "from": str(applied_at[valid_ids].min()), "to": str(applied_at[valid_ids].max())},
+        "validation": {"method": split.method, "n": int(len(valid_ids)), "bad": int(y_valid.sum()),
+                       "from": str(applied_at[valid_ids].min()), "to": str(applied_at[valid_ids].max()),
+                       **({"why": split.why} if split.why else {})},
         "review_capacity_k": k,
         "models": {},
         "config": asdict(config),
@@ -314,9 +358,7 @@ def _train(features, y_all, known, applied_at, config, progress):
         if progress:
             progress(f"train {kind}", i, 2)
         for variant, cols in (("all features", (numeric, categorical)), ("without graph", (own_numeric, categorical))):
-            est = _calibrated(kind, cols[0], cols[1], config.seed, int(y_train.sum()))
-            est.fit(X.loc[train_ids, cols[0] + cols[1]], y_train)
-            scores = est.predict_proba(X.loc[valid_ids, cols[0] + cols[1]])[:, 1]
+            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config.seed)
             metrics = {
                 "auc": float(roc_auc_score(y_valid, scores)),
                 "ks": ks_statistic(y_valid, scores),
@@ -345,6 +387,23 @@ def _train(features, y_all, known, applied_at, config, progress):
     report["_curves"] = curves
     report["_valid"] = {"y": y_valid, "scores": valid_scores, "ids": list(valid_ids)}
     return model, report
+
+
+def _validation_scores(X: pd.DataFrame, y: np.ndarray, split: _Split, kind: str,
+                       cols: tuple[list[str], list[str]], seed: int) -> np.ndarray:
+    """Scores of the validation applications (``split.valid_ids``, in that
+    order): one fit on the training period, or out-of-fold over k folds."""
+    if not split.folds:
+        train_mask = X.index.isin(split.train_ids)
+        est = _calibrated(kind, cols[0], cols[1], seed, int(y[train_mask].sum()))
+        est.fit(X[train_mask], y[train_mask])
+        return est.predict_proba(X.loc[split.valid_ids])[:, 1]
+    scores = np.empty(len(X))
+    for fit_rows, valid_rows in split.folds:
+        est = _calibrated(kind, cols[0], cols[1], seed, int(y[fit_rows].sum()))
+        est.fit(X.iloc[fit_rows], y[fit_rows])
+        scores[valid_rows] = est.predict_proba(X.iloc[valid_rows])[:, 1]
+    return scores
 
 
 def _baseline(X: pd.DataFrame, numeric: list[str]) -> pd.Series:

@@ -127,3 +127,25 @@ def test_bad_is_a_deprecated_alias_of_one_target(tmp_path, monkeypatch):
     missing = CliRunner().invoke(cli, ["flag", str(ExportBuilder().write(tmp_path / "x")), "--store",
                                        str(tmp_path / "s"), "--target", "default", "--quiet"])
     assert missing.exit_code != 0 and "run `ringscope train --target default` first" in missing.output
+
+
+def test_training_summary_says_when_validation_is_not_out_of_time(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from app.cli import _print_training
+
+    metrics = {"auc": 0.9, "ks": 0.7, "precision_at_k": 0.5}
+    report = {"target": "fraud", "version": "v1", "chosen": "scorecard", "review_capacity_k": 3,
+              "positive_labels": ["fraud"], "labelled": 400, "negatives": {"good": 388}, "left_out": {},
+              "positives": {"total": 12, "from labels": 12, "from case verdicts": 0},
+              "validation": {"method": "stratified 5-fold", "n": 400, "bad": 12, "from": "2025-01-01",
+                             "to": "2026-02-04", "why": "the out-of-time split holds 12 fraud outcomes before "
+                                                       "2025-10-28 and 0 after (it needs 5 and 2)"},
+              "models": {"scorecard": {"all features": metrics, "without graph": metrics, "uplift_auc": 0.0,
+                                       "uplift_precision_at_k": 0.0}}}
+    result = SimpleNamespace(report=report, folder=tmp_path, scored=pd.DataFrame({"decision": ["pass"]}),
+                             bad_values=[])
+    _print_training(result)
+    out = capsys.readouterr().out
+    assert "stratified 5-fold validation over all 400 labelled applications (12 fraud), not out of time" in out
+    assert "0 after (it needs 5 and 2)" in out and "out-of-time validation on" not in out

@@ -172,3 +172,24 @@ def test_loop_and_hub_found_on_both_stores(store, tmp_path):
     by_kind = {f.kind: set(f.members) for f in findings}
     assert by_kind == {"contact_loop": set(apps["ring"]), "mutual_contacts": set(apps["pair"]),
                        "hub_contact": set(apps["hub"])}
+
+
+def test_loop_longer_than_the_enumeration_bound_is_still_a_loop(tmp_path):
+    # twelve unrelated applicants A→B→…→L→A within a week: no cycle of <= max_cycle_length (8)
+    # persons exists, yet the component is one loop (before: no finding at all)
+    b = ExportBuilder(start=START)
+    ring = [b.app(applied_at=START + timedelta(hours=12 * j), applicant_phone=f"1380000{j:04d}") for j in range(12)]
+    for j, row in enumerate(ring):
+        nxt = ring[(j + 1) % len(ring)]
+        b.contact(row["application_id"], nxt["applicant_name"], nxt["applicant_phone"], "friend")
+    for _ in range(20):
+        b.app()
+    store = EmbeddedStore(tmp_path / "store")
+    b.load(store, tmp_path / "export")
+    detector = ContactLoops()
+    (loop,) = [f for f in detector.run(store) if f.kind == "contact_loop"]
+    assert set(loop.members) == {r["application_id"] for r in ring}
+    cycle = {e.feature: e for e in loop.evidence}["contact_cycle"]
+    assert "cycle of 12 applicants" in cycle.detail and len(cycle.values) == 1
+    assert cycle.values[0].count("→") == 11 and all(m in cycle.values[0] for m in loop.members)
+    assert loop.score > 0.7

@@ -148,7 +148,7 @@ def test_ring_id_is_an_accusation_on_both_paths(flagged):
             "application_id")
         assert flags.loc[family[0], "ring_id"] == ""
         assert low.finding_id in flags.loc[family[0], "reasons"]  # evidence, not an accusation
-        # in both: the one that explains most (one detector, so the higher score)
+        # in both: the higher-scoring finding
         assert flags.loc[family[1], "ring_id"] == high.finding_id
         assert (flags.loc[ring[1:], "ring_id"] == high.finding_id).all()
     # the threshold is the one the decision uses: below the family's score, the family is accused
@@ -156,7 +156,7 @@ def test_ring_id_is_an_accusation_on_both_paths(flagged):
     assert flags.loc[0, "ring_id"] == low.finding_id
 
 
-def test_accused_ring_prefers_the_finding_that_explains_the_score():
+def test_accused_ring_prefers_the_highest_finding_score():
     columns = ["log_amount", "det_guarantee_circles", "det_shared_identifier_rings", "det_contact_loops"]
     contributions = np.array([2.0, 0.4, 1.1, 0.4])
     ring = Finding("shared_identifier_rings", "ring", ("a", "b"), 0.5, ())
@@ -165,13 +165,19 @@ def test_accused_ring_prefers_the_finding_that_explains_the_score():
     lone = Finding("shared_identifier_rings", "ring", ("a",), 0.99, ())
     farm = Finding("device_velocity", "burst", ("a", "e"), 0.99, ())  # the model has no feature for it
     detectors = RING_DETECTORS
-    # the ring explains most of the score, though the circle scores higher
-    assert accused_ring([circle, ring, loop, lone], "a", contributions, columns, 0.3, detectors) == ring.finding_id
-    # below the review threshold it accuses nobody; equal contributions go to the higher score, then the id
-    assert accused_ring([circle, ring, loop], "a", contributions, columns, 0.6, detectors) == min(
+    # the circle and the loop score higher than the ring, which explains more of the score:
+    # the higher score wins; between equal scores, the larger contribution, then the id
+    assert accused_ring([circle, ring, loop, lone], "a", contributions, columns, 0.3, detectors) == min(
         circle.finding_id, loop.finding_id)
+    assert accused_ring([ring, loop], "a", contributions, columns, 0.3, detectors) == loop.finding_id
+    tied = Finding("contact_loops", "loop", ("a", "f"), 0.5, ())
+    assert accused_ring([tied, ring], "a", contributions, columns, 0.3, detectors) == ring.finding_id
+    # below the review threshold it accuses nobody
+    assert accused_ring([ring, loop], "a", contributions, columns, 0.6, detectors) == loop.finding_id
     assert accused_ring([ring], "a", contributions, columns, 0.6, detectors) == ""
     assert accused_ring([lone], "a", contributions, columns, 0.3, detectors) == ""  # one application is no ring
     assert accused_ring([farm], "a", contributions, columns, 0.3, detectors) == farm.finding_id
-    assert accused_ring([farm, circle], "a", contributions, columns, 0.3, detectors) == circle.finding_id
+    assert accused_ring([farm, circle], "a", contributions, columns, 0.3, detectors) == farm.finding_id
+    twins = Finding("identity", "id_multiple_names", ("a", "g"), 0.9, ())  # one ID under two names
+    assert accused_ring([twins, ring], "a", contributions, columns, 0.3, detectors) == twins.finding_id
     assert accused_ring([ring], "z", contributions, columns, 0.3, detectors) == ""  # not a member
