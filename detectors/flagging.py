@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import Finding
+from detectors.flag_state import StateInfo, load_state, save_state
 from detectors.features import (
     BAD_LABELS,
     SHARED_KINDS,
@@ -48,7 +49,7 @@ from detectors.portfolio import Portfolio
 from detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from detectors.registry import DETECTORS
 from detectors.rings import SharedIdentifierRings, entity_links
-from detectors.runner import DetectionRun, findings_batch, load_findings
+from detectors.runner import DetectionRun, findings_batch, load_findings, stored_form
 from detectors.scoring import TrainedModel, contributions
 from detectors.values import BadValues
 
@@ -69,6 +70,8 @@ class FlagResult:
     bad_values: list[BadValues] = field(default_factory=list)
     #: detectors that failed around this batch (the others' findings still count)
     errors: dict[str, str] = field(default_factory=dict)
+    #: how the index was had: loaded from the saved flag state or rebuilt, and how long it took
+    state: StateInfo | None = None
 
 
 class FlagIndex:
@@ -122,8 +125,39 @@ class FlagIndex:
 
     @classmethod
     def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+        """The index of everything ``store`` holds, read from it."""
         portfolio = Portfolio(store)
         return cls(portfolio, load_findings(store), bad_labels)
+
+    @classmethod
+    def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+        """The index of ``store``: from the state a ``flag`` run saved beside
+        it (:mod:`detectors.flag_state`: the portfolio tables, the detectors'
+        statistics and the stored findings) when the store has not changed
+        since, else built from the store. ``index.state`` says which, and
+        how long it took; ``index.revision`` is the revision it reflects.
+        Call it under the store's write lock, or a write may land between
+        the revision and the reads."""
+        started = time.perf_counter()
+        revision = store.revision()
+        state, reason = load_state(store, revision)
+        if state is None:
+            index = cls.build(store, bad_labels)
+            index.portfolio.remember_reads()  # what detection reads beyond the index's tables is saved too
+            index.state = StateInfo("rebuilt", time.perf_counter() - started, reason)
+        else:
+            portfolio = Portfolio(store)
+            portfolio.__dict__.update(state["tables"])
+            if state["links_by_kind"] is not None:
+                portfolio.__dict__["_links_by_kind"] = state["links_by_kind"]
+            portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
+            portfolio.bad_values = list(state["bad_values"])
+            portfolio.__dict__["reads"] = dict(state["reads"])
+            index = cls(portfolio, state["findings"], bad_labels)
+            index.__dict__["_statistics"] = dict(state["statistics"])
+            index.state = StateInfo("loaded", time.perf_counter() - started)
+        index.revision = revision
+        return index
 
     def use_known_bad(self, labels: tuple[str, ...]) -> None:
         """Count applications labelled ``labels`` as known bad (a model's
@@ -469,24 +503,53 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
-                      review: float | None = None, decline: float | None = None, progress=None, limits=None):
+                      review: float | None = None, decline: float | None = None, progress=None, limits=None,
+                      save: bool = True):
     """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
 
+    The index comes from the saved flag state when the store has not changed
+    since the last run (:meth:`FlagIndex.open`); with ``save`` the state is
+    saved again after this run's writes, so the next run starts from it.
     ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
-    Returns ``(ingest summary, FlagResult)``.
+    Returns ``(ingest summary, FlagResult)``; ``FlagResult.state`` says
+    whether the index was loaded or rebuilt and in how long.
     """
     from detectors.risk import write_scores
     from ingest.pipeline import ingest_folder
 
-    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
-    if not summary.application_ids:
-        return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
-    index = FlagIndex.build(store, bad_labels=model.known_bad)
-    index.progress = progress  # detection around the batch reports per detector, like ``detect``
-    result = index.score(model, summary.application_ids, review, decline)
-    result.bad_values = list(index.portfolio.bad_values)
-    write_scores(store, result.flags, model)
-    if result.new_findings:
-        run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        store.write(findings_batch(run))
+    # one lock from the ingest to the saved state: the state must be the store's at its revision
+    with store.lock(job="flag"):
+        summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
+        if not summary.application_ids:
+            return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
+                                                             "reasons"]))
+        index = FlagIndex.open(store, bad_labels=model.known_bad)
+        index.progress = progress  # detection around the batch reports per detector, like ``detect``
+        result = index.score(model, summary.application_ids, review, decline)
+        result.state = index.state
+        result.seconds["open index"] = index.state.seconds
+        result.bad_values = list(index.portfolio.bad_values)
+        write_scores(store, result.flags, model)
+        if result.new_findings:
+            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            store.write(findings_batch(run))
+        if save:
+            started = time.perf_counter()
+            try:
+                # the store now is the indexed one plus this run's scores (not portfolio columns) and findings
+                saved = {f.finding_id: f for f in index.findings}
+                saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
+                save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
+            except Exception as exc:  # the flags stand; the next run rebuilds
+                import warnings
+
+                from detectors.flag_state import FlagStateWarning, discard_state
+
+                warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
+                              FlagStateWarning, stacklevel=2)
+                try:
+                    discard_state(store)
+                except OSError:
+                    pass
+            result.seconds["save state"] = time.perf_counter() - started
     return summary, result
