@@ -17,8 +17,10 @@ Folders 0700, files 0600, each written atomically.
 
 What: the portfolio tables as Parquet (``tables/*.parquet``: the
 applications, identifier links, contacts, guarantees, roles, persons,
-companies and the entities of the last ``detect``, as they were read before
-detection), the values read as missing (JSON), and in ``state.pkl`` the
+companies, the entities of the last ``detect`` and the other tables the
+detectors read, as they were read before detection), the index's arrays
+(``index/``: ``.npy`` read without pickle, text and tables as Parquet), the
+values read as missing (JSON), and in ``state.pkl`` the
 detectors' statistics (fitted identity model, hub tables, rates, peer
 groups: Python objects, so a pickle) and the stored findings.
 ``manifest.json``, written last, names every file with its SHA-256; a load
@@ -43,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -139,12 +142,52 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     dtypes = {str(c): str(frame[c].dtype) for c in frame.columns}
     # which missing value an object column holds: None (read from a store) or pd.NA (a column added empty)
-    na = [str(c) for c in frame.columns if frame[c].dtype == object and any(v is pd.NA for v in frame[c])]
+    na = {str(c): _missing_kind(frame[c]) for c in frame.columns if frame[c].dtype == object}
     table = table.replace_schema_metadata({b"ringscope": json.dumps({"dtypes": dtypes, "na": na, "columns": [
         str(c) for c in frame.columns]}).encode()})
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()
+
+
+def _missing_kind(column: pd.Series) -> str:
+    """Which missing value an object column holds: ``None`` (as read from a
+    store), ``pd.NA`` (a column added empty) or ``nan`` (a reindex)."""
+    for value in column:
+        if value is pd.NA:
+            return "NA"
+        if isinstance(value, float) and value != value:
+            return "nan"
+    return "None"
+
+
+def _array_bytes(value: Any) -> tuple[dict, bytes]:
+    """One of ``FlagIndex.arrays()`` as bytes (numbers as ``.npy``, text and
+    tables as Parquet) and how to read it back."""
+    if isinstance(value, pd.DataFrame):
+        if isinstance(value.index, pd.MultiIndex):
+            return {"as": "frame", "index": list(value.index.names)}, _parquet_bytes(value.reset_index())
+        return {"as": "frame"}, _parquet_bytes(value)
+    if isinstance(value, pd.Index):
+        return {"as": "index", "name": value.name}, _parquet_bytes(
+            pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)}))
+    value = np.asarray(value)
+    if value.dtype == object:
+        return {"as": "objects"}, _parquet_bytes(pd.DataFrame({"v": pd.Series(value, dtype=object)}))
+    sink = io.BytesIO()
+    np.save(sink, value, allow_pickle=False)
+    return {"as": "npy"}, sink.getvalue()
+
+
+def _array(how: dict, blob: bytes) -> Any:
+    if how["as"] == "npy":
+        return np.load(io.BytesIO(blob), allow_pickle=False)
+    frame = _frame(blob)
+    if how["as"] == "frame":
+        return frame.set_index(how["index"]) if how.get("index") else frame
+    if how["as"] == "index":
+        return pd.Index(frame["v"]).rename(how.get("name"))
+    return frame["v"].to_numpy()
 
 
 def _keeps_index(frame: pd.DataFrame) -> bool:
@@ -161,8 +204,9 @@ def _frame(blob: bytes) -> pd.DataFrame:
         dtype, column = meta["dtypes"][name], table.column(name)
         if dtype == "object":
             values = column.to_numpy(zero_copy_only=False).astype(object)
-            if name in meta["na"]:
-                values[pd.isna(values)] = pd.NA
+            kind = meta["na"].get(name)
+            if kind in ("NA", "nan"):
+                values[pd.isna(values)] = pd.NA if kind == "NA" else np.nan
             columns[name] = pd.Series(values, dtype=object)
         else:
             values = pa.table({name: column}).to_pandas()[name]
@@ -184,7 +228,8 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
     and identity's statistics bring the new ones again).
     """
     folder = private_dir(state_folder(store))
-    tables = private_dir(folder / "tables")
+    private_dir(folder / "tables")
+    private_dir(folder / "index")
     # the old manifest goes first: a save killed midway leaves no state, never a mix
     (folder / MANIFEST).unlink(missing_ok=True)
     portfolio = index.portfolio
@@ -211,6 +256,11 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
             saved_maps[label] = mapping is not None
             if mapping is not None:
                 put(f"tables/entities.{label}.parquet", _parquet_bytes(mapping.to_frame("entity")))
+    arrays = {}
+    for name, value in index.arrays().items():
+        how, blob = _array_bytes(value)
+        put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}", blob)
+        arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}"}
     reads = []
     for i, ((kind, name, columns), frame) in enumerate(sorted(portfolio.__dict__.get("reads", {}).items(),
                                                                key=lambda item: repr(item[0]))):
@@ -227,7 +277,7 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         "format_version": FORMAT_VERSION, "revision": revision, "code_version": code_version(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "store": getattr(store, "location", ""),
         "tables": saved_tables, "links_by_kind": sorted(links_by_kind) if links_by_kind is not None else None,
-        "entities": saved_maps, "reads": reads, "statistics": sorted(statistics), "files": files,
+        "entities": saved_maps, "reads": reads, "arrays": arrays, "statistics": sorted(statistics), "files": files,
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
     return folder
@@ -294,6 +344,11 @@ def load_state(store: Any, revision: str) -> tuple[dict | None, str]:
                 state["entities"][label] = None
         state["reads"] = {(r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])):
                           table(r["file"]) for r in manifest.get("reads", [])}
+        state["arrays"] = {}
+        for name, how in manifest["arrays"].items():
+            if how["file"] not in data:
+                raise _Unusable(f"{how['file']} missing")
+            state["arrays"][name] = _array(how, data[how["file"]])
         state["bad_values"] = [BadValues(**b) for b in json.loads(data["bad_values.json"].decode("utf-8"))]
         saved = pickle.loads(data["state.pkl"])
         state["statistics"], state["findings"] = dict(saved["statistics"]), list(saved["findings"])

@@ -59,6 +59,9 @@ __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity")
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
+#: what ``FlagIndex`` derives from the portfolio's links (saved in the flag state)
+SAVED_ARRAYS = ("hubs", "_ident_index", "_ident_offsets", "_link_app", "_entities", "_link_entity", "_app_links",
+                "_app_offsets", "app_entity")
 
 
 @dataclass
@@ -82,7 +85,9 @@ class FlagIndex:
     """
 
     def __init__(self, portfolio: Portfolio, findings: list[Finding],
-                 bad_labels: tuple[str, ...] = BAD_LABELS) -> None:
+                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None) -> None:
+        """``arrays``: what :meth:`arrays` returned for this portfolio (a saved
+        flag state), instead of deriving them again."""
         self.portfolio = portfolio
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
@@ -94,19 +99,31 @@ class FlagIndex:
         self.timed = self.t != np.iinfo(np.int64).min
         self.bad_labels = tuple(bad_labels)
         self.bad = self.apps["label"].isin(self.bad_labels).to_numpy()
+        if arrays is None:
+            self._derive(portfolio)
+        else:
+            for name in SAVED_ARRAYS:
+                setattr(self, name, arrays[name])
+        self._ident_lookup = pd.Index(self._ident_index)
+        self._entity_index = pd.Index(self._entities)
+        self.findings = findings
+        self.findings_by_app: dict[str, list[Finding]] = {}
+        for f in findings:
+            for m in f.members:
+                self.findings_by_app.setdefault(m, []).append(f)
+
+    def _derive(self, portfolio: Portfolio) -> None:
+        """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links."""
         links = _numpy_backed(entity_links(portfolio))
         rings = SharedIdentifierRings()
         self.hubs = rings.hubs(portfolio)
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
-        self._ident_sorted = ident[order]
-        self._ident_index, starts = np.unique(self._ident_sorted, return_index=True)
+        self._ident_index, starts = np.unique(ident[order], return_index=True)
         self._ident_offsets = np.append(starts, len(order))
-        self._ident_lookup = pd.Index(self._ident_index)
         self._link_app = self.app_pos.get_indexer(links["application_id"].to_numpy())[order]
         entity_codes, self._entities = pd.factorize(links["entity"])
-        self._entity_index = pd.Index(self._entities)
         self._link_entity = entity_codes[order]
         # application → its links
         app_order = np.argsort(self.app_pos.get_indexer(links["application_id"].to_numpy()), kind="stable")
@@ -117,11 +134,11 @@ class FlagIndex:
         first = links.drop_duplicates("application_id")
         ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
         self.app_entity = ent.to_numpy()
-        self.findings = findings
-        self.findings_by_app: dict[str, list[Finding]] = {}
-        for f in findings:
-            for m in f.members:
-                self.findings_by_app.setdefault(m, []).append(f)
+
+    def arrays(self) -> dict:
+        """The derived index arrays and tables (:data:`SAVED_ARRAYS`), as
+        ``FlagIndex(..., arrays=)`` takes them back."""
+        return {name: getattr(self, name) for name in SAVED_ARRAYS}
 
     @classmethod
     def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
@@ -153,7 +170,7 @@ class FlagIndex:
             portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
             portfolio.__dict__["reads"] = dict(state["reads"])
-            index = cls(portfolio, state["findings"], bad_labels)
+            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"])
             index.__dict__["_statistics"] = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision

@@ -130,7 +130,16 @@ def test_the_loaded_index_equals_a_built_one(prepared, tmp_path):
         pd.testing.assert_frame_equal(loaded.portfolio.__dict__[name], getattr(built.portfolio, name))
     for kind, frame in built.portfolio._links_by_kind.items():
         pd.testing.assert_frame_equal(loaded.portfolio._links_by_kind[kind], frame)
-    assert (loaded._ident_index == built._ident_index).all() and (loaded._link_app == built._link_app).all()
+    for name, value in built.arrays().items():  # the saved index arrays, dtypes and missing values included
+        saved = loaded.arrays()[name]
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(saved, value)
+        elif isinstance(value, pd.Index):
+            pd.testing.assert_index_equal(saved, value, exact=True)
+        else:
+            assert saved.dtype == value.dtype, name
+            pd.testing.assert_series_equal(pd.Series(saved), pd.Series(value), obj=name)
+    pd.testing.assert_frame_equal(loaded.apps, built.apps)
     assert [f.finding_id for f in loaded.findings] == [f.finding_id for f in built.findings]
     # statistics as a rebuild computes them (hub tables compared as frames)
     built.detect(["NEW0"])
