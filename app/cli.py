@@ -676,6 +676,9 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
     fraud model (or, with --target default, the credit-default model)."""
     import pandas as pd
 
+    import warnings
+
+    from detectors.flag_state import FlagStateWarning
     from detectors.flagging import flag_applications
     from detectors.scoring import load_model, target_folder
 
@@ -707,13 +710,24 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
         if review >= decline:
             raise click.UsageError(f"--review ({review}) must be below --decline ({decline}).")
         try:
-            with _writing(store, "flag", lock_timeout):
+            with _writing(store, "flag", lock_timeout), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FlagStateWarning)
                 summary, result = flag_applications(store, folder, model, rejects_path, review, decline,
                                                     progress=bar, limits=limits, shadow=shadow_model)
         finally:
             bar.close()
+    for warning in caught:
+        if issubclass(warning.category, FlagStateWarning):  # a bad cache costs time, never the flags
+            click.echo(f"warning: {warning.message}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     write_csv(result.flags, out_path)
     click.echo(f"scored {len(result.flags):,} applications with the {target} model {model.version} -> {out_path}")
+    if result.state is not None:
+        first = sum(result.seconds.get(k, 0.0) for k in ("open index", "local detection")) + summary.seconds
+        click.echo(f"  {result.state.describe()}; first score {first:.1f} s after the start of the ingest"
+                   + (f"; state saved for the next run in {result.seconds['save state']:.1f} s"
+                      if "save state" in result.seconds else ""))
     if summary.rows_rejected:
         click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
         _print_reasons(summary.reject_reasons)

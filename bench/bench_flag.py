@@ -16,6 +16,15 @@ Usage::
 
     python bench/bench_flag.py --store /tmp/s1m [--singles 1000] [--batch 5000]
     python bench/bench_flag.py --neo4j bolt://127.0.0.1:7687 [...]
+    python bench/bench_flag.py --store /tmp/s1m --repeat tonight/
+
+``--repeat FOLDER`` measures repeat nightly runs instead (issue 12): three
+``flag`` runs of FOLDER, each in a process of its own like a nightly job —
+the first with no saved state (it ingests the batch, rebuilds and saves the
+state), the second on the unchanged store (loads the state), the third on
+the same store with the state discarded (rebuilds) — and prints the time to
+the first score (model, ingest, index, detection around the batch) and in
+all, and whether the second and third runs' flags are the same.
 """
 
 from __future__ import annotations
@@ -38,7 +47,14 @@ def main() -> None:
     where.add_argument("--neo4j", help="Bolt URI of an ingested Neo4j")
     parser.add_argument("--singles", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--repeat", metavar="FOLDER", help="time repeat flag runs of FOLDER (see above)")
+    parser.add_argument("--one", metavar="FOLDER", help=argparse.SUPPRESS)  # one run, in its own process
+    parser.add_argument("--discard", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        return one_flag_run(args)
+    if args.repeat:
+        return repeat_runs(args)
 
     from detectors.flagging import FlagIndex
     from detectors.scoring import load_model, models_folder
@@ -109,6 +125,63 @@ def main() -> None:
     print("\nper-application stages (ms): " + ", ".join(
         f"{stage} p50 {np.percentile(v, 50):.2f} / p99 {np.percentile(v, 99):.2f}" for stage, v in stages.items()))
     store.close()
+
+
+def one_flag_run(args) -> None:
+    """One ``flag`` of ``args.one`` (``flag_applications``, as the CLI runs
+    it); prints its timings as one JSON line."""
+    import hashlib
+    import json
+    import tempfile
+
+    from detectors.flag_state import discard_state
+    from detectors.flagging import flag_applications
+    from detectors.scoring import load_model, models_folder
+    from graph.store import open_store
+
+    started = time.perf_counter()
+    store = open_store(args.store, args.neo4j)
+    if args.discard:
+        discard_state(store)
+    model = load_model(models_folder(store))
+    model_seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        summary, result = flag_applications(store, args.one, model, Path(tmp) / "rejects.csv")
+    total = time.perf_counter() - started
+    flags = result.flags.sort_values("application_id").to_csv(index=False).encode("utf-8")
+    print(json.dumps({
+        "state": result.state.how if result.state else "", "reason": result.state.reason if result.state else "",
+        "model": model_seconds, "ingest": summary.seconds, "open": result.seconds.get("open index", 0.0),
+        "detect": result.seconds.get("local detection", 0.0),
+        "first_score": model_seconds + summary.seconds + result.seconds.get("open index", 0.0)
+        + result.seconds.get("local detection", 0.0),
+        "save": result.seconds.get("save state", 0.0), "total": total, "scored": len(result.flags),
+        "flags": hashlib.sha256(flags).hexdigest()}))
+    store.close()
+
+
+def repeat_runs(args) -> None:
+    import json
+    import subprocess
+
+    where = ["--store", args.store] if args.store else ["--neo4j", args.neo4j]
+    runs = []
+    for label, discard in (("first run of the batch, no saved state", True),
+                           ("same batch again: unchanged store, saved state", False),
+                           ("same batch again: unchanged store, state discarded", True)):
+        out = subprocess.run([sys.executable, __file__, *where, "--one", args.repeat, *(["--discard"] if discard else [])],
+                             check=True, capture_output=True, text=True).stdout
+        runs.append((label, json.loads(out.strip().splitlines()[-1])))
+    kind = "Neo4j" if args.neo4j else "embedded"
+    print(f"\nrepeat flag runs of {args.repeat} ({kind})\n")
+    print("| run | index | model + ingest | index | detection | time to first score | save state | total |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for label, r in runs:
+        print(f"| {label} | {r['state']} | {r['model'] + r['ingest']:.1f} s | {r['open']:.1f} s | {r['detect']:.1f} s "
+              f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s |")
+    same = runs[1][1]["flags"] == runs[2][1]["flags"]
+    print(f"\nsaved-state and rebuilt runs give the same flags ({runs[1][1]['scored']:,} applications): "
+          f"{'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import Finding
+from detectors.flag_state import StateInfo, load_state, save_state
 from detectors.features import (
     BAD_LABELS,
     SHARED_KINDS,
@@ -48,7 +49,7 @@ from detectors.portfolio import Portfolio
 from detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from detectors.registry import DETECTORS
 from detectors.rings import SharedIdentifierRings, entity_links
-from detectors.runner import DetectionRun, findings_batch, load_findings
+from detectors.runner import DetectionRun, findings_batch, load_findings, stored_form
 from detectors.scoring import TrainedModel, contributions
 from detectors.values import BadValues
 
@@ -62,6 +63,9 @@ RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops
                   "identity")
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
+#: what ``FlagIndex`` derives from the portfolio's links (saved in the flag state)
+SAVED_ARRAYS = ("hubs", "_ident_index", "_ident_offsets", "_link_app", "_entities", "_link_entity", "_app_links",
+                "_app_offsets", "app_entity")
 
 
 @dataclass
@@ -75,6 +79,8 @@ class FlagResult:
     errors: dict[str, str] = field(default_factory=dict)
     #: with a shadow model (``flag --shadow``): its flags, recorded but never acted on
     shadow: pd.DataFrame | None = None
+    #: how the index was had: loaded from the saved flag state or rebuilt, and how long it took
+    state: StateInfo | None = None
 
 
 class FlagIndex:
@@ -85,7 +91,9 @@ class FlagIndex:
     """
 
     def __init__(self, portfolio: Portfolio, findings: list[Finding],
-                 bad_labels: tuple[str, ...] = BAD_LABELS) -> None:
+                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None) -> None:
+        """``arrays``: what :meth:`arrays` returned for this portfolio (a saved
+        flag state), instead of deriving them again."""
         self.portfolio = portfolio
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
@@ -97,19 +105,31 @@ class FlagIndex:
         self.timed = self.t != np.iinfo(np.int64).min
         self.bad_labels = tuple(bad_labels)
         self.bad = self.apps["label"].isin(self.bad_labels).to_numpy()
+        if arrays is None:
+            self._derive(portfolio)
+        else:
+            for name in SAVED_ARRAYS:
+                setattr(self, name, arrays[name])
+        self._ident_lookup = pd.Index(self._ident_index)
+        self._entity_index = pd.Index(self._entities)
+        self.findings = findings
+        self.findings_by_app: dict[str, list[Finding]] = {}
+        for f in findings:
+            for m in f.members:
+                self.findings_by_app.setdefault(m, []).append(f)
+
+    def _derive(self, portfolio: Portfolio) -> None:
+        """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links."""
         links = _numpy_backed(entity_links(portfolio))
         rings = SharedIdentifierRings()
         self.hubs = rings.hubs(portfolio)
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
-        self._ident_sorted = ident[order]
-        self._ident_index, starts = np.unique(self._ident_sorted, return_index=True)
+        self._ident_index, starts = np.unique(ident[order], return_index=True)
         self._ident_offsets = np.append(starts, len(order))
-        self._ident_lookup = pd.Index(self._ident_index)
         self._link_app = self.app_pos.get_indexer(links["application_id"].to_numpy())[order]
         entity_codes, self._entities = pd.factorize(links["entity"])
-        self._entity_index = pd.Index(self._entities)
         self._link_entity = entity_codes[order]
         # application → its links
         app_order = np.argsort(self.app_pos.get_indexer(links["application_id"].to_numpy()), kind="stable")
@@ -120,16 +140,47 @@ class FlagIndex:
         first = links.drop_duplicates("application_id")
         ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
         self.app_entity = ent.to_numpy()
-        self.findings = findings
-        self.findings_by_app: dict[str, list[Finding]] = {}
-        for f in findings:
-            for m in f.members:
-                self.findings_by_app.setdefault(m, []).append(f)
+
+    def arrays(self) -> dict:
+        """The derived index arrays and tables (:data:`SAVED_ARRAYS`), as
+        ``FlagIndex(..., arrays=)`` takes them back."""
+        return {name: getattr(self, name) for name in SAVED_ARRAYS}
 
     @classmethod
     def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+        """The index of everything ``store`` holds, read from it."""
         portfolio = Portfolio(store)
         return cls(portfolio, load_findings(store), bad_labels)
+
+    @classmethod
+    def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+        """The index of ``store``: from the state a ``flag`` run saved beside
+        it (:mod:`detectors.flag_state`: the portfolio tables, the detectors'
+        statistics and the stored findings) when the store has not changed
+        since, else built from the store. ``index.state`` says which, and
+        how long it took; ``index.revision`` is the revision it reflects.
+        Call it under the store's write lock, or a write may land between
+        the revision and the reads."""
+        started = time.perf_counter()
+        revision = store.revision()
+        state, reason = load_state(store, revision)
+        if state is None:
+            index = cls.build(store, bad_labels)
+            index.portfolio.remember_reads()  # what detection reads beyond the index's tables is saved too
+            index.state = StateInfo("rebuilt", time.perf_counter() - started, reason)
+        else:
+            portfolio = Portfolio(store)
+            portfolio.__dict__.update(state["tables"])
+            if state["links_by_kind"] is not None:
+                portfolio.__dict__["_links_by_kind"] = state["links_by_kind"]
+            portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
+            portfolio.bad_values = list(state["bad_values"])
+            portfolio.__dict__["reads"] = dict(state["reads"])
+            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"])
+            index.__dict__["_statistics"] = dict(state["statistics"])
+            index.state = StateInfo("loaded", time.perf_counter() - started)
+        index.revision = revision
+        return index
 
     def use_known_bad(self, labels: tuple[str, ...]) -> None:
         """Count applications labelled ``labels`` as known bad (a model's
@@ -476,31 +527,59 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
                       review: float | None = None, decline: float | None = None, progress=None, limits=None,
-                      shadow: TrainedModel | None = None):
+                      save: bool = True, shadow: TrainedModel | None = None):
     """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
 
+    The index comes from the saved flag state when the store has not changed
+    since the last run (:meth:`FlagIndex.open`); with ``save`` the state is
+    saved again after this run's writes, so the next run starts from it.
     ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
     ``shadow`` (a challenger) scores the same applications with its own
     thresholds; its flags go to the shadow properties and
     ``FlagResult.shadow``, never to the decisions.
-    Returns ``(ingest summary, FlagResult)``.
+    Returns ``(ingest summary, FlagResult)``; ``FlagResult.state`` says
+    whether the index was loaded or rebuilt and in how long.
     """
     from detectors.risk import write_scores
     from ingest.pipeline import ingest_folder
 
-    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
-    if not summary.application_ids:
-        return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons"]))
-    index = FlagIndex.build(store, bad_labels=model.known_bad)
-    index.progress = progress  # detection around the batch reports per detector, like ``detect``
-    result = index.score(model, summary.application_ids, review, decline)
-    result.bad_values = list(index.portfolio.bad_values)
-    write_scores(store, result.flags, model)
-    if shadow is not None:
-        shadowed = index.score(shadow, summary.application_ids)
-        result.shadow = shadowed.flags
-        write_scores(store, shadowed.flags, shadow, shadow=True)
-    if result.new_findings:
-        run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        store.write(findings_batch(run))
+    # one lock from the ingest to the saved state: the state must be the store's at its revision
+    with store.lock(job="flag"):
+        summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
+        if not summary.application_ids:
+            return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
+                                                             "reasons"]))
+        index = FlagIndex.open(store, bad_labels=model.known_bad)
+        index.progress = progress  # detection around the batch reports per detector, like ``detect``
+        result = index.score(model, summary.application_ids, review, decline)
+        result.state = index.state
+        result.seconds["open index"] = index.state.seconds
+        result.bad_values = list(index.portfolio.bad_values)
+        write_scores(store, result.flags, model)
+        if shadow is not None:
+            shadowed = index.score(shadow, summary.application_ids)
+            result.shadow = shadowed.flags
+            write_scores(store, shadowed.flags, shadow, shadow=True)
+        if result.new_findings:
+            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            store.write(findings_batch(run))
+        if save:
+            started = time.perf_counter()
+            try:
+                # the store now is the indexed one plus this run's scores (not portfolio columns) and findings
+                saved = {f.finding_id: f for f in index.findings}
+                saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
+                save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
+            except Exception as exc:  # the flags stand; the next run rebuilds
+                import warnings
+
+                from detectors.flag_state import FlagStateWarning, discard_state
+
+                warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
+                              FlagStateWarning, stacklevel=2)
+                try:
+                    discard_state(store)
+                except OSError:
+                    pass
+            result.seconds["save state"] = time.perf_counter() - started
     return summary, result

@@ -28,6 +28,7 @@ Two rules make every job's output a function of the stored data alone:
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from typing import Any
 
@@ -97,14 +98,44 @@ class Portfolio:
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Node table ``label`` sorted by ``key``; requested columns missing
         from the store come back as NA."""
-        return _sorted(_with_columns(self.store.read_nodes(label, columns), columns), ["key"])
+        memo = self._memo()
+        key = ("nodes", label, None if columns is None else tuple(columns))
+        if memo is not None and key in memo:
+            return memo[key].copy()
+        frame = _sorted(_with_columns(self.store.read_nodes(label, columns), columns), ["key"])
+        if memo is not None:
+            memo[key] = frame.copy()
+        return frame
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Relationship table ``name`` sorted by ``src``, ``dst`` and its
         identity properties; requested columns missing come back as NA."""
+        memo = self._memo()
+        key = ("rels", name, None if columns is None else tuple(columns))
+        if memo is not None and key in memo:
+            return memo[key].copy()
         frame = _with_columns(self.store.read_relationships(name, columns), columns)
         identity = [c for c in ("src", "dst", *REL_TYPES[name].identity) if c in frame.columns]
-        return _sorted(frame, identity)
+        frame = _sorted(frame, identity)
+        if memo is not None:
+            memo[key] = frame.copy()
+        return frame
+
+    def _memo(self) -> dict | None:
+        """The remembered reads, unless the caller is one of the cached
+        tables (kept as themselves: remembering their raw reads too would
+        hold every table twice)."""
+        memo = self.__dict__.get("reads")
+        if memo is None or sys._getframe(2).f_code.co_name in _CACHED_TABLES:
+            return None
+        return memo
+
+    def remember_reads(self) -> None:
+        """Keep every table read from now on (``reads``: (``"nodes"`` or
+        ``"rels"``, name, columns) → frame) and answer a repeated read from
+        it: a snapshot for a job that reads a table more than once, and what
+        ``flag`` saves beside the store (:mod:`detectors.flag_state`)."""
+        self.__dict__.setdefault("reads", {})
 
     def _checked(self, cleaned: tuple[pd.Series, list[BadValues]]) -> pd.Series:
         values, bad = cleaned
@@ -346,6 +377,10 @@ def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
     """The rows of ``frame`` whose ``column`` is in ``values`` (see :func:`_rows`)."""
     return frame.iloc[_rows(parent, name, frame, column, values)].reset_index(drop=True)
 
+
+#: the cached properties that read tables (their reads are not remembered twice)
+_CACHED_TABLES = frozenset({"applications", "_links_by_kind", "links", "contacts", "guarantees", "roles", "persons",
+                            "companies", "_stored_entities"})
 
 #: numeric application columns → what a missing value means for the jobs
 _FIGURES = {

@@ -34,6 +34,7 @@ __all__ = [
     "run_detectors",
     "findings_batch",
     "save_findings",
+    "stored_form",
     "export_findings",
     "findings_frame",
     "load_findings",
@@ -200,18 +201,45 @@ def _unique(findings: list[Finding]) -> list[Finding]:
 
 def load_findings(store: Any) -> list[Finding]:
     """Read back the findings a ``detect`` run saved in ``store``."""
-    from detectors.base import Evidence
-
     nodes = store.read_nodes("Finding")
     if nodes.empty:
         return []
+    return _findings_from(nodes, {label: _involves(store, label) for label in ("Application", "Person", "Company",
+                                                                               "Agent")})
+
+
+def stored_form(findings: list[Finding]) -> list[Finding]:
+    """``findings`` as :func:`load_findings` reads them back once saved
+    (``findings_batch`` then the same parsing, no store in between): what a
+    job that wrote them keeps in memory instead of reading the store again.
+
+    Example
+    -------
+    >>> from detectors.base import Evidence
+    >>> f = Finding("rings", "ring", ("A2", "A1"), 0.5, (Evidence("x", 0.5, "d"),))
+    >>> [(g.finding_id == f.finding_id, g.members) for g in stored_form([f])]
+    [(True, ('A1', 'A2'))]
+    """
+    if not findings:
+        return []
+    batch = findings_batch(DetectionRun(list(findings), {}))
+    involves = {}
+    for label in ("Application", "Person", "Company", "Agent"):
+        frame = batch.relationships.get(f"Finding-INVOLVES-{label}")
+        involves[label] = frame if frame is not None else pd.DataFrame(columns=["src", "dst", "role"])
+    return _findings_from(batch.nodes["Finding"], involves)
+
+
+def _findings_from(nodes: pd.DataFrame, involves: dict[str, pd.DataFrame]) -> list[Finding]:
+    from detectors.base import Evidence
+
     # by id, whatever order the store keeps: ties downstream (reasons, ring ids) must not depend on it
     nodes = nodes.sort_values("key", kind="stable", ignore_index=True)
-    members = _involves(store, "Application")
+    members = involves["Application"]
     members = members[members["role"] == "member"].groupby("src")["dst"].agg(lambda s: tuple(sorted(s)))
     entity_frames = []
     for label in ("Person", "Company", "Agent"):
-        rel = _involves(store, label).sort_values(["src", "dst"], kind="stable")
+        rel = involves[label].sort_values(["src", "dst"], kind="stable")
         entity_frames.append(rel[rel["role"] == "member"].assign(label=label))
     entities = pd.concat(entity_frames, ignore_index=True)
     entity_map = {fid: tuple(zip(g["label"], g["dst"])) for fid, g in entities.groupby("src")}

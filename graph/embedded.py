@@ -8,6 +8,8 @@ Layout of a store folder (default ``./.ringscope``, mode 0700, files 0600)::
     write.lock                      the write lock (holder's pid, job, start)
     read.lock, swap.lock            readers share the first; a commit's swap takes both alone
     journal.json                    only while a commit swaps its tables in
+    revision.json                   the store's revision: replaced by every commit, in its swap
+    cache/                          derived state saved beside the store (``ringscope flag``'s index)
 
 A write is all or nothing, however many tables it touches: every new table
 is written to a temporary file beside the old one, then a journal naming the
@@ -50,7 +52,9 @@ __all__ = ["EmbeddedStore", "merge_frames", "merge_tables"]
 FORMAT_VERSION = 1
 JOURNAL = "journal.json"
 #: what a store folder holds (a folder holding only these may be made private)
-_OURS = {"store.json", "nodes", "rels", "write.lock", "read.lock", "swap.lock", JOURNAL, "users.json", "models"}
+REVISION = "revision.json"
+_OURS = {"store.json", "nodes", "rels", "write.lock", "read.lock", "swap.lock", JOURNAL, "users.json", "models",
+         REVISION, "cache"}
 
 #: test hook: ``RINGSCOPE_TEST_KILL_AT=<point>[:<n>]`` makes this process
 #: SIGKILL itself the n-th time it passes ``point`` (table-written, swapped)
@@ -386,7 +390,7 @@ class EmbeddedStore:
         with self._gate.exclusive():
             self._roll_forward()
         if self._is_store():
-            for ours in ("store.json*", f"{JOURNAL}*", "users.json*"):
+            for ours in ("store.json*", f"{JOURNAL}*", "users.json*", f"{REVISION}*"):
                 remove_leftovers(self.path, ours)
             for file in self.path.iterdir():
                 if file.name in _OURS and file.is_file() and file.stat().st_mode & 0o077:
@@ -489,6 +493,41 @@ class EmbeddedStore:
                 rels[rt.type] = rels.get(rt.type, 0) + _row_count(self._rel_file(name))
         return GraphCounts(nodes=nodes, relationships=rels)
 
+    def revision(self) -> str:
+        """The store's revision: a new value after every commit that changed
+        something (ingest, ``--update``, findings, scores, cases, ``clear``);
+        the same while nothing did. A write whose tables come out as they
+        were commits nothing and keeps the revision.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> store = EmbeddedStore(tempfile.mkdtemp())
+        >>> before = store.revision()
+        >>> store.write(GraphBatch(nodes={"Phone": pd.DataFrame({"key": ["+8613800138000"]})}))
+        >>> after = store.revision()
+        >>> after != before
+        True
+        >>> store.write(GraphBatch(nodes={"Phone": pd.DataFrame({"key": ["+8613800138000"]})}))
+        >>> store.revision() == after
+        True
+        """
+        with self.reading():
+            try:
+                meta = json.loads((self.path / REVISION).read_text(encoding="utf-8"))
+                return f"{int(meta['counter'])}.{meta['token']}"
+            except FileNotFoundError:
+                return "0"  # never written, or written before revisions existed
+            except (ValueError, KeyError, TypeError):
+                return f"unreadable.{uuid.uuid4().hex}"  # never equal to a saved one
+
+    def _next_revision(self) -> dict:
+        try:
+            counter = int(json.loads((self.path / REVISION).read_text(encoding="utf-8"))["counter"])
+        except (OSError, ValueError, KeyError, TypeError):
+            counter = 0
+        return {"counter": counter + 1, "token": uuid.uuid4().hex}
+
     # -- writing -------------------------------------------------------
     def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
               detach: Detach | None = None) -> None:
@@ -517,15 +556,21 @@ class EmbeddedStore:
                     else:
                         file, identity = self._rel_file(name), ["src", "dst", *REL_TYPES[name].identity]
                     old = pq.read_table(file) if file.exists() else None
+                    detached = False
                     if old is not None and name in detach:
                         end, keys = detach[name]
                         gone = pc.is_in(old.column(end), value_set=pa.array(list(keys), type=pa.string()))
-                        old = old.filter(pc.invert(pc.fill_null(gone, False)))
+                        kept = old.filter(pc.invert(pc.fill_null(gone, False)))
+                        detached, old = kept.num_rows != old.num_rows, kept
                     if frame is None:
-                        if old is not None:
+                        if detached:
                             out.put(file, old)
                         continue
-                    out.put(file, merge_tables(old, pa.Table.from_pandas(frame, preserve_index=False), identity, policy))
+                    merged = merge_tables(old, pa.Table.from_pandas(frame, preserve_index=False), identity, policy)
+                    if not _same_rows(old, merged, identity):  # an unchanged table is not rewritten
+                        out.put(file, merged)
+                    elif detached:
+                        out.put(file, old)
                     done += len(frame)
                     if progress:
                         progress(f"write {name}", done, total)
@@ -612,6 +657,10 @@ class _TableWriter:
         if not self.moves and not self.deletes:
             return
         root = self.store.path
+        # the new revision is one more file of the same swap: in with the tables or not at all
+        revision = root / f"{REVISION}{TMP_MARKER}{self.txid}"
+        atomic_write_text(revision, json.dumps(self.store._next_revision()))
+        self.moves.append((revision, root / REVISION))
         plan = {
             "txid": self.txid,
             "moves": [[str(t.relative_to(root)), str(f.relative_to(root))] for t, f in self.moves],
@@ -627,6 +676,20 @@ class _TableWriter:
     def _discard(self) -> None:
         for tmp, _ in self.moves:
             tmp.unlink(missing_ok=True)
+
+
+def _same_rows(old: pa.Table | None, merged: pa.Table, identity: list[str]) -> bool:
+    """Does ``merged`` hold exactly ``old``'s rows (in any order, same columns
+    and types)? Then a write changed nothing. Cheap when rows were added."""
+    if old is None or old.num_rows != merged.num_rows or not old.schema.equals(merged.schema):
+        return False
+    if old.equals(merged):
+        return True
+    try:
+        return old.sort_by([(c, "ascending") for c in identity]).equals(
+            merged.sort_by([(c, "ascending") for c in identity]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
 
 
 def _check_columns(columns: list[str] | None, allowed: tuple[str, ...], owner: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -162,8 +163,9 @@ COUNT_RELS = {
     for rt in REL_TYPES.values()
 }
 
-# the lock node survives a clear: its holder may be the one clearing
-CLEAR_ALL = "MATCH (n) WHERE NOT n:RingscopeLock CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+# the lock node survives a clear: its holder may be the one clearing (the revision node too: it counts on)
+CLEAR_ALL = ("MATCH (n) WHERE NOT n:RingscopeLock AND NOT n:RingscopeRevision "
+             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
 
 # what ``replace_derived`` removes once its run is committed: every other run
 DROP_OTHER_RUNS = [
@@ -178,7 +180,28 @@ DROP_OTHER_RUNS = [
 SCHEMA_EXTRA = [
     "CREATE CONSTRAINT ringscope_lock_key IF NOT EXISTS FOR (n:RingscopeLock) REQUIRE n.key IS UNIQUE",
     "CREATE CONSTRAINT ringscope_run_key IF NOT EXISTS FOR (n:RingscopeRun) REQUIRE n.key IS UNIQUE",
+    "CREATE CONSTRAINT ringscope_revision_key IF NOT EXISTS FOR (n:RingscopeRevision) REQUIRE n.key IS UNIQUE",
 ]
+
+# The revision (see ``Neo4jStore.revision``). A write is many transactions,
+# run in parallel: one counter node locked by each would serialise them, so a
+# write marks the node ``writing`` in a transaction of its own before its
+# first data transaction, and in one after its last moves the counter on (if
+# anything changed) with a fresh token. A writer that died midway left
+# ``writing`` set: the next write moves the counter on at its start.
+REVISION_BEGIN = (
+    "MERGE (m:RingscopeRevision {key: 'revision'}) "
+    "SET m.counter = coalesce(m.counter, 0) + CASE WHEN coalesce(m.writing, false) THEN 1 ELSE 0 END, "
+    "m.token = CASE WHEN coalesce(m.writing, false) OR m.token IS NULL THEN $token ELSE m.token END, "
+    "m.writing = true"
+)
+REVISION_END = (
+    "MERGE (m:RingscopeRevision {key: 'revision'}) "
+    "SET m.counter = coalesce(m.counter, 0) + CASE WHEN $changed THEN 1 ELSE 0 END, "
+    "m.token = CASE WHEN $changed OR m.token IS NULL THEN $token ELSE m.token END, m.writing = false"
+)
+READ_REVISION = ("OPTIONAL MATCH (m:RingscopeRevision {key: 'revision'}) "
+                 "RETURN m.counter AS counter, m.token AS token, m.writing AS writing")
 READ_RUNS = "MATCH (m:RingscopeRun {key: 'derived'}) RETURN m.committed AS committed"
 COMMIT_RUN = {
     # replace: only this run is visible from now on
@@ -350,6 +373,8 @@ class Neo4jStore:
         self._schema_ready = False
         self._lock_schema_ready = False
         self._lease = _Lease(self, lock_lease)
+        self._revision_state = threading.local()
+        self._changed = False
 
     @property
     def driver(self):
@@ -409,7 +434,7 @@ class Neo4jStore:
         as a run of their own, visible once all of it is written."""
         if policy not in WRITE_POLICIES:
             raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
-        with self.lock():
+        with self.lock(), self._revising():
             self.ensure_schema()
             for name, (end, keys) in (detach or {}).items():
                 query = _detach_query(name, end)
@@ -421,6 +446,48 @@ class Neo4jStore:
             self._write(batch, progress, policy, run)
             if derived:
                 self._commit_run(run["run"], "add")
+
+    # -- the revision ----------------------------------------------------
+    def revision(self) -> str:
+        """The store's revision: a new value after every write through this
+        store that changed something (ingest, ``--update``, findings, scores,
+        cases, ``clear``), the same while nothing did; while a write is under
+        way (or after a writer died midway) a value no saved state carries.
+        A write that only sets properties to the values they hold keeps it."""
+        from neo4j import RoutingControl
+
+        self.ensure_lock_schema()
+        records, _, _ = self._driver.execute_query(READ_REVISION, database_=self.database,
+                                                   routing_=RoutingControl.READ)
+        record = records[0] if records else None
+        if record is None or record["counter"] is None:
+            return "0"
+        if record["writing"]:
+            return f"writing.{uuid.uuid4().hex}"
+        return f"{int(record['counter'])}.{record['token']}"
+
+    @contextlib.contextmanager
+    def _revising(self) -> Iterator[None]:
+        """Around one write under the lock (see ``REVISION_BEGIN``); nested
+        writes count as the outer one."""
+        if getattr(self._revision_state, "depth", 0):
+            self._revision_state.depth += 1
+            try:
+                yield
+            finally:
+                self._revision_state.depth -= 1
+            return
+        self.ensure_lock_schema()
+        self._driver.execute_query(REVISION_BEGIN, token=uuid.uuid4().hex, database_=self.database)
+        self._revision_state.depth, self._changed = 1, False
+        try:
+            yield
+        finally:
+            self._revision_state.depth = 0
+            # also after an error: part of the write may have landed
+            changed = bool(self._changed) or sys.exc_info()[0] is not None
+            self._driver.execute_query(REVISION_END, token=uuid.uuid4().hex, changed=changed,
+                                       database_=self.database)
 
     def _begin_run(self) -> dict[str, Any]:
         return {"run": uuid.uuid4().hex, "committed": self._committed_runs()}
@@ -486,7 +553,9 @@ class Neo4jStore:
 
     def _run_write(self, query: str, columns: dict[str, list[Any]], n: int = 0, name: str = "") -> tuple[int, str]:
         # execute_query retries transient errors (deadlocks between batches).
-        self._driver.execute_query(query, parameters_=columns, database_=self.database)
+        _, summary, _ = self._driver.execute_query(query, parameters_=columns, database_=self.database)
+        if _changed(summary):
+            self._changed = True  # read by ``_revising`` (set from the writer threads)
         return n, name
 
     # -- reading -------------------------------------------------------
@@ -570,7 +639,8 @@ class Neo4jStore:
 
     def clear(self) -> None:
         """Delete every node and relationship (Community has one database)."""
-        with self.lock():
+        with self.lock(), self._revising():
+            self._changed = True
             # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
             with self._driver.session(database=self.database) as session:
                 session.run(CLEAR_ALL).consume()
@@ -578,7 +648,8 @@ class Neo4jStore:
     def replace_derived(self, batch: GraphBatch, progress: Progress | None = None) -> None:
         """Write ``batch`` as a new run, commit it (readers switch from the old
         findings to the new in one transaction), then delete every other run."""
-        with self.lock():
+        with self.lock(), self._revising():
+            self._changed = True  # a replacement always moves the revision on
             self.ensure_schema()
             run = self._begin_run()
             self._write(batch, progress, "merge", run)
@@ -590,6 +661,13 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _changed(summary) -> bool:
+    """Did a write transaction change anything? Neo4j counts a ``SET`` even
+    when the value stays, so a property set to what it held counts too."""
+    counters = getattr(summary, "counters", None)
+    return True if counters is None else bool(counters.contains_updates)
 
 
 def _read_value(var: str, prop: str) -> str:

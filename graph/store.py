@@ -127,6 +127,12 @@ class GraphStore(Protocol):
         ``policy``: one of :data:`WRITE_POLICIES`; ``detach``: relationships
         dropped first, by the keys of one end."""
 
+    def revision(self) -> str:
+        """An opaque value that changes with every committed write through
+        this protocol that changed stored data (ingest, ``--update``, findings,
+        scores, cases); equal values mean the same stored graph. What saved
+        derived state (``ringscope flag``'s index) is checked against."""
+
     def counts(self) -> GraphCounts:
         """Node counts by label and relationship counts by type (zeros included)."""
 

@@ -159,3 +159,50 @@ def test_replace_derived_swaps_findings_with_their_edges(store):
     # flag adds findings to the current run's
     store.write(findings(["f-flag"], ["A1"]))
     assert sorted(store.read_nodes("Finding")["key"]) == ["f-both", "f-flag", "f-new"]
+
+
+def test_revision_moves_on_with_every_write_that_changes_something(store):
+    """Issue 12: saved derived state is checked against the revision; it must
+    change with any stored change (ingest, scores, findings, clear) and stay
+    while nothing changed, on both stores."""
+    from detectors.runner import DetectionRun, findings_batch
+    from detectors.base import Evidence, Finding
+
+    seen = [store.revision()]
+    store.write(_batch())
+    seen.append(store.revision())
+    store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "risk_score": [0.5]})}))
+    seen.append(store.revision())
+    finding = Finding("shared_identifier_rings", "ring", ("A1", "A2"), 0.9, (Evidence("x", 0.9, "d"),))
+    store.write(findings_batch(DetectionRun([finding], {}, run_at="2026-11-30T00:00:00Z")))
+    seen.append(store.revision())
+    store.replace_derived(findings_batch(DetectionRun([], {})))
+    seen.append(store.revision())
+    store.clear()
+    seen.append(store.revision())
+    assert len(set(seen)) == len(seen), seen
+    assert store.revision() == seen[-1]  # reading changes nothing
+
+
+def test_revision_stays_when_a_write_changes_nothing_on_the_embedded_store(embedded_store):
+    embedded_store.write(_batch())
+    before = embedded_store.revision()
+    embedded_store.write(_batch())  # the same rows again: nothing to commit
+    embedded_store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [9.0]})}),
+                         policy="keep")  # a stored value stays
+    assert embedded_store.revision() == before
+    embedded_store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [9.0]})}))
+    assert embedded_store.revision() != before
+
+
+@pytest.mark.neo4j
+def test_a_killed_write_leaves_a_revision_no_saved_state_matches(neo4j_store):
+    """Neo4j writes in many transactions: a writer that dies after some of
+    them must not leave the revision it started from."""
+    neo4j_store.write(_batch())
+    before = neo4j_store.revision()
+    with pytest.raises(RuntimeError):
+        with neo4j_store.lock(), neo4j_store._revising():
+            neo4j_store._run_write("MATCH (a:Application {key: 'A1'}) SET a.amount = 5.0", {})
+            raise RuntimeError("killed midway")
+    assert neo4j_store.revision() not in (before, "0")

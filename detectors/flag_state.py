@@ -1,0 +1,359 @@
+"""``ringscope flag``'s index, saved beside the store for the next run.
+
+Building a :class:`detectors.flagging.FlagIndex` reads the whole store into a
+:class:`detectors.portfolio.Portfolio` (a minute at a million applications
+embedded, ten over Bolt) and the detectors' whole-book statistics take one to
+three more. Both are a function of the stored data, the detectors' code and
+parameters, so ``flag`` saves them after its run and the next run loads them
+when nothing has changed since — the store's revision
+(:meth:`graph.store.GraphStore.revision`), this format's version, a digest of
+the detectors' source and their parameters all equal — and rebuilds them
+otherwise.
+
+Where: ``<store>/cache/flag/`` for the embedded store; for Neo4j
+``$XDG_DATA_HOME/ringscope/cache/<store identity>/flag/`` (default
+``~/.local/share/...``, keyed like the models by the database's own id).
+Folders 0700, files 0600, each written atomically.
+
+What: the portfolio tables as Parquet (``tables/*.parquet``: the
+applications, identifier links, contacts, guarantees, roles, persons,
+companies, the entities of the last ``detect`` and the other tables the
+detectors read, as they were read before detection), the index's arrays
+(``index/``: ``.npy`` read without pickle, text and tables as Parquet), the
+values read as missing (JSON), and in ``state.pkl`` the
+detectors' statistics (fitted identity model, hub tables, rates, peer
+groups: Python objects, so a pickle) and the stored findings.
+``manifest.json``, written last, names every file with its SHA-256; a load
+verifies every digest before reading anything (the pickle included), so a
+partial or corrupt save is never trusted: it is rebuilt, with a warning.
+
+The updated state a ``flag`` run saves is what a cold run would build after
+it: the same tables (its scores are not portfolio columns), the statistics
+it computed over the book with its batch, and the stored findings with its
+new ones as the store reads them back (:func:`detectors.runner.stored_form`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from detectors.values import BadValues
+from graph.files import atomic_write_bytes, atomic_write_text, private_dir
+
+__all__ = ["FORMAT_VERSION", "FlagStateWarning", "StateInfo", "state_folder", "code_version", "save_state",
+           "load_state", "discard_state"]
+
+#: bump when what is saved, or how, changes
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: Portfolio tables saved (cached properties of ``Portfolio``)
+_TABLES = ("applications", "contacts", "guarantees", "roles", "persons", "companies", "links")
+_ENTITY_LABELS = ("Person", "Company")
+
+
+class FlagStateWarning(UserWarning):
+    """The saved flag state could not be used (it is rebuilt)."""
+
+
+@dataclass
+class StateInfo:
+    """How a run got its index: ``"loaded"`` (saved state) or ``"rebuilt"``
+    (read from the store), in ``seconds``; ``reason`` says why it was rebuilt."""
+
+    how: str
+    seconds: float
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line for the CLI summary.
+
+        Example
+        -------
+        >>> StateInfo("rebuilt", 12.3, "the store changed since it was saved").describe()
+        'index rebuilt from the store in 12.3 s (the store changed since it was saved)'
+        """
+        if self.how == "loaded":
+            return f"index loaded from the saved flag state in {self.seconds:.1f} s"
+        return f"index rebuilt from the store in {self.seconds:.1f} s" + (f" ({self.reason})" if self.reason else "")
+
+
+def state_folder(store: Any) -> Path:
+    """Where ``store``'s flag state lives (see the module docstring).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from graph.embedded import EmbeddedStore
+    >>> folder = tempfile.mkdtemp()
+    >>> state_folder(EmbeddedStore(folder)) == Path(folder).resolve() / "cache" / "flag"
+    True
+    """
+    if getattr(store, "kind", "") == "embedded":
+        return Path(store.location) / "cache" / "flag"
+    from detectors.model_store import store_identity, user_data_dir
+
+    return user_data_dir() / "cache" / store_identity(store) / "flag"
+
+
+def code_version() -> str:
+    """A digest of what the saved state depends on besides the data: this
+    format, the source of every detector module and of the graph model (a
+    changed detector, threshold rule or statistic invalidates the state),
+    and each registered detector's parameters.
+
+    Example
+    -------
+    >>> len(code_version())
+    64
+    """
+    from detectors.registry import DETECTORS, build_detector
+
+    digest = hashlib.sha256(f"flag-state {FORMAT_VERSION}".encode())
+    root = Path(__file__).resolve().parents[1]
+    for file in sorted([*(root / "detectors").glob("*.py"), root / "graph" / "model.py"]):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    for name in DETECTORS:
+        digest.update(repr(build_detector(name)).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as Parquet, each column's pandas dtype in the schema's
+    metadata: Arrow reads object columns of text back as ``str`` and the
+    index as columns, and the index must come back exactly as it was."""
+    frame = frame.reset_index(drop=not _keeps_index(frame), names=["__index__"] if _keeps_index(frame) else None)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    dtypes = {str(c): str(frame[c].dtype) for c in frame.columns}
+    # which missing value an object column holds: None (read from a store) or pd.NA (a column added empty)
+    na = {str(c): _missing_kind(frame[c]) for c in frame.columns if frame[c].dtype == object}
+    table = table.replace_schema_metadata({b"ringscope": json.dumps({"dtypes": dtypes, "na": na, "columns": [
+        str(c) for c in frame.columns]}).encode()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue()
+
+
+def _missing_kind(column: pd.Series) -> str:
+    """Which missing value an object column holds: ``None`` (as read from a
+    store), ``pd.NA`` (a column added empty) or ``nan`` (a reindex)."""
+    for value in column:
+        if value is pd.NA:
+            return "NA"
+        if isinstance(value, float) and value != value:
+            return "nan"
+    return "None"
+
+
+def _array_bytes(value: Any) -> tuple[dict, bytes]:
+    """One of ``FlagIndex.arrays()`` as bytes (numbers as ``.npy``, text and
+    tables as Parquet) and how to read it back."""
+    if isinstance(value, pd.DataFrame):
+        if isinstance(value.index, pd.MultiIndex):
+            return {"as": "frame", "index": list(value.index.names)}, _parquet_bytes(value.reset_index())
+        return {"as": "frame"}, _parquet_bytes(value)
+    if isinstance(value, pd.Index):
+        return {"as": "index", "name": value.name}, _parquet_bytes(
+            pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)}))
+    value = np.asarray(value)
+    if value.dtype == object:
+        return {"as": "objects"}, _parquet_bytes(pd.DataFrame({"v": pd.Series(value, dtype=object)}))
+    sink = io.BytesIO()
+    np.save(sink, value, allow_pickle=False)
+    return {"as": "npy"}, sink.getvalue()
+
+
+def _array(how: dict, blob: bytes) -> Any:
+    if how["as"] == "npy":
+        return np.load(io.BytesIO(blob), allow_pickle=False)
+    frame = _frame(blob)
+    if how["as"] == "frame":
+        return frame.set_index(how["index"]) if how.get("index") else frame
+    if how["as"] == "index":
+        return pd.Index(frame["v"]).rename(how.get("name"))
+    return frame["v"].to_numpy()
+
+
+def _keeps_index(frame: pd.DataFrame) -> bool:
+    return not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1)
+
+
+def _frame(blob: bytes) -> pd.DataFrame:
+    """The frame :func:`_parquet_bytes` saved, with its dtypes: object
+    columns as object arrays (``None`` for missing, as read from a store)."""
+    table = pq.read_table(io.BytesIO(blob))
+    meta = json.loads(table.schema.metadata[b"ringscope"])
+    columns = {}
+    for name in meta["columns"]:
+        dtype, column = meta["dtypes"][name], table.column(name)
+        if dtype == "object":
+            values = column.to_numpy(zero_copy_only=False).astype(object)
+            kind = meta["na"].get(name)
+            if kind in ("NA", "nan"):
+                values[pd.isna(values)] = pd.NA if kind == "NA" else np.nan
+            columns[name] = pd.Series(values, dtype=object)
+        else:
+            values = pa.table({name: column}).to_pandas()[name]
+            columns[name] = values if str(values.dtype) == dtype else values.astype(dtype)
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+    if "__index__" in frame.columns:
+        frame = frame.set_index("__index__")
+        frame.index.name = None
+    return frame
+
+
+def save_state(store: Any, index: Any, revision: str, findings: list | None = None) -> Path:
+    """Save ``index`` (a ``FlagIndex`` that has run its detection) as the
+    state of ``store`` at ``revision``; ``findings``: the stored findings at
+    that revision (default the index's own). Returns the folder.
+
+    The portfolio tables are saved as they are; its identity maps adopted
+    during detection are not (a fresh index starts from the stored entities,
+    and identity's statistics bring the new ones again).
+    """
+    folder = private_dir(state_folder(store))
+    private_dir(folder / "tables")
+    private_dir(folder / "index")
+    # the old manifest goes first: a save killed midway leaves no state, never a mix
+    (folder / MANIFEST).unlink(missing_ok=True)
+    portfolio = index.portfolio
+    files: dict[str, str] = {}
+
+    def put(name: str, data: bytes) -> None:
+        atomic_write_bytes(folder / name, data)
+        files[name] = _sha(data)
+
+    saved_tables = []
+    for name in _TABLES:
+        if name in portfolio.__dict__:
+            put(f"tables/{name}.parquet", _parquet_bytes(portfolio.__dict__[name]))
+            saved_tables.append(name)
+    links_by_kind = portfolio.__dict__.get("_links_by_kind")
+    if links_by_kind is not None:
+        for kind, frame in links_by_kind.items():
+            put(f"tables/links_by_kind.{kind}.parquet", _parquet_bytes(frame))
+    entity_maps = portfolio.__dict__.get("_stored_entity_maps", {})
+    saved_maps = {}
+    for label in _ENTITY_LABELS:
+        if label in entity_maps:
+            mapping = entity_maps[label]
+            saved_maps[label] = mapping is not None
+            if mapping is not None:
+                put(f"tables/entities.{label}.parquet", _parquet_bytes(mapping.to_frame("entity")))
+    arrays = {}
+    for name, value in index.arrays().items():
+        how, blob = _array_bytes(value)
+        put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}", blob)
+        arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}"}
+    reads = []
+    for i, ((kind, name, columns), frame) in enumerate(sorted(portfolio.__dict__.get("reads", {}).items(),
+                                                               key=lambda item: repr(item[0]))):
+        put(f"tables/read.{i}.parquet", _parquet_bytes(frame))
+        reads.append({"file": f"tables/read.{i}.parquet", "kind": kind, "name": name,
+                      "columns": None if columns is None else list(columns)})
+    put("bad_values.json", json.dumps([asdict(b) for b in portfolio.bad_values], ensure_ascii=False,
+                                      default=str).encode("utf-8"))
+    statistics = dict(index.__dict__.get("_statistics", {}))
+    put("state.pkl", pickle.dumps({"statistics": statistics,
+                                   "findings": list(index.findings if findings is None else findings)},
+                                  protocol=pickle.HIGHEST_PROTOCOL))
+    manifest = {
+        "format_version": FORMAT_VERSION, "revision": revision, "code_version": code_version(),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "store": getattr(store, "location", ""),
+        "tables": saved_tables, "links_by_kind": sorted(links_by_kind) if links_by_kind is not None else None,
+        "entities": saved_maps, "reads": reads, "arrays": arrays, "statistics": sorted(statistics), "files": files,
+    }
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
+    return folder
+
+
+def discard_state(store: Any) -> None:
+    """Forget the saved state (its manifest): the next run rebuilds."""
+    (state_folder(store) / MANIFEST).unlink(missing_ok=True)
+
+
+class _Unusable(Exception):
+    pass
+
+
+def load_state(store: Any, revision: str) -> tuple[dict | None, str]:
+    """The state saved for ``store`` at ``revision``, or ``(None, why not)``.
+
+    The state is a dict: ``tables`` (name → frame), ``links_by_kind``,
+    ``entities`` (label → Series or None), ``bad_values``, ``statistics``,
+    ``findings``. A state saved at another revision, by another format or
+    code, is not used; a corrupt or partial one neither, with a
+    :class:`FlagStateWarning` (never an exception).
+    """
+    folder = state_folder(store)
+    if not (folder / MANIFEST).is_file():
+        return None, "no saved state"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise _Unusable("manifest is not a state manifest")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            return None, f"saved in format {manifest.get('format_version')}, this ringscope reads {FORMAT_VERSION}"
+        if manifest.get("code_version") != code_version():
+            return None, "saved by other detector code or parameters"
+        if manifest.get("revision") != revision:
+            return None, "the store changed since it was saved"
+        data: dict[str, bytes] = {}
+        for name, digest in manifest["files"].items():
+            path = folder / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise _Unusable(f"manifest names {name!r}")
+            try:
+                blob = path.read_bytes()
+            except OSError as err:
+                raise _Unusable(f"{name}: {err.strerror or err}") from err
+            if _sha(blob) != digest:  # checked before anything is parsed (the pickle above all)
+                raise _Unusable(f"{name} does not match its digest")
+            data[name] = blob
+
+        def table(name: str) -> pd.DataFrame:
+            if name not in data:
+                raise _Unusable(f"{name} missing")
+            return _frame(data[name])
+
+        state: dict[str, Any] = {"tables": {t: table(f"tables/{t}.parquet") for t in manifest.get("tables", [])}}
+        kinds = manifest.get("links_by_kind")
+        state["links_by_kind"] = None if kinds is None else {
+            k: table(f"tables/links_by_kind.{k}.parquet") for k in kinds}
+        state["entities"] = {}
+        for label, present in manifest.get("entities", {}).items():
+            if present:
+                state["entities"][label] = table(f"tables/entities.{label}.parquet")["entity"]
+            else:
+                state["entities"][label] = None
+        state["reads"] = {(r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])):
+                          table(r["file"]) for r in manifest.get("reads", [])}
+        state["arrays"] = {}
+        for name, how in manifest["arrays"].items():
+            if how["file"] not in data:
+                raise _Unusable(f"{how['file']} missing")
+            state["arrays"][name] = _array(how, data[how["file"]])
+        state["bad_values"] = [BadValues(**b) for b in json.loads(data["bad_values.json"].decode("utf-8"))]
+        saved = pickle.loads(data["state.pkl"])
+        state["statistics"], state["findings"] = dict(saved["statistics"]), list(saved["findings"])
+        return state, ""
+    except Exception as exc:  # never crash on a bad cache: rebuild
+        reason = f"saved flag state in {folder} is unusable ({type(exc).__name__}: {exc}); rebuilt from the store"
+        warnings.warn(reason, FlagStateWarning, stacklevel=2)
+        return None, f"saved state unusable: {exc}"

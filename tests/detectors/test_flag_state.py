@@ -1,0 +1,217 @@
+"""Repeat nightly runs are cheap (issue 12): ``flag`` saves its index beside
+the store and the next run on an unchanged store loads it, with the same
+flags as a run that rebuilds; any write invalidates it; a damaged state is
+rebuilt with a warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from detectors.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
+from detectors.flagging import FlagIndex, flag_applications
+from detectors.runner import load_findings
+from graph.store import GraphBatch
+from ingest.synthetic import GeneratorConfig, generate_portfolio
+from detectors.runner import run_detectors, save_findings
+from ingest.pipeline import ingest_folder
+from tests.detectors.builder import ExportBuilder
+from tests.detectors.test_flagging import LATER, _new_batch, _prepare
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """An embedded store with a portfolio, findings and a model, prepared once
+    (each test works on a copy), and the folder it was generated in."""
+    from graph.embedded import EmbeddedStore
+
+    root = tmp_path_factory.mktemp("prepared")
+    generate_portfolio(GeneratorConfig(applications=1500, seed=12), root / "data")
+    model = _prepare(EmbeddedStore(root / "store"), root / "data", root)
+    return root, model
+
+
+def _copy(prepared, tmp_path):
+    from graph.embedded import EmbeddedStore
+
+    root, model = prepared
+    shutil.copytree(root / "store", tmp_path / "store")
+    return EmbeddedStore(tmp_path / "store"), model
+
+
+@pytest.fixture
+def private_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # Neo4j's state folder
+
+
+class _Reads:
+    """Counts whole-table reads from a store (what rebuilding the index costs)."""
+
+    def __init__(self, store) -> None:
+        self.store, self.tables = store, []
+        self._nodes, self._rels = store.read_nodes, store.read_relationships
+
+    def __enter__(self):
+        self.store.read_nodes = lambda label, columns=None: (self.tables.append(label), self._nodes(label, columns))[1]
+        self.store.read_relationships = lambda name, columns=None: (self.tables.append(name),
+                                                                    self._rels(name, columns))[1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.store.read_nodes, self.store.read_relationships = self._nodes, self._rels
+
+
+def _flag(store, folder, model, tmp_path):
+    return flag_applications(store, folder, model, tmp_path / "rejects.csv")[1]
+
+
+def _load(store, prepared, tmp_path):
+    """``_prepare`` without training (the prepared model scores): a portfolio
+    and its saved findings in ``store``, either kind."""
+    root, model = prepared
+    ingest_folder(root / "data", store, rejects_path=tmp_path / "base-rejects.csv")
+    early = ExportBuilder(start=LATER - timedelta(days=30), first_index=5000)
+    for i in range(2):
+        early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
+                  applied_at=LATER - timedelta(days=2 - i), label="")
+    early.load(store, tmp_path / "early")
+    save_findings(store, run_detectors(store, ["shared_identifier_rings", "guarantee_circles"]))
+    return model
+
+
+def test_second_flag_loads_the_state_and_flags_as_a_rebuild_does(store, prepared, tmp_path, private_data):
+    model = _load(store, prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    first = _flag(store, batch, model, tmp_path)
+    assert first.state.how == "rebuilt" and first.state.reason == "no saved state"
+    manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["revision"] == store.revision()  # the state includes this run's own writes
+    # what it saved as the stored findings is what the store reads back (its new findings included)
+    state, _ = load_state(store, store.revision())
+    assert [(f.finding_id, f.members, f.score, f.evidence) for f in state["findings"]] == \
+        [(f.finding_id, f.members, f.score, f.evidence) for f in load_findings(store)]
+    assert {f.finding_id for f in first.new_findings} <= {f.finding_id for f in state["findings"]}
+
+    # the same batch again: the ingest changes nothing, so the state is loaded
+    # (on Neo4j a re-ingest sets properties to the values they hold, which
+    # counts as a write there: the index is then rebuilt, and saved again)
+    with _Reads(store) as reads:
+        second = _flag(store, batch, model, tmp_path)
+    if store.kind == "embedded":
+        assert second.state.how == "loaded", second.state
+        assert reads.tables == [], reads.tables  # not one whole table read from the store
+        assert set(manifest["statistics"]) >= {"identity", "shared_identifier_rings", "device_velocity"}
+    else:
+        assert second.state.how == "rebuilt" and "changed" in second.state.reason, second.state
+    # a third run on the unchanged store must load on either store: the second saved after its writes
+    with _Reads(store) as reads:
+        index = FlagIndex.open(store, bad_labels=model.known_bad)
+    assert index.state.how == "loaded" and reads.tables == []
+    discard_state(store)
+    rebuilt = _flag(store, batch, model, tmp_path)
+    assert rebuilt.state.how == "rebuilt"
+    pd.testing.assert_frame_equal(second.flags, rebuilt.flags)
+    pd.testing.assert_frame_equal(first.flags, rebuilt.flags)
+    assert sorted(f.finding_id for f in second.new_findings) == sorted(f.finding_id for f in rebuilt.new_findings)
+
+
+def test_the_loaded_index_equals_a_built_one(prepared, tmp_path):
+    """Field by field: the tables, the arrays, the statistics, the findings."""
+    store, model = _copy(prepared, tmp_path)
+    _flag(store, _new_batch(tmp_path), model, tmp_path)
+    loaded = FlagIndex.open(store, bad_labels=model.known_bad)
+    built = FlagIndex.build(store, bad_labels=model.known_bad)
+    assert loaded.state.how == "loaded"
+    for name in ("applications", "links", "contacts", "guarantees", "roles", "persons", "companies"):
+        pd.testing.assert_frame_equal(loaded.portfolio.__dict__[name], getattr(built.portfolio, name))
+    for kind, frame in built.portfolio._links_by_kind.items():
+        pd.testing.assert_frame_equal(loaded.portfolio._links_by_kind[kind], frame)
+    for name, value in built.arrays().items():  # the saved index arrays, dtypes and missing values included
+        saved = loaded.arrays()[name]
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(saved, value)
+        elif isinstance(value, pd.Index):
+            pd.testing.assert_index_equal(saved, value, exact=True)
+        else:
+            assert saved.dtype == value.dtype, name
+            pd.testing.assert_series_equal(pd.Series(saved), pd.Series(value), obj=name)
+    pd.testing.assert_frame_equal(loaded.apps, built.apps)
+    assert [f.finding_id for f in loaded.findings] == [f.finding_id for f in built.findings]
+    # statistics as a rebuild computes them (hub tables compared as frames)
+    built.detect(["NEW0"])
+    hubs = loaded.__dict__["_statistics"]["shared_identifier_rings"]
+    pd.testing.assert_frame_equal(hubs, built.__dict__["_statistics"]["shared_identifier_rings"])
+    assert set(loaded.__dict__["_statistics"]) == set(built.__dict__["_statistics"])
+
+
+def test_any_write_invalidates_the_state(prepared, tmp_path):
+    store, model = _copy(prepared, tmp_path)
+    _flag(store, _new_batch(tmp_path), model, tmp_path)
+    assert FlagIndex.open(store, bad_labels=model.known_bad).state.how == "loaded"
+    store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["NEW0"], "label": ["fraud"]})}))
+    index = FlagIndex.open(store, bad_labels=model.known_bad)
+    assert index.state.how == "rebuilt" and "changed" in index.state.reason
+    assert index.apps.loc["NEW0", "label"] == "fraud"
+
+
+def test_a_corrupt_or_partial_state_is_rebuilt_with_a_warning(prepared, tmp_path):
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    expected = _flag(store, batch, model, tmp_path).flags
+    folder = state_folder(store)
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.rglob("*") if p.is_file())
+    pickled = folder / "state.pkl"
+    damages = [
+        lambda: pickled.write_bytes(pickled.read_bytes()[:-100]),  # cut short
+        lambda: (folder / "tables" / "applications.parquet").write_bytes(b"PAR1 not parquet"),
+        lambda: (folder / "tables" / "links.parquet").unlink(),  # a file missing
+        lambda: (folder / MANIFEST).write_text("{not json", encoding="utf-8"),
+    ]
+    good = shutil.copytree(folder, tmp_path / "good-state")
+    for damage in damages:
+        shutil.rmtree(folder)
+        shutil.copytree(good, folder)
+        assert FlagIndex.open(store, bad_labels=model.known_bad).state.how == "loaded"
+        damage()
+        with pytest.warns(FlagStateWarning, match="unusable"):
+            index = FlagIndex.open(store, bad_labels=model.known_bad)
+        assert index.state.how == "rebuilt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FlagStateWarning)
+        result = _flag(store, batch, model, tmp_path)  # rebuilds, flags, saves a good state again
+    pd.testing.assert_frame_equal(result.flags, expected)
+    assert FlagIndex.open(store, bad_labels=model.known_bad).state.how == "loaded"
+    # a state saved by other code is not used (no warning: it is simply old)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "code_version": "0" * 64}), encoding="utf-8")
+    index = FlagIndex.open(store, bad_labels=model.known_bad)
+    assert index.state.how == "rebuilt" and "code" in index.state.reason
+
+
+def test_cli_summary_says_whether_the_state_was_loaded(prepared, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+    from graph.embedded import EmbeddedStore
+
+    _copy(prepared, tmp_path)
+    monkeypatch.setenv("RINGSCOPE_MODELS", str(prepared[0] / "models"))
+    batch = _new_batch(tmp_path)
+    args = ["flag", str(batch), "--store", str(tmp_path / "store"), "--out", str(tmp_path / "flags.csv"),
+            "--rejects", str(tmp_path / "r.csv"), "--quiet"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "index rebuilt from the store" in first.output and "state saved for the next run" in first.output
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert "index loaded from the saved flag state" in second.output
+    os.remove(state_folder(EmbeddedStore(tmp_path / "store")) / "state.pkl")
+    third = CliRunner().invoke(cli, args)
+    assert third.exit_code == 0 and "warning: saved flag state" in third.output
