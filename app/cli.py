@@ -550,13 +550,15 @@ def _print_training(result) -> None:
     click.echo(f"  graph uplift ({report['chosen']}): AUC {chosen['uplift_auc']:+.3f}, "
                f"precision@k {chosen['uplift_precision_at_k']:+.3f}")
     click.echo(f"  plots: {result.folder / 'roc.png'}, {result.folder / 'scores.png'}")
-    if result.comparison is not None:
-        click.echo(f"  against the champion {result.comparison['champion_version']} on the same out-of-time applications"
+    comparison = getattr(result, "comparison", None)  # None for a first model
+    if comparison is not None:
+        click.echo(f"  against the champion {comparison['champion_version']} on the same out-of-time applications"
                    + (" (the champion learned from some of them: its figures are in-sample)"
-                      if result.comparison.get("champion_in_sample") else "") + ":")
-        click.echo(f"    {result.comparison['verdict']}")
-    if result.promoted:
-        click.echo(f"  {report['version']} is the champion ({result.event.reason if result.event else 'promoted'})")
+                      if comparison.get("champion_in_sample") else "") + ":")
+        click.echo(f"    {comparison['verdict']}")
+    if getattr(result, "promoted", True):
+        event = getattr(result, "event", None)
+        click.echo(f"  {report['version']} is the champion ({event.reason if event else 'promoted'})")
         counts = result.scored["decision"].value_counts()
         click.echo("  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}"
                                                                  for d in ("pass", "review", "decline")))

@@ -159,7 +159,8 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_flag(store, folder, model, rejects_path, review=None, decline=None, progress=None, limits=None):
+    def fake_flag(store, folder, model, rejects_path, review=None, decline=None, progress=None, limits=None,
+                  shadow=None):
         seen["limits"] = limits
         raise SystemExit(0)
 
