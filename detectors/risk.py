@@ -198,16 +198,25 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
     folder = Path(folder) if folder else target_folder(store, config.target)
     before = champion(folder)
-    comparison = None
+    comparison, unfit = None, None
     if before is not None:
-        comparison = compare_with_champion(load_model(folder, before), report, features)
-        report["comparison"] = comparison
-    promoted = before is None or promote == "always" or (promote == "auto" and comparison["challenger_wins"])
+        try:
+            current = load_model(folder, before)
+        except Exception as err:  # an unreadable champion cannot serve: the new model replaces it
+            current, unfit = None, f"the champion {before} cannot be loaded ({type(err).__name__})"
+        if current is not None and current.target != config.target:
+            # saved before targets (fraud and default mixed): flag refuses it, so it cannot stay champion
+            unfit = f"the champion {before} predicts {current.target!r}, not {config.target!r}"
+        elif current is not None:
+            comparison = compare_with_champion(current, report, features)
+            report["comparison"] = comparison
+    promoted = (before is None or unfit is not None or promote == "always"
+                or (promote == "auto" and comparison["challenger_wins"]))
     saved = save_model(model, report, folder, promote=False)
     event = None
     if promoted:
-        why = ("first model" if before is None else "train --promote always" if promote == "always"
-               else f"train --promote auto: {comparison['verdict']}")
+        why = ("first model" if before is None else unfit if unfit else "train --promote always"
+               if promote == "always" else f"train --promote auto: {comparison['verdict']}")
         event = promote_version(folder, model.version, user or _user(), why)
         context = ReasonContext.build(findings, entity_links(portfolio), apps, known_bad)
         scored = score_portfolio(store, model, features, context, progress, chunk)

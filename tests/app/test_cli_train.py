@@ -116,6 +116,10 @@ def test_a_model_from_before_targets_is_not_used_as_the_fraud_model(trained, tmp
                                       str(tmp_path / "f.csv"), "--rejects", str(tmp_path / "r.csv"), "--quiet"])
     assert result.exit_code != 0 and "predicts 'fraud+default', not 'fraud'" in result.output
     assert not (tmp_path / "f.csv").exists()
+    # what the message says to do works: the next train replaces it (it cannot stay champion)
+    retrained = CliRunner().invoke(cli, ["train", "--store", str(root / "store"), "--quiet"])
+    assert retrained.exit_code == 0 and "predicts 'fraud+default', not 'fraud'" in retrained.output, retrained.output
+    assert load_model(tmp_path / "models").target == "fraud"
 
 
 def test_bad_is_a_deprecated_alias_of_one_target(tmp_path, monkeypatch):
