@@ -758,12 +758,6 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
     sys.exit(summary.exit_code)
 
 
-def _target_folder(store, target: str):
-    from detectors.scoring import target_folder
-
-    return target_folder(store, target)
-
-
 def _audit_model_event(store, target: str, event) -> None:
     """A change of champion is an audited event in the store, like an investigator's action."""
     from app.dashboard.cases import audit
@@ -774,12 +768,12 @@ def _audit_model_event(store, target: str, event) -> None:
 
 def _change_champion(store, target: str, change, progress) -> None:
     """Promote or roll back, audit it, and rescore the portfolio with the new champion."""
-    from detectors.model_store import load_model
+    from detectors.model_store import load_model, target_folder
     from detectors.risk import score_portfolio
 
     event = change()
     _audit_model_event(store, target, event)
-    model = load_model(_target_folder(store, target))
+    model = load_model(target_folder(store, target))
     try:
         scored = score_portfolio(store, model, progress=progress)
     finally:
@@ -801,12 +795,12 @@ def promote(version: str | None, store_path: str | None, neo4j_uri: str | None, 
             lock_timeout: float | None, quiet: bool) -> None:
     """Make VERSION (default: the challenger) the champion that flag uses, and rescore every
     application with it. Audited; `ringscope rollback` undoes it."""
-    from detectors.model_store import champion, challenger, promote as promote_version
+    from detectors.model_store import champion, challenger, promote as promote_version, target_folder
     from detectors.risk import _user
 
     target = target or "fraud"
     with _opened(store_path, neo4j_uri) as store, _writing(store, "promote", lock_timeout):
-        folder = _target_folder(store, target)
+        folder = target_folder(store, target)
         version = version or challenger(folder)
         if version is None:
             raise click.ClickException(f"No challenger in {folder} (champion: {champion(folder)}); "
@@ -827,12 +821,12 @@ def promote(version: str | None, store_path: str | None, neo4j_uri: str | None, 
 def rollback(store_path: str | None, neo4j_uri: str | None, target: str | None, reason: str,
              lock_timeout: float | None, quiet: bool) -> None:
     """Return to the champion before the current one and rescore every application with it. Audited."""
-    from detectors.model_store import rollback as rollback_version
+    from detectors.model_store import rollback as rollback_version, target_folder
     from detectors.risk import _user
 
     target = target or "fraud"
     with _opened(store_path, neo4j_uri) as store, _writing(store, "rollback", lock_timeout):
-        folder = _target_folder(store, target)
+        folder = target_folder(store, target)
         try:
             _change_champion(store, target, lambda: rollback_version(folder, _user(), reason),
                              _ProgressBar(enabled=not quiet))

@@ -197,11 +197,19 @@ class FlagIndex:
         """Every registered detector around ``app_ids`` (guarantee circles
         left out when ``with_guarantees`` is false). Each detector's
         statistics are computed on first use, in registry order (identity
-        first: the others read its entities), and kept for the next call."""
+        first: the others read its entities), and kept for the next call.
+        The same applications asked again (a shadow model scoring the batch
+        the champion scored) get the same run, not a second detection."""
+        key = (tuple(app_ids), with_guarantees)
+        last = self.__dict__.get("_last_detection")
+        if last is not None and last[0] == key:
+            return last[1]
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
         cache = self.__dict__.setdefault("_statistics", {})
-        return detect_around(self.portfolio, app_ids, names, statistics=cache,
-                             progress=self.__dict__.get("progress"))
+        run = detect_around(self.portfolio, app_ids, names, statistics=cache,
+                            progress=self.__dict__.get("progress"))
+        self.__dict__["_last_detection"] = (key, run)
+        return run
 
     def findings_around(self, app_ids: list[str], detection: IncrementalRun) -> list[Finding]:
         """The findings holding ``app_ids``: what the detectors found around
