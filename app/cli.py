@@ -21,9 +21,9 @@ from typing import Iterator
 
 import click
 
-from graph.files import atomic_open, private_dir, write_csv
-from graph.locking import LockHolder, LockLost, StoreBusy
-from graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
+from ringscope.graph.files import atomic_open, private_dir, write_csv
+from ringscope.graph.locking import LockHolder, LockLost, StoreBusy
+from ringscope.graph.store import DEFAULT_STORE_PATH, GraphCounts, GraphStore, open_store
 
 __all__ = ["main", "cli"]
 
@@ -87,7 +87,7 @@ def _limit_options(func):
 
 def _limits(applied_from, applied_to, max_amount):
     """IngestLimits from the CLI options (unset options keep their defaults)."""
-    from ingest.limits import IngestLimits
+    from ringscope.ingest.limits import IngestLimits
 
     given = {}
     if applied_from is not None:
@@ -186,7 +186,7 @@ def cli() -> None:
 def ingest(folder: Path, store_path: str | None, neo4j_uri: str | None, rejects_path: str, update: bool,
            applied_from, applied_to, max_amount: float | None, lock_timeout: float | None, quiet: bool) -> None:
     """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
-    from ingest.pipeline import ingest_folder
+    from ringscope.ingest.pipeline import ingest_folder
 
     limits = _limits(applied_from, applied_to, max_amount)
     bar = _ProgressBar(enabled=not quiet)
@@ -249,7 +249,7 @@ def stats(store_path: str | None, neo4j_uri: str | None) -> None:
 def generate(n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, scenario: str | None,
              quiet: bool) -> None:
     """Write a labeled synthetic lending portfolio (the four contract tables + truth/)."""
-    from ingest.synthetic import GeneratorConfig, generate_portfolio, generate_scenario, random_scenario
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio, generate_scenario, random_scenario
 
     try:
         if scenario is None:
@@ -311,8 +311,8 @@ def _print_generation(summary, out_dir: Path) -> None:
 def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None, neo4j_uri: str | None,
          lock_timeout: float | None, no_ui: bool) -> None:
     """Generate a portfolio, ingest it, and summarise what ringscope sees."""
-    from ingest.pipeline import ingest_folder
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     bar = _ProgressBar(enabled=True)
     click.echo(f"1/5 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
@@ -342,13 +342,13 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
         _print_detection(run)
         truth = data_dir / "truth"
         if truth.exists():
-            from detectors.evaluate import evaluate_findings
+            from ringscope.detectors.evaluate import evaluate_findings
 
             result = evaluate_findings(run.findings, truth)
             click.echo("  against the generator's truth:")
             click.echo(_frame_table(result.summary))
         click.echo("4/5 training the fraud model and scoring every application")
-        from detectors.risk import train as train_model
+        from ringscope.detectors.risk import train as train_model
 
         try:
             # the demo replaced the store's data: its model is the champion whatever an earlier demo left
@@ -361,7 +361,7 @@ def demo(n_applications: int, seed: int, data_dir: Path, store_path: str | None,
             _audit_model_event(store, "fraud", trained.event)
         _print_training(trained)
         click.echo(f"5/5 flagging tonight's batch ({tonight_dir}) incrementally")
-        from detectors.flagging import flag_applications
+        from ringscope.detectors.flagging import flag_applications
 
         try:
             flagged, result = flag_applications(store, tonight_dir, trained.model, data_dir / "tonight-rejects.csv",
@@ -418,7 +418,7 @@ def _private_csv(frame, path: Path) -> None:
 def _start_dashboard(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True,
                      idle_minutes: float | None = None) -> None:
     try:
-        from app.dashboard.launch import launch
+        from ringscope.app.dashboard.launch import launch
     except ImportError:
         click.echo("The dashboard is not installed in this build; the store above is ready for "
                    "`ringscope stats`, `ringscope flag` and Cypher.")
@@ -438,7 +438,7 @@ def _frame_table(frame, floats: str = "{:.3f}") -> str:
 
 
 def _run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool):
-    from detectors.runner import run_detectors, save_findings
+    from ringscope.detectors.runner import run_detectors, save_findings
 
     bar = _ProgressBar(enabled=not quiet)
     try:
@@ -478,8 +478,8 @@ def _print_detection(run) -> None:
 def detect(store_path: str | None, neo4j_uri: str | None, export_dir: Path | None, only: tuple[str, ...],
            lock_timeout: float | None, quiet: bool) -> None:
     """Run every detector over the store and save the findings in it."""
-    from detectors.registry import DETECTORS
-    from detectors.runner import export_findings
+    from ringscope.detectors.registry import DETECTORS
+    from ringscope.detectors.runner import export_findings
 
     unknown = set(only) - set(DETECTORS)
     if unknown:
@@ -506,8 +506,8 @@ def detect(store_path: str | None, neo4j_uri: str | None, export_dir: Path | Non
               help="Findings below this score are not counted as flagged.")
 def evaluate(store_path: str | None, neo4j_uri: str | None, truth_dir: Path, min_score: float) -> None:
     """Compare the saved findings with a labeled portfolio's truth."""
-    from detectors.evaluate import evaluate_findings
-    from detectors.runner import load_findings
+    from ringscope.detectors.evaluate import evaluate_findings
+    from ringscope.detectors.runner import load_findings
 
     with _opened(store_path, neo4j_uri) as store:
         findings = load_findings(store)
@@ -584,7 +584,7 @@ def _describe_outcomes(report: dict) -> str:
 
 
 def _target_option(action: str):
-    from detectors.scoring import TARGETS
+    from ringscope.detectors.scoring import TARGETS
 
     return click.option("--target", type=click.Choice(list(TARGETS)), default=None,
                         help=f"What the model {action}: fraud (default) or credit default, each its own model.")
@@ -592,7 +592,7 @@ def _target_option(action: str):
 
 def _bad_alias(bad_labels: str | None, target: str | None) -> str:
     """The target of ``train``: ``--target``, or the deprecated ``--bad`` naming exactly one target's labels."""
-    from detectors.scoring import TARGETS
+    from ringscope.detectors.scoring import TARGETS
 
     if bad_labels is None:
         return target or "fraud"
@@ -631,8 +631,8 @@ def train(store_path: str | None, neo4j_uri: str | None, target: str | None, bad
     """Fit the fraud model (or, with --target default, the credit-default model) on the store's
     outcomes and case verdicts. The first model becomes the champion and scores every application;
     later ones are challengers, compared with the champion (see --promote)."""
-    from detectors.risk import train as train_model
-    from detectors.scoring import TrainingConfig
+    from ringscope.detectors.risk import train as train_model
+    from ringscope.detectors.scoring import TrainingConfig
 
     try:
         config = TrainingConfig(target=_bad_alias(bad_labels, target),
@@ -680,9 +680,9 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
 
     import warnings
 
-    from detectors.flag_state import FlagStateWarning
-    from detectors.flagging import flag_applications
-    from detectors.scoring import load_model, target_folder
+    from ringscope.detectors.flag_state import FlagStateWarning
+    from ringscope.detectors.flagging import flag_applications
+    from ringscope.detectors.scoring import load_model, target_folder
 
     target = target or "fraud"
     limits = _limits(applied_from, applied_to, max_amount)
@@ -700,7 +700,7 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
                                        f"{'' if target == 'fraud' else ' --target ' + target}` to replace it.")
         shadow_model = None
         if shadow:
-            from detectors.model_store import challenger
+            from ringscope.detectors.model_store import challenger
 
             version = challenger(target_folder(store, target))
             if version is None:
@@ -760,7 +760,7 @@ def flag(folder: Path, store_path: str | None, neo4j_uri: str | None, out_path: 
 
 def _audit_model_event(store, target: str, event) -> None:
     """A change of champion is an audited event in the store, like an investigator's action."""
-    from app.dashboard.cases import audit
+    from ringscope.app.dashboard.cases import audit
 
     audit(store, event.user, f"model {event.action}", f"model:{target}", before=event.before,
           after={"version": event.after, "reason": event.reason})
@@ -768,8 +768,8 @@ def _audit_model_event(store, target: str, event) -> None:
 
 def _change_champion(store, target: str, change, progress) -> None:
     """Promote or roll back, audit it, and rescore the portfolio with the new champion."""
-    from detectors.model_store import load_model, target_folder
-    from detectors.risk import score_portfolio
+    from ringscope.detectors.model_store import load_model, target_folder
+    from ringscope.detectors.risk import score_portfolio
 
     event = change()
     _audit_model_event(store, target, event)
@@ -795,8 +795,8 @@ def promote(version: str | None, store_path: str | None, neo4j_uri: str | None, 
             lock_timeout: float | None, quiet: bool) -> None:
     """Make VERSION (default: the challenger) the champion that flag uses, and rescore every
     application with it. Audited; `ringscope rollback` undoes it."""
-    from detectors.model_store import champion, challenger, promote as promote_version, target_folder
-    from detectors.risk import _user
+    from ringscope.detectors.model_store import champion, challenger, promote as promote_version, target_folder
+    from ringscope.detectors.risk import _user
 
     target = target or "fraud"
     with _opened(store_path, neo4j_uri) as store, _writing(store, "promote", lock_timeout):
@@ -821,8 +821,8 @@ def promote(version: str | None, store_path: str | None, neo4j_uri: str | None, 
 def rollback(store_path: str | None, neo4j_uri: str | None, target: str | None, reason: str,
              lock_timeout: float | None, quiet: bool) -> None:
     """Return to the champion before the current one and rescore every application with it. Audited."""
-    from detectors.model_store import rollback as rollback_version, target_folder
-    from detectors.risk import _user
+    from ringscope.detectors.model_store import rollback as rollback_version, target_folder
+    from ringscope.detectors.risk import _user
 
     target = target or "fraud"
     with _opened(store_path, neo4j_uri) as store, _writing(store, "rollback", lock_timeout):
@@ -851,8 +851,8 @@ def monitor(store_path: str | None, neo4j_uri: str | None, target: str | None, s
     "act" (0.25 beyond sampling noise), so a scheduler can alert."""
     import pandas as pd
 
-    from detectors.monitoring import ACT, WATCH, monitor as run_monitor, save_monitoring
-    from detectors.scoring import load_model, target_folder
+    from ringscope.detectors.monitoring import ACT, WATCH, monitor as run_monitor, save_monitoring
+    from ringscope.detectors.scoring import load_model, target_folder
 
     target = target or "fraud"
     if since is not None:
@@ -962,12 +962,12 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
 
     import pandas as pd
 
-    from detectors.identity import IdentityResolution, application_entities, resolve_records
+    from ringscope.detectors.identity import IdentityResolution, application_entities, resolve_records
 
     if columns:
         if path.is_dir():
             raise click.UsageError("With --columns, PATH is one CSV or Parquet file of people.")
-        from ingest.reader import UnreadableFile, read_table
+        from ringscope.ingest.reader import UnreadableFile, read_table
 
         mapping = _parse_columns(columns)
         try:
@@ -991,9 +991,9 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
         return
     if not path.is_dir():
         raise click.UsageError("PATH must be an export folder (or give --columns for a single person table).")
-    from detectors.portfolio import Portfolio
-    from graph.embedded import EmbeddedStore
-    from ingest.pipeline import ingest_folder
+    from ringscope.detectors.portfolio import Portfolio
+    from ringscope.graph.embedded import EmbeddedStore
+    from ringscope.ingest.pipeline import ingest_folder
 
     with tempfile.TemporaryDirectory(prefix="ringscope-resolve-") as tmp:
         store = EmbeddedStore(tmp)

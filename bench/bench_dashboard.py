@@ -32,15 +32,15 @@ MAIN = str(ROOT / "app" / "dashboard" / "main.py")
 
 
 def _store(path: str | None, work: Path):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     target = work / "store"
     if path:
         shutil.copytree(path, target, ignore=shutil.ignore_patterns("models", "users.json"))
     else:
-        from ingest.pipeline import ingest_folder
+        from ringscope.ingest.pipeline import ingest_folder
 
-        from ingest.synthetic import GeneratorConfig, generate_portfolio
+        from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
         folder = work / "portfolio"
         generate_portfolio(GeneratorConfig(applications=20_000, seed=11), folder)
         ingest_folder(folder, EmbeddedStore(target), rejects_path=work / "rejects.csv")
@@ -51,7 +51,7 @@ def _ring(store, size: int = 185) -> str:
     """One finding of ``size`` applications, their applicants and what they share (~500 nodes)."""
     import pandas as pd
 
-    from graph.store import GraphBatch
+    from ringscope.graph.store import GraphBatch
 
     applied = store.read_relationships("Person-APPLIED-Application")
     pick = applied.drop_duplicates("src").head(size)
@@ -100,7 +100,7 @@ def main() -> int:
 
     import streamlit as st
 
-    from app.dashboard import graphview, services
+    from ringscope.app.dashboard import graphview, services
     from tests.app.browser.store_fixture import add_bulk_findings
 
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))

@@ -30,10 +30,10 @@ PEAK_GB = 8.0
 
 
 def _child(store_path: str) -> None:
-    from detectors.portfolio import Portfolio
-    from detectors.registry import DETECTORS
-    from detectors.runner import run_detectors
-    from graph.embedded import EmbeddedStore
+    from ringscope.detectors.portfolio import Portfolio
+    from ringscope.detectors.registry import DETECTORS
+    from ringscope.detectors.runner import run_detectors
+    from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(store_path)
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def _store(n: int, out: Path) -> Path:
     store = out / f"store-{n}"
     if not (store / "nodes" / "Application.parquet").exists():
         folder = _portfolio(n, out)
-        subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(folder), "--store", str(store), "--quiet",
+        subprocess.run([sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), "--store", str(store), "--quiet",
                         "--rejects", str(out / "rejects-detect.csv")], cwd=ROOT, check=False)
     return store
 

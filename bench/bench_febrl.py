@@ -112,7 +112,7 @@ FEBRL_EXTRA = {"street_number": "number", "address_1": "text", "address_2": "tex
 
 
 def run_ringscope(df: pd.DataFrame, with_id: bool) -> set:
-    from detectors.identity import resolve_records
+    from ringscope.detectors.identity import resolve_records
 
     frame = pd.DataFrame({
         "record_id": df["rec_id"], "given_name": df["given_name"], "surname": df["surname"],

@@ -56,9 +56,9 @@ def main() -> None:
     if args.repeat:
         return repeat_runs(args)
 
-    from detectors.flagging import FlagIndex
-    from detectors.scoring import load_model, models_folder
-    from graph.store import open_store
+    from ringscope.detectors.flagging import FlagIndex
+    from ringscope.detectors.scoring import load_model, models_folder
+    from ringscope.graph.store import open_store
 
     store = open_store(args.store, args.neo4j)
     kind = "Neo4j" if args.neo4j else "embedded"
@@ -134,10 +134,10 @@ def one_flag_run(args) -> None:
     import json
     import tempfile
 
-    from detectors.flag_state import discard_state
-    from detectors.flagging import flag_applications
-    from detectors.scoring import load_model, models_folder
-    from graph.store import open_store
+    from ringscope.detectors.flag_state import discard_state
+    from ringscope.detectors.flagging import flag_applications
+    from ringscope.detectors.scoring import load_model, models_folder
+    from ringscope.graph.store import open_store
 
     started = time.perf_counter()
     store = open_store(args.store, args.neo4j)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file-format", default="csv", choices=("csv", "parquet"))
     args = parser.parse_args(argv)
 
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     config = GeneratorConfig(applications=args.applications, seed=args.seed, encoding=args.encoding,
                              file_format=args.file_format)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 
 def _portfolio(n: int, out: Path) -> Path:
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     folder = out / f"portfolio-{n}"
     if not (folder / "applications.csv").exists():
@@ -56,7 +56,7 @@ def _run_ingest(folder: Path, store_args: list[str], rejects: Path) -> tuple[flo
     """
     started = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, "-m", "app.cli", "ingest", str(folder),
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder),
          *store_args, "--quiet", "--rejects", str(rejects)],
         cwd=ROOT,
         capture_output=True,
@@ -76,7 +76,7 @@ def bench_embedded(n: int, out: Path) -> dict:
     store = out / f"store-{n}"
     shutil.rmtree(store, ignore_errors=True)
     seconds, peak = _run_ingest(folder, ["--store", str(store)], out / "rejects-embedded.csv")
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     counts = EmbeddedStore(store).counts()
     passed = seconds <= 60 * n / 1_000_000 and peak <= 4.0
@@ -97,7 +97,7 @@ def bench_neo4j(n: int, out: Path) -> dict:
         uri = handle.uri
         os.environ.update(handle.client_env())  # its password, for the store here and the ingest subprocess
     try:
-        from graph.neo4j_store import Neo4jStore
+        from ringscope.graph.neo4j_store import Neo4jStore
 
         store = Neo4jStore(uri)
         store.clear()

@@ -101,14 +101,14 @@ LABELS = {"auc": "AUC", "precision_at_k": "P@k", "pair_f1": "pair F1", "pair_f1 
 
 def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None = None) -> dict:
     """Generate scenario ``seed`` in ``workdir`` and run the nightly path; one result row."""
-    from detectors.evaluate import auc, best_finding_scores, evaluate_flags, read_truth
-    from detectors.flagging import RING_DETECTORS, flag_applications
-    from detectors.scoring import MIN_POSITIVES
-    from detectors.risk import train
-    from detectors.runner import load_findings, run_detectors, save_findings
-    from graph.embedded import EmbeddedStore
-    from ingest.pipeline import ingest_folder
-    from ingest.synthetic import generate_scenario, random_scenario
+    from ringscope.detectors.evaluate import auc, best_finding_scores, evaluate_flags, read_truth
+    from ringscope.detectors.flagging import RING_DETECTORS, flag_applications
+    from ringscope.detectors.scoring import MIN_POSITIVES
+    from ringscope.detectors.risk import train
+    from ringscope.detectors.runner import load_findings, run_detectors, save_findings
+    from ringscope.graph.embedded import EmbeddedStore
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import generate_scenario, random_scenario
 
     scenario = random_scenario(seed, applications)
     k = scenario.knobs
@@ -195,7 +195,7 @@ def top_score_rings(findings, app_ids, review: float, detectors) -> dict[str, st
 
     Example
     -------
-    >>> from detectors.base import Finding
+    >>> from ringscope.detectors.base import Finding
     >>> a = Finding("shared_identifier_rings", "ring", ("x", "y"), 0.6, ())
     >>> b = Finding("device_velocity", "burst", ("x", "z"), 0.9, ())
     >>> top_score_rings([a, b], ["x", "y", "q"], 0.3, ("shared_identifier_rings", "device_velocity")) \\
@@ -216,7 +216,7 @@ def top_score_rings(findings, app_ids, review: float, detectors) -> dict[str, st
 def _write_apps(path: Path, flags: pd.DataFrame, truth: pd.DataFrame, top: dict[str, str], after_flag,
                 full, scored: list[str]) -> None:
     """One row per new application: truth, flag, both ring_id rules, best finding after flag / full detect."""
-    from graph.files import write_csv
+    from ringscope.graph.files import write_csv
 
     def best(findings) -> pd.DataFrame:
         out: dict[str, tuple[float, str]] = {}
@@ -358,7 +358,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each scenario's data and store")
     args = parser.parse_args()
 
-    from graph.files import atomic_write_text, private_dir, write_csv
+    from ringscope.graph.files import atomic_write_text, private_dir, write_csv
 
     workdir = private_dir(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ringscope-quality-"))
     out = private_dir(args.out) if args.out else None

@@ -112,7 +112,7 @@ class Detector:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
     def run(self, source, statistics: Any = None) -> list[Finding]:  # pragma: no cover - interface
-        """Findings over a store or a :class:`detectors.portfolio.Portfolio`.
+        """Findings over a store or a :class:`ringscope.detectors.portfolio.Portfolio`.
 
         ``statistics`` (from :meth:`statistics` over a larger portfolio) are
         used instead of figures computed from ``source``: how a scope is

@@ -45,8 +45,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, poisson
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["BrokerRings", "BrokerStatistics", "CellReference", "cell_reference", "template_cells"]
 
@@ -310,7 +310,7 @@ class BrokerRings(Detector):
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> BrokerRings().run(EmbeddedStore(tempfile.mkdtemp()))
     []
 
@@ -362,7 +362,7 @@ class BrokerRings(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
+        >>> from ringscope.graph.embedded import EmbeddedStore
         >>> BrokerRings().statistics(EmbeddedStore(tempfile.mkdtemp())).applications
         0
         """
@@ -392,8 +392,8 @@ class BrokerRings(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
-        >>> from detectors.portfolio import Portfolio
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
         >>> BrokerRings().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
         0
 

@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import as_portfolio
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.portfolio import as_portfolio
 
 __all__ = ["CashflowChecks", "CashflowStatistics", "trade_of", "robust_z", "TRADES"]
 
@@ -176,7 +176,7 @@ class CashflowChecks(Detector):
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> CashflowChecks().run(EmbeddedStore(tempfile.mkdtemp()))
     []
 
@@ -228,8 +228,8 @@ class CashflowChecks(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
-        >>> from detectors.portfolio import Portfolio
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
         >>> CashflowChecks().statistics(Portfolio(EmbeddedStore(tempfile.mkdtemp()))).applications
         0
 

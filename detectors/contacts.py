@@ -34,9 +34,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.components import bounded_cycles, strong_components
-from detectors.portfolio import as_portfolio
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.components import bounded_cycles, strong_components
+from ringscope.detectors.portfolio import as_portfolio
 
 __all__ = ["ContactLoops", "ContactStatistics", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
 
@@ -121,7 +121,7 @@ class ContactLoops(Detector):
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> ContactLoops().run(EmbeddedStore(tempfile.mkdtemp()))
     []
 
@@ -194,8 +194,8 @@ class ContactLoops(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
-        >>> from detectors.portfolio import Portfolio
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
         >>> ContactLoops().statistics(Portfolio(EmbeddedStore(tempfile.mkdtemp()))).threshold is None
         True
 

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from detectors.base import Finding
+from ringscope.detectors.base import Finding
 
 __all__ = [
     "Evaluation",
@@ -432,7 +432,7 @@ def best_finding_scores(findings: Iterable[Finding], app_ids: Iterable[str]) -> 
 
     Example
     -------
-    >>> from detectors.base import Finding
+    >>> from ringscope.detectors.base import Finding
     >>> fs = [Finding("x", "ring", ("a", "b"), 0.4, ()), Finding("y", "ring", ("b",), 0.9, ())]
     >>> best_finding_scores(fs, ["a", "b", "c"]).tolist()
     [0.4, 0.9, 0.0]

@@ -21,8 +21,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from detectors.base import Finding
-from detectors.rings import KIND_STRENGTH, entity_links
+from ringscope.detectors.base import Finding
+from ringscope.detectors.rings import KIND_STRENGTH, entity_links
 
 __all__ = [
     "application_features",

@@ -1,12 +1,12 @@
 """``ringscope flag``'s index, saved beside the store for the next run.
 
-Building a :class:`detectors.flagging.FlagIndex` reads the whole store into a
-:class:`detectors.portfolio.Portfolio` (a minute at a million applications
+Building a :class:`ringscope.detectors.flagging.FlagIndex` reads the whole store into a
+:class:`ringscope.detectors.portfolio.Portfolio` (a minute at a million applications
 embedded, ten over Bolt) and the detectors' whole-book statistics take one to
 three more. Both are a function of the stored data, the detectors' code and
 parameters, so ``flag`` saves them after its run and the next run loads them
 when nothing has changed since — the store's revision
-(:meth:`graph.store.GraphStore.revision`), this format's version, a digest of
+(:meth:`ringscope.graph.store.GraphStore.revision`), this format's version, a digest of
 the detectors' source and their parameters all equal — and rebuilds them
 otherwise.
 
@@ -30,7 +30,7 @@ partial or corrupt save is never trusted: it is rebuilt, with a warning.
 The updated state a ``flag`` run saves is what a cold run would build after
 it: the same tables (its scores are not portfolio columns), the statistics
 it computed over the book with its batch, and the stored findings with its
-new ones as the store reads them back (:func:`detectors.runner.stored_form`).
+new ones as the store reads them back (:func:`ringscope.detectors.runner.stored_form`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detectors.values import BadValues
-from graph.files import atomic_write_bytes, atomic_write_text, private_dir
+from ringscope.detectors.values import BadValues
+from ringscope.graph.files import atomic_write_bytes, atomic_write_text, private_dir
 
 __all__ = ["FORMAT_VERSION", "FlagStateWarning", "StateInfo", "state_folder", "code_version", "save_state",
            "load_state", "discard_state"]
@@ -96,14 +96,14 @@ def state_folder(store: Any) -> Path:
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> folder = tempfile.mkdtemp()
     >>> state_folder(EmbeddedStore(folder)) == Path(folder).resolve() / "cache" / "flag"
     True
     """
     if getattr(store, "kind", "") == "embedded":
         return Path(store.location) / "cache" / "flag"
-    from detectors.model_store import store_identity, user_data_dir
+    from ringscope.detectors.model_store import store_identity, user_data_dir
 
     return user_data_dir() / "cache" / store_identity(store) / "flag"
 
@@ -119,7 +119,7 @@ def code_version() -> str:
     >>> len(code_version())
     64
     """
-    from detectors.registry import DETECTORS, build_detector
+    from ringscope.detectors.registry import DETECTORS, build_detector
 
     digest = hashlib.sha256(f"flag-state {FORMAT_VERSION}".encode())
     root = Path(__file__).resolve().parents[1]

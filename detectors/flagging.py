@@ -9,7 +9,7 @@ their neighbourhood:
    identifier and which of them are known bad (the same "as of" rule as in
    training, so a new application is scored exactly like a historical one);
 2. every registered detector around the batch
-   (:func:`detectors.incremental.detect_around`): each runs on the part of
+   (:func:`ringscope.detectors.incremental.detect_around`): each runs on the part of
    the portfolio that decides the findings holding the new applications —
    the ring components they join, the device and IP histories they extend,
    their agents' books, their identity blocks, their contacts — judged by
@@ -19,12 +19,12 @@ their neighbourhood:
 3. the saved model, its reasons, and the output contract
    (application_id, score, decision, ring_id, reasons). The ring_id is an
    accusation: the highest-scoring group finding at or above the review
-   threshold (:func:`detectors.reasons.accused_ring`);
+   threshold (:func:`ringscope.detectors.reasons.accused_ring`);
    weaker groupings stay in the reasons as evidence.
 
 One application or a batch, the detection step is the same call; only the
 feature arithmetic has a per-application form
-(:mod:`detectors.flagging_single`) for latency.
+(:mod:`ringscope.detectors.flagging_single`) for latency.
 """
 
 from __future__ import annotations
@@ -36,22 +36,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detectors.base import Finding
-from detectors.flag_state import StateInfo, load_state, save_state
-from detectors.features import (
+from ringscope.detectors.base import Finding
+from ringscope.detectors.flag_state import StateInfo, load_state, save_state
+from ringscope.detectors.features import (
     BAD_LABELS,
     SHARED_KINDS,
     LABEL_EVIDENCE,
     own_features,
 )
-from detectors.incremental import IncrementalRun, detect_around
-from detectors.portfolio import Portfolio
-from detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
-from detectors.registry import DETECTORS
-from detectors.rings import SharedIdentifierRings, entity_links
-from detectors.runner import DetectionRun, findings_batch, load_findings, stored_form
-from detectors.scoring import TrainedModel, contributions
-from detectors.values import BadValues
+from ringscope.detectors.incremental import IncrementalRun, detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
+from ringscope.detectors.registry import DETECTORS
+from ringscope.detectors.rings import SharedIdentifierRings, entity_links
+from ringscope.detectors.runner import DetectionRun, findings_batch, load_findings, stored_form
+from ringscope.detectors.scoring import TrainedModel, contributions
+from ringscope.detectors.values import BadValues
 
 __all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
 
@@ -155,7 +155,7 @@ class FlagIndex:
     @classmethod
     def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
         """The index of ``store``: from the state a ``flag`` run saved beside
-        it (:mod:`detectors.flag_state`: the portfolio tables, the detectors'
+        it (:mod:`ringscope.detectors.flag_state`: the portfolio tables, the detectors'
         statistics and the stored findings) when the store has not changed
         since, else built from the store. ``index.state`` says which, and
         how long it took; ``index.revision`` is the revision it reflects.
@@ -421,7 +421,7 @@ class FlagIndex:
         """Score ``app_ids`` (already in the graph) incrementally.
 
         ``method``: ``"batch"`` (vectorised over all of them), ``"single"``
-        (one at a time without DataFrames, :mod:`detectors.flagging_single`)
+        (one at a time without DataFrames, :mod:`ringscope.detectors.flagging_single`)
         or ``"auto"``: single up to ``SINGLE_PATH_MAX`` applications. Both
         give the same flags.
         """
@@ -486,7 +486,7 @@ class FlagIndex:
     def single_path(self):
         """The per-application path over this index (built on first use)."""
         if "_single_path" not in self.__dict__:
-            from detectors.flagging_single import SingleApplicationPath
+            from ringscope.detectors.flagging_single import SingleApplicationPath
 
             self.__dict__["_single_path"] = SingleApplicationPath(self)
         return self.__dict__["_single_path"]
@@ -548,8 +548,8 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
     Returns ``(ingest summary, FlagResult)``; ``FlagResult.state`` says
     whether the index was loaded or rebuilt and in how long.
     """
-    from detectors.risk import write_scores
-    from ingest.pipeline import ingest_folder
+    from ringscope.detectors.risk import write_scores
+    from ringscope.ingest.pipeline import ingest_folder
 
     # one lock from the ingest to the saved state: the state must be the store's at its revision
     with store.lock(job="flag"):
@@ -581,7 +581,7 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
             except Exception as exc:  # the flags stand; the next run rebuilds
                 import warnings
 
-                from detectors.flag_state import FlagStateWarning, discard_state
+                from ringscope.detectors.flag_state import FlagStateWarning, discard_state
 
                 warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
                               FlagStateWarning, stacklevel=2)

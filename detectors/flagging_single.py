@@ -24,10 +24,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from detectors.base import Finding
-from detectors.features import own_features
-from detectors.reasons import accused_ring, reasons_json
-from detectors.scoring import TrainedModel
+from ringscope.detectors.base import Finding
+from ringscope.detectors.features import own_features
+from ringscope.detectors.reasons import accused_ring, reasons_json
+from ringscope.detectors.scoring import TrainedModel
 
 __all__ = ["SingleApplicationPath"]
 
@@ -81,7 +81,7 @@ class SingleApplicationPath:
 
 def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:
     """Score and per-feature contributions of one feature row."""
-    from detectors.scoring import contributions
+    from ringscope.detectors.scoring import contributions
 
     compiled = model.__dict__.get("_compiled")
     if compiled is None:

@@ -26,9 +26,9 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.components import bounded_cycles, strong_components
-from detectors.portfolio import as_portfolio
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.components import bounded_cycles, strong_components
+from ringscope.detectors.portfolio import as_portfolio
 
 __all__ = ["GuaranteeCircles", "GuaranteeUnits", "guarantee_sccs", "economic_units", "unit_components"]
 

@@ -6,7 +6,7 @@ pinyin, a wrong digit). This module decides which records are one entity and
 reports the conflicts that are fraud signals in themselves.
 
 :class:`IdentityResolution` runs the Fellegi–Sunter engine
-(:func:`detectors.linkage.resolve_records`: blocking, rapidfuzz comparisons,
+(:func:`ringscope.detectors.linkage.resolve_records`: blocking, rapidfuzz comparisons,
 m and u by EM, term frequencies, a fitted prior, clustering with a chaining
 guard) over the portfolio's persons (with the applicant phones and
 addresses) and groups its companies by core name (有限公司, 集团, city
@@ -33,10 +33,10 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.linkage import _MISSING, Resolution, _arrays, resolve_records
-from detectors.matching import anagram_key, block_pairs, compare_names
-from detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.linkage import _MISSING, Resolution, _arrays, resolve_records
+from ringscope.detectors.matching import anagram_key, block_pairs, compare_names
+from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
            "company_core_name"]
@@ -63,7 +63,7 @@ def company_core_name(names: pd.Series) -> pd.DataFrame:
     >>> company_core_name(pd.Series(["深圳市鸿宇物流有限公司", "鴻宇物流（深圳）有限公司", "鸿宇物流集团"])).values.tolist()
     [['鸿宇物流', '深圳市'], ['鸿宇物流', ''], ['鸿宇物流', '']]
     """
-    from ingest.normalize import normalize_names
+    from ringscope.ingest.normalize import normalize_names
 
     norm = normalize_names(names.astype("str"))["name"].astype("str").fillna("").str.replace(" ", "", regex=False)
     norm = norm.str.replace(_PAREN, "", regex=True)
@@ -200,7 +200,7 @@ class IdentityResolution(Detector):
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> IdentityResolution().run(EmbeddedStore(tempfile.mkdtemp()))
     []
 
@@ -245,7 +245,7 @@ class IdentityResolution(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
+        >>> from ringscope.graph.embedded import EmbeddedStore
         >>> IdentityResolution().statistics(EmbeddedStore(tempfile.mkdtemp())).resolution is None
         True
 
@@ -296,8 +296,8 @@ class IdentityResolution(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
-        >>> from detectors.portfolio import Portfolio
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
         >>> IdentityResolution().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
         0
 
@@ -355,7 +355,7 @@ class IdentityResolution(Detector):
 
     # -- records ----------------------------------------------------------------
     def _applicant_records(self, portfolio) -> pd.DataFrame:
-        from ingest.normalize import name_pinyin_key
+        from ringscope.ingest.normalize import name_pinyin_key
 
         apps = portfolio.applications
         raw = portfolio.nodes("Application", ["applicant_id_number_raw"]).set_index("key")["applicant_id_number_raw"]
@@ -602,7 +602,7 @@ def _pairs_to_entities(pairs: pd.DataFrame) -> pd.Series:
     """record key → smallest key of its component (keys in no pair are left out)."""
     if pairs.empty:
         return pd.Series(dtype=object)
-    from detectors.portfolio import _components
+    from ringscope.detectors.portfolio import _components
 
     return _components(pairs)
 

@@ -2,7 +2,7 @@
 
 A full ``detect`` reads the whole portfolio. A nightly batch only needs the
 findings that hold its new applications, and each detector knows where
-those can come from (:meth:`detectors.base.Detector.scope`): the ring
+those can come from (:meth:`ringscope.detectors.base.Detector.scope`): the ring
 component the applications join, the device and IP histories they extend,
 their agent's book, their identity block, their contacts' owners. Inside
 that scope the detector is judged by the whole portfolio's standards — its
@@ -33,9 +33,9 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from detectors.base import Detector, Finding
-from detectors.portfolio import Portfolio
-from detectors.registry import DETECTORS, build_detector
+from ringscope.detectors.base import Detector, Finding
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.registry import DETECTORS, build_detector
 
 __all__ = ["IncrementalRun", "detect_around", "portfolio_statistics"]
 
@@ -64,7 +64,7 @@ def portfolio_statistics(portfolio: Portfolio, names: Sequence[str] | None = Non
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> stats = portfolio_statistics(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["guarantee_circles"])
     >>> list(stats)
     ['guarantee_circles']
@@ -91,7 +91,7 @@ def detect_around(
     app_ids : sequence of str
         The applications whose findings are wanted (a nightly batch).
     names, params :
-        As for :func:`detectors.runner.run_detectors`.
+        As for :func:`ringscope.detectors.runner.run_detectors`.
     statistics : dict, optional
         ``{detector name: statistics}`` computed earlier; missing ones are
         computed from ``portfolio`` (in registry order, after identity
@@ -101,7 +101,7 @@ def detect_around(
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> detect_around(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).findings
     []
     """

@@ -13,9 +13,9 @@ one entity, in the style of Splink:
    ``Resolution.stats`` (a shared "wang wei" never becomes millions of pairs).
 2. **Comparison** — each field gets an agreement level from rapidfuzz
    (``cpdist`` over the candidate pairs, in C, on all cores):
-   see :data:`detectors.matching.LEVELS`. More columns can be compared as
+   see :data:`ringscope.detectors.matching.LEVELS`. More columns can be compared as
    generic ``text`` / ``exact`` / ``number`` fields (``extra_fields``, see
-   :data:`detectors.matching.EXTRA_KINDS`), each its own field with its own
+   :data:`ringscope.detectors.matching.EXTRA_KINDS`), each its own field with its own
    EM-estimated ``m`` and ``u``.
 3. **Weights** — ``u`` (how often a level happens between two random records)
    is measured on random pairs; ``m`` (how often it happens between two
@@ -29,7 +29,7 @@ one entity, in the style of Splink:
    different birth dates would be joined through weaker records is rebuilt
    edge by edge, strongest first, refusing such merges (chaining guard).
 
-:mod:`detectors.identity` runs it over a portfolio's persons.
+:mod:`ringscope.detectors.identity` runs it over a portfolio's persons.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from detectors.base import check_param
-from detectors.matching import (
+from ringscope.detectors.base import check_param
+from ringscope.detectors.matching import (
     EXTRA_KINDS,
     LEVELS,
     anagram_key,
@@ -222,7 +222,7 @@ def _none(n: int) -> pd.Series:
 
 def _prepare(frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str] | None = None,
              address_tokens: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    from ingest.normalize import (
+    from ringscope.ingest.normalize import (
         name_pinyin_key,
         normalize_addresses,
         normalize_id_numbers,
@@ -647,7 +647,7 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
         not) or ``"number"`` (same, one edit off, different; for house numbers
         and other codes). Each is its own Fellegi–Sunter field with ``u``
         from random pairs and ``m`` by EM like the built-in fields (see
-        :data:`detectors.matching.EXTRA_KINDS`); values are compared lower-cased.
+        :data:`ringscope.detectors.matching.EXTRA_KINDS`); values are compared lower-cased.
     address_tokens : bool
         Compare ``address`` also with the words sorted (rapidfuzz
         ``token_sort_ratio``), so reordered address words still agree.

@@ -41,7 +41,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from graph.files import TMP_MARKER, atomic_open, atomic_write_text, private_dir
+from ringscope.graph.files import TMP_MARKER, atomic_open, atomic_write_text, private_dir
 
 __all__ = ["models_folder", "target_folder", "store_identity", "user_data_dir", "save_model", "load_model",
            "champion", "challenger", "promote", "rollback", "champion_history", "ModelEvent"]
@@ -72,7 +72,7 @@ def store_identity(store: Any) -> str:
     identify = getattr(store, "store_id", None)
     if callable(identify):
         return f"{store.kind}-{_safe(identify())}"
-    from graph.store import redact_uri
+    from ringscope.graph.store import redact_uri
 
     where = redact_uri(str(getattr(store, "location", "")))
     return f"{getattr(store, 'kind', 'store')}-{hashlib.sha1(where.encode('utf-8')).hexdigest()[:16]}"
@@ -83,7 +83,7 @@ def models_folder(store: Any) -> Path:
 
     Example
     -------
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> folder = tempfile.mkdtemp()
     >>> models_folder(EmbeddedStore(folder)) == Path(folder).resolve() / "models"
     True
@@ -102,7 +102,7 @@ def target_folder(store: Any, target: str = "fraud") -> Path:
 
     Example
     -------
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> store = EmbeddedStore(tempfile.mkdtemp())
     >>> target_folder(store) == models_folder(store), target_folder(store, "default").name
     (True, 'default')

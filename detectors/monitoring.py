@@ -219,12 +219,12 @@ def monitor(store, target: str = "fraud", since: str | None = None, period: str 
     model : TrainedModel, optional
         Judge this model instead of the store's latest one.
     """
-    from detectors.features import application_features
-    from detectors.portfolio import Portfolio
-    from detectors.risk import SCORE_PROPERTIES, outcome_labels, target_outcomes
-    from detectors.rings import SharedIdentifierRings
-    from detectors.runner import load_findings
-    from detectors.scoring import load_model, precision_at_k, target_folder
+    from ringscope.detectors.features import application_features
+    from ringscope.detectors.portfolio import Portfolio
+    from ringscope.detectors.risk import SCORE_PROPERTIES, outcome_labels, target_outcomes
+    from ringscope.detectors.rings import SharedIdentifierRings
+    from ringscope.detectors.runner import load_findings
+    from ringscope.detectors.scoring import load_model, precision_at_k, target_folder
 
     if period not in ("week", "month"):
         raise ValueError(f"period must be 'week' or 'month'. Got {period!r} instead.")
@@ -323,7 +323,7 @@ def save_monitoring(result: MonitorReport, folder, out=None) -> list:
     import json
     from pathlib import Path
 
-    from graph.files import atomic_write_text, private_dir, write_csv
+    from ringscope.graph.files import atomic_write_text, private_dir, write_csv
 
     written = []
     folder = Path(folder)
@@ -354,7 +354,7 @@ def _chart(result: MonitorReport, path):
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
-    from graph.files import atomic_open
+    from ringscope.graph.files import atomic_open
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), dpi=110, sharex=True)
     periods = list(result.psi.index)

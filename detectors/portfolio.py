@@ -21,7 +21,7 @@ Two rules make every job's output a function of the stored data alone:
 * tables are sorted by their identity (nodes by ``key``, relationships by
   ``src``, ``dst`` and identity properties) as they are read, so both stores,
   and one store written in any order, give the same frames;
-* temporal and money columns go through :mod:`detectors.values`: a value no
+* temporal and money columns go through :mod:`ringscope.detectors.values`: a value no
   lending book can hold (9999-12-31, ``inf``, 1e30) is read as missing and
   counted in :attr:`Portfolio.bad_values`, never raised.
 """
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
-from graph.model import REL_TYPES
+from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
+from ringscope.graph.model import REL_TYPES
 
 __all__ = ["Portfolio", "as_portfolio", "in_set", "LINK_KINDS"]
 
@@ -79,7 +79,7 @@ class Portfolio:
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).applications.shape[0]
     0
     """
@@ -134,7 +134,7 @@ class Portfolio:
         """Keep every table read from now on (``reads``: (``"nodes"`` or
         ``"rels"``, name, columns) → frame) and answer a repeated read from
         it: a snapshot for a job that reads a table more than once, and what
-        ``flag`` saves beside the store (:mod:`detectors.flag_state`)."""
+        ``flag`` saves beside the store (:mod:`ringscope.detectors.flag_state`)."""
         self.__dict__.setdefault("reads", {})
 
     def _checked(self, cleaned: tuple[pd.Series, list[BadValues]]) -> pd.Series:
@@ -148,7 +148,7 @@ class Portfolio:
         keys ``person``, ``company``, ``employer``, ``agent``, ``phone``,
         ``device``, ``ip``, ``ip_prefix``, ``account``, ``address``, ``email``
         (missing as NA). ``applied_at`` is a UTC datetime; it and the figures
-        are read as missing where implausible (see :mod:`detectors.values`)."""
+        are read as missing where implausible (see :mod:`ringscope.detectors.values`)."""
         apps = self.nodes("Application", _APPLICATION_COLUMNS).rename(columns={"key": "application_id"})
         for col in _APPLICATION_COLUMNS:
             if col not in apps.columns:
@@ -276,7 +276,7 @@ class Portfolio:
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
+        >>> from ringscope.graph.embedded import EmbeddedStore
         >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).subset(["A1"]).applications.shape[0]
         0
         """

@@ -16,8 +16,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from detectors.base import Finding
-from detectors.features import BAD_LABELS, SHARED_KINDS
+from ringscope.detectors.base import Finding
+from ringscope.detectors.features import BAD_LABELS, SHARED_KINDS
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 

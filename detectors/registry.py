@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from detectors.base import Detector
+from ringscope.detectors.base import Detector
 
 __all__ = ["DETECTORS", "detector_class", "build_detector"]
 

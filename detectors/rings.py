@@ -34,8 +34,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import LINK_KINDS, as_portfolio, in_set
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 
 __all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
 

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.features import application_features
-from detectors.portfolio import Portfolio
-from detectors.reasons import ReasonContext, build_reasons
-from detectors.rings import SharedIdentifierRings, entity_links
-from detectors.runner import load_findings
-from detectors.model_store import champion, load_model
-from detectors.model_store import promote as promote_version
-from detectors.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
-from detectors.values import BadValues
-from graph.store import GraphBatch
+from ringscope.detectors.features import application_features
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.reasons import ReasonContext, build_reasons
+from ringscope.detectors.rings import SharedIdentifierRings, entity_links
+from ringscope.detectors.runner import load_findings
+from ringscope.detectors.model_store import champion, load_model
+from ringscope.detectors.model_store import promote as promote_version
+from ringscope.detectors.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
+from ringscope.detectors.values import BadValues
+from ringscope.graph.store import GraphBatch
 
 __all__ = ["TrainResult", "train", "outcome_labels", "target_outcomes", "score_applications", "write_scores",
            "score_portfolio", "compare_with_champion", "PROMOTE_POLICIES", "SHADOW_PROPERTIES",
@@ -259,7 +259,7 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     """
     from sklearn.metrics import roc_auc_score
 
-    from detectors.scoring import precision_at_k
+    from ringscope.detectors.scoring import precision_at_k
 
     valid = report["_valid"]
     ids, y = list(valid["ids"]), np.asarray(valid["y"])

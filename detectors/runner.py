@@ -21,13 +21,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from detectors.base import Finding
-from detectors.portfolio import Portfolio, as_portfolio
-from detectors.registry import DETECTORS, build_detector
-from detectors.values import BadValues
-from graph.files import private_dir, write_csv
-from graph.model import FINDING_TARGETS
-from graph.store import GraphBatch
+from ringscope.detectors.base import Finding
+from ringscope.detectors.portfolio import Portfolio, as_portfolio
+from ringscope.detectors.registry import DETECTORS, build_detector
+from ringscope.detectors.values import BadValues
+from ringscope.graph.files import private_dir, write_csv
+from ringscope.graph.model import FINDING_TARGETS
+from ringscope.graph.store import GraphBatch
 
 __all__ = [
     "DetectionRun",
@@ -94,7 +94,7 @@ def run_detectors(
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> run_detectors(EmbeddedStore(tempfile.mkdtemp()), ["guarantee_circles"]).findings
     []
     """
@@ -215,7 +215,7 @@ def stored_form(findings: list[Finding]) -> list[Finding]:
 
     Example
     -------
-    >>> from detectors.base import Evidence
+    >>> from ringscope.detectors.base import Evidence
     >>> f = Finding("rings", "ring", ("A2", "A1"), 0.5, (Evidence("x", 0.5, "d"),))
     >>> [(g.finding_id == f.finding_id, g.members) for g in stored_form([f])]
     [(True, ('A1', 'A2'))]
@@ -231,7 +231,7 @@ def stored_form(findings: list[Finding]) -> list[Finding]:
 
 
 def _findings_from(nodes: pd.DataFrame, involves: dict[str, pd.DataFrame]) -> list[Finding]:
-    from detectors.base import Evidence
+    from ringscope.detectors.base import Evidence
 
     # by id, whatever order the store keeps: ties downstream (reasons, ring ids) must not depend on it
     nodes = nodes.sort_values("key", kind="stable", ignore_index=True)

@@ -40,7 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
-from detectors.features import CATEGORICAL, feature_groups
+from ringscope.detectors.features import CATEGORICAL, feature_groups
 
 __all__ = [
     "TARGETS",
@@ -621,4 +621,4 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
 
 
 # persistence lives in detectors.model_store; these names stay importable from here
-from detectors.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402
+from ringscope.detectors.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402

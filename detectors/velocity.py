@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from detectors.base import Detector, Evidence, Finding, check_param
-from detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
 
@@ -230,7 +230,7 @@ class DeviceVelocity(Detector):
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> DeviceVelocity(min_apps=4).run(EmbeddedStore(tempfile.mkdtemp()))
     []
 
@@ -271,7 +271,7 @@ class DeviceVelocity(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
+        >>> from ringscope.graph.embedded import EmbeddedStore
         >>> DeviceVelocity().statistics(EmbeddedStore(tempfile.mkdtemp()))
         VelocityStatistics(span_seconds=0.0, kinds={})
         """
@@ -299,8 +299,8 @@ class DeviceVelocity(Detector):
         Example
         -------
         >>> import tempfile
-        >>> from graph.embedded import EmbeddedStore
-        >>> from detectors.portfolio import Portfolio
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
         >>> DeviceVelocity().scope(Portfolio(EmbeddedStore(tempfile.mkdtemp())), ["A1"]).applications.shape[0]
         0
 

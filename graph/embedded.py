@@ -42,10 +42,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from graph.files import TMP_MARKER, atomic_write_text, private_dir, remove_leftovers
-from graph.locking import FileLock, LockHolder, OnWait, StoreBusy
-from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
-from graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress
+from ringscope.graph.files import TMP_MARKER, atomic_write_text, private_dir, remove_leftovers
+from ringscope.graph.locking import FileLock, LockHolder, OnWait, StoreBusy
+from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
+from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress
 
 __all__ = ["EmbeddedStore", "merge_frames", "merge_tables"]
 
@@ -368,7 +368,7 @@ class EmbeddedStore:
     @contextlib.contextmanager
     def lock(self, job: str | None = None, timeout: float | None = None,
              on_wait: OnWait | None = None) -> Iterator[LockHolder]:
-        """Hold the store's write lock for a whole job (see :mod:`graph.locking`).
+        """Hold the store's write lock for a whole job (see :mod:`ringscope.graph.locking`).
 
         Taking it fresh finishes or undoes what a killed writer left (a
         journal is rolled forward, temporary files are deleted) and makes the

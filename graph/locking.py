@@ -122,7 +122,7 @@ def lock_timeout(value: float | None = None) -> float:
 
 def job_name() -> str:
     """A short name for this process's job, from its command line
-    (``ringscope ingest`` for ``python -m app.cli ingest ...``)."""
+    (``ringscope ingest`` for ``python -m ringscope.app.cli ingest ...``)."""
     argv = sys.argv or ["python"]
     program = Path(argv[0]).name
     if program in ("cli.py", "__main__.py", "-m", "-c", ""):
@@ -239,7 +239,7 @@ class FileLock(WriteLock):
             return None
 
     def _try_acquire(self, me: LockHolder) -> "LockHolder | bool | None":
-        from graph.files import private_dir
+        from ringscope.graph.files import private_dir
 
         if not self.path.parent.exists():
             private_dir(self.path.parent)

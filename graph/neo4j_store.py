@@ -35,9 +35,9 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
-from graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
-from graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
+from ringscope.graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
+from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
+from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
 __all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "DEFAULT_LOCK_LEASE", "merge_nodes_query", "merge_rels_query",
            "node_properties_query"]
@@ -332,7 +332,7 @@ class Neo4jStore:
     auth : tuple or None
         ``(user, password)``; when not given: the URI's credentials, else
         ``RINGSCOPE_NEO4J_USER`` / ``..._PASSWORD`` / ``..._PASSWORD_FILE``
-        (see :mod:`graph.neo4j_auth`), else none (a server with auth off).
+        (see :mod:`ringscope.graph.neo4j_auth`), else none (a server with auth off).
     database : str
         Database name; Community has one, ``neo4j``.
     batch_size : int
@@ -360,7 +360,7 @@ class Neo4jStore:
         bare, in_uri = split_credentials(uri)
         auth = auth or in_uri
         if auth is None:
-            from graph.neo4j_auth import auth_from_env
+            from ringscope.graph.neo4j_auth import auth_from_env
 
             auth = auth_from_env()
         self.location = redact_uri(uri)  # shown in summaries and messages: never the password
@@ -430,7 +430,7 @@ class Neo4jStore:
     def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
               detach: Detach | None = None) -> None:
         """Merge ``batch`` under the write lock (``policy``, ``detach``: see
-        :meth:`graph.store.GraphStore.write`). Findings in the batch are added
+        :meth:`ringscope.graph.store.GraphStore.write`). Findings in the batch are added
         as a run of their own, visible once all of it is written."""
         if policy not in WRITE_POLICIES:
             raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
@@ -717,7 +717,7 @@ def _epoch_millis_to_pandas(values: pd.Series, kind: str) -> pd.Series:
 
 
 def _fault_point(point: str) -> None:
-    from graph.embedded import _fault_point as fault
+    from ringscope.graph.embedded import _fault_point as fault
 
     fault(point)
 
@@ -728,7 +728,7 @@ def _fault_point(point: str) -> None:
 def _dedupe(frame: pd.DataFrame, identity: list[str], policy: str = "merge") -> pd.DataFrame:
     import pyarrow as pa
 
-    from graph.embedded import merge_tables
+    from ringscope.graph.embedded import merge_tables
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     merged = merge_tables(None, table, identity, policy)

@@ -12,7 +12,7 @@ What a later non-null value does to a stored one is the write's ``policy``:
 ``"merge"`` (the later value wins: scores, findings, cases), ``"keep"`` (the
 stored value stays: ingest, first delivery wins) or ``"replace"`` (the
 batch's columns replace the stored ones, nulls included: an explicit
-correction). One job at a time writes: see :mod:`graph.locking`.
+correction). One job at a time writes: see :mod:`ringscope.graph.locking`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 
-from graph.model import NODE_TYPES, REL_TYPES
+from ringscope.graph.model import NODE_TYPES, REL_TYPES
 
 __all__ = [
     "WRITE_POLICIES",
@@ -56,7 +56,7 @@ class GraphBatch:
     """Nodes and relationships to merge into a store.
 
     ``nodes[label]`` has a ``key`` column plus any of the label's properties.
-    ``relationships[name]`` (``name`` as in :data:`graph.model.REL_TYPES`) has
+    ``relationships[name]`` (``name`` as in :data:`ringscope.graph.model.REL_TYPES`) has
     ``src`` and ``dst`` key columns plus identity and other properties.
     """
 
@@ -211,9 +211,9 @@ def open_store(path: str | None = None, neo4j_uri: str | None = None) -> GraphSt
     """
     uri = neo4j_uri or (None if path else os.environ.get("RINGSCOPE_NEO4J_URI"))
     if uri:
-        from graph.neo4j_store import Neo4jStore
+        from ringscope.graph.neo4j_store import Neo4jStore
 
         return Neo4jStore(uri)
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     return EmbeddedStore(path or DEFAULT_STORE_PATH)

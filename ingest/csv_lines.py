@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ingest.reader import LINE, RawReject, ReadResult, UnreadableFile, _convert_options
+from ringscope.ingest.reader import LINE, RawReject, ReadResult, UnreadableFile, _convert_options
 
 __all__ = ["MAX_RECORD_LINES", "read_lines", "line_is_closed", "is_utf8_line"]
 

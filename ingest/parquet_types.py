@@ -17,7 +17,7 @@ other text columns     text, UTF-8 binary, integers, floats, decimals
 
 Refused everywhere: binary that is not UTF-8, nested types (list, struct,
 map, union), booleans, durations and times, and any type not listed. A refusal
-is a :class:`ingest.reader.RefusedFile` naming the column and its type; the
+is a :class:`ringscope.ingest.reader.RefusedFile` naming the column and its type; the
 whole file is counted as rejected (a column-wide type fault is not a row
 fault). Columns outside the contract are kept as text only for the rejects
 file's record.
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.reader import LINE, ReadResult, RefusedFile, UnreadableFile, check_column_names
+from ringscope.ingest.reader import LINE, ReadResult, RefusedFile, UnreadableFile, check_column_names
 
 __all__ = ["ID_COLUMNS", "NUMBER_COLUMNS", "TIME_COLUMNS", "TEXT_COLUMNS", "read_parquet", "column_as_text"]
 

@@ -3,11 +3,11 @@
 ``ingest_folder`` reads the contract's tables, normalises every identifier
 (raw value kept beside it), sends each contract-breaking row to a rejects
 file with its source file, line and reason, turns the good rows into a
-:class:`graph.store.GraphBatch` and merges it into the store.
+:class:`ringscope.graph.store.GraphBatch` and merges it into the store.
 
 The same folder ingested twice leaves the store unchanged: every node and
 relationship is merged on its key, and a row that would change a stored one
-is rejected unless ``update`` asks for a correction (see :mod:`ingest.stored`).
+is rejected unless ``update`` asks for a correction (see :mod:`ringscope.ingest.stored`).
 The whole run holds the store's write lock.
 """
 
@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.files import write_csv
-from graph.model import ROLE_TYPES
-from graph.store import GraphBatch, GraphCounts, GraphStore, Progress
-from ingest import normalize as nz
-from ingest.limits import IngestLimits
-from ingest.reader import LINE, TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
-from ingest.stored import StoredCheck, content_digest, write_batch
+from ringscope.graph.files import write_csv
+from ringscope.graph.model import ROLE_TYPES
+from ringscope.graph.store import GraphBatch, GraphCounts, GraphStore, Progress
+from ringscope.ingest import normalize as nz
+from ringscope.ingest.limits import IngestLimits
+from ringscope.ingest.reader import LINE, TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
+from ringscope.ingest.stored import StoredCheck, content_digest, write_batch
 
 __all__ = ["REQUIRED_COLUMNS", "TableReport", "IngestSummary", "IngestLimits", "ingest_folder", "build_batch"]
 

@@ -9,9 +9,9 @@ says how many lines were accounted for.
 Clean CSVs take the fast path (Arrow's multi-threaded parser). A file Arrow
 cannot read line for line (a stray quote, a wrong field count, bytes that do
 not decode, a NUL byte, a blank line) is read again by
-:mod:`ingest.csv_lines`, one physical line at a time, so a fault costs only
+:mod:`ringscope.ingest.csv_lines`, one physical line at a time, so a fault costs only
 the lines it breaks. Parquet columns are checked against the contract's
-types (:mod:`ingest.parquet_types`): a conversion that could change a value
+types (:mod:`ringscope.ingest.parquet_types`): a conversion that could change a value
 refuses the file, naming the column.
 """
 
@@ -156,7 +156,7 @@ def detect_encoding(head: bytes) -> str:
         if _decodes(head, encoding):
             return encoding
     # Mixed: vote line by line (the last line may be cut, so it does not vote).
-    from ingest.csv_lines import is_utf8_line
+    from ringscope.ingest.csv_lines import is_utf8_line
 
     votes = Counter()
     for line in head.splitlines()[:-1]:
@@ -230,7 +230,7 @@ def read_table(path: str | Path) -> ReadResult:
     """
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        from ingest.parquet_types import read_parquet
+        from ringscope.ingest.parquet_types import read_parquet
 
         return read_parquet(path)
     return _read_csv(path)
@@ -297,7 +297,7 @@ def _read_csv(path: Path) -> ReadResult:
         result = _read_fast(path, encoding, names, scan)
         if result is not None:
             return result
-    from ingest.csv_lines import read_lines
+    from ringscope.ingest.csv_lines import read_lines
 
     return read_lines(path.read_bytes(), encoding, names, path.name)
 
@@ -356,7 +356,7 @@ def _header_names(header: bytes, encoding: str, source: str) -> list[str]:
         raise UnreadableFile(f"{source}: the header line is not {encoding} text ({err})") from None
     if not text.strip():
         raise UnreadableFile(f"{source}: no header line (the first line is empty)")
-    from ingest.csv_lines import line_is_closed
+    from ringscope.ingest.csv_lines import line_is_closed
 
     if not line_is_closed(text):
         raise UnreadableFile(f"{source}: the header line has a quote that is not closed")
@@ -365,7 +365,7 @@ def _header_names(header: bytes, encoding: str, source: str) -> list[str]:
 
 def _read_utf16(path: Path) -> ReadResult:
     """UTF-16 (with BOM) is decoded whole and read line by line as UTF-8."""
-    from ingest.csv_lines import read_lines
+    from ringscope.ingest.csv_lines import read_lines
 
     try:
         data = path.read_bytes().decode("utf-16").encode("utf-8")

@@ -33,8 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.store import GraphBatch, GraphStore, Progress
-from ingest import normalize as nz
+from ringscope.graph.store import GraphBatch, GraphStore, Progress
+from ringscope.ingest import normalize as nz
 
 __all__ = [
     "DIGEST_COLUMNS",
@@ -202,7 +202,7 @@ class StoredCheck:
                            digest: pd.Series) -> None:
         """Reject (or, with ``update``, mark for correction) rows whose
         application_id is stored with another digest."""
-        from ingest.reader import LINE
+        from ringscope.ingest.reader import LINE
 
         ok = checks.ok & ids.notna()
         batch_ids = pd.Index(ids[ok].unique())
@@ -235,8 +235,8 @@ class StoredCheck:
         with other values of ``props``. Rows of applications new to the store
         cannot collide and are not looked up; the store is searched by the
         ``by`` end."""
-        from graph.model import REL_TYPES
-        from ingest.reader import LINE
+        from ringscope.graph.model import REL_TYPES
+        from ringscope.ingest.reader import LINE
 
         identity = ["src", "dst", *REL_TYPES[name].identity]
         ok = checks.ok & rows["src"].notna() & rows["dst"].notna()

@@ -9,7 +9,7 @@ from tests.neo4j_fixture import _session_driver, neo4j_driver, neo4j_server, neo
 
 @pytest.fixture
 def embedded_store(tmp_path):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "store")
     yield store
@@ -19,7 +19,7 @@ def embedded_store(tmp_path):
 @pytest.fixture
 def neo4j_store(neo4j_driver, neo4j_uri):  # noqa: F811
     """A Neo4jStore on the suite's real server, emptied before the test."""
-    from graph.neo4j_store import Neo4jStore
+    from ringscope.graph.neo4j_store import Neo4jStore
 
     store = Neo4jStore(neo4j_uri)
     store.clear()

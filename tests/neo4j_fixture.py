@@ -110,7 +110,7 @@ def _session_driver(neo4j_uri):
     logged in with the session's credentials."""
     from neo4j import GraphDatabase
 
-    from graph.neo4j_auth import auth_from_env
+    from ringscope.graph.neo4j_auth import auth_from_env
 
     driver = GraphDatabase.driver(neo4j_uri, auth=auth_from_env())
     driver.verify_connectivity()

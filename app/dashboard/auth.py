@@ -1,7 +1,7 @@
 """Who may use the dashboard: local users for development and tests.
 
 Users live in a JSON file placed like the store's models
-(:func:`detectors.model_store.models_folder`): ``$RINGSCOPE_USERS`` if set,
+(:func:`ringscope.detectors.model_store.models_folder`): ``$RINGSCOPE_USERS`` if set,
 else ``<store>/users.json`` for the embedded store and, for Neo4j, the user's
 data folder keyed by the database's own identity
 (``~/.local/share/ringscope/dashboard/neo4j-<database id>/users.json``), so
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graph.files import atomic_write_text, private_dir
+from ringscope.graph.files import atomic_write_text, private_dir
 
 __all__ = ["ROLES", "User", "users_file", "add_user", "verify", "load_users", "hash_password", "can", "oidc_user",
            "LoginResult", "log_in", "attempts_file", "LOCK_AFTER", "BACKOFF", "MAX_BACKOFF", "SessionTable",
@@ -97,11 +97,11 @@ def users_file(store_path: str | None = None, neo4j_uri: str | None = None, *, s
         return Path(store_path or ".ringscope").resolve() / "users.json"
     if store is not None and getattr(store, "kind", "") == "embedded":
         return Path(store.location).resolve() / "users.json"
-    from detectors.model_store import store_identity, user_data_dir
+    from ringscope.detectors.model_store import store_identity, user_data_dir
 
     if store is not None:
         return user_data_dir() / "dashboard" / store_identity(store) / "users.json"
-    from graph.store import open_store
+    from ringscope.graph.store import open_store
 
     opened = open_store(None, neo4j_uri)
     try:
@@ -376,12 +376,12 @@ def unlock(path: Path, name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m app.dashboard.auth add-user NAME ROLE [--store PATH]`` (prompts for the password);
-    ``python -m app.dashboard.auth unlock NAME [--store PATH]`` (clears a lock-out)."""
+    """``python -m ringscope.app.dashboard.auth add-user NAME ROLE [--store PATH]`` (prompts for the password);
+    ``python -m ringscope.app.dashboard.auth unlock NAME [--store PATH]`` (clears a lock-out)."""
     import argparse
     import getpass
 
-    parser = argparse.ArgumentParser(prog="python -m app.dashboard.auth")
+    parser = argparse.ArgumentParser(prog="python -m ringscope.app.dashboard.auth")
     sub = parser.add_subparsers(dest="cmd", required=True)
     add = sub.add_parser("add-user")
     add.add_argument("name")

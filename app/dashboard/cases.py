@@ -26,8 +26,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from graph.locking import StoreBusy
-from graph.store import GraphBatch
+from ringscope.graph.locking import StoreBusy
+from ringscope.graph.store import GraphBatch
 
 __all__ = [
     "STATUSES",
@@ -227,7 +227,7 @@ def add_note(store: Any, user: str, target_label: str, target_key: str, text: st
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> store = EmbeddedStore(tempfile.mkdtemp())
     >>> _ = update_case(store, "ivy", "Application", "A1", status="In progress")
     >>> _ = add_note(store, "ivy", "Application", "A1", "called the applicant")
@@ -272,7 +272,7 @@ def case_labels(store: Any) -> pd.DataFrame:
     Example
     -------
     >>> import tempfile
-    >>> from graph.embedded import EmbeddedStore
+    >>> from ringscope.graph.embedded import EmbeddedStore
     >>> case_labels(EmbeddedStore(tempfile.mkdtemp())).columns.tolist()
     ['application_id', 'label']
     """

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import auth, cases, display, services
-from app.dashboard.auth import User
+from ringscope.app.dashboard import auth, cases, display, services
+from ringscope.app.dashboard.auth import User
 
 __all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
            "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
@@ -38,7 +38,7 @@ def table(frame: pd.DataFrame, **kwargs: Any):
     """``st.dataframe`` for every table a page shows: the grid's own "Download as
     CSV" writes the cells as they are, so cells that a spreadsheet would run as
     a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are neutralised first."""
-    from graph.files import spreadsheet_safe
+    from ringscope.graph.files import spreadsheet_safe
 
     return st.dataframe(spreadsheet_safe(frame), **kwargs)
 
@@ -52,7 +52,7 @@ def config() -> tuple[str | None, str | None]:
 
 @st.cache_resource(show_spinner=False)
 def _open(path: str | None, uri: str | None):
-    from graph.store import open_store
+    from ringscope.graph.store import open_store
 
     return open_store(path, uri)
 
@@ -309,7 +309,7 @@ def reveal_button(nid: str, user: User, key: str) -> bool:
 @st.cache_data(ttl=600, show_spinner="Drawing the ring…", max_entries=32)
 def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, ...], window: tuple | None,
              path: tuple[str, ...], revealed: frozenset) -> tuple[Any, Any]:
-    from app.dashboard import graphview
+    from ringscope.app.dashboard import graphview
 
     idx = index()
     lo, hi = window if window else (None, None)
@@ -342,7 +342,7 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     status is a note, appended; with a new status it is the reason."""
     import hashlib
 
-    from app.dashboard.masking import mask_text
+    from ringscope.app.dashboard.masking import mask_text
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)

@@ -152,7 +152,7 @@ class ConsoleResult:
 
     def frame(self, mask: Callable[[Any], Any] | None = None) -> pd.DataFrame:
         """The rows as a table of plain values (nodes and paths as short
-        text), passed through ``mask`` (e.g. :func:`app.dashboard.masking.mask_content`)
+        text), passed through ``mask`` (e.g. :func:`ringscope.app.dashboard.masking.mask_content`)
         before lists and maps are turned into text."""
         cells = [[_display(mask(_plain(v)) if mask else _plain(v)) for v in row] for row in self.rows]
         frame = pd.DataFrame(cells, columns=self.columns)

@@ -18,8 +18,8 @@ from typing import Any
 
 from st_link_analysis import EdgeStyle, NodeStyle
 
-from app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
-from app.dashboard.services import Subgraph, split_node_id
+from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
+from ringscope.app.dashboard.services import Subgraph, split_node_id
 
 __all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
 

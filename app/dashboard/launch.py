@@ -28,7 +28,6 @@ from pathlib import Path
 __all__ = ["launch", "stop", "streamlit_command", "wait_until_ready", "free_port", "ensure_first_user"]
 
 MAIN = Path(__file__).with_name("main.py")
-ROOT = Path(__file__).resolve().parents[2]
 
 #: every server/browser option that keeps requests on loopback
 STREAMLIT_OPTIONS = {
@@ -82,7 +81,7 @@ def ensure_first_user(store_path: str | None, neo4j_uri: str | None) -> tuple[st
     return (name, password) so it can be shown once; else ``None``."""
     import secrets
 
-    from app.dashboard import auth
+    from ringscope.app.dashboard import auth
 
     path = auth.users_file(store_path, neo4j_uri)
     if auth.load_users(path):
@@ -155,7 +154,7 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
         ``False`` returns the running process once it is ready (tests, the demo).
     idle_minutes : float or None
         Log a user out after this long without activity (default
-        :data:`app.dashboard.auth.IDLE_MINUTES`).
+        :data:`ringscope.app.dashboard.auth.IDLE_MINUTES`).
     """
     port = port or free_port()
     first = ensure_first_user(store_path, neo4j_uri)
@@ -172,9 +171,8 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
             raise ValueError(f"The 'idle_minutes' parameter of launch must be > 0. Got {idle_minutes!r} instead.")
         child_env["RINGSCOPE_IDLE_MINUTES"] = str(idle_minutes)
     child_env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
-    child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(streamlit_command(port), cwd=str(ROOT), env=child_env, stdout=out, stderr=out,
+    process = subprocess.Popen(streamlit_command(port), cwd=str(MAIN.parent), env=child_env, stdout=out, stderr=out,
                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:
         wait_until_ready(port, process=process)
@@ -185,7 +183,7 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
     if not quiet:
         print(f"ringscope dashboard at {url}  (Ctrl+C stops it)")
         if first:
-            print(f"  first user created: {first[0]} / {first[1]}  (add more: python -m app.dashboard.auth add-user)")
+            print(f"  first user created: {first[0]} / {first[1]}  (add more: python -m ringscope.app.dashboard.auth add-user)")
     if open_browser:
         import webbrowser
 

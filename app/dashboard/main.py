@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# `streamlit run app/dashboard/main.py` puts this folder, not the repository, on sys.path
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app.dashboard import auth, context, display  # noqa: E402
+from ringscope.app.dashboard import auth, context, display
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
 context.init_session()
@@ -27,7 +21,7 @@ else:
         st.text(f"{display.clip(user.name, 40)} · {user.role}")  # text, never markdown
         path, uri = context.config()
         if uri:
-            from graph.store import redact_uri
+            from ringscope.graph.store import redact_uri
 
             uri = redact_uri(uri)
         st.text(f"store: {display.clip(uri or path, 60)}")

@@ -3,7 +3,7 @@
 Resident ID numbers, phone numbers, bank accounts, e-mail addresses and
 street addresses are shown masked (``110101********1234``, ``138****8000``,
 ``广东省深圳市****``) unless an investigator reveals one, which is an
-audited action (see :mod:`app.dashboard.cases`). Fields computed from the ID
+audited action (see :mod:`ringscope.app.dashboard.cases`). Fields computed from the ID
 number (birth date, region code, gender) are masked with it: shown beside a
 masked ID they would give its hidden digits back. :func:`mask_record` applies
 that one rule to a whole record, wherever a page shows one.

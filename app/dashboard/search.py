@@ -1,9 +1,9 @@
 """Dashboard search: any part of a name or company name, pinyin, numbers.
 
 One row per application (:class:`SearchIndex`, built once per data version
-and cached by :mod:`app.dashboard.context`), searched with vectorised
+and cached by :mod:`ringscope.app.dashboard.context`), searched with vectorised
 substring tests; names go through ingest's normaliser
-(:mod:`ingest.normalize`) so the query and the data are compared the same
+(:mod:`ringscope.ingest.normalize`) so the query and the data are compared the same
 way (traditional → simplified, half-width, spaces, pinyin keys). Results
 carry the application's risk score and decision and the best score of its
 applicant and company, and count every match, so the page can say when it
@@ -25,8 +25,8 @@ __all__ = ["SearchIndex", "SearchHits", "HIT_COLUMNS", "build_search_index", "se
 class SearchIndex:
     """What search looks in, one row per application: ``application_id``;
     ``name`` and ``company`` as stored (shown) and ``name_key`` /
-    ``company_key`` normalised as ingest does (:func:`ingest.normalize.normalize_names`:
-    half-width, simplified, no spaces); ``pinyin`` (:func:`ingest.normalize.name_pinyin_key`)
+    ``company_key`` normalised as ingest does (:func:`ringscope.ingest.normalize.normalize_names`:
+    half-width, simplified, no spaces); ``pinyin`` (:func:`ringscope.ingest.normalize.name_pinyin_key`)
     and ``initials``; ``id_number``, ``phone``, ``account`` (digits);
     ``risk_score`` / ``risk_decision`` of the application; ``person_risk`` and
     ``company_risk``: the highest score among the applications of its
@@ -74,7 +74,7 @@ def _text(values: pd.Series) -> np.ndarray:
 
 def _name_keys(values: pd.Series, pinyin: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Normalised names and (if ``pinyin``) their pinyin keys, by the ingest normaliser."""
-    from ingest.normalize import name_pinyin_key, normalize_names
+    from ringscope.ingest.normalize import name_pinyin_key, normalize_names
 
     values = pd.Series(values, dtype=object).reset_index(drop=True)
     names = _text(normalize_names(values)["name"])

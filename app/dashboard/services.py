@@ -1,8 +1,8 @@
 """What the dashboard pages ask of a store: plain functions, no Streamlit.
 
 Pages (and the CLI, and the bench) call these; Streamlit caching lives in
-:mod:`app.dashboard.context`. Everything goes through the
-:class:`graph.store.GraphStore` protocol, so both stores work.
+:mod:`ringscope.app.dashboard.context`. Everything goes through the
+:class:`ringscope.graph.store.GraphStore` protocol, so both stores work.
 
 Neighbourhoods come from a :class:`GraphIndex`: every non-derived
 relationship table read once (per data version) into integer adjacency
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.dashboard.search import HIT_COLUMNS, SearchHits, SearchIndex, build_search_index, search
-from graph.model import FINDING_TARGETS, REL_TYPES
+from ringscope.app.dashboard.search import HIT_COLUMNS, SearchHits, SearchIndex, build_search_index, search
+from ringscope.graph.model import FINDING_TARGETS, REL_TYPES
 
 __all__ = [
     "data_version",
@@ -545,7 +545,7 @@ def shortest_path(index: GraphIndex, a: str, b: str, radius: int = 4, max_nodes:
 def node_details(store: Any, nid: str) -> dict[str, Any]:
     """All stored properties of one node (unmasked; pages mask)."""
     label, key = split_node_id(nid)
-    from graph.model import NODE_TYPES
+    from ringscope.graph.model import NODE_TYPES
 
     props = list(NODE_TYPES[label].properties) if label in NODE_TYPES else []
     frame = store.node_properties(label, [key], props) if props else pd.DataFrame({"key": [key]})
@@ -639,7 +639,7 @@ def application_detail(store: Any, index: GraphIndex, findings: pd.DataFrame, me
 def models_summary(store: Any) -> dict[str, Any] | None:
     """The latest training report and its plots, if ``ringscope train`` saved one."""
     try:
-        from detectors.scoring import models_folder
+        from ringscope.detectors.scoring import models_folder
 
         folder = models_folder(store)
     except Exception:  # noqa: BLE001 - no scoring module: no model page content
@@ -657,7 +657,7 @@ def models_summary(store: Any) -> dict[str, Any] | None:
         return None
     report = json.loads(report_file.read_text(encoding="utf-8"))
     plots = [p for p in (target / "roc.png", target / "scores.png") if p.exists()]
-    from detectors.model_store import challenger, champion_history
+    from ringscope.detectors.model_store import challenger, champion_history
 
     history = pd.DataFrame([vars(e) for e in champion_history(folder)],
                            columns=["at", "action", "before", "after", "user", "reason"])

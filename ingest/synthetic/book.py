@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ingest.synthetic.config import GeneratorConfig
+from ringscope.ingest.synthetic.config import GeneratorConfig
 
 __all__ = ["Book", "Groups"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.synthetic import people as P
-from ingest.synthetic import pools
-from ingest.synthetic.book import Book, Groups
-from ingest.synthetic.config import END
-from ingest.synthetic.honest import agent_pool
+from ringscope.ingest.synthetic import people as P
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.book import Book, Groups
+from ringscope.ingest.synthetic.config import END
+from ringscope.ingest.synthetic.honest import agent_pool
 
 __all__ = ["plant_fraud"]
 

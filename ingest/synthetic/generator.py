@@ -18,13 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from ingest.synthetic.book import Book
-from ingest.synthetic.config import HARD_NEGATIVES, LABEL_CUTOFF, TYPOLOGIES, GenerationSummary, GeneratorConfig
-from ingest.synthetic.fraud import plant_fraud
-from ingest.synthetic.honest import honest_book
-from ingest.synthetic.mess import add_mess, break_rows
-from ingest.synthetic.negatives import plant_hard_negatives
-from ingest.synthetic.writer import assemble, write
+from ringscope.ingest.synthetic.book import Book
+from ringscope.ingest.synthetic.config import HARD_NEGATIVES, LABEL_CUTOFF, TYPOLOGIES, GenerationSummary, GeneratorConfig
+from ringscope.ingest.synthetic.fraud import plant_fraud
+from ringscope.ingest.synthetic.honest import honest_book
+from ringscope.ingest.synthetic.mess import add_mess, break_rows
+from ringscope.ingest.synthetic.negatives import plant_hard_negatives
+from ringscope.ingest.synthetic.writer import assemble, write
 
 __all__ = ["generate_portfolio"]
 

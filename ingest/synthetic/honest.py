@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.synthetic import people as P
-from ingest.synthetic import pools
-from ingest.synthetic.book import Book
+from ringscope.ingest.synthetic import people as P
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.book import Book
 
 __all__ = ["honest_book", "agent_pool", "big_employers"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.synthetic import pools
-from ingest.synthetic.book import Book
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.book import Book
 
 __all__ = ["add_mess", "break_rows"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.synthetic import people as P
-from ingest.synthetic import pools
-from ingest.synthetic.book import Book
-from ingest.synthetic.honest import agent_pool, big_employers
+from ringscope.ingest.synthetic import people as P
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.book import Book
+from ringscope.ingest.synthetic.honest import agent_pool, big_employers
 
 __all__ = ["plant_hard_negatives", "office_towers"]
 

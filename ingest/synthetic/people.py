@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.synthetic import pools
-from ingest.synthetic.config import END, START
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.config import END, START
 
 __all__ = [
     "digits", "cat", "pick", "names", "resident_ids", "id_check_chars", "usccs", "phones", "addresses",

@@ -60,10 +60,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graph.files import atomic_write_text
-from ingest.synthetic.config import TYPOLOGIES, GenerationSummary, GeneratorConfig
-from ingest.synthetic.generator import generate_portfolio
-from ingest.synthetic.honest import BUSINESS_SHARE
+from ringscope.graph.files import atomic_write_text
+from ringscope.ingest.synthetic.config import TYPOLOGIES, GenerationSummary, GeneratorConfig
+from ringscope.ingest.synthetic.generator import generate_portfolio
+from ringscope.ingest.synthetic.honest import BUSINESS_SHARE
 
 __all__ = ["Scenario", "RANGES", "SCENARIOS", "random_scenario", "generate_scenario", "SCENARIO_FILE"]
 

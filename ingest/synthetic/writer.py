@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ingest.synthetic import people as P
-from ingest.synthetic import pools
-from ingest.synthetic.book import Book
-from ingest.synthetic.config import (
+from ringscope.ingest.synthetic import people as P
+from ringscope.ingest.synthetic import pools
+from ringscope.ingest.synthetic.book import Book
+from ringscope.ingest.synthetic.config import (
     APPLICATION_COLUMNS,
     CONTACT_COLUMNS,
     GUARANTEE_COLUMNS,

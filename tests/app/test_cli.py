@@ -11,8 +11,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from graph.embedded import EmbeddedStore
+from ringscope.app.cli import cli
+from ringscope.graph.embedded import EmbeddedStore
 from tests.sample_data import SAMPLE_EXPECTED, write_sample
 
 
@@ -55,7 +55,7 @@ def test_unreachable_neo4j_is_a_clear_error(tmp_path):
 
 def _ringscope(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "ringscope.app.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -65,7 +65,7 @@ def _ringscope(*args: str, **kw) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_killed_ingest_rerun_equals_one_clean_run(tmp_path):
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     data = tmp_path / "data"
     generate_portfolio(GeneratorConfig(applications=30_000, seed=3), data)
@@ -105,7 +105,7 @@ def test_killed_ingest_rerun_equals_one_clean_run(tmp_path):
 @pytest.mark.neo4j
 @pytest.mark.slow
 def test_killed_neo4j_ingest_rerun_equals_one_clean_run(tmp_path, neo4j_driver, neo4j_uri):
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     data = tmp_path / "data"
     generate_portfolio(GeneratorConfig(applications=8_000, seed=4), data)
@@ -125,7 +125,7 @@ def test_killed_neo4j_ingest_rerun_equals_one_clean_run(tmp_path, neo4j_driver, 
     assert proc.poll() is None, "ingest finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    from graph.neo4j_store import Neo4jStore
+    from ringscope.graph.neo4j_store import Neo4jStore
 
     store = Neo4jStore(neo4j_uri)
     try:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from click.testing import CliRunner
 
-from app.cli import cli
+from ringscope.app.cli import cli
 from tests.detectors.builder import ExportBuilder
 
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from detectors.model_store import load_model, save_model, target_folder
-from graph.embedded import EmbeddedStore
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.model_store import load_model, save_model, target_folder
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 
@@ -136,7 +136,7 @@ def test_bad_is_a_deprecated_alias_of_one_target(tmp_path, monkeypatch):
 def test_training_summary_says_when_validation_is_not_out_of_time(capsys, tmp_path):
     from types import SimpleNamespace
 
-    from app.cli import _print_training
+    from ringscope.app.cli import _print_training
 
     metrics = {"auc": 0.9, "ks": 0.7, "precision_at_k": 0.5}
     report = {"target": "fraud", "version": "v1", "chosen": "scorecard", "review_capacity_k": 3,

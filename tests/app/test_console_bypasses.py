@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from app.dashboard import cypher
+from ringscope.app.dashboard import cypher
 from tests.loopback import recording_http_server
 
 pytestmark = pytest.mark.neo4j
@@ -154,7 +154,7 @@ def test_refusals_name_the_reason(attack):
 
 @pytest.fixture
 def loaded(neo4j_store, tmp_path):
-    from ingest.pipeline import ingest_folder
+    from ringscope.ingest.pipeline import ingest_folder
     from tests.sample_data import write_sample
 
     ingest_folder(write_sample(tmp_path / "export"), neo4j_store, rejects_path=tmp_path / "r.csv")

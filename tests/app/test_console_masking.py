@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.dashboard import cypher
-from app.dashboard.masking import mask_content, mask_digits
+from ringscope.app.dashboard import cypher
+from ringscope.app.dashboard.masking import mask_content, mask_digits
 
 ID = "110101199003071234"
 PHONE = "13800138000"

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.dashboard import cypher
-from graph.store import GraphBatch
+from ringscope.app.dashboard import cypher
+from ringscope.graph.store import GraphBatch
 
 pytestmark = pytest.mark.neo4j
 
@@ -106,7 +106,7 @@ def test_console_page_for_an_analyst(neo4j_store, neo4j_uri, tmp_path, monkeypat
     graph = at.get("component_instance")
     assert len(graph) == 1 and "13800138000" not in graph[0].proto.json_args
     # every query is in the audit log
-    from app.dashboard import cases
+    from ringscope.app.dashboard import cases
 
     log = cases.audit_log(neo4j_store)
     assert (log["action"] == "cypher").sum() == 2 and set(log["user"]) == {"ana"}
@@ -134,7 +134,7 @@ def _digits(text: str) -> str:
 
 
 def test_console_masks_computed_values_by_content(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
-    from app.dashboard import cases
+    from ringscope.app.dashboard import cases
     from tests.app.browser.store_fixture import build_dashboard_store
     from tests.detectors.builder import person_id
 

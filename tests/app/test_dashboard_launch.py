@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.dashboard import auth
-from app.dashboard.launch import ensure_first_user, streamlit_command
+from ringscope.app.dashboard import auth
+from ringscope.app.dashboard.launch import ensure_first_user, streamlit_command
 
 
 def test_command_keeps_everything_on_loopback():
@@ -77,11 +77,11 @@ def test_stopping_ringscope_dashboard_stops_its_streamlit_child(tmp_path, sig):
     import sys
     import time
 
-    from app.dashboard.launch import free_port, wait_until_ready
+    from ringscope.app.dashboard.launch import free_port, wait_until_ready
 
     port = free_port()
     env = dict(os.environ, RINGSCOPE_USERS=str(tmp_path / "users.json"))
-    cli = subprocess.Popen([sys.executable, "-m", "app.cli", "dashboard", "--store", str(tmp_path / "store"),
+    cli = subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", "dashboard", "--store", str(tmp_path / "store"),
                             "--port", str(port), "--no-browser"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
     children: list[int] = []

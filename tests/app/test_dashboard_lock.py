@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.dashboard import cases
-from graph.embedded import EmbeddedStore
+from ringscope.app.dashboard import cases
+from ringscope.graph.embedded import EmbeddedStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_case_write_waits_for_a_batch_job_then_fails_clearly(tmp_path, monkeypat
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from graph.embedded import EmbeddedStore
+        from ringscope.graph.embedded import EmbeddedStore
         with EmbeddedStore({str(tmp_path / 'store')!r}).lock(job="ringscope detect"):
             print("held", flush=True)
             sys.stdin.readline()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.dashboard import auth, cases
-from graph.embedded import EmbeddedStore
+from ringscope.app.dashboard import auth, cases
+from ringscope.graph.embedded import EmbeddedStore
 
 MAIN = str(Path(__file__).resolve().parents[2] / "app" / "dashboard" / "main.py")
 PASSWORD = "correct horse"
@@ -136,7 +136,7 @@ def test_an_idle_session_is_logged_out_and_that_is_audited(dash, monkeypatch):
     assert "session" not in at.query_params
     assert cases.audit_log(dash)["action"].iloc[0] == "logout.idle"
     # the token is dead too: a reload with it does not log back in
-    from app.dashboard import context
+    from ringscope.app.dashboard import context
 
     assert context._sessions().resume(token) is None
 
@@ -153,7 +153,7 @@ def test_an_admin_unlocks_a_user_from_the_command_line(users, capsys, monkeypatc
 
 @pytest.mark.neo4j
 def test_neo4j_users_file_is_keyed_by_the_database_id(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
-    from app.dashboard.launch import ensure_first_user
+    from ringscope.app.dashboard.launch import ensure_first_user
 
     monkeypatch.delenv("RINGSCOPE_USERS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

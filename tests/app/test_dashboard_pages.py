@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.dashboard import cases, graphview, services
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
+from ringscope.app.dashboard import cases, graphview, services
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
 from tests.app.browser.store_fixture import RING_A, XSS_NAME, build_dashboard_store
 
 APP = Path(__file__).resolve().parents[2] / "app" / "dashboard"
@@ -76,7 +76,7 @@ def texts(at: AppTest) -> str:
 
 
 def test_login_form_then_queue(dash_store, tmp_path):
-    from app.dashboard import auth
+    from ringscope.app.dashboard import auth
 
     auth.add_user(tmp_path / "store" / "users.json", "ivy", "correct horse", "investigator")
     at = AppTest.from_file(MAIN, default_timeout=60).run()
@@ -101,8 +101,8 @@ def test_investigator_cannot_open_the_console(dash_store):
 
 
 def test_console_page_is_in_the_menu_for_analysts_only():
-    from app.dashboard import auth
-    from app.dashboard.context import PAGE_FILES
+    from ringscope.app.dashboard import auth
+    from ringscope.app.dashboard.context import PAGE_FILES
 
     def menu(role):
         return [title for title, _, permission in PAGE_FILES if auth.can(role, permission)]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from app.dashboard import services
-from graph.store import GraphBatch
+from ringscope.app.dashboard import services
+from ringscope.graph.store import GraphBatch
 from tests.detectors.builder import ExportBuilder, person_id
 
 COMPANY = "苏州工业园区开发区世创科技有限公司"

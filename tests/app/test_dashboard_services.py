@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from app.dashboard import auth, cases, masking, services
+from ringscope.app.dashboard import auth, cases, masking, services
 from tests.app.browser.store_fixture import RING_A, RING_B, build_dashboard_store
 
 
@@ -62,7 +62,7 @@ def test_cases_and_audit_on_both_stores(loaded):
 
 
 def test_case_labels_agree_with_the_training_labels(loaded):
-    from detectors.risk import CASE_VERDICTS
+    from ringscope.detectors.risk import CASE_VERDICTS
 
     assert cases.VERDICT_LABELS == CASE_VERDICTS
 

@@ -160,7 +160,7 @@ class ExportBuilder:
 
     def load(self, store, folder: Path):
         """Write the export to ``folder`` and ingest it into ``store``; return the summary."""
-        from ingest.pipeline import ingest_folder
+        from ringscope.ingest.pipeline import ingest_folder
 
         self.write(folder)
         summary = ingest_folder(folder, store, rejects_path=Path(folder) / "rejects.csv")

@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from detectors.flagging import FlagIndex, flag_applications
-from detectors.portfolio import Portfolio
-from detectors.risk import train
-from detectors.runner import run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from detectors.values import read_amounts, read_times
-from graph.store import GraphBatch
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.flagging import FlagIndex, flag_applications
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.values import read_amounts, read_times
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, person_id
 
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
@@ -140,7 +140,7 @@ def test_every_job_survives_absurd_stored_values(store, generated, tmp_path):
 
 
 def test_detect_cli_reports_the_bad_rows(generated, tmp_path):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "store")
     _prepared(store, generated, tmp_path)
@@ -153,8 +153,8 @@ def test_detect_cli_reports_the_bad_rows(generated, tmp_path):
 def test_untimed_applications_count_nothing_and_are_counted_by_nobody(tmp_path):
     """An application whose time was read as missing is neither before nor
     after any other, in training features and in the flagging index alike."""
-    from detectors.features import application_features
-    from graph.embedded import EmbeddedStore
+    from ringscope.detectors.features import application_features
+    from ringscope.graph.embedded import EmbeddedStore
 
     b = ExportBuilder()
     for i in range(3):

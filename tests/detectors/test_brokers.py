@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.brokers import BrokerRings, template_cells
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.brokers import BrokerRings, template_cells
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

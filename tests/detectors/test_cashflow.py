@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from detectors.cashflow import CashflowChecks, robust_z, trade_of
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.cashflow import CashflowChecks, robust_z, trade_of
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.cashflow import CashflowChecks
-from detectors.incremental import detect_around
-from detectors.portfolio import Portfolio
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.cashflow import CashflowChecks
+from ringscope.detectors.incremental import detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

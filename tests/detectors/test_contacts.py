@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from detectors.contacts import ContactLoops, contact_edges, contact_sccs
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.contacts import ContactLoops, contact_edges, contact_sccs
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from detectors.contacts import ContactLoops, ContactStatistics
-from detectors.incremental import detect_around
-from detectors.portfolio import Portfolio
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.contacts import ContactLoops, ContactStatistics
+from ringscope.detectors.incremental import detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.flagging import flag_applications
-from detectors.risk import train
-from detectors.runner import _unique, findings_frame, run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.flagging import flag_applications
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import _unique, findings_frame, run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def book(tmp_path_factory) -> tuple[Path, Path]:
     """A generated portfolio (with guarantee circles) split into the book and
     tonight's batch, as ``make demo`` does."""
-    from app.cli import _split_tonight
+    from ringscope.app.cli import _split_tonight
 
     folder = tmp_path_factory.mktemp("determinism") / "data"
     generate_portfolio(GeneratorConfig(applications=2500, seed=7), folder)
@@ -48,7 +48,7 @@ def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
                  ["train", "--store", store],
                  ["flag", str(book[1]), "--store", store, "--out", str(out / "flags.csv"),
                   "--rejects", str(out / "flag-rejects.csv")]):
-        done = subprocess.run([sys.executable, "-m", "app.cli", *args, "--quiet"], cwd=out, env=env,
+        done = subprocess.run([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=out, env=env,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, (hash_seed, args[0], done.stdout[-2000:], done.stderr[-2000:])
 
@@ -59,7 +59,7 @@ def test_outputs_do_not_depend_on_the_hash_seed(book, tmp_path):
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     ingest_folder(book[0], EmbeddedStore(tmp_path / "ingested"), rejects_path=tmp_path / "rejects.csv")
     outs = {seed: tmp_path / f"hash-{seed}" for seed in ("1", "2")}

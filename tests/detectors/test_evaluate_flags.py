@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from detectors.evaluate import auc, evaluate_flags, precision_at_k, rings_recovered
+from ringscope.detectors.evaluate import auc, evaluate_flags, precision_at_k, rings_recovered
 
 
 def _truth(rows):

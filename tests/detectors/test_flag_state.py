@@ -14,13 +14,13 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from detectors.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
-from detectors.flagging import FlagIndex, flag_applications
-from detectors.runner import load_findings
-from graph.store import GraphBatch
-from ingest.synthetic import GeneratorConfig, generate_portfolio
-from detectors.runner import run_detectors, save_findings
-from ingest.pipeline import ingest_folder
+from ringscope.detectors.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
+from ringscope.detectors.flagging import FlagIndex, flag_applications
+from ringscope.detectors.runner import load_findings
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.ingest.pipeline import ingest_folder
 from tests.detectors.builder import ExportBuilder
 from tests.detectors.test_flagging import LATER, _new_batch, _prepare
 
@@ -29,7 +29,7 @@ from tests.detectors.test_flagging import LATER, _new_batch, _prepare
 def prepared(tmp_path_factory):
     """An embedded store with a portfolio, findings and a model, prepared once
     (each test works on a copy), and the folder it was generated in."""
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     root = tmp_path_factory.mktemp("prepared")
     generate_portfolio(GeneratorConfig(applications=1500, seed=12), root / "data")
@@ -38,7 +38,7 @@ def prepared(tmp_path_factory):
 
 
 def _copy(prepared, tmp_path):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     root, model = prepared
     shutil.copytree(root / "store", tmp_path / "store")
@@ -198,8 +198,8 @@ def test_a_corrupt_or_partial_state_is_rebuilt_with_a_warning(prepared, tmp_path
 def test_cli_summary_says_whether_the_state_was_loaded(prepared, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from app.cli import cli
-    from graph.embedded import EmbeddedStore
+    from ringscope.app.cli import cli
+    from ringscope.graph.embedded import EmbeddedStore
 
     _copy(prepared, tmp_path)
     monkeypatch.setenv("RINGSCOPE_MODELS", str(prepared[0] / "models"))

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from detectors.flagging import flag_applications
-from detectors.risk import train
-from detectors.runner import load_findings, run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.flagging import flag_applications
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import load_findings, run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons"]
@@ -80,7 +80,7 @@ def test_ring_completed_by_the_new_batch_is_flagged(store, generated, tmp_path):
 
 
 def test_flag_cli_writes_the_output_contract(generated, tmp_path, monkeypatch):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "store")
     _prepare(store, generated, tmp_path)
@@ -106,9 +106,9 @@ def test_flag_without_a_model_says_so(tmp_path, monkeypatch):
 
 
 def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path):
-    from detectors.flagging import FlagIndex
-    from detectors.guarantees import GuaranteeCircles
-    from graph.embedded import EmbeddedStore
+    from ringscope.detectors.flagging import FlagIndex
+    from ringscope.detectors.guarantees import GuaranteeCircles
+    from ringscope.graph.embedded import EmbeddedStore
     from tests.detectors.builder import company_uscc
 
     store = EmbeddedStore(tmp_path / "store")
@@ -138,8 +138,8 @@ def test_a_device_farm_that_arrives_in_one_night_is_found_by_flag(generated, tmp
     """Issue 12, cause 1: bursts were seen only at the next full ``detect``.
     Six people on one new phone within hours, nothing else shared: only the
     velocity detector can see it, and ``flag`` now runs it around the batch."""
-    from detectors.flagging import FlagIndex
-    from graph.embedded import EmbeddedStore
+    from ringscope.detectors.flagging import FlagIndex
+    from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "store")
     model = _prepare(store, generated, tmp_path)

@@ -9,15 +9,15 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from detectors.base import Evidence, Finding
-from detectors.flagging import RING_DETECTORS, FlagIndex
-from detectors.reasons import accused_ring
-from detectors.risk import train
-from detectors.runner import run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from graph.embedded import EmbeddedStore
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.base import Evidence, Finding
+from ringscope.detectors.flagging import RING_DETECTORS, FlagIndex
+from ringscope.detectors.reasons import accused_ring
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, company_uscc
 
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
@@ -110,7 +110,7 @@ def test_flag_features_are_the_training_features(flagged):
     """The one feature kernel of both flag paths computes, for an application
     already in the book, exactly what training computed for it: the model
     scores a new application on the same footing as the history it learned."""
-    from detectors.features import application_features
+    from ringscope.detectors.features import application_features
 
     index, _, sample, _ = flagged
     training = application_features(index.portfolio, index.findings, index.hubs).loc[sample]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from detectors.guarantees import GuaranteeCircles, economic_units, guarantee_sccs
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.guarantees import GuaranteeCircles, economic_units, guarantee_sccs
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, company_uscc, person_id
 
 

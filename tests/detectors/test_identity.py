@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.identity import IdentityResolution, application_entities, company_core_name, resolve_records
-from detectors.matching import block_pairs, gb11643_ok
-from detectors.portfolio import Portfolio
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.identity import IdentityResolution, application_entities, company_core_name, resolve_records
+from ringscope.detectors.matching import block_pairs, gb11643_ok
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, person_id
 from tests.sample_data import make_id
 

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from detectors.identity import IdentityResolution
-from detectors.incremental import detect_around
-from detectors.portfolio import Portfolio
-from detectors.runner import run_detectors, save_findings
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.identity import IdentityResolution
+from ringscope.detectors.incremental import detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, person_id
 from tests.sample_data import make_id
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from detectors.base import Finding
-from detectors.incremental import IncrementalRun, detect_around
-from detectors.portfolio import Portfolio
-from detectors.registry import DETECTORS
-from detectors.runner import DetectionRun, run_detectors, save_findings
-from graph.embedded import EmbeddedStore
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.base import Finding
+from ringscope.detectors.incremental import IncrementalRun, detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.registry import DETECTORS
+from ringscope.detectors.runner import DetectionRun, run_detectors, save_findings
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.sample_data import split_export
 
 #: seeds and fraud mixes: each detector's typology is planted densely in at least one

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.base import Finding
-from detectors.brokers import BrokerRings, cell_reference, template_cells
-from detectors.incremental import detect_around
-from detectors.portfolio import Portfolio
-from detectors.velocity import DeviceVelocity, burst_base, burst_windows
-from graph.embedded import EmbeddedStore
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.base import Finding
+from ringscope.detectors.brokers import BrokerRings, cell_reference, template_cells
+from ringscope.detectors.incremental import detect_around
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.velocity import DeviceVelocity, burst_base, burst_windows
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 START = datetime(2025, 1, 6, 9, 0)

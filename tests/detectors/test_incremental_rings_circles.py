@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from detectors.guarantees import GuaranteeCircles
-from detectors.portfolio import Portfolio
-from detectors.rings import SharedIdentifierRings, entity_links, ring_components
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.guarantees import GuaranteeCircles
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.rings import SharedIdentifierRings, entity_links, ring_components
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, company_uscc, person_id
 
 T0 = datetime(2025, 3, 1, 9, 0)

@@ -19,16 +19,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from detectors.flagging import FlagIndex
-from detectors.model_store import challenger, champion, champion_history, load_model, promote, rollback
-from detectors.risk import train
-from detectors.runner import run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.flagging import FlagIndex
+from ringscope.detectors.model_store import challenger, champion, champion_history, load_model, promote, rollback
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 #: the champion is trained when outcomes are known up to here; the new pattern starts here too
@@ -208,7 +208,7 @@ def test_lifecycle_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
     assert first.exit_code == 0 and "is the champion (first model)" in first.output, first.output
     second = runner.invoke(cli, ["train", *args])
     assert second.exit_code == 0 and "saved as the challenger" in second.output, second.output
-    from detectors.scoring import target_folder
+    from ringscope.detectors.scoring import target_folder
 
     folder = target_folder(neo4j_store, "fraud")
     assert folder.is_relative_to(tmp_path / "xdg")

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from detectors.model_store import load_model, models_folder, save_model, store_identity
-from graph.files import TMP_MARKER
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.model_store import load_model, models_folder, save_model, store_identity
+from ringscope.graph.files import TMP_MARKER
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 
@@ -82,12 +82,12 @@ def test_flag_finds_the_model_from_another_directory(store, generated, data_home
 
 
 def test_the_neo4j_identity_does_not_depend_on_the_uri(neo4j_store, neo4j_uri, data_home):
-    from graph.neo4j_store import Neo4jStore
+    from ringscope.graph.neo4j_store import Neo4jStore
 
     host, port = neo4j_uri.rsplit("//", 1)[1].rsplit(":", 1)
     other = Neo4jStore(f"neo4j://localhost:{port}" if host == "127.0.0.1" else f"bolt://{host}:{port}")
     # the suite's server has auth on: the real credentials, given inside the URI this time
-    from graph.neo4j_auth import auth_from_env
+    from ringscope.graph.neo4j_auth import auth_from_env
 
     user, password = auth_from_env() or ("neo4j", "")
     with_credentials = Neo4jStore(f"bolt://{user}:{password}@{host}:{port}")
@@ -125,8 +125,8 @@ def test_a_failed_save_leaves_the_last_version_in_place(tmp_path):
 
 
 def test_models_override_and_default_data_folder(tmp_path, monkeypatch):
-    from detectors.model_store import user_data_dir
-    from graph.embedded import EmbeddedStore
+    from ringscope.detectors.model_store import user_data_dir
+    from ringscope.graph.embedded import EmbeddedStore
 
     monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "elsewhere"))
     assert models_folder(EmbeddedStore(tmp_path / "s")) == tmp_path / "elsewhere"

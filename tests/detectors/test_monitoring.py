@@ -18,16 +18,16 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
-from app.cli import cli
-from detectors.features import OWN
-from detectors.monitoring import ACT, WATCH, monitor, population_stability
-from detectors.risk import train
-from detectors.runner import run_detectors, save_findings
-from detectors.scoring import TrainingConfig
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.app.cli import cli
+from ringscope.detectors.features import OWN
+from ringscope.detectors.monitoring import ACT, WATCH, monitor, population_stability
+from ringscope.detectors.risk import train
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
 # the generator labels applications before this day; later ones are the model's future
 CUTOFF = pd.Timestamp("2026-05-01", tz="Asia/Shanghai")

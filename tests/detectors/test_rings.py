@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from detectors.rings import SharedIdentifierRings
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.rings import SharedIdentifierRings
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
 RING_START = datetime(2025, 6, 1, 10, 0)

@@ -9,10 +9,10 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from detectors.base import Detector, Evidence, Finding
-from detectors.evaluate import evaluate_findings, pair_scores
-from detectors.registry import DETECTORS, detector_class
-from detectors.runner import export_findings, load_findings, run_detectors, save_findings
+from ringscope.detectors.base import Detector, Evidence, Finding
+from ringscope.detectors.evaluate import evaluate_findings, pair_scores
+from ringscope.detectors.registry import DETECTORS, detector_class
+from ringscope.detectors.runner import export_findings, load_findings, run_detectors, save_findings
 from tests.detectors.builder import ExportBuilder, company_uscc
 
 PLANTED = ["shared_identifier_rings", "guarantee_circles"]

@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.features import application_features, identifier_history
-from detectors.portfolio import Portfolio
-from detectors.reasons import reason_code
-from detectors.risk import outcome_labels, train
-from detectors.runner import run_detectors, save_findings
-from detectors.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.features import application_features, identifier_history
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.reasons import reason_code
+from ringscope.detectors.risk import outcome_labels, train
+from ringscope.detectors.runner import run_detectors, save_findings
+from ringscope.detectors.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 T0 = datetime(2025, 3, 1, 10)
@@ -153,13 +153,13 @@ def test_training_without_outcomes_is_a_clear_error(tmp_path):
 
 
 def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
-    from detectors.features import application_features
-    from detectors.scoring import compile_scorecard, contributions
+    from ringscope.detectors.features import application_features
+    from ringscope.detectors.scoring import compile_scorecard, contributions
 
     store, result = trained
     model = result.model
     assert model.kind == "scorecard"
-    from detectors.runner import load_findings
+    from ringscope.detectors.runner import load_findings
 
     features = application_features(Portfolio(store), load_findings(store))[model.features].head(300)
     compiled = compile_scorecard(model, features)

@@ -14,17 +14,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from detectors.features import GRAPH, application_features
-from detectors.flagging import FlagIndex
-from detectors.portfolio import Portfolio
-from detectors.rings import SharedIdentifierRings
-from detectors.risk import outcome_labels, target_outcomes, train
-from detectors.runner import load_findings, run_detectors, save_findings
-from detectors.scoring import TARGETS, TrainingConfig, train_models
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.detectors.features import GRAPH, application_features
+from ringscope.detectors.flagging import FlagIndex
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.rings import SharedIdentifierRings
+from ringscope.detectors.risk import outcome_labels, target_outcomes, train
+from ringscope.detectors.runner import load_findings, run_detectors, save_findings
+from ringscope.detectors.scoring import TARGETS, TrainingConfig, train_models
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 T0 = datetime(2025, 3, 1, 10)

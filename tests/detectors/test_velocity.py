@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from detectors.velocity import DeviceVelocity, burst_windows
-from graph.embedded import EmbeddedStore
+from ringscope.detectors.velocity import DeviceVelocity, burst_windows
+from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, person_id
 
 START = datetime(2025, 1, 6, 9, 0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingest.pipeline import ingest_folder
+from ringscope.ingest.pipeline import ingest_folder
 from tests.sample_data import C1, C2, P1, write_sample
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "graph-model.md"
@@ -88,7 +88,7 @@ def test_shortest_path_query(loaded):
 
 @pytest.mark.neo4j
 def test_finding_queries_after_detect(loaded):
-    from detectors.runner import run_detectors, save_findings
+    from ringscope.detectors.runner import run_detectors, save_findings
 
     save_findings(loaded, run_detectors(loaded, ["guarantee_circles"]))
     top = _run(loaded, "q12-top-findings")
@@ -103,7 +103,7 @@ def test_guarantee_cycles_query_lists_each_simple_cycle_once(loaded):
     """A circle of three (one edge carrying two guarantees) and a figure eight
     through one party: each cycle once, from its smallest key, never a walk
     that passes a party twice."""
-    from graph.store import GraphBatch
+    from ringscope.graph.store import GraphBatch
 
     keys = ["GX1", "GX2", "GX3", "GX4"]
     edges = [("GX1", "GX2", "L1", 10.0), ("GX2", "GX3", "L2", 20.0), ("GX3", "GX1", "L3", 30.0),
@@ -125,7 +125,7 @@ def test_guarantee_cycles_query_lists_each_simple_cycle_once(loaded):
 def test_shortest_path_never_walks_through_findings(loaded):
     """Two applications that share nothing but a finding are not connected
     through it (INVOLVES edges are the detectors' output, not data)."""
-    from graph.store import GraphBatch
+    from ringscope.graph.store import GraphBatch
 
     loaded.write(GraphBatch(
         nodes={"Finding": pd.DataFrame({"key": ["test-finding"], "detector": ["test"], "score": [0.9]})},

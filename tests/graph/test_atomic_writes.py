@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from graph.embedded import JOURNAL, EmbeddedStore
-from graph.files import TMP_MARKER
-from graph.model import FINDING_TARGETS, REL_TYPES
+from ringscope.graph.embedded import JOURNAL, EmbeddedStore
+from ringscope.graph.files import TMP_MARKER
+from ringscope.graph.model import FINDING_TARGETS, REL_TYPES
 from tests.sample_data import split_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
     if kill_at:
         env["RINGSCOPE_TEST_KILL_AT"] = kill_at
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args, "--quiet"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -44,7 +44,7 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
     """Two deliveries: the first 70% of a generated portfolio, then the rest."""
     import pandas as pd
 
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     base = tmp_path_factory.mktemp("atomic")
     generate_portfolio(GeneratorConfig(applications=2000, seed=9), base / "all")
@@ -198,8 +198,8 @@ def test_readers_never_see_half_a_commit(tmp_path, monkeypatch):
 
     import pandas as pd
 
-    import graph.embedded as embedded
-    from graph.store import GraphBatch
+    import ringscope.graph.embedded as embedded
+    from ringscope.graph.store import GraphBatch
 
     def batch(start: int, n: int) -> GraphBatch:
         keys = [f"A{i}" for i in range(start, start + n)]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graph.locking import LockHolder, StoreBusy
-from graph.store import GraphBatch
+from ringscope.graph.locking import LockHolder, StoreBusy
+from ringscope.graph.store import GraphBatch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ _HOLD_AND_DIE = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    from graph.store import open_store
+    from ringscope.graph.store import open_store
     {open}
     with store.lock(job="ringscope ingest"):
         print("held", flush=True)
@@ -100,7 +100,7 @@ def _hold_in_child(open_line: str) -> subprocess.Popen:
 
 
 def test_a_killed_holder_releases_the_embedded_lock(tmp_path):
-    from graph.embedded import EmbeddedStore
+    from ringscope.graph.embedded import EmbeddedStore
 
     path = tmp_path / "store"
     child = _hold_in_child(f"store = open_store({str(path)!r})")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graph.embedded import EmbeddedStore
-from graph.store import GraphBatch
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.store import GraphBatch
 from tests.sample_data import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def _assert_private(root: Path) -> None:
 
 
 def test_a_new_store_and_everything_in_it_is_private(tmp_path):
-    from ingest.pipeline import ingest_folder
+    from ringscope.ingest.pipeline import ingest_folder
 
     store = EmbeddedStore(tmp_path / "store")
     summary = ingest_folder(write_sample(tmp_path / "export"), store, rejects_path=tmp_path / "out" / "rejects.csv")
@@ -73,7 +73,7 @@ def test_a_folder_of_other_files_is_not_locked_down(tmp_path):
 
 
 def test_the_dashboard_users_file_is_private(tmp_path):
-    from app.dashboard.auth import add_user
+    from ringscope.app.dashboard.auth import add_user
 
     path = tmp_path / "newstore" / "users.json"
     add_user(path, "ana", "correct horse battery", "analyst")
@@ -83,7 +83,7 @@ def test_the_dashboard_users_file_is_private(tmp_path):
 
 def test_the_cli_creates_private_outputs_whatever_the_umask(tmp_path):
     out = tmp_path / "generated"
-    subprocess.run([sys.executable, "-m", "app.cli", "generate", "--applications", "60", "--out", str(out), "--quiet"],
+    subprocess.run([sys.executable, "-m", "ringscope.app.cli", "generate", "--applications", "60", "--out", str(out), "--quiet"],
                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, capture_output=True,
                    preexec_fn=lambda: os.umask(0o022))
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from graph.model import NODE_TYPES, REL_TYPES
-from graph.store import GraphBatch
+from ringscope.graph.model import NODE_TYPES, REL_TYPES
+from ringscope.graph.store import GraphBatch
 
 
 def _batch(name_a="张伟", amount=1000.0):
@@ -165,8 +165,8 @@ def test_revision_moves_on_with_every_write_that_changes_something(store):
     """Issue 12: saved derived state is checked against the revision; it must
     change with any stored change (ingest, scores, findings, clear) and stay
     while nothing changed, on both stores."""
-    from detectors.runner import DetectionRun, findings_batch
-    from detectors.base import Evidence, Finding
+    from ringscope.detectors.runner import DetectionRun, findings_batch
+    from ringscope.detectors.base import Evidence, Finding
 
     seen = [store.revision()]
     store.write(_batch())

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graph.embedded import EmbeddedStore
-from graph.model import REL_TYPES
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.graph.model import REL_TYPES
 from tests.sample_data import split_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def exports(tmp_path_factory) -> tuple[Path, Path]:
     """One generated portfolio split in two exports with disjoint applications
     (contacts and guarantees follow their application; the registry goes to both)."""
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     base = tmp_path_factory.mktemp("two-writers")
     generate_portfolio(GeneratorConfig(applications=3000, seed=5), base / "all")
@@ -37,7 +37,7 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def reference(exports, tmp_path_factory):
     """Counts after loading both exports one after the other, in-process."""
-    from ingest.pipeline import ingest_folder
+    from ringscope.ingest.pipeline import ingest_folder
 
     tmp = tmp_path_factory.mktemp("reference")
     store = EmbeddedStore(tmp / "store")
@@ -51,7 +51,7 @@ def _ingest(folder: Path, store_args: list[str], rejects: Path, *extra: str) -> 
     the test can watch for the waiting message while it runs."""
     err = open(rejects.with_suffix(".err"), "w+", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
+        [sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
          *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -7,8 +7,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from graph.store import redact_uri, split_credentials
+from ringscope.app.cli import cli
+from ringscope.graph.store import redact_uri, split_credentials
 
 SECRET = "s3cr@t/pa:ss"
 QUOTED = "s3cr%40t%2Fpa%3Ass"
@@ -44,7 +44,7 @@ def test_unreachable_server_message_never_echoes_the_password():
 
 
 def test_store_location_is_redacted():
-    from graph.neo4j_store import Neo4jStore
+    from ringscope.graph.neo4j_store import Neo4jStore
 
     store = Neo4jStore("bolt://neo4j:secret@127.0.0.1:1")
     try:
@@ -58,7 +58,7 @@ def test_credentials_in_the_uri_are_used_and_hidden(neo4j_driver, neo4j_uri, mon
     """With the suite's credentials (when its server has auth on) moved from
     the environment into the URI, the CLI still connects, and prints the URI
     without the password."""
-    from graph.neo4j_auth import auth_from_env
+    from ringscope.graph.neo4j_auth import auth_from_env
 
     user, password = auth_from_env() or (os.environ.get("NEO4J_USER") or "neo4j",
                                          os.environ.get("NEO4J_PASSWORD") or "unused-secret")

@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from graph.embedded import EmbeddedStore
-from ingest.limits import IngestLimits
-from ingest.pipeline import ingest_folder
-from ingest.synthetic import GeneratorConfig, generate_portfolio
+from ringscope.graph.embedded import EmbeddedStore
+from ringscope.ingest.limits import IngestLimits
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.ingest.corruption import (
     VARIANTS,
     application_properties,

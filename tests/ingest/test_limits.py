@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from ingest.limits import IngestLimits
-from ingest.normalize import normalize_id_numbers
-from ingest.pipeline import ingest_folder
+from ringscope.app.cli import cli
+from ringscope.ingest.limits import IngestLimits
+from ringscope.ingest.normalize import normalize_id_numbers
+from ringscope.ingest.pipeline import ingest_folder
 from tests.sample_data import P1, P2, make_id, make_uscc
 
 HEADER = ["application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
@@ -155,7 +155,7 @@ def test_cli_ingest_takes_the_limits(tmp_path):
 
 
 def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
-    import detectors.flagging as flagging
+    import ringscope.detectors.flagging as flagging
 
     seen = {}
 
@@ -165,7 +165,7 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(flagging, "flag_applications", fake_flag)
-    monkeypatch.setattr("detectors.scoring.load_model", lambda folder: type(
+    monkeypatch.setattr("ringscope.detectors.scoring.load_model", lambda folder: type(
         "M", (), {"target": "fraud", "version": "v-test",
                   "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})()})())
     folder = _export(tmp_path, [_app(1)])

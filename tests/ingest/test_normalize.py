@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from stdnum.cn import uscc as stdnum_uscc
 
-from ingest import normalize as nz
+from ringscope.ingest import normalize as nz
 
 _W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 

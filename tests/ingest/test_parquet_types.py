@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.pipeline import ingest_folder
-from ingest.reader import RefusedFile, read_table
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.reader import RefusedFile, read_table
 from tests.sample_data import P1
 
 # 18-digit resident IDs: float64 keeps ~16 significant digits

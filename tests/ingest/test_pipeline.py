@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from ingest.pipeline import ingest_folder
+from ringscope.ingest.pipeline import ingest_folder
 from tests.sample_data import INJECTION_NAME, P1, P4, SAMPLE_EXPECTED, write_sample
 
 
@@ -162,7 +162,7 @@ def test_malformed_csv_row_is_rejected_with_its_line(tmp_path, embedded_store):
 
 
 def _generated(tmp_path, n=600, seed=3):
-    from ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     folder = tmp_path / "gen"
     generate_portfolio(GeneratorConfig(applications=n, seed=seed, broken_row_rate=0.0), folder)
@@ -196,7 +196,7 @@ def test_a_stray_quote_loses_one_row_not_the_file(tmp_path, embedded_store):
 def test_duplicate_header_is_refused_with_a_rejects_file_and_no_traceback(tmp_path):
     from click.testing import CliRunner
 
-    from app.cli import cli
+    from ringscope.app.cli import cli
 
     folder = _generated(tmp_path)
     path = folder / "applications.csv"
@@ -215,7 +215,7 @@ def test_duplicate_header_is_refused_with_a_rejects_file_and_no_traceback(tmp_pa
 
 
 def test_lines_the_reader_cannot_account_for_make_the_table_an_error(tmp_path, embedded_store, monkeypatch):
-    import ingest.pipeline as pipeline
+    import ringscope.ingest.pipeline as pipeline
 
     folder = _generated(tmp_path, n=100)
     real = pipeline.read_table

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.reader import RefusedFile, UnreadableFile, read_table
+from ringscope.ingest.reader import RefusedFile, UnreadableFile, read_table
 
 HEADER = "application_id,name,amount"
 
@@ -106,7 +106,7 @@ def test_a_quoted_value_may_span_lines_but_never_swallows_a_row(tmp_path):
 
 
 def test_a_record_may_not_span_more_than_the_limit(tmp_path):
-    from ingest.csv_lines import MAX_RECORD_LINES
+    from ringscope.ingest.csv_lines import MAX_RECORD_LINES
 
     lines = [HEADER, 'A1,"' + "\n".join(["x"] * (MAX_RECORD_LINES + 5)) + '",1', *_rows(3, start=2)]
     result = read_table(_write(tmp_path, lines))

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from ingest.synthetic import GeneratorConfig, generate_portfolio, generate_scenario, random_scenario
-from ingest.synthetic.scenario import RANGES
+from ringscope.app.cli import cli
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio, generate_scenario, random_scenario
+from ringscope.ingest.synthetic.scenario import RANGES
 
 N = 2_000
 
@@ -166,7 +166,7 @@ def test_honest_hub_knobs_take_effect(tmp_path):
                      employer_share=0.3, busy_agents=5, busy_agent_share=0.05)
     nat = apps[apps["hard_negative"] == "carrier_nat"]
     assert nat["ip"].nunique() == 1 and len(nat) == pytest.approx(0.1 * N, rel=0.05)
-    from ingest.synthetic.negatives import office_towers
+    from ringscope.ingest.synthetic.negatives import office_towers
 
     addresses = apps[apps["hard_negative"] == "office_tower"]["company_address"]
     used = {next(t for t in office_towers(9) if a.startswith(t)) for a in addresses}  # StopIteration: not a tower
@@ -177,7 +177,7 @@ def test_honest_hub_knobs_take_effect(tmp_path):
     big = consumers["hard_negative"] == "big_employer"
     assert consumers.loc[big, "employer_name"].nunique() == 12
     # ~30% of consumer applicants work for a big employer (some were planted as fraud or other negatives)
-    from ingest.synthetic.honest import big_employers
+    from ringscope.ingest.synthetic.honest import big_employers
 
     at_big = consumers["employer_name"].isin(big_employers(12)[0]).mean()
     assert at_big == pytest.approx(0.3, abs=0.04)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingest.pipeline import ingest_folder
-from ingest.stored import STORED_DIFFERENT
+from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.stored import STORED_DIFFERENT
 from tests.sample_data import APP_HEADER, APPLICATIONS, C1, C2, P1, P2, write_sample
 
 REFUSED = f"application_id {STORED_DIFFERENT}"
@@ -166,7 +166,7 @@ def test_update_corrects_the_application_and_writes_the_audit_log(tmp_path, load
 def test_without_update_the_cli_rejects_and_with_it_corrects(tmp_path, embedded_store):
     from click.testing import CliRunner
 
-    from app.cli import cli
+    from ringscope.app.cli import cli
 
     ingest_folder(write_sample(tmp_path / "first"), embedded_store, rejects_path=tmp_path / "r1.csv")
     later = _write(tmp_path / "later", "applications", APP_HEADER, [_app("A3", amount="31000", label="good")])

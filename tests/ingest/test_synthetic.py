@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from stdnum.cn import ric, uscc
 
-from ingest.normalize import normalize_addresses, normalize_id_numbers, normalize_phones
-from ingest.pipeline import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from ingest.synthetic import HARD_NEGATIVES, TYPOLOGIES, GeneratorConfig, generate_portfolio
+from ringscope.ingest.normalize import normalize_addresses, normalize_id_numbers, normalize_phones
+from ringscope.ingest.pipeline import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from ringscope.ingest.synthetic import HARD_NEGATIVES, TYPOLOGIES, GeneratorConfig, generate_portfolio
 
 N = 5_000
 CONFIG = GeneratorConfig(applications=N, seed=42)

@@ -271,7 +271,7 @@ def test_wrong_passwords_are_refused_and_never_echoed(plain_server, tmp_path):
     # the CLI with a wrong password in the environment: a clear error, no password in it
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSCOPE_NEO4J")}
     env.update(RINGSCOPE_NEO4J_PASSWORD=wrong, PYTHONPATH=str(ROOT))
-    cli = subprocess.run([PYTHON, "-m", "app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
+    cli = subprocess.run([PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
                          timeout=120, env=env, cwd=tmp_path)
     assert cli.returncode != 0
     assert "unauthorized" in (cli.stdout + cli.stderr).lower() or "auth" in (cli.stdout + cli.stderr).lower()
@@ -279,7 +279,7 @@ def test_wrong_passwords_are_refused_and_never_echoed(plain_server, tmp_path):
     # a missing password file is named, and nothing else is said about it
     env.pop("RINGSCOPE_NEO4J_PASSWORD")
     env["RINGSCOPE_NEO4J_PASSWORD_FILE"] = str(tmp_path / "no-such-file")
-    cli = subprocess.run([PYTHON, "-m", "app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
+    cli = subprocess.run([PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
                          timeout=120, env=env, cwd=tmp_path)
     assert cli.returncode != 0 and "no-such-file" in cli.stdout + cli.stderr
     time.sleep(6)  # let Neo4j's lock on the user (after failed logins) expire

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import context, display, services
-from app.dashboard.masking import mask_record, mask_text
+from ringscope.app.dashboard import context, display, services
+from ringscope.app.dashboard.masking import mask_record, mask_text
 
 user = context.require("application")
 store = context.store()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.dashboard import cases, context
-from app.dashboard.masking import mask_text
+from ringscope.app.dashboard import cases, context
+from ringscope.app.dashboard.masking import mask_text
 
 user = context.require("cases")
 store = context.store()

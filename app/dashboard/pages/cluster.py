@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 from st_link_analysis import Event, st_link_analysis
 
-from app.dashboard import context, display, graphview, services
-from app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
+from ringscope.app.dashboard import context, display, graphview, services
+from ringscope.app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
 
 GRAPH_KEY = "cluster_graph"
 

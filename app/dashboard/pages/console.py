@@ -1,6 +1,6 @@
 """Cypher console (Neo4j only; analysts and admins): read-only, bounded, timed out.
 
-Cells are masked by content (:func:`app.dashboard.masking.mask_content`),
+Cells are masked by content (:func:`ringscope.app.dashboard.masking.mask_content`),
 whatever the column is called, unless the query was run with "show personal
 data", which is audited as ``cypher.reveal``: a result run masked stays
 masked when the toggle is switched on afterwards.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import streamlit as st
 from st_link_analysis import st_link_analysis
 
-from app.dashboard import cases, context, cypher, display, graphview
-from app.dashboard.masking import PII_LABELS, escape, mask_content, mask_value
+from ringscope.app.dashboard import cases, context, cypher, display, graphview
+from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_content, mask_value
 
 user = context.require("console")
 store = context.store()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import context, display, services
+from ringscope.app.dashboard import context, display, services
 
 user = context.require("model")
 st.title("Model")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import cases, context, services
-from app.dashboard.masking import mask_text
+from ringscope.app.dashboard import cases, context, services
+from ringscope.app.dashboard.masking import mask_text
 
 PAGE_SIZE = 50
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import context, services
-from app.dashboard.display import say
-from app.dashboard.masking import mask_value
+from ringscope.app.dashboard import context, services
+from ringscope.app.dashboard.display import say
+from ringscope.app.dashboard.masking import mask_value
 
 FIELDS = {"Anything": "auto", "Name (hanzi or pinyin)": "name", "ID number": "id_number", "Phone": "phone",
           "Company": "company", "Account": "account"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graph.store import GraphBatch
+from ringscope.graph.store import GraphBatch
 from tests.detectors.builder import ExportBuilder, person_id
 
 __all__ = ["build_dashboard_store", "add_findings", "RING_A", "RING_B", "XSS_NAME", "add_bulk_findings"]

@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app.dashboard import auth, cases
-from app.dashboard.launch import free_port, launch, stop
-from graph.embedded import EmbeddedStore
+from ringscope.app.dashboard import auth, cases
+from ringscope.app.dashboard.launch import free_port, launch, stop
+from ringscope.graph.embedded import EmbeddedStore
 from tests.app.browser.store_fixture import build_dashboard_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -1,0 +1,143 @@
+"""ringscope's Python API: the CLI's jobs as functions, for notebooks and schedulers.
+
+This folder is installed as the top-level ``ringscope`` package (see
+``[tool.setuptools.package-dir]`` in pyproject.toml); the rooms below it are
+``ringscope.ingest``, ``ringscope.graph``, ``ringscope.detectors`` and
+``ringscope.app``. Every function here takes an open store and holds the
+store's write lock while it writes, like the matching ``ringscope`` command.
+
+A nightly job in five calls (the README's "Python API" section runs it as a
+doctest)::
+
+    import ringscope
+    store = ringscope.open_store(".ringscope")          # or neo4j_uri="neo4j://..."
+    ringscope.ingest(store, "exports/2026-11-29")        # rejects go to a CSV, never lost
+    run = ringscope.detect(store)                        # findings saved in the store
+    ringscope.train(store)                               # the fraud model (first one: champion)
+    summary, result = ringscope.flag(store, "exports/tonight")
+    result.flags.sort_values("score", ascending=False).head()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ringscope.detectors.evaluate import Evaluation, evaluate_findings
+from ringscope.detectors.flagging import FlagResult, flag_applications
+from ringscope.detectors.registry import DETECTORS
+from ringscope.detectors.risk import TrainResult
+from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
+from ringscope.graph.store import GraphStore, open_store
+from ringscope.ingest.pipeline import IngestSummary, ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+__all__ = [
+    "open_store",
+    "ingest",
+    "detect",
+    "resolve_entities",
+    "train",
+    "flag",
+    "evaluate",
+    "load_findings",
+    "generate_portfolio",
+    "GeneratorConfig",
+    "DETECTORS",
+    "GraphStore",
+    "IngestSummary",
+    "DetectionRun",
+    "TrainResult",
+    "FlagResult",
+    "Evaluation",
+]
+
+
+def ingest(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *,
+           update: bool = False, lock_timeout: float | None = None, progress=None) -> IngestSummary:
+    """Load the contract tables in ``folder`` (CSV in UTF-8/GBK/GB18030, or Parquet).
+
+    Rows that fail a check go to ``rejects_path`` (default
+    ``./ringscope_rejects.csv``) with a reason; the summary counts both.
+    ``update`` lets a later feed change stored applications (audited); without
+    it a stored row is never overwritten.
+    """
+    return ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, update=update,
+                         lock_timeout=lock_timeout)
+
+
+def detect(store: GraphStore, detectors: list[str] | None = None, params: dict[str, dict[str, Any]] | None = None,
+           *, save: bool = True, lock_timeout: float | None = None, progress=None) -> DetectionRun:
+    """Run ``detectors`` (default: every one in :data:`DETECTORS`) and save their findings.
+
+    ``params`` overrides parameters per detector, e.g.
+    ``{"shared_identifier_rings": {"min_size": 4}}``. With ``save`` the
+    store's findings are replaced by this run's, as ``ringscope detect`` does.
+    """
+    unknown = sorted(set(detectors or ()) - set(DETECTORS))
+    if unknown:
+        raise ValueError(f"Unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
+    # the lock spans the reads too: the findings describe one state of the store
+    with store.lock(job="ringscope detect", timeout=lock_timeout):
+        run = run_detectors(store, detectors, params=params, progress=progress)
+        if save:
+            save_findings(store, run)
+    return run
+
+
+def resolve_entities(store: GraphStore) -> pd.DataFrame:
+    """The resolved applicant and company of every application.
+
+    Returns a frame ``application_id``, ``person_entity_id``,
+    ``company_entity_id``: applications whose applicants the identity
+    resolution judged to be one person share a ``person_entity_id``.
+    """
+    from ringscope.detectors.identity import application_entities
+
+    return application_entities(store)
+
+
+def train(store: GraphStore, target: str = "fraud", *, promote: str = "never", lock_timeout: float | None = None,
+          progress=None, **config: Any) -> TrainResult:
+    """Fit the ``target`` model (``"fraud"`` or ``"default"``) on the store's outcomes and verdicts.
+
+    The first model of a store becomes its champion and scores every
+    application; later ones are challengers unless ``promote`` is ``"auto"``
+    (better out of time) or ``"always"``. ``config`` sets the other
+    :class:`~ringscope.detectors.scoring.TrainingConfig` fields, e.g.
+    ``review_capacity=0.05``.
+    """
+    from ringscope.detectors.risk import train as train_model
+    from ringscope.detectors.scoring import TrainingConfig
+
+    with store.lock(job="ringscope train", timeout=lock_timeout):
+        return train_model(store, TrainingConfig(target=target, **config), progress=progress, promote=promote)
+
+
+def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *, target: str = "fraud",
+         lock_timeout: float | None = None, progress=None) -> tuple[IngestSummary, FlagResult]:
+    """Ingest tonight's ``folder`` and score what loaded with the champion ``target`` model.
+
+    Returns the ingest summary and the :class:`FlagResult`, whose ``flags``
+    frame holds one row per new application: score, decision
+    (pass/review/decline), ring_id and reasons. Raises ``FileNotFoundError``
+    when no model has been trained for ``target``.
+    """
+    from ringscope.detectors.scoring import load_model, target_folder
+
+    model = load_model(target_folder(store, target))
+    if model.target != target:
+        raise ValueError(f"The saved model {model.version} predicts {model.target!r}, not {target!r}; "
+                         f"train a {target} model first.")
+    with store.lock(job="ringscope flag", timeout=lock_timeout):
+        return flag_applications(store, folder, model, rejects_path or "ringscope_rejects.csv", progress=progress)
+
+
+def evaluate(store: GraphStore, truth_dir: str | Path, min_score: float = 0.5) -> Evaluation:
+    """Compare the store's saved findings with a generated portfolio's ``truth/`` folder."""
+    findings = load_findings(store)
+    if not findings:
+        raise ValueError("No findings in the store; run detect() first.")
+    return evaluate_findings(findings, truth_dir, min_score=min_score)
