@@ -22,7 +22,6 @@ def test_case_write_waits_for_a_batch_job_then_fails_clearly(tmp_path, monkeypat
     store.ensure_schema()
     code = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r})
         from ringscope.graph.embedded import EmbeddedStore
         with EmbeddedStore({str(tmp_path / 'store')!r}).lock(job="ringscope detect"):
             print("held", flush=True)

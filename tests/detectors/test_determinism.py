@@ -40,7 +40,7 @@ def book(tmp_path_factory) -> tuple[Path, Path]:
 
 def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
     """detect --export, train, flag on ``out/store``: each its own ``ringscope`` process."""
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     for name in ("RINGSCOPE_MODELS", "RINGSCOPE_NEO4J_URI"):
         env.pop(name, None)
     store = str(out / "store")

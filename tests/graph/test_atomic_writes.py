@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
     # read the environment now: the Neo4j fixture sets its credentials after import
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
     if kill_at:
         env["RINGSCOPE_TEST_KILL_AT"] = kill_at
     return subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=ROOT, env=env,

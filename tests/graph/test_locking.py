@@ -82,7 +82,6 @@ def test_a_writer_waits_for_the_holder_and_then_proceeds(store):
 _HOLD_AND_DIE = textwrap.dedent(
     """
     import os, signal, sys
-    sys.path.insert(0, {root!r})
     from ringscope.graph.store import open_store
     {open}
     with store.lock(job="ringscope ingest"):
@@ -93,7 +92,7 @@ _HOLD_AND_DIE = textwrap.dedent(
 
 
 def _hold_in_child(open_line: str) -> subprocess.Popen:
-    code = _HOLD_AND_DIE.format(root=str(ROOT), open=open_line)
+    code = _HOLD_AND_DIE.format(open=open_line)
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "held"
     return child

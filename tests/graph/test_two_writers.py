@@ -54,7 +54,7 @@ def _ingest(folder: Path, store_args: list[str], rejects: Path, *extra: str) -> 
         [sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
          *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=dict(os.environ),
     )
     proc.err_path = err.name
     return proc

@@ -270,7 +270,7 @@ def test_wrong_passwords_are_refused_and_never_echoed(plain_server, tmp_path):
     assert wrong not in str(err.value) and password not in str(err.value)
     # the CLI with a wrong password in the environment: a clear error, no password in it
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSCOPE_NEO4J")}
-    env.update(RINGSCOPE_NEO4J_PASSWORD=wrong, PYTHONPATH=str(ROOT))
+    env.update(RINGSCOPE_NEO4J_PASSWORD=wrong)
     cli = subprocess.run([PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
                          timeout=120, env=env, cwd=tmp_path)
     assert cli.returncode != 0
