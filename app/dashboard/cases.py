@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from ringscope.app.dashboard.i18n import Message, N_
 from ringscope.graph.locking import StoreBusy
 from ringscope.graph.store import GraphBatch
 
@@ -110,8 +111,8 @@ def _locked(store: Any) -> Iterator[None]:
             yield
     except StoreBusy as busy:
         who = busy.holder.describe() if busy.holder else "another job"
-        raise CaseError(f"The store is busy: {who} is writing to it. Nothing was saved; try again "
-                        "when it has finished.") from busy
+        raise CaseError(Message(N_("The store is busy: {who} is writing to it. Nothing was saved; try again "
+                                   "when it has finished."), who=who)) from busy
 
 
 def _clean(value: Any) -> str:
@@ -185,16 +186,17 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     Raises :class:`CaseError` for a move :data:`TRANSITIONS` does not allow.
     """
     if not user:
-        raise CaseError("Log in to change a case.")
+        raise CaseError(Message(N_("Log in to change a case.")))
     before = get_case(store, target_label, target_key)
     new_status = status or before.status
     if new_status not in STATUSES:
-        raise CaseError(f"Unknown status {new_status!r}; use one of {', '.join(STATUSES)}.")
+        raise CaseError(Message(N_("Unknown status {status}; use one of {allowed}."), status=repr(new_status),
+                                allowed=", ".join(STATUSES)))
     if new_status != before.status and new_status not in TRANSITIONS[before.status]:
-        raise CaseError(f"A case cannot go from {before.status} to {new_status}; "
-                        f"allowed: {', '.join(TRANSITIONS[before.status])}.")
+        raise CaseError(Message(N_("A case cannot go from {before} to {after}; allowed: {allowed}."),
+                                before=before.status, after=new_status, allowed=", ".join(TRANSITIONS[before.status])))
     if new_status in ("Confirmed fraud", "Dismissed") and new_status != before.status and not (comment or "").strip():
-        raise CaseError(f"Say why in the comment before marking the case {new_status}.")
+        raise CaseError(Message(N_("Say why in the comment before marking the case {status}."), status=new_status))
     moves = new_status != before.status
     if comment is not None and comment.strip() and not moves:
         add_note(store, user, target_label, target_key, comment)
@@ -235,9 +237,9 @@ def add_note(store: Any, user: str, target_label: str, target_key: str, text: st
     ('In progress', ['called the applicant'])
     """
     if not user:
-        raise CaseError("Log in to add a note.")
+        raise CaseError(Message(N_("Log in to add a note.")))
     if not (text or "").strip():
-        raise CaseError("The note is empty.")
+        raise CaseError(Message(N_("The note is empty.")))
     return audit(store, user, "case.note", case_key(target_label, target_key), after=text.strip())
 
 

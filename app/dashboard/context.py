@@ -16,31 +16,38 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import auth, cases, display, services
+from ringscope.app.dashboard import auth, cases, display, i18n, services
 from ringscope.app.dashboard.auth import User
+from ringscope.app.dashboard.i18n import N_, _
 
 __all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
-           "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES"]
+           "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES",
+           "language_switch", "audit_frame", "field_rows"]
 
 #: page name → file (relative to main.py), in menu order, with the permission it needs
 PAGE_FILES = [
-    ("Alert queue", "pages/queue.py", "queue"),
-    ("Cluster explorer", "pages/cluster.py", "cluster"),
-    ("Search", "pages/search.py", "search"),
-    ("Application", "pages/application.py", "application"),
-    ("Cases", "pages/cases.py", "cases"),
-    ("Cypher console", "pages/console.py", "console"),
-    ("Model", "pages/model.py", "model"),
+    (N_("Alert queue"), "pages/queue.py", "queue"),
+    (N_("Cluster explorer"), "pages/cluster.py", "cluster"),
+    (N_("Search"), "pages/search.py", "search"),
+    (N_("Application"), "pages/application.py", "application"),
+    (N_("Cases"), "pages/cases.py", "cases"),
+    (N_("Cypher console"), "pages/console.py", "console"),
+    (N_("Model"), "pages/model.py", "model"),
 ]
 
 
 def table(frame: pd.DataFrame, **kwargs: Any):
     """``st.dataframe`` for every table a page shows: the grid's own "Download as
     CSV" writes the cells as they are, so cells that a spreadsheet would run as
-    a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are neutralised first."""
+    a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are neutralised first.
+    Every column is headed by its human name (:func:`i18n.field_name`) unless
+    the page configured it; the frame keeps its own column names."""
     from ringscope.graph.files import spreadsheet_safe
 
-    return st.dataframe(spreadsheet_safe(frame), **kwargs)
+    config = dict(kwargs.pop("column_config", None) or {})
+    for column in frame.columns:
+        config.setdefault(str(column), i18n.field_name(str(column)))
+    return st.dataframe(spreadsheet_safe(frame), column_config=config, **kwargs)
 
 
 def config() -> tuple[str | None, str | None]:
@@ -70,7 +77,7 @@ def version() -> str:
     return _version(store().location)
 
 
-@st.cache_data(ttl=600, show_spinner="Reading findings…", max_entries=4)
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
 def _findings(location: str, data_version: str) -> pd.DataFrame:
     return services.findings_table(store())
 
@@ -89,18 +96,19 @@ def _members(location: str, data_version: str) -> pd.DataFrame:
     return services.finding_members(store())
 
 
-@st.cache_resource(ttl=600, show_spinner="Indexing the graph…", max_entries=2)
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=2)
 def _index(location: str, data_version: str) -> services.GraphIndex:
     return services.build_index(store())
 
 
-@st.cache_resource(ttl=600, show_spinner="Indexing names…", max_entries=2)
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=2)
 def _search_index(location: str, data_version: str) -> services.SearchIndex:
     return services.build_search_index(store())
 
 
 def findings() -> pd.DataFrame:
-    return _findings(store().location, version())
+    with st.spinner(_("Reading findings…")):
+        return _findings(store().location, version())
 
 
 def members() -> pd.DataFrame:
@@ -108,11 +116,13 @@ def members() -> pd.DataFrame:
 
 
 def index() -> services.GraphIndex:
-    return _index(store().location, version())
+    with st.spinner(_("Indexing the graph…")):
+        return _index(store().location, version())
 
 
 def search_index() -> services.SearchIndex:
-    return _search_index(store().location, version())
+    with st.spinner(_("Indexing names…")):
+        return _search_index(store().location, version())
 
 
 def init_session() -> None:
@@ -129,10 +139,28 @@ def init_session() -> None:
         "queue_page": 1,
         "session_token": None,  # this tab's entry in the server's session table (survives F5 in the URL)
         "last_active": None,  # time of the last run (idle timeout)
+        "lang": i18n.DEFAULT,  # zh_CN or en (sidebar switch, ?lang=en)
     }
+    if "lang" not in st.session_state:  # a link may ask for a language; after that the switch decides
+        asked = st.query_params.get(i18n.PARAM)
+        if asked in i18n.LANGUAGES:
+            st.session_state["lang"] = asked
+        elif asked == "zh":
+            st.session_state["lang"] = "zh_CN"
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
+
+
+def language_switch() -> None:
+    """The sidebar's 中文 / English switch (session state ``lang``, kept in the URL)."""
+    def switched() -> None:
+        st.session_state["lang"] = st.session_state["lang_switch"]
+        st.query_params[i18n.PARAM] = st.session_state["lang"]
+
+    st.session_state["lang_switch"] = st.session_state.get("lang", i18n.DEFAULT)
+    st.segmented_control("Language · 语言", list(i18n.LANGUAGES), format_func=i18n.LANGUAGES.get,
+                         key="lang_switch", on_change=switched, label_visibility="collapsed")
 
 
 #: the query parameter holding a tab's session token (see :func:`current_user`)
@@ -186,8 +214,8 @@ def log_out(reason: str = "logout") -> None:
     st.session_state.clear()
     init_session()
     if reason == "logout.idle":
-        st.session_state["login_flash"] = (f"You were logged out after {auth.idle_seconds() / 60:g} minutes "
-                                           "without activity.")
+        st.session_state["login_flash"] = _("You were logged out after {minutes} minutes without "
+                                            "activity.").format(minutes=f"{auth.idle_seconds() / 60:g}")
 
 
 def current_user() -> User | None:
@@ -225,7 +253,7 @@ def current_user() -> User | None:
             st.session_state["last_active"] = now
             return found
         st.query_params.pop(SESSION_PARAM, None)
-        st.session_state["login_flash"] = "Your session ended; please log in again."
+        st.session_state["login_flash"] = _("Your session ended; please log in again.")
     try:
         if st.user.is_logged_in:  # OIDC configured in secrets.toml
             found = auth.oidc_user(users_path(), st.user.get("email"))
@@ -241,10 +269,10 @@ def require(permission: str) -> User:
     """Stop the page unless the user is logged in and allowed ``permission``."""
     user = current_user()
     if user is None:
-        st.warning("Please log in first.")
+        st.warning(_("Please log in first."))
         st.stop()
     if not auth.can(user.role, permission):
-        st.error(f"Your role ({user.role}) may not open this page.")
+        st.error(_("Your role ({role}) may not open this page.").format(role=user.role))
         st.stop()
     return user
 
@@ -256,14 +284,14 @@ def login_form() -> None:
     ``login.locked``) before the answer is shown; a name with too many wrong
     passwords in a row is locked for a while (:func:`auth.log_in`)."""
     st.title("ringscope")
-    st.caption("Fraud-ring investigation. Log in to continue.")
+    st.caption(_("Fraud-ring investigation. Log in to continue."))
     flash = st.session_state.pop("login_flash", None)
     if flash:
         st.info(flash)
     with st.form("login"):
-        name = st.text_input("User", key="login_user", max_chars=200)
-        password = st.text_input("Password", type="password", key="login_password", max_chars=1000)
-        submitted = st.form_submit_button("Log in")
+        name = st.text_input(_("User"), key="login_user", max_chars=200)
+        password = st.text_input(_("Password"), type="password", key="login_password", max_chars=1000)
+        submitted = st.form_submit_button(_("Log in"))
     if submitted:
         result = auth.log_in(users_path(), name, password)
         try:
@@ -274,18 +302,18 @@ def login_form() -> None:
                              {"failures": result.failures, "locked_seconds": round(result.locked_for)})
         except cases.CaseError as exc:  # the store is busy: no log-in without its audit row
             st.session_state["user"] = None
-            st.error(str(exc))
+            st.error(i18n.tr(exc))
             return
         if result.user is not None:
             st.rerun()
         elif result.locked_for > 0:
-            st.error(f"Too many failed log-ins for this user. Try again in {max(1, round(result.locked_for / 60))} "
-                     "minute(s).")
+            st.error(_("Too many failed log-ins for this user. Try again in {minutes} minute(s).").format(
+                minutes=max(1, round(result.locked_for / 60))))
         else:
-            st.error("Unknown user or wrong password.")
+            st.error(_("Unknown user or wrong password."))
     try:
         if "auth" in st.secrets:
-            if st.button("Log in with single sign-on"):
+            if st.button(_("Log in with single sign-on")):
                 st.login()
     except Exception:  # noqa: BLE001 - no secrets.toml
         pass
@@ -299,14 +327,14 @@ def reveal_button(nid: str, user: User, key: str) -> bool:
     """A button that reveals the personal data of ``nid`` (audited first)."""
     if is_revealed(nid):
         return True
-    if st.button("Reveal personal data", key=key, help="Shows ID numbers, phones and accounts; this is logged."):
+    if st.button(_("Reveal personal data"), key=key, help=_("Shows ID numbers, phones and accounts; this is logged.")):
         cases.audit(store(), user.name, "reveal", nid)
         st.session_state["revealed"] = set(st.session_state["revealed"]) | {nid}
         st.rerun()
     return False
 
 
-@st.cache_data(ttl=600, show_spinner="Drawing the ring…", max_entries=32)
+@st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, ...], window: tuple | None,
              path: tuple[str, ...], revealed: frozenset) -> tuple[Any, Any]:
     from ringscope.app.dashboard import graphview
@@ -346,58 +374,82 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)
-    st.text(f"Status: {case.status}" + (f" · assignee {case.assignee}" if case.assignee else ""))
+    st.text(_("Status: {status}").format(status=i18n.status_name(case.status))
+            + (_(" · assignee {name}").format(name=case.assignee) if case.assignee else ""))
     if case.updated_at:
-        st.text(f"last changed {case.updated_at[:19]} by {case.updated_by}")
+        st.text(_("last changed {at} by {user}").format(at=i18n.fmt_time(case.updated_at), user=case.updated_by))
     if case.comment:
-        st.text(f"Reason: {mask_text(case.comment)}")
+        st.text(_("Reason: {text}").format(text=mask_text(case.comment)))
     allowed = list(cases.TRANSITIONS[case.status])
     if case.status in ("Confirmed fraud", "Dismissed") and not auth.can(user.role, "reopen"):
         allowed = []  # only admins reopen a closed case
-        st.caption("Closed. An admin can reopen it; notes can still be added.")
+        st.caption(_("Closed. An admin can reopen it; notes can still be added."))
     flash = st.session_state.pop(f"{prefix}_flash", None)
     if flash:
         st.success(flash)
     version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode("utf-8")).hexdigest()[:12]
     form = f"{prefix}_{version}"
     with st.form(f"{form}_form", clear_on_submit=True):
-        new_status = st.selectbox("New status", allowed, index=None, key=f"{form}_status",
-                                  placeholder=f"Keep: {case.status}", disabled=not allowed)
-        assignee = st.text_input("Assignee", value=case.assignee or user.name, key=f"{form}_assignee")
-        text = st.text_area("Note", value="", key=f"{form}_note",
-                            placeholder="A note; with a new status, the reason (required to confirm or dismiss)")
-        saved = st.form_submit_button("Save case")
+        new_status = st.selectbox(_("New status"), allowed, index=None, key=f"{form}_status",
+                                  format_func=i18n.status_name, disabled=not allowed,
+                                  placeholder=_("Keep: {status}").format(status=i18n.status_name(case.status)))
+        assignee = st.text_input(_("Assignee"), value=case.assignee or user.name, key=f"{form}_assignee")
+        text = st.text_area(_("Note"), value="", key=f"{form}_note",
+                            placeholder=_("A note; with a new status, the reason (required to confirm or dismiss)"))
+        saved = st.form_submit_button(_("Save case"))
     if saved:
         text = (text or "").strip()
         try:
             if new_status is not None and new_status != case.status:
                 after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
                                           assignee=assignee, comment=text or None)
-                message = f"Case saved: {after.status}."
+                message = _("Case saved: {status}.").format(status=i18n.status_name(after.status))
             else:
                 after = case
                 if (assignee or "") != (case.assignee or "") or not case.updated_at:
                     after = cases.update_case(st_, user.name, target_label, target_key, assignee=assignee)
                 if text:
                     cases.add_note(st_, user.name, target_label, target_key, text)
-                message = f"Case saved: {after.status}" + (" (note added)." if text else ".")
+                message = (_("Case saved: {status} (note added).") if text else _("Case saved: {status}.")).format(
+                    status=i18n.status_name(after.status))
         except cases.CaseError as exc:
-            st.error(str(exc))
+            st.error(i18n.tr(exc))
         else:
             # the audit event and the case are stored and read back by now
-            st.session_state[f"{prefix}_flash"] = message + " The change is in the audit log."
+            st.session_state[f"{prefix}_flash"] = message + " " + _("The change is in the audit log.")
             st.rerun()
     notes = cases.case_notes(st_, target_label, target_key)
     if len(notes):
-        st.caption(f"Notes ({len(notes)})")
+        st.caption(_("Notes ({n})").format(n=len(notes)))
         for note in notes.itertuples():
-            st.text(f"{note.at[:19]}  {note.user}\n{mask_text(note.note)}")
+            st.text(f"{i18n.fmt_time(note.at)}  {note.user}\n{mask_text(note.note)}")
     log = cases.audit_log(st_, target=cases.case_key(target_label, target_key), limit=20)
     if len(log):
-        st.caption("Audit log of this case")
+        st.caption(_("Audit log of this case"))
         for event in log.head(5).itertuples():
-            st.text(f"{event.at[:19]}  {event.user}  {event.action}  {mask_text(event.after)}")
-        shown_log = log[["at", "user", "action", "before", "after"]].copy()
-        for col in ("before", "after"):
-            shown_log[col] = shown_log[col].map(mask_text)
+            st.text(f"{i18n.fmt_time(event.at)}  {event.user}  {i18n.action_name(event.action)}  "
+                    f"{mask_text(i18n.audit_text(event.after))}")
+        shown_log = audit_frame(log[["at", "user", "action", "before", "after"]])
         table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
+
+
+def audit_frame(log: pd.DataFrame) -> pd.DataFrame:
+    """Audit events for reading: Beijing minutes, actions in words, JSON as
+    ``field: value`` text, personal data masked."""
+    from ringscope.app.dashboard.masking import mask_text
+
+    out = log.copy()
+    if "at" in out:
+        out["at"] = out["at"].map(i18n.fmt_time)
+    if "action" in out:
+        out["action"] = out["action"].map(i18n.action_name)
+    for col in ("before", "after", "target"):
+        if col in out:
+            out[col] = out[col].map(lambda v: mask_text(i18n.audit_text(v)))
+    return out
+
+
+def field_rows(record: dict[str, Any], name: str = "field") -> pd.DataFrame:
+    """A record as rows of (human field name, value for reading)."""
+    return pd.DataFrame({name: [i18n.field_name(k) for k in record],
+                         "value": [i18n.fmt_field(k, v) for k, v in record.items()]})

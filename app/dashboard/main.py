@@ -6,26 +6,30 @@ from pathlib import Path
 
 import streamlit as st
 
-from ringscope.app.dashboard import auth, context, display
+from ringscope.app.dashboard import auth, context, display, i18n
+from ringscope.app.dashboard.i18n import _
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
 context.init_session()
 user = context.current_user()
+with st.sidebar:
+    context.language_switch()  # 中文 / English, before anything is worded
 if user is None:
-    st.navigation([st.Page(context.login_form, title="Log in", url_path="login")], position="hidden").run()
+    st.navigation([st.Page(context.login_form, title=_("Log in"), url_path="login")], position="hidden").run()
 else:
     here = Path(__file__).parent
-    pages = [st.Page(str(here / file), title=title) for title, file, permission in context.PAGE_FILES
-             if auth.can(user.role, permission)]
+    # url_path stays English (links survive a language switch); the title is worded
+    pages = [st.Page(str(here / file), title=_(title), url_path=Path(file).stem)
+             for title, file, permission in context.PAGE_FILES if auth.can(user.role, permission)]
     with st.sidebar:
-        st.text(f"{display.clip(user.name, 40)} · {user.role}")  # text, never markdown
+        st.text(f"{display.clip(user.name, 40)} · {i18n.role_name(user.role)}")  # text, never markdown
         path, uri = context.config()
         if uri:
             from ringscope.graph.store import redact_uri
 
             uri = redact_uri(uri)
-        st.text(f"store: {display.clip(uri or path, 60)}")
-        if st.button("Log out", key="logout"):
+        st.text(_("store: {where}").format(where=display.clip(uri or path, 60)))
+        if st.button(_("Log out"), key="logout"):
             context.log_out()
             st.rerun()
     st.navigation(pages).run()

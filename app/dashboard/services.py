@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ringscope.app.dashboard.i18n import Message, N_
 from ringscope.app.dashboard.search import HIT_COLUMNS, SearchHits, SearchIndex, build_search_index, search
 from ringscope.graph.model import FINDING_TARGETS, REL_TYPES
 
@@ -431,7 +432,7 @@ def cluster_subgraph(
             roles.pop(a, None)
         apps = [a for a in apps if a not in set(dropped)]
         if dropped:
-            notes.append(f"{len(dropped)} applications outside the time window are hidden.")
+            notes.append(Message(N_("{n} applications outside the time window are hidden."), n=len(dropped)))
     # context: what the member applications link to that at least two of them
     # share, plus each application's own applicant / company
     positions = [p for p in (index.position(a) for a in apps) if p is not None]
@@ -480,7 +481,8 @@ def _capped(index: GraphIndex, roles: dict[str, str], max_elements: int, notes: 
         edges = _edges_among(index, keep)
     kept = {n: roles[n] for n in keep}
     if truncated:
-        notes.append(f"The view is capped at {max_elements:,} elements: {truncated:,} lower-priority nodes are not shown.")
+        notes.append(Message(N_("The view is capped at {limit} elements: {n} lower-priority nodes are not shown."),
+                             limit=max_elements, n=truncated))
     return Subgraph(kept, edges.reset_index(drop=True), truncated, notes)
 
 
@@ -491,7 +493,8 @@ def expand_subgraph(index: GraphIndex, view: Subgraph, nid: str, limit: int = 50
     notes = list(view.notes)
     pos = index.position(nid)
     if pos is not None and index.degree(pos) > limit:
-        notes.append(f"{split_node_id(nid)[0]} has {index.degree(pos):,} links; showing {limit}.")
+        notes.append(Message(N_("{label} has {n} links; showing {limit}."), label=split_node_id(nid)[0],
+                             n=int(index.degree(pos)), limit=limit))
     for n in index.neighbours(nid, limit=limit):
         roles.setdefault(n, "expanded")
     return _capped(index, roles, max_elements, notes)

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 from st_link_analysis import Event, st_link_analysis
 
-from ringscope.app.dashboard import context, display, graphview, services
+from ringscope.app.dashboard import context, display, graphview, i18n, services
+from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
 
 GRAPH_KEY = "cluster_graph"
@@ -16,9 +17,9 @@ GRAPH_KEY = "cluster_graph"
 user = context.require("cluster")
 store = context.store()
 table = context.findings()
-st.title("Cluster explorer")
+st.title(_("Cluster explorer"))
 if table.empty:
-    st.info("No findings yet. Run `ringscope detect` on this store, then reload.")
+    st.info(_("No findings yet. Run `ringscope detect` on this store, then reload."))
     st.stop()
 
 # one source of truth: session "finding" (set by the queue, search, the
@@ -34,8 +35,9 @@ def _switched() -> None:
     st.session_state["finding"] = st.session_state["cluster_finding"]
 
 
-labels = dict(zip(table["finding"], table["score"].map("{:.2f}".format) + " · " + table["summary"].map(mask_text)))
-finding = st.selectbox("Finding", options, key="cluster_finding", on_change=_switched,
+labels = {f: f"{sc:.2f} · {mask_text(i18n.finding_summary(k, n, s))}"
+          for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])}
+finding = st.selectbox(_("Finding"), options, key="cluster_finding", on_change=_switched,
                        format_func=lambda f: f"{display.clip(f, 40)} — {labels.get(f, '')}"[:300])
 if finding != st.session_state.get("cluster_shown"):  # another ring: nothing of the last one carries over
     st.session_state["cluster_shown"] = finding
@@ -51,7 +53,7 @@ window = None
 if pd.notna(row["first_applied"]):
     lo, hi = row["first_applied"].date(), row["last_applied"].date()
     if lo < hi:
-        picked = st.slider("Applications between", min_value=lo, max_value=hi, value=(lo, hi), key="cluster_window")
+        picked = st.slider(_("Applications between"), min_value=lo, max_value=hi, value=(lo, hi), key="cluster_window")
         if tuple(picked) != (lo, hi):
             window = tuple(picked)
 
@@ -80,12 +82,11 @@ if isinstance(event, dict) and event.get("timestamp") != st.session_state.get("c
 
 graph_col, side_col = st.columns([3, 2])
 with graph_col:
-    st.caption(
-        f"{len(view.nodes):,} nodes, {len(view.edges):,} links · members are applications; diamonds are shared "
-        f"identifiers; red rings are high risk. Click a node for details, double-click to expand it."
-    )
+    st.caption(_("{nodes} nodes, {links} links · members are applications; diamonds are shared identifiers; "
+                 "red rings are high risk. Click a node for details, double-click to expand it.").format(
+        nodes=i18n.fmt_count(len(view.nodes)), links=i18n.fmt_count(len(view.edges))))
     for note in view.notes:
-        st.warning(note)
+        st.warning(i18n.tr(note))
     st_link_analysis(
         payload.elements, layout=graphview.LAYOUT, node_styles=graphview.node_styles(),
         edge_styles=graphview.edge_styles(), height=620, key=graph_key, node_actions=["expand"],
@@ -96,53 +97,52 @@ with graph_col:
     def describe(nid: str) -> str:
         label, key = services.split_node_id(nid)
         shown = mask_value(PII_LABELS[label], key) if label in PII_LABELS and not context.is_revealed(nid) else key
-        return f"{label} · {shown}"
+        return f"{i18n.label_name(label)} · {shown}"
 
-    with st.expander("Shortest path between two entities", expanded=bool(path)):
-        a = st.selectbox("From", in_view, format_func=describe, key="path_from")
-        b = st.selectbox("To", in_view, index=min(1, len(in_view) - 1), format_func=describe, key="path_to")
+    with st.expander(_("Shortest path between two entities"), expanded=bool(path)):
+        a = st.selectbox(_("From"), in_view, format_func=describe, key="path_from")
+        b = st.selectbox(_("To"), in_view, index=min(1, len(in_view) - 1), format_func=describe, key="path_to")
         p1, p2 = st.columns(2)
-        if p1.button("Find shortest path", key="path_go"):
+        if p1.button(_("Find shortest path"), key="path_go"):
             found = services.shortest_path(context.index(), a, b)
             st.session_state["path"] = found
             if not found:
                 st.session_state["path"] = None
-                st.warning("No path within 4 hops (hubs are not walked through).")
+                st.warning(_("No path within 4 hops (hubs are not walked through)."))
             else:
                 st.rerun()
-        if path and p2.button("Clear path", key="path_clear"):
+        if path and p2.button(_("Clear path"), key="path_clear"):
             st.session_state["path"] = None
             st.rerun()
         if path:
             st.text(" → ".join(describe(n) for n in path))
-    if extra and st.button("Collapse expanded nodes", key="cluster_collapse"):
+    if extra and st.button(_("Collapse expanded nodes"), key="cluster_collapse"):
         expanded[finding] = []
         st.rerun()
 
 with side_col:
-    tab_node, tab_case, tab_evidence = st.tabs(["Selected node", "Case", "Evidence"])
+    tab_node, tab_case, tab_evidence = st.tabs([_("Selected node"), _("Case"), _("Evidence")])
     with tab_node:
         nid = st.session_state.get("selected_node")
         if not nid:
-            st.caption("Click a node in the graph to see its details.")
+            st.caption(_("Click a node in the graph to see its details."))
         else:
             details = services.node_details(store, nid)
             label, key = services.split_node_id(nid)
             revealed = context.is_revealed(nid)
             shown = mask_record(label, details, revealed)
             # st.text, never markdown: applicant text could carry links or remote images
-            st.text(f"{label} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
-            context.table(pd.DataFrame({"property": list(shown), "value": [str(v) for v in shown.values()]}),
-                         hide_index=True, width="stretch", key="node_details")
+            st.text(f"{i18n.label_name(label)} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
+            context.table(context.field_rows(shown, "property"), hide_index=True, width="stretch", key="node_details")
             has_pii = label in PII_LABELS or any(k in PII_FIELDS for k in details)
             if has_pii and not revealed:
                 context.reveal_button(nid, user, key="reveal_node")
             b1, b2 = st.columns(2)
-            if b1.button("Expand neighbours", key="expand_node"):
+            if b1.button(_("Expand neighbours"), key="expand_node"):
                 if nid not in extra:
                     expanded[finding] = extra + [nid]
                 st.rerun()
-            if label == "Application" and b2.button("Open application", key="open_app"):
+            if label == "Application" and b2.button(_("Open application"), key="open_app"):
                 st.session_state["application"] = key
                 st.switch_page("pages/application.py")
     with tab_case:
@@ -152,18 +152,21 @@ with side_col:
         evidence = []
         if len(found) and isinstance(found["evidence"].iloc[0], str):
             evidence = json.loads(found["evidence"].iloc[0] or "[]")
-        st.text(f"{mask_text(row['summary'])}\nscore {row['score']:.2f} · {row['detector']} · {row['size']} applications")
+        st.text(mask_text(i18n.finding_summary(row["kind"], row["size"], row["summary"])) + "\n"
+                + _("score {score} · {detector} · {n} applications").format(
+                    score=i18n.fmt_score(row["score"]), detector=i18n.detector_name(row["detector"]),
+                    n=i18n.fmt_count(row["size"])))
         if evidence:
             ev = pd.DataFrame([{
-                "feature": e.get("feature"), "contribution": e.get("contribution"),
-                "detail": mask_text(str(e.get("detail", ""))),
-                "values": mask_text(", ".join(map(str, e.get("values", []))))} for e in evidence])
+                "feature": i18n.evidence_name(e.get("feature")), "contribution": e.get("contribution"),
+                "detail": mask_text(i18n.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
+                "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", []))))} for e in evidence])
             context.table(ev, hide_index=True, width="stretch", key="evidence_table")
         shared = [n for n, r in view.nodes.items() if r == "shared"]
         if shared:
-            st.caption("Shared identifiers")
+            st.caption(_("Shared identifiers"))
             context.table(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
                          width="stretch", key="shared_table")
         if len(found) and isinstance(found["parameters"].iloc[0], str):
-            display.say(st.caption, "detector parameters: {} · run {}", found["parameters"].iloc[0],
-                        found["run_at"].iloc[0], limit=400)
+            display.say(st.caption, _("detector parameters: {} · run {}"), found["parameters"].iloc[0],
+                        i18n.fmt_time(found["run_at"].iloc[0]), limit=400)

@@ -11,35 +11,38 @@ from __future__ import annotations
 import streamlit as st
 from st_link_analysis import st_link_analysis
 
-from ringscope.app.dashboard import cases, context, cypher, display, graphview
+from ringscope.app.dashboard import cases, context, cypher, display, graphview, i18n
+from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_content, mask_value
 
 user = context.require("console")
 store = context.store()
-st.title("Cypher console")
+st.title(_("Cypher console"))
 if getattr(store, "kind", "") != "neo4j":
-    st.info("The console needs the Neo4j store (start the dashboard with `--neo4j`). "
-            "The embedded store has no query language; use the other pages.")
+    st.info(_("The console needs the Neo4j store (start the dashboard with `--neo4j`). "
+              "The embedded store has no query language; use the other pages."))
     st.stop()
-st.caption(f"Read-only: queries are explained first and refused unless the plan only reads; "
-           f"at most {cypher.MAX_ROWS:,} rows and {cypher.MAX_BYTES // 2**20} MiB, {cypher.TIMEOUT:.0f} s. "
-           "Every query is logged.")
-text = st.text_area("Query", key="console_query", height=140,
+st.caption(_("Read-only: queries are explained first and refused unless the plan only reads; at most {rows} rows "
+             "and {mib} MiB, {seconds} s. Every query is logged.").format(
+    rows=i18n.fmt_count(cypher.MAX_ROWS), mib=cypher.MAX_BYTES // 2**20, seconds=f"{cypher.TIMEOUT:.0f}"))
+text = st.text_area(_("Query"), key="console_query", height=140,
                     placeholder="MATCH p=(f:Finding)-[:INVOLVES]->(a:Application) RETURN p LIMIT 25")
-reveal = st.toggle("Show personal data unmasked (logged)", key="console_reveal")
-if st.button("Run", key="console_run", type="primary"):
+reveal = st.toggle(_("Show personal data unmasked (logged)"), key="console_reveal")
+if st.button(_("Run"), key="console_run", type="primary"):
     try:
         cases.audit(store, user.name, "cypher.reveal" if reveal else "cypher", "console", after=text)
         result = cypher.run_read_only(store.driver, store.database, text)
     except cypher.QueryRefused as exc:
-        display.say(st.error, "{}", str(exc), limit=600)  # the server's message may quote the query
+        display.say(st.error, _("Refused: {}"), str(exc), limit=600)  # the server's message may quote the query
     else:
         st.session_state["console_result"] = (result, reveal)
 stored = st.session_state.get("console_result")
 if stored is not None:
     result, revealed = stored  # unmasked only if this very run was audited as a reveal
     frame = result.frame(mask=None if revealed else mask_content)
-    display.say(st.caption, f"{len(frame):,} rows in {result.seconds:.2f} s" + (" — {}" if result.notice else ""),
+    display.say(st.caption, _("{n} rows in {seconds} s").format(n=i18n.fmt_count(len(frame)),
+                                                                 seconds=f"{result.seconds:.2f}")
+                + (" — {}" if result.notice else ""),
                 *([result.notice] if result.notice else []), limit=400)
     context.table(frame, hide_index=True, width="stretch", key="console_table")
     if result.graph_nodes:

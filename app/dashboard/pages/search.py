@@ -6,25 +6,26 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import context, services
+from ringscope.app.dashboard import context, i18n, services
 from ringscope.app.dashboard.display import say
+from ringscope.app.dashboard.i18n import N_, _, ngettext
 from ringscope.app.dashboard.masking import mask_value
 
-FIELDS = {"Anything": "auto", "Name (hanzi or pinyin)": "name", "ID number": "id_number", "Phone": "phone",
-          "Company": "company", "Account": "account"}
+FIELDS = {N_("Anything"): "auto", N_("Name (hanzi or pinyin)"): "name", N_("ID number"): "id_number",
+          N_("Phone"): "phone", N_("Company"): "company", N_("Account"): "account"}
 
 user = context.require("search")
-st.title("Search")
+st.title(_("Search"))
 c1, c2 = st.columns([3, 1])
-query = c1.text_input("Search applications", key="search_query",
+query = c1.text_input(_("Search applications"), key="search_query",
                       placeholder="张伟 · zhangwei · zw · 110101… · 138… · 6222… · 公司名")
-field = c2.selectbox("In", list(FIELDS), key="search_field")
+field = c2.selectbox(_("In"), list(FIELDS), key="search_field", format_func=_)
 if query:
     idx = context.search_index()
     found = services.search(idx, query, FIELDS[field])
     hits = found.rows
     if hits.empty:
-        say(st.info, "Nothing matches {}. Try fewer characters, pinyin, or the last digits of a number.", query)
+        say(st.info, _("Nothing matches {}. Try fewer characters, pinyin, or the last digits of a number."), query)
     else:
         rows = idx.rows.set_index("application_id").loc[hits["application_id"]].reset_index()
         shown = pd.DataFrame({
@@ -32,10 +33,10 @@ if query:
             "name": rows["name"].to_numpy(),
             "company": rows["company"].to_numpy(),
             "risk_score": hits["risk_score"].to_numpy(float),
-            "risk_decision": hits["risk_decision"].to_numpy(),
+            "risk_decision": [i18n.decision_name(d) for d in hits["risk_decision"]],
             "person_best_score": hits["person_risk"].to_numpy(float),
             "company_best_score": hits["company_risk"].to_numpy(float),
-            "matched": hits["matched"].to_numpy(),
+            "matched": [i18n.field_name(m) for m in hits["matched"]],
             "match": hits["match"].to_numpy(),
             "id_number": [mask_value("id", v) for v in rows["id_number"]],
             "phone": [mask_value("phone", v) for v in rows["phone"]],
@@ -43,20 +44,25 @@ if query:
         })
         if found.capped:
             # the counts are ours; the query goes in as a literal
-            say(st.warning, f"Showing {len(shown):,} of {found.total:,} matches for {{}} — refine the search.", query)
+            say(st.warning, _("Showing {shown} of {total} matches for {{}} — refine the search.").format(
+                shown=i18n.fmt_count(len(shown)), total=i18n.fmt_count(found.total)), query)
         else:
-            noun = "application" if found.total == 1 else "applications"
-            say(st.caption, f"{found.total:,} matching {noun} for {{}}, exact matches first, then by risk "
-                "score (personal data masked)", query)
+            say(st.caption, ngettext("{n} matching application for {{}}, exact matches first, then by risk score "
+                                     "(personal data masked)",
+                                     "{n} matching applications for {{}}, exact matches first, then by risk score "
+                                     "(personal data masked)", found.total).format(n=i18n.fmt_count(found.total)),
+                query)
         context.table(shown, hide_index=True, width="stretch", key="search_results", column_config={
-            "risk_score": st.column_config.NumberColumn("risk score", format="%.2f"),
-            "risk_decision": st.column_config.TextColumn("decision"),
+            "risk_score": st.column_config.NumberColumn(i18n.field_name("risk_score"), format="%.2f"),
+            "risk_decision": st.column_config.TextColumn(i18n.field_name("risk_decision")),
             "person_best_score": st.column_config.NumberColumn(
-                "applicant's best score", format="%.2f", help="Highest risk score among this applicant's applications"),
+                i18n.field_name("person_best_score"), format="%.2f",
+                help=_("Highest risk score among this applicant's applications")),
             "company_best_score": st.column_config.NumberColumn(
-                "company's best score", format="%.2f", help="Highest risk score among this company's applications"),
+                i18n.field_name("company_best_score"), format="%.2f",
+                help=_("Highest risk score among this company's applications")),
         })
-        pick = st.selectbox("Open application", shown["application_id"].tolist(), key="search_pick")
-        if st.button("Open application", key="search_open"):
+        pick = st.selectbox(_("Open application"), shown["application_id"].tolist(), key="search_pick")
+        if st.button(_("Open application"), key="search_open"):
             st.session_state["application"] = pick
             st.switch_page("pages/application.py")

@@ -1,0 +1,842 @@
+"""The dashboard's words: one message catalogue (Babel), Chinese by default.
+
+Every label, message, reason and evidence sentence a page shows goes through
+:func:`_` (or :func:`ngettext`); the English source strings are the msgids,
+the Chinese is in ``locale/zh_CN/LC_MESSAGES/ringscope.po``, read at run time
+(no compile step). Strings that are chosen at run time (field names, reason
+codes, statuses) are marked with :func:`N_` where they are defined, so the
+catalogue test finds every one of them.
+
+The language is the session's (``st.session_state["lang"]``): Chinese unless
+the sidebar switch or ``?lang=en`` in the URL says English. Outside a
+Streamlit run (tests, doctests) it is :data:`DEFAULT`, or what
+:func:`use_language` set.
+
+Numbers, money and times are formatted here too: Beijing time to the minute,
+amounts in whole yuan (``¥1,830,000``), counts with thousands separators.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+from babel.numbers import format_decimal
+
+__all__ = [
+    "_", "N_", "ngettext", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
+    "fmt_time", "fmt_date", "fmt_amount", "fmt_count", "fmt_score", "field_name", "status_name",
+    "decision_name", "detector_name", "role_name", "kind_name", "outcome_name", "label_name", "action_name", "reason_name",
+    "evidence_name", "evidence_text", "fmt_field", "reason_detail", "reason_evidence", "finding_summary", "audit_text", "fmt_value", "TIMEZONE", "column_labels",
+    "Message", "tr",
+]
+
+#: languages offered, with the name the switch shows (each in its own language)
+LANGUAGES = {"zh_CN": "中文", "en": "English"}
+DEFAULT = "zh_CN"
+#: the URL query parameter that picks a language (``?lang=en``)
+PARAM = "lang"
+#: investigators work on Beijing time
+TIMEZONE = "Asia/Shanghai"
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "ringscope"
+
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("ringscope_lang", default=None)
+
+
+@functools.lru_cache(maxsize=None)
+def catalogue(lang: str) -> dict[str, Any]:
+    """msgid → translation (a string, or a tuple of plural forms) of ``lang``;
+    empty for English (the msgids are English) or a language without a file."""
+    from babel.messages.pofile import read_po
+
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        cat = read_po(fh, locale=lang)
+    out: dict[str, Any] = {}
+    for msg in cat:
+        if not msg.id or msg.fuzzy:
+            continue
+        key = msg.id[0] if isinstance(msg.id, (tuple, list)) else msg.id
+        value = tuple(msg.string) if isinstance(msg.string, (tuple, list)) else msg.string
+        if value and (not isinstance(value, tuple) or all(value)):
+            out[key] = value
+    return out
+
+
+def _session_language() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        if get_script_run_ctx(suppress_warning=True) is None:
+            return None
+        import streamlit as st
+
+        lang = st.session_state.get("lang")
+    except Exception:  # noqa: BLE001 - no Streamlit session (a test, a doctest)
+        return None
+    return lang if lang in LANGUAGES else None
+
+
+def language() -> str:
+    """The language of this session (``zh_CN`` or ``en``).
+
+    Example
+    -------
+    >>> language()
+    'zh_CN'
+    """
+    return _forced.get() or _session_language() or DEFAULT
+
+
+class use_language:
+    """Context manager: format in ``lang`` whatever the session says.
+
+    Example
+    -------
+    >>> with use_language("en"):
+    ...     _("Alert queue")
+    'Alert queue'
+    >>> _("Alert queue")
+    '告警队列'
+    """
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGUAGES else DEFAULT
+
+    def __enter__(self) -> "use_language":
+        self._token = _forced.set(self.lang)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _forced.reset(self._token)
+
+
+def _(message: str) -> str:
+    """``message`` in the session's language (the English itself if untranslated).
+
+    Example
+    -------
+    >>> _("Score")
+    '评分'
+    """
+    found = catalogue(language()).get(message)
+    return found if isinstance(found, str) else message
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue without translating it now.
+
+    >>> N_("Open")
+    'Open'
+    """
+    return message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """Singular or plural of a message for ``n`` (Chinese has one form).
+
+    Example
+    -------
+    >>> ngettext("{n} matching application for {{}}, exact matches first, then by risk score (personal data masked)",
+    ...          "{n} matching applications for {{}}, exact matches first, then by risk score (personal data masked)",
+    ...          3)[:17]
+    '{{}} 共匹配 {n} 份申请'
+    >>> with use_language("en"):
+    ...     ngettext("{n} matching application for {{}}, exact matches first, then by risk score (personal data masked)",
+    ...              "{n} matching applications for {{}}, exact matches first, then by risk score (personal data masked)",
+    ...              1)[:26]
+    '{n} matching application f'
+    """
+    found = catalogue(language()).get(singular)
+    if isinstance(found, tuple):
+        return found[0] if len(found) == 1 else found[0 if n == 1 else 1]
+    if isinstance(found, str):
+        return found
+    return singular if n == 1 else plural
+
+
+# -- numbers, money, time -------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _locale() -> str:
+    return "zh_CN" if language() == "zh_CN" else "en_US"
+
+
+def fmt_count(value: Any) -> str:
+    """A count with thousands separators; ``—`` when missing.
+
+    Example
+    -------
+    >>> fmt_count(22000), fmt_count(None)
+    ('22,000', '—')
+    """
+    if _missing(value):
+        return "—"
+    return format_decimal(int(value), format="#,##0", locale=_locale())
+
+
+def fmt_amount(value: Any) -> str:
+    """An amount in CNY as whole yuan: ``¥1,830,000`` (text stays as it is).
+
+    Example
+    -------
+    >>> fmt_amount(1830000.0), fmt_amount("50000.0"), fmt_amount(-12.6), fmt_amount(None)
+    ('¥1,830,000', '¥50,000', '-¥13', '—')
+    """
+    if _missing(value):
+        return "—"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return "—"
+    whole = int(round(abs(number)))
+    sign = "-" if number < 0 and whole else ""
+    return f"{sign}¥{format_decimal(whole, format='#,##0', locale=_locale())}"
+
+
+def fmt_score(value: Any) -> str:
+    """A 0–1 score with two decimals.
+
+    >>> fmt_score(0.912), fmt_score(None)
+    ('0.91', '—')
+    """
+    if _missing(value):
+        return "—"
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if ts is pd.NaT:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")  # stored times without an offset are UTC
+    return ts.tz_convert(TIMEZONE)
+
+
+def fmt_time(value: Any) -> str:
+    """A stored time (UTC, any precision) as Beijing time to the minute;
+    text that is not a time comes back as it is, missing as ``—``.
+
+    Example
+    -------
+    >>> fmt_time("2026-11-30T06:05:41.123456+00:00")
+    '2026-11-30 14:05'
+    >>> fmt_time(pd.Timestamp("2025-03-01 01:00", tz="UTC")), fmt_time(None), fmt_time("soon")
+    ('2025-03-01 09:00', '—', 'soon')
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    ts = _timestamp(value)
+    if ts is None:
+        return "—" if _missing(value) or not str(value).strip() else str(value)
+    return ts.strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_date(value: Any) -> str:
+    """A stored time as its Beijing date.
+
+    >>> fmt_date("2025-03-01T20:00:00Z")
+    '2025-03-02'
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    ts = _timestamp(value)
+    return "—" if ts is None else ts.strftime("%Y-%m-%d")
+
+
+# -- human names for what the data calls things ---------------------------------------
+
+#: stored field → human name (with its unit)
+FIELD_NAMES = {
+    "key": N_("Key"),
+    "application_id": N_("Application id"),
+    "applied_at": N_("Applied at (Beijing time)"),
+    "amount": N_("Amount (¥)"),
+    "term_months": N_("Term (months)"),
+    "product": N_("Product"),
+    "channel": N_("Channel"),
+    "label": N_("Outcome"),
+    "declared_monthly_income": N_("Declared monthly income (¥)"),
+    "declared_monthly_revenue": N_("Declared monthly revenue (¥)"),
+    "applicant_name": N_("Applicant name"),
+    "applicant_name_raw": N_("Applicant name (as typed)"),
+    "applicant_id_number_raw": N_("Applicant ID number (as typed)"),
+    "applicant_phone_raw": N_("Applicant phone (as typed)"),
+    "applicant_address_raw": N_("Applicant address (as typed)"),
+    "company_name_raw": N_("Company name (as typed)"),
+    "company_uscc_raw": N_("Company credit code (as typed)"),
+    "company_address_raw": N_("Company address (as typed)"),
+    "employer_name_raw": N_("Employer (as typed)"),
+    "bank_account_raw": N_("Bank account (as typed)"),
+    "device_id_raw": N_("Device id (as typed)"),
+    "ip_raw": N_("IP address (as typed)"),
+    "email_raw": N_("Email (as typed)"),
+    "agent_id_raw": N_("Agent (as typed)"),
+    "borrower_label": N_("Borrower type"),
+    "borrower_key": N_("Borrower key"),
+    "id_checksum_ok": N_("ID check digit valid"),
+    "id_region_known": N_("ID region code known"),
+    "phone_valid": N_("Phone number valid"),
+    "source_file": N_("Source file"),
+    "source_line": N_("Source line"),
+    "content_digest": N_("Content digest"),
+    "risk_score": N_("Risk score (0–1)"),
+    "risk_decision": N_("Decision"),
+    "name": N_("Name"),
+    "gender": N_("Gender"),
+    "birth_date": N_("Birth date"),
+    "region_code": N_("Region code"),
+    "uscc_valid": N_("Credit code valid"),
+    "valid": N_("Valid"),
+    "finding": N_("Finding"),
+    "detector": N_("Detector"),
+    "kind": N_("Kind"),
+    "score": N_("Score (0–1)"),
+    "size": N_("Size (applications)"),
+    "summary": N_("Summary"),
+    "status": N_("Status"),
+    "first_applied": N_("First application"),
+    "last_applied": N_("Last application"),
+    "run_at": N_("Run at"),
+    "agent": N_("Agent"),
+    "code": N_("Reason"),
+    "contribution": N_("Contribution"),
+    "detail": N_("Detail"),
+    "evidence": N_("Evidence"),
+    "feature": N_("Evidence"),
+    "values": N_("Values"),
+    "week": N_("Week"),
+    "findings": N_("Findings"),
+    "target_label": N_("On"),
+    "target_key": N_("Target"),
+    "target": N_("Target"),
+    "assignee": N_("Assignee"),
+    "comment": N_("Reason or note"),
+    "updated_at": N_("Last changed (Beijing time)"),
+    "updated_by": N_("Changed by"),
+    "at": N_("Time (Beijing)"),
+    "user": N_("User"),
+    "action": N_("Action"),
+    "before": N_("Before"),
+    "after": N_("After"),
+    "source": N_("Source"),
+    "property": N_("Field"),
+    "value": N_("Value"),
+    "field": N_("Field"),
+    "identifier": N_("Identifier"),
+    "company": N_("Company"),
+    "id_number": N_("ID number"),
+    "phone": N_("Phone"),
+    "account": N_("Account"),
+    "matched": N_("Matched on"),
+    "match": N_("Match"),
+    "person_best_score": N_("Applicant's best score"),
+    "company_best_score": N_("Company's best score"),
+    "model": N_("Model"),
+    "features": N_("Features"),
+}
+
+STATUS_NAMES = {"Open": N_("Open"), "In progress": N_("In progress"), "Confirmed fraud": N_("Confirmed fraud"),
+                "Dismissed": N_("Dismissed")}
+DECISION_NAMES = {"pass": N_("pass"), "review": N_("review"), "decline": N_("decline")}
+OUTCOME_NAMES = {"fraud": N_("fraud"), "default": N_("default"), "good": N_("good")}
+DETECTOR_NAMES = {
+    "identity": N_("Identity conflicts"),
+    "shared_identifier_rings": N_("Shared-identifier rings"),
+    "guarantee_circles": N_("Guarantee circles"),
+    "device_velocity": N_("Device and network bursts"),
+    "contact_loops": N_("Contact loops"),
+    "broker_rings": N_("Broker rings"),
+    "cashflow": N_("Cash-flow mismatches"),
+    "risk_score": N_("Risk model"),
+}
+KIND_NAMES = {
+    "ring": N_("shared-identifier ring"),
+    "guarantee_circle": N_("guarantee circle"),
+    "guarantee_chain": N_("guarantee chain"),
+    "device_farm": N_("device farm"),
+    "device_burst": N_("device burst"),
+    "ip_burst": N_("IP burst"),
+    "subnet_burst": N_("IP-range burst"),
+    "contact_loop": N_("contact loop"),
+    "broker_ring": N_("broker ring"),
+    "stolen_identity": N_("stolen identity"),
+    "synthetic_identity": N_("synthetic identity"),
+    "identity_conflict": N_("identity conflict"),
+    "cashflow": N_("cash-flow mismatch"),
+}
+#: node labels of the graph
+LABEL_NAMES = {
+    "Application": N_("Application"), "Person": N_("Person"), "Company": N_("Company"), "Agent": N_("Agent"),
+    "Phone": N_("Phone"), "Device": N_("Device"), "IP": N_("IP address"), "Subnet": N_("IP range"),
+    "BankAccount": N_("Bank account"), "Address": N_("Address"), "Email": N_("Email"), "Finding": N_("Finding"),
+    "Case": N_("Case"), "AuditEvent": N_("Audit event"),
+}
+#: monitoring periods
+PERIOD_NAMES = {"week": N_("week"), "month": N_("month"), "day": N_("day")}
+ROLE_NAMES = {"investigator": N_("investigator"), "analyst": N_("analyst"), "admin": N_("admin")}
+ACTION_NAMES = {
+    "case.update": N_("case changed"), "case.note": N_("note added"), "reveal": N_("personal data revealed"),
+    "cypher": N_("console query"), "cypher.reveal": N_("console query, unmasked"),
+    "login.success": N_("logged in"), "login.failure": N_("failed log-in"), "login.locked": N_("log-in locked"),
+    "logout": N_("logged out"), "logout.idle": N_("logged out (idle)"),
+}
+#: reason codes of the risk model (``detectors/reasons.py``) → human name
+REASON_NAMES = {
+    "ID_CHECKSUM_FAILED": N_("ID number fails its check digit"),
+    "ID_REGION_UNKNOWN": N_("ID region code unknown"),
+    "PHONE_INVALID": N_("Invalid mobile number"),
+    "NIGHT_APPLICATION": N_("Applied at night (00:00–06:00 Beijing time)"),
+    "AMOUNT_VS_DECLARED": N_("Amount large against declared monthly figure"),
+    "AMOUNT": N_("Amount asked"),
+    "DECLARED_FIGURE": N_("Declared monthly revenue or income"),
+    "APPLICANT_AGE": N_("Applicant's age"),
+    "TERM": N_("Loan term"),
+    "VIA_AGENT": N_("Submitted through an agent"),
+    "BUSINESS_LOAN": N_("Business loan"),
+    "PRODUCT": N_("Product"),
+    "CHANNEL": N_("Channel"),
+    "REPEAT_APPLICANT": N_("Applied before"),
+    "APPLICANT_KNOWN_BAD": N_("Applicant has an earlier fraud outcome"),
+    "LINKED_TO_KNOWN_BAD": N_("Shares identifiers with known-bad applications"),
+    "FINDING_WITH_KNOWN_BAD": N_("In a finding with known-bad applications"),
+    "SHARES_HUB": N_("Uses a hub identifier"),
+    "IN_FINDINGS": N_("Number of findings it appears in"),
+    "CLUSTER_SIZE": N_("Size of its largest cluster (applications)"),
+    "IDENTITY_CONFLICT": N_("Flagged for an identity conflict"),
+    "RING_MEMBER": N_("Member of a shared-identifier ring"),
+    "GUARANTEE_CIRCLE": N_("Member of a guarantee circle"),
+    "DEVICE_VELOCITY": N_("In a device or network burst"),
+    "CONTACT_LOOP": N_("In a contact loop"),
+    "BROKER_RING": N_("In a broker ring"),
+    "CASHFLOW_MISMATCH": N_("Cash-flow mismatch"),
+}
+#: identifier kinds in ``SHARES_<KIND>_WITH_KNOWN_BAD`` / ``SHARED_<KIND>`` codes
+IDENTIFIER_NAMES = {
+    "device": N_("device"), "phone": N_("phone"), "account": N_("bank account"), "ip": N_("IP address"),
+    "subnet": N_("IP range"), "address": N_("address"), "email": N_("email"), "company": N_("company"),
+    "employer": N_("employer"), "agent": N_("agent"), "contact": N_("contact phone"),
+}
+#: evidence features of findings → human name (with the unit of its values)
+EVIDENCE_NAMES = {
+    "shared_identifiers": N_("Shared identifiers"),
+    "time_compactness": N_("Applied close together (span in days)"),
+    "ring_size": N_("Distinct applicants in the ring"),
+    "density": N_("Link density"),
+    "distinct_identities": N_("Distinct identities"),
+    "known_bad_members": N_("Members with a known fraud outcome"),
+    "members_in_default": N_("Members in default"),
+    "family_like": N_("Looks like a family (discounted)"),
+    "oversized": N_("Too large to be one ring (discounted)"),
+    "hubs_suppressed": N_("Hub identifiers left out"),
+    "burst": N_("Burst of applications"),
+    "burst_size": N_("Applications in the burst"),
+    "burst_compactness": N_("Burst compactness (share of the window used, lower is tighter)"),
+    "circle_size": N_("Companies and people in the circle"),
+    "exposure": N_("Exposure (¥)"),
+    "guarantee_cycle": N_("Guarantee cycle"),
+    "guarantee_chain": N_("Guarantee chain"),
+    "leverage": N_("Guarantees against own size"),
+    "contact_cycle": N_("Emergency contacts form a loop"),
+    "loop_size": N_("Applicants in the loop"),
+    "hub_contact": N_("Contact given by many applicants"),
+    "unrelated_contacts": N_("Contacts given by unrelated applicants"),
+    "unrelated_namers": N_("Unrelated applicants naming the same contact"),
+    "inconsistent_contact_names": N_("Same contact phone under different names"),
+    "amount_duplication": N_("Identical amounts"),
+    "amount_vs_trade": N_("Amount against trade volume"),
+    "figure_duplication": N_("Identical declared figures"),
+    "figure_vs_trade": N_("Declared figure against trade volume"),
+    "repeated_figure": N_("Declared figure repeated"),
+    "round_figure": N_("Round declared figure"),
+    "id_multiple_names": N_("One ID number under several names"),
+    "id_multiple_phones": N_("One ID number with several phones"),
+    "short_time_span": N_("Within a short time (days)"),
+    "different_phones": N_("Different phones"),
+    "rapid_phone_change": N_("Rapid changes of phone"),
+    "phones_interleaved": N_("Went back to an earlier phone"),
+    "phone_used_by_others": N_("Phone also given by other people"),
+    "same_person_match": N_("Same person by name and details"),
+    "several_id_numbers": N_("Several ID numbers"),
+    "id_checksum_failed": N_("ID number fails its check digit"),
+}
+
+
+def _name(table: dict[str, str], value: Any) -> str:
+    if _missing(value):
+        return "—"
+    text = str(value)
+    return _(table[text]) if text in table else text
+
+
+def field_name(field: str) -> str:
+    """Human name of a stored field or column (the field itself if unknown).
+
+    Example
+    -------
+    >>> field_name("applicant_id_number_raw")
+    '申请人身份证号（原始输入）'
+    >>> with use_language("en"):
+    ...     field_name("amount")
+    'Amount (¥)'
+    """
+    return _name(FIELD_NAMES, field)
+
+
+def status_name(status: Any) -> str:
+    """A case status (stored in English) in words.
+
+    >>> status_name("Confirmed fraud")
+    '确认欺诈'
+    """
+    return _name(STATUS_NAMES, status)
+
+
+def decision_name(decision: Any) -> str:
+    """A model decision (``pass``/``review``/``decline``) in words.
+
+    >>> decision_name("decline")
+    '拒绝'
+    """
+    return _name(DECISION_NAMES, decision)
+
+
+def outcome_name(outcome: Any) -> str:
+    """An application's known outcome (``fraud``/``default``/``good``).
+
+    >>> outcome_name("default")
+    '逾期违约'
+    """
+    return _name(OUTCOME_NAMES, outcome)
+
+
+def detector_name(detector: Any) -> str:
+    """A detector's name in words.
+
+    >>> detector_name("guarantee_circles")
+    '担保圈'
+    """
+    return _name(DETECTOR_NAMES, detector)
+
+
+def kind_name(kind: Any) -> str:
+    """A finding kind in words.
+
+    >>> kind_name("device_farm")
+    '设备农场'
+    """
+    return _name(KIND_NAMES, kind)
+
+
+def label_name(label: Any) -> str:
+    """A node label of the graph in words.
+
+    >>> label_name("BankAccount")
+    '银行账户'
+    """
+    return _name(LABEL_NAMES, label)
+
+
+def role_name(role: Any) -> str:
+    """A user's role in words.
+
+    >>> role_name("analyst")
+    '分析师'
+    """
+    return _name(ROLE_NAMES, role)
+
+
+def action_name(action: Any) -> str:
+    """An audit action in words.
+
+    >>> action_name("case.note")
+    '添加备注'
+    """
+    return _name(ACTION_NAMES, action)
+
+
+def reason_name(code: Any) -> str:
+    """A reason code of the risk model in words.
+
+    Example
+    -------
+    >>> reason_name("IN_FINDINGS")
+    '所在发现的数量（个）'
+    >>> reason_name("SHARES_DEVICE_WITH_KNOWN_BAD")
+    '设备曾被已知欺诈申请使用'
+    """
+    if _missing(code):
+        return "—"
+    text = str(code)
+    if text in REASON_NAMES:
+        return _(REASON_NAMES[text])
+    for prefix, suffix, template in (("SHARES_", "_WITH_KNOWN_BAD", N_("Its {kind} was used by known-bad applications")),
+                                     ("SHARED_", "", N_("Its {kind} was used by other people before"))):
+        if text.startswith(prefix) and text.endswith(suffix):
+            kind = text[len(prefix): len(text) - len(suffix)].lower()
+            if kind in IDENTIFIER_NAMES:
+                return _(template).format(kind=_(IDENTIFIER_NAMES[kind]))
+    return text
+
+
+def evidence_name(feature: Any) -> str:
+    """An evidence feature of a finding in words (with its unit).
+
+    >>> evidence_name("burst_compactness")
+    '突发紧凑度（占用时间窗的比例，越低越集中）'
+    """
+    return _name(EVIDENCE_NAMES, feature)
+
+
+def fmt_value(value: Any) -> str:
+    """One evidence value for reading: whole numbers with separators, other
+    numbers to two decimals, text as it is.
+
+    >>> fmt_value(1234567), fmt_value(0.254), fmt_value("device:d1")
+    ('1,234,567', '0.25', 'device:d1')
+    """
+    if isinstance(value, bool) or _missing(value):
+        return "—" if _missing(value) else (_("yes") if value else _("no"))
+    if isinstance(value, (int, float)):
+        if float(value).is_integer():
+            return fmt_count(value)
+        return f"{float(value):.2f}"
+    return str(value)
+
+
+_MONEY_FIELDS = frozenset({"amount", "declared_monthly_income", "declared_monthly_revenue", "exposure"})
+
+
+def fmt_field(field: str, value: Any) -> str:
+    """A stored field's value for reading: money in yuan, times in Beijing
+    minutes, outcomes and decisions in words, yes/no, counts with separators.
+
+    Example
+    -------
+    >>> fmt_field("amount", "50000.0"), fmt_field("applied_at", "2025-03-01T01:00:00.123456Z")
+    ('¥50,000', '2025-03-01 09:00')
+    >>> fmt_field("label", "fraud"), fmt_field("phone_valid", True), fmt_field("term_months", 12.0)
+    ('欺诈', '是', '12')
+    """
+    if _missing(value):
+        return "—"
+    if field in _MONEY_FIELDS or field.startswith("declared_"):
+        return fmt_amount(value)
+    if field.endswith("_at") or field in ("at", "first_applied", "last_applied"):
+        return fmt_time(value)
+    if field == "birth_date":
+        return fmt_date(value) if not isinstance(value, str) else value
+    if field == "label":
+        return outcome_name(value)
+    if field in ("risk_decision", "decision"):
+        return decision_name(value)
+    if field == "status":
+        return status_name(value)
+    if field in ("risk_score", "score"):
+        return fmt_score(value)
+    if field == "borrower_label":
+        return label_name(value)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars
+    if field == "source_line" and isinstance(value, (int, float)):
+        return str(int(value))
+    return fmt_value(value)
+
+
+def evidence_text(feature: Any, detail: Any, values: Iterable[Any] = ()) -> str:
+    """The evidence sentence shown to the investigator: in English the
+    detector's own sentence; in Chinese the feature's name with its values.
+
+    Example
+    -------
+    >>> evidence_text("exposure", "1,830,000 CNY guaranteed", [1830000])
+    '担保敞口（¥）：¥1,830,000'
+    >>> with use_language("en"):
+    ...     evidence_text("exposure", "1,830,000 CNY guaranteed", [1830000])
+    '1,830,000 CNY guaranteed'
+    """
+    if language() == "en" and not _missing(detail) and str(detail):
+        return str(detail)
+    values = list(values or [])
+    money = str(feature) in ("exposure",) or str(feature).startswith("amount")
+    shown = "，".join(fmt_amount(v) if money and isinstance(v, (int, float)) else fmt_value(v) for v in values)
+    name = evidence_name(feature)
+    return f"{name}：{shown}" if shown else name
+
+
+def reason_detail(reason: dict[str, Any]) -> str:
+    """What one reason of the risk model says, with the application's value.
+
+    Example
+    -------
+    >>> reason_detail({"code": "NIGHT_APPLICATION", "detail": "applied between 00:00 and 06:00", "value": 1.0})
+    '夜间申请（北京时间 00:00–06:00）：1'
+    >>> with use_language("en"):
+    ...     reason_detail({"code": "NIGHT_APPLICATION", "detail": "applied between 00:00 and 06:00", "value": 1.0})
+    'applied between 00:00 and 06:00: 1'
+    """
+    head = str(reason.get("detail") or reason.get("code") or "") if language() == "en" else reason_name(
+        reason.get("code"))
+    value = reason.get("value")
+    return f"{head}{'：' if language() != 'en' else ': '}{fmt_value(value)}" if not _missing(value) else head
+
+
+def reason_evidence(reason: dict[str, Any]) -> str:
+    """The evidence behind one reason, in words: the findings it sits in, or
+    the earlier known-bad applications it shares an identifier with.
+
+    Example
+    -------
+    >>> reason_evidence({"evidence": [{"kind": "device", "identifier": "d-1", "shared_with": "A7",
+    ...                                "label": "fraud", "applied_at": "2025-03-01 01:00:00+00:00"}]})
+    '设备 d-1 也用于申请 A7（欺诈，2025-03-01 09:00）'
+    """
+    items = reason.get("evidence") or []
+    if isinstance(items, str):
+        return items
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(str(item))
+        elif "finding_id" in item:
+            head = _("{detector} {finding} (score {score})").format(
+                detector=detector_name(item.get("detector")), finding=item.get("finding_id"),
+                score=fmt_score(item.get("score")))
+            # the detector's summary is English; Chinese says what the finding is by its detector
+            out.append(f"{head}: {item['summary']}" if language() == "en" and item.get("summary") else head)
+        else:
+            kind = item.get("kind")
+            out.append(_("{kind} {identifier} also on application {other} ({outcome}, {at})").format(
+                kind=_(IDENTIFIER_NAMES[kind]) if kind in IDENTIFIER_NAMES else kind,
+                identifier=item.get("identifier"), other=item.get("shared_with"),
+                outcome=outcome_name(item.get("label")), at=fmt_time(item.get("applied_at"))))
+    return "；".join(out) if language() != "en" else "; ".join(out)
+
+
+def finding_summary(kind: Any, size: Any, summary: Any = None) -> str:
+    """What a finding is and how big, in words (in English the detector's summary).
+
+    >>> finding_summary("ring", 6, "ring of 6 sharing a device")
+    '共用标识团伙，6 份申请'
+    """
+    if language() == "en" and not _missing(summary) and str(summary):
+        return str(summary)
+    n = 0 if _missing(size) else int(size)
+    return _("{kind}, {n} applications").format(kind=kind_name(kind), n=fmt_count(n))
+
+
+def audit_text(value: Any) -> str:
+    """An audit event's JSON before/after as readable ``field: value`` text.
+
+    Example
+    -------
+    >>> audit_text('{"status": "Confirmed fraud", "updated_at": "2026-11-30T06:05:41.1+00:00"}')
+    '状态：确认欺诈；最后修改（北京时间）：2026-11-30 14:05'
+    >>> audit_text("plain words"), audit_text(None)
+    ('plain words', '')
+    """
+    if _missing(value):
+        return ""
+    text = str(value)
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return text
+    if not isinstance(data, dict):
+        return text if not isinstance(data, list) else "；".join(map(str, data))
+    parts = []
+    for key, item in data.items():
+        if key == "status":
+            shown = status_name(item)
+        elif key in ("at", "updated_at", "applied_at") or str(key).endswith("_at"):
+            shown = fmt_time(item)
+        elif key == "amount":
+            shown = fmt_amount(item)
+        elif isinstance(item, (dict, list)):
+            shown = json.dumps(item, ensure_ascii=False)
+        else:
+            shown = fmt_value(item)
+        parts.append(f"{field_name(key)}：{shown}" if language() != "en" else f"{field_name(key)}: {shown}")
+    return ("；" if language() != "en" else "; ").join(parts)
+
+
+def column_labels(columns: Iterable[str]) -> dict[str, str]:
+    """Column → header in words, for ``st.dataframe(column_config=…)``.
+
+    >>> column_labels(["score", "size"])
+    {'score': '评分（0–1）', 'size': '规模（申请数）'}
+    """
+    return {c: field_name(c) for c in columns}
+
+
+class Message(str):
+    """An English message that remembers its template and values, so a
+    module without Streamlit (``cases``, ``services``) can say something in
+    English (``str``) that a page shows translated (:func:`tr`).
+
+    Example
+    -------
+    >>> m = Message(N_("{n} applications outside the time window are hidden."), n=3)
+    >>> str(m), tr(m)
+    ('3 applications outside the time window are hidden.', '时间窗之外的 3 份申请已隐藏。')
+    """
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, **values: Any) -> "Message":
+        self = super().__new__(cls, template.format(**values))
+        self.template, self.values = template, values
+        return self
+
+    def __reduce__(self):  # cached results are pickled: keep template and values
+        return (_message, (self.template, self.values))
+
+
+def _message(template: str, values: dict[str, Any]) -> Message:
+    return Message(template, **values)
+
+
+def tr(message: Any) -> str:
+    """``message`` in the session's language: a :class:`Message` or an
+    exception carrying one is translated; other text is looked up as it is.
+
+    >>> tr("Score"), tr(ValueError("not in the catalogue"))
+    ('评分', 'not in the catalogue')
+    """
+    if isinstance(message, BaseException):
+        message = message.args[0] if message.args else str(message)
+    if isinstance(message, Message):
+        values = {k: fmt_count(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                  for k, v in message.values.items()}
+        return _(message.template).format(**values)
+    return _(str(message))
