@@ -211,7 +211,10 @@ def log_out(reason: str = "logout") -> None:
             pass  # a busy store must not keep anyone logged in
     _sessions().revoke(st.session_state.get("session_token"))
     st.query_params.pop(SESSION_PARAM, None)
+    lang = st.session_state.get("lang")  # the language is the reader's, not the log-in's
     st.session_state.clear()
+    if lang:
+        st.session_state["lang"] = lang
     init_session()
     if reason == "logout.idle":
         st.session_state["login_flash"] = _("You were logged out after {minutes} minutes without "
@@ -391,7 +394,7 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     form = f"{prefix}_{version}"
     with st.form(f"{form}_form", clear_on_submit=True):
         new_status = st.selectbox(_("New status"), allowed, index=None, key=f"{form}_status",
-                                  format_func=i18n.status_name, disabled=not allowed,
+                                  format_func=i18n.formatter(i18n.status_name), disabled=not allowed,
                                   placeholder=_("Keep: {status}").format(status=i18n.status_name(case.status)))
         assignee = st.text_input(_("Assignee"), value=case.assignee or user.name, key=f"{form}_assignee")
         text = st.text_area(_("Note"), value="", key=f"{form}_note",

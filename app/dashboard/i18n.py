@@ -24,13 +24,13 @@ import json
 import math
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 from babel.numbers import format_decimal
 
 __all__ = [
-    "_", "N_", "ngettext", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
+    "_", "N_", "ngettext", "formatter", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
     "fmt_time", "fmt_date", "fmt_amount", "fmt_count", "fmt_score", "field_name", "status_name",
     "decision_name", "detector_name", "role_name", "kind_name", "outcome_name", "label_name", "action_name", "reason_name",
     "evidence_name", "evidence_text", "fmt_field", "reason_detail", "reason_evidence", "finding_summary", "audit_text", "fmt_value", "TIMEZONE", "column_labels",
@@ -120,6 +120,24 @@ class use_language:
         _forced.reset(self._token)
 
 
+def formatter(func: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``func`` bound to the language of now: a widget's ``format_func`` may
+    be called later, outside this run (Streamlit's AppTest does).
+
+    >>> with use_language("en"):
+    ...     fmt = formatter(status_name)
+    >>> fmt("Open")
+    'Open'
+    """
+    lang = language()
+
+    def bound(value: Any) -> str:
+        with use_language(lang):
+            return func(value)
+
+    return bound
+
+
 def _(message: str) -> str:
     """``message`` in the session's language (the English itself if untranslated).
 
@@ -148,7 +166,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     -------
     >>> ngettext("{n} matching application for {{}}, exact matches first, then by risk score (personal data masked)",
     ...          "{n} matching applications for {{}}, exact matches first, then by risk score (personal data masked)",
-    ...          3)[:17]
+    ...          3)[:16]
     '{{}} 共匹配 {n} 份申请'
     >>> with use_language("en"):
     ...     ngettext("{n} matching application for {{}}, exact matches first, then by risk score (personal data masked)",

@@ -88,6 +88,7 @@ def test_console_page_for_an_analyst(neo4j_store, neo4j_uri, tmp_path, monkeypat
     monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
     monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": "ana", "role": "analyst"}
     at.run()
     at.switch_page("pages/console.py").run()
@@ -143,6 +144,7 @@ def test_console_masks_computed_values_by_content(neo4j_store, neo4j_uri, tmp_pa
     monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
     monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": "ana", "role": "analyst"}
     at.run()
     at.switch_page("pages/console.py").run()

@@ -107,7 +107,9 @@ def _log_in(at: AppTest, password: str) -> AppTest:
 
 
 def test_every_log_in_attempt_is_audited_and_a_session_token_is_set(dash):
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
+    at.run()
     _log_in(at, "wrong password")
     _log_in(at, PASSWORD)
     assert not at.exception and at.title[0].value == "Alert queue"
@@ -120,7 +122,9 @@ def test_every_log_in_attempt_is_audited_and_a_session_token_is_set(dash):
 
 def test_an_idle_session_is_logged_out_and_that_is_audited(dash, monkeypatch):
     monkeypatch.setenv("RINGSCOPE_IDLE_MINUTES", "30")
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
+    at.run()
     _log_in(at, PASSWORD)
     assert at.title[0].value == "Alert queue"
     at.session_state["last_active"] = time.time() - 29 * 60
@@ -131,6 +135,7 @@ def test_an_idle_session_is_logged_out_and_that_is_audited(dash, monkeypatch):
     at.run()
     # (the browser test sees the log-in form; AppTest keeps the queue's page address, which the
     # logged-out navigation does not hold, so it draws nothing)
+    assert not at.exception, at.exception
     assert at.session_state["user"] is None and at.session_state["session_token"] is None
     assert "after 30 minutes without activity" in at.session_state["login_flash"]
     assert "session" not in at.query_params

@@ -31,6 +31,7 @@ def dash_store(tmp_path, monkeypatch):
 
 def app(role: str = "investigator", name: str = "ivy", page: str | None = None) -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": name, "role": role}
     at.run()
     assert not at.exception, at.exception
@@ -64,6 +65,17 @@ def case_widget(at: AppTest, kind: str, label: str):
     return found[0]
 
 
+def fields(at: AppTest, name: str = "field") -> dict:
+    """A field/value table as stored field → shown value (the page heads rows
+    with human names, here the English ones)."""
+    from ringscope.app.dashboard import i18n
+
+    with i18n.use_language("en"):
+        back = {i18n.field_name(k): k for k in i18n.FIELD_NAMES}
+    rows = table(at, name, "value")
+    return {back.get(k, k): v for k, v in zip(rows[name], rows["value"])}
+
+
 def texts(at: AppTest) -> str:
     """Everything the page wrote (markdown, captions, dataframes) as one string."""
     parts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "title")
@@ -79,7 +91,9 @@ def test_login_form_then_queue(dash_store, tmp_path):
     from ringscope.app.dashboard import auth
 
     auth.add_user(tmp_path / "store" / "users.json", "ivy", "correct horse", "investigator")
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
+    at.run()
     assert [t.label for t in at.text_input] == ["User", "Password"]
     at.text_input(key="login_user").input("ivy")
     at.text_input(key="login_password").input("wrong password")
@@ -94,6 +108,7 @@ def test_login_form_then_queue(dash_store, tmp_path):
 
 def test_investigator_cannot_open_the_console(dash_store):
     at = AppTest.from_file(str(APP / "pages" / "console.py"), default_timeout=30)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": "ivy", "role": "investigator"}
     at.run()
     assert "may not open this page" in at.error[0].value
@@ -117,7 +132,9 @@ def test_analyst_console_on_the_embedded_store_says_it_needs_neo4j(dash_store):
 
 
 def test_no_user_sees_nothing_but_the_login(dash_store):
-    at = AppTest.from_file(str(APP / "pages" / "queue.py"), default_timeout=30).run()
+    at = AppTest.from_file(str(APP / "pages" / "queue.py"), default_timeout=30)
+    at.session_state["lang"] = "en"  # these tests read the English wording
+    at.run()
     assert "log in" in at.warning[0].value.lower()
     assert not at.dataframe
 
@@ -184,7 +201,7 @@ def test_cluster_payload_has_the_ring_masked_and_escaped(dash_store):
     assert scored["risk"] == pytest.approx(0.83)
     # evidence beside the graph, masked
     evidence = table(at, "feature", "contribution")
-    assert "shared_identifiers" in evidence["feature"].tolist()
+    assert "Shared identifiers" in evidence["feature"].tolist()  # the feature in words
     assert "13800138000" not in evidence.to_csv()
 
 
@@ -207,8 +224,7 @@ def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_sto
                                                                          "target_group": "nodes"}, "timestamp": 1}
     at.run()
     assert not at.exception
-    details = table(at, "property", "value")
-    shown = dict(zip(details["property"], details["value"]))
+    shown = fields(at, "property")
     person_key = at.session_state["selected_node"].split(":", 1)[1]
     assert shown["key"] != person_key and shown["key"].startswith(person_key[:6]) and "*" in shown["key"]
     # the birth date, region and gender are the masked digits: masked with them
@@ -217,8 +233,7 @@ def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_sto
     assert person_key[6:14] not in texts(at)
     at.button(key="reveal_node").click().run()
     assert not at.exception
-    details = table(at, "property", "value")
-    assert dict(zip(details["property"], details["value"]))["key"] == person_key
+    assert fields(at, "property")["key"] == person_key
     log = cases.audit_log(dash_store)
     assert log.iloc[0]["action"] == "reveal" and log.iloc[0]["user"] == "ivy"
     assert log.iloc[0]["target"] == f"Person:{person_key}"
@@ -338,6 +353,7 @@ def test_search_query_is_never_markdown(dash_store):
 
 def test_application_page_score_findings_history_masked(dash_store):
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": "ivy", "role": "investigator"}
     at.session_state["application"] = "RA01"
     at.run()
@@ -345,14 +361,13 @@ def test_application_page_score_findings_history_masked(dash_store):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Score": "0.83", "Decision": "decline"}
-    assert table(at, "code")["code"].tolist() == ["RING_MEMBER"]
+    assert table(at, "code")["code"].tolist() == ["Member of a shared-identifier ring"]  # RING_MEMBER in words
     assert table(at, "finding", "detector")["finding"].tolist() == ["rings-aaaa"]
-    fields = table(at, "field", "value")
-    values = dict(zip(fields["field"], fields["value"]))
+    values = fields(at)
     assert values["applicant_phone_raw"] == "138****8000"
     assert "*" in values["applicant_id_number_raw"] and "*" in values["bank_account_raw"]
     at.button(key="app_reveal").click().run()
-    values = dict(zip(*[table(at, "field", "value")[c] for c in ("field", "value")]))
+    values = fields(at)
     assert values["applicant_phone_raw"] == "13800138000"
     assert cases.audit_log(dash_store)[["action", "target"]].values.tolist() == [["reveal", "Application:RA01"]]
     # a case on the application itself
@@ -467,12 +482,12 @@ def test_queue_lists_applications_flagged_by_the_model(dash_store):
 
 def test_application_page_masks_addresses_and_shows_a_typed_id_as_text(dash_store):
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["lang"] = "en"  # these tests read the English wording
     at.session_state["user"] = {"name": "ivy", "role": "investigator"}
     at.session_state["application"] = "RB00"
     at.run()
     at.switch_page("pages/application.py").run()
-    fields = table(at, "field", "value")
-    values = dict(zip(fields["field"], fields["value"]))
+    values = fields(at)
     assert values["applicant_address_raw"] == "广东省深圳市****"
     at.text_input(key="app_id_input").input("![x](http://203.0.113.7/t.png)").run()
     assert at.error[0].value == "No application `![x](http://203.0.113.7/t.png)` in this store."

@@ -13,7 +13,7 @@ store = context.store()
 st.title(_("Cases"))
 all_cases = cases.list_cases(store)
 status = st.multiselect(_("Status"), list(cases.STATUSES), default=["Open", "In progress"], key="cases_status",
-                        format_func=i18n.status_name)
+                        format_func=i18n.formatter(i18n.status_name))
 mine = st.toggle(_("Assigned to me"), key="cases_mine")
 shown = all_cases[all_cases["status"].isin(status)] if status else all_cases
 if mine:

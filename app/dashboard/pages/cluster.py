@@ -100,8 +100,8 @@ with graph_col:
         return f"{i18n.label_name(label)} · {shown}"
 
     with st.expander(_("Shortest path between two entities"), expanded=bool(path)):
-        a = st.selectbox(_("From"), in_view, format_func=describe, key="path_from")
-        b = st.selectbox(_("To"), in_view, index=min(1, len(in_view) - 1), format_func=describe, key="path_to")
+        a = st.selectbox(_("From"), in_view, format_func=i18n.formatter(describe), key="path_from")
+        b = st.selectbox(_("To"), in_view, index=min(1, len(in_view) - 1), format_func=i18n.formatter(describe), key="path_to")
         p1, p2 = st.columns(2)
         if p1.button(_("Find shortest path"), key="path_go"):
             found = services.shortest_path(context.index(), a, b)

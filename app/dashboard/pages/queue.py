@@ -15,7 +15,7 @@ FINDINGS, FLAGGED = N_("Findings"), N_("Flagged applications")
 user = context.require("queue")
 st.title(_("Alert queue"))
 table = context.findings()
-showing = st.radio(_("Show"), [FINDINGS, FLAGGED], format_func=_, horizontal=True, key="queue_kind",
+showing = st.radio(_("Show"), [FINDINGS, FLAGGED], format_func=i18n.formatter(_), horizontal=True, key="queue_kind",
                    label_visibility="collapsed")
 if showing == FLAGGED:
     flagged = context.flagged()
@@ -46,10 +46,10 @@ ANY = "(any)"
 with st.sidebar:
     st.subheader(_("Filters"))
     detectors = st.multiselect(_("Detector"), sorted(table["detector"].dropna().unique()), key="q_detector",
-                               format_func=i18n.detector_name)
+                               format_func=i18n.formatter(i18n.detector_name))
     max_seen = int(table["size"].max() or 1)
     size = st.slider(_("Size (applications)"), 1, max(max_seen, 2), (1, max(max_seen, 2)), key="q_size")
-    status = st.multiselect(_("Status"), list(cases.STATUSES), key="q_status", format_func=i18n.status_name)
+    status = st.multiselect(_("Status"), list(cases.STATUSES), key="q_status", format_func=i18n.formatter(i18n.status_name))
     min_score = st.slider(_("Minimum score"), 0.0, 1.0, 0.0, 0.05, key="q_score")
     dates = table["first_applied"].dropna()
     date_range = None
@@ -59,7 +59,7 @@ with st.sidebar:
                                    key="q_dates")
     agents = sorted(table["agent"].dropna().astype(str).unique())
     agent = st.selectbox(_("Agent"), [ANY, *agents], key="q_agent",
-                         format_func=lambda a: _("(any)") if a == ANY else a)
+                         format_func=i18n.formatter(lambda a: _("(any)") if a == ANY else a))
 
 date_from = date_to = None
 if isinstance(date_range, (tuple, list)) and len(date_range) == 2:

@@ -19,7 +19,7 @@ st.title(_("Search"))
 c1, c2 = st.columns([3, 1])
 query = c1.text_input(_("Search applications"), key="search_query",
                       placeholder="张伟 · zhangwei · zw · 110101… · 138… · 6222… · 公司名")
-field = c2.selectbox(_("In"), list(FIELDS), key="search_field", format_func=_)
+field = c2.selectbox(_("In"), list(FIELDS), key="search_field", format_func=i18n.formatter(_))
 if query:
     idx = context.search_index()
     found = services.search(idx, query, FIELDS[field])
