@@ -153,14 +153,18 @@ def init_session() -> None:
 
 
 def language_switch() -> None:
-    """The sidebar's 中文 / English switch (session state ``lang``, kept in the URL)."""
-    def switched() -> None:
-        st.session_state["lang"] = st.session_state["lang_switch"]
-        st.query_params[i18n.PARAM] = st.session_state["lang"]
+    """The sidebar's 中文 / English switch (session state ``lang``, kept in the URL).
 
-    st.session_state["lang_switch"] = st.session_state.get("lang", i18n.DEFAULT)
-    st.segmented_control("Language · 语言", list(i18n.LANGUAGES), format_func=i18n.LANGUAGES.get,
-                         key="lang_switch", on_change=switched, label_visibility="collapsed")
+    The control is keyed by the language it shows, so after a switch a
+    fresh control starts on the new language (no widget state to correct)."""
+    current = st.session_state.get("lang") or i18n.DEFAULT
+    picked = st.segmented_control("Language · 语言", list(i18n.LANGUAGES), default=current,
+                                  format_func=i18n.LANGUAGES.get, key=f"lang_switch_{current}",
+                                  label_visibility="collapsed")
+    if picked and picked != current:
+        st.session_state["lang"] = picked
+        st.query_params[i18n.PARAM] = picked
+        st.rerun()
 
 
 #: the query parameter holding a tab's session token (see :func:`current_user`)
@@ -211,10 +215,9 @@ def log_out(reason: str = "logout") -> None:
             pass  # a busy store must not keep anyone logged in
     _sessions().revoke(st.session_state.get("session_token"))
     st.query_params.pop(SESSION_PARAM, None)
-    lang = st.session_state.get("lang")  # the language is the reader's, not the log-in's
-    st.session_state.clear()
-    if lang:
-        st.session_state["lang"] = lang
+    for key in list(st.session_state.keys()):  # the language is the reader's, not the log-in's: it stays
+        if key != "lang":
+            del st.session_state[key]
     init_session()
     if reason == "logout.idle":
         st.session_state["login_flash"] = _("You were logged out after {minutes} minutes without "
