@@ -280,6 +280,8 @@ def require(permission: str) -> User:
     if not auth.can(user.role, permission):
         st.error(_("Your role ({role}) may not open this page.").format(role=user.role))
         st.stop()
+    with st.sidebar:
+        language_switch()
     return user
 
 

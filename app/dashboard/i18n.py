@@ -423,7 +423,7 @@ LABEL_NAMES = {
 PERIOD_NAMES = {"week": N_("week"), "month": N_("month"), "day": N_("day")}
 ROLE_NAMES = {"investigator": N_("investigator"), "analyst": N_("analyst"), "admin": N_("admin")}
 ACTION_NAMES = {
-    "case.update": N_("case changed"), "case.note": N_("note added"), "reveal": N_("personal data revealed"),
+    "case.update": N_("case changed"), "case.status": N_("case status changed"), "ingest.update": N_("data corrected"), "case.note": N_("note added"), "reveal": N_("personal data revealed"),
     "cypher": N_("console query"), "cypher.reveal": N_("console query, unmasked"),
     "login.success": N_("logged in"), "login.failure": N_("failed log-in"), "login.locked": N_("log-in locked"),
     "logout": N_("logged out"), "logout.idle": N_("logged out (idle)"),

@@ -12,9 +12,9 @@ from ringscope.app.dashboard.i18n import _
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
 context.init_session()
 user = context.current_user()
-with st.sidebar:
-    context.language_switch()  # 中文 / English, before anything is worded
 if user is None:
+    with st.sidebar:
+        context.language_switch()  # 中文 / English (each page draws it through context.require)
     st.navigation([st.Page(context.login_form, title=_("Log in"), url_path="login")], position="hidden").run()
 else:
     here = Path(__file__).parent

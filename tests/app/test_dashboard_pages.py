@@ -287,7 +287,7 @@ def test_case_status_change_writes_case_and_audit_before_success(dash_store):
     log = cases.audit_log(dash_store, target="case:Finding:rings-aaaa")
     assert len(log) == 1 and log.iloc[0]["action"] == "case.status"
     assert json.loads(log.iloc[0]["after"])["status"] == "In progress"
-    assert table(at, "action", "before")["action"].tolist() == ["case.status"]
+    assert table(at, "action", "before")["action"].tolist() == ["case status changed"]  # the action in words
     # confirming needs a comment
     case_widget(at, "selectbox", "New status").set_value("Confirmed fraud")
     [b for b in at.button if b.label == "Save case"][0].click().run()
@@ -387,7 +387,7 @@ def test_cases_page_lists_cases_and_the_audit_log(dash_store):
     at = app(page="pages/cases.py")
     listed = table(at, "target_key")
     assert listed["target_key"].tolist() == ["rings-bbbb"]
-    assert table(at, "action", "before")["action"].tolist() == ["case.status"]
+    assert table(at, "action", "before")["action"].tolist() == ["case status changed"]  # the action in words
 
 
 def test_model_page_empty_then_report(dash_store, tmp_path):
