@@ -61,7 +61,8 @@ def test_wheel_holds_only_the_ringscope_package(wheel):
     for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli.py",
                      "ringscope/app/dashboard/main.py", "ringscope/app/dashboard/pages/queue.py",
                      "ringscope/detectors/rings.py", "ringscope/graph/embedded.py",
-                     "ringscope/ingest/synthetic/generator.py"):
+                     "ringscope/ingest/synthetic/generator.py",
+                     "ringscope/app/dashboard/locale/zh_CN/LC_MESSAGES/ringscope.po"):  # the dashboard's words
         assert expected in names
     assert not any(name.startswith("ringscope/app/api/") for name in names)  # no second copy of the API
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
