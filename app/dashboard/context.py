@@ -150,6 +150,9 @@ def init_session() -> None:
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
+    lang = st.session_state["lang"]
+    if lang != i18n.DEFAULT and st.query_params.get(i18n.PARAM) != lang:
+        st.query_params[i18n.PARAM] = lang  # page switches drop query parameters; a reload (F5) must keep English
 
 
 def language_switch() -> None:

@@ -109,8 +109,13 @@ def tab(chromium):
     assert guarded.off_loopback == [], f"requests left the machine: {guarded.off_loopback}"
 
 
+def english(url: str) -> str:
+    """The dashboard in English (Chinese is the default; these tests read English labels)."""
+    return f"{url.rstrip('/')}/?lang=en"
+
+
 def log_in(page, url: str, name: str, password: str = PASSWORD) -> None:
-    page.goto(url)
+    page.goto(english(url))
     page.get_by_role("textbox", name="User").fill(name)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -413,7 +418,7 @@ def test_lock_out_survives_a_restart_and_idle_sessions_end(tmp_path, chromium):
     tab = Guarded(chromium)
     page = tab.page
     try:
-        page.goto(url)
+        page.goto(english(url))
         for attempt in range(auth.LOCK_AFTER):
             page.get_by_role("textbox", name="User").fill("lou")
             page.get_by_role("textbox", name="Password").fill(f"guess {attempt}")
@@ -447,3 +452,31 @@ def test_lock_out_survives_a_restart_and_idle_sessions_end(tmp_path, chromium):
         tab.context.close()
         stop(process, timeout=15)
     assert tab.off_loopback == []
+
+
+# -- Chinese by default, English as a switch -------------------------------------------------------
+
+
+def test_chinese_by_default_english_by_the_switch_and_a_reload_keeps_it(server, tab):
+    from playwright.sync_api import expect
+
+    store, url = server
+    page = tab.page
+    page.goto(url)
+    page.get_by_role("textbox", name="用户").fill("ida")
+    page.get_by_role("textbox", name="密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector(READY)
+    expect(page.get_by_role("heading", name="告警队列")).to_be_visible()
+    expect(page.get_by_role("link", name="团伙浏览")).to_be_visible()
+    assert page.get_by_role("heading", name="Alert queue").count() == 0
+    page.locator("[data-testid='stSidebar']").get_by_text("English", exact=True).click()
+    expect(page.get_by_role("heading", name="Alert queue")).to_be_visible()
+    expect(page.get_by_role("link", name="Cluster explorer")).to_be_visible()
+    settle(page)
+    assert "lang=en" in page.url
+    page.reload()  # F5: still logged in, still English
+    page.wait_for_selector(READY)
+    expect(page.get_by_role("heading", name="Alert queue")).to_be_visible()
+    page.locator("[data-testid='stSidebar']").get_by_text("中文", exact=True).click()
+    expect(page.get_by_role("heading", name="告警队列")).to_be_visible()
