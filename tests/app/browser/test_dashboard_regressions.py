@@ -265,7 +265,8 @@ def test_a_note_on_a_confirmed_case_keeps_it_confirmed(server, tab):
     actions = cases.audit_log(store, target="case:Application:RA03")["action"].tolist()
     assert actions == ["case.note", "case.note", "case.status", "case.status"]
     assert "RA03" in set(cases.case_labels(store)["application_id"])  # still a training label
-    expect(page.get_by_text("Status: Confirmed fraud")).to_be_visible()
+    # the panel's status line (the audit lines below it now say "Status: …" in words too)
+    expect(page.get_by_text(re.compile(r"^Status: Confirmed fraud"))).to_be_visible()
 
 
 # -- 4. markup typed in is shown as text -------------------------------------------------------------
