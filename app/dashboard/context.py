@@ -347,7 +347,7 @@ def reveal_button(nid: str, user: User, key: str) -> bool:
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, ...], window: tuple | None,
-             path: tuple[str, ...], revealed: frozenset) -> tuple[Any, Any]:
+             path: tuple[str, ...], revealed: frozenset, lang: str = i18n.DEFAULT) -> tuple[Any, Any]:
     from ringscope.app.dashboard import graphview
 
     idx = index()
@@ -360,14 +360,15 @@ def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, .
             roles.setdefault(nid, "path")
         view = services._capped(idx, roles, services.MAX_ELEMENTS, list(view.notes))
     props = services.view_properties(store(), list(view.nodes))
-    payload = graphview.build_payload(view, props, revealed, list(path))
+    with i18n.use_language(lang):  # the info panel's words (the language is part of the cache key)
+        payload = graphview.build_payload(view, props, revealed, list(path))
     return view, payload
 
 
 def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str] | None, revealed: set[str]):
     """(Subgraph, GraphPayload) of a finding's view, cached per data version."""
     return _cluster(store().location, version(), finding, tuple(extra), window, tuple(path or ()),
-                    frozenset(revealed))
+                    frozenset(revealed), i18n.language())
 
 
 def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from st_link_analysis import EdgeStyle, NodeStyle
 
+from ringscope.app.dashboard import i18n
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
 from ringscope.app.dashboard.services import Subgraph, split_node_id
 
@@ -147,17 +148,19 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
         data: dict[str, Any] = {"id": tok, "label": label, "role": role,
                                 "caption": escape(caption(label, key, p, nid in revealed))}
         # one masking rule: fields computed from a masked ID number are masked too
+        # properties for the component's info panel: human names, values as read (yuan, Beijing minutes)
         for k, v in mask_record(label, {k: _fmt(v) for k, v in p.items()}, nid in revealed).items():
             if v is None or k == "name":
                 continue
             if k == "risk_score":
                 data["risk"] = float(v)
-                data["risk score"] = v
+                data[escape(i18n.field_name(k))] = i18n.fmt_score(v)
                 continue
             if k == "label":
                 data["outcome"] = "bad" if str(v) in ("fraud", "default") else escape(v)
+                data[escape(i18n.field_name(k))] = escape(i18n.outcome_name(v))
                 continue
-            data[escape(k)] = v if isinstance(v, (int, float, bool)) else escape(v)
+            data[escape(i18n.field_name(k))] = escape(i18n.fmt_field(k, v))
         if label == "Application":
             data["application"] = escape(key)
         nodes.append({"data": data | ({"on_path": True} if nid in on_path else {})})

@@ -149,6 +149,16 @@ def test_cluster_evidence_and_case_panel_in_chinese(dash_store):
     evidence = next(f.value for f in at.dataframe if "feature" in f.value.columns)
     assert "共用标识" in evidence["feature"].tolist()
     assert evidence["detail"].tolist()[1] == "申请时间集中（跨度，天）：1.30"
+    # the graph's info panel: human names, yuan and Beijing minutes (the type and style keys stay)
+    import json
+
+    (graph,) = at.get("component_instance")
+    apps = {n["data"]["caption"]: n["data"] for n in json.loads(graph.proto.json_args)["elements"]["nodes"]
+            if n["data"]["label"] == "Application"}
+    assert apps["RA00"]["申请时间（北京时间）"] == "2025-03-01 09:00" and "applied_at" not in apps["RA00"]
+    assert apps["RA00"]["金额（元）"] == "¥50,000"
+    assert "出生日期" in next(n["data"] for n in json.loads(graph.proto.json_args)["elements"]["nodes"]
+                          if n["data"]["label"] == "Person")
     status = [s for s in at.selectbox if s.label == "新状态"]
     assert len(status) == 1 and status[0].options == ["调查中", "已排除"]
 

@@ -348,7 +348,7 @@ def test_person_details_and_addresses_are_masked_in_the_browser(server, tab):
     expect(page.get_by_text("Person · ")).to_be_visible()
     settle(page)
     panel = graph.evaluate(_GRAPH_STATE_JS)["panel"]
-    assert "birth_date" in panel  # the field is there, masked
+    assert "Birth date" in panel  # the field is there (by its human name), masked
     dom = page.content() + graph.content()
     assert not [b for b in births if b in dom], "a birth date (the masked ID digits) reached the browser"
 
