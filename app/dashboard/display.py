@@ -30,14 +30,20 @@ def clip(value: Any, limit: int = CLIP) -> str:
     Example
     -------
     >>> clip("A" * 10_000, 5)
+    'AAAAA…（共 10,000 个字符）'
+    >>> from ringscope.app.dashboard.i18n import use_language
+    >>> with use_language("en"):
+    ...     clip("A" * 10_000, 5)
     'AAAAA… (10,000 characters)'
     >>> clip("RA01")
     'RA01'
     """
+    from ringscope.app.dashboard.i18n import _
+
     text = "" if value is None else str(value)
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… ({len(text):,} characters)"
+    return text[:limit] + _("… ({n} characters)").format(n=f"{len(text):,}")
 
 
 def literal(value: Any, limit: int = CLIP) -> str:

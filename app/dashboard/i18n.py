@@ -32,7 +32,7 @@ from babel.numbers import format_decimal
 __all__ = [
     "_", "N_", "ngettext", "formatter", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
     "fmt_time", "fmt_date", "fmt_amount", "fmt_count", "fmt_score", "field_name", "status_name",
-    "decision_name", "detector_name", "role_name", "kind_name", "outcome_name", "label_name", "action_name", "reason_name",
+    "decision_name", "detector_name", "role_name", "model_name", "kind_name", "outcome_name", "label_name", "action_name", "reason_name",
     "evidence_name", "evidence_text", "fmt_field", "reason_detail", "reason_evidence", "finding_summary", "audit_text", "fmt_value", "TIMEZONE", "column_labels",
     "Message", "tr",
 ]
@@ -381,7 +381,24 @@ FIELD_NAMES = {
     "company_best_score": N_("Company's best score"),
     "model": N_("Model"),
     "features": N_("Features"),
+    "auc": N_("AUC"),
+    "ks": N_("KS"),
+    "precision_at_k": N_("Precision@k"),
+    "month": N_("Month"),
+    "n": N_("Applications"),
+    "positives": N_("Positives"),
+    "in_training": N_("In the training window"),
+    "period": N_("Period"),
+    "column": N_("Column"),
+    "psi": N_("PSI"),
+    "beyond_noise": N_("PSI beyond noise"),
+    "reason": N_("Reason"),
+    "version": N_("Version"),
+    "promoted_at": N_("Promoted at (Beijing time)"),
 }
+#: the risk model's kinds and feature sets (training report)
+MODEL_NAMES = {"scorecard": N_("scorecard"), "gbm": N_("gradient-boosted trees"),
+               "all features": N_("all features"), "without graph": N_("without graph features")}
 
 STATUS_NAMES = {"Open": N_("Open"), "In progress": N_("In progress"), "Confirmed fraud": N_("Confirmed fraud"),
                 "Dismissed": N_("Dismissed")}
@@ -582,6 +599,15 @@ def label_name(label: Any) -> str:
     '银行账户'
     """
     return _name(LABEL_NAMES, label)
+
+
+def model_name(name: Any) -> str:
+    """A model kind or feature set of the training report in words.
+
+    >>> model_name("without graph")
+    '不含图特征'
+    """
+    return _name(MODEL_NAMES, name)
 
 
 def role_name(role: Any) -> str:

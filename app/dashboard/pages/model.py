@@ -27,7 +27,7 @@ rows = []
 for kind, variants in (report.get("models") or {}).items():
     for variant, metrics in variants.items():
         if isinstance(metrics, dict):
-            rows.append({"model": kind, "features": variant,
+            rows.append({"model": i18n.model_name(kind), "features": i18n.model_name(variant),
                          **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 if rows:
     context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
