@@ -444,6 +444,7 @@ ACTION_NAMES = {
     "cypher": N_("console query"), "cypher.reveal": N_("console query, unmasked"),
     "login.success": N_("logged in"), "login.failure": N_("failed log-in"), "login.locked": N_("log-in locked"),
     "logout": N_("logged out"), "logout.idle": N_("logged out (idle)"),
+    "promote": N_("promoted to champion"), "rollback": N_("rolled back"), "train": N_("trained"),
 }
 #: reason codes of the risk model (``detectors/reasons.py``) → human name
 REASON_NAMES = {

@@ -214,3 +214,31 @@ def test_no_string_is_scattered_outside_the_catalogue():
             if call.search(line) and "st.title(\"ringscope\")" not in line:
                 offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_model_page_with_a_report_history_and_monitoring_in_chinese(dash_store, tmp_path):
+    import json
+
+    folder = tmp_path / "store" / "models"
+    (folder / "v2").mkdir(parents=True)
+    (folder / "LATEST").write_text("v2")
+    (folder / "v2" / "report.json").write_text(json.dumps({
+        "chosen": "gbm", "labelled": 12000, "bad": 700, "target": "fraud",
+        "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}}}))
+    (folder / "CHAMPIONS.jsonl").write_text(json.dumps({"at": "2026-11-29T01:00:00.123456Z", "action": "promote",
+                                                        "before": "v1", "after": "v2", "user": "ana",
+                                                        "reason": "quarterly review"}) + "\n")
+    (folder / "monitoring.json").write_text(json.dumps({
+        "model_version": "v2", "overall": "watch", "period": "week", "psi": {}, "noise": {}, "decisions": {},
+        "hit_rates": {}, "cohorts": [], "alerts": [{"period": "2026-11-02", "column": "channel", "psi": 0.2,
+                                                    "beyond_noise": 0.18, "status": "watch"}]}))
+    at = open_page("pages/model.py", "analyst")
+    assert_chinese(at, "冠军模型历史", "Champion history")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["有标签的申请"] == "12,000" and metrics["正样本（欺诈）"] == "700"
+    assert metrics["稳定性"] == "需关注（PSI ≥ 0.1）"
+    history = next(f.value for f in at.dataframe if "reason" in f.value.columns)
+    assert history[["at", "action"]].values.tolist() == [["2026-11-29 09:00", "晋升为冠军模型"]]
+    models = next(f.value for f in at.dataframe if "auc" in f.value.columns)
+    assert models[["model", "features"]].values.tolist() == [["梯度提升树", "全部特征"]]
+    assert "前 k 名精确率" in headers(at) and "超出噪声的 PSI" in headers(at)

@@ -7,7 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from ringscope.app.dashboard import context, display, i18n, services
-from ringscope.app.dashboard.i18n import _
+from ringscope.app.dashboard.i18n import N_, _
+
+#: monitoring verdicts in words
+STABILITY = {"ok": N_("ok"), "watch": N_("watch (PSI ≥ 0.1)"), "act": N_("act (PSI ≥ 0.25)")}
+
+
+def stability(verdict: str) -> str:
+    return _(STABILITY[verdict]) if verdict in STABILITY else verdict
+
 
 user = context.require("model")
 st.title(_("Model"))
@@ -41,7 +49,9 @@ if history is not None and len(history):
     st.subheader(_("Champion history"))
     history = history.iloc[::-1].copy()
     for col in history.columns:
-        if str(col).endswith("_at"):
+        if col == "action":
+            history[col] = history[col].map(i18n.action_name)
+        elif col == "at" or str(col).endswith("_at"):
             history[col] = history[col].map(i18n.fmt_time)
     context.table(history, hide_index=True, width="stretch", key="model_history")
 
@@ -54,8 +64,7 @@ elif monitoring.get("model_version") != summary["version"]:
                 monitoring.get("model_version"))
 else:
     overall = monitoring.get("overall", "ok")
-    st.metric(_("Stability"), {"ok": _("ok"), "watch": _("watch (PSI ≥ 0.1)"),
-                               "act": _("act (PSI ≥ 0.25)")}.get(overall, overall))
+    st.metric(_("Stability"), stability(overall))
     psi = pd.DataFrame(monitoring.get("psi") or {}).T
     noise = pd.DataFrame(monitoring.get("noise") or {}).T
     if len(psi):
@@ -75,6 +84,8 @@ else:
         st.line_chart(hits.astype(float))
     alerts = pd.DataFrame(monitoring.get("alerts") or [])
     if len(alerts):
+        if "status" in alerts:
+            alerts["status"] = alerts["status"].map(stability)
         context.table(alerts, hide_index=True, width="stretch", key="model_alerts")
     cohorts = pd.DataFrame(monitoring.get("cohorts") or [])
     if len(cohorts):
