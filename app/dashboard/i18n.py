@@ -22,6 +22,7 @@ import contextvars
 import functools
 import json
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -717,23 +718,77 @@ def fmt_field(field: str, value: Any) -> str:
     return fmt_value(value)
 
 
+#: evidence sentences by feature and number of values: {0}, {1}… are the
+#: detector's values in order (``$`` marks a slot shown as yuan)
+EVIDENCE_SENTENCES = {
+    ("ring_size", 1): N_("{0} distinct applicants in one ring"),
+    ("density", 1): N_("each member shares {0} identifiers with the ring on average"),
+    ("time_compactness", 1): N_("applied within {0} days"),
+    ("short_time_span", 1): N_("within {0} days"),
+    ("known_bad_members", 1): N_("{0} members already labelled fraud or default"),
+    ("known_bad_members", 2): N_("{0} of {1} labelled applications are fraud or default"),
+    ("members_in_default", 1): N_("{0} applications in the circle are labelled fraud or default"),
+    ("circle_size", 2): N_("{0} borrowers and {1} guarantees in one strongly connected circle"),
+    ("exposure", 2): N_("loans in the circle total {0}; guarantees {1}"),
+    ("burst_size", 1): N_("{0} applications in the cluster"),
+    ("burst_compactness", 4): N_("{0} applications in one window where {1} were expected (Poisson p={2}); "
+                                 "the cluster spans {3} days"),
+    ("distinct_identities", 5): N_("{0}: {3} applications by {4} distinct applicants, {1} to {2}"),
+    ("loop_size", 2): N_("{0} distinct applicants and {1} contact links in one strongly connected group"),
+    ("oversized", 1): N_("{0} applications: too large for one ring, probably glued by an unrecognised hub"),
+}
+def _p_value(value: Any) -> str:
+    try:
+        return f"{float(value):.2g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+#: slots not shown as plain numbers: yuan, p-values, times
+_SLOT_FORMATS = {("exposure", 2): {0: fmt_amount, 1: fmt_amount},
+                 ("burst_compactness", 4): {2: _p_value},
+                 ("distinct_identities", 5): {1: fmt_time, 2: fmt_time}}
+#: ``kind:identifier (n people)`` as the ring detectors list shared identifiers
+_SHARED = re.compile(r"^(?P<kind>[a-z_]+):(?P<ident>.*?)(?: \((?P<n>\d+) people\))?$")
+_KIND_LABELS = {"device": "Device", "phone": "Phone", "account": "BankAccount", "ip": "IP", "subnet": "Subnet",
+                "ip_range": "Subnet", "address": "Address", "email": "Email", "company": "Company",
+                "employer": "Company", "agent": "Agent", "person": "Person"}
+
+
+def _identifier(value: Any) -> str:
+    """``device:d-1 (6 people)`` → 设备 d-1（6 人）."""
+    match = _SHARED.match(str(value))
+    if not match or match["kind"] not in _KIND_LABELS:
+        return fmt_value(value)
+    head = f"{label_name(_KIND_LABELS[match['kind']])} {match['ident']}"
+    return head + (_(" ({n} people)").format(n=match["n"]) if match["n"] else "")
+
+
 def evidence_text(feature: Any, detail: Any, values: Iterable[Any] = ()) -> str:
     """The evidence sentence shown to the investigator: in English the
-    detector's own sentence; in Chinese the feature's name with its values.
+    detector's own sentence; otherwise a sentence from the catalogue filled
+    with the detector's values, or the feature's name with its values.
 
     Example
     -------
-    >>> evidence_text("exposure", "1,830,000 CNY guaranteed", [1830000])
-    '担保敞口（¥）：¥1,830,000'
+    >>> evidence_text("exposure", "loans in the circle total ¥1,830,000; …", [1830000, 900000])
+    '圈内贷款合计 ¥1,830,000；担保合计 ¥900,000'
+    >>> evidence_text("shared_identifiers", "6 applications share …", ["device:farm-1 (6 people)"])
+    '共用标识：设备 farm-1（6 人）'
     >>> with use_language("en"):
-    ...     evidence_text("exposure", "1,830,000 CNY guaranteed", [1830000])
-    '1,830,000 CNY guaranteed'
+    ...     evidence_text("ring_size", "6 distinct applicants in one ring", [6])
+    '6 distinct applicants in one ring'
     """
     if language() == "en" and not _missing(detail) and str(detail):
         return str(detail)
     values = list(values or [])
-    money = str(feature) in ("exposure",) or str(feature).startswith("amount")
-    shown = "，".join(fmt_amount(v) if money and isinstance(v, (int, float)) else fmt_value(v) for v in values)
+    feature = str(feature)
+    template = EVIDENCE_SENTENCES.get((feature, len(values)))
+    if template:
+        slots = _SLOT_FORMATS.get((feature, len(values)), {})
+        return _(template).format(*(slots.get(i, fmt_value)(v) for i, v in enumerate(values)))
+    money = feature.startswith("amount")
+    shown = "，".join(fmt_amount(v) if money and isinstance(v, (int, float)) else _identifier(v) for v in values)
     name = evidence_name(feature)
     return f"{name}：{shown}" if shown else name
 

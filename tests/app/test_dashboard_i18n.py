@@ -148,7 +148,8 @@ def test_cluster_evidence_and_case_panel_in_chinese(dash_store):
     assert [t.label for t in at.tabs] == ["选中的节点", "案件", "证据"]
     evidence = next(f.value for f in at.dataframe if "feature" in f.value.columns)
     assert "共用标识" in evidence["feature"].tolist()
-    assert evidence["detail"].tolist()[1] == "申请时间集中（跨度，天）：1.30"
+    assert evidence["detail"].tolist()[1] == "1.30 天内集中申请"
+    assert evidence["detail"].tolist()[0].startswith("共用标识：设备 farm-device-1（6 人），手机号 ")
     # the graph's info panel: human names, yuan and Beijing minutes (the type and style keys stay)
     import json
 
