@@ -34,7 +34,7 @@ __all__ = [
     "_", "N_", "ngettext", "formatter", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
     "fmt_time", "fmt_date", "fmt_amount", "fmt_count", "fmt_score", "field_name", "status_name",
     "decision_name", "detector_name", "role_name", "model_name", "kind_name", "outcome_name", "label_name", "action_name", "reason_name",
-    "evidence_name", "evidence_text", "fmt_field", "reason_detail", "reason_evidence", "finding_summary", "audit_text", "fmt_value", "TIMEZONE", "column_labels",
+    "evidence_name", "evidence_text", "fmt_field", "reason_detail", "reason_evidence", "reason_value", "finding_summary", "audit_text", "fmt_value", "TIMEZONE", "column_labels",
     "Message", "tr",
 ]
 
@@ -807,7 +807,42 @@ def reason_detail(reason: dict[str, Any]) -> str:
     head = str(reason.get("detail") or reason.get("code") or "") if language() == "en" else reason_name(
         reason.get("code"))
     value = reason.get("value")
-    return f"{head}{'：' if language() != 'en' else ': '}{fmt_value(value)}" if not _missing(value) else head
+    if _missing(value):
+        return head
+    return f"{head}{'：' if language() != 'en' else ': '}{reason_value(reason.get('feature'), value)}"
+
+
+_YES_NO_FEATURES = frozenset({"night_application", "has_agent", "is_business", "id_checksum_bad",
+                              "id_region_unknown", "phone_invalid", "shares_hub"})
+
+
+def reason_value(feature: Any, value: Any) -> str:
+    """A model feature's value as the investigator reads it: amounts back
+    from their logarithm in yuan, ages in years, terms in months, flags yes/no.
+
+    Example
+    -------
+    >>> reason_value("log_amount", 10.819798), reason_value("applicant_age", 34.0), reason_value("has_agent", 1.0)
+    ('¥50,000', '34 岁', '是')
+    >>> reason_value("amount_to_declared", 2.456), reason_value("product", "经营贷")
+    ('年度申报额的 2.5 倍', '经营贷')
+    """
+    feature = str(feature or "")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if feature in ("log_amount", "log_declared"):
+        return fmt_amount(math.expm1(number))
+    if feature == "amount_to_declared":
+        return _("{x} times the declared figure for a year").format(x=f"{number:.1f}")
+    if feature == "applicant_age":
+        return _("{n} years").format(n=fmt_count(round(number)))
+    if feature == "term_months":
+        return _("{n} months").format(n=fmt_count(round(number)))
+    if feature in _YES_NO_FEATURES:
+        return _("yes") if number >= 0.5 else _("no")
+    return fmt_value(value)
 
 
 def reason_evidence(reason: dict[str, Any]) -> str:
