@@ -822,8 +822,8 @@ def reason_value(feature: Any, value: Any) -> str:
 
     Example
     -------
-    >>> reason_value("log_amount", 10.819798), reason_value("applicant_age", 34.0), reason_value("has_agent", 1.0)
-    ('¥50,000', '34 岁', '是')
+    >>> reason_value("log_amount", 10.82), reason_value("applicant_age", 34.0), reason_value("has_agent", 1.0)
+    ('≈¥50,000', '34 岁', '是')
     >>> reason_value("amount_to_declared", 2.456), reason_value("product", "经营贷")
     ('年度申报额的 2.5 倍', '经营贷')
     """
@@ -833,7 +833,8 @@ def reason_value(feature: Any, value: Any) -> str:
     except (TypeError, ValueError):
         return str(value)
     if feature in ("log_amount", "log_declared"):
-        return fmt_amount(math.expm1(number))
+        # the reason keeps the logarithm to 3 decimals: about 0.1 % of the amount, so 3 significant digits
+        return "≈" + fmt_amount(float(f"{math.expm1(number):.3g}"))
     if feature == "amount_to_declared":
         return _("{x} times the declared figure for a year").format(x=f"{number:.1f}")
     if feature == "applicant_age":
