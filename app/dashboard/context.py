@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import auth, cases, display, i18n, services
+from ringscope.app.dashboard import auth, cases, display, i18n, names, services
 from ringscope.app.dashboard.auth import User
 from ringscope.app.dashboard.i18n import N_, _
 
@@ -40,13 +40,13 @@ def table(frame: pd.DataFrame, **kwargs: Any):
     """``st.dataframe`` for every table a page shows: the grid's own "Download as
     CSV" writes the cells as they are, so cells that a spreadsheet would run as
     a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are neutralised first.
-    Every column is headed by its human name (:func:`i18n.field_name`) unless
+    Every column is headed by its human name (:func:`names.field_name`) unless
     the page configured it; the frame keeps its own column names."""
     from ringscope.graph.files import spreadsheet_safe
 
     config = dict(kwargs.pop("column_config", None) or {})
     for column in frame.columns:
-        config.setdefault(str(column), i18n.field_name(str(column)))
+        config.setdefault(str(column), names.field_name(str(column)))
     return st.dataframe(spreadsheet_safe(frame), column_config=config, **kwargs)
 
 
@@ -386,7 +386,7 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)
-    st.text(_("Status: {status}").format(status=i18n.status_name(case.status))
+    st.text(_("Status: {status}").format(status=names.status_name(case.status))
             + (_(" · assignee {name}").format(name=case.assignee) if case.assignee else ""))
     if case.updated_at:
         st.text(_("last changed {at} by {user}").format(at=i18n.fmt_time(case.updated_at), user=case.updated_by))
@@ -403,8 +403,8 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     form = f"{prefix}_{version}"
     with st.form(f"{form}_form", clear_on_submit=True):
         new_status = st.selectbox(_("New status"), allowed, index=None, key=f"{form}_status",
-                                  format_func=i18n.formatter(i18n.status_name), disabled=not allowed,
-                                  placeholder=_("Keep: {status}").format(status=i18n.status_name(case.status)))
+                                  format_func=i18n.formatter(names.status_name), disabled=not allowed,
+                                  placeholder=_("Keep: {status}").format(status=names.status_name(case.status)))
         assignee = st.text_input(_("Assignee"), value=case.assignee or user.name, key=f"{form}_assignee")
         text = st.text_area(_("Note"), value="", key=f"{form}_note",
                             placeholder=_("A note; with a new status, the reason (required to confirm or dismiss)"))
@@ -415,7 +415,7 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
             if new_status is not None and new_status != case.status:
                 after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
                                           assignee=assignee, comment=text or None)
-                message = _("Case saved: {status}.").format(status=i18n.status_name(after.status))
+                message = _("Case saved: {status}.").format(status=names.status_name(after.status))
             else:
                 after = case
                 if (assignee or "") != (case.assignee or "") or not case.updated_at:
@@ -423,7 +423,7 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
                 if text:
                     cases.add_note(st_, user.name, target_label, target_key, text)
                 message = (_("Case saved: {status} (note added).") if text else _("Case saved: {status}.")).format(
-                    status=i18n.status_name(after.status))
+                    status=names.status_name(after.status))
         except cases.CaseError as exc:
             st.error(i18n.tr(exc))
         else:
@@ -439,8 +439,8 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     if len(log):
         st.caption(_("Audit log of this case"))
         for event in log.head(5).itertuples():
-            st.text(f"{i18n.fmt_time(event.at)}  {event.user}  {i18n.action_name(event.action)}  "
-                    f"{mask_text(i18n.audit_text(event.after))}")
+            st.text(f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
+                    f"{mask_text(names.audit_text(event.after))}")
         shown_log = audit_frame(log[["at", "user", "action", "before", "after"]])
         table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
 
@@ -454,14 +454,14 @@ def audit_frame(log: pd.DataFrame) -> pd.DataFrame:
     if "at" in out:
         out["at"] = out["at"].map(i18n.fmt_time)
     if "action" in out:
-        out["action"] = out["action"].map(i18n.action_name)
+        out["action"] = out["action"].map(names.action_name)
     for col in ("before", "after", "target"):
         if col in out:
-            out[col] = out[col].map(lambda v: mask_text(i18n.audit_text(v)))
+            out[col] = out[col].map(lambda v: mask_text(names.audit_text(v)))
     return out
 
 
 def field_rows(record: dict[str, Any], name: str = "field") -> pd.DataFrame:
     """A record as rows of (human field name, value for reading)."""
-    return pd.DataFrame({name: [i18n.field_name(k) for k in record],
-                         "value": [i18n.fmt_field(k, v) for k, v in record.items()]})
+    return pd.DataFrame({name: [names.field_name(k) for k in record],
+                         "value": [names.fmt_field(k, v) for k, v in record.items()]})

@@ -18,7 +18,7 @@ from typing import Any
 
 from st_link_analysis import EdgeStyle, NodeStyle
 
-from ringscope.app.dashboard import i18n
+from ringscope.app.dashboard import i18n, names
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
 from ringscope.app.dashboard.services import Subgraph, split_node_id
 
@@ -154,13 +154,13 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
                 continue
             if k == "risk_score":
                 data["risk"] = float(v)
-                data[escape(i18n.field_name(k))] = i18n.fmt_score(v)
+                data[escape(names.field_name(k))] = i18n.fmt_score(v)
                 continue
             if k == "label":
                 data["outcome"] = "bad" if str(v) in ("fraud", "default") else escape(v)
-                data[escape(i18n.field_name(k))] = escape(i18n.outcome_name(v))
+                data[escape(names.field_name(k))] = escape(names.outcome_name(v))
                 continue
-            data[escape(i18n.field_name(k))] = escape(i18n.fmt_field(k, v))
+            data[escape(names.field_name(k))] = escape(names.fmt_field(k, v))
         if label == "Application":
             data["application"] = escape(key)
         nodes.append({"data": data | ({"on_path": True} if nid in on_path else {})})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ringscope.app.dashboard import auth, context, display, i18n
+from ringscope.app.dashboard import auth, context, display, names
 from ringscope.app.dashboard.i18n import _
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
@@ -22,7 +22,7 @@ else:
     pages = [st.Page(str(here / file), title=_(title), url_path=Path(file).stem)
              for title, file, permission in context.PAGE_FILES if auth.can(user.role, permission)]
     with st.sidebar:
-        st.text(f"{display.clip(user.name, 40)} · {i18n.role_name(user.role)}")  # text, never markdown
+        st.text(f"{display.clip(user.name, 40)} · {names.role_name(user.role)}")  # text, never markdown
         path, uri = context.config()
         if uri:
             from ringscope.graph.store import redact_uri

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ringscope.app.dashboard import cases, graphview, services
+from ringscope.app.dashboard import cases, graphview, names, services
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from tests.app.browser.store_fixture import RING_A, XSS_NAME, build_dashboard_store
@@ -71,7 +71,7 @@ def fields(at: AppTest, name: str = "field") -> dict:
     from ringscope.app.dashboard import i18n
 
     with i18n.use_language("en"):
-        back = {i18n.field_name(k): k for k in i18n.FIELD_NAMES}
+        back = {names.field_name(k): k for k in names.FIELD_NAMES}
     rows = table(at, name, "value")
     return {back.get(k, k): v for k, v in zip(rows[name], rows["value"])}
 

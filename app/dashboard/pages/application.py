@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import context, display, i18n, services
+from ringscope.app.dashboard import context, display, i18n, names, services
 from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import mask_record, mask_text
 
@@ -33,12 +33,12 @@ with right:
     else:
         m1, m2 = st.columns(2)
         m1.metric(_("Score"), i18n.fmt_score(detail.score))
-        m2.metric(_("Decision"), i18n.decision_name(detail.decision) if detail.decision else "—")
+        m2.metric(_("Decision"), names.decision_name(detail.decision) if detail.decision else "—")
         if detail.reasons:
             reasons = pd.DataFrame([{
-                "code": i18n.reason_name(r.get("code")), "contribution": r.get("contribution"),
-                "detail": mask_text(i18n.reason_detail(r)),
-                "evidence": mask_text(i18n.reason_evidence(r))} for r in detail.reasons])
+                "code": names.reason_name(r.get("code")), "contribution": r.get("contribution"),
+                "detail": mask_text(names.reason_detail(r)),
+                "evidence": mask_text(names.reason_evidence(r))} for r in detail.reasons])
             context.table(reasons, hide_index=True, width="stretch", key="app_reasons")
     st.subheader(_("Findings"))
     if detail.findings.empty:
@@ -46,9 +46,9 @@ with right:
     else:
         kinds = dict(zip(context.findings()["finding"], context.findings()["kind"]))
         shown = detail.findings.assign(
-            summary=[mask_text(i18n.finding_summary(kinds.get(f), n, s))
+            summary=[mask_text(names.finding_summary(kinds.get(f), n, s))
                      for f, n, s in zip(detail.findings["finding"], detail.findings["size"], detail.findings["summary"])],
-            detector=detail.findings["detector"].map(i18n.detector_name))
+            detector=detail.findings["detector"].map(names.detector_name))
         context.table(shown, hide_index=True, width="stretch", key="app_findings")
         pick = st.selectbox(_("Finding"), detail.findings["finding"].tolist(), key="app_finding_pick")
         if st.button(_("Open in cluster explorer"), key="app_open_finding"):
@@ -71,5 +71,5 @@ with left:
         history = detail.history.copy()
         for col in history.columns:
             if col != "application_id":
-                history[col] = [i18n.fmt_field(col, v) for v in history[col]]
+                history[col] = [names.fmt_field(col, v) for v in history[col]]
         context.table(history, hide_index=True, width="stretch", key="app_history")

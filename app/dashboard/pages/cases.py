@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ringscope.app.dashboard import cases, context, i18n
+from ringscope.app.dashboard import cases, context, i18n, names
 from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import mask_text
 
@@ -13,19 +13,19 @@ store = context.store()
 st.title(_("Cases"))
 all_cases = cases.list_cases(store)
 status = st.multiselect(_("Status"), list(cases.STATUSES), default=["Open", "In progress"], key="cases_status",
-                        format_func=i18n.formatter(i18n.status_name))
+                        format_func=i18n.formatter(names.status_name))
 mine = st.toggle(_("Assigned to me"), key="cases_mine")
 shown = all_cases[all_cases["status"].isin(status)] if status else all_cases
 if mine:
     shown = shown[shown["assignee"] == user.name]
 c1, c2, c3, c4 = st.columns(4)
 for col, s in zip((c1, c2, c3, c4), cases.STATUSES):
-    col.metric(i18n.status_name(s), i18n.fmt_count(int((all_cases["status"] == s).sum())))
+    col.metric(names.status_name(s), i18n.fmt_count(int((all_cases["status"] == s).sum())))
 if shown.empty:
     st.info(_("No cases with these filters. Cases are opened from the cluster explorer."))
 else:
-    context.table(shown.assign(comment=shown["comment"].map(mask_text), status=shown["status"].map(i18n.status_name),
-                               target_label=shown["target_label"].map(i18n.label_name),
+    context.table(shown.assign(comment=shown["comment"].map(mask_text), status=shown["status"].map(names.status_name),
+                               target_label=shown["target_label"].map(names.label_name),
                                updated_at=shown["updated_at"].map(i18n.fmt_time)),
                   hide_index=True, width="stretch", key="cases_table")
     pick = st.selectbox(_("Open a case"), shown[shown["target_label"] == "Finding"]["target_key"].tolist(), key="cases_pick")

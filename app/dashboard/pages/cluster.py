@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from st_link_analysis import Event, st_link_analysis
 
-from ringscope.app.dashboard import context, display, graphview, i18n, services
+from ringscope.app.dashboard import context, display, graphview, i18n, names, services
 from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
 
@@ -35,7 +35,7 @@ def _switched() -> None:
     st.session_state["finding"] = st.session_state["cluster_finding"]
 
 
-labels = {f: f"{sc:.2f} · {mask_text(i18n.finding_summary(k, n, s))}"
+labels = {f: f"{sc:.2f} · {mask_text(names.finding_summary(k, n, s))}"
           for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])}
 finding = st.selectbox(_("Finding"), options, key="cluster_finding", on_change=_switched,
                        format_func=lambda f: f"{display.clip(f, 40)} — {labels.get(f, '')}"[:300])
@@ -97,7 +97,7 @@ with graph_col:
     def describe(nid: str) -> str:
         label, key = services.split_node_id(nid)
         shown = mask_value(PII_LABELS[label], key) if label in PII_LABELS and not context.is_revealed(nid) else key
-        return f"{i18n.label_name(label)} · {shown}"
+        return f"{names.label_name(label)} · {shown}"
 
     with st.expander(_("Shortest path between two entities"), expanded=bool(path)):
         a = st.selectbox(_("From"), in_view, format_func=i18n.formatter(describe), key="path_from")
@@ -132,7 +132,7 @@ with side_col:
             revealed = context.is_revealed(nid)
             shown = mask_record(label, details, revealed)
             # st.text, never markdown: applicant text could carry links or remote images
-            st.text(f"{i18n.label_name(label)} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
+            st.text(f"{names.label_name(label)} · {graphview.caption(label, key, details, revealed)} · {shown['key']}")
             context.table(context.field_rows(shown, "property"), hide_index=True, width="stretch", key="node_details")
             has_pii = label in PII_LABELS or any(k in PII_FIELDS for k in details)
             if has_pii and not revealed:
@@ -152,14 +152,14 @@ with side_col:
         evidence = []
         if len(found) and isinstance(found["evidence"].iloc[0], str):
             evidence = json.loads(found["evidence"].iloc[0] or "[]")
-        st.text(mask_text(i18n.finding_summary(row["kind"], row["size"], row["summary"])) + "\n"
+        st.text(mask_text(names.finding_summary(row["kind"], row["size"], row["summary"])) + "\n"
                 + _("score {score} · {detector} · {n} applications").format(
-                    score=i18n.fmt_score(row["score"]), detector=i18n.detector_name(row["detector"]),
+                    score=i18n.fmt_score(row["score"]), detector=names.detector_name(row["detector"]),
                     n=i18n.fmt_count(row["size"])))
         if evidence:
             ev = pd.DataFrame([{
-                "feature": i18n.evidence_name(e.get("feature")), "contribution": e.get("contribution"),
-                "detail": mask_text(i18n.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
+                "feature": names.evidence_name(e.get("feature")), "contribution": e.get("contribution"),
+                "detail": mask_text(names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
                 "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", []))))} for e in evidence])
             context.table(ev, hide_index=True, width="stretch", key="evidence_table")
         shared = [n for n, r in view.nodes.items() if r == "shared"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import context, display, i18n, services
+from ringscope.app.dashboard import context, display, i18n, names, services
 from ringscope.app.dashboard.i18n import N_, _
 
 #: monitoring verdicts in words
@@ -30,12 +30,12 @@ display.say(st.caption, _("target {} · version {} · saved in {}"), target, sum
 c1, c2, c3 = st.columns(3)
 c1.metric(_("Chosen model"), str(report.get("chosen", "—")))
 c2.metric(_("Labelled applications"), i18n.fmt_count(report.get("labelled", 0)))
-c3.metric(_("Positives ({target})").format(target=i18n.outcome_name(target)), i18n.fmt_count(report.get("bad", 0)))
+c3.metric(_("Positives ({target})").format(target=names.outcome_name(target)), i18n.fmt_count(report.get("bad", 0)))
 rows = []
 for kind, variants in (report.get("models") or {}).items():
     for variant, metrics in variants.items():
         if isinstance(metrics, dict):
-            rows.append({"model": i18n.model_name(kind), "features": i18n.model_name(variant),
+            rows.append({"model": names.model_name(kind), "features": names.model_name(variant),
                          **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 if rows:
     context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
@@ -50,7 +50,7 @@ if history is not None and len(history):
     history = history.iloc[::-1].copy()
     for col in history.columns:
         if col == "action":
-            history[col] = history[col].map(i18n.action_name)
+            history[col] = history[col].map(names.action_name)
         elif col == "at" or str(col).endswith("_at"):
             history[col] = history[col].map(i18n.fmt_time)
     context.table(history, hide_index=True, width="stretch", key="model_history")

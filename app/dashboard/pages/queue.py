@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import cases, context, i18n, services
+from ringscope.app.dashboard import cases, context, i18n, names, services
 from ringscope.app.dashboard.i18n import N_, _
 from ringscope.app.dashboard.masking import mask_text
 
@@ -26,12 +26,12 @@ if showing == FLAGGED:
               help=_("{n} decline").format(n=i18n.fmt_count(int((flagged["risk_decision"] == "decline").sum()))))
     top = flagged.head(500).copy()
     top["applied_at"] = top["applied_at"].map(i18n.fmt_time)
-    top["risk_decision"] = top["risk_decision"].map(i18n.decision_name)
+    top["risk_decision"] = top["risk_decision"].map(names.decision_name)
     if "amount" in top:
         top["amount"] = top["amount"].map(i18n.fmt_amount)
     context.table(top, hide_index=True, width="stretch", key="flagged_table",
                   column_config={"risk_score": st.column_config.ProgressColumn(
-                      i18n.field_name("risk_score"), min_value=0.0, max_value=1.0, format="%.2f")})
+                      names.field_name("risk_score"), min_value=0.0, max_value=1.0, format="%.2f")})
     pick = st.selectbox(_("Open application"), top["application_id"].tolist(), key="flagged_pick")
     if st.button(_("Open application"), key="flagged_open"):
         st.session_state["application"] = pick
@@ -46,10 +46,10 @@ ANY = "(any)"
 with st.sidebar:
     st.subheader(_("Filters"))
     detectors = st.multiselect(_("Detector"), sorted(table["detector"].dropna().unique()), key="q_detector",
-                               format_func=i18n.formatter(i18n.detector_name))
+                               format_func=i18n.formatter(names.detector_name))
     max_seen = int(table["size"].max() or 1)
     size = st.slider(_("Size (applications)"), 1, max(max_seen, 2), (1, max(max_seen, 2)), key="q_size")
-    status = st.multiselect(_("Status"), list(cases.STATUSES), key="q_status", format_func=i18n.formatter(i18n.status_name))
+    status = st.multiselect(_("Status"), list(cases.STATUSES), key="q_status", format_func=i18n.formatter(names.status_name))
     min_score = st.slider(_("Minimum score"), 0.0, 1.0, 0.0, 0.05, key="q_score")
     dates = table["first_applied"].dropna()
     date_range = None
@@ -73,7 +73,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric(_("Findings"), i18n.fmt_count(len(shown)), help=_("{n} in the store").format(n=i18n.fmt_count(len(table))))
 c2.metric(_("Applications"), i18n.fmt_count(int(shown["size"].sum())))
 c3.metric(_("High score (≥ 0.7)"), i18n.fmt_count(int((shown["score"] >= 0.7).sum())))
-c4.metric(i18n.status_name("Open"), i18n.fmt_count(int((shown["status"] == "Open").sum())))
+c4.metric(names.status_name("Open"), i18n.fmt_count(int((shown["status"] == "Open").sum())))
 
 left, right = st.columns([3, 2])
 with right:
@@ -82,7 +82,7 @@ with right:
     if len(volume):
         st.bar_chart(volume, x="week", y="findings", height=180, x_label=_("Week"), y_label=_("Findings"))
     by_detector = shown.groupby("detector").size().rename("findings").reset_index()
-    by_detector["detector"] = by_detector["detector"].map(i18n.detector_name)
+    by_detector["detector"] = by_detector["detector"].map(names.detector_name)
     context.table(by_detector, hide_index=True, width="stretch")
 
 with left:
@@ -91,11 +91,11 @@ with left:
                            key="queue_page_input")
     start = (int(page) - 1) * PAGE_SIZE
     view = shown.iloc[start : start + PAGE_SIZE].copy()
-    view["summary"] = [mask_text(i18n.finding_summary(k, n, s))
+    view["summary"] = [mask_text(names.finding_summary(k, n, s))
                        for k, n, s in zip(view["kind"], view["size"], view["summary"])]
     view["first_applied"] = view["first_applied"].map(i18n.fmt_time)
-    view["detector"] = view["detector"].map(i18n.detector_name)
-    view["status"] = view["status"].map(i18n.status_name)
+    view["detector"] = view["detector"].map(names.detector_name)
+    view["status"] = view["status"].map(names.status_name)
     columns = ["finding", "score", "size", "detector", "status", "first_applied", "agent", "summary"]
     shown_ids = view["finding"].tolist()
 
@@ -107,7 +107,7 @@ with left:
     context.table(
         view[columns], hide_index=True, width="stretch", key="queue_table", on_select=ticked,
         selection_mode="single-row",
-        column_config={"score": st.column_config.ProgressColumn(i18n.field_name("score"), min_value=0.0,
+        column_config={"score": st.column_config.ProgressColumn(names.field_name("score"), min_value=0.0,
                                                                 max_value=1.0, format="%.2f")},
     )
     # one source of truth: the finding id in "queue_open_choice". Ticking a

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ringscope.app.dashboard import context, i18n, services
+from ringscope.app.dashboard import context, i18n, names, services
 from ringscope.app.dashboard.display import say
 from ringscope.app.dashboard.i18n import N_, _, ngettext
 from ringscope.app.dashboard.masking import mask_value
@@ -33,10 +33,10 @@ if query:
             "name": rows["name"].to_numpy(),
             "company": rows["company"].to_numpy(),
             "risk_score": hits["risk_score"].to_numpy(float),
-            "risk_decision": [i18n.decision_name(d) for d in hits["risk_decision"]],
+            "risk_decision": [names.decision_name(d) for d in hits["risk_decision"]],
             "person_best_score": hits["person_risk"].to_numpy(float),
             "company_best_score": hits["company_risk"].to_numpy(float),
-            "matched": [i18n.field_name(m) for m in hits["matched"]],
+            "matched": [names.field_name(m) for m in hits["matched"]],
             "match": hits["match"].to_numpy(),
             "id_number": [mask_value("id", v) for v in rows["id_number"]],
             "phone": [mask_value("phone", v) for v in rows["phone"]],
@@ -53,13 +53,13 @@ if query:
                                      "(personal data masked)", found.total).format(n=i18n.fmt_count(found.total)),
                 query)
         context.table(shown, hide_index=True, width="stretch", key="search_results", column_config={
-            "risk_score": st.column_config.NumberColumn(i18n.field_name("risk_score"), format="%.2f"),
-            "risk_decision": st.column_config.TextColumn(i18n.field_name("risk_decision")),
+            "risk_score": st.column_config.NumberColumn(names.field_name("risk_score"), format="%.2f"),
+            "risk_decision": st.column_config.TextColumn(names.field_name("risk_decision")),
             "person_best_score": st.column_config.NumberColumn(
-                i18n.field_name("person_best_score"), format="%.2f",
+                names.field_name("person_best_score"), format="%.2f",
                 help=_("Highest risk score among this applicant's applications")),
             "company_best_score": st.column_config.NumberColumn(
-                i18n.field_name("company_best_score"), format="%.2f",
+                names.field_name("company_best_score"), format="%.2f",
                 help=_("Highest risk score among this company's applications")),
         })
         pick = st.selectbox(_("Open application"), shown["application_id"].tolist(), key="search_pick")
