@@ -471,7 +471,9 @@ def test_chinese_by_default_english_by_the_switch_and_a_reload_keeps_it(server, 
     expect(page.get_by_role("heading", name="告警队列")).to_be_visible()
     expect(page.get_by_role("link", name="团伙浏览")).to_be_visible()
     assert page.get_by_role("heading", name="Alert queue").count() == 0
-    page.locator("[data-testid='stSidebar']").get_by_text("English", exact=True).click()
+    settle(page)
+    assert page.get_by_role("radio", name="English").count() == 1  # one switch, drawn once
+    page.get_by_role("radio", name="English").click()
     expect(page.get_by_role("heading", name="Alert queue")).to_be_visible()
     expect(page.get_by_role("link", name="Cluster explorer")).to_be_visible()
     settle(page)
@@ -479,5 +481,5 @@ def test_chinese_by_default_english_by_the_switch_and_a_reload_keeps_it(server, 
     page.reload()  # F5: still logged in, still English
     page.wait_for_selector(READY)
     expect(page.get_by_role("heading", name="Alert queue")).to_be_visible()
-    page.locator("[data-testid='stSidebar']").get_by_text("中文", exact=True).click()
+    page.get_by_role("radio", name="中文").click()
     expect(page.get_by_role("heading", name="告警队列")).to_be_visible()
