@@ -26,9 +26,10 @@ from typing import Any
 import pandas as pd
 
 from ringscope.detectors.evaluate import Evaluation, evaluate_findings
-from ringscope.detectors.flagging import FlagResult, flag_applications
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.flagging import FlagResult
 from ringscope.detectors.registry import DETECTORS
-from ringscope.detectors.risk import TrainResult
+from ringscope.detectors.risk.training import TrainResult
 from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
 from ringscope.graph.store import GraphStore, open_store
 from ringscope.ingest.pipeline import IngestSummary, ingest_folder
@@ -106,11 +107,11 @@ def train(store: GraphStore, target: str = "fraud", *, promote: str = "never", l
     The first model of a store becomes its champion and scores every
     application; later ones are challengers unless ``promote`` is ``"auto"``
     (better out of time) or ``"always"``. ``config`` sets the other
-    :class:`~ringscope.detectors.scoring.TrainingConfig` fields, e.g.
+    :class:`~ringscope.detectors.risk.scoring.TrainingConfig` fields, e.g.
     ``review_capacity=0.05``.
     """
-    from ringscope.detectors.risk import train as train_model
-    from ringscope.detectors.scoring import TrainingConfig
+    from ringscope.detectors.risk.training import train as train_model
+    from ringscope.detectors.risk.scoring import TrainingConfig
 
     with store.lock(job="ringscope train", timeout=lock_timeout):
         return train_model(store, TrainingConfig(target=target, **config), progress=progress, promote=promote)
@@ -125,7 +126,7 @@ def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None 
     (pass/review/decline), ring_id and reasons. Raises ``FileNotFoundError``
     when no model has been trained for ``target``.
     """
-    from ringscope.detectors.scoring import load_model, target_folder
+    from ringscope.detectors.risk.scoring import load_model, target_folder
 
     model = load_model(target_folder(store, target))
     if model.target != target:

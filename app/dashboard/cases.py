@@ -57,7 +57,7 @@ TRANSITIONS = {
     "Dismissed": ("In progress",),
 }
 
-#: case verdict → training label (same mapping as ``detectors.risk.CASE_VERDICTS``)
+#: case verdict → training label (same mapping as ``ringscope.detectors.risk.training.CASE_VERDICTS``)
 VERDICT_LABELS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
 
 _CASE_PROPS = ["target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"]

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.model_store import load_model, models_folder, save_model, store_identity
+from ringscope.detectors.risk.model_store import load_model, models_folder, save_model, store_identity
 from ringscope.graph.files import TMP_MARKER
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -125,7 +125,7 @@ def test_a_failed_save_leaves_the_last_version_in_place(tmp_path):
 
 
 def test_models_override_and_default_data_folder(tmp_path, monkeypatch):
-    from ringscope.detectors.model_store import user_data_dir
+    from ringscope.detectors.risk.model_store import user_data_dir
     from ringscope.graph.embedded import EmbeddedStore
 
     monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "elsewhere"))

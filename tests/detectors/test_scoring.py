@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.features import application_features, identifier_history
+from ringscope.detectors.risk.features import application_features, identifier_history
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.reasons import reason_code
-from ringscope.detectors.risk import outcome_labels, train
+from ringscope.detectors.risk.reasons import reason_code
+from ringscope.detectors.risk.training import outcome_labels, train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
+from ringscope.detectors.risk.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -153,8 +153,8 @@ def test_training_without_outcomes_is_a_clear_error(tmp_path):
 
 
 def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
-    from ringscope.detectors.features import application_features
-    from ringscope.detectors.scoring import compile_scorecard, contributions
+    from ringscope.detectors.risk.features import application_features
+    from ringscope.detectors.risk.scoring import compile_scorecard, contributions
 
     store, result = trained
     model = result.model

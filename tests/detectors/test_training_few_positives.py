@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.scoring import MIN_POSITIVES, TrainingConfig, train_models
+from ringscope.detectors.risk.scoring import MIN_POSITIVES, TrainingConfig, train_models
 
 
 def _book(positives_early: int, positives_late: int, n: int = 400, seed: int = 0):

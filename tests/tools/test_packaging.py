@@ -58,7 +58,7 @@ def test_wheel_holds_only_the_ringscope_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"ringscope"}
-    for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli.py",
+    for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli/__init__.py", "ringscope/app/cli/__main__.py",
                      "ringscope/app/dashboard/main.py", "ringscope/app/dashboard/pages/queue.py",
                      "ringscope/detectors/rings.py", "ringscope/graph/embedded.py",
                      "ringscope/ingest/synthetic/generator.py"):

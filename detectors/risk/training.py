@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ringscope.detectors.features import application_features
+from ringscope.detectors.risk.features import application_features
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.reasons import ReasonContext, build_reasons
+from ringscope.detectors.risk.reasons import ReasonContext, build_reasons
 from ringscope.detectors.rings import SharedIdentifierRings, entity_links
 from ringscope.detectors.runner import load_findings
-from ringscope.detectors.model_store import champion, load_model
-from ringscope.detectors.model_store import promote as promote_version
-from ringscope.detectors.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
+from ringscope.detectors.risk.model_store import champion, load_model
+from ringscope.detectors.risk.model_store import promote as promote_version
+from ringscope.detectors.risk.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
 from ringscope.detectors.values import BadValues
 from ringscope.graph.store import GraphBatch
 
@@ -259,7 +259,7 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     """
     from sklearn.metrics import roc_auc_score
 
-    from ringscope.detectors.scoring import precision_at_k
+    from ringscope.detectors.risk.scoring import precision_at_k
 
     valid = report["_valid"]
     ids, y = list(valid["ids"]), np.asarray(valid["y"])

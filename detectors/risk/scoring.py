@@ -40,7 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
-from ringscope.detectors.features import CATEGORICAL, feature_groups
+from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
 
 __all__ = [
     "TARGETS",
@@ -620,5 +620,5 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
     return compiled
 
 
-# persistence lives in detectors.model_store; these names stay importable from here
-from ringscope.detectors.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402
+# persistence lives in ringscope.detectors.risk.model_store; these names stay importable from here
+from ringscope.detectors.risk.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402
