@@ -9,6 +9,7 @@ nightly ``flag`` job lives here, above ``ingest``, ``graph`` and
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from ringscope.detectors.risk.flag_state import save_state
 from ringscope.detectors.risk.flagging import FlagIndex, FlagResult
 from ringscope.detectors.risk.scoring import TrainedModel
 from ringscope.detectors.runner import DetectionRun, findings_batch, stored_form
+from ringscope.detectors.settings import TRAINING_KEYS, Settings, SettingsWarning
 
 __all__ = ["flag_applications"]
 
@@ -46,8 +48,17 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
             return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
                                                              "reasons"]))
         index = FlagIndex.open(store, bad_labels=model.known_bad)
+        # the parameters the flags come from: the detectors' as the last detect ran them, the model's training
+        used = Settings(index.settings.detectors, {key: getattr(model.config, key) for key in TRAINING_KEYS},
+                        index.settings.source)
+        trained_with = (model.report or {}).get("settings", {}).get("digest")
+        if trained_with is not None and trained_with != used.digest:
+            warnings.warn(f"the model {model.version} was trained on findings made with other detector settings "
+                          f"({trained_with}, now {used.digest}); retrain it after `ringscope detect`",
+                          SettingsWarning, stacklevel=2)
         index.progress = progress  # detection around the batch reports per detector, like ``detect``
         result = index.score(model, summary.application_ids, review, decline)
+        result.flags["settings"] = used.digest
         result.state = index.state
         result.seconds["open index"] = index.state.seconds
         result.bad_values = list(index.portfolio.bad_values)
@@ -57,7 +68,8 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
             result.shadow = shadowed.flags
             write_scores(store, shadowed.flags, shadow, shadow=True)
         if result.new_findings:
-            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               settings=index.settings)
             store.write(findings_batch(run))
         if save:
             started = time.perf_counter()
@@ -67,8 +79,6 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
                 saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
                 save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
             except Exception as exc:  # the flags stand; the next run rebuilds
-                import warnings
-
                 from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
 
                 warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",

@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
+from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
 
@@ -50,7 +51,7 @@ KIND_STRENGTH: dict[str, float] = {
     "ip": 0.3,
 }
 WEAK_KINDS = frozenset({"address", "ip"})
-BAD_LABELS = ("fraud", "default")
+BAD_LABELS = KNOWN_BAD_LABELS
 
 
 def identifier_hubs(

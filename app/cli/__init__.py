@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import click
+
 from ringscope.app.cli import data, detection, models, serve
 
 __all__ = ["main", "cli"]

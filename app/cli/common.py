@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
+
 from ringscope.graph.locking import LockHolder, LockLost, StoreBusy
 from ringscope.graph.store import (
     DEFAULT_STORE_PATH,
@@ -15,7 +17,7 @@ from ringscope.graph.store import (
     open_store,
 )
 
-__all__ = [
+__all__ = ['config_option', 'settings_from', 
     "print_bad_values",
     "ProgressBar",
     "StoreBusyError",
@@ -77,6 +79,29 @@ def store_options(func):
         help=f"Embedded store folder (default {DEFAULT_STORE_PATH}).",
     )(func)
     return func
+
+
+def config_option(func):
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        envvar="RINGSCOPE_CONFIG",
+        metavar="FILE",
+        help="Settings file (TOML: [detectors.NAME] parameters, [training]); also RINGSCOPE_CONFIG. "
+        "`ringscope settings` prints every setting with its value.",
+    )(func)
+
+
+def settings_from(path: Path | None):
+    """The settings of ``--config`` (the defaults without one), or a usage error saying what is wrong."""
+    from ringscope.detectors.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(path)
+    except SettingsError as err:
+        raise click.UsageError(str(err)) from err
 
 
 def limit_options(func):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from ringscope.app.cli.common import (
     ProgressBar,
     counts_table,

@@ -6,28 +6,34 @@ import sys
 from pathlib import Path
 
 import click
+
 from ringscope.app.cli.common import (
     ProgressBar,
+    config_option,
     frame_table,
     lock_option,
     opened,
     print_bad_values,
+    settings_from,
     store_options,
     writing,
 )
 from ringscope.graph.files import write_csv
 from ringscope.graph.store import GraphStore
 
-__all__ = ["detect", "evaluate", "resolve", "run_detection", "print_detection"]
+__all__ = ["detect", "evaluate", "resolve", "settings", "run_detection", "print_detection"]
 
 
-def run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool):
+def run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool, settings=None):
     from ringscope.detectors.runner import run_detectors, save_findings
 
     bar = ProgressBar(enabled=not quiet)
     try:
         run = run_detectors(
-            store, list(only) or None, progress=lambda name, done, total: bar(f"detect {name}", done, total)
+            store,
+            list(only) or None,
+            progress=lambda name, done, total: bar(f"detect {name}", done, total),
+            settings=settings,
         )
         save_findings(store, run, progress=bar)
     finally:
@@ -59,6 +65,7 @@ def print_detection(run) -> None:
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this detector (repeatable).")
 @lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@config_option
 def detect(
     store_path: str | None,
     neo4j_uri: str | None,
@@ -66,14 +73,16 @@ def detect(
     only: tuple[str, ...],
     lock_timeout: float | None,
     quiet: bool,
+    config_path: Path | None,
 ) -> None:
-    """Run every detector over the store and save the findings in it."""
+    """Run every detector over the store and save the findings in it (and the settings they ran with)."""
     from ringscope.detectors.registry import DETECTORS
     from ringscope.detectors.runner import export_findings
 
     unknown = set(only) - set(DETECTORS)
     if unknown:
         raise click.UsageError(f"Unknown detector(s) {', '.join(sorted(unknown))}; known: {', '.join(DETECTORS)}")
+    settings = settings_from(config_path)
     # The lock spans the reads too: the findings describe one state of the store.
     with opened(store_path, neo4j_uri) as store, writing(store, "detect", lock_timeout):
         if store.counts().nodes.get("Application", 0) == 0:
@@ -81,8 +90,9 @@ def detect(
                 f"The {store.kind} store at {store.location} holds no applications; "
                 "run `ringscope ingest FOLDER` first."
             )
-        run = run_detection(store, only, quiet)
+        run = run_detection(store, only, quiet, settings)
     click.echo(f"{len(run.findings):,} findings saved in the {store.kind} store at {store.location}")
+    click.echo(f"  settings: {settings.source} (digest {settings.digest}); train and flag use them")
     print_detection(run)
     if export_dir is not None:
         findings_path, members_path = export_findings(run.findings, export_dir)
@@ -188,6 +198,7 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
     import tempfile
 
     import pandas as pd
+
     from ringscope.detectors.identity import (
         IdentityResolution,
         application_entities,
@@ -242,3 +253,27 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
     )
     if summary.rows_rejected:
         click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")
+
+
+@click.command()
+@store_options
+@config_option
+def settings(store_path: str | None, neo4j_uri: str | None, config_path: Path | None) -> None:
+    """Print every detector parameter and training setting as a settings file (TOML).
+
+    With --config: that file's settings, defaults filled in. Otherwise the
+    settings the store's last `detect` ran with (the defaults if it saved none).
+    Save the output, edit it, and pass it to `ringscope detect --config FILE`."""
+    from ringscope.detectors.settings import stored_settings
+
+    if config_path is not None:
+        chosen = settings_from(config_path)
+        where = f"from {config_path}"
+    else:
+        with opened(store_path, neo4j_uri) as store:
+            saved = stored_settings(store)
+        chosen = saved if saved is not None else settings_from(None)
+        where = (f"the last detect of the {store.kind} store at {store.location}" if saved is not None
+                 else "the defaults (the store has no saved settings yet)")
+    click.echo(f"# {where}")
+    click.echo(chosen.to_toml(), nl=False)

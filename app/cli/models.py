@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import click
+
 from ringscope.app.cli.common import (
     ProgressBar,
+    config_option,
     frame_table,
     limit_options,
     limits_from,
@@ -15,6 +17,7 @@ from ringscope.app.cli.common import (
     opened,
     print_bad_values,
     print_reasons,
+    settings_from,
     store_options,
     writing,
 )
@@ -147,25 +150,23 @@ def _bad_alias(bad_labels: str | None, target: str | None) -> str:
 @click.option(
     "--review-capacity",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Share of applications the team can review (precision@k is measured there).",
+    default=None,
+    help="Share of applications the team can review (precision@k is measured there) [default: 0.05, "
+    "or --config's].",
 )
 @click.option(
     "--review",
     "review_threshold",
     type=click.FloatRange(0, 1),
-    default=0.3,
-    show_default=True,
-    help="Default score from which an application goes to review.",
+    default=None,
+    help="Default score from which an application goes to review [default: 0.3, or --config's].",
 )
 @click.option(
     "--decline",
     "decline_threshold",
     type=click.FloatRange(0, 1),
-    default=0.7,
-    show_default=True,
-    help="Default score from which an application is declined.",
+    default=None,
+    help="Default score from which an application is declined [default: 0.7, or --config's].",
 )
 @click.option(
     "--promote",
@@ -179,35 +180,45 @@ def _bad_alias(bad_labels: str | None, target: str | None) -> str:
 )
 @lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@config_option
 def train(
     store_path: str | None,
     neo4j_uri: str | None,
     target: str | None,
     bad_labels: str | None,
-    review_capacity: float,
-    review_threshold: float,
-    decline_threshold: float,
+    review_capacity: float | None,
+    review_threshold: float | None,
+    decline_threshold: float | None,
     promote_policy: str,
     lock_timeout: float | None,
     quiet: bool,
+    config_path: Path | None,
 ) -> None:
     """Fit the fraud model (or, with --target default, the credit-default model) on the store's
     outcomes and case verdicts. The first model becomes the champion and scores every application;
     later ones are challengers, compared with the champion (see --promote)."""
-    from ringscope.detectors.risk.scoring import TrainingConfig
     from ringscope.detectors.risk.training import train as train_model
+    from ringscope.detectors.settings import store_settings
 
-    try:
-        config = TrainingConfig(
-            target=_bad_alias(bad_labels, target),
-            review_capacity=review_capacity,
-            review_threshold=review_threshold,
-            decline_threshold=decline_threshold,
-        )
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    settings = settings_from(config_path) if config_path is not None else None
     bar = ProgressBar(enabled=not quiet)
     with opened(store_path, neo4j_uri) as store, writing(store, "train", lock_timeout):
+        detected_with = store_settings(store)
+        if settings is None:  # the [training] the last detect was given, if any
+            settings = detected_with
+        elif settings.detectors and not settings.same_detectors(detected_with):
+            click.echo(f"warning: the [detectors] of {config_path} differ from the settings the store's findings "
+                       f"were made with; the model learns from the stored findings. Run `ringscope detect "
+                       f"--config {config_path}` first to use them.", err=True)
+        try:
+            config = settings.training_config(
+                _bad_alias(bad_labels, target),
+                review_capacity=review_capacity,
+                review_threshold=review_threshold,
+                decline_threshold=decline_threshold,
+            )
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
         try:
             result = train_model(store, config, progress=bar, promote=promote_policy)
         except ValueError as err:
@@ -283,9 +294,11 @@ def flag(
     import warnings
 
     import pandas as pd
+
     from ringscope.app.jobs import flag_applications
     from ringscope.detectors.risk.flag_state import FlagStateWarning
     from ringscope.detectors.risk.scoring import load_model, target_folder
+    from ringscope.detectors.settings import SettingsWarning
 
     target = target or "fraud"
     limits = limits_from(applied_from, applied_to, max_amount)
@@ -322,6 +335,7 @@ def flag(
         try:
             with writing(store, "flag", lock_timeout), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", FlagStateWarning)
+                warnings.simplefilter("always", SettingsWarning)
                 summary, result = flag_applications(
                     store,
                     folder,
@@ -336,7 +350,7 @@ def flag(
         finally:
             bar.close()
     for warning in caught:
-        if issubclass(warning.category, FlagStateWarning):  # a bad cache costs time, never the flags
+        if issubclass(warning.category, (FlagStateWarning, SettingsWarning)):  # a bad cache costs time, never the flags
             click.echo(f"warning: {warning.message}", err=True)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
@@ -523,6 +537,7 @@ def monitor(
     and AUC / precision@k per monthly cohort where outcomes arrived. Exit code 1 when a PSI reaches
     "act" (0.25 beyond sampling noise), so a scheduler can alert."""
     import pandas as pd
+
     from ringscope.detectors.risk.monitoring import ACT, WATCH, save_monitoring
     from ringscope.detectors.risk.monitoring import monitor as run_monitor
     from ringscope.detectors.risk.scoring import load_model, target_folder

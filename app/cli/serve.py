@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+
 from ringscope.app.cli.common import store_options
 from ringscope.graph.store import DEFAULT_STORE_PATH
 

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ringscope.graph.locking import StoreBusy
+from ringscope.graph.model import CASE_VERDICTS
 from ringscope.graph.store import GraphBatch
 
 __all__ = [
@@ -57,8 +58,8 @@ TRANSITIONS = {
     "Dismissed": ("In progress",),
 }
 
-#: case verdict → training label (same mapping as ``ringscope.detectors.risk.training.CASE_VERDICTS``)
-VERDICT_LABELS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
+#: case verdict → training label (the graph model's one definition, which training reads too)
+VERDICT_LABELS = CASE_VERDICTS
 
 _CASE_PROPS = ["target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"]
 _AUDIT_PROPS = ["at", "user", "action", "target", "before", "after", "source"]

@@ -20,6 +20,7 @@ from st_link_analysis import EdgeStyle, NodeStyle
 
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
 from ringscope.app.dashboard.services import Subgraph, split_node_id
+from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
 
@@ -155,7 +156,7 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
                 data["risk score"] = v
                 continue
             if k == "label":
-                data["outcome"] = "bad" if str(v) in ("fraud", "default") else escape(v)
+                data["outcome"] = "bad" if str(v) in KNOWN_BAD_LABELS else escape(v)
                 continue
             data[escape(k)] = v if isinstance(v, (int, float, bool)) else escape(v)
         if label == "Application":

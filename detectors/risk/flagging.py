@@ -36,20 +36,21 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.risk.flag_state import StateInfo, load_state
-from ringscope.detectors.risk.features import (
-    BAD_LABELS,
-    SHARED_KINDS,
-    LABEL_EVIDENCE,
-    own_features,
-)
 from ringscope.detectors.incremental import IncrementalRun, detect_around
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.risk.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from ringscope.detectors.registry import DETECTORS
-from ringscope.detectors.rings import SharedIdentifierRings, entity_links
-from ringscope.detectors.runner import load_findings
+from ringscope.detectors.rings import entity_links
+from ringscope.detectors.risk.features import (
+    BAD_LABELS,
+    LABEL_EVIDENCE,
+    SHARED_KINDS,
+    own_features,
+)
+from ringscope.detectors.risk.flag_state import StateInfo, load_state
+from ringscope.detectors.risk.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from ringscope.detectors.risk.scoring import TrainedModel, contributions
+from ringscope.detectors.runner import load_findings
+from ringscope.detectors.settings import Settings, store_settings
 from ringscope.detectors.values import BadValues
 
 __all__ = ["FlagIndex", "FlagResult", "RING_DETECTORS"]
@@ -90,10 +91,13 @@ class FlagIndex:
     """
 
     def __init__(self, portfolio: Portfolio, findings: list[Finding],
-                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None) -> None:
+                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None,
+                 settings: Settings | None = None) -> None:
         """``arrays``: what :meth:`arrays` returned for this portfolio (a saved
-        flag state), instead of deriving them again."""
+        flag state), instead of deriving them again; ``settings``: the
+        detectors' parameters (the store's last ``detect``'s, by default)."""
         self.portfolio = portfolio
+        self.settings = settings if settings is not None else Settings()
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
         self.apps = apps.set_index("application_id", drop=False)
@@ -120,8 +124,7 @@ class FlagIndex:
     def _derive(self, portfolio: Portfolio) -> None:
         """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links."""
         links = _numpy_backed(entity_links(portfolio))
-        rings = SharedIdentifierRings()
-        self.hubs = rings.hubs(portfolio)
+        self.hubs = self.settings.detector("shared_identifier_rings").hubs(portfolio)
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
@@ -149,7 +152,7 @@ class FlagIndex:
     def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
         """The index of everything ``store`` holds, read from it."""
         portfolio = Portfolio(store)
-        return cls(portfolio, load_findings(store), bad_labels)
+        return cls(portfolio, load_findings(store), bad_labels, settings=store_settings(store))
 
     @classmethod
     def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
@@ -175,7 +178,8 @@ class FlagIndex:
             portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
             portfolio.__dict__["reads"] = dict(state["reads"])
-            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"])
+            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"],
+                        settings=store_settings(store))
             index.__dict__["_statistics"] = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
@@ -205,7 +209,7 @@ class FlagIndex:
             return last[1]
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
         cache = self.__dict__.setdefault("_statistics", {})
-        run = detect_around(self.portfolio, app_ids, names, statistics=cache,
+        run = detect_around(self.portfolio, app_ids, names, params=self.settings.detector_params(), statistics=cache,
                             progress=self.__dict__.get("progress"))
         self.__dict__["_last_detection"] = (key, run)
         return run

@@ -20,12 +20,9 @@ little accuracy to investigators.
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +37,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
+from ringscope.detectors.risk.config import (
+    FALLBACK_FOLDS,
+    MIN_POSITIVES,
+    OUT_OF_TIME_MINIMUM,
+    TARGETS,
+    TrainingConfig,
+)
 from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
 
 __all__ = [
@@ -58,69 +62,6 @@ __all__ = [
     "models_folder",
     "target_folder",
 ]
-
-
-#: what a model can learn to predict → the outcome labels that are its positives.
-#: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
-#: ``default`` is its own model, never mixed into the fraud score.
-TARGETS: dict[str, tuple[str, ...]] = {"fraud": ("fraud",), "default": ("default",)}
-
-
-#: fewest positives (train period, validation period) that out-of-time
-#: validation needs: the calibration's own 3 folds must each see a positive,
-#: and an AUC over one positive is a coin toss
-OUT_OF_TIME_MINIMUM = (5, 2)
-#: fewest positives ``train`` learns from at all: with fewer, every fold of the
-#: stratified fallback would validate on a single positive
-MIN_POSITIVES = 10
-#: folds of the stratified fallback validation (at :data:`MIN_POSITIVES`,
-#: each validation fold holds two positives)
-FALLBACK_FOLDS = 5
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Settings of one training run (saved with the model, hashed into its version).
-
-    ``target`` is what the model predicts (a key of :data:`TARGETS`);
-    ``review_capacity`` is the share of applications the team can review
-    (precision@k is measured there); ``review_threshold`` /
-    ``decline_threshold`` are the default decisions on the calibrated
-    probability (``flag`` can override them).
-
-    Example
-    -------
-    >>> TrainingConfig().bad_labels, TrainingConfig(target="default").bad_labels
-    (('fraud',), ('default',))
-    """
-
-    target: str = "fraud"
-    validation_share: float = 0.3
-    review_capacity: float = 0.05
-    review_threshold: float = 0.3
-    decline_threshold: float = 0.7
-    prefer_scorecard_within: float = 0.02
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}")
-        if not 0.05 <= self.validation_share <= 0.5:
-            raise ValueError(f"validation_share must be in [0.05, 0.5]; got {self.validation_share}")
-        if not 0 < self.review_capacity < 1:
-            raise ValueError(f"review_capacity must be in (0, 1); got {self.review_capacity}")
-        if not 0 < self.review_threshold < self.decline_threshold <= 1:
-            raise ValueError("thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
-                             f"got {self.review_threshold} and {self.decline_threshold}")
-
-    @property
-    def bad_labels(self) -> tuple[str, ...]:
-        """The outcome labels that are positives of the target (and the "known
-        bad" neighbours of the graph features)."""
-        return TARGETS[self.target]
-
-    def digest(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass
@@ -621,4 +562,9 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
 
 
 # persistence lives in ringscope.detectors.risk.model_store; these names stay importable from here
-from ringscope.detectors.risk.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402
+from ringscope.detectors.risk.model_store import (  # noqa: E402
+    load_model,
+    models_folder,
+    save_model,
+    target_folder,
+)
