@@ -518,10 +518,3 @@ def _cohesion(shared: pd.DataFrame) -> pd.Series:
     total = frame.groupby("id").size()
     ratio = co.reindex(range(len(uniques))).fillna(0).to_numpy() / total.reindex(range(len(uniques))).to_numpy()
     return pd.Series(ratio.astype(float), index=uniques)
-
-
-def _same_surname(names: pd.Series) -> bool:
-    names = names.dropna().astype(str)
-    if names.empty:
-        return False
-    return names.str[0].nunique() == 1

@@ -460,7 +460,7 @@ class FlagIndex:
         seconds["features"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        scores = model.predict(features)
+        scores = model.predict_proba(features)
         contrib = contributions(model, features)
         by_member: dict[str, list[Finding]] = {}  # one pass: a scan per application is quadratic
         for f in all_findings:

@@ -91,5 +91,5 @@ def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:
                 frame[c] = frame[c].astype("string")
         compiled = model.compiled(frame)
         if compiled is None:  # the boosted model: sklearn on a one-row frame
-            return float(model.predict(frame)[0]), contributions(model, frame).to_numpy()[0]
+            return float(model.predict_proba(frame)[0]), contributions(model, frame).to_numpy()[0]
     return compiled.predict_one(row)

@@ -2,7 +2,7 @@
 
 Two scikit-learn pipelines are built by one factory (:func:`make_model`):
 
-* ``scorecard`` — quantile bins of every numeric feature, one-hot, and a
+* ``scorecard`` — k-means bins of every numeric feature, one-hot, and a
   logistic regression: each feature's contribution to the log-odds is exact,
   which is what a credit committee can read;
 * ``gbm`` — histogram gradient boosting on the raw features.
@@ -20,6 +20,7 @@ little accuracy to investigators.
 from __future__ import annotations
 
 import bisect
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -63,6 +64,8 @@ __all__ = [
     "target_folder",
 ]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainedModel:
@@ -96,10 +99,12 @@ class TrainedModel:
         never counts a neighbour who merely defaulted."""
         return TARGETS.get(self.target) or tuple(self.config.__dict__.get("bad_labels", ()))
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of the target for each row of ``X`` (1-D,
+        the positive class only, unlike scikit-learn's two columns)."""
         compiled = self.compiled(X)
         if compiled is not None:
-            return compiled.predict(X)
+            return compiled.predict_proba(X)
         return self.estimator.predict_proba(X[self.features])[:, 1]
 
     def compiled(self, sample: pd.DataFrame | None = None):
@@ -519,7 +524,8 @@ class CompiledScorecard:
         base = pd.DataFrame([model.baseline[self.features].to_dict()])
         self.baseline_parts = self.explainer.parts(base)[0]
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of the target (1-D), as :meth:`TrainedModel.predict_proba`."""
         X = X[self.features]
         return self._calibrated(lambda linear: linear.logits(X), len(X))
 
@@ -539,7 +545,7 @@ class CompiledScorecard:
 
     def predict_one(self, row: list) -> tuple[float, np.ndarray]:
         """Score and contributions of one row (a list in feature order), with
-        the same arithmetic as :meth:`predict` and :meth:`contributions`."""
+        the same arithmetic as :meth:`predict_proba` and :meth:`contributions`."""
         score = self._calibrated(lambda linear: linear.intercept + linear.parts_one(row).sum(axis=1), 1)
         return float(score[0]), self.explainer.parts_one(row)[0] - self.baseline_parts
 
@@ -550,13 +556,18 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
         return None
     try:
         compiled = CompiledScorecard(model)
-    except (ValueError, AttributeError, KeyError, IndexError):
+    except (ValueError, AttributeError, KeyError, IndexError) as err:
+        # scoring still works through scikit-learn, only slower: say so, once per model
+        log.warning("model %s: the scorecard cannot be compiled (%s: %s); scoring through scikit-learn",
+                    model.version, type(err).__name__, err)
         return None
     if check is not None and len(check):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = model.estimator.predict_proba(check[model.features])[:, 1]
-        if not np.allclose(compiled.predict(check), expected, atol=1e-9):
+        if not np.allclose(compiled.predict_proba(check), expected, atol=1e-9):
+            log.warning("model %s: the compiled scorecard differs from scikit-learn by more than 1e-9 on %d "
+                        "rows; scoring through scikit-learn", model.version, len(check))
             return None
     return compiled
 

@@ -140,7 +140,7 @@ def score_applications(model: TrainedModel, features: pd.DataFrame, context: Rea
     """Scores, decisions and JSON reasons for the rows of ``features``."""
     if features.empty:
         return pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
-    scores = model.predict(features)
+    scores = model.predict_proba(features)
     contrib = contributions(model, features)
     reasons = build_reasons(contrib, features, context)
     return pd.DataFrame({
@@ -283,7 +283,7 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     out = {"champion_version": champion_model.version, "applications": len(ids), "positives": int(y.sum()), "k": k}
     try:
         X = features.reindex(index=ids, columns=champion_model.features)
-        old = np.asarray(champion_model.predict(X), dtype=float)
+        old = np.asarray(champion_model.predict_proba(X), dtype=float)
     except Exception as err:  # a champion from older code may not read today's features
         out.update(challenger_wins=False, verdict=f"the champion cannot score today's features ({err})")
         return out

@@ -165,7 +165,7 @@ def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
     compiled = compile_scorecard(model, features)
     assert compiled is not None
     expected = model.estimator.predict_proba(features)[:, 1]
-    np.testing.assert_allclose(compiled.predict(features), expected, atol=1e-12)
+    np.testing.assert_allclose(compiled.predict_proba(features), expected, atol=1e-12)
     # sklearn's own per-feature terms (the uncompiled branch) against the tables
     plain = copy.copy(model)
     plain.__dict__["_compiled"] = None  # no tables: contributions() takes sklearn's branch

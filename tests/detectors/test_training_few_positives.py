@@ -48,7 +48,7 @@ def test_too_few_positives_after_the_cut_fall_back_to_stratified_folds():
     assert len(report["_valid"]["y"]) == 400 and report["_valid"]["y"].sum() == 12
     # the out-of-fold scores still measure the signal, and the final model learned it
     assert report["models"][report["chosen"]]["all features"]["auc"] > 0.8
-    scores = model.predict(features)
+    scores = model.predict_proba(features)
     assert scores[labels.to_numpy() == "fraud"].mean() > 2 * scores[labels.to_numpy() == "good"].mean()
 
 
