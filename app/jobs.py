@@ -46,7 +46,7 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
         summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
         if not summary.application_ids:
             return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
-                                                             "reasons"]))
+                                                             "reasons", "settings"]))
         index = FlagIndex.open(store, bad_labels=model.known_bad)
         # the parameters the flags come from: the detectors' as the last detect ran them, the model's training
         used = Settings(index.settings.detectors, {key: getattr(model.config, key) for key in TRAINING_KEYS},

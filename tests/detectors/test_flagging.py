@@ -15,18 +15,16 @@ from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
 from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.ingest.pipeline import ingest_folder
-from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
-OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons"]
+OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons", "settings"]
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gen") / "data"
-    generate_portfolio(GeneratorConfig(applications=2500, seed=5), folder)
-    return folder
+@pytest.fixture
+def generated(trained_book):
+    """The session's generated export (2,500 applications), read only."""
+    return trained_book.data
 
 
 def _prepare(store, generated, tmp_path):
