@@ -1,12 +1,13 @@
 # ringscope: two commands on a fresh machine.
 #   make demo  - install, generate a portfolio, ingest it into the embedded store, summarise
-#   make test  - install, build the Neo4j launcher, run the whole suite (Neo4j tests included)
+#   make test  - install, lint and type-check, build the Neo4j launcher, run the whole suite (Neo4j tests included)
+#   make test-fast - lint, type-check and the suite without Neo4j, the browser and slow tests
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test neo4j neo4j-build neo4j-stop bench clean browser
+.PHONY: setup demo test test-fast lint neo4j neo4j-build neo4j-stop bench clean browser
 
 setup: $(STAMP)
 
@@ -37,8 +38,24 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei; \
 	fi
 
-test: neo4j-build browser
+# mypy cannot see through setuptools' editable-install finder, so the package is
+# laid out for it as links: ringscope/ -> app/api, ringscope/app -> app, ...
+TYPECHECK := $(VENV)/typecheck
+PUBLIC_API := -m ringscope -m ringscope.detectors.settings -m ringscope.detectors.base -m ringscope.graph.store
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/ringscope
+	@ln -s $(CURDIR)/app/api/__init__.py $(TYPECHECK)/ringscope/__init__.py
+	@for room in app graph detectors ingest; do ln -s $(CURDIR)/$$room $(TYPECHECK)/ringscope/$$room; done
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy $(PUBLIC_API)
+
+test: lint neo4j-build browser
 	$(BIN)/python -m pytest
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not neo4j and not browser and not slow" -q
 
 bench: neo4j-build
 	$(BIN)/python bench/bench_generate.py

@@ -56,8 +56,8 @@ def main() -> None:
     if args.repeat:
         return repeat_runs(args)
 
-    from ringscope.detectors.flagging import FlagIndex
-    from ringscope.detectors.scoring import load_model, models_folder
+    from ringscope.detectors.risk.flagging import FlagIndex
+    from ringscope.detectors.risk.scoring import load_model, models_folder
     from ringscope.graph.store import open_store
 
     store = open_store(args.store, args.neo4j)
@@ -134,9 +134,9 @@ def one_flag_run(args) -> None:
     import json
     import tempfile
 
-    from ringscope.detectors.flag_state import discard_state
-    from ringscope.detectors.flagging import flag_applications
-    from ringscope.detectors.scoring import load_model, models_folder
+    from ringscope.detectors.risk.flag_state import discard_state
+    from ringscope.app.jobs import flag_applications
+    from ringscope.detectors.risk.scoring import load_model, models_folder
     from ringscope.graph.store import open_store
 
     started = time.perf_counter()

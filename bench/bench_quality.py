@@ -33,7 +33,7 @@ honest declined            <= 1% in every scenario (worst)
 =========================  =====================================
 
 A scenario whose history ``train`` cannot learn from (fewer labelled frauds
-than ``detectors.scoring.MIN_POSITIVES``) is shown as ``cannot train`` in the
+than ``ringscope.detectors.risk.scoring.MIN_POSITIVES``) is shown as ``cannot train`` in the
 ``trained`` column and counted in the summary line; it has no flag figures,
 and like a scenario that fails (an exception in any other step, shown with
 its error) it fails the every-scenario target.
@@ -102,9 +102,10 @@ LABELS = {"auc": "AUC", "precision_at_k": "P@k", "pair_f1": "pair F1", "pair_f1 
 def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None = None) -> dict:
     """Generate scenario ``seed`` in ``workdir`` and run the nightly path; one result row."""
     from ringscope.detectors.evaluate import auc, best_finding_scores, evaluate_flags, read_truth
-    from ringscope.detectors.flagging import RING_DETECTORS, flag_applications
-    from ringscope.detectors.scoring import MIN_POSITIVES
-    from ringscope.detectors.risk import train
+    from ringscope.app.jobs import flag_applications
+    from ringscope.detectors.risk.flagging import RING_DETECTORS
+    from ringscope.detectors.risk.scoring import MIN_POSITIVES
+    from ringscope.detectors.risk.training import train
     from ringscope.detectors.runner import load_findings, run_detectors, save_findings
     from ringscope.graph.embedded import EmbeddedStore
     from ringscope.ingest.pipeline import ingest_folder

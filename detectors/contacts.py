@@ -37,10 +37,11 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
+from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = ["ContactLoops", "ContactStatistics", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
 
-BAD_LABELS = ("fraud", "default")
+BAD_LABELS = KNOWN_BAD_LABELS
 #: relations that make naming each other ordinary (English contract values and common Chinese forms)
 FAMILY_RELATIONS = frozenset({
     "spouse", "husband", "wife", "parent", "father", "mother", "child", "son", "daughter", "sibling",
@@ -589,7 +590,7 @@ def _time_evidence(rows: list[dict], weight: float, what: str) -> Evidence:
 
 def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
     labels = [r["label"] for r in rows]
-    labelled = sum(1 for x in labels if x in ("fraud", "default", "good"))
+    labelled = sum(1 for x in labels if x in OUTCOME_LABELS)
     bad = sum(1 for x in labels if x in BAD_LABELS)
     if not bad:
         return []

@@ -29,10 +29,11 @@ from scipy.sparse.csgraph import connected_components
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
+from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["GuaranteeCircles", "GuaranteeUnits", "guarantee_sccs", "economic_units", "unit_components"]
 
-BAD_LABELS = ("fraud", "default")
+BAD_LABELS = KNOWN_BAD_LABELS
 
 
 def economic_units(roles: pd.DataFrame, persons: pd.Series, companies: pd.Series) -> pd.Series:

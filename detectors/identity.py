@@ -6,7 +6,7 @@ pinyin, a wrong digit). This module decides which records are one entity and
 reports the conflicts that are fraud signals in themselves.
 
 :class:`IdentityResolution` runs the Fellegi–Sunter engine
-(:func:`ringscope.detectors.linkage.resolve_records`: blocking, rapidfuzz comparisons,
+(:func:`ringscope.detectors.resolution.linkage.resolve_records`: blocking, rapidfuzz comparisons,
 m and u by EM, term frequencies, a fitted prior, clustering with a chaining
 guard) over the portfolio's persons (with the applicant phones and
 addresses) and groups its companies by core name (有限公司, 集团, city
@@ -34,8 +34,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
-from ringscope.detectors.linkage import _MISSING, Resolution, _arrays, resolve_records
-from ringscope.detectors.matching import anagram_key, block_pairs, compare_names
+from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
+from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
 from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",

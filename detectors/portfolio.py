@@ -134,7 +134,7 @@ class Portfolio:
         """Keep every table read from now on (``reads``: (``"nodes"`` or
         ``"rels"``, name, columns) → frame) and answer a repeated read from
         it: a snapshot for a job that reads a table more than once, and what
-        ``flag`` saves beside the store (:mod:`ringscope.detectors.flag_state`)."""
+        ``flag`` saves beside the store (:mod:`ringscope.detectors.risk.flag_state`)."""
         self.__dict__.setdefault("reads", {})
 
     def _checked(self, cleaned: tuple[pd.Series, list[BadValues]]) -> pd.Series:

@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
+from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
 
@@ -50,7 +51,7 @@ KIND_STRENGTH: dict[str, float] = {
     "ip": 0.3,
 }
 WEAK_KINDS = frozenset({"address", "ip"})
-BAD_LABELS = ("fraud", "default")
+BAD_LABELS = KNOWN_BAD_LABELS
 
 
 def identifier_hubs(
@@ -517,10 +518,3 @@ def _cohesion(shared: pd.DataFrame) -> pd.Series:
     total = frame.groupby("id").size()
     ratio = co.reindex(range(len(uniques))).fillna(0).to_numpy() / total.reindex(range(len(uniques))).to_numpy()
     return pd.Series(ratio.astype(float), index=uniques)
-
-
-def _same_surname(names: pd.Series) -> bool:
-    names = names.dropna().astype(str)
-    if names.empty:
-        return False
-    return names.str[0].nunique() == 1

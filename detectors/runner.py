@@ -24,6 +24,7 @@ import pandas as pd
 from ringscope.detectors.base import Finding
 from ringscope.detectors.portfolio import Portfolio, as_portfolio
 from ringscope.detectors.registry import DETECTORS, build_detector
+from ringscope.detectors.settings import Settings, settings_batch
 from ringscope.detectors.values import BadValues
 from ringscope.graph.files import private_dir, write_csv
 from ringscope.graph.model import FINDING_TARGETS
@@ -50,6 +51,8 @@ class DetectionRun:
     errors: dict[str, str] = field(default_factory=dict)
     portfolio: Portfolio | None = None
     run_at: str = ""
+    #: what the detectors ran with (saved beside the findings; its digest on each one)
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def bad_values(self) -> list[BadValues]:
@@ -78,6 +81,7 @@ def run_detectors(
     names: list[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    settings: Settings | None = None,
 ) -> DetectionRun:
     """Run detectors ``names`` (default: all registered) over ``source``.
 
@@ -87,7 +91,10 @@ def run_detectors(
     names : list of str, optional
         Registry names, run in registry order.
     params : dict, optional
-        ``{detector name: {parameter: value}}`` overrides.
+        ``{detector name: {parameter: value}}`` overrides (a shorthand for
+        ``settings=Settings(params)``; give one or the other).
+    settings : Settings, optional
+        Detector parameters and training settings (``--config``).
     progress : callable, optional
         Called as ``progress(detector, done, total)``.
 
@@ -98,8 +105,11 @@ def run_detectors(
     >>> run_detectors(EmbeddedStore(tempfile.mkdtemp()), ["guarantee_circles"]).findings
     []
     """
+    if params and settings is not None:
+        raise ValueError("Give either params or settings, not both.")
+    settings = settings if settings is not None else Settings(params or {})
+    params = settings.detector_params()
     portfolio = as_portfolio(source)
-    params = params or {}
     wanted = list(DETECTORS) if names is None else [n for n in DETECTORS if n in set(names)]
     unknown = set(names or ()) - set(DETECTORS)
     if unknown:
@@ -121,7 +131,7 @@ def run_detectors(
     if progress:
         progress("done", len(detectors), len(detectors))
     return DetectionRun(findings, seconds, errors, portfolio,
-                        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), settings)
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
@@ -147,6 +157,7 @@ def findings_batch(run: DetectionRun) -> GraphBatch:
     nodes = findings_frame(findings).rename(columns={"finding_id": "key"})
     nodes["parameters"] = [json.dumps(f.parameters, ensure_ascii=False, default=str) for f in findings]
     nodes["run_at"] = run.run_at
+    nodes["settings"] = run.settings.digest
     involves: dict[str, list[tuple[str, str, str]]] = {label: [] for label in FINDING_TARGETS}
     for f in findings:
         fid = f.finding_id
@@ -170,8 +181,10 @@ def findings_batch(run: DetectionRun) -> GraphBatch:
 
 
 def save_findings(store: Any, run: DetectionRun, progress=None) -> None:
-    """Replace the findings and SIMILAR_TO edges in ``store`` with this run's."""
-    store.replace_derived(findings_batch(run), progress)
+    """Replace the findings, SIMILAR_TO edges and saved settings in ``store`` with this run's."""
+    batch = findings_batch(run)
+    batch.nodes.update(settings_batch(run.settings, run.run_at))
+    store.replace_derived(batch, progress)
 
 
 def export_findings(findings: list[Finding], folder: str | Path) -> tuple[Path, Path]:

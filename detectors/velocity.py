@@ -38,10 +38,11 @@ from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, check_param
 from ringscope.detectors.portfolio import as_portfolio, in_set
+from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
 
-BAD_LABELS = ("fraud", "default")
+BAD_LABELS = KNOWN_BAD_LABELS
 
 #: cluster kind → (applications column, node label named in ``shared``, words for people)
 _KINDS: dict[str, tuple[str, str, str]] = {
@@ -397,7 +398,7 @@ class DeviceVelocity(Detector):
         pvalue = float(group["pvalue"].iloc[0])
         expected = float(group["expected"].iloc[0])
         wcount = int(group["window_count"].iloc[0])
-        labelled = rows["label"].isin(("fraud", "default", "good"))
+        labelled = rows["label"].isin(OUTCOME_LABELS)
         bad = int(rows["label"].isin(BAD_LABELS).sum())
         n_devices = int(rows["device"].nunique())
         when = f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"

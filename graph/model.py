@@ -26,7 +26,24 @@ __all__ = [
     "FINDING_TARGETS",
     "DERIVED_LABELS",
     "DERIVED_RELS",
+    "OUTCOME_LABELS",
+    "KNOWN_BAD_LABELS",
+    "TARGET_LABELS",
+    "CASE_VERDICTS",
 ]
+
+#: outcome labels of the data contract (``label`` on an Application; blank: not known yet)
+OUTCOME_LABELS = ("good", "fraud", "default")
+#: labels the detectors count as known-bad members of a finding (a ring whose
+#: members defaulted is suspect too); the risk model's positives are per target
+KNOWN_BAD_LABELS = ("fraud", "default")
+#: what a model can learn to predict → the outcome labels that are its positives.
+#: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
+#: ``default`` is its own model, never mixed into the fraud score.
+TARGET_LABELS: dict[str, tuple[str, ...]] = {"fraud": ("fraud",), "default": ("default",)}
+#: case status → the outcome label the next training reads ("Open" and
+#: "In progress" are no verdict yet; "Dismissed" means honest)
+CASE_VERDICTS: dict[str, str] = {"Confirmed fraud": "fraud", "Dismissed": "good"}
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,15 @@ NODE_TYPES: dict[str, NodeType] = {
         NodeType("Email", (), "Lower-cased e-mail address."),
         NodeType(
             "Finding",
-            ("detector", "kind", "score", "size", "summary", "evidence", "parameters", "run_at"),
-            "What a detector found (a ring, a circle, a burst, a conflict); evidence is JSON.",
+            ("detector", "kind", "score", "size", "summary", "evidence", "parameters", "run_at", "settings"),
+            "What a detector found (a ring, a circle, a burst, a conflict); evidence is JSON; "
+            "settings is the digest of the settings it ran with.",
+        ),
+        NodeType(
+            "Settings",
+            ("digest", "settings", "source", "saved_at"),
+            "The settings (detector parameters, training) the last detect ran with: one node, key 'detect'; "
+            "train and flag reuse them.",
         ),
         NodeType(
             "Case",
@@ -182,7 +206,7 @@ FINDING_TARGETS = (
 )
 
 #: what detectors write back; ``detect`` replaces all of it on every run
-DERIVED_LABELS = ("Finding",)
+DERIVED_LABELS = ("Finding", "Settings")
 
 
 def _rel(type_: str, source: str, target: str, properties=(), identity=(), description="") -> RelType:

@@ -26,10 +26,12 @@ from typing import Any
 import pandas as pd
 
 from ringscope.detectors.evaluate import Evaluation, evaluate_findings
-from ringscope.detectors.flagging import FlagResult, flag_applications
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.flagging import FlagResult
 from ringscope.detectors.registry import DETECTORS
-from ringscope.detectors.risk import TrainResult
+from ringscope.detectors.risk.training import TrainResult
 from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
+from ringscope.detectors.settings import Settings, load_settings
 from ringscope.graph.store import GraphStore, open_store
 from ringscope.ingest.pipeline import IngestSummary, ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -43,6 +45,8 @@ __all__ = [
     "flag",
     "evaluate",
     "load_findings",
+    "Settings",
+    "load_settings",
     "generate_portfolio",
     "GeneratorConfig",
     "DETECTORS",
@@ -68,20 +72,22 @@ def ingest(store: GraphStore, folder: str | Path, rejects_path: str | Path | Non
                          lock_timeout=lock_timeout)
 
 
-def detect(store: GraphStore, detectors: list[str] | None = None, params: dict[str, dict[str, Any]] | None = None,
+def detect(store: GraphStore, detectors: list[str] | None = None, settings: Settings | None = None,
            *, save: bool = True, lock_timeout: float | None = None, progress=None) -> DetectionRun:
     """Run ``detectors`` (default: every one in :data:`DETECTORS`) and save their findings.
 
-    ``params`` overrides parameters per detector, e.g.
-    ``{"shared_identifier_rings": {"min_size": 4}}``. With ``save`` the
-    store's findings are replaced by this run's, as ``ringscope detect`` does.
+    ``settings`` (:func:`load_settings` reads a ``--config`` file) override
+    detector parameters, e.g. ``Settings({"shared_identifier_rings":
+    {"min_people": 4}})``. With ``save`` the store's findings and the
+    settings are replaced by this run's, as ``ringscope detect`` does;
+    :func:`train` and :func:`flag` then run the detectors with them.
     """
     unknown = sorted(set(detectors or ()) - set(DETECTORS))
     if unknown:
         raise ValueError(f"Unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
     # the lock spans the reads too: the findings describe one state of the store
     with store.lock(job="ringscope detect", timeout=lock_timeout):
-        run = run_detectors(store, detectors, params=params, progress=progress)
+        run = run_detectors(store, detectors, progress=progress, settings=settings)
         if save:
             save_findings(store, run)
     return run
@@ -99,21 +105,26 @@ def resolve_entities(store: GraphStore) -> pd.DataFrame:
     return application_entities(store)
 
 
-def train(store: GraphStore, target: str = "fraud", *, promote: str = "never", lock_timeout: float | None = None,
-          progress=None, **config: Any) -> TrainResult:
+def train(store: GraphStore, target: str = "fraud", *, settings: Settings | None = None, promote: str = "never",
+          lock_timeout: float | None = None, progress=None, **config: Any) -> TrainResult:
     """Fit the ``target`` model (``"fraud"`` or ``"default"``) on the store's outcomes and verdicts.
 
     The first model of a store becomes its champion and scores every
     application; later ones are challengers unless ``promote`` is ``"auto"``
-    (better out of time) or ``"always"``. ``config`` sets the other
-    :class:`~ringscope.detectors.scoring.TrainingConfig` fields, e.g.
-    ``review_capacity=0.05``.
+    (better out of time) or ``"always"``. The ``[training]`` part of
+    ``settings`` (default: the settings the last :func:`detect` saved) and
+    then ``config`` set the other
+    :class:`~ringscope.detectors.risk.config.TrainingConfig` fields, e.g.
+    ``review_capacity=0.05``; the detectors' parameters are those the
+    store's last :func:`detect` ran with.
     """
-    from ringscope.detectors.risk import train as train_model
-    from ringscope.detectors.scoring import TrainingConfig
+    from ringscope.detectors.risk.training import train as train_model
+
+    from ringscope.detectors.settings import store_settings
 
     with store.lock(job="ringscope train", timeout=lock_timeout):
-        return train_model(store, TrainingConfig(target=target, **config), progress=progress, promote=promote)
+        training = (settings or store_settings(store)).training_config(target, **config)
+        return train_model(store, training, progress=progress, promote=promote)
 
 
 def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *, target: str = "fraud",
@@ -125,7 +136,7 @@ def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None 
     (pass/review/decline), ring_id and reasons. Raises ``FileNotFoundError``
     when no model has been trained for ``target``.
     """
-    from ringscope.detectors.scoring import load_model, target_folder
+    from ringscope.detectors.risk.scoring import load_model, target_folder
 
     model = load_model(target_folder(store, target))
     if model.target != target:

@@ -1,7 +1,7 @@
 """Who may use the dashboard: local users for development and tests.
 
 Users live in a JSON file placed like the store's models
-(:func:`ringscope.detectors.model_store.models_folder`): ``$RINGSCOPE_USERS`` if set,
+(:func:`ringscope.detectors.risk.model_store.models_folder`): ``$RINGSCOPE_USERS`` if set,
 else ``<store>/users.json`` for the embedded store and, for Neo4j, the user's
 data folder keyed by the database's own identity
 (``~/.local/share/ringscope/dashboard/neo4j-<database id>/users.json``), so
@@ -97,7 +97,7 @@ def users_file(store_path: str | None = None, neo4j_uri: str | None = None, *, s
         return Path(store_path or ".ringscope").resolve() / "users.json"
     if store is not None and getattr(store, "kind", "") == "embedded":
         return Path(store.location).resolve() / "users.json"
-    from ringscope.detectors.model_store import store_identity, user_data_dir
+    from ringscope.detectors.risk.model_store import store_identity, user_data_dir
 
     if store is not None:
         return user_data_dir() / "dashboard" / store_identity(store) / "users.json"

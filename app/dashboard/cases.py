@@ -28,6 +28,7 @@ import pandas as pd
 
 from ringscope.app.dashboard.i18n import Message, N_
 from ringscope.graph.locking import StoreBusy
+from ringscope.graph.model import CASE_VERDICTS
 from ringscope.graph.store import GraphBatch
 
 __all__ = [
@@ -58,8 +59,8 @@ TRANSITIONS = {
     "Dismissed": ("In progress",),
 }
 
-#: case verdict → training label (same mapping as ``detectors.risk.CASE_VERDICTS``)
-VERDICT_LABELS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
+#: case verdict → training label (the graph model's one definition, which training reads too)
+VERDICT_LABELS = CASE_VERDICTS
 
 _CASE_PROPS = ["target_label", "target_key", "status", "assignee", "comment", "updated_at", "updated_by"]
 _AUDIT_PROPS = ["at", "user", "action", "target", "before", "after", "source"]

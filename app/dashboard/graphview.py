@@ -21,6 +21,7 @@ from st_link_analysis import EdgeStyle, NodeStyle
 from ringscope.app.dashboard import i18n, names
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
 from ringscope.app.dashboard.services import Subgraph, split_node_id
+from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
 
@@ -157,7 +158,7 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
                 data[escape(names.field_name(k))] = i18n.fmt_score(v)
                 continue
             if k == "label":
-                data["outcome"] = "bad" if str(v) in ("fraud", "default") else escape(v)
+                data["outcome"] = "bad" if str(v) in KNOWN_BAD_LABELS else escape(v)
                 data[escape(names.field_name(k))] = escape(names.outcome_name(v))
                 continue
             data[escape(names.field_name(k))] = escape(names.fmt_field(k, v))

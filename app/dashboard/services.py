@@ -642,7 +642,7 @@ def application_detail(store: Any, index: GraphIndex, findings: pd.DataFrame, me
 def models_summary(store: Any) -> dict[str, Any] | None:
     """The latest training report and its plots, if ``ringscope train`` saved one."""
     try:
-        from ringscope.detectors.scoring import models_folder
+        from ringscope.detectors.risk.scoring import models_folder
 
         folder = models_folder(store)
     except Exception:  # noqa: BLE001 - no scoring module: no model page content
@@ -660,7 +660,7 @@ def models_summary(store: Any) -> dict[str, Any] | None:
         return None
     report = json.loads(report_file.read_text(encoding="utf-8"))
     plots = [p for p in (target / "roc.png", target / "scores.png") if p.exists()]
-    from ringscope.detectors.model_store import challenger, champion_history
+    from ringscope.detectors.risk.model_store import challenger, champion_history
 
     history = pd.DataFrame([vars(e) for e in champion_history(folder)],
                            columns=["at", "action", "before", "after", "user", "reason"])

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.model_store import load_model, save_model, target_folder
+from ringscope.detectors.risk.model_store import load_model, save_model, target_folder
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -136,7 +136,7 @@ def test_bad_is_a_deprecated_alias_of_one_target(tmp_path, monkeypatch):
 def test_training_summary_says_when_validation_is_not_out_of_time(capsys, tmp_path):
     from types import SimpleNamespace
 
-    from ringscope.app.cli import _print_training
+    from ringscope.app.cli.models import print_training
 
     metrics = {"auc": 0.9, "ks": 0.7, "precision_at_k": 0.5}
     report = {"target": "fraud", "version": "v1", "chosen": "scorecard", "review_capacity_k": 3,
@@ -149,7 +149,7 @@ def test_training_summary_says_when_validation_is_not_out_of_time(capsys, tmp_pa
                                        "uplift_precision_at_k": 0.0}}}
     result = SimpleNamespace(report=report, folder=tmp_path, scored=pd.DataFrame({"decision": ["pass"]}),
                              bad_values=[])
-    _print_training(result)
+    print_training(result)
     out = capsys.readouterr().out
     assert "stratified 5-fold validation over all 400 labelled applications (12 fraud), not out of time" in out
     assert "0 after (it needs 5 and 2)" in out and "out-of-time validation on" not in out

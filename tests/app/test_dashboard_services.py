@@ -62,7 +62,7 @@ def test_cases_and_audit_on_both_stores(loaded):
 
 
 def test_case_labels_agree_with_the_training_labels(loaded):
-    from ringscope.detectors.risk import CASE_VERDICTS
+    from ringscope.detectors.risk.training import CASE_VERDICTS
 
     assert cases.VERDICT_LABELS == CASE_VERDICTS
 

@@ -25,7 +25,7 @@ def test_demo_generates_ingests_detects_trains_and_flags(kind, tmp_path, monkeyp
         assert step in result.output
     assert "ring pair F1" in result.output and "graph uplift" in result.output
     flags = pd.read_csv(data / "flags.csv", encoding="utf-8-sig", keep_default_na=False)
-    assert list(flags.columns) == ["application_id", "score", "decision", "ring_id", "reasons"]
+    assert list(flags.columns) == ["application_id", "score", "decision", "ring_id", "reasons", "settings"]
     tonight = pd.read_csv(data / "tonight" / "applications.csv", dtype=str)
     assert set(flags["application_id"]) <= set(tonight["application_id"]) and len(flags) > 0
     assert set(flags["decision"]) <= {"pass", "review", "decline"}

@@ -17,11 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.flagging import FlagIndex, flag_applications
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.risk import train
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.values import read_amounts, read_times
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -153,7 +154,7 @@ def test_detect_cli_reports_the_bad_rows(generated, tmp_path):
 def test_untimed_applications_count_nothing_and_are_counted_by_nobody(tmp_path):
     """An application whose time was read as missing is neither before nor
     after any other, in training features and in the flagging index alike."""
-    from ringscope.detectors.features import application_features
+    from ringscope.detectors.risk.features import application_features
     from ringscope.graph.embedded import EmbeddedStore
 
     b = ExportBuilder()

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.flagging import flag_applications
-from ringscope.detectors.risk import train
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import _unique, findings_frame, run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def book(tmp_path_factory) -> tuple[Path, Path]:
     """A generated portfolio (with guarantee circles) split into the book and
     tonight's batch, as ``make demo`` does."""
-    from ringscope.app.cli import _split_tonight
+    from ringscope.app.cli.data import split_tonight
 
     folder = tmp_path_factory.mktemp("determinism") / "data"
     generate_portfolio(GeneratorConfig(applications=2500, seed=7), folder)
-    return _split_tonight(folder)
+    return split_tonight(folder)
 
 
 def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:

@@ -14,8 +14,9 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from ringscope.detectors.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
-from ringscope.detectors.flagging import FlagIndex, flag_applications
+from ringscope.detectors.risk.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.runner import load_findings
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio

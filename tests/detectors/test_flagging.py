@@ -10,23 +10,21 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.flagging import flag_applications
-from ringscope.detectors.risk import train
+from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.ingest.pipeline import ingest_folder
-from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
-OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons"]
+OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons", "settings"]
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gen") / "data"
-    generate_portfolio(GeneratorConfig(applications=2500, seed=5), folder)
-    return folder
+@pytest.fixture
+def generated(trained_book):
+    """The session's generated export (2,500 applications), read only."""
+    return trained_book.data
 
 
 def _prepare(store, generated, tmp_path):
@@ -106,7 +104,7 @@ def test_flag_without_a_model_says_so(tmp_path, monkeypatch):
 
 
 def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path):
-    from ringscope.detectors.flagging import FlagIndex
+    from ringscope.detectors.risk.flagging import FlagIndex
     from ringscope.detectors.guarantees import GuaranteeCircles
     from ringscope.graph.embedded import EmbeddedStore
     from tests.detectors.builder import company_uscc
@@ -138,7 +136,7 @@ def test_a_device_farm_that_arrives_in_one_night_is_found_by_flag(generated, tmp
     """Issue 12, cause 1: bursts were seen only at the next full ``detect``.
     Six people on one new phone within hours, nothing else shared: only the
     velocity detector can see it, and ``flag`` now runs it around the batch."""
-    from ringscope.detectors.flagging import FlagIndex
+    from ringscope.detectors.risk.flagging import FlagIndex
     from ringscope.graph.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "store")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from ringscope.detectors.base import Evidence, Finding
-from ringscope.detectors.flagging import RING_DETECTORS, FlagIndex
-from ringscope.detectors.reasons import accused_ring
-from ringscope.detectors.risk import train
+from ringscope.detectors.risk.flagging import RING_DETECTORS, FlagIndex
+from ringscope.detectors.risk.reasons import accused_ring
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -110,7 +110,7 @@ def test_flag_features_are_the_training_features(flagged):
     """The one feature kernel of both flag paths computes, for an application
     already in the book, exactly what training computed for it: the model
     scores a new application on the same footing as the history it learned."""
-    from ringscope.detectors.features import application_features
+    from ringscope.detectors.risk.features import application_features
 
     index, _, sample, _ = flagged
     training = application_features(index.portfolio, index.findings, index.hubs).loc[sample]

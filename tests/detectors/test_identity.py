@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ringscope.detectors.identity import IdentityResolution, application_entities, company_core_name, resolve_records
-from ringscope.detectors.matching import block_pairs, gb11643_ok
+from ringscope.detectors.resolution.matching import block_pairs, gb11643_ok
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, person_id

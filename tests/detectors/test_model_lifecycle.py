@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.flagging import FlagIndex
-from ringscope.detectors.model_store import challenger, champion, champion_history, load_model, promote, rollback
-from ringscope.detectors.risk import train
+from ringscope.detectors.risk.flagging import FlagIndex
+from ringscope.detectors.risk.model_store import challenger, champion, champion_history, load_model, promote, rollback
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -208,7 +208,7 @@ def test_lifecycle_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monkeypatch):
     assert first.exit_code == 0 and "is the champion (first model)" in first.output, first.output
     second = runner.invoke(cli, ["train", *args])
     assert second.exit_code == 0 and "saved as the challenger" in second.output, second.output
-    from ringscope.detectors.scoring import target_folder
+    from ringscope.detectors.risk.scoring import target_folder
 
     folder = target_folder(neo4j_store, "fraud")
     assert folder.is_relative_to(tmp_path / "xdg")

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from ringscope.app.cli import cli
-from ringscope.detectors.model_store import load_model, models_folder, save_model, store_identity
+from ringscope.detectors.risk.model_store import load_model, models_folder, save_model, store_identity
 from ringscope.graph.files import TMP_MARKER
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -125,7 +125,7 @@ def test_a_failed_save_leaves_the_last_version_in_place(tmp_path):
 
 
 def test_models_override_and_default_data_folder(tmp_path, monkeypatch):
-    from ringscope.detectors.model_store import user_data_dir
+    from ringscope.detectors.risk.model_store import user_data_dir
     from ringscope.graph.embedded import EmbeddedStore
 
     monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "elsewhere"))
@@ -135,3 +135,30 @@ def test_models_override_and_default_data_folder(tmp_path, monkeypatch):
     assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "ringscope"
     monkeypatch.setenv("XDG_DATA_HOME", "relative/path")  # invalid per XDG: ignored
     assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "ringscope"
+
+
+def test_a_model_saved_under_the_old_module_names_still_loads(tmp_path, monkeypatch):
+    """Models pickled before the package was installed as ``ringscope`` name
+    ``detectors.scoring`` for their classes; loading them must not need that
+    top-level package to exist."""
+    import sys
+
+    import joblib
+
+    import ringscope.detectors as detectors_package
+    from ringscope.detectors.risk import scoring
+    from ringscope.detectors.risk.model_store import load_model
+
+    old = {"detectors": detectors_package, "detectors.scoring": scoring}
+    with monkeypatch.context() as patched:
+        for name, module in old.items():
+            patched.setitem(sys.modules, name, module)
+        patched.setattr(scoring.TrainingConfig, "__module__", "detectors.scoring")
+        (tmp_path / "v1").mkdir()
+        joblib.dump({"config": scoring.TrainingConfig(review_capacity=0.04)}, tmp_path / "v1" / "model.joblib")
+    assert b"detectors.scoring" in (tmp_path / "v1" / "model.joblib").read_bytes()
+    for name in old:  # as in a fresh process: no top-level `detectors` package
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    loaded = load_model(tmp_path, "v1")
+    assert isinstance(loaded["config"], scoring.TrainingConfig) and loaded["config"].review_capacity == 0.04
+    assert "detectors.scoring" not in sys.modules  # the aliases are gone again

@@ -19,11 +19,11 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
 from ringscope.app.cli import cli
-from ringscope.detectors.features import OWN
-from ringscope.detectors.monitoring import ACT, WATCH, monitor, population_stability
-from ringscope.detectors.risk import train
+from ringscope.detectors.risk.features import OWN
+from ringscope.detectors.risk.monitoring import ACT, WATCH, monitor, population_stability
+from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder

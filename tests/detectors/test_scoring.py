@@ -10,16 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.features import application_features, identifier_history
+from ringscope.detectors.risk.features import application_features, identifier_history
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.reasons import reason_code
-from ringscope.detectors.risk import outcome_labels, train
-from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
+from ringscope.detectors.risk.reasons import reason_code
+from ringscope.detectors.risk.training import outcome_labels, train
+from ringscope.detectors.runner import run_detectors
+from ringscope.detectors.risk.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
-from ringscope.ingest.pipeline import ingest_folder
-from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
 T0 = datetime(2025, 3, 1, 10)
@@ -81,14 +79,10 @@ def test_reason_codes_name_what_they_mean():
     assert reason_code("id_checksum_bad")[0] == "ID_CHECKSUM_FAILED"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("train")
-    generate_portfolio(GeneratorConfig(applications=2500, seed=5), tmp / "data")
-    store = EmbeddedStore(tmp / "store")
-    ingest_folder(tmp / "data", store, rejects_path=tmp / "rejects.csv")
-    save_findings(store, run_detectors(store, ["shared_identifier_rings", "guarantee_circles"]))
-    return store, train(store, TrainingConfig(), folder=tmp / "models")
+@pytest.fixture
+def trained(trained_book, trained_store):
+    """The session's trained book: a store of our own to write into, and its training result."""
+    return trained_store, trained_book.result
 
 
 def test_training_report_and_saved_model(trained):
@@ -153,8 +147,8 @@ def test_training_without_outcomes_is_a_clear_error(tmp_path):
 
 
 def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
-    from ringscope.detectors.features import application_features
-    from ringscope.detectors.scoring import compile_scorecard, contributions
+    from ringscope.detectors.risk.features import application_features
+    from ringscope.detectors.risk.scoring import compile_scorecard, contributions
 
     store, result = trained
     model = result.model
@@ -165,7 +159,7 @@ def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
     compiled = compile_scorecard(model, features)
     assert compiled is not None
     expected = model.estimator.predict_proba(features)[:, 1]
-    np.testing.assert_allclose(compiled.predict(features), expected, atol=1e-12)
+    np.testing.assert_allclose(compiled.predict_proba(features), expected, atol=1e-12)
     # sklearn's own per-feature terms (the uncompiled branch) against the tables
     plain = copy.copy(model)
     plain.__dict__["_compiled"] = None  # no tables: contributions() takes sklearn's branch

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ringscope.detectors.features import GRAPH, application_features
-from ringscope.detectors.flagging import FlagIndex
+from ringscope.detectors.risk.features import GRAPH, application_features
+from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.rings import SharedIdentifierRings
-from ringscope.detectors.risk import outcome_labels, target_outcomes, train
+from ringscope.detectors.risk.training import outcome_labels, target_outcomes, train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
-from ringscope.detectors.scoring import TARGETS, TrainingConfig, train_models
+from ringscope.detectors.risk.scoring import TARGETS, TrainingConfig, train_models
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.scoring import MIN_POSITIVES, TrainingConfig, train_models
+from ringscope.detectors.risk.scoring import MIN_POSITIVES, TrainingConfig, train_models
 
 
 def _book(positives_early: int, positives_late: int, n: int = 400, seed: int = 0):
@@ -48,7 +48,7 @@ def test_too_few_positives_after_the_cut_fall_back_to_stratified_folds():
     assert len(report["_valid"]["y"]) == 400 and report["_valid"]["y"].sum() == 12
     # the out-of-fold scores still measure the signal, and the final model learned it
     assert report["models"][report["chosen"]]["all features"]["auc"] > 0.8
-    scores = model.predict(features)
+    scores = model.predict_proba(features)
     assert scores[labels.to_numpy() == "fraud"].mean() > 2 * scores[labels.to_numpy() == "good"].mean()
 
 

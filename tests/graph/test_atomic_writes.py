@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ringscope.graph.files import TMP_MARKER
 from ringscope.graph.model import FINDING_TARGETS, REL_TYPES
 from tests.sample_data import split_export
 
-ROOT = Path(__file__).resolve().parents[2]
+# children run outside the repository, so its top-level folders are not importable by their bare names
+OUTSIDE = tempfile.gettempdir()
 
 
 def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
@@ -29,7 +31,7 @@ def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if kill_at:
         env["RINGSCOPE_TEST_KILL_AT"] = kill_at
-    return subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=OUTSIDE, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,8 @@ from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from tests.sample_data import write_sample
 
-ROOT = Path(__file__).resolve().parents[2]
+# children run outside the repository, so its top-level folders are not importable by their bare names
+OUTSIDE = tempfile.gettempdir()
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +86,7 @@ def test_the_dashboard_users_file_is_private(tmp_path):
 def test_the_cli_creates_private_outputs_whatever_the_umask(tmp_path):
     out = tmp_path / "generated"
     subprocess.run([sys.executable, "-m", "ringscope.app.cli", "generate", "--applications", "60", "--out", str(out), "--quiet"],
-                   cwd=ROOT, env=dict(os.environ), check=True, capture_output=True,
+                   cwd=OUTSIDE, env=dict(os.environ), check=True, capture_output=True,
                    preexec_fn=lambda: os.umask(0o022))
     files = [p for p in out.rglob("*") if p.is_file()]
     assert files and all(_mode(p) == 0o600 for p in files)

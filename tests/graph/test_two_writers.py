@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.model import REL_TYPES
 from tests.sample_data import split_export
 
-ROOT = Path(__file__).resolve().parents[2]
+# children run outside the repository, so its top-level folders are not importable by their bare names
+OUTSIDE = tempfile.gettempdir()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def _ingest(folder: Path, store_args: list[str], rejects: Path, *extra: str) -> 
     proc = subprocess.Popen(
         [sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
          *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
+        cwd=OUTSIDE, stdout=subprocess.PIPE, stderr=err, text=True,
         env=dict(os.environ),
     )
     proc.err_path = err.name

@@ -155,7 +155,7 @@ def test_cli_ingest_takes_the_limits(tmp_path):
 
 
 def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
-    import ringscope.detectors.flagging as flagging
+    import ringscope.app.jobs as jobs
 
     seen = {}
 
@@ -164,8 +164,8 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
         seen["limits"] = limits
         raise SystemExit(0)
 
-    monkeypatch.setattr(flagging, "flag_applications", fake_flag)
-    monkeypatch.setattr("ringscope.detectors.scoring.load_model", lambda folder: type(
+    monkeypatch.setattr(jobs, "flag_applications", fake_flag)
+    monkeypatch.setattr("ringscope.detectors.risk.scoring.load_model", lambda folder: type(
         "M", (), {"target": "fraud", "version": "v-test",
                   "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})()})())
     folder = _export(tmp_path, [_app(1)])

@@ -58,7 +58,7 @@ def test_wheel_holds_only_the_ringscope_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"ringscope"}
-    for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli.py",
+    for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli/__init__.py", "ringscope/app/cli/__main__.py",
                      "ringscope/app/dashboard/main.py", "ringscope/app/dashboard/pages/queue.py",
                      "ringscope/detectors/rings.py", "ringscope/graph/embedded.py",
                      "ringscope/ingest/synthetic/generator.py",
@@ -83,6 +83,9 @@ def test_installed_wheel_imports_under_its_namespace(wheel, tmp_path):
         f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
         "import ringscope, ringscope.app.cli\n"
         "from ringscope.detectors.rings import SharedIdentifierRings\n"
+        "from ringscope.detectors.registry import DETECTORS, build_detector\n"
+        "modules = {type(build_detector(name)).__module__ for name in DETECTORS}\n"
+        "assert all(m.startswith('ringscope.detectors.') for m in modules), modules\n"
         "print(ringscope.__file__)\n"
         "print(sorted(set(ringscope.__all__) - set(dir(ringscope))))\n"
         "print([n for n in ('app', 'graph', 'detectors', 'ingest') if importlib.util.find_spec(n)])\n"

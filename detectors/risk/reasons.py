@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.features import BAD_LABELS, SHARED_KINDS
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 

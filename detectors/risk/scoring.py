@@ -2,7 +2,7 @@
 
 Two scikit-learn pipelines are built by one factory (:func:`make_model`):
 
-* ``scorecard`` — quantile bins of every numeric feature, one-hot, and a
+* ``scorecard`` — k-means bins of every numeric feature, one-hot, and a
   logistic regression: each feature's contribution to the log-odds is exact,
   which is what a credit committee can read;
 * ``gbm`` — histogram gradient boosting on the raw features.
@@ -20,12 +20,10 @@ little accuracy to investigators.
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +38,14 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 
-from ringscope.detectors.features import CATEGORICAL, feature_groups
+from ringscope.detectors.risk.config import (
+    FALLBACK_FOLDS,
+    MIN_POSITIVES,
+    OUT_OF_TIME_MINIMUM,
+    TARGETS,
+    TrainingConfig,
+)
+from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
 
 __all__ = [
     "TARGETS",
@@ -59,68 +64,7 @@ __all__ = [
     "target_folder",
 ]
 
-
-#: what a model can learn to predict → the outcome labels that are its positives.
-#: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
-#: ``default`` is its own model, never mixed into the fraud score.
-TARGETS: dict[str, tuple[str, ...]] = {"fraud": ("fraud",), "default": ("default",)}
-
-
-#: fewest positives (train period, validation period) that out-of-time
-#: validation needs: the calibration's own 3 folds must each see a positive,
-#: and an AUC over one positive is a coin toss
-OUT_OF_TIME_MINIMUM = (5, 2)
-#: fewest positives ``train`` learns from at all: with fewer, every fold of the
-#: stratified fallback would validate on a single positive
-MIN_POSITIVES = 10
-#: folds of the stratified fallback validation (at :data:`MIN_POSITIVES`,
-#: each validation fold holds two positives)
-FALLBACK_FOLDS = 5
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Settings of one training run (saved with the model, hashed into its version).
-
-    ``target`` is what the model predicts (a key of :data:`TARGETS`);
-    ``review_capacity`` is the share of applications the team can review
-    (precision@k is measured there); ``review_threshold`` /
-    ``decline_threshold`` are the default decisions on the calibrated
-    probability (``flag`` can override them).
-
-    Example
-    -------
-    >>> TrainingConfig().bad_labels, TrainingConfig(target="default").bad_labels
-    (('fraud',), ('default',))
-    """
-
-    target: str = "fraud"
-    validation_share: float = 0.3
-    review_capacity: float = 0.05
-    review_threshold: float = 0.3
-    decline_threshold: float = 0.7
-    prefer_scorecard_within: float = 0.02
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}")
-        if not 0.05 <= self.validation_share <= 0.5:
-            raise ValueError(f"validation_share must be in [0.05, 0.5]; got {self.validation_share}")
-        if not 0 < self.review_capacity < 1:
-            raise ValueError(f"review_capacity must be in (0, 1); got {self.review_capacity}")
-        if not 0 < self.review_threshold < self.decline_threshold <= 1:
-            raise ValueError("thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
-                             f"got {self.review_threshold} and {self.decline_threshold}")
-
-    @property
-    def bad_labels(self) -> tuple[str, ...]:
-        """The outcome labels that are positives of the target (and the "known
-        bad" neighbours of the graph features)."""
-        return TARGETS[self.target]
-
-    def digest(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -155,10 +99,12 @@ class TrainedModel:
         never counts a neighbour who merely defaulted."""
         return TARGETS.get(self.target) or tuple(self.config.__dict__.get("bad_labels", ()))
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of the target for each row of ``X`` (1-D,
+        the positive class only, unlike scikit-learn's two columns)."""
         compiled = self.compiled(X)
         if compiled is not None:
-            return compiled.predict(X)
+            return compiled.predict_proba(X)
         return self.estimator.predict_proba(X[self.features])[:, 1]
 
     def compiled(self, sample: pd.DataFrame | None = None):
@@ -578,7 +524,8 @@ class CompiledScorecard:
         base = pd.DataFrame([model.baseline[self.features].to_dict()])
         self.baseline_parts = self.explainer.parts(base)[0]
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of the target (1-D), as :meth:`TrainedModel.predict_proba`."""
         X = X[self.features]
         return self._calibrated(lambda linear: linear.logits(X), len(X))
 
@@ -598,7 +545,7 @@ class CompiledScorecard:
 
     def predict_one(self, row: list) -> tuple[float, np.ndarray]:
         """Score and contributions of one row (a list in feature order), with
-        the same arithmetic as :meth:`predict` and :meth:`contributions`."""
+        the same arithmetic as :meth:`predict_proba` and :meth:`contributions`."""
         score = self._calibrated(lambda linear: linear.intercept + linear.parts_one(row).sum(axis=1), 1)
         return float(score[0]), self.explainer.parts_one(row)[0] - self.baseline_parts
 
@@ -609,16 +556,26 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
         return None
     try:
         compiled = CompiledScorecard(model)
-    except (ValueError, AttributeError, KeyError, IndexError):
+    except (ValueError, AttributeError, KeyError, IndexError) as err:
+        # scoring still works through scikit-learn, only slower: say so, once per model
+        log.warning("model %s: the scorecard cannot be compiled (%s: %s); scoring through scikit-learn",
+                    model.version, type(err).__name__, err)
         return None
     if check is not None and len(check):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = model.estimator.predict_proba(check[model.features])[:, 1]
-        if not np.allclose(compiled.predict(check), expected, atol=1e-9):
+        if not np.allclose(compiled.predict_proba(check), expected, atol=1e-9):
+            log.warning("model %s: the compiled scorecard differs from scikit-learn by more than 1e-9 on %d "
+                        "rows; scoring through scikit-learn", model.version, len(check))
             return None
     return compiled
 
 
-# persistence lives in detectors.model_store; these names stay importable from here
-from ringscope.detectors.model_store import load_model, models_folder, save_model, target_folder  # noqa: E402
+# persistence lives in ringscope.detectors.risk.model_store; these names stay importable from here
+from ringscope.detectors.risk.model_store import (  # noqa: E402
+    load_model,
+    models_folder,
+    save_model,
+    target_folder,
+)

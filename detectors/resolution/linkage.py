@@ -13,9 +13,9 @@ one entity, in the style of Splink:
    ``Resolution.stats`` (a shared "wang wei" never becomes millions of pairs).
 2. **Comparison** — each field gets an agreement level from rapidfuzz
    (``cpdist`` over the candidate pairs, in C, on all cores):
-   see :data:`ringscope.detectors.matching.LEVELS`. More columns can be compared as
+   see :data:`ringscope.detectors.resolution.matching.LEVELS`. More columns can be compared as
    generic ``text`` / ``exact`` / ``number`` fields (``extra_fields``, see
-   :data:`ringscope.detectors.matching.EXTRA_KINDS`), each its own field with its own
+   :data:`ringscope.detectors.resolution.matching.EXTRA_KINDS`), each its own field with its own
    EM-estimated ``m`` and ``u``.
 3. **Weights** — ``u`` (how often a level happens between two random records)
    is measured on random pairs; ``m`` (how often it happens between two
@@ -44,7 +44,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import check_param
-from ringscope.detectors.matching import (
+from ringscope.detectors.resolution.matching import (
     EXTRA_KINDS,
     LEVELS,
     anagram_key,
@@ -647,7 +647,7 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
         not) or ``"number"`` (same, one edit off, different; for house numbers
         and other codes). Each is its own Fellegi–Sunter field with ``u``
         from random pairs and ``m`` by EM like the built-in fields (see
-        :data:`ringscope.detectors.matching.EXTRA_KINDS`); values are compared lower-cased.
+        :data:`ringscope.detectors.resolution.matching.EXTRA_KINDS`); values are compared lower-cased.
     address_tokens : bool
         Compare ``address`` also with the words sorted (rapidfuzz
         ``token_sort_ratio``), so reordered address words still agree.

@@ -23,24 +23,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ringscope.detectors.features import application_features
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.reasons import ReasonContext, build_reasons
-from ringscope.detectors.rings import SharedIdentifierRings, entity_links
+from ringscope.detectors.rings import entity_links
+from ringscope.detectors.risk.features import application_features
+from ringscope.detectors.risk.model_store import champion, load_model
+from ringscope.detectors.risk.model_store import promote as promote_version
+from ringscope.detectors.risk.reasons import ReasonContext, build_reasons
+from ringscope.detectors.risk.scoring import (
+    TrainedModel,
+    TrainingConfig,
+    contributions,
+    save_model,
+    target_folder,
+    train_models,
+)
 from ringscope.detectors.runner import load_findings
-from ringscope.detectors.model_store import champion, load_model
-from ringscope.detectors.model_store import promote as promote_version
-from ringscope.detectors.scoring import TrainedModel, TrainingConfig, contributions, save_model, target_folder, train_models
+from ringscope.detectors.settings import TRAINING_KEYS, Settings, store_settings
 from ringscope.detectors.values import BadValues
+from ringscope.graph.model import CASE_VERDICTS as GRAPH_CASE_VERDICTS
 from ringscope.graph.store import GraphBatch
 
 __all__ = ["TrainResult", "train", "outcome_labels", "target_outcomes", "score_applications", "write_scores",
            "score_portfolio", "compare_with_champion", "PROMOTE_POLICIES", "SHADOW_PROPERTIES",
            "CASE_VERDICTS", "SCORE_PROPERTIES"]
 
-#: case status → outcome label used by the next training run ("Open" and
-#: "In progress" are no verdict yet)
-CASE_VERDICTS = {"Confirmed fraud": "fraud", "Dismissed": "good"}
+#: case status → outcome label used by the next training run (one definition, in the graph model)
+CASE_VERDICTS = GRAPH_CASE_VERDICTS
 
 #: per target, the Application properties its score, decision, reasons, model
 #: version and time go to (the fraud score keeps the names the dashboard reads)
@@ -132,7 +140,7 @@ def score_applications(model: TrainedModel, features: pd.DataFrame, context: Rea
     """Scores, decisions and JSON reasons for the rows of ``features``."""
     if features.empty:
         return pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
-    scores = model.predict(features)
+    scores = model.predict_proba(features)
     contrib = contributions(model, features)
     reasons = build_reasons(contrib, features, context)
     return pd.DataFrame({
@@ -186,7 +194,9 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     findings = load_findings(store)
     if progress:
         progress("features", 0, 3)
-    hubs = SharedIdentifierRings().hubs(portfolio)
+    # the detectors' parameters are the ones the findings were made with
+    detected_with = store_settings(store)
+    hubs = detected_with.detector("shared_identifier_rings").hubs(portfolio)
     known_bad = config.bad_labels  # earlier neighbours count as known bad by the model's own target
     features = application_features(portfolio, findings, hubs, known_bad)
     apps = portfolio.applications
@@ -196,6 +206,10 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     applied_at = apps.set_index("application_id")["applied_at"]
     model, report = train_models(features, outcomes, applied_at, config, progress)
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
+    settings = Settings(detected_with.detectors, {key: getattr(config, key) for key in TRAINING_KEYS},
+                        detected_with.source)
+    report["settings"] = {"digest": settings.digest, "detectors": detected_with.detector_params(),
+                          "training": settings.training}
     folder = Path(folder) if folder else target_folder(store, config.target)
     before = champion(folder)
     comparison, unfit = None, None
@@ -233,7 +247,7 @@ def score_portfolio(store, model: TrainedModel, features: pd.DataFrame | None = 
     if features is None or context is None:
         portfolio = Portfolio(store)
         findings = load_findings(store)
-        hubs = SharedIdentifierRings().hubs(portfolio)
+        hubs = store_settings(store).detector("shared_identifier_rings").hubs(portfolio)
         features = application_features(portfolio, findings, hubs, model.known_bad)
         context = ReasonContext.build(findings, entity_links(portfolio), portfolio.applications, model.known_bad)
     parts = []
@@ -259,7 +273,7 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     """
     from sklearn.metrics import roc_auc_score
 
-    from ringscope.detectors.scoring import precision_at_k
+    from ringscope.detectors.risk.scoring import precision_at_k
 
     valid = report["_valid"]
     ids, y = list(valid["ids"]), np.asarray(valid["y"])
@@ -269,7 +283,7 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     out = {"champion_version": champion_model.version, "applications": len(ids), "positives": int(y.sum()), "k": k}
     try:
         X = features.reindex(index=ids, columns=champion_model.features)
-        old = np.asarray(champion_model.predict(X), dtype=float)
+        old = np.asarray(champion_model.predict_proba(X), dtype=float)
     except Exception as err:  # a champion from older code may not read today's features
         out.update(challenger_wins=False, verdict=f"the champion cannot score today's features ({err})")
         return out

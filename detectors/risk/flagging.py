@@ -19,41 +19,41 @@ their neighbourhood:
 3. the saved model, its reasons, and the output contract
    (application_id, score, decision, ring_id, reasons). The ring_id is an
    accusation: the highest-scoring group finding at or above the review
-   threshold (:func:`ringscope.detectors.reasons.accused_ring`);
+   threshold (:func:`ringscope.detectors.risk.reasons.accused_ring`);
    weaker groupings stay in the reasons as evidence.
 
 One application or a batch, the detection step is the same call; only the
 feature arithmetic has a per-application form
-(:mod:`ringscope.detectors.flagging_single`) for latency.
+(:mod:`ringscope.detectors.risk.flagging_single`) for latency.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.flag_state import StateInfo, load_state, save_state
-from ringscope.detectors.features import (
-    BAD_LABELS,
-    SHARED_KINDS,
-    LABEL_EVIDENCE,
-    own_features,
-)
 from ringscope.detectors.incremental import IncrementalRun, detect_around
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from ringscope.detectors.registry import DETECTORS
-from ringscope.detectors.rings import SharedIdentifierRings, entity_links
-from ringscope.detectors.runner import DetectionRun, findings_batch, load_findings, stored_form
-from ringscope.detectors.scoring import TrainedModel, contributions
+from ringscope.detectors.rings import entity_links
+from ringscope.detectors.risk.features import (
+    BAD_LABELS,
+    LABEL_EVIDENCE,
+    SHARED_KINDS,
+    own_features,
+)
+from ringscope.detectors.risk.flag_state import StateInfo, load_state
+from ringscope.detectors.risk.reasons import Partner, ReasonContext, accused_ring, build_reasons
+from ringscope.detectors.risk.scoring import TrainedModel, contributions
+from ringscope.detectors.runner import load_findings
+from ringscope.detectors.settings import Settings, store_settings
 from ringscope.detectors.values import BadValues
 
-__all__ = ["FlagIndex", "FlagResult", "flag_applications", "RING_DETECTORS"]
+__all__ = ["FlagIndex", "FlagResult", "RING_DETECTORS"]
 
 #: findings that can give an application its ``ring_id`` (at or above the review threshold, two or
 #: more members). ``identity`` too: one ID number under several names is a group of applications
@@ -91,10 +91,13 @@ class FlagIndex:
     """
 
     def __init__(self, portfolio: Portfolio, findings: list[Finding],
-                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None) -> None:
+                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None,
+                 settings: Settings | None = None) -> None:
         """``arrays``: what :meth:`arrays` returned for this portfolio (a saved
-        flag state), instead of deriving them again."""
+        flag state), instead of deriving them again; ``settings``: the
+        detectors' parameters (the store's last ``detect``'s, by default)."""
         self.portfolio = portfolio
+        self.settings = settings if settings is not None else Settings()
         # numpy-backed columns: row lookups by position stay cheap on 1M rows
         apps = _numpy_backed(portfolio.applications)
         self.apps = apps.set_index("application_id", drop=False)
@@ -121,8 +124,7 @@ class FlagIndex:
     def _derive(self, portfolio: Portfolio) -> None:
         """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links."""
         links = _numpy_backed(entity_links(portfolio))
-        rings = SharedIdentifierRings()
-        self.hubs = rings.hubs(portfolio)
+        self.hubs = self.settings.detector("shared_identifier_rings").hubs(portfolio)
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
@@ -150,12 +152,12 @@ class FlagIndex:
     def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
         """The index of everything ``store`` holds, read from it."""
         portfolio = Portfolio(store)
-        return cls(portfolio, load_findings(store), bad_labels)
+        return cls(portfolio, load_findings(store), bad_labels, settings=store_settings(store))
 
     @classmethod
     def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
         """The index of ``store``: from the state a ``flag`` run saved beside
-        it (:mod:`ringscope.detectors.flag_state`: the portfolio tables, the detectors'
+        it (:mod:`ringscope.detectors.risk.flag_state`: the portfolio tables, the detectors'
         statistics and the stored findings) when the store has not changed
         since, else built from the store. ``index.state`` says which, and
         how long it took; ``index.revision`` is the revision it reflects.
@@ -176,7 +178,8 @@ class FlagIndex:
             portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
             portfolio.__dict__["reads"] = dict(state["reads"])
-            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"])
+            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"],
+                        settings=store_settings(store))
             index.__dict__["_statistics"] = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
@@ -206,7 +209,7 @@ class FlagIndex:
             return last[1]
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
         cache = self.__dict__.setdefault("_statistics", {})
-        run = detect_around(self.portfolio, app_ids, names, statistics=cache,
+        run = detect_around(self.portfolio, app_ids, names, params=self.settings.detector_params(), statistics=cache,
                             progress=self.__dict__.get("progress"))
         self.__dict__["_last_detection"] = (key, run)
         return run
@@ -421,7 +424,7 @@ class FlagIndex:
         """Score ``app_ids`` (already in the graph) incrementally.
 
         ``method``: ``"batch"`` (vectorised over all of them), ``"single"``
-        (one at a time without DataFrames, :mod:`ringscope.detectors.flagging_single`)
+        (one at a time without DataFrames, :mod:`ringscope.detectors.risk.flagging_single`)
         or ``"auto"``: single up to ``SINGLE_PATH_MAX`` applications. Both
         give the same flags.
         """
@@ -457,7 +460,7 @@ class FlagIndex:
         seconds["features"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        scores = model.predict(features)
+        scores = model.predict_proba(features)
         contrib = contributions(model, features)
         by_member: dict[str, list[Finding]] = {}  # one pass: a scan per application is quadratic
         for f in all_findings:
@@ -486,7 +489,7 @@ class FlagIndex:
     def single_path(self):
         """The per-application path over this index (built on first use)."""
         if "_single_path" not in self.__dict__:
-            from ringscope.detectors.flagging_single import SingleApplicationPath
+            from ringscope.detectors.risk.flagging_single import SingleApplicationPath
 
             self.__dict__["_single_path"] = SingleApplicationPath(self)
         return self.__dict__["_single_path"]
@@ -531,63 +534,3 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(out[col].dtype, pd.StringDtype) or str(out[col].dtype) in ("str", "string"):
             out[col] = out[col].astype(object)
     return out
-
-
-def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
-                      review: float | None = None, decline: float | None = None, progress=None, limits=None,
-                      save: bool = True, shadow: TrainedModel | None = None):
-    """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
-
-    The index comes from the saved flag state when the store has not changed
-    since the last run (:meth:`FlagIndex.open`); with ``save`` the state is
-    saved again after this run's writes, so the next run starts from it.
-    ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
-    ``shadow`` (a challenger) scores the same applications with its own
-    thresholds; its flags go to the shadow properties and
-    ``FlagResult.shadow``, never to the decisions.
-    Returns ``(ingest summary, FlagResult)``; ``FlagResult.state`` says
-    whether the index was loaded or rebuilt and in how long.
-    """
-    from ringscope.detectors.risk import write_scores
-    from ringscope.ingest.pipeline import ingest_folder
-
-    # one lock from the ingest to the saved state: the state must be the store's at its revision
-    with store.lock(job="flag"):
-        summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
-        if not summary.application_ids:
-            return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
-                                                             "reasons"]))
-        index = FlagIndex.open(store, bad_labels=model.known_bad)
-        index.progress = progress  # detection around the batch reports per detector, like ``detect``
-        result = index.score(model, summary.application_ids, review, decline)
-        result.state = index.state
-        result.seconds["open index"] = index.state.seconds
-        result.bad_values = list(index.portfolio.bad_values)
-        write_scores(store, result.flags, model)
-        if shadow is not None:
-            shadowed = index.score(shadow, summary.application_ids)
-            result.shadow = shadowed.flags
-            write_scores(store, shadowed.flags, shadow, shadow=True)
-        if result.new_findings:
-            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            store.write(findings_batch(run))
-        if save:
-            started = time.perf_counter()
-            try:
-                # the store now is the indexed one plus this run's scores (not portfolio columns) and findings
-                saved = {f.finding_id: f for f in index.findings}
-                saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
-                save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
-            except Exception as exc:  # the flags stand; the next run rebuilds
-                import warnings
-
-                from ringscope.detectors.flag_state import FlagStateWarning, discard_state
-
-                warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
-                              FlagStateWarning, stacklevel=2)
-                try:
-                    discard_state(store)
-                except OSError:
-                    pass
-            result.seconds["save state"] = time.perf_counter() - started
-    return summary, result

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ringscope.detectors.base import Finding
 from ringscope.detectors.rings import KIND_STRENGTH, entity_links
+from ringscope.graph.model import TARGET_LABELS
 
 __all__ = [
     "application_features",
@@ -39,7 +40,7 @@ __all__ = [
 #: (the default target): a neighbour who merely defaulted is no evidence of
 #: fraud. A model's own are ``TrainedModel.known_bad``; training and flagging
 #: both pass them, so a new application is scored like a historical one.
-BAD_LABELS = ("fraud",)
+BAD_LABELS = TARGET_LABELS["fraud"]
 #: evidence features computed from labels: removed from finding scores
 LABEL_EVIDENCE = frozenset({"known_bad_members", "members_in_default", "known_bad", "bad_members", "labelled_bad"})
 SHARED_KINDS = tuple(KIND_STRENGTH)

@@ -1,6 +1,6 @@
 """Flagging one application at a time.
 
-The batch path of :class:`~detectors.flagging.FlagIndex` computes features
+The batch path of :class:`~ringscope.detectors.risk.flagging.FlagIndex` computes features
 for a few thousand applications in one go with vectorised pandas; for one
 application its small pandas operations cost a few hundred milliseconds,
 whatever the size of the neighbourhood. This path computes the same features
@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.features import own_features
-from ringscope.detectors.reasons import accused_ring, reasons_json
-from ringscope.detectors.scoring import TrainedModel
+from ringscope.detectors.risk.features import own_features
+from ringscope.detectors.risk.reasons import accused_ring, reasons_json
+from ringscope.detectors.risk.scoring import TrainedModel
 
 __all__ = ["SingleApplicationPath"]
 
 
 class SingleApplicationPath:
-    """Per-application scoring over a :class:`~detectors.flagging.FlagIndex`.
+    """Per-application scoring over a :class:`~ringscope.detectors.risk.flagging.FlagIndex`.
 
     Built on first use (``FlagIndex.score`` with one or a few applications):
     the own-field features of every application are computed once,
@@ -81,7 +81,7 @@ class SingleApplicationPath:
 
 def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:
     """Score and per-feature contributions of one feature row."""
-    from ringscope.detectors.scoring import contributions
+    from ringscope.detectors.risk.scoring import contributions
 
     compiled = model.__dict__.get("_compiled")
     if compiled is None:
@@ -91,5 +91,5 @@ def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:
                 frame[c] = frame[c].astype("string")
         compiled = model.compiled(frame)
         if compiled is None:  # the boosted model: sklearn on a one-row frame
-            return float(model.predict(frame)[0]), contributions(model, frame).to_numpy()[0]
+            return float(model.predict_proba(frame)[0]), contributions(model, frame).to_numpy()[0]
     return compiled.predict_one(row)

@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,7 +160,49 @@ def load_model(folder: str | os.PathLike, version: str | None = None):
         if not latest.exists():
             raise FileNotFoundError(f"No trained model in {folder}; run `ringscope train` first.")
         version = latest.read_text(encoding="utf-8").strip()
-    return joblib.load(folder / version / "model.joblib")
+    path = folder / version / "model.joblib"
+    try:
+        return joblib.load(path)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in _LEGACY_ROOTS:
+            raise
+        with _legacy_module_names():  # saved before the package was installed as ``ringscope``
+            return joblib.load(path)
+
+
+#: where each module of a model saved by ringscope 0.1 before 2026-11-30 (top-level
+#: ``detectors``, ``graph``, ... packages) lives now
+_LEGACY_MODULES = {
+    "detectors": "ringscope.detectors",
+    "detectors.scoring": "ringscope.detectors.risk.scoring",
+    "detectors.features": "ringscope.detectors.risk.features",
+    "detectors.reasons": "ringscope.detectors.risk.reasons",
+    "detectors.model_store": "ringscope.detectors.risk.model_store",
+    "detectors.risk": "ringscope.detectors.risk.training",
+    "detectors.base": "ringscope.detectors.base",
+    "graph": "ringscope.graph",
+    "graph.model": "ringscope.graph.model",
+}
+_LEGACY_ROOTS = {"detectors", "graph"}
+
+
+@contextmanager
+def _legacy_module_names():
+    """The old module names as aliases of the new modules, for one unpickling
+    (only names nothing else has taken; removed afterwards)."""
+    import importlib
+    import sys
+
+    added = []
+    try:
+        for old, new in _LEGACY_MODULES.items():
+            if old not in sys.modules:
+                sys.modules[old] = importlib.import_module(new)
+                added.append(old)
+        yield
+    finally:
+        for old in added:
+            sys.modules.pop(old, None)
 
 
 @dataclass(frozen=True)

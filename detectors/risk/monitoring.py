@@ -219,12 +219,12 @@ def monitor(store, target: str = "fraud", since: str | None = None, period: str 
     model : TrainedModel, optional
         Judge this model instead of the store's latest one.
     """
-    from ringscope.detectors.features import application_features
     from ringscope.detectors.portfolio import Portfolio
-    from ringscope.detectors.risk import SCORE_PROPERTIES, outcome_labels, target_outcomes
-    from ringscope.detectors.rings import SharedIdentifierRings
+    from ringscope.detectors.risk.features import application_features
+    from ringscope.detectors.risk.scoring import load_model, precision_at_k, target_folder
+    from ringscope.detectors.risk.training import SCORE_PROPERTIES, outcome_labels, target_outcomes
     from ringscope.detectors.runner import load_findings
-    from ringscope.detectors.scoring import load_model, precision_at_k, target_folder
+    from ringscope.detectors.settings import store_settings
 
     if period not in ("week", "month"):
         raise ValueError(f"period must be 'week' or 'month'. Got {period!r} instead.")
@@ -244,7 +244,7 @@ def monitor(store, target: str = "fraud", since: str | None = None, period: str 
     apps = portfolio.applications.set_index("application_id")
     applied = apps["applied_at"]
     step("features", 1)
-    hubs = SharedIdentifierRings().hubs(portfolio)
+    hubs = store_settings(store).detector("shared_identifier_rings").hubs(portfolio)
     features = application_features(portfolio, findings, hubs, model.known_bad)
     features = features.reindex(columns=[c for c in model.features if c in features.columns])
     score_col, decision_col, *_ = SCORE_PROPERTIES[model.target]

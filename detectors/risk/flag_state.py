@@ -1,6 +1,6 @@
 """``ringscope flag``'s index, saved beside the store for the next run.
 
-Building a :class:`ringscope.detectors.flagging.FlagIndex` reads the whole store into a
+Building a :class:`ringscope.detectors.risk.flagging.FlagIndex` reads the whole store into a
 :class:`ringscope.detectors.portfolio.Portfolio` (a minute at a million applications
 embedded, ten over Bolt) and the detectors' whole-book statistics take one to
 three more. Both are a function of the stored data, the detectors' code and
@@ -103,7 +103,7 @@ def state_folder(store: Any) -> Path:
     """
     if getattr(store, "kind", "") == "embedded":
         return Path(store.location) / "cache" / "flag"
-    from ringscope.detectors.model_store import store_identity, user_data_dir
+    from ringscope.detectors.risk.model_store import store_identity, user_data_dir
 
     return user_data_dir() / "cache" / store_identity(store) / "flag"
 
@@ -119,12 +119,17 @@ def code_version() -> str:
     >>> len(code_version())
     64
     """
+    import ringscope.detectors
+    import ringscope.graph.model
     from ringscope.detectors.registry import DETECTORS, build_detector
 
     digest = hashlib.sha256(f"flag-state {FORMAT_VERSION}".encode())
-    root = Path(__file__).resolve().parents[1]
-    for file in sorted([*(root / "detectors").glob("*.py"), root / "graph" / "model.py"]):
-        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    detectors = Path(ringscope.detectors.__file__).resolve().parent
+    # the detectors and the linkage engine they run on; not the risk model (it is saved with its own version)
+    sources = [*detectors.glob("*.py"), *(detectors / "resolution").glob("*.py"),
+               Path(ringscope.graph.model.__file__).resolve()]
+    for file in sorted(sources, key=lambda path: (path.parent.name, path.name)):
+        digest.update(file.parent.name.encode() + b"/" + file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     for name in DETECTORS:
         digest.update(repr(build_detector(name)).encode() + b"\0")
     return digest.hexdigest()

@@ -1,0 +1,320 @@
+"""Getting data in: ``ingest``, ``stats``, ``generate`` and the ``demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ringscope.app.cli.common import (
+    ProgressBar,
+    counts_table,
+    duration,
+    frame_table,
+    limit_options,
+    limits_from,
+    lock_option,
+    opened,
+    print_reasons,
+    store_options,
+    writing,
+)
+from ringscope.app.cli.detection import print_detection, run_detection
+from ringscope.app.cli.models import audit_model_event, print_training
+from ringscope.app.cli.serve import start_dashboard
+from ringscope.graph.files import atomic_open, private_dir, write_csv
+
+__all__ = ["ingest", "stats", "generate", "demo", "split_tonight"]
+
+
+@click.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@store_options
+@click.option(
+    "--rejects",
+    "rejects_path",
+    metavar="FILE",
+    default="ringscope_rejects.csv",
+    show_default=True,
+    help="Where rows that break the data contract are written, with file, line and reason.",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Rows that differ from stored ones correct them (each change goes to the audit log) "
+    "instead of being rejected.",
+)
+@limit_options
+@lock_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(
+    folder: Path,
+    store_path: str | None,
+    neo4j_uri: str | None,
+    rejects_path: str,
+    update: bool,
+    applied_from,
+    applied_to,
+    max_amount: float | None,
+    lock_timeout: float | None,
+    quiet: bool,
+) -> None:
+    """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
+    from ringscope.ingest.pipeline import ingest_folder
+
+    limits = limits_from(applied_from, applied_to, max_amount)
+    bar = ProgressBar(enabled=not quiet)
+    with opened(store_path, neo4j_uri) as store, writing(store, "ingest", lock_timeout):
+        try:
+            summary = ingest_folder(
+                folder, store, rejects_path=rejects_path, progress=bar, limits=limits, update=update
+            )
+        finally:
+            bar.close()
+    click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
+    click.echo(f"  {'table':<15}{'encoding':<11}{'read':>10}{'loaded':>10}{'rejected':>10}")
+    for t in summary.tables:
+        click.echo(
+            f"  {t.table:<15}{t.encoding or '-':<11}{t.rows_read:>10,}{t.rows_loaded:>10,}{t.rows_rejected:>10,}"
+        )
+        if t.lines_read != t.rows_read:
+            click.echo(
+                f"    {t.lines_read:,} physical lines: {t.blank_lines:,} blank, "
+                f"{t.lines_read - t.rows_read - t.blank_lines:,} more inside quoted multi-line values"
+            )
+        if t.error:
+            click.echo(f"    error: {t.error}")
+    click.echo(
+        f"  {'total':<26}{sum(t.rows_read for t in summary.tables):>10,}{summary.rows_loaded:>10,}{summary.rows_rejected:>10,}"
+    )
+    if summary.rejects_path:
+        click.echo(f"  rejected rows with reasons: {summary.rejects_path}")
+        print_reasons(summary.reject_reasons)
+    if summary.corrections:
+        click.echo(f"  corrected {summary.corrections:,} stored rows (before/after in the audit log)")
+    if summary.counts is not None:
+        click.echo(counts_table(summary.counts))
+    if summary.exit_code:
+        click.echo("Nothing was loaded." if not summary.unreadable else "Some files could not be read.", err=True)
+    sys.exit(summary.exit_code)
+
+
+@click.command()
+@store_options
+def stats(store_path: str | None, neo4j_uri: str | None) -> None:
+    """Node and relationship counts by label and type."""
+    with opened(store_path, neo4j_uri) as store:
+        counts = store.counts()
+        click.echo(f"ringscope stats: {store.kind} store at {store.location}")
+        click.echo(counts_table(counts))
+
+
+@click.command()
+@click.option("--applications", "n_applications", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"]), default="utf-8", show_default=True
+)
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option(
+    "--scenario",
+    type=click.Choice(["random"]),
+    default=None,
+    help="Draw the generator's knobs (ring sizes and speed, reuse, mess, honest hubs, labelled share, "
+    "fraud prevalence, new-batch share, rotation) at random from --seed; writes history/, new/ "
+    "and scenario.json.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(
+    n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, scenario: str | None, quiet: bool
+) -> None:
+    """Write a labeled synthetic lending portfolio (the four contract tables + truth/)."""
+    from ringscope.ingest.synthetic import (
+        GeneratorConfig,
+        generate_portfolio,
+        generate_scenario,
+        random_scenario,
+    )
+
+    try:
+        if scenario is None:
+            config = GeneratorConfig(applications=n_applications, seed=seed, encoding=encoding, file_format=file_format)
+        else:
+            drawn = random_scenario(seed, n_applications, encoding=encoding, file_format=file_format)
+    except (TypeError, ValueError) as err:
+        raise click.BadParameter(str(err)) from err
+    bar = ProgressBar(enabled=not quiet)
+    try:
+        if scenario is None:
+            summary = generate_portfolio(config, out_dir, progress=bar)
+        else:
+            summary = generate_scenario(drawn, out_dir, progress=bar)
+    finally:
+        bar.close()
+    _print_generation(summary, out_dir)
+    if scenario is not None:
+        _print_scenario(drawn, summary)
+
+
+def _print_scenario(scenario, summary) -> None:
+    k = scenario.knobs
+    span = k["ring_span_seconds"]
+    click.echo(
+        f"  scenario {scenario.kind} (seed {scenario.seed}): fraud prevalence {k['fraud_prevalence']:.2%}, "
+        f"ring sizes {k['ring_sizes'][0]}–{k['ring_sizes'][1]}, ring spans {duration(span[0])}–"
+        f"{duration(span[1])}, reuse {k['reuse_share']:.0%}, rotation {k['rotation']:.0%}, "
+        f"mess {k['mess_rate']:.1%}, labelled {k['labelled_share']:.0%} of history, "
+        f"new batch {k['new_batch_share']:.1%}"
+    )
+    click.echo(
+        f"  ingest {Path(summary.out_dir) / 'history'}, then flag {Path(summary.out_dir) / 'new'}; "
+        f"every knob in {summary.paths['scenario']}"
+    )
+
+
+def _print_generation(summary, out_dir: Path) -> None:
+    click.echo(f"ringscope generate → {out_dir} ({summary.seconds:.1f} s)")
+    for table, n in summary.row_counts.items():
+        click.echo(f"  {table:<28}{n:>10,} rows")
+    planted = {k: v for k, v in summary.planted.items() if v}
+    if planted:
+        click.echo("  planted: " + ", ".join(f"{k} {v:,}" for k, v in planted.items()))
+
+
+@click.command()
+@click.option("--applications", "n_applications", type=int, default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Where the generated portfolio is written.",
+)
+@store_options
+@lock_option
+@click.option("--no-ui", is_flag=True, help="Do not start the dashboard.")
+def demo(
+    n_applications: int,
+    seed: int,
+    data_dir: Path,
+    store_path: str | None,
+    neo4j_uri: str | None,
+    lock_timeout: float | None,
+    no_ui: bool,
+) -> None:
+    """Generate a portfolio, ingest it, and summarise what ringscope sees."""
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    bar = ProgressBar(enabled=True)
+    click.echo(f"1/5 generating {n_applications:,} applications (seed {seed}) into {data_dir}")
+    try:
+        gen = generate_portfolio(GeneratorConfig(applications=n_applications, seed=seed), data_dir, progress=bar)
+    finally:
+        bar.close()
+    _print_generation(gen, data_dir)
+    with opened(store_path, neo4j_uri) as store, writing(store, "demo", lock_timeout):
+        base_dir, tonight_dir = split_tonight(data_dir)
+        click.echo(
+            f"2/5 ingesting {base_dir} into the {store.kind} store at {store.location} (replacing its "
+            f"contents); the latest applications are held back in {tonight_dir} as tonight's batch"
+        )
+        store.clear()
+        try:
+            summary = ingest_folder(base_dir, store, rejects_path=data_dir / "rejects.csv", progress=bar)
+        finally:
+            bar.close()
+        click.echo(
+            f"  loaded {summary.rows_loaded:,} rows, rejected {summary.rows_rejected:,} "
+            f"(reasons in {summary.rejects_path}) in {summary.seconds:.1f} s"
+        )
+        print_reasons(summary.reject_reasons)
+        if summary.counts is not None:
+            click.echo(counts_table(summary.counts))
+        if summary.exit_code:
+            sys.exit(summary.exit_code)
+        click.echo("3/5 running the detectors")
+        run = run_detection(store, (), quiet=False)
+        print_detection(run)
+        truth = data_dir / "truth"
+        if truth.exists():
+            from ringscope.detectors.evaluate import evaluate_findings
+
+            result = evaluate_findings(run.findings, truth)
+            click.echo("  against the generator's truth:")
+            click.echo(frame_table(result.summary))
+        click.echo("4/5 training the fraud model and scoring every application")
+        from ringscope.detectors.risk.training import train as train_model
+
+        try:
+            # the demo replaced the store's data: its model is the champion whatever an earlier demo left
+            trained = train_model(store, progress=bar, promote="always")
+        except ValueError as err:
+            raise click.ClickException(str(err)) from err
+        finally:
+            bar.close()
+        if trained.event is not None:
+            audit_model_event(store, "fraud", trained.event)
+        print_training(trained)
+        click.echo(f"5/5 flagging tonight's batch ({tonight_dir}) incrementally")
+        from ringscope.app.jobs import flag_applications
+
+        try:
+            flagged, result = flag_applications(
+                store, tonight_dir, trained.model, data_dir / "tonight-rejects.csv", progress=bar
+            )
+        finally:
+            bar.close()
+        flags_path = data_dir / "flags.csv"
+        write_csv(result.flags, flags_path)
+        counts = result.flags["decision"].value_counts()
+        click.echo(
+            f"  scored {len(result.flags):,} new applications -> {flags_path}: "
+            + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline"))
+        )
+        for f in sorted(result.new_findings, key=lambda f: -f.score)[:3]:
+            click.echo(f"    {f.score:.2f}  {f.finding_id}  {f.summary}")
+        location = store.location
+        kind = store.kind
+    if no_ui:
+        click.echo(
+            f"Done. Explore with `ringscope dashboard --{'store' if kind == 'embedded' else 'neo4j'} {location}`."
+        )
+        return
+    start_dashboard(store_path if kind == "embedded" else None, neo4j_uri if kind == "neo4j" else None)
+
+
+def split_tonight(data_dir: Path, share: float = 0.02) -> tuple[Path, Path]:
+    """Split a generated export into the portfolio and "tonight's batch": the
+    latest ``share`` of applications with their contacts and guarantees."""
+    import pandas as pd
+
+    base, tonight = data_dir / "portfolio", data_dir / "tonight"
+    apps = pd.read_csv(data_dir / "applications.csv", dtype=str, keep_default_na=False)
+    when = pd.to_datetime(apps["applied_at"], errors="coerce", format="mixed")
+    latest = when.sort_values(ascending=False).dropna().index[: max(1, int(len(apps) * share))]
+    new_ids = set(apps.loc[latest, "application_id"])
+    for folder in (base, tonight):
+        private_dir(folder)
+    for name in ("applications", "contacts", "guarantees", "company_roles"):
+        path = data_dir / f"{name}.csv"
+        if not path.exists():
+            continue
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "application_id" in table.columns:
+            is_new = table["application_id"].isin(new_ids)
+            _private_csv(table[~is_new], base / path.name)
+            _private_csv(table[is_new], tonight / path.name)
+        else:  # registry rows describe companies, not applications: all of them stay in the portfolio
+            _private_csv(table, base / path.name)
+    return base, tonight
+
+
+def _private_csv(frame, path: Path) -> None:
+    """Input for a later ingest, written as it is (no spreadsheet escaping), mode 0600."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False)

@@ -1,0 +1,91 @@
+"""Jobs that span the layers: ingest a batch, score it, save the results.
+
+A detector scores what the store holds; reading a folder into the store is
+ingest's job, and holding the lock across both is the application's. So the
+nightly ``flag`` job lives here, above ``ingest``, ``graph`` and
+``detectors``, and the CLI, the Python API and the benchmarks call it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from ringscope.detectors.risk.flag_state import save_state
+from ringscope.detectors.risk.flagging import FlagIndex, FlagResult
+from ringscope.detectors.risk.scoring import TrainedModel
+from ringscope.detectors.runner import DetectionRun, findings_batch, stored_form
+from ringscope.detectors.settings import TRAINING_KEYS, Settings, SettingsWarning
+
+__all__ = ["flag_applications"]
+
+
+def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
+                      review: float | None = None, decline: float | None = None, progress=None, limits=None,
+                      save: bool = True, shadow: TrainedModel | None = None):
+    """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
+
+    The index comes from the saved flag state when the store has not changed
+    since the last run (:meth:`FlagIndex.open`); with ``save`` the state is
+    saved again after this run's writes, so the next run starts from it.
+    ``limits`` (an ``ingest.limits.IngestLimits``) is passed to the ingest.
+    ``shadow`` (a challenger) scores the same applications with its own
+    thresholds; its flags go to the shadow properties and
+    ``FlagResult.shadow``, never to the decisions.
+    Returns ``(ingest summary, FlagResult)``; ``FlagResult.state`` says
+    whether the index was loaded or rebuilt and in how long.
+    """
+    from ringscope.detectors.risk.training import write_scores
+    from ringscope.ingest.pipeline import ingest_folder
+
+    # one lock from the ingest to the saved state: the state must be the store's at its revision
+    with store.lock(job="flag"):
+        summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
+        if not summary.application_ids:
+            return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
+                                                             "reasons", "settings"]))
+        index = FlagIndex.open(store, bad_labels=model.known_bad)
+        # the parameters the flags come from: the detectors' as the last detect ran them, the model's training
+        used = Settings(index.settings.detectors, {key: getattr(model.config, key) for key in TRAINING_KEYS},
+                        index.settings.source)
+        trained_with = (model.report or {}).get("settings", {}).get("digest")
+        if trained_with is not None and trained_with != used.digest:
+            warnings.warn(f"the model {model.version} was trained on findings made with other detector settings "
+                          f"({trained_with}, now {used.digest}); retrain it after `ringscope detect`",
+                          SettingsWarning, stacklevel=2)
+        index.progress = progress  # detection around the batch reports per detector, like ``detect``
+        result = index.score(model, summary.application_ids, review, decline)
+        result.flags["settings"] = used.digest
+        result.state = index.state
+        result.seconds["open index"] = index.state.seconds
+        result.bad_values = list(index.portfolio.bad_values)
+        write_scores(store, result.flags, model)
+        if shadow is not None:
+            shadowed = index.score(shadow, summary.application_ids)
+            result.shadow = shadowed.flags
+            write_scores(store, shadowed.flags, shadow, shadow=True)
+        if result.new_findings:
+            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               settings=index.settings)
+            store.write(findings_batch(run))
+        if save:
+            started = time.perf_counter()
+            try:
+                # the store now is the indexed one plus this run's scores (not portfolio columns) and findings
+                saved = {f.finding_id: f for f in index.findings}
+                saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
+                save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
+            except Exception as exc:  # the flags stand; the next run rebuilds
+                from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
+
+                warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
+                              FlagStateWarning, stacklevel=2)
+                try:
+                    discard_state(store)
+                except OSError:
+                    pass
+            result.seconds["save state"] = time.perf_counter() - started
+    return summary, result
