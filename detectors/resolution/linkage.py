@@ -40,15 +40,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import check_param
+from ringscope.detectors.resolution.blocking import blocking_keys, candidate_pairs, extra_column
+from ringscope.detectors.resolution.clustering import cluster_pairs, entity_ids
 from ringscope.detectors.resolution.matching import (
     EXTRA_KINDS,
     LEVELS,
     anagram_key,
-    block_pairs,
     compare_addresses,
     compare_codes,
     compare_dates,
@@ -104,10 +103,6 @@ def _prior_m(f: str, kinds: dict[str, str] | None) -> dict[int, float]:
 
 def _prior_u(f: str, kinds: dict[str, str] | None) -> dict[int, float]:
     return _KIND_PRIOR_U[kinds[f]] if kinds and f in kinds else _PRIOR_U[f]
-
-
-def _extra_column(f: str) -> str:
-    return "x:" + f
 
 
 _PRIOR_STRENGTH = 20.0  # pseudo-counts pulling small-sample estimates to the priors
@@ -176,7 +171,7 @@ class Resolution:
             lvl = int(levels[f][0])
             w = float(bits[f][0])
             total += w
-            col = _extra_column(f) if f in kinds else _VALUE_COLUMN[f]
+            col = extra_column(f) if f in kinds else _VALUE_COLUMN[f]
             meanings = EXTRA_KINDS[kinds[f]] if f in kinds else LEVELS[f]
             out[f] = {"left": recs[col].iat[li[0]], "right": recs[col].iat[ri[0]], "level": lvl,
                       "meaning": "missing" if lvl == _MISSING else meanings[lvl],
@@ -312,7 +307,7 @@ def _prepare(frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str
         text = _text(col[f]).str.lower()
         if kind == "number":
             text = text.str.replace(r"\s", "", regex=True)
-        recs[_extra_column(f)] = text.to_numpy()
+        recs[extra_column(f)] = text.to_numpy()
         fields.append(f)
     for c in recs.columns:
         if c not in ("record_id", "id_ok"):
@@ -342,7 +337,7 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
     kinds = kinds or {}
     for f in fields:
         if f in kinds:
-            c = _extra_column(f)
+            c = extra_column(f)
             lv, sim = compare_extra(v(c, li), v(c, ri), kinds[f], workers=workers)
         elif f == "name":
             lv, sim = compare_names(v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri),
@@ -481,132 +476,6 @@ def _fit_prior(bits: np.ndarray, total_pairs: int, iterations: int = 50) -> floa
 
 
 # ---------------------------------------------------------------------------
-# blocking
-# ---------------------------------------------------------------------------
-
-def _blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...], kinds: dict[str, str] | None = None
-                   ) -> list[tuple[str, pd.Series, set[str]]]:
-    """(name, key per record, fields the key constrains)."""
-    keys: list[tuple[str, pd.Series, set[str]]] = []
-    name_fields = {"name", "given_name", "surname"} & set(fields)
-    if "id_number" in fields:
-        keys.append(("id", recs["id"], {"id_number", "dob"}))
-        keys.append(("region_dob", recs["region_dob"], {"id_number", "dob"}))
-    if "phone" in fields:
-        keys.append(("phone", recs["phone"], {"phone"}))
-    if name_fields:
-        keys.append(("name_dob", recs["name_key"] + "|" + recs["dob"], name_fields | {"dob"}))
-        keys.append(("name", recs["name_key"], set(name_fields)))
-    if "postcode" in fields:
-        surname = recs["surname"] if "surname" in fields else recs["name_norm"].str[:1]
-        keys.append(("surname_postcode", surname + "|" + recs["postcode"], {"surname", "name", "postcode"}))
-        keys.append(("dob_postcode", recs["dob"] + "|" + recs["postcode"], {"dob", "postcode"}))
-    if "given_name" in fields:
-        keys.append(("given_dob", recs["given"] + "|" + recs["dob"], {"given_name", "dob"}))
-        keys.append(("surname_dob", recs["surname"] + "|" + recs["dob"], {"surname", "dob"}))
-        if "postcode" in fields:
-            keys.append(("given_postcode", recs["given"] + "|" + recs["postcode"], {"given_name", "postcode"}))
-    if "address" in fields:
-        keys.append(("address", recs["address"], {"address"}))
-    # an extra text or number field blocks together with the birth date, the
-    # postcode, the surname and the given name (one corrupted field does not
-    # hide a duplicate)
-    for f, kind in (kinds or {}).items():
-        if kind == "exact":
-            continue
-        value = recs[_extra_column(f)]
-        if "dob" in fields:
-            keys.append((f + "_dob", value + "|" + recs["dob"], {f, "dob"}))
-        if "postcode" in fields:
-            keys.append((f + "_postcode", value + "|" + recs["postcode"], {f, "postcode"}))
-        if "surname" in fields:
-            keys.append((f + "_surname", value + "|" + recs["surname"], {f, "surname"}))
-        if "given_name" in fields:
-            keys.append((f + "_given", value + "|" + recs["given"], {f, "given_name"}))
-    return keys
-
-
-def _candidates(recs: pd.DataFrame, fields: tuple[str, ...], max_block: int, only: tuple[str, ...] | None,
-                kinds: dict[str, str] | None = None
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
-    n = len(recs)
-    year = pd.factorize(recs["dob"].str[:4], use_na_sentinel=True)[0]
-    all_codes = []
-    per_key: dict[str, np.ndarray] = {}
-    stats: dict[str, Any] = {"blocks": {}}
-    for name, key, _ in _blocking_keys(recs, fields, kinds):
-        if only is not None and name not in only:
-            continue
-        codes = pd.factorize(key, use_na_sentinel=True)[0]
-        left, right, s = block_pairs(codes, max_block=max_block, sub_codes=year)
-        pair_codes = np.unique(left * n + right)
-        per_key[name] = pair_codes
-        all_codes.append(pair_codes)
-        stats["blocks"][name] = {"pairs": int(len(pair_codes)), **s}
-    union = np.unique(np.concatenate(all_codes)) if all_codes else np.zeros(0, np.int64)
-    stats["candidate_pairs"] = int(len(union))
-    return union // max(n, 1), union % max(n, 1), per_key, stats
-
-
-# ---------------------------------------------------------------------------
-# clustering
-# ---------------------------------------------------------------------------
-
-def _cluster(n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, recs: pd.DataFrame
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Component label per record and a mask of kept edges (chaining guard)."""
-    graph = sparse.coo_matrix((np.ones(len(li)), (li, ri)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    keep = np.ones(len(li), dtype=bool)
-    valid = recs["id_ok"].to_numpy() & recs["id"].notna().to_numpy()
-    if not valid.any() or len(li) == 0:
-        return labels, keep
-    ids = recs["id"].to_numpy()
-    dobs = recs["dob"].fillna("").to_numpy()
-    anchor = pd.DataFrame({"label": labels[valid], "dob": dobs[valid]})
-    conflicted = anchor.groupby("label")["dob"].nunique()
-    conflicted = conflicted[conflicted > 1].index.to_numpy()
-    if len(conflicted) == 0:
-        return labels, keep
-    # rebuild only the conflicted components, strongest edge first
-    in_conf = np.isin(labels[li], conflicted)
-    edge_idx = np.flatnonzero(in_conf)
-    edge_idx = edge_idx[np.argsort(-score[edge_idx], kind="stable")]
-    parent: dict[int, int] = {}
-    anchors: dict[int, set[tuple[str, str]]] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def anchor_of(x: int) -> set[tuple[str, str]]:
-        return anchors.setdefault(x, {(ids[x], dobs[x])} if valid[x] else set())
-
-    for e in edge_idx:
-        a, b = find(int(li[e])), find(int(ri[e]))
-        if a == b:
-            continue
-        sa, sb = anchor_of(a), anchor_of(b)
-        if sa and sb and {d for _, d in sa}.isdisjoint({d for _, d in sb}):
-            keep[e] = False
-            continue
-        parent[b] = a
-        anchors[a] = sa | sb
-    graph = sparse.coo_matrix((np.ones(int(keep.sum())), (li[keep], ri[keep])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels, keep
-
-
-def _entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    frame = pd.DataFrame({"rid": record_ids, "label": labels})
-    smallest = frame.groupby("label")["rid"].min()
-    return smallest.reindex(labels).to_numpy()
-
-
-# ---------------------------------------------------------------------------
 # public engine
 # ---------------------------------------------------------------------------
 
@@ -684,7 +553,7 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     rng = np.random.default_rng(seed)
     recs, fields = _prepare(frame, normalized, kinds, address_tokens)
     n = len(recs)
-    li, ri, per_key, stats = _candidates(recs, fields, max_block, blocking, kinds)
+    li, ri, per_key, stats = candidate_pairs(recs, fields, max_block, blocking, kinds)
     stats["records"] = n
     arrays = _arrays(recs)
     levels, sims = _compare(arrays, li, ri, fields, workers, kinds, address_tokens)
@@ -693,7 +562,7 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     # m: EM per blocking key, on the fields that key does not constrain
     pair_code = li * n + ri
     estimates: dict[str, list[dict[int, float]]] = {f: [] for f in fields}
-    for name, _key, used in _blocking_keys(recs, fields, kinds):
+    for name, _key, used in blocking_keys(recs, fields, kinds):
         codes = per_key.get(name)  # None when not selected
         if codes is None or len(codes) < 20:
             continue
@@ -720,10 +589,10 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     model["prior"] = _fit_prior(bits, total_pairs)
     score = _probability(bits, model["prior"])
     linked = score >= threshold
-    labels, keep = _cluster(n, li[linked], ri[linked], score[linked], recs)
+    labels, keep = cluster_pairs(n, li[linked], ri[linked], score[linked], recs)
     stats["linked_pairs"] = int(linked.sum())
     stats["chaining_edges_dropped"] = int((~keep).sum())
-    entity = _entity_ids(recs["record_id"].to_numpy(), labels)
+    entity = entity_ids(recs["record_id"].to_numpy(), labels)
     entities = pd.DataFrame({"record_id": recs["record_id"].to_numpy(), "entity_id": entity})
     stats["entities"] = int(pd.Series(entity).nunique())
     out = score >= min(0.5, threshold)

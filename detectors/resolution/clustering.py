@@ -1,0 +1,66 @@
+"""Clustering scored record pairs into entities, with a guard against chaining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["cluster_pairs", "entity_ids"]
+
+
+def cluster_pairs(n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, recs: pd.DataFrame
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Component label per record and a mask of kept edges (chaining guard)."""
+    graph = sparse.coo_matrix((np.ones(len(li)), (li, ri)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    keep = np.ones(len(li), dtype=bool)
+    valid = recs["id_ok"].to_numpy() & recs["id"].notna().to_numpy()
+    if not valid.any() or len(li) == 0:
+        return labels, keep
+    ids = recs["id"].to_numpy()
+    dobs = recs["dob"].fillna("").to_numpy()
+    anchor = pd.DataFrame({"label": labels[valid], "dob": dobs[valid]})
+    conflicted = anchor.groupby("label")["dob"].nunique()
+    conflicted = conflicted[conflicted > 1].index.to_numpy()
+    if len(conflicted) == 0:
+        return labels, keep
+    # rebuild only the conflicted components, strongest edge first
+    in_conf = np.isin(labels[li], conflicted)
+    edge_idx = np.flatnonzero(in_conf)
+    edge_idx = edge_idx[np.argsort(-score[edge_idx], kind="stable")]
+    parent: dict[int, int] = {}
+    anchors: dict[int, set[tuple[str, str]]] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def anchor_of(x: int) -> set[tuple[str, str]]:
+        return anchors.setdefault(x, {(ids[x], dobs[x])} if valid[x] else set())
+
+    for e in edge_idx:
+        a, b = find(int(li[e])), find(int(ri[e]))
+        if a == b:
+            continue
+        sa, sb = anchor_of(a), anchor_of(b)
+        if sa and sb and {d for _, d in sa}.isdisjoint({d for _, d in sb}):
+            keep[e] = False
+            continue
+        parent[b] = a
+        anchors[a] = sa | sb
+    graph = sparse.coo_matrix((np.ones(int(keep.sum())), (li[keep], ri[keep])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels, keep
+
+
+def entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    frame = pd.DataFrame({"rid": record_ids, "label": labels})
+    smallest = frame.groupby("label")["rid"].min()
+    return smallest.reindex(labels).to_numpy()
+
+
