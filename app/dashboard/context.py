@@ -358,7 +358,7 @@ def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, .
         roles = dict(view.nodes)
         for nid in path:
             roles.setdefault(nid, "path")
-        view = services._capped(idx, roles, services.MAX_ELEMENTS, list(view.notes))
+        view = services.capped_subgraph(idx, roles, services.MAX_ELEMENTS, list(view.notes))
     props = services.view_properties(store(), list(view.nodes))
     with i18n.use_language(lang):  # the info panel's words (the language is part of the cache key)
         payload = graphview.build_payload(view, props, revealed, list(path))
