@@ -30,12 +30,12 @@ from __future__ import annotations
 
 from ringscope.ingest.normalize.addresses import normalize_addresses
 from ringscope.ingest.normalize.amounts import parse_amounts
-from ringscope.ingest.normalize.companies import normalize_uscc
+from ringscope.ingest.normalize.companies import USCC_ALPHABET, normalize_uscc, uscc_check_index
 from ringscope.ingest.normalize.datetimes import parse_datetimes
 from ringscope.ingest.normalize.digital import normalize_accounts, normalize_device_ids, normalize_emails, normalize_ips
 from ringscope.ingest.normalize.names import name_pinyin_key, normalize_names
 from ringscope.ingest.normalize.phones import normalize_phones
-from ringscope.ingest.normalize.resident_ids import normalize_id_numbers
+from ringscope.ingest.normalize.resident_ids import id_check_chars, id_check_codes, normalize_id_numbers
 from ringscope.ingest.normalize.text import to_halfwidth
 
 # The per-value reference implementations stay reachable as ``nz._x_one``:
@@ -60,6 +60,10 @@ __all__ = [
     "normalize_phones",
     "normalize_id_numbers",
     "normalize_uscc",
+    "id_check_chars",
+    "id_check_codes",
+    "uscc_check_index",
+    "USCC_ALPHABET",
     "normalize_names",
     "name_pinyin_key",
     "normalize_addresses",
