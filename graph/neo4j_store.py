@@ -1,7 +1,8 @@
 """The Neo4j store: the same graph contract over Bolt.
 
-All Cypher lives in this module, built from the model's own labels, types and
-property names (never from input); every value travels as a ``$parameter``.
+All Cypher lives in :mod:`ringscope.graph.neo4j_cypher`, built from the
+model's own labels, types and property names (never from input); every value
+travels as a ``$parameter``; this module runs it.
 Writes are ``UNWIND $rows ... MERGE`` in batches, after the uniqueness
 constraints exist, so a MERGE is an index lookup.
 
@@ -24,18 +25,41 @@ ingest sees part of the batch.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from functools import lru_cache
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
 from ringscope.graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
+from ringscope.graph.neo4j_cypher import (
+    AWAIT_INDEXES,
+    CLEAR_ALL,
+    COMMIT_RUN,
+    COUNT_NODES,
+    COUNT_RELS,
+    CREATE_KEY_CONSTRAINT,
+    DROP_LOCK,
+    DROP_OTHER_RUNS,
+    READ_REVISION,
+    READ_RUNS,
+    RENEW_LOCK,
+    REVISION_BEGIN,
+    REVISION_END,
+    SCHEMA_EXTRA,
+    STORE_ID,
+    TAKE_LOCK,
+    detach_query,
+    merge_nodes_query,
+    merge_rels_query,
+    node_properties_query,
+    read_nodes_query,
+    read_relationships_query,
+    relationship_properties_query,
+)
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
 
@@ -46,233 +70,6 @@ DEFAULT_BATCH_SIZE = 20_000
 #: seconds a write lock outlives its holder's last renewal
 DEFAULT_LOCK_LEASE = 60.0
 _LOOKUP_BATCH = 50_000
-
-CREATE_KEY_CONSTRAINT = {
-    label: f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE n.key IS UNIQUE"
-    for label in NODE_TYPES
-}
-
-
-def _value(prop: str) -> str:
-    """Cypher for the i-th value of column parameter ``prop`` (typed if temporal)."""
-    kind = TEMPORAL_PROPERTIES.get(prop)
-    value = f"${prop}[i]"
-    if kind is None:
-        return value
-    # sent as epoch milliseconds: packing datetime objects is ~10x slower
-    typed = f"datetime({{epochMillis: {value}}})"
-    if kind == "date":
-        typed = f"date({typed})"
-    return f"CASE WHEN {value} IS NULL THEN null ELSE {typed} END"
-
-
-def _sets(var: str, props: list[str], policy: str = "merge") -> str:
-    """SET items for ``props`` under a write policy (same rules as the embedded
-    store): merge — a missing value leaves the stored one alone; keep — a
-    stored value stays; replace — the given value, null included."""
-    if policy == "keep":
-        return ", ".join(f"{var}.{p} = coalesce({var}.{p}, {_value(p)})" for p in props)
-    if policy == "replace":
-        return ", ".join(f"{var}.{p} = {_value(p)}" for p in props)
-    return ", ".join(f"{var}.{p} = coalesce({_value(p)}, {var}.{p})" for p in props)
-
-
-def _visible(var: str) -> str:
-    """Cypher test: was ``var`` (a derived node or edge) written by a committed
-    run, or visible before an uncommitted run rewrote it? Untagged items
-    (written before runs existed) count as run 'legacy'."""
-    return f"(coalesce({var}.run_id, 'legacy') IN $committed OR {var}.prev_run IN $committed)"
-
-
-def _tag(var: str) -> str:
-    """ON CREATE / ON MATCH items that put ``var`` in run ``$run``, remembering
-    under which committed run it was visible before."""
-    return (
-        f" ON CREATE SET {var}.run_id = $run"
-        f" ON MATCH SET {var}.prev_run = CASE WHEN coalesce({var}.run_id, 'legacy') IN $committed"
-        f" THEN coalesce({var}.run_id, 'legacy') ELSE {var}.prev_run END, {var}.run_id = $run"
-    )
-
-
-@lru_cache(maxsize=None)
-def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge") -> str:
-    """Batched ``MERGE`` for nodes of ``label`` carrying ``columns``.
-
-    Parameters are columns (one list per property, ``$key`` included),
-    which pack several times faster than a list of maps. Label and property
-    names come from the model (checked here), values only from parameters.
-
-    Example
-    -------
-    >>> merge_nodes_query("Phone", ("key", "valid"))
-    'UNWIND range(0, size($key) - 1) AS i MERGE (n:Phone {key: $key[i]}) SET n.valid = coalesce($valid[i], n.valid)'
-    """
-    allowed = set(NODE_TYPES[label].properties)
-    props = [c for c in columns if c != "key"]
-    if set(props) - allowed:
-        raise ValueError(f"Properties {sorted(set(props) - allowed)} are not in the model of {label}")
-    query = f"UNWIND range(0, size($key) - 1) AS i MERGE (n:{label} {{key: $key[i]}})"
-    if label in DERIVED_LABELS:
-        query += _tag("n")
-    if props:
-        query += " SET " + _sets("n", props, policy)
-    return query
-
-
-@lru_cache(maxsize=None)
-def merge_rels_query(name: str, columns: tuple[str, ...], policy: str = "merge") -> str:
-    """Batched ``MATCH MATCH MERGE`` for relationship ``name`` (column parameters).
-
-    End nodes are matched, not merged: ingest always writes them first (in
-    the same batch or an earlier one).
-
-    Example
-    -------
-    >>> merge_rels_query("Application-HAS_IP-IP", ("src", "dst"))
-    'UNWIND range(0, size($src) - 1) AS i MATCH (a:Application {key: $src[i]}) MATCH (b:IP {key: $dst[i]}) MERGE (a)-[r:HAS_IP]->(b)'
-    """
-    rt = REL_TYPES[name]
-    allowed = set(rt.properties)
-    props = [c for c in columns if c not in ("src", "dst", *rt.identity)]
-    if set(props) - allowed:
-        raise ValueError(f"Properties {sorted(set(props) - allowed)} are not in the model of {name}")
-    identity = ", ".join(f"{p}: ${p}[i]" for p in rt.identity)
-    pattern = f"[r:{rt.type} {{{identity}}}]" if identity else f"[r:{rt.type}]"
-    query = (
-        f"UNWIND range(0, size($src) - 1) AS i MATCH (a:{rt.source} {{key: $src[i]}}) "
-        f"MATCH (b:{rt.target} {{key: $dst[i]}}) MERGE (a)-{pattern}->(b)"
-    )
-    if name in DERIVED_RELS:
-        query += _tag("r")
-    if props:
-        query += " SET " + _sets("r", props, policy)
-    return query
-
-
-STORE_ID = "CALL db.info() YIELD id RETURN id"
-
-_DERIVED_TYPES = sorted({REL_TYPES[name].type for name in DERIVED_RELS})
-
-COUNT_NODES = {
-    label: f"MATCH (n:{label})" + (f" WHERE {_visible('n')}" if label in DERIVED_LABELS else "") + " RETURN count(n) AS c"
-    for label in NODE_TYPES
-}
-COUNT_RELS = {
-    rt.type: f"MATCH ()-[r:{rt.type}]->()" + (f" WHERE {_visible('r')}" if rt.type in _DERIVED_TYPES else "")
-    + " RETURN count(r) AS c"
-    for rt in REL_TYPES.values()
-}
-
-# the lock node survives a clear: its holder may be the one clearing (the revision node too: it counts on)
-CLEAR_ALL = ("MATCH (n) WHERE NOT n:RingscopeLock AND NOT n:RingscopeRevision "
-             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
-
-# what ``replace_derived`` removes once its run is committed: every other run
-DROP_OTHER_RUNS = [
-    f"MATCH (n:{label}) WHERE n.run_id IS NULL OR n.run_id <> $run "
-    f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS"
-    for label in DERIVED_LABELS
-] + [
-    f"MATCH ()-[r:{t}]->() WHERE r.run_id IS NULL OR r.run_id <> $run CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS"
-    for t in _DERIVED_TYPES
-]
-
-SCHEMA_EXTRA = [
-    "CREATE CONSTRAINT ringscope_lock_key IF NOT EXISTS FOR (n:RingscopeLock) REQUIRE n.key IS UNIQUE",
-    "CREATE CONSTRAINT ringscope_run_key IF NOT EXISTS FOR (n:RingscopeRun) REQUIRE n.key IS UNIQUE",
-    "CREATE CONSTRAINT ringscope_revision_key IF NOT EXISTS FOR (n:RingscopeRevision) REQUIRE n.key IS UNIQUE",
-]
-
-# The revision (see ``Neo4jStore.revision``). A write is many transactions,
-# run in parallel: one counter node locked by each would serialise them, so a
-# write marks the node ``writing`` in a transaction of its own before its
-# first data transaction, and in one after its last moves the counter on (if
-# anything changed) with a fresh token. A writer that died midway left
-# ``writing`` set: the next write moves the counter on at its start.
-REVISION_BEGIN = (
-    "MERGE (m:RingscopeRevision {key: 'revision'}) "
-    "SET m.counter = coalesce(m.counter, 0) + CASE WHEN coalesce(m.writing, false) THEN 1 ELSE 0 END, "
-    "m.token = CASE WHEN coalesce(m.writing, false) OR m.token IS NULL THEN $token ELSE m.token END, "
-    "m.writing = true"
-)
-REVISION_END = (
-    "MERGE (m:RingscopeRevision {key: 'revision'}) "
-    "SET m.counter = coalesce(m.counter, 0) + CASE WHEN $changed THEN 1 ELSE 0 END, "
-    "m.token = CASE WHEN $changed OR m.token IS NULL THEN $token ELSE m.token END, m.writing = false"
-)
-READ_REVISION = ("OPTIONAL MATCH (m:RingscopeRevision {key: 'revision'}) "
-                 "RETURN m.counter AS counter, m.token AS token, m.writing AS writing")
-READ_RUNS = "MATCH (m:RingscopeRun {key: 'derived'}) RETURN m.committed AS committed"
-COMMIT_RUN = {
-    # replace: only this run is visible from now on
-    "replace": "MERGE (m:RingscopeRun {key: 'derived'}) SET m.committed = [$run], m.committed_at = timestamp()",
-    # add (flag's new findings): this run joins the visible ones
-    "add": "MERGE (m:RingscopeRun {key: 'derived'}) "
-           "SET m.committed = coalesce(m.committed, ['legacy']) + $run, m.committed_at = timestamp()",
-}
-
-# The lock: SET first, so the node's write lock is ours before its holder is
-# read (two takers serialise on it; the second then sees the first's token).
-TAKE_LOCK = (
-    "MERGE (l:RingscopeLock {key: $key}) SET l.probed_at = timestamp() "
-    "WITH l, (l.token IS NULL OR l.token = $token OR l.expires < timestamp()) AS free "
-    "FOREACH (_ IN CASE WHEN free THEN [1] ELSE [] END | "
-    "SET l.token = $token, l.pid = $pid, l.command = $command, l.since = $since, l.host = $host, "
-    "l.expires = timestamp() + $lease) "
-    "RETURN free, l.pid AS pid, l.command AS command, l.since AS since, l.host AS host"
-)
-RENEW_LOCK = (
-    "MATCH (l:RingscopeLock {key: $key}) WHERE l.token = $token "
-    "SET l.expires = timestamp() + $lease RETURN count(l) AS n"
-)
-DROP_LOCK = (
-    "MATCH (l:RingscopeLock {key: $key}) WHERE l.token = $token "
-    "REMOVE l.token, l.pid, l.command, l.since, l.host SET l.expires = 0"
-)
-
-
-@lru_cache(maxsize=None)
-def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
-    """Read ``properties`` (checked against the model) of the nodes of
-    ``label`` keyed ``$keys``; temporal ones as epoch milliseconds; derived
-    nodes only from committed runs (``$committed``).
-
-    Example
-    -------
-    >>> node_properties_query("Phone", ("valid",))
-    'UNWIND $keys AS k MATCH (n:Phone {key: k}) RETURN n.key AS key, n.valid AS valid'
-    """
-    unknown = set(properties) - set(NODE_TYPES[label].properties)
-    if unknown:
-        raise ValueError(f"Properties {sorted(unknown)} are not in the model of {label}")
-    where = f" WHERE {_visible('n')}" if label in DERIVED_LABELS else ""
-    return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}){where} RETURN n.key AS key" + "".join(
-        f", {_read_value('n', p)} AS {p}" for p in properties)
-
-
-@lru_cache(maxsize=None)
-def _relationship_properties_query(name: str, props: tuple[str, ...], by: str) -> str:
-    rt = REL_TYPES[name]
-    unknown = set(props) - set(rt.identity) - set(rt.properties)
-    if unknown:
-        raise KeyError(f"Properties {sorted(unknown)} are not in the model of {name}")
-    if by not in ("src", "dst"):
-        raise ValueError(f"The 'by' parameter must be 'src' or 'dst'. Got {by!r} instead.")
-    a = f"(a:{rt.source} {{key: k}})" if by == "src" else f"(a:{rt.source})"
-    b = f"(b:{rt.target} {{key: k}})" if by == "dst" else f"(b:{rt.target})"
-    where = f" WHERE {_visible('r')}" if name in DERIVED_RELS else ""
-    projection = ", ".join(f".{p}" for p in props)
-    return f"UNWIND $keys AS k MATCH {a}-[r:{rt.type}]->{b}{where} RETURN a.key AS src, b.key AS dst, r {{{projection}}} AS props"
-
-
-@lru_cache(maxsize=None)
-def _detach_query(name: str, by: str) -> str:
-    rt = REL_TYPES[name]
-    a = f"(a:{rt.source} {{key: k}})" if by == "src" else f"(a:{rt.source})"
-    b = f"(b:{rt.target} {{key: k}})" if by == "dst" else f"(b:{rt.target})"
-    if by not in ("src", "dst"):
-        raise ValueError(f"Detach by 'src' or 'dst', not {by!r}")
-    return f"UNWIND $keys AS k MATCH {a}-[r:{rt.type}]->{b} DELETE r"
 
 
 class _Lease(WriteLock):
@@ -402,7 +199,7 @@ class Neo4jStore:
         for query in CREATE_KEY_CONSTRAINT.values():
             self._driver.execute_query(query, database_=self.database)
         self.ensure_lock_schema()
-        self._driver.execute_query("CALL db.awaitIndexes(300)", database_=self.database)
+        self._driver.execute_query(AWAIT_INDEXES, database_=self.database)
         self._schema_ready = True
 
     def ensure_lock_schema(self) -> None:
@@ -437,7 +234,7 @@ class Neo4jStore:
         with self.lock(), self._revising():
             self.ensure_schema()
             for name, (end, keys) in (detach or {}).items():
-                query = _detach_query(name, end)
+                query = detach_query(name, end)
                 for start in range(0, len(keys), _LOOKUP_BATCH):
                     self._run_write(query, {"keys": list(keys[start : start + _LOOKUP_BATCH])})
             derived = any(label in DERIVED_LABELS for label in batch.nodes) or any(
@@ -588,7 +385,7 @@ class Neo4jStore:
         """Stored relationships ``name`` whose ``by`` end is among ``keys``."""
         rt = REL_TYPES[name]
         wanted = list(dict.fromkeys([*rt.identity, *properties]))
-        query = _relationship_properties_query(name, tuple(wanted), by)
+        query = relationship_properties_query(name, tuple(wanted), by)
         records = self._lookup(query, keys, name in DERIVED_RELS)
         rows = [{"src": r["src"], "dst": r["dst"], **{p: r["props"].get(p) for p in wanted}} for r in records]
         frame = pd.DataFrame(rows, columns=["src", "dst", *wanted])
@@ -614,19 +411,14 @@ class Neo4jStore:
     def read_nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole node table for ``label``: ``key`` plus model properties."""
         props = _checked(columns, NODE_TYPES[label].properties, label)
-        where = f" WHERE {_visible('n')}" if label in DERIVED_LABELS else ""
-        query = f"MATCH (n:{label}){where} RETURN n.key AS key" + "".join(f", {_read_value('n', p)} AS {p}" for p in props)
+        query = read_nodes_query(label, tuple(props))
         return self._read_frame(query, ["key", *props], label in DERIVED_LABELS)
 
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole relationship table ``name``: ``src``, ``dst`` plus properties."""
         rt = REL_TYPES[name]
         props = _checked(columns, (*rt.identity, *rt.properties), name)
-        where = f" WHERE {_visible('r')}" if name in DERIVED_RELS else ""
-        query = (
-            f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}){where} RETURN a.key AS src, b.key AS dst"
-            + "".join(f", {_read_value('r', p)} AS {p}" for p in props)
-        )
+        query = read_relationships_query(name, tuple(props))
         return self._read_frame(query, ["src", "dst", *props], name in DERIVED_RELS)
 
     def _read_frame(self, query: str, columns: list[str], derived: bool = False) -> pd.DataFrame:
@@ -670,33 +462,8 @@ def _changed(summary) -> bool:
     return True if counters is None else bool(counters.contains_updates)
 
 
-def _read_value(var: str, prop: str) -> str:
-    """Cypher returning property ``prop`` of ``var``; temporal values as epoch
-    milliseconds.
-
-    The driver cannot build a Python date for every year the server holds
-    (0000-12-31 from a "0001-01-01" in Shanghai time breaks the whole record),
-    and integers are cheaper to unpack anyway. Dates count from midnight UTC,
-    local date-times are Asia/Shanghai time (the data contract's rule); any
-    other type reads as null.
-
-    Example
-    -------
-    >>> _read_value("n", "amount")
-    'n.amount'
-    """
-    if prop not in TEMPORAL_PROPERTIES:
-        return f"{var}.{prop}"
-    v = f"{var}.{prop}"
-    return (
-        f"CASE WHEN {v} IS :: ZONED DATETIME THEN {v}.epochMillis "
-        f"WHEN {v} IS :: DATE THEN datetime({{date: {v}, timezone: 'UTC'}}).epochMillis "
-        f"WHEN {v} IS :: LOCAL DATETIME THEN datetime({{datetime: {v}, timezone: 'Asia/Shanghai'}}).epochMillis END"
-    )
-
-
 def _records_frame(records: list, columns: list[str]) -> pd.DataFrame:
-    """Records read with :func:`_read_value` as a frame of the embedded store's types."""
+    """Records read with ``neo4j_cypher._read_value`` as a frame of the embedded store's types."""
     frame = pd.DataFrame([r.values() for r in records], columns=columns)
     for col in columns:
         if col in TEMPORAL_PROPERTIES:
@@ -756,7 +523,7 @@ def _partition(frame: pd.DataFrame, column: str, parts: int) -> list[pd.DataFram
 
 def _python_values(series: pd.Series) -> list[Any]:
     """Column values as plain Python objects, None where missing; temporal
-    values as epoch milliseconds (see :func:`_value`)."""
+    values as epoch milliseconds (see ``neo4j_cypher._value``)."""
     if series.name in TEMPORAL_PROPERTIES and not pd.api.types.is_datetime64_any_dtype(series):
         series = pd.to_datetime(series, errors="coerce")
     present = series.notna().to_numpy()

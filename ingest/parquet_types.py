@@ -77,7 +77,7 @@ def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: i
     >>> column_as_text("applicant_id_number", pa.chunked_array([pa.array([110105194912310021.0])]), "a.parquet", 1)
     Traceback (most recent call last):
     ...
-    ingest.reader.RefusedFile: a.parquet: column applicant_id_number is double: 1 of 1 values are not whole numbers below 2**53, so digits may already be lost; export identifiers as text
+    ringscope.ingest.reader.RefusedFile: a.parquet: column applicant_id_number is double: 1 of 1 values are not whole numbers below 2**53, so digits may already be lost; export identifiers as text
     """
     kind = ("id" if name in ID_COLUMNS else "number" if name in NUMBER_COLUMNS
             else "time" if name in TIME_COLUMNS else "text" if name in TEXT_COLUMNS else "other")

@@ -23,6 +23,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import ratio, token_sort_ratio
 
+from ringscope.ingest.normalize.resident_ids import id_check_codes
+
 __all__ = [
     "LEVELS",
     "anagram_key",
@@ -62,10 +64,6 @@ EXTRA_KINDS: dict[str, dict[int, str]] = {
     "exact": {1: "same value", 0: "different values"},
     "number": {2: "same number", 1: "numbers differ by one edit", 0: "different numbers"},
 }
-
-_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
-_ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
-
 
 def _missing(values: np.ndarray) -> np.ndarray:
     return pd.isna(values) | (values == "")
@@ -111,7 +109,7 @@ def gb11643_ok(ids: np.ndarray) -> np.ndarray:
         sel = s[ok].to_numpy().astype("U18")
         raw = sel.view(np.uint32).reshape(-1, 18)
         digits = raw[:, :17].astype(np.int64) - ord("0")
-        check = _ID_CHECK[(digits @ _ID_WEIGHTS) % 11]
+        check = id_check_codes(digits)
         out[ok.to_numpy()] = raw[:, 17] == check
     return out
 

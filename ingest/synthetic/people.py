@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ringscope.ingest.normalize.companies import USCC_ALPHABET, uscc_check_index
+from ringscope.ingest.normalize.resident_ids import id_check_chars
 from ringscope.ingest.synthetic import pools
 from ringscope.ingest.synthetic.config import END, START
 
@@ -75,20 +77,6 @@ def names(rng: np.random.Generator, male: np.ndarray) -> tuple[np.ndarray, np.nd
     return surname, given
 
 
-# Written here again on purpose, not imported from ingest.normalize: the
-# generator's IDs are checked against stdnum and the normaliser in tests, so
-# the two must not share one implementation of the rule.
-_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
-_ID_CHECK = np.array(list("10X98765432"))
-
-
-def id_check_chars(bodies: np.ndarray) -> np.ndarray:
-    """GB 11643 check characters for 17-digit bodies (weights 7,9,10,…; "10X98765432")."""
-    bodies = np.asarray(bodies).astype("U17")
-    raw = np.frombuffer(bodies.astype("S17").tobytes(), dtype=np.uint8).reshape(-1, 17) - ord("0")
-    return _ID_CHECK[(raw.astype(np.int64) @ _ID_WEIGHTS) % 11]
-
-
 def resident_ids(
     rng: np.random.Generator, region_codes: np.ndarray, birth: np.ndarray, male: np.ndarray
 ) -> np.ndarray:
@@ -100,8 +88,7 @@ def resident_ids(
     return cat(body, id_check_chars(body))
 
 
-_USCC_ALPHABET = np.array(list("0123456789ABCDEFGHJKLMNPQRTUWXY"))
-_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28])
+_USCC_ALPHABET = np.array(list(USCC_ALPHABET))
 _ORG_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2])
 _ORG_VALUE = np.array([int(c) if c.isdigit() else ord(c) - 55 for c in _USCC_ALPHABET])
 
@@ -130,7 +117,7 @@ def usccs(rng: np.random.Generator, region_codes: np.ndarray) -> np.ndarray:
     org[:, 8] = org_check
     org[:, 8] = org_check
     body = np.concatenate([np.full((n, 1), 9), kind[:, None], region, org], axis=1)
-    check = _USCC_ALPHABET[(31 - (body @ _USCC_WEIGHTS) % 31) % 31]
+    check = _USCC_ALPHABET[uscc_check_index(body)]
     full = np.concatenate([_USCC_ALPHABET[body], check[:, None]], axis=1)
     return full.astype("U1").view("U18").ravel()
 

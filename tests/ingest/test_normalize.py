@@ -8,15 +8,16 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
 from ringscope.ingest import normalize as nz
-
-_W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+from ringscope.ingest.synthetic import people
 
 
 def make_id(body17: str) -> str:
-    return body17 + "10X98765432"[sum(int(c) * w for c, w in zip(body17, _W)) % 11]
+    # python-stdnum is the oracle: ringscope has one checksum definition of its own
+    return body17 + stdnum_ric.calc_check_digit(body17 + "0")
 
 
 def make_uscc(body17: str) -> str:
@@ -439,3 +440,40 @@ def test_empty_series():
     assert list(nz.normalize_phones(empty).columns) == ["phone", "phone_valid"]
     assert len(nz.parse_datetimes(empty)) == 0
     assert len(nz.name_pinyin_key(empty)) == 0
+
+
+# --------------------------------------------------------------------------
+# the one definition of each checksum, checked against python-stdnum
+# --------------------------------------------------------------------------
+
+
+def test_id_check_chars_agree_with_stdnum():
+    rng = np.random.default_rng(11643)
+    bodies = ["".join(map(str, row)) for row in rng.integers(0, 10, size=(3000, 17))]
+    got = nz.id_check_chars(bodies)
+    assert got.dtype == np.dtype("U1")
+    assert got.tolist() == [stdnum_ric.calc_check_digit(b + "0") for b in bodies]
+    assert set(got.tolist()) == set("0123456789X")  # every check character was exercised
+    assert nz.id_check_chars(np.array([], dtype="U17")).tolist() == []
+
+
+def test_id_check_codes_is_what_normalize_and_the_generator_use():
+    bodies = ["11010519491231002", "44030519851231002", "11010519900307123"]
+    digits = np.array([[int(c) for c in b] for b in bodies])
+    assert bytes(nz.id_check_codes(digits)).decode() == "".join(nz.id_check_chars(bodies))
+    ids = people.resident_ids(np.random.default_rng(0), np.array(["110105"] * 400),
+                              np.full(400, np.datetime64("1990-03-07")), np.arange(400) % 2 == 0)
+    assert all(stdnum_ric.is_valid(i) for i in ids)
+    assert nz.normalize_id_numbers(pd.Series(ids))["id_checksum_ok"].all()
+
+
+def test_uscc_check_index_agrees_with_stdnum():
+    rng = np.random.default_rng(32100)
+    body = np.concatenate([rng.integers(0, 10, size=(2000, 8)), rng.integers(0, 31, size=(2000, 9))], axis=1)
+    got = [nz.USCC_ALPHABET[i] for i in nz.uscc_check_index(body)]
+    texts = ["".join(nz.USCC_ALPHABET[i] for i in row) for row in body]
+    assert got == [stdnum_uscc.calc_check_digit(s + "0") for s in texts]
+    codes = [s + c for s, c in zip(texts, got)]
+    assert nz.normalize_uscc(pd.Series(codes))["uscc_valid"].all()
+    assert all(stdnum_uscc.is_valid(c) for c in people.usccs(np.random.default_rng(1), np.array(["440300"] * 300)))
+

@@ -215,7 +215,7 @@ def test_duplicate_header_is_refused_with_a_rejects_file_and_no_traceback(tmp_pa
 
 
 def test_lines_the_reader_cannot_account_for_make_the_table_an_error(tmp_path, embedded_store, monkeypatch):
-    import ringscope.ingest.pipeline as pipeline
+    from ringscope.ingest import pipeline  # (ringscope.ingest, the attribute, is the API function)
 
     folder = _generated(tmp_path, n=100)
     real = pipeline.read_table
