@@ -3,7 +3,8 @@
 This folder is installed as the top-level ``ringscope`` package (see
 ``[tool.setuptools.package-dir]`` in pyproject.toml); the rooms below it are
 ``ringscope.ingest``, ``ringscope.graph``, ``ringscope.detectors`` and
-``ringscope.app``. Every function here takes an open store and holds the
+``ringscope.app`` (so no function here is named after a room: ``ringscope.ingest``
+is the package, :func:`ingest_export` the job). Every function here takes an open store and holds the
 store's write lock while it writes, like the matching ``ringscope`` command.
 
 A nightly job in five calls (the README's "Python API" section runs it as a
@@ -11,7 +12,7 @@ doctest)::
 
     import ringscope
     store = ringscope.open_store(".ringscope")          # or neo4j_uri="neo4j://..."
-    ringscope.ingest(store, "exports/2026-11-29")        # rejects go to a CSV, never lost
+    ringscope.ingest_export(store, "exports/2026-11-29") # rejects go to a CSV, never lost
     run = ringscope.detect(store)                        # findings saved in the store
     ringscope.train(store)                               # the fraud model (first one: champion)
     summary, result = ringscope.flag(store, "exports/tonight")
@@ -33,12 +34,13 @@ from ringscope.detectors.risk.training import TrainResult
 from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
 from ringscope.detectors.settings import Settings, load_settings
 from ringscope.graph.store import GraphStore, open_store
-from ringscope.ingest.pipeline import IngestSummary, ingest_folder
+from ringscope.ingest.pipeline import IngestSummary
+from ringscope.ingest.pipeline import ingest_folder as _pipeline_ingest
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
 __all__ = [
     "open_store",
-    "ingest",
+    "ingest_export",
     "detect",
     "resolve_entities",
     "train",
@@ -59,8 +61,8 @@ __all__ = [
 ]
 
 
-def ingest(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *,
-           update: bool = False, lock_timeout: float | None = None, progress=None) -> IngestSummary:
+def ingest_export(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *,
+                  update: bool = False, lock_timeout: float | None = None, progress=None) -> IngestSummary:
     """Load the contract tables in ``folder`` (CSV in UTF-8/GBK/GB18030, or Parquet).
 
     Rows that fail a check go to ``rejects_path`` (default
@@ -68,8 +70,8 @@ def ingest(store: GraphStore, folder: str | Path, rejects_path: str | Path | Non
     ``update`` lets a later feed change stored applications (audited); without
     it a stored row is never overwritten.
     """
-    return ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, update=update,
-                         lock_timeout=lock_timeout)
+    return _pipeline_ingest(folder, store, rejects_path=rejects_path, progress=progress, update=update,
+                            lock_timeout=lock_timeout)
 
 
 def detect(store: GraphStore, detectors: list[str] | None = None, settings: Settings | None = None,

@@ -97,3 +97,13 @@ def test_installed_wheel_imports_under_its_namespace(wheel, tmp_path):
     assert Path(location) == target / "ringscope" / "__init__.py"
     assert missing == "[]"  # every name in __all__ exists
     assert top_level == "[]"
+
+
+def test_no_api_name_shadows_a_room():
+    """``import ringscope.ingest.pipeline as p`` must keep working: a function
+    named after a room would hide the sub-package (and be replaced by it)."""
+    import ringscope
+    import ringscope.ingest.pipeline as pipeline
+
+    assert not set(ringscope.__all__) & set(ROOMS)
+    assert callable(ringscope.ingest_export) and pipeline.__name__ == "ringscope.ingest.pipeline"
