@@ -15,13 +15,13 @@ from ringscope.detectors.base import Detector
 __all__ = ["DETECTORS", "detector_class", "build_detector"]
 
 DETECTORS: dict[str, str] = {
-    "identity": "detectors.identity:IdentityResolution",
-    "shared_identifier_rings": "detectors.rings:SharedIdentifierRings",
-    "guarantee_circles": "detectors.guarantees:GuaranteeCircles",
-    "device_velocity": "detectors.velocity:DeviceVelocity",
-    "contact_loops": "detectors.contacts:ContactLoops",
-    "broker_rings": "detectors.brokers:BrokerRings",
-    "cashflow": "detectors.cashflow:CashflowChecks",
+    "identity": "ringscope.detectors.identity:IdentityResolution",
+    "shared_identifier_rings": "ringscope.detectors.rings:SharedIdentifierRings",
+    "guarantee_circles": "ringscope.detectors.guarantees:GuaranteeCircles",
+    "device_velocity": "ringscope.detectors.velocity:DeviceVelocity",
+    "contact_loops": "ringscope.detectors.contacts:ContactLoops",
+    "broker_rings": "ringscope.detectors.brokers:BrokerRings",
+    "cashflow": "ringscope.detectors.cashflow:CashflowChecks",
 }
 
 
