@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 
@@ -132,28 +132,12 @@ class ContactLoops(Detector):
     """
 
     name: ClassVar[str] = "contact_loops"
-    max_cycle_length: int = 8
-    max_cycles: int = 50
-    min_hub_namers: int = 3
-    hub_quantile: float = 0.99
-    max_household: int = 6
+    max_cycle_length: int = param(8, ge=2)
+    max_cycles: int = param(50, ge=1)
+    min_hub_namers: int = param(3, ge=2)
+    hub_quantile: float = param(0.99, ge=0.5, lt=1)
+    max_household: int = param(6, ge=0)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-
-        def is_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        check_param(owner, "max_cycle_length", self.max_cycle_length,
-                    is_int(self.max_cycle_length) and self.max_cycle_length >= 2, "an int >= 2")
-        check_param(owner, "max_cycles", self.max_cycles, is_int(self.max_cycles) and self.max_cycles >= 1,
-                    "an int >= 1")
-        check_param(owner, "min_hub_namers", self.min_hub_namers,
-                    is_int(self.min_hub_namers) and self.min_hub_namers >= 2, "an int >= 2")
-        check_param(owner, "hub_quantile", self.hub_quantile,
-                    isinstance(self.hub_quantile, float) and 0.5 <= self.hub_quantile < 1, "a float in [0.5, 1)")
-        check_param(owner, "max_household", self.max_household,
-                    is_int(self.max_household) and self.max_household >= 0, "an int >= 0")
 
     def run(self, source, statistics: "ContactStatistics | None" = None) -> list[Finding]:
         portfolio = as_portfolio(source)

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 
@@ -145,15 +145,9 @@ class GuaranteeCircles(Detector):
     """
 
     name: ClassVar[str] = "guarantee_circles"
-    max_cycle_length: int = 6
-    max_cycles: int = 20
+    max_cycle_length: int = param(6, ge=2)
+    max_cycles: int = param(20, ge=1)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "max_cycle_length", self.max_cycle_length,
-                    isinstance(self.max_cycle_length, int) and self.max_cycle_length >= 2, "an int >= 2")
-        check_param(owner, "max_cycles", self.max_cycles,
-                    isinstance(self.max_cycles, int) and self.max_cycles >= 1, "an int >= 1")
 
     def run(self, source, statistics: GuaranteeUnits | None = None) -> list[Finding]:
         """Circles over a store or portfolio; ``statistics`` (from

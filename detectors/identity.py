@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
 from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
 from ringscope.detectors.portfolio import as_portfolio, in_set
@@ -212,27 +212,13 @@ class IdentityResolution(Detector):
     """
 
     name: ClassVar[str] = "identity"
-    threshold: float = 0.9
-    max_block: int = 200
-    window_days: int = 90
-    checksum_score: float = 0.25
-    workers: int = -1
+    threshold: float = param(0.9, gt=0, lt=1)
+    max_block: int = param(200, ge=2)
+    window_days: int = param(90, ge=1)
+    checksum_score: float = param(0.25, ge=0, le=1)
+    workers: int = param(-1, nonzero=True)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "threshold", self.threshold,
-                    isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1, "a float in (0, 1)")
-        check_param(owner, "max_block", self.max_block, isinstance(self.max_block, int) and self.max_block >= 2,
-                    "an int >= 2")
-        check_param(owner, "window_days", self.window_days,
-                    isinstance(self.window_days, int) and self.window_days >= 1, "an int >= 1")
-        check_param(owner, "checksum_score", self.checksum_score,
-                    isinstance(self.checksum_score, (int, float)) and 0 <= self.checksum_score <= 1,
-                    "a float in [0, 1]")
-        check_param(owner, "workers", self.workers, isinstance(self.workers, int) and self.workers != 0,
-                    "a non-zero int")
 
-    # -- orchestration --------------------------------------------------------
     def statistics(self, portfolio) -> IdentityStatistics:
         """The identity model fitted and applied over the whole book.
 
