@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Iterable, Sequence
 
 __all__ = ["Evidence", "Finding", "Detector", "ParamSpec", "param", "check_param"]
 
@@ -74,6 +74,36 @@ class Finding:
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"Finding score must be in [0, 1]; got {self.score!r} from {self.detector}")
+
+    @classmethod
+    def from_evidence(cls, detector: str, kind: str, members: Sequence[str], evidence: Iterable[Evidence], *,
+                      scale: float = 1.0, cap: float = 1.0, parameters: dict[str, Any] | None = None,
+                      summary: str = "", entities: tuple[tuple[str, str], ...] = (),
+                      shared: tuple[tuple[str, str], ...] = ()) -> "Finding":
+        """A finding whose score is the sum of its evidence contributions.
+
+        The sum is multiplied by ``scale`` and clipped to [0, ``cap``]; when
+        that changes it, every contribution is multiplied by the same factor,
+        so the evidence still adds up to the score (an investigator's
+        waterfall ends exactly at it).
+
+        Example
+        -------
+        >>> ev = [Evidence("shared_phone", 0.7, "d"), Evidence("burst", 0.5, "d")]
+        >>> f = Finding.from_evidence("rings", "ring", ("A1", "A2"), ev)
+        >>> f.score, [round(e.contribution, 4) for e in f.evidence]
+        (1.0, [0.5833, 0.4167])
+        >>> Finding.from_evidence("rings", "ring", ("A1",), ev[1:], scale=0.3).score
+        0.15
+        """
+        evidence = tuple(evidence)
+        raw = sum(e.contribution for e in evidence)
+        score = float(min(cap, max(0.0, raw * scale)))
+        if score != raw and raw != 0:
+            factor = score / raw
+            evidence = tuple(replace(e, contribution=e.contribution * factor) for e in evidence)
+        return cls(detector=detector, kind=kind, members=tuple(members), score=score, evidence=evidence,
+                   parameters=dict(parameters or {}), summary=summary, entities=entities, shared=shared)
 
     @property
     def finding_id(self) -> str:

@@ -663,7 +663,6 @@ class BrokerRings(Detector):
         strong = sum(1 for c in (c_burst, c_fig, c_share) if c > 0)
         if strong < 2:
             return None
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
         members = tuple(sorted(g["application_id"].astype(str)))
         listed = ", ".join(members[: self.max_listed]) + (" …" if n > self.max_listed else "")
         evidence[0] = Evidence(evidence[0].feature, evidence[0].contribution,
@@ -673,8 +672,7 @@ class BrokerRings(Detector):
         summary = (f"agent {agent}: {n} applications in {t1 - t0:.1f} days{fig_text}"
                    + (f", {inner['application_id'].nunique()} sharing contacts/identifiers" if len(inner) else "")
                    + " — 疑似中介包装")
-        return Finding(
-            detector=self.name, kind="broker_ring", members=members, score=score, evidence=tuple(evidence),
-            parameters=self.params(), summary=summary, entities=(("Agent", agent),),
+        return Finding.from_evidence(
+            self.name, "broker_ring", members, evidence, parameters=self.params(), summary=summary, entities=(("Agent", agent),),
             shared=tuple(dict.fromkeys(s for s in shared_nodes if s[0] != "Agent")),
         )

@@ -367,7 +367,6 @@ class CashflowChecks(Detector):
                 f"±10 % of it repeat {r.repeat_expected:.2g} times on average (Poisson p={r.repeat_p:.2g})",
                 (float(r.figure), int(r.repeat_count), round(float(r.repeat_expected), 4), float(r.repeat_p)),
             ))
-        score = float(min(1.0, sum(e.contribution for e in ev)))
         entities = []
         if isinstance(r.company, str):
             entities.append(("Company", r.company))
@@ -376,9 +375,8 @@ class CashflowChecks(Detector):
         ratio = r.figure / r.peer_figure
         summary = (f"{r.entity_name or r.application_id}: declared {word} {r.figure:,.0f} "
                    f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致")
-        return Finding(
-            detector=self.name, kind="cashflow_inconsistency", members=(r.application_id,), score=score,
-            evidence=tuple(ev), parameters=self.params(), summary=summary, entities=tuple(entities), shared=(),
+        return Finding.from_evidence(
+            self.name, "cashflow_inconsistency", (r.application_id,), ev, parameters=self.params(), summary=summary, entities=tuple(entities), shared=(),
         )
 
 

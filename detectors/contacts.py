@@ -310,13 +310,10 @@ class ContactLoops(Detector):
         )]
         evidence.append(_time_evidence(rows, 0.1, "the applications"))
         evidence.extend(_bad_evidence(rows, 0.15))
-        score = sum(e.contribution for e in evidence)
-        if family_share == 1.0:
-            score *= 0.3  # a large all-family group: shown, but low
         kind = "contact_loop" if len(longest) >= 3 else "mutual_contacts"
-        return Finding(
-            detector=self.name, kind=kind, members=tuple(members), score=float(min(1.0, score)),
-            evidence=tuple(evidence), parameters=self.params(),
+        return Finding.from_evidence(
+            self.name, kind, tuple(members), evidence, parameters=self.params(),
+            scale=0.3 if family_share == 1.0 else 1.0,  # a large all-family group: shown, but low
             summary=(f"{k} applicants name each other as emergency contacts "
                      f"({'互留联系人 loop of ' + str(len(longest)) if len(longest) >= 3 else '互留联系人 pair'}), "
                      f"relations {', '.join(r for r, _ in rel_counts[:3])}"),
@@ -399,10 +396,8 @@ class ContactLoops(Detector):
         evidence.append(_time_evidence(rows, 0.15, "the naming applications"))
         member_rows = [info[m] for m in members if m in info]
         evidence.extend(_bad_evidence(member_rows, 0.2))
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
-        return Finding(
-            detector=self.name, kind="hub_contact", members=tuple(members), score=score,
-            evidence=tuple(evidence), parameters=self.params(),
+        return Finding.from_evidence(
+            self.name, "hub_contact", tuple(members), evidence, parameters=self.params(),
             summary=f"contact phone {phone} named by {r} applicants (联系人集中) within {_span(rows):.0f} days",
             entities=_entities(member_rows), shared=(("Phone", str(phone)),),
         )

@@ -325,14 +325,12 @@ class GuaranteeCircles(Detector):
                 "(a default here can spread along the chain)",
                 tuple(_short(n) for n in downstream[:20]),
             ))
-        score = float(min(1.0, c_cycle + c_size + c_exposure + c_bad + c_chain))
         entities = tuple((n.split(":", 1)[0], n.split(":", 1)[1]) for n in nodes)
-        return Finding(
-            detector=self.name,
-            kind="mutual_guarantee" if mutual else "guarantee_circle",
-            members=tuple(members),
-            score=score,
-            evidence=tuple(evidence),
+        return Finding.from_evidence(
+            self.name,
+            "mutual_guarantee" if mutual else "guarantee_circle",
+            tuple(members),
+            evidence,
             parameters=self.params(),
             summary=(f"{'互保 ' if mutual else ''}guarantee circle of {len(nodes)} borrowers, "
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),

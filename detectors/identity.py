@@ -452,11 +452,10 @@ class IdentityResolution(Detector):
             if len(phones) >= 2:
                 ev.append(Evidence("different_phones", 0.1, f"with {len(phones)} different phones: "
                                    f"{', '.join(phones)}.", tuple(phones)))
-            score = min(sum(e.contribution for e in ev), 0.95)
-            out.append(Finding(self.name, "id_multiple_names", tuple(sorted(rows["application_id"].astype(str))),
-                               score, tuple(ev), self.params(),
-                               f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
-                               (("Person", str(person)),), tuple(("Phone", p) for p in phones)))
+            out.append(Finding.from_evidence(
+                self.name, "id_multiple_names", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
+                parameters=self.params(), summary=f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
+                entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
         # --- phones: a new number inside the window, or going back to an old one
         ph = real[real["phone"].notna() & ~real["person"].isin(conflicted)].sort_values(["person", "applied_at"])
         nphones = ph.groupby("person")["phone"].transform("nunique")
@@ -488,11 +487,10 @@ class IdentityResolution(Detector):
                 if shared:
                     ev.append(Evidence("phone_used_by_others", 0.15, f"phone(s) {', '.join(shared)} also given "
                                        "by other ID numbers.", tuple(shared)))
-                score = min(sum(e.contribution for e in ev), 0.9)
-                out.append(Finding(self.name, "id_multiple_phones", tuple(sorted(rows["application_id"].astype(str))),
-                                   score, tuple(ev), self.params(),
-                                   f"一证多号 ID {person} with {len(phones)} phones",
-                                   (("Person", str(person)),), tuple(("Phone", p) for p in phones)))
+                out.append(Finding.from_evidence(
+                    self.name, "id_multiple_phones", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.9,
+                    parameters=self.params(), summary=f"一证多号 ID {person} with {len(phones)} phones",
+                    entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
         return out
 
     def _multi_id(self, ap: pd.DataFrame, res: Resolution, person_entity: pd.Series) -> list[Finding]:
@@ -563,11 +561,11 @@ class IdentityResolution(Detector):
             span = rows["applied_at"].max() - rows["applied_at"].min()
             if span <= window:
                 ev.append(Evidence("short_time_span", 0.1, f"applications within {span.days} days.", (span.days,)))
-            score = min(sum(e.contribution for e in ev), 0.95)
             label = "一人多证 " + (f"{name} born {dob}" if kind == "name_dob_multi_id" else "fuzzy duplicate")
-            out.append(Finding(self.name, kind, tuple(sorted(rows["application_id"].astype(str))), score, tuple(ev),
-                               self.params(), f"{label} under {len(ids)} ID numbers",
-                               tuple(("Person", i) for i in ids), tuple(("Phone", p) for p in phones.unique())))
+            out.append(Finding.from_evidence(
+                self.name, kind, tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
+                parameters=self.params(), summary=f"{label} under {len(ids)} ID numbers",
+                entities=tuple(("Person", i) for i in ids), shared=tuple(("Phone", p) for p in phones.unique())))
         return out
 
     def _checksum(self, ap: pd.DataFrame) -> list[Finding]:
@@ -575,12 +573,13 @@ class IdentityResolution(Detector):
         out = []
         for row in bad.itertuples(index=False):
             typed = row.id_raw if isinstance(row.id_raw, str) else row.person
-            out.append(Finding(
-                self.name, "id_checksum_failed", (str(row.application_id),), float(self.checksum_score),
+            out.append(Finding.from_evidence(
+                self.name, "id_checksum_failed", (str(row.application_id),),
                 (Evidence("id_checksum_failed", float(self.checksum_score),
                           f"application {row.application_id}: ID {typed} as typed fails the GB 11643 check "
                           "character (a typo or a made-up number).", (typed,)),),
-                self.params(), f"ID {typed} fails its checksum (校验位错误)", (("Person", str(row.person)),), ()))
+                parameters=self.params(), summary=f"ID {typed} fails its checksum (校验位错误)",
+                entities=(("Person", str(row.person)),)))
         return out
 
 

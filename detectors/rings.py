@@ -436,16 +436,14 @@ class SharedIdentifierRings(Detector):
                 + ", ".join(f"{kind} {ident} ({n:.0f} people > fence {fence:.0f})" for kind, ident, n, fence in hubs),
                 tuple(f"{kind}:{ident}" for kind, ident, _, _ in hubs),
             ))
-        score = float(min(1.0, max(0.0, score)))
         shared_nodes = tuple((LINK_KINDS[kind][1], str(ident)) for kind, ident, _ in shared)
         entity_keys = tuple(("Person", str(e)) for e in sorted(map(str, entities)) if not str(e).startswith("app:"))
         top_kinds = "/".join(k for k, _ in by_strength[:3])
-        return Finding(
-            detector=self.name,
-            kind="shared_identifier_ring",
-            members=members,
-            score=score,
-            evidence=tuple(evidence),
+        return Finding.from_evidence(
+            self.name,
+            "shared_identifier_ring",
+            members,
+            evidence,
             parameters=self.params(),
             summary=f"ring of {people} people / {size} applications sharing {top_kinds} within {span_days:.0f} days",
             entities=entity_keys,

@@ -435,14 +435,13 @@ class DeviceVelocity(Detector):
                 f"{bad} of {int(labelled.sum())} labelled applications in the cluster are fraud or default",
                 (bad, int(labelled.sum())),
             ))
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
         kind_name = "device_farm" if kind == "device" and d >= self.min_apps else f"{kind}_burst"
         entities = tuple(("Person", str(p)) for p in sorted(rows["person"].dropna().astype(str).unique()))
         summary = (f"{word} {key} used by {d} applicants in {n} applications within {max(span_days, 0.0):.1f} days "
                    f"({start:%Y-%m-%d})" + (f", {bad} fraud/default" if bad else ""))
-        return Finding(
-            detector=self.name, kind=kind_name, members=tuple(sorted(rows["application_id"].astype(str))),
-            score=score, evidence=tuple(evidence), parameters=self.params(), summary=summary,
+        return Finding.from_evidence(
+            self.name, kind_name, tuple(sorted(rows["application_id"].astype(str))), evidence,
+            parameters=self.params(), summary=summary,
             entities=entities, shared=tuple(dict.fromkeys(shared_nodes)),
         )
 
