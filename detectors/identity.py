@@ -10,8 +10,11 @@ reports the conflicts that are fraud signals in themselves.
 m and u by EM, term frequencies, a fitted prior, clustering with a chaining
 guard) over the portfolio's persons (with the applicant phones and
 addresses) and groups its companies by core name (有限公司, 集团, city
-prefixes stripped). It sets ``portfolio.person_entity`` / ``company_entity``
-/ ``similar_pairs`` and reports conflicts: one ID under several unrelated
+prefixes stripped). :meth:`IdentityResolution.resolve` returns the entity
+map (an :class:`~ringscope.detectors.portfolio.EntityMap`), which the
+detection jobs give the portfolio before any detector runs;
+:meth:`IdentityResolution.run` sets ``portfolio.similar_pairs`` (what
+``detect`` saves) and reports conflicts: one ID under several unrelated
 names, one ID cycling through phones, one name + birth date under several ID
 numbers, fuzzy duplicates under different IDs, and IDs that fail their
 checksum.
@@ -36,7 +39,7 @@ from scipy.sparse.csgraph import connected_components
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
 from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
-from ringscope.detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
            "company_core_name"]
@@ -309,12 +312,26 @@ class IdentityResolution(Detector):
         chosen = targets | in_set(apps["person"], persons)
         return portfolio.subset(apps.loc[chosen, "application_id"], persons=persons)
 
+    def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:
+        """Who is one entity: the record key → entity id maps of persons and
+        companies, over the whole book (from ``statistics`` when given).
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> IdentityResolution().resolve(EmbeddedStore(tempfile.mkdtemp())).person.empty
+        True
+        """
+        stats = self.statistics(as_portfolio(source)) if statistics is None else statistics
+        return EntityMap(person=stats.person_entity, company=stats.company_entity)
+
     def run(self, source, statistics: IdentityStatistics | None = None) -> list[Finding]:
+        """Conflict findings; ``portfolio.similar_pairs`` (saved by ``detect``)
+        is set as a result. The entity maps are not set here: other
+        detectors get them from :meth:`resolve`, before any of them runs."""
         portfolio = as_portfolio(source)
         stats = self.statistics(portfolio) if statistics is None else statistics
-        # entities are the whole book's (a scope carries them to the rest of the book)
-        portfolio.person_entity = stats.person_entity
-        portfolio.company_entity = stats.company_entity
         persons = portfolio.persons
         apps = portfolio.applications
         if persons.empty or apps.empty or stats.resolution is None:
@@ -602,7 +619,7 @@ def application_entities(portfolio) -> pd.DataFrame:
     """
     portfolio = as_portfolio(portfolio)
     if portfolio.person_entity is None:
-        IdentityResolution().run(portfolio)
+        portfolio.use_entities(IdentityResolution().resolve(portfolio))
     apps = portfolio.applications
     person = apps["person"].astype(object)
     company = apps["company"].astype(object)

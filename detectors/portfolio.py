@@ -13,8 +13,11 @@ The main shapes:
   everything applications can share (long): the input of ring detection;
 * ``contacts``, ``guarantees``, ``roles`` — the other tables.
 
-Identity resolution may attach ``person_entity`` / ``company_entity`` maps
-(record key → entity id) that later detectors use instead of raw keys.
+Resolved entities (record key → entity id, an :class:`EntityMap` that
+:meth:`ringscope.detectors.identity.IdentityResolution.resolve` computes)
+are given to a portfolio with :meth:`Portfolio.use_entities` before any
+detector runs, so every detector reads the same ones whatever the order;
+until then a portfolio uses the entities the last ``detect`` stored.
 
 Two rules make every job's output a function of the stored data alone:
 
@@ -29,6 +32,7 @@ Two rules make every job's output a function of the stored data alone:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +42,7 @@ import pandas as pd
 from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from ringscope.graph.model import REL_TYPES
 
-__all__ = ["Portfolio", "as_portfolio", "in_set", "LINK_KINDS"]
+__all__ = ["Portfolio", "EntityMap", "as_portfolio", "in_set", "LINK_KINDS"]
 
 #: identifier kind → (relationship, node label); the kinds applications share
 LINK_KINDS: dict[str, tuple[str, str]] = {
@@ -73,6 +77,17 @@ _APPLICATION_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class EntityMap:
+    """Resolved entities: record key → entity id (the smallest key of the
+    entity) for the Person and Company keys merged with another; a key not
+    in a map is its own entity.
+    """
+
+    person: pd.Series
+    company: pd.Series
+
+
 class Portfolio:
     """Cached whole-portfolio columns read from one store.
 
@@ -86,7 +101,7 @@ class Portfolio:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        #: record key → entity id, set by identity resolution (else identity)
+        #: record key → entity id, given by :meth:`use_entities` (else the stored entities)
         self.person_entity: pd.Series | None = None
         self.company_entity: pd.Series | None = None
         #: SIMILAR_TO pairs found by identity resolution, written back by ``detect``
@@ -281,6 +296,16 @@ class Portfolio:
         0
         """
         return _Subset(self, app_ids, guarantees, persons)
+
+    def use_entities(self, entities: EntityMap) -> None:
+        """Read ``entities`` (identity resolution's result) from now on
+        instead of the stored ones; what was derived from the old ones is
+        dropped. The job running the detectors calls it once, before them."""
+        if entities.person is self.person_entity and entities.company is self.company_entity:
+            return
+        self.person_entity = entities.person
+        self.company_entity = entities.company
+        self.__dict__.pop("_ring_links", None)  # caches built on the old entities
 
     def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
         """Map record keys to resolved entity ids (the key itself when

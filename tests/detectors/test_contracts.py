@@ -1,5 +1,5 @@
-"""Contracts every detector keeps, over one generated portfolio: evidence
-adds up to the score."""
+"""Contracts every detector keeps: evidence adds up to the score, and the
+order detectors run in changes nothing (entities are resolved before any)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,71 @@ def test_a_scaled_down_score_scales_its_evidence(store):
     for f in family:
         cycle = next(e for e in f.evidence if e.feature == "contact_cycle")
         assert cycle.contribution == pytest.approx(0.3 * (0.4 if f.kind == "contact_loop" else 0.25))
+
+
+def _comparable(findings) -> list:
+    return sorted((f.detector, f.kind, f.members, f.score, f.evidence, f.summary, f.entities, f.shared)
+                  for f in findings)
+
+
+def test_detectors_give_the_same_findings_in_any_order(store, monkeypatch):
+    """Entities are resolved once, before any detector runs: a registry in
+    reverse order (identity resolution last) finds exactly the same."""
+    import ringscope.detectors.runner as runner
+
+    forward = run_detectors(store)
+    monkeypatch.setattr(runner, "DETECTORS", dict(reversed(list(runner.DETECTORS.items()))))
+    backward = run_detectors(store)
+    assert not forward.errors and not backward.errors
+    assert [f.detector for f in backward.findings][0] != "identity"
+    assert _comparable(backward.findings) == _comparable(forward.findings)
+    for rel, pairs in forward.portfolio.similar_pairs.items():
+        assert backward.portfolio.similar_pairs[rel].equals(pairs)
+
+
+def test_identity_resolution_run_leaves_the_entity_maps_alone(store):
+    """``run`` reports; ``resolve`` returns the entity map, which only the job
+    running the detectors hands to the portfolio."""
+    from ringscope.detectors.identity import IdentityResolution
+    from ringscope.detectors.portfolio import EntityMap, Portfolio
+
+    portfolio = Portfolio(store)
+    IdentityResolution().run(portfolio)
+    assert portfolio.person_entity is None and portfolio.company_entity is None
+    entities = IdentityResolution().resolve(portfolio)
+    assert isinstance(entities, EntityMap) and len(entities.person) > 0
+    portfolio.use_entities(entities)
+    assert portfolio.person_entity is entities.person
+
+
+def test_a_ring_judged_on_resolved_entities_in_any_order(tmp_path, monkeypatch):
+    """Two ID numbers of one synthetic identity (same name, birth date and
+    home) and one other applicant share a device and an account: two people,
+    not the three a ring needs, whichever detector runs first."""
+    import ringscope.detectors.runner as runner
+    from tests.detectors.builder import ExportBuilder
+    from tests.sample_data import make_id
+
+    b = ExportBuilder()
+    for _ in range(30):
+        b.app()
+    home = "贵州省黔南州长顺县新华路356号鑫苑29栋1单元3103室"
+    shared = dict(device_id="dev-shared", bank_account="6222000000000000999")
+    pair = [b.app(applicant_name="姚佳勇", applicant_id_number=make_id("522729", "19620103", seq),
+                  applicant_phone=phone, applicant_address=home, **shared)["application_id"]
+            for seq, phone in (("008", "13912340001"), ("013", "13912340002"))]
+    other = b.app(**shared)["application_id"]
+    store = EmbeddedStore(str(tmp_path / "store"))
+    b.load(store, tmp_path / "export")
+
+    def rings_with(members):
+        return [f for f in run.findings if f.detector == "shared_identifier_rings" and set(members) <= set(f.members)]
+
+    run = run_detectors(store)
+    assert any(set(pair) <= set(f.members) for f in run.findings if f.kind == "name_dob_multi_id")
+    assert rings_with([*pair, other]) == []
+    forward = _comparable(run.findings)
+    monkeypatch.setattr(runner, "DETECTORS", dict(reversed(list(runner.DETECTORS.items()))))
+    run = run_detectors(store)
+    assert rings_with([*pair, other]) == []
+    assert _comparable(run.findings) == forward
