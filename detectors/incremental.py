@@ -94,8 +94,8 @@ def detect_around(
         As for :func:`ringscope.detectors.runner.run_detectors`.
     statistics : dict, optional
         ``{detector name: statistics}`` computed earlier; missing ones are
-        computed from ``portfolio`` (in registry order, after identity
-        resolution has updated the portfolio's entities) and added to this
+        computed from ``portfolio`` (after identity resolution's, whose
+        entities the portfolio is given first) and added to this
         dict, so that the next call reuses them.
 
     Example

@@ -468,8 +468,8 @@ def _records_by_component(frame: pd.DataFrame, columns: list[str], limit: int) -
 def entity_links(portfolio) -> pd.DataFrame:
     """The portfolio's shareable links with each application's resolved
     applicant as ``entity`` (``app:<id>`` when it has none)."""
-    if "_ring_links" in portfolio.__dict__:
-        return portfolio.__dict__["_ring_links"]
+    if "ring_links" in portfolio.derived:
+        return portfolio.derived["ring_links"]
     apps = portfolio.applications
     links = portfolio.links
     links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
@@ -477,7 +477,7 @@ def entity_links(portfolio) -> pd.DataFrame:
     entity = portfolio.entity_of(person.dropna())
     links["entity"] = links["application_id"].map(entity)
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
-    portfolio.__dict__["_ring_links"] = links
+    portfolio.derived["ring_links"] = links
     return links
 
 

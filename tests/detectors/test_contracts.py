@@ -3,6 +3,7 @@ order detectors run in changes nothing (entities are resolved before any)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from ringscope.detectors.portfolio import as_portfolio
@@ -112,3 +113,55 @@ def test_a_ring_judged_on_resolved_entities_in_any_order(tmp_path, monkeypatch):
     run = run_detectors(store)
     assert rings_with([*pair, other]) == []
     assert _comparable(run.findings) == forward
+
+
+# -- caches are declared by the class that owns them -----------------------------------------------------------
+
+def test_no_module_writes_caches_into_an_objects_dict():
+    """Caches are declared attributes, ``cached_property``s or a cache owned by
+    the class that reads it: nothing writes into another object's ``__dict__``."""
+    import re
+    from pathlib import Path
+
+    import ringscope.detectors as package
+
+    root = Path(package.__file__).resolve().parent
+    writes = re.compile(r"__dict__\s*(\[[^\]]+\]\s*=|\.(setdefault|update|pop|clear)\()")
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for path in sorted(root.rglob("*.py")) for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+             if writes.search(line)]
+    assert found == []
+
+
+def test_derived_tables_are_dropped_when_the_entities_change(store):
+    from ringscope.detectors.portfolio import EntityMap, Portfolio
+    from ringscope.detectors.rings import entity_links
+
+    portfolio = Portfolio(store)
+    raw = entity_links(portfolio)
+    assert entity_links(portfolio) is raw  # computed once
+    apps = portfolio.applications.dropna(subset=["person"])
+    first, second = apps["person"].iloc[0], apps["person"].iloc[1]
+    portfolio.use_entities(EntityMap(person=pd.Series({second: first}), company=pd.Series(dtype=object)))
+    merged = entity_links(portfolio)
+    assert merged is not raw
+    app = apps["application_id"].iloc[1]
+    assert set(merged.loc[merged["application_id"] == app, "entity"]) == {first}
+
+
+def test_a_portfolio_keeps_its_reads_and_tables_in_declared_fields(store):
+    from ringscope.detectors.portfolio import Portfolio
+
+    portfolio = Portfolio(store)
+    assert portfolio.reads is None and portfolio.cached_tables() == {}
+    portfolio.remember_reads()
+    portfolio.nodes("Agent")
+    assert [key[:2] for key in portfolio.reads] == [("nodes", "Agent")]
+    apps = portfolio.applications
+    tables = portfolio.cached_tables()
+    assert tables["applications"] is apps and "_links_by_kind" in tables
+    again = Portfolio(store)
+    again.restore_tables(tables)
+    assert again.applications is apps
+    with pytest.raises(KeyError, match="not portfolio tables"):
+        again.restore_tables({"_stored_entities": None})
