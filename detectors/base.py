@@ -184,7 +184,8 @@ class ParamSpec:
         low = [(op, self._bound(b, owner)[1]) for op, b in ((">=", self.ge), (">", self.gt)) if b is not None]
         high = [(op, self._bound(b, owner)[1]) for op, b in (("<=", self.le), ("<", self.lt)) if b is not None]
         if low and high:
-            return f"{word} in {'[' if low[0][0] == '>=' else '('}{low[0][1]}, {high[0][1]}{']' if high[0][0] == '<=' else ')'}"
+            opening, closing = "[" if low[0][0] == ">=" else "(", "]" if high[0][0] == "<=" else ")"
+            return f"{word} in {opening}{low[0][1]}, {high[0][1]}{closing}"
         if low or high:
             op, text = (low or high)[0]
             return f"{word} {op} {text}"
