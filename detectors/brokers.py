@@ -36,6 +36,7 @@ applications of their time windows only (:meth:`BrokerRings.scope`).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
@@ -45,7 +46,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, poisson
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["BrokerRings", "BrokerStatistics", "CellReference", "cell_reference", "template_cells"]
@@ -323,36 +324,14 @@ class BrokerRings(Detector):
     """
 
     name: ClassVar[str] = "broker_rings"
-    window_days: float = 7.0
-    figure_tolerance: float = 0.05
-    min_apps: int = 4
-    alpha: float = 1e-3
-    prior_weight: float = 20.0
-    min_score: float = 0.3
-    max_listed: int = 20
+    window_days: float = param(7.0, kind=numbers.Real, gt=0, le=90)
+    figure_tolerance: float = param(0.05, kind=numbers.Real, gt=0, lt=1)
+    min_apps: int = param(4, ge=3)
+    alpha: float = param(1e-3, gt=0, lt=1)
+    prior_weight: float = param(20.0, kind=numbers.Real, gt=0)
+    min_score: float = param(0.3, kind=numbers.Real, gt=0, le=1)
+    max_listed: int = param(20, ge=1)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-
-        def number(v) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-        check_param(owner, "window_days", self.window_days,
-                    number(self.window_days) and 0 < self.window_days <= 90, "a number in (0, 90]")
-        check_param(owner, "figure_tolerance", self.figure_tolerance,
-                    number(self.figure_tolerance) and 0 < self.figure_tolerance < 1, "a number in (0, 1)")
-        check_param(owner, "min_apps", self.min_apps,
-                    isinstance(self.min_apps, int) and not isinstance(self.min_apps, bool) and self.min_apps >= 3,
-                    "an int >= 3")
-        check_param(owner, "alpha", self.alpha, isinstance(self.alpha, float) and 0 < self.alpha < 1,
-                    "a float in (0, 1)")
-        check_param(owner, "prior_weight", self.prior_weight,
-                    number(self.prior_weight) and self.prior_weight > 0, "a number > 0")
-        check_param(owner, "min_score", self.min_score,
-                    number(self.min_score) and 0 < self.min_score <= 1, "a number in (0, 1]")
-        check_param(owner, "max_listed", self.max_listed,
-                    isinstance(self.max_listed, int) and not isinstance(self.max_listed, bool)
-                    and self.max_listed >= 1, "an int >= 1")
 
     def statistics(self, portfolio) -> BrokerStatistics:
         """The agents' population figures and each agent's own totals over
@@ -684,7 +663,6 @@ class BrokerRings(Detector):
         strong = sum(1 for c in (c_burst, c_fig, c_share) if c > 0)
         if strong < 2:
             return None
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
         members = tuple(sorted(g["application_id"].astype(str)))
         listed = ", ".join(members[: self.max_listed]) + (" …" if n > self.max_listed else "")
         evidence[0] = Evidence(evidence[0].feature, evidence[0].contribution,
@@ -694,8 +672,7 @@ class BrokerRings(Detector):
         summary = (f"agent {agent}: {n} applications in {t1 - t0:.1f} days{fig_text}"
                    + (f", {inner['application_id'].nunique()} sharing contacts/identifiers" if len(inner) else "")
                    + " — 疑似中介包装")
-        return Finding(
-            detector=self.name, kind="broker_ring", members=members, score=score, evidence=tuple(evidence),
-            parameters=self.params(), summary=summary, entities=(("Agent", agent),),
+        return Finding.from_evidence(
+            self.name, "broker_ring", members, evidence, parameters=self.params(), summary=summary, entities=(("Agent", agent),),
             shared=tuple(dict.fromkeys(s for s in shared_nodes if s[0] != "Agent")),
         )

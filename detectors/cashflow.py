@@ -41,6 +41,7 @@ declared once.
 from __future__ import annotations
 
 import re
+import numbers
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
@@ -48,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.portfolio import as_portfolio
 
 __all__ = ["CashflowChecks", "CashflowStatistics", "trade_of", "robust_z", "TRADES"]
@@ -187,26 +188,11 @@ class CashflowChecks(Detector):
     """
 
     name: ClassVar[str] = "cashflow"
-    z_start: float = 3.0
-    z_full: float = 6.0
-    min_peers: int = 30
-    min_score: float = 0.3
+    z_start: float = param(3.0, kind=numbers.Real, gt=0)
+    z_full: float = param(6.0, kind=numbers.Real, gt="z_start")
+    min_peers: int = param(30, ge=5)
+    min_score: float = param(0.3, kind=numbers.Real, gt=0, le=1)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        num = (int, float)
-        check_param(owner, "z_start", self.z_start,
-                    isinstance(self.z_start, num) and not isinstance(self.z_start, bool) and self.z_start > 0,
-                    "a number > 0")
-        check_param(owner, "z_full", self.z_full,
-                    isinstance(self.z_full, num) and not isinstance(self.z_full, bool) and self.z_full > self.z_start,
-                    f"a number > z_start ({self.z_start})")
-        check_param(owner, "min_peers", self.min_peers,
-                    isinstance(self.min_peers, int) and not isinstance(self.min_peers, bool) and self.min_peers >= 5,
-                    "an int >= 5")
-        check_param(owner, "min_score", self.min_score,
-                    isinstance(self.min_score, num) and not isinstance(self.min_score, bool)
-                    and 0 < self.min_score <= 1, "a number in (0, 1]")
 
     def run(self, source, statistics: "CashflowStatistics | None" = None) -> list[Finding]:
         portfolio = as_portfolio(source)
@@ -381,7 +367,6 @@ class CashflowChecks(Detector):
                 f"±10 % of it repeat {r.repeat_expected:.2g} times on average (Poisson p={r.repeat_p:.2g})",
                 (float(r.figure), int(r.repeat_count), round(float(r.repeat_expected), 4), float(r.repeat_p)),
             ))
-        score = float(min(1.0, sum(e.contribution for e in ev)))
         entities = []
         if isinstance(r.company, str):
             entities.append(("Company", r.company))
@@ -390,9 +375,8 @@ class CashflowChecks(Detector):
         ratio = r.figure / r.peer_figure
         summary = (f"{r.entity_name or r.application_id}: declared {word} {r.figure:,.0f} "
                    f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致")
-        return Finding(
-            detector=self.name, kind="cashflow_inconsistency", members=(r.application_id,), score=score,
-            evidence=tuple(ev), parameters=self.params(), summary=summary, entities=tuple(entities), shared=(),
+        return Finding.from_evidence(
+            self.name, "cashflow_inconsistency", (r.application_id,), ev, parameters=self.params(), summary=summary, entities=tuple(entities), shared=(),
         )
 
 

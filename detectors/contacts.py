@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
@@ -133,28 +133,12 @@ class ContactLoops(Detector):
     """
 
     name: ClassVar[str] = "contact_loops"
-    max_cycle_length: int = 8
-    max_cycles: int = 50
-    min_hub_namers: int = 3
-    hub_quantile: float = 0.99
-    max_household: int = 6
+    max_cycle_length: int = param(8, ge=2)
+    max_cycles: int = param(50, ge=1)
+    min_hub_namers: int = param(3, ge=2)
+    hub_quantile: float = param(0.99, ge=0.5, lt=1)
+    max_household: int = param(6, ge=0)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-
-        def is_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        check_param(owner, "max_cycle_length", self.max_cycle_length,
-                    is_int(self.max_cycle_length) and self.max_cycle_length >= 2, "an int >= 2")
-        check_param(owner, "max_cycles", self.max_cycles, is_int(self.max_cycles) and self.max_cycles >= 1,
-                    "an int >= 1")
-        check_param(owner, "min_hub_namers", self.min_hub_namers,
-                    is_int(self.min_hub_namers) and self.min_hub_namers >= 2, "an int >= 2")
-        check_param(owner, "hub_quantile", self.hub_quantile,
-                    isinstance(self.hub_quantile, float) and 0.5 <= self.hub_quantile < 1, "a float in [0.5, 1)")
-        check_param(owner, "max_household", self.max_household,
-                    is_int(self.max_household) and self.max_household >= 0, "an int >= 0")
 
     def run(self, source, statistics: "ContactStatistics | None" = None) -> list[Finding]:
         portfolio = as_portfolio(source)
@@ -327,13 +311,10 @@ class ContactLoops(Detector):
         )]
         evidence.append(_time_evidence(rows, 0.1, "the applications"))
         evidence.extend(_bad_evidence(rows, 0.15))
-        score = sum(e.contribution for e in evidence)
-        if family_share == 1.0:
-            score *= 0.3  # a large all-family group: shown, but low
         kind = "contact_loop" if len(longest) >= 3 else "mutual_contacts"
-        return Finding(
-            detector=self.name, kind=kind, members=tuple(members), score=float(min(1.0, score)),
-            evidence=tuple(evidence), parameters=self.params(),
+        return Finding.from_evidence(
+            self.name, kind, tuple(members), evidence, parameters=self.params(),
+            scale=0.3 if family_share == 1.0 else 1.0,  # a large all-family group: shown, but low
             summary=(f"{k} applicants name each other as emergency contacts "
                      f"({'互留联系人 loop of ' + str(len(longest)) if len(longest) >= 3 else '互留联系人 pair'}), "
                      f"relations {', '.join(r for r, _ in rel_counts[:3])}"),
@@ -416,10 +397,8 @@ class ContactLoops(Detector):
         evidence.append(_time_evidence(rows, 0.15, "the naming applications"))
         member_rows = [info[m] for m in members if m in info]
         evidence.extend(_bad_evidence(member_rows, 0.2))
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
-        return Finding(
-            detector=self.name, kind="hub_contact", members=tuple(members), score=score,
-            evidence=tuple(evidence), parameters=self.params(),
+        return Finding.from_evidence(
+            self.name, "hub_contact", tuple(members), evidence, parameters=self.params(),
             summary=f"contact phone {phone} named by {r} applicants (联系人集中) within {_span(rows):.0f} days",
             entities=_entities(member_rows), shared=(("Phone", str(phone)),),
         )

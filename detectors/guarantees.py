@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS
@@ -146,15 +146,9 @@ class GuaranteeCircles(Detector):
     """
 
     name: ClassVar[str] = "guarantee_circles"
-    max_cycle_length: int = 6
-    max_cycles: int = 20
+    max_cycle_length: int = param(6, ge=2)
+    max_cycles: int = param(20, ge=1)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "max_cycle_length", self.max_cycle_length,
-                    isinstance(self.max_cycle_length, int) and self.max_cycle_length >= 2, "an int >= 2")
-        check_param(owner, "max_cycles", self.max_cycles,
-                    isinstance(self.max_cycles, int) and self.max_cycles >= 1, "an int >= 1")
 
     def run(self, source, statistics: GuaranteeUnits | None = None) -> list[Finding]:
         """Circles over a store or portfolio; ``statistics`` (from
@@ -332,14 +326,12 @@ class GuaranteeCircles(Detector):
                 "(a default here can spread along the chain)",
                 tuple(_short(n) for n in downstream[:20]),
             ))
-        score = float(min(1.0, c_cycle + c_size + c_exposure + c_bad + c_chain))
         entities = tuple((n.split(":", 1)[0], n.split(":", 1)[1]) for n in nodes)
-        return Finding(
-            detector=self.name,
-            kind="mutual_guarantee" if mutual else "guarantee_circle",
-            members=tuple(members),
-            score=score,
-            evidence=tuple(evidence),
+        return Finding.from_evidence(
+            self.name,
+            "mutual_guarantee" if mutual else "guarantee_circle",
+            tuple(members),
+            evidence,
             parameters=self.params(),
             summary=(f"{'互保 ' if mutual else ''}guarantee circle of {len(nodes)} borrowers, "
                      f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),

@@ -10,8 +10,11 @@ reports the conflicts that are fraud signals in themselves.
 m and u by EM, term frequencies, a fitted prior, clustering with a chaining
 guard) over the portfolio's persons (with the applicant phones and
 addresses) and groups its companies by core name (有限公司, 集团, city
-prefixes stripped). It sets ``portfolio.person_entity`` / ``company_entity``
-/ ``similar_pairs`` and reports conflicts: one ID under several unrelated
+prefixes stripped). :meth:`IdentityResolution.resolve` returns the entity
+map (an :class:`~ringscope.detectors.portfolio.EntityMap`), which the
+detection jobs give the portfolio before any detector runs;
+:meth:`IdentityResolution.run` sets ``portfolio.similar_pairs`` (what
+``detect`` saves) and reports conflicts: one ID under several unrelated
 names, one ID cycling through phones, one name + birth date under several ID
 numbers, fuzzy duplicates under different IDs, and IDs that fail their
 checksum.
@@ -33,10 +36,10 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
 from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
-from ringscope.detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
            "company_core_name"]
@@ -212,27 +215,13 @@ class IdentityResolution(Detector):
     """
 
     name: ClassVar[str] = "identity"
-    threshold: float = 0.9
-    max_block: int = 200
-    window_days: int = 90
-    checksum_score: float = 0.25
-    workers: int = -1
+    threshold: float = param(0.9, gt=0, lt=1)
+    max_block: int = param(200, ge=2)
+    window_days: int = param(90, ge=1)
+    checksum_score: float = param(0.25, ge=0, le=1)
+    workers: int = param(-1, nonzero=True)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "threshold", self.threshold,
-                    isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1, "a float in (0, 1)")
-        check_param(owner, "max_block", self.max_block, isinstance(self.max_block, int) and self.max_block >= 2,
-                    "an int >= 2")
-        check_param(owner, "window_days", self.window_days,
-                    isinstance(self.window_days, int) and self.window_days >= 1, "an int >= 1")
-        check_param(owner, "checksum_score", self.checksum_score,
-                    isinstance(self.checksum_score, (int, float)) and 0 <= self.checksum_score <= 1,
-                    "a float in [0, 1]")
-        check_param(owner, "workers", self.workers, isinstance(self.workers, int) and self.workers != 0,
-                    "a non-zero int")
 
-    # -- orchestration --------------------------------------------------------
     def statistics(self, portfolio) -> IdentityStatistics:
         """The identity model fitted and applied over the whole book.
 
@@ -323,12 +312,26 @@ class IdentityResolution(Detector):
         chosen = targets | in_set(apps["person"], persons)
         return portfolio.subset(apps.loc[chosen, "application_id"], persons=persons)
 
+    def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:
+        """Who is one entity: the record key → entity id maps of persons and
+        companies, over the whole book (from ``statistics`` when given).
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> IdentityResolution().resolve(EmbeddedStore(tempfile.mkdtemp())).person.empty
+        True
+        """
+        stats = self.statistics(as_portfolio(source)) if statistics is None else statistics
+        return EntityMap(person=stats.person_entity, company=stats.company_entity)
+
     def run(self, source, statistics: IdentityStatistics | None = None) -> list[Finding]:
+        """Conflict findings; ``portfolio.similar_pairs`` (saved by ``detect``)
+        is set as a result. The entity maps are not set here: other
+        detectors get them from :meth:`resolve`, before any of them runs."""
         portfolio = as_portfolio(source)
         stats = self.statistics(portfolio) if statistics is None else statistics
-        # entities are the whole book's (a scope carries them to the rest of the book)
-        portfolio.person_entity = stats.person_entity
-        portfolio.company_entity = stats.company_entity
         persons = portfolio.persons
         apps = portfolio.applications
         if persons.empty or apps.empty or stats.resolution is None:
@@ -466,11 +469,10 @@ class IdentityResolution(Detector):
             if len(phones) >= 2:
                 ev.append(Evidence("different_phones", 0.1, f"with {len(phones)} different phones: "
                                    f"{', '.join(phones)}.", tuple(phones)))
-            score = min(sum(e.contribution for e in ev), 0.95)
-            out.append(Finding(self.name, "id_multiple_names", tuple(sorted(rows["application_id"].astype(str))),
-                               score, tuple(ev), self.params(),
-                               f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
-                               (("Person", str(person)),), tuple(("Phone", p) for p in phones)))
+            out.append(Finding.from_evidence(
+                self.name, "id_multiple_names", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
+                parameters=self.params(), summary=f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
+                entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
         # --- phones: a new number inside the window, or going back to an old one
         ph = real[real["phone"].notna() & ~real["person"].isin(conflicted)].sort_values(["person", "applied_at"])
         nphones = ph.groupby("person")["phone"].transform("nunique")
@@ -502,11 +504,10 @@ class IdentityResolution(Detector):
                 if shared:
                     ev.append(Evidence("phone_used_by_others", 0.15, f"phone(s) {', '.join(shared)} also given "
                                        "by other ID numbers.", tuple(shared)))
-                score = min(sum(e.contribution for e in ev), 0.9)
-                out.append(Finding(self.name, "id_multiple_phones", tuple(sorted(rows["application_id"].astype(str))),
-                                   score, tuple(ev), self.params(),
-                                   f"一证多号 ID {person} with {len(phones)} phones",
-                                   (("Person", str(person)),), tuple(("Phone", p) for p in phones)))
+                out.append(Finding.from_evidence(
+                    self.name, "id_multiple_phones", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.9,
+                    parameters=self.params(), summary=f"一证多号 ID {person} with {len(phones)} phones",
+                    entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
         return out
 
     def _multi_id(self, ap: pd.DataFrame, res: Resolution, person_entity: pd.Series) -> list[Finding]:
@@ -577,11 +578,11 @@ class IdentityResolution(Detector):
             span = rows["applied_at"].max() - rows["applied_at"].min()
             if span <= window:
                 ev.append(Evidence("short_time_span", 0.1, f"applications within {span.days} days.", (span.days,)))
-            score = min(sum(e.contribution for e in ev), 0.95)
             label = "一人多证 " + (f"{name} born {dob}" if kind == "name_dob_multi_id" else "fuzzy duplicate")
-            out.append(Finding(self.name, kind, tuple(sorted(rows["application_id"].astype(str))), score, tuple(ev),
-                               self.params(), f"{label} under {len(ids)} ID numbers",
-                               tuple(("Person", i) for i in ids), tuple(("Phone", p) for p in phones.unique())))
+            out.append(Finding.from_evidence(
+                self.name, kind, tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
+                parameters=self.params(), summary=f"{label} under {len(ids)} ID numbers",
+                entities=tuple(("Person", i) for i in ids), shared=tuple(("Phone", p) for p in phones.unique())))
         return out
 
     def _checksum(self, ap: pd.DataFrame) -> list[Finding]:
@@ -589,12 +590,13 @@ class IdentityResolution(Detector):
         out = []
         for row in bad.itertuples(index=False):
             typed = row.id_raw if isinstance(row.id_raw, str) else row.person
-            out.append(Finding(
-                self.name, "id_checksum_failed", (str(row.application_id),), float(self.checksum_score),
+            out.append(Finding.from_evidence(
+                self.name, "id_checksum_failed", (str(row.application_id),),
                 (Evidence("id_checksum_failed", float(self.checksum_score),
                           f"application {row.application_id}: ID {typed} as typed fails the GB 11643 check "
                           "character (a typo or a made-up number).", (typed,)),),
-                self.params(), f"ID {typed} fails its checksum (校验位错误)", (("Person", str(row.person)),), ()))
+                parameters=self.params(), summary=f"ID {typed} fails its checksum (校验位错误)",
+                entities=(("Person", str(row.person)),)))
         return out
 
 
@@ -617,7 +619,7 @@ def application_entities(portfolio) -> pd.DataFrame:
     """
     portfolio = as_portfolio(portfolio)
     if portfolio.person_entity is None:
-        IdentityResolution().run(portfolio)
+        portfolio.use_entities(IdentityResolution().resolve(portfolio))
     apps = portfolio.applications
     person = apps["person"].astype(object)
     company = apps["company"].astype(object)

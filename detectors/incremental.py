@@ -17,10 +17,10 @@ a full run::
 several generated portfolios.) A detector without a scope of its own runs
 over the whole portfolio: slower, never different.
 
-Identity resolution runs first, as in ``detect``: it resolves every record
-of the book in its statistics (its fitted model moves with the new data,
-so even entities far from the batch may change), and those entity maps
-replace the portfolio's before the other detectors read them.
+Entities are resolved first, as in ``detect``: identity resolution resolves
+every record of the book in its statistics (its fitted model moves with the
+new data, so even entities far from the batch may change), and those entity
+maps replace the portfolio's before any detector reads them.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def detect_around(
         As for :func:`ringscope.detectors.runner.run_detectors`.
     statistics : dict, optional
         ``{detector name: statistics}`` computed earlier; missing ones are
-        computed from ``portfolio`` (in registry order, after identity
-        resolution has updated the portfolio's entities) and added to this
+        computed from ``portfolio`` (after identity resolution's, whose
+        entities the portfolio is given first) and added to this
         dict, so that the next call reuses them.
 
     Example
@@ -114,9 +114,12 @@ def detect_around(
     detectors = [build_detector(name, **params.get(name, {})) for name in wanted]
     targets = set(map(str, app_ids))
     run = IncrementalRun(findings=[])
+    _resolve_entities(portfolio, detectors, statistics, run)
     for i, detector in enumerate(detectors):
         if progress:
             progress(detector.name, i, len(detectors))
+        if detector.name in run.errors:
+            continue
         started = time.perf_counter()
         try:
             if detector.name not in statistics:
@@ -128,42 +131,44 @@ def detect_around(
             found = (detector.run(source, statistics=stats) if _accepts_statistics(detector)
                      else detector.run(source))
             if local is not None:
-                _adopt_entities(portfolio, local)
+                _adopt_pairs(portfolio, local)
             run.findings.extend(f for f in found if targets.intersection(map(str, f.members)))
         except Exception as exc:  # one broken detector must not hide the others' findings
             run.errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-        run.seconds[detector.name] = time.perf_counter() - started
+        run.seconds[detector.name] = run.seconds.get(detector.name, 0.0) + time.perf_counter() - started
     if progress:
         progress("done", len(detectors), len(detectors))
     return run
 
 
-def _adopt_entities(portfolio: Portfolio, local: Portfolio) -> None:
-    """Give the whole portfolio what identity resolution decided inside a scope.
+def _resolve_entities(portfolio: Portfolio, detectors: list[Detector], statistics: dict[str, Any],
+                      run: IncrementalRun) -> None:
+    """Give the portfolio the whole book's entities (identity resolution's
+    statistics, computed now unless ``statistics`` holds them) before any
+    detector reads them; without identity resolution it keeps the stored ones."""
+    identity = next((d for d in detectors if hasattr(d, "resolve")), None)
+    if identity is None:
+        return
+    started = time.perf_counter()
+    try:
+        if identity.name not in statistics:
+            statistics[identity.name] = identity.statistics(portfolio)
+        portfolio.use_entities(identity.resolve(portfolio, statistics[identity.name]))
+    except Exception as exc:  # the others still run, on the stored entities
+        run.errors[identity.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    run.seconds[identity.name] = time.perf_counter() - started
 
-    Identity resolution fits its model and resolves every record of the book
-    in its statistics (the fit needs every candidate pair compared anyway),
-    so the entity maps a scope carries are the whole book's, the very ids a
-    full run assigns: they replace the portfolio's (which until then were
-    the ones the last ``detect`` stored, from an older fit). The SIMILAR_TO
-    pairs found inside the scope are merged into the portfolio's, a pair
-    found again keeping its new score. Caches built on the old entities are
-    dropped. A scope whose maps are the portfolio's own (every other
-    detector's) changes nothing.
-    """
-    changed = False
-    for attr in ("person_entity", "company_entity"):
-        mapping = getattr(local, attr)
-        if mapping is not None and mapping is not getattr(portfolio, attr):
-            setattr(portfolio, attr, mapping)
-            changed = True
+
+def _adopt_pairs(portfolio: Portfolio, local: Portfolio) -> None:
+    """Merge the SIMILAR_TO pairs identity resolution found inside a scope
+    into the portfolio's (what ``flag`` saves), a pair found again keeping
+    its new score."""
     for rel, pairs in local.similar_pairs.items():
         if pairs is None or not len(pairs):
             continue
         known = portfolio.similar_pairs.get(rel)
+        if pairs is known:
+            continue
         portfolio.similar_pairs[rel] = pairs if known is None or not len(known) else (
             pd.concat([known, pairs], ignore_index=True).drop_duplicates(["src", "dst"], keep="last")
             .reset_index(drop=True))
-    if changed:
-        for key in ("_ring_links",):  # caches built on the old entities
-            portfolio.__dict__.pop(key, None)

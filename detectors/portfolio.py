@@ -13,8 +13,11 @@ The main shapes:
   everything applications can share (long): the input of ring detection;
 * ``contacts``, ``guarantees``, ``roles`` — the other tables.
 
-Identity resolution may attach ``person_entity`` / ``company_entity`` maps
-(record key → entity id) that later detectors use instead of raw keys.
+Resolved entities (record key → entity id, an :class:`EntityMap` that
+:meth:`ringscope.detectors.identity.IdentityResolution.resolve` computes)
+are given to a portfolio with :meth:`Portfolio.use_entities` before any
+detector runs, so every detector reads the same ones whatever the order;
+until then a portfolio uses the entities the last ``detect`` stored.
 
 Two rules make every job's output a function of the stored data alone:
 
@@ -29,6 +32,7 @@ Two rules make every job's output a function of the stored data alone:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +42,7 @@ import pandas as pd
 from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from ringscope.graph.model import REL_TYPES
 
-__all__ = ["Portfolio", "as_portfolio", "in_set", "LINK_KINDS"]
+__all__ = ["Portfolio", "EntityMap", "as_portfolio", "in_set", "LINK_KINDS"]
 
 #: identifier kind → (relationship, node label); the kinds applications share
 LINK_KINDS: dict[str, tuple[str, str]] = {
@@ -73,6 +77,17 @@ _APPLICATION_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class EntityMap:
+    """Resolved entities: record key → entity id (the smallest key of the
+    entity) for the Person and Company keys merged with another; a key not
+    in a map is its own entity.
+    """
+
+    person: pd.Series
+    company: pd.Series
+
+
 class Portfolio:
     """Cached whole-portfolio columns read from one store.
 
@@ -86,13 +101,23 @@ class Portfolio:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        #: record key → entity id, set by identity resolution (else identity)
+        #: record key → entity id, given by :meth:`use_entities` (else the stored entities)
         self.person_entity: pd.Series | None = None
         self.company_entity: pd.Series | None = None
         #: SIMILAR_TO pairs found by identity resolution, written back by ``detect``
         self.similar_pairs: dict[str, pd.DataFrame] = {}
         #: stored values read as missing (out of range, not finite): the jobs report them
         self.bad_values: list[BadValues] = []
+        #: every table read, (``"nodes"`` or ``"rels"``, name, columns) → frame, once
+        #: :meth:`remember_reads` is called (``None``: reads are not kept)
+        self.reads: dict[tuple, pd.DataFrame] | None = None
+        #: label → entity map of the SIMILAR_TO components the last ``detect`` stored (read on first use)
+        self.stored_entity_maps: dict[str, pd.Series | None] = {}
+        #: what detectors derive from the tables and the entities, by name (rings'
+        #: ``entity_links``): computed once, dropped when the entities change
+        self.derived: dict[str, Any] = {}
+        #: (table, column) → value → rows, built once for :meth:`subset`
+        self.row_maps: dict[tuple[str, str], Any] = {}
 
     # -- raw tables ------------------------------------------------------
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -125,7 +150,7 @@ class Portfolio:
         """The remembered reads, unless the caller is one of the cached
         tables (kept as themselves: remembering their raw reads too would
         hold every table twice)."""
-        memo = self.__dict__.get("reads")
+        memo = self.reads
         if memo is None or sys._getframe(2).f_code.co_name in _CACHED_TABLES:
             return None
         return memo
@@ -135,7 +160,8 @@ class Portfolio:
         ``"rels"``, name, columns) → frame) and answer a repeated read from
         it: a snapshot for a job that reads a table more than once, and what
         ``flag`` saves beside the store (:mod:`ringscope.detectors.risk.flag_state`)."""
-        self.__dict__.setdefault("reads", {})
+        if self.reads is None:
+            self.reads = {}
 
     def _checked(self, cleaned: tuple[pd.Series, list[BadValues]]) -> pd.Series:
         values, bad = cleaned
@@ -254,7 +280,7 @@ class Portfolio:
     # -- resolved entities -------------------------------------------------
     def _stored_entities(self, label: str) -> pd.Series | None:
         """Entities saved by an earlier ``detect`` run (SIMILAR_TO components)."""
-        cache = self.__dict__.setdefault("_stored_entity_maps", {})
+        cache = self.stored_entity_maps
         if label not in cache:
             try:
                 pairs = self.store.read_relationships(f"{label}-SIMILAR_TO-{label}", []) if self.store else None
@@ -262,6 +288,21 @@ class Portfolio:
                 pairs = None
             cache[label] = _components(pairs) if pairs is not None and len(pairs) else None
         return cache[label]
+
+    def cached_tables(self) -> dict[str, Any]:
+        """The tables read and cleaned so far (``applications``,
+        ``_links_by_kind``, ``contacts``, ...), by name: what ``flag`` saves
+        beside the store."""
+        held = vars(self)  # a cached_property keeps its value in the instance dict
+        return {name: held[name] for name in _TABLES if name in held}
+
+    def restore_tables(self, tables: dict[str, Any]) -> None:
+        """Take tables saved from :meth:`cached_tables` instead of reading them again."""
+        unknown = set(tables) - _TABLES
+        if unknown:
+            raise KeyError(f"not portfolio tables: {sorted(unknown)}")
+        for name, table in tables.items():
+            setattr(self, name, table)  # shadows the cached_property, as its first use would
 
     def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None, persons=None) -> "Portfolio":
         """The part of this portfolio about ``app_ids``, for incremental runs.
@@ -281,6 +322,16 @@ class Portfolio:
         0
         """
         return _Subset(self, app_ids, guarantees, persons)
+
+    def use_entities(self, entities: EntityMap) -> None:
+        """Read ``entities`` (identity resolution's result) from now on
+        instead of the stored ones; what was derived from the old ones is
+        dropped. The job running the detectors calls it once, before them."""
+        if entities.person is self.person_entity and entities.company is self.company_entity:
+            return
+        self.person_entity = entities.person
+        self.company_entity = entities.company
+        self.derived.clear()  # built on the old entities
 
     def entity_of(self, keys: pd.Series, label: str = "Person") -> pd.Series:
         """Map record keys to resolved entity ids (the key itself when
@@ -308,11 +359,12 @@ class _Subset(Portfolio):
         def mine(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             return _take(parent, name, frame, "application_id", ids)
 
-        self.__dict__["applications"] = apps
-        self.__dict__["_links_by_kind"] = {kind: mine(f"links:{kind}", t) for kind, t in parent._links_by_kind.items()}
-        self.__dict__["contacts"] = mine("contacts", parent.contacts)
+        # the cached tables, given instead of read
+        self.applications = apps
+        self._links_by_kind = {kind: mine(f"links:{kind}", t) for kind, t in parent._links_by_kind.items()}
+        self.contacts = mine("contacts", parent.contacts)
         g = mine("guarantees", parent.guarantees) if guarantees is None else guarantees.reset_index(drop=True)
-        self.__dict__["guarantees"] = g
+        self.guarantees = g
         people = set(apps["person"].dropna().astype(str))
         firms = set(apps["company"].dropna().astype(str)) | set(apps["employer"].dropna().astype(str))
         for side in ("guarantor", "borrower"):
@@ -323,13 +375,13 @@ class _Subset(Portfolio):
         rows = np.union1d(_rows(parent, "roles", roles, "person", people),
                           _rows(parent, "roles", roles, "company", firms))
         roles = roles.iloc[rows].reset_index(drop=True)
-        self.__dict__["roles"] = roles
+        self.roles = roles
         people |= set(roles["person"].astype(str))
         firms |= set(roles["company"].astype(str))
         if persons is not None:
             people |= set(map(str, persons))
-        self.__dict__["persons"] = _take(parent, "persons", parent.persons, "key", people)
-        self.__dict__["companies"] = _take(parent, "companies", parent.companies, "key", firms)
+        self.persons = _take(parent, "persons", parent.persons, "key", people)
+        self.companies = _take(parent, "companies", parent.companies, "key", firms)
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
 
@@ -356,7 +408,7 @@ def _rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
     in ``frame``'s order, through a value → rows map built once per parent
     table: a subset of a few applications costs lookups, not a scan of
     every table of a million-row book."""
-    cache = parent.__dict__.setdefault("_row_maps", {})
+    cache = parent.row_maps
     key = (name, column)
     if key not in cache:
         codes, uniques = pd.factorize(frame[column].astype(object).where(frame[column].notna(), None))
@@ -381,6 +433,9 @@ def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
 #: the cached properties that read tables (their reads are not remembered twice)
 _CACHED_TABLES = frozenset({"applications", "_links_by_kind", "links", "contacts", "guarantees", "roles", "persons",
                             "companies", "_stored_entities"})
+
+#: the cached tables (``cached_property``s) :meth:`Portfolio.restore_tables` may be given
+_TABLES = frozenset(name for name in _CACHED_TABLES if isinstance(getattr(Portfolio, name, None), cached_property))
 
 #: numeric application columns → what a missing value means for the jobs
 _FIGURES = {

@@ -3,7 +3,9 @@
 Adding a detector is one file in ``detectors/`` and one line here. Entries are
 ``module:Class`` strings so that importing the registry stays cheap and one
 broken detector cannot stop the others from being listed.
-Identity resolution runs first: later detectors use the entities it finds.
+The order does not matter: the runner resolves entities (identity
+resolution's :meth:`~ringscope.detectors.identity.IdentityResolution.resolve`)
+before any detector runs.
 """
 
 from __future__ import annotations

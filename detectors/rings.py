@@ -26,6 +26,7 @@ surname) are discounted.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
@@ -34,7 +35,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -275,26 +276,12 @@ class SharedIdentifierRings(Detector):
     """
 
     name: ClassVar[str] = "shared_identifier_rings"
-    min_people: int = 3
-    fence_mads: float = 3.0
-    min_hub_people: int = 5
-    cohesion_threshold: float = 0.5
-    max_ring_size: int = 300
+    min_people: int = param(3, ge=2)
+    fence_mads: float = param(3.0, kind=numbers.Real, gt=0)
+    min_hub_people: int = param(5, ge=2)
+    cohesion_threshold: float = param(0.5, kind=numbers.Real, gt=0, le=1)
+    max_ring_size: int = param(300, ge="min_people")
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "min_people", self.min_people,
-                    isinstance(self.min_people, int) and self.min_people >= 2, "an int >= 2")
-        check_param(owner, "fence_mads", self.fence_mads,
-                    isinstance(self.fence_mads, (int, float)) and self.fence_mads > 0, "a number > 0")
-        check_param(owner, "min_hub_people", self.min_hub_people,
-                    isinstance(self.min_hub_people, int) and self.min_hub_people >= 2, "an int >= 2")
-        check_param(owner, "cohesion_threshold", self.cohesion_threshold,
-                    isinstance(self.cohesion_threshold, (int, float)) and 0 < self.cohesion_threshold <= 1,
-                    "a number in (0, 1]")
-        check_param(owner, "max_ring_size", self.max_ring_size,
-                    isinstance(self.max_ring_size, int) and self.max_ring_size >= self.min_people,
-                    "an int >= min_people")
 
     def run(self, source, statistics: pd.DataFrame | None = None) -> list[Finding]:
         """Rings over a store or portfolio; ``statistics`` (the hub table of
@@ -450,16 +437,14 @@ class SharedIdentifierRings(Detector):
                 + ", ".join(f"{kind} {ident} ({n:.0f} people > fence {fence:.0f})" for kind, ident, n, fence in hubs),
                 tuple(f"{kind}:{ident}" for kind, ident, _, _ in hubs),
             ))
-        score = float(min(1.0, max(0.0, score)))
         shared_nodes = tuple((LINK_KINDS[kind][1], str(ident)) for kind, ident, _ in shared)
         entity_keys = tuple(("Person", str(e)) for e in sorted(map(str, entities)) if not str(e).startswith("app:"))
         top_kinds = "/".join(k for k, _ in by_strength[:3])
-        return Finding(
-            detector=self.name,
-            kind="shared_identifier_ring",
-            members=members,
-            score=score,
-            evidence=tuple(evidence),
+        return Finding.from_evidence(
+            self.name,
+            "shared_identifier_ring",
+            members,
+            evidence,
             parameters=self.params(),
             summary=f"ring of {people} people / {size} applications sharing {top_kinds} within {span_days:.0f} days",
             entities=entity_keys,
@@ -484,8 +469,8 @@ def _records_by_component(frame: pd.DataFrame, columns: list[str], limit: int) -
 def entity_links(portfolio) -> pd.DataFrame:
     """The portfolio's shareable links with each application's resolved
     applicant as ``entity`` (``app:<id>`` when it has none)."""
-    if "_ring_links" in portfolio.__dict__:
-        return portfolio.__dict__["_ring_links"]
+    if "ring_links" in portfolio.derived:
+        return portfolio.derived["ring_links"]
     apps = portfolio.applications
     links = portfolio.links
     links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
@@ -493,7 +478,7 @@ def entity_links(portfolio) -> pd.DataFrame:
     entity = portfolio.entity_of(person.dropna())
     links["entity"] = links["application_id"].map(entity)
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
-    portfolio.__dict__["_ring_links"] = links
+    portfolio.derived["ring_links"] = links
     return links
 
 

@@ -1,8 +1,10 @@
 """Run the registered detectors over a store and write their findings back.
 
-``run_detectors`` reads the portfolio once, runs each detector in registry
-order (identity resolution first, so the others see resolved entities), and
-times each one; a detector that fails is reported and the others still run.
+``run_detectors`` reads the portfolio once, resolves its entities once
+(when identity resolution is among the detectors) and gives them to the
+portfolio before any detector runs, so the order detectors run in changes
+nothing; it times each one; a detector that fails is reported and the
+others still run.
 ``save_findings`` replaces what the last run wrote: Finding nodes with
 INVOLVES edges to their applications, entities and shared identifiers, and
 SIMILAR_TO edges from identity resolution. ``export_findings`` writes the
@@ -119,19 +121,44 @@ def run_detectors(
     findings: list[Finding] = []
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
+    statistics = _resolve_entities(portfolio, detectors, seconds, errors)
     for i, detector in enumerate(detectors):
         if progress:
             progress(detector.name, i, len(detectors))
+        if detector.name in errors:
+            continue
         start = time.perf_counter()
         try:
-            findings.extend(detector.run(portfolio))
+            found = (detector.run(portfolio, statistics=statistics[detector.name]) if detector.name in statistics
+                     else detector.run(portfolio))
+            findings.extend(found)
         except Exception as exc:  # one broken detector must not hide the others' findings
             errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-        seconds[detector.name] = time.perf_counter() - start
+        seconds[detector.name] = seconds.get(detector.name, 0.0) + time.perf_counter() - start
     if progress:
         progress("done", len(detectors), len(detectors))
     return DetectionRun(findings, seconds, errors, portfolio,
                         datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), settings)
+
+
+def _resolve_entities(portfolio: Portfolio, detectors: list, seconds: dict[str, float],
+                      errors: dict[str, str]) -> dict[str, Any]:
+    """Give ``portfolio`` the entities identity resolution finds, before any
+    detector runs; the statistics computed for it are returned for its run
+    (resolving is most of its work). Without identity resolution among
+    ``detectors`` the portfolio keeps the entities the last run stored."""
+    identity = next((d for d in detectors if hasattr(d, "resolve")), None)
+    if identity is None:
+        return {}
+    start = time.perf_counter()
+    try:
+        stats = identity.statistics(portfolio)
+        portfolio.use_entities(identity.resolve(portfolio, stats))
+    except Exception as exc:  # the others still run, on the stored entities
+        errors[identity.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        stats = None
+    seconds[identity.name] = time.perf_counter() - start
+    return {} if stats is None else {identity.name: stats}
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:

@@ -29,6 +29,7 @@ identifier, so it holds a new application only if it is on one of those.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from ringscope.detectors.base import Detector, Evidence, Finding, check_param
+from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -242,28 +243,12 @@ class DeviceVelocity(Detector):
     """
 
     name: ClassVar[str] = "device_velocity"
-    window_hours: float = 72.0
-    min_apps: int = 3
-    alpha: float = 1e-3
-    kinds: tuple[str, ...] = ("device", "ip", "ip_range")
-    max_listed: int = 20
+    window_hours: float = param(72.0, kind=numbers.Real, gt=0, le=24 * 90)
+    min_apps: int = param(3, ge=2)
+    alpha: float = param(1e-3, gt=0, lt=1)
+    kinds: tuple[str, ...] = param(("device", "ip", "ip_range"), choices=tuple(_KINDS))
+    max_listed: int = param(20, ge=1)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_param(owner, "window_hours", self.window_hours,
-                    isinstance(self.window_hours, (int, float)) and not isinstance(self.window_hours, bool)
-                    and 0 < self.window_hours <= 24 * 90, "a number in (0, 2160]")
-        check_param(owner, "min_apps", self.min_apps,
-                    isinstance(self.min_apps, int) and not isinstance(self.min_apps, bool) and self.min_apps >= 2,
-                    "an int >= 2")
-        check_param(owner, "alpha", self.alpha,
-                    isinstance(self.alpha, float) and 0 < self.alpha < 1, "a float in (0, 1)")
-        check_param(owner, "kinds", self.kinds,
-                    isinstance(self.kinds, tuple) and len(self.kinds) > 0 and set(self.kinds) <= set(_KINDS),
-                    f"a non-empty tuple of {', '.join(map(repr, _KINDS))}")
-        check_param(owner, "max_listed", self.max_listed,
-                    isinstance(self.max_listed, int) and not isinstance(self.max_listed, bool)
-                    and self.max_listed >= 1, "an int >= 1")
 
     def statistics(self, portfolio) -> VelocityStatistics:
         """The portfolio's time span and, per kind watched, its normal rate
@@ -451,14 +436,13 @@ class DeviceVelocity(Detector):
                 f"{bad} of {int(labelled.sum())} labelled applications in the cluster are fraud or default",
                 (bad, int(labelled.sum())),
             ))
-        score = float(min(1.0, sum(e.contribution for e in evidence)))
         kind_name = "device_farm" if kind == "device" and d >= self.min_apps else f"{kind}_burst"
         entities = tuple(("Person", str(p)) for p in sorted(rows["person"].dropna().astype(str).unique()))
         summary = (f"{word} {key} used by {d} applicants in {n} applications within {max(span_days, 0.0):.1f} days "
                    f"({start:%Y-%m-%d})" + (f", {bad} fraud/default" if bad else ""))
-        return Finding(
-            detector=self.name, kind=kind_name, members=tuple(sorted(rows["application_id"].astype(str))),
-            score=score, evidence=tuple(evidence), parameters=self.params(), summary=summary,
+        return Finding.from_evidence(
+            self.name, kind_name, tuple(sorted(rows["application_id"].astype(str))), evidence,
+            parameters=self.params(), summary=summary,
             entities=entities, shared=tuple(dict.fromkeys(shared_nodes)),
         )
 

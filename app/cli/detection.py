@@ -243,7 +243,7 @@ def resolve(path: Path, out_path: Path, columns: str | None, threshold: float, r
         if summary.exit_code:
             raise click.ClickException(f"nothing could be loaded from {path} (see {summary.rejects_path})")
         portfolio = Portfolio(store)
-        IdentityResolution(threshold=threshold).run(portfolio)
+        portfolio.use_entities(IdentityResolution(threshold=threshold).resolve(portfolio))
         entities = application_entities(portfolio)
     write_csv(entities, out_path)
     people = entities["person_entity_id"].replace("", pd.NA).dropna()

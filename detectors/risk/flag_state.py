@@ -245,15 +245,16 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         files[name] = _sha(data)
 
     saved_tables = []
+    tables = portfolio.cached_tables()
     for name in _TABLES:
-        if name in portfolio.__dict__:
-            put(f"tables/{name}.parquet", _parquet_bytes(portfolio.__dict__[name]))
+        if name in tables:
+            put(f"tables/{name}.parquet", _parquet_bytes(tables[name]))
             saved_tables.append(name)
-    links_by_kind = portfolio.__dict__.get("_links_by_kind")
+    links_by_kind = tables.get("_links_by_kind")
     if links_by_kind is not None:
         for kind, frame in links_by_kind.items():
             put(f"tables/links_by_kind.{kind}.parquet", _parquet_bytes(frame))
-    entity_maps = portfolio.__dict__.get("_stored_entity_maps", {})
+    entity_maps = portfolio.stored_entity_maps
     saved_maps = {}
     for label in _ENTITY_LABELS:
         if label in entity_maps:
@@ -267,14 +268,14 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}", blob)
         arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}"}
     reads = []
-    for i, ((kind, name, columns), frame) in enumerate(sorted(portfolio.__dict__.get("reads", {}).items(),
+    for i, ((kind, name, columns), frame) in enumerate(sorted((portfolio.reads or {}).items(),
                                                                key=lambda item: repr(item[0]))):
         put(f"tables/read.{i}.parquet", _parquet_bytes(frame))
         reads.append({"file": f"tables/read.{i}.parquet", "kind": kind, "name": name,
                       "columns": None if columns is None else list(columns)})
     put("bad_values.json", json.dumps([asdict(b) for b in portfolio.bad_values], ensure_ascii=False,
                                       default=str).encode("utf-8"))
-    statistics = dict(index.__dict__.get("_statistics", {}))
+    statistics = dict(index.detector_statistics)
     put("state.pkl", pickle.dumps({"statistics": statistics,
                                    "findings": list(index.findings if findings is None else findings)},
                                   protocol=pickle.HIGHEST_PROTOCOL))

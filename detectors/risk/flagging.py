@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -115,6 +117,16 @@ class FlagIndex:
                 setattr(self, name, arrays[name])
         self._ident_lookup = pd.Index(self._ident_index)
         self._entity_index = pd.Index(self._entities)
+        #: detector name → its statistics over the whole book (saved with the flag state)
+        self.detector_statistics: dict[str, Any] = {}
+        #: called as ``progress(detector, done, total)`` during detection around a batch
+        self.progress: Callable[[str, int, int], None] | None = None
+        # built on first use
+        self._last_detection: tuple[tuple, IncrementalRun] | None = None
+        self._persons_by_key: pd.DataFrame | None = None
+        self._link_arrays: dict[str, np.ndarray] | None = None
+        self._bad_sharers_csr: tuple[np.ndarray, np.ndarray] | None = None
+        self._single_path: Any = None
         self.findings = findings
         self.findings_by_app: dict[str, list[Finding]] = {}
         for f in findings:
@@ -172,15 +184,15 @@ class FlagIndex:
             index.state = StateInfo("rebuilt", time.perf_counter() - started, reason)
         else:
             portfolio = Portfolio(store)
-            portfolio.__dict__.update(state["tables"])
+            portfolio.restore_tables(state["tables"])
             if state["links_by_kind"] is not None:
-                portfolio.__dict__["_links_by_kind"] = state["links_by_kind"]
-            portfolio.__dict__["_stored_entity_maps"] = dict(state["entities"])
+                portfolio.restore_tables({"_links_by_kind": state["links_by_kind"]})
+            portfolio.stored_entity_maps = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
-            portfolio.__dict__["reads"] = dict(state["reads"])
+            portfolio.reads = dict(state["reads"])
             index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"],
                         settings=store_settings(store))
-            index.__dict__["_statistics"] = dict(state["statistics"])
+            index.detector_statistics = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
         return index
@@ -193,25 +205,25 @@ class FlagIndex:
         if labels != self.bad_labels:
             self.bad_labels = labels
             self.bad = self.apps["label"].isin(labels).to_numpy()
-            self.__dict__.pop("_bad_sharers_csr", None)
+            self._bad_sharers_csr = None
 
     # -- detection -----------------------------------------------------------------
     def detect(self, app_ids: list[str], with_guarantees: bool = True) -> IncrementalRun:
         """Every registered detector around ``app_ids`` (guarantee circles
         left out when ``with_guarantees`` is false). Each detector's
-        statistics are computed on first use, in registry order (identity
-        first: the others read its entities), and kept for the next call.
+        statistics are computed on first use (identity resolution's first:
+        the portfolio gets its entities before any detector runs) and kept
+        in :attr:`detector_statistics` for the next call.
         The same applications asked again (a shadow model scoring the batch
         the champion scored) get the same run, not a second detection."""
         key = (tuple(app_ids), with_guarantees)
-        last = self.__dict__.get("_last_detection")
+        last = self._last_detection
         if last is not None and last[0] == key:
             return last[1]
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
-        cache = self.__dict__.setdefault("_statistics", {})
-        run = detect_around(self.portfolio, app_ids, names, params=self.settings.detector_params(), statistics=cache,
-                            progress=self.__dict__.get("progress"))
-        self.__dict__["_last_detection"] = (key, run)
+        run = detect_around(self.portfolio, app_ids, names, params=self.settings.detector_params(),
+                            statistics=self.detector_statistics, progress=self.progress)
+        self._last_detection = (key, run)
         return run
 
     def findings_around(self, app_ids: list[str], detection: IncrementalRun) -> list[Finding]:
@@ -228,6 +240,10 @@ class FlagIndex:
         return [out[k] for k in sorted(out)]
 
     # -- neighbourhood -----------------------------------------------------------
+    @cached_property
+    def _labels(self) -> np.ndarray:
+        return self.apps["label"].to_numpy(dtype=object)
+
     def _links_of(self, positions: np.ndarray) -> pd.DataFrame:
         if len(positions) == 0:
             return self._app_links.iloc[0:0]
@@ -235,10 +251,9 @@ class FlagIndex:
 
     def _persons_of(self, keys: set) -> pd.DataFrame:
         """Person rows for ``keys`` through a hash index built once."""
-        if "_persons_by_key" not in self.__dict__:
-            persons = self.portfolio.persons
-            self.__dict__["_persons_by_key"] = _numpy_backed(persons).set_index("key", drop=False)
-        table = self.__dict__["_persons_by_key"]
+        if self._persons_by_key is None:
+            self._persons_by_key = _numpy_backed(self.portfolio.persons).set_index("key", drop=False)
+        table = self._persons_by_key
         rows = table.index.get_indexer(list(keys))
         return table.iloc[rows[rows >= 0]].reset_index(drop=True)
 
@@ -246,7 +261,7 @@ class FlagIndex:
         """Per row of the application → links table: kind, identifier, its
         identifier's CSR index, entity code, and the portfolio's hub decisions
         (``glue``, ``hub``, ``people``, ``fence``). Built on first use."""
-        if "_link_arrays" not in self.__dict__:
+        if self._link_arrays is None:
             links = self._app_links
             kind = links["kind"].to_numpy(dtype=object)
             ident = links["identifier"].to_numpy(dtype=object)
@@ -262,7 +277,7 @@ class FlagIndex:
                 out[found] = hubs[name].to_numpy(dtype=dtype)[at[found]]
                 return out
 
-            self.__dict__["_link_arrays"] = {
+            self._link_arrays = {
                 "kind": kind, "identifier": ident,
                 "ident_idx": self._ident_lookup.get_indexer(keys),
                 "entity_code": self._entity_index.get_indexer(links["entity"].to_numpy()),
@@ -270,19 +285,19 @@ class FlagIndex:
                 "glue": column("glue", False, bool), "hub": column("hub", False, bool),
                 "people": column("people", np.nan, float), "fence": column("fence", np.nan, float),
             }
-        return self.__dict__["_link_arrays"]
+        return self._link_arrays
 
     def _bad_sharers(self) -> tuple[np.ndarray, np.ndarray]:
         """Per identifier, its known-bad sharers in time order: (offsets,
         rows of the identifier CSR). Built on first use."""
-        if "_bad_sharers_csr" not in self.__dict__:
+        if self._bad_sharers_csr is None:
             rows = np.flatnonzero(self.bad[self._link_app])
             n_ident = len(self._ident_offsets) - 1
             ident_of = np.repeat(np.arange(n_ident), np.diff(self._ident_offsets))[rows]
             order = np.lexsort((self.t[self._link_app[rows]], ident_of))
             offsets = np.searchsorted(ident_of[order], np.arange(n_ident + 1))
-            self.__dict__["_bad_sharers_csr"] = (offsets, rows[order])
-        return self.__dict__["_bad_sharers_csr"]
+            self._bad_sharers_csr = (offsets, rows[order])
+        return self._bad_sharers_csr
 
     def partners_of(self, positions: np.ndarray, per_kind: int = 5, scan: int = 20) -> list[Partner]:
         """Reason evidence for the applications at ``positions``: for each of
@@ -291,8 +306,8 @@ class FlagIndex:
         application and kind (reasons show five)."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
         starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
-        if "_link_arrays" in self.__dict__:  # the per-application path built them
-            arrays = self.__dict__["_link_arrays"]
+        if self._link_arrays is not None:  # the per-application path built them
+            arrays = self._link_arrays
             rows = csr_rows(starts, ends)
             kinds, idents = arrays["kind"][rows], arrays["identifier"][rows]
             ident_idx, entity = arrays["ident_idx"][rows], arrays["entity_code"][rows]
@@ -304,7 +319,7 @@ class FlagIndex:
                 (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object))
             entity = self._entity_index.get_indexer(links["entity"].to_numpy())
         offsets, bad_rows = self._bad_sharers()
-        labels = self.__dict__.setdefault("_labels", self.apps["label"].to_numpy(dtype=object))
+        labels = self._labels
         out: list[Partner] = []
         at = 0
         for pos, count in zip(positions.tolist(), (ends - starts).tolist()):
@@ -488,11 +503,11 @@ class FlagIndex:
 
     def single_path(self):
         """The per-application path over this index (built on first use)."""
-        if "_single_path" not in self.__dict__:
+        if self._single_path is None:
             from ringscope.detectors.risk.flagging_single import SingleApplicationPath
 
-            self.__dict__["_single_path"] = SingleApplicationPath(self)
-        return self.__dict__["_single_path"]
+            self._single_path = SingleApplicationPath(self)
+        return self._single_path
 
     def _score_single(self, model: TrainedModel, targets: np.ndarray, review, decline,
                       with_guarantees: bool) -> FlagResult:

@@ -83,7 +83,7 @@ def _predict_one(model: TrainedModel, row: list) -> tuple[float, np.ndarray]:
     """Score and per-feature contributions of one feature row."""
     from ringscope.detectors.risk.scoring import contributions
 
-    compiled = model.__dict__.get("_compiled")
+    compiled = model.compiled()  # None until built
     if compiled is None:
         frame = pd.DataFrame([row], columns=model.features)
         for c in frame.columns:

@@ -67,6 +67,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: :attr:`TrainedModel._compiled` before :meth:`TrainedModel.compiled` built it
+_UNBUILT: Any = type("_Unbuilt", (), {"__repr__": lambda self: "<not built>"})()
+
+
 @dataclass
 class TrainedModel:
     """A fitted, calibrated model with what it needs to score and explain."""
@@ -79,6 +83,8 @@ class TrainedModel:
     report: dict[str, Any] = field(default_factory=dict)
     baseline: pd.Series | None = None  # typical feature values (occlusion reference)
     version: str = ""
+    #: the compiled scorecard, built by :meth:`compiled` on first use (not pickled)
+    _compiled: Any = field(default=_UNBUILT, init=False, repr=False, compare=False)
 
     @property
     def target(self) -> str:
@@ -110,15 +116,15 @@ class TrainedModel:
     def compiled(self, sample: pd.DataFrame | None = None):
         """The numpy form of a scorecard (checked against sklearn on ``sample``
         the first time), or None for the boosted model."""
-        if "_compiled" not in self.__dict__:
+        if self._compiled is _UNBUILT:
             if sample is None:
                 return None
-            self.__dict__["_compiled"] = compile_scorecard(self, sample.iloc[:200])
-        return self.__dict__["_compiled"]
+            self._compiled = compile_scorecard(self, sample.iloc[:200])
+        return self._compiled
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_compiled", None)  # rebuilt and re-checked after loading
+        state.pop("_compiled", None)  # rebuilt and re-checked after loading (the class default says so)
         return state
 
     def decide(self, scores: np.ndarray, review: float | None = None, decline: float | None = None) -> np.ndarray:
@@ -477,6 +483,8 @@ class _CompiledLinear:
         if col != len(coef):
             raise ValueError("scorecard layout not understood")
         self.n_features = len(features)
+        # bisect on lists: searchsorted's call costs more than the search, one row at a time
+        self._edge_lists = [edges.tolist() for _, _, edges, _ in self.numeric]
 
     def parts(self, X: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(X), self.n_features))
@@ -494,8 +502,6 @@ class _CompiledLinear:
 
     def parts_one(self, row: list) -> np.ndarray:
         """:meth:`parts` of one row given as a list in feature order, shape (1, n)."""
-        if "_edge_lists" not in self.__dict__:  # bisect on lists: searchsorted's call costs more than the search
-            self._edge_lists = [edges.tolist() for _, _, edges, _ in self.numeric]
         out = np.zeros((1, self.n_features))
         for (pos, fill, _, weights), edges in zip(self.numeric, self._edge_lists):
             x = row[pos]

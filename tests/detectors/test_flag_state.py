@@ -130,7 +130,7 @@ def test_the_loaded_index_equals_a_built_one(prepared, tmp_path):
     built = FlagIndex.build(store, bad_labels=model.known_bad)
     assert loaded.state.how == "loaded"
     for name in ("applications", "links", "contacts", "guarantees", "roles", "persons", "companies"):
-        pd.testing.assert_frame_equal(loaded.portfolio.__dict__[name], getattr(built.portfolio, name))
+        pd.testing.assert_frame_equal(loaded.portfolio.cached_tables()[name], getattr(built.portfolio, name))
     for kind, frame in built.portfolio._links_by_kind.items():
         pd.testing.assert_frame_equal(loaded.portfolio._links_by_kind[kind], frame)
     for name, value in built.arrays().items():  # the saved index arrays, dtypes and missing values included
@@ -146,9 +146,9 @@ def test_the_loaded_index_equals_a_built_one(prepared, tmp_path):
     assert [f.finding_id for f in loaded.findings] == [f.finding_id for f in built.findings]
     # statistics as a rebuild computes them (hub tables compared as frames)
     built.detect(["NEW0"])
-    hubs = loaded.__dict__["_statistics"]["shared_identifier_rings"]
-    pd.testing.assert_frame_equal(hubs, built.__dict__["_statistics"]["shared_identifier_rings"])
-    assert set(loaded.__dict__["_statistics"]) == set(built.__dict__["_statistics"])
+    hubs = loaded.detector_statistics["shared_identifier_rings"]
+    pd.testing.assert_frame_equal(hubs, built.detector_statistics["shared_identifier_rings"])
+    assert set(loaded.detector_statistics) == set(built.detector_statistics)
 
 
 def test_any_write_invalidates_the_state(prepared, tmp_path):

@@ -98,7 +98,7 @@ def test_single_path_finds_the_ring_and_circle_the_new_applications_complete(fla
 def test_auto_uses_the_single_path_for_a_few_applications(flagged):
     index, model, sample, _ = flagged
     result = index.score(model, sample[:3])
-    assert "_single_path" in index.__dict__
+    assert index._single_path is not None
     assert list(result.flags["application_id"]) == sample[:3]
     with pytest.raises(ValueError, match="method"):
         index.score(model, sample[:3], method="fast")

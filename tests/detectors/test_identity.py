@@ -215,6 +215,7 @@ def detected(tmp_path_factory):
     b.load(store, tmp / "export")
     portfolio = Portfolio(store)
     findings = IdentityResolution().run(portfolio)
+    portfolio.use_entities(IdentityResolution().resolve(portfolio))
     return ids, findings, portfolio
 
 

@@ -162,7 +162,7 @@ def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):
     np.testing.assert_allclose(compiled.predict_proba(features), expected, atol=1e-12)
     # sklearn's own per-feature terms (the uncompiled branch) against the tables
     plain = copy.copy(model)
-    plain.__dict__["_compiled"] = None  # no tables: contributions() takes sklearn's branch
+    plain._compiled = None  # no tables: contributions() takes sklearn's branch
     uncompiled = contributions(plain, features)
     np.testing.assert_allclose(compiled.contributions(features), uncompiled.to_numpy(), atol=1e-12)
     # one row at a time (the per-application flagging path): the same numbers
