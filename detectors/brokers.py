@@ -42,11 +42,10 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom, poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.components import component_labels
 from ringscope.detectors.portfolio import as_portfolio, in_set
 
 __all__ = ["BrokerRings", "BrokerStatistics", "CellReference", "cell_reference", "template_cells"]
@@ -509,10 +508,7 @@ class BrokerRings(Detector):
         app_codes, app_idx = np.unique(pairs["app"].to_numpy(str), return_inverse=True)
         _, cand_idx = np.unique(pairs["cand"].to_numpy(str), return_inverse=True)
         n_app = len(app_codes)
-        m = len(pairs)
-        graph = sparse.coo_matrix((np.ones(m), (app_idx, n_app + cand_idx)),
-                                  shape=(n_app + cand_idx.max() + 1,) * 2)
-        _, labels = connected_components(graph, directed=False)
+        labels = component_labels(n_app + cand_idx.max() + 1, app_idx, n_app + cand_idx)  # applications first
         return pd.DataFrame({"app": app_codes, "group": labels[:n_app]})
 
     def _candidate_groups(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:

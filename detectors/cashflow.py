@@ -40,8 +40,8 @@ declared once.
 
 from __future__ import annotations
 
-import re
 import numbers
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 

@@ -24,10 +24,9 @@ from typing import ClassVar, Sequence
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
-from ringscope.detectors.components import bounded_cycles, strong_components
+from ringscope.detectors.components import bounded_cycles, component_labels, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -69,8 +68,7 @@ def economic_units(roles: pd.DataFrame, persons: pd.Series, companies: pd.Series
     dst = keys.get_indexer("Company:" + reps["company"].astype(str))
     ok = (src >= 0) & (dst >= 0)
     n = len(keys)
-    graph = sparse.coo_matrix((np.ones(ok.sum()), (src[ok], dst[ok])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(n, src[ok], dst[ok])
     # name each unit after its company if it has one, else its only member
     frame = pd.DataFrame({"key": keys, "unit": labels})
     frame["is_company"] = frame["key"].str.startswith("Company:")
@@ -111,8 +109,7 @@ def unit_components(edges: pd.DataFrame) -> pd.Series:
     codes, nodes = pd.factorize(np.concatenate([edges["src"].to_numpy(dtype=object),
                                                 edges["dst"].to_numpy(dtype=object)]))
     m = len(edges)
-    graph = sparse.coo_matrix((np.ones(m, dtype=np.int8), (codes[:m], codes[m:])), shape=(len(nodes),) * 2)
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(len(nodes), codes[:m], codes[m:])
     return pd.Series(labels, index=pd.Index(nodes, dtype=object), name="component")
 
 

@@ -33,13 +33,12 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.components import component_labels
+from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
 from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
-from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 
 __all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
            "company_core_name"]
@@ -444,9 +443,7 @@ class IdentityResolution(Detector):
                                      multi["name_key"].to_numpy()[li], multi["name_key"].to_numpy()[ri],
                                      workers=self.workers)
             var = lv >= 1
-            g = sparse.coo_matrix((np.ones(var.sum()), (li[var], ri[var])), shape=(len(multi), len(multi)))
-            _, comp = connected_components(g, directed=False)
-            multi["group"] = comp
+            multi["group"] = component_labels(len(multi), li[var], ri[var])
             name_groups = multi.groupby("person")["group"].nunique()
         conflicted = set(name_groups[name_groups >= 2].index)
         window = pd.Timedelta(days=self.window_days)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ringscope.detectors.components import component_labels
 from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from ringscope.graph.model import REL_TYPES
 
@@ -484,14 +485,11 @@ def _with_columns(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFram
 def _components(pairs: pd.DataFrame) -> pd.Series:
     """key → smallest key of its connected component over ``src``/``dst`` pairs."""
     import numpy as np
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
 
     keys, idx = np.unique(np.concatenate([pairs["src"].to_numpy(str), pairs["dst"].to_numpy(str)]),
                           return_inverse=True)
     m = len(pairs)
-    graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(keys), len(keys)))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(len(keys), idx[:m], idx[m:])
     frame = pd.DataFrame({"key": keys, "component": labels})
     smallest = frame.groupby("component")["key"].min()
     return pd.Series(smallest.reindex(labels).to_numpy(), index=keys)

@@ -32,10 +32,9 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.components import component_labels
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -171,10 +170,7 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     ids, id_idx = np.unique((edges["kind"] + "\x1f" + edges["identifier"].astype(str)).to_numpy(dtype=str),
                             return_inverse=True)
     n_apps = len(apps)
-    graph = sparse.coo_matrix(
-        (np.ones(len(edges), dtype=np.int8), (app_idx, n_apps + id_idx)), shape=(n_apps + len(ids),) * 2
-    )
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(n_apps + len(ids), app_idx, n_apps + id_idx)  # applications, then identifiers
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
 
 
@@ -222,10 +218,7 @@ def ring_scope(links: pd.DataFrame, glue: pd.DataFrame, app_ids: Sequence[str]) 
     app_codes, apps = pd.factorize(edges["application_id"].to_numpy(dtype=object))
     node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
     n_apps = len(apps)
-    graph = sparse.coo_matrix((np.ones(len(edges), dtype=np.int8), (app_codes, n_apps + node_codes)),
-                              shape=(n_apps + len(nodes),) * 2)
-    _, labels = connected_components(graph, directed=False)
-    labels = labels[:n_apps]
+    labels = component_labels(n_apps + len(nodes), app_codes, n_apps + node_codes)[:n_apps]
     apps = pd.Index(apps, name="application_id")
     at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
     wanted = np.unique(labels[at[at >= 0]])

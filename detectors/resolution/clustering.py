@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
+
+from ringscope.detectors.components import component_labels
 
 __all__ = ["cluster_pairs", "entity_ids"]
 
@@ -13,8 +13,7 @@ __all__ = ["cluster_pairs", "entity_ids"]
 def cluster_pairs(n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, recs: pd.DataFrame
              ) -> tuple[np.ndarray, np.ndarray]:
     """Component label per record and a mask of kept edges (chaining guard)."""
-    graph = sparse.coo_matrix((np.ones(len(li)), (li, ri)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(n, li, ri)
     keep = np.ones(len(li), dtype=bool)
     valid = recs["id_ok"].to_numpy() & recs["id"].notna().to_numpy()
     if not valid.any() or len(li) == 0:
@@ -53,9 +52,7 @@ def cluster_pairs(n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, rec
             continue
         parent[b] = a
         anchors[a] = sa | sb
-    graph = sparse.coo_matrix((np.ones(int(keep.sum())), (li[keep], ri[keep])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels, keep
+    return component_labels(n, li[keep], ri[keep]), keep
 
 
 def entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
