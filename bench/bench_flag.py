@@ -68,13 +68,16 @@ def main() -> None:
     build = time.perf_counter() - started
     apps = index.apps.sort_values("applied_at")
     n = len(apps)
-    latest = apps["application_id"].iloc[-(args.singles + args.batch):].tolist()
-    singles, batch = latest[: args.singles], latest[args.singles:]
+    latest = apps["application_id"].iloc[-(args.singles + args.batch) :].tolist()
+    singles, batch = latest[: args.singles], latest[args.singles :]
     started = time.perf_counter()
     # both paths build their hash tables on first use: once per process, like the index
     index.score(model, singles[:1])
-    index.score(model, apps["application_id"].iloc[-(args.singles + args.batch) - 20:-(args.singles + args.batch)].tolist(),
-                method="batch")
+    index.score(
+        model,
+        apps["application_id"].iloc[-(args.singles + args.batch) - 20 : -(args.singles + args.batch)].tolist(),
+        method="batch",
+    )
     warm = time.perf_counter() - started
     latencies, stages, rows = [], {}, []
     for app_id in singles:
@@ -85,10 +88,14 @@ def main() -> None:
         for stage, seconds in result.seconds.items():
             stages.setdefault(stage, []).append(seconds * 1000)
     # the hard cases: applications in a stored ring or guarantee circle (the ring is rebuilt and scored)
-    in_rings = sorted({m for f in index.findings if f.detector in ("shared_identifier_rings", "guarantee_circles")
-                       for m in f.members})
-    ring_sample = [in_rings[i] for i in np.random.default_rng(0).choice(len(in_rings), min(len(in_rings), 500),
-                                                                       replace=False)] if in_rings else []
+    in_rings = sorted(
+        {m for f in index.findings if f.detector in ("shared_identifier_rings", "guarantee_circles") for m in f.members}
+    )
+    ring_sample = (
+        [in_rings[i] for i in np.random.default_rng(0).choice(len(in_rings), min(len(in_rings), 500), replace=False)]
+        if in_rings
+        else []
+    )
     ring_latencies = []
     for app_id in ring_sample:
         t0 = time.perf_counter()
@@ -102,8 +109,11 @@ def main() -> None:
 
     one_by_one = pd.concat(rows).set_index("application_id")
     together = index.score(model, singles, method="batch").flags.set_index("application_id").loc[one_by_one.index]
-    agree = ((one_by_one["score"] - together["score"]).abs() < 1e-9) & (one_by_one["reasons"] == together["reasons"]) \
+    agree = (
+        ((one_by_one["score"] - together["score"]).abs() < 1e-9)
+        & (one_by_one["reasons"] == together["reasons"])
         & (one_by_one["ring_id"].fillna("") == together["ring_id"].fillna(""))
+    )
     p50, p99, worst = np.percentile(latencies, [50, 99, 100])
     rate = len(batch) / batch_seconds
     target = 50 if kind == "embedded" else 150
@@ -111,19 +121,31 @@ def main() -> None:
     print("| measure | baseline (target) | measured | result |")
     print("|---|---:|---:|---|")
     print(f"| one application, p50 ({kind}) | | {p50:.1f} ms | |")
-    print(f"| one application, p99 ({kind}, {len(singles):,} scored) | <= {target} ms | {p99:.1f} ms "
-          f"(max {worst:.0f} ms) | {'pass' if p99 <= target else 'FAIL'} |")
+    print(
+        f"| one application, p99 ({kind}, {len(singles):,} scored) | <= {target} ms | {p99:.1f} ms "
+        f"(max {worst:.0f} ms) | {'pass' if p99 <= target else 'FAIL'} |"
+    )
     if ring_latencies:
         r50, r99 = np.percentile(ring_latencies, [50, 99])
-        print(f"| one application in a ring or circle, p99 ({kind}, {len(ring_latencies)} scored; p50 {r50:.1f} ms) "
-              f"| <= {target} ms | {r99:.1f} ms | {'pass' if r99 <= target else 'FAIL'} |")
-    print(f"| batch of {len(batch):,} ({kind}) | >= 2,000 applications/s | {rate:,.0f} /s | "
-          f"{'pass' if rate >= 2000 else 'FAIL'} |")
-    print(f"| single and batch paths agree | all | {int(agree.sum()):,} of {len(agree):,} | "
-          f"{'pass' if agree.all() else 'FAIL'} |")
+        print(
+            f"| one application in a ring or circle, p99 ({kind}, {len(ring_latencies)} scored; p50 {r50:.1f} ms) "
+            f"| <= {target} ms | {r99:.1f} ms | {'pass' if r99 <= target else 'FAIL'} |"
+        )
+    print(
+        f"| batch of {len(batch):,} ({kind}) | >= 2,000 applications/s | {rate:,.0f} /s | "
+        f"{'pass' if rate >= 2000 else 'FAIL'} |"
+    )
+    print(
+        f"| single and batch paths agree | all | {int(agree.sum()):,} of {len(agree):,} | "
+        f"{'pass' if agree.all() else 'FAIL'} |"
+    )
     print(f"| index build, once per process ({kind}) | | {build:.0f} s + {warm:.0f} s of lookup tables | |")
-    print("\nper-application stages (ms): " + ", ".join(
-        f"{stage} p50 {np.percentile(v, 50):.2f} / p99 {np.percentile(v, 99):.2f}" for stage, v in stages.items()))
+    print(
+        "\nper-application stages (ms): "
+        + ", ".join(
+            f"{stage} p50 {np.percentile(v, 50):.2f} / p99 {np.percentile(v, 99):.2f}" for stage, v in stages.items()
+        )
+    )
     store.close()
 
 
@@ -134,8 +156,8 @@ def one_flag_run(args) -> None:
     import json
     import tempfile
 
-    from ringscope.detectors.risk.flag_state import discard_state
     from ringscope.app.jobs import flag_applications
+    from ringscope.detectors.risk.flag_state import discard_state
     from ringscope.detectors.risk.scoring import load_model, models_folder
     from ringscope.graph.store import open_store
 
@@ -149,14 +171,26 @@ def one_flag_run(args) -> None:
         summary, result = flag_applications(store, args.one, model, Path(tmp) / "rejects.csv")
     total = time.perf_counter() - started
     flags = result.flags.sort_values("application_id").to_csv(index=False).encode("utf-8")
-    print(json.dumps({
-        "state": result.state.how if result.state else "", "reason": result.state.reason if result.state else "",
-        "model": model_seconds, "ingest": summary.seconds, "open": result.seconds.get("open index", 0.0),
-        "detect": result.seconds.get("local detection", 0.0),
-        "first_score": model_seconds + summary.seconds + result.seconds.get("open index", 0.0)
-        + result.seconds.get("local detection", 0.0),
-        "save": result.seconds.get("save state", 0.0), "total": total, "scored": len(result.flags),
-        "flags": hashlib.sha256(flags).hexdigest()}))
+    print(
+        json.dumps(
+            {
+                "state": result.state.how if result.state else "",
+                "reason": result.state.reason if result.state else "",
+                "model": model_seconds,
+                "ingest": summary.seconds,
+                "open": result.seconds.get("open index", 0.0),
+                "detect": result.seconds.get("local detection", 0.0),
+                "first_score": model_seconds
+                + summary.seconds
+                + result.seconds.get("open index", 0.0)
+                + result.seconds.get("local detection", 0.0),
+                "save": result.seconds.get("save state", 0.0),
+                "total": total,
+                "scored": len(result.flags),
+                "flags": hashlib.sha256(flags).hexdigest(),
+            }
+        )
+    )
     store.close()
 
 
@@ -166,22 +200,32 @@ def repeat_runs(args) -> None:
 
     where = ["--store", args.store] if args.store else ["--neo4j", args.neo4j]
     runs = []
-    for label, discard in (("first run of the batch, no saved state", True),
-                           ("same batch again: unchanged store, saved state", False),
-                           ("same batch again: unchanged store, state discarded", True)):
-        out = subprocess.run([sys.executable, __file__, *where, "--one", args.repeat, *(["--discard"] if discard else [])],
-                             check=True, capture_output=True, text=True).stdout
+    for label, discard in (
+        ("first run of the batch, no saved state", True),
+        ("same batch again: unchanged store, saved state", False),
+        ("same batch again: unchanged store, state discarded", True),
+    ):
+        out = subprocess.run(
+            [sys.executable, __file__, *where, "--one", args.repeat, *(["--discard"] if discard else [])],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         runs.append((label, json.loads(out.strip().splitlines()[-1])))
     kind = "Neo4j" if args.neo4j else "embedded"
     print(f"\nrepeat flag runs of {args.repeat} ({kind})\n")
     print("| run | index | model + ingest | index | detection | time to first score | save state | total |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, r in runs:
-        print(f"| {label} | {r['state']} | {r['model'] + r['ingest']:.1f} s | {r['open']:.1f} s | {r['detect']:.1f} s "
-              f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s |")
+        print(
+            f"| {label} | {r['state']} | {r['model'] + r['ingest']:.1f} s | {r['open']:.1f} s | {r['detect']:.1f} s "
+            f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s |"
+        )
     same = runs[1][1]["flags"] == runs[2][1]["flags"]
-    print(f"\nsaved-state and rebuilt runs give the same flags ({runs[1][1]['scored']:,} applications): "
-          f"{'yes' if same else 'NO'}")
+    print(
+        f"\nsaved-state and rebuilt runs give the same flags ({runs[1][1]['scored']:,} applications): "
+        f"{'yes' if same else 'NO'}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
-    config = GeneratorConfig(applications=args.applications, seed=args.seed, encoding=args.encoding,
-                             file_format=args.file_format)
+    config = GeneratorConfig(
+        applications=args.applications, seed=args.seed, encoding=args.encoding, file_format=args.file_format
+    )
     with tempfile.TemporaryDirectory(prefix="ringscope-bench-") as tmp:
         started = time.perf_counter()
         summary = generate_portfolio(
-            config, tmp,
-            progress=lambda step, i, k: print(f"  [{time.perf_counter() - started:6.1f} s] {i}/{k} {step}",
-                                              file=sys.stderr),
+            config,
+            tmp,
+            progress=lambda step, i, k: print(
+                f"  [{time.perf_counter() - started:6.1f} s] {i}/{k} {step}", file=sys.stderr
+            ),
         )
         seconds = time.perf_counter() - started
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 1e6

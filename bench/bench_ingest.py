@@ -56,8 +56,20 @@ def _run_ingest(folder: Path, store_args: list[str], rejects: Path) -> tuple[flo
     """
     started = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder),
-         *store_args, "--quiet", "--rejects", str(rejects)],
+        [
+            "/usr/bin/time",
+            "-f",
+            "MAXRSS_KB %M",
+            sys.executable,
+            "-m",
+            "ringscope.app.cli",
+            "ingest",
+            str(folder),
+            *store_args,
+            "--quiet",
+            "--rejects",
+            str(rejects),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -80,9 +92,16 @@ def bench_embedded(n: int, out: Path) -> dict:
 
     counts = EmbeddedStore(store).counts()
     passed = seconds <= 60 * n / 1_000_000 and peak <= 4.0
-    return dict(store="embedded", applications=n, rows=rows, seconds=seconds, peak=peak,
-                graph=counts.total_nodes + counts.total_relationships,
-                target=f"<= {60 * n / 1_000_000:.0f} s, <= 4 GB", passed=passed)
+    return dict(
+        store="embedded",
+        applications=n,
+        rows=rows,
+        seconds=seconds,
+        peak=peak,
+        graph=counts.total_nodes + counts.total_relationships,
+        target=f"<= {60 * n / 1_000_000:.0f} s, <= 4 GB",
+        passed=passed,
+    )
 
 
 def bench_neo4j(n: int, out: Path) -> dict:
@@ -110,9 +129,16 @@ def bench_neo4j(n: int, out: Path) -> dict:
         if handle is not None:
             handle.stop()
     rate = rows / seconds
-    return dict(store="neo4j", applications=n, rows=rows, seconds=seconds, peak=peak,
-                graph=counts.total_nodes + counts.total_relationships,
-                target=">= 30,000 rows/s", passed=rate >= 30_000)
+    return dict(
+        store="neo4j",
+        applications=n,
+        rows=rows,
+        seconds=seconds,
+        peak=peak,
+        graph=counts.total_nodes + counts.total_relationships,
+        target=">= 30,000 rows/s",
+        passed=rate >= 30_000,
+    )
 
 
 def main() -> None:
@@ -128,7 +154,9 @@ def main() -> None:
     if args.only in (None, "neo4j"):
         results.append(bench_neo4j(args.applications or 100_000, args.out))
     print()
-    print("| store | applications | input rows | seconds | input rows/s | graph nodes+rels | graph writes/s | peak RSS (client) | target | result |")
+    print(
+        "| store | applications | input rows | seconds | input rows/s | graph nodes+rels | graph writes/s | peak RSS (client) | target | result |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         print(

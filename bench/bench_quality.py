@@ -90,19 +90,36 @@ TARGETS: dict[str, list[tuple[str, float, bool]]] = {
     "honest_declined": [("worst", 0.01, False)],
 }
 #: figures summarised, in table order; False = lower is better
-FIGURES = {"auc": True, "precision_at_k": True, "pair_f1": True, "pair_f1 top score": True, "rings_recovered": True,
-           "circles_recovered": True, "honest_declined": False, "honest_with_ring": False, "caught": True,
-           "full_auc": True}
-LABELS = {"auc": "AUC", "precision_at_k": "P@k", "pair_f1": "pair F1", "pair_f1 top score": "F1 top",
-          "rings_recovered": "rings",
-          "circles_recovered": "circles", "honest_declined": "honest decl", "honest_with_ring": "honest ring",
-          "caught": "caught", "full_auc": "full AUC"}
+FIGURES = {
+    "auc": True,
+    "precision_at_k": True,
+    "pair_f1": True,
+    "pair_f1 top score": True,
+    "rings_recovered": True,
+    "circles_recovered": True,
+    "honest_declined": False,
+    "honest_with_ring": False,
+    "caught": True,
+    "full_auc": True,
+}
+LABELS = {
+    "auc": "AUC",
+    "precision_at_k": "P@k",
+    "pair_f1": "pair F1",
+    "pair_f1 top score": "F1 top",
+    "rings_recovered": "rings",
+    "circles_recovered": "circles",
+    "honest_declined": "honest decl",
+    "honest_with_ring": "honest ring",
+    "caught": "caught",
+    "full_auc": "full AUC",
+}
 
 
 def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None = None) -> dict:
     """Generate scenario ``seed`` in ``workdir`` and run the nightly path; one result row."""
-    from ringscope.detectors.evaluate import auc, best_finding_scores, evaluate_flags, read_truth
     from ringscope.app.jobs import flag_applications
+    from ringscope.detectors.evaluate import auc, best_finding_scores, evaluate_flags, read_truth
     from ringscope.detectors.risk.flagging import RING_DETECTORS
     from ringscope.detectors.risk.scoring import MIN_POSITIVES
     from ringscope.detectors.risk.training import train
@@ -113,12 +130,20 @@ def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None =
 
     scenario = random_scenario(seed, applications)
     k = scenario.knobs
-    row: dict = {"seed": seed, "prevalence": k["fraud_prevalence"], "ring_sizes": "%d-%d" % tuple(k["ring_sizes"]),
-                 "span": "%s-%s" % tuple(_duration(v) for v in k["ring_span_seconds"]),
-                 "reuse": k["reuse_share"], "rotation": k["rotation"], "mess": k["mess_rate"],
-                 "labelled": k["labelled_share"], "new_share": k["new_batch_share"]}
-    row.update({f"knob {name}": value if not isinstance(value, (list, dict)) else str(value)
-                for name, value in k.items()})
+    row: dict = {
+        "seed": seed,
+        "prevalence": k["fraud_prevalence"],
+        "ring_sizes": "%d-%d" % tuple(k["ring_sizes"]),
+        "span": "%s-%s" % tuple(_duration(v) for v in k["ring_span_seconds"]),
+        "reuse": k["reuse_share"],
+        "rotation": k["rotation"],
+        "mess": k["mess_rate"],
+        "labelled": k["labelled_share"],
+        "new_share": k["new_batch_share"],
+    }
+    row.update(
+        {f"knob {name}": value if not isinstance(value, (list, dict)) else str(value) for name, value in k.items()}
+    )
     data = workdir / f"scenario-{seed}"
     started = time.perf_counter()
     steps: dict[str, float] = {}
@@ -144,11 +169,15 @@ def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None =
                 raise
             row["trained"] = f"cannot train (< {MIN_POSITIVES} fraud)"
             raise
-        row["trained"] = "yes" if trained.report["validation"].get("method", "out of time") == "out of time" \
+        row["trained"] = (
+            "yes"
+            if trained.report["validation"].get("method", "out of time") == "out of time"
             else "yes (" + trained.report["validation"]["method"] + ")"
+        )
         # the target train learnt (its default may change: say which one these figures are for)
-        row["train_target"] = str(trained.report.get("target")
-                                  or ",".join(getattr(trained.model.config, "bad_labels", ())))
+        row["train_target"] = str(
+            trained.report.get("target") or ",".join(getattr(trained.model.config, "bad_labels", ()))
+        )
         row["train_positives"] = trained.report["bad"]
         t = lap("train", t)
         _, result = flag_applications(store, data / "new", trained.model, data / "new-rejects.csv")
@@ -158,14 +187,24 @@ def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None =
         groups = {f.finding_id: f.members for f in after_flag}
         truth = read_truth(data / "truth")
         evaluation = evaluate_flags(result.flags, data / "truth", new_ids.drop_duplicates(), groups)
-        row.update({"new": evaluation.applications, "frauds": evaluation.frauds, "rings_n": evaluation.rings,
-                    "circles_n": evaluation.circles})
+        row.update(
+            {
+                "new": evaluation.applications,
+                "frauds": evaluation.frauds,
+                "rings_n": evaluation.rings,
+                "circles_n": evaluation.circles,
+            }
+        )
         row.update(evaluation.figures())
         # the other ring_id rule, on the same flags: highest-scoring eligible finding
         review = trained.model.config.review_threshold
         top = top_score_rings(after_flag, result.flags["application_id"], review, RING_DETECTORS)
-        other = evaluate_flags(result.flags.assign(ring_id=result.flags["application_id"].map(top).fillna("")),
-                               data / "truth", new_ids.drop_duplicates(), groups)
+        other = evaluate_flags(
+            result.flags.assign(ring_id=result.flags["application_id"].map(top).fillna("")),
+            data / "truth",
+            new_ids.drop_duplicates(),
+            groups,
+        )
         row["pair_f1 top score"] = other.pair_f1
         row["rings top score"] = other.rings_recovered
         row["honest_with_ring top score"] = other.honest_with_ring
@@ -214,8 +253,9 @@ def top_score_rings(findings, app_ids, review: float, detectors) -> dict[str, st
     return {m: fid for m, (_, fid) in best.items()}
 
 
-def _write_apps(path: Path, flags: pd.DataFrame, truth: pd.DataFrame, top: dict[str, str], after_flag,
-                full, scored: list[str]) -> None:
+def _write_apps(
+    path: Path, flags: pd.DataFrame, truth: pd.DataFrame, top: dict[str, str], after_flag, full, scored: list[str]
+) -> None:
     """One row per new application: truth, flag, both ring_id rules, best finding after flag / full detect."""
     from ringscope.graph.files import write_csv
 
@@ -229,15 +269,19 @@ def _write_apps(path: Path, flags: pd.DataFrame, truth: pd.DataFrame, top: dict[
         return frame.reindex(scored)
 
     flagged = flags.set_index("application_id").reindex(scored)
-    frame = pd.DataFrame({
-        "application_id": scored,
-        "is_fraud": truth.loc[scored, "is_fraud"].to_numpy(),
-        "typology": truth.loc[scored, "typology"].to_numpy(),
-        "true_ring": truth.loc[scored, "ring_id"].to_numpy(),
-        "hard_negative": truth.loc[scored, "hard_negative"].to_numpy(),
-        "score": flagged["score"].to_numpy(), "decision": flagged["decision"].to_numpy(),
-        "ring_id": flagged["ring_id"].to_numpy(), "ring_id_top": [top.get(a, "") for a in scored],
-    })
+    frame = pd.DataFrame(
+        {
+            "application_id": scored,
+            "is_fraud": truth.loc[scored, "is_fraud"].to_numpy(),
+            "typology": truth.loc[scored, "typology"].to_numpy(),
+            "true_ring": truth.loc[scored, "ring_id"].to_numpy(),
+            "hard_negative": truth.loc[scored, "hard_negative"].to_numpy(),
+            "score": flagged["score"].to_numpy(),
+            "decision": flagged["decision"].to_numpy(),
+            "ring_id": flagged["ring_id"].to_numpy(),
+            "ring_id_top": [top.get(a, "") for a in scored],
+        }
+    )
     for name, findings in (("flag", after_flag), ("full", full)):
         b = best(findings)
         frame[f"best_{name}"] = b["score"].fillna(0.0).to_numpy()
@@ -267,9 +311,15 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         if not len(values):
             out.append({"figure": figure, "n": 0, "median": np.nan, "p10": np.nan, "worst": np.nan})
             continue
-        out.append({"figure": figure, "n": len(values), "median": float(np.median(values)),
-                    "p10": float(np.percentile(values, 10 if higher else 90)),
-                    "worst": float(values.min() if higher else values.max())})
+        out.append(
+            {
+                "figure": figure,
+                "n": len(values),
+                "median": float(np.median(values)),
+                "p10": float(np.percentile(values, 10 if higher else 90)),
+                "worst": float(values.min() if higher else values.max()),
+            }
+        )
     return pd.DataFrame(out, columns=["figure", "n", "median", "p10", "worst"])
 
 
@@ -292,8 +342,14 @@ def verdicts(summary: pd.DataFrame, errors: int = 0) -> pd.DataFrame:
             ok = value == value and (value >= bound if higher else value <= bound)
             if statistic == "worst" and errors:  # "in every scenario" cannot hold for one that did not run
                 ok = False
-            out.append({"figure": figure, "target": f"{statistic} {'>=' if higher else '<='} {bound:g}",
-                        "measured": value, "result": "PASS" if ok else "FAIL"})
+            out.append(
+                {
+                    "figure": figure,
+                    "target": f"{statistic} {'>=' if higher else '<='} {bound:g}",
+                    "measured": value,
+                    "result": "PASS" if ok else "FAIL",
+                }
+            )
     return pd.DataFrame(out, columns=["figure", "target", "measured", "result"])
 
 
@@ -317,9 +373,21 @@ def _fmt(value, digits: int = 3) -> str:
 
 def scenario_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The printed per-scenario table: seed, key knobs, figures."""
-    columns = {"seed": "seed", "prevalence": "prev", "ring_sizes": "sizes", "span": "span", "reuse": "reuse",
-               "rotation": "rot", "labelled": "lab", "new_share": "new%", "new": "new", "frauds": "fraud",
-               "trained": "trained", **LABELS, "seconds": "s"}
+    columns = {
+        "seed": "seed",
+        "prevalence": "prev",
+        "ring_sizes": "sizes",
+        "span": "span",
+        "reuse": "reuse",
+        "rotation": "rot",
+        "labelled": "lab",
+        "new_share": "new%",
+        "new": "new",
+        "frauds": "fraud",
+        "trained": "trained",
+        **LABELS,
+        "seconds": "s",
+    }
     shown = pd.DataFrame({label: rows[col] if col in rows else np.nan for col, label in columns.items()})
     for col in ("prev", "new%"):
         shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}" if v == v else "")
@@ -355,7 +423,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once, each in its own process")
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="folder for scenarios.csv, summary.csv, quality.md")
-    parser.add_argument("--workdir", type=Path, default=None, help="where scenarios are generated (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where scenarios are generated (default: a temp dir)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep each scenario's data and store")
     args = parser.parse_args()
 
@@ -373,8 +443,11 @@ def main() -> None:
             row = future.result()
             rows.append(row)
             figures = ", ".join(f"{LABELS[f]} {_fmt(row.get(f, np.nan))}" for f in LABELS)
-            print(f"scenario {seed}: {row.get('new', 0)} new, {row.get('frauds', 0)} fraud; {figures}; "
-                  f"{row['seconds']:.0f} s" + (f"; ERROR {row['error']}" if "error" in row else ""), flush=True)
+            print(
+                f"scenario {seed}: {row.get('new', 0)} new, {row.get('frauds', 0)} fraud; {figures}; "
+                f"{row['seconds']:.0f} s" + (f"; ERROR {row['error']}" if "error" in row else ""),
+                flush=True,
+            )
             if not args.keep:
                 shutil.rmtree(workdir / f"scenario-{seed}", ignore_errors=True)
     frame = pd.DataFrame(rows).sort_values("seed", ignore_index=True)
@@ -384,36 +457,59 @@ def main() -> None:
     summary = summarise(frame)
     checks = verdicts(summary, errors)
     table = scenario_table(frame)
-    print(f"\n{args.scenarios} random scenarios of {args.applications:,} applications (seeds {args.first_seed}–"
-          f"{args.first_seed + args.scenarios - 1}), {time.perf_counter() - started:.0f} s: {trained} trained, "
-          f"{untrained} could not train (too few fraud outcomes), {errors - untrained} failed otherwise\n")
+    print(
+        f"\n{args.scenarios} random scenarios of {args.applications:,} applications (seeds {args.first_seed}–"
+        f"{args.first_seed + args.scenarios - 1}), {time.perf_counter() - started:.0f} s: {trained} trained, "
+        f"{untrained} could not train (too few fraud outcomes), {errors - untrained} failed otherwise\n"
+    )
     print(_text(table))
-    shown = summary.assign(figure=summary["figure"].map(LABELS), **{c: summary[c].map(_fmt)
-                                                                      for c in ("median", "p10", "worst")})
+    shown = summary.assign(
+        figure=summary["figure"].map(LABELS), **{c: summary[c].map(_fmt) for c in ("median", "p10", "worst")}
+    )
     print("\n" + _text(shown))
     print("\n" + _text(checks.assign(measured=checks["measured"].map(_fmt))))
     recall = frame[[c for c in frame.columns if c.startswith("recall ")]]
     if not recall.empty:
         full = frame.reindex(columns=["full " + c for c in recall.columns])
-        by_typology = pd.DataFrame({"typology": [c[len("recall "):] for c in recall.columns],
-                                    "scenarios": recall.notna().sum().to_numpy(),
-                                    "median recall": recall.median().to_numpy(),
-                                    "worst": recall.min().to_numpy(),
-                                    "full detect median": full.median().to_numpy()})
-        print("\nrecall by typology (flags sent to review or decline; full detect: a finding >= 0.5)\n"
-              + _text(by_typology.assign(**{c: by_typology[c].map(_fmt)
-                                            for c in ("median recall", "worst", "full detect median")})))
+        by_typology = pd.DataFrame(
+            {
+                "typology": [c[len("recall ") :] for c in recall.columns],
+                "scenarios": recall.notna().sum().to_numpy(),
+                "median recall": recall.median().to_numpy(),
+                "worst": recall.min().to_numpy(),
+                "full detect median": full.median().to_numpy(),
+            }
+        )
+        print(
+            "\nrecall by typology (flags sent to review or decline; full detect: a finding >= 0.5)\n"
+            + _text(
+                by_typology.assign(
+                    **{c: by_typology[c].map(_fmt) for c in ("median recall", "worst", "full detect median")}
+                )
+            )
+        )
     if out is not None:
         write_csv(frame, out / "scenarios.csv")
         write_csv(summary, out / "summary.csv")
-        parts = [f"# Quality over {args.scenarios} random scenarios ({args.applications:,} applications each)",
-                 f"{trained} trained, {untrained} could not train (too few fraud outcomes), "
-                 f"{errors - untrained} failed otherwise.",
-                 _markdown(table), "## Summary", _markdown(shown), "## Targets",
-                 _markdown(checks.assign(measured=checks["measured"].map(_fmt)))]
+        parts = [
+            f"# Quality over {args.scenarios} random scenarios ({args.applications:,} applications each)",
+            f"{trained} trained, {untrained} could not train (too few fraud outcomes), "
+            f"{errors - untrained} failed otherwise.",
+            _markdown(table),
+            "## Summary",
+            _markdown(shown),
+            "## Targets",
+            _markdown(checks.assign(measured=checks["measured"].map(_fmt))),
+        ]
         if not recall.empty:
-            parts += ["## Recall by typology", _markdown(by_typology.assign(
-                **{c: by_typology[c].map(_fmt) for c in ("median recall", "worst", "full detect median")}))]
+            parts += [
+                "## Recall by typology",
+                _markdown(
+                    by_typology.assign(
+                        **{c: by_typology[c].map(_fmt) for c in ("median recall", "worst", "full detect median")}
+                    )
+                ),
+            ]
         atomic_write_text(out / "quality.md", "\n\n".join(parts) + "\n")
         print(f"\nwrote {out / 'scenarios.csv'}, {out / 'summary.csv'}, {out / 'quality.md'}")
     if not args.workdir and not args.keep:

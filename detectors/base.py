@@ -25,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 __all__ = ["Evidence", "Finding", "Detector", "ParamSpec", "param", "check_param"]
 
@@ -46,8 +47,12 @@ class Evidence:
     values: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "contribution": round(self.contribution, 4), "detail": self.detail,
-                "values": list(self.values)}
+        return {
+            "feature": self.feature,
+            "contribution": round(self.contribution, 4),
+            "detail": self.detail,
+            "values": list(self.values),
+        }
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,20 @@ class Finding:
             raise ValueError(f"Finding score must be in [0, 1]; got {self.score!r} from {self.detector}")
 
     @classmethod
-    def from_evidence(cls, detector: str, kind: str, members: Sequence[str], evidence: Iterable[Evidence], *,
-                      scale: float = 1.0, cap: float = 1.0, parameters: dict[str, Any] | None = None,
-                      summary: str = "", entities: tuple[tuple[str, str], ...] = (),
-                      shared: tuple[tuple[str, str], ...] = ()) -> "Finding":
+    def from_evidence(
+        cls,
+        detector: str,
+        kind: str,
+        members: Sequence[str],
+        evidence: Iterable[Evidence],
+        *,
+        scale: float = 1.0,
+        cap: float = 1.0,
+        parameters: dict[str, Any] | None = None,
+        summary: str = "",
+        entities: tuple[tuple[str, str], ...] = (),
+        shared: tuple[tuple[str, str], ...] = (),
+    ) -> Finding:
         """A finding whose score is the sum of its evidence contributions.
 
         The sum is multiplied by ``scale`` and clipped to [0, ``cap``]; when
@@ -102,8 +117,17 @@ class Finding:
         if score != raw and raw != 0:
             factor = score / raw
             evidence = tuple(replace(e, contribution=e.contribution * factor) for e in evidence)
-        return cls(detector=detector, kind=kind, members=tuple(members), score=score, evidence=evidence,
-                   parameters=dict(parameters or {}), summary=summary, entities=entities, shared=shared)
+        return cls(
+            detector=detector,
+            kind=kind,
+            members=tuple(members),
+            score=score,
+            evidence=evidence,
+            parameters=dict(parameters or {}),
+            summary=summary,
+            entities=entities,
+            shared=shared,
+        )
 
     @property
     def finding_id(self) -> str:
@@ -194,22 +218,38 @@ class ParamSpec:
     def accepts(self, value: Any, owner: Any = None) -> bool:
         """Whether ``value`` fits (bounds naming parameters read ``owner``'s)."""
         if self.kind is tuple:
-            return (isinstance(value, tuple) and len(value) > 0
-                    and (self.choices is None or set(value) <= set(self.choices)))
+            return (
+                isinstance(value, tuple)
+                and len(value) > 0
+                and (self.choices is None or set(value) <= set(self.choices))
+            )
         if isinstance(value, bool):
             return False
         if not isinstance(value, int if self.kind is int else (int, float)):
             return False
         if self.nonzero and value == 0:
             return False
-        checks = ((self.ge, lambda v, b: v >= b), (self.gt, lambda v, b: v > b),
-                  (self.le, lambda v, b: v <= b), (self.lt, lambda v, b: v < b))
+        checks = (
+            (self.ge, lambda v, b: v >= b),
+            (self.gt, lambda v, b: v > b),
+            (self.le, lambda v, b: v <= b),
+            (self.lt, lambda v, b: v < b),
+        )
         # NaN fails every comparison, so a bounded parameter never takes it
         return all(ok(value, self._bound(bound, owner)[0]) for bound, ok in checks if bound is not None)
 
 
-def param(default: Any, *, kind: type | None = None, ge: Bound = None, gt: Bound = None, le: Bound = None,
-          lt: Bound = None, nonzero: bool = False, choices: tuple[Any, ...] | None = None) -> Any:
+def param(
+    default: Any,
+    *,
+    kind: type | None = None,
+    ge: Bound = None,
+    gt: Bound = None,
+    le: Bound = None,
+    lt: Bound = None,
+    nonzero: bool = False,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
     """A detector parameter: a dataclass field whose :class:`ParamSpec`
     :class:`Detector` checks when the detector is built.
 

@@ -37,8 +37,9 @@ applications of their time windows only (:meth:`BrokerRings.scope`).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -54,8 +55,15 @@ __all__ = ["BrokerRings", "BrokerStatistics", "CellReference", "cell_reference",
 _STRONG_KINDS = ("contact_phone", "phone", "device", "account", "email")
 #: identifiers counted as sharing evidence (IPs and addresses are weaker: NAT, families, towers)
 _SHARE_KINDS = _STRONG_KINDS + ("ip", "address")
-_LABEL_OF = {"device": "Device", "phone": "Phone", "account": "BankAccount", "address": "Address",
-             "email": "Email", "contact_phone": "Phone", "ip": "IP"}
+_LABEL_OF = {
+    "device": "Device",
+    "phone": "Phone",
+    "account": "BankAccount",
+    "address": "Address",
+    "email": "Email",
+    "contact_phone": "Phone",
+    "ip": "IP",
+}
 _WEIGHTS = {"burst": 0.3, "figure_duplication": 0.35, "shared_identifiers": 0.25, "amount_duplication": 0.1}
 _DAY = 86400.0
 #: -log10(p) where a signal starts to count and where it counts fully
@@ -90,8 +98,9 @@ _OFFSETS = (0.0, 0.5)
 
 def _cell_frame(agent: pd.Series, days: pd.Series, log_figure: pd.Series) -> pd.DataFrame:
     ok = agent.notna() & days.notna() & log_figure.notna()
-    return pd.DataFrame({"agent": agent[ok].astype(str), "t": days[ok].astype(float),
-                         "f": log_figure[ok].astype(float)})
+    return pd.DataFrame(
+        {"agent": agent[ok].astype(str), "t": days[ok].astype(float), "f": log_figure[ok].astype(float)}
+    )
 
 
 def _bins(values: np.ndarray, width: float, offset: float) -> np.ndarray:
@@ -123,8 +132,9 @@ def _cell_grids(frame: pd.DataFrame, window_days: float, band: float):
             yield dt, df, agents, tbin, _bins(frame["f"].to_numpy(), band, df)
 
 
-def cell_reference(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
-                   band: float) -> CellReference:
+def cell_reference(
+    agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float, band: float
+) -> CellReference:
     """The portfolio-wide figures of :func:`template_cells` (same arguments).
 
     Example
@@ -146,8 +156,9 @@ def cell_reference(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
             keys = pd.DataFrame({"agent": frame["agent"].to_numpy(), "fb": fbin})
             bands[df] = keys.groupby(["agent", "fb"]).size()
             population[df] = keys.groupby("fb").size()
-    return CellReference(applications=len(frame), tested=tested, agents=frame.groupby("agent").size(),
-                         bands=bands, population=population)
+    return CellReference(
+        applications=len(frame), tested=tested, agents=frame.groupby("agent").size(), bands=bands, population=population
+    )
 
 
 def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
@@ -170,9 +181,18 @@ def _looked_up(reference: pd.Series, keys, local: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(found), local, found)
 
 
-def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, window_days: float,
-                   band: float, min_apps: int = 4, alpha: float = 1e-3, prior_weight: float = 20.0,
-                   reference: CellReference | None = None) -> pd.DataFrame:
+def template_cells(
+    agent: pd.Series,
+    days: pd.Series,
+    log_figure: pd.Series,
+    *,
+    window_days: float,
+    band: float,
+    min_apps: int = 4,
+    alpha: float = 1e-3,
+    prior_weight: float = 20.0,
+    reference: CellReference | None = None,
+) -> pd.DataFrame:
     """Cells (agent, time window, figure band) holding improbably many applications.
 
     For each of four shifted grids (time and figure offset by half a cell),
@@ -247,9 +267,20 @@ def template_cells(agent: pd.Series, days: pd.Series, log_figure: pd.Series, *, 
         q = (band_n - cell_n + prior_weight * pop_share) / (agent_n - window_n + prior_weight)
         q = np.clip(q, 1e-9, 1.0)
         p = binom.sf(cell_n - 1, window_n, q)
-        found.append(pd.DataFrame({"row": frame.index.to_numpy(), "cell": cell, "grid": int(2 * dt + 4 * df),
-                                   "pvalue": p, "count": cell_n, "n_window": window_n, "q": q,
-                                   "big": cell_n >= min_apps}))
+        found.append(
+            pd.DataFrame(
+                {
+                    "row": frame.index.to_numpy(),
+                    "cell": cell,
+                    "grid": int(2 * dt + 4 * df),
+                    "pvalue": p,
+                    "count": cell_n,
+                    "n_window": window_n,
+                    "q": q,
+                    "big": cell_n >= min_apps,
+                }
+            )
+        )
     if reference is not None:
         tested = reference.tested
     cells = pd.concat(found, ignore_index=True)
@@ -331,7 +362,6 @@ class BrokerRings(Detector):
     min_score: float = param(0.3, kind=numbers.Real, gt=0, le=1)
     max_listed: int = param(20, ge=1)
 
-
     def statistics(self, portfolio) -> BrokerStatistics:
         """The agents' population figures and each agent's own totals over
         the whole portfolio (O(n log n + l): the groupbys of the template
@@ -402,8 +432,9 @@ class BrokerRings(Detector):
         core = in_set(timed["application_id"], keep)
         padding = set()
         for dt in _OFFSETS:
-            window = pd.MultiIndex.from_arrays([timed["agent"].to_numpy(),
-                                                _bins(timed["days"].to_numpy(), float(self.window_days), dt)])
+            window = pd.MultiIndex.from_arrays(
+                [timed["agent"].to_numpy(), _bins(timed["days"].to_numpy(), float(self.window_days), dt)]
+            )
             padding |= set(timed["application_id"][window.isin(window[core])])
         return portfolio.subset(sorted(keep | padding))
 
@@ -475,11 +506,14 @@ class BrokerRings(Detector):
         keep = (persons >= 2) & (identifier >= 0)
         frames, at = [], 0
         for kind, table, hit, pos in found:
-            mine = keep[at:at + len(hit)]
+            mine = keep[at : at + len(hit)]
             at += len(hit)
             if mine.any():
-                frames.append(table.take(hit[mine])[["application_id", "identifier"]].assign(
-                    kind=kind, agent=a["agent"].to_numpy()[pos[mine]], person=person.to_numpy()[pos[mine]]))
+                frames.append(
+                    table.take(hit[mine])[["application_id", "identifier"]].assign(
+                        kind=kind, agent=a["agent"].to_numpy()[pos[mine]], person=person.to_numpy()[pos[mine]]
+                    )
+                )
         if not frames:
             return pd.DataFrame(columns=columns)
         return pd.concat(frames, ignore_index=True)
@@ -487,12 +521,26 @@ class BrokerRings(Detector):
     def _candidate_pairs(self, a: pd.DataFrame, links: pd.DataFrame, reference: CellReference) -> pd.DataFrame:
         """(application, candidate) pairs: significant template cells and strong identifiers."""
         band = float(np.log1p(self.figure_tolerance))
-        cells = template_cells(a["agent"].reset_index(drop=True), a["days"].reset_index(drop=True),
-                               a["log_figure"].reset_index(drop=True), window_days=float(self.window_days),
-                               band=band, min_apps=self.min_apps, alpha=self.alpha, prior_weight=self.prior_weight,
-                               reference=reference)
-        pairs = [pd.DataFrame({"app": a.index.to_numpy()[cells["row"].to_numpy(int)],
-                               "cand": "cell:" + cells["cell"].astype(str)})] if len(cells) else []
+        cells = template_cells(
+            a["agent"].reset_index(drop=True),
+            a["days"].reset_index(drop=True),
+            a["log_figure"].reset_index(drop=True),
+            window_days=float(self.window_days),
+            band=band,
+            min_apps=self.min_apps,
+            alpha=self.alpha,
+            prior_weight=self.prior_weight,
+            reference=reference,
+        )
+        pairs = (
+            [
+                pd.DataFrame(
+                    {"app": a.index.to_numpy()[cells["row"].to_numpy(int)], "cand": "cell:" + cells["cell"].astype(str)}
+                )
+            ]
+            if len(cells)
+            else []
+        )
         strong = links[links["kind"].isin(_STRONG_KINDS)]
         if len(strong):
             cand = "id:" + strong["agent"].astype(str) + "|" + strong["kind"] + "|" + strong["identifier"].astype(str)
@@ -523,21 +571,42 @@ class BrokerRings(Detector):
         band = float(np.log1p(self.figure_tolerance))
         cells = cell_reference(a["agent"], a["days"], a["log_figure"], window_days=float(self.window_days), band=band)
         if a.empty:
-            return BrokerStatistics(applications=0, span_days=1.0, median_rate=0.0, kind_rate={},
-                                    per_agent=pd.DataFrame(columns=["size", "min", "max"]), agent_figures={},
-                                    population_figures=np.empty(0), amount_share=pd.Series(dtype=float), cells=cells)
+            return BrokerStatistics(
+                applications=0,
+                span_days=1.0,
+                median_rate=0.0,
+                kind_rate={},
+                per_agent=pd.DataFrame(columns=["size", "min", "max"]),
+                agent_figures={},
+                population_figures=np.empty(0),
+                amount_share=pd.Series(dtype=float),
+                cells=cells,
+            )
         ctx = self._context(a, links)
-        return BrokerStatistics(applications=len(a), span_days=ctx["span"], median_rate=ctx["median_rate"],
-                                kind_rate=ctx["kind_rate"], per_agent=ctx["per_agent"], agent_figures=ctx["agent_figs"],
-                                population_figures=ctx["pop_figs"], amount_share=ctx["amount_share"], cells=cells)
+        return BrokerStatistics(
+            applications=len(a),
+            span_days=ctx["span"],
+            median_rate=ctx["median_rate"],
+            kind_rate=ctx["kind_rate"],
+            per_agent=ctx["per_agent"],
+            agent_figures=ctx["agent_figs"],
+            population_figures=ctx["pop_figs"],
+            amount_share=ctx["amount_share"],
+            cells=cells,
+        )
 
     def _context_of(self, statistics: BrokerStatistics, a: pd.DataFrame, links: pd.DataFrame) -> dict:
         """The scoring references from ``statistics``; an agent they lack
         (new since they were computed) is described by its rows in ``a``."""
-        ctx = {"per_agent": statistics.per_agent, "median_rate": statistics.median_rate,
-               "kind_rate": statistics.kind_rate, "agent_figs": statistics.agent_figures,
-               "pop_figs": statistics.population_figures, "amount_share": statistics.amount_share,
-               "applications": statistics.applications}
+        ctx = {
+            "per_agent": statistics.per_agent,
+            "median_rate": statistics.median_rate,
+            "kind_rate": statistics.kind_rate,
+            "agent_figs": statistics.agent_figures,
+            "pop_figs": statistics.population_figures,
+            "amount_share": statistics.amount_share,
+            "applications": statistics.applications,
+        }
         new = ~in_set(a["agent"], set(statistics.per_agent.index.astype(str)))
         if new.any():
             local = self._context(a[new], links)
@@ -558,9 +627,15 @@ class BrokerRings(Detector):
         values = figs["log_figure"].to_numpy()
         agent_figs = {k: values[v] for k, v in figs.groupby("agent", sort=False).indices.items()}
         amount_share = a["amount"].value_counts(normalize=True)
-        return {"span": max(span, 1.0), "per_agent": per_agent, "median_rate": median_rate,
-                "kind_rate": kind_rate, "agent_figs": agent_figs, "pop_figs": np.sort(a["log_figure"].dropna().to_numpy()),
-                "amount_share": amount_share}
+        return {
+            "span": max(span, 1.0),
+            "per_agent": per_agent,
+            "median_rate": median_rate,
+            "kind_rate": kind_rate,
+            "agent_figs": agent_figs,
+            "pop_figs": np.sort(a["log_figure"].dropna().to_numpy()),
+            "amount_share": amount_share,
+        }
 
     # -- one candidate group -------------------------------------------------
     def _score(self, g: pd.DataFrame, inner: pd.DataFrame, ctx: dict) -> Finding | None:
@@ -583,12 +658,15 @@ class BrokerRings(Detector):
         p_burst = float(poisson.sf(n - 1, expected))
         c_burst = _WEIGHTS["burst"] * _ramp_p(p_burst)
         start, end = g["applied_at"].min(), g["applied_at"].max()
-        evidence.append(Evidence(
-            "burst", c_burst,
-            f"agent {agent}: {n} of its {n_agent} applications within {t1 - t0:.1f} days "
-            f"({start:%Y-%m-%d} – {end:%Y-%m-%d}); its rate elsewhere predicts {expected:.2g} (Poisson p={p_burst:.2g})",
-            (agent, str(start), str(end), n, n_agent, round(expected, 4), p_burst),
-        ))
+        evidence.append(
+            Evidence(
+                "burst",
+                c_burst,
+                f"agent {agent}: {n} of its {n_agent} applications within {t1 - t0:.1f} days "
+                f"({start:%Y-%m-%d} – {end:%Y-%m-%d}); its rate elsewhere predicts {expected:.2g} (Poisson p={p_burst:.2g})",
+                (agent, str(start), str(end), n, n_agent, round(expected, 4), p_burst),
+            )
+        )
 
         # figure duplication: members in the band round their median vs the agent's and the portfolio's habits
         band = float(np.log1p(self.figure_tolerance))
@@ -607,13 +685,16 @@ class BrokerRings(Detector):
             p_fig = float(binom.sf(k - 1, len(lf), q))
             c_fig = _WEIGHTS["figure_duplication"] * _ramp_p(p_fig)
             figs = g["figure"].dropna()
-            evidence.append(Evidence(
-                "figure_duplication", c_fig,
-                f"{k} of {len(lf)} declared monthly figures lie within ±{self.figure_tolerance:.0%} of "
-                f"{np.exp(centre):,.0f} (range {figs.min():,.0f}–{figs.max():,.0f}); "
-                f"{q:.2%} of the agent's other applications (shrunk to the portfolio's) do (binomial p={p_fig:.2g})",
-                (round(float(np.exp(centre)), 2), k, len(lf), round(q, 6), p_fig),
-            ))
+            evidence.append(
+                Evidence(
+                    "figure_duplication",
+                    c_fig,
+                    f"{k} of {len(lf)} declared monthly figures lie within ±{self.figure_tolerance:.0%} of "
+                    f"{np.exp(centre):,.0f} (range {figs.min():,.0f}–{figs.max():,.0f}); "
+                    f"{q:.2%} of the agent's other applications (shrunk to the portfolio's) do (binomial p={p_fig:.2g})",
+                    (round(float(np.exp(centre)), 2), k, len(lf), round(q, 6), p_fig),
+                )
+            )
 
         # shared identifiers among members, per kind against the portfolio's within-agent sharing rate
         inner = inner[inner.groupby(["kind", "identifier"])["person"].transform("nunique") >= 2]
@@ -627,16 +708,18 @@ class BrokerRings(Detector):
                 if p < best_p:
                     best_p, best_kind, sharing = p, kind, k
             c_share = _WEIGHTS["shared_identifiers"] * _ramp_p(best_p)
-            top = (inner.groupby(["kind", "identifier"])["application_id"].nunique()
-                   .sort_values(ascending=False).head(5))
+            top = inner.groupby(["kind", "identifier"])["application_id"].nunique().sort_values(ascending=False).head(5)
             what = "; ".join(f"{kd} {i} ({c} apps)" for (kd, i), c in top.items())
-            evidence.append(Evidence(
-                "shared_identifiers", c_share,
-                f"{inner['application_id'].nunique()} of {n} applications share identifiers across applicants: {what}; "
-                f"most telling: {sharing} share a {best_kind}, where {ctx['kind_rate'].get(best_kind, 0.0):.2%} of "
-                f"agents' applications do (binomial p={best_p:.2g})",
-                tuple(f"{kd}:{i}" for (kd, i) in top.index),
-            ))
+            evidence.append(
+                Evidence(
+                    "shared_identifiers",
+                    c_share,
+                    f"{inner['application_id'].nunique()} of {n} applications share identifiers across applicants: {what}; "
+                    f"most telling: {sharing} share a {best_kind}, where {ctx['kind_rate'].get(best_kind, 0.0):.2%} of "
+                    f"agents' applications do (binomial p={best_p:.2g})",
+                    tuple(f"{kd}:{i}" for (kd, i) in top.index),
+                )
+            )
             shared_nodes += [(_LABEL_OF[kd], str(i)) for (kd, i) in top.index]
 
         # duplicated amounts: the group's most common amount vs how common it is in the portfolio
@@ -648,12 +731,15 @@ class BrokerRings(Detector):
                 share = max(float(ctx["amount_share"].get(mode, 0.0)), 1.0 / max(ctx["applications"], 1))
                 p_amt = float(binom.sf(k - 1, len(amounts), share))
                 c_amt = _WEIGHTS["amount_duplication"] * _ramp_p(p_amt)
-                evidence.append(Evidence(
-                    "amount_duplication", c_amt,
-                    f"{k} of {len(amounts)} applications ask exactly {mode:,.0f}, which {share:.2%} of the "
-                    f"portfolio's applications ask (binomial p={p_amt:.2g})",
-                    (mode, k, len(amounts), round(share, 6), p_amt),
-                ))
+                evidence.append(
+                    Evidence(
+                        "amount_duplication",
+                        c_amt,
+                        f"{k} of {len(amounts)} applications ask exactly {mode:,.0f}, which {share:.2%} of the "
+                        f"portfolio's applications ask (binomial p={p_amt:.2g})",
+                        (mode, k, len(amounts), round(share, 6), p_amt),
+                    )
+                )
 
         # a burst alone is a campaign, sharing alone may be a family: ask for two signals
         strong = sum(1 for c in (c_burst, c_fig, c_share) if c > 0)
@@ -661,14 +747,23 @@ class BrokerRings(Detector):
             return None
         members = tuple(sorted(g["application_id"].astype(str)))
         listed = ", ".join(members[: self.max_listed]) + (" …" if n > self.max_listed else "")
-        evidence[0] = Evidence(evidence[0].feature, evidence[0].contribution,
-                               evidence[0].detail + f": {listed}", evidence[0].values)
+        evidence[0] = Evidence(
+            evidence[0].feature, evidence[0].contribution, evidence[0].detail + f": {listed}", evidence[0].values
+        )
         figs = g["figure"].dropna()
         fig_text = f", figures {figs.min():,.0f}–{figs.max():,.0f}" if len(figs) else ""
-        summary = (f"agent {agent}: {n} applications in {t1 - t0:.1f} days{fig_text}"
-                   + (f", {inner['application_id'].nunique()} sharing contacts/identifiers" if len(inner) else "")
-                   + " — 疑似中介包装")
+        summary = (
+            f"agent {agent}: {n} applications in {t1 - t0:.1f} days{fig_text}"
+            + (f", {inner['application_id'].nunique()} sharing contacts/identifiers" if len(inner) else "")
+            + " — 疑似中介包装"
+        )
         return Finding.from_evidence(
-            self.name, "broker_ring", members, evidence, parameters=self.params(), summary=summary, entities=(("Agent", agent),),
+            self.name,
+            "broker_ring",
+            members,
+            evidence,
+            parameters=self.params(),
+            summary=summary,
+            entities=(("Agent", agent),),
             shared=tuple(dict.fromkeys(s for s in shared_nodes if s[0] != "Agent")),
         )

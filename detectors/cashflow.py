@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,13 @@ _FORM_RE = re.compile(r"(股份有限公司|有限责任公司|有限公司|集�
 _MAD_SCALE = 1.4826
 #: floor on the robust scale of a log figure (about ±10 %): round values can make the MAD zero
 _MIN_SCALE = 0.1
-_WEIGHTS = {"figure_vs_trade": 0.3, "amount_vs_trade": 0.25, "leverage": 0.3, "round_figure": 0.05,
-            "repeated_figure": 0.1}
+_WEIGHTS = {
+    "figure_vs_trade": 0.3,
+    "amount_vs_trade": 0.25,
+    "leverage": 0.3,
+    "round_figure": 0.05,
+    "repeated_figure": 0.1,
+}
 
 
 def trade_of(name: str | None) -> tuple[str | None, str | None]:
@@ -193,8 +199,7 @@ class CashflowChecks(Detector):
     min_peers: int = param(30, ge=5)
     min_score: float = param(0.3, kind=numbers.Real, gt=0, le=1)
 
-
-    def run(self, source, statistics: "CashflowStatistics | None" = None) -> list[Finding]:
+    def run(self, source, statistics: CashflowStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications
         if apps.empty:
@@ -206,7 +211,7 @@ class CashflowChecks(Detector):
         return findings
 
     # -- incremental runs ----------------------------------------------------
-    def statistics(self, portfolio) -> "CashflowStatistics":
+    def statistics(self, portfolio) -> CashflowStatistics:
         """The portfolio's peer groups: which trade keys have ``min_peers``
         applications, each reference's and segment's robust median and scale,
         the term median, how round and how repeated declared figures are.
@@ -225,7 +230,7 @@ class CashflowChecks(Detector):
         """
         return self._statistics_of(_declared(as_portfolio(portfolio)))
 
-    def scope(self, portfolio, app_ids: Sequence[str], statistics: "CashflowStatistics | None" = None):
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: CashflowStatistics | None = None):
         """The applications themselves: a finding is one application judged
         against its peers, and the peers are in ``statistics``. The subset
         keeps their applicant and their company's and employer's names (the
@@ -233,7 +238,7 @@ class CashflowChecks(Detector):
         return as_portfolio(portfolio).subset(app_ids)
 
     # -- the checks, columnar ----------------------------------------------
-    def checks(self, source, statistics: "CashflowStatistics | None" = None) -> pd.DataFrame:
+    def checks(self, source, statistics: CashflowStatistics | None = None) -> pd.DataFrame:
         """Every application with a declared figure, its checks and score.
 
         Columns: ``application_id``, ``figure_kind`` (revenue/income),
@@ -301,14 +306,23 @@ class CashflowChecks(Detector):
             is_trade |= enough
         return reference, label, is_trade.to_numpy()
 
-    def _statistics_of(self, f: pd.DataFrame) -> "CashflowStatistics":
+    def _statistics_of(self, f: pd.DataFrame) -> CashflowStatistics:
         """Statistics of the declared-figure frame ``f`` (see :func:`_declared`)."""
         if f.empty:
             groups = pd.DataFrame({"median": pd.Series(dtype=float), "scale": pd.Series(dtype=float)})
             nothing = pd.Series(dtype="int64")
-            return CashflowStatistics(applications=0, key_counts={"trade": nothing, "fine_trade": nothing},
-                                      peers=nothing, term_fill=12.0, figure=groups, amount=groups, leverage=groups,
-                                      round_share=0.0, repeats={}, n_values=1)
+            return CashflowStatistics(
+                applications=0,
+                key_counts={"trade": nothing, "fine_trade": nothing},
+                peers=nothing,
+                term_fill=12.0,
+                figure=groups,
+                amount=groups,
+                leverage=groups,
+                round_share=0.0,
+                repeats={},
+                n_values=1,
+            )
         segment = f["segment"]
         key_counts = {col: (segment + "|" + f[col].fillna("")).value_counts() for col in ("trade", "fine_trade")}
         term = f["term"].where(f["term"] > 0)
@@ -318,65 +332,109 @@ class CashflowChecks(Detector):
         log_amt = np.log(f["amount"].astype(float))
         log_lev = log_amt - log_fig - np.log(_months(f, term_fill).astype(float))
         return CashflowStatistics(
-            applications=len(f), key_counts=key_counts, peers=reference.value_counts(), term_fill=term_fill,
-            figure=_robust_groups(log_fig, reference), amount=_robust_groups(log_amt, reference),
+            applications=len(f),
+            key_counts=key_counts,
+            peers=reference.value_counts(),
+            term_fill=term_fill,
+            figure=_robust_groups(log_fig, reference),
+            amount=_robust_groups(log_amt, reference),
             leverage=_robust_groups(log_lev, segment),
             round_share=float((f["sig_digits"] <= 1).mean()),
-            repeats=_figure_popularity(f), n_values=max(f["figure"].round(2).nunique(), 1))
+            repeats=_figure_popularity(f),
+            n_values=max(f["figure"].round(2).nunique(), 1),
+        )
 
     def _finding(self, r) -> Finding:
         word = "monthly revenue" if r.figure_kind == "revenue" else "monthly income"
         ref = f"trade {r.reference_label}" if r.reference_is_trade else f"product {r.product}"
         ev = []
         # the declared figure against its peers is always shown, even when only another check fails
-        ev.append(Evidence(
-            "figure_vs_trade", float(r.c_figure),
-            f"declared {word} {r.figure:,.0f} vs median {r.peer_figure:,.0f} of {r.peers} applications in {ref}: "
-            f"{r.figure / r.peer_figure:.1f}x (robust z {r.z_figure:.1f})",
-            (float(r.figure), round(float(r.peer_figure), 2), round(float(r.figure / r.peer_figure), 4),
-             round(float(r.z_figure), 3)),
-        ))
+        ev.append(
+            Evidence(
+                "figure_vs_trade",
+                float(r.c_figure),
+                f"declared {word} {r.figure:,.0f} vs median {r.peer_figure:,.0f} of {r.peers} applications in {ref}: "
+                f"{r.figure / r.peer_figure:.1f}x (robust z {r.z_figure:.1f})",
+                (
+                    float(r.figure),
+                    round(float(r.peer_figure), 2),
+                    round(float(r.figure / r.peer_figure), 4),
+                    round(float(r.z_figure), 3),
+                ),
+            )
+        )
         if r.c_amount > 0:
-            ev.append(Evidence(
-                "amount_vs_trade", float(r.c_amount),
-                f"amount {r.amount:,.0f} vs median {r.peer_amount:,.0f} of {r.peers} applications in {ref}: "
-                f"{r.amount / r.peer_amount:.1f}x (robust z {r.z_amount:.1f})",
-                (float(r.amount), round(float(r.peer_amount), 2), round(float(r.amount / r.peer_amount), 4),
-                 round(float(r.z_amount), 3)),
-            ))
+            ev.append(
+                Evidence(
+                    "amount_vs_trade",
+                    float(r.c_amount),
+                    f"amount {r.amount:,.0f} vs median {r.peer_amount:,.0f} of {r.peers} applications in {ref}: "
+                    f"{r.amount / r.peer_amount:.1f}x (robust z {r.z_amount:.1f})",
+                    (
+                        float(r.amount),
+                        round(float(r.peer_amount), 2),
+                        round(float(r.amount / r.peer_amount), 4),
+                        round(float(r.z_amount), 3),
+                    ),
+                )
+            )
         if r.c_leverage > 0:
             basis = "annual revenue" if r.figure_kind == "revenue" else f"income over the {r.months:.0f}-month term"
-            ev.append(Evidence(
-                "leverage", float(r.c_leverage),
-                f"amount {r.amount:,.0f} is {r.leverage:.3g}x the {basis} ({r.figure:,.0f} x {r.months:.0f}); "
-                f"product {r.product} median is {r.peer_leverage:.3g}x (robust z {r.z_leverage:.1f})",
-                (float(r.amount), float(r.figure), float(r.months), round(float(r.leverage), 6),
-                 round(float(r.peer_leverage), 6), round(float(r.z_leverage), 3)),
-            ))
+            ev.append(
+                Evidence(
+                    "leverage",
+                    float(r.c_leverage),
+                    f"amount {r.amount:,.0f} is {r.leverage:.3g}x the {basis} ({r.figure:,.0f} x {r.months:.0f}); "
+                    f"product {r.product} median is {r.peer_leverage:.3g}x (robust z {r.z_leverage:.1f})",
+                    (
+                        float(r.amount),
+                        float(r.figure),
+                        float(r.months),
+                        round(float(r.leverage), 6),
+                        round(float(r.peer_leverage), 6),
+                        round(float(r.z_leverage), 3),
+                    ),
+                )
+            )
         if r.c_round > 0:
-            ev.append(Evidence(
-                "round_figure", float(r.c_round),
-                f"declared {word} {r.figure:,.0f} has one significant digit "
-                f"(only {r.round_share:.0%} of declared figures are that round)",
-                (float(r.figure), round(float(r.round_share), 4)),
-            ))
+            ev.append(
+                Evidence(
+                    "round_figure",
+                    float(r.c_round),
+                    f"declared {word} {r.figure:,.0f} has one significant digit "
+                    f"(only {r.round_share:.0%} of declared figures are that round)",
+                    (float(r.figure), round(float(r.round_share), 4)),
+                )
+            )
         if r.c_repeat > 0:
-            ev.append(Evidence(
-                "repeated_figure", float(r.c_repeat),
-                f"the exact {word} {r.figure:,.0f} is declared on {int(r.repeat_count)} applications; figures within "
-                f"±10 % of it repeat {r.repeat_expected:.2g} times on average (Poisson p={r.repeat_p:.2g})",
-                (float(r.figure), int(r.repeat_count), round(float(r.repeat_expected), 4), float(r.repeat_p)),
-            ))
+            ev.append(
+                Evidence(
+                    "repeated_figure",
+                    float(r.c_repeat),
+                    f"the exact {word} {r.figure:,.0f} is declared on {int(r.repeat_count)} applications; figures within "
+                    f"±10 % of it repeat {r.repeat_expected:.2g} times on average (Poisson p={r.repeat_p:.2g})",
+                    (float(r.figure), int(r.repeat_count), round(float(r.repeat_expected), 4), float(r.repeat_p)),
+                )
+            )
         entities = []
         if isinstance(r.company, str):
             entities.append(("Company", r.company))
         if isinstance(r.person, str):
             entities.append(("Person", r.person))
         ratio = r.figure / r.peer_figure
-        summary = (f"{r.entity_name or r.application_id}: declared {word} {r.figure:,.0f} "
-                   f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致")
+        summary = (
+            f"{r.entity_name or r.application_id}: declared {word} {r.figure:,.0f} "
+            f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致"
+        )
         return Finding.from_evidence(
-            self.name, "cashflow_inconsistency", (r.application_id,), ev, parameters=self.params(), summary=summary, entities=tuple(entities), shared=(),
+            self.name,
+            "cashflow_inconsistency",
+            (r.application_id,),
+            ev,
+            parameters=self.params(),
+            summary=summary,
+            entities=tuple(entities),
+            shared=(),
         )
 
 
@@ -421,17 +479,19 @@ def _declared(portfolio) -> pd.DataFrame:
     employer_name = apps["employer"].map(names)
     named = pd.Series(np.where(kind == "revenue", business_name, employer_name), index=apps.index)
     named = named.where(named.notna(), business_name.where(business_name.notna(), employer_name))
-    f = pd.DataFrame({
-        "application_id": apps["application_id"].astype(str),
-        "person": apps["person"],
-        "company": apps["company"],
-        "product": apps["product"].fillna("?").astype(str),
-        "figure_kind": kind,
-        "figure": figure,
-        "amount": apps["amount"],
-        "term": apps["term_months"],
-        "entity_name": named,
-    })[ok.to_numpy()].reset_index(drop=True)
+    f = pd.DataFrame(
+        {
+            "application_id": apps["application_id"].astype(str),
+            "person": apps["person"],
+            "company": apps["company"],
+            "product": apps["product"].fillna("?").astype(str),
+            "figure_kind": kind,
+            "figure": figure,
+            "amount": apps["amount"],
+            "term": apps["term_months"],
+            "entity_name": named,
+        }
+    )[ok.to_numpy()].reset_index(drop=True)
     # one regex per distinct name, not per application
     uniq = pd.Series(f["entity_name"].dropna().unique(), dtype=object)
     parsed = [trade_of(n) for n in uniq]
@@ -469,9 +529,12 @@ def _company_names(portfolio) -> pd.Series:
     companies = portfolio.companies
     if companies.empty:
         return pd.Series(dtype=object)
-    names = companies.set_index("key")["name"] if "name" in companies.columns else pd.Series(pd.NA, index=companies["key"])
-    fallback = pd.Series(companies["key"].astype(str).str.replace(r"^name:", "", regex=True).to_numpy(),
-                         index=companies["key"])
+    names = (
+        companies.set_index("key")["name"] if "name" in companies.columns else pd.Series(pd.NA, index=companies["key"])
+    )
+    fallback = pd.Series(
+        companies["key"].astype(str).str.replace(r"^name:", "", regex=True).to_numpy(), index=companies["key"]
+    )
     return names.where(names.notna() & (names.astype(str) != ""), fallback)
 
 
@@ -488,8 +551,13 @@ def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
     applicant = f["person"].astype(object).where(f["person"].notna(), f["application_id"])
     out = {}
     for kind, g in f.groupby("figure_kind", sort=False):
-        per_value = (pd.DataFrame({"v": g["figure"].round(2).to_numpy(), "p": applicant[g.index].to_numpy()})
-                     .drop_duplicates().groupby("v").size().sort_index())
+        per_value = (
+            pd.DataFrame({"v": g["figure"].round(2).to_numpy(), "p": applicant[g.index].to_numpy()})
+            .drop_duplicates()
+            .groupby("v")
+            .size()
+            .sort_index()
+        )
         values = per_value.index.to_numpy(float)
         cum = np.r_[0, np.cumsum(per_value.to_numpy())]
         lo = np.searchsorted(values, values / 1.1, side="left")
@@ -502,8 +570,9 @@ def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
     return out
 
 
-def _repeated_figure(f: pd.DataFrame, popularity: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-                     n_values: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _repeated_figure(
+    f: pd.DataFrame, popularity: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_values: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact declared value repeated across distinct applicants beyond what
     nearby values do: Bonferroni p-value (over ``n_values`` distinct values
     tested), count and expectation of each row's figure, read from

@@ -36,8 +36,7 @@ def component_labels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     scipy.sparse.csgraph's labelling: O(n + m).
     """
     src = np.asarray(src, dtype=np.int64)
-    graph = sparse.coo_matrix((np.ones(len(src), dtype=np.int8), (src, np.asarray(dst, dtype=np.int64))),
-                              shape=(n, n))
+    graph = sparse.coo_matrix((np.ones(len(src), dtype=np.int8), (src, np.asarray(dst, dtype=np.int64))), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
 
@@ -65,8 +64,9 @@ def strong_components(edges: pd.DataFrame) -> pd.Series:
     """
     if edges.empty:
         return pd.Series(dtype="int64")
-    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
-                           return_inverse=True)
+    nodes, idx = np.unique(
+        np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]), return_inverse=True
+    )
     m = len(edges)
     graph = sparse.coo_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
     _, labels = connected_components(graph, directed=True, connection="strong")

@@ -27,8 +27,9 @@ of the phones they name or own that enough applicants name to be hubs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import networkx as nx
 import numpy as np
@@ -43,13 +44,63 @@ __all__ = ["ContactLoops", "ContactStatistics", "contact_edges", "contact_sccs",
 
 BAD_LABELS = KNOWN_BAD_LABELS
 #: relations that make naming each other ordinary (English contract values and common Chinese forms)
-FAMILY_RELATIONS = frozenset({
-    "spouse", "husband", "wife", "parent", "father", "mother", "child", "son", "daughter", "sibling",
-    "brother", "sister", "relative", "family", "配偶", "夫妻", "丈夫", "妻子", "老公", "老婆", "父母", "父亲",
-    "母亲", "爸爸", "妈妈", "子女", "儿子", "女儿", "兄弟姐妹", "兄弟", "姐妹", "哥哥", "姐姐", "弟弟", "妹妹",
-    "亲属", "亲戚", "家人",
-})
-_COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "夏侯", "令狐", "司徒")
+FAMILY_RELATIONS = frozenset(
+    {
+        "spouse",
+        "husband",
+        "wife",
+        "parent",
+        "father",
+        "mother",
+        "child",
+        "son",
+        "daughter",
+        "sibling",
+        "brother",
+        "sister",
+        "relative",
+        "family",
+        "配偶",
+        "夫妻",
+        "丈夫",
+        "妻子",
+        "老公",
+        "老婆",
+        "父母",
+        "父亲",
+        "母亲",
+        "爸爸",
+        "妈妈",
+        "子女",
+        "儿子",
+        "女儿",
+        "兄弟姐妹",
+        "兄弟",
+        "姐妹",
+        "哥哥",
+        "姐姐",
+        "弟弟",
+        "妹妹",
+        "亲属",
+        "亲戚",
+        "家人",
+    }
+)
+_COMPOUND_SURNAMES = (
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "夏侯",
+    "令狐",
+    "司徒",
+)
 _DAY = 86400.0
 
 
@@ -139,8 +190,7 @@ class ContactLoops(Detector):
     hub_quantile: float = param(0.99, ge=0.5, lt=1)
     max_household: int = param(6, ge=0)
 
-
-    def run(self, source, statistics: "ContactStatistics | None" = None) -> list[Finding]:
+    def run(self, source, statistics: ContactStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         contacts = portfolio.contacts
         apps = portfolio.applications
@@ -154,15 +204,19 @@ class ContactLoops(Detector):
         loop_edges, sccs = self._loop_edges(contacts, phones, identity)
         hub = self._hub_edges(contacts, phones, identity, stats)
         # names, surnames, homes only for the few applications involved (string work is the cost)
-        involved = pd.Index(pd.concat([loop_edges["src"], loop_edges["dst"], hub[0]["application_id"],
-                                       hub[1]["owner_app"]]).astype(str).unique())
+        involved = pd.Index(
+            pd.concat([loop_edges["src"], loop_edges["dst"], hub[0]["application_id"], hub[1]["owner_app"]])
+            .astype(str)
+            .unique()
+        )
         info = _info(apps.loc[apps.index.intersection(involved)], identity)
         # per-group work below is plain Python over the few involved rows (pandas per group is too slow)
         records = dict(zip(info.index, info.to_dict("records")))
         findings = []
         if len(loop_edges):
-            loop_edges = loop_edges.assign(family=_family_edge(loop_edges, info),
-                                           component=loop_edges["src"].map(sccs).to_numpy())
+            loop_edges = loop_edges.assign(
+                family=_family_edge(loop_edges, info), component=loop_edges["src"].map(sccs).to_numpy()
+            )
             for group in _groups(loop_edges, "component"):
                 finding = self._loop_finding(group, records)
                 if finding is not None:
@@ -172,7 +226,7 @@ class ContactLoops(Detector):
         return findings
 
     # -- incremental runs ----------------------------------------------------
-    def statistics(self, portfolio) -> "ContactStatistics":
+    def statistics(self, portfolio) -> ContactStatistics:
         """The portfolio's distribution of distinct namers per contact phone
         and the hub threshold decided from it.
 
@@ -193,7 +247,7 @@ class ContactLoops(Detector):
         contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
         return self._statistics_of(contacts, _identity(portfolio, apps))
 
-    def scope(self, portfolio, app_ids: Sequence[str], statistics: "ContactStatistics | None" = None):
+    def scope(self, portfolio, app_ids: Sequence[str], statistics: ContactStatistics | None = None):
         """Everything the loops and hubs holding ``app_ids`` read.
 
         * Loops: a loop finding is a whole strongly connected component of
@@ -226,33 +280,52 @@ class ContactLoops(Detector):
         sccs = contact_sccs(contact_edges(contacts, phones, identity))
         loops = sccs.index[sccs.isin(sccs.reindex(targets).dropna().unique())]
         # the phones the targets name or own that enough distinct applicants name
-        wanted = pd.Index(pd.concat([contacts.loc[contacts["application_id"].astype(str).isin(targets), "phone"],
-                                     phones.loc[phones["application_id"].astype(str).isin(targets),
-                                                "identifier"]]).astype(str).unique())
+        wanted = pd.Index(
+            pd.concat(
+                [
+                    contacts.loc[contacts["application_id"].astype(str).isin(targets), "phone"],
+                    phones.loc[phones["application_id"].astype(str).isin(targets), "identifier"],
+                ]
+            )
+            .astype(str)
+            .unique()
+        )
         hubs: pd.Index = pd.Index([])
         if stats.threshold is not None and len(wanted):
             named = contacts[contacts["phone"].astype(str).isin(wanted)]
             namers = named["application_id"].map(identity).groupby(named["phone"]).nunique()
             big = namers.index[namers >= stats.threshold]
-            hubs = pd.Index(pd.concat([named.loc[named["phone"].isin(big), "application_id"],
-                                       phones.loc[phones["identifier"].isin(big), "application_id"]]).astype(str))
+            hubs = pd.Index(
+                pd.concat(
+                    [
+                        named.loc[named["phone"].isin(big), "application_id"],
+                        phones.loc[phones["identifier"].isin(big), "application_id"],
+                    ]
+                ).astype(str)
+            )
         return portfolio.subset(targets.union(pd.Index(loops.astype(str))).union(hubs))
 
-    def _statistics_of(self, contacts: pd.DataFrame, identity: pd.Series) -> "ContactStatistics":
+    def _statistics_of(self, contacts: pd.DataFrame, identity: pd.Series) -> ContactStatistics:
         namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()
         if namers.empty:
-            return ContactStatistics(threshold=None, namer_counts=np.zeros(0, dtype=np.int64),
-                                     phones_at_least=np.zeros(1, dtype=np.int64), phones=0)
+            return ContactStatistics(
+                threshold=None,
+                namer_counts=np.zeros(0, dtype=np.int64),
+                phones_at_least=np.zeros(1, dtype=np.int64),
+                phones=0,
+            )
         # a hub must be rarer than the portfolio's hub_quantile, and at least min_hub_namers
         threshold = max(self.min_hub_namers, int(math.floor(namers.quantile(self.hub_quantile))) + 1)
         values, counts = np.unique(namers.to_numpy(), return_counts=True)
         at_least = np.r_[np.cumsum(counts[::-1])[::-1], 0]
-        return ContactStatistics(threshold=threshold, namer_counts=values, phones_at_least=at_least,
-                                 phones=int(len(namers)))
+        return ContactStatistics(
+            threshold=threshold, namer_counts=values, phones_at_least=at_least, phones=int(len(namers))
+        )
 
     # -- loops -----------------------------------------------------------
-    def _loop_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame,
-                    identity: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    def _loop_edges(
+        self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series
+    ) -> tuple[pd.DataFrame, pd.Series]:
         """Contact edges inside strongly connected components, and the components."""
         edges = contact_edges(contacts, phones, identity)
         sccs = contact_sccs(edges)
@@ -273,8 +346,12 @@ class ContactLoops(Detector):
         if family_share == 1.0 and k <= self.max_household:
             return None  # a household naming each other
         # the same cycles, each from its smallest person, whatever the hash seed
-        cycles = bounded_cycles(pd.Series([u for u, _ in graph.edges]), pd.Series([v for _, v in graph.edges]),
-                                self.max_cycle_length, self.max_cycles)
+        cycles = bounded_cycles(
+            pd.Series([u for u, _ in graph.edges]),
+            pd.Series([v for _, v in graph.edges]),
+            self.max_cycle_length,
+            self.max_cycles,
+        )
         if not cycles:
             # strongly connected, so it has a cycle: one longer than max_cycle_length (a loop of 17
             # applicants A→B→…→A). The bound keeps the enumeration cheap; it must not hide the loop.
@@ -286,45 +363,60 @@ class ContactLoops(Detector):
         path_steps = []
         for a, b in zip(longest, longest[1:] + longest[:1]):
             e = graph.edges[a, b]
-            path_steps.append(f"{e['src']} ({_txt(info[e['src']]['name'])}) names {e['phone']} "
-                              f"as {_txt(e['relation'])} '{_txt(e['contact_name'])}' = applicant of {e['dst']}")
+            path_steps.append(
+                f"{e['src']} ({_txt(info[e['src']]['name'])}) names {e['phone']} "
+                f"as {_txt(e['relation'])} '{_txt(e['contact_name'])}' = applicant of {e['dst']}"
+            )
         path_values = tuple(
-            " → ".join(f"{graph.edges[a, b]['src']}[{graph.edges[a, b]['phone']}]"
-                       for a, b in zip(c, c[1:] + c[:1]))
+            " → ".join(f"{graph.edges[a, b]['src']}[{graph.edges[a, b]['phone']}]" for a, b in zip(c, c[1:] + c[:1]))
             for c in cycles
         )
         rel_counts = _counts(_txt(e["relation"]) for e in edges)
-        evidence = [Evidence(
-            "contact_cycle", 0.4 if len(longest) >= 3 else 0.25,
-            f"emergency-contact cycle of {len(longest)} applicants: " + " → ".join(path_steps), path_values,
-        ), Evidence(
-            "loop_size", 0.1 * min(1.0, (k - 2) / 4.0),
-            f"{k} distinct applicants and {len(edges)} contact links in one strongly connected group", (k, len(edges)),
-        ), Evidence(
-            "unrelated_contacts", 0.2 * (1.0 - family_share),
-            f"{sum(e['family'] == 0 for e in edges)} of {len(edges)} links are not family-consistent "
-            f"(family relation with shared surname or home, or answered in kind); relations given: "
-            + ", ".join(f"{r} ×{c}" for r, c in rel_counts)
-            + f"; {_nunique(r['surname'] for r in rows)} surnames, {_nunique(r['address_key'] for r in rows)} "
-              f"homes among the applications",
-            tuple(f"{r}:{c}" for r, c in rel_counts),
-        )]
+        evidence = [
+            Evidence(
+                "contact_cycle",
+                0.4 if len(longest) >= 3 else 0.25,
+                f"emergency-contact cycle of {len(longest)} applicants: " + " → ".join(path_steps),
+                path_values,
+            ),
+            Evidence(
+                "loop_size",
+                0.1 * min(1.0, (k - 2) / 4.0),
+                f"{k} distinct applicants and {len(edges)} contact links in one strongly connected group",
+                (k, len(edges)),
+            ),
+            Evidence(
+                "unrelated_contacts",
+                0.2 * (1.0 - family_share),
+                f"{sum(e['family'] == 0 for e in edges)} of {len(edges)} links are not family-consistent "
+                f"(family relation with shared surname or home, or answered in kind); relations given: "
+                + ", ".join(f"{r} ×{c}" for r, c in rel_counts)
+                + f"; {_nunique(r['surname'] for r in rows)} surnames, {_nunique(r['address_key'] for r in rows)} "
+                f"homes among the applications",
+                tuple(f"{r}:{c}" for r, c in rel_counts),
+            ),
+        ]
         evidence.append(_time_evidence(rows, 0.1, "the applications"))
         evidence.extend(_bad_evidence(rows, 0.15))
         kind = "contact_loop" if len(longest) >= 3 else "mutual_contacts"
         return Finding.from_evidence(
-            self.name, kind, tuple(members), evidence, parameters=self.params(),
+            self.name,
+            kind,
+            tuple(members),
+            evidence,
+            parameters=self.params(),
             scale=0.3 if family_share == 1.0 else 1.0,  # a large all-family group: shown, but low
-            summary=(f"{k} applicants name each other as emergency contacts "
-                     f"({'互留联系人 loop of ' + str(len(longest)) if len(longest) >= 3 else '互留联系人 pair'}), "
-                     f"relations {', '.join(r for r, _ in rel_counts[:3])}"),
+            summary=(
+                f"{k} applicants name each other as emergency contacts "
+                f"({'互留联系人 loop of ' + str(len(longest)) if len(longest) >= 3 else '互留联系人 pair'}), "
+                f"relations {', '.join(r for r, _ in rel_counts[:3])}"
+            ),
             entities=_entities(rows),
             shared=tuple(("Phone", p) for p in sorted({str(e["phone"]) for e in edges})),
         )
 
     # -- hubs ------------------------------------------------------------
-    def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series,
-                   stats: "ContactStatistics"):
+    def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, stats: ContactStatistics):
         """Naming rows of hub phones, their owners, and their distinct namers."""
         named = contacts.assign(identity=contacts["application_id"].map(identity).to_numpy())
         owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
@@ -340,15 +432,31 @@ class ContactLoops(Detector):
         owners = owners[owners["phone"].isin(candidates)]
         owners = owners.assign(owner=owners["owner_app"].map(identity).to_numpy())
         # the phone's own applicant naming it does not count
-        own = edges.merge(owners[["phone", "owner"]].drop_duplicates(), left_on=["phone", "identity"],
-                          right_on=["phone", "owner"], how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        own = (
+            edges.merge(
+                owners[["phone", "owner"]].drop_duplicates(),
+                left_on=["phone", "identity"],
+                right_on=["phone", "owner"],
+                how="left",
+                indicator=True,
+            )["_merge"]
+            .eq("both")
+            .to_numpy()
+        )
         edges = edges[~own]
         kept = edges.groupby("phone")["identity"].nunique()
         hubs = kept.index[kept >= threshold]
         return edges[edges["phone"].isin(hubs)].copy(), owners[owners["phone"].isin(hubs)], kept
 
-    def _hubs(self, edges: pd.DataFrame, owners: pd.DataFrame, namers: pd.Series, stats: "ContactStatistics",
-              info: pd.DataFrame, records: dict[str, dict]) -> list[Finding]:
+    def _hubs(
+        self,
+        edges: pd.DataFrame,
+        owners: pd.DataFrame,
+        namers: pd.Series,
+        stats: ContactStatistics,
+        info: pd.DataFrame,
+        records: dict[str, dict],
+    ) -> list[Finding]:
         if edges.empty:
             return []
         edges = edges.assign(family=_family_hub_edge(edges, info, owners))
@@ -358,12 +466,29 @@ class ContactLoops(Detector):
             if all(e["family"] == 1.0 for e in group):
                 continue  # siblings naming their parent
             phone = group[0]["phone"]
-            out.append(self._hub_finding(phone, group, records, owner_apps.get(phone, []), stats.threshold,
-                                         stats.tail_share(namers[phone]), stats.phones))
+            out.append(
+                self._hub_finding(
+                    phone,
+                    group,
+                    records,
+                    owner_apps.get(phone, []),
+                    stats.threshold,
+                    stats.tail_share(namers[phone]),
+                    stats.phones,
+                )
+            )
         return out
 
-    def _hub_finding(self, phone: str, group: list[dict], info: dict[str, dict], owner_apps: list,
-                     threshold: int, tail_share: float, n_phones: int) -> Finding:
+    def _hub_finding(
+        self,
+        phone: str,
+        group: list[dict],
+        info: dict[str, dict],
+        owner_apps: list,
+        threshold: int,
+        tail_share: float,
+        n_phones: int,
+    ) -> Finding:
         owner_apps = sorted(str(a) for a in owner_apps)
         namer_apps = sorted({str(e["application_id"]) for e in group})
         members = sorted(set(namer_apps) | set(owner_apps))
@@ -371,36 +496,49 @@ class ContactLoops(Detector):
         r = _nunique(e["identity"] for e in group)
         rel_counts = _counts(_txt(e["relation"]) for e in group)
         family_share = sum(e["family"] for e in group) / len(group)
-        evidence = [Evidence(
-            "hub_contact", 0.35 * min(1.0, math.log2(r) / 4.0),
-            f"phone {phone} is the emergency contact of {r} distinct applicants ({', '.join(namer_apps[:20])}"
-            f"{' …' if len(namer_apps) > 20 else ''}); only {tail_share:.2%} of the portfolio's {n_phones} "
-            f"contact phones are named by as many (hub threshold {threshold})"
-            + (f"; it is also the applicant phone of {', '.join(owner_apps[:5])}" if owner_apps else ""),
-            (phone, r, threshold, round(tail_share, 6)),
-        ), Evidence(
-            "unrelated_namers", 0.2 * (1.0 - family_share),
-            f"{sum(e['family'] == 0 for e in group)} of {len(group)} namers are neither family-consistent (family "
-            f"relation with a shared surname or home) nor colleagues of one employer; relations: "
-            + ", ".join(f"{x} ×{c}" for x, c in rel_counts)
-            + f"; namers have {_nunique(x['surname'] for x in rows)} surnames and "
-              f"{_nunique(x['address_key'] for x in rows)} homes",
-            tuple(f"{x}:{c}" for x, c in rel_counts),
-        )]
+        evidence = [
+            Evidence(
+                "hub_contact",
+                0.35 * min(1.0, math.log2(r) / 4.0),
+                f"phone {phone} is the emergency contact of {r} distinct applicants ({', '.join(namer_apps[:20])}"
+                f"{' …' if len(namer_apps) > 20 else ''}); only {tail_share:.2%} of the portfolio's {n_phones} "
+                f"contact phones are named by as many (hub threshold {threshold})"
+                + (f"; it is also the applicant phone of {', '.join(owner_apps[:5])}" if owner_apps else ""),
+                (phone, r, threshold, round(tail_share, 6)),
+            ),
+            Evidence(
+                "unrelated_namers",
+                0.2 * (1.0 - family_share),
+                f"{sum(e['family'] == 0 for e in group)} of {len(group)} namers are neither family-consistent (family "
+                f"relation with a shared surname or home) nor colleagues of one employer; relations: "
+                + ", ".join(f"{x} ×{c}" for x, c in rel_counts)
+                + f"; namers have {_nunique(x['surname'] for x in rows)} surnames and "
+                f"{_nunique(x['address_key'] for x in rows)} homes",
+                tuple(f"{x}:{c}" for x, c in rel_counts),
+            ),
+        ]
         names = sorted({str(e["contact_name"]) for e in group if not _missing(e["contact_name"])})
         if len(names) > 1:
-            evidence.append(Evidence(
-                "inconsistent_contact_names", 0.1 * min(1.0, (len(names) - 1) / 2.0),
-                f"the applicants give {len(names)} different names for {phone}: {', '.join(names[:6])}",
-                tuple(names[:6]),
-            ))
+            evidence.append(
+                Evidence(
+                    "inconsistent_contact_names",
+                    0.1 * min(1.0, (len(names) - 1) / 2.0),
+                    f"the applicants give {len(names)} different names for {phone}: {', '.join(names[:6])}",
+                    tuple(names[:6]),
+                )
+            )
         evidence.append(_time_evidence(rows, 0.15, "the naming applications"))
         member_rows = [info[m] for m in members if m in info]
         evidence.extend(_bad_evidence(member_rows, 0.2))
         return Finding.from_evidence(
-            self.name, "hub_contact", tuple(members), evidence, parameters=self.params(),
+            self.name,
+            "hub_contact",
+            tuple(members),
+            evidence,
+            parameters=self.params(),
             summary=f"contact phone {phone} named by {r} applicants (联系人集中) within {_span(rows):.0f} days",
-            entities=_entities(member_rows), shared=(("Phone", str(phone)),),
+            entities=_entities(member_rows),
+            shared=(("Phone", str(phone)),),
         )
 
 
@@ -442,17 +580,20 @@ def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:
 # -- helpers ---------------------------------------------------------------
 def _info(apps: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
     """What the evidence and the family test need about each involved application."""
-    return pd.DataFrame({
-        "identity": identity.reindex(apps.index).to_numpy(),
-        "person": apps["person"].to_numpy(),
-        "name": apps["applicant_name"].astype(object).to_numpy(),
-        "surname": _surname(apps["applicant_name"]).to_numpy(),
-        "address": apps["address"].to_numpy(),
-        "address_key": _address_key(apps["address"]).to_numpy(),
-        "employer": apps["employer"].to_numpy(),
-        "label": apps["label"].to_numpy(),
-        "applied_at": apps["applied_at"].to_numpy(),
-    }, index=apps.index)
+    return pd.DataFrame(
+        {
+            "identity": identity.reindex(apps.index).to_numpy(),
+            "person": apps["person"].to_numpy(),
+            "name": apps["applicant_name"].astype(object).to_numpy(),
+            "surname": _surname(apps["applicant_name"]).to_numpy(),
+            "address": apps["address"].to_numpy(),
+            "address_key": _address_key(apps["address"]).to_numpy(),
+            "employer": apps["employer"].to_numpy(),
+            "label": apps["label"].to_numpy(),
+            "applied_at": apps["applied_at"].to_numpy(),
+        },
+        index=apps.index,
+    )
 
 
 def _surname(names: pd.Series) -> pd.Series:
@@ -465,8 +606,9 @@ def _address_key(addresses: pd.Series) -> pd.Series:
     """A key equal for one home typed differently (路/道, with or without 省/市): its
     house, building, unit and room numbers when it has at least three, else the text."""
     text = addresses.astype(object).where(addresses.notna(), "").astype(str)
-    digits = text.str.findall(r"\d+").map(lambda groups: "#" + "|".join(g.lstrip("0") or "0" for g in groups)
-                                           if len(groups) >= 3 else "")
+    digits = text.str.findall(r"\d+").map(
+        lambda groups: "#" + "|".join(g.lstrip("0") or "0" for g in groups) if len(groups) >= 3 else ""
+    )
     key = digits.where(digits != "", text.str.replace(r"\s+", "", regex=True))
     return key.replace("", pd.NA)
 
@@ -490,11 +632,16 @@ def _family_edge(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
     same_address = pd.notna(a_src) & (a_src == a_dst)
     family = _is_family(edges["relation"])
     rel = edges["relation"].fillna("").astype(str).str.strip().str.lower()
-    back = pd.DataFrame({"src": edges["dst"].to_numpy(), "dst": edges["src"].to_numpy(),
-                         "back": rel.map(_RECIPROCAL).to_numpy()})
+    back = pd.DataFrame(
+        {"src": edges["dst"].to_numpy(), "dst": edges["src"].to_numpy(), "back": rel.map(_RECIPROCAL).to_numpy()}
+    )
     answered = edges.assign(rel=rel.to_numpy()).merge(
-        back.dropna().drop_duplicates(["src", "dst", "back"]), left_on=["src", "dst", "rel"],
-        right_on=["src", "dst", "back"], how="left", indicator=True)
+        back.dropna().drop_duplicates(["src", "dst", "back"]),
+        left_on=["src", "dst", "rel"],
+        right_on=["src", "dst", "back"],
+        how="left",
+        indicator=True,
+    )
     answered = answered.drop_duplicates(["src", "dst", "phone"])["_merge"].eq("both").to_numpy()
     strong = family & (same_surname | same_address)
     return np.where(strong, 1.0, np.where(family & answered, 0.5, 0.0))
@@ -502,8 +649,10 @@ def _family_edge(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
 
 def _family_hub_edge(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
     """Family relation and a surname or address the namer shares with the contact or with another namer."""
-    frame = edges.assign(surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
-                         address=info["address_key"].reindex(edges["application_id"]).to_numpy())
+    frame = edges.assign(
+        surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
+        address=info["address_key"].reindex(edges["application_id"]).to_numpy(),
+    )
     contact_surname = _surname(frame["contact_name"]).to_numpy()
     same_contact = pd.notna(contact_surname) & (frame["surname"].to_numpy() == contact_surname)
     by_surname = frame.groupby(["phone", "surname"])["identity"].transform("nunique").to_numpy() >= 2
@@ -563,8 +712,12 @@ def _time_evidence(rows: list[dict], weight: float, what: str) -> Evidence:
     first = min(times).strftime("%Y-%m-%d") if times else "?"
     last = max(times).strftime("%Y-%m-%d") if times else "?"
     # organised applications arrive within days; families apply months or years apart
-    return Evidence("time_compactness", weight * max(0.0, 1.0 - span / 90.0),
-                    f"{what} were submitted within {span:.1f} days ({first} – {last})", (round(span, 2),))
+    return Evidence(
+        "time_compactness",
+        weight * max(0.0, 1.0 - span / 90.0),
+        f"{what} were submitted within {span:.1f} days ({first} – {last})",
+        (round(span, 2),),
+    )
 
 
 def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
@@ -573,8 +726,14 @@ def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
     bad = sum(1 for x in labels if x in BAD_LABELS)
     if not bad:
         return []
-    return [Evidence("known_bad_members", weight * min(1.0, 2.0 * bad / max(labelled, 1)),
-                     f"{bad} of {labelled} labelled applications are fraud or default", (bad, labelled))]
+    return [
+        Evidence(
+            "known_bad_members",
+            weight * min(1.0, 2.0 * bad / max(labelled, 1)),
+            f"{bad} of {labelled} labelled applications are fraud or default",
+            (bad, labelled),
+        )
+    ]
 
 
 def _entities(rows: list[dict]) -> tuple[tuple[str, str], ...]:

@@ -17,9 +17,9 @@ flags' ``ring_id``, recall by typology and honest applications declined.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,7 @@ def evaluate_findings(findings: list[Finding], truth_dir: str | Path, min_score:
     recovered = 0
     ring_members = rings.dropna().groupby(rings.dropna()).groups
     member_sets = [set(f.members) for f in kept if f.size >= 2]
-    for ring_id, apps in ring_members.items():
+    for apps in ring_members.values():
         apps = set(apps)
         for members in member_sets:
             overlap = len(apps & members)
@@ -165,12 +165,14 @@ def evaluate_findings(findings: list[Finding], truth_dir: str | Path, min_score:
         mine = [f for f in kept if f.detector == detector]
         members = {m for f in mine for m in f.members}
         known = truth.reindex(list(members))
-        rows.append({
-            "detector": detector,
-            "findings": len(mine),
-            "applications": len(members),
-            "precision": float(known["is_fraud"].fillna(False).astype(bool).mean()) if len(members) else np.nan,
-        })
+        rows.append(
+            {
+                "detector": detector,
+                "findings": len(mine),
+                "applications": len(members),
+                "precision": float(known["is_fraud"].fillna(False).astype(bool).mean()) if len(members) else np.nan,
+            }
+        )
     return Evaluation(summary, by_typology, by_negative, pd.DataFrame(rows))
 
 
@@ -228,9 +230,12 @@ def _blank_to_na(series: pd.Series) -> pd.Series:
     return series.replace("", np.nan).where(series.notna(), np.nan)
 
 
-def rings_recovered(predicted: pd.Series, truth_rings: pd.Series,
-                    groups: Mapping[str, Iterable[str]] | None = None,
-                    ring_ids: Iterable[str] | None = None) -> tuple[int, int]:
+def rings_recovered(
+    predicted: pd.Series,
+    truth_rings: pd.Series,
+    groups: Mapping[str, Iterable[str]] | None = None,
+    ring_ids: Iterable[str] | None = None,
+) -> tuple[int, int]:
     """How many planted rings touching the scored applications a ring_id recovers.
 
     Parameters
@@ -333,9 +338,13 @@ class FlagEvaluation:
         return row
 
 
-def evaluate_flags(flags: pd.DataFrame, truth_dir: str | Path | pd.DataFrame, new_ids: Iterable[str] | None = None,
-                   groups: Mapping[str, Iterable[str]] | None = None,
-                   circles: Iterable[str] | None = None) -> FlagEvaluation:
+def evaluate_flags(
+    flags: pd.DataFrame,
+    truth_dir: str | Path | pd.DataFrame,
+    new_ids: Iterable[str] | None = None,
+    groups: Mapping[str, Iterable[str]] | None = None,
+    circles: Iterable[str] | None = None,
+) -> FlagEvaluation:
     """Score a batch's flags (``application_id, score, decision, ring_id``) against the truth.
 
     Parameters
@@ -412,17 +421,30 @@ def evaluate_flags(flags: pd.DataFrame, truth_dir: str | Path | pd.DataFrame, ne
         return float(mask[of].mean()) if of.any() else np.nan
 
     typology = t.loc[y, "typology"].replace("", "(none)")
-    by_typology = (pd.DataFrame({"typology": typology.to_numpy(), "caught": sent[y]})
-                   .groupby("typology")["caught"].agg(applications="size", caught="sum", recall="mean")
-                   .reset_index())
+    by_typology = (
+        pd.DataFrame({"typology": typology.to_numpy(), "caught": sent[y]})
+        .groupby("typology")["caught"]
+        .agg(applications="size", caught="sum", recall="mean")
+        .reset_index()
+    )
     return FlagEvaluation(
-        applications=len(scored), frauds=frauds, missing=missing,
-        auc=auc(y, score), precision_at_k=precision_at_k(y, score, frauds) if frauds else np.nan,
-        caught=share(sent, y), pair_precision=precision, pair_recall=recall, pair_f1=f1,
-        rings=rings, rings_recovered=found / rings if rings else np.nan,
-        circles=n_circles, circles_recovered=circles_found / n_circles if n_circles else np.nan,
-        honest_declined=share(decision == "decline", honest), honest_reviewed=share(sent, honest),
-        honest_with_ring=share(ring.notna().to_numpy(), honest), by_typology=by_typology,
+        applications=len(scored),
+        frauds=frauds,
+        missing=missing,
+        auc=auc(y, score),
+        precision_at_k=precision_at_k(y, score, frauds) if frauds else np.nan,
+        caught=share(sent, y),
+        pair_precision=precision,
+        pair_recall=recall,
+        pair_f1=f1,
+        rings=rings,
+        rings_recovered=found / rings if rings else np.nan,
+        circles=n_circles,
+        circles_recovered=circles_found / n_circles if n_circles else np.nan,
+        honest_declined=share(decision == "decline", honest),
+        honest_reviewed=share(sent, honest),
+        honest_with_ring=share(ring.notna().to_numpy(), honest),
+        by_typology=by_typology,
     )
 
 

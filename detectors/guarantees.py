@@ -18,8 +18,9 @@ units decided over the whole portfolio (:class:`GuaranteeUnits`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -60,9 +61,7 @@ def economic_units(roles: pd.DataFrame, persons: pd.Series, companies: pd.Series
     -----
     Connected components over the legal-representative edges: O(n + m).
     """
-    keys = pd.Index(
-        pd.concat(["Person:" + persons.astype(str), "Company:" + companies.astype(str)]).unique()
-    )
+    keys = pd.Index(pd.concat(["Person:" + persons.astype(str), "Company:" + companies.astype(str)]).unique())
     reps = roles[roles["role"] == "LEGAL_REP_OF"]
     src = keys.get_indexer("Person:" + reps["person"].astype(str))
     dst = keys.get_indexer("Company:" + reps["company"].astype(str))
@@ -106,8 +105,9 @@ def unit_components(edges: pd.DataFrame) -> pd.Series:
     """
     if edges.empty:
         return pd.Series(dtype="int64")
-    codes, nodes = pd.factorize(np.concatenate([edges["src"].to_numpy(dtype=object),
-                                                edges["dst"].to_numpy(dtype=object)]))
+    codes, nodes = pd.factorize(
+        np.concatenate([edges["src"].to_numpy(dtype=object), edges["dst"].to_numpy(dtype=object)])
+    )
     m = len(edges)
     labels = component_labels(len(nodes), codes[:m], codes[m:])
     return pd.Series(labels, index=pd.Index(nodes, dtype=object), name="component")
@@ -146,7 +146,6 @@ class GuaranteeCircles(Detector):
     max_cycle_length: int = param(6, ge=2)
     max_cycles: int = param(20, ge=1)
 
-
     def run(self, source, statistics: GuaranteeUnits | None = None) -> list[Finding]:
         """Circles over a store or portfolio; ``statistics`` (from
         :meth:`statistics` over a larger portfolio) give the economic units
@@ -164,8 +163,9 @@ class GuaranteeCircles(Detector):
         resolved = pd.Series(index=in_circle.index, dtype=object)
         for label in ("Person", "Company"):
             mask = in_circle["borrower_label"] == label
-            resolved[mask] = (label + ":" + portfolio.entity_of(in_circle.loc[mask, "borrower_key"].astype(str),
-                                                                 label)).to_numpy()
+            resolved[mask] = (
+                label + ":" + portfolio.entity_of(in_circle.loc[mask, "borrower_key"].astype(str), label)
+            ).to_numpy()
         unit = resolved.map(units)
         unit = unit[unit.isin(sccs.index)]
         apps_by_unit = {u: list(ids) for u, ids in unit.groupby(unit).groups.items()}
@@ -174,8 +174,13 @@ class GuaranteeCircles(Detector):
         # only the few applications in circles, two columns: per-circle lookups stay cheap
         wanted = set(inside["application_id"].dropna().astype(str)) | {a for ids in apps_by_unit.values() for a in ids}
         small = apps.loc[apps.index.intersection(list(wanted)), ["amount", "label"]]
-        small = pd.DataFrame({"amount": small["amount"].to_numpy(dtype=float, na_value=np.nan),
-                              "label": small["label"].to_numpy(dtype=object)}, index=small.index.astype(object))
+        small = pd.DataFrame(
+            {
+                "amount": small["amount"].to_numpy(dtype=float, na_value=np.nan),
+                "label": small["label"].to_numpy(dtype=object),
+            },
+            index=small.index.astype(object),
+        )
         downstream = _downstream(g[["src", "dst"]], sccs)
         findings = []
         for comp, edges in inside.groupby(inside["src"].map(sccs)):
@@ -256,8 +261,10 @@ class GuaranteeCircles(Detector):
         unit."""
         g = portfolio.guarantees
         if g.empty:
-            return (g.assign(src=pd.Series(dtype=object), dst=pd.Series(dtype=object)),
-                    pd.Series(dtype=object) if units is None else units)
+            return (
+                g.assign(src=pd.Series(dtype=object), dst=pd.Series(dtype=object)),
+                pd.Series(dtype=object) if units is None else units,
+            )
         g = g.copy()
         # resolved entities first, then economic units
         for side in ("guarantor", "borrower"):
@@ -282,8 +289,9 @@ class GuaranteeCircles(Detector):
         g["dst"] = g["borrower_entity"].map(units)
         return g[g["src"] != g["dst"]], units  # an owner guaranteeing their own company
 
-    def _finding(self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]],
-                 downstream: list[str]) -> Finding:
+    def _finding(
+        self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]], downstream: list[str]
+    ) -> Finding:
         nodes = sorted(set(edges["src"]) | set(edges["dst"]))
         cycles = bounded_cycles(edges["src"], edges["dst"], self.max_cycle_length, self.max_cycles)
         unit_apps = {str(a) for n in nodes for a in apps_by_unit.get(n, ())}
@@ -297,32 +305,54 @@ class GuaranteeCircles(Detector):
         evidence = []
         c_cycle = 0.45 if mutual else 0.35
         shortest = cycles[0] if cycles else nodes
-        evidence.append(Evidence(
-            "guarantee_cycle", c_cycle,
-            ("互保 mutual guarantee: " if mutual else f"guarantee cycle of {len(shortest)}: ")
-            + " → ".join(_short(n) for n in [*shortest, shortest[0]]),
-            tuple(" → ".join(_short(n) for n in [*c, c[0]]) for c in cycles[: self.max_cycles]),
-        ))
+        evidence.append(
+            Evidence(
+                "guarantee_cycle",
+                c_cycle,
+                ("互保 mutual guarantee: " if mutual else f"guarantee cycle of {len(shortest)}: ")
+                + " → ".join(_short(n) for n in [*shortest, shortest[0]]),
+                tuple(" → ".join(_short(n) for n in [*c, c[0]]) for c in cycles[: self.max_cycles]),
+            )
+        )
         c_size = min(0.2, 0.05 * (len(nodes) - 1))
-        evidence.append(Evidence("circle_size", c_size,
-                                 f"{len(nodes)} borrowers and {len(edges)} guarantees in one strongly connected circle",
-                                 (len(nodes), len(edges))))
+        evidence.append(
+            Evidence(
+                "circle_size",
+                c_size,
+                f"{len(nodes)} borrowers and {len(edges)} guarantees in one strongly connected circle",
+                (len(nodes), len(edges)),
+            )
+        )
         c_exposure = min(0.15, 0.03 * np.log10(max(exposure_loans, 1.0)) / 2)
-        evidence.append(Evidence("exposure", c_exposure,
-                                 f"loans in the circle total ¥{exposure_loans:,.0f}; guarantees ¥{exposure_guarantees:,.0f}",
-                                 (round(exposure_loans), round(exposure_guarantees))))
+        evidence.append(
+            Evidence(
+                "exposure",
+                c_exposure,
+                f"loans in the circle total ¥{exposure_loans:,.0f}; guarantees ¥{exposure_guarantees:,.0f}",
+                (round(exposure_loans), round(exposure_guarantees)),
+            )
+        )
         c_bad = min(0.25, 0.1 * bad)
         if bad:
-            evidence.append(Evidence("members_in_default", c_bad,
-                                     f"{bad} applications in the circle are labelled fraud or default", (bad,)))
+            evidence.append(
+                Evidence(
+                    "members_in_default",
+                    c_bad,
+                    f"{bad} applications in the circle are labelled fraud or default",
+                    (bad,),
+                )
+            )
         c_chain = min(0.05, 0.01 * len(downstream))
         if downstream:
-            evidence.append(Evidence(
-                "guarantee_chain", c_chain,
-                f"担保链: the circle's guarantees reach {len(downstream)} more borrowers outside it "
-                "(a default here can spread along the chain)",
-                tuple(_short(n) for n in downstream[:20]),
-            ))
+            evidence.append(
+                Evidence(
+                    "guarantee_chain",
+                    c_chain,
+                    f"担保链: the circle's guarantees reach {len(downstream)} more borrowers outside it "
+                    "(a default here can spread along the chain)",
+                    tuple(_short(n) for n in downstream[:20]),
+                )
+            )
         entities = tuple((n.split(":", 1)[0], n.split(":", 1)[1]) for n in nodes)
         return Finding.from_evidence(
             self.name,
@@ -330,8 +360,10 @@ class GuaranteeCircles(Detector):
             tuple(members),
             evidence,
             parameters=self.params(),
-            summary=(f"{'互保 ' if mutual else ''}guarantee circle of {len(nodes)} borrowers, "
-                     f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")),
+            summary=(
+                f"{'互保 ' if mutual else ''}guarantee circle of {len(nodes)} borrowers, "
+                f"exposure ¥{exposure_loans:,.0f}" + (f", {bad} in default" if bad else "")
+            ),
             entities=entities,
         )
 
@@ -349,8 +381,9 @@ def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:
 
     if edges.empty or sccs.empty:
         return {}
-    nodes, idx = np.unique(np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]),
-                           return_inverse=True)
+    nodes, idx = np.unique(
+        np.concatenate([edges["src"].to_numpy(str), edges["dst"].to_numpy(str)]), return_inverse=True
+    )
     m = len(edges)
     graph = sparse.csr_matrix((np.ones(m), (idx[:m], idx[m:])), shape=(len(nodes), len(nodes)))
     position = pd.Index(nodes)

@@ -27,7 +27,6 @@ scope around new applications holds only what their findings read.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -37,81 +36,19 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
 from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
+from ringscope.detectors.resolution.companies import company_core_name, resolve_companies
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
 from ringscope.detectors.resolution.matching import anagram_key, block_pairs, compare_names
 
-__all__ = ["Resolution", "resolve_records", "IdentityResolution", "IdentityStatistics", "application_entities",
-           "company_core_name"]
+__all__ = [
+    "Resolution",
+    "resolve_records",
+    "IdentityResolution",
+    "IdentityStatistics",
+    "application_entities",
+    "company_core_name",
+]
 
-
-# ---------------------------------------------------------------------------
-# companies
-# ---------------------------------------------------------------------------
-
-_COMPANY_SUFFIX = re.compile(r"(股份有限公司|有限责任公司|有限公司|股份公司|集团|股份|公司)")
-_COMPANY_CITY = re.compile(r"^(?:[\u4e00-\u9fff]{2,7}?(?:省|自治区))?(?:[\u4e00-\u9fff]{2,7}?(?:市|自治州|地区|盟))?"
-                           r"(?:[\u4e00-\u9fff]{1,5}?(?:区|县|旗))?")
-_PAREN = re.compile(r"[(（][^)）]*[)）]")
-
-
-def company_core_name(names: pd.Series) -> pd.DataFrame:
-    """Core of company names for comparison, and the city prefix removed.
-
-    Traditional → simplified, bracketed parts, legal-form suffixes (有限公司,
-    有限责任公司, 股份, 集团) and a leading province/city/district prefix go.
-
-    Example
-    -------
-    >>> company_core_name(pd.Series(["深圳市鸿宇物流有限公司", "鴻宇物流（深圳）有限公司", "鸿宇物流集团"])).values.tolist()
-    [['鸿宇物流', '深圳市'], ['鸿宇物流', ''], ['鸿宇物流', '']]
-    """
-    from ringscope.ingest.normalize import normalize_names
-
-    norm = normalize_names(names.astype("str"))["name"].astype("str").fillna("").str.replace(" ", "", regex=False)
-    norm = norm.str.replace(_PAREN, "", regex=True)
-    city = norm.str.extract(f"({_COMPANY_CITY.pattern})", expand=False).fillna("")
-    core = norm.str.slice(0).str.replace(_COMPANY_CITY, "", regex=True).str.replace(_COMPANY_SUFFIX, "", regex=True)
-    core = core.where(core.str.len() >= 2, norm.str.replace(_COMPANY_SUFFIX, "", regex=True))
-    return pd.DataFrame({"core": core.to_numpy(), "city": city.to_numpy()}, index=names.index)
-
-
-def _resolve_companies(companies: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Entity per company key, and the SIMILAR_TO pairs (member → entity)."""
-    empty = pd.DataFrame(columns=["src", "dst", "score", "features", "method"])
-    if companies.empty:
-        return pd.Series(dtype=object), empty
-    c = companies[["key", "name"]].copy()
-    c["name"] = c["name"].astype("str")
-    c = c.join(company_core_name(c["name"].fillna("")))
-    c["valid_uscc"] = ~c["key"].astype(str).str.startswith("name:")
-    if "uscc_valid" in companies.columns:
-        c["valid_uscc"] &= companies["uscc_valid"].fillna(False).astype(bool).to_numpy()
-    c = c[c["core"].str.len() >= 2]
-    # one group per core name; split by city when the group names several
-    # cities, and keep apart groups holding two different valid codes
-    cities = c[c["city"] != ""].groupby("core")["city"].nunique()
-    multi_city = c["core"].map(cities).fillna(0) > 1
-    c["group"] = c["core"].where(~multi_city, c["core"] + "|" + c["city"])
-    c = c[~(multi_city & (c["city"] == ""))]  # ambiguous: which city's company?
-    valid = c[c["valid_uscc"]].groupby("group")["key"].nunique()
-    c = c[c["group"].map(valid).fillna(0) <= 1]
-    sizes = c.groupby("group")["key"].transform("size")
-    c = c[sizes >= 2]
-    if c.empty:
-        return pd.Series(dtype=object), empty
-    entity = c.groupby("group")["key"].transform("min")
-    mapping = pd.Series(entity.to_numpy(), index=c["key"].to_numpy())
-    pairs = c.assign(dst=entity)[c["key"].to_numpy() != entity.to_numpy()]
-    feats = [json.dumps({"core_name": g.split("|")[0], "city": city or None}, ensure_ascii=False)
-             for g, city in zip(pairs["group"], pairs["city"])]
-    out = pd.DataFrame({"src": pairs["key"].to_numpy(), "dst": pairs["dst"].to_numpy(), "score": 0.9,
-                        "features": feats, "method": "core_name"})
-    return mapping, out
-
-
-# ---------------------------------------------------------------------------
-# the detector
-# ---------------------------------------------------------------------------
 
 def _features_json(row: pd.Series, fields: tuple[str, ...]) -> str:
     out = {}
@@ -168,16 +105,27 @@ def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
     held = in_set(res.records["record_id"], keys)
     unknown = keys[~in_set(keys, res.records["record_id"])]
     if len(unknown):
-        raise ValueError(f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
-                         "statistics: they were computed before these records arrived; compute them over the "
-                         "current portfolio")
+        raise ValueError(
+            f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
+            "statistics: they were computed before these records arrived; compute them over the "
+            "current portfolio"
+        )
     if held.all():
         return res
     recs = res.records[held].reset_index(drop=True)
     pairs = res.pairs[in_set(res.pairs["left"], keys) & in_set(res.pairs["right"], keys)].reset_index(drop=True)
-    return Resolution(entities=res.entities[held].reset_index(drop=True), pairs=pairs, stats=res.stats,
-                      model=res.model, records=recs, fields=res.fields, extra_fields=res.extra_fields,
-                      address_tokens=res.address_tokens, _tf=res._tf, _arrays=_arrays(recs))
+    return Resolution(
+        entities=res.entities[held].reset_index(drop=True),
+        pairs=pairs,
+        stats=res.stats,
+        model=res.model,
+        records=recs,
+        fields=res.fields,
+        extra_fields=res.extra_fields,
+        address_tokens=res.address_tokens,
+        _tf=res._tf,
+        _arrays=_arrays(recs),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,7 +168,6 @@ class IdentityResolution(Detector):
     checksum_score: float = param(0.25, ge=0, le=1)
     workers: int = param(-1, nonzero=True)
 
-
     def statistics(self, portfolio) -> IdentityStatistics:
         """The identity model fitted and applied over the whole book.
 
@@ -252,22 +199,38 @@ class IdentityResolution(Detector):
         records = self._person_records(portfolio, persons, applied)
         # every person carries an ID-derived birth date: a bare pinyin key would
         # only add millions of same-name pairs that the other keys already cover
-        res = resolve_records(records, threshold=self.threshold, workers=self.workers, max_block=self.max_block,
-                              blocking=("id", "region_dob", "phone", "name_dob", "address"), normalized=True)
+        res = resolve_records(
+            records,
+            threshold=self.threshold,
+            workers=self.workers,
+            max_block=self.max_block,
+            blocking=("id", "region_dob", "phone", "name_dob", "address"),
+            normalized=True,
+        )
         merged = res.pairs[res.pairs["merged"]]
         anon_pairs = self._anon_pairs(portfolio, persons)
-        edges = pd.concat([pd.DataFrame({"src": merged["left"].to_numpy(), "dst": merged["right"].to_numpy()}),
-                           anon_pairs[["src", "dst"]]], ignore_index=True)
-        company_entity, company_pairs = _resolve_companies(portfolio.companies)
+        edges = pd.concat(
+            [
+                pd.DataFrame({"src": merged["left"].to_numpy(), "dst": merged["right"].to_numpy()}),
+                anon_pairs[["src", "dst"]],
+            ],
+            ignore_index=True,
+        )
+        company_entity, company_pairs = resolve_companies(portfolio.companies)
         recs = res.records
         real = recs["id"].notna() & recs["name_key"].notna() & recs["dob"].notna()
         return IdentityStatistics(
-            resolution=res, person_entity=_pairs_to_entities(edges), anon_pairs=anon_pairs,
-            company_entity=company_entity, company_pairs=company_pairs,
+            resolution=res,
+            person_entity=_pairs_to_entities(edges),
+            anon_pairs=anon_pairs,
+            company_entity=company_entity,
+            company_pairs=company_pairs,
             phone_persons=applied.groupby("phone")["person"].nunique(),
-            name_dob=pd.Series((recs["name_key"] + "|" + recs["dob"])[real].to_numpy(),
-                               index=recs["record_id"][real].to_numpy()),
-            applications=len(apps))
+            name_dob=pd.Series(
+                (recs["name_key"] + "|" + recs["dob"])[real].to_numpy(), index=recs["record_id"][real].to_numpy()
+            ),
+            applications=len(apps),
+        )
 
     def scope(self, portfolio, app_ids, statistics: IdentityStatistics | None = None):
         """The applications and persons whose findings can hold one of ``app_ids``.
@@ -298,8 +261,10 @@ class IdentityResolution(Detector):
         stats = self.statistics(portfolio) if statistics is None else statistics
         apps = portfolio.applications
         if stats.resolution is not None and stats.applications != len(apps):
-            raise ValueError(f"the identity statistics were computed over {stats.applications:,} applications, "
-                             f"this portfolio has {len(apps):,}: compute them over the current portfolio")
+            raise ValueError(
+                f"the identity statistics were computed over {stats.applications:,} applications, "
+                f"this portfolio has {len(apps):,}: compute them over the current portfolio"
+            )
         targets = in_set(apps["application_id"], list(map(str, app_ids)))
         applicants = pd.Index(apps.loc[targets, "person"].dropna().astype(str).unique())
         ent = stats.person_entity
@@ -341,13 +306,13 @@ class IdentityResolution(Detector):
         ap = self._applicant_records(portfolio)
         person_pairs = self._person_pairs(res)
         anon = stats.anon_pairs
-        all_pairs = pd.concat([person_pairs, anon[in_set(anon["src"], keys) & in_set(anon["dst"], keys)]],
-                              ignore_index=True)
+        all_pairs = pd.concat(
+            [person_pairs, anon[in_set(anon["src"], keys) & in_set(anon["dst"], keys)]], ignore_index=True
+        )
         firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
         company = stats.company_pairs
         company_pairs = company[in_set(company["src"], firms) & in_set(company["dst"], firms)]
-        portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs,
-                                   "Company-SIMILAR_TO-Company": company_pairs}
+        portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs, "Company-SIMILAR_TO-Company": company_pairs}
         findings: list[Finding] = []
         findings += self._id_conflicts(ap, stats.phone_persons)
         findings += self._multi_id(ap, res, stats.person_entity[in_set(stats.person_entity.index, keys)])
@@ -361,8 +326,18 @@ class IdentityResolution(Detector):
 
         apps = portfolio.applications
         raw = portfolio.nodes("Application", ["applicant_id_number_raw"]).set_index("key")["applicant_id_number_raw"]
-        ap = apps[["application_id", "person", "applicant_name", "applicant_name_raw", "phone", "address",
-                   "applied_at", "id_checksum_ok"]].copy()
+        ap = apps[
+            [
+                "application_id",
+                "person",
+                "applicant_name",
+                "applicant_name_raw",
+                "phone",
+                "address",
+                "applied_at",
+                "id_checksum_ok",
+            ]
+        ].copy()
         ap = ap[ap["person"].notna()]
         ap["id_raw"] = raw.reindex(ap["application_id"]).to_numpy()
         name = ap["applicant_name"].astype("str").fillna("")
@@ -379,24 +354,35 @@ class IdentityResolution(Detector):
         anon = keys.str.startswith("anon:").to_numpy()
         phone = latest["phone"].reindex(keys).astype(object)
         phone = phone.where(phone.notna(), gphone.reindex(keys).astype(object))
-        frame = pd.DataFrame({
-            "record_id": keys.to_numpy(),
-            "name": persons["name"].astype("str").to_numpy(),
-            "id_number": np.where(anon, None, keys.to_numpy()),
-            "dob": pd.to_datetime(persons["birth_date"], errors="coerce").to_numpy(),
-            "phone": phone.to_numpy(),
-            "address": latest["address"].reindex(keys).to_numpy(),
-        })
+        frame = pd.DataFrame(
+            {
+                "record_id": keys.to_numpy(),
+                "name": persons["name"].astype("str").to_numpy(),
+                "id_number": np.where(anon, None, keys.to_numpy()),
+                "dob": pd.to_datetime(persons["birth_date"], errors="coerce").to_numpy(),
+                "phone": phone.to_numpy(),
+                "address": latest["address"].reindex(keys).to_numpy(),
+            }
+        )
         frame["dob"] = pd.to_datetime(frame["dob"], errors="coerce")
         return frame
 
     def _person_pairs(self, res: Resolution) -> pd.DataFrame:
         merged = res.pairs[res.pairs["merged"]]
-        feats = [_features_json(row, res.fields) for _, row in merged.iterrows()] if len(merged) < 200_000 else \
-            merged[list(res.fields)].round(3).to_json(orient="records", lines=True).splitlines()
-        return pd.DataFrame({"src": merged["left"].to_numpy(), "dst": merged["right"].to_numpy(),
-                             "score": merged["score"].astype(float).to_numpy(), "features": feats,
-                             "method": "fellegi_sunter"})
+        feats = (
+            [_features_json(row, res.fields) for _, row in merged.iterrows()]
+            if len(merged) < 200_000
+            else merged[list(res.fields)].round(3).to_json(orient="records", lines=True).splitlines()
+        )
+        return pd.DataFrame(
+            {
+                "src": merged["left"].to_numpy(),
+                "dst": merged["right"].to_numpy(),
+                "score": merged["score"].astype(float).to_numpy(),
+                "features": feats,
+                "method": "fellegi_sunter",
+            }
+        )
 
     def _anon_pairs(self, portfolio, persons: pd.DataFrame) -> pd.DataFrame:
         """A registry person known only by name at company C is the applicant or
@@ -407,21 +393,36 @@ class IdentityResolution(Detector):
         if anon.empty:
             return empty
         parts = anon["key"].astype(str).str.split(":", n=2, expand=True)
-        a = pd.DataFrame({"src": anon["key"].to_numpy(), "company": parts[1].to_numpy(),
-                          "name": anon["name"].astype("str").fillna("").str.replace(" ", "").to_numpy()})
+        a = pd.DataFrame(
+            {
+                "src": anon["key"].to_numpy(),
+                "company": parts[1].to_numpy(),
+                "name": anon["name"].astype("str").fillna("").str.replace(" ", "").to_numpy(),
+            }
+        )
         apps = portfolio.applications
         named = persons.set_index("key")["name"].astype("str").fillna("").str.replace(" ", "")
-        linked = pd.concat([
-            apps[["person", "company"]].dropna(),
-            portfolio.roles[["person", "company"]].dropna(),
-        ], ignore_index=True).drop_duplicates()
+        linked = pd.concat(
+            [
+                apps[["person", "company"]].dropna(),
+                portfolio.roles[["person", "company"]].dropna(),
+            ],
+            ignore_index=True,
+        ).drop_duplicates()
         linked = linked[~linked["person"].astype(str).str.startswith("anon:")]
         linked["name"] = named.reindex(linked["person"]).to_numpy()
         m = a.merge(linked, on=["company", "name"])
         m = m[m.groupby("src")["person"].transform("nunique") == 1].drop_duplicates("src")
         feats = [json.dumps({"name": n, "company": c}, ensure_ascii=False) for n, c in zip(m["name"], m["company"])]
-        return pd.DataFrame({"src": m["src"].to_numpy(), "dst": m["person"].to_numpy(), "score": 0.95,
-                             "features": feats, "method": "name+company"})
+        return pd.DataFrame(
+            {
+                "src": m["src"].to_numpy(),
+                "dst": m["person"].to_numpy(),
+                "score": 0.95,
+                "features": feats,
+                "method": "name+company",
+            }
+        )
 
     # -- findings -------------------------------------------------------------
     def _apps_of(self, ap: pd.DataFrame, persons) -> tuple[str, ...]:
@@ -439,9 +440,13 @@ class IdentityResolution(Detector):
         if len(multi):
             code = pd.factorize(multi["person"])[0]
             li, ri, _ = block_pairs(code, max_block=10_000)
-            lv, _sim = compare_names(multi["name_norm"].to_numpy()[li], multi["name_norm"].to_numpy()[ri],
-                                     multi["name_key"].to_numpy()[li], multi["name_key"].to_numpy()[ri],
-                                     workers=self.workers)
+            lv, _sim = compare_names(
+                multi["name_norm"].to_numpy()[li],
+                multi["name_norm"].to_numpy()[ri],
+                multi["name_key"].to_numpy()[li],
+                multi["name_key"].to_numpy()[ri],
+                workers=self.workers,
+            )
             var = lv >= 1
             multi["group"] = component_labels(len(multi), li[var], ri[var])
             name_groups = multi.groupby("person")["group"].nunique()
@@ -454,22 +459,48 @@ class IdentityResolution(Detector):
             n_names = len(names)
             span = rows["applied_at"].max() - rows["applied_at"].min()
             phones = rows["phone"].dropna().unique()
-            ev = [Evidence("id_multiple_names", 0.5 + min(0.1 * (n_names - 2), 0.2),
-                           f"ID {person} was given with {n_names} unrelated names ({', '.join(names)}) on "
-                           f"applications {', '.join(rows['application_id'])}; spelling, traditional/pinyin "
-                           "variants and one-character typos were already treated as the same name.",
-                           tuple(names))]
+            ev = [
+                Evidence(
+                    "id_multiple_names",
+                    0.5 + min(0.1 * (n_names - 2), 0.2),
+                    f"ID {person} was given with {n_names} unrelated names ({', '.join(names)}) on "
+                    f"applications {', '.join(rows['application_id'])}; spelling, traditional/pinyin "
+                    "variants and one-character typos were already treated as the same name.",
+                    tuple(names),
+                )
+            ]
             if span <= window:
-                ev.append(Evidence("short_time_span", 0.15, f"all within {span.days} days "
-                                   f"({_fmt_day(rows['applied_at'].min())} to {_fmt_day(rows['applied_at'].max())}).",
-                                   (span.days,)))
+                ev.append(
+                    Evidence(
+                        "short_time_span",
+                        0.15,
+                        f"all within {span.days} days "
+                        f"({_fmt_day(rows['applied_at'].min())} to {_fmt_day(rows['applied_at'].max())}).",
+                        (span.days,),
+                    )
+                )
             if len(phones) >= 2:
-                ev.append(Evidence("different_phones", 0.1, f"with {len(phones)} different phones: "
-                                   f"{', '.join(phones)}.", tuple(phones)))
-            out.append(Finding.from_evidence(
-                self.name, "id_multiple_names", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
-                parameters=self.params(), summary=f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
-                entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
+                ev.append(
+                    Evidence(
+                        "different_phones",
+                        0.1,
+                        f"with {len(phones)} different phones: {', '.join(phones)}.",
+                        tuple(phones),
+                    )
+                )
+            out.append(
+                Finding.from_evidence(
+                    self.name,
+                    "id_multiple_names",
+                    tuple(sorted(rows["application_id"].astype(str))),
+                    ev,
+                    cap=0.95,
+                    parameters=self.params(),
+                    summary=f"一证多名 ID {person} used under {n_names} names: {' / '.join(names)}",
+                    entities=(("Person", str(person)),),
+                    shared=tuple(("Phone", p) for p in phones),
+                )
+            )
         # --- phones: a new number inside the window, or going back to an old one
         ph = real[real["phone"].notna() & ~real["person"].isin(conflicted)].sort_values(["person", "applied_at"])
         nphones = ph.groupby("person")["phone"].transform("nunique")
@@ -486,25 +517,59 @@ class IdentityResolution(Detector):
             flagged = rapid[(rapid >= 1) | interleaved].index
             for person, rows in ph[ph["person"].isin(flagged)].groupby("person"):
                 phones = rows["phone"].unique().tolist()
-                ev = [Evidence("id_multiple_phones", 0.3 + min(0.1 * (len(phones) - 2), 0.2),
-                               f"ID {person} gave {len(phones)} phones ({', '.join(phones)}) on applications "
-                               f"{', '.join(rows['application_id'])} between {_fmt_day(rows['applied_at'].min())} "
-                               f"and {_fmt_day(rows['applied_at'].max())}.", tuple(phones))]
+                ev = [
+                    Evidence(
+                        "id_multiple_phones",
+                        0.3 + min(0.1 * (len(phones) - 2), 0.2),
+                        f"ID {person} gave {len(phones)} phones ({', '.join(phones)}) on applications "
+                        f"{', '.join(rows['application_id'])} between {_fmt_day(rows['applied_at'].min())} "
+                        f"and {_fmt_day(rows['applied_at'].max())}.",
+                        tuple(phones),
+                    )
+                ]
                 if rapid[person]:
-                    ev.append(Evidence("rapid_phone_change", 0.15, f"{int(rapid[person])} change(s) of phone "
-                                       f"within {self.window_days} days of the previous application.",
-                                       (int(rapid[person]),)))
+                    ev.append(
+                        Evidence(
+                            "rapid_phone_change",
+                            0.15,
+                            f"{int(rapid[person])} change(s) of phone "
+                            f"within {self.window_days} days of the previous application.",
+                            (int(rapid[person]),),
+                        )
+                    )
                 if interleaved[person]:
-                    ev.append(Evidence("phones_interleaved", 0.1, "went back to a phone used before (A→B→A): "
-                                       "several phones in use at once, not a change of number.", ()))
+                    ev.append(
+                        Evidence(
+                            "phones_interleaved",
+                            0.1,
+                            "went back to a phone used before (A→B→A): "
+                            "several phones in use at once, not a change of number.",
+                            (),
+                        )
+                    )
                 shared = [p for p in phones if users.get(p, 0) > 1]
                 if shared:
-                    ev.append(Evidence("phone_used_by_others", 0.15, f"phone(s) {', '.join(shared)} also given "
-                                       "by other ID numbers.", tuple(shared)))
-                out.append(Finding.from_evidence(
-                    self.name, "id_multiple_phones", tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.9,
-                    parameters=self.params(), summary=f"一证多号 ID {person} with {len(phones)} phones",
-                    entities=(("Person", str(person)),), shared=tuple(("Phone", p) for p in phones)))
+                    ev.append(
+                        Evidence(
+                            "phone_used_by_others",
+                            0.15,
+                            f"phone(s) {', '.join(shared)} also given by other ID numbers.",
+                            tuple(shared),
+                        )
+                    )
+                out.append(
+                    Finding.from_evidence(
+                        self.name,
+                        "id_multiple_phones",
+                        tuple(sorted(rows["application_id"].astype(str))),
+                        ev,
+                        cap=0.9,
+                        parameters=self.params(),
+                        summary=f"一证多号 ID {person} with {len(phones)} phones",
+                        entities=(("Person", str(person)),),
+                        shared=tuple(("Phone", p) for p in phones),
+                    )
+                )
         return out
 
     def _multi_id(self, ap: pd.DataFrame, res: Resolution, person_entity: pd.Series) -> list[Finding]:
@@ -513,12 +578,18 @@ class IdentityResolution(Detector):
         real = recs[recs["id"].notna() & recs["name_key"].notna() & recs["dob"].notna()]
         real = real.assign(nd=real["name_key"] + "|" + real["dob"])
         nd = real[real.groupby("nd")["record_id"].transform("size") >= 2]
-        flat_nd = pd.DataFrame({"key": "nd:" + nd["nd"].to_numpy(), "rid": nd["record_id"].to_numpy(),
-                                "kind": "name_dob_multi_id"})
+        flat_nd = pd.DataFrame(
+            {"key": "nd:" + nd["nd"].to_numpy(), "rid": nd["record_id"].to_numpy(), "kind": "name_dob_multi_id"}
+        )
         ent = person_entity[~person_entity.index.astype(str).str.startswith("anon:")]
         ent = ent[ent.groupby(ent).transform("size") >= 2]
-        flat_e = pd.DataFrame({"key": "e:" + ent.astype(str).to_numpy(), "rid": ent.index.astype(str).to_numpy(),
-                               "kind": "fuzzy_duplicate"})
+        flat_e = pd.DataFrame(
+            {
+                "key": "e:" + ent.astype(str).to_numpy(),
+                "rid": ent.index.astype(str).to_numpy(),
+                "kind": "fuzzy_duplicate",
+            }
+        )
         flat_e["covered"] = flat_e["rid"].isin(flat_nd["rid"]).to_numpy()
         flat_e = flat_e[~flat_e.groupby("key")["covered"].transform("all")].drop(columns="covered")
         flat = pd.concat([flat_nd, flat_e], ignore_index=True)
@@ -556,30 +627,60 @@ class IdentityResolution(Detector):
             if best is not None:
                 ex = res.explain(best["left"], best["right"])
                 agreed = "; ".join(f"{f}: {v['meaning']}" for f, v in ex["fields"].items() if v["level"] != _MISSING)
-            ev.append(Evidence("same_person_match", 0.35 * p,
-                               f"best pair {best['left'] if best is not None else ids[0]} ~ "
-                               f"{best['right'] if best is not None else ids[1]} matches with probability {p:.2f} "
-                               f"({agreed or 'no scored pair'}).", (round(p, 3),)))
-            ev.append(Evidence("several_id_numbers", 0.1 if len(ids) == 2 else 0.25,
-                               f"{len(ids)} ID numbers ({', '.join(ids)}) for "
-                               + (f"name {name} born {dob}" if kind == "name_dob_multi_id" else "one resolved person")
-                               + f", applications {', '.join(rows['application_id'])}.", tuple(ids)))
+            ev.append(
+                Evidence(
+                    "same_person_match",
+                    0.35 * p,
+                    f"best pair {best['left'] if best is not None else ids[0]} ~ "
+                    f"{best['right'] if best is not None else ids[1]} matches with probability {p:.2f} "
+                    f"({agreed or 'no scored pair'}).",
+                    (round(p, 3),),
+                )
+            )
+            ev.append(
+                Evidence(
+                    "several_id_numbers",
+                    0.1 if len(ids) == 2 else 0.25,
+                    f"{len(ids)} ID numbers ({', '.join(ids)}) for "
+                    + (f"name {name} born {dob}" if kind == "name_dob_multi_id" else "one resolved person")
+                    + f", applications {', '.join(rows['application_id'])}.",
+                    tuple(ids),
+                )
+            )
             phones = rows.groupby("person")["phone"].first().dropna()
             if phones.nunique() >= 2:
-                ev.append(Evidence("different_phones", 0.15, f"each ID came with its own phone: "
-                                   f"{', '.join(phones.unique())}.", tuple(phones.unique())))
+                ev.append(
+                    Evidence(
+                        "different_phones",
+                        0.15,
+                        f"each ID came with its own phone: {', '.join(phones.unique())}.",
+                        tuple(phones.unique()),
+                    )
+                )
             bad = [i for i in ids if not bool(by_rec.at[i, "id_ok"])]
             if bad:
-                ev.append(Evidence("id_checksum_failed", 0.05, f"ID(s) {', '.join(bad)} fail the GB 11643 checksum.",
-                                   tuple(bad)))
+                ev.append(
+                    Evidence(
+                        "id_checksum_failed", 0.05, f"ID(s) {', '.join(bad)} fail the GB 11643 checksum.", tuple(bad)
+                    )
+                )
             span = rows["applied_at"].max() - rows["applied_at"].min()
             if span <= window:
                 ev.append(Evidence("short_time_span", 0.1, f"applications within {span.days} days.", (span.days,)))
             label = "一人多证 " + (f"{name} born {dob}" if kind == "name_dob_multi_id" else "fuzzy duplicate")
-            out.append(Finding.from_evidence(
-                self.name, kind, tuple(sorted(rows["application_id"].astype(str))), ev, cap=0.95,
-                parameters=self.params(), summary=f"{label} under {len(ids)} ID numbers",
-                entities=tuple(("Person", i) for i in ids), shared=tuple(("Phone", p) for p in phones.unique())))
+            out.append(
+                Finding.from_evidence(
+                    self.name,
+                    kind,
+                    tuple(sorted(rows["application_id"].astype(str))),
+                    ev,
+                    cap=0.95,
+                    parameters=self.params(),
+                    summary=f"{label} under {len(ids)} ID numbers",
+                    entities=tuple(("Person", i) for i in ids),
+                    shared=tuple(("Phone", p) for p in phones.unique()),
+                )
+            )
         return out
 
     def _checksum(self, ap: pd.DataFrame) -> list[Finding]:
@@ -587,13 +688,25 @@ class IdentityResolution(Detector):
         out = []
         for row in bad.itertuples(index=False):
             typed = row.id_raw if isinstance(row.id_raw, str) else row.person
-            out.append(Finding.from_evidence(
-                self.name, "id_checksum_failed", (str(row.application_id),),
-                (Evidence("id_checksum_failed", float(self.checksum_score),
-                          f"application {row.application_id}: ID {typed} as typed fails the GB 11643 check "
-                          "character (a typo or a made-up number).", (typed,)),),
-                parameters=self.params(), summary=f"ID {typed} fails its checksum (校验位错误)",
-                entities=(("Person", str(row.person)),)))
+            out.append(
+                Finding.from_evidence(
+                    self.name,
+                    "id_checksum_failed",
+                    (str(row.application_id),),
+                    (
+                        Evidence(
+                            "id_checksum_failed",
+                            float(self.checksum_score),
+                            f"application {row.application_id}: ID {typed} as typed fails the GB 11643 check "
+                            "character (a typo or a made-up number).",
+                            (typed,),
+                        ),
+                    ),
+                    parameters=self.params(),
+                    summary=f"ID {typed} fails its checksum (校验位错误)",
+                    entities=(("Person", str(row.person)),),
+                )
+            )
         return out
 
 
@@ -622,5 +735,10 @@ def application_entities(portfolio) -> pd.DataFrame:
     company = apps["company"].astype(object)
     person_e = portfolio.entity_of(person.fillna("").astype(str), "Person").where(person.notna(), "")
     company_e = portfolio.entity_of(company.fillna("").astype(str), "Company").where(company.notna(), "")
-    return pd.DataFrame({"application_id": apps["application_id"].to_numpy(),
-                         "person_entity_id": person_e.to_numpy(), "company_entity_id": company_e.to_numpy()})
+    return pd.DataFrame(
+        {
+            "application_id": apps["application_id"].to_numpy(),
+            "person_entity_id": person_e.to_numpy(),
+            "company_entity_id": company_e.to_numpy(),
+        }
+    )

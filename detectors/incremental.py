@@ -28,8 +28,9 @@ from __future__ import annotations
 import inspect
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -57,8 +58,9 @@ def _accepts_statistics(detector: Detector) -> bool:
     return "statistics" in inspect.signature(detector.run).parameters
 
 
-def portfolio_statistics(portfolio: Portfolio, names: Sequence[str] | None = None,
-                         params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def portfolio_statistics(
+    portfolio: Portfolio, names: Sequence[str] | None = None, params: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Each detector's portfolio-wide statistics, by registry name.
 
     Example
@@ -128,8 +130,7 @@ def detect_around(
             local = detector.scope(portfolio, sorted(targets), stats)
             source = portfolio if local is None else local
             run.scope_sizes[detector.name] = None if local is None else len(local.applications)
-            found = (detector.run(source, statistics=stats) if _accepts_statistics(detector)
-                     else detector.run(source))
+            found = detector.run(source, statistics=stats) if _accepts_statistics(detector) else detector.run(source)
             if local is not None:
                 _adopt_pairs(portfolio, local)
             run.findings.extend(f for f in found if targets.intersection(map(str, f.members)))
@@ -141,8 +142,9 @@ def detect_around(
     return run
 
 
-def _resolve_entities(portfolio: Portfolio, detectors: list[Detector], statistics: dict[str, Any],
-                      run: IncrementalRun) -> None:
+def _resolve_entities(
+    portfolio: Portfolio, detectors: list[Detector], statistics: dict[str, Any], run: IncrementalRun
+) -> None:
     """Give the portfolio the whole book's entities (identity resolution's
     statistics, computed now unless ``statistics`` holds them) before any
     detector reads them; without identity resolution it keeps the stored ones."""
@@ -169,6 +171,12 @@ def _adopt_pairs(portfolio: Portfolio, local: Portfolio) -> None:
         known = portfolio.similar_pairs.get(rel)
         if pairs is known:
             continue
-        portfolio.similar_pairs[rel] = pairs if known is None or not len(known) else (
-            pd.concat([known, pairs], ignore_index=True).drop_duplicates(["src", "dst"], keep="last")
-            .reset_index(drop=True))
+        portfolio.similar_pairs[rel] = (
+            pairs
+            if known is None or not len(known)
+            else (
+                pd.concat([known, pairs], ignore_index=True)
+                .drop_duplicates(["src", "dst"], keep="last")
+                .reset_index(drop=True)
+            )
+        )

@@ -180,13 +180,19 @@ class Portfolio:
         for col in _APPLICATION_COLUMNS:
             if col not in apps.columns:
                 apps[col] = pd.NA
-        apps["applied_at"] = self._checked(read_times(
-            apps["applied_at"], rows="applications", column="applied_at",
-            effect="left out of bursts, time spans, as-of counts and the out-of-time split"))
+        apps["applied_at"] = self._checked(
+            read_times(
+                apps["applied_at"],
+                rows="applications",
+                column="applied_at",
+                effect="left out of bursts, time spans, as-of counts and the out-of-time split",
+            )
+        )
         for col, effect in _FIGURES.items():
             limit = TERM_LIMIT if col == "term_months" else AMOUNT_LIMIT
-            apps[col] = self._checked(read_amounts(apps[col], limit=limit, rows="applications", column=col,
-                                                   effect=effect))
+            apps[col] = self._checked(
+                read_amounts(apps[col], limit=limit, rows="applications", column=col, effect=effect)
+            )
         apps = apps.set_index("application_id", drop=False)
         applicant = self.rels("Person-APPLIED-Application").drop_duplicates("dst").set_index("dst")["src"]
         apps["person"] = applicant.reindex(apps.index).to_numpy()
@@ -247,8 +253,9 @@ class Portfolio:
                         f[col] = pd.NA
                 frames.append(f.assign(guarantor_label=src, borrower_label=dst))
         g = pd.concat(frames, ignore_index=True).rename(columns={"src": "guarantor", "dst": "borrower"})
-        g["amount"] = self._checked(read_amounts(g["amount"], rows="guarantees", column="amount",
-                                                 effect="left out of exposure totals"))
+        g["amount"] = self._checked(
+            read_amounts(g["amount"], rows="guarantees", column="amount", effect="left out of exposure totals")
+        )
         return g
 
     @cached_property
@@ -269,9 +276,15 @@ class Portfolio:
         """Person nodes; ``birth_date`` read as missing where implausible."""
         persons = self.nodes("Person")
         if "birth_date" in persons.columns:
-            persons["birth_date"] = self._checked(read_times(
-                persons["birth_date"], utc=False, rows="persons", column="birth_date",
-                effect="no applicant age, no birth-date match"))
+            persons["birth_date"] = self._checked(
+                read_times(
+                    persons["birth_date"],
+                    utc=False,
+                    rows="persons",
+                    column="birth_date",
+                    effect="no applicant age, no birth-date match",
+                )
+            )
         return persons
 
     @cached_property
@@ -305,7 +318,7 @@ class Portfolio:
         for name, table in tables.items():
             setattr(self, name, table)  # shadows the cached_property, as its first use would
 
-    def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None, persons=None) -> "Portfolio":
+    def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None, persons=None) -> Portfolio:
         """The part of this portfolio about ``app_ids``, for incremental runs.
 
         It holds their applications, links and emergency contacts, the
@@ -373,8 +386,9 @@ class _Subset(Portfolio):
             people |= set(g.loc[label == "Person", side].dropna().astype(str))
             firms |= set(g.loc[label == "Company", side].dropna().astype(str))
         roles = parent.roles
-        rows = np.union1d(_rows(parent, "roles", roles, "person", people),
-                          _rows(parent, "roles", roles, "company", firms))
+        rows = np.union1d(
+            _rows(parent, "roles", roles, "person", people), _rows(parent, "roles", roles, "company", firms)
+        )
         roles = roles.iloc[rows].reset_index(drop=True)
         self.roles = roles
         people |= set(roles["person"].astype(str))
@@ -432,8 +446,19 @@ def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
 
 
 #: the cached properties that read tables (their reads are not remembered twice)
-_CACHED_TABLES = frozenset({"applications", "_links_by_kind", "links", "contacts", "guarantees", "roles", "persons",
-                            "companies", "_stored_entities"})
+_CACHED_TABLES = frozenset(
+    {
+        "applications",
+        "_links_by_kind",
+        "links",
+        "contacts",
+        "guarantees",
+        "roles",
+        "persons",
+        "companies",
+        "_stored_entities",
+    }
+)
 
 #: the cached tables (``cached_property``s) :meth:`Portfolio.restore_tables` may be given
 _TABLES = frozenset(name for name in _CACHED_TABLES if isinstance(getattr(Portfolio, name, None), cached_property))
@@ -486,8 +511,7 @@ def _components(pairs: pd.DataFrame) -> pd.Series:
     """key → smallest key of its connected component over ``src``/``dst`` pairs."""
     import numpy as np
 
-    keys, idx = np.unique(np.concatenate([pairs["src"].to_numpy(str), pairs["dst"].to_numpy(str)]),
-                          return_inverse=True)
+    keys, idx = np.unique(np.concatenate([pairs["src"].to_numpy(str), pairs["dst"].to_numpy(str)]), return_inverse=True)
     m = len(pairs)
     labels = component_labels(len(keys), idx[:m], idx[m:])
     frame = pd.DataFrame({"key": keys, "component": labels})

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -167,8 +168,9 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     person = person[person["application_id"].isin(used["application_id"])]
     edges = pd.concat([used, person], ignore_index=True)
     apps, app_idx = np.unique(edges["application_id"].to_numpy(dtype=object).astype(str), return_inverse=True)
-    ids, id_idx = np.unique((edges["kind"] + "\x1f" + edges["identifier"].astype(str)).to_numpy(dtype=str),
-                            return_inverse=True)
+    ids, id_idx = np.unique(
+        (edges["kind"] + "\x1f" + edges["identifier"].astype(str)).to_numpy(dtype=str), return_inverse=True
+    )
     n_apps = len(apps)
     labels = component_labels(n_apps + len(ids), app_idx, n_apps + id_idx)  # applications, then identifiers
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
@@ -241,10 +243,12 @@ def _glue_edges(links: pd.DataFrame, glue: pd.DataFrame) -> pd.DataFrame:
     used, node = used.loc[exact], node.to_numpy(dtype=object)[exact]
     app = used["application_id"].astype(str).to_numpy(dtype=object)
     person = used.drop_duplicates("application_id")
-    return pd.DataFrame({
-        "application_id": np.concatenate([app, person["application_id"].astype(str).to_numpy(dtype=object)]),
-        "node": np.concatenate([node, ("person\x1f" + person["entity"].astype(str)).to_numpy(dtype=object)]),
-    })
+    return pd.DataFrame(
+        {
+            "application_id": np.concatenate([app, person["application_id"].astype(str).to_numpy(dtype=object)]),
+            "node": np.concatenate([node, ("person\x1f" + person["entity"].astype(str)).to_numpy(dtype=object)]),
+        }
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,7 +279,6 @@ class SharedIdentifierRings(Detector):
     cohesion_threshold: float = param(0.5, kind=numbers.Real, gt=0, le=1)
     max_ring_size: int = param(300, ge="min_people")
 
-
     def run(self, source, statistics: pd.DataFrame | None = None) -> list[Finding]:
         """Rings over a store or portfolio; ``statistics`` (the hub table of
         :meth:`statistics`, usually over a larger portfolio) decide which
@@ -298,9 +301,13 @@ class SharedIdentifierRings(Detector):
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""
         labels = portfolio.applications.set_index("application_id")["label"]
-        return identifier_hubs(entity_links(portfolio), fence_mads=self.fence_mads,
-                               min_hub_people=self.min_hub_people,
-                               cohesion_threshold=self.cohesion_threshold, labels=labels)
+        return identifier_hubs(
+            entity_links(portfolio),
+            fence_mads=self.fence_mads,
+            min_hub_people=self.min_hub_people,
+            cohesion_threshold=self.cohesion_threshold,
+            labels=labels,
+        )
 
     def find(self, portfolio, hubs: pd.DataFrame | None = None) -> list[Finding]:
         """Rings in ``portfolio``; ``hubs`` decided elsewhere (the whole
@@ -312,9 +319,13 @@ class SharedIdentifierRings(Detector):
         links = entity_links(portfolio)
         entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
         if hubs is None:
-            hubs = identifier_hubs(links, fence_mads=self.fence_mads, min_hub_people=self.min_hub_people,
-                                   cohesion_threshold=self.cohesion_threshold,
-                                   labels=apps.set_index("application_id")["label"])
+            hubs = identifier_hubs(
+                links,
+                fence_mads=self.fence_mads,
+                min_hub_people=self.min_hub_people,
+                cohesion_threshold=self.cohesion_threshold,
+                labels=apps.set_index("application_id")["label"],
+            )
         components = ring_components(links, hubs)
         if components.empty:
             return []
@@ -344,19 +355,25 @@ class SharedIdentifierRings(Detector):
             strength=in_rings["kind"].map(KIND_STRENGTH).to_numpy(),
         )
         shared = in_rings[in_rings["glue"]]
-        members = members.assign(bad=members["label"].isin(BAD_LABELS).astype(int),
-                                 surname=members["applicant_name"].astype("string").str[:1])
+        members = members.assign(
+            bad=members["label"].isin(BAD_LABELS).astype(int),
+            surname=members["applicant_name"].astype("string").str[:1],
+        )
         stats = members.groupby("component").agg(
-            size=("entity", "size"), people=("entity", "nunique"),
-            t_min=("applied_at", "min"), t_max=("applied_at", "max"),
-            bad=("bad", "sum"), surnames=("surname", "nunique"),
+            size=("entity", "size"),
+            people=("entity", "nunique"),
+            t_min=("applied_at", "min"),
+            t_max=("applied_at", "max"),
+            bad=("bad", "sum"),
+            surnames=("surname", "nunique"),
         )
         kinds = shared.groupby(["component", "kind"])["identifier"].nunique().unstack("kind", fill_value=0)
         per_app = shared.groupby(["component", "application_id"])["identifier"].nunique()
         stats["density"] = per_app.groupby(level="component").mean()
         stats["density"] = stats["density"].fillna(0.0)
         unique_shared = shared.drop_duplicates(["component", "kind", "identifier"]).sort_values(
-            ["component", "strength", "people"], ascending=[True, False, False])
+            ["component", "strength", "people"], ascending=[True, False, False]
+        )
         top_shared = _records_by_component(unique_shared, ["kind", "identifier", "people"], 50)
         unique_hubs = in_rings[in_rings["hub"]].drop_duplicates(["component", "kind", "identifier"])
         top_hubs = _records_by_component(unique_hubs, ["kind", "identifier", "people", "fence"], 5)
@@ -371,15 +388,28 @@ class SharedIdentifierRings(Detector):
             counts = kind_rows.get(comp, [0] * len(kind_names))
             kind_counts = {k: int(n) for k, n in zip(kind_names, counts) if n}
             rows = member_ids[comp]
-            findings.append(self._finding(
-                row, kind_counts, top_shared.get(comp, []), top_hubs.get(comp, []),
-                tuple(sorted(index[rows])), set(entity_values[rows]),
-            ))
+            findings.append(
+                self._finding(
+                    row,
+                    kind_counts,
+                    top_shared.get(comp, []),
+                    top_hubs.get(comp, []),
+                    tuple(sorted(index[rows])),
+                    set(entity_values[rows]),
+                )
+            )
         findings.sort(key=lambda f: -f.score)
         return findings
 
-    def _finding(self, row: dict, kinds: dict[str, int], shared: list[tuple], hubs: list[tuple],
-                 members: tuple[str, ...], entities: set) -> Finding:
+    def _finding(
+        self,
+        row: dict,
+        kinds: dict[str, int],
+        shared: list[tuple],
+        hubs: list[tuple],
+        members: tuple[str, ...],
+        entities: set,
+    ) -> Finding:
         size, people, bad, density = int(row["size"]), int(row["people"]), int(row["bad"]), float(row["density"])
         has_times = pd.notna(row["t_min"]) and pd.notna(row["t_max"])
         span_days = (row["t_max"] - row["t_min"]).total_seconds() / 86400 if has_times else 0.0
@@ -389,47 +419,75 @@ class SharedIdentifierRings(Detector):
 
         evidence = []
         c_share = min(0.45, 0.45 * strength / 2.0)
-        evidence.append(Evidence(
-            "shared_identifiers", c_share,
-            f"{size} applications by {people} people share " + ", ".join(f"{n} {k}" for k, n in by_strength),
-            tuple(f"{kind}:{ident} ({n:.0f} people)" for kind, ident, n in shared[:8]),
-        ))
+        evidence.append(
+            Evidence(
+                "shared_identifiers",
+                c_share,
+                f"{size} applications by {people} people share " + ", ".join(f"{n} {k}" for k, n in by_strength),
+                tuple(f"{kind}:{ident} ({n:.0f} people)" for kind, ident, n in shared[:8]),
+            )
+        )
         c_size = min(0.15, 0.05 * math.log2(max(people, 2)))
         evidence.append(Evidence("ring_size", c_size, f"{people} distinct applicants in one ring", (people,)))
         c_density = min(0.1, 0.04 * density)
-        evidence.append(Evidence(
-            "density", c_density, f"each member shares {density:.1f} identifiers with the ring on average",
-            (round(density, 2),),
-        ))
+        evidence.append(
+            Evidence(
+                "density",
+                c_density,
+                f"each member shares {density:.1f} identifiers with the ring on average",
+                (round(density, 2),),
+            )
+        )
         c_time = 0.2 / (1.0 + span_days / 14.0)
-        evidence.append(Evidence(
-            "time_compactness", c_time,
-            f"applied within {span_days:.1f} days ({row['t_min']:%Y-%m-%d} to {row['t_max']:%Y-%m-%d})"
-            if has_times else "no application dates",
-            (round(span_days, 1),),
-        ))
+        evidence.append(
+            Evidence(
+                "time_compactness",
+                c_time,
+                f"applied within {span_days:.1f} days ({row['t_min']:%Y-%m-%d} to {row['t_max']:%Y-%m-%d})"
+                if has_times
+                else "no application dates",
+                (round(span_days, 1),),
+            )
+        )
         c_bad = min(0.2, 0.1 * bad)
         if bad:
-            evidence.append(Evidence("known_bad_members", c_bad,
-                                     f"{bad} members already labelled fraud or default", (bad,)))
+            evidence.append(
+                Evidence("known_bad_members", c_bad, f"{bad} members already labelled fraud or default", (bad,))
+            )
         score = c_share + c_size + c_density + c_time + c_bad
         if family_like:
-            evidence.append(Evidence("family_like", -score * 0.6,
-                                     "members share only an address or name each other as contacts, same surname:"
-                                     " looks like a family", ()))
+            evidence.append(
+                Evidence(
+                    "family_like",
+                    -score * 0.6,
+                    "members share only an address or name each other as contacts, same surname: looks like a family",
+                    (),
+                )
+            )
             score *= 0.4
         if size > self.max_ring_size:
-            evidence.append(Evidence("oversized", -score * 0.5,
-                                     f"{size} applications is larger than max_ring_size={self.max_ring_size}: "
-                                     "probably glued by an unrecognised hub", (size,)))
+            evidence.append(
+                Evidence(
+                    "oversized",
+                    -score * 0.5,
+                    f"{size} applications is larger than max_ring_size={self.max_ring_size}: "
+                    "probably glued by an unrecognised hub",
+                    (size,),
+                )
+            )
             score *= 0.5
         if hubs:
-            evidence.append(Evidence(
-                "hubs_suppressed", 0.0,
-                "ignored as hubs (shared by many unrelated people): "
-                + ", ".join(f"{kind} {ident} ({n:.0f} people > fence {fence:.0f})" for kind, ident, n, fence in hubs),
-                tuple(f"{kind}:{ident}" for kind, ident, _, _ in hubs),
-            ))
+            evidence.append(
+                Evidence(
+                    "hubs_suppressed",
+                    0.0,
+                    "ignored as hubs (shared by many unrelated people): "
+                    + ", ".join(
+                        f"{kind} {ident} ({n:.0f} people > fence {fence:.0f})" for kind, ident, n, fence in hubs
+                    ),
+                    tuple(f"{kind}:{ident}" for kind, ident, _, _ in hubs),
+                )
+            )
         shared_nodes = tuple((LINK_KINDS[kind][1], str(ident)) for kind, ident, _ in shared)
         entity_keys = tuple(("Person", str(e)) for e in sorted(map(str, entities)) if not str(e).startswith("app:"))
         top_kinds = "/".join(k for k, _ in by_strength[:3])
@@ -484,8 +542,9 @@ def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
 def _cohesion(shared: pd.DataFrame) -> pd.Series:
     """For each shared identifier I: the share of its applications that also
     share some other identifier J with another application of I."""
-    keys = pd.MultiIndex.from_arrays([shared["kind"].to_numpy(), shared["identifier"].to_numpy()],
-                                     names=["kind", "identifier"])
+    keys = pd.MultiIndex.from_arrays(
+        [shared["kind"].to_numpy(), shared["identifier"].to_numpy()], names=["kind", "identifier"]
+    )
     codes, uniques = keys.factorize()
     frame = pd.DataFrame({"app": shared["application_id"].to_numpy(), "id": codes}).drop_duplicates()
     pairs = frame.merge(frame, on="app", suffixes=("", "_other"))

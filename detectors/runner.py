@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -67,14 +68,16 @@ class DetectionRun:
         for name, seconds in self.seconds.items():
             mine = [f for f in self.findings if f.detector == name]
             members = {m for f in mine for m in f.members}
-            rows.append({
-                "detector": name,
-                "findings": len(mine),
-                "high (>=0.5)": sum(f.score >= 0.5 for f in mine),
-                "applications": len(members),
-                "seconds": round(seconds, 2),
-                "status": "error" if name in self.errors else "ok",
-            })
+            rows.append(
+                {
+                    "detector": name,
+                    "findings": len(mine),
+                    "high (>=0.5)": sum(f.score >= 0.5 for f in mine),
+                    "applications": len(members),
+                    "seconds": round(seconds, 2),
+                    "status": "error" if name in self.errors else "ok",
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -129,20 +132,25 @@ def run_detectors(
             continue
         start = time.perf_counter()
         try:
-            found = (detector.run(portfolio, statistics=statistics[detector.name]) if detector.name in statistics
-                     else detector.run(portfolio))
+            found = (
+                detector.run(portfolio, statistics=statistics[detector.name])
+                if detector.name in statistics
+                else detector.run(portfolio)
+            )
             findings.extend(found)
         except Exception as exc:  # one broken detector must not hide the others' findings
             errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         seconds[detector.name] = seconds.get(detector.name, 0.0) + time.perf_counter() - start
     if progress:
         progress("done", len(detectors), len(detectors))
-    return DetectionRun(findings, seconds, errors, portfolio,
-                        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), settings)
+    return DetectionRun(
+        findings, seconds, errors, portfolio, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), settings
+    )
 
 
-def _resolve_entities(portfolio: Portfolio, detectors: list, seconds: dict[str, float],
-                      errors: dict[str, str]) -> dict[str, Any]:
+def _resolve_entities(
+    portfolio: Portfolio, detectors: list, seconds: dict[str, float], errors: dict[str, str]
+) -> dict[str, Any]:
     """Give ``portfolio`` the entities identity resolution finds, before any
     detector runs; the statistics computed for it are returned for its run
     (resolving is most of its work). Without identity resolution among
@@ -244,8 +252,9 @@ def load_findings(store: Any) -> list[Finding]:
     nodes = store.read_nodes("Finding")
     if nodes.empty:
         return []
-    return _findings_from(nodes, {label: _involves(store, label) for label in ("Application", "Person", "Company",
-                                                                               "Agent")})
+    return _findings_from(
+        nodes, {label: _involves(store, label) for label in ("Application", "Person", "Company", "Agent")}
+    )
 
 
 def stored_form(findings: list[Finding]) -> list[Finding]:
@@ -289,12 +298,19 @@ def _findings_from(nodes: pd.DataFrame, involves: dict[str, pd.DataFrame]) -> li
             Evidence(e["feature"], float(e["contribution"]), e["detail"], tuple(e.get("values", ())))
             for e in json.loads(row.evidence or "[]")
         )
-        out.append(_StoredFinding(
-            detector=row.detector, kind=row.kind, members=members.get(row.key, ()),
-            score=float(row.score), evidence=evidence,
-            parameters=json.loads(row.parameters or "{}"), summary=row.summary or "",
-            entities=entity_map.get(row.key, ()), stored_id=row.key,
-        ))
+        out.append(
+            _StoredFinding(
+                detector=row.detector,
+                kind=row.kind,
+                members=members.get(row.key, ()),
+                score=float(row.score),
+                evidence=evidence,
+                parameters=json.loads(row.parameters or "{}"),
+                summary=row.summary or "",
+                entities=entity_map.get(row.key, ()),
+                stored_id=row.key,
+            )
+        )
     return out
 
 

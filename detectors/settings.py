@@ -33,11 +33,25 @@ from typing import Any
 
 from ringscope.detectors.registry import DETECTORS, build_detector
 
-__all__ = ["Settings", "SettingsError", "SettingsWarning", "load_settings", "stored_settings", "store_settings", "settings_batch", "TRAINING_KEYS"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "SettingsWarning",
+    "load_settings",
+    "stored_settings",
+    "store_settings",
+    "settings_batch",
+    "TRAINING_KEYS",
+]
 
 #: the training settings a file may set (the target is chosen per command, the seed is fixed for reproducibility)
-TRAINING_KEYS = ("validation_share", "review_capacity", "review_threshold", "decline_threshold",
-                 "prefer_scorecard_within")
+TRAINING_KEYS = (
+    "validation_share",
+    "review_capacity",
+    "review_threshold",
+    "decline_threshold",
+    "prefer_scorecard_within",
+)
 
 
 class SettingsError(ValueError):
@@ -91,10 +105,16 @@ class Settings:
         from ringscope.detectors.risk.scoring import TrainingConfig
 
         # TOML and JSON have arrays where the detectors take tuples
-        object.__setattr__(self, "detectors", {
-            name: {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-            if isinstance(overrides, dict) else overrides
-            for name, overrides in self.detectors.items()})
+        object.__setattr__(
+            self,
+            "detectors",
+            {
+                name: {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+                if isinstance(overrides, dict)
+                else overrides
+                for name, overrides in self.detectors.items()
+            },
+        )
         for name, overrides in self.detectors.items():
             if name not in DETECTORS:
                 raise SettingsError(f"Unknown detector {name!r} in the settings; known: {', '.join(DETECTORS)}")
@@ -137,8 +157,10 @@ class Settings:
 
         defaults = TrainingConfig(**self.training)
         return {
-            "detectors": {name: {k: _plain(v) for k, v in build_detector(name, **self.detectors.get(name, {}))
-                                 .params().items()} for name in DETECTORS},
+            "detectors": {
+                name: {k: _plain(v) for k, v in build_detector(name, **self.detectors.get(name, {})).params().items()}
+                for name in DETECTORS
+            },
             "training": {key: getattr(defaults, key) for key in TRAINING_KEYS},
         }
 
@@ -148,17 +170,21 @@ class Settings:
         text = json.dumps(self.effective(), sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
-    def same_detectors(self, other: "Settings") -> bool:
+    def same_detectors(self, other: Settings) -> bool:
         """Whether both run the detectors with the same parameters (training may differ)."""
         return self.effective()["detectors"] == other.effective()["detectors"]
 
     def to_json(self) -> str:
         """The overrides and their source, as stored on the ``Settings`` node."""
-        return json.dumps({"detectors": self.detectors, "training": self.training, "source": self.source},
-                          sort_keys=True, ensure_ascii=False, default=_plain)
+        return json.dumps(
+            {"detectors": self.detectors, "training": self.training, "source": self.source},
+            sort_keys=True,
+            ensure_ascii=False,
+            default=_plain,
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "Settings":
+    def from_json(cls, text: str) -> Settings:
         data = json.loads(text)
         return cls(data.get("detectors", {}), data.get("training", {}), data.get("source", "store"))
 
@@ -209,8 +235,9 @@ def load_settings(path: str | Path | None) -> Settings:
         raise SettingsError(f"{path} is not valid TOML: {err}") from None
     unknown = sorted(set(data) - {"detectors", "training"})
     if unknown:
-        raise SettingsError(f"{path}: unknown section(s) {', '.join(unknown)}; a settings file has "
-                            f"[detectors.NAME] and [training]")
+        raise SettingsError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; a settings file has [detectors.NAME] and [training]"
+        )
     try:
         return Settings(dict(data.get("detectors", {})), dict(data.get("training", {})), source=str(path))
     except SettingsError as err:
@@ -239,7 +266,14 @@ def settings_batch(settings: Settings, saved_at: str) -> dict[str, Any]:
     """The ``Settings`` node ``detect`` writes beside its findings (one row, key ``detect``)."""
     import pandas as pd
 
-    return {"Settings": pd.DataFrame({"key": ["detect"], "digest": [settings.digest],
-                                      "settings": [settings.to_json()], "source": [settings.source],
-                                      "saved_at": [saved_at]})}
-
+    return {
+        "Settings": pd.DataFrame(
+            {
+                "key": ["detect"],
+                "digest": [settings.digest],
+                "settings": [settings.to_json()],
+                "source": [settings.source],
+                "saved_at": [saved_at],
+            }
+        )
+    }

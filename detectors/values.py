@@ -69,8 +69,9 @@ def _window_text() -> str:
     return f"outside {TIME_WINDOW[0].year}–{TIME_WINDOW[1].year}"
 
 
-def read_times(values: pd.Series, *, utc: bool = True, rows: str = "rows", column: str | None = None,
-               effect: str = "") -> tuple[pd.Series, list[BadValues]]:
+def read_times(
+    values: pd.Series, *, utc: bool = True, rows: str = "rows", column: str | None = None, effect: str = ""
+) -> tuple[pd.Series, list[BadValues]]:
     """Stored instants as ``datetime64[us]`` (UTC if ``utc``), values outside
     :data:`TIME_WINDOW` and values that are not instants as NaT.
 
@@ -106,8 +107,9 @@ def read_times(values: pd.Series, *, utc: bool = True, rows: str = "rows", colum
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
-        parsed = pd.to_datetime(values.astype(object).where(pd.notna(values), None), utc=True, errors="coerce",
-                                format="mixed")
+        parsed = pd.to_datetime(
+            values.astype(object).where(pd.notna(values), None), utc=True, errors="coerce", format="mixed"
+        )
     if getattr(parsed.dtype, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     unit = np.datetime_data(parsed.dtype)[0]
@@ -129,8 +131,9 @@ def read_times(values: pd.Series, *, utc: bool = True, rows: str = "rows", colum
     return clean, bad
 
 
-def read_amounts(values: pd.Series, *, limit: float = AMOUNT_LIMIT, rows: str = "rows", column: str | None = None,
-                 effect: str = "") -> tuple[pd.Series, list[BadValues]]:
+def read_amounts(
+    values: pd.Series, *, limit: float = AMOUNT_LIMIT, rows: str = "rows", column: str | None = None, effect: str = ""
+) -> tuple[pd.Series, list[BadValues]]:
     """Stored figures as float, with non-finite values (``inf``, ``nan``
     text) and values beyond ``±limit`` as NaN.
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,15 @@ _KINDS: dict[str, tuple[str, str, str]] = {
 }
 #: identifiers whose sharing inside a cluster says "same controller" (kind → Portfolio link kind)
 _OTHER_KINDS = ("device", "phone", "account", "address", "email", "contact_phone")
-_LABEL_OF = {"device": "Device", "phone": "Phone", "account": "BankAccount", "address": "Address",
-             "email": "Email", "contact_phone": "Phone", "ip": "IP"}
+_LABEL_OF = {
+    "device": "Device",
+    "phone": "Phone",
+    "account": "BankAccount",
+    "address": "Address",
+    "email": "Email",
+    "contact_phone": "Phone",
+    "ip": "IP",
+}
 _DAY = 86400.0
 
 
@@ -113,9 +121,16 @@ def _base_of(frame: pd.DataFrame, min_apps: int) -> BurstBase:
     return BurstBase(applications=len(frame), identifiers=len(counts), tested=int(counts[counts >= min_apps].sum()))
 
 
-def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, min_apps: int = 3,
-                  alpha: float = 1e-3, span_seconds: float | None = None,
-                  base: BurstBase | None = None) -> pd.DataFrame:
+def burst_windows(
+    keys: pd.Series,
+    times: pd.Series,
+    *,
+    window_seconds: float,
+    min_apps: int = 3,
+    alpha: float = 1e-3,
+    span_seconds: float | None = None,
+    base: BurstBase | None = None,
+) -> pd.DataFrame:
     """Dense time windows per identifier, merged into clusters.
 
     Parameters
@@ -201,14 +216,16 @@ def burst_windows(keys: pd.Series, times: pd.Series, *, window_seconds: float, m
     lengths = stops - starts
     member_cluster = np.repeat(np.arange(len(starts)), lengths)
     member_pos = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-    return pd.DataFrame({
-        "row": frame.index.to_numpy()[member_pos],
-        "key": frame["key"].to_numpy()[member_pos],
-        "cluster": member_cluster,
-        "pvalue": best["p"].reindex(member_cluster).to_numpy(),
-        "expected": best["e"].reindex(member_cluster).to_numpy(),
-        "window_count": best["c"].reindex(member_cluster).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "row": frame.index.to_numpy()[member_pos],
+            "key": frame["key"].to_numpy()[member_pos],
+            "cluster": member_cluster,
+            "pvalue": best["p"].reindex(member_cluster).to_numpy(),
+            "expected": best["e"].reindex(member_cluster).to_numpy(),
+            "window_count": best["c"].reindex(member_cluster).to_numpy(),
+        }
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,7 +266,6 @@ class DeviceVelocity(Detector):
     kinds: tuple[str, ...] = param(("device", "ip", "ip_range"), choices=tuple(_KINDS))
     max_listed: int = param(20, ge=1)
 
-
     def statistics(self, portfolio) -> VelocityStatistics:
         """The portfolio's time span and, per kind watched, its normal rate
         and number of windows tested (O(n): one ``value_counts`` per kind).
@@ -266,8 +282,11 @@ class DeviceVelocity(Detector):
             return VelocityStatistics(span_seconds=0.0)
         times = apps["applied_at"]
         span = (times.max() - times.min()).total_seconds() if times.notna().any() else 0.0
-        kinds = {kind: burst_base(apps[_KINDS[kind][0]], times, min_apps=self.min_apps)
-                 for kind in _KINDS if kind in self.kinds}
+        kinds = {
+            kind: burst_base(apps[_KINDS[kind][0]], times, min_apps=self.min_apps)
+            for kind in _KINDS
+            if kind in self.kinds
+        }
         return VelocityStatistics(span_seconds=float(span), kinds=kinds)
 
     def scope(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics | None = None):
@@ -314,7 +333,9 @@ class DeviceVelocity(Detector):
         if statistics is None:
             statistics = self.statistics(portfolio)
         apps = apps.reset_index(drop=True)
-        person = apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
+        person = (
+            apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
+        )
         apps = apps.assign(identity=portfolio.entity_of(person.astype(str)).to_numpy())
         times = apps["applied_at"]
         window = float(self.window_hours) * 3600.0
@@ -324,9 +345,15 @@ class DeviceVelocity(Detector):
             if kind not in self.kinds:
                 continue
             col = _KINDS[kind][0]
-            found = burst_windows(apps[col], times, window_seconds=window, min_apps=self.min_apps,
-                                  alpha=self.alpha, span_seconds=statistics.span_seconds,
-                                  base=statistics.kinds.get(kind))
+            found = burst_windows(
+                apps[col],
+                times,
+                window_seconds=window,
+                min_apps=self.min_apps,
+                alpha=self.alpha,
+                span_seconds=statistics.span_seconds,
+                base=statistics.kinds.get(kind),
+            )
             if len(found):
                 clusters.append(found.assign(kind=kind, cluster=kind + ":" + found["cluster"].astype(str)))
         if not clusters:
@@ -387,7 +414,9 @@ class DeviceVelocity(Detector):
         bad = int(rows["label"].isin(BAD_LABELS).sum())
         n_devices = int(rows["device"].nunique())
         when = f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
-        listed = ", ".join(sorted(rows["application_id"].astype(str))[: self.max_listed]) + (" …" if n > self.max_listed else "")
+        listed = ", ".join(sorted(rows["application_id"].astype(str))[: self.max_listed]) + (
+            " …" if n > self.max_listed else ""
+        )
 
         evidence = []
         # many resolved people on one device is the farm signal; on a network it is weaker
@@ -397,53 +426,75 @@ class DeviceVelocity(Detector):
             # behind a NAT every applicant brings their own device; a studio reuses a few
             reuse = 1.0 - (max(n_devices, 1) - 1) / (n - 1)
             c_id *= 0.5 + 0.5 * reuse
-        evidence.append(Evidence(
-            "distinct_identities", c_id,
-            f"{word} {key}: {n} applications by {d} distinct applicants (resolved persons) "
-            f"on {n_devices} device(s), {when}: {listed}",
-            (key, str(start), str(end), n, d),
-        ))
+        evidence.append(
+            Evidence(
+                "distinct_identities",
+                c_id,
+                f"{word} {key}: {n} applications by {d} distinct applicants (resolved persons) "
+                f"on {n_devices} device(s), {when}: {listed}",
+                (key, str(start), str(end), n, d),
+            )
+        )
         strength = -math.log10(max(pvalue, 1e-300))
         c_burst = 0.25 * min(1.0, strength / 30.0)
-        evidence.append(Evidence(
-            "burst_compactness", c_burst,
-            f"{wcount} applications on {word} {key} within {window / 3600:.0f} h (cluster spans {span_days:.1f} days); "
-            f"its own history and the portfolio's rate predict {expected:.3g} per window (Poisson p={pvalue:.2g})",
-            (wcount, round(expected, 6), pvalue, round(span_days, 3)),
-        ))
+        evidence.append(
+            Evidence(
+                "burst_compactness",
+                c_burst,
+                f"{wcount} applications on {word} {key} within {window / 3600:.0f} h (cluster spans {span_days:.1f} days); "
+                f"its own history and the portfolio's rate predict {expected:.3g} per window (Poisson p={pvalue:.2g})",
+                (wcount, round(expected, 6), pvalue, round(span_days, 3)),
+            )
+        )
         c_size = 0.1 * min(1.0, math.log2(n / self.min_apps + 1.0) / 3.0)
         evidence.append(Evidence("burst_size", c_size, f"{n} applications in the cluster on {word} {key}", (n,)))
         shared_nodes: list[tuple[str, str]] = [(node_label, key)] if kind != "ip_range" else []
         if kind == "ip_range":
-            shared_nodes += [("IP", str(ip)) for ip in sorted(rows["ip"].dropna().astype(str).unique())[: self.max_listed]]
+            shared_nodes += [
+                ("IP", str(ip)) for ip in sorted(rows["ip"].dropna().astype(str).unique())[: self.max_listed]
+            ]
         c_shared = 0.0
         if len(shared):
             sharing = shared["application_id"].nunique()
             c_shared = 0.15 * sharing / n
-            top = (shared.groupby(["other", "identifier"])["application_id"].nunique()
-                   .sort_values(ascending=False).head(5))
+            top = (
+                shared.groupby(["other", "identifier"])["application_id"].nunique().sort_values(ascending=False).head(5)
+            )
             what = "; ".join(f"{o} {i} ({c} apps)" for (o, i), c in top.items())
-            evidence.append(Evidence(
-                "shared_identifiers", c_shared,
-                f"{sharing} of {n} applications also share another identifier inside the cluster: {what}",
-                tuple(f"{o}:{i}" for (o, i) in top.index),
-            ))
+            evidence.append(
+                Evidence(
+                    "shared_identifiers",
+                    c_shared,
+                    f"{sharing} of {n} applications also share another identifier inside the cluster: {what}",
+                    tuple(f"{o}:{i}" for (o, i) in top.index),
+                )
+            )
             shared_nodes += [(_LABEL_OF[o], str(i)) for (o, i) in top.index]
         if bad:
             c_bad = 0.2 * min(1.0, 2.0 * bad / max(int(labelled.sum()), 1))
-            evidence.append(Evidence(
-                "known_bad_members", c_bad,
-                f"{bad} of {int(labelled.sum())} labelled applications in the cluster are fraud or default",
-                (bad, int(labelled.sum())),
-            ))
+            evidence.append(
+                Evidence(
+                    "known_bad_members",
+                    c_bad,
+                    f"{bad} of {int(labelled.sum())} labelled applications in the cluster are fraud or default",
+                    (bad, int(labelled.sum())),
+                )
+            )
         kind_name = "device_farm" if kind == "device" and d >= self.min_apps else f"{kind}_burst"
         entities = tuple(("Person", str(p)) for p in sorted(rows["person"].dropna().astype(str).unique()))
-        summary = (f"{word} {key} used by {d} applicants in {n} applications within {max(span_days, 0.0):.1f} days "
-                   f"({start:%Y-%m-%d})" + (f", {bad} fraud/default" if bad else ""))
+        summary = (
+            f"{word} {key} used by {d} applicants in {n} applications within {max(span_days, 0.0):.1f} days "
+            f"({start:%Y-%m-%d})" + (f", {bad} fraud/default" if bad else "")
+        )
         return Finding.from_evidence(
-            self.name, kind_name, tuple(sorted(rows["application_id"].astype(str))), evidence,
-            parameters=self.params(), summary=summary,
-            entities=entities, shared=tuple(dict.fromkeys(shared_nodes)),
+            self.name,
+            kind_name,
+            tuple(sorted(rows["application_id"].astype(str))),
+            evidence,
+            parameters=self.params(),
+            summary=summary,
+            entities=entities,
+            shared=tuple(dict.fromkeys(shared_nodes)),
         )
 
 

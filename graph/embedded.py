@@ -32,9 +32,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -42,8 +42,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ringscope.graph.files import TMP_MARKER, atomic_write_text, private_dir, remove_leftovers
-from ringscope.graph.merging import _same_rows, merge_frames, merge_tables
 from ringscope.graph.locking import FileLock, LockHolder, OnWait, StoreBusy
+from ringscope.graph.merging import _same_rows, merge_frames, merge_tables
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
 from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress
 
@@ -53,8 +53,19 @@ FORMAT_VERSION = 1
 JOURNAL = "journal.json"
 #: what a store folder holds (a folder holding only these may be made private)
 REVISION = "revision.json"
-_OURS = {"store.json", "nodes", "rels", "write.lock", "read.lock", "swap.lock", JOURNAL, "users.json", "models",
-         REVISION, "cache"}
+_OURS = {
+    "store.json",
+    "nodes",
+    "rels",
+    "write.lock",
+    "read.lock",
+    "swap.lock",
+    JOURNAL,
+    "users.json",
+    "models",
+    REVISION,
+    "cache",
+}
 
 #: test hook: ``RINGSCOPE_TEST_KILL_AT=<point>[:<n>]`` makes this process
 #: SIGKILL itself the n-th time it passes ``point`` (table-written, swapped)
@@ -78,7 +89,7 @@ def _fault_point(point: str) -> None:
 
 _registry_lock = threading.Lock()
 _write_locks: dict[str, FileLock] = {}
-_read_gates: dict[str, "_ReadGate"] = {}
+_read_gates: dict[str, _ReadGate] = {}
 
 
 def _write_lock_for(location: str) -> FileLock:
@@ -88,7 +99,7 @@ def _write_lock_for(location: str) -> FileLock:
         return _write_locks[location]
 
 
-def _read_gate_for(location: str) -> "_ReadGate":
+def _read_gate_for(location: str) -> _ReadGate:
     with _registry_lock:
         if location not in _read_gates:
             _read_gates[location] = _ReadGate(Path(location) / "read.lock")
@@ -255,8 +266,9 @@ class EmbeddedStore:
 
     # -- locks -----------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, job: str | None = None, timeout: float | None = None,
-             on_wait: OnWait | None = None) -> Iterator[LockHolder]:
+    def lock(
+        self, job: str | None = None, timeout: float | None = None, on_wait: OnWait | None = None
+    ) -> Iterator[LockHolder]:
         """Hold the store's write lock for a whole job (see :mod:`ringscope.graph.locking`).
 
         Taking it fresh finishes or undoes what a killed writer left (a
@@ -351,8 +363,9 @@ class EmbeddedStore:
                 found[prop] = None
         return found[["key", *properties]].reset_index(drop=True)
 
-    def relationship_properties(self, name: str, keys: list[str], properties: list[str],
-                                by: str = "src") -> pd.DataFrame:
+    def relationship_properties(
+        self, name: str, keys: list[str], properties: list[str], by: str = "src"
+    ) -> pd.DataFrame:
         """Stored relationships ``name`` whose ``by`` end (``src`` or ``dst``) is
         among ``keys``: ``src``, ``dst``, identity and ``properties``."""
         rt = REL_TYPES[name]
@@ -418,8 +431,14 @@ class EmbeddedStore:
         return {"counter": counter + 1, "token": uuid.uuid4().hex}
 
     # -- writing -------------------------------------------------------
-    def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
-              detach: Detach | None = None) -> None:
+    def write(
+        self,
+        batch: GraphBatch,
+        progress: Progress | None = None,
+        *,
+        policy: str = "merge",
+        detach: Detach | None = None,
+    ) -> None:
         """Merge ``batch`` into the store in one all-or-nothing commit.
 
         ``policy`` says what a stored value meets (see :func:`merge_frames`);
@@ -434,8 +453,11 @@ class EmbeddedStore:
             self.ensure_schema()
             steps = [("node", label, frame) for label, frame in batch.nodes.items() if len(frame)]
             steps += [("rel", name, frame) for name, frame in batch.relationships.items() if len(frame)]
-            steps += [("rel", name, None) for name in detach if name not in batch.relationships or
-                      not len(batch.relationships[name])]
+            steps += [
+                ("rel", name, None)
+                for name in detach
+                if name not in batch.relationships or not len(batch.relationships[name])
+            ]
             total = sum(len(f) for _, _, f in steps if f is not None)
             done = 0
             with _TableWriter(self) as out:
@@ -489,10 +511,15 @@ class EmbeddedStore:
                         out.delete(self._rel_file(name))
                 for label, frame in batch.nodes.items():
                     if len(frame):
-                        old = None if label in DERIVED_LABELS or not self._node_file(label).exists() \
+                        old = (
+                            None
+                            if label in DERIVED_LABELS or not self._node_file(label).exists()
                             else pq.read_table(self._node_file(label))
-                        out.put(self._node_file(label),
-                                merge_tables(old, pa.Table.from_pandas(frame, preserve_index=False), ["key"]))
+                        )
+                        out.put(
+                            self._node_file(label),
+                            merge_tables(old, pa.Table.from_pandas(frame, preserve_index=False), ["key"]),
+                        )
                 for name, frame in batch.relationships.items():
                     if len(frame):
                         file = self._rel_file(name)
@@ -528,7 +555,7 @@ class _TableWriter:
         if file.exists():
             self.deletes.append(file)
 
-    def __enter__(self) -> "_TableWriter":
+    def __enter__(self) -> _TableWriter:
         return self
 
     def __exit__(self, kind, error, trace) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import pandas as pd
 
@@ -76,8 +77,9 @@ def private_dir(path: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None,
-                newline: str | None = None) -> Iterator[IO]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", encoding: str | None = None, newline: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file beside ``path`` (mode 0600); on success it
     replaces ``path`` in one step, on error it is removed and ``path`` is
     left as it was.

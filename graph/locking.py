@@ -28,10 +28,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -77,7 +77,7 @@ class LockHolder:
         return json.dumps({"pid": self.pid, "command": self.command, "since": self.since, "host": self.host})
 
     @classmethod
-    def from_json(cls, text: str) -> "LockHolder | None":
+    def from_json(cls, text: str) -> LockHolder | None:
         try:
             data = json.loads(text)
             return cls(int(data["pid"]), str(data["command"]), str(data["since"]), str(data.get("host", "")))
@@ -134,12 +134,15 @@ def job_name() -> str:
 def say_waiting(holder: LockHolder | None, location: str, timeout: float) -> None:
     """Default waiting message, on stderr."""
     who = holder.describe() if holder else "another job"
-    print(f"waiting for the store lock held by {who} (store {location}; up to {timeout:.0f} s)",
-          file=sys.stderr, flush=True)
+    print(
+        f"waiting for the store lock held by {who} (store {location}; up to {timeout:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class WriteLock:
@@ -159,8 +162,9 @@ class WriteLock:
         return getattr(self._local, "depth", 0) > 0
 
     @contextlib.contextmanager
-    def hold(self, job: str | None = None, timeout: float | None = None,
-             on_wait: OnWait | None = None) -> Iterator[LockHolder]:
+    def hold(
+        self, job: str | None = None, timeout: float | None = None, on_wait: OnWait | None = None
+    ) -> Iterator[LockHolder]:
         """Hold the lock for the ``with`` block; wait up to ``timeout`` seconds.
 
         Raises :class:`StoreBusy` when the wait times out (``timeout=0``: do
@@ -203,7 +207,7 @@ class WriteLock:
                     say_waiting(holder, self.location, timeout)
             time.sleep(min(_POLL, max(0.0, timeout - waited)))
 
-    def _try_acquire(self, me: LockHolder) -> "LockHolder | bool | None":  # pragma: no cover - abstract
+    def _try_acquire(self, me: LockHolder) -> LockHolder | bool | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _release(self) -> None:  # pragma: no cover - abstract
@@ -238,7 +242,7 @@ class FileLock(WriteLock):
         except OSError:
             return None
 
-    def _try_acquire(self, me: LockHolder) -> "LockHolder | bool | None":
+    def _try_acquire(self, me: LockHolder) -> LockHolder | bool | None:
         from ringscope.graph.files import private_dir
 
         if not self.path.parent.exists():

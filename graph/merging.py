@@ -16,7 +16,9 @@ from ringscope.graph.store import WRITE_POLICIES
 __all__ = ["merge_frames", "merge_tables"]
 
 
-def merge_frames(old: pd.DataFrame | None, new: pd.DataFrame, identity: list[str], policy: str = "merge") -> pd.DataFrame:
+def merge_frames(
+    old: pd.DataFrame | None, new: pd.DataFrame, identity: list[str], policy: str = "merge"
+) -> pd.DataFrame:
     """Merge ``new`` rows into ``old`` by the ``identity`` columns.
 
     For a row present in both, ``policy`` decides:
@@ -136,6 +138,7 @@ def _same_rows(old: pa.Table | None, merged: pa.Table, identity: list[str]) -> b
         return True
     try:
         return old.sort_by([(c, "ascending") for c in identity]).equals(
-            merged.sort_by([(c, "ascending") for c in identity]))
+            merged.sort_by([(c, "ascending") for c in identity])
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False

@@ -9,15 +9,34 @@ times faster than a list of maps.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 
 __all__ = [
-    "CREATE_KEY_CONSTRAINT", "STORE_ID", "COUNT_NODES", "COUNT_RELS", "CLEAR_ALL", "DROP_OTHER_RUNS", "SCHEMA_EXTRA",
-    "REVISION_BEGIN", "REVISION_END", "READ_REVISION", "READ_RUNS", "COMMIT_RUN", "TAKE_LOCK", "RENEW_LOCK",
-    "DROP_LOCK", "AWAIT_INDEXES", "merge_nodes_query", "merge_rels_query", "node_properties_query",
-    "read_nodes_query", "read_relationships_query", "relationship_properties_query", "detach_query",
+    "CREATE_KEY_CONSTRAINT",
+    "STORE_ID",
+    "COUNT_NODES",
+    "COUNT_RELS",
+    "CLEAR_ALL",
+    "DROP_OTHER_RUNS",
+    "SCHEMA_EXTRA",
+    "REVISION_BEGIN",
+    "REVISION_END",
+    "READ_REVISION",
+    "READ_RUNS",
+    "COMMIT_RUN",
+    "TAKE_LOCK",
+    "RENEW_LOCK",
+    "DROP_LOCK",
+    "AWAIT_INDEXES",
+    "merge_nodes_query",
+    "merge_rels_query",
+    "node_properties_query",
+    "read_nodes_query",
+    "read_relationships_query",
+    "relationship_properties_query",
+    "detach_query",
 ]
 
 CREATE_KEY_CONSTRAINT = {
@@ -67,7 +86,7 @@ def _tag(var: str) -> str:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge") -> str:
     """Batched ``MERGE`` for nodes of ``label`` carrying ``columns``.
 
@@ -92,7 +111,7 @@ def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge
     return query
 
 
-@lru_cache(maxsize=None)
+@cache
 def merge_rels_query(name: str, columns: tuple[str, ...], policy: str = "merge") -> str:
     """Batched ``MATCH MATCH MERGE`` for relationship ``name`` (column parameters).
 
@@ -127,18 +146,23 @@ STORE_ID = "CALL db.info() YIELD id RETURN id"
 _DERIVED_TYPES = sorted({REL_TYPES[name].type for name in DERIVED_RELS})
 
 COUNT_NODES = {
-    label: f"MATCH (n:{label})" + (f" WHERE {_visible('n')}" if label in DERIVED_LABELS else "") + " RETURN count(n) AS c"
+    label: f"MATCH (n:{label})"
+    + (f" WHERE {_visible('n')}" if label in DERIVED_LABELS else "")
+    + " RETURN count(n) AS c"
     for label in NODE_TYPES
 }
 COUNT_RELS = {
-    rt.type: f"MATCH ()-[r:{rt.type}]->()" + (f" WHERE {_visible('r')}" if rt.type in _DERIVED_TYPES else "")
+    rt.type: f"MATCH ()-[r:{rt.type}]->()"
+    + (f" WHERE {_visible('r')}" if rt.type in _DERIVED_TYPES else "")
     + " RETURN count(r) AS c"
     for rt in REL_TYPES.values()
 }
 
 # the lock node survives a clear: its holder may be the one clearing (the revision node too: it counts on)
-CLEAR_ALL = ("MATCH (n) WHERE NOT n:RingscopeLock AND NOT n:RingscopeRevision "
-             "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+CLEAR_ALL = (
+    "MATCH (n) WHERE NOT n:RingscopeLock AND NOT n:RingscopeRevision "
+    "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+)
 
 # what ``replace_derived`` removes once its run is committed: every other run
 DROP_OTHER_RUNS = [
@@ -173,15 +197,17 @@ REVISION_END = (
     "SET m.counter = coalesce(m.counter, 0) + CASE WHEN $changed THEN 1 ELSE 0 END, "
     "m.token = CASE WHEN $changed OR m.token IS NULL THEN $token ELSE m.token END, m.writing = false"
 )
-READ_REVISION = ("OPTIONAL MATCH (m:RingscopeRevision {key: 'revision'}) "
-                 "RETURN m.counter AS counter, m.token AS token, m.writing AS writing")
+READ_REVISION = (
+    "OPTIONAL MATCH (m:RingscopeRevision {key: 'revision'}) "
+    "RETURN m.counter AS counter, m.token AS token, m.writing AS writing"
+)
 READ_RUNS = "MATCH (m:RingscopeRun {key: 'derived'}) RETURN m.committed AS committed"
 COMMIT_RUN = {
     # replace: only this run is visible from now on
     "replace": "MERGE (m:RingscopeRun {key: 'derived'}) SET m.committed = [$run], m.committed_at = timestamp()",
     # add (flag's new findings): this run joins the visible ones
     "add": "MERGE (m:RingscopeRun {key: 'derived'}) "
-           "SET m.committed = coalesce(m.committed, ['legacy']) + $run, m.committed_at = timestamp()",
+    "SET m.committed = coalesce(m.committed, ['legacy']) + $run, m.committed_at = timestamp()",
 }
 
 # The lock: SET first, so the node's write lock is ours before its holder is
@@ -204,7 +230,7 @@ DROP_LOCK = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
     """Read ``properties`` (checked against the model) of the nodes of
     ``label`` keyed ``$keys``; temporal ones as epoch milliseconds; derived
@@ -220,10 +246,11 @@ def node_properties_query(label: str, properties: tuple[str, ...]) -> str:
         raise ValueError(f"Properties {sorted(unknown)} are not in the model of {label}")
     where = f" WHERE {_visible('n')}" if label in DERIVED_LABELS else ""
     return f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}){where} RETURN n.key AS key" + "".join(
-        f", {_read_value('n', p)} AS {p}" for p in properties)
+        f", {_read_value('n', p)} AS {p}" for p in properties
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def relationship_properties_query(name: str, props: tuple[str, ...], by: str) -> str:
     rt = REL_TYPES[name]
     unknown = set(props) - set(rt.identity) - set(rt.properties)
@@ -238,7 +265,7 @@ def relationship_properties_query(name: str, props: tuple[str, ...], by: str) ->
     return f"UNWIND $keys AS k MATCH {a}-[r:{rt.type}]->{b}{where} RETURN a.key AS src, b.key AS dst, r {{{projection}}} AS props"
 
 
-@lru_cache(maxsize=None)
+@cache
 def detach_query(name: str, by: str) -> str:
     rt = REL_TYPES[name]
     a = f"(a:{rt.source} {{key: k}})" if by == "src" else f"(a:{rt.source})"
@@ -300,7 +327,6 @@ def read_relationships_query(name: str, props: tuple[str, ...]) -> str:
     """
     rt = REL_TYPES[name]
     where = f" WHERE {_visible('r')}" if name in DERIVED_RELS else ""
-    return (
-        f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}){where} RETURN a.key AS src, b.key AS dst"
-        + "".join(f", {_read_value('r', p)} AS {p}" for p in props)
+    return f"MATCH (a:{rt.source})-[r:{rt.type}]->(b:{rt.target}){where} RETURN a.key AS src, b.key AS dst" + "".join(
+        f", {_read_value('r', p)} AS {p}" for p in props
     )

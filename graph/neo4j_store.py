@@ -28,13 +28,15 @@ import contextlib
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ringscope.graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
+from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from ringscope.graph.neo4j_cypher import (
     AWAIT_INDEXES,
     CLEAR_ALL,
@@ -60,11 +62,24 @@ from ringscope.graph.neo4j_cypher import (
     read_relationships_query,
     relationship_properties_query,
 )
-from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
-from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress, redact_uri, split_credentials
+from ringscope.graph.store import (
+    WRITE_POLICIES,
+    Detach,
+    GraphBatch,
+    GraphCounts,
+    Progress,
+    redact_uri,
+    split_credentials,
+)
 
-__all__ = ["Neo4jStore", "DEFAULT_BATCH_SIZE", "DEFAULT_LOCK_LEASE", "merge_nodes_query", "merge_rels_query",
-           "node_properties_query"]
+__all__ = [
+    "Neo4jStore",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LOCK_LEASE",
+    "merge_nodes_query",
+    "merge_rels_query",
+    "node_properties_query",
+]
 
 DEFAULT_BATCH_SIZE = 20_000
 #: seconds a write lock outlives its holder's last renewal
@@ -75,7 +90,7 @@ _LOOKUP_BATCH = 50_000
 class _Lease(WriteLock):
     """The write lock as a lease on a ``RingscopeLock`` node (see module doc)."""
 
-    def __init__(self, store: "Neo4jStore", lease: float) -> None:
+    def __init__(self, store: Neo4jStore, lease: float) -> None:
         super().__init__(store.location)
         self._store = store
         self.lease = float(lease)
@@ -89,12 +104,22 @@ class _Lease(WriteLock):
     def _try_acquire(self, me: LockHolder):
         token = uuid.uuid4().hex
         lease_ms = int(self.lease * 1000)
-        record = self._query(TAKE_LOCK, key="write", token=token, pid=me.pid, command=me.command, since=me.since,
-                             host=me.host, lease=lease_ms)[0]
+        record = self._query(
+            TAKE_LOCK,
+            key="write",
+            token=token,
+            pid=me.pid,
+            command=me.command,
+            since=me.since,
+            host=me.host,
+            lease=lease_ms,
+        )[0]
         if not record["free"]:
             if record["pid"] is None:
                 return True
-            return LockHolder(int(record["pid"]), str(record["command"]), str(record["since"]), str(record["host"] or ""))
+            return LockHolder(
+                int(record["pid"]), str(record["command"]), str(record["since"]), str(record["host"] or "")
+            )
 
         def renew() -> bool:
             return self._query(RENEW_LOCK, key="write", token=token, lease=lease_ms)[0]["n"] == 1
@@ -113,8 +138,10 @@ class _Lease(WriteLock):
         """Raise :class:`LockLost` if this thread's lease ran out."""
         held = self._held.get(threading.get_ident())
         if held is not None and held[1].lost:
-            raise LockLost(f"The write lock on {self.location} was lost (its lease of {self.lease:.0f} s ran out); "
-                           "the job stopped writing.")
+            raise LockLost(
+                f"The write lock on {self.location} was lost (its lease of {self.lease:.0f} s ran out); "
+                "the job stopped writing."
+            )
 
 
 class Neo4jStore:
@@ -188,8 +215,7 @@ class Neo4jStore:
         from neo4j import RoutingControl
 
         if not hasattr(self, "_store_id"):
-            records, _, _ = self._driver.execute_query(STORE_ID, database_=self.database,
-                                                       routing_=RoutingControl.READ)
+            records, _, _ = self._driver.execute_query(STORE_ID, database_=self.database, routing_=RoutingControl.READ)
             self._store_id = str(records[0]["id"])
         return self._store_id
 
@@ -212,8 +238,9 @@ class Neo4jStore:
 
     # -- the write lock --------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, job: str | None = None, timeout: float | None = None,
-             on_wait: OnWait | None = None) -> Iterator[LockHolder]:
+    def lock(
+        self, job: str | None = None, timeout: float | None = None, on_wait: OnWait | None = None
+    ) -> Iterator[LockHolder]:
         """Hold the store's write lock (a lease on a lock node) for a whole job."""
         with self._lease.hold(job, timeout, on_wait) as holder:
             yield holder
@@ -224,8 +251,14 @@ class Neo4jStore:
         return contextlib.nullcontext()
 
     # -- writing -------------------------------------------------------
-    def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
-              detach: Detach | None = None) -> None:
+    def write(
+        self,
+        batch: GraphBatch,
+        progress: Progress | None = None,
+        *,
+        policy: str = "merge",
+        detach: Detach | None = None,
+    ) -> None:
         """Merge ``batch`` under the write lock (``policy``, ``detach``: see
         :meth:`ringscope.graph.store.GraphStore.write`). Findings in the batch are added
         as a run of their own, visible once all of it is written."""
@@ -238,7 +271,8 @@ class Neo4jStore:
                 for start in range(0, len(keys), _LOOKUP_BATCH):
                     self._run_write(query, {"keys": list(keys[start : start + _LOOKUP_BATCH])})
             derived = any(label in DERIVED_LABELS for label in batch.nodes) or any(
-                name in DERIVED_RELS for name in batch.relationships)
+                name in DERIVED_RELS for name in batch.relationships
+            )
             run = self._begin_run() if derived else {}
             self._write(batch, progress, policy, run)
             if derived:
@@ -254,8 +288,7 @@ class Neo4jStore:
         from neo4j import RoutingControl
 
         self.ensure_lock_schema()
-        records, _, _ = self._driver.execute_query(READ_REVISION, database_=self.database,
-                                                   routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(READ_REVISION, database_=self.database, routing_=RoutingControl.READ)
         record = records[0] if records else None
         if record is None or record["counter"] is None:
             return "0"
@@ -283,8 +316,7 @@ class Neo4jStore:
             self._revision_state.depth = 0
             # also after an error: part of the write may have landed
             changed = bool(self._changed) or sys.exc_info()[0] is not None
-            self._driver.execute_query(REVISION_END, token=uuid.uuid4().hex, changed=changed,
-                                       database_=self.database)
+            self._driver.execute_query(REVISION_END, token=uuid.uuid4().hex, changed=changed, database_=self.database)
 
     def _begin_run(self) -> dict[str, Any]:
         return {"run": uuid.uuid4().hex, "committed": self._committed_runs()}
@@ -318,6 +350,7 @@ class Neo4jStore:
         total = sum(len(frame) for _, frame, _ in steps)
         done = 0
         n_nodes = len(batch.nodes)
+
         # Nodes first (distinct keys never contend, so all batches go out on
         # a few sessions at once), then relationships (which MATCH their end
         # nodes) one type at a time, split by end node so that no two sessions
@@ -365,8 +398,9 @@ class Neo4jStore:
     def _count(self, query: str, committed: list[str]) -> int:
         from neo4j import RoutingControl
 
-        records, _, _ = self._driver.execute_query(query, committed=committed, database_=self.database,
-                                                   routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(
+            query, committed=committed, database_=self.database, routing_=RoutingControl.READ
+        )
         return int(records[0]["c"])
 
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
@@ -380,8 +414,9 @@ class Neo4jStore:
                 frame[prop] = None
         return frame[["key", *properties]]
 
-    def relationship_properties(self, name: str, keys: list[str], properties: list[str],
-                                by: str = "src") -> pd.DataFrame:
+    def relationship_properties(
+        self, name: str, keys: list[str], properties: list[str], by: str = "src"
+    ) -> pd.DataFrame:
         """Stored relationships ``name`` whose ``by`` end is among ``keys``."""
         rt = REL_TYPES[name]
         wanted = list(dict.fromkeys([*rt.identity, *properties]))
@@ -402,8 +437,10 @@ class Neo4jStore:
         out = []
         for start in range(0, len(keys), _LOOKUP_BATCH):
             records, _, _ = self._driver.execute_query(
-                query, parameters_={"keys": keys[start : start + _LOOKUP_BATCH], **extra},
-                database_=self.database, routing_=RoutingControl.READ,
+                query,
+                parameters_={"keys": keys[start : start + _LOOKUP_BATCH], **extra},
+                database_=self.database,
+                routing_=RoutingControl.READ,
             )
             out.extend(records)
         return out
@@ -425,8 +462,9 @@ class Neo4jStore:
         from neo4j import RoutingControl
 
         params = {"committed": self._committed_runs()} if derived else {}
-        records, _, _ = self._driver.execute_query(query, parameters_=params, database_=self.database,
-                                                   routing_=RoutingControl.READ)
+        records, _, _ = self._driver.execute_query(
+            query, parameters_=params, database_=self.database, routing_=RoutingControl.READ
+        )
         return _records_frame(records, columns)
 
     def clear(self) -> None:

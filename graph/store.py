@@ -18,9 +18,10 @@ correction). One job at a time writes: see :mod:`ringscope.graph.locking`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -112,16 +113,23 @@ class GraphStore(Protocol):
     def ensure_schema(self) -> None:
         """Create uniqueness constraints / indexes (idempotent)."""
 
-    def lock(self, job: str | None = None, timeout: float | None = None,
-             on_wait: Callable | None = None) -> AbstractContextManager:
+    def lock(
+        self, job: str | None = None, timeout: float | None = None, on_wait: Callable | None = None
+    ) -> AbstractContextManager:
         """Hold the store's exclusive write lock for a whole job (reentrant in
         a thread); wait up to ``timeout`` s, then raise ``StoreBusy``."""
 
     def reading(self) -> AbstractContextManager:
         """A consistent view for several reads (no commit lands inside)."""
 
-    def write(self, batch: GraphBatch, progress: Progress | None = None, *, policy: str = "merge",
-              detach: Detach | None = None) -> None:
+    def write(
+        self,
+        batch: GraphBatch,
+        progress: Progress | None = None,
+        *,
+        policy: str = "merge",
+        detach: Detach | None = None,
+    ) -> None:
         """Merge ``batch`` into the store (idempotent) under the write lock.
 
         ``policy``: one of :data:`WRITE_POLICIES`; ``detach``: relationships
@@ -139,8 +147,9 @@ class GraphStore(Protocol):
     def node_properties(self, label: str, keys: list[str], properties: list[str]) -> pd.DataFrame:
         """Return ``key`` plus ``properties`` for the stored nodes among ``keys``."""
 
-    def relationship_properties(self, name: str, keys: list[str], properties: list[str],
-                                by: str = "src") -> pd.DataFrame:
+    def relationship_properties(
+        self, name: str, keys: list[str], properties: list[str], by: str = "src"
+    ) -> pd.DataFrame:
         """Stored relationships ``name`` whose ``by`` end is among ``keys``:
         ``src``, ``dst``, identity and ``properties``."""
 

@@ -132,9 +132,15 @@ def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> Rea
     keep = np.ones(len(records.texts), dtype=bool)
     for index, found in bad:
         keep[index] = False
-        rejects.append(RawReject(source, int(records.first[index]) + 2,
-                                 f"malformed CSV row: expected {len(names)} fields, found {found}",
-                                 _content(records.texts[index]), lines=int(records.span[index])))
+        rejects.append(
+            RawReject(
+                source,
+                int(records.first[index]) + 2,
+                f"malformed CSV row: expected {len(names)} fields, found {found}",
+                _content(records.texts[index]),
+                lines=int(records.span[index]),
+            )
+        )
     frame = table.to_pandas()
     frame[LINE] = records.first[keep] + 2
     rejects.sort(key=lambda r: r.line or 0)
@@ -190,7 +196,7 @@ def _valid_utf8(data: bytes) -> bool:
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         for start in range(0, len(data), 1 << 24):
-            decoder.decode(data[start:start + (1 << 24)])
+            decoder.decode(data[start : start + (1 << 24)])
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
@@ -240,8 +246,7 @@ def _in_gb2312(char: str) -> bool:
         return False
 
 
-def _decode(body: list[bytes], encoding: str, source: str,
-            data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
+def _decode(body: list[bytes], encoding: str, source: str, data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
     """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects).
 
     Whole blocks of lines are decoded at once; a line is looked at on its own
@@ -286,14 +291,15 @@ def _decode(body: list[bytes], encoding: str, source: str,
         # (the whole block is judged then), or could be valid UTF-8.
         as_file = joined.decode(encoding, errors="replace")
         broken = "\ufffd" in as_file or "\x00" in as_file
-        maybe_utf8 = [start + k for k, line in enumerate(texts[start:stop])
-                      if not line.isascii() and _is_valid_utf8(line)]
+        maybe_utf8 = [
+            start + k for k, line in enumerate(texts[start:stop]) if not line.isascii() and _is_valid_utf8(line)
+        ]
         if not broken and not maybe_utf8:
             converted = as_file.encode("utf-8").split(b"\n")
             if len(converted) == stop - start:
                 texts[start:stop] = converted
                 continue
-        for i in (range(start, stop) if broken else maybe_utf8):
+        for i in range(start, stop) if broken else maybe_utf8:
             judge(i)
         good = [i for i in range(start, stop) if texts[i] is not None]
         converted = b"\n".join(texts[i] for i in good).decode(encoding).encode("utf-8").split(b"\n")
@@ -308,8 +314,7 @@ def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: b
     # 0: a record of one line; 1: not a record start (rejected, blank, inside
     # another record); 2: the first line of a record spanning lines
     kind = bytearray(n)
-    special = [i for i, t in enumerate(texts)
-               if t is None or not t or (t.count(b'"') % 2 if not exact else b'"' in t)]
+    special = [i for i, t in enumerate(texts) if t is None or not t or (t.count(b'"') % 2 if not exact else b'"' in t)]
     multi: dict[int, tuple[int, bytes]] = {}
     rejects: list[RawReject] = []
     blank = 0
@@ -343,14 +348,18 @@ def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: b
             end = _continue_record(texts, ends, i, clean)
             if end is None:
                 kind[i] = 1
-                rejects.append(RawReject(
-                    source, i + 2,
-                    "malformed CSV row: a quote opened in this line is not closed "
-                    "(the lines after it are read on their own)",
-                    _content(text)))
+                rejects.append(
+                    RawReject(
+                        source,
+                        i + 2,
+                        "malformed CSV row: a quote opened in this line is not closed "
+                        "(the lines after it are read on their own)",
+                        _content(text),
+                    )
+                )
             else:
                 kind[i] = 2
-                kind[i + 1:end + 1] = b"\x01" * (end - i)
+                kind[i + 1 : end + 1] = b"\x01" * (end - i)
                 multi[i] = (end, b"".join(texts[k] + ends[k] for k in range(i, end)) + texts[end])
                 consumed = end
     first = np.flatnonzero(np.frombuffer(bytes(kind), dtype=np.uint8) != 1)
@@ -401,8 +410,9 @@ def _parse(texts: list[bytes], names: list[str]) -> tuple[pa.Table, list[tuple[i
         bad.clear()
         table = pacsv.read_csv(
             pa.BufferReader(buffer),
-            read_options=pacsv.ReadOptions(encoding="utf8", block_size=1 << 24, use_threads=threads,
-                                           column_names=names),
+            read_options=pacsv.ReadOptions(
+                encoding="utf8", block_size=1 << 24, use_threads=threads, column_names=names
+            ),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=True),
             convert_options=_convert_options(names),
         )

@@ -69,10 +69,18 @@ class IngestLimits:
                 bad("applied_to", "a datetime.date or None")
             if self.applied_to < self.applied_from:
                 bad("applied_to", f"on or after applied_from ({self.applied_from})")
-        if (isinstance(self.max_amount, bool) or not isinstance(self.max_amount, (int, float))
-                or not math.isfinite(self.max_amount) or self.max_amount <= 0):
+        if (
+            isinstance(self.max_amount, bool)
+            or not isinstance(self.max_amount, (int, float))
+            or not math.isfinite(self.max_amount)
+            or self.max_amount <= 0
+        ):
             bad("max_amount", "a finite number > 0")
-        if isinstance(self.max_term_months, bool) or not isinstance(self.max_term_months, int) or self.max_term_months < 1:
+        if (
+            isinstance(self.max_term_months, bool)
+            or not isinstance(self.max_term_months, int)
+            or self.max_term_months < 1
+        ):
             bad("max_term_months", "an int >= 1")
 
     @property

@@ -38,16 +38,45 @@ from ringscope.ingest.reader import LINE, ReadResult, RefusedFile, UnreadableFil
 __all__ = ["ID_COLUMNS", "NUMBER_COLUMNS", "TIME_COLUMNS", "TEXT_COLUMNS", "read_parquet", "column_as_text"]
 
 #: identifiers: a changed digit is a different person, phone or company
-ID_COLUMNS = frozenset({
-    "application_id", "applicant_id_number", "applicant_phone", "agent_id", "company_uscc", "bank_account",
-    "device_id", "ip", "email", "guarantor_id", "guarantor_phone", "contact_phone", "person_id_number",
-})
-NUMBER_COLUMNS = frozenset({"amount", "term_months", "declared_monthly_revenue", "declared_monthly_income", "share_pct"})
+ID_COLUMNS = frozenset(
+    {
+        "application_id",
+        "applicant_id_number",
+        "applicant_phone",
+        "agent_id",
+        "company_uscc",
+        "bank_account",
+        "device_id",
+        "ip",
+        "email",
+        "guarantor_id",
+        "guarantor_phone",
+        "contact_phone",
+        "person_id_number",
+    }
+)
+NUMBER_COLUMNS = frozenset(
+    {"amount", "term_months", "declared_monthly_revenue", "declared_monthly_income", "share_pct"}
+)
 TIME_COLUMNS = frozenset({"applied_at"})
-TEXT_COLUMNS = frozenset({
-    "applicant_name", "applicant_address", "product", "channel", "company_name", "company_address", "employer_name",
-    "label", "guarantor_type", "guarantor_name", "contact_name", "relation", "person_name", "role",
-})
+TEXT_COLUMNS = frozenset(
+    {
+        "applicant_name",
+        "applicant_address",
+        "product",
+        "channel",
+        "company_name",
+        "company_address",
+        "employer_name",
+        "label",
+        "guarantor_type",
+        "guarantor_name",
+        "contact_name",
+        "relation",
+        "person_name",
+        "role",
+    }
+)
 
 _EXACT = 2**53
 
@@ -59,8 +88,7 @@ def read_parquet(path: Path) -> ReadResult:
     except Exception as err:  # pyarrow raises several types for a bad file
         raise UnreadableFile(f"{path.name}: not a readable Parquet file ({err})") from err
     names = check_column_names(table.column_names, path.name, table.num_rows, "parquet")
-    columns = {name: column_as_text(name, table.column(i), path.name, table.num_rows)
-               for i, name in enumerate(names)}
+    columns = {name: column_as_text(name, table.column(i), path.name, table.num_rows) for i, name in enumerate(names)}
     frame = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(table.num_rows))
     # Parquet has no lines: number rows like a CSV would (header = 1).
     frame[LINE] = np.arange(2, table.num_rows + 2, dtype=np.int64)
@@ -79,8 +107,17 @@ def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: i
     ...
     ringscope.ingest.reader.RefusedFile: a.parquet: column applicant_id_number is double: 1 of 1 values are not whole numbers below 2**53, so digits may already be lost; export identifiers as text
     """
-    kind = ("id" if name in ID_COLUMNS else "number" if name in NUMBER_COLUMNS
-            else "time" if name in TIME_COLUMNS else "text" if name in TEXT_COLUMNS else "other")
+    kind = (
+        "id"
+        if name in ID_COLUMNS
+        else "number"
+        if name in NUMBER_COLUMNS
+        else "time"
+        if name in TIME_COLUMNS
+        else "text"
+        if name in TEXT_COLUMNS
+        else "other"
+    )
     t = column.type
 
     def refuse(why: str) -> RefusedFile:
@@ -96,7 +133,12 @@ def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: i
         return pa.chunked_array([pa.nulls(len(column), pa.string())])
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pc.cast(column, pa.string())
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
+    if (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    ):
         try:
             return pc.cast(pc.cast(column, pa.binary()), pa.string())  # validates UTF-8
         except pa.ArrowInvalid:
@@ -126,8 +168,10 @@ def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: i
             exact[exact] = (np.floor(values[exact]) == values[exact]) & (np.abs(values[exact]) < _EXACT)
             wrong = int((present & ~exact).sum())
             if wrong:
-                raise refuse(f"{wrong:,} of {int(present.sum()):,} values are not whole numbers below 2**53, "
-                             "so digits may already be lost; export identifiers as text")
+                raise refuse(
+                    f"{wrong:,} of {int(present.sum()):,} values are not whole numbers below 2**53, "
+                    "so digits may already be lost; export identifiers as text"
+                )
         return pa.chunked_array([pa.array(_format_floats(values), type=pa.string())])
     raise refuse(f"a {kind} column cannot be {t}; export it as text")
 

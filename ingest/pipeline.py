@@ -35,7 +35,16 @@ from ringscope.ingest.tables import (
     guarantees_part,
 )
 
-__all__ = ["REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "TableReport", "IngestSummary", "IngestLimits", "ingest_folder", "build_batch"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "TableReport",
+    "IngestSummary",
+    "IngestLimits",
+    "ingest_folder",
+    "build_batch",
+]
+
 
 @dataclass
 class TableReport:
@@ -128,8 +137,10 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
     raw_rejects.extend(result.rejects)
     missing = [c for c in REQUIRED_COLUMNS[table] if c not in result.frame.columns]
     if result.unaccounted:
-        report.error = (f"{path.name}: {result.unaccounted:,} of {result.lines:,} lines are in no row and no reject; "
-                        "the file was not loaded")
+        report.error = (
+            f"{path.name}: {result.unaccounted:,} of {result.lines:,} lines are in no row and no reject; "
+            "the file was not loaded"
+        )
     elif missing:
         report.error = f"{path.name}: missing required columns {missing}"
     if report.error:
@@ -218,8 +229,16 @@ def ingest_folder(
     return summary
 
 
-def _load(folder: Path, files: dict[str, Path], store: GraphStore, summary: IngestSummary, stored: StoredCheck,
-          rejects_path: str | Path | None, progress: Progress | None, limits: IngestLimits | None = None) -> None:
+def _load(
+    folder: Path,
+    files: dict[str, Path],
+    store: GraphStore,
+    summary: IngestSummary,
+    stored: StoredCheck,
+    rejects_path: str | Path | None,
+    progress: Progress | None,
+    limits: IngestLimits | None = None,
+) -> None:
     def step(stage: str, i: int) -> None:
         if progress:
             progress(stage, i, len(files) + 1)
@@ -253,8 +272,11 @@ def _load(folder: Path, files: dict[str, Path], store: GraphStore, summary: Inge
         parts.append(part)
 
     rejects = pd.concat(
-        [pd.DataFrame([r.__dict__ for r in raw_rejects], columns=["source_file", "line", "reason", "content"])
-         .rename(columns={"content": "record"})]
+        [
+            pd.DataFrame(
+                [r.__dict__ for r in raw_rejects], columns=["source_file", "line", "reason", "content"]
+            ).rename(columns={"content": "record"})
+        ]
         + [r for p in parts for r in p.rejects if len(r)],
         ignore_index=True,
     )

@@ -317,8 +317,11 @@ def _read_fast(path: Path, encoding: str, names: list[str], scan: _Scan) -> Read
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(
-                encoding=_arrow_encoding(encoding), block_size=1 << 24, use_threads=True,
-                column_names=names, skip_rows=1,
+                encoding=_arrow_encoding(encoding),
+                block_size=1 << 24,
+                use_threads=True,
+                column_names=names,
+                skip_rows=1,
             ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=_convert_options(names),

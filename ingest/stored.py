@@ -24,7 +24,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,28 @@ __all__ = [
 #: the application columns a digest covers, in this order. Columns the
 #: contract adds later go at the end (empty ones then leave old digests as they were).
 DIGEST_COLUMNS = (
-    "application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
-    "applicant_address", "term_months", "product", "channel", "agent_id", "company_name", "company_uscc",
-    "company_address", "employer_name", "bank_account", "device_id", "ip", "email",
-    "declared_monthly_revenue", "declared_monthly_income", "label",
+    "application_id",
+    "applied_at",
+    "amount",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_phone",
+    "applicant_address",
+    "term_months",
+    "product",
+    "channel",
+    "agent_id",
+    "company_name",
+    "company_uscc",
+    "company_address",
+    "employer_name",
+    "bank_account",
+    "device_id",
+    "ip",
+    "email",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "label",
 )
 
 STORED_DIFFERENT = "already stored with different content (use --update to correct)"
@@ -97,8 +115,12 @@ def content_digest(texts: dict[str, pd.Series]) -> pd.Series:
     sep = pa.scalar("\x1f", pa.large_string())
     joined = pc.binary_join_element_wise(*arrays, sep, null_handling="replace", null_replacement="")
     for extra in sorted(set(texts) - set(DIGEST_COLUMNS)):  # future contract columns, only where given
-        tagged = pc.binary_join_element_wise(pa.scalar(f"\x1d{extra}", pa.large_string()), _large_text(texts[extra]),
-                                             pa.scalar("\x1e", pa.large_string()), null_handling="emit_null")
+        tagged = pc.binary_join_element_wise(
+            pa.scalar(f"\x1d{extra}", pa.large_string()),
+            _large_text(texts[extra]),
+            pa.scalar("\x1e", pa.large_string()),
+            null_handling="emit_null",
+        )
         joined = pc.binary_join_element_wise(joined, pc.fill_null(tagged, ""), pa.scalar("", pa.large_string()))
     blake = hashlib.blake2b
     values = joined.cast(pa.large_binary()).to_pylist()
@@ -198,8 +220,7 @@ class StoredCheck:
         return f"{Path(self.folder) / source}:{int(line)}" if self.folder else f"{source}:{int(line)}"
 
     # -- applications ----------------------------------------------------------
-    def check_applications(self, checks, frame: pd.DataFrame, source: str, ids: pd.Series,
-                           digest: pd.Series) -> None:
+    def check_applications(self, checks, frame: pd.DataFrame, source: str, ids: pd.Series, digest: pd.Series) -> None:
         """Reject (or, with ``update``, mark for correction) rows whose
         application_id is stored with another digest."""
         from ringscope.ingest.reader import LINE
@@ -227,9 +248,18 @@ class StoredCheck:
             self.corrected[str(app_id)] = self._source(source, line)
 
     # -- relationships ---------------------------------------------------------
-    def check_relationships(self, checks, frame: pd.DataFrame, source: str, name: str, rows: pd.DataFrame,
-                            props: list[str], app_ids: pd.Series | None = None, what: str = "",
-                            by: str = "src") -> None:
+    def check_relationships(
+        self,
+        checks,
+        frame: pd.DataFrame,
+        source: str,
+        name: str,
+        rows: pd.DataFrame,
+        props: list[str],
+        app_ids: pd.Series | None = None,
+        what: str = "",
+        by: str = "src",
+    ) -> None:
         """Reject (or mark for correction) rows whose relationship ``name``
         (``rows``: ``src``, ``dst``, identity columns, then ``props``) is stored
         with other values of ``props``. Rows of applications new to the store
@@ -248,8 +278,12 @@ class StoredCheck:
         stored = self.store.relationship_properties(name, list(candidates[by].astype(str).unique()), props, by=by)
         if not len(stored):
             return
-        lookup = candidates[identity].astype(str).reset_index().merge(
-            stored.astype({c: str for c in identity}), on=identity, how="inner")
+        lookup = (
+            candidates[identity]
+            .astype(str)
+            .reset_index()
+            .merge(stored.astype({c: str for c in identity}), on=identity, how="inner")
+        )
         if not len(lookup):
             return
         mine = candidates.loc[lookup["index"].to_numpy(), props].reset_index(drop=True)
@@ -265,27 +299,53 @@ class StoredCheck:
             checks.fail(mask, f"{what or name} {STORED_DIFFERENT}")
             return
         hit = lookup[differs]
-        self.rel_corrections.append(_RelCorrection(
-            name=name,
-            identity=hit[identity].reset_index(drop=True),
-            before=[{p: _plain(v) for p, v in zip(props, row)} for row in hit[props].itertuples(index=False)],
-            after=[{p: _plain(v) for p, v in zip(props, row)}
-                   for row in mine[props][differs].itertuples(index=False)],
-            sources=[self._source(source, line) for line in frame.loc[rows_hit, LINE]],
-        ))
+        self.rel_corrections.append(
+            _RelCorrection(
+                name=name,
+                identity=hit[identity].reset_index(drop=True),
+                before=[{p: _plain(v) for p, v in zip(props, row)} for row in hit[props].itertuples(index=False)],
+                after=[
+                    {p: _plain(v) for p, v in zip(props, row)} for row in mine[props][differs].itertuples(index=False)
+                ],
+                sources=[self._source(source, line) for line in frame.loc[rows_hit, LINE]],
+            )
+        )
 
-    def check_contacts(self, checks, frame: pd.DataFrame, source: str, t: dict[str, pd.Series],
-                       phones: pd.DataFrame) -> None:
+    def check_contacts(
+        self, checks, frame: pd.DataFrame, source: str, t: dict[str, pd.Series], phones: pd.DataFrame
+    ) -> None:
         """An emergency contact (application, phone) stored with another name or relation."""
-        rows = pd.DataFrame({"src": t["application_id"], "dst": phones["phone"],
-                             "contact_name_raw": t["contact_name"], "relation": t["relation"].str.lower()})
-        self.check_relationships(checks, frame, source, "Application-EMERGENCY_CONTACT-Phone", rows,
-                                 ["contact_name_raw", "relation"], app_ids=t["application_id"],
-                                 what="contact (application_id, contact_phone)")
+        rows = pd.DataFrame(
+            {
+                "src": t["application_id"],
+                "dst": phones["phone"],
+                "contact_name_raw": t["contact_name"],
+                "relation": t["relation"].str.lower(),
+            }
+        )
+        self.check_relationships(
+            checks,
+            frame,
+            source,
+            "Application-EMERGENCY_CONTACT-Phone",
+            rows,
+            ["contact_name_raw", "relation"],
+            app_ids=t["application_id"],
+            what="contact (application_id, contact_phone)",
+        )
 
-    def check_guarantees(self, checks, frame: pd.DataFrame, source: str, t: dict[str, pd.Series],
-                         kind: pd.Series, ids: pd.DataFrame, usccs: pd.DataFrame, known: pd.DataFrame,
-                         amount: pd.Series) -> None:
+    def check_guarantees(
+        self,
+        checks,
+        frame: pd.DataFrame,
+        source: str,
+        t: dict[str, pd.Series],
+        kind: pd.Series,
+        ids: pd.DataFrame,
+        usccs: pd.DataFrame,
+        known: pd.DataFrame,
+        amount: pd.Series,
+    ) -> None:
         """A guarantee (guarantor, borrower, application) stored with another
         amount, guarantor name or phone."""
         borrower = known.reindex(t["application_id"].to_numpy())
@@ -297,17 +357,39 @@ class StoredCheck:
                 mask = src_mask & (borrower["borrower_label"] == dst_label)
                 if not mask.any():
                     continue
-                rows = pd.DataFrame({"src": guarantor, "dst": borrower["borrower_key"],
-                                     "application_id": t["application_id"], "amount": amount,
-                                     "guarantor_name_raw": t["guarantor_name"],
-                                     "guarantor_phone_raw": t["guarantor_phone"]})
+                rows = pd.DataFrame(
+                    {
+                        "src": guarantor,
+                        "dst": borrower["borrower_key"],
+                        "application_id": t["application_id"],
+                        "amount": amount,
+                        "guarantor_name_raw": t["guarantor_name"],
+                        "guarantor_phone_raw": t["guarantor_phone"],
+                    }
+                )
                 sub_checks = _Subset(checks, mask)
-                self.check_relationships(sub_checks, frame, source, f"{src_label}-GUARANTEES-{dst_label}", rows,
-                                         ["amount", "guarantor_name_raw", "guarantor_phone_raw"],
-                                         app_ids=t["application_id"], what="guarantee (application_id, guarantor_id)")
+                self.check_relationships(
+                    sub_checks,
+                    frame,
+                    source,
+                    f"{src_label}-GUARANTEES-{dst_label}",
+                    rows,
+                    ["amount", "guarantor_name_raw", "guarantor_phone_raw"],
+                    app_ids=t["application_id"],
+                    what="guarantee (application_id, guarantor_id)",
+                )
 
-    def check_company_roles(self, checks, frame: pd.DataFrame, source: str, t: dict[str, pd.Series],
-                            usccs: pd.DataFrame, role: pd.Series, share: pd.Series, ids: pd.DataFrame) -> None:
+    def check_company_roles(
+        self,
+        checks,
+        frame: pd.DataFrame,
+        source: str,
+        t: dict[str, pd.Series],
+        usccs: pd.DataFrame,
+        role: pd.Series,
+        share: pd.Series,
+        ids: pd.DataFrame,
+    ) -> None:
         """A shareholder (person, company) stored with another share_pct (the
         other roles carry no values: a repeated one is the same row)."""
         name = "Person-SHAREHOLDER_OF-Company"
@@ -326,8 +408,16 @@ class StoredCheck:
             names = nz.normalize_names(t["person_name"][anon])["name"].fillna("")
             person[anon] = "anon:" + usccs["uscc"][anon] + ":" + names
         rows = pd.DataFrame({"src": person, "dst": usccs["uscc"], "share_pct": share})
-        self.check_relationships(_Subset(checks, mask), frame, source, name, rows, ["share_pct"],
-                                 what="shareholder (company_uscc, person)", by="dst")
+        self.check_relationships(
+            _Subset(checks, mask),
+            frame,
+            source,
+            name,
+            rows,
+            ["share_pct"],
+            what="shareholder (company_uscc, person)",
+            by="dst",
+        )
 
     # -- the write -------------------------------------------------------------
     @property
@@ -342,7 +432,7 @@ class StoredCheck:
         rels: dict[str, pd.DataFrame] = {}
         detach: dict[str, tuple[str, list[str]]] = {}
         events: list[dict[str, Any]] = []
-        at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         user = _os_user()
         if self.corrected:
             ids = list(self.corrected)
@@ -355,9 +445,16 @@ class StoredCheck:
                 new = dict(zip(apps.columns, row))
                 old = before.loc[new["key"]] if new["key"] in before.index else pd.Series(dtype=object)
                 changed = [f for f in fields if _differs(old.get(f), new[f])]
-                events.append(_event(at, user, f"Application:{new['key']}",
-                                     {f: _plain(old.get(f)) for f in changed},
-                                     {f: _plain(new[f]) for f in changed}, self.corrected[str(new["key"])]))
+                events.append(
+                    _event(
+                        at,
+                        user,
+                        f"Application:{new['key']}",
+                        {f: _plain(old.get(f)) for f in changed},
+                        {f: _plain(new[f]) for f in changed},
+                        self.corrected[str(new["key"])],
+                    )
+                )
             for name, end in APPLICATION_EDGES.items():
                 detach[name] = (end, ids)
                 frame = batch.relationships.get(name)
@@ -372,8 +469,9 @@ class StoredCheck:
             for ident, old, new, where in zip(fix.identity.itertuples(index=False), fix.before, fix.after, fix.sources):
                 changed = [p for p in new if _differs(old[p], new[p])]
                 target = f"{fix.name}:" + "|".join(str(v) for v in ident)
-                events.append(_event(at, user, target, {p: old[p] for p in changed}, {p: new[p] for p in changed},
-                                     where))
+                events.append(
+                    _event(at, user, target, {p: old[p] for p in changed}, {p: new[p] for p in changed}, where)
+                )
         if events:
             nodes["AuditEvent"] = pd.DataFrame(events)
         return GraphBatch(nodes=nodes, relationships=rels), detach
@@ -416,8 +514,9 @@ def _event(at: str, user: str, target: str, before: dict, after: dict, source: s
     }
 
 
-def write_batch(store: GraphStore, batch: GraphBatch, stored: StoredCheck | None = None,
-                progress: Progress | None = None) -> int:
+def write_batch(
+    store: GraphStore, batch: GraphBatch, stored: StoredCheck | None = None, progress: Progress | None = None
+) -> int:
     """The write step of an ingest: the batch with the ``"keep"`` policy
     (first delivery wins), then, with ``--update``, the corrections and
     their audit events with the ``"replace"`` policy. Returns the number of

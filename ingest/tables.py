@@ -25,8 +25,17 @@ from ringscope.ingest.limits import IngestLimits
 from ringscope.ingest.reader import LINE
 from ringscope.ingest.stored import StoredCheck, content_digest
 
-__all__ = ["REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "LABELS", "REJECT_COLUMNS", "TablePart", "applications_part",
-           "contacts_part", "guarantees_part", "company_roles_part"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "LABELS",
+    "REJECT_COLUMNS",
+    "TablePart",
+    "applications_part",
+    "contacts_part",
+    "guarantees_part",
+    "company_roles_part",
+]
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "applications": (
@@ -160,8 +169,9 @@ def _isin(series: pd.Series, values) -> pd.Series:
     return pd.Series(hit.to_numpy(), index=series.index)
 
 
-def _person_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_id: pd.Series,
-                  ids: pd.DataFrame) -> pd.DataFrame:
+def _person_nodes(
+    key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_id: pd.Series, ids: pd.DataFrame
+) -> pd.DataFrame:
     """Person rows: normalised name and ID facts beside the raw values."""
     return pd.DataFrame(
         {
@@ -179,19 +189,27 @@ def _person_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_
     )
 
 
-def _company_nodes(key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_uscc: pd.Series,
-                   usccs: pd.DataFrame) -> pd.DataFrame:
+def _company_nodes(
+    key: pd.Series, names: pd.DataFrame, raw_name: pd.Series, raw_uscc: pd.Series, usccs: pd.DataFrame
+) -> pd.DataFrame:
     """Company rows keyed by USCC, with the raw name and code."""
     return pd.DataFrame(
-        {"key": key, "name": names["name"], "name_raw": raw_name, "uscc_raw": raw_uscc, "uscc_valid": usccs["uscc_valid"]}
+        {
+            "key": key,
+            "name": names["name"],
+            "name_raw": raw_name,
+            "uscc_raw": raw_uscc,
+            "uscc_valid": usccs["uscc_valid"],
+        }
     )
 
 
 # -- applications ---------------------------------------------------------------
 
 
-def applications_part(frame: pd.DataFrame, source: str, limits: IngestLimits | None = None,
-                      stored: StoredCheck | None = None) -> tuple[TablePart, pd.DataFrame]:
+def applications_part(
+    frame: pd.DataFrame, source: str, limits: IngestLimits | None = None, stored: StoredCheck | None = None
+) -> tuple[TablePart, pd.DataFrame]:
     """Validate and normalise applications; return the graph part and an
     index of application_id → borrower label/key for the other tables."""
     limits = limits or IngestLimits()
@@ -203,22 +221,28 @@ def applications_part(frame: pd.DataFrame, source: str, limits: IngestLimits | N
         checks.fail(t[column].isna(), f"missing required value: {column}")
     applied_at = nz.parse_datetimes(t["applied_at"])
     checks.fail(applied_at.isna(), "unparseable applied_at")
-    checks.fail(limits.outside_window(applied_at),
-                f"applied_at outside the accepted window {limits.window_text()} (--applied-from/--applied-to)")
+    checks.fail(
+        limits.outside_window(applied_at),
+        f"applied_at outside the accepted window {limits.window_text()} (--applied-from/--applied-to)",
+    )
     amount = nz.parse_amounts(t["amount"])
     checks.fail(amount.isna(), "unparseable amount")
     checks.fail(amount <= 0, "amount must be > 0")
     checks.fail(limits.amount_too_large(amount), f"amount above {limits.amount_text()} (--max-amount) or not finite")
     term = nz.parse_amounts(t["term_months"])
-    checks.fail(t["term_months"].notna() & limits.bad_term(term),
-                f"term_months must be a whole number of months from 1 to {limits.max_term_months}")
+    checks.fail(
+        t["term_months"].notna() & limits.bad_term(term),
+        f"term_months must be a whole number of months from 1 to {limits.max_term_months}",
+    )
     declared = {}
     for column in ("declared_monthly_revenue", "declared_monthly_income"):
         declared[column] = nz.parse_amounts(t[column])
         given = t[column].notna()
         checks.fail(given & declared[column].isna(), f"unparseable {column}")
-        checks.fail(given & ((declared[column] < 0) | limits.amount_too_large(declared[column])),
-                    f"{column} must be from 0 to {limits.amount_text()} (--max-amount)")
+        checks.fail(
+            given & ((declared[column] < 0) | limits.amount_too_large(declared[column])),
+            f"{column} must be from 0 to {limits.amount_text()} (--max-amount)",
+        )
     ids = nz.normalize_id_numbers(t["applicant_id_number"])
     checks.fail(ids["id_number"].isna(), "applicant_id_number is not a resident ID number (15 or 18 characters)")
     label = t["label"].str.lower()
@@ -303,17 +327,26 @@ def applications_part(frame: pd.DataFrame, source: str, limits: IngestLimits | N
     part.rel("Application-DECLARES_EMPLOYER-Company", pd.DataFrame({"src": app_key, "dst": employer_key}))
 
     part.node("Phone", pd.DataFrame({"key": phones["phone"], "valid": phones["phone_valid"]}))
-    part.rel("Application-HAS_PHONE-Phone", pd.DataFrame({"src": app_key, "dst": phones["phone"], "raw": t["applicant_phone"]}))
+    part.rel(
+        "Application-HAS_PHONE-Phone",
+        pd.DataFrame({"src": app_key, "dst": phones["phone"], "raw": t["applicant_phone"]}),
+    )
     part.node("Device", pd.DataFrame({"key": devices}))
     part.rel("Application-HAS_DEVICE-Device", pd.DataFrame({"src": app_key, "dst": devices}))
     part.node("IP", pd.DataFrame({"key": ips["ip"], "prefix": ips["ip_prefix"]}))
     part.rel("Application-HAS_IP-IP", pd.DataFrame({"src": app_key, "dst": ips["ip"]}))
     part.node("BankAccount", pd.DataFrame({"key": accounts["account"]}))
-    part.rel("Application-HAS_ACCOUNT-BankAccount", pd.DataFrame({"src": app_key, "dst": accounts["account"], "raw": t["bank_account"]}))
+    part.rel(
+        "Application-HAS_ACCOUNT-BankAccount",
+        pd.DataFrame({"src": app_key, "dst": accounts["account"], "raw": t["bank_account"]}),
+    )
     part.node("Email", pd.DataFrame({"key": emails["email"]}))
     part.rel("Application-HAS_EMAIL-Email", pd.DataFrame({"src": app_key, "dst": emails["email"], "raw": t["email"]}))
     part.node("Address", pd.DataFrame({"key": home["address"]}))
-    part.rel("Application-HAS_ADDRESS-Address", pd.DataFrame({"src": app_key, "dst": home["address"], "raw": t["applicant_address"]}))
+    part.rel(
+        "Application-HAS_ADDRESS-Address",
+        pd.DataFrame({"src": app_key, "dst": home["address"], "raw": t["applicant_address"]}),
+    )
     part.node("Address", pd.DataFrame({"key": office["address"]}))
     part.rel(
         "Company-REGISTERED_AT-Address",
@@ -341,8 +374,9 @@ def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore)
 # -- contacts -------------------------------------------------------------------
 
 
-def contacts_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore,
-                  stored: StoredCheck | None = None) -> TablePart:
+def contacts_part(
+    frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore, stored: StoredCheck | None = None
+) -> TablePart:
     """Validate and normalise emergency contacts of the applications in
     ``apps`` (this batch's index from :func:`applications_part`) or already in
     ``store``; the rest go to the rejects."""
@@ -352,7 +386,10 @@ def contacts_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: G
     for column in REQUIRED_COLUMNS["contacts"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~_isin(t["application_id"], known.index), "application_id not found among loaded applications (absent or rejected)")
+    checks.fail(
+        ~_isin(t["application_id"], known.index),
+        "application_id not found among loaded applications (absent or rejected)",
+    )
     phones = nz.normalize_phones(t["contact_phone"])
     checks.fail(phones["phone"].isna(), "contact_phone is not a phone number")
     if stored is not None:
@@ -382,8 +419,14 @@ def contacts_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: G
 # -- guarantees -----------------------------------------------------------------
 
 
-def guarantees_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store: GraphStore,
-                    limits: IngestLimits | None = None, stored: StoredCheck | None = None) -> TablePart:
+def guarantees_part(
+    frame: pd.DataFrame,
+    source: str,
+    apps: pd.DataFrame,
+    store: GraphStore,
+    limits: IngestLimits | None = None,
+    stored: StoredCheck | None = None,
+) -> TablePart:
     """Validate and normalise guarantees (person or company guarantors) of
     the applications in ``apps`` or already in ``store``."""
     limits = limits or IngestLimits()
@@ -395,15 +438,20 @@ def guarantees_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store:
     kind = t["guarantor_type"].str.lower()
     checks.fail(~kind.isin(["person", "company"]), "guarantor_type must be person or company")
     known = _known_applications(t["application_id"], apps, store)
-    checks.fail(~_isin(t["application_id"], known.index), "application_id not found among loaded applications (absent or rejected)")
+    checks.fail(
+        ~_isin(t["application_id"], known.index),
+        "application_id not found among loaded applications (absent or rejected)",
+    )
     ids = nz.normalize_id_numbers(t["guarantor_id"].where(kind == "person"))
     usccs = nz.normalize_uscc(t["guarantor_id"].where(kind == "company"))
     checks.fail((kind == "person") & ids["id_number"].isna(), "guarantor_id is not a resident ID number")
     checks.fail((kind == "company") & usccs["uscc"].isna(), "guarantor_id is not an 18-character USCC")
     amount = nz.parse_amounts(t["amount"])
     checks.fail(t["amount"].notna() & (amount.isna() | (amount < 0)), "unparseable guarantee amount")
-    checks.fail(t["amount"].notna() & limits.amount_too_large(amount),
-                f"guarantee amount above {limits.amount_text()} (--max-amount) or not finite")
+    checks.fail(
+        t["amount"].notna() & limits.amount_too_large(amount),
+        f"guarantee amount above {limits.amount_text()} (--max-amount) or not finite",
+    )
     if stored is not None:
         stored.check_guarantees(checks, frame, source, t, kind, ids, usccs, known, amount)
     part.rejects.append(_rejects_frame(frame, checks, source))
@@ -445,7 +493,9 @@ def guarantees_part(frame: pd.DataFrame, source: str, apps: pd.DataFrame, store:
     part.node("Phone", pd.DataFrame({"key": phones["phone"][person], "valid": phones["phone_valid"][person]}))
     part.rel(
         "Person-GUARANTOR_PHONE-Phone",
-        pd.DataFrame({"src": guarantor_key[person], "dst": phones["phone"][person], "raw": t["guarantor_phone"][person]}),
+        pd.DataFrame(
+            {"src": guarantor_key[person], "dst": phones["phone"][person], "raw": t["guarantor_phone"][person]}
+        ),
     )
     return part
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 __all__ = ["RecordingServer", "recording_http_server"]
 

@@ -56,8 +56,10 @@ def _client_env() -> dict[str, str]:
     """Credentials for an external server (``NEO4J_USER``/``NEO4J_PASSWORD``)."""
     if not os.environ.get("NEO4J_USER"):
         return {}
-    return {"RINGSCOPE_NEO4J_USER": os.environ["NEO4J_USER"],
-            "RINGSCOPE_NEO4J_PASSWORD": os.environ.get("NEO4J_PASSWORD", "")}
+    return {
+        "RINGSCOPE_NEO4J_USER": os.environ["NEO4J_USER"],
+        "RINGSCOPE_NEO4J_PASSWORD": os.environ.get("NEO4J_PASSWORD", ""),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "ServerHandle", "build", "start_server", "stop_server", "free_port", "plugins_dir", "read_password", "PASSWORD_FILE", "USER",
+    "ServerHandle",
+    "build",
+    "start_server",
+    "stop_server",
+    "free_port",
+    "plugins_dir",
+    "read_password",
+    "PASSWORD_FILE",
+    "USER",
 ]
 
 ROOT = Path(__file__).resolve().parent / "neo4j"
@@ -242,8 +250,9 @@ def start_server(
                 f"--- {debug} ---\n{_log_tail(debug, 20)}"
             )
         if READY in log.read_text(encoding="utf-8", errors="replace"):
-            handle = ServerHandle(uri=uri, port=port, data_dir=data, process=process,
-                                  password_file=data / PASSWORD_FILE if auth else None)
+            handle = ServerHandle(
+                uri=uri, port=port, data_dir=data, process=process, password_file=data / PASSWORD_FILE if auth else None
+            )
             try:
                 _wait_bolt(uri, handle.auth(), deadline)
             except RuntimeError:
@@ -361,8 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "start":
         try:
             handle = start_server(
-                args.port, args.data, args.heap, args.pagecache, timeout=args.timeout, plugins=not args.no_plugins,
-                auth=not args.no_auth, tx_memory=args.tx_memory,
+                args.port,
+                args.data,
+                args.heap,
+                args.pagecache,
+                timeout=args.timeout,
+                plugins=not args.no_plugins,
+                auth=not args.no_auth,
+                tx_memory=args.tx_memory,
             )
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)

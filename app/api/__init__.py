@@ -26,10 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from ringscope.detectors.evaluate import Evaluation, evaluate_findings
 from ringscope.app.jobs import flag_applications
-from ringscope.detectors.risk.flagging import FlagResult
+from ringscope.detectors.evaluate import Evaluation, evaluate_findings
 from ringscope.detectors.registry import DETECTORS
+from ringscope.detectors.risk.flagging import FlagResult
 from ringscope.detectors.risk.training import TrainResult
 from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
 from ringscope.detectors.settings import Settings, load_settings
@@ -61,8 +61,15 @@ __all__ = [
 ]
 
 
-def ingest_export(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *,
-                  update: bool = False, lock_timeout: float | None = None, progress=None) -> IngestSummary:
+def ingest_export(
+    store: GraphStore,
+    folder: str | Path,
+    rejects_path: str | Path | None = None,
+    *,
+    update: bool = False,
+    lock_timeout: float | None = None,
+    progress=None,
+) -> IngestSummary:
     """Load the contract tables in ``folder`` (CSV in UTF-8/GBK/GB18030, or Parquet).
 
     Rows that fail a check go to ``rejects_path`` (default
@@ -70,12 +77,20 @@ def ingest_export(store: GraphStore, folder: str | Path, rejects_path: str | Pat
     ``update`` lets a later feed change stored applications (audited); without
     it a stored row is never overwritten.
     """
-    return _pipeline_ingest(folder, store, rejects_path=rejects_path, progress=progress, update=update,
-                            lock_timeout=lock_timeout)
+    return _pipeline_ingest(
+        folder, store, rejects_path=rejects_path, progress=progress, update=update, lock_timeout=lock_timeout
+    )
 
 
-def detect(store: GraphStore, detectors: list[str] | None = None, settings: Settings | None = None,
-           *, save: bool = True, lock_timeout: float | None = None, progress=None) -> DetectionRun:
+def detect(
+    store: GraphStore,
+    detectors: list[str] | None = None,
+    settings: Settings | None = None,
+    *,
+    save: bool = True,
+    lock_timeout: float | None = None,
+    progress=None,
+) -> DetectionRun:
     """Run ``detectors`` (default: every one in :data:`DETECTORS`) and save their findings.
 
     ``settings`` (:func:`load_settings` reads a ``--config`` file) override
@@ -107,8 +122,16 @@ def resolve_entities(store: GraphStore) -> pd.DataFrame:
     return application_entities(store)
 
 
-def train(store: GraphStore, target: str = "fraud", *, settings: Settings | None = None, promote: str = "never",
-          lock_timeout: float | None = None, progress=None, **config: Any) -> TrainResult:
+def train(
+    store: GraphStore,
+    target: str = "fraud",
+    *,
+    settings: Settings | None = None,
+    promote: str = "never",
+    lock_timeout: float | None = None,
+    progress=None,
+    **config: Any,
+) -> TrainResult:
     """Fit the ``target`` model (``"fraud"`` or ``"default"``) on the store's outcomes and verdicts.
 
     The first model of a store becomes its champion and scores every
@@ -121,7 +144,6 @@ def train(store: GraphStore, target: str = "fraud", *, settings: Settings | None
     store's last :func:`detect` ran with.
     """
     from ringscope.detectors.risk.training import train as train_model
-
     from ringscope.detectors.settings import store_settings
 
     with store.lock(job="ringscope train", timeout=lock_timeout):
@@ -129,8 +151,15 @@ def train(store: GraphStore, target: str = "fraud", *, settings: Settings | None
         return train_model(store, training, progress=progress, promote=promote)
 
 
-def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None = None, *, target: str = "fraud",
-         lock_timeout: float | None = None, progress=None) -> tuple[IngestSummary, FlagResult]:
+def flag(
+    store: GraphStore,
+    folder: str | Path,
+    rejects_path: str | Path | None = None,
+    *,
+    target: str = "fraud",
+    lock_timeout: float | None = None,
+    progress=None,
+) -> tuple[IngestSummary, FlagResult]:
     """Ingest tonight's ``folder`` and score what loaded with the champion ``target`` model.
 
     Returns the ingest summary and the :class:`FlagResult`, whose ``flags``
@@ -142,8 +171,9 @@ def flag(store: GraphStore, folder: str | Path, rejects_path: str | Path | None 
 
     model = load_model(target_folder(store, target))
     if model.target != target:
-        raise ValueError(f"The saved model {model.version} predicts {model.target!r}, not {target!r}; "
-                         f"train a {target} model first.")
+        raise ValueError(
+            f"The saved model {model.version} predicts {model.target!r}, not {target!r}; train a {target} model first."
+        )
     with store.lock(job="ringscope flag", timeout=lock_timeout):
         return flag_applications(store, folder, model, rejects_path or "ringscope_rejects.csv", progress=progress)
 

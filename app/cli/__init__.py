@@ -47,4 +47,3 @@ def main() -> None:
     # write batches on a hub node); retries are routine, failures still raise.
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     cli(prog_name="ringscope")
-

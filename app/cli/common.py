@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
@@ -17,7 +17,9 @@ from ringscope.graph.store import (
     open_store,
 )
 
-__all__ = ['config_option', 'settings_from', 
+__all__ = [
+    "config_option",
+    "settings_from",
     "print_bad_values",
     "ProgressBar",
     "StoreBusyError",

@@ -273,7 +273,10 @@ def settings(store_path: str | None, neo4j_uri: str | None, config_path: Path | 
         with opened(store_path, neo4j_uri) as store:
             saved = stored_settings(store)
         chosen = saved if saved is not None else settings_from(None)
-        where = (f"the last detect of the {store.kind} store at {store.location}" if saved is not None
-                 else "the defaults (the store has no saved settings yet)")
+        where = (
+            f"the last detect of the {store.kind} store at {store.location}"
+            if saved is not None
+            else "the defaults (the store has no saved settings yet)"
+        )
     click.echo(f"# {where}")
     click.echo(chosen.to_toml(), nl=False)

@@ -151,8 +151,7 @@ def _bad_alias(bad_labels: str | None, target: str | None) -> str:
     "--review-capacity",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=None,
-    help="Share of applications the team can review (precision@k is measured there) [default: 0.05, "
-    "or --config's].",
+    help="Share of applications the team can review (precision@k is measured there) [default: 0.05, or --config's].",
 )
 @click.option(
     "--review",
@@ -207,9 +206,12 @@ def train(
         if settings is None:  # the [training] the last detect was given, if any
             settings = detected_with
         elif settings.detectors and not settings.same_detectors(detected_with):
-            click.echo(f"warning: the [detectors] of {config_path} differ from the settings the store's findings "
-                       f"were made with; the model learns from the stored findings. Run `ringscope detect "
-                       f"--config {config_path}` first to use them.", err=True)
+            click.echo(
+                f"warning: the [detectors] of {config_path} differ from the settings the store's findings "
+                f"were made with; the model learns from the stored findings. Run `ringscope detect "
+                f"--config {config_path}` first to use them.",
+                err=True,
+            )
         try:
             config = settings.training_config(
                 _bad_alias(bad_labels, target),

@@ -44,9 +44,27 @@ from typing import Any
 
 from ringscope.graph.files import atomic_write_text, private_dir
 
-__all__ = ["ROLES", "User", "users_file", "add_user", "verify", "load_users", "hash_password", "can", "oidc_user",
-           "LoginResult", "log_in", "attempts_file", "LOCK_AFTER", "BACKOFF", "MAX_BACKOFF", "SessionTable",
-           "idle_seconds", "IDLE_MINUTES", "unlock"]
+__all__ = [
+    "ROLES",
+    "User",
+    "users_file",
+    "add_user",
+    "verify",
+    "load_users",
+    "hash_password",
+    "can",
+    "oidc_user",
+    "LoginResult",
+    "log_in",
+    "attempts_file",
+    "LOCK_AFTER",
+    "BACKOFF",
+    "MAX_BACKOFF",
+    "SessionTable",
+    "idle_seconds",
+    "IDLE_MINUTES",
+    "unlock",
+]
 
 ROLES = ("investigator", "analyst", "admin")
 
@@ -150,8 +168,14 @@ def verify(path: Path, name: str, password: str) -> User | None:
         # spend the same time on unknown users
         hashlib.scrypt(b"x", salt=b"0" * 16, n=_N, r=_R, p=_P, dklen=32)
         return None
-    digest = hashlib.scrypt((password or "").encode("utf-8"), salt=bytes.fromhex(entry["salt"]),
-                            n=entry.get("n", _N), r=entry.get("r", _R), p=entry.get("p", _P), dklen=32)
+    digest = hashlib.scrypt(
+        (password or "").encode("utf-8"),
+        salt=bytes.fromhex(entry["salt"]),
+        n=entry.get("n", _N),
+        r=entry.get("r", _R),
+        p=entry.get("p", _P),
+        dklen=32,
+    )
     if hmac.compare_digest(digest.hex(), entry["hash"]):
         return User(name.strip(), entry["role"])
     return None
@@ -321,8 +345,9 @@ class SessionTable:
             self.sessions[token] = _Session(user, time.time() if now is None else now)
         return token
 
-    def resume(self, token: str | None, now: float | None = None, idle: float | None = None,
-               users_path: Path | None = None) -> User | None:
+    def resume(
+        self, token: str | None, now: float | None = None, idle: float | None = None, users_path: Path | None = None
+    ) -> User | None:
         """The user of ``token`` if it is live (and touch it), else ``None``."""
         now = time.time() if now is None else now
         idle = idle_seconds() if idle is None else idle

@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
-from ringscope.app.dashboard.i18n import Message, N_
+from ringscope.app.dashboard.i18n import N_, Message
 from ringscope.graph.locking import StoreBusy
 from ringscope.graph.model import CASE_VERDICTS
 from ringscope.graph.store import GraphBatch
@@ -100,7 +101,7 @@ def case_key(target_label: str, target_key: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @contextlib.contextmanager
@@ -112,8 +113,12 @@ def _locked(store: Any) -> Iterator[None]:
             yield
     except StoreBusy as busy:
         who = busy.holder.describe() if busy.holder else "another job"
-        raise CaseError(Message(N_("The store is busy: {who} is writing to it. Nothing was saved; try again "
-                                   "when it has finished."), who=who)) from busy
+        raise CaseError(
+            Message(
+                N_("The store is busy: {who} is writing to it. Nothing was saved; try again when it has finished."),
+                who=who,
+            )
+        ) from busy
 
 
 def _clean(value: Any) -> str:
@@ -133,8 +138,15 @@ def get_case(store: Any, target_label: str, target_key: str) -> Case:
     if frame.empty:
         return Case(target_label, target_key)
     row = frame.iloc[0]
-    return Case(target_label, target_key, _clean(row["status"]) or "Open", _clean(row["assignee"]),
-                _clean(row["comment"]), _clean(row["updated_at"]), _clean(row["updated_by"]))
+    return Case(
+        target_label,
+        target_key,
+        _clean(row["status"]) or "Open",
+        _clean(row["assignee"]),
+        _clean(row["comment"]),
+        _clean(row["updated_at"]),
+        _clean(row["updated_by"]),
+    )
 
 
 def list_cases(store: Any) -> pd.DataFrame:
@@ -157,8 +169,15 @@ def audit(store: Any, user: str, action: str, target: str, before: Any = None, a
     """Append one audit event and return its key (written before returning)."""
     at = _now()
     key = f"audit:{at}:{uuid.uuid4().hex[:12]}"
-    row = {"key": key, "at": at, "user": user, "action": action, "target": target,
-           "before": _json(before), "after": _json(after)}
+    row = {
+        "key": key,
+        "at": at,
+        "user": user,
+        "action": action,
+        "target": target,
+        "before": _json(before),
+        "after": _json(after),
+    }
     with _locked(store):
         store.write(GraphBatch(nodes={"AuditEvent": pd.DataFrame([row])}))
     stored = store.node_properties("AuditEvent", [key], ["action"])
@@ -175,8 +194,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
 
 
-def update_case(store: Any, user: str, target_label: str, target_key: str, status: str | None = None,
-                assignee: str | None = None, comment: str | None = None) -> Case:
+def update_case(
+    store: Any,
+    user: str,
+    target_label: str,
+    target_key: str,
+    status: str | None = None,
+    assignee: str | None = None,
+    comment: str | None = None,
+) -> Case:
     """Change a case's status or assignee; ``comment`` is the reason for a
     status change.
 
@@ -191,11 +217,22 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     before = get_case(store, target_label, target_key)
     new_status = status or before.status
     if new_status not in STATUSES:
-        raise CaseError(Message(N_("Unknown status {status}; use one of {allowed}."), status=repr(new_status),
-                                allowed=", ".join(STATUSES)))
+        raise CaseError(
+            Message(
+                N_("Unknown status {status}; use one of {allowed}."),
+                status=repr(new_status),
+                allowed=", ".join(STATUSES),
+            )
+        )
     if new_status != before.status and new_status not in TRANSITIONS[before.status]:
-        raise CaseError(Message(N_("A case cannot go from {before} to {after}; allowed: {allowed}."),
-                                before=before.status, after=new_status, allowed=", ".join(TRANSITIONS[before.status])))
+        raise CaseError(
+            Message(
+                N_("A case cannot go from {before} to {after}; allowed: {allowed}."),
+                before=before.status,
+                after=new_status,
+                allowed=", ".join(TRANSITIONS[before.status]),
+            )
+        )
     if new_status in ("Confirmed fraud", "Dismissed") and new_status != before.status and not (comment or "").strip():
         raise CaseError(Message(N_("Say why in the comment before marking the case {status}."), status=new_status))
     moves = new_status != before.status
@@ -204,8 +241,9 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
         if assignee is None or assignee == before.assignee:
             return get_case(store, target_label, target_key)
     reason = comment if moves and comment is not None else before.comment
-    after = Case(target_label, target_key, new_status,
-                 before.assignee if assignee is None else assignee, reason, _now(), user)
+    after = Case(
+        target_label, target_key, new_status, before.assignee if assignee is None else assignee, reason, _now(), user
+    )
     fields = ("status", "assignee", "comment")
     changed = {f: (getattr(before, f), getattr(after, f)) for f in fields if getattr(before, f) != getattr(after, f)}
     if not changed and before.updated_at:
@@ -213,9 +251,14 @@ def update_case(store: Any, user: str, target_label: str, target_key: str, statu
     action = "case.status" if "status" in changed else "case.update"
     row = {"key": after.key, **{p: getattr(after, p) for p in _CASE_PROPS}}
     with _locked(store):  # one hold: the audit event, then the case
-        audit(store, user, action, after.key,
-              before={f: getattr(before, f) for f in fields} if before.updated_at else None,
-              after={f: getattr(after, f) for f in fields})
+        audit(
+            store,
+            user,
+            action,
+            after.key,
+            before={f: getattr(before, f) for f in fields} if before.updated_at else None,
+            after={f: getattr(after, f) for f in fields},
+        )
         store.write(GraphBatch(nodes={"Case": pd.DataFrame([row])}))
     stored = get_case(store, target_label, target_key)
     if stored.status != after.status or stored.updated_at != after.updated_at:
@@ -248,8 +291,13 @@ def case_notes(store: Any, target_label: str, target_key: str) -> pd.DataFrame:
     """A case's notes, oldest first: ``at``, ``user``, ``note``."""
     log = audit_log(store, target=case_key(target_label, target_key), limit=100_000)
     notes = log[log["action"] == "case.note"].sort_values("at")
-    return pd.DataFrame({"at": notes["at"].to_numpy(object), "user": notes["user"].to_numpy(object),
-                         "note": notes["after"].to_numpy(object)})
+    return pd.DataFrame(
+        {
+            "at": notes["at"].to_numpy(object),
+            "user": notes["user"].to_numpy(object),
+            "note": notes["after"].to_numpy(object),
+        }
+    )
 
 
 def audit_log(store: Any, target: str | None = None, user: str | None = None, limit: int = 500) -> pd.DataFrame:

@@ -48,14 +48,16 @@ def _edges_among(index: GraphIndex, nodes: list[str]) -> pd.DataFrame:
     edge_pos, other = index.incident(np.array(positions))
     keep = np.unique(edge_pos[inside[other]])
     e = index.edges.iloc[keep]
-    return pd.DataFrame({
-        "source": index.ids[e["s"].to_numpy()].to_numpy(object),
-        "target": index.ids[e["t"].to_numpy()].to_numpy(object),
-        "type": e["type"].astype(str).to_numpy(object),
-        "amount": e["amount"].to_numpy(),
-        "share_pct": e["share_pct"].to_numpy(),
-        "score": e["score"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "source": index.ids[e["s"].to_numpy()].to_numpy(object),
+            "target": index.ids[e["t"].to_numpy()].to_numpy(object),
+            "type": e["type"].astype(str).to_numpy(object),
+            "amount": e["amount"].to_numpy(),
+            "share_pct": e["share_pct"].to_numpy(),
+            "score": e["score"].to_numpy(),
+        }
+    )
 
 
 def cluster_subgraph(
@@ -145,27 +147,40 @@ def capped_subgraph(index: GraphIndex, roles: dict[str, str], max_elements: int,
         edges = _edges_among(index, keep)
     kept = {n: roles[n] for n in keep}
     if truncated:
-        notes.append(Message(N_("The view is capped at {limit} elements: {n} lower-priority nodes are not shown."),
-                             limit=max_elements, n=truncated))
+        notes.append(
+            Message(
+                N_("The view is capped at {limit} elements: {n} lower-priority nodes are not shown."),
+                limit=max_elements,
+                n=truncated,
+            )
+        )
     return Subgraph(kept, edges.reset_index(drop=True), truncated, notes)
 
 
-def expand_subgraph(index: GraphIndex, view: Subgraph, nid: str, limit: int = 50,
-                    max_elements: int = MAX_ELEMENTS) -> Subgraph:
+def expand_subgraph(
+    index: GraphIndex, view: Subgraph, nid: str, limit: int = 50, max_elements: int = MAX_ELEMENTS
+) -> Subgraph:
     """``view`` plus up to ``limit`` neighbours of ``nid`` (hubs say so)."""
     roles = dict(view.nodes)
     notes = list(view.notes)
     pos = index.position(nid)
     if pos is not None and index.degree(pos) > limit:
-        notes.append(Message(N_("{label} has {n} links; showing {limit}."), label=split_node_id(nid)[0],
-                             n=int(index.degree(pos)), limit=limit))
+        notes.append(
+            Message(
+                N_("{label} has {n} links; showing {limit}."),
+                label=split_node_id(nid)[0],
+                n=int(index.degree(pos)),
+                limit=limit,
+            )
+        )
     for n in index.neighbours(nid, limit=limit):
         roles.setdefault(n, "expanded")
     return capped_subgraph(index, roles, max_elements, notes)
 
 
-def shortest_path(index: GraphIndex, a: str, b: str, radius: int = 4, max_nodes: int = 20_000,
-                  hub_degree: int = HUB_DEGREE) -> list[str] | None:
+def shortest_path(
+    index: GraphIndex, a: str, b: str, radius: int = 4, max_nodes: int = 20_000, hub_degree: int = HUB_DEGREE
+) -> list[str] | None:
     """Shortest path between nodes ``a`` and ``b`` (ids), or ``None``.
 
     Runs networkx on the bounded neighbourhood of both ends (``radius`` hops

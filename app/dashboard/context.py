@@ -20,9 +20,30 @@ from ringscope.app.dashboard import auth, cases, display, i18n, names, services
 from ringscope.app.dashboard.auth import User
 from ringscope.app.dashboard.i18n import N_, _
 
-__all__ = ["config", "store", "version", "findings", "members", "index", "search_index", "init_session",
-           "current_user", "require", "login_form", "log_out", "users_path", "SESSION_PARAM", "reveal_button", "is_revealed", "case_panel", "table", "PAGE_FILES",
-           "language_switch", "audit_frame", "field_rows"]
+__all__ = [
+    "config",
+    "store",
+    "version",
+    "findings",
+    "members",
+    "index",
+    "search_index",
+    "init_session",
+    "current_user",
+    "require",
+    "login_form",
+    "log_out",
+    "users_path",
+    "SESSION_PARAM",
+    "reveal_button",
+    "is_revealed",
+    "case_panel",
+    "table",
+    "PAGE_FILES",
+    "language_switch",
+    "audit_frame",
+    "field_rows",
+]
 
 #: page name → file (relative to main.py), in menu order, with the permission it needs
 PAGE_FILES = [
@@ -161,9 +182,14 @@ def language_switch() -> None:
     The control is keyed by the language it shows, so after a switch a
     fresh control starts on the new language (no widget state to correct)."""
     current = st.session_state.get("lang") or i18n.DEFAULT
-    picked = st.segmented_control("Language · 语言", list(i18n.LANGUAGES), default=current,
-                                  format_func=i18n.LANGUAGES.get, key=f"lang_switch_{current}",
-                                  label_visibility="collapsed")
+    picked = st.segmented_control(
+        "Language · 语言",
+        list(i18n.LANGUAGES),
+        default=current,
+        format_func=i18n.LANGUAGES.get,
+        key=f"lang_switch_{current}",
+        label_visibility="collapsed",
+    )
     if picked and picked != current:
         st.session_state["lang"] = picked
         st.query_params[i18n.PARAM] = picked
@@ -223,8 +249,9 @@ def log_out(reason: str = "logout") -> None:
             del st.session_state[key]
     init_session()
     if reason == "logout.idle":
-        st.session_state["login_flash"] = _("You were logged out after {minutes} minutes without "
-                                            "activity.").format(minutes=f"{auth.idle_seconds() / 60:g}")
+        st.session_state["login_flash"] = _("You were logged out after {minutes} minutes without activity.").format(
+            minutes=f"{auth.idle_seconds() / 60:g}"
+        )
 
 
 def current_user() -> User | None:
@@ -309,8 +336,11 @@ def login_form() -> None:
             if result.user is not None:
                 _start(result.user, "password")
             else:
-                _audit_login(name, f"login.{result.outcome}",
-                             {"failures": result.failures, "locked_seconds": round(result.locked_for)})
+                _audit_login(
+                    name,
+                    f"login.{result.outcome}",
+                    {"failures": result.failures, "locked_seconds": round(result.locked_for)},
+                )
         except cases.CaseError as exc:  # the store is busy: no log-in without its audit row
             st.session_state["user"] = None
             st.error(i18n.tr(exc))
@@ -318,8 +348,11 @@ def login_form() -> None:
         if result.user is not None:
             st.rerun()
         elif result.locked_for > 0:
-            st.error(_("Too many failed log-ins for this user. Try again in {minutes} minute(s).").format(
-                minutes=max(1, round(result.locked_for / 60))))
+            st.error(
+                _("Too many failed log-ins for this user. Try again in {minutes} minute(s).").format(
+                    minutes=max(1, round(result.locked_for / 60))
+                )
+            )
         else:
             st.error(_("Unknown user or wrong password."))
     try:
@@ -346,14 +379,23 @@ def reveal_button(nid: str, user: User, key: str) -> bool:
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
-def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, ...], window: tuple | None,
-             path: tuple[str, ...], revealed: frozenset, lang: str = i18n.DEFAULT) -> tuple[Any, Any]:
+def _cluster(
+    location: str,
+    data_version: str,
+    finding: str,
+    extra: tuple[str, ...],
+    window: tuple | None,
+    path: tuple[str, ...],
+    revealed: frozenset,
+    lang: str = i18n.DEFAULT,
+) -> tuple[Any, Any]:
     from ringscope.app.dashboard import graphview
 
     idx = index()
     lo, hi = window if window else (None, None)
-    view = services.cluster_subgraph(store(), idx, members(), finding, extra=list(extra), applied_from=lo,
-                                     applied_to=hi)
+    view = services.cluster_subgraph(
+        store(), idx, members(), finding, extra=list(extra), applied_from=lo, applied_to=hi
+    )
     if path:
         roles = dict(view.nodes)
         for nid in path:
@@ -367,8 +409,16 @@ def _cluster(location: str, data_version: str, finding: str, extra: tuple[str, .
 
 def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str] | None, revealed: set[str]):
     """(Subgraph, GraphPayload) of a finding's view, cached per data version."""
-    return _cluster(store().location, version(), finding, tuple(extra), window, tuple(path or ()),
-                    frozenset(revealed), i18n.language())
+    return _cluster(
+        store().location,
+        version(),
+        finding,
+        tuple(extra),
+        window,
+        tuple(path or ()),
+        frozenset(revealed),
+        i18n.language(),
+    )
 
 
 def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
@@ -386,8 +436,10 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
 
     st_ = store()
     case = cases.get_case(st_, target_label, target_key)
-    st.text(_("Status: {status}").format(status=names.status_name(case.status))
-            + (_(" · assignee {name}").format(name=case.assignee) if case.assignee else ""))
+    st.text(
+        _("Status: {status}").format(status=names.status_name(case.status))
+        + (_(" · assignee {name}").format(name=case.assignee) if case.assignee else "")
+    )
     if case.updated_at:
         st.text(_("last changed {at} by {user}").format(at=i18n.fmt_time(case.updated_at), user=case.updated_by))
     if case.comment:
@@ -399,22 +451,33 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     flash = st.session_state.pop(f"{prefix}_flash", None)
     if flash:
         st.success(flash)
-    version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode("utf-8")).hexdigest()[:12]
+    version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode()).hexdigest()[:12]
     form = f"{prefix}_{version}"
     with st.form(f"{form}_form", clear_on_submit=True):
-        new_status = st.selectbox(_("New status"), allowed, index=None, key=f"{form}_status",
-                                  format_func=i18n.formatter(names.status_name), disabled=not allowed,
-                                  placeholder=_("Keep: {status}").format(status=names.status_name(case.status)))
+        new_status = st.selectbox(
+            _("New status"),
+            allowed,
+            index=None,
+            key=f"{form}_status",
+            format_func=i18n.formatter(names.status_name),
+            disabled=not allowed,
+            placeholder=_("Keep: {status}").format(status=names.status_name(case.status)),
+        )
         assignee = st.text_input(_("Assignee"), value=case.assignee or user.name, key=f"{form}_assignee")
-        text = st.text_area(_("Note"), value="", key=f"{form}_note",
-                            placeholder=_("A note; with a new status, the reason (required to confirm or dismiss)"))
+        text = st.text_area(
+            _("Note"),
+            value="",
+            key=f"{form}_note",
+            placeholder=_("A note; with a new status, the reason (required to confirm or dismiss)"),
+        )
         saved = st.form_submit_button(_("Save case"))
     if saved:
         text = (text or "").strip()
         try:
             if new_status is not None and new_status != case.status:
-                after = cases.update_case(st_, user.name, target_label, target_key, status=new_status,
-                                          assignee=assignee, comment=text or None)
+                after = cases.update_case(
+                    st_, user.name, target_label, target_key, status=new_status, assignee=assignee, comment=text or None
+                )
                 message = _("Case saved: {status}.").format(status=names.status_name(after.status))
             else:
                 after = case
@@ -423,7 +486,8 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
                 if text:
                     cases.add_note(st_, user.name, target_label, target_key, text)
                 message = (_("Case saved: {status} (note added).") if text else _("Case saved: {status}.")).format(
-                    status=names.status_name(after.status))
+                    status=names.status_name(after.status)
+                )
         except cases.CaseError as exc:
             st.error(i18n.tr(exc))
         else:
@@ -439,8 +503,10 @@ def case_panel(user: User, target_label: str, target_key: str, prefix: str = "ca
     if len(log):
         st.caption(_("Audit log of this case"))
         for event in log.head(5).itertuples():
-            st.text(f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
-                    f"{mask_text(names.audit_text(event.after))}")
+            st.text(
+                f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
+                f"{mask_text(names.audit_text(event.after))}"
+            )
         shown_log = audit_frame(log[["at", "user", "action", "before", "after"]])
         table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
 
@@ -463,5 +529,6 @@ def audit_frame(log: pd.DataFrame) -> pd.DataFrame:
 
 def field_rows(record: dict[str, Any], name: str = "field") -> pd.DataFrame:
     """A record as rows of (human field name, value for reading)."""
-    return pd.DataFrame({name: [names.field_name(k) for k in record],
-                         "value": [names.fmt_field(k, v) for k, v in record.items()]})
+    return pd.DataFrame(
+        {name: [names.field_name(k) for k in record], "value": [names.fmt_field(k, v) for k, v in record.items()]}
+    )

@@ -54,60 +54,176 @@ TIMEOUT = 15.0
 #: Plan operators (name before any ``(…)`` and ``@database``) that only read.
 #: Writes, schema changes, LOAD CSV, CALL … IN TRANSACTIONS, commands and
 #: anything newer than this list are refused.
-READ_OPERATORS = frozenset({
-    # leaves: scans and seeks
-    "AllNodesScan", "NodeByLabelScan", "UnionNodeByLabelsScan", "IntersectionNodeByLabelsScan",
-    "SubtractionNodeByLabelsScan", "NodeByIdSeek", "NodeByElementIdSeek", "NodeIndexSeek", "NodeUniqueIndexSeek",
-    "NodeIndexSeekByRange", "NodeUniqueIndexSeekByRange", "MultiNodeIndexSeek", "AssertingMultiNodeIndexSeek",
-    "NodeIndexScan", "NodeIndexContainsScan", "NodeIndexEndsWithScan", "NodeCountFromCountStore",
-    "RelationshipCountFromCountStore", "DirectedRelationshipByIdSeek", "UndirectedRelationshipByIdSeek",
-    "DirectedRelationshipByElementIdSeek", "UndirectedRelationshipByElementIdSeek", "DirectedRelationshipIndexSeek",
-    "UndirectedRelationshipIndexSeek", "DirectedRelationshipUniqueIndexSeek", "UndirectedRelationshipUniqueIndexSeek",
-    "DirectedRelationshipIndexSeekByRange", "UndirectedRelationshipIndexSeekByRange",
-    "DirectedRelationshipUniqueIndexSeekByRange", "UndirectedRelationshipUniqueIndexSeekByRange",
-    "DirectedRelationshipIndexScan", "UndirectedRelationshipIndexScan", "DirectedRelationshipIndexContainsScan",
-    "UndirectedRelationshipIndexContainsScan", "DirectedRelationshipIndexEndsWithScan",
-    "UndirectedRelationshipIndexEndsWithScan", "DirectedAllRelationshipsScan", "UndirectedAllRelationshipsScan",
-    "DirectedRelationshipTypeScan", "UndirectedRelationshipTypeScan", "DirectedUnionRelationshipTypesScan",
-    "UndirectedUnionRelationshipTypesScan", "AssertingMultiRelationshipIndexSeek", "Argument", "ArgumentTracker",
-    "EmptyRow",
-    # traversal
-    "Expand", "OptionalExpand", "VarLengthExpand", "ShortestPath", "StatefulShortestPath", "Repeat",
-    "BidirectionalRepeat", "ProjectEndpoints", "PathPropagatingBFS",
-    # rows
-    "Filter", "Projection", "ProduceResults", "CacheProperties", "Distinct", "OrderedDistinct", "EagerAggregation",
-    "OrderedAggregation", "Sort", "PartialSort", "Top", "PartialTop", "Limit", "ExhaustiveLimit", "Skip", "Unwind",
-    "Eager", "EmptyResult", "NonFuseable", "PreserveOrder", "NullifyMetadata", "AssertSameNode",
-    "AssertSameRelationship",
-    # joins and subqueries
-    "Apply", "SemiApply", "AntiSemiApply", "LetSemiApply", "LetAntiSemiApply", "SelectOrSemiApply",
-    "SelectOrAntiSemiApply", "LetSelectOrSemiApply", "LetSelectOrAntiSemiApply", "ConditionalApply",
-    "AntiConditionalApply", "RollUpApply", "CartesianProduct", "NodeHashJoin", "NodeLeftOuterHashJoin",
-    "NodeRightOuterHashJoin", "ValueHashJoin", "Optional", "Anti", "Union", "OrderedUnion", "TriadicSelection",
-    "TriadicBuild", "TriadicFilter",
-    # checked by name below
-    "ProcedureCall",
-})
+READ_OPERATORS = frozenset(
+    {
+        # leaves: scans and seeks
+        "AllNodesScan",
+        "NodeByLabelScan",
+        "UnionNodeByLabelsScan",
+        "IntersectionNodeByLabelsScan",
+        "SubtractionNodeByLabelsScan",
+        "NodeByIdSeek",
+        "NodeByElementIdSeek",
+        "NodeIndexSeek",
+        "NodeUniqueIndexSeek",
+        "NodeIndexSeekByRange",
+        "NodeUniqueIndexSeekByRange",
+        "MultiNodeIndexSeek",
+        "AssertingMultiNodeIndexSeek",
+        "NodeIndexScan",
+        "NodeIndexContainsScan",
+        "NodeIndexEndsWithScan",
+        "NodeCountFromCountStore",
+        "RelationshipCountFromCountStore",
+        "DirectedRelationshipByIdSeek",
+        "UndirectedRelationshipByIdSeek",
+        "DirectedRelationshipByElementIdSeek",
+        "UndirectedRelationshipByElementIdSeek",
+        "DirectedRelationshipIndexSeek",
+        "UndirectedRelationshipIndexSeek",
+        "DirectedRelationshipUniqueIndexSeek",
+        "UndirectedRelationshipUniqueIndexSeek",
+        "DirectedRelationshipIndexSeekByRange",
+        "UndirectedRelationshipIndexSeekByRange",
+        "DirectedRelationshipUniqueIndexSeekByRange",
+        "UndirectedRelationshipUniqueIndexSeekByRange",
+        "DirectedRelationshipIndexScan",
+        "UndirectedRelationshipIndexScan",
+        "DirectedRelationshipIndexContainsScan",
+        "UndirectedRelationshipIndexContainsScan",
+        "DirectedRelationshipIndexEndsWithScan",
+        "UndirectedRelationshipIndexEndsWithScan",
+        "DirectedAllRelationshipsScan",
+        "UndirectedAllRelationshipsScan",
+        "DirectedRelationshipTypeScan",
+        "UndirectedRelationshipTypeScan",
+        "DirectedUnionRelationshipTypesScan",
+        "UndirectedUnionRelationshipTypesScan",
+        "AssertingMultiRelationshipIndexSeek",
+        "Argument",
+        "ArgumentTracker",
+        "EmptyRow",
+        # traversal
+        "Expand",
+        "OptionalExpand",
+        "VarLengthExpand",
+        "ShortestPath",
+        "StatefulShortestPath",
+        "Repeat",
+        "BidirectionalRepeat",
+        "ProjectEndpoints",
+        "PathPropagatingBFS",
+        # rows
+        "Filter",
+        "Projection",
+        "ProduceResults",
+        "CacheProperties",
+        "Distinct",
+        "OrderedDistinct",
+        "EagerAggregation",
+        "OrderedAggregation",
+        "Sort",
+        "PartialSort",
+        "Top",
+        "PartialTop",
+        "Limit",
+        "ExhaustiveLimit",
+        "Skip",
+        "Unwind",
+        "Eager",
+        "EmptyResult",
+        "NonFuseable",
+        "PreserveOrder",
+        "NullifyMetadata",
+        "AssertSameNode",
+        "AssertSameRelationship",
+        # joins and subqueries
+        "Apply",
+        "SemiApply",
+        "AntiSemiApply",
+        "LetSemiApply",
+        "LetAntiSemiApply",
+        "SelectOrSemiApply",
+        "SelectOrAntiSemiApply",
+        "LetSelectOrSemiApply",
+        "LetSelectOrAntiSemiApply",
+        "ConditionalApply",
+        "AntiConditionalApply",
+        "RollUpApply",
+        "CartesianProduct",
+        "NodeHashJoin",
+        "NodeLeftOuterHashJoin",
+        "NodeRightOuterHashJoin",
+        "ValueHashJoin",
+        "Optional",
+        "Anti",
+        "Union",
+        "OrderedUnion",
+        "TriadicSelection",
+        "TriadicBuild",
+        "TriadicFilter",
+        # checked by name below
+        "ProcedureCall",
+    }
+)
 
 #: Procedures the console may call: schema introspection and read-only traversals.
-CONSOLE_PROCEDURES = frozenset({
-    "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
-    "db.schema.nodeTypeProperties", "db.schema.relTypeProperties",
-    "apoc.meta.stats", "apoc.meta.schema", "apoc.meta.data", "apoc.meta.nodeTypeProperties",
-    "apoc.meta.relTypeProperties",
-    "apoc.path.expand", "apoc.path.expandConfig", "apoc.path.subgraphNodes", "apoc.path.subgraphAll",
-    "apoc.path.spanningTree",
-    "apoc.neighbors.tohop", "apoc.neighbors.byhop", "apoc.neighbors.athop",
-    "apoc.neighbors.tohop.count", "apoc.neighbors.byhop.count", "apoc.neighbors.athop.count",
-})
+CONSOLE_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshipTypes",
+        "db.propertyKeys",
+        "db.schema.visualization",
+        "db.schema.nodeTypeProperties",
+        "db.schema.relTypeProperties",
+        "apoc.meta.stats",
+        "apoc.meta.schema",
+        "apoc.meta.data",
+        "apoc.meta.nodeTypeProperties",
+        "apoc.meta.relTypeProperties",
+        "apoc.path.expand",
+        "apoc.path.expandConfig",
+        "apoc.path.subgraphNodes",
+        "apoc.path.subgraphAll",
+        "apoc.path.spanningTree",
+        "apoc.neighbors.tohop",
+        "apoc.neighbors.byhop",
+        "apoc.neighbors.athop",
+        "apoc.neighbors.tohop.count",
+        "apoc.neighbors.byhop.count",
+        "apoc.neighbors.athop.count",
+    }
+)
 
 #: Namespaces (or full names) of user-defined functions the console may call:
 #: pure value functions. Built-in Cypher functions are always allowed.
 CONSOLE_FUNCTIONS = (
-    "apoc.agg.", "apoc.any.", "apoc.bitwise.", "apoc.coll.", "apoc.convert.", "apoc.data.", "apoc.date.",
-    "apoc.diff.", "apoc.hashing.", "apoc.json.", "apoc.label.", "apoc.map.", "apoc.math.", "apoc.meta.",
-    "apoc.node.", "apoc.nodes.", "apoc.number.", "apoc.path.", "apoc.rel.", "apoc.scoring.", "apoc.temporal.",
-    "apoc.text.", "apoc.version", "gds.util.", "gds.similarity.", "gds.version",
+    "apoc.agg.",
+    "apoc.any.",
+    "apoc.bitwise.",
+    "apoc.coll.",
+    "apoc.convert.",
+    "apoc.data.",
+    "apoc.date.",
+    "apoc.diff.",
+    "apoc.hashing.",
+    "apoc.json.",
+    "apoc.label.",
+    "apoc.map.",
+    "apoc.math.",
+    "apoc.meta.",
+    "apoc.node.",
+    "apoc.nodes.",
+    "apoc.number.",
+    "apoc.path.",
+    "apoc.rel.",
+    "apoc.scoring.",
+    "apoc.temporal.",
+    "apoc.text.",
+    "apoc.version",
+    "gds.util.",
+    "gds.similarity.",
+    "gds.version",
 )
 
 _ADMIN_PREFIXES = ("Show", "Terminate", "AdministrationCommand")
@@ -205,7 +321,9 @@ def check_read_only(driver: Any, database: str, text: str) -> str:
 
 def _user_functions(session: Any) -> set[str]:
     """Names of the user-defined (plugin) functions the server has loaded."""
-    record = session.run("SHOW FUNCTIONS YIELD name, isBuiltIn WHERE NOT isBuiltIn RETURN collect(name) AS names").single()
+    record = session.run(
+        "SHOW FUNCTIONS YIELD name, isBuiltIn WHERE NOT isBuiltIn RETURN collect(name) AS names"
+    ).single()
     return set(record["names"]) if record else set()
 
 
@@ -213,16 +331,20 @@ def _check_plan(operators: list[tuple[str, str]], query_type: str, functions: se
     names = [op for op, _ in operators]
     for op in names:
         if op.startswith(_ADMIN_PREFIXES):
-            raise QueryRefused(f"Refused: administration commands ({op}) are not run from the console; it is "
-                               "read-only and sees data, not transactions, settings or users.")
+            raise QueryRefused(
+                f"Refused: administration commands ({op}) are not run from the console; it is "
+                "read-only and sees data, not transactions, settings or users."
+            )
     if "LoadCSV" in names:
         raise QueryRefused("Refused: LOAD CSV reads files or URLs, and the read-only console reads neither.")
     for op, details in operators:
         if op == "ProcedureCall":
             procedure = details.split("(", 1)[0].strip()
             if procedure not in CONSOLE_PROCEDURES:
-                raise QueryRefused(f"Refused: {procedure or 'this procedure'} is not one of the console's read-only "
-                                   f"procedures ({', '.join(sorted(CONSOLE_PROCEDURES))}).")
+                raise QueryRefused(
+                    f"Refused: {procedure or 'this procedure'} is not one of the console's read-only "
+                    f"procedures ({', '.join(sorted(CONSOLE_PROCEDURES))})."
+                )
         for name in _functions_called(details, functions):
             if not name.startswith(CONSOLE_FUNCTIONS):
                 raise QueryRefused(f"Refused: the function {name} is not one of the console's read-only functions.")
@@ -246,9 +368,16 @@ def _functions_called(details: str, functions: set[str]) -> Iterator[str]:
             start = details.find(name + "(", start + 1)
 
 
-def run_read_only(driver: Any, database: str, text: str, params: dict[str, Any] | None = None,
-                  max_rows: int = MAX_ROWS, timeout: float = TIMEOUT, max_bytes: int = MAX_BYTES,
-                  max_cell_bytes: int = MAX_CELL_BYTES) -> ConsoleResult:
+def run_read_only(
+    driver: Any,
+    database: str,
+    text: str,
+    params: dict[str, Any] | None = None,
+    max_rows: int = MAX_ROWS,
+    timeout: float = TIMEOUT,
+    max_bytes: int = MAX_BYTES,
+    max_cell_bytes: int = MAX_CELL_BYTES,
+) -> ConsoleResult:
     """Run ``text`` if its plan passes :func:`check_read_only`, in a READ
     session, timed out on the server, at most ``max_rows`` rows and about
     ``max_bytes`` bytes of values (each cell at most ``max_cell_bytes``)."""
@@ -263,8 +392,9 @@ def run_read_only(driver: Any, database: str, text: str, params: dict[str, Any] 
     nodes: dict[str, dict[str, Any]] = {}
     edges: dict[str, dict[str, Any]] = {}
     try:
-        with driver.session(database=database, default_access_mode=READ_ACCESS,
-                            fetch_size=min(max_rows + 1, 1000)) as session:
+        with driver.session(
+            database=database, default_access_mode=READ_ACCESS, fetch_size=min(max_rows + 1, 1000)
+        ) as session:
             result = session.run(Query(text, timeout=timeout), params or {})
             columns = list(result.keys())
             for record in result:
@@ -290,8 +420,18 @@ def run_read_only(driver: Any, database: str, text: str, params: dict[str, Any] 
         raise QueryRefused(f"{exc.code}: {exc.message}") from None
     except Neo4jError as exc:
         raise QueryRefused(f"{exc.code}: {exc.message}") from None
-    return ConsoleResult(columns, rows, truncated, query_type, time.perf_counter() - start, nodes,
-                         list(edges.values()), bytes=used, byte_capped=byte_capped, cut_cells=cut_cells)
+    return ConsoleResult(
+        columns,
+        rows,
+        truncated,
+        query_type,
+        time.perf_counter() - start,
+        nodes,
+        list(edges.values()),
+        bytes=used,
+        byte_capped=byte_capped,
+        cut_cells=cut_cells,
+    )
 
 
 _CUT = "…"
@@ -393,8 +533,12 @@ def _collect_graph(value: Any, nodes: dict, edges: dict) -> None:
             _collect_graph(value.start_node, nodes, edges)
         if value.end_node is not None:
             _collect_graph(value.end_node, nodes, edges)
-        edges[value.element_id] = {"id": value.element_id, "source": value.start_node.element_id,
-                                   "target": value.end_node.element_id, "type": value.type}
+        edges[value.element_id] = {
+            "id": value.element_id,
+            "source": value.start_node.element_id,
+            "target": value.end_node.element_id,
+            "type": value.type,
+        }
     elif isinstance(value, (list, tuple)):
         for v in value:
             _collect_graph(v, nodes, edges)
@@ -421,6 +565,7 @@ def _plain(value: Any) -> Any:
 def _display(value: Any) -> Any:
     """A plain (possibly masked) cell for the table: dates and times as ISO
     text, lists and maps as one line of text, other scalars as they are."""
+
     def text(v: Any) -> Any:
         if hasattr(v, "iso_format"):
             return v.iso_format()

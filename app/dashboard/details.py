@@ -77,8 +77,9 @@ class ApplicationDetail:
     history: pd.DataFrame
 
 
-def application_detail(store: Any, index: GraphIndex, findings: pd.DataFrame, members: pd.DataFrame,
-                       application_id: str) -> ApplicationDetail | None:
+def application_detail(
+    store: Any, index: GraphIndex, findings: pd.DataFrame, members: pd.DataFrame, application_id: str
+) -> ApplicationDetail | None:
     """An application's fields, its score/decision/reasons (if scored), the
     findings it is in, and the other applications of the same person."""
     details = node_details(store, node_id("Application", application_id))
@@ -111,8 +112,9 @@ def application_detail(store: Any, index: GraphIndex, findings: pd.DataFrame, me
         if apps:
             history = store.node_properties("Application", apps, ["applied_at", "amount", "product", "label"])
             history = history.rename(columns={"key": "application_id"}).sort_values("applied_at")
-    return ApplicationDetail(details, None if score is None else float(score), decision, reasons, its, person,
-                             history.reset_index(drop=True))
+    return ApplicationDetail(
+        details, None if score is None else float(score), decision, reasons, its, person, history.reset_index(drop=True)
+    )
 
 
 def models_summary(store: Any) -> dict[str, Any] | None:
@@ -138,13 +140,21 @@ def models_summary(store: Any) -> dict[str, Any] | None:
     plots = [p for p in (target / "roc.png", target / "scores.png") if p.exists()]
     from ringscope.detectors.risk.model_store import challenger, champion_history
 
-    history = pd.DataFrame([vars(e) for e in champion_history(folder)],
-                           columns=["at", "action", "before", "after", "user", "reason"])
+    history = pd.DataFrame(
+        [vars(e) for e in champion_history(folder)], columns=["at", "action", "before", "after", "user", "reason"]
+    )
     monitoring = None
     if (folder / "monitoring.json").exists():
         try:
             monitoring = json.loads((folder / "monitoring.json").read_text(encoding="utf-8"))
         except ValueError:  # a damaged file: the page says there is no monitoring yet
             monitoring = None
-    return {"version": version, "folder": str(target), "report": report, "plots": plots,
-            "challenger": challenger(folder), "history": history, "monitoring": monitoring}
+    return {
+        "version": version,
+        "folder": str(target),
+        "report": report,
+        "plots": plots,
+        "challenger": challenger(folder),
+        "history": history,
+        "monitoring": monitoring,
+    }

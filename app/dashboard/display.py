@@ -16,7 +16,8 @@ need none of this.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["clip", "literal", "say", "CLIP"]
 

@@ -18,7 +18,16 @@ import pandas as pd
 
 from ringscope.graph.model import REL_TYPES
 
-__all__ = ["MAX_ELEMENTS", "HUB_DEGREE", "VIEW_PROPERTIES", "node_id", "split_node_id", "data_version", "GraphIndex", "build_index"]
+__all__ = [
+    "MAX_ELEMENTS",
+    "HUB_DEGREE",
+    "VIEW_PROPERTIES",
+    "node_id",
+    "split_node_id",
+    "data_version",
+    "GraphIndex",
+    "build_index",
+]
 
 
 #: the graph view is capped at this many nodes + edges
@@ -70,8 +79,12 @@ def data_version(store: Any) -> str:
         root = Path(store.location)
         # cases and audit events are read fresh, never cached: saving one must
         # not throw away the cached findings and graph index
-        stamps = [f.stat().st_mtime_ns for sub in ("nodes", "rels") for f in (root / sub).glob("*.parquet")
-                  if f.stem not in _UNCACHED_LABELS]
+        stamps = [
+            f.stat().st_mtime_ns
+            for sub in ("nodes", "rels")
+            for f in (root / sub).glob("*.parquet")
+            if f.stem not in _UNCACHED_LABELS
+        ]
         return f"{len(stamps)}-{max(stamps, default=0)}"
     from neo4j import RoutingControl
 
@@ -148,19 +161,31 @@ def build_index(store: Any) -> GraphIndex:
         rel = store.read_relationships(name, props)
         if rel.empty:
             continue
-        frame = pd.DataFrame({
-            "src": (rt.source + ":" + rel["src"].astype(str)).to_numpy(object),
-            "dst": (rt.target + ":" + rel["dst"].astype(str)).to_numpy(object),
-            "type": rt.type,
-        })
+        frame = pd.DataFrame(
+            {
+                "src": (rt.source + ":" + rel["src"].astype(str)).to_numpy(object),
+                "dst": (rt.target + ":" + rel["dst"].astype(str)).to_numpy(object),
+                "type": rt.type,
+            }
+        )
         for prop in ("amount", "share_pct", "score"):
             frame[prop] = pd.to_numeric(rel[prop], errors="coerce").to_numpy() if prop in rel.columns else np.nan
         frames.append(frame)
     if not frames:
-        empty = pd.DataFrame({"s": pd.Series([], dtype=np.int64), "t": pd.Series([], dtype=np.int64),
-                              "type": pd.Series([], dtype=object)})
-        return GraphIndex(pd.Index([], dtype=object), empty, np.zeros(1, dtype=np.int64),
-                          np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+        empty = pd.DataFrame(
+            {
+                "s": pd.Series([], dtype=np.int64),
+                "t": pd.Series([], dtype=np.int64),
+                "type": pd.Series([], dtype=object),
+            }
+        )
+        return GraphIndex(
+            pd.Index([], dtype=object),
+            empty,
+            np.zeros(1, dtype=np.int64),
+            np.array([], dtype=np.int64),
+            np.array([], dtype=np.int64),
+        )
     edges = pd.concat(frames, ignore_index=True)
     codes, ids = pd.factorize(np.concatenate([edges["src"].to_numpy(object), edges["dst"].to_numpy(object)]))
     m = len(edges)

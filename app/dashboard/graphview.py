@@ -42,8 +42,16 @@ NODE_LOOK = {
 }
 
 #: no animation: the layout settles at once (and browser tests are stable)
-LAYOUT = {"name": "cose", "animate": False, "fit": True, "padding": 20, "nodeRepulsion": 4000,
-          "nodeDimensionsIncludeLabels": True, "randomize": False, "numIter": 600}
+LAYOUT = {
+    "name": "cose",
+    "animate": False,
+    "fit": True,
+    "padding": 20,
+    "nodeRepulsion": 4000,
+    "nodeDimensionsIncludeLabels": True,
+    "randomize": False,
+    "numIter": 600,
+}
 
 
 class _RawStyle(NodeStyle):
@@ -76,9 +84,22 @@ def edge_styles() -> list[EdgeStyle]:
     return [
         EdgeStyle("GUARANTEES", color="#d62728", caption="label", directed=True, labeled=None),
         EdgeStyle("SIMILAR_TO", color="#9467bd", caption="label", labeled=None),
-        *[EdgeStyle(t, caption=None, directed=False, labeled=None)
-          for t in ("APPLIED", "FOR_COMPANY", "HAS_PHONE", "HAS_DEVICE", "HAS_IP", "HAS_ACCOUNT", "HAS_ADDRESS",
-                    "HAS_EMAIL", "EMERGENCY_CONTACT", "SUBMITTED_BY", "DECLARES_EMPLOYER")],
+        *[
+            EdgeStyle(t, caption=None, directed=False, labeled=None)
+            for t in (
+                "APPLIED",
+                "FOR_COMPANY",
+                "HAS_PHONE",
+                "HAS_DEVICE",
+                "HAS_IP",
+                "HAS_ACCOUNT",
+                "HAS_ADDRESS",
+                "HAS_EMAIL",
+                "EMERGENCY_CONTACT",
+                "SUBMITTED_BY",
+                "DECLARES_EMPLOYER",
+            )
+        ],
     ]
 
 
@@ -133,8 +154,12 @@ def _fmt(value: Any) -> Any:
     return value
 
 
-def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: set[str] | frozenset = frozenset(),
-                  path: list[str] | None = None) -> GraphPayload:
+def build_payload(
+    view: Subgraph,
+    props: dict[str, dict[str, Any]],
+    revealed: set[str] | frozenset = frozenset(),
+    path: list[str] | None = None,
+) -> GraphPayload:
     """Elements for ``view``; ``props`` from :func:`services.view_properties`;
     ``revealed`` ids show personal data unmasked; ``path`` is highlighted."""
     on_path = set(path or ())
@@ -146,8 +171,12 @@ def build_payload(view: Subgraph, props: dict[str, dict[str, Any]], revealed: se
         p = props.get(nid, {})
         tok = token(nid)
         tokens[tok] = nid
-        data: dict[str, Any] = {"id": tok, "label": label, "role": role,
-                                "caption": escape(caption(label, key, p, nid in revealed))}
+        data: dict[str, Any] = {
+            "id": tok,
+            "label": label,
+            "role": role,
+            "caption": escape(caption(label, key, p, nid in revealed)),
+        }
         # one masking rule: fields computed from a masked ID number are masked too
         # properties for the component's info panel: human names, values as read (yuan, Beijing minutes)
         for k, v in mask_record(label, {k: _fmt(v) for k, v in p.items()}, nid in revealed).items():

@@ -23,16 +23,34 @@ from __future__ import annotations
 import contextvars
 import functools
 import math
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 from babel.numbers import format_decimal
 
 __all__ = [
-    "_", "N_", "ngettext", "formatter", "language", "use_language", "LANGUAGES", "DEFAULT", "PARAM", "catalogue",
-    "fmt_time", "fmt_date", "fmt_amount", "fmt_count", "fmt_score", "fmt_value", "TIMEZONE", "Message", "tr",
+    "_",
+    "N_",
+    "ngettext",
+    "formatter",
+    "language",
+    "use_language",
+    "LANGUAGES",
+    "DEFAULT",
+    "PARAM",
+    "catalogue",
+    "fmt_time",
+    "fmt_date",
+    "fmt_amount",
+    "fmt_count",
+    "fmt_score",
+    "fmt_value",
+    "TIMEZONE",
+    "Message",
+    "tr",
 ]
 
 #: languages offered, with the name the switch shows (each in its own language)
@@ -48,7 +66,7 @@ DOMAIN = "ringscope"
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("ringscope_lang", default=None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def catalogue(lang: str) -> dict[str, Any]:
     """msgid → translation (a string, or a tuple of plural forms) of ``lang``;
     empty for English (the msgids are English) or a language without a file."""
@@ -110,7 +128,7 @@ class use_language:
     def __init__(self, lang: str) -> None:
         self.lang = lang if lang in LANGUAGES else DEFAULT
 
-    def __enter__(self) -> "use_language":
+    def __enter__(self) -> use_language:
         self._token = _forced.set(self.lang)
         return self
 
@@ -323,7 +341,7 @@ class Message(str):
     template: str
     values: dict[str, Any]
 
-    def __new__(cls, template: str, **values: Any) -> "Message":
+    def __new__(cls, template: str, **values: Any) -> Message:
         self = super().__new__(cls, template.format(**values))
         self.template, self.values = template, values
         return self
@@ -346,7 +364,8 @@ def tr(message: Any) -> str:
     if isinstance(message, BaseException):
         message = message.args[0] if message.args else str(message)
     if isinstance(message, Message):
-        values = {k: fmt_count(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                  for k, v in message.values.items()}
+        values = {
+            k: fmt_count(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in message.values.items()
+        }
         return _(message.template).format(**values)
     return _(str(message))

@@ -136,9 +136,17 @@ def _serve_until_stopped(process: subprocess.Popen) -> None:
                 signal.signal(sig, handler)
 
 
-def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open_browser: bool = True,
-           *, wait: bool = True, env: dict[str, str] | None = None, quiet: bool = False,
-           idle_minutes: float | None = None) -> subprocess.Popen:
+def launch(
+    store_path: str | None,
+    neo4j_uri: str | None,
+    port: int = 8501,
+    open_browser: bool = True,
+    *,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+    idle_minutes: float | None = None,
+) -> subprocess.Popen:
     """Start the dashboard on ``http://127.0.0.1:<port>``.
 
     Parameters
@@ -172,8 +180,14 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
         child_env["RINGSCOPE_IDLE_MINUTES"] = str(idle_minutes)
     child_env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
     out = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(streamlit_command(port), cwd=str(MAIN.parent), env=child_env, stdout=out, stderr=out,
-                               preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    process = subprocess.Popen(
+        streamlit_command(port),
+        cwd=str(MAIN.parent),
+        env=child_env,
+        stdout=out,
+        stderr=out,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
     try:
         wait_until_ready(port, process=process)
     except BaseException:
@@ -183,7 +197,9 @@ def launch(store_path: str | None, neo4j_uri: str | None, port: int = 8501, open
     if not quiet:
         print(f"ringscope dashboard at {url}  (Ctrl+C stops it)")
         if first:
-            print(f"  first user created: {first[0]} / {first[1]}  (add more: python -m ringscope.app.dashboard.auth add-user)")
+            print(
+                f"  first user created: {first[0]} / {first[1]}  (add more: python -m ringscope.app.dashboard.auth add-user)"
+            )
     if open_browser:
         import webbrowser
 

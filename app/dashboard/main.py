@@ -19,8 +19,11 @@ if user is None:
 else:
     here = Path(__file__).parent
     # url_path stays English (links survive a language switch); the title is worded
-    pages = [st.Page(str(here / file), title=_(title), url_path=Path(file).stem)
-             for title, file, permission in context.PAGE_FILES if auth.can(user.role, permission)]
+    pages = [
+        st.Page(str(here / file), title=_(title), url_path=Path(file).stem)
+        for title, file, permission in context.PAGE_FILES
+        if auth.can(user.role, permission)
+    ]
     with st.sidebar:
         st.text(f"{display.clip(user.name, 40)} · {names.role_name(user.role)}")  # text, never markdown
         path, uri = context.config()

@@ -201,8 +201,14 @@ def _mask_part(value: str) -> str:
     return "*" * min(len(value), 10)
 
 
-_MASKERS = {"id": mask_id, "phone": mask_phone, "account": mask_account, "email": mask_email,
-            "address": mask_address, "id_part": _mask_part}
+_MASKERS = {
+    "id": mask_id,
+    "phone": mask_phone,
+    "account": mask_account,
+    "email": mask_email,
+    "address": mask_address,
+    "id_part": _mask_part,
+}
 
 
 def mask_value(kind: str, value: Any) -> Any:
@@ -303,6 +309,7 @@ def mask_digits(text: str) -> str:
     >>> mask_digits("1 3 8 0 0 1 3 8 0 0 0 on 2024-03-01, amount 150000.00")
     '138*****000 on 2024-03-01, amount 150000.00'
     """
+
     def repl(match: re.Match) -> str:
         digits = [ch for ch in match.group(0) if ch.isdigit()]
         if len(digits) < MIN_DIGITS:
@@ -364,9 +371,11 @@ def mask_content(value: Any) -> Any:
 
 def _mask_digit_items(items: list[Any]) -> list[Any]:
     """Mask runs of MIN_DIGITS+ consecutive single-digit items (``split(id, '')``)."""
+
     def single_digit(v: Any) -> bool:
         return (isinstance(v, str) and len(v) == 1 and v.isdigit()) or (
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9)
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 9
+        )
 
     out = list(items)
     i = 0

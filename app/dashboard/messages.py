@@ -35,7 +35,8 @@ def extract(root: Path = DASHBOARD) -> dict[str, str | None]:
 
     found: dict[str, str | None] = {}
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(root), method_map=[("**.py", "python")], keywords=KEYWORDS, comment_tags=(), strip_comment_tags=True):
+        str(root), method_map=[("**.py", "python")], keywords=KEYWORDS, comment_tags=(), strip_comment_tags=True
+    ):
         if isinstance(message, tuple):
             found[message[0]] = message[1]
         elif message:
@@ -66,9 +67,11 @@ def problems(lang: str = "zh_CN", root: Path = DASHBOARD) -> dict[str, list[str]
             key = msg.id[0] if isinstance(msg.id, (tuple, list)) else msg.id
             strings = msg.string if isinstance(msg.string, (tuple, list)) else (msg.string,)
             have[key] = bool(strings) and all(s and s.strip() for s in strings) and not msg.fuzzy
-    return {"missing": sorted(m for m in used if not have.get(m)),
-            "obsolete": sorted(set(have) - set(used)) + sorted(m.id if isinstance(m.id, str) else m.id[0]
-                                                              for m in cat.obsolete.values())}
+    return {
+        "missing": sorted(m for m in used if not have.get(m)),
+        "obsolete": sorted(set(have) - set(used))
+        + sorted(m.id if isinstance(m.id, str) else m.id[0] for m in cat.obsolete.values()),
+    }
 
 
 def update(lang: str = "zh_CN", root: Path = DASHBOARD) -> tuple[int, int]:

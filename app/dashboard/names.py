@@ -15,10 +15,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from ringscope.app.dashboard.i18n import (N_, _, _missing, fmt_amount, fmt_count, fmt_date, fmt_score, fmt_time,
-                                          fmt_value, language, use_language)
+from ringscope.app.dashboard.i18n import (
+    N_,
+    _,
+    _missing,
+    fmt_amount,
+    fmt_count,
+    fmt_date,
+    fmt_score,
+    fmt_time,
+    fmt_value,
+    language,
+)
 
 __all__ = [
     "field_name",
@@ -162,11 +173,19 @@ FIELD_NAMES = {
     "promoted_at": N_("Promoted at (Beijing time)"),
 }
 #: the risk model's kinds and feature sets (training report)
-MODEL_NAMES = {"scorecard": N_("scorecard"), "gbm": N_("gradient-boosted trees"),
-               "all features": N_("all features"), "without graph": N_("without graph features")}
+MODEL_NAMES = {
+    "scorecard": N_("scorecard"),
+    "gbm": N_("gradient-boosted trees"),
+    "all features": N_("all features"),
+    "without graph": N_("without graph features"),
+}
 
-STATUS_NAMES = {"Open": N_("Open"), "In progress": N_("In progress"), "Confirmed fraud": N_("Confirmed fraud"),
-                "Dismissed": N_("Dismissed")}
+STATUS_NAMES = {
+    "Open": N_("Open"),
+    "In progress": N_("In progress"),
+    "Confirmed fraud": N_("Confirmed fraud"),
+    "Dismissed": N_("Dismissed"),
+}
 DECISION_NAMES = {"pass": N_("pass"), "review": N_("review"), "decline": N_("decline")}
 OUTCOME_NAMES = {"fraud": N_("fraud"), "default": N_("default"), "good": N_("good")}
 DETECTOR_NAMES = {
@@ -196,20 +215,40 @@ KIND_NAMES = {
 }
 #: node labels of the graph
 LABEL_NAMES = {
-    "Application": N_("Application"), "Person": N_("Person"), "Company": N_("Company"), "Agent": N_("Agent"),
-    "Phone": N_("Phone"), "Device": N_("Device"), "IP": N_("IP address"), "Subnet": N_("IP range"),
-    "BankAccount": N_("Bank account"), "Address": N_("Address"), "Email": N_("Email"), "Finding": N_("Finding"),
-    "Case": N_("Case"), "AuditEvent": N_("Audit event"),
+    "Application": N_("Application"),
+    "Person": N_("Person"),
+    "Company": N_("Company"),
+    "Agent": N_("Agent"),
+    "Phone": N_("Phone"),
+    "Device": N_("Device"),
+    "IP": N_("IP address"),
+    "Subnet": N_("IP range"),
+    "BankAccount": N_("Bank account"),
+    "Address": N_("Address"),
+    "Email": N_("Email"),
+    "Finding": N_("Finding"),
+    "Case": N_("Case"),
+    "AuditEvent": N_("Audit event"),
 }
 #: monitoring periods
 PERIOD_NAMES = {"week": N_("week"), "month": N_("month"), "day": N_("day")}
 ROLE_NAMES = {"investigator": N_("investigator"), "analyst": N_("analyst"), "admin": N_("admin")}
 ACTION_NAMES = {
-    "case.update": N_("case changed"), "case.status": N_("case status changed"), "ingest.update": N_("data corrected"), "case.note": N_("note added"), "reveal": N_("personal data revealed"),
-    "cypher": N_("console query"), "cypher.reveal": N_("console query, unmasked"),
-    "login.success": N_("logged in"), "login.failure": N_("failed log-in"), "login.locked": N_("log-in locked"),
-    "logout": N_("logged out"), "logout.idle": N_("logged out (idle)"),
-    "promote": N_("promoted to champion"), "rollback": N_("rolled back"), "train": N_("trained"),
+    "case.update": N_("case changed"),
+    "case.status": N_("case status changed"),
+    "ingest.update": N_("data corrected"),
+    "case.note": N_("note added"),
+    "reveal": N_("personal data revealed"),
+    "cypher": N_("console query"),
+    "cypher.reveal": N_("console query, unmasked"),
+    "login.success": N_("logged in"),
+    "login.failure": N_("failed log-in"),
+    "login.locked": N_("log-in locked"),
+    "logout": N_("logged out"),
+    "logout.idle": N_("logged out (idle)"),
+    "promote": N_("promoted to champion"),
+    "rollback": N_("rolled back"),
+    "train": N_("trained"),
 }
 #: reason codes of the risk model (``detectors/reasons.py``) → human name
 REASON_NAMES = {
@@ -243,9 +282,17 @@ REASON_NAMES = {
 }
 #: identifier kinds in ``SHARES_<KIND>_WITH_KNOWN_BAD`` / ``SHARED_<KIND>`` codes
 IDENTIFIER_NAMES = {
-    "device": N_("device"), "phone": N_("phone"), "account": N_("bank account"), "ip": N_("IP address"),
-    "subnet": N_("IP range"), "address": N_("address"), "email": N_("email"), "company": N_("company"),
-    "employer": N_("employer"), "agent": N_("agent"), "contact": N_("contact phone"),
+    "device": N_("device"),
+    "phone": N_("phone"),
+    "account": N_("bank account"),
+    "ip": N_("IP address"),
+    "subnet": N_("IP range"),
+    "address": N_("address"),
+    "email": N_("email"),
+    "company": N_("company"),
+    "employer": N_("employer"),
+    "agent": N_("agent"),
+    "contact": N_("contact phone"),
 }
 #: evidence features of findings → human name (with the unit of its values)
 EVIDENCE_NAMES = {
@@ -409,10 +456,12 @@ def reason_name(code: Any) -> str:
     text = str(code)
     if text in REASON_NAMES:
         return _(REASON_NAMES[text])
-    for prefix, suffix, template in (("SHARES_", "_WITH_KNOWN_BAD", N_("Its {kind} was used by known-bad applications")),
-                                     ("SHARED_", "", N_("Its {kind} was used by other people before"))):
+    for prefix, suffix, template in (
+        ("SHARES_", "_WITH_KNOWN_BAD", N_("Its {kind} was used by known-bad applications")),
+        ("SHARED_", "", N_("Its {kind} was used by other people before")),
+    ):
         if text.startswith(prefix) and text.endswith(suffix):
-            kind = text[len(prefix): len(text) - len(suffix)].lower()
+            kind = text[len(prefix) : len(text) - len(suffix)].lower()
             if kind in IDENTIFIER_NAMES:
                 return _(template).format(kind=_(IDENTIFIER_NAMES[kind]))
     return text
@@ -479,12 +528,15 @@ EVIDENCE_SENTENCES = {
     ("circle_size", 2): N_("{0} borrowers and {1} guarantees in one strongly connected circle"),
     ("exposure", 2): N_("loans in the circle total {0}; guarantees {1}"),
     ("burst_size", 1): N_("{0} applications in the cluster"),
-    ("burst_compactness", 4): N_("{0} applications in one window where {1} were expected (Poisson p={2}); "
-                                 "the cluster spans {3} days"),
+    ("burst_compactness", 4): N_(
+        "{0} applications in one window where {1} were expected (Poisson p={2}); the cluster spans {3} days"
+    ),
     ("distinct_identities", 5): N_("{0}: {3} applications by {4} distinct applicants, {1} to {2}"),
     ("loop_size", 2): N_("{0} distinct applicants and {1} contact links in one strongly connected group"),
     ("oversized", 1): N_("{0} applications: too large for one ring, probably glued by an unrecognised hub"),
 }
+
+
 def _p_value(value: Any) -> str:
     try:
         return f"{float(value):.2g}"
@@ -493,14 +545,27 @@ def _p_value(value: Any) -> str:
 
 
 #: slots not shown as plain numbers: yuan, p-values, times
-_SLOT_FORMATS = {("exposure", 2): {0: fmt_amount, 1: fmt_amount},
-                 ("burst_compactness", 4): {2: _p_value},
-                 ("distinct_identities", 5): {1: fmt_time, 2: fmt_time}}
+_SLOT_FORMATS = {
+    ("exposure", 2): {0: fmt_amount, 1: fmt_amount},
+    ("burst_compactness", 4): {2: _p_value},
+    ("distinct_identities", 5): {1: fmt_time, 2: fmt_time},
+}
 #: ``kind:identifier (n people)`` as the ring detectors list shared identifiers
 _SHARED = re.compile(r"^(?P<kind>[a-z_]+):(?P<ident>.*?)(?: \((?P<n>\d+) people\))?$")
-_KIND_LABELS = {"device": "Device", "phone": "Phone", "account": "BankAccount", "ip": "IP", "subnet": "Subnet",
-                "ip_range": "Subnet", "address": "Address", "email": "Email", "company": "Company",
-                "employer": "Company", "agent": "Agent", "person": "Person"}
+_KIND_LABELS = {
+    "device": "Device",
+    "phone": "Phone",
+    "account": "BankAccount",
+    "ip": "IP",
+    "subnet": "Subnet",
+    "ip_range": "Subnet",
+    "address": "Address",
+    "email": "Email",
+    "company": "Company",
+    "employer": "Company",
+    "agent": "Agent",
+    "person": "Person",
+}
 
 
 def _identifier(value: Any) -> str:
@@ -552,16 +617,26 @@ def reason_detail(reason: dict[str, Any]) -> str:
     ...     reason_detail({"code": "NIGHT_APPLICATION", "detail": "applied between 00:00 and 06:00", "value": 1.0})
     'applied between 00:00 and 06:00: 1'
     """
-    head = str(reason.get("detail") or reason.get("code") or "") if language() == "en" else reason_name(
-        reason.get("code"))
+    head = (
+        str(reason.get("detail") or reason.get("code") or "") if language() == "en" else reason_name(reason.get("code"))
+    )
     value = reason.get("value")
     if _missing(value):
         return head
     return f"{head}{'：' if language() != 'en' else ': '}{reason_value(reason.get('feature'), value)}"
 
 
-_YES_NO_FEATURES = frozenset({"night_application", "has_agent", "is_business", "id_checksum_bad",
-                              "id_region_unknown", "phone_invalid", "shares_hub"})
+_YES_NO_FEATURES = frozenset(
+    {
+        "night_application",
+        "has_agent",
+        "is_business",
+        "id_checksum_bad",
+        "id_region_unknown",
+        "phone_invalid",
+        "shares_hub",
+    }
+)
 
 
 def reason_value(feature: Any, value: Any) -> str:
@@ -613,16 +688,23 @@ def reason_evidence(reason: dict[str, Any]) -> str:
             out.append(str(item))
         elif "finding_id" in item:
             head = _("{detector} {finding} (score {score})").format(
-                detector=detector_name(item.get("detector")), finding=item.get("finding_id"),
-                score=fmt_score(item.get("score")))
+                detector=detector_name(item.get("detector")),
+                finding=item.get("finding_id"),
+                score=fmt_score(item.get("score")),
+            )
             # the detector's summary is English; Chinese says what the finding is by its detector
             out.append(f"{head}: {item['summary']}" if language() == "en" and item.get("summary") else head)
         else:
             kind = item.get("kind")
-            out.append(_("{kind} {identifier} also on application {other} ({outcome}, {at})").format(
-                kind=_(IDENTIFIER_NAMES[kind]) if kind in IDENTIFIER_NAMES else kind,
-                identifier=item.get("identifier"), other=item.get("shared_with"),
-                outcome=outcome_name(item.get("label")), at=fmt_time(item.get("applied_at"))))
+            out.append(
+                _("{kind} {identifier} also on application {other} ({outcome}, {at})").format(
+                    kind=_(IDENTIFIER_NAMES[kind]) if kind in IDENTIFIER_NAMES else kind,
+                    identifier=item.get("identifier"),
+                    other=item.get("shared_with"),
+                    outcome=outcome_name(item.get("label")),
+                    at=fmt_time(item.get("applied_at")),
+                )
+            )
     return "；".join(out) if language() != "en" else "; ".join(out)
 
 

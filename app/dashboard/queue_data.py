@@ -25,8 +25,16 @@ def finding_members(store: Any) -> pd.DataFrame:
     for label in FINDING_TARGETS:
         rel = _involves(store, label)
         if len(rel):
-            frames.append(pd.DataFrame({"finding": rel["src"].astype(str), "label": label,
-                                        "key": rel["dst"].astype(str), "role": rel["role"].astype(object)}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "finding": rel["src"].astype(str),
+                        "label": label,
+                        "key": rel["dst"].astype(str),
+                        "role": rel["role"].astype(object),
+                    }
+                )
+            )
     if not frames:
         return pd.DataFrame(columns=["finding", "label", "key", "role"])
     return pd.concat(frames, ignore_index=True)
@@ -64,8 +72,14 @@ def findings_table(store: Any) -> pd.DataFrame:
         agents = store.read_relationships("Application-SUBMITTED_BY-Agent", [])[["src", "dst"]]
         if len(agents):
             via = members.merge(agents.rename(columns={"src": "dst", "dst": "agent"}), on="dst")
-            top = via.groupby(["src", "agent"]).size().reset_index(name="n").sort_values(
-                ["src", "n", "agent"], ascending=[True, False, True]).drop_duplicates("src").set_index("src")["agent"]
+            top = (
+                via.groupby(["src", "agent"])
+                .size()
+                .reset_index(name="n")
+                .sort_values(["src", "n", "agent"], ascending=[True, False, True])
+                .drop_duplicates("src")
+                .set_index("src")["agent"]
+            )
             nodes["agent"] = nodes["finding"].map(top)
         else:
             nodes["agent"] = pd.NA

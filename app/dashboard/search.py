@@ -51,8 +51,16 @@ class SearchHits:
 
 
 #: columns of :attr:`SearchHits.rows`
-HIT_COLUMNS = ["application_id", "matched", "match", "exact", "risk_score", "risk_decision",
-               "person_risk", "company_risk"]
+HIT_COLUMNS = [
+    "application_id",
+    "matched",
+    "match",
+    "exact",
+    "risk_score",
+    "risk_decision",
+    "person_risk",
+    "company_risk",
+]
 
 
 def _initials(names: np.ndarray, keys: np.ndarray) -> list[str]:
@@ -64,8 +72,10 @@ def _initials(names: np.ndarray, keys: np.ndarray) -> list[str]:
 
     chars = sorted({c for name in names for c in name[1:]})
     letter = {c: "".join(lazy_pinyin(c, style=Style.FIRST_LETTER, errors="ignore")).lower()[:1] for c in chars}
-    return [(key[:1] if key else "") + "".join(letter[c] for c in name[1:]) if name else ""
-            for name, key in zip(names, keys)]
+    return [
+        (key[:1] if key else "") + "".join(letter[c] for c in name[1:]) if name else ""
+        for name, key in zip(names, keys)
+    ]
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -91,8 +101,14 @@ def _best_of(apps: pd.DataFrame, store: Any, rels: list[str], score: pd.Series) 
         app_col, node_col = ("dst", "src") if dst == "Application" else ("src", "dst")
         if r.empty:
             continue
-        frames.append(pd.DataFrame({"application_id": r[app_col].astype(str).to_numpy(object),
-                                    "node": (src if dst == "Application" else dst) + ":" + r[node_col].astype(str)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "application_id": r[app_col].astype(str).to_numpy(object),
+                    "node": (src if dst == "Application" else dst) + ":" + r[node_col].astype(str),
+                }
+            )
+        )
     if not frames:
         return np.full(len(apps), np.nan)
     links = pd.concat(frames, ignore_index=True)
@@ -106,8 +122,16 @@ def _best_of(apps: pd.DataFrame, store: Any, rels: list[str], score: pd.Series) 
 def build_search_index(store: Any) -> SearchIndex:
     """Read what search looks in: the Application table, its risk scores,
     and who applied for which company (for the best score of each)."""
-    cols = ["applicant_name", "applicant_id_number_raw", "applicant_phone_raw", "company_name_raw",
-            "employer_name_raw", "bank_account_raw", "risk_score", "risk_decision"]
+    cols = [
+        "applicant_name",
+        "applicant_id_number_raw",
+        "applicant_phone_raw",
+        "company_name_raw",
+        "employer_name_raw",
+        "bank_account_raw",
+        "risk_score",
+        "risk_decision",
+    ]
     apps = store.read_nodes("Application", cols)
     for c in cols:
         if c not in apps.columns:
@@ -118,22 +142,25 @@ def build_search_index(store: Any) -> SearchIndex:
     score = pd.to_numeric(apps["risk_score"], errors="coerce")
     ids = apps["key"].astype(str)
     by_app = pd.Series(score.to_numpy(float), index=ids.to_numpy(object))
-    rows = pd.DataFrame({
-        "application_id": ids.to_numpy(object),
-        "name": _text(apps["applicant_name"]),
-        "name_key": name_key,
-        "pinyin": pinyin,
-        "id_number": _text(apps["applicant_id_number_raw"]).astype(str),
-        "phone": pd.Series(_text(apps["applicant_phone_raw"])).str.replace(r"\D", "", regex=True).to_numpy(object),
-        "company": _text(pd.Series(company)),
-        "company_key": company_key,
-        "account": pd.Series(_text(apps["bank_account_raw"])).str.replace(r"\D", "", regex=True).to_numpy(object),
-        "risk_score": score.to_numpy(float),
-        "risk_decision": _text(apps["risk_decision"]),
-        "person_risk": _best_of(apps, store, ["Person-APPLIED-Application"], by_app),
-        "company_risk": _best_of(apps, store, ["Application-FOR_COMPANY-Company",
-                                               "Application-DECLARES_EMPLOYER-Company"], by_app),
-    })
+    rows = pd.DataFrame(
+        {
+            "application_id": ids.to_numpy(object),
+            "name": _text(apps["applicant_name"]),
+            "name_key": name_key,
+            "pinyin": pinyin,
+            "id_number": _text(apps["applicant_id_number_raw"]).astype(str),
+            "phone": pd.Series(_text(apps["applicant_phone_raw"])).str.replace(r"\D", "", regex=True).to_numpy(object),
+            "company": _text(pd.Series(company)),
+            "company_key": company_key,
+            "account": pd.Series(_text(apps["bank_account_raw"])).str.replace(r"\D", "", regex=True).to_numpy(object),
+            "risk_score": score.to_numpy(float),
+            "risk_decision": _text(apps["risk_decision"]),
+            "person_risk": _best_of(apps, store, ["Person-APPLIED-Application"], by_app),
+            "company_risk": _best_of(
+                apps, store, ["Application-FOR_COMPANY-Company", "Application-DECLARES_EMPLOYER-Company"], by_app
+            ),
+        }
+    )
     rows["id_number"] = rows["id_number"].str.upper()
     rows["initials"] = _initials(name_key, pinyin)
     return SearchIndex(rows)
@@ -189,10 +216,19 @@ def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50,
     results = []
     digits = "".join(ch for ch in q if ch.isdigit() or ch in "xX").upper()
     is_numeric = len(digits) >= max(4, len(q.replace(" ", "").replace("-", "").replace("+", "")) - 1)
-    fields = [field] if field != "auto" else (
-        ["id_number", "phone", "account"] if is_numeric else
-        (["application_id"] + ([] if any(ch.isdigit() for ch in q) else ["pinyin"]) if q.isascii()
-         else ["name", "company"]))
+    fields = (
+        [field]
+        if field != "auto"
+        else (
+            ["id_number", "phone", "account"]
+            if is_numeric
+            else (
+                ["application_id"] + ([] if any(ch.isdigit() for ch in q) else ["pinyin"])
+                if q.isascii()
+                else ["name", "company"]
+            )
+        )
+    )
     if "name" in fields and q.isascii():
         fields = [x for x in fields if x != "name"] + ["pinyin"]
     app_ids = rows["application_id"]
@@ -200,22 +236,32 @@ def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50,
     def add(hit: np.ndarray, match: np.ndarray, exact: np.ndarray, matched: str) -> None:
         hit = np.asarray(hit, bool)
         if hit.any():
-            results.append(pd.DataFrame({"pos": np.flatnonzero(hit), "matched": matched,
-                                         "match": np.asarray(match)[hit].astype(int),
-                                         "exact": np.asarray(exact, bool)[hit]}))
+            results.append(
+                pd.DataFrame(
+                    {
+                        "pos": np.flatnonzero(hit),
+                        "matched": matched,
+                        "match": np.asarray(match)[hit].astype(int),
+                        "exact": np.asarray(exact, bool)[hit],
+                    }
+                )
+            )
 
     for f in fields:
         if f in ("id_number", "phone", "account"):
             values = rows[f]
-            needle = digits if f != "phone" else digits[-11:] if digits.startswith("86") and len(digits) == 13 else digits
+            needle = (
+                digits if f != "phone" else digits[-11:] if digits.startswith("86") and len(digits) == 13 else digits
+            )
             if not needle:
                 continue
             exact = (values == needle).to_numpy()
             contains = (values.str.contains(needle, regex=False) & (values != "")).to_numpy()
             score = np.where(exact, 100, np.where(contains, 90, 0))
             if not contains.any() and len(needle) >= 8:  # typo in a long number
-                score = process.cdist([needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8,
-                                      score_cutoff=85, workers=1)[0]
+                score = process.cdist(
+                    [needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=85, workers=1
+                )[0]
             add(score > 0, score, exact, f)
         elif f in ("name", "company"):
             needle = _name_keys(pd.Series([q]), pinyin=False)[0][0]
@@ -236,8 +282,9 @@ def search(index: SearchIndex, query: str, field: str = "auto", limit: int = 50,
             needle = _name_keys(pd.Series([q]))[1][0] or q.lower().replace(" ", "")
             values = rows["pinyin"]
             exact = ((values == needle) | (rows["initials"] == needle)).to_numpy()
-            fuzzy = process.cdist([needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8,
-                                  score_cutoff=cutoff, workers=1)[0]
+            fuzzy = process.cdist(
+                [needle], values.tolist(), scorer=fuzz.ratio, dtype=np.uint8, score_cutoff=cutoff, workers=1
+            )[0]
             # any part of the pinyin from 3 letters on (shorter parts match half the portfolio)
             part = (rows["initials"] == needle).to_numpy().copy()
             if len(needle) >= 3:

@@ -22,28 +22,28 @@ from ringscope.app.dashboard.cluster_view import (
     shortest_path,
 )
 from ringscope.app.dashboard.details import (
-                                             ApplicationDetail,
-                                             application_detail,
-                                             models_summary,
-                                             node_details,
-                                             view_properties,
+    ApplicationDetail,
+    application_detail,
+    models_summary,
+    node_details,
+    view_properties,
 )
 from ringscope.app.dashboard.graph_index import (
-                                             HUB_DEGREE,
-                                             MAX_ELEMENTS,
-                                             VIEW_PROPERTIES,
-                                             GraphIndex,
-                                             build_index,
-                                             data_version,
-                                             node_id,
-                                             split_node_id,
+    HUB_DEGREE,
+    MAX_ELEMENTS,
+    VIEW_PROPERTIES,
+    GraphIndex,
+    build_index,
+    data_version,
+    node_id,
+    split_node_id,
 )
 from ringscope.app.dashboard.queue_data import (
-                                             filter_queue,
-                                             finding_members,
-                                             findings_table,
-                                             flagged_applications,
-                                             volume_by_week,
+    filter_queue,
+    finding_members,
+    findings_table,
+    flagged_applications,
+    volume_by_week,
 )
 from ringscope.app.dashboard.search import HIT_COLUMNS, SearchHits, SearchIndex, build_search_index, search
 

@@ -16,8 +16,9 @@ def extra_column(f: str) -> str:
     return "x:" + f
 
 
-def blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...], kinds: dict[str, str] | None = None
-                   ) -> list[tuple[str, pd.Series, set[str]]]:
+def blocking_keys(
+    recs: pd.DataFrame, fields: tuple[str, ...], kinds: dict[str, str] | None = None
+) -> list[tuple[str, pd.Series, set[str]]]:
     """(name, key per record, fields the key constrains)."""
     keys: list[tuple[str, pd.Series, set[str]]] = []
     name_fields = {"name", "given_name", "surname"} & set(fields)
@@ -58,9 +59,13 @@ def blocking_keys(recs: pd.DataFrame, fields: tuple[str, ...], kinds: dict[str, 
     return keys
 
 
-def candidate_pairs(recs: pd.DataFrame, fields: tuple[str, ...], max_block: int, only: tuple[str, ...] | None,
-                kinds: dict[str, str] | None = None
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+def candidate_pairs(
+    recs: pd.DataFrame,
+    fields: tuple[str, ...],
+    max_block: int,
+    only: tuple[str, ...] | None,
+    kinds: dict[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     n = len(recs)
     year = pd.factorize(recs["dob"].str[:4], use_na_sentinel=True)[0]
     all_codes = []
@@ -78,5 +83,3 @@ def candidate_pairs(recs: pd.DataFrame, fields: tuple[str, ...], max_block: int,
     union = np.unique(np.concatenate(all_codes)) if all_codes else np.zeros(0, np.int64)
     stats["candidate_pairs"] = int(len(union))
     return union // max(n, 1), union % max(n, 1), per_key, stats
-
-

@@ -10,8 +10,9 @@ from ringscope.detectors.components import component_labels
 __all__ = ["cluster_pairs", "entity_ids"]
 
 
-def cluster_pairs(n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, recs: pd.DataFrame
-             ) -> tuple[np.ndarray, np.ndarray]:
+def cluster_pairs(
+    n: int, li: np.ndarray, ri: np.ndarray, score: np.ndarray, recs: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
     """Component label per record and a mask of kept edges (chaining guard)."""
     labels = component_labels(n, li, ri)
     keep = np.ones(len(li), dtype=bool)
@@ -59,5 +60,3 @@ def entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
     frame = pd.DataFrame({"rid": record_ids, "label": labels})
     smallest = frame.groupby("label")["rid"].min()
     return smallest.reindex(labels).to_numpy()
-
-

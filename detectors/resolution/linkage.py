@@ -162,8 +162,9 @@ class Resolution:
         if li[0] < 0 or ri[0] < 0:
             raise KeyError(f"unknown record id {left!r} or {right!r}")
         kinds = self.extra_fields
-        levels, sims = _compare(self._arrays, li, ri, self.fields, workers=1, kinds=kinds,
-                                address_tokens=self.address_tokens)
+        levels, sims = _compare(
+            self._arrays, li, ri, self.fields, workers=1, kinds=kinds, address_tokens=self.address_tokens
+        )
         bits = _field_bits(self._arrays, li, levels, self.model, self._tf, self.fields)
         out: dict[str, Any] = {}
         total = 0.0
@@ -173,26 +174,46 @@ class Resolution:
             total += w
             col = extra_column(f) if f in kinds else _VALUE_COLUMN[f]
             meanings = EXTRA_KINDS[kinds[f]] if f in kinds else LEVELS[f]
-            out[f] = {"left": recs[col].iat[li[0]], "right": recs[col].iat[ri[0]], "level": lvl,
-                      "meaning": "missing" if lvl == _MISSING else meanings[lvl],
-                      "similarity": None if np.isnan(sims[f][0]) else round(float(sims[f][0]), 3),
-                      "weight_bits": round(w, 2), "agreed": lvl > 0}
+            out[f] = {
+                "left": recs[col].iat[li[0]],
+                "right": recs[col].iat[ri[0]],
+                "level": lvl,
+                "meaning": "missing" if lvl == _MISSING else meanings[lvl],
+                "similarity": None if np.isnan(sims[f][0]) else round(float(sims[f][0]), 3),
+                "weight_bits": round(w, 2),
+                "agreed": lvl > 0,
+            }
         prior = self.model["prior"]
         score = _probability(np.array([total]), prior)[0]
-        return {"left": str(left), "right": str(right), "score": float(score), "weight_bits": total,
-                "prior": prior, "fields": out}
+        return {
+            "left": str(left),
+            "right": str(right),
+            "score": float(score),
+            "weight_bits": total,
+            "prior": prior,
+            "fields": out,
+        }
 
 
 #: names an extra field cannot take (columns of ``Resolution.pairs``)
 _RESERVED = {"record_id", "left", "right", "score", "weight", "merged"}
 
-_VALUE_COLUMN = {"name": "name_norm", "given_name": "given", "surname": "surname", "id_number": "id",
-                 "dob": "dob", "phone": "phone", "address": "address", "postcode": "postcode"}
+_VALUE_COLUMN = {
+    "name": "name_norm",
+    "given_name": "given",
+    "surname": "surname",
+    "id_number": "id",
+    "dob": "dob",
+    "phone": "phone",
+    "address": "address",
+    "postcode": "postcode",
+}
 
 
 # ---------------------------------------------------------------------------
 # preparation
 # ---------------------------------------------------------------------------
+
 
 def _text(series: pd.Series) -> pd.Series:
     s = series.astype("str").str.strip()
@@ -215,8 +236,9 @@ def _none(n: int) -> pd.Series:
     return pd.Series(np.nan, index=range(n), dtype="str")
 
 
-def _prepare(frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str] | None = None,
-             address_tokens: bool = False) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _prepare(
+    frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str] | None = None, address_tokens: bool = False
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
     from ringscope.ingest.normalize import (
         name_pinyin_key,
         normalize_addresses,
@@ -319,15 +341,24 @@ def _prepare(frame: pd.DataFrame, normalized: bool = False, extra: dict[str, str
 # comparison and weights
 # ---------------------------------------------------------------------------
 
+
 def _arrays(recs: pd.DataFrame) -> dict[str, np.ndarray]:
     """Columns as numpy object arrays (convert once, index many times)."""
-    return {c: recs[c].to_numpy(dtype=object, na_value=np.nan) if c != "id_ok" else recs[c].to_numpy(bool)
-            for c in recs.columns}
+    return {
+        c: recs[c].to_numpy(dtype=object, na_value=np.nan) if c != "id_ok" else recs[c].to_numpy(bool)
+        for c in recs.columns
+    }
 
 
-def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fields: tuple[str, ...],
-             workers: int, kinds: dict[str, str] | None = None, address_tokens: bool = False
-             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _compare(
+    arrays: dict[str, np.ndarray],
+    li: np.ndarray,
+    ri: np.ndarray,
+    fields: tuple[str, ...],
+    workers: int,
+    kinds: dict[str, str] | None = None,
+    address_tokens: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     levels: dict[str, np.ndarray] = {}
     sims: dict[str, np.ndarray] = {}
 
@@ -340,8 +371,9 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
             c = extra_column(f)
             lv, sim = compare_extra(v(c, li), v(c, ri), kinds[f], workers=workers)
         elif f == "name":
-            lv, sim = compare_names(v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri),
-                                    workers=workers)
+            lv, sim = compare_names(
+                v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri), workers=workers
+            )
         elif f in ("given_name", "surname"):
             c = "given" if f == "given_name" else "surname"
             lv, sim = compare_name_parts(v(c, li), v(c, ri), workers=workers)
@@ -356,8 +388,9 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
             lv, sim = compare_addresses(v("address", li), v("address", ri), workers=workers)
             if address_tokens:
                 # same words in another order: at least the level of the token-sorted similarity
-                lv_t, sim_t = compare_addresses(v("address_words", li), v("address_words", ri), workers=workers,
-                                                tokens=True)
+                lv_t, sim_t = compare_addresses(
+                    v("address_words", li), v("address_words", ri), workers=workers, tokens=True
+                )
                 lv, sim = np.maximum(lv, np.minimum(lv_t, 2)), np.fmax(sim, sim_t)
         levels[f] = lv.astype(np.int8)
         sims[f] = sim.astype(np.float64)
@@ -372,9 +405,15 @@ def _compare(arrays: dict[str, np.ndarray], li: np.ndarray, ri: np.ndarray, fiel
     return levels, sims
 
 
-def _estimate_u(arrays: dict[str, np.ndarray], fields: tuple[str, ...], workers: int, rng: np.random.Generator,
-                sample: int = 200_000, kinds: dict[str, str] | None = None, address_tokens: bool = False
-                ) -> dict[str, dict[int, float]]:
+def _estimate_u(
+    arrays: dict[str, np.ndarray],
+    fields: tuple[str, ...],
+    workers: int,
+    rng: np.random.Generator,
+    sample: int = 200_000,
+    kinds: dict[str, str] | None = None,
+    address_tokens: bool = False,
+) -> dict[str, dict[int, float]]:
     """u per level from random record pairs, smoothed towards the priors."""
     n = len(arrays["record_id"])
     total = n * (n - 1) // 2
@@ -397,8 +436,13 @@ def _estimate_u(arrays: dict[str, np.ndarray], fields: tuple[str, ...], workers:
     return u
 
 
-def _em_m(levels: dict[str, np.ndarray], fields: list[str], u: dict[str, dict[int, float]],
-          iterations: int = 30, kinds: dict[str, str] | None = None) -> tuple[dict[str, dict[int, float]], float]:
+def _em_m(
+    levels: dict[str, np.ndarray],
+    fields: list[str],
+    u: dict[str, dict[int, float]],
+    iterations: int = 30,
+    kinds: dict[str, str] | None = None,
+) -> tuple[dict[str, dict[int, float]], float]:
     """m per level by EM with u fixed, over the distinct comparison patterns."""
     mat = np.stack([levels[f] for f in fields], axis=1).astype(np.int16)
     patterns, counts = np.unique(mat, axis=0, return_counts=True)
@@ -436,8 +480,14 @@ def _term_frequencies(recs: pd.DataFrame, fields: tuple[str, ...]) -> dict[str, 
     return tf
 
 
-def _field_bits(arrays: dict[str, np.ndarray], li: np.ndarray, levels: dict[str, np.ndarray], model: dict,
-                tf: dict[str, pd.Series], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _field_bits(
+    arrays: dict[str, np.ndarray],
+    li: np.ndarray,
+    levels: dict[str, np.ndarray],
+    model: dict,
+    tf: dict[str, pd.Series],
+    fields: tuple[str, ...],
+) -> dict[str, np.ndarray]:
     """log2 Bayes factor per field and pair; exact levels use the value's frequency."""
     m, u = model["m"], model["u"]
     out = {}
@@ -479,9 +529,19 @@ def _fit_prior(bits: np.ndarray, total_pairs: int, iterations: int = 50) -> floa
 # public engine
 # ---------------------------------------------------------------------------
 
-def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int = -1, max_block: int = 200,
-                    seed: int = 0, blocking: tuple[str, ...] | None = None, normalized: bool = False,
-                    extra_fields: dict[str, str] | None = None, address_tokens: bool = False) -> Resolution:
+
+def resolve_records(
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.9,
+    workers: int = -1,
+    max_block: int = 200,
+    seed: int = 0,
+    blocking: tuple[str, ...] | None = None,
+    normalized: bool = False,
+    extra_fields: dict[str, str] | None = None,
+    address_tokens: bool = False,
+) -> Resolution:
     """Resolve a table of person records into entities (Fellegi–Sunter).
 
     Parameters
@@ -541,15 +601,23 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     Cost: O(n log n) blocking + O(candidate pairs) comparisons in C; EM runs
     over the distinct comparison patterns (a few hundred), not the pairs.
     """
-    check_param("resolve_records", "threshold", threshold,
-                isinstance(threshold, (int, float)) and 0 < threshold < 1, "a float in (0, 1)")
-    check_param("resolve_records", "max_block", max_block, isinstance(max_block, int) and max_block >= 2,
-                "an int >= 2")
+    check_param(
+        "resolve_records",
+        "threshold",
+        threshold,
+        isinstance(threshold, (int, float)) and 0 < threshold < 1,
+        "a float in (0, 1)",
+    )
+    check_param("resolve_records", "max_block", max_block, isinstance(max_block, int) and max_block >= 2, "an int >= 2")
     kinds = dict(extra_fields or {})
     for f, kind in kinds.items():
-        check_param("resolve_records", "extra_fields", extra_fields,
-                    f in frame.columns and f not in _VALUE_COLUMN and f not in _RESERVED and kind in EXTRA_KINDS,
-                    f"a dict of frame columns (not the built-in fields) to one of {sorted(EXTRA_KINDS)}")
+        check_param(
+            "resolve_records",
+            "extra_fields",
+            extra_fields,
+            f in frame.columns and f not in _VALUE_COLUMN and f not in _RESERVED and kind in EXTRA_KINDS,
+            f"a dict of frame columns (not the built-in fields) to one of {sorted(EXTRA_KINDS)}",
+        )
     rng = np.random.default_rng(seed)
     recs, fields = _prepare(frame, normalized, kinds, address_tokens)
     n = len(recs)
@@ -557,8 +625,11 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     stats["records"] = n
     arrays = _arrays(recs)
     levels, sims = _compare(arrays, li, ri, fields, workers, kinds, address_tokens)
-    u = (_estimate_u(arrays, fields, workers, rng, kinds=kinds, address_tokens=address_tokens) if n >= 2
-         else {f: dict(_prior_u(f, kinds)) for f in fields})
+    u = (
+        _estimate_u(arrays, fields, workers, rng, kinds=kinds, address_tokens=address_tokens)
+        if n >= 2
+        else {f: dict(_prior_u(f, kinds)) for f in fields}
+    )
     # m: EM per blocking key, on the fields that key does not constrain
     pair_code = li * n + ri
     estimates: dict[str, list[dict[int, float]]] = {f: [] for f in fields}
@@ -605,5 +676,15 @@ def resolve_records(frame: pd.DataFrame, *, threshold: float = 0.9, workers: int
     merged[np.flatnonzero(linked)[keep]] = True
     pairs["merged"] = merged[out]
     pairs = pairs.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-    return Resolution(entities=entities, pairs=pairs, stats=stats, model=model, records=recs, fields=fields,
-                      extra_fields=kinds, address_tokens=address_tokens, _tf=tf, _arrays=arrays)
+    return Resolution(
+        entities=entities,
+        pairs=pairs,
+        stats=stats,
+        model=model,
+        records=recs,
+        fields=fields,
+        extra_fields=kinds,
+        address_tokens=address_tokens,
+        _tf=tf,
+        _arrays=arrays,
+    )

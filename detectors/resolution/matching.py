@@ -42,28 +42,47 @@ __all__ = [
 
 #: field → level → what that level means (the explanation investigators see)
 LEVELS: dict[str, dict[int, str]] = {
-    "name": {4: "same name (after traditional→simplified, spacing)", 3: "same pinyin (romanised, reordered or homophone)",
-             2: "near-identical spelling (similarity >= 0.85)",
-             1: "one character differs (similarity >= 0.6) or pinyin one letter off",
-             0: "different names"},
+    "name": {
+        4: "same name (after traditional→simplified, spacing)",
+        3: "same pinyin (romanised, reordered or homophone)",
+        2: "near-identical spelling (similarity >= 0.85)",
+        1: "one character differs (similarity >= 0.6) or pinyin one letter off",
+        0: "different names",
+    },
     "given_name": {3: "exact", 2: "Jaro-Winkler >= 0.92", 1: "Jaro-Winkler >= 0.8", 0: "different"},
     "surname": {3: "exact", 2: "Jaro-Winkler >= 0.92", 1: "Jaro-Winkler >= 0.8", 0: "different"},
-    "id_number": {3: "same ID number", 2: "IDs differ by <= 2 edits, one fails its checksum (typo)",
-                  0: "different ID numbers (or both valid)"},
-    "dob": {2: "same birth date", 1: "birth dates differ by one digit or day/month swapped", 0: "different birth dates"},
+    "id_number": {
+        3: "same ID number",
+        2: "IDs differ by <= 2 edits, one fails its checksum (typo)",
+        0: "different ID numbers (or both valid)",
+    },
+    "dob": {
+        2: "same birth date",
+        1: "birth dates differ by one digit or day/month swapped",
+        0: "different birth dates",
+    },
     "phone": {2: "same phone", 1: "phones differ by one digit", 0: "different phones"},
-    "address": {3: "same address", 2: "address similarity >= 0.9", 1: "address similarity >= 0.7",
-                0: "different addresses"},
+    "address": {
+        3: "same address",
+        2: "address similarity >= 0.9",
+        1: "address similarity >= 0.7",
+        0: "different addresses",
+    },
     "postcode": {2: "same postcode", 1: "postcodes differ by one digit", 0: "different postcodes"},
 }
 
 #: comparison kinds of extra fields (``resolve_records(extra_fields=...)``) → level → meaning
 EXTRA_KINDS: dict[str, dict[int, str]] = {
-    "text": {3: "exact", 2: "Jaro-Winkler >= 0.92 or token-sorted ratio >= 0.9",
-             1: "Jaro-Winkler >= 0.8 or token-sorted ratio >= 0.75", 0: "different"},
+    "text": {
+        3: "exact",
+        2: "Jaro-Winkler >= 0.92 or token-sorted ratio >= 0.9",
+        1: "Jaro-Winkler >= 0.8 or token-sorted ratio >= 0.75",
+        0: "different",
+    },
     "exact": {1: "same value", 0: "different values"},
     "number": {2: "same number", 1: "numbers differ by one edit", 0: "different numbers"},
 }
+
 
 def _missing(values: np.ndarray) -> np.ndarray:
     return pd.isna(values) | (values == "")
@@ -114,8 +133,9 @@ def gb11643_ok(ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def compare_names(left: np.ndarray, right: np.ndarray, left_key: np.ndarray, right_key: np.ndarray,
-                  *, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def compare_names(
+    left: np.ndarray, right: np.ndarray, left_key: np.ndarray, right_key: np.ndarray, *, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Full names: exact, same pinyin anagram key, or spelling similarity.
 
     ``left``/``right`` are normalised names (simplified, no spacing); the keys
@@ -143,8 +163,9 @@ def compare_name_parts(left: np.ndarray, right: np.ndarray, *, workers: int = 1)
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 
-def compare_ids(left: np.ndarray, right: np.ndarray, left_ok: np.ndarray, right_ok: np.ndarray,
-                *, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def compare_ids(
+    left: np.ndarray, right: np.ndarray, left_ok: np.ndarray, right_ok: np.ndarray, *, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """ID numbers: exact, a typo (<= 2 edits, one side fails its checksum), or
     different (two close numbers that both pass their checksum are different
     people: twins, or two people born the same day in one county).
@@ -183,8 +204,9 @@ def compare_codes(left: np.ndarray, right: np.ndarray, *, workers: int = 1) -> t
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 
-def compare_addresses(left: np.ndarray, right: np.ndarray, *, workers: int = 1, tokens: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def compare_addresses(
+    left: np.ndarray, right: np.ndarray, *, workers: int = 1, tokens: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised addresses: exact, or rapidfuzz ``ratio`` >= 0.9 / >= 0.7.
 
     ``tokens=True`` also takes ``token_sort_ratio`` (the words sorted first),
@@ -198,8 +220,7 @@ def compare_addresses(left: np.ndarray, right: np.ndarray, *, workers: int = 1, 
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 
-def compare_extra(left: np.ndarray, right: np.ndarray, kind: str, *, workers: int = 1
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def compare_extra(left: np.ndarray, right: np.ndarray, kind: str, *, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A generic field of kind ``text``, ``exact`` or ``number`` (see :data:`EXTRA_KINDS`).
 
     Example
@@ -229,8 +250,9 @@ def compare_extra(left: np.ndarray, right: np.ndarray, kind: str, *, workers: in
     return np.where(miss, -1, level), np.where(miss, np.nan, sim)
 
 
-def block_pairs(codes: np.ndarray, *, max_block: int, sub_codes: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray, dict]:
+def block_pairs(
+    codes: np.ndarray, *, max_block: int, sub_codes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """All within-block record pairs ``(i, j)``, ``i < j``, for integer block codes.
 
     Blocks larger than ``max_block`` are split by ``sub_codes`` (e.g. birth

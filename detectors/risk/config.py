@@ -64,8 +64,10 @@ class TrainingConfig:
         if not 0 < self.review_capacity < 1:
             raise ValueError(f"review_capacity must be in (0, 1); got {self.review_capacity}")
         if not 0 < self.review_threshold < self.decline_threshold <= 1:
-            raise ValueError("thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
-                             f"got {self.review_threshold} and {self.decline_threshold}")
+            raise ValueError(
+                "thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "
+                f"got {self.review_threshold} and {self.decline_threshold}"
+            )
 
     @property
     def bad_labels(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ The uplift in the training report is measured by dropping the last two.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -113,13 +113,15 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     frame["earlier"] = 0
     frame["bad_earlier"] = 0
     frame.loc[~unknown, "earlier"] = by_id.cumcount() - by_person.cumcount()
-    frame.loc[~unknown, "bad_earlier"] = ((by_id["bad"].cumsum() - timed["bad"])
-                                          - (by_person["bad"].cumsum() - timed["bad"]))
+    frame.loc[~unknown, "bad_earlier"] = (by_id["bad"].cumsum() - timed["bad"]) - (
+        by_person["bad"].cumsum() - timed["bad"]
+    )
     return frame.drop(columns=["t", "bad"])
 
 
-def finding_features(findings: Iterable[Finding], apps: pd.DataFrame,
-                     bad_labels: tuple[str, ...] = BAD_LABELS) -> pd.DataFrame:
+def finding_features(
+    findings: Iterable[Finding], apps: pd.DataFrame, bad_labels: tuple[str, ...] = BAD_LABELS
+) -> pd.DataFrame:
     """Per application and detector: the best label-free finding score, plus
     ring size, guarantee exposure and earlier known-bad members of its findings.
 
@@ -146,8 +148,11 @@ def finding_features(findings: Iterable[Finding], apps: pd.DataFrame,
     earlier = member_t["application_id_other"].map(times).to_numpy() < member_t["application_id"].map(times).to_numpy()
     is_bad = member_t["application_id_other"].map(bad).fillna(False).to_numpy(dtype=bool)
     member_t = member_t.assign(bad_before=earlier & is_bad)
-    wide["known_bad_2hop"] = member_t.drop_duplicates(["application_id", "application_id_other"]).groupby(
-        "application_id")["bad_before"].sum()
+    wide["known_bad_2hop"] = (
+        member_t.drop_duplicates(["application_id", "application_id_other"])
+        .groupby("application_id")["bad_before"]
+        .sum()
+    )
     return wide.reindex(pd.Index(apps["application_id"], name="application_id")).fillna(0.0)
 
 
@@ -183,9 +188,12 @@ def own_features(apps: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def application_features(portfolio, findings: list[Finding] | None = None,
-                         hubs: pd.DataFrame | None = None,
-                         bad_labels: tuple[str, ...] = BAD_LABELS) -> pd.DataFrame:
+def application_features(
+    portfolio,
+    findings: list[Finding] | None = None,
+    hubs: pd.DataFrame | None = None,
+    bad_labels: tuple[str, ...] = BAD_LABELS,
+) -> pd.DataFrame:
     """The feature table, one row per application (index ``application_id``).
 
     Parameters

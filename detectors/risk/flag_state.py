@@ -53,8 +53,16 @@ import pyarrow.parquet as pq
 from ringscope.detectors.values import BadValues
 from ringscope.graph.files import atomic_write_bytes, atomic_write_text, private_dir
 
-__all__ = ["FORMAT_VERSION", "FlagStateWarning", "StateInfo", "state_folder", "code_version", "save_state",
-           "load_state", "discard_state"]
+__all__ = [
+    "FORMAT_VERSION",
+    "FlagStateWarning",
+    "StateInfo",
+    "state_folder",
+    "code_version",
+    "save_state",
+    "load_state",
+    "discard_state",
+]
 
 #: bump when what is saved, or how, changes
 FORMAT_VERSION = 1
@@ -126,8 +134,11 @@ def code_version() -> str:
     digest = hashlib.sha256(f"flag-state {FORMAT_VERSION}".encode())
     detectors = Path(ringscope.detectors.__file__).resolve().parent
     # the detectors and the linkage engine they run on; not the risk model (it is saved with its own version)
-    sources = [*detectors.glob("*.py"), *(detectors / "resolution").glob("*.py"),
-               Path(ringscope.graph.model.__file__).resolve()]
+    sources = [
+        *detectors.glob("*.py"),
+        *(detectors / "resolution").glob("*.py"),
+        Path(ringscope.graph.model.__file__).resolve(),
+    ]
     for file in sorted(sources, key=lambda path: (path.parent.name, path.name)):
         digest.update(file.parent.name.encode() + b"/" + file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     for name in DETECTORS:
@@ -148,8 +159,9 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     dtypes = {str(c): str(frame[c].dtype) for c in frame.columns}
     # which missing value an object column holds: None (read from a store) or pd.NA (a column added empty)
     na = {str(c): _missing_kind(frame[c]) for c in frame.columns if frame[c].dtype == object}
-    table = table.replace_schema_metadata({b"ringscope": json.dumps({"dtypes": dtypes, "na": na, "columns": [
-        str(c) for c in frame.columns]}).encode()})
+    table = table.replace_schema_metadata(
+        {b"ringscope": json.dumps({"dtypes": dtypes, "na": na, "columns": [str(c) for c in frame.columns]}).encode()}
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()
@@ -175,7 +187,8 @@ def _array_bytes(value: Any) -> tuple[dict, bytes]:
         return {"as": "frame"}, _parquet_bytes(value)
     if isinstance(value, pd.Index):
         return {"as": "index", "name": value.name}, _parquet_bytes(
-            pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)}))
+            pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)})
+        )
     value = np.asarray(value)
     if value.dtype == object:
         return {"as": "objects"}, _parquet_bytes(pd.DataFrame({"v": pd.Series(value, dtype=object)}))
@@ -268,22 +281,43 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}", blob)
         arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}"}
     reads = []
-    for i, ((kind, name, columns), frame) in enumerate(sorted((portfolio.reads or {}).items(),
-                                                               key=lambda item: repr(item[0]))):
+    for i, ((kind, name, columns), frame) in enumerate(
+        sorted((portfolio.reads or {}).items(), key=lambda item: repr(item[0]))
+    ):
         put(f"tables/read.{i}.parquet", _parquet_bytes(frame))
-        reads.append({"file": f"tables/read.{i}.parquet", "kind": kind, "name": name,
-                      "columns": None if columns is None else list(columns)})
-    put("bad_values.json", json.dumps([asdict(b) for b in portfolio.bad_values], ensure_ascii=False,
-                                      default=str).encode("utf-8"))
+        reads.append(
+            {
+                "file": f"tables/read.{i}.parquet",
+                "kind": kind,
+                "name": name,
+                "columns": None if columns is None else list(columns),
+            }
+        )
+    put(
+        "bad_values.json",
+        json.dumps([asdict(b) for b in portfolio.bad_values], ensure_ascii=False, default=str).encode("utf-8"),
+    )
     statistics = dict(index.detector_statistics)
-    put("state.pkl", pickle.dumps({"statistics": statistics,
-                                   "findings": list(index.findings if findings is None else findings)},
-                                  protocol=pickle.HIGHEST_PROTOCOL))
+    put(
+        "state.pkl",
+        pickle.dumps(
+            {"statistics": statistics, "findings": list(index.findings if findings is None else findings)},
+            protocol=pickle.HIGHEST_PROTOCOL,
+        ),
+    )
     manifest = {
-        "format_version": FORMAT_VERSION, "revision": revision, "code_version": code_version(),
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "store": getattr(store, "location", ""),
-        "tables": saved_tables, "links_by_kind": sorted(links_by_kind) if links_by_kind is not None else None,
-        "entities": saved_maps, "reads": reads, "arrays": arrays, "statistics": sorted(statistics), "files": files,
+        "format_version": FORMAT_VERSION,
+        "revision": revision,
+        "code_version": code_version(),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "store": getattr(store, "location", ""),
+        "tables": saved_tables,
+        "links_by_kind": sorted(links_by_kind) if links_by_kind is not None else None,
+        "entities": saved_maps,
+        "reads": reads,
+        "arrays": arrays,
+        "statistics": sorted(statistics),
+        "files": files,
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
     return folder
@@ -340,16 +374,19 @@ def load_state(store: Any, revision: str) -> tuple[dict | None, str]:
 
         state: dict[str, Any] = {"tables": {t: table(f"tables/{t}.parquet") for t in manifest.get("tables", [])}}
         kinds = manifest.get("links_by_kind")
-        state["links_by_kind"] = None if kinds is None else {
-            k: table(f"tables/links_by_kind.{k}.parquet") for k in kinds}
+        state["links_by_kind"] = (
+            None if kinds is None else {k: table(f"tables/links_by_kind.{k}.parquet") for k in kinds}
+        )
         state["entities"] = {}
         for label, present in manifest.get("entities", {}).items():
             if present:
                 state["entities"][label] = table(f"tables/entities.{label}.parquet")["entity"]
             else:
                 state["entities"][label] = None
-        state["reads"] = {(r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])):
-                          table(r["file"]) for r in manifest.get("reads", [])}
+        state["reads"] = {
+            (r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])): table(r["file"])
+            for r in manifest.get("reads", [])
+        }
         state["arrays"] = {}
         for name, how in manifest["arrays"].items():
             if how["file"] not in data:

@@ -30,9 +30,10 @@ feature arithmetic has a per-application form
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,13 +62,28 @@ __all__ = ["FlagIndex", "FlagResult", "RING_DETECTORS"]
 #: more members). ``identity`` too: one ID number under several names is a group of applications
 #: (synthetic identities); over 20 random scenarios its findings >= 0.3 held 90 planted frauds and
 #: one honest application (a repeat borrower)
-RING_DETECTORS = ("shared_identifier_rings", "guarantee_circles", "contact_loops", "broker_rings", "device_velocity",
-                  "identity")
+RING_DETECTORS = (
+    "shared_identifier_rings",
+    "guarantee_circles",
+    "contact_loops",
+    "broker_rings",
+    "device_velocity",
+    "identity",
+)
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
 #: what ``FlagIndex`` derives from the portfolio's links (saved in the flag state)
-SAVED_ARRAYS = ("hubs", "_ident_index", "_ident_offsets", "_link_app", "_entities", "_link_entity", "_app_links",
-                "_app_offsets", "app_entity")
+SAVED_ARRAYS = (
+    "hubs",
+    "_ident_index",
+    "_ident_offsets",
+    "_link_app",
+    "_entities",
+    "_link_entity",
+    "_app_links",
+    "_app_offsets",
+    "app_entity",
+)
 
 
 @dataclass
@@ -92,9 +108,14 @@ class FlagIndex:
     the graph like any other), then call :meth:`score`.
     """
 
-    def __init__(self, portfolio: Portfolio, findings: list[Finding],
-                 bad_labels: tuple[str, ...] = BAD_LABELS, arrays: dict | None = None,
-                 settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        findings: list[Finding],
+        bad_labels: tuple[str, ...] = BAD_LABELS,
+        arrays: dict | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         """``arrays``: what :meth:`arrays` returned for this portfolio (a saved
         flag state), instead of deriving them again; ``settings``: the
         detectors' parameters (the store's last ``detect``'s, by default)."""
@@ -161,13 +182,13 @@ class FlagIndex:
         return {name: getattr(self, name) for name in SAVED_ARRAYS}
 
     @classmethod
-    def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+    def build(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> FlagIndex:
         """The index of everything ``store`` holds, read from it."""
         portfolio = Portfolio(store)
         return cls(portfolio, load_findings(store), bad_labels, settings=store_settings(store))
 
     @classmethod
-    def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> "FlagIndex":
+    def open(cls, store, bad_labels: tuple[str, ...] = BAD_LABELS) -> FlagIndex:
         """The index of ``store``: from the state a ``flag`` run saved beside
         it (:mod:`ringscope.detectors.risk.flag_state`: the portfolio tables, the detectors'
         statistics and the stored findings) when the store has not changed
@@ -190,8 +211,9 @@ class FlagIndex:
             portfolio.stored_entity_maps = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
             portfolio.reads = dict(state["reads"])
-            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"],
-                        settings=store_settings(store))
+            index = cls(
+                portfolio, state["findings"], bad_labels, arrays=state["arrays"], settings=store_settings(store)
+            )
             index.detector_statistics = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
@@ -221,8 +243,14 @@ class FlagIndex:
         if last is not None and last[0] == key:
             return last[1]
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
-        run = detect_around(self.portfolio, app_ids, names, params=self.settings.detector_params(),
-                            statistics=self.detector_statistics, progress=self.progress)
+        run = detect_around(
+            self.portfolio,
+            app_ids,
+            names,
+            params=self.settings.detector_params(),
+            statistics=self.detector_statistics,
+            progress=self.progress,
+        )
         self._last_detection = (key, run)
         return run
 
@@ -233,8 +261,7 @@ class FlagIndex:
         left out: the applications' data may have grown it, as a full
         ``detect`` would have (by finding id)."""
         redone = set(detection.seconds) - set(detection.errors)
-        out = {f.finding_id: f for a in app_ids for f in self.findings_by_app.get(a, [])
-               if f.detector not in redone}
+        out = {f.finding_id: f for a in app_ids for f in self.findings_by_app.get(a, []) if f.detector not in redone}
         for f in detection.findings:
             out.setdefault(f.finding_id, f)
         return [out[k] for k in sorted(out)]
@@ -267,8 +294,9 @@ class FlagIndex:
             ident = links["identifier"].to_numpy(dtype=object)
             keys = (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object)
             hubs = self.hubs
-            hub_keys = pd.Index(hubs.index.get_level_values(0).astype(str) + "\x1f"
-                                + hubs.index.get_level_values(1).astype(str))
+            hub_keys = pd.Index(
+                hubs.index.get_level_values(0).astype(str) + "\x1f" + hubs.index.get_level_values(1).astype(str)
+            )
             at = hub_keys.get_indexer(keys)
             found = at >= 0
 
@@ -278,12 +306,15 @@ class FlagIndex:
                 return out
 
             self._link_arrays = {
-                "kind": kind, "identifier": ident,
+                "kind": kind,
+                "identifier": ident,
                 "ident_idx": self._ident_lookup.get_indexer(keys),
                 "entity_code": self._entity_index.get_indexer(links["entity"].to_numpy()),
                 "kind_code": pd.Index(SHARED_KINDS).get_indexer(kind),
-                "glue": column("glue", False, bool), "hub": column("hub", False, bool),
-                "people": column("people", np.nan, float), "fence": column("fence", np.nan, float),
+                "glue": column("glue", False, bool),
+                "hub": column("hub", False, bool),
+                "people": column("people", np.nan, float),
+                "fence": column("fence", np.nan, float),
             }
         return self._link_arrays
 
@@ -316,7 +347,8 @@ class FlagIndex:
             kinds = links["kind"].to_numpy(dtype=object)
             idents = links["identifier"].to_numpy(dtype=object)
             ident_idx = self._ident_lookup.get_indexer(
-                (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object))
+                (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object)
+            )
             entity = self._entity_index.get_indexer(links["entity"].to_numpy())
         offsets, bad_rows = self._bad_sharers()
         labels = self._labels
@@ -328,7 +360,7 @@ class FlagIndex:
                 kind, i = kinds[j], ident_idx[j]
                 if i < 0 or kept.get(kind, 0) >= per_kind:
                     continue
-                rows = bad_rows[offsets[i]:offsets[i + 1]][:scan]
+                rows = bad_rows[offsets[i] : offsets[i + 1]][:scan]
                 sharers = self._link_app[rows]
                 hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
                 for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
@@ -341,7 +373,8 @@ class FlagIndex:
         """An ``applied_at`` from the index's integer times."""
         applied = self.apps["applied_at"].dtype
         return pd.Timestamp(int(value), unit=np.datetime_data(applied.base)[0], tz="UTC").tz_convert(
-            getattr(applied, "tz", None))
+            getattr(applied, "tz", None)
+        )
 
     # -- features ------------------------------------------------------------------
     def graph_features(self, targets: np.ndarray) -> pd.DataFrame:
@@ -364,8 +397,11 @@ class FlagIndex:
         link_of = np.repeat(np.arange(len(idx)), e - s)
         sharer = self._link_app[sharer_rows]
         me = targets[owner][link_of]
-        earlier = ((self.t[sharer] < self.t[me]) & self.timed[sharer]
-                   & (self._link_entity[sharer_rows] != arrays["entity_code"][rows][link_of]))
+        earlier = (
+            (self.t[sharer] < self.t[me])
+            & self.timed[sharer]
+            & (self._link_entity[sharer_rows] != arrays["entity_code"][rows][link_of])
+        )
         per_link = np.bincount(link_of, weights=earlier, minlength=len(idx))
         bad_link = np.bincount(link_of, weights=earlier & self.bad[sharer], minlength=len(idx))
         kind = arrays["kind_code"][rows]
@@ -373,10 +409,11 @@ class FlagIndex:
         cell = owner[counted] * kinds + kind[counted]
         earlier_by = np.bincount(cell, weights=per_link[counted], minlength=n * kinds).reshape(n, kinds)
         bad_by = np.bincount(cell, weights=bad_link[counted], minlength=n * kinds).reshape(n, kinds)
-        out = pd.DataFrame(np.hstack([earlier_by, bad_by]),
-                           index=pd.Index(self.app_pos[targets], name="application_id"),
-                           columns=[f"earlier_sharers_{k}" for k in SHARED_KINDS]
-                           + [f"bad_earlier_{k}" for k in SHARED_KINDS])
+        out = pd.DataFrame(
+            np.hstack([earlier_by, bad_by]),
+            index=pd.Index(self.app_pos[targets], name="application_id"),
+            columns=[f"earlier_sharers_{k}" for k in SHARED_KINDS] + [f"bad_earlier_{k}" for k in SHARED_KINDS],
+        )
         out["shares_hub"] = (np.bincount(owner, weights=arrays["hub"][rows], minlength=n) > 0).astype(float)
         out["known_bad_1hop"] = bad_by.sum(axis=1)
         # the same person's earlier applications
@@ -434,8 +471,15 @@ class FlagIndex:
         return self._entity_groups_cache
 
     # -- scoring -------------------------------------------------------------------------
-    def score(self, model: TrainedModel, app_ids: list[str], review: float | None = None,
-              decline: float | None = None, with_guarantees: bool = True, method: str = "auto") -> FlagResult:
+    def score(
+        self,
+        model: TrainedModel,
+        app_ids: list[str],
+        review: float | None = None,
+        decline: float | None = None,
+        with_guarantees: bool = True,
+        method: str = "auto",
+    ) -> FlagResult:
         """Score ``app_ids`` (already in the graph) incrementally.
 
         ``method``: ``"batch"`` (vectorised over all of them), ``"single"``
@@ -462,8 +506,9 @@ class FlagIndex:
 
         started = time.perf_counter()
         target_apps = self.apps.iloc[targets]
-        features = own_features(target_apps.reset_index(drop=True),
-                                self._persons_of(set(target_apps["person"].dropna())))
+        features = own_features(
+            target_apps.reset_index(drop=True), self._persons_of(set(target_apps["person"].dropna()))
+        )
         graph = self.graph_features(targets)
         for col in graph.columns:
             features[col] = graph[col].reindex(features.index).to_numpy()
@@ -489,15 +534,19 @@ class FlagIndex:
         )
         reasons = build_reasons(contrib, features, context)
         values, columns = contrib.to_numpy(), list(contrib.columns)
-        ring_ids = [accused_ring(by_member.get(a, []), a, values[row], columns, review, RING_DETECTORS)
-                    for row, a in enumerate(contrib.index)]
-        flags = pd.DataFrame({
-            "application_id": features.index,
-            "score": np.round(scores, 4),
-            "decision": model.decide(scores, review, decline),
-            "ring_id": ring_ids,
-            "reasons": reasons.reindex(features.index).to_numpy(),
-        })
+        ring_ids = [
+            accused_ring(by_member.get(a, []), a, values[row], columns, review, RING_DETECTORS)
+            for row, a in enumerate(contrib.index)
+        ]
+        flags = pd.DataFrame(
+            {
+                "application_id": features.index,
+                "score": np.round(scores, 4),
+                "decision": model.decide(scores, review, decline),
+                "ring_id": ring_ids,
+                "reasons": reasons.reindex(features.index).to_numpy(),
+            }
+        )
         seconds["score"] = time.perf_counter() - started
         return FlagResult(flags, new_findings, seconds, errors=detection.errors)
 
@@ -509,8 +558,9 @@ class FlagIndex:
             self._single_path = SingleApplicationPath(self)
         return self._single_path
 
-    def _score_single(self, model: TrainedModel, targets: np.ndarray, review, decline,
-                      with_guarantees: bool) -> FlagResult:
+    def _score_single(
+        self, model: TrainedModel, targets: np.ndarray, review, decline, with_guarantees: bool
+    ) -> FlagResult:
         path = self.single_path()
         seconds: dict[str, float] = {}
         # one detection step for all of them: the findings holding an
@@ -519,9 +569,12 @@ class FlagIndex:
         ids = [str(self.app_pos[pos]) for pos in targets]
         detection = self.detect(ids, with_guarantees)
         seconds["local detection"] = time.perf_counter() - started
-        rows = [path.score(model, int(pos), review, decline, self.findings_around([app_id], detection),
-                           RING_DETECTORS, seconds)
-                for pos, app_id in zip(targets, ids)]
+        rows = [
+            path.score(
+                model, int(pos), review, decline, self.findings_around([app_id], detection), RING_DETECTORS, seconds
+            )
+            for pos, app_id in zip(targets, ids)
+        ]
         flags = pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id", "reasons"])
         return FlagResult(flags, detection.findings, seconds, errors=detection.errors)
 

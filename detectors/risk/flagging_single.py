@@ -48,8 +48,16 @@ class SingleApplicationPath:
         self.own = {c: own[c].to_numpy() for c in own.columns}
 
     # -- one application --------------------------------------------------------------------------
-    def score(self, model: TrainedModel, pos: int, review: float | None, decline: float | None,
-              findings_around: list[Finding], ring_detectors: tuple[str, ...], seconds: dict[str, float]) -> dict:
+    def score(
+        self,
+        model: TrainedModel,
+        pos: int,
+        review: float | None,
+        decline: float | None,
+        findings_around: list[Finding],
+        ring_detectors: tuple[str, ...],
+        seconds: dict[str, float],
+    ) -> dict:
         """One application's flag row (a dict), given the findings holding it
         (``FlagIndex.findings_around``)."""
         started = time.perf_counter()
@@ -65,14 +73,25 @@ class SingleApplicationPath:
         started = time.perf_counter()
         score, contributions = _predict_one(model, row)
         mine = [f for f in findings if app_id in f.members]
-        reasons = reasons_json(contributions, list(model.features), dict(zip(model.features, row)), mine,
-                               self.index.partners_of(np.array([pos])))
+        reasons = reasons_json(
+            contributions,
+            list(model.features),
+            dict(zip(model.features, row)),
+            mine,
+            self.index.partners_of(np.array([pos])),
+        )
         flag = {
             "application_id": app_id,
             "score": round(float(score), 4),
             "decision": str(model.decide(np.array([score]), review, decline)[0]),
-            "ring_id": accused_ring(mine, app_id, contributions, model.features,
-                                    model.config.review_threshold if review is None else review, ring_detectors),
+            "ring_id": accused_ring(
+                mine,
+                app_id,
+                contributions,
+                model.features,
+                model.config.review_threshold if review is None else review,
+                ring_detectors,
+            ),
             "reasons": reasons,
         }
         seconds["score"] = seconds.get("score", 0.0) + time.perf_counter() - started

@@ -35,7 +35,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,20 @@ import numpy as np
 
 from ringscope.graph.files import TMP_MARKER, atomic_open, atomic_write_text, private_dir
 
-__all__ = ["models_folder", "target_folder", "store_identity", "user_data_dir", "save_model", "load_model",
-           "champion", "challenger", "promote", "rollback", "champion_history", "ModelEvent"]
+__all__ = [
+    "models_folder",
+    "target_folder",
+    "store_identity",
+    "user_data_dir",
+    "save_model",
+    "load_model",
+    "champion",
+    "challenger",
+    "promote",
+    "rollback",
+    "champion_history",
+    "ModelEvent",
+]
 
 #: a temporary version folder older than this is a killed save's leftover
 _STALE_SECONDS = 24 * 3600
@@ -308,7 +320,7 @@ def rollback(folder: str | os.PathLike, user: str, reason: str = "") -> ModelEve
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _safe(text: str) -> str:

@@ -158,24 +158,37 @@ class MonitorReport:
     def alerts(self) -> pd.DataFrame:
         """Every (period, column) at "watch" or "act", worst first."""
         excess = self.excess
-        rows = [(period, column, self.psi.loc[period, column], excess.loc[period, column],
-                 self.status.loc[period, column])
-                for period in self.status.index for column in self.status.columns
-                if self.status.loc[period, column] in ("watch", "act")]
+        rows = [
+            (period, column, self.psi.loc[period, column], excess.loc[period, column], self.status.loc[period, column])
+            for period in self.status.index
+            for column in self.status.columns
+            if self.status.loc[period, column] in ("watch", "act")
+        ]
         frame = pd.DataFrame(rows, columns=["period", "column", "psi", "beyond_noise", "status"])
         frame["rank"] = frame["status"].map(_SEVERITY)
-        return frame.sort_values(["rank", "beyond_noise"], ascending=False, kind="stable").drop(columns="rank") \
+        return (
+            frame.sort_values(["rank", "beyond_noise"], ascending=False, kind="stable")
+            .drop(columns="rank")
             .reset_index(drop=True)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (for ``monitoring.json`` and the dashboard)."""
+
         def table(frame: pd.DataFrame) -> dict:
             return {str(i): {str(c): _plain(v) for c, v in row.items()} for i, row in frame.iterrows()}
 
         return {
-            "model_version": self.model_version, "target": self.target, "reference": list(self.reference),
-            "period": self.period, "overall": self.overall, "sizes": {str(k): int(v) for k, v in self.sizes.items()},
-            "psi": table(self.psi), "noise": table(self.noise), "status": table(self.status), "hit_rates": table(self.hit_rates),
+            "model_version": self.model_version,
+            "target": self.target,
+            "reference": list(self.reference),
+            "period": self.period,
+            "overall": self.overall,
+            "sizes": {str(k): int(v) for k, v in self.sizes.items()},
+            "psi": table(self.psi),
+            "noise": table(self.noise),
+            "status": table(self.status),
+            "hit_rates": table(self.hit_rates),
             "decisions": table(self.decisions),
             "cohorts": [{str(k): _plain(v) for k, v in row.items()} for row in self.cohorts.to_dict("records")],
             "alerts": [{str(k): _plain(v) for k, v in row.items()} for row in self.alerts().to_dict("records")],
@@ -203,8 +216,9 @@ def _periods(times: pd.Series, period: str) -> pd.Series:
     return local.dt.strftime("%Y-%m")
 
 
-def monitor(store, target: str = "fraud", since: str | None = None, period: str = "week",
-            model=None, progress=None) -> MonitorReport:
+def monitor(
+    store, target: str = "fraud", since: str | None = None, period: str = "week", model=None, progress=None
+) -> MonitorReport:
     """Compare recent periods of ``store`` with its model's training window.
 
     Parameters
@@ -284,12 +298,21 @@ def monitor(store, target: str = "fraud", since: str | None = None, period: str 
     members: dict[str, set[str]] = {}
     for f in findings:
         members.setdefault(f.detector, set()).update(f.members)
-    hit_rates = pd.DataFrame({
-        name: pd.Series(apps.index.isin(list(ids)), index=apps.index).groupby(group).mean()
-        for name, ids in sorted(members.items())
-    }).reindex(sizes.index)
-    decisions = (pd.crosstab(group, scored[decision_col].fillna("(unscored)"), normalize="index")
-                 .reindex(index=sizes.index).fillna(0.0)) if group.notna().any() else pd.DataFrame()
+    hit_rates = pd.DataFrame(
+        {
+            name: pd.Series(apps.index.isin(list(ids)), index=apps.index).groupby(group).mean()
+            for name, ids in sorted(members.items())
+        }
+    ).reindex(sizes.index)
+    decisions = (
+        (
+            pd.crosstab(group, scored[decision_col].fillna("(unscored)"), normalize="index")
+            .reindex(index=sizes.index)
+            .fillna(0.0)
+        )
+        if group.notna().any()
+        else pd.DataFrame()
+    )
 
     verdicts = outcome_labels(store, portfolio, findings)
     outcomes = target_outcomes(apps["label"], verdicts, model.target)
@@ -303,17 +326,22 @@ def monitor(store, target: str = "fraud", since: str | None = None, period: str 
         s = columns.loc[ids, "score"].to_numpy(dtype=float)
         k = max(1, int(round(len(ids) * capacity)))
         both = 0 < y.sum() < len(y)
-        cohort_rows.append({
-            "month": month, "n": int(len(ids)), "positives": int(y.sum()),
-            "auc": float(roc_auc_score(y, s)) if both else float("nan"),
-            "precision_at_k": precision_at_k(y, s, k) if y.sum() else float("nan"),
-            "in_training": bool(((applied[ids] >= window[0]) & (applied[ids] <= window[1])).any()),
-        })
+        cohort_rows.append(
+            {
+                "month": month,
+                "n": int(len(ids)),
+                "positives": int(y.sum()),
+                "auc": float(roc_auc_score(y, s)) if both else float("nan"),
+                "precision_at_k": precision_at_k(y, s, k) if y.sum() else float("nan"),
+                "in_training": bool(((applied[ids] >= window[0]) & (applied[ids] <= window[1])).any()),
+            }
+        )
     cohorts = pd.DataFrame(cohort_rows, columns=["month", "n", "positives", "auc", "precision_at_k", "in_training"])
     step("done", 4)
     shown = tuple(t.tz_convert("Asia/Shanghai").isoformat() for t in window)
-    return MonitorReport(model.version, model.target, shown, period, psi, noise, status,
-                         sizes, hit_rates, decisions, cohorts, notes)
+    return MonitorReport(
+        model.version, model.target, shown, period, psi, noise, status, sizes, hit_rates, decisions, cohorts, notes
+    )
 
 
 def save_monitoring(result: MonitorReport, folder, out=None) -> list:
@@ -334,8 +362,13 @@ def save_monitoring(result: MonitorReport, folder, out=None) -> list:
     if out is not None:
         out = Path(out)
         private_dir(out)
-        for name, frame in (("psi", result.psi), ("noise", result.noise), ("status", result.status), ("hit_rates", result.hit_rates),
-                            ("decisions", result.decisions)):
+        for name, frame in (
+            ("psi", result.psi),
+            ("noise", result.noise),
+            ("status", result.status),
+            ("hit_rates", result.hit_rates),
+            ("decisions", result.decisions),
+        ):
             target = out / f"{name}.csv"
             write_csv(frame.rename_axis("period").reset_index(), target)
             written.append(target)
@@ -364,11 +397,17 @@ def _chart(result: MonitorReport, path):
         moved = excess.drop(columns="score", errors="ignore").max().sort_values(ascending=False)
         for column in ["score", *[c for c in moved.index[:4] if moved[c] >= WATCH]]:
             if column in excess:
-                top.plot(x, excess[column].to_numpy(), marker="o", linewidth=2.5 if column == "score" else 1.2,
-                         label=column)
+                top.plot(
+                    x, excess[column].to_numpy(), marker="o", linewidth=2.5 if column == "score" else 1.2, label=column
+                )
         top.axhspan(WATCH, ACT, color="#f2c14e", alpha=0.25, label=f"watch (PSI {WATCH})")
-        top.axhspan(ACT, max(ACT * 1.6, float(np.nanmax(excess.to_numpy(dtype=float))) * 1.1),
-                    color="#d1495b", alpha=0.18, label=f"act (PSI {ACT})")
+        top.axhspan(
+            ACT,
+            max(ACT * 1.6, float(np.nanmax(excess.to_numpy(dtype=float))) * 1.1),
+            color="#d1495b",
+            alpha=0.18,
+            label=f"act (PSI {ACT})",
+        )
         top.legend(fontsize=7, loc="upper left")
         shares = result.decisions.reindex(periods).fillna(0.0)
         bottomline = np.zeros(len(periods))

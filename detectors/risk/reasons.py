@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,8 +91,9 @@ class ReasonContext:
     bad_labels: tuple[str, ...] = BAD_LABELS
 
     @classmethod
-    def build(cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame,
-              bad_labels: tuple[str, ...] = BAD_LABELS) -> "ReasonContext":
+    def build(
+        cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame, bad_labels: tuple[str, ...] = BAD_LABELS
+    ) -> ReasonContext:
         by_app: dict[str, list[Finding]] = {}
         for f in findings:
             for m in f.members:
@@ -112,13 +113,14 @@ class ReasonContext:
         t_self = pairs["application_id"].map(self.apps["applied_at"])
         t_partner = pairs["application_id_partner"].map(self.apps["applied_at"])
         pairs = pairs[(t_partner < t_self).to_numpy()]
-        pairs = pairs.assign(partner_label=pairs["application_id_partner"].map(self.apps["label"]),
-                             partner_at=t_partner[(t_partner < t_self).to_numpy()].to_numpy())
+        pairs = pairs.assign(
+            partner_label=pairs["application_id_partner"].map(self.apps["label"]),
+            partner_at=t_partner[(t_partner < t_self).to_numpy()].to_numpy(),
+        )
         return pairs
 
 
-def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: ReasonContext,
-                  top: int = 5) -> pd.Series:
+def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: ReasonContext, top: int = 5) -> pd.Series:
     """JSON reason lists, one per application, ranked by contribution.
 
     Each reason: ``code``, ``feature``, ``contribution`` (log-odds, relative to
@@ -127,17 +129,23 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     """
     ids = list(contrib.index)
     partners = context.bad_partners(ids)
-    partners_by_app = ({app: list(group.itertuples()) for app, group in partners.groupby("application_id")}
-                       if len(partners) else {})
+    partners_by_app = (
+        {app: list(group.itertuples()) for app, group in partners.groupby("application_id")} if len(partners) else {}
+    )
     out = {}
     values = contrib.to_numpy()
     columns = list(contrib.columns)
     arrays = {c: features[c].to_numpy() for c in columns}
-    positions = (np.arange(len(ids)) if features.index.equals(contrib.index)
-                 else features.index.get_indexer(ids))
+    positions = np.arange(len(ids)) if features.index.equals(contrib.index) else features.index.get_indexer(ids)
     for row, app_id in enumerate(ids):
-        out[app_id] = reasons_json(values[row], columns, _Row(arrays, positions[row]),
-                                   context.findings_by_app.get(app_id, []), partners_by_app.get(app_id), top)
+        out[app_id] = reasons_json(
+            values[row],
+            columns,
+            _Row(arrays, positions[row]),
+            context.findings_by_app.get(app_id, []),
+            partners_by_app.get(app_id),
+            top,
+        )
     return pd.Series(out, name="reasons")
 
 
@@ -153,8 +161,9 @@ class _Row:
         return self.arrays[column][self.position]
 
 
-def reasons_json(contributions: np.ndarray, columns: list[str], values, findings: list[Finding],
-                 partners: list | None, top: int = 5) -> str:
+def reasons_json(
+    contributions: np.ndarray, columns: list[str], values, findings: list[Finding], partners: list | None, top: int = 5
+) -> str:
     """One application's reasons as JSON (what :func:`build_reasons` writes per row).
 
     ``partners`` are records with ``kind``, ``identifier``,
@@ -170,8 +179,13 @@ def reasons_json(contributions: np.ndarray, columns: list[str], values, findings
         feature = columns[j]
         code, detail = reason_code(feature)
         value = values[feature]
-        reason = {"code": code, "feature": feature, "contribution": round(c, 3),
-                  "value": value if isinstance(value, str) else round(float(value), 3), "detail": detail}
+        reason = {
+            "code": code,
+            "feature": feature,
+            "contribution": round(c, 3),
+            "value": value if isinstance(value, str) else round(float(value), 3),
+            "detail": detail,
+        }
         evidence = _evidence(feature, findings, partners)
         if evidence:
             reason["evidence"] = evidence
@@ -179,8 +193,14 @@ def reasons_json(contributions: np.ndarray, columns: list[str], values, findings
     return json.dumps(reasons, ensure_ascii=False, default=str)
 
 
-def accused_ring(findings: Iterable[Finding], app_id: str, contributions: Sequence[float],
-                 columns: Sequence[str], review: float, detectors: Iterable[str]) -> str:
+def accused_ring(
+    findings: Iterable[Finding],
+    app_id: str,
+    contributions: Sequence[float],
+    columns: Sequence[str],
+    review: float,
+    detectors: Iterable[str],
+) -> str:
     """The ``ring_id`` of one application: an accusation, so only a finding
     of ``detectors`` with two or more members, holding ``app_id`` and scoring
     at or above ``review`` (the review threshold of the decision) qualifies.
@@ -216,8 +236,9 @@ def accused_ring(findings: Iterable[Finding], app_id: str, contributions: Sequen
     O(f) in the application's findings (plus O(features) once when one qualifies).
     """
     detectors = set(detectors)
-    eligible = [f for f in findings
-                if f.detector in detectors and f.size > 1 and f.score >= review and app_id in f.members]
+    eligible = [
+        f for f in findings if f.detector in detectors and f.size > 1 and f.score >= review and app_id in f.members
+    ]
     if not eligible:
         return ""
     position = {c: j for j, c in enumerate(columns)}
@@ -235,8 +256,16 @@ def _evidence(feature: str, findings: list[Finding], partners: list | None):
         detector = feature[4:] if feature.startswith("det_") else None
         found = [f for f in findings if detector is None or f.detector == detector]
         found.sort(key=lambda f: -f.score)
-        return [{"finding_id": f.finding_id, "detector": f.detector, "score": round(f.score, 3),
-                 "summary": f.summary, "evidence": [e.detail for e in f.evidence[:3]]} for f in found[:3]]
+        return [
+            {
+                "finding_id": f.finding_id,
+                "detector": f.detector,
+                "score": round(f.score, 3),
+                "summary": f.summary,
+                "evidence": [e.detail for e in f.evidence[:3]],
+            }
+            for f in found[:3]
+        ]
     kinds = None
     if feature == "known_bad_1hop":
         kinds = set(SHARED_KINDS)
@@ -244,6 +273,14 @@ def _evidence(feature: str, findings: list[Finding], partners: list | None):
         kinds = {feature[12:]}
     if kinds and partners:
         rows = [r for r in partners if r.kind in kinds][:5]
-        return [{"kind": r.kind, "identifier": str(r.identifier), "shared_with": r.application_id_partner,
-                 "label": r.partner_label, "applied_at": str(r.partner_at)} for r in rows]
+        return [
+            {
+                "kind": r.kind,
+                "identifier": str(r.identifier),
+                "shared_with": r.application_id_partner,
+                "label": r.partner_label,
+                "applied_at": str(r.partner_at),
+            }
+            for r in rows
+        ]
     return None

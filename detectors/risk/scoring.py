@@ -23,7 +23,7 @@ import bisect
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -144,12 +144,18 @@ def make_model(kind: str, numeric: list[str], categorical: list[str], seed: int 
     if kind == "scorecard":
         prep = ColumnTransformer(
             [
-                ("num", Pipeline([
-                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                    # k-means bins: most graph counts are zero for most
-                    # applicants, which quantile bins collapse into one
-                    ("bins", KBinsDiscretizer(n_bins=5, encode="onehot", strategy="kmeans")),
-                ]), numeric),
+                (
+                    "num",
+                    Pipeline(
+                        [
+                            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                            # k-means bins: most graph counts are zero for most
+                            # applicants, which quantile bins collapse into one
+                            ("bins", KBinsDiscretizer(n_bins=5, encode="onehot", strategy="kmeans")),
+                        ]
+                    ),
+                    numeric,
+                ),
                 ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=20), categorical),
             ]
         )
@@ -158,12 +164,16 @@ def make_model(kind: str, numeric: list[str], categorical: list[str], seed: int 
         prep = ColumnTransformer(
             [
                 ("num", "passthrough", numeric),
-                ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                       encoded_missing_value=-1), categorical),
+                (
+                    "cat",
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                    categorical,
+                ),
             ]
         )
-        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.08, max_leaf_nodes=15,
-                                               l2_regularization=1.0, random_state=seed)
+        model = HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.08, max_leaf_nodes=15, l2_regularization=1.0, random_state=seed
+        )
     else:
         raise ValueError(f"Unknown model kind {kind!r}; use 'scorecard' or 'gbm'")
     return Pipeline([("prep", prep), ("model", model)])
@@ -206,8 +216,13 @@ def _split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Series,
-                 config: TrainingConfig = TrainingConfig(), progress=None) -> tuple[TrainedModel, dict]:
+def train_models(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    applied_at: pd.Series,
+    config: TrainingConfig = TrainingConfig(),
+    progress=None,
+) -> tuple[TrainedModel, dict]:
     """Fit, validate out of time, and return the chosen model and its report.
 
     Parameters
@@ -229,8 +244,10 @@ def train_models(features: pd.DataFrame, labels: pd.Series, applied_at: pd.Serie
         raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
     y_all = known.isin(config.bad_labels).astype(int)
     if y_all.nunique() < 2:
-        raise ValueError(f"Training the {config.target} model needs both {config.target} and other outcomes "
-                         "among the labelled applications.")
+        raise ValueError(
+            f"Training the {config.target} model needs both {config.target} and other outcomes "
+            "among the labelled applications."
+        )
     split = _validation_split(y_all, applied_at, config)
     with warnings.catch_warnings():
         # constant columns and collapsed bins are expected on small portfolios
@@ -263,13 +280,17 @@ def _validation_split(y_all: pd.Series, applied_at: pd.Series, config: TrainingC
     if in_train >= need_train and in_valid >= need_valid:
         return _Split("out of time", order, train_ids, valid_ids)
     positives, negatives = int(y_all.sum()), int(len(y_all) - y_all.sum())
-    oot = (f"the out-of-time split holds {in_train} {config.target} outcomes before "
-           f"{applied_at[valid_ids].min()} and {in_valid} after (it needs {need_train} and {need_valid})")
+    oot = (
+        f"the out-of-time split holds {in_train} {config.target} outcomes before "
+        f"{applied_at[valid_ids].min()} and {in_valid} after (it needs {need_train} and {need_valid})"
+    )
     if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
-        raise ValueError(f"Too few {config.target} outcomes to train: {positives} labelled {config.target} and "
-                         f"{negatives} other labelled applications; at least {MIN_POSITIVES} of each are needed "
-                         f"({oot}). Label more of the history"
-                         + (" or record confirmed-fraud case verdicts." if config.target == "fraud" else "."))
+        raise ValueError(
+            f"Too few {config.target} outcomes to train: {positives} labelled {config.target} and "
+            f"{negatives} other labelled applications; at least {MIN_POSITIVES} of each are needed "
+            f"({oot}). Label more of the history"
+            + (" or record confirmed-fraud case verdicts." if config.target == "fraud" else ".")
+        )
     y = y_all.loc[order].to_numpy()
     folds = StratifiedKFold(FALLBACK_FOLDS, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y)
     return _Split(f"stratified {FALLBACK_FOLDS}-fold", order, order, order, list(folds), why=oot)
@@ -290,16 +311,25 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     own_numeric = [c for c in numeric if c in groups["own"]]
     k = max(1, int(round(len(valid_ids) * config.review_capacity)))
     report: dict[str, Any] = {
-        "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "target": config.target,
         "positive_labels": list(config.bad_labels),
         "labelled": int(len(known)),
         "bad": int(y.sum()),
-        "train": {"n": int(len(train_ids)), "bad": int(y_train.sum()),
-                  "from": str(applied_at[train_ids].min()), "to": str(applied_at[train_ids].max())},
-        "validation": {"method": split.method, "n": int(len(valid_ids)), "bad": int(y_valid.sum()),
-                       "from": str(applied_at[valid_ids].min()), "to": str(applied_at[valid_ids].max()),
-                       **({"why": split.why} if split.why else {})},
+        "train": {
+            "n": int(len(train_ids)),
+            "bad": int(y_train.sum()),
+            "from": str(applied_at[train_ids].min()),
+            "to": str(applied_at[train_ids].max()),
+        },
+        "validation": {
+            "method": split.method,
+            "n": int(len(valid_ids)),
+            "bad": int(y_valid.sum()),
+            "from": str(applied_at[valid_ids].min()),
+            "to": str(applied_at[valid_ids].max()),
+            **({"why": split.why} if split.why else {}),
+        },
         "review_capacity_k": k,
         "models": {},
         "config": asdict(config),
@@ -333,7 +363,7 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     final.fit(X[numeric + categorical], y)
     explainer = make_model(chosen, numeric, categorical, config.seed).fit(X[numeric + categorical], y)
     baseline = _baseline(X[numeric + categorical], numeric)
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + config.digest()
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + config.digest()
     model = TrainedModel(chosen, final, explainer, numeric + categorical, config, report, baseline, version)
     report["version"] = version
     report["_curves"] = curves
@@ -341,8 +371,9 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     return model, report
 
 
-def _validation_scores(X: pd.DataFrame, y: np.ndarray, split: _Split, kind: str,
-                       cols: tuple[list[str], list[str]], seed: int) -> np.ndarray:
+def _validation_scores(
+    X: pd.DataFrame, y: np.ndarray, split: _Split, kind: str, cols: tuple[list[str], list[str]], seed: int
+) -> np.ndarray:
     """Scores of the validation applications (``split.valid_ids``, in that
     order): one fit on the training period, or out-of-fold over k folds."""
     if not split.folds:
@@ -388,6 +419,7 @@ def contributions(model: TrainedModel, X: pd.DataFrame) -> pd.DataFrame:
         prep, lr = pipe.named_steps["prep"], pipe.named_steps["model"]
         coef = lr.coef_[0]
         owners = _output_owners(prep, model.features)
+
         def per_feature(frame: pd.DataFrame) -> np.ndarray:
             z = prep.transform(frame)
             z = z.toarray() if hasattr(z, "toarray") else np.asarray(z)
@@ -396,19 +428,20 @@ def contributions(model: TrainedModel, X: pd.DataFrame) -> pd.DataFrame:
             for j, owner in enumerate(owners):
                 out[:, owner] += weighted[:, j]
             return out
+
         values = per_feature(X) - per_feature(base)
         return pd.DataFrame(values, index=X.index, columns=model.features)
     # gbm: occlusion, stacked into one predict call
     n, f = len(X), len(model.features)
     stacked = pd.concat([X] * (f + 1), ignore_index=True)
     for j, col in enumerate(model.features):
-        stacked.loc[(j + 1) * n:(j + 2) * n - 1, col] = base[col].iloc[0]
+        stacked.loc[(j + 1) * n : (j + 2) * n - 1, col] = base[col].iloc[0]
     logit = pipe.decision_function(stacked) if hasattr(pipe, "decision_function") else None
     if logit is None:
         p = np.clip(pipe.predict_proba(stacked)[:, 1], 1e-9, 1 - 1e-9)
         logit = np.log(p / (1 - p))
     full = logit[:n]
-    values = np.column_stack([full - logit[(j + 1) * n:(j + 2) * n] for j in range(f)])
+    values = np.column_stack([full - logit[(j + 1) * n : (j + 2) * n] for j in range(f)])
     return pd.DataFrame(values, index=X.index, columns=model.features)
 
 
@@ -458,14 +491,23 @@ class _CompiledLinear:
                 imputer, bins = transformer.named_steps["impute"], transformer.named_steps["bins"]
                 for j, c in enumerate(cols):
                     n = int(bins.n_bins_[j])
-                    self.numeric.append((position[c], float(imputer.statistics_[j]), bins.bin_edges_[j][1:-1],
-                                         coef[col:col + n].copy()))
+                    self.numeric.append(
+                        (
+                            position[c],
+                            float(imputer.statistics_[j]),
+                            bins.bin_edges_[j][1:-1],
+                            coef[col : col + n].copy(),
+                        )
+                    )
                     col += n
             elif name == "cat":
                 for j, c in enumerate(cols):
                     cats = list(transformer.categories_[j])
-                    infrequent = transformer.infrequent_categories_[j] if hasattr(
-                        transformer, "infrequent_categories_") else None
+                    infrequent = (
+                        transformer.infrequent_categories_[j]
+                        if hasattr(transformer, "infrequent_categories_")
+                        else None
+                    )
                     infrequent = set(infrequent) if infrequent is not None else set()
                     table, k = {}, 0
                     for cat in cats:
@@ -564,16 +606,24 @@ def compile_scorecard(model: TrainedModel, check: pd.DataFrame | None = None) ->
         compiled = CompiledScorecard(model)
     except (ValueError, AttributeError, KeyError, IndexError) as err:
         # scoring still works through scikit-learn, only slower: say so, once per model
-        log.warning("model %s: the scorecard cannot be compiled (%s: %s); scoring through scikit-learn",
-                    model.version, type(err).__name__, err)
+        log.warning(
+            "model %s: the scorecard cannot be compiled (%s: %s); scoring through scikit-learn",
+            model.version,
+            type(err).__name__,
+            err,
+        )
         return None
     if check is not None and len(check):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = model.estimator.predict_proba(check[model.features])[:, 1]
         if not np.allclose(compiled.predict_proba(check), expected, atol=1e-9):
-            log.warning("model %s: the compiled scorecard differs from scikit-learn by more than 1e-9 on %d "
-                        "rows; scoring through scikit-learn", model.version, len(check))
+            log.warning(
+                "model %s: the compiled scorecard differs from scikit-learn by more than 1e-9 on %d "
+                "rows; scoring through scikit-learn",
+                model.version,
+                len(check),
+            )
             return None
     return compiled
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,20 @@ from ringscope.detectors.values import BadValues
 from ringscope.graph.model import CASE_VERDICTS as GRAPH_CASE_VERDICTS
 from ringscope.graph.store import GraphBatch
 
-__all__ = ["TrainResult", "train", "outcome_labels", "target_outcomes", "score_applications", "write_scores",
-           "score_portfolio", "compare_with_champion", "PROMOTE_POLICIES", "SHADOW_PROPERTIES",
-           "CASE_VERDICTS", "SCORE_PROPERTIES"]
+__all__ = [
+    "TrainResult",
+    "train",
+    "outcome_labels",
+    "target_outcomes",
+    "score_applications",
+    "write_scores",
+    "score_portfolio",
+    "compare_with_champion",
+    "PROMOTE_POLICIES",
+    "SHADOW_PROPERTIES",
+    "CASE_VERDICTS",
+    "SCORE_PROPERTIES",
+]
 
 #: case status → outcome label used by the next training run (one definition, in the graph model)
 CASE_VERDICTS = GRAPH_CASE_VERDICTS
@@ -59,8 +70,13 @@ SCORE_PROPERTIES = {
 #: where ``flag --shadow`` records the challenger's score and decision (never acted on)
 SHADOW_PROPERTIES = {
     "fraud": ("shadow_score", "shadow_decision", "shadow_reasons", "shadow_model", "shadow_scored_at"),
-    "default": ("default_shadow_score", "default_shadow_decision", "default_shadow_reasons", "default_shadow_model",
-                "default_shadow_scored_at"),
+    "default": (
+        "default_shadow_score",
+        "default_shadow_decision",
+        "default_shadow_reasons",
+        "default_shadow_model",
+        "default_shadow_scored_at",
+    ),
 }
 
 
@@ -135,20 +151,27 @@ def target_outcomes(labels: pd.Series, outcomes: pd.Series, target: str) -> pd.S
     raise ValueError(f"Unknown target {target!r}")
 
 
-def score_applications(model: TrainedModel, features: pd.DataFrame, context: ReasonContext,
-                       review: float | None = None, decline: float | None = None) -> pd.DataFrame:
+def score_applications(
+    model: TrainedModel,
+    features: pd.DataFrame,
+    context: ReasonContext,
+    review: float | None = None,
+    decline: float | None = None,
+) -> pd.DataFrame:
     """Scores, decisions and JSON reasons for the rows of ``features``."""
     if features.empty:
         return pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
     scores = model.predict_proba(features)
     contrib = contributions(model, features)
     reasons = build_reasons(contrib, features, context)
-    return pd.DataFrame({
-        "application_id": features.index,
-        "score": np.round(scores, 4),
-        "decision": model.decide(scores, review, decline),
-        "reasons": reasons.reindex(features.index).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "application_id": features.index,
+            "score": np.round(scores, 4),
+            "decision": model.decide(scores, review, decline),
+            "reasons": reasons.reindex(features.index).to_numpy(),
+        }
+    )
 
 
 def write_scores(store, scored: pd.DataFrame, model: TrainedModel, shadow: bool = False) -> None:
@@ -156,17 +179,21 @@ def write_scores(store, scored: pd.DataFrame, model: TrainedModel, shadow: bool 
     properties of the model's target (:data:`SCORE_PROPERTIES`; with
     ``shadow``, a challenger's :data:`SHADOW_PROPERTIES`)."""
     if model.target not in SCORE_PROPERTIES:
-        raise ValueError(f"A model of target {model.target!r} has no score properties; retrain it with a target "
-                         f"of {', '.join(SCORE_PROPERTIES)}.")
+        raise ValueError(
+            f"A model of target {model.target!r} has no score properties; retrain it with a target "
+            f"of {', '.join(SCORE_PROPERTIES)}."
+        )
     score, decision, reasons, version, at = (SHADOW_PROPERTIES if shadow else SCORE_PROPERTIES)[model.target]
-    frame = pd.DataFrame({
-        "key": scored["application_id"].astype(str),
-        score: scored["score"].astype(float),
-        decision: scored["decision"].astype(str),
-        reasons: scored["reasons"].astype(str),
-        version: model.version,
-        at: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
+    frame = pd.DataFrame(
+        {
+            "key": scored["application_id"].astype(str),
+            score: scored["score"].astype(float),
+            decision: scored["decision"].astype(str),
+            reasons: scored["reasons"].astype(str),
+            version: model.version,
+            at: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
     store.write(GraphBatch(nodes={"Application": frame}))
 
 
@@ -174,8 +201,15 @@ def write_scores(store, scored: pd.DataFrame, model: TrainedModel, shadow: bool 
 PROMOTE_POLICIES = ("never", "auto", "always")
 
 
-def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folder: Path | None = None,
-          chunk: int = 50_000, promote: str = "never", user: str | None = None) -> TrainResult:
+def train(
+    store,
+    config: TrainingConfig = TrainingConfig(),
+    progress=None,
+    folder: Path | None = None,
+    chunk: int = 50_000,
+    promote: str = "never",
+    user: str | None = None,
+) -> TrainResult:
     """Fit the model of ``config.target`` on ``store`` and save it (in the
     target's own folder unless ``folder`` is given).
 
@@ -206,10 +240,14 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     applied_at = apps.set_index("application_id")["applied_at"]
     model, report = train_models(features, outcomes, applied_at, config, progress)
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
-    settings = Settings(detected_with.detectors, {key: getattr(config, key) for key in TRAINING_KEYS},
-                        detected_with.source)
-    report["settings"] = {"digest": settings.digest, "detectors": detected_with.detector_params(),
-                          "training": settings.training}
+    settings = Settings(
+        detected_with.detectors, {key: getattr(config, key) for key in TRAINING_KEYS}, detected_with.source
+    )
+    report["settings"] = {
+        "digest": settings.digest,
+        "detectors": detected_with.detector_params(),
+        "training": settings.training,
+    }
     folder = Path(folder) if folder else target_folder(store, config.target)
     before = champion(folder)
     comparison, unfit = None, None
@@ -224,13 +262,24 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
         elif current is not None:
             comparison = compare_with_champion(current, report, features)
             report["comparison"] = comparison
-    promoted = (before is None or unfit is not None or promote == "always"
-                or (promote == "auto" and comparison["challenger_wins"]))
+    promoted = (
+        before is None
+        or unfit is not None
+        or promote == "always"
+        or (promote == "auto" and comparison["challenger_wins"])
+    )
     saved = save_model(model, report, folder, promote=False)
     event = None
     if promoted:
-        why = ("first model" if before is None else unfit if unfit else "train --promote always"
-               if promote == "always" else f"train --promote auto: {comparison['verdict']}")
+        why = (
+            "first model"
+            if before is None
+            else unfit
+            if unfit
+            else "train --promote always"
+            if promote == "always"
+            else f"train --promote auto: {comparison['verdict']}"
+        )
         event = promote_version(folder, model.version, user or _user(), why)
         context = ReasonContext.build(findings, entity_links(portfolio), apps, known_bad)
         scored = score_portfolio(store, model, features, context, progress, chunk)
@@ -239,8 +288,14 @@ def train(store, config: TrainingConfig = TrainingConfig(), progress=None, folde
     return TrainResult(model, report, saved, scored, list(portfolio.bad_values), promoted, event, comparison)
 
 
-def score_portfolio(store, model: TrainedModel, features: pd.DataFrame | None = None,
-                    context: ReasonContext | None = None, progress=None, chunk: int = 50_000) -> pd.DataFrame:
+def score_portfolio(
+    store,
+    model: TrainedModel,
+    features: pd.DataFrame | None = None,
+    context: ReasonContext | None = None,
+    progress=None,
+    chunk: int = 50_000,
+) -> pd.DataFrame:
     """Score every application of ``store`` with ``model`` and write the
     scores (what a new champion does: the stored scores are always the
     champion's). Features and reason context are built when not given."""
@@ -254,7 +309,7 @@ def score_portfolio(store, model: TrainedModel, features: pd.DataFrame | None = 
     for start in range(0, len(features), chunk):
         if progress:
             progress("score", start, len(features))
-        parts.append(score_applications(model, features.iloc[start:start + chunk], context))
+        parts.append(score_applications(model, features.iloc[start : start + chunk], context))
     scored = pd.concat(parts, ignore_index=True) if parts else score_applications(model, features, context)
     write_scores(store, scored, model)
     return scored
@@ -291,23 +346,32 @@ def compare_with_champion(champion_model: TrainedModel, report: dict, features: 
     decline_old = float(champion_model.config.decline_threshold)
     both = 0 < y.sum() < len(y)
     figures = {
-        "challenger": {"auc": float(roc_auc_score(y, new)) if both else float("nan"),
-                       "precision_at_k": precision_at_k(y, new, k),
-                       "honest_declined": float((new[honest] >= decline_new).mean()) if honest.any() else 0.0},
-        "champion": {"auc": float(roc_auc_score(y, old)) if both else float("nan"),
-                     "precision_at_k": precision_at_k(y, old, k),
-                     "honest_declined": float((old[honest] >= decline_old).mean()) if honest.any() else 0.0},
+        "challenger": {
+            "auc": float(roc_auc_score(y, new)) if both else float("nan"),
+            "precision_at_k": precision_at_k(y, new, k),
+            "honest_declined": float((new[honest] >= decline_new).mean()) if honest.any() else 0.0,
+        },
+        "champion": {
+            "auc": float(roc_auc_score(y, old)) if both else float("nan"),
+            "precision_at_k": precision_at_k(y, old, k),
+            "honest_declined": float((old[honest] >= decline_old).mean()) if honest.any() else 0.0,
+        },
     }
     c, o = figures["challenger"], figures["champion"]
     window_end = pd.Timestamp((champion_model.report or {}).get("validation", {}).get("to", "NaT"))
     first = pd.Timestamp(report["validation"]["from"])
     in_sample = bool(pd.notna(window_end) and pd.notna(first) and window_end >= first)
-    not_worse = c["auc"] >= o["auc"] and c["precision_at_k"] >= o["precision_at_k"] \
+    not_worse = (
+        c["auc"] >= o["auc"]
+        and c["precision_at_k"] >= o["precision_at_k"]
         and c["honest_declined"] <= o["honest_declined"]
+    )
     wins = bool(not_worse and (c["auc"] > o["auc"] or c["precision_at_k"] > o["precision_at_k"]))
-    verdict = (f"AUC {c['auc']:.3f} vs {o['auc']:.3f}, precision@{k} {c['precision_at_k']:.3f} vs "
-               f"{o['precision_at_k']:.3f}, honest declined {c['honest_declined']:.2%} vs {o['honest_declined']:.2%}"
-               f" -> {'challenger wins' if wins else 'champion stays'}")
+    verdict = (
+        f"AUC {c['auc']:.3f} vs {o['auc']:.3f}, precision@{k} {c['precision_at_k']:.3f} vs "
+        f"{o['precision_at_k']:.3f}, honest declined {c['honest_declined']:.2%} vs {o['honest_declined']:.2%}"
+        f" -> {'challenger wins' if wins else 'champion stays'}"
+    )
     out.update(figures, champion_in_sample=in_sample, challenger_wins=wins, verdict=verdict)
     return out
 
@@ -321,8 +385,9 @@ def _user() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _outcome_counts(labels: pd.Series, outcomes: pd.Series, used: pd.Series, applied_at: pd.Series,
-                    config: TrainingConfig) -> dict:
+def _outcome_counts(
+    labels: pd.Series, outcomes: pd.Series, used: pd.Series, applied_at: pd.Series, config: TrainingConfig
+) -> dict:
     """What the report says about the target: where its positives came from,
     what the negatives are, and what was left out."""
     timed = applied_at.reindex(used.index).notna().to_numpy()
@@ -336,8 +401,11 @@ def _outcome_counts(labels: pd.Series, outcomes: pd.Series, used: pd.Series, app
         return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
 
     return {
-        "positives": {"total": int(positive.sum()), "from labels": int((positive & from_labels).sum()),
-                      "from case verdicts": int((positive & ~from_labels).sum())},
+        "positives": {
+            "total": int(positive.sum()),
+            "from labels": int((positive & from_labels).sum()),
+            "from case verdicts": int((positive & ~from_labels).sum()),
+        },
         "negatives": counts(known[~positive]),
         "left_out": counts(left_out),
     }

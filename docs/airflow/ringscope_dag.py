@@ -20,20 +20,35 @@ STORE = "{{ var.value.ringscope_store_args }}"
 OUT = "{{ var.value.ringscope_out }}/{{ ds }}"
 DEFAULTS = {"retries": 1, "retry_delay": timedelta(minutes=10), "pool": "ringscope"}
 
-with DAG("ringscope_nightly", schedule="30 1 * * *", start_date=datetime(2026, 1, 1), catchup=False,
-         max_active_runs=1, default_args=DEFAULTS, tags=["ringscope"]) as nightly:
+with DAG(
+    "ringscope_nightly",
+    schedule="30 1 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULTS,
+    tags=["ringscope"],
+) as nightly:
     flag = BashOperator(
         task_id="flag",
         bash_command=f"mkdir -p {OUT} && ringscope flag {{{{ var.value.ringscope_incoming }}}}/{{{{ ds }}}} {STORE} "
-                     f"--out {OUT}/flags.csv --rejects {OUT}/rejects.csv --quiet",
+        f"--out {OUT}/flags.csv --rejects {OUT}/rejects.csv --quiet",
     )
     monitor = BashOperator(task_id="monitor", bash_command=f"ringscope monitor {STORE} --out {OUT}/monitoring --quiet")
     flag >> monitor
 
-with DAG("ringscope_weekly", schedule="0 3 * * 0", start_date=datetime(2026, 1, 1), catchup=False,
-         max_active_runs=1, default_args=DEFAULTS, tags=["ringscope"]) as weekly:
+with DAG(
+    "ringscope_weekly",
+    schedule="0 3 * * 0",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULTS,
+    tags=["ringscope"],
+) as weekly:
     detect = BashOperator(task_id="detect", bash_command=f"ringscope detect {STORE} --quiet")
     train = BashOperator(task_id="train", bash_command=f"ringscope train {STORE} --promote auto --quiet")
-    check = BashOperator(task_id="monitor", bash_command=f"mkdir -p {OUT} && ringscope monitor {STORE} "
-                                                         f"--out {OUT}/monitoring --quiet")
+    check = BashOperator(
+        task_id="monitor", bash_command=f"mkdir -p {OUT} && ringscope monitor {STORE} --out {OUT}/monitoring --quiet"
+    )
     detect >> train >> check

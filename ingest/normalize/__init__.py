@@ -74,4 +74,3 @@ __all__ = [
     "parse_datetimes",
     "parse_amounts",
 ]
-

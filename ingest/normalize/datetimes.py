@@ -30,13 +30,17 @@ _NAIVE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M",
 )
-_OFFSET_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+_OFFSET_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+)
 _YEAR_FIRST_RE = re.compile(r"^[0-9]{4}(?:[^0-9]|[0-9]{4}(?:$|[^0-9]))")
 _UNIT = "us"
 
 
 def _localize(ts: pd.Series) -> pd.Series:
-    return ts.dt.tz_localize(_LOCAL_TZ, ambiguous=np.zeros(len(ts), dtype=bool), nonexistent="shift_forward").dt.tz_convert("UTC")
+    return ts.dt.tz_localize(
+        _LOCAL_TZ, ambiguous=np.zeros(len(ts), dtype=bool), nonexistent="shift_forward"
+    ).dt.tz_convert("UTC")
 
 
 def _datetime_one(value) -> pd.Timestamp:
@@ -120,14 +124,27 @@ def _fast_datetimes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     day = ym.astype("datetime64[M]").astype("datetime64[D]") + (d - 1).astype("timedelta64[D]")
     ok &= day.astype("datetime64[M]").astype(np.int64) == ym
     frac = pc.utf8_rpad(f, 6, "0")
-    micros = np.asarray(pc.fill_null(pc.cast(pc.if_else(pc.not_equal(f, ""), frac, "0"), pa.int64()), 0).to_numpy(zero_copy_only=False))
+    micros = np.asarray(
+        pc.fill_null(pc.cast(pc.if_else(pc.not_equal(f, ""), frac, "0"), pa.int64()), 0).to_numpy(zero_copy_only=False)
+    )
     secs = _int_field(parts, "H") * 3600 + _int_field(parts, "M") * 60 + _int_field(parts, "S")
     local = day.astype("datetime64[us]") + (secs * 1_000_000 + micros).astype("timedelta64[us]")
     # offsets: Z, +hh, +hhmm, +hh:mm
     zs = pc.replace_substring(z, ":", "")
     sign = np.where(_to_np_bool(pc.starts_with(zs, "-")), -1, 1)
-    zh = np.asarray(pc.fill_null(pc.cast(pc.if_else(pc.greater_equal(pc.utf8_length(zs), 3), pc.utf8_slice_codeunits(zs, 1, 3), "0"), pa.int64()), 0).to_numpy(zero_copy_only=False))
-    zm = np.asarray(pc.fill_null(pc.cast(pc.if_else(pc.equal(pc.utf8_length(zs), 5), pc.utf8_slice_codeunits(zs, 3, 5), "0"), pa.int64()), 0).to_numpy(zero_copy_only=False))
+    zh = np.asarray(
+        pc.fill_null(
+            pc.cast(
+                pc.if_else(pc.greater_equal(pc.utf8_length(zs), 3), pc.utf8_slice_codeunits(zs, 1, 3), "0"), pa.int64()
+            ),
+            0,
+        ).to_numpy(zero_copy_only=False)
+    )
+    zm = np.asarray(
+        pc.fill_null(
+            pc.cast(pc.if_else(pc.equal(pc.utf8_length(zs), 5), pc.utf8_slice_codeunits(zs, 3, 5), "0"), pa.int64()), 0
+        ).to_numpy(zero_copy_only=False)
+    )
     offset_us = (sign * (zh * 3600 + zm * 60) * 1_000_000).astype("timedelta64[us]")
     utc = np.where(offset_ok, local - offset_us, np.datetime64("NaT", "us"))
     naive = ok & ~offset_ok
@@ -137,7 +154,8 @@ def _fast_datetimes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     naive &= ~recent
     if naive.any():
         loc = pd.Series(local[naive]).dt.tz_localize(
-            _LOCAL_TZ, ambiguous=np.zeros(int(naive.sum()), dtype=bool), nonexistent="shift_forward")
+            _LOCAL_TZ, ambiguous=np.zeros(int(naive.sum()), dtype=bool), nonexistent="shift_forward"
+        )
         utc[naive] = loc.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("us").to_numpy()
     return ok, utc
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from ringscope.ingest.normalize.text import (
 )
 
 __all__ = ["normalize_names", "name_pinyin_key"]
+
 
 def _name_one(value) -> tuple[str | None, str | None]:
     """Reference for one name: (name, script)."""
@@ -116,17 +117,50 @@ def normalize_names(values: pd.Series) -> pd.DataFrame:
 
 # Readings of surnames that differ from the common reading pypinyin gives.
 _SURNAME_PINYIN = {
-    "尉迟": "yuchi", "万俟": "moqi", "单于": "chanyu", "长孙": "zhangsun", "澹台": "tantai",
-    "令狐": "linghu", "欧阳": "ouyang", "司马": "sima", "诸葛": "zhuge", "皇甫": "huangfu",
-    "单": "shan", "曾": "zeng", "区": "ou", "解": "xie", "仇": "qiu", "朴": "piao",
-    "查": "zha", "盖": "ge", "乐": "yue", "覃": "qin", "缪": "miao", "翟": "zhai",
-    "黑": "he", "重": "chong", "种": "chong", "秘": "bi", "冼": "xian", "召": "shao",
-    "繁": "po", "员": "yun", "句": "gou", "折": "she", "柏": "bai", "沈": "shen",
-    "葛": "ge", "华": "hua", "任": "ren", "宁": "ning", "纪": "ji", "燕": "yan",
+    "尉迟": "yuchi",
+    "万俟": "moqi",
+    "单于": "chanyu",
+    "长孙": "zhangsun",
+    "澹台": "tantai",
+    "令狐": "linghu",
+    "欧阳": "ouyang",
+    "司马": "sima",
+    "诸葛": "zhuge",
+    "皇甫": "huangfu",
+    "单": "shan",
+    "曾": "zeng",
+    "区": "ou",
+    "解": "xie",
+    "仇": "qiu",
+    "朴": "piao",
+    "查": "zha",
+    "盖": "ge",
+    "乐": "yue",
+    "覃": "qin",
+    "缪": "miao",
+    "翟": "zhai",
+    "黑": "he",
+    "重": "chong",
+    "种": "chong",
+    "秘": "bi",
+    "冼": "xian",
+    "召": "shao",
+    "繁": "po",
+    "员": "yun",
+    "句": "gou",
+    "折": "she",
+    "柏": "bai",
+    "沈": "shen",
+    "葛": "ge",
+    "华": "hua",
+    "任": "ren",
+    "宁": "ning",
+    "纪": "ji",
+    "燕": "yan",
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _key_char(c: str) -> str:
     """Blocking-key text for one character of a normalised name."""
     if "a" <= c <= "z":

@@ -35,8 +35,18 @@ def _cn_mobile_valid_pattern() -> tuple[str, str]:
 
     meta = phonenumbers.PhoneMetadata.metadata_for_region("CN")
     parts = []
-    for name in ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-                 "pager", "uan", "voicemail", "fixed_line", "mobile"):
+    for name in (
+        "premium_rate",
+        "toll_free",
+        "shared_cost",
+        "voip",
+        "personal_number",
+        "pager",
+        "uan",
+        "voicemail",
+        "fixed_line",
+        "mobile",
+    ):
         desc = getattr(meta, name, None)
         if desc is None or not desc.national_number_pattern:
             continue
@@ -66,8 +76,10 @@ def _phone_one(value) -> tuple[str | None, bool]:
         # area code) are not usable as a key.
         if phonenumbers.is_possible_number_with_reason(num) != phonenumbers.ValidationResult.IS_POSSIBLE:
             return None, False
-        return (phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164),
-                bool(phonenumbers.is_valid_number(num)))
+        return (
+            phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164),
+            bool(phonenumbers.is_valid_number(num)),
+        )
     except Exception:
         return None, False
 
@@ -114,8 +126,9 @@ def normalize_phones(values: pd.Series) -> pd.DataFrame:
         valid = _match(mobile, general) & _match(mobile, types)
     except pa.ArrowInvalid:  # pattern not RE2-compatible: use Python re
         g, t = re.compile(general), re.compile(types)
-        valid = np.array([m is not None and bool(g.match(m)) and bool(t.match(m))
-                          for m in mobile.to_pylist()], dtype=bool)
+        valid = np.array(
+            [m is not None and bool(g.match(m)) and bool(t.match(m)) for m in mobile.to_pylist()], dtype=bool
+        )
     phone = pc.binary_join_element_wise("+86", mobile, "").to_pylist()
     valid = valid & fast
     slow = np.flatnonzero(~fast & _to_np_bool(pc.is_valid(arr)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ _ID_CHECK_BYTES = np.frombuffer(b"10X98765432", dtype=np.uint8)
 _ID_MIN_BIRTH = np.datetime64("1800-01-01", "D")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _region_known(code: str) -> bool:
     """Is the 6-digit code a known county in stdnum's cn/loc table?"""
     if not (len(code) == 6 and code.isdigit()):
@@ -197,7 +197,7 @@ def normalize_id_numbers(values: pd.Series) -> pd.DataFrame:
         month = digits[:, 10:12] @ np.array([10, 1])
         day = digits[:, 12:14] @ np.array([10, 1])
         ym = (year - 1970) * 12 + (month - 1)
-        date = (ym.astype("datetime64[M]").astype("datetime64[D]") + (day - 1).astype("timedelta64[D]"))
+        date = ym.astype("datetime64[M]").astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
         ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
         ok &= date.astype("datetime64[M]").astype(np.int64) == ym
         today = np.datetime64(_dt.date.today(), "D")
@@ -215,7 +215,9 @@ def normalize_id_numbers(values: pd.Series) -> pd.DataFrame:
             "id_number": _expand_str(id_number, codes, idx),
             "id_format_ok": _expand_np(fmt, codes, False),
             "id_checksum_ok": _expand_np(checksum_ok, codes, False),
-            "id_birth_date": pd.Series(_expand_np(birth, codes, np.datetime64("NaT")).astype("datetime64[s]"), index=idx),
+            "id_birth_date": pd.Series(
+                _expand_np(birth, codes, np.datetime64("NaT")).astype("datetime64[s]"), index=idx
+            ),
             "id_region_code": _expand_str(pa.array(region, type=pa.string()), codes, idx),
             "id_region_known": _expand_np(region_known, codes, False),
             "id_gender": _expand_str(pa.array(gender, type=pa.string()), codes, idx),

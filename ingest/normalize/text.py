@@ -22,8 +22,7 @@ _LOCAL_TZ = "Asia/Shanghai"
 _WS_CHARS = "\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
 _WS = f"[{_WS_CHARS}]"
 _HAN_CHARS = (
-    "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf"
-    "\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+    "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 )
 _HAN = f"[{_HAN_CHARS}]"
 _LATIN = "[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]"
@@ -200,8 +199,8 @@ def _ascii_matrix(arr: pa.Array, width: int) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros((0, width), dtype=np.uint8)
     arr = pa.concat_arrays([arr.cast(pa.string())])  # fresh, unsliced buffers
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return data.reshape(-1, width)
 
 
@@ -209,7 +208,6 @@ def _strings_from_matrix(mat: np.ndarray) -> pa.Array:
     n, width = mat.shape
     offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
     return pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(mat).tobytes())])
-
 
 
 # --------------------------------------------------------------------------

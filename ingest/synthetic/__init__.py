@@ -9,5 +9,14 @@ from ringscope.ingest.synthetic.config import HARD_NEGATIVES, TYPOLOGIES, Genera
 from ringscope.ingest.synthetic.generator import generate_portfolio
 from ringscope.ingest.synthetic.scenario import SCENARIOS, Scenario, generate_scenario, random_scenario
 
-__all__ = ["GeneratorConfig", "GenerationSummary", "generate_portfolio", "TYPOLOGIES", "HARD_NEGATIVES",
-           "Scenario", "SCENARIOS", "random_scenario", "generate_scenario"]
+__all__ = [
+    "GeneratorConfig",
+    "GenerationSummary",
+    "generate_portfolio",
+    "TYPOLOGIES",
+    "HARD_NEGATIVES",
+    "Scenario",
+    "SCENARIOS",
+    "random_scenario",
+    "generate_scenario",
+]

@@ -96,7 +96,7 @@ class Book:
         else:
             queue, pos, need, parts = self._queues[pool], self._cursor[pool], count, []
             while need > 0 and pos < len(queue):
-                window = queue[pos:pos + max(2 * need, 64)]
+                window = queue[pos : pos + max(2 * need, 64)]
                 hits = np.flatnonzero(self._free[window])[:need]  # rows taken from another pool are skipped
                 parts.append(window[hits])
                 pos += int(hits[-1]) + 1 if len(hits) == need else len(window)
@@ -119,7 +119,9 @@ class Book:
 
     def ring_ids(self, count: int) -> np.ndarray:
         """``count`` fresh ring ids (R00001, R00002, …)."""
-        ids = np.array([f"R{i:05d}" for i in range(self._ring_counter + 1, self._ring_counter + count + 1)], dtype=object)
+        ids = np.array(
+            [f"R{i:05d}" for i in range(self._ring_counter + 1, self._ring_counter + count + 1)], dtype=object
+        )
         self._ring_counter += count
         return ids
 
@@ -132,9 +134,20 @@ class Book:
         return ids
 
     def add_contacts(self, rows: np.ndarray, name, phone, relation) -> None:
-        self.contacts.append(pd.DataFrame({"row": rows, "contact_name": name, "contact_phone": phone,
-                                           "relation": relation}))
+        self.contacts.append(
+            pd.DataFrame({"row": rows, "contact_name": name, "contact_phone": phone, "relation": relation})
+        )
 
     def add_guarantees(self, rows: np.ndarray, kind, name, gid, phone, amount) -> None:
-        self.guarantees.append(pd.DataFrame({"row": rows, "guarantor_type": kind, "guarantor_name": name,
-                                             "guarantor_id": gid, "guarantor_phone": phone, "amount": amount}))
+        self.guarantees.append(
+            pd.DataFrame(
+                {
+                    "row": rows,
+                    "guarantor_type": kind,
+                    "guarantor_name": name,
+                    "guarantor_id": gid,
+                    "guarantor_phone": phone,
+                    "amount": amount,
+                }
+            )
+        )

@@ -41,10 +41,28 @@ LABEL_CUTOFF = np.datetime64("2026-05-01")
 
 # The data contract's columns, required first, optional after (DATA_CONTRACT.md).
 APPLICATION_COLUMNS = (
-    "application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
-    "applicant_address", "term_months", "product", "channel", "agent_id", "company_name", "company_uscc",
-    "company_address", "employer_name", "bank_account", "device_id", "ip", "email", "declared_monthly_revenue",
-    "declared_monthly_income", "label",
+    "application_id",
+    "applied_at",
+    "amount",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_phone",
+    "applicant_address",
+    "term_months",
+    "product",
+    "channel",
+    "agent_id",
+    "company_name",
+    "company_uscc",
+    "company_address",
+    "employer_name",
+    "bank_account",
+    "device_id",
+    "ip",
+    "email",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "label",
 )
 GUARANTEE_COLUMNS = ("application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount")
 CONTACT_COLUMNS = ("application_id", "contact_name", "contact_phone", "relation")
@@ -178,23 +196,36 @@ class GeneratorConfig:
             return isinstance(value, int) and not isinstance(value, bool)
 
         def pair(value, ok) -> bool:
-            return (isinstance(value, tuple) and len(value) == 2 and all(ok(v) for v in value)
-                    and value[0] <= value[1])
+            return isinstance(value, tuple) and len(value) == 2 and all(ok(v) for v in value) and value[0] <= value[1]
 
         if self.ring_sizes is not None and not pair(self.ring_sizes, lambda v: whole(v) and 2 <= v <= 200):
             bad("ring_sizes", "None or a (low, high) tuple of ints with 2 <= low <= high <= 200")
         if self.ring_span_seconds is not None and not pair(
-                self.ring_span_seconds, lambda v: number(v) and 60 <= v <= _MAX_SPAN_SECONDS):
-            bad("ring_span_seconds", f"None or a (low, high) tuple of seconds with 60 <= low <= high <= "
-                                     f"{_MAX_SPAN_SECONDS}")
-        for name, low, high in (("reuse_share", 0.0, 1.0), ("rotation", 0.0, 1.0), ("nat_share", 0.0, 0.3),
-                                ("office_share", 0.0, 0.3), ("family_share", 0.0, 0.2),
-                                ("busy_agent_share", 0.0, 0.2), ("repeat_share", 0.0, 0.2)):
+            self.ring_span_seconds, lambda v: number(v) and 60 <= v <= _MAX_SPAN_SECONDS
+        ):
+            bad(
+                "ring_span_seconds",
+                f"None or a (low, high) tuple of seconds with 60 <= low <= high <= {_MAX_SPAN_SECONDS}",
+            )
+        for name, low, high in (
+            ("reuse_share", 0.0, 1.0),
+            ("rotation", 0.0, 1.0),
+            ("nat_share", 0.0, 0.3),
+            ("office_share", 0.0, 0.3),
+            ("family_share", 0.0, 0.2),
+            ("busy_agent_share", 0.0, 0.2),
+            ("repeat_share", 0.0, 0.2),
+        ):
             value = getattr(self, name)
             if not number(value) or not low <= value <= high:
                 bad(name, f"a float in [{low:g}, {high:g}]")
-        for name, low, high in (("nat_ips", 1, 1000), ("office_towers", 1, 1000), ("big_employers", 1, 50),
-                                ("family_size", 2, 10), ("busy_agents", 1, 20)):
+        for name, low, high in (
+            ("nat_ips", 1, 1000),
+            ("office_towers", 1, 1000),
+            ("big_employers", 1, 50),
+            ("family_size", 2, 10),
+            ("busy_agents", 1, 20),
+        ):
             value = getattr(self, name)
             if not whole(value) or not low <= value <= high:
                 bad(name, f"an int in [{low}, {high}]")
@@ -203,7 +234,8 @@ class GeneratorConfig:
         if self.labelled_share is not None and (not number(self.labelled_share) or not 0 <= self.labelled_share <= 1):
             bad("labelled_share", "None or a float in [0, 1]")
         if self.new_batch_share is not None and (
-                not number(self.new_batch_share) or not 0 < self.new_batch_share <= 0.5):
+            not number(self.new_batch_share) or not 0 < self.new_batch_share <= 0.5
+        ):
             bad("new_batch_share", "None or a float in (0, 0.5]")
 
     @property

@@ -101,8 +101,12 @@ def _identity_rings(book: Book, rate: float) -> None:
         if kind == "contact":
             surname, given = P.names(rng, rng.random(g.count) < 0.5)
             contact_name = P.cat(surname, given)
-            book.add_contacts(g.rows[sel], contact_name[g.group[sel]], shared[kind][g.group[sel]],
-                              P.pick(rng, ["friend", "colleague", "sibling"], len(sel)))
+            book.add_contacts(
+                g.rows[sel],
+                contact_name[g.group[sel]],
+                shared[kind][g.group[sel]],
+                P.pick(rng, ["friend", "colleague", "sibling"], len(sel)),
+            )
         else:
             c[kind][g.rows[sel]] = shared[kind][g.group[sel]]
     burst(book, g, _spans(book, g.count, lambda: rng.integers(7, 42, g.count) * 86_400))  # within weeks
@@ -169,8 +173,11 @@ def _synthetic_identities(book: Book, rate: float) -> None:
         for col in ("applicant_name", "surname", "applicant_address"):
             c[col][g.rows[near]] = c[col][leader_rows]
     burst(book, g, _spans(book, g.count, lambda: rng.integers(3, 30, g.count) * 86_400))
-    book.plant("synthetic_identity", g, np.where(reused, "one ID number, several names and phones",
-                                                 "near-miss ID numbers with broken checksums"))
+    book.plant(
+        "synthetic_identity",
+        g,
+        np.where(reused, "one ID number, several names and phones", "near-miss ID numbers with broken checksums"),
+    )
 
 
 def _contact_loops(book: Book, rate: float) -> None:
@@ -180,16 +187,24 @@ def _contact_loops(book: Book, rate: float) -> None:
     if not g.count:
         return
     nxt = g.rows[g.next_in_group]
-    book.add_contacts(g.rows, c["applicant_name"][nxt], c["applicant_phone"][nxt],
-                      P.pick(rng, ["friend", "colleague", "sibling"], len(g.rows)))
+    book.add_contacts(
+        g.rows,
+        c["applicant_name"][nxt],
+        c["applicant_phone"][nxt],
+        P.pick(rng, ["friend", "colleague", "sibling"], len(g.rows)),
+    )
     hub = rng.random(g.count) < 0.5
     sel = np.flatnonzero(hub[g.group])
     surname, given = P.names(rng, rng.random(g.count) < 0.5)
-    book.add_contacts(g.rows[sel], P.cat(surname, given)[g.group[sel]], P.phones(rng, g.count)[g.group[sel]],
-                      "friend")
+    book.add_contacts(g.rows[sel], P.cat(surname, given)[g.group[sel]], P.phones(rng, g.count)[g.group[sel]], "friend")
     burst(book, g, _spans(book, g.count, lambda: rng.integers(3, 21, g.count) * 86_400))
-    book.plant("contact_loop", g, np.where(hub, "emergency contacts in a loop, plus one contact phone named by all",
-                                           "emergency contacts in a loop"))
+    book.plant(
+        "contact_loop",
+        g,
+        np.where(
+            hub, "emergency contacts in a loop, plus one contact phone named by all", "emergency contacts in a loop"
+        ),
+    )
 
 
 def _broker_rings(book: Book, rate: float) -> None:
@@ -208,16 +223,28 @@ def _broker_rings(book: Book, rate: float) -> None:
     biz = c["business"][g.rows]
     c["declared_monthly_revenue"][g.rows] = np.where(biz, declared, np.nan)
     c["declared_monthly_income"][g.rows] = np.where(biz, np.nan, declared)
-    c["amount"][g.rows] = np.round(np.where(biz, declared * rng.uniform(2, 4, m),
-                                            np.minimum(declared * rng.uniform(2, 4, m), 200_000)), -3)
+    c["amount"][g.rows] = np.round(
+        np.where(biz, declared * rng.uniform(2, 4, m), np.minimum(declared * rng.uniform(2, 4, m), 200_000)), -3
+    )
     phones = P.phones(rng, 2 * g.count).reshape(g.count, 2)
     surname, given = P.names(rng, rng.random(2 * g.count) < 0.5)
     contact_names = P.cat(surname, given).reshape(g.count, 2)
     which = rng.integers(0, 2, m)
     book.add_contacts(g.rows, contact_names[g.group, which], phones[g.group, which], "friend")
     burst(book, g, _spans(book, g.count, lambda: rng.integers(2, 10, g.count) * 86_400))
-    book.plant("broker_ring", g, P.cat("agent ", agents, ", declared ", (ceiling * 0.96).astype(int), "–",
-                                       ceiling.astype(int), ", 2 shared contact phones"))
+    book.plant(
+        "broker_ring",
+        g,
+        P.cat(
+            "agent ",
+            agents,
+            ", declared ",
+            (ceiling * 0.96).astype(int),
+            "–",
+            ceiling.astype(int),
+            ", 2 shared contact phones",
+        ),
+    )
 
 
 def _guarantee_circles(book: Book, rate: float) -> None:
@@ -231,8 +258,14 @@ def _guarantee_circles(book: Book, rate: float) -> None:
     m = len(g.rows)
     nxt = g.rows[g.next_in_group]
     # the next member's firm guarantees this member's loan: edges firm(next) -> firm(this)
-    book.add_guarantees(g.rows, "company", c["company_name"][nxt], c["company_uscc"][nxt], "",
-                        np.round(c["amount"][g.rows] * rng.uniform(0.5, 1.0, m), -2))
+    book.add_guarantees(
+        g.rows,
+        "company",
+        c["company_name"][nxt],
+        c["company_uscc"][nxt],
+        "",
+        np.round(c["amount"][g.rows] * rng.uniform(0.5, 1.0, m), -2),
+    )
     ids = book.plant("guarantee_circle", g, P.cat(g.sizes, "-cycle of company guarantees"))
     usccs = c["company_uscc"][g.rows].astype(str)
     members = ["|".join(usccs[g.group == k]) for k in range(g.count)]
@@ -242,8 +275,14 @@ def _guarantee_circles(book: Book, rate: float) -> None:
     chain = book.take(int(chain_count.sum()), pool="business")
     owner = np.repeat(np.arange(g.count), chain_count)[: len(chain)]
     guarantor = g.rows[g.leader][owner]
-    book.add_guarantees(chain, "company", c["company_name"][guarantor], c["company_uscc"][guarantor], "",
-                        np.round(c["amount"][chain] * 0.8, -2))
+    book.add_guarantees(
+        chain,
+        "company",
+        c["company_name"][guarantor],
+        c["company_uscc"][guarantor],
+        "",
+        np.round(c["amount"][chain] * 0.8, -2),
+    )
     book.typology[chain] = "guarantee_circle"
     book.ring_id[chain] = ids[owner]
     burst(book, g, _spans(book, g.count, lambda: rng.integers(30, 120, g.count) * 86_400))
@@ -259,8 +298,9 @@ def _cashflow_inconsistency(book: Book, rate: float) -> None:
     c["declared_monthly_revenue"][m[:half]] = np.round(rng.uniform(1_500_000, 5_000_000, half), -3)
     # or an honest-looking revenue asking for 5–12 years of it
     rest = m[half:]
-    c["amount"][rest] = np.minimum(np.round(c["declared_monthly_revenue"][rest] * rng.uniform(60, 150, len(rest)), -3),
-                                   3_000_000)
+    c["amount"][rest] = np.minimum(
+        np.round(c["declared_monthly_revenue"][rest] * rng.uniform(60, 150, len(rest)), -3), 3_000_000
+    )
     c["declared_monthly_revenue"][rest] = np.minimum(c["declared_monthly_revenue"][rest], c["amount"][rest] / 60)
     c["declared_monthly_revenue"][rest] = np.round(c["declared_monthly_revenue"][rest], -2)
     book.typology[m] = "cashflow_inconsistency"

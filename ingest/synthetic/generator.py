@@ -13,13 +13,19 @@ about a minute and the same seed and config give the same bytes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ringscope.ingest.synthetic.book import Book
-from ringscope.ingest.synthetic.config import HARD_NEGATIVES, LABEL_CUTOFF, TYPOLOGIES, GenerationSummary, GeneratorConfig
+from ringscope.ingest.synthetic.config import (
+    HARD_NEGATIVES,
+    LABEL_CUTOFF,
+    TYPOLOGIES,
+    GenerationSummary,
+    GeneratorConfig,
+)
 from ringscope.ingest.synthetic.fraud import plant_fraud
 from ringscope.ingest.synthetic.honest import honest_book
 from ringscope.ingest.synthetic.mess import add_mess, break_rows
@@ -121,8 +127,9 @@ def _labels(book: Book) -> None:
     rng, c = book.rng, book.cols
     u = rng.random(book.n)
     bad = c["is_bad"]
-    label = np.where(bad, np.where(u < 0.6, "fraud", np.where(u < 0.9, "default", "good")),
-                     np.where(u < 0.03, "default", "good"))
+    label = np.where(
+        bad, np.where(u < 0.6, "fraud", np.where(u < 0.9, "default", "good")), np.where(u < 0.03, "default", "good")
+    )
     circle = book.typology == "guarantee_circle"
     label = np.where(circle & (u < 0.7), "default", label)
     label = np.where(book.hard_negative != "", np.where(u < 0.03, "default", "good"), label)

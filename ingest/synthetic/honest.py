@@ -83,8 +83,12 @@ def honest_book(book: Book) -> None:
     c["channel"] = P.pick(rng, ["app", "web", "branch", "agent"], n, p=[0.45, 0.2, 0.15, 0.2]).astype(object)
     c["agent_id"] = np.where(c["channel"] == "agent", P.pick(rng, agent_pool(n), n), "").astype(object)
     # consumer employers: a long tail of small firms and a few giants
-    small = P.cat(P.pick(rng, pools.BRAND_CHARS, n), P.pick(rng, pools.BRAND_CHARS, n),
-                  P.pick(rng, ["科技", "贸易", "餐饮", "物业", "教育", "物流", "医药"], n), "有限公司")
+    small = P.cat(
+        P.pick(rng, pools.BRAND_CHARS, n),
+        P.pick(rng, pools.BRAND_CHARS, n),
+        P.pick(rng, ["科技", "贸易", "餐饮", "物业", "教育", "物流", "医药"], n),
+        "有限公司",
+    )
     big_names, big_share = big_employers(book.config.big_employers)
     big = rng.choice(big_names, size=n, p=big_share / big_share.sum())
     at_big = big_share.sum() if book.config.employer_share is None else book.config.employer_share
@@ -120,11 +124,15 @@ def _guarantees(book: Book) -> None:
     person = rng.random(m) < 0.7
     region = c["region_idx"][owner]  # guarantors are local
     male = rng.random(m) < 0.6
-    birth = (np.datetime64("2026-01-01") - rng.integers(25 * 365, 60 * 365, m).astype("timedelta64[D]"))
+    birth = np.datetime64("2026-01-01") - rng.integers(25 * 365, 60 * 365, m).astype("timedelta64[D]")
     surname, given = P.names(rng, male)
     city = np.where(r.city[region] == r.province[region], r.province[region], r.city[region])
-    firm = P.cat(city, P.pick(rng, pools.BRAND_CHARS, m), P.pick(rng, pools.BRAND_CHARS, m),
-                 P.pick(rng, ["投资有限公司", "融资担保有限公司", "实业有限公司"], m))
+    firm = P.cat(
+        city,
+        P.pick(rng, pools.BRAND_CHARS, m),
+        P.pick(rng, pools.BRAND_CHARS, m),
+        P.pick(rng, ["投资有限公司", "融资担保有限公司", "实业有限公司"], m),
+    )
     book.add_guarantees(
         owner,
         np.where(person, "person", "company"),

@@ -20,8 +20,14 @@ _FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 def _phone_variant(p: str, style: int) -> str:
     if len(p) != 11:
         return p
-    return (f"+86 {p[:3]}-{p[3:7]}-{p[7:]}", "86" + p, f"{p[:3]} {p[3:7]} {p[7:]}", p.translate(_FULLWIDTH),
-            f"+86{p}", f"{p[:3]}-{p[3:7]}-{p[7:]}")[style]
+    return (
+        f"+86 {p[:3]}-{p[3:7]}-{p[7:]}",
+        "86" + p,
+        f"{p[:3]} {p[3:7]} {p[7:]}",
+        p.translate(_FULLWIDTH),
+        f"+86{p}",
+        f"{p[:3]}-{p[3:7]}-{p[7:]}",
+    )[style]
 
 
 def _name_variant(name: str, style: int, rng: np.random.Generator) -> str:

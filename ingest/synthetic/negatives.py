@@ -46,8 +46,12 @@ def _families(book: Book) -> None:
     relation = np.where(spouse, "spouse", np.where(g.position >= 2, P.pick(rng, ["child", "sibling"], len(rows)), ""))
     follower = g.position > 0
     # each relative names the leader, and the leader names the spouse
-    book.add_contacts(rows[follower], c["applicant_name"][lead[follower]], c["applicant_phone"][lead[follower]],
-                      np.where(relation[follower] == "child", "parent", relation[follower]))
+    book.add_contacts(
+        rows[follower],
+        c["applicant_name"][lead[follower]],
+        c["applicant_phone"][lead[follower]],
+        np.where(relation[follower] == "child", "parent", relation[follower]),
+    )
     book.add_contacts(lead[spouse], c["applicant_name"][rows[spouse]], c["applicant_phone"][rows[spouse]], "spouse")
     book.hard_negative[rows] = "family"
 
@@ -60,9 +64,23 @@ def _repeat_borrowers(book: Book) -> None:
     first = first[: len(again)]
     early = c["applied_at"][first] <= c["applied_at"][again]
     first, again = np.where(early, first, again), np.where(early, again, first)
-    for col in ("applicant_name", "surname", "given", "applicant_id_number", "applicant_phone", "applicant_address",
-                "bank_account", "email", "company_name", "company_uscc", "company_address", "employer_name",
-                "business", "btype", "product"):
+    for col in (
+        "applicant_name",
+        "surname",
+        "given",
+        "applicant_id_number",
+        "applicant_phone",
+        "applicant_address",
+        "bank_account",
+        "email",
+        "company_name",
+        "company_uscc",
+        "company_address",
+        "employer_name",
+        "business",
+        "btype",
+        "product",
+    ):
         c[col][again] = c[col][first]
     # the same business asks again: figures move a little, the loan grows
     drift = rng.uniform(0.9, 1.25, len(again))
@@ -112,8 +130,10 @@ def office_towers(count: int) -> tuple[str, ...]:
     cities = ("深圳市南山区", "上海市浦东新区", "杭州市西湖区", "广州市天河区", "成都市高新区", "北京市海淀区")
     for i in range(count - len(towers)):
         road = pools.ROADS[i % len(pools.ROADS)]
-        towers.append(f"{cities[i % len(cities)]}{road}{100 + 7 * i}号{pools.BRAND_CHARS[i % len(pools.BRAND_CHARS)]}"
-                      f"{pools.BRAND_CHARS[(5 * i + 2) % len(pools.BRAND_CHARS)]}大厦")
+        towers.append(
+            f"{cities[i % len(cities)]}{road}{100 + 7 * i}号{pools.BRAND_CHARS[i % len(pools.BRAND_CHARS)]}"
+            f"{pools.BRAND_CHARS[(5 * i + 2) % len(pools.BRAND_CHARS)]}大厦"
+        )
     return tuple(towers)
 
 

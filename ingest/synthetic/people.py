@@ -19,8 +19,21 @@ from ringscope.ingest.synthetic import pools
 from ringscope.ingest.synthetic.config import END, START
 
 __all__ = [
-    "digits", "cat", "pick", "names", "resident_ids", "id_check_chars", "usccs", "phones", "addresses",
-    "hex_ids", "ipv4", "ipv6", "bank_cards", "application_times", "fmt_times",
+    "digits",
+    "cat",
+    "pick",
+    "names",
+    "resident_ids",
+    "id_check_chars",
+    "usccs",
+    "phones",
+    "addresses",
+    "hex_ids",
+    "ipv4",
+    "ipv6",
+    "bank_cards",
+    "application_times",
+    "fmt_times",
 ]
 
 SPRING_FESTIVALS = (np.datetime64("2025-01-29"), np.datetime64("2026-02-17"))
@@ -77,9 +90,7 @@ def names(rng: np.random.Generator, male: np.ndarray) -> tuple[np.ndarray, np.nd
     return surname, given
 
 
-def resident_ids(
-    rng: np.random.Generator, region_codes: np.ndarray, birth: np.ndarray, male: np.ndarray
-) -> np.ndarray:
+def resident_ids(rng: np.random.Generator, region_codes: np.ndarray, birth: np.ndarray, male: np.ndarray) -> np.ndarray:
     """18-character resident IDs: birthplace, birth date, sequence (odd = male), check char."""
     n = len(region_codes)
     births = np.char.replace(birth.astype("datetime64[D]").astype(str), "-", "")
@@ -133,9 +144,19 @@ def addresses(rng: np.random.Generator, region_idx: np.ndarray, unit: str = "单
     n = len(region_idx)
     city = np.where(r.city[region_idx] == r.province[region_idx], "", r.city[region_idx])
     return cat(
-        r.province[region_idx], city, r.county[region_idx], pick(rng, pools.ROADS, n),
-        rng.integers(1, 999, n), "号", pick(rng, pools.BRAND_CHARS, n), pick(rng, pools.COMMUNITIES, n),
-        rng.integers(1, 30, n), "栋", rng.integers(1, 6, n), unit, rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n),
+        r.province[region_idx],
+        city,
+        r.county[region_idx],
+        pick(rng, pools.ROADS, n),
+        rng.integers(1, 999, n),
+        "号",
+        pick(rng, pools.BRAND_CHARS, n),
+        pick(rng, pools.COMMUNITIES, n),
+        rng.integers(1, 30, n),
+        "栋",
+        rng.integers(1, 6, n),
+        unit,
+        rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n),
         "室",
     )
 
@@ -147,8 +168,48 @@ def hex_ids(rng: np.random.Generator, n: int, width: int = 16) -> np.ndarray:
 
 
 # first octets of blocks allocated to Chinese carriers
-_CN_FIRST_OCTETS = [36, 39, 42, 58, 59, 60, 61, 101, 106, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120,
-                    121, 122, 123, 124, 125, 171, 175, 180, 182, 183, 202, 203, 210, 211, 218, 219, 220, 221, 222, 223]
+_CN_FIRST_OCTETS = [
+    36,
+    39,
+    42,
+    58,
+    59,
+    60,
+    61,
+    101,
+    106,
+    110,
+    111,
+    112,
+    113,
+    114,
+    115,
+    116,
+    117,
+    118,
+    119,
+    120,
+    121,
+    122,
+    123,
+    124,
+    125,
+    171,
+    175,
+    180,
+    182,
+    183,
+    202,
+    203,
+    210,
+    211,
+    218,
+    219,
+    220,
+    221,
+    222,
+    223,
+]
 
 
 def ipv4(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -161,8 +222,16 @@ def ipv4(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def ipv6(rng: np.random.Generator, n: int) -> np.ndarray:
     """IPv6 addresses in the big carriers' 240e (Telecom) / 2409 (Mobile) / 2408 (Unicom) ranges."""
-    return cat(pick(rng, ["240e", "2409", "2408"], n), ":", hex_ids(rng, n, 4), ":", hex_ids(rng, n, 4), "::",
-               np.char.lstrip(hex_ids(rng, n, 3), "0"), "1")
+    return cat(
+        pick(rng, ["240e", "2409", "2408"], n),
+        ":",
+        hex_ids(rng, n, 4),
+        ":",
+        hex_ids(rng, n, 4),
+        "::",
+        np.char.lstrip(hex_ids(rng, n, 3), "0"),
+        "1",
+    )
 
 
 def bank_cards(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -54,9 +54,10 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +98,12 @@ RANGES: dict[str, tuple[float, float]] = {
 _MIN_SPAN, _MAX_SPAN = 60, 183 * 86_400
 # config field of each typology's rate
 _RATE_FIELD = {
-    "identity_ring": "identity_rings", "device_farm": "device_farms", "synthetic_identity": "synthetic_identities",
-    "contact_loop": "contact_loops", "broker_ring": "broker_rings", "guarantee_circle": "guarantee_circles",
+    "identity_ring": "identity_rings",
+    "device_farm": "device_farms",
+    "synthetic_identity": "synthetic_identities",
+    "contact_loop": "contact_loops",
+    "broker_ring": "broker_rings",
+    "guarantee_circle": "guarantee_circles",
     "cashflow_inconsistency": "cashflow_inconsistency",
 }
 #: a guarantee circle also drags ~0.2 chain firms per member into the truth
@@ -121,8 +126,15 @@ class Scenario:
 
     def to_json(self) -> str:
         """``scenario.json``: kind, seed, drawn knobs and the full config."""
-        return json.dumps({"kind": self.kind, "seed": self.seed, "knobs": self.knobs, "config": asdict(self.config)},
-                          ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        return (
+            json.dumps(
+                {"kind": self.kind, "seed": self.seed, "knobs": self.knobs, "config": asdict(self.config)},
+                ensure_ascii=False,
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
 
 def random_scenario(seed: int, applications: int = 20_000, **fixed: Any) -> Scenario:
@@ -180,8 +192,9 @@ def random_scenario(seed: int, applications: int = 20_000, **fixed: Any) -> Scen
         rates[_RATE_FIELD[typology]] = round(rate, 6)
 
     size_low = whole("ring_size_low")
-    size_high = int(min(np.floor(log_uniform(max(size_low, 4), RANGES["ring_size_high"][1] + 1)),
-                        RANGES["ring_size_high"][1]))
+    size_high = int(
+        min(np.floor(log_uniform(max(size_low, 4), RANGES["ring_size_high"][1] + 1)), RANGES["ring_size_high"][1])
+    )
     centre = log_uniform(*RANGES["ring_span_centre_seconds"])
     span = (float(round(max(_MIN_SPAN, centre / 4))), float(round(min(_MAX_SPAN, centre * 4))))
     rotation = 0.0 if rng.random() < 1 / 3 else uniform("rotation")
@@ -208,14 +221,18 @@ def random_scenario(seed: int, applications: int = 20_000, **fixed: Any) -> Scen
     }
     drawn = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in drawn.items()}
     config = GeneratorConfig(applications=applications, seed=seed, **rates, **drawn, **fixed)
-    knobs = {"fraud_prevalence": round(prevalence, 6),
-             "typology_mix": {t: round(float(s), 6) for t, s in zip(TYPOLOGIES, mix)},
-             **rates, **{k: list(v) if isinstance(v, tuple) else v for k, v in drawn.items()}}
+    knobs = {
+        "fraud_prevalence": round(prevalence, 6),
+        "typology_mix": {t: round(float(s), 6) for t, s in zip(TYPOLOGIES, mix)},
+        **rates,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in drawn.items()},
+    }
     return Scenario(kind="random", seed=seed, config=config, knobs=knobs)
 
 
-def generate_scenario(scenario: Scenario, out_dir: str | Path,
-                      progress: Callable[[str, int, int], None] | None = None) -> GenerationSummary:
+def generate_scenario(
+    scenario: Scenario, out_dir: str | Path, progress: Callable[[str, int, int], None] | None = None
+) -> GenerationSummary:
     """Generate ``scenario``'s portfolio into ``out_dir`` and write its knobs
     beside the data (``scenario.json``, mode 0600).
 

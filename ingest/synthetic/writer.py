@@ -62,15 +62,26 @@ def assemble(book: Book) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
     contacts = by_row(book.contacts, CONTACT_COLUMNS)
     guarantees = by_row(book.guarantees, GUARANTEE_COLUMNS)
     guarantees["amount"] = _money(guarantees["amount"].to_numpy(dtype=float))
-    truth = pd.DataFrame({
-        "application_id": ids,
-        "is_fraud": (book.typology != "").astype(int),
-        "typology": book.typology,
-        "ring_id": book.ring_id,
-        "hard_negative": book.hard_negative,
-    }).iloc[order].reset_index(drop=True)
-    tables = {"applications": applications, "guarantees": guarantees, "contacts": contacts,
-              "company_roles": _company_roles(book), "truth": truth}
+    truth = (
+        pd.DataFrame(
+            {
+                "application_id": ids,
+                "is_fraud": (book.typology != "").astype(int),
+                "typology": book.typology,
+                "ring_id": book.ring_id,
+                "hard_negative": book.hard_negative,
+            }
+        )
+        .iloc[order]
+        .reset_index(drop=True)
+    )
+    tables = {
+        "applications": applications,
+        "guarantees": guarantees,
+        "contacts": contacts,
+        "company_roles": _company_roles(book),
+        "truth": truth,
+    }
     return tables, order
 
 
@@ -83,11 +94,18 @@ def _company_roles(book: Book) -> pd.DataFrame:
     k = rng.choice([0, 1, 2, 3], size=len(biz), p=[0.3, 0.4, 0.2, 0.1])
     # the legal rep holds most of the firm; the others split at most the rest
     rep_share = np.where(k == 0, 100.0, np.round(rng.uniform(34, 90, len(biz)), 1))
-    reps = pd.DataFrame({
-        "company_uscc": c["company_uscc"][biz], "company_name": c["company_name"][biz],
-        "person_name": c["applicant_name"][biz], "person_id_number": c["applicant_id_number"][biz],
-        "role": "legal_rep", "share_pct": np.char.mod("%.1f", rep_share), "_firm": np.arange(len(biz)), "_k": 0,
-    })
+    reps = pd.DataFrame(
+        {
+            "company_uscc": c["company_uscc"][biz],
+            "company_name": c["company_name"][biz],
+            "person_name": c["applicant_name"][biz],
+            "person_id_number": c["applicant_id_number"][biz],
+            "role": "legal_rep",
+            "share_pct": np.char.mod("%.1f", rep_share),
+            "_firm": np.arange(len(biz)),
+            "_k": 0,
+        }
+    )
     owner = np.repeat(np.arange(len(biz)), k)
     m = len(owner)
     rest = 100.0 - rep_share[owner]
@@ -97,20 +115,26 @@ def _company_roles(book: Book) -> pd.DataFrame:
     male = rng.random(m) < 0.55
     surname, given = P.names(rng, male)
     birth = np.datetime64("2026-01-01") - rng.integers(25 * 365, 65 * 365, m).astype("timedelta64[D]")
-    holders = pd.DataFrame({
-        "company_uscc": c["company_uscc"][biz][owner], "company_name": c["company_name"][biz][owner],
-        "person_name": P.cat(surname, given),
-        "person_id_number": np.where(rng.random(m) < 0.8, P.resident_ids(rng, r.codes[region], birth, male), ""),
-        "role": np.where(rng.random(m) < 0.85, "shareholder", P.pick(rng, ["director", "supervisor"], m)),
-        "share_pct": np.char.mod("%.1f", share), "_firm": owner, "_k": 1,
-    })
+    holders = pd.DataFrame(
+        {
+            "company_uscc": c["company_uscc"][biz][owner],
+            "company_name": c["company_name"][biz][owner],
+            "person_name": P.cat(surname, given),
+            "person_id_number": np.where(rng.random(m) < 0.8, P.resident_ids(rng, r.codes[region], birth, male), ""),
+            "role": np.where(rng.random(m) < 0.85, "shareholder", P.pick(rng, ["director", "supervisor"], m)),
+            "share_pct": np.char.mod("%.1f", share),
+            "_firm": owner,
+            "_k": 1,
+        }
+    )
     holders.loc[holders["role"] != "shareholder", "share_pct"] = ""
     roles = pd.concat([reps, holders], ignore_index=True).sort_values(["_firm", "_k"], kind="stable")
     return roles[list(ROLE_COLUMNS)].reset_index(drop=True)
 
 
-def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out: Path,
-          new_ids: set[str] | None = None) -> GenerationSummary:
+def write(
+    book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out: Path, new_ids: set[str] | None = None
+) -> GenerationSummary:
     """Write the contract tables (CSV in the configured encoding, or Parquet) and truth/ (UTF-8 CSV).
 
     With ``new_ids`` the tables are split into ``history/`` and ``new/``
@@ -139,12 +163,22 @@ def write(book: Book, tables: dict[str, pd.DataFrame], broken: pd.DataFrame, out
             summary.paths[key] = str(path)
             summary.row_counts[key] = len(frame)
     truth = tables["truth"]
-    rings = pd.concat(book.rings, ignore_index=True) if book.rings else pd.DataFrame(
-        columns=["ring_id", "typology", "size", "shared"])
-    circles = pd.concat(book.circles, ignore_index=True) if book.circles else pd.DataFrame(
-        columns=["circle_id", "members", "cycle_length"])
-    for name, frame in (("applications", truth), ("rings", rings), ("guarantee_circles", circles),
-                        ("broken_rows", broken)):
+    rings = (
+        pd.concat(book.rings, ignore_index=True)
+        if book.rings
+        else pd.DataFrame(columns=["ring_id", "typology", "size", "shared"])
+    )
+    circles = (
+        pd.concat(book.circles, ignore_index=True)
+        if book.circles
+        else pd.DataFrame(columns=["circle_id", "members", "cycle_length"])
+    )
+    for name, frame in (
+        ("applications", truth),
+        ("rings", rings),
+        ("guarantee_circles", circles),
+        ("broken_rows", broken),
+    ):
         path = truth_dir / f"{name}.csv"
         write_csv(frame, path, "utf-8")
         summary.paths[f"truth/{name}"] = str(path)

@@ -98,8 +98,10 @@ def test_killed_ingest_rerun_equals_one_clean_run(tmp_path):
         a = EmbeddedStore(clean).read_nodes(label).sort_values("key").reset_index(drop=True)
         b = EmbeddedStore(killed).read_nodes(label).sort_values("key").reset_index(drop=True)
         pd_testing = pytest.importorskip("pandas.testing")
-        pd_testing.assert_frame_equal(a.drop(columns=[c for c in a.columns if c == "source_line"]),
-                                      b.drop(columns=[c for c in b.columns if c == "source_line"]))
+        pd_testing.assert_frame_equal(
+            a.drop(columns=[c for c in a.columns if c == "source_line"]),
+            b.drop(columns=[c for c in b.columns if c == "source_line"]),
+        )
 
 
 @pytest.mark.neo4j

@@ -79,21 +79,31 @@ def test_the_default_target_is_its_own_model_and_score(trained, monkeypatch):
     # the fraud model and its scores are untouched; the default score has its own properties
     assert (fraud_folder / "LATEST").read_text(encoding="utf-8") == fraud_latest
     assert load_model(fraud_folder).target == "fraud" and load_model(default_folder).target == "default"
-    after = _scores(root / "store", fraud_scores.index.tolist(),
-                    ["risk_score", "risk_model", "default_score", "default_model"])
+    after = _scores(
+        root / "store", fraud_scores.index.tolist(), ["risk_score", "risk_model", "default_score", "default_model"]
+    )
     pd.testing.assert_series_equal(after["risk_score"], fraud_scores["risk_score"])
     assert (after["risk_model"] == fraud_latest).all()
     assert (after["default_model"] == report["version"]).all() and after["default_score"].between(0, 1).all()
 
     # flag uses the fraud model unless asked, and writes each target's own properties
-    for i, (target, prop, other) in enumerate((("default", "default_score", "risk_score"),
-                                               ("fraud", "risk_score", "default_score"))):
+    for i, (target, prop, other) in enumerate(
+        (("default", "default_score", "risk_score"), ("fraud", "risk_score", "default_score"))
+    ):
         batch = ExportBuilder(first_index=9000 + 10 * i)
         new_id = batch.app(label="")["application_id"]
         out_csv = root / f"{target}.csv"
-        printed = _run("flag", str(batch.write(root / f"new-{target}")), "--store", str(root / "store"),
-                       "--out", str(out_csv), "--rejects", str(root / f"{target}-rejects.csv"),
-                       *(["--target", "default"] if target == "default" else []))
+        printed = _run(
+            "flag",
+            str(batch.write(root / f"new-{target}")),
+            "--store",
+            str(root / "store"),
+            "--out",
+            str(out_csv),
+            "--rejects",
+            str(root / f"{target}-rejects.csv"),
+            *(["--target", "default"] if target == "default" else []),
+        )
         assert f"with the {target} model" in printed and "ring_id on" in printed
         flags = pd.read_csv(out_csv, encoding="utf-8-sig", keep_default_na=False).set_index("application_id")
         stored = _scores(root / "store", [new_id], ["risk_score", "default_score"])
@@ -112,8 +122,20 @@ def test_a_model_from_before_targets_is_not_used_as_the_fraud_model(trained, tmp
     assert load_model(tmp_path / "models").target == "fraud+default"
     monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "models"))
     folder = ExportBuilder(first_index=9500).write(tmp_path / "new")
-    result = CliRunner().invoke(cli, ["flag", str(folder), "--store", str(root / "store"), "--out",
-                                      str(tmp_path / "f.csv"), "--rejects", str(tmp_path / "r.csv"), "--quiet"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(folder),
+            "--store",
+            str(root / "store"),
+            "--out",
+            str(tmp_path / "f.csv"),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code != 0 and "predicts 'fraud+default', not 'fraud'" in result.output
     assert not (tmp_path / "f.csv").exists()
     # what the message says to do works: the next train replaces it (it cannot stay champion)
@@ -128,8 +150,18 @@ def test_bad_is_a_deprecated_alias_of_one_target(tmp_path, monkeypatch):
     assert mixed.exit_code == 2 and "--target fraud" in mixed.output and "--target default" in mixed.output
     clash = CliRunner().invoke(cli, ["train", "--store", str(tmp_path / "s"), "--bad", "fraud", "--target", "default"])
     assert clash.exit_code == 2 and "disagree" in clash.output
-    missing = CliRunner().invoke(cli, ["flag", str(ExportBuilder().write(tmp_path / "x")), "--store",
-                                       str(tmp_path / "s"), "--target", "default", "--quiet"])
+    missing = CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(ExportBuilder().write(tmp_path / "x")),
+            "--store",
+            str(tmp_path / "s"),
+            "--target",
+            "default",
+            "--quiet",
+        ],
+    )
     assert missing.exit_code != 0 and "run `ringscope train --target default` first" in missing.output
 
 
@@ -139,16 +171,34 @@ def test_training_summary_says_when_validation_is_not_out_of_time(capsys, tmp_pa
     from ringscope.app.cli.models import print_training
 
     metrics = {"auc": 0.9, "ks": 0.7, "precision_at_k": 0.5}
-    report = {"target": "fraud", "version": "v1", "chosen": "scorecard", "review_capacity_k": 3,
-              "positive_labels": ["fraud"], "labelled": 400, "negatives": {"good": 388}, "left_out": {},
-              "positives": {"total": 12, "from labels": 12, "from case verdicts": 0},
-              "validation": {"method": "stratified 5-fold", "n": 400, "bad": 12, "from": "2025-01-01",
-                             "to": "2026-02-04", "why": "the out-of-time split holds 12 fraud outcomes before "
-                                                       "2025-10-28 and 0 after (it needs 5 and 2)"},
-              "models": {"scorecard": {"all features": metrics, "without graph": metrics, "uplift_auc": 0.0,
-                                       "uplift_precision_at_k": 0.0}}}
-    result = SimpleNamespace(report=report, folder=tmp_path, scored=pd.DataFrame({"decision": ["pass"]}),
-                             bad_values=[])
+    report = {
+        "target": "fraud",
+        "version": "v1",
+        "chosen": "scorecard",
+        "review_capacity_k": 3,
+        "positive_labels": ["fraud"],
+        "labelled": 400,
+        "negatives": {"good": 388},
+        "left_out": {},
+        "positives": {"total": 12, "from labels": 12, "from case verdicts": 0},
+        "validation": {
+            "method": "stratified 5-fold",
+            "n": 400,
+            "bad": 12,
+            "from": "2025-01-01",
+            "to": "2026-02-04",
+            "why": "the out-of-time split holds 12 fraud outcomes before 2025-10-28 and 0 after (it needs 5 and 2)",
+        },
+        "models": {
+            "scorecard": {
+                "all features": metrics,
+                "without graph": metrics,
+                "uplift_auc": 0.0,
+                "uplift_precision_at_k": 0.0,
+            }
+        },
+    }
+    result = SimpleNamespace(report=report, folder=tmp_path, scored=pd.DataFrame({"decision": ["pass"]}), bad_values=[])
     print_training(result)
     out = capsys.readouterr().out
     assert "stratified 5-fold validation over all 400 labelled applications (12 fraud), not out of time" in out

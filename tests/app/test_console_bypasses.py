@@ -137,9 +137,15 @@ def test_admin_commands_and_unbounded_calls_are_refused(attack, neo4j_store, que
     started = time.monotonic()
     attack(query)
     assert time.monotonic() - started < 10  # refused from the plan, not after 120 s
-    assert "Hacked" not in neo4j_store.driver.execute_query("CALL db.labels() YIELD label RETURN collect(label) AS l",
-                                                            database_=neo4j_store.database)[0][0]["l"]
-    users, _, _ = neo4j_store.driver.execute_query("SHOW USERS YIELD user RETURN collect(user) AS u", database_="system")
+    assert (
+        "Hacked"
+        not in neo4j_store.driver.execute_query(
+            "CALL db.labels() YIELD label RETURN collect(label) AS l", database_=neo4j_store.database
+        )[0][0]["l"]
+    )
+    users, _, _ = neo4j_store.driver.execute_query(
+        "SHOW USERS YIELD user RETURN collect(user) AS u", database_="system"
+    )
     assert "evil" not in users[0]["u"]
 
 
@@ -172,8 +178,7 @@ READS = [
     "MATCH (a:Application) RETURN a.key, [(a)-[:HAS_PHONE]->(p) | p.key] AS phones",
     "MATCH (a:Application) CALL (a) { MATCH (a)-->(x) RETURN count(x) AS n } RETURN a.key, n",
     "MATCH p = (a:Application)-[*1..3]-(b:Application) WHERE a.key < b.key RETURN length(p) LIMIT 5",
-    "MATCH (a:Application {key: 'A1'}), (b:Application {key: 'A2'}) "
-    "MATCH p = shortestPath((a)-[*..6]-(b)) RETURN p",
+    "MATCH (a:Application {key: 'A1'}), (b:Application {key: 'A2'}) MATCH p = shortestPath((a)-[*..6]-(b)) RETURN p",
     "MATCH (a:Application {key: 'A1'}), (b:Application {key: 'A2'}) "
     "MATCH p = allShortestPaths((a)-[*..6]-(b)) RETURN p",
     "MATCH p = SHORTEST 1 (a:Application)-[]-+(b:Application) WHERE a.key = 'A1' AND b.key = 'A2' RETURN p",
@@ -208,21 +213,26 @@ def test_the_documented_analyst_queries_pass_the_console(loaded):
 
 
 def _has_apoc(store) -> bool:
-    records, _, _ = store.driver.execute_query("SHOW FUNCTIONS YIELD name WHERE name = 'apoc.version' RETURN count(*) AS n",
-                                               database_=store.database)
+    records, _, _ = store.driver.execute_query(
+        "SHOW FUNCTIONS YIELD name WHERE name = 'apoc.version' RETURN count(*) AS n", database_=store.database
+    )
     return records[0]["n"] == 1
 
 
 @pytest.fixture
 def blobs(neo4j_store):
-    neo4j_store.driver.execute_query("UNWIND range(0, 39) AS i CREATE (:Blob {key: 'b' + i, note: $note})",
-                                     note="x" * 100_000, database_=neo4j_store.database)
+    neo4j_store.driver.execute_query(
+        "UNWIND range(0, 39) AS i CREATE (:Blob {key: 'b' + i, note: $note})",
+        note="x" * 100_000,
+        database_=neo4j_store.database,
+    )
     return neo4j_store
 
 
 def test_one_huge_row_is_cut_in_bytes(blobs):
-    result = cypher.run_read_only(blobs.driver, blobs.database, "MATCH (p:Blob) RETURN collect(p.note) AS notes",
-                                  max_cell_bytes=250_000)
+    result = cypher.run_read_only(
+        blobs.driver, blobs.database, "MATCH (p:Blob) RETURN collect(p.note) AS notes", max_cell_bytes=250_000
+    )
     assert len(result.rows) == 1
     notes = result.rows[0][0]
     assert sum(len(n) for n in notes if n != "…") <= 250_000 and notes[-1] == "…"
@@ -231,8 +241,13 @@ def test_one_huge_row_is_cut_in_bytes(blobs):
 
 
 def test_many_rows_stop_at_the_byte_budget(blobs):
-    result = cypher.run_read_only(blobs.driver, blobs.database, "MATCH (p:Blob) RETURN p.key AS k, p.note AS note",
-                                  max_bytes=1_000_000, max_cell_bytes=150_000)
+    result = cypher.run_read_only(
+        blobs.driver,
+        blobs.database,
+        "MATCH (p:Blob) RETURN p.key AS k, p.note AS note",
+        max_bytes=1_000_000,
+        max_cell_bytes=150_000,
+    )
     assert result.byte_capped and result.truncated
     assert 9 <= len(result.rows) <= 11  # 100 kB each, 1 MB budget
     assert "byte limit" in result.notice
@@ -241,7 +256,6 @@ def test_many_rows_stop_at_the_byte_budget(blobs):
 
 
 def test_a_large_node_becomes_short_text(blobs):
-    result = cypher.run_read_only(blobs.driver, blobs.database, "MATCH (p:Blob) RETURN p LIMIT 1",
-                                  max_cell_bytes=1_000)
+    result = cypher.run_read_only(blobs.driver, blobs.database, "MATCH (p:Blob) RETURN p LIMIT 1", max_cell_bytes=1_000)
     assert isinstance(result.rows[0][0], str) and result.rows[0][0].startswith("(Blob b")
     assert result.cut_cells == 1 and not result.graph_nodes

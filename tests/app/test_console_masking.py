@@ -16,14 +16,33 @@ def _digits(value) -> str:
     return "".join(ch for ch in str(value) if ch.isdigit())
 
 
-@pytest.mark.parametrize("value", [
-    ID, PHONE, ACCOUNT, "+86" + PHONE,
-    int(ID), int(PHONE), float(ID), -int(PHONE),
-    ID[::-1], PHONE[::-1], ACCOUNT[::-1],
-    " ".join(ID), " - ".join(PHONE), ", ".join(ID[::-1]), "_".join(PHONE), "138-0013-8000",
-    f"note: {ID} / {PHONE}",
-    list(ID), [int(c) for c in PHONE], [ID, PHONE], {"id": ID, ID: 1}, {"nested": [{"p": int(PHONE)}]},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        ID,
+        PHONE,
+        ACCOUNT,
+        "+86" + PHONE,
+        int(ID),
+        int(PHONE),
+        float(ID),
+        -int(PHONE),
+        ID[::-1],
+        PHONE[::-1],
+        ACCOUNT[::-1],
+        " ".join(ID),
+        " - ".join(PHONE),
+        ", ".join(ID[::-1]),
+        "_".join(PHONE),
+        "138-0013-8000",
+        f"note: {ID} / {PHONE}",
+        list(ID),
+        [int(c) for c in PHONE],
+        [ID, PHONE],
+        {"id": ID, ID: 1},
+        {"nested": [{"p": int(PHONE)}]},
+    ],
+)
 def test_personal_numbers_are_masked_whatever_their_form(value):
     shown = _digits(mask_content(value))
     for secret in (ID, PHONE, ACCOUNT):
@@ -31,20 +50,39 @@ def test_personal_numbers_are_masked_whatever_their_form(value):
             assert form[3:-3] not in shown, (value, mask_content(value))
 
 
-@pytest.mark.parametrize("value, shown", [
-    ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
-    ({"address": "北京市朝阳区建国路88号"}, {"address": "北京市****"}),
-    (["上海市浦东新区世纪大道100号"], ["上海市****"]),
-])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
+        ({"address": "北京市朝阳区建国路88号"}, {"address": "北京市****"}),
+        (["上海市浦东新区世纪大道100号"], ["上海市****"]),
+    ],
+)
 def test_addresses_are_masked_by_content_too(value, shown):
     assert mask_content(value) == shown
 
 
-@pytest.mark.parametrize("value", [
-    "2024-03-01", "2024-03-01T10:00:00", 150000.0, 12345678.9, "A00000001", 42, True, None,
-    "farm-device-1", "张伟", [1, 2, 3], {"amount": 150000.0}, "110101********1234", "138****8000",
-    "深圳市腾讯计算机系统有限公司", "广东省深圳市****",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-03-01",
+        "2024-03-01T10:00:00",
+        150000.0,
+        12345678.9,
+        "A00000001",
+        42,
+        True,
+        None,
+        "farm-device-1",
+        "张伟",
+        [1, 2, 3],
+        {"amount": 150000.0},
+        "110101********1234",
+        "138****8000",
+        "深圳市腾讯计算机系统有限公司",
+        "广东省深圳市****",
+    ],
+)
 def test_ordinary_values_pass_unchanged(value):
     assert mask_content(value) == value
 
@@ -73,24 +111,42 @@ def _ops(*names, details=None):
     return [(name, details.get(name, "")) for name in names]
 
 
-@pytest.mark.parametrize(("operators", "query_type", "reason"), [
-    (_ops("ProduceResults", "LoadCSV"), "r", "LOAD CSV"),
-    (_ops("ProduceResults", "ShowTransactions"), "r", "administration"),
-    (_ops("ProduceResults", "TerminateTransactions"), "r", "administration"),
-    (_ops("ProduceResults", "ShowSettings"), "r", "administration"),
-    (_ops("AdministrationCommand"), "s", "administration"),
-    (_ops("ProduceResults", "ProcedureCall",
-          details={"ProcedureCall": "apoc.cypher.runTimeboxed($autostring_0) :: (value :: MAP)"}), "r",
-     "apoc.cypher.runTimeboxed"),
-    (_ops("ProduceResults", "ProcedureCall", details={"ProcedureCall": "dbms.listConfig() :: (name :: STRING)"}),
-     "s", "dbms.listConfig"),
-    (_ops("ProduceResults", "Projection",
-          details={"Projection": "apoc.cypher.runFirstColumnSingle($autostring_0, {}) AS x"}), "r",
-     "apoc.cypher.runFirstColumnSingle"),
-    (_ops("ProduceResults", "TransactionApply", "AllNodesScan"), "r", "TransactionApply"),
-    (_ops("ProduceResults", "SomeOperatorFromNeo4j2030"), "r", "SomeOperatorFromNeo4j2030"),
-    (_ops("ProduceResults", "Create"), "w", "read-only"),
-])
+@pytest.mark.parametrize(
+    ("operators", "query_type", "reason"),
+    [
+        (_ops("ProduceResults", "LoadCSV"), "r", "LOAD CSV"),
+        (_ops("ProduceResults", "ShowTransactions"), "r", "administration"),
+        (_ops("ProduceResults", "TerminateTransactions"), "r", "administration"),
+        (_ops("ProduceResults", "ShowSettings"), "r", "administration"),
+        (_ops("AdministrationCommand"), "s", "administration"),
+        (
+            _ops(
+                "ProduceResults",
+                "ProcedureCall",
+                details={"ProcedureCall": "apoc.cypher.runTimeboxed($autostring_0) :: (value :: MAP)"},
+            ),
+            "r",
+            "apoc.cypher.runTimeboxed",
+        ),
+        (
+            _ops("ProduceResults", "ProcedureCall", details={"ProcedureCall": "dbms.listConfig() :: (name :: STRING)"}),
+            "s",
+            "dbms.listConfig",
+        ),
+        (
+            _ops(
+                "ProduceResults",
+                "Projection",
+                details={"Projection": "apoc.cypher.runFirstColumnSingle($autostring_0, {}) AS x"},
+            ),
+            "r",
+            "apoc.cypher.runFirstColumnSingle",
+        ),
+        (_ops("ProduceResults", "TransactionApply", "AllNodesScan"), "r", "TransactionApply"),
+        (_ops("ProduceResults", "SomeOperatorFromNeo4j2030"), "r", "SomeOperatorFromNeo4j2030"),
+        (_ops("ProduceResults", "Create"), "w", "read-only"),
+    ],
+)
 def test_the_plan_decides(operators, query_type, reason):
     functions = {"apoc.cypher.runFirstColumnSingle", "apoc.text.join"}
     with pytest.raises(cypher.QueryRefused, match=reason.replace(".", r"\.")):
@@ -98,7 +154,15 @@ def test_the_plan_decides(operators, query_type, reason):
 
 
 def test_a_plain_read_plan_passes():
-    operators = _ops("ProduceResults", "Projection", "Expand(All)", "NodeByLabelScan", "ProcedureCall",
-                     details={"Projection": "apoc.text.join(x, $autostring_0) AS j",
-                              "ProcedureCall": "db.labels() :: (label :: STRING)"})
+    operators = _ops(
+        "ProduceResults",
+        "Projection",
+        "Expand(All)",
+        "NodeByLabelScan",
+        "ProcedureCall",
+        details={
+            "Projection": "apoc.text.join(x, $autostring_0) AS j",
+            "ProcedureCall": "db.labels() :: (label :: STRING)",
+        },
+    )
     cypher._check_plan(operators, "r", {"apoc.cypher.runFirstColumnSingle", "apoc.text.join"})

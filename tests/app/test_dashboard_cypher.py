@@ -31,8 +31,9 @@ WRITES = [
 
 @pytest.fixture
 def phones(neo4j_store):
-    neo4j_store.write(GraphBatch(nodes={"Phone": pd.DataFrame({"key": [f"+86138{i:08d}" for i in range(30)],
-                                                               "valid": True})}))
+    neo4j_store.write(
+        GraphBatch(nodes={"Phone": pd.DataFrame({"key": [f"+86138{i:08d}" for i in range(30)], "valid": True})})
+    )
     return neo4j_store
 
 
@@ -43,17 +44,20 @@ def test_writes_are_refused_and_nothing_changes(phones, query):
     assert "read-only" in str(refused.value) or "LOAD CSV" in str(refused.value)
     counts = phones.counts()
     assert counts.nodes["Phone"] == 30
-    labels, _, _ = phones.driver.execute_query("CALL db.labels() YIELD label RETURN collect(label) AS l",
-                                               database_=phones.database)
+    labels, _, _ = phones.driver.execute_query(
+        "CALL db.labels() YIELD label RETURN collect(label) AS l", database_=phones.database
+    )
     assert "Hacked" not in labels[0]["l"]
-    indexes, _, _ = phones.driver.execute_query("SHOW INDEXES YIELD name RETURN collect(name) AS n",
-                                                database_=phones.database)
+    indexes, _, _ = phones.driver.execute_query(
+        "SHOW INDEXES YIELD name RETURN collect(name) AS n", database_=phones.database
+    )
     assert "hacked" not in indexes[0]["n"]
 
 
 def test_a_match_returns_rows_capped(phones):
-    result = cypher.run_read_only(phones.driver, phones.database,
-                                  "MATCH (p:Phone) RETURN p.key AS key ORDER BY key", max_rows=10)
+    result = cypher.run_read_only(
+        phones.driver, phones.database, "MATCH (p:Phone) RETURN p.key AS key ORDER BY key", max_rows=10
+    )
     assert result.query_type == "r"
     assert len(result.rows) == 10 and result.truncated
     assert result.frame()["key"].iloc[0] == "+8613800000000"
@@ -66,8 +70,10 @@ def test_paths_come_back_as_a_graph(neo4j_store, tmp_path):
 
     build_dashboard_store(neo4j_store, tmp_path / "export")
     result = cypher.run_read_only(
-        neo4j_store.driver, neo4j_store.database,
-        "MATCH p=(f:Finding {key: 'rings-aaaa'})-[:INVOLVES]->(a:Application) RETURN p")
+        neo4j_store.driver,
+        neo4j_store.database,
+        "MATCH p=(f:Finding {key: 'rings-aaaa'})-[:INVOLVES]->(a:Application) RETURN p",
+    )
     assert len(result.rows) == 6
     labels = sorted({n["label"] for n in result.graph_nodes.values()})
     assert labels == ["Application", "Finding"]
@@ -98,7 +104,8 @@ def test_console_page_for_an_analyst(neo4j_store, neo4j_uri, tmp_path, monkeypat
     assert "read-only" in at.error[0].value
     assert neo4j_store.counts().nodes["Application"] == 22
     at.text_area(key="console_query").input(
-        "MATCH p=(:Person)-[:APPLIED]->(a:Application) RETURN a.key AS app, a.applicant_phone_raw AS phone, p")
+        "MATCH p=(:Person)-[:APPLIED]->(a:Application) RETURN a.key AS app, a.applicant_phone_raw AS phone, p"
+    )
     at.button(key="console_run").click().run()
     assert not at.exception
     frame = at.dataframe[0].value

@@ -48,8 +48,20 @@ def words(at: AppTest) -> list[str]:
     out = []
     for kind in ("title", "subheader", "caption", "info", "warning", "error", "success"):
         out += [str(e.value) for e in getattr(at, kind)]
-    for kind in ("button", "text_input", "text_area", "selectbox", "multiselect", "slider", "toggle", "radio",
-                 "number_input", "date_input", "metric", "tabs"):
+    for kind in (
+        "button",
+        "text_input",
+        "text_area",
+        "selectbox",
+        "multiselect",
+        "slider",
+        "toggle",
+        "radio",
+        "number_input",
+        "date_input",
+        "metric",
+        "tabs",
+    ):
         out += [str(getattr(w, "label", "")) for w in getattr(at, kind)]
     out += [str(o) for r in at.radio for o in r.options]
     return [w for w in out if w]
@@ -154,12 +166,16 @@ def test_cluster_evidence_and_case_panel_in_chinese(dash_store):
     import json
 
     (graph,) = at.get("component_instance")
-    apps = {n["data"]["caption"]: n["data"] for n in json.loads(graph.proto.json_args)["elements"]["nodes"]
-            if n["data"]["label"] == "Application"}
+    apps = {
+        n["data"]["caption"]: n["data"]
+        for n in json.loads(graph.proto.json_args)["elements"]["nodes"]
+        if n["data"]["label"] == "Application"
+    }
     assert apps["RA00"]["申请时间（北京时间）"] == "2025-03-01 09:00" and "applied_at" not in apps["RA00"]
     assert apps["RA00"]["金额（元）"] == "¥50,000"
-    assert "出生日期" in next(n["data"] for n in json.loads(graph.proto.json_args)["elements"]["nodes"]
-                          if n["data"]["label"] == "Person")
+    assert "出生日期" in next(
+        n["data"] for n in json.loads(graph.proto.json_args)["elements"]["nodes"] if n["data"]["label"] == "Person"
+    )
     status = [s for s in at.selectbox if s.label == "新状态"]
     assert len(status) == 1 and status[0].options == ["调查中", "已排除"]
 
@@ -193,26 +209,32 @@ def test_a_case_error_is_shown_in_the_readers_language(dash_store):
 def test_every_message_in_the_code_has_a_chinese_translation_and_none_is_obsolete():
     used = messages.extract()
     assert len(used) > 300  # the extractor found the pages' strings
-    assert {"Alert queue", "Applicant ID number (as typed)", "Confirmed fraud", "Number of findings it appears in"} \
-        <= set(used)
+    assert {
+        "Alert queue",
+        "Applicant ID number (as typed)",
+        "Confirmed fraud",
+        "Number of findings it appears in",
+    } <= set(used)
     assert messages.problems("zh_CN") == {"missing": [], "obsolete": []}
 
 
 def test_translations_keep_every_placeholder():
     for msgid, text in ZH.items():
-        for translated in (text if isinstance(text, tuple) else (text,)):
+        for translated in text if isinstance(text, tuple) else (text,):
             assert sorted(re.findall(r"\{[^{}]*\}", msgid)) == sorted(re.findall(r"\{[^{}]*\}", translated)), msgid
             assert msgid.count("`") == translated.count("`"), msgid
 
 
 def test_no_string_is_scattered_outside_the_catalogue():
     """Page code hands Streamlit no bare English literal as a label or message."""
-    call = re.compile(r"\bst\.(title|subheader|caption|info|warning|error|success|button|text_input|selectbox|"
-                      r"multiselect|slider|toggle|radio|metric|text_area|number_input|date_input|expander)\(\s*f?\"")
+    call = re.compile(
+        r"\bst\.(title|subheader|caption|info|warning|error|success|button|text_input|selectbox|"
+        r"multiselect|slider|toggle|radio|metric|text_area|number_input|date_input|expander)\(\s*f?\""
+    )
     offenders = []
     for path in [*(APP / "pages").glob("*.py"), APP / "context.py", APP / "main.py"]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if call.search(line) and "st.title(\"ringscope\")" not in line:
+            if call.search(line) and 'st.title("ringscope")' not in line:
                 offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert not offenders, offenders
 
@@ -223,16 +245,47 @@ def test_model_page_with_a_report_history_and_monitoring_in_chinese(dash_store, 
     folder = tmp_path / "store" / "models"
     (folder / "v2").mkdir(parents=True)
     (folder / "LATEST").write_text("v2")
-    (folder / "v2" / "report.json").write_text(json.dumps({
-        "chosen": "gbm", "labelled": 12000, "bad": 700, "target": "fraud",
-        "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}}}))
-    (folder / "CHAMPIONS.jsonl").write_text(json.dumps({"at": "2026-11-29T01:00:00.123456Z", "action": "promote",
-                                                        "before": "v1", "after": "v2", "user": "ana",
-                                                        "reason": "quarterly review"}) + "\n")
-    (folder / "monitoring.json").write_text(json.dumps({
-        "model_version": "v2", "overall": "watch", "period": "week", "psi": {}, "noise": {}, "decisions": {},
-        "hit_rates": {}, "cohorts": [], "alerts": [{"period": "2026-11-02", "column": "channel", "psi": 0.2,
-                                                    "beyond_noise": 0.18, "status": "watch"}]}))
+    (folder / "v2" / "report.json").write_text(
+        json.dumps(
+            {
+                "chosen": "gbm",
+                "labelled": 12000,
+                "bad": 700,
+                "target": "fraud",
+                "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}},
+            }
+        )
+    )
+    (folder / "CHAMPIONS.jsonl").write_text(
+        json.dumps(
+            {
+                "at": "2026-11-29T01:00:00.123456Z",
+                "action": "promote",
+                "before": "v1",
+                "after": "v2",
+                "user": "ana",
+                "reason": "quarterly review",
+            }
+        )
+        + "\n"
+    )
+    (folder / "monitoring.json").write_text(
+        json.dumps(
+            {
+                "model_version": "v2",
+                "overall": "watch",
+                "period": "week",
+                "psi": {},
+                "noise": {},
+                "decisions": {},
+                "hit_rates": {},
+                "cohorts": [],
+                "alerts": [
+                    {"period": "2026-11-02", "column": "channel", "psi": 0.2, "beyond_noise": 0.18, "status": "watch"}
+                ],
+            }
+        )
+    )
     at = open_page("pages/model.py", "analyst")
     assert_chinese(at, "冠军模型历史", "Champion history")
     metrics = {m.label: m.value for m in at.metric}

@@ -81,9 +81,23 @@ def test_stopping_ringscope_dashboard_stops_its_streamlit_child(tmp_path, sig):
 
     port = free_port()
     env = dict(os.environ, RINGSCOPE_USERS=str(tmp_path / "users.json"))
-    cli = subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", "dashboard", "--store", str(tmp_path / "store"),
-                            "--port", str(port), "--no-browser"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ringscope.app.cli",
+            "dashboard",
+            "--store",
+            str(tmp_path / "store"),
+            "--port",
+            str(port),
+            "--no-browser",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     children: list[int] = []
     try:
         wait_until_ready(port, timeout=90, process=cli)

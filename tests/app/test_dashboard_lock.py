@@ -23,7 +23,7 @@ def test_case_write_waits_for_a_batch_job_then_fails_clearly(tmp_path, monkeypat
     code = textwrap.dedent(f"""
         import sys
         from ringscope.graph.embedded import EmbeddedStore
-        with EmbeddedStore({str(tmp_path / 'store')!r}).lock(job="ringscope detect"):
+        with EmbeddedStore({str(tmp_path / "store")!r}).lock(job="ringscope detect"):
             print("held", flush=True)
             sys.stdin.readline()
     """)

@@ -78,8 +78,11 @@ def fields(at: AppTest, name: str = "field") -> dict:
 
 def texts(at: AppTest) -> str:
     """Everything the page wrote (markdown, captions, dataframes) as one string."""
-    parts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "title")
-             for e in getattr(at, kind)]
+    parts = [
+        str(e.value)
+        for kind in ("markdown", "caption", "info", "warning", "error", "success", "title")
+        for e in getattr(at, kind)
+    ]
     parts += [e.value.to_csv() for e in at.dataframe]
     return "\n".join(parts)
 
@@ -220,8 +223,11 @@ def _token_of(at: AppTest, label: str, caption: str | None = None) -> str:
 def test_clicking_a_node_shows_its_details_masked_and_reveal_is_audited(dash_store):
     at = app(page="pages/cluster.py")
     tok = _token_of(at, "Person")
-    at.session_state[graph_key()] = {"action": "node_click", "data": {"type": "tap", "target_id": tok,
-                                                                         "target_group": "nodes"}, "timestamp": 1}
+    at.session_state[graph_key()] = {
+        "action": "node_click",
+        "data": {"type": "tap", "target_id": tok, "target_group": "nodes"},
+        "timestamp": 1,
+    }
     at.run()
     assert not at.exception
     shown = fields(at, "property")
@@ -335,8 +341,9 @@ def test_search_part_of_a_name_one_hanzi_score_decision_and_cap(dash_store):
 
 def test_search_says_when_it_stops_at_50(dash_store):
     # 40 more applications (employers written in traditional script): 62 match, 50 are shown
-    extra = pd.DataFrame({"key": [f"EX{i:02d}" for i in range(40)],
-                          "employer_name_raw": [f"杭州第{i}實業有限公司" for i in range(40)]})
+    extra = pd.DataFrame(
+        {"key": [f"EX{i:02d}" for i in range(40)], "employer_name_raw": [f"杭州第{i}實業有限公司" for i in range(40)]}
+    )
     dash_store.write(GraphBatch(nodes={"Application": extra}))
     at = app(page="pages/search.py")
     at.text_input(key="search_query").input("实业").run()
@@ -396,8 +403,12 @@ def test_model_page_empty_then_report(dash_store, tmp_path):
     folder = tmp_path / "store" / "models" / "v1"
     folder.mkdir(parents=True)
     (folder.parent / "LATEST").write_text("v1")
-    report = {"chosen": "gbm", "labelled": 100, "bad": 7,
-              "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}}}
+    report = {
+        "chosen": "gbm",
+        "labelled": 100,
+        "bad": 7,
+        "models": {"gbm": {"all features": {"auc": 0.9, "precision_at_k": 0.5}}},
+    }
     (folder / "report.json").write_text(json.dumps(report))
     at = app(page="pages/model.py")
     assert {m.label: m.value for m in at.metric}["Chosen model"] == "gbm"
@@ -408,19 +419,33 @@ def test_model_page_shows_history_and_the_last_monitoring_of_this_champion(dash_
     folder = tmp_path / "store" / "models"
     (folder / "v2").mkdir(parents=True)
     (folder / "LATEST").write_text("v2")
-    (folder / "v2" / "report.json").write_text(json.dumps({"chosen": "scorecard", "labelled": 10, "bad": 2,
-                                                           "models": {}}))
-    (folder / "CHAMPIONS.jsonl").write_text(json.dumps({"at": "2026-11-29T01:00:00Z", "action": "promote",
-                                                        "before": "v1", "after": "v2", "user": "ana",
-                                                        "reason": "quarterly review"}) + "\n")
-    monitoring = {"model_version": "v1", "overall": "act", "period": "week",
-                  "psi": {"2026-11-02": {"score": 0.05, "channel": 0.9}},
-                  "noise": {"2026-11-02": {"score": 0.02, "channel": 0.01}},
-                  "decisions": {"reference": {"pass": 0.95, "review": 0.05},
-                                "2026-11-02": {"pass": 0.9, "review": 0.1}},
-                  "hit_rates": {}, "cohorts": [],
-                  "alerts": [{"period": "2026-11-02", "column": "channel", "psi": 0.9, "beyond_noise": 0.89,
-                              "status": "act"}]}
+    (folder / "v2" / "report.json").write_text(
+        json.dumps({"chosen": "scorecard", "labelled": 10, "bad": 2, "models": {}})
+    )
+    (folder / "CHAMPIONS.jsonl").write_text(
+        json.dumps(
+            {
+                "at": "2026-11-29T01:00:00Z",
+                "action": "promote",
+                "before": "v1",
+                "after": "v2",
+                "user": "ana",
+                "reason": "quarterly review",
+            }
+        )
+        + "\n"
+    )
+    monitoring = {
+        "model_version": "v1",
+        "overall": "act",
+        "period": "week",
+        "psi": {"2026-11-02": {"score": 0.05, "channel": 0.9}},
+        "noise": {"2026-11-02": {"score": 0.02, "channel": 0.01}},
+        "decisions": {"reference": {"pass": 0.95, "review": 0.05}, "2026-11-02": {"pass": 0.9, "review": 0.1}},
+        "hit_rates": {},
+        "cohorts": [],
+        "alerts": [{"period": "2026-11-02", "column": "channel", "psi": 0.9, "beyond_noise": 0.89, "status": "act"}],
+    }
     (folder / "monitoring.json").write_text(json.dumps(monitoring))
     at = app(page="pages/model.py")
     assert table(at, "action", "reason")["reason"].tolist() == ["quarterly review"]
@@ -437,13 +462,23 @@ def test_model_page_shows_history_and_the_last_monitoring_of_this_champion(dash_
 
 
 def test_every_string_in_the_payload_is_escaped():
-    view = services.Subgraph({"Person:110101199003071234": "entity", "Application:<b>A1</b>": "member"},
-                             __import__("pandas").DataFrame(
-                                 {"source": ["Person:110101199003071234"], "target": ["Application:<b>A1</b>"],
-                                  "type": ["APPLIED"], "amount": [float("nan")], "share_pct": [float("nan")],
-                                  "score": [float("nan")]}))
-    props = {"Person:110101199003071234": {"name": XSS_NAME, "gender": "<script>x</script>"},
-             "Application:<b>A1</b>": {"product": "<svg onload=1>"}}
+    view = services.Subgraph(
+        {"Person:110101199003071234": "entity", "Application:<b>A1</b>": "member"},
+        __import__("pandas").DataFrame(
+            {
+                "source": ["Person:110101199003071234"],
+                "target": ["Application:<b>A1</b>"],
+                "type": ["APPLIED"],
+                "amount": [float("nan")],
+                "share_pct": [float("nan")],
+                "score": [float("nan")],
+            }
+        ),
+    )
+    props = {
+        "Person:110101199003071234": {"name": XSS_NAME, "gender": "<script>x</script>"},
+        "Application:<b>A1</b>": {"product": "<svg onload=1>"},
+    }
     payload = graphview.build_payload(view, props)
     text = json.dumps(payload.elements, ensure_ascii=False)
     assert "<" not in text and ">" not in text

@@ -28,11 +28,26 @@ def index(store, tmp_path):
     for i in range(55):
         b.app(f"W{i:02d}", applicant_name="王五")
     b.load(store, tmp_path / "export")
-    scores = {"Z1": (0.3, "approve"), "Z1B": (0.95, "decline"), "Z2": (0.9, "decline"),
-              "C2": (0.8, "review"), "W07": (0.5, "review")}
-    store.write(GraphBatch(nodes={"Application": pd.DataFrame({
-        "key": list(scores), "risk_score": [s for s, _ in scores.values()],
-        "risk_decision": [d for _, d in scores.values()]})}))
+    scores = {
+        "Z1": (0.3, "approve"),
+        "Z1B": (0.95, "decline"),
+        "Z2": (0.9, "decline"),
+        "C2": (0.8, "review"),
+        "W07": (0.5, "review"),
+    }
+    store.write(
+        GraphBatch(
+            nodes={
+                "Application": pd.DataFrame(
+                    {
+                        "key": list(scores),
+                        "risk_score": [s for s, _ in scores.values()],
+                        "risk_decision": [d for _, d in scores.values()],
+                    }
+                )
+            }
+        )
+    )
     return services.build_search_index(store)
 
 

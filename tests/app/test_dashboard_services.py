@@ -89,14 +89,17 @@ def test_the_view_is_capped_and_says_so(loaded):
     assert all(r == "member" for r in view.nodes.values())  # members are kept first
 
 
-@pytest.mark.parametrize("value, kind, expected", [
-    ("110101199003071234", "id", "110101********1234"),
-    ("11010119900307123X", "id", "110101********123X"),
-    ("+8613800138000", "phone", "138****8000"),
-    ("13800138000", "phone", "138****8000"),
-    ("6222629455702932303", "account", "6222***********2303"),
-    ("jpqsp476@126.com", "email", "jp***@126.com"),
-])
+@pytest.mark.parametrize(
+    "value, kind, expected",
+    [
+        ("110101199003071234", "id", "110101********1234"),
+        ("11010119900307123X", "id", "110101********123X"),
+        ("+8613800138000", "phone", "138****8000"),
+        ("13800138000", "phone", "138****8000"),
+        ("6222629455702932303", "account", "6222***********2303"),
+        ("jpqsp476@126.com", "email", "jp***@126.com"),
+    ],
+)
 def test_masking(value, kind, expected):
     assert masking.mask_value(kind, value) == expected
 
@@ -127,10 +130,16 @@ def test_local_users_are_hashed_and_verified(tmp_path):
 
 
 def test_queue_filters_and_volume():
-    table = pd.DataFrame({
-        "finding": ["a", "b", "c"], "detector": ["x", "y", "x"], "size": [3, 9, 4], "score": [.9, .5, .2],
-        "first_applied": pd.to_datetime(["2025-01-01", "2025-02-01", None], utc=True), "agent": [None, "G1", "G1"],
-    })
+    table = pd.DataFrame(
+        {
+            "finding": ["a", "b", "c"],
+            "detector": ["x", "y", "x"],
+            "size": [3, 9, 4],
+            "score": [0.9, 0.5, 0.2],
+            "first_applied": pd.to_datetime(["2025-01-01", "2025-02-01", None], utc=True),
+            "agent": [None, "G1", "G1"],
+        }
+    )
     statuses = pd.Series({"b": "In progress"})
     assert services.filter_queue(table, statuses, status=["Open"])["finding"].tolist() == ["a", "c"]
     assert services.filter_queue(table, statuses, detectors=["x"], min_score=0.5)["finding"].tolist() == ["a"]
@@ -146,34 +155,51 @@ def test_saving_a_case_keeps_the_cached_data_version(embedded_store, tmp_path):
     assert services.data_version(embedded_store) == before
 
 
-@pytest.mark.parametrize("address, shown", [
-    ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
-    ("上海市浦东新区世纪大道100号", "上海市****"),
-    ("内蒙古自治区呼和浩特市新城区1号", "内蒙古自治区呼和浩特市****"),
-    ("四川省凉山彝族自治州西昌市1号", "四川省凉山彝族自治州****"),
-    ("深圳市南山区科技园1号", "深圳市****"),
-    ("广东省", "广东省"),
-    ("科技园1号", "科技****"),
-])
+@pytest.mark.parametrize(
+    "address, shown",
+    [
+        ("广东省深圳市南山区科技园1号1栋1单元101室", "广东省深圳市****"),
+        ("上海市浦东新区世纪大道100号", "上海市****"),
+        ("内蒙古自治区呼和浩特市新城区1号", "内蒙古自治区呼和浩特市****"),
+        ("四川省凉山彝族自治州西昌市1号", "四川省凉山彝族自治州****"),
+        ("深圳市南山区科技园1号", "深圳市****"),
+        ("广东省", "广东省"),
+        ("科技园1号", "科技****"),
+    ],
+)
 def test_addresses_keep_province_and_city_only(address, shown):
     assert masking.mask_address(address) == shown
     assert masking.mask_value("address", address) == shown
 
 
 def test_fields_computed_from_a_masked_id_are_masked_with_it():
-    person = {"key": "110101199003071234", "birth_date": "1990-03-07", "region_code": "110101", "gender": "M",
-              "name": "张伟", "id_checksum_ok": True}
+    person = {
+        "key": "110101199003071234",
+        "birth_date": "1990-03-07",
+        "region_code": "110101",
+        "gender": "M",
+        "name": "张伟",
+        "id_checksum_ok": True,
+    }
     shown = masking.mask_record("Person", person)
     assert shown["key"] == "110101********1234"
     assert "19900307" not in json.dumps(shown) and "1990-03-07" not in json.dumps(shown)
     assert set(shown["gender"]) == {"*"} and set(shown["region_code"]) == {"*"}
     assert shown["name"] == "张伟" and shown["id_checksum_ok"] is True
     assert masking.mask_record("Person", person, revealed=True) == person  # an audited reveal shows all
-    app = masking.mask_record("Application", {"applicant_address_raw": "北京市朝阳区建国路88号",
-                                              "company_address_raw": "广东省广州市天河区1号",
-                                              "summary": "phone 13800138000"})
-    assert app == {"applicant_address_raw": "北京市****", "company_address_raw": "广东省广州市****",
-                   "summary": "phone 138****8000"}
+    app = masking.mask_record(
+        "Application",
+        {
+            "applicant_address_raw": "北京市朝阳区建国路88号",
+            "company_address_raw": "广东省广州市天河区1号",
+            "summary": "phone 13800138000",
+        },
+    )
+    assert app == {
+        "applicant_address_raw": "北京市****",
+        "company_address_raw": "广东省广州市****",
+        "summary": "phone 138****8000",
+    }
 
 
 def test_a_comment_without_a_new_status_is_a_note_and_keeps_the_reason(embedded_store, tmp_path):
@@ -182,8 +208,9 @@ def test_a_comment_without_a_new_status_is_a_note_and_keeps_the_reason(embedded_
     cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="Confirmed fraud", comment="device farm")
     after = cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", comment="called the branch")
     assert (after.status, after.comment) == ("Confirmed fraud", "device farm")
-    after = cases.update_case(embedded_store, "ivy", "Finding", "rings-aaaa", status="Confirmed fraud",
-                              comment="again")  # the same status: not a move, a note
+    after = cases.update_case(
+        embedded_store, "ivy", "Finding", "rings-aaaa", status="Confirmed fraud", comment="again"
+    )  # the same status: not a move, a note
     assert (after.status, after.comment) == ("Confirmed fraud", "device farm")
     cases.add_note(embedded_store, "ana", "Finding", "rings-aaaa", "third")
     notes = cases.case_notes(embedded_store, "Finding", "rings-aaaa")

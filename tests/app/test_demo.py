@@ -18,8 +18,9 @@ def test_demo_generates_ingests_detects_trains_and_flags(kind, tmp_path, monkeyp
     else:
         target = ["--store", str(tmp_path / "store")]
     data = tmp_path / "data"
-    result = CliRunner().invoke(cli, ["demo", "--applications", "1500", "--seed", "3", "--data", str(data),
-                                      "--no-ui", *target])
+    result = CliRunner().invoke(
+        cli, ["demo", "--applications", "1500", "--seed", "3", "--data", str(data), "--no-ui", *target]
+    )
     assert result.exit_code == 0, result.output
     for step in ("1/5", "2/5", "3/5", "4/5", "5/5"):
         assert step in result.output

@@ -27,10 +27,12 @@ def test_doctests(bench):
 
 
 def test_summary_takes_the_bad_tail_and_skips_undefined(bench):
-    rows = pd.DataFrame({
-        "auc": [*np.linspace(0.9, 1.0, 11), np.nan],
-        "honest_declined": [0.0] * 10 + [0.02, 0.005],
-    })
+    rows = pd.DataFrame(
+        {
+            "auc": [*np.linspace(0.9, 1.0, 11), np.nan],
+            "honest_declined": [0.0] * 10 + [0.02, 0.005],
+        }
+    )
     s = bench.summarise(rows).set_index("figure")
     assert s.loc["auc", "n"] == 11 and s.loc["auc", "median"] == pytest.approx(0.95)
     assert s.loc["auc", "p10"] == pytest.approx(0.91) and s.loc["auc", "worst"] == pytest.approx(0.9)
@@ -39,9 +41,16 @@ def test_summary_takes_the_bad_tail_and_skips_undefined(bench):
 
 
 def test_verdicts_against_the_issue_targets(bench):
-    good = pd.DataFrame({"auc": [0.98] * 20, "precision_at_k": [0.9] * 20, "pair_f1": [0.9] * 20,
-                         "rings_recovered": [0.95] * 20, "circles_recovered": [1.0] * 20,
-                         "honest_declined": [0.005] * 20})
+    good = pd.DataFrame(
+        {
+            "auc": [0.98] * 20,
+            "precision_at_k": [0.9] * 20,
+            "pair_f1": [0.9] * 20,
+            "rings_recovered": [0.95] * 20,
+            "circles_recovered": [1.0] * 20,
+            "honest_declined": [0.005] * 20,
+        }
+    )
     checks = bench.verdicts(bench.summarise(good))
     assert len(checks) == 7 and (checks["result"] == "PASS").all()
     bad = good.copy()

@@ -25,10 +25,28 @@ from tests.sample_data import make_id, make_uscc
 __all__ = ["ExportBuilder", "person_id", "company_uscc", "unique_name"]
 
 APP_COLUMNS = [
-    "application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
-    "applicant_address", "term_months", "product", "channel", "agent_id", "company_name", "company_uscc",
-    "company_address", "employer_name", "bank_account", "device_id", "ip", "email",
-    "declared_monthly_revenue", "declared_monthly_income", "label",
+    "application_id",
+    "applied_at",
+    "amount",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_phone",
+    "applicant_address",
+    "term_months",
+    "product",
+    "channel",
+    "agent_id",
+    "company_name",
+    "company_uscc",
+    "company_address",
+    "employer_name",
+    "bank_account",
+    "device_id",
+    "ip",
+    "email",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "label",
 ]
 GUARANTEE_COLUMNS = ["application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount"]
 CONTACT_COLUMNS = ["application_id", "contact_name", "contact_phone", "relation"]
@@ -41,9 +59,9 @@ _REGIONS = ["110101", "310104", "440305", "330106", "510104", "420102", "320102"
 
 def unique_name(i: int) -> str:
     """A distinct plausible Chinese name for each ``i`` (three characters)."""
-    return _SURNAMES[i % len(_SURNAMES)] + _GIVEN[(i // len(_SURNAMES)) % len(_GIVEN)] + _GIVEN[
-        (i * 7 + 3) % len(_GIVEN)
-    ]
+    return (
+        _SURNAMES[i % len(_SURNAMES)] + _GIVEN[(i // len(_SURNAMES)) % len(_GIVEN)] + _GIVEN[(i * 7 + 3) % len(_GIVEN)]
+    )
 
 
 def person_id(i: int, birth: str | None = None) -> str:
@@ -127,20 +145,52 @@ class ExportBuilder:
         defaults.update(fields)
         return self.app(application_id, **defaults)
 
-    def guarantee(self, application_id: str, guarantor_type: str, guarantor_name: str, guarantor_id: str,
-                  amount: float = 100000, guarantor_phone: str = "") -> None:
-        self.guarantees.append(dict(application_id=application_id, guarantor_type=guarantor_type,
-                                    guarantor_name=guarantor_name, guarantor_id=guarantor_id,
-                                    guarantor_phone=guarantor_phone, amount=amount))
+    def guarantee(
+        self,
+        application_id: str,
+        guarantor_type: str,
+        guarantor_name: str,
+        guarantor_id: str,
+        amount: float = 100000,
+        guarantor_phone: str = "",
+    ) -> None:
+        self.guarantees.append(
+            dict(
+                application_id=application_id,
+                guarantor_type=guarantor_type,
+                guarantor_name=guarantor_name,
+                guarantor_id=guarantor_id,
+                guarantor_phone=guarantor_phone,
+                amount=amount,
+            )
+        )
 
     def contact(self, application_id: str, contact_name: str, contact_phone: str, relation: str = "friend") -> None:
-        self.contacts.append(dict(application_id=application_id, contact_name=contact_name,
-                                  contact_phone=contact_phone, relation=relation))
+        self.contacts.append(
+            dict(
+                application_id=application_id, contact_name=contact_name, contact_phone=contact_phone, relation=relation
+            )
+        )
 
-    def role(self, company_uscc: str, person_name: str, person_id_number: str, role: str = "legal_rep",
-             company_name: str = "", share_pct: float | str = "") -> None:
-        self.roles.append(dict(company_uscc=company_uscc, company_name=company_name, person_name=person_name,
-                               person_id_number=person_id_number, role=role, share_pct=share_pct))
+    def role(
+        self,
+        company_uscc: str,
+        person_name: str,
+        person_id_number: str,
+        role: str = "legal_rep",
+        company_name: str = "",
+        share_pct: float | str = "",
+    ) -> None:
+        self.roles.append(
+            dict(
+                company_uscc=company_uscc,
+                company_name=company_name,
+                person_name=person_name,
+                person_id_number=person_id_number,
+                role=role,
+                share_pct=share_pct,
+            )
+        )
 
     def write(self, folder: Path) -> Path:
         folder = Path(folder)

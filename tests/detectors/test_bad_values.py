@@ -18,11 +18,11 @@ from click.testing import CliRunner
 
 from ringscope.app.cli import cli
 from ringscope.app.jobs import flag_applications
-from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.risk.flagging import FlagIndex
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.values import read_amounts, read_times
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -53,18 +53,21 @@ def bad_batch() -> GraphBatch:
     and two persons born in years 1 and 9999."""
     n = len(BAD_IDS)
     times = [US["9999-12-31"], US["0001-01-01"], US["year 0"]] + [NORMAL_US + i * 3_600_000_000 for i in range(4)]
-    apps = pd.DataFrame({
-        "key": BAD_IDS,
-        "applied_at": _times(times),
-        "amount": [50_000.0, 60_000.0, 70_000.0, float("inf"), 1e30, float("nan"), 80_000.0],
-        "term_months": [12.0] * n,
-        "product": "消费贷", "channel": "app",
-        "label": ["fraud", "good", "fraud", "good", "fraud", "good", "fraud"],
-        "declared_monthly_income": [12_000.0] * (n - 1) + [float("inf")],
-        "applicant_name": [f"坏值{i}" for i in range(n)],
-        "applicant_name_raw": [f"坏值{i}" for i in range(n)],
-        "borrower_label": "Person",
-    })
+    apps = pd.DataFrame(
+        {
+            "key": BAD_IDS,
+            "applied_at": _times(times),
+            "amount": [50_000.0, 60_000.0, 70_000.0, float("inf"), 1e30, float("nan"), 80_000.0],
+            "term_months": [12.0] * n,
+            "product": "消费贷",
+            "channel": "app",
+            "label": ["fraud", "good", "fraud", "good", "fraud", "good", "fraud"],
+            "declared_monthly_income": [12_000.0] * (n - 1) + [float("inf")],
+            "applicant_name": [f"坏值{i}" for i in range(n)],
+            "applicant_name_raw": [f"坏值{i}" for i in range(n)],
+            "borrower_label": "Person",
+        }
+    )
     persons = [person_id(9000 + i) for i in range(n)]
     apps["borrower_key"] = persons
     births = pd.Series(np.array(["0001-01-01", "9999-12-31"] + ["1985-06-01"] * (n - 2), dtype="datetime64[ms]"))
@@ -78,9 +81,14 @@ def bad_batch() -> GraphBatch:
         relationships={
             "Person-APPLIED-Application": pd.DataFrame({"src": persons, "dst": BAD_IDS}),
             "Application-HAS_DEVICE-Device": pd.DataFrame({"src": BAD_IDS, "dst": "bad-values-device"}),
-            "Company-GUARANTEES-Person": pd.DataFrame({
-                "src": ["name:坏值担保公司"], "dst": [persons[0]], "application_id": ["BADT1"],
-                "amount": [float("inf")]}),
+            "Company-GUARANTEES-Person": pd.DataFrame(
+                {
+                    "src": ["name:坏值担保公司"],
+                    "dst": [persons[0]],
+                    "application_id": ["BADT1"],
+                    "amount": [float("inf")],
+                }
+            ),
         },
     )
 
@@ -118,7 +126,8 @@ def test_every_job_survives_absurd_stored_values(store, generated, tmp_path):
         ("persons", "birth_date", "outside 1900–2262"): 2,
     }
     assert "3 applications with applied_at outside 1900–2262 read as missing" in {
-        b.message.split(" (")[0] for b in run.bad_values}
+        b.message.split(" (")[0] for b in run.bad_values
+    }
     save_findings(store, run)
 
     result = train(store, TrainingConfig(), folder=tmp_path / "models")
@@ -136,8 +145,9 @@ def test_every_job_survives_absurd_stored_values(store, generated, tmp_path):
     by_batch = index.score(result.model, BAD_IDS, method="batch").flags.set_index("application_id")
     by_single = index.score(result.model, BAD_IDS, method="single").flags.set_index("application_id")
     assert np.isfinite(by_batch["score"]).all()
-    pd.testing.assert_frame_equal(by_batch.loc[BAD_IDS], by_single.loc[BAD_IDS], check_index_type=False,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        by_batch.loc[BAD_IDS], by_single.loc[BAD_IDS], check_index_type=False, check_dtype=False
+    )
 
 
 def test_detect_cli_reports_the_bad_rows(generated, tmp_path):
@@ -159,11 +169,17 @@ def test_untimed_applications_count_nothing_and_are_counted_by_nobody(tmp_path):
 
     b = ExportBuilder()
     for i in range(3):
-        b.app(f"S{i}", device_id="shared", applied_at=datetime(2025, 3, 1) + timedelta(days=i),
-              label="fraud" if i == 0 else "")
+        b.app(
+            f"S{i}",
+            device_id="shared",
+            applied_at=datetime(2025, 3, 1) + timedelta(days=i),
+            label="fraud" if i == 0 else "",
+        )
     store = EmbeddedStore(tmp_path / "store")
     b.load(store, tmp_path / "export")
-    store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["S0"], "applied_at": _times([US["9999-12-31"]])})}))
+    store.write(
+        GraphBatch(nodes={"Application": pd.DataFrame({"key": ["S0"], "applied_at": _times([US["9999-12-31"]])})})
+    )
     features = application_features(Portfolio(store))
     index = FlagIndex.build(store)
     graph = index.graph_features(index.app_pos.get_indexer(["S0", "S1", "S2"]))
@@ -173,11 +189,14 @@ def test_untimed_applications_count_nothing_and_are_counted_by_nobody(tmp_path):
         assert frame.loc["S2", "bad_earlier_device"] == 0  # S0's fraud has no time to precede S2
 
 
-@pytest.mark.parametrize("values, expected_missing, reported", [
-    (["2025-01-05T00:00:00Z", "1899-12-31T23:59:59Z", "2262-04-12T00:00:00Z"], [False, True, True], 2),
-    (["1900-01-01T00:00:00Z", "2262-04-11T00:00:00Z", None], [False, False, True], 0),
-    (["not a date", "2025-13-01", "2025-01-01"], [True, True, False], 2),
-])
+@pytest.mark.parametrize(
+    "values, expected_missing, reported",
+    [
+        (["2025-01-05T00:00:00Z", "1899-12-31T23:59:59Z", "2262-04-12T00:00:00Z"], [False, True, True], 2),
+        (["1900-01-01T00:00:00Z", "2262-04-11T00:00:00Z", None], [False, False, True], 0),
+        (["not a date", "2025-13-01", "2025-01-01"], [True, True, False], 2),
+    ],
+)
 def test_read_times_window(values, expected_missing, reported):
     clean, bad = read_times(pd.Series(values, dtype=object), rows="applications", column="applied_at")
     assert clean.isna().tolist() == expected_missing

@@ -24,9 +24,14 @@ def _honest(b: ExportBuilder, rng, agent: str, n: int, every_days: float, offset
     ids = []
     for i in range(n):
         inc = _income(rng)
-        row = b.app(agent_id=agent, channel="agent", declared_monthly_income=inc,
-                    amount=round(inc * float(rng.uniform(2, 8)), -2), term_months=int(rng.choice([6, 12, 24])),
-                    applied_at=START + timedelta(days=every_days * i + offset, hours=int(rng.integers(0, 9))))
+        row = b.app(
+            agent_id=agent,
+            channel="agent",
+            declared_monthly_income=inc,
+            amount=round(inc * float(rng.uniform(2, 8)), -2),
+            term_months=int(rng.choice([6, 12, 24])),
+            applied_at=START + timedelta(days=every_days * i + offset, hours=int(rng.integers(0, 9))),
+        )
         b.contact(row["application_id"], f"联系人{agent}{i}", f"136{offset:02d}{i:06d}", "parent")
         ids.append(row["application_id"])
     return ids
@@ -43,16 +48,26 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
     promo = []
     for j in range(8):
         inc = _income(rng)
-        row = b.app(agent_id="AG-BUSY", channel="agent", declared_monthly_income=inc, amount=round(inc * 4, -2),
-                    applied_at=START + timedelta(days=150, hours=13, minutes=25 * j))
+        row = b.app(
+            agent_id="AG-BUSY",
+            channel="agent",
+            declared_monthly_income=inc,
+            amount=round(inc * 4, -2),
+            applied_at=START + timedelta(days=150, hours=13, minutes=25 * j),
+        )
         b.contact(row["application_id"], f"促销{j}", f"135{j:08d}", "friend")
         promo.append(row["application_id"])
     out["promo"] = promo
     # a family through one agent: three relatives on one day naming the same mother
     fam = []
     for j in range(3):
-        row = b.app(agent_id="AG-C", channel="agent", declared_monthly_income=_income(rng), amount=30000,
-                    applied_at=START + timedelta(days=90, hours=10 + j))
+        row = b.app(
+            agent_id="AG-C",
+            channel="agent",
+            declared_monthly_income=_income(rng),
+            amount=30000,
+            applied_at=START + timedelta(days=90, hours=10 + j),
+        )
         b.contact(row["application_id"], "李秀英", "13911112222", "parent")
         fam.append(row["application_id"])
     out["family"] = fam
@@ -61,8 +76,13 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
     ring = []
     for j in range(9):
         business = j % 3 == 0
-        fields = dict(agent_id="AG-RING", channel="agent", term_months=[12, 24, 36][j % 3],
-                      applied_at=START + timedelta(days=200, hours=7 * j), label="fraud" if j < 2 else "")
+        fields = dict(
+            agent_id="AG-RING",
+            channel="agent",
+            term_months=[12, 24, 36][j % 3],
+            applied_at=START + timedelta(days=200, hours=7 * j),
+            label="fraud" if j < 2 else "",
+        )
         fig = 29000 + 100 * (j % 6)
         if business:
             row = b.business_app(500 + j, declared_monthly_revenue=fig, amount=200000, **fields)
@@ -137,16 +157,21 @@ def test_template_cells_needs_concentration_beyond_the_agents_habits():
     assert set(batch["row"]) == set(range(50, 55))
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"window_days": 0}, "The 'window_days' parameter of BrokerRings must be a number in (0, 90]. Got 0 instead."),
-    ({"figure_tolerance": 1.5},
-     "The 'figure_tolerance' parameter of BrokerRings must be a number in (0, 1). Got 1.5 instead."),
-    ({"min_apps": 2}, "The 'min_apps' parameter of BrokerRings must be an int >= 3. Got 2 instead."),
-    ({"alpha": 1}, "The 'alpha' parameter of BrokerRings must be a float in (0, 1). Got 1 instead."),
-    ({"prior_weight": -1}, "The 'prior_weight' parameter of BrokerRings must be a number > 0. Got -1 instead."),
-    ({"min_score": 2}, "The 'min_score' parameter of BrokerRings must be a number in (0, 1]. Got 2 instead."),
-    ({"max_listed": 0}, "The 'max_listed' parameter of BrokerRings must be an int >= 1. Got 0 instead."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"window_days": 0}, "The 'window_days' parameter of BrokerRings must be a number in (0, 90]. Got 0 instead."),
+        (
+            {"figure_tolerance": 1.5},
+            "The 'figure_tolerance' parameter of BrokerRings must be a number in (0, 1). Got 1.5 instead.",
+        ),
+        ({"min_apps": 2}, "The 'min_apps' parameter of BrokerRings must be an int >= 3. Got 2 instead."),
+        ({"alpha": 1}, "The 'alpha' parameter of BrokerRings must be a float in (0, 1). Got 1 instead."),
+        ({"prior_weight": -1}, "The 'prior_weight' parameter of BrokerRings must be a number > 0. Got -1 instead."),
+        ({"min_score": 2}, "The 'min_score' parameter of BrokerRings must be a number in (0, 1]. Got 2 instead."),
+        ({"max_listed": 0}, "The 'max_listed' parameter of BrokerRings must be an int >= 1. Got 0 instead."),
+    ],
+)
 def test_parameter_validation(params, message):
     with pytest.raises(ValueError) as err:
         BrokerRings(**params)

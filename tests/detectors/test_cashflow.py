@@ -21,30 +21,69 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
     for i in range(40):
         rev = round(float(np.exp(rng.uniform(np.log(30000), np.log(80000)))), -2)
         amt = round(float(rng.uniform(100000, 300000)), -2)
-        out["shops"].append(b.business_app(i, company_name=f"成都市第{i}号小吃店", declared_monthly_revenue=rev,
-                                           amount=amt, applied_at=START + timedelta(days=3 * i))["application_id"])
+        out["shops"].append(
+            b.business_app(
+                i,
+                company_name=f"成都市第{i}号小吃店",
+                declared_monthly_revenue=rev,
+                amount=amt,
+                applied_at=START + timedelta(days=3 * i),
+            )["application_id"]
+        )
     # big decoration contractors: revenue 300k–900k, asking 1–3 million (large honest businesses)
     for i in range(40):
         rev = round(float(np.exp(rng.uniform(np.log(300000), np.log(900000)))), -2)
         amt = round(rev * 12 * float(rng.uniform(0.15, 0.35)), -3)
-        out["big"].append(b.business_app(100 + i, company_name=f"上海市第{i}号装饰工程有限公司", amount=amt,
-                                         declared_monthly_revenue=rev,
-                                         applied_at=START + timedelta(days=3 * i + 1))["application_id"])
+        out["big"].append(
+            b.business_app(
+                100 + i,
+                company_name=f"上海市第{i}号装饰工程有限公司",
+                amount=amt,
+                declared_monthly_revenue=rev,
+                applied_at=START + timedelta(days=3 * i + 1),
+            )["application_id"]
+        )
     # consumers: income 3k–15k, asking a few months of it over 12 months
     for i in range(60):
         inc = round(float(np.exp(rng.uniform(np.log(3000), np.log(15000)))), -2)
         amt = round(inc * float(rng.uniform(2, 8)), -2)
-        out["consumers"].append(b.app(declared_monthly_income=inc, amount=amt, employer_name=f"杭州第{i}科技有限公司",
-                                      applied_at=START + timedelta(days=2 * i))["application_id"])
+        out["consumers"].append(
+            b.app(
+                declared_monthly_income=inc,
+                amount=amt,
+                employer_name=f"杭州第{i}科技有限公司",
+                applied_at=START + timedelta(days=2 * i),
+            )["application_id"]
+        )
     # an honest small consumer: a cleaner earning 2,100 asking 5,000
-    out["small_consumer"] = [b.app(declared_monthly_income=2100, amount=5000, employer_name="杭州洁美物业有限公司",
-                                   applied_at=START + timedelta(days=200))["application_id"]]
+    out["small_consumer"] = [
+        b.app(
+            declared_monthly_income=2100,
+            amount=5000,
+            employer_name="杭州洁美物业有限公司",
+            applied_at=START + timedelta(days=200),
+        )["application_id"]
+    ]
     # a snack shop declaring 4.2 million a month, asking 50,000
-    out["inflated"] = [b.business_app(900, company_name="成都市红火小吃店", declared_monthly_revenue=4_200_000,
-                                      amount=50000, applied_at=START + timedelta(days=210))["application_id"]]
+    out["inflated"] = [
+        b.business_app(
+            900,
+            company_name="成都市红火小吃店",
+            declared_monthly_revenue=4_200_000,
+            amount=50000,
+            applied_at=START + timedelta(days=210),
+        )["application_id"]
+    ]
     # a snack shop with 31,000 a month asking 3 million
-    out["oversized"] = [b.business_app(901, company_name="成都市好味小吃店", declared_monthly_revenue=31000,
-                                       amount=3_000_000, applied_at=START + timedelta(days=211))["application_id"]]
+    out["oversized"] = [
+        b.business_app(
+            901,
+            company_name="成都市好味小吃店",
+            declared_monthly_revenue=31000,
+            amount=3_000_000,
+            applied_at=START + timedelta(days=211),
+        )["application_id"]
+    ]
     return out
 
 
@@ -112,10 +151,19 @@ def test_checks_frame_uses_trade_reference(planted, tmp_path_factory):
     assert frame.loc[apps["small_consumer"][0], "score"] == 0
 
 
-@pytest.mark.parametrize("name, trade", [
-    ("甘孜藏族自治州丰金小吃店", "餐饮"), ("深圳市华强电子科技有限公司", "科技"), ("顺丰速运有限公司", "物流"),
-    ("老王便利店", "便利店/超市"), ("丽人美容美发店", "美容美发"), ("顺达洗车行", "~车行"), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "name, trade",
+    [
+        ("甘孜藏族自治州丰金小吃店", "餐饮"),
+        ("深圳市华强电子科技有限公司", "科技"),
+        ("顺丰速运有限公司", "物流"),
+        ("老王便利店", "便利店/超市"),
+        ("丽人美容美发店", "美容美发"),
+        ("顺达洗车行", "~车行"),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_trade_of(name, trade):
     assert trade_of(name)[0] == trade
 
@@ -127,12 +175,18 @@ def test_robust_z_ignores_the_outlier_in_the_scale():
     assert float(z.iloc[-1]) > 20 and abs(float(z.iloc[0])) < 1
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"z_start": 0}, "The 'z_start' parameter of CashflowChecks must be a number > 0. Got 0 instead."),
-    ({"z_full": 2.0}, "The 'z_full' parameter of CashflowChecks must be a number > z_start (3.0). Got 2.0 instead."),
-    ({"min_peers": 2}, "The 'min_peers' parameter of CashflowChecks must be an int >= 5. Got 2 instead."),
-    ({"min_score": 0}, "The 'min_score' parameter of CashflowChecks must be a number in (0, 1]. Got 0 instead."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"z_start": 0}, "The 'z_start' parameter of CashflowChecks must be a number > 0. Got 0 instead."),
+        (
+            {"z_full": 2.0},
+            "The 'z_full' parameter of CashflowChecks must be a number > z_start (3.0). Got 2.0 instead.",
+        ),
+        ({"min_peers": 2}, "The 'min_peers' parameter of CashflowChecks must be an int >= 5. Got 2 instead."),
+        ({"min_score": 0}, "The 'min_score' parameter of CashflowChecks must be a number in (0, 1]. Got 0 instead."),
+    ],
+)
 def test_parameter_validation(params, message):
     with pytest.raises(ValueError) as err:
         CashflowChecks(**params)

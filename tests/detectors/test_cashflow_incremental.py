@@ -28,34 +28,65 @@ REPEATED = 23_456  # an income nine history applicants and one batch applicant d
 def _history(b: ExportBuilder) -> None:
     rng = np.random.default_rng(11)
     for i in range(40):  # snack shops: revenue 30k–80k a month, asking 100k–300k
-        b.business_app(i, company_name=f"成都市第{i}号小吃店", applied_at=START + timedelta(days=i),
-                       declared_monthly_revenue=round(float(np.exp(rng.uniform(np.log(30000), np.log(80000)))), -2),
-                       amount=round(float(rng.uniform(100000, 300000)), -2))
+        b.business_app(
+            i,
+            company_name=f"成都市第{i}号小吃店",
+            applied_at=START + timedelta(days=i),
+            declared_monthly_revenue=round(float(np.exp(rng.uniform(np.log(30000), np.log(80000)))), -2),
+            amount=round(float(rng.uniform(100000, 300000)), -2),
+        )
     for i in range(60):  # consumers: income 3k–15k, asking a few months of it
         inc = round(float(np.exp(rng.uniform(np.log(3000), np.log(15000)))), -2)
-        b.app(declared_monthly_income=inc, amount=round(inc * float(rng.uniform(2, 8)), -2),
-              employer_name=f"杭州第{i}科技有限公司", applied_at=START + timedelta(days=i, hours=5))
+        b.app(
+            declared_monthly_income=inc,
+            amount=round(inc * float(rng.uniform(2, 8)), -2),
+            employer_name=f"杭州第{i}科技有限公司",
+            applied_at=START + timedelta(days=i, hours=5),
+        )
     for i in range(9):  # the same odd income, declared by nine unrelated applicants
-        b.app(declared_monthly_income=REPEATED, amount=60000, employer_name=f"宁波第{i}贸易有限公司",
-              applied_at=START + timedelta(days=70 + i))
+        b.app(
+            declared_monthly_income=REPEATED,
+            amount=60000,
+            employer_name=f"宁波第{i}贸易有限公司",
+            applied_at=START + timedelta(days=70 + i),
+        )
 
 
 def _batch(b: ExportBuilder) -> dict[str, str]:
     at = START + timedelta(days=100)
     return {
-        "inflated": b.business_app(900, company_name="成都市红火小吃店", declared_monthly_revenue=4_200_000,
-                                   amount=50000, applied_at=at)["application_id"],
-        "oversized": b.business_app(901, company_name="成都市好味小吃店", declared_monthly_revenue=31000,
-                                    amount=3_000_000,
-                                    applied_at=at + timedelta(hours=1))["application_id"],
-        "repeated": b.app(declared_monthly_income=REPEATED, amount=900_000, employer_name="宁波新贸易有限公司",
-                          applied_at=at + timedelta(hours=2))["application_id"],
-        "shop": b.business_app(902, company_name="成都市老街小吃店", declared_monthly_revenue=52000, amount=150000,
-                               applied_at=at + timedelta(hours=3))["application_id"],
-        "consumer": b.app(declared_monthly_income=8000, amount=30000, employer_name="杭州新科技有限公司",
-                          applied_at=at + timedelta(hours=4))["application_id"],
-        "new_product": b.app(product="车贷", declared_monthly_income=9000, amount=120000,
-                             applied_at=at + timedelta(hours=5))["application_id"],
+        "inflated": b.business_app(
+            900, company_name="成都市红火小吃店", declared_monthly_revenue=4_200_000, amount=50000, applied_at=at
+        )["application_id"],
+        "oversized": b.business_app(
+            901,
+            company_name="成都市好味小吃店",
+            declared_monthly_revenue=31000,
+            amount=3_000_000,
+            applied_at=at + timedelta(hours=1),
+        )["application_id"],
+        "repeated": b.app(
+            declared_monthly_income=REPEATED,
+            amount=900_000,
+            employer_name="宁波新贸易有限公司",
+            applied_at=at + timedelta(hours=2),
+        )["application_id"],
+        "shop": b.business_app(
+            902,
+            company_name="成都市老街小吃店",
+            declared_monthly_revenue=52000,
+            amount=150000,
+            applied_at=at + timedelta(hours=3),
+        )["application_id"],
+        "consumer": b.app(
+            declared_monthly_income=8000,
+            amount=30000,
+            employer_name="杭州新科技有限公司",
+            applied_at=at + timedelta(hours=4),
+        )["application_id"],
+        "new_product": b.app(
+            product="车贷", declared_monthly_income=9000, amount=120000, applied_at=at + timedelta(hours=5)
+        )["application_id"],
     }
 
 

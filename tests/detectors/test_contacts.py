@@ -25,13 +25,20 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
 
     # a ring of three unrelated people naming each other round a loop, within two days
     ring = [
-        b.app(applied_at=START + timedelta(days=120, hours=3 * j), applicant_name=name, applicant_phone=phone,
-              applicant_address=addr, label="fraud" if j == 0 else "")
-        for j, (name, phone, addr) in enumerate([
-            ("赵子龙", "13800000001", "广东省深圳市福田区深南大道1号1栋101室"),
-            ("钱多多", "13800000002", "浙江省宁波市鄞州区天童路88号6栋1202室"),
-            ("孙小红", "13800000003", "四川省成都市武侯区人民南路4段9号3栋701室"),
-        ])
+        b.app(
+            applied_at=START + timedelta(days=120, hours=3 * j),
+            applicant_name=name,
+            applicant_phone=phone,
+            applicant_address=addr,
+            label="fraud" if j == 0 else "",
+        )
+        for j, (name, phone, addr) in enumerate(
+            [
+                ("赵子龙", "13800000001", "广东省深圳市福田区深南大道1号1栋101室"),
+                ("钱多多", "13800000002", "浙江省宁波市鄞州区天童路88号6栋1202室"),
+                ("孙小红", "13800000003", "四川省成都市武侯区人民南路4段9号3栋701室"),
+            ]
+        )
     ]
     for j, relation in enumerate(["friend", "colleague", "friend"]):
         nxt = ring[(j + 1) % 3]
@@ -39,38 +46,56 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
     out["ring"] = [r["application_id"] for r in ring]
 
     # two unrelated friends naming each other (a pair, different surnames and homes)
-    pair = [b.app(applied_at=START + timedelta(days=150 + j), applicant_name=n, applicant_phone=p)
-            for j, (n, p) in enumerate([("周大福", "13800000011"), ("吴小飞", "13800000012")])]
+    pair = [
+        b.app(applied_at=START + timedelta(days=150 + j), applicant_name=n, applicant_phone=p)
+        for j, (n, p) in enumerate([("周大福", "13800000011"), ("吴小飞", "13800000012")])
+    ]
     b.contact(pair[0]["application_id"], "吴小飞", "13800000012", "friend")
     b.contact(pair[1]["application_id"], "周大福", "13800000011", "friend")
     out["pair"] = [r["application_id"] for r in pair]
 
     # spouses at one home (typed 路 and 道), naming each other, months apart
     couple = [
-        b.app(applied_at=START + timedelta(days=10), applicant_name="张雪梅", applicant_phone="13800000021",
-              applicant_address=HOME),
-        b.app(applied_at=START + timedelta(days=200), applicant_name="李新冬", applicant_phone="13800000022",
-              applicant_address=HOME.replace("上海市", "上海").replace("路", "道")),
+        b.app(
+            applied_at=START + timedelta(days=10),
+            applicant_name="张雪梅",
+            applicant_phone="13800000021",
+            applicant_address=HOME,
+        ),
+        b.app(
+            applied_at=START + timedelta(days=200),
+            applicant_name="李新冬",
+            applicant_phone="13800000022",
+            applicant_address=HOME.replace("上海市", "上海").replace("路", "道"),
+        ),
     ]
     b.contact(couple[0]["application_id"], "李新冬", "13800000022", "spouse")
     b.contact(couple[1]["application_id"], "张雪梅", "13800000021", "spouse")
     # and their son, at the same home, naming his mother, who names him
-    son = b.app(applied_at=START + timedelta(days=230), applicant_name="李明", applicant_phone="13800000023",
-                applicant_address=HOME)
+    son = b.app(
+        applied_at=START + timedelta(days=230),
+        applicant_name="李明",
+        applicant_phone="13800000023",
+        applicant_address=HOME,
+    )
     b.contact(son["application_id"], "张雪梅", "13800000021", "parent")
     b.contact(couple[0]["application_id"], "李明", "13800000023", "child")
     out["family"] = [r["application_id"] for r in couple] + [son["application_id"]]
 
     # a broker's phone named by five unrelated applicants within a week (it applies for nothing)
-    hub = [b.app(applied_at=START + timedelta(days=300, hours=20 * j), applicant_name=n)
-           for j, n in enumerate(["冯一", "陈二", "褚三", "卫四", "蒋五"])]
+    hub = [
+        b.app(applied_at=START + timedelta(days=300, hours=20 * j), applicant_name=n)
+        for j, n in enumerate(["冯一", "陈二", "褚三", "卫四", "蒋五"])
+    ]
     for row in hub:
         b.contact(row["application_id"], "王经理" if row is not hub[4] else "小王", "13999990000", "friend")
     out["hub"] = [r["application_id"] for r in hub]
 
     # three siblings naming their father, years apart
-    kids = [b.app(applied_at=START + timedelta(days=5 + 120 * j), applicant_name=n)
-            for j, n in enumerate(["韩梅", "韩雷", "韩雪"])]
+    kids = [
+        b.app(applied_at=START + timedelta(days=5 + 120 * j), applicant_name=n)
+        for j, n in enumerate(["韩梅", "韩雷", "韩雪"])
+    ]
     for row in kids:
         b.contact(row["application_id"], "韩建国", "13999991111", "parent")
     out["siblings"] = [r["application_id"] for r in kids]
@@ -141,8 +166,14 @@ def test_family_hub_skipped_even_when_threshold_is_low(planted):
 
 
 def test_edges_and_sccs_columnar():
-    contacts = pd.DataFrame({"application_id": ["a", "b", "c", "a2"], "phone": ["pb", "pc", "pa", "pa"],
-                             "contact_name": ["B", "C", "A", "A"], "relation": ["friend"] * 4})
+    contacts = pd.DataFrame(
+        {
+            "application_id": ["a", "b", "c", "a2"],
+            "phone": ["pb", "pc", "pa", "pa"],
+            "contact_name": ["B", "C", "A", "A"],
+            "relation": ["friend"] * 4,
+        }
+    )
     phones = pd.DataFrame({"application_id": ["a", "b", "c", "a2"], "identifier": ["pa", "pb", "pc", "pa2"]})
     identity = pd.Series({"a": "A", "a2": "A", "b": "B", "c": "C"})
     edges = contact_edges(contacts, phones, identity)
@@ -151,13 +182,22 @@ def test_edges_and_sccs_columnar():
     assert sorted(contact_sccs(edges).index) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(max_cycle_length=1), "The 'max_cycle_length' parameter of ContactLoops must be an int >= 2. Got 1 instead."),
-    (dict(max_cycles=0), "The 'max_cycles' parameter of ContactLoops must be an int >= 1. Got 0 instead."),
-    (dict(min_hub_namers=1), "The 'min_hub_namers' parameter of ContactLoops must be an int >= 2. Got 1 instead."),
-    (dict(hub_quantile=1.0), "The 'hub_quantile' parameter of ContactLoops must be a float in [0.5, 1). Got 1.0 instead."),
-    (dict(max_household=-1), "The 'max_household' parameter of ContactLoops must be an int >= 0. Got -1 instead."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            dict(max_cycle_length=1),
+            "The 'max_cycle_length' parameter of ContactLoops must be an int >= 2. Got 1 instead.",
+        ),
+        (dict(max_cycles=0), "The 'max_cycles' parameter of ContactLoops must be an int >= 1. Got 0 instead."),
+        (dict(min_hub_namers=1), "The 'min_hub_namers' parameter of ContactLoops must be an int >= 2. Got 1 instead."),
+        (
+            dict(hub_quantile=1.0),
+            "The 'hub_quantile' parameter of ContactLoops must be a float in [0.5, 1). Got 1.0 instead.",
+        ),
+        (dict(max_household=-1), "The 'max_household' parameter of ContactLoops must be an int >= 0. Got -1 instead."),
+    ],
+)
 def test_parameter_validation(params, message):
     with pytest.raises(ValueError) as err:
         ContactLoops(**params)
@@ -170,8 +210,11 @@ def test_loop_and_hub_found_on_both_stores(store, tmp_path):
     b.load(store, tmp_path / "export")
     findings = ContactLoops().run(store)
     by_kind = {f.kind: set(f.members) for f in findings}
-    assert by_kind == {"contact_loop": set(apps["ring"]), "mutual_contacts": set(apps["pair"]),
-                       "hub_contact": set(apps["hub"])}
+    assert by_kind == {
+        "contact_loop": set(apps["ring"]),
+        "mutual_contacts": set(apps["pair"]),
+        "hub_contact": set(apps["hub"]),
+    }
 
 
 def test_loop_longer_than_the_enumeration_bound_is_still_a_loop(tmp_path):

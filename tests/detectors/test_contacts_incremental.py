@@ -34,15 +34,13 @@ def _history(b: ExportBuilder) -> dict[str, list[str]]:
         b.contact(row["application_id"], f"联系人{i}", f"137{i:08d}", "friend")
     out["background"] = [r["application_id"] for r in bg]
     # a chain of nine naming the next, closed into a 3-loop at its start; its end names a phone nobody owns yet
-    chain = [b.app(applied_at=START + timedelta(days=80, hours=k), applicant_phone=f"1381000{k:04d}")
-             for k in range(9)]
+    chain = [b.app(applied_at=START + timedelta(days=80, hours=k), applicant_phone=f"1381000{k:04d}") for k in range(9)]
     for k, row in enumerate(chain):
         b.contact(row["application_id"], "朋友", chain[k + 1]["applicant_phone"] if k < 8 else LONG_END)
     b.contact(chain[2]["application_id"], "朋友", chain[0]["applicant_phone"], "colleague")
     out["chain"] = [r["application_id"] for r in chain]
     # a 3-loop, one of whose members also names a phone nobody owns yet
-    loop = [b.app(applied_at=START + timedelta(days=90, hours=k), applicant_phone=f"1382000{k:04d}")
-            for k in range(3)]
+    loop = [b.app(applied_at=START + timedelta(days=90, hours=k), applicant_phone=f"1382000{k:04d}") for k in range(3)]
     for k, row in enumerate(loop):
         b.contact(row["application_id"], "朋友", loop[(k + 1) % 3]["applicant_phone"])
     b.contact(loop[1]["application_id"], "老乡", JOIN_END)
@@ -73,8 +71,13 @@ def _batch(b: ExportBuilder) -> dict[str, str]:
     # names a background contact: a phone two applicants name is no hub, its other namer stays out
     lone = b.app(applied_at=at + timedelta(hours=4))
     b.contact(lone["application_id"], "联系人5", f"137{5:08d}")
-    return {"closes": closes["application_id"], "joins": joins["application_id"], "namer": namer["application_id"],
-            "owner": owner["application_id"], "lone": lone["application_id"]}
+    return {
+        "closes": closes["application_id"],
+        "joins": joins["application_id"],
+        "namer": namer["application_id"],
+        "owner": owner["application_id"],
+        "lone": lone["application_id"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +123,14 @@ def test_scope_holds_whole_components_and_hub_phones_only(night):
     detector = ContactLoops()
     stats = detector.statistics(portfolio)
     scope = set(detector.scope(portfolio, sorted(new.values()), stats).applications["application_id"])
-    expected = (set(new.values()) | set(old["chain"]) | set(old["loop"]) | set(old["broker_owner"])
-                | set(old["broker_namers"]) | set(old["organiser_namers"]))
+    expected = (
+        set(new.values())
+        | set(old["chain"])
+        | set(old["loop"])
+        | set(old["broker_owner"])
+        | set(old["broker_namers"])
+        | set(old["organiser_namers"])
+    )
     # the closed loop is ten applicants long: longer than max_cycle_length, found whole
     assert len(old["chain"]) + 1 > detector.max_cycle_length
     assert scope == expected
@@ -131,9 +140,11 @@ def test_scope_holds_whole_components_and_hub_phones_only(night):
 
 def test_a_new_applicant_closing_a_chain_makes_one_loop_of_it(night):
     old, new, portfolio = night
-    before = [f for f in ContactLoops().run(portfolio.subset(set(portfolio.applications["application_id"])
-                                                             - set(new.values())))
-              if set(old["chain"]) & set(f.members)]
+    before = [
+        f
+        for f in ContactLoops().run(portfolio.subset(set(portfolio.applications["application_id"]) - set(new.values())))
+        if set(old["chain"]) & set(f.members)
+    ]
     assert [sorted(f.members) for f in before] == [sorted(old["chain"][:3])]
     (after,) = [f for f in detect_around(portfolio, [new["closes"]], ["contact_loops"]).findings]
     assert set(after.members) == set(old["chain"]) | {new["closes"]}
@@ -156,7 +167,8 @@ def test_hub_evidence_is_judged_by_the_whole_book(night):
 def test_statistics_hold_the_namer_distribution():
     import numpy as np
 
-    stats = ContactStatistics(threshold=3, namer_counts=np.array([1, 2, 5]),
-                              phones_at_least=np.array([10, 4, 1, 0]), phones=10)
+    stats = ContactStatistics(
+        threshold=3, namer_counts=np.array([1, 2, 5]), phones_at_least=np.array([10, 4, 1, 0]), phones=10
+    )
     assert stats.tail_share(1) == 1.0 and stats.tail_share(3) == 0.1 and stats.tail_share(6) == 0.0
     assert ContactStatistics(None, np.zeros(0, dtype=int), np.zeros(1, dtype=int), 0).tail_share(4) == 0.0

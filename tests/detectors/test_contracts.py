@@ -23,8 +23,11 @@ def store(tmp_path_factory) -> EmbeddedStore:
 
 
 def _unexplained(findings) -> list[tuple[str, str, float, float]]:
-    return [(f.detector, f.kind, f.score, sum(e.contribution for e in f.evidence)) for f in findings
-            if abs(sum(e.contribution for e in f.evidence) - f.score) > 1e-9]
+    return [
+        (f.detector, f.kind, f.score, sum(e.contribution for e in f.evidence))
+        for f in findings
+        if abs(sum(e.contribution for e in f.evidence) - f.score) > 1e-9
+    ]
 
 
 def test_evidence_contributions_add_up_to_every_score(store):
@@ -38,8 +41,9 @@ def test_a_scaled_down_score_scales_its_evidence(store):
     """With ``max_household=0`` all-family contact groups are reported, their
     score multiplied by 0.3: each contribution is scaled the same way."""
     run = run_detectors(as_portfolio(store), ["contact_loops"], {"contact_loops": {"max_household": 0}})
-    family = [f for f in run.findings
-              if any(e.feature == "unrelated_contacts" and e.contribution == 0 for e in f.evidence)]
+    family = [
+        f for f in run.findings if any(e.feature == "unrelated_contacts" and e.contribution == 0 for e in f.evidence)
+    ]
     assert family, "the portfolio should hold all-family contact groups"
     assert _unexplained(run.findings) == []
     for f in family:
@@ -48,8 +52,9 @@ def test_a_scaled_down_score_scales_its_evidence(store):
 
 
 def _comparable(findings) -> list:
-    return sorted((f.detector, f.kind, f.members, f.score, f.evidence, f.summary, f.entities, f.shared)
-                  for f in findings)
+    return sorted(
+        (f.detector, f.kind, f.members, f.score, f.evidence, f.summary, f.entities, f.shared) for f in findings
+    )
 
 
 def test_detectors_give_the_same_findings_in_any_order(store, monkeypatch):
@@ -95,9 +100,16 @@ def test_a_ring_judged_on_resolved_entities_in_any_order(tmp_path, monkeypatch):
         b.app()
     home = "贵州省黔南州长顺县新华路356号鑫苑29栋1单元3103室"
     shared = dict(device_id="dev-shared", bank_account="6222000000000000999")
-    pair = [b.app(applicant_name="姚佳勇", applicant_id_number=make_id("522729", "19620103", seq),
-                  applicant_phone=phone, applicant_address=home, **shared)["application_id"]
-            for seq, phone in (("008", "13912340001"), ("013", "13912340002"))]
+    pair = [
+        b.app(
+            applicant_name="姚佳勇",
+            applicant_id_number=make_id("522729", "19620103", seq),
+            applicant_phone=phone,
+            applicant_address=home,
+            **shared,
+        )["application_id"]
+        for seq, phone in (("008", "13912340001"), ("013", "13912340002"))
+    ]
     other = b.app(**shared)["application_id"]
     store = EmbeddedStore(str(tmp_path / "store"))
     b.load(store, tmp_path / "export")
@@ -117,6 +129,7 @@ def test_a_ring_judged_on_resolved_entities_in_any_order(tmp_path, monkeypatch):
 
 # -- caches are declared by the class that owns them -----------------------------------------------------------
 
+
 def test_no_module_writes_caches_into_an_objects_dict():
     """Caches are declared attributes, ``cached_property``s or a cache owned by
     the class that reads it: nothing writes into another object's ``__dict__``."""
@@ -127,9 +140,12 @@ def test_no_module_writes_caches_into_an_objects_dict():
 
     root = Path(package.__file__).resolve().parent
     writes = re.compile(r"__dict__\s*(\[[^\]]+\]\s*=|\.(setdefault|update|pop|clear)\()")
-    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
-             for path in sorted(root.rglob("*.py")) for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
-             if writes.search(line)]
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if writes.search(line)
+    ]
     assert found == []
 
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import _unique, findings_frame, run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
@@ -44,12 +44,28 @@ def _run_jobs(book: tuple[Path, Path], out: Path, hash_seed: str) -> None:
     for name in ("RINGSCOPE_MODELS", "RINGSCOPE_NEO4J_URI"):
         env.pop(name, None)
     store = str(out / "store")
-    for args in (["detect", "--store", store, "--export", str(out / "export")],
-                 ["train", "--store", store],
-                 ["flag", str(book[1]), "--store", store, "--out", str(out / "flags.csv"),
-                  "--rejects", str(out / "flag-rejects.csv")]):
-        done = subprocess.run([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=out, env=env,
-                              capture_output=True, text=True, timeout=900)
+    for args in (
+        ["detect", "--store", store, "--export", str(out / "export")],
+        ["train", "--store", store],
+        [
+            "flag",
+            str(book[1]),
+            "--store",
+            store,
+            "--out",
+            str(out / "flags.csv"),
+            "--rejects",
+            str(out / "flag-rejects.csv"),
+        ],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"],
+            cwd=out,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, (hash_seed, args[0], done.stdout[-2000:], done.stderr[-2000:])
 
 
@@ -104,8 +120,11 @@ def test_both_stores_give_the_same_findings_model_and_flags(book, embedded_store
     assert (scored_e["reasons"] == scored_n["reasons"]).all()
 
     def metrics(report: dict) -> str:
-        return json.dumps({k: v for k, v in report.items() if not k.startswith("_") and k not in ("trained_at", "version")},
-                          sort_keys=True, default=str)
+        return json.dumps(
+            {k: v for k, v in report.items() if not k.startswith("_") and k not in ("trained_at", "version")},
+            sort_keys=True,
+            default=str,
+        )
 
     assert metrics(t_e.report) == metrics(t_n.report)
     pd.testing.assert_frame_equal(flags_e.reset_index(drop=True), flags_n.reset_index(drop=True))

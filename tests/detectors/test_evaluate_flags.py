@@ -22,12 +22,15 @@ def _flags(rows):
     return pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id"]).assign(reasons="[]")
 
 
-@pytest.mark.parametrize("y, scores, expected", [
-    ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
-    ([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9], 0.0),
-    ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),
-    ([0, 1, 1], [0.3, 0.3, 0.9], 0.75),
-])
+@pytest.mark.parametrize(
+    "y, scores, expected",
+    [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 1.0),
+        ([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9], 0.0),
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),
+        ([0, 1, 1], [0.3, 0.3, 0.9], 0.75),
+    ],
+)
 def test_auc_hand_made(y, scores, expected):
     assert auc(y, scores) == pytest.approx(expected)
 
@@ -50,26 +53,35 @@ def test_precision_at_k_counts_ties_at_the_cut_by_their_share():
     assert np.isnan(precision_at_k([1], [0.9], 0))
 
 
-TRUTH = _truth([
-    # ring T1: four members, all in the batch
-    ("a1", 1, "device_farm", "T1"), ("a2", 1, "device_farm", "T1"), ("a3", 1, "device_farm", "T1"),
-    ("a4", 1, "device_farm", "T1"),
-    # ring T2: three members, all in the batch
-    ("b1", 1, "broker_ring", "T2"), ("b2", 1, "broker_ring", "T2"), ("b3", 1, "broker_ring", "T2"),
-    # ring T3: two in the history, one new member joins
-    ("h1", 1, "identity_ring", "T3"), ("h2", 1, "identity_ring", "T3"), ("c1", 1, "identity_ring", "T3"),
-    # a fraud without a ring
-    ("d1", 1, "cashflow_inconsistency", ""),
-    # honest
-    *[(f"o{i}", 0, "", "") for i in range(10)],
-])
+TRUTH = _truth(
+    [
+        # ring T1: four members, all in the batch
+        ("a1", 1, "device_farm", "T1"),
+        ("a2", 1, "device_farm", "T1"),
+        ("a3", 1, "device_farm", "T1"),
+        ("a4", 1, "device_farm", "T1"),
+        # ring T2: three members, all in the batch
+        ("b1", 1, "broker_ring", "T2"),
+        ("b2", 1, "broker_ring", "T2"),
+        ("b3", 1, "broker_ring", "T2"),
+        # ring T3: two in the history, one new member joins
+        ("h1", 1, "identity_ring", "T3"),
+        ("h2", 1, "identity_ring", "T3"),
+        ("c1", 1, "identity_ring", "T3"),
+        # a fraud without a ring
+        ("d1", 1, "cashflow_inconsistency", ""),
+        # honest
+        *[(f"o{i}", 0, "", "") for i in range(10)],
+    ]
+)
 
 
 def test_rings_recovered_rules():
     truth = TRUTH.set_index("application_id")["ring_id"]
     # T1: F1 on three of four; T2: F3 on two of three, and F3 holds nothing else
-    predicted = pd.Series({"a1": "F1", "a2": "F1", "a3": "F1", "a4": "", "b1": "F2", "b2": "F3", "b3": "F3",
-                           "c1": "", "o1": ""})
+    predicted = pd.Series(
+        {"a1": "F1", "a2": "F1", "a3": "F1", "a4": "", "b1": "F2", "b2": "F3", "b3": "F3", "c1": "", "o1": ""}
+    )
     counted, found = rings_recovered(predicted, truth)
     assert (counted, found) == (2, 2)  # T3 has one new member: no batch-only group, not counted
     # T2 split one-one-one: no ring_id carries half of it
@@ -97,17 +109,25 @@ def test_evaluate_flags_on_a_hand_made_batch(tmp_path):
     truth_dir.mkdir()
     TRUTH.to_csv(truth_dir / "applications.csv", index=False)
     pd.DataFrame({"circle_id": ["T2"], "members": ["U1|U2|U3"], "cycle_length": [3]}).to_csv(
-        truth_dir / "guarantee_circles.csv", index=False)
+        truth_dir / "guarantee_circles.csv", index=False
+    )
     batch = [a for a in TRUTH["application_id"] if not a.startswith("h")]
-    flags = _flags([
-        ("a1", 0.95, "decline", "F1"), ("a2", 0.94, "decline", "F1"), ("a3", 0.9, "decline", "F1"),
-        ("a4", 0.2, "pass", ""),
-        ("b1", 0.8, "review", "F2"), ("b2", 0.8, "review", "F2"), ("b3", 0.4, "review", "F2"),
-        ("c1", 0.85, "decline", "F5"),
-        # d1 rejected at ingest: not scored
-        ("o0", 0.92, "decline", "F2"), ("o1", 0.5, "review", ""),
-        *[(f"o{i}", 0.05, "pass", "") for i in range(2, 10)],
-    ])
+    flags = _flags(
+        [
+            ("a1", 0.95, "decline", "F1"),
+            ("a2", 0.94, "decline", "F1"),
+            ("a3", 0.9, "decline", "F1"),
+            ("a4", 0.2, "pass", ""),
+            ("b1", 0.8, "review", "F2"),
+            ("b2", 0.8, "review", "F2"),
+            ("b3", 0.4, "review", "F2"),
+            ("c1", 0.85, "decline", "F5"),
+            # d1 rejected at ingest: not scored
+            ("o0", 0.92, "decline", "F2"),
+            ("o1", 0.5, "review", ""),
+            *[(f"o{i}", 0.05, "pass", "") for i in range(2, 10)],
+        ]
+    )
     e = evaluate_flags(flags, truth_dir, batch)
     assert (e.applications, e.frauds, e.missing) == (18, 8, 1)
     y = np.array([1] * 8 + [0] * 10)

@@ -14,14 +14,13 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from ringscope.detectors.risk.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
 from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
 from ringscope.detectors.risk.flagging import FlagIndex
-from ringscope.detectors.runner import load_findings
+from ringscope.detectors.runner import load_findings, run_detectors, save_findings
 from ringscope.graph.store import GraphBatch
-from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
-from ringscope.detectors.runner import run_detectors, save_findings
 from ringscope.ingest.pipeline import ingest_folder
+from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 from tests.detectors.test_flagging import LATER, _new_batch, _prepare
 
@@ -60,8 +59,10 @@ class _Reads:
 
     def __enter__(self):
         self.store.read_nodes = lambda label, columns=None: (self.tables.append(label), self._nodes(label, columns))[1]
-        self.store.read_relationships = lambda name, columns=None: (self.tables.append(name),
-                                                                    self._rels(name, columns))[1]
+        self.store.read_relationships = lambda name, columns=None: (
+            self.tables.append(name),
+            self._rels(name, columns),
+        )[1]
         return self
 
     def __exit__(self, *exc) -> None:
@@ -79,8 +80,13 @@ def _load(store, prepared, tmp_path):
     ingest_folder(root / "data", store, rejects_path=tmp_path / "base-rejects.csv")
     early = ExportBuilder(start=LATER - timedelta(days=30), first_index=5000)
     for i in range(2):
-        early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
-                  applied_at=LATER - timedelta(days=2 - i), label="")
+        early.app(
+            f"EARLY{i}",
+            device_id="half-ring-device",
+            bank_account="6228480055556666777",
+            applied_at=LATER - timedelta(days=2 - i),
+            label="",
+        )
     early.load(store, tmp_path / "early")
     save_findings(store, run_detectors(store, ["shared_identifier_rings", "guarantee_circles"]))
     return model
@@ -95,8 +101,9 @@ def test_second_flag_loads_the_state_and_flags_as_a_rebuild_does(store, prepared
     assert manifest["revision"] == store.revision()  # the state includes this run's own writes
     # what it saved as the stored findings is what the store reads back (its new findings included)
     state, _ = load_state(store, store.revision())
-    assert [(f.finding_id, f.members, f.score, f.evidence) for f in state["findings"]] == \
-        [(f.finding_id, f.members, f.score, f.evidence) for f in load_findings(store)]
+    assert [(f.finding_id, f.members, f.score, f.evidence) for f in state["findings"]] == [
+        (f.finding_id, f.members, f.score, f.evidence) for f in load_findings(store)
+    ]
     assert {f.finding_id for f in first.new_findings} <= {f.finding_id for f in state["findings"]}
 
     # the same batch again: the ingest changes nothing, so the state is loaded
@@ -205,8 +212,17 @@ def test_cli_summary_says_whether_the_state_was_loaded(prepared, tmp_path, monke
     _copy(prepared, tmp_path)
     monkeypatch.setenv("RINGSCOPE_MODELS", str(prepared[0] / "models"))
     batch = _new_batch(tmp_path)
-    args = ["flag", str(batch), "--store", str(tmp_path / "store"), "--out", str(tmp_path / "flags.csv"),
-            "--rejects", str(tmp_path / "r.csv"), "--quiet"]
+    args = [
+        "flag",
+        str(batch),
+        "--store",
+        str(tmp_path / "store"),
+        "--out",
+        str(tmp_path / "flags.csv"),
+        "--rejects",
+        str(tmp_path / "r.csv"),
+        "--quiet",
+    ]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "index rebuilt from the store" in first.output and "state saved for the next run" in first.output

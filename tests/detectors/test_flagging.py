@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from ringscope.app.cli import cli
 from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.ingest.pipeline import ingest_folder
 from tests.detectors.builder import ExportBuilder
 
@@ -33,8 +33,13 @@ def _prepare(store, generated, tmp_path):
     ingest_folder(generated, store, rejects_path=tmp_path / "base-rejects.csv")
     early = ExportBuilder(start=LATER - timedelta(days=30), first_index=5000)
     for i in range(2):
-        early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
-                  applied_at=LATER - timedelta(days=2 - i), label="")
+        early.app(
+            f"EARLY{i}",
+            device_id="half-ring-device",
+            bank_account="6228480055556666777",
+            applied_at=LATER - timedelta(days=2 - i),
+            label="",
+        )
     early.load(store, tmp_path / "early")
     run = run_detectors(store, ["shared_identifier_rings", "guarantee_circles"])
     assert not any("EARLY0" in f.members for f in run.findings)
@@ -45,8 +50,13 @@ def _prepare(store, generated, tmp_path):
 def _new_batch(tmp_path):
     batch = ExportBuilder(start=LATER, first_index=6000)
     for i in range(2):
-        batch.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777",
-                  applied_at=LATER + timedelta(hours=i), label="")
+        batch.app(
+            f"NEW{i}",
+            device_id="half-ring-device",
+            bank_account="6228480055556666777",
+            applied_at=LATER + timedelta(hours=i),
+            label="",
+        )
     # its own network: three applications in one /24 within hours is a burst worth a look
     batch.app("HONEST", applied_at=LATER + timedelta(hours=3), label="", ip="172.16.9.3")
     batch.app("BROKEN", amount="", label="")  # breaks the contract: rejected, never scored
@@ -84,9 +94,24 @@ def test_flag_cli_writes_the_output_contract(generated, tmp_path, monkeypatch):
     _prepare(store, generated, tmp_path)
     monkeypatch.setenv("RINGSCOPE_MODELS", str(tmp_path / "models"))
     out = tmp_path / "flags.csv"
-    result = CliRunner().invoke(cli, ["flag", str(_new_batch(tmp_path)), "--store", str(tmp_path / "store"),
-                                      "--out", str(out), "--rejects", str(tmp_path / "r.csv"), "--quiet",
-                                      "--review", "0.2", "--decline", "0.6"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(_new_batch(tmp_path)),
+            "--store",
+            str(tmp_path / "store"),
+            "--out",
+            str(out),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--quiet",
+            "--review",
+            "0.2",
+            "--decline",
+            "0.6",
+        ],
+    )
     assert result.exit_code == 0, result.output
     flags = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False)
     assert list(flags.columns) == OUTPUT_COLUMNS
@@ -104,8 +129,8 @@ def test_flag_without_a_model_says_so(tmp_path, monkeypatch):
 
 
 def test_guarantee_circle_closed_by_a_new_application_is_found_locally(tmp_path):
-    from ringscope.detectors.risk.flagging import FlagIndex
     from ringscope.detectors.guarantees import GuaranteeCircles
+    from ringscope.detectors.risk.flagging import FlagIndex
     from ringscope.graph.embedded import EmbeddedStore
     from tests.detectors.builder import company_uscc
 
@@ -143,8 +168,13 @@ def test_a_device_farm_that_arrives_in_one_night_is_found_by_flag(generated, tmp
     model = _prepare(store, generated, tmp_path)
     farm = ExportBuilder(start=LATER, first_index=7000)
     for i in range(6):
-        farm.app(f"FARM{i}", device_id="farm-phone-1", ip=f"172.20.{i}.7",
-                 applied_at=LATER + timedelta(minutes=25 * i), label="")
+        farm.app(
+            f"FARM{i}",
+            device_id="farm-phone-1",
+            ip=f"172.20.{i}.7",
+            applied_at=LATER + timedelta(minutes=25 * i),
+            label="",
+        )
     farm.load(store, tmp_path / "farm")
     ids = [f"FARM{i}" for i in range(6)]
     result = FlagIndex.build(store).score(model, ids, method="batch")

@@ -12,9 +12,9 @@ import pytest
 from ringscope.detectors.base import Evidence, Finding
 from ringscope.detectors.risk.flagging import RING_DETECTORS, FlagIndex
 from ringscope.detectors.risk.reasons import accused_ring
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
@@ -34,8 +34,13 @@ def flagged(tmp_path_factory):
     ingest_folder(root / "data", store, rejects_path=root / "rejects.csv")
     early = ExportBuilder(start=LATER - timedelta(days=30), first_index=5000)
     for i in range(2):
-        early.app(f"EARLY{i}", device_id="half-ring-device", bank_account="6228480055556666777",
-                  applied_at=LATER - timedelta(days=2 - i), label="")
+        early.app(
+            f"EARLY{i}",
+            device_id="half-ring-device",
+            bank_account="6228480055556666777",
+            applied_at=LATER - timedelta(days=2 - i),
+            label="",
+        )
     first = early.business_app(1, applied_at=LATER - timedelta(days=3))["application_id"]
     early.guarantee(first, "company", "c2", company_uscc(2))
     early.load(store, root / "early")
@@ -43,8 +48,13 @@ def flagged(tmp_path_factory):
     model = train(store, TrainingConfig(), folder=root / "models").model
     new = ExportBuilder(start=LATER, first_index=6000)
     for i in range(2):
-        new.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777",
-                applied_at=LATER + timedelta(hours=i), label="")
+        new.app(
+            f"NEW{i}",
+            device_id="half-ring-device",
+            bank_account="6228480055556666777",
+            applied_at=LATER + timedelta(hours=i),
+            label="",
+        )
     second = new.business_app(2, "NEWG", applied_at=LATER + timedelta(hours=2))["application_id"]
     new.guarantee(second, "company", "c1", company_uscc(1))
     new.load(store, root / "new")
@@ -117,14 +127,14 @@ def test_flag_features_are_the_training_features(flagged):
     positions = index.app_pos.get_indexer(sample)
     graph = index.graph_features(positions)
     for column in graph.columns:
-        np.testing.assert_allclose(graph[column].to_numpy(float), training[column].to_numpy(float),
-                                   err_msg=column)
+        np.testing.assert_allclose(graph[column].to_numpy(float), training[column].to_numpy(float), err_msg=column)
     holding = [f for f in index.findings if set(f.members) & set(sample)]
     found = index.finding_features(positions, holding)
     assert {"findings_count", "known_bad_2hop"} <= set(found.columns) and found["findings_count"].sum() > 0
     for column in found.columns:
-        np.testing.assert_allclose(found[column].to_numpy(float), training[column].fillna(0.0).to_numpy(float),
-                                   err_msg=column)
+        np.testing.assert_allclose(
+            found[column].to_numpy(float), training[column].fillna(0.0).to_numpy(float), err_msg=column
+        )
 
 
 def test_ring_id_is_an_accusation_on_both_paths(flagged):
@@ -136,16 +146,25 @@ def test_ring_id_is_an_accusation_on_both_paths(flagged):
     family, ring = plain[:2], plain[1:5]  # the second of the family is also in the ring
     # saved findings of a detector that does not run around the batch (circles, with
     # with_guarantees=False): flag takes them as the last detect left them
-    low = Finding("guarantee_circles", "mutual_guarantee", tuple(family), review / 3,
-                  (Evidence("shared_address", review / 3, "two relatives share a home address"),),
-                  summary="family of 2 sharing an address")
-    high = Finding("guarantee_circles", "mutual_guarantee", tuple(ring), min(1.0, review + 0.5),
-                   (Evidence("shared_device", min(1.0, review + 0.5), "four people on one device"),),
-                   summary="ring of 4 people")
+    low = Finding(
+        "guarantee_circles",
+        "mutual_guarantee",
+        tuple(family),
+        review / 3,
+        (Evidence("shared_address", review / 3, "two relatives share a home address"),),
+        summary="family of 2 sharing an address",
+    )
+    high = Finding(
+        "guarantee_circles",
+        "mutual_guarantee",
+        tuple(ring),
+        min(1.0, review + 0.5),
+        (Evidence("shared_device", min(1.0, review + 0.5), "four people on one device"),),
+        summary="ring of 4 people",
+    )
     planted = FlagIndex(index.portfolio, index.findings + [low, high])
     for method in ("batch", "single"):
-        flags = planted.score(model, plain[:5], method=method, with_guarantees=False).flags.set_index(
-            "application_id")
+        flags = planted.score(model, plain[:5], method=method, with_guarantees=False).flags.set_index("application_id")
         assert flags.loc[family[0], "ring_id"] == ""
         assert low.finding_id in flags.loc[family[0], "reasons"]  # evidence, not an accusation
         # in both: the higher-scoring finding
@@ -168,7 +187,8 @@ def test_accused_ring_prefers_the_highest_finding_score():
     # the circle and the loop score higher than the ring, which explains more of the score:
     # the higher score wins; between equal scores, the larger contribution, then the id
     assert accused_ring([circle, ring, loop, lone], "a", contributions, columns, 0.3, detectors) == min(
-        circle.finding_id, loop.finding_id)
+        circle.finding_id, loop.finding_id
+    )
     assert accused_ring([ring, loop], "a", contributions, columns, 0.3, detectors) == loop.finding_id
     tied = Finding("contact_loops", "loop", ("a", "f"), 0.5, ())
     assert accused_ring([tied, ring], "a", contributions, columns, 0.3, detectors) == ring.finding_id

@@ -10,22 +10,27 @@ import pandas as pd
 import pytest
 
 from ringscope.detectors.identity import IdentityResolution, application_entities, company_core_name, resolve_records
-from ringscope.detectors.resolution.matching import block_pairs, gb11643_ok
 from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.resolution.matching import block_pairs, gb11643_ok
 from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, person_id
 from tests.sample_data import make_id
-
 
 # ---------------------------------------------------------------------------
 # resolve_records on a hand-made table
 # ---------------------------------------------------------------------------
 
+
 def _fill(i: int) -> dict:
     """A background person (so frequencies and u are not all from the planted rows)."""
-    return {"record_id": f"bg{i:03d}", "name": ["王", "李", "赵", "钱", "孙"][i % 5] + "某" + "甲乙丙丁戊己庚辛壬癸"[i % 10]
-            + str(i), "dob": f"19{60 + i % 40:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            "phone": f"137{i:08d}", "address": f"测试市{i}路{i}号", "id_number": person_id(500 + i)}
+    return {
+        "record_id": f"bg{i:03d}",
+        "name": ["王", "李", "赵", "钱", "孙"][i % 5] + "某" + "甲乙丙丁戊己庚辛壬癸"[i % 10] + str(i),
+        "dob": f"19{60 + i % 40:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        "phone": f"137{i:08d}",
+        "address": f"测试市{i}路{i}号",
+        "id_number": person_id(500 + i),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +38,76 @@ def table():
     zhang = make_id("110101", "19900102", "123")
     rows = [
         # 張偉 / 张伟 / Zhang Wei: one person (same dob; the romanised one has no ID)
-        dict(record_id="zw1", name="張偉", dob="1990-01-02", phone="13800138000", address="北京市东城区东华门街道1号",
-             id_number=zhang),
-        dict(record_id="zw2", name="张伟", dob="1990-01-02", phone="138 0013 8000", address="北京市東城區東華門街道1號",
-             id_number=zhang),
-        dict(record_id="zw3", name="Zhang Wei", dob="1990/01/02", phone="+86 138-0013-8000", address=None,
-             id_number=None),
+        dict(
+            record_id="zw1",
+            name="張偉",
+            dob="1990-01-02",
+            phone="13800138000",
+            address="北京市东城区东华门街道1号",
+            id_number=zhang,
+        ),
+        dict(
+            record_id="zw2",
+            name="张伟",
+            dob="1990-01-02",
+            phone="138 0013 8000",
+            address="北京市東城區東華門街道1號",
+            id_number=zhang,
+        ),
+        dict(
+            record_id="zw3", name="Zhang Wei", dob="1990/01/02", phone="+86 138-0013-8000", address=None, id_number=None
+        ),
         # another 张伟: other dob, other ID, other phone
-        dict(record_id="zw4", name="张伟", dob="1975-06-30", phone="13911112222", address="上海市徐汇区漕溪路8号",
-             id_number=make_id("310104", "19750630", "456")),
+        dict(
+            record_id="zw4",
+            name="张伟",
+            dob="1975-06-30",
+            phone="13911112222",
+            address="上海市徐汇区漕溪路8号",
+            id_number=make_id("310104", "19750630", "456"),
+        ),
         # a typo in the name, same ID
-        dict(record_id="ty1", name="欧阳明华", dob="1988-03-04", phone="13500001111", address="广州市天河区体育西路5号",
-             id_number=make_id("440106", "19880304", "222")),
-        dict(record_id="ty2", name="欧阳明化", dob="1988-03-04", phone="13500001111", address="广州市天河区体育西路5号",
-             id_number=make_id("440106", "19880304", "222")),
+        dict(
+            record_id="ty1",
+            name="欧阳明华",
+            dob="1988-03-04",
+            phone="13500001111",
+            address="广州市天河区体育西路5号",
+            id_number=make_id("440106", "19880304", "222"),
+        ),
+        dict(
+            record_id="ty2",
+            name="欧阳明化",
+            dob="1988-03-04",
+            phone="13500001111",
+            address="广州市天河区体育西路5号",
+            id_number=make_id("440106", "19880304", "222"),
+        ),
         # a family: same surname and address, different names, dobs and IDs
-        dict(record_id="fa1", name="陈建国", dob="1960-05-05", phone="13600000001", address="杭州市西湖区文三路99号3栋",
-             id_number=make_id("330106", "19600505", "111")),
-        dict(record_id="fa2", name="陈晓红", dob="1988-09-09", phone="13600000002", address="杭州市西湖区文三路99号3栋",
-             id_number=make_id("330106", "19880909", "122")),
-        dict(record_id="fa3", name="陈晓明", dob="1990-11-11", phone="13600000003", address="杭州市西湖区文三路99号3栋",
-             id_number=make_id("330106", "19901111", "133")),
+        dict(
+            record_id="fa1",
+            name="陈建国",
+            dob="1960-05-05",
+            phone="13600000001",
+            address="杭州市西湖区文三路99号3栋",
+            id_number=make_id("330106", "19600505", "111"),
+        ),
+        dict(
+            record_id="fa2",
+            name="陈晓红",
+            dob="1988-09-09",
+            phone="13600000002",
+            address="杭州市西湖区文三路99号3栋",
+            id_number=make_id("330106", "19880909", "122"),
+        ),
+        dict(
+            record_id="fa3",
+            name="陈晓明",
+            dob="1990-11-11",
+            phone="13600000003",
+            address="杭州市西湖区文三路99号3栋",
+            id_number=make_id("330106", "19901111", "133"),
+        ),
     ]
     frame = pd.DataFrame(rows + [_fill(i) for i in range(60)])
     return frame, resolve_records(frame, workers=1)
@@ -94,8 +148,13 @@ def test_pairs_have_field_columns_and_stats(table):
 
 
 def test_oversize_blocks_are_split_or_skipped_and_counted():
-    frame = pd.DataFrame({"record_id": [f"r{i}" for i in range(30)], "name": ["王伟"] * 30,
-                          "dob": [f"19{70 + i % 3}-01-01" for i in range(30)]})
+    frame = pd.DataFrame(
+        {
+            "record_id": [f"r{i}" for i in range(30)],
+            "name": ["王伟"] * 30,
+            "dob": [f"19{70 + i % 3}-01-01" for i in range(30)],
+        }
+    )
     res = resolve_records(frame, workers=1, max_block=5)
     blocks = res.stats["blocks"]["name"]
     assert blocks["oversize_blocks"] == 1 and blocks["skipped_blocks"] == 3
@@ -122,20 +181,31 @@ def _extra_fields_table() -> pd.DataFrame:
     n = 300
     streets = ["main street", "high road", "park avenue", "church lane", "mill way", "king street"]
     suburbs = ["carlton", "fitzroy", "kew", "hawthorn", "richmond", "brunswick"]
-    background = pd.DataFrame({
-        "record_id": [f"r{i}" for i in range(n)],
-        "given_name": rng.choice(["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana", "ivan", "june"], n),
-        "surname": rng.choice(["smith", "jones", "brown", "taylor", "wilson", "evans"], n)
-        + rng.integers(0, 50, n).astype(str),
-        "dob": [f"19{rng.integers(40, 99)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}" for _ in range(n)],
-        "postcode": rng.integers(2000, 2999, n).astype(str), "street_number": rng.integers(1, 200, n).astype(str),
-        "address_1": rng.choice(streets, n), "suburb": rng.choice(suburbs, n)})
-    pairs = pd.DataFrame({
-        "record_id": ["a", "b", "c", "d"], "given_name": ["zoe", "zoey", "mia", "miah"],
-        "surname": ["okafor", "okafor", "adeyemi", "adeyemi"], "dob": ["19800101", "19810101"] * 2,
-        "postcode": ["3000", "3999"] * 2, "street_number": ["42", "42", "7", "191"],
-        "address_1": ["wattle grove", "wattle grove", "high road", "elm court"],
-        "suburb": ["toorak", "toorak", "kew", "fitzroy"]})
+    background = pd.DataFrame(
+        {
+            "record_id": [f"r{i}" for i in range(n)],
+            "given_name": rng.choice(["anna", "ben", "carl", "dora", "emil", "fay", "gus", "hana", "ivan", "june"], n),
+            "surname": rng.choice(["smith", "jones", "brown", "taylor", "wilson", "evans"], n)
+            + rng.integers(0, 50, n).astype(str),
+            "dob": [f"19{rng.integers(40, 99)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}" for _ in range(n)],
+            "postcode": rng.integers(2000, 2999, n).astype(str),
+            "street_number": rng.integers(1, 200, n).astype(str),
+            "address_1": rng.choice(streets, n),
+            "suburb": rng.choice(suburbs, n),
+        }
+    )
+    pairs = pd.DataFrame(
+        {
+            "record_id": ["a", "b", "c", "d"],
+            "given_name": ["zoe", "zoey", "mia", "miah"],
+            "surname": ["okafor", "okafor", "adeyemi", "adeyemi"],
+            "dob": ["19800101", "19810101"] * 2,
+            "postcode": ["3000", "3999"] * 2,
+            "street_number": ["42", "42", "7", "191"],
+            "address_1": ["wattle grove", "wattle grove", "high road", "elm court"],
+            "suburb": ["toorak", "toorak", "kew", "fitzroy"],
+        }
+    )
     return pd.concat([background, pairs], ignore_index=True)
 
 
@@ -164,6 +234,7 @@ def test_company_core_name_strips_forms_and_city():
 # the detector over a store
 # ---------------------------------------------------------------------------
 
+
 def _planted() -> tuple[ExportBuilder, dict]:
     b = ExportBuilder()
     ids = {}
@@ -171,39 +242,62 @@ def _planted() -> tuple[ExportBuilder, dict]:
         b.app()
     # one ID under two unrelated names, days apart (一证多名)
     shared = person_id(700)
-    ids["multi_name"] = [b.app(applicant_name="周杰明", applicant_id_number=shared)["application_id"],
-                         b.app(applicant_name="林晓燕", applicant_id_number=shared)["application_id"]]
+    ids["multi_name"] = [
+        b.app(applicant_name="周杰明", applicant_id_number=shared)["application_id"],
+        b.app(applicant_name="林晓燕", applicant_id_number=shared)["application_id"],
+    ]
     # synthetic identity: same name + birth date, two IDs, different phones
     id_a = make_id("522729", "19620103", "008")
     id_b = make_id("522729", "19620103", "013")
     addr = "贵州省黔南州长顺县新华路356号鑫苑29栋1单元3103室"
-    ids["name_dob"] = [b.app(applicant_name="姚佳勇", applicant_id_number=id_a, applicant_phone="13912340001",
-                             applicant_address=addr)["application_id"],
-                       b.app(applicant_name="姚佳勇", applicant_id_number=id_b, applicant_phone="13912340002",
-                             applicant_address=addr)["application_id"]]
+    ids["name_dob"] = [
+        b.app(applicant_name="姚佳勇", applicant_id_number=id_a, applicant_phone="13912340001", applicant_address=addr)[
+            "application_id"
+        ],
+        b.app(applicant_name="姚佳勇", applicant_id_number=id_b, applicant_phone="13912340002", applicant_address=addr)[
+            "application_id"
+        ],
+    ]
     # repeat borrower: same ID and name, months apart, changed phone
     rb = person_id(701)
-    ids["repeat"] = [b.app(applicant_name="郑浩然", applicant_id_number=rb, applicant_phone="13700000011",
-                           applied_at=datetime(2025, 1, 10))["application_id"],
-                     b.app(applicant_name="郑浩然", applicant_id_number=rb, applicant_phone="13700000022",
-                           applied_at=datetime(2025, 9, 10))["application_id"]]
+    ids["repeat"] = [
+        b.app(
+            applicant_name="郑浩然",
+            applicant_id_number=rb,
+            applicant_phone="13700000011",
+            applied_at=datetime(2025, 1, 10),
+        )["application_id"],
+        b.app(
+            applicant_name="郑浩然",
+            applicant_id_number=rb,
+            applicant_phone="13700000022",
+            applied_at=datetime(2025, 9, 10),
+        )["application_id"],
+    ]
     # repeat borrower typing the name in traditional characters / with a typo
     rb2 = person_id(702)
-    ids["variant"] = [b.app(applicant_name=n, applicant_id_number=rb2, applicant_phone="13700000033")
-                      ["application_id"] for n in ("陈国强", "陳國強", "陈国墙")]
+    ids["variant"] = [
+        b.app(applicant_name=n, applicant_id_number=rb2, applicant_phone="13700000033")["application_id"]
+        for n in ("陈国强", "陳國強", "陈国墙")
+    ]
     # a family at one address: same surname, different names and IDs
     fam = "浙江省杭州市西湖区文三路99号3栋1单元501室"
-    ids["family"] = [b.app(applicant_name=n, applicant_id_number=person_id(710 + k), applicant_address=fam)
-                     ["application_id"] for k, n in enumerate(["刘建国", "刘晓红", "刘晓明"])]
+    ids["family"] = [
+        b.app(applicant_name=n, applicant_id_number=person_id(710 + k), applicant_address=fam)["application_id"]
+        for k, n in enumerate(["刘建国", "刘晓红", "刘晓明"])
+    ]
     # an ID that fails its checksum
     good = person_id(720)
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
     ids["checksum"] = [b.app(applicant_id_number=bad)["application_id"]]
     # one ID cycling through phones within days (not a change of number)
     cyc = person_id(730)
-    ids["phones"] = [b.app(applicant_name="孙立新", applicant_id_number=cyc, applicant_phone=p,
-                           applied_at=datetime(2025, 3, d))["application_id"]
-                     for p, d in (("13655550001", 1), ("13655550002", 5), ("13655550001", 9))]
+    ids["phones"] = [
+        b.app(applicant_name="孙立新", applicant_id_number=cyc, applicant_phone=p, applied_at=datetime(2025, 3, d))[
+            "application_id"
+        ]
+        for p, d in (("13655550001", 1), ("13655550002", 5), ("13655550001", 9))
+    ]
     return b, ids
 
 
@@ -272,15 +366,20 @@ def test_similar_pairs_have_model_columns(detected):
     _, _, portfolio = detected
     pairs = portfolio.similar_pairs["Person-SIMILAR_TO-Person"]
     assert list(pairs.columns) == ["src", "dst", "score", "features", "method"]
-    assert len(pairs) >= 1 and set(portfolio.similar_pairs) == {"Person-SIMILAR_TO-Person",
-                                                                 "Company-SIMILAR_TO-Company"}
+    assert len(pairs) >= 1 and set(portfolio.similar_pairs) == {
+        "Person-SIMILAR_TO-Person",
+        "Company-SIMILAR_TO-Company",
+    }
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"threshold": 0}, "The 'threshold' parameter of IdentityResolution must be a float in (0, 1). Got 0 instead."),
-    ({"max_block": 1}, "The 'max_block' parameter of IdentityResolution must be an int >= 2. Got 1 instead."),
-    ({"window_days": 0}, "The 'window_days' parameter of IdentityResolution must be an int >= 1. Got 0 instead."),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threshold": 0}, "The 'threshold' parameter of IdentityResolution must be a float in (0, 1). Got 0 instead."),
+        ({"max_block": 1}, "The 'max_block' parameter of IdentityResolution must be an int >= 2. Got 1 instead."),
+        ({"window_days": 0}, "The 'window_days' parameter of IdentityResolution must be an int >= 1. Got 0 instead."),
+    ],
+)
 def test_parameter_validation(kwargs, message):
     with pytest.raises(ValueError) as err:
         IdentityResolution(**kwargs)

@@ -31,7 +31,7 @@ LATER = datetime(2025, 3, 1, 9, 0)
 def _typo(good: str, position: int) -> str:
     """``good`` with the digit at ``position`` changed: a near-miss that fails its checksum."""
     digit = str((int(good[position]) + 1) % 10)
-    return good[:position] + digit + good[position + 1:]
+    return good[:position] + digit + good[position + 1 :]
 
 
 #: one person, 陈国强, typed three ways over time
@@ -56,16 +56,31 @@ def _history(b: ExportBuilder) -> dict[str, str]:
     ids["shared_id"] = b.app(applicant_name="周杰明", applicant_id_number=SHARED_ID)["application_id"]
     # 陈国强 and a record of him with a one-character name typo and a birth-date
     # typo in the ID: linked through the phone and the address they share
-    ids["chen"] = b.app(applicant_name="陈国强", applicant_id_number=CHEN, applicant_phone="13566660001",
-                        applicant_address="浙江省杭州市西湖区文三路77号5栋2单元301室")["application_id"]
-    ids["chen_far"] = b.app(applicant_name="陈国弘", applicant_id_number=CHEN_TYPO_DOB,
-                            applicant_phone="13566660001",
-                            applicant_address="浙江省杭州市西湖区文三路77号5栋2单元301室")["application_id"]
-    ids["cycling"] = b.app(applicant_name="孙立新", applicant_id_number=CYCLING, applicant_phone="13655550001",
-                           applied_at=LATER - timedelta(days=10))["application_id"]
+    ids["chen"] = b.app(
+        applicant_name="陈国强",
+        applicant_id_number=CHEN,
+        applicant_phone="13566660001",
+        applicant_address="浙江省杭州市西湖区文三路77号5栋2单元301室",
+    )["application_id"]
+    ids["chen_far"] = b.app(
+        applicant_name="陈国弘",
+        applicant_id_number=CHEN_TYPO_DOB,
+        applicant_phone="13566660001",
+        applicant_address="浙江省杭州市西湖区文三路77号5栋2单元301室",
+    )["application_id"]
+    ids["cycling"] = b.app(
+        applicant_name="孙立新",
+        applicant_id_number=CYCLING,
+        applicant_phone="13655550001",
+        applied_at=LATER - timedelta(days=10),
+    )["application_id"]
     ids["phone_owner"] = b.app(applicant_phone="13655550002")["application_id"]
-    ids["liu"] = b.app(applicant_name="刘志刚", applicant_id_number=LIU, applicant_phone="13577770001",
-                       applicant_address="湖北省武汉市江岸区解放大道18号2栋801室")["application_id"]
+    ids["liu"] = b.app(
+        applicant_name="刘志刚",
+        applicant_id_number=LIU,
+        applicant_phone="13577770001",
+        applicant_address="湖北省武汉市江岸区解放大道18号2栋801室",
+    )["application_id"]
     ids["liu_namesake"] = b.app(applicant_name="刘志刚", applicant_id_number=LIU_NAMESAKE)["application_id"]
     ids["kang_namesake"] = b.app(applicant_name="刘志康", applicant_id_number=KANG_NAMESAKE)["application_id"]
     for _ in range(20):
@@ -81,12 +96,18 @@ def _batch(b: ExportBuilder) -> dict[str, str]:
     ids["shared_id"] = b.app(applicant_name="林晓燕", applicant_id_number=SHARED_ID)["application_id"]
     # the near-miss: same name and birth date, another phone and address
     ids["chen"] = b.app(applicant_name="陈国强", applicant_id_number=CHEN_TYPO_SEQ)["application_id"]
-    ids["cycling"] = b.app(applicant_name="孙立新", applicant_id_number=CYCLING,
-                           applicant_phone="13655550002")["application_id"]
-    ids["liu"] = b.app(applicant_name="刘志康", applicant_id_number=LIU_NEAR_MISS, applicant_phone="13577770001",
-                       applicant_address="湖北省武汉市江岸区解放大道18号2栋801室")["application_id"]
-    ids["guarantor"] = b.app(applicant_name="吴海峰", applicant_id_number=_typo(GUARANTOR, 15),
-                             applicant_phone="13588880001")["application_id"]
+    ids["cycling"] = b.app(applicant_name="孙立新", applicant_id_number=CYCLING, applicant_phone="13655550002")[
+        "application_id"
+    ]
+    ids["liu"] = b.app(
+        applicant_name="刘志康",
+        applicant_id_number=LIU_NEAR_MISS,
+        applicant_phone="13577770001",
+        applicant_address="湖北省武汉市江岸区解放大道18号2栋801室",
+    )["application_id"]
+    ids["guarantor"] = b.app(
+        applicant_name="吴海峰", applicant_id_number=_typo(GUARANTOR, 15), applicant_phone="13588880001"
+    )["application_id"]
     return ids
 
 
@@ -106,8 +127,17 @@ def night(tmp_path_factory):
     full = run_detectors(full_portfolio, names=["identity"])
     around_portfolio = Portfolio(store)
     around = detect_around(around_portfolio, new_ids, names=["identity"])
-    return dict(old=old, new=new, new_ids=new_ids, full=full, full_portfolio=full_portfolio, around=around,
-                around_portfolio=around_portfolio, store=store, stale=stale)
+    return dict(
+        old=old,
+        new=new,
+        new_ids=new_ids,
+        full=full,
+        full_portfolio=full_portfolio,
+        around=around,
+        around_portfolio=around_portfolio,
+        store=store,
+        stale=stale,
+    )
 
 
 def _holding(findings, ids) -> dict[tuple, object]:
@@ -182,8 +212,9 @@ def test_later_detectors_get_the_full_runs_entities(night):
 
 
 def test_statistics_from_before_the_batch_are_refused_not_used(night):
-    run = detect_around(Portfolio(night["store"]), night["new_ids"], names=["identity"],
-                        statistics={"identity": night["stale"]})
+    run = detect_around(
+        Portfolio(night["store"]), night["new_ids"], names=["identity"], statistics={"identity": night["stale"]}
+    )
     assert "compute them over the current portfolio" in run.errors["identity"] and not run.findings
     # run directly, they miss the batch's person records
     with pytest.raises(ValueError, match="not in the identity statistics"):

@@ -51,7 +51,8 @@ def _night(settings: dict, folder) -> Night:
     generate_portfolio(GeneratorConfig(applications=APPLICATIONS, **settings), data)
     apps = pd.read_csv(data / "applications.csv", dtype=str, keep_default_na=False)
     order = apps.assign(t=pd.to_datetime(apps["applied_at"], errors="coerce", utc=True)).sort_values(
-        ["t", "application_id"], kind="stable", na_position="first")
+        ["t", "application_id"], kind="stable", na_position="first"
+    )
     cut = int(len(order) * (1 - NEW_SHARE))
     history, new = set(order["application_id"][:cut]), set(order["application_id"][cut:])
     history_dir, new_dir = split_export(data, folder / "split", [history, new])
@@ -71,8 +72,11 @@ def nights(tmp_path_factory) -> list[Night]:
 
 
 def _touching(findings: list[Finding], detector: str, ids: set[str]) -> dict[tuple, Finding]:
-    return {(f.kind, tuple(sorted(map(str, f.members)))): f for f in findings
-            if f.detector == detector and ids.intersection(map(str, f.members))}
+    return {
+        (f.kind, tuple(sorted(map(str, f.members)))): f
+        for f in findings
+        if f.detector == detector and ids.intersection(map(str, f.members))
+    }
 
 
 @pytest.mark.parametrize("detector", list(DETECTORS))
@@ -85,10 +89,15 @@ def test_incremental_findings_equal_a_full_run(nights, detector):
         got = _touching(night.incremental.findings, detector, ids)
         assert sorted(got) == sorted(expected), (
             f"seed {night.seed}: only in full run {sorted(set(expected) - set(got))[:3]}, "
-            f"only incremental {sorted(set(got) - set(expected))[:3]}")
+            f"only incremental {sorted(set(got) - set(expected))[:3]}"
+        )
         for key, finding in expected.items():
-            assert abs(got[key].score - finding.score) <= SCORE_TOLERANCE, (night.seed, key, got[key].score,
-                                                                            finding.score)
+            assert abs(got[key].score - finding.score) <= SCORE_TOLERANCE, (
+                night.seed,
+                key,
+                got[key].score,
+                finding.score,
+            )
         compared += len(expected)
     # the invariant is not vacuous: the batches do create or join findings of this detector
     assert compared > 0, f"no {detector} finding held a new application in any setting"

@@ -37,13 +37,15 @@ def _holding(findings: list[Finding], ids) -> dict[tuple, Finding]:
     return {(f.kind, tuple(sorted(f.members))): f for f in findings if ids & set(f.members)}
 
 
-def _assert_equal_around(portfolio: Portfolio, detector, ids: list[str], full: list[Finding] | None = None,
-                         statistics=None) -> tuple[dict, int]:
+def _assert_equal_around(
+    portfolio: Portfolio, detector, ids: list[str], full: list[Finding] | None = None, statistics=None
+) -> tuple[dict, int]:
     """Findings holding ``ids`` from ``detect_around`` equal a full run's
     (``full``, default: run here); returns them and the scope's size."""
     expected = _holding(detector.run(portfolio) if full is None else full, ids)
-    run = detect_around(portfolio, ids, names=[detector.name],
-                        statistics=None if statistics is None else {detector.name: statistics})
+    run = detect_around(
+        portfolio, ids, names=[detector.name], statistics=None if statistics is None else {detector.name: statistics}
+    )
     assert not run.errors, run.errors
     got = _holding(run.findings, ids)
     assert sorted(got) == sorted(expected)
@@ -55,29 +57,45 @@ def _assert_equal_around(portfolio: Portfolio, detector, ids: list[str], full: l
 
 # -- device and IP bursts -----------------------------------------------------------
 
+
 def _velocity_book(b: ExportBuilder) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"background": [], "chain": [], "start_history": [], "start": [], "nat": [],
-                                 "nat_batch": []}
+    out: dict[str, list[str]] = {
+        "background": [],
+        "chain": [],
+        "start_history": [],
+        "start": [],
+        "nat": [],
+        "nat_batch": [],
+    }
     for i in range(90):  # a year of ordinary traffic, each on its own device and network
-        out["background"].append(b.app(applied_at=START + timedelta(days=4 * i, hours=i % 9),
-                                       ip=f"58.{i % 200 + 1}.{i // 200 + 1}.9")["application_id"])
+        out["background"].append(
+            b.app(applied_at=START + timedelta(days=4 * i, hours=i % 9), ip=f"58.{i % 200 + 1}.{i // 200 + 1}.9")[
+                "application_id"
+            ]
+        )
     # a farm phone in use for eight days, one application every 12 hours: windows chain into one burst
     for j in range(16):
-        out["chain"].append(b.app(applied_at=START + timedelta(days=150, hours=12 * j),
-                                  device_id="farm-chain")["application_id"])
+        out["chain"].append(
+            b.app(applied_at=START + timedelta(days=150, hours=12 * j), device_id="farm-chain")["application_id"]
+        )
     # a phone seen twice months apart, then five applications one evening (the batch starts the burst)
     for day in (20, 120):
-        out["start_history"].append(b.app(applied_at=START + timedelta(days=day), device_id="farm-start")
-                                    ["application_id"])
+        out["start_history"].append(
+            b.app(applied_at=START + timedelta(days=day), device_id="farm-start")["application_id"]
+        )
     for j in range(5):
-        out["start"].append(b.app(applied_at=START + timedelta(days=300, hours=18, minutes=40 * j),
-                                  device_id="farm-start")["application_id"])
+        out["start"].append(
+            b.app(applied_at=START + timedelta(days=300, hours=18, minutes=40 * j), device_id="farm-start")[
+                "application_id"
+            ]
+        )
     # a carrier NAT: an application every 3.5 days all year, then five in one evening
     for j in range(100):
         out["nat"].append(b.app(applied_at=START + timedelta(days=3.5 * j, hours=j % 7), ip=NAT_IP)["application_id"])
     for j in range(5):
-        out["nat_batch"].append(b.app(applied_at=START + timedelta(days=340, hours=19, minutes=30 * j),
-                                      ip=NAT_IP)["application_id"])
+        out["nat_batch"].append(
+            b.app(applied_at=START + timedelta(days=340, hours=19, minutes=30 * j), ip=NAT_IP)["application_id"]
+        )
     return out
 
 
@@ -133,8 +151,9 @@ def test_burst_windows_with_the_portfolio_base_judge_one_identifier_as_the_whole
     day = pd.Timedelta(days=1)
     t0 = pd.Timestamp("2025-01-01", tz="UTC")
     keys = np.r_[np.repeat([f"k{i}" for i in range(2000)], 3), ["hot"] * 3]
-    times = pd.Series(np.r_[t0 + day * rng.uniform(0, 365, 6000),
-                            [t0 + day * 100 + pd.Timedelta(minutes=m) for m in (0, 20, 40)]])
+    times = pd.Series(
+        np.r_[t0 + day * rng.uniform(0, 365, 6000), [t0 + day * 100 + pd.Timedelta(minutes=m) for m in (0, 20, 40)]]
+    )
     keys, times = pd.Series(keys), pd.Series(pd.to_datetime(times, utc=True))
     span = (times.max() - times.min()).total_seconds()
     args = dict(window_seconds=72 * 3600.0, min_apps=3, alpha=1e-3, span_seconds=span)
@@ -150,13 +169,18 @@ def test_burst_windows_with_the_portfolio_base_judge_one_identifier_as_the_whole
 
 # -- broker rings -----------------------------------------------------------------
 
+
 def _honest(b: ExportBuilder, rng, agent: str, n: int, every_days: float, offset: int) -> list[str]:
     ids = []
     for i in range(n):
         inc = round(float(np.exp(rng.normal(np.log(8000), 0.5))), -2)
-        row = b.app(agent_id=agent, channel="agent", declared_monthly_income=inc,
-                    amount=round(inc * float(rng.uniform(2, 8)), -2),
-                    applied_at=START + timedelta(days=every_days * i + offset, hours=int(rng.integers(0, 9))))
+        row = b.app(
+            agent_id=agent,
+            channel="agent",
+            declared_monthly_income=inc,
+            amount=round(inc * float(rng.uniform(2, 8)), -2),
+            applied_at=START + timedelta(days=every_days * i + offset, hours=int(rng.integers(0, 9))),
+        )
         b.contact(row["application_id"], f"联系人{agent}{i}", f"136{offset:02d}{i:06d}", "parent")
         ids.append(row["application_id"])
     return ids
@@ -169,29 +193,49 @@ def _broker_book(b: ExportBuilder) -> dict[str, list[str]]:
         out[agent] = _honest(b, rng, agent, 40, 9, k)
     out["ring_agent_honest"] = _honest(b, rng, "AG-RING", 40, 9, 7)
     # months before the batch, one of the agent's applicants already named the runner as contact
-    early = b.app(agent_id="AG-RING", channel="agent", declared_monthly_income=29300, amount=200000,
-                  applied_at=START + timedelta(days=40))
+    early = b.app(
+        agent_id="AG-RING",
+        channel="agent",
+        declared_monthly_income=29300,
+        amount=200000,
+        applied_at=START + timedelta(days=40),
+    )
     b.contact(early["application_id"], "张经理", RUNNER, "friend")
     out["ring_early"] = [early["application_id"]]
     ring = []
     for j in range(9):  # the packaged batch: near-identical figures in three days, the runner's phone
-        row = b.app(agent_id="AG-RING", channel="agent", declared_monthly_income=29000 + 100 * (j % 6),
-                    amount=200000, applied_at=START + timedelta(days=200, hours=7 * j))
+        row = b.app(
+            agent_id="AG-RING",
+            channel="agent",
+            declared_monthly_income=29000 + 100 * (j % 6),
+            amount=200000,
+            applied_at=START + timedelta(days=200, hours=7 * j),
+        )
         b.contact(row["application_id"], "张经理", RUNNER, "friend")
         ring.append(row["application_id"])
     out["ring"] = ring
     # an agent whose customers declare 30,000 every week: five more in two days are its habit
     habit = []
     for i in range(50):
-        row = b.app(agent_id="AG-HABIT", channel="agent", declared_monthly_income=30000, amount=90000,
-                    applied_at=START + timedelta(days=7 * i + 3))
+        row = b.app(
+            agent_id="AG-HABIT",
+            channel="agent",
+            declared_monthly_income=30000,
+            amount=90000,
+            applied_at=START + timedelta(days=7 * i + 3),
+        )
         b.contact(row["application_id"], f"家人{i}", f"13500{i:06d}", "parent")
         habit.append(row["application_id"])
     out["habit"] = habit
     batch = []
     for j in range(5):
-        row = b.app(agent_id="AG-HABIT", channel="agent", declared_monthly_income=30000, amount=90000,
-                    applied_at=START + timedelta(days=360, hours=9 * j))
+        row = b.app(
+            agent_id="AG-HABIT",
+            channel="agent",
+            declared_monthly_income=30000,
+            amount=90000,
+            applied_at=START + timedelta(days=360, hours=9 * j),
+        )
         b.contact(row["application_id"], f"客户{j}", f"13400{j:06d}", "parent")
         batch.append(row["application_id"])
     out["habit_batch"] = batch
@@ -203,8 +247,9 @@ def _broker_book(b: ExportBuilder) -> dict[str, list[str]]:
     for j in range(45):
         when = datetime(1970, 1, 1) + timedelta(days=first + 2.5 * j / 45)
         if j % 9 == 4:
-            row = b.app(agent_id="AG-WEEK", channel="agent", declared_monthly_income=20000, amount=60000,
-                        applied_at=when)
+            row = b.app(
+                agent_id="AG-WEEK", channel="agent", declared_monthly_income=20000, amount=60000, applied_at=when
+            )
             if len(five) < 3:
                 b.contact(row["application_id"], "王姐", "13700009999", "friend")
             five.append(row["application_id"])
@@ -212,8 +257,11 @@ def _broker_book(b: ExportBuilder) -> dict[str, list[str]]:
         inc = 20000.0
         while abs(np.log(inc / 20000.0)) < 0.15:
             inc = round(float(np.exp(rng.normal(np.log(8000), 0.5))), -2)
-        busy.append(b.app(agent_id="AG-WEEK", channel="agent", declared_monthly_income=inc, amount=30000,
-                          applied_at=when)["application_id"])
+        busy.append(
+            b.app(agent_id="AG-WEEK", channel="agent", declared_monthly_income=inc, amount=30000, applied_at=when)[
+                "application_id"
+            ]
+        )
     out["week_busy"], out["week_five"] = busy, five
     return out
 
@@ -283,6 +331,7 @@ def test_template_cells_with_the_portfolio_reference_judge_a_window_as_the_whole
 
 
 # -- random batches over a generated portfolio --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Portfolio:

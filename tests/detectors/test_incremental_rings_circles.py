@@ -30,8 +30,11 @@ def _account(i: int) -> str:
 def _holding(findings, ids) -> dict:
     """(kind, members) → (score, evidence, entities, shared) of the findings holding one of ``ids``."""
     ids = set(ids)
-    return {(f.kind, tuple(sorted(f.members))): (f.score, f.evidence, f.entities, f.shared)
-            for f in findings if ids & set(f.members)}
+    return {
+        (f.kind, tuple(sorted(f.members))): (f.score, f.evidence, f.entities, f.shared)
+        for f in findings
+        if ids & set(f.members)
+    }
 
 
 def _around(detector, portfolio, ids):
@@ -53,21 +56,32 @@ def ring_book(tmp_path_factory):
         g["couples"] += [b.app(applicant_phone=phone)["application_id"] for _ in range(2)]
     # a chain of ten people, each sharing a device or an account with the next only
     for i in range(10):
-        g["chain"].append(b.app(device_id=f"chain-dev-{i // 2}", bank_account=_account(100 + (i + 1) // 2),
-                                applied_at=T0 + timedelta(hours=6 * i))["application_id"])
+        g["chain"].append(
+            b.app(
+                device_id=f"chain-dev-{i // 2}",
+                bank_account=_account(100 + (i + 1) // 2),
+                applied_at=T0 + timedelta(hours=6 * i),
+            )["application_id"]
+        )
     # a switchboard phone given by thirty unrelated people over a year: a hub
     for i in range(30):
         g["hub"].append(b.app(applicant_phone="13900009999", applied_at=T0 + timedelta(days=12 * i))["application_id"])
     # three people on one device; the last also gives the switchboard phone
     for i in range(3):
-        g["ring2"].append(b.app(device_id="ring2-dev", applied_at=T0 + timedelta(hours=i),
-                                applicant_phone="13900009999" if i == 2 else f"1380000{i:04d}")["application_id"])
+        g["ring2"].append(
+            b.app(
+                device_id="ring2-dev",
+                applied_at=T0 + timedelta(hours=i),
+                applicant_phone="13900009999" if i == 2 else f"1380000{i:04d}",
+            )["application_id"]
+        )
     # a repeat borrower: their old loan shares an account with two people; the new one a device with a third
     old = b.app(bank_account=_account(7), applied_at=T0)
     g["entity"] += [old["application_id"]] + [b.app(bank_account=_account(7))["application_id"] for _ in range(2)]
     g["entity"].append(b.app(device_id="entity-dev")["application_id"])
-    new_of_old = b.app(applicant_name=old["applicant_name"], applicant_id_number=old["applicant_id_number"],
-                       device_id="entity-dev")
+    new_of_old = b.app(
+        applicant_name=old["applicant_name"], applicant_id_number=old["applicant_id_number"], device_id="entity-dev"
+    )
     g["entity"].append(new_of_old["application_id"])
     # two pairs that only a new application bridges
     g["bridge"] += [b.app(device_id="bridge-1")["application_id"] for _ in range(2)]
@@ -75,8 +89,13 @@ def ring_book(tmp_path_factory):
     bridge = b.app(device_id="bridge-1", bank_account=_account(8))
     g["bridge"].append(bridge["application_id"])
     isolated = b.app()
-    batch = {"chain": g["chain"][-1], "ring2": g["ring2"][-1], "entity": new_of_old["application_id"],
-             "bridge": bridge["application_id"], "isolated": isolated["application_id"]}
+    batch = {
+        "chain": g["chain"][-1],
+        "ring2": g["ring2"][-1],
+        "entity": new_of_old["application_id"],
+        "bridge": bridge["application_id"],
+        "isolated": isolated["application_id"],
+    }
     store = EmbeddedStore(tmp / "store")
     b.load(store, tmp / "export")
     return Portfolio(store), g, batch
@@ -173,7 +192,17 @@ def test_circle_scope_is_the_touched_guarantee_components(circle_book):
     portfolio, a, batch = circle_book
     local = GuaranteeCircles().scope(portfolio, list(batch.values()))
     assert set(local.applications["application_id"]) == {
-        a[1], a[2], a[5], a[6], batch["borrower"], a[7], a[8], a[9], a[10], batch["rep"]}
+        a[1],
+        a[2],
+        a[5],
+        a[6],
+        batch["borrower"],
+        a[7],
+        a[8],
+        a[9],
+        a[10],
+        batch["rep"],
+    }
     assert len(local.guarantees) == 8  # 1<->2, 5<->6, 7<->8 and the chain 8 -> 9 -> 10
 
 
@@ -185,8 +214,10 @@ def test_circles_around_the_batch_equal_a_full_run(circle_book):
     expected = _holding(det.run(portfolio), ids)
     assert _holding(found, ids) == expected
     assert {m for _, m in expected} == {
-        tuple(sorted([a[1], a[2]])), tuple(sorted([a[5], a[6], batch["borrower"]])),
-        tuple(sorted([a[7], a[8], batch["rep"]]))}
+        tuple(sorted([a[1], a[2]])),
+        tuple(sorted([a[5], a[6], batch["borrower"]])),
+        tuple(sorted([a[7], a[8], batch["rep"]])),
+    }
     (rep_circle,) = [f for f in found if batch["rep"] in f.members]
     chain = {e.feature: e for e in rep_circle.evidence}["guarantee_chain"]
     assert set(chain.values) == {company_uscc(9), company_uscc(10)}

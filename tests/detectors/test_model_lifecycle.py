@@ -22,9 +22,9 @@ from click.testing import CliRunner
 from ringscope.app.cli import cli
 from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.risk.model_store import challenger, champion, champion_history, load_model, promote, rollback
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -59,10 +59,20 @@ def book(tmp_path_factory):
     stored = store.read_nodes("Application", ["applied_at"])
     late_ids = stored.loc[pd.to_datetime(stored["applied_at"], utc=True) >= KNOWN_UNTIL.tz_convert("UTC"), "key"]
     is_fraud = dict(zip(apps["application_id"], fraud))
-    store.write(GraphBatch(nodes={"Case": pd.DataFrame({
-        "key": [f"case-{k}" for k in late_ids], "target_label": "Application", "target_key": list(late_ids),
-        "status": ["Confirmed fraud" if is_fraud.get(k) else "Dismissed" for k in late_ids],
-    })}))
+    store.write(
+        GraphBatch(
+            nodes={
+                "Case": pd.DataFrame(
+                    {
+                        "key": [f"case-{k}" for k in late_ids],
+                        "target_label": "Application",
+                        "target_key": list(late_ids),
+                        "status": ["Confirmed fraud" if is_fraud.get(k) else "Dismissed" for k in late_ids],
+                    }
+                )
+            }
+        )
+    )
     return store, first, root
 
 
@@ -87,8 +97,12 @@ def test_a_challenger_that_learned_the_new_pattern_wins_and_the_rule_promotes_it
     assert champion(folder) == result.model.version
     assert set(store.read_nodes("Application", ["risk_model"])["risk_model"]) == {result.model.version}
     last = champion_history(folder)[-1]
-    assert (last.action, last.before, last.after, last.user) == ("promote", first.model.version,
-                                                                 result.model.version, "tester")
+    assert (last.action, last.before, last.after, last.user) == (
+        "promote",
+        first.model.version,
+        result.model.version,
+        "tester",
+    )
     assert "auto" in last.reason and "challenger wins" in last.reason
 
     # trained again on nothing new: it cannot beat the champion that learned the same outcomes
@@ -105,8 +119,9 @@ def test_promote_and_rollback_round_trip_audited_and_rescored(book):
     runner = CliRunner()
     before, waiting = champion(folder), challenger(folder)
     assert waiting is not None and waiting != before
-    promoted = runner.invoke(cli, ["promote", "--store", str(store.location), "--reason", "quarterly review",
-                                   "--quiet"])
+    promoted = runner.invoke(
+        cli, ["promote", "--store", str(store.location), "--reason", "quarterly review", "--quiet"]
+    )
     assert promoted.exit_code == 0, promoted.output
     assert champion(folder) == waiting and f"{before} -> {waiting}" in promoted.output
     assert set(store.read_nodes("Application", ["risk_model"])["risk_model"]) == {waiting}
@@ -146,9 +161,21 @@ def test_shadow_flags_are_recorded_and_never_change_decisions(book, tmp_path):
     for i in range(6):
         batch.app(f"NIGHT{i}", channel="livestream" if i % 2 else "app", label="")
     out = tmp_path / "flags.csv"
-    flagged = CliRunner().invoke(cli, ["flag", str(batch.write(tmp_path / "new")), "--store", str(store.location),
-                                       "--shadow", "--out", str(out), "--rejects", str(tmp_path / "r.csv"),
-                                       "--quiet"])
+    flagged = CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(batch.write(tmp_path / "new")),
+            "--store",
+            str(store.location),
+            "--shadow",
+            "--out",
+            str(out),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--quiet",
+        ],
+    )
     assert flagged.exit_code == 0, flagged.output
     assert f"the challenger {shadow_version}" in flagged.output
     flags = pd.read_csv(out, encoding="utf-8-sig").set_index("application_id")
@@ -157,15 +184,21 @@ def test_shadow_flags_are_recorded_and_never_change_decisions(book, tmp_path):
     direct = FlagIndex.build(store, champ.known_bad).score(champ, list(flags.index)).flags.set_index("application_id")
     assert (flags["decision"] == direct["decision"]).all()
     np.testing.assert_allclose(flags["score"], direct["score"], atol=1e-4)
-    stored = store.node_properties("Application", list(flags.index),
-                                   ["risk_model", "risk_decision", "shadow_model", "shadow_score", "shadow_decision"])
+    stored = store.node_properties(
+        "Application",
+        list(flags.index),
+        ["risk_model", "risk_decision", "shadow_model", "shadow_score", "shadow_decision"],
+    )
     stored = stored.set_index("key").loc[flags.index]
     assert set(stored["risk_model"]) == {champ.version} and set(stored["shadow_model"]) == {shadow_version}
     assert (stored["risk_decision"] == flags["decision"]).all()
     shadow = load_model(folder, shadow_version)
     shadow_flags = FlagIndex.build(store, shadow.known_bad).score(shadow, list(flags.index)).flags
-    np.testing.assert_allclose(stored["shadow_score"].astype(float),
-                               shadow_flags.set_index("application_id").loc[flags.index, "score"], atol=1e-4)
+    np.testing.assert_allclose(
+        stored["shadow_score"].astype(float),
+        shadow_flags.set_index("application_id").loc[flags.index, "score"],
+        atol=1e-4,
+    )
 
 
 def test_the_nightly_script_runs_flag_and_monitor_and_never_overlaps(book, tmp_path):
@@ -180,8 +213,11 @@ def test_the_nightly_script_runs_flag_and_monitor_and_never_overlaps(book, tmp_p
     for i in range(3):
         batch.app(f"CRON{i}", label="")
     incoming = batch.write(tmp_path / "incoming")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "RINGSCOPE_SCHEDULE_LOCK": str(tmp_path / "schedule.lock")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "RINGSCOPE_SCHEDULE_LOCK": str(tmp_path / "schedule.lock"),
+    }
     run = [str(script), str(incoming), str(tmp_path / "runs"), "--store", str(store.location)]
     with open(tmp_path / "schedule.lock", "w") as held:  # a run still going
         fcntl.flock(held, fcntl.LOCK_EX)

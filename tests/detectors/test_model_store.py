@@ -60,8 +60,19 @@ def test_flag_finds_the_model_from_another_directory(store, generated, data_home
     batch = ExportBuilder(first_index=9000)
     batch.app("LATE1", label="")
     out = tmp_path / "flags.csv"
-    flagged = CliRunner().invoke(cli, ["flag", str(batch.write(tmp_path / "new")), *args, "--out", str(out),
-                                       "--rejects", str(tmp_path / "r.csv"), "--quiet"])
+    flagged = CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(batch.write(tmp_path / "new")),
+            *args,
+            "--out",
+            str(out),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--quiet",
+        ],
+    )
     assert flagged.exit_code == 0, flagged.output
     assert "LATE1" in out.read_text(encoding="utf-8-sig")
     # nothing was written under either working directory

@@ -21,9 +21,9 @@ from sklearn.metrics import roc_auc_score
 from ringscope.app.cli import cli
 from ringscope.detectors.risk.features import OWN
 from ringscope.detectors.risk.monitoring import ACT, WATCH, monitor, population_stability
+from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.detectors.risk.training import train
 from ringscope.detectors.runner import run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TrainingConfig
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -119,9 +119,14 @@ def test_cohort_figures_are_the_scores_against_the_outcomes_that_arrived(books):
     # investigators' verdicts on May: the highest-scored third confirmed fraud, the rest dismissed
     order = may.sort_values("risk_score", ascending=False)["key"].tolist()
     confirmed = set(order[: len(order) // 3][::2])  # not a perfect ranking: every other one of the top third
-    verdicts = pd.DataFrame({"key": [f"case-m-{i}" for i in range(len(order))],
-                             "target_label": "Application", "target_key": order,
-                             "status": ["Confirmed fraud" if k in confirmed else "Dismissed" for k in order]})
+    verdicts = pd.DataFrame(
+        {
+            "key": [f"case-m-{i}" for i in range(len(order))],
+            "target_label": "Application",
+            "target_key": order,
+            "status": ["Confirmed fraud" if k in confirmed else "Dismissed" for k in order],
+        }
+    )
     store.write(GraphBatch(nodes={"Case": verdicts}))
     report = monitor(store, period="month")
     may_row = report.cohorts.set_index("month").loc["2026-05"]
@@ -134,8 +139,19 @@ def test_cohort_figures_are_the_scores_against_the_outcomes_that_arrived(books):
 
 def test_the_cli_exits_1_on_act_and_writes_what_the_dashboard_reads(books, tmp_path):
     runner = CliRunner()
-    drifted = runner.invoke(cli, ["monitor", "--store", str(books["drifted"].location), "--period", "month",
-                                  "--out", str(tmp_path / "out"), "--quiet"])
+    drifted = runner.invoke(
+        cli,
+        [
+            "monitor",
+            "--store",
+            str(books["drifted"].location),
+            "--period",
+            "month",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+    )
     assert drifted.exit_code == 1, drifted.output
     assert "channel" in drifted.output and "act" in drifted.output
     assert (tmp_path / "out" / "monitoring.png").stat().st_size > 10_000

@@ -16,12 +16,16 @@ RING_START = datetime(2025, 6, 1, 10, 0)
 def _portfolio() -> tuple[ExportBuilder, dict[str, list[str]]]:
     b = ExportBuilder()
     groups: dict[str, list[str]] = {k: [] for k in ("ring", "nat", "family", "repeat", "tower", "honest")}
-    for i in range(30):  # background of honest, unlinked applications
+    for _ in range(30):  # background of honest, unlinked applications
         groups["honest"].append(b.app()["application_id"])
     # an identity ring: six people, one device and two accounts between them, three days
     for i in range(6):
-        row = b.app(applied_at=RING_START + timedelta(hours=11 * i), device_id="ring-device-01",
-                    bank_account="6228480099990000017" if i % 2 else "6228480099990000025", label="")
+        row = b.app(
+            applied_at=RING_START + timedelta(hours=11 * i),
+            device_id="ring-device-01",
+            bank_account="6228480099990000017" if i % 2 else "6228480099990000025",
+            label="",
+        )
         groups["ring"].append(row["application_id"])
     # carrier NAT: forty unrelated people on one IP over forty days
     for i in range(40):
@@ -29,13 +33,18 @@ def _portfolio() -> tuple[ExportBuilder, dict[str, list[str]]]:
         groups["nat"].append(row["application_id"])
     # office tower: twenty unrelated applicants giving one building as address
     for i in range(20):
-        row = b.app(applied_at=datetime(2025, 3, 1) + timedelta(days=2 * i),
-                    applicant_address="上海市浦东新区世纪大道100号环球金融中心")
+        row = b.app(
+            applied_at=datetime(2025, 3, 1) + timedelta(days=2 * i),
+            applicant_address="上海市浦东新区世纪大道100号环球金融中心",
+        )
         groups["tower"].append(row["application_id"])
     # a family: same surname, same flat, naming each other as emergency contacts
     family = [
-        b.app(applicant_name=name, applicant_address="江苏省南京市鼓楼区中山路5号2栋301室",
-              applied_at=datetime(2025, 4, 1) + timedelta(days=30 * k))
+        b.app(
+            applicant_name=name,
+            applicant_address="江苏省南京市鼓楼区中山路5号2栋301室",
+            applied_at=datetime(2025, 4, 1) + timedelta(days=30 * k),
+        )
         for k, name in enumerate(["李建国", "李秀英", "李明"])
     ]
     for row in family:
@@ -47,9 +56,13 @@ def _portfolio() -> tuple[ExportBuilder, dict[str, list[str]]]:
     first = b.app(applied_at=datetime(2025, 1, 10))
     groups["repeat"].append(first["application_id"])
     for k in (1, 2):
-        row = b.app(applicant_name=first["applicant_name"], applicant_id_number=first["applicant_id_number"],
-                    applicant_phone=first["applicant_phone"], device_id=first["device_id"],
-                    applied_at=datetime(2025, 1, 10) + timedelta(days=120 * k))
+        row = b.app(
+            applicant_name=first["applicant_name"],
+            applicant_id_number=first["applicant_id_number"],
+            applicant_phone=first["applicant_phone"],
+            device_id=first["device_id"],
+            applied_at=datetime(2025, 1, 10) + timedelta(days=120 * k),
+        )
         groups["repeat"].append(row["application_id"])
     return b, groups
 
@@ -114,7 +127,10 @@ def test_known_bad_members_raise_the_score(tmp_path):
     "params, message",
     [
         ({"min_people": 1}, "The 'min_people' parameter of SharedIdentifierRings must be an int >= 2. Got 1 instead."),
-        ({"cohesion_threshold": 0}, "'cohesion_threshold' parameter of SharedIdentifierRings must be a number in (0, 1]"),
+        (
+            {"cohesion_threshold": 0},
+            "'cohesion_threshold' parameter of SharedIdentifierRings must be a number in (0, 1]",
+        ),
         ({"fence_mads": -1}, "'fence_mads' parameter"),
     ],
 )

@@ -22,8 +22,10 @@ def _export() -> tuple[ExportBuilder, list[str], list[str]]:
     b = ExportBuilder()
     for _ in range(10):
         b.app()
-    ring = [b.app(device_id="farm-dev", applied_at=datetime(2025, 5, 1) + timedelta(hours=i))["application_id"]
-            for i in range(4)]
+    ring = [
+        b.app(device_id="farm-dev", applied_at=datetime(2025, 5, 1) + timedelta(hours=i))["application_id"]
+        for i in range(4)
+    ]
     c1 = b.business_app(1)["application_id"]
     c2 = b.business_app(2)["application_id"]
     b.guarantee(c1, "company", "c2", company_uscc(2))
@@ -116,15 +118,19 @@ def test_pair_scores_perfect_and_empty():
 def test_evaluate_counts_recall_and_false_positives(tmp_path):
     truth = tmp_path / "truth"
     truth.mkdir()
-    pd.DataFrame({
-        "application_id": ["a1", "a2", "a3", "a4", "h1", "h2"],
-        "is_fraud": ["1", "1", "1", "1", "0", "0"],
-        "typology": ["identity_ring"] * 3 + ["device_farm", "", ""],
-        "ring_id": ["R1", "R1", "R1", "R2", "", ""],
-        "hard_negative": ["", "", "", "", "carrier_nat", ""],
-    }).to_csv(truth / "applications.csv", index=False)
-    findings = [Finding("rings", "ring", ("a1", "a2", "a3", "h1"), 0.8, ()),
-                Finding("rings", "ring", ("h2", "a4"), 0.3, ())]
+    pd.DataFrame(
+        {
+            "application_id": ["a1", "a2", "a3", "a4", "h1", "h2"],
+            "is_fraud": ["1", "1", "1", "1", "0", "0"],
+            "typology": ["identity_ring"] * 3 + ["device_farm", "", ""],
+            "ring_id": ["R1", "R1", "R1", "R2", "", ""],
+            "hard_negative": ["", "", "", "", "carrier_nat", ""],
+        }
+    ).to_csv(truth / "applications.csv", index=False)
+    findings = [
+        Finding("rings", "ring", ("a1", "a2", "a3", "h1"), 0.8, ()),
+        Finding("rings", "ring", ("h2", "a4"), 0.3, ()),
+    ]
     result = evaluate_findings(findings, truth, min_score=0.5)
     summary = dict(zip(result.summary["metric"], result.summary["value"]))
     assert summary["ring pair recall"] == 1.0

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.risk.features import application_features, identifier_history
 from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.risk.features import application_features, identifier_history
 from ringscope.detectors.risk.reasons import reason_code
+from ringscope.detectors.risk.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
 from ringscope.detectors.risk.training import outcome_labels, train
 from ringscope.detectors.runner import run_detectors
-from ringscope.detectors.risk.scoring import TrainingConfig, ks_statistic, load_model, precision_at_k
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from tests.detectors.builder import ExportBuilder
@@ -59,8 +59,9 @@ def test_finding_scores_enter_features_without_their_label_part(tmp_path):
 
 
 def test_identifier_history_ignores_the_same_person():
-    links = pd.DataFrame({"application_id": ["a", "b", "c"], "kind": "phone", "identifier": "p",
-                          "entity": ["x", "x", "y"]})
+    links = pd.DataFrame(
+        {"application_id": ["a", "b", "c"], "kind": "phone", "identifier": "p", "entity": ["x", "x", "y"]}
+    )
     times = pd.Series(pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"]), index=["a", "b", "c"])
     h = identifier_history(links, times, pd.Series(True, index=["a", "b", "c"])).set_index("application_id")
     assert h.loc["b", "earlier"] == 0 and h.loc["c", "earlier"] == 2 and h.loc["c", "bad_earlier"] == 2
@@ -125,12 +126,14 @@ def test_case_verdicts_become_labels(trained):
     apps = Portfolio(store).applications
     unlabelled = apps.loc[apps["label"].isna(), "application_id"].iloc[:2].tolist()
     good = apps.loc[apps["label"] == "good", "application_id"].iloc[0]
-    cases = pd.DataFrame({
-        "key": ["case-1", "case-2", "case-3"],
-        "target_label": ["Application"] * 3,
-        "target_key": [unlabelled[0], unlabelled[1], good],
-        "status": ["Confirmed fraud", "Dismissed", "Confirmed fraud"],
-    })
+    cases = pd.DataFrame(
+        {
+            "key": ["case-1", "case-2", "case-3"],
+            "target_label": ["Application"] * 3,
+            "target_key": [unlabelled[0], unlabelled[1], good],
+            "status": ["Confirmed fraud", "Dismissed", "Confirmed fraud"],
+        }
+    )
     store.write(GraphBatch(nodes={"Case": cases}))
     labels = outcome_labels(store, Portfolio(store))
     assert labels[unlabelled[0]] == "fraud" and labels[unlabelled[1]] == "good" and labels[good] == "fraud"

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ringscope.detectors.risk.features import GRAPH, application_features
-from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.rings import SharedIdentifierRings
+from ringscope.detectors.risk.features import GRAPH, application_features
+from ringscope.detectors.risk.flagging import FlagIndex
+from ringscope.detectors.risk.scoring import TARGETS, TrainingConfig, train_models
 from ringscope.detectors.risk.training import outcome_labels, target_outcomes, train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
-from ringscope.detectors.risk.scoring import TARGETS, TrainingConfig, train_models
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
@@ -31,18 +31,33 @@ T0 = datetime(2025, 3, 1, 10)
 
 
 def _cases(store, rows: list[tuple[str, str]]) -> None:
-    store.write(GraphBatch(nodes={"Case": pd.DataFrame({
-        "key": [f"case-{i}" for i in range(len(rows))],
-        "target_label": ["Application"] * len(rows),
-        "target_key": [key for key, _ in rows],
-        "status": [status for _, status in rows],
-    })}))
+    store.write(
+        GraphBatch(
+            nodes={
+                "Case": pd.DataFrame(
+                    {
+                        "key": [f"case-{i}" for i in range(len(rows))],
+                        "target_label": ["Application"] * len(rows),
+                        "target_key": [key for key, _ in rows],
+                        "status": [status for _, status in rows],
+                    }
+                )
+            }
+        )
+    )
 
 
 def test_each_target_takes_its_outcomes_from_labels_and_verdicts(tmp_path):
     b = ExportBuilder()
-    for app_id, label in (("F", "fraud"), ("D", "default"), ("G", "good"), ("DC", "default"),
-                          ("U1", ""), ("U2", ""), ("U3", "")):
+    for app_id, label in (
+        ("F", "fraud"),
+        ("D", "default"),
+        ("G", "good"),
+        ("DC", "default"),
+        ("U1", ""),
+        ("U2", ""),
+        ("U3", ""),
+    ):
         b.app(app_id, label=label)
     store = EmbeddedStore(tmp_path / "s")
     b.load(store, tmp_path / "e")
@@ -54,12 +69,18 @@ def test_each_target_takes_its_outcomes_from_labels_and_verdicts(tmp_path):
     fraud = target_outcomes(labels, verdicts, "fraud")
     default = target_outcomes(labels, verdicts, "default")
     # fraud: labelled and confirmed fraud are positives; a default and a dismissal are negatives
-    assert fraud.to_dict() == {"F": "fraud", "D": "default", "G": "good", "DC": "fraud",
-                               "U1": "good", "U2": None, "U3": "fraud"}
+    assert fraud.to_dict() == {
+        "F": "fraud",
+        "D": "default",
+        "G": "good",
+        "DC": "fraud",
+        "U1": "good",
+        "U2": None,
+        "U3": "fraud",
+    }
     assert {a for a, o in fraud.items() if o in TARGETS["fraud"]} == {"F", "DC", "U3"}
     # default: the label column only, every fraud (labelled or confirmed) left out
-    assert default.to_dict() == {"F": None, "D": "default", "G": "good", "DC": None,
-                                 "U1": None, "U2": None, "U3": None}
+    assert default.to_dict() == {"F": None, "D": "default", "G": "good", "DC": None, "U1": None, "U2": None, "U3": None}
 
 
 def _neighbours_store(tmp_path) -> EmbeddedStore:
@@ -93,8 +114,13 @@ def test_known_bad_neighbours_follow_the_target_in_training_and_flagging(tmp_pat
     index.use_known_bad(TARGETS[target])
     flagged = index.graph_features(np.arange(len(index.app_pos)))
     columns = [c for c in GRAPH if c in flagged.columns]
-    pd.testing.assert_frame_equal(flagged[columns].sort_index(), trained[columns].sort_index(),
-                                  check_dtype=False, check_names=False, check_index_type=False)
+    pd.testing.assert_frame_equal(
+        flagged[columns].sort_index(),
+        trained[columns].sort_index(),
+        check_dtype=False,
+        check_names=False,
+        check_index_type=False,
+    )
     # and so do its reason partners
     partners = index.partners_of(index.app_pos.get_indexer([known, other]))
     assert {p.application_id for p in partners} == {known}
@@ -130,8 +156,9 @@ def test_the_fraud_model_does_not_learn_defaults(noisy_defaults):
     assert report["negatives"]["default"] == n_default
     # the old mixed target on the same book, with its own known-bad features
     portfolio = Portfolio(store)
-    mixed_features = application_features(portfolio, load_findings(store), SharedIdentifierRings().hubs(portfolio),
-                                           ("fraud", "default"))
+    mixed_features = application_features(
+        portfolio, load_findings(store), SharedIdentifierRings().hubs(portfolio), ("fraud", "default")
+    )
     labels = portfolio.applications.set_index("application_id")["label"]
     applied_at = portfolio.applications.set_index("application_id")["applied_at"]
     _, mixed = train_models(mixed_features, labels.replace("default", "fraud"), applied_at, TrainingConfig())

@@ -20,12 +20,15 @@ def _book(positives_early: int, positives_late: int, n: int = 400, seed: int = 0
     bad = set(rng.choice(cut, positives_early, replace=False).tolist())
     bad |= set((cut + rng.choice(n - cut, positives_late, replace=False)).tolist())
     y = np.array([i in bad for i in range(n)])
-    features = pd.DataFrame({
-        "log_amount": rng.normal(10, 1, n),
-        "det_shared_identifier_rings": np.where(y, rng.uniform(0.5, 1, n), rng.uniform(0, 0.6, n)),
-        "product": rng.choice(["consumer", "sme"], n),
-        "channel": rng.choice(["app", "agent"], n),
-    }, index=ids)
+    features = pd.DataFrame(
+        {
+            "log_amount": rng.normal(10, 1, n),
+            "det_shared_identifier_rings": np.where(y, rng.uniform(0.5, 1, n), rng.uniform(0, 0.6, n)),
+            "product": rng.choice(["consumer", "sme"], n),
+            "channel": rng.choice(["app", "agent"], n),
+        },
+        index=ids,
+    )
     labels = pd.Series(np.where(y, "fraud", "good"), index=ids)
     return features, labels, applied_at
 

@@ -23,27 +23,41 @@ def _plant(b: ExportBuilder) -> dict[str, list[str]]:
     planted: dict[str, list[str]] = {"background": [], "farm": [], "nat": [], "repeat": [], "ip_burst": []}
     # a year of ordinary traffic: one application every 4 days, own device and network each
     for i in range(90):
-        planted["background"].append(b.app(applied_at=START + timedelta(days=4 * i, hours=i % 9),
-                                           ip=_ip(i))["application_id"])
+        planted["background"].append(
+            b.app(applied_at=START + timedelta(days=4 * i, hours=i % 9), ip=_ip(i))["application_id"]
+        )
     # a device farm: one phone, 8 different people, every 50 minutes one evening, one /24
     for j in range(8):
-        planted["farm"].append(b.app(applied_at=START + timedelta(days=200, hours=18, minutes=50 * j),
-                                     device_id="farm-phone-1", ip=f"121.40.7.{10 + j}",
-                                     label="fraud" if j < 3 else "")["application_id"])
+        planted["farm"].append(
+            b.app(
+                applied_at=START + timedelta(days=200, hours=18, minutes=50 * j),
+                device_id="farm-phone-1",
+                ip=f"121.40.7.{10 + j}",
+                label="fraud" if j < 3 else "",
+            )["application_id"]
+        )
     # a promotion evening behind one mobile IP: 8 people, each on their own device, nothing else shared
     for j in range(8):
-        planted["ip_burst"].append(b.app(applied_at=START + timedelta(days=250, hours=19, minutes=40 * j),
-                                         ip="223.104.3.3")["application_id"])
+        planted["ip_burst"].append(
+            b.app(applied_at=START + timedelta(days=250, hours=19, minutes=40 * j), ip="223.104.3.3")["application_id"]
+        )
     # a carrier NAT: 30 unrelated applicants on one IP, each on their own device, every 11 days
     for j in range(30):
-        planted["nat"].append(b.app(applied_at=START + timedelta(days=11 * j, hours=j % 7),
-                                    ip="117.136.12.34")["application_id"])
+        planted["nat"].append(
+            b.app(applied_at=START + timedelta(days=11 * j, hours=j % 7), ip="117.136.12.34")["application_id"]
+        )
     # a repeat borrower: one person, one device, three loans months apart
     for j in range(3):
-        planted["repeat"].append(b.app(applied_at=START + timedelta(days=100 * j + 3),
-                                       applicant_name="孙明远", applicant_id_number=person_id(4242),
-                                       applicant_phone="13912345678", device_id="own-phone-77",
-                                       ip=_ip(300 + j))["application_id"])
+        planted["repeat"].append(
+            b.app(
+                applied_at=START + timedelta(days=100 * j + 3),
+                applicant_name="孙明远",
+                applicant_id_number=person_id(4242),
+                applicant_phone="13912345678",
+                device_id="own-phone-77",
+                ip=_ip(300 + j),
+            )["application_id"]
+        )
     return planted
 
 
@@ -101,9 +115,11 @@ def test_network_burst_on_own_devices_scores_below_device_farm(planted):
 
 
 def test_overlapping_windows_merge_and_distant_bursts_split():
-    times = (["2025-01-01 10:00", "2025-01-01 11:00", "2025-01-02 09:00", "2025-01-03 08:00", "2025-01-04 07:00"]
-             + ["2025-06-01 10:00", "2025-06-01 10:30", "2025-06-01 11:00"]
-             + ["2025-09-01 00:00", "2025-12-01 00:00"])
+    times = (
+        ["2025-01-01 10:00", "2025-01-01 11:00", "2025-01-02 09:00", "2025-01-03 08:00", "2025-01-04 07:00"]
+        + ["2025-06-01 10:00", "2025-06-01 10:30", "2025-06-01 11:00"]
+        + ["2025-09-01 00:00", "2025-12-01 00:00"]
+    )
     keys = ["d1"] * 8 + ["d2", "d2"]
     found = burst_windows(pd.Series(keys), pd.Series(pd.to_datetime(times, utc=True)), window_seconds=86400 * 2)
     sizes = sorted(found.groupby("cluster").size().tolist())
@@ -116,14 +132,23 @@ def test_spread_out_identifier_is_not_a_burst():
     assert burst_windows(pd.Series(["nat"] * 40), times, window_seconds=72 * 3600).empty
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(min_apps=1), "The 'min_apps' parameter of DeviceVelocity must be an int >= 2. Got 1 instead."),
-    (dict(window_hours=0), "The 'window_hours' parameter of DeviceVelocity must be a number in (0, 2160]. Got 0 instead."),
-    (dict(alpha=1.5), "The 'alpha' parameter of DeviceVelocity must be a float in (0, 1). Got 1.5 instead."),
-    (dict(kinds=("device", "email")), "The 'kinds' parameter of DeviceVelocity must be a non-empty tuple of "
-                                      "'device', 'ip', 'ip_range'. Got ('device', 'email') instead."),
-    (dict(max_listed=0), "The 'max_listed' parameter of DeviceVelocity must be an int >= 1. Got 0 instead."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(min_apps=1), "The 'min_apps' parameter of DeviceVelocity must be an int >= 2. Got 1 instead."),
+        (
+            dict(window_hours=0),
+            "The 'window_hours' parameter of DeviceVelocity must be a number in (0, 2160]. Got 0 instead.",
+        ),
+        (dict(alpha=1.5), "The 'alpha' parameter of DeviceVelocity must be a float in (0, 1). Got 1.5 instead."),
+        (
+            dict(kinds=("device", "email")),
+            "The 'kinds' parameter of DeviceVelocity must be a non-empty tuple of "
+            "'device', 'ip', 'ip_range'. Got ('device', 'email') instead.",
+        ),
+        (dict(max_listed=0), "The 'max_listed' parameter of DeviceVelocity must be an int >= 1. Got 0 instead."),
+    ],
+)
 def test_parameter_validation(params, message):
     with pytest.raises(ValueError) as err:
         DeviceVelocity(**params)

@@ -50,17 +50,24 @@ def _run(store, tag: str, **params):
 EXPECTED = {
     "q1-shared-phone": lambda rows: rows == [{"phone": "+8613700137000", "first": "A3", "second": "A4"}],
     "q2-device-degree": lambda rows: rows[0] == {"device": "dev-1", "applications": 2, "borrowers": 2},
-    "q3-mutual-guarantee": lambda rows: rows == [{"party": min(C1, C2), "counterparty": max(C1, C2), "exposure": 150000.0}],
+    "q3-mutual-guarantee": lambda rows: (
+        rows == [{"party": min(C1, C2), "counterparty": max(C1, C2), "exposure": 150000.0}]
+    ),
     # one row per circle, not one per rotation
-    "q4-guarantee-cycles": lambda rows: rows == [{"members": [min(C1, C2), max(C1, C2), min(C1, C2)], "length": 2,
-                                                  "exposure": 150000.0}],
-    "q6-contact-is-applicant": lambda rows: {(r["application"], r["contact_application"]) for r in rows}
-    == {("A1", "A2"), ("A2", "A1")},
+    "q4-guarantee-cycles": lambda rows: (
+        rows == [{"members": [min(C1, C2), max(C1, C2), min(C1, C2)], "length": 2, "exposure": 150000.0}]
+    ),
+    "q6-contact-is-applicant": lambda rows: (
+        {(r["application"], r["contact_application"]) for r in rows} == {("A1", "A2"), ("A2", "A1")}
+    ),
     "q7-contact-loops": lambda rows: rows == [{"first": "A1", "second": "A2"}],
-    "q8-agent-outcomes": lambda rows: rows[0]["agent"] == "AG1" and rows[0]["applications"] == 2 and rows[0]["bad"] == 1,
+    "q8-agent-outcomes": lambda rows: (
+        rows[0]["agent"] == "AG1" and rows[0]["applications"] == 2 and rows[0]["bad"] == 1
+    ),
     "q9-bad-id-checksum": lambda rows: [r["application"] for r in rows] == ["A7"],
-    "q10-shared-company-address": lambda rows: len(rows) == 1
-    and {rows[0]["rep"], rows[0]["other_rep"]} == {"张伟", "李四"},
+    "q10-shared-company-address": lambda rows: (
+        len(rows) == 1 and {rows[0]["rep"], rows[0]["other_rep"]} == {"张伟", "李四"}
+    ),
 }
 
 
@@ -106,14 +113,29 @@ def test_guarantee_cycles_query_lists_each_simple_cycle_once(loaded):
     from ringscope.graph.store import GraphBatch
 
     keys = ["GX1", "GX2", "GX3", "GX4"]
-    edges = [("GX1", "GX2", "L1", 10.0), ("GX2", "GX3", "L2", 20.0), ("GX3", "GX1", "L3", 30.0),
-             ("GX3", "GX1", "L4", 5.0), ("GX1", "GX4", "L5", 1.0), ("GX4", "GX1", "L6", 2.0)]
-    loaded.write(GraphBatch(
-        nodes={"Company": pd.DataFrame({"key": keys})},
-        relationships={"Company-GUARANTEES-Company": pd.DataFrame(
-            {"src": [e[0] for e in edges], "dst": [e[1] for e in edges], "application_id": [e[2] for e in edges],
-             "amount": [e[3] for e in edges]})},
-    ))
+    edges = [
+        ("GX1", "GX2", "L1", 10.0),
+        ("GX2", "GX3", "L2", 20.0),
+        ("GX3", "GX1", "L3", 30.0),
+        ("GX3", "GX1", "L4", 5.0),
+        ("GX1", "GX4", "L5", 1.0),
+        ("GX4", "GX1", "L6", 2.0),
+    ]
+    loaded.write(
+        GraphBatch(
+            nodes={"Company": pd.DataFrame({"key": keys})},
+            relationships={
+                "Company-GUARANTEES-Company": pd.DataFrame(
+                    {
+                        "src": [e[0] for e in edges],
+                        "dst": [e[1] for e in edges],
+                        "application_id": [e[2] for e in edges],
+                        "amount": [e[3] for e in edges],
+                    }
+                )
+            },
+        )
+    )
     rows = [r for r in _run(loaded, "q4-guarantee-cycles") if r["members"][0].startswith("GX")]
     assert rows == [
         {"members": ["GX1", "GX4", "GX1"], "length": 2, "exposure": 3.0},
@@ -127,11 +149,16 @@ def test_shortest_path_never_walks_through_findings(loaded):
     through it (INVOLVES edges are the detectors' output, not data)."""
     from ringscope.graph.store import GraphBatch
 
-    loaded.write(GraphBatch(
-        nodes={"Finding": pd.DataFrame({"key": ["test-finding"], "detector": ["test"], "score": [0.9]})},
-        relationships={"Finding-INVOLVES-Application": pd.DataFrame(
-            {"src": ["test-finding", "test-finding"], "dst": ["A3", "A7"], "role": ["member", "member"]})},
-    ))
+    loaded.write(
+        GraphBatch(
+            nodes={"Finding": pd.DataFrame({"key": ["test-finding"], "detector": ["test"], "score": [0.9]})},
+            relationships={
+                "Finding-INVOLVES-Application": pd.DataFrame(
+                    {"src": ["test-finding", "test-finding"], "dst": ["A3", "A7"], "role": ["member", "member"]}
+                )
+            },
+        )
+    )
     for row in _run(loaded, "q11-shortest-path", a="A3", b="A7"):
         assert "test-finding" not in row["hops"], row
     rows = _run(loaded, "q11-shortest-path", a="A3", b="A4")  # the data's own link is still found

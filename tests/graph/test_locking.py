@@ -117,7 +117,9 @@ def test_a_killed_holder_releases_the_embedded_lock(tmp_path):
 
 @pytest.mark.neo4j
 def test_a_killed_holder_releases_the_neo4j_lock_when_its_lease_runs_out(neo4j_store, neo4j_uri):
-    child = _hold_in_child(f"from ringscope.graph.neo4j_store import Neo4jStore\nstore = Neo4jStore({neo4j_uri!r}, lock_lease=5)")
+    child = _hold_in_child(
+        f"from ringscope.graph.neo4j_store import Neo4jStore\nstore = Neo4jStore({neo4j_uri!r}, lock_lease=5)"
+    )
     with pytest.raises(StoreBusy) as busy:
         with neo4j_store.lock(timeout=0.5):
             pass

@@ -85,9 +85,14 @@ def test_the_dashboard_users_file_is_private(tmp_path):
 
 def test_the_cli_creates_private_outputs_whatever_the_umask(tmp_path):
     out = tmp_path / "generated"
-    subprocess.run([sys.executable, "-m", "ringscope.app.cli", "generate", "--applications", "60", "--out", str(out), "--quiet"],
-                   cwd=OUTSIDE, env=dict(os.environ), check=True, capture_output=True,
-                   preexec_fn=lambda: os.umask(0o022))
+    subprocess.run(
+        [sys.executable, "-m", "ringscope.app.cli", "generate", "--applications", "60", "--out", str(out), "--quiet"],
+        cwd=OUTSIDE,
+        env=dict(os.environ),
+        check=True,
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0o022),
+    )
     files = [p for p in out.rglob("*") if p.is_file()]
     assert files and all(_mode(p) == 0o600 for p in files)
     assert _mode(out) == 0o700

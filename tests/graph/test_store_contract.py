@@ -13,7 +13,9 @@ from ringscope.graph.store import GraphBatch
 def _batch(name_a="张伟", amount=1000.0):
     return GraphBatch(
         nodes={
-            "Application": pd.DataFrame({"key": ["A1", "A2"], "amount": [amount, 2000.0], "applicant_name": [name_a, None]}),
+            "Application": pd.DataFrame(
+                {"key": ["A1", "A2"], "amount": [amount, 2000.0], "applicant_name": [name_a, None]}
+            ),
             "Phone": pd.DataFrame({"key": ["+8613800138000"], "valid": [True]}),
             "Company": pd.DataFrame({"key": ["C1", "C2"]}),
         },
@@ -22,8 +24,12 @@ def _batch(name_a="张伟", amount=1000.0):
                 {"src": ["A1", "A2"], "dst": ["+8613800138000"] * 2, "raw": ["138 0013 8000", "13800138000"]}
             ),
             "Company-GUARANTEES-Company": pd.DataFrame(
-                {"src": ["C1", "C1", "C2"], "dst": ["C2", "C2", "C1"], "application_id": ["A1", "A2", "A2"],
-                 "amount": [10.0, 20.0, 30.0]}
+                {
+                    "src": ["C1", "C1", "C2"],
+                    "dst": ["C2", "C2", "C1"],
+                    "application_id": ["A1", "A2", "A2"],
+                    "amount": [10.0, 20.0, 30.0],
+                }
             ),
         },
     )
@@ -59,7 +65,9 @@ def test_later_value_wins_and_null_keeps_old(store):
 
 def test_values_are_data_never_query_text(store):
     evil = "x'}) DETACH DELETE n //"
-    store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": [evil], "applicant_name": ["` MATCH (n) DELETE n"]})}))
+    store.write(
+        GraphBatch(nodes={"Application": pd.DataFrame({"key": [evil], "applicant_name": ["` MATCH (n) DELETE n"]})})
+    )
     store.write(_batch())
     props = store.node_properties("Application", [evil], ["applicant_name"])
     assert props.loc[0, "applicant_name"] == "` MATCH (n) DELETE n"
@@ -100,10 +108,18 @@ def test_reading_a_property_outside_the_model_fails(store):
 def test_keep_policy_keeps_stored_values_and_fills_missing_ones(store):
     store.write(_batch(name_a="张伟", amount=1000.0))
     later = GraphBatch(
-        nodes={"Application": pd.DataFrame({"key": ["A1", "A2", "A3"], "amount": [1500.0, 2500.0, 3000.0],
-                                            "applicant_name": ["王五", "李四", "赵六"]})},
-        relationships={"Application-HAS_PHONE-Phone": pd.DataFrame(
-            {"src": ["A1"], "dst": ["+8613800138000"], "raw": ["changed"]})},
+        nodes={
+            "Application": pd.DataFrame(
+                {
+                    "key": ["A1", "A2", "A3"],
+                    "amount": [1500.0, 2500.0, 3000.0],
+                    "applicant_name": ["王五", "李四", "赵六"],
+                }
+            )
+        },
+        relationships={
+            "Application-HAS_PHONE-Phone": pd.DataFrame({"src": ["A1"], "dst": ["+8613800138000"], "raw": ["changed"]})
+        },
     )
     store.write(later, policy="keep")
     props = store.node_properties("Application", ["A1", "A2", "A3"], ["amount", "applicant_name"]).set_index("key")
@@ -119,8 +135,11 @@ def test_replace_policy_and_detach_correct_a_node_and_its_edges(store):
     store.write(GraphBatch(nodes={"Phone": pd.DataFrame({"key": ["+8613900139000"]})}))
     fix = GraphBatch(
         nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [1200.0], "applicant_name": [None]})},
-        relationships={"Application-HAS_PHONE-Phone": pd.DataFrame(
-            {"src": ["A1"], "dst": ["+8613900139000"], "raw": ["13900139000"]})},
+        relationships={
+            "Application-HAS_PHONE-Phone": pd.DataFrame(
+                {"src": ["A1"], "dst": ["+8613900139000"], "raw": ["13900139000"]}
+            )
+        },
     )
     store.write(fix, policy="replace", detach={"Application-HAS_PHONE-Phone": ("src", ["A1"])})
     props = store.node_properties("Application", ["A1", "A2"], ["amount", "applicant_name"]).set_index("key")
@@ -146,8 +165,11 @@ def test_replace_derived_swaps_findings_with_their_edges(store):
     def findings(keys, members):
         return GraphBatch(
             nodes={"Finding": pd.DataFrame({"key": keys, "score": [0.5] * len(keys)})},
-            relationships={"Finding-INVOLVES-Application": pd.DataFrame(
-                {"src": [k for k in keys for _ in members], "dst": members * len(keys), "role": "member"})},
+            relationships={
+                "Finding-INVOLVES-Application": pd.DataFrame(
+                    {"src": [k for k in keys for _ in members], "dst": members * len(keys), "role": "member"}
+                )
+            },
         )
 
     store.replace_derived(findings(["f-old", "f-both"], ["A1"]))
@@ -165,8 +187,8 @@ def test_revision_moves_on_with_every_write_that_changes_something(store):
     """Issue 12: saved derived state is checked against the revision; it must
     change with any stored change (ingest, scores, findings, clear) and stay
     while nothing changed, on both stores."""
-    from ringscope.detectors.runner import DetectionRun, findings_batch
     from ringscope.detectors.base import Evidence, Finding
+    from ringscope.detectors.runner import DetectionRun, findings_batch
 
     seen = [store.revision()]
     store.write(_batch())
@@ -188,8 +210,9 @@ def test_revision_stays_when_a_write_changes_nothing_on_the_embedded_store(embed
     embedded_store.write(_batch())
     before = embedded_store.revision()
     embedded_store.write(_batch())  # the same rows again: nothing to commit
-    embedded_store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [9.0]})}),
-                         policy="keep")  # a stored value stays
+    embedded_store.write(
+        GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [9.0]})}), policy="keep"
+    )  # a stored value stays
     assert embedded_store.revision() == before
     embedded_store.write(GraphBatch(nodes={"Application": pd.DataFrame({"key": ["A1"], "amount": [9.0]})}))
     assert embedded_store.revision() != before

@@ -53,9 +53,22 @@ def _ingest(folder: Path, store_args: list[str], rejects: Path, *extra: str) -> 
     the test can watch for the waiting message while it runs."""
     err = open(rejects.with_suffix(".err"), "w+", encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder), *store_args, "--quiet", "--rejects", str(rejects),
-         *extra],
-        cwd=OUTSIDE, stdout=subprocess.PIPE, stderr=err, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ringscope.app.cli",
+            "ingest",
+            str(folder),
+            *store_args,
+            "--quiet",
+            "--rejects",
+            str(rejects),
+            *extra,
+        ],
+        cwd=OUTSIDE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
         env=dict(os.environ),
     )
     proc.err_path = err.name
@@ -126,8 +139,9 @@ def test_a_writer_that_will_not_wait_fails_clearly_and_changes_nothing(exports, 
 
 
 @pytest.mark.neo4j
-def test_two_concurrent_ingests_into_neo4j_leave_a_consistent_store(exports, reference, neo4j_store, neo4j_uri,
-                                                                    tmp_path):
+def test_two_concurrent_ingests_into_neo4j_leave_a_consistent_store(
+    exports, reference, neo4j_store, neo4j_uri, tmp_path
+):
     args = ["--neo4j", neo4j_uri]
     with neo4j_store.lock(job="ringscope ingest"):
         first = _ingest(exports[0], args, tmp_path / "r0.csv")

@@ -14,18 +14,33 @@ SECRET = "s3cr@t/pa:ss"
 QUOTED = "s3cr%40t%2Fpa%3Ass"
 
 
-@pytest.mark.parametrize("uri, bare, credentials, shown", [
-    ("bolt://127.0.0.1:7687", "bolt://127.0.0.1:7687", None, "bolt://127.0.0.1:7687"),
-    ("bolt://neo4j:secret@127.0.0.1:7687", "bolt://127.0.0.1:7687", ("neo4j", "secret"),
-     "bolt://neo4j:***@127.0.0.1:7687"),
-    (f"neo4j://reader:{QUOTED}@db.example.cn:7687", "neo4j://db.example.cn:7687", ("reader", SECRET),
-     "neo4j://reader:***@db.example.cn:7687"),
-    # typed without quoting: everything up to the last '@' is the credentials
-    ("bolt://neo4j:p@ss/w@rd@10.0.0.5:7687", "bolt://10.0.0.5:7687", ("neo4j", "p@ss/w@rd"),
-     "bolt://neo4j:***@10.0.0.5:7687"),
-    ("bolt+s://neo4j@host:7687", "bolt+s://host:7687", ("neo4j", ""), "bolt+s://neo4j@host:7687"),
-    (".ringscope", ".ringscope", None, ".ringscope"),
-])
+@pytest.mark.parametrize(
+    "uri, bare, credentials, shown",
+    [
+        ("bolt://127.0.0.1:7687", "bolt://127.0.0.1:7687", None, "bolt://127.0.0.1:7687"),
+        (
+            "bolt://neo4j:secret@127.0.0.1:7687",
+            "bolt://127.0.0.1:7687",
+            ("neo4j", "secret"),
+            "bolt://neo4j:***@127.0.0.1:7687",
+        ),
+        (
+            f"neo4j://reader:{QUOTED}@db.example.cn:7687",
+            "neo4j://db.example.cn:7687",
+            ("reader", SECRET),
+            "neo4j://reader:***@db.example.cn:7687",
+        ),
+        # typed without quoting: everything up to the last '@' is the credentials
+        (
+            "bolt://neo4j:p@ss/w@rd@10.0.0.5:7687",
+            "bolt://10.0.0.5:7687",
+            ("neo4j", "p@ss/w@rd"),
+            "bolt://neo4j:***@10.0.0.5:7687",
+        ),
+        ("bolt+s://neo4j@host:7687", "bolt+s://host:7687", ("neo4j", ""), "bolt+s://neo4j@host:7687"),
+        (".ringscope", ".ringscope", None, ".ringscope"),
+    ],
+)
 def test_credentials_are_split_off_and_redacted(uri, bare, credentials, shown):
     assert split_credentials(uri) == (bare, credentials)
     assert redact_uri(uri) == shown
@@ -60,10 +75,16 @@ def test_credentials_in_the_uri_are_used_and_hidden(neo4j_driver, neo4j_uri, mon
     without the password."""
     from ringscope.graph.neo4j_auth import auth_from_env
 
-    user, password = auth_from_env() or (os.environ.get("NEO4J_USER") or "neo4j",
-                                         os.environ.get("NEO4J_PASSWORD") or "unused-secret")
-    for name in ("RINGSCOPE_NEO4J_USER", "RINGSCOPE_NEO4J_PASSWORD", "RINGSCOPE_NEO4J_PASSWORD_FILE",
-                 "RINGSCOPE_NEO4J_URI"):
+    user, password = auth_from_env() or (
+        os.environ.get("NEO4J_USER") or "neo4j",
+        os.environ.get("NEO4J_PASSWORD") or "unused-secret",
+    )
+    for name in (
+        "RINGSCOPE_NEO4J_USER",
+        "RINGSCOPE_NEO4J_PASSWORD",
+        "RINGSCOPE_NEO4J_PASSWORD_FILE",
+        "RINGSCOPE_NEO4J_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     from urllib.parse import quote
 

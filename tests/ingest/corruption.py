@@ -35,8 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["VARIANTS", "Corrupted", "corrupt", "check_ingest", "split_batches", "write_clean",
-           "application_properties"]
+__all__ = ["VARIANTS", "Corrupted", "corrupt", "check_ingest", "split_batches", "write_clean", "application_properties"]
 
 TABLES = ("applications", "guarantees", "contacts", "company_roles")
 VARIANTS = ("quoted", "minimal", "gb18030", "crlf", "parquet")
@@ -53,17 +52,45 @@ ABSURD = {
 LINE_FAULTS = ("quote_at_field_start", "quote_anywhere", "nul", "other_encoding", "junk_bytes", "ragged", "blank")
 
 #: Parquet column types: (column, maker, refused?)
-PARQUET_FAULTS = ("binary_id", "float_amount", "timestamp_applied_at", "dictionary_label", "extra_list_column",
-                  "float_id_number", "list_name")
+PARQUET_FAULTS = (
+    "binary_id",
+    "float_amount",
+    "timestamp_applied_at",
+    "dictionary_label",
+    "extra_list_column",
+    "float_id_number",
+    "list_name",
+)
 _REFUSING_PARQUET = {"float_id_number", "list_name"}
 
 #: Application properties compared with a clean ingest
 COMPARED = [
-    "applied_at", "amount", "term_months", "product", "channel", "label", "declared_monthly_revenue",
-    "declared_monthly_income", "applicant_name", "applicant_name_raw", "applicant_id_number_raw",
-    "applicant_phone_raw", "applicant_address_raw", "company_name_raw", "company_uscc_raw", "company_address_raw",
-    "employer_name_raw", "bank_account_raw", "device_id_raw", "ip_raw", "email_raw", "borrower_label",
-    "borrower_key", "id_checksum_ok", "id_region_known", "phone_valid",
+    "applied_at",
+    "amount",
+    "term_months",
+    "product",
+    "channel",
+    "label",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "applicant_name",
+    "applicant_name_raw",
+    "applicant_id_number_raw",
+    "applicant_phone_raw",
+    "applicant_address_raw",
+    "company_name_raw",
+    "company_uscc_raw",
+    "company_address_raw",
+    "employer_name_raw",
+    "bank_account_raw",
+    "device_id_raw",
+    "ip_raw",
+    "email_raw",
+    "borrower_label",
+    "borrower_key",
+    "id_checksum_ok",
+    "id_region_known",
+    "phone_valid",
 ]
 
 
@@ -90,12 +117,16 @@ class Corrupted:
 
 
 def _frames(folder: Path) -> dict[str, pd.DataFrame]:
-    return {t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False)
-            for t in TABLES if (folder / f"{t}.csv").exists()}
+    return {
+        t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False)
+        for t in TABLES
+        if (folder / f"{t}.csv").exists()
+    }
 
 
-def corrupt(clean: Path, out: Path, seed: int, variant: str | None = None,
-            frames: dict[str, pd.DataFrame] | None = None) -> Corrupted:
+def corrupt(
+    clean: Path, out: Path, seed: int, variant: str | None = None, frames: dict[str, pd.DataFrame] | None = None
+) -> Corrupted:
     """Write a corrupted copy of the portfolio in ``clean`` (CSV) to ``out``.
 
     ``frames`` (table → text frame) replaces the tables read from ``clean``,
@@ -132,8 +163,9 @@ def corrupt(clean: Path, out: Path, seed: int, variant: str | None = None,
     for table, frame in frames.items():
         header = [_csv_line(frame.columns, quoting)]
         lines = header + [_csv_line(row, quoting) for row in frame.itertuples(index=False, name=None)]
-        owners: list[str | None] = [None] + frame["application_id"].tolist() if "application_id" in frame else \
-            [None] * len(lines)
+        owners: list[str | None] = (
+            [None] + frame["application_id"].tolist() if "application_id" in frame else [None] * len(lines)
+        )
         raw = [line.encode(encoding) for line in lines]
         if table in ("applications", "contacts"):
             raw, owners = _line_faults(table, raw, owners, encoding, rng, result)
@@ -155,8 +187,9 @@ def _csv_line(values, quoting: int) -> str:
     return buffer.getvalue()
 
 
-def _line_faults(table: str, raw: list[bytes], owners: list[str | None], encoding: str, rng: random.Random,
-                 result: Corrupted) -> tuple[list[bytes], list[str | None]]:
+def _line_faults(
+    table: str, raw: list[bytes], owners: list[str | None], encoding: str, rng: random.Random, result: Corrupted
+) -> tuple[list[bytes], list[str | None]]:
     """Line faults on lines at least two apart, never the header or the last three lines."""
     n = len(raw)
     if n < 10:
@@ -202,21 +235,23 @@ def _line_faults(table: str, raw: list[bytes], owners: list[str | None], encodin
     return raw, owners
 
 
-def _truncate(data: bytes, raw: list[bytes], owners: list[str | None], end: bytes, rng: random.Random,
-              result: Corrupted) -> tuple[bytes, list[str | None]]:
+def _truncate(
+    data: bytes, raw: list[bytes], owners: list[str | None], end: bytes, rng: random.Random, result: Corrupted
+) -> tuple[bytes, list[str | None]]:
     """Cut the file inside one of its last two lines (maybe inside a character)."""
     which = len(raw) - rng.randint(1, 2)
     start = len(end.join(raw[:which])) + len(end)
     cut = start + rng.randrange(1, max(2, len(raw[which])))
-    owners = owners[:which + 1]
+    owners = owners[: which + 1]
     if owners[which] is not None:
         result.touched.add(owners[which])
     result.faults.append(f"applications cut at byte {cut} (line {which + 1})")
     return data[:cut], owners
 
 
-def _duplicate_header(data: bytes, columns, quoting: int, encoding: str, end: bytes, rng: random.Random,
-                      result: Corrupted) -> bytes:
+def _duplicate_header(
+    data: bytes, columns, quoting: int, encoding: str, end: bytes, rng: random.Random, result: Corrupted
+) -> bytes:
     names = list(columns)
     k = rng.randrange(1, len(names))
     names[k] = rng.choice(names[:k]) + rng.choice(["", " "])
@@ -228,8 +263,9 @@ def _duplicate_header(data: bytes, columns, quoting: int, encoding: str, end: by
 
 def _write_parquet(frames: dict[str, pd.DataFrame], out: Path, rng: random.Random, result: Corrupted) -> None:
     for table, frame in frames.items():
-        columns = {c: pa.array(frame[c].where(frame[c] != "").tolist(), pa.string(), from_pandas=True)
-                   for c in frame.columns}
+        columns = {
+            c: pa.array(frame[c].where(frame[c] != "").tolist(), pa.string(), from_pandas=True) for c in frame.columns
+        }
         if table == "applications":
             for fault in rng.sample(PARQUET_FAULTS, rng.randint(1, 2)):
                 _parquet_fault(fault, frame, columns, result)
@@ -253,8 +289,9 @@ def _parquet_fault(fault: str, frame: pd.DataFrame, columns: dict, result: Corru
     elif fault == "extra_list_column":
         columns["tags"] = pa.array([["a", "b"]] * len(frame))
     elif fault == "float_id_number":
-        columns["applicant_id_number"] = pa.array(pd.to_numeric(frame["applicant_id_number"], errors="coerce"),
-                                                  pa.float64())
+        columns["applicant_id_number"] = pa.array(
+            pd.to_numeric(frame["applicant_id_number"], errors="coerce"), pa.float64()
+        )
     elif fault == "list_name":
         columns["applicant_name"] = pa.array([[v] for v in frame["applicant_name"]])
     if fault in _REFUSING_PARQUET:
@@ -267,8 +304,14 @@ def application_properties(store) -> pd.DataFrame:
     return nodes.set_index("key")
 
 
-def check_ingest(corrupted: Corrupted, summary, store, reference: pd.DataFrame, rejects_path: Path,
-                 stored_before: pd.Index | None = None) -> None:
+def check_ingest(
+    corrupted: Corrupted,
+    summary,
+    store,
+    reference: pd.DataFrame,
+    rejects_path: Path,
+    stored_before: pd.Index | None = None,
+) -> None:
     """Assert what every ingest of a corrupted folder must give (see the module docstring).
 
     ``reference`` holds the Application properties of a clean ingest;
@@ -276,8 +319,11 @@ def check_ingest(corrupted: Corrupted, summary, store, reference: pd.DataFrame, 
     """
     why = corrupted.describe()
     reports = {t.table: t for t in summary.tables}
-    rejects = (pd.read_csv(rejects_path, encoding="utf-8-sig", dtype={"line": "Int64"})
-               if summary.rejects_path else pd.DataFrame(columns=["source_file", "line", "reason", "record"]))
+    rejects = (
+        pd.read_csv(rejects_path, encoding="utf-8-sig", dtype={"line": "Int64"})
+        if summary.rejects_path
+        else pd.DataFrame(columns=["source_file", "line", "reason", "record"])
+    )
     for table, report in reports.items():
         name = Path(report.file).name
         assert report.rows_read == report.rows_loaded + report.rows_rejected, (table, why)
@@ -306,8 +352,12 @@ def check_ingest(corrupted: Corrupted, summary, store, reference: pd.DataFrame, 
     assert not missing, (f"{len(missing)} untouched applications not loaded, e.g. {missing[:5]}", why)
     left, right = stored.loc[good, COMPARED], reference.loc[good, COMPARED]
     changed = [a for a in good if not _same(left.loc[a], right.loc[a])]
-    assert not changed, (f"{len(changed)} untouched applications changed, e.g. {changed[:3]}",
-                         left.loc[changed[:1]].to_dict("records"), right.loc[changed[:1]].to_dict("records"), why)
+    assert not changed, (
+        f"{len(changed)} untouched applications changed, e.g. {changed[:3]}",
+        left.loc[changed[:1]].to_dict("records"),
+        right.loc[changed[:1]].to_dict("records"),
+        why,
+    )
     lines = stored.loc[good, "source_line"].astype(int)
     assert (lines == pd.Series({a: present[a] for a in good})).all(), ("source lines moved", why)
     earlier = set() if stored_before is None else set(stored_before)
@@ -318,7 +368,9 @@ def check_ingest(corrupted: Corrupted, summary, store, reference: pd.DataFrame, 
         assert present[app] in loaded_lines | rejected_lines, (app, present[app], why)
     for app in corrupted.absurd & set(present):
         assert app not in stored.index or stored.loc[app, "source_line"] != present[app], (
-            f"{app} with an absurd value was loaded", why)
+            f"{app} with an absurd value was loaded",
+            why,
+        )
     touched_lines = {present[a] for a in corrupted.touched if a in present}
     for key in set(new.index) - set(present):
         assert int(new.loc[key, "source_line"]) in touched_lines, (f"unexpected application {key!r}", why)
@@ -326,8 +378,9 @@ def check_ingest(corrupted: Corrupted, summary, store, reference: pd.DataFrame, 
 
 def _same(left: pd.Series, right: pd.Series) -> bool:
     for a, b in zip(left.tolist(), right.tolist()):
-        if (a is None or (isinstance(a, float) and np.isnan(a)) or a is pd.NaT or a is pd.NA) and \
-                (b is None or (isinstance(b, float) and np.isnan(b)) or b is pd.NaT or b is pd.NA):
+        if (a is None or (isinstance(a, float) and np.isnan(a)) or a is pd.NaT or a is pd.NA) and (
+            b is None or (isinstance(b, float) and np.isnan(b)) or b is pd.NaT or b is pd.NA
+        ):
             continue
         if a != b:
             return False
@@ -357,4 +410,3 @@ def write_clean(frames: dict[str, pd.DataFrame], out: Path) -> Path:
         if len(frame) or table == "applications":
             frame.to_csv(out / f"{table}.csv", index=False, quoting=csv.QUOTE_MINIMAL)
     return out
-

@@ -30,7 +30,8 @@ from tests.ingest.corruption import (
 LIMITS = IngestLimits(applied_to=dt.date(2026, 12, 31))
 EXTRA_SEEDS = int(os.environ.get("RINGSCOPE_FUZZ_SEEDS", "0"))
 SEEDS = [(variant, seed) for seed in range(2) for variant in VARIANTS] + [
-    (None, 1000 + seed) for seed in range(EXTRA_SEEDS)]
+    (None, 1000 + seed) for seed in range(EXTRA_SEEDS)
+]
 
 
 @pytest.fixture(scope="module")

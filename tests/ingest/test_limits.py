@@ -17,15 +17,32 @@ from ringscope.ingest.normalize import normalize_id_numbers
 from ringscope.ingest.pipeline import ingest_folder
 from tests.sample_data import P1, P2, make_id, make_uscc
 
-HEADER = ["application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone",
-          "term_months", "declared_monthly_revenue", "declared_monthly_income"]
+HEADER = [
+    "application_id",
+    "applied_at",
+    "amount",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_phone",
+    "term_months",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+]
 C1 = make_uscc("91440300MA5D" + "00001")
 
 
 def _app(i: int, **values) -> dict:
-    row = {"application_id": f"A{i}", "applied_at": "2025-03-01 10:00:00", "amount": "50000",
-           "applicant_name": "张伟", "applicant_id_number": P1, "applicant_phone": "13800138000",
-           "term_months": "12", "declared_monthly_revenue": "", "declared_monthly_income": "9000"}
+    row = {
+        "application_id": f"A{i}",
+        "applied_at": "2025-03-01 10:00:00",
+        "amount": "50000",
+        "applicant_name": "张伟",
+        "applicant_id_number": P1,
+        "applicant_phone": "13800138000",
+        "term_months": "12",
+        "declared_monthly_revenue": "",
+        "declared_monthly_income": "9000",
+    }
     row.update(values)
     return row
 
@@ -48,7 +65,9 @@ def _export(tmp_path, rows: list[dict], guarantees: list[list[str]] | None = Non
 def _reasons(tmp_path) -> dict[str, str]:
     """application_id → reject reason, from the rejects file."""
     rejects = pd.read_csv(tmp_path / "r.csv", encoding="utf-8-sig", dtype=str)
-    return {json.loads(record)["application_id"]: reason for record, reason in zip(rejects["record"], rejects["reason"])}
+    return {
+        json.loads(record)["application_id"]: reason for record, reason in zip(rejects["record"], rejects["reason"])
+    }
 
 
 ABSURD = {
@@ -69,8 +88,12 @@ ABSURD = {
 
 def test_absurd_values_are_rejected_with_a_reason(tmp_path, embedded_store):
     rows = [_app(1)] + [_app(int(k[1:]), **v) for k, v in ABSURD.items()] + [_app(20, applied_at="2026-11-29")]
-    summary = ingest_folder(_export(tmp_path, rows), embedded_store, rejects_path=tmp_path / "r.csv",
-                            limits=IngestLimits(applied_to=dt.date(2026, 11, 30)))
+    summary = ingest_folder(
+        _export(tmp_path, rows),
+        embedded_store,
+        rejects_path=tmp_path / "r.csv",
+        limits=IngestLimits(applied_to=dt.date(2026, 11, 30)),
+    )
     assert summary.exit_code == 0
     loaded = set(embedded_store.read_nodes("Application")["key"])
     assert loaded == {"A1", "A20"}
@@ -101,15 +124,21 @@ def test_the_window_and_the_bound_are_parameters(tmp_path, embedded_store):
 
 def test_the_default_window_ends_tomorrow(tmp_path, embedded_store):
     today = pd.Timestamp.now(tz="Asia/Shanghai").date()
-    rows = [_app(1, applied_at=str(today)), _app(2, applied_at=str(today + dt.timedelta(days=1))),
-            _app(3, applied_at=str(today + dt.timedelta(days=2)))]
+    rows = [
+        _app(1, applied_at=str(today)),
+        _app(2, applied_at=str(today + dt.timedelta(days=1))),
+        _app(3, applied_at=str(today + dt.timedelta(days=2))),
+    ]
     ingest_folder(_export(tmp_path, rows), embedded_store, rejects_path=tmp_path / "r.csv")
     assert set(embedded_store.read_nodes("Application")["key"]) == {"A1", "A2"}
 
 
 def test_absurd_guarantee_amounts_are_rejected(tmp_path, embedded_store):
-    guarantees = [["A1", "company", "某公司", C1, "9" * 400], ["A1", "person", "王芳", P2, "1" + "0" * 20],
-                  ["A1", "person", "王芳", P2, "30000"]]
+    guarantees = [
+        ["A1", "company", "某公司", C1, "9" * 400],
+        ["A1", "person", "王芳", P2, "1" + "0" * 20],
+        ["A1", "person", "王芳", P2, "30000"],
+    ]
     summary = ingest_folder(_export(tmp_path, [_app(1)], guarantees), embedded_store, rejects_path=tmp_path / "r.csv")
     report = {t.table: t for t in summary.tables}["guarantees"]
     assert (report.rows_loaded, report.rows_rejected) == (1, 2)
@@ -117,21 +146,28 @@ def test_absurd_guarantee_amounts_are_rejected(tmp_path, embedded_store):
     assert (rejects["reason"] == "guarantee amount above 10,000,000,000 (--max-amount) or not finite").sum() == 2
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"max_amount": float("inf")}, "'max_amount' parameter of IngestLimits must be a finite number > 0"),
-    ({"applied_from": dt.date(2025, 1, 1), "applied_to": dt.date(2024, 1, 1)}, "on or after applied_from"),
-    ({"applied_from": "1990-01-01"}, "'applied_from' parameter of IngestLimits must be a datetime.date"),
-    ({"max_term_months": 0}, "'max_term_months' parameter of IngestLimits must be an int >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_amount": float("inf")}, "'max_amount' parameter of IngestLimits must be a finite number > 0"),
+        ({"applied_from": dt.date(2025, 1, 1), "applied_to": dt.date(2024, 1, 1)}, "on or after applied_from"),
+        ({"applied_from": "1990-01-01"}, "'applied_from' parameter of IngestLimits must be a datetime.date"),
+        ({"max_term_months": 0}, "'max_term_months' parameter of IngestLimits must be an int >= 1"),
+    ],
+)
 def test_bad_limits_fail_early(kwargs, message):
     with pytest.raises(ValueError, match=message):
         IngestLimits(**kwargs)
 
 
 def test_birth_dates_from_id_numbers_stay_in_bounds():
-    ids = pd.Series([make_id("110101", birth, "123") for birth in
-                     ("00000101", "99991231", "17991231", "18000101", "29991231", "19850312")]
-                    + ["110101850312123"])  # 15-digit legacy: 19xx
+    ids = pd.Series(
+        [
+            make_id("110101", birth, "123")
+            for birth in ("00000101", "99991231", "17991231", "18000101", "29991231", "19850312")
+        ]
+        + ["110101850312123"]
+    )  # 15-digit legacy: 19xx
     births = normalize_id_numbers(ids)["id_birth_date"]
     assert births.isna().tolist() == [True, True, True, False, True, False, False]
     present = births.dropna()
@@ -145,8 +181,9 @@ def test_cli_ingest_takes_the_limits(tmp_path):
     args = ["ingest", str(folder), "--store", str(tmp_path / "s"), "--quiet", "--rejects", str(tmp_path / "r.csv")]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0 and "applied_at outside" in result.output
-    result = runner.invoke(cli, [*args, "--applied-from", "1980-01-01", "--applied-to", "2026-01-01",
-                                 "--max-amount", "100000"])
+    result = runner.invoke(
+        cli, [*args, "--applied-from", "1980-01-01", "--applied-to", "2026-01-01", "--max-amount", "100000"]
+    )
     assert result.exit_code == 0, result.output
     assert "amount above 100,000" in result.output and "applied_at outside" not in result.output
     bad = runner.invoke(cli, [*args, "--applied-from", "2026-01-01", "--applied-to", "2025-01-01"])
@@ -159,16 +196,38 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_flag(store, folder, model, rejects_path, review=None, decline=None, progress=None, limits=None,
-                  shadow=None):
+    def fake_flag(
+        store, folder, model, rejects_path, review=None, decline=None, progress=None, limits=None, shadow=None
+    ):
         seen["limits"] = limits
         raise SystemExit(0)
 
     monkeypatch.setattr(jobs, "flag_applications", fake_flag)
-    monkeypatch.setattr("ringscope.detectors.risk.scoring.load_model", lambda folder: type(
-        "M", (), {"target": "fraud", "version": "v-test",
-                  "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})()})())
+    monkeypatch.setattr(
+        "ringscope.detectors.risk.scoring.load_model",
+        lambda folder: type(
+            "M",
+            (),
+            {
+                "target": "fraud",
+                "version": "v-test",
+                "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})(),
+            },
+        )(),
+    )
     folder = _export(tmp_path, [_app(1)])
-    CliRunner().invoke(cli, ["flag", str(folder), "--store", str(tmp_path / "s"), "--quiet",
-                             "--applied-from", "2000-01-01", "--max-amount", "5e6"])
+    CliRunner().invoke(
+        cli,
+        [
+            "flag",
+            str(folder),
+            "--store",
+            str(tmp_path / "s"),
+            "--quiet",
+            "--applied-from",
+            "2000-01-01",
+            "--max-amount",
+            "5e6",
+        ],
+    )
     assert seen["limits"] == IngestLimits(applied_from=dt.date(2000, 1, 1), max_amount=5e6)

@@ -49,15 +49,23 @@ def one(func, value, column=None):
 
 # ----------------------------------------------------------------- halfwidth
 
+
 @pytest.mark.parametrize(
     "raw, expected",
-    [("１３８００１３８０００", "13800138000"), ("ＡＢＣ\u3000ｘ", "ABC x"), ("（１）", "(1)"), ("张三", "张三"), ("", "")],
+    [
+        ("１３８００１３８０００", "13800138000"),
+        ("ＡＢＣ\u3000ｘ", "ABC x"),
+        ("（１）", "(1)"),
+        ("张三", "张三"),
+        ("", ""),
+    ],
 )
 def test_to_halfwidth(raw, expected):
     assert nz.to_halfwidth(raw) == expected
 
 
 # -------------------------------------------------------------------- phones
+
 
 @pytest.mark.parametrize(
     "raw, phone, valid",
@@ -96,20 +104,38 @@ def test_phones_keep_index_and_missing():
 
 # ------------------------------------------------------------------------ IDs
 
+
 @pytest.mark.parametrize(
     "raw, number, fmt, check, birth, region, known, gender",
     [
         (GOOD_ID, GOOD_ID, True, True, dt.date(1990, 3, 7), "110105", True, "M"),
         (" " + GOOD_ID[:6] + " " + GOOD_ID[6:] + " ", GOOD_ID, True, True, dt.date(1990, 3, 7), "110105", True, "M"),
-        (nz.to_halfwidth(GOOD_ID).translate(str.maketrans("0123456789", "０１２３４５６７８９")), GOOD_ID, True, True,
-         dt.date(1990, 3, 7), "110105", True, "M"),
+        (
+            nz.to_halfwidth(GOOD_ID).translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+            GOOD_ID,
+            True,
+            True,
+            dt.date(1990, 3, 7),
+            "110105",
+            True,
+            "M",
+        ),
         (GOOD_ID_F, GOOD_ID_F, True, True, dt.date(1985, 12, 31), "440305", True, "F"),
         ("11010519491231002x", "11010519491231002X", True, True, dt.date(1949, 12, 31), "110105", True, "F"),
         (BAD_CHECK_ID, BAD_CHECK_ID, True, False, dt.date(1990, 3, 7), "110105", True, "M"),  # kept, flagged
         ("110105491231002", "11010519491231002X", True, True, dt.date(1949, 12, 31), "110105", True, "F"),  # legacy
         (make_id("11010519900230123"), make_id("11010519900230123"), True, True, None, "110105", True, "M"),  # Feb 30
         (make_id("11010520990101123"), make_id("11010520990101123"), True, True, None, "110105", True, "M"),  # future
-        (make_id("99999919900307123"), make_id("99999919900307123"), True, True, dt.date(1990, 3, 7), "999999", False, "M"),
+        (
+            make_id("99999919900307123"),
+            make_id("99999919900307123"),
+            True,
+            True,
+            dt.date(1990, 3, 7),
+            "999999",
+            False,
+            "M",
+        ),
         ("11010X19900307123X", "11010X19900307123X", False, False, None, None, False, None),
         ("12345", None, False, False, None, None, False, None),
         ("abcdefghijklmnopqr", None, False, False, None, None, False, None),
@@ -120,7 +146,15 @@ def test_phones_keep_index_and_missing():
 def test_normalize_id_numbers(raw, number, fmt, check, birth, region, known, gender):
     got = one(nz.normalize_id_numbers, raw)
     birth_got = None if got[3] is None else pd.Timestamp(got[3]).date()
-    assert [got[0], got[1], got[2], birth_got, got[4], got[5], got[6]] == [number, fmt, check, birth, region, known, gender]
+    assert [got[0], got[1], got[2], birth_got, got[4], got[5], got[6]] == [
+        number,
+        fmt,
+        check,
+        birth,
+        region,
+        known,
+        gender,
+    ]
 
 
 def test_id_birth_date_dtype():
@@ -130,6 +164,7 @@ def test_id_birth_date_dtype():
 
 
 # ---------------------------------------------------------------------- USCC
+
 
 @pytest.mark.parametrize(
     "raw, code, valid",
@@ -152,6 +187,7 @@ def test_normalize_uscc(raw, code, valid):
 
 
 # --------------------------------------------------------------------- names
+
 
 @pytest.mark.parametrize(
     "raw, name, script",
@@ -199,6 +235,7 @@ def test_name_pinyin_key(raw, key):
 
 # ----------------------------------------------------------------- addresses
 
+
 @pytest.mark.parametrize(
     "raw, address",
     [
@@ -219,6 +256,7 @@ def test_normalize_addresses(raw, address):
 
 
 # ----------------------------------------------------- emails, IPs, accounts
+
 
 @pytest.mark.parametrize(
     "raw, email, valid",
@@ -272,12 +310,15 @@ def test_normalize_accounts(raw, account, valid):
     assert one(nz.normalize_accounts, raw) == [account, valid]
 
 
-@pytest.mark.parametrize("raw, device", [(" ａｂｃ-123 ", "abc-123"), ("ABC", "ABC"), ("", None), ("\u3000", None), (None, None)])
+@pytest.mark.parametrize(
+    "raw, device", [(" ａｂｃ-123 ", "abc-123"), ("ABC", "ABC"), ("", None), ("\u3000", None), (None, None)]
+)
 def test_normalize_device_ids(raw, device):
     assert one(nz.normalize_device_ids, raw) == device
 
 
 # ----------------------------------------------------- timestamps and amounts
+
 
 def utc(*args):
     return pd.Timestamp(dt.datetime(*args), tz="UTC")
@@ -337,6 +378,7 @@ def test_parse_amounts(raw, expected):
 
 # ------------------------------------------- fast path == per-value reference
 
+
 def _messy_values(n: int, seed: int = 7) -> dict[str, list]:
     rnd = random.Random(seed)
     fw = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -345,14 +387,26 @@ def _messy_values(n: int, seed: int = 7) -> dict[str, list]:
         return f"1{rnd.choice('3456789')}{rnd.randrange(10**9):09d}"
 
     phone_fmts = [
-        lambda m: m, lambda m: "+86 " + m[:3] + "-" + m[3:7] + "-" + m[7:], lambda m: "86" + m,
-        lambda m: "0086 " + m, lambda m: m.translate(fw), lambda m: m[:3] + " " + m[3:7] + " " + m[7:],
-        lambda m: "0" + m, lambda m: m[:-1], lambda m: "010-" + m[3:11], lambda m: "(0755) " + m[3:7] + " " + m[7:],
-        lambda m: "garbage", lambda m: "", lambda m: None, lambda m: "+1 650 253 " + m[-4:],
+        lambda m: m,
+        lambda m: "+86 " + m[:3] + "-" + m[3:7] + "-" + m[7:],
+        lambda m: "86" + m,
+        lambda m: "0086 " + m,
+        lambda m: m.translate(fw),
+        lambda m: m[:3] + " " + m[3:7] + " " + m[7:],
+        lambda m: "0" + m,
+        lambda m: m[:-1],
+        lambda m: "010-" + m[3:11],
+        lambda m: "(0755) " + m[3:7] + " " + m[7:],
+        lambda m: "garbage",
+        lambda m: "",
+        lambda m: None,
+        lambda m: "+1 650 253 " + m[-4:],
     ]
     surn = "王李张刘陈杨黄赵吴周徐孙马朱胡郭單曾區張劉陳楊黃趙尉"
     given = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超偉華國誌紅迟"
-    out: dict[str, list] = {k: [] for k in ("phone", "id", "uscc", "name", "address", "email", "ip", "account", "datetime", "amount")}
+    out: dict[str, list] = {
+        k: [] for k in ("phone", "id", "uscc", "name", "address", "email", "ip", "account", "datetime", "amount")
+    }
     for i in range(n):
         out["phone"].append(rnd.choice(phone_fmts)(mobile()))
         body = f"{rnd.choice(['110105', '440305', '999999', '310101'])}{rnd.randrange(1900, 2030)}{rnd.randrange(0, 14):02d}{rnd.randrange(0, 32):02d}{rnd.randrange(1000):03d}"
@@ -362,19 +416,53 @@ def _messy_values(n: int, seed: int = 7) -> dict[str, list]:
         u = make_uscc(f"9{rnd.choice('1234')}{rnd.randrange(10**6):06d}{rnd.randrange(10**9):09d}")
         out["uscc"].append(rnd.choice([u, u.lower(), u[:17] + "A", u[:10], "", None]))
         nm = rnd.choice(surn) + rnd.choice(given) + rnd.choice(["", rnd.choice(given)])
-        out["name"].append(rnd.choice([nm, " ".join(nm), nm[0] + "・" + nm[1:], "Zhāng Sān", f"Li{i % 50} Si", "ＡＢＣ公司", "", None]))
+        out["name"].append(
+            rnd.choice([nm, " ".join(nm), nm[0] + "・" + nm[1:], "Zhāng Sān", f"Li{i % 50} Si", "ＡＢＣ公司", "", None])
+        )
         addr = f"{rnd.choice(['中国', '', '中華人民共和國'])}广东省深圳市{rnd.choice(['南山區', '福田区'])} {rnd.randrange(200)}{rnd.choice(['號樓', '幢', '栋', '#'])}{rnd.randrange(3000)}{rnd.choice(['房', '室', ''])}"
         out["address"].append(rnd.choice([addr, addr.translate(fw), "", None]))
         out["email"].append(rnd.choice([f"User{i}@QQ.com", f" u{i}@163.com ", f"bad{i}", "", None]))
-        out["ip"].append(rnd.choice([f"{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(300)}",
-                                     f"2001:db8:{rnd.randrange(65536):x}::{rnd.randrange(65536):x}", "01.2.3.4", "x", None]))
-        out["account"].append(rnd.choice([f"6222 {rnd.randrange(10**12):012d}", f"{rnd.randrange(10**6)}", "62x2", None]))
+        out["ip"].append(
+            rnd.choice(
+                [
+                    f"{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(300)}",
+                    f"2001:db8:{rnd.randrange(65536):x}::{rnd.randrange(65536):x}",
+                    "01.2.3.4",
+                    "x",
+                    None,
+                ]
+            )
+        )
+        out["account"].append(
+            rnd.choice([f"6222 {rnd.randrange(10**12):012d}", f"{rnd.randrange(10**6)}", "62x2", None])
+        )
         y, mo, d, h = rnd.randrange(1985, 2030), rnd.randrange(1, 13), rnd.randrange(1, 31), rnd.randrange(24)
-        out["datetime"].append(rnd.choice([
-            f"{y}-{mo:02d}-{d:02d} {h:02d}:{i % 60:02d}:00", f"{y}/{mo}/{d}", f"{y}-{mo:02d}-{d:02d}",
-            f"{y}-{mo:02d}-{d:02d}T{h:02d}:00:00+08:00", f"{y}/{mo:02d}/{d:02d} {h:02d}:30", f"{y}年{mo}月{d}日", "bad", None]))
-        out["amount"].append(rnd.choice([f"{rnd.randrange(10**6):,}", f"¥{rnd.randrange(10**6)}", f"{rnd.randrange(100)}.{rnd.randrange(10)}万",
-                                         f"{rnd.randrange(10**6)}元", "x", None]))
+        out["datetime"].append(
+            rnd.choice(
+                [
+                    f"{y}-{mo:02d}-{d:02d} {h:02d}:{i % 60:02d}:00",
+                    f"{y}/{mo}/{d}",
+                    f"{y}-{mo:02d}-{d:02d}",
+                    f"{y}-{mo:02d}-{d:02d}T{h:02d}:00:00+08:00",
+                    f"{y}/{mo:02d}/{d:02d} {h:02d}:30",
+                    f"{y}年{mo}月{d}日",
+                    "bad",
+                    None,
+                ]
+            )
+        )
+        out["amount"].append(
+            rnd.choice(
+                [
+                    f"{rnd.randrange(10**6):,}",
+                    f"¥{rnd.randrange(10**6)}",
+                    f"{rnd.randrange(100)}.{rnd.randrange(10)}万",
+                    f"{rnd.randrange(10**6)}元",
+                    "x",
+                    None,
+                ]
+            )
+        )
     return out
 
 
@@ -427,9 +515,20 @@ def test_str_dtype_input_same_as_object():
 
 def test_non_string_input_never_raises():
     s = pd.Series([13800138000, 1.2, None, b"x", object()], dtype=object)
-    for func in (nz.normalize_phones, nz.normalize_id_numbers, nz.normalize_uscc, nz.normalize_names, nz.name_pinyin_key,
-                 nz.normalize_addresses, nz.normalize_emails, nz.normalize_ips, nz.normalize_accounts,
-                 nz.normalize_device_ids, nz.parse_datetimes, nz.parse_amounts):
+    for func in (
+        nz.normalize_phones,
+        nz.normalize_id_numbers,
+        nz.normalize_uscc,
+        nz.normalize_names,
+        nz.name_pinyin_key,
+        nz.normalize_addresses,
+        nz.normalize_emails,
+        nz.normalize_ips,
+        nz.normalize_accounts,
+        nz.normalize_device_ids,
+        nz.parse_datetimes,
+        nz.parse_amounts,
+    ):
         out = func(s)
         assert len(out) == len(s)
     assert nz.normalize_phones(s)["phone"].iloc[0] == "+8613800138000"
@@ -461,8 +560,12 @@ def test_id_check_codes_is_what_normalize_and_the_generator_use():
     bodies = ["11010519491231002", "44030519851231002", "11010519900307123"]
     digits = np.array([[int(c) for c in b] for b in bodies])
     assert bytes(nz.id_check_codes(digits)).decode() == "".join(nz.id_check_chars(bodies))
-    ids = people.resident_ids(np.random.default_rng(0), np.array(["110105"] * 400),
-                              np.full(400, np.datetime64("1990-03-07")), np.arange(400) % 2 == 0)
+    ids = people.resident_ids(
+        np.random.default_rng(0),
+        np.array(["110105"] * 400),
+        np.full(400, np.datetime64("1990-03-07")),
+        np.arange(400) % 2 == 0,
+    )
     assert all(stdnum_ric.is_valid(i) for i in ids)
     assert nz.normalize_id_numbers(pd.Series(ids))["id_checksum_ok"].all()
 
@@ -476,4 +579,3 @@ def test_uscc_check_index_agrees_with_stdnum():
     codes = [s + c for s, c in zip(texts, got)]
     assert nz.normalize_uscc(pd.Series(codes))["uscc_valid"].all()
     assert all(stdnum_uscc.is_valid(c) for c in people.usccs(np.random.default_rng(1), np.array(["440300"] * 300)))
-

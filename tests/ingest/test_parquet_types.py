@@ -50,26 +50,36 @@ def test_binary_is_decoded_as_utf8_or_refused(tmp_path):
         read_table(path)
 
 
-@pytest.mark.parametrize("column", [
-    pa.array([["a"], ["b"]]),
-    pa.array([{"x": 1}, {"x": 2}]),
-    pa.array([[("k", "v")], []], pa.map_(pa.string(), pa.string())),
-])
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([["a"], ["b"]]),
+        pa.array([{"x": 1}, {"x": 2}]),
+        pa.array([[("k", "v")], []], pa.map_(pa.string(), pa.string())),
+    ],
+)
 def test_nested_types_are_refused(tmp_path, column):
     with pytest.raises(RefusedFile, match="column applicant_name is"):
         read_table(_write(tmp_path, {"applicant_name": column}))
 
 
 def test_timestamps_dates_and_dictionaries_are_accepted(tmp_path):
-    path = _write(tmp_path, {
-        "applied_at": pa.array([dt.datetime(2025, 3, 1, 9, 30, 15, 500)], pa.timestamp("ns")),
-        "label": pa.array(["good"]).dictionary_encode(),
-        "term_months": pa.array([12], pa.int8()),
-        "amount": pa.array([decimal.Decimal("12000.50")], pa.decimal128(12, 2)),
-    })
+    path = _write(
+        tmp_path,
+        {
+            "applied_at": pa.array([dt.datetime(2025, 3, 1, 9, 30, 15, 500)], pa.timestamp("ns")),
+            "label": pa.array(["good"]).dictionary_encode(),
+            "term_months": pa.array([12], pa.int8()),
+            "amount": pa.array([decimal.Decimal("12000.50")], pa.decimal128(12, 2)),
+        },
+    )
     row = read_table(path).frame.iloc[0]
     assert (row["applied_at"], row["label"], row["term_months"], row["amount"]) == (
-        "2025-03-01 09:30:15", "good", "12", "12000.50")
+        "2025-03-01 09:30:15",
+        "good",
+        "12",
+        "12000.50",
+    )
     aware = _write(tmp_path, {"applied_at": pa.array([0], pa.int64()).cast(pa.timestamp("s", tz="Asia/Shanghai"))})
     assert read_table(aware).frame["applied_at"].tolist() == ["1970-01-01T00:00:00Z"]
     dates = _write(tmp_path, {"applied_at": pa.array([dt.date(2025, 3, 1)])})
@@ -90,14 +100,19 @@ def test_refused_parquet_counts_every_row_as_rejected(tmp_path, embedded_store):
     folder = tmp_path / "export"
     folder.mkdir()
     n = len(IDS)
-    pq.write_table(pa.table({
-        "application_id": [f"A{i}" for i in range(n)],
-        "applied_at": ["2025-01-01"] * n,
-        "amount": ["1000"] * n,
-        "applicant_name": ["张伟"] * n,
-        "applicant_id_number": pa.array([float(x.replace("X", "0")) for x in IDS]),
-        "applicant_phone": ["13800138000"] * n,
-    }), folder / "applications.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "application_id": [f"A{i}" for i in range(n)],
+                "applied_at": ["2025-01-01"] * n,
+                "amount": ["1000"] * n,
+                "applicant_name": ["张伟"] * n,
+                "applicant_id_number": pa.array([float(x.replace("X", "0")) for x in IDS]),
+                "applicant_phone": ["13800138000"] * n,
+            }
+        ),
+        folder / "applications.parquet",
+    )
     summary = ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r.csv")
     report = summary.tables[0]
     assert summary.exit_code == 2
@@ -106,9 +121,18 @@ def test_refused_parquet_counts_every_row_as_rejected(tmp_path, embedded_store):
     assert summary.counts.nodes.get("Person", 0) == 0  # no ID was turned into another
     assert (tmp_path / "r.csv").exists()
     # the same IDs as text load unchanged
-    pq.write_table(pa.table({
-        "application_id": ["A1"], "applied_at": ["2025-01-01"], "amount": ["1000"], "applicant_name": ["张伟"],
-        "applicant_id_number": [P1], "applicant_phone": ["13800138000"],
-    }), folder / "applications.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "application_id": ["A1"],
+                "applied_at": ["2025-01-01"],
+                "amount": ["1000"],
+                "applicant_name": ["张伟"],
+                "applicant_id_number": [P1],
+                "applicant_phone": ["13800138000"],
+            }
+        ),
+        folder / "applications.parquet",
+    )
     assert ingest_folder(folder, embedded_store, rejects_path=tmp_path / "r2.csv").exit_code == 0
     assert embedded_store.node_properties("Person", [P1], ["id_number_raw"]).loc[0, "id_number_raw"] == P1

@@ -81,7 +81,9 @@ def test_parquet_input_gives_the_same_graph(tmp_path, embedded_store):
     pq_folder = tmp_path / "pq"
     pq_folder.mkdir()
     for file in csv_folder.glob("*.csv"):
-        pd.read_csv(file, dtype=str, keep_default_na=False).replace("", None).to_parquet(pq_folder / f"{file.stem}.parquet")
+        pd.read_csv(file, dtype=str, keep_default_na=False).replace("", None).to_parquet(
+            pq_folder / f"{file.stem}.parquet"
+        )
     other = type(embedded_store)(tmp_path / "store-pq")
     summary = ingest_folder(pq_folder, other, rejects_path=tmp_path / "rej-pq.csv")
     assert summary.counts == reference
@@ -130,7 +132,9 @@ def test_unreadable_and_empty_inputs_exit_non_zero(tmp_path, embedded_store):
     all_bad.mkdir()
     with open(all_bad / "applications.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone"])
+        w.writerow(
+            ["application_id", "applied_at", "amount", "applicant_name", "applicant_id_number", "applicant_phone"]
+        )
         w.writerow(["X1", "2025-01-01", "-5", "某", P1, "13800138000"])
     summary = ingest_folder(all_bad, embedded_store, rejects_path=tmp_path / "r2.csv")
     assert summary.exit_code == 1
@@ -204,8 +208,9 @@ def test_duplicate_header_is_refused_with_a_rejects_file_and_no_traceback(tmp_pa
     n = len(lines) - 1
     lines[0] = lines[0].replace('"applicant_address"', '"applicant_name "')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["ingest", str(folder), "--store", str(tmp_path / "s"), "--quiet",
-                                      "--rejects", str(tmp_path / "r.csv")])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(folder), "--store", str(tmp_path / "s"), "--quiet", "--rejects", str(tmp_path / "r.csv")]
+    )
     assert result.exit_code == 2
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "duplicate column names: 'applicant_name' (columns 4 and 7)" in result.output

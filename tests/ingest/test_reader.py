@@ -159,7 +159,7 @@ def test_a_gb18030_file_cut_inside_a_character(tmp_path):
 def test_utf8_rows_inside_a_gb18030_file(tmp_path):
     lines = [x.encode("gb18030") for x in [HEADER, *_gb_rows(200)]]
     for i in range(50, 60):  # ten rows written by another system, in UTF-8
-        lines[i] = f"A{i},王芳{i},{i}00".encode("utf-8")
+        lines[i] = f"A{i},王芳{i},{i}00".encode()
     result = read_table(_write(tmp_path, b"\n".join(lines) + b"\n"))
     assert result.encoding == "gb18030"
     assert len(result.frame) == 190

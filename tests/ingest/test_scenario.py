@@ -43,8 +43,9 @@ def test_same_seed_same_knobs_and_files(tmp_path):
     assert _sha(tmp_path / "a") == _sha(tmp_path / "b")
     written = json.loads((tmp_path / "a" / "scenario.json").read_text())
     assert written["knobs"] == json.loads(json.dumps(a.knobs)) and written["seed"] == 11
-    assert GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in written["config"].items()}) \
-        == a.config
+    assert (
+        GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in written["config"].items()}) == a.config
+    )
 
 
 def test_knobs_differ_between_seeds_and_span_their_ranges():
@@ -58,8 +59,18 @@ def test_knobs_differ_between_seeds_and_span_their_ranges():
         assert values.min() >= low and values.max() <= high, name
         assert values.min() <= low + slack * (high - low) and values.max() >= high - slack * (high - low), name
 
-    for name in ("reuse_share", "mess_rate", "nat_share", "office_share", "employer_share", "family_share",
-                 "busy_agent_share", "repeat_share", "labelled_share", "new_batch_share"):
+    for name in (
+        "reuse_share",
+        "mess_rate",
+        "nat_share",
+        "office_share",
+        "employer_share",
+        "family_share",
+        "busy_agent_share",
+        "repeat_share",
+        "labelled_share",
+        "new_batch_share",
+    ):
         spans(knobs[name], name)
     for name in ("big_employers", "family_size", "busy_agents"):
         assert set(knobs[name]) == set(range(int(RANGES[name][0]), int(RANGES[name][1]) + 1)), name
@@ -162,8 +173,17 @@ def test_reuse_share_and_rotation_take_effect(tmp_path):
 
 
 def test_honest_hub_knobs_take_effect(tmp_path):
-    apps = _generate(tmp_path, nat_ips=1, nat_share=0.1, office_towers=9, office_share=0.05, big_employers=12,
-                     employer_share=0.3, busy_agents=5, busy_agent_share=0.05)
+    apps = _generate(
+        tmp_path,
+        nat_ips=1,
+        nat_share=0.1,
+        office_towers=9,
+        office_share=0.05,
+        big_employers=12,
+        employer_share=0.3,
+        busy_agents=5,
+        busy_agent_share=0.05,
+    )
     nat = apps[apps["hard_negative"] == "carrier_nat"]
     assert nat["ip"].nunique() == 1 and len(nat) == pytest.approx(0.1 * N, rel=0.05)
     from ringscope.ingest.synthetic.negatives import office_towers
@@ -183,28 +203,55 @@ def test_honest_hub_knobs_take_effect(tmp_path):
     assert at_big == pytest.approx(0.3, abs=0.04)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("ring_sizes", (1, 5)), ("ring_sizes", (8, 3)), ("ring_sizes", [3, 8]), ("ring_span_seconds", (10.0, 100.0)),
-    ("reuse_share", 1.5), ("rotation", -0.1), ("nat_ips", 0), ("family_size", 1), ("labelled_share", 2.0),
-    ("new_batch_share", 0.0), ("employer_share", True), ("busy_agents", 2.5),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("ring_sizes", (1, 5)),
+        ("ring_sizes", (8, 3)),
+        ("ring_sizes", [3, 8]),
+        ("ring_span_seconds", (10.0, 100.0)),
+        ("reuse_share", 1.5),
+        ("rotation", -0.1),
+        ("nat_ips", 0),
+        ("family_size", 1),
+        ("labelled_share", 2.0),
+        ("new_batch_share", 0.0),
+        ("employer_share", True),
+        ("busy_agents", 2.5),
+    ],
+)
 def test_config_rejects_bad_knobs(name, value):
     with pytest.raises(ValueError, match=f"The '{name}' parameter of GeneratorConfig must be"):
         replace(GeneratorConfig(), **{name: value})
 
 
 def test_cli_generate_random_scenario(tmp_path):
-    result = CliRunner().invoke(cli, ["generate", "--scenario", "random", "--seed", "3", "--applications", "1500",
-                                      "--out", str(tmp_path / "s"), "--quiet"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--scenario",
+            "random",
+            "--seed",
+            "3",
+            "--applications",
+            "1500",
+            "--out",
+            str(tmp_path / "s"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "s"
     assert (out / "history" / "applications.csv").exists() and (out / "new" / "applications.csv").exists()
     assert json.loads((out / "scenario.json").read_text())["knobs"] == json.loads(
-        json.dumps(random_scenario(3, 1500).knobs))
+        json.dumps(random_scenario(3, 1500).knobs)
+    )
     assert "scenario random (seed 3)" in result.output
     # without --scenario: one folder as before, no scenario file
-    plain = CliRunner().invoke(cli, ["generate", "--seed", "3", "--applications", "500", "--out",
-                                     str(tmp_path / "p"), "--quiet"])
+    plain = CliRunner().invoke(
+        cli, ["generate", "--seed", "3", "--applications", "500", "--out", str(tmp_path / "p"), "--quiet"]
+    )
     assert plain.exit_code == 0, plain.output
     assert (tmp_path / "p" / "applications.csv").exists() and not (tmp_path / "p" / "scenario.json").exists()
     assert not (tmp_path / "p" / "history").exists()

@@ -51,11 +51,16 @@ def loaded(tmp_path, store):
 
 def test_a_changed_application_in_a_later_batch_is_rejected(tmp_path, loaded):
     store = loaded
-    later = _write(tmp_path / "later", "applications", APP_HEADER, [
-        _app("A1", amount="999999", applicant_name="李四", label="fraud"),
-        _app("A3", application_id="A8"),  # a new application loads
-        _app("A2"),  # identical re-delivery: a no-op, not a reject
-    ])
+    later = _write(
+        tmp_path / "later",
+        "applications",
+        APP_HEADER,
+        [
+            _app("A1", amount="999999", applicant_name="李四", label="fraud"),
+            _app("A3", application_id="A8"),  # a new application loads
+            _app("A2"),  # identical re-delivery: a no-op, not a reject
+        ],
+    )
     summary = ingest_folder(later, store, rejects_path=tmp_path / "rejects-later.csv")
     assert summary.exit_code == 0
     rejects = _reasons(summary)
@@ -69,16 +74,21 @@ def test_a_changed_application_in_a_later_batch_is_rejected(tmp_path, loaded):
 
 def test_identical_redelivery_in_another_encoding_is_a_no_op(tmp_path, loaded):
     before = loaded.counts()
-    summary = ingest_folder(write_sample(tmp_path / "again", encoding="gb18030"), loaded,
-                            rejects_path=tmp_path / "rejects-again.csv")
+    summary = ingest_folder(
+        write_sample(tmp_path / "again", encoding="gb18030"), loaded, rejects_path=tmp_path / "rejects-again.csv"
+    )
     assert not (_reasons(summary)["reason"].str.contains("already stored")).any()
     assert loaded.counts() == before
 
 
 def test_contacts_of_a_refused_application_do_not_attach_to_the_stored_one(tmp_path, loaded):
     later = _write(tmp_path / "later", "applications", APP_HEADER, [_app("A1", amount="1")])
-    _write(later, "contacts", ["application_id", "contact_name", "contact_phone", "relation"],
-           [["A1", "新人", "13922223333", "friend"]])
+    _write(
+        later,
+        "contacts",
+        ["application_id", "contact_name", "contact_phone", "relation"],
+        [["A1", "新人", "13922223333", "friend"]],
+    )
     summary = ingest_folder(later, loaded, rejects_path=tmp_path / "rejects-later.csv")
     reasons = _reasons(summary).set_index("source_file")["reason"]
     assert reasons["applications.csv"] == REFUSED
@@ -88,16 +98,27 @@ def test_contacts_of_a_refused_application_do_not_attach_to_the_stored_one(tmp_p
 
 
 def test_changed_contact_guarantee_and_share_are_rejected(tmp_path, loaded):
-    later = _write(tmp_path / "later", "contacts", ["application_id", "contact_name", "contact_phone", "relation"], [
-        ["A1", "王芳", "139 0013 9000", "spouse"],  # stored as friend
-        ["A1", "赵七", "13955556666", "friend"],  # a new contact of a stored application: added
-    ])
-    _write(later, "guarantees",
-           ["application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount"],
-           [["A1", "company", "深圳华强电子有限公司", C2, "", "150000"]])  # stored with 100000
-    _write(later, "company_roles", ["company_uscc", "company_name", "person_name", "person_id_number", "role",
-                                    "share_pct"],
-           [[C1, "北京鑫达贸易有限公司", "王芳", P2, "shareholder", "60"]])  # stored with 40
+    later = _write(
+        tmp_path / "later",
+        "contacts",
+        ["application_id", "contact_name", "contact_phone", "relation"],
+        [
+            ["A1", "王芳", "139 0013 9000", "spouse"],  # stored as friend
+            ["A1", "赵七", "13955556666", "friend"],  # a new contact of a stored application: added
+        ],
+    )
+    _write(
+        later,
+        "guarantees",
+        ["application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount"],
+        [["A1", "company", "深圳华强电子有限公司", C2, "", "150000"]],
+    )  # stored with 100000
+    _write(
+        later,
+        "company_roles",
+        ["company_uscc", "company_name", "person_name", "person_id_number", "role", "share_pct"],
+        [[C1, "北京鑫达贸易有限公司", "王芳", P2, "shareholder", "60"]],
+    )  # stored with 40
     summary = ingest_folder(later, loaded, rejects_path=tmp_path / "rejects-later.csv")
     reasons = _reasons(summary).set_index("source_file")["reason"].to_dict()
     assert reasons == {
@@ -114,8 +135,12 @@ def test_changed_contact_guarantee_and_share_are_rejected(tmp_path, loaded):
 
 
 def test_a_shared_person_keeps_its_first_delivered_name(tmp_path, loaded):
-    later = _write(tmp_path / "later", "applications", APP_HEADER,
-                   [_app("A3", application_id="A8", applicant_name="陈大文", applicant_id_number=P1)])
+    later = _write(
+        tmp_path / "later",
+        "applications",
+        APP_HEADER,
+        [_app("A3", application_id="A8", applicant_name="陈大文", applicant_id_number=P1)],
+    )
     summary = ingest_folder(later, loaded, rejects_path=tmp_path / "rejects-later.csv")
     assert summary.application_ids == ["A8"]
     person = loaded.node_properties("Person", [P1], ["name", "name_raw"]).iloc[0]
@@ -126,10 +151,18 @@ def test_a_shared_person_keeps_its_first_delivered_name(tmp_path, loaded):
 
 
 def test_update_corrects_the_application_and_writes_the_audit_log(tmp_path, loaded):
-    later = _write(tmp_path / "fix", "applications", APP_HEADER,
-                   [_app("A1", amount="250000", label="fraud", applicant_phone="13900001111", email="")])
-    _write(later, "contacts", ["application_id", "contact_name", "contact_phone", "relation"],
-           [["A1", "王芳", "139 0013 9000", "spouse"]])
+    later = _write(
+        tmp_path / "fix",
+        "applications",
+        APP_HEADER,
+        [_app("A1", amount="250000", label="fraud", applicant_phone="13900001111", email="")],
+    )
+    _write(
+        later,
+        "contacts",
+        ["application_id", "contact_name", "contact_phone", "relation"],
+        [["A1", "王芳", "139 0013 9000", "spouse"]],
+    )
     summary = ingest_folder(later, loaded, rejects_path=tmp_path / "rejects-fix.csv", update=True)
     assert summary.exit_code == 0 and summary.rows_rejected == 0
     assert summary.corrections == 2

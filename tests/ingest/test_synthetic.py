@@ -48,7 +48,11 @@ def test_tables_have_exactly_the_contract_columns(portfolio):
 def test_resident_ids_valid_except_where_planted_broken(portfolio):
     _, _, t = portfolio
     apps = t["applications"].merge(t["truth"], on="application_id")
-    cleaned = apps["applicant_id_number"].str.replace(" ", "").map(lambda s: s.translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+    cleaned = (
+        apps["applicant_id_number"]
+        .str.replace(" ", "")
+        .map(lambda s: s.translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+    )
     valid = cleaned.map(ric.is_valid)
     honest = apps["typology"] != "synthetic_identity"
     assert valid[honest].mean() > 0.999
@@ -106,7 +110,10 @@ def test_identity_ring_members_share_an_identifier(portfolio):
                 or (others["device_id"] == member["device_id"]).any()
                 or (others["bank_account"] == member["bank_account"]).any()
                 or (others["applicant_address"] == member["applicant_address"]).any()
-                or any(contacts.get(member["application_id"], set()) & contacts.get(o, set()) for o in others["application_id"])
+                or any(
+                    contacts.get(member["application_id"], set()) & contacts.get(o, set())
+                    for o in others["application_id"]
+                )
             )
             assert shares, member["application_id"]
 
@@ -122,7 +129,9 @@ def test_every_ring_is_linked_by_what_its_typology_shares(portfolio):
     checks = {
         "device_farm": lambda r: r["ip"].str.rsplit(".", n=1).str[0].nunique() == 1 and r["device_id"].nunique() <= 3,
         "broker_ring": lambda r: r["agent_id"].nunique() == 1 and r["channel"].eq("agent").all(),
-        "synthetic_identity": lambda r: normalize_id_numbers(r["applicant_id_number"])["id_number"].str[:15].nunique() == 1,
+        "synthetic_identity": lambda r: (
+            normalize_id_numbers(r["applicant_id_number"])["id_number"].str[:15].nunique() == 1
+        ),
         "contact_loop": lambda r: set(contacts.loc[contacts["ring_id"] == r.name, "phone_key"]) & applicant_phones,
     }
     for typology, check in checks.items():
@@ -244,7 +253,9 @@ def test_gb18030_output_is_gb18030(tmp_path):
 
 
 def test_bad_config_fails_early_with_a_clear_message():
-    with pytest.raises(ValueError, match="The 'applications' parameter of GeneratorConfig must be an int >= 10. Got 3 instead."):
+    with pytest.raises(
+        ValueError, match="The 'applications' parameter of GeneratorConfig must be an int >= 10. Got 3 instead."
+    ):
         GeneratorConfig(applications=3)
     with pytest.raises(ValueError, match="'device_farms'"):
         GeneratorConfig(device_farms=0.9)

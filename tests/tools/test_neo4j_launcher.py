@@ -47,9 +47,10 @@ def test_bolt_listens_on_loopback_only(neo4j_driver, neo4j_uri):
     value = _query(neo4j_driver, "CALL dbms.listConfig('server.bolt.listen_address') YIELD value RETURN value")
     port = urlparse(neo4j_uri).port
     assert value[0]["value"] == f"127.0.0.1:{port}"
-    assert _query(neo4j_driver, "CALL dbms.listConfig('server.http.enabled') YIELD value RETURN value")[0][
-        "value"
-    ] in ("false", False)
+    assert _query(neo4j_driver, "CALL dbms.listConfig('server.http.enabled') YIELD value RETURN value")[0]["value"] in (
+        "false",
+        False,
+    )
     # reachable on loopback, refused on this machine's own non-loopback addresses
     with socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
@@ -71,9 +72,7 @@ def test_write_then_read_round_trip(neo4j_driver):
         other="李娜",
         database_="neo4j",
     )
-    records = _query(
-        neo4j_driver, "MATCH (a:Probe)-[r:CALLS]->(b:Probe) RETURN a.name AS a, r.n AS n, b.name AS b"
-    )
+    records = _query(neo4j_driver, "MATCH (a:Probe)-[r:CALLS]->(b:Probe) RETURN a.name AS a, r.n AS n, b.name AS b")
     assert [(r["a"], r["n"], r["b"]) for r in records] == [("张伟", 3, "李娜")]
 
 
@@ -128,9 +127,7 @@ def test_apoc_core_is_loaded(neo4j_driver):
 @needs_plugins
 def test_opengds_is_loaded_and_writes(neo4j_driver):
     assert _query(neo4j_driver, "RETURN gds.version() AS v")[0]["v"].startswith("2.13.")
-    neo4j_driver.execute_query(
-        "UNWIND range(1, 6) AS i CREATE (:Acct {id: i})", database_="neo4j"
-    )
+    neo4j_driver.execute_query("UNWIND range(1, 6) AS i CREATE (:Acct {id: i})", database_="neo4j")
     neo4j_driver.execute_query(
         "MATCH (a:Acct), (b:Acct) WHERE b.id = a.id + 1 AND a.id <> 3 CREATE (a)-[:PAYS]->(b)",
         database_="neo4j",

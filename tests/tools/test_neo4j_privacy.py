@@ -50,8 +50,9 @@ def own(neo4j_server):
 
 
 def _config(driver, name: str) -> str:
-    records, _, _ = driver.execute_query("CALL dbms.listConfig($name) YIELD name, value RETURN name, value",
-                                         name=name, database_="neo4j")
+    records, _, _ = driver.execute_query(
+        "CALL dbms.listConfig($name) YIELD name, value RETURN name, value", name=name, database_="neo4j"
+    )
     values = {r["name"]: r["value"] for r in records}
     return str(values[name])
 
@@ -97,9 +98,23 @@ def test_load_csv_straight_through_the_driver_is_refused(own, neo4j_driver, secr
     assert http_server.requests == []
 
 
-FETCHING = ("apoc.load.", "apoc.import.", "apoc.export.", "apoc.log.", "apoc.cypher.", "apoc.periodic.",
-            "apoc.trigger.", "apoc.when", "apoc.case", "apoc.do.", "apoc.graph.", "apoc.search.", "apoc.spatial.",
-            "apoc.util.", "apoc.xml.")
+FETCHING = (
+    "apoc.load.",
+    "apoc.import.",
+    "apoc.export.",
+    "apoc.log.",
+    "apoc.cypher.",
+    "apoc.periodic.",
+    "apoc.trigger.",
+    "apoc.when",
+    "apoc.case",
+    "apoc.do.",
+    "apoc.graph.",
+    "apoc.search.",
+    "apoc.spatial.",
+    "apoc.util.",
+    "apoc.xml.",
+)
 
 
 def test_procedures_that_fetch_or_run_strings_are_not_loaded_but_gds_is(own, neo4j_driver):
@@ -107,10 +122,12 @@ def test_procedures_that_fetch_or_run_strings_are_not_loaded_but_gds_is(own, neo
 
     if not _plugins_built():
         pytest.skip("built without plugins")
-    procedures = {r["name"] for r in neo4j_driver.execute_query("SHOW PROCEDURES YIELD name RETURN name",
-                                                                database_="neo4j")[0]}
-    functions = {r["name"] for r in neo4j_driver.execute_query("SHOW FUNCTIONS YIELD name RETURN name",
-                                                               database_="neo4j")[0]}
+    procedures = {
+        r["name"] for r in neo4j_driver.execute_query("SHOW PROCEDURES YIELD name RETURN name", database_="neo4j")[0]
+    }
+    functions = {
+        r["name"] for r in neo4j_driver.execute_query("SHOW FUNCTIONS YIELD name RETURN name", database_="neo4j")[0]
+    }
     assert not [n for n in procedures | functions if n.startswith(FETCHING)]
     # what later work needs is there: GDS (stream and write), APOC's value functions and meta procedures
     assert {"gds.wcc.stream", "gds.wcc.write", "gds.louvain.stream", "gds.graph.project"} <= procedures
@@ -127,8 +144,12 @@ def test_apoc_file_settings_are_read_back_from_apoc(own):
         pytest.skip("built without plugins")
     log = (own.data_dir / "launcher.log").read_text(encoding="utf-8")
     line = next(line for line in log.splitlines() if "APOC settings read back" in line)
-    for setting in ("apoc.import.file.enabled=false", "apoc.export.file.enabled=false",
-                    "apoc.import.file.allow_read_from_filesystem=false", "apoc.trigger.enabled=false"):
+    for setting in (
+        "apoc.import.file.enabled=false",
+        "apoc.export.file.enabled=false",
+        "apoc.import.file.allow_read_from_filesystem=false",
+        "apoc.trigger.enabled=false",
+    ):
         assert setting in line
 
 
@@ -188,8 +209,10 @@ def test_the_password_is_in_no_log(own, neo4j_driver):
 def _websocket_upgrade(port: int, origin: str | None) -> bytes:
     """Send a WebSocket upgrade to Bolt on a raw socket; return the status line ('' if closed)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    head = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
+    head = (
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    )
     if origin is not None:
         head += f"Origin: {origin}\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -224,16 +247,37 @@ def plain_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("plain-neo4j")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSCOPE_NEO4J")}
     started = subprocess.run(
-        [PYTHON, str(TOOLS / "neo4j_server.py"), "start", "--port", "0", "--data", str(data), "--no-plugins",
-         "--heap", "512m", "--pagecache", "64m"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+        [
+            PYTHON,
+            str(TOOLS / "neo4j_server.py"),
+            "start",
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--no-plugins",
+            "--heap",
+            "512m",
+            "--pagecache",
+            "64m",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
     )
     assert started.returncode == 0, started.stderr
     try:
         yield started.stdout.strip().splitlines()[-1], data, started.stdout + started.stderr
     finally:
-        subprocess.run([PYTHON, str(TOOLS / "neo4j_server.py"), "stop", "--data", str(data)],
-                       capture_output=True, timeout=120, env=env, cwd=ROOT)
+        subprocess.run(
+            [PYTHON, str(TOOLS / "neo4j_server.py"), "stop", "--data", str(data)],
+            capture_output=True,
+            timeout=120,
+            env=env,
+            cwd=ROOT,
+        )
 
 
 def test_start_says_where_the_password_is_and_not_what_it_is(plain_server):
@@ -250,8 +294,11 @@ def test_neo4j_blocklist_refuses_every_address(plain_server, secret_file, http_s
     password = (data / "neo4j-password").read_text(encoding="utf-8").strip()
     path, marker = secret_file
     with GraphDatabase.driver(uri, auth=("neo4j", password)) as driver:
-        for url in (f"{http_server.url}/?data=secret", http_server.url.replace("127.0.0.1", "localhost") + "/x",
-                    http_server.url.replace("http:", "ftp:")):
+        for url in (
+            f"{http_server.url}/?data=secret",
+            http_server.url.replace("127.0.0.1", "localhost") + "/x",
+            http_server.url.replace("http:", "ftp:"),
+        ):
             assert "cypher_ip_blocklist" in _refused(driver, f"LOAD CSV FROM '{url}' AS l RETURN l")
         message = _refused(driver, f"LOAD CSV FROM 'file://{path}' AS l RETURN l")
         assert "allow_csv_import_from_file_urls" in message and marker not in message
@@ -271,16 +318,28 @@ def test_wrong_passwords_are_refused_and_never_echoed(plain_server, tmp_path):
     # the CLI with a wrong password in the environment: a clear error, no password in it
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSCOPE_NEO4J")}
     env.update(RINGSCOPE_NEO4J_PASSWORD=wrong)
-    cli = subprocess.run([PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=tmp_path)
+    cli = subprocess.run(
+        [PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert cli.returncode != 0
     assert "unauthorized" in (cli.stdout + cli.stderr).lower() or "auth" in (cli.stdout + cli.stderr).lower()
     assert wrong not in cli.stdout + cli.stderr and password not in cli.stdout + cli.stderr
     # a missing password file is named, and nothing else is said about it
     env.pop("RINGSCOPE_NEO4J_PASSWORD")
     env["RINGSCOPE_NEO4J_PASSWORD_FILE"] = str(tmp_path / "no-such-file")
-    cli = subprocess.run([PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=tmp_path)
+    cli = subprocess.run(
+        [PYTHON, "-m", "ringscope.app.cli", "stats", "--neo4j", uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert cli.returncode != 0 and "no-such-file" in cli.stdout + cli.stderr
     time.sleep(6)  # let Neo4j's lock on the user (after failed logins) expire
     for log in [data / "launcher.log", *(data / "logs").glob("*.log")]:

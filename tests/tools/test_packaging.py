@@ -46,8 +46,12 @@ def wheel(tmp_path_factory) -> Path:
     for room in ROOMS:
         shutil.copytree(ROOT / room, source / room, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (path,) = out.glob("ringscope-*.whl")
     return path
@@ -58,11 +62,18 @@ def test_wheel_holds_only_the_ringscope_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"ringscope"}
-    for expected in ("ringscope/__init__.py", "ringscope/__main__.py", "ringscope/app/cli/__init__.py", "ringscope/app/cli/__main__.py",
-                     "ringscope/app/dashboard/main.py", "ringscope/app/dashboard/pages/queue.py",
-                     "ringscope/detectors/rings.py", "ringscope/graph/embedded.py",
-                     "ringscope/ingest/synthetic/generator.py",
-                     "ringscope/app/dashboard/locale/zh_CN/LC_MESSAGES/ringscope.po"):  # the dashboard's words
+    for expected in (
+        "ringscope/__init__.py",
+        "ringscope/__main__.py",
+        "ringscope/app/cli/__init__.py",
+        "ringscope/app/cli/__main__.py",
+        "ringscope/app/dashboard/main.py",
+        "ringscope/app/dashboard/pages/queue.py",
+        "ringscope/detectors/rings.py",
+        "ringscope/graph/embedded.py",
+        "ringscope/ingest/synthetic/generator.py",
+        "ringscope/app/dashboard/locale/zh_CN/LC_MESSAGES/ringscope.po",
+    ):  # the dashboard's words
         assert expected in names
     assert not any(name.startswith("ringscope/app/api/") for name in names)  # no second copy of the API
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -72,8 +83,12 @@ def test_wheel_holds_only_the_ringscope_package(wheel):
 @pytest.mark.slow
 def test_installed_wheel_imports_under_its_namespace(wheel, tmp_path):
     target = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(wheel)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     # -S: no .pth files, so the editable install's finder is not there; the
     # dependencies come from our site-packages, ringscope only from the wheel.
@@ -90,8 +105,9 @@ def test_installed_wheel_imports_under_its_namespace(wheel, tmp_path):
         "print(sorted(set(ringscope.__all__) - set(dir(ringscope))))\n"
         "print([n for n in ('app', 'graph', 'detectors', 'ingest') if importlib.util.find_spec(n)])\n"
     )
-    done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     location, missing, top_level = done.stdout.splitlines()
     assert Path(location) == target / "ringscope" / "__init__.py"

@@ -35,10 +35,17 @@ with right:
         m1.metric(_("Score"), i18n.fmt_score(detail.score))
         m2.metric(_("Decision"), names.decision_name(detail.decision) if detail.decision else "—")
         if detail.reasons:
-            reasons = pd.DataFrame([{
-                "code": names.reason_name(r.get("code")), "contribution": r.get("contribution"),
-                "detail": mask_text(names.reason_detail(r)),
-                "evidence": mask_text(names.reason_evidence(r))} for r in detail.reasons])
+            reasons = pd.DataFrame(
+                [
+                    {
+                        "code": names.reason_name(r.get("code")),
+                        "contribution": r.get("contribution"),
+                        "detail": mask_text(names.reason_detail(r)),
+                        "evidence": mask_text(names.reason_evidence(r)),
+                    }
+                    for r in detail.reasons
+                ]
+            )
             context.table(reasons, hide_index=True, width="stretch", key="app_reasons")
     st.subheader(_("Findings"))
     if detail.findings.empty:
@@ -46,9 +53,12 @@ with right:
     else:
         kinds = dict(zip(context.findings()["finding"], context.findings()["kind"]))
         shown = detail.findings.assign(
-            summary=[mask_text(names.finding_summary(kinds.get(f), n, s))
-                     for f, n, s in zip(detail.findings["finding"], detail.findings["size"], detail.findings["summary"])],
-            detector=detail.findings["detector"].map(names.detector_name))
+            summary=[
+                mask_text(names.finding_summary(kinds.get(f), n, s))
+                for f, n, s in zip(detail.findings["finding"], detail.findings["size"], detail.findings["summary"])
+            ],
+            detector=detail.findings["detector"].map(names.detector_name),
+        )
         context.table(shown, hide_index=True, width="stretch", key="app_findings")
         pick = st.selectbox(_("Finding"), detail.findings["finding"].tolist(), key="app_finding_pick")
         if st.button(_("Open in cluster explorer"), key="app_open_finding"):
@@ -59,8 +69,9 @@ with right:
 
 with left:
     st.subheader(_("Fields"))
-    fields = mask_record("Application", {k: v for k, v in detail.fields.items() if not k.startswith("risk_")},
-                         revealed)  # risk_* are shown under Risk
+    fields = mask_record(
+        "Application", {k: v for k, v in detail.fields.items() if not k.startswith("risk_")}, revealed
+    )  # risk_* are shown under Risk
     context.table(context.field_rows(fields), hide_index=True, width="stretch", key="app_fields", height=560)
     if not revealed:
         context.reveal_button(nid, user, key="app_reveal")

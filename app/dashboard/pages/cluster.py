@@ -35,10 +35,17 @@ def _switched() -> None:
     st.session_state["finding"] = st.session_state["cluster_finding"]
 
 
-labels = {f: f"{sc:.2f} · {mask_text(names.finding_summary(k, n, s))}"
-          for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])}
-finding = st.selectbox(_("Finding"), options, key="cluster_finding", on_change=_switched,
-                       format_func=lambda f: f"{display.clip(f, 40)} — {labels.get(f, '')}"[:300])
+labels = {
+    f: f"{sc:.2f} · {mask_text(names.finding_summary(k, n, s))}"
+    for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])
+}
+finding = st.selectbox(
+    _("Finding"),
+    options,
+    key="cluster_finding",
+    on_change=_switched,
+    format_func=lambda f: f"{display.clip(f, 40)} — {labels.get(f, '')}"[:300],
+)
 if finding != st.session_state.get("cluster_shown"):  # another ring: nothing of the last one carries over
     st.session_state["cluster_shown"] = finding
     st.session_state["path"] = None
@@ -82,14 +89,22 @@ if isinstance(event, dict) and event.get("timestamp") != st.session_state.get("c
 
 graph_col, side_col = st.columns([3, 2])
 with graph_col:
-    st.caption(_("{nodes} nodes, {links} links · members are applications; diamonds are shared identifiers; "
-                 "red rings are high risk. Click a node for details, double-click to expand it.").format(
-        nodes=i18n.fmt_count(len(view.nodes)), links=i18n.fmt_count(len(view.edges))))
+    st.caption(
+        _(
+            "{nodes} nodes, {links} links · members are applications; diamonds are shared identifiers; "
+            "red rings are high risk. Click a node for details, double-click to expand it."
+        ).format(nodes=i18n.fmt_count(len(view.nodes)), links=i18n.fmt_count(len(view.edges)))
+    )
     for note in view.notes:
         st.warning(i18n.tr(note))
     st_link_analysis(
-        payload.elements, layout=graphview.LAYOUT, node_styles=graphview.node_styles(),
-        edge_styles=graphview.edge_styles(), height=620, key=graph_key, node_actions=["expand"],
+        payload.elements,
+        layout=graphview.LAYOUT,
+        node_styles=graphview.node_styles(),
+        edge_styles=graphview.edge_styles(),
+        height=620,
+        key=graph_key,
+        node_actions=["expand"],
         events=[Event("node_click", "click tap", "node")],
     )
     in_view = list(view.nodes)
@@ -101,7 +116,9 @@ with graph_col:
 
     with st.expander(_("Shortest path between two entities"), expanded=bool(path)):
         a = st.selectbox(_("From"), in_view, format_func=i18n.formatter(describe), key="path_from")
-        b = st.selectbox(_("To"), in_view, index=min(1, len(in_view) - 1), format_func=i18n.formatter(describe), key="path_to")
+        b = st.selectbox(
+            _("To"), in_view, index=min(1, len(in_view) - 1), format_func=i18n.formatter(describe), key="path_to"
+        )
         p1, p2 = st.columns(2)
         if p1.button(_("Find shortest path"), key="path_go"):
             found = services.shortest_path(context.index(), a, b)
@@ -152,21 +169,44 @@ with side_col:
         evidence = []
         if len(found) and isinstance(found["evidence"].iloc[0], str):
             evidence = json.loads(found["evidence"].iloc[0] or "[]")
-        st.text(mask_text(names.finding_summary(row["kind"], row["size"], row["summary"])) + "\n"
-                + _("score {score} · {detector} · {n} applications").format(
-                    score=i18n.fmt_score(row["score"]), detector=names.detector_name(row["detector"]),
-                    n=i18n.fmt_count(row["size"])))
+        st.text(
+            mask_text(names.finding_summary(row["kind"], row["size"], row["summary"]))
+            + "\n"
+            + _("score {score} · {detector} · {n} applications").format(
+                score=i18n.fmt_score(row["score"]),
+                detector=names.detector_name(row["detector"]),
+                n=i18n.fmt_count(row["size"]),
+            )
+        )
         if evidence:
-            ev = pd.DataFrame([{
-                "feature": names.evidence_name(e.get("feature")), "contribution": e.get("contribution"),
-                "detail": mask_text(names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
-                "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", []))))} for e in evidence])
+            ev = pd.DataFrame(
+                [
+                    {
+                        "feature": names.evidence_name(e.get("feature")),
+                        "contribution": e.get("contribution"),
+                        "detail": mask_text(
+                            names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))
+                        ),
+                        "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", [])))),
+                    }
+                    for e in evidence
+                ]
+            )
             context.table(ev, hide_index=True, width="stretch", key="evidence_table")
         shared = [n for n, r in view.nodes.items() if r == "shared"]
         if shared:
             st.caption(_("Shared identifiers"))
-            context.table(pd.DataFrame({"identifier": [describe(n) for n in shared]}), hide_index=True,
-                         width="stretch", key="shared_table")
+            context.table(
+                pd.DataFrame({"identifier": [describe(n) for n in shared]}),
+                hide_index=True,
+                width="stretch",
+                key="shared_table",
+            )
         if len(found) and isinstance(found["parameters"].iloc[0], str):
-            display.say(st.caption, _("detector parameters: {} · run {}"), found["parameters"].iloc[0],
-                        i18n.fmt_time(found["run_at"].iloc[0]), limit=400)
+            display.say(
+                st.caption,
+                _("detector parameters: {} · run {}"),
+                found["parameters"].iloc[0],
+                i18n.fmt_time(found["run_at"].iloc[0]),
+                limit=400,
+            )

@@ -19,14 +19,25 @@ user = context.require("console")
 store = context.store()
 st.title(_("Cypher console"))
 if getattr(store, "kind", "") != "neo4j":
-    st.info(_("The console needs the Neo4j store (start the dashboard with `--neo4j`). "
-              "The embedded store has no query language; use the other pages."))
+    st.info(
+        _(
+            "The console needs the Neo4j store (start the dashboard with `--neo4j`). "
+            "The embedded store has no query language; use the other pages."
+        )
+    )
     st.stop()
-st.caption(_("Read-only: queries are explained first and refused unless the plan only reads; at most {rows} rows "
-             "and {mib} MiB, {seconds} s. Every query is logged.").format(
-    rows=i18n.fmt_count(cypher.MAX_ROWS), mib=cypher.MAX_BYTES // 2**20, seconds=f"{cypher.TIMEOUT:.0f}"))
-text = st.text_area(_("Query"), key="console_query", height=140,
-                    placeholder="MATCH p=(f:Finding)-[:INVOLVES]->(a:Application) RETURN p LIMIT 25")
+st.caption(
+    _(
+        "Read-only: queries are explained first and refused unless the plan only reads; at most {rows} rows "
+        "and {mib} MiB, {seconds} s. Every query is logged."
+    ).format(rows=i18n.fmt_count(cypher.MAX_ROWS), mib=cypher.MAX_BYTES // 2**20, seconds=f"{cypher.TIMEOUT:.0f}")
+)
+text = st.text_area(
+    _("Query"),
+    key="console_query",
+    height=140,
+    placeholder="MATCH p=(f:Finding)-[:INVOLVES]->(a:Application) RETURN p LIMIT 25",
+)
 reveal = st.toggle(_("Show personal data unmasked (logged)"), key="console_reveal")
 if st.button(_("Run"), key="console_run", type="primary"):
     try:
@@ -40,10 +51,13 @@ stored = st.session_state.get("console_result")
 if stored is not None:
     result, revealed = stored  # unmasked only if this very run was audited as a reveal
     frame = result.frame(mask=None if revealed else mask_content)
-    display.say(st.caption, _("{n} rows in {seconds} s").format(n=i18n.fmt_count(len(frame)),
-                                                                 seconds=f"{result.seconds:.2f}")
-                + (" — {}" if result.notice else ""),
-                *([result.notice] if result.notice else []), limit=400)
+    display.say(
+        st.caption,
+        _("{n} rows in {seconds} s").format(n=i18n.fmt_count(len(frame)), seconds=f"{result.seconds:.2f}")
+        + (" — {}" if result.notice else ""),
+        *([result.notice] if result.notice else []),
+        limit=400,
+    )
     context.table(frame, hide_index=True, width="stretch", key="console_table")
     if result.graph_nodes:
         nodes = []
@@ -51,13 +65,33 @@ if stored is not None:
             key = n["key"]
             cap = mask_value(PII_LABELS[n["label"]], key) if n["label"] in PII_LABELS and not revealed else key
             caption = n["props"].get("name", cap)
-            nodes.append({"data": {"id": graphview.token(eid), "label": escape(n["label"]),
-                                   "caption": escape(caption if revealed else mask_content(caption))}})
+            nodes.append(
+                {
+                    "data": {
+                        "id": graphview.token(eid),
+                        "label": escape(n["label"]),
+                        "caption": escape(caption if revealed else mask_content(caption)),
+                    }
+                }
+            )
         ids = {d["data"]["id"] for d in nodes}
-        edges = [{"data": {"id": f"e{i}", "source": graphview.token(e["source"]), "target": graphview.token(e["target"]),
-                           "label": escape(e["type"])}}
-                 for i, e in enumerate(result.graph_edges)
-                 if graphview.token(e["source"]) in ids and graphview.token(e["target"]) in ids]
-        st_link_analysis({"nodes": nodes, "edges": edges}, layout=graphview.LAYOUT,
-                         node_styles=graphview.node_styles(), edge_styles=graphview.edge_styles(), height=520,
-                         key="console_graph")
+        edges = [
+            {
+                "data": {
+                    "id": f"e{i}",
+                    "source": graphview.token(e["source"]),
+                    "target": graphview.token(e["target"]),
+                    "label": escape(e["type"]),
+                }
+            }
+            for i, e in enumerate(result.graph_edges)
+            if graphview.token(e["source"]) in ids and graphview.token(e["target"]) in ids
+        ]
+        st_link_analysis(
+            {"nodes": nodes, "edges": edges},
+            layout=graphview.LAYOUT,
+            node_styles=graphview.node_styles(),
+            edge_styles=graphview.edge_styles(),
+            height=520,
+            key="console_graph",
+        )

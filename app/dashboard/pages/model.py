@@ -26,7 +26,9 @@ if summary is None:
 report = summary["report"]
 # a report saved before targets names the labels it mixed
 target = report.get("target") or "+".join((report.get("config") or {}).get("bad_labels") or []) or "—"
-display.say(st.caption, _("target {} · version {} · saved in {}"), target, summary["version"], summary["folder"], limit=300)
+display.say(
+    st.caption, _("target {} · version {} · saved in {}"), target, summary["version"], summary["folder"], limit=300
+)
 c1, c2, c3 = st.columns(3)
 c1.metric(_("Chosen model"), str(report.get("chosen", "—")))
 c2.metric(_("Labelled applications"), i18n.fmt_count(report.get("labelled", 0)))
@@ -35,15 +37,26 @@ rows = []
 for kind, variants in (report.get("models") or {}).items():
     for variant, metrics in variants.items():
         if isinstance(metrics, dict):
-            rows.append({"model": names.model_name(kind), "features": names.model_name(variant),
-                         **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+            rows.append(
+                {
+                    "model": names.model_name(kind),
+                    "features": names.model_name(variant),
+                    **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                }
+            )
 if rows:
     context.table(pd.DataFrame(rows), hide_index=True, width="stretch", key="model_metrics")
 for plot in summary["plots"]:
     st.image(str(plot), caption=plot.name)
 if summary.get("challenger"):
-    display.say(st.info, _("Challenger {} is waiting: `ringscope promote` makes it the champion, "
-                           "`ringscope flag --shadow` records its decisions beside the champion's."), summary["challenger"])
+    display.say(
+        st.info,
+        _(
+            "Challenger {} is waiting: `ringscope promote` makes it the champion, "
+            "`ringscope flag --shadow` records its decisions beside the champion's."
+        ),
+        summary["challenger"],
+    )
 history = summary.get("history")
 if history is not None and len(history):
     st.subheader(_("Champion history"))
@@ -60,8 +73,11 @@ monitoring = summary.get("monitoring")
 if not monitoring:
     st.caption(_("No monitoring yet: `ringscope monitor` compares recent weeks with the training window."))
 elif monitoring.get("model_version") != summary["version"]:
-    display.say(st.caption, _("The last `ringscope monitor` judged {}, not this champion; run it again."),
-                monitoring.get("model_version"))
+    display.say(
+        st.caption,
+        _("The last `ringscope monitor` judged {}, not this champion; run it again."),
+        monitoring.get("model_version"),
+    )
 else:
     overall = monitoring.get("overall", "ok")
     st.metric(_("Stability"), stability(overall))
@@ -71,8 +87,11 @@ else:
         beyond = (psi.astype(float) - noise.reindex_like(psi).astype(float).fillna(0.0)).clip(lower=0.0)
         moved = beyond.drop(columns="score", errors="ignore").max().sort_values(ascending=False)
         shown = ["score", *[c for c in moved.index[:4] if moved[c] >= 0.1]]
-        st.caption(_("PSI beyond sampling noise per {period}, against the training window (watch from 0.1, "
-                     "act from 0.25)").format(period=_(monitoring.get("period", "week"))))
+        st.caption(
+            _(
+                "PSI beyond sampling noise per {period}, against the training window (watch from 0.1, act from 0.25)"
+            ).format(period=_(monitoring.get("period", "week")))
+        )
         st.line_chart(beyond[[c for c in shown if c in beyond.columns]])
     decisions = pd.DataFrame(monitoring.get("decisions") or {}).T
     if len(decisions):

@@ -26,8 +26,15 @@ from tests.app.browser.store_fixture import build_dashboard_store
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("RINGSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 PASSWORD = "correct horse"
@@ -137,8 +144,10 @@ def graph_frame(page, showing: str | None = None):
     """The graph component's frame once it has drawn nodes (and a node labelled ``showing``)."""
     test = "() => document.getElementById('cy')?._cyreg?.cy?.nodes().length > 0"
     if showing:
-        test = ("() => (document.getElementById('cy')?._cyreg?.cy?.nodes() || [])"
-                f".some(n => n.data('label') === '{showing}')")
+        test = (
+            "() => (document.getElementById('cy')?._cyreg?.cy?.nodes() || [])"
+            f".some(n => n.data('label') === '{showing}')"
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for frame in page.frames:
@@ -261,7 +270,9 @@ def test_a_note_on_a_confirmed_case_keeps_it_confirmed(server, tab):
     assert case.status == "Confirmed fraud"
     assert case.comment == "same device as RA01, two defaults"  # the reason is kept
     assert cases.case_notes(store, "Application", "RA03")["note"].tolist() == [
-        "called the branch, no answer", "second note"]
+        "called the branch, no answer",
+        "second note",
+    ]
     actions = cases.audit_log(store, target="case:Application:RA03")["action"].tolist()
     assert actions == ["case.note", "case.note", "case.status", "case.status"]
     assert "RA03" in set(cases.case_labels(store)["application_id"])  # still a training label
@@ -314,7 +325,7 @@ def test_search_one_hanzi_shows_score_and_decision(server, tab):
     grid = page.locator("[data-testid='stDataFrame'] [role='gridcell']")
     expect(grid.filter(has_text="RA01")).to_have_count(1)  # the grid draws after the script ends
     cells = grid.all_inner_texts()
-    row = cells[cells.index("RA01"):]
+    row = cells[cells.index("RA01") :]
     assert row[1] == "李娜" and "0.83" in row and "decline" in row
     assert "13800138000" not in cells and "138****8000" in row  # still masked
 
@@ -358,8 +369,10 @@ def test_person_details_and_addresses_are_masked_in_the_browser(server, tab):
     page.wait_for_timeout(300)
     state = graph.evaluate(_GRAPH_STATE_JS)
     assert "Address" in state["labels"]
-    captions = graph.evaluate("() => document.getElementById('cy')._cyreg.cy.nodes()"
-                              ".filter(n => n.data('label') === 'Address').map(n => n.data('caption'))")
+    captions = graph.evaluate(
+        "() => document.getElementById('cy')._cyreg.cy.nodes()"
+        ".filter(n => n.data('label') === 'Address').map(n => n.data('caption'))"
+    )
     assert captions == ["广东省深圳市****"], captions
     dom = page.content() + graph.content()
     assert "科技园" not in dom and "南山区" not in dom
@@ -412,8 +425,9 @@ def test_lock_out_survives_a_restart_and_idle_sessions_end(tmp_path, chromium):
 
     def start():
         port = free_port()
-        return launch(str(tmp_path / "store"), None, port=port, open_browser=False, wait=False, quiet=True,
-                      idle_minutes=0.1), f"http://127.0.0.1:{port}"
+        return launch(
+            str(tmp_path / "store"), None, port=port, open_browser=False, wait=False, quiet=True, idle_minutes=0.1
+        ), f"http://127.0.0.1:{port}"
 
     process, url = start()
     tab = Guarded(chromium)
