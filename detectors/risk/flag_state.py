@@ -22,7 +22,8 @@ detectors read, as they were read before detection), the index's arrays
 (``index/``: ``.npy`` read without pickle, text and tables as Parquet), the
 values read as missing (JSON), and in ``state.pkl`` the
 detectors' statistics (fitted identity model, hub tables, rates, peer
-groups: Python objects, so a pickle) and the stored findings.
+groups: Python objects, so a pickle), the stored findings and the settings
+the last ``detect`` saved.
 ``manifest.json``, written last, names every file with its SHA-256; a load
 verifies every digest before reading anything (the pickle included), so a
 partial or corrupt save is never trusted: it is rebuilt, with a warning.
@@ -301,7 +302,12 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
     put(
         "state.pkl",
         pickle.dumps(
-            {"statistics": statistics, "findings": list(index.findings if findings is None else findings)},
+            {
+                "statistics": statistics,
+                "findings": list(index.findings if findings is None else findings),
+                # the settings the store's last detect saved, as the index ran with them
+                "settings": index.settings.to_json(),
+            },
             protocol=pickle.HIGHEST_PROTOCOL,
         ),
     )
@@ -395,6 +401,7 @@ def load_state(store: Any, revision: str) -> tuple[dict | None, str]:
         state["bad_values"] = [BadValues(**b) for b in json.loads(data["bad_values.json"].decode("utf-8"))]
         saved = pickle.loads(data["state.pkl"])
         state["statistics"], state["findings"] = dict(saved["statistics"]), list(saved["findings"])
+        state["settings"] = saved.get("settings")
         return state, ""
     except Exception as exc:  # never crash on a bad cache: rebuild
         reason = f"saved flag state in {folder} is unusable ({type(exc).__name__}: {exc}); rebuilt from the store"

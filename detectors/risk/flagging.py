@@ -211,9 +211,10 @@ class FlagIndex:
             portfolio.stored_entity_maps = dict(state["entities"])
             portfolio.bad_values = list(state["bad_values"])
             portfolio.reads = dict(state["reads"])
-            index = cls(
-                portfolio, state["findings"], bad_labels, arrays=state["arrays"], settings=store_settings(store)
-            )
+            # the settings come with the state (saved at this revision), so a loaded index reads no table
+            saved = state.get("settings")
+            settings = Settings.from_json(saved) if saved else store_settings(store)
+            index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"], settings=settings)
             index.detector_statistics = dict(state["statistics"])
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
