@@ -353,6 +353,7 @@ def field_name(field: str) -> str:
     -------
     >>> field_name("applicant_id_number_raw")
     '申请人身份证号（原始输入）'
+    >>> from ringscope.app.dashboard.i18n import use_language
     >>> with use_language("en"):
     ...     field_name("amount")
     'Amount (¥)'
@@ -588,6 +589,7 @@ def evidence_text(feature: Any, detail: Any, values: Iterable[Any] = ()) -> str:
     '圈内贷款合计 ¥1,830,000；担保合计 ¥900,000'
     >>> evidence_text("shared_identifiers", "6 applications share …", ["device:farm-1 (6 people)"])
     '共用标识：设备 farm-1（6 人）'
+    >>> from ringscope.app.dashboard.i18n import use_language
     >>> with use_language("en"):
     ...     evidence_text("ring_size", "6 distinct applicants in one ring", [6])
     '6 distinct applicants in one ring'
@@ -613,6 +615,7 @@ def reason_detail(reason: dict[str, Any]) -> str:
     -------
     >>> reason_detail({"code": "NIGHT_APPLICATION", "detail": "applied between 00:00 and 06:00", "value": 1.0})
     '夜间申请（北京时间 00:00–06:00）：1'
+    >>> from ringscope.app.dashboard.i18n import use_language
     >>> with use_language("en"):
     ...     reason_detail({"code": "NIGHT_APPLICATION", "detail": "applied between 00:00 and 06:00", "value": 1.0})
     'applied between 00:00 and 06:00: 1'
