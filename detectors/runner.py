@@ -132,8 +132,9 @@ def run_detectors(
             continue
         start = time.perf_counter()
         try:
+            # taken out of the dict: identity's fitted model and pairs are freed once it has run
             found = (
-                detector.run(portfolio, statistics=statistics[detector.name])
+                detector.run(portfolio, statistics=statistics.pop(detector.name))
                 if detector.name in statistics
                 else detector.run(portfolio)
             )

@@ -102,7 +102,7 @@ class Settings:
     source: str = "defaults"
 
     def __post_init__(self) -> None:
-        from ringscope.detectors.risk.scoring import TrainingConfig
+        from ringscope.detectors.risk.config import TrainingConfig
 
         # TOML and JSON have arrays where the detectors take tuples
         object.__setattr__(
@@ -146,14 +146,14 @@ class Settings:
     def training_config(self, target: str = "fraud", **explicit: Any):
         """A :class:`~ringscope.detectors.risk.scoring.TrainingConfig` for ``target``:
         ``explicit`` values (command-line options) win over the settings."""
-        from ringscope.detectors.risk.scoring import TrainingConfig
+        from ringscope.detectors.risk.config import TrainingConfig
 
         values = {**self.training, **{k: v for k, v in explicit.items() if v is not None}}
         return TrainingConfig(target=target, **values)
 
     def effective(self) -> dict[str, Any]:
         """Every parameter of every detector and every training setting, defaults filled in."""
-        from ringscope.detectors.risk.scoring import TrainingConfig
+        from ringscope.detectors.risk.config import TrainingConfig
 
         defaults = TrainingConfig(**self.training)
         return {

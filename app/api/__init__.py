@@ -21,22 +21,55 @@ doctest)::
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # for type checkers; at run time these load on first use (see __getattr__)
+    import pandas as pd
 
-from ringscope.app.jobs import flag_applications
-from ringscope.detectors.evaluate import Evaluation, evaluate_findings
-from ringscope.detectors.registry import DETECTORS
-from ringscope.detectors.risk.flagging import FlagResult
-from ringscope.detectors.risk.training import TrainResult
-from ringscope.detectors.runner import DetectionRun, load_findings, run_detectors, save_findings
-from ringscope.detectors.settings import Settings, load_settings
-from ringscope.graph.store import GraphStore, open_store
-from ringscope.ingest.pipeline import IngestSummary
-from ringscope.ingest.pipeline import ingest_folder as _pipeline_ingest
-from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+    from ringscope.detectors.evaluate import Evaluation
+    from ringscope.detectors.registry import DETECTORS
+    from ringscope.detectors.risk.flagging import FlagResult
+    from ringscope.detectors.risk.training import TrainResult
+    from ringscope.detectors.runner import DetectionRun, load_findings
+    from ringscope.detectors.settings import Settings, load_settings
+    from ringscope.graph.store import GraphStore, open_store
+    from ringscope.ingest.pipeline import IngestSummary
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+#: names this package re-exports → the module that defines them. Loaded on first
+#: use: ``import ringscope.detectors.rings`` runs this file first, and must not
+#: pay for scikit-learn, the ingest pipeline and the generator it does not use.
+_REEXPORTS = {
+    "open_store": "ringscope.graph.store",
+    "GraphStore": "ringscope.graph.store",
+    "load_findings": "ringscope.detectors.runner",
+    "DetectionRun": "ringscope.detectors.runner",
+    "Settings": "ringscope.detectors.settings",
+    "load_settings": "ringscope.detectors.settings",
+    "DETECTORS": "ringscope.detectors.registry",
+    "Evaluation": "ringscope.detectors.evaluate",
+    "FlagResult": "ringscope.detectors.risk.flagging",
+    "TrainResult": "ringscope.detectors.risk.training",
+    "IngestSummary": "ringscope.ingest.pipeline",
+    "GeneratorConfig": "ringscope.ingest.synthetic",
+    "generate_portfolio": "ringscope.ingest.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _REEXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ringscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_REEXPORTS))
+
 
 __all__ = [
     "open_store",
@@ -77,6 +110,8 @@ def ingest_export(
     ``update`` lets a later feed change stored applications (audited); without
     it a stored row is never overwritten.
     """
+    from ringscope.ingest.pipeline import ingest_folder as _pipeline_ingest
+
     return _pipeline_ingest(
         folder, store, rejects_path=rejects_path, progress=progress, update=update, lock_timeout=lock_timeout
     )
@@ -99,6 +134,9 @@ def detect(
     settings are replaced by this run's, as ``ringscope detect`` does;
     :func:`train` and :func:`flag` then run the detectors with them.
     """
+    from ringscope.detectors.registry import DETECTORS
+    from ringscope.detectors.runner import run_detectors, save_findings
+
     unknown = sorted(set(detectors or ()) - set(DETECTORS))
     if unknown:
         raise ValueError(f"Unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
@@ -175,11 +213,16 @@ def flag(
             f"The saved model {model.version} predicts {model.target!r}, not {target!r}; train a {target} model first."
         )
     with store.lock(job="ringscope flag", timeout=lock_timeout):
+        from ringscope.app.jobs import flag_applications
+
         return flag_applications(store, folder, model, rejects_path or "ringscope_rejects.csv", progress=progress)
 
 
 def evaluate(store: GraphStore, truth_dir: str | Path, min_score: float = 0.5) -> Evaluation:
     """Compare the store's saved findings with a generated portfolio's ``truth/`` folder."""
+    from ringscope.detectors.evaluate import evaluate_findings
+    from ringscope.detectors.runner import load_findings
+
     findings = load_findings(store)
     if not findings:
         raise ValueError("No findings in the store; run detect() first.")
