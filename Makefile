@@ -55,7 +55,7 @@ test: lint neo4j-build browser
 	$(BIN)/python -m pytest
 
 test-fast: lint
-	$(BIN)/python -m pytest -m "not neo4j and not browser and not slow" -q
+	$(BIN)/python -m pytest -m "not neo4j and not browser and not slow" -q --deselect README.md::README.md
 
 bench: neo4j-build
 	$(BIN)/python bench/bench_generate.py

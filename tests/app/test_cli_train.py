@@ -16,6 +16,9 @@ from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 def _run(*args: str) -> str:
     result = CliRunner().invoke(cli, [*args, "--quiet"])

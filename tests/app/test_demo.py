@@ -8,6 +8,9 @@ from click.testing import CliRunner
 
 from ringscope.app.cli import cli
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("kind", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def test_demo_generates_ingests_detects_trains_and_flags(kind, tmp_path, monkeypatch, request):

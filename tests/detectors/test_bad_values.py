@@ -29,6 +29,9 @@ from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, person_id
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 US = {"9999-12-31": 253402214400000000, "0001-01-01": -62135596800000000, "year 0": -62135625943000000}
 NORMAL_US = 1767225600000000  # 2026-01-01T00:00Z

@@ -24,6 +24,9 @@ from ringscope.detectors.runner import _unique, findings_frame, run_detectors, s
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

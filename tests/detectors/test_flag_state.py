@@ -24,6 +24,9 @@ from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 from tests.detectors.test_flagging import LATER, _new_batch, _prepare
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):

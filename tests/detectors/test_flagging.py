@@ -17,6 +17,9 @@ from ringscope.detectors.runner import load_findings, run_detectors, save_findin
 from ringscope.ingest.pipeline import ingest_folder
 from tests.detectors.builder import ExportBuilder
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 OUTPUT_COLUMNS = ["application_id", "score", "decision", "ring_id", "reasons", "settings"]
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 

@@ -20,6 +20,9 @@ from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder, company_uscc
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 LATER = datetime(2026, 11, 8, 9)  # after every generated application, not in the future
 
 

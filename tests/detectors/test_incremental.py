@@ -24,6 +24,9 @@ from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.sample_data import split_export
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 #: seeds and fraud mixes: each detector's typology is planted densely in at least one
 SETTINGS = [
     dict(seed=101),

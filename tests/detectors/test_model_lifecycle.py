@@ -31,6 +31,9 @@ from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 from tests.detectors.builder import ExportBuilder
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 #: the champion is trained when outcomes are known up to here; the new pattern starts here too
 KNOWN_UNTIL = pd.Timestamp("2025-09-01", tz="Asia/Shanghai")
 

@@ -29,6 +29,9 @@ from ringscope.graph.store import GraphBatch
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 # the generator labels applications before this day; later ones are the model's future
 CUTOFF = pd.Timestamp("2026-05-01", tz="Asia/Shanghai")
 

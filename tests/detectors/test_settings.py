@@ -16,6 +16,9 @@ from ringscope.graph.embedded import EmbeddedStore
 from ringscope.ingest.pipeline import ingest_folder
 from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 CONFIG = """
 [detectors.device_velocity]
 window_hours = 48.0

@@ -8,6 +8,9 @@ import pytest
 
 from ringscope.detectors.risk.scoring import MIN_POSITIVES, TrainingConfig, train_models
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 def _book(positives_early: int, positives_late: int, n: int = 400, seed: int = 0):
     """``n`` labelled applications one a day; the positives sit in the first

@@ -22,6 +22,9 @@ from ringscope.graph.files import TMP_MARKER
 from ringscope.graph.model import FINDING_TARGETS, REL_TYPES
 from tests.sample_data import split_export
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 # children run outside the repository, so its top-level folders are not importable by their bare names
 OUTSIDE = tempfile.gettempdir()
 

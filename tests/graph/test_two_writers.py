@@ -18,6 +18,9 @@ from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.model import REL_TYPES
 from tests.sample_data import split_export
 
+# trains models or runs whole jobs end to end: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 # children run outside the repository, so its top-level folders are not importable by their bare names
 OUTSIDE = tempfile.gettempdir()
 
