@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.brokers import BrokerRings, template_cells
+from ringscope.detectors.brokers import BrokerRings
+from ringscope.detectors.template_cells import template_cells
 from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.brokers import BrokerRings, cell_reference, template_cells
+from ringscope.detectors.brokers import BrokerRings
 from ringscope.detectors.incremental import detect_around
 from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.template_cells import cell_reference, template_cells
 from ringscope.detectors.velocity import DeviceVelocity, burst_base, burst_windows
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.ingest.pipeline import ingest_folder
