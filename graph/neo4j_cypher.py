@@ -58,15 +58,32 @@ def _value(prop: str) -> str:
     return f"CASE WHEN {value} IS NULL THEN null ELSE {typed} END"
 
 
-def _sets(var: str, props: list[str], policy: str = "merge") -> str:
-    """SET items for ``props`` under a write policy (same rules as the embedded
-    store): merge — a missing value leaves the stored one alone; keep — a
-    stored value stays; replace — the given value, null included."""
+def _set_targets(var: str, props: list[str], policy: str = "merge") -> list[tuple[str, str]]:
+    """(stored property, value it is set to) per property under a write
+    policy (same rules as the embedded store): merge — a missing value leaves
+    the stored one alone; keep — a stored value stays; replace — the given
+    value, null included."""
     if policy == "keep":
-        return ", ".join(f"{var}.{p} = coalesce({var}.{p}, {_value(p)})" for p in props)
+        return [(f"{var}.{p}", f"coalesce({var}.{p}, {_value(p)})") for p in props]
     if policy == "replace":
-        return ", ".join(f"{var}.{p} = {_value(p)}" for p in props)
-    return ", ".join(f"{var}.{p} = coalesce({_value(p)}, {var}.{p})" for p in props)
+        return [(f"{var}.{p}", _value(p)) for p in props]
+    return [(f"{var}.{p}", f"coalesce({_value(p)}, {var}.{p})") for p in props]
+
+
+def _sets(var: str, props: list[str], policy: str = "merge") -> str:
+    """SET items for ``props`` under a write policy (see :func:`_set_targets`)."""
+    return ", ".join(f"{lhs} = {rhs}" for lhs, rhs in _set_targets(var, props, policy))
+
+
+def _differs(var: str, props: list[str], policy: str = "merge") -> str:
+    """Cypher test: would the SET of :func:`_sets` change any stored value?
+
+    Neo4j's counters count a property set to the value it holds, so a no-op
+    re-ingest would look like a change; the query returns how many rows
+    really differ instead (null-safe equality: two nulls are equal)."""
+    return " OR ".join(
+        f"NOT coalesce({lhs} = {rhs}, {lhs} IS NULL AND {rhs} IS NULL)" for lhs, rhs in _set_targets(var, props, policy)
+    )
 
 
 def _visible(var: str) -> str:
@@ -86,6 +103,10 @@ def _tag(var: str) -> str:
     )
 
 
+#: what a merge query with properties returns: how many rows changed a stored value
+_COUNT_DIFFERING = " RETURN sum(CASE WHEN differs THEN 1 ELSE 0 END) AS differing"
+
+
 @cache
 def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge") -> str:
     """Batched ``MERGE`` for nodes of ``label`` carrying ``columns``.
@@ -96,8 +117,14 @@ def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge
 
     Example
     -------
-    >>> merge_nodes_query("Phone", ("key", "valid"))
-    'UNWIND range(0, size($key) - 1) AS i MERGE (n:Phone {key: $key[i]}) SET n.valid = coalesce($valid[i], n.valid)'
+    >>> query = merge_nodes_query("Phone", ("key", "valid"))
+    >>> query.split(" WITH ")[0]
+    'UNWIND range(0, size($key) - 1) AS i MERGE (n:Phone {key: $key[i]})'
+    >>> query.split(" SET ")[1]
+    'n.valid = coalesce($valid[i], n.valid) RETURN sum(CASE WHEN differs THEN 1 ELSE 0 END) AS differing'
+
+    The query returns how many rows changed a stored value (``differing``),
+    since Neo4j's counters also count a property set to the value it held.
     """
     allowed = set(NODE_TYPES[label].properties)
     props = [c for c in columns if c != "key"]
@@ -106,8 +133,12 @@ def merge_nodes_query(label: str, columns: tuple[str, ...], policy: str = "merge
     query = f"UNWIND range(0, size($key) - 1) AS i MERGE (n:{label} {{key: $key[i]}})"
     if label in DERIVED_LABELS:
         query += _tag("n")
-    if props:
+    if props and label in DERIVED_LABELS:
         query += " SET " + _sets("n", props, policy)
+    elif props:
+        query += (
+            f" WITH n, i, {_differs('n', props, policy)} AS differs SET {_sets('n', props, policy)}" + _COUNT_DIFFERING
+        )
     return query
 
 
@@ -136,8 +167,12 @@ def merge_rels_query(name: str, columns: tuple[str, ...], policy: str = "merge")
     )
     if name in DERIVED_RELS:
         query += _tag("r")
-    if props:
+    if props and name in DERIVED_RELS:
         query += " SET " + _sets("r", props, policy)
+    elif props:
+        query += (
+            f" WITH r, i, {_differs('r', props, policy)} AS differs SET {_sets('r', props, policy)}" + _COUNT_DIFFERING
+        )
     return query
 
 

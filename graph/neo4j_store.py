@@ -383,8 +383,8 @@ class Neo4jStore:
 
     def _run_write(self, query: str, columns: dict[str, list[Any]], n: int = 0, name: str = "") -> tuple[int, str]:
         # execute_query retries transient errors (deadlocks between batches).
-        _, summary, _ = self._driver.execute_query(query, parameters_=columns, database_=self.database)
-        if _changed(summary):
+        records, summary, _ = self._driver.execute_query(query, parameters_=columns, database_=self.database)
+        if _changed(summary, records):
             self._changed = True  # read by ``_revising`` (set from the writer threads)
         return n, name
 
@@ -493,11 +493,28 @@ class Neo4jStore:
         self._driver.close()
 
 
-def _changed(summary) -> bool:
-    """Did a write transaction change anything? Neo4j counts a ``SET`` even
-    when the value stays, so a property set to what it held counts too."""
+def _changed(summary, records: list | None = None) -> bool:
+    """Did a write transaction change anything? Nodes, relationships or
+    labels created or deleted always count. Neo4j also counts a ``SET`` to
+    the value a property holds, so a merge query reports the rows whose
+    values really differ (``differing``, see ``merge_nodes_query``) and only
+    other writes fall back to the properties-set counter."""
     counters = getattr(summary, "counters", None)
-    return True if counters is None else bool(counters.contains_updates)
+    if counters is None:
+        return True
+    structural = (
+        counters.nodes_created,
+        counters.nodes_deleted,
+        counters.relationships_created,
+        counters.relationships_deleted,
+        counters.labels_added,
+        counters.labels_removed,
+    )
+    if any(structural):
+        return True
+    if records and "differing" in records[0].keys():
+        return bool(records[0]["differing"])
+    return bool(counters.contains_updates)
 
 
 def _records_frame(records: list, columns: list[str]) -> pd.DataFrame:
