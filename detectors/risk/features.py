@@ -23,6 +23,7 @@ import pandas as pd
 
 from ringscope.detectors.base import Finding
 from ringscope.detectors.rings import KIND_STRENGTH, entity_links
+from ringscope.detectors.template_cells import positions_in
 from ringscope.graph.model import TARGET_LABELS
 
 __all__ = [
@@ -100,23 +101,77 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     One sort and grouped cumulative sums: O(L log L).
     """
     frame = links.copy()
-    frame["t"] = frame["application_id"].map(times)
-    frame["bad"] = frame["application_id"].map(bad).fillna(False).astype(bool).astype(int)
-    frame = frame.sort_values(["kind", "identifier", "t"], kind="stable")
-    # an application without a time is neither before nor after any other: it counts nothing
-    # and is counted by nobody (the flagging index applies the same rule)
-    unknown = frame["t"].isna().to_numpy()
-    timed = frame[~unknown]
-    by_id = timed.groupby(["kind", "identifier"], sort=False)
-    by_person = timed.groupby(["kind", "identifier", "entity"], sort=False)
-    # earlier rows of the identifier minus earlier rows of the same person
-    frame["earlier"] = 0
-    frame["bad_earlier"] = 0
-    frame.loc[~unknown, "earlier"] = by_id.cumcount() - by_person.cumcount()
-    frame.loc[~unknown, "bad_earlier"] = (by_id["bad"].cumsum() - timed["bad"]) - (
-        by_person["bad"].cumsum() - timed["bad"]
+    at = positions_in(frame["application_id"], times.index)
+    t = _epoch_ns(times).astype(np.int64)
+    t = np.where(at >= 0, t[np.maximum(at, 0)], np.iinfo(np.int64).min)
+    known_t = (at >= 0) & (t != np.iinfo(np.int64).min)
+    is_bad = bad.reindex(times.index).fillna(False).to_numpy(dtype=bool)
+    is_bad = np.where(at >= 0, is_bad[np.maximum(at, 0)], False)
+    if not len(frame):
+        return frame.assign(earlier=0, bad_earlier=0)
+    # integer codes and one stable sort instead of string group-bys: the
+    # rows of one identifier in time order (ties in the links' order); an
+    # application without a time is neither before nor after any other: it
+    # counts nothing and is counted by nobody (the flagging index's rule)
+    identifier = _codes(frame["kind"]) * (len(frame) + 1) + _codes(frame["identifier"])
+    person = _codes(frame["entity"])
+    rows = np.flatnonzero(known_t)
+    rows = rows[np.lexsort((t[rows], identifier[rows]))]
+    same_id_before, bad_same_id = _before_in_run(identifier[rows], is_bad[rows])
+    by_person = np.lexsort((person[rows], identifier[rows]))  # stable: time order kept within a person
+    rows_p = rows[by_person]
+    same_person_before, bad_same_person = _before_in_run(
+        identifier[rows_p] * (len(frame) + 1) + person[rows_p], is_bad[rows_p]
     )
-    return frame.drop(columns=["t", "bad"])
+    earlier = np.zeros(len(frame), dtype=np.int64)
+    bad_earlier = np.zeros(len(frame), dtype=np.int64)
+    earlier[rows] = same_id_before
+    bad_earlier[rows] = bad_same_id
+    earlier[rows_p] -= same_person_before
+    bad_earlier[rows_p] -= bad_same_person
+    frame["earlier"] = earlier
+    frame["bad_earlier"] = bad_earlier
+    return frame
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Dense integer codes of ``values`` (Arrow's hash encoding: several
+    times faster than pandas' on text; a missing value is one code of its own)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)  # Arrow-backed text converts without a copy
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(values.astype(str).to_numpy(dtype=object))
+    encoded = array.dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _epoch_ns(times: pd.Series) -> np.ndarray:
+    """Times as int64 nanoseconds (NaT as int64's minimum)."""
+    values = times
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _before_in_run(keys: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted so that equal ``keys`` are contiguous: how many rows of
+    the same key come before each, and how many of those are flagged.
+
+    >>> [x.tolist() for x in _before_in_run(np.array([4, 4, 4, 7]), np.array([True, False, True, True]))]
+    [[0, 1, 2, 0], [0, 1, 1, 0]]
+    """
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    position = np.arange(n)
+    starts = np.r_[True, keys[1:] != keys[:-1]]
+    start = np.maximum.accumulate(np.where(starts, position, 0))
+    flags = flags.astype(np.int64)
+    running = np.cumsum(flags)
+    flagged_before = running - flags - (running[start] - flags[start])
+    return position - start, flagged_before
 
 
 def finding_features(
@@ -145,7 +200,12 @@ def finding_features(
     # members of the same findings that were known bad before this application
     member_t = long.merge(long[["finding_id", "application_id"]], on="finding_id", suffixes=("", "_other"))
     member_t = member_t[member_t["application_id"] != member_t["application_id_other"]]
-    earlier = member_t["application_id_other"].map(times).to_numpy() < member_t["application_id"].map(times).to_numpy()
+    ns = pd.Series(_epoch_ns(times), index=times.index)  # int64 compares fast; NaT is before everything
+    known = times.notna()
+    earlier = (member_t["application_id_other"].map(ns).to_numpy() < member_t["application_id"].map(ns).to_numpy()) & (
+        member_t["application_id_other"].map(known).fillna(False).to_numpy(dtype=bool)
+        & member_t["application_id"].map(known).fillna(False).to_numpy(dtype=bool)
+    )
     is_bad = member_t["application_id_other"].map(bad).fillna(False).to_numpy(dtype=bool)
     member_t = member_t.assign(bad_before=earlier & is_bad)
     wide["known_bad_2hop"] = (
@@ -233,8 +293,10 @@ def application_features(
     out["bad_earlier_same_person"] = own["bad_earlier"].reindex(out.index).fillna(0).astype(float)
     if hubs is not None and len(hubs):
         hub_keys = hubs.index[hubs["hub"].to_numpy()]
-        keyed = pd.MultiIndex.from_arrays([links["kind"], links["identifier"]])
-        on_hub = links.loc[keyed.isin(hub_keys), "application_id"].unique()
+        # (kind, identifier) as one text key: Arrow's lookup instead of a MultiIndex over every link
+        joined = links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)
+        hub_joined = pd.Index([f"{kind}\x1f{identifier}" for kind, identifier in hub_keys.to_list()], dtype=object)
+        on_hub = links.loc[positions_in(joined, hub_joined) >= 0, "application_id"].unique()
         out["shares_hub"] = out.index.isin(on_hub).astype(float)
     else:
         out["shares_hub"] = 0.0

@@ -129,9 +129,11 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     """
     ids = list(contrib.index)
     partners = context.bad_partners(ids)
-    partners_by_app = (
-        {app: list(group.itertuples()) for app, group in partners.groupby("application_id")} if len(partners) else {}
-    )
+    partners_by_app: dict[str, list] = {}
+    # one pass over the records: itertuples per group builds a record class and
+    # indexes the frame once per application (most of the scoring time at 200k)
+    for record in partners.itertuples(index=False):
+        partners_by_app.setdefault(record.application_id, []).append(record)
     out = {}
     values = contrib.to_numpy()
     columns = list(contrib.columns)

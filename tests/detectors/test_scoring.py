@@ -67,6 +67,37 @@ def test_identifier_history_ignores_the_same_person():
     assert h.loc["b", "earlier"] == 0 and h.loc["c", "earlier"] == 2 and h.loc["c", "bad_earlier"] == 2
 
 
+def test_identifier_history_equals_counting_by_hand_with_ties_and_missing_times():
+    """The sorted-array counting against the definition, pair by pair: for
+    each link, the other people's links to the same identifier strictly
+    earlier in time (ties: earlier in the links' order), none when either
+    time is missing; with repeated applications of one person."""
+    rng = np.random.default_rng(5)
+    n = 400
+    apps = [f"a{i}" for i in range(120)]
+    day = pd.Series(pd.to_datetime("2025-01-01", utc=True) + pd.to_timedelta(rng.integers(0, 30, 120), "D"), index=apps)
+    day.iloc[::17] = pd.NaT
+    bad = pd.Series(rng.random(120) < 0.3, index=apps)
+    person = {a: f"p{rng.integers(0, 70)}" for a in apps}
+    links = pd.DataFrame({"application_id": rng.choice(apps, n), "kind": rng.choice(["phone", "device"], n)})
+    links["identifier"] = [f"i{k}" for k in rng.integers(0, 25, n)]
+    links["entity"] = links["application_id"].map(person)
+    got = identifier_history(links, day, bad)
+    rows = list(links.itertuples())
+    for me in rows:
+        earlier = bad_earlier = 0
+        for other in rows:
+            if (other.kind, other.identifier) != (me.kind, me.identifier) or other.entity == me.entity:
+                continue
+            t_me, t_other = day[me.application_id], day[other.application_id]
+            if pd.isna(t_me) or pd.isna(t_other):
+                continue
+            if t_other < t_me or (t_other == t_me and other.Index < me.Index):
+                earlier += 1
+                bad_earlier += int(bad[other.application_id])
+        assert (got.loc[me.Index, "earlier"], got.loc[me.Index, "bad_earlier"]) == (earlier, bad_earlier), me
+
+
 def test_metrics():
     y = np.array([1, 0, 1, 0, 0])
     s = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
