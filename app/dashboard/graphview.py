@@ -69,6 +69,17 @@ class _RawStyle(NodeStyle):
         return {"selector": self._selector, "style": self._style}
 
 
+class _RawEdgeStyle(EdgeStyle):
+    """An edge style with its own cytoscape selector."""
+
+    def __init__(self, selector: str, style: dict[str, Any]) -> None:
+        super().__init__(label=selector, labeled=None)
+        self._selector, self._style = selector, style
+
+    def dump(self) -> dict[str, Any]:
+        return {"selector": self._selector, "style": self._style}
+
+
 def node_styles() -> list[NodeStyle]:
     """Colour and icon by type only; model risk as the border's width (dark,
     never a colour), known fraud/default as a double border; shared
@@ -98,6 +109,7 @@ def node_styles() -> list[NodeStyle]:
         _RawStyle("node[?subject]", {"shape": "diamond", "font-weight": "bold", "z-index": 10}),
         _RawStyle("node[?on_path]", {"outline-width": 6, "outline-color": "#ffd60a"}),
         _RawStyle("edge[?on_path]", {"width": 5, "line-color": "#ffd60a"}),
+
     ]
     return styles
 
@@ -123,6 +135,19 @@ def edge_styles() -> list[EdgeStyle]:
                 "DECLARES_EMPLOYER",
             )
         ],
+        # after the type styles: a guarantee's amount readable on white, the line heavier
+        _RawEdgeStyle(
+            "edge[caption]",
+            {
+                "font-size": 11,
+                "min-zoomed-font-size": 8,
+                "color": "#222222",
+                "text-rotation": "none",
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.9,
+            },
+        ),
+        _RawEdgeStyle("edge[label = 'GUARANTEES']", {"width": 3, "arrow-scale": 1.3}),
     ]
 
 
@@ -223,7 +248,9 @@ def build_payload(
             data[escape(names.field_name(k))] = escape(names.fmt_field(k, v))
         if label == "Application":
             data["application"] = escape(key)
-        element: dict[str, Any] = {"data": data | ({"on_path": True} if nid in on_path else {})}
+        if nid in on_path:
+            data["on_path"] = True
+        element: dict[str, Any] = {"data": data}
         if layout is not None and nid in layout.positions:
             x, y = layout.positions[nid]
             element["position"] = positions[tok] = {"x": x, "y": y}

@@ -477,7 +477,8 @@ def label_sizes(
                 continue
             dx, dy = abs(xy[j, 0] - xy[i, 0]), abs(xy[j, 1] - xy[i, 1])
             # sideways: f * (u_i + u_j) / 2 <= dx ; vertically: 1.3 f + node <= dy
-            side = 2 * dx / (units[i] + units[j]) if units[i] + units[j] > 0 else math.inf
+            # a gap of a few pixels between labels, so they never touch
+            side = 2 * (dx - 6.0) / (units[i] + units[j]) if units[i] + units[j] > 0 else math.inf
             vert = (dy - max(node[i], node[j]) / 2) / 1.3
             fonts[i] = min(fonts[i], max(side, vert))
     return {n: round(float(max(min_font, f)), 1) for n, f in zip(ids, fonts)}

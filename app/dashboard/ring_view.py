@@ -15,16 +15,19 @@ import ipaddress
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ringscope.app.dashboard import i18n, names
 from ringscope.app.dashboard.graph_index import node_id, split_node_id
 from ringscope.app.dashboard.i18n import N_, _
 from ringscope.app.dashboard.ring_layout import (
+    MAX_FONT,
     RingLayout,
     concentric_layout,
     directed_circle_layout,
     label_sizes,
+    label_width,
     layout_kind,
     node_size,
     timeline_layout,
@@ -200,17 +203,20 @@ def arrange(
     captions = {**{n: split_node_id(n)[1] for n in view.nodes}, **captions}
     pairs = list(zip(view.edges["source"], view.edges["target"])) if len(view.edges) else []
     name = layout_kind(kind)
+    # rings as far apart as most labels are wide (the fit scales it all to the canvas)
+    widths = [label_width(str(c), MAX_FONT) for c in captions.values()] or [0.0]
+    spacing = float(min(160.0, max(56.0, float(np.percentile(widths, 75)) + 16.0)))
     if name == "circle":
         g = view.edges[view.edges["type"] == "GUARANTEES"] if len(view.edges) else view.edges
         directed = list(zip(g["source"], g["target"])) if len(g) else []
-        positions, order = directed_circle_layout(view.nodes, pairs, directed)
+        positions, order = directed_circle_layout(view.nodes, pairs, directed, spacing=spacing)
         if not order:
             name = "concentric"
     elif name == "timeline":
         times = {n: props.get(n, {}).get("applied_at") for n, r in view.nodes.items() if r == "member"}
         positions = timeline_layout(view.nodes, pairs, times, subject, captions)
     else:
-        positions = concentric_layout(view.nodes, pairs, subject)
+        positions = concentric_layout(view.nodes, pairs, subject, spacing=spacing)
     sizes = {n: node_size("subject" if n in subject else view.nodes[n]) for n in view.nodes}
     fonts = label_sizes(positions, captions, sizes)
     return view, RingLayout(name, positions, subject, fonts)
@@ -330,7 +336,7 @@ def timeline_chart(frame: pd.DataFrame, height: int = 200):
         alt.Chart(frame)
         .mark_circle(size=70, opacity=0.85)
         .encode(
-            x=alt.X("applied:T", title=_("Applied (Beijing time)")),
+            x=alt.X("applied:T", title=_("Applied (Beijing time)"), axis=alt.Axis(format="%m-%d %H:%M", labelAngle=-30)),
             y=y,
             color=alt.Color("outcome_name:N", title=_("Outcome"), scale=scale),
             tooltip=[

@@ -110,7 +110,7 @@ with graph_col:
             layout=_(LAYOUT_WORDS.get(payload.layout, LAYOUT_WORDS[""])),
             labelled=i18n.fmt_count(payload.labelled),
         )
-        + " "
+        + " · "
         + _("Click a node for details, double-click to expand it.")
     )
     legend = ring_view.legend_items(
