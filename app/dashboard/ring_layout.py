@@ -165,6 +165,22 @@ def _by_barycentre(nodes: list[str], nbrs: dict[str, list[str]], angle: dict[str
     return sorted(nodes, key=key)
 
 
+def _turned(
+    got: list[tuple[str, float, float]], nbrs: dict[str, list[str]], angle: dict[str, float]
+) -> list[tuple[str, float, float]]:
+    """``got`` turned round the centre so that its nodes sit, on average, at
+    the angle of what they link to (a group centred on its shared phone)."""
+    offsets = []
+    for n, _r, a in got:
+        target = _mean_angle([angle[m] for m in nbrs.get(n, ()) if m in angle])
+        if target is not None:
+            offsets.append(target - a)
+    turn = _mean_angle(offsets)
+    if turn is None:
+        return got
+    return [(n, r, a + turn) for n, r, a in got]
+
+
 def _fit(raw: dict[str, tuple[float, float]], canvas: tuple[float, float] = CANVAS) -> dict[str, tuple[float, float]]:
     """Scale positions into the canvas, the origin (the subject) in its
     centre, keeping the aspect ratio."""
@@ -251,7 +267,7 @@ def concentric_layout(
         one = spacing * len(ordered) / (2 * math.pi)
         r0 = max(r + spacing, one) if one <= r + 3 * spacing else r + spacing
         got, r = _rings(ordered, r0, spacing)
-        placed += got
+        placed += _turned(got, nbrs, angle)
     return _fit(_polar(placed))
 
 
@@ -440,19 +456,28 @@ def label_sizes(
     captions: Mapping[str, str],
     sizes: Mapping[str, float] | None = None,
     max_font: float = MAX_FONT,
-    min_font: float = 4.0,
+    min_font: float = 1.0,
+    priority: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
     """The largest font (px, at most ``max_font``) for each node's label (drawn
     under the node) that keeps it clear of every neighbour's label and node.
 
     Two labels at (dx, dy) clear each other when they are apart sideways
-    (|dx| ≥ half of both widths) or vertically (|dy| ≥ a line plus the node).
+    (|dx| ≥ half of both widths plus a gap) or vertically (|dy| ≥ a line plus
+    the node). Fonts scale with the zoom like distances do, so a label too
+    small to read when the whole ring is in view still clears its
+    neighbours once zoomed in far enough to read it. With ``priority``
+    (lower first: the subject, then members), a node only yields to nodes
+    of its own or a higher priority, and a lower one makes room for them.
 
     Example
     -------
     >>> pos = {"a": (0.0, 0.0), "b": (200.0, 0.0), "c": (20.0, 0.0)}
     >>> f = label_sizes(pos, {"a": "RA01", "b": "RA02", "c": "RA03"})
     >>> f["b"] == MAX_FONT and f["a"] < READABLE_FONT
+    True
+    >>> f = label_sizes(pos, {"a": "RA01", "b": "RA02", "c": "RA03"}, priority={"a": 0, "b": 0, "c": 1})
+    >>> f["a"] == MAX_FONT and f["c"] < READABLE_FONT
     True
 
     Notes
@@ -465,20 +490,29 @@ def label_sizes(
     if not ids:
         return {}
     sizes = sizes or {}
+    priority = priority or {}
+    rank = np.array([priority.get(n, 0) for n in ids])
     xy = np.array([positions[n] for n in ids], dtype=float)
     units = np.array([label_width(str(captions.get(n, "")), 1.0) for n in ids])  # width per px of font
     node = np.array([sizes.get(n, DEFAULT_SIZE) for n in ids])
     fonts = np.full(len(ids), max_font)
-    reach = max_font * (float(units.max()) + 2.0) + float(node.max())
+    gap = 6.0
+    reach = max_font * (float(units.max()) + 2.0) + float(node.max()) + gap
     tree = cKDTree(xy)
-    for i, near in enumerate(tree.query_ball_point(xy, r=reach)):
-        for j in near:
-            if j == i:
-                continue
-            dx, dy = abs(xy[j, 0] - xy[i, 0]), abs(xy[j, 1] - xy[i, 1])
-            # sideways: f * (u_i + u_j) / 2 <= dx ; vertically: 1.3 f + node <= dy
-            # a gap of a few pixels between labels, so they never touch
-            side = 2 * (dx - 6.0) / (units[i] + units[j]) if units[i] + units[j] > 0 else math.inf
-            vert = (dy - max(node[i], node[j]) / 2) / 1.3
-            fonts[i] = min(fonts[i], max(side, vert))
-    return {n: round(float(max(min_font, f)), 1) for n, f in zip(ids, fonts)}
+    near = tree.query_ball_point(xy, r=reach)
+    for level in sorted(set(rank.tolist())):
+        for i in np.flatnonzero(rank == level):
+            for j in near[i]:
+                if j == i or rank[j] > level:
+                    continue
+                dx, dy = abs(xy[j, 0] - xy[i, 0]), abs(xy[j, 1] - xy[i, 1])
+                vert = (dy - max(node[i], node[j]) / 2) / 1.3
+                if rank[j] == level:  # the same font for both: f * (u_i + u_j) / 2 + gap <= dx
+                    side = 2 * (dx - gap) / (units[i] + units[j]) if units[i] + units[j] > 0 else math.inf
+                else:  # j keeps its font: f * u_i / 2 + f_j * u_j / 2 + gap <= dx
+                    room = dx - gap - fonts[j] * units[j] / 2
+                    side = 2 * room / units[i] if units[i] > 0 else math.inf
+                    if fonts[j] * units[j] == 0:
+                        continue
+                fonts[i] = min(fonts[i], max(side, vert))
+    return {n: round(float(max(min_font, f)), 2) for n, f in zip(ids, fonts)}

@@ -218,7 +218,10 @@ def arrange(
     else:
         positions = concentric_layout(view.nodes, pairs, subject, spacing=spacing)
     sizes = {n: node_size("subject" if n in subject else view.nodes[n]) for n in view.nodes}
-    fonts = label_sizes(positions, captions, sizes)
+    # the subject's and the members' labels first; people and context make room
+    order = {"member": 1, "shared": 1, "entity": 2}
+    priority = {n: 0 if n in subject else order.get(r, 3) for n, r in view.nodes.items()}
+    fonts = label_sizes(positions, captions, sizes, priority=priority)
     return view, RingLayout(name, positions, subject, fonts)
 
 
