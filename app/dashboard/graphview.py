@@ -24,7 +24,16 @@ from ringscope.app.dashboard.ring_layout import READABLE_FONT, RingLayout, node_
 from ringscope.app.dashboard.services import Subgraph, split_node_id
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
-__all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT", "layout_options", "NODE_LOOK"]
+__all__ = [
+    "GraphPayload",
+    "build_payload",
+    "node_styles",
+    "edge_styles",
+    "token",
+    "LAYOUT",
+    "layout_options",
+    "NODE_LOOK",
+]
 
 _SECRET = secrets.token_bytes(16)
 
@@ -109,7 +118,6 @@ def node_styles() -> list[NodeStyle]:
         _RawStyle("node[?subject]", {"shape": "diamond", "font-weight": "bold", "z-index": 10}),
         _RawStyle("node[?on_path]", {"outline-width": 6, "outline-color": "#ffd60a"}),
         _RawStyle("edge[?on_path]", {"width": 5, "line-color": "#ffd60a"}),
-
     ]
     return styles
 

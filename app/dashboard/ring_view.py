@@ -313,9 +313,7 @@ def timeline_frame(store: Any, applications: list[str]) -> pd.DataFrame:
             "risk": pd.to_numeric(frame["risk_score"], errors="coerce"),
         }
     )
-    out["outcome_name"] = [
-        _(OUTCOME_WORDS[o]) if o in OUTCOME_WORDS else names.outcome_name(o) for o in out["outcome"]
-    ]
+    out["outcome_name"] = [_(OUTCOME_WORDS[o]) if o in OUTCOME_WORDS else names.outcome_name(o) for o in out["outcome"]]
     out["amount_text"] = [i18n.fmt_amount(a) for a in out["amount"]]
     out["time_text"] = [i18n.fmt_time(t) if pd.notna(t) else "—" for t in when]
     return out[out["applied"].notna()].sort_values("applied", kind="stable").reset_index(drop=True)
@@ -339,7 +337,9 @@ def timeline_chart(frame: pd.DataFrame, height: int = 200):
         alt.Chart(frame)
         .mark_circle(size=70, opacity=0.85)
         .encode(
-            x=alt.X("applied:T", title=_("Applied (Beijing time)"), axis=alt.Axis(format="%m-%d %H:%M", labelAngle=-30)),
+            x=alt.X(
+                "applied:T", title=_("Applied (Beijing time)"), axis=alt.Axis(format="%m-%d %H:%M", labelAngle=-30)
+            ),
             y=y,
             color=alt.Color("outcome_name:N", title=_("Outcome"), scale=scale),
             tooltip=[

@@ -132,7 +132,9 @@ def test_label_sizes_readable_labels_never_overlap_on_a_500_node_ring():
     # in far enough to read it (cytoscape hides it before), it clears its neighbours
     zoom = 4.0
     assert all(fonts[n] * zoom >= READABLE_FONT for n in roles if n.startswith("Application"))
-    boxes = _boxes({n: (x * zoom, y * zoom) for n, (x, y) in pos.items()}, captions, {n: f * zoom for n, f in fonts.items()})
+    boxes = _boxes(
+        {n: (x * zoom, y * zoom) for n, (x, y) in pos.items()}, captions, {n: f * zoom for n, f in fonts.items()}
+    )
     assert len(boxes) >= 250
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
@@ -164,7 +166,10 @@ def test_an_ip_range_burst_gets_its_range_as_the_subject_node_linked_to_its_addr
     )
     view = Subgraph(nodes, edges)
     evidence = [{"feature": "distinct_identities", "values": ["41.118.150.0/24", "t0", "t1", 2, 2]}]
-    props = {"Application:B1": {"applied_at": "2025-05-02T02:00:00Z"}, "Application:B2": {"applied_at": "2025-05-02T01:00:00Z"}}
+    props = {
+        "Application:B1": {"applied_at": "2025-05-02T02:00:00Z"},
+        "Application:B2": {"applied_at": "2025-05-02T01:00:00Z"},
+    }
     out, layout = ring_view.arrange(view, "ip_range_burst", evidence, props, {})
     assert layout.name == "timeline" and layout.subject == ["Subnet:41.118.150.0/24"]
     linked = out.edges[out.edges["type"] == "IN_RANGE"]

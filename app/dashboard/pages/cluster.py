@@ -171,6 +171,7 @@ with graph_col:
         expanded[finding] = []
         st.rerun()
 
+
 def _evidence() -> None:
     found = store.node_properties("Finding", [finding], ["evidence", "parameters", "detector", "run_at"])
     evidence = []
@@ -191,9 +192,7 @@ def _evidence() -> None:
                 {
                     "feature": names.evidence_name(e.get("feature")),
                     "contribution": e.get("contribution"),
-                    "detail": mask_text(
-                        names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))
-                    ),
+                    "detail": mask_text(names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
                     "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", [])))),
                 }
                 for e in evidence

@@ -78,7 +78,12 @@ def _findings(store) -> None:
                 "detail": f"12 applications by 12 people share 1 device, 1 phone ({phone})",
                 "values": [f"device:{DEVICE} (12 people)", f"phone:{phone} (4 people)"],
             },
-            {"feature": "known_bad_members", "contribution": 0.2, "detail": "5 members fraud or default", "values": [5]},
+            {
+                "feature": "known_bad_members",
+                "contribution": 0.2,
+                "detail": "5 members fraud or default",
+                "values": [5],
+            },
         ],
         "circle-4": [
             {

@@ -132,7 +132,9 @@ def test_a_ring_reads_legend_labels_subject_evidence_and_timeline(ring_server, b
         expect(evidence.get_by_role("heading", name="Evidence")).to_be_visible()
         cells = evidence.locator("[data-testid='stDataFrame'] [role='gridcell']")
         expect(cells.filter(has_text="Shared identifiers")).to_have_count(1)
-        assert evidence.bounding_box()["y"] < page.locator("iframe[title*='st_link_analysis']").bounding_box()["y"] + 400
+        assert (
+            evidence.bounding_box()["y"] < page.locator("iframe[title*='st_link_analysis']").bounding_box()["y"] + 400
+        )
 
         # every member and the device labelled, readable, no two labels on each other
         state = graph.evaluate(_LABELS_JS)
