@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pandas as pd
@@ -20,6 +21,21 @@ LAYOUT_WORDS = {
     "timeline": N_("applications in time order, left to right"),
     "": N_("force layout"),
 }
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _finding_labels(location: str, data_version: str, lang: str, _table: pd.DataFrame) -> dict[str, str]:
+    """finding → its line in the selectbox, once per data version and language
+    (10,000 summaries take seconds to word and mask); ``_table`` is that
+    version's findings (not hashed)."""
+    table = _table
+    # in Chinese a summary is worded from (kind, size) alone: few distinct ones
+    summary = functools.lru_cache(maxsize=None)(names.finding_summary)
+    with i18n.use_language(lang):
+        return {
+            f: f"{sc:.2f} · {mask_text(summary(k, n, s if lang == 'en' else None))}"
+            for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])
+        }
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)
@@ -49,10 +65,7 @@ def _switched() -> None:
     st.session_state["finding"] = st.session_state["cluster_finding"]
 
 
-labels = {
-    f: f"{sc:.2f} · {mask_text(names.finding_summary(k, n, s))}"
-    for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])
-}
+labels = _finding_labels(store.location, context.version(), i18n.language(), table)
 finding = st.selectbox(
     _("Finding"),
     options,
