@@ -126,14 +126,6 @@ with graph_col:
         + " · "
         + _("Click a node for details, double-click to expand it.")
     )
-    legend = ring_view.legend_items(
-        sorted({services.split_node_id(n)[0] for n in view.nodes}),
-        has_path=bool(path),
-        has_guarantees=bool(len(view.edges)) and bool((view.edges["type"] == "GUARANTEES").any()),
-    )
-    with st.container(key="ring_legend"):
-        # our own words only, every one escaped (legend_html): no applicant text here
-        st.markdown(ring_view.legend_html(legend), unsafe_allow_html=True)
     for note in view.notes:
         st.warning(i18n.tr(note))
     st_link_analysis(
@@ -146,6 +138,14 @@ with graph_col:
         node_actions=["expand"],
         events=[Event("node_click", "click tap", "node")],
     )
+    legend = ring_view.legend_items(
+        sorted({services.split_node_id(n)[0] for n in view.nodes}),
+        has_path=bool(path),
+        has_guarantees=bool(len(view.edges)) and bool((view.edges["type"] == "GUARANTEES").any()),
+    )
+    with st.container(key="ring_legend"):  # under the graph: the graph stays high on the page
+        # our own words only, every one escaped (legend_html): no applicant text here
+        st.markdown(ring_view.legend_html(legend), unsafe_allow_html=True)
     member_apps = [services.split_node_id(n)[1] for n, r in view.nodes.items() if r == "member"]
     timeline = _timeline(store.location, context.version(), tuple(sorted(member_apps)), i18n.language())
     with st.container(key="ring_timeline"):
