@@ -165,6 +165,26 @@ def _by_barycentre(nodes: list[str], nbrs: dict[str, list[str]], angle: dict[str
     return sorted(nodes, key=key)
 
 
+def _satellites(
+    nodes: list[str], nbrs: dict[str, list[str]], polar: dict[str, tuple[float, float]], spacing: float
+) -> tuple[list[tuple[str, float, float]], list[str]]:
+    """Nodes linked to exactly one placed member, placed just outside it
+    (several fan out sideways); and the nodes left over."""
+    placed, left = [], []
+    count: dict[str, int] = {}
+    for n in nodes:
+        owners = [m for m in nbrs.get(n, ()) if m in polar]
+        if len(set(owners)) != 1:
+            left.append(n)
+            continue
+        m = owners[0]
+        k = count[m] = count.get(m, 0) + 1
+        rad, a = polar[m]
+        step = (k // 2) * (1 if k % 2 else -1)  # 0, +1, -1, +2, ...
+        placed.append((n, rad + 0.45 * spacing, a + step * 0.35 * spacing / max(rad, spacing)))
+    return placed, left
+
+
 def _turned(
     got: list[tuple[str, float, float]], nbrs: dict[str, list[str]], angle: dict[str, float]
 ) -> list[tuple[str, float, float]]:
@@ -258,6 +278,14 @@ def concentric_layout(
         got, r = _rings(centre, max(spacing * 0.6, spacing * len(centre) / (2 * math.pi)), spacing)
         placed += got
     for level in (shared, members, rest):
+        if level is rest and level:
+            # a big ring (members on several rings): each person or company sits
+            # just outside its one application instead of on rings of its own,
+            # which would shrink the members' spacing, and their labels, further
+            polar = {n: (rad, a) for n, rad, a in placed if n in set(members)}
+            if len({round(rad, 3) for rad, _a in polar.values()}) > 1:
+                got, level = _satellites(level, nbrs, polar, spacing)
+                placed += got
         if not level:
             continue
         angle = {n: a for n, rad, a in placed if rad > 0}

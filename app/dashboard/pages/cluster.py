@@ -253,7 +253,7 @@ with side_col:
             if has_pii and not revealed:
                 context.reveal_button(nid, user, key="reveal_node")
             b1, b2 = st.columns(2)
-            if b1.button(_("Expand neighbours"), key="expand_node"):
+            if label != ring_view.SUBNET and b1.button(_("Expand neighbours"), key="expand_node"):  # not a stored node
                 if nid not in extra:
                     expanded[finding] = extra + [nid]
                 st.rerun()
