@@ -39,6 +39,7 @@ __all__ = [
     "subject_of",
     "finding_record",
     "legend_items",
+    "view_marks",
     "legend_html",
     "timeline_frame",
     "timeline_chart",
@@ -228,15 +229,20 @@ def arrange(
 # -- legend -------------------------------------------------------------------------------------
 
 
-def legend_items(labels: list[str], has_path: bool = False, has_guarantees: bool = False) -> list[dict[str, str]]:
+def legend_items(
+    labels: list[str], has_path: bool = False, has_guarantees: bool = False, marks: set[str] | None = None
+) -> list[dict[str, str]]:
     """What the graph's colours and marks mean: one item per node type in
     view (``kind`` ``type``, with its colour), then the marks (``subject``,
-    ``shared``, ``risk``, ``bad``, ``guarantee``, ``path``).
+    ``shared``, ``risk``, ``bad``, ``guarantee``, ``path``); ``marks`` keeps
+    only those of the first four that the view shows (all when ``None``).
 
     Example
     -------
     >>> [i["kind"] for i in legend_items(["Application", "Device"])]
     ['type', 'type', 'subject', 'shared', 'risk', 'bad']
+    >>> [i["kind"] for i in legend_items(["Company"], has_guarantees=True, marks={"bad"})]
+    ['type', 'bad', 'guarantee']
     """
     from ringscope.app.dashboard.graphview import NODE_LOOK
 
@@ -251,11 +257,33 @@ def legend_items(labels: list[str], has_path: bool = False, has_guarantees: bool
         {"kind": "risk", "text": _("thick dark ring: model risk score (thicker = higher)")},
         {"kind": "bad", "text": _("double ring: labelled fraud or default")},
     ]
+    if marks is not None:
+        items = [i for i in items if i["kind"] == "type" or i["kind"] in marks]
     if has_guarantees:
         items.append({"kind": "guarantee", "text": _("arrow: guarantor → borrower, with the amount")})
     if has_path:
         items.append({"kind": "path", "text": _("yellow: shortest path")})
     return items
+
+
+def view_marks(elements: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Which marks a graph payload's nodes show (for :func:`legend_items`).
+
+    >>> sorted(view_marks({"nodes": [{"data": {"subject": True, "risk": 0.8}}, {"data": {"role": "shared"}}]}))
+    ['risk', 'shared', 'subject']
+    """
+    found: set[str] = set()
+    for node in elements.get("nodes", []):
+        data = node.get("data", {})
+        if data.get("subject"):
+            found.add("subject")
+        elif data.get("role") == "shared":
+            found.add("shared")
+        if (data.get("risk") or 0) >= 0.3:
+            found.add("risk")
+        if data.get("outcome") == "bad":
+            found.add("bad")
+    return found
 
 
 _MARKS = {

@@ -142,6 +142,7 @@ with graph_col:
         sorted({services.split_node_id(n)[0] for n in view.nodes}),
         has_path=bool(path),
         has_guarantees=bool(len(view.edges)) and bool((view.edges["type"] == "GUARANTEES").any()),
+        marks=ring_view.view_marks(payload.elements),
     )
     with st.container(key="ring_legend"):  # under the graph: the graph stays high on the page
         # our own words only, every one escaped (legend_html): no applicant text here
