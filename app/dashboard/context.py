@@ -389,7 +389,7 @@ def _cluster(
     revealed: frozenset,
     lang: str = i18n.DEFAULT,
 ) -> tuple[Any, Any]:
-    from ringscope.app.dashboard import graphview
+    from ringscope.app.dashboard import graphview, ring_view
 
     idx = index()
     lo, hi = window if window else (None, None)
@@ -402,8 +402,12 @@ def _cluster(
             roles.setdefault(nid, "path")
         view = services.capped_subgraph(idx, roles, services.MAX_ELEMENTS, list(view.notes))
     props = services.view_properties(store(), list(view.nodes))
+    # the subject as a node, a layout by kind, a label size per node (ring_view)
+    record = ring_view.finding_record(store(), finding)
+    captions = {n: graphview.caption(*services.split_node_id(n), props.get(n, {})) for n in view.nodes}
+    view, layout = ring_view.arrange(view, record["kind"], record["evidence"], props, captions)
     with i18n.use_language(lang):  # the info panel's words (the language is part of the cache key)
-        payload = graphview.build_payload(view, props, revealed, list(path))
+        payload = graphview.build_payload(view, props, revealed, list(path), layout=layout)
     return view, payload
 
 

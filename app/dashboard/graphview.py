@@ -13,21 +13,32 @@ import hashlib
 import hmac
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from st_link_analysis import EdgeStyle, NodeStyle
 
 from ringscope.app.dashboard import i18n, names
 from ringscope.app.dashboard.masking import PII_LABELS, escape, mask_record, mask_value
+from ringscope.app.dashboard.ring_layout import READABLE_FONT, RingLayout, node_size
 from ringscope.app.dashboard.services import Subgraph, split_node_id
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
-__all__ = ["GraphPayload", "build_payload", "node_styles", "edge_styles", "token", "LAYOUT"]
+__all__ = [
+    "GraphPayload",
+    "build_payload",
+    "node_styles",
+    "edge_styles",
+    "token",
+    "LAYOUT",
+    "layout_options",
+    "NODE_LOOK",
+]
 
 _SECRET = secrets.token_bytes(16)
 
-#: label → (colour, icon bundled with the component, caption property)
+#: label → (colour, icon bundled with the component): colour means node type
+#: and nothing else (risk is the border, known-bad a double border)
 NODE_LOOK = {
     "Application": ("#1f77b4", "description"),
     "Person": ("#2ca02c", "person"),
@@ -38,10 +49,12 @@ NODE_LOOK = {
     "IP": ("#17becf", "router"),
     "BankAccount": ("#bcbd22", "account_balance"),
     "Address": ("#e377c2", "home"),
-    "Email": ("#d62728", "email"),
+    "Email": ("#393b79", "email"),
+    "Subnet": ("#0b7285", "language"),
 }
 
-#: no animation: the layout settles at once (and browser tests are stable)
+#: no animation: the layout settles at once (and browser tests are stable);
+#: used only when a view has no positions of its own (see layout_options)
 LAYOUT = {
     "name": "cose",
     "animate": False,
@@ -65,15 +78,44 @@ class _RawStyle(NodeStyle):
         return {"selector": self._selector, "style": self._style}
 
 
+class _RawEdgeStyle(EdgeStyle):
+    """An edge style with its own cytoscape selector."""
+
+    def __init__(self, selector: str, style: dict[str, Any]) -> None:
+        super().__init__(label=selector, labeled=None)
+        self._selector, self._style = selector, style
+
+    def dump(self) -> dict[str, Any]:
+        return {"selector": self._selector, "style": self._style}
+
+
 def node_styles() -> list[NodeStyle]:
-    """Colour and icon by type; a red / orange ring by risk; path highlight."""
+    """Colour and icon by type only; model risk as the border's width (dark,
+    never a colour), known fraud/default as a double border; shared
+    identifiers are diamonds, the subject a large one; path highlight.
+    Node size and label font come with each node (``size``, ``fs``), from
+    the layout, so labels are drawn wherever they fit."""
     styles: list[NodeStyle] = [NodeStyle(label, colour, "caption", icon) for label, (colour, icon) in NODE_LOOK.items()]
     styles += [
-        _RawStyle("node", {"font-size": 18, "text-valign": "bottom", "text-margin-y": 4}),
-        _RawStyle("node[risk >= 0.3]", {"border-width": 4, "border-color": "#ff9f1c"}),
-        _RawStyle("node[risk >= 0.7]", {"border-width": 6, "border-color": "#d00000"}),
-        _RawStyle("node[outcome = 'bad']", {"border-style": "double", "border-width": 6, "border-color": "#d00000"}),
+        _RawStyle(
+            "node",
+            {
+                "font-size": 12,
+                "text-valign": "bottom",
+                "text-margin-y": 2,
+                "min-zoomed-font-size": 9,
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.75,
+                "text-background-padding": 1,
+            },
+        ),
+        _RawStyle("node[fs]", {"font-size": "data(fs)"}),
+        _RawStyle("node[size]", {"width": "data(size)", "height": "data(size)"}),
+        _RawStyle("node[risk >= 0.3]", {"border-width": 3, "border-color": "#222222"}),
+        _RawStyle("node[risk >= 0.7]", {"border-width": 6, "border-color": "#222222"}),
+        _RawStyle("node[outcome = 'bad']", {"border-style": "double", "border-width": 7, "border-color": "#222222"}),
         _RawStyle("node[role = 'shared']", {"shape": "diamond"}),
+        _RawStyle("node[?subject]", {"shape": "diamond", "font-weight": "bold", "z-index": 10}),
         _RawStyle("node[?on_path]", {"outline-width": 6, "outline-color": "#ffd60a"}),
         _RawStyle("edge[?on_path]", {"width": 5, "line-color": "#ffd60a"}),
     ]
@@ -82,8 +124,9 @@ def node_styles() -> list[NodeStyle]:
 
 def edge_styles() -> list[EdgeStyle]:
     return [
-        EdgeStyle("GUARANTEES", color="#d62728", caption="label", directed=True, labeled=None),
-        EdgeStyle("SIMILAR_TO", color="#9467bd", caption="label", labeled=None),
+        EdgeStyle("GUARANTEES", color="#444444", caption="caption", directed=True, labeled=None),
+        EdgeStyle("SIMILAR_TO", color="#9467bd", caption=None, labeled=None),
+        EdgeStyle("IN_RANGE", color="#0b7285", caption=None, directed=False, labeled=None),
         *[
             EdgeStyle(t, caption=None, directed=False, labeled=None)
             for t in (
@@ -100,6 +143,19 @@ def edge_styles() -> list[EdgeStyle]:
                 "DECLARES_EMPLOYER",
             )
         ],
+        # after the type styles: a guarantee's amount readable on white, the line heavier
+        _RawEdgeStyle(
+            "edge[caption]",
+            {
+                "font-size": 11,
+                "min-zoomed-font-size": 8,
+                "color": "#222222",
+                "text-rotation": "none",
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.9,
+            },
+        ),
+        _RawEdgeStyle("edge[label = 'GUARANTEES']", {"width": 3, "arrow-scale": 1.3}),
     ]
 
 
@@ -139,6 +195,9 @@ class GraphPayload:
 
     elements: dict[str, list[dict[str, Any]]]
     tokens: dict[str, str]  # token → Label:key
+    positions: dict[str, dict[str, float]] = field(default_factory=dict)  # token → {x, y}
+    layout: str = ""  # the layout's name (concentric, circle, timeline), "" without positions
+    labelled: int = 0  # labels readable with the whole view on screen
 
     def id_of(self, tok: str) -> str | None:
         return self.tokens.get(tok)
@@ -159,12 +218,16 @@ def build_payload(
     props: dict[str, dict[str, Any]],
     revealed: set[str] | frozenset = frozenset(),
     path: list[str] | None = None,
+    layout: RingLayout | None = None,
 ) -> GraphPayload:
     """Elements for ``view``; ``props`` from :func:`services.view_properties`;
-    ``revealed`` ids show personal data unmasked; ``path`` is highlighted."""
+    ``revealed`` ids show personal data unmasked; ``path`` is highlighted;
+    ``layout`` (from :func:`ring_view.arrange`) gives each node its position,
+    size and label font, and marks the subject."""
     on_path = set(path or ())
     path_edges = {frozenset(pair) for pair in zip(path or [], (path or [])[1:])}
     tokens: dict[str, str] = {}
+    positions: dict[str, dict[str, float]] = {}
     nodes = []
     for nid, role in view.nodes.items():
         label, key = split_node_id(nid)
@@ -193,15 +256,51 @@ def build_payload(
             data[escape(names.field_name(k))] = escape(names.fmt_field(k, v))
         if label == "Application":
             data["application"] = escape(key)
-        nodes.append({"data": data | ({"on_path": True} if nid in on_path else {})})
+        if nid in on_path:
+            data["on_path"] = True
+        element: dict[str, Any] = {"data": data}
+        if layout is not None and nid in layout.positions:
+            x, y = layout.positions[nid]
+            element["position"] = positions[tok] = {"x": x, "y": y}
+            subject = nid in layout.subject
+            data["size"] = node_size("subject" if subject else role)
+            data["fs"] = layout.fonts.get(nid, 12.0)
+            if subject:
+                data["subject"] = True
+        nodes.append(element)
     edges = []
     for i, e in enumerate(view.edges.itertuples(index=False)):
         data = {"id": f"e{i}", "source": token(e.source), "target": token(e.target), "label": escape(e.type)}
         for prop in ("amount", "share_pct", "score"):
-            v = _fmt(getattr(e, prop))
+            v = _fmt(getattr(e, prop, None))
             if v is not None:
                 data[prop] = v
+        if e.type == "GUARANTEES" and data.get("amount") is not None:
+            data["caption"] = escape(i18n.fmt_amount(data["amount"]))
         if frozenset((e.source, e.target)) in path_edges:
             data["on_path"] = True
         edges.append({"data": data})
-    return GraphPayload({"nodes": nodes, "edges": edges}, tokens)
+    return GraphPayload(
+        {"nodes": nodes, "edges": edges},
+        tokens,
+        positions,
+        layout.name if layout is not None and positions else "",
+        sum(1 for n in nodes if n["data"].get("fs", 0) >= READABLE_FONT),
+    )
+
+
+def layout_options(payload: GraphPayload) -> dict[str, Any]:
+    """The component's layout: ``preset`` at the payload's own positions
+    (the component's refresh button lays the ring out the same way again),
+    fitted to the canvas; the force layout when there are none.
+
+    Example
+    -------
+    >>> layout_options(GraphPayload({"nodes": [], "edges": []}, {}))["name"]
+    'cose'
+    >>> layout_options(GraphPayload({"nodes": [], "edges": []}, {}, {"n1": {"x": 1.0, "y": 2.0}}))["name"]
+    'preset'
+    """
+    if not payload.positions:
+        return LAYOUT
+    return {"name": "preset", "positions": payload.positions, "fit": True, "padding": 24, "animate": False}

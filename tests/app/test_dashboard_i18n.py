@@ -157,7 +157,9 @@ def test_application_fields_have_human_names_yuan_and_beijing_minutes(dash_store
 
 def test_cluster_evidence_and_case_panel_in_chinese(dash_store):
     at = open_page("pages/cluster.py")
-    assert [t.label for t in at.tabs] == ["选中的节点", "案件", "证据"]
+    # the evidence beside the graph, not in a tab; the node and the case in tabs under it
+    assert [t.label for t in at.tabs] == ["选中的节点", "案件"]
+    assert "证据" in [h.value for h in at.subheader]
     evidence = next(f.value for f in at.dataframe if "feature" in f.value.columns)
     assert "共用标识" in evidence["feature"].tolist()
     assert evidence["detail"].tolist()[1] == "1.30 天内集中申请"

@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pandas as pd
 import streamlit as st
 from st_link_analysis import Event, st_link_analysis
 
-from ringscope.app.dashboard import context, display, graphview, i18n, names, services
-from ringscope.app.dashboard.i18n import _
+from ringscope.app.dashboard import context, display, graphview, i18n, names, ring_view, services
+from ringscope.app.dashboard.i18n import N_, _
 from ringscope.app.dashboard.masking import PII_FIELDS, PII_LABELS, mask_record, mask_text, mask_value
 
 GRAPH_KEY = "cluster_graph"
+#: how each layout is drawn, in words (the graph's caption)
+LAYOUT_WORDS = {
+    "concentric": N_("rings around what the members share"),
+    "circle": N_("the guarantee circle clockwise, arrows from guarantor to borrower"),
+    "timeline": N_("applications in time order, left to right"),
+    "": N_("force layout"),
+}
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _finding_labels(location: str, data_version: str, lang: str, _table: pd.DataFrame) -> dict[str, str]:
+    """finding → its line in the selectbox, once per data version and language
+    (10,000 summaries take seconds to word and mask); ``_table`` is that
+    version's findings (not hashed)."""
+    table = _table
+    # in Chinese a summary is worded from (kind, size) alone: few distinct ones
+    summary = functools.lru_cache(maxsize=None)(names.finding_summary)
+    with i18n.use_language(lang):
+        return {
+            f: f"{sc:.2f} · {mask_text(summary(k, n, s if lang == 'en' else None))}"
+            for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])
+        }
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def _timeline(location: str, data_version: str, applications: tuple[str, ...], lang: str) -> pd.DataFrame:
+    with i18n.use_language(lang):
+        return ring_view.timeline_frame(context.store(), list(applications))
+
 
 user = context.require("cluster")
 store = context.store()
@@ -35,10 +65,7 @@ def _switched() -> None:
     st.session_state["finding"] = st.session_state["cluster_finding"]
 
 
-labels = {
-    f: f"{sc:.2f} · {mask_text(names.finding_summary(k, n, s))}"
-    for f, sc, k, n, s in zip(table["finding"], table["score"], table["kind"], table["size"], table["summary"])
-}
+labels = _finding_labels(store.location, context.version(), i18n.language(), table)
 finding = st.selectbox(
     _("Finding"),
     options,
@@ -90,16 +117,20 @@ if isinstance(event, dict) and event.get("timestamp") != st.session_state.get("c
 graph_col, side_col = st.columns([3, 2])
 with graph_col:
     st.caption(
-        _(
-            "{nodes} nodes, {links} links · members are applications; diamonds are shared identifiers; "
-            "red rings are high risk. Click a node for details, double-click to expand it."
-        ).format(nodes=i18n.fmt_count(len(view.nodes)), links=i18n.fmt_count(len(view.edges)))
+        _("{nodes} nodes, {links} links · {layout} · labels on {labelled} nodes (zoom in for the rest)").format(
+            nodes=i18n.fmt_count(len(view.nodes)),
+            links=i18n.fmt_count(len(view.edges)),
+            layout=_(LAYOUT_WORDS.get(payload.layout, LAYOUT_WORDS[""])),
+            labelled=i18n.fmt_count(payload.labelled),
+        )
+        + " · "
+        + _("Click a node for details, double-click to expand it.")
     )
     for note in view.notes:
         st.warning(i18n.tr(note))
     st_link_analysis(
         payload.elements,
-        layout=graphview.LAYOUT,
+        layout=graphview.layout_options(payload),
         node_styles=graphview.node_styles(),
         edge_styles=graphview.edge_styles(),
         height=620,
@@ -107,7 +138,24 @@ with graph_col:
         node_actions=["expand"],
         events=[Event("node_click", "click tap", "node")],
     )
-    in_view = list(view.nodes)
+    legend = ring_view.legend_items(
+        sorted({services.split_node_id(n)[0] for n in view.nodes}),
+        has_path=bool(path),
+        has_guarantees=bool(len(view.edges)) and bool((view.edges["type"] == "GUARANTEES").any()),
+        marks=ring_view.view_marks(payload.elements),
+    )
+    with st.container(key="ring_legend"):  # under the graph: the graph stays high on the page
+        # our own words only, every one escaped (legend_html): no applicant text here
+        st.markdown(ring_view.legend_html(legend), unsafe_allow_html=True)
+    member_apps = [services.split_node_id(n)[1] for n, r in view.nodes.items() if r == "member"]
+    timeline = _timeline(store.location, context.version(), tuple(sorted(member_apps)), i18n.language())
+    with st.container(key="ring_timeline"):
+        st.caption(_("The ring's applications over time, coloured by outcome"))
+        if timeline.empty:
+            st.caption(_("No application dates."))
+        else:
+            st.altair_chart(ring_view.timeline_chart(timeline), width="stretch")
+    in_view = [n for n in view.nodes if not n.startswith(ring_view.SUBNET + ":")]  # stored nodes only
 
     def describe(nid: str) -> str:
         label, key = services.split_node_id(nid)
@@ -137,8 +185,59 @@ with graph_col:
         expanded[finding] = []
         st.rerun()
 
+
+def _evidence() -> None:
+    found = store.node_properties("Finding", [finding], ["evidence", "parameters", "detector", "run_at"])
+    evidence = []
+    if len(found) and isinstance(found["evidence"].iloc[0], str):
+        evidence = json.loads(found["evidence"].iloc[0] or "[]")
+    st.text(
+        mask_text(names.finding_summary(row["kind"], row["size"], row["summary"]))
+        + "\n"
+        + _("score {score} · {detector} · {n} applications").format(
+            score=i18n.fmt_score(row["score"]),
+            detector=names.detector_name(row["detector"]),
+            n=i18n.fmt_count(row["size"]),
+        )
+    )
+    if evidence:
+        ev = pd.DataFrame(
+            [
+                {
+                    "feature": names.evidence_name(e.get("feature")),
+                    "contribution": e.get("contribution"),
+                    "detail": mask_text(names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))),
+                    "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", [])))),
+                }
+                for e in evidence
+            ]
+        )
+        context.table(ev, hide_index=True, width="stretch", key="evidence_table")
+    shared = [n for n, r in view.nodes.items() if r == "shared"]
+    if shared:
+        st.caption(_("Shared identifiers"))
+        context.table(
+            pd.DataFrame({"identifier": [describe(n) for n in shared]}),
+            hide_index=True,
+            width="stretch",
+            key="shared_table",
+        )
+    if len(found) and isinstance(found["parameters"].iloc[0], str):
+        display.say(
+            st.caption,
+            _("detector parameters: {} · run {}"),
+            found["parameters"].iloc[0],
+            i18n.fmt_time(found["run_at"].iloc[0]),
+            limit=400,
+        )
+
+
 with side_col:
-    tab_node, tab_case, tab_evidence = st.tabs([_("Selected node"), _("Case"), _("Evidence")])
+    # the evidence is what an investigator reads first: beside the graph, no tab to click
+    with st.container(key="ring_evidence"):
+        st.subheader(_("Evidence"))
+        _evidence()
+    tab_node, tab_case = st.tabs([_("Selected node"), _("Case")])
     with tab_node:
         nid = st.session_state.get("selected_node")
         if not nid:
@@ -155,7 +254,7 @@ with side_col:
             if has_pii and not revealed:
                 context.reveal_button(nid, user, key="reveal_node")
             b1, b2 = st.columns(2)
-            if b1.button(_("Expand neighbours"), key="expand_node"):
+            if label != ring_view.SUBNET and b1.button(_("Expand neighbours"), key="expand_node"):  # not a stored node
                 if nid not in extra:
                     expanded[finding] = extra + [nid]
                 st.rerun()
@@ -164,49 +263,3 @@ with side_col:
                 st.switch_page("pages/application.py")
     with tab_case:
         context.case_panel(user, "Finding", finding, prefix="case")
-    with tab_evidence:
-        found = store.node_properties("Finding", [finding], ["evidence", "parameters", "detector", "run_at"])
-        evidence = []
-        if len(found) and isinstance(found["evidence"].iloc[0], str):
-            evidence = json.loads(found["evidence"].iloc[0] or "[]")
-        st.text(
-            mask_text(names.finding_summary(row["kind"], row["size"], row["summary"]))
-            + "\n"
-            + _("score {score} · {detector} · {n} applications").format(
-                score=i18n.fmt_score(row["score"]),
-                detector=names.detector_name(row["detector"]),
-                n=i18n.fmt_count(row["size"]),
-            )
-        )
-        if evidence:
-            ev = pd.DataFrame(
-                [
-                    {
-                        "feature": names.evidence_name(e.get("feature")),
-                        "contribution": e.get("contribution"),
-                        "detail": mask_text(
-                            names.evidence_text(e.get("feature"), e.get("detail"), e.get("values", []))
-                        ),
-                        "values": mask_text(", ".join(map(i18n.fmt_value, e.get("values", [])))),
-                    }
-                    for e in evidence
-                ]
-            )
-            context.table(ev, hide_index=True, width="stretch", key="evidence_table")
-        shared = [n for n, r in view.nodes.items() if r == "shared"]
-        if shared:
-            st.caption(_("Shared identifiers"))
-            context.table(
-                pd.DataFrame({"identifier": [describe(n) for n in shared]}),
-                hide_index=True,
-                width="stretch",
-                key="shared_table",
-            )
-        if len(found) and isinstance(found["parameters"].iloc[0], str):
-            display.say(
-                st.caption,
-                _("detector parameters: {} · run {}"),
-                found["parameters"].iloc[0],
-                i18n.fmt_time(found["run_at"].iloc[0]),
-                limit=400,
-            )
