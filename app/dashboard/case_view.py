@@ -89,7 +89,7 @@ def panel(user: User, target_label: str, target_key: str, prefix: str = "case") 
                 list(labels),
                 index=None,
                 key=f"{form}_reply",
-                format_func=labels.get,
+                format_func=lambda k: labels.get(k, ""),
                 placeholder=_("a new thread"),
             )
         saved = st.form_submit_button(_("Save case"))
@@ -167,7 +167,7 @@ def notes_view(notes: Any) -> None:
 
 
 def pack_button(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
-    """"Make evidence pack" (audited), then a download button for the PDF."""
+    """ "Make evidence pack" (audited), then a download button for the PDF."""
     from ringscope.app.dashboard import context, evidence_pack
 
     case_key = cases.case_key(target_label, target_key)

@@ -323,9 +323,7 @@ def _check_unchanged(case: Case, expected: str | None) -> None:
     )
 
 
-def add_note(
-    store: Any, user: str, target_label: str, target_key: str, text: str, reply_to: str | None = None
-) -> str:
+def add_note(store: Any, user: str, target_label: str, target_key: str, text: str, reply_to: str | None = None) -> str:
     """Append a note to a case (an audit event ``case.note``); the case's
     status and reason stay as they are. ``reply_to`` is the key of the note
     this one answers (a note of the same case), None for a new thread.

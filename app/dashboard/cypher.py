@@ -460,11 +460,13 @@ def run_read_only(
             raise QueryRefused(
                 Message(N_("Refused by the server: writing in read access mode is not allowed."))
             ) from None
-        raise QueryRefused(Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code),
-                                   error=str(exc.message))) from None
+        raise QueryRefused(
+            Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code), error=str(exc.message))
+        ) from None
     except Neo4jError as exc:
-        raise QueryRefused(Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code),
-                                   error=str(exc.message))) from None
+        raise QueryRefused(
+            Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code), error=str(exc.message))
+        ) from None
     return ConsoleResult(
         columns,
         rows,

@@ -211,7 +211,9 @@ def pack_content(
 
     label, key = cases.parse_case_key(case_id)
     if label not in ("Finding", "Application"):
-        raise cases.CaseError(Message(N_("Evidence packs are made for findings and applications, not {label}."), label=label))
+        raise cases.CaseError(
+            Message(N_("Evidence packs are made for findings and applications, not {label}."), label=label)
+        )
     case = cases.get_case(store, label, key)
     if label == "Finding":
         found = store.node_properties(
@@ -429,6 +431,7 @@ def graph_png(content: PackContent, font: Path, width_in: float = 7.0) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
     from matplotlib.font_manager import FontProperties
     from matplotlib.lines import Line2D
 
@@ -438,6 +441,7 @@ def graph_png(content: PackContent, font: Path, width_in: float = 7.0) -> bytes:
     fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), dpi=150)
     try:
         ax.set_axis_off()
+        plain = []  # one artist for all plain links: hundreds of ax.plot calls cost a second
         if len(edges):
             for e in edges.itertuples(index=False):
                 if e.source not in pos or e.target not in pos:
@@ -452,7 +456,9 @@ def graph_png(content: PackContent, font: Path, width_in: float = 7.0) -> bytes:
                         zorder=1,
                     )
                 else:
-                    ax.plot([x1, x2], [y1, y2], color="#b0b0b0", lw=0.6, zorder=1)
+                    plain.append([(x1, y1), (x2, y2)])
+        if plain:
+            ax.add_collection(LineCollection(plain, colors="#b0b0b0", linewidths=0.6, zorder=1))
         for label in sorted({n.partition(":")[0] for n in nodes}):
             for shared in (False, True):
                 ids = [n for n in nodes if n.partition(":")[0] == label and (nodes[n] == "shared") == shared]
@@ -490,8 +496,16 @@ def graph_png(content: PackContent, font: Path, width_in: float = 7.0) -> bytes:
         ]
         handles.append(Line2D([], [], marker="D", ls="", color="#7f7f7f", label=_("shared identifier")))
         handles.append(
-            Line2D([], [], marker="o", ls="", color="white", markeredgecolor="#d00000", markeredgewidth=2,
-                   label=_("known bad (outcome)"))
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                color="white",
+                markeredgecolor="#d00000",
+                markeredgewidth=2,
+                label=_("known bad (outcome)"),
+            )
         )
         if len(edges) and (edges["type"] == "GUARANTEES").any():
             handles.append(Line2D([], [], color="#d62728", label=_("guarantees")))
@@ -538,7 +552,14 @@ def timeline_png(content: PackContent, font: Path, width_in: float = 7.0) -> byt
         for tick in ax.get_xticklabels():
             tick.set_fontproperties(fp)
         handles = [
-            Line2D([], [], marker="o", ls="", color=OUTCOME_COLOURS[o], label=names.outcome_name(o) if o else _("not known yet"))
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                color=OUTCOME_COLOURS[o],
+                label=names.outcome_name(o) if o else _("not known yet"),
+            )
             for o in ("good", "fraud", "default", "")
             if (t["_outcome"] == o).any()
         ]
@@ -599,7 +620,6 @@ def evidence_pack(
 
 def _render(content: PackContent, font: Path, case_id: str, user: str) -> bytes:
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
     made = i18n.fmt_time(datetime.now(UTC))
 
@@ -633,19 +653,44 @@ def _render(content: PackContent, font: Path, case_id: str, user: str) -> bytes:
         pdf.set_font("cjk", size=9)
 
     def table(frame: pd.DataFrame, widths: tuple[int, ...]) -> None:
+        """A ruled table; the header repeats on each page. Cells that fit on
+        one line are drawn as single cells (fpdf2's own table wraps every
+        cell: seconds for a ring of a few hundred applications)."""
         if frame.empty:
             pdf.multi_cell(width, 5, _("None."), new_x="LMARGIN", new_y="NEXT")
             return
         pdf.set_font("cjk", size=8)
-        style = FontFace(emphasis="", fill_color=(225, 230, 240))
-        with pdf.table(col_widths=widths, headings_style=style, line_height=4.5, text_align="LEFT") as t:
-            row = t.row()
-            for col in frame.columns:
-                row.cell(str(col))
-            for values in frame.itertuples(index=False):
-                row = t.row()
-                for v in values:
-                    row.cell("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        pdf.set_draw_color(170)
+        cols = [width * w / sum(widths) for w in widths]
+        line = 4.5
+
+        def row(texts: list[str], header: bool = False) -> None:
+            fits = [pdf.get_string_width(t) <= w - 2 for t, w in zip(texts, cols)]
+            lines = [
+                1 if fit else len(pdf.multi_cell(w - 2, line, t, dry_run=True, output="LINES"))
+                for t, w, fit in zip(texts, cols, fits)
+            ]
+            height = max(lines) * line + 1
+            if pdf.get_y() + height > pdf.page_break_trigger:
+                pdf.add_page()
+                if not header:
+                    row([str(c) for c in frame.columns], header=True)
+            x, y = pdf.l_margin, pdf.get_y()
+            if header:
+                pdf.set_fill_color(225, 230, 240)
+            for t, w, fit in zip(texts, cols, fits):
+                pdf.rect(x, y, w, height, style="DF" if header else "D")
+                pdf.set_xy(x + 1, y + 0.5)
+                if fit:
+                    pdf.cell(w - 2, line, t)
+                else:
+                    pdf.multi_cell(w - 2, line, t)
+                x += w
+            pdf.set_xy(pdf.l_margin, y + height)
+
+        row([str(c) for c in frame.columns], header=True)
+        for values in frame.itertuples(index=False):
+            row(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values])
         pdf.set_font("cjk", size=9)
 
     pdf.set_font("cjk", size=17)

@@ -174,7 +174,11 @@ def test_a_plain_read_plan_passes():
         (_ops("ProduceResults", "Create"), "w", "已拒绝：控制台是只读的，而此查询会写入（计划类型 'w'）。"),
         (_ops("ProduceResults", "LoadCSV"), "r", "已拒绝：LOAD CSV 会读取文件或网址"),
         (_ops("ProduceResults", "ShowDatabases"), "r", "已拒绝：控制台不执行管理命令（ShowDatabases）"),
-        (_ops("ProduceResults", "SomeOperatorFromNeo4j2030"), "r", "已拒绝：执行计划含有 SomeOperatorFromNeo4j2030 算子"),
+        (
+            _ops("ProduceResults", "SomeOperatorFromNeo4j2030"),
+            "r",
+            "已拒绝：执行计划含有 SomeOperatorFromNeo4j2030 算子",
+        ),
     ],
 )
 def test_refusals_are_said_in_the_readers_language(operators, query_type, chinese):

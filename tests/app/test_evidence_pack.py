@@ -46,8 +46,9 @@ def packed(tmp_path_factory):
 
 
 def _text(pdf: Path) -> str:
-    return subprocess.run([_tool("pdftotext"), "-enc", "UTF-8", str(pdf), "-"], capture_output=True, check=True,
-                          text=True).stdout
+    return subprocess.run(
+        [_tool("pdftotext"), "-enc", "UTF-8", str(pdf), "-"], capture_output=True, check=True, text=True
+    ).stdout
 
 
 def _personal_values(store) -> set[str]:
@@ -125,7 +126,9 @@ def test_an_application_case_in_english(packed):
     flat = re.sub(r"\s+", "", _text(en))
     for words in ("Evidencepack", "ApplicationRA01", "Summary", "Evidence", "Timelineoftheapplications", "Audittrail"):
         assert words in flat, words
-    assert not {"概要", "证据包", "审计记录", "时间线"} & {w for w in ("概要", "证据包", "审计记录", "时间线") if w in flat}
+    assert not {"概要", "证据包", "审计记录", "时间线"} & {
+        w for w in ("概要", "证据包", "审计记录", "时间线") if w in flat
+    }
     assert "evidencepackmade" in flat
     log = cases.audit_log(store, target="case:Application:RA01")
     assert log["action"].tolist() == ["case.pack"] and log["user"].tolist() == ["ana"]
@@ -151,8 +154,14 @@ def test_notes_are_threads_and_a_reply_must_answer_a_note_of_the_same_case(tmp_p
     a = cases.add_note(store, "ivy", "Finding", "F1", "first")
     b = cases.add_note(store, "ivy", "Finding", "F1", "second thread")
     cases.add_note(store, "ana", "Finding", "F1", "answer to first", reply_to=a)
-    cases.add_note(store, "ivy", "Finding", "F1", "answer to the answer",
-                   reply_to=cases.case_notes(store, "Finding", "F1")["key"].iloc[1])
+    cases.add_note(
+        store,
+        "ivy",
+        "Finding",
+        "F1",
+        "answer to the answer",
+        reply_to=cases.case_notes(store, "Finding", "F1")["key"].iloc[1],
+    )
     other = cases.add_note(store, "ivy", "Finding", "F2", "elsewhere")
     notes = cases.case_notes(store, "Finding", "F1")
     assert notes["note"].tolist() == ["first", "answer to first", "answer to the answer", "second thread"]

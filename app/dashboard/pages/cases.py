@@ -35,8 +35,10 @@ for col, s in zip((c1, c2, c3, c4), cases.STATUSES):
 # the case open on this page: a link's ?case=…, else the last one picked
 asked = st.query_params.get("case") or st.session_state.get("case")
 keys = [cases.case_key(lb, k) for lb, k in zip(shown["target_label"], shown["target_key"])]
-if asked and asked not in keys and asked in set(
-    cases.case_key(lb, k) for lb, k in zip(all_cases["target_label"], all_cases["target_key"])
+if (
+    asked
+    and asked not in keys
+    and asked in set(cases.case_key(lb, k) for lb, k in zip(all_cases["target_label"], all_cases["target_key"]))
 ):
     keys = [asked, *keys]  # a linked case stays reachable whatever the filters say
 if shown.empty and not keys:
