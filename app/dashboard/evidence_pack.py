@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,10 @@ OUTCOME_COLOURS = {"good": "#2ca02c", "fraud": "#d00000", "default": "#ff7f0e", 
 LABEL_LIMIT = 120
 #: applications listed in the timeline table (all are on the timeline picture)
 TIMELINE_ROWS = 500
+
+
+# fontTools says, on every pack, that it drops the font's bitmap table (BDF) when subsetting: not news
+logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
 
 
 class FontMissing(RuntimeError):
@@ -167,7 +172,7 @@ def _read_json(value: Any) -> list[dict[str, Any]]:
     return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
 
 
-def _application_view(index: Any, application: str) -> tuple[dict[str, str], list[str]]:
+def _application_view(index: Any, application: str) -> dict[str, str]:
     """An application's neighbourhood: what it links to, and the other
     applications that share those identifiers (hubs not walked through)."""
     from ringscope.app.dashboard import services
@@ -183,7 +188,7 @@ def _application_view(index: Any, application: str) -> tuple[dict[str, str], lis
         if role == "shared":
             for other in index.neighbours(n, limit=30):
                 roles.setdefault(other, "context")
-    return roles, []
+    return roles
 
 
 def pack_content(
@@ -232,8 +237,7 @@ def pack_content(
         view_notes = [i18n.tr(n) for n in view.notes]
         roles, edges = view.nodes, view.edges
     else:
-        roles, notes = _application_view(index, key)
-        view = services.capped_subgraph(index, roles, services.MAX_ELEMENTS, notes)
+        view = services.capped_subgraph(index, _application_view(index, key), services.MAX_ELEMENTS, [])
         view_notes = [i18n.tr(n) for n in view.notes]
         roles, edges = view.nodes, view.edges
     props = services.view_properties(store, list(roles))
@@ -375,7 +379,8 @@ def _positions(nodes: dict[str, str], edges: pd.DataFrame) -> dict[str, tuple[fl
 
     graph = nx.Graph()
     graph.add_nodes_from(nodes)
-    graph.add_edges_from(zip(edges["source"], edges["target"])) if len(edges) else None
+    if len(edges):
+        graph.add_edges_from(zip(edges["source"], edges["target"]))
     shells: list[list[str]] = [[], [], [], []]
     for nid, role in nodes.items():
         label = nid.partition(":")[0]
