@@ -30,8 +30,10 @@ def _tag(target_label: str, target_key: str) -> str:
     return hashlib.sha1(f"{target_label}\0{target_key}".encode()).hexdigest()[:12]
 
 
-def panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
-    """The whole case panel of one target (see the module doc)."""
+def panel(user: User, target_label: str, target_key: str, prefix: str = "case", side: Any = None) -> None:
+    """The whole case panel of one target (see the module doc); with
+    ``side`` (a Streamlit container, e.g. a column), the notes, the evidence
+    pack and the audit trail go there, beside the form."""
     from ringscope.app.dashboard import context
 
     store = context.store()
@@ -96,18 +98,20 @@ def panel(user: User, target_label: str, target_key: str, prefix: str = "case") 
     if saved:
         _save(user, case, seen, new_status, assignee, (text or "").strip(), reply_to, prefix, form, round_key)
     st.session_state[f"{form}_seen"] = case.updated_at
-    notes_view(notes)
-    pack_button(user, target_label, target_key, prefix)
-    log = cases.audit_log(store, target=cases.case_key(target_label, target_key), limit=20)
-    if len(log):
-        st.caption(_("Audit log of this case"))
-        for event in log.head(5).itertuples():
-            st.text(
-                f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
-                f"{mask_text(names.audit_text(event.after))}"
-            )
-        shown_log = context.audit_frame(log[["at", "user", "action", "before", "after"]])
-        context.table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
+    with side if side is not None else st.container():
+        notes_view(notes)
+        pack_button(user, target_label, target_key, prefix)
+        log = cases.audit_log(store, target=cases.case_key(target_label, target_key), limit=20)
+        if len(log):
+            st.caption(_("Audit log of this case"))
+            for event in log.head(5).itertuples():
+                st.text(
+                    f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
+                    f"{mask_text(names.audit_text(event.after))}"
+                )
+            log = log.assign(before=[cases.reply_words(a, b) for a, b in zip(log["action"], log["before"])])
+            shown_log = context.audit_frame(log[["at", "user", "action", "before", "after"]])
+            context.table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
 
 
 def _save(

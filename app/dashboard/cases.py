@@ -54,6 +54,7 @@ __all__ = [
     "add_note",
     "case_notes",
     "parse_case_key",
+    "reply_words",
     "audit",
     "audit_log",
     "case_labels",
@@ -307,6 +308,23 @@ def update_case(
     if stored.status != after.status or stored.updated_at != after.updated_at:
         raise RuntimeError(f"The case {after.key} did not save; the audit log has the attempt.")
     return stored
+
+
+def reply_words(action: Any, before: Any) -> Any:
+    """What an audit event's ``before`` says, for reading: a note's is the
+    key of the note it answers, shown as that note's time (Beijing).
+
+    >>> reply_words("case.note", "audit:2026-11-30T06:05:41.123456Z:0a1b2c3d4e5f")
+    '回复 2026-11-30 14:05 的备注'
+    >>> reply_words("case.status", '{"status": "Open"}')
+    '{"status": "Open"}'
+    """
+    text = _clean(before)
+    if action != "case.note" or not text.startswith("audit:"):
+        return before
+    from ringscope.app.dashboard.i18n import _, fmt_time
+
+    return _("in reply to the note of {at}").format(at=fmt_time(text[len("audit:") :].rsplit(":", 1)[0]))
 
 
 def _check_unchanged(case: Case, expected: str | None) -> None:

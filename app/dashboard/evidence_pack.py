@@ -337,7 +337,9 @@ def pack_content(
 
 def _audit_detail(action: Any, before: Any, after: Any) -> str:
     if action == "case.note":
-        return str(mask_text(names.audit_text(after)))
+        reply = cases.reply_words(action, before)
+        note = str(mask_text(names.audit_text(after)))
+        return f"{reply}：{note}" if reply and i18n.language() != "en" else (f"{reply}: {note}" if reply else note)
     was, now = names.audit_text(before), names.audit_text(after)
     text = f"{was} → {now}" if was else now
     return str(mask_text(text))

@@ -568,6 +568,8 @@ def test_a_reply_is_threaded_under_the_note_it_answers(dash_store):
     assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "Open"  # a note changes no status
     shown = [t.value for t in at.text if "they called back" in t.value]
     assert shown and "↳" in shown[0]
+    audit = table(at, "action", "before")  # the reply's "before" in words, not a key
+    assert any(str(b).startswith("in reply to the note of 20") for b in audit["before"]), audit["before"].tolist()
 
 
 def test_a_status_picked_on_a_page_someone_else_changed_is_refused_and_the_text_kept(dash_store):

@@ -79,6 +79,7 @@ def test_the_pack_reads_back_in_chinese_with_its_font_embedded(packed):
         "同一设备农场，已上报",  # the reply
         "138****8000",  # the shared phone of the evidence, masked as on screen
         "生成证据包",  # this very pack is in its own audit trail
+        "的备注：同一设备农场，已上报",  # the reply, in the audit trail, names the note it answers
         *RING_A,  # the timeline lists every member
     ):
         assert words in flat, words

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ringscope.app.dashboard import cases, context, display, i18n, names
+from ringscope.app.dashboard import case_view, cases, context, display, i18n, names
 from ringscope.app.dashboard.i18n import _
 from ringscope.app.dashboard.masking import mask_text
 
@@ -77,31 +77,35 @@ else:
             st.query_params["case"] = pick  # a reload, or the link pasted into a ticket, opens this case
         label, target = cases.parse_case_key(pick)
         st.subheader(_("Case: {what}").format(what=describe(pick)))
-        if label == "Finding":
-            table = context.findings()
-            row = table[table["finding"] == target]
-            if len(row):
-                r = row.iloc[0]
-                st.text(
-                    mask_text(names.finding_summary(r["kind"], r["size"], r["summary"]))
-                    + "\n"
-                    + _("score {score} · {detector} · {n} applications").format(
-                        score=i18n.fmt_score(r["score"]),
-                        detector=names.detector_name(r["detector"]),
-                        n=i18n.fmt_count(r["size"]),
+        # the summary and the form on the left; notes, evidence pack and audit trail on the right
+        form_col, side_col = st.columns([1, 1], gap="large")
+        with form_col:
+            if label == "Finding":
+                table = context.findings()
+                row = table[table["finding"] == target]
+                if len(row):
+                    r = row.iloc[0]
+                    st.text(
+                        mask_text(names.finding_summary(r["kind"], r["size"], r["summary"]))
+                        + "\n"
+                        + _("score {score} · {detector} · {n} applications").format(
+                            score=i18n.fmt_score(r["score"]),
+                            detector=names.detector_name(r["detector"]),
+                            n=i18n.fmt_count(r["size"]),
+                        )
                     )
-                )
-            if st.button(_("Open in cluster explorer"), key="cases_open"):
-                st.session_state["finding"] = target
-                st.switch_page("pages/cluster.py")
-        elif label == "Application" and st.button(_("Open application"), key="cases_open_app"):
-            st.session_state["application"] = target
-            st.switch_page("pages/application.py")
-        context.case_panel(user, label, target, prefix="cases_case")
+                if st.button(_("Open in cluster explorer"), key="cases_open"):
+                    st.session_state["finding"] = target
+                    st.switch_page("pages/cluster.py")
+            elif label == "Application" and st.button(_("Open application"), key="cases_open_app"):
+                st.session_state["application"] = target
+                st.switch_page("pages/application.py")
+            case_view.panel(user, label, target, prefix="cases_case", side=side_col)
 
 st.subheader(_("Audit log"))
 who = st.text_input(_("User"), key="audit_user", placeholder=_("all users"))
 log = cases.audit_log(store, user=who or None, limit=500)
+log = log.assign(before=[cases.reply_words(a, b) for a, b in zip(log["action"], log["before"])])
 context.table(context.audit_frame(log), hide_index=True, width="stretch", key="audit_table")
 labels = cases.case_labels(store)
 st.caption(

@@ -139,7 +139,8 @@ def test_a_case_link_reply_evidence_pack_and_reload_in_chinese(served, tmp_path)
                 assert "13800138000" not in text
             assert cases.audit_log(store, target=CASE)["action"].iloc[0] == "case.pack"
             settle(page)
-            page.get_by_role("heading", name=title).scroll_into_view_if_needed()
+            page.get_by_role("heading", name=title).evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
             shot = tmp_path / "dashboard-case.png"
             page.screenshot(path=str(shot))
             wanted = os.environ.get("RINGSCOPE_SCREENSHOT_DIR")
