@@ -620,7 +620,7 @@ def evidence_pack(
     label, key = cases.parse_case_key(case_id)
     with i18n.use_language(lang or i18n.language()):
         if user:
-            cases.audit(store, user, "case.pack", case_id, after={"format": "pdf"})
+            cases.audit(store, user, "case.pack", case_id)
         content = pack_content(store, case_id, index=index, members=members)
         return _render(content, font_path, case_id, user)
 
