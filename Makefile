@@ -30,12 +30,13 @@ demo: setup
 	$(BIN)/ringscope demo
 
 # Headless Chromium from Debian for the dashboard's browser tests (never
-# `playwright install`); a CJK font so screenshots show hanzi. No-op once installed.
+# `playwright install`); a CJK font so screenshots show hanzi and the evidence
+# pack embeds one; poppler-utils to read the pack back in its tests. No-op once installed.
 CHROMIUM ?= /usr/bin/chromium
 browser:
-	@if [ ! -x $(CHROMIUM) ] || ! fc-list 2>/dev/null | grep -qi wqy; then \
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list 2>/dev/null | grep -qi wqy || ! command -v pdftotext >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei poppler-utils; \
 	fi
 
 # mypy cannot see through setuptools' editable-install finder, so the package is

@@ -12,7 +12,15 @@ A case's ``comment`` is the reason given with its last status change (why it
 was confirmed or dismissed); it changes only with the status. Notes are
 appended (:func:`add_note`): each one is an audit event ``case.note``, so a
 note can neither change the status nor overwrite the reason, and none is
-ever edited or lost (:func:`case_notes` lists them).
+ever edited or lost (:func:`case_notes` lists them). Notes are threaded: a
+reply names the note it answers (stored as the event's ``before``, the key
+of that note), and :func:`case_notes` returns each thread under its first
+note.
+
+A status changes only when the user picks one, and only from the status
+the user saw: :func:`update_case` takes the ``updated_at`` the page showed
+(``expected``) and refuses, saving nothing, when someone else changed the
+case in between (checked again under the store's write lock).
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ __all__ = [
     "update_case",
     "add_note",
     "case_notes",
+    "parse_case_key",
+    "reply_words",
     "audit",
     "audit_log",
     "case_labels",
@@ -98,6 +108,21 @@ def case_key(target_label: str, target_key: str) -> str:
     'case:Finding:rings-abc'
     """
     return f"case:{target_label}:{target_key}"
+
+
+def parse_case_key(key: str) -> tuple[str, str]:
+    """(target label, target key) of a case key; :class:`CaseError` if it is not one.
+
+    Example
+    -------
+    >>> parse_case_key("case:Finding:rings-abc")
+    ('Finding', 'rings-abc')
+    """
+    prefix, _, rest = str(key).partition(":")
+    label, _, target = rest.partition(":")
+    if prefix != "case" or not label or not target:
+        raise CaseError(Message(N_("{key} is not a case key (case:<Label>:<key>)."), key=str(key)[:80]))
+    return label, target
 
 
 def _now() -> str:
@@ -202,19 +227,36 @@ def update_case(
     status: str | None = None,
     assignee: str | None = None,
     comment: str | None = None,
+    expected: str | None = None,
 ) -> Case:
     """Change a case's status or assignee; ``comment`` is the reason for a
-    status change.
+    status change; ``expected`` is the case's ``updated_at`` as the user saw
+    it (``""`` for a case not saved yet), or None not to check.
 
     The status changes only when ``status`` names a new one. A ``comment``
     without a status change does not touch the stored reason: it is added
     as a note (:func:`add_note`). The audit event (before → after) is
     written first, then the case; both are read back before this returns.
-    Raises :class:`CaseError` for a move :data:`TRANSITIONS` does not allow.
+    Raises :class:`CaseError` for a move :data:`TRANSITIONS` does not allow,
+    and when the case is no longer as the user saw it (nothing is saved).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp())
+    >>> seen = update_case(store, "ivy", "Finding", "F1", status="In progress").updated_at
+    >>> _ = update_case(store, "ana", "Finding", "F1", status="Dismissed", comment="a family")
+    >>> try:
+    ...     update_case(store, "ivy", "Finding", "F1", status="Confirmed fraud", comment="farm", expected=seen)
+    ... except CaseError as exc:
+    ...     print(exc)
+    ana changed this case at ... Nothing was saved; look at it again.
     """
     if not user:
         raise CaseError(Message(N_("Log in to change a case.")))
     before = get_case(store, target_label, target_key)
+    _check_unchanged(before, expected)
     new_status = status or before.status
     if new_status not in STATUSES:
         raise CaseError(
@@ -251,6 +293,8 @@ def update_case(
     action = "case.status" if "status" in changed else "case.update"
     row = {"key": after.key, **{p: getattr(after, p) for p in _CASE_PROPS}}
     with _locked(store):  # one hold: the audit event, then the case
+        # another session or server may have saved since `before` was read
+        _check_unchanged(get_case(store, target_label, target_key), before.updated_at)
         audit(
             store,
             user,
@@ -266,9 +310,42 @@ def update_case(
     return stored
 
 
-def add_note(store: Any, user: str, target_label: str, target_key: str, text: str) -> str:
+def reply_words(action: Any, before: Any) -> Any:
+    """What an audit event's ``before`` says, for reading: a note's is the
+    key of the note it answers, shown as that note's time (Beijing).
+
+    >>> reply_words("case.note", "audit:2026-11-30T06:05:41.123456Z:0a1b2c3d4e5f")
+    '回复 2026-11-30 14:05 的备注'
+    >>> reply_words("case.status", '{"status": "Open"}')
+    '{"status": "Open"}'
+    """
+    text = _clean(before)
+    if action != "case.note" or not text.startswith("audit:"):
+        return before
+    from ringscope.app.dashboard.i18n import _, fmt_time
+
+    return _("in reply to the note of {at}").format(at=fmt_time(text[len("audit:") :].rsplit(":", 1)[0]))
+
+
+def _check_unchanged(case: Case, expected: str | None) -> None:
+    if expected is None or case.updated_at == expected:
+        return
+    from ringscope.app.dashboard.i18n import fmt_time
+
+    raise CaseError(
+        Message(
+            N_("{user} changed this case at {at}. Nothing was saved; look at it again."),
+            user=case.updated_by or "?",
+            at=fmt_time(case.updated_at),
+        )
+    )
+
+
+def add_note(store: Any, user: str, target_label: str, target_key: str, text: str, reply_to: str | None = None) -> str:
     """Append a note to a case (an audit event ``case.note``); the case's
-    status and reason stay as they are. Returns the event's key.
+    status and reason stay as they are. ``reply_to`` is the key of the note
+    this one answers (a note of the same case), None for a new thread.
+    Returns the event's key.
 
     Example
     -------
@@ -276,41 +353,64 @@ def add_note(store: Any, user: str, target_label: str, target_key: str, text: st
     >>> from ringscope.graph.embedded import EmbeddedStore
     >>> store = EmbeddedStore(tempfile.mkdtemp())
     >>> _ = update_case(store, "ivy", "Application", "A1", status="In progress")
-    >>> _ = add_note(store, "ivy", "Application", "A1", "called the applicant")
-    >>> get_case(store, "Application", "A1").status, case_notes(store, "Application", "A1")["note"].tolist()
-    ('In progress', ['called the applicant'])
+    >>> first = add_note(store, "ivy", "Application", "A1", "called the applicant")
+    >>> _ = add_note(store, "ana", "Application", "A1", "which number?", reply_to=first)
+    >>> get_case(store, "Application", "A1").status
+    'In progress'
+    >>> case_notes(store, "Application", "A1")[["user", "note", "depth"]].values.tolist()
+    [['ivy', 'called the applicant', 0], ['ana', 'which number?', 1]]
     """
     if not user:
         raise CaseError(Message(N_("Log in to add a note.")))
     if not (text or "").strip():
         raise CaseError(Message(N_("The note is empty.")))
-    return audit(store, user, "case.note", case_key(target_label, target_key), after=text.strip())
+    target = case_key(target_label, target_key)
+    if reply_to:
+        log = audit_log(store, target=target, limit=100_000)
+        if not ((log["key"] == reply_to) & (log["action"] == "case.note")).any():
+            raise CaseError(Message(N_("There is no note {key} on this case to reply to."), key=str(reply_to)[:80]))
+    return audit(store, user, "case.note", target, before=reply_to or None, after=text.strip())
 
 
 def case_notes(store: Any, target_label: str, target_key: str) -> pd.DataFrame:
-    """A case's notes, oldest first: ``at``, ``user``, ``note``."""
+    """A case's notes as threads: each first note (oldest first) followed by
+    its replies (oldest first, replies to replies beneath them).
+
+    Columns ``key``, ``at``, ``user``, ``note``, ``reply_to`` (key of the
+    note answered, ``""`` for a first note), ``thread`` (key of the thread's
+    first note) and ``depth`` (0 for a first note)."""
     log = audit_log(store, target=case_key(target_label, target_key), limit=100_000)
-    notes = log[log["action"] == "case.note"].sort_values("at")
-    return pd.DataFrame(
-        {
-            "at": notes["at"].to_numpy(object),
-            "user": notes["user"].to_numpy(object),
-            "note": notes["after"].to_numpy(object),
-        }
-    )
+    notes = log[log["action"] == "case.note"].sort_values(["at", "key"])
+    keys = notes["key"].astype(str).tolist()
+    parent = {k: _clean(p) for k, p in zip(keys, notes["before"])}
+    children: dict[str, list[str]] = {}
+    for k in keys:  # a reply to a note that is not there (never: add_note checks) starts its own thread
+        children.setdefault(parent[k] if parent[k] in parent else "", []).append(k)
+    rows = {k: r for k, r in zip(keys, notes.itertuples(index=False))}
+    out = []
+    stack = [(k, 0, k) for k in reversed(children.get("", []))]
+    while stack:
+        k, depth, thread = stack.pop()
+        r = rows[k]
+        out.append((k, r.at, r.user, r.after, parent[k] if depth else "", thread, depth))
+        stack.extend((c, depth + 1, thread) for c in reversed(children.get(k, [])))
+    columns = ["key", "at", "user", "note", "reply_to", "thread", "depth"]
+    frame = pd.DataFrame(out, columns=columns).astype(object)
+    frame["depth"] = frame["depth"].astype(int)
+    return frame
 
 
 def audit_log(store: Any, target: str | None = None, user: str | None = None, limit: int = 500) -> pd.DataFrame:
     """Audit events, newest first (optionally for one target or user)."""
     frame = store.read_nodes("AuditEvent", _AUDIT_PROPS)
-    for col in _AUDIT_PROPS:
+    for col in ["key", *_AUDIT_PROPS]:
         if col not in frame.columns:
             frame[col] = pd.Series([None] * len(frame), dtype=object)
     if target is not None:
         frame = frame[frame["target"] == target]
     if user is not None:
         frame = frame[frame["user"] == user]
-    return frame.sort_values("at", ascending=False).head(limit).reset_index(drop=True)
+    return frame.sort_values(["at", "key"], ascending=False).head(limit).reset_index(drop=True)
 
 
 def case_labels(store: Any) -> pd.DataFrame:

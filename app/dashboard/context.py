@@ -426,93 +426,12 @@ def cluster(finding: str, extra: list[str], window: tuple | None, path: list[str
 
 
 def case_panel(user: User, target_label: str, target_key: str, prefix: str = "case") -> None:
-    """Status, the form that changes it, the notes and the case's audit log
-    (one place for the cluster explorer and the application page).
+    """Status, the form that changes it, the threaded notes, the evidence
+    pack and the case's audit log (one place for the cluster explorer, the
+    application page and the case page): :func:`case_view.panel`."""
+    from ringscope.app.dashboard import case_view
 
-    The status changes only when the user picks a new one: the picker starts
-    empty ("keep …") on every render, and its widgets are keyed by the
-    target and the case's last change, so no earlier form value (of this
-    case or another) can be carried into a save. Text saved without a new
-    status is a note, appended; with a new status it is the reason."""
-    import hashlib
-
-    from ringscope.app.dashboard.masking import mask_text
-
-    st_ = store()
-    case = cases.get_case(st_, target_label, target_key)
-    st.text(
-        _("Status: {status}").format(status=names.status_name(case.status))
-        + (_(" · assignee {name}").format(name=case.assignee) if case.assignee else "")
-    )
-    if case.updated_at:
-        st.text(_("last changed {at} by {user}").format(at=i18n.fmt_time(case.updated_at), user=case.updated_by))
-    if case.comment:
-        st.text(_("Reason: {text}").format(text=mask_text(case.comment)))
-    allowed = list(cases.TRANSITIONS[case.status])
-    if case.status in ("Confirmed fraud", "Dismissed") and not auth.can(user.role, "reopen"):
-        allowed = []  # only admins reopen a closed case
-        st.caption(_("Closed. An admin can reopen it; notes can still be added."))
-    flash = st.session_state.pop(f"{prefix}_flash", None)
-    if flash:
-        st.success(flash)
-    version = hashlib.sha1(f"{target_label}\0{target_key}\0{case.updated_at}".encode()).hexdigest()[:12]
-    form = f"{prefix}_{version}"
-    with st.form(f"{form}_form", clear_on_submit=True):
-        new_status = st.selectbox(
-            _("New status"),
-            allowed,
-            index=None,
-            key=f"{form}_status",
-            format_func=i18n.formatter(names.status_name),
-            disabled=not allowed,
-            placeholder=_("Keep: {status}").format(status=names.status_name(case.status)),
-        )
-        assignee = st.text_input(_("Assignee"), value=case.assignee or user.name, key=f"{form}_assignee")
-        text = st.text_area(
-            _("Note"),
-            value="",
-            key=f"{form}_note",
-            placeholder=_("A note; with a new status, the reason (required to confirm or dismiss)"),
-        )
-        saved = st.form_submit_button(_("Save case"))
-    if saved:
-        text = (text or "").strip()
-        try:
-            if new_status is not None and new_status != case.status:
-                after = cases.update_case(
-                    st_, user.name, target_label, target_key, status=new_status, assignee=assignee, comment=text or None
-                )
-                message = _("Case saved: {status}.").format(status=names.status_name(after.status))
-            else:
-                after = case
-                if (assignee or "") != (case.assignee or "") or not case.updated_at:
-                    after = cases.update_case(st_, user.name, target_label, target_key, assignee=assignee)
-                if text:
-                    cases.add_note(st_, user.name, target_label, target_key, text)
-                message = (_("Case saved: {status} (note added).") if text else _("Case saved: {status}.")).format(
-                    status=names.status_name(after.status)
-                )
-        except cases.CaseError as exc:
-            st.error(i18n.tr(exc))
-        else:
-            # the audit event and the case are stored and read back by now
-            st.session_state[f"{prefix}_flash"] = message + " " + _("The change is in the audit log.")
-            st.rerun()
-    notes = cases.case_notes(st_, target_label, target_key)
-    if len(notes):
-        st.caption(_("Notes ({n})").format(n=len(notes)))
-        for note in notes.itertuples():
-            st.text(f"{i18n.fmt_time(note.at)}  {note.user}\n{mask_text(note.note)}")
-    log = cases.audit_log(st_, target=cases.case_key(target_label, target_key), limit=20)
-    if len(log):
-        st.caption(_("Audit log of this case"))
-        for event in log.head(5).itertuples():
-            st.text(
-                f"{i18n.fmt_time(event.at)}  {event.user}  {names.action_name(event.action)}  "
-                f"{mask_text(names.audit_text(event.after))}"
-            )
-        shown_log = audit_frame(log[["at", "user", "action", "before", "after"]])
-        table(shown_log, hide_index=True, width="stretch", key=f"{prefix}_audit")
+    case_view.panel(user, target_label, target_key, prefix)
 
 
 def audit_frame(log: pd.DataFrame) -> pd.DataFrame:

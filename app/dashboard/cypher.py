@@ -31,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from ringscope.app.dashboard.i18n import N_, Message
+
 __all__ = [
     "ConsoleResult",
     "QueryRefused",
@@ -230,7 +232,9 @@ _ADMIN_PREFIXES = ("Show", "Terminate", "AdministrationCommand")
 
 
 class QueryRefused(ValueError):
-    """The console will not run this query (and says why)."""
+    """The console will not run this query (and says why: a
+    :class:`~ringscope.app.dashboard.i18n.Message`, English as ``str``,
+    in the reader's language through ``i18n.tr``)."""
 
 
 @dataclass
@@ -257,14 +261,25 @@ class ConsoleResult:
         >>> ConsoleResult(["n"], [[1]], True, "r", 0.1, byte_capped=True, cut_cells=2).notice
         'cut: the result reached the byte limit, later rows not shown; 2 cells shortened'
         """
+        return self.notice_in(lambda text: text)
+
+    def notice_in(self, translate: Callable[[str], str]) -> str:
+        """:attr:`notice` with each sentence passed through ``translate``
+        (the dashboard's ``_``: the console shows it in the reader's language).
+
+        >>> from ringscope.app.dashboard.i18n import _
+        >>> ConsoleResult(["n"], [[1]], True, "r", 0.1).notice_in(_)
+        '已截断：达到行数上限，之后的行未显示'
+        """
         parts = []
         if self.byte_capped:
-            parts.append("the result reached the byte limit, later rows not shown")
+            parts.append(translate(N_("the result reached the byte limit, later rows not shown")))
         elif self.truncated:
-            parts.append("capped at the row limit, later rows not shown")
+            parts.append(translate(N_("capped at the row limit, later rows not shown")))
         if self.cut_cells:
-            parts.append(f"{self.cut_cells:,} cell{'s' if self.cut_cells != 1 else ''} shortened")
-        return ("cut: " + "; ".join(parts)) if parts else ""
+            many = N_("{n} cells shortened") if self.cut_cells != 1 else N_("{n} cell shortened")
+            parts.append(translate(many).format(n=f"{self.cut_cells:,}"))
+        return translate(N_("cut: {parts}")).format(parts="; ".join(parts)) if parts else ""
 
     def frame(self, mask: Callable[[Any], Any] | None = None) -> pd.DataFrame:
         """The rows as a table of plain values (nodes and paths as short
@@ -306,15 +321,17 @@ def check_read_only(driver: Any, database: str, text: str) -> str:
     from neo4j.exceptions import Neo4jError
 
     if not text or not text.strip():
-        raise QueryRefused("Type a query first.")
+        raise QueryRefused(Message(N_("Type a query first.")))
     try:
         with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
             summary = session.run("EXPLAIN " + text).consume()
             functions = _user_functions(session) if summary.plan else set()
     except Neo4jError as exc:
-        raise QueryRefused(f"The query does not compile: {exc.message or exc}") from None
+        raise QueryRefused(Message(N_("The query does not compile: {error}"), error=str(exc.message or exc))) from None
     if not summary.plan:
-        raise QueryRefused("Refused: the server returned no plan for this query, so the console cannot check it.")
+        raise QueryRefused(
+            Message(N_("Refused: the server returned no plan for this query, so the console cannot check it."))
+        )
     _check_plan(list(plan_operators(summary.plan)), summary.query_type or "", functions)
     return summary.query_type or ""
 
@@ -332,28 +349,52 @@ def _check_plan(operators: list[tuple[str, str]], query_type: str, functions: se
     for op in names:
         if op.startswith(_ADMIN_PREFIXES):
             raise QueryRefused(
-                f"Refused: administration commands ({op}) are not run from the console; it is "
-                "read-only and sees data, not transactions, settings or users."
+                Message(
+                    N_(
+                        "Refused: administration commands ({operator}) are not run from the console; it is "
+                        "read-only and sees data, not transactions, settings or users."
+                    ),
+                    operator=op,
+                )
             )
     if "LoadCSV" in names:
-        raise QueryRefused("Refused: LOAD CSV reads files or URLs, and the read-only console reads neither.")
+        raise QueryRefused(
+            Message(N_("Refused: LOAD CSV reads files or URLs, and the read-only console reads neither."))
+        )
     for op, details in operators:
         if op == "ProcedureCall":
             procedure = details.split("(", 1)[0].strip()
             if procedure not in CONSOLE_PROCEDURES:
                 raise QueryRefused(
-                    f"Refused: {procedure or 'this procedure'} is not one of the console's read-only "
-                    f"procedures ({', '.join(sorted(CONSOLE_PROCEDURES))})."
+                    Message(
+                        N_("Refused: {procedure} is not one of the console's read-only procedures ({allowed})."),
+                        procedure=procedure or "?",
+                        allowed=", ".join(sorted(CONSOLE_PROCEDURES)),
+                    )
                 )
         for name in _functions_called(details, functions):
             if not name.startswith(CONSOLE_FUNCTIONS):
-                raise QueryRefused(f"Refused: the function {name} is not one of the console's read-only functions.")
+                raise QueryRefused(
+                    Message(
+                        N_("Refused: the function {function} is not one of the console's read-only functions."),
+                        function=name,
+                    )
+                )
     if query_type != "r":
-        kind = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}.get(query_type, query_type or "?")
-        raise QueryRefused(f"Refused: the console is read-only and this query {kind} (plan type {query_type!r}).")
+        template = {
+            "w": N_("Refused: the console is read-only and this query writes (plan type {type})."),
+            "rw": N_("Refused: the console is read-only and this query reads and writes (plan type {type})."),
+            "s": N_("Refused: the console is read-only and this query changes the schema (plan type {type})."),
+        }.get(query_type, N_("Refused: the console is read-only and this query is not a read (plan type {type})."))
+        raise QueryRefused(Message(template, type=repr(query_type)))
     for op in names:
         if op.split("(", 1)[0] not in READ_OPERATORS:
-            raise QueryRefused(f"Refused: the plan holds a {op} operator, which the read-only console does not run.")
+            raise QueryRefused(
+                Message(
+                    N_("Refused: the plan holds a {operator} operator, which the read-only console does not run."),
+                    operator=op,
+                )
+            )
 
 
 def _functions_called(details: str, functions: set[str]) -> Iterator[str]:
@@ -416,10 +457,16 @@ def run_read_only(
             result.consume()  # discards what is left on the server
     except ClientError as exc:
         if "AccessMode" in (exc.code or "") or "read access mode" in str(exc).lower():
-            raise QueryRefused("Refused by the server: writing in read access mode is not allowed.") from None
-        raise QueryRefused(f"{exc.code}: {exc.message}") from None
+            raise QueryRefused(
+                Message(N_("Refused by the server: writing in read access mode is not allowed."))
+            ) from None
+        raise QueryRefused(
+            Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code), error=str(exc.message))
+        ) from None
     except Neo4jError as exc:
-        raise QueryRefused(f"{exc.code}: {exc.message}") from None
+        raise QueryRefused(
+            Message(N_("The server stopped the query: {code}: {error}"), code=str(exc.code), error=str(exc.message))
+        ) from None
     return ConsoleResult(
         columns,
         rows,

@@ -238,6 +238,7 @@ ACTION_NAMES = {
     "case.status": N_("case status changed"),
     "ingest.update": N_("data corrected"),
     "case.note": N_("note added"),
+    "case.pack": N_("evidence pack made"),
     "reveal": N_("personal data revealed"),
     "cypher": N_("console query"),
     "cypher.reveal": N_("console query, unmasked"),

@@ -166,3 +166,35 @@ def test_a_plain_read_plan_passes():
         },
     )
     cypher._check_plan(operators, "r", {"apoc.cypher.runFirstColumnSingle", "apoc.text.join"})
+
+
+@pytest.mark.parametrize(
+    "operators, query_type, chinese",
+    [
+        (_ops("ProduceResults", "Create"), "w", "已拒绝：控制台是只读的，而此查询会写入（计划类型 'w'）。"),
+        (_ops("ProduceResults", "LoadCSV"), "r", "已拒绝：LOAD CSV 会读取文件或网址"),
+        (_ops("ProduceResults", "ShowDatabases"), "r", "已拒绝：控制台不执行管理命令（ShowDatabases）"),
+        (
+            _ops("ProduceResults", "SomeOperatorFromNeo4j2030"),
+            "r",
+            "已拒绝：执行计划含有 SomeOperatorFromNeo4j2030 算子",
+        ),
+    ],
+)
+def test_refusals_are_said_in_the_readers_language(operators, query_type, chinese):
+    from ringscope.app.dashboard import i18n
+
+    with pytest.raises(cypher.QueryRefused) as refused:
+        cypher._check_plan(operators, query_type, set())
+    assert str(refused.value).startswith("Refused")  # English for logs and tests
+    assert i18n.tr(refused.value).startswith(chinese)
+    with i18n.use_language("en"):
+        assert i18n.tr(refused.value) == str(refused.value)
+
+
+def test_the_cut_notice_in_chinese():
+    from ringscope.app.dashboard.i18n import _
+
+    result = cypher.ConsoleResult(["n"], [[1]], True, "r", 0.1, byte_capped=True, cut_cells=3)
+    assert result.notice == "cut: the result reached the byte limit, later rows not shown; 3 cells shortened"
+    assert result.notice_in(_) == "已截断：结果达到字节上限，之后的行未显示; 3 个单元格被截短"

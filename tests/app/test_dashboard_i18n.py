@@ -234,7 +234,7 @@ def test_no_string_is_scattered_outside_the_catalogue():
         r"multiselect|slider|toggle|radio|metric|text_area|number_input|date_input|expander)\(\s*f?\""
     )
     offenders = []
-    for path in [*(APP / "pages").glob("*.py"), APP / "context.py", APP / "main.py"]:
+    for path in [*(APP / "pages").glob("*.py"), APP / "context.py", APP / "case_view.py", APP / "main.py"]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if call.search(line) and 'st.title("ringscope")' not in line:
                 offenders.append(f"{path.name}:{n}: {line.strip()}")

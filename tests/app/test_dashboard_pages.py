@@ -529,3 +529,59 @@ def test_application_page_masks_addresses_and_shows_a_typed_id_as_text(dash_stor
     at.text_input(key="app_id_input").input("`" * 3 + "x" * 5000).run()
     message = at.error[0].value
     assert "(5,003 characters)" in message and len(message) < 200 and message.count("````") == 2
+
+
+# -- the case page: one case, threaded notes, a stale save refused, the evidence pack --------------
+
+
+def test_a_case_link_opens_the_case_and_its_evidence_pack_downloads(dash_store):
+    cases.update_case(dash_store, "ana", "Finding", "rings-aaaa", status="In progress", assignee="ana")
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.session_state["lang"] = "en"
+    at.session_state["user"] = {"name": "ivy", "role": "investigator"}
+    at.run()
+    at.query_params["case"] = "case:Finding:rings-aaaa"
+    at.switch_page("pages/cases.py").run()
+    assert not at.exception, at.exception
+    assert any("Case: Finding rings-aaaa" in s.value for s in at.subheader)
+    assert "case:Finding:rings-aaaa" in str(at.query_params["case"])  # the URL keeps the case (reload, ticket)
+    assert not at.get("download_button")  # made on demand, not on every view
+    [b for b in at.button if b.label == "Make evidence pack (PDF)"][0].click().run()
+    assert not at.exception, at.exception
+    downloads = at.get("download_button")
+    assert len(downloads) == 1 and "Download evidence pack" in downloads[0].proto.label
+    log = cases.audit_log(dash_store, target="case:Finding:rings-aaaa")
+    assert log["action"].iloc[0] == "case.pack" and log["user"].iloc[0] == "ivy"  # audited, newest first
+
+
+def test_a_reply_is_threaded_under_the_note_it_answers(dash_store):
+    first = cases.add_note(dash_store, "ana", "Finding", "rings-aaaa", "called the branch")
+    cases.add_note(dash_store, "ana", "Finding", "rings-aaaa", "second thread")
+    at = app(page="pages/cluster.py")
+    case_widget(at, "text_area", "Note").input("they called back")
+    case_widget(at, "selectbox", "Reply to").set_value(first)
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert not at.exception, at.exception
+    notes = cases.case_notes(dash_store, "Finding", "rings-aaaa")
+    assert notes["note"].tolist() == ["called the branch", "they called back", "second thread"]
+    assert notes["depth"].tolist() == [0, 1, 0]
+    assert cases.get_case(dash_store, "Finding", "rings-aaaa").status == "Open"  # a note changes no status
+    shown = [t.value for t in at.text if "they called back" in t.value]
+    assert shown and "↳" in shown[0]
+    audit = table(at, "action", "before")  # the reply's "before" in words, not a key
+    assert any(str(b).startswith("in reply to the note of 20") for b in audit["before"]), audit["before"].tolist()
+
+
+def test_a_status_picked_on_a_page_someone_else_changed_is_refused_and_the_text_kept(dash_store):
+    cases.update_case(dash_store, "ivy", "Finding", "rings-aaaa", status="In progress")
+    at = app(page="pages/cluster.py")  # ivy sees In progress
+    cases.update_case(dash_store, "ana", "Finding", "rings-aaaa", status="Confirmed fraud", comment="farm")
+    case_widget(at, "selectbox", "New status").set_value("Dismissed")  # offered: the page still says In progress
+    case_widget(at, "text_area", "Note").input("a family, not a ring")
+    [b for b in at.button if b.label == "Save case"][0].click().run()
+    assert not at.exception, at.exception
+    assert any("ana changed this case" in e.value for e in at.error), [e.value for e in at.error]
+    case = cases.get_case(dash_store, "Finding", "rings-aaaa")
+    assert (case.status, case.comment, case.updated_by) == ("Confirmed fraud", "farm", "ana")
+    assert case_widget(at, "text_area", "Note").value == "a family, not a ring"  # kept, not lost
+    assert case_widget(at, "selectbox", "New status").value is None  # nothing carried over

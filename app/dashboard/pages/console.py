@@ -44,7 +44,12 @@ if st.button(_("Run"), key="console_run", type="primary"):
         cases.audit(store, user.name, "cypher.reveal" if reveal else "cypher", "console", after=text)
         result = cypher.run_read_only(store.driver, store.database, text)
     except cypher.QueryRefused as exc:
-        display.say(st.error, _("Refused: {}"), str(exc), limit=600)  # the server's message may quote the query
+        # the reason in the reader's language; what it quotes (the server's message may quote the query) as text
+        reason = exc.args[0] if exc.args else str(exc)
+        if isinstance(reason, i18n.Message):
+            st.error(_(reason.template).format(**{k: display.literal(v, 600) for k, v in reason.values.items()}))
+        else:
+            display.say(st.error, "{}", str(reason), limit=600)
     else:
         st.session_state["console_result"] = (result, reveal)
 stored = st.session_state.get("console_result")
@@ -55,7 +60,7 @@ if stored is not None:
         st.caption,
         _("{n} rows in {seconds} s").format(n=i18n.fmt_count(len(frame)), seconds=f"{result.seconds:.2f}")
         + (" — {}" if result.notice else ""),
-        *([result.notice] if result.notice else []),
+        *([result.notice_in(_)] if result.notice else []),
         limit=400,
     )
     context.table(frame, hide_index=True, width="stretch", key="console_table")
