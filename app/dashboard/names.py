@@ -212,6 +212,18 @@ KIND_NAMES = {
     "synthetic_identity": N_("synthetic identity"),
     "identity_conflict": N_("identity conflict"),
     "cashflow": N_("cash-flow mismatch"),
+    # the kinds the detectors write (the short names above are older spellings)
+    "shared_identifier_ring": N_("shared-identifier ring"),
+    "mutual_guarantee": N_("mutual guarantee"),
+    "ip_range_burst": N_("IP-range burst"),
+    "cashflow_inconsistency": N_("cash-flow mismatch"),
+    "mutual_contacts": N_("mutual emergency contacts"),
+    "hub_contact": N_("emergency-contact hub"),
+    "id_multiple_names": N_("one ID number under several names"),
+    "id_multiple_phones": N_("one ID number under several phones"),
+    "name_dob_multi_id": N_("one person under several ID numbers"),
+    "fuzzy_duplicate": N_("near-duplicate identity"),
+    "id_checksum_failed": N_("ID number fails its check digit"),
 }
 #: node labels of the graph
 LABEL_NAMES = {

@@ -298,3 +298,16 @@ def test_model_page_with_a_report_history_and_monitoring_in_chinese(dash_store, 
     models = next(f.value for f in at.dataframe if "auc" in f.value.columns)
     assert models[["model", "features"]].values.tolist() == [["梯度提升树", "全部特征"]]
     assert "前 k 名精确率" in headers(at) and "超出噪声的 PSI" in headers(at)
+
+
+@pytest.mark.slow
+def test_every_kind_of_finding_the_detectors_wrote_has_a_name(trained_book):
+    """The queue and explorer say a finding's kind in words: a kind the
+    detectors write but the catalogue lacks would show as its code."""
+    from ringscope.app.dashboard import names
+    from ringscope.detectors.runner import load_findings
+    from ringscope.graph.embedded import EmbeddedStore
+
+    kinds = {f.kind for f in load_findings(EmbeddedStore(trained_book.store_path))}
+    assert len(kinds) >= 5
+    assert sorted(k for k in kinds if k not in names.KIND_NAMES) == []
