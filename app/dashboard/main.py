@@ -1,4 +1,5 @@
-"""Streamlit entry point: log-in, then route (``st.navigation``) by role."""
+"""Streamlit entry point: log-in, then route (``st.navigation``) by role and by
+the URL's deep link (``?finding=…``, ``?application=…``, ``?case=…``: :mod:`links`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ringscope.app.dashboard import auth, context, display, names
+from ringscope.app.dashboard import auth, context, display, links, names
 from ringscope.app.dashboard.i18n import _
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
@@ -15,6 +16,7 @@ user = context.current_user()
 if user is None:
     with st.sidebar:
         context.language_switch()  # 中文 / English (each page draws it through context.require)
+    links.remember()  # a pasted link opens after the log-in
     st.navigation([st.Page(context.login_form, title=_("Log in"), url_path="login")], position="hidden").run()
 else:
     here = Path(__file__).parent
@@ -35,4 +37,4 @@ else:
         if st.button(_("Log out"), key="logout"):
             context.log_out()
             st.rerun()
-    st.navigation(pages).run()
+    links.run(st.navigation(pages), pages)

@@ -153,14 +153,14 @@ def test_queue_lists_findings_best_first_with_filters(dash_store):
     labels = {w.label for w in at.sidebar.multiselect} | {w.label for w in at.sidebar.slider}
     assert {"Detector", "Status", "Size (applications)", "Minimum score"} <= labels
     assert at.sidebar.selectbox(key="q_agent").options[:1] == ["(any)"]
-    queue = table(at, "finding", "agent")
+    queue = table(at, "finding", "why")
     assert queue["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
-    # the summary names a phone: masked
+    # the top evidence names a phone: masked
     assert "13800138000" not in queue.to_csv() and "138****8000" in queue.to_csv()
     at.sidebar.slider(key="q_size").set_value((5, 6)).run()
-    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa"]
+    assert table(at, "finding", "why")["finding"].tolist() == ["rings-aaaa"]
     at.sidebar.selectbox(key="q_agent").set_value("AG-9").run()
-    assert table(at, "finding", "agent").empty
+    assert table(at, "finding", "why").empty
 
 
 def test_queue_opens_a_finding_in_the_cluster_explorer(dash_store):
