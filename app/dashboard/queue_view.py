@@ -59,7 +59,7 @@ ROW_COLUMNS = [
 COLUMN_NAMES = {
     "what": N_("What"),
     "members": N_("Members"),
-    "exposure": N_("Exposure (¥)"),
+    "exposure": N_("Exposure (¥, members' loans)"),
     "known_bad": N_("Known bad"),
     "why": N_("Why (top evidence)"),
     "when": N_("Latest application (Beijing)"),
