@@ -17,7 +17,13 @@ if user is None:
     with st.sidebar:
         context.language_switch()  # 中文 / English (each page draws it through context.require)
     links.remember()  # a pasted link opens after the log-in
-    st.navigation([st.Page(context.login_form, title=_("Log in"), url_path="login")], position="hidden").run()
+    # every page's address shows the log-in too: a link to a page (``/cluster?finding=…``)
+    # keeps its path and parameters through the log-in and then opens
+    login = [st.Page(context.login_form, title=_("Log in"), url_path="login", default=True)]
+    login += [
+        st.Page(context.login_form, title=_("Log in"), url_path=Path(file).stem) for _title, file, _p in context.PAGE_FILES
+    ]
+    st.navigation(login, position="hidden").run()
 else:
     here = Path(__file__).parent
     # url_path stays English (links survive a language switch); the title is worded

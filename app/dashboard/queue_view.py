@@ -44,12 +44,12 @@ UNASSIGNED = ""
 #: columns of :func:`queue_rows`, in the order the grid shows them
 ROW_COLUMNS = [
     "what",
+    "score",
     "members",
     "exposure",
     "known_bad",
     "why",
     "when",
-    "score",
     "status",
     "assignee",
     "finding",
@@ -235,8 +235,8 @@ def queue_rows(rows: pd.DataFrame) -> pd.DataFrame:
     for kind, depth, share in zip(kinds, rows["depth"], rows["contained"]):
         if depth:
             pct = "" if share is None or share != share else f"{float(share):.0%}"
-            nested = _("{share} inside a stronger finding").format(share=pct) if pct else ""
-            kind = "　" * (int(depth) - 1) + "↳ " + kind + (f" · {nested}" if nested else "")
+            nested = _("({share} inside)").format(share=pct) if pct else ""
+            kind = "　" * (int(depth) - 1) + "↳ " + kind + (f" {nested}" if nested else "")
         what.append(kind)
     out = pd.DataFrame(
         {

@@ -129,7 +129,7 @@ def test_lang_en_in_the_url_is_honoured_and_the_log_in_is_chinese_without_it(das
 
 def test_queue_in_chinese_names_columns_detectors_and_times_in_beijing(dash_store):
     at = open_page("pages/queue.py")
-    assert {"类型", "成员数", "敞口（成员贷款合计，元）", "已知不良", "原因（首要证据）", "最近申请（北京时间）", "评分（0–1）", "状态"} <= set(
+    assert {"类型", "成员数", "敞口（元）", "已知不良", "原因（首要证据）", "最近申请（北京时间）", "评分（0–1）", "状态"} <= set(
         headers(at)
     )
     queue = next(f.value for f in at.dataframe if "finding" in f.value.columns)
@@ -139,8 +139,8 @@ def test_queue_in_chinese_names_columns_detectors_and_times_in_beijing(dash_stor
     assert queue["exposure"].tolist() == ["¥300,000", "¥200,000"]
     assert queue["why"].tolist()[0].startswith("共用标识：设备 farm-device-1（6 人）")
     # the filters and the sort offer words, the data keeps its codes
-    assert at.sidebar.multiselect(key="q_status").options == ["待处理", "调查中", "确认欺诈", "已排除"]
-    assert at.radio(key="q_sort").options == ["评分", "敞口", "最新"]
+    assert at.sidebar.multiselect(key="q_status_zh_CN").options == ["待处理", "调查中", "确认欺诈", "已排除"]
+    assert at.radio(key="q_sort_zh_CN").options == ["评分", "敞口", "最新"]
 
 
 def test_application_fields_have_human_names_yuan_and_beijing_minutes(dash_store):

@@ -14,68 +14,19 @@ from streamlit.testing.v1 import AppTest
 from ringscope.app.dashboard import auth, cases, i18n, links, queue_view
 from ringscope.app.dashboard.queue_data import containment, findings_table
 from ringscope.graph.embedded import EmbeddedStore
-from ringscope.graph.store import GraphBatch
-from tests.app.browser.store_fixture import RING_A, RING_B, build_dashboard_store
+from tests.app.browser.queue_fixture import add_triage_findings
+from tests.app.browser.store_fixture import build_dashboard_store
 
 MAIN = str(Path(__file__).resolve().parents[2] / "app" / "dashboard" / "main.py")
-UNRELATED = [f"UN{i:02d}" for i in range(10)]
-
-
-def add_finding(store, key: str, members: list[str], score: float, kind: str = "device_burst", evidence=None) -> None:
-    """One more finding over ``members`` (the fixture's two rings stay)."""
-    node = pd.DataFrame(
-        {
-            "key": [key],
-            "detector": ["device_velocity"],
-            "kind": [kind],
-            "score": [score],
-            "size": [len(members)],
-            "summary": [f"{kind} of {len(members)}"],
-            "evidence": [json.dumps(evidence or [])],
-            "parameters": ["{}"],
-            "run_at": ["2025-06-01T00:00:00Z"],
-        }
-    )
-    rel = pd.DataFrame({"src": key, "dst": members, "role": "member"})
-    store.write(GraphBatch(nodes={"Finding": node}, relationships={"Finding-INVOLVES-Application": rel}))
 
 
 @pytest.fixture
 def queue_store(tmp_path, monkeypatch):
-    """The fixture's rings A (score 0.91, 6 × ¥50,000) and B (0.55, 4 × ¥50,000), plus:
-    C — 4 of ring A's 6 applications (0.40): at least half inside A;
-    D — 2 of ring B's 4 and 2 unrelated (0.30): exactly half inside B;
-    E — 1 of ring A's and 3 unrelated (0.20): a quarter inside A, its own row;
-    F — 8 unrelated, ¥80,000 each (0.10): the largest exposure, the newest.
-    RA01 and RA02 are known fraud, RB00 a default."""
+    """Rings A (score 0.91, 6 × ¥50,000) and B (0.55, 4 × ¥50,000) and the
+    findings C–F of :mod:`tests.app.browser.queue_fixture`; two users."""
     store = EmbeddedStore(tmp_path / "store")
     build_dashboard_store(store, tmp_path / "export")
-    evidence = [
-        {"feature": "burst_size", "contribution": 0.2, "detail": "4 applications in the cluster", "values": [4]},
-        {"feature": "time_compactness", "contribution": 0.5, "detail": "applied within 0.5 days", "values": [0.5]},
-    ]
-    add_finding(store, "burst-cccc", RING_A[:4], 0.40, evidence=evidence)
-    add_finding(store, "burst-dddd", RING_B[:2] + UNRELATED[:2], 0.30)
-    add_finding(store, "burst-eeee", RING_A[5:] + UNRELATED[2:5], 0.20)
-    add_finding(store, "burst-ffff", UNRELATED[2:10], 0.10, kind="ip_burst")
-    store.write(
-        GraphBatch(
-            nodes={
-                "Application": pd.DataFrame(
-                    {
-                        "key": ["RA01", "RA02", "RB00", *UNRELATED[2:10]],
-                        "label": ["fraud", "fraud", "default", *["good"] * 8],
-                        "amount": [50000.0] * 3 + [80000.0] * 8,
-                        "applied_at": pd.to_datetime(
-                            ["2025-03-01T07:00:00Z", "2025-03-01T13:00:00Z", "2025-04-01T01:00:00Z"]
-                            + [f"2025-09-0{1 + i % 8}T02:00:00Z" for i in range(8)],
-                            utc=True,
-                        ),
-                    }
-                )
-            }
-        )
-    )
+    add_triage_findings(store)
     monkeypatch.setenv("RINGSCOPE_STORE", str(tmp_path / "store"))
     monkeypatch.delenv("RINGSCOPE_NEO4J_URI", raising=False)
     monkeypatch.delenv("RINGSCOPE_USERS", raising=False)
@@ -175,7 +126,7 @@ def test_queue_rows_say_what_how_big_why_and_when(queue_store):
     with i18n.use_language("en"):
         rows = queue_view.queue_rows(_ordered(queue_store, "score")).set_index("finding")
     assert rows.loc["rings-aaaa", "what"] == "shared-identifier ring"
-    assert rows.loc["burst-cccc", "what"] == "↳ device burst · 100% inside a stronger finding"
+    assert rows.loc["burst-cccc", "what"] == "↳ device burst (100% inside)"
     assert rows.loc["burst-ffff", "exposure"] == "¥640,000"
     assert rows.loc["burst-cccc", "why"] == "applied within 0.5 days"
     assert rows.loc["rings-aaaa", "when"] == "2025-03-02 15:00"  # RA05, Beijing time, to the minute
@@ -236,7 +187,7 @@ def test_page_shows_nested_rows_under_their_parent_and_sorts(queue_store):
     ]
     assert rows["what"].tolist()[1].startswith("↳ ")
     assert "2 shown under a stronger finding" in at.metric[0].help
-    at.radio(key="q_sort").set_value("exposure").run()
+    at.radio(key="q_sort_en").set_value("exposure").run()
     assert grid(at)["finding"].tolist()[0] == "burst-ffff"
 
 
@@ -256,7 +207,7 @@ def test_bulk_dismiss_writes_one_comment_on_each_case_audited(queue_store):
     at = app()
     _tick(at, ["burst-dddd", "burst-eeee", "burst-ffff"])
     assert "3 findings ticked" in [t.value for t in at.text]
-    at.radio(key="q_bulk_action").set_value("Dismiss")
+    at.radio(key="q_bulk_action_en").set_value("Dismiss")
     at.text_area(key="q_bulk_comment").input("same farm as last week")
     at.button(key="FormSubmitter:queue_bulk_form-Apply to the ticked findings").click().run()
     assert not at.exception, at.exception
@@ -279,10 +230,10 @@ def test_bulk_dismiss_writes_one_comment_on_each_case_audited(queue_store):
 
 def test_bulk_assign_then_my_queue_and_the_assignee_picker(queue_store):
     at = app()
-    picker = at.selectbox(key="q_assignee")
+    picker = at.selectbox(key="q_assignee_en")
     assert {"ivy", "ian"} <= set(picker.options)  # from the users file
     _tick(at, ["rings-bbbb", "burst-ffff"])
-    at.radio(key="q_bulk_action").set_value("Assign")
+    at.radio(key="q_bulk_action_en").set_value("Assign")
     at.selectbox(key="q_bulk_assignee").set_value("ian")
     at.text_area(key="q_bulk_comment").input("for Ian: both from agent AG-9")
     at.button(key="FormSubmitter:queue_bulk_form-Apply to the ticked findings").click().run()
@@ -303,16 +254,16 @@ def test_bulk_assign_then_my_queue_and_the_assignee_picker(queue_store):
     at.toggle(key="q_mine").set_value(True).run()
     assert grid(at).empty
     at.toggle(key="q_mine").set_value(False).run()
-    at.selectbox(key="q_assignee").set_value("ian").run()
+    at.selectbox(key="q_assignee_en").set_value("ian").run()
     assert sorted(grid(at)["finding"]) == ["burst-ffff", "rings-bbbb"]
-    at.selectbox(key="q_assignee").set_value(queue_view.UNASSIGNED).run()
+    at.selectbox(key="q_assignee_en").set_value(queue_view.UNASSIGNED).run()
     assert "rings-bbbb" not in grid(at)["finding"].tolist() and "rings-aaaa" in grid(at)["finding"].tolist()
 
 
 def test_bulk_needs_a_comment(queue_store):
     at = app()
     _tick(at, ["rings-aaaa"])
-    at.radio(key="q_bulk_action").set_value("Dismiss")
+    at.radio(key="q_bulk_action_en").set_value("Dismiss")
     at.button(key="FormSubmitter:queue_bulk_form-Apply to the ticked findings").click().run()
     assert "one comment" in at.error[0].value
     assert cases.get_case(queue_store, "Finding", "rings-aaaa").updated_at == ""

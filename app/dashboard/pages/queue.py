@@ -17,15 +17,43 @@ FINDINGS, FLAGGED = N_("Findings"), N_("Flagged applications")
 ASSIGN, DISMISS = N_("Assign"), N_("Dismiss")
 
 user = context.require("queue")
+LANG = i18n.language()
+
+
+def worded(name: str) -> str:
+    """The key of a widget whose options are shown in words: one per language.
+
+    The browser holds a widget's choice as the words it showed; after a
+    language switch those match no option, and the widget would show no
+    choice. A fresh widget per language starts from the value kept under
+    ``<name>.value`` (see :func:`keep`)."""
+    return f"{name}_{LANG}"
+
+
+def kept(name: str, options: list, default=None) -> int:
+    """Index of the value ``name`` last had among ``options`` (for a fresh widget)."""
+    value = st.session_state.get(f"{name}.value", default)
+    return options.index(value) if value in options else 0
+
+
+def keep(name: str, value):
+    st.session_state[f"{name}.value"] = value
+    return value
+
+
 st.title(_("Alert queue"))
 table = context.findings()
-showing = st.radio(
-    _("Show"),
-    [FINDINGS, FLAGGED],
-    format_func=i18n.formatter(_),
-    horizontal=True,
-    key="queue_kind",
-    label_visibility="collapsed",
+showing = keep(
+    "queue_kind",
+    st.radio(
+        _("Show"),
+        [FINDINGS, FLAGGED],
+        index=kept("queue_kind", [FINDINGS, FLAGGED]),
+        format_func=i18n.formatter(_),
+        horizontal=True,
+        key=worded("queue_kind"),
+        label_visibility="collapsed",
+    ),
 )
 if showing == FLAGGED:
     flagged = context.flagged()
@@ -70,16 +98,30 @@ team = sorted(set(auth.load_users(context.users_path())) | {user.name} | set(tri
 
 with st.sidebar:
     st.subheader(_("Filters"))
-    detectors = st.multiselect(
-        _("Detector"),
-        sorted(table["detector"].dropna().unique()),
-        key="q_detector",
-        format_func=i18n.formatter(names.detector_name),
+    known_detectors = sorted(table["detector"].dropna().unique())
+    detectors = keep(
+        "q_detector",
+        st.multiselect(
+            _("Detector"),
+            known_detectors,
+            default=[d for d in st.session_state.get("q_detector.value", []) if d in known_detectors],
+            key=worded("q_detector"),
+            format_func=i18n.formatter(names.detector_name),
+            placeholder=_("(any)"),
+        ),
     )
     max_seen = int(table["size"].max() or 1)
     size = st.slider(_("Size (applications)"), 1, max(max_seen, 2), (1, max(max_seen, 2)), key="q_size")
-    status = st.multiselect(
-        _("Status"), list(cases.STATUSES), key="q_status", format_func=i18n.formatter(names.status_name)
+    status = keep(
+        "q_status",
+        st.multiselect(
+            _("Status"),
+            list(cases.STATUSES),
+            default=st.session_state.get("q_status.value", []),
+            key=worded("q_status"),
+            format_func=i18n.formatter(names.status_name),
+            placeholder=_("(any)"),
+        ),
     )
     min_score = st.slider(_("Minimum score"), 0.0, 1.0, 0.0, 0.05, key="q_score")
     dates = table["first_applied"].dropna()
@@ -88,8 +130,15 @@ with st.sidebar:
         lo, hi = dates.min().date(), dates.max().date()
         date_range = st.date_input(_("First application between"), (lo, hi), min_value=lo, max_value=hi, key="q_dates")
     agents = sorted(table["agent"].dropna().astype(str).unique())
-    agent = st.selectbox(
-        _("Agent"), [ANY, *agents], key="q_agent", format_func=i18n.formatter(lambda a: _("(any)") if a == ANY else a)
+    agent = keep(
+        "q_agent",
+        st.selectbox(
+            _("Agent"),
+            [ANY, *agents],
+            index=kept("q_agent", [ANY, *agents]),
+            key=worded("q_agent"),
+            format_func=i18n.formatter(lambda a: _("(any)") if a == ANY else a),
+        ),
     )
 
 
@@ -103,19 +152,27 @@ def _assignee_word(name: str) -> str:
 
 top_left, top_mid, top_right = st.columns([1, 2, 3])
 mine = top_left.toggle(_("My queue"), key="q_mine", help=_("Only the findings assigned to you."))
-whose = top_mid.selectbox(
-    _("Assigned to"),
-    [EVERYONE, queue_view.UNASSIGNED, *team],
-    key="q_assignee",
-    format_func=i18n.formatter(_assignee_word),
-    disabled=mine,
+whose = keep(
+    "q_assignee",
+    top_mid.selectbox(
+        _("Assigned to"),
+        [EVERYONE, queue_view.UNASSIGNED, *team],
+        index=kept("q_assignee", [EVERYONE, queue_view.UNASSIGNED, *team]),
+        key=worded("q_assignee"),
+        format_func=i18n.formatter(_assignee_word),
+        disabled=mine,
+    ),
 )
-sort = top_right.radio(
-    _("Sort by"),
-    list(queue_view.SORTS),
-    key="q_sort",
-    horizontal=True,
-    format_func=i18n.formatter(lambda s: _(queue_view.SORTS[s])),
+sort = keep(
+    "q_sort",
+    top_right.radio(
+        _("Sort by"),
+        list(queue_view.SORTS),
+        index=kept("q_sort", list(queue_view.SORTS)),
+        key=worded("q_sort"),
+        horizontal=True,
+        format_func=i18n.formatter(lambda s: _(queue_view.SORTS[s])),
+    ),
 )
 
 date_from = date_to = None
@@ -164,12 +221,23 @@ view = queue_view.page_of(ordered, int(page), PAGE_SIZE)
 rows = queue_view.queue_rows(view)
 shown_ids = rows["finding"].tolist()
 headers = {c: _(queue_view.COLUMN_NAMES[c]) for c in queue_view.ROW_COLUMNS}
-config = {c: st.column_config.TextColumn(headers[c]) for c in queue_view.ROW_COLUMNS}
-config["what"] = st.column_config.TextColumn(headers["what"], width="medium", pinned=True)
-config["why"] = st.column_config.TextColumn(headers["why"], width="large")
-config["members"] = st.column_config.NumberColumn(headers["members"], format="%d")
-config["known_bad"] = st.column_config.NumberColumn(headers["known_bad"], format="%d")
-config["score"] = st.column_config.ProgressColumn(headers["score"], min_value=0.0, max_value=1.0, format="%.2f")
+widths = {"what": 230, "members": 70, "exposure": 120, "known_bad": 80, "why": 360, "when": 140, "status": 80}
+config = {c: st.column_config.TextColumn(headers[c], width=widths.get(c, "small")) for c in queue_view.ROW_COLUMNS}
+config["what"] = st.column_config.TextColumn(
+    headers["what"],
+    width=widths["what"],
+    pinned=True,
+    help=_("↳ marks a finding at least half of whose applications are in the stronger finding above it (the share)."),
+)
+config["why"] = st.column_config.TextColumn(headers["why"], width=widths["why"])
+config["exposure"] = st.column_config.TextColumn(
+    headers["exposure"], width=widths["exposure"], help=_("The sum of the loan amounts of the finding's applications.")
+)
+config["members"] = st.column_config.NumberColumn(headers["members"], width=widths["members"], format="%d")
+config["known_bad"] = st.column_config.NumberColumn(headers["known_bad"], width=widths["known_bad"], format="%d")
+config["score"] = st.column_config.ProgressColumn(
+    headers["score"], width=110, min_value=0.0, max_value=1.0, format="%.2f"
+)
 
 if not bulk:
 
@@ -209,7 +277,9 @@ else:
         st.warning(problem)
     with st.form("queue_bulk_form", clear_on_submit=True):
         st.text(_("{n} findings ticked").format(n=i18n.fmt_count(len(chosen))))
-        action = st.radio(_("Action"), [ASSIGN, DISMISS], key="q_bulk_action", horizontal=True, format_func=i18n.formatter(_))
+        action = st.radio(
+            _("Action"), [ASSIGN, DISMISS], key=worded("q_bulk_action"), horizontal=True, format_func=i18n.formatter(_)
+        )
         to = st.selectbox(
             _("Assign to"), team, index=team.index(user.name), key="q_bulk_assignee", help=_("Users of this store.")
         )
