@@ -67,17 +67,18 @@ def findings_table(store: Any) -> pd.DataFrame:
     ``run_at``, ``first_applied``, ``last_applied``, ``agent`` (most common
     agent of its applications), ``members`` (member applications),
     ``exposure`` (¥, the sum of the members' loan amounts), ``known_bad``
-    (members whose outcome is fraud or default), ``top_feature``,
-    ``top_detail``, ``top_values`` (the evidence item with the largest
-    contribution), ``rank`` (0 is the strongest), ``parent`` (the strongest
-    finding holding at least :data:`CONTAINED` of its applications, or
-    ``None``) and ``contained`` (that share).
+    (members whose outcome is fraud or default), ``evidence`` (the stored
+    JSON: :func:`top_evidence` reads it for the rows a page shows), ``rank``
+    (0 is the strongest), ``parent`` (the strongest finding holding at
+    least :data:`CONTAINED` of its applications, or ``None``) and
+    ``contained`` (that share).
 
     Notes
     -----
     One read of the Finding table, the INVOLVES-Application edges, the
     applications' dates, amounts and outcomes and SUBMITTED_BY; the rest is
-    pandas (10k findings: a few hundred milliseconds, most of it JSON).
+    array work on integer codes (10k findings, 50k members: a few tenths of
+    a second).
     """
     cols = ["detector", "kind", "score", "size", "summary", "run_at", "evidence"]
     nodes = store.read_nodes("Finding", cols)
@@ -85,68 +86,68 @@ def findings_table(store: Any) -> pd.DataFrame:
         if c not in nodes.columns:
             nodes[c] = pd.NA
     nodes = nodes.rename(columns={"key": "finding"})
-    nodes["finding"] = nodes["finding"].astype(str)
+    nodes["finding"] = nodes["finding"].astype(str).to_numpy(object)
     nodes["score"] = pd.to_numeric(nodes["score"], errors="coerce").fillna(0.0)
     nodes["size"] = pd.to_numeric(nodes["size"], errors="coerce").fillna(0).astype(int)
-    members = _involves(store, "Application")
-    members = members[members["role"].fillna("member") == "member"][["src", "dst"]].astype(str)
-    members = members.drop_duplicates()
-    nodes["agent"] = pd.Series([None] * len(nodes), dtype=object)
-    if len(members):
-        apps = store.read_nodes("Application", ["applied_at", "amount", "label"]).rename(columns={"key": "dst"})
-        for c in ("applied_at", "amount", "label"):
-            if c not in apps.columns:
-                apps[c] = pd.NA
-        apps["dst"] = apps["dst"].astype(str)
-        apps["applied_at"] = pd.to_datetime(apps["applied_at"], utc=True, errors="coerce", format="mixed")
-        apps["amount"] = pd.to_numeric(apps["amount"], errors="coerce")
-        apps["bad"] = apps["label"].isin(list(KNOWN_BAD_LABELS)).to_numpy(bool)
-        dated = members.merge(apps[["dst", "applied_at", "amount", "bad"]], on="dst", how="left")
-        per = dated.groupby("src").agg(
-            first_applied=("applied_at", "min"),
-            last_applied=("applied_at", "max"),
-            members=("dst", "size"),
-            exposure=("amount", "sum"),
-            known_bad=("bad", "sum"),
-        )
-        for c in per.columns:
-            nodes[c] = nodes["finding"].map(per[c])
-        agents = store.read_relationships("Application-SUBMITTED_BY-Agent", [])[["src", "dst"]]
-        if len(agents):
-            via = members.merge(agents.astype(str).rename(columns={"src": "dst", "dst": "agent"}), on="dst")
-            top = (
-                via.groupby(["src", "agent"])
-                .size()
-                .reset_index(name="n")
-                .sort_values(["src", "n", "agent"], ascending=[True, False, True])
-                .drop_duplicates("src")
-                .set_index("src")["agent"]
-            )
-            nodes["agent"] = nodes["finding"].map(top)
-    else:
-        nodes["first_applied"] = pd.NaT
-        nodes["last_applied"] = pd.NaT
-        nodes["members"] = 0
-        nodes["exposure"] = 0.0
-        nodes["known_bad"] = 0
-    nodes["first_applied"] = pd.to_datetime(nodes["first_applied"], utc=True)
-    nodes["last_applied"] = pd.to_datetime(nodes["last_applied"], utc=True)
-    # a finding with no member edge (an older store) still says how big it is
-    counted = pd.to_numeric(nodes["members"], errors="coerce").fillna(0).astype(int)
-    nodes["members"] = np.where(counted > 0, counted, nodes["size"])
-    nodes["exposure"] = pd.to_numeric(nodes["exposure"], errors="coerce").fillna(0.0).astype(float)
-    nodes["known_bad"] = pd.to_numeric(nodes["known_bad"], errors="coerce").fillna(0).astype(int)
-    top = top_evidence(nodes["evidence"])
-    nodes["top_feature"] = top["feature"].to_numpy(object)
-    nodes["top_detail"] = top["detail"].to_numpy(object)
-    nodes["top_values"] = top["values"].to_numpy(object)
     nodes = nodes.sort_values(["score", "size", "finding"], ascending=[False, False, True], kind="stable")
     nodes = nodes.reset_index(drop=True)
-    nodes["rank"] = np.arange(len(nodes))
-    nested = containment(members.rename(columns={"src": "finding", "dst": "application"}), nodes["finding"])
-    nodes["parent"] = nodes["finding"].map(nested["parent"]).astype(object)
-    nodes["parent"] = nodes["parent"].where(nodes["parent"].notna(), None)
-    nodes["contained"] = nodes["finding"].map(nested["contained"]).astype(float)
+    n = len(nodes)
+    nodes["rank"] = np.arange(n)
+    members = _involves(store, "Application")
+    members = members[members["role"].fillna("member").to_numpy(object) == "member"]
+    # integer codes: the finding's rank, the application's row
+    f_code = _positions(nodes["finding"], members["src"])
+    apps = store.read_nodes("Application", ["applied_at", "amount", "label"])
+    for c in ("applied_at", "amount", "label"):
+        if c not in apps.columns:
+            apps[c] = pd.NA
+    a_code = _positions(apps["key"], members["dst"])
+    keep = f_code >= 0
+    pairs = pd.DataFrame({"f": f_code[keep], "a": a_code[keep]}).drop_duplicates()
+    f, a = pairs["f"].to_numpy(), pairs["a"].to_numpy()
+    known = a >= 0  # an edge to an application the store does not hold counts, but adds no amount
+    amount = pd.to_numeric(apps["amount"], errors="coerce").to_numpy(float)
+    bad = apps["label"].isin(list(KNOWN_BAD_LABELS)).to_numpy(bool)
+    # UTC as naive datetime64 (a tz-aware column turns into Timestamps object by object)
+    applied = pd.to_datetime(apps["applied_at"], utc=True, errors="coerce", format="mixed").dt.tz_localize(None)
+    counted = np.bincount(f, minlength=n)
+    nodes["members"] = np.where(counted > 0, counted, nodes["size"].to_numpy())  # no edge (an older store): its size
+    money = np.where(known, np.nan_to_num(amount[np.where(known, a, 0)]), 0.0)
+    nodes["exposure"] = np.bincount(f, weights=money, minlength=n)
+    nodes["known_bad"] = np.bincount(f, weights=np.where(known, bad[np.where(known, a, 0)], False), minlength=n).astype(
+        int
+    )
+    stamps = applied.to_numpy("datetime64[ns]")
+    dated = pd.DataFrame({"f": f[known], "at": stamps[a[known]]}).groupby("f")["at"].agg(["min", "max"])
+    for column, agg in (("first_applied", "min"), ("last_applied", "max")):
+        when = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        when[dated.index.to_numpy(int)] = dated[agg].to_numpy("datetime64[ns]")
+        nodes[column] = pd.Series(when, index=nodes.index).dt.tz_localize("UTC")
+    nodes["agent"] = pd.Series([None] * n, dtype=object)
+    agents = store.read_relationships("Application-SUBMITTED_BY-Agent", [])
+    if len(agents) and len(f):
+        agent_keys, agent_code = np.unique(agents["dst"].astype(str).to_numpy(object), return_inverse=True)
+        of_app = np.full(len(apps), -1)
+        at_app = _positions(apps["key"], agents["src"])
+        ok = at_app >= 0
+        of_app[at_app[ok]] = agent_code[ok]
+        via = np.where(known, of_app[np.where(known, a, 0)], -1)
+        has = via >= 0
+        counts = pd.DataFrame({"f": f[has], "g": via[has]}).value_counts().reset_index(name="k")
+        # the most common agent; ties go to the first name
+        top = counts.sort_values(["f", "k", "g"], ascending=[True, False, True]).drop_duplicates("f")
+        agent = np.full(n, None, dtype=object)
+        agent[top["f"].to_numpy()] = agent_keys[top["g"].to_numpy()]
+        nodes["agent"] = agent
+    nested = containment(pd.DataFrame({"finding": f, "application": a}), pd.Series(np.arange(n)))
+    parent = np.full(n, None, dtype=object)
+    share = np.full(n, np.nan)
+    if len(nested):
+        rows = nested.index.to_numpy(int)
+        parent[rows] = nodes["finding"].to_numpy(object)[nested["parent"].to_numpy(int)]
+        share[rows] = nested["contained"].to_numpy(float)
+    nodes["parent"] = pd.Series(parent, dtype=object)
+    nodes["contained"] = share
     return nodes[
         [
             "finding",
@@ -162,14 +163,26 @@ def findings_table(store: Any) -> pd.DataFrame:
             "members",
             "exposure",
             "known_bad",
-            "top_feature",
-            "top_detail",
-            "top_values",
+            "evidence",
             "rank",
             "parent",
             "contained",
         ]
     ]
+
+
+def _positions(keys: pd.Series, lookup: pd.Series) -> np.ndarray:
+    """Row of each ``lookup`` value in ``keys`` (-1 where absent): one
+    factorisation of both (fast on Arrow strings), no Python objects.
+
+    >>> _positions(pd.Series(["a", "b", "c"]), pd.Series(["c", "x", "a"])).tolist()
+    [2, -1, 0]
+    """
+    both = pd.concat([keys.astype(str), lookup.astype(str)], ignore_index=True)
+    codes, uniques = pd.factorize(both)
+    row = np.full(len(uniques), -1, dtype=np.int64)
+    row[codes[: len(keys)][::-1]] = np.arange(len(keys))[::-1]  # the first row of a repeated key
+    return row[codes[len(keys) :]]
 
 
 def top_evidence(evidence: pd.Series) -> pd.DataFrame:
@@ -234,36 +247,39 @@ def containment(members: pd.DataFrame, ranked: pd.Series, at_least: float = CONT
 
     Notes
     -----
-    A self-join on the application: O(sum over applications of the
-    number of findings holding it, squared).
+    A self-join on the application over integer codes: O(sum over
+    applications of the number of findings holding it, squared).
     """
-    empty = pd.DataFrame({"parent": pd.Series([], dtype=object), "contained": pd.Series([], dtype=float)})
-    empty.index.name = "finding"
-    if members.empty:
+    ids = ranked.to_numpy()
+    empty = pd.DataFrame(
+        {"parent": pd.Series([], dtype=ids.dtype), "contained": pd.Series([], dtype=float)},
+        index=pd.Index(ids[:0], name="finding"),
+    )
+    if members.empty or not len(ids):
         return empty
-    rank = pd.Series(np.arange(len(ranked)), index=pd.Index(ranked.astype(str)))
-    m = members[["finding", "application"]].astype(str).drop_duplicates()
-    m = m[m["finding"].isin(rank.index)]
-    m = m.assign(rank=m["finding"].map(rank).to_numpy(np.int64))
-    size = m.groupby("finding").size()
+    rank = pd.Index(ids).get_indexer(members["finding"].to_numpy())
+    app, _ = pd.factorize(members["application"].to_numpy())
+    keep = rank >= 0
+    m = pd.DataFrame({"r": rank[keep], "a": app[keep]}).drop_duplicates()
+    size = np.bincount(m["r"].to_numpy(), minlength=len(ids))
     # only applications held by two findings or more can be shared
-    many = m["application"].duplicated(keep=False).to_numpy()
-    shared = m[many]
+    shared = m[m["a"].duplicated(keep=False).to_numpy()]
     if shared.empty:
         return empty
-    pairs = shared.merge(shared, on="application", suffixes=("", "_in"))
-    pairs = pairs[pairs["rank_in"].to_numpy() < pairs["rank"].to_numpy()]
+    pairs = shared.merge(shared, on="a", suffixes=("", "_in"))
+    pairs = pairs[pairs["r_in"].to_numpy() < pairs["r"].to_numpy()]
     if pairs.empty:
         return empty
-    overlap = pairs.groupby(["finding", "finding_in", "rank_in"], sort=False).size().reset_index(name="n")
-    overlap["contained"] = overlap["n"].to_numpy() / overlap["finding"].map(size).to_numpy()
-    held = overlap[overlap["contained"].to_numpy() >= at_least]
-    held = held.sort_values(["finding", "rank_in"]).drop_duplicates("finding")
-    out = pd.DataFrame(
-        {"parent": held["finding_in"].to_numpy(object), "contained": held["contained"].to_numpy(float)},
-        index=pd.Index(held["finding"].to_numpy(object), name="finding"),
+    overlap = pairs.groupby(["r", "r_in"], sort=True).size()  # sorted: the strongest container first
+    r = overlap.index.get_level_values(0).to_numpy()
+    r_in = overlap.index.get_level_values(1).to_numpy()
+    share = overlap.to_numpy() / size[r]
+    held = share >= at_least
+    r, r_in, share = r[held], r_in[held], share[held]
+    first = np.unique(r, return_index=True)[1]
+    return pd.DataFrame(
+        {"parent": ids[r_in[first]], "contained": share[first]}, index=pd.Index(ids[r[first]], name="finding")
     )
-    return out
 
 
 def flagged_applications(store: Any) -> pd.DataFrame:

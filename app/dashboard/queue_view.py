@@ -144,44 +144,59 @@ def order_queue(shown: pd.DataFrame, by: str = "score", parents: pd.Series | Non
         raise ValueError(f"The 'by' parameter of order_queue must be one of {list(SORTS)}. Got {by!r} instead.")
     if shown.empty:
         return shown.assign(depth=pd.Series([], dtype=int), under=None, top=None)
-    t = shown.sort_values("rank", kind="stable")
-    if parents is None:
-        parents = pd.Series(t["parent"].to_numpy(object), index=t["finding"].to_numpy(object))
-    parent_of = {k: v for k, v in parents.items() if isinstance(v, str) and v}
-    visible = set(t["finding"])
-    under: dict[str, str] = {}
-    for finding in t["finding"][t["parent"].notna().to_numpy()]:
-        up = parent_of.get(finding)
-        seen = 0
-        while up is not None and up not in visible and seen < 1000:
-            up, seen = parent_of.get(up), seen + 1
-        if up is not None and up in visible:
-            under[finding] = up
-    is_top = ~t["finding"].isin(list(under)).to_numpy()
-    tops = t[is_top]
+    t = shown.sort_values("rank", kind="stable").reset_index(drop=True)
+    ids = t["finding"].to_numpy(object)
+    n = len(ids)
+    parent = t["parent"].to_numpy(object)
+    nested_rows = np.flatnonzero(pd.notna(parent))
+    under = np.full(n, -1, dtype=np.int64)  # row of the finding each row is shown under
+    if len(nested_rows):
+        index = pd.Index(ids)
+        under[nested_rows] = index.get_indexer(parent[nested_rows])
+        hidden = nested_rows[under[nested_rows] < 0]
+        if len(hidden):  # the parent is filtered out: climb to the nearest shown ancestor
+            source = parents if parents is not None else pd.Series(parent, index=ids)
+            parent_of = source.dropna().to_dict()
+            at = {f: i for i, f in enumerate(ids)}
+            for i in hidden:
+                up, steps = parent_of.get(parent[i]), 0
+                while up is not None and up not in at and steps < 1000:
+                    up, steps = parent_of.get(up), steps + 1
+                under[i] = at.get(up, -1) if up is not None else -1
+    tops = np.flatnonzero(under < 0)
     if by == "exposure":
-        tops = tops.sort_values(["exposure", "rank"], ascending=[False, True], kind="stable")
+        tops = tops[np.lexsort((tops, -t["exposure"].to_numpy(float)[tops]))]
     elif by == "newest":
-        tops = tops.sort_values(["last_applied", "rank"], ascending=[False, True], na_position="last", kind="stable")
-    children: dict[str, list[str]] = {}
-    for finding in t["finding"][~is_top]:  # rank order: children come out strongest first
-        children.setdefault(under[finding], []).append(finding)
-    order: list[str] = []
-    depth: list[int] = []
-    top_of: list[str] = []
-    for root in tops["finding"]:
-        stack = [(root, 0)]
-        while stack:
-            node, d = stack.pop()
-            order.append(node)
-            depth.append(d)
-            top_of.append(root)
-            stack.extend((c, d + 1) for c in reversed(children.get(node, ())))
-    out = t.set_index("finding", drop=False).loc[order].reset_index(drop=True)
-    out["depth"] = np.asarray(depth, dtype=int)
-    out["under"] = out["finding"].map(under).astype(object)
-    out["under"] = out["under"].where(out["under"].notna(), None)
-    out["top"] = top_of
+        when = pd.to_datetime(t["last_applied"], utc=True)
+        stamp = np.where(when.isna().to_numpy(), np.iinfo(np.int64).min, when.to_numpy("datetime64[ns]").view("int64"))
+        tops = tops[np.lexsort((tops, -stamp[tops].astype(float)))]
+    # depth by walking up; a parent is always a stronger (earlier) row, so this ends
+    depth = np.zeros(n, dtype=np.int64)
+    cur = under.copy()
+    while (cur >= 0).any():
+        up = cur >= 0
+        depth[up] += 1
+        cur[up] = under[cur[up]]
+    # each row's path from its top row: the top's place in the sort, then the
+    # rows (strongest first) down to it; sorting the paths gives the tree order
+    width = int(depth.max()) + 1
+    path = np.full((n, width), -1, dtype=np.int64)
+    cur, level = np.arange(n), depth.copy()
+    while (level >= 0).any():
+        live = np.flatnonzero(level >= 0)
+        path[live, level[live]] = cur[live]
+        cur[live] = under[cur[live]]
+        level[live] -= 1
+    place = np.empty(n, dtype=np.int64)
+    place[tops] = np.arange(len(tops))
+    root = path[:, 0].copy()
+    path[:, 0] = place[root]
+    order = np.lexsort(path.T[::-1])
+    out = t.iloc[order].reset_index(drop=True)
+    out["depth"] = depth[order]
+    shown_under = under[order]
+    out["under"] = pd.Series(np.where(shown_under >= 0, ids[np.maximum(shown_under, 0)], None), dtype=object)
+    out["top"] = ids[root[order]]
     return out
 
 
@@ -230,6 +245,15 @@ def queue_rows(rows: pd.DataFrame) -> pd.DataFrame:
     >>> row["what"], row["exposure"], row["why"], row["when"]
     ('担保圈', '¥1,830,000', '圈内贷款合计 ¥1,830,000；担保合计 ¥900,000', '2025-03-01 09:00')
     """
+    if "top_feature" not in rows.columns:  # read the stored evidence of these rows only
+        from ringscope.app.dashboard.queue_data import top_evidence
+
+        top = top_evidence(rows["evidence"] if "evidence" in rows.columns else pd.Series([None] * len(rows)))
+        rows = rows.assign(
+            top_feature=top["feature"].to_numpy(object),
+            top_detail=top["detail"].to_numpy(object),
+            top_values=top["values"].to_numpy(object),
+        )
     kinds = [names.kind_name(k) for k in rows["kind"]]
     what = []
     for kind, depth, share in zip(kinds, rows["depth"], rows["contained"]):

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ringscope.app.dashboard import auth, cases, i18n, links, queue_view
-from ringscope.app.dashboard.queue_data import containment, findings_table
+from ringscope.app.dashboard.queue_data import containment, findings_table, top_evidence
 from ringscope.graph.embedded import EmbeddedStore
 from tests.app.browser.queue_fixture import add_triage_findings
 from tests.app.browser.store_fixture import build_dashboard_store
@@ -57,8 +57,9 @@ def test_findings_table_sums_exposure_and_known_bad_and_nests_contained_findings
     }
     assert t.loc["burst-cccc", "contained"] == 1.0 and t.loc["burst-dddd", "contained"] == 0.5
     # the top evidence is the largest contribution, not the first item
-    assert t.loc["burst-cccc", "top_feature"] == "time_compactness"
-    assert t.loc["burst-cccc", "top_values"] == (0.5,)
+    top = top_evidence(t["evidence"])
+    assert top.loc["burst-cccc", "feature"] == "time_compactness"
+    assert top.loc["burst-cccc", "values"] == (0.5,)
 
 
 @pytest.mark.parametrize(
@@ -307,3 +308,26 @@ def test_the_queue_shows_the_link_of_the_finding_to_open(queue_store):
     at.selectbox(key="queue_open_choice").set_value("burst-dddd").run()
     assert at.code[0].value == "/cluster?finding=burst-dddd"
     assert links.parse_link({"finding": "burst-dddd"}).page == "cluster"
+
+
+def test_order_queue_keeps_a_grandchild_under_its_own_parent():
+    """R ⊃ A ⊃ B and R ⊃ C, C stronger than B: B must come right after A, not after C."""
+    t = pd.DataFrame(
+        {
+            "finding": ["R", "A", "C", "B", "Z"],
+            "rank": [0, 1, 2, 3, 4],
+            "parent": [None, "R", "R", "A", None],
+            "exposure": [1.0, 1.0, 1.0, 1.0, 9.0],
+            "last_applied": pd.to_datetime(["2025-01-01"] * 5, utc=True),
+        }
+    )
+    got = queue_view.order_queue(t, "score")
+    assert got[["finding", "depth", "top"]].values.tolist() == [
+        ["R", 0, "R"], ["A", 1, "R"], ["B", 2, "R"], ["C", 1, "R"], ["Z", 0, "Z"]
+    ]
+    assert queue_view.order_queue(t, "exposure")["finding"].tolist() == ["Z", "R", "A", "B", "C"]
+    # A filtered out: B climbs to R, and sits under it beside C (strongest first: C, then B)
+    got = queue_view.order_queue(t[t["finding"] != "A"], "score", parents=t.set_index("finding")["parent"])
+    assert got[["finding", "depth", "under"]].values.tolist() == [
+        ["R", 0, None], ["C", 1, "R"], ["B", 1, "R"], ["Z", 0, None]
+    ]
