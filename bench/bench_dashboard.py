@@ -154,6 +154,7 @@ def main() -> int:
     import streamlit as st
 
     from ringscope.app.dashboard import graphview, services
+
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     try:
         store = _store(args.store, work)
@@ -180,9 +181,7 @@ def main() -> int:
         table = services.findings_table(store)
         t_prep = time.perf_counter() - started
         nested = int(table["parent"].notna().sum())
-        rows.append(
-            (f"queue first view, {args.findings:,} findings (issue 14: new session, caches cold)", 1.0, cold)
-        )
+        rows.append((f"queue first view, {args.findings:,} findings (issue 14: new session, caches cold)", 1.0, cold))
         rows.append((f"queue, {args.findings:,} findings (cached: every later view)", 1.0, min(warm, warm2)))
         rows.append((f"queue data prep (columnar; {nested:,} nested under a stronger finding)", None, t_prep))
         rows.append(("queue, first view after the server started (imports)", None, first))

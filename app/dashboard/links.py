@@ -170,7 +170,9 @@ def _follow(current, pages: dict[str, Any]) -> None:
     if not _exists(link):
         for p in PARAMS:
             st.query_params.pop(p, None)
-        message = _("No finding {} in this store.") if link.label == "Finding" else _("No application {} in this store.")
+        message = (
+            _("No finding {} in this store.") if link.label == "Finding" else _("No application {} in this store.")
+        )
         st.session_state["link_error"] = display.literal(link.key)
         st.session_state["link_error_template"] = message
         return

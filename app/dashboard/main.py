@@ -21,7 +21,8 @@ if user is None:
     # keeps its path and parameters through the log-in and then opens
     login = [st.Page(context.login_form, title=_("Log in"), url_path="login", default=True)]
     login += [
-        st.Page(context.login_form, title=_("Log in"), url_path=Path(file).stem) for _title, file, _p in context.PAGE_FILES
+        st.Page(context.login_form, title=_("Log in"), url_path=Path(file).stem)
+        for _title, file, _p in context.PAGE_FILES
     ]
     st.navigation(login, position="hidden").run()
 else:

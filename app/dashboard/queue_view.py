@@ -271,7 +271,11 @@ def queue_rows(rows: pd.DataFrame) -> pd.DataFrame:
             "why": [
                 why_text(f, d, v, k, n, s)
                 for f, d, v, k, n, s in zip(
-                    rows["top_feature"], rows["top_detail"], rows["top_values"], rows["kind"], rows["size"],
+                    rows["top_feature"],
+                    rows["top_detail"],
+                    rows["top_values"],
+                    rows["kind"],
+                    rows["size"],
                     rows["summary"],
                 )
             ],

@@ -129,9 +129,16 @@ def test_lang_en_in_the_url_is_honoured_and_the_log_in_is_chinese_without_it(das
 
 def test_queue_in_chinese_names_columns_detectors_and_times_in_beijing(dash_store):
     at = open_page("pages/queue.py")
-    assert {"类型", "成员数", "敞口（元）", "已知不良", "原因（首要证据）", "最近申请（北京时间）", "评分（0–1）", "状态"} <= set(
-        headers(at)
-    )
+    assert {
+        "类型",
+        "成员数",
+        "敞口（元）",
+        "已知不良",
+        "原因（首要证据）",
+        "最近申请（北京时间）",
+        "评分（0–1）",
+        "状态",
+    } <= set(headers(at))
     queue = next(f.value for f in at.dataframe if "finding" in f.value.columns)
     # ring A's latest application: 2025-03-02 15:00 Beijing (07:00 UTC), to the minute
     assert queue["when"].tolist()[0] == "2025-03-02 15:00"

@@ -45,15 +45,24 @@ def test_findings_table_sums_exposure_and_known_bad_and_nests_contained_findings
     assert t.loc["burst-ffff", "exposure"] == 8 * 80_000
     assert t.loc["burst-eeee", "exposure"] == 50_000 + 3 * 80_000
     assert t["members"].to_dict() == {
-        "rings-aaaa": 6, "rings-bbbb": 4, "burst-cccc": 4, "burst-dddd": 4, "burst-eeee": 4, "burst-ffff": 8
+        "rings-aaaa": 6,
+        "rings-bbbb": 4,
+        "burst-cccc": 4,
+        "burst-dddd": 4,
+        "burst-eeee": 4,
+        "burst-ffff": 8,
     }
     assert t.loc["rings-aaaa", "known_bad"] == 2 and t.loc["rings-bbbb", "known_bad"] == 1
     assert t.loc["burst-cccc", "known_bad"] == 2 and t.loc["burst-ffff", "known_bad"] == 0
     # C: 4 of 4 in A; D: 2 of 4 in B (exactly half); E: 1 of 4 in A (a quarter) and
     # 3 of 4 in F, which is weaker: E stays a top row
     assert t["parent"].to_dict() == {
-        "rings-aaaa": None, "rings-bbbb": None, "burst-cccc": "rings-aaaa", "burst-dddd": "rings-bbbb",
-        "burst-eeee": None, "burst-ffff": None,
+        "rings-aaaa": None,
+        "rings-bbbb": None,
+        "burst-cccc": "rings-aaaa",
+        "burst-dddd": "rings-bbbb",
+        "burst-eeee": None,
+        "burst-ffff": None,
     }
     assert t.loc["burst-cccc", "contained"] == 1.0 and t.loc["burst-dddd", "contained"] == 0.5
     # the top evidence is the largest contribution, not the first item
@@ -82,9 +91,7 @@ def test_findings_table_sums_exposure_and_known_bad_and_nests_contained_findings
     ],
 )
 def test_containment_table(members, ranked, expected):
-    frame = pd.DataFrame(
-        [(f, a) for f, apps in members.items() for a in apps], columns=["finding", "application"]
-    )
+    frame = pd.DataFrame([(f, a) for f, apps in members.items() for a in apps], columns=["finding", "application"])
     got = containment(frame, pd.Series(list(ranked)))
     assert {k: (v["parent"], pytest.approx(v["contained"])) for k, v in got.to_dict("index").items()} == expected
 
@@ -101,19 +108,31 @@ def _ordered(store, by: str, **filters) -> pd.DataFrame:
 def test_sorts_keep_nested_findings_under_their_parent(queue_store):
     by_score = _ordered(queue_store, "score")
     assert by_score[["finding", "depth"]].values.tolist() == [
-        ["rings-aaaa", 0], ["burst-cccc", 1], ["rings-bbbb", 0], ["burst-dddd", 1], ["burst-eeee", 0],
+        ["rings-aaaa", 0],
+        ["burst-cccc", 1],
+        ["rings-bbbb", 0],
+        ["burst-dddd", 1],
+        ["burst-eeee", 0],
         ["burst-ffff", 0],
     ]
     by_exposure = _ordered(queue_store, "exposure")
     assert by_exposure["finding"].tolist() == [
-        "burst-ffff", "rings-aaaa", "burst-cccc", "burst-eeee", "rings-bbbb", "burst-dddd"
+        "burst-ffff",
+        "rings-aaaa",
+        "burst-cccc",
+        "burst-eeee",
+        "rings-bbbb",
+        "burst-dddd",
     ]  # ¥640k, ¥300k (and C under it), ¥290k, ¥200k
     newest = _ordered(queue_store, "newest")
     assert newest["finding"].tolist()[:2] == ["burst-ffff", "burst-eeee"]  # September first
     assert newest.set_index("finding").loc["burst-cccc", "under"] == "rings-aaaa"
     # paging counts top rows: a nested finding travels with its parent
     assert queue_view.page_of(by_score, 1, 2)["finding"].tolist() == [
-        "rings-aaaa", "burst-cccc", "rings-bbbb", "burst-dddd"
+        "rings-aaaa",
+        "burst-cccc",
+        "rings-bbbb",
+        "burst-dddd",
     ]
     assert queue_view.page_of(by_score, 2, 2)["finding"].tolist() == ["burst-eeee", "burst-ffff"]
 
@@ -184,7 +203,12 @@ def test_page_shows_nested_rows_under_their_parent_and_sorts(queue_store):
     at = app()
     rows = grid(at)
     assert rows["finding"].tolist() == [
-        "rings-aaaa", "burst-cccc", "rings-bbbb", "burst-dddd", "burst-eeee", "burst-ffff"
+        "rings-aaaa",
+        "burst-cccc",
+        "rings-bbbb",
+        "burst-dddd",
+        "burst-eeee",
+        "burst-ffff",
     ]
     assert rows["what"].tolist()[1].startswith("↳ ")
     assert "2 shown under a stronger finding" in at.metric[0].help
@@ -323,11 +347,18 @@ def test_order_queue_keeps_a_grandchild_under_its_own_parent():
     )
     got = queue_view.order_queue(t, "score")
     assert got[["finding", "depth", "top"]].values.tolist() == [
-        ["R", 0, "R"], ["A", 1, "R"], ["B", 2, "R"], ["C", 1, "R"], ["Z", 0, "Z"]
+        ["R", 0, "R"],
+        ["A", 1, "R"],
+        ["B", 2, "R"],
+        ["C", 1, "R"],
+        ["Z", 0, "Z"],
     ]
     assert queue_view.order_queue(t, "exposure")["finding"].tolist() == ["Z", "R", "A", "B", "C"]
     # A filtered out: B climbs to R, and sits under it beside C (strongest first: C, then B)
     got = queue_view.order_queue(t[t["finding"] != "A"], "score", parents=t.set_index("finding")["parent"])
     assert got[["finding", "depth", "under"]].values.tolist() == [
-        ["R", 0, None], ["C", 1, "R"], ["B", 1, "R"], ["Z", 0, None]
+        ["R", 0, None],
+        ["C", 1, "R"],
+        ["B", 1, "R"],
+        ["Z", 0, None],
     ]

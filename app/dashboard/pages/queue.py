@@ -191,16 +191,18 @@ shown = services.filter_queue(
     min_score=min_score,
 )
 shown = queue_view.by_assignee(shown, user.name if mine else (None if whose == EVERYONE else whose))
-ordered = queue_view.order_queue(shown, sort, parents=pd.Series(table["parent"].to_numpy(object), index=table["finding"]))
+ordered = queue_view.order_queue(
+    shown, sort, parents=pd.Series(table["parent"].to_numpy(object), index=table["finding"])
+)
 nested = int((ordered["depth"] > 0).sum()) if len(ordered) else 0
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric(
     _("Findings"),
     i18n.fmt_count(len(shown)),
-    help=_("{n} in the store; {m} shown under a stronger finding that holds at least half of their applications").format(
-        n=i18n.fmt_count(len(table)), m=i18n.fmt_count(nested)
-    ),
+    help=_(
+        "{n} in the store; {m} shown under a stronger finding that holds at least half of their applications"
+    ).format(n=i18n.fmt_count(len(table)), m=i18n.fmt_count(nested)),
 )
 c2.metric(_("Applications"), i18n.fmt_count(int(shown["size"].sum())))
 c3.metric(_("Known-bad members"), i18n.fmt_count(int(shown["known_bad"].sum())))
