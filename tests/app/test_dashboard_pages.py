@@ -492,7 +492,7 @@ def test_queue_cluster_and_case_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monke
     monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
     monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
     at = app()
-    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
+    assert table(at, "finding", "why")["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
     at.button(key="queue_open").click().run()
     assert not at.exception
     nodes = [n["data"] for n in graph_args(at)["elements"]["nodes"]]

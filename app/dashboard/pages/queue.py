@@ -205,7 +205,11 @@ c1.metric(
     ).format(n=i18n.fmt_count(len(table)), m=i18n.fmt_count(nested)),
 )
 c2.metric(_("Applications"), i18n.fmt_count(int(shown["size"].sum())))
-c3.metric(_("Known-bad members"), i18n.fmt_count(int(shown["known_bad"].sum())))
+c3.metric(
+    _("Known-bad members"),
+    i18n.fmt_count(int(shown["known_bad"].sum())),
+    help=_("Applications labelled fraud or default, summed over the findings shown."),
+)
 c4.metric(names.status_name("Open"), i18n.fmt_count(int((shown["status"] == "Open").sum())))
 
 tops = int((ordered["depth"] == 0).sum()) if len(ordered) else 0
