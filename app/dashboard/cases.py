@@ -58,6 +58,8 @@ __all__ = [
     "audit",
     "audit_log",
     "case_labels",
+    "BulkResult",
+    "bulk_update",
 ]
 
 STATUSES = ("Open", "In progress", "Confirmed fraud", "Dismissed")
@@ -446,3 +448,54 @@ def case_labels(store: Any) -> pd.DataFrame:
     out["rank"] = (out["label"] == "fraud").astype(int)
     out = out.sort_values(["application_id", "rank"], ascending=[True, False]).drop_duplicates("application_id")
     return out[["application_id", "label"]].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What :func:`bulk_update` did: the targets ``changed`` and those
+    ``skipped``, each with the reason (a :class:`Message`) it was not."""
+
+    changed: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+
+def bulk_update(
+    store: Any,
+    user: str,
+    target_label: str,
+    target_keys: list[str],
+    comment: str,
+    status: str | None = None,
+    assignee: str | None = None,
+) -> BulkResult:
+    """One action with one comment on many cases (the queue's bulk assign
+    and dismiss): each case goes through :func:`update_case`, so each gets
+    its own audit event(s) and the same comment — as the reason of a status
+    change, else as a note. The comment is required. A case the action
+    does not fit (a confirmed case cannot be dismissed) is skipped with its
+    reason; the others still change. The store's lock is held once for all.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp())
+    >>> done = bulk_update(store, "ivy", "Finding", ["f1", "f2"], "same device farm", status="Dismissed")
+    >>> done.changed, [get_case(store, "Finding", k).comment for k in done.changed]
+    (('f1', 'f2'), ['same device farm', 'same device farm'])
+    """
+    if not user:
+        raise CaseError(Message(N_("Log in to change a case.")))
+    if not (comment or "").strip():
+        raise CaseError(Message(N_("Write one comment for the cases you ticked.")))
+    changed: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    with _locked(store):
+        for key in dict.fromkeys(str(k) for k in target_keys):
+            try:
+                update_case(store, user, target_label, key, status=status, assignee=assignee, comment=comment.strip())
+            except CaseError as exc:
+                skipped.append((key, exc.args[0] if exc.args else str(exc)))
+            else:
+                changed.append(key)
+    return BulkResult(tuple(changed), tuple(skipped))

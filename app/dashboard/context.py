@@ -301,8 +301,25 @@ def current_user() -> User | None:
     return None
 
 
+def _leave_pages_directory_mode() -> None:
+    """Until some session of this server has run ``main.py`` (``st.navigation``),
+    Streamlit serves a page URL (``/cluster?finding=…`` pasted from a ticket,
+    or F5 after a restart) by running ``pages/<page>.py`` alone, its old
+    pages-directory mode: no log-in routing, no deep link. Switch the server
+    to ``st.navigation`` once and rerun: ``main.py`` then runs and picks the
+    same page by its path (a page's id is its path in both modes)."""
+    from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # a server only: AppTest resets the mode before each of its runs and runs pages alone on purpose
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def require(permission: str) -> User:
     """Stop the page unless the user is logged in and allowed ``permission``."""
+    _leave_pages_directory_mode()
     user = current_user()
     if user is None:
         st.warning(_("Please log in first."))

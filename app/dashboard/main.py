@@ -1,4 +1,5 @@
-"""Streamlit entry point: log-in, then route (``st.navigation``) by role."""
+"""Streamlit entry point: log-in, then route (``st.navigation``) by role and by
+the URL's deep link (``?finding=…``, ``?application=…``, ``?case=…``: :mod:`links`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ringscope.app.dashboard import auth, context, display, names
+from ringscope.app.dashboard import auth, context, display, links, names
 from ringscope.app.dashboard.i18n import _
 
 st.set_page_config(page_title="ringscope", layout="wide", initial_sidebar_state="expanded")
@@ -15,7 +16,15 @@ user = context.current_user()
 if user is None:
     with st.sidebar:
         context.language_switch()  # 中文 / English (each page draws it through context.require)
-    st.navigation([st.Page(context.login_form, title=_("Log in"), url_path="login")], position="hidden").run()
+    links.remember()  # a pasted link opens after the log-in
+    # every page's address shows the log-in too: a link to a page (``/cluster?finding=…``)
+    # keeps its path and parameters through the log-in and then opens
+    login = [st.Page(context.login_form, title=_("Log in"), url_path="login", default=True)]
+    login += [
+        st.Page(context.login_form, title=_("Log in"), url_path=Path(file).stem)
+        for _title, file, _p in context.PAGE_FILES
+    ]
+    st.navigation(login, position="hidden").run()
 else:
     here = Path(__file__).parent
     # url_path stays English (links survive a language switch); the title is worded
@@ -35,4 +44,4 @@ else:
         if st.button(_("Log out"), key="logout"):
             context.log_out()
             st.rerun()
-    st.navigation(pages).run()
+    links.run(st.navigation(pages), pages)

@@ -129,14 +129,25 @@ def test_lang_en_in_the_url_is_honoured_and_the_log_in_is_chinese_without_it(das
 
 def test_queue_in_chinese_names_columns_detectors_and_times_in_beijing(dash_store):
     at = open_page("pages/queue.py")
-    assert {"发现", "评分（0–1）", "规模（申请数）", "检测器", "状态", "首次申请", "概要"} <= set(headers(at))
+    assert {
+        "类型",
+        "成员数",
+        "敞口（元）",
+        "已知不良",
+        "原因（首要证据）",
+        "最近申请（北京时间）",
+        "评分（0–1）",
+        "状态",
+    } <= set(headers(at))
     queue = next(f.value for f in at.dataframe if "finding" in f.value.columns)
-    # ring A's first application: 2025-03-01 09:00 Beijing (01:00 UTC), to the minute
-    assert queue["first_applied"].tolist()[0] == "2025-03-01 09:00"
-    assert set(queue["detector"]) == {"共用标识团伙"} and set(queue["status"]) == {"待处理"}
-    assert queue["summary"].tolist()[0] == "共用标识团伙，6 份申请"
-    # the filters offer words, the data keeps its codes
-    assert at.sidebar.multiselect(key="q_status").options == ["待处理", "调查中", "确认欺诈", "已排除"]
+    # ring A's latest application: 2025-03-02 15:00 Beijing (07:00 UTC), to the minute
+    assert queue["when"].tolist()[0] == "2025-03-02 15:00"
+    assert set(queue["what"]) == {"共用标识团伙"} and set(queue["status"]) == {"待处理"}
+    assert queue["exposure"].tolist() == ["¥300,000", "¥200,000"]
+    assert queue["why"].tolist()[0].startswith("共用标识：设备 farm-device-1（6 人）")
+    # the filters and the sort offer words, the data keeps its codes
+    assert at.sidebar.multiselect(key="q_status_zh_CN").options == ["待处理", "调查中", "确认欺诈", "已排除"]
+    assert at.radio(key="q_sort_zh_CN").options == ["评分", "敞口", "最新"]
 
 
 def test_application_fields_have_human_names_yuan_and_beijing_minutes(dash_store):

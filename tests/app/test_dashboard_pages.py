@@ -152,15 +152,15 @@ def test_queue_lists_findings_best_first_with_filters(dash_store):
     assert at.metric[0].value == "2"
     labels = {w.label for w in at.sidebar.multiselect} | {w.label for w in at.sidebar.slider}
     assert {"Detector", "Status", "Size (applications)", "Minimum score"} <= labels
-    assert at.sidebar.selectbox(key="q_agent").options[:1] == ["(any)"]
-    queue = table(at, "finding", "agent")
+    assert at.sidebar.selectbox(key="q_agent_en").options[:1] == ["(any)"]
+    queue = table(at, "finding", "why")
     assert queue["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
-    # the summary names a phone: masked
+    # the top evidence names a phone: masked
     assert "13800138000" not in queue.to_csv() and "138****8000" in queue.to_csv()
     at.sidebar.slider(key="q_size").set_value((5, 6)).run()
-    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa"]
-    at.sidebar.selectbox(key="q_agent").set_value("AG-9").run()
-    assert table(at, "finding", "agent").empty
+    assert table(at, "finding", "why")["finding"].tolist() == ["rings-aaaa"]
+    at.sidebar.selectbox(key="q_agent_en").set_value("AG-9").run()
+    assert table(at, "finding", "why").empty
 
 
 def test_queue_opens_a_finding_in_the_cluster_explorer(dash_store):
@@ -492,7 +492,7 @@ def test_queue_cluster_and_case_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monke
     monkeypatch.setenv("RINGSCOPE_NEO4J_URI", neo4j_uri)
     monkeypatch.delenv("RINGSCOPE_STORE", raising=False)
     at = app()
-    assert table(at, "finding", "agent")["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
+    assert table(at, "finding", "why")["finding"].tolist() == ["rings-aaaa", "rings-bbbb"]
     at.button(key="queue_open").click().run()
     assert not at.exception
     nodes = [n["data"] for n in graph_args(at)["elements"]["nodes"]]
@@ -507,7 +507,7 @@ def test_queue_cluster_and_case_on_neo4j(neo4j_store, neo4j_uri, tmp_path, monke
 
 def test_queue_lists_applications_flagged_by_the_model(dash_store):
     at = app()
-    at.radio(key="queue_kind").set_value("Flagged applications").run()
+    at.radio(key="queue_kind_en").set_value("Flagged applications").run()
     assert not at.exception
     flagged = table(at, "risk_score", "risk_decision")
     assert flagged["application_id"].tolist() == ["RA01"]
