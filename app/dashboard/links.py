@@ -6,7 +6,8 @@ the tab) lands on the page that shows that item, with it open:
 - ``?finding=<id>`` → the cluster explorer on that finding;
 - ``?application=<id>`` → the application page on that application;
 - ``?case=<case key>`` (``case:Finding:<id>``, ``Finding:<id>`` or the
-  same for an application) → the page that holds that case's panel.
+  same for an application) → the cases page with that case open (the
+  finding's or application's own page when it has no case yet).
 
 While a page shows an item, its link is kept in the tab's URL (so F5
 reopens it) and shown in the sidebar to copy. The link carries the item
@@ -40,6 +41,8 @@ __all__ = [
 PARAMS = ("finding", "application", "case")
 #: the page (``url_path``) that opens an item of each label, and the session key holding it
 PAGES = {"Finding": ("cluster", "finding"), "Application": ("application", "application")}
+#: the page that opens a case (``?case=case:<label>:<id>``) when the case exists
+CASES_PAGE = "cases"
 #: longest id a link may carry (a longer one is not an id of ours)
 MAX_ID = 512
 
@@ -176,6 +179,14 @@ def _follow(current, pages: dict[str, Any]) -> None:
         st.session_state["link_error"] = display.literal(link.key)
         st.session_state["link_error_template"] = message
         return
+    if link.param == "case" and _case_exists(link):
+        # the cases page opens one case with its notes, pack and audit trail
+        value = f"case:{link.label}:{link.key}"
+        st.session_state["case"] = value
+        if current.url_path != CASES_PAGE and CASES_PAGE in pages:
+            kept = {k: st.query_params.get(k) for k in st.query_params if k not in PARAMS}
+            st.switch_page(pages[CASES_PAGE], query_params={**kept, "case": value})
+        return
     page, key = PAGES[link.label]
     st.session_state[key] = link.key
     if link.label == "Finding":
@@ -186,9 +197,23 @@ def _follow(current, pages: dict[str, Any]) -> None:
         st.switch_page(pages[page], query_params={**kept, link.param: link.value})
 
 
+def _case_exists(link: Link) -> bool:
+    """Is there a case on the linked finding or application (a link to an
+    item without one opens the item's own page instead)?"""
+    from ringscope.app.dashboard import cases, context
+
+    if len(link.key) > MAX_ID:
+        return False
+    found = context.store().node_properties("Case", [cases.case_key(link.label, link.key)], [])
+    return not found.empty
+
+
 def _open_item(current) -> tuple[str, str, str] | None:
     """(param, value, label) of the item the page shows, if it is a page with one."""
     import streamlit as st
+
+    if current.url_path == CASES_PAGE and st.session_state.get("case"):
+        return "case", str(st.session_state["case"]), "Case"
 
     for label, (page, key) in PAGES.items():
         if current.url_path == page and st.session_state.get(key):
@@ -216,9 +241,15 @@ def _keep(current, pages: dict[str, Any]) -> None:
         url = st.context.url
     except Exception:  # noqa: BLE001 - no browser (AppTest)
         url = None
-    link = share_url(base_url(url, list(pages)), PAGES[label][0], param, value)
+    page = CASES_PAGE if label == "Case" else PAGES[label][0]
+    link = share_url(base_url(url, list(pages)), page, param, value)
+    captions = {
+        "Finding": _("Link to this finding"),
+        "Application": _("Link to this application"),
+        "Case": _("Link to this case"),
+    }
     with st.sidebar:
-        st.caption(_("Link to this finding") if label == "Finding" else _("Link to this application"))
+        st.caption(captions[label])
         st.code(link, language=None, wrap_lines=True)
 
 

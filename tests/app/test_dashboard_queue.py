@@ -318,6 +318,15 @@ def test_application_and_case_links(queue_store):
     assert at.session_state["application"] == "RA03"
 
 
+def test_a_case_link_opens_the_cases_page_when_the_case_exists(queue_store):
+    cases.update_case(queue_store, "ivy", "Finding", "burst-cccc", status="In progress", assignee="ivy")
+    at = app(params={"case": "Finding:burst-cccc"})
+    assert at.title[0].value == "Cases"
+    assert at.session_state["case"] == "case:Finding:burst-cccc"
+    assert at.query_params["case"] in ("case:Finding:burst-cccc", ["case:Finding:burst-cccc"])  # F5 reopens it
+    assert [c.value for c in at.sidebar.code] == ["/cases?case=case%3AFinding%3Aburst-cccc"]
+
+
 def test_a_link_to_a_missing_finding_opens_nothing_else_and_says_so(queue_store):
     bad = "![x](http://203.0.113.7/track.png)"
     at = app(params={"finding": bad})
