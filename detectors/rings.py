@@ -55,6 +55,7 @@ __all__ = [
     "ring_scope",
     "entity_links",
     "households",
+    "household_limit",
 ]
 
 #: how much sharing one identifier of each kind says about common control
@@ -287,9 +288,13 @@ class SharedIdentifierRings(Detector):
         Rings larger than this are still reported but scored down: in real
         data a giant component means a hub slipped through, not a giant gang.
     max_household : int
-        A ring of at most this many people, all joined by family naming
-        links (:func:`households`), is one household and scored down like a
-        family; the same bound as ``contact_loops``' households.
+        The smallest bound on a household's people: a ring all of whose
+        people are joined by family naming links (:func:`households`) is one
+        household, scored down like a family, when it has at most
+        ``max(max_household, fence)`` people, the fence being the
+        portfolio's own family groups' upper fence (:func:`household_limit`,
+        ``fence_mads`` MADs of log people above the median). The floor is
+        ``contact_loops``' household bound.
     """
 
     name: ClassVar[str] = "shared_identifier_rings"
@@ -308,8 +313,13 @@ class SharedIdentifierRings(Detector):
 
     def statistics(self, portfolio) -> pd.DataFrame:
         """The hub table over the whole portfolio (:func:`identifier_hubs`;
-        known-bad labels feed it): the only portfolio-wide figures a ring reads."""
-        return self.hubs(as_portfolio(portfolio))
+        known-bad labels feed it), and in its ``attrs["household_people"]``
+        the household bound decided over the whole portfolio
+        (:func:`household_limit`): the only portfolio-wide figures a ring reads."""
+        portfolio = as_portfolio(portfolio)
+        hubs = self.hubs(portfolio)
+        hubs.attrs["household_people"] = household_limit(portfolio, self.fence_mads, self.max_household)
+        return hubs
 
     def scope(self, portfolio, app_ids: Sequence[str], statistics: pd.DataFrame | None = None):
         """The whole ring components ``app_ids`` belong to (:func:`ring_scope`),
@@ -359,7 +369,10 @@ class SharedIdentifierRings(Detector):
         members = members[members["component"].isin(keep)]
         if members.empty:
             return []
-        household = households(portfolio, members[["component", "entity"]], self.max_household)
+        limit = hubs.attrs.get("household_people") if hubs is not None else None
+        if limit is None:  # decided over the portfolio at hand (the whole one in a full run)
+            limit = household_limit(portfolio, self.fence_mads, self.max_household)
+        household = households(portfolio, members[["component", "entity"]], limit)
         return self._findings(members.assign(household=members["component"].isin(household)), links, hubs)
 
     # -- scoring (vectorised over all rings, then one light loop) -----------------
@@ -538,7 +551,60 @@ class SharedIdentifierRings(Detector):
         )
 
 
-def households(portfolio, members: pd.DataFrame, max_people: int) -> pd.Index:
+def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> float:
+    """The most people a household of ``portfolio`` may have, from its own families.
+
+    Family groups are the connected groups of resolved applicants joined
+    by family naming links (an emergency contact that is another
+    applicant's phone, with a family relation that
+    :func:`ringscope.detectors.contacts.family_consistency` backs), over the
+    whole portfolio. The bound is the upper fence of their sizes,
+    ``exp(median + fence_mads * MAD)`` of log(people) (the MAD at least 0.1,
+    as for hubs), and never below ``floor``: a "household" far larger than
+    the book's own family groups is not one.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> from ringscope.detectors.portfolio import Portfolio
+    >>> household_limit(Portfolio(EmbeddedStore(tempfile.mkdtemp())))
+    6.0
+
+    Notes
+    -----
+    One join of the contacts on the applicant phones and one connected
+    components labelling: O(c + p), like ``contact_loops``.
+    """
+    contacts = portfolio.contacts
+    apps = portfolio.applications
+    if contacts.empty or apps.empty:
+        return float(floor)
+    apps = apps.drop_duplicates("application_id").set_index("application_id")
+    links = entity_links(portfolio)
+    entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
+    ids = apps.index.astype(str)
+    identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
+    identity = identity.where(identity.notna(), "app:" + pd.Series(ids, index=ids))
+    edges = contact_edges(contacts.dropna(subset=["application_id", "phone"]), portfolio.link_table("phone"), identity)
+    if edges.empty:
+        return float(floor)
+    involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
+    edges = edges[family_consistency(edges, apps.loc[involved]) > 0]
+    if edges.empty:
+        return float(floor)
+    m = len(edges)
+    codes, people = pd.factorize(
+        np.concatenate([identity.reindex(edges["src"]).to_numpy(), identity.reindex(edges["dst"]).to_numpy()])
+    )
+    sizes = np.bincount(component_labels(len(people), codes[:m], codes[m:]))
+    logp = np.log(sizes[sizes >= 2].astype(float))
+    median = float(np.median(logp))
+    mad = float(np.median(np.abs(logp - median))) * 1.4826
+    return float(max(floor, math.exp(median + fence_mads * max(mad, 0.1))))
+
+
+def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
     """The rings that are one household: at most ``max_people`` people whom
     family naming links join into one group.
 

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ringscope.detectors.rings import SharedIdentifierRings
+from ringscope.detectors.portfolio import Portfolio
+from ringscope.detectors.rings import SharedIdentifierRings, household_limit
 from ringscope.detectors.risk.config import TrainingConfig
 from ringscope.detectors.risk.reasons import accused_ring
 from ringscope.graph.embedded import EmbeddedStore
@@ -121,9 +122,30 @@ def test_one_stranger_in_the_home_is_no_household(tmp_path):
     assert finding.score >= REVIEW
 
 
-def test_larger_than_max_household_is_no_household(tmp_path):
+def test_a_group_far_larger_than_the_books_families_is_no_household(tmp_path):
+    """The household bound is the book's own: among twenty couples, a 'family' of three is an outlier."""
+    b, groups = _portfolio()
+    for k in range(20):
+        one, two = b.app(), b.app()
+        b.contact(one["application_id"], two["applicant_name"], two["applicant_phone"], "spouse")
+        b.contact(two["application_id"], one["applicant_name"], one["applicant_phone"], "spouse")
+    store = EmbeddedStore(tmp_path / "store")
+    b.load(store, tmp_path / "export")
+    detector = SharedIdentifierRings(max_household=2)
+    assert 2 <= household_limit(Portfolio(store), detector.fence_mads, 2) < 3
+    assert "household" not in {e.feature for e in _finding(detector.run(store), groups["household"]).evidence}
+    # the default floor (contact_loops' household bound, 6) still takes it for a household
+    assert "household" in {e.feature for e in _finding(SharedIdentifierRings().run(store), groups["household"]).evidence}
+
+
+def test_incremental_run_reads_the_bound_of_the_whole_book(tmp_path):
     b, groups = _portfolio()
     store = EmbeddedStore(tmp_path / "store")
     b.load(store, tmp_path / "export")
-    findings = SharedIdentifierRings(max_household=2).run(store)
-    assert "household" not in {e.feature for e in _finding(findings, groups["household"]).evidence}
+    portfolio = Portfolio(store)
+    detector = SharedIdentifierRings()
+    stats = detector.statistics(portfolio)
+    assert stats.attrs["household_people"] == household_limit(portfolio, detector.fence_mads, 6)
+    local = detector.scope(portfolio, groups["household"][:1], stats)
+    (finding,) = detector.run(local, statistics=stats)
+    assert finding == _finding(detector.run(portfolio), groups["household"])
