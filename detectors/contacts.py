@@ -654,7 +654,10 @@ def family_consistency(edges: pd.DataFrame, apps: pd.DataFrame) -> np.ndarray:
     [1.0, 0.0]
     """
     info = pd.DataFrame(
-        {"surname": _surname(apps["applicant_name"]).to_numpy(), "address_key": _address_key(apps["address"]).to_numpy()},
+        {
+            "surname": _surname(apps["applicant_name"]).to_numpy(),
+            "address_key": _address_key(apps["address"]).to_numpy(),
+        },
         index=apps.index,
     )
     return _family_edge(edges, info)

@@ -189,9 +189,7 @@ class GuaranteeCircles(Detector):
         secured = _secured_loans(g, sccs)
         findings = []
         for comp, edges in inside.groupby(inside["src"].map(sccs)):
-            findings.append(
-                self._finding(edges, small, apps_by_unit, downstream.get(comp, []), secured.get(comp, []))
-            )
+            findings.append(self._finding(edges, small, apps_by_unit, downstream.get(comp, []), secured.get(comp, [])))
         findings.sort(key=lambda f: -f.score)
         return findings
 

@@ -125,7 +125,7 @@ def test_one_stranger_in_the_home_is_no_household(tmp_path):
 def test_a_group_far_larger_than_the_books_families_is_no_household(tmp_path):
     """The household bound is the book's own: among twenty couples, a 'family' of three is an outlier."""
     b, groups = _portfolio()
-    for k in range(20):
+    for _ in range(20):
         one, two = b.app(), b.app()
         b.contact(one["application_id"], two["applicant_name"], two["applicant_phone"], "spouse")
         b.contact(two["application_id"], one["applicant_name"], one["applicant_phone"], "spouse")
@@ -135,7 +135,9 @@ def test_a_group_far_larger_than_the_books_families_is_no_household(tmp_path):
     assert 2 <= household_limit(Portfolio(store), detector.fence_mads, 2) < 3
     assert "household" not in {e.feature for e in _finding(detector.run(store), groups["household"]).evidence}
     # the default floor (contact_loops' household bound, 6) still takes it for a household
-    assert "household" in {e.feature for e in _finding(SharedIdentifierRings().run(store), groups["household"]).evidence}
+    assert "household" in {
+        e.feature for e in _finding(SharedIdentifierRings().run(store), groups["household"]).evidence
+    }
 
 
 def test_incremental_run_reads_the_bound_of_the_whole_book(tmp_path):
