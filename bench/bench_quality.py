@@ -50,7 +50,7 @@ finding score and detector after ``flag`` and after a full ``detect``).
 Usage::
 
     python bench/bench_quality.py [--scenarios 20] [--applications 12000] [--first-seed 1]
-                                  [--jobs 2] [--out results/] [--workdir DIR] [--keep]
+                                  [--seeds 1,6,11] [--jobs 2] [--out results/] [--workdir DIR] [--keep]
 
 ``--out`` writes ``scenarios.csv`` (every knob, figure and step time per scenario),
 ``summary.csv`` and ``quality.md`` (both tables in Markdown). ``--jobs`` runs
@@ -416,12 +416,26 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _seed_text(seeds: list[int]) -> str:
+    """``1–20`` for a run of consecutive seeds, else the list.
+
+    >>> _seed_text([1, 2, 3]), _seed_text([1, 6, 11])
+    ('1–3', '1, 6, 11')
+    """
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", type=int, default=20)
     parser.add_argument("--applications", type=int, default=12000)
     parser.add_argument("--jobs", type=int, default=1, help="scenarios run at once, each in its own process")
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds", type=str, default=None, help="comma-separated seeds to run instead of --first-seed/--scenarios"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for scenarios.csv, summary.csv, quality.md")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where scenarios are generated (default: a temp dir)"
@@ -436,6 +450,8 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     seeds = list(range(args.first_seed, args.first_seed + args.scenarios))
+    if args.seeds:  # a subset (e.g. the scenarios a change is about), measured before the whole sweep
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(run_scenario, seed, args.applications, workdir, out): seed for seed in seeds}
         for future in as_completed(futures):
@@ -458,8 +474,8 @@ def main() -> None:
     checks = verdicts(summary, errors)
     table = scenario_table(frame)
     print(
-        f"\n{args.scenarios} random scenarios of {args.applications:,} applications (seeds {args.first_seed}–"
-        f"{args.first_seed + args.scenarios - 1}), {time.perf_counter() - started:.0f} s: {trained} trained, "
+        f"\n{len(seeds)} random scenarios of {args.applications:,} applications (seeds {_seed_text(seeds)}), "
+        f"{time.perf_counter() - started:.0f} s: {trained} trained, "
         f"{untrained} could not train (too few fraud outcomes), {errors - untrained} failed otherwise\n"
     )
     print(_text(table))
@@ -492,7 +508,8 @@ def main() -> None:
         write_csv(frame, out / "scenarios.csv")
         write_csv(summary, out / "summary.csv")
         parts = [
-            f"# Quality over {args.scenarios} random scenarios ({args.applications:,} applications each)",
+            f"# Quality over {len(seeds)} random scenarios ({args.applications:,} applications each, "
+            f"seeds {_seed_text(seeds)})",
             f"{trained} trained, {untrained} could not train (too few fraud outcomes), "
             f"{errors - untrained} failed otherwise.",
             _markdown(table),

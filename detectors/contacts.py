@@ -40,7 +40,14 @@ from ringscope.detectors.components import bounded_cycles, strong_components
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
-__all__ = ["ContactLoops", "ContactStatistics", "contact_edges", "contact_sccs", "FAMILY_RELATIONS"]
+__all__ = [
+    "ContactLoops",
+    "ContactStatistics",
+    "contact_edges",
+    "contact_sccs",
+    "family_consistency",
+    "FAMILY_RELATIONS",
+]
 
 BAD_LABELS = KNOWN_BAD_LABELS
 #: relations that make naming each other ordinary (English contract values and common Chinese forms)
@@ -615,6 +622,45 @@ def _address_key(addresses: pd.Series) -> pd.Series:
 
 _COLLEAGUE = frozenset({"colleague", "coworker", "同事", "领导", "上司"})
 _RECIPROCAL = {"spouse": "spouse", "parent": "child", "child": "parent", "sibling": "sibling"}
+
+
+def family_consistency(edges: pd.DataFrame, apps: pd.DataFrame) -> np.ndarray:
+    """How much each naming edge looks like family: the test loops and households use.
+
+    1 for a family relation (:data:`FAMILY_RELATIONS`) backed by a shared
+    surname or home (address key: one home typed differently still matches),
+    0.5 for a family relation answered in kind (spouse ↔ spouse, parent ↔
+    child) without that, else 0.
+
+    Parameters
+    ----------
+    edges : DataFrame
+        ``src``, ``dst``, ``phone``, ``relation`` (:func:`contact_edges`).
+    apps : DataFrame
+        Indexed by application id, with ``applicant_name`` and ``address``;
+        must hold every ``src`` and ``dst``.
+
+    Returns
+    -------
+    Array of floats aligned with ``edges``.
+
+    Example
+    -------
+    >>> apps = pd.DataFrame({"applicant_name": ["王伟", "李娜", "赵强"],
+    ...                      "address": ["幸福路1号2栋3室", "幸福路1号2栋3室", "人民路9号"]}, index=["a", "b", "c"])
+    >>> edges = pd.DataFrame({"src": ["b", "c"], "dst": ["a", "a"], "phone": ["p1", "p1"],
+    ...                       "relation": ["配偶", "friend"]})
+    >>> family_consistency(edges, apps).tolist()
+    [1.0, 0.0]
+    """
+    info = pd.DataFrame(
+        {
+            "surname": _surname(apps["applicant_name"]).to_numpy(),
+            "address_key": _address_key(apps["address"]).to_numpy(),
+        },
+        index=apps.index,
+    )
+    return _family_edge(edges, info)
 
 
 def _is_family(relation: pd.Series) -> np.ndarray:

@@ -7,7 +7,11 @@ detector builds the directed graph guarantor → borrower over *economic
 units* — a company together with its legal representative (an owner who
 guarantees their own company's loan is normal, not a circle) — finds its
 strongly connected components with scipy, and only inside each component
-enumerates the bounded simple cycles with networkx.
+enumerates the bounded simple cycles with networkx. A circle's members are
+the loans of its units and the loans a unit of it guarantees directly: a
+loan secured by a circle member stands on the circle's worthless security
+(the first link of the 担保链, guarantee chain); loans further down the
+chain are evidence, not members.
 
 Incrementally (``ringscope flag``), a circle and everything its evidence
 reads (its cycles, exposure, members in default, the chain it guarantees
@@ -182,9 +186,10 @@ class GuaranteeCircles(Detector):
             index=small.index.astype(object),
         )
         downstream = _downstream(g[["src", "dst"]], sccs)
+        secured = _secured_loans(g, sccs)
         findings = []
         for comp, edges in inside.groupby(inside["src"].map(sccs)):
-            findings.append(self._finding(edges, small, apps_by_unit, downstream.get(comp, [])))
+            findings.append(self._finding(edges, small, apps_by_unit, downstream.get(comp, []), secured.get(comp, [])))
         findings.sort(key=lambda f: -f.score)
         return findings
 
@@ -290,13 +295,22 @@ class GuaranteeCircles(Detector):
         return g[g["src"] != g["dst"]], units  # an owner guaranteeing their own company
 
     def _finding(
-        self, edges: pd.DataFrame, apps: pd.DataFrame, apps_by_unit: dict[str, list[str]], downstream: list[str]
+        self,
+        edges: pd.DataFrame,
+        apps: pd.DataFrame,
+        apps_by_unit: dict[str, list[str]],
+        downstream: list[str],
+        secured: list[str],
     ) -> Finding:
         nodes = sorted(set(edges["src"]) | set(edges["dst"]))
         cycles = bounded_cycles(edges["src"], edges["dst"], self.max_cycle_length, self.max_cycles)
         unit_apps = {str(a) for n in nodes for a in apps_by_unit.get(n, ())}
-        members = sorted(set(edges["application_id"].dropna().astype(str)) | unit_apps)
-        member_apps = apps.reindex(members)
+        in_circle = sorted(set(edges["application_id"].dropna().astype(str)) | unit_apps)
+        # the loans a member guarantees directly stand on the circle's security: they are
+        # members too (the first link of the 担保链); exposure and defaults stay the circle's own
+        chained = sorted(set(secured) - set(in_circle))
+        members = sorted(set(in_circle) | set(chained))
+        member_apps = apps.reindex(in_circle)
         exposure_loans = float(member_apps["amount"].sum(skipna=True))
         exposure_guarantees = float(edges["amount"].sum(skipna=True))
         bad = int(member_apps["label"].isin(BAD_LABELS).sum())
@@ -349,7 +363,12 @@ class GuaranteeCircles(Detector):
                     "guarantee_chain",
                     c_chain,
                     f"担保链: the circle's guarantees reach {len(downstream)} more borrowers outside it "
-                    "(a default here can spread along the chain)",
+                    "(a default here can spread along the chain)"
+                    + (
+                        f"; {len(chained)} loans guaranteed directly by a member are part of the circle"
+                        if chained
+                        else ""
+                    ),
                     tuple(_short(n) for n in downstream[:20]),
                 )
             )
@@ -394,6 +413,21 @@ def _downstream(edges: pd.DataFrame, sccs: pd.Series) -> dict:
         inside = set(members)
         out[comp] = [nodes[i] for i in reached if nodes[i] not in inside]
     return out
+
+
+def _secured_loans(g: pd.DataFrame, sccs: pd.Series) -> dict:
+    """For each strongly connected component: the applications on guarantee
+    rows whose guarantor is one of its units and whose borrower is outside it
+    (loans the circle secures directly)."""
+    if g.empty or sccs.empty:
+        return {}
+    src = g["src"].map(sccs)
+    out = g[src.notna().to_numpy() & (src.to_numpy() != g["dst"].map(sccs).to_numpy())]
+    out = out[out["application_id"].notna()]
+    return {
+        comp: sorted(set(ids.astype(str)))
+        for comp, ids in out["application_id"].groupby(out["src"].map(sccs).to_numpy())
+    }
 
 
 def _short(unit: str) -> str:

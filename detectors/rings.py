@@ -20,7 +20,15 @@ may glue applications together at all:
 Each ring is scored from what its members share (kind and number of shared
 identifiers), its density, how compact it is in time, and known-bad members;
 family-like rings (sharing only an address or each other as contacts, same
-surname) are discounted.
+surname) are discounted, and so is a ring that is one **household**: a few
+people who name each other as emergency contacts with a family relation
+(spouse, parent, 配偶 …, backed by a shared surname or home, or answered in
+kind: the test of :func:`ringscope.detectors.contacts.family_consistency`),
+those links joining all of them. A family shares a home address, the home
+IP and often a device, and a spouse keeps their own surname, so what it
+shares alone cannot tell it from a ring; who its members say they are to
+each other can. Members who merely share contact phones, or name each
+other as friends, are no household.
 """
 
 from __future__ import annotations
@@ -36,10 +44,19 @@ import pandas as pd
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
+from ringscope.detectors.contacts import contact_edges, family_consistency
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
-__all__ = ["SharedIdentifierRings", "identifier_hubs", "ring_components", "ring_scope", "entity_links"]
+__all__ = [
+    "SharedIdentifierRings",
+    "identifier_hubs",
+    "ring_components",
+    "ring_scope",
+    "entity_links",
+    "households",
+    "household_limit",
+]
 
 #: how much sharing one identifier of each kind says about common control
 KIND_STRENGTH: dict[str, float] = {
@@ -270,6 +287,14 @@ class SharedIdentifierRings(Detector):
     max_ring_size : int
         Rings larger than this are still reported but scored down: in real
         data a giant component means a hub slipped through, not a giant gang.
+    max_household : int
+        The smallest bound on a household's people: a ring all of whose
+        people are joined by family naming links (:func:`households`) is one
+        household, scored down like a family, when it has at most
+        ``max(max_household, fence)`` people, the fence being the
+        portfolio's own family groups' upper fence (:func:`household_limit`,
+        ``fence_mads`` MADs of log people above the median). The floor is
+        ``contact_loops``' household bound.
     """
 
     name: ClassVar[str] = "shared_identifier_rings"
@@ -278,6 +303,7 @@ class SharedIdentifierRings(Detector):
     min_hub_people: int = param(5, ge=2)
     cohesion_threshold: float = param(0.5, kind=numbers.Real, gt=0, le=1)
     max_ring_size: int = param(300, ge="min_people")
+    max_household: int = param(6, ge=0)
 
     def run(self, source, statistics: pd.DataFrame | None = None) -> list[Finding]:
         """Rings over a store or portfolio; ``statistics`` (the hub table of
@@ -287,8 +313,13 @@ class SharedIdentifierRings(Detector):
 
     def statistics(self, portfolio) -> pd.DataFrame:
         """The hub table over the whole portfolio (:func:`identifier_hubs`;
-        known-bad labels feed it): the only portfolio-wide figures a ring reads."""
-        return self.hubs(as_portfolio(portfolio))
+        known-bad labels feed it), and in its ``attrs["household_people"]``
+        the household bound decided over the whole portfolio
+        (:func:`household_limit`): the only portfolio-wide figures a ring reads."""
+        portfolio = as_portfolio(portfolio)
+        hubs = self.hubs(portfolio)
+        hubs.attrs["household_people"] = household_limit(portfolio, self.fence_mads, self.max_household)
+        return hubs
 
     def scope(self, portfolio, app_ids: Sequence[str], statistics: pd.DataFrame | None = None):
         """The whole ring components ``app_ids`` belong to (:func:`ring_scope`),
@@ -338,7 +369,11 @@ class SharedIdentifierRings(Detector):
         members = members[members["component"].isin(keep)]
         if members.empty:
             return []
-        return self._findings(members, links, hubs)
+        limit = hubs.attrs.get("household_people") if hubs is not None else None
+        if limit is None:  # decided over the portfolio at hand (the whole one in a full run)
+            limit = household_limit(portfolio, self.fence_mads, self.max_household)
+        household = households(portfolio, members[["component", "entity"]], limit)
+        return self._findings(members.assign(household=members["component"].isin(household)), links, hubs)
 
     # -- scoring (vectorised over all rings, then one light loop) -----------------
     def _findings(self, members: pd.DataFrame, links: pd.DataFrame, hubs: pd.DataFrame) -> list[Finding]:
@@ -366,6 +401,7 @@ class SharedIdentifierRings(Detector):
             t_max=("applied_at", "max"),
             bad=("bad", "sum"),
             surnames=("surname", "nunique"),
+            household=("household", "any"),
         )
         kinds = shared.groupby(["component", "kind"])["identifier"].nunique().unstack("kind", fill_value=0)
         per_app = shared.groupby(["component", "application_id"])["identifier"].nunique()
@@ -416,6 +452,7 @@ class SharedIdentifierRings(Detector):
         by_strength = sorted(kinds.items(), key=lambda kv: -KIND_STRENGTH[kv[0]])
         strength = sum(KIND_STRENGTH[k] * min(n, 3) / 3 for k, n in kinds.items())
         family_like = set(kinds) <= {"address", "contact_phone"} and int(row["surnames"]) == 1
+        household = bool(row.get("household", False)) and not family_like
 
         evidence = []
         c_share = min(0.45, 0.45 * strength / 2.0)
@@ -465,6 +502,17 @@ class SharedIdentifierRings(Detector):
                 )
             )
             score *= 0.4
+        if household:
+            evidence.append(
+                Evidence(
+                    "household",
+                    -score * 0.6,
+                    f"all {people} people name each other as family (spouse, parent, …) and share a home "
+                    "or surname: looks like one household",
+                    (people,),
+                )
+            )
+            score *= 0.4
         if size > self.max_ring_size:
             evidence.append(
                 Evidence(
@@ -501,6 +549,131 @@ class SharedIdentifierRings(Detector):
             entities=entity_keys,
             shared=shared_nodes,
         )
+
+
+def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> float:
+    """The most people a household of ``portfolio`` may have, from its own families.
+
+    Family groups are the connected groups of resolved applicants joined
+    by family naming links (an emergency contact that is another
+    applicant's phone, with a family relation that
+    :func:`ringscope.detectors.contacts.family_consistency` backs), over the
+    whole portfolio. The bound is the upper fence of their sizes,
+    ``exp(median + fence_mads * MAD)`` of log(people) (the MAD at least 0.1,
+    as for hubs), and never below ``floor``: a "household" far larger than
+    the book's own family groups is not one.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> from ringscope.detectors.portfolio import Portfolio
+    >>> household_limit(Portfolio(EmbeddedStore(tempfile.mkdtemp())))
+    6.0
+
+    Notes
+    -----
+    One join of the contacts on the applicant phones and one connected
+    components labelling: O(c + p), like ``contact_loops``.
+    """
+    contacts = portfolio.contacts
+    apps = portfolio.applications
+    if contacts.empty or apps.empty:
+        return float(floor)
+    apps = apps.drop_duplicates("application_id").set_index("application_id")
+    links = entity_links(portfolio)
+    entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
+    ids = apps.index.astype(str)
+    identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
+    identity = identity.where(identity.notna(), "app:" + pd.Series(ids, index=ids))
+    edges = contact_edges(contacts.dropna(subset=["application_id", "phone"]), portfolio.link_table("phone"), identity)
+    if edges.empty:
+        return float(floor)
+    involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
+    edges = edges[family_consistency(edges, apps.loc[involved]) > 0]
+    if edges.empty:
+        return float(floor)
+    m = len(edges)
+    codes, people = pd.factorize(
+        np.concatenate([identity.reindex(edges["src"]).to_numpy(), identity.reindex(edges["dst"]).to_numpy()])
+    )
+    sizes = np.bincount(component_labels(len(people), codes[:m], codes[m:]))
+    logp = np.log(sizes[sizes >= 2].astype(float))
+    median = float(np.median(logp))
+    mad = float(np.median(np.abs(logp - median))) * 1.4826
+    return float(max(floor, math.exp(median + fence_mads * max(mad, 0.1))))
+
+
+def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
+    """The rings that are one household: at most ``max_people`` people whom
+    family naming links join into one group.
+
+    A family naming link is an emergency contact of one member that is
+    another member's applicant phone, with a family relation that
+    :func:`ringscope.detectors.contacts.family_consistency` backs (shared
+    surname or home, or answered in kind). The ring is one household when
+    those links, between its resolved people, connect all of them.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+        Its contacts, phone links and applications (name, address) are read.
+    members : DataFrame
+        Indexed by application id: ``component`` (the ring) and ``entity``
+        (the resolved applicant).
+    max_people : int
+        Larger rings are never one household.
+
+    Returns
+    -------
+    Index of the ``component`` values that are households.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> from ringscope.detectors.portfolio import Portfolio
+    >>> members = pd.DataFrame({"component": [0, 0], "entity": ["p", "q"]}, index=["a", "b"])
+    >>> list(households(Portfolio(EmbeddedStore(tempfile.mkdtemp())), members, 6))
+    []
+
+    Notes
+    -----
+    One join of the members' contacts on their phones and one connected
+    components labelling of the people: O(c + p) over the members.
+    """
+    empty = pd.Index([], name="component")
+    people = members.groupby("component")["entity"].nunique()
+    small = people.index[people <= max_people]
+    members = members[members["component"].isin(small)]
+    contacts = portfolio.contacts
+    if members.empty or contacts.empty:
+        return empty
+    ids = members.index.astype(str)
+    contacts = contacts.dropna(subset=["application_id", "phone"])
+    contacts = contacts[in_set(contacts["application_id"].astype(str), ids)]
+    phones = portfolio.link_table("phone")
+    phones = phones[in_set(phones["application_id"].astype(str), ids)]
+    edges = contact_edges(contacts, phones, members["entity"])
+    if edges.empty:
+        return empty
+    component = members["component"]
+    edges = edges[edges["src"].map(component).to_numpy() == edges["dst"].map(component).to_numpy()]
+    if edges.empty:
+        return empty
+    involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
+    apps = portfolio.applications.drop_duplicates("application_id").set_index("application_id")
+    edges = edges[family_consistency(edges.reset_index(drop=True), apps.loc[involved]) > 0]
+    if edges.empty:
+        return empty
+    # people of each ring joined by family links: one group covering them all is a household
+    codes, entities = pd.factorize(members["entity"].astype(str))
+    position = pd.Series(codes, index=members.index)
+    labels = component_labels(
+        len(entities), position.reindex(edges["src"]).to_numpy(), position.reindex(edges["dst"]).to_numpy()
+    )
+    groups = pd.Series(labels[codes], index=members.index).groupby(component).nunique()
+    return pd.Index(groups.index[groups == 1], name="component")  # rings span >= 2 people: joined
 
 
 def _records_by_component(frame: pd.DataFrame, columns: list[str], limit: int) -> dict:

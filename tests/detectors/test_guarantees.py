@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from ringscope.detectors.guarantees import GuaranteeCircles, economic_units, guarantee_sccs
+from ringscope.detectors.risk.config import TrainingConfig
+from ringscope.detectors.risk.reasons import accused_ring
 from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder, company_uscc, person_id
 
@@ -98,4 +100,27 @@ def test_chain_downstream_of_a_circle_is_evidence(tmp_path):
     (circle,) = GuaranteeCircles().run(store)
     chain = {e.feature: e for e in circle.evidence}["guarantee_chain"]
     assert set(chain.values) == {company_uscc(3), company_uscc(4)}
-    assert set(circle.members) == {apps[1], apps[2]}
+    # company 3's loan stands on the circle's guarantee: a member; company 4's, one link further, is not
+    assert set(circle.members) == {apps[1], apps[2], apps[3]}
+    assert "1 loans guaranteed directly by a member" in chain.detail
+
+
+def test_loan_the_circle_secures_carries_its_ring_id(tmp_path):
+    """A chain borrower of a planted circle got no finding at all (bench_quality
+    2026-11-30: 17% of circle members); now it is a member at the circle's score."""
+    b = ExportBuilder()
+    apps = {i: b.business_app(i)["application_id"] for i in range(1, 6)}
+    for borrower, guarantor in ((1, 2), (2, 3), (3, 1)):  # a three-cycle
+        b.guarantee(apps[borrower], "company", f"c{guarantor}", company_uscc(guarantor))
+    b.guarantee(apps[4], "company", "c1", company_uscc(1))  # a loan the circle secures
+    b.guarantee(apps[5], "company", "c4", company_uscc(4))  # one link further down
+    store = EmbeddedStore(tmp_path / "s")
+    b.load(store, tmp_path / "e")
+    (circle,) = GuaranteeCircles().run(store)
+    assert set(circle.members) == {apps[1], apps[2], apps[3], apps[4]}
+    assert circle.score >= TrainingConfig().review_threshold
+    ring = accused_ring([circle], apps[4], [], [], TrainingConfig().review_threshold, ("guarantee_circles",))
+    assert ring == circle.finding_id
+    # exposure is the circle's own loans
+    exposure = {e.feature: e for e in circle.evidence}["exposure"].values[0]
+    assert exposure == 3 * 300000

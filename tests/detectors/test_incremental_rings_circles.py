@@ -171,6 +171,9 @@ def circle_book(tmp_path_factory):
     b.guarantee(a[9], "company", "c8", company_uscc(8))
     b.guarantee(a[10], "company", "c9", company_uscc(9))
     rep_loan = b.app(applicant_name="七老板", applicant_id_number=person_id(700))["application_id"]
+    # and a new loan of company 15 that company 8 guarantees: it stands on the circle
+    chain_loan = b.business_app(15)["application_id"]
+    b.guarantee(chain_loan, "company", "c8", company_uscc(8))
     # an unrelated circle
     b.guarantee(a[11], "company", "c12", company_uscc(12))
     b.guarantee(a[12], "company", "c11", company_uscc(11))
@@ -184,7 +187,7 @@ def circle_book(tmp_path_factory):
     portfolio = Portfolio(store)
     portfolio.person_entity = pd.Series({person_id(1301): person_id(1300)})
     portfolio.company_entity = pd.Series({company_uscc(14): company_uscc(13)})
-    batch = {"mutual": a[2], "borrower": new5, "rep": rep_loan, "alias": alias_loan}
+    batch = {"mutual": a[2], "borrower": new5, "rep": rep_loan, "alias": alias_loan, "chain": chain_loan}
     return portfolio, a, batch
 
 
@@ -202,8 +205,9 @@ def test_circle_scope_is_the_touched_guarantee_components(circle_book):
         a[9],
         a[10],
         batch["rep"],
+        batch["chain"],
     }
-    assert len(local.guarantees) == 8  # 1<->2, 5<->6, 7<->8 and the chain 8 -> 9 -> 10
+    assert len(local.guarantees) == 9  # 1<->2, 5<->6, 7<->8, the chain 8 -> 9 -> 10 and 8 -> 15
 
 
 def test_circles_around_the_batch_equal_a_full_run(circle_book):
@@ -216,11 +220,12 @@ def test_circles_around_the_batch_equal_a_full_run(circle_book):
     assert {m for _, m in expected} == {
         tuple(sorted([a[1], a[2]])),
         tuple(sorted([a[5], a[6], batch["borrower"]])),
-        tuple(sorted([a[7], a[8], batch["rep"]])),
+        # the loans company 8 guarantees directly (9's and the new 15's) are the circle's; 10's is not
+        tuple(sorted([a[7], a[8], a[9], batch["rep"], batch["chain"]])),
     }
     (rep_circle,) = [f for f in found if batch["rep"] in f.members]
     chain = {e.feature: e for e in rep_circle.evidence}["guarantee_chain"]
-    assert set(chain.values) == {company_uscc(9), company_uscc(10)}
+    assert set(chain.values) == {company_uscc(9), company_uscc(10), company_uscc(15)}
 
 
 def test_economic_units_come_from_the_whole_portfolio(circle_book):
