@@ -37,6 +37,14 @@ import pandas as pd
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
+from ringscope.detectors.family import (
+    FAMILY_RELATIONS,
+    family_consistency,
+    family_edges,
+    family_hub_edges,
+    home_keys,
+    surnames,
+)
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -50,64 +58,6 @@ __all__ = [
 ]
 
 BAD_LABELS = KNOWN_BAD_LABELS
-#: relations that make naming each other ordinary (English contract values and common Chinese forms)
-FAMILY_RELATIONS = frozenset(
-    {
-        "spouse",
-        "husband",
-        "wife",
-        "parent",
-        "father",
-        "mother",
-        "child",
-        "son",
-        "daughter",
-        "sibling",
-        "brother",
-        "sister",
-        "relative",
-        "family",
-        "配偶",
-        "夫妻",
-        "丈夫",
-        "妻子",
-        "老公",
-        "老婆",
-        "父母",
-        "父亲",
-        "母亲",
-        "爸爸",
-        "妈妈",
-        "子女",
-        "儿子",
-        "女儿",
-        "兄弟姐妹",
-        "兄弟",
-        "姐妹",
-        "哥哥",
-        "姐姐",
-        "弟弟",
-        "妹妹",
-        "亲属",
-        "亲戚",
-        "家人",
-    }
-)
-_COMPOUND_SURNAMES = (
-    "欧阳",
-    "司马",
-    "上官",
-    "诸葛",
-    "东方",
-    "皇甫",
-    "尉迟",
-    "公孙",
-    "慕容",
-    "长孙",
-    "夏侯",
-    "令狐",
-    "司徒",
-)
 _DAY = 86400.0
 
 
@@ -222,7 +172,7 @@ class ContactLoops(Detector):
         findings = []
         if len(loop_edges):
             loop_edges = loop_edges.assign(
-                family=_family_edge(loop_edges, info), component=loop_edges["src"].map(sccs).to_numpy()
+                family=family_edges(loop_edges, info), component=loop_edges["src"].map(sccs).to_numpy()
             )
             for group in _groups(loop_edges, "component"):
                 finding = self._loop_finding(group, records)
@@ -466,7 +416,7 @@ class ContactLoops(Detector):
     ) -> list[Finding]:
         if edges.empty:
             return []
-        edges = edges.assign(family=_family_hub_edge(edges, info, owners))
+        edges = edges.assign(family=family_hub_edges(edges, info, owners))
         owner_apps = owners.groupby("phone")["owner_app"].agg(list).to_dict()
         out = []
         for group in _groups(edges, "phone"):
@@ -592,132 +542,15 @@ def _info(apps: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
             "identity": identity.reindex(apps.index).to_numpy(),
             "person": apps["person"].to_numpy(),
             "name": apps["applicant_name"].astype(object).to_numpy(),
-            "surname": _surname(apps["applicant_name"]).to_numpy(),
+            "surname": surnames(apps["applicant_name"]).to_numpy(),
             "address": apps["address"].to_numpy(),
-            "address_key": _address_key(apps["address"]).to_numpy(),
+            "address_key": home_keys(apps["address"]).to_numpy(),
             "employer": apps["employer"].to_numpy(),
             "label": apps["label"].to_numpy(),
             "applied_at": apps["applied_at"].to_numpy(),
         },
         index=apps.index,
     )
-
-
-def _surname(names: pd.Series) -> pd.Series:
-    s = names.astype(object).where(names.notna(), "").astype(str).str.strip()
-    two = s.str[:2]
-    return pd.Series(np.where(two.isin(_COMPOUND_SURNAMES), two, s.str[:1]), index=names.index).replace("", pd.NA)
-
-
-def _address_key(addresses: pd.Series) -> pd.Series:
-    """A key equal for one home typed differently (路/道, with or without 省/市): its
-    house, building, unit and room numbers when it has at least three, else the text."""
-    text = addresses.astype(object).where(addresses.notna(), "").astype(str)
-    digits = text.str.findall(r"\d+").map(
-        lambda groups: "#" + "|".join(g.lstrip("0") or "0" for g in groups) if len(groups) >= 3 else ""
-    )
-    key = digits.where(digits != "", text.str.replace(r"\s+", "", regex=True))
-    return key.replace("", pd.NA)
-
-
-_COLLEAGUE = frozenset({"colleague", "coworker", "同事", "领导", "上司"})
-_RECIPROCAL = {"spouse": "spouse", "parent": "child", "child": "parent", "sibling": "sibling"}
-
-
-def family_consistency(edges: pd.DataFrame, apps: pd.DataFrame) -> np.ndarray:
-    """How much each naming edge looks like family: the test loops and households use.
-
-    1 for a family relation (:data:`FAMILY_RELATIONS`) backed by a shared
-    surname or home (address key: one home typed differently still matches),
-    0.5 for a family relation answered in kind (spouse ↔ spouse, parent ↔
-    child) without that, else 0.
-
-    Parameters
-    ----------
-    edges : DataFrame
-        ``src``, ``dst``, ``phone``, ``relation`` (:func:`contact_edges`).
-    apps : DataFrame
-        Indexed by application id, with ``applicant_name`` and ``address``;
-        must hold every ``src`` and ``dst``.
-
-    Returns
-    -------
-    Array of floats aligned with ``edges``.
-
-    Example
-    -------
-    >>> apps = pd.DataFrame({"applicant_name": ["王伟", "李娜", "赵强"],
-    ...                      "address": ["幸福路1号2栋3室", "幸福路1号2栋3室", "人民路9号"]}, index=["a", "b", "c"])
-    >>> edges = pd.DataFrame({"src": ["b", "c"], "dst": ["a", "a"], "phone": ["p1", "p1"],
-    ...                       "relation": ["配偶", "friend"]})
-    >>> family_consistency(edges, apps).tolist()
-    [1.0, 0.0]
-    """
-    info = pd.DataFrame(
-        {
-            "surname": _surname(apps["applicant_name"]).to_numpy(),
-            "address_key": _address_key(apps["address"]).to_numpy(),
-        },
-        index=apps.index,
-    )
-    return _family_edge(edges, info)
-
-
-def _is_family(relation: pd.Series) -> np.ndarray:
-    return relation.fillna("").astype(str).str.strip().str.lower().isin(FAMILY_RELATIONS).to_numpy()
-
-
-def _family_edge(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
-    """1 for a family relation backed by a shared surname or home, 0.5 for a family
-    relation answered in kind (spouse ↔ spouse, parent ↔ child) without that, else 0."""
-    s_src = info["surname"].reindex(edges["src"]).to_numpy()
-    s_dst = info["surname"].reindex(edges["dst"]).to_numpy()
-    a_src = info["address_key"].reindex(edges["src"]).to_numpy()
-    a_dst = info["address_key"].reindex(edges["dst"]).to_numpy()
-    same_surname = pd.notna(s_src) & (s_src == s_dst)
-    same_address = pd.notna(a_src) & (a_src == a_dst)
-    family = _is_family(edges["relation"])
-    rel = edges["relation"].fillna("").astype(str).str.strip().str.lower()
-    back = pd.DataFrame(
-        {"src": edges["dst"].to_numpy(), "dst": edges["src"].to_numpy(), "back": rel.map(_RECIPROCAL).to_numpy()}
-    )
-    answered = edges.assign(rel=rel.to_numpy()).merge(
-        back.dropna().drop_duplicates(["src", "dst", "back"]),
-        left_on=["src", "dst", "rel"],
-        right_on=["src", "dst", "back"],
-        how="left",
-        indicator=True,
-    )
-    answered = answered.drop_duplicates(["src", "dst", "phone"])["_merge"].eq("both").to_numpy()
-    strong = family & (same_surname | same_address)
-    return np.where(strong, 1.0, np.where(family & answered, 0.5, 0.0))
-
-
-def _family_hub_edge(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
-    """Family relation and a surname or address the namer shares with the contact or with another namer."""
-    frame = edges.assign(
-        surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
-        address=info["address_key"].reindex(edges["application_id"]).to_numpy(),
-    )
-    contact_surname = _surname(frame["contact_name"]).to_numpy()
-    same_contact = pd.notna(contact_surname) & (frame["surname"].to_numpy() == contact_surname)
-    by_surname = frame.groupby(["phone", "surname"])["identity"].transform("nunique").to_numpy() >= 2
-    by_address = frame.groupby(["phone", "address"])["identity"].transform("nunique").to_numpy() >= 2
-    owner_addr = owners.assign(owner_address=info["address_key"].reindex(owners["owner_app"]).to_numpy())
-    owner_addr = owner_addr.dropna(subset=["owner_address"])[["phone", "owner_address"]].drop_duplicates()
-    # a spouse or child naming the phone's own applicant at the same address
-    numbered = frame.reset_index(drop=True).assign(_i=np.arange(len(frame)))
-    hits = numbered.merge(owner_addr, on="phone")
-    hit_rows = hits.loc[hits["address"].notna() & (hits["address"] == hits["owner_address"]), "_i"].unique()
-    same_owner_address = np.zeros(len(frame), dtype=bool)
-    same_owner_address[hit_rows] = True
-    family = _is_family(frame["relation"]) & (same_contact | by_surname | by_address | same_owner_address)
-    # colleagues of one employer naming their manager: ordinary, but easy to fake, so half
-    employer = info["employer"].reindex(edges["application_id"]).to_numpy()
-    frame = frame.assign(employer=employer)
-    by_employer = frame.groupby(["phone", "employer"])["identity"].transform("nunique").to_numpy() >= 2
-    colleague = frame["relation"].fillna("").astype(str).str.strip().str.lower().isin(_COLLEAGUE).to_numpy()
-    return np.where(family, 1.0, np.where(colleague & by_employer, 0.5, 0.0))
 
 
 def _groups(frame: pd.DataFrame, by: str) -> list[list[dict]]:

@@ -23,7 +23,7 @@ family-like rings (sharing only an address or each other as contacts, same
 surname) are discounted, and so is a ring that is one **household**: a few
 people who name each other as emergency contacts with a family relation
 (spouse, parent, 配偶 …, backed by a shared surname or home, or answered in
-kind: the test of :func:`ringscope.detectors.contacts.family_consistency`),
+kind: the test of :func:`ringscope.detectors.family.family_consistency`),
 those links joining all of them. A family shares a home address, the home
 IP and often a device, and a spouse keeps their own surname, so what it
 shares alone cannot tell it from a ring; who its members say they are to
@@ -44,7 +44,8 @@ import pandas as pd
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
-from ringscope.detectors.contacts import contact_edges, family_consistency
+from ringscope.detectors.contacts import contact_edges
+from ringscope.detectors.family import family_consistency
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -557,7 +558,7 @@ def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> flo
     Family groups are the connected groups of resolved applicants joined
     by family naming links (an emergency contact that is another
     applicant's phone, with a family relation that
-    :func:`ringscope.detectors.contacts.family_consistency` backs), over the
+    :func:`ringscope.detectors.family.family_consistency` backs), over the
     whole portfolio. The bound is the upper fence of their sizes,
     ``exp(median + fence_mads * MAD)`` of log(people) (the MAD at least 0.1,
     as for hubs), and never below ``floor``: a "household" far larger than
@@ -610,7 +611,7 @@ def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
 
     A family naming link is an emergency contact of one member that is
     another member's applicant phone, with a family relation that
-    :func:`ringscope.detectors.contacts.family_consistency` backs (shared
+    :func:`ringscope.detectors.family.family_consistency` backs (shared
     surname or home, or answered in kind). The ring is one household when
     those links, between its resolved people, connect all of them.
 

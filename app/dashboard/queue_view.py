@@ -57,7 +57,7 @@ ROW_COLUMNS = [
 
 #: the grid's headers (what each column says, with its unit)
 COLUMN_NAMES = {
-    "what": N_("What"),
+    "what": N_("Kind"),
     "members": N_("Members"),
     "exposure": N_("Exposure (¥, members' loans)"),
     "known_bad": N_("Known bad"),
