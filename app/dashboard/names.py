@@ -745,6 +745,8 @@ def audit_text(value: Any) -> str:
     '状态：确认欺诈；最后修改（北京时间）：2026-11-30 14:05'
     >>> audit_text("plain words"), audit_text(None)
     ('plain words', '')
+    >>> audit_text('{"assignee": "ivy", "comment": ""}')  # an empty field says nothing
+    '负责人：ivy'
     """
     if _missing(value):
         return ""
@@ -757,6 +759,8 @@ def audit_text(value: Any) -> str:
         return text if not isinstance(data, list) else "；".join(map(str, data))
     parts = []
     for key, item in data.items():
+        if item is None or (isinstance(item, str) and not item.strip()):
+            continue  # "reason: ;" reads as a reason that was given and lost
         if key == "status":
             shown = status_name(item)
         elif key in ("at", "updated_at", "applied_at") or str(key).endswith("_at"):
