@@ -200,6 +200,7 @@ class Settings:
         min_hub_people = 5
         cohesion_threshold = 0.5
         max_ring_size = 300
+        max_household = 6
         """
         effective = self.effective()
         lines = [f"# ringscope settings (digest {self.digest})"]

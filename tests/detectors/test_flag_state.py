@@ -109,17 +109,14 @@ def test_second_flag_loads_the_state_and_flags_as_a_rebuild_does(store, prepared
     ]
     assert {f.finding_id for f in first.new_findings} <= {f.finding_id for f in state["findings"]}
 
-    # the same batch again: the ingest changes nothing, so the state is loaded
-    # (on Neo4j a re-ingest sets properties to the values they hold, which
-    # counts as a write there: the index is then rebuilt, and saved again)
+    # the same batch again: the ingest changes nothing, so the state is loaded on
+    # either store (Neo4j counts a property set to the value it holds as an
+    # update; the merge queries report what really differs instead)
     with _Reads(store) as reads:
         second = _flag(store, batch, model, tmp_path)
-    if store.kind == "embedded":
-        assert second.state.how == "loaded", second.state
-        assert reads.tables == [], reads.tables  # not one whole table read from the store
-        assert set(manifest["statistics"]) >= {"identity", "shared_identifier_rings", "device_velocity"}
-    else:
-        assert second.state.how == "rebuilt" and "changed" in second.state.reason, second.state
+    assert second.state.how == "loaded", second.state
+    assert reads.tables == [], reads.tables  # not one whole table read from the store
+    assert set(manifest["statistics"]) >= {"identity", "shared_identifier_rings", "device_velocity"}
     # a third run on the unchanged store must load on either store: the second saved after its writes
     with _Reads(store) as reads:
         index = FlagIndex.open(store, bad_labels=model.known_bad)

@@ -100,7 +100,9 @@ def test_finding_queries_after_detect(loaded):
     save_findings(loaded, run_detectors(loaded, ["guarantee_circles"]))
     top = _run(loaded, "q12-top-findings")
     assert len(top) == 1 and top[0]["detector"] == "guarantee_circles" and top[0]["kind"] == "mutual_guarantee"
-    assert set(top[0]["applications"]) == {"A1", "A2"}
+    # A1 and A2 guarantee each other; A3's loan is guaranteed by 张伟, C1's legal
+    # representative (one economic unit with C1), so it stands on the circle's security
+    assert set(top[0]["applications"]) == {"A1", "A2", "A3"}
     mine = _run(loaded, "q13-application-findings", application="A1")
     assert [r["detector"] for r in mine] == ["guarantee_circles"]
 
