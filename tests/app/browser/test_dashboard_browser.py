@@ -12,33 +12,20 @@ is saved under the pytest tmp dir and to ``tests/app/browser/artifacts/``.
 from __future__ import annotations
 
 import html
-import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from ringscope.app.dashboard import auth, cases
 from ringscope.app.dashboard.launch import free_port, launch
 from ringscope.graph.embedded import EmbeddedStore
+from tests.app.browser.common import ARGS, CHROMIUM, READY, loopback_guard
 from tests.app.browser.store_fixture import build_dashboard_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("RINGSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 #: where a node is drawn on the cytoscape canvas, in the component iframe's coordinates
 _NODE_POSITION_JS = """(label) => {
@@ -76,13 +63,7 @@ def test_investigator_works_a_ring_offline(dashboard, tmp_path):
     store, url = dashboard
     off_loopback: list[str] = []
 
-    def guard(route):
-        parsed = urlparse(route.request.url)
-        if parsed.scheme in ("data", "blob", "about") or parsed.hostname in LOOPBACK:
-            route.continue_()
-        else:
-            off_loopback.append(route.request.url)
-            route.abort()
+    guard = loopback_guard(off_loopback)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

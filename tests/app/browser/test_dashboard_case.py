@@ -23,23 +23,11 @@ import pytest
 from ringscope.app.dashboard import auth, cases, i18n
 from ringscope.app.dashboard.launch import free_port, launch, stop
 from ringscope.graph.embedded import EmbeddedStore
+from tests.app.browser.common import ARGS, CHROMIUM, PASSWORD, loopback_guard, settle
 from tests.app.browser.store_fixture import build_dashboard_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("RINGSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
-PASSWORD = "correct horse"
 CASE = "case:Finding:rings-aaaa"
 
 
@@ -47,11 +35,6 @@ def zh(message: str) -> str:
     """What the Chinese page shows for ``message`` (the catalogue's translation)."""
     with i18n.use_language("zh_CN"):
         return i18n._(message)
-
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)  # let a rerun start before waiting for it to end
-    page.wait_for_selector(READY)
 
 
 @pytest.fixture
@@ -78,13 +61,7 @@ def test_a_case_link_reply_evidence_pack_and_reload_in_chinese(served, tmp_path)
     store, url = served
     off_loopback: list[str] = []
 
-    def guard(route):
-        parsed = urlparse(route.request.url)
-        if parsed.scheme in ("data", "blob", "about") or parsed.hostname in LOOPBACK:
-            route.continue_()
-        else:
-            off_loopback.append(route.request.url)
-            route.abort()
+    guard = loopback_guard(off_loopback)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -22,24 +22,11 @@ import pytest
 from ringscope.app.dashboard import auth
 from ringscope.app.dashboard.launch import free_port, launch, stop
 from ringscope.graph.embedded import EmbeddedStore
+from tests.app.browser.common import ARGS, CHROMIUM, PASSWORD, READY, loopback_guard, settle
 from tests.app.browser.queue_fixture import add_triage_findings
 from tests.app.browser.store_fixture import build_dashboard_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = os.environ.get("RINGSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
-PASSWORD = "correct horse"
 
 
 @pytest.fixture
@@ -59,24 +46,13 @@ def server(tmp_path):
         stop(process, timeout=15)
 
 
-def settle(page) -> None:
-    page.wait_for_timeout(300)  # let a rerun start before waiting for it to end
-    page.wait_for_selector(READY)
-
-
 def test_a_finding_link_survives_the_log_in_and_a_reload_and_the_queue_is_photographed(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     store, url = server
     off_loopback: list[str] = []
 
-    def guard(route):
-        parsed = urlparse(route.request.url)
-        if parsed.scheme in ("data", "blob", "about") or parsed.hostname in LOOPBACK:
-            route.continue_()
-        else:
-            off_loopback.append(route.request.url)
-            route.abort()
+    guard = loopback_guard(off_loopback)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -10,34 +10,20 @@ that a restart does not reset the count.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from ringscope.app.dashboard import auth, cases
 from ringscope.app.dashboard.launch import free_port, launch, stop
 from ringscope.graph.embedded import EmbeddedStore
+from tests.app.browser.common import ARGS, CHROMIUM, PASSWORD, READY, loopback_guard, settle
 from tests.app.browser.store_fixture import build_dashboard_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("RINGSCOPE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
-PASSWORD = "correct horse"
 TRACKER = "![x](http://203.0.113.7/track.png)"
 
 #: every node's rendered position and the panel's text, from the component's own cytoscape
@@ -93,17 +79,9 @@ class Guarded:
     def __init__(self, browser):
         self.off_loopback: list[str] = []
         self.context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        self.context.route("**/*", self._guard)
+        self.context.route("**/*", loopback_guard(self.off_loopback))
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
-
-    def _guard(self, route):
-        parsed = urlparse(route.request.url)
-        if parsed.scheme in ("data", "blob", "about") or parsed.hostname in LOOPBACK:
-            route.continue_()
-        else:
-            self.off_loopback.append(route.request.url)
-            route.abort()
 
 
 @pytest.fixture
@@ -126,11 +104,6 @@ def log_in(page, url: str, name: str, password: str = PASSWORD) -> None:
     page.get_by_role("textbox", name="User").fill(name)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_selector(READY)
-
-
-def settle(page) -> None:
-    page.wait_for_timeout(300)  # let a rerun start before waiting for it to end
     page.wait_for_selector(READY)
 
 

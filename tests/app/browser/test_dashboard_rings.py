@@ -23,16 +23,9 @@ import pytest
 from ringscope.app.dashboard import auth
 from ringscope.app.dashboard.launch import free_port, launch, stop
 from ringscope.graph.embedded import EmbeddedStore
+from tests.app.browser.common import ARGS, CHROMIUM, PASSWORD, settle
 from tests.app.browser.ring_fixture import CIRCLE, DEVICE, RING, build_ring_store
-from tests.app.browser.test_dashboard_regressions import (
-    ARGS,
-    CHROMIUM,
-    PASSWORD,
-    Guarded,
-    graph_frame,
-    log_in,
-    settle,
-)
+from tests.app.browser.test_dashboard_regressions import Guarded, graph_frame, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
