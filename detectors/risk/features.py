@@ -143,7 +143,7 @@ def _codes(values: pd.Series) -> np.ndarray:
         array = pa.array(values)  # Arrow-backed text converts without a copy
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         array = pa.array(values.astype(str).to_numpy(dtype=object))
-    encoded = array.dictionary_encode()
+    encoded = array.dictionary_encode(null_encoding="encode")
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
