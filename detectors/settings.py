@@ -51,6 +51,7 @@ TRAINING_KEYS = (
     "review_threshold",
     "decline_threshold",
     "prefer_scorecard_within",
+    "honest_sample",
 )
 
 

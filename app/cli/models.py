@@ -30,6 +30,13 @@ def print_training(result) -> None:
     report = result.report
     click.echo(f"{report['target']} model {report['version']} ({report['chosen']}) saved in {result.folder}")
     click.echo(f"  target {report['target']}: {_describe_outcomes(report)}")
+    sample = report.get("honest_sample")
+    if sample and sample["learned_from"] < sample["negatives"]:
+        click.echo(
+            f"  every fit learns from all positives and at most {sample['limit']:,} other outcomes drawn at "
+            f"random and weighted up (honest_sample); the final model: {sample['learned_from']:,} of "
+            f"{sample['negatives']:,}, each weighing {sample['weight']:.2f}"
+        )
     valid = report["validation"]
     if valid.get("method", "out of time") == "out of time":
         click.echo(

@@ -40,7 +40,10 @@ class TrainingConfig:
     ``review_capacity`` is the share of applications the team can review
     (precision@k is measured there); ``review_threshold`` /
     ``decline_threshold`` are the default decisions on the calibrated
-    probability (``flag`` can override them).
+    probability (``flag`` can override them). ``honest_sample`` is the most
+    other outcomes one fit learns from: beyond it they are drawn at random and
+    weighted up, so every positive counts and the probabilities stay those
+    of the whole book while a fit's cost stops growing with it.
 
     Example
     -------
@@ -54,6 +57,7 @@ class TrainingConfig:
     review_threshold: float = 0.3
     decline_threshold: float = 0.7
     prefer_scorecard_within: float = 0.02
+    honest_sample: int = 200_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +67,9 @@ class TrainingConfig:
             raise ValueError(f"validation_share must be in [0.05, 0.5]; got {self.validation_share}")
         if not 0 < self.review_capacity < 1:
             raise ValueError(f"review_capacity must be in (0, 1); got {self.review_capacity}")
+        whole = isinstance(self.honest_sample, int) and not isinstance(self.honest_sample, bool)
+        if not whole or self.honest_sample < 1000:
+            raise ValueError(f"honest_sample must be a whole number of at least 1000; got {self.honest_sample!r}")
         if not 0 < self.review_threshold < self.decline_threshold <= 1:
             raise ValueError(
                 "thresholds must satisfy 0 < review_threshold < decline_threshold <= 1; "

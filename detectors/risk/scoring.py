@@ -55,6 +55,7 @@ __all__ = [
     "TrainedModel",
     "make_model",
     "train_models",
+    "honest_sample_rows",
     "ks_statistic",
     "precision_at_k",
     "contributions",
@@ -340,7 +341,7 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
         if progress:
             progress(f"train {kind}", i, 2)
         for variant, cols in (("all features", (numeric, categorical)), ("without graph", (own_numeric, categorical))):
-            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config.seed)
+            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config.seed, config.honest_sample)
             metrics = {
                 "auc": float(roc_auc_score(y_valid, scores)),
                 "ks": ks_statistic(y_valid, scores),
@@ -359,9 +360,18 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     report["chosen"] = chosen
     if progress:
         progress(f"train final {chosen}", 2, 2)
-    final = _calibrated(chosen, numeric, categorical, config.seed, int(y.sum()))
-    final.fit(X[numeric + categorical], y)
-    explainer = make_model(chosen, numeric, categorical, config.seed).fit(X[numeric + categorical], y)
+    every = np.arange(len(y))
+    final = _fit_calibrated(chosen, (numeric, categorical), config.seed, X, y, every, config.honest_sample)
+    rows, weights = honest_sample_rows(y, config.honest_sample, config.seed)
+    explainer = make_model(chosen, numeric, categorical, config.seed).fit(
+        X[numeric + categorical].iloc[rows], y[rows], **({} if weights is None else {"model__sample_weight": weights})
+    )
+    report["honest_sample"] = {
+        "limit": config.honest_sample,
+        "negatives": int((y == 0).sum()),
+        "learned_from": int((y[rows] == 0).sum()),
+        "weight": 1.0 if weights is None else float(weights.max()),
+    }
     baseline = _baseline(X[numeric + categorical], numeric)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + config.digest()
     model = TrainedModel(chosen, final, explainer, numeric + categorical, config, report, baseline, version)
@@ -372,21 +382,64 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
 
 
 def _validation_scores(
-    X: pd.DataFrame, y: np.ndarray, split: _Split, kind: str, cols: tuple[list[str], list[str]], seed: int
+    X: pd.DataFrame,
+    y: np.ndarray,
+    split: _Split,
+    kind: str,
+    cols: tuple[list[str], list[str]],
+    seed: int,
+    honest_sample: int,
 ) -> np.ndarray:
     """Scores of the validation applications (``split.valid_ids``, in that
     order): one fit on the training period, or out-of-fold over k folds."""
     if not split.folds:
-        train_mask = X.index.isin(split.train_ids)
-        est = _calibrated(kind, cols[0], cols[1], seed, int(y[train_mask].sum()))
-        est.fit(X[train_mask], y[train_mask])
+        train_rows = np.flatnonzero(X.index.isin(split.train_ids))
+        est = _fit_calibrated(kind, cols, seed, X, y, train_rows, honest_sample)
         return est.predict_proba(X.loc[split.valid_ids])[:, 1]
     scores = np.empty(len(X))
     for fit_rows, valid_rows in split.folds:
-        est = _calibrated(kind, cols[0], cols[1], seed, int(y[fit_rows].sum()))
-        est.fit(X.iloc[fit_rows], y[fit_rows])
+        est = _fit_calibrated(kind, cols, seed, X, y, fit_rows, honest_sample)
         scores[valid_rows] = est.predict_proba(X.iloc[valid_rows])[:, 1]
     return scores
+
+
+def honest_sample_rows(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows one fit learns from, and their weights.
+
+    Every positive is kept. When there are more than ``limit`` negatives,
+    ``limit`` of them are drawn uniformly (``seed``) and each weighs
+    ``negatives / limit``, so the weighted sample has the book's own mix of
+    outcomes: the fit and its calibration estimate the same probabilities as
+    on every row, at a cost that stops growing with the book. Below the limit
+    nothing is drawn and the weights are ``None`` (the fit is unchanged).
+
+    Example
+    -------
+    >>> y = np.array([1] * 10 + [0] * 5000)
+    >>> rows, weights = honest_sample_rows(y, 1000, seed=0)
+    >>> len(rows), int(y[rows].sum()), float(weights[y[rows] == 0][0]), float(weights.sum())
+    (1010, 10, 5.0, 5010.0)
+    >>> honest_sample_rows(y, 10_000, seed=0)[1] is None
+    True
+    """
+    negatives = np.flatnonzero(y == 0)
+    if len(negatives) <= limit:
+        return np.arange(len(y)), None
+    drawn = np.random.default_rng(seed).choice(negatives, size=limit, replace=False)
+    rows = np.sort(np.concatenate([np.flatnonzero(y != 0), drawn]))
+    weights = np.where(y[rows] == 0, len(negatives) / limit, 1.0)
+    return rows, weights
+
+
+def _fit_calibrated(kind, cols, seed: int, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, honest_sample: int):
+    """A calibrated model of ``kind`` fitted on ``rows`` of ``X``, its negatives
+    sampled (:func:`honest_sample_rows`): the weights reach both the model
+    (``model__sample_weight``, through the pipeline) and the calibration."""
+    picked, weights = honest_sample_rows(y[rows], honest_sample, seed)
+    rows = rows[picked]
+    est = _calibrated(kind, cols[0], cols[1], seed, int(y[rows].sum()))
+    weighted = {} if weights is None else {"sample_weight": weights, "model__sample_weight": weights}
+    return est.fit(X[cols[0] + cols[1]].iloc[rows], y[rows], **weighted)
 
 
 def _baseline(X: pd.DataFrame, numeric: list[str]) -> pd.Series:

@@ -1,0 +1,69 @@
+"""Training on a sample of the honest outcomes: every positive kept, the other
+outcomes drawn and weighted up, so the probabilities stay the book's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ringscope.detectors.risk.scoring import TrainingConfig, honest_sample_rows, train_models
+
+# trains models: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
+
+def _book(n: int = 3000, rate: float = 0.04, seed: int = 3):
+    """``n`` labelled applications, one an hour; about ``rate`` of them fraud,
+    which a ring score and the amount separate imperfectly."""
+    rng = np.random.default_rng(seed)
+    ids = [f"A{i:05d}" for i in range(n)]
+    y = rng.random(n) < rate
+    features = pd.DataFrame(
+        {
+            "log_amount": rng.normal(10, 1, n) + 0.8 * y,
+            "det_shared_identifier_rings": np.clip(rng.normal(0.2, 0.15, n) + 0.35 * y, 0, 1),
+            "product": rng.choice(["consumer", "sme"], n),
+            "channel": rng.choice(["app", "agent"], n),
+        },
+        index=ids,
+    )
+    labels = pd.Series(np.where(y, "fraud", "good"), index=ids)
+    applied_at = pd.Series(pd.date_range("2025-01-01", periods=n, freq="h"), index=ids)
+    return features, labels, applied_at
+
+
+def test_sample_keeps_every_positive_and_weights_the_rest_back_to_the_whole():
+    y = np.r_[np.ones(37, int), np.zeros(9000, int)]
+    rows, weights = honest_sample_rows(y, 1500, seed=4)
+    assert y[rows].sum() == 37 and (y[rows] == 0).sum() == 1500
+    assert len(np.unique(rows)) == len(rows)
+    assert weights[y[rows] == 0].sum() == pytest.approx(9000) and weights[y[rows] == 1].sum() == 37
+    again, _ = honest_sample_rows(y, 1500, seed=4)
+    assert np.array_equal(rows, again)  # the seed decides the draw
+
+
+def test_probabilities_stay_calibrated_to_the_whole_book_when_sampled():
+    features, labels, applied_at = _book()
+    full_model, full = train_models(features, labels, applied_at, TrainingConfig())
+    model, report = train_models(features, labels, applied_at, TrainingConfig(honest_sample=1000))
+    negatives = int((labels == "good").sum())
+    assert full["honest_sample"]["learned_from"] == negatives and full["honest_sample"]["weight"] == 1.0
+    assert report["honest_sample"]["learned_from"] == 1000
+    assert report["honest_sample"]["weight"] == pytest.approx(negatives / 1000)
+    y = (labels == "fraud").to_numpy()
+    scores = model.predict_proba(features)
+    # unweighted, the sample's ~11% positives would push the mean score far above the book's 4%
+    assert 0.6 * y.mean() < scores.mean() < 1.5 * y.mean()
+    # the ranking keeps nearly all of its power
+    assert roc_auc_score(y, scores) > roc_auc_score(y, full_model.predict_proba(features)) - 0.03
+    valid = report["models"][report["chosen"]]["all features"]["auc"]
+    assert valid > full["models"][full["chosen"]]["all features"]["auc"] - 0.03
+
+
+def test_honest_sample_is_validated():
+    with pytest.raises(ValueError, match="honest_sample"):
+        TrainingConfig(honest_sample=10)
+    with pytest.raises(ValueError, match="honest_sample"):
+        TrainingConfig(honest_sample=2.5e5)  # type: ignore[arg-type]
