@@ -365,7 +365,7 @@ def import_database(
         done = subprocess.run(cmd, env=env, cwd=data, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         seconds = time.monotonic() - started
     output = done.stdout + done.stderr
-    (data / "logs" / "import.log").write_text(output, encoding="utf-8")
+    _write_private(data / "logs" / "import.log", output)
     if done.returncode != 0:
         tail = "\n".join(output.splitlines()[-25:])
         raise RuntimeError(f"the offline import failed (exit {done.returncode}; log {data / 'logs' / 'import.log'}):\n{tail}")

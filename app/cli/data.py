@@ -114,7 +114,9 @@ def ingest(
         b = summary.bulk
         click.echo(
             f"  bulk import: {b.nodes:,} nodes + {b.relationships:,} relationships in {b.import_seconds:.1f} s "
-            f"({b.import_rate:,.0f} writes/s); files {b.files_seconds:.1f} s, stop {b.stop_seconds:.1f} s, "
+            f"({b.import_rate:,.0f} writes/s"
+            + (f"; the importer's own {b.importer_seconds:.1f} s" if b.importer_seconds else "")
+            + f"); files {b.files_seconds:.1f} s, stop {b.stop_seconds:.1f} s, "
             f"start {b.start_seconds:.1f} s, constraints {b.schema_seconds:.1f} s"
         )
         if b.dropped_relationships:

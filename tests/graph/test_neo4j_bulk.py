@@ -92,7 +92,7 @@ def book(tmp_path_factory) -> Path:
     from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 
     out = tmp_path_factory.mktemp("bulk-book") / "export"
-    generate_portfolio(GeneratorConfig(applications=1500, seed=9), out)
+    generate_portfolio(GeneratorConfig(applications=1000, seed=9), out)
     return out
 
 
