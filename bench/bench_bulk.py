@@ -80,6 +80,7 @@ def bench_bulk(folder: Path, rows: int, out: Path) -> dict:
     finally:
         neo4j_server.stop_server(data)  # by pid file: the bulk load restarted the server
     line = next(ln for ln in stdout.splitlines() if "bulk import:" in ln)
+    print(f"  {line.strip()} (whole command {seconds:.1f} s)", file=sys.stderr)
     step = float(re.search(r"relationships in ([\d.]+) s", line).group(1))
     own = re.search(r"importer's own ([\d.]+) s", line)
     return dict(
