@@ -42,6 +42,7 @@ from ringscope.graph.store import GraphBatch, Progress
 
 __all__ = [
     "BulkRefused",
+    "BulkFailed",
     "BulkFiles",
     "BulkReport",
     "import_tables",
@@ -54,6 +55,11 @@ __all__ = [
 class BulkRefused(RuntimeError):
     """The bulk load cannot run here (database not empty, server not local, …);
     nothing was changed."""
+
+
+class BulkFailed(RuntimeError):
+    """The importer failed; the server was started again on what it left
+    (an empty database: the import replaces it whole)."""
 
 
 @dataclass
@@ -156,15 +162,29 @@ def import_tables(batch: GraphBatch) -> tuple[GraphBatch, int]:
     for name, frame in batch.relationships.items():
         rt = REL_TYPES[name]
         frame = _dedupe(frame, ["src", "dst", *rt.identity], "keep")
-        known = frame["src"].isin(_keys(nodes, rt.source)) & frame["dst"].isin(_keys(nodes, rt.target))
+        known = _isin(frame["src"], _keys(nodes, rt.source)) & _isin(frame["dst"], _keys(nodes, rt.target))
         dropped += int((~known).sum())
-        if known.any():
-            rels[name] = frame[known.to_numpy()].reset_index(drop=True)
+        if known.all():
+            rels[name] = frame
+        elif known.any():
+            rels[name] = frame[known].reset_index(drop=True)
     return GraphBatch(nodes=nodes, relationships=rels), dropped
 
 
 def _keys(nodes: dict[str, pd.DataFrame], label: str) -> pd.Series:
     return nodes[label]["key"] if label in nodes else pd.Series([], dtype=object)
+
+
+def _isin(values: pd.Series, keys: pd.Series):
+    """``values.isin(keys)`` as a numpy mask, through Arrow (pandas' isin on
+    Arrow-backed strings loops in Python: 100 s at 100k applications)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def text(series: pd.Series):
+        return pa.array(series, from_pandas=True).cast(pa.large_string())
+
+    return pc.is_in(text(values), value_set=text(keys)).to_numpy(zero_copy_only=False)
 
 
 def write_import_files(tables: GraphBatch, folder: str | os.PathLike) -> BulkFiles:
@@ -191,7 +211,7 @@ def _write_pair(
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    columns: dict[str, pd.Series] = {c: frame[c].astype(object).where(frame[c].notna(), None) for c in ids}
+    columns: dict[str, pd.Series] = {c: frame[c] for c in ids}
     for col in frame.columns:
         if col in ids:
             continue
@@ -233,6 +253,8 @@ def _typed(name: str, series: pd.Series) -> tuple[str | None, pd.Series]:
         return "long", series
     if pd.api.types.is_float_dtype(series):
         return "double", series
+    if pd.api.types.is_string_dtype(series) and series.dtype != object:  # a string dtype holds strings only
+        return "string", series
     kinds = {type(v) for v in present}
     if kinds <= {bool}:
         return "boolean", series.astype("boolean")
@@ -279,7 +301,7 @@ def bulk_load(store: Any, batch: GraphBatch, progress: Progress | None = None) -
 
     The caller holds the store's write lock. Raises :class:`BulkRefused`
     (nothing changed) when the database holds data or its server is not a
-    launcher-run server on this machine; ``RuntimeError`` when the import
+    launcher-run server on this machine; :class:`BulkFailed` when the import
     itself fails (the server is started again either way).
     """
 
@@ -316,6 +338,10 @@ def bulk_load(store: Any, batch: GraphBatch, progress: Progress | None = None) -
             try:
                 step("import", 2)
                 run = tools.import_database(home, files.arguments())
+            except RuntimeError as err:
+                raise BulkFailed(
+                    f"{err}\nThe server was started again on an empty database; nothing else was changed."
+                ) from err
             finally:
                 step("start Neo4j", 3)
                 t = time.perf_counter()

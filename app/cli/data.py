@@ -71,7 +71,7 @@ def ingest(
     quiet: bool,
 ) -> None:
     """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
-    from ringscope.graph.neo4j_bulk import BulkRefused
+    from ringscope.graph.neo4j_bulk import BulkFailed, BulkRefused
     from ringscope.ingest.pipeline import ingest_folder
 
     if bulk and not neo4j_uri:
@@ -85,7 +85,7 @@ def ingest(
             summary = ingest_folder(
                 folder, store, rejects_path=rejects_path, progress=bar, limits=limits, update=update, bulk=bulk
             )
-        except BulkRefused as err:
+        except (BulkRefused, BulkFailed) as err:
             raise click.ClickException(str(err)) from err
         finally:
             bar.close()
