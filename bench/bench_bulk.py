@@ -35,8 +35,22 @@ def _ingest(folder: Path, uri: str, rejects: Path, *extra: str) -> tuple[float, 
     """One ``ringscope ingest`` child: (seconds, peak RSS in GB, its stdout)."""
     started = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, "-m", "ringscope.app.cli", "ingest", str(folder),
-         "--neo4j", uri, "--quiet", "--rejects", str(rejects), *extra],
+        [
+            "/usr/bin/time",
+            "-f",
+            "MAXRSS_KB %M",
+            sys.executable,
+            "-m",
+            "ringscope.app.cli",
+            "ingest",
+            str(folder),
+            "--neo4j",
+            uri,
+            "--quiet",
+            "--rejects",
+            str(rejects),
+            *extra,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -84,8 +98,13 @@ def bench_bulk(folder: Path, rows: int, out: Path) -> dict:
     step = float(re.search(r"relationships in ([\d.]+) s", line).group(1))
     own = re.search(r"importer's own ([\d.]+) s", line)
     return dict(
-        method="ingest --bulk", rows=rows, writes=writes, seconds=seconds, step=step,
-        own=float(own.group(1)) if own else None, peak=peak,
+        method="ingest --bulk",
+        rows=rows,
+        writes=writes,
+        seconds=seconds,
+        step=step,
+        own=float(own.group(1)) if own else None,
+        peak=peak,
     )
 
 
@@ -131,7 +150,9 @@ def main() -> None:
         )
     bulk = results[0]
     rate = bulk["writes"] / bulk["step"]
-    print(f"target (issue 15): >= 300,000 graph writes/s in the import step -> {rate:,.0f} {'PASS' if rate >= 300_000 else 'FAIL'}")
+    print(
+        f"target (issue 15): >= 300,000 graph writes/s in the import step -> {rate:,.0f} {'PASS' if rate >= 300_000 else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

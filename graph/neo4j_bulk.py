@@ -242,7 +242,9 @@ def _typed(name: str, series: pd.Series) -> tuple[str | None, pd.Series]:
         when = when.dt.tz_convert("UTC") if when.dt.tz is not None else when.dt.tz_localize("UTC")
         # epoch milliseconds on the Bolt path: the same precision here
         when = when.dt.floor("ms")
-        text = when.dt.strftime("%Y-%m-%d") if kind == "date" else when.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        text = (
+            when.dt.strftime("%Y-%m-%d") if kind == "date" else when.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        )
         return (kind if when.notna().any() else None), text.astype(object).where(when.notna(), None)
     present = series.dropna()
     if present.empty:
@@ -277,8 +279,7 @@ def launcher():
     """The launcher module (``tools/neo4j_server.py`` beside this package's
     source, or the file ``$RINGSCOPE_NEO4J_LAUNCHER``)."""
     path = Path(
-        os.environ.get("RINGSCOPE_NEO4J_LAUNCHER")
-        or Path(__file__).resolve().parents[1] / "tools" / "neo4j_server.py"
+        os.environ.get("RINGSCOPE_NEO4J_LAUNCHER") or Path(__file__).resolve().parents[1] / "tools" / "neo4j_server.py"
     )
     name = "ringscope_neo4j_launcher"
     if name in sys.modules:

@@ -305,7 +305,9 @@ def start_again(data_dir: str | os.PathLike, timeout: float = 180) -> ServerHand
     try:
         saved = json.loads((data / ARGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise RuntimeError(f"no saved start arguments in {data / ARGS_FILE} ({err}); start the server by hand") from None
+        raise RuntimeError(
+            f"no saved start arguments in {data / ARGS_FILE} ({err}); start the server by hand"
+        ) from None
     saved["allow_origins"] = tuple(saved.get("allow_origins", ()))
     return start_server(data_dir=data, timeout=timeout, **saved)
 
@@ -368,7 +370,9 @@ def import_database(
     _write_private(data / "logs" / "import.log", output)
     if done.returncode != 0:
         tail = "\n".join(output.splitlines()[-25:])
-        raise RuntimeError(f"the offline import failed (exit {done.returncode}; log {data / 'logs' / 'import.log'}):\n{tail}")
+        raise RuntimeError(
+            f"the offline import failed (exit {done.returncode}; log {data / 'logs' / 'import.log'}):\n{tail}"
+        )
     return ImportRun(seconds=seconds, output=output)
 
 
@@ -488,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(run.output.rstrip())
-        print(f"import done in {run.seconds:.1f} s; start the server with: python tools/neo4j_server.py start --data {args.data}")
+        print(
+            f"import done in {run.seconds:.1f} s; start the server with: python tools/neo4j_server.py start --data {args.data}"
+        )
         return 0
     if args.command == "build":
         build()

@@ -120,7 +120,9 @@ def ingest(
             f"start {b.start_seconds:.1f} s, constraints {b.schema_seconds:.1f} s"
         )
         if b.dropped_relationships:
-            click.echo(f"  {b.dropped_relationships:,} relationships name a node the batch lacks: not loaded (as MERGE)")
+            click.echo(
+                f"  {b.dropped_relationships:,} relationships name a node the batch lacks: not loaded (as MERGE)"
+            )
     if summary.counts is not None:
         click.echo(counts_table(summary.counts))
     if summary.exit_code:

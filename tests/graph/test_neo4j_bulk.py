@@ -136,7 +136,9 @@ def _findings(store):
 def _stats(uri: str, password_file) -> list[str]:
     from ringscope.app.cli import cli
 
-    result = CliRunner().invoke(cli, ["stats", "--neo4j", uri], env={"RINGSCOPE_NEO4J_PASSWORD_FILE": str(password_file)})
+    result = CliRunner().invoke(
+        cli, ["stats", "--neo4j", uri], env={"RINGSCOPE_NEO4J_PASSWORD_FILE": str(password_file)}
+    )
     assert result.exit_code == 0, result.output
     return result.output.splitlines()[1:]  # the first line names the store
 
