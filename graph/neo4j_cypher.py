@@ -30,6 +30,8 @@ __all__ = [
     "RENEW_LOCK",
     "DROP_LOCK",
     "AWAIT_INDEXES",
+    "ANY_DATA",
+    "SERVER_HOME",
     "merge_nodes_query",
     "merge_rels_query",
     "node_properties_query",
@@ -336,6 +338,14 @@ def _read_value(var: str, prop: str) -> str:
 
 
 AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
+
+# ``ingest --bulk`` needs an empty database: nothing but the lock and revision nodes (which ``clear`` keeps)
+ANY_DATA = (
+    "CALL () { MATCH (n) WHERE NOT n:RingscopeLock AND NOT n:RingscopeRevision RETURN n LIMIT 1 } "
+    "WITH count(n) AS found CALL () { MATCH (m) RETURN count(m) AS total } RETURN found, total"
+)
+# where the server keeps its files (admin only; the local launcher's data folder)
+SERVER_HOME = "SHOW SETTINGS YIELD name, value WHERE name = 'server.directories.neo4j_home' RETURN value"
 
 
 def read_nodes_query(label: str, props: tuple[str, ...]) -> str:

@@ -38,6 +38,7 @@ import pandas as pd
 from ringscope.graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, WriteLock
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from ringscope.graph.neo4j_cypher import (
+    ANY_DATA,
     AWAIT_INDEXES,
     CLEAR_ALL,
     COMMIT_RUN,
@@ -52,6 +53,7 @@ from ringscope.graph.neo4j_cypher import (
     REVISION_BEGIN,
     REVISION_END,
     SCHEMA_EXTRA,
+    SERVER_HOME,
     STORE_ID,
     TAKE_LOCK,
     detach_query,
@@ -121,11 +123,43 @@ class _Lease(WriteLock):
                 int(record["pid"]), str(record["command"]), str(record["since"]), str(record["host"] or "")
             )
 
+        self._held[threading.get_ident()] = (token, self._keeper(token))
+        return None
+
+    def _keeper(self, token: str) -> LeaseKeeper:
+        lease_ms = int(self.lease * 1000)
+
         def renew() -> bool:
             return self._query(RENEW_LOCK, key="write", token=token, lease=lease_ms)[0]["n"] == 1
 
-        self._held[threading.get_ident()] = (token, LeaseKeeper(renew, max(0.2, self.lease / 3)))
-        return None
+        return LeaseKeeper(renew, max(0.2, self.lease / 3))
+
+    @contextlib.contextmanager
+    def suspended(self, holder: LockHolder) -> Iterator[None]:
+        """While the server is down (an offline import replaces the database,
+        lock node included): stop renewing; afterwards write the lock node
+        back with the same token and renew again. Nobody can write while the
+        server is down, so the lock is never free in between."""
+        tid = threading.get_ident()
+        token, keeper = self._held[tid]
+        keeper.stop()
+        try:
+            yield
+        finally:
+            record = self._query(
+                TAKE_LOCK,
+                key="write",
+                token=token,
+                pid=holder.pid,
+                command=holder.command,
+                since=holder.since,
+                host=holder.host,
+                lease=int(self.lease * 1000),
+            )[0]
+            keeper = self._keeper(token)
+            if not record["free"]:  # someone took it in the moment the server was up: never write on
+                keeper.lost = True
+            self._held[tid] = (token, keeper)
 
     def _release(self) -> None:
         token, keeper = self._held.pop(threading.get_ident(), (None, None))
@@ -193,7 +227,8 @@ class Neo4jStore:
         self.batch_size = batch_size
         self.workers = workers
         # Counting a type nobody has written yet is not worth a warning.
-        self._driver = GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+        self._connect = lambda: GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+        self._driver = self._connect()
         self._schema_ready = False
         self._lock_schema_ready = False
         self._lease = _Lease(self, lock_lease)
@@ -227,6 +262,66 @@ class Neo4jStore:
         self.ensure_lock_schema()
         self._driver.execute_query(AWAIT_INDEXES, database_=self.database)
         self._schema_ready = True
+
+    # -- a first load with the offline importer (``ingest --bulk``) ---------
+    def require_empty(self) -> None:
+        """Raise ``BulkRefused`` unless the database holds no data (the lock
+        and revision nodes aside): a bulk load replaces the whole database."""
+        from neo4j import RoutingControl
+
+        from ringscope.graph.neo4j_bulk import BulkRefused
+
+        records, _, _ = self._driver.execute_query(ANY_DATA, database_=self.database, routing_=RoutingControl.READ)
+        if records[0]["found"]:
+            raise BulkRefused(
+                f"--bulk is for a first load into an empty database, and the one at {self.location} holds "
+                f"{int(records[0]['total']):,} nodes; load further batches without --bulk (MERGE), "
+                "or empty it first"
+            )
+
+    def server_home(self) -> str | None:
+        """The server's home folder (``server.directories.neo4j_home``; the
+        launcher's data folder), or None when the server does not say (not
+        an admin, not a Neo4j 5)."""
+        from neo4j.exceptions import Neo4jError
+
+        try:
+            records, _, _ = self._driver.execute_query(SERVER_HOME, database_="system")
+        except Neo4jError:
+            return None
+        return str(records[0]["value"]) if records else None
+
+    def bulk_load(self, batch: GraphBatch, progress: Progress | None = None):
+        """Load ``batch`` into this EMPTY database with Neo4j's offline
+        importer (see :mod:`ringscope.graph.neo4j_bulk`); under the write lock.
+        Returns a :class:`ringscope.graph.neo4j_bulk.BulkReport`."""
+        from ringscope.graph.neo4j_bulk import bulk_load
+
+        with self.lock():
+            return bulk_load(self, batch, progress)
+
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        """Around stopping the server, replacing its database and starting it
+        again: the lock lease pauses, the driver reconnects and the schema
+        is created anew afterwards."""
+        holder = self._lease._local.holder
+        with self._lease.suspended(holder):
+            try:
+                yield
+            finally:
+                self._driver.close()
+                self._driver = self._connect()
+                self._schema_ready = self._lock_schema_ready = False
+                if hasattr(self, "_store_id"):
+                    del self._store_id  # a new database has a new id
+
+    def after_bulk(self) -> None:
+        """After a bulk load: the constraints and indexes a MERGE ingest
+        creates, and the revision moved on as one write moves it."""
+        with self.lock(), self._revising():
+            self.ensure_schema()
+            self._changed = True
 
     def ensure_lock_schema(self) -> None:
         """Constraints of the lock and run-marker nodes (before the first lock)."""

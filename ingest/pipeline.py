@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -85,6 +86,8 @@ class IngestSummary:
     application_ids: list[str] = field(default_factory=list)
     #: changes made by ``update`` (each one an AuditEvent)
     corrections: int = 0
+    #: what ``bulk`` did (a ``ringscope.graph.neo4j_bulk.BulkReport``), None for a MERGE ingest
+    bulk: Any = None
 
     @property
     def rows_loaded(self) -> int:
@@ -177,6 +180,7 @@ def ingest_folder(
     limits: IngestLimits | None = None,
     update: bool = False,
     lock_timeout: float | None = None,
+    bulk: bool = False,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -202,11 +206,22 @@ def ingest_folder(
     lock_timeout : float, optional
         Seconds to wait for the store's write lock (held for the whole run;
         default ``$RINGSCOPE_LOCK_TIMEOUT`` or 600); ``StoreBusy`` after that.
+    bulk : bool
+        A first load into an EMPTY Neo4j with the offline importer instead
+        of MERGE (same tables, same stored graph; see
+        :mod:`ringscope.graph.neo4j_bulk`). Raises ``BulkRefused`` before
+        reading anything when the database holds data or its server is not
+        one the local launcher runs; ``ValueError`` for the embedded store
+        or with ``update``.
 
     Returns
     -------
     IngestSummary
     """
+    if bulk and not hasattr(store, "bulk_load"):
+        raise ValueError(f"bulk loads are for Neo4j; the {store.kind} store takes the ordinary ingest")
+    if bulk and update:
+        raise ValueError("update corrects stored rows and a bulk load starts from an empty database: choose one")
     started = time.perf_counter()
     folder = Path(folder)
     summary = IngestSummary(folder=str(folder), store=store.location)
@@ -223,8 +238,10 @@ def ingest_folder(
     # One lock from the first look at the store to the last write: the
     # cross-batch checks are only true if nobody writes in between.
     with store.lock(timeout=lock_timeout):
+        if bulk:
+            store.require_empty()  # refuse before reading a single file
         stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
-        _load(folder, files, store, summary, stored, rejects_path, progress, limits)
+        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -238,6 +255,7 @@ def _load(
     rejects_path: str | Path | None,
     progress: Progress | None,
     limits: IngestLimits | None = None,
+    bulk: bool = False,
 ) -> None:
     def step(stage: str, i: int) -> None:
         if progress:
@@ -292,6 +310,9 @@ def _load(
     batch = build_batch(parts)
     if batch.size():
         step("write graph", len(files))
-        store.ensure_schema()
-        summary.corrections = write_batch(store, batch, stored, progress)
+        if bulk:
+            summary.bulk = store.bulk_load(batch, progress)
+        else:
+            store.ensure_schema()
+            summary.corrections = write_batch(store, batch, stored, progress)
     summary.counts = store.counts()

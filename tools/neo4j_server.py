@@ -3,6 +3,7 @@
     python tools/neo4j_server.py build
     python tools/neo4j_server.py start [--port 7687] [--data .neo4j-data] [--heap 1g] [--pagecache 512m] [--no-plugins]
     python tools/neo4j_server.py status|stop [--data .neo4j-data]
+    python tools/neo4j_server.py import --data .neo4j-data -- --nodes=Phone=h.csv,d.csv ...   (server stopped)
 
 The server is the Maven project in ``tools/neo4j`` (Neo4j embedded, Bolt on
 127.0.0.1, auth on, APOC core + OpenGDS from ``target/plugins``). On its
@@ -21,11 +22,13 @@ Uses only the standard library, plus the ``neo4j`` driver to check Bolt.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,11 @@ __all__ = [
     "ServerHandle",
     "build",
     "start_server",
+    "start_again",
     "stop_server",
+    "server_running",
+    "import_database",
+    "ImportRun",
     "free_port",
     "plugins_dir",
     "read_password",
@@ -45,6 +52,10 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent / "neo4j"
 TARGET = ROOT / "target"
 MAIN_CLASS = "ringscope.neo4j.Launcher"
+#: ``neo4j-admin`` (its jars, neo4j-command-line and neo4j-import-tool, are in target/lib)
+ADMIN_CLASS = "org.neo4j.cli.AdminTool"
+#: the arguments of the last ``start_server`` on a data folder, for :func:`start_again`
+ARGS_FILE = "launcher-args.json"
 # Neo4j 5 on JDK 17 needs these, or start-up dies linking DirectByteBuffer.
 JVM_FLAGS = [
     "--add-opens=java.base/java.nio=ALL-UNNAMED",
@@ -202,14 +213,24 @@ def start_server(
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)  # store files, logs and the password file are for this user only
-    old = _read_pid(data)
-    if old is not None and _pid_alive(old) and _is_launcher(old):
-        raise RuntimeError(f"a Neo4j (pid {old}) already runs on {data}; stop it first")
+    if server_running(data):
+        raise RuntimeError(f"a Neo4j (pid {_read_pid(data)}) already runs on {data}; stop it first")
     plugin_dir = plugins_dir() if plugins else None
     if port == 0:
         port = free_port()
     elif _port_busy(port):
         raise RuntimeError(f"port {port} on 127.0.0.1 is already in use (is a Neo4j running? try 'stop')")
+    # what start_again needs to bring the same server back (same port, so the URI holds)
+    saved = {
+        "port": port,
+        "heap": heap,
+        "pagecache": pagecache,
+        "plugins": plugins,
+        "auth": auth,
+        "tx_memory": tx_memory,
+        "allow_origins": list(allow_origins),
+    }
+    _write_private(data / ARGS_FILE, json.dumps(saved, indent=1) + "\n")
     log = data / "launcher.log"
     cmd = [
         _java(),
@@ -266,6 +287,101 @@ def start_server(
         f"Neo4j did not become ready within {timeout:.0f} s (log {log}):\n{_log_tail(log)}\n"
         f"--- {debug} ---\n{_log_tail(debug, 20)}"
     )
+
+
+def server_running(data_dir: str | os.PathLike) -> bool:
+    """True when the pid file in ``data_dir`` names a live launcher."""
+    data = Path(data_dir).resolve()
+    pid = _read_pid(data)
+    return pid is not None and _pid_alive(pid) and _is_launcher(pid)
+
+
+def start_again(data_dir: str | os.PathLike, timeout: float = 180) -> ServerHandle:
+    """Start the server of ``data_dir`` with the arguments of its last
+    :func:`start_server` (same port, heap, page cache, plugins, auth), e.g.
+    after an offline import. Raises ``RuntimeError`` if it was never started
+    by this module (no ``DATA/launcher-args.json``)."""
+    data = Path(data_dir).resolve()
+    try:
+        saved = json.loads((data / ARGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise RuntimeError(
+            f"no saved start arguments in {data / ARGS_FILE} ({err}); start the server by hand"
+        ) from None
+    saved["allow_origins"] = tuple(saved.get("allow_origins", ()))
+    return start_server(data_dir=data, timeout=timeout, **saved)
+
+
+@dataclass
+class ImportRun:
+    """One ``neo4j-admin database import full`` run: wall seconds and its output."""
+
+    seconds: float
+    output: str
+
+
+def import_database(
+    data_dir: str | os.PathLike,
+    arguments: list[str],
+    heap: str = "1g",
+    off_heap: str = "2g",
+    database: str = "neo4j",
+) -> ImportRun:
+    """Run Neo4j's offline importer (``neo4j-admin database import full``)
+    on the store files of ``data_dir`` with the launcher's own jars.
+
+    ``arguments`` are the importer's options (``--nodes=…``,
+    ``--relationships=…``, …); ``--overwrite-destination``,
+    ``--max-off-heap-memory`` (``off_heap``) and ``--report-file``
+    (``DATA/logs/import.report``) are added. The server of ``data_dir`` must
+    be stopped; the database is replaced. Raises ``RuntimeError`` with the
+    output's tail when the importer fails.
+    """
+    build()
+    data = Path(data_dir).resolve()
+    if server_running(data):
+        raise RuntimeError(f"a Neo4j (pid {_read_pid(data)}) runs on {data}: stop it before an offline import")
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ringscope-import-conf-") as conf:
+        # an empty neo4j.conf: the importer's defaults put the store under DATA/data, as the launcher does
+        Path(conf, "neo4j.conf").write_text("", encoding="utf-8")
+        cmd = [
+            _java(),
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            *JVM_FLAGS,
+            "-cp",
+            f"{TARGET / 'lib'}/*",
+            ADMIN_CLASS,
+            "database",
+            "import",
+            "full",
+            *arguments,
+            "--overwrite-destination=true",
+            f"--max-off-heap-memory={off_heap}",
+            f"--report-file={data / 'logs' / 'import.report'}",
+            database,
+        ]
+        env = {**os.environ, "NEO4J_HOME": str(data), "NEO4J_CONF": conf}
+        started = time.monotonic()
+        done = subprocess.run(cmd, env=env, cwd=data, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+    output = done.stdout + done.stderr
+    _write_private(data / "logs" / "import.log", output)
+    if done.returncode != 0:
+        tail = "\n".join(output.splitlines()[-25:])
+        raise RuntimeError(
+            f"the offline import failed (exit {done.returncode}; log {data / 'logs' / 'import.log'}):\n{tail}"
+        )
+    return ImportRun(seconds=seconds, output=output)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` to ``path`` with mode 600 (the data folder's files are this user's only)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -354,7 +470,7 @@ def stop_server(data_dir: str | os.PathLike = ".neo4j-data", timeout: float = 60
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ringscope's local Neo4j Community 5.26")
-    parser.add_argument("command", choices=["build", "start", "stop", "status"])
+    parser.add_argument("command", choices=["build", "start", "stop", "status", "import"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("RINGSCOPE_NEO4J_PORT", 7687)))
     parser.add_argument("--data", default=".neo4j-data")
     parser.add_argument("--heap", default="1g")
@@ -363,7 +479,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-auth", action="store_true", help="start with auth off (local experiments only)")
     parser.add_argument("--tx-memory", default="0", help="largest heap one transaction may use, e.g. 512m (0: no cap)")
     parser.add_argument("--timeout", type=float, default=180)
-    args = parser.parse_args(argv)
+    parser.add_argument("--import-heap", default="1g", help="heap of the offline importer")
+    parser.add_argument("--import-off-heap", default="2g", help="the importer's --max-off-heap-memory")
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "import":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "import":
+        # everything after the known options goes to `neo4j-admin database import full`
+        try:
+            run = import_database(args.data, [a for a in rest if a != "--"], args.import_heap, args.import_off_heap)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(run.output.rstrip())
+        print(
+            f"import done in {run.seconds:.1f} s; start the server with: python tools/neo4j_server.py start --data {args.data}"
+        )
+        return 0
     if args.command == "build":
         build()
         print(f"launcher built in {TARGET}")

@@ -45,6 +45,15 @@ __all__ = ["ingest", "stats", "generate", "demo", "split_tonight"]
     help="Rows that differ from stored ones correct them (each change goes to the audit log) "
     "instead of being rejected.",
 )
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="First load into an EMPTY Neo4j with Neo4j's offline importer (neo4j-admin database import): "
+    "the same normalised tables written as CSV, the server stopped, imported, started again and the "
+    "constraints created. The importer writes the database's files, so the server must be one "
+    "tools/neo4j_server.py runs on this machine. Refused when the database holds data (later "
+    "batches: without --bulk).",
+)
 @limit_options
 @lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -54,6 +63,7 @@ def ingest(
     neo4j_uri: str | None,
     rejects_path: str,
     update: bool,
+    bulk: bool,
     applied_from,
     applied_to,
     max_amount: float | None,
@@ -61,15 +71,22 @@ def ingest(
     quiet: bool,
 ) -> None:
     """Load a lender's export FOLDER (applications, guarantees, contacts, company_roles)."""
+    from ringscope.graph.neo4j_bulk import BulkFailed, BulkRefused
     from ringscope.ingest.pipeline import ingest_folder
 
+    if bulk and not neo4j_uri:
+        raise click.UsageError("--bulk loads a Neo4j database: give --neo4j URI.")
+    if bulk and update:
+        raise click.UsageError("--update corrects stored rows and --bulk loads an empty database: choose one.")
     limits = limits_from(applied_from, applied_to, max_amount)
     bar = ProgressBar(enabled=not quiet)
     with opened(store_path, neo4j_uri) as store, writing(store, "ingest", lock_timeout):
         try:
             summary = ingest_folder(
-                folder, store, rejects_path=rejects_path, progress=bar, limits=limits, update=update
+                folder, store, rejects_path=rejects_path, progress=bar, limits=limits, update=update, bulk=bulk
             )
+        except (BulkRefused, BulkFailed) as err:
+            raise click.ClickException(str(err)) from err
         finally:
             bar.close()
     click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
@@ -93,6 +110,19 @@ def ingest(
         print_reasons(summary.reject_reasons)
     if summary.corrections:
         click.echo(f"  corrected {summary.corrections:,} stored rows (before/after in the audit log)")
+    if summary.bulk is not None:
+        b = summary.bulk
+        click.echo(
+            f"  bulk import: {b.nodes:,} nodes + {b.relationships:,} relationships in {b.import_seconds:.1f} s "
+            f"({b.import_rate:,.0f} writes/s"
+            + (f"; the importer's own {b.importer_seconds:.1f} s" if b.importer_seconds else "")
+            + f"); files {b.files_seconds:.1f} s, stop {b.stop_seconds:.1f} s, "
+            f"start {b.start_seconds:.1f} s, constraints {b.schema_seconds:.1f} s"
+        )
+        if b.dropped_relationships:
+            click.echo(
+                f"  {b.dropped_relationships:,} relationships name a node the batch lacks: not loaded (as MERGE)"
+            )
     if summary.counts is not None:
         click.echo(counts_table(summary.counts))
     if summary.exit_code:
