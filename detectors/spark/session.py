@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ringscope.graph.files import private_dir
+from ringscope.graph.files import atomic_write_text, private_dir
 
 __all__ = ["SparkStartError", "check_master", "is_local", "quiet", "start_session", "LOOPBACK"]
 
@@ -30,6 +30,17 @@ LOOPBACK = "127.0.0.1"
 _MASTER = re.compile(
     r"^(local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://[^/\s]+|yarn|k8s://\S+)$"
 )
+
+
+_LOG4J = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
 
 
 class SparkStartError(RuntimeError):
@@ -118,11 +129,17 @@ def start_session(master: str, scratch: Path, app_name: str, conf: dict[str, str
             builder.config("spark.driver.host", LOOPBACK)
             .config("spark.driver.bindAddress", LOOPBACK)
             .config("spark.local.dir", str(scratch / "local"))
-            .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={scratch / 'tmp'}")
             .config("spark.sql.shuffle.partitions", str(local_cores(master)))
         )
         for sub in ("local", "tmp"):
             private_dir(scratch / sub)
+    # Spark's own log: errors only (its start-up warnings are about Hadoop and hosts, not the job)
+    atomic_write_text(scratch / "log4j2.properties", _LOG4J)
+    builder = builder.config(
+        "spark.driver.extraJavaOptions",
+        f"-Dlog4j2.configurationFile={(scratch / 'log4j2.properties').as_uri()}"
+        + (f" -Djava.io.tmpdir={scratch / 'tmp'}" if local else ""),
+    )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     saved = os.environ.get("SPARK_LOCAL_IP")
