@@ -147,7 +147,17 @@ def hub_decisions(
     """The fences, hub and glue decisions of :func:`identifier_hubs` from its
     per-identifier figures (``apps``, ``people``, ``cohesion``, indexed by
     kind and identifier) and bad rates: the part every engine finishes with
-    the same code, so the decisions cannot differ between engines."""
+    the same code, so the decisions cannot differ between engines.
+
+    Example
+    -------
+    >>> keys = pd.MultiIndex.from_tuples([("ip", f"i{n}") for n in range(10)], names=["kind", "identifier"])
+    >>> per_id = pd.DataFrame({"apps": [2] * 9 + [40], "people": [2] * 9 + [40], "cohesion": [1.0] * 9 + [0.0]},
+    ...                       index=keys)
+    >>> decided = hub_decisions(per_id, None, None, 3.0, 5, 0.5)
+    >>> decided.loc[("ip", "i9"), ["hub", "glue"]].tolist(), decided.loc[("ip", "i0"), ["hub", "glue"]].tolist()
+    ([True, False], [False, True])
+    """
     # robust upper fence of log(people) per kind
     logp = np.log(per_id["people"].astype(float))
     med = logp.groupby(level="kind").transform("median")
