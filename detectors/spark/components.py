@@ -80,8 +80,7 @@ def _large_star(edges: Any) -> Any:
         both.where(F.col("dst") > F.col("src"))
         .join(smallest, "src")
         .select(F.col("dst").alias("src"), F.least(F.col("m"), F.col("src")).alias("dst"))
-        .distinct()
-    )
+    )  # repeats are dropped by the small-star that follows
 
 
 def _small_star(edges: Any) -> Any:

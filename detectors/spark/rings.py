@@ -79,16 +79,18 @@ def spark_identifier_hubs(
     app, kind, ident, entity = (F.col(c) for c in ("application_id", "kind", "identifier", "entity"))
     frame = to_spark(spark, links, LINK_COLUMNS) if frame is None else frame
     frame = frame.where(kind.isNotNull() & ident.isNotNull())
-    sharing = frame.groupBy("kind", "identifier").agg(F.countDistinct("entity").alias("n")).where(F.col("n") >= 2)
+    # people: distinct entities over all links of an identifier, which are those of its shared links
+    # (an application has one entity); apps: its shared links, one per application once deduplicated
+    sharing = (
+        frame.groupBy("kind", "identifier").agg(F.countDistinct("entity").alias("people")).where(F.col("people") >= 2)
+    )
     shared = (
         frame.join(sharing.select("kind", "identifier"), ["kind", "identifier"])
         .where(app.isNotNull())
         .dropDuplicates(["application_id", "kind", "identifier"])
         .localCheckpoint()
     )
-    per_id = shared.groupBy("kind", "identifier").agg(
-        F.countDistinct("application_id").alias("apps"), F.countDistinct("entity").alias("people")
-    )
+    per_id = shared.groupBy("kind", "identifier").agg(F.count("*").alias("apps")).join(sharing, ["kind", "identifier"])
     # cohesion: (I, J) co-shared by two or more applications; which applications of I share such a J
     mine = shared.select("application_id", "kind", "identifier")
     other = mine.select(app, kind.alias("k2"), ident.alias("i2"))
@@ -176,7 +178,12 @@ def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, f
         .join(linked, "application_id")
         .select(app_vertex.alias("src"), F.concat(F.lit("1person" + _SEP), F.col("entity")).alias("dst"))
     )
-    roots = star_components(through_ids.union(person)).where(F.col("vertex").startswith("0"))
+    # one large-star step from the identifiers' side first: each application links to the smallest
+    # application of every identifier it holds, so only applications remain (half the rounds)
+    edges = through_ids.union(person)
+    smallest = edges.groupBy("dst").agg(F.min("src").alias("first"))
+    app_edges = edges.join(smallest, "dst").select("src", F.col("first").alias("dst"))
+    roots = star_components(app_edges)
     table = to_pandas(roots)
     apps = table["vertex"].str[1:].to_numpy(dtype=str)
     order = np.argsort(apps, kind="stable")
