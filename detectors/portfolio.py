@@ -119,6 +119,8 @@ class Portfolio:
         self.derived: dict[str, Any] = {}
         #: (table, column) → value → rows, built once for :meth:`subset`
         self.row_maps: dict[tuple[str, str], Any] = {}
+        #: where the whole-portfolio passes run (:mod:`ringscope.detectors.engine`; ``None``: in process)
+        self.engine: Any = None
 
     # -- raw tables ------------------------------------------------------
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:

@@ -45,6 +45,7 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
 from ringscope.detectors.contacts import contact_edges
+from ringscope.detectors.engine import engine_of
 from ringscope.detectors.family import family_consistency
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
@@ -52,6 +53,7 @@ from ringscope.graph.model import KNOWN_BAD_LABELS
 __all__ = [
     "SharedIdentifierRings",
     "identifier_hubs",
+    "hub_decisions",
     "ring_components",
     "ring_scope",
     "entity_links",
@@ -126,14 +128,43 @@ def identifier_hubs(
         apps=("application_id", "nunique"), people=("entity", "nunique")
     )
     per_id["cohesion"] = _cohesion(shared).reindex(per_id.index).fillna(0.0)
+    if labels is not None and len(labels):
+        bad = shared["application_id"].map(labels).isin(BAD_LABELS)
+        bad_rate = bad.groupby([shared["kind"], shared["identifier"]]).mean().reindex(per_id.index)
+    else:
+        bad_rate = None
+    return hub_decisions(per_id, bad_rate, labels, fence_mads, min_hub_people, cohesion_threshold)
+
+
+def hub_decisions(
+    per_id: pd.DataFrame,
+    bad_rate: pd.Series | None,
+    labels: pd.Series | None,
+    fence_mads: float,
+    min_hub_people: int,
+    cohesion_threshold: float,
+) -> pd.DataFrame:
+    """The fences, hub and glue decisions of :func:`identifier_hubs` from its
+    per-identifier figures (``apps``, ``people``, ``cohesion``, indexed by
+    kind and identifier) and bad rates: the part every engine finishes with
+    the same code, so the decisions cannot differ between engines.
+
+    Example
+    -------
+    >>> keys = pd.MultiIndex.from_tuples([("ip", f"i{n}") for n in range(10)], names=["kind", "identifier"])
+    >>> per_id = pd.DataFrame({"apps": [2] * 9 + [40], "people": [2] * 9 + [40], "cohesion": [1.0] * 9 + [0.0]},
+    ...                       index=keys)
+    >>> decided = hub_decisions(per_id, None, None, 3.0, 5, 0.5)
+    >>> decided.loc[("ip", "i9"), ["hub", "glue"]].tolist(), decided.loc[("ip", "i0"), ["hub", "glue"]].tolist()
+    ([True, False], [False, True])
+    """
     # robust upper fence of log(people) per kind
     logp = np.log(per_id["people"].astype(float))
     med = logp.groupby(level="kind").transform("median")
     mad = (logp - med).abs().groupby(level="kind").transform("median") * 1.4826
     per_id["fence"] = np.maximum(np.exp(med + fence_mads * np.maximum(mad, 0.1)), min_hub_people)
     if labels is not None and len(labels):
-        bad = shared["application_id"].map(labels).isin(BAD_LABELS)
-        per_id["bad_rate"] = bad.groupby([shared["kind"], shared["identifier"]]).mean().reindex(per_id.index)
+        per_id["bad_rate"] = bad_rate
         base_rate = float(labels.isin(BAD_LABELS).mean())
     else:
         per_id["bad_rate"] = 0.0
@@ -333,7 +364,7 @@ class SharedIdentifierRings(Detector):
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""
         labels = portfolio.applications.set_index("application_id")["label"]
-        return identifier_hubs(
+        return engine_of(portfolio).identifier_hubs(
             entity_links(portfolio),
             fence_mads=self.fence_mads,
             min_hub_people=self.min_hub_people,
@@ -350,15 +381,16 @@ class SharedIdentifierRings(Detector):
             return []
         links = entity_links(portfolio)
         entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
+        engine = engine_of(portfolio)
         if hubs is None:
-            hubs = identifier_hubs(
+            hubs = engine.identifier_hubs(
                 links,
                 fence_mads=self.fence_mads,
                 min_hub_people=self.min_hub_people,
                 cohesion_threshold=self.cohesion_threshold,
                 labels=apps.set_index("application_id")["label"],
             )
-        components = ring_components(links, hubs)
+        components = engine.ring_components(links, hubs)
         if components.empty:
             return []
         members = components.to_frame().join(

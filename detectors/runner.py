@@ -87,6 +87,7 @@ def run_detectors(
     params: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     settings: Settings | None = None,
+    engine: Any = None,
 ) -> DetectionRun:
     """Run detectors ``names`` (default: all registered) over ``source``.
 
@@ -102,6 +103,9 @@ def run_detectors(
         Detector parameters and training settings (``--config``).
     progress : callable, optional
         Called as ``progress(detector, done, total)``.
+    engine : Engine, optional
+        Where the whole-portfolio passes run (:mod:`ringscope.detectors.engine`);
+        in this process when not given.
 
     Example
     -------
@@ -115,6 +119,8 @@ def run_detectors(
     settings = settings if settings is not None else Settings(params or {})
     params = settings.detector_params()
     portfolio = as_portfolio(source)
+    if engine is not None:
+        portfolio.engine = engine
     wanted = list(DETECTORS) if names is None else [n for n in DETECTORS if n in set(names)]
     unknown = set(names or ()) - set(DETECTORS)
     if unknown:

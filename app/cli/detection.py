@@ -24,7 +24,7 @@ from ringscope.graph.store import GraphStore
 __all__ = ["detect", "evaluate", "resolve", "settings", "run_detection", "print_detection"]
 
 
-def run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool, settings=None):
+def run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool, settings=None, engine=None):
     from ringscope.detectors.runner import run_detectors, save_findings
 
     bar = ProgressBar(enabled=not quiet)
@@ -34,6 +34,7 @@ def run_detection(store: GraphStore, only: tuple[str, ...], quiet: bool, setting
             list(only) or None,
             progress=lambda name, done, total: bar(f"detect {name}", done, total),
             settings=settings,
+            engine=engine,
         )
         save_findings(store, run, progress=bar)
     finally:
@@ -66,6 +67,20 @@ def print_detection(run) -> None:
 @lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_option
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "spark"]),
+    default="embedded",
+    show_default=True,
+    help="Where the whole-portfolio passes run: in this process, or on Apache Spark "
+    "(today the shared-identifier rings' hub table and components).",
+)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    default=None,
+    help="With --engine spark: local[N], spark://HOST:7077, yarn or k8s://URL (default local[*], on loopback only).",
+)
 def detect(
     store_path: str | None,
     neo4j_uri: str | None,
@@ -74,6 +89,8 @@ def detect(
     lock_timeout: float | None,
     quiet: bool,
     config_path: Path | None,
+    engine: str,
+    spark_master: str | None,
 ) -> None:
     """Run every detector over the store and save the findings in it (and the settings they ran with)."""
     from ringscope.detectors.registry import DETECTORS
@@ -83,21 +100,55 @@ def detect(
     if unknown:
         raise click.UsageError(f"Unknown detector(s) {', '.join(sorted(unknown))}; known: {', '.join(DETECTORS)}")
     settings = settings_from(config_path)
-    # The lock spans the reads too: the findings describe one state of the store.
-    with opened(store_path, neo4j_uri) as store, writing(store, "detect", lock_timeout):
-        if store.counts().nodes.get("Application", 0) == 0:
-            raise click.ClickException(
-                f"The {store.kind} store at {store.location} holds no applications; "
-                "run `ringscope ingest FOLDER` first."
-            )
-        run = run_detection(store, only, quiet, settings)
+    chosen = _engine(engine, spark_master)
+    try:
+        # The lock spans the reads too: the findings describe one state of the store.
+        with opened(store_path, neo4j_uri) as store, writing(store, "detect", lock_timeout):
+            if store.counts().nodes.get("Application", 0) == 0:
+                raise click.ClickException(
+                    f"The {store.kind} store at {store.location} holds no applications; "
+                    "run `ringscope ingest FOLDER` first."
+                )
+            _start(chosen)
+            run = run_detection(store, only, quiet, settings, engine=chosen)
+    finally:
+        if chosen is not None:
+            chosen.close()
     click.echo(f"{len(run.findings):,} findings saved in the {store.kind} store at {store.location}")
+    if chosen is not None:
+        click.echo(f"  engine: spark on {chosen.master}")
     click.echo(f"  settings: {settings.source} (digest {settings.digest}); train and flag use them")
     print_detection(run)
     if export_dir is not None:
         findings_path, members_path = export_findings(run.findings, export_dir)
         click.echo(f"  wrote {findings_path} and {members_path}")
     sys.exit(1 if run.errors else 0)
+
+
+def _engine(name: str, master: str | None):
+    """The engine ``--engine`` and ``--spark-master`` ask for (``None``: in process)."""
+    if name != "spark":
+        if master is not None:
+            raise click.UsageError("--spark-master needs --engine spark.")
+        return None
+    from ringscope.detectors.spark import DEFAULT_MASTER, SparkEngine
+
+    try:
+        return SparkEngine(master or DEFAULT_MASTER)
+    except ValueError as err:
+        raise click.UsageError(f"--spark-master: {err}") from err
+
+
+def _start(engine) -> None:
+    """Start Spark before any detector runs, so a bad cluster fails the command at once."""
+    if engine is None:
+        return
+    from ringscope.detectors.spark import SparkStartError
+
+    try:
+        engine.start()
+    except SparkStartError as err:
+        raise click.ClickException(str(err)) from err
 
 
 @click.command()

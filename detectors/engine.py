@@ -1,0 +1,97 @@
+"""Where the whole-portfolio passes of the detectors run.
+
+A detector asks an :class:`Engine` for the passes whose cost grows with
+the whole book — today the shared-identifier rings' hub table
+(:func:`ringscope.detectors.rings.identifier_hubs`) and their connected
+components (:func:`ringscope.detectors.rings.ring_components`) — and
+finishes the small results itself, with the same Python code whichever
+engine ran them. The default, :class:`InProcess`, calls those functions in
+this process; :class:`ringscope.detectors.spark.SparkEngine` runs them on
+Apache Spark (``ringscope detect --engine spark``). Both return the same
+frames, so findings do not depend on the engine.
+
+A portfolio carries its engine (``portfolio.engine``, given by
+``run_detectors(..., engine=...)``); :func:`engine_of` reads it, the
+in-process one when none was given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+__all__ = ["Engine", "InProcess", "IN_PROCESS", "engine_of"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The whole-portfolio passes a detector may hand to an engine.
+
+    ``links`` is the rings' link table (``application_id``, ``kind``,
+    ``identifier``, ``entity``: :func:`ringscope.detectors.rings.entity_links`).
+    """
+
+    name: str
+
+    def identifier_hubs(
+        self,
+        links: pd.DataFrame,
+        *,
+        fence_mads: float = 3.0,
+        min_hub_people: int = 5,
+        cohesion_threshold: float = 0.5,
+        labels: pd.Series | None = None,
+    ) -> pd.DataFrame:
+        """The hub table of :func:`ringscope.detectors.rings.identifier_hubs`."""
+        ...
+
+    def ring_components(self, links: pd.DataFrame, hubs: pd.DataFrame) -> pd.Series:
+        """The components of :func:`ringscope.detectors.rings.ring_components`."""
+        ...
+
+
+class InProcess:
+    """The default engine: pandas and scipy in this process.
+
+    Example
+    -------
+    >>> links = pd.DataFrame([("a", "device", "d", "p"), ("b", "device", "d", "q")],
+    ...                      columns=["application_id", "kind", "identifier", "entity"])
+    >>> comps = IN_PROCESS.ring_components(links, IN_PROCESS.identifier_hubs(links))
+    >>> bool(comps["a"] == comps["b"])
+    True
+    """
+
+    name = "embedded"
+
+    def identifier_hubs(self, links: pd.DataFrame, **params: Any) -> pd.DataFrame:
+        from ringscope.detectors.rings import identifier_hubs  # rings imports this module
+
+        return identifier_hubs(links, **params)
+
+    def ring_components(self, links: pd.DataFrame, hubs: pd.DataFrame) -> pd.Series:
+        from ringscope.detectors.rings import ring_components
+
+        return ring_components(links, hubs)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return "InProcess()"
+
+
+IN_PROCESS = InProcess()
+
+
+def engine_of(portfolio: Any) -> Engine:
+    """The engine ``portfolio`` carries, :data:`IN_PROCESS` when none.
+
+    Example
+    -------
+    >>> engine_of(object()).name
+    'embedded'
+    """
+    engine = getattr(portfolio, "engine", None)
+    return IN_PROCESS if engine is None else engine

@@ -1,0 +1,208 @@
+"""The Spark engine (``detect --engine spark``) gives what the in-process engine gives.
+
+One generated book and one local Spark session for the module; the tests
+needing Spark are marked ``slow`` (``make test-fast`` skips them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ringscope.app.cli import cli
+from ringscope.detectors.components import component_labels
+from ringscope.detectors.engine import IN_PROCESS, engine_of
+from ringscope.detectors.rings import identifier_hubs, ring_components
+from ringscope.detectors.runner import load_findings, run_detectors, save_findings
+from ringscope.graph.embedded import EmbeddedStore
+
+pyspark = pytest.importorskip("pyspark")
+
+
+class Recording:
+    """An engine that hands every call to ``inner`` and keeps its inputs and output."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[tuple[str, tuple, dict, object]] = []
+
+    def identifier_hubs(self, links, **params):
+        out = self.inner.identifier_hubs(links, **params)
+        self.calls.append(("identifier_hubs", (links,), params, out))
+        return out
+
+    def ring_components(self, links, hubs):
+        out = self.inner.ring_components(links, hubs)
+        self.calls.append(("ring_components", (links, hubs), {}, out))
+        return out
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    root = tmp_path_factory.mktemp("spark-book")
+    generate_portfolio(GeneratorConfig(applications=2000, seed=11), root / "data")
+    store = EmbeddedStore(root / "store")
+    ingest_folder(root / "data", store, rejects_path=root / "rejects.csv")
+    store.close()
+    return root
+
+
+def _copy(book, tmp_path, name: str):
+    shutil.copytree(book / "store", tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from ringscope.detectors.spark import SparkEngine
+
+    with SparkEngine("local[2]") as engine:
+        yield engine.start()
+
+
+@pytest.fixture(scope="module")
+def runs(book, spark, tmp_path_factory):
+    """Every detector over the book, in process and with the Spark engine (recorded)."""
+    tmp = tmp_path_factory.mktemp("spark-runs")
+    embedded_store = EmbeddedStore(_copy(book, tmp, "embedded"))
+    embedded = run_detectors(embedded_store)
+    save_findings(embedded_store, embedded)
+    embedded_store.close()
+    recording = Recording(spark)
+    spark_store = EmbeddedStore(_copy(book, tmp, "spark"))
+    with_spark = run_detectors(spark_store, engine=recording)
+    spark_store.close()
+    return embedded, with_spark, recording, tmp
+
+
+def _by_members(findings) -> dict:
+    return {(f.detector, f.kind, tuple(sorted(f.members))): f for f in findings}
+
+
+# -- the seam, in process (fast) ---------------------------------------------------
+
+
+def test_run_detectors_hands_the_rings_passes_to_the_engine_given(book, tmp_path):
+    store = EmbeddedStore(_copy(book, tmp_path, "s"))
+    recording = Recording(IN_PROCESS)
+    run = run_detectors(store, ["shared_identifier_rings"], engine=recording)
+    assert [c[0] for c in recording.calls] == ["identifier_hubs", "ring_components"]
+    assert engine_of(run.portfolio) is recording
+    plain = run_detectors(store, ["shared_identifier_rings"])
+    assert engine_of(plain.portfolio) is IN_PROCESS
+    assert run.findings and _by_members(run.findings).keys() == _by_members(plain.findings).keys()
+    store.close()
+
+
+def test_bad_spark_master_is_a_usage_error_not_a_traceback(book, tmp_path):
+    store = _copy(book, tmp_path, "s")
+    result = CliRunner().invoke(
+        cli, ["detect", "--store", str(store), "--quiet", "--engine", "spark", "--spark-master", "http://example.com"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "not a Spark master URL" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, ["detect", "--store", str(store), "--quiet", "--spark-master", "local[2]"])
+    assert result.exit_code == 2 and "--spark-master needs --engine spark" in result.output
+
+
+# -- Spark (slow) --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hub_table_is_identical_to_pandas(runs):
+    _, _, recording, _ = runs
+    calls = [c for c in recording.calls if c[0] == "identifier_hubs"]
+    assert calls
+    for _, (links,), params, got in calls:
+        expected = identifier_hubs(links, **params)
+        # the decisions must be exercised both ways on this book
+        assert got["glue"].any() and (~got["glue"]).any()
+        pd.testing.assert_frame_equal(got.sort_index(), expected.sort_index(), check_exact=True)
+
+
+@pytest.mark.slow
+def test_components_are_identical_to_scipys(runs):
+    _, _, recording, _ = runs
+    calls = [c for c in recording.calls if c[0] == "ring_components"]
+    assert calls
+    for _, (links, hubs), _, got in calls:
+        expected = ring_components(links, hubs)
+        assert got.nunique() > 10
+        pd.testing.assert_series_equal(got, expected)
+        partition = {frozenset(g.index) for _, g in got.groupby(got)}
+        assert partition == {frozenset(g.index) for _, g in expected.groupby(expected)}
+
+
+@pytest.mark.slow
+def test_findings_equal_the_embedded_engines(runs):
+    embedded, with_spark, _, _ = runs
+    assert not embedded.errors and not with_spark.errors
+    mine, theirs = _by_members(with_spark.findings), _by_members(embedded.findings)
+    assert mine.keys() == theirs.keys()
+    assert any(key[0] == "shared_identifier_rings" for key in mine)
+    for key, finding in mine.items():
+        assert abs(finding.score - theirs[key].score) <= 1e-9, key
+        assert finding.evidence == theirs[key].evidence
+
+
+@pytest.mark.slow
+def test_detect_engine_spark_saves_the_embedded_findings(book, runs, spark):
+    _, _, _, tmp = runs
+    store = _copy(book, tmp, "cli")
+    result = CliRunner().invoke(
+        cli, ["detect", "--store", str(store), "--quiet", "--engine", "spark", "--spark-master", "local[2]"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "engine: spark on local[2]" in result.output
+    saved = {(f.finding_id, f.members, f.score) for f in load_findings(EmbeddedStore(store))}
+    embedded = {(f.finding_id, f.members, f.score) for f in load_findings(EmbeddedStore(tmp / "embedded"))}
+    assert saved and saved == embedded
+    assert spark.started  # the module's session was used, and left running
+
+
+@pytest.mark.slow
+def test_local_spark_listens_and_talks_on_loopback_only(spark):
+    import psutil
+
+    conf = dict(spark.session.sparkContext.getConf().getAll())
+    assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.local.dir"].startswith(str(spark._scratch))
+    assert spark.session.range(100).count() == 100
+    jvms = [p for p in psutil.Process().children(recursive=True) if "java" in p.name()]
+    assert jvms
+    addresses = [c.laddr.ip for p in jvms for c in p.net_connections("inet")]
+    addresses += [c.raddr.ip for p in jvms for c in p.net_connections("inet") if c.raddr]
+    assert addresses
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        ip = ip.ipv4_mapped or ip if ip.version == 6 else ip
+        assert ip.is_loopback, address
+
+
+@pytest.mark.slow
+def test_star_components_match_scipy_on_chains_and_stars(spark):
+    from ringscope.detectors.spark.components import star_components
+
+    rng = np.random.default_rng(3)
+    edges = [(i, i + 1) for i in range(24)]  # a path: several rounds
+    edges += [(100, 100 + k) for k in range(1, 30)]  # a star
+    edges += [tuple(rng.integers(200, 400, 2)) for _ in range(150)]  # random sparse graph
+    edges += [(500, 500)]  # a self loop alone
+    frame = spark.session.createDataFrame([(int(a), int(b)) for a, b in edges], "src long, dst long")
+    got = star_components(frame).toArrow().to_pandas().set_index("vertex")["root"]
+    src, dst = np.array(edges).T
+    labels = component_labels(int(max(src.max(), dst.max())) + 1, src, dst)
+    for vertex, root in got.items():
+        members = np.flatnonzero(labels == labels[vertex])
+        assert root == members[np.isin(members, got.index)].min()
+    assert set(got.index) == set(src) | set(dst)
