@@ -291,7 +291,7 @@ def communities(
     if not relationships:
         return empty
     branches = []
-    for i, name in enumerate(relationships):
+    for name in relationships:
         rt = _app_rel(name)
         branches.append(
             f"MATCH (b:{rt.target}) WHERE COUNT {{ (b)<-[:{rt.type}]-(:Application) }} >= $min_applications "

@@ -39,7 +39,6 @@ from ringscope.graph.locking import LeaseKeeper, LockHolder, LockLost, OnWait, W
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES, TEMPORAL_PROPERTIES
 from ringscope.graph.neo4j_cypher import (
     AWAIT_INDEXES,
-    READ_PART_ROWS,
     CLEAR_ALL,
     COMMIT_RUN,
     COUNT_NODES,
@@ -47,6 +46,7 @@ from ringscope.graph.neo4j_cypher import (
     CREATE_KEY_CONSTRAINT,
     DROP_LOCK,
     DROP_OTHER_RUNS,
+    READ_PART_ROWS,
     READ_REVISION,
     READ_RUNS,
     RENEW_LOCK,
@@ -475,7 +475,9 @@ class Neo4jStore:
 
         def part(i: int) -> list:
             records, _, _ = self._driver.execute_query(
-                query, parameters_={**params, "parts": parts, "part": i}, database_=self.database,
+                query,
+                parameters_={**params, "parts": parts, "part": i},
+                database_=self.database,
                 routing_=RoutingControl.READ,
             )
             return records[0]["rows"] if records else []
@@ -492,9 +494,7 @@ class Neo4jStore:
         return _records_frame([row[1:] for row in rows], columns)
 
     # -- whole-graph algorithms in the server (GDS) ----------------------
-    def connected_components(
-        self, glue: dict[str, list[str]], entities: pd.Series | None = None
-    ) -> pd.Series:
+    def connected_components(self, glue: dict[str, list[str]], entities: pd.Series | None = None) -> pd.Series:
         """Ring components by GDS WCC in the server: see
         :func:`ringscope.graph.neo4j_gds.connected_components`."""
         from ringscope.graph import neo4j_gds

@@ -105,7 +105,9 @@ def test_paged_reads_keep_rows_and_nulls(neo4j_store, embedded_store, monkeypatc
         {"key": [f"p{i:03d}" for i in range(60)], "valid": [None if i % 3 == 0 else i % 2 == 0 for i in range(60)]}
     )
     apps = pd.DataFrame({"key": [f"a{i:03d}" for i in range(60)]})
-    edges = pd.DataFrame({"src": apps["key"], "dst": phones["key"], "raw": [None if i % 4 else f"r{i}" for i in range(60)]})
+    edges = pd.DataFrame(
+        {"src": apps["key"], "dst": phones["key"], "raw": [None if i % 4 else f"r{i}" for i in range(60)]}
+    )
     batch = GraphBatch(
         nodes={"Phone": phones, "Application": apps}, relationships={"Application-HAS_PHONE-Phone": edges}
     )
@@ -124,3 +126,24 @@ def test_paged_reads_keep_rows_and_nulls(neo4j_store, embedded_store, monkeypatc
         got = got.sort_values(order).reset_index(drop=True)
         want = want.sort_values(order).reset_index(drop=True)
         assert got.astype(object).where(got.notna(), None).equals(want.astype(object).where(want.notna(), None))
+
+
+def test_communities_cli_writes_a_csv(neo4j_store, neo4j_uri, tmp_path):
+    from click.testing import CliRunner
+
+    from ringscope.app.cli import cli
+
+    neo4j_store.driver.execute_query(
+        "CREATE (a:Application {key: 'a1'})-[:HAS_DEVICE]->(:Device {key: 'd1'})<-[:HAS_DEVICE]-"
+        "(:Application {key: 'a2'}), (:Application {key: 'a3'})-[:HAS_DEVICE]->(:Device {key: 'd2'})",
+        database_=neo4j_store.database,
+    )
+    out = tmp_path / "communities.csv"
+    result = CliRunner().invoke(cli, ["communities", "--neo4j", neo4j_uri, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out, encoding="utf-8-sig")
+    assert sorted(frame["key"]) == ["a1", "a2", "d1"]  # d2 has one application: not shared
+    assert frame["community"].nunique() == 1
+    assert neo4j_gds.projections(neo4j_store.driver, neo4j_store.database) == []
+    refused = CliRunner().invoke(cli, ["communities", "--store", str(tmp_path / "emb"), "--out", str(out)])
+    assert refused.exit_code != 0 and "--neo4j" in refused.output
