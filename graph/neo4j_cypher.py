@@ -340,8 +340,10 @@ def _read_value(var: str, prop: str) -> str:
 AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
 
 
-#: rows a whole-table read asks for per part (one record each, see :func:`read_nodes_query`)
-READ_PART_ROWS = 500_000
+#: rows a whole-table read asks for per part (one record each, see
+#: :func:`read_nodes_query`): bounds what the server holds in one list,
+#: times the store's ``workers`` parts in flight
+READ_PART_ROWS = 250_000
 
 
 @cache

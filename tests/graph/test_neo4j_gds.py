@@ -113,8 +113,7 @@ def test_paged_reads_keep_rows_and_nulls(neo4j_store, embedded_store, monkeypatc
     )
     for store in (neo4j_store, embedded_store):
         store.write(batch)
-    monkeypatch.setattr(module, "READ_PART_ROWS", 7)
-    monkeypatch.setattr(module, "_LOOKUP_BATCH", 5)  # several parts on several sessions
+    monkeypatch.setattr(module, "READ_PART_ROWS", 7)  # nine parts, on several sessions
     for read in (
         lambda s: s.read_nodes("Phone", ["valid"]),
         lambda s: s.read_relationships("Application-HAS_PHONE-Phone", ["raw"]),
