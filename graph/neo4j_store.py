@@ -47,6 +47,7 @@ from ringscope.graph.neo4j_cypher import (
     CREATE_KEY_CONSTRAINT,
     DROP_LOCK,
     DROP_OTHER_RUNS,
+    READ_PART_ROWS,
     READ_REVISION,
     READ_RUNS,
     RENEW_LOCK,
@@ -62,6 +63,7 @@ from ringscope.graph.neo4j_cypher import (
     node_properties_query,
     read_nodes_query,
     read_relationships_query,
+    read_size_query,
     relationship_properties_query,
 )
 from ringscope.graph.store import (
@@ -544,23 +546,73 @@ class Neo4jStore:
         """Whole node table for ``label``: ``key`` plus model properties."""
         props = _checked(columns, NODE_TYPES[label].properties, label)
         query = read_nodes_query(label, tuple(props))
-        return self._read_frame(query, ["key", *props], label in DERIVED_LABELS)
+        return self._read_frame(query, ["key", *props], label in DERIVED_LABELS, label)
 
     def read_relationships(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Whole relationship table ``name``: ``src``, ``dst`` plus properties."""
         rt = REL_TYPES[name]
         props = _checked(columns, (*rt.identity, *rt.properties), name)
         query = read_relationships_query(name, tuple(props))
-        return self._read_frame(query, ["src", "dst", *props], name in DERIVED_RELS)
+        return self._read_frame(query, ["src", "dst", *props], name in DERIVED_RELS, name)
 
-    def _read_frame(self, query: str, columns: list[str], derived: bool = False) -> pd.DataFrame:
+    def _read_frame(self, query: str, columns: list[str], derived: bool = False, name: str = "") -> pd.DataFrame:
+        """A whole table in parts (``id % parts``, ``READ_PART_ROWS`` rows
+        each), each one record of row lists, read on ``workers`` sessions at
+        once, rows in id order (see ``neo4j_cypher.read_nodes_query``)."""
         from neo4j import RoutingControl
 
         params = {"committed": self._committed_runs()} if derived else {}
         records, _, _ = self._driver.execute_query(
-            query, parameters_=params, database_=self.database, routing_=RoutingControl.READ
+            read_size_query(name), database_=self.database, routing_=RoutingControl.READ
         )
-        return _records_frame(records, columns)
+        size = int(records[0]["c"]) if records else 0
+        # parts bound the server's list; splitting a smaller table over
+        # sessions measured no faster on 2 cores (the server is the bottleneck)
+        parts = max(1, -(-size // READ_PART_ROWS))
+
+        def part(i: int) -> list:
+            records, _, _ = self._driver.execute_query(
+                query,
+                parameters_={**params, "parts": parts, "part": i},
+                database_=self.database,
+                routing_=RoutingControl.READ,
+            )
+            return records[0]["rows"] if records else []
+
+        if parts == 1:
+            rows = part(0)
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="neo4j-read") as pool:
+                rows = [row for chunk in pool.map(part, range(parts)) for row in chunk]
+        if parts > 1 and rows:
+            # back in id order, as one scan would give them
+            order = np.argsort(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)), kind="stable")
+            rows = [rows[i] for i in order]
+        return _records_frame([row[1:] for row in rows], columns)
+
+    # -- whole-graph algorithms in the server (GDS) ----------------------
+    def connected_components(self, glue: dict[str, list[str]], entities: pd.Series | None = None) -> pd.Series:
+        """Ring components by GDS WCC in the server: see
+        :func:`ringscope.graph.neo4j_gds.connected_components`."""
+        from ringscope.graph import neo4j_gds
+
+        return neo4j_gds.connected_components(self._driver, self.database, glue, entities)
+
+    def strong_components(self, relationships: tuple[str, ...] | None = None) -> pd.Series:
+        """Guarantee-circle SCCs (size >= 2) by GDS SCC in the server: see
+        :func:`ringscope.graph.neo4j_gds.strong_components`."""
+        from ringscope.graph import neo4j_gds
+
+        rels = neo4j_gds.GUARANTEE_RELS if relationships is None else relationships
+        return neo4j_gds.strong_components(self._driver, self.database, rels)
+
+    def communities(self, relationships: tuple[str, ...] | None = None, **louvain: Any) -> pd.DataFrame:
+        """Louvain communities over shared identifiers by GDS in the server:
+        see :func:`ringscope.graph.neo4j_gds.communities`."""
+        from ringscope.graph import neo4j_gds
+
+        rels = neo4j_gds.IDENTIFIER_RELS if relationships is None else relationships
+        return neo4j_gds.communities(self._driver, self.database, rels, **louvain)
 
     def clear(self) -> None:
         """Delete every node and relationship (Community has one database)."""
@@ -613,8 +665,8 @@ def _changed(summary, records: list | None = None) -> bool:
 
 
 def _records_frame(records: list, columns: list[str]) -> pd.DataFrame:
-    """Records read with ``neo4j_cypher._read_value`` as a frame of the embedded store's types."""
-    frame = pd.DataFrame([r.values() for r in records], columns=columns)
+    """Records (or row lists) read with ``neo4j_cypher._read_value`` as a frame of the embedded store's types."""
+    frame = pd.DataFrame([r if isinstance(r, list) else r.values() for r in records], columns=columns)
     for col in columns:
         if col in TEMPORAL_PROPERTIES:
             frame[col] = _epoch_millis_to_pandas(frame[col], TEMPORAL_PROPERTIES[col])

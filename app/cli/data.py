@@ -25,7 +25,7 @@ from ringscope.app.cli.models import audit_model_event, print_training
 from ringscope.app.cli.serve import start_dashboard
 from ringscope.graph.files import atomic_open, private_dir, write_csv
 
-__all__ = ["ingest", "stats", "generate", "demo", "split_tonight"]
+__all__ = ["ingest", "stats", "communities", "generate", "demo", "split_tonight"]
 
 
 @click.command()
@@ -138,6 +138,38 @@ def stats(store_path: str | None, neo4j_uri: str | None) -> None:
         counts = store.counts()
         click.echo(f"ringscope stats: {store.kind} store at {store.location}")
         click.echo(counts_table(counts))
+
+
+@click.command()
+@store_options
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="communities.csv",
+    show_default=True,
+    help="CSV written: label, key, community.",
+)
+@click.option(
+    "--min-applications",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Identifiers used by fewer applications are left out of the graph.",
+)
+def communities(store_path: str | None, neo4j_uri: str | None, out_path: Path, min_applications: int) -> None:
+    """Louvain communities of applications and the identifiers they share,
+    computed inside Neo4j by GDS (Neo4j stores only): for analysts."""
+    with opened(store_path, neo4j_uri) as store:
+        if not hasattr(store, "communities"):
+            raise click.UsageError("Communities are computed inside Neo4j: give --neo4j URI.")
+        frame = store.communities(min_applications=min_applications)
+        write_csv(frame, out_path)
+        sizes = frame.groupby("community").size()
+        click.echo(
+            f"ringscope communities: {len(frame):,} nodes in {len(sizes):,} communities "
+            f"(largest {int(sizes.max()) if len(sizes) else 0:,}) -> {out_path}"
+        )
 
 
 @click.command()
