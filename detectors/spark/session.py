@@ -130,6 +130,9 @@ def start_session(master: str, scratch: Path, app_name: str, conf: dict[str, str
             .config("spark.driver.bindAddress", LOOPBACK)
             .config("spark.local.dir", str(scratch / "local"))
             .config("spark.sql.shuffle.partitions", str(local_cores(master)))
+            # local mode runs every task in the driver's JVM, whose default 1 GB heap
+            # cannot hold a large book's links; RINGSCOPE_SPARK_MEMORY overrides
+            .config("spark.driver.memory", os.environ.get("RINGSCOPE_SPARK_MEMORY", "4g"))
         )
         for sub in ("local", "tmp"):
             private_dir(scratch / sub)
