@@ -14,7 +14,7 @@ for the singles is compared with theirs: the two must agree.
 
 Usage::
 
-    python bench/bench_flag.py --store /tmp/s1m [--singles 1000] [--batch 5000]
+    python bench/bench_flag.py --store /tmp/s1m [--singles 1000] [--ring-singles 500] [--batch 5000]
     python bench/bench_flag.py --neo4j bolt://127.0.0.1:7687 [...]
     python bench/bench_flag.py --store /tmp/s1m --repeat tonight/
 
@@ -47,6 +47,7 @@ def main() -> None:
     where.add_argument("--neo4j", help="Bolt URI of an ingested Neo4j")
     parser.add_argument("--singles", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--ring-singles", type=int, default=500, help="ring and circle members scored one at a time")
     parser.add_argument("--repeat", metavar="FOLDER", help="time repeat flag runs of FOLDER (see above)")
     parser.add_argument("--one", metavar="FOLDER", help=argparse.SUPPRESS)  # one run, in its own process
     parser.add_argument("--discard", action="store_true", help=argparse.SUPPRESS)
@@ -92,7 +93,12 @@ def main() -> None:
         {m for f in index.findings if f.detector in ("shared_identifier_rings", "guarantee_circles") for m in f.members}
     )
     ring_sample = (
-        [in_rings[i] for i in np.random.default_rng(0).choice(len(in_rings), min(len(in_rings), 500), replace=False)]
+        [
+            in_rings[i]
+            for i in np.random.default_rng(0).choice(
+                len(in_rings), min(len(in_rings), args.ring_singles), replace=False
+            )
+        ]
         if in_rings
         else []
     )

@@ -15,6 +15,9 @@ detector, both optional:
 * ``scope(portfolio, app_ids, statistics)`` — a smaller portfolio holding
   everything that decides the findings which can contain ``app_ids``.
 
+* ``around(portfolio, app_ids, statistics)`` — a shortcut: the findings
+  (usually none) when they can be told without building a scope.
+
 ``run(scope, statistics=...)`` must then give exactly the findings holding
 ``app_ids`` that ``run(portfolio)`` gives. A detector that does not narrow
 its scope is run on the whole portfolio: slower, never wrong.
@@ -320,4 +323,13 @@ class Detector:
         """A portfolio (usually ``portfolio.subset(...)``) holding everything
         that decides the findings which can contain one of ``app_ids``, or
         ``None`` for the whole portfolio."""
+        return None
+
+    def around(self, portfolio, app_ids: Sequence[str], statistics: Any = None) -> list[Finding] | None:
+        """The findings holding ``app_ids`` when they can be told without a
+        scope — ``[]`` when nothing within reach of them could form one (no
+        gluing identifier, no guarantee, no contact loop, no busy device) —
+        decided from arrays computed once per portfolio; ``None``: build the
+        scope and run. A shortcut for the one-application case, never a
+        different answer."""
         return None

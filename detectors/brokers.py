@@ -231,6 +231,17 @@ class BrokerRings(Detector):
             padding |= set(timed["application_id"][window.isin(window[core])])
         return portfolio.subset(sorted(keep | padding))
 
+    def around(self, portfolio, app_ids: Sequence[str], statistics: BrokerStatistics | None = None):
+        """``[]`` when none of ``app_ids`` names an agent (a broker group is
+        one agent's applications), from the agent column alone."""
+        apps = as_portfolio(portfolio).applications
+        held = as_portfolio(portfolio).derived.get("broker_agents")
+        if held is None:
+            with_agent = apps["agent"].notna().to_numpy(dtype=bool)
+            held = pd.Index(apps["application_id"].astype(str).to_numpy(dtype=object)[with_agent])
+            as_portfolio(portfolio).derived["broker_agents"] = held
+        return None if held.isin(list(map(str, app_ids))).any() else []
+
     def run(self, source, statistics: BrokerStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications

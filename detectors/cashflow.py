@@ -237,6 +237,33 @@ class CashflowChecks(Detector):
         trade is read from them)."""
         return as_portfolio(portfolio).subset(app_ids)
 
+    def around(self, portfolio, app_ids: Sequence[str], statistics: CashflowStatistics | None = None):
+        """The findings of ``app_ids`` read from the checks of the whole book
+        under ``statistics``, computed once per portfolio (columnar, O(n)
+        like the statistics themselves): each application is judged against
+        the peers in ``statistics`` alone, so its row is the one a scope of
+        it alone would give, without a sub-portfolio per call."""
+        if statistics is None:
+            return None
+        portfolio = as_portfolio(portfolio)
+        key = ("cashflow_flagged", tuple(sorted(self.params().items())))
+        held = portfolio.derived.get(key)
+        if held is None or held[0] is not statistics:
+            frame = self.checks(portfolio, statistics) if not portfolio.applications.empty else None
+            flagged = (
+                frame[frame["score"] >= self.min_score].reset_index(drop=True)
+                if frame is not None and len(frame)
+                else pd.DataFrame(columns=["application_id"])
+            )
+            rows = pd.Index(flagged["application_id"].astype(str).to_numpy(dtype=object))
+            held = (statistics, flagged, rows)
+            portfolio.derived[key] = held
+        _, flagged, rows = held
+        at = np.flatnonzero(rows.isin(list(map(str, app_ids))))
+        findings = [self._finding(row) for row in flagged.iloc[at].itertuples(index=False)]
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
+
     # -- the checks, columnar ----------------------------------------------
     def checks(self, source, statistics: CashflowStatistics | None = None) -> pd.DataFrame:
         """Every application with a declared figure, its checks and score.

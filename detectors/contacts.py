@@ -234,7 +234,7 @@ class ContactLoops(Detector):
         identity = _identity(portfolio, apps)
         phones = portfolio.link_table("phone")
         # the strongly connected components the targets are in, whole
-        sccs = contact_sccs(contact_edges(contacts, phones, identity))
+        sccs, _ = self._reach(portfolio, stats)
         loops = sccs.index[sccs.isin(sccs.reindex(targets).dropna().unique())]
         # the phones the targets name or own that enough distinct applicants name
         wanted = pd.Index(
@@ -261,6 +261,39 @@ class ContactLoops(Detector):
                 ).astype(str)
             )
         return portfolio.subset(targets.union(pd.Index(loops.astype(str))).union(hubs))
+
+    def around(self, portfolio, app_ids: Sequence[str], statistics: ContactStatistics | None = None):
+        """``[]`` when none of ``app_ids`` is in a contact loop (a strongly
+        connected component) or names or owns a hub phone, from the loops
+        and hub phones found once per portfolio: the scope would hold the
+        applications alone, where no loop or hub can form."""
+        if statistics is None:
+            return None
+        sccs, hub_apps = self._reach(as_portfolio(portfolio), statistics)
+        ids = pd.Index(list(map(str, app_ids)), dtype=object)
+        return None if (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())) else []
+
+    def _reach(self, portfolio, stats: ContactStatistics) -> tuple[pd.Series, set[str]]:
+        """The contact graph's strongly connected components (application
+        → component) and the applications that name or own a phone named by
+        ``stats.threshold`` or more applicants, once per portfolio and
+        entities (``portfolio.derived``), not per scope."""
+        held = portfolio.derived.get("contact_reach")
+        if held is not None and held[0] is stats:
+            return held[1], held[2]
+        apps = portfolio.applications.set_index("application_id", drop=False)
+        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
+        identity = _identity(portfolio, apps)
+        phones = portfolio.link_table("phone")
+        sccs = contact_sccs(contact_edges(contacts, phones, identity))
+        hub_apps: set[str] = set()
+        if stats.threshold is not None and len(contacts):
+            namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()
+            big = set(namers.index[namers >= stats.threshold].astype(str))
+            hub_apps = set(contacts.loc[contacts["phone"].astype(str).isin(big), "application_id"].astype(str))
+            hub_apps |= set(phones.loc[phones["identifier"].astype(str).isin(big), "application_id"].astype(str))
+        portfolio.derived["contact_reach"] = (stats, sccs, hub_apps)
+        return sccs, hub_apps
 
     def _statistics_of(self, contacts: pd.DataFrame, identity: pd.Series) -> ContactStatistics:
         namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()

@@ -212,7 +212,7 @@ class GuaranteeCircles(Detector):
         """
         portfolio = as_portfolio(portfolio)
         stats = self.statistics(portfolio) if statistics is None else statistics
-        g, _ = self.unit_edges(portfolio, stats.units)
+        g, _ = self._reach(portfolio, stats)
         targets = pd.Index(list(map(str, app_ids)), dtype=object)
         if g.empty or stats.components.empty:
             return portfolio.subset([])
@@ -229,6 +229,33 @@ class GuaranteeCircles(Detector):
         borrowers = self._unit_borrowers(portfolio, apps, stats.units, units)
         ids = set(rows["application_id"].dropna().astype(str)) | set(borrowers.astype(str))
         return portfolio.subset(sorted(ids), guarantees=portfolio.guarantees.loc[rows.index])
+
+    def around(self, portfolio, app_ids: Sequence[str], statistics: GuaranteeUnits | None = None):
+        """``[]`` when none of ``app_ids`` is listed on a guarantee or borrows
+        for a guaranteed unit (no circle can hold it), from the applications
+        within reach of a guarantee computed once per portfolio."""
+        if statistics is None:
+            return None
+        _, reach = self._reach(as_portfolio(portfolio), statistics)
+        return None if reach.intersection(map(str, app_ids)) else []
+
+    def _reach(self, portfolio, stats: GuaranteeUnits) -> tuple[pd.DataFrame, set[str]]:
+        """The portfolio's unit edges (:meth:`unit_edges` under ``stats``) and
+        the applications a guarantee component reaches — listed on one of its
+        rows or borrowing for one of its units — once per portfolio and
+        entities (``portfolio.derived``), not per scope."""
+        held = portfolio.derived.get("guarantee_reach")
+        if held is not None and held[0] is stats:
+            return held[1], held[2]
+        g, _ = self.unit_edges(portfolio, stats.units)
+        reach: set[str] = set()
+        if not g.empty and not stats.components.empty:
+            listed = g["src"].map(stats.components).notna().to_numpy(dtype=bool)
+            reach = set(g.loc[listed, "application_id"].dropna().astype(str))
+            borrowers = self._borrower_units(portfolio, portfolio.applications, stats.units)
+            reach |= set(borrowers.map(stats.components).dropna().index.astype(str))
+        portfolio.derived["guarantee_reach"] = (stats, g, reach)
+        return g, reach
 
     @staticmethod
     def _borrower_units(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series:

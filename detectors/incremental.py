@@ -52,6 +52,8 @@ class IncrementalRun:
     #: detector → applications in the scope it ran on (``None``: the whole portfolio)
     scope_sizes: dict[str, int | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: detectors that answered from arrays kept per portfolio (``Detector.around``), without a scope
+    shortcuts: list[str] = field(default_factory=list)
 
 
 def _accepts_statistics(detector: Detector) -> bool:
@@ -127,6 +129,13 @@ def detect_around(
             if detector.name not in statistics:
                 statistics[detector.name] = detector.statistics(portfolio)
             stats = statistics[detector.name]
+            known = _findings_without_scope(detector, portfolio, sorted(targets), stats)
+            if known is not None:  # the detector answered from its per-portfolio arrays
+                run.scope_sizes[detector.name] = len(targets)  # the applications themselves
+                run.shortcuts.append(detector.name)
+                run.findings.extend(f for f in known if targets.intersection(map(str, f.members)))
+                run.seconds[detector.name] = run.seconds.get(detector.name, 0.0) + time.perf_counter() - started
+                continue
             local = detector.scope(portfolio, sorted(targets), stats)
             source = portfolio if local is None else local
             run.scope_sizes[detector.name] = None if local is None else len(local.applications)
@@ -140,6 +149,16 @@ def detect_around(
     if progress:
         progress("done", len(detectors), len(detectors))
     return run
+
+
+def _findings_without_scope(
+    detector: Detector, portfolio: Portfolio, app_ids: list[str], stats: Any
+) -> list[Finding] | None:
+    """The findings around ``app_ids`` when the detector can tell them
+    without a sub-portfolio (``Detector.around``: usually ``[]``, nothing
+    in reach could form one), else ``None``: scope and run as usual."""
+    around = getattr(detector, "around", None)
+    return None if around is None else around(portfolio, app_ids, stats)
 
 
 def _resolve_entities(

@@ -121,6 +121,8 @@ class Portfolio:
         self.row_maps: dict[tuple[str, str], Any] = {}
         #: where the whole-portfolio passes run (:mod:`ringscope.detectors.engine`; ``None``: in process)
         self.engine: Any = None
+        #: raw tables a subset reads (``nodes``/``rels`` beyond the cached ones), read once for all subsets
+        self.subset_reads: dict[tuple, pd.DataFrame] = {}
 
     # -- raw tables ------------------------------------------------------
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -375,10 +377,8 @@ class _Subset(Portfolio):
         def mine(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             return _take(parent, name, frame, "application_id", ids)
 
-        # the cached tables, given instead of read
+        # the cached tables, given instead of read (links and contacts on first use: many scopes read neither)
         self.applications = apps
-        self._links_by_kind = {kind: mine(f"links:{kind}", t) for kind, t in parent._links_by_kind.items()}
-        self.contacts = mine("contacts", parent.contacts)
         g = mine("guarantees", parent.guarantees) if guarantees is None else guarantees.reset_index(drop=True)
         self.guarantees = g
         people = set(apps["person"].dropna().astype(str))
@@ -402,19 +402,41 @@ class _Subset(Portfolio):
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
 
+    @cached_property
+    def _links_by_kind(self) -> dict[str, pd.DataFrame]:
+        return {
+            kind: _take(self.parent, f"links:{kind}", t, "application_id", self.app_ids)
+            for kind, t in self.parent._links_by_kind.items()
+        }
+
+    @cached_property
+    def contacts(self) -> pd.DataFrame:
+        return _take(self.parent, "contacts", self.parent.contacts, "application_id", self.app_ids)
+
+    def _parent_read(self, how: str, name: str, columns: list[str] | None) -> tuple[tuple, pd.DataFrame]:
+        """The parent's table, read once for every subset of it (a scope per
+        call would otherwise read the store, or copy a remembered read, each time)."""
+        key = (how, name, None if columns is None else tuple(columns))
+        held = self.parent.subset_reads
+        if key not in held:
+            held[key] = (self.parent.nodes if how == "nodes" else self.parent.rels)(name, columns)
+        return key, held[key]
+
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
-        frame = self.parent.nodes(label, columns)
+        key, frame = self._parent_read("nodes", label, columns)
         if label == "Application":
-            frame = frame[in_set(frame["key"], self.app_ids)].reset_index(drop=True)
-        return frame
+            return _take(self.parent, repr(key), frame, "key", self.app_ids)
+        return frame.copy()
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        frame = self.parent.rels(name, columns)
+        key, frame = self._parent_read("rels", name, columns)
         source, _, target = name.split("-")
-        for side, label in (("src", source), ("dst", target)):
-            if label == "Application":
-                frame = frame[in_set(frame[side], self.app_ids)].reset_index(drop=True)
-        return frame
+        sides = [side for side, label in (("src", source), ("dst", target)) if label == "Application"]
+        if len(sides) == 1:  # rows by a value → rows map built once
+            return _take(self.parent, repr(key), frame, sides[0], self.app_ids)
+        for side in sides:
+            frame = frame[in_set(frame[side], self.app_ids)].reset_index(drop=True)
+        return frame.copy() if not sides else frame
 
     def _stored_entities(self, label: str) -> pd.Series | None:
         return self.parent._stored_entities(label)
@@ -536,7 +558,18 @@ def in_set(column: pd.Series, values) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    wanted = pa.array(list(map(str, values)), type=pa.large_string())
+    wanted = None
+    if isinstance(values, (pd.Series, pd.Index)) and not values.hasnans:
+        try:  # a text column as one array, not element by element
+            wanted = pa.array(values, from_pandas=True)
+            text = pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type)
+            wanted = wanted.cast(pa.large_string()) if text else None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            wanted = None
+        if wanted is not None and isinstance(wanted, pa.ChunkedArray):
+            wanted = wanted.combine_chunks()
+    if wanted is None:
+        wanted = pa.array(list(map(str, values)), type=pa.large_string())
     try:
         text = pa.array(column, from_pandas=True)
         if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):

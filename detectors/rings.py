@@ -276,6 +276,25 @@ def ring_scope(links: pd.DataFrame, glue: pd.DataFrame, app_ids: Sequence[str]) 
     return apps[np.isin(labels, wanted)]
 
 
+def _ring_labels(portfolio, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """The applications with a gluing link and their ring component
+    (:func:`ring_scope`'s labelling), computed once per portfolio, entities
+    and hub table, not per scope."""
+    held = portfolio.derived.get("ring_labels")
+    if held is not None and held[0] is glue:
+        return held[1], held[2]
+    edges = _glue_edges(entity_links(portfolio), glue)
+    if edges.empty:
+        apps, labels = pd.Index([], dtype=object, name="application_id"), np.zeros(0, dtype=np.int64)
+    else:
+        app_codes, uniq = pd.factorize(edges["application_id"].to_numpy(dtype=object))
+        node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
+        labels = component_labels(len(uniq) + len(nodes), app_codes, len(uniq) + node_codes)[: len(uniq)]
+        apps = pd.Index(uniq, name="application_id")
+    portfolio.derived["ring_labels"] = (glue, apps, labels)
+    return apps, labels
+
+
 def _glue_edges(links: pd.DataFrame, glue: pd.DataFrame) -> pd.DataFrame:
     """``application_id``, ``node`` for every gluing link, plus each linked
     application's applicant entity: the edges of :func:`ring_components`."""
@@ -359,7 +378,17 @@ class SharedIdentifierRings(Detector):
         one of them reads. Entities stay those of ``portfolio``."""
         portfolio = as_portfolio(portfolio)
         hubs = self.statistics(portfolio) if statistics is None else statistics
-        return portfolio.subset(ring_scope(entity_links(portfolio), hubs, app_ids))
+        apps, labels = _ring_labels(portfolio, hubs)
+        at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
+        return portfolio.subset(apps[np.isin(labels, np.unique(labels[at[at >= 0]]))])
+
+    def around(self, portfolio, app_ids: Sequence[str], statistics: pd.DataFrame | None = None):
+        """``[]`` when none of ``app_ids`` has a gluing link (no ring can hold
+        it), from the ring components computed once per portfolio."""
+        if statistics is None:
+            return None
+        apps, _ = _ring_labels(as_portfolio(portfolio), statistics)
+        return [] if not (apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object)) >= 0).any() else None
 
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""

@@ -325,6 +325,26 @@ class DeviceVelocity(Detector):
                 wanted |= in_set(col, keys)
         return portfolio.subset(ids[wanted].tolist())
 
+    def around(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics | None = None):
+        """``[]`` when every device, IP and IP range of ``app_ids`` carries
+        fewer than ``min_apps`` applications in the whole history (no window
+        on it can be dense), from per-identifier counts taken once per
+        portfolio."""
+        portfolio = as_portfolio(portfolio)
+        held = portfolio.derived.get("velocity_busiest")
+        if held is None or held[0] != self.kinds:
+            apps = portfolio.applications
+            busiest = np.zeros(len(apps), dtype=np.int64)
+            for kind in self.kinds:  # per application, the applications on its busiest identifier
+                keys = apps[_KINDS[kind][0]].astype(object)
+                size = keys.groupby(keys, dropna=True).transform("size")
+                busiest = np.maximum(busiest, size.fillna(0).to_numpy(dtype=np.int64))
+            held = (self.kinds, pd.Index(apps["application_id"].astype(str).to_numpy(dtype=object)), busiest)
+            portfolio.derived["velocity_busiest"] = held
+        _, rows, busiest = held
+        at = rows.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
+        return None if (busiest[at[at >= 0]] >= self.min_apps).any() else []
+
     def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
         apps = portfolio.applications
