@@ -263,17 +263,25 @@ def ring_scope(links: pd.DataFrame, glue: pd.DataFrame, app_ids: Sequence[str]) 
     over CSR arrays of the same edges costs the same ~4 ms after the same
     pick, so the simpler labelling is kept.
     """
+    return _components_holding(*_glued_labels(links, glue), app_ids)
+
+
+def _glued_labels(links: pd.DataFrame, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """The applications with a gluing link and their ring component number."""
     edges = _glue_edges(links, glue)
     if edges.empty:
-        return pd.Index([], dtype=object, name="application_id")
+        return pd.Index([], dtype=object, name="application_id"), np.zeros(0, dtype=np.int64)
     app_codes, apps = pd.factorize(edges["application_id"].to_numpy(dtype=object))
     node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
     n_apps = len(apps)
     labels = component_labels(n_apps + len(nodes), app_codes, n_apps + node_codes)[:n_apps]
-    apps = pd.Index(apps, name="application_id")
+    return pd.Index(apps, name="application_id"), labels
+
+
+def _components_holding(apps: pd.Index, labels: np.ndarray, app_ids: Sequence[str]) -> pd.Index:
+    """The applications of ``apps`` whose component holds one of ``app_ids``."""
     at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
-    wanted = np.unique(labels[at[at >= 0]])
-    return apps[np.isin(labels, wanted)]
+    return apps[np.isin(labels, np.unique(labels[at[at >= 0]]))]
 
 
 def _ring_labels(portfolio, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
@@ -283,14 +291,7 @@ def _ring_labels(portfolio, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
     held = portfolio.derived.get("ring_labels")
     if held is not None and held[0] is glue:
         return held[1], held[2]
-    edges = _glue_edges(entity_links(portfolio), glue)
-    if edges.empty:
-        apps, labels = pd.Index([], dtype=object, name="application_id"), np.zeros(0, dtype=np.int64)
-    else:
-        app_codes, uniq = pd.factorize(edges["application_id"].to_numpy(dtype=object))
-        node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
-        labels = component_labels(len(uniq) + len(nodes), app_codes, len(uniq) + node_codes)[: len(uniq)]
-        apps = pd.Index(uniq, name="application_id")
+    apps, labels = _glued_labels(entity_links(portfolio), glue)
     portfolio.derived["ring_labels"] = (glue, apps, labels)
     return apps, labels
 
@@ -378,9 +379,7 @@ class SharedIdentifierRings(Detector):
         one of them reads. Entities stay those of ``portfolio``."""
         portfolio = as_portfolio(portfolio)
         hubs = self.statistics(portfolio) if statistics is None else statistics
-        apps, labels = _ring_labels(portfolio, hubs)
-        at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
-        return portfolio.subset(apps[np.isin(labels, np.unique(labels[at[at >= 0]]))])
+        return portfolio.subset(_components_holding(*_ring_labels(portfolio, hubs), app_ids))
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: pd.DataFrame | None = None):
         """``[]`` when none of ``app_ids`` has a gluing link (no ring can hold

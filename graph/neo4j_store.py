@@ -107,17 +107,7 @@ class _Lease(WriteLock):
 
     def _try_acquire(self, me: LockHolder):
         token = uuid.uuid4().hex
-        lease_ms = int(self.lease * 1000)
-        record = self._query(
-            TAKE_LOCK,
-            key="write",
-            token=token,
-            pid=me.pid,
-            command=me.command,
-            since=me.since,
-            host=me.host,
-            lease=lease_ms,
-        )[0]
+        record = self._take(token, me)
         if not record["free"]:
             if record["pid"] is None:
                 return True
@@ -127,6 +117,19 @@ class _Lease(WriteLock):
 
         self._held[threading.get_ident()] = (token, self._keeper(token))
         return None
+
+    def _take(self, token: str, holder: LockHolder):
+        """Take the write lock node for ``holder`` under ``token`` (or learn who holds it)."""
+        return self._query(
+            TAKE_LOCK,
+            key="write",
+            token=token,
+            pid=holder.pid,
+            command=holder.command,
+            since=holder.since,
+            host=holder.host,
+            lease=int(self.lease * 1000),
+        )[0]
 
     def _keeper(self, token: str) -> LeaseKeeper:
         lease_ms = int(self.lease * 1000)
@@ -148,16 +151,7 @@ class _Lease(WriteLock):
         try:
             yield
         finally:
-            record = self._query(
-                TAKE_LOCK,
-                key="write",
-                token=token,
-                pid=holder.pid,
-                command=holder.command,
-                since=holder.since,
-                host=holder.host,
-                lease=int(self.lease * 1000),
-            )[0]
+            record = self._take(token, holder)
             keeper = self._keeper(token)
             if not record["free"]:  # someone took it in the moment the server was up: never write on
                 keeper.lost = True
