@@ -47,6 +47,7 @@ from scipy.stats import binom, poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
+from ringscope.detectors.keys import RowsByValue
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.detectors.template_cells import (
     GRID_OFFSETS,
@@ -238,9 +239,9 @@ class BrokerRings(Detector):
         held = as_portfolio(portfolio).derived.get("broker_agents")
         if held is None:
             with_agent = apps["agent"].notna().to_numpy(dtype=bool)
-            held = pd.Index(apps["application_id"].astype(str).to_numpy(dtype=object)[with_agent])
+            held = RowsByValue(apps["application_id"].to_numpy(dtype=object)[with_agent])
             as_portfolio(portfolio).derived["broker_agents"] = held
-        return None if held.isin(list(map(str, app_ids))).any() else []
+        return None if len(held.rows(map(str, app_ids))) else []
 
     def run(self, source, statistics: BrokerStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)

@@ -51,6 +51,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.keys import RowsByValue
 from ringscope.detectors.portfolio import as_portfolio
 
 __all__ = ["CashflowChecks", "CashflowStatistics", "trade_of", "robust_z", "TRADES"]
@@ -255,11 +256,10 @@ class CashflowChecks(Detector):
                 if frame is not None and len(frame)
                 else pd.DataFrame(columns=["application_id"])
             )
-            rows = pd.Index(flagged["application_id"].astype(str).to_numpy(dtype=object))
-            held = (statistics, flagged, rows)
+            held = (statistics, flagged, RowsByValue(flagged["application_id"]))
             portfolio.derived[key] = held
         _, flagged, rows = held
-        at = np.flatnonzero(rows.isin(list(map(str, app_ids))))
+        at = rows.rows(map(str, app_ids))
         findings = [self._finding(row) for row in flagged.iloc[at].itertuples(index=False)]
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings

@@ -35,6 +35,7 @@ import pandas as pd
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
+from ringscope.detectors.keys import key_index, rows_by_value
 from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 from ringscope.detectors.resolution.companies import company_core_name, resolve_companies
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
@@ -56,6 +57,34 @@ def _features_json(row: pd.Series, fields: tuple[str, ...]) -> str:
         sim = row[f]
         out[f] = {"similarity": None if pd.isna(sim) else round(float(sim), 3), "level": int(row[f + "_level"])}
     return json.dumps(out, ensure_ascii=False)
+
+
+def _pairs_within(
+    pairs: pd.DataFrame, lookups: dict, name: str, keys: pd.Index, sides: tuple[str, str] = ("src", "dst")
+) -> pd.DataFrame:
+    """The rows of ``pairs`` with both ends in ``keys``, in their order
+    (a row map of the first end, kept in ``lookups`` under ``name``)."""
+    first, second = sides
+    rows = rows_by_value(lookups, name, pairs, first).rows(keys)
+    some = pairs.iloc[rows]
+    return some[in_set(some[second], keys)].reset_index(drop=True)
+
+
+def _quiet_applications(apps: pd.DataFrame, stats: IdentityStatistics) -> np.ndarray:
+    """Per application: can no identity finding hold it (see ``IdentityResolution.around``)?"""
+    person = apps["person"].astype(object)
+    present = person.notna().to_numpy()
+    key = person.where(present, None).astype(str).to_numpy(dtype=object)
+    counts = pd.Series(key[present]).value_counts()
+    alone = np.ones(len(apps), dtype=bool)
+    alone[present] = pd.Series(key[present]).map(counts).to_numpy() == 1
+    nd = stats.name_dob
+    shared = nd.map(nd.value_counts()) >= 2
+    paired = set(stats.person_entity.index.astype(str)) | set(nd.index[shared.to_numpy()].astype(str))
+    known = np.zeros(len(apps), dtype=bool)
+    known[present] = pd.Series(key[present]).isin(paired).to_numpy()
+    checksum_failed = apps["id_checksum_ok"].astype("boolean").eq(False).fillna(False).to_numpy(dtype=bool)
+    return ~present | (alone & ~known & ~checksum_failed)
 
 
 def _fmt_day(ts) -> str:
@@ -98,24 +127,36 @@ class IdentityStatistics:
     phone_persons: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
     name_dob: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
     applications: int = 0
+    #: row lookups over these tables (:func:`rows_by_value`), built on first use, never saved
+    lookups: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "lookups"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lookups = {}
 
 
-def _restricted(res: Resolution, keys: pd.Index) -> Resolution:
-    """``res`` over the records ``keys`` only (their pairs, same model)."""
-    held = in_set(res.records["record_id"], keys)
-    unknown = keys[~in_set(keys, res.records["record_id"])]
+def _restricted(res: Resolution, keys: pd.Index, lookups: dict | None = None) -> Resolution:
+    """``res`` over the records ``keys`` only (their pairs, same model);
+    ``lookups`` keeps the row maps of ``res``'s tables between calls."""
+    lookups = {} if lookups is None else lookups
+    by_record = rows_by_value(lookups, "records", res.records, "record_id")
+    unknown = keys[by_record.index.get_indexer(keys.astype(str)) < 0]
     if len(unknown):
         raise ValueError(
             f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
             "statistics: they were computed before these records arrived; compute them over the "
             "current portfolio"
         )
-    if held.all():
+    held = by_record.rows(keys)
+    if len(held) == len(res.records):
         return res
-    recs = res.records[held].reset_index(drop=True)
-    pairs = res.pairs[in_set(res.pairs["left"], keys) & in_set(res.pairs["right"], keys)].reset_index(drop=True)
+    recs = res.records.iloc[held].reset_index(drop=True)
+    pairs = _pairs_within(res.pairs, lookups, "pairs", keys, ("left", "right"))
     return Resolution(
-        entities=res.entities[held].reset_index(drop=True),
+        entities=res.entities.iloc[held].reset_index(drop=True),
         pairs=pairs,
         stats=res.stats,
         model=res.model,
@@ -232,6 +273,33 @@ class IdentityResolution(Detector):
             applications=len(apps),
         )
 
+    def around(self, portfolio, app_ids, statistics: IdentityStatistics | None = None):
+        """``[]`` when no identity finding can hold ``app_ids``, else ``None``.
+
+        An application is quiet when its ID passes the checksum and its
+        applicant (if any) has no other application, was merged with no
+        other record and shares its name + birth date with none: a conflict
+        needs two applications of one ID, a duplicate two records. Told
+        from arrays over the whole book's statistics, built once per
+        portfolio; the SIMILAR_TO pairs a scope would find are not gathered
+        then (no finding reads them).
+        """
+        portfolio = as_portfolio(portfolio)
+        if statistics is None or statistics.resolution is None:
+            return None
+        apps = portfolio.applications
+        if statistics.applications != len(apps):
+            return None  # stale statistics: the scope says so
+        held = portfolio.derived.get("identity_quiet")
+        if held is None or held[0] is not statistics:
+            held = (statistics, _quiet_applications(apps, statistics))
+            portfolio.derived["identity_quiet"] = held
+        wanted = set(map(str, app_ids))
+        rows = rows_by_value(portfolio.derived, "identity:application_id", apps, "application_id").rows(wanted)
+        if len(rows) < len(wanted):
+            return None
+        return [] if held[1][rows].all() else None
+
     def scope(self, portfolio, app_ids, statistics: IdentityStatistics | None = None):
         """The applications and persons whose findings can hold one of ``app_ids``.
 
@@ -265,16 +333,19 @@ class IdentityResolution(Detector):
                 f"the identity statistics were computed over {stats.applications:,} applications, "
                 f"this portfolio has {len(apps):,}: compute them over the current portfolio"
             )
-        targets = in_set(apps["application_id"], list(map(str, app_ids)))
-        applicants = pd.Index(apps.loc[targets, "person"].dropna().astype(str).unique())
+        # row maps built once per portfolio and statistics: a scope costs lookups, not scans
+        held_maps, look = portfolio.derived, stats.lookups
+        targets = rows_by_value(held_maps, "identity:application_id", apps, "application_id").rows(map(str, app_ids))
+        applicants = key_index(apps["person"].iloc[targets].dropna().astype(str).unique())
         ent = stats.person_entity
-        their = ent.reindex(applicants).dropna().unique()
-        held = applicants.union(pd.Index(ent.index[in_set(ent, their)].astype(str)))
+        their = ent.iloc[rows_by_value(look, "entity_keys", ent.index).rows(applicants)].dropna().unique()
+        held = applicants.union(key_index(ent.index[rows_by_value(look, "entities", ent).rows(their)].astype(str)))
         nd = stats.name_dob
-        peers = nd.index[in_set(nd, nd.reindex(held).dropna().unique())]
-        persons = held.union(pd.Index(peers.astype(str)))
-        chosen = targets | in_set(apps["person"], persons)
-        return portfolio.subset(apps.loc[chosen, "application_id"], persons=persons)
+        theirs = nd.iloc[rows_by_value(look, "name_dob_keys", nd.index).rows(held)].dropna().unique()
+        peers = nd.index[rows_by_value(look, "name_dob", nd).rows(theirs)]
+        persons = held.union(key_index(peers.astype(str)))
+        chosen = np.union1d(targets, rows_by_value(held_maps, "identity:person", apps, "person").rows(persons))
+        return portfolio.subset(apps["application_id"].iloc[chosen], persons=persons)
 
     def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:
         """Who is one entity: the record key → entity id maps of persons and
@@ -302,20 +373,19 @@ class IdentityResolution(Detector):
             portfolio.similar_pairs = {}
             return []
         keys = pd.Index(persons["key"].astype(str))
-        res = _restricted(stats.resolution, keys)
+        res = _restricted(stats.resolution, keys, stats.lookups)
         ap = self._applicant_records(portfolio)
         person_pairs = self._person_pairs(res)
         anon = stats.anon_pairs
-        all_pairs = pd.concat(
-            [person_pairs, anon[in_set(anon["src"], keys) & in_set(anon["dst"], keys)]], ignore_index=True
-        )
+        all_pairs = pd.concat([person_pairs, _pairs_within(anon, stats.lookups, "anon", keys)], ignore_index=True)
         firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
         company = stats.company_pairs
-        company_pairs = company[in_set(company["src"], firms) & in_set(company["dst"], firms)]
+        company_pairs = _pairs_within(company, stats.lookups, "company", firms)
         portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs, "Company-SIMILAR_TO-Company": company_pairs}
         findings: list[Finding] = []
         findings += self._id_conflicts(ap, stats.phone_persons)
-        findings += self._multi_id(ap, res, stats.person_entity[in_set(stats.person_entity.index, keys)])
+        ent = stats.person_entity
+        findings += self._multi_id(ap, res, ent.iloc[rows_by_value(stats.lookups, "entity_keys", ent.index).rows(keys)])
         findings += self._checksum(ap)
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings

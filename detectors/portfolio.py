@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.components import component_labels
+from ringscope.detectors.keys import RowsByValue
 from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from ringscope.graph.model import REL_TYPES
 
@@ -450,18 +451,8 @@ def _rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
     cache = parent.row_maps
     key = (name, column)
     if key not in cache:
-        codes, uniques = pd.factorize(frame[column].astype(object).where(frame[column].notna(), None))
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-        cache[key] = (pd.Index(np.asarray(uniques, dtype=object).astype(str)), order, starts)
-    index, order, starts = cache[key]
-    at = index.get_indexer(list(values)) if values else np.zeros(0, dtype=np.int64)
-    at = at[at >= 0]
-    if not len(at):
-        return np.zeros(0, dtype=np.int64)
-    lengths = starts[at + 1] - starts[at]
-    first = np.repeat(starts[at] - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-    return np.sort(order[first])
+        cache[key] = RowsByValue(frame[column])
+    return cache[key].rows(values)
 
 
 def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:

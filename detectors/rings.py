@@ -275,7 +275,7 @@ def _glued_labels(links: pd.DataFrame, glue: pd.DataFrame) -> tuple[pd.Index, np
     node_codes, nodes = pd.factorize(edges["node"].to_numpy(dtype=object))
     n_apps = len(apps)
     labels = component_labels(n_apps + len(nodes), app_codes, n_apps + node_codes)[:n_apps]
-    return pd.Index(apps, name="application_id"), labels
+    return pd.Index(apps, name="application_id", dtype=object), labels
 
 
 def _components_holding(apps: pd.Index, labels: np.ndarray, app_ids: Sequence[str]) -> pd.Index:

@@ -136,8 +136,8 @@ class FlagIndex:
         else:
             for name in SAVED_ARRAYS:
                 setattr(self, name, arrays[name])
-        self._ident_lookup = pd.Index(self._ident_index)
-        self._entity_index = pd.Index(self._entities)
+        self._ident_lookup = pd.Index(self._ident_index, dtype=object)
+        self._entity_index = pd.Index(self._entities, dtype=object)
         #: detector name → its statistics over the whole book (saved with the flag state)
         self.detector_statistics: dict[str, Any] = {}
         #: called as ``progress(detector, done, total)`` during detection around a batch

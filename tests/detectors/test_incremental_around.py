@@ -3,7 +3,8 @@
 ``detect_around`` first asks each detector whether the findings around the
 applications can be told without a scope: ``[]`` when nothing within reach
 of them could form one (no gluing identifier, no guarantee, no contact loop
-or hub, no busy device, no agent), or, for cash-flow checks, the findings
+or hub, no busy device, no agent, an applicant with one application, one
+record and a valid ID), or, for cash-flow checks, the findings
 read from the whole book's checks. On a generated portfolio where every
 typology is planted, each detector's shortcut is asked about every
 application alone and held to a full run: an application the shortcut calls
@@ -28,7 +29,7 @@ from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
 # generates, ingests and detects a whole portfolio: in `make test`, not in `make test-fast`
 pytestmark = pytest.mark.slow
 
-#: the detectors with a shortcut (identity resolution builds its scope every time)
+#: the detectors with a shortcut
 SHORTCUTS = [name for name in DETECTORS if type(build_detector(name)).around is not Detector.around]
 SCORE_TOLERANCE = 1e-9
 
@@ -66,8 +67,8 @@ def book(tmp_path_factory):
     return portfolio, statistics, ids, by_app
 
 
-def test_the_shortcuts_cover_every_detector_but_identity():
-    assert set(SHORTCUTS) == set(DETECTORS) - {"identity"}
+def test_every_detector_has_a_shortcut():
+    assert set(SHORTCUTS) == set(DETECTORS)
 
 
 @pytest.mark.parametrize("name", SHORTCUTS)
