@@ -13,8 +13,12 @@ the other engine. The table ends with the curve: seconds per million
 applications for each engine and step, which is flat when a step scales
 linearly.
 
+After detection, ``train`` fits the fraud model on the detected store and
+scores every application (``--no-train`` skips it).
+
 Targets (issue 15): the Spark engine detects 10M on this 24 GB machine
-(spilling to disk); at 1M it is within 2x of the embedded engine.
+(spilling to disk); at 1M it is within 2x of the embedded engine. Issue 12:
+``train`` at 1M within 6 GB and 120 s.
 
 Usage::
 
@@ -100,8 +104,10 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "ringscope", *args]
 
 
-def bench_size(size: int, engines: list[str], out: Path, max_gb: float, spark_master: str | None) -> list[Step]:
-    """Generate, ingest and detect one book; one :class:`Step` per child."""
+def bench_size(
+    size: int, engines: list[str], out: Path, max_gb: float, spark_master: str | None, train: bool = True
+) -> list[Step]:
+    """Generate, ingest, detect and train on one book; one :class:`Step` per child."""
     book, store, log = out / f"book-{size}", out / f"store-{size}", out / f"scale-{size}.log"
     steps: list[Step] = []
 
@@ -124,6 +130,8 @@ def bench_size(size: int, engines: list[str], out: Path, max_gb: float, spark_ma
         if engine == "spark" and spark_master:
             detect += ["--spark-master", spark_master]
         step("detect", engine, detect)
+    if train and any(s.step == "detect" and s.status == "ok" for s in steps):
+        step("train", "embedded", _cli("train", "--store", str(store), "--quiet"))
     return steps
 
 
@@ -166,11 +174,12 @@ def main() -> None:
     parser.add_argument("--spark-master", default=None, help="passed to detect --spark-master")
     parser.add_argument("--max-gb", type=float, default=20.0, help="stop a step whose process tree passes this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--no-train", dest="train", action="store_false", help="skip the train step")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     steps: list[Step] = []
     for size in args.sizes:
-        steps += bench_size(size, args.engines, args.out, args.max_gb, args.spark_master)
+        steps += bench_size(size, args.engines, args.out, args.max_gb, args.spark_master, args.train)
     print_tables(steps)
 
 

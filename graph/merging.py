@@ -58,6 +58,10 @@ def merge_tables(old: pa.Table | None, new: pa.Table, identity: list[str], polic
     tables = [t for t in (old, new) if t is not None and t.num_rows]
     if not tables:
         return new
+    if len(tables) == 2 and len(identity) == 1:
+        updated = _update_unique(old, new, identity[0], policy)
+        if updated is not None:
+            return updated
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     table = _no_null_columns(table)
     duplicated = _duplicated_mask(table, identity)
@@ -81,6 +85,67 @@ def merge_tables(old: pa.Table | None, new: pa.Table, identity: list[str], polic
     grouped = colliding.group_by(identity, use_threads=False).aggregate(aggregations)
     grouped = grouped.rename_columns([_base_name(c, others) for c in grouped.column_names]).select(table.column_names)
     return pa.concat_tables([table.filter(pa.array(~duplicated)), grouped.cast(table.schema)])
+
+
+def _update_unique(old: pa.Table, new: pa.Table, key: str, policy: str) -> pa.Table | None:
+    """:func:`merge_tables` when ``key`` is unique and never null on both
+    sides (a node table and a batch of node properties): the same table,
+    row order included, without the group-by over every column of both
+    tables. Writing a score onto every application of a 1M book grouped
+    2M rows of 35 columns (8 s and 1.5 GB above the tables at 200k); here
+    only the columns the batch brings are combined, row by row.
+
+    None when the shortcut does not apply (the caller groups as usual).
+    """
+    old_keys, new_keys = old.column(key), new.column(key)
+    if old_keys.null_count or new_keys.null_count or not old_keys.type.equals(new_keys.type):
+        return None
+    try:
+        if pc.count_distinct(old_keys).as_py() != old.num_rows or pc.count_distinct(new_keys).as_py() != new.num_rows:
+            return None
+        schema = _no_null_columns(
+            pa.concat_tables([old.slice(0, 0), new.slice(0, 0)], promote_options="permissive")
+        ).schema
+        at = pc.index_in(new_keys, value_set=old_keys).to_numpy(zero_copy_only=False)
+        hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
+        if not hit.any():  # nothing collides: the general path keeps both tables as they are
+            return None
+        at = np.where(hit, at, -1).astype(np.int64)
+        new_at_old = np.full(old.num_rows, -1, dtype=np.int64)
+        new_at_old[at[hit]] = np.flatnonzero(hit)
+        old_hit = np.flatnonzero(new_at_old >= 0)  # colliding rows, in the old table's order (the group order)
+        old_rest = np.flatnonzero(new_at_old < 0)
+        new_rows = new_at_old[old_hit]
+        new_rest = np.flatnonzero(~hit)
+
+        def rows(table: pa.Table, name: str, field: pa.Field, positions: np.ndarray) -> pa.Array | pa.ChunkedArray:
+            if name not in table.column_names:
+                return pa.nulls(len(positions), field.type)
+            column = table.column(name).cast(field.type)
+            if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
+                return column  # every row, in order: no copy
+            return column.take(pa.array(positions))
+
+        parts = {"old": [], "new": [], "both": []}
+        for field in schema:
+            name = field.name
+            parts["old"].append(rows(old, name, field, old_rest))
+            parts["new"].append(rows(new, name, field, new_rest))
+            if name not in new.column_names:
+                merged = rows(old, name, field, old_hit)
+            elif name not in old.column_names:
+                merged = rows(new, name, field, new_rows)
+            elif policy == "keep":  # the stored non-null value first
+                merged = pc.coalesce(rows(old, name, field, old_hit), rows(new, name, field, new_rows))
+            elif policy == "replace":  # the batch's value, nulls included
+                merged = rows(new, name, field, new_rows)
+            else:  # merge: the batch's non-null value, else the stored one
+                merged = pc.coalesce(rows(new, name, field, new_rows), rows(old, name, field, old_hit))
+            parts["both"].append(merged)
+        tables = [pa.Table.from_arrays(parts[side], schema=schema) for side in ("old", "new", "both")]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return pa.concat_tables([t for t in tables if t.num_rows] or tables[:1])
 
 
 def _base_name(column: str, others: list[str]) -> str:
@@ -137,8 +202,11 @@ def _same_rows(old: pa.Table | None, merged: pa.Table, identity: list[str]) -> b
     if old.equals(merged):
         return True
     try:
-        return old.sort_by([(c, "ascending") for c in identity]).equals(
-            merged.sort_by([(c, "ascending") for c in identity])
+        # both in identity order, one column at a time (sorting whole tables copied both)
+        order = [(c, "ascending") for c in identity]
+        old_order, merged_order = pc.sort_indices(old, sort_keys=order), pc.sort_indices(merged, sort_keys=order)
+        return all(
+            old.column(name).take(old_order).equals(merged.column(name).take(merged_order)) for name in old.column_names
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False

@@ -8,10 +8,11 @@ known-bad application, the ring or guarantee cycle it sits in, the burst.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,7 @@ _DETECTOR_CODES = {
 }
 
 
+@functools.cache  # a handful of features, asked once per application and reason
 def reason_code(feature: str) -> tuple[str, str]:
     """Reason code and plain description of a feature.
 
@@ -90,6 +92,12 @@ class ReasonContext:
     #: labels of a known-bad partner: the model's (``TrainedModel.known_bad``)
     bad_labels: tuple[str, ...] = BAD_LABELS
 
+    #: built on first use and kept across chunks (:meth:`bad_partners`): the links of
+    #: known-bad applications, and each link's application as a code into ``_link_apps``
+    _bad_links: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    _link_codes: np.ndarray | None = field(default=None, init=False, repr=False)
+    _link_apps: pd.Index | None = field(default=None, init=False, repr=False)
+
     @classmethod
     def build(
         cls, findings: list[Finding], links: pd.DataFrame, apps: pd.DataFrame, bad_labels: tuple[str, ...] = BAD_LABELS
@@ -105,9 +113,17 @@ class ReasonContext:
         application of another person (kind, identifier, partner, label, time)."""
         if self.partners is not None:
             return self.partners[self.partners["application_id"].isin(app_ids)]
-        mine = self.links[self.links["application_id"].isin(app_ids)]
-        bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
-        bad_links = self.links[self.links["application_id"].isin(bad_ids)]
+        if self._link_codes is None:
+            # once, not once per chunk: a scan of every link per chunk grew with chunks x links
+            codes, uniques = pd.factorize(self.links["application_id"])
+            self._link_codes, self._link_apps = codes, pd.Index(uniques)
+            bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
+            self._bad_links = self.links[self.links["application_id"].isin(bad_ids)]
+        wanted = self._link_apps.get_indexer(pd.Index(app_ids).unique())
+        chosen = np.zeros(len(self._link_apps) + 1, dtype=bool)  # the last slot: a link without application
+        chosen[wanted[wanted >= 0]] = True
+        mine = self.links[chosen[self._link_codes]]
+        bad_links = self._bad_links
         pairs = mine.merge(bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
         pairs = pairs[pairs["entity"] != pairs["entity_partner"]]
         t_self = pairs["application_id"].map(self.apps["applied_at"])
@@ -137,30 +153,22 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     out = {}
     values = contrib.to_numpy()
     columns = list(contrib.columns)
-    arrays = {c: features[c].to_numpy() for c in columns}
+    codes = [reason_code(c) for c in columns]
+    arrays = [features[c].to_numpy() for c in columns]
     positions = np.arange(len(ids)) if features.index.equals(contrib.index) else features.index.get_indexer(ids)
+    # every row's ranking in one call (each row sorted as ``reasons_json`` sorts it)
+    orders = np.argsort(values, axis=1)[:, ::-1][:, :top] if len(ids) else np.zeros((0, 0), dtype=np.int64)
     for row, app_id in enumerate(ids):
-        out[app_id] = reasons_json(
+        out[app_id] = _reasons_json(
             values[row],
+            orders[row],
             columns,
-            _Row(arrays, positions[row]),
+            codes,
+            lambda j, at=positions[row]: arrays[j][at],
             context.findings_by_app.get(app_id, []),
             partners_by_app.get(app_id),
-            top,
         )
     return pd.Series(out, name="reasons")
-
-
-class _Row:
-    """One row of column arrays, read like a dict (no per-row dict built)."""
-
-    __slots__ = ("arrays", "position")
-
-    def __init__(self, arrays: dict, position: int) -> None:
-        self.arrays, self.position = arrays, position
-
-    def __getitem__(self, column: str):
-        return self.arrays[column][self.position]
 
 
 def reasons_json(
@@ -172,15 +180,30 @@ def reasons_json(
     ``application_id_partner``, ``partner_label`` and ``partner_at``: the
     earlier known-bad applications sharing an identifier with this one.
     """
-    order = contributions.argsort()[::-1]
+    return _reasons_json(
+        contributions,
+        contributions.argsort()[::-1][:top],
+        columns,
+        [reason_code(c) for c in columns],
+        lambda j: values[columns[j]],
+        findings,
+        partners,
+    )
+
+
+def _reasons_json(contributions, order, columns, codes, value_of, findings, partners) -> str:
+    """The reasons of one application given its contributions ranked
+    (``order``: the top feature positions, largest first), each feature's
+    reason code and ``value_of(position)``: what both flagging paths and
+    ``train`` write."""
     reasons = []
-    for j in order[:top]:
+    for j in order:
         c = float(contributions[j])
         if c <= 0.01:
             break
         feature = columns[j]
-        code, detail = reason_code(feature)
-        value = values[feature]
+        code, detail = codes[j]
+        value = value_of(j)
         reason = {
             "code": code,
             "feature": feature,

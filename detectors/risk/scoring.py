@@ -152,7 +152,12 @@ def make_model(kind: str, numeric: list[str], categorical: list[str], seed: int 
                             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                             # k-means bins: most graph counts are zero for most
                             # applicants, which quantile bins collapse into one
-                            ("bins", KBinsDiscretizer(n_bins=5, encode="onehot", strategy="kmeans")),
+                            # k-means bins fit on a random 200,000 rows of a bigger fit: seeded,
+                            # else the bins (and the model) changed from run to run at 1M
+                            (
+                                "bins",
+                                KBinsDiscretizer(n_bins=5, encode="onehot", strategy="kmeans", random_state=seed),
+                            ),
                         ]
                     ),
                     numeric,

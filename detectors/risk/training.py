@@ -238,8 +238,13 @@ def train(
     verdicts = outcome_labels(store, portfolio, findings)
     outcomes = target_outcomes(labels, verdicts, config.target)
     applied_at = apps.set_index("application_id")["applied_at"]
+    # what scoring needs later; the portfolio's tables go before the fits
+    links, reason_apps = entity_links(portfolio), apps[["application_id", "applied_at", "label"]]
+    bad_values = list(portfolio.bad_values)
+    del portfolio, apps, hubs
     model, report = train_models(features, outcomes, applied_at, config, progress)
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
+    del labels, verdicts, outcomes, applied_at
     settings = Settings(
         detected_with.detectors, {key: getattr(config, key) for key in TRAINING_KEYS}, detected_with.source
     )
@@ -281,11 +286,12 @@ def train(
             else f"train --promote auto: {comparison['verdict']}"
         )
         event = promote_version(folder, model.version, user or _user(), why)
-        context = ReasonContext.build(findings, entity_links(portfolio), apps, known_bad)
+        context = ReasonContext.build(findings, links, reason_apps, known_bad)
+        del findings, links, reason_apps  # the context holds what it needs
         scored = score_portfolio(store, model, features, context, progress, chunk)
     else:
         scored = pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
-    return TrainResult(model, report, saved, scored, list(portfolio.bad_values), promoted, event, comparison)
+    return TrainResult(model, report, saved, scored, bad_values, promoted, event, comparison)
 
 
 def score_portfolio(

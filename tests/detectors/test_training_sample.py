@@ -67,3 +67,19 @@ def test_honest_sample_is_validated():
         TrainingConfig(honest_sample=10)
     with pytest.raises(ValueError, match="honest_sample"):
         TrainingConfig(honest_sample=2.5e5)  # type: ignore[arg-type]
+
+
+def test_scorecard_bins_on_more_rows_than_their_subsample_are_the_same_every_fit():
+    """KBinsDiscretizer fits its k-means on a random 200,000 rows of a bigger
+    fit (the final model at 1M: every positive and 200,000 others): the draw is
+    the model's seed, not numpy's global state, so two fits give one model."""
+    from ringscope.detectors.risk.scoring import make_model
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"x": np.round(rng.exponential(3, 200_500)), "product": "consumer"})
+    edges = []
+    for global_state in (1, 2):
+        np.random.seed(global_state)  # what an unseeded subsample draws from
+        prep = make_model("scorecard", ["x"], ["product"], seed=0).named_steps["prep"].fit(X)
+        edges.append(prep.named_transformers_["num"].named_steps["bins"].bin_edges_[0])
+    np.testing.assert_array_equal(edges[0], edges[1])
