@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -49,16 +50,19 @@ class Step:
     seconds: float
     peak_gb: float
     status: str
+    #: the machine's 1-minute load average, mean over the step (other jobs share the cores)
+    load: float = 0.0
 
 
-def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float, str]:
-    """Run ``command`` and return (seconds, peak GB of its process tree, status).
+def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float, str, float]:
+    """Run ``command`` and return (seconds, peak GB of its process tree, status,
+    mean 1-minute load average while it ran).
 
     Example
     -------
-    >>> seconds, peak, status = run_step([sys.executable, "-c", "pass"], 4.0, Path("/dev/null"))
-    >>> status, peak < 4.0
-    ('ok', True)
+    >>> seconds, peak, status, load = run_step([sys.executable, "-c", "pass"], 4.0, Path("/dev/null"))
+    >>> status, peak < 4.0, load >= 0
+    ('ok', True, True)
     """
     started = time.perf_counter()
     with open(log, "ab") as out:
@@ -66,6 +70,7 @@ def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float
         parent = psutil.Process(proc.pid)
         peak = 0
         status = "ok"
+        loads = [os.getloadavg()[0]]
         while proc.poll() is None:
             try:
                 tree = [parent, *parent.children(recursive=True)]
@@ -84,9 +89,10 @@ def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float
                 status = f"stopped above {max_gb:g} GB"
                 break
             time.sleep(0.5)
+            loads.append(os.getloadavg()[0])
     if status == "ok" and proc.returncode != 0:
         status = f"failed (exit {proc.returncode}, see {log.name})"
-    return time.perf_counter() - started, peak / 1024**3, status
+    return time.perf_counter() - started, peak / 1024**3, status, sum(loads) / len(loads)
 
 
 def _rss(process: psutil.Process) -> int:
@@ -106,9 +112,13 @@ def bench_size(size: int, engines: list[str], out: Path, max_gb: float, spark_ma
     steps: list[Step] = []
 
     def step(name: str, engine: str, command: list[str]) -> bool:
-        seconds, peak, status = run_step(command, max_gb, log)
-        steps.append(Step(size, engine, name, seconds, peak, status))
-        print(f"  {size:>12,} {engine:<9} {name:<9} {seconds:8.1f} s {peak:6.2f} GB  {status}", file=sys.stderr)
+        seconds, peak, status, load = run_step(command, max_gb, log)
+        steps.append(Step(size, engine, name, seconds, peak, status, load))
+        print(
+            f"  {size:>12,} {engine:<9} {name:<9} {seconds:8.1f} s {peak:6.2f} GB  load {load:4.1f}  {status}",
+            file=sys.stderr,
+            flush=True,
+        )
         return status == "ok"
 
     if not (book / "applications.parquet").exists():
@@ -129,10 +139,12 @@ def bench_size(size: int, engines: list[str], out: Path, max_gb: float, spark_ma
 
 def print_tables(steps: list[Step]) -> None:
     """The per-step table, the curve (seconds per million) and the targets."""
-    print("\n| applications | engine | step | seconds | peak RSS (tree) | status |")
-    print("|---:|---|---|---:|---:|---|")
+    print("\n| applications | engine | step | seconds | peak RSS (tree) | load avg | status |")
+    print("|---:|---|---|---:|---:|---:|---|")
     for s in steps:
-        print(f"| {s.size:,} | {s.engine} | {s.step} | {s.seconds:.1f} | {s.peak_gb:.2f} GB | {s.status} |")
+        print(
+            f"| {s.size:,} | {s.engine} | {s.step} | {s.seconds:.1f} | {s.peak_gb:.2f} GB | {s.load:.1f} | {s.status} |"
+        )
     done = [s for s in steps if s.status == "ok"]
     print("\nseconds per million applications (flat = linear)\n")
     print("| engine | step | " + " | ".join(f"{n:,}" for n in sorted({s.size for s in steps})) + " |")

@@ -54,7 +54,7 @@ def to_pandas(frame: Any) -> pd.DataFrame:
 
 def spark_identifier_hubs(
     spark: Any,
-    links: pd.DataFrame,
+    links: Any,
     *,
     fence_mads: float = 3.0,
     min_hub_people: int = 5,
@@ -64,7 +64,9 @@ def spark_identifier_hubs(
 ) -> pd.DataFrame:
     """:func:`ringscope.detectors.rings.identifier_hubs` with its per-identifier
     passes in Spark; same parameters, same table (rows ordered by kind and
-    identifier). ``frame``: ``links`` already in Spark (:func:`to_spark`).
+    identifier). ``links``: the pandas link table, or the engine's
+    :class:`~ringscope.detectors.spark.links.SparkLinks` with ``frame`` its
+    Spark DataFrame; ``frame``: ``links`` already in Spark (:func:`to_spark`).
 
     Notes
     -----
@@ -122,7 +124,7 @@ def spark_identifier_hubs(
         return pd.DataFrame(columns=_HUB_COLUMNS)
     table = table.sort_values(["kind", "identifier"], kind="stable", ignore_index=True)
     index = pd.MultiIndex.from_arrays(
-        [_like(table["kind"], links["kind"]), _like(table["identifier"], links["identifier"])],
+        [_like(table["kind"], links, "kind"), _like(table["identifier"], links, "identifier")],
         names=["kind", "identifier"],
     )
     apps = table["apps"].to_numpy(dtype=np.int64)
@@ -141,11 +143,11 @@ def spark_identifier_hubs(
     return hub_decisions(out, bad_rate, labels, fence_mads, min_hub_people, cohesion_threshold)
 
 
-def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, frame: Any = None) -> pd.Series:
+def spark_ring_components(spark: Any, links: Any, hubs: pd.DataFrame, frame: Any = None) -> pd.Series:
     """:func:`ringscope.detectors.rings.ring_components` with the components
     labelled in Spark; the same Series (components numbered by their
     smallest application id, as scipy's labelling numbers them).
-    ``frame``: ``links`` already in Spark (:func:`to_spark`).
+    ``links``, ``frame``: as for :func:`spark_identifier_hubs`.
 
     Notes
     -----
@@ -195,9 +197,11 @@ def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, f
     )
 
 
-def _like(values: pd.Series, model: pd.Series) -> pd.Index:
-    """``values`` with the dtype of the links column they came from, where it is text."""
+def _like(values: pd.Series, links: Any, column: str) -> pd.Index:
+    """``values`` with the dtype of the links column they came from, where it
+    is text (links read from Parquet: the text dtype pandas reads Parquet text as)."""
+    dtype = links[column].dtype if isinstance(links, pd.DataFrame) else pd.Series(["text"]).dtype
     try:
-        return pd.Index(values.to_numpy(dtype=object)).astype(model.dtype)
+        return pd.Index(values.to_numpy(dtype=object)).astype(dtype)
     except (TypeError, ValueError):
         return pd.Index(values.to_numpy(dtype=object))
