@@ -154,9 +154,9 @@ class SparkEngine:
             if self._links is not None:
                 self._links[1].unpersist()
             if isinstance(links, SparkLinks):
-                # memory and disk: a book larger than the JVM's heap spills to Spark's scratch folder
-                # (a projection of it, so ``links.frame`` keeps its plan over the files)
-                frame = links.frame.select(*LINK_COLUMNS).persist(_memory_and_disk())
+                # the links of identifiers held by two or more applications: the passes read no
+                # other; memory and disk, so a book larger than the JVM's heap spills to scratch
+                frame = links.shared().persist(_memory_and_disk())
             else:
                 frame = to_spark(self.session, links, LINK_COLUMNS).cache()
             self._links = (links, frame)

@@ -40,14 +40,47 @@ class SparkLinks:
     """The rings' link table as a Spark DataFrame read from a store's files.
 
     ``frame`` has the columns of :func:`ringscope.detectors.rings.entity_links`
-    (``application_id``, ``kind``, ``identifier``, ``entity``, all text);
+    (``application_id``, ``kind``, ``identifier``, ``entity``, all text),
+    built from ``rows`` and ``applicants`` (kept apart, so a pass joins the
+    applicants only to the links it needs);
     ``files`` are the Parquet files it reads; ``store`` is held shared for
     reading while a pass runs, so no commit lands half-way through one.
     """
 
-    frame: Any
+    #: ``application_id``, ``kind``, ``identifier``: every stored link of the ring kinds
+    rows: Any
+    #: ``application_id``, ``entity``: each application's resolved applicant (``None``: none stored)
+    applicants: Any
     files: list[Path]
     store: Any = None
+
+    @property
+    def frame(self) -> Any:
+        """Every link with its ``entity`` (``app:<id>`` for an application without applicant)."""
+        return _with_entity(self.rows, self.applicants)
+
+    def shared(self) -> Any:
+        """The links of identifiers held by two or more applications, with ``entity``:
+        all the rings' passes read (an identifier shared by two people is held by two
+        applications, an application having one applicant), a small part of the book.
+
+        Notes
+        -----
+        One window over the links by identifier (smallest and largest application:
+        no count of distinct values), then the applicants joined to what is left.
+        """
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        by_id = Window.partitionBy("kind", "identifier")
+        app = F.col("application_id")
+        held = (
+            self.rows.withColumn("lo", F.min(app).over(by_id))
+            .withColumn("hi", F.max(app).over(by_id))
+            .where(F.col("lo") < F.col("hi"))
+            .select("application_id", "kind", "identifier")
+        )
+        return _with_entity(held, self.applicants)
 
     def reading(self) -> contextlib.AbstractContextManager:
         """The store's read lock, for the time one Spark pass reads the files."""
@@ -70,10 +103,24 @@ class SparkLinks:
         ids = pd.DataFrame({"application_id": pd.Index(app_ids).astype(str).unique()})
         if ids.empty:
             return pd.DataFrame({c: pd.Series([], dtype="str") for c in LINK_COLUMNS})
-        wanted = to_spark(self.frame.sparkSession, ids, ["application_id"])
+        wanted = to_spark(self.rows.sparkSession, ids, ["application_id"])
+        mine = self.rows.join(F.broadcast(wanted), "application_id")
+        applicants = None if self.applicants is None else self.applicants.join(F.broadcast(wanted), "application_id")
         with self.reading():
-            table = self.frame.join(F.broadcast(wanted), "application_id").select(*LINK_COLUMNS).toArrow()
+            table = _with_entity(mine, applicants).toArrow()
         return _in_link_order(table)
+
+
+def _with_entity(rows: Any, applicants: Any) -> Any:
+    """``rows`` with each application's ``entity`` (``app:<id>`` when it has no applicant)."""
+    from pyspark.sql import functions as F
+
+    app_id = F.col("application_id")
+    if applicants is None:
+        return rows.select("application_id", "kind", "identifier", F.concat(F.lit("app:"), app_id).alias("entity"))
+    joined = rows.join(applicants, "application_id", "left")
+    entity = F.coalesce(F.col("entity"), F.concat(F.lit("app:"), app_id))
+    return joined.select("application_id", "kind", "identifier", entity.alias("entity"))
 
 
 def _in_link_order(table: pa.Table) -> pd.DataFrame:
@@ -137,15 +184,15 @@ def parquet_links(spark: Any, store: Any, kinds: Sequence[str], entities: pd.Ser
                 )
             )
     if not parts:
-        empty = spark.createDataFrame([], "application_id string, kind string, identifier string, entity string")
-        return SparkLinks(empty, files, store)
+        empty = spark.createDataFrame([], "application_id string, kind string, identifier string")
+        return SparkLinks(empty, None, files, store)
     rows = parts[0]
     for part in parts[1:]:
         rows = rows.unionByName(part)
     rows = rows.where(F.col("application_id").isNotNull() & F.col("identifier").isNotNull())
     app_file = store.table_path("nodes", "Application")
     applied_file = store.table_path("rels", "Person-APPLIED-Application")
-    app_id = F.col("application_id")
+    applicant = None
     if app_file.exists() and applied_file.exists():
         files += [app_file, applied_file]
         apps = spark.read.parquet(str(app_file)).select(F.col("key").cast("string").alias("application_id"))
@@ -162,12 +209,8 @@ def parquet_links(spark: Any, store: Any, kinds: Sequence[str], entities: pd.Ser
             person = F.coalesce(F.col("merged"), F.col("person"))
         else:
             person = F.col("person")
-        rows = rows.join(applicant.select("application_id", person.alias("entity")), "application_id", "left")
-        entity = F.coalesce(F.col("entity"), F.concat(F.lit("app:"), app_id))
-    else:
-        entity = F.concat(F.lit("app:"), app_id)
-    frame = rows.select("application_id", "kind", "identifier", entity.alias("entity"))
-    return SparkLinks(frame, files, store)
+        applicant = applicant.select("application_id", person.alias("entity"))
+    return SparkLinks(rows, applicant, files, store)
 
 
 def reads_parquet(links: SparkLinks) -> list[str]:

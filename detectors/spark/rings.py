@@ -81,18 +81,25 @@ def spark_identifier_hubs(
     app, kind, ident, entity = (F.col(c) for c in ("application_id", "kind", "identifier", "entity"))
     frame = to_spark(spark, links, LINK_COLUMNS) if frame is None else frame
     frame = frame.where(kind.isNotNull() & ident.isNotNull())
-    # people: distinct entities over all links of an identifier, which are those of its shared links
-    # (an application has one entity); apps: its shared links, one per application once deduplicated
+    # shared: an identifier whose links carry two or more entities (smallest < largest: one plain
+    # aggregation over every link, where counting distinct entities would take two); then, over its
+    # shared links only (one per application once deduplicated), apps and people: the distinct
+    # entities of its links, which are those of its shared links (an application has one entity)
     sharing = (
-        frame.groupBy("kind", "identifier").agg(F.countDistinct("entity").alias("people")).where(F.col("people") >= 2)
+        frame.groupBy("kind", "identifier")
+        .agg(F.min("entity").alias("lo"), F.max("entity").alias("hi"))
+        .where(F.col("lo") < F.col("hi"))
+        .select("kind", "identifier")
     )
     shared = (
-        frame.join(sharing.select("kind", "identifier"), ["kind", "identifier"])
+        frame.join(sharing, ["kind", "identifier"])
         .where(app.isNotNull())
         .dropDuplicates(["application_id", "kind", "identifier"])
         .localCheckpoint()
     )
-    per_id = shared.groupBy("kind", "identifier").agg(F.count("*").alias("apps")).join(sharing, ["kind", "identifier"])
+    per_id = shared.groupBy("kind", "identifier").agg(
+        F.count("*").alias("apps"), F.countDistinct("entity").alias("people")
+    )
     # cohesion: (I, J) co-shared by two or more applications; which applications of I share such a J
     mine = shared.select("application_id", "kind", "identifier")
     other = mine.select(app, kind.alias("k2"), ident.alias("i2"))
@@ -172,12 +179,11 @@ def spark_ring_components(spark: Any, links: Any, hubs: pd.DataFrame, frame: Any
     through_ids = used.select(
         app_vertex.alias("src"), F.concat(F.lit("1"), F.col("kind"), F.lit(_SEP), F.col("identifier")).alias("dst")
     )
-    # the applicant entity glues its own applications too (repeat borrowers)
-    linked = used.select("application_id").distinct()
+    # the applicant entity glues its own applications too (repeat borrowers); an application has
+    # one entity, carried on each of its links, so the gluing links name it (no pass over all links)
     person = (
-        frame.select("application_id", "entity")
+        used.select("application_id", "entity")
         .distinct()
-        .join(linked, "application_id")
         .select(app_vertex.alias("src"), F.concat(F.lit("1person" + _SEP), F.col("entity")).alias("dst"))
     )
     # one large-star step from the identifiers' side first: each application links to the smallest
