@@ -5,7 +5,12 @@ straight to Parquet, ingested into the embedded store, and detected by each
 engine (``embedded``, the in-process default, and ``spark``, Spark in local
 mode). Every step runs as its own child process; a sampler adds up the
 resident memory of the child and all its descendants (Spark's JVM is one)
-every half second, so the peak is the whole step's, not the largest process's.
+every half second, so the peak is the whole step's, not the largest process's,
+and the machine's 1-minute load average, whose mean over the step is
+reported beside it (the cores are shared: a step's seconds mean little
+without it). The Spark engine reads the rings' links from the store's
+Parquet files itself; the other detectors still read the portfolio into
+pandas, so its Python side peaks near the embedded engine's.
 
 A step whose tree passes ``--max-gb`` is stopped and reported as such rather
 than left to push the machine into swap; the sizes after it still run for
