@@ -5,7 +5,12 @@ straight to Parquet, ingested into the embedded store, and detected by each
 engine (``embedded``, the in-process default, and ``spark``, Spark in local
 mode). Every step runs as its own child process; a sampler adds up the
 resident memory of the child and all its descendants (Spark's JVM is one)
-every half second, so the peak is the whole step's, not the largest process's.
+every half second, so the peak is the whole step's, not the largest process's,
+and the machine's 1-minute load average, whose mean over the step is
+reported beside it (the cores are shared: a step's seconds mean little
+without it). The Spark engine reads the rings' links from the store's
+Parquet files itself; the other detectors still read the portfolio into
+pandas, so its Python side peaks near the embedded engine's.
 
 A step whose tree passes ``--max-gb`` is stopped and reported as such rather
 than left to push the machine into swap; the sizes after it still run for
@@ -30,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -53,16 +59,19 @@ class Step:
     seconds: float
     peak_gb: float
     status: str
+    #: the machine's 1-minute load average, mean over the step (other jobs share the cores)
+    load: float = 0.0
 
 
-def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float, str]:
-    """Run ``command`` and return (seconds, peak GB of its process tree, status).
+def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float, str, float]:
+    """Run ``command`` and return (seconds, peak GB of its process tree, status,
+    mean 1-minute load average while it ran).
 
     Example
     -------
-    >>> seconds, peak, status = run_step([sys.executable, "-c", "pass"], 4.0, Path("/dev/null"))
-    >>> status, peak < 4.0
-    ('ok', True)
+    >>> seconds, peak, status, load = run_step([sys.executable, "-c", "pass"], 4.0, Path("/dev/null"))
+    >>> status, peak < 4.0, load >= 0
+    ('ok', True, True)
     """
     started = time.perf_counter()
     with open(log, "ab") as out:
@@ -70,6 +79,7 @@ def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float
         parent = psutil.Process(proc.pid)
         peak = 0
         status = "ok"
+        loads = [os.getloadavg()[0]]
         while proc.poll() is None:
             try:
                 tree = [parent, *parent.children(recursive=True)]
@@ -88,9 +98,10 @@ def run_step(command: list[str], max_gb: float, log: Path) -> tuple[float, float
                 status = f"stopped above {max_gb:g} GB"
                 break
             time.sleep(0.5)
+            loads.append(os.getloadavg()[0])
     if status == "ok" and proc.returncode != 0:
         status = f"failed (exit {proc.returncode}, see {log.name})"
-    return time.perf_counter() - started, peak / 1024**3, status
+    return time.perf_counter() - started, peak / 1024**3, status, sum(loads) / len(loads)
 
 
 def _rss(process: psutil.Process) -> int:
@@ -112,9 +123,13 @@ def bench_size(
     steps: list[Step] = []
 
     def step(name: str, engine: str, command: list[str]) -> bool:
-        seconds, peak, status = run_step(command, max_gb, log)
-        steps.append(Step(size, engine, name, seconds, peak, status))
-        print(f"  {size:>12,} {engine:<9} {name:<9} {seconds:8.1f} s {peak:6.2f} GB  {status}", file=sys.stderr)
+        seconds, peak, status, load = run_step(command, max_gb, log)
+        steps.append(Step(size, engine, name, seconds, peak, status, load))
+        print(
+            f"  {size:>12,} {engine:<9} {name:<9} {seconds:8.1f} s {peak:6.2f} GB  load {load:4.1f}  {status}",
+            file=sys.stderr,
+            flush=True,
+        )
         return status == "ok"
 
     if not (book / "applications.parquet").exists():
@@ -137,10 +152,12 @@ def bench_size(
 
 def print_tables(steps: list[Step]) -> None:
     """The per-step table, the curve (seconds per million) and the targets."""
-    print("\n| applications | engine | step | seconds | peak RSS (tree) | status |")
-    print("|---:|---|---|---:|---:|---|")
+    print("\n| applications | engine | step | seconds | peak RSS (tree) | load avg | status |")
+    print("|---:|---|---|---:|---:|---:|---|")
     for s in steps:
-        print(f"| {s.size:,} | {s.engine} | {s.step} | {s.seconds:.1f} | {s.peak_gb:.2f} GB | {s.status} |")
+        print(
+            f"| {s.size:,} | {s.engine} | {s.step} | {s.seconds:.1f} | {s.peak_gb:.2f} GB | {s.load:.1f} | {s.status} |"
+        )
     done = [s for s in steps if s.status == "ok"]
     print("\nseconds per million applications (flat = linear)\n")
     print("| engine | step | " + " | ".join(f"{n:,}" for n in sorted({s.size for s in steps})) + " |")

@@ -1,7 +1,9 @@
 """Where the whole-portfolio passes of the detectors run.
 
 A detector asks an :class:`Engine` for the passes whose cost grows with
-the whole book — today the shared-identifier rings' hub table
+the whole book — today the shared-identifier rings' link table
+(:meth:`Engine.links_of`: a pandas frame in process, a Spark DataFrame read
+from the store's Parquet files in Spark), their hub table
 (:func:`ringscope.detectors.rings.identifier_hubs`) and their connected
 components (:func:`ringscope.detectors.rings.ring_components`) — and
 finishes the small results itself, with the same Python code whichever
@@ -34,6 +36,15 @@ class Engine(Protocol):
 
     name: str
 
+    def links_of(self, portfolio: Any) -> Any:
+        """The rings' link table of ``portfolio``, in the form this engine's passes take."""
+        ...
+
+    def links_of_applications(self, links: Any, app_ids: pd.Index) -> pd.DataFrame:
+        """The rows of ``links`` (from :meth:`links_of`) for ``app_ids``, as
+        pandas, in the link table's order: what a ring's scoring reads."""
+        ...
+
     def identifier_hubs(
         self,
         links: pd.DataFrame,
@@ -64,6 +75,14 @@ class InProcess:
     """
 
     name = "embedded"
+
+    def links_of(self, portfolio: Any) -> pd.DataFrame:
+        from ringscope.detectors.rings import entity_links
+
+        return entity_links(portfolio)
+
+    def links_of_applications(self, links: pd.DataFrame, app_ids: pd.Index) -> pd.DataFrame:
+        return links[links["application_id"].isin(app_ids)]
 
     def identifier_hubs(self, links: pd.DataFrame, **params: Any) -> pd.DataFrame:
         from ringscope.detectors.rings import identifier_hubs  # rings imports this module

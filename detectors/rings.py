@@ -392,8 +392,9 @@ class SharedIdentifierRings(Detector):
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""
         labels = portfolio.applications.set_index("application_id")["label"]
-        return engine_of(portfolio).identifier_hubs(
-            entity_links(portfolio),
+        engine = engine_of(portfolio)
+        return engine.identifier_hubs(
+            engine.links_of(portfolio),
             fence_mads=self.fence_mads,
             min_hub_people=self.min_hub_people,
             cohesion_threshold=self.cohesion_threshold,
@@ -407,9 +408,9 @@ class SharedIdentifierRings(Detector):
         apps = portfolio.applications
         if apps.empty:
             return []
-        links = entity_links(portfolio)
-        entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
         engine = engine_of(portfolio)
+        # the whole book's links stay in the engine (in Spark: never in this process)
+        links = engine.links_of(portfolio)
         if hubs is None:
             hubs = engine.identifier_hubs(
                 links,
@@ -421,6 +422,9 @@ class SharedIdentifierRings(Detector):
         components = engine.ring_components(links, hubs)
         if components.empty:
             return []
+        # what scoring reads of the links: the linked applications' own, collected once
+        linked = engine.links_of_applications(links, components.index)
+        entity = linked.drop_duplicates("application_id").set_index("application_id")["entity"]
         members = components.to_frame().join(
             apps.set_index("application_id")[["applied_at", "label", "applicant_name"]]
         )
@@ -434,7 +438,7 @@ class SharedIdentifierRings(Detector):
         if limit is None:  # decided over the portfolio at hand (the whole one in a full run)
             limit = household_limit(portfolio, self.fence_mads, self.max_household)
         household = households(portfolio, members[["component", "entity"]], limit)
-        return self._findings(members.assign(household=members["component"].isin(household)), links, hubs)
+        return self._findings(members.assign(household=members["component"].isin(household)), linked, hubs)
 
     # -- scoring (vectorised over all rings, then one light loop) -----------------
     def _findings(self, members: pd.DataFrame, links: pd.DataFrame, hubs: pd.DataFrame) -> list[Finding]:
@@ -642,8 +646,7 @@ def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> flo
     if contacts.empty or apps.empty:
         return float(floor)
     apps = apps.drop_duplicates("application_id").set_index("application_id")
-    links = entity_links(portfolio)
-    entity = links.drop_duplicates("application_id").set_index("application_id")["entity"]
+    entity = _linked_entities(portfolio)
     ids = apps.index.astype(str)
     identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
     identity = identity.where(identity.notna(), "app:" + pd.Series(ids, index=ids))
@@ -765,6 +768,21 @@ def entity_links(portfolio) -> pd.DataFrame:
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
     portfolio.derived["ring_links"] = links
     return links
+
+
+def _linked_entities(portfolio) -> pd.Series:
+    """application id → the ``entity`` :func:`entity_links` gives its links,
+    for every application with a link, without building that table (an
+    engine may hold it elsewhere)."""
+    if "ring_links" in portfolio.derived:
+        links = portfolio.derived["ring_links"]
+        return links.drop_duplicates("application_id").set_index("application_id")["entity"]
+    person = portfolio.applications.set_index("application_id")["person"]
+    entity = portfolio.entity_of(person.dropna())
+    tables = [portfolio.link_table(kind)["application_id"] for kind in KIND_STRENGTH]
+    linked = pd.Index(pd.unique(np.concatenate([t.to_numpy(dtype=object) for t in tables])), name="application_id")
+    found = pd.Series(linked.map(entity).to_numpy(dtype=object), index=linked)
+    return found.where(found.notna(), "app:" + pd.Series(linked.astype(str), index=linked))
 
 
 def _shared_links(links: pd.DataFrame) -> pd.DataFrame:

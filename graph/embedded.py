@@ -241,6 +241,22 @@ class EmbeddedStore:
     def _rel_file(self, name: str) -> Path:
         return self.path / "rels" / f"{name}.parquet"
 
+    def table_path(self, kind: str, name: str) -> Path:
+        """The Parquet file of node table ``name`` (``kind="nodes"``) or
+        relationship table ``name`` (``kind="rels"``), for readers that read
+        the files themselves (Spark); it may not exist yet.
+
+        Example
+        -------
+        >>> EmbeddedStore("/tmp/s").table_path("rels", "Application-HAS_PHONE-Phone").name
+        'Application-HAS_PHONE-Phone.parquet'
+        """
+        if kind == "nodes":
+            return self._node_file(name)
+        if kind == "rels":
+            return self._rel_file(name)
+        raise ValueError(f"kind must be 'nodes' or 'rels', not {kind!r}")
+
     def _is_store(self) -> bool:
         return (self.path / "store.json").is_file()
 

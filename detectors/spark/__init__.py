@@ -2,10 +2,14 @@
 
 ``ringscope detect --engine spark [--spark-master URL]`` runs with a
 :class:`SparkEngine`. Today it takes the shared-identifier rings' hub table
-and connected components (:mod:`ringscope.detectors.spark.rings`); the
-links are handed to Spark as Arrow tables, the small results (one row per
-shared identifier, one per linked application) are collected and finished
-by the same Python code as in process, so the findings are the same.
+and connected components (:mod:`ringscope.detectors.spark.rings`). Over an
+embedded store Spark reads the links straight from the store's Parquet
+files (:mod:`ringscope.detectors.spark.links`), so the whole book's link
+table is never built in Python; over any other store (Neo4j, a
+sub-portfolio) the pandas links are handed over as Arrow tables. The small
+results (one row per shared identifier, one per linked application, the
+linked applications' own links) are collected and finished by the same
+Python code as in process, so the findings are the same.
 
 Example
 -------
@@ -17,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -93,29 +98,70 @@ class SparkEngine:
         _ = self.session
         return self
 
-    def identifier_hubs(self, links: pd.DataFrame, **params: Any) -> pd.DataFrame:
+    def links_of(self, portfolio: Any) -> Any:
+        """The rings' link table: over a whole embedded store, a
+        :class:`~ringscope.detectors.spark.links.SparkLinks` read by Spark
+        from the store's Parquet files (one per portfolio and entities);
+        otherwise the pandas table of :func:`ringscope.detectors.rings.entity_links`."""
+        from ringscope.detectors.rings import KIND_STRENGTH, entity_links
+        from ringscope.detectors.spark.links import parquet_links
+
+        store = getattr(portfolio, "store", None)
+        if store is None or not hasattr(store, "table_path"):
+            return entity_links(portfolio)
+        held = portfolio.derived.get("spark_links")
+        if held is None:
+            entities = portfolio.person_entity
+            if entities is None:
+                entities = portfolio._stored_entities("Person")
+            with quiet():
+                held = parquet_links(self.session, store, list(KIND_STRENGTH), entities)
+            portfolio.derived["spark_links"] = held  # dropped with the other derived tables when entities change
+        return held
+
+    def links_of_applications(self, links: Any, app_ids: pd.Index) -> pd.DataFrame:
+        """The links of ``app_ids`` in the link table's order (collected from Spark when they are there)."""
+        from ringscope.detectors.spark.links import SparkLinks
+
+        if isinstance(links, SparkLinks):
+            with quiet():
+                return links.of_applications(app_ids)
+        return links[links["application_id"].isin(app_ids)]
+
+    def identifier_hubs(self, links: Any, **params: Any) -> pd.DataFrame:
         """:func:`ringscope.detectors.rings.identifier_hubs`, its passes in Spark."""
         from ringscope.detectors.spark.rings import spark_identifier_hubs
 
-        with quiet():
-            return spark_identifier_hubs(self.session, links, frame=self._frame(links), **params)
+        frame, reading = self._frame(links)
+        with quiet(), reading:
+            return spark_identifier_hubs(self.session, links, frame=frame, **params)
 
-    def ring_components(self, links: pd.DataFrame, hubs: pd.DataFrame) -> pd.Series:
+    def ring_components(self, links: Any, hubs: pd.DataFrame) -> pd.Series:
         """:func:`ringscope.detectors.rings.ring_components`, labelled in Spark."""
         from ringscope.detectors.spark.rings import spark_ring_components
 
-        with quiet():
-            return spark_ring_components(self.session, links, hubs, frame=self._frame(links))
+        frame, reading = self._frame(links)
+        with quiet(), reading:
+            return spark_ring_components(self.session, links, hubs, frame=frame)
 
-    def _frame(self, links: pd.DataFrame) -> Any:
-        """``links`` in Spark, kept for the next pass over the same frame."""
+    def _frame(self, links: Any) -> tuple[Any, Any]:
+        """``links`` in Spark, kept for the next pass over the same links, and
+        what to hold while a pass reads it (the store's read lock for files)."""
+        from ringscope.detectors.spark.links import SparkLinks
         from ringscope.detectors.spark.rings import LINK_COLUMNS, to_spark
 
         if self._links is None or self._links[0] is not links:
             if self._links is not None:
                 self._links[1].unpersist()
-            self._links = (links, to_spark(self.session, links, LINK_COLUMNS).cache())
-        return self._links[1]
+            if isinstance(links, SparkLinks):
+                # the links of identifiers held by two or more applications: the passes read no
+                # other; memory and disk, so a book larger than the JVM's heap spills to scratch
+                frame = links.shared().persist(_memory_and_disk())
+            else:
+                frame = to_spark(self.session, links, LINK_COLUMNS).cache()
+            self._links = (links, frame)
+        reading = links.reading() if isinstance(links, SparkLinks) else contextlib.nullcontext()
+        return self._links[1], reading
 
     def close(self) -> None:
         """Stop the session this engine started and remove its scratch files."""
@@ -135,3 +181,9 @@ class SparkEngine:
 
     def __repr__(self) -> str:
         return f"SparkEngine({self.master!r})"
+
+
+def _memory_and_disk() -> Any:
+    from pyspark import StorageLevel
+
+    return StorageLevel.MEMORY_AND_DISK

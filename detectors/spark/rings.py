@@ -54,7 +54,7 @@ def to_pandas(frame: Any) -> pd.DataFrame:
 
 def spark_identifier_hubs(
     spark: Any,
-    links: pd.DataFrame,
+    links: Any,
     *,
     fence_mads: float = 3.0,
     min_hub_people: int = 5,
@@ -64,7 +64,9 @@ def spark_identifier_hubs(
 ) -> pd.DataFrame:
     """:func:`ringscope.detectors.rings.identifier_hubs` with its per-identifier
     passes in Spark; same parameters, same table (rows ordered by kind and
-    identifier). ``frame``: ``links`` already in Spark (:func:`to_spark`).
+    identifier). ``links``: the pandas link table, or the engine's
+    :class:`~ringscope.detectors.spark.links.SparkLinks` with ``frame`` its
+    Spark DataFrame; ``frame``: ``links`` already in Spark (:func:`to_spark`).
 
     Notes
     -----
@@ -79,18 +81,25 @@ def spark_identifier_hubs(
     app, kind, ident, entity = (F.col(c) for c in ("application_id", "kind", "identifier", "entity"))
     frame = to_spark(spark, links, LINK_COLUMNS) if frame is None else frame
     frame = frame.where(kind.isNotNull() & ident.isNotNull())
-    # people: distinct entities over all links of an identifier, which are those of its shared links
-    # (an application has one entity); apps: its shared links, one per application once deduplicated
+    # shared: an identifier whose links carry two or more entities (smallest < largest: one plain
+    # aggregation over every link, where counting distinct entities would take two); then, over its
+    # shared links only (one per application once deduplicated), apps and people: the distinct
+    # entities of its links, which are those of its shared links (an application has one entity)
     sharing = (
-        frame.groupBy("kind", "identifier").agg(F.countDistinct("entity").alias("people")).where(F.col("people") >= 2)
+        frame.groupBy("kind", "identifier")
+        .agg(F.min("entity").alias("lo"), F.max("entity").alias("hi"))
+        .where(F.col("lo") < F.col("hi"))
+        .select("kind", "identifier")
     )
     shared = (
-        frame.join(sharing.select("kind", "identifier"), ["kind", "identifier"])
+        frame.join(sharing, ["kind", "identifier"])
         .where(app.isNotNull())
         .dropDuplicates(["application_id", "kind", "identifier"])
         .localCheckpoint()
     )
-    per_id = shared.groupBy("kind", "identifier").agg(F.count("*").alias("apps")).join(sharing, ["kind", "identifier"])
+    per_id = shared.groupBy("kind", "identifier").agg(
+        F.count("*").alias("apps"), F.countDistinct("entity").alias("people")
+    )
     # cohesion: (I, J) co-shared by two or more applications; which applications of I share such a J
     mine = shared.select("application_id", "kind", "identifier")
     other = mine.select(app, kind.alias("k2"), ident.alias("i2"))
@@ -122,7 +131,7 @@ def spark_identifier_hubs(
         return pd.DataFrame(columns=_HUB_COLUMNS)
     table = table.sort_values(["kind", "identifier"], kind="stable", ignore_index=True)
     index = pd.MultiIndex.from_arrays(
-        [_like(table["kind"], links["kind"]), _like(table["identifier"], links["identifier"])],
+        [_like(table["kind"], links, "kind"), _like(table["identifier"], links, "identifier")],
         names=["kind", "identifier"],
     )
     apps = table["apps"].to_numpy(dtype=np.int64)
@@ -141,11 +150,11 @@ def spark_identifier_hubs(
     return hub_decisions(out, bad_rate, labels, fence_mads, min_hub_people, cohesion_threshold)
 
 
-def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, frame: Any = None) -> pd.Series:
+def spark_ring_components(spark: Any, links: Any, hubs: pd.DataFrame, frame: Any = None) -> pd.Series:
     """:func:`ringscope.detectors.rings.ring_components` with the components
     labelled in Spark; the same Series (components numbered by their
     smallest application id, as scipy's labelling numbers them).
-    ``frame``: ``links`` already in Spark (:func:`to_spark`).
+    ``links``, ``frame``: as for :func:`spark_identifier_hubs`.
 
     Notes
     -----
@@ -170,12 +179,11 @@ def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, f
     through_ids = used.select(
         app_vertex.alias("src"), F.concat(F.lit("1"), F.col("kind"), F.lit(_SEP), F.col("identifier")).alias("dst")
     )
-    # the applicant entity glues its own applications too (repeat borrowers)
-    linked = used.select("application_id").distinct()
+    # the applicant entity glues its own applications too (repeat borrowers); an application has
+    # one entity, carried on each of its links, so the gluing links name it (no pass over all links)
     person = (
-        frame.select("application_id", "entity")
+        used.select("application_id", "entity")
         .distinct()
-        .join(linked, "application_id")
         .select(app_vertex.alias("src"), F.concat(F.lit("1person" + _SEP), F.col("entity")).alias("dst"))
     )
     # one large-star step from the identifiers' side first: each application links to the smallest
@@ -195,9 +203,11 @@ def spark_ring_components(spark: Any, links: pd.DataFrame, hubs: pd.DataFrame, f
     )
 
 
-def _like(values: pd.Series, model: pd.Series) -> pd.Index:
-    """``values`` with the dtype of the links column they came from, where it is text."""
+def _like(values: pd.Series, links: Any, column: str) -> pd.Index:
+    """``values`` with the dtype of the links column they came from, where it
+    is text (links read from Parquet: the text dtype pandas reads Parquet text as)."""
+    dtype = links[column].dtype if isinstance(links, pd.DataFrame) else pd.Series(["text"]).dtype
     try:
-        return pd.Index(values.to_numpy(dtype=object)).astype(model.dtype)
+        return pd.Index(values.to_numpy(dtype=object)).astype(dtype)
     except (TypeError, ValueError):
         return pd.Index(values.to_numpy(dtype=object))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,16 @@ class Recording:
         self.inner = inner
         self.name = inner.name
         self.calls: list[tuple[str, tuple, dict, object]] = []
+
+    def links_of(self, portfolio):
+        out = self.inner.links_of(portfolio)
+        self.calls.append(("links_of", (portfolio,), {}, out))
+        return out
+
+    def links_of_applications(self, links, app_ids):
+        out = self.inner.links_of_applications(links, app_ids)
+        self.calls.append(("links_of_applications", (links, app_ids), {}, out))
+        return out
 
     def identifier_hubs(self, links, **params):
         out = self.inner.identifier_hubs(links, **params)
@@ -95,7 +107,12 @@ def test_run_detectors_hands_the_rings_passes_to_the_engine_given(book, tmp_path
     store = EmbeddedStore(_copy(book, tmp_path, "s"))
     recording = Recording(IN_PROCESS)
     run = run_detectors(store, ["shared_identifier_rings"], engine=recording)
-    assert [c[0] for c in recording.calls] == ["identifier_hubs", "ring_components"]
+    assert [c[0] for c in recording.calls] == [
+        "links_of",
+        "identifier_hubs",
+        "ring_components",
+        "links_of_applications",
+    ]
     assert engine_of(run.portfolio) is recording
     plain = run_detectors(store, ["shared_identifier_rings"])
     assert engine_of(plain.portfolio) is IN_PROCESS
@@ -117,13 +134,20 @@ def test_bad_spark_master_is_a_usage_error_not_a_traceback(book, tmp_path):
 # -- Spark (slow) --------------------------------------------------------------------
 
 
+def _pandas_links(links, embedded):
+    """The pandas link table the embedded run built where ``links`` came from Spark's files."""
+    from ringscope.detectors.spark.links import SparkLinks
+
+    return embedded.portfolio.derived["ring_links"] if isinstance(links, SparkLinks) else links
+
+
 @pytest.mark.slow
 def test_hub_table_is_identical_to_pandas(runs):
-    _, _, recording, _ = runs
+    embedded, _, recording, _ = runs
     calls = [c for c in recording.calls if c[0] == "identifier_hubs"]
     assert calls
     for _, (links,), params, got in calls:
-        expected = identifier_hubs(links, **params)
+        expected = identifier_hubs(_pandas_links(links, embedded), **params)
         # the decisions must be exercised both ways on this book
         assert got["glue"].any() and (~got["glue"]).any()
         pd.testing.assert_frame_equal(got.sort_index(), expected.sort_index(), check_exact=True)
@@ -131,15 +155,73 @@ def test_hub_table_is_identical_to_pandas(runs):
 
 @pytest.mark.slow
 def test_components_are_identical_to_scipys(runs):
-    _, _, recording, _ = runs
+    embedded, _, recording, _ = runs
     calls = [c for c in recording.calls if c[0] == "ring_components"]
     assert calls
     for _, (links, hubs), _, got in calls:
-        expected = ring_components(links, hubs)
+        expected = ring_components(_pandas_links(links, embedded), hubs)
         assert got.nunique() > 10
         pd.testing.assert_series_equal(got, expected)
         partition = {frozenset(g.index) for _, g in got.groupby(got)}
         assert partition == {frozenset(g.index) for _, g in expected.groupby(expected)}
+
+
+@pytest.mark.slow
+def test_spark_reads_the_links_from_the_stores_parquet_files(runs):
+    """Over an embedded store the links never pass through pandas: Spark's plan
+    reads the store's own files, and the portfolio never builds its link tables."""
+    from ringscope.detectors.spark.links import SparkLinks
+
+    embedded, with_spark, recording, _ = runs
+    (links,) = [c[3] for c in recording.calls if c[0] == "links_of"]
+    assert isinstance(links, SparkLinks)
+    store = with_spark.portfolio.store
+    # the files the engine's frame was built over are the store's own (the plan itself,
+    # cached by now, is checked over a fresh copy below)
+    assert {store.table_path("rels", rel) for rel in _RING_RELS} <= set(links.files)
+    assert store.table_path("rels", "Person-APPLIED-Application") in links.files
+    # neither the portfolio's long link table nor the rings' entity links were built in Python
+    assert "links" not in vars(with_spark.portfolio)
+    assert "ring_links" not in with_spark.portfolio.derived
+    assert "ring_links" in embedded.portfolio.derived  # (the embedded engine does build them)
+    # the same rows as pandas builds, keys and entities included
+    expected = embedded.portfolio.derived["ring_links"]
+    got = links.frame.toArrow().to_pandas()
+    assert len(got) == len(expected)
+    key = ["application_id", "kind", "identifier", "entity"]
+    assert sorted(map(tuple, got[key].astype(str).to_numpy())) == sorted(
+        map(tuple, expected[key].astype(str).to_numpy())
+    )
+    merged = with_spark.portfolio.person_entity  # identity resolution merged some applicants
+    assert merged is not None and (merged.index != merged.to_numpy()).any()
+
+
+_RING_RELS = ("Application-HAS_PHONE-Phone", "Application-HAS_DEVICE-Device", "Application-EMERGENCY_CONTACT-Phone")
+
+
+@pytest.mark.slow
+def test_spark_plan_scans_the_store_files(book, spark, tmp_path):
+    from ringscope.detectors.portfolio import Portfolio
+
+    store = EmbeddedStore(_copy(book, tmp_path, "plan"))
+    links = spark.links_of(Portfolio(store))
+    read = {Path(urlparse(f).path) for f in links.frame.inputFiles()}
+    for rel in (*_RING_RELS, "Person-APPLIED-Application"):
+        assert store.table_path("rels", rel).resolve() in read
+    assert store.table_path("nodes", "Application").resolve() in read
+    assert all(str(f).startswith(str(store.path.resolve())) for f in read)
+
+
+@pytest.mark.slow
+def test_members_links_are_collected_in_the_pandas_order(runs):
+    """What scoring reads: the rings' applications' links, row for row as pandas has them."""
+    embedded, _, recording, _ = runs
+    [((links, app_ids), got)] = [(c[1], c[3]) for c in recording.calls if c[0] == "links_of_applications"]
+    expected = IN_PROCESS.links_of_applications(_pandas_links(links, embedded), app_ids)
+    assert len(got) > 100
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True).astype(object), expected.reset_index(drop=True).astype(object)
+    )
 
 
 @pytest.mark.slow
