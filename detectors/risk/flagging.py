@@ -385,7 +385,9 @@ class FlagIndex:
                 hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
                 for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
                     out.append(
-                        Partner(app_id, kind, self._identifier(i), self.app_pos[q], labels[q], self.timestamp(self.t[q]))
+                        Partner(
+                            app_id, kind, self._identifier(i), self.app_pos[q], labels[q], self.timestamp(self.t[q])
+                        )
                     )
                     kept[kind] = kept.get(kind, 0) + 1
             at += count
