@@ -164,7 +164,7 @@ def main() -> None:
     print(
         f"| peak RSS, whole run with every detector's statistics ({kind}, {n:,} applications) "
         f"| <= {MEMORY_TARGET_GB:.0f} GB at 1M | {peak:.2f} GB | "
-        f"{'pass' if peak <= MEMORY_TARGET_GB else 'FAIL'} |"
+        f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 1_000_000 else 'target is at 1M'} |"
     )
     print(
         "\nper-application stages (ms): "
