@@ -25,11 +25,15 @@ state), the second on the unchanged store (loads the state), the third on
 the same store with the state discarded (rebuilds) — and prints the time to
 the first score (model, ingest, index, detection around the batch) and in
 all, and whether the second and third runs' flags are the same.
+
+Both print the peak resident memory of the process (issue 12's target:
+``flag`` <= 4 GB at 1M): after the index is built, and over the whole run.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -38,6 +42,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+#: issue 12's memory target for ``flag`` at 1M applications (judged from 950,000: a generated
+#: book of 1M loads about 998,000 after its rejects)
+MEMORY_TARGET_GB = 4.0
+
+
+def peak_rss_gb() -> float:
+    """The peak resident memory of this process so far, in GB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main() -> None:
@@ -67,6 +80,7 @@ def main() -> None:
     started = time.perf_counter()
     index = FlagIndex.build(store)
     build = time.perf_counter() - started
+    build_rss = peak_rss_gb()
     apps = index.apps.sort_values("applied_at")
     n = len(apps)
     latest = apps["application_id"].iloc[-(args.singles + args.batch) :].tolist()
@@ -146,6 +160,13 @@ def main() -> None:
         f"{'pass' if agree.all() else 'FAIL'} |"
     )
     print(f"| index build, once per process ({kind}) | | {build:.0f} s + {warm:.0f} s of lookup tables | |")
+    peak = peak_rss_gb()
+    print(f"| peak RSS after the index build ({kind}) | | {build_rss:.2f} GB | |")
+    print(
+        f"| peak RSS, whole run with every detector's statistics ({kind}, {n:,} applications) "
+        f"| <= {MEMORY_TARGET_GB:.0f} GB at 1M | {peak:.2f} GB | "
+        f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 950_000 else 'target is at 1M'} |"
+    )
     print(
         "\nper-application stages (ms): "
         + ", ".join(
@@ -194,6 +215,7 @@ def one_flag_run(args) -> None:
                 "total": total,
                 "scored": len(result.flags),
                 "flags": hashlib.sha256(flags).hexdigest(),
+                "peak_rss_gb": peak_rss_gb(),
             }
         )
     )
@@ -220,12 +242,12 @@ def repeat_runs(args) -> None:
         runs.append((label, json.loads(out.strip().splitlines()[-1])))
     kind = "Neo4j" if args.neo4j else "embedded"
     print(f"\nrepeat flag runs of {args.repeat} ({kind})\n")
-    print("| run | index | model + ingest | index | detection | time to first score | save state | total |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| run | index | model + ingest | index | detection | time to first score | save state | total | peak RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in runs:
         print(
             f"| {label} | {r['state']} | {r['model'] + r['ingest']:.1f} s | {r['open']:.1f} s | {r['detect']:.1f} s "
-            f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s |"
+            f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s | {r['peak_rss_gb']:.2f} GB |"
         )
     same = runs[1][1]["flags"] == runs[2][1]["flags"]
     print(

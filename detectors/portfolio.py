@@ -231,7 +231,9 @@ class Portfolio:
         """Long table ``application_id``, ``kind``, ``identifier`` of every
         shareable identifier, plus ``person`` (the applicant, as its resolved
         entity when identity resolution ran)."""
-        frames = [t.assign(kind=kind) for kind, t in self._links_by_kind.items() if len(t)]
+        held = self._links_by_kind
+        # in LINK_KINDS order whatever the dict's (a saved flag state lists the kinds sorted)
+        frames = [held[kind].assign(kind=kind) for kind in LINK_KINDS if kind in held and len(held[kind])]
         person = self.applications[["application_id", "person"]].dropna()
         person = person.rename(columns={"person": "identifier"}).assign(kind="person")
         frames.append(person)

@@ -760,7 +760,9 @@ def entity_links(portfolio) -> pd.DataFrame:
     if "ring_links" in portfolio.derived:
         return portfolio.derived["ring_links"]
     apps = portfolio.applications
-    links = portfolio.links
+    # the whole long table only to filter it: not cached on the portfolio, where it would
+    # stay beside this result for as long as the portfolio lives (``flag`` holds it all night)
+    links = portfolio.links if "links" in vars(portfolio) else type(portfolio).links.func(portfolio)
     links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
     person = apps.set_index("application_id")["person"]
     entity = portfolio.entity_of(person.dropna())

@@ -155,6 +155,8 @@ class Resolution:
         (True, 4)
         """
         recs = self.records
+        if not self._arrays:  # dropped by a holder of the whole book's resolution (it doubles the records)
+            self._arrays = _arrays(recs)
         if "index" not in self._arrays_meta:
             self._arrays_meta["index"] = pd.Index(recs["record_id"])
         pos = self._arrays_meta["index"]

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 #: bump when what is saved, or how, changes
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the links of each application as integer codes, not a table
 MANIFEST = "manifest.json"
 #: Portfolio tables saved (cached properties of ``Portfolio``)
 _TABLES = ("applications", "contacts", "guarantees", "roles", "persons", "companies", "links")

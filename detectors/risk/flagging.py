@@ -40,6 +40,7 @@ import pandas as pd
 
 from ringscope.detectors.base import Finding
 from ringscope.detectors.incremental import IncrementalRun, detect_around
+from ringscope.detectors.keys import key_index
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.registry import DETECTORS
 from ringscope.detectors.rings import entity_links
@@ -72,7 +73,9 @@ RING_DETECTORS = (
 )
 #: up to this many applications, ``FlagIndex.score`` scores one at a time
 SINGLE_PATH_MAX = 16
-#: what ``FlagIndex`` derives from the portfolio's links (saved in the flag state)
+#: what ``FlagIndex`` derives from the portfolio's links (saved in the flag state). Links are held
+#: as integer codes (identifier, entity, kind), never as a table of strings: at a million
+#: applications a links frame of Python strings alone took gigabytes
 SAVED_ARRAYS = (
     "hubs",
     "_ident_index",
@@ -80,10 +83,15 @@ SAVED_ARRAYS = (
     "_link_app",
     "_entities",
     "_link_entity",
-    "_app_links",
+    "_kinds",
+    "_app_link_ident",
+    "_app_link_entity",
+    "_app_link_kind",
     "_app_offsets",
     "app_entity",
 )
+#: the columns of an application's links, as the reasons read them
+_LINK_COLUMNS = ["application_id", "kind", "identifier", "entity"]
 
 
 @dataclass
@@ -121,30 +129,28 @@ class FlagIndex:
         detectors' parameters (the store's last ``detect``'s, by default)."""
         self.portfolio = portfolio
         self.settings = settings if settings is not None else Settings()
-        # numpy-backed columns: row lookups by position stay cheap on 1M rows
-        apps = _numpy_backed(portfolio.applications)
-        self.apps = apps.set_index("application_id", drop=False)
-        self.app_pos = pd.Index(self.apps.index)
-        self.t = self.apps["applied_at"].astype("int64").to_numpy() if len(apps) else np.array([], dtype=np.int64)
+        # the applications stay the portfolio's (Arrow-backed) table: a numpy-backed
+        # copy of every column would triple it; the index keeps arrays of what it reads
+        apps = portfolio.applications
+        self.app_pos = key_index(_object_column(apps["application_id"]), name="application_id")
+        self.t = apps["applied_at"].astype("int64").to_numpy() if len(apps) else np.array([], dtype=np.int64)
         # NaT (a time read as missing) is int64's minimum: mask it, an untimed
         # application is earlier than nothing (features.identifier_history's rule)
         self.timed = self.t != np.iinfo(np.int64).min
         self.bad_labels = tuple(bad_labels)
-        self.bad = self.apps["label"].isin(self.bad_labels).to_numpy()
+        self.bad = self._labels_in(self.bad_labels)
         if arrays is None:
             self._derive(portfolio)
         else:
             for name in SAVED_ARRAYS:
                 setattr(self, name, arrays[name])
-        self._ident_lookup = pd.Index(self._ident_index, dtype=object)
-        self._entity_index = pd.Index(self._entities, dtype=object)
         #: detector name → its statistics over the whole book (saved with the flag state)
         self.detector_statistics: dict[str, Any] = {}
         #: called as ``progress(detector, done, total)`` during detection around a batch
         self.progress: Callable[[str, int, int], None] | None = None
         # built on first use
         self._last_detection: tuple[tuple, IncrementalRun] | None = None
-        self._persons_by_key: pd.DataFrame | None = None
+        self._persons_by_key: pd.Index | None = None
         self._link_arrays: dict[str, np.ndarray] | None = None
         self._bad_sharers_csr: tuple[np.ndarray, np.ndarray] | None = None
         self._single_path: Any = None
@@ -161,16 +167,24 @@ class FlagIndex:
         # identifier → sharers (CSR over links sorted by identifier)
         ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
         order = np.argsort(ident, kind="stable")
-        self._ident_index, starts = np.unique(ident[order], return_index=True)
+        self._ident_index, starts, inverse = np.unique(ident[order], return_index=True, return_inverse=True)
+        del ident
         self._ident_offsets = np.append(starts, len(order))
-        self._link_app = self.app_pos.get_indexer(links["application_id"].to_numpy())[order]
+        link_ident = np.empty(len(order), dtype=np.int32)  # each link's identifier, in the links' order
+        link_ident[order] = inverse
+        del inverse
+        app_of = self.app_pos.get_indexer(links["application_id"].to_numpy())
+        self._link_app = app_of[order]
         entity_codes, self._entities = pd.factorize(links["entity"])
         self._link_entity = entity_codes[order]
-        # application → its links
-        app_order = np.argsort(self.app_pos.get_indexer(links["application_id"].to_numpy()), kind="stable")
-        self._app_links = links.iloc[app_order].reset_index(drop=True)
-        app_codes = self.app_pos.get_indexer(self._app_links["application_id"].to_numpy())
-        self._app_offsets = np.searchsorted(app_codes, np.arange(len(self.app_pos) + 1))
+        kind_codes, kinds = pd.factorize(links["kind"])
+        self._kinds = np.asarray(kinds, dtype=object)
+        # application → its links, as codes
+        app_order = np.argsort(app_of, kind="stable")
+        self._app_link_ident = link_ident[app_order]
+        self._app_link_entity = entity_codes[app_order].astype(np.int32)
+        self._app_link_kind = kind_codes[app_order].astype(np.int8)
+        self._app_offsets = np.searchsorted(app_of[app_order], np.arange(len(self.app_pos) + 1))
         # entity → applications
         first = links.drop_duplicates("application_id")
         ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
@@ -227,8 +241,17 @@ class FlagIndex:
         labels = tuple(labels)
         if labels != self.bad_labels:
             self.bad_labels = labels
-            self.bad = self.apps["label"].isin(labels).to_numpy()
+            self.bad = self._labels_in(labels)
             self._bad_sharers_csr = None
+
+    def _labels_in(self, labels: tuple[str, ...]) -> np.ndarray:
+        return pd.Series(self._labels).isin(labels).to_numpy()
+
+    @property
+    def apps(self) -> pd.DataFrame:
+        """The applications, numpy-backed and indexed by ``application_id``
+        (a copy made on each call: the index itself reads its arrays)."""
+        return _numpy_backed(self.portfolio.applications).set_index("application_id", drop=False)
 
     # -- detection -----------------------------------------------------------------
     def detect(self, app_ids: list[str], with_guarantees: bool = True) -> IncrementalRun:
@@ -270,54 +293,61 @@ class FlagIndex:
     # -- neighbourhood -----------------------------------------------------------
     @cached_property
     def _labels(self) -> np.ndarray:
-        return self.apps["label"].to_numpy(dtype=object)
-
-    def _links_of(self, positions: np.ndarray) -> pd.DataFrame:
-        if len(positions) == 0:
-            return self._app_links.iloc[0:0]
-        return self._app_links.iloc[csr_rows(self._app_offsets[positions], self._app_offsets[positions + 1])]
+        return _object_column(self.portfolio.applications["label"])
 
     def _persons_of(self, keys: set) -> pd.DataFrame:
-        """Person rows for ``keys`` through a hash index built once."""
+        """Person rows for ``keys`` through a hash index of the keys built once."""
+        persons = self.portfolio.persons
         if self._persons_by_key is None:
-            self._persons_by_key = _numpy_backed(self.portfolio.persons).set_index("key", drop=False)
-        table = self._persons_by_key
-        rows = table.index.get_indexer(list(keys))
-        return table.iloc[rows[rows >= 0]].reset_index(drop=True)
+            self._persons_by_key = key_index(_object_column(persons["key"]))
+        rows = self._persons_by_key.get_indexer(list(keys))
+        return _numpy_backed(persons.iloc[rows[rows >= 0]]).reset_index(drop=True)
+
+    def _target_apps(self, targets: np.ndarray) -> pd.DataFrame:
+        """The applications at ``targets``, numpy-backed (as :attr:`apps` would give them)."""
+        return _numpy_backed(self.portfolio.applications.iloc[targets]).set_index("application_id", drop=False)
 
     def link_arrays(self) -> dict[str, np.ndarray]:
-        """Per row of the application → links table: kind, identifier, its
-        identifier's CSR index, entity code, and the portfolio's hub decisions
-        (``glue``, ``hub``, ``people``, ``fence``). Built on first use."""
+        """Per row of the application → links CSR: its identifier's CSR index,
+        entity code, kind code (in ``SHARED_KINDS``, -1 for other kinds), and
+        the portfolio's hub decisions (``glue``, ``hub``, ``people``,
+        ``fence``). Built on first use."""
         if self._link_arrays is None:
-            links = self._app_links
-            kind = links["kind"].to_numpy(dtype=object)
-            ident = links["identifier"].to_numpy(dtype=object)
-            keys = (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object)
+            ident_idx = self._app_link_ident
             hubs = self.hubs
-            hub_keys = pd.Index(
+            hub_keys = (
                 hubs.index.get_level_values(0).astype(str) + "\x1f" + hubs.index.get_level_values(1).astype(str)
-            )
-            at = hub_keys.get_indexer(keys)
+            ).to_numpy(dtype=object)
+            # each hub's identifier in the sorted identifier index (a search, not a hash of every identifier)
+            at_ident = np.full(len(self._ident_index), -1, dtype=np.int64)
+            if len(hub_keys) and len(self._ident_index):
+                pos = np.minimum(np.searchsorted(self._ident_index, hub_keys), len(self._ident_index) - 1)
+                held = self._ident_index[pos] == hub_keys
+                at_ident[pos[held]] = np.flatnonzero(held)
+            at = at_ident[ident_idx]
             found = at >= 0
 
             def column(name: str, fill, dtype):
-                out = np.full(len(keys), fill, dtype=dtype)
+                out = np.full(len(ident_idx), fill, dtype=dtype)
                 out[found] = hubs[name].to_numpy(dtype=dtype)[at[found]]
                 return out
 
             self._link_arrays = {
-                "kind": kind,
-                "identifier": ident,
-                "ident_idx": self._ident_lookup.get_indexer(keys),
-                "entity_code": self._entity_index.get_indexer(links["entity"].to_numpy()),
-                "kind_code": pd.Index(SHARED_KINDS).get_indexer(kind),
+                "ident_idx": ident_idx,
+                "entity_code": self._app_link_entity,
+                "kind_code": pd.Index(SHARED_KINDS).get_indexer(self._kinds)[self._app_link_kind]
+                if len(self._kinds)
+                else np.zeros(len(ident_idx), dtype=np.int64),
                 "glue": column("glue", False, bool),
                 "hub": column("hub", False, bool),
                 "people": column("people", np.nan, float),
                 "fence": column("fence", np.nan, float),
             }
         return self._link_arrays
+
+    def _identifier(self, i: int) -> str:
+        """The identifier (without its kind) at ``i`` in the identifier index."""
+        return self._ident_index[i].split("\x1f", 1)[1]
 
     def _bad_sharers(self) -> tuple[np.ndarray, np.ndarray]:
         """Per identifier, its known-bad sharers in time order: (offsets,
@@ -338,19 +368,9 @@ class FlagIndex:
         application and kind (reasons show five)."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
         starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
-        if self._link_arrays is not None:  # the per-application path built them
-            arrays = self._link_arrays
-            rows = csr_rows(starts, ends)
-            kinds, idents = arrays["kind"][rows], arrays["identifier"][rows]
-            ident_idx, entity = arrays["ident_idx"][rows], arrays["entity_code"][rows]
-        else:
-            links = self._links_of(positions)
-            kinds = links["kind"].to_numpy(dtype=object)
-            idents = links["identifier"].to_numpy(dtype=object)
-            ident_idx = self._ident_lookup.get_indexer(
-                (links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)).to_numpy(dtype=object)
-            )
-            entity = self._entity_index.get_indexer(links["entity"].to_numpy())
+        rows = csr_rows(starts, ends)
+        kinds = self._kinds[self._app_link_kind[rows]] if len(rows) else np.zeros(0, dtype=object)
+        ident_idx, entity = self._app_link_ident[rows], self._app_link_entity[rows]
         offsets, bad_rows = self._bad_sharers()
         labels = self._labels
         out: list[Partner] = []
@@ -365,14 +385,18 @@ class FlagIndex:
                 sharers = self._link_app[rows]
                 hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
                 for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
-                    out.append(Partner(app_id, kind, idents[j], self.app_pos[q], labels[q], self.timestamp(self.t[q])))
+                    out.append(
+                        Partner(
+                            app_id, kind, self._identifier(i), self.app_pos[q], labels[q], self.timestamp(self.t[q])
+                        )
+                    )
                     kept[kind] = kept.get(kind, 0) + 1
             at += count
         return out
 
     def timestamp(self, value) -> pd.Timestamp:
         """An ``applied_at`` from the index's integer times."""
-        applied = self.apps["applied_at"].dtype
+        applied = self.portfolio.applications["applied_at"].dtype
         return pd.Timestamp(int(value), unit=np.datetime_data(applied.base)[0], tz="UTC").tz_convert(
             getattr(applied, "tz", None)
         )
@@ -506,7 +530,7 @@ class FlagIndex:
         seconds["local detection"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        target_apps = self.apps.iloc[targets]
+        target_apps = self._target_apps(targets)
         features = own_features(
             target_apps.reset_index(drop=True), self._persons_of(set(target_apps["person"].dropna()))
         )
@@ -529,8 +553,8 @@ class FlagIndex:
                 by_member.setdefault(m, []).append(f)
         context = ReasonContext(  # partners given: links and times are not read
             {a: by_member.get(a, []) for a in app_ids},
-            self._app_links.iloc[0:0],
-            self.apps.iloc[0:0][["applied_at", "label"]],
+            pd.DataFrame(columns=_LINK_COLUMNS),
+            target_apps.iloc[0:0][["applied_at", "label"]],
             partners=pd.DataFrame(self.partners_of(targets), columns=list(Partner._fields)),
         )
         reasons = build_reasons(contrib, features, context)
@@ -593,6 +617,13 @@ def csr_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     return np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
+
+
+def _object_column(column: pd.Series) -> np.ndarray:
+    """One column as :func:`_numpy_backed` holds it, as an array."""
+    if isinstance(column.dtype, pd.StringDtype) or str(column.dtype) in ("str", "string"):
+        column = column.astype(object)
+    return column.to_numpy(dtype=object)
 
 
 def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
