@@ -13,7 +13,8 @@ so a cached index of text keys must be made with ``dtype=object``
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
