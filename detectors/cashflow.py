@@ -260,6 +260,8 @@ class CashflowChecks(Detector):
             portfolio.derived[key] = held
         _, flagged, rows = held
         at = rows.rows(map(str, app_ids))
+        if not len(at):  # most applications: no row to take from the wide frame
+            return []
         findings = [self._finding(row) for row in flagged.iloc[at].itertuples(index=False)]
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings

@@ -134,7 +134,8 @@ class IdentityStatistics:
         return {k: v for k, v in self.__dict__.items() if k != "lookups"}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        for name, value in state.items():
+            setattr(self, name, value)
         self.lookups = {}
 
 

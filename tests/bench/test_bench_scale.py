@@ -36,7 +36,7 @@ def test_doctests(bench):
 
 
 def test_peak_counts_the_descendants(bench, tmp_path):
-    seconds, peak, status = bench.run_step([sys.executable, "-c", _TREE], 8.0, tmp_path / "log")
+    seconds, peak, status, _load = bench.run_step([sys.executable, "-c", _TREE], 8.0, tmp_path / "log")
     assert status == "ok"
     assert peak > 0.28  # GB: the grandchild's 300 MB, not the parent's ~10 MB
     assert seconds >= 2
@@ -44,7 +44,7 @@ def test_peak_counts_the_descendants(bench, tmp_path):
 
 def test_a_tree_over_the_cap_is_stopped_whole(bench, tmp_path):
     before = {p.pid for p in psutil.process_iter()}
-    seconds, peak, status = bench.run_step([sys.executable, "-c", _TREE], 0.1, tmp_path / "log")
+    seconds, peak, status, _load = bench.run_step([sys.executable, "-c", _TREE], 0.1, tmp_path / "log")
     assert status.startswith("stopped above 0.1 GB")
     assert seconds < 2  # stopped before the child's two-second sleep ended
     leftovers = [
@@ -56,7 +56,7 @@ def test_a_tree_over_the_cap_is_stopped_whole(bench, tmp_path):
 
 
 def test_a_failing_step_says_so(bench, tmp_path):
-    _, _, status = bench.run_step([sys.executable, "-c", "raise SystemExit(3)"], 8.0, tmp_path / "log")
+    _, _, status, _ = bench.run_step([sys.executable, "-c", "raise SystemExit(3)"], 8.0, tmp_path / "log")
     assert status.startswith("failed (exit 3")
 
 
