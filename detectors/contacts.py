@@ -45,6 +45,7 @@ from ringscope.detectors.family import (
     home_keys,
     surnames,
 )
+from ringscope.detectors.keys import RowsByValue, key_index
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -226,41 +227,30 @@ class ContactLoops(Detector):
         """
         portfolio = as_portfolio(portfolio)
         stats = self.statistics(portfolio) if statistics is None else statistics
-        targets = pd.Index(pd.unique(pd.Series(list(app_ids), dtype=object).astype(str)))
-        apps = portfolio.applications.set_index("application_id", drop=False)
-        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
-        if contacts.empty or apps.empty:
+        targets = list(dict.fromkeys(map(str, app_ids)))
+        book = _ContactBook.of(portfolio)
+        if book.contacts.empty or portfolio.applications.empty:
             return portfolio.subset(targets)
-        identity = _identity(portfolio, apps)
-        phones = portfolio.link_table("phone")
         # the strongly connected components the targets are in, whole
         sccs, _ = self._reach(portfolio, stats)
-        loops = sccs.index[sccs.isin(sccs.reindex(targets).dropna().unique())]
+        held = sccs.reindex(key_index(targets)).dropna().unique()
+        loops = sccs.index[sccs.isin(held)].astype(str) if len(held) else []
         # the phones the targets name or own that enough distinct applicants name
-        wanted = pd.Index(
-            pd.concat(
-                [
-                    contacts.loc[contacts["application_id"].astype(str).isin(targets), "phone"],
-                    phones.loc[phones["application_id"].astype(str).isin(targets), "identifier"],
-                ]
+        wanted = set(book.contacts["phone"].iloc[book.by_namer.rows(targets)].astype(str))
+        wanted |= set(book.phones["identifier"].iloc[book.by_owner.rows(targets)].astype(str))
+        hubs: set[str] = set()
+        if stats.threshold is not None and wanted:
+            named = book.contacts.iloc[book.by_phone.rows(wanted)]
+            namers = (
+                pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
+                .groupby(named["phone"].to_numpy())
+                .nunique()
             )
-            .astype(str)
-            .unique()
-        )
-        hubs: pd.Index = pd.Index([])
-        if stats.threshold is not None and len(wanted):
-            named = contacts[contacts["phone"].astype(str).isin(wanted)]
-            namers = named["application_id"].map(identity).groupby(named["phone"]).nunique()
-            big = namers.index[namers >= stats.threshold]
-            hubs = pd.Index(
-                pd.concat(
-                    [
-                        named.loc[named["phone"].isin(big), "application_id"],
-                        phones.loc[phones["identifier"].isin(big), "application_id"],
-                    ]
-                ).astype(str)
-            )
-        return portfolio.subset(targets.union(pd.Index(loops.astype(str))).union(hubs))
+            big = set(namers.index[namers >= stats.threshold].astype(str))
+            if big:
+                hubs = set(named.loc[named["phone"].astype(str).isin(big), "application_id"].astype(str))
+                hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
+        return portfolio.subset(list(dict.fromkeys([*targets, *loops, *sorted(hubs)])))
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: ContactStatistics | None = None):
         """``[]`` when none of ``app_ids`` is in a contact loop (a strongly
@@ -281,10 +271,8 @@ class ContactLoops(Detector):
         held = portfolio.derived.get("contact_reach")
         if held is not None and held[0] is stats:
             return held[1], held[2]
-        apps = portfolio.applications.set_index("application_id", drop=False)
-        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
-        identity = _identity(portfolio, apps)
-        phones = portfolio.link_table("phone")
+        book = _ContactBook.of(portfolio)
+        contacts, phones, identity = book.contacts, book.phones, book.identity
         sccs = contact_sccs(contact_edges(contacts, phones, identity))
         hub_apps: set[str] = set()
         if stats.threshold is not None and len(contacts):
@@ -559,6 +547,43 @@ class ContactStatistics:
         if not self.phones:
             return 0.0
         return float(self.phones_at_least[np.searchsorted(self.namer_counts, namers, side="left")] / self.phones)
+
+
+@dataclass(frozen=True)
+class _ContactBook:
+    """The portfolio's contacts, applicant phones and identities with row
+    maps over them, built once per portfolio and entities
+    (``portfolio.derived``): a scope of a few applications then looks up
+    their rows instead of scanning every contact of the book."""
+
+    contacts: pd.DataFrame  # with application_id and phone
+    phones: pd.DataFrame  # applicant phones: application_id, identifier
+    identity: pd.Series  # application id (object index) → resolved applicant
+    by_namer: RowsByValue  # contacts by application_id
+    by_phone: RowsByValue  # contacts by the phone named
+    by_owner: RowsByValue  # applicant phones by application_id
+    by_phone_owned: RowsByValue  # applicant phones by the phone
+
+    @classmethod
+    def of(cls, portfolio) -> _ContactBook:
+        held = portfolio.derived.get("contact_book")
+        if held is not None:
+            return held
+        apps = portfolio.applications.set_index("application_id", drop=False)
+        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
+        phones = portfolio.link_table("phone")
+        identity = _identity(portfolio, apps)
+        book = cls(
+            contacts=contacts,
+            phones=phones,
+            identity=pd.Series(identity.to_numpy(), index=key_index(identity.index)),
+            by_namer=RowsByValue(contacts["application_id"]),
+            by_phone=RowsByValue(contacts["phone"]),
+            by_owner=RowsByValue(phones["application_id"]),
+            by_phone_owned=RowsByValue(phones["identifier"]),
+        )
+        portfolio.derived["contact_book"] = book
+        return book
 
 
 def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:

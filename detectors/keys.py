@@ -13,13 +13,14 @@ so a cached index of text keys must be made with ``dtype=object``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["RowsByValue", "key_index", "rows_by_value"]
+__all__ = ["RowsByValue", "key_index", "kept_for", "rows_by_value"]
 
 #: up to this many wanted keys are looked up one by one (pandas' vectorised
 #: lookup costs ~0.2 ms of overhead per call, a single key ~4 µs)
@@ -126,3 +127,31 @@ def rows_by_value(holder: dict, name: str, table: Any, column: str | None = None
         kept = (table, column, RowsByValue(table if column is None else table[column]))
         holder[name] = kept
     return kept[2]
+
+
+#: id(object) → (weak reference to it, {name: value}); an entry goes with its object
+_KEPT: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+
+
+def kept_for(owner: Any, name: str, build: Callable[[], Any]) -> Any:
+    """``build()``, computed once per ``owner`` object and ``name`` and kept
+    while ``owner`` lives: a lookup table over a per-portfolio statistic
+    (the rings' hub table) that each small scope would otherwise rebuild in
+    O(n). ``owner`` must not change afterwards (statistics do not).
+
+    Example
+    -------
+    >>> frame, calls = pd.DataFrame({"key": ["a"]}), []
+    >>> first = kept_for(frame, "keys", lambda: calls.append(1) or key_index(frame["key"]))
+    >>> kept_for(frame, "keys", lambda: calls.append(1)) is first, len(calls)
+    (True, 1)
+    """
+    key = id(owner)
+    entry = _KEPT.get(key)
+    if entry is None or entry[0]() is not owner:
+        entry = (weakref.ref(owner, lambda _, key=key: _KEPT.pop(key, None)), {})
+        _KEPT[key] = entry
+    held = entry[1]
+    if name not in held:
+        held[name] = build()
+    return held[name]

@@ -47,6 +47,7 @@ from ringscope.detectors.components import component_labels
 from ringscope.detectors.contacts import contact_edges
 from ringscope.detectors.engine import engine_of
 from ringscope.detectors.family import family_consistency
+from ringscope.detectors.keys import kept_for, key_index
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -207,9 +208,8 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     gluing = glue.index[glue["glue"].to_numpy(dtype=bool)]
     if len(gluing) == 0:
         return pd.Series(dtype="int64")
-    glue_keys = pd.Index(gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str))
     link_keys = links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)
-    mask = link_keys.isin(glue_keys).to_numpy()
+    mask = _glue_mask(glue, gluing, link_keys)
     # the applicant entity glues its own applications too (repeat borrowers)
     used = links.loc[mask, ["application_id", "kind", "identifier"]]
     person = links[["application_id", "entity"]].drop_duplicates()
@@ -223,6 +223,26 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     n_apps = len(apps)
     labels = component_labels(n_apps + len(ids), app_idx, n_apps + id_idx)  # applications, then identifiers
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
+
+
+def _glue_mask(glue: pd.DataFrame, gluing: pd.MultiIndex, link_keys: pd.Series) -> np.ndarray:
+    """Which ``link_keys`` (``kind\\x1fidentifier``) are gluing identifiers.
+
+    The hub table is the whole portfolio's while the links may be a
+    scope's few: the gluing keys' hash table is built once per hub table
+    (an object index keeps it), so a scope pays for its own links only.
+    """
+    if len(link_keys) > len(gluing):  # a whole portfolio: one pass of Arrow's hash look-up
+        keys = gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str)
+        return link_keys.isin(keys).to_numpy(dtype=bool)
+    keys = kept_for(
+        glue,
+        "glue_keys",
+        lambda: key_index(
+            pd.unique(gluing.get_level_values(0).astype(str) + "\x1f" + gluing.get_level_values(1).astype(str))
+        ),
+    )
+    return keys.get_indexer(key_index(link_keys)) >= 0
 
 
 def ring_scope(links: pd.DataFrame, glue: pd.DataFrame, app_ids: Sequence[str]) -> pd.Index:

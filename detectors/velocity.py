@@ -39,7 +39,8 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
-from ringscope.detectors.portfolio import as_portfolio, in_set
+from ringscope.detectors.keys import rows_by_value
+from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
@@ -311,19 +312,22 @@ class DeviceVelocity(Detector):
 
         Notes
         -----
-        One ``isin`` per kind over the portfolio's applications: O(n).
+        Row maps over the portfolio's applications, built once per
+        portfolio (O(n)); each scope then costs its own rows.
         """
         portfolio = as_portfolio(portfolio)
         apps = portfolio.applications
-        ids = apps["application_id"].astype(str)
-        targets = in_set(ids, set(map(str, app_ids)))
-        wanted = targets.copy()
+        targets = rows_by_value(portfolio.derived, "rows:application_id", apps, "application_id").rows(
+            set(map(str, app_ids))
+        )
+        wanted = [targets]
         for kind in self.kinds:
-            col = apps[_KINDS[kind][0]]
-            keys = set(col[targets].dropna().astype(str))
+            column = _KINDS[kind][0]
+            keys = set(apps[column].iloc[targets].dropna().astype(str))
             if keys:
-                wanted |= in_set(col, keys)
-        return portfolio.subset(ids[wanted].tolist())
+                wanted.append(rows_by_value(portfolio.derived, f"rows:{column}", apps, column).rows(keys))
+        rows = np.unique(np.concatenate(wanted))
+        return portfolio.subset(apps["application_id"].iloc[rows].astype(str).tolist())
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics | None = None):
         """``[]`` when every device, IP and IP range of ``app_ids`` carries

@@ -42,3 +42,85 @@ def test_the_row_map_is_rebuilt_for_another_table_only():
     assert rows_by_value(held, "keys", first, "key") is kept
     second = pd.DataFrame({"key": ["b", "a"]})
     assert rows_by_value(held, "keys", second, "key").rows(["a"]).tolist() == [1]
+
+
+def test_kept_values_follow_their_owner_object():
+    import gc
+
+    from ringscope.detectors.keys import _KEPT, kept_for
+
+    owner = pd.DataFrame({"key": ["a"]})
+    calls = []
+    assert kept_for(owner, "n", lambda: calls.append(1) or 7) == 7
+    assert kept_for(owner, "n", lambda: calls.append(1) or 8) == 7  # kept, not rebuilt
+    assert kept_for(owner, "m", lambda: 9) == 9  # another name is another value
+    other = pd.DataFrame({"key": ["a"]})  # equal but another object: its own values
+    assert kept_for(other, "n", lambda: 10) == 10
+    key = id(owner)
+    del owner
+    gc.collect()
+    assert key not in _KEPT  # nothing outlives the statistics it was built from
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_rings_glue_mask_is_the_same_for_few_links_and_for_many(seed):
+    from ringscope.detectors.rings import _glue_mask
+
+    rng = np.random.default_rng(seed)
+    kinds = np.array(["phone", "device", "ip"])
+    idents = np.array([f"I{i}" for i in range(40)])
+    glue = pd.DataFrame(
+        {"glue": rng.random(60) < 0.5},
+        index=pd.MultiIndex.from_arrays([rng.choice(kinds, 60), rng.choice(idents, 60)], names=["kind", "identifier"]),
+    )
+    glue = glue[~glue.index.duplicated()]
+    gluing = glue.index[glue["glue"].to_numpy()]
+    expected_keys = set(gluing.get_level_values(0) + "\x1f" + gluing.get_level_values(1))
+    for size in (3, 25, 500):  # a scope's few links (the kept index) and a whole book's (Arrow's look-up)
+        links = pd.Series(
+            pd.array(rng.choice(kinds, size), dtype="str") + "\x1f" + pd.array(rng.choice(idents, size), dtype="str")
+        )
+        mask = _glue_mask(glue, gluing, links)
+        assert mask.tolist() == [k in expected_keys for k in links]
+
+
+class _PiecewiseStore:
+    """A store whose tables come back in two pieces per column, as a store
+    reading several Parquet row groups or batches gives them."""
+
+    def read_nodes(self, label, columns=None):
+        return _in_pieces(pd.DataFrame({"key": ["C2", "C1", "C3"], "name": ["b", "a", "c"]}))
+
+    def read_relationships(self, name, columns=None):
+        frame = pd.DataFrame({"src": ["P1", "P2"], "dst": ["C1", "C2"]})
+        for column in columns or ():
+            frame[column] = [None, None]
+        return _in_pieces(frame)
+
+
+def _in_pieces(frame: pd.DataFrame) -> pd.DataFrame:
+    import pyarrow as pa
+
+    out = {}
+    for column in frame.columns:
+        whole = pa.array(frame[column].astype(object), type=pa.large_string())
+        out[column] = pd.arrays.ArrowExtensionArray(pa.chunked_array([whole.slice(0, 1), whole.slice(1)]))
+    return pd.DataFrame(out)
+
+
+def _pieces(frame: pd.DataFrame) -> dict[str, int]:
+    return {c: frame[c].array._pa_array.num_chunks for c in frame.columns if hasattr(frame[c].array, "_pa_array")}
+
+
+def test_portfolio_tables_hold_each_text_column_in_one_piece():
+    # Arrow's take over a column in pieces joins them first: every small subset
+    # would copy whole columns (a millisecond per column at 200k rows)
+    from ringscope.detectors.portfolio import Portfolio
+
+    portfolio = Portfolio(_PiecewiseStore())
+    companies = portfolio.nodes("Company")
+    assert companies["key"].tolist() == ["C1", "C2", "C3"]
+    for table in (companies, portfolio.roles, portfolio.guarantees):  # roles, guarantees: concatenations
+        pieces = _pieces(table)
+        assert pieces and set(pieces.values()) == {1}, pieces
