@@ -4,8 +4,8 @@
 first load of a whole book is faster written straight into the store files
 by ``neo4j-admin database import full``. This module turns the same
 :class:`ringscope.graph.store.GraphBatch` the MERGE ingest writes into the
-importer's CSV files (one header and one data file per label and per
-relationship name, each label its own ID space), and runs the import on the
+importer's CSV files (integer node ids, a header and a data file per set of
+labels or relationship names with the same columns), and runs the import on the
 local launcher's data folder (``tools/neo4j_server.py``): stop the server,
 import, start it again with the same arguments, create the constraints, move
 the store's revision on. The importer writes store files, so it runs on the
@@ -13,7 +13,7 @@ machine that holds them: the server must be one the launcher started here.
 
 Values are written so that the stored graph equals a MERGE ingest's: repeated
 keys collapse by the same rule (first delivery wins), a missing value is an
-empty unquoted field (no property), every present value is quoted (an empty
+empty unquoted field (no property), every present string is quoted (an empty
 string stays an empty string), date-times are UTC with millisecond precision
 (what the Bolt path sends), dates are the UTC day, and each column's importer
 type follows its values (``boolean``, ``long``, ``double``, ``string``).

@@ -350,7 +350,8 @@ def import_database(
     ``arguments`` are the importer's options (``--nodes=…``,
     ``--relationships=…``, …); ``--overwrite-destination``,
     ``--max-off-heap-memory`` (``off_heap``) and ``--report-file``
-    (``DATA/logs/import.report``) are added. The server of ``data_dir`` must
+    (``DATA/logs/import.report``) are added; the JVM gets ``heap`` and
+    :data:`IMPORT_JVM_FLAGS`. The server of ``data_dir`` must
     be stopped; the database is replaced. Raises ``RuntimeError`` with the
     output's tail when the importer fails.
     """
