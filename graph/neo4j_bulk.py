@@ -268,7 +268,7 @@ def _ids(values: pd.Series, label_ids: tuple[int, Any]) -> pd.Series:
     first, keys = label_ids
     index = pc.index_in(_text(values), value_set=keys)
     if index.null_count:  # import_tables keeps only relationships whose ends exist
-        raise BulkFailed(f"{index.null_count} relationship ends name no node of the batch")
+        raise BulkRefused(f"{index.null_count} relationship ends name no node of the batch")
     return pd.Series(index.to_numpy(zero_copy_only=False).astype("int64") + first)
 
 

@@ -56,7 +56,9 @@ def test_import_files_types_quoting_and_collapsing(tmp_path):
     text = data.read_text(encoding="utf-8")
     # ids 0.. in the order of the collapsed table; milliseconds, UTC; strings quoted, quotes doubled;
     # a missing value is an empty field, an empty string is ""; numbers and booleans bare
-    assert text == '0,"A2",,,3,"",,"x",false\n1,"A1","2024-03-01T10:00:00.123Z",1.5,2,"张伟","a,""b""","two\nlines",true\n'
+    assert (
+        text == '0,"A2",,,3,"",,"x",false\n1,"A1","2024-03-01T10:00:00.123Z",1.5,2,"张伟","a,""b""","two\nlines",true\n'
+    )
     assert text.count("\n") == 3  # two rows, one of them spanning two lines
     assert files.multiline  # "two\nlines": the importer must be told
     p_header, p_data, _ = files.nodes["Person"]
