@@ -4,8 +4,8 @@
 first load of a whole book is faster written straight into the store files
 by ``neo4j-admin database import full``. This module turns the same
 :class:`ringscope.graph.store.GraphBatch` the MERGE ingest writes into the
-importer's CSV files (one header and one data file per label and per
-relationship name, each label its own ID space), and runs the import on the
+importer's CSV files (integer node ids, a header and a data file per set of
+labels or relationship names with the same columns), and runs the import on the
 local launcher's data folder (``tools/neo4j_server.py``): stop the server,
 import, start it again with the same arguments, create the constraints, move
 the store's revision on. The importer writes store files, so it runs on the
@@ -13,7 +13,7 @@ machine that holds them: the server must be one the launcher started here.
 
 Values are written so that the stored graph equals a MERGE ingest's: repeated
 keys collapse by the same rule (first delivery wins), a missing value is an
-empty unquoted field (no property), every present value is quoted (an empty
+empty unquoted field (no property), every present string is quoted (an empty
 string stays an empty string), date-times are UTC with millisecond precision
 (what the Bolt path sends), dates are the UTC day, and each column's importer
 type follows its values (``boolean``, ``long``, ``double``, ``string``).
@@ -67,12 +67,14 @@ class BulkFiles:
     """The importer's input written by :func:`write_import_files`."""
 
     folder: Path
-    #: label → (header file, data file, rows)
+    #: label → (header file, data file, rows of that label)
     nodes: dict[str, tuple[Path, Path, int]] = field(default_factory=dict)
-    #: relationship name → (header file, data file, rows)
+    #: relationship name → (header file, data file, rows of that name)
     relationships: dict[str, tuple[Path, Path, int]] = field(default_factory=dict)
     #: some string holds a line break (the importer must be told: it is slower then)
     multiline: bool = False
+    #: bytes of the longest row (an upper bound): the importer's read buffer must hold it
+    longest_row: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -82,16 +84,44 @@ class BulkFiles:
     def n_relationships(self) -> int:
         return sum(n for _, _, n in self.relationships.values())
 
+    @property
+    def read_buffer(self) -> int:
+        """The importer's ``--read-buffer-size``: it samples each file a
+        buffer at a time up to 1 MiB before importing (single-threaded, on a
+        cold JVM), so a buffer smaller than its 4 MiB default reads less
+        there; never smaller than twice the longest row."""
+        return max(READ_BUFFER, 2 * self.longest_row)
+
     def arguments(self) -> list[str]:
-        """Options for ``neo4j-admin database import full``."""
-        args = [f"--nodes={label}={header},{data}" for label, (header, data, _) in self.nodes.items()]
-        args += [
-            f"--relationships={REL_TYPES[name].type}={header},{data}"
-            for name, (header, data, _) in self.relationships.items()
-        ]
+        """Options for ``neo4j-admin database import full``: one input per
+        file (a file shared by several labels or types names them in its
+        ``:LABEL`` / ``:TYPE`` column)."""
+        args: list[str] = []
+        for option, parts, prefix in (
+            ("nodes", self.nodes, lambda name: name),
+            ("relationships", self.relationships, lambda name: REL_TYPES[name].type),
+        ):
+            files: dict[tuple[Path, Path], list[str]] = {}
+            for name, (header, data, _) in parts.items():
+                files.setdefault((header, data), []).append(name)
+            for (header, data), names in files.items():
+                label = f"{prefix(names[0])}=" if len(names) == 1 and _single(header) else ""
+                args.append(f"--{option}={label}{header},{data}")
+        args.append("--id-type=actual")  # the ids write_import_files assigned
+        args.append(f"--read-buffer-size={self.read_buffer}")
         if self.multiline:
             args.append("--multiline-fields=true")
         return args
+
+
+#: the importer's read buffer (its default is 4 MiB; see BulkFiles.read_buffer)
+READ_BUFFER = 256 * 1024
+
+
+def _single(header: Path) -> bool:
+    """True when ``header`` has no ``:LABEL`` / ``:TYPE`` column (one label or type per file)."""
+    names = header.read_text(encoding="utf-8").strip().split(",")
+    return ":LABEL" not in names and ":TYPE" not in names
 
 
 @dataclass
@@ -189,49 +219,114 @@ def _isin(values: pd.Series, keys: pd.Series):
 
 def write_import_files(tables: GraphBatch, folder: str | os.PathLike) -> BulkFiles:
     """Write the importer's CSV files for ``tables`` (from :func:`import_tables`)
-    into ``folder`` (created private); see the module doc for the rules."""
+    into ``folder`` (created private); see the module doc for the rules.
+
+    Nodes get integer ids here, each label a contiguous range, and are
+    imported with ``--id-type=actual``: the importer writes each node at
+    that id and links relationships by it, with no ID map to build, sort
+    and look up (the string ``key`` is an ordinary property). Relationship
+    ends are looked up in Arrow (a hash join). Labels (relationship names)
+    whose columns are the same share one file with a ``:LABEL`` (``:TYPE``)
+    column: the importer's start-up reads every file, so fewer files start faster.
+    """
     folder = private_dir(folder)
     if "," in str(folder):  # the importer separates files with commas
         raise BulkRefused(f"the import folder {folder} has a comma in its path")
     files = BulkFiles(folder=folder)
-    for i, (label, frame) in enumerate(tables.nodes.items()):
-        header = [f"key:ID({label})"]
-        files.nodes[label] = _write_pair(folder, f"n{i}", frame, header, ["key"], files)
-    for i, (name, frame) in enumerate(tables.relationships.items()):
+    ids: dict[str, tuple[int, Any]] = {}  # label -> (first id, its keys as Arrow)
+    groups: dict[tuple[str, ...], list[tuple[str, pd.DataFrame]]] = {}
+    first = 0
+    for label, frame in tables.nodes.items():
+        ids[label] = (first, _text(frame["key"]))
+        columns = {":ID": pd.Series(range(first, first + len(frame)), dtype="int64"), "key": frame["key"]}
+        header, table = _columns(frame, columns, [":ID", "key:string"])
+        groups.setdefault(tuple(header), []).append((label, table))
+        first += len(frame)
+    for i, (header, members) in enumerate(groups.items()):
+        _write_group(folder, f"n{i}", list(header), ":LABEL", members, files, files.nodes)
+    groups = {}
+    for name, frame in tables.relationships.items():
         rt = REL_TYPES[name]
-        header = [f":START_ID({rt.source})", f":END_ID({rt.target})"]
-        files.relationships[name] = _write_pair(folder, f"r{i}", frame, header, ["src", "dst"], files)
+        columns = {":START_ID": _ids(frame["src"], ids[rt.source]), ":END_ID": _ids(frame["dst"], ids[rt.target])}
+        header, table = _columns(frame, columns, [":START_ID", ":END_ID"])
+        groups.setdefault(tuple(header), []).append((name, table))
+    for i, (header, members) in enumerate(groups.items()):
+        _write_group(folder, f"r{i}", list(header), ":TYPE", members, files, files.relationships)
     return files
 
 
-def _write_pair(
-    folder: Path, stem: str, frame: pd.DataFrame, header: list[str], ids: list[str], files: BulkFiles
-) -> tuple[Path, Path, int]:
+def _text(series: pd.Series):
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
 
-    columns: dict[str, pd.Series] = {c: frame[c] for c in ids}
+    return pa.array(series, from_pandas=True).cast(pa.large_string())
+
+
+def _ids(values: pd.Series, label_ids: tuple[int, Any]) -> pd.Series:
+    """Node ids of ``values`` (keys of one label, all present: :func:`import_tables` dropped the rest)."""
+    import pyarrow.compute as pc
+
+    first, keys = label_ids
+    index = pc.index_in(_text(values), value_set=keys)
+    if index.null_count:  # import_tables keeps only relationships whose ends exist
+        raise BulkRefused(f"{index.null_count} relationship ends name no node of the batch")
+    return pd.Series(index.to_numpy(zero_copy_only=False).astype("int64") + first)
+
+
+def _columns(frame: pd.DataFrame, columns: dict[str, pd.Series], header: list[str]) -> tuple[list[str], pd.DataFrame]:
+    """The header and the values to write for ``frame``: ``columns`` (ids)
+    first, then each property column with a value, typed."""
     for col in frame.columns:
-        if col in ids:
+        if col in ("key", "src", "dst"):
             continue
         kind, values = _typed(col, frame[col])
         if kind is None:  # no value at all: MERGE sets no property either
             continue
         header.append(f"{col}:{kind}")
-        columns[col] = values
-    table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+        columns[col] = values.reset_index(drop=True)
+    return header, pd.DataFrame(columns)
+
+
+def _write_group(
+    folder: Path,
+    stem: str,
+    header: list[str],
+    name_column: str,
+    members: list[tuple[str, pd.DataFrame]],
+    files: BulkFiles,
+    index: dict[str, tuple[Path, Path, int]],
+) -> None:
+    """One header and one data file for ``members`` (labels or relationship
+    names with the same columns); several share it through ``name_column``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    if len(members) > 1:
+        header = [*header, name_column]
+        kind = {":LABEL": lambda n: n, ":TYPE": lambda n: REL_TYPES[n].type}[name_column]
+        frames = [t.assign(**{name_column: kind(n)}) for n, t in members]
+        frame = pd.concat(frames, ignore_index=True)
+    else:
+        frame = members[0][1]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    longest = 0
     for col in table.column_names:
         if pa.types.is_string(table[col].type) or pa.types.is_large_string(table[col].type):
             if pc.any(pc.match_substring_regex(table[col], r"[\r\n]")).as_py():
                 files.multiline = True
+            longest += 2 * (pc.max(pc.binary_length(table[col])).as_py() or 0) + 3  # quotes doubled at worst
+        else:
+            longest += 32
+    files.longest_row = max(files.longest_row, longest)
     head, data = folder / f"{stem}_header.csv", folder / f"{stem}.csv"
     atomic_write_text(head, ",".join(header) + "\n")
-    # every present value quoted, a missing one an empty field: "" stays an empty string
-    options = pcsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    # every string quoted, a missing value an empty field: "" stays an empty string;
+    # numbers and booleans bare (less to write and to parse)
+    options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
     with atomic_open(data, "wb") as out:
         pcsv.write_csv(table, out, options)
-    return head, data, len(frame)
+    for name, part in members:
+        index[name] = (head, data, len(part))
 
 
 def _typed(name: str, series: pd.Series) -> tuple[str | None, pd.Series]:

@@ -50,24 +50,70 @@ def test_import_files_types_quoting_and_collapsing(tmp_path):
     header, data, rows = files.nodes["Application"]
     assert rows == 2  # A1 twice: the first delivery wins, as the MERGE ingest's "keep"
     assert header.read_text() == (
-        "key:ID(Application),applied_at:datetime,amount:double,source_line:long,applicant_name:string,"
+        ":ID,key:string,applied_at:datetime,amount:double,source_line:long,applicant_name:string,"
         "channel:string,company_name_raw:string,phone_valid:boolean\n"
     )
     text = data.read_text(encoding="utf-8")
-    # milliseconds, UTC; quotes doubled; a missing value is an empty field, an empty string is ""
-    assert '"A1","2024-03-01T10:00:00.123Z","1.5","2","张伟","a,""b""","two\nlines","true"\n' in text
-    assert '"A2",,,"3","",,"x","false"\n' in text
+    # ids 0.. in the order of the collapsed table; milliseconds, UTC; strings quoted, quotes doubled;
+    # a missing value is an empty field, an empty string is ""; numbers and booleans bare
+    assert (
+        text == '0,"A2",,,3,"",,"x",false\n1,"A1","2024-03-01T10:00:00.123Z",1.5,2,"张伟","a,""b""","two\nlines",true\n'
+    )
     assert text.count("\n") == 3  # two rows, one of them spanning two lines
     assert files.multiline  # "two\nlines": the importer must be told
     p_header, p_data, _ = files.nodes["Person"]
-    assert p_header.read_text() == "key:ID(Person),id_checksum_ok:boolean,birth_date:date\n"
-    assert p_data.read_text() == '"P1","true","1990-05-06"\n'
+    assert p_header.read_text() == ":ID,key:string,id_checksum_ok:boolean,birth_date:date\n"
+    assert p_data.read_text() == '2,"P1",true,"1990-05-06"\n'  # Person's ids follow Application's
     r_header, r_data, r_rows = files.relationships["Person-APPLIED-Application"]
-    assert r_header.read_text() == ":START_ID(Person),:END_ID(Application)\n" and r_rows == 1
+    assert r_header.read_text() == ":START_ID,:END_ID\n" and r_rows == 1
+    assert r_data.read_text() == "2,1\n"  # P1 -> A1 by their ids
     args = files.arguments()
     assert f"--relationships=APPLIED={r_header},{r_data}" in args and "--multiline-fields=true" in args
+    assert "--id-type=actual" in args and "--read-buffer-size=262144" in args
     assert oct(files.folder.stat().st_mode & 0o777) == "0o700"
     assert oct(data.stat().st_mode & 0o777) == "0o600"
+
+
+def test_same_columns_share_a_file_and_ids_follow_keys(tmp_path):
+    """Labels (relationship names) with the same columns go to one file with a
+    :LABEL (:TYPE) column, so the importer opens fewer files; every
+    relationship end is the id of its own label's node with that key."""
+    nodes = {
+        "Application": pd.DataFrame({"key": ["A1", "A2", "A3"], "amount": [1.0, 2.0, 3.0]}),
+        "Device": pd.DataFrame({"key": ["D1", "D2"]}),
+        "Email": pd.DataFrame({"key": ["x@y.cn", "A1"]}),  # a key another label also has
+    }
+    rels = {
+        "Application-HAS_DEVICE-Device": pd.DataFrame({"src": ["A3", "A1"], "dst": ["D2", "D2"]}),
+        "Application-HAS_EMAIL-Email": pd.DataFrame({"src": ["A2"], "dst": ["A1"], "raw": ["a1"]}),
+        "Application-HAS_IP-IP": pd.DataFrame({"src": ["A1"], "dst": ["9.9.9.9"]}),  # no IP node: dropped
+    }
+    tables, dropped = import_tables(GraphBatch(nodes=nodes, relationships=rels))
+    files = write_import_files(tables, tmp_path / "in")
+    assert dropped == 1 and files.n_nodes == 7 and files.n_relationships == 3
+    header, data, rows = files.nodes["Device"]
+    assert files.nodes["Email"][:2] == (header, data) and rows == 2  # one file, two labels
+    assert header.read_text() == ":ID,key:string,:LABEL\n"
+    assert data.read_text() == '3,"D1","Device"\n4,"D2","Device"\n5,"x@y.cn","Email"\n6,"A1","Email"\n'
+    assert files.nodes["Application"][0] != header  # its amount column: a file of its own
+    d_header, d_data, _ = files.relationships["Application-HAS_DEVICE-Device"]
+    assert d_header.read_text() == ":START_ID,:END_ID\n" and d_data.read_text() == "2,4\n0,4\n"
+    e_header, e_data, _ = files.relationships["Application-HAS_EMAIL-Email"]
+    assert e_data.read_text() == '1,6,"a1"\n'  # the Email A1 (id 6), not the Application A1 (id 0)
+    args = files.arguments()
+    assert f"--nodes={header},{data}" in args  # labels from the :LABEL column
+    assert f"--nodes=Application={files.nodes['Application'][0]},{files.nodes['Application'][1]}" in args
+    assert len([a for a in args if a.startswith("--nodes=")]) == 2
+
+
+def test_read_buffer_holds_the_longest_row(tmp_path):
+    """The importer's read buffer is small (it samples files buffer by
+    buffer before importing) but never smaller than twice a row."""
+    long = "长" * 100_000  # 300,000 bytes in UTF-8
+    nodes = {"Company": pd.DataFrame({"key": ["C1", "C2"], "name": ["short", long]})}
+    files = write_import_files(import_tables(GraphBatch(nodes=nodes, relationships={}))[0], tmp_path / "in")
+    assert files.longest_row >= 600_000
+    assert f"--read-buffer-size={files.read_buffer}" in files.arguments() and files.read_buffer >= 2 * 600_000
 
 
 def test_mixed_value_types_are_refused_before_anything_runs(tmp_path):
