@@ -250,23 +250,11 @@ class Neo4jStore:
             self._store_id = str(records[0]["id"])
         return self._store_id
 
-    def ensure_schema(self, workers: int = 1) -> None:
-        """The key constraints (and the lock's), then wait for their indexes.
-        ``workers`` > 1 creates them from that many sessions at once: on a
-        loaded database (after a bulk import) each one scans its label to
-        build its index, and those scans overlap."""
+    def ensure_schema(self) -> None:
         if self._schema_ready:
             return
-        queries = list(CREATE_KEY_CONSTRAINT.values())
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # execute_query retries transient errors (two schema writers may deadlock)
-            with ThreadPoolExecutor(min(workers, len(queries))) as pool:
-                list(pool.map(lambda q: self._driver.execute_query(q, database_=self.database), queries))
-        else:
-            for query in queries:
-                self._driver.execute_query(query, database_=self.database)
+        for query in CREATE_KEY_CONSTRAINT.values():
+            self._driver.execute_query(query, database_=self.database)
         self.ensure_lock_schema()
         self._driver.execute_query(AWAIT_INDEXES, database_=self.database)
         self._schema_ready = True
@@ -328,7 +316,7 @@ class Neo4jStore:
         """After a bulk load: the constraints and indexes a MERGE ingest
         creates, and the revision moved on as one write moves it."""
         with self.lock(), self._revising():
-            self.ensure_schema(workers=4)
+            self.ensure_schema()
             self._changed = True
 
     def ensure_lock_schema(self) -> None:
