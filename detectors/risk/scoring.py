@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from ringscope.detectors.risk.config import (
     OUT_OF_TIME_MINIMUM,
     TARGETS,
     TrainingConfig,
+    fit_threads,
     negatives_to_learn_from,
 )
 from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
@@ -415,35 +415,6 @@ def _validation_scores(
         est = _fit_calibrated(kind, cols, X, y, fit_rows, config)
         scores[valid_rows] = est.predict_proba(X.iloc[valid_rows])[:, 1]
     return scores
-
-
-def fit_threads(cores: int | None = None, load: float | None = None) -> int | None:
-    """How many threads the fits may use: the cores no other process keeps
-    busy (``cores`` less the 1-minute ``load`` beyond this process's own),
-    at least one; ``None`` (no limit) when ``OMP_NUM_THREADS`` says already.
-
-    The boosted model and the scorecard's k-means bins run OpenMP threads
-    that spin while they wait for each other: on 2 shared cores at load 13
-    a boosted fit of 100,000 rows took 19 s of CPU with two threads and 2 s
-    with one (the k-means bins 9.7 s and 4.4 s), and the wall time rose the
-    same way. On idle cores every core is used, as before.
-
-    Example
-    -------
-    >>> fit_threads(cores=8, load=1.0), fit_threads(cores=8, load=5.5), fit_threads(cores=2, load=13.0)
-    (8, 3, 1)
-    """
-    if cores is None and load is None and os.environ.get("OMP_NUM_THREADS"):
-        return None
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # no load average on this platform: the cores are ours
-            load = 0.0
-    busy = max(0.0, load - 1.0)  # this process is one of the running ones
-    return max(1, min(cores, int(cores - busy)))
 
 
 def honest_sample_rows(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
