@@ -52,6 +52,7 @@ TRAINING_KEYS = (
     "decline_threshold",
     "prefer_scorecard_within",
     "honest_sample",
+    "negatives_per_positive",
 )
 
 

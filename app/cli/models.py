@@ -33,8 +33,9 @@ def print_training(result) -> None:
     sample = report.get("honest_sample")
     if sample and sample["learned_from"] < sample["negatives"]:
         click.echo(
-            f"  every fit learns from all positives and at most {sample['limit']:,} other outcomes drawn at "
-            f"random and weighted up (honest_sample); the final model: {sample['learned_from']:,} of "
+            f"  every fit learns from all positives and {sample.get('per_positive', 'any')} other outcomes per "
+            f"positive (at least {sample.get('floor', 0):,}, at most {sample.get('cap', sample['limit']):,}), drawn "
+            f"at random and weighted up; the final model: {sample['learned_from']:,} of "
             f"{sample['negatives']:,}, each weighing {sample['weight']:.2f}"
         )
     valid = report["validation"]

@@ -37,13 +37,17 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from ringscope.detectors.risk.config import (
     FALLBACK_FOLDS,
+    HONEST_SAMPLE_FLOOR,
     MIN_POSITIVES,
     OUT_OF_TIME_MINIMUM,
     TARGETS,
     TrainingConfig,
+    fit_threads,
+    negatives_to_learn_from,
 )
 from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
 
@@ -56,6 +60,7 @@ __all__ = [
     "make_model",
     "train_models",
     "honest_sample_rows",
+    "fit_threads",
     "ks_statistic",
     "precision_at_k",
     "contributions",
@@ -255,7 +260,8 @@ def train_models(
             "among the labelled applications."
         )
     split = _validation_split(y_all, applied_at, config)
-    with warnings.catch_warnings():
+    threads = fit_threads()
+    with warnings.catch_warnings(), threadpool_limits(limits=threads):
         # constant columns and collapsed bins are expected on small portfolios
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -346,7 +352,7 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
         if progress:
             progress(f"train {kind}", i, 2)
         for variant, cols in (("all features", (numeric, categorical)), ("without graph", (own_numeric, categorical))):
-            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config.seed, config.honest_sample)
+            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config)
             metrics = {
                 "auc": float(roc_auc_score(y_valid, scores)),
                 "ks": ks_statistic(y_valid, scores),
@@ -366,13 +372,17 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     if progress:
         progress(f"train final {chosen}", 2, 2)
     every = np.arange(len(y))
-    final = _fit_calibrated(chosen, (numeric, categorical), config.seed, X, y, every, config.honest_sample)
-    rows, weights = honest_sample_rows(y, config.honest_sample, config.seed)
+    final = _fit_calibrated(chosen, (numeric, categorical), X, y, every, config)
+    limit = _sample_limit(y, config)
+    rows, weights = honest_sample_rows(y, limit, config.seed)
     explainer = make_model(chosen, numeric, categorical, config.seed).fit(
         X[numeric + categorical].iloc[rows], y[rows], **({} if weights is None else {"model__sample_weight": weights})
     )
     report["honest_sample"] = {
-        "limit": config.honest_sample,
+        "limit": limit,
+        "cap": config.honest_sample,
+        "per_positive": config.negatives_per_positive,
+        "floor": HONEST_SAMPLE_FLOOR,
         "negatives": int((y == 0).sum()),
         "learned_from": int((y[rows] == 0).sum()),
         "weight": 1.0 if weights is None else float(weights.max()),
@@ -392,18 +402,17 @@ def _validation_scores(
     split: _Split,
     kind: str,
     cols: tuple[list[str], list[str]],
-    seed: int,
-    honest_sample: int,
+    config: TrainingConfig,
 ) -> np.ndarray:
     """Scores of the validation applications (``split.valid_ids``, in that
     order): one fit on the training period, or out-of-fold over k folds."""
     if not split.folds:
         train_rows = np.flatnonzero(X.index.isin(split.train_ids))
-        est = _fit_calibrated(kind, cols, seed, X, y, train_rows, honest_sample)
+        est = _fit_calibrated(kind, cols, X, y, train_rows, config)
         return est.predict_proba(X.loc[split.valid_ids])[:, 1]
     scores = np.empty(len(X))
     for fit_rows, valid_rows in split.folds:
-        est = _fit_calibrated(kind, cols, seed, X, y, fit_rows, honest_sample)
+        est = _fit_calibrated(kind, cols, X, y, fit_rows, config)
         scores[valid_rows] = est.predict_proba(X.iloc[valid_rows])[:, 1]
     return scores
 
@@ -436,11 +445,18 @@ def honest_sample_rows(y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray
     return rows, weights
 
 
-def _fit_calibrated(kind, cols, seed: int, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, honest_sample: int):
+def _sample_limit(y: np.ndarray, config: TrainingConfig) -> int:
+    """The negatives a fit on outcomes ``y`` learns from (:func:`negatives_to_learn_from`)."""
+    return negatives_to_learn_from(int((y != 0).sum()), config.negatives_per_positive, config.honest_sample)
+
+
+def _fit_calibrated(kind, cols, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, config: TrainingConfig):
     """A calibrated model of ``kind`` fitted on ``rows`` of ``X``, its negatives
-    sampled (:func:`honest_sample_rows`): the weights reach both the model
+    sampled by the positives these rows hold (:func:`honest_sample_rows`,
+    :func:`_sample_limit`): the weights reach both the model
     (``model__sample_weight``, through the pipeline) and the calibration."""
-    picked, weights = honest_sample_rows(y[rows], honest_sample, seed)
+    seed = config.seed
+    picked, weights = honest_sample_rows(y[rows], _sample_limit(y[rows], config), seed)
     rows = rows[picked]
     est = _calibrated(kind, cols[0], cols[1], seed, int(y[rows].sum()))
     weighted = {} if weights is None else {"sample_weight": weights, "model__sample_weight": weights}

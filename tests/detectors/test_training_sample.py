@@ -83,3 +83,77 @@ def test_scorecard_bins_on_more_rows_than_their_subsample_are_the_same_every_fit
         prep = make_model("scorecard", ["x"], ["product"], seed=0).named_steps["prep"].fit(X)
         edges.append(prep.named_transformers_["num"].named_steps["bins"].bin_edges_[0])
     np.testing.assert_array_equal(edges[0], edges[1])
+
+
+def test_negatives_follow_the_positives_between_a_floor_and_the_cap():
+    from ringscope.detectors.risk.config import HONEST_SAMPLE_FLOOR, negatives_to_learn_from
+
+    assert negatives_to_learn_from(4_941, 10, 200_000) == 49_410  # 200k book: a third of its negatives
+    assert negatives_to_learn_from(25_000, 10, 200_000) == 200_000  # the cap still holds at 1M
+    assert negatives_to_learn_from(30, 10, 200_000) == HONEST_SAMPLE_FLOOR  # small books: every row
+    assert negatives_to_learn_from(30, 10, 1_000) == 1_000  # a cap below the floor wins
+    with pytest.raises(ValueError, match="negatives_per_positive"):
+        TrainingConfig(negatives_per_positive=0)
+
+
+def test_every_fit_samples_by_the_positives_it_has(monkeypatch):
+    """A book of 26,000 labelled applications, 1% fraud: every fit (validation,
+    final, explainer) learns from all its positives and 10 other outcomes per
+    positive, at least the floor, weighted back to the whole; before, the
+    fits took every row up to 200,000."""
+    import ringscope.detectors.risk.scoring as scoring
+    from ringscope.detectors.risk.config import HONEST_SAMPLE_FLOOR
+
+    features, labels, applied_at = _book(n=26_000, rate=0.01, seed=8)
+    drawn = []
+    real = scoring.honest_sample_rows
+
+    def spy(y, limit, seed):
+        rows, weights = real(y, limit, seed)
+        drawn.append((int(y.sum()), int((y == 0).sum()), limit, int((y[rows] == 0).sum())))
+        return rows, weights
+
+    monkeypatch.setattr(scoring, "honest_sample_rows", spy)
+    model, report = train_models(features, labels, applied_at, TrainingConfig())
+    assert len(drawn) == 6  # four validation fits, the final model, its explainer
+    for positives, negatives, limit, kept in drawn:
+        assert limit == max(HONEST_SAMPLE_FLOOR, 10 * positives)
+        assert kept == min(limit, negatives)  # the validation fits' first 70% hold fewer than the floor
+    for _, negatives, _, kept in drawn[-2:]:  # the final model and its explainer: every labelled row
+        assert kept == HONEST_SAMPLE_FLOOR < negatives
+    sample = report["honest_sample"]
+    assert sample["learned_from"] == HONEST_SAMPLE_FLOOR and sample["per_positive"] == 10
+    assert sample["weight"] == pytest.approx(sample["negatives"] / HONEST_SAMPLE_FLOOR)
+    y = (labels == "fraud").to_numpy()
+    scores = model.predict_proba(features)
+    assert 0.6 * y.mean() < scores.mean() < 1.5 * y.mean()  # the weights keep the book's own rate
+
+
+def test_fit_threads_leave_busy_cores_alone(monkeypatch):
+    """OpenMP threads that wait for cores other processes hold spin: the fits
+    take the idle cores only, and all of them on an idle machine."""
+    import os
+
+    import threadpoolctl
+
+    import ringscope.detectors.risk.scoring as scoring
+    from ringscope.detectors.risk.scoring import fit_threads
+
+    assert fit_threads(cores=2, load=13.0) == 1
+    assert fit_threads(cores=2, load=0.4) == 2
+    assert fit_threads(cores=16, load=6.0) == 11
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert fit_threads() is None  # the user's own setting stands
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "getloadavg", lambda: (40.0, 40.0, 40.0))
+    seen = []
+    real = scoring.make_model
+
+    def spy(*args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "openmp")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "make_model", spy)
+    features, labels, applied_at = _book(n=1500, rate=0.05, seed=2)
+    train_models(features, labels, applied_at, TrainingConfig())
+    assert seen and set(seen) == {1}
