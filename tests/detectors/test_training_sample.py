@@ -157,3 +157,21 @@ def test_fit_threads_leave_busy_cores_alone(monkeypatch):
     features, labels, applied_at = _book(n=1500, rate=0.05, seed=2)
     train_models(features, labels, applied_at, TrainingConfig())
     assert seen and set(seen) == {1}
+
+
+def test_scorecard_bins_do_not_depend_on_the_thread_limit():
+    # the fits take the threads the machine's load leaves idle; k-means' edges
+    # moved in the 15th digit between one and two threads, so the same data
+    # trained another scorecard at another load
+    from threadpoolctl import threadpool_limits
+
+    from ringscope.detectors.risk.scoring import SerialKBins
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.exponential(size=30_000), rng.poisson(0.3, size=30_000).astype(float)])
+    edges = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            bins = SerialKBins(n_bins=5, encode="ordinal", strategy="kmeans", random_state=0).fit(X)
+        edges.append(np.concatenate(bins.bin_edges_.ravel()))
+    assert np.array_equal(edges[0], edges[1])
