@@ -323,6 +323,11 @@ class Portfolio:
         if unknown:
             raise KeyError(f"not portfolio tables: {sorted(unknown)}")
         for name, table in tables.items():
+            # a saved table may come back in pieces (one per record batch): one piece per column, as read
+            if isinstance(table, pd.DataFrame):
+                table = _single_chunks(table)
+            elif isinstance(table, dict):
+                table = {k: _single_chunks(v) if isinstance(v, pd.DataFrame) else v for k, v in table.items()}
             setattr(self, name, table)  # shadows the cached_property, as its first use would
 
     def subset(self, app_ids, *, guarantees: pd.DataFrame | None = None, persons=None) -> Portfolio:

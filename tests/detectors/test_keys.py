@@ -124,3 +124,13 @@ def test_portfolio_tables_hold_each_text_column_in_one_piece():
     for table in (companies, portfolio.roles, portfolio.guarantees):  # roles, guarantees: concatenations
         pieces = _pieces(table)
         assert pieces and set(pieces.values()) == {1}, pieces
+
+
+def test_restored_tables_are_held_in_one_piece_too():
+    from ringscope.detectors.portfolio import Portfolio
+
+    portfolio = Portfolio(_PiecewiseStore())
+    saved = _in_pieces(pd.DataFrame({"application_id": ["A1", "A2"], "identifier": ["p", "q"]}))
+    portfolio.restore_tables({"contacts": saved, "_links_by_kind": {"phone": saved}})
+    assert set(_pieces(portfolio.contacts).values()) == {1}
+    assert set(_pieces(portfolio.link_table("phone")).values()) == {1}
