@@ -8,17 +8,19 @@ nightly ``flag`` job lives here, above ``ingest``, ``graph`` and
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from ringscope.detectors.risk.flag_state import save_state
+from ringscope.detectors.risk.flag_state import ingest_key, refresh_state, save_state, unchanged_ingest
 from ringscope.detectors.risk.flagging import FlagIndex, FlagResult
 from ringscope.detectors.risk.scoring import TrainedModel
 from ringscope.detectors.runner import DetectionRun, findings_batch, stored_form
 from ringscope.detectors.settings import TRAINING_KEYS, Settings, SettingsWarning
+from ringscope.graph.files import atomic_write_bytes
 
 __all__ = ["flag_applications"]
 
@@ -48,11 +50,10 @@ def flag_applications(
     whether the index was loaded or rebuilt and in how long.
     """
     from ringscope.detectors.risk.training import write_scores
-    from ringscope.ingest.pipeline import ingest_folder
 
     # one lock from the ingest to the saved state: the state must be the store's at its revision
     with store.lock(job="flag"):
-        summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
+        summary, replayed, key = _ingest(store, folder, rejects_path, progress, limits)
         if not summary.application_ids:
             return summary, FlagResult(
                 pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons", "settings"])
@@ -95,7 +96,15 @@ def flag_applications(
                 # the store now is the indexed one plus this run's scores (not portfolio columns) and findings
                 saved = {f.finding_id: f for f in index.findings}
                 saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
-                save_state(store, index, store.revision(), [saved[k] for k in sorted(saved)])
+                findings = [saved[k] for k in sorted(saved)]
+                record = replayed if replayed is not None else None if key is None else _ingest_record(key, summary)
+                # a loaded index that reused its detection is the saved one: only the findings and revision move
+                if not (
+                    index.state.how == "loaded"
+                    and not index.detection_ran
+                    and refresh_state(store, index, store.revision(), findings, index.last_detection, record)
+                ):
+                    save_state(store, index, store.revision(), findings, detection=index.last_detection, ingest=record)
             except Exception as exc:  # the flags stand; the next run rebuilds
                 from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
 
@@ -110,3 +119,36 @@ def flag_applications(
                     pass
             result.seconds["save state"] = time.perf_counter() - started
     return summary, result
+
+
+def _ingest(store, folder, rejects_path, progress, limits):
+    """Ingest ``folder``, or take the summary of the same ingest the saved
+    flag state recorded (:func:`ringscope.detectors.risk.flag_state.unchanged_ingest`):
+    the same files on the revision that ingest left unchanged change nothing,
+    and reading the whole store to find that out again is most of a repeat
+    run's ingest. Returns ``(summary, the record replayed or None, key)``;
+    ``key`` is ``None`` when the ingest changed the store (nothing to record)."""
+    from ringscope.ingest.pipeline import ingest_folder
+
+    started = time.perf_counter()
+    before = store.revision()
+    key = ingest_key(folder, limits)
+    record = unchanged_ingest(store, before, key)
+    if record is not None:
+        summary = copy.deepcopy(record["summary"])
+        summary.folder = str(Path(folder))
+        summary.rejects_path = None
+        if record["rejects"] is not None:  # the rejects file as the ingest wrote it
+            atomic_write_bytes(Path(rejects_path or "ringscope_rejects.csv"), record["rejects"])
+            summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
+        summary.seconds = time.perf_counter() - started
+        return summary, record, key
+    summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
+    summary.seconds = time.perf_counter() - started
+    return summary, None, key if store.revision() == before else None
+
+
+def _ingest_record(key: str, summary) -> dict:
+    """What :func:`_ingest` replays for an ingest that changed nothing."""
+    rejects = Path(summary.rejects_path).read_bytes() if summary.rejects_path else None
+    return {"key": key, "summary": copy.deepcopy(summary), "rejects": rejects}

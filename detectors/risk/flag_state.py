@@ -15,18 +15,27 @@ Where: ``<store>/cache/flag/`` for the embedded store; for Neo4j
 ``~/.local/share/...``, keyed like the models by the database's own id).
 Folders 0700, files 0600, each written atomically.
 
-What: the portfolio tables as Parquet (``tables/*.parquet``: the
+What: the portfolio tables as Arrow IPC files (``tables/*.arrow``, uncompressed:
+read back without decoding; the
 applications, identifier links, contacts, guarantees, roles, persons,
 companies, the entities of the last ``detect`` and the other tables the
 detectors read, as they were read before detection), the index's arrays
-(``index/``: ``.npy`` read without pickle, text and tables as Parquet), the
-values read as missing (JSON), and in ``state.pkl`` the
-detectors' statistics (fitted identity model, hub tables, rates, peer
-groups: Python objects, so a pickle), the stored findings and the settings
-the last ``detect`` saved.
+(``index/``: ``.npy`` read without pickle, text and tables as Arrow), the
+values read as missing (JSON), in ``findings.pkl`` the stored findings, the
+settings the last ``detect`` saved and the run's detection around its batch,
+and in ``statistics.pkl`` the detectors' statistics (fitted identity model,
+hub tables, rates, peer groups: Python objects, so pickles). With
+``ingest.pkl`` the run also records an ingest that changed nothing (the
+folder's digest, the limits, the ingest code's digest, its summary and
+rejects): the same folder again on the same revision changes nothing again,
+and is not read again (:func:`unchanged_ingest`).
 ``manifest.json``, written last, names every file with its SHA-256; a load
-verifies every digest before reading anything (the pickle included), so a
+verifies every digest before reading the file (the pickles included), so a
 partial or corrupt save is never trusted: it is rebuilt, with a warning.
+The statistics are read (and their digest checked) only when a detector
+needs them: a repeat run of the same batch on an unchanged store reuses the
+saved detection around it (the same findings, as the same data and code
+give them) and never unpickles the identity model.
 
 The updated state a ``flag`` run saves is what a cold run would build after
 it: the same tables (its scores are not portfolio columns), the statistics
@@ -36,12 +45,15 @@ new ones as the store reads them back (:func:`ringscope.detectors.runner.stored_
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
 import pickle
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +61,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ringscope.detectors.values import BadValues
 from ringscope.graph.files import atomic_write_bytes, atomic_write_text, private_dir
@@ -61,13 +72,22 @@ __all__ = [
     "state_folder",
     "code_version",
     "save_state",
+    "refresh_state",
     "load_state",
     "discard_state",
+    "SavedStatistics",
+    "ingest_key",
+    "unchanged_ingest",
 ]
 
 #: bump when what is saved, or how, changes
-FORMAT_VERSION = 2  # 2: the links of each application as integer codes, not a table
+#: 2: the links of each application as integer codes, not a table;
+#: 3: the statistics in their own pickle (read on first use), the batch's detection and a no-op ingest kept
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
+STATISTICS = "statistics.pkl"
+FINDINGS = "findings.pkl"
+INGEST = "ingest.pkl"
 #: Portfolio tables saved (cached properties of ``Portfolio``)
 _TABLES = ("applications", "contacts", "guarantees", "roles", "persons", "companies", "links")
 _ENTITY_LABELS = ("Person", "Company")
@@ -151,8 +171,8 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as Parquet, each column's pandas dtype in the schema's
+def _table_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as an Arrow IPC file, each column's pandas dtype in the schema's
     metadata: Arrow reads object columns of text back as ``str`` and the
     index as columns, and the index must come back exactly as it was."""
     frame = frame.reset_index(drop=not _keeps_index(frame), names=["__index__"] if _keeps_index(frame) else None)
@@ -163,9 +183,11 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = table.replace_schema_metadata(
         {b"ringscope": json.dumps({"dtypes": dtypes, "na": na, "columns": [str(c) for c in frame.columns]}).encode()}
     )
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
-    return sink.getvalue()
+    # Arrow IPC, uncompressed: read back without decoding (Parquet's decoding was most of a load)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _missing_kind(column: pd.Series) -> str:
@@ -181,18 +203,18 @@ def _missing_kind(column: pd.Series) -> str:
 
 def _array_bytes(value: Any) -> tuple[dict, bytes]:
     """One of ``FlagIndex.arrays()`` as bytes (numbers as ``.npy``, text and
-    tables as Parquet) and how to read it back."""
+    tables as Arrow) and how to read it back."""
     if isinstance(value, pd.DataFrame):
         if isinstance(value.index, pd.MultiIndex):
-            return {"as": "frame", "index": list(value.index.names)}, _parquet_bytes(value.reset_index())
-        return {"as": "frame"}, _parquet_bytes(value)
+            return {"as": "frame", "index": list(value.index.names)}, _table_bytes(value.reset_index())
+        return {"as": "frame"}, _table_bytes(value)
     if isinstance(value, pd.Index):
-        return {"as": "index", "name": value.name}, _parquet_bytes(
+        return {"as": "index", "name": value.name}, _table_bytes(
             pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)})
         )
     value = np.asarray(value)
     if value.dtype == object:
-        return {"as": "objects"}, _parquet_bytes(pd.DataFrame({"v": pd.Series(value, dtype=object)}))
+        return {"as": "objects"}, _table_bytes(pd.DataFrame({"v": pd.Series(value, dtype=object)}))
     sink = io.BytesIO()
     np.save(sink, value, allow_pickle=False)
     return {"as": "npy"}, sink.getvalue()
@@ -214,9 +236,9 @@ def _keeps_index(frame: pd.DataFrame) -> bool:
 
 
 def _frame(blob: bytes) -> pd.DataFrame:
-    """The frame :func:`_parquet_bytes` saved, with its dtypes: object
+    """The frame :func:`_table_bytes` saved, with its dtypes: object
     columns as object arrays (``None`` for missing, as read from a store)."""
-    table = pq.read_table(io.BytesIO(blob))
+    table = pa.ipc.open_file(pa.py_buffer(blob)).read_all()  # zero copy: the columns share ``blob``
     meta = json.loads(table.schema.metadata[b"ringscope"])
     columns = {}
     for name in meta["columns"]:
@@ -237,10 +259,23 @@ def _frame(blob: bytes) -> pd.DataFrame:
     return frame
 
 
-def save_state(store: Any, index: Any, revision: str, findings: list | None = None) -> Path:
+def save_state(
+    store: Any,
+    index: Any,
+    revision: str,
+    findings: list | None = None,
+    detection: tuple | None = None,
+    ingest: dict | None = None,
+) -> Path:
     """Save ``index`` (a ``FlagIndex`` that has run its detection) as the
     state of ``store`` at ``revision``; ``findings``: the stored findings at
-    that revision (default the index's own). Returns the folder.
+    that revision (default the index's own); ``detection``: ``(key,
+    IncrementalRun)`` of the run's batch, reused by a run of the same batch
+    at the same revision; ``ingest``: a no-op ingest to remember
+    (:func:`unchanged_ingest`). Returns the folder.
+
+    Statistics the index never loaded (``SavedStatistics`` still pending:
+    its detection was reused) stay in their file, under their digest.
 
     The portfolio tables are saved as they are; its identity maps adopted
     during detection are not (a fresh index starts from the stored entities,
@@ -262,12 +297,12 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
     tables = portfolio.cached_tables()
     for name in _TABLES:
         if name in tables:
-            put(f"tables/{name}.parquet", _parquet_bytes(tables[name]))
+            put(f"tables/{name}.arrow", _table_bytes(tables[name]))
             saved_tables.append(name)
     links_by_kind = tables.get("_links_by_kind")
     if links_by_kind is not None:
         for kind, frame in links_by_kind.items():
-            put(f"tables/links_by_kind.{kind}.parquet", _parquet_bytes(frame))
+            put(f"tables/links_by_kind.{kind}.arrow", _table_bytes(frame))
     entity_maps = portfolio.stored_entity_maps
     saved_maps = {}
     for label in _ENTITY_LABELS:
@@ -275,20 +310,20 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
             mapping = entity_maps[label]
             saved_maps[label] = mapping is not None
             if mapping is not None:
-                put(f"tables/entities.{label}.parquet", _parquet_bytes(mapping.to_frame("entity")))
+                put(f"tables/entities.{label}.arrow", _table_bytes(mapping.to_frame("entity")))
     arrays = {}
     for name, value in index.arrays().items():
         how, blob = _array_bytes(value)
-        put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}", blob)
-        arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'parquet'}"}
+        put(f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'arrow'}", blob)
+        arrays[name] = {**how, "file": f"index/{name.lstrip('_')}.{'npy' if how['as'] == 'npy' else 'arrow'}"}
     reads = []
     for i, ((kind, name, columns), frame) in enumerate(
         sorted((portfolio.reads or {}).items(), key=lambda item: repr(item[0]))
     ):
-        put(f"tables/read.{i}.parquet", _parquet_bytes(frame))
+        put(f"tables/read.{i}.arrow", _table_bytes(frame))
         reads.append(
             {
-                "file": f"tables/read.{i}.parquet",
+                "file": f"tables/read.{i}.arrow",
                 "kind": kind,
                 "name": name,
                 "columns": None if columns is None else list(columns),
@@ -298,19 +333,28 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         "bad_values.json",
         json.dumps([asdict(b) for b in portfolio.bad_values], ensure_ascii=False, default=str).encode("utf-8"),
     )
-    statistics = dict(index.detector_statistics)
+    pending = getattr(index, "pending_statistics", None)
+    if pending is not None and pending.folder == folder and (folder / STATISTICS).is_file():
+        # never unpickled this run, so unchanged: the file stays; a damaged one fails its digest next time
+        files[STATISTICS] = pending.digest
+        statistics = list(pending.names)
+    else:
+        statistics = sorted(index.detector_statistics)
+        put(STATISTICS, pickle.dumps(dict(index.detector_statistics), protocol=pickle.HIGHEST_PROTOCOL))
     put(
-        "state.pkl",
+        FINDINGS,
         pickle.dumps(
             {
-                "statistics": statistics,
                 "findings": list(index.findings if findings is None else findings),
                 # the settings the store's last detect saved, as the index ran with them
                 "settings": index.settings.to_json(),
+                "detection": detection,
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         ),
     )
+    if ingest is not None:
+        put(INGEST, pickle.dumps(ingest, protocol=pickle.HIGHEST_PROTOCOL))
     manifest = {
         "format_version": FORMAT_VERSION,
         "revision": revision,
@@ -323,10 +367,62 @@ def save_state(store: Any, index: Any, revision: str, findings: list | None = No
         "reads": reads,
         "arrays": arrays,
         "statistics": sorted(statistics),
+        "ingest": None if ingest is None else ingest["key"],
         "files": files,
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
+    _remove_unlisted(folder, files)
     return folder
+
+
+def _remove_unlisted(folder: Path, files: dict[str, str]) -> None:
+    """Delete what the manifest no longer names (an older format's files, a
+    read or kind gone): the folder holds one state, not every one saved."""
+    for path in folder.rglob("*"):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name != MANIFEST and name not in files:
+            path.unlink(missing_ok=True)
+
+
+def refresh_state(
+    store: Any, index: Any, revision: str, findings: list, detection: tuple | None, ingest: dict | None
+) -> bool:
+    """Move the state ``index`` was loaded from (at ``index.revision``) on to
+    ``revision`` when only the run's own writes happened in between and the
+    index is the saved one unchanged (loaded, its detection reused, so no
+    table, array or statistic moved): the findings, the detection and the
+    ingest record are written again, every other file stays under its
+    digest. ``False`` (and nothing done) when the saved state is not
+    ``index.revision``'s; a file damaged meanwhile fails its digest at the
+    next load, as ever.
+    """
+    folder = state_folder(store)
+    try:
+        manifest, _ = _manifest(folder, index.revision)
+    except Exception:
+        return False
+    if manifest is None or detection is None:
+        return False
+    (folder / MANIFEST).unlink(missing_ok=True)  # a refresh killed midway leaves no state, never a mix
+    files = {name: digest for name, digest in manifest["files"].items() if name not in (FINDINGS, INGEST)}
+    blob = pickle.dumps(
+        {"findings": list(findings), "settings": index.settings.to_json(), "detection": detection},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    atomic_write_bytes(folder / FINDINGS, blob)
+    files[FINDINGS] = _sha(blob)
+    if ingest is not None:
+        blob = pickle.dumps(ingest, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write_bytes(folder / INGEST, blob)
+        files[INGEST] = _sha(blob)
+    manifest.update(
+        revision=revision,
+        saved_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        ingest=None if ingest is None else ingest["key"],
+        files=files,
+    )
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
+    return True
 
 
 def discard_state(store: Any) -> None:
@@ -338,72 +434,200 @@ class _Unusable(Exception):
     pass
 
 
+def _manifest(folder: Path, revision: str) -> tuple[dict | None, str]:
+    """The manifest in ``folder`` if it is this format's, code's and
+    ``revision``'s, else ``(None, why not)``; ``_Unusable`` if it is no manifest."""
+    if not (folder / MANIFEST).is_file():
+        return None, "no saved state"
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise _Unusable("manifest is not a state manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return None, f"saved in format {manifest.get('format_version')}, this ringscope reads {FORMAT_VERSION}"
+    if manifest.get("code_version") != code_version():
+        return None, "saved by other detector code or parameters"
+    if manifest.get("revision") != revision:
+        return None, "the store changed since it was saved"
+    for name in manifest["files"]:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise _Unusable(f"manifest names {name!r}")
+    return manifest, ""
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a state is read: unpickling tens of
+    thousands of findings otherwise runs it over and over (10 s instead of 1)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _verified(folder: Path, name: str, digest: str | None) -> bytes:
+    """The bytes of ``folder/name`` if they match ``digest`` (checked before
+    anything parses them), else ``_Unusable``."""
+    if digest is None:
+        raise _Unusable(f"{name} missing")
+    try:
+        blob = (folder / name).read_bytes()
+    except OSError as err:
+        raise _Unusable(f"{name}: {err.strerror or err}") from err
+    if _sha(blob) != digest:
+        raise _Unusable(f"{name} does not match its digest")
+    return blob
+
+
+@dataclass
+class SavedStatistics:
+    """The detectors' statistics of a loaded state, read on first use
+    (:meth:`load`): a run that reuses its saved detection never needs them."""
+
+    folder: Path
+    digest: str
+    names: list[str]
+
+    def load(self) -> dict[str, Any] | None:
+        """The statistics, or ``None`` with a :class:`FlagStateWarning` when
+        the file is missing or damaged (the detectors then compute them again
+        from the loaded portfolio, as a rebuild would)."""
+        try:
+            blob = _verified(self.folder, STATISTICS, self.digest)
+            with _gc_paused():
+                saved = pickle.loads(blob)
+            if not isinstance(saved, dict):
+                raise _Unusable("statistics are not a dict")
+            return saved
+        except Exception as exc:
+            warnings.warn(
+                f"saved flag state in {self.folder} is unusable ({type(exc).__name__}: {exc}); "
+                "the detectors' statistics are computed again",
+                FlagStateWarning,
+                stacklevel=2,
+            )
+            return None
+
+
 def load_state(store: Any, revision: str) -> tuple[dict | None, str]:
     """The state saved for ``store`` at ``revision``, or ``(None, why not)``.
 
     The state is a dict: ``tables`` (name → frame), ``links_by_kind``,
-    ``entities`` (label → Series or None), ``bad_values``, ``statistics``,
-    ``findings``. A state saved at another revision, by another format or
+    ``entities`` (label → Series or None), ``bad_values``, ``statistics``
+    (a :class:`SavedStatistics`, read on first use), ``findings``,
+    ``settings`` and ``detection`` (the saved run's ``(key, IncrementalRun)``
+    or ``None``). A state saved at another revision, by another format or
     code, is not used; a corrupt or partial one neither, with a
     :class:`FlagStateWarning` (never an exception).
     """
     folder = state_folder(store)
-    if not (folder / MANIFEST).is_file():
-        return None, "no saved state"
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise _Unusable("manifest is not a state manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            return None, f"saved in format {manifest.get('format_version')}, this ringscope reads {FORMAT_VERSION}"
-        if manifest.get("code_version") != code_version():
-            return None, "saved by other detector code or parameters"
-        if manifest.get("revision") != revision:
-            return None, "the store changed since it was saved"
-        data: dict[str, bytes] = {}
-        for name, digest in manifest["files"].items():
-            path = folder / name
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise _Unusable(f"manifest names {name!r}")
-            try:
-                blob = path.read_bytes()
-            except OSError as err:
-                raise _Unusable(f"{name}: {err.strerror or err}") from err
-            if _sha(blob) != digest:  # checked before anything is parsed (the pickle above all)
-                raise _Unusable(f"{name} does not match its digest")
-            data[name] = blob
-
-        def table(name: str) -> pd.DataFrame:
-            if name not in data:
-                raise _Unusable(f"{name} missing")
-            return _frame(data[name])
-
-        state: dict[str, Any] = {"tables": {t: table(f"tables/{t}.parquet") for t in manifest.get("tables", [])}}
-        kinds = manifest.get("links_by_kind")
-        state["links_by_kind"] = (
-            None if kinds is None else {k: table(f"tables/links_by_kind.{k}.parquet") for k in kinds}
-        )
-        state["entities"] = {}
-        for label, present in manifest.get("entities", {}).items():
-            if present:
-                state["entities"][label] = table(f"tables/entities.{label}.parquet")["entity"]
-            else:
-                state["entities"][label] = None
-        state["reads"] = {
-            (r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])): table(r["file"])
-            for r in manifest.get("reads", [])
+        manifest, reason = _manifest(folder, revision)
+        if manifest is None:
+            return None, reason
+        files = manifest["files"]
+        if STATISTICS not in files:
+            raise _Unusable(f"{STATISTICS} missing")
+        # every file read now is verified first; the statistics when they are read, the ingest by its own check
+        data = {
+            name: _verified(folder, name, digest) for name, digest in files.items() if name not in (STATISTICS, INGEST)
         }
-        state["arrays"] = {}
-        for name, how in manifest["arrays"].items():
-            if how["file"] not in data:
-                raise _Unusable(f"{how['file']} missing")
-            state["arrays"][name] = _array(how, data[how["file"]])
-        state["bad_values"] = [BadValues(**b) for b in json.loads(data["bad_values.json"].decode("utf-8"))]
-        saved = pickle.loads(data["state.pkl"])
-        state["statistics"], state["findings"] = dict(saved["statistics"]), list(saved["findings"])
-        state["settings"] = saved.get("settings")
+
+        with _gc_paused():
+            state = _parse(manifest, data, folder)
         return state, ""
     except Exception as exc:  # never crash on a bad cache: rebuild
         reason = f"saved flag state in {folder} is unusable ({type(exc).__name__}: {exc}); rebuilt from the store"
         warnings.warn(reason, FlagStateWarning, stacklevel=2)
         return None, f"saved state unusable: {exc}"
+
+
+def _parse(manifest: dict, data: dict[str, bytes], folder: Path) -> dict[str, Any]:
+    """The state from its verified files (see :func:`load_state`)."""
+
+    def table(name: str) -> pd.DataFrame:
+        if name not in data:
+            raise _Unusable(f"{name} missing")
+        return _frame(data[name])
+
+    state: dict[str, Any] = {"tables": {t: table(f"tables/{t}.arrow") for t in manifest.get("tables", [])}}
+    kinds = manifest.get("links_by_kind")
+    state["links_by_kind"] = None if kinds is None else {k: table(f"tables/links_by_kind.{k}.arrow") for k in kinds}
+    state["entities"] = {}
+    for label, present in manifest.get("entities", {}).items():
+        state["entities"][label] = table(f"tables/entities.{label}.arrow")["entity"] if present else None
+    state["reads"] = {
+        (r["kind"], r["name"], None if r["columns"] is None else tuple(r["columns"])): table(r["file"])
+        for r in manifest.get("reads", [])
+    }
+    state["arrays"] = {}
+    for name, how in manifest["arrays"].items():
+        if how["file"] not in data:
+            raise _Unusable(f"{how['file']} missing")
+        state["arrays"][name] = _array(how, data[how["file"]])
+    if "bad_values.json" not in data or FINDINGS not in data:
+        raise _Unusable("bad_values.json or findings missing")
+    state["bad_values"] = [BadValues(**b) for b in json.loads(data["bad_values.json"].decode("utf-8"))]
+    saved = pickle.loads(data[FINDINGS])
+    state["findings"] = list(saved["findings"])
+    state["settings"] = saved.get("settings")
+    state["detection"] = saved.get("detection")
+    files = manifest["files"]
+    state["statistics"] = SavedStatistics(folder, files[STATISTICS], list(manifest.get("statistics", [])))
+    return state
+
+
+def ingest_key(folder: str | Path, limits: Any = None) -> str:
+    """A digest of what an ingest of ``folder`` depends on besides the store:
+    the bytes and names of its files, the ``limits`` and the ingest code.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "applications.csv").write_text("application_id\\nA1\\n", encoding="utf-8")
+    >>> before = ingest_key(folder)
+    >>> _ = (folder / "applications.csv").write_text("application_id\\nA2\\n", encoding="utf-8")
+    >>> before == ingest_key(folder)
+    False
+    """
+    import ringscope.graph.model
+    import ringscope.ingest
+
+    digest = hashlib.sha256(f"ingest {FORMAT_VERSION} {limits!r}".encode())
+    code = Path(ringscope.ingest.__file__).resolve().parent
+    for file in sorted(code.glob("*.py")) + [Path(ringscope.graph.model.__file__).resolve()]:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    root = Path(folder)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def unchanged_ingest(store: Any, revision: str, key: str) -> dict | None:
+    """The ingest a ``flag`` run recorded for ``key`` (:func:`ingest_key`) if
+    the state is ``revision``'s and that ingest changed nothing: ``{"key",
+    "summary", "rejects"}`` (the rejects file's bytes or ``None``). Ingesting
+    the same files into the store it left unchanged changes nothing again
+    (the store's own writes since — scores, findings — are not what an
+    ingest merges), so the run can take the summary instead of reading the
+    store. ``None`` otherwise; a damaged record with a :class:`FlagStateWarning`.
+    """
+    folder = state_folder(store)
+    try:
+        manifest, _ = _manifest(folder, revision)
+        if manifest is None or manifest.get("ingest") != key:
+            return None
+        saved = pickle.loads(_verified(folder, INGEST, manifest["files"].get(INGEST)))
+        return saved if isinstance(saved, dict) and saved.get("key") == key else None
+    except Exception as exc:
+        warnings.warn(
+            f"saved flag state in {folder} is unusable ({type(exc).__name__}: {exc}); the batch is ingested again",
+            FlagStateWarning,
+            stacklevel=2,
+        )
+        return None

@@ -50,7 +50,7 @@ from ringscope.detectors.risk.features import (
     SHARED_KINDS,
     own_features,
 )
-from ringscope.detectors.risk.flag_state import StateInfo, load_state
+from ringscope.detectors.risk.flag_state import SavedStatistics, StateInfo, load_state
 from ringscope.detectors.risk.reasons import Partner, ReasonContext, accused_ring, build_reasons
 from ringscope.detectors.risk.scoring import TrainedModel, contributions
 from ringscope.detectors.runner import load_findings
@@ -145,7 +145,11 @@ class FlagIndex:
             for name in SAVED_ARRAYS:
                 setattr(self, name, arrays[name])
         #: detector name → its statistics over the whole book (saved with the flag state)
-        self.detector_statistics: dict[str, Any] = {}
+        self._statistics: dict[str, Any] = {}
+        #: a loaded state's statistics, not read yet (:attr:`detector_statistics` reads them on first use)
+        self.pending_statistics: SavedStatistics | None = None
+        #: whether this index has run a detection (else its statistics are as loaded or built)
+        self.detection_ran = False
         #: called as ``progress(detector, done, total)`` during detection around a batch
         self.progress: Callable[[str, int, int], None] | None = None
         # built on first use
@@ -190,6 +194,26 @@ class FlagIndex:
         ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
         self.app_entity = ent.to_numpy()
 
+    @property
+    def last_detection(self) -> tuple[tuple, IncrementalRun] | None:
+        """``(key, IncrementalRun)`` of the last detection, for the saved
+        state; ``None`` when a detector failed in it (the next run tries again)."""
+        last = self._last_detection
+        return None if last is None or last[1].errors else last
+
+    @property
+    def detector_statistics(self) -> dict[str, Any]:
+        """Detector name → its statistics over the whole book; a loaded
+        state's are read on first use (a damaged file: computed again)."""
+        if self.pending_statistics is not None:
+            saved, self.pending_statistics = self.pending_statistics.load(), None
+            self._statistics = dict(saved) if saved is not None else {}
+        return self._statistics
+
+    @detector_statistics.setter
+    def detector_statistics(self, value: dict[str, Any]) -> None:
+        self.pending_statistics, self._statistics = None, value
+
     def arrays(self) -> dict:
         """The derived index arrays and tables (:data:`SAVED_ARRAYS`), as
         ``FlagIndex(..., arrays=)`` takes them back."""
@@ -229,7 +253,9 @@ class FlagIndex:
             saved = state.get("settings")
             settings = Settings.from_json(saved) if saved else store_settings(store)
             index = cls(portfolio, state["findings"], bad_labels, arrays=state["arrays"], settings=settings)
-            index.detector_statistics = dict(state["statistics"])
+            index.pending_statistics = state["statistics"]
+            # the saved run's detection around its batch: the same batch on the same revision finds the same
+            index._last_detection = state.get("detection")
             index.state = StateInfo("loaded", time.perf_counter() - started)
         index.revision = revision
         return index
@@ -261,11 +287,14 @@ class FlagIndex:
         the portfolio gets its entities before any detector runs) and kept
         in :attr:`detector_statistics` for the next call.
         The same applications asked again (a shadow model scoring the batch
-        the champion scored) get the same run, not a second detection."""
+        the champion scored, or a repeat ``flag`` of the batch whose
+        detection the loaded state kept) get the same run, not a second
+        detection."""
         key = (tuple(app_ids), with_guarantees)
         last = self._last_detection
         if last is not None and last[0] == key:
             return last[1]
+        self.detection_ran = True
         names = [n for n in DETECTORS if with_guarantees or n != "guarantee_circles"]
         run = detect_around(
             self.portfolio,

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from ringscope.app.jobs import flag_applications
+from ringscope.detectors.risk import flag_state
 from ringscope.detectors.risk.flag_state import MANIFEST, FlagStateWarning, discard_state, load_state, state_folder
 from ringscope.detectors.risk.flagging import FlagIndex
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
@@ -178,11 +179,11 @@ def test_a_corrupt_or_partial_state_is_rebuilt_with_a_warning(prepared, tmp_path
     folder = state_folder(store)
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.rglob("*") if p.is_file())
-    pickled = folder / "state.pkl"
+    pickled = folder / "findings.pkl"
     damages = [
         lambda: pickled.write_bytes(pickled.read_bytes()[:-100]),  # cut short
-        lambda: (folder / "tables" / "applications.parquet").write_bytes(b"PAR1 not parquet"),
-        lambda: (folder / "tables" / "persons.parquet").unlink(),  # a file missing
+        lambda: (folder / "tables" / "applications.arrow").write_bytes(b"ARROW1 not arrow"),
+        lambda: (folder / "tables" / "persons.arrow").unlink(),  # a file missing
         lambda: (folder / MANIFEST).write_text("{not json", encoding="utf-8"),
     ]
     good = shutil.copytree(folder, tmp_path / "good-state")
@@ -232,6 +233,142 @@ def test_cli_summary_says_whether_the_state_was_loaded(prepared, tmp_path, monke
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
     assert "index loaded from the saved flag state" in second.output
-    os.remove(state_folder(EmbeddedStore(tmp_path / "store")) / "state.pkl")
+    os.remove(state_folder(EmbeddedStore(tmp_path / "store")) / "findings.pkl")
     third = CliRunner().invoke(cli, args)
     assert third.exit_code == 0 and "warning: saved flag state" in third.output
+
+
+class _Calls:
+    """Counts the calls of ``module.name`` (the real function still runs)."""
+
+    def __init__(self, monkeypatch, module, name: str) -> None:
+        self.count, real = 0, getattr(module, name)
+
+        def counted(*args, **kwargs):
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+
+def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
+    store, prepared, tmp_path, private_data, monkeypatch
+):
+    """The second run of a batch on an unchanged store takes the detection
+    around it from the saved state (the identity model is never unpickled);
+    an ingest that changed nothing is recorded, and the next run of the same
+    files takes its summary and rejects instead of reading the store again.
+    The flags are those of a rebuild every time."""
+    import ringscope.detectors.risk.flagging as flagging
+    import ringscope.ingest.pipeline as pipeline
+
+    model = _load(store, prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    state_folder(store).mkdir(parents=True)
+    (state_folder(store) / "state.pkl").write_bytes(b"an older format's pickle")
+    first = _flag(store, batch, model, tmp_path)  # a real ingest: the store changes, nothing to record
+    manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["ingest"] is None
+    # the folder holds this state only: what the manifest does not name is gone
+    held = {p.relative_to(state_folder(store)).as_posix() for p in state_folder(store).rglob("*") if p.is_file()}
+    assert held == set(manifest["files"]) | {MANIFEST}
+    first_rejects = (tmp_path / "rejects.csv").read_bytes()
+
+    detections = _Calls(monkeypatch, flagging, "detect_around")
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    loads = _Calls(monkeypatch, flag_state.SavedStatistics, "load")
+    (tmp_path / "rejects.csv").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in state_folder(store).rglob("*") if p.suffix in (".arrow", ".npy")}
+    kept[state_folder(store) / "statistics.pkl"] = (state_folder(store) / "statistics.pkl").stat().st_mtime_ns
+    summary, second = flag_applications(store, batch, model, tmp_path / "rejects.csv")
+    assert second.state.how == "loaded"
+    assert detections.count == 0 and loads.count == 0  # no detection, statistics never read
+    assert ingests.count == 1  # this ingest is read (and changes nothing): now it is recorded
+    assert json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))["ingest"] is not None
+    pd.testing.assert_frame_equal(second.flags, first.flags)
+    assert sorted(f.finding_id for f in second.new_findings) == sorted(f.finding_id for f in first.new_findings)
+
+    (tmp_path / "rejects.csv").unlink()
+    replayed, third = flag_applications(store, batch, model, tmp_path / "rejects.csv")
+    assert ingests.count == 1 and detections.count == 0 and loads.count == 0
+    assert third.state.how == "loaded"  # (its scores are written again, with their time: a new revision)
+    assert replayed.application_ids == summary.application_ids and replayed.rows_rejected == summary.rows_rejected
+    assert replayed.exit_code == summary.exit_code and replayed.reject_reasons == summary.reject_reasons
+    assert (tmp_path / "rejects.csv").read_bytes() == first_rejects  # the rejected row is still reported
+    pd.testing.assert_frame_equal(third.flags, first.flags)
+    # nothing but the findings, the ingest record and the manifest was written again, and the state is good
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert FlagIndex.open(store, bad_labels=model.known_bad).state.how == "loaded"
+
+    discard_state(store)
+    rebuilt = _flag(store, batch, model, tmp_path)
+    assert rebuilt.state.how == "rebuilt" and detections.count == 1 and ingests.count == 2
+    pd.testing.assert_frame_equal(rebuilt.flags, first.flags)
+
+
+def test_the_saved_detection_serves_only_its_own_batch(prepared, tmp_path, monkeypatch):
+    """Another set of applications on the same revision is detected afresh,
+    with the saved statistics (read then); after a write nothing is reused."""
+    import ringscope.detectors.risk.flagging as flagging
+
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    _flag(store, batch, model, tmp_path)
+    detections = _Calls(monkeypatch, flagging, "detect_around")
+    index = FlagIndex.open(store, bad_labels=model.known_bad)
+    assert index.state.how == "loaded" and index.pending_statistics is not None
+    alone = index.score(model, ["NEW0"])
+    assert detections.count == 1 and index.detection_ran and index.pending_statistics is None
+    assert {"identity", "shared_identifier_rings"} <= set(index.detector_statistics)
+    built = FlagIndex.build(store, bad_labels=model.known_bad)
+    pd.testing.assert_frame_equal(alone.flags, built.score(model, ["NEW0"]).flags)
+
+
+def test_a_changed_batch_folder_is_ingested_again(prepared, tmp_path, monkeypatch):
+    """The ingest record is keyed by the files' bytes: the same folder with
+    one more application is read and loads it."""
+    import ringscope.ingest.pipeline as pipeline
+
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    _flag(store, batch, model, tmp_path)
+    _flag(store, batch, model, tmp_path)  # changes nothing: recorded
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    _flag(store, batch, model, tmp_path)
+    assert ingests.count == 0
+    apps = pd.read_csv(batch / "applications.csv", dtype=str, keep_default_na=False)
+    extra = apps[apps["application_id"] == "HONEST"].assign(application_id="HONEST2")
+    pd.concat([apps, extra]).to_csv(batch / "applications.csv", index=False)
+    summary, result = flag_applications(store, batch, model, tmp_path / "rejects.csv")
+    assert ingests.count == 1 and "HONEST2" in summary.application_ids
+    assert result.state.how == "rebuilt" and "HONEST2" in set(result.flags["application_id"])
+
+
+def test_damaged_statistics_or_ingest_record_cost_time_not_flags(prepared, tmp_path, monkeypatch):
+    """The files read on demand are verified when read: damaged statistics
+    are computed again, a damaged ingest record means ingesting again; each
+    with a warning, and the flags are the same."""
+    import ringscope.ingest.pipeline as pipeline
+
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    expected = _flag(store, batch, model, tmp_path).flags
+    _flag(store, batch, model, tmp_path)  # records the unchanged ingest
+    folder = state_folder(store)
+    statistics = folder / "statistics.pkl"
+    statistics.write_bytes(statistics.read_bytes()[:-10])
+    index = FlagIndex.open(store, bad_labels=model.known_bad)
+    assert index.state.how == "loaded"
+    with pytest.warns(FlagStateWarning, match="statistics are computed again"):
+        loaded = index.score(model, ["NEW0", "NEW1"])  # another batch: detection runs, reads the statistics
+    built = FlagIndex.build(store, bad_labels=model.known_bad)
+    pd.testing.assert_frame_equal(loaded.flags, built.score(model, ["NEW0", "NEW1"]).flags)
+    assert "identity" in index.detector_statistics
+    assert set(index.detector_statistics) == set(built.detector_statistics)
+
+    (folder / "ingest.pkl").write_bytes(b"\x80not a pickle")
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    with pytest.warns(FlagStateWarning, match="ingested again"):
+        result = _flag(store, batch, model, tmp_path)
+    assert ingests.count == 1
+    pd.testing.assert_frame_equal(result.flags, expected)
