@@ -461,6 +461,10 @@ class EmbeddedStore:
         ``detach`` names relationships to drop first, by the keys of one end
         (``{"Application-HAS_PHONE-Phone": ("src", ["A1"])}``: a corrected
         application's old phone edge goes before its new one is written).
+        A node table is merged into its new file a slice at a time
+        (:func:`merge_parquet`: the same table as merging it whole, in
+        Parquet row groups of :data:`~ringscope.graph.merging.STREAM_ROWS`
+        rows), so a batch of scores does not hold the stored table.
         """
         if policy not in WRITE_POLICIES:
             raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
