@@ -261,6 +261,8 @@ def merge_parquet(
                 writer.write_table(both)
             # what _same_rows decides on the whole tables: only the colliding rows can differ
             written = bool(len(new_rest)) or not schema.equals(old_schema) or not both.equals(old_hit)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None  # a column that does not cast: the in-memory merge decides (as _update_unique's callers)
     finally:
         if not written:
             Path(sink).unlink(missing_ok=True)

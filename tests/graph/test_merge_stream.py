@@ -150,3 +150,11 @@ def test_score_write_does_not_hold_the_stored_table(tmp_path):
     assert peak < size / 2, (peak, size)
     back = pq.read_table(store.table_path("nodes", "Application"))
     assert back.num_rows == 200_000 and back.column("risk_score").null_count == 200_000 - 4000
+
+
+def test_a_column_that_does_not_cast_is_left_to_the_in_memory_merge(tmp_path):
+    """Text stored where the batch brings numbers (the types do not merge): None, and no file left."""
+    pq.write_table(pa.table({"key": ["a", "b"], "x": ["one", "two"]}), tmp_path / "old.parquet")
+    new = pa.table({"key": ["c"], "x": pa.array([3], pa.int64())})
+    assert merge_parquet(tmp_path / "old.parquet", new, "key", tmp_path / "out.parquet") is None
+    assert not (tmp_path / "out.parquet").exists()
