@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from ringscope.graph.files import TMP_MARKER, atomic_write_text, private_dir, remove_leftovers
 from ringscope.graph.locking import FileLock, LockHolder, OnWait, StoreBusy
-from ringscope.graph.merging import _same_rows, merge_frames, merge_tables
+from ringscope.graph.merging import _same_rows, merge_frames, merge_parquet, merge_tables
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
 from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress
 
@@ -461,6 +461,10 @@ class EmbeddedStore:
         ``detach`` names relationships to drop first, by the keys of one end
         (``{"Application-HAS_PHONE-Phone": ("src", ["A1"])}``: a corrected
         application's old phone edge goes before its new one is written).
+        A node table is merged into its new file a slice at a time
+        (:func:`merge_parquet`: the same table as merging it whole, in
+        Parquet row groups of :data:`~ringscope.graph.merging.STREAM_ROWS`
+        rows), so a batch of scores does not hold the stored table.
         """
         if policy not in WRITE_POLICIES:
             raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
@@ -482,6 +486,15 @@ class EmbeddedStore:
                         file, identity = self._node_file(name), ["key"]
                     else:
                         file, identity = self._rel_file(name), ["src", "dst", *REL_TYPES[name].identity]
+                    if kind == "node" and frame is not None and name not in detach and file.exists():
+                        # a node table is merged into a new file a slice at a time (the scores of a
+                        # batch onto 1M applications held the whole table twice, reasons included)
+                        streamed = out.stream(file, pa.Table.from_pandas(frame, preserve_index=False), policy)
+                        if streamed is not None:
+                            done += len(frame)
+                            if progress:
+                                progress(f"write {name}", done, total)
+                            continue
                     old = pq.read_table(file) if file.exists() else None
                     detached = False
                     if old is not None and name in detach:
@@ -567,6 +580,21 @@ class _TableWriter:
         self.moves.append((tmp, file))
         self._pending.append(self._pool.submit(_write_parquet, tmp, table))
 
+    def stream(self, file: Path, new: pa.Table, policy: str) -> bool | None:
+        """Merge ``new`` into node table ``file`` with :func:`merge_parquet`,
+        straight into this commit's temporary file; what it returns (None:
+        the caller merges in memory and calls :meth:`put`)."""
+        tmp = file.with_name(f"{file.name}{TMP_MARKER}{self.txid}")
+        try:
+            written = merge_parquet(file, new, "key", tmp, policy)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if written:
+            self.moves.append((tmp, file))
+            _made_durable(tmp)
+        return written
+
     def delete(self, file: Path) -> None:
         if file.exists():
             self.deletes.append(file)
@@ -623,6 +651,10 @@ def _row_count(file: Path) -> int:
 def _write_parquet(tmp: Path, table: pa.Table) -> None:
     # snappy: several times faster to write than zstd, files a little larger
     pq.write_table(table, str(tmp), compression="snappy")
+    _made_durable(tmp)
+
+
+def _made_durable(tmp: Path) -> None:
     os.chmod(tmp, 0o600)  # the folder is 0700 already; the file is private too
     fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -6,14 +6,21 @@ to settle a batch's own duplicates before it is sent.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ringscope.graph.store import WRITE_POLICIES
 
-__all__ = ["merge_frames", "merge_tables"]
+__all__ = ["merge_frames", "merge_parquet", "merge_tables"]
+
+#: rows read, filtered and written at a time by :func:`merge_parquet` (one row group each)
+STREAM_ROWS = 32_768
 
 
 def merge_frames(
@@ -131,21 +138,146 @@ def _update_unique(old: pa.Table, new: pa.Table, key: str, policy: str) -> pa.Ta
             name = field.name
             parts["old"].append(rows(old, name, field, old_rest))
             parts["new"].append(rows(new, name, field, new_rest))
-            if name not in new.column_names:
-                merged = rows(old, name, field, old_hit)
-            elif name not in old.column_names:
-                merged = rows(new, name, field, new_rows)
-            elif policy == "keep":  # the stored non-null value first
-                merged = pc.coalesce(rows(old, name, field, old_hit), rows(new, name, field, new_rows))
-            elif policy == "replace":  # the batch's value, nulls included
-                merged = rows(new, name, field, new_rows)
-            else:  # merge: the batch's non-null value, else the stored one
-                merged = pc.coalesce(rows(new, name, field, new_rows), rows(old, name, field, old_hit))
-            parts["both"].append(merged)
+            parts["both"].append(
+                _combine(
+                    rows(old, name, field, old_hit) if name in old.column_names else None,
+                    rows(new, name, field, new_rows) if name in new.column_names else None,
+                    policy,
+                )
+            )
         tables = [pa.Table.from_arrays(parts[side], schema=schema) for side in ("old", "new", "both")]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     return pa.concat_tables([t for t in tables if t.num_rows] or tables[:1])
+
+
+def _combine(stored, given, policy: str):
+    """One column of the colliding rows: the stored values, the batch's
+    (None when that side lacks the column), as ``policy`` says."""
+    if given is None:
+        return stored
+    if stored is None or policy == "replace":  # the batch's value, nulls included
+        return given
+    if policy == "keep":  # the stored non-null value first
+        return pc.coalesce(stored, given)
+    return pc.coalesce(given, stored)  # merge: the batch's non-null value, else the stored one
+
+
+def merge_parquet(
+    source: str | os.PathLike,
+    new: pa.Table,
+    key: str,
+    sink: str | os.PathLike,
+    policy: str = "merge",
+    rows: int | None = None,
+) -> bool | None:
+    """Write :func:`merge_tables` of the Parquet file ``source`` and ``new``
+    to the Parquet file ``sink``, ``rows`` rows at a time (default
+    :data:`STREAM_ROWS`), when ``key`` is
+    unique and never null on both sides (a node table and a batch of node
+    properties): the same table, row order included, without holding the old
+    table or the merged one whole. Writing the scores of a 4,000-application
+    batch held every application's columns (their reasons included) twice;
+    here only the keys, one slice and the colliding rows are held.
+
+    Returns True when ``sink`` was written; False when the merge changes
+    nothing (the stored rows, in any order: nothing is left at ``sink``);
+    None when the shortcut does not apply (keys repeat or are null, key
+    types differ, a side is empty): the caller merges in memory.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> pq.write_table(pa.table({"key": ["a", "b"], "x": [1.0, 2.0]}), folder / "old.parquet")
+    >>> new = pa.table({"key": ["b", "c"], "x": [None, 3.0]})
+    >>> merge_parquet(folder / "old.parquet", new, "key", folder / "new.parquet")
+    True
+    >>> pq.read_table(folder / "new.parquet").to_pydict()
+    {'key': ['a', 'c', 'b'], 'x': [1.0, 3.0, 2.0]}
+    >>> merge_parquet(folder / "old.parquet", pa.table({"key": ["b"], "x": [2.0]}), "key", folder / "same.parquet")
+    False
+
+    Notes
+    -----
+    O(n) time; memory O(keys + rows + colliding rows) above the batch.
+    """
+    if policy not in WRITE_POLICIES:
+        raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
+    stored = pq.ParquetFile(source)
+    old_schema = stored.schema_arrow
+    if key not in old_schema.names or key not in new.column_names or not stored.metadata.num_rows or not new.num_rows:
+        return None
+    old_keys, new_keys = stored.read(columns=[key]).column(key), new.column(key)
+    if old_keys.null_count or new_keys.null_count or not old_keys.type.equals(new_keys.type):
+        return None
+    try:
+        if pc.count_distinct(old_keys).as_py() != len(old_keys) or pc.count_distinct(new_keys).as_py() != len(new_keys):
+            return None
+        schema = _no_null_columns(
+            pa.concat_tables([old_schema.empty_table(), new.slice(0, 0)], promote_options="permissive")
+        ).schema
+        at = pc.index_in(new_keys, value_set=old_keys).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    del old_keys
+    hit = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(len(at), dtype=bool)
+    at = np.where(hit, at, -1).astype(np.int64)
+    new_at_old = np.full(stored.metadata.num_rows, -1, dtype=np.int64)
+    new_at_old[at[hit]] = np.flatnonzero(hit)
+    collides = new_at_old >= 0
+    new_rest = np.flatnonzero(~hit)
+    written = False
+    try:
+        with pq.ParquetWriter(str(sink), schema, compression="snappy") as writer:
+            start, colliding = 0, []
+            # rows without a collision first (old, then new), then the merged ones, in the old order
+            for batch in stored.iter_batches(batch_size=rows or STREAM_ROWS):
+                part = pa.Table.from_batches([batch])
+                mine = collides[start : start + part.num_rows]
+                start += part.num_rows
+                if mine.any():
+                    colliding.append(part.filter(pa.array(mine)))
+                    part = part.filter(pa.array(~mine))
+                if part.num_rows:
+                    writer.write_table(_conform(part, schema))
+            if len(new_rest):
+                writer.write_table(_conform(new.take(pa.array(new_rest)), schema))
+            old_hit = _conform(pa.concat_tables(colliding) if colliding else old_schema.empty_table(), schema)
+            new_hit = _conform(new.take(pa.array(new_at_old[collides])), schema)
+            given = set(new.column_names)
+            both = pa.Table.from_arrays(
+                [
+                    _combine(
+                        old_hit.column(f.name) if f.name in old_schema.names else None,
+                        new_hit.column(f.name) if f.name in given else None,
+                        policy,
+                    ).cast(f.type)
+                    for f in schema
+                ],
+                schema=schema,
+            )
+            if both.num_rows:
+                writer.write_table(both)
+            # what _same_rows decides on the whole tables: only the colliding rows can differ
+            written = bool(len(new_rest)) or not schema.equals(old_schema) or not both.equals(old_hit)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None  # a column that does not cast: the in-memory merge decides (as _update_unique's callers)
+    finally:
+        if not written:
+            Path(sink).unlink(missing_ok=True)
+    return written
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns and types (missing ones all null)."""
+    return pa.Table.from_arrays(
+        [
+            table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def _base_name(column: str, others: list[str]) -> str:
