@@ -545,7 +545,9 @@ def _single_chunks(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column].array
         pieces = getattr(values, "_pa_array", None)
         if pieces is not None and getattr(pieces, "num_chunks", 1) > 1:
-            joined[column] = type(values)(_one_piece(pieces))
+            whole = _one_piece(values, pieces)
+            if whole is not None:
+                joined[column] = whole
     if not joined:
         return frame
     frame = frame.copy(deep=False)
@@ -554,10 +556,18 @@ def _single_chunks(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _one_piece(pieces):
+def _one_piece(values, pieces):
+    """``values`` (an Arrow-backed array) over one piece, of the same dtype
+    (``str`` and ``string`` share a class but not their missing value), or
+    ``None`` when it cannot be rebuilt as it was."""
     import pyarrow as pa
 
-    return pa.chunked_array([pieces.combine_chunks()], type=pieces.type)
+    whole = pa.chunked_array([pieces.combine_chunks()], type=pieces.type)
+    try:
+        joined = type(values)(whole, dtype=values.dtype)
+    except TypeError:  # ArrowExtensionArray: the dtype is the Arrow type's
+        joined = type(values)(whole)
+    return joined if joined.dtype == values.dtype else None
 
 
 def _with_columns(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:

@@ -134,3 +134,30 @@ def test_restored_tables_are_held_in_one_piece_too():
     portfolio.restore_tables({"contacts": saved, "_links_by_kind": {"phone": saved}})
     assert set(_pieces(portfolio.contacts).values()) == {1}
     assert set(_pieces(portfolio.link_table("phone")).values()) == {1}
+
+
+def test_one_piece_keeps_each_columns_dtype():
+    # "str" (missing as NaN) and "string" (missing as NA) share one array class:
+    # rebuilt without its dtype, a "str" column became "string" and compared differently
+    import pyarrow as pa
+
+    from ringscope.detectors.portfolio import _single_chunks
+
+    frame = pd.DataFrame(
+        {
+            "str": pd.Series(["a", None, "c"], dtype="str"),
+            "string": pd.Series(["a", None, "c"], dtype="string[pyarrow]"),
+            "arrow": pd.Series(["a", None, "c"], dtype=pd.ArrowDtype(pa.large_string())),
+        }
+    )
+    pieces = pd.DataFrame(
+        {
+            c: pd.concat([frame[c].iloc[:1], frame[c].iloc[1:]], ignore_index=True)
+            for c in frame.columns  # concatenated: two pieces each
+        }
+    )
+    assert set(_pieces(pieces).values()) == {2}
+    joined = _single_chunks(pieces)
+    assert set(_pieces(joined).values()) == {1}
+    assert joined.dtypes.to_dict() == frame.dtypes.to_dict()
+    pd.testing.assert_frame_equal(joined, frame)
