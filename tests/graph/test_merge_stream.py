@@ -16,23 +16,7 @@ import pytest
 from ringscope.graph.embedded import EmbeddedStore
 from ringscope.graph.merging import _same_rows, merge_parquet, merge_tables
 from ringscope.graph.store import GraphBatch
-
-
-def _table(rng, keys, columns):
-    data = {"key": keys}
-    n = len(keys)
-    for name, kind in columns.items():
-        if kind == "float":
-            values = rng.normal(size=n)
-            values[rng.random(n) < 0.3] = np.nan
-        elif kind == "text":
-            values = [None if rng.random() < 0.3 else f"v{rng.integers(100)}" for _ in range(n)]
-        elif kind == "int":
-            values = rng.integers(0, 5, n)
-        else:  # all null: a type of its own until merged
-            values = [None] * n
-        data[name] = values
-    return pa.Table.from_pandas(pd.DataFrame(data), preserve_index=False)
+from tests.graph.test_merging import _table
 
 
 @pytest.mark.parametrize("policy", ["merge", "keep", "replace"])
