@@ -47,7 +47,7 @@ from scipy.stats import binom, poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
-from ringscope.detectors.keys import RowsByValue, rows_by_value
+from ringscope.detectors.keys import RowsByValue
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.detectors.template_cells import (
     GRID_OFFSETS,
@@ -207,16 +207,14 @@ class BrokerRings(Detector):
         """
         portfolio = as_portfolio(portfolio)
         apps = portfolio.applications
-        targets = rows_by_value(portfolio.derived, "rows:application_id", apps, "application_id").rows(
-            set(map(str, app_ids))
-        )
+        targets = portfolio.rows_where("applications", "application_id", set(map(str, app_ids)))
         keep = set(apps["application_id"].iloc[targets].astype(str))
         agents = set(apps["agent"].iloc[targets].dropna().astype(str))
         if not agents:
             return portfolio.subset(sorted(keep))
         if statistics is None:
             statistics = self.statistics(portfolio)
-        book = self._agent_apps(apps.iloc[rows_by_value(portfolio.derived, "rows:agent", apps, "agent").rows(agents)])
+        book = self._agent_apps(apps.iloc[portfolio.rows_where("applications", "agent", agents)])
         # the groups' edges: significant cells and strong identifiers (the weak kinds are evidence only)
         pairs = self._candidate_pairs(book, self._links(portfolio, book, _STRONG_KINDS), statistics.cells)
         if len(pairs):

@@ -229,18 +229,18 @@ class ContactLoops(Detector):
         stats = self.statistics(portfolio) if statistics is None else statistics
         targets = list(dict.fromkeys(map(str, app_ids)))
         book = _ContactBook.of(portfolio)
-        if book.contacts.empty or portfolio.applications.empty:
+        if book.contacts["phone"].isna().all() or portfolio.applications.empty:
             return portfolio.subset(targets)
         # the strongly connected components the targets are in, whole
         sccs, _ = self._reach(portfolio, stats)
         held = sccs.reindex(key_index(targets)).dropna().unique()
         loops = sccs.index[sccs.isin(held)].astype(str) if len(held) else []
         # the phones the targets name or own that enough distinct applicants name
-        wanted = set(book.contacts["phone"].iloc[book.by_namer.rows(targets)].astype(str))
-        wanted |= set(book.phones["identifier"].iloc[book.by_owner.rows(targets)].astype(str))
+        wanted = set(book.named_by(portfolio, targets)["phone"].astype(str))
+        wanted |= set(book.owned_by(portfolio, targets)["identifier"].astype(str))
         hubs: set[str] = set()
         if stats.threshold is not None and wanted:
-            named = book.contacts.iloc[book.by_phone.rows(wanted)]
+            named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
             namers = (
                 pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
                 .groupby(named["phone"].to_numpy())
@@ -272,7 +272,8 @@ class ContactLoops(Detector):
         if held is not None and held[0] is stats:
             return held[1], held[2]
         book = _ContactBook.of(portfolio)
-        contacts, phones, identity = book.contacts, book.phones, book.identity
+        contacts = book.contacts.dropna(subset=["application_id", "phone"])
+        phones, identity = book.phones, book.identity
         sccs = contact_sccs(contact_edges(contacts, phones, identity))
         hub_apps: set[str] = set()
         if stats.threshold is not None and len(contacts):
@@ -551,17 +552,16 @@ class ContactStatistics:
 
 @dataclass(frozen=True)
 class _ContactBook:
-    """The portfolio's contacts, applicant phones and identities with row
-    maps over them, built once per portfolio and entities
-    (``portfolio.derived``): a scope of a few applications then looks up
-    their rows instead of scanning every contact of the book."""
+    """The portfolio's contacts, applicant phones and identities, with row
+    maps by phone (by application the portfolio's own serve, as for its
+    subsets), built once per portfolio and entities (``portfolio.derived``):
+    a scope of a few applications then looks up their rows instead of
+    scanning every contact of the book."""
 
-    contacts: pd.DataFrame  # with application_id and phone
+    contacts: pd.DataFrame  # the portfolio's contacts, missing phones included
     phones: pd.DataFrame  # applicant phones: application_id, identifier
     identity: pd.Series  # application id (object index) → resolved applicant
-    by_namer: RowsByValue  # contacts by application_id
     by_phone: RowsByValue  # contacts by the phone named
-    by_owner: RowsByValue  # applicant phones by application_id
     by_phone_owned: RowsByValue  # applicant phones by the phone
 
     @classmethod
@@ -570,20 +570,27 @@ class _ContactBook:
         if held is not None:
             return held
         apps = portfolio.applications.set_index("application_id", drop=False)
-        contacts = portfolio.contacts.dropna(subset=["application_id", "phone"])
+        contacts = portfolio.contacts
         phones = portfolio.link_table("phone")
         identity = _identity(portfolio, apps)
         book = cls(
             contacts=contacts,
             phones=phones,
             identity=pd.Series(identity.to_numpy(), index=key_index(identity.index)),
-            by_namer=RowsByValue(contacts["application_id"]),
             by_phone=RowsByValue(contacts["phone"]),
-            by_owner=RowsByValue(phones["application_id"]),
             by_phone_owned=RowsByValue(phones["identifier"]),
         )
         portfolio.derived["contact_book"] = book
         return book
+
+    def named_by(self, portfolio, app_ids: list[str]) -> pd.DataFrame:
+        """The contacts ``app_ids`` name (rows with a phone)."""
+        rows = portfolio.rows_where("contacts", "application_id", app_ids)
+        return self.contacts.iloc[rows].dropna(subset=["application_id", "phone"])
+
+    def owned_by(self, portfolio, app_ids: list[str]) -> pd.DataFrame:
+        """The applicant phones of ``app_ids``."""
+        return self.phones.iloc[portfolio.rows_where("links:phone", "application_id", app_ids)]
 
 
 def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:

@@ -349,6 +349,24 @@ class Portfolio:
         """
         return _Subset(self, app_ids, guarantees, persons)
 
+    def rows_where(self, table: str, column: str, values) -> np.ndarray:
+        """Sorted positions of the rows of cached table ``table``
+        (``"applications"``, ``"contacts"``, …, ``"links:<kind>"`` for
+        :meth:`link_table`) whose ``column`` is one of
+        ``values`` (as text), through the value → rows map :meth:`subset`
+        uses, built once per table: a scope of a few applications costs
+        its own rows, not a scan of the book.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).rows_where("applications", "agent", ["AG1"]).tolist()
+        []
+        """
+        frame = self.link_table(table.removeprefix("links:")) if table.startswith("links:") else getattr(self, table)
+        return _rows(self, table, frame, column, values)
+
     def use_entities(self, entities: EntityMap) -> None:
         """Read ``entities`` (identity resolution's result) from now on
         instead of the stored ones; what was derived from the old ones is

@@ -39,7 +39,6 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
-from ringscope.detectors.keys import rows_by_value
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -317,15 +316,13 @@ class DeviceVelocity(Detector):
         """
         portfolio = as_portfolio(portfolio)
         apps = portfolio.applications
-        targets = rows_by_value(portfolio.derived, "rows:application_id", apps, "application_id").rows(
-            set(map(str, app_ids))
-        )
+        targets = portfolio.rows_where("applications", "application_id", set(map(str, app_ids)))
         wanted = [targets]
         for kind in self.kinds:
             column = _KINDS[kind][0]
             keys = set(apps[column].iloc[targets].dropna().astype(str))
             if keys:
-                wanted.append(rows_by_value(portfolio.derived, f"rows:{column}", apps, column).rows(keys))
+                wanted.append(portfolio.rows_where("applications", column, keys))
         rows = np.unique(np.concatenate(wanted))
         return portfolio.subset(apps["application_id"].iloc[rows].astype(str).tolist())
 
