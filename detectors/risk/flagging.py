@@ -394,34 +394,60 @@ class FlagIndex:
         """Reason evidence for the applications at ``positions``: for each of
         their identifiers, the earliest ``scan`` known-bad applications that
         used it before, other people's only, at most ``per_kind`` per
-        application and kind (reasons show five)."""
+        application and kind (reasons show five), in the order of the
+        application's links. Array arithmetic over every candidate at once;
+        only the partners kept become Python objects.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> FlagIndex.build(EmbeddedStore(tempfile.mkdtemp())).partners_of(np.zeros(0, dtype=np.int64))
+        []
+        """
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
         starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
         rows = csr_rows(starts, ends)
-        kinds = self._kinds[self._app_link_kind[rows]] if len(rows) else np.zeros(0, dtype=object)
-        ident_idx, entity = self._app_link_ident[rows], self._app_link_entity[rows]
+        if not len(rows):
+            return []
+        owner = np.repeat(np.arange(len(positions)), ends - starts)  # the position each link row is of
+        ident_idx = self._app_link_ident[rows]
+        links = np.flatnonzero(ident_idx >= 0)
         offsets, bad_rows = self._bad_sharers()
+        first = offsets[ident_idx[links]]
+        last = np.minimum(offsets[ident_idx[links] + 1], first + scan)
+        link_of = np.repeat(links, last - first)  # nondecreasing: link order, then time order
+        sharer_rows = bad_rows[csr_rows(first, last)]
+        sharers = self._link_app[sharer_rows]
+        me = positions[owner[link_of]]
+        hit = (
+            (self.t[sharers] < self.t[me])
+            & self.timed[sharers]
+            & (self._link_entity[sharer_rows] != self._app_link_entity[rows][link_of])
+        )
+        link_of, sharers = link_of[hit], sharers[hit]
+        # the first ``per_kind`` hits of each (application, kind), in the order above
+        n_kinds = max(len(self._kinds), 1)
+        kind_code = self._app_link_kind[rows][link_of] % n_kinds
+        group = owner[link_of] * n_kinds + kind_code
+        order = np.argsort(group, kind="stable")
+        sorted_group = group[order]
+        group_start = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
+        kept = np.flatnonzero(rank < per_kind)
         labels = self._labels
-        out: list[Partner] = []
-        at = 0
-        for pos, count in zip(positions.tolist(), (ends - starts).tolist()):
-            app_id, kept = self.app_pos[pos], {}
-            for j in range(at, at + count):
-                kind, i = kinds[j], ident_idx[j]
-                if i < 0 or kept.get(kind, 0) >= per_kind:
-                    continue
-                rows = bad_rows[offsets[i] : offsets[i + 1]][:scan]
-                sharers = self._link_app[rows]
-                hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
-                for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
-                    out.append(
-                        Partner(
-                            app_id, kind, self._identifier(i), self.app_pos[q], labels[q], self.timestamp(self.t[q])
-                        )
-                    )
-                    kept[kind] = kept.get(kind, 0) + 1
-            at += count
-        return out
+        return [
+            Partner(
+                self.app_pos[positions[owner[j]]],
+                self._kinds[k],
+                self._identifier(ident_idx[j]),
+                self.app_pos[q],
+                labels[q],
+                self.timestamp(self.t[q]),
+            )
+            for j, k, q in zip(link_of[kept].tolist(), kind_code[kept].tolist(), sharers[kept].tolist())
+        ]
 
     def timestamp(self, value) -> pd.Timestamp:
         """An ``applied_at`` from the index's integer times."""

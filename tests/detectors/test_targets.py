@@ -17,7 +17,8 @@ from sklearn.metrics import roc_auc_score
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.rings import SharedIdentifierRings
 from ringscope.detectors.risk.features import GRAPH, application_features
-from ringscope.detectors.risk.flagging import FlagIndex
+from ringscope.detectors.risk.flagging import FlagIndex, csr_rows
+from ringscope.detectors.risk.reasons import Partner
 from ringscope.detectors.risk.scoring import TARGETS, TrainingConfig, train_models
 from ringscope.detectors.risk.training import outcome_labels, target_outcomes, train
 from ringscope.detectors.runner import load_findings, run_detectors, save_findings
@@ -145,6 +146,47 @@ def noisy_defaults(tmp_path_factory):
     ingest_folder(root / "data", store, rejects_path=root / "rejects.csv")
     save_findings(store, run_detectors(store, ["shared_identifier_rings", "guarantee_circles"]))
     return store, apps, root
+
+
+def _partners_one_by_one(self: FlagIndex, positions, per_kind: int, scan: int) -> list[Partner]:
+    """``FlagIndex.partners_of`` as it was written first: one application,
+    one link, one candidate at a time (the vectorised one must equal it)."""
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+    starts, ends = self._app_offsets[positions], self._app_offsets[positions + 1]
+    rows = csr_rows(starts, ends)
+    kinds = self._kinds[self._app_link_kind[rows]] if len(rows) else np.zeros(0, dtype=object)
+    ident_idx, entity = self._app_link_ident[rows], self._app_link_entity[rows]
+    offsets, bad_rows = self._bad_sharers()
+    labels = self._labels
+    out: list[Partner] = []
+    at = 0
+    for pos, count in zip(positions.tolist(), (ends - starts).tolist()):
+        app_id, kept = self.app_pos[pos], {}
+        for j in range(at, at + count):
+            kind, i = kinds[j], ident_idx[j]
+            if i < 0 or kept.get(kind, 0) >= per_kind:
+                continue
+            rows = bad_rows[offsets[i] : offsets[i + 1]][:scan]
+            sharers = self._link_app[rows]
+            hit = (self.t[sharers] < self.t[pos]) & self.timed[sharers] & (self._link_entity[rows] != entity[j])
+            for q in sharers[hit][: per_kind - kept.get(kind, 0)].tolist():
+                out.append(
+                    Partner(app_id, kind, self._identifier(i), self.app_pos[q], labels[q], self.timestamp(self.t[q]))
+                )
+                kept[kind] = kept.get(kind, 0) + 1
+        at += count
+    return out
+
+
+@pytest.mark.parametrize(("per_kind", "scan"), [(5, 20), (1, 3), (2, 50)])
+def test_reason_partners_equal_the_one_by_one_search(noisy_defaults, per_kind, scan):
+    store, _, _ = noisy_defaults
+    index = FlagIndex(Portfolio(store), [])
+    index.use_known_bad(TARGETS["default"])  # a third of the labelled book: many partners
+    positions = np.random.default_rng(0).permutation(len(index.app_pos))
+    expected = _partners_one_by_one(index, positions, per_kind, scan)
+    assert len(expected) > 100 and len({p.kind for p in expected}) > 1  # something to get wrong
+    assert index.partners_of(positions, per_kind, scan) == expected
 
 
 def test_the_fraud_model_does_not_learn_defaults(noisy_defaults):
