@@ -47,7 +47,7 @@ from scipy.stats import binom, poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
-from ringscope.detectors.keys import RowsByValue
+from ringscope.detectors.keys import RowsByValue, text_list
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.detectors.template_cells import (
     GRID_OFFSETS,
@@ -208,8 +208,8 @@ class BrokerRings(Detector):
         portfolio = as_portfolio(portfolio)
         apps = portfolio.applications
         targets = portfolio.rows_where("applications", "application_id", set(map(str, app_ids)))
-        keep = set(apps["application_id"].iloc[targets].astype(str))
-        agents = set(apps["agent"].iloc[targets].dropna().astype(str))
+        keep = set(text_list(apps["application_id"].iloc[targets]))
+        agents = set(text_list(apps["agent"].iloc[targets]))
         if not agents:
             return portfolio.subset(sorted(keep))
         if statistics is None:
@@ -220,7 +220,7 @@ class BrokerRings(Detector):
         if len(pairs):
             groups = self._components(pairs)
             hit = set(groups.loc[in_set(groups["app"], keep), "group"])
-            keep |= set(groups.loc[groups["group"].isin(hit), "app"])
+            keep |= set(text_list(groups.loc[groups["group"].isin(hit), "app"]))
         timed = book[book["days"].notna()]
         core = in_set(timed["application_id"], keep)
         padding = set()
@@ -228,7 +228,7 @@ class BrokerRings(Detector):
             window = pd.MultiIndex.from_arrays(
                 [timed["agent"].to_numpy(), grid_bins(timed["days"].to_numpy(), float(self.window_days), dt)]
             )
-            padding |= set(timed["application_id"][window.isin(window[core])])
+            padding |= set(text_list(timed["application_id"][window.isin(window[core])]))
         return portfolio.subset(sorted(keep | padding))
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: BrokerStatistics | None = None):

@@ -45,7 +45,7 @@ from ringscope.detectors.family import (
     home_keys,
     surnames,
 )
-from ringscope.detectors.keys import RowsByValue, key_index
+from ringscope.detectors.keys import RowsByValue, key_index, text_list
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -236,8 +236,8 @@ class ContactLoops(Detector):
         held = sccs.reindex(key_index(targets)).dropna().unique()
         loops = sccs.index[sccs.isin(held)].astype(str) if len(held) else []
         # the phones the targets name or own that enough distinct applicants name
-        wanted = set(book.named_by(portfolio, targets)["phone"].astype(str))
-        wanted |= set(book.owned_by(portfolio, targets)["identifier"].astype(str))
+        wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
+        wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
         hubs: set[str] = set()
         if stats.threshold is not None and wanted:
             named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])

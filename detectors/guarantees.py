@@ -32,7 +32,7 @@ from scipy import sparse
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, component_labels, strong_components
-from ringscope.detectors.portfolio import as_portfolio
+from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = ["GuaranteeCircles", "GuaranteeUnits", "guarantee_sccs", "economic_units", "unit_components"]
@@ -217,10 +217,10 @@ class GuaranteeCircles(Detector):
         if g.empty or stats.components.empty:
             return portfolio.subset([])
         comp = g["src"].map(stats.components)
-        listed = g["application_id"].astype(str).isin(targets).to_numpy(dtype=bool)
+        listed = in_set(g["application_id"], targets)
         touched = set(comp[listed].dropna().tolist())
         apps = portfolio.applications
-        mine = apps[apps["application_id"].astype(str).isin(targets)]
+        mine = apps.iloc[portfolio.rows_where("applications", "application_id", targets)]
         touched |= set(self._borrower_units(portfolio, mine, stats.units).map(stats.components).dropna().tolist())
         rows = g[comp.isin(touched).to_numpy(dtype=bool)]
         if rows.empty:
@@ -279,8 +279,8 @@ class GuaranteeCircles(Detector):
             mapping = _entity_map(portfolio, label)
             if mapping is not None and len(mapping):
                 entities = {m.split(":", 1)[1] for m in members if m.startswith(label + ":")}
-                raw |= set(mapping.index[mapping.astype(str).isin(entities)].astype(str))
-        candidates = apps[apps["borrower_key"].astype(str).isin(raw)]
+                raw |= set(mapping.index[in_set(mapping, entities)].astype(str))
+        candidates = apps[in_set(apps["borrower_key"], raw)]
         unit = cls._borrower_units(portfolio, candidates, units)
         return pd.Index(unit.index[unit.isin(wanted)])
 

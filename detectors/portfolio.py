@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.components import component_labels
-from ringscope.detectors.keys import RowsByValue
+from ringscope.detectors.keys import RowsByValue, text_list
 from ringscope.detectors.values import AMOUNT_LIMIT, TERM_LIMIT, BadValues, read_amounts, read_times
 from ringscope.graph.model import REL_TYPES
 
@@ -119,7 +119,7 @@ class Portfolio:
         #: ``entity_links``): computed once, dropped when the entities change
         self.derived: dict[str, Any] = {}
         #: (table, column) → value → rows, built once for :meth:`subset`
-        self.row_maps: dict[tuple[str, str], Any] = {}
+        self.row_maps: dict[tuple[str, ...], Any] = {}
         #: where the whole-portfolio passes run (:mod:`ringscope.detectors.engine`; ``None``: in process)
         self.engine: Any = None
         #: raw tables a subset reads (``nodes``/``rels`` beyond the cached ones), read once for all subsets
@@ -396,31 +396,34 @@ class _Subset(Portfolio):
         super().__init__(store=None)
         self.parent = parent
         wanted = set(map(str, app_ids))
-        apps = _take(parent, "applications", parent.applications, "application_id", wanted)
-        ids = set(apps["application_id"].astype(str))
+        by_id = _row_map(parent, "applications", parent.applications, "application_id")
+        # the applications' codes: every other table is cut by them, with no second lookup of the ids
+        self.app_codes = by_id.codes(wanted)
+        apps = parent.applications.iloc[by_id.rows_of_codes(self.app_codes)].reset_index(drop=True)
+        ids = set(text_list(apps["application_id"]))
         self.app_ids = ids
 
         def mine(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-            return _take(parent, name, frame, "application_id", ids)
+            return _take_applications(parent, name, frame, "application_id", self.app_codes)
 
         # the cached tables, given instead of read (links and contacts on first use: many scopes read neither)
         self.applications = apps
         g = mine("guarantees", parent.guarantees) if guarantees is None else guarantees.reset_index(drop=True)
         self.guarantees = g
-        people = set(apps["person"].dropna().astype(str))
-        firms = set(apps["company"].dropna().astype(str)) | set(apps["employer"].dropna().astype(str))
+        people = set(text_list(apps["person"]))
+        firms = set(text_list(apps["company"])) | set(text_list(apps["employer"]))
         for side in ("guarantor", "borrower"):
             label = g[f"{side}_label"]
-            people |= set(g.loc[label == "Person", side].dropna().astype(str))
-            firms |= set(g.loc[label == "Company", side].dropna().astype(str))
+            people |= set(text_list(g.loc[label == "Person", side]))
+            firms |= set(text_list(g.loc[label == "Company", side]))
         roles = parent.roles
         rows = np.union1d(
             _rows(parent, "roles", roles, "person", people), _rows(parent, "roles", roles, "company", firms)
         )
         roles = roles.iloc[rows].reset_index(drop=True)
         self.roles = roles
-        people |= set(roles["person"].astype(str))
-        firms |= set(roles["company"].astype(str))
+        people |= set(text_list(roles["person"]))
+        firms |= set(text_list(roles["company"]))
         if persons is not None:
             people |= set(map(str, persons))
         self.persons = _take(parent, "persons", parent.persons, "key", people)
@@ -431,13 +434,13 @@ class _Subset(Portfolio):
     @cached_property
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:
         return {
-            kind: _take(self.parent, f"links:{kind}", t, "application_id", self.app_ids)
+            kind: _take_applications(self.parent, f"links:{kind}", t, "application_id", self.app_codes)
             for kind, t in self.parent._links_by_kind.items()
         }
 
     @cached_property
     def contacts(self) -> pd.DataFrame:
-        return _take(self.parent, "contacts", self.parent.contacts, "application_id", self.app_ids)
+        return _take_applications(self.parent, "contacts", self.parent.contacts, "application_id", self.app_codes)
 
     def _parent_read(self, how: str, name: str, columns: list[str] | None) -> tuple[tuple, pd.DataFrame]:
         """The parent's table, read once for every subset of it (a scope per
@@ -451,7 +454,7 @@ class _Subset(Portfolio):
     def nodes(self, label: str, columns: list[str] | None = None) -> pd.DataFrame:
         key, frame = self._parent_read("nodes", label, columns)
         if label == "Application":
-            return _take(self.parent, repr(key), frame, "key", self.app_ids)
+            return _take_applications(self.parent, repr(key), frame, "key", self.app_codes)
         return frame.copy()
 
     def rels(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -459,7 +462,7 @@ class _Subset(Portfolio):
         source, _, target = name.split("-")
         sides = [side for side, label in (("src", source), ("dst", target)) if label == "Application"]
         if len(sides) == 1:  # rows by a value → rows map built once
-            return _take(self.parent, repr(key), frame, sides[0], self.app_ids)
+            return _take_applications(self.parent, repr(key), frame, sides[0], self.app_codes)
         for side in sides:
             frame = frame[in_set(frame[side], self.app_ids)].reset_index(drop=True)
         return frame.copy() if not sides else frame
@@ -473,11 +476,29 @@ def _rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values
     in ``frame``'s order, through a value → rows map built once per parent
     table: a subset of a few applications costs lookups, not a scan of
     every table of a million-row book."""
+    return _row_map(parent, name, frame, column).rows(values)
+
+
+def _row_map(parent: Portfolio, name: str, frame: pd.DataFrame, column: str) -> RowsByValue:
+    """The value → rows map of ``frame[column]`` (cached table ``name``), built once."""
     cache = parent.row_maps
     key = (name, column)
     if key not in cache:
         cache[key] = RowsByValue(frame[column])
-    return cache[key].rows(values)
+    return cache[key]
+
+
+def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, codes) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``column`` holds one of the applications
+    at ``codes`` (:meth:`RowsByValue.codes` of the parent's application ids):
+    a map keyed by those codes, built once per table, answers with no text
+    lookup, so a subset looks its application ids up once, not once per table."""
+    cache = parent.row_maps
+    key = (name, column, "application codes")
+    if key not in cache:
+        by_id = _row_map(parent, "applications", parent.applications, "application_id")
+        cache[key] = RowsByValue(frame[column], index=by_id.index)
+    return frame.iloc[cache[key].rows_of_codes(codes)].reset_index(drop=True)
 
 
 def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.keys import text_list
 from ringscope.detectors.portfolio import as_portfolio
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -320,11 +321,11 @@ class DeviceVelocity(Detector):
         wanted = [targets]
         for kind in self.kinds:
             column = _KINDS[kind][0]
-            keys = set(apps[column].iloc[targets].dropna().astype(str))
+            keys = set(text_list(apps[column].iloc[targets]))
             if keys:
                 wanted.append(portfolio.rows_where("applications", column, keys))
         rows = np.unique(np.concatenate(wanted))
-        return portfolio.subset(apps["application_id"].iloc[rows].astype(str).tolist())
+        return portfolio.subset(text_list(apps["application_id"].iloc[rows]))
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics | None = None):
         """``[]`` when every device, IP and IP range of ``app_ids`` carries
