@@ -299,7 +299,7 @@ class IdentityResolution(Detector):
             held = (statistics, _quiet_applications(apps, statistics))
             portfolio.derived["identity_quiet"] = held
         wanted = set(map(str, app_ids))
-        rows = rows_by_value(portfolio.derived, "identity:application_id", apps, "application_id").rows(wanted)
+        rows = portfolio.rows_where("applications", "application_id", wanted)
         if len(rows) < len(wanted):
             return None
         return [] if held[1][rows].all() else None
@@ -338,8 +338,8 @@ class IdentityResolution(Detector):
                 f"this portfolio has {len(apps):,}: compute them over the current portfolio"
             )
         # row maps built once per portfolio and statistics: a scope costs lookups, not scans
-        held_maps, look = portfolio.derived, stats.lookups
-        targets = rows_by_value(held_maps, "identity:application_id", apps, "application_id").rows(map(str, app_ids))
+        look = stats.lookups
+        targets = portfolio.rows_where("applications", "application_id", map(str, app_ids))
         applicants = key_index(apps["person"].iloc[targets].dropna().astype(str).unique())
         ent = stats.person_entity
         their = ent.iloc[rows_by_value(look, "entity_keys", ent.index).rows(applicants)].dropna().unique()
@@ -348,7 +348,7 @@ class IdentityResolution(Detector):
         theirs = nd.iloc[rows_by_value(look, "name_dob_keys", nd.index).rows(held)].dropna().unique()
         peers = nd.index[rows_by_value(look, "name_dob", nd).rows(theirs)]
         persons = held.union(key_index(peers.astype(str)))
-        chosen = np.union1d(targets, rows_by_value(held_maps, "identity:person", apps, "person").rows(persons))
+        chosen = np.union1d(targets, portfolio.rows_where("applications", "person", persons))
         return portfolio.subset(apps["application_id"].iloc[chosen], persons=persons)
 
     def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:

@@ -56,6 +56,13 @@ class RowsByValue:
     O(k + rows found), whatever the column's length. Missing entries are
     never found.
 
+    ``vocabulary`` (a unique :func:`key_index`, e.g. the book's application
+    ids) lets many maps share one index of the keys and its hash table: the
+    map then holds only integer arrays (4 bytes a row and a key), where an
+    index of its own holds a Python string and a hash slot per key. A
+    column holding a value outside the vocabulary gets an index of its own,
+    so the answers never change.
+
     Example
     -------
     >>> rows = RowsByValue(["p1", "p2", None, "p1"])
@@ -63,18 +70,33 @@ class RowsByValue:
     ([0, 3], [])
     >>> rows.mask(["p2"]).tolist()
     [False, True, False, False]
+    >>> shared = RowsByValue(["p2", "p1"], vocabulary=key_index(["p1", "p2", "p3"]))
+    >>> shared.rows({"p1", "p3"}).tolist(), shared.index is RowsByValue(["p1"], vocabulary=shared.index).index
+    ([1], True)
     """
 
-    def __init__(self, values: Any) -> None:
+    def __init__(self, values: Any, vocabulary: pd.Index | None = None) -> None:
         text = _as_text(values)
         self.size = len(text)
-        codes, uniques = pd.factorize(text, use_na_sentinel=True)
+        codes = None
+        if vocabulary is not None:
+            codes = vocabulary.get_indexer(text)
+            if (codes < 0).any() and pd.notna(text[codes < 0]).any():  # a value outside it: an index of its own
+                codes = None
+        if codes is None:
+            codes, uniques = pd.factorize(text, use_na_sentinel=True)
+            self.index = key_index(uniques)
+        else:
+            self.index = vocabulary
+        del text
+        small = np.int32 if max(len(codes), len(self.index)) < 2**31 - 1 else np.int64
         present = codes >= 0
-        positions = np.flatnonzero(present)
-        order = positions[np.argsort(codes[present], kind="stable")]
-        self._order = order
-        self._starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-        self.index = key_index(uniques)
+        positions = np.flatnonzero(present).astype(small)
+        present_codes = codes[present].astype(small)
+        del codes, present
+        order = np.argsort(present_codes, kind="stable")
+        self._order = positions[order]
+        self._starts = np.searchsorted(present_codes[order], np.arange(len(self.index) + 1)).astype(small)
 
     def codes(self, wanted: Iterable[Any]) -> np.ndarray:
         """The positions in :attr:`index` of the wanted values found."""
@@ -96,9 +118,10 @@ class RowsByValue:
         at = self.codes(wanted)
         if not len(at):
             return np.zeros(0, dtype=np.int64)
-        lengths = self._starts[at + 1] - self._starts[at]
-        first = np.repeat(self._starts[at] - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return np.sort(self._order[first])
+        starts = self._starts[at].astype(np.int64)
+        lengths = self._starts[at + 1] - starts
+        first = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        return np.sort(self._order[first]).astype(np.int64)
 
     def mask(self, wanted: Iterable[Any]) -> np.ndarray:
         """A boolean mask over the column: ``column.isin(wanted)``."""
