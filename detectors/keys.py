@@ -113,6 +113,19 @@ class RowsByValue:
         at = self.index.get_indexer(key_index(values))
         return at[at >= 0]
 
+    def held(self, values: Any) -> np.ndarray:
+        """Per value of ``values``: does any row hold it?
+
+        Example
+        -------
+        >>> RowsByValue(["a", None], vocabulary=key_index(["a", "b"])).held(["b", "a", "z"]).tolist()
+        [False, True, False]
+        """
+        at = self.index.get_indexer(key_index(_as_text(values)))
+        out = at >= 0
+        out[out] = self._starts[at[out] + 1] > self._starts[at[out]]
+        return out
+
     def rows(self, wanted: Iterable[Any]) -> np.ndarray:
         """Sorted positions of the rows whose value is one of ``wanted``."""
         at = self.codes(wanted)
@@ -130,11 +143,14 @@ class RowsByValue:
         return out
 
 
-def rows_by_value(holder: dict, name: str, table: Any, column: str | None = None) -> RowsByValue:
+def rows_by_value(
+    holder: dict, name: str, table: Any, column: str | None = None, vocabulary: pd.Index | None = None
+) -> RowsByValue:
     """The :class:`RowsByValue` of ``table[column]`` (of ``table`` itself,
     a Series or Index, without ``column``), kept in ``holder`` under
     ``name`` and rebuilt when ``holder`` is given another table object
-    under that name (statistics computed again).
+    under that name (statistics computed again); ``vocabulary`` as for
+    :class:`RowsByValue`.
 
     The table, not the column, is what is compared: pandas makes a new
     Series object at each ``frame[column]``.
@@ -147,7 +163,7 @@ def rows_by_value(holder: dict, name: str, table: Any, column: str | None = None
     """
     kept = holder.get(name)
     if kept is None or kept[0] is not table or kept[1] != column:
-        kept = (table, column, RowsByValue(table if column is None else table[column]))
+        kept = (table, column, RowsByValue(table if column is None else table[column], vocabulary=vocabulary))
         holder[name] = kept
     return kept[2]
 

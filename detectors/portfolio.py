@@ -380,9 +380,28 @@ class Portfolio:
         >>> len(Portfolio(EmbeddedStore(tempfile.mkdtemp())).application_keys())
         0
         """
-        self.rows_where("applications", "application_id", ())
-        keys = self.row_maps[("applications", "application_id")].index
-        return keys if len(keys) == len(self.applications) else None
+        return self.unique_keys("applications", "application_id")
+
+    def unique_keys(self, table: str, column: str) -> pd.Index | None:
+        """The index of the row map of ``table``'s ``column`` (:meth:`rows_where`):
+        its values as text, in row order, when they are unique (else ``None``),
+        so that other lookups of the same keys share its hash table.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).unique_keys("persons", "key") is None
+        False
+        """
+        self.rows_where(table, column, ())
+        keys = self.row_maps[(table, column)].index
+        return keys if len(keys) == len(getattr(self, table)) else None
+
+    def book_keys(self, table: str, column: str) -> pd.Index | None:
+        """:meth:`unique_keys` of the whole book (of the parent, for a
+        subset): a vocabulary for row maps over statistics of the whole book."""
+        return self.unique_keys(table, column)
 
     def use_entities(self, entities: EntityMap) -> None:
         """Read ``entities`` (identity resolution's result) from now on
@@ -483,6 +502,9 @@ class _Subset(Portfolio):
 
     def _stored_entities(self, label: str) -> pd.Series | None:
         return self.parent._stored_entities(label)
+
+    def book_keys(self, table: str, column: str) -> pd.Index | None:
+        return self.parent.book_keys(table, column)
 
 
 def _rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values: set[str]) -> np.ndarray:
