@@ -573,10 +573,11 @@ class _ContactBook:
         contacts = portfolio.contacts
         phones = portfolio.link_table("phone")
         identity = _identity(portfolio, apps)
+        keys = portfolio.application_keys()  # the index the portfolio's row maps share, in the same order
         book = cls(
             contacts=contacts,
             phones=phones,
-            identity=pd.Series(identity.to_numpy(), index=key_index(identity.index)),
+            identity=pd.Series(identity.to_numpy(), index=key_index(identity.index) if keys is None else keys),
             by_phone=RowsByValue(contacts["phone"]),
             by_phone_owned=RowsByValue(phones["identifier"]),
         )

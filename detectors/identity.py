@@ -60,12 +60,18 @@ def _features_json(row: pd.Series, fields: tuple[str, ...]) -> str:
 
 
 def _pairs_within(
-    pairs: pd.DataFrame, lookups: dict, name: str, keys: pd.Index, sides: tuple[str, str] = ("src", "dst")
+    pairs: pd.DataFrame,
+    lookups: dict,
+    name: str,
+    keys: pd.Index,
+    sides: tuple[str, str] = ("src", "dst"),
+    vocabulary: pd.Index | None = None,
 ) -> pd.DataFrame:
     """The rows of ``pairs`` with both ends in ``keys``, in their order
-    (a row map of the first end, kept in ``lookups`` under ``name``)."""
+    (a row map of the first end, kept in ``lookups`` under ``name``, over
+    ``vocabulary`` if given: see ``RowsByValue``)."""
     first, second = sides
-    rows = rows_by_value(lookups, name, pairs, first).rows(keys)
+    rows = rows_by_value(lookups, name, pairs, first, vocabulary).rows(keys)
     some = pairs.iloc[rows]
     return some[in_set(some[second], keys)].reset_index(drop=True)
 
@@ -139,12 +145,15 @@ class IdentityStatistics:
         self.lookups = {}
 
 
-def _restricted(res: Resolution, keys: pd.Index, lookups: dict | None = None) -> Resolution:
+def _restricted(
+    res: Resolution, keys: pd.Index, lookups: dict | None = None, vocabulary: pd.Index | None = None
+) -> Resolution:
     """``res`` over the records ``keys`` only (their pairs, same model);
-    ``lookups`` keeps the row maps of ``res``'s tables between calls."""
+    ``lookups`` keeps the row maps of ``res``'s tables between calls, over
+    ``vocabulary`` (the book's person keys) if given."""
     lookups = {} if lookups is None else lookups
-    by_record = rows_by_value(lookups, "records", res.records, "record_id")
-    unknown = keys[by_record.index.get_indexer(keys.astype(str)) < 0]
+    by_record = rows_by_value(lookups, "records", res.records, "record_id", vocabulary)
+    unknown = keys[~by_record.held(keys.astype(str))]
     if len(unknown):
         raise ValueError(
             f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
@@ -155,7 +164,7 @@ def _restricted(res: Resolution, keys: pd.Index, lookups: dict | None = None) ->
     if len(held) == len(res.records):
         return res
     recs = res.records.iloc[held].reset_index(drop=True)
-    pairs = _pairs_within(res.pairs, lookups, "pairs", keys, ("left", "right"))
+    pairs = _pairs_within(res.pairs, lookups, "pairs", keys, ("left", "right"), vocabulary)
     return Resolution(
         entities=res.entities.iloc[held].reset_index(drop=True),
         pairs=pairs,
@@ -299,7 +308,7 @@ class IdentityResolution(Detector):
             held = (statistics, _quiet_applications(apps, statistics))
             portfolio.derived["identity_quiet"] = held
         wanted = set(map(str, app_ids))
-        rows = rows_by_value(portfolio.derived, "identity:application_id", apps, "application_id").rows(wanted)
+        rows = portfolio.rows_where("applications", "application_id", wanted)
         if len(rows) < len(wanted):
             return None
         return [] if held[1][rows].all() else None
@@ -338,17 +347,25 @@ class IdentityResolution(Detector):
                 f"this portfolio has {len(apps):,}: compute them over the current portfolio"
             )
         # row maps built once per portfolio and statistics: a scope costs lookups, not scans
-        held_maps, look = portfolio.derived, stats.lookups
-        targets = rows_by_value(held_maps, "identity:application_id", apps, "application_id").rows(map(str, app_ids))
+        look, persons_keys = stats.lookups, portfolio.book_keys("persons", "key")
+        targets = portfolio.rows_where("applications", "application_id", map(str, app_ids))
         applicants = key_index(apps["person"].iloc[targets].dropna().astype(str).unique())
         ent = stats.person_entity
-        their = ent.iloc[rows_by_value(look, "entity_keys", ent.index).rows(applicants)].dropna().unique()
-        held = applicants.union(key_index(ent.index[rows_by_value(look, "entities", ent).rows(their)].astype(str)))
+        their = (
+            ent.iloc[rows_by_value(look, "entity_keys", ent.index, None, persons_keys).rows(applicants)]
+            .dropna()
+            .unique()
+        )
+        held = applicants.union(
+            key_index(ent.index[rows_by_value(look, "entities", ent, None, persons_keys).rows(their)].astype(str))
+        )
         nd = stats.name_dob
-        theirs = nd.iloc[rows_by_value(look, "name_dob_keys", nd.index).rows(held)].dropna().unique()
+        theirs = (
+            nd.iloc[rows_by_value(look, "name_dob_keys", nd.index, None, persons_keys).rows(held)].dropna().unique()
+        )
         peers = nd.index[rows_by_value(look, "name_dob", nd).rows(theirs)]
         persons = held.union(key_index(peers.astype(str)))
-        chosen = np.union1d(targets, rows_by_value(held_maps, "identity:person", apps, "person").rows(persons))
+        chosen = np.union1d(targets, portfolio.rows_where("applications", "person", persons))
         return portfolio.subset(apps["application_id"].iloc[chosen], persons=persons)
 
     def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:
@@ -377,11 +394,14 @@ class IdentityResolution(Detector):
             portfolio.similar_pairs = {}
             return []
         keys = pd.Index(persons["key"].astype(str))
-        res = _restricted(stats.resolution, keys, stats.lookups)
+        persons_keys = portfolio.book_keys("persons", "key")  # the row maps below share the book's index of them
+        res = _restricted(stats.resolution, keys, stats.lookups, persons_keys)
         ap = self._applicant_records(portfolio)
         person_pairs = self._person_pairs(res)
         anon = stats.anon_pairs
-        all_pairs = pd.concat([person_pairs, _pairs_within(anon, stats.lookups, "anon", keys)], ignore_index=True)
+        all_pairs = pd.concat(
+            [person_pairs, _pairs_within(anon, stats.lookups, "anon", keys, vocabulary=persons_keys)], ignore_index=True
+        )
         firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
         company = stats.company_pairs
         company_pairs = _pairs_within(company, stats.lookups, "company", firms)
@@ -389,7 +409,9 @@ class IdentityResolution(Detector):
         findings: list[Finding] = []
         findings += self._id_conflicts(ap, stats.phone_persons)
         ent = stats.person_entity
-        findings += self._multi_id(ap, res, ent.iloc[rows_by_value(stats.lookups, "entity_keys", ent.index).rows(keys)])
+        findings += self._multi_id(
+            ap, res, ent.iloc[rows_by_value(stats.lookups, "entity_keys", ent.index, None, persons_keys).rows(keys)]
+        )
         findings += self._checksum(ap)
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings

@@ -84,6 +84,13 @@ class RowsByValue:
     O(k + rows found), whatever the column's length. Missing entries are
     never found.
 
+    ``vocabulary`` (a unique :func:`key_index`, e.g. the book's application
+    ids) lets many maps share one index of the keys and its hash table: the
+    map then holds only integer arrays (4 bytes a row and a key), where an
+    index of its own holds a Python string and a hash slot per key. A
+    column holding a value outside the vocabulary gets an index of its own,
+    so the answers never change.
+
     Example
     -------
     >>> rows = RowsByValue(["p1", "p2", None, "p1"])
@@ -91,22 +98,33 @@ class RowsByValue:
     ([0, 3], [])
     >>> rows.mask(["p2"]).tolist()
     [False, True, False, False]
+    >>> shared = RowsByValue(["p2", "p1"], vocabulary=key_index(["p1", "p2", "p3"]))
+    >>> shared.rows({"p1", "p3"}).tolist(), shared.index is RowsByValue(["p1"], vocabulary=shared.index).index
+    ([1], True)
     """
 
-    def __init__(self, values: Any, index: pd.Index | None = None) -> None:
+    def __init__(self, values: Any, vocabulary: pd.Index | None = None) -> None:
         text = _as_text(values)
         self.size = len(text)
-        if index is None:
+        codes = None
+        if vocabulary is not None:
+            codes = vocabulary.get_indexer(text)
+            if (codes < 0).any() and pd.notna(text[codes < 0]).any():  # a value outside it: an index of its own
+                codes = None
+        if codes is None:
             codes, uniques = pd.factorize(text, use_na_sentinel=True)
-            index = key_index(uniques)
-        else:  # another map's values: its codes find rows here too (values it lacks are never found)
-            codes = index.get_indexer(key_index(text))
+            self.index = key_index(uniques)
+        else:
+            self.index = vocabulary
+        del text
+        small = np.int32 if max(len(codes), len(self.index)) < 2**31 - 1 else np.int64
         present = codes >= 0
-        positions = np.flatnonzero(present)
-        order = positions[np.argsort(codes[present], kind="stable")]
-        self._order = order
-        self._starts = np.searchsorted(codes[order], np.arange(len(index) + 1))
-        self.index = index
+        positions = np.flatnonzero(present).astype(small)
+        present_codes = codes[present].astype(small)
+        del codes, present
+        order = np.argsort(present_codes, kind="stable")
+        self._order = positions[order]
+        self._starts = np.searchsorted(present_codes[order], np.arange(len(self.index) + 1)).astype(small)
 
     def codes(self, wanted: Iterable[Any]) -> np.ndarray:
         """The positions in :attr:`index` of the wanted values found."""
@@ -125,28 +143,42 @@ class RowsByValue:
         at = self.index.get_indexer(key_index(values))
         return at[at >= 0]
 
+    def held(self, values: Any) -> np.ndarray:
+        """Per value of ``values``: does any row hold it?
+
+        Example
+        -------
+        >>> RowsByValue(["a", None], vocabulary=key_index(["a", "b"])).held(["b", "a", "z"]).tolist()
+        [False, True, False]
+        """
+        at = self.index.get_indexer(key_index(_as_text(values)))
+        out = at >= 0
+        out[out] = self._starts[at[out] + 1] > self._starts[at[out]]
+        return out
+
     def rows(self, wanted: Iterable[Any]) -> np.ndarray:
         """Sorted positions of the rows whose value is one of ``wanted``."""
         return self.rows_of_codes(self.codes(wanted))
 
     def rows_of_codes(self, at: np.ndarray) -> np.ndarray:
         """Sorted positions of the rows whose value is at ``at`` in
-        :attr:`index` (from :meth:`codes`, of this map or of the map whose
-        index this one was built on): no text is looked up.
+        :attr:`index` (from :meth:`codes`, of this map or of any map sharing
+        its index, see ``vocabulary``): no text is looked up.
 
         Example
         -------
         >>> ids = RowsByValue(["A1", "A2", "A3"])
-        >>> links = RowsByValue(["A3", "A1", "A3", "A9"], index=ids.index)
+        >>> links = RowsByValue(["A3", "A1", "A3"], vocabulary=ids.index)
         >>> links.rows_of_codes(ids.codes(["A3", "A9"])).tolist()
         [0, 2]
         """
         at = np.asarray(at, dtype=np.int64)
         if not len(at):
             return np.zeros(0, dtype=np.int64)
-        lengths = self._starts[at + 1] - self._starts[at]
-        first = np.repeat(self._starts[at] - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return np.sort(self._order[first])
+        starts = self._starts[at].astype(np.int64)
+        lengths = self._starts[at + 1] - starts
+        first = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        return np.sort(self._order[first]).astype(np.int64)
 
     def mask(self, wanted: Iterable[Any]) -> np.ndarray:
         """A boolean mask over the column: ``column.isin(wanted)``."""
@@ -155,11 +187,14 @@ class RowsByValue:
         return out
 
 
-def rows_by_value(holder: dict, name: str, table: Any, column: str | None = None) -> RowsByValue:
+def rows_by_value(
+    holder: dict, name: str, table: Any, column: str | None = None, vocabulary: pd.Index | None = None
+) -> RowsByValue:
     """The :class:`RowsByValue` of ``table[column]`` (of ``table`` itself,
     a Series or Index, without ``column``), kept in ``holder`` under
     ``name`` and rebuilt when ``holder`` is given another table object
-    under that name (statistics computed again).
+    under that name (statistics computed again); ``vocabulary`` as for
+    :class:`RowsByValue`.
 
     The table, not the column, is what is compared: pandas makes a new
     Series object at each ``frame[column]``.
@@ -172,7 +207,7 @@ def rows_by_value(holder: dict, name: str, table: Any, column: str | None = None
     """
     kept = holder.get(name)
     if kept is None or kept[0] is not table or kept[1] != column:
-        kept = (table, column, RowsByValue(table if column is None else table[column]))
+        kept = (table, column, RowsByValue(table if column is None else table[column], vocabulary=vocabulary))
         holder[name] = kept
     return kept[2]
 

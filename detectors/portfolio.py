@@ -367,6 +367,42 @@ class Portfolio:
         frame = self.link_table(table.removeprefix("links:")) if table.startswith("links:") else getattr(self, table)
         return _rows(self, table, frame, column, values)
 
+    def application_keys(self) -> pd.Index | None:
+        """The application ids as an object index in row order, with its
+        hash table: the one index every row map over application ids
+        shares (:meth:`rows_where`), for other lookups by application id
+        too; ``None`` when the ids are not unique.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> len(Portfolio(EmbeddedStore(tempfile.mkdtemp())).application_keys())
+        0
+        """
+        return self.unique_keys("applications", "application_id")
+
+    def unique_keys(self, table: str, column: str) -> pd.Index | None:
+        """The index of the row map of ``table``'s ``column`` (:meth:`rows_where`):
+        its values as text, in row order, when they are unique (else ``None``),
+        so that other lookups of the same keys share its hash table.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> Portfolio(EmbeddedStore(tempfile.mkdtemp())).unique_keys("persons", "key") is None
+        False
+        """
+        self.rows_where(table, column, ())
+        keys = self.row_maps[(table, column)].index
+        return keys if len(keys) == len(getattr(self, table)) else None
+
+    def book_keys(self, table: str, column: str) -> pd.Index | None:
+        """:meth:`unique_keys` of the whole book (of the parent, for a
+        subset): a vocabulary for row maps over statistics of the whole book."""
+        return self.unique_keys(table, column)
+
     def use_entities(self, entities: EntityMap) -> None:
         """Read ``entities`` (identity resolution's result) from now on
         instead of the stored ones; what was derived from the old ones is
@@ -470,6 +506,9 @@ class _Subset(Portfolio):
     def _stored_entities(self, label: str) -> pd.Series | None:
         return self.parent._stored_entities(label)
 
+    def book_keys(self, table: str, column: str) -> pd.Index | None:
+        return self.parent.book_keys(table, column)
+
 
 def _rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values: set[str]) -> np.ndarray:
     """Positions of ``frame``'s rows whose ``column`` (as text) is in ``values``,
@@ -484,21 +523,51 @@ def _row_map(parent: Portfolio, name: str, frame: pd.DataFrame, column: str) -> 
     cache = parent.row_maps
     key = (name, column)
     if key not in cache:
-        cache[key] = RowsByValue(frame[column])
+        cache[key] = RowsByValue(frame[column], vocabulary=_vocabulary(parent, name, column))
     return cache[key]
 
 
 def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, codes) -> pd.DataFrame:
     """The rows of ``frame`` whose ``column`` holds one of the applications
-    at ``codes`` (:meth:`RowsByValue.codes` of the parent's application ids):
-    a map keyed by those codes, built once per table, answers with no text
-    lookup, so a subset looks its application ids up once, not once per table."""
+    at ``codes`` (:meth:`RowsByValue.codes` of the parent's application ids).
+    The table's map shares the application ids' index, so the codes find
+    its rows with no text lookup: a subset looks its ids up once, not once
+    per table. A column holding an id outside the book has a map of its
+    own, which the ids themselves are looked up in."""
+    by_id = _row_map(parent, "applications", parent.applications, "application_id")
     cache = parent.row_maps
-    key = (name, column, "application codes")
+    key = (name, column)
     if key not in cache:
-        by_id = _row_map(parent, "applications", parent.applications, "application_id")
-        cache[key] = RowsByValue(frame[column], index=by_id.index)
-    return frame.iloc[cache[key].rows_of_codes(codes)].reset_index(drop=True)
+        cache[key] = RowsByValue(frame[column], vocabulary=by_id.index)
+    held = cache[key]
+    if held.index is by_id.index:
+        rows = held.rows_of_codes(codes)
+    else:
+        rows = held.rows(by_id.index[np.asarray(codes, dtype=np.int64)])
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+#: (table, column) whose values are the keys of another table (its own row map's keys): the row
+#: maps over them share that table's index of keys (at a million applications each index of the
+#: application ids took ~120 MB, and sixteen maps were built over them)
+_KEYS_OF = {
+    ("applications", "person"): ("persons", "key"),
+    ("roles", "person"): ("persons", "key"),
+    ("roles", "company"): ("companies", "key"),
+}
+
+
+def _vocabulary(parent: Portfolio, name: str, column: str) -> pd.Index | None:
+    """The index of keys the row map of ``name``'s ``column`` shares (see :data:`_KEYS_OF`), if any."""
+    if column == "application_id" or (column == "key" and name.startswith("('nodes', 'Application'")):
+        owner = ("applications", "application_id")
+    else:
+        owner = _KEYS_OF.get((name, column))
+    if owner is None or owner == (name, column):
+        return None
+    if owner not in parent.row_maps:
+        parent.row_maps[owner] = RowsByValue(getattr(parent, owner[0])[owner[1]])
+    return parent.row_maps[owner].index
 
 
 def _take(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:

@@ -341,11 +341,10 @@ class DeviceVelocity(Detector):
                 keys = apps[_KINDS[kind][0]].astype(object)
                 size = keys.groupby(keys, dropna=True).transform("size")
                 busiest = np.maximum(busiest, size.fillna(0).to_numpy(dtype=np.int64))
-            held = (
-                self.kinds,
-                pd.Index(apps["application_id"].astype(str).to_numpy(dtype=object), dtype=object),
-                busiest,
-            )
+            keys = portfolio.application_keys()  # the index the portfolio's row maps share
+            if keys is None:
+                keys = pd.Index(apps["application_id"].astype(str).to_numpy(dtype=object), dtype=object)
+            held = (self.kinds, keys, busiest)
             portfolio.derived["velocity_busiest"] = held
         _, rows, busiest = held
         at = rows.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))

@@ -344,12 +344,49 @@ def _prepare(
 # ---------------------------------------------------------------------------
 
 
-def _arrays(recs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Columns as numpy object arrays (convert once, index many times)."""
-    return {
-        c: recs[c].to_numpy(dtype=object, na_value=np.nan) if c != "id_ok" else recs[c].to_numpy(bool)
-        for c in recs.columns
-    }
+def _arrays(recs: pd.DataFrame) -> _Columns:
+    """Columns as numpy object arrays (converted on first use, index many times)."""
+    return _Columns(recs)
+
+
+class _Columns(dict):
+    """``recs``' columns as numpy object arrays (``id_ok`` as booleans), by
+    name, each converted when first asked for and only the last
+    :attr:`HELD` kept: the comparisons read a field's columns at a time,
+    and every column of a million records as Python strings at once was
+    about a gigabyte beside the records themselves."""
+
+    HELD = 4
+
+    def __init__(self, recs: pd.DataFrame) -> None:
+        super().__init__()
+        self.recs = recs
+
+    def __len__(self) -> int:
+        return len(self.recs.columns)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, column) -> bool:
+        return column in self.recs.columns
+
+    def __iter__(self):
+        return iter(self.recs.columns)
+
+    def keys(self):
+        return list(self.recs.columns)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        if dict.__contains__(self, column):
+            value = dict.pop(self, column)  # most recent last
+        else:
+            values = self.recs[column]
+            value = values.to_numpy(dtype=object, na_value=np.nan) if column != "id_ok" else values.to_numpy(bool)
+        dict.__setitem__(self, column, value)
+        while dict.__len__(self) > self.HELD:
+            dict.pop(self, next(dict.__iter__(self)))
+        return value
 
 
 def _compare(

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ringscope.detectors.base import Finding
 from ringscope.detectors.incremental import IncrementalRun, detect_around
@@ -132,7 +134,13 @@ class FlagIndex:
         # the applications stay the portfolio's (Arrow-backed) table: a numpy-backed
         # copy of every column would triple it; the index keeps arrays of what it reads
         apps = portfolio.applications
-        self.app_pos = key_index(_object_column(apps["application_id"]), name="application_id")
+        # the portfolio's index of the application ids, which its row maps share (one hash table, not two)
+        shared = portfolio.application_keys()
+        self.app_pos = (
+            shared.rename("application_id")
+            if shared is not None
+            else key_index(_object_column(apps["application_id"]), name="application_id")
+        )
         self.t = apps["applied_at"].astype("int64").to_numpy() if len(apps) else np.array([], dtype=np.int64)
         # NaT (a time read as missing) is int64's minimum: mask it, an untimed
         # application is earlier than nothing (features.identifier_history's rule)
@@ -144,6 +152,8 @@ class FlagIndex:
         else:
             for name in SAVED_ARRAYS:
                 setattr(self, name, arrays[name])
+            if not isinstance(self._ident_index, pa.Array):  # saved as the object array it stands for
+                self._ident_index = pa.array(np.asarray(self._ident_index, dtype=object), type=pa.large_string())
         #: detector name → its statistics over the whole book (saved with the flag state)
         self._statistics: dict[str, Any] = {}
         #: a loaded state's statistics, not read yet (:attr:`detector_statistics` reads them on first use)
@@ -165,34 +175,67 @@ class FlagIndex:
                 self.findings_by_app.setdefault(m, []).append(f)
 
     def _derive(self, portfolio: Portfolio) -> None:
-        """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links."""
-        links = _numpy_backed(entity_links(portfolio))
+        """The index arrays (:data:`SAVED_ARRAYS`) from the portfolio's links.
+
+        The links stay Arrow text: the identifier keys are joined, sorted
+        and told apart by Arrow, the applications found by one hash
+        look-up, so no Python string is made per link (a numpy-backed copy
+        of the links and the keys built from it peaked at 2.8 GB above
+        what the index keeps at a million applications). The arrays are
+        those the object-array computation gave (tested against it).
+        """
+        links = entity_links(portfolio)
         self.hubs = self.settings.detector("shared_identifier_rings").hubs(portfolio)
-        # identifier → sharers (CSR over links sorted by identifier)
-        ident = (links["kind"] + "\x1f" + links["identifier"].astype(str)).to_numpy()
-        order = np.argsort(ident, kind="stable")
-        self._ident_index, starts, inverse = np.unique(ident[order], return_index=True, return_inverse=True)
+        n_links = len(links)
+        kind = _arrow_text(links["kind"])
+        # identifier → sharers (CSR over links sorted by identifier); code-point order, as numpy sorts text
+        ident = pc.binary_join_element_wise(
+            kind, _arrow_text(links["identifier"]), pa.scalar("\x1f", pa.large_string())
+        )
+        order = pc.sort_indices(ident).to_numpy()  # stable
+        ident_sorted = ident.take(order)
         del ident
-        self._ident_offsets = np.append(starts, len(order))
-        link_ident = np.empty(len(order), dtype=np.int32)  # each link's identifier, in the links' order
-        link_ident[order] = inverse
-        del inverse
-        app_of = self.app_pos.get_indexer(links["application_id"].to_numpy())
+        if n_links:
+            new = np.ones(n_links, dtype=bool)
+            new[1:] = pc.not_equal(ident_sorted.slice(1), ident_sorted.slice(0, n_links - 1)).to_numpy(
+                zero_copy_only=False
+            )
+        else:
+            new = np.zeros(0, dtype=bool)
+        starts = np.flatnonzero(new)
+        self._ident_index = ident_sorted.take(starts)  # Arrow text: ~30 bytes a key, not a Python string
+        del ident_sorted
+        self._ident_offsets = np.append(starts, n_links)
+        link_ident = np.empty(n_links, dtype=np.int32)  # each link's identifier, in the links' order
+        link_ident[order] = np.cumsum(new) - 1
+        del new
+        app_ids = pa.array(np.asarray(self.app_pos, dtype=object), type=pa.large_string())
+        found = pc.index_in(_arrow_text(links["application_id"]), value_set=app_ids)
+        app_of = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)  # -1: not an application
+        del found
+        del app_ids
         self._link_app = app_of[order]
-        entity_codes, self._entities = pd.factorize(links["entity"])
+        entity = _arrow_text(links["entity"]).dictionary_encode()
+        entity_codes = entity.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self._entities = _object_array(entity.dictionary)
         self._link_entity = entity_codes[order]
-        kind_codes, kinds = pd.factorize(links["kind"])
-        self._kinds = np.asarray(kinds, dtype=object)
+        del order
+        kinds = kind.dictionary_encode()  # first-appearance order, as pd.factorize
+        kind_codes = kinds.indices.to_numpy(zero_copy_only=False)
+        self._kinds = _object_array(kinds.dictionary)
+        del kind, kinds
         # application → its links, as codes
         app_order = np.argsort(app_of, kind="stable")
         self._app_link_ident = link_ident[app_order]
         self._app_link_entity = entity_codes[app_order].astype(np.int32)
         self._app_link_kind = kind_codes[app_order].astype(np.int8)
-        self._app_offsets = np.searchsorted(app_of[app_order], np.arange(len(self.app_pos) + 1))
-        # entity → applications
-        first = links.drop_duplicates("application_id")
-        ent = first.set_index("application_id")["entity"].reindex(self.app_pos)
-        self.app_entity = ent.to_numpy()
+        sorted_apps = app_of[app_order]
+        self._app_offsets = np.searchsorted(sorted_apps, np.arange(len(self.app_pos) + 1))
+        # each application's entity: that of its first link (missing without links)
+        self.app_entity = np.full(len(self.app_pos), np.nan, dtype=object)
+        first = self._app_offsets[:-1]
+        has = self._app_offsets[1:] > first
+        self.app_entity[has] = self._entities[entity_codes[app_order[first[has]]]]
 
     @property
     def last_detection(self) -> tuple[tuple, IncrementalRun] | None:
@@ -328,7 +371,9 @@ class FlagIndex:
         """Person rows for ``keys`` through a hash index of the keys built once."""
         persons = self.portfolio.persons
         if self._persons_by_key is None:
-            self._persons_by_key = key_index(_object_column(persons["key"]))
+            # the index the portfolio's row map of the person keys holds (the same positions when the keys are unique)
+            shared = self.portfolio.unique_keys("persons", "key")
+            self._persons_by_key = shared if shared is not None else key_index(_object_column(persons["key"]))
         rows = self._persons_by_key.get_indexer(list(keys))
         return _numpy_backed(persons.iloc[rows[rows >= 0]]).reset_index(drop=True)
 
@@ -347,12 +392,13 @@ class FlagIndex:
             hub_keys = (
                 hubs.index.get_level_values(0).astype(str) + "\x1f" + hubs.index.get_level_values(1).astype(str)
             ).to_numpy(dtype=object)
-            # each hub's identifier in the sorted identifier index (a search, not a hash of every identifier)
+            # each hub's identifier in the identifier index (Arrow's hash look-up of the hub keys)
             at_ident = np.full(len(self._ident_index), -1, dtype=np.int64)
             if len(hub_keys) and len(self._ident_index):
-                pos = np.minimum(np.searchsorted(self._ident_index, hub_keys), len(self._ident_index) - 1)
-                held = self._ident_index[pos] == hub_keys
-                at_ident[pos[held]] = np.flatnonzero(held)
+                pos = pc.index_in(self._ident_index, value_set=pa.array(hub_keys, type=pa.large_string()))
+                pos = pc.fill_null(pos, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                held = pos >= 0
+                at_ident[held] = pos[held]
             at = at_ident[ident_idx]
             found = at >= 0
 
@@ -376,7 +422,7 @@ class FlagIndex:
 
     def _identifier(self, i: int) -> str:
         """The identifier (without its kind) at ``i`` in the identifier index."""
-        return self._ident_index[i].split("\x1f", 1)[1]
+        return self._ident_index[i].as_py().split("\x1f", 1)[1]
 
     def _bad_sharers(self) -> tuple[np.ndarray, np.ndarray]:
         """Per identifier, its known-bad sharers in time order: (offsets,
@@ -497,10 +543,11 @@ class FlagIndex:
         out["shares_hub"] = (np.bincount(owner, weights=arrays["hub"][rows], minlength=n) > 0).astype(float)
         out["known_bad_1hop"] = bad_by.sum(axis=1)
         # the same person's earlier applications
-        groups = self._entity_groups()
+        codes, order, starts = self._entity_groups()
         earlier_same, bad_same = np.zeros(n), np.zeros(n)
-        for j, (pos, ent) in enumerate(zip(targets.tolist(), self.app_entity[targets])):
-            members = groups.get(ent, np.array([pos]))
+        for j, pos in enumerate(targets.tolist()):
+            code = codes[pos]
+            members = order[starts[code] : starts[code + 1]] if code >= 0 else np.array([pos])
             before = (self.t[members] < self.t[pos]) & self.timed[members]
             earlier_same[j] = before.sum()
             bad_same[j] = (before & self.bad[members]).sum()
@@ -544,10 +591,19 @@ class FlagIndex:
         out["known_bad_2hop"] = known
         return out
 
-    def _entity_groups(self) -> dict:
+    def _entity_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The applications of each entity as integer arrays: each
+        application's entity code (-1 without one), the positions grouped by
+        code (ascending within a group) and each group's start. A dict of an
+        array per entity took ~100 bytes an application."""
         if not hasattr(self, "_entity_groups_cache"):
-            frame = pd.Series(np.arange(len(self.app_entity))).groupby(self.app_entity).indices
-            self._entity_groups_cache = frame
+            codes, uniques = pd.factorize(self.app_entity, use_na_sentinel=True)
+            small = np.int32 if len(codes) < 2**31 - 1 else np.int64
+            codes = codes.astype(small)
+            order = np.argsort(codes, kind="stable").astype(small)
+            order = order[codes[order] >= 0]
+            starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1)).astype(small)
+            self._entity_groups_cache = (codes, order, starts)
         return self._entity_groups_cache
 
     # -- scoring -------------------------------------------------------------------------
@@ -672,6 +728,22 @@ def csr_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     return np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
+
+
+def _arrow_text(column: pd.Series):
+    """A text column as one Arrow ``large_string`` array (no Python string per row)."""
+    import pyarrow as pa
+
+    values = column.array
+    held = getattr(values, "_pa_array", None)
+    if held is not None and (pa.types.is_string(held.type) or pa.types.is_large_string(held.type)):
+        return held.combine_chunks().cast(pa.large_string())
+    return pa.array(column.astype(str).to_numpy(dtype=object), type=pa.large_string())
+
+
+def _object_array(values) -> np.ndarray:
+    """An Arrow text array as an object array of Python strings."""
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _object_column(column: pd.Series) -> np.ndarray:
