@@ -256,8 +256,9 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
 ):
     """The second run of a batch on an unchanged store takes the detection
     around it from the saved state (the identity model is never unpickled);
-    an ingest that changed nothing is recorded, and the next run of the same
-    files takes its summary and rejects instead of reading the store again.
+    the run that ingests records what ingesting the same files again reports,
+    and the next runs of them take its summary and rejects instead of reading
+    the store again.
     The flags are those of a rebuild every time."""
     import ringscope.detectors.risk.flagging as flagging
     import ringscope.ingest.pipeline as pipeline
@@ -266,9 +267,9 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
     batch = _new_batch(tmp_path)
     state_folder(store).mkdir(parents=True)
     (state_folder(store) / "state.pkl").write_bytes(b"an older format's pickle")
-    first = _flag(store, batch, model, tmp_path)  # a real ingest: the store changes, nothing to record
+    first = _flag(store, batch, model, tmp_path)  # a real ingest: it records what ingesting again reports
     manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["ingest"] is None
+    assert manifest["ingest"] is not None
     # the folder holds this state only: what the manifest does not name is gone
     held = {p.relative_to(state_folder(store)).as_posix() for p in state_folder(store).rglob("*") if p.is_file()}
     assert held == set(manifest["files"]) | {MANIFEST}
@@ -283,14 +284,14 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
     summary, second = flag_applications(store, batch, model, tmp_path / "rejects.csv")
     assert second.state.how == "loaded"
     assert detections.count == 0 and loads.count == 0  # no detection, statistics never read
-    assert ingests.count == 1  # this ingest is read (and changes nothing): now it is recorded
+    assert ingests.count == 0  # the first run recorded what this ingest reports: not read again
     assert json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))["ingest"] is not None
     pd.testing.assert_frame_equal(second.flags, first.flags)
     assert sorted(f.finding_id for f in second.new_findings) == sorted(f.finding_id for f in first.new_findings)
 
     (tmp_path / "rejects.csv").unlink()
     replayed, third = flag_applications(store, batch, model, tmp_path / "rejects.csv")
-    assert ingests.count == 1 and detections.count == 0 and loads.count == 0
+    assert ingests.count == 0 and detections.count == 0 and loads.count == 0
     assert third.state.how == "loaded"  # (its scores are written again, with their time: a new revision)
     assert replayed.application_ids == summary.application_ids and replayed.rows_rejected == summary.rows_rejected
     assert replayed.exit_code == summary.exit_code and replayed.reject_reasons == summary.reject_reasons
@@ -302,7 +303,7 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
 
     discard_state(store)
     rebuilt = _flag(store, batch, model, tmp_path)
-    assert rebuilt.state.how == "rebuilt" and detections.count == 1 and ingests.count == 2
+    assert rebuilt.state.how == "rebuilt" and detections.count == 1 and ingests.count == 1
     pd.testing.assert_frame_equal(rebuilt.flags, first.flags)
 
 
