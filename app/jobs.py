@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ringscope.detectors.risk.flag_state import ingest_key, refresh_state, save_state, unchanged_ingest
+from ringscope.detectors.risk.flag_state import (
+    FlagStateWarning,
+    ingest_key,
+    refresh_state,
+    save_state,
+    unchanged_ingest,
+)
 from ringscope.detectors.risk.flagging import FlagIndex, FlagResult
 from ringscope.detectors.risk.scoring import TrainedModel
 from ringscope.detectors.runner import DetectionRun, findings_batch, stored_form
@@ -113,7 +119,7 @@ def flag_applications(
                 ):
                     save_state(store, index, store.revision(), findings, detection=index.last_detection, ingest=record)
             except Exception as exc:  # the flags stand; the next run rebuilds
-                from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
+                from ringscope.detectors.risk.flag_state import discard_state
 
                 warnings.warn(
                     f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
@@ -178,10 +184,18 @@ def _reingest_record(store, folder, key: str, limits) -> dict | None:
 
     from ringscope.ingest.pipeline import ingest_folder
 
-    with tempfile.TemporaryDirectory(prefix="ringscope-reingest-") as tmp:
-        rejects = Path(tmp) / "rejects.csv"
-        summary = ingest_folder(folder, store, rejects_path=rejects, limits=limits, dry_run=True)
-        record = _ingest_record(key, summary)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ringscope-reingest-") as tmp:
+            rejects = Path(tmp) / "rejects.csv"
+            summary = ingest_folder(folder, store, rejects_path=rejects, limits=limits, dry_run=True)
+            record = _ingest_record(key, summary)
+    except Exception as exc:  # the state stands without it: the next run ingests the folder
+        warnings.warn(
+            f"the ingest was not recorded for the next run ({type(exc).__name__}: {exc}); it ingests the folder",
+            FlagStateWarning,
+            stacklevel=3,
+        )
+        return None
     if ingest_key(folder, limits) != key:
         return None
     return record

@@ -340,9 +340,13 @@ def test_a_changed_batch_folder_is_ingested_again(prepared, tmp_path, monkeypatc
     apps = pd.read_csv(batch / "applications.csv", dtype=str, keep_default_na=False)
     extra = apps[apps["application_id"] == "HONEST"].assign(application_id="HONEST2")
     pd.concat([apps, extra]).to_csv(batch / "applications.csv", index=False)
-    summary, result = flag_applications(store, batch, model, tmp_path / "rejects.csv")
-    assert ingests.count == 1 and "HONEST2" in summary.application_ids
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FlagStateWarning)  # the state is saved, its ingest recorded
+        summary, result = flag_applications(store, batch, model, tmp_path / "rejects.csv")
+    assert ingests.count == 2 and "HONEST2" in summary.application_ids  # the ingest, then the dry run recording it
     assert result.state.how == "rebuilt" and "HONEST2" in set(result.flags["application_id"])
+    _flag(store, batch, model, tmp_path)
+    assert ingests.count == 2  # replayed
 
 
 def test_damaged_statistics_or_ingest_record_cost_time_not_flags(prepared, tmp_path, monkeypatch):
@@ -450,3 +454,29 @@ def test_the_run_that_ingests_leaves_what_the_next_run_replays(store, prepared, 
     rebuilt = _flag(store, folder, model, tmp_path)
     assert rebuilt.state.how == "rebuilt" and ingests.count == 1
     pd.testing.assert_frame_equal(rebuilt.flags, first.flags)
+
+
+def test_a_failed_dry_run_costs_the_next_run_its_ingest_not_the_state(prepared, tmp_path, monkeypatch):
+    """Recording the ingest is a dry run of it; when that fails, the state is
+    saved all the same (with a warning) and the next run ingests the folder."""
+    import ringscope.ingest.pipeline as pipeline
+
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    real = pipeline.ingest_folder
+
+    def failing(*args, dry_run=False, **kwargs):
+        if dry_run:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest_folder", failing)
+    with pytest.warns(FlagStateWarning, match="ingest was not recorded"):
+        first = _flag(store, batch, model, tmp_path)
+    manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["revision"] == store.revision() and manifest["ingest"] is None
+    monkeypatch.setattr(pipeline, "ingest_folder", real)
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    second = _flag(store, batch, model, tmp_path)
+    assert ingests.count == 1 and second.state.how == "loaded"
+    pd.testing.assert_frame_equal(second.flags, first.flags)
