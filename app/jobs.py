@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ringscope.detectors.risk.flag_state import ingest_key, refresh_state, save_state, unchanged_ingest
+from ringscope.detectors.risk.flag_state import (
+    FlagStateWarning,
+    ingest_key,
+    refresh_state,
+    save_state,
+    unchanged_ingest,
+)
 from ringscope.detectors.risk.flagging import FlagIndex, FlagResult
 from ringscope.detectors.risk.scoring import TrainedModel
 from ringscope.detectors.runner import DetectionRun, findings_batch, stored_form
@@ -53,7 +59,7 @@ def flag_applications(
 
     # one lock from the ingest to the saved state: the state must be the store's at its revision
     with store.lock(job="flag"):
-        summary, replayed, key = _ingest(store, folder, rejects_path, progress, limits)
+        summary, replayed, key, changed = _ingest(store, folder, rejects_path, progress, limits)
         if not summary.application_ids:
             return summary, FlagResult(
                 pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons", "settings"])
@@ -97,7 +103,14 @@ def flag_applications(
                 saved = {f.finding_id: f for f in index.findings}
                 saved.update((f.finding_id, f) for f in stored_form(result.new_findings))
                 findings = [saved[k] for k in sorted(saved)]
-                record = replayed if replayed is not None else None if key is None else _ingest_record(key, summary)
+                if replayed is not None:
+                    record = replayed
+                elif changed:  # what ingesting the folder again would report: the next run replays it
+                    checked = time.perf_counter()
+                    record = _reingest_record(store, folder, key, limits)
+                    result.seconds["record ingest"] = time.perf_counter() - checked
+                else:
+                    record = _ingest_record(key, summary)
                 # a loaded index that reused its detection is the saved one: only the findings and revision move
                 if not (
                     index.state.how == "loaded"
@@ -106,7 +119,7 @@ def flag_applications(
                 ):
                     save_state(store, index, store.revision(), findings, detection=index.last_detection, ingest=record)
             except Exception as exc:  # the flags stand; the next run rebuilds
-                from ringscope.detectors.risk.flag_state import FlagStateWarning, discard_state
+                from ringscope.detectors.risk.flag_state import discard_state
 
                 warnings.warn(
                     f"flag state not saved ({type(exc).__name__}: {exc}); the next run rebuilds it",
@@ -126,8 +139,8 @@ def _ingest(store, folder, rejects_path, progress, limits):
     flag state recorded (:func:`ringscope.detectors.risk.flag_state.unchanged_ingest`):
     the same files on the revision that ingest left unchanged change nothing,
     and reading the whole store to find that out again is most of a repeat
-    run's ingest. Returns ``(summary, the record replayed or None, key)``;
-    ``key`` is ``None`` when the ingest changed the store (nothing to record)."""
+    run's ingest. Returns ``(summary, the record replayed or None, key,
+    whether the ingest changed the store)``."""
     from ringscope.ingest.pipeline import ingest_folder
 
     started = time.perf_counter()
@@ -142,13 +155,47 @@ def _ingest(store, folder, rejects_path, progress, limits):
             atomic_write_bytes(Path(rejects_path or "ringscope_rejects.csv"), record["rejects"])
             summary.rejects_path = str(rejects_path or "ringscope_rejects.csv")
         summary.seconds = time.perf_counter() - started
-        return summary, record, key
+        return summary, record, key, False
     summary = ingest_folder(folder, store, rejects_path=rejects_path, progress=progress, limits=limits)
     summary.seconds = time.perf_counter() - started
-    return summary, None, key if store.revision() == before else None
+    return summary, None, key, store.revision() != before
 
 
 def _ingest_record(key: str, summary) -> dict:
     """What :func:`_ingest` replays for an ingest that changed nothing."""
     rejects = Path(summary.rejects_path).read_bytes() if summary.rejects_path else None
     return {"key": key, "summary": copy.deepcopy(summary), "rejects": rejects}
+
+
+def _reingest_record(store, folder, key: str, limits) -> dict | None:
+    """The record of ingesting ``folder`` again, after a run whose ingest of
+    it changed the store: a dry run of that ingest on the store as this run
+    leaves it (its scores and findings written), so the next run of the same
+    files replays it instead of reading the store to find nothing new.
+
+    Ingest writes with the ``"keep"`` policy (the stored non-null value
+    first), so the same rows again change nothing; what the second ingest
+    reports can still differ from the first (rows of one batch that repeat a
+    contact, guarantee or share with other values load the first time and are
+    rejected as stored with other content the second), which is why it is
+    checked again rather than copied. ``None`` (nothing recorded) when the
+    folder's files changed meanwhile."""
+    import tempfile
+
+    from ringscope.ingest.pipeline import ingest_folder
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="ringscope-reingest-") as tmp:
+            rejects = Path(tmp) / "rejects.csv"
+            summary = ingest_folder(folder, store, rejects_path=rejects, limits=limits, dry_run=True)
+            record = _ingest_record(key, summary)
+    except Exception as exc:  # the state stands without it: the next run ingests the folder
+        warnings.warn(
+            f"the ingest was not recorded for the next run ({type(exc).__name__}: {exc}); it ingests the folder",
+            FlagStateWarning,
+            stacklevel=3,
+        )
+        return None
+    if ingest_key(folder, limits) != key:
+        return None
+    return record

@@ -218,6 +218,9 @@ def one_flag_run(args) -> None:
                 "scored": len(result.flags),
                 "flags": hashlib.sha256(flags).hexdigest(),
                 "peak_rss_gb": peak_rss_gb(),
+                "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+                "record_ingest": result.seconds.get("record ingest", 0.0),
+                "load": Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "",
             }
         )
     )
@@ -244,17 +247,21 @@ def repeat_runs(args) -> None:
         runs.append((label, json.loads(out.strip().splitlines()[-1])))
     kind = "Neo4j" if args.neo4j else "embedded"
     print(f"\nrepeat flag runs of {args.repeat} ({kind})\n")
-    print("| run | index | model + ingest | index | detection | time to first score | save state | total | peak RSS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| run | index | model + ingest | index | detection | time to first score | save state "
+        "(recording the ingest) | total | CPU (user+sys) | peak RSS | load |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in runs:
         print(
             f"| {label} | {r['state']} | {r['model'] + r['ingest']:.1f} s | {r['open']:.1f} s | {r['detect']:.1f} s "
-            f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s | {r['total']:.1f} s | {r['peak_rss_gb']:.2f} GB |"
+            f"| **{r['first_score']:.1f} s** | {r['save']:.1f} s ({r.get('record_ingest', 0.0):.1f} s) "
+            f"| {r['total']:.1f} s | {r.get('cpu', 0.0):.1f} s | {r['peak_rss_gb']:.2f} GB | {r.get('load', '')} |"
         )
     same = runs[1][1]["flags"] == runs[2][1]["flags"]
     print(
         f"\nsaved-state and rebuilt runs give the same flags ({runs[1][1]['scored']:,} applications): "
-        f"{'yes' if same else 'NO'}"
+        f"{'yes' if same else 'NO'}; the first run's flags too: {'yes' if runs[0][1]['flags'] == runs[2][1]['flags'] else 'NO'}"
     )
 
 

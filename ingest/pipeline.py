@@ -181,6 +181,7 @@ def ingest_folder(
     update: bool = False,
     lock_timeout: float | None = None,
     bulk: bool = False,
+    dry_run: bool = False,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -213,6 +214,13 @@ def ingest_folder(
         reading anything when the database holds data or its server is not
         one the local launcher runs; ``ValueError`` for the embedded store
         or with ``update``.
+    dry_run : bool
+        Read and check everything against the store, write the rejects file
+        and report as the ingest would, but write nothing to the store. On a
+        folder the store already holds (ingested once), this is what ingesting
+        it again reports: that ingest writes only what the store holds
+        (first delivery wins), so it changes nothing. ``ringscope flag``
+        records it for the next run of the same folder.
 
     Returns
     -------
@@ -222,6 +230,8 @@ def ingest_folder(
         raise ValueError(f"bulk loads are for Neo4j; the {store.kind} store takes the ordinary ingest")
     if bulk and update:
         raise ValueError("update corrects stored rows and a bulk load starts from an empty database: choose one")
+    if dry_run and (bulk or update):
+        raise ValueError("a dry run writes nothing: it takes neither bulk nor update")
     started = time.perf_counter()
     folder = Path(folder)
     summary = IngestSummary(folder=str(folder), store=store.location)
@@ -241,7 +251,7 @@ def ingest_folder(
         if bulk:
             store.require_empty()  # refuse before reading a single file
         stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
-        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk)
+        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk, dry_run)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -256,6 +266,7 @@ def _load(
     progress: Progress | None,
     limits: IngestLimits | None = None,
     bulk: bool = False,
+    dry_run: bool = False,
 ) -> None:
     def step(stage: str, i: int) -> None:
         if progress:
@@ -308,7 +319,7 @@ def _load(
         summary.rejects_path = None
 
     batch = build_batch(parts)
-    if batch.size():
+    if batch.size() and not dry_run:
         step("write graph", len(files))
         if bulk:
             summary.bulk = store.bulk_load(batch, progress)

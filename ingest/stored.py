@@ -128,7 +128,12 @@ def content_digest(texts: dict[str, pd.Series]) -> pd.Series:
 
 
 def _large_text(series: pd.Series) -> pa.Array:
-    return pa.array(series.astype("str"), from_pandas=True).cast(pa.large_string())
+    """``series`` as one Arrow array of large strings (a column read from
+    several Parquet row groups converts to a chunked array: combined here)."""
+    array = pa.array(series.astype("str"), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
 
 
 def _in(series: pd.Series, values: pa.Array) -> pd.Series:

@@ -375,6 +375,12 @@ def flag(
                 if "save state" in result.seconds
                 else ""
             )
+            + (
+                f" (of which {result.seconds['record ingest']:.1f} s checking what ingesting the folder again "
+                "reports, so the next run of it skips its ingest)"
+                if "record ingest" in result.seconds
+                else ""
+            )
         )
     if summary.rows_rejected:
         click.echo(f"  rejected {summary.rows_rejected:,} rows (reasons in {summary.rejects_path})")

@@ -25,10 +25,12 @@ values read as missing (JSON), in ``findings.pkl`` the stored findings, the
 settings the last ``detect`` saved and the run's detection around its batch,
 and in ``statistics.pkl`` the detectors' statistics (fitted identity model,
 hub tables, rates, peer groups: Python objects, so pickles). With
-``ingest.pkl`` the run also records an ingest that changed nothing (the
-folder's digest, the limits, the ingest code's digest, its summary and
-rejects): the same folder again on the same revision changes nothing again,
-and is not read again (:func:`unchanged_ingest`).
+``ingest.pkl`` the run also records what ingesting its folder again reports
+on the saved revision (the folder's digest, the limits, the ingest code's
+digest, the summary and rejects): its own ingest when that changed nothing,
+else a dry run of it after the run's writes (``ringscope.app.jobs``). The
+same folder again on that revision changes nothing, and is not read again
+(:func:`unchanged_ingest`).
 ``manifest.json``, written last, names every file with its SHA-256; a load
 verifies every digest before reading the file (the pickles included), so a
 partial or corrupt save is never trusted: it is rebuilt, with a warning.
@@ -674,11 +676,11 @@ def ingest_key(folder: str | Path, limits: Any = None) -> str:
 
 def unchanged_ingest(store: Any, revision: str, key: str) -> dict | None:
     """The ingest a ``flag`` run recorded for ``key`` (:func:`ingest_key`) if
-    the state is ``revision``'s and that ingest changed nothing: ``{"key",
-    "summary", "rejects"}`` (the rejects file's bytes or ``None``). Ingesting
-    the same files into the store it left unchanged changes nothing again
-    (the store's own writes since — scores, findings — are not what an
-    ingest merges), so the run can take the summary instead of reading the
+    the state is ``revision``'s: ``{"key", "summary", "rejects"}`` (the
+    rejects file's bytes or ``None``), what ingesting those files on that
+    revision reports — it changes nothing (the files are in the store; the
+    store's own writes since — scores, findings — are not what an ingest
+    merges), so the run can take the summary instead of reading the
     store. ``None`` otherwise; a damaged record with a :class:`FlagStateWarning`.
     """
     folder = state_folder(store)

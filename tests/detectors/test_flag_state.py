@@ -259,8 +259,9 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
 ):
     """The second run of a batch on an unchanged store takes the detection
     around it from the saved state (the identity model is never unpickled);
-    an ingest that changed nothing is recorded, and the next run of the same
-    files takes its summary and rejects instead of reading the store again.
+    the run that ingests records what ingesting the same files again reports,
+    and the next runs of them take its summary and rejects instead of reading
+    the store again.
     The flags are those of a rebuild every time."""
     import ringscope.detectors.risk.flagging as flagging
     import ringscope.ingest.pipeline as pipeline
@@ -269,9 +270,9 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
     batch = _new_batch(tmp_path)
     state_folder(store).mkdir(parents=True)
     (state_folder(store) / "state.pkl").write_bytes(b"an older format's pickle")
-    first = _flag(store, batch, model, tmp_path)  # a real ingest: the store changes, nothing to record
+    first = _flag(store, batch, model, tmp_path)  # a real ingest: it records what ingesting again reports
     manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["ingest"] is None
+    assert manifest["ingest"] is not None
     # the folder holds this state only: what the manifest does not name is gone
     held = {p.relative_to(state_folder(store)).as_posix() for p in state_folder(store).rglob("*") if p.is_file()}
     assert held == set(manifest["files"]) | {MANIFEST}
@@ -286,14 +287,14 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
     summary, second = flag_applications(store, batch, model, tmp_path / "rejects.csv")
     assert second.state.how == "loaded"
     assert detections.count == 0 and loads.count == 0  # no detection, statistics never read
-    assert ingests.count == 1  # this ingest is read (and changes nothing): now it is recorded
+    assert ingests.count == 0  # the first run recorded what this ingest reports: not read again
     assert json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))["ingest"] is not None
     pd.testing.assert_frame_equal(second.flags, first.flags)
     assert sorted(f.finding_id for f in second.new_findings) == sorted(f.finding_id for f in first.new_findings)
 
     (tmp_path / "rejects.csv").unlink()
     replayed, third = flag_applications(store, batch, model, tmp_path / "rejects.csv")
-    assert ingests.count == 1 and detections.count == 0 and loads.count == 0
+    assert ingests.count == 0 and detections.count == 0 and loads.count == 0
     assert third.state.how == "loaded"  # (its scores are written again, with their time: a new revision)
     assert replayed.application_ids == summary.application_ids and replayed.rows_rejected == summary.rows_rejected
     assert replayed.exit_code == summary.exit_code and replayed.reject_reasons == summary.reject_reasons
@@ -305,7 +306,7 @@ def test_a_repeat_run_of_the_batch_reuses_its_detection_and_its_ingest(
 
     discard_state(store)
     rebuilt = _flag(store, batch, model, tmp_path)
-    assert rebuilt.state.how == "rebuilt" and detections.count == 1 and ingests.count == 2
+    assert rebuilt.state.how == "rebuilt" and detections.count == 1 and ingests.count == 1
     pd.testing.assert_frame_equal(rebuilt.flags, first.flags)
 
 
@@ -342,9 +343,13 @@ def test_a_changed_batch_folder_is_ingested_again(prepared, tmp_path, monkeypatc
     apps = pd.read_csv(batch / "applications.csv", dtype=str, keep_default_na=False)
     extra = apps[apps["application_id"] == "HONEST"].assign(application_id="HONEST2")
     pd.concat([apps, extra]).to_csv(batch / "applications.csv", index=False)
-    summary, result = flag_applications(store, batch, model, tmp_path / "rejects.csv")
-    assert ingests.count == 1 and "HONEST2" in summary.application_ids
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FlagStateWarning)  # the state is saved, its ingest recorded
+        summary, result = flag_applications(store, batch, model, tmp_path / "rejects.csv")
+    assert ingests.count == 2 and "HONEST2" in summary.application_ids  # the ingest, then the dry run recording it
     assert result.state.how == "rebuilt" and "HONEST2" in set(result.flags["application_id"])
+    _flag(store, batch, model, tmp_path)
+    assert ingests.count == 2  # replayed
 
 
 def test_damaged_statistics_or_ingest_record_cost_time_not_flags(prepared, tmp_path, monkeypatch):
@@ -375,3 +380,106 @@ def test_damaged_statistics_or_ingest_record_cost_time_not_flags(prepared, tmp_p
         result = _flag(store, batch, model, tmp_path)
     assert ingests.count == 1
     pd.testing.assert_frame_equal(result.flags, expected)
+
+
+def _summary_fields(summary) -> dict:
+    """What a run reports of its ingest, less where it ran and how long it took."""
+    from dataclasses import asdict
+
+    fields = asdict(summary)
+    for name in ("seconds", "rejects_path", "folder"):
+        fields.pop(name)
+    return fields
+
+
+def test_the_run_that_ingests_leaves_what_the_next_run_replays(store, prepared, tmp_path, private_data, monkeypatch):
+    """Run 1 really ingests its batch (the store changes); it records what
+    ingesting the same files again reports, on the store as it leaves it, so
+    run 2 of the same folder neither ingests nor reads a table: its ingest
+    summary and rejects are those of a real second ingest (which changes
+    nothing), its flags those of run 1 and of a rebuild. The batch repeats a
+    contact, a guarantee and a share with other values: loaded the first
+    time, rejected as stored with other content the second — so the record
+    is not run 1's own summary."""
+    import ringscope.detectors.risk.flagging as flagging
+    import ringscope.ingest.pipeline as pipeline
+    from ringscope.detectors.risk.flag_state import ingest_key, unchanged_ingest
+    from tests.detectors.builder import company_uscc, person_id
+
+    model = _load(store, prepared, tmp_path)
+    batch = ExportBuilder(start=LATER, first_index=6000)
+    for i in range(2):
+        batch.app(f"NEW{i}", device_id="half-ring-device", bank_account="6228480055556666777", label="")
+    batch.app("HONEST", label="", ip="172.16.9.3")
+    batch.business_app(61, "FIRM", label="")
+    batch.app("BROKEN", amount="", label="")  # breaks the contract: rejected both times
+    batch.contact("NEW0", "张三", "13900001111")
+    batch.contact("NEW0", "李四", "13900001111")  # the same contact, another name
+    batch.contact("GHOST", "王五", "13900002222")  # no such application: rejected both times
+    batch.guarantee("HONEST", "person", "赵六", person_id(6100), amount=100000)
+    batch.guarantee("HONEST", "person", "赵六", person_id(6100), amount=200000)
+    batch.role(company_uscc(61), "钱七", person_id(6101), role="shareholder", share_pct=40)
+    batch.role(company_uscc(61), "钱七", person_id(6101), role="shareholder", share_pct=60)
+    folder = batch.write(tmp_path / "new")
+
+    before = store.revision()
+    first_summary, first = flag_applications(store, folder, model, tmp_path / "rejects.csv")
+    assert store.revision() != before and first.state.how == "rebuilt"
+    first_rejects = pd.read_csv(tmp_path / "rejects.csv", encoding="utf-8-sig")
+    assert len(first_rejects) == 2  # BROKEN and GHOST's contact
+    manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["revision"] == store.revision() and manifest["ingest"] is not None
+    record = unchanged_ingest(store, store.revision(), ingest_key(folder))
+    assert record is not None
+
+    # a real second ingest on this store: it changes nothing and reports what was recorded
+    revision = store.revision()
+    again = ingest_folder(folder, store, rejects_path=tmp_path / "again.csv")
+    assert store.revision() == revision
+    assert _summary_fields(again) == _summary_fields(record["summary"])
+    assert (tmp_path / "again.csv").read_bytes() == record["rejects"]
+    assert _summary_fields(again) != _summary_fields(first_summary)  # three rows more rejected: not a copy
+    assert again.rows_rejected == first_summary.rows_rejected + 3
+    assert again.application_ids == first_summary.application_ids
+
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    detections = _Calls(monkeypatch, flagging, "detect_around")
+    with _Reads(store) as reads:
+        summary, second = flag_applications(store, folder, model, tmp_path / "rejects2.csv")
+    assert ingests.count == 0 and detections.count == 0 and reads.tables == [], reads.tables
+    assert second.state.how == "loaded"
+    assert _summary_fields(summary) == _summary_fields(again)
+    assert (tmp_path / "rejects2.csv").read_bytes() == (tmp_path / "again.csv").read_bytes()
+    pd.testing.assert_frame_equal(second.flags, first.flags)
+    assert sorted(f.finding_id for f in second.new_findings) == sorted(f.finding_id for f in first.new_findings)
+
+    discard_state(store)
+    rebuilt = _flag(store, folder, model, tmp_path)
+    assert rebuilt.state.how == "rebuilt" and ingests.count == 1
+    pd.testing.assert_frame_equal(rebuilt.flags, first.flags)
+
+
+def test_a_failed_dry_run_costs_the_next_run_its_ingest_not_the_state(prepared, tmp_path, monkeypatch):
+    """Recording the ingest is a dry run of it; when that fails, the state is
+    saved all the same (with a warning) and the next run ingests the folder."""
+    import ringscope.ingest.pipeline as pipeline
+
+    store, model = _copy(prepared, tmp_path)
+    batch = _new_batch(tmp_path)
+    real = pipeline.ingest_folder
+
+    def failing(*args, dry_run=False, **kwargs):
+        if dry_run:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest_folder", failing)
+    with pytest.warns(FlagStateWarning, match="ingest was not recorded"):
+        first = _flag(store, batch, model, tmp_path)
+    manifest = json.loads((state_folder(store) / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["revision"] == store.revision() and manifest["ingest"] is None
+    monkeypatch.setattr(pipeline, "ingest_folder", real)
+    ingests = _Calls(monkeypatch, pipeline, "ingest_folder")
+    second = _flag(store, batch, model, tmp_path)
+    assert ingests.count == 1 and second.state.how == "loaded"
+    pd.testing.assert_frame_equal(second.flags, first.flags)

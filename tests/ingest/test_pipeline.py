@@ -53,6 +53,31 @@ def test_ingesting_twice_changes_no_count(tmp_path, store):
     assert first.total_nodes > 0
 
 
+def test_a_dry_run_reports_the_ingest_and_writes_nothing(tmp_path, store):
+    """A dry run reports (and writes the rejects) as the ingest would, but the
+    store keeps its revision and counts; after the real ingest, a dry run
+    reports what ingesting the folder again reports."""
+    before, counts = store.revision(), store.counts()
+    folder = write_sample(tmp_path / "export")
+    dry = ingest_folder(folder, store, rejects_path=tmp_path / "dry.csv", dry_run=True)
+    assert store.revision() == before and store.counts() == counts
+    real = ingest_folder(folder, store, rejects_path=tmp_path / "real.csv")
+    assert store.revision() != before
+    assert dry.application_ids == real.application_ids and dry.reject_reasons == real.reject_reasons
+    assert [(t.rows_loaded, t.rows_rejected) for t in dry.tables] == [
+        (t.rows_loaded, t.rows_rejected) for t in real.tables
+    ]
+    assert (tmp_path / "dry.csv").read_bytes() == (tmp_path / "real.csv").read_bytes()
+    after = store.revision()
+    dry = ingest_folder(folder, store, rejects_path=tmp_path / "dry.csv", dry_run=True)
+    again = ingest_folder(folder, store, rejects_path=tmp_path / "again.csv")
+    assert store.revision() == after
+    assert dry.tables == again.tables and dry.counts == again.counts and dry.reject_reasons == again.reject_reasons
+    assert (tmp_path / "dry.csv").read_bytes() == (tmp_path / "again.csv").read_bytes()
+    with pytest.raises(ValueError, match="dry run"):
+        ingest_folder(folder, store, dry_run=True, update=True)
+
+
 def test_both_stores_give_the_same_counts(tmp_path, embedded_store, neo4j_store):
     pytest.importorskip("neo4j")
     a = _ingest(tmp_path, embedded_store).counts

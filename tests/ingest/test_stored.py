@@ -212,3 +212,23 @@ def test_without_update_the_cli_rejects_and_with_it_corrects(tmp_path, embedded_
     assert "corrected 1 stored rows" in fixed.output
     a3 = embedded_store.node_properties("Application", ["A3"], ["amount", "label"]).iloc[0]
     assert (a3["amount"], a3["label"]) == (31000, "good")
+
+
+def test_a_grown_folder_ingested_again_changes_nothing(tmp_path, store):
+    """A folder delivered, delivered again with one application more, then a
+    third time: its applications are stored in two writes (two row groups of
+    the embedded store), and looking them up used to fail ("Iterable should
+    contain Array objects") instead of finding nothing new."""
+    from tests.detectors.builder import ExportBuilder
+
+    export = ExportBuilder()
+    for i in range(2):
+        export.app(f"A{i}")
+    ingest_folder(export.write(tmp_path / "one"), store, rejects_path=tmp_path / "rejects.csv")
+    export.app("A2")
+    grown = export.write(tmp_path / "two")
+    assert ingest_folder(grown, store, rejects_path=tmp_path / "rejects.csv").application_ids == ["A0", "A1", "A2"]
+    revision = store.revision()
+    again = ingest_folder(grown, store, rejects_path=tmp_path / "rejects.csv")
+    assert again.application_ids == ["A0", "A1", "A2"] and again.rows_rejected == 0
+    assert store.revision() == revision
