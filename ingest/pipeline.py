@@ -15,6 +15,7 @@ The whole run holds the store's write lock. The per-table builders are in
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,21 @@ import pandas as pd
 from ringscope.graph.files import write_csv
 from ringscope.graph.store import GraphBatch, GraphCounts, GraphStore, Progress
 from ringscope.ingest.limits import IngestLimits
-from ringscope.ingest.reader import TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
+from ringscope.ingest.reader import (
+    TABLES,
+    RawReject,
+    ReadResult,
+    RefusedFile,
+    UnreadableFile,
+    find_tables,
+    read_table,
+    read_table_chunks,
+)
 from ringscope.ingest.stored import StoredCheck, write_batch
 from ringscope.ingest.tables import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
+    SeenRows,
     TablePart,
     applications_part,
     company_roles_part,
@@ -42,6 +53,7 @@ __all__ = [
     "TableReport",
     "IngestSummary",
     "IngestLimits",
+    "CHUNK_ROWS",
     "ingest_folder",
     "build_batch",
 ]
@@ -114,15 +126,25 @@ class IngestSummary:
         return 1 if self.rows_loaded == 0 else 0
 
 
+#: input rows read, checked and staged at a time by an embedded ingest
+CHUNK_ROWS = 100_000
+
 # -- the whole folder -----------------------------------------------------------
 
 
-def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReject]) -> ReadResult | None:
-    """Read one file and account for its lines in ``report``; None when the
+def _read(
+    path: Path, table: str, report: TableReport, raw_rejects: list[RawReject], chunk_rows: int | None = None
+) -> tuple[ReadResult, Iterator[pd.DataFrame]] | None:
+    """Read one file and account for its lines in ``report``: the read and
+    its rows (one frame, or ``chunk_rows`` rows at a time); None when the
     file is unreadable or refused as a whole (the reason is in ``report.error``
     and in the rejects, and every row it holds counts as rejected)."""
     try:
-        result = read_table(path)
+        if chunk_rows and path.suffix.lower() in (".parquet", ".pq"):
+            result, frames = read_table_chunks(path, chunk_rows)
+        else:  # a CSV is read whole (its line accounting needs the whole file), then handed out in slices
+            result = read_table(path)
+            frames = _slices(result.frame, chunk_rows)
     except RefusedFile as err:
         report.error, report.encoding = str(err), err.encoding
         report.rows_read = report.rows_rejected = report.lines_read = err.rows
@@ -133,7 +155,7 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
         raw_rejects.append(RawReject(path.name, None, report.error))
         return None
     report.encoding = result.encoding
-    report.rows_read = len(result.frame) + len(result.rejects)
+    report.rows_read = (len(result.frame) if result.rows is None else result.rows) + len(result.rejects)
     report.lines_read = result.lines
     report.blank_lines = result.blank_lines
     report.lines_unaccounted = result.unaccounted
@@ -150,7 +172,15 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
         report.rows_rejected = report.rows_read
         raw_rejects.append(RawReject(path.name, 1, report.error))
         return None
-    return result
+    return result, frames
+
+
+def _slices(frame: pd.DataFrame, rows: int | None) -> Iterator[pd.DataFrame]:
+    if not rows:
+        yield frame
+        return
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start : start + rows]
 
 
 def build_batch(parts: list[TablePart]) -> GraphBatch:
@@ -181,6 +211,9 @@ def ingest_folder(
     update: bool = False,
     lock_timeout: float | None = None,
     bulk: bool = False,
+    *,
+    chunk_rows: int | None = CHUNK_ROWS,
+    partition_rows: int | None = None,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -213,6 +246,17 @@ def ingest_folder(
         reading anything when the database holds data or its server is not
         one the local launcher runs; ``ValueError`` for the embedded store
         or with ``update``.
+    chunk_rows : int, optional
+        Rows of a file read, checked and staged at a time when writing
+        to the embedded store (without ``update``): the graph of each chunk
+        goes to disk (:meth:`EmbeddedStore.write_staged
+        <ringscope.graph.embedded.EmbeddedStore.write_staged>`) and memory
+        stays bounded by the chunk, not the book. The store ends the same as
+        with ``None`` (the whole folder in memory, as Neo4j, ``bulk`` and
+        ``update`` always do).
+    partition_rows : int, optional
+        Rows of one table merged in memory at a time by the staged write
+        (default :data:`ringscope.graph.staged.PARTITION_ROWS`).
 
     Returns
     -------
@@ -241,7 +285,8 @@ def ingest_folder(
         if bulk:
             store.require_empty()  # refuse before reading a single file
         stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
-        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk)
+        chunked = chunk_rows if (chunk_rows and hasattr(store, "write_staged") and not bulk and not update) else None
+        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk, chunked, partition_rows)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -256,46 +301,98 @@ def _load(
     progress: Progress | None,
     limits: IngestLimits | None = None,
     bulk: bool = False,
+    chunk_rows: int | None = None,
+    partition_rows: int | None = None,
 ) -> None:
+    """Read, check and write every table; with ``chunk_rows`` a chunk at a
+    time, each chunk's graph staged on disk and merged into the store at the
+    end (the same store as the whole batch)."""
+
     def step(stage: str, i: int) -> None:
         if progress:
             progress(stage, i, len(files) + 1)
 
     parts: list[TablePart] = []
+    staged = None
+    reject_parts: list[pd.DataFrame] = []
     raw_rejects: list[RawReject] = []
     apps_index = pd.DataFrame({"key": pd.Series([], dtype=object), "borrower_label": [], "borrower_key": []})
-    for i, table in enumerate(t for t in TABLES if t in files):
-        path = files[table]
-        step(f"read {path.name}", i)
-        report = TableReport(table, str(path), "")
-        summary.tables.append(report)
-        result = _read(path, table, report, raw_rejects)
-        if result is None:
-            continue
-        frame = result.frame
-        if table == "applications":
-            part, apps_index = applications_part(frame, path.name, limits, stored)
-            summary.application_ids = [str(k) for k in apps_index["key"]]
-            if stored.refused:  # their contacts and guarantees must not attach to the stored rows
-                refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
-                apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
-        elif table == "contacts":
-            part = contacts_part(frame, path.name, apps_index, store, stored)
-        elif table == "guarantees":
-            part = guarantees_part(frame, path.name, apps_index, store, limits, stored)
-        else:
-            part = company_roles_part(frame, path.name, stored)
-        report.rows_loaded = part.loaded
-        report.rows_rejected = report.rows_read - part.loaded
-        parts.append(part)
+    try:
+        for i, table in enumerate(t for t in TABLES if t in files):
+            path = files[table]
+            step(f"read {path.name}", i)
+            report = TableReport(table, str(path), "")
+            summary.tables.append(report)
+            read = _read(path, table, report, raw_rejects, chunk_rows)
+            if read is None:
+                continue
+            seen = SeenRows() if chunk_rows else None
+            indexes: list[pd.DataFrame] = []
+            loaded = 0
+            for frame in read[1]:
+                if table == "applications":
+                    part, index = applications_part(frame, path.name, limits, stored, seen)
+                    indexes.append(index)
+                elif table == "contacts":
+                    part = contacts_part(frame, path.name, apps_index, store, stored)
+                elif table == "guarantees":
+                    part = guarantees_part(frame, path.name, apps_index, store, limits, stored)
+                else:
+                    part = company_roles_part(frame, path.name, stored)
+                loaded += part.loaded
+                reject_parts.extend(r for r in part.rejects if len(r))
+                part.rejects = []
+                if chunk_rows:
+                    if staged is None and (part.nodes or part.rels):
+                        staged = store.staged(partition_rows)
+                    for kind, tables in (("node", part.nodes), ("rel", part.rels)):
+                        for name, frames in tables.items():
+                            for frame, slot in zip(frames, part.slots[(kind, name)]):
+                                staged.add_frame(kind, name, frame, (i, slot))
+                else:
+                    parts.append(part)
+            if table == "applications":
+                if indexes:
+                    apps_index = pd.concat(indexes) if len(indexes) > 1 else indexes[0]
+                summary.application_ids = [str(k) for k in apps_index["key"]]
+                if stored.refused:  # their contacts and guarantees must not attach to the stored rows
+                    refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
+                    apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
+            report.rows_loaded = loaded
+            report.rows_rejected = report.rows_read - loaded
 
+        _write_rejects(summary, raw_rejects, reject_parts, rejects_path)
+        if staged is not None:
+            step("write graph", len(files))
+            store.write_staged(staged, progress, policy="keep")
+        elif parts:
+            batch = build_batch(parts)
+            if batch.size():
+                step("write graph", len(files))
+                if bulk:
+                    summary.bulk = store.bulk_load(batch, progress)
+                else:
+                    store.ensure_schema()
+                    summary.corrections = write_batch(store, batch, stored, progress)
+    finally:
+        if staged is not None:
+            staged.close()
+    summary.counts = store.counts()
+
+
+def _write_rejects(
+    summary: IngestSummary,
+    raw_rejects: list[RawReject],
+    reject_parts: list[pd.DataFrame],
+    rejects_path: str | Path | None,
+) -> None:
     rejects = pd.concat(
         [
             pd.DataFrame(
                 [r.__dict__ for r in raw_rejects], columns=["source_file", "line", "reason", "content"]
             ).rename(columns={"content": "record"})
         ]
-        + [r for p in parts for r in p.rejects if len(r)],
+        + reject_parts,
         ignore_index=True,
     )
     rejects["line"] = rejects["line"].astype("Int64")  # a file-level reject has no line: keep the others whole
@@ -306,13 +403,3 @@ def _load(
         write_csv(rejects, summary.rejects_path)
     else:
         summary.rejects_path = None
-
-    batch = build_batch(parts)
-    if batch.size():
-        step("write graph", len(files))
-        if bulk:
-            summary.bulk = store.bulk_load(batch, progress)
-        else:
-            store.ensure_schema()
-            summary.corrections = write_batch(store, batch, stored, progress)
-    summary.counts = store.counts()
