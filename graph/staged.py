@@ -39,7 +39,7 @@ from ringscope.graph.store import GraphBatch
 __all__ = ["PARTITION_ROWS", "STAGING", "StagedWrite"]
 
 #: rows of one table merged in memory at a time (a larger table is partitioned)
-PARTITION_ROWS = 1_000_000
+PARTITION_ROWS = 250_000
 
 #: name prefix of a staging folder inside the store (deleted when done, and by the next writer after a kill)
 STAGING = f"staging{TMP_MARKER}"
