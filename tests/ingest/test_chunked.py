@@ -139,3 +139,44 @@ def test_sample_with_rejects_in_chunks(tmp_path):
     _same_summary(whole, chunked)
     assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "chunked.csv").read_bytes()
     _same_store(EmbeddedStore(tmp_path / "whole"), EmbeddedStore(tmp_path / "chunked"), ordered=False)
+
+
+def test_memory_is_bounded_by_the_chunk_and_the_partition(tmp_path, monkeypatch):
+    """No step sees more rows than a chunk (reading, checking) or about a
+    partition (merging), however long the book: the largest table here has
+    several partitions' worth of rows."""
+    import ringscope.graph.embedded as embedded
+    import ringscope.ingest.pipeline as pipeline
+
+    folder = _book(tmp_path / "book", "parquet")
+    checked, merged = [], []
+    real_part, real_merge = pipeline.contacts_part, embedded.merge_tables
+
+    def contacts_part(frame, *args, **kw):
+        checked.append(len(frame))
+        return real_part(frame, *args, **kw)
+
+    def merge_tables(old, new, *args, **kw):
+        merged.append((0 if old is None else old.num_rows) + new.num_rows)
+        return real_merge(old, new, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "contacts_part", contacts_part)
+    monkeypatch.setattr(embedded, "merge_tables", merge_tables)
+    ingest_folder(
+        folder, EmbeddedStore(tmp_path / "s"), rejects_path=tmp_path / "r.csv", chunk_rows=50, partition_rows=40
+    )
+    contacts = len(_read(folder, "contacts"))
+    assert contacts > 100 and max(checked) == 50 and sum(checked) == contacts
+    assert max(merged) <= 2 * 40 < contacts
+
+
+def test_a_killed_staged_write_leaves_nothing_behind(tmp_path):
+    store = EmbeddedStore(tmp_path / "s")
+    staged = store.staged(partition_rows=10)
+    staged.add_frame("node", "Phone", pd.DataFrame({"key": ["+8613800138000"]}))
+    assert staged.root.is_dir()
+    # a writer killed here never commits: the next writer clears its staging folder
+    with EmbeddedStore(tmp_path / "s").lock():
+        pass
+    assert not staged.root.exists()
+    assert store.counts().nodes["Phone"] == 0
