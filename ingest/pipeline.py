@@ -10,6 +10,19 @@ relationship is merged on its key, and a row that would change a stored one
 is rejected unless ``update`` asks for a correction (see :mod:`ringscope.ingest.stored`).
 The whole run holds the store's write lock. The per-table builders are in
 :mod:`ringscope.ingest.tables`.
+
+Into the embedded store (without ``update``) a folder is ingested
+:data:`CHUNK_ROWS` rows at a time: a Parquet file is read a batch of rows at
+a time (a CSV is read whole, then handed out in slices), each chunk is
+checked and normalised, and its graph is staged on disk; the staged tables
+are merged into the store at the end, in one commit, a partition of
+identities at a time (:mod:`ringscope.graph.staged`). What crosses chunks
+is kept small: the ids and content hashes of the applications read so far
+(a repeat in a later chunk is collapsed or rejected as in one read), the
+index of loaded applications (contacts and guarantees in another chunk
+find their borrower), and the rejects. The store ends with the same rows,
+properties and rejects file as a whole-folder ingest; a table larger than
+a partition holds its rows grouped by partition.
 """
 
 from __future__ import annotations
