@@ -94,13 +94,29 @@ class StagedWrite:
         return sum(self.rows.values())
 
     def read(self, kind: str, name: str) -> pa.Table:
-        """The staged rows of one table, whole (in the order added)."""
-        tables = [pq.read_table(f) for f in self.files[(kind, name)]]
-        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        """The staged rows of one table, whole (in the order added), typed as
+        the whole batch's table would be (:meth:`batch_schema`)."""
+        schema = self.batch_schema(kind, name)
+        return pa.concat_tables([_conform(pq.read_table(f), schema) for f in self.files[(kind, name)]])
+
+    def batch_schema(self, kind: str, name: str) -> pa.Schema:
+        """The types of the whole batch's table: Arrow's promotion of the
+        chunks' types, except that a text column held as ``large_string`` in
+        some chunks (pandas' ``str``) and as ``string`` or ``null`` in others
+        (Python objects) is ``string``: the whole batch concatenates the
+        chunks' frames in pandas, which makes such a column Python objects,
+        and Arrow reads those as ``string``."""
+        schemas = [pq.read_schema(f) for f in self.files[(kind, name)]]
+        promoted = pa.concat_tables([s.empty_table() for s in schemas], promote_options="permissive").schema
+        for i, field in enumerate(promoted):
+            kinds = {str(s.field(field.name).type) for s in schemas if field.name in s.names}
+            if "large_string" in kinds and kinds & {"string", "null"} and kinds <= {"string", "large_string", "null"}:
+                promoted = promoted.set(i, field.with_type(pa.string()))
+        return promoted
 
     def schema(self, kind: str, name: str, old: Path | None) -> pa.Schema:
-        """The schema the whole merge would give (stored table first, then the chunks)."""
-        empty = [pq.read_schema(f).empty_table() for f in ([old] if old else []) + self.files[(kind, name)]]
+        """The schema the whole merge would give (stored table first, then the batch)."""
+        empty = ([pq.read_schema(old).empty_table()] if old else []) + [self.batch_schema(kind, name).empty_table()]
         return _no_null_columns(pa.concat_tables(empty, promote_options="permissive")).schema
 
     def partitions(

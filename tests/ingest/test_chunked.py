@@ -15,7 +15,7 @@ from tests.sample_data import write_sample
 
 
 def _book(folder, file_format: str, seed: int = 7):
-    generate_portfolio(GeneratorConfig(applications=80, seed=seed, file_format=file_format), folder)
+    generate_portfolio(GeneratorConfig(applications=40, seed=seed, file_format=file_format), folder)
     return folder
 
 
@@ -109,8 +109,8 @@ def test_a_later_feed_in_chunks_never_overwrites_a_stored_row(tmp_path):
     # the later feed repeats the first one's applications, some with other content
     apps = _read(later, "applications")
     old = _read(first, "applications")
-    changed = old.iloc[5:40].assign(amount="777")
-    _write(later, "applications", pd.concat([apps.iloc[:100], changed, old.iloc[40:], apps.iloc[100:]]))
+    changed = old.iloc[5:20].assign(amount="777")
+    _write(later, "applications", pd.concat([apps.iloc[:30], changed, old.iloc[20:], apps.iloc[30:]]))
     contacts = _read(first, "contacts")
     _write(later, "contacts", pd.concat([_read(later, "contacts"), contacts.assign(contact_name="换人")]))
     for name in ("whole", "chunked"):
@@ -163,11 +163,11 @@ def test_memory_is_bounded_by_the_chunk_and_the_partition(tmp_path, monkeypatch)
     monkeypatch.setattr(pipeline, "contacts_part", contacts_part)
     monkeypatch.setattr(embedded, "merge_tables", merge_tables)
     ingest_folder(
-        folder, EmbeddedStore(tmp_path / "s"), rejects_path=tmp_path / "r.csv", chunk_rows=50, partition_rows=40
+        folder, EmbeddedStore(tmp_path / "s"), rejects_path=tmp_path / "r.csv", chunk_rows=20, partition_rows=15
     )
     contacts = len(_read(folder, "contacts"))
-    assert contacts > 100 and max(checked) == 50 and sum(checked) == contacts
-    assert max(merged) <= 2 * 40 < contacts
+    assert contacts > 40 and max(checked) == 20 and sum(checked) == contacts
+    assert max(merged) <= 2 * 15 < contacts
 
 
 def test_a_killed_staged_write_leaves_nothing_behind(tmp_path):
