@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -45,6 +46,7 @@ from ringscope.graph.files import TMP_MARKER, atomic_write_text, private_dir, re
 from ringscope.graph.locking import FileLock, LockHolder, OnWait, StoreBusy
 from ringscope.graph.merging import _same_rows, merge_frames, merge_parquet, merge_tables
 from ringscope.graph.model import DERIVED_LABELS, DERIVED_RELS, NODE_TYPES, REL_TYPES
+from ringscope.graph.staged import STAGING, StagedWrite, _conform
 from ringscope.graph.store import WRITE_POLICIES, Detach, GraphBatch, GraphCounts, Progress
 
 __all__ = ["EmbeddedStore", "merge_frames", "merge_tables"]
@@ -312,6 +314,8 @@ class EmbeddedStore:
             for file in self.path.iterdir():
                 if file.name in _OURS and file.is_file() and file.stat().st_mode & 0o077:
                     os.chmod(file, 0o600)
+        for staging in self.path.glob(f"{STAGING}*"):  # a staged write killed before its commit
+            shutil.rmtree(staging, ignore_errors=True)
         for folder in (self.path / "nodes", self.path / "rels"):
             remove_leftovers(folder)
             if folder.is_dir():
@@ -515,6 +519,85 @@ class EmbeddedStore:
                     if progress:
                         progress(f"write {name}", done, total)
 
+    def staged(self, partition_rows: int | None = None) -> StagedWrite:
+        """A write to gather chunk by chunk on disk (inside the store folder)
+        and commit with :meth:`write_staged`; close it when done."""
+        self.ensure_schema()
+        return StagedWrite(self.path, **({} if partition_rows is None else {"partition_rows": partition_rows}))
+
+    def write_staged(self, staged: StagedWrite, progress: Progress | None = None, *, policy: str = "merge") -> None:
+        """Merge the tables gathered in ``staged`` into the store in one
+        all-or-nothing commit: the same stored rows as :meth:`write` of
+        the whole batch (the chunks concatenated in the order added), in
+        memory O(``staged.partition_rows``) per table (see
+        :mod:`ringscope.graph.staged`)."""
+        if policy not in WRITE_POLICIES:
+            raise ValueError(f"The 'policy' parameter must be one of {WRITE_POLICIES}. Got {policy!r} instead.")
+        with self.lock():
+            self.ensure_schema()
+            total, done = staged.size(), 0
+            with _TableWriter(self) as out:
+                for kind, name in staged.files:
+                    out.wait()  # one table in memory at a time (and the one being written)
+                    if kind == "node":
+                        file, identity = self._node_file(name), ["key"]
+                    else:
+                        file, identity = self._rel_file(name), ["src", "dst", *REL_TYPES[name].identity]
+                    old_file = file if file.exists() else None
+                    rows = staged.rows[(kind, name)] + (_row_count(file) if old_file else 0)
+                    if rows <= staged.partition_rows:
+                        self._merge_whole(out, kind, file, identity, staged.read(kind, name), policy)
+                    else:
+                        self._merge_partitioned(out, staged, kind, name, file, old_file, identity, policy)
+                    done += staged.rows[(kind, name)]
+                    if progress:
+                        progress(f"write {name}", done, total)
+
+    def _merge_whole(
+        self, out: _TableWriter, kind: str, file: Path, identity: list[str], new: pa.Table, policy: str
+    ) -> None:
+        """One table's merge as :meth:`write` does it."""
+        if kind == "node" and file.exists() and out.stream(file, new, policy) is not None:
+            return
+        old = pq.read_table(file) if file.exists() else None
+        merged = merge_tables(old, new, identity, policy)
+        if not _same_rows(old, merged, identity):
+            out.put(file, merged)
+
+    def _merge_partitioned(
+        self,
+        out: _TableWriter,
+        staged: StagedWrite,
+        kind: str,
+        name: str,
+        file: Path,
+        old_file: Path | None,
+        identity: list[str],
+        policy: str,
+    ) -> None:
+        """One table's merge a partition of identities at a time, straight into the commit's file."""
+        schema = staged.schema(kind, name, old_file)
+        changed = old_file is None or not schema.equals(pq.read_schema(old_file))
+        tmp = file.with_name(f"{file.name}{TMP_MARKER}{out.txid}")
+        try:
+            with pq.ParquetWriter(str(tmp), schema, compression="snappy") as writer:
+                for old, new in staged.partitions(kind, name, old_file, identity, schema):
+                    stored = old if old.num_rows else None
+                    merged = merge_tables(stored, new, identity, policy)
+                    if not merged.num_rows:
+                        continue
+                    merged = _conform(merged, schema)
+                    changed = changed or not _same_rows(stored, merged, identity)
+                    writer.write_table(merged)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if changed:
+            out.moves.append((tmp, file))
+            _made_durable(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+
     def clear(self) -> None:
         """Delete every table of this store (tests and the demo), in one commit."""
         with self.lock():
@@ -579,6 +662,12 @@ class _TableWriter:
         tmp = file.with_name(f"{file.name}{TMP_MARKER}{self.txid}")
         self.moves.append((tmp, file))
         self._pending.append(self._pool.submit(_write_parquet, tmp, table))
+
+    def wait(self) -> None:
+        """Wait for the tables handed to :meth:`put` so far (bounds what is held in memory)."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
 
     def stream(self, file: Path, new: pa.Table, policy: str) -> bool | None:
         """Merge ``new`` into node table ``file`` with :func:`merge_parquet`,

@@ -25,6 +25,7 @@ file's record.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,57 @@ def read_parquet(path: Path) -> ReadResult:
     # Parquet has no lines: number rows like a CSV would (header = 1).
     frame[LINE] = np.arange(2, table.num_rows + 2, dtype=np.int64)
     return ReadResult(frame=frame, encoding="parquet", lines=table.num_rows, row_lines=table.num_rows, path="parquet")
+
+
+def read_parquet_chunks(path: Path, rows: int) -> tuple[ReadResult, Iterator[pd.DataFrame]]:
+    """:func:`read_parquet` ``rows`` rows at a time: the file's accounting
+    (a :class:`ReadResult` with an empty frame) and an iterator of frames
+    whose concatenation is ``read_parquet(path).frame``.
+
+    A column that :func:`column_as_text` would refuse is found before the
+    first frame, by reading only the columns that are not text already (one
+    at a time), so the file is refused as a whole, with the same message.
+    """
+    try:
+        handle = pq.ParquetFile(path)
+        schema = handle.schema_arrow
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise UnreadableFile(f"{path.name}: not a readable Parquet file ({err})") from err
+    total = handle.metadata.num_rows
+    names = check_column_names(schema.names, path.name, total, "parquet")
+    for i, field in enumerate(schema):
+        t = field.type
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
+            try:
+                column = handle.read(columns=[field.name]).column(0)
+            except Exception as err:
+                raise UnreadableFile(f"{path.name}: not a readable Parquet file ({err})") from err
+            column_as_text(names[i], column, path.name, total)
+            del column
+    header = ReadResult(
+        frame=pd.DataFrame(columns=[*names, LINE]),
+        encoding="parquet",
+        lines=total,
+        row_lines=total,
+        path="parquet",
+        rows=total,
+    )
+
+    def frames() -> Iterator[pd.DataFrame]:
+        start = 0
+        for batch in handle.iter_batches(batch_size=rows, use_threads=True):
+            n = batch.num_rows
+            columns = {
+                name: column_as_text(name, pa.chunked_array([batch.column(i)]), path.name, total)
+                for i, name in enumerate(names)
+            }
+            frame = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(n))
+            frame.index = pd.RangeIndex(start, start + n)
+            frame[LINE] = np.arange(start + 2, start + n + 2, dtype=np.int64)
+            start += n
+            yield frame
+
+    return header, frames()
 
 
 def column_as_text(name: str, column: pa.ChunkedArray, source: str = "", rows: int = 0) -> pa.ChunkedArray:

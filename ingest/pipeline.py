@@ -10,11 +10,25 @@ relationship is merged on its key, and a row that would change a stored one
 is rejected unless ``update`` asks for a correction (see :mod:`ringscope.ingest.stored`).
 The whole run holds the store's write lock. The per-table builders are in
 :mod:`ringscope.ingest.tables`.
+
+Into the embedded store (without ``update``) a folder is ingested
+:data:`CHUNK_ROWS` rows at a time: a Parquet file is read a batch of rows at
+a time (a CSV is read whole, then handed out in slices), each chunk is
+checked and normalised, and its graph is staged on disk; the staged tables
+are merged into the store at the end, in one commit, a partition of
+identities at a time (:mod:`ringscope.graph.staged`). What crosses chunks
+is kept small: the ids and content hashes of the applications read so far
+(a repeat in a later chunk is collapsed or rejected as in one read), the
+index of loaded applications (contacts and guarantees in another chunk
+find their borrower), and the rejects. The store ends with the same rows,
+properties and rejects file as a whole-folder ingest; a table larger than
+a partition holds its rows grouped by partition.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +38,21 @@ import pandas as pd
 from ringscope.graph.files import write_csv
 from ringscope.graph.store import GraphBatch, GraphCounts, GraphStore, Progress
 from ringscope.ingest.limits import IngestLimits
-from ringscope.ingest.reader import TABLES, RawReject, ReadResult, RefusedFile, UnreadableFile, find_tables, read_table
+from ringscope.ingest.reader import (
+    TABLES,
+    RawReject,
+    ReadResult,
+    RefusedFile,
+    UnreadableFile,
+    find_tables,
+    read_table,
+    read_table_chunks,
+)
 from ringscope.ingest.stored import StoredCheck, write_batch
 from ringscope.ingest.tables import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
+    SeenRows,
     TablePart,
     applications_part,
     company_roles_part,
@@ -42,6 +66,7 @@ __all__ = [
     "TableReport",
     "IngestSummary",
     "IngestLimits",
+    "CHUNK_ROWS",
     "ingest_folder",
     "build_batch",
 ]
@@ -114,15 +139,57 @@ class IngestSummary:
         return 1 if self.rows_loaded == 0 else 0
 
 
+#: input rows read, checked and staged at a time by an embedded ingest
+CHUNK_ROWS = 100_000
+
 # -- the whole folder -----------------------------------------------------------
 
 
-def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReject]) -> ReadResult | None:
-    """Read one file and account for its lines in ``report``; None when the
+def _any_longer(paths, rows: int) -> bool:
+    r"""Does any of ``paths`` hold more than ``rows`` rows? (Parquet: its
+    footer; CSV: its line breaks, counted until there are enough.)
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.csv"
+    >>> _ = path.write_text("h\n1\n2\n")
+    >>> _any_longer([path], 2), _any_longer([path], 1)
+    (False, True)
+    """
+    for path in paths:
+        path = Path(path)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            try:
+                if pq.ParquetFile(path).metadata.num_rows > rows:
+                    return True
+            except Exception:  # an unreadable file is refused by the reader, with its reason
+                continue
+            continue
+        breaks = 0
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                breaks += block.count(b"\n")
+                if breaks > rows + 1:  # the header's line too
+                    return True
+    return False
+
+
+def _read(
+    path: Path, table: str, report: TableReport, raw_rejects: list[RawReject], chunk_rows: int | None = None
+) -> tuple[ReadResult, Iterator[pd.DataFrame]] | None:
+    """Read one file and account for its lines in ``report``: the read and
+    its rows (one frame, or ``chunk_rows`` rows at a time); None when the
     file is unreadable or refused as a whole (the reason is in ``report.error``
     and in the rejects, and every row it holds counts as rejected)."""
     try:
-        result = read_table(path)
+        if chunk_rows and path.suffix.lower() in (".parquet", ".pq"):
+            result, frames = read_table_chunks(path, chunk_rows)
+        else:  # a CSV is read whole (its line accounting needs the whole file), then handed out in slices
+            result = read_table(path)
+            frames = _slices(result.frame, chunk_rows)
     except RefusedFile as err:
         report.error, report.encoding = str(err), err.encoding
         report.rows_read = report.rows_rejected = report.lines_read = err.rows
@@ -133,7 +200,7 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
         raw_rejects.append(RawReject(path.name, None, report.error))
         return None
     report.encoding = result.encoding
-    report.rows_read = len(result.frame) + len(result.rejects)
+    report.rows_read = (len(result.frame) if result.rows is None else result.rows) + len(result.rejects)
     report.lines_read = result.lines
     report.blank_lines = result.blank_lines
     report.lines_unaccounted = result.unaccounted
@@ -150,7 +217,15 @@ def _read(path: Path, table: str, report: TableReport, raw_rejects: list[RawReje
         report.rows_rejected = report.rows_read
         raw_rejects.append(RawReject(path.name, 1, report.error))
         return None
-    return result
+    return result, frames
+
+
+def _slices(frame: pd.DataFrame, rows: int | None) -> Iterator[pd.DataFrame]:
+    if not rows:
+        yield frame
+        return
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start : start + rows]
 
 
 def build_batch(parts: list[TablePart]) -> GraphBatch:
@@ -182,6 +257,9 @@ def ingest_folder(
     lock_timeout: float | None = None,
     bulk: bool = False,
     dry_run: bool = False,
+    *,
+    chunk_rows: int | None = CHUNK_ROWS,
+    partition_rows: int | None = None,
 ) -> IngestSummary:
     """Ingest the contract tables found in ``folder`` into ``store``.
 
@@ -221,6 +299,19 @@ def ingest_folder(
         it again reports: that ingest writes only what the store holds
         (first delivery wins), so it changes nothing. ``ringscope flag``
         records it for the next run of the same folder.
+    chunk_rows : int, optional
+        Rows of a file read, checked and staged at a time when writing
+        to the embedded store (without ``update``): the graph of each chunk
+        goes to disk (:meth:`EmbeddedStore.write_staged
+        <ringscope.graph.embedded.EmbeddedStore.write_staged>`) and memory
+        stays bounded by the chunk, not the book. The store ends the same as
+        with ``None`` (the whole folder in memory, as Neo4j, ``bulk``,
+        ``update`` and ``dry_run`` always do, and as a folder whose every
+        file fits in one chunk does: a nightly batch merges into the store
+        as before).
+    partition_rows : int, optional
+        Rows of one table merged in memory at a time by the staged write
+        (default :data:`ringscope.graph.staged.PARTITION_ROWS`).
 
     Returns
     -------
@@ -251,7 +342,28 @@ def ingest_folder(
         if bulk:
             store.require_empty()  # refuse before reading a single file
         stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
-        _load(folder, files, store, summary, stored, rejects_path, progress, limits, bulk, dry_run)
+        chunked = (
+            chunk_rows
+            if chunk_rows
+            and hasattr(store, "write_staged")
+            and not (bulk or update or dry_run)
+            and _any_longer(files.values(), chunk_rows)
+            else None
+        )
+        _load(
+            folder,
+            files,
+            store,
+            summary,
+            stored,
+            rejects_path,
+            progress,
+            limits,
+            bulk,
+            chunked,
+            partition_rows,
+            dry_run,
+        )
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -266,47 +378,99 @@ def _load(
     progress: Progress | None,
     limits: IngestLimits | None = None,
     bulk: bool = False,
+    chunk_rows: int | None = None,
+    partition_rows: int | None = None,
     dry_run: bool = False,
 ) -> None:
+    """Read, check and write every table; with ``chunk_rows`` a chunk at a
+    time, each chunk's graph staged on disk and merged into the store at the
+    end (the same store as the whole batch)."""
+
     def step(stage: str, i: int) -> None:
         if progress:
             progress(stage, i, len(files) + 1)
 
     parts: list[TablePart] = []
+    staged = None
+    reject_parts: list[pd.DataFrame] = []
     raw_rejects: list[RawReject] = []
     apps_index = pd.DataFrame({"key": pd.Series([], dtype=object), "borrower_label": [], "borrower_key": []})
-    for i, table in enumerate(t for t in TABLES if t in files):
-        path = files[table]
-        step(f"read {path.name}", i)
-        report = TableReport(table, str(path), "")
-        summary.tables.append(report)
-        result = _read(path, table, report, raw_rejects)
-        if result is None:
-            continue
-        frame = result.frame
-        if table == "applications":
-            part, apps_index = applications_part(frame, path.name, limits, stored)
-            summary.application_ids = [str(k) for k in apps_index["key"]]
-            if stored.refused:  # their contacts and guarantees must not attach to the stored rows
-                refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
-                apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
-        elif table == "contacts":
-            part = contacts_part(frame, path.name, apps_index, store, stored)
-        elif table == "guarantees":
-            part = guarantees_part(frame, path.name, apps_index, store, limits, stored)
-        else:
-            part = company_roles_part(frame, path.name, stored)
-        report.rows_loaded = part.loaded
-        report.rows_rejected = report.rows_read - part.loaded
-        parts.append(part)
+    try:
+        for i, table in enumerate(t for t in TABLES if t in files):
+            path = files[table]
+            step(f"read {path.name}", i)
+            report = TableReport(table, str(path), "")
+            summary.tables.append(report)
+            read = _read(path, table, report, raw_rejects, chunk_rows)
+            if read is None:
+                continue
+            seen = SeenRows() if chunk_rows else None
+            indexes: list[pd.DataFrame] = []
+            loaded = 0
+            for frame in read[1]:
+                if table == "applications":
+                    part, index = applications_part(frame, path.name, limits, stored, seen)
+                    indexes.append(index)
+                elif table == "contacts":
+                    part = contacts_part(frame, path.name, apps_index, store, stored)
+                elif table == "guarantees":
+                    part = guarantees_part(frame, path.name, apps_index, store, limits, stored)
+                else:
+                    part = company_roles_part(frame, path.name, stored)
+                loaded += part.loaded
+                reject_parts.extend(r for r in part.rejects if len(r))
+                part.rejects = []
+                if chunk_rows:
+                    if staged is None and (part.nodes or part.rels):
+                        staged = store.staged(partition_rows)
+                    for kind, tables in (("node", part.nodes), ("rel", part.rels)):
+                        for name, frames in tables.items():
+                            for frame, slot in zip(frames, part.slots[(kind, name)]):
+                                staged.add_frame(kind, name, frame, (i, slot))
+                else:
+                    parts.append(part)
+            if table == "applications":
+                if indexes:
+                    apps_index = pd.concat(indexes) if len(indexes) > 1 else indexes[0]
+                summary.application_ids = [str(k) for k in apps_index["key"]]
+                if stored.refused:  # their contacts and guarantees must not attach to the stored rows
+                    refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
+                    apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
+            report.rows_loaded = loaded
+            report.rows_rejected = report.rows_read - loaded
 
+        _write_rejects(summary, raw_rejects, reject_parts, rejects_path)
+        if staged is not None:
+            step("write graph", len(files))
+            store.write_staged(staged, progress, policy="keep")
+        elif parts:
+            batch = build_batch(parts)
+            if batch.size() and not dry_run:
+                step("write graph", len(files))
+                if bulk:
+                    summary.bulk = store.bulk_load(batch, progress)
+                else:
+                    store.ensure_schema()
+                    summary.corrections = write_batch(store, batch, stored, progress)
+    finally:
+        if staged is not None:
+            staged.close()
+    summary.counts = store.counts()
+
+
+def _write_rejects(
+    summary: IngestSummary,
+    raw_rejects: list[RawReject],
+    reject_parts: list[pd.DataFrame],
+    rejects_path: str | Path | None,
+) -> None:
     rejects = pd.concat(
         [
             pd.DataFrame(
                 [r.__dict__ for r in raw_rejects], columns=["source_file", "line", "reason", "content"]
             ).rename(columns={"content": "record"})
         ]
-        + [r for p in parts for r in p.rejects if len(r)],
+        + reject_parts,
         ignore_index=True,
     )
     rejects["line"] = rejects["line"].astype("Int64")  # a file-level reject has no line: keep the others whole
@@ -317,13 +481,3 @@ def _load(
         write_csv(rejects, summary.rejects_path)
     else:
         summary.rejects_path = None
-
-    batch = build_batch(parts)
-    if batch.size() and not dry_run:
-        step("write graph", len(files))
-        if bulk:
-            summary.bulk = store.bulk_load(batch, progress)
-        else:
-            store.ensure_schema()
-            summary.corrections = write_batch(store, batch, stored, progress)
-    summary.counts = store.counts()

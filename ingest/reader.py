@@ -21,6 +21,7 @@ import codecs
 import csv
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "find_tables",
     "detect_encoding",
     "read_table",
+    "read_table_chunks",
     "check_column_names",
 ]
 
@@ -104,6 +106,8 @@ class ReadResult:
     blank_lines: int = 0
     #: "fast" (Arrow read the whole file), "lines" (read line by line) or "parquet"
     path: str = "fast"
+    #: rows of the file when ``frame`` is empty because they come in chunks (:func:`read_table_chunks`)
+    rows: int | None = None
 
     @property
     def unaccounted(self) -> int:
@@ -234,6 +238,32 @@ def read_table(path: str | Path) -> ReadResult:
 
         return read_parquet(path)
     return _read_csv(path)
+
+
+def read_table_chunks(path: str | Path, rows: int) -> tuple[ReadResult, Iterator[pd.DataFrame]]:
+    """:func:`read_table` ``rows`` rows at a time: the file's accounting (a
+    :class:`ReadResult` whose ``frame`` is empty and whose rejects are the
+    reader's) and an iterator of frames, in order, whose concatenation is
+    ``read_table(path).frame`` (same values, index and :data:`LINE`).
+
+    A Parquet file is read a batch of rows at a time; a CSV is read whole
+    (its line accounting and the line-by-line fallback see the whole file)
+    and handed out in slices.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        from ringscope.ingest.parquet_types import read_parquet_chunks
+
+        return read_parquet_chunks(path, rows)
+    result = _read_csv(path)
+    frame = result.frame
+    result.frame, result.rows = frame.iloc[:0], len(frame)
+
+    def frames() -> Iterator[pd.DataFrame]:
+        for start in range(0, len(frame), rows):
+            yield frame.iloc[start : start + rows]
+
+    return result, frames()
 
 
 # -- CSV ------------------------------------------------------------------------

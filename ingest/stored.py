@@ -225,18 +225,39 @@ class StoredCheck:
         return f"{Path(self.folder) / source}:{int(line)}" if self.folder else f"{source}:{int(line)}"
 
     # -- applications ----------------------------------------------------------
-    def check_applications(self, checks, frame: pd.DataFrame, source: str, ids: pd.Series, digest: pd.Series) -> None:
+    def check_applications(
+        self,
+        checks,
+        frame: pd.DataFrame,
+        source: str,
+        ids: pd.Series,
+        digest: pd.Series,
+        collapse: pd.Series | None = None,
+    ) -> None:
         """Reject (or, with ``update``, mark for correction) rows whose
-        application_id is stored with another digest."""
+        application_id is stored with another digest.
+
+        ``collapse`` marks exact repeats of an earlier row of the feed: they
+        are not compared themselves (the earlier row was, or was rejected),
+        but share the fate of their id. So a repeat in a later chunk, or of
+        a row rejected as a duplicate, decides nothing about the rows before it."""
         from ringscope.ingest.reader import LINE
 
+        if self.refused:  # ids refused in an earlier chunk: their exact repeats go too
+            again = _in(ids, _large_text(pd.Series(sorted(self.refused), dtype="str"))) & checks.ok
+            checks.fail(again, f"application_id {STORED_DIFFERENT}")
         ok = checks.ok & ids.notna()
+        if collapse is not None:
+            ok &= ~collapse
         batch_ids = pd.Index(ids[ok].unique())
         if not len(batch_ids):
             return
         stored = self.store.node_properties("Application", list(batch_ids), ["content_digest"])
         new = batch_ids.difference(pd.Index(stored["key"].astype(str)))
-        self.new_applications = pa.concat_arrays([self.new_applications, _large_text(pd.Series(new, dtype="str"))])
+        added = [self.new_applications, _large_text(pd.Series(new, dtype="str"))]  # an ingest in chunks adds often
+        self.new_applications = pa.concat_arrays(
+            [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in added]
+        )
         known = stored[stored["content_digest"].notna()].set_index("key")["content_digest"]
         if not len(known):
             return  # nothing stored, or stored before digests existed (first delivery then sets it)
@@ -250,7 +271,7 @@ class StoredCheck:
             return
         first = differs & ~ids.duplicated(keep="first")
         for app_id, line in zip(ids[first], frame.loc[first, LINE]):
-            self.corrected[str(app_id)] = self._source(source, line)
+            self.corrected.setdefault(str(app_id), self._source(source, line))  # first delivery (chunks too)
 
     # -- relationships ---------------------------------------------------------
     def check_relationships(

@@ -31,6 +31,7 @@ __all__ = [
     "LABELS",
     "REJECT_COLUMNS",
     "TablePart",
+    "SeenRows",
     "applications_part",
     "contacts_part",
     "guarantees_part",
@@ -87,16 +88,30 @@ class TablePart:
     rels: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
     rejects: list[pd.DataFrame] = field(default_factory=list)
     loaded: int = 0
+    #: for each frame of ``nodes`` / ``rels``, which call of :meth:`node` / :meth:`rel`
+    #: for its table made it (empty frames are dropped: the slot says where a frame
+    #: goes when the parts of several chunks are put in the order of one whole part)
+    slots: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    _calls: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def _slot(self, kind: str, name: str) -> int:
+        slot = self._calls.get((kind, name), 0)
+        self._calls[(kind, name)] = slot + 1
+        return slot
 
     def node(self, label: str, frame: pd.DataFrame) -> None:
+        slot = self._slot("node", label)
         frame = frame[frame["key"].notna()]
         if len(frame):
             self.nodes.setdefault(label, []).append(frame)
+            self.slots.setdefault(("node", label), []).append(slot)
 
     def rel(self, name: str, frame: pd.DataFrame) -> None:
+        slot = self._slot("rel", name)
         frame = frame[frame["src"].notna() & frame["dst"].notna()]
         if len(frame):
             self.rels.setdefault(name, []).append(frame)
+            self.slots.setdefault(("rel", name), []).append(slot)
 
 
 class _Checks:
@@ -147,16 +162,71 @@ def _rejects_frame(frame: pd.DataFrame, checks: _Checks, source: str) -> pd.Data
     )
 
 
-def _duplicate_keys(frame: pd.DataFrame, key: str, checks: _Checks) -> pd.Series:
+class SeenRows:
+    """Application rows of the chunks already read, for :func:`_duplicate_keys`
+    across chunks: each row's raw key, and a 128-bit hash of its content
+    (every column but :data:`LINE`). A chunked ingest passes one to every
+    :func:`applications_part` call of a file, so a row repeating a key of
+    an earlier chunk is rejected or collapsed as in one whole read."""
+
+    def __init__(self) -> None:
+        self._keys: list[pa.Array] = []
+        self._hashes: list[pa.Array] = []
+
+    @staticmethod
+    def content(frame: pd.DataFrame) -> pa.Array:
+        columns = frame[[c for c in frame.columns if c != LINE]]
+        halves = [
+            pd.util.hash_pandas_object(columns, index=False, hash_key=k).to_numpy(dtype=np.uint64)
+            for k in ("ringscope-rows-1", "ringscope-rows-2")
+        ]
+        both = np.ascontiguousarray(np.stack(halves, axis=1))
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(both.tobytes())])
+
+    def has_key(self, keys: pd.Series) -> pd.Series:
+        return self._member(keys, self._keys, _large(keys))
+
+    def has_content(self, index: pd.Index, hashes: pa.Array) -> pd.Series:
+        return self._member(pd.Series(index=index, dtype=object), self._hashes, hashes)
+
+    @staticmethod
+    def _member(like: pd.Series, seen: list[pa.Array], values: pa.Array) -> pd.Series:
+        if not seen:
+            return pd.Series(False, index=like.index)
+        value_set = pa.concat_arrays(seen) if len(seen) > 1 else seen[0]
+        hit = pc.fill_null(pc.is_in(values, value_set=value_set), False)
+        return pd.Series(hit.to_numpy(zero_copy_only=False), index=like.index)
+
+    def add(self, keys: pd.Series, hashes: pa.Array) -> None:
+        given = keys.notna().to_numpy()
+        self._keys.append(_large(keys[given]).combine_chunks() if len(keys) else pa.array([], pa.large_string()))
+        self._hashes.append(hashes.filter(pa.array(given)))
+
+
+def _large(series: pd.Series) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(series.astype("str"), from_pandas=True)]).cast(pa.large_string())
+
+
+def _duplicate_keys(frame: pd.DataFrame, key: str, checks: _Checks, seen: SeenRows | None = None) -> pd.Series:
     """Mark rows repeating an earlier key with different content (reject)
-    and rows repeating it identically (collapse). Returns the collapse mask."""
+    and rows repeating it identically (collapse). Returns the collapse mask.
+    ``seen``: the rows of earlier chunks (updated with this one's)."""
     same_key = frame[key].duplicated(keep="first") & frame[key].notna()
+    exact_before = pd.Series(False, index=frame.index)
+    if seen is not None:
+        hashes = SeenRows.content(frame)
+        before = seen.has_key(frame[key]) & frame[key].notna()
+        if before.any():
+            exact_before = before & seen.has_content(frame.index, hashes)
+        same_key |= before
+        seen.add(frame[key], hashes)
     if not same_key.any():
         return same_key
     involved = frame[frame[key].duplicated(keep=False) & frame[key].notna()]
     content = [c for c in frame.columns if c != LINE]
     exact = pd.Series(False, index=frame.index)
     exact[involved.index] = involved.duplicated(subset=content, keep="first")
+    exact |= exact_before
     checks.fail(same_key & ~exact, f"duplicate {key} with different content (first occurrence kept)")
     return same_key & exact
 
@@ -208,10 +278,15 @@ def _company_nodes(
 
 
 def applications_part(
-    frame: pd.DataFrame, source: str, limits: IngestLimits | None = None, stored: StoredCheck | None = None
+    frame: pd.DataFrame,
+    source: str,
+    limits: IngestLimits | None = None,
+    stored: StoredCheck | None = None,
+    seen: SeenRows | None = None,
 ) -> tuple[TablePart, pd.DataFrame]:
     """Validate and normalise applications; return the graph part and an
-    index of application_id → borrower label/key for the other tables."""
+    index of application_id → borrower label/key for the other tables.
+    ``seen``: the rows of the file's earlier chunks, when it is read in chunks."""
     limits = limits or IngestLimits()
     part = TablePart()
     checks = _Checks(frame)
@@ -247,10 +322,10 @@ def applications_part(
     checks.fail(ids["id_number"].isna(), "applicant_id_number is not a resident ID number (15 or 18 characters)")
     label = t["label"].str.lower()
     checks.fail(label.notna() & ~label.isin(LABELS), "label must be fraud, default, good or empty")
-    collapse = _duplicate_keys(frame, "application_id", checks)
+    collapse = _duplicate_keys(frame, "application_id", checks, seen)
     digest = content_digest({c: t[c] for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]})
     if stored is not None:
-        stored.check_applications(checks, frame, source, t["application_id"], digest)
+        stored.check_applications(checks, frame, source, t["application_id"], digest, collapse)
 
     rejects = _rejects_frame(frame, checks, source)
     keep = checks.ok & ~collapse
