@@ -39,6 +39,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
+from ringscope.detectors.risk.binning import one_pass_binning
 from ringscope.detectors.risk.config import (
     FALLBACK_FOLDS,
     HONEST_SAMPLE_FLOOR,
@@ -277,7 +278,8 @@ def train_models(
         )
     split = _validation_split(y_all, applied_at, config)
     threads = fit_threads()
-    with warnings.catch_warnings(), threadpool_limits(limits=threads):
+    # one_pass_binning: the boosted fits' weighted bin edges, the same edges for one sort per feature
+    with warnings.catch_warnings(), threadpool_limits(limits=threads), one_pass_binning():
         # constant columns and collapsed bins are expected on small portfolios
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
