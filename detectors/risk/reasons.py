@@ -93,9 +93,11 @@ class ReasonContext:
     bad_labels: tuple[str, ...] = BAD_LABELS
 
     #: built on first use and kept across chunks (:meth:`bad_partners`): the links of
-    #: known-bad applications, and each link's application as a code into ``_link_apps``
+    #: known-bad applications, and the links grouped by application (``_link_rows[_link_starts[i]:_link_starts[i + 1]]``
+    #: are the rows of ``_link_apps[i]``, in the links' order)
     _bad_links: pd.DataFrame | None = field(default=None, init=False, repr=False)
-    _link_codes: np.ndarray | None = field(default=None, init=False, repr=False)
+    _link_rows: np.ndarray | None = field(default=None, init=False, repr=False)
+    _link_starts: np.ndarray | None = field(default=None, init=False, repr=False)
     _link_apps: pd.Index | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -113,18 +115,22 @@ class ReasonContext:
         application of another person (kind, identifier, partner, label, time)."""
         if self.partners is not None:
             return self.partners[self.partners["application_id"].isin(app_ids)]
-        if self._link_codes is None:
+        if self._link_rows is None:
             # once, not once per chunk: a scan of every link per chunk grew with chunks x links
-            codes, uniques = pd.factorize(self.links["application_id"])
-            self._link_codes, self._link_apps = codes, pd.Index(uniques)
+            codes, uniques = pd.factorize(self.links["application_id"])  # -1: a link without application
+            self._link_apps = pd.Index(uniques)
+            self._link_rows = np.argsort(codes, kind="stable")
+            self._link_starts = np.searchsorted(codes[self._link_rows], np.arange(len(uniques) + 1))
             bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
-            self._bad_links = self.links[self.links["application_id"].isin(bad_ids)]
+            bad = self.links["application_id"].isin(bad_ids).to_numpy()
+            self._bad_links = self.links[bad]
         wanted = self._link_apps.get_indexer(pd.Index(app_ids).unique())
-        chosen = np.zeros(len(self._link_apps) + 1, dtype=bool)  # the last slot: a link without application
-        chosen[wanted[wanted >= 0]] = True
-        mine = self.links[chosen[self._link_codes]]
-        bad_links = self._bad_links
-        pairs = mine.merge(bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
+        wanted = wanted[wanted >= 0]
+        first, lengths = self._link_starts[wanted], self._link_starts[wanted + 1] - self._link_starts[wanted]
+        ranges = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        rows = np.sort(self._link_rows[ranges])  # the chosen applications' links, in the links' order
+        mine = self.links.iloc[rows]
+        pairs = mine.merge(self._bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
         pairs = pairs[pairs["entity"] != pairs["entity_partner"]]
         t_self = pairs["application_id"].map(self.apps["applied_at"])
         t_partner = pairs["application_id_partner"].map(self.apps["applied_at"])
