@@ -110,3 +110,58 @@ def test_build_reasons_with_features_in_another_order():
     contrib, features, context, _ = _case(60, 3)
     shuffled = features.sample(frac=1.0, random_state=0)
     assert build_reasons(contrib, shuffled, context).equals(build_reasons(contrib, features, context))
+
+
+def test_bad_partners_by_chunk_are_the_earlier_known_bad_sharers_in_link_order():
+    """Chunks of applications against links built once: for each link of a
+    chosen application (in the links' order), each earlier known-bad
+    application of another person on the same identifier (in the links' order)."""
+    rng = np.random.default_rng(9)
+    n = 300
+    ids = [f"A{i:03d}" for i in range(n)]
+    apps = pd.DataFrame(
+        {
+            "application_id": ids,
+            "applied_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "label": rng.choice(["fraud", "good", "default", None], n, p=[0.2, 0.5, 0.1, 0.2]),
+        }
+    )
+    rows = [
+        (a, kind, f"{kind}{rng.integers(0, 25)}", f"p{rng.integers(0, 200)}")
+        for a in ids
+        for kind in ("device", "phone", "ip")
+        if rng.random() < 0.7
+    ]
+    links = pd.DataFrame(rows, columns=["application_id", "kind", "identifier", "entity"]).sample(
+        frac=1.0, random_state=1, ignore_index=True
+    )
+    context = ReasonContext.build([], links, apps)
+    at = apps.set_index("application_id")["applied_at"]
+    label = apps.set_index("application_id")["label"]
+    records = list(links.itertuples(index=False))
+    for chunk in (ids[:100], ids[100:250], ids[250:], ids[::7]):
+        wanted = set(chunk)
+        expected = [
+            (me.application_id, me.kind, me.identifier, other.application_id, label[other.application_id])
+            for me in records
+            if me.application_id in wanted
+            for other in records
+            if label[other.application_id] == "fraud"
+            and (other.kind, other.identifier) == (me.kind, me.identifier)
+            and other.entity != me.entity
+            and at[other.application_id] < at[me.application_id]
+        ]
+        got = context.bad_partners(chunk)
+        assert len(expected) > 20
+        assert (
+            list(
+                zip(
+                    got["application_id"],
+                    got["kind"],
+                    got["identifier"],
+                    got["application_id_partner"],
+                    got["partner_label"],
+                )
+            )
+            == expected
+        )
