@@ -228,6 +228,12 @@ def merge_parquet(
     collides = new_at_old >= 0
     new_rest = np.flatnonzero(~hit)
     written = False
+    given = set(new.column_names)
+    # every stored row meets a batch row and the batch adds none (the scores of every
+    # application): the merged rows are the stored ones in their order, so each slice is
+    # merged and written as it is read instead of holding every colliding row at the end
+    every = not len(new_rest) and bool(collides.all())
+    changed = False
     try:
         with pq.ParquetWriter(str(sink), schema, compression="snappy") as writer:
             start, colliding = 0, []
@@ -235,38 +241,56 @@ def merge_parquet(
             for batch in stored.iter_batches(batch_size=rows or STREAM_ROWS):
                 part = pa.Table.from_batches([batch])
                 mine = collides[start : start + part.num_rows]
+                if every:
+                    old_part = _conform(part, schema)
+                    new_part = _conform(new.take(pa.array(new_at_old[start : start + part.num_rows])), schema)
+                    start += part.num_rows
+                    both = _merged_rows(old_part, new_part, schema, old_schema, given, policy)
+                    writer.write_table(both)
+                    changed = changed or not both.equals(old_part)
+                    continue
                 start += part.num_rows
                 if mine.any():
                     colliding.append(part.filter(pa.array(mine)))
                     part = part.filter(pa.array(~mine))
                 if part.num_rows:
                     writer.write_table(_conform(part, schema))
-            if len(new_rest):
-                writer.write_table(_conform(new.take(pa.array(new_rest)), schema))
-            old_hit = _conform(pa.concat_tables(colliding) if colliding else old_schema.empty_table(), schema)
-            new_hit = _conform(new.take(pa.array(new_at_old[collides])), schema)
-            given = set(new.column_names)
-            both = pa.Table.from_arrays(
-                [
-                    _combine(
-                        old_hit.column(f.name) if f.name in old_schema.names else None,
-                        new_hit.column(f.name) if f.name in given else None,
-                        policy,
-                    ).cast(f.type)
-                    for f in schema
-                ],
-                schema=schema,
-            )
-            if both.num_rows:
-                writer.write_table(both)
+            if not every:
+                if len(new_rest):
+                    writer.write_table(_conform(new.take(pa.array(new_rest)), schema))
+                old_hit = _conform(pa.concat_tables(colliding) if colliding else old_schema.empty_table(), schema)
+                new_hit = _conform(new.take(pa.array(new_at_old[collides])), schema)
+                both = _merged_rows(old_hit, new_hit, schema, old_schema, given, policy)
+                if both.num_rows:
+                    writer.write_table(both)
+                changed = not both.equals(old_hit)
             # what _same_rows decides on the whole tables: only the colliding rows can differ
-            written = bool(len(new_rest)) or not schema.equals(old_schema) or not both.equals(old_hit)
+            written = bool(len(new_rest)) or not schema.equals(old_schema) or changed
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None  # a column that does not cast: the in-memory merge decides (as _update_unique's callers)
     finally:
         if not written:
             Path(sink).unlink(missing_ok=True)
     return written
+
+
+def _merged_rows(
+    old_hit: pa.Table, new_hit: pa.Table, schema: pa.Schema, old_schema: pa.Schema, given: set[str], policy: str
+) -> pa.Table:
+    """Colliding rows, stored (``old_hit``) and given (``new_hit``, the same
+    keys in the same order, both conformed to ``schema``), combined column by
+    column as ``policy`` says."""
+    return pa.Table.from_arrays(
+        [
+            _combine(
+                old_hit.column(f.name) if f.name in old_schema.names else None,
+                new_hit.column(f.name) if f.name in given else None,
+                policy,
+            ).cast(f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -174,6 +174,43 @@ def _before_in_run(keys: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.
     return position - start, flagged_before
 
 
+def _sums_by_kind(history: pd.DataFrame, index: pd.Index) -> dict[str, np.ndarray]:
+    """``earlier_sharers_<kind>`` and ``bad_earlier_<kind>`` for the
+    applications of ``index``: the sums of :func:`identifier_history`'s
+    counts over each application's links of that kind, 0 without one.
+
+    What pivot tables of the sums, reindexed and filled with 0, gave — their
+    type too: whole numbers only when every application has a link of every
+    kind the links hold (else a table with holes, in floats) — with counts
+    over integer positions instead of grouping every link by its text.
+
+    >>> h = pd.DataFrame({"application_id": ["a", "c", "c"], "kind": ["device", "device", "phone"],
+    ...                   "earlier": [1, 2, 3], "bad_earlier": [0, 1, 0]})
+    >>> s = _sums_by_kind(h, pd.Index(["a", "b", "c"]))
+    >>> s["earlier_sharers_device"].tolist(), s["bad_earlier_phone"].tolist(), s["earlier_sharers_ip"].tolist()
+    ([1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    """
+    n = len(index)
+    at = positions_in(history["application_id"], index)
+    kind_of = history["kind"].to_numpy(dtype=object)
+    earlier = history["earlier"].to_numpy(dtype=np.int64)
+    bad_earlier = history["bad_earlier"].to_numpy(dtype=np.int64)
+    out, complete, seen = {}, n > 0, False
+    for kind in SHARED_KINDS:
+        rows = np.flatnonzero((kind_of == kind) & (at >= 0))
+        if len(rows) or (kind_of == kind).any():
+            seen = True
+            complete = complete and bool(np.bincount(at[rows], minlength=n).all())
+        out[f"earlier_sharers_{kind}"] = np.bincount(at[rows], weights=earlier[rows], minlength=n).astype(float)
+        out[f"bad_earlier_{kind}"] = np.bincount(at[rows], weights=bad_earlier[rows], minlength=n).astype(float)
+    if seen and complete:
+        whole = {kind for kind in SHARED_KINDS if (kind_of == kind).any()}
+        for kind in whole:
+            for name in (f"earlier_sharers_{kind}", f"bad_earlier_{kind}"):
+                out[name] = out[name].astype(np.int64)
+    return out
+
+
 def finding_features(
     findings: Iterable[Finding], apps: pd.DataFrame, bad_labels: tuple[str, ...] = BAD_LABELS
 ) -> pd.DataFrame:
@@ -274,11 +311,8 @@ def application_features(
     links = entity_links(portfolio)
     bad = a["label"].isin(bad_labels)
     history = identifier_history(links, a["applied_at"], bad)
-    earlier = history.pivot_table(index="application_id", columns="kind", values="earlier", aggfunc="sum")
-    bad_earlier = history.pivot_table(index="application_id", columns="kind", values="bad_earlier", aggfunc="sum")
-    for kind in SHARED_KINDS:
-        out[f"earlier_sharers_{kind}"] = earlier.get(kind, pd.Series(dtype=float)).reindex(out.index).fillna(0.0)
-        out[f"bad_earlier_{kind}"] = bad_earlier.get(kind, pd.Series(dtype=float)).reindex(out.index).fillna(0.0)
+    for column, sums in _sums_by_kind(history, out.index).items():
+        out[column] = sums
     out["known_bad_1hop"] = out[[f"bad_earlier_{k}" for k in SHARED_KINDS]].sum(axis=1)
     # the same resolved person's earlier applications (repeat borrowing, earlier defaults)
     person = links.drop_duplicates("application_id").set_index("application_id")["entity"]

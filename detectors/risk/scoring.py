@@ -423,7 +423,12 @@ def _validation_scores(
     """Scores of the validation applications (``split.valid_ids``, in that
     order): one fit on the training period, or out-of-fold over k folds."""
     if not split.folds:
-        train_rows = np.flatnonzero(X.index.isin(split.train_ids))
+        # by hash lookup: Index.isin on Arrow-backed text builds its value set in Python
+        # (3.5 s of CPU for the four validation fits at 200k); the same rows, ascending
+        chosen = np.zeros(len(X), dtype=bool)
+        at = X.index.get_indexer(split.train_ids)
+        chosen[at[at >= 0]] = True
+        train_rows = np.flatnonzero(chosen)
         est = _fit_calibrated(kind, cols, X, y, train_rows, config)
         return est.predict_proba(X.loc[split.valid_ids])[:, 1]
     scores = np.empty(len(X))

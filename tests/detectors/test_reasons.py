@@ -1,0 +1,167 @@
+"""Reasons: the portfolio-wide builder writes what the one-application form writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ringscope.detectors.base import Evidence, Finding
+from ringscope.detectors.risk.reasons import Partner, ReasonContext, build_reasons, reasons_json
+
+COLUMNS = [
+    "log_amount",
+    "applicant_age",
+    "has_agent",
+    "product",
+    "earlier_sharers_phone",
+    "bad_earlier_device",
+    "known_bad_1hop",
+    "det_shared_identifier_rings",
+    "det_contact_loops",
+    "known_bad_2hop",
+    "findings_count",
+]
+
+
+def _case(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    ids = [f"A{i:04d}" for i in range(n)]
+    features = pd.DataFrame(
+        {
+            "log_amount": np.where(rng.random(n) < 0.1, np.nan, rng.normal(11, 2, n)),
+            "applicant_age": rng.uniform(18, 70, n),
+            "has_agent": rng.random(n) < 0.3,
+            "product": pd.Series(rng.choice(["经营贷", "consumer", "(none)"], n), dtype="string").to_numpy(),
+            "earlier_sharers_phone": rng.integers(0, 4, n),
+            "bad_earlier_device": rng.integers(0, 2, n).astype(float),
+            "known_bad_1hop": rng.integers(0, 3, n).astype(float),
+            "det_shared_identifier_rings": rng.random(n),
+            "det_contact_loops": rng.random(n),
+            "known_bad_2hop": rng.integers(0, 2, n).astype(float),
+            "findings_count": rng.integers(0, 3, n).astype(float),
+        },
+        index=pd.Index(ids, name="application_id"),
+    )
+    # ties-free contributions around the 0.01 cut, some large, some missing, a few infinite
+    contrib = rng.normal(0, 0.6, (n, len(COLUMNS)))
+    contrib[rng.random((n, len(COLUMNS))) < 0.15] = rng.uniform(0.0095, 0.0105, 1)[0]
+    contrib[rng.random((n, len(COLUMNS))) < 0.01] = np.nan
+    contrib[0, 0] = np.inf
+    contrib[1, :] = -1.0 - np.arange(len(COLUMNS)) / 100  # no reason at all
+    contrib = pd.DataFrame(contrib, index=features.index, columns=COLUMNS)
+    findings = [
+        Finding(
+            "shared_identifier_rings" if k % 2 else "contact_loops",
+            "ring",
+            tuple(sorted(rng.choice(ids, 3, replace=False))),
+            round(float(rng.random()), 6),
+            (Evidence("shared_device", 0.4, f"device d{k} shared \u2014 三人"), Evidence("size", 0.1, "3 members")),
+            summary=f"finding {k} 摘要",
+        )
+        for k in range(n // 10)
+    ]
+    by_app: dict[str, list[Finding]] = {}
+    for f in findings:
+        for m in f.members:
+            by_app.setdefault(m, []).append(f)
+    partner_rows = [
+        Partner(a, kind, f"{kind}-{a}", f"B{k}", "fraud", pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(days=k))
+        for k, a in enumerate(rng.choice(ids, n // 8))
+        for kind in ("device", "phone")
+    ]
+    context = ReasonContext(
+        by_app,
+        pd.DataFrame(columns=["application_id", "kind", "identifier", "entity"]),
+        pd.DataFrame(columns=["applied_at", "label"]),
+        partners=pd.DataFrame(partner_rows, columns=list(Partner._fields)),
+    )
+    return contrib, features, context, partner_rows
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_build_reasons_writes_what_one_application_gets(seed):
+    contrib, features, context, partner_rows = _case(400, seed)
+    got = build_reasons(contrib, features, context)
+    assert list(got.index) == list(contrib.index)
+    by_app: dict[str, list] = {}
+    for p in partner_rows:
+        by_app.setdefault(p.application_id, []).append(p)
+    with_evidence = 0
+    for row, app_id in enumerate(contrib.index):
+        expected = reasons_json(
+            contrib.to_numpy()[row],
+            list(contrib.columns),
+            features.loc[app_id],
+            context.findings_by_app.get(app_id, []),
+            by_app.get(app_id),
+        )
+        assert got[app_id] == expected, app_id
+        with_evidence += '"evidence"' in expected
+    assert with_evidence > 10  # both ways of building a row were compared
+    assert got["A0001"] == "[]"
+    first = json.loads(got["A0000"].replace("Infinity", "1e999"))[0]
+    assert first["feature"] == "log_amount"
+
+
+def test_build_reasons_with_features_in_another_order():
+    contrib, features, context, _ = _case(60, 3)
+    shuffled = features.sample(frac=1.0, random_state=0)
+    assert build_reasons(contrib, shuffled, context).equals(build_reasons(contrib, features, context))
+
+
+def test_bad_partners_by_chunk_are_the_earlier_known_bad_sharers_in_link_order():
+    """Chunks of applications against links built once: for each link of a
+    chosen application (in the links' order), each earlier known-bad
+    application of another person on the same identifier (in the links' order)."""
+    rng = np.random.default_rng(9)
+    n = 300
+    ids = [f"A{i:03d}" for i in range(n)]
+    apps = pd.DataFrame(
+        {
+            "application_id": ids,
+            "applied_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "label": rng.choice(["fraud", "good", "default", None], n, p=[0.2, 0.5, 0.1, 0.2]),
+        }
+    )
+    rows = [
+        (a, kind, f"{kind}{rng.integers(0, 25)}", f"p{rng.integers(0, 200)}")
+        for a in ids
+        for kind in ("device", "phone", "ip")
+        if rng.random() < 0.7
+    ]
+    links = pd.DataFrame(rows, columns=["application_id", "kind", "identifier", "entity"]).sample(
+        frac=1.0, random_state=1, ignore_index=True
+    )
+    context = ReasonContext.build([], links, apps)
+    at = apps.set_index("application_id")["applied_at"]
+    label = apps.set_index("application_id")["label"]
+    records = list(links.itertuples(index=False))
+    for chunk in (ids[:100], ids[100:250], ids[250:], ids[::7]):
+        wanted = set(chunk)
+        expected = [
+            (me.application_id, me.kind, me.identifier, other.application_id, label[other.application_id])
+            for me in records
+            if me.application_id in wanted
+            for other in records
+            if label[other.application_id] == "fraud"
+            and (other.kind, other.identifier) == (me.kind, me.identifier)
+            and other.entity != me.entity
+            and at[other.application_id] < at[me.application_id]
+        ]
+        got = context.bad_partners(chunk)
+        assert len(expected) > 20
+        assert (
+            list(
+                zip(
+                    got["application_id"],
+                    got["kind"],
+                    got["identifier"],
+                    got["application_id_partner"],
+                    got["partner_label"],
+                )
+            )
+            == expected
+        )
