@@ -13,7 +13,7 @@ The whole run holds the store's write lock. The per-table builders are in
 
 Into the embedded store (without ``update``) a folder is ingested
 :data:`CHUNK_ROWS` rows at a time: a Parquet file is read a batch of rows at
-a time (a CSV a run of lines at a time), each chunk is
+a time, a CSV that many physical lines at a time (never whole), each chunk is
 checked and normalised, and its graph is staged on disk; the staged tables
 are merged into the store at the end, in one commit, a partition of
 identities at a time (:mod:`ringscope.graph.staged`). What crosses chunks
