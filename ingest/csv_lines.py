@@ -22,6 +22,12 @@ The surviving records are handed to Arrow as one UTF-8 buffer (so values are
 parsed exactly as on the fast path); rows with the wrong number of fields
 come back as rejects. Every physical data line ends up in a row, a reject or
 the blank count.
+
+:func:`read_part` does the same for a run of a file's lines (the chunked
+ingest reads a CSV that way, :func:`ringscope.ingest.reader.read_table_chunks`):
+records start only in the lines it owns, and one may continue into the
+``MAX_RECORD_LINES - 1`` lines after them, so a part ends where the whole
+read would and line numbers stay the file's own.
 """
 
 from __future__ import annotations
