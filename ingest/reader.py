@@ -427,6 +427,7 @@ def _csv_frames(path: Path, encoding: str, names: list[str], rows: int, result: 
         offset += part.lines
         if len(frame):
             yield frame
+        del part, frame  # not held while the next part is read
 
 
 def _csv_part(window: list[bytes], owned: int, encoding: str, names: list[str], source: str, first_line: int):
