@@ -22,6 +22,12 @@ The surviving records are handed to Arrow as one UTF-8 buffer (so values are
 parsed exactly as on the fast path); rows with the wrong number of fields
 come back as rejects. Every physical data line ends up in a row, a reject or
 the blank count.
+
+:func:`read_part` does the same for a run of a file's lines (the chunked
+ingest reads a CSV that way, :func:`ringscope.ingest.reader.read_table_chunks`):
+records start only in the lines it owns, and one may continue into the
+``MAX_RECORD_LINES - 1`` lines after them, so a part ends where the whole
+read would and line numbers stay the file's own.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ringscope.ingest.reader import LINE, RawReject, ReadResult, UnreadableFile, _convert_options
 
-__all__ = ["MAX_RECORD_LINES", "read_lines", "line_is_closed", "is_utf8_line"]
+__all__ = ["MAX_RECORD_LINES", "LinesPart", "read_lines", "read_part", "line_is_closed", "is_utf8_line"]
 
 #: the most physical lines one record (a value with quoted line breaks) may span
 MAX_RECORD_LINES = 32
@@ -78,6 +85,8 @@ class _Records:
     texts: list[bytes]
     blank: int
     rejects: list[RawReject]
+    #: lines accounted for: the owned ones, and those a record continued into
+    stop: int
 
 
 def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> ReadResult:
@@ -115,10 +124,79 @@ def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> Rea
     is judged again with every quoted line checked exactly.
     """
     body = data.splitlines()[1:]
-    texts, rejects = _decode(body, encoding, source, data)
-    ends = _LineEnds(data)
+    part = read_part(body, _LineEnds(data), len(body), encoding, names, source, 2, raw=data)
+    return ReadResult(
+        frame=part.frame,
+        encoding=encoding,
+        rejects=part.rejects,
+        lines=len(body),
+        row_lines=part.row_lines,
+        blank_lines=part.blank_lines,
+        path="lines",
+    )
+
+
+@dataclass
+class LinesPart:
+    """What :func:`read_part` made of the lines it owns: the rows (with
+    :data:`LINE`), the rejects, and how its lines were spent. ``lines`` is
+    how many lines from the first it accounts for: the lines it owns, and
+    more when its last record continues past them."""
+
+    frame: pd.DataFrame
+    rejects: list[RawReject]
+    lines: int
+    row_lines: int
+    blank_lines: int
+    #: "fast" when Arrow read the lines on its own, else "lines"
+    path: str = "lines"
+
+    @property
+    def unaccounted(self) -> int:
+        return self.lines - self.row_lines - self.blank_lines - sum(r.lines for r in self.rejects)
+
+
+def read_part(
+    texts: list[bytes],
+    ends,
+    owned: int,
+    encoding: str,
+    names: list[str],
+    source: str,
+    first_line: int,
+    raw: bytes | None = None,
+) -> LinesPart:
+    """Read a run of body lines line by line: the first ``owned`` of ``texts``
+    start records, the rest are only looked at (a record that opens in an
+    owned line may continue into them, as it would in the whole file).
+
+    Parameters
+    ----------
+    texts : list of bytes
+        Physical lines without their line ends, in the file's encoding: the
+        owned lines, then up to ``MAX_RECORD_LINES - 1`` lines after them
+        (none at the end of the file).
+    ends : indexable
+        ``ends[k]``: the line end (LF, CRLF, CR or nothing) of ``texts[k]``.
+    owned : int
+        Lines that belong to this part.
+    first_line : int
+        The file's line number of ``texts[0]`` (2 for the first body line).
+    raw : bytes, optional
+        The raw bytes the lines come from (the whole file), if at hand: a
+        UTF-8 file is then checked without joining the lines.
+
+    Example
+    -------
+    >>> t = [b'1,"a', b'b"', b'3,4']
+    >>> p = read_part(t, [b"\\n"] * 3, 1, "utf-8", ["x", "y"], "t.csv", 10)
+    >>> p.frame.to_dict("list"), p.lines  # the record opened in line 10 ends in line 11
+    ({'x': ['1'], 'y': ['a\\nb'], '__line': [10]}, 2)
+    """
+    texts, rejects = _decode(texts, encoding, source, raw, first_line)
+    rejects = [r for r in rejects if r.line < first_line + owned]  # a later line is judged by the next part
     for exact in (False, True):
-        records = _records(texts, ends, len(names), exact, source)
+        records = _records(texts, ends, len(names), exact, source, owned, first_line)
         try:
             parsed = _parse(records.texts, names)
         except pa.ArrowInvalid as err:  # e.g. a single value larger than Arrow's block
@@ -135,23 +213,21 @@ def read_lines(data: bytes, encoding: str, names: list[str], source: str) -> Rea
         rejects.append(
             RawReject(
                 source,
-                int(records.first[index]) + 2,
+                int(records.first[index]) + first_line,
                 f"malformed CSV row: expected {len(names)} fields, found {found}",
                 _content(records.texts[index]),
                 lines=int(records.span[index]),
             )
         )
     frame = table.to_pandas()
-    frame[LINE] = records.first[keep] + 2
+    frame[LINE] = records.first[keep] + first_line
     rejects.sort(key=lambda r: r.line or 0)
-    return ReadResult(
+    return LinesPart(
         frame=frame,
-        encoding=encoding,
         rejects=rejects,
-        lines=len(body),
+        lines=records.stop,
         row_lines=int(records.span[keep].sum()),
         blank_lines=records.blank,
-        path="lines",
     )
 
 
@@ -246,22 +322,28 @@ def _in_gb2312(char: str) -> bool:
         return False
 
 
-def _decode(body: list[bytes], encoding: str, source: str, data: bytes) -> tuple[list[bytes | None], list[RawReject]]:
+def _decode(
+    body: list[bytes], encoding: str, source: str, data: bytes | None, first_line: int = 2
+) -> tuple[list[bytes | None], list[RawReject]]:
     """Each line as UTF-8 bytes (None: rejected, with the reason in the rejects).
 
     Whole blocks of lines are decoded at once; a line is looked at on its own
     only when its block shows a fault (a NUL, an undecodable byte, or, in a
-    file not in UTF-8, a line that is valid UTF-8).
+    file not in UTF-8, a line that is valid UTF-8). ``data``: the raw bytes
+    of the lines, if at hand (else they are joined to be checked).
     """
     rejects: list[RawReject] = []
     utf8 = encoding in ("utf-8", "utf-8-sig")
-    if utf8 and b"\x00" not in data and _valid_utf8(data):
-        return body, rejects  # the whole file decodes: nothing to do per line
+    if utf8:
+        if data is None:
+            data = b"\n".join(body)
+        if b"\x00" not in data and _valid_utf8(data):
+            return body, rejects  # every line decodes: nothing to do per line
     texts: list[bytes | None] = list(body)
 
     def reject(i: int, reason: str, content: str) -> None:
         texts[i] = None
-        rejects.append(RawReject(source, i + 2, reason, _content(content)))
+        rejects.append(RawReject(source, i + first_line, reason, _content(content)))
 
     def judge(i: int) -> None:
         """One line on its own: reject it, or leave it (still in the file's encoding)."""
@@ -308,13 +390,19 @@ def _decode(body: list[bytes], encoding: str, source: str, data: bytes) -> tuple
     return texts, rejects
 
 
-def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: bool, source: str) -> _Records:
-    """Group lines into records; reject the lines whose open quote cannot close."""
+def _records(
+    texts: list[bytes | None], ends, n_fields: int, exact: bool, source: str, owned: int, first_line: int
+) -> _Records:
+    """Group lines into records; reject the lines whose open quote cannot close.
+    Records start only in the first ``owned`` lines (the others are looked at
+    only as continuations)."""
     n = len(texts)
     # 0: a record of one line; 1: not a record start (rejected, blank, inside
     # another record); 2: the first line of a record spanning lines
     kind = bytearray(n)
-    special = [i for i, t in enumerate(texts) if t is None or not t or (t.count(b'"') % 2 if not exact else b'"' in t)]
+    special = [
+        i for i, t in enumerate(texts[:owned]) if t is None or not t or (t.count(b'"') % 2 if not exact else b'"' in t)
+    ]
     multi: dict[int, tuple[int, bytes]] = {}
     rejects: list[RawReject] = []
     blank = 0
@@ -351,7 +439,7 @@ def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: b
                 rejects.append(
                     RawReject(
                         source,
-                        i + 2,
+                        i + first_line,
                         "malformed CSV row: a quote opened in this line is not closed "
                         "(the lines after it are read on their own)",
                         _content(text),
@@ -362,7 +450,7 @@ def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: b
                 kind[i + 1 : end + 1] = b"\x01" * (end - i)
                 multi[i] = (end, b"".join(texts[k] + ends[k] for k in range(i, end)) + texts[end])
                 consumed = end
-    first = np.flatnonzero(np.frombuffer(bytes(kind), dtype=np.uint8) != 1)
+    first = np.flatnonzero(np.frombuffer(bytes(kind[:owned]), dtype=np.uint8) != 1)
     span = np.ones(len(first), dtype=np.int64)
     out = [texts[i] for i in first.tolist()]
     if multi:
@@ -371,10 +459,10 @@ def _records(texts: list[bytes | None], ends: _LineEnds, n_fields: int, exact: b
                 end, joined = multi[i]
                 out[pos] = joined
                 span[pos] = end - i + 1
-    return _Records(first=first, span=span, texts=out, blank=blank, rejects=rejects)
+    return _Records(first=first, span=span, texts=out, blank=blank, rejects=rejects, stop=max(owned, consumed + 1))
 
 
-def _continue_record(texts: list[bytes | None], ends: _LineEnds, i: int, clean) -> int | None:
+def _continue_record(texts: list[bytes | None], ends, i: int, clean) -> int | None:
     """Last line of the record that line i opens, or None when it cannot close."""
     parts = [texts[i].decode("utf-8")]
     for k in range(i + 1, min(i + MAX_RECORD_LINES, len(texts))):
@@ -394,10 +482,15 @@ def _continue_record(texts: list[bytes | None], ends: _LineEnds, i: int, clean) 
 
 def _parse(texts: list[bytes], names: list[str]) -> tuple[pa.Table, list[tuple[int, int]]] | None:
     """Arrow-parse the records: (table, [(record index, fields found)]), or
-    None when Arrow sees a different number of records than given."""
+    None when Arrow sees a different number of records than given.
+
+    A sentinel row follows the last record, so a last record that leaves a
+    quote open swallows it and is caught, wherever the records end (at the
+    end of the file, or of a part of it) — Arrow would otherwise close the
+    quote at the end of the buffer and keep the line end in the value."""
     if not texts:
         return pa.table({n: pa.array([], pa.string()) for n in names}), []
-    buffer = b"\n".join(texts) + b"\n"
+    buffer = b"\n".join(texts) + b"\n" + b",".join([b"x"] * len(names)) + b"\n"
     bad: list[tuple[int | None, int]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
@@ -418,6 +511,6 @@ def _parse(texts: list[bytes], names: list[str]) -> tuple[pa.Table, list[tuple[i
         )
         if not bad or all(index is not None for index, _ in bad):
             break
-    if table.num_rows + len(bad) != len(texts):
+    if table.num_rows + len(bad) != len(texts) + 1:
         return None
-    return table, bad
+    return table.slice(0, table.num_rows - 1), bad

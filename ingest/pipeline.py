@@ -13,7 +13,7 @@ The whole run holds the store's write lock. The per-table builders are in
 
 Into the embedded store (without ``update``) a folder is ingested
 :data:`CHUNK_ROWS` rows at a time: a Parquet file is read a batch of rows at
-a time (a CSV is read whole, then handed out in slices), each chunk is
+a time, a CSV that many physical lines at a time (never whole), each chunk is
 checked and normalised, and its graph is staged on disk; the staged tables
 are merged into the store at the end, in one commit, a partition of
 identities at a time (:mod:`ringscope.graph.staged`). What crosses chunks
@@ -185,9 +185,9 @@ def _read(
     file is unreadable or refused as a whole (the reason is in ``report.error``
     and in the rejects, and every row it holds counts as rejected)."""
     try:
-        if chunk_rows and path.suffix.lower() in (".parquet", ".pq"):
+        if chunk_rows:
             result, frames = read_table_chunks(path, chunk_rows)
-        else:  # a CSV is read whole (its line accounting needs the whole file), then handed out in slices
+        else:
             result = read_table(path)
             frames = _slices(result.frame, chunk_rows)
     except RefusedFile as err:
@@ -200,12 +200,15 @@ def _read(
         raw_rejects.append(RawReject(path.name, None, report.error))
         return None
     report.encoding = result.encoding
-    report.rows_read = (len(result.frame) if result.rows is None else result.rows) + len(result.rejects)
-    report.lines_read = result.lines
-    report.blank_lines = result.blank_lines
-    report.lines_unaccounted = result.unaccounted
-    raw_rejects.extend(result.rejects)
     missing = [c for c in REQUIRED_COLUMNS[table] if c not in result.frame.columns]
+    if result.streamed and missing:  # read it through to count its lines
+        try:
+            for _ in frames:
+                pass
+        except UnreadableFile as err:
+            raise _WholeRead(str(err)) from err
+    if not result.streamed or missing:
+        _account(report, result, raw_rejects)
     if result.unaccounted:
         report.error = (
             f"{path.name}: {result.unaccounted:,} of {result.lines:,} lines are in no row and no reject; "
@@ -218,6 +221,28 @@ def _read(
         raw_rejects.append(RawReject(path.name, 1, report.error))
         return None
     return result, frames
+
+
+class _WholeRead(Exception):
+    """A CSV read in parts turned out unreadable half-way: the ingest starts
+    again reading whole files, so the file is refused as a whole read refuses it."""
+
+
+def _account(report: TableReport, result: ReadResult, raw_rejects: list[RawReject]) -> None:
+    """The file's lines in ``report`` and its reader's rejects in ``raw_rejects``
+    (a CSV read in parts: once its frames are all read)."""
+    report.rows_read = (len(result.frame) if result.rows is None else result.rows) + len(result.rejects)
+    report.lines_read = result.lines
+    report.blank_lines = result.blank_lines
+    report.lines_unaccounted = result.unaccounted
+    raw_rejects.extend(result.rejects)
+
+
+def _frames(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    try:
+        yield from frames
+    except UnreadableFile as err:  # only a CSV read in parts fails half-way
+        raise _WholeRead(str(err)) from err
 
 
 def _slices(frame: pd.DataFrame, rows: int | None) -> Iterator[pd.DataFrame]:
@@ -341,7 +366,6 @@ def ingest_folder(
     with store.lock(timeout=lock_timeout):
         if bulk:
             store.require_empty()  # refuse before reading a single file
-        stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
         chunked = (
             chunk_rows
             if chunk_rows
@@ -350,20 +374,26 @@ def ingest_folder(
             and _any_longer(files.values(), chunk_rows)
             else None
         )
-        _load(
-            folder,
-            files,
-            store,
-            summary,
-            stored,
-            rejects_path,
-            progress,
-            limits,
-            bulk,
-            chunked,
-            partition_rows,
-            dry_run,
-        )
+        for chunks in (chunked, None):
+            stored = StoredCheck(store, update=update, folder=str(folder.resolve()))
+            try:
+                _load(
+                    folder,
+                    files,
+                    store,
+                    summary,
+                    stored,
+                    rejects_path,
+                    progress,
+                    limits,
+                    bulk,
+                    chunks,
+                    partition_rows,
+                    dry_run,
+                )
+                break
+            except _WholeRead:  # a CSV unreadable half-way: nothing was written; read whole files
+                summary = IngestSummary(folder=str(folder), store=store.location)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -407,7 +437,7 @@ def _load(
             seen = SeenRows() if chunk_rows else None
             indexes: list[pd.DataFrame] = []
             loaded = 0
-            for frame in read[1]:
+            for frame in _frames(read[1]):
                 if table == "applications":
                     part, index = applications_part(frame, path.name, limits, stored, seen)
                     indexes.append(index)
@@ -436,6 +466,8 @@ def _load(
                 if stored.refused:  # their contacts and guarantees must not attach to the stored rows
                     refused = pd.DataFrame({"key": sorted(stored.refused), "refused": True})
                     apps_index = pd.concat([apps_index.assign(refused=False), refused], ignore_index=True)
+            if read[0].streamed:
+                _account(report, read[0], raw_rejects)
             report.rows_loaded = loaded
             report.rows_rejected = report.rows_read - loaded
 

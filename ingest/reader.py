@@ -10,7 +10,8 @@ Clean CSVs take the fast path (Arrow's multi-threaded parser). A file Arrow
 cannot read line for line (a stray quote, a wrong field count, bytes that do
 not decode, a NUL byte, a blank line) is read again by
 :mod:`ringscope.ingest.csv_lines`, one physical line at a time, so a fault costs only
-the lines it breaks. Parquet columns are checked against the contract's
+the lines it breaks. :func:`read_table_chunks` reads a CSV the same way a
+part of its lines at a time, never holding the whole file. Parquet columns are checked against the contract's
 types (:mod:`ringscope.ingest.parquet_types`): a conversion that could change a value
 refuses the file, naming the column.
 """
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -108,6 +110,8 @@ class ReadResult:
     path: str = "fast"
     #: rows of the file when ``frame`` is empty because they come in chunks (:func:`read_table_chunks`)
     rows: int | None = None
+    #: a CSV read in parts: the accounting is complete only once every frame is read
+    streamed: bool = False
 
     @property
     def unaccounted(self) -> int:
@@ -246,24 +250,34 @@ def read_table_chunks(path: str | Path, rows: int) -> tuple[ReadResult, Iterator
     reader's) and an iterator of frames, in order, whose concatenation is
     ``read_table(path).frame`` (same values, index and :data:`LINE`).
 
-    A Parquet file is read a batch of rows at a time; a CSV is read whole
-    (its line accounting and the line-by-line fallback see the whole file)
-    and handed out in slices.
+    A Parquet file is read a batch of rows at a time. A CSV is read
+    ``rows`` physical lines at a time (so a frame holds at most ``rows``
+    rows), each part as :func:`read_table` reads a file: Arrow when it
+    accounts for every line, else line by line, looking up to
+    ``MAX_RECORD_LINES - 1`` lines past the part for a quoted value that
+    spans lines. Its encoding is decided from the first MiB, as for a whole
+    read. Its accounting (``lines``, ``rows``, the rejects …) grows as the
+    frames are read and is complete when the iterator is exhausted; a file
+    that turns out unreadable half-way raises :class:`UnreadableFile` from
+    the iterator. A UTF-16 file is read whole and handed out in slices.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_bytes(b'a,b\\n1,2\\n3,"x\\ny"\\n\\n5,6,7\\n8,9\\n')
+    >>> result, frames = read_table_chunks(p, 2)
+    >>> [f[LINE].tolist() for f in frames]
+    [[2, 3], [7]]
+    >>> result.rows, result.lines, result.blank_lines, [r.line for r in result.rejects], result.unaccounted
+    (3, 6, 1, [6], 0)
     """
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         from ringscope.ingest.parquet_types import read_parquet_chunks
 
         return read_parquet_chunks(path, rows)
-    result = _read_csv(path)
-    frame = result.frame
-    result.frame, result.rows = frame.iloc[:0], len(frame)
-
-    def frames() -> Iterator[pd.DataFrame]:
-        for start in range(0, len(frame), rows):
-            yield frame.iloc[start : start + rows]
-
-    return result, frames()
+    return _read_csv_chunks(path, max(int(rows), 1))
 
 
 # -- CSV ------------------------------------------------------------------------
@@ -275,19 +289,23 @@ class _Scan:
 
     lines: int
     has_nul: bool
+    #: the last physical line, without its end (a line longer than 16 MiB may come cut)
+    last_line: bytes = b""
 
 
 def _scan(path: Path) -> _Scan:
     """Physical lines (ended by LF, CRLF or CR; a last line without an end
-    counts) and NUL bytes, in one streaming pass at memchr speed.
+    counts), NUL bytes and the last line, in one streaming pass at memchr speed.
 
     Only a file holding a CR not followed by LF pays for counting CRs.
     """
     lf = lone_cr = 0
     nul = False
     last = b""
+    before = current = b""
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 24):
+            before, current = current, chunk
             lf += chunk.count(b"\n")
             if last == b"\r" and chunk[:1] != b"\n":
                 lone_cr += 1  # a CR ended the previous chunk
@@ -298,13 +316,18 @@ def _scan(path: Path) -> _Scan:
             last = chunk[-1:]
     if last == b"\r":
         lone_cr += 1
-    return _Scan(lines=lf + lone_cr + (last not in (b"", b"\n", b"\r")), has_nul=nul)
+    tail = (before + current).splitlines()
+    return _Scan(
+        lines=lf + lone_cr + (last not in (b"", b"\n", b"\r")), has_nul=nul, last_line=tail[-1] if tail else b""
+    )
 
 
 _LONE_CR = re.compile(rb"\r(?!\n)")
 
 
-def _read_csv(path: Path) -> ReadResult:
+def _open_csv(path: Path) -> tuple[str, list[str] | None]:
+    """The file's encoding (decided from its first MiB) and its header's
+    names (None for UTF-16, read apart); the names are not checked yet."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD)
@@ -314,22 +337,151 @@ def _read_csv(path: Path) -> ReadResult:
         raise UnreadableFile(f"{path.name}: the file is empty")
     encoding = detect_encoding(head)
     if encoding == "utf-16":
-        return _read_utf16(path)
+        return encoding, None
     header = head.splitlines()[0] if head.splitlines() else b""
     if b"\x00" in header:
         raise UnreadableFile(f"{path.name}: binary data, not a CSV file")
     if len(header) == len(head) and len(head) == _HEAD:
         raise UnreadableFile(f"{path.name}: no line break in the first MiB: not a CSV file")
-    names = _header_names(header, encoding, path.name)
+    return encoding, _header_names(header, encoding, path.name)
+
+
+def _read_csv(path: Path) -> ReadResult:
+    encoding, names = _open_csv(path)
+    if names is None:
+        return _read_utf16(path)
     scan = _scan(path)
     names = check_column_names(names, path.name, max(scan.lines - 1, 0), encoding)
-    if not scan.has_nul and encoding not in _LINE_DECODED:
+    if not scan.has_nul and encoding not in _LINE_DECODED and not _opens_quote(scan.last_line, encoding):
         result = _read_fast(path, encoding, names, scan)
         if result is not None:
             return result
     from ringscope.ingest.csv_lines import read_lines
 
     return read_lines(path.read_bytes(), encoding, names, path.name)
+
+
+def _opens_quote(line: bytes, encoding: str) -> bool:
+    """Does this (last) line leave a quote open? Arrow would close it at the
+    end of its buffer, keeping the line end in the value: the line-by-line
+    read judges such a line instead (as it would anywhere else in the file)."""
+    if b'"' not in line:
+        return False
+    from ringscope.ingest.csv_lines import line_is_closed
+
+    return not line_is_closed(line.decode(_arrow_encoding(encoding), errors="replace"))
+
+
+def _read_csv_chunks(path: Path, rows: int) -> tuple[ReadResult, Iterator[pd.DataFrame]]:
+    """:func:`read_table_chunks` for a CSV (see there)."""
+    encoding, names = _open_csv(path)
+    if names is None:  # UTF-16: decoded whole, then handed out in slices
+        result = _read_utf16(path)
+        frame = result.frame
+        result.frame, result.rows = frame.iloc[:0], len(frame)
+        return result, (frame.iloc[start : start + rows] for start in range(0, len(frame), rows))
+    try:
+        names = check_column_names(names, path.name, 0, encoding)
+    except RefusedFile:  # refused: count its lines for the report
+        names = check_column_names(names, path.name, max(_scan(path).lines - 1, 0), encoding)
+    result = ReadResult(frame=pd.DataFrame(columns=[*names, LINE]), encoding=encoding, rows=0, streamed=True)
+    return result, _csv_frames(path, encoding, names, rows, result)
+
+
+def _csv_frames(path: Path, encoding: str, names: list[str], rows: int, result: ReadResult) -> Iterator[pd.DataFrame]:
+    """The frames of a CSV read ``rows`` lines at a time; ``result``'s
+    accounting grows with each part. At most ``rows + MAX_RECORD_LINES``
+    lines are held at a time."""
+    from ringscope.ingest.csv_lines import MAX_RECORD_LINES
+
+    window: list[bytes] = []  # physical lines with their ends, from body line ``offset`` on
+    offset = 0
+    blocks = _body_lines(path)
+    done = False
+    while True:
+        while not done and len(window) < rows + MAX_RECORD_LINES:
+            block = next(blocks, None)
+            if block is None:
+                done = True
+            else:
+                window.extend(block)
+        if not window:
+            return
+        owned = min(rows, len(window))
+        part = _csv_part(window, owned, encoding, names, path.name, offset + 2)
+        if part.unaccounted:
+            raise UnreadableFile(
+                f"{path.name}: {part.unaccounted:,} of lines {offset + 2:,}–{offset + 1 + part.lines:,} "
+                "are in no row and no reject; the file was not loaded"
+            )
+        frame = part.frame
+        frame.index = pd.RangeIndex(result.rows, result.rows + len(frame))
+        result.rows += len(frame)
+        result.lines += part.lines
+        result.row_lines += part.row_lines
+        result.blank_lines += part.blank_lines
+        result.rejects.extend(part.rejects)
+        if part.path == "lines":
+            result.path = "lines"
+        del window[: part.lines]
+        offset += part.lines
+        if len(frame):
+            yield frame
+        del part, frame  # not held while the next part is read
+
+
+def _csv_part(window: list[bytes], owned: int, encoding: str, names: list[str], source: str, first_line: int):
+    """The first ``owned`` lines of ``window`` read as :func:`read_table`
+    reads a file: Arrow's parser when it makes one row of every line, else
+    line by line (the lines after ``owned`` are looked at as continuations)."""
+    from ringscope.ingest.csv_lines import LinesPart, _line_end, read_part
+
+    if encoding not in _LINE_DECODED and not _opens_quote(window[owned - 1].rstrip(b"\r\n"), encoding):
+        data = b"".join(window[:owned])
+        table = None if b"\x00" in data else _arrow_rows(data, encoding, names)
+        del data
+        if table is not None and table.num_rows == owned:
+            frame = table.to_pandas()
+            frame[LINE] = np.arange(first_line, first_line + owned, dtype=np.int64)
+            return LinesPart(frame, [], owned, owned, 0, path="fast")
+    texts = b"".join(window).splitlines()
+    ends = [_line_end(line) for line in window]
+    return read_part(texts, ends, owned, encoding, names, source, first_line)
+
+
+def _arrow_rows(data: bytes, encoding: str, names: list[str]) -> pa.Table | None:
+    """Arrow's read of body lines (no header), or None when it fails."""
+    try:
+        return pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(
+                encoding=_arrow_encoding(encoding), block_size=1 << 24, use_threads=True, column_names=names
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=_convert_options(names),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError):
+        return None
+
+
+def _body_lines(path: Path, block: int = 1 << 22) -> Iterator[list[bytes]]:
+    """The physical lines after the header (ended by LF, CRLF or CR, ends
+    kept), a block of the file at a time."""
+    carry = b""
+    header = True
+    with open(path, "rb") as fh:
+        while data := fh.read(block):
+            lines = (carry + data).splitlines(keepends=True)
+            carry = b""
+            if not lines[-1].endswith(b"\n"):  # no end yet, or a CR that may start a CRLF: wait for the next block
+                carry = lines.pop()
+            if header and lines:
+                del lines[0]
+                header = False
+            if lines:
+                yield lines
+    if carry and not header:
+        yield [carry]  # the last line, without an end (or ended by CR)
 
 
 #: encodings read line by line always: Arrow would transcode them through

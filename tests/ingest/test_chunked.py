@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -180,3 +182,88 @@ def test_a_killed_staged_write_leaves_nothing_behind(tmp_path):
         pass
     assert not staged.root.exists()
     assert store.counts().nodes["Phone"] == 0
+
+
+def _csv_faults(folder, encoding: str, end: str, bom: bool) -> dict[str, int]:
+    """Re-write the book's CSVs in ``encoding`` with ``end`` line ends (and a
+    BOM), and put faults at the boundaries of 7-line chunks of
+    applications.csv: a quoted line break from the last line of the first
+    chunk into the second, bad amounts in the second chunk, a line whose
+    quote never closes at the end of the second, a name outside GBK (for
+    GB18030) and a UTF-8 line (in a GBK/GB18030 file) in the third. Returns
+    the file's own line of each fault."""
+    for table in ("contacts", "guarantees", "company_roles", "applications"):
+        path = folder / f"{table}.csv"
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        rows = [",".join(f'"{v}"' for v in frame.columns)]
+        rows += [",".join(f'"{v}"' if v else "" for v in row) for row in frame.itertuples(index=False, name=None)]
+        if table != "applications":
+            path.write_bytes((codecs.BOM_UTF8 if bom else b"") + (end.join(rows) + end).encode(encoding))
+            continue
+        cells = [row.split(",") for row in rows]
+        amount, address, name = (
+            list(frame.columns).index(c) for c in ("amount", "applicant_address", "applicant_name")
+        )
+        cells[7][address] = '"上海市浦东新区' + end + '张江路1号"'  # lines 8-9: from chunk 1 into chunk 2
+        cells[10][amount] = '"abc"'  # line 12
+        cells[12][amount] = '"-5"'  # line 14
+        if encoding == "gb18030":
+            cells[16][name] = '"𠀀明"'  # line 18, outside GBK
+        lines = [",".join(c) for c in cells]
+        lines.insert(14, '"AP99999999","2024-11-01 00:00:00","1000","不闭合的引号')  # line 16, ends chunk 2
+        raw = [line.encode(encoding) for line in lines]
+        if encoding != "utf-8":
+            raw[18] = lines[18].encode("utf-8")  # line 20: UTF-8 text in a GBK/GB18030 file
+        path.write_bytes((codecs.BOM_UTF8 if bom else b"") + end.encode().join(raw) + end.encode())
+    straddling = frame["application_id"].iloc[6]
+    return {"bad_amount": 12, "bad_amount_2": 14, "open_quote": 16, "utf8_line": 20, "straddling": straddling}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "end", "bom"),
+    [("gbk", "\r\n", False), ("gb18030", "\n", False), ("utf-8", "\r\n", True), ("utf-8", "\n", False)],
+)
+def test_csv_in_chunks_gives_the_whole_ingest(tmp_path, encoding, end, bom):
+    """A CSV is read 7 lines at a time (never whole): the same store, the
+    same rejects file, byte for byte, and the file's own line numbers."""
+    folder = _book(tmp_path / "book", "csv")
+    lines = _csv_faults(_mess(folder), encoding, end, bom)
+    whole = _ingest(folder, tmp_path / "whole", tmp_path / "whole.csv", chunk_rows=None)
+    chunked = _ingest(folder, tmp_path / "chunked", tmp_path / "chunked.csv", chunk_rows=7, partition_rows=40)
+    _same_summary(whole, chunked)
+    assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "chunked.csv").read_bytes()
+    _same_store(EmbeddedStore(tmp_path / "whole"), EmbeddedStore(tmp_path / "chunked"), ordered=False)
+    rejects = pd.read_csv(tmp_path / "chunked.csv", dtype=str, keep_default_na=False)
+    apps = rejects[rejects["source_file"] == "applications.csv"].set_index("line")["reason"]
+    assert "amount" in apps[str(lines["bad_amount"])] and "amount" in apps[str(lines["bad_amount_2"])]
+    assert "quote opened in this line is not closed" in apps[str(lines["open_quote"])]
+    if encoding != "utf-8":
+        assert "UTF-8 text" in apps[str(lines["utf8_line"])]
+    assert chunked.tables[0].encoding == ("utf-8-sig" if bom else "utf-8" if encoding == "utf-8" else "gb18030")
+    assert lines["straddling"] in chunked.application_ids  # its record spans the boundary of two chunks
+
+
+def test_a_csv_unreadable_half_way_falls_back_to_the_whole_read(tmp_path, monkeypatch):
+    """A CSV found unreadable only in a later part (e.g. a value longer than
+    Arrow's block) leaves nothing behind: the ingest starts again reading
+    whole files, and the whole read decides (here it reads the file)."""
+    import ringscope.ingest.reader as reader
+
+    folder = _mess(_book(tmp_path / "book", "csv"))
+    whole = _ingest(folder, tmp_path / "whole", tmp_path / "whole.csv", chunk_rows=None)
+    real = reader._csv_part
+    calls = []
+
+    def failing(window, owned, encoding, names, source, first_line):
+        calls.append(first_line)
+        if source == "contacts.csv" and first_line > 2:
+            raise reader.UnreadableFile(f"{source}: not a readable CSV file (test)")
+        return real(window, owned, encoding, names, source, first_line)
+
+    monkeypatch.setattr(reader, "_csv_part", failing)
+    chunked = _ingest(folder, tmp_path / "chunked", tmp_path / "chunked.csv", chunk_rows=7)
+    assert calls and max(calls) > 2
+    _same_summary(whole, chunked)
+    assert (tmp_path / "whole.csv").read_bytes() == (tmp_path / "chunked.csv").read_bytes()
+    _same_store(EmbeddedStore(tmp_path / "whole"), EmbeddedStore(tmp_path / "chunked"), ordered=True)
+    assert not list((tmp_path / "chunked").glob("staging*"))
