@@ -35,6 +35,8 @@ _OFFSET_RE = (
 )
 _YEAR_FIRST_RE = re.compile(r"^[0-9]{4}(?:[^0-9]|[0-9]{4}(?:$|[^0-9]))")
 _UNIT = "us"
+#: dateutil defaults differing in year, month and day (see ``_datetime_one``)
+_PARTIAL_PROBES = (_dt.datetime(2000, 1, 1), _dt.datetime(2001, 2, 2))
 
 
 def _localize(ts: pd.Series) -> pd.Series:
@@ -66,7 +68,13 @@ def _datetime_one(value) -> pd.Timestamp:
                 return pd.NaT
             from dateutil import parser
 
-            naive = parser.parse(t, yearfirst=True, dayfirst=False)
+            # dateutil fills a missing day or month from its default (today, unless given):
+            # "2025年" would become a different date on every run. Two defaults that differ
+            # in every date field tell a full date from a partial one, which is no date.
+            naive = parser.parse(t, yearfirst=True, dayfirst=False, default=_PARTIAL_PROBES[0])
+            other = parser.parse(t, yearfirst=True, dayfirst=False, default=_PARTIAL_PROBES[1])
+            if naive.date() != other.date():
+                return pd.NaT
             if naive.tzinfo is not None:
                 return pd.Timestamp(naive).tz_convert("UTC").as_unit(_UNIT)
         ts = pd.Timestamp(naive).tz_localize(_LOCAL_TZ, ambiguous=False, nonexistent="shift_forward")
