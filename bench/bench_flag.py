@@ -33,6 +33,7 @@ Both print the peak resident memory of the process (issue 12's target:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import sys
 import time
@@ -118,13 +119,13 @@ def main() -> None:
         if in_rings
         else []
     )
-    ring_latencies = []
+    ring_latencies, ring_rows = [], []
     for app_id in ring_sample:
         t0 = time.perf_counter()
-        index.score(model, [app_id])
+        ring_rows.append(index.score(model, [app_id]).flags)
         ring_latencies.append((time.perf_counter() - t0) * 1000)
     t0 = time.perf_counter()
-    index.score(model, batch, method="batch")
+    batch_flags = index.score(model, batch, method="batch").flags
     batch_seconds = time.perf_counter() - t0
     # the two paths must agree on the singles
     import pandas as pd
@@ -169,6 +170,13 @@ def main() -> None:
         f"| <= {MEMORY_TARGET_GB:.0f} GB at 1M | {peak:.2f} GB | "
         f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 950_000 else 'target is at 1M'} |"
     )
+    # one digest per group of flags, so two versions of the code can be compared on the same store
+    digests = {
+        name: hashlib.sha256(pd.concat(frames).to_csv(index=False).encode("utf-8")).hexdigest()[:16]
+        for name, frames in (("singles", rows), ("members", ring_rows), ("batch", [batch_flags]))
+        if frames
+    }
+    print("\nflags digests: " + ", ".join(f"{name} {d}" for name, d in digests.items()))
     print(
         "\nper-application stages (ms): "
         + ", ".join(
@@ -181,7 +189,6 @@ def main() -> None:
 def one_flag_run(args) -> None:
     """One ``flag`` of ``args.one`` (``flag_applications``, as the CLI runs
     it); prints its timings as one JSON line."""
-    import hashlib
     import json
     import tempfile
 
