@@ -506,6 +506,12 @@ class _Subset(Portfolio):
     def _stored_entities(self, label: str) -> pd.Series | None:
         return self.parent._stored_entities(label)
 
+    def link_rows(self, kind: str) -> np.ndarray:
+        """The sorted positions, in the parent's link table of ``kind``, of
+        the rows :meth:`link_table` holds (the same row map cuts both)."""
+        table = self.parent._links_by_kind[kind]
+        return _application_rows(self.parent, f"links:{kind}", table, "application_id", self.app_codes)
+
     def book_keys(self, table: str, column: str) -> pd.Index | None:
         return self.parent.book_keys(table, column)
 
@@ -534,6 +540,11 @@ def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column
     its rows with no text lookup: a subset looks its ids up once, not once
     per table. A column holding an id outside the book has a map of its
     own, which the ids themselves are looked up in."""
+    return frame.iloc[_application_rows(parent, name, frame, column, codes)].reset_index(drop=True)
+
+
+def _application_rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, codes) -> np.ndarray:
+    """The sorted positions of :func:`_take_applications`' rows."""
     by_id = _row_map(parent, "applications", parent.applications, "application_id")
     cache = parent.row_maps
     key = (name, column)
@@ -541,10 +552,8 @@ def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column
         cache[key] = RowsByValue(frame[column], vocabulary=by_id.index)
     held = cache[key]
     if held.index is by_id.index:
-        rows = held.rows_of_codes(codes)
-    else:
-        rows = held.rows(by_id.index[np.asarray(codes, dtype=np.int64)])
-    return frame.iloc[rows].reset_index(drop=True)
+        return held.rows_of_codes(codes)
+    return held.rows(by_id.index[np.asarray(codes, dtype=np.int64)])
 
 
 #: (table, column) whose values are the keys of another table (its own row map's keys): the row
