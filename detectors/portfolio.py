@@ -469,10 +469,18 @@ class _Subset(Portfolio):
 
     @cached_property
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:
-        return {
-            kind: _take_applications(self.parent, f"links:{kind}", t, "application_id", self.app_codes)
-            for kind, t in self.parent._links_by_kind.items()
-        }
+        return {kind: self.link_table(kind) for kind in self.parent._links_by_kind}
+
+    def link_table(self, kind: str) -> pd.DataFrame:
+        """``application_id``, ``identifier`` for one identifier ``kind``: the
+        parent's rows of this subset's applications, cut on first use of
+        that kind alone (a scope reading its phones does not cut the nine
+        other tables)."""
+        held = self.__dict__.setdefault("_link_tables", {})
+        if kind not in held:
+            table = self.parent._links_by_kind[kind]
+            held[kind] = _take_applications(self.parent, f"links:{kind}", table, "application_id", self.app_codes)
+        return held[kind]
 
     @cached_property
     def contacts(self) -> pd.DataFrame:
