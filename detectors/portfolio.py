@@ -466,6 +466,8 @@ class _Subset(Portfolio):
         self.companies = _take(parent, "companies", parent.companies, "key", firms)
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
+        #: kind → this subset's rows of the parent's link table, cut on first use (:meth:`link_table`)
+        self._link_tables: dict[str, pd.DataFrame] = {}
 
     @cached_property
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:
@@ -476,7 +478,7 @@ class _Subset(Portfolio):
         parent's rows of this subset's applications, cut on first use of
         that kind alone (a scope reading its phones does not cut the nine
         other tables)."""
-        held = self.__dict__.setdefault("_link_tables", {})
+        held = self._link_tables
         if kind not in held:
             table = self.parent._links_by_kind[kind]
             held[kind] = _take_applications(self.parent, f"links:{kind}", table, "application_id", self.app_codes)
