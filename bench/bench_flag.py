@@ -33,6 +33,7 @@ Both print the peak resident memory of the process (issue 12's target:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import sys
 import time
@@ -97,6 +98,8 @@ def main() -> None:
     )
     warm = time.perf_counter() - started
     latencies, stages, rows = [], {}, []
+    cpu = {}  # CPU seconds of this process per phase: steadier than wall time on a shared machine
+    cpu_started = time.process_time()
     for app_id in singles:
         t0 = time.perf_counter()
         result = index.score(model, [app_id])
@@ -118,14 +121,18 @@ def main() -> None:
         if in_rings
         else []
     )
-    ring_latencies = []
+    cpu["singles"] = time.process_time() - cpu_started
+    ring_latencies, ring_rows = [], []
+    cpu_started = time.process_time()
     for app_id in ring_sample:
         t0 = time.perf_counter()
-        index.score(model, [app_id])
+        ring_rows.append(index.score(model, [app_id]).flags)
         ring_latencies.append((time.perf_counter() - t0) * 1000)
-    t0 = time.perf_counter()
-    index.score(model, batch, method="batch")
+    cpu["members"] = time.process_time() - cpu_started
+    t0, cpu_started = time.perf_counter(), time.process_time()
+    batch_flags = index.score(model, batch, method="batch").flags
     batch_seconds = time.perf_counter() - t0
+    cpu["batch"] = time.process_time() - cpu_started
     # the two paths must agree on the singles
     import pandas as pd
 
@@ -169,6 +176,19 @@ def main() -> None:
         f"| <= {MEMORY_TARGET_GB:.0f} GB at 1M | {peak:.2f} GB | "
         f"{('pass' if peak <= MEMORY_TARGET_GB else 'FAIL') if n >= 950_000 else 'target is at 1M'} |"
     )
+    # one digest per group of flags, so two versions of the code can be compared on the same store
+    digests = {
+        name: hashlib.sha256(pd.concat(frames).to_csv(index=False).encode("utf-8")).hexdigest()[:16]
+        for name, frames in (("singles", rows), ("members", ring_rows), ("batch", [batch_flags]))
+        if frames
+    }
+    print(
+        f"\nCPU seconds: singles {cpu['singles']:.1f} ({cpu['singles'] / max(len(singles), 1) * 1000:.1f} ms each), "
+        f"members {cpu['members']:.1f} ({cpu['members'] / max(len(ring_sample), 1) * 1000:.1f} ms each), "
+        f"batch {cpu['batch']:.1f} ({len(batch) / max(cpu['batch'], 1e-9):,.0f} applications per CPU second); "
+        f"load {Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'}"
+    )
+    print("\nflags digests: " + ", ".join(f"{name} {d}" for name, d in digests.items()))
     print(
         "\nper-application stages (ms): "
         + ", ".join(
@@ -181,7 +201,6 @@ def main() -> None:
 def one_flag_run(args) -> None:
     """One ``flag`` of ``args.one`` (``flag_applications``, as the CLI runs
     it); prints its timings as one JSON line."""
-    import hashlib
     import json
     import tempfile
 

@@ -291,10 +291,9 @@ class BrokerRings(Detector):
         for kind in kinds:
             table = portfolio.link_table(kind)
             if len(table) and len(a):
-                pos = positions_in(table["application_id"], a.index)
-                hit = np.flatnonzero(pos >= 0)
+                hit, pos = _rows_of(portfolio, kind, table, a.index)
                 if len(hit):
-                    found.append((kind, table, hit, pos[hit]))
+                    found.append((kind, table, hit, pos))
         if not found:
             return pd.DataFrame(columns=columns)
         # applicants per (agent, kind, identifier), counted over integer codes
@@ -571,3 +570,34 @@ class BrokerRings(Detector):
             entities=(("Agent", agent),),
             shared=tuple(dict.fromkeys(s for s in shared_nodes if s[0] != "Agent")),
         )
+
+
+#: a link table this many times longer than the applications looked up in it is read through the
+#: portfolio's row map of its application ids (built once) instead of scanned
+_SCAN_RATIO = 16
+
+
+def _rows_of(portfolio, kind: str, table: pd.DataFrame, apps: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of link table ``table`` (``portfolio.link_table(kind)``)
+    whose application is in ``apps``, in the table's order, and each one's
+    position in ``apps``.
+
+    A few applications of a large book (a scope's agents) are looked up
+    through the portfolio's row map of the table (O(rows found)); a table
+    not much longer than ``apps`` (a scope's own) is scanned once.
+
+    Example
+    -------
+    >>> table = pd.DataFrame({"application_id": ["A2", "A9", "A1", "A2"], "identifier": list("wxyz")})
+    >>> hit, pos = _rows_of(None, "phone", table, pd.Index(["A1", "A2"]))
+    >>> hit.tolist(), pos.tolist()
+    ([0, 2, 3], [1, 0, 1])
+    """
+    if portfolio is not None and len(table) > _SCAN_RATIO * len(apps) and hasattr(portfolio, "rows_where"):
+        hit = portfolio.rows_where(f"links:{kind}", "application_id", apps)
+        found = table["application_id"].iloc[hit].to_numpy(dtype=object)
+        pos = pd.Index(apps.to_numpy(dtype=object), dtype=object).get_indexer(found).astype(np.int64)
+        return hit, pos
+    pos = positions_in(table["application_id"], apps)
+    hit = np.flatnonzero(pos >= 0)
+    return hit, pos[hit]

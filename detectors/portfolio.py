@@ -466,13 +466,23 @@ class _Subset(Portfolio):
         self.companies = _take(parent, "companies", parent.companies, "key", firms)
         self.person_entity = parent.person_entity
         self.company_entity = parent.company_entity
+        #: kind → this subset's rows of the parent's link table, cut on first use (:meth:`link_table`)
+        self._link_tables: dict[str, pd.DataFrame] = {}
 
     @cached_property
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:
-        return {
-            kind: _take_applications(self.parent, f"links:{kind}", t, "application_id", self.app_codes)
-            for kind, t in self.parent._links_by_kind.items()
-        }
+        return {kind: self.link_table(kind) for kind in self.parent._links_by_kind}
+
+    def link_table(self, kind: str) -> pd.DataFrame:
+        """``application_id``, ``identifier`` for one identifier ``kind``: the
+        parent's rows of this subset's applications, cut on first use of
+        that kind alone (a scope reading its phones does not cut the nine
+        other tables)."""
+        held = self._link_tables
+        if kind not in held:
+            table = self.parent._links_by_kind[kind]
+            held[kind] = _take_applications(self.parent, f"links:{kind}", table, "application_id", self.app_codes)
+        return held[kind]
 
     @cached_property
     def contacts(self) -> pd.DataFrame:
@@ -506,6 +516,12 @@ class _Subset(Portfolio):
     def _stored_entities(self, label: str) -> pd.Series | None:
         return self.parent._stored_entities(label)
 
+    def link_rows(self, kind: str) -> np.ndarray:
+        """The sorted positions, in the parent's link table of ``kind``, of
+        the rows :meth:`link_table` holds (the same row map cuts both)."""
+        table = self.parent._links_by_kind[kind]
+        return _application_rows(self.parent, f"links:{kind}", table, "application_id", self.app_codes)
+
     def book_keys(self, table: str, column: str) -> pd.Index | None:
         return self.parent.book_keys(table, column)
 
@@ -534,6 +550,11 @@ def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column
     its rows with no text lookup: a subset looks its ids up once, not once
     per table. A column holding an id outside the book has a map of its
     own, which the ids themselves are looked up in."""
+    return frame.iloc[_application_rows(parent, name, frame, column, codes)].reset_index(drop=True)
+
+
+def _application_rows(parent: Portfolio, name: str, frame: pd.DataFrame, column: str, codes) -> np.ndarray:
+    """The sorted positions of :func:`_take_applications`' rows."""
     by_id = _row_map(parent, "applications", parent.applications, "application_id")
     cache = parent.row_maps
     key = (name, column)
@@ -541,10 +562,8 @@ def _take_applications(parent: Portfolio, name: str, frame: pd.DataFrame, column
         cache[key] = RowsByValue(frame[column], vocabulary=by_id.index)
     held = cache[key]
     if held.index is by_id.index:
-        rows = held.rows_of_codes(codes)
-    else:
-        rows = held.rows(by_id.index[np.asarray(codes, dtype=np.int64)])
-    return frame.iloc[rows].reset_index(drop=True)
+        return held.rows_of_codes(codes)
+    return held.rows(by_id.index[np.asarray(codes, dtype=np.int64)])
 
 
 #: (table, column) whose values are the keys of another table (its own row map's keys): the row

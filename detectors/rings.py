@@ -779,6 +779,10 @@ def entity_links(portfolio) -> pd.DataFrame:
     applicant as ``entity`` (``app:<id>`` when it has none)."""
     if "ring_links" in portfolio.derived:
         return portfolio.derived["ring_links"]
+    cut = _parent_entity_links(portfolio)
+    if cut is not None:
+        portfolio.derived["ring_links"] = cut
+        return cut
     apps = portfolio.applications
     # the whole long table only to filter it: not cached on the portfolio, where it would
     # stay beside this result for as long as the portfolio lives (``flag`` holds it all night)
@@ -790,6 +794,40 @@ def entity_links(portfolio) -> pd.DataFrame:
     links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
     portfolio.derived["ring_links"] = links
     return links
+
+
+def _parent_entity_links(portfolio) -> pd.DataFrame | None:
+    """A subset's :func:`entity_links`, cut from its parent's (when the
+    parent holds them, over the same entities) by the rows of the parent's
+    link tables that the subset's own are cut by: the same rows in the same
+    order, without building the subset's long links table or mapping its
+    entities again. ``None`` when it cannot be cut so.
+
+    The parent's table is its link tables of :data:`KIND_STRENGTH`'s kinds
+    one after the other in ``LINK_KINDS`` order (those kinds come first
+    there, the rest are filtered out), so a row's position is its kind's
+    offset plus its row in that kind's table.
+    """
+    parent = getattr(portfolio, "parent", None)
+    if parent is None or not hasattr(portfolio, "link_rows"):
+        return None
+    whole = parent.derived.get("ring_links")
+    if whole is None or portfolio.person_entity is not parent.person_entity:
+        return None
+    held = parent._links_by_kind
+    kinds = [kind for kind in LINK_KINDS if kind in held and len(held[kind])]
+    if [k for k in kinds if k in KIND_STRENGTH] != kinds[: sum(k in KIND_STRENGTH for k in kinds)]:
+        return None  # a kept kind after a dropped one: positions are not offsets
+    offset, rows = 0, []
+    for kind in kinds:
+        if kind not in KIND_STRENGTH:
+            break
+        rows.append(offset + portfolio.link_rows(kind))
+        offset += len(held[kind])
+    if offset != len(whole):
+        return None
+    at = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return whole.iloc[at].reset_index(drop=True)
 
 
 def _linked_entities(portfolio) -> pd.Series:

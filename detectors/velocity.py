@@ -94,6 +94,30 @@ class VelocityStatistics:
     kinds: dict[str, BurstBase] = field(default_factory=dict)
 
 
+#: up to this many rows, :func:`burst_windows` first counts each identifier's timed rows in Python
+#: (a scope's identifiers mostly carry one or two: no window to test, and no frame to build)
+_FEW_ROWS = 5_000
+
+
+def _any_repeated(keys: pd.Series, times: pd.Series, min_apps: int) -> bool:
+    """Whether an identifier (as text) carries ``min_apps`` or more rows
+    having both a key and a time: :func:`burst_windows`' first filter.
+
+    >>> t = pd.Series(pd.to_datetime(["2025-01-01", None, "2025-01-03"], utc=True))
+    >>> _any_repeated(pd.Series(["d1", "d1", "d1"]), t, 3), _any_repeated(pd.Series(["d1", "d1", "d1"]), t, 2)
+    (False, True)
+    """
+    values = keys.to_numpy(dtype=object)
+    ok = pd.notna(values) & times.notna().to_numpy(dtype=bool)
+    counts: dict[str, int] = {}
+    for value in values[ok].tolist():
+        key = str(value)
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] >= min_apps:
+            return True
+    return False
+
+
 def _timed_keys(keys: pd.Series, times: pd.Series) -> pd.DataFrame:
     """``key`` (text) and ``t`` (whole seconds) of the rows having both."""
     ok = keys.notna() & times.notna()
@@ -172,8 +196,10 @@ def burst_windows(
     -----
     One sort and one ``searchsorted``: O(n log n) for n applications.
     """
-    frame = _timed_keys(keys, times)
     empty = pd.DataFrame({"row": [], "key": [], "cluster": [], "pvalue": [], "expected": [], "window_count": []})
+    if len(keys) <= _FEW_ROWS and not _any_repeated(keys, times, min_apps):
+        return empty  # no identifier carries min_apps timed applications: no window can be dense
+    frame = _timed_keys(keys, times)
     if frame.empty:
         return empty
     span = float(span_seconds) if span_seconds else float(frame["t"].max() - frame["t"].min())

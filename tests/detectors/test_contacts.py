@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -236,3 +237,34 @@ def test_loop_longer_than_the_enumeration_bound_is_still_a_loop(tmp_path):
     assert "cycle of 12 applicants" in cycle.detail and len(cycle.values) == 1
     assert cycle.values[0].count("→") == 11 and all(m in cycle.values[0] for m in loop.members)
     assert loop.score > 0.7
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_contact_edges_of_a_few_rows_equal_the_join(seed):
+    """The set-based join for a scope's few rows gives the frame the hash join
+    gives: same rows in the same order, same dtypes (repeated phones, several
+    owners of one phone, self-naming, one person's two applications)."""
+    from ringscope.detectors.contacts import _contact_edges_few, _contact_edges_joined
+
+    cols = ["src", "dst", "phone", "contact_name", "relation"]
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        apps = [f"A{i}" for i in range(int(rng.integers(1, 8)))]
+        phones_used = [f"p{i}" for i in range(int(rng.integers(1, 5)))]
+        n, m = int(rng.integers(1, 30)), int(rng.integers(1, 12))
+        contacts = pd.DataFrame(
+            {
+                "application_id": rng.choice(apps, n),
+                "phone": rng.choice(phones_used, n),
+                "contact_name": rng.choice(["王伟", "李娜", None], n),
+                "relation": rng.choice(["parent", "friend", None], n),
+            }
+        )
+        phones = pd.DataFrame({"application_id": rng.choice(apps, m), "identifier": rng.choice(phones_used, m)})
+        if trial % 2:  # Arrow-backed text, as the portfolio's tables are
+            contacts = contacts.astype({"application_id": "str", "phone": "str"})
+            phones = phones.astype("str")
+        identity = pd.Series({a: f"P{int(rng.integers(0, 4))}" for a in apps})
+        few = _contact_edges_few(contacts, phones, identity, cols)
+        assert few is not None
+        pd.testing.assert_frame_equal(few, _contact_edges_joined(contacts, phones, identity, cols))

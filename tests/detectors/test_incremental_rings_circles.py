@@ -237,3 +237,21 @@ def test_economic_units_come_from_the_whole_portfolio(circle_book):
     assert [f.kind for f in det.run(part)] == ["mutual_guarantee"]
     assert det.run(part, statistics=stats) == []
     assert not _holding(det.run(portfolio), [batch["alias"]])
+
+
+def test_a_scopes_ring_links_are_cut_from_the_whole_books(ring_book):
+    """A subset's entity links, cut from the parent's by its link tables' rows,
+    equal those built from the subset itself (same rows, order, dtypes, index)."""
+    from ringscope.detectors.rings import _parent_entity_links
+
+    portfolio, g, batch = ring_book
+    entity_links(portfolio)  # the whole book's, kept on the portfolio
+    for ids in (list(batch.values()), g["chain"], g["entity"] + g["hub"], [batch["isolated"]]):
+        cut = _parent_entity_links(portfolio.subset(ids))
+        assert cut is not None
+        rebuilt = portfolio.subset(ids)
+        held = portfolio.derived.pop("ring_links")
+        try:
+            pd.testing.assert_frame_equal(cut, entity_links(rebuilt))
+        finally:
+            portfolio.derived["ring_links"] = held
