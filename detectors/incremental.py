@@ -37,6 +37,7 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Finding
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.registry import DETECTORS, build_detector
+from ringscope.detectors.risk.flag_state import release_memory
 
 __all__ = ["IncrementalRun", "detect_around", "portfolio_statistics"]
 
@@ -118,7 +119,10 @@ def detect_around(
     detectors = [build_detector(name, **params.get(name, {})) for name in wanted]
     targets = set(map(str, app_ids))
     run = IncrementalRun(findings=[])
+    resolved = "identity" in wanted and "identity" not in statistics
     _resolve_entities(portfolio, detectors, statistics, run)
+    if resolved:  # fitting identity's model over the book freed more than any detector holds after it
+        release_memory()
     for i, detector in enumerate(detectors):
         if progress:
             progress(detector.name, i, len(detectors))

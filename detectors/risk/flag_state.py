@@ -78,6 +78,8 @@ __all__ = [
     "load_state",
     "discard_state",
     "SavedStatistics",
+    "release_memory",
+    "drop_caches",
     "ingest_key",
     "unchanged_ingest",
 ]
@@ -518,6 +520,49 @@ def _manifest(folder: Path, revision: str) -> tuple[dict | None, str]:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise _Unusable(f"manifest names {name!r}")
     return manifest, ""
+
+
+def release_memory() -> None:
+    """Hand memory freed so far back to the system: cyclic garbage first,
+    then what Arrow's allocator (mimalloc or jemalloc) keeps for reuse and
+    glibc's free lists (``malloc_trim``). Freed memory kept by one
+    allocator serves none of the others (Arrow's pages are no use to numpy
+    or Python's strings), so ``flag`` calls this between its phases: the
+    next phase then grows from what is really held. No result depends on it.
+    """
+    gc.collect()
+    try:
+        pa.default_memory_pool().release_unused()
+    except (AttributeError, NotImplementedError):  # an older Arrow, another pool
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def drop_caches(index: Any) -> None:
+    """Drop what ``index``'s detection built only to answer more detections
+    and scores quickly (the portfolio's derived tables — rings' links,
+    contact book, per-application busiest identifiers, ring labels, hub
+    reach —, its row maps, the statistics' row look-ups and the index's
+    per-link arrays), keeping all that a saved state or a later score
+    needs: each is rebuilt on first use, the same. ``flag`` calls it
+    once its batch is scored, before writing the scores and saving the
+    state, whose peaks would otherwise sit on top of them."""
+    portfolio = index.portfolio
+    portfolio.derived.clear()
+    portfolio.row_maps.clear()
+    for stats in index._statistics.values():
+        lookups = getattr(stats, "lookups", None)
+        if isinstance(lookups, dict):
+            lookups.clear()
+    index._link_arrays = None
+    index._bad_sharers_csr = None
+    index._persons_by_key = None
+    release_memory()
 
 
 @contextmanager
