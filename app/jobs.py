@@ -81,6 +81,11 @@ def flag_applications(
                 stacklevel=2,
             )
         index.progress = progress  # detection around the batch reports per detector, like ``detect``
+        index.portfolio.keep_derived = False  # one detection: a detector's tables go once it ran
+        # the rings' links the index was derived from hold the stored entities, which identity's replace:
+        # dropped now, they do not sit beside identity resolution's peak
+        index.portfolio.derived.clear()
+        release_memory()
         result = index.score(model, summary.application_ids, review, decline)
         result.flags["settings"] = used.digest
         result.state = index.state

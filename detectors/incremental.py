@@ -129,6 +129,7 @@ def detect_around(
         if detector.name in run.errors:
             continue
         started = time.perf_counter()
+        held = None if getattr(portfolio, "keep_derived", True) else set(portfolio.derived)
         try:
             if detector.name not in statistics:
                 statistics[detector.name] = detector.statistics(portfolio)
@@ -149,6 +150,10 @@ def detect_around(
             run.findings.extend(f for f in found if targets.intersection(map(str, f.members)))
         except Exception as exc:  # one broken detector must not hide the others' findings
             run.errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        finally:
+            if held is not None:  # what this detector derived goes with it (rebuilt, the same, if asked again)
+                for name in set(portfolio.derived) - held:
+                    del portfolio.derived[name]
         run.seconds[detector.name] = run.seconds.get(detector.name, 0.0) + time.perf_counter() - started
     if progress:
         progress("done", len(detectors), len(detectors))
