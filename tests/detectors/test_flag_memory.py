@@ -163,3 +163,29 @@ def test_building_the_index_makes_no_python_string_per_link(store):
     finally:
         tracemalloc.stop()
     assert derive_peak - hub_peak < 60 * len(links), (derive_peak / len(links), hub_peak / len(links))
+
+
+def test_one_batch_detection_holds_no_detector_tables_and_finds_the_same(store):
+    """``flag`` detects around one batch: with ``keep_derived`` off each
+    detector's tables (rings' links, contact book, busiest identifiers, ...)
+    go once it ran, and ``drop_caches`` leaves none of the index's either;
+    the findings are those of a run that keeps them all."""
+    from ringscope.detectors.risk.flag_state import drop_caches
+
+    kept = FlagIndex.build(store)
+    batch = list(kept.app_pos[-40:])
+    full = kept.detect(batch)
+    assert kept.portfolio.derived  # the old behaviour: every detector's tables stay
+    lean = FlagIndex.build(store)
+    lean.portfolio.keep_derived = False
+    found = lean.detect(batch)
+    assert not lean.portfolio.derived
+    assert [(f.finding_id, f.members, f.score) for f in found.findings] == [
+        (f.finding_id, f.members, f.score) for f in full.findings
+    ]
+    assert found.findings  # the batch holds findings: the comparison says something
+    lean.link_arrays()
+    drop_caches(lean)
+    assert not lean.portfolio.row_maps and lean._link_arrays is None
+    assert lean._statistics["identity"].resolution is not None  # the statistics stay (saved with the state)
+    assert all(not getattr(s, "lookups", None) for s in lean._statistics.values())
