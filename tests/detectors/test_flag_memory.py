@@ -189,3 +189,28 @@ def test_one_batch_detection_holds_no_detector_tables_and_finds_the_same(store):
     assert not lean.portfolio.row_maps and lean._link_arrays is None
     assert lean._statistics["identity"].resolution is not None  # the statistics stay (saved with the state)
     assert all(not getattr(s, "lookups", None) for s in lean._statistics.values())
+
+
+def test_saving_the_identifier_index_makes_no_python_string_per_key():
+    """The index's Arrow text is saved as the object column it stands for
+    (read back equal) without making that column: the old save made a
+    Python string per key, and Arrow's copy of them, at the state save's peak."""
+    import io
+    import tracemalloc
+
+    import pyarrow as pa
+
+    from ringscope.detectors.risk.flag_state import _array, _array_writer
+
+    keys = pa.array([f"phone\x1f+86138{i:08d}" for i in range(200_000)], type=pa.large_string())
+    how, write = _array_writer(keys)
+    sink = io.BytesIO()
+    tracemalloc.start()
+    try:
+        write(sink)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * len(keys), peak  # a Python string per key alone is ~70 bytes
+    back = _array(how, sink.getvalue())
+    assert back.dtype == object and back.tolist() == keys.to_pylist()
