@@ -17,8 +17,10 @@ import pandas as pd
 
 from ringscope.detectors.risk.flag_state import (
     FlagStateWarning,
+    drop_caches,
     ingest_key,
     refresh_state,
+    release_memory,
     save_state,
     unchanged_ingest,
 )
@@ -64,6 +66,7 @@ def flag_applications(
             return summary, FlagResult(
                 pd.DataFrame(columns=["application_id", "score", "decision", "ring_id", "reasons", "settings"])
             )
+        release_memory()  # what the ingest freed, before the index is read
         index = FlagIndex.open(store, bad_labels=model.known_bad)
         # the parameters the flags come from: the detectors' as the last detect ran them, the model's training
         used = Settings(
@@ -78,14 +81,21 @@ def flag_applications(
                 stacklevel=2,
             )
         index.progress = progress  # detection around the batch reports per detector, like ``detect``
+        index.portfolio.keep_derived = False  # one detection: a detector's tables go once it ran
+        # the rings' links the index was derived from hold the stored entities, which identity's replace:
+        # dropped now, they do not sit beside identity resolution's peak
+        index.portfolio.derived.clear()
+        release_memory()
         result = index.score(model, summary.application_ids, review, decline)
         result.flags["settings"] = used.digest
         result.state = index.state
         result.seconds["open index"] = index.state.seconds
         result.bad_values = list(index.portfolio.bad_values)
+        shadowed = index.score(shadow, summary.application_ids) if shadow is not None else None
+        # the batch is scored: what detection kept for more scores goes before the writes and the save
+        drop_caches(index)
         write_scores(store, result.flags, model)
-        if shadow is not None:
-            shadowed = index.score(shadow, summary.application_ids)
+        if shadowed is not None:
             result.shadow = shadowed.flags
             write_scores(store, shadowed.flags, shadow, shadow=True)
         if result.new_findings:

@@ -260,7 +260,7 @@ class GuaranteeCircles(Detector):
     @staticmethod
     def _borrower_units(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series:
         """application_id → economic unit of its resolved borrower (those with one)."""
-        apps = apps[apps["borrower_key"].notna()]
+        apps = apps.loc[apps["borrower_key"].notna(), ["application_id", "borrower_label", "borrower_key"]]
         resolved = pd.Series(index=pd.Index(apps["application_id"].astype(str), dtype=object), dtype=object)
         for label in ("Person", "Company"):
             mask = (apps["borrower_label"] == label).to_numpy(dtype=bool)

@@ -246,7 +246,8 @@ class IdentityResolution(Detector):
         apps = portfolio.applications
         if persons.empty or apps.empty:
             return IdentityStatistics()
-        applied = apps[apps["person"].notna()].reset_index(drop=True)
+        # the four columns read below, not a copy of every column of the book's applications
+        applied = apps.loc[apps["person"].notna(), ["person", "phone", "address", "applied_at"]].reset_index(drop=True)
         records = self._person_records(portfolio, persons, applied)
         # every person carries an ID-derived birth date: a bare pinyin key would
         # only add millions of same-name pairs that the other keys already cover

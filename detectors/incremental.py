@@ -37,6 +37,7 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Finding
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.registry import DETECTORS, build_detector
+from ringscope.detectors.risk.flag_state import release_memory
 
 __all__ = ["IncrementalRun", "detect_around", "portfolio_statistics"]
 
@@ -118,13 +119,17 @@ def detect_around(
     detectors = [build_detector(name, **params.get(name, {})) for name in wanted]
     targets = set(map(str, app_ids))
     run = IncrementalRun(findings=[])
+    resolved = "identity" in wanted and "identity" not in statistics
     _resolve_entities(portfolio, detectors, statistics, run)
+    if resolved:  # fitting identity's model over the book freed more than any detector holds after it
+        release_memory()
     for i, detector in enumerate(detectors):
         if progress:
             progress(detector.name, i, len(detectors))
         if detector.name in run.errors:
             continue
         started = time.perf_counter()
+        held = None if getattr(portfolio, "keep_derived", True) else set(portfolio.derived)
         try:
             if detector.name not in statistics:
                 statistics[detector.name] = detector.statistics(portfolio)
@@ -145,6 +150,10 @@ def detect_around(
             run.findings.extend(f for f in found if targets.intersection(map(str, f.members)))
         except Exception as exc:  # one broken detector must not hide the others' findings
             run.errors[detector.name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        finally:
+            if held is not None:  # what this detector derived goes with it (rebuilt, the same, if asked again)
+                for name in set(portfolio.derived) - held:
+                    del portfolio.derived[name]
         run.seconds[detector.name] = run.seconds.get(detector.name, 0.0) + time.perf_counter() - started
     if progress:
         progress("done", len(detectors), len(detectors))

@@ -118,6 +118,10 @@ class Portfolio:
         #: what detectors derive from the tables and the entities, by name (rings'
         #: ``entity_links``): computed once, dropped when the entities change
         self.derived: dict[str, Any] = {}
+        #: whether :func:`ringscope.detectors.incremental.detect_around` keeps what each detector
+        #: derived for the next call (``False``: dropped once the detector ran; a job that detects
+        #: around one batch, such as ``flag``, need not hold every detector's tables at once)
+        self.keep_derived = True
         #: (table, column) → value → rows, built once for :meth:`subset`
         self.row_maps: dict[tuple[str, ...], Any] = {}
         #: where the whole-portfolio passes run (:mod:`ringscope.detectors.engine`; ``None``: in process)

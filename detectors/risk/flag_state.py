@@ -78,6 +78,8 @@ __all__ = [
     "load_state",
     "discard_state",
     "SavedStatistics",
+    "release_memory",
+    "drop_caches",
     "ingest_key",
     "unchanged_ingest",
 ]
@@ -262,16 +264,25 @@ def _array_writer(value: Any) -> tuple[dict, Any]:
             pd.DataFrame({"v": pd.Series(value.to_numpy(), dtype=value.dtype)}), h
         )
     if isinstance(value, (pa.Array, pa.ChunkedArray)):  # text held by Arrow: saved as the object array it stands for
-        return {"as": "objects"}, lambda h: _write_table(pd.DataFrame({"v": _object_values(value)}), h)
+        return {"as": "objects"}, lambda h: _write_text(value, h)
     value = np.asarray(value)
     if value.dtype == object:
         return {"as": "objects"}, lambda h: _write_table(pd.DataFrame({"v": pd.Series(value, dtype=object)}), h)
     return {"as": "npy"}, lambda h: np.save(h, value, allow_pickle=False)
 
 
-def _object_values(value) -> pd.Series:
-    """An Arrow text array as the object column :func:`_array` reads back."""
-    return pd.Series(np.asarray(value.to_numpy(zero_copy_only=False), dtype=object), dtype=object)
+def _write_text(values: pa.Array | pa.ChunkedArray, handle) -> None:
+    """Arrow text as :func:`_write_table` writes the object column of Python
+    strings it stands for (the same file, read back by :func:`_array` as
+    that object array), without making that column: at a million
+    applications the identifier index's keys as Python strings, and Arrow's
+    copy of them, were most of the state save's peak (+1.15 GB)."""
+    column = values.cast(pa.string())  # what Arrow makes of an object column of text
+    na = "None"  # a missing key comes back as None, as from an object column holding None
+    meta = {"dtypes": {"v": "object"}, "na": {"v": na}, "columns": ["v"]}
+    table = pa.table({"v": column}).replace_schema_metadata({b"ringscope": json.dumps(meta).encode()})
+    with pa.ipc.new_file(pa.PythonFile(handle, mode="w"), table.schema) as writer:
+        writer.write_table(table)
 
 
 def _array(how: dict, blob: bytes) -> Any:
@@ -518,6 +529,49 @@ def _manifest(folder: Path, revision: str) -> tuple[dict | None, str]:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise _Unusable(f"manifest names {name!r}")
     return manifest, ""
+
+
+def release_memory() -> None:
+    """Hand memory freed so far back to the system: cyclic garbage first,
+    then what Arrow's allocator (mimalloc or jemalloc) keeps for reuse and
+    glibc's free lists (``malloc_trim``). Freed memory kept by one
+    allocator serves none of the others (Arrow's pages are no use to numpy
+    or Python's strings), so ``flag`` calls this between its phases: the
+    next phase then grows from what is really held. No result depends on it.
+    """
+    gc.collect()
+    try:
+        pa.default_memory_pool().release_unused()
+    except (AttributeError, NotImplementedError):  # an older Arrow, another pool
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def drop_caches(index: Any) -> None:
+    """Drop what ``index``'s detection built only to answer more detections
+    and scores quickly (the portfolio's derived tables — rings' links,
+    contact book, per-application busiest identifiers, ring labels, hub
+    reach —, its row maps, the statistics' row look-ups and the index's
+    per-link arrays), keeping all that a saved state or a later score
+    needs: each is rebuilt on first use, the same. ``flag`` calls it
+    once its batch is scored, before writing the scores and saving the
+    state, whose peaks would otherwise sit on top of them."""
+    portfolio = index.portfolio
+    portfolio.derived.clear()
+    portfolio.row_maps.clear()
+    for stats in index._statistics.values():
+        lookups = getattr(stats, "lookups", None)
+        if isinstance(lookups, dict):
+            lookups.clear()
+    index._link_arrays = None
+    index._bad_sharers_csr = None
+    index._persons_by_key = None
+    release_memory()
 
 
 @contextmanager

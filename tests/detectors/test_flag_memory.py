@@ -163,3 +163,54 @@ def test_building_the_index_makes_no_python_string_per_link(store):
     finally:
         tracemalloc.stop()
     assert derive_peak - hub_peak < 60 * len(links), (derive_peak / len(links), hub_peak / len(links))
+
+
+def test_one_batch_detection_holds_no_detector_tables_and_finds_the_same(store):
+    """``flag`` detects around one batch: with ``keep_derived`` off each
+    detector's tables (rings' links, contact book, busiest identifiers, ...)
+    go once it ran, and ``drop_caches`` leaves none of the index's either;
+    the findings are those of a run that keeps them all."""
+    from ringscope.detectors.risk.flag_state import drop_caches
+
+    kept = FlagIndex.build(store)
+    batch = list(kept.app_pos[-40:])
+    full = kept.detect(batch)
+    assert kept.portfolio.derived  # the old behaviour: every detector's tables stay
+    lean = FlagIndex.build(store)
+    lean.portfolio.keep_derived = False
+    found = lean.detect(batch)
+    assert not lean.portfolio.derived
+    assert [(f.finding_id, f.members, f.score) for f in found.findings] == [
+        (f.finding_id, f.members, f.score) for f in full.findings
+    ]
+    assert found.findings  # the batch holds findings: the comparison says something
+    lean.link_arrays()
+    drop_caches(lean)
+    assert not lean.portfolio.row_maps and lean._link_arrays is None
+    assert lean._statistics["identity"].resolution is not None  # the statistics stay (saved with the state)
+    assert all(not getattr(s, "lookups", None) for s in lean._statistics.values())
+
+
+def test_saving_the_identifier_index_makes_no_python_string_per_key():
+    """The index's Arrow text is saved as the object column it stands for
+    (read back equal) without making that column: the old save made a
+    Python string per key, and Arrow's copy of them, at the state save's peak."""
+    import io
+    import tracemalloc
+
+    import pyarrow as pa
+
+    from ringscope.detectors.risk.flag_state import _array, _array_writer
+
+    keys = pa.array([f"phone\x1f+86138{i:08d}" for i in range(200_000)], type=pa.large_string())
+    how, write = _array_writer(keys)
+    sink = io.BytesIO()
+    tracemalloc.start()
+    try:
+        write(sink)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * len(keys), peak  # a Python string per key alone is ~70 bytes
+    back = _array(how, sink.getvalue())
+    assert back.dtype == object and back.tolist() == keys.to_pylist()
