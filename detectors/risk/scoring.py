@@ -675,10 +675,8 @@ class _Columns:
         """Column ``pos``'s distinct values (as ``tolist`` gives them) and
         each row's position among them."""
         if pos not in self._categories:
-            values = self.X[self._names[pos]].tolist()
-            first: dict = {}
-            inverse = np.fromiter((first.setdefault(v, len(first)) for v in values), dtype=np.int64, count=len(values))
-            self._categories[pos] = (list(first), inverse)
+            inverse, distinct = pd.factorize(self.X[self._names[pos]], use_na_sentinel=False)
+            self._categories[pos] = (list(distinct.tolist()), np.asarray(inverse, dtype=np.int64))
         return self._categories[pos]
 
 
