@@ -233,6 +233,9 @@ def merge_parquet(
     # application): the merged rows are the stored ones in their order, so each slice is
     # merged and written as it is read instead of holding every colliding row at the end
     every = not len(new_rest) and bool(collides.all())
+    # a take from a column of many chunks (a batch built by concatenating frames) joins
+    # every chunk first: once per slice, that copied the whole batch 31 times at 1M
+    new = _one_chunk(new)
     changed = False
     try:
         with pq.ParquetWriter(str(sink), schema, compression="snappy") as writer:
@@ -272,6 +275,22 @@ def merge_parquet(
         if not written:
             Path(sink).unlink(missing_ok=True)
     return written
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """``table`` with each column in one chunk (the same values), or as it is
+    when a column cannot be joined (text beyond 2 GB in one array).
+
+    >>> t = pa.Table.from_batches([pa.record_batch({"x": [1]}), pa.record_batch({"x": [2]})])
+    >>> t.column("x").num_chunks, _one_chunk(t).column("x").num_chunks
+    (2, 1)
+    """
+    if all(column.num_chunks <= 1 for column in table.columns):
+        return table
+    try:
+        return table.combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):
+        return table
 
 
 def _merged_rows(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, _codes
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
@@ -99,6 +99,11 @@ class ReasonContext:
     _link_rows: np.ndarray | None = field(default=None, init=False, repr=False)
     _link_starts: np.ndarray | None = field(default=None, init=False, repr=False)
     _link_apps: pd.Index | None = field(default=None, init=False, repr=False)
+    #: each link's (kind, identifier) as one integer (codes: a missing value matches a
+    #: missing one, as in a merge), and the known-bad links' positions sorted by it
+    _link_keys: np.ndarray | None = field(default=None, init=False, repr=False)
+    _bad_order: np.ndarray | None = field(default=None, init=False, repr=False)
+    _bad_sorted: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(
@@ -124,13 +129,19 @@ class ReasonContext:
             bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
             bad = self.links["application_id"].isin(bad_ids).to_numpy()
             self._bad_links = self.links[bad]
+            # (kind, identifier) as one integer per link, and the known-bad links sorted by it
+            # (stably): each chunk's join is a binary search, not a merge of text keys
+            kinds, identifiers = _codes(self.links["kind"]), _codes(self.links["identifier"])
+            self._link_keys = kinds * (int(identifiers.max(initial=0)) + 1) + identifiers
+            bad_keys = self._link_keys[bad]
+            self._bad_order = np.argsort(bad_keys, kind="stable")
+            self._bad_sorted = bad_keys[self._bad_order]
         wanted = self._link_apps.get_indexer(pd.Index(app_ids).unique())
         wanted = wanted[wanted >= 0]
         first, lengths = self._link_starts[wanted], self._link_starts[wanted + 1] - self._link_starts[wanted]
-        ranges = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-        rows = np.sort(self._link_rows[ranges])  # the chosen applications' links, in the links' order
+        rows = np.sort(self._link_rows[_ranges(first, lengths)])  # the chosen applications' links, in the links' order
         mine = self.links.iloc[rows]
-        pairs = mine.merge(self._bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
+        pairs = self._join_bad(mine, self._link_keys[rows])
         pairs = pairs[pairs["entity"] != pairs["entity_partner"]]
         t_self = pairs["application_id"].map(self.apps["applied_at"])
         t_partner = pairs["application_id_partner"].map(self.apps["applied_at"])
@@ -140,6 +151,31 @@ class ReasonContext:
             partner_at=t_partner[(t_partner < t_self).to_numpy()].to_numpy(),
         )
         return pairs
+
+    def _join_bad(self, mine: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
+        """``mine.merge(self._bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))``
+        on the links' integer keys: the same rows, columns and order (each of
+        ``mine``'s rows in turn, its partners in the known-bad links' order)."""
+        lo = np.searchsorted(self._bad_sorted, keys, side="left")
+        counts = np.searchsorted(self._bad_sorted, keys, side="right") - lo
+        left = np.repeat(np.arange(len(keys)), counts)
+        right = self._bad_order[_ranges(lo, counts)]
+        on = ["kind", "identifier"]
+        partner = self._bad_links.drop(columns=on)
+        partner = partner.rename(columns={c: f"{c}_partner" for c in partner.columns if c in mine.columns})
+        out = mine.iloc[left].reset_index(drop=True)
+        for column in partner.columns:
+            out[column] = partner[column].iloc[right].reset_index(drop=True)
+        return out
+
+
+def _ranges(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``first[i], ..., first[i] + lengths[i] - 1`` for each ``i``, concatenated.
+
+    >>> _ranges(np.array([5, 0, 9]), np.array([2, 0, 1])).tolist()
+    [5, 6, 9]
+    """
+    return np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
 
 
 def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: ReasonContext, top: int = 5) -> pd.Series:
@@ -200,7 +236,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
         if not len(rows):
             break
         cols = orders[rows, rank]
-        contribution = [_json_float(round(c, 3)) for c in ranked[rows, rank].tolist()]
+        contribution = _float_texts(ranked[rows, rank])
         shown_values = _value_texts(arrays, positions[rows], cols)
         parts = [
             heads[j] + c + ', "value": ' + v + tails[j] for j, c, v in zip(cols.tolist(), contribution, shown_values)
@@ -236,6 +272,20 @@ def _json_float(x: float) -> str:
     return _JSON_SPECIAL.get(text, text)
 
 
+def _float_texts(values: np.ndarray) -> list[str]:
+    """``_json_float(round(v, 3))`` of each float of ``values``, formatted once
+    per distinct value (by its bits: -0.0 and 0.0 stay apart): counts, flags
+    and a scorecard's contributions take few values over many rows.
+
+    >>> _float_texts(np.array([0.12345, -0.0, 0.0, 0.12345, np.nan]))
+    ['0.123', '-0.0', '0.0', '0.123', 'NaN']
+    """
+    values = np.ascontiguousarray(values, dtype=float)
+    distinct, inverse = np.unique(values.view(np.int64), return_inverse=True)
+    texts = [_json_float(round(v, 3)) for v in distinct.view(float).tolist()]
+    return [texts[i] for i in inverse.reshape(-1).tolist()]
+
+
 def _value_texts(arrays: list[np.ndarray], at: np.ndarray, cols: np.ndarray) -> list[str]:
     """The ``value`` of each reason (feature ``cols[i]`` of row ``at[i]``) as
     :func:`_reasons_json` writes it: text as JSON text, anything else rounded
@@ -245,7 +295,7 @@ def _value_texts(arrays: list[np.ndarray], at: np.ndarray, cols: np.ndarray) -> 
         picked = np.flatnonzero(cols == j)
         column = arrays[j]
         if column.dtype.kind in "fiub":
-            texts = [_json_float(round(v, 3)) for v in column[at[picked]].astype(float).tolist()]
+            texts = _float_texts(column[at[picked]].astype(float))
         else:
             texts = [
                 _json_text(v) if isinstance(v, str) else _json_float(round(float(v), 3))

@@ -131,6 +131,10 @@ class TrainedModel:
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_compiled", None)  # rebuilt and re-checked after loading (the class default says so)
+        if isinstance(state.get("report"), dict):
+            # the report's private parts (validation ids and scores, ROC points: 8 MB of text at 1M)
+            # serve this training's comparison and plots only; report.json leaves them out too
+            state["report"] = {k: v for k, v in state["report"].items() if not str(k).startswith("_")}
         return state
 
     def decide(self, scores: np.ndarray, review: float | None = None, decline: float | None = None) -> np.ndarray:
@@ -623,18 +627,19 @@ class _CompiledLinear:
         # bisect on lists: searchsorted's call costs more than the search, one row at a time
         self._edge_lists = [edges.tolist() for _, _, edges, _ in self.numeric]
 
-    def parts(self, X: pd.DataFrame) -> np.ndarray:
-        out = np.zeros((len(X), self.n_features))
-        columns = list(X.columns)
+    def parts(self, X: pd.DataFrame | _Columns) -> np.ndarray:
+        columns = X if isinstance(X, _Columns) else _Columns(X)
+        out = np.zeros((columns.n, self.n_features))
         for pos, fill, edges, weights in self.numeric:
-            x = pd.to_numeric(X[columns[pos]], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            x = columns.numeric(pos)
             x = np.where(np.isnan(x), fill, x)
             out[:, pos] = weights[np.searchsorted(edges, x, side="right")]
         for pos, table, unknown in self.categorical:
-            out[:, pos] = [table.get(v, unknown) for v in X[columns[pos]].tolist()]
+            values, inverse = columns.categories(pos)
+            out[:, pos] = np.array([table.get(v, unknown) for v in values], dtype=float)[inverse]
         return out
 
-    def logits(self, X: pd.DataFrame) -> np.ndarray:
+    def logits(self, X: pd.DataFrame | _Columns) -> np.ndarray:
         return self.intercept + self.parts(X).sum(axis=1)
 
     def parts_one(self, row: list) -> np.ndarray:
@@ -647,6 +652,32 @@ class _CompiledLinear:
         for pos, table, unknown in self.categorical:
             out[0, pos] = table.get(row[pos], unknown)
         return out
+
+
+class _Columns:
+    """The columns of a feature frame as :meth:`_CompiledLinear.parts` reads
+    them, converted once and shared by the calibrated members and the
+    explainer (each converted every column of every chunk itself)."""
+
+    def __init__(self, X: pd.DataFrame) -> None:
+        self.X, self.n, self._names = X, len(X), list(X.columns)
+        self._numeric: dict[int, np.ndarray] = {}
+        self._categories: dict[int, tuple[list, np.ndarray]] = {}
+
+    def numeric(self, pos: int) -> np.ndarray:
+        """Column ``pos`` as floats (what cannot be read as a number: NaN)."""
+        if pos not in self._numeric:
+            column = self.X[self._names[pos]]
+            self._numeric[pos] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return self._numeric[pos]
+
+    def categories(self, pos: int) -> tuple[list, np.ndarray]:
+        """Column ``pos``'s distinct values (as ``tolist`` gives them) and
+        each row's position among them."""
+        if pos not in self._categories:
+            inverse, distinct = pd.factorize(self.X[self._names[pos]], use_na_sentinel=False)
+            self._categories[pos] = (list(distinct.tolist()), np.asarray(inverse, dtype=np.int64))
+        return self._categories[pos]
 
 
 class CompiledScorecard:
@@ -669,8 +700,8 @@ class CompiledScorecard:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """The calibrated probability of the target (1-D), as :meth:`TrainedModel.predict_proba`."""
-        X = X[self.features]
-        return self._calibrated(lambda linear: linear.logits(X), len(X))
+        columns = _Columns(X[self.features])
+        return self._calibrated(lambda linear: linear.logits(columns), len(X))
 
     def _calibrated(self, logits_of, n: int) -> np.ndarray:
         """The calibrated ensemble's probability, given each member's logits."""

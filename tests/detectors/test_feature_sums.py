@@ -40,3 +40,24 @@ def test_sums_by_kind_equal_the_pivot_tables(case):
     expected = _pivoted(history, index)
     got = pd.DataFrame(_sums_by_kind(history, index), index=index)
     pd.testing.assert_frame_equal(got, expected, check_exact=True, check_names=False)
+
+
+def test_known_bad_2hop_counts_earlier_bad_members_by_time_and_label():
+    """``known_bad_2hop``: the distinct other members of an application's
+    findings that applied earlier and are known bad; a member without a time,
+    or not among the applications, is never earlier."""
+    from ringscope.detectors.base import Finding
+    from ringscope.detectors.risk.features import finding_features
+
+    t = pd.Timestamp("2025-03-01", tz="UTC")
+    apps = pd.DataFrame(
+        {
+            "application_id": ["a", "b", "c", "d", "e"],
+            "applied_at": [t, t + pd.Timedelta("1h"), t + pd.Timedelta("2D"), pd.NaT, t + pd.Timedelta("3D")],
+            "label": ["fraud", "fraud", "good", "fraud", None],
+        }
+    )
+    one = Finding("shared_identifier_rings", "ring", ("a", "b", "c", "d", "e"), 0.8, ())
+    two = Finding("contact_loops", "loop", ("b", "c", "zz"), 0.6, ())  # zz: not an application
+    got = finding_features([one, two], apps)["known_bad_2hop"]
+    assert got.to_dict() == {"a": 0.0, "b": 1.0, "c": 2.0, "d": 0.0, "e": 2.0}

@@ -165,3 +165,42 @@ def test_bad_partners_by_chunk_are_the_earlier_known_bad_sharers_in_link_order()
             )
             == expected
         )
+
+
+def test_known_bad_join_on_integer_keys_is_the_merge_on_text():
+    """The chunk join of :meth:`ReasonContext.bad_partners` on integer keys
+    gives what the merge on ``kind`` and ``identifier`` gave: the same rows,
+    columns, types and order, missing keys matching missing keys as in a merge."""
+    rng = np.random.default_rng(4)
+    n = 200
+    ids = [f"A{i:03d}" for i in range(n)]
+    apps = pd.DataFrame(
+        {
+            "application_id": ids,
+            "applied_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "label": rng.choice(["fraud", "good"], n, p=[0.3, 0.7]),
+        }
+    )
+    rows = [
+        (a, kind, None if rng.random() < 0.05 else f"{kind}{rng.integers(0, 15)}", f"p{rng.integers(0, 120)}")
+        for a in ids
+        for kind in ("device", "phone", "ip")
+        if rng.random() < 0.8
+    ]
+    links = pd.DataFrame(rows, columns=["application_id", "kind", "identifier", "entity"]).astype("string")
+    context = ReasonContext.build([], links, apps)
+    context.bad_partners(ids[:1])  # builds the keys
+    for rows_at in (np.arange(len(links)), np.sort(rng.choice(len(links), 150, replace=False)), np.array([], int)):
+        mine = links.iloc[rows_at]
+        expected = mine.merge(context._bad_links, on=["kind", "identifier"], suffixes=("", "_partner"))
+        got = context._join_bad(mine, context._link_keys[rows_at])
+        pd.testing.assert_frame_equal(got, expected)
+    assert len(links.iloc[np.arange(len(links))].merge(context._bad_links, on=["kind", "identifier"])) > 100
+
+
+def test_reason_floats_are_formatted_once_per_value_as_one_by_one():
+    from ringscope.detectors.risk.reasons import _float_texts, _json_float
+
+    values = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 0.0005, 0.0015, 2.5, 1 / 3, 12345.6789] * 7)
+    values = np.random.default_rng(2).permutation(values)
+    assert _float_texts(values) == [_json_float(round(v, 3)) for v in values.tolist()]

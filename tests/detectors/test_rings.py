@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from ringscope.detectors.rings import SharedIdentifierRings
@@ -138,3 +140,25 @@ def test_bad_parameters_fail_early(params, message):
     with pytest.raises(ValueError) as err:
         SharedIdentifierRings(**params)
     assert message in str(err.value)
+
+
+def test_shared_links_on_codes_are_the_text_group_by():
+    """Links whose identifier two or more entities use, first per application
+    and identifier: what the group-by of the text keys gave (rows, order,
+    types), with missing identifiers, kinds and entities."""
+    from ringscope.detectors.rings import _shared_links
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        n = int(rng.integers(1, 400))
+        links = pd.DataFrame(
+            {
+                "application_id": [f"a{i}" for i in rng.integers(0, max(1, n // 3), n)],
+                "kind": rng.choice(["ip", "device", "phone", None], n, p=[0.4, 0.3, 0.28, 0.02]),
+                "identifier": [None if rng.random() < 0.03 else f"x{i}" for i in rng.integers(0, max(1, n // 4), n)],
+                "entity": [None if rng.random() < 0.03 else f"p{i}" for i in rng.integers(0, max(1, n // 5), n)],
+            }
+        ).astype("str" if trial % 2 else object)
+        people = links.groupby(["kind", "identifier"], sort=False)["entity"].transform("nunique")
+        expected = links[people >= 2].drop_duplicates(["application_id", "kind", "identifier"])
+        pd.testing.assert_frame_equal(_shared_links(links), expected)

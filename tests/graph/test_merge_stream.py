@@ -168,6 +168,24 @@ def test_a_batch_of_every_stored_row_merges_slice_by_slice_as_in_memory(tmp_path
             assert back.schema.equals(expected.schema) and back.equals(expected)
 
 
+def test_a_batch_of_many_chunks_merges_as_one_chunk(tmp_path):
+    """Scores concatenated from chunks (``train`` scores 50,000 at a time) are
+    joined once before the slices are merged: the same file as the batch in
+    one chunk, and the batch is left as it was."""
+    rng = np.random.default_rng(8)
+    keys = [f"k{i}" for i in range(300)]
+    old = _table(rng, keys, {"a": "float", "b": "text"})
+    source = tmp_path / "old.parquet"
+    pq.write_table(old, source, row_group_size=40)
+    whole = _table(rng, [keys[i] for i in rng.permutation(len(keys))], {"a": "float", "e": "text"})
+    chunked = pa.Table.from_batches(whole.to_batches(max_chunksize=17))
+    assert chunked.column("e").num_chunks > 10
+    for name, batch in (("one", whole), ("many", chunked)):
+        assert merge_parquet(source, batch, "key", tmp_path / f"{name}.parquet", "merge", rows=32)
+    assert pq.read_table(tmp_path / "many.parquet").equals(pq.read_table(tmp_path / "one.parquet"))
+    assert chunked.column("e").num_chunks > 10
+
+
 _PEAK_EVERY = _PEAK.replace("range(0, 200_000, 50)", "range(200_000)")
 
 
