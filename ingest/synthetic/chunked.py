@@ -198,11 +198,13 @@ class _ChunkedBook:
         if len(broken):
             local = broken["line"].to_numpy(dtype=np.int64) - 2
             dup = broken["reason"].str.startswith(_DUPLICATE).to_numpy()
-            row = np.where(dup, 0, local)
             out = broken.copy()
-            out["line"] = np.where(dup, line_of_dup[np.clip(local - n, 0, None)], line_of_row[row])
+            line, folder = np.empty(len(out), dtype=np.int64), np.empty(len(out), dtype=object)
+            line[~dup], folder[~dup] = line_of_row[local[~dup]], folder_of_row[local[~dup]]
+            line[dup], folder[dup] = line_of_dup[local[dup] - n], dup_folder[local[dup] - n]
+            out["line"] = line
             if new_ids is not None:
-                out.insert(1, "folder", np.where(dup, dup_folder[np.clip(local - n, 0, None)], folder_of_row[row]))
+                out.insert(1, "folder", folder)
             self.broken.append(out)
         for folder, frames in parts.items():
             for name, frame in frames.items():
