@@ -199,12 +199,12 @@ class _ChunkedBook:
             local = broken["line"].to_numpy(dtype=np.int64) - 2
             dup = broken["reason"].str.startswith(_DUPLICATE).to_numpy()
             out = broken.copy()
-            line, folder = np.empty(len(out), dtype=np.int64), np.empty(len(out), dtype=object)
-            line[~dup], folder[~dup] = line_of_row[local[~dup]], folder_of_row[local[~dup]]
-            line[dup], folder[dup] = line_of_dup[local[dup] - n], dup_folder[local[dup] - n]
+            line, where = np.empty(len(out), dtype=np.int64), np.empty(len(out), dtype=object)
+            line[~dup], where[~dup] = line_of_row[local[~dup]], folder_of_row[local[~dup]]
+            line[dup], where[dup] = line_of_dup[local[dup] - n], dup_folder[local[dup] - n]
             out["line"] = line
             if new_ids is not None:
-                out.insert(1, "folder", folder)
+                out.insert(1, "folder", where)
             self.broken.append(out)
         for folder, frames in parts.items():
             for name, frame in frames.items():
