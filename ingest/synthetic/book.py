@@ -53,7 +53,7 @@ class Book:
     (``generate_portfolio(chunk_rows=...)``) is a run of ``Book``s, each
     the applications of one time window (``window``: first and end day,
     counted from ``START``) with ``config.applications`` rows of the
-    ``population``; ``offset`` applications lie in the windows before it,
+    ``population`` (``total``); ``offset`` applications lie in the windows before it,
     ``ring_offset`` rings were planted there, and ``hubs`` holds what the
     chunks share (carrier-NAT addresses, busy agents).
     """
@@ -89,12 +89,15 @@ class Book:
         self._queues: dict[str, np.ndarray] = {}
         self._cursor: dict[str, int] = {}
         self._ring_counter = self.ring_offset
-        if self.population is None:
-            self.population = self.n
 
     @property
     def n(self) -> int:
         return self.config.applications
+
+    @property
+    def total(self) -> int:
+        """Applications in the whole book: ``population``, or this book's own."""
+        return self.n if self.population is None else self.population
 
     @property
     def window_start(self) -> np.datetime64:

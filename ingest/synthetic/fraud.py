@@ -217,7 +217,7 @@ def _broker_rings(book: Book, rate: float) -> None:
         return
     m = len(g.rows)
     # a real agent id from the pool: the same agent also submits honest business
-    pool = agent_pool(book.population)
+    pool = agent_pool(book.total)
     agents = rng.choice(pool, size=g.count, replace=g.count > len(pool))
     c["agent_id"][g.rows] = agents[g.group]
     c["channel"][g.rows] = "agent"

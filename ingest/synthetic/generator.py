@@ -196,7 +196,7 @@ def _labelled(book: Book) -> np.ndarray:
     order = np.argsort(t, kind="stable")
     rank = np.empty(book.n, dtype=np.int64)
     rank[order] = np.arange(book.offset, book.offset + book.n)  # a chunk's windows before it hold the first ids
-    total = book.population
+    total = book.total
     history = total
     if config.new_batch_share is not None:
         history = total - max(1, int(round(config.new_batch_share * total)))

@@ -140,7 +140,7 @@ def office_towers(count: int) -> tuple[str, ...]:
 def _busy_agents(book: Book) -> None:
     """Productive honest agents (two by default): many applications, spread over two years, varied figures."""
     rng, c = book.rng, book.cols
-    agents = agent_pool(book.population)
+    agents = agent_pool(book.total)
     k = min(book.config.busy_agents, len(agents))
     busy = book.hubs["busy_agents"] if "busy_agents" in book.hubs else rng.choice(agents, size=k, replace=False)
     rows = book.take(int(book.config.busy_agent_share * book.n))
