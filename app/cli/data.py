@@ -188,9 +188,24 @@ def communities(store_path: str | None, neo4j_uri: str | None, out_path: Path, m
     "fraud prevalence, new-batch share, rotation) at random from --seed; writes history/, new/ "
     "and scenario.json.",
 )
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Build and write the book one time window of about this many applications at a time, so memory "
+    "follows the window, not the book (a different draw than the whole book of the same seed); 0 builds it "
+    "whole. Default: whole up to 2,000,000 applications, windows of 500,000 above.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(
-    n_applications: int, seed: int, out_dir: Path, encoding: str, file_format: str, scenario: str | None, quiet: bool
+    n_applications: int,
+    seed: int,
+    out_dir: Path,
+    encoding: str,
+    file_format: str,
+    scenario: str | None,
+    chunk_rows: int | None,
+    quiet: bool,
 ) -> None:
     """Write a labeled synthetic lending portfolio (the four contract tables + truth/)."""
     from ringscope.ingest.synthetic import (
@@ -199,6 +214,9 @@ def generate(
         generate_scenario,
         random_scenario,
     )
+    from ringscope.ingest.synthetic.chunked import default_chunk_rows
+
+    chunk_rows = default_chunk_rows(n_applications) if chunk_rows is None else (chunk_rows or None)
 
     try:
         if scenario is None:
@@ -210,9 +228,11 @@ def generate(
     bar = ProgressBar(enabled=not quiet)
     try:
         if scenario is None:
-            summary = generate_portfolio(config, out_dir, progress=bar)
+            summary = generate_portfolio(config, out_dir, progress=bar, chunk_rows=chunk_rows)
         else:
-            summary = generate_scenario(drawn, out_dir, progress=bar)
+            summary = generate_scenario(drawn, out_dir, progress=bar, chunk_rows=chunk_rows)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--chunk-rows") from err
     finally:
         bar.close()
     _print_generation(summary, out_dir)
@@ -237,7 +257,8 @@ def _print_scenario(scenario, summary) -> None:
 
 
 def _print_generation(summary, out_dir: Path) -> None:
-    click.echo(f"ringscope generate → {out_dir} ({summary.seconds:.1f} s)")
+    windows = f", {len(summary.chunks)} time windows" if summary.chunks else ""
+    click.echo(f"ringscope generate → {out_dir} ({summary.seconds:.1f} s{windows})")
     for table, n in summary.row_counts.items():
         click.echo(f"  {table:<28}{n:>10,} rows")
     planted = {k: v for k, v in summary.planted.items() if v}

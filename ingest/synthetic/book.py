@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ringscope.ingest.synthetic.config import GeneratorConfig
+from ringscope.ingest.synthetic.config import END, START, GeneratorConfig
 
 __all__ = ["Book", "Groups"]
 
@@ -47,10 +47,24 @@ class Groups:
 
 @dataclass
 class Book:
-    """Column arrays of the portfolio and the planted truth beside them."""
+    """Column arrays of the portfolio and the planted truth beside them.
+
+    A whole book is one ``Book``. A book written in chunks
+    (``generate_portfolio(chunk_rows=...)``) is a run of ``Book``s, each
+    the applications of one time window (``window``: first and end day,
+    counted from ``START``) with ``config.applications`` rows of the
+    ``population`` (``total``); ``offset`` applications lie in the windows before it,
+    ``ring_offset`` rings were planted there, and ``hubs`` holds what the
+    chunks share (carrier-NAT addresses, busy agents).
+    """
 
     config: GeneratorConfig
     rng: np.random.Generator
+    population: int | None = None
+    offset: int = 0
+    ring_offset: int = 0
+    window: tuple[int, int] | None = None
+    hubs: dict[str, np.ndarray] = field(default_factory=dict)
     cols: dict[str, np.ndarray] = field(default_factory=dict)
     typology: np.ndarray = field(init=False)
     ring_id: np.ndarray = field(init=False)
@@ -74,11 +88,29 @@ class Book:
         # O(count) however many rings are planted
         self._queues: dict[str, np.ndarray] = {}
         self._cursor: dict[str, int] = {}
-        self._ring_counter = 0
+        self._ring_counter = self.ring_offset
 
     @property
     def n(self) -> int:
         return self.config.applications
+
+    @property
+    def total(self) -> int:
+        """Applications in the whole book: ``population``, or this book's own."""
+        return self.n if self.population is None else self.population
+
+    @property
+    def window_start(self) -> np.datetime64:
+        """First second of the book's time window."""
+        lo = 0 if self.window is None else self.window[0]
+        return (START + np.timedelta64(lo, "D")).astype("datetime64[s]")
+
+    @property
+    def window_end(self) -> np.datetime64:
+        """End (exclusive) of the book's time window: ``END`` for a whole book."""
+        if self.window is None:
+            return END.astype("datetime64[s]")
+        return (START + np.timedelta64(self.window[1], "D")).astype("datetime64[s]")
 
     def set_pools(self, business: np.ndarray) -> None:
         """Shuffle the row queues once the honest book knows who is a business."""

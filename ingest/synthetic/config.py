@@ -255,6 +255,7 @@ class GenerationSummary:
     ``paths`` maps table names (and ``truth/...``) to files; ``row_counts``
     counts data rows per contract table (duplicated broken rows included);
     ``planted`` counts applications per typology, ``hard_negatives`` per kind.
+    ``chunks`` lists the applications of each time window of a chunked book.
     """
 
     out_dir: str
@@ -265,3 +266,5 @@ class GenerationSummary:
     hard_negatives: dict[str, int] = field(default_factory=dict)
     broken_rows: int = 0
     seconds: float = 0.0
+    #: applications per time window of a chunked book (empty: built whole)
+    chunks: list[int] = field(default_factory=list)

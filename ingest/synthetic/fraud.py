@@ -14,7 +14,6 @@ import pandas as pd
 from ringscope.ingest.synthetic import people as P
 from ringscope.ingest.synthetic import pools
 from ringscope.ingest.synthetic.book import Book, Groups
-from ringscope.ingest.synthetic.config import END
 from ringscope.ingest.synthetic.honest import agent_pool
 
 __all__ = ["plant_fraud"]
@@ -37,7 +36,10 @@ def burst(book: Book, g: Groups, span_seconds: np.ndarray) -> None:
     """Move each group's applications into one window of ``span_seconds`` (per group)."""
     rng, t = book.rng, book.cols["applied_at"]
     start = t[g.rows[g.leader]]  # the leader's honest time: a random day of the two years
-    latest = END.astype("datetime64[s]") - span_seconds.astype("timedelta64[s]") - np.timedelta64(1, "s")
+    if book.window is not None:  # a chunk: the ring stays inside its time window, so ids keep time order
+        window = int((book.window_end - book.window_start) / np.timedelta64(1, "s"))
+        span_seconds = np.minimum(span_seconds, window - 1)
+    latest = book.window_end - span_seconds.astype("timedelta64[s]") - np.timedelta64(1, "s")
     start = np.minimum(start, latest)
     offsets = (rng.random(len(g.rows)) * span_seconds[g.group]).astype(np.int64)
     t[g.rows] = start[g.group] + offsets.astype("timedelta64[s]")
@@ -215,7 +217,8 @@ def _broker_rings(book: Book, rate: float) -> None:
         return
     m = len(g.rows)
     # a real agent id from the pool: the same agent also submits honest business
-    agents = rng.choice(agent_pool(book.n), size=g.count, replace=g.count > len(agent_pool(book.n)))
+    pool = agent_pool(book.total)
+    agents = rng.choice(pool, size=g.count, replace=g.count > len(pool))
     c["agent_id"][g.rows] = agents[g.group]
     c["channel"][g.rows] = "agent"
     ceiling = P.pick(rng, [30_000, 50_000, 80_000, 100_000, 200_000], g.count).astype(float)

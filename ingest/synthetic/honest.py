@@ -35,7 +35,7 @@ def honest_book(book: Book) -> None:
     """Fill ``book.cols`` with an honest portfolio of ``book.n`` applications."""
     rng, n, c = book.rng, book.n, book.cols
     r = pools.regions()
-    c["applied_at"] = P.application_times(rng, n)
+    c["applied_at"] = P.application_times(rng, n, book.window)
     region_idx = rng.choice(len(r.codes), size=n, p=r.weights)
     c["region_idx"] = region_idx
     male = rng.random(n) < 0.58  # borrowers skew male, business owners more so
@@ -81,7 +81,7 @@ def honest_book(book: Book) -> None:
     c["term_months"] = np.where(business, P.pick(rng, [12, 24, 36], n), P.pick(rng, [3, 6, 12, 24, 36], n))
     c["product"] = np.where(business, "经营贷", np.where(rng.random(n) < 0.75, "消费贷", "信用卡")).astype(object)
     c["channel"] = P.pick(rng, ["app", "web", "branch", "agent"], n, p=[0.45, 0.2, 0.15, 0.2]).astype(object)
-    c["agent_id"] = np.where(c["channel"] == "agent", P.pick(rng, agent_pool(n), n), "").astype(object)
+    c["agent_id"] = np.where(c["channel"] == "agent", P.pick(rng, agent_pool(book.total), n), "").astype(object)
     # consumer employers: a long tail of small firms and a few giants
     small = P.cat(
         P.pick(rng, pools.BRAND_CHARS, n),

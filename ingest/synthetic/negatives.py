@@ -110,7 +110,7 @@ def _carrier_nat(book: Book) -> None:
     """A handful of carrier-grade NAT addresses shared by thousands of honest applicants."""
     rng, c = book.rng, book.cols
     k = book.config.nat_ips
-    nat_ips = P.ipv4(rng, k)
+    nat_ips = book.hubs["nat_ips"] if "nat_ips" in book.hubs else P.ipv4(rng, k)
     rows = book.take(int(book.config.nat_share * book.n))
     # a few big addresses and a tail of smaller ones
     weights = 1.0 / np.arange(1, k + 1) ** 0.8
@@ -140,9 +140,9 @@ def office_towers(count: int) -> tuple[str, ...]:
 def _busy_agents(book: Book) -> None:
     """Productive honest agents (two by default): many applications, spread over two years, varied figures."""
     rng, c = book.rng, book.cols
-    agents = agent_pool(book.n)
+    agents = agent_pool(book.total)
     k = min(book.config.busy_agents, len(agents))
-    busy = rng.choice(agents, size=k, replace=False)
+    busy = book.hubs["busy_agents"] if "busy_agents" in book.hubs else rng.choice(agents, size=k, replace=False)
     rows = book.take(int(book.config.busy_agent_share * book.n))
     c["agent_id"][rows] = busy[rng.integers(0, k, len(rows))]
     c["channel"][rows] = "agent"

@@ -33,6 +33,7 @@ __all__ = [
     "ipv6",
     "bank_cards",
     "application_times",
+    "day_weights",
     "fmt_times",
 ]
 
@@ -254,7 +255,7 @@ def bank_cards(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([s[:k] for s, k in zip(joined.tolist(), length.tolist())], dtype=object)
 
 
-def _day_weights(days: np.ndarray) -> np.ndarray:
+def day_weights(days: np.ndarray) -> np.ndarray:
     """Weekly rhythm, month-end bumps, the run-up to Spring Festival and its lull."""
     weekday = (days.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
     w = np.where(weekday >= 5, 0.55, 1.0)
@@ -271,10 +272,18 @@ def _day_weights(days: np.ndarray) -> np.ndarray:
 _HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.3, 1, 3, 6, 9, 10, 9, 7, 8, 9, 9, 8, 7, 6, 7, 8, 7, 5, 2.5])
 
 
-def application_times(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` submission times (datetime64[s]) over the two years, mostly in the daytime."""
+def application_times(rng: np.random.Generator, n: int, window: tuple[int, int] | None = None) -> np.ndarray:
+    """``n`` submission times (datetime64[s]) over the two years, mostly in the daytime.
+
+    ``window`` (first and end day, counted from ``START``) keeps them to
+    those days, weighted as in the whole two years.
+    """
     days = np.arange(START, END, dtype="datetime64[D]")
-    day = days[rng.choice(len(days), size=n, p=_day_weights(days))]
+    weights = day_weights(days)
+    if window is not None:
+        days, weights = days[window[0] : window[1]], weights[window[0] : window[1]]
+        weights = weights / weights.sum()
+    day = days[rng.choice(len(days), size=n, p=weights)]
     hour = rng.choice(24, size=n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     seconds = hour * 3600 + rng.integers(0, 3600, n)
     return day.astype("datetime64[s]") + seconds.astype("timedelta64[s]")

@@ -231,15 +231,19 @@ def random_scenario(seed: int, applications: int = 20_000, **fixed: Any) -> Scen
 
 
 def generate_scenario(
-    scenario: Scenario, out_dir: str | Path, progress: Callable[[str, int, int], None] | None = None
+    scenario: Scenario,
+    out_dir: str | Path,
+    progress: Callable[[str, int, int], None] | None = None,
+    chunk_rows: int | None = None,
 ) -> GenerationSummary:
     """Generate ``scenario``'s portfolio into ``out_dir`` and write its knobs
     beside the data (``scenario.json``, mode 0600).
 
-    Returns the generator's summary, with ``paths["scenario"]`` added.
+    ``chunk_rows`` as in :func:`generate_portfolio`. Returns the generator's
+    summary, with ``paths["scenario"]`` added.
     """
     out = Path(out_dir)
-    summary = generate_portfolio(scenario.config, out, progress=progress)
+    summary = generate_portfolio(scenario.config, out, progress=progress, chunk_rows=chunk_rows)
     path = out / SCENARIO_FILE
     atomic_write_text(path, scenario.to_json())
     summary.paths["scenario"] = str(path)

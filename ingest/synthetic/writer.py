@@ -22,7 +22,7 @@ from ringscope.ingest.synthetic.config import (
     GenerationSummary,
 )
 
-__all__ = ["assemble", "write"]
+__all__ = ["assemble", "write", "write_csv", "csv_bytes", "split_tables"]
 
 
 def _money(values: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def assemble(book: Book) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
     order = np.argsort(c["applied_at"], kind="stable")
     rank = np.empty(book.n, dtype=np.int64)
     rank[order] = np.arange(book.n)
-    ids = np.char.add("AP", np.char.zfill((rank + 1).astype(str), 8)).astype(object)
+    ids = np.char.add("AP", np.char.zfill((rank + book.offset + 1).astype(str), 8)).astype(object)
 
     data = {col: c[col] for col in APPLICATION_COLUMNS if col in c}
     data["application_id"] = ids
@@ -231,12 +231,18 @@ def _broken_lines(broken: pd.DataFrame, apps: pd.DataFrame, new_ids: set[str]) -
 
 def write_csv(frame: pd.DataFrame, path: Path, encoding: str) -> None:
     """CSV through pyarrow's writer; GBK/GB18030 re-encoded from its UTF-8 in one pass."""
+    path.write_bytes(csv_bytes(frame, encoding))
+
+
+def csv_bytes(frame: pd.DataFrame, encoding: str, header: bool = True) -> bytes:
+    """``frame`` as CSV in ``encoding``; without ``header`` the rows that follow
+    an earlier part (no header line, no byte-order mark)."""
     table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
     buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(quoting_style="needed"))
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(quoting_style="needed", include_header=header))
     raw = buffer.getvalue()
-    if encoding == "utf-8-sig":
+    if encoding == "utf-8-sig" and header:
         raw = "\ufeff".encode("utf-8") + raw
     elif encoding in ("gbk", "gb18030"):
         raw = raw.decode("utf-8").encode(encoding)  # strict: a character outside GBK should fail loudly
-    path.write_bytes(raw)
+    return raw
