@@ -20,11 +20,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["RowsByValue", "key_index", "kept_for", "rows_by_value", "text_list"]
+__all__ = ["RowsByValue", "key_index", "kept_for", "rows_by_value", "text_codes", "text_list"]
 
 #: up to this many wanted keys are looked up one by one (pandas' vectorised
 #: lookup costs ~0.2 ms of overhead per call, a single key ~4 µs)
 _FEW = 32
+
+
+def text_codes(values: pd.Series) -> np.ndarray:
+    """Dense int64 codes of ``values`` by Arrow's hash encoding (several times
+    faster than pandas' on text); a missing value is one code of its own.
+
+    Example
+    -------
+    >>> text_codes(pd.Series(["b", "a", None, "b"])).tolist()
+    [0, 1, 2, 0]
+    """
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)  # Arrow-backed text converts without a copy
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(values.astype(str).to_numpy(dtype=object))
+    encoded = array.dictionary_encode(null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def key_index(values: Any, name: str | None = None) -> pd.Index:

@@ -47,7 +47,7 @@ from ringscope.detectors.components import component_labels
 from ringscope.detectors.contacts import contact_edges
 from ringscope.detectors.engine import engine_of
 from ringscope.detectors.family import family_consistency
-from ringscope.detectors.keys import kept_for, key_index
+from ringscope.detectors.keys import kept_for, key_index, text_codes
 from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -860,30 +860,17 @@ def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
     if links.empty:
         return links
     named = (links["kind"].notna() & links["identifier"].notna()).to_numpy()
-    kind, identifier = _text_codes(links["kind"]), _text_codes(links["identifier"])
+    kind, identifier = text_codes(links["kind"]), text_codes(links["identifier"])
     key = kind * (int(identifier.max()) + 1) + identifier
-    entity = _text_codes(links["entity"])
+    entity = text_codes(links["entity"])
     counted = named & links["entity"].notna().to_numpy()  # nunique leaves missing entities out
     # distinct (identifier, entity) pairs by hash (no sort), then people per identifier
     first_pair = ~pd.Series(key[counted] * (int(entity.max()) + 1) + entity[counted]).duplicated().to_numpy()
     people = np.bincount(key[counted][first_pair], minlength=int(key.max()) + 1)[key]
     rows = np.flatnonzero(named & (people >= 2))
-    app = _text_codes(links["application_id"])[rows]
+    app = text_codes(links["application_id"])[rows]
     first = ~pd.Series(app * (int(key.max()) + 1) + key[rows]).duplicated().to_numpy()
     return links.iloc[rows[first]]
-
-
-def _text_codes(values: pd.Series) -> np.ndarray:
-    """Dense integer codes of ``values`` (Arrow's hash encoding; a missing
-    value is one code of its own), as int64."""
-    import pyarrow as pa
-
-    try:
-        array = pa.array(values)  # Arrow-backed text converts without a copy
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        array = pa.array(values.astype(str).to_numpy(dtype=object))
-    encoded = array.dictionary_encode(null_encoding="encode")
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _cohesion(shared: pd.DataFrame) -> pd.Series:

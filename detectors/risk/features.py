@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
+from ringscope.detectors.keys import text_codes
 from ringscope.detectors.rings import KIND_STRENGTH, entity_links
 from ringscope.detectors.template_cells import positions_in
 from ringscope.graph.model import TARGET_LABELS
@@ -113,8 +114,8 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     # rows of one identifier in time order (ties in the links' order); an
     # application without a time is neither before nor after any other: it
     # counts nothing and is counted by nobody (the flagging index's rule)
-    identifier = _codes(frame["kind"]) * (len(frame) + 1) + _codes(frame["identifier"])
-    person = _codes(frame["entity"])
+    identifier = text_codes(frame["kind"]) * (len(frame) + 1) + text_codes(frame["identifier"])
+    person = text_codes(frame["entity"])
     rows = np.flatnonzero(known_t)
     rows = rows[np.lexsort((t[rows], identifier[rows]))]
     same_id_before, bad_same_id = _before_in_run(identifier[rows], is_bad[rows])
@@ -132,19 +133,6 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     frame["earlier"] = earlier
     frame["bad_earlier"] = bad_earlier
     return frame
-
-
-def _codes(values: pd.Series) -> np.ndarray:
-    """Dense integer codes of ``values`` (Arrow's hash encoding: several
-    times faster than pandas' on text; a missing value is one code of its own)."""
-    import pyarrow as pa
-
-    try:
-        array = pa.array(values)  # Arrow-backed text converts without a copy
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        array = pa.array(values.astype(str).to_numpy(dtype=object))
-    encoded = array.dictionary_encode(null_encoding="encode")
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _epoch_ns(times: pd.Series) -> np.ndarray:

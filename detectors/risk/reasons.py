@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, _codes
+from ringscope.detectors.keys import text_codes
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
@@ -131,7 +132,7 @@ class ReasonContext:
             self._bad_links = self.links[bad]
             # (kind, identifier) as one integer per link, and the known-bad links sorted by it
             # (stably): each chunk's join is a binary search, not a merge of text keys
-            kinds, identifiers = _codes(self.links["kind"]), _codes(self.links["identifier"])
+            kinds, identifiers = text_codes(self.links["kind"]), text_codes(self.links["identifier"])
             self._link_keys = kinds * (int(identifiers.max(initial=0)) + 1) + identifiers
             bad_keys = self._link_keys[bad]
             self._bad_order = np.argsort(bad_keys, kind="stable")
