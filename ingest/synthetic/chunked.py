@@ -47,7 +47,7 @@ from ringscope.ingest.synthetic.config import (
 )
 from ringscope.ingest.synthetic.generator import build_book, count_planted
 from ringscope.ingest.synthetic.honest import agent_pool
-from ringscope.ingest.synthetic.writer import csv_bytes, split_tables, write_csv
+from ringscope.ingest.synthetic.writer import csv_bytes, planted_truth, split_tables, write_csv
 
 __all__ = [
     "generate_chunked",
@@ -225,16 +225,7 @@ class _ChunkedBook:
                 summary.paths[key] = str(sink.path)
                 summary.row_counts[key] = sink.rows
         self.truth.close()
-        rings = (
-            pd.concat(self.rings, ignore_index=True)
-            if self.rings
-            else pd.DataFrame(columns=["ring_id", "typology", "size", "shared"])
-        )
-        circles = (
-            pd.concat(self.circles, ignore_index=True)
-            if self.circles
-            else pd.DataFrame(columns=["circle_id", "members", "cycle_length"])
-        )
+        rings, circles = planted_truth(self.rings, self.circles)
         columns = ["application_id", "line", "reason"]
         if self.config.new_batch_share is not None:
             columns.insert(1, "folder")

@@ -22,7 +22,7 @@ from ringscope.ingest.synthetic.config import (
     GenerationSummary,
 )
 
-__all__ = ["assemble", "write", "write_csv", "csv_bytes", "split_tables"]
+__all__ = ["assemble", "write", "write_csv", "csv_bytes", "split_tables", "planted_truth"]
 
 
 def _money(values: np.ndarray) -> np.ndarray:
@@ -163,16 +163,7 @@ def write(
             summary.paths[key] = str(path)
             summary.row_counts[key] = len(frame)
     truth = tables["truth"]
-    rings = (
-        pd.concat(book.rings, ignore_index=True)
-        if book.rings
-        else pd.DataFrame(columns=["ring_id", "typology", "size", "shared"])
-    )
-    circles = (
-        pd.concat(book.circles, ignore_index=True)
-        if book.circles
-        else pd.DataFrame(columns=["circle_id", "members", "cycle_length"])
-    )
+    rings, circles = planted_truth(book.rings, book.circles)
     for name, frame in (
         ("applications", truth),
         ("rings", rings),
@@ -246,3 +237,18 @@ def csv_bytes(frame: pd.DataFrame, encoding: str, header: bool = True) -> bytes:
     elif encoding in ("gbk", "gb18030"):
         raw = raw.decode("utf-8").encode(encoding)  # strict: a character outside GBK should fail loudly
     return raw
+
+
+def planted_truth(rings: list[pd.DataFrame], circles: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ring and circle truth tables from the frames planted (empty ones keep their columns)."""
+    ring_table = (
+        pd.concat(rings, ignore_index=True)
+        if rings
+        else pd.DataFrame(columns=["ring_id", "typology", "size", "shared"])
+    )
+    circle_table = (
+        pd.concat(circles, ignore_index=True)
+        if circles
+        else pd.DataFrame(columns=["circle_id", "members", "cycle_length"])
+    )
+    return ring_table, circle_table
