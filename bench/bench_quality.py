@@ -32,11 +32,14 @@ guarantee circles          median >= 0.95
 honest declined            <= 1% in every scenario (worst)
 =========================  =====================================
 
-A scenario whose history ``train`` cannot learn from (fewer labelled frauds
-than ``ringscope.detectors.risk.scoring.MIN_POSITIVES``) is shown as ``cannot train`` in the
-``trained`` column and counted in the summary line; it has no flag figures,
-and like a scenario that fails (an exception in any other step, shown with
-its error) it fails the every-scenario target.
+A scenario whose history holds fewer labelled frauds than
+``ringscope.detectors.risk.scoring.MIN_POSITIVES`` cannot learn a model:
+``train`` saves a findings-only model there (the best finding score, review
+without decline: ``detectors/risk/findings_only.py``), which flags the new
+batch like any other; such a scenario is shown as ``findings only`` in the
+``trained`` column and counted in the summary line. A scenario that fails
+(an exception in any step, shown with its error) has no flag figures and
+fails the every-scenario target.
 
 Besides the flags, each row holds what decides open questions of issue 12:
 ``pair_f1 top score`` (ring pair F1 if ``ring_id`` were the highest-scoring
@@ -169,10 +172,13 @@ def run_scenario(seed: int, applications: int, workdir: Path, out: Path | None =
                 raise
             row["trained"] = f"cannot train (< {MIN_POSITIVES} fraud)"
             raise
+        method = trained.report["validation"].get("method", "out of time")
         row["trained"] = (
-            "yes"
-            if trained.report["validation"].get("method", "out of time") == "out of time"
-            else "yes (" + trained.report["validation"]["method"] + ")"
+            f"findings only (< {MIN_POSITIVES} fraud)"
+            if trained.model.kind == "findings"
+            else "yes"
+            if method == "out of time"
+            else f"yes ({method})"
         )
         # the target train learnt (its default may change: say which one these figures are for)
         row["train_target"] = str(
@@ -468,15 +474,17 @@ def main() -> None:
                 shutil.rmtree(workdir / f"scenario-{seed}", ignore_errors=True)
     frame = pd.DataFrame(rows).sort_values("seed", ignore_index=True)
     errors = int(frame["error"].notna().sum()) if "error" in frame else 0
-    untrained = int(frame.get("trained", pd.Series(dtype=str)).fillna("").str.startswith("cannot").sum())
-    trained = int(frame.get("trained", pd.Series(dtype=str)).fillna("").str.startswith("yes").sum())
+    how = frame.get("trained", pd.Series(dtype=str)).fillna("")
+    untrained = int(how.str.startswith("cannot").sum())
+    trained = int(how.str.startswith("yes").sum())
+    findings_only = int(how.str.startswith("findings").sum())
     summary = summarise(frame)
     checks = verdicts(summary, errors)
     table = scenario_table(frame)
     print(
         f"\n{len(seeds)} random scenarios of {args.applications:,} applications (seeds {_seed_text(seeds)}), "
-        f"{time.perf_counter() - started:.0f} s: {trained} trained, "
-        f"{untrained} could not train (too few fraud outcomes), {errors - untrained} failed otherwise\n"
+        f"{time.perf_counter() - started:.0f} s: {trained} trained, {findings_only} findings-only (too few "
+        f"fraud outcomes), {untrained} could not train, {errors - untrained} failed otherwise\n"
     )
     print(_text(table))
     shown = summary.assign(
@@ -510,8 +518,8 @@ def main() -> None:
         parts = [
             f"# Quality over {len(seeds)} random scenarios ({args.applications:,} applications each, "
             f"seeds {_seed_text(seeds)})",
-            f"{trained} trained, {untrained} could not train (too few fraud outcomes), "
-            f"{errors - untrained} failed otherwise.",
+            f"{trained} trained, {findings_only} findings-only (too few fraud outcomes), {untrained} could not "
+            f"train, {errors - untrained} failed otherwise.",
             _markdown(table),
             "## Summary",
             _markdown(shown),

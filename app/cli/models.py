@@ -21,6 +21,7 @@ from ringscope.app.cli.common import (
     store_options,
     writing,
 )
+from ringscope.detectors.risk.findings_only import KIND as FINDINGS_ONLY
 from ringscope.graph.files import write_csv
 
 __all__ = ["train", "flag", "promote", "rollback", "monitor", "print_training", "audit_model_event"]
@@ -30,6 +31,9 @@ def print_training(result) -> None:
     report = result.report
     click.echo(f"{report['target']} model {report['version']} ({report['chosen']}) saved in {result.folder}")
     click.echo(f"  target {report['target']}: {_describe_outcomes(report)}")
+    if "findings_only" in report:
+        _print_findings_only(result)
+        return
     sample = report.get("honest_sample")
     if sample and sample["learned_from"] < sample["negatives"]:
         click.echo(
@@ -96,6 +100,24 @@ def print_training(result) -> None:
             f"  saved as the challenger; the champion still scores. Promote it with "
             f"`ringscope promote {report['version']}{target}`, compare nightly with `ringscope flag --shadow`."
         )
+    print_bad_values(result.bad_values)
+
+
+def _print_findings_only(result) -> None:
+    """What a findings-only model is, and what it will and won't do."""
+    report = result.report
+    click.echo(f"  findings-only: {report['findings_only']['why']}")
+    click.echo(
+        "  until then the score is each application's best label-free finding score: from "
+        f"{report['config']['review_threshold']} to review, nothing declined (no outcome calibrated a decline; "
+        "`ringscope flag --decline` sets one). The first model trained on enough outcomes replaces it."
+    )
+    event = getattr(result, "event", None)
+    click.echo(f"  {report['version']} is the champion ({event.reason if event else 'promoted'})")
+    counts = result.scored["decision"].value_counts()
+    click.echo(
+        "  decisions on the portfolio: " + ", ".join(f"{d} {counts.get(d, 0):,}" for d in ("pass", "review", "decline"))
+    )
     print_bad_values(result.bad_values)
 
 
@@ -185,6 +207,16 @@ def _bad_alias(bad_labels: str | None, target: str | None) -> str:
     "beats the champion out of time on AUC and precision@k without declining more honest "
     "applications), always.",
 )
+@click.option(
+    "--too-few",
+    "too_few",
+    type=click.Choice(["findings", "refuse"]),
+    default="findings",
+    show_default=True,
+    help="When the labelled history holds too few fraud outcomes to learn from (fewer than 10): save a "
+    "findings-only model (the best finding score; review, never decline) while no learned model is "
+    "champion, or refuse.",
+)
 @lock_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_option
@@ -197,6 +229,7 @@ def train(
     review_threshold: float | None,
     decline_threshold: float | None,
     promote_policy: str,
+    too_few: str,
     lock_timeout: float | None,
     quiet: bool,
     config_path: Path | None,
@@ -230,7 +263,7 @@ def train(
         except ValueError as err:
             raise click.UsageError(str(err)) from err
         try:
-            result = train_model(store, config, progress=bar, promote=promote_policy)
+            result = train_model(store, config, progress=bar, promote=promote_policy, too_few=too_few)
         except ValueError as err:
             raise click.ClickException(str(err)) from err
         finally:
@@ -339,7 +372,7 @@ def flag(
                 )
             shadow_model = load_model(target_folder(store, target), version)
         review = model.config.review_threshold if review_threshold is None else review_threshold
-        decline = model.config.decline_threshold if decline_threshold is None else decline_threshold
+        decline = model.default_decline if decline_threshold is None else decline_threshold
         if review >= decline:
             raise click.UsageError(f"--review ({review}) must be below --decline ({decline}).")
         try:
@@ -366,6 +399,11 @@ def flag(
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     write_csv(result.flags, out_path)
     click.echo(f"scored {len(result.flags):,} applications with the {target} model {model.version} -> {out_path}")
+    if model.kind == FINDINGS_ONLY and decline_threshold is None:
+        click.echo(
+            "  a findings-only model (too few fraud outcomes to learn from): the best finding score, "
+            "nothing declined unless --decline is given"
+        )
     if result.state is not None:
         first = sum(result.seconds.get(k, 0.0) for k in ("open index", "local detection")) + summary.seconds
         click.echo(

@@ -176,6 +176,7 @@ FIELD_NAMES = {
 MODEL_NAMES = {
     "scorecard": N_("scorecard"),
     "gbm": N_("gradient-boosted trees"),
+    "findings": N_("findings only"),
     "all features": N_("all features"),
     "without graph": N_("without graph features"),
 }

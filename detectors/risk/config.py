@@ -20,6 +20,7 @@ __all__ = [
     "OUT_OF_TIME_MINIMUM",
     "FALLBACK_FOLDS",
     "HONEST_SAMPLE_FLOOR",
+    "TooFewOutcomes",
     "negatives_to_learn_from",
     "fit_threads",
 ]
@@ -28,6 +29,11 @@ __all__ = [
 #: ``fraud`` also learns from investigators' confirmed-fraud verdicts; credit
 #: ``default`` is its own model, never mixed into the fraud score.
 TARGETS: dict[str, tuple[str, ...]] = TARGET_LABELS
+
+
+class TooFewOutcomes(ValueError):
+    """The labelled history cannot train a model of the target: no outcomes,
+    only one kind of them, or fewer than :data:`MIN_POSITIVES` of either."""
 
 
 #: fewest positives (train period, validation period) that out-of-time

@@ -355,6 +355,8 @@ def _plots(report: dict, target: Path) -> None:
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
+    if not report.get("_curves"):  # a findings-only model validated nothing: no curve to draw
+        return
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
     for kind, (fpr, tpr) in report.get("_curves", {}).items():
         auc = report["models"][kind]["all features"]["auc"]
@@ -363,8 +365,7 @@ def _plots(report: dict, target: Path) -> None:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC, out-of-time validation")
-    if report.get("_curves"):
-        ax.legend(loc="lower right")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     _savefig(fig, target / "roc.png")
     plt.close(fig)

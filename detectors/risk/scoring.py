@@ -45,17 +45,21 @@ from ringscope.detectors.risk.config import (
     MIN_POSITIVES,
     OUT_OF_TIME_MINIMUM,
     TARGETS,
+    TooFewOutcomes,
     TrainingConfig,
     fit_threads,
     negatives_to_learn_from,
 )
 from ringscope.detectors.risk.features import CATEGORICAL, feature_groups
+from ringscope.detectors.risk.findings_only import KIND as FINDINGS_ONLY
+from ringscope.detectors.risk.findings_only import findings_contributions
 
 __all__ = [
     "TARGETS",
     "TrainingConfig",
     "MIN_POSITIVES",
     "OUT_OF_TIME_MINIMUM",
+    "TooFewOutcomes",
     "TrainedModel",
     "make_model",
     "train_models",
@@ -137,9 +141,18 @@ class TrainedModel:
             state["report"] = {k: v for k, v in state["report"].items() if not str(k).startswith("_")}
         return state
 
+    @property
+    def default_decline(self) -> float:
+        """The score from which this model declines unless told otherwise: the
+        configured threshold, or never (infinity) for a findings-only model."""
+        return np.inf if self.kind == FINDINGS_ONLY else self.config.decline_threshold
+
     def decide(self, scores: np.ndarray, review: float | None = None, decline: float | None = None) -> np.ndarray:
+        """pass / review / decline by the thresholds (the model's own unless
+        given). A findings-only model declines nothing unless ``decline`` is
+        given: it learned from no outcome, so no decline was calibrated."""
         review = self.config.review_threshold if review is None else review
-        decline = self.config.decline_threshold if decline is None else decline
+        decline = self.default_decline if decline is None else decline
         return np.where(scores >= decline, "decline", np.where(scores >= review, "review", "pass"))
 
 
@@ -272,10 +285,10 @@ def train_models(
     # an application whose time was read as missing cannot be placed before or after the cut
     known = known[applied_at.reindex(known.index).notna().to_numpy()]
     if known.empty:
-        raise ValueError("No labelled applications: training needs outcomes (label column or case verdicts).")
+        raise TooFewOutcomes("No labelled applications: training needs outcomes (label column or case verdicts).")
     y_all = known.isin(config.bad_labels).astype(int)
     if y_all.nunique() < 2:
-        raise ValueError(
+        raise TooFewOutcomes(
             f"Training the {config.target} model needs both {config.target} and other outcomes "
             "among the labelled applications."
         )
@@ -317,7 +330,7 @@ def _validation_split(y_all: pd.Series, applied_at: pd.Series, config: TrainingC
         f"{applied_at[valid_ids].min()} and {in_valid} after (it needs {need_train} and {need_valid})"
     )
     if positives < MIN_POSITIVES or negatives < MIN_POSITIVES:
-        raise ValueError(
+        raise TooFewOutcomes(
             f"Too few {config.target} outcomes to train: {positives} labelled {config.target} and "
             f"{negatives} other labelled applications; at least {MIN_POSITIVES} of each are needed "
             f"({oot}). Label more of the history"
@@ -509,6 +522,10 @@ def contributions(model: TrainedModel, X: pd.DataFrame) -> pd.DataFrame:
     the typical value (one stacked prediction for the whole batch).
     """
     X = X[model.features]
+    if model.kind == FINDINGS_ONLY:  # no log-odds: each finding's own score (findings_only)
+        return pd.DataFrame(
+            findings_contributions(model.estimator, X, model.features), index=X.index, columns=model.features
+        )
     compiled = model.compiled(X)
     if compiled is not None:
         return pd.DataFrame(compiled.contributions(X), index=X.index, columns=model.features)

@@ -25,7 +25,10 @@ import pandas as pd
 
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.rings import entity_links
+from ringscope.detectors.risk.config import TooFewOutcomes
 from ringscope.detectors.risk.features import application_features
+from ringscope.detectors.risk.findings_only import KIND as FINDINGS_ONLY
+from ringscope.detectors.risk.findings_only import findings_only_model
 from ringscope.detectors.risk.model_store import champion, load_model
 from ringscope.detectors.risk.model_store import promote as promote_version
 from ringscope.detectors.risk.reasons import ReasonContext, build_reasons
@@ -199,6 +202,8 @@ def write_scores(store, scored: pd.DataFrame, model: TrainedModel, shadow: bool 
 
 #: what ``train`` does with the version it saved when a champion exists
 PROMOTE_POLICIES = ("never", "auto", "always")
+#: what ``train`` does when the history holds too few outcomes to learn from
+TOO_FEW_POLICIES = ("findings", "refuse")
 
 
 def train(
@@ -209,6 +214,7 @@ def train(
     chunk: int = 50_000,
     promote: str = "never",
     user: str | None = None,
+    too_few: str = "findings",
 ) -> TrainResult:
     """Fit the model of ``config.target`` on ``store`` and save it (in the
     target's own folder unless ``folder`` is given).
@@ -221,9 +227,19 @@ def train(
     precision@k without declining more honest applications) or ``always``.
     A promoted model scores every application (into the target's own
     properties); a challenger leaves the champion's scores in place.
+
+    When the labelled history holds too few fraud outcomes to learn from
+    (:class:`TooFewOutcomes`), ``too_few="findings"`` (the default) saves a
+    findings-only model (:mod:`~ringscope.detectors.risk.findings_only`):
+    the best finding score, review without decline. It does so only for the
+    fraud target and only while no learned model is champion, which it
+    would otherwise replace; ``too_few="refuse"`` raises instead.
     """
     if promote not in PROMOTE_POLICIES:
         raise ValueError(f"promote must be one of {', '.join(PROMOTE_POLICIES)}. Got {promote!r} instead.")
+    if too_few not in TOO_FEW_POLICIES:
+        raise ValueError(f"too_few must be one of {', '.join(TOO_FEW_POLICIES)}. Got {too_few!r} instead.")
+    folder = Path(folder) if folder else target_folder(store, config.target)
     portfolio = Portfolio(store)
     findings = load_findings(store)
     if progress:
@@ -242,7 +258,14 @@ def train(
     links, reason_apps = entity_links(portfolio), apps[["application_id", "applied_at", "label"]]
     bad_values = list(portfolio.bad_values)
     del portfolio, apps, hubs
-    model, report = train_models(features, outcomes, applied_at, config, progress)
+    try:
+        model, report = train_models(features, outcomes, applied_at, config, progress)
+    except TooFewOutcomes as err:
+        _check_findings_only(err, config, folder, too_few)
+        model, report = findings_only_model(features, applied_at, config, str(err), outcomes)
+        # a detector without findings in this book has no column: its score is 0 (as flag fills it)
+        missing = [c for c in model.features if c not in features.columns]
+        features = features.assign(**dict.fromkeys(missing, 0.0)) if missing else features
     report.update(_outcome_counts(labels, verdicts, outcomes, applied_at, config))
     del labels, verdicts, outcomes, applied_at
     settings = Settings(
@@ -253,7 +276,6 @@ def train(
         "detectors": detected_with.detector_params(),
         "training": settings.training,
     }
-    folder = Path(folder) if folder else target_folder(store, config.target)
     before = champion(folder)
     comparison, unfit = None, None
     if before is not None:
@@ -264,6 +286,13 @@ def train(
         if current is not None and current.target != config.target:
             # saved before targets (fraud and default mixed): flag refuses it, so it cannot stay champion
             unfit = f"the champion {before} predicts {current.target!r}, not {config.target!r}"
+        elif current is not None and FINDINGS_ONLY in (current.kind, model.kind):
+            # nothing to compare out of time: the newest word on the outcomes serves
+            unfit = (
+                f"the champion {before} is findings-only"
+                if model.kind != FINDINGS_ONLY
+                else f"the labelled history still holds too few outcomes; the findings-only {before} is renewed"
+            )
         elif current is not None:
             comparison = compare_with_champion(current, report, features)
             report["comparison"] = comparison
@@ -292,6 +321,26 @@ def train(
     else:
         scored = pd.DataFrame(columns=["application_id", "score", "decision", "reasons"])
     return TrainResult(model, report, saved, scored, bad_values, promoted, event, comparison)
+
+
+def _check_findings_only(err: TooFewOutcomes, config: TrainingConfig, folder: Path, too_few: str) -> None:
+    """Raise ``err`` unless a findings-only model may stand in: fraud target,
+    ``too_few="findings"``, and no learned champion in ``folder`` (a model
+    that learned from outcomes keeps scoring rather than be replaced by one
+    that did not)."""
+    if too_few != "findings":
+        raise err
+    if config.target != "fraud":
+        raise TooFewOutcomes(f"{err} (the detectors find fraud, not {config.target}: no findings-only model)") from err
+    current = champion(folder)
+    if current is None:
+        return
+    try:
+        kind = load_model(folder, current).kind
+    except Exception:  # an unreadable champion cannot serve: the findings-only model replaces it
+        return
+    if kind != FINDINGS_ONLY:
+        raise TooFewOutcomes(f"{err} The champion {current}, learned from outcomes, keeps scoring.") from err
 
 
 def score_portfolio(

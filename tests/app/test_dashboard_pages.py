@@ -411,8 +411,21 @@ def test_model_page_empty_then_report(dash_store, tmp_path):
     }
     (folder / "report.json").write_text(json.dumps(report))
     at = app(page="pages/model.py")
-    assert {m.label: m.value for m in at.metric}["Chosen model"] == "gbm"
+    assert {m.label: m.value for m in at.metric}["Chosen model"] == "gradient-boosted trees"
     assert table(at, "auc")["auc"].tolist() == [0.9]
+
+
+def test_model_page_says_what_a_findings_only_model_does(dash_store, tmp_path):
+    folder = tmp_path / "store" / "models" / "v1"
+    folder.mkdir(parents=True)
+    (folder.parent / "LATEST").write_text("v1")
+    why = "Too few fraud outcomes to train: 3 labelled fraud"
+    report = {"chosen": "findings", "labelled": 40, "bad": 3, "models": {}, "findings_only": {"why": why}}
+    (folder / "report.json").write_text(json.dumps(report))
+    at = app(page="pages/model.py")
+    assert {m.label: m.value for m in at.metric}["Chosen model"] == "findings only"
+    shown = [i.value for i in at.info]
+    assert any("Findings-only model" in text and why in text and "declines none" in text for text in shown), shown
 
 
 def test_model_page_shows_history_and_the_last_monitoring_of_this_champion(dash_store, tmp_path):

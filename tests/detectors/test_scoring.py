@@ -177,7 +177,12 @@ def test_training_without_outcomes_is_a_clear_error(tmp_path):
     store = EmbeddedStore(tmp_path / "s")
     b.load(store, tmp_path / "e")
     with pytest.raises(ValueError, match="No labelled applications"):
-        train(store, folder=tmp_path / "m")
+        train(store, folder=tmp_path / "m", too_few="refuse")
+    # by default a findings-only model stands in, and says why (tests/detectors/test_findings_only.py);
+    # here no detector ran, so every score is 0 and every application passes
+    standing_in = train(store, folder=tmp_path / "m")
+    assert "No labelled applications" in standing_in.report["findings_only"]["why"]
+    assert set(standing_in.scored["decision"]) == {"pass"} and len(standing_in.scored) == 20
 
 
 def test_compiled_scorecard_reproduces_sklearn_row_by_row(trained):

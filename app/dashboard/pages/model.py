@@ -30,9 +30,20 @@ display.say(
     st.caption, _("target {} · version {} · saved in {}"), target, summary["version"], summary["folder"], limit=300
 )
 c1, c2, c3 = st.columns(3)
-c1.metric(_("Chosen model"), str(report.get("chosen", "—")))
+c1.metric(_("Chosen model"), names.model_name(report.get("chosen", "—")))
 c2.metric(_("Labelled applications"), i18n.fmt_count(report.get("labelled", 0)))
 c3.metric(_("Positives ({target})").format(target=names.outcome_name(target)), i18n.fmt_count(report.get("bad", 0)))
+if report.get("findings_only"):
+    display.say(
+        st.info,
+        _(
+            "Findings-only model: the labelled history holds too few fraud outcomes to learn from ({}). "
+            "The score is each application's best finding score; it sends applications to review and "
+            "declines none. The first model trained on enough outcomes replaces it."
+        ),
+        report["findings_only"].get("why", ""),
+        limit=400,
+    )
 rows = []
 for kind, variants in (report.get("models") or {}).items():
     for variant, metrics in variants.items():
