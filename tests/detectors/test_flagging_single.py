@@ -7,9 +7,11 @@ import random
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ringscope.detectors.base import Evidence, Finding
+from ringscope.detectors.risk.findings_only import findings_only_model
 from ringscope.detectors.risk.flagging import RING_DETECTORS, FlagIndex
 from ringscope.detectors.risk.reasons import accused_ring
 from ringscope.detectors.risk.scoring import TrainingConfig
@@ -93,6 +95,20 @@ def test_single_and_batch_paths_give_the_same_flags(flagged):
     assert any(e.get("evidence") and "shared_with" in e["evidence"][0] for row in evidence for e in row)
     assert (s["ring_id"].fillna("") != "").sum() >= 10
     assert set(s["decision"]) >= {"pass", "decline"}
+
+
+def test_a_findings_only_model_gives_the_same_flags_on_both_paths(flagged):
+    index, model, sample, _ = flagged
+    only, _ = findings_only_model(
+        pd.DataFrame(columns=model.features), pd.Series(dtype="datetime64[ns]"), TrainingConfig(), "no outcomes"
+    )
+    b = index.score(only, sample, method="batch").flags.set_index("application_id").loc[sample]
+    s = index.score(only, sample, method="single").flags.set_index("application_id").loc[sample]
+    np.testing.assert_allclose(s["score"].to_numpy(float), b["score"].to_numpy(float), atol=1e-9)
+    assert (s["decision"] == b["decision"]).all() and (s["reasons"] == b["reasons"]).all()
+    assert (s["ring_id"].fillna("") == b["ring_id"].fillna("")).all()
+    assert "decline" not in set(s["decision"]) and s.loc["NEW0", "decision"] == "review"
+    assert s.loc["NEW0", "ring_id"] != ""
 
 
 def test_single_path_finds_the_ring_and_circle_the_new_applications_complete(flagged):
