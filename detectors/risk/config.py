@@ -19,6 +19,7 @@ __all__ = [
     "MIN_POSITIVES",
     "OUT_OF_TIME_MINIMUM",
     "FALLBACK_FOLDS",
+    "CALIBRATION_FOLDS",
     "HONEST_SAMPLE_FLOOR",
     "TooFewOutcomes",
     "negatives_to_learn_from",
@@ -36,8 +37,14 @@ class TooFewOutcomes(ValueError):
     only one kind of them, or fewer than :data:`MIN_POSITIVES` of either."""
 
 
+#: folds of each fit's calibration (``CalibratedClassifierCV``): a fit is that
+#: many models, each learning from the other folds and calibrated on its own,
+#: their probabilities averaged. Two cost one fit on every row (three cost two:
+#: each of them learns from 2/3); at 1M the fits were half of ``train``'s CPU,
+#: and ``bench/bench_quality.py`` moved no figure one way with two (README, Benchmarks)
+CALIBRATION_FOLDS = 2
 #: fewest positives (train period, validation period) that out-of-time
-#: validation needs: the calibration's own 3 folds must each see a positive,
+#: validation needs: the calibration's own folds must each see a positive,
 #: and an AUC over one positive is a coin toss
 OUT_OF_TIME_MINIMUM = (5, 2)
 #: fewest positives ``train`` learns from at all: with fewer, every fold of the

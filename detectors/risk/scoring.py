@@ -40,6 +40,7 @@ from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncode
 from threadpoolctl import threadpool_limits
 
 from ringscope.detectors.risk.config import (
+    CALIBRATION_FOLDS,
     FALLBACK_FOLDS,
     HONEST_SAMPLE_FLOOR,
     MIN_POSITIVES,
@@ -251,7 +252,7 @@ def precision_at_k(y: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 def _calibrated(kind: str, numeric: list[str], categorical: list[str], seed: int, positives: int):
     method = "isotonic" if positives >= 1000 else "sigmoid"
-    return CalibratedClassifierCV(make_model(kind, numeric, categorical, seed), method=method, cv=3)
+    return CalibratedClassifierCV(make_model(kind, numeric, categorical, seed), method=method, cv=CALIBRATION_FOLDS)
 
 
 def _split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
