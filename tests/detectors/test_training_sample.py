@@ -175,3 +175,17 @@ def test_scorecard_bins_do_not_depend_on_the_thread_limit():
             bins = SerialKBins(n_bins=5, encode="ordinal", strategy="kmeans", random_state=0).fit(X)
         edges.append(np.concatenate(bins.bin_edges_.ravel()))
     assert np.array_equal(edges[0], edges[1])
+
+
+def test_each_fit_is_calibrated_over_two_folds():
+    """Two members, each learning from half of the rows and calibrated on the
+    other half, cost one fit on every row (three folds cost two)."""
+    from ringscope.detectors.risk.config import CALIBRATION_FOLDS
+
+    features, labels, applied_at = _book()
+    model, _ = train_models(features, labels, applied_at, TrainingConfig())
+    assert CALIBRATION_FOLDS == 2
+    assert len(model.estimator.calibrated_classifiers_) == 2
+    compiled = model.compiled(features)  # the numpy scorecard averages the same two members
+    assert compiled is not None and len(compiled.members) == 2
+    assert np.allclose(compiled.predict_proba(features), model.estimator.predict_proba(features)[:, 1])
