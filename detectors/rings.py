@@ -207,9 +207,11 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     -----
     One sparse bipartite matrix and scipy's connected components: O(L).
     """
-    gluing = glue.index[glue["glue"].to_numpy(dtype=bool)]
+    gluing = _gluing(glue)
     if len(gluing) == 0:
         return pd.Series(dtype="int64")
+    if len(links) <= SMALL_RINGS:
+        return _ring_components_small(links, glue, gluing)
     link_keys = links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)
     mask = _glue_mask(glue, gluing, link_keys)
     # the applicant entity glues its own applications too (repeat borrowers)
@@ -225,6 +227,44 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     n_apps = len(apps)
     labels = component_labels(n_apps + len(ids), app_idx, n_apps + id_idx)  # applications, then identifiers
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
+
+
+def _gluing(glue: pd.DataFrame) -> pd.MultiIndex:
+    """The gluing identifiers of a hub table, picked once per table (a
+    scope's few links would otherwise pay a pass over the whole book's hubs)."""
+    return kept_for(glue, "gluing", lambda: glue.index[glue["glue"].to_numpy(dtype=bool)])
+
+
+def _ring_components_small(links: pd.DataFrame, glue: pd.DataFrame, gluing: pd.MultiIndex) -> pd.Series:
+    """:func:`ring_components` of a scope's few links, on Python lists: the
+    same edges, nodes in the same (sorted) order, hence the same labels."""
+    apps = [str(a) for a in links["application_id"].to_numpy(dtype=object).tolist()]
+    kinds = links["kind"].to_numpy(dtype=object).tolist()
+    idents = [None if pd.isna(i) else str(i) for i in links["identifier"].to_numpy(dtype=object).tolist()]
+    entities = [_as_str(e) for e in links["entity"].to_numpy(dtype=object).tolist()]
+    # a missing identifier glues nothing (its key is missing, as the concatenated text columns give it)
+    keys = [None if i is None else f"{_as_str(k)}\x1f{i}" for k, i in zip(kinds, idents)]
+    mask = _glue_mask(glue, gluing, pd.Series(keys, dtype=object)).tolist()
+    edges = [(a, key) for a, key, m in zip(apps, keys, mask) if m]
+    used = {a for a, _ in edges}
+    # each linked application's applicant entity glues its applications too
+    edges += [(a, f"person\x1f{e}") for a, e in dict.fromkeys(zip(apps, entities)) if a in used]
+    app_nodes = sorted({a for a, _ in edges})
+    id_nodes = sorted({i for _, i in edges})
+    app_at = {a: n for n, a in enumerate(app_nodes)}
+    id_at = {i: n for n, i in enumerate(id_nodes)}
+    n_apps = len(app_nodes)
+    labels = component_labels(
+        n_apps + len(id_nodes),
+        np.array([app_at[a] for a, _ in edges], dtype=np.int64),
+        np.array([n_apps + id_at[i] for _, i in edges], dtype=np.int64),
+    )
+    return pd.Series(labels[:n_apps], index=pd.Index(app_nodes, name="application_id"), name="component")
+
+
+def _as_str(value) -> str:
+    """``astype(str)`` of one value of a text column (a missing one reads ``nan``)."""
+    return "nan" if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
 def _glue_mask(glue: pd.DataFrame, gluing: pd.MultiIndex, link_keys: pd.Series) -> np.ndarray:

@@ -42,3 +42,16 @@ def test_small_path_equals_group_by_path_in_scopes(book, monkeypatch):
         grouped = detector.run(local, statistics=stats)
         monkeypatch.setattr(rings, "SMALL_RINGS", 10**9)
         assert _as_data(detector.run(local, statistics=stats)) == _as_data(grouped)
+
+
+def test_small_components_equal_the_sparse_labelling(book, monkeypatch):
+    detector = SharedIdentifierRings()
+    stats = detector.statistics(book)
+    links = rings.entity_links(book)
+    monkeypatch.setattr(rings, "SMALL_RINGS", 0)
+    grouped = rings.ring_components(links, stats)
+    monkeypatch.setattr(rings, "SMALL_RINGS", 10**9)
+    small = rings.ring_components(links, stats)
+    assert grouped.nunique() >= 5
+    assert small.index.tolist() == grouped.index.tolist()
+    assert small.tolist() == grouped.tolist()
