@@ -89,7 +89,9 @@ def main() -> None:
     latest = apps["application_id"].iloc[-(args.singles + args.batch) :].tolist()
     singles, batch = latest[: args.singles], latest[args.singles :]
     started = time.perf_counter()
-    # both paths build their hash tables on first use: once per process, like the index
+    # both paths build their hash tables on first use: once per process, like the index;
+    # every detector's lookup tables too (else the first application needing one pays for it)
+    index.warm()
     index.score(model, singles[:1])
     index.score(
         model,

@@ -32,6 +32,7 @@ from scipy import sparse
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, component_labels, strong_components
+from ringscope.detectors.keys import RowsByValue, kept_for
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -216,17 +217,19 @@ class GuaranteeCircles(Detector):
         targets = pd.Index(list(map(str, app_ids)), dtype=object)
         if g.empty or stats.components.empty:
             return portfolio.subset([])
-        comp = g["src"].map(stats.components)
-        listed = in_set(g["application_id"], targets)
-        touched = set(comp[listed].dropna().tolist())
+        # row maps over the whole book's edges and units, built once per portfolio and statistics:
+        # a scope costs look-ups, not a pass over every guarantee, unit and application
+        maps = _scope_maps(portfolio, stats, g)
+        comp = maps["comp"]
+        touched = set(comp.iloc[maps["g_by_app"].rows(targets)].dropna().tolist())
         apps = portfolio.applications
         mine = apps.iloc[portfolio.rows_where("applications", "application_id", targets)]
         touched |= set(self._borrower_units(portfolio, mine, stats.units).map(stats.components).dropna().tolist())
-        rows = g[comp.isin(touched).to_numpy(dtype=bool)]
+        rows = g.iloc[maps["g_by_comp"].rows(touched)]
         if rows.empty:
             return portfolio.subset([])
-        units = pd.Index(stats.components.index[stats.components.isin(touched)])
-        borrowers = self._unit_borrowers(portfolio, apps, stats.units, units)
+        units = pd.Index(stats.components.index[maps["units_by_comp"].rows(touched)])
+        borrowers = self._unit_borrowers(portfolio, apps, stats.units, units, maps)
         ids = set(rows["application_id"].dropna().astype(str)) | set(borrowers.astype(str))
         return portfolio.subset(sorted(ids), guarantees=portfolio.guarantees.loc[rows.index])
 
@@ -269,18 +272,33 @@ class GuaranteeCircles(Detector):
         return resolved.map(units).dropna()
 
     @classmethod
-    def _unit_borrowers(cls, portfolio, apps: pd.DataFrame, units: pd.Series, wanted: pd.Index) -> pd.Index:
+    def _unit_borrowers(
+        cls, portfolio, apps: pd.DataFrame, units: pd.Series, wanted: pd.Index, maps: dict | None = None
+    ) -> pd.Index:
         """Applications whose resolved borrower belongs to one of the ``wanted``
         units: candidates picked by raw key first (one hash look-up per
-        application), then resolved exactly."""
-        members = units[units.isin(wanted)].index.astype(str)
+        application), then resolved exactly. ``maps`` (:func:`_scope_maps`
+        of ``portfolio``, whose applications ``apps`` then are) find the
+        rows by look-ups instead of passes over the units, entity maps and
+        applications."""
+        if maps is None:
+            members = units[units.isin(wanted)].index.astype(str)
+        else:
+            members = units.index[maps["units_by_unit"].rows(wanted)].astype(str)
         raw = set(members.str.split(":", n=1).str[1])
         for label in ("Person", "Company"):  # raw keys that resolve to a member entity
             mapping = _entity_map(portfolio, label)
             if mapping is not None and len(mapping):
                 entities = {m.split(":", 1)[1] for m in members if m.startswith(label + ":")}
-                raw |= set(mapping.index[in_set(mapping, entities)].astype(str))
-        candidates = apps[in_set(apps["borrower_key"], raw)]
+                if maps is None:
+                    raw |= set(mapping.index[in_set(mapping, entities)].astype(str))
+                else:
+                    by_entity = kept_for(mapping, "keys_by_entity", lambda m=mapping: RowsByValue(m))
+                    raw |= set(mapping.index[by_entity.rows(entities)].astype(str))
+        if maps is None:
+            candidates = apps[in_set(apps["borrower_key"], raw)]
+        else:
+            candidates = apps.iloc[portfolio.rows_where("applications", "borrower_key", raw)]
         unit = cls._borrower_units(portfolio, candidates, units)
         return pd.Index(unit.index[unit.isin(wanted)])
 
@@ -412,6 +430,49 @@ class GuaranteeCircles(Detector):
             ),
             entities=entities,
         )
+
+
+class _RowsByEqual:
+    """The positions of a column's rows by value (compared as values, as
+    ``isin`` compares them: a component 3 finds a row holding 3.0), built
+    once; :meth:`rows` of a few values costs their rows."""
+
+    def __init__(self, values) -> None:
+        codes, uniques = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
+        self.index = pd.Index(uniques)
+        order = np.argsort(codes, kind="stable")
+        self.order = order[codes[order] >= 0]
+        self.starts = np.searchsorted(codes[self.order], np.arange(len(uniques) + 1))
+
+    def rows(self, wanted) -> np.ndarray:
+        """Sorted positions of the rows whose value is one of ``wanted``."""
+        wanted = list(wanted)
+        if not wanted or not len(self.index):
+            return np.zeros(0, dtype=np.int64)
+        at = self.index.get_indexer(pd.Index(wanted, dtype=object) if self.index.dtype == object else wanted)
+        at = np.unique(at[at >= 0])
+        if not len(at):
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([self.order[self.starts[k] : self.starts[k + 1]] for k in at.tolist()]))
+
+
+def _scope_maps(portfolio, stats: GuaranteeUnits, g: pd.DataFrame) -> dict:
+    """Per portfolio, statistics and unit edges ``g``: each edge's component
+    (``comp``), and the rows of ``g`` by application (as text, as ``in_set``
+    picks them) and by component, the units by component and by unit."""
+    held = portfolio.derived.get("guarantee_scope")
+    if held is not None and held[0] is stats and held[1] is g:
+        return held[2]
+    comp = g["src"].map(stats.components)
+    maps = {
+        "comp": comp,
+        "g_by_app": RowsByValue(g["application_id"]),
+        "g_by_comp": _RowsByEqual(comp),
+        "units_by_comp": _RowsByEqual(stats.components),
+        "units_by_unit": _RowsByEqual(stats.units),
+    }
+    portfolio.derived["guarantee_scope"] = (stats, g, maps)
+    return maps
 
 
 def _entity_map(portfolio, label: str) -> pd.Series | None:

@@ -74,6 +74,8 @@ KIND_STRENGTH: dict[str, float] = {
 }
 WEAK_KINDS = frozenset({"address", "ip"})
 BAD_LABELS = KNOWN_BAD_LABELS
+#: up to this many ring members (a scope's few rings), :meth:`SharedIdentifierRings._findings` runs in plain Python
+SMALL_RINGS = 2_000
 
 
 def identifier_hubs(
@@ -205,9 +207,11 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     -----
     One sparse bipartite matrix and scipy's connected components: O(L).
     """
-    gluing = glue.index[glue["glue"].to_numpy(dtype=bool)]
+    gluing = _gluing(glue)
     if len(gluing) == 0:
         return pd.Series(dtype="int64")
+    if len(links) <= SMALL_RINGS:
+        return _ring_components_small(links, glue, gluing)
     link_keys = links["kind"].astype(str) + "\x1f" + links["identifier"].astype(str)
     mask = _glue_mask(glue, gluing, link_keys)
     # the applicant entity glues its own applications too (repeat borrowers)
@@ -223,6 +227,44 @@ def ring_components(links: pd.DataFrame, glue: pd.DataFrame) -> pd.Series:
     n_apps = len(apps)
     labels = component_labels(n_apps + len(ids), app_idx, n_apps + id_idx)  # applications, then identifiers
     return pd.Series(labels[:n_apps], index=pd.Index(apps, name="application_id"), name="component")
+
+
+def _gluing(glue: pd.DataFrame) -> pd.MultiIndex:
+    """The gluing identifiers of a hub table, picked once per table (a
+    scope's few links would otherwise pay a pass over the whole book's hubs)."""
+    return kept_for(glue, "gluing", lambda: glue.index[glue["glue"].to_numpy(dtype=bool)])
+
+
+def _ring_components_small(links: pd.DataFrame, glue: pd.DataFrame, gluing: pd.MultiIndex) -> pd.Series:
+    """:func:`ring_components` of a scope's few links, on Python lists: the
+    same edges, nodes in the same (sorted) order, hence the same labels."""
+    apps = [str(a) for a in links["application_id"].to_numpy(dtype=object).tolist()]
+    kinds = links["kind"].to_numpy(dtype=object).tolist()
+    idents = [None if pd.isna(i) else str(i) for i in links["identifier"].to_numpy(dtype=object).tolist()]
+    entities = [_as_str(e) for e in links["entity"].to_numpy(dtype=object).tolist()]
+    # a missing identifier glues nothing (its key is missing, as the concatenated text columns give it)
+    keys = [None if i is None else f"{_as_str(k)}\x1f{i}" for k, i in zip(kinds, idents)]
+    mask = _glue_mask(glue, gluing, pd.Series(keys, dtype=object)).tolist()
+    edges = [(a, key) for a, key, m in zip(apps, keys, mask) if m]
+    used = {a for a, _ in edges}
+    # each linked application's applicant entity glues its applications too
+    edges += [(a, f"person\x1f{e}") for a, e in dict.fromkeys(zip(apps, entities)) if a in used]
+    app_nodes = sorted({a for a, _ in edges})
+    id_nodes = sorted({i for _, i in edges})
+    app_at = {a: n for n, a in enumerate(app_nodes)}
+    id_at = {i: n for n, i in enumerate(id_nodes)}
+    n_apps = len(app_nodes)
+    labels = component_labels(
+        n_apps + len(id_nodes),
+        np.array([app_at[a] for a, _ in edges], dtype=np.int64),
+        np.array([n_apps + id_at[i] for _, i in edges], dtype=np.int64),
+    )
+    return pd.Series(labels[:n_apps], index=pd.Index(app_nodes, name="application_id"), name="component")
+
+
+def _as_str(value) -> str:
+    """``astype(str)`` of one value of a text column (a missing one reads ``nan``)."""
+    return "nan" if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
 def _glue_mask(glue: pd.DataFrame, gluing: pd.MultiIndex, link_keys: pd.Series) -> np.ndarray:
@@ -462,6 +504,8 @@ class SharedIdentifierRings(Detector):
 
     # -- scoring (vectorised over all rings, then one light loop) -----------------
     def _findings(self, members: pd.DataFrame, links: pd.DataFrame, hubs: pd.DataFrame) -> list[Finding]:
+        if len(members) <= SMALL_RINGS:
+            return self._findings_small(members, links, hubs)
         comp_of = members["component"]
         in_rings = links[links["application_id"].isin(members.index)]
         keyed = pd.MultiIndex.from_arrays([in_rings["kind"], in_rings["identifier"]])
@@ -517,6 +561,86 @@ class SharedIdentifierRings(Detector):
                     top_hubs.get(comp, []),
                     tuple(sorted(index[rows])),
                     set(entity_values[rows]),
+                )
+            )
+        findings.sort(key=lambda f: -f.score)
+        return findings
+
+    def _findings_small(self, members: pd.DataFrame, links: pd.DataFrame, hubs: pd.DataFrame) -> list[Finding]:
+        """:meth:`_findings` for the few rings of a scope, in plain Python over
+        the rows (the same figures, tested against it): its two dozen group-bys
+        cost ~15 ms however few the rows."""
+        index = members.index.to_numpy(dtype=object)
+        comps = members["component"].to_numpy()
+        entities = members["entity"].to_numpy(dtype=object)
+        labels = members["label"].to_numpy(dtype=object)
+        times = members["applied_at"]
+        stamps = list(times)  # Timestamps (NaT for a missing time), as a group-by's min and max give them
+        names = members["applicant_name"].astype("string").str[:1].to_numpy(dtype=object)
+        household = members["household"].to_numpy(dtype=bool)
+        rows_of: dict = {}
+        for row, comp in enumerate(comps.tolist()):
+            rows_of.setdefault(comp, []).append(row)
+        comp_of = dict(zip(index.tolist(), comps.tolist()))
+        # the members' links, with their identifier's hub decisions
+        app_col = links["application_id"].to_numpy(dtype=object)
+        held = [i for i, a in enumerate(app_col.tolist()) if a in comp_of]
+        kinds = links["kind"].to_numpy(dtype=object)[held]
+        idents = links["identifier"].to_numpy(dtype=object)[held]
+        apps = app_col[held]
+        at = hubs.index.get_indexer(pd.MultiIndex.from_arrays([kinds, idents])) if held else np.zeros(0, dtype=np.int64)
+        found = at >= 0
+
+        def hub_column(name: str, fill, dtype) -> list:
+            out = np.full(len(held), fill, dtype=dtype)
+            out[found] = hubs[name].to_numpy()[at[found]]
+            return out.tolist()
+
+        people, fence = hub_column("people", np.nan, float), hub_column("fence", np.nan, float)
+        glue = hub_column("glue", False, bool) if "glue" in hubs else [False] * len(held)
+        hub = hub_column("hub", False, bool) if "hub" in hubs else [False] * len(held)
+        # per ring: identifiers by kind, per application, the first of each (ring, kind, identifier)
+        kind_sets: dict = {}
+        app_sets: dict = {}
+        shared_first: dict = {}
+        hubs_first: dict = {}
+        for j, (kind, ident, app) in enumerate(zip(kinds.tolist(), idents.tolist(), apps.tolist())):
+            comp = comp_of[app]
+            if glue[j]:
+                kind_sets.setdefault(comp, {}).setdefault(kind, set()).add(ident)
+                app_sets.setdefault(comp, {}).setdefault(app, set()).add(ident)
+                shared_first.setdefault(comp, {}).setdefault((kind, ident), (j, kind, ident, people[j]))
+            if hub[j]:
+                hubs_first.setdefault(comp, {}).setdefault((kind, ident), (kind, ident, people[j], fence[j]))
+        findings = []
+        for comp in sorted(rows_of):
+            rows = rows_of[comp]
+            when = [stamps[r] for r in rows if not pd.isna(stamps[r])]
+            per_app = app_sets.get(comp, {})
+            firsts = sorted(
+                shared_first.get(comp, {}).values(),
+                key=lambda v: (-KIND_STRENGTH[v[1]], -v[3] if v[3] == v[3] else np.inf, v[0]),
+            )
+            row = {
+                "component": comp,
+                "size": len(rows),
+                "people": len({entities[r] for r in rows if not pd.isna(entities[r])}),
+                "t_min": min(when) if when else pd.NaT,
+                "t_max": max(when) if when else pd.NaT,
+                "bad": sum(labels[r] in BAD_LABELS for r in rows),
+                "surnames": len({names[r] for r in rows if not pd.isna(names[r])}),
+                "household": bool(household[rows].any()),
+                "density": float(np.mean([len(v) for v in per_app.values()])) if per_app else 0.0,
+            }
+            by_kind = kind_sets.get(comp, {})
+            findings.append(
+                self._finding(
+                    row,
+                    {k: len(by_kind[k]) for k in sorted(by_kind)},
+                    [(k, i, n) for _, k, i, n in firsts[:50]],
+                    list(hubs_first.get(comp, {}).values())[:5],
+                    tuple(sorted(index[rows])),
+                    set(entities[rows]),
                 )
             )
         findings.sort(key=lambda f: -f.score)
@@ -727,6 +851,8 @@ def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
     components labelling of the people: O(c + p) over the members.
     """
     empty = pd.Index([], name="component")
+    if len(members) <= SMALL_RINGS and not _family_candidates(portfolio, members, max_people):
+        return empty  # no member names another member of its ring: no family link, no household
     people = members.groupby("component")["entity"].nunique()
     small = people.index[people <= max_people]
     members = members[members["component"].isin(small)]
@@ -758,6 +884,43 @@ def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
     )
     groups = pd.Series(labels[codes], index=members.index).groupby(component).nunique()
     return pd.Index(groups.index[groups == 1], name="component")  # rings span >= 2 people: joined
+
+
+def _family_candidates(portfolio, members: pd.DataFrame, max_people: float) -> bool:
+    """Whether, in a ring of at most ``max_people`` people, a member's
+    emergency contact is another member's applicant phone: what a family
+    naming link of :func:`households` needs first (a superset of its links,
+    told on Python sets: most rings of a scope have none, and the join,
+    filters and group-bys that find none cost ~10 ms)."""
+    comps = members["component"].to_numpy().tolist()
+    ids = [str(a) for a in members.index.to_numpy(dtype=object).tolist()]
+    people: dict = {}
+    for comp, entity in zip(comps, members["entity"].to_numpy(dtype=object).tolist()):
+        if not pd.isna(entity):
+            people.setdefault(comp, set()).add(entity)
+    ring_of = {a: c for a, c in zip(ids, comps) if len(people.get(c, ())) <= max_people}
+    if not ring_of:
+        return False
+    contacts = portfolio.contacts
+    phones = portfolio.link_table("phone")
+    if contacts.empty or phones.empty:
+        return False
+    owners: dict = {}
+    for app, phone in zip(
+        phones["application_id"].to_numpy(dtype=object).tolist(), phones["identifier"].to_numpy(dtype=object).tolist()
+    ):
+        if pd.isna(app) or str(app) not in ring_of:
+            continue
+        owners.setdefault(phone, []).append(str(app))
+    for app, phone in zip(
+        contacts["application_id"].to_numpy(dtype=object).tolist(), contacts["phone"].to_numpy(dtype=object).tolist()
+    ):
+        if pd.isna(app) or pd.isna(phone):
+            continue
+        ring = ring_of.get(str(app))
+        if ring is not None and any(o != str(app) and ring_of[o] == ring for o in owners.get(phone, ())):
+            return True
+    return False
 
 
 def _records_by_component(frame: pd.DataFrame, columns: list[str], limit: int) -> dict:
