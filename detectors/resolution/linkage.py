@@ -694,23 +694,30 @@ def resolve_records(
     model: dict[str, Any] = {"m": m, "u": u}
     tf = _term_frequencies(recs, fields)
     bits_by_field = _field_bits(arrays, li, levels, model, tf, fields)
-    bits = np.sum([bits_by_field[f] for f in fields], axis=0) if fields else np.zeros(len(li))
+    # the fields' bits added in order, as np.sum(axis=0) of their stack adds them, without the stack
+    bits = bits_by_field.pop(fields[0]) if fields else np.zeros(len(li))
+    for f in fields[1:]:
+        bits += bits_by_field.pop(f)
+    del bits_by_field
     total_pairs = n * (n - 1) // 2
     model["prior"] = _fit_prior(bits, total_pairs)
     score = _probability(bits, model["prior"])
     linked = score >= threshold
+    out = score >= min(0.5, threshold)
+    # only the kept pairs' similarities and levels are read from here on (the pairs table)
+    sims = {f: sims[f][out] for f in fields}
+    levels = {f: levels[f][out] for f in fields}
     labels, keep = cluster_pairs(n, li[linked], ri[linked], score[linked], recs)
     stats["linked_pairs"] = int(linked.sum())
     stats["chaining_edges_dropped"] = int((~keep).sum())
     entity = entity_ids(recs["record_id"].to_numpy(), labels)
     entities = pd.DataFrame({"record_id": recs["record_id"].to_numpy(), "entity_id": entity})
     stats["entities"] = int(pd.Series(entity).nunique())
-    out = score >= min(0.5, threshold)
     rid = recs["record_id"].to_numpy()
     pairs = pd.DataFrame({"left": rid[li[out]], "right": rid[ri[out]], "score": score[out], "weight": bits[out]})
     for f in fields:
-        pairs[f] = sims[f][out]
-        pairs[f + "_level"] = levels[f][out]
+        pairs[f] = sims[f]
+        pairs[f + "_level"] = levels[f]
     merged = np.zeros(len(li), dtype=bool)
     merged[np.flatnonzero(linked)[keep]] = True
     pairs["merged"] = merged[out]
