@@ -447,18 +447,20 @@ class IdentityResolution(Detector):
         address of its latest application (else its guarantor phone)."""
         latest = applied.sort_values("applied_at", kind="stable").groupby("person")[["phone", "address"]].last()
         gphone = portfolio.rels("Person-GUARANTOR_PHONE-Phone").drop_duplicates("src").set_index("src")["dst"]
-        keys = persons["key"].astype(str)
+        keys = persons["key"].astype("str").reset_index(drop=True)
         anon = keys.str.startswith("anon:").to_numpy()
-        phone = latest["phone"].reindex(keys).astype(object)
-        phone = phone.where(phone.notna(), gphone.reindex(keys).astype(object))
+        # text stays Arrow text (``str``): as object arrays the six columns were a Python
+        # string per person and column, held for the whole resolution
+        phone = latest["phone"].astype("str").reindex(keys.to_numpy())
+        phone = phone.where(phone.notna(), gphone.astype("str").reindex(keys.to_numpy())).reset_index(drop=True)
         frame = pd.DataFrame(
             {
-                "record_id": keys.to_numpy(),
-                "name": persons["name"].astype("str").to_numpy(),
-                "id_number": np.where(anon, None, keys.to_numpy()),
+                "record_id": keys,
+                "name": persons["name"].astype("str").reset_index(drop=True),
+                "id_number": keys.where(~anon),
                 "dob": pd.to_datetime(persons["birth_date"], errors="coerce").to_numpy(),
-                "phone": phone.to_numpy(),
-                "address": latest["address"].reindex(keys).to_numpy(),
+                "phone": phone,
+                "address": latest["address"].astype("str").reindex(keys.to_numpy()).reset_index(drop=True),
             }
         )
         frame["dob"] = pd.to_datetime(frame["dob"], errors="coerce")

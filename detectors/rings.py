@@ -48,7 +48,7 @@ from ringscope.detectors.contacts import contact_edges
 from ringscope.detectors.engine import engine_of
 from ringscope.detectors.family import family_consistency
 from ringscope.detectors.keys import kept_for, key_index, text_codes
-from ringscope.detectors.portfolio import LINK_KINDS, as_portfolio, in_set
+from ringscope.detectors.portfolio import LINK_KINDS, _single_chunks, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
 __all__ = [
@@ -73,6 +73,8 @@ KIND_STRENGTH: dict[str, float] = {
     "ip": 0.3,
 }
 WEAK_KINDS = frozenset({"address", "ip"})
+#: the application columns :func:`ringscope.detectors.family.family_consistency` reads
+_FAMILY_COLUMNS = ("applicant_name", "address")
 BAD_LABELS = KNOWN_BAD_LABELS
 #: up to this many ring members (a scope's few rings), :meth:`SharedIdentifierRings._findings` runs in plain Python
 SMALL_RINGS = 2_000
@@ -124,16 +126,37 @@ def identifier_hubs(
     -----
     O(L + sum of squared shared degrees per application) over the L links.
     """
-    shared = _shared_links(links)
-    if shared.empty:
+    if links.empty:
         return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
-    per_id = shared.groupby(["kind", "identifier"], sort=False).agg(
-        apps=("application_id", "nunique"), people=("entity", "nunique")
+    codes = _link_codes(links)
+    rows = _shared_rows(codes)
+    if not len(rows):
+        return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
+    # identifiers numbered in order of first appearance: the group-by (sort=False) of the text keys
+    group, _ = pd.factorize(codes["key"][rows])
+    n_groups = int(group.max()) + 1
+    firsts = rows[np.unique(group, return_index=True)[1]]
+    app = codes["app"][rows]
+    entity = codes["entity"][rows]
+    del codes["key"], codes["entity"]
+    app_named = ~codes["app_missing"][rows]
+    # rows are one per application and identifier: the applications are the rows with one
+    apps = np.bincount(group[app_named], minlength=n_groups)
+    named = ~codes["entity_missing"][rows]
+    people_pairs = pd.unique(group[named] * (int(entity.max()) + 1) + entity[named])
+    people = np.bincount(people_pairs // (int(entity.max()) + 1), minlength=n_groups)
+    del entity, people_pairs
+    index = pd.MultiIndex.from_arrays(
+        [links["kind"].iloc[firsts].to_numpy(), links["identifier"].iloc[firsts].to_numpy()],
+        names=["kind", "identifier"],
     )
-    per_id["cohesion"] = _cohesion(shared).reindex(per_id.index).fillna(0.0)
+    per_id = pd.DataFrame({"apps": apps, "people": people}, index=index)
+    total = np.bincount(group, minlength=n_groups)
+    per_id["cohesion"] = _cohesion_codes(app, group, n_groups) / total
     if labels is not None and len(labels):
-        bad = shared["application_id"].map(labels).isin(BAD_LABELS)
-        bad_rate = bad.groupby([shared["kind"], shared["identifier"]]).mean().reindex(per_id.index)
+        bad_app = labels.reindex(codes["app_values"]).isin(BAD_LABELS).to_numpy()
+        bad = bad_app[app].astype(np.float64)
+        bad_rate = pd.Series(np.bincount(group, weights=bad, minlength=n_groups) / total, index=index)
     else:
         bad_rate = None
     return hub_decisions(per_id, bad_rate, labels, fence_mads, min_hub_people, cohesion_threshold)
@@ -789,7 +812,8 @@ def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> flo
     apps = portfolio.applications
     if contacts.empty or apps.empty:
         return float(floor)
-    apps = apps.drop_duplicates("application_id").set_index("application_id")
+    # the two columns family_consistency reads, not a copy of every column of the book's applications
+    apps = apps[["application_id", *_FAMILY_COLUMNS]].drop_duplicates("application_id").set_index("application_id")
     entity = _linked_entities(portfolio)
     ids = apps.index.astype(str)
     identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
@@ -872,7 +896,8 @@ def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
     if edges.empty:
         return empty
     involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
-    apps = portfolio.applications.drop_duplicates("application_id").set_index("application_id")
+    apps = portfolio.applications[["application_id", *_FAMILY_COLUMNS]]
+    apps = apps.drop_duplicates("application_id").set_index("application_id")
     edges = edges[family_consistency(edges.reset_index(drop=True), apps.loc[involved]) > 0]
     if edges.empty:
         return empty
@@ -947,14 +972,24 @@ def entity_links(portfolio) -> pd.DataFrame:
         portfolio.derived["ring_links"] = cut
         return cut
     apps = portfolio.applications
-    # the whole long table only to filter it: not cached on the portfolio, where it would
-    # stay beside this result for as long as the portfolio lives (``flag`` holds it all night)
-    links = portfolio.links if "links" in vars(portfolio) else type(portfolio).links.func(portfolio)
-    links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
+    # the rows of ``portfolio.links`` of these kinds, in its order (they come first in
+    # LINK_KINDS), from the link tables: not the whole long table, only to filter it
+    held = portfolio._links_by_kind
+    kinds = [kind for kind in LINK_KINDS if kind in KIND_STRENGTH and kind in held and len(held[kind])]
+    if not kinds:
+        links = type(portfolio).links.func(portfolio)
+        links = links[links["kind"].isin(list(KIND_STRENGTH))].copy()
+    else:
+        links = pd.concat([held[kind].assign(kind=kind) for kind in kinds], ignore_index=True)
+        links = _single_chunks(links[["application_id", "kind", "identifier"]])
     person = apps.set_index("application_id")["person"]
     entity = portfolio.entity_of(person.dropna())
-    links["entity"] = links["application_id"].map(entity)
-    links["entity"] = links["entity"].where(links["entity"].notna(), "app:" + links["application_id"])
+    # each application's entity once (``app:<id>`` without one), then one take per link
+    codes, ids = pd.factorize(links["application_id"])
+    ids = pd.Series(ids)
+    per_app = ids.map(entity)
+    per_app = per_app.where(per_app.notna(), "app:" + ids)
+    links["entity"] = pd.Series(per_app.array.take(codes, allow_fill=True), index=links.index)
     portfolio.derived["ring_links"] = links
     return links
 
@@ -1022,33 +1057,131 @@ def _shared_links(links: pd.DataFrame) -> pd.DataFrame:
     """
     if links.empty:
         return links
+    return links.iloc[_shared_rows(_link_codes(links))]
+
+
+def _link_codes(links: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The links' text columns as integer codes (:func:`text_codes`): ``key``
+    (kind and identifier; -1 where either is missing), ``app`` and ``entity``
+    with masks of their missing values, and ``app_values`` (code → id)."""
+    import pyarrow as pa
+
     named = (links["kind"].notna() & links["identifier"].notna()).to_numpy()
-    kind, identifier = text_codes(links["kind"]), text_codes(links["identifier"])
+    kind, identifier = text_codes(links["kind"]), _sorted_codes(links["identifier"])
     key = kind * (int(identifier.max()) + 1) + identifier
-    entity = text_codes(links["entity"])
-    counted = named & links["entity"].notna().to_numpy()  # nunique leaves missing entities out
+    del kind, identifier
+    key[~named] = -1
+    try:  # text_codes' encoding, its dictionary kept (application code → id)
+        array = pa.array(links["application_id"])
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(links["application_id"].astype(str).to_numpy(dtype=object))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    encoded = array.dictionary_encode(null_encoding="encode")
+    del array
+    return {
+        "key": key,
+        "app": encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        "app_missing": links["application_id"].isna().to_numpy(),
+        "app_values": pd.Index(encoded.dictionary.to_pandas(), dtype=object),
+        "entity": text_codes(links["entity"]),
+        "entity_missing": links["entity"].isna().to_numpy(),
+    }
+
+
+def _sorted_codes(values: pd.Series) -> np.ndarray:
+    """Dense int64 codes of text ``values`` numbered in sorted order (equal
+    values, equal codes; missing values one code of their own, the last).
+
+    What :func:`text_codes` tells apart, without its hash table: for a
+    column of mostly distinct values (the identifiers: 1.39M distinct of
+    1.44M links at 200k) Arrow's dictionary encoding peaked at ~140 bytes a
+    value (its table of the distinct values, grown by doubling); a sort of
+    the row numbers and one sorted copy of the text cost the column's size
+    and 16 bytes a value.
+
+    >>> _sorted_codes(pd.Series(["b", "a", None, "b"])).tolist()
+    [1, 0, 2, 1]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(values.astype(str).to_numpy(dtype=object))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    n = len(array)
+    codes = np.zeros(n, dtype=np.int64)
+    if n == 0 or pa.types.is_null(array.type):
+        return codes
+    order = pc.sort_indices(array).to_numpy()  # stable, missing values last
+    ordered = array.take(order)
+    del array
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        valid = ordered.is_valid().to_numpy(zero_copy_only=False)
+        differs = pc.fill_null(pc.not_equal(ordered.slice(1), ordered.slice(0, n - 1)), False)
+        # the first missing value (they come last) starts a code of its own; the others repeat it
+        new[1:] = differs.to_numpy(zero_copy_only=False) | (valid[1:] != valid[:-1])
+        del differs, valid
+    del ordered
+    codes[order] = np.cumsum(new) - 1
+    return codes
+
+
+def _shared_rows(codes: dict[str, np.ndarray]) -> np.ndarray:
+    """The rows of :func:`_shared_links`, from :func:`_link_codes`."""
+    key, entity, app = codes["key"], codes["entity"], codes["app"]
+    named = key >= 0
+    counted = named & ~codes["entity_missing"]  # nunique leaves missing entities out
     # distinct (identifier, entity) pairs by hash (no sort), then people per identifier
     first_pair = ~pd.Series(key[counted] * (int(entity.max()) + 1) + entity[counted]).duplicated().to_numpy()
-    people = np.bincount(key[counted][first_pair], minlength=int(key.max()) + 1)[key]
-    rows = np.flatnonzero(named & (people >= 2))
-    app = text_codes(links["application_id"])[rows]
-    first = ~pd.Series(app * (int(key.max()) + 1) + key[rows]).duplicated().to_numpy()
-    return links.iloc[rows[first]]
+    people = np.bincount(key[counted][first_pair], minlength=int(key.max()) + 1)
+    rows = np.flatnonzero(named)
+    rows = rows[people[key[rows]] >= 2]
+    first = ~pd.Series(app[rows] * (int(key.max()) + 1) + key[rows]).duplicated().to_numpy()
+    return rows[first]
 
 
-def _cohesion(shared: pd.DataFrame) -> pd.Series:
-    """For each shared identifier I: the share of its applications that also
-    share some other identifier J with another application of I."""
-    keys = pd.MultiIndex.from_arrays(
-        [shared["kind"].to_numpy(), shared["identifier"].to_numpy()], names=["kind", "identifier"]
-    )
-    codes, uniques = keys.factorize()
-    frame = pd.DataFrame({"app": shared["application_id"].to_numpy(), "id": codes}).drop_duplicates()
-    pairs = frame.merge(frame, on="app", suffixes=("", "_other"))
-    pairs = pairs[pairs["id"] != pairs["id_other"]]
-    # (I, J) seen on two or more applications: those applications co-share
-    count = pairs.groupby(["id", "id_other"])["app"].transform("size")
-    co = pairs[count >= 2].drop_duplicates(["id", "app"]).groupby("id").size()
-    total = frame.groupby("id").size()
-    ratio = co.reindex(range(len(uniques))).fillna(0).to_numpy() / total.reindex(range(len(uniques))).to_numpy()
-    return pd.Series(ratio.astype(float), index=uniques)
+def _cohesion_codes(app: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per identifier ``0 .. n_groups - 1``, the applications (of the shared
+    links' rows ``app``, ``group``, one row per application and identifier)
+    that share some other identifier J with another application of it:
+    :func:`_cohesion`'s numerator, on codes.
+
+    Every ordered pair of two identifiers of one application, (I, J), seen on
+    two or more applications makes those applications co-share I. O(sum of
+    squared identifiers per application), as the self-merge was, in int64
+    arrays instead of a frame of application ids.
+    """
+    order = np.argsort(app, kind="stable")
+    app_sorted, group_sorted = app[order], group[order]
+    del order
+    n = len(app_sorted)
+    if n == 0:
+        return np.zeros(n_groups)
+    start = np.flatnonzero(np.r_[True, app_sorted[1:] != app_sorted[:-1]])
+    size = np.diff(np.r_[start, n])
+    own_size = np.repeat(size, size)  # per row: the identifiers of its application
+    own_start = np.repeat(start, size)  # per row: its application's first row
+    # row p pairs with every other row of its application, own_start[p] .. own_start[p] + own_size[p] - 1
+    rows = np.flatnonzero(own_size > 1).astype(np.int32)
+    reps = own_size[rows]
+    left = np.repeat(rows, reps)
+    step = np.arange(len(left), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+    right = (own_start[left] + step).astype(np.int32)
+    del rows, reps, step, own_start, own_size
+    other = right != left
+    left, right = left[other], right[other]
+    del other
+    pair = group_sorted[left].astype(np.int64) * n_groups + group_sorted[right]
+    del right
+    # (I, J) on two or more applications: the applications of those pairs co-share I
+    pair_codes = pd.factorize(pair)[0]
+    del pair
+    keep = np.bincount(pair_codes)[pair_codes] >= 2
+    del pair_codes
+    co_rows = np.unique(left[keep])  # rows (an application and an identifier) that co-share
+    return np.bincount(group_sorted[co_rows], minlength=n_groups).astype(np.float64)

@@ -56,7 +56,9 @@ def cluster_pairs(
     return component_labels(n, li[keep], ri[keep]), keep
 
 
-def entity_ids(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def entity_ids(record_ids, labels: np.ndarray):
+    """Each record's entity: the smallest record id of its cluster ``labels``
+    (an array like ``record_ids``: Arrow text stays Arrow text)."""
     frame = pd.DataFrame({"rid": record_ids, "label": labels})
     smallest = frame.groupby("label")["rid"].min()
-    return smallest.reindex(labels).to_numpy()
+    return smallest.reindex(labels).array

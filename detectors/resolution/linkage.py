@@ -389,6 +389,12 @@ class _Columns(dict):
         return value
 
 
+#: candidate pairs compared at a time: each comparison makes several arrays per pair
+#: (the two sides' values as objects, rapidfuzz's scores, the level conditions), about
+#: 100 bytes a pair, so they are made for a block of pairs, not for millions at once
+_COMPARE_BLOCK = 500_000
+
+
 def _compare(
     arrays: dict[str, np.ndarray],
     li: np.ndarray,
@@ -398,50 +404,72 @@ def _compare(
     kinds: dict[str, str] | None = None,
     address_tokens: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per field, each pair's level (int8) and similarity (float64), field by
+    field and :data:`_COMPARE_BLOCK` pairs at a time (every comparison is
+    pair by pair: the blocks give what one call over all pairs gave)."""
     levels: dict[str, np.ndarray] = {}
     sims: dict[str, np.ndarray] = {}
+    n = len(li)
+    kinds = kinds or {}
+    blocks = [slice(start, start + _COMPARE_BLOCK) for start in range(0, n, _COMPARE_BLOCK)]
+    for f in fields:
+        levels[f] = np.empty(n, dtype=np.int8)
+        sims[f] = np.empty(n, dtype=np.float64)
+        for block in blocks:
+            lv, sim = _compare_field(arrays, f, li[block], ri[block], workers, kinds, address_tokens)
+            levels[f][block] = lv
+            sims[f][block] = sim
+    if "given_name" in fields and "surname" in fields:
+        # given name and surname swapped between the two records: compare crosswise
+        for block in blocks:
+            left, right = li[block], ri[block]
+            cross_g, _ = compare_name_parts(arrays["given"][left], arrays["surname"][right], workers=workers)
+            cross_s, _ = compare_name_parts(arrays["surname"][left], arrays["given"][right], workers=workers)
+            given, surname = levels["given_name"][block], levels["surname"][block]
+            cross = np.minimum(cross_g, cross_s)
+            swapped = (cross > np.minimum(given, surname)) & (cross >= 2)
+            levels["given_name"][block] = np.where(swapped, cross_g, given)
+            levels["surname"][block] = np.where(swapped, cross_s, surname)
+    return levels, sims
+
+
+def _compare_field(
+    arrays: dict[str, np.ndarray],
+    f: str,
+    li: np.ndarray,
+    ri: np.ndarray,
+    workers: int,
+    kinds: dict[str, str],
+    address_tokens: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Field ``f``'s levels and similarities for the pairs ``li``, ``ri``."""
 
     def v(c: str, idx: np.ndarray) -> np.ndarray:
         return arrays[c][idx]
 
-    kinds = kinds or {}
-    for f in fields:
-        if f in kinds:
-            c = extra_column(f)
-            lv, sim = compare_extra(v(c, li), v(c, ri), kinds[f], workers=workers)
-        elif f == "name":
-            lv, sim = compare_names(
-                v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri), workers=workers
-            )
-        elif f in ("given_name", "surname"):
-            c = "given" if f == "given_name" else "surname"
-            lv, sim = compare_name_parts(v(c, li), v(c, ri), workers=workers)
-        elif f == "id_number":
-            ok = arrays["id_ok"]
-            lv, sim = compare_ids(v("id", li), v("id", ri), ok[li], ok[ri], workers=workers)
-        elif f == "dob":
-            lv, sim = compare_dates(v("dob", li), v("dob", ri), workers=workers)
-        elif f in ("phone", "postcode"):
-            lv, sim = compare_codes(v(f, li), v(f, ri), workers=workers)
-        else:
-            lv, sim = compare_addresses(v("address", li), v("address", ri), workers=workers)
-            if address_tokens:
-                # same words in another order: at least the level of the token-sorted similarity
-                lv_t, sim_t = compare_addresses(
-                    v("address_words", li), v("address_words", ri), workers=workers, tokens=True
-                )
-                lv, sim = np.maximum(lv, np.minimum(lv_t, 2)), np.fmax(sim, sim_t)
-        levels[f] = lv.astype(np.int8)
-        sims[f] = sim.astype(np.float64)
-    if "given_name" in fields and "surname" in fields:
-        # given name and surname swapped between the two records: compare crosswise
-        cross_g, _ = compare_name_parts(v("given", li), v("surname", ri), workers=workers)
-        cross_s, _ = compare_name_parts(v("surname", li), v("given", ri), workers=workers)
-        cross = np.minimum(cross_g, cross_s)
-        swapped = (cross > np.minimum(levels["given_name"], levels["surname"])) & (cross >= 2)
-        levels["given_name"] = np.where(swapped, cross_g, levels["given_name"]).astype(np.int8)
-        levels["surname"] = np.where(swapped, cross_s, levels["surname"]).astype(np.int8)
-    return levels, sims
+    if f in kinds:
+        c = extra_column(f)
+        return compare_extra(v(c, li), v(c, ri), kinds[f], workers=workers)
+    if f == "name":
+        return compare_names(
+            v("name_norm", li), v("name_norm", ri), v("name_key", li), v("name_key", ri), workers=workers
+        )
+    if f in ("given_name", "surname"):
+        c = "given" if f == "given_name" else "surname"
+        return compare_name_parts(v(c, li), v(c, ri), workers=workers)
+    if f == "id_number":
+        ok = arrays["id_ok"]
+        return compare_ids(v("id", li), v("id", ri), ok[li], ok[ri], workers=workers)
+    if f == "dob":
+        return compare_dates(v("dob", li), v("dob", ri), workers=workers)
+    if f in ("phone", "postcode"):
+        return compare_codes(v(f, li), v(f, ri), workers=workers)
+    lv, sim = compare_addresses(v("address", li), v("address", ri), workers=workers)
+    if address_tokens:
+        # same words in another order: at least the level of the token-sorted similarity
+        lv_t, sim_t = compare_addresses(v("address_words", li), v("address_words", ri), workers=workers, tokens=True)
+        lv, sim = np.maximum(lv, np.minimum(lv_t, 2)), np.fmax(sim, sim_t)
+    return lv, sim
 
 
 def _estimate_u(
@@ -694,23 +722,33 @@ def resolve_records(
     model: dict[str, Any] = {"m": m, "u": u}
     tf = _term_frequencies(recs, fields)
     bits_by_field = _field_bits(arrays, li, levels, model, tf, fields)
-    bits = np.sum([bits_by_field[f] for f in fields], axis=0) if fields else np.zeros(len(li))
+    # the fields' bits added in order, as np.sum(axis=0) of their stack adds them, without the stack
+    bits = bits_by_field.pop(fields[0]) if fields else np.zeros(len(li))
+    for f in fields[1:]:
+        bits += bits_by_field.pop(f)
+    del bits_by_field
     total_pairs = n * (n - 1) // 2
     model["prior"] = _fit_prior(bits, total_pairs)
     score = _probability(bits, model["prior"])
     linked = score >= threshold
+    out = score >= min(0.5, threshold)
+    # only the kept pairs' similarities and levels are read from here on (the pairs table)
+    sims = {f: sims[f][out] for f in fields}
+    levels = {f: levels[f][out] for f in fields}
     labels, keep = cluster_pairs(n, li[linked], ri[linked], score[linked], recs)
     stats["linked_pairs"] = int(linked.sum())
     stats["chaining_edges_dropped"] = int((~keep).sum())
-    entity = entity_ids(recs["record_id"].to_numpy(), labels)
-    entities = pd.DataFrame({"record_id": recs["record_id"].to_numpy(), "entity_id": entity})
+    # record ids as the records' Arrow text (taken, not a Python string per record and use)
+    rid = recs["record_id"].reset_index(drop=True).astype("str").array
+    entity = entity_ids(rid, labels)
+    entities = pd.DataFrame({"record_id": rid, "entity_id": entity})
     stats["entities"] = int(pd.Series(entity).nunique())
-    out = score >= min(0.5, threshold)
-    rid = recs["record_id"].to_numpy()
-    pairs = pd.DataFrame({"left": rid[li[out]], "right": rid[ri[out]], "score": score[out], "weight": bits[out]})
+    pairs = pd.DataFrame(
+        {"left": rid.take(li[out]), "right": rid.take(ri[out]), "score": score[out], "weight": bits[out]}
+    )
     for f in fields:
-        pairs[f] = sims[f][out]
-        pairs[f + "_level"] = levels[f][out]
+        pairs[f] = sims[f]
+        pairs[f + "_level"] = levels[f]
     merged = np.zeros(len(li), dtype=bool)
     merged[np.flatnonzero(linked)[keep]] = True
     pairs["merged"] = merged[out]

@@ -225,6 +225,44 @@ def test_extra_fields_are_compared_and_decide_the_match():
         resolve_records(table, extra_fields={"suburb": "fuzzy"})
 
 
+def test_comparisons_by_block_of_pairs_are_those_of_one_call(table, monkeypatch):
+    """Comparing the candidate pairs a block at a time gives every field's
+    levels and similarities, and so the whole resolution, that one call over
+    all pairs gave: Chinese records, and Latin ones with swapped name parts,
+    word-order addresses and extra fields."""
+    import ringscope.detectors.resolution.linkage as linkage
+
+    latin = _extra_fields_table()
+    latin.loc[len(latin)] = ["e", "okafor", "zoe", "19800101", "3000", "42", "wattle grove", "toorak"]  # swapped
+    latin["address"] = latin["street_number"] + " " + latin["address_1"]
+    cases = [
+        (table[0], {}),
+        (latin, {"extra_fields": {"street_number": "number", "suburb": "text"}, "address_tokens": True}),
+    ]
+    for frame, options in cases:
+        whole = resolve_records(frame, workers=1, **options)
+        monkeypatch.setattr(linkage, "_COMPARE_BLOCK", 997)  # u is estimated over all (2k, 47k) pairs
+        blocks = resolve_records(frame, workers=1, **options)
+        monkeypatch.setattr(linkage, "_COMPARE_BLOCK", 500_000)
+        pd.testing.assert_frame_equal(blocks.pairs, whole.pairs)
+        pd.testing.assert_frame_equal(blocks.entities, whole.entities)
+        assert blocks.model == whole.model
+        recs, fields = linkage._prepare(frame, False, options.get("extra_fields"), options.get("address_tokens", False))
+        arrays = linkage._arrays(recs)
+        li, ri = np.triu_indices(min(len(recs), 120), 1)
+        want = linkage._compare(
+            arrays, li, ri, fields, 1, options.get("extra_fields"), options.get("address_tokens", False)
+        )
+        monkeypatch.setattr(linkage, "_COMPARE_BLOCK", 1000)
+        got = linkage._compare(
+            arrays, li, ri, fields, 1, options.get("extra_fields"), options.get("address_tokens", False)
+        )
+        monkeypatch.setattr(linkage, "_COMPARE_BLOCK", 500_000)
+        for f in fields:
+            assert got[0][f].dtype == np.int8 and (got[0][f] == want[0][f]).all(), f
+            np.testing.assert_array_equal(got[1][f], want[1][f])
+
+
 def test_company_core_name_strips_forms_and_city():
     core = company_core_name(pd.Series(["深圳市鸿宇物流有限公司", "鴻宇物流有限責任公司", "鸿宇物流集团股份有限公司"]))
     assert core["core"].tolist() == ["鸿宇物流"] * 3

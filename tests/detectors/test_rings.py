@@ -162,3 +162,85 @@ def test_shared_links_on_codes_are_the_text_group_by():
         people = links.groupby(["kind", "identifier"], sort=False)["entity"].transform("nunique")
         expected = links[people >= 2].drop_duplicates(["application_id", "kind", "identifier"])
         pd.testing.assert_frame_equal(_shared_links(links), expected)
+
+
+def _hubs_on_text(links: pd.DataFrame, labels: pd.Series | None) -> pd.DataFrame:
+    """The hub table as the group-bys and the self-merge of the text links
+    computed it before it moved to integer codes: the reference."""
+    from ringscope.detectors.rings import BAD_LABELS, _shared_links, hub_decisions
+
+    shared = _shared_links(links)
+    per_id = shared.groupby(["kind", "identifier"], sort=False).agg(
+        apps=("application_id", "nunique"), people=("entity", "nunique")
+    )
+    keys = pd.MultiIndex.from_arrays(
+        [shared["kind"].to_numpy(), shared["identifier"].to_numpy()], names=["kind", "identifier"]
+    )
+    codes, uniques = keys.factorize()
+    frame = pd.DataFrame({"app": shared["application_id"].to_numpy(), "id": codes}).drop_duplicates()
+    pairs = frame.merge(frame, on="app", suffixes=("", "_other"))
+    pairs = pairs[pairs["id"] != pairs["id_other"]]
+    count = pairs.groupby(["id", "id_other"])["app"].transform("size")
+    co = pairs[count >= 2].drop_duplicates(["id", "app"]).groupby("id").size()
+    total = frame.groupby("id").size()
+    ratio = co.reindex(range(len(uniques))).fillna(0).to_numpy() / total.reindex(range(len(uniques))).to_numpy()
+    per_id["cohesion"] = pd.Series(ratio.astype(float), index=uniques).reindex(per_id.index).fillna(0.0)
+    if labels is not None and len(labels):
+        bad = shared["application_id"].map(labels).isin(BAD_LABELS)
+        bad_rate = bad.groupby([shared["kind"], shared["identifier"]]).mean().reindex(per_id.index)
+    else:
+        bad_rate = None
+    return hub_decisions(per_id, bad_rate, labels, 3.0, 5, 0.5)
+
+
+@pytest.mark.parametrize("trial", range(24))
+def test_hub_table_on_codes_is_the_text_group_by(trial):
+    """The hub table from integer codes is the one the text group-bys and the
+    self-merge per application gave: rows, order, values and types, with
+    missing kinds, identifiers and entities, farms that share several
+    identifiers (cohesion) and labels."""
+    from ringscope.detectors.rings import identifier_hubs
+
+    rng = np.random.default_rng(trial)
+    n = int(rng.integers(1, 3000 if trial % 4 == 0 else 400))
+    apps = max(1, n // 3)
+    links = pd.DataFrame(
+        {
+            "application_id": [f"a{i}" for i in rng.integers(0, apps, n)],
+            "kind": rng.choice(["ip", "device", "phone", "address", None], n, p=[0.3, 0.3, 0.2, 0.18, 0.02]),
+            "identifier": [None if rng.random() < 0.03 else f"x{i}" for i in rng.integers(0, max(1, n // 6), n)],
+            "entity": [None if rng.random() < 0.03 else f"p{i}" for i in rng.integers(0, max(1, n // 5), n)],
+        }
+    )
+    # a farm: applications of different people sharing a device and a phone (cohesive identifiers)
+    farm = [(f"a{i}", kind, f"farm-{kind}", f"q{i}") for i in range(6) for kind in ("device", "phone")]
+    links = pd.DataFrame(list(links.itertuples(index=False)) + farm, columns=links.columns)
+    links = links.astype("str" if trial % 2 else object)  # one Arrow chunk, as the rings' links are
+    labels = None
+    if trial % 3:
+        ids = [f"a{i}" for i in range(apps)]
+        labels = pd.Series(rng.choice(["fraud", "good", None], len(ids), p=[0.2, 0.7, 0.1]), index=ids)
+    expected = _hubs_on_text(links, labels)
+    got = identifier_hubs(links, labels=labels)
+    if expected.empty:
+        assert got.empty
+        return
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.loc[("device", "farm-device"), "cohesion"] > 0
+
+
+def test_sorted_codes_tell_apart_what_the_dictionary_codes_do():
+    """The identifiers' codes by sort give equal codes to exactly the values
+    (missing ones together) that Arrow's dictionary codes make equal."""
+    from ringscope.detectors.keys import text_codes
+    from ringscope.detectors.rings import _sorted_codes
+
+    rng = np.random.default_rng(11)
+    assert _sorted_codes(pd.Series(["b", "a", None, "b", None])).tolist() == [1, 0, 2, 1, 2]
+    assert _sorted_codes(pd.Series([None, None], dtype=object)).tolist() == [0, 0]
+    for trial in range(100):
+        n = int(rng.integers(1, 300))
+        values = pd.Series([None if rng.random() < 0.1 else f"x{i}" for i in rng.integers(0, max(1, n // 3), n)])
+        values = values.astype("str" if trial % 2 else object)
+        got, want = _sorted_codes(values), text_codes(values)
+        assert (pd.factorize(got)[0] == pd.factorize(want)[0]).all()
