@@ -42,6 +42,8 @@ def text_codes(values: pd.Series) -> np.ndarray:
         array = pa.array(values)  # Arrow-backed text converts without a copy
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         array = pa.array(values.astype(str).to_numpy(dtype=object))
+    if isinstance(array, pa.ChunkedArray):  # a column in pieces: each piece would get its own dictionary
+        array = array.combine_chunks()
     encoded = array.dictionary_encode(null_encoding="encode")
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 

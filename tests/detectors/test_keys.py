@@ -161,3 +161,14 @@ def test_one_piece_keeps_each_columns_dtype():
     assert set(_pieces(joined).values()) == {1}
     assert joined.dtypes.to_dict() == frame.dtypes.to_dict()
     pd.testing.assert_frame_equal(joined, frame)
+
+
+def test_text_codes_of_a_column_in_pieces_equal_those_of_one_piece():
+    import pyarrow as pa
+
+    from ringscope.detectors.keys import text_codes
+
+    pieces = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([["b", "a"], [None, "b", "c", "a"]])))
+    whole = pd.Series(["b", "a", None, "b", "c", "a"], dtype=object)
+    # equal values get equal codes across the pieces (each piece hashed alone would restart at 0)
+    assert text_codes(pieces).tolist() == text_codes(whole).tolist() == [0, 1, 2, 0, 3, 1]
