@@ -289,7 +289,8 @@ def train(
             # saved before targets (fraud and default mixed): flag refuses it, so it cannot stay champion
             unfit = f"the champion {before} predicts {current.target!r}, not {config.target!r}"
         elif current is not None and FINDINGS_ONLY in (current.kind, model.kind):
-            # nothing to compare out of time: the newest word on the outcomes serves
+            # a findings-only model was validated on nothing, so there is no comparison: a learned
+            # model replaces it, and while outcomes are still too few a new findings-only one renews it
             unfit = (
                 f"the champion {before} is findings-only"
                 if model.kind != FINDINGS_ONLY
