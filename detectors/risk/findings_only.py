@@ -64,6 +64,8 @@ class BestFindingScore:
         self.columns = list(columns)
 
     def best(self, X: pd.DataFrame) -> np.ndarray:
+        """Each row's finding scores, one column per ``columns`` (a column or
+        value that is missing counts 0), clipped to [0, 1]."""
         values = np.column_stack(
             [
                 pd.to_numeric(X[c], errors="coerce").to_numpy(dtype=float) if c in X else np.zeros(len(X))
