@@ -211,6 +211,8 @@ def test_cli_flag_passes_the_limits_to_its_ingest(tmp_path, monkeypatch):
             {
                 "target": "fraud",
                 "version": "v-test",
+                "kind": "scorecard",
+                "default_decline": 0.7,
                 "config": type("C", (), {"review_threshold": 0.3, "decline_threshold": 0.7})(),
             },
         )(),
