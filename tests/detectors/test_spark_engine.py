@@ -290,7 +290,9 @@ def test_velocity_in_spark_reads_the_store_not_the_pandas_portfolio_and_finds_th
     assert not embedded.errors and not with_spark.errors
     assert "applications" not in vars(with_spark.portfolio) and "_links_by_kind" not in vars(with_spark.portfolio)
     # the same clusters, p-values and counts as the whole book's pass in process
-    [(detector, portfolio, _), (got, collected)] = [(c[1], c[3]) for c in recording.calls if c[0] == "velocity_bursts"]
+    [((detector, portfolio, _), (got, collected))] = [
+        (c[1], c[3]) for c in recording.calls if c[0] == "velocity_bursts"
+    ]
     assert isinstance(detector, DeviceVelocity) and portfolio is with_spark.portfolio
     expected, book_apps = detector.bursts(embedded.portfolio)
     assert {"device", "ip"} <= set(got["kind"])
