@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.keys import text_codes
+from ringscope.detectors.keys import kept_for, text_codes
 from ringscope.detectors.rings import KIND_STRENGTH, entity_links
 from ringscope.detectors.template_cells import positions_in
 from ringscope.graph.model import TARGET_LABELS
@@ -32,6 +32,7 @@ __all__ = [
     "own_features",
     "finding_features",
     "identifier_history",
+    "link_codes",
     "FEATURE_GROUPS",
     "LABEL_EVIDENCE",
     "BAD_LABELS",
@@ -71,6 +72,29 @@ GRAPH = (
 FEATURE_GROUPS: dict[str, list[str]] = {"own": OWN, "graph": GRAPH, "findings": []}
 
 
+def link_codes(links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense codes (:func:`text_codes`) of the links' ``kind``, ``identifier``
+    and ``entity``, hashed once per links table and kept while it lives
+    (``kept_for``): the features' identifier history and the reasons' known-bad
+    partners both key the same links by them, and hashing five million
+    identifiers cost about 4 s each time at 1M. The table must not change
+    afterwards (``entity_links`` keeps its table for the portfolio).
+
+    Example
+    -------
+    >>> links = pd.DataFrame({"kind": ["ip", "ip"], "identifier": ["x", "y"], "entity": ["p", "p"]})
+    >>> [c.tolist() for c in link_codes(links)]
+    [[0, 0], [0, 1], [0, 0]]
+    >>> link_codes(links)[1] is link_codes(links)[1]
+    True
+    """
+    return kept_for(
+        links,
+        "risk.link_codes",
+        lambda: (text_codes(links["kind"]), text_codes(links["identifier"]), text_codes(links["entity"])),
+    )
+
+
 def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) -> pd.DataFrame:
     """For each link: how many earlier applications of *other* people used
     the same identifier, and how many of those are known bad.
@@ -101,6 +125,7 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     -----
     One sort and grouped cumulative sums: O(L log L).
     """
+    kinds, identifiers, people = link_codes(links)
     frame = links.copy()
     at = positions_in(frame["application_id"], times.index)
     t = _epoch_ns(times).astype(np.int64)
@@ -114,8 +139,8 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     # rows of one identifier in time order (ties in the links' order); an
     # application without a time is neither before nor after any other: it
     # counts nothing and is counted by nobody (the flagging index's rule)
-    identifier = text_codes(frame["kind"]) * (len(frame) + 1) + text_codes(frame["identifier"])
-    person = text_codes(frame["entity"])
+    identifier = kinds * (len(frame) + 1) + identifiers
+    person = people
     rows = np.flatnonzero(known_t)
     rows = rows[np.lexsort((t[rows], identifier[rows]))]
     same_id_before, bad_same_id = _before_in_run(identifier[rows], is_bad[rows])

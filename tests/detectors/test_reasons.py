@@ -204,3 +204,56 @@ def test_reason_floats_are_formatted_once_per_value_as_one_by_one():
     values = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 0.0005, 0.0015, 2.5, 1 / 3, 12345.6789] * 7)
     values = np.random.default_rng(2).permutation(values)
     assert _float_texts(values) == [_json_float(round(v, 3)) for v in values.tolist()]
+
+
+def test_features_and_reasons_hash_the_links_once(monkeypatch):
+    """The identifier history and the known-bad partners key the same links:
+    their identifiers are hashed once (``link_codes``), and the partners are
+    those of freshly hashed links."""
+    from ringscope.detectors.risk import features as features_module
+    from ringscope.detectors.risk import reasons as reasons_module
+    from ringscope.detectors.risk.features import identifier_history
+
+    rng = np.random.default_rng(5)
+    n = 120
+    ids = [f"A{i:03d}" for i in range(n)]
+    apps = pd.DataFrame(
+        {
+            "application_id": ids,
+            "applied_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "label": rng.choice(["fraud", "good"], n, p=[0.3, 0.7]),
+        }
+    )
+    rows = [
+        (a, kind, f"{kind}{rng.integers(0, 10)}", f"p{rng.integers(0, 80)}") for a in ids for kind in ("ip", "phone")
+    ]
+    links = pd.DataFrame(rows, columns=["application_id", "kind", "identifier", "entity"]).astype("str")
+    fresh = ReasonContext.build([], links.copy(), apps).bad_partners(ids)
+    hashed = []
+    real = features_module.text_codes
+    counted = lambda values: hashed.append(values.name) or real(values)  # noqa: E731
+    monkeypatch.setattr(features_module, "text_codes", counted)
+    monkeypatch.setattr(reasons_module, "text_codes", counted, raising=False)  # where the partners hashed them before
+    times = apps.set_index("application_id")["applied_at"]
+    identifier_history(links, times, apps.set_index("application_id")["label"].eq("fraud"))
+    got = ReasonContext.build([], links, apps).bad_partners(ids)
+    assert hashed.count("identifier") == 1
+    assert len(got) > 20
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), fresh.reset_index(drop=True))
+
+
+def test_partner_records_are_itertuples_own():
+    from ringscope.detectors.risk.reasons import _records
+
+    frame = pd.DataFrame(
+        {
+            "application_id": pd.Series(["a", "b", None], dtype="str"),
+            "partner_label": pd.Series(["fraud", None, "good"], dtype="string"),
+            "partner_at": pd.to_datetime(["2025-01-01", None, "2025-02-01"], utc=True),
+            "1bad name": [1, 2, 3],
+        }
+    )
+    got, expected = list(_records(frame)), list(frame.itertuples(index=False))
+    assert [type(r)._fields for r in got] == [type(r)._fields for r in expected]
+    assert [repr(r) for r in got] == [repr(r) for r in expected]
+    assert list(_records(frame.iloc[:0])) == []
