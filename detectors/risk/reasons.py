@@ -259,6 +259,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
         piece = np.array(parts, dtype=object)
         text[rows] = text[rows] + (", " + piece if rank else piece)
     text += "]"
+    finding_texts: dict[int, str] = {}  # a ring's findings are cited by each of its members
     for row in np.flatnonzero(slow).tolist():
         text[row] = _reasons_json(
             values[row],
@@ -268,6 +269,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
             lambda j, at=positions[row]: arrays[j][at],
             findings_of[row],
             partners_of[row],
+            finding_texts,
         )
     return pd.Series(dict(zip(ids, text.tolist())), name="reasons")
 
@@ -351,11 +353,26 @@ def reasons_json(
     )
 
 
-def _reasons_json(contributions, order, columns, codes, value_of, findings, partners) -> str:
+def _reasons_json(contributions, order, columns, codes, value_of, findings, partners, finding_texts=None) -> str:
     """The reasons of one application given its contributions ranked
     (``order``: the top feature positions, largest first), each feature's
     reason code and ``value_of(position)``: what both flagging paths and
-    ``train`` write."""
+    ``train`` write.
+
+    The text is ``json.dumps`` of the reasons (``ensure_ascii=False``,
+    ``default=str``), put together from the JSON text of each part, so that
+    a finding cited by many applications is encoded once: ``finding_texts``
+    (finding object id → its evidence text) keeps them across the rows of a
+    :func:`build_reasons` call.
+
+    >>> f = Finding("contact_loops", "loop", ("a", "b"), 0.81234, (), summary="环")
+    >>> text = _reasons_json(np.array([0.5, 0.2]), [0, 1], ["det_contact_loops", "has_agent"],
+    ...                      [reason_code("det_contact_loops"), reason_code("has_agent")],
+    ...                      lambda j: [0.81234, True][j], [f], None)
+    >>> text == json.dumps(json.loads(text), ensure_ascii=False)
+    True
+    """
+    texts = finding_texts if finding_texts is not None else {}
     reasons = []
     for j in order:
         c = float(contributions[j])
@@ -364,18 +381,38 @@ def _reasons_json(contributions, order, columns, codes, value_of, findings, part
         feature = columns[j]
         code, detail = codes[j]
         value = value_of(j)
-        reason = {
-            "code": code,
-            "feature": feature,
-            "contribution": round(c, 3),
-            "value": value if isinstance(value, str) else round(float(value), 3),
-            "detail": detail,
-        }
-        evidence = _evidence(feature, findings, partners)
-        if evidence:
-            reason["evidence"] = evidence
-        reasons.append(reason)
-    return json.dumps(reasons, ensure_ascii=False, default=str)
+        shown = _json_text(value) if isinstance(value, str) else _json_float(round(float(value), 3))
+        reason = (
+            f'{{"code": {_json_text(code)}, "feature": {_json_text(feature)}, '
+            f'"contribution": {_json_float(round(c, 3))}, "value": {shown}, "detail": {_json_text(detail)}'
+        )
+        evidence = _evidence_text(feature, findings, partners, texts)
+        reasons.append(f'{reason}, "evidence": {evidence}}}' if evidence else reason + "}")
+    return "[" + ", ".join(reasons) + "]"
+
+
+def _evidence_text(feature: str, findings: list[Finding], partners: list | None, texts: dict) -> str | None:
+    """``json.dumps(_evidence(feature, findings, partners), ensure_ascii=False,
+    default=str)``, None where there is none; each finding's part encoded once
+    per ``texts`` (finding object id → text)."""
+    if _draws_on_findings(feature):
+        detector = feature[4:] if feature.startswith("det_") else None
+        found = [f for f in findings if detector is None or f.detector == detector]
+        if not found:
+            return None
+        found.sort(key=lambda f: -f.score)
+        parts = []
+        for f in found[:3]:
+            text = texts.get(id(f))
+            if text is None:
+                text = texts[id(f)] = _dumps(_finding_evidence(f))
+            parts.append(text)
+        return "[" + ", ".join(parts) + "]"
+    evidence = _evidence(feature, findings, partners)
+    return _dumps(evidence) if evidence else None
+
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False, default=str)
 
 
 def accused_ring(
@@ -436,21 +473,23 @@ def accused_ring(
     return best.finding_id
 
 
+def _finding_evidence(f: Finding) -> dict:
+    """What a reason cites of one finding."""
+    return {
+        "finding_id": f.finding_id,
+        "detector": f.detector,
+        "score": round(f.score, 3),
+        "summary": f.summary,
+        "evidence": [e.detail for e in f.evidence[:3]],
+    }
+
+
 def _evidence(feature: str, findings: list[Finding], partners: list | None):
     if feature.startswith("det_") or feature in ("known_bad_2hop", "findings_count", "largest_finding"):
         detector = feature[4:] if feature.startswith("det_") else None
         found = [f for f in findings if detector is None or f.detector == detector]
         found.sort(key=lambda f: -f.score)
-        return [
-            {
-                "finding_id": f.finding_id,
-                "detector": f.detector,
-                "score": round(f.score, 3),
-                "summary": f.summary,
-                "evidence": [e.detail for e in f.evidence[:3]],
-            }
-            for f in found[:3]
-        ]
+        return [_finding_evidence(f) for f in found[:3]]
     kinds = None
     if feature == "known_bad_1hop":
         kinds = set(SHARED_KINDS)

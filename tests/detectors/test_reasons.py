@@ -257,3 +257,54 @@ def test_partner_records_are_itertuples_own():
     assert [type(r)._fields for r in got] == [type(r)._fields for r in expected]
     assert [repr(r) for r in got] == [repr(r) for r in expected]
     assert list(_records(frame.iloc[:0])) == []
+
+
+def _reasons_as_dumped(contributions, columns, values, findings, partners, top=5):
+    """The reasons as ``json.dumps`` of their dicts wrote them (before the text was put together by parts)."""
+    from ringscope.detectors.risk.reasons import _evidence, reason_code
+
+    reasons = []
+    for j in contributions.argsort()[::-1][:top]:
+        c = float(contributions[j])
+        if c <= 0.01:
+            break
+        value = values[columns[j]]
+        code, detail = reason_code(columns[j])
+        reason = {
+            "code": code,
+            "feature": columns[j],
+            "contribution": round(c, 3),
+            "value": value if isinstance(value, str) else round(float(value), 3),
+            "detail": detail,
+        }
+        evidence = _evidence(columns[j], findings, partners)
+        if evidence:
+            reason["evidence"] = evidence
+        reasons.append(reason)
+    return json.dumps(reasons, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_reasons_text_by_parts_is_json_dumps_of_the_reasons(seed):
+    """Every row (with findings cited once per ring and evidence details of
+    any type) is the text ``json.dumps`` gives the reason dicts."""
+    contrib, features, context, partner_rows = _case(300, seed)
+    odd = Finding("contact_loops", "loop", ("A0002", "A0003"), 0.5, (Evidence("x", 0.2, {"n": 2, "t": "三"}),))
+    for app_id in ("A0002", "A0003"):
+        context.findings_by_app.setdefault(app_id, []).append(odd)
+    got = build_reasons(contrib, features, context)
+    by_app: dict[str, list] = {}
+    for p in partner_rows:
+        by_app.setdefault(p.application_id, []).append(p)
+    cited = 0
+    for row, app_id in enumerate(contrib.index):
+        expected = _reasons_as_dumped(
+            contrib.to_numpy()[row],
+            list(contrib.columns),
+            features.loc[app_id],
+            context.findings_by_app.get(app_id, []),
+            by_app.get(app_id),
+        )
+        assert got[app_id] == expected, app_id
+        cited += '"finding_id"' in expected
+    assert cited > 10
