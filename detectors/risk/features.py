@@ -32,7 +32,7 @@ __all__ = [
     "own_features",
     "finding_features",
     "identifier_history",
-    "link_codes",
+    "link_keys",
     "FEATURE_GROUPS",
     "LABEL_EVIDENCE",
     "BAD_LABELS",
@@ -72,27 +72,28 @@ GRAPH = (
 FEATURE_GROUPS: dict[str, list[str]] = {"own": OWN, "graph": GRAPH, "findings": []}
 
 
-def link_codes(links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense codes (:func:`text_codes`) of the links' ``kind``, ``identifier``
-    and ``entity``, hashed once per links table and kept while it lives
-    (``kept_for``): the features' identifier history and the reasons' known-bad
-    partners both key the same links by them, and hashing five million
-    identifiers cost about 4 s each time at 1M. The table must not change
-    afterwards (``entity_links`` keeps its table for the portfolio).
+def link_keys(links: pd.DataFrame) -> np.ndarray:
+    """Each link's (``kind``, ``identifier``) as one integer (dense codes of
+    each, :func:`text_codes`: a missing value matches a missing one), computed
+    once per links table and kept while it lives (``kept_for``): the
+    features' identifier history and the reasons' known-bad partners both key
+    the same links by them, and hashing five million identifiers cost about
+    4 s each time at 1M. The table must not change afterwards
+    (``entity_links`` keeps its table for the portfolio), nor the array.
 
     Example
     -------
-    >>> links = pd.DataFrame({"kind": ["ip", "ip"], "identifier": ["x", "y"], "entity": ["p", "p"]})
-    >>> [c.tolist() for c in link_codes(links)]
-    [[0, 0], [0, 1], [0, 0]]
-    >>> link_codes(links)[1] is link_codes(links)[1]
-    True
+    >>> links = pd.DataFrame({"kind": ["ip", "ip", "phone", "ip"], "identifier": ["x", "y", "x", "x"]})
+    >>> keys = link_keys(links)
+    >>> bool(keys[0] == keys[3]), len(set(keys.tolist())), link_keys(links) is keys
+    (True, 3, True)
     """
-    return kept_for(
-        links,
-        "risk.link_codes",
-        lambda: (text_codes(links["kind"]), text_codes(links["identifier"]), text_codes(links["entity"])),
-    )
+
+    def build() -> np.ndarray:
+        kinds, identifiers = text_codes(links["kind"]), text_codes(links["identifier"])
+        return kinds * (int(identifiers.max(initial=0)) + 1) + identifiers
+
+    return kept_for(links, "risk.link_keys", build)
 
 
 def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     -----
     One sort and grouped cumulative sums: O(L log L).
     """
-    kinds, identifiers, people = link_codes(links)
+    keys = link_keys(links)
     frame = links.copy()
     at = positions_in(frame["application_id"], times.index)
     t = _epoch_ns(times).astype(np.int64)
@@ -139,8 +140,8 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     # rows of one identifier in time order (ties in the links' order); an
     # application without a time is neither before nor after any other: it
     # counts nothing and is counted by nobody (the flagging index's rule)
-    identifier = kinds * (len(frame) + 1) + identifiers
-    person = people
+    identifier = keys
+    person = text_codes(frame["entity"])
     rows = np.flatnonzero(known_t)
     rows = rows[np.lexsort((t[rows], identifier[rows]))]
     same_id_before, bad_same_id = _before_in_run(identifier[rows], is_bad[rows])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, link_codes
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, link_keys
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
@@ -131,8 +131,7 @@ class ReasonContext:
             self._bad_links = self.links[bad]
             # (kind, identifier) as one integer per link, and the known-bad links sorted by it
             # (stably): each chunk's join is a binary search, not a merge of text keys
-            kinds, identifiers, _ = link_codes(self.links)  # hashed once with the features' (same links)
-            self._link_keys = kinds * (int(identifiers.max(initial=0)) + 1) + identifiers
+            self._link_keys = link_keys(self.links)  # hashed once with the features' (the same links)
             bad_keys = self._link_keys[bad]
             self._bad_order = np.argsort(bad_keys, kind="stable")
             self._bad_sorted = bad_keys[self._bad_order]
