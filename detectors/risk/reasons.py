@@ -209,7 +209,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     O(n * top) string joins for rows without evidence; at 200k applications
     the reasons cost 1-2 s where a ``json.dumps`` per row cost 12 s.
     """
-    ids = list(contrib.index)
+    ids = contrib.index.tolist()  # in one piece (list() walks an Arrow-backed index a value at a time)
     partners = context.bad_partners(ids)
     partners_by_app: dict[str, list] = {}
     # one pass over the records: itertuples per group builds a record class and
@@ -380,10 +380,10 @@ def _reasons_json(contributions, order, columns, codes, value_of, findings, part
         feature = columns[j]
         code, detail = codes[j]
         value = value_of(j)
-        shown = _json_text(value) if isinstance(value, str) else _json_float(round(float(value), 3))
+        shown = _quoted(value) if isinstance(value, str) else _json_float(round(float(value), 3))
         reason = (
-            f'{{"code": {_json_text(code)}, "feature": {_json_text(feature)}, '
-            f'"contribution": {_json_float(round(c, 3))}, "value": {shown}, "detail": {_json_text(detail)}'
+            f'{{"code": {_quoted(code)}, "feature": {_quoted(feature)}, '
+            f'"contribution": {_json_float(round(c, 3))}, "value": {shown}, "detail": {_quoted(detail)}'
         )
         evidence = _evidence_text(feature, findings, partners, texts)
         reasons.append(f'{reason}, "evidence": {evidence}}}' if evidence else reason + "}")
@@ -412,6 +412,12 @@ def _evidence_text(feature: str, findings: list[Finding], partners: list | None,
 
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False, default=str)
+
+
+@functools.lru_cache(maxsize=4096)  # reason codes, features, details and category values: a few dozen texts
+def _quoted(text: str) -> str:
+    """``_json_text(text)``, kept for the texts every reason repeats."""
+    return _json_text(text)
 
 
 def accused_ring(
