@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.keys import text_codes
-from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, link_keys
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
@@ -132,8 +131,7 @@ class ReasonContext:
             self._bad_links = self.links[bad]
             # (kind, identifier) as one integer per link, and the known-bad links sorted by it
             # (stably): each chunk's join is a binary search, not a merge of text keys
-            kinds, identifiers = text_codes(self.links["kind"]), text_codes(self.links["identifier"])
-            self._link_keys = kinds * (int(identifiers.max(initial=0)) + 1) + identifiers
+            self._link_keys = link_keys(self.links)  # hashed once with the features' (the same links)
             bad_keys = self._link_keys[bad]
             self._bad_order = np.argsort(bad_keys, kind="stable")
             self._bad_sorted = bad_keys[self._bad_order]
@@ -170,6 +168,19 @@ class ReasonContext:
         return out
 
 
+def _records(frame: pd.DataFrame):
+    """``frame.itertuples(index=False)``: the same named tuples and values,
+    each column converted to Python values in one piece.
+
+    >>> frame = pd.DataFrame({"a": pd.Series(["x", None], dtype="str"), "b": [1.5, 2.0]})
+    >>> list(_records(frame)) == list(frame.itertuples(index=False))
+    True
+    """
+    fields = list(frame.columns)
+    record = namedtuple("Pandas", fields, rename=True)
+    return map(record._make, zip(*(frame.iloc[:, k].tolist() for k in range(len(fields)))))
+
+
 def _ranges(first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``first[i], ..., first[i] + lengths[i] - 1`` for each ``i``, concatenated.
 
@@ -198,12 +209,14 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     O(n * top) string joins for rows without evidence; at 200k applications
     the reasons cost 1-2 s where a ``json.dumps`` per row cost 12 s.
     """
-    ids = list(contrib.index)
+    ids = contrib.index.tolist()  # in one piece (list() walks an Arrow-backed index a value at a time)
     partners = context.bad_partners(ids)
     partners_by_app: dict[str, list] = {}
     # one pass over the records: itertuples per group builds a record class and
-    # indexes the frame once per application (most of the scoring time at 200k)
-    for record in partners.itertuples(index=False):
+    # indexes the frame once per application (most of the scoring time at 200k);
+    # the records are itertuples' own, from whole columns (itertuples walks an
+    # Arrow-backed column a value at a time through pandas: 1 s per 300k values)
+    for record in _records(partners):
         partners_by_app.setdefault(record.application_id, []).append(record)
     values = contrib.to_numpy()
     columns = list(contrib.columns)
@@ -245,6 +258,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
         piece = np.array(parts, dtype=object)
         text[rows] = text[rows] + (", " + piece if rank else piece)
     text += "]"
+    finding_texts: dict[int, str] = {}  # a ring's findings are cited by each of its members
     for row in np.flatnonzero(slow).tolist():
         text[row] = _reasons_json(
             values[row],
@@ -254,6 +268,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
             lambda j, at=positions[row]: arrays[j][at],
             findings_of[row],
             partners_of[row],
+            finding_texts,
         )
     return pd.Series(dict(zip(ids, text.tolist())), name="reasons")
 
@@ -337,11 +352,26 @@ def reasons_json(
     )
 
 
-def _reasons_json(contributions, order, columns, codes, value_of, findings, partners) -> str:
+def _reasons_json(contributions, order, columns, codes, value_of, findings, partners, finding_texts=None) -> str:
     """The reasons of one application given its contributions ranked
     (``order``: the top feature positions, largest first), each feature's
     reason code and ``value_of(position)``: what both flagging paths and
-    ``train`` write."""
+    ``train`` write.
+
+    The text is ``json.dumps`` of the reasons (``ensure_ascii=False``,
+    ``default=str``), put together from the JSON text of each part, so that
+    a finding cited by many applications is encoded once: ``finding_texts``
+    (finding object id → its evidence text) keeps them across the rows of a
+    :func:`build_reasons` call.
+
+    >>> f = Finding("contact_loops", "loop", ("a", "b"), 0.81234, (), summary="环")
+    >>> text = _reasons_json(np.array([0.5, 0.2]), [0, 1], ["det_contact_loops", "has_agent"],
+    ...                      [reason_code("det_contact_loops"), reason_code("has_agent")],
+    ...                      lambda j: [0.81234, True][j], [f], None)
+    >>> text == json.dumps(json.loads(text), ensure_ascii=False)
+    True
+    """
+    texts = finding_texts if finding_texts is not None else {}
     reasons = []
     for j in order:
         c = float(contributions[j])
@@ -350,18 +380,44 @@ def _reasons_json(contributions, order, columns, codes, value_of, findings, part
         feature = columns[j]
         code, detail = codes[j]
         value = value_of(j)
-        reason = {
-            "code": code,
-            "feature": feature,
-            "contribution": round(c, 3),
-            "value": value if isinstance(value, str) else round(float(value), 3),
-            "detail": detail,
-        }
-        evidence = _evidence(feature, findings, partners)
-        if evidence:
-            reason["evidence"] = evidence
-        reasons.append(reason)
-    return json.dumps(reasons, ensure_ascii=False, default=str)
+        shown = _quoted(value) if isinstance(value, str) else _json_float(round(float(value), 3))
+        reason = (
+            f'{{"code": {_quoted(code)}, "feature": {_quoted(feature)}, '
+            f'"contribution": {_json_float(round(c, 3))}, "value": {shown}, "detail": {_quoted(detail)}'
+        )
+        evidence = _evidence_text(feature, findings, partners, texts)
+        reasons.append(f'{reason}, "evidence": {evidence}}}' if evidence else reason + "}")
+    return "[" + ", ".join(reasons) + "]"
+
+
+def _evidence_text(feature: str, findings: list[Finding], partners: list | None, texts: dict) -> str | None:
+    """``json.dumps(_evidence(feature, findings, partners), ensure_ascii=False,
+    default=str)``, None where there is none; each finding's part encoded once
+    per ``texts`` (finding object id → text)."""
+    if _draws_on_findings(feature):
+        detector = feature[4:] if feature.startswith("det_") else None
+        found = [f for f in findings if detector is None or f.detector == detector]
+        if not found:
+            return None
+        found.sort(key=lambda f: -f.score)
+        parts = []
+        for f in found[:3]:
+            text = texts.get(id(f))
+            if text is None:
+                text = texts[id(f)] = _dumps(_finding_evidence(f))
+            parts.append(text)
+        return "[" + ", ".join(parts) + "]"
+    evidence = _evidence(feature, findings, partners)
+    return _dumps(evidence) if evidence else None
+
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False, default=str)
+
+
+@functools.lru_cache(maxsize=4096)  # reason codes, features, details and category values: a few dozen texts
+def _quoted(text: str) -> str:
+    """``_json_text(text)``, kept for the texts every reason repeats."""
+    return _json_text(text)
 
 
 def accused_ring(
@@ -422,21 +478,23 @@ def accused_ring(
     return best.finding_id
 
 
+def _finding_evidence(f: Finding) -> dict:
+    """What a reason cites of one finding."""
+    return {
+        "finding_id": f.finding_id,
+        "detector": f.detector,
+        "score": round(f.score, 3),
+        "summary": f.summary,
+        "evidence": [e.detail for e in f.evidence[:3]],
+    }
+
+
 def _evidence(feature: str, findings: list[Finding], partners: list | None):
     if feature.startswith("det_") or feature in ("known_bad_2hop", "findings_count", "largest_finding"):
         detector = feature[4:] if feature.startswith("det_") else None
         found = [f for f in findings if detector is None or f.detector == detector]
         found.sort(key=lambda f: -f.score)
-        return [
-            {
-                "finding_id": f.finding_id,
-                "detector": f.detector,
-                "score": round(f.score, 3),
-                "summary": f.summary,
-                "evidence": [e.detail for e in f.evidence[:3]],
-            }
-            for f in found[:3]
-        ]
+        return [_finding_evidence(f) for f in found[:3]]
     kinds = None
     if feature == "known_bad_1hop":
         kinds = set(SHARED_KINDS)

@@ -204,3 +204,107 @@ def test_reason_floats_are_formatted_once_per_value_as_one_by_one():
     values = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 0.0005, 0.0015, 2.5, 1 / 3, 12345.6789] * 7)
     values = np.random.default_rng(2).permutation(values)
     assert _float_texts(values) == [_json_float(round(v, 3)) for v in values.tolist()]
+
+
+def test_features_and_reasons_hash_the_links_once(monkeypatch):
+    """The identifier history and the known-bad partners key the same links:
+    their identifiers are hashed once (``link_codes``), and the partners are
+    those of freshly hashed links."""
+    from ringscope.detectors.risk import features as features_module
+    from ringscope.detectors.risk import reasons as reasons_module
+    from ringscope.detectors.risk.features import identifier_history
+
+    rng = np.random.default_rng(5)
+    n = 120
+    ids = [f"A{i:03d}" for i in range(n)]
+    apps = pd.DataFrame(
+        {
+            "application_id": ids,
+            "applied_at": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "label": rng.choice(["fraud", "good"], n, p=[0.3, 0.7]),
+        }
+    )
+    rows = [
+        (a, kind, f"{kind}{rng.integers(0, 10)}", f"p{rng.integers(0, 80)}") for a in ids for kind in ("ip", "phone")
+    ]
+    links = pd.DataFrame(rows, columns=["application_id", "kind", "identifier", "entity"]).astype("str")
+    fresh = ReasonContext.build([], links.copy(), apps).bad_partners(ids)
+    hashed = []
+    real = features_module.text_codes
+    counted = lambda values: hashed.append(values.name) or real(values)  # noqa: E731
+    monkeypatch.setattr(features_module, "text_codes", counted)
+    monkeypatch.setattr(reasons_module, "text_codes", counted, raising=False)  # where the partners hashed them before
+    times = apps.set_index("application_id")["applied_at"]
+    identifier_history(links, times, apps.set_index("application_id")["label"].eq("fraud"))
+    got = ReasonContext.build([], links, apps).bad_partners(ids)
+    assert hashed.count("identifier") == 1
+    assert len(got) > 20
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), fresh.reset_index(drop=True))
+
+
+def test_partner_records_are_itertuples_own():
+    from ringscope.detectors.risk.reasons import _records
+
+    frame = pd.DataFrame(
+        {
+            "application_id": pd.Series(["a", "b", None], dtype="str"),
+            "partner_label": pd.Series(["fraud", None, "good"], dtype="string"),
+            "partner_at": pd.to_datetime(["2025-01-01", None, "2025-02-01"], utc=True),
+            "1bad name": [1, 2, 3],
+        }
+    )
+    got, expected = list(_records(frame)), list(frame.itertuples(index=False))
+    assert [type(r)._fields for r in got] == [type(r)._fields for r in expected]
+    assert [repr(r) for r in got] == [repr(r) for r in expected]
+    assert list(_records(frame.iloc[:0])) == []
+
+
+def _reasons_as_dumped(contributions, columns, values, findings, partners, top=5):
+    """The reasons as ``json.dumps`` of their dicts wrote them (before the text was put together by parts)."""
+    from ringscope.detectors.risk.reasons import _evidence, reason_code
+
+    reasons = []
+    for j in contributions.argsort()[::-1][:top]:
+        c = float(contributions[j])
+        if c <= 0.01:
+            break
+        value = values[columns[j]]
+        code, detail = reason_code(columns[j])
+        reason = {
+            "code": code,
+            "feature": columns[j],
+            "contribution": round(c, 3),
+            "value": value if isinstance(value, str) else round(float(value), 3),
+            "detail": detail,
+        }
+        evidence = _evidence(columns[j], findings, partners)
+        if evidence:
+            reason["evidence"] = evidence
+        reasons.append(reason)
+    return json.dumps(reasons, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_reasons_text_by_parts_is_json_dumps_of_the_reasons(seed):
+    """Every row (with findings cited once per ring and evidence details of
+    any type) is the text ``json.dumps`` gives the reason dicts."""
+    contrib, features, context, partner_rows = _case(300, seed)
+    odd = Finding("contact_loops", "loop", ("A0002", "A0003"), 0.5, (Evidence("x", 0.2, {"n": 2, "t": "三"}),))
+    for app_id in ("A0002", "A0003"):
+        context.findings_by_app.setdefault(app_id, []).append(odd)
+    got = build_reasons(contrib, features, context)
+    by_app: dict[str, list] = {}
+    for p in partner_rows:
+        by_app.setdefault(p.application_id, []).append(p)
+    cited = 0
+    for row, app_id in enumerate(contrib.index):
+        expected = _reasons_as_dumped(
+            contrib.to_numpy()[row],
+            list(contrib.columns),
+            features.loc[app_id],
+            context.findings_by_app.get(app_id, []),
+            by_app.get(app_id),
+        )
+        assert got[app_id] == expected, app_id
+        cited += '"finding_id"' in expected
+    assert cited > 10

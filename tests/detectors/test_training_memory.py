@@ -24,3 +24,36 @@ def test_train_takes_arrow_memory_from_malloc_unless_the_environment_chooses():
     # a child process: the pool is process-wide and other tests measure Arrow's own pool
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "system", "False"]
+
+
+HEAP = """
+import os, resource, sys
+import numpy as np
+for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):
+    os.environ.pop(name, None)
+from ringscope.detectors.risk.training import keep_malloc_heap
+
+def faults_of_big_blocks():
+    np.ones(8_000_000).sum()  # 64 MB: above glibc's largest mmap threshold
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        np.ones(8_000_000).sum()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+plain = faults_of_big_blocks()
+kept = keep_malloc_heap()
+print(kept, plain, faults_of_big_blocks())
+os.environ["MALLOC_MMAP_MAX_"] = "65536"
+print(keep_malloc_heap())
+"""
+
+
+def test_train_keeps_freed_malloc_blocks_unless_the_environment_chooses():
+    # a child process: malloc's settings are process-wide
+    out = subprocess.run([sys.executable, "-c", HEAP], capture_output=True, text=True, check=True).stdout.split()
+    kept, plain, after, again = out[0], int(out[1]), int(out[2]), out[3]
+    assert kept == "True" and again == "False"
+    # ten 64 MB blocks: each one faulted in afresh before (15,625 pages each, or 32 huge
+    # pages where numpy's madvise gets them), reused after
+    assert plain >= 300
+    assert after * 10 < plain
