@@ -237,9 +237,13 @@ def train(
     """Fit the fraud model (or, with --target default, the credit-default model) on the store's
     outcomes and case verdicts. The first model becomes the champion and scores every application;
     later ones are challengers, compared with the champion (see --promote)."""
+    from ringscope.detectors.risk.training import keep_malloc_heap, reuse_freed_memory
     from ringscope.detectors.risk.training import train as train_model
     from ringscope.detectors.settings import store_settings
 
+    # a one-job process: both allocators keep freed memory for the next large column
+    reuse_freed_memory()
+    keep_malloc_heap()
     settings = settings_from(config_path) if config_path is not None else None
     bar = ProgressBar(enabled=not quiet)
     with opened(store_path, neo4j_uri) as store, writing(store, "train", lock_timeout):

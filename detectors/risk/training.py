@@ -242,8 +242,6 @@ def train(
     if too_few not in TOO_FEW_POLICIES:
         raise ValueError(f"too_few must be one of {', '.join(TOO_FEW_POLICIES)}. Got {too_few!r} instead.")
     folder = Path(folder) if folder else target_folder(store, config.target)
-    reuse_freed_memory()
-    keep_malloc_heap()
     portfolio = Portfolio(store)
     findings = load_findings(store)
     if progress:
@@ -356,8 +354,9 @@ def reuse_freed_memory() -> bool:
     frees the same large columns over and over: at 200k the process spent
     6.1 s in the kernel (returning and re-mapping pages), 2.0 s with this,
     at a peak 13% higher (1.38 → 1.56 GB). Results do not depend on the
-    allocator. Left alone when ``ARROW_DEFAULT_MEMORY_POOL`` chooses;
-    returns whether it switched.
+    allocator. Process-wide, so the ``ringscope train`` command calls it, not
+    :func:`train` (a dashboard or notebook keeps its allocator). Left alone
+    when ``ARROW_DEFAULT_MEMORY_POOL`` chooses; returns whether it switched.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return False
@@ -381,7 +380,8 @@ def keep_malloc_heap() -> bool:
     settings from the environment, 2026-12-01, load 3.5–11) ``train``'s kernel
     time went from 17.0 to 7.3 s, its page faults from 2.9M to 2.1M, at a peak
     of 4.65 GB instead of 4.19 GB; the same scores. Results do not depend on
-    the allocator. Left alone when the environment sets either
+    the allocator. Process-wide, so the ``ringscope train`` command calls
+    it, not :func:`train`. Left alone when the environment sets either
     (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``) or the C library is not
     glibc; returns whether it changed them (for the rest of the process).
     """

@@ -57,3 +57,43 @@ def test_train_keeps_freed_malloc_blocks_unless_the_environment_chooses():
     # pages where numpy's madvise gets them), reused after
     assert plain >= 300
     assert after * 10 < plain
+
+
+LIBRARY = """
+import os, sys
+for name in ("ARROW_DEFAULT_MEMORY_POOL", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):
+    os.environ.pop(name, None)
+import pyarrow as pa
+from ringscope.detectors.risk import training
+calls = []
+arrow, heap = training.reuse_freed_memory, training.keep_malloc_heap
+training.reuse_freed_memory = lambda: calls.append("arrow") or arrow()
+training.keep_malloc_heap = lambda: calls.append("malloc") or heap()
+before = pa.default_memory_pool().backend_name
+store = sys.argv[1]
+from ringscope.graph.embedded import EmbeddedStore
+s = EmbeddedStore(store)
+try:
+    training.train(s, promote="always")
+except ValueError:
+    pass
+finally:
+    s.close()
+print("library", ",".join(calls) or "-", pa.default_memory_pool().backend_name == before)
+from click.testing import CliRunner
+from ringscope.app.cli import cli
+result = CliRunner().invoke(cli, ["train", "--store", store, "--quiet", "--promote", "always"])
+print("command", ",".join(calls) or "-", pa.default_memory_pool().backend_name)
+"""
+
+
+def test_only_the_train_command_changes_the_process_allocators(tmp_path):
+    # a notebook or the dashboard calling train() keeps its allocators; the one-job command opts in
+    from ringscope.graph.embedded import EmbeddedStore
+
+    EmbeddedStore(tmp_path / "store").close()  # an empty store: train refuses, after the command's choice
+    out = subprocess.run(
+        [sys.executable, "-c", LIBRARY, str(tmp_path / "store")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[:3] == ["library", "-", "True"]
+    assert out[3:] == ["command", "arrow,malloc", "system"]
