@@ -166,8 +166,9 @@ def _drop_built(portfolio: Portfolio, derived: set, maps: set, stats: Any) -> No
     derived tables and row maps that were not there before it (``derived``,
     ``maps``), and its statistics' row look-ups (identity resolution's over
     every record, entity and name + birth date: at a million applications
-    about 0.9 GB held through every later detector). A later detector that
-    asks for one rebuilds it, the same."""
+    about 0.9 GB held through every later detector), then hands the freed
+    memory back (:func:`release_memory`). A later detector that asks for
+    one rebuilds it, the same."""
     for name in set(portfolio.derived) - derived:
         del portfolio.derived[name]
     for key in set(portfolio.row_maps) - maps:
@@ -175,6 +176,10 @@ def _drop_built(portfolio: Portfolio, derived: set, maps: set, stats: Any) -> No
     lookups = getattr(stats, "lookups", None)
     if isinstance(lookups, dict):
         lookups.clear()
+    # and the memory they held goes back to the system: freed pages kept by Arrow's pool or
+    # glibc's free lists serve neither the other allocator nor numpy, so the next detector's
+    # tables would otherwise grow on top of them
+    release_memory()
 
 
 def _findings_without_scope(
