@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ def _features_json(row: pd.Series, fields: tuple[str, ...]) -> str:
 
 def _pairs_within(
     pairs: pd.DataFrame,
-    lookups: dict,
+    lookups: dict | None,
     name: str,
     keys: pd.Index,
     sides: tuple[str, str] = ("src", "dst"),
@@ -69,11 +69,45 @@ def _pairs_within(
 ) -> pd.DataFrame:
     """The rows of ``pairs`` with both ends in ``keys``, in their order
     (a row map of the first end, kept in ``lookups`` under ``name``, over
-    ``vocabulary`` if given: see ``RowsByValue``)."""
+    ``vocabulary`` if given: see ``RowsByValue``; one scan without ``lookups``)."""
     first, second = sides
-    rows = rows_by_value(lookups, name, pairs, first, vocabulary).rows(keys)
+    rows = _rows_in(lookups, name, pairs, first, keys, vocabulary)
     some = pairs.iloc[rows]
     return some[in_set(some[second], keys)].reset_index(drop=True)
+
+
+def _rows_in(
+    lookups: dict | None, name: str, table: Any, column: str | None, wanted: Any, vocabulary: pd.Index | None = None
+) -> np.ndarray:
+    """Sorted positions of the rows of ``table[column]`` (of ``table``
+    itself, a Series or Index, without ``column``) whose value, as text, is
+    one of ``wanted``: through the row map kept in ``lookups`` under
+    ``name`` (:func:`rows_by_value`), or, without ``lookups``, by one scan
+    that builds and keeps nothing (a job that asks once, such as ``flag``'s
+    one detection: the maps over every record, entity and name + birth date
+    were about 0.8 GB at a million applications).
+
+    Example
+    -------
+    >>> frame = pd.DataFrame({"key": ["a", "b", None, "a"]})
+    >>> _rows_in({}, "k", frame, "key", ["a", None]).tolist(), _rows_in(None, "k", frame, "key", {"a"}).tolist()
+    ([0, 3], [0, 3])
+    """
+    if lookups is not None:
+        return rows_by_value(lookups, name, table, column, vocabulary).rows(wanted)
+    values = table if column is None else table[column]
+    if isinstance(values, pd.Index):
+        values = pd.Series(values.array, copy=False)
+    text = [str(v) for v in wanted if not pd.isna(v)]  # missing is never a key (RowsByValue's rule)
+    return np.flatnonzero(in_set(values, text)).astype(np.int64)
+
+
+def _lookups(portfolio, stats: IdentityStatistics) -> dict | None:
+    """``stats``' kept row maps, or ``None`` (scan instead) when the
+    portfolio (a scope's parent, for a scope) keeps nothing between
+    detections (``Portfolio.keep_derived`` off)."""
+    root = getattr(portfolio, "parent", None) or portfolio
+    return stats.lookups if getattr(root, "keep_derived", True) else None
 
 
 def _quiet_applications(apps: pd.DataFrame, stats: IdentityStatistics) -> np.ndarray:
@@ -150,17 +184,21 @@ def _restricted(
 ) -> Resolution:
     """``res`` over the records ``keys`` only (their pairs, same model);
     ``lookups`` keeps the row maps of ``res``'s tables between calls, over
-    ``vocabulary`` (the book's person keys) if given."""
-    lookups = {} if lookups is None else lookups
-    by_record = rows_by_value(lookups, "records", res.records, "record_id", vocabulary)
-    unknown = keys[~by_record.held(keys.astype(str))]
+    ``vocabulary`` (the book's person keys) if given (``None``: scans, nothing kept)."""
+    if lookups is not None:
+        by_record = rows_by_value(lookups, "records", res.records, "record_id", vocabulary)
+        unknown = keys[~by_record.held(keys.astype(str))]
+        held = by_record.rows(keys)
+    else:  # one scan, nothing kept
+        ids = res.records["record_id"]
+        held = np.flatnonzero(in_set(ids, keys))
+        unknown = keys[~in_set(pd.Series(keys.astype(str)), ids.iloc[held])]
     if len(unknown):
         raise ValueError(
             f"{len(unknown)} person record(s) (e.g. {unknown[0]!r}) are not in the identity "
             "statistics: they were computed before these records arrived; compute them over the "
             "current portfolio"
         )
-    held = by_record.rows(keys)
     if len(held) == len(res.records):
         return res
     recs = res.records.iloc[held].reset_index(drop=True)
@@ -348,25 +386,26 @@ class IdentityResolution(Detector):
                 f"this portfolio has {len(apps):,}: compute them over the current portfolio"
             )
         # row maps built once per portfolio and statistics: a scope costs lookups, not scans
-        look, persons_keys = stats.lookups, portfolio.book_keys("persons", "key")
+        # (one detection, as ``flag``'s, scans instead: nothing built that it would not ask again)
+        look = _lookups(portfolio, stats)
+        persons_keys = portfolio.book_keys("persons", "key") if look is not None else None
         targets = portfolio.rows_where("applications", "application_id", map(str, app_ids))
         applicants = key_index(apps["person"].iloc[targets].dropna().astype(str).unique())
         ent = stats.person_entity
-        their = (
-            ent.iloc[rows_by_value(look, "entity_keys", ent.index, None, persons_keys).rows(applicants)]
-            .dropna()
-            .unique()
-        )
+        their = ent.iloc[_rows_in(look, "entity_keys", ent.index, None, applicants, persons_keys)].dropna().unique()
         held = applicants.union(
-            key_index(ent.index[rows_by_value(look, "entities", ent, None, persons_keys).rows(their)].astype(str))
+            key_index(ent.index[_rows_in(look, "entities", ent, None, their, persons_keys)].astype(str))
         )
         nd = stats.name_dob
-        theirs = (
-            nd.iloc[rows_by_value(look, "name_dob_keys", nd.index, None, persons_keys).rows(held)].dropna().unique()
-        )
-        peers = nd.index[rows_by_value(look, "name_dob", nd).rows(theirs)]
+        theirs = nd.iloc[_rows_in(look, "name_dob_keys", nd.index, None, held, persons_keys)].dropna().unique()
+        peers = nd.index[_rows_in(look, "name_dob", nd, None, theirs)]
         persons = held.union(key_index(peers.astype(str)))
-        chosen = np.union1d(targets, portfolio.rows_where("applications", "person", persons))
+        applied = (
+            portfolio.rows_where("applications", "person", persons)
+            if look is not None
+            else np.flatnonzero(in_set(apps["person"], persons))
+        )
+        chosen = np.union1d(targets, applied)
         return portfolio.subset(apps["application_id"].iloc[chosen], persons=persons)
 
     def resolve(self, source, statistics: IdentityStatistics | None = None) -> EntityMap:
@@ -395,23 +434,25 @@ class IdentityResolution(Detector):
             portfolio.similar_pairs = {}
             return []
         keys = pd.Index(persons["key"].astype(str))
-        persons_keys = portfolio.book_keys("persons", "key")  # the row maps below share the book's index of them
-        res = _restricted(stats.resolution, keys, stats.lookups, persons_keys)
+        look = _lookups(portfolio, stats)
+        # the row maps below share the book's index of them
+        persons_keys = portfolio.book_keys("persons", "key") if look is not None else None
+        res = _restricted(stats.resolution, keys, look, persons_keys)
         ap = self._applicant_records(portfolio)
         person_pairs = self._person_pairs(res)
         anon = stats.anon_pairs
         all_pairs = pd.concat(
-            [person_pairs, _pairs_within(anon, stats.lookups, "anon", keys, vocabulary=persons_keys)], ignore_index=True
+            [person_pairs, _pairs_within(anon, look, "anon", keys, vocabulary=persons_keys)], ignore_index=True
         )
         firms = pd.Index(portfolio.companies["key"].astype(str)) if len(portfolio.companies) else pd.Index([])
         company = stats.company_pairs
-        company_pairs = _pairs_within(company, stats.lookups, "company", firms)
+        company_pairs = _pairs_within(company, look, "company", firms)
         portfolio.similar_pairs = {"Person-SIMILAR_TO-Person": all_pairs, "Company-SIMILAR_TO-Company": company_pairs}
         findings: list[Finding] = []
         findings += self._id_conflicts(ap, stats.phone_persons)
         ent = stats.person_entity
         findings += self._multi_id(
-            ap, res, ent.iloc[rows_by_value(stats.lookups, "entity_keys", ent.index, None, persons_keys).rows(keys)]
+            ap, res, ent.iloc[_rows_in(look, "entity_keys", ent.index, None, keys, persons_keys)]
         )
         findings += self._checksum(ap)
         findings.sort(key=lambda f: (-f.score, f.members))

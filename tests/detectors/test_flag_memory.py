@@ -167,9 +167,11 @@ def test_building_the_index_makes_no_python_string_per_link(store):
 
 def test_one_batch_detection_holds_no_detector_tables_and_finds_the_same(store):
     """``flag`` detects around one batch: with ``keep_derived`` off each
-    detector's tables (rings' links, contact book, busiest identifiers, ...)
-    go once it ran, and ``drop_caches`` leaves none of the index's either;
+    detector's tables (rings' links, contact book, busiest identifiers, ...),
+    the row maps its scope built and its statistics' look-ups go once it ran, and ``drop_caches`` leaves none of the index's either;
     the findings are those of a run that keeps them all."""
+    from collections import Counter
+
     from ringscope.detectors.risk.flag_state import drop_caches
 
     kept = FlagIndex.build(store)
@@ -178,8 +180,17 @@ def test_one_batch_detection_holds_no_detector_tables_and_finds_the_same(store):
     assert kept.portfolio.derived  # the old behaviour: every detector's tables stay
     lean = FlagIndex.build(store)
     lean.portfolio.keep_derived = False
+    maps = set(lean.portfolio.row_maps)
     found = lean.detect(batch)
     assert not lean.portfolio.derived
+    # nor the row maps with an index of their own a detector built for its scope (those over the
+    # application ids or person keys share one index and stay), nor identity's look-ups over every record
+    uses = Counter(id(held.index) for held in kept.portfolio.row_maps.values())
+    own = {key for key, held in kept.portfolio.row_maps.items() if key not in maps and uses[id(held.index)] == 1}
+    assert own & {("applications", "device"), ("applications", "ip")}, own
+    assert not own & set(lean.portfolio.row_maps)
+    assert kept._statistics["identity"].lookups
+    assert not lean._statistics["identity"].lookups
     assert [(f.finding_id, f.members, f.score) for f in found.findings] == [
         (f.finding_id, f.members, f.score) for f in full.findings
     ]

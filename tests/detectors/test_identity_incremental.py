@@ -154,6 +154,30 @@ def test_batch_findings_equal_a_full_run(night):
         assert got[key].evidence == finding.evidence and got[key].entities == finding.entities
 
 
+def test_one_detection_scans_instead_of_keeping_row_maps_and_finds_the_same(night, monkeypatch):
+    """``flag``'s one detection (``keep_derived`` off) looks the scope's
+    records, entities and name + birth dates up by scans: no row map over
+    the statistics is built, and the findings and pairs are the kept maps'."""
+    from ringscope.detectors import identity
+
+    def no_map(*args, **kwargs):
+        raise AssertionError("a row map over the whole book's statistics was built")
+
+    monkeypatch.setattr(identity, "rows_by_value", no_map)
+    lean = Portfolio(night["store"])
+    lean.keep_derived = False
+    statistics: dict = {}
+    run = detect_around(lean, night["new_ids"], names=["identity"], statistics=statistics)
+    assert not run.errors, run.errors
+    assert statistics["identity"].lookups == {}
+    assert [(f.kind, f.members, f.score, f.evidence) for f in run.findings] == [
+        (f.kind, f.members, f.score, f.evidence) for f in night["around"].findings
+    ]
+    assert night["around_portfolio"].similar_pairs.keys() == lean.similar_pairs.keys()
+    for rel, pairs in lean.similar_pairs.items():
+        pd.testing.assert_frame_equal(pairs, night["around_portfolio"].similar_pairs[rel])
+
+
 def test_the_scope_is_a_small_part_of_the_book(night):
     assert night["around"].scope_sizes["identity"] < len(Portfolio(night["store"]).applications) / 4
 
