@@ -27,7 +27,7 @@ of the phones they name or own that enough applicants name to be hubs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,7 +46,7 @@ from ringscope.detectors.family import (
     surnames,
 )
 from ringscope.detectors.keys import RowsByValue, key_index, text_list
-from ringscope.detectors.portfolio import as_portfolio
+from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = [
@@ -227,6 +227,21 @@ class ContactLoops(Detector):
         contacts = contacts.dropna(subset=["application_id", "phone"])
         phones = portfolio.link_table("phone")
         stats = self._statistics_of(contacts, identity) if statistics is None else statistics
+        return self._findings(
+            contacts, phones, identity, stats, lambda involved: apps.loc[apps.index.intersection(involved)]
+        )
+
+    def _findings(
+        self,
+        contacts: pd.DataFrame,
+        phones: pd.DataFrame,
+        identity: pd.Series,
+        stats: ContactStatistics,
+        apps_of: Callable[[pd.Index], pd.DataFrame],
+    ) -> list[Finding]:
+        """The loops and hubs of ``contacts`` (with a phone) and applicant
+        ``phones``; ``apps_of(ids)``: those applications' rows (indexed by
+        id, in the portfolio's order), read for the few involved."""
         loop_edges, sccs = self._loop_edges(contacts, phones, identity)
         hub = self._hub_edges(contacts, phones, identity, stats)
         # names, surnames, homes only for the few applications involved (string work is the cost)
@@ -235,7 +250,7 @@ class ContactLoops(Detector):
             .astype(str)
             .unique()
         )
-        info = _info(apps.loc[apps.index.intersection(involved)], identity)
+        info = _info(apps_of(involved), identity)
         # per-group work below is plain Python over the few involved rows (pandas per group is too slow)
         records = dict(zip(info.index, info.to_dict("records")))
         findings = []
@@ -327,9 +342,57 @@ class ContactLoops(Detector):
         applications alone, where no loop or hub can form."""
         if statistics is None:
             return None
-        sccs, hub_apps = self._reach(as_portfolio(portfolio), statistics)
+        portfolio = as_portfolio(portfolio)
+        sccs, hub_apps = self._reach(portfolio, statistics)
         ids = pd.Index(list(map(str, app_ids)), dtype=object)
-        return None if (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())) else []
+        if not (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())):
+            return []
+        return self._found_around(portfolio, list(dict.fromkeys(ids.tolist())), statistics)
+
+    def _found_around(self, portfolio, targets: list[str], stats: ContactStatistics) -> list[Finding] | None:
+        """The loops and hubs holding ``targets``, from the book's rows of
+        what :meth:`scope` would hold, cut to what decides them: the
+        contacts of the targets' strongly connected components and every
+        naming of the hub phones the targets name or own (each in the
+        book's order), the applicant phones of all those applications.
+        :meth:`run` over the scope reads more (every contact of every namer
+        of a hub, and the hubs and loops they form), but no finding holding
+        a target comes from it. ``None`` (scope and run) without a phone in
+        the book's contacts or a row map of the application ids."""
+        book = _ContactBook.of(portfolio)
+        if portfolio.application_keys() is None or book.contacts["phone"].isna().all():
+            return None
+        sccs, _ = self._reach(portfolio, stats)
+        held = sccs.reindex(key_index(targets)).dropna().unique()
+        loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
+        wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
+        wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
+        big: set[str] = set()
+        hubs: set[str] = set()
+        if stats.threshold is not None and wanted:
+            named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
+            namers = (
+                pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
+                .groupby(named["phone"].to_numpy())
+                .nunique()
+            )
+            big = set(namers.index[namers >= stats.threshold].astype(str))
+            if big:
+                hubs = set(named.loc[named["phone"].astype(str).isin(big), "application_id"].astype(str))
+                hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
+        scope = list(dict.fromkeys([*targets, *loops, *sorted(hubs)]))
+        rows = np.union1d(portfolio.rows_where("contacts", "application_id", loops), book.by_phone.rows(big))
+        contacts = book.contacts.iloc[rows]
+        contacts = contacts[in_set(contacts["application_id"], set(scope))].reset_index(drop=True)
+        contacts = contacts.dropna(subset=["application_id", "phone"])
+        phones = book.phones.iloc[portfolio.rows_where("links:phone", "application_id", scope)].reset_index(drop=True)
+        apps = portfolio.applications
+
+        def apps_of(involved: pd.Index) -> pd.DataFrame:
+            found = apps.iloc[portfolio.rows_where("applications", "application_id", involved)]
+            return found.set_index("application_id", drop=False)
+
+        return self._findings(contacts, phones, book.identity, stats, apps_of)
 
     def _reach(self, portfolio, stats: ContactStatistics) -> tuple[pd.Series, set[str]]:
         """The contact graph's strongly connected components (application
