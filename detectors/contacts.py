@@ -170,6 +170,48 @@ def _contact_edges_joined(
     return edges.loc[~same, cols].drop_duplicates(["src", "dst", "phone"]).reset_index(drop=True)
 
 
+def _hub_edges_few(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, threshold: int):
+    """``ContactLoops._hub_edges`` of a few rows with dicts and sets: the same
+    frames (rows in their order, their labels) and distinct namers per
+    phone. ``None`` when a named phone or a namer's identity is missing
+    (pandas' grouping and merge treat those their own way: left to them)."""
+    named = contacts.assign(
+        identity=identity.reindex(pd.Index(contacts["application_id"].to_numpy(dtype=object), dtype=object)).to_numpy()
+    )
+    phone, who = named["phone"].tolist(), named["identity"].tolist()
+    if any(_missing(v) for v in phone) or any(_missing(v) for v in who):
+        return None
+    owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
+
+    def distinct(rows) -> dict:
+        out: dict = {}
+        for j in rows:
+            out.setdefault(phone[j], set()).add(who[j])
+        return {p: len(v) for p, v in out.items()}
+
+    def counts(of: dict) -> pd.Series:
+        return pd.Series(dict(sorted(of.items())), dtype=np.int64, name="identity").rename_axis("phone")
+
+    namers = distinct(range(len(phone)))
+    candidates = {p for p, n in namers.items() if n >= threshold}
+    if not candidates:
+        return named.iloc[:0], owners.iloc[:0], counts(namers)
+    owners = owners[np.array([p in candidates for p in owners["phone"].tolist()], dtype=bool)]
+    owners = owners.assign(owner=owners["owner_app"].map(identity).to_numpy())
+    # the phone's own applicant naming it does not count
+    own = set(zip(owners["phone"].tolist(), owners["owner"].tolist()))
+    rows = [j for j in range(len(phone)) if phone[j] in candidates and (phone[j], who[j]) not in own]
+    kept = distinct(rows)
+    hubs = {p for p, n in kept.items() if n >= threshold}
+    mask = np.zeros(len(phone), dtype=bool)
+    mask[[j for j in rows if phone[j] in hubs]] = True
+    return (
+        named[mask].copy(),
+        owners[np.array([p in hubs for p in owners["phone"].tolist()], dtype=bool)],
+        counts(kept),
+    )
+
+
 #: strongly connected components of the contact graph (size >= 2)
 contact_sccs = strong_components
 
@@ -528,6 +570,16 @@ class ContactLoops(Detector):
     # -- hubs ------------------------------------------------------------
     def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, stats: ContactStatistics):
         """Naming rows of hub phones, their owners, and their distinct namers."""
+        if len(contacts) + len(phones) <= _FEW_ROWS and stats.threshold is not None:
+            few = _hub_edges_few(contacts, phones, identity, stats.threshold)
+            if few is not None:
+                return few
+        return self._hub_edges_grouped(contacts, phones, identity, stats)
+
+    def _hub_edges_grouped(
+        self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, stats: ContactStatistics
+    ):
+        """:meth:`_hub_edges` with pandas' groupbys and merge, for any number of rows."""
         named = contacts.assign(identity=contacts["application_id"].map(identity).to_numpy())
         owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
         namers = named.groupby("phone")["identity"].nunique()

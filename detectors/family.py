@@ -225,7 +225,65 @@ def _answered_in_kind_joined(edges: pd.DataFrame, rel: pd.Series) -> np.ndarray:
 
 
 def family_hub_edges(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
-    """Family relation and a surname or address the namer shares with the contact or with another namer."""
+    """Family relation and a surname or address the namer shares with the contact or with another namer:
+    1 for that, 0.5 for colleagues of one employer naming one phone, else 0."""
+    if len(edges) <= _FEW_EDGES:
+        return _family_hub_edges_few(edges, info, owners)
+    return _family_hub_edges_grouped(edges, info, owners)
+
+
+def _missing(v) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _relation_in(relation: pd.Series, wanted: frozenset) -> np.ndarray:
+    """``relation.fillna("").astype(str).str.strip().str.lower().isin(wanted)``, in Python."""
+    return np.array([("" if _missing(v) else str(v)).strip().lower() in wanted for v in relation.tolist()], dtype=bool)
+
+
+def _shared_by(phone: list, key: list, identity: list) -> np.ndarray:
+    """Per row, whether two or more distinct identities share its (phone, key)
+    (``groupby([phone, key])[identity].transform("nunique") >= 2``: a missing
+    key is in no group, a missing identity is not counted)."""
+    groups: dict = {}
+    for p, k, i in zip(phone, key, identity):
+        if not (_missing(p) or _missing(k) or _missing(i)):
+            groups.setdefault((p, k), set()).add(i)
+    return np.array(
+        [not (_missing(p) or _missing(k)) and len(groups.get((p, k), ())) >= 2 for p, k in zip(phone, key)],
+        dtype=bool,
+    )
+
+
+def _family_hub_edges_few(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """:func:`family_hub_edges` of a few edges with dicts and sets (its
+    groupbys and merge cost milliseconds of overhead whatever their size)."""
+    apps = pd.Index(edges["application_id"].to_numpy(dtype=object), dtype=object)
+    surname = info["surname"].reindex(apps).to_numpy()
+    address = info["address_key"].reindex(apps).to_numpy()
+    employer = info["employer"].reindex(apps).to_numpy()
+    contact_surname = surnames(edges["contact_name"]).to_numpy()
+    same_contact = pd.notna(contact_surname) & (surname == contact_surname)
+    phone, identity = edges["phone"].tolist(), edges["identity"].tolist()
+    by_surname = _shared_by(phone, surname.tolist(), identity)
+    by_address = _shared_by(phone, address.tolist(), identity)
+    owner_address = info["address_key"].reindex(pd.Index(owners["owner_app"].to_numpy(dtype=object), dtype=object))
+    homes = {
+        (p, a) for p, a in zip(owners["phone"].tolist(), owner_address.tolist()) if not (_missing(p) or _missing(a))
+    }
+    same_owner_address = np.array(
+        [not _missing(a) and (p, a) in homes for p, a in zip(phone, address.tolist())], dtype=bool
+    )
+    family = _relation_in(edges["relation"], FAMILY_RELATIONS) & (
+        same_contact | by_surname | by_address | same_owner_address
+    )
+    by_employer = _shared_by(phone, employer.tolist(), identity)
+    colleague = _relation_in(edges["relation"], _COLLEAGUE)
+    return np.where(family, 1.0, np.where(colleague & by_employer, 0.5, 0.0))
+
+
+def _family_hub_edges_grouped(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """:func:`family_hub_edges` with pandas' groupbys and merge, for any number of edges."""
     frame = edges.assign(
         surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
         address=info["address_key"].reindex(edges["application_id"]).to_numpy(),

@@ -60,3 +60,40 @@ def test_around_equals_scope_and_run_for_a_batch(book):
     ids = reached[::2] + portfolio.applications["application_id"].astype(str).tolist()[::7]
     got = detector.around(portfolio, ids, stats)
     assert got and _keys(got) == _keys(_general(detector, portfolio, ids, stats))
+
+
+def test_hub_edges_in_python_equal_pandas_grouping(book):
+    import numpy as np
+    import pandas as pd
+
+    from ringscope.detectors.contacts import _ContactBook, _hub_edges_few, _info
+    from ringscope.detectors.family import _family_hub_edges_few, _family_hub_edges_grouped
+
+    portfolio, detector, stats, reached = book
+    whole = _ContactBook.of(portfolio)
+    contacts = whole.contacts.dropna(subset=["application_id", "phone"])
+    rng = np.random.default_rng(5)
+    apps = portfolio.applications.set_index("application_id", drop=False)
+    hubs_seen = 0
+    for share in (1.0, 0.8, 0.5):
+        cut = contacts[rng.random(len(contacts)) < share]
+        for threshold in (stats.threshold, 2):
+            got = _hub_edges_few(cut, whole.phones, whole.identity, threshold)
+            expected = detector._hub_edges_grouped(
+                cut,
+                whole.phones,
+                whole.identity,
+                stats.__class__(threshold, stats.namer_counts, stats.phones_at_least, stats.phones),
+            )
+            pd.testing.assert_frame_equal(got[0], expected[0])
+            pd.testing.assert_frame_equal(got[1], expected[1])
+            assert got[2].to_dict() == expected[2].to_dict()
+            edges, owners = got[0], got[1]
+            hubs_seen += len(edges)
+            if len(edges):
+                involved = pd.Index(pd.concat([edges["application_id"], owners["owner_app"]]).astype(str).unique())
+                info = _info(apps.loc[apps.index.intersection(involved)], whole.identity)
+                np.testing.assert_array_equal(
+                    _family_hub_edges_few(edges, info, owners), _family_hub_edges_grouped(edges, info, owners)
+                )
+    assert hubs_seen > 0
