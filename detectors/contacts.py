@@ -431,8 +431,10 @@ class ContactLoops(Detector):
         apps = portfolio.applications
 
         def apps_of(involved: pd.Index) -> pd.DataFrame:
-            found = apps.iloc[portfolio.rows_where("applications", "application_id", involved)]
-            return found.set_index("application_id", drop=False)
+            # the columns ``_info`` reads: a row of every column of the book costs more than the rest
+            rows = portfolio.rows_where("applications", "application_id", involved)
+            found = pd.DataFrame({c: apps[c].iloc[rows].reset_index(drop=True) for c in _INFO_COLUMNS})
+            return found.set_axis(pd.Index(apps["application_id"].iloc[rows]))
 
         return self._findings(contacts, phones, book.identity, stats, apps_of)
 
@@ -784,6 +786,10 @@ def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:
 
 
 # -- helpers ---------------------------------------------------------------
+#: the application columns :func:`_info` reads
+_INFO_COLUMNS = ("person", "applicant_name", "address", "employer", "label", "applied_at")
+
+
 def _info(apps: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
     """What the evidence and the family test need about each involved application."""
     return pd.DataFrame(
