@@ -40,7 +40,7 @@ from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.keys import text_list
-from ringscope.detectors.portfolio import as_portfolio
+from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
@@ -374,7 +374,38 @@ class DeviceVelocity(Detector):
             portfolio.derived["velocity_busiest"] = held
         _, rows, busiest = held
         at = rows.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
-        return None if (busiest[at[at >= 0]] >= self.min_apps).any() else []
+        if not (busiest[at[at >= 0]] >= self.min_apps).any():
+            return []
+        return None if statistics is None else self._found_around(portfolio, app_ids, statistics)
+
+    def _found_around(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics) -> list[Finding] | None:
+        """The clusters holding ``app_ids``, from the whole histories of their
+        devices, IPs and IP ranges only (the applications :meth:`scope`
+        holds, without cutting a sub-portfolio): their windows, each
+        identifier's own rate, the clusters holding the applications and
+        their members' links. :meth:`run` over the scope also tests the
+        partial histories of the other identifiers in it, whose clusters
+        hold none of ``app_ids``. ``None`` (scope and run) when the
+        statistics lack the history's span or a kind's base rates."""
+        if not statistics.span_seconds or any(statistics.kinds.get(kind) is None for kind in self.kinds):
+            return None
+        apps = portfolio.applications
+        wanted_ids = set(map(str, app_ids))
+        targets = portfolio.rows_where("applications", "application_id", wanted_ids)
+        wanted, keys_of = [targets], {}
+        for kind in self.kinds:
+            column = _KINDS[kind][0]
+            keys_of[kind] = set(text_list(apps[column].iloc[targets]))
+            if keys_of[kind]:
+                wanted.append(portfolio.rows_where("applications", column, keys_of[kind]))
+        rows = np.unique(np.concatenate(wanted))
+        local = apps.iloc[rows].reset_index(drop=True)
+
+        def links_of(kind: str, ids) -> pd.DataFrame:
+            table = portfolio.link_table(kind)
+            return table.iloc[portfolio.rows_where(f"links:{kind}", "application_id", set(ids))]
+
+        return self._findings(portfolio, local, statistics, links_of, keys_of, wanted_ids)
 
     def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
@@ -383,7 +414,24 @@ class DeviceVelocity(Detector):
             return []
         if statistics is None:
             statistics = self.statistics(portfolio)
-        apps = apps.reset_index(drop=True)
+        return self._findings(
+            portfolio, apps.reset_index(drop=True), statistics, lambda kind, ids: portfolio.link_table(kind)
+        )
+
+    def _findings(
+        self,
+        portfolio,
+        apps: pd.DataFrame,
+        statistics: VelocityStatistics,
+        links_of,
+        keys_of: dict[str, set[str]] | None = None,
+        holding: set[str] | None = None,
+    ) -> list[Finding]:
+        """The clusters of ``apps`` (numbered from 0) and their findings;
+        ``links_of(kind, ids)``: link table rows holding the applications
+        ``ids`` (others may come along); ``keys_of``: per kind, the only
+        identifiers tested (default: all); ``holding``: only the clusters
+        holding one of these applications (default: all)."""
         person = (
             apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
         )
@@ -396,9 +444,13 @@ class DeviceVelocity(Detector):
             if kind not in self.kinds:
                 continue
             col = _KINDS[kind][0]
+            keys, at = apps[col], times
+            if keys_of is not None:
+                tested = in_set(keys, keys_of.get(kind, set()))
+                keys, at = keys[tested], times[tested]
             found = burst_windows(
-                apps[col],
-                times,
+                keys,
+                at,
                 window_seconds=window,
                 min_apps=self.min_apps,
                 alpha=self.alpha,
@@ -411,7 +463,12 @@ class DeviceVelocity(Detector):
             return []
         members = pd.concat(clusters, ignore_index=True)
         members["application_id"] = apps["application_id"].to_numpy()[members["row"].to_numpy()]
-        shared = self._shared_inside(portfolio, members)
+        if holding is not None:
+            held = set(members.loc[in_set(members["application_id"], holding), "cluster"])
+            members = members[members["cluster"].isin(held)]
+            if members.empty:
+                return []
+        shared = self._shared_inside(links_of, members)
 
         findings: list[Finding] = []
         seen: dict[tuple[str, ...], int] = {}
@@ -431,11 +488,13 @@ class DeviceVelocity(Detector):
         return findings
 
     # -- helpers ---------------------------------------------------------
-    def _shared_inside(self, portfolio, members: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """Per cluster, the other identifiers two or more of its applications share."""
+    def _shared_inside(self, links_of, members: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Per cluster, the other identifiers two or more of its applications
+        share (``links_of(kind, ids)``: link table rows holding those applications)."""
         frames = []
+        ids = text_list(members["application_id"])
         for kind in _OTHER_KINDS:
-            table = portfolio.link_table(kind)
+            table = links_of(kind, ids)
             if table.empty:
                 continue
             frames.append(table.assign(other=kind))
