@@ -208,6 +208,99 @@ def burst_windows(
         base = _base_of(frame, min_apps)
     # the portfolio's normal rate per identifier: its applications spread evenly over its history
     portfolio_rate = base.applications / max(base.identifiers, 1) / span
+    if len(frame) <= _FEW_ROWS:
+        return _windows_few(frame, window_seconds, min_apps, alpha, span, portfolio_rate, base, empty)
+    return _windows_grouped(frame, window_seconds, min_apps, alpha, span, portfolio_rate, base, empty)
+
+
+def _windows_few(
+    frame: pd.DataFrame,
+    window_seconds: float,
+    min_apps: int,
+    alpha: float,
+    span: float,
+    portfolio_rate: float,
+    base: BurstBase,
+    empty: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`burst_windows`' windows and clusters of a few timed rows with
+    numpy and Python loops (pandas' groupbys and sorts cost milliseconds
+    each whatever their size): the same arithmetic, the same frame."""
+    key = frame["key"].to_numpy(dtype=object)
+    counts: dict = {}
+    for k in key.tolist():
+        counts[k] = counts.get(k, 0) + 1
+    keep = np.array([counts[k] >= min_apps for k in key.tolist()], dtype=bool)
+    if not keep.any():
+        return empty
+    key, t, label = key[keep], frame["t"].to_numpy(np.int64)[keep], frame.index.to_numpy()[keep]
+    names = sorted(set(key.tolist()))
+    code_of = {k: i for i, k in enumerate(names)}
+    codes = np.array([code_of[k] for k in key.tolist()], dtype=np.int64)
+    order = np.lexsort((t, codes))  # by key, then time; stable
+    key, t, label, codes = key[order], t[order], label[order], codes[order]
+    t = t - t.min()
+    stride = int(t.max()) + int(window_seconds) + 1
+    composite = codes * stride + t
+    pos = np.arange(len(t))
+    end = np.searchsorted(composite, composite + int(window_seconds), side="right")
+    count = end - pos
+    n_key = np.array([counts[k] for k in key.tolist()], dtype=np.int64)
+    own_rate = (n_key - count) / max(span - window_seconds, window_seconds)
+    expected = np.maximum(own_rate, portfolio_rate) * window_seconds
+    pvalue = poisson.sf(count - 1, expected)
+    tested = max(base.tested, 1)
+    dense = (count >= min_apps) & (pvalue * tested <= alpha)
+    if not dense.any():
+        return empty
+    d_pos, d_end, d_code = pos[dense], end[dense], codes[dense]
+    # merge overlapping windows: a new cluster starts where a window begins after every earlier one ended
+    cluster = np.empty(len(d_pos), dtype=np.int64)
+    reach: dict = {}
+    current = -1
+    for j, (p, e, c) in enumerate(zip(d_pos.tolist(), d_end.tolist(), d_code.tolist())):
+        if c not in reach or p >= reach[c]:
+            current += 1
+        cluster[j] = current
+        reach[c] = max(reach.get(c, e), e)
+    n = current + 1
+    starts = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(starts, cluster, d_pos)
+    stops = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(stops, cluster, d_end)
+    # each cluster's most improbable window (the first of equals)
+    p_dense, e_dense, c_dense = pvalue[dense], expected[dense], count[dense]
+    best = np.full(n, -1, dtype=np.int64)
+    for j, c in enumerate(cluster.tolist()):
+        if best[c] < 0 or p_dense[j] < p_dense[best[c]]:
+            best[c] = j
+    lengths = stops - starts
+    member_cluster = np.repeat(np.arange(n), lengths)
+    member_pos = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+    at = best[member_cluster]
+    return pd.DataFrame(
+        {
+            "row": label[member_pos],
+            "key": key[member_pos],
+            "cluster": member_cluster,
+            "pvalue": p_dense[at],
+            "expected": e_dense[at],
+            "window_count": c_dense[at],
+        }
+    )
+
+
+def _windows_grouped(
+    frame: pd.DataFrame,
+    window_seconds: float,
+    min_apps: int,
+    alpha: float,
+    span: float,
+    portfolio_rate: float,
+    base: BurstBase,
+    empty: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`burst_windows`' windows and clusters with pandas, for any number of rows."""
     size = frame.groupby("key")["t"].transform("size")
     frame = frame[size >= min_apps]
     if frame.empty:

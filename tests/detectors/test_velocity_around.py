@@ -62,3 +62,31 @@ def test_around_equals_scope_and_run_for_a_batch(book):
     ids = portfolio.applications["application_id"].astype(str).tolist()[::5]
     got = detector.around(portfolio, ids, stats)
     assert got and _keys(got) == _keys(_general(detector, portfolio, ids, stats))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_windows_in_python_equal_pandas_grouping(seed):
+    import numpy as np
+    import pandas as pd
+
+    from ringscope.detectors.velocity import BurstBase, _timed_keys, _windows_few, _windows_grouped
+
+    rng = np.random.default_rng(seed)
+    found = 0
+    for trial in range(40):
+        n = int(rng.integers(0, 120))
+        keys = pd.Series(rng.choice(["d1", "d2", "d10", "x", None], n), index=rng.permutation(n) + 7)
+        hours = np.where(rng.random(n) < 0.5, rng.integers(0, 48, n), rng.integers(0, 24 * 365, n))
+        times = pd.Series(pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(hours, unit="h"), index=keys.index)
+        times[rng.random(n) < 0.05] = pd.NaT
+        frame = _timed_keys(keys.astype("str") if trial % 2 else keys, times)
+        if frame.empty:
+            continue
+        base = BurstBase(applications=5000, identifiers=4000, tested=int(rng.integers(1, 3000)))
+        window = float(rng.choice([3600.0, 72 * 3600.0]))
+        empty = pd.DataFrame({"row": [], "key": [], "cluster": [], "pvalue": [], "expected": [], "window_count": []})
+        args = (frame, window, 3, 1e-3, 365 * 86400.0, 1e-7, base, empty)
+        few, grouped = _windows_few(*args), _windows_grouped(*args)
+        pd.testing.assert_frame_equal(few, grouped)
+        found += len(few)
+    assert found > 0
