@@ -270,31 +270,50 @@ class BrokerRings(Detector):
         book = self._book_groups(portfolio, statistics)
         if book is None:
             return None
-        group_of, order, starts, scored = book
+        group_of = book[0]
         rows = portfolio.rows_where("applications", "application_id", set(map(str, app_ids)))
         groups = np.unique(group_of[rows])
         findings = []
         for gid in groups[groups >= 0].tolist():
-            if gid not in scored:
-                members = self._agent_apps(portfolio.applications.iloc[order[starts[gid] : starts[gid + 1]]])
-                if members["agent"].iloc[0] not in statistics.per_agent.index:
-                    return None  # an agent the statistics lack: the general path describes it from its rows
-                ctx = {
-                    "per_agent": statistics.per_agent,
-                    "median_rate": statistics.median_rate,
-                    "kind_rate": statistics.kind_rate,
-                    "agent_figs": statistics.agent_figures,
-                    "pop_figs": statistics.population_figures,
-                    "amount_share": statistics.amount_share,
-                    "applications": statistics.applications,
-                }
-                # the group's own links: within one agent's group, the same as the agent's links cut to it
-                finding = self._score(members, self._links(portfolio, members), ctx)
-                scored[gid] = finding if finding is not None and finding.score >= self.min_score else None
-            if scored[gid] is not None:
-                findings.append(scored[gid])
+            if not self._score_group(portfolio, book, gid, statistics):
+                return None  # an agent the statistics lack: the general path describes it from its rows
+            if book[3][gid] is not None:
+                findings.append(book[3][gid])
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
+
+    def warm(self, portfolio, statistics: BrokerStatistics) -> None:
+        """Find the book's groups and score every one of them now (a
+        long-lived process scoring one application at a time), instead of
+        each at the first application that joins it."""
+        portfolio = as_portfolio(portfolio)
+        book = self._book_groups(portfolio, statistics) if statistics.applications >= self.min_apps else None
+        if book is not None:
+            for gid in range(len(book[2]) - 1):
+                self._score_group(portfolio, book, gid, statistics)
+
+    def _score_group(self, portfolio, book, gid: int, statistics: BrokerStatistics) -> bool:
+        """Score group ``gid`` of ``book`` once (its finding, or ``None`` below
+        ``min_score``, kept in the book); ``False`` when the statistics lack its agent."""
+        group_of, order, starts, scored = book
+        if gid in scored:
+            return True
+        members = self._agent_apps(portfolio.applications.iloc[order[starts[gid] : starts[gid + 1]]])
+        if members["agent"].iloc[0] not in statistics.per_agent.index:
+            return False
+        ctx = {
+            "per_agent": statistics.per_agent,
+            "median_rate": statistics.median_rate,
+            "kind_rate": statistics.kind_rate,
+            "agent_figs": statistics.agent_figures,
+            "pop_figs": statistics.population_figures,
+            "amount_share": statistics.amount_share,
+            "applications": statistics.applications,
+        }
+        # the group's own links: within one agent's group, the same as the agent's links cut to it
+        finding = self._score(members, self._links(portfolio, members), ctx)
+        scored[gid] = finding if finding is not None and finding.score >= self.min_score else None
+        return True
 
     def _book_groups(self, portfolio, statistics: BrokerStatistics):
         """The candidate groups (of ``min_apps`` or more) of the whole book,

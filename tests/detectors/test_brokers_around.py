@@ -72,3 +72,14 @@ def test_new_statistics_find_the_groups_again(book):
     other = detector.statistics(portfolio)
     detector.around(portfolio, ids[:1], other)
     assert portfolio.derived["broker_groups"][0] is other
+
+
+def test_warm_scores_every_group_and_changes_no_answer(book):
+    portfolio, detector, stats = book
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    fresh = BrokerRings().statistics(portfolio)  # a book of its own: none of its groups scored yet
+    detector.warm(portfolio, fresh)
+    book_of = portfolio.derived["broker_groups"][2]
+    assert len(book_of[3]) == len(book_of[2]) - 1 > 0
+    for a in ids[::4]:
+        assert _same(detector.around(portfolio, [a], fresh), _general(detector, portfolio, [a], fresh)), a
