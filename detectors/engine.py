@@ -5,7 +5,10 @@ the whole book — today the shared-identifier rings' link table
 (:meth:`Engine.links_of`: a pandas frame in process, a Spark DataFrame read
 from the store's Parquet files in Spark), their hub table
 (:func:`ringscope.detectors.rings.identifier_hubs`) and their connected
-components (:func:`ringscope.detectors.rings.ring_components`) — and
+components (:func:`ringscope.detectors.rings.ring_components`); the velocity
+bursts' windows over every device, IP and IP range
+(:meth:`Engine.velocity_bursts`) and the links of their members
+(:meth:`Engine.links_of_kinds`) — and
 finishes the small results itself, with the same Python code whichever
 engine ran them. The default, :class:`InProcess`, calls those functions in
 this process; :class:`ringscope.detectors.spark.SparkEngine` runs them on
@@ -61,6 +64,18 @@ class Engine(Protocol):
         """The components of :func:`ringscope.detectors.rings.ring_components`."""
         ...
 
+    def velocity_bursts(
+        self, detector: Any, portfolio: Any, statistics: Any = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The clustered applications of :meth:`ringscope.detectors.velocity.DeviceVelocity.bursts`
+        and the applications their ``row`` points into (at least the clustered ones)."""
+        ...
+
+    def links_of_kinds(self, portfolio: Any, kinds: tuple[str, ...], app_ids: pd.Index) -> pd.DataFrame:
+        """``application_id``, ``kind``, ``identifier``: the links of ``app_ids`` of
+        ``kinds`` (kind by kind in ``kinds`` order, each in its table's order)."""
+        ...
+
 
 class InProcess:
     """The default engine: pandas and scipy in this process.
@@ -93,6 +108,22 @@ class InProcess:
         from ringscope.detectors.rings import ring_components
 
         return ring_components(links, hubs)
+
+    def velocity_bursts(
+        self, detector: Any, portfolio: Any, statistics: Any = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        return detector.bursts(portfolio, statistics)
+
+    def links_of_kinds(self, portfolio: Any, kinds: tuple[str, ...], app_ids: pd.Index) -> pd.DataFrame:
+        frames = []
+        for kind in kinds:
+            table = portfolio.link_table(kind)
+            table = table[table["application_id"].isin(app_ids)]
+            if len(table):
+                frames.append(table[["application_id", "identifier"]].assign(kind=kind))
+        if not frames:
+            return pd.DataFrame({"application_id": [], "kind": [], "identifier": []}, dtype=object)
+        return pd.concat(frames, ignore_index=True)[["application_id", "kind", "identifier"]]
 
     def close(self) -> None:
         """Nothing to release."""

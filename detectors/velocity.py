@@ -39,6 +39,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.engine import IN_PROCESS, engine_of
 from ringscope.detectors.keys import text_list
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
@@ -483,85 +484,47 @@ class DeviceVelocity(Detector):
         if not statistics.span_seconds or any(statistics.kinds.get(kind) is None for kind in self.kinds):
             return None
         apps = portfolio.applications
-        wanted_ids = set(map(str, app_ids))
-        targets = portfolio.rows_where("applications", "application_id", wanted_ids)
+        holding = set(map(str, app_ids))
+        targets = portfolio.rows_where("applications", "application_id", holding)
         wanted, keys_of = [targets], {}
         for kind in self.kinds:
             column = _KINDS[kind][0]
             keys_of[kind] = set(text_list(apps[column].iloc[targets]))
             if keys_of[kind]:
                 wanted.append(portfolio.rows_where("applications", column, keys_of[kind]))
-        rows = np.unique(np.concatenate(wanted))
-        local = apps.iloc[rows].reset_index(drop=True)
-
-        def links_of(kind: str, ids) -> pd.DataFrame:
-            table = portfolio.link_table(kind)
-            return table.iloc[portfolio.rows_where(f"links:{kind}", "application_id", set(ids))]
-
-        return self._findings(portfolio, local, statistics, links_of, keys_of, wanted_ids)
+        local = apps.iloc[np.unique(np.concatenate(wanted))].reset_index(drop=True)
+        # per kind, the rows on the applications' own identifiers: each one's whole history
+        within = {kind: np.flatnonzero(in_set(local[_KINDS[kind][0]], keys_of[kind])) for kind in self.kinds}
+        members = self.clusters(local, statistics, within)
+        if members is None:
+            return []
+        held = set(members.loc[in_set(members["application_id"], holding), "cluster"])
+        members = members[members["cluster"].isin(held)]
+        return self._cluster_findings(portfolio, members, local) if len(members) else []
 
     def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
-        apps = portfolio.applications
-        if apps.empty:
+        # the whole-portfolio pass (windows over every identifier) runs where the engine runs it
+        engine = engine_of(portfolio)
+        passes = getattr(engine, "velocity_bursts", None)
+        found = (passes or IN_PROCESS.velocity_bursts)(self, portfolio, statistics)
+        if found is None:
             return []
-        if statistics is None:
-            statistics = self.statistics(portfolio)
-        return self._findings(
-            portfolio, apps.reset_index(drop=True), statistics, lambda kind, ids: portfolio.link_table(kind)
-        )
+        members, apps = found
+        return self._cluster_findings(portfolio, members, apps)
 
-    def _findings(
-        self,
-        portfolio,
-        apps: pd.DataFrame,
-        statistics: VelocityStatistics,
-        links_of,
-        keys_of: dict[str, set[str]] | None = None,
-        holding: set[str] | None = None,
-    ) -> list[Finding]:
-        """The clusters of ``apps`` (numbered from 0) and their findings;
-        ``links_of(kind, ids)``: link table rows holding the applications
-        ``ids`` (others may come along); ``keys_of``: per kind, the only
-        identifiers tested (default: all); ``holding``: only the clusters
-        holding one of these applications (default: all)."""
+    def _cluster_findings(self, portfolio, members: pd.DataFrame, apps: pd.DataFrame) -> list[Finding]:
+        """The findings of clustered applications ``members`` (:meth:`clusters`
+        of ``apps``), best first."""
         person = (
             apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
         )
-        apps = apps.assign(identity=portfolio.entity_of(person.astype(str)).to_numpy())
-        times = apps["applied_at"]
+        member_rows = np.unique(members["row"].to_numpy())
+        identity = pd.Series(
+            portfolio.entity_of(person.iloc[member_rows].astype(str)).to_numpy(), index=member_rows, dtype=object
+        )
         window = float(self.window_hours) * 3600.0
-
-        clusters = []
-        for kind in ("device", "ip", "ip_range"):
-            if kind not in self.kinds:
-                continue
-            col = _KINDS[kind][0]
-            keys, at = apps[col], times
-            if keys_of is not None:
-                tested = in_set(keys, keys_of.get(kind, set()))
-                keys, at = keys[tested], times[tested]
-            found = burst_windows(
-                keys,
-                at,
-                window_seconds=window,
-                min_apps=self.min_apps,
-                alpha=self.alpha,
-                span_seconds=statistics.span_seconds,
-                base=statistics.kinds.get(kind),
-            )
-            if len(found):
-                clusters.append(found.assign(kind=kind, cluster=kind + ":" + found["cluster"].astype(str)))
-        if not clusters:
-            return []
-        members = pd.concat(clusters, ignore_index=True)
-        members["application_id"] = apps["application_id"].to_numpy()[members["row"].to_numpy()]
-        if holding is not None:
-            held = set(members.loc[in_set(members["application_id"], holding), "cluster"])
-            members = members[members["cluster"].isin(held)]
-            if members.empty:
-                return []
-        shared = self._shared_inside(links_of, members)
+        shared = self._shared_inside(portfolio, members)
 
         findings: list[Finding] = []
         seen: dict[tuple[str, ...], int] = {}
@@ -575,25 +538,78 @@ class DeviceVelocity(Detector):
                     findings[seen[ids]] = _with_shared(first, extra)
                 continue
             seen[ids] = len(findings)
-            rows = apps.iloc[group["row"].to_numpy()]
+            at = group["row"].to_numpy()
+            rows = apps.iloc[at].assign(identity=identity.reindex(at).to_numpy())
             findings.append(self._finding(group, rows, shared.get(cluster_id, pd.DataFrame()), window))
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
 
-    # -- helpers ---------------------------------------------------------
-    def _shared_inside(self, links_of, members: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """Per cluster, the other identifiers two or more of its applications
-        share (``links_of(kind, ids)``: link table rows holding those applications)."""
-        frames = []
-        ids = text_list(members["application_id"])
-        for kind in _OTHER_KINDS:
-            table = links_of(kind, ids)
-            if table.empty:
+    def bursts(
+        self, portfolio, statistics: VelocityStatistics | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The whole-portfolio pass in this process: the clustered applications
+        (:meth:`clusters`) and the portfolio's applications their ``row`` points
+        into; ``None`` when there is no cluster."""
+        apps = portfolio.applications
+        if apps.empty:
+            return None
+        if statistics is None:
+            statistics = self.statistics(portfolio)
+        apps = apps.reset_index(drop=True)
+        members = self.clusters(apps, statistics)
+        return None if members is None else (members, apps)
+
+    def clusters(
+        self, apps: pd.DataFrame, statistics: VelocityStatistics, within: dict[str, np.ndarray] | None = None
+    ) -> pd.DataFrame | None:
+        """:func:`burst_windows` per kind watched over ``apps`` (``device``, ``ip``,
+        ``ip_prefix``, ``applied_at``, ``application_id``; a ``RangeIndex``), as
+        one frame of clustered applications: ``row`` (position in ``apps``),
+        ``key``, ``cluster`` (``kind:n``), ``pvalue``, ``expected``,
+        ``window_count``, ``kind``, ``application_id``; ``None`` when none.
+
+        ``within``: per kind, the rows of ``apps`` to test, holding each of
+        their identifiers' whole history (the Spark engine gives those of the
+        identifiers that may hold a dense window); all rows when not given.
+        """
+        times = apps["applied_at"]
+        window = float(self.window_hours) * 3600.0
+        clusters = []
+        for kind in ("device", "ip", "ip_range"):
+            if kind not in self.kinds:
                 continue
-            frames.append(table.assign(other=kind))
-        if not frames:
+            keys, at = apps[_KINDS[kind][0]], times
+            if within is not None:
+                rows = within.get(kind)
+                if rows is None or not len(rows):
+                    continue
+                keys, at = keys.iloc[rows], times.iloc[rows]
+            found = burst_windows(
+                keys,
+                at,
+                window_seconds=window,
+                min_apps=self.min_apps,
+                alpha=self.alpha,
+                span_seconds=statistics.span_seconds,
+                base=statistics.kinds.get(kind),
+            )
+            if len(found):
+                clusters.append(found.assign(kind=kind, cluster=kind + ":" + found["cluster"].astype(str)))
+        if not clusters:
+            return None
+        members = pd.concat(clusters, ignore_index=True)
+        members["application_id"] = apps["application_id"].to_numpy()[members["row"].to_numpy()]
+        return members
+
+    # -- helpers ---------------------------------------------------------
+    def _shared_inside(self, portfolio, members: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Per cluster, the other identifiers two or more of its applications share."""
+        ids = pd.Index(members["application_id"].astype(str).unique())
+        of_kinds = getattr(engine_of(portfolio), "links_of_kinds", None)
+        links = (of_kinds or IN_PROCESS.links_of_kinds)(portfolio, _OTHER_KINDS, ids)
+        if links.empty:
             return {}
-        links = pd.concat(frames, ignore_index=True)
+        links = links.rename(columns={"kind": "other"})
         joined = members[["cluster", "kind", "application_id"]].merge(links, on="application_id")
         # a device cluster sharing its own device says nothing new
         joined = joined[~((joined["kind"] == "device") & (joined["other"] == "device"))]

@@ -25,6 +25,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ringscope.detectors.spark.session import (
@@ -144,6 +145,44 @@ class SparkEngine:
         with quiet(), reading:
             return spark_ring_components(self.session, links, hubs, frame=frame)
 
+    def velocity_bursts(
+        self, detector: Any, portfolio: Any, statistics: Any = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """:meth:`ringscope.detectors.velocity.DeviceVelocity.bursts`, its windows
+        counted in Spark over an embedded store's files
+        (:func:`ringscope.detectors.spark.velocity.spark_velocity_bursts`): the
+        portfolio's applications are not read into pandas. In process over any
+        other store."""
+        from ringscope.detectors.engine import IN_PROCESS
+        from ringscope.detectors.spark.velocity import spark_velocity_bursts
+
+        store = _files_of(portfolio)
+        if store is None:
+            return IN_PROCESS.velocity_bursts(detector, portfolio, statistics)
+        with quiet(), _reading(store):
+            found = spark_velocity_bursts(self.session, store, detector, statistics)
+        if found is NotImplemented:  # times stored as something else than timestamps
+            return IN_PROCESS.velocity_bursts(detector, portfolio, statistics)
+        return found
+
+    def links_of_kinds(self, portfolio: Any, kinds: tuple[str, ...], app_ids: pd.Index) -> pd.DataFrame:
+        """The links of ``app_ids`` of ``kinds`` (:meth:`ringscope.detectors.engine.InProcess.links_of_kinds`),
+        collected from the store's files by Spark over an embedded store."""
+        import dataclasses
+
+        from ringscope.detectors.engine import IN_PROCESS
+        from ringscope.detectors.spark.links import parquet_links
+
+        store = _files_of(portfolio)
+        if store is None:
+            return IN_PROCESS.links_of_kinds(portfolio, kinds, app_ids)
+        with quiet():
+            links = dataclasses.replace(parquet_links(self.session, store, list(kinds)), applicants=None)
+            table = links.of_applications(app_ids)[["application_id", "kind", "identifier"]]
+        # kind by kind in the order asked (each already in application, identifier order)
+        rank = table["kind"].map({kind: n for n, kind in enumerate(kinds)}).to_numpy()
+        return table.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
+
     def _frame(self, links: Any) -> tuple[Any, Any]:
         """``links`` in Spark, kept for the next pass over the same links, and
         what to hold while a pass reads it (the store's read lock for files)."""
@@ -181,6 +220,19 @@ class SparkEngine:
 
     def __repr__(self) -> str:
         return f"SparkEngine({self.master!r})"
+
+
+def _files_of(portfolio: Any) -> Any:
+    """The embedded store whose files Spark reads for ``portfolio`` (``None``: a
+    sub-portfolio or another store, whose passes run in process)."""
+    store = getattr(portfolio, "store", None)
+    return store if store is not None and hasattr(store, "table_path") else None
+
+
+def _reading(store: Any) -> Any:
+    """The store's read lock, for the time a pass reads its files."""
+    reading = getattr(store, "reading", None)
+    return reading() if reading is not None else contextlib.nullcontext()
 
 
 def _memory_and_disk() -> Any:

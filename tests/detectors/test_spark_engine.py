@@ -54,6 +54,16 @@ class Recording:
         self.calls.append(("ring_components", (links, hubs), {}, out))
         return out
 
+    def velocity_bursts(self, detector, portfolio, statistics=None):
+        out = self.inner.velocity_bursts(detector, portfolio, statistics)
+        self.calls.append(("velocity_bursts", (detector, portfolio, statistics), {}, out))
+        return out
+
+    def links_of_kinds(self, portfolio, kinds, app_ids):
+        out = self.inner.links_of_kinds(portfolio, kinds, app_ids)
+        self.calls.append(("links_of_kinds", (portfolio, kinds, app_ids), {}, out))
+        return out
+
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
@@ -117,6 +127,20 @@ def test_run_detectors_hands_the_rings_passes_to_the_engine_given(book, tmp_path
     plain = run_detectors(store, ["shared_identifier_rings"])
     assert engine_of(plain.portfolio) is IN_PROCESS
     assert run.findings and _by_members(run.findings).keys() == _by_members(plain.findings).keys()
+    store.close()
+
+
+#: velocity parameters under which the small book has bursts (on devices and IPs; none at the defaults)
+_LOOSE_VELOCITY = {"device_velocity": {"alpha": 0.9, "min_apps": 2, "window_hours": 1440}}
+
+
+def test_velocity_hands_its_whole_portfolio_pass_to_the_engine_given(book, tmp_path):
+    store = EmbeddedStore(_copy(book, tmp_path, "s"))
+    recording = Recording(IN_PROCESS)
+    run = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY, engine=recording)
+    assert [c[0] for c in recording.calls] == ["velocity_bursts", "links_of_kinds"]
+    plain = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY)
+    assert run.findings and [f.finding_id for f in run.findings] == [f.finding_id for f in plain.findings]
     store.close()
 
 
@@ -249,6 +273,49 @@ def test_detect_engine_spark_saves_the_embedded_findings(book, runs, spark):
     embedded = {(f.finding_id, f.members, f.score) for f in load_findings(EmbeddedStore(tmp / "embedded"))}
     assert saved and saved == embedded
     assert spark.started  # the module's session was used, and left running
+
+
+@pytest.mark.slow
+def test_velocity_in_spark_reads_the_store_not_the_pandas_portfolio_and_finds_the_same(book, spark, tmp_path):
+    """The windows over every device, IP and IP range are counted in Spark from the store's
+    files: the portfolio's applications and link tables are never read into pandas, only the
+    identifiers that may hold a dense window come back, and the clusters and findings are
+    the embedded engine's."""
+    from ringscope.detectors.velocity import DeviceVelocity
+
+    store = EmbeddedStore(_copy(book, tmp_path, "velocity"))
+    embedded = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY)
+    recording = Recording(spark)
+    with_spark = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY, engine=recording)
+    assert not embedded.errors and not with_spark.errors
+    assert "applications" not in vars(with_spark.portfolio) and "_links_by_kind" not in vars(with_spark.portfolio)
+    # the same clusters, p-values and counts as the whole book's pass in process
+    [((detector, portfolio, _), (got, collected))] = [
+        (c[1], c[3]) for c in recording.calls if c[0] == "velocity_bursts"
+    ]
+    assert isinstance(detector, DeviceVelocity) and portfolio is with_spark.portfolio
+    expected, book_apps = detector.bursts(embedded.portfolio)
+    assert {"device", "ip"} <= set(got["kind"])
+    # only the candidates' applications were collected: a small part of the book
+    assert len(collected) < len(book_apps) / 4
+    columns = ["application_id", "key", "kind", "cluster", "pvalue", "expected", "window_count"]
+    pd.testing.assert_frame_equal(got[columns].astype(object), expected[columns].astype(object), check_exact=True)
+    # the members' links, collected from the store's files, row for row as pandas has them
+    [((_, kinds, ids), links)] = [(c[1], c[3]) for c in recording.calls if c[0] == "links_of_kinds"]
+    pd.testing.assert_frame_equal(
+        links.astype(object), IN_PROCESS.links_of_kinds(embedded.portfolio, kinds, ids).astype(object)
+    )
+    mine, theirs = _by_members(with_spark.findings), _by_members(embedded.findings)
+    assert len(mine) >= 5 and mine.keys() == theirs.keys()
+    for key, finding in mine.items():
+        assert abs(finding.score - theirs[key].score) <= 1e-9, key
+        assert finding.evidence == theirs[key].evidence
+        assert (finding.summary, finding.shared, finding.entities) == (
+            theirs[key].summary,
+            theirs[key].shared,
+            theirs[key].entities,
+        )
+    store.close()
 
 
 @pytest.mark.slow
