@@ -76,6 +76,16 @@ _LABEL_OF = {
 }
 _WEIGHTS = {"burst": 0.3, "figure_duplication": 0.35, "shared_identifiers": 0.25, "amount_duplication": 0.1}
 _DAY = 86400.0
+#: the application columns the book's groups are found from
+_BOOK_COLUMNS = (
+    "application_id",
+    "agent",
+    "person",
+    "applied_at",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "amount",
+)
 #: -log10(p) where a signal starts to count and where it counts fully
 _RAMP = (2.0, 12.0)
 
@@ -233,14 +243,110 @@ class BrokerRings(Detector):
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: BrokerStatistics | None = None):
         """``[]`` when none of ``app_ids`` names an agent (a broker group is
-        one agent's applications), from the agent column alone."""
+        one agent's applications), from the agent column alone; else, given
+        ``statistics``, the findings of the groups holding them
+        (:meth:`_groups_around`)."""
         apps = as_portfolio(portfolio).applications
         held = as_portfolio(portfolio).derived.get("broker_agents")
         if held is None:
             with_agent = apps["agent"].notna().to_numpy(dtype=bool)
             held = RowsByValue(apps["application_id"].to_numpy(dtype=object)[with_agent])
             as_portfolio(portfolio).derived["broker_agents"] = held
-        return None if len(held.rows(map(str, app_ids))) else []
+        if not len(held.rows(map(str, app_ids))):
+            return []
+        if statistics is None:
+            return None
+        return self._groups_around(as_portfolio(portfolio), app_ids, statistics)
+
+    def _groups_around(self, portfolio, app_ids: Sequence[str], statistics: BrokerStatistics) -> list[Finding] | None:
+        """The findings of the book's groups holding ``app_ids``, from the
+        groups of the whole book computed once (:meth:`_book_groups`) and
+        each group scored once: what :meth:`scope` and :meth:`run` find
+        around them, without cutting a scope out of their agents' books.
+        ``None`` (scope and run as usual) when the book's ids are not unique
+        or a group's agent is not in ``statistics``."""
+        if statistics.applications < self.min_apps:
+            return []
+        book = self._book_groups(portfolio, statistics)
+        if book is None:
+            return None
+        group_of = book[0]
+        rows = portfolio.rows_where("applications", "application_id", set(map(str, app_ids)))
+        groups = np.unique(group_of[rows])
+        findings = []
+        for gid in groups[groups >= 0].tolist():
+            if not self._score_group(portfolio, book, gid, statistics):
+                return None  # an agent the statistics lack: the general path describes it from its rows
+            if book[3][gid] is not None:
+                findings.append(book[3][gid])
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
+
+    def warm(self, portfolio, statistics: BrokerStatistics) -> None:
+        """Find the book's groups and score every one of them now (a
+        long-lived process scoring one application at a time), instead of
+        each at the first application that joins it."""
+        portfolio = as_portfolio(portfolio)
+        book = self._book_groups(portfolio, statistics) if statistics.applications >= self.min_apps else None
+        if book is not None:
+            for gid in range(len(book[2]) - 1):
+                self._score_group(portfolio, book, gid, statistics)
+
+    def _score_group(self, portfolio, book, gid: int, statistics: BrokerStatistics) -> bool:
+        """Score group ``gid`` of ``book`` once (its finding, or ``None`` below
+        ``min_score``, kept in the book); ``False`` when the statistics lack its agent."""
+        group_of, order, starts, scored = book
+        if gid in scored:
+            return True
+        members = self._agent_apps(portfolio.applications.iloc[order[starts[gid] : starts[gid + 1]]])
+        if members["agent"].iloc[0] not in statistics.per_agent.index:
+            return False
+        ctx = {
+            "per_agent": statistics.per_agent,
+            "median_rate": statistics.median_rate,
+            "kind_rate": statistics.kind_rate,
+            "agent_figs": statistics.agent_figures,
+            "pop_figs": statistics.population_figures,
+            "amount_share": statistics.amount_share,
+            "applications": statistics.applications,
+        }
+        # the group's own links: within one agent's group, the same as the agent's links cut to it
+        finding = self._score(members, self._links(portfolio, members), ctx)
+        scored[gid] = finding if finding is not None and finding.score >= self.min_score else None
+        return True
+
+    def _book_groups(self, portfolio, statistics: BrokerStatistics):
+        """The candidate groups (of ``min_apps`` or more) of the whole book,
+        once per portfolio and statistics (``portfolio.derived``): each
+        application row's group (-1: none), the rows grouped by group, each
+        group's start, and the findings scored so far by group. A group is
+        one agent's, found over the agent's whole history exactly as
+        :meth:`scope` finds it (every agent at once). ``None`` when the
+        application ids are not unique."""
+        held = portfolio.derived.get("broker_groups")
+        if held is not None and held[0] is statistics and held[1] == self:
+            return held[2]
+        keys = portfolio.application_keys()
+        if keys is None:
+            return None
+        apps = portfolio.applications
+        columns = [c for c in _BOOK_COLUMNS if c in apps.columns]
+        a = self._agent_apps(apps[columns])
+        pairs = self._candidate_pairs(a, self._links(portfolio, a, _STRONG_KINDS), statistics.cells)
+        group_of = np.full(len(apps), -1, dtype=np.int32)
+        if len(pairs):
+            groups = self._components(pairs)
+            size = groups.groupby("group")["app"].transform("size").to_numpy()
+            groups = groups[size >= self.min_apps]
+            rows = keys.get_indexer(groups["app"].to_numpy(dtype=object))
+            group_of[rows] = pd.factorize(groups["group"])[0]
+        order = np.argsort(group_of, kind="stable").astype(np.int32)
+        order = order[group_of[order] >= 0]
+        n_groups = int(group_of.max()) + 1 if len(group_of) else 0
+        starts = np.searchsorted(group_of[order], np.arange(n_groups + 1)).astype(np.int32)
+        book = (group_of, order, starts, {})
+        portfolio.derived["broker_groups"] = (statistics, self, book)
+        return book
 
     def run(self, source, statistics: BrokerStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)

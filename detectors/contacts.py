@@ -27,7 +27,7 @@ of the phones they name or own that enough applicants name to be hubs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -46,7 +46,7 @@ from ringscope.detectors.family import (
     surnames,
 )
 from ringscope.detectors.keys import RowsByValue, key_index, text_list
-from ringscope.detectors.portfolio import as_portfolio
+from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = [
@@ -170,6 +170,48 @@ def _contact_edges_joined(
     return edges.loc[~same, cols].drop_duplicates(["src", "dst", "phone"]).reset_index(drop=True)
 
 
+def _hub_edges_few(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, threshold: int):
+    """``ContactLoops._hub_edges`` of a few rows with dicts and sets: the same
+    frames (rows in their order, their labels) and distinct namers per
+    phone. ``None`` when a named phone or a namer's identity is missing
+    (pandas' grouping and merge treat those their own way: left to them)."""
+    named = contacts.assign(
+        identity=identity.reindex(pd.Index(contacts["application_id"].to_numpy(dtype=object), dtype=object)).to_numpy()
+    )
+    phone, who = named["phone"].tolist(), named["identity"].tolist()
+    if any(_missing(v) for v in phone) or any(_missing(v) for v in who):
+        return None
+    owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
+
+    def distinct(rows) -> dict:
+        out: dict = {}
+        for j in rows:
+            out.setdefault(phone[j], set()).add(who[j])
+        return {p: len(v) for p, v in out.items()}
+
+    def counts(of: dict) -> pd.Series:
+        return pd.Series(dict(sorted(of.items())), dtype=np.int64, name="identity").rename_axis("phone")
+
+    namers = distinct(range(len(phone)))
+    candidates = {p for p, n in namers.items() if n >= threshold}
+    if not candidates:
+        return named.iloc[:0], owners.iloc[:0], counts(namers)
+    owners = owners[np.array([p in candidates for p in owners["phone"].tolist()], dtype=bool)]
+    owners = owners.assign(owner=owners["owner_app"].map(identity).to_numpy())
+    # the phone's own applicant naming it does not count
+    own = set(zip(owners["phone"].tolist(), owners["owner"].tolist()))
+    rows = [j for j in range(len(phone)) if phone[j] in candidates and (phone[j], who[j]) not in own]
+    kept = distinct(rows)
+    hubs = {p for p, n in kept.items() if n >= threshold}
+    mask = np.zeros(len(phone), dtype=bool)
+    mask[[j for j in rows if phone[j] in hubs]] = True
+    return (
+        named[mask].copy(),
+        owners[np.array([p in hubs for p in owners["phone"].tolist()], dtype=bool)],
+        counts(kept),
+    )
+
+
 #: strongly connected components of the contact graph (size >= 2)
 contact_sccs = strong_components
 
@@ -227,6 +269,21 @@ class ContactLoops(Detector):
         contacts = contacts.dropna(subset=["application_id", "phone"])
         phones = portfolio.link_table("phone")
         stats = self._statistics_of(contacts, identity) if statistics is None else statistics
+        return self._findings(
+            contacts, phones, identity, stats, lambda involved: apps.loc[apps.index.intersection(involved)]
+        )
+
+    def _findings(
+        self,
+        contacts: pd.DataFrame,
+        phones: pd.DataFrame,
+        identity: pd.Series,
+        stats: ContactStatistics,
+        apps_of: Callable[[pd.Index], pd.DataFrame],
+    ) -> list[Finding]:
+        """The loops and hubs of ``contacts`` (with a phone) and applicant
+        ``phones``; ``apps_of(ids)``: those applications' rows (indexed by
+        id, in the portfolio's order), read for the few involved."""
         loop_edges, sccs = self._loop_edges(contacts, phones, identity)
         hub = self._hub_edges(contacts, phones, identity, stats)
         # names, surnames, homes only for the few applications involved (string work is the cost)
@@ -235,7 +292,7 @@ class ContactLoops(Detector):
             .astype(str)
             .unique()
         )
-        info = _info(apps.loc[apps.index.intersection(involved)], identity)
+        info = _info(apps_of(involved), identity)
         # per-group work below is plain Python over the few involved rows (pandas per group is too slow)
         records = dict(zip(info.index, info.to_dict("records")))
         findings = []
@@ -327,9 +384,59 @@ class ContactLoops(Detector):
         applications alone, where no loop or hub can form."""
         if statistics is None:
             return None
-        sccs, hub_apps = self._reach(as_portfolio(portfolio), statistics)
+        portfolio = as_portfolio(portfolio)
+        sccs, hub_apps = self._reach(portfolio, statistics)
         ids = pd.Index(list(map(str, app_ids)), dtype=object)
-        return None if (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())) else []
+        if not (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())):
+            return []
+        return self._found_around(portfolio, list(dict.fromkeys(ids.tolist())), statistics)
+
+    def _found_around(self, portfolio, targets: list[str], stats: ContactStatistics) -> list[Finding] | None:
+        """The loops and hubs holding ``targets``, from the book's rows of
+        what :meth:`scope` would hold, cut to what decides them: the
+        contacts of the targets' strongly connected components and every
+        naming of the hub phones the targets name or own (each in the
+        book's order), the applicant phones of all those applications.
+        :meth:`run` over the scope reads more (every contact of every namer
+        of a hub, and the hubs and loops they form), but no finding holding
+        a target comes from it. ``None`` (scope and run) without a phone in
+        the book's contacts or a row map of the application ids."""
+        book = _ContactBook.of(portfolio)
+        if portfolio.application_keys() is None or book.contacts["phone"].isna().all():
+            return None
+        sccs, _ = self._reach(portfolio, stats)
+        held = sccs.reindex(key_index(targets)).dropna().unique()
+        loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
+        wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
+        wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
+        big: set[str] = set()
+        hubs: set[str] = set()
+        if stats.threshold is not None and wanted:
+            named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
+            namers = (
+                pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
+                .groupby(named["phone"].to_numpy())
+                .nunique()
+            )
+            big = set(namers.index[namers >= stats.threshold].astype(str))
+            if big:
+                hubs = set(named.loc[named["phone"].astype(str).isin(big), "application_id"].astype(str))
+                hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
+        scope = list(dict.fromkeys([*targets, *loops, *sorted(hubs)]))
+        rows = np.union1d(portfolio.rows_where("contacts", "application_id", loops), book.by_phone.rows(big))
+        contacts = book.contacts.iloc[rows]
+        contacts = contacts[in_set(contacts["application_id"], set(scope))].reset_index(drop=True)
+        contacts = contacts.dropna(subset=["application_id", "phone"])
+        phones = book.phones.iloc[portfolio.rows_where("links:phone", "application_id", scope)].reset_index(drop=True)
+        apps = portfolio.applications
+
+        def apps_of(involved: pd.Index) -> pd.DataFrame:
+            # the columns ``_info`` reads: a row of every column of the book costs more than the rest
+            rows = portfolio.rows_where("applications", "application_id", involved)
+            found = pd.DataFrame({c: apps[c].iloc[rows].reset_index(drop=True) for c in _INFO_COLUMNS})
+            return found.set_axis(pd.Index(apps["application_id"].iloc[rows]))
+
+        return self._findings(contacts, phones, book.identity, stats, apps_of)
 
     def _reach(self, portfolio, stats: ContactStatistics) -> tuple[pd.Series, set[str]]:
         """The contact graph's strongly connected components (application
@@ -465,6 +572,16 @@ class ContactLoops(Detector):
     # -- hubs ------------------------------------------------------------
     def _hub_edges(self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, stats: ContactStatistics):
         """Naming rows of hub phones, their owners, and their distinct namers."""
+        if len(contacts) + len(phones) <= _FEW_ROWS and stats.threshold is not None:
+            few = _hub_edges_few(contacts, phones, identity, stats.threshold)
+            if few is not None:
+                return few
+        return self._hub_edges_grouped(contacts, phones, identity, stats)
+
+    def _hub_edges_grouped(
+        self, contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Series, stats: ContactStatistics
+    ):
+        """:meth:`_hub_edges` with pandas' groupbys and merge, for any number of rows."""
         named = contacts.assign(identity=contacts["application_id"].map(identity).to_numpy())
         owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
         namers = named.groupby("phone")["identity"].nunique()
@@ -669,6 +786,10 @@ def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:
 
 
 # -- helpers ---------------------------------------------------------------
+#: the application columns :func:`_info` reads
+_INFO_COLUMNS = ("person", "applicant_name", "address", "employer", "label", "applied_at")
+
+
 def _info(apps: pd.DataFrame, identity: pd.Series) -> pd.DataFrame:
     """What the evidence and the family test need about each involved application."""
     return pd.DataFrame(

@@ -11,6 +11,8 @@ and hubs with it; :mod:`~ringscope.detectors.rings` recognises households.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -84,12 +86,32 @@ _COMPOUND_SURNAMES = (
 )
 
 
+#: up to this many values, :func:`surnames` and :func:`home_keys` work in Python (the same
+#: functions of each value; pandas' string methods cost a millisecond each whatever their size)
+_FEW_TEXTS = 2_000
+
+
+def _surname_of(name: str) -> str:
+    name = name.strip()
+    return name[:2] if name[:2] in _COMPOUND_SURNAMES else name[:1]
+
+
+def _home_key_of(address: str) -> str:
+    groups = re.findall(r"\d+", address)
+    if len(groups) >= 3:
+        return "#" + "|".join(g.lstrip("0") or "0" for g in groups)
+    return re.sub(r"\s+", "", address)
+
+
 def surnames(names: pd.Series) -> pd.Series:
     """Each name's surname (a compound one such as 欧阳 whole; missing for an empty name).
 
     >>> surnames(pd.Series(["欧阳娜娜", "王伟", None])).tolist()
     ['欧阳', '王', nan]
     """
+    if len(names) <= _FEW_TEXTS:
+        values = [_surname_of("" if _missing(v) else str(v)) for v in names.tolist()]
+        return pd.Series(np.array(values, dtype=object), index=names.index).replace("", pd.NA)
     s = names.astype(object).where(names.notna(), "").astype(str).str.strip()
     two = s.str[:2]
     return pd.Series(np.where(two.isin(_COMPOUND_SURNAMES), two, s.str[:1]), index=names.index).replace("", pd.NA)
@@ -98,6 +120,9 @@ def surnames(names: pd.Series) -> pd.Series:
 def home_keys(addresses: pd.Series) -> pd.Series:
     """A key equal for one home typed differently (路/道, with or without 省/市): its
     house, building, unit and room numbers when it has at least three, else the text."""
+    if len(addresses) <= _FEW_TEXTS:
+        values = [_home_key_of("" if _missing(v) else str(v)) for v in addresses.tolist()]
+        return pd.Series(np.array(values, dtype=object), index=addresses.index).replace("", pd.NA)
     text = addresses.astype(object).where(addresses.notna(), "").astype(str)
     digits = text.str.findall(r"\d+").map(
         lambda groups: "#" + "|".join(g.lstrip("0") or "0" for g in groups) if len(groups) >= 3 else ""
@@ -225,7 +250,65 @@ def _answered_in_kind_joined(edges: pd.DataFrame, rel: pd.Series) -> np.ndarray:
 
 
 def family_hub_edges(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
-    """Family relation and a surname or address the namer shares with the contact or with another namer."""
+    """Family relation and a surname or address the namer shares with the contact or with another namer:
+    1 for that, 0.5 for colleagues of one employer naming one phone, else 0."""
+    if len(edges) <= _FEW_EDGES:
+        return _family_hub_edges_few(edges, info, owners)
+    return _family_hub_edges_grouped(edges, info, owners)
+
+
+def _missing(v) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _relation_in(relation: pd.Series, wanted: frozenset) -> np.ndarray:
+    """``relation.fillna("").astype(str).str.strip().str.lower().isin(wanted)``, in Python."""
+    return np.array([("" if _missing(v) else str(v)).strip().lower() in wanted for v in relation.tolist()], dtype=bool)
+
+
+def _shared_by(phone: list, key: list, identity: list) -> np.ndarray:
+    """Per row, whether two or more distinct identities share its (phone, key)
+    (``groupby([phone, key])[identity].transform("nunique") >= 2``: a missing
+    key is in no group, a missing identity is not counted)."""
+    groups: dict = {}
+    for p, k, i in zip(phone, key, identity):
+        if not (_missing(p) or _missing(k) or _missing(i)):
+            groups.setdefault((p, k), set()).add(i)
+    return np.array(
+        [not (_missing(p) or _missing(k)) and len(groups.get((p, k), ())) >= 2 for p, k in zip(phone, key)],
+        dtype=bool,
+    )
+
+
+def _family_hub_edges_few(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """:func:`family_hub_edges` of a few edges with dicts and sets (its
+    groupbys and merge cost milliseconds of overhead whatever their size)."""
+    apps = pd.Index(edges["application_id"].to_numpy(dtype=object), dtype=object)
+    surname = info["surname"].reindex(apps).to_numpy()
+    address = info["address_key"].reindex(apps).to_numpy()
+    employer = info["employer"].reindex(apps).to_numpy()
+    contact_surname = surnames(edges["contact_name"]).to_numpy()
+    same_contact = pd.notna(contact_surname) & (surname == contact_surname)
+    phone, identity = edges["phone"].tolist(), edges["identity"].tolist()
+    by_surname = _shared_by(phone, surname.tolist(), identity)
+    by_address = _shared_by(phone, address.tolist(), identity)
+    owner_address = info["address_key"].reindex(pd.Index(owners["owner_app"].to_numpy(dtype=object), dtype=object))
+    homes = {
+        (p, a) for p, a in zip(owners["phone"].tolist(), owner_address.tolist()) if not (_missing(p) or _missing(a))
+    }
+    same_owner_address = np.array(
+        [not _missing(a) and (p, a) in homes for p, a in zip(phone, address.tolist())], dtype=bool
+    )
+    family = _relation_in(edges["relation"], FAMILY_RELATIONS) & (
+        same_contact | by_surname | by_address | same_owner_address
+    )
+    by_employer = _shared_by(phone, employer.tolist(), identity)
+    colleague = _relation_in(edges["relation"], _COLLEAGUE)
+    return np.where(family, 1.0, np.where(colleague & by_employer, 0.5, 0.0))
+
+
+def _family_hub_edges_grouped(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """:func:`family_hub_edges` with pandas' groupbys and merge, for any number of edges."""
     frame = edges.assign(
         surname=info["surname"].reindex(edges["application_id"]).to_numpy(),
         address=info["address_key"].reindex(edges["application_id"]).to_numpy(),

@@ -41,7 +41,7 @@ from scipy.stats import poisson
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.engine import IN_PROCESS, engine_of
 from ringscope.detectors.keys import text_list
-from ringscope.detectors.portfolio import as_portfolio
+from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
 __all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
@@ -209,6 +209,99 @@ def burst_windows(
         base = _base_of(frame, min_apps)
     # the portfolio's normal rate per identifier: its applications spread evenly over its history
     portfolio_rate = base.applications / max(base.identifiers, 1) / span
+    if len(frame) <= _FEW_ROWS:
+        return _windows_few(frame, window_seconds, min_apps, alpha, span, portfolio_rate, base, empty)
+    return _windows_grouped(frame, window_seconds, min_apps, alpha, span, portfolio_rate, base, empty)
+
+
+def _windows_few(
+    frame: pd.DataFrame,
+    window_seconds: float,
+    min_apps: int,
+    alpha: float,
+    span: float,
+    portfolio_rate: float,
+    base: BurstBase,
+    empty: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`burst_windows`' windows and clusters of a few timed rows with
+    numpy and Python loops (pandas' groupbys and sorts cost milliseconds
+    each whatever their size): the same arithmetic, the same frame."""
+    key = frame["key"].to_numpy(dtype=object)
+    counts: dict = {}
+    for k in key.tolist():
+        counts[k] = counts.get(k, 0) + 1
+    keep = np.array([counts[k] >= min_apps for k in key.tolist()], dtype=bool)
+    if not keep.any():
+        return empty
+    key, t, label = key[keep], frame["t"].to_numpy(np.int64)[keep], frame.index.to_numpy()[keep]
+    names = sorted(set(key.tolist()))
+    code_of = {k: i for i, k in enumerate(names)}
+    codes = np.array([code_of[k] for k in key.tolist()], dtype=np.int64)
+    order = np.lexsort((t, codes))  # by key, then time; stable
+    key, t, label, codes = key[order], t[order], label[order], codes[order]
+    t = t - t.min()
+    stride = int(t.max()) + int(window_seconds) + 1
+    composite = codes * stride + t
+    pos = np.arange(len(t))
+    end = np.searchsorted(composite, composite + int(window_seconds), side="right")
+    count = end - pos
+    n_key = np.array([counts[k] for k in key.tolist()], dtype=np.int64)
+    own_rate = (n_key - count) / max(span - window_seconds, window_seconds)
+    expected = np.maximum(own_rate, portfolio_rate) * window_seconds
+    pvalue = poisson.sf(count - 1, expected)
+    tested = max(base.tested, 1)
+    dense = (count >= min_apps) & (pvalue * tested <= alpha)
+    if not dense.any():
+        return empty
+    d_pos, d_end, d_code = pos[dense], end[dense], codes[dense]
+    # merge overlapping windows: a new cluster starts where a window begins after every earlier one ended
+    cluster = np.empty(len(d_pos), dtype=np.int64)
+    reach: dict = {}
+    current = -1
+    for j, (p, e, c) in enumerate(zip(d_pos.tolist(), d_end.tolist(), d_code.tolist())):
+        if c not in reach or p >= reach[c]:
+            current += 1
+        cluster[j] = current
+        reach[c] = max(reach.get(c, e), e)
+    n = current + 1
+    starts = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(starts, cluster, d_pos)
+    stops = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(stops, cluster, d_end)
+    # each cluster's most improbable window (the first of equals)
+    p_dense, e_dense, c_dense = pvalue[dense], expected[dense], count[dense]
+    best = np.full(n, -1, dtype=np.int64)
+    for j, c in enumerate(cluster.tolist()):
+        if best[c] < 0 or p_dense[j] < p_dense[best[c]]:
+            best[c] = j
+    lengths = stops - starts
+    member_cluster = np.repeat(np.arange(n), lengths)
+    member_pos = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+    at = best[member_cluster]
+    return pd.DataFrame(
+        {
+            "row": label[member_pos],
+            "key": key[member_pos],
+            "cluster": member_cluster,
+            "pvalue": p_dense[at],
+            "expected": e_dense[at],
+            "window_count": c_dense[at],
+        }
+    )
+
+
+def _windows_grouped(
+    frame: pd.DataFrame,
+    window_seconds: float,
+    min_apps: int,
+    alpha: float,
+    span: float,
+    portfolio_rate: float,
+    base: BurstBase,
+    empty: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`burst_windows`' windows and clusters with pandas, for any number of rows."""
     size = frame.groupby("key")["t"].transform("size")
     frame = frame[size >= min_apps]
     if frame.empty:
@@ -375,7 +468,39 @@ class DeviceVelocity(Detector):
             portfolio.derived["velocity_busiest"] = held
         _, rows, busiest = held
         at = rows.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
-        return None if (busiest[at[at >= 0]] >= self.min_apps).any() else []
+        if not (busiest[at[at >= 0]] >= self.min_apps).any():
+            return []
+        return None if statistics is None else self._found_around(portfolio, app_ids, statistics)
+
+    def _found_around(self, portfolio, app_ids: Sequence[str], statistics: VelocityStatistics) -> list[Finding] | None:
+        """The clusters holding ``app_ids``, from the whole histories of their
+        devices, IPs and IP ranges only (the applications :meth:`scope`
+        holds, without cutting a sub-portfolio): their windows, each
+        identifier's own rate, the clusters holding the applications and
+        their members' links. :meth:`run` over the scope also tests the
+        partial histories of the other identifiers in it, whose clusters
+        hold none of ``app_ids``. ``None`` (scope and run) when the
+        statistics lack the history's span or a kind's base rates."""
+        if not statistics.span_seconds or any(statistics.kinds.get(kind) is None for kind in self.kinds):
+            return None
+        apps = portfolio.applications
+        holding = set(map(str, app_ids))
+        targets = portfolio.rows_where("applications", "application_id", holding)
+        wanted, keys_of = [targets], {}
+        for kind in self.kinds:
+            column = _KINDS[kind][0]
+            keys_of[kind] = set(text_list(apps[column].iloc[targets]))
+            if keys_of[kind]:
+                wanted.append(portfolio.rows_where("applications", column, keys_of[kind]))
+        local = apps.iloc[np.unique(np.concatenate(wanted))].reset_index(drop=True)
+        # per kind, the rows on the applications' own identifiers: each one's whole history
+        within = {kind: np.flatnonzero(in_set(local[_KINDS[kind][0]], keys_of[kind])) for kind in self.kinds}
+        members = self.clusters(local, statistics, within)
+        if members is None:
+            return []
+        held = set(members.loc[in_set(members["application_id"], holding), "cluster"])
+        members = members[members["cluster"].isin(held)]
+        return self._cluster_findings(portfolio, members, local) if len(members) else []
 
     def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
@@ -386,6 +511,11 @@ class DeviceVelocity(Detector):
         if found is None:
             return []
         members, apps = found
+        return self._cluster_findings(portfolio, members, apps)
+
+    def _cluster_findings(self, portfolio, members: pd.DataFrame, apps: pd.DataFrame) -> list[Finding]:
+        """The findings of clustered applications ``members`` (:meth:`clusters`
+        of ``apps``), best first."""
         person = (
             apps["person"].astype(object).where(apps["person"].notna(), "app:" + apps["application_id"].astype(str))
         )

@@ -44,7 +44,7 @@ from ringscope.detectors.base import Finding
 from ringscope.detectors.incremental import IncrementalRun, detect_around
 from ringscope.detectors.keys import key_index
 from ringscope.detectors.portfolio import Portfolio
-from ringscope.detectors.registry import DETECTORS
+from ringscope.detectors.registry import DETECTORS, build_detector
 from ringscope.detectors.rings import entity_links
 from ringscope.detectors.risk.features import (
     BAD_LABELS,
@@ -374,6 +374,12 @@ class FlagIndex:
             self.detect(probes, with_guarantees)
         finally:
             self.portfolio.similar_pairs, self._last_detection, self.detection_ran = pairs, last, ran
+        # what a detector can prepare for the whole book beyond its tables (broker rings: every group scored)
+        params = self.settings.detector_params()
+        for name, stats in self.detector_statistics.items():
+            detector = build_detector(name, **params.get(name, {}))
+            if hasattr(detector, "warm"):
+                detector.warm(self.portfolio, stats)
         return probes
 
     def _first_of(self, detector: str) -> list[Finding]:

@@ -44,3 +44,32 @@ def test_parent_and_child_answer_each_other():
     edges = pd.DataFrame({"src": ["a", "b"], "dst": ["b", "a"], "phone": ["p", "q"], "relation": ["parent", "child"]})
     info = pd.DataFrame({"surname": ["王", "李"], "address_key": ["h1", "h2"]}, index=["a", "b"])
     assert family_edges(edges, info).tolist() == [0.5, 0.5]
+
+
+_TRICKY_TEXTS = [
+    None,
+    float("nan"),
+    "",
+    " ",
+    "王伟",
+    " 欧阳娜娜 ",
+    "\u3000李\u3000",
+    "司马 懿",
+    "上海市浦东新区\u3000世纪大道 100 号 3 栋 0502 室",
+    "北京市朝阳区建国路１２３号",
+    "杭州市西湖区文三路 90 号",
+    "0 0 00",
+    "a\xa0b\u2003c",
+]
+
+
+@pytest.mark.parametrize("function", ["surnames", "home_keys"])
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_few_texts_in_python_equal_pandas_string_methods(monkeypatch, function, dtype):
+    import ringscope.detectors.family as family
+
+    values = pd.Series(_TRICKY_TEXTS, dtype=dtype, index=range(10, 10 + len(_TRICKY_TEXTS)))
+    few = getattr(family, function)(values)
+    monkeypatch.setattr(family, "_FEW_TEXTS", -1)
+    many = getattr(family, function)(values)
+    pd.testing.assert_series_equal(few, many)

@@ -92,7 +92,9 @@ def test_a_quiet_application_holds_no_finding_of_a_full_run(book, name):
     assert held > 0, f"no {name} finding in the generated book"
     assert answered > 0 and (quiet > 0 or name == "cashflow"), (name, answered, quiet)
     # and it does not answer for everyone: the applications holding a finding still reach scope and run
-    if name != "cashflow":
+    # (broker rings, contact loops and device velocity answer every application from the book's
+    # groups, loops, hubs and identifier histories: their answers are held to the full run above)
+    if name not in ("cashflow", "broker_rings", "contact_loops", "device_velocity"):
         assert answered < len(ids)
 
 
