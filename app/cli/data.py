@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,9 @@ from ringscope.app.cli.detection import print_detection, run_detection
 from ringscope.app.cli.models import audit_model_event, print_training
 from ringscope.app.cli.serve import start_dashboard
 from ringscope.graph.files import atomic_open, private_dir, write_csv
+
+if TYPE_CHECKING:
+    from ringscope.ingest.pipeline import IngestSummary
 
 __all__ = ["ingest", "stats", "communities", "generate", "demo", "split_tonight"]
 
@@ -90,21 +94,7 @@ def ingest(
         finally:
             bar.close()
     click.echo(f"ringscope ingest {folder} → {summary.store} ({summary.seconds:.1f} s)")
-    click.echo(f"  {'table':<15}{'encoding':<11}{'read':>10}{'loaded':>10}{'rejected':>10}")
-    for t in summary.tables:
-        click.echo(
-            f"  {t.table:<15}{t.encoding or '-':<11}{t.rows_read:>10,}{t.rows_loaded:>10,}{t.rows_rejected:>10,}"
-        )
-        if t.lines_read != t.rows_read:
-            click.echo(
-                f"    {t.lines_read:,} physical lines: {t.blank_lines:,} blank, "
-                f"{t.lines_read - t.rows_read - t.blank_lines:,} more inside quoted multi-line values"
-            )
-        if t.error:
-            click.echo(f"    error: {t.error}")
-    click.echo(
-        f"  {'total':<26}{sum(t.rows_read for t in summary.tables):>10,}{summary.rows_loaded:>10,}{summary.rows_rejected:>10,}"
-    )
+    click.echo("\n".join(rows_table(summary)))
     if summary.rejects_path:
         click.echo(f"  rejected rows with reasons: {summary.rejects_path}")
         print_reasons(summary.reject_reasons)
@@ -401,3 +391,37 @@ def _private_csv(frame, path: Path) -> None:
     """Input for a later ingest, written as it is (no spreadsheet escaping), mode 0600."""
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False)
+
+
+def rows_table(summary: IngestSummary) -> list[str]:
+    """The ingest's per-table lines (read, loaded, rejected), each number
+    column as wide as its largest figure needs: a book of ten million
+    contacts has 11-character counts, which a fixed width ran together.
+
+    >>> from ringscope.ingest.pipeline import IngestSummary, TableReport
+    >>> big = TableReport("contacts", "c.parquet", "parquet", 19_082_657, 19_053_943, 28_714, lines_read=19_082_657)
+    >>> print("\\n".join(rows_table(IngestSummary("in", "store", tables=[big]))))
+      table          encoding          read      loaded  rejected
+      contacts       parquet     19,082,657  19,053,943    28,714
+      total                      19,082,657  19,053,943    28,714
+    """
+    total = ("total", "", sum(t.rows_read for t in summary.tables), summary.rows_loaded, summary.rows_rejected)
+    figures = [(t.rows_read, t.rows_loaded, t.rows_rejected) for t in summary.tables] + [total[2:]]
+    # at least as wide as before (10), and one space more than the widest figure of the column
+    widths = [max(10, max((len(f"{row[i]:,}") for row in figures), default=0) + 2) for i in range(3)]
+    lines = [
+        f"  {'table':<15}{'encoding':<11}"
+        + "".join(f"{h:>{w}}" for h, w in zip(("read", "loaded", "rejected"), widths))
+    ]
+    for t in summary.tables:
+        numbers = (t.rows_read, t.rows_loaded, t.rows_rejected)
+        lines.append(f"  {t.table:<15}{t.encoding or '-':<11}" + "".join(f"{n:>{w},}" for n, w in zip(numbers, widths)))
+        if t.lines_read != t.rows_read:
+            lines.append(
+                f"    {t.lines_read:,} physical lines: {t.blank_lines:,} blank, "
+                f"{t.lines_read - t.rows_read - t.blank_lines:,} more inside quoted multi-line values"
+            )
+        if t.error:
+            lines.append(f"    error: {t.error}")
+    lines.append(f"  {'total':<26}" + "".join(f"{n:>{w},}" for n, w in zip(total[2:], widths)))
+    return lines
