@@ -301,15 +301,7 @@ class BrokerRings(Detector):
         members = self._agent_apps(portfolio.applications.iloc[order[starts[gid] : starts[gid + 1]]])
         if members["agent"].iloc[0] not in statistics.per_agent.index:
             return False
-        ctx = {
-            "per_agent": statistics.per_agent,
-            "median_rate": statistics.median_rate,
-            "kind_rate": statistics.kind_rate,
-            "agent_figs": statistics.agent_figures,
-            "pop_figs": statistics.population_figures,
-            "amount_share": statistics.amount_share,
-            "applications": statistics.applications,
-        }
+        ctx = _references(statistics)
         # the group's own links: within one agent's group, the same as the agent's links cut to it
         finding = self._score(members, self._links(portfolio, members), ctx)
         scored[gid] = finding if finding is not None and finding.score >= self.min_score else None
@@ -507,15 +499,7 @@ class BrokerRings(Detector):
     def _context_of(self, statistics: BrokerStatistics, a: pd.DataFrame, links: pd.DataFrame) -> dict:
         """The scoring references from ``statistics``; an agent they lack
         (new since they were computed) is described by its rows in ``a``."""
-        ctx = {
-            "per_agent": statistics.per_agent,
-            "median_rate": statistics.median_rate,
-            "kind_rate": statistics.kind_rate,
-            "agent_figs": statistics.agent_figures,
-            "pop_figs": statistics.population_figures,
-            "amount_share": statistics.amount_share,
-            "applications": statistics.applications,
-        }
+        ctx = _references(statistics)
         new = ~in_set(a["agent"], set(statistics.per_agent.index.astype(str)))
         if new.any():
             local = self._context(a[new], links)
@@ -707,3 +691,16 @@ def _rows_of(portfolio, kind: str, table: pd.DataFrame, apps: pd.Index) -> tuple
     pos = positions_in(table["application_id"], apps)
     hit = np.flatnonzero(pos >= 0)
     return hit, pos[hit]
+
+
+def _references(statistics: BrokerStatistics) -> dict:
+    """The book-wide references a group is scored against, from ``statistics``."""
+    return {
+        "per_agent": statistics.per_agent,
+        "median_rate": statistics.median_rate,
+        "kind_rate": statistics.kind_rate,
+        "agent_figs": statistics.agent_figures,
+        "pop_figs": statistics.population_figures,
+        "amount_share": statistics.amount_share,
+        "applications": statistics.applications,
+    }

@@ -356,13 +356,22 @@ class ContactLoops(Detector):
         book = _ContactBook.of(portfolio)
         if book.contacts["phone"].isna().all() or portfolio.applications.empty:
             return portfolio.subset(targets)
-        # the strongly connected components the targets are in, whole
+        loops, _, hubs = self._reach_of(portfolio, book, targets, stats)
+        return portfolio.subset(list(dict.fromkeys([*targets, *loops, *sorted(hubs)])))
+
+    def _reach_of(
+        self, portfolio, book: _ContactBook, targets: list[str], stats: ContactStatistics
+    ) -> tuple[list[str], set[str], set[str]]:
+        """What can hold a finding with ``targets``: the applications of the
+        strongly connected components they are in (whole), the hub phones
+        they name or own (enough distinct applicants name them), and those
+        hubs' namers and owners."""
         sccs, _ = self._reach(portfolio, stats)
         held = sccs.reindex(key_index(targets)).dropna().unique()
-        loops = sccs.index[sccs.isin(held)].astype(str) if len(held) else []
-        # the phones the targets name or own that enough distinct applicants name
+        loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
         wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
         wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
+        big: set[str] = set()
         hubs: set[str] = set()
         if stats.threshold is not None and wanted:
             named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
@@ -375,7 +384,7 @@ class ContactLoops(Detector):
             if big:
                 hubs = set(named.loc[named["phone"].astype(str).isin(big), "application_id"].astype(str))
                 hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
-        return portfolio.subset(list(dict.fromkeys([*targets, *loops, *sorted(hubs)])))
+        return loops, big, hubs
 
     def around(self, portfolio, app_ids: Sequence[str], statistics: ContactStatistics | None = None):
         """``[]`` when none of ``app_ids`` is in a contact loop (a strongly
@@ -404,24 +413,7 @@ class ContactLoops(Detector):
         book = _ContactBook.of(portfolio)
         if portfolio.application_keys() is None or book.contacts["phone"].isna().all():
             return None
-        sccs, _ = self._reach(portfolio, stats)
-        held = sccs.reindex(key_index(targets)).dropna().unique()
-        loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
-        wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
-        wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
-        big: set[str] = set()
-        hubs: set[str] = set()
-        if stats.threshold is not None and wanted:
-            named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
-            namers = (
-                pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
-                .groupby(named["phone"].to_numpy())
-                .nunique()
-            )
-            big = set(namers.index[namers >= stats.threshold].astype(str))
-            if big:
-                hubs = set(named.loc[named["phone"].astype(str).isin(big), "application_id"].astype(str))
-                hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
+        loops, big, hubs = self._reach_of(portfolio, book, targets, stats)
         scope = list(dict.fromkeys([*targets, *loops, *sorted(hubs)]))
         rows = np.union1d(portfolio.rows_where("contacts", "application_id", loops), book.by_phone.rows(big))
         contacts = book.contacts.iloc[rows]
