@@ -297,8 +297,8 @@ class IdentityResolution(Detector):
             blocking=("id", "region_dob", "phone", "name_dob", "address"),
             normalized=True,
         )
-        # the records as object arrays serve ``explain`` only (rebuilt on its first call): kept
-        # in the statistics they would double the records for as long as ``flag`` holds them
+        # the records as object arrays are not kept: ``explain`` converts only the two records
+        # it explains, and kept in the statistics they would double the records in ``flag``
         res._arrays = {}
         merged = res.pairs[res.pairs["merged"]]
         anon_pairs = self._anon_pairs(portfolio, persons)

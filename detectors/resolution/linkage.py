@@ -155,8 +155,6 @@ class Resolution:
         (True, 4)
         """
         recs = self.records
-        if not self._arrays:  # dropped by a holder of the whole book's resolution (it doubles the records)
-            self._arrays = _arrays(recs)
         if "index" not in self._arrays_meta:
             self._arrays_meta["index"] = pd.Index(recs["record_id"])
         pos = self._arrays_meta["index"]
@@ -164,10 +162,14 @@ class Resolution:
         if li[0] < 0 or ri[0] < 0:
             raise KeyError(f"unknown record id {left!r} or {right!r}")
         kinds = self.extra_fields
+        # the two records' values only: the book's columns, converted to objects a few at
+        # a time and dropped again, cost seconds per explanation at 1M records
+        two = _arrays(recs.iloc[[li[0], ri[0]]].reset_index(drop=True))
+        first, second = np.array([0]), np.array([1])
         levels, sims = _compare(
-            self._arrays, li, ri, self.fields, workers=1, kinds=kinds, address_tokens=self.address_tokens
+            two, first, second, self.fields, workers=1, kinds=kinds, address_tokens=self.address_tokens
         )
-        bits = _field_bits(self._arrays, li, levels, self.model, self._tf, self.fields)
+        bits = _field_bits(two, first, levels, self.model, self._tf, self.fields)
         out: dict[str, Any] = {}
         total = 0.0
         for f in self.fields:

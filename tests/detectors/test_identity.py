@@ -432,3 +432,34 @@ def test_detector_on_both_stores(store, tmp_path):
     assert {"id_multiple_names", "name_dob_multi_id", "id_checksum_failed"} <= kinds
     (f,) = [f for f in findings if f.kind == "id_multiple_names"]
     assert f.members == tuple(sorted(ids["multi_name"]))
+
+
+def test_explain_reads_only_the_two_records_it_explains(monkeypatch):
+    """``explain`` is called once per identity group in a whole-book detect:
+    converting the book's columns on each call (a few held at a time) made a
+    1M-record detect spend minutes in it. It reads the two records, and says
+    what one call over every record says."""
+    import ringscope.detectors.resolution.linkage as linkage
+
+    names = ["张伟", "張偉", "王芳", "王芳芳", "李娜", "李 娜"] * 10
+    frame = pd.DataFrame(
+        {
+            "record_id": [f"r{i}" for i in range(len(names))],
+            "name": names,
+            "dob": ["1990-01-02", "1990-01-02", "1985-05-05", "1985-05-05", "1979-12-31", "1979-12-31"] * 10,
+        }
+    )
+    res = resolve_records(frame, workers=1)
+    converted: list[int] = []
+    real = linkage._Columns.__getitem__
+
+    def noting(self, column):
+        converted.append(len(self.recs))
+        return real(self, column)
+
+    monkeypatch.setattr(linkage._Columns, "__getitem__", noting)
+    ex = res.explain("r0", "r1")
+    assert converted and max(converted) == 2
+    whole = linkage._compare(linkage._arrays(res.records), np.array([0]), np.array([1]), res.fields, workers=1)[0]
+    assert {f: v["level"] for f, v in ex["fields"].items()} == {f: int(whole[f][0]) for f in res.fields}
+    assert ex["fields"]["name"]["agreed"]
