@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -250,9 +251,32 @@ def precision_at_k(y: np.ndarray, scores: np.ndarray, k: int) -> float:
     return float(np.mean(y[order]))
 
 
-def _calibrated(kind: str, numeric: list[str], categorical: list[str], seed: int, positives: int):
+def _calibrated(kind: str, numeric: list[str], categorical: list[str], seed: int, positives: int, jobs: int = 1):
     method = "isotonic" if positives >= 1000 else "sigmoid"
-    return CalibratedClassifierCV(make_model(kind, numeric, categorical, seed), method=method, cv=CALIBRATION_FOLDS)
+    model = make_model(kind, numeric, categorical, seed)
+    return CalibratedClassifierCV(model, method=method, cv=CALIBRATION_FOLDS, n_jobs=jobs if jobs > 1 else None)
+
+
+def fold_jobs(threads: int | None) -> tuple[int, int | None]:
+    """How a calibrated fit uses the threads it may take: how many of its
+    folds are fitted at once, and the OpenMP threads each fold may use.
+
+    The folds are independent fits, each mostly single-threaded Python and
+    numpy (the scorecard's bins and solver, the pipelines' transforms); only
+    the boosted model's histograms run OpenMP threads. Two folds side by side
+    keep two cores busy where one fold with two OpenMP threads keeps one and
+    a half busy at best. With no limit (``OMP_NUM_THREADS`` set: the user
+    decides) the folds run one after another.
+
+    Example
+    -------
+    >>> fold_jobs(1), fold_jobs(2), fold_jobs(8), fold_jobs(None)
+    ((1, 1), (2, 1), (2, 4), (1, None))
+    """
+    if threads is None:
+        return 1, None
+    jobs = max(1, min(CALIBRATION_FOLDS, threads))
+    return jobs, max(1, threads // jobs)
 
 
 def _split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -294,12 +318,14 @@ def train_models(
             "among the labelled applications."
         )
     split = _validation_split(y_all, applied_at, config)
-    threads = fit_threads()
-    with warnings.catch_warnings(), threadpool_limits(limits=threads):
+    jobs, threads = fold_jobs(fit_threads())
+    # folds side by side run in threads: the fits release the GIL in their numeric
+    # work, and threads share the feature frame where processes would each copy it
+    with warnings.catch_warnings(), threadpool_limits(limits=threads), parallel_config(backend="threading"):
         # constant columns and collapsed bins are expected on small portfolios
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _train(features, y_all, known, applied_at, config, progress, split)
+        return _train(features, y_all, known, applied_at, config, progress, split, jobs)
 
 
 @dataclass
@@ -342,7 +368,7 @@ def _validation_split(y_all: pd.Series, applied_at: pd.Series, config: TrainingC
     return _Split(f"stratified {FALLBACK_FOLDS}-fold", order, order, order, list(folds), why=oot)
 
 
-def _train(features, y_all, known, applied_at, config, progress, split: _Split):
+def _train(features, y_all, known, applied_at, config, progress, split: _Split, jobs: int = 1):
     order, train_ids, valid_ids = split.order, split.train_ids, split.valid_ids
     X = features.loc[order].copy()
     y = y_all.loc[order].to_numpy()
@@ -386,7 +412,7 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
         if progress:
             progress(f"train {kind}", i, 2)
         for variant, cols in (("all features", (numeric, categorical)), ("without graph", (own_numeric, categorical))):
-            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config)
+            scores = _validation_scores(X[cols[0] + cols[1]], y, split, kind, cols, config, jobs)
             metrics = {
                 "auc": float(roc_auc_score(y_valid, scores)),
                 "ks": ks_statistic(y_valid, scores),
@@ -406,7 +432,7 @@ def _train(features, y_all, known, applied_at, config, progress, split: _Split):
     if progress:
         progress(f"train final {chosen}", 2, 2)
     every = np.arange(len(y))
-    final = _fit_calibrated(chosen, (numeric, categorical), X, y, every, config)
+    final = _fit_calibrated(chosen, (numeric, categorical), X, y, every, config, jobs)
     limit = _sample_limit(y, config)
     rows, weights = honest_sample_rows(y, limit, config.seed)
     explainer = make_model(chosen, numeric, categorical, config.seed).fit(
@@ -437,6 +463,7 @@ def _validation_scores(
     kind: str,
     cols: tuple[list[str], list[str]],
     config: TrainingConfig,
+    jobs: int = 1,
 ) -> np.ndarray:
     """Scores of the validation applications (``split.valid_ids``, in that
     order): one fit on the training period, or out-of-fold over k folds."""
@@ -447,11 +474,11 @@ def _validation_scores(
         at = X.index.get_indexer(split.train_ids)
         chosen[at[at >= 0]] = True
         train_rows = np.flatnonzero(chosen)
-        est = _fit_calibrated(kind, cols, X, y, train_rows, config)
+        est = _fit_calibrated(kind, cols, X, y, train_rows, config, jobs)
         return est.predict_proba(X.loc[split.valid_ids])[:, 1]
     scores = np.empty(len(X))
     for fit_rows, valid_rows in split.folds:
-        est = _fit_calibrated(kind, cols, X, y, fit_rows, config)
+        est = _fit_calibrated(kind, cols, X, y, fit_rows, config, jobs)
         scores[valid_rows] = est.predict_proba(X.iloc[valid_rows])[:, 1]
     return scores
 
@@ -489,7 +516,9 @@ def _sample_limit(y: np.ndarray, config: TrainingConfig) -> int:
     return negatives_to_learn_from(int((y != 0).sum()), config.negatives_per_positive, config.honest_sample)
 
 
-def _fit_calibrated(kind, cols, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, config: TrainingConfig):
+def _fit_calibrated(
+    kind, cols, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, config: TrainingConfig, jobs: int = 1
+):
     """A calibrated model of ``kind`` fitted on ``rows`` of ``X``, its negatives
     sampled by the positives these rows hold (:func:`honest_sample_rows`,
     :func:`_sample_limit`): the weights reach both the model
@@ -497,7 +526,7 @@ def _fit_calibrated(kind, cols, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray
     seed = config.seed
     picked, weights = honest_sample_rows(y[rows], _sample_limit(y[rows], config), seed)
     rows = rows[picked]
-    est = _calibrated(kind, cols[0], cols[1], seed, int(y[rows].sum()))
+    est = _calibrated(kind, cols[0], cols[1], seed, int(y[rows].sum()), jobs)
     weighted = {} if weights is None else {"sample_weight": weights, "model__sample_weight": weights}
     return est.fit(X[cols[0] + cols[1]].iloc[rows], y[rows], **weighted)
 

@@ -189,3 +189,36 @@ def test_each_fit_is_calibrated_over_two_folds():
     compiled = model.compiled(features)  # the numpy scorecard averages the same two members
     assert compiled is not None and len(compiled.members) == 2
     assert np.allclose(compiled.predict_proba(features), model.estimator.predict_proba(features)[:, 1])
+
+
+def test_folds_side_by_side_train_the_same_model_as_one_after_another(monkeypatch):
+    """On idle cores a calibrated fit's folds run at once, each on one OpenMP
+    thread: the model, its validation figures and its scores are the ones the
+    folds give one after another, and the folds did run side by side."""
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    import ringscope.detectors.risk.scoring as scoring
+
+    features, labels, applied_at = _book(n=2500, rate=0.05, seed=5)
+    real_fit = LogisticRegression.fit
+    runs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(scoring, "fit_threads", lambda threads=threads: threads)
+        fitting_threads: set[str] = set()
+
+        def noting_fit(self, *args, _seen=fitting_threads, **kwargs):
+            _seen.add(threading.current_thread().name)
+            return real_fit(self, *args, **kwargs)
+
+        monkeypatch.setattr(LogisticRegression, "fit", noting_fit)
+        model, report = train_models(features, labels, applied_at, TrainingConfig())
+        runs[threads] = (model, report, fitting_threads)
+    monkeypatch.setattr(LogisticRegression, "fit", real_fit)
+    (one, one_report, one_threads), (two, two_report, two_threads) = runs[1], runs[2]
+    assert one_threads == {threading.main_thread().name}
+    # the scorecard's folds were fitted in worker threads (the explainer stays on the main one)
+    assert len(two_threads - {threading.main_thread().name}) >= 2
+    assert one_report["models"] == two_report["models"]
+    np.testing.assert_array_equal(one.predict_proba(features), two.predict_proba(features))
