@@ -265,18 +265,21 @@ def fold_jobs(threads: int | None) -> tuple[int, int | None]:
     numpy (the scorecard's bins and solver, the pipelines' transforms); only
     the boosted model's histograms run OpenMP threads. Two folds side by side
     keep two cores busy where one fold with two OpenMP threads keeps one and
-    a half busy at best. With no limit (``OMP_NUM_THREADS`` set: the user
+    a half busy at best. Folds side by side take one OpenMP thread each: the
+    scorecard's k-means bins set the process-wide limit to one and back while
+    they fit (:class:`SerialKBins`), and a fold beside them must not change
+    that limit under them. With no limit (``OMP_NUM_THREADS`` set: the user
     decides) the folds run one after another.
 
     Example
     -------
     >>> fold_jobs(1), fold_jobs(2), fold_jobs(8), fold_jobs(None)
-    ((1, 1), (2, 1), (2, 4), (1, None))
+    ((1, 1), (2, 1), (2, 1), (1, None))
     """
     if threads is None:
         return 1, None
     jobs = max(1, min(CALIBRATION_FOLDS, threads))
-    return jobs, max(1, threads // jobs)
+    return jobs, 1 if jobs > 1 else threads
 
 
 def _split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
