@@ -1160,13 +1160,7 @@ def _build_ring_link_codes(portfolio) -> RingLinkCodes | None:
     del app_parts
     key = np.concatenate(key_parts)
     del key_parts
-    # each application's entity, as entity_links maps it (``app:<id>`` without an applicant)
-    person = apps.set_index("application_id")["person"]
-    entity = portfolio.entity_of(person.dropna())
-    per_app = pd.Series(np.asarray(app_values, dtype=object)).map(entity)
-    per_app = per_app.where(per_app.notna(), "app:" + pd.Series(np.asarray(app_values, dtype=object)))
-    entity_codes, _ = pd.factorize(per_app.to_numpy(dtype=object))
-    del per_app, entity, person
+    entity_codes, _ = pd.factorize(application_entities(portfolio, app_values))
     return RingLinkCodes(
         kinds=tuple(kinds),
         starts=np.asarray(starts, dtype=np.int64),
@@ -1175,6 +1169,17 @@ def _build_ring_link_codes(portfolio) -> RingLinkCodes | None:
         entity=entity_codes.astype(np.int32)[app],
         app_values=app_values,
     )
+
+
+def application_entities(portfolio, app_values: pd.Index) -> np.ndarray:
+    """Each application's ``entity`` as :func:`entity_links` maps it (its
+    resolved applicant, ``app:<id>`` without one), for the unique
+    application ids ``app_values``, as an object array."""
+    person = portfolio.applications.set_index("application_id")["person"]
+    entity = portfolio.entity_of(person.dropna())
+    ids = pd.Series(np.asarray(app_values, dtype=object))
+    per_app = ids.map(entity)
+    return per_app.where(per_app.notna(), "app:" + ids).to_numpy(dtype=object)
 
 
 def _text_array(column: pd.Series):
