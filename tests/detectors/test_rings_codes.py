@@ -151,3 +151,37 @@ def test_a_batch_detection_builds_no_whole_book_text_links(store, monkeypatch):
 
     assert rings_of(run.findings) == rings_of(reference.findings)
     assert rings_of(reference.findings), "no ring holds the batch: the comparison would be empty"
+
+
+def test_flag_index_from_codes_is_the_one_from_text_links(store, monkeypatch):
+    """``FlagIndex``'s arrays (what the flag state saves) derived from the
+    codes, without the whole book's text links, are the text path's, array
+    for array and dtype for dtype."""
+    import pyarrow as pa
+
+    from ringscope.detectors.risk import flagging
+    from ringscope.detectors.risk.flagging import SAVED_ARRAYS, FlagIndex
+
+    built: list[int] = []
+    text_links = flagging.entity_links
+
+    def spy(p):
+        built.append(len(p.applications))
+        return text_links(p)
+
+    monkeypatch.setattr(flagging, "entity_links", spy)
+    from_codes = FlagIndex(Portfolio(store), [])
+    assert built == [] and "ring_links" not in from_codes.portfolio.derived
+    monkeypatch.setattr(flagging, "entity_links", text_links)
+    held = Portfolio(store)
+    entity_links(held)  # the text path: the table is there
+    from_text = FlagIndex(held, [])
+    for name in SAVED_ARRAYS:
+        got, want = getattr(from_codes, name), getattr(from_text, name)
+        if isinstance(want, pd.DataFrame):
+            pd.testing.assert_frame_equal(got, want)
+        elif isinstance(want, pa.Array):
+            assert got.type == want.type and got.equals(want), name
+        else:
+            assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, want.dtype)
+            assert pd.Series(got).equals(pd.Series(want)), name
