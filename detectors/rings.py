@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -45,7 +45,7 @@ import pandas as pd
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
 from ringscope.detectors.contacts import contact_edges
-from ringscope.detectors.engine import engine_of
+from ringscope.detectors.engine import InProcess, engine_of
 from ringscope.detectors.family import family_consistency
 from ringscope.detectors.keys import kept_for, key_index, text_codes
 from ringscope.detectors.portfolio import LINK_KINDS, _single_chunks, as_portfolio, in_set
@@ -58,6 +58,9 @@ __all__ = [
     "ring_components",
     "ring_scope",
     "entity_links",
+    "RingLinkCodes",
+    "ring_link_codes",
+    "ring_link_hubs",
     "households",
     "household_limit",
 ]
@@ -127,11 +130,32 @@ def identifier_hubs(
     O(L + sum of squared shared degrees per application) over the L links.
     """
     if links.empty:
-        return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
-    codes = _link_codes(links)
+        return _no_hubs()
+
+    def key_text(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return links["kind"].iloc[rows].to_numpy(), links["identifier"].iloc[rows].to_numpy()
+
+    return _hubs_of_codes(_link_codes(links), key_text, labels, fence_mads, min_hub_people, cohesion_threshold)
+
+
+def _no_hubs() -> pd.DataFrame:
+    return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
+
+
+def _hubs_of_codes(
+    codes: dict[str, np.ndarray],
+    key_text: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    labels: pd.Series | None,
+    fence_mads: float,
+    min_hub_people: int,
+    cohesion_threshold: float,
+) -> pd.DataFrame:
+    """:func:`identifier_hubs` of links given as codes (:func:`_link_codes`'
+    dict, which it empties as it goes) and ``key_text(rows)``: the kind and
+    identifier of those rows, as arrays (the hub table's index)."""
     rows = _shared_rows(codes)
     if not len(rows):
-        return pd.DataFrame(columns=["apps", "people", "cohesion", "bad_rate", "fence", "hub", "glue"])
+        return _no_hubs()
     # identifiers numbered in order of first appearance: the group-by (sort=False) of the text keys
     group, _ = pd.factorize(codes["key"][rows])
     n_groups = int(group.max()) + 1
@@ -146,10 +170,7 @@ def identifier_hubs(
     people_pairs = pd.unique(group[named] * (int(entity.max()) + 1) + entity[named])
     people = np.bincount(people_pairs // (int(entity.max()) + 1), minlength=n_groups)
     del entity, people_pairs
-    index = pd.MultiIndex.from_arrays(
-        [links["kind"].iloc[firsts].to_numpy(), links["identifier"].iloc[firsts].to_numpy()],
-        names=["kind", "identifier"],
-    )
+    index = pd.MultiIndex.from_arrays(list(key_text(firsts)), names=["kind", "identifier"])
     per_id = pd.DataFrame({"apps": apps, "people": people}, index=index)
     total = np.bincount(group, minlength=n_groups)
     per_id["cohesion"] = _cohesion_codes(app, group, n_groups) / total
@@ -376,7 +397,11 @@ def _ring_labels(portfolio, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
     held = portfolio.derived.get("ring_labels")
     if held is not None and held[0] is glue:
         return held[1], held[2]
-    apps, labels = _glued_labels(entity_links(portfolio), glue)
+    codes = None if "ring_links" in portfolio.derived else ring_link_codes(portfolio)
+    if codes is not None:  # no whole-book text table for a batch's rings
+        apps, labels = _glued_labels_of_codes(portfolio, codes, glue)
+    else:
+        apps, labels = _glued_labels(entity_links(portfolio), glue)
     portfolio.derived["ring_labels"] = (glue, apps, labels)
     return apps, labels
 
@@ -478,13 +503,17 @@ class SharedIdentifierRings(Detector):
         """The portfolio's shared identifiers with hub and glue decisions."""
         labels = portfolio.applications.set_index("application_id")["label"]
         engine = engine_of(portfolio)
-        return engine.identifier_hubs(
-            engine.links_of(portfolio),
+        params = dict(
             fence_mads=self.fence_mads,
             min_hub_people=self.min_hub_people,
             cohesion_threshold=self.cohesion_threshold,
             labels=labels,
         )
+        if isinstance(engine, InProcess) and "ring_links" not in portfolio.derived:
+            codes = ring_link_codes(portfolio)  # the same table without the whole book's text links
+            if codes is not None:
+                return ring_link_hubs(portfolio, codes, **params)
+        return engine.identifier_hubs(engine.links_of(portfolio), **params)
 
     def find(self, portfolio, hubs: pd.DataFrame | None = None) -> list[Finding]:
         """Rings in ``portfolio``; ``hubs`` decided elsewhere (the whole
@@ -991,6 +1020,7 @@ def entity_links(portfolio) -> pd.DataFrame:
     per_app = per_app.where(per_app.notna(), "app:" + ids)
     links["entity"] = pd.Series(per_app.array.take(codes, allow_fill=True), index=links.index)
     portfolio.derived["ring_links"] = links
+    portfolio.derived.pop("ring_link_codes", None)  # the table answers what they did
     return links
 
 
@@ -1028,6 +1058,209 @@ def _parent_entity_links(portfolio) -> pd.DataFrame | None:
     return whole.iloc[at].reset_index(drop=True)
 
 
+@dataclass(frozen=True, eq=False)
+class RingLinkCodes:
+    """:func:`entity_links`' rows, in its order, as integer codes: what the
+    hub table (:func:`ring_link_hubs`) and the ring labels of a batch
+    detection read, without the whole book's text table (at a million
+    applications 7.2M rows, ~0.8 GB; these ~16 bytes a link).
+
+    Codes tell values apart and nothing more: equal codes, equal values.
+    """
+
+    #: the link kinds in the order of their rows (``LINK_KINDS`` order), and each one's first row (then the end)
+    kinds: tuple[str, ...]
+    starts: np.ndarray
+    #: each link's application: its row in ``portfolio.applications`` (int32)
+    app: np.ndarray
+    #: each link's (kind, identifier) (int64); -1 where the identifier is missing
+    key: np.ndarray
+    #: each link's ``entity`` (its application's resolved applicant, ``app:<id>`` without one) (int32)
+    entity: np.ndarray
+    #: the application ids, by row of ``portfolio.applications``
+    app_values: pd.Index
+
+    def __len__(self) -> int:
+        return len(self.app)
+
+    def kind_of(self, rows: np.ndarray) -> np.ndarray:
+        """The position in :attr:`kinds` of each of ``rows``."""
+        return np.searchsorted(self.starts, rows, side="right") - 1
+
+    def as_link_codes(self) -> dict[str, np.ndarray]:
+        """:func:`_link_codes`' dict of the same links (no value is missing)."""
+        none = np.zeros(len(self), dtype=bool)
+        return {
+            "key": self.key,
+            "app": self.app,
+            "app_missing": none,
+            "app_values": self.app_values,
+            "entity": self.entity,
+            "entity_missing": none,
+        }
+
+
+def ring_link_codes(portfolio) -> RingLinkCodes | None:
+    """The portfolio's :class:`RingLinkCodes`, built once per portfolio and
+    entities (kept in ``portfolio.derived``, dropped with them); ``None``
+    when they cannot stand for :func:`entity_links` (application ids not
+    unique, a link of no application, no link tables): the text table then.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from ringscope.graph.embedded import EmbeddedStore
+    >>> from ringscope.detectors.portfolio import Portfolio
+    >>> ring_link_codes(Portfolio(EmbeddedStore(tempfile.mkdtemp()))) is None
+    True
+    """
+    if "ring_link_codes" not in portfolio.derived:
+        portfolio.derived["ring_link_codes"] = _build_ring_link_codes(portfolio)
+    return portfolio.derived["ring_link_codes"]
+
+
+def _build_ring_link_codes(portfolio) -> RingLinkCodes | None:
+    """:func:`ring_link_codes`, built from the link tables: per kind, the
+    applications found by one Arrow hash look-up of the ids, the identifiers
+    coded in sorted order (:func:`_sorted_codes`, no hash table of the
+    distinct values), the entities coded once per application."""
+    import pyarrow.compute as pc
+
+    held = portfolio._links_by_kind
+    kinds = [kind for kind in LINK_KINDS if kind in KIND_STRENGTH and kind in held and len(held[kind])]
+    app_values = portfolio.application_keys()
+    if not kinds or app_values is None:
+        return None
+    apps = portfolio.applications
+    ids = _text_array(apps["application_id"])
+    if ids is None:
+        return None
+    app_parts, key_parts, starts = [], [], [0]
+    offset = 0
+    for kind in kinds:
+        table = held[kind]
+        column = _text_array(table["application_id"])
+        if column is None:
+            return None
+        found = pc.index_in(column, value_set=ids)
+        del column
+        if found.null_count:  # a link of an application the book does not hold (or of none)
+            return None
+        app_parts.append(found.to_numpy(zero_copy_only=False).astype(np.int32))
+        del found
+        ident = _sorted_codes(table["identifier"])
+        named = table["identifier"].notna().to_numpy()
+        top = int(ident.max()) + 1 if len(ident) else 0
+        ident += offset
+        ident[~named] = -1
+        offset += top
+        key_parts.append(ident)
+        starts.append(starts[-1] + len(table))
+    app = np.concatenate(app_parts)
+    del app_parts
+    key = np.concatenate(key_parts)
+    del key_parts
+    entity_codes, _ = pd.factorize(application_entities(portfolio, app_values))
+    return RingLinkCodes(
+        kinds=tuple(kinds),
+        starts=np.asarray(starts, dtype=np.int64),
+        app=app,
+        key=key,
+        entity=entity_codes.astype(np.int32)[app],
+        app_values=app_values,
+    )
+
+
+def application_entities(portfolio, app_values: pd.Index) -> np.ndarray:
+    """Each application's ``entity`` as :func:`entity_links` maps it (its
+    resolved applicant, ``app:<id>`` without one), for the unique
+    application ids ``app_values``, as an object array."""
+    person = portfolio.applications.set_index("application_id")["person"]
+    entity = portfolio.entity_of(person.dropna())
+    ids = pd.Series(np.asarray(app_values, dtype=object))
+    per_app = ids.map(entity)
+    return per_app.where(per_app.notna(), "app:" + ids).to_numpy(dtype=object)
+
+
+def _text_array(column: pd.Series):
+    """A text column as one Arrow ``large_string`` array; ``None`` when it is not text."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    return array.cast(pa.large_string())
+
+
+def ring_link_hubs(
+    portfolio,
+    codes: RingLinkCodes,
+    *,
+    fence_mads: float = 3.0,
+    min_hub_people: int = 5,
+    cohesion_threshold: float = 0.5,
+    labels: pd.Series | None = None,
+) -> pd.DataFrame:
+    """:func:`identifier_hubs` of ``entity_links(portfolio)``, the same
+    table, from its :class:`RingLinkCodes` (the text of the shared
+    identifiers only is read, from the link tables)."""
+    if not len(codes):
+        return _no_hubs()
+    held = portfolio._links_by_kind
+
+    def key_text(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = codes.kind_of(rows)
+        kinds = np.asarray(codes.kinds, dtype=object)[at]
+        identifiers = np.empty(len(rows), dtype=object)
+        for k, kind in enumerate(codes.kinds):
+            mine = at == k
+            if mine.any():
+                column = held[kind]["identifier"]
+                identifiers[mine] = column.iloc[rows[mine] - codes.starts[k]].to_numpy()
+        return kinds, identifiers
+
+    return _hubs_of_codes(codes.as_link_codes(), key_text, labels, fence_mads, min_hub_people, cohesion_threshold)
+
+
+def _glued_labels_of_codes(portfolio, codes: RingLinkCodes, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """:func:`_glued_labels` of ``entity_links(portfolio)`` from its codes:
+    the same applications in the same order, the same labels (the edges'
+    ends numbered in the same order of first appearance)."""
+    gluing = _gluing(glue)
+    empty = pd.Index([], dtype=object, name="application_id"), np.zeros(0, dtype=np.int64)
+    if len(gluing) == 0 or not len(codes):
+        return empty
+    held = portfolio._links_by_kind
+    glue_kinds = gluing.get_level_values(0).astype(str)
+    glue_idents = gluing.get_level_values(1).astype(str)
+    mask = np.zeros(len(codes), dtype=bool)
+    for k, kind in enumerate(codes.kinds):
+        wanted = glue_idents[glue_kinds == kind]
+        if len(wanted):
+            mask[codes.starts[k] : codes.starts[k + 1]] = in_set(held[kind]["identifier"], pd.Index(wanted))
+    rows = np.flatnonzero(mask)
+    del mask
+    if not len(rows):
+        return empty
+    app = codes.app[rows]
+    # each linked application's applicant entity: its first gluing link's, as drop_duplicates keeps it
+    first = np.sort(np.unique(app, return_index=True)[1])
+    base = int(codes.key.max()) + 1
+    app_codes, app_rows = pd.factorize(np.concatenate([app, app[first]]))
+    node_codes, nodes = pd.factorize(
+        np.concatenate([codes.key[rows], base + codes.entity[rows[first]].astype(np.int64)])
+    )
+    n_apps = len(app_rows)
+    labels = component_labels(n_apps + len(nodes), app_codes, n_apps + node_codes)[:n_apps]
+    ids = pd.Index(np.asarray(codes.app_values, dtype=object)[app_rows], name="application_id", dtype=object)
+    return ids, labels
+
+
 def _linked_entities(portfolio) -> pd.Series:
     """application id → the ``entity`` :func:`entity_links` gives its links,
     for every application with a link, without building that table (an
@@ -1037,8 +1270,13 @@ def _linked_entities(portfolio) -> pd.Series:
         return links.drop_duplicates("application_id").set_index("application_id")["entity"]
     person = portfolio.applications.set_index("application_id")["person"]
     entity = portfolio.entity_of(person.dropna())
-    tables = [portfolio.link_table(kind)["application_id"] for kind in KIND_STRENGTH]
-    linked = pd.Index(pd.unique(np.concatenate([t.to_numpy(dtype=object) for t in tables])), name="application_id")
+    codes = portfolio.derived.get("ring_link_codes")
+    if codes is not None:  # the applications with a link, from the codes (no text per link)
+        with_links = np.flatnonzero(np.bincount(codes.app, minlength=len(codes.app_values)))
+        linked = pd.Index(np.asarray(codes.app_values, dtype=object)[with_links], name="application_id")
+    else:
+        tables = [portfolio.link_table(kind)["application_id"] for kind in KIND_STRENGTH]
+        linked = pd.Index(pd.unique(np.concatenate([t.to_numpy(dtype=object) for t in tables])), name="application_id")
     found = pd.Series(linked.map(entity).to_numpy(dtype=object), index=linked)
     return found.where(found.notna(), "app:" + pd.Series(linked.astype(str), index=linked))
 
@@ -1137,11 +1375,12 @@ def _shared_rows(codes: dict[str, np.ndarray]) -> np.ndarray:
     named = key >= 0
     counted = named & ~codes["entity_missing"]  # nunique leaves missing entities out
     # distinct (identifier, entity) pairs by hash (no sort), then people per identifier
-    first_pair = ~pd.Series(key[counted] * (int(entity.max()) + 1) + entity[counted]).duplicated().to_numpy()
+    first_pair = ~pd.Series(key[counted] * (int(entity.max()) + 1) + entity[counted].astype(np.int64)).duplicated()
+    first_pair = first_pair.to_numpy()
     people = np.bincount(key[counted][first_pair], minlength=int(key.max()) + 1)
     rows = np.flatnonzero(named)
     rows = rows[people[key[rows]] >= 2]
-    first = ~pd.Series(app[rows] * (int(key.max()) + 1) + key[rows]).duplicated().to_numpy()
+    first = ~pd.Series(app[rows].astype(np.int64) * (int(key.max()) + 1) + key[rows]).duplicated().to_numpy()
     return rows[first]
 
 

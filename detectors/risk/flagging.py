@@ -45,7 +45,7 @@ from ringscope.detectors.incremental import IncrementalRun, detect_around
 from ringscope.detectors.keys import key_index
 from ringscope.detectors.portfolio import Portfolio
 from ringscope.detectors.registry import DETECTORS, build_detector
-from ringscope.detectors.rings import entity_links
+from ringscope.detectors.rings import RingLinkCodes, application_entities, entity_links, ring_link_codes
 from ringscope.detectors.risk.features import (
     BAD_LABELS,
     LABEL_EVIDENCE,
@@ -184,6 +184,10 @@ class FlagIndex:
         what the index keeps at a million applications). The arrays are
         those the object-array computation gave (tested against it).
         """
+        codes = None if "ring_links" in portfolio.derived else ring_link_codes(portfolio)
+        if codes is not None and not (codes.key < 0).any():
+            self._derive_from_codes(portfolio, codes)  # no whole-book text table of the links
+            return
         links = entity_links(portfolio)
         self.hubs = self.settings.detector("shared_identifier_rings").hubs(portfolio)
         n_links = len(links)
@@ -232,6 +236,75 @@ class FlagIndex:
         sorted_apps = app_of[app_order]
         self._app_offsets = np.searchsorted(sorted_apps, np.arange(len(self.app_pos) + 1))
         # each application's entity: that of its first link (missing without links)
+        self.app_entity = np.full(len(self.app_pos), np.nan, dtype=object)
+        first = self._app_offsets[:-1]
+        has = self._app_offsets[1:] > first
+        self.app_entity[has] = self._entities[entity_codes[app_order[first[has]]]]
+
+    def _derive_from_codes(self, portfolio: Portfolio, codes: RingLinkCodes) -> None:
+        """:meth:`_derive`'s arrays, the same ones, from the rings' link codes
+        (:func:`ringscope.detectors.rings.ring_link_codes`) instead of
+        ``entity_links``' text table (7.2M rows, ~0.8 GB at a million
+        applications) and its joined, sorted text keys: the identifiers
+        are sorted by kind name, then by their code (numbered in sorted
+        order within a kind), which is the joined keys' code-point order
+        (``\x1f`` sorts before any letter of a kind's name); only the
+        distinct keys are joined as text."""
+        self.hubs = self.settings.detector("shared_identifier_rings").hubs(portfolio)
+        n_links = len(codes)
+        held = portfolio._links_by_kind
+        kind_of = np.repeat(np.arange(len(codes.kinds)), np.diff(codes.starts))
+        by_name = np.argsort(np.argsort(np.asarray(codes.kinds, dtype=object)))  # each kind's rank by name
+        sort_key = by_name[kind_of] * (int(codes.key.max()) + 1 if n_links else 1) + codes.key
+        order = np.argsort(sort_key, kind="stable")
+        sorted_key = sort_key[order]
+        del sort_key
+        new = np.ones(n_links, dtype=bool)
+        if n_links:
+            new[1:] = sorted_key[1:] != sorted_key[:-1]
+        else:
+            new = np.zeros(0, dtype=bool)
+        del sorted_key
+        starts = np.flatnonzero(new)
+        # the distinct keys as text, kind by kind in name order (the keys sorted so)
+        firsts = order[starts]
+        first_kind = kind_of[firsts]
+        parts = []
+        for k in np.argsort(np.asarray(codes.kinds, dtype=object), kind="stable").tolist():
+            rows = firsts[first_kind == k] - codes.starts[k]
+            if not len(rows):
+                continue
+            identifiers = _arrow_text(held[codes.kinds[k]]["identifier"]).take(pa.array(rows))
+            parts.append(
+                pc.binary_join_element_wise(
+                    pa.scalar(codes.kinds[k], pa.large_string()),
+                    identifiers,
+                    pa.scalar("\x1f", pa.large_string()),
+                )
+            )
+        self._ident_index = pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_string())
+        del parts, firsts, first_kind
+        self._ident_offsets = np.append(starts, n_links)
+        link_ident = np.empty(n_links, dtype=np.int32)
+        link_ident[order] = np.cumsum(new) - 1
+        del new
+        app_of = codes.app.astype(np.int64)
+        self._link_app = app_of[order]
+        # entities numbered in order of first appearance over the links (Arrow's dictionary encoding did)
+        entity_codes, first_apps = pd.factorize(codes.entity)
+        at = np.unique(entity_codes, return_index=True)[1]
+        per_app = application_entities(portfolio, codes.app_values)
+        self._entities = np.asarray(per_app[codes.app[at]], dtype=object)
+        del per_app, first_apps, at
+        self._link_entity = entity_codes[order]
+        del order
+        self._kinds = np.asarray(codes.kinds, dtype=object)
+        app_order = np.argsort(app_of, kind="stable")
+        self._app_link_ident = link_ident[app_order]
+        self._app_link_entity = entity_codes[app_order].astype(np.int32)
+        self._app_link_kind = kind_of[app_order].astype(np.int8)
+        sorted_apps = app_of[app_order]
+        self._app_offsets = np.searchsorted(sorted_apps, np.arange(len(self.app_pos) + 1))
         self.app_entity = np.full(len(self.app_pos), np.nan, dtype=object)
         first = self._app_offsets[:-1]
         has = self._app_offsets[1:] > first
