@@ -23,7 +23,7 @@ from ringscope.graph.store import GraphStore
 from ringscope.ingest import normalize as nz
 from ringscope.ingest.limits import IngestLimits
 from ringscope.ingest.reader import LINE
-from ringscope.ingest.stored import StoredCheck, content_digest
+from ringscope.ingest.stored import StoredCheck, content_digest, is_in_large
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -175,10 +175,16 @@ class SeenRows:
 
     @staticmethod
     def content(frame: pd.DataFrame) -> pa.Array:
-        columns = frame[[c for c in frame.columns if c != LINE]]
+        """128 bits of each row's content: two keyed 64-bit hashes of one
+        text per row that spells every column's value out unambiguously
+        (its length in bytes, ``:``, the value; ``-`` for a missing one)."""
+        spelled = [_spelled(frame[c]) for c in frame.columns if c != LINE]
+        if spelled:
+            joined = pc.binary_join_element_wise(*spelled, _NOTHING).to_numpy(zero_copy_only=False)
+        else:
+            joined = np.full(len(frame), "", dtype=object)
         halves = [
-            pd.util.hash_pandas_object(columns, index=False, hash_key=k).to_numpy(dtype=np.uint64)
-            for k in ("ringscope-rows-1", "ringscope-rows-2")
+            pd.util.hash_array(joined, hash_key=k, categorize=False) for k in ("ringscope-rows-1", "ringscope-rows-2")
         ]
         both = np.ascontiguousarray(np.stack(halves, axis=1))
         return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(both.tobytes())])
@@ -193,14 +199,24 @@ class SeenRows:
     def _member(like: pd.Series, seen: list[pa.Array], values: pa.Array) -> pd.Series:
         if not seen:
             return pd.Series(False, index=like.index)
-        value_set = pa.concat_arrays(seen) if len(seen) > 1 else seen[0]
-        hit = pc.fill_null(pc.is_in(values, value_set=value_set), False)
+        hit = pc.fill_null(is_in_large(values, pa.chunked_array(seen, type=seen[0].type)), False)
         return pd.Series(hit.to_numpy(zero_copy_only=False), index=like.index)
 
     def add(self, keys: pd.Series, hashes: pa.Array) -> None:
         given = keys.notna().to_numpy()
         self._keys.append(_large(keys[given]).combine_chunks() if len(keys) else pa.array([], pa.large_string()))
         self._hashes.append(hashes.filter(pa.array(given)))
+
+
+_NOTHING, _COLON, _MISSING = (pa.scalar(v, pa.large_string()) for v in ("", ":", "-"))
+
+
+def _spelled(series: pd.Series) -> pa.Array:
+    """Each value as ``<bytes>:<value>``, a missing one as ``-`` (a row's
+    values joined this way cannot be read as another row's)."""
+    text = _large(series).combine_chunks()
+    length = pc.cast(pc.binary_length(text), pa.large_string())
+    return pc.fill_null(pc.binary_join_element_wise(length, text, _COLON, null_handling="emit_null"), _MISSING)
 
 
 def _large(series: pd.Series) -> pa.ChunkedArray:
@@ -235,7 +251,7 @@ def _isin(series: pd.Series, values) -> pd.Series:
     """``series.isin(values)`` through Arrow's hash set (pandas' is slow on Arrow strings)."""
     value_set = pa.array(pd.Series(values, dtype="str").dropna()).cast(pa.large_string())
     arr = pa.chunked_array(pa.array(series.astype("str"))).cast(pa.large_string())  # Arrow-backed: no copy to Python
-    hit = pc.fill_null(pc.is_in(arr, value_set=value_set), False)
+    hit = pc.fill_null(is_in_large(arr, value_set), False)
     return pd.Series(hit.to_numpy(), index=series.index)
 
 
@@ -438,8 +454,10 @@ def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore)
     """Borrower of each referenced application, from this load or the store."""
     wanted = pd.Index(ids.dropna().unique())
     refused = loaded["refused"].fillna(False).astype(bool) if "refused" in loaded else False
-    known = loaded[_isin(loaded["key"], wanted) & ~refused].drop(columns="refused", errors="ignore")
-    missing = wanted.difference(pd.Index(loaded["key"]))  # refused ones are not looked up in the store
+    referenced = _isin(loaded["key"], wanted)  # the loaded index is the book's: only probed, never hashed
+    known = loaded[referenced & ~refused].drop(columns="refused", errors="ignore")
+    # refused ones are not looked up in the store
+    missing = wanted[~_isin(pd.Series(wanted, dtype="str"), loaded["key"][referenced]).to_numpy()].sort_values()
     if len(missing):
         stored = store.node_properties("Application", list(missing), ["borrower_label", "borrower_key"])
         known = pd.concat([known, stored], ignore_index=True)
