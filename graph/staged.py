@@ -10,12 +10,16 @@ would have merged the concatenated batch:
 - a table whose stored and staged rows together fit in ``partition_rows``
   is merged whole in memory (the same code and the same file as
   ``write``);
-- a larger one is split by a hash of its identity columns into partitions
-  of about ``partition_rows`` rows (stored rows first, then the chunks in
-  order), and each partition is merged on its own. Every row of one
-  identity lands in one partition, in the order it came, so each row of
-  the result is the one the whole merge gives; the table holds the same
-  rows, grouped by partition instead of in delivery order.
+- a larger one is split by a hash of its first identity column (a node's
+  key, a relationship's ``src``) into partitions of about
+  ``partition_rows`` rows (stored rows first, then the chunks in order),
+  and each partition is merged on its own. Every row of one identity lands
+  in one partition, in the order it came, so each row of the result is the
+  one the whole merge gives; the table holds the same rows, grouped by
+  partition instead of in delivery order. (Hashing one column instead of
+  all of them halves the cost of a relationship table; a partition then
+  holds whole sources, so it may exceed ``partition_rows`` by the most
+  relationships one source has: a handful in an ingest.)
 
 Memory is then O(chunk + partition) whatever the size of the book.
 """
@@ -135,7 +139,7 @@ class StagedWrite:
 
         def spread(side: str, table: pa.Table) -> None:
             table = _conform(table, schema)
-            part = _partition_of(table, identity, count)
+            part = _partition_of(table, identity[:1], count)
             order = np.argsort(part, kind="stable")  # one take; a partition keeps its rows' order
             table, part = table.take(pa.array(order)), part[order]
             bounds = np.searchsorted(part, np.arange(count + 1))
