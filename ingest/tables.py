@@ -10,6 +10,7 @@ and merges the parts into one batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -175,19 +176,19 @@ class SeenRows:
 
     @staticmethod
     def content(frame: pd.DataFrame) -> pa.Array:
-        """128 bits of each row's content: two keyed 64-bit hashes of one
-        text per row that spells every column's value out unambiguously
-        (its length in bytes, ``:``, the value; ``-`` for a missing one)."""
-        spelled = [_spelled(frame[c]) for c in frame.columns if c != LINE]
-        if spelled:
-            joined = pc.binary_join_element_wise(*spelled, _NOTHING).to_numpy(zero_copy_only=False)
+        """A 128-bit BLAKE2b digest of each row's content: of one text per
+        row spelling every column out unambiguously (its value's length in
+        bytes, ``:``, the value, ``:``; a missing value: ``::``)."""
+        columns = [_large(frame[c]).combine_chunks() for c in frame.columns if c != LINE]
+        if columns:
+            spelled = [part for text in columns for part in (pc.cast(pc.binary_length(text), pa.large_string()), text)]
+            joined = pc.binary_join_element_wise(*spelled, _COLON, null_handling="replace", null_replacement="")
+            rows = joined.cast(pa.large_binary()).to_numpy(zero_copy_only=False)
         else:
-            joined = np.full(len(frame), "", dtype=object)
-        halves = [
-            pd.util.hash_array(joined, hash_key=k, categorize=False) for k in ("ringscope-rows-1", "ringscope-rows-2")
-        ]
-        both = np.ascontiguousarray(np.stack(halves, axis=1))
-        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(both.tobytes())])
+            rows = [b""] * len(frame)
+        blake = hashlib.blake2b
+        digests = b"".join([blake(row, digest_size=16).digest() for row in rows])
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(digests)])
 
     def has_key(self, keys: pd.Series) -> pd.Series:
         return self._member(keys, self._keys, _large(keys))
@@ -208,15 +209,7 @@ class SeenRows:
         self._hashes.append(hashes.filter(pa.array(given)))
 
 
-_NOTHING, _COLON, _MISSING = (pa.scalar(v, pa.large_string()) for v in ("", ":", "-"))
-
-
-def _spelled(series: pd.Series) -> pa.Array:
-    """Each value as ``<bytes>:<value>``, a missing one as ``-`` (a row's
-    values joined this way cannot be read as another row's)."""
-    text = _large(series).combine_chunks()
-    length = pc.cast(pc.binary_length(text), pa.large_string())
-    return pc.fill_null(pc.binary_join_element_wise(length, text, _COLON, null_handling="emit_null"), _MISSING)
+_COLON = pa.scalar(":", pa.large_string())
 
 
 def _large(series: pd.Series) -> pa.ChunkedArray:
