@@ -146,7 +146,8 @@ class StagedWrite:
             for j in np.flatnonzero(np.diff(bounds)):
                 key = (side, int(j))
                 if key not in writers:
-                    writers[key] = _IpcFile(folder / f"{side}-{j:05d}.arrow", schema)
+                    # read back once, at once, and deleted: not worth compressing
+                    writers[key] = _IpcFile(folder / f"{side}-{j:05d}.arrow", schema, compressed=False)
                 writers[key].write(table.slice(int(bounds[j]), int(bounds[j + 1] - bounds[j])))
 
         try:
@@ -185,9 +186,10 @@ _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4" if pa.Codec.is_available
 class _IpcFile:
     """One staged file written a table at a time."""
 
-    def __init__(self, file: Path, schema: pa.Schema) -> None:
+    def __init__(self, file: Path, schema: pa.Schema, compressed: bool = True) -> None:
         self._sink = pa.OSFile(str(file), "wb")
-        self._writer = pa.ipc.new_file(self._sink, schema, options=_IPC_OPTIONS)
+        options = _IPC_OPTIONS if compressed else pa.ipc.IpcWriteOptions()
+        self._writer = pa.ipc.new_file(self._sink, schema, options=options)
 
     def write(self, table: pa.Table) -> None:
         self._writer.write_table(table)
