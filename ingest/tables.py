@@ -10,6 +10,7 @@ and merges the parts into one batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from ringscope.graph.store import GraphStore
 from ringscope.ingest import normalize as nz
 from ringscope.ingest.limits import IngestLimits
 from ringscope.ingest.reader import LINE
-from ringscope.ingest.stored import StoredCheck, content_digest
+from ringscope.ingest.stored import StoredCheck, content_digest, is_in_large
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -175,13 +176,19 @@ class SeenRows:
 
     @staticmethod
     def content(frame: pd.DataFrame) -> pa.Array:
-        columns = frame[[c for c in frame.columns if c != LINE]]
-        halves = [
-            pd.util.hash_pandas_object(columns, index=False, hash_key=k).to_numpy(dtype=np.uint64)
-            for k in ("ringscope-rows-1", "ringscope-rows-2")
-        ]
-        both = np.ascontiguousarray(np.stack(halves, axis=1))
-        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(both.tobytes())])
+        """A 128-bit BLAKE2b digest of each row's content: of one text per
+        row spelling every column out unambiguously (its value's length in
+        bytes, ``:``, the value, ``:``; a missing value: ``::``)."""
+        columns = [_large(frame[c]).combine_chunks() for c in frame.columns if c != LINE]
+        if columns:
+            spelled = [part for text in columns for part in (pc.cast(pc.binary_length(text), pa.large_string()), text)]
+            joined = pc.binary_join_element_wise(*spelled, _COLON, null_handling="replace", null_replacement="")
+            rows = joined.cast(pa.large_binary()).to_numpy(zero_copy_only=False)
+        else:
+            rows = [b""] * len(frame)
+        blake = hashlib.blake2b
+        digests = b"".join([blake(row, digest_size=16).digest() for row in rows])
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(frame), [None, pa.py_buffer(digests)])
 
     def has_key(self, keys: pd.Series) -> pd.Series:
         return self._member(keys, self._keys, _large(keys))
@@ -193,14 +200,16 @@ class SeenRows:
     def _member(like: pd.Series, seen: list[pa.Array], values: pa.Array) -> pd.Series:
         if not seen:
             return pd.Series(False, index=like.index)
-        value_set = pa.concat_arrays(seen) if len(seen) > 1 else seen[0]
-        hit = pc.fill_null(pc.is_in(values, value_set=value_set), False)
+        hit = pc.fill_null(is_in_large(values, pa.chunked_array(seen, type=seen[0].type)), False)
         return pd.Series(hit.to_numpy(zero_copy_only=False), index=like.index)
 
     def add(self, keys: pd.Series, hashes: pa.Array) -> None:
         given = keys.notna().to_numpy()
         self._keys.append(_large(keys[given]).combine_chunks() if len(keys) else pa.array([], pa.large_string()))
         self._hashes.append(hashes.filter(pa.array(given)))
+
+
+_COLON = pa.scalar(":", pa.large_string())
 
 
 def _large(series: pd.Series) -> pa.ChunkedArray:
@@ -235,7 +244,7 @@ def _isin(series: pd.Series, values) -> pd.Series:
     """``series.isin(values)`` through Arrow's hash set (pandas' is slow on Arrow strings)."""
     value_set = pa.array(pd.Series(values, dtype="str").dropna()).cast(pa.large_string())
     arr = pa.chunked_array(pa.array(series.astype("str"))).cast(pa.large_string())  # Arrow-backed: no copy to Python
-    hit = pc.fill_null(pc.is_in(arr, value_set=value_set), False)
+    hit = pc.fill_null(is_in_large(arr, value_set), False)
     return pd.Series(hit.to_numpy(), index=series.index)
 
 
@@ -438,8 +447,10 @@ def _known_applications(ids: pd.Series, loaded: pd.DataFrame, store: GraphStore)
     """Borrower of each referenced application, from this load or the store."""
     wanted = pd.Index(ids.dropna().unique())
     refused = loaded["refused"].fillna(False).astype(bool) if "refused" in loaded else False
-    known = loaded[_isin(loaded["key"], wanted) & ~refused].drop(columns="refused", errors="ignore")
-    missing = wanted.difference(pd.Index(loaded["key"]))  # refused ones are not looked up in the store
+    referenced = _isin(loaded["key"], wanted)  # the loaded index is the book's: only probed, never hashed
+    known = loaded[referenced & ~refused].drop(columns="refused", errors="ignore")
+    # refused ones are not looked up in the store
+    missing = wanted[~_isin(pd.Series(wanted, dtype="str"), loaded["key"][referenced]).to_numpy()].sort_values()
     if len(missing):
         stored = store.node_properties("Application", list(missing), ["borrower_label", "borrower_key"])
         known = pd.concat([known, stored], ignore_index=True)
