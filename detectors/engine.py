@@ -118,7 +118,13 @@ class InProcess:
         frames = []
         for kind in kinds:
             table = portfolio.link_table(kind)
-            table = table[table["application_id"].isin(app_ids)]
+            if _few_of_many(portfolio, len(app_ids), len(table)):
+                # a few applications of a large book: their rows through the book's row map of
+                # the table (built once, shared with the subsets' cuts of it), not an ``isin``
+                # over every link of the kind (~12 ms a kind per call at 200k, O(book))
+                table = table.iloc[portfolio.rows_where(f"links:{kind}", "application_id", app_ids)]
+            else:
+                table = table[table["application_id"].isin(app_ids)]
             if len(table):
                 frames.append(table[["application_id", "identifier"]].assign(kind=kind))
         if not frames:
@@ -133,6 +139,22 @@ class InProcess:
 
 
 IN_PROCESS = InProcess()
+
+#: below this many rows a table is scanned (``isin``) rather than given a row map of its own
+ROW_MAP_MIN_ROWS = 20_000
+
+
+def _few_of_many(portfolio: Any, wanted: int, rows: int) -> bool:
+    """Whether ``wanted`` applications are few enough, among ``rows`` link
+    rows, to find through :meth:`Portfolio.rows_where`: a whole book (not a
+    sub-portfolio, whose maps would be built for one call) of at least
+    :data:`ROW_MAP_MIN_ROWS` rows, asked for at most one application in 100."""
+    return (
+        rows >= ROW_MAP_MIN_ROWS
+        and wanted * 100 <= rows
+        and hasattr(portfolio, "rows_where")
+        and getattr(portfolio, "parent", None) is None
+    )
 
 
 def engine_of(portfolio: Any) -> Engine:
