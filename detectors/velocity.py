@@ -605,12 +605,17 @@ class DeviceVelocity(Detector):
     def _shared_inside(self, portfolio, members: pd.DataFrame) -> dict[str, pd.DataFrame | list[tuple[str, str, str]]]:
         """Per cluster, the other identifiers two or more of its applications share."""
         ids = pd.Index(members["application_id"].astype(str).unique())
-        of_kinds = getattr(engine_of(portfolio), "links_of_kinds", None)
+        engine = engine_of(portfolio)
+        few = len(members) <= _FEW_MEMBERS
+        if few and engine is IN_PROCESS:  # the links as tuples: a frame of a few rows costs more than its rows
+            return _shared_few(members, IN_PROCESS.link_triples(portfolio, _OTHER_KINDS, ids))
+        of_kinds = getattr(engine, "links_of_kinds", None)
         links = (of_kinds or IN_PROCESS.links_of_kinds)(portfolio, _OTHER_KINDS, ids)
         if links.empty:
             return {}
-        if len(members) <= _FEW_MEMBERS:
-            return _shared_few(members, links)
+        if few:
+            triples = zip(links["application_id"].tolist(), links["kind"].tolist(), links["identifier"].tolist())
+            return _shared_few(members, list(triples))
         links = links.rename(columns={"kind": "other"})
         joined = members[["cluster", "kind", "application_id"]].merge(links, on="application_id")
         # a device cluster sharing its own device says nothing new
@@ -723,14 +728,13 @@ class DeviceVelocity(Detector):
 _FEW_MEMBERS = 2_000
 
 
-def _shared_few(members: pd.DataFrame, links: pd.DataFrame) -> dict[str, list[tuple[str, str, str]]]:
-    """:meth:`DeviceVelocity._shared_inside` for a few clustered applications:
-    per cluster, its (other kind, identifier, application) rows on identifiers
-    two or more of its applications share, in the merge's order."""
+def _shared_few(members: pd.DataFrame, links: list[tuple]) -> dict[str, list[tuple[str, str, str]]]:
+    """:meth:`DeviceVelocity._shared_inside` for a few clustered applications
+    and their ``links`` (application, kind, identifier): per cluster, its
+    (other kind, identifier, application) rows on identifiers two or more of
+    its applications share, in the merge's order."""
     by_app: dict[str, list[tuple[str, str]]] = {}
-    for app, kind, ident in zip(
-        links["application_id"].tolist(), links["kind"].tolist(), links["identifier"].tolist(), strict=True
-    ):
+    for app, kind, ident in links:
         if isinstance(ident, str):  # a missing identifier groups with nothing
             by_app.setdefault(app, []).append((kind, ident))
     joined: dict[str, list[tuple[str, str, str]]] = {}

@@ -143,3 +143,17 @@ def test_a_subsets_tables_cut_on_first_use_are_the_parents_rows(book):
         local.persons, persons[persons["key"].astype(object).isin(people)].reset_index(drop=True)
     )
     assert len(local.persons) > 0
+
+
+def test_link_triples_are_links_of_kinds_rows(book):
+    portfolio, _ = book
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    kinds = ("device", "phone", "account", "address", "email", "contact_phone")
+    held = 0
+    for i in range(0, len(ids), 41):
+        wanted = pd.Index(ids[i : i + 4])
+        frame = engine.IN_PROCESS.links_of_kinds(portfolio, kinds, wanted)
+        expected = list(zip(frame["application_id"], frame["kind"], frame["identifier"], strict=True))
+        assert engine.IN_PROCESS.link_triples(portfolio, kinds, wanted) == expected
+        held += len(expected)
+    assert held > 0
