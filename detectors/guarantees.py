@@ -263,6 +263,10 @@ class GuaranteeCircles(Detector):
     @staticmethod
     def _borrower_units(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series:
         """application_id → economic unit of its resolved borrower (those with one)."""
+        if len(apps) <= _FEW_APPLICATIONS:
+            few = _borrower_units_few(portfolio, apps, units)
+            if few is not None:
+                return few
         apps = apps.loc[apps["borrower_key"].notna(), ["application_id", "borrower_label", "borrower_key"]]
         resolved = pd.Series(index=pd.Index(apps["application_id"].astype(str), dtype=object), dtype=object)
         for label in ("Person", "Company"):
@@ -473,6 +477,49 @@ def _scope_maps(portfolio, stats: GuaranteeUnits, g: pd.DataFrame) -> dict:
     }
     portfolio.derived["guarantee_scope"] = (stats, g, maps)
     return maps
+
+
+#: up to this many applications, their borrowers' units are looked up in plain Python
+#: (the pandas path's selections and assignments cost ~30 ms a call even for one row)
+_FEW_APPLICATIONS = 64
+
+
+def _borrower_units_few(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series | None:
+    """``GuaranteeCircles._borrower_units`` for a few applications: each key
+    resolved as ``Portfolio.entity_of`` resolves it (its entity when the map
+    holds one, else itself) and its unit looked up in ``units``, one hash
+    look-up each in the maps' own indexes. ``None`` when a map's index is not
+    unique (the pandas path then says so)."""
+    maps = {label: _entity_map(portfolio, label) for label in ("Person", "Company")}
+    if not units.index.is_unique or any(m is not None and not m.index.is_unique for m in maps.values()):
+        return None
+    found_ids: list[str] = []
+    found_units: list = []
+    for app, label, key in zip(
+        apps["application_id"].tolist(), apps["borrower_label"].tolist(), apps["borrower_key"].tolist(), strict=True
+    ):
+        if _absent(key) or label not in maps:  # no borrower, or a label the pandas path leaves unresolved
+            continue
+        key = str(key)
+        entity = _value_of(maps[label], key)
+        unit = _value_of(units, f"{label}:{key if entity is None else str(entity)}")
+        if unit is not None:
+            found_ids.append(str(app))
+            found_units.append(unit)
+    index = pd.Index(found_ids, dtype=object, name=apps["application_id"].name)
+    return pd.Series(found_units, index=index, dtype=units.dtype)
+
+
+def _value_of(mapping: pd.Series | None, key: str):
+    """``mapping[key]`` by its index's hash table (``None`` when absent or missing)."""
+    if mapping is None or key not in mapping.index:
+        return None
+    value = mapping.iat[mapping.index.get_loc(key)]
+    return None if _absent(value) else value
+
+
+def _absent(value) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _entity_map(portfolio, label: str) -> pd.Series | None:

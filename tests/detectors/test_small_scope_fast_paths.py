@@ -11,7 +11,8 @@ its size limit to nothing):
   five it names, on lists and dicts instead of a merge and group-bys;
 * ``InProcess.links_of_kinds`` finds a few applications' links through the
   book's row maps instead of an ``isin`` over every link;
-* a sub-portfolio cuts its guarantees, roles, persons and companies on first use.
+* a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
+* guarantee circles look a few applications' borrower units up one key at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors import engine, identity, velocity
+from ringscope.detectors import engine, guarantees, identity, velocity
+from ringscope.detectors.guarantees import GuaranteeCircles
 from ringscope.detectors.identity import IdentityResolution
 from ringscope.detectors.keys import text_list
 from ringscope.detectors.portfolio import Portfolio
@@ -41,7 +43,13 @@ def _keys(found: list) -> list:
 def book(tmp_path_factory):
     folder = tmp_path_factory.mktemp("small_scopes")
     config = GeneratorConfig(
-        applications=900, seed=29, identity_rings=0.04, synthetic_identities=0.03, device_farms=0.05, mess_rate=0.12
+        applications=900,
+        seed=29,
+        identity_rings=0.04,
+        synthetic_identities=0.03,
+        device_farms=0.05,
+        guarantee_circles=0.04,
+        mess_rate=0.12,
     )
     generate_portfolio(config, folder / "data")
     store = EmbeddedStore(folder / "store")
@@ -157,3 +165,16 @@ def test_link_triples_are_links_of_kinds_rows(book):
         assert engine.IN_PROCESS.link_triples(portfolio, kinds, wanted) == expected
         held += len(expected)
     assert held > 0
+
+
+def test_borrower_units_of_a_few_applications_equal_the_pandas_path(book, monkeypatch):
+    portfolio, _ = book
+    units = GuaranteeCircles().statistics(portfolio).units
+    apps = portfolio.applications
+    chunks = [apps.iloc[i : i + n] for n in (1, 3) for i in range(0, len(apps), 2 * n)]
+    fast = [GuaranteeCircles._borrower_units(portfolio, chunk, units) for chunk in chunks]
+    monkeypatch.setattr(guarantees, "_FEW_APPLICATIONS", -1)
+    slow = [GuaranteeCircles._borrower_units(portfolio, chunk, units) for chunk in chunks]
+    for got, expected in zip(fast, slow, strict=True):
+        pd.testing.assert_series_equal(got, expected)
+    assert sum(len(s) for s in slow) > 20  # not vacuous: borrowers with units
