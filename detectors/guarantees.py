@@ -162,17 +162,10 @@ class GuaranteeCircles(Detector):
         sccs = guarantee_sccs(g[["src", "dst"]])
         if sccs.empty:
             return []
-        apps = portfolio.applications.set_index("application_id")
         # applications whose borrower sits in a circle, by unit (resolved like the edges)
-        in_circle = apps[apps["borrower_key"].notna()]
-        resolved = pd.Series(index=in_circle.index, dtype=object)
-        for label in ("Person", "Company"):
-            mask = in_circle["borrower_label"] == label
-            resolved[mask] = (
-                label + ":" + portfolio.entity_of(in_circle.loc[mask, "borrower_key"].astype(str), label)
-            ).to_numpy()
-        unit = resolved.map(units)
+        unit = self._borrower_units(portfolio, portfolio.applications, units)
         unit = unit[unit.isin(sccs.index)]
+        apps = portfolio.applications.set_index("application_id")
         apps_by_unit = {u: list(ids) for u, ids in unit.groupby(unit).groups.items()}
         inside = g[g["src"].isin(sccs.index) & g["dst"].isin(sccs.index)]
         inside = inside[inside["src"].map(sccs) == inside["dst"].map(sccs)]

@@ -178,3 +178,17 @@ def test_borrower_units_of_a_few_applications_equal_the_pandas_path(book, monkey
     for got, expected in zip(fast, slow, strict=True):
         pd.testing.assert_series_equal(got, expected)
     assert sum(len(s) for s in slow) > 20  # not vacuous: borrowers with units
+
+
+def test_circles_around_a_few_applications_equal_the_pandas_path(book, monkeypatch):
+    portfolio, _ = book
+    detector = GuaranteeCircles()
+    stats = detector.statistics(portfolio)
+    _, reach = detector._reach(portfolio, stats)
+    scopes = [detector.scope(portfolio, [a], stats) for a in sorted(reach)]
+    fast = [_keys(detector.run(scope, statistics=stats)) for scope in scopes]
+    whole = _keys(detector.run(portfolio, statistics=stats))
+    monkeypatch.setattr(guarantees, "_FEW_APPLICATIONS", -1)
+    assert fast == [_keys(detector.run(scope, statistics=stats)) for scope in scopes]
+    assert whole == _keys(detector.run(portfolio, statistics=stats))
+    assert sum(map(len, fast)) > 0  # not vacuous: the scopes hold circles
