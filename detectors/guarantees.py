@@ -314,7 +314,14 @@ class GuaranteeCircles(Detector):
             )
         g = g.copy()
         # resolved entities first, then economic units
+        maps = _unique_entity_maps(portfolio) if len(g) <= _FEW_APPLICATIONS else None
         for side in ("guarantor", "borrower"):
+            if maps is not None:  # a few rows: one hash look-up per party, no masks and assignments
+                g[f"{side}_entity"] = [
+                    f"{label}:{_entity_text(maps, label, key)}"
+                    for label, key in zip(g[f"{side}_label"].tolist(), g[side].astype(str).tolist(), strict=True)
+                ]
+                continue
             resolved = pd.Series(index=g.index, dtype=object)
             for label in ("Person", "Company"):
                 mask = g[f"{side}_label"] == label
@@ -483,8 +490,8 @@ def _borrower_units_few(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.S
     holds one, else itself) and its unit looked up in ``units``, one hash
     look-up each in the maps' own indexes. ``None`` when a map's index is not
     unique (the pandas path then says so)."""
-    maps = {label: _entity_map(portfolio, label) for label in ("Person", "Company")}
-    if not units.index.is_unique or any(m is not None and not m.index.is_unique for m in maps.values()):
+    maps = _unique_entity_maps(portfolio)
+    if maps is None or not units.index.is_unique:
         return None
     found_ids: list[str] = []
     found_units: list = []
@@ -501,6 +508,21 @@ def _borrower_units_few(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.S
             found_units.append(unit)
     index = pd.Index(found_ids, dtype=object, name=apps["application_id"].name)
     return pd.Series(found_units, index=index, dtype=units.dtype)
+
+
+def _unique_entity_maps(portfolio) -> dict[str, pd.Series | None] | None:
+    """The Person and Company entity maps, ``None`` when one's index is not unique."""
+    maps = {label: _entity_map(portfolio, label) for label in ("Person", "Company")}
+    return None if any(m is not None and not m.index.is_unique for m in maps.values()) else maps
+
+
+def _entity_text(maps: dict[str, pd.Series | None], label, key: str) -> str:
+    """``Portfolio.entity_of`` of one key, as text (``"nan"`` for a label
+    without a map, as the pandas path's unset entry reads)."""
+    if label not in maps:
+        return "nan"
+    entity = _value_of(maps[label], key)
+    return key if entity is None else str(entity)
 
 
 def _value_of(mapping: pd.Series | None, key: str):

@@ -187,8 +187,13 @@ def test_circles_around_a_few_applications_equal_the_pandas_path(book, monkeypat
     _, reach = detector._reach(portfolio, stats)
     scopes = [detector.scope(portfolio, [a], stats) for a in sorted(reach)]
     fast = [_keys(detector.run(scope, statistics=stats)) for scope in scopes]
+    edges = [detector.unit_edges(scope, stats.units) for scope in scopes]
     whole = _keys(detector.run(portfolio, statistics=stats))
     monkeypatch.setattr(guarantees, "_FEW_APPLICATIONS", -1)
     assert fast == [_keys(detector.run(scope, statistics=stats)) for scope in scopes]
+    for (g, units), scope in zip(edges, scopes, strict=True):
+        expected_g, expected_units = detector.unit_edges(scope, stats.units)
+        pd.testing.assert_frame_equal(g, expected_g)
+        pd.testing.assert_series_equal(units, expected_units)
     assert whole == _keys(detector.run(portfolio, statistics=stats))
     assert sum(map(len, fast)) > 0  # not vacuous: the scopes hold circles
