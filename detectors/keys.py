@@ -171,6 +171,8 @@ class RowsByValue:
         """The positions in :attr:`index` of the wanted values found."""
         values = text_list(wanted) if isinstance(wanted, (pd.Series, pd.Index)) else list(wanted)
         unique = isinstance(wanted, (set, frozenset))
+        if not values:  # nothing asked (``unique_keys`` asks so, per call): no conversion
+            return np.zeros(0, dtype=np.int64)
         if set(map(type, values)) != {str}:  # the usual case (text keys) skips pandas
             text = _as_text(values)
             values, unique = text[pd.notna(text)].tolist(), False  # 1 and "1" are one key
