@@ -26,7 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+
+from ringscope.detectors.keys import values_at
 
 __all__ = ["Engine", "InProcess", "IN_PROCESS", "engine_of"]
 
@@ -146,7 +147,7 @@ class InProcess:
             else:
                 rows = np.flatnonzero(table["application_id"].isin(app_ids).to_numpy(dtype=bool))
             if len(rows):
-                apps, idents = _values_at(table["application_id"], rows), _values_at(table["identifier"], rows)
+                apps, idents = values_at(table["application_id"], rows), values_at(table["identifier"], rows)
                 out.extend(zip(apps, [kind] * len(rows), idents, strict=True))
         return out
 
@@ -161,15 +162,6 @@ IN_PROCESS = InProcess()
 
 #: below this many rows a table is scanned (``isin``) rather than given a row map of its own
 ROW_MAP_MIN_ROWS = 20_000
-
-
-def _values_at(column: pd.Series, rows: np.ndarray) -> list:
-    """``column.iloc[rows].tolist()``, from the Arrow array when the column
-    holds one (missing values as ``None`` there, ``nan`` through pandas)."""
-    held = getattr(column.array, "_pa_array", None)
-    if held is not None:
-        return held.take(pa.array(rows, type=pa.int64())).to_pylist()
-    return column.iloc[rows].tolist()
 
 
 def _few_of_many(portfolio: Any, wanted: int, rows: int) -> bool:

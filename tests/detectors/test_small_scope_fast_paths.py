@@ -197,3 +197,24 @@ def test_circles_around_a_few_applications_equal_the_pandas_path(book, monkeypat
         pd.testing.assert_series_equal(units, expected_units)
     assert whole == _keys(detector.run(portfolio, statistics=stats))
     assert sum(map(len, fast)) > 0  # not vacuous: the scopes hold circles
+
+
+def test_contact_hubs_named_few_equal_the_pandas_path(tmp_path, monkeypatch):
+    from ringscope.detectors import contacts
+    from ringscope.detectors.contacts import ContactLoops, _ContactBook
+
+    generate_portfolio(
+        GeneratorConfig(applications=700, seed=31, contact_loops=0.04, family_share=0.08), tmp_path / "data"
+    )
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    portfolio = Portfolio(store)
+    detector = ContactLoops(min_hub_namers=2)
+    stats = detector.statistics(portfolio)
+    book = _ContactBook.of(portfolio)
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    fast = [detector._reach_of(portfolio, book, [a], stats) for a in ids]
+    monkeypatch.setattr(contacts, "_FEW_ROWS", -1)
+    slow = [detector._reach_of(portfolio, book, [a], stats) for a in ids]
+    assert fast == slow
+    assert sum(bool(big) for _, big, _ in slow) > 5  # not vacuous: applications naming or owning hub phones
