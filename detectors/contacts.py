@@ -45,7 +45,7 @@ from ringscope.detectors.family import (
     home_keys,
     surnames,
 )
-from ringscope.detectors.keys import RowsByValue, key_index, text_list
+from ringscope.detectors.keys import RowsByValue, key_index, text_list, values_at
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -374,7 +374,13 @@ class ContactLoops(Detector):
         big: set[str] = set()
         hubs: set[str] = set()
         if stats.threshold is not None and wanted:
-            named = book.contacts.iloc[book.by_phone.rows(wanted)].dropna(subset=["application_id"])
+            rows = book.by_phone.rows(wanted)
+            if len(rows) <= _FEW_ROWS:
+                big, hubs = _hubs_named_few(book, rows, stats.threshold)
+                if big:
+                    hubs |= set(book.phones["application_id"].iloc[book.by_phone_owned.rows(big)].astype(str))
+                return loops, big, hubs
+            named = book.contacts.iloc[rows].dropna(subset=["application_id"])
             namers = (
                 pd.Series(book.identity.reindex(key_index(named["application_id"])).to_numpy(), index=named.index)
                 .groupby(named["phone"].to_numpy())
@@ -769,6 +775,34 @@ class _ContactBook:
     def owned_by(self, portfolio, app_ids: list[str]) -> pd.DataFrame:
         """The applicant phones of ``app_ids``."""
         return self.phones.iloc[portfolio.rows_where("links:phone", "application_id", app_ids)]
+
+
+def _hubs_named_few(book: _ContactBook, rows: np.ndarray, threshold: int) -> tuple[set[str], set[str]]:
+    """``ContactLoops._reach_of``'s hub phones among the contacts at ``rows``
+    (named by ``threshold`` or more resolved applicants) and the applications
+    naming them, on lists and sets: the identity look-up, group-by and
+    selections of the pandas path cost milliseconds for a handful of rows."""
+    identity, index = book.identity, book.identity.index
+    named = [
+        (app, phone)
+        for app, phone in zip(
+            values_at(book.contacts["application_id"], rows), values_at(book.contacts["phone"], rows), strict=True
+        )
+        if not _absent(app)
+    ]
+    namers: dict = {}
+    for app, phone in named:
+        who = namers.setdefault(phone, set())
+        if app in index:
+            entity = identity.iat[index.get_loc(app)]
+            if not _absent(entity):
+                who.add(entity)
+    big = {str(phone) for phone, who in namers.items() if not _absent(phone) and len(who) >= threshold}
+    return big, {str(app) for app, phone in named if str(phone) in big}
+
+
+def _absent(value) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:

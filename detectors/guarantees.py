@@ -162,17 +162,10 @@ class GuaranteeCircles(Detector):
         sccs = guarantee_sccs(g[["src", "dst"]])
         if sccs.empty:
             return []
-        apps = portfolio.applications.set_index("application_id")
         # applications whose borrower sits in a circle, by unit (resolved like the edges)
-        in_circle = apps[apps["borrower_key"].notna()]
-        resolved = pd.Series(index=in_circle.index, dtype=object)
-        for label in ("Person", "Company"):
-            mask = in_circle["borrower_label"] == label
-            resolved[mask] = (
-                label + ":" + portfolio.entity_of(in_circle.loc[mask, "borrower_key"].astype(str), label)
-            ).to_numpy()
-        unit = resolved.map(units)
+        unit = self._borrower_units(portfolio, portfolio.applications, units)
         unit = unit[unit.isin(sccs.index)]
+        apps = portfolio.applications.set_index("application_id")
         apps_by_unit = {u: list(ids) for u, ids in unit.groupby(unit).groups.items()}
         inside = g[g["src"].isin(sccs.index) & g["dst"].isin(sccs.index)]
         inside = inside[inside["src"].map(sccs) == inside["dst"].map(sccs)]
@@ -263,6 +256,10 @@ class GuaranteeCircles(Detector):
     @staticmethod
     def _borrower_units(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series:
         """application_id → economic unit of its resolved borrower (those with one)."""
+        if len(apps) <= _FEW_APPLICATIONS:
+            few = _borrower_units_few(portfolio, apps, units)
+            if few is not None:
+                return few
         apps = apps.loc[apps["borrower_key"].notna(), ["application_id", "borrower_label", "borrower_key"]]
         resolved = pd.Series(index=pd.Index(apps["application_id"].astype(str), dtype=object), dtype=object)
         for label in ("Person", "Company"):
@@ -317,7 +314,14 @@ class GuaranteeCircles(Detector):
             )
         g = g.copy()
         # resolved entities first, then economic units
+        maps = _unique_entity_maps(portfolio) if len(g) <= _FEW_APPLICATIONS else None
         for side in ("guarantor", "borrower"):
+            if maps is not None:  # a few rows: one hash look-up per party, no masks and assignments
+                g[f"{side}_entity"] = [
+                    f"{label}:{_entity_text(maps, label, key)}"
+                    for label, key in zip(g[f"{side}_label"].tolist(), g[side].astype(str).tolist(), strict=True)
+                ]
+                continue
             resolved = pd.Series(index=g.index, dtype=object)
             for label in ("Person", "Company"):
                 mask = g[f"{side}_label"] == label
@@ -473,6 +477,64 @@ def _scope_maps(portfolio, stats: GuaranteeUnits, g: pd.DataFrame) -> dict:
     }
     portfolio.derived["guarantee_scope"] = (stats, g, maps)
     return maps
+
+
+#: up to this many applications, their borrowers' units are looked up in plain Python
+#: (the pandas path's selections and assignments cost ~30 ms a call even for one row)
+_FEW_APPLICATIONS = 64
+
+
+def _borrower_units_few(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.Series | None:
+    """``GuaranteeCircles._borrower_units`` for a few applications: each key
+    resolved as ``Portfolio.entity_of`` resolves it (its entity when the map
+    holds one, else itself) and its unit looked up in ``units``, one hash
+    look-up each in the maps' own indexes. ``None`` when a map's index is not
+    unique (the pandas path then says so)."""
+    maps = _unique_entity_maps(portfolio)
+    if maps is None or not units.index.is_unique:
+        return None
+    found_ids: list[str] = []
+    found_units: list = []
+    for app, label, key in zip(
+        apps["application_id"].tolist(), apps["borrower_label"].tolist(), apps["borrower_key"].tolist(), strict=True
+    ):
+        if _absent(key) or label not in maps:  # no borrower, or a label the pandas path leaves unresolved
+            continue
+        key = str(key)
+        entity = _value_of(maps[label], key)
+        unit = _value_of(units, f"{label}:{key if entity is None else str(entity)}")
+        if unit is not None:
+            found_ids.append(str(app))
+            found_units.append(unit)
+    index = pd.Index(found_ids, dtype=object, name=apps["application_id"].name)
+    return pd.Series(found_units, index=index, dtype=units.dtype)
+
+
+def _unique_entity_maps(portfolio) -> dict[str, pd.Series | None] | None:
+    """The Person and Company entity maps, ``None`` when one's index is not unique."""
+    maps = {label: _entity_map(portfolio, label) for label in ("Person", "Company")}
+    return None if any(m is not None and not m.index.is_unique for m in maps.values()) else maps
+
+
+def _entity_text(maps: dict[str, pd.Series | None], label, key: str) -> str:
+    """``Portfolio.entity_of`` of one key, as text (``"nan"`` for a label
+    without a map, as the pandas path's unset entry reads)."""
+    if label not in maps:
+        return "nan"
+    entity = _value_of(maps[label], key)
+    return key if entity is None else str(entity)
+
+
+def _value_of(mapping: pd.Series | None, key: str):
+    """``mapping[key]`` by its index's hash table (``None`` when absent or missing)."""
+    if mapping is None or key not in mapping.index:
+        return None
+    value = mapping.iat[mapping.index.get_loc(key)]
+    return None if _absent(value) else value
+
+
+def _absent(value) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _entity_map(portfolio, label: str) -> pd.Series | None:

@@ -127,6 +127,50 @@ def _quiet_applications(apps: pd.DataFrame, stats: IdentityStatistics) -> np.nda
     return ~present | (alone & ~known & ~checksum_failed)
 
 
+#: up to this many records, identity's run asks plain Python sets whether a conflict can exist
+_FEW_RECORDS = 5_000
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _under_two(persons: list, values: list, *, skip_empty: bool) -> set:
+    """The persons (``None``: left out) holding two distinct present values
+    (``""`` left out too with ``skip_empty``): what ``nunique() >= 2`` per
+    person tells, on a few rows without a group-by."""
+    first: dict = {}
+    two: set = set()
+    for person, value in zip(persons, values, strict=True):
+        if person is None or _missing(value) or (skip_empty and value == ""):
+            continue
+        if first.setdefault(person, value) != value:
+            two.add(person)
+    return two
+
+
+def _may_hold_multi_id(recs: pd.DataFrame, person_entity: pd.Series) -> bool:
+    """Whether ``IdentityResolution._multi_id`` can find a group: two records
+    (with an ID, a name key and a birth date) sharing name + birth date, or
+    two ID records (not registry-only persons) resolved to one entity."""
+    seen: set = set()
+    for rid, key, dob in zip(recs["id"].tolist(), recs["name_key"].tolist(), recs["dob"].tolist(), strict=True):
+        if _missing(rid) or _missing(key) or _missing(dob):
+            continue
+        nd = key + "|" + dob  # the group-by's key
+        if nd in seen:
+            return True
+        seen.add(nd)
+    entities: set = set()
+    for record, entity in zip(map(str, person_entity.index), person_entity.tolist(), strict=True):
+        if record.startswith("anon:") or _missing(entity):
+            continue
+        if entity in entities:
+            return True
+        entities.add(entity)
+    return False
+
+
 def _fmt_day(ts) -> str:
     return "" if pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%d")
 
@@ -480,7 +524,18 @@ class IdentityResolution(Detector):
         ap["id_raw"] = raw.reindex(ap["application_id"]).to_numpy()
         name = ap["applicant_name"].astype("str").fillna("")
         ap["name_norm"] = name.str.replace(" ", "", regex=False)
-        ap["name_key"] = anagram_key(name_pinyin_key(ap["applicant_name_raw"].astype("str"))).to_numpy()
+        raw_names = ap["applicant_name_raw"].astype("str")
+        if len(ap) <= _FEW_RECORDS:
+            # the key is read only for an ID given under two names (``_id_conflicts``' name
+            # comparison): pinyin for those rows alone, the others' key left missing
+            named = _under_two(ap["person"].tolist(), ap["name_norm"].tolist(), skip_empty=False)
+            wanted = np.flatnonzero([p in named for p in ap["person"].tolist()])
+            keys = np.full(len(ap), np.nan, dtype=object)
+            if len(wanted):
+                keys[wanted] = anagram_key(name_pinyin_key(raw_names.iloc[wanted])).to_numpy()
+            ap["name_key"] = keys
+        else:
+            ap["name_key"] = anagram_key(name_pinyin_key(raw_names)).to_numpy()
         return ap.reset_index(drop=True)
 
     def _person_records(self, portfolio, persons: pd.DataFrame, applied: pd.DataFrame) -> pd.DataFrame:
@@ -571,6 +626,14 @@ class IdentityResolution(Detector):
     def _id_conflicts(self, ap: pd.DataFrame, users: pd.Series) -> list[Finding]:
         """One ID under unrelated names; else one ID cycling through phones
         (``users``: phone → distinct applicants who gave it, over the whole book)."""
+        if len(ap) <= _FEW_RECORDS:
+            # plain sets first: a conflict needs an ID (not a registry-only person) under two
+            # names or two phones; most scopes hold none, and the group-bys below cost milliseconds
+            persons = [None if p.startswith("anon:") else p for p in map(str, ap["person"].tolist())]
+            if not _under_two(persons, ap["name_norm"].tolist(), skip_empty=True) and not _under_two(
+                persons, ap["phone"].tolist(), skip_empty=False
+            ):
+                return []
         real = ap[~ap["person"].astype(str).str.startswith("anon:")]
         out: list[Finding] = []
         # --- names: (person, distinct name) nodes, joined when variants
@@ -715,6 +778,8 @@ class IdentityResolution(Detector):
     def _multi_id(self, ap: pd.DataFrame, res: Resolution, person_entity: pd.Series) -> list[Finding]:
         """Several ID numbers for one person: same name + birth date, or one resolved entity."""
         recs = res.records
+        if len(recs) <= _FEW_RECORDS and not _may_hold_multi_id(recs, person_entity):
+            return []
         real = recs[recs["id"].notna() & recs["name_key"].notna() & recs["dob"].notna()]
         real = real.assign(nd=real["name_key"] + "|" + real["dob"])
         nd = real[real.groupby("nd")["record_id"].transform("size") >= 2]

@@ -109,6 +109,24 @@ def _arrow_text_list(values: Any) -> list[str] | None:
     return pc.drop_null(pieces).to_pylist()
 
 
+def values_at(column: pd.Series, rows: np.ndarray) -> list:
+    """``column.iloc[rows].tolist()``, taken from the column's Arrow array
+    when it holds one (missing values as ``None`` there, ``nan`` through
+    pandas): a few rows without a Series made of them.
+
+    Example
+    -------
+    >>> values_at(pd.Series(["a", None, "c"], dtype="str"), np.array([2, 0]))
+    ['c', 'a']
+    """
+    import pyarrow as pa
+
+    held = getattr(column.array, "_pa_array", None)
+    if held is not None:
+        return held.take(pa.array(np.asarray(rows, dtype=np.int64), type=pa.int64())).to_pylist()
+    return column.iloc[rows].tolist()
+
+
 def _as_text(values: Any) -> np.ndarray:
     """Non-missing values as text, missing ones as ``None`` (never a key)."""
     series = pd.Series(np.asarray(values, dtype=object), dtype=object)
@@ -171,6 +189,8 @@ class RowsByValue:
         """The positions in :attr:`index` of the wanted values found."""
         values = text_list(wanted) if isinstance(wanted, (pd.Series, pd.Index)) else list(wanted)
         unique = isinstance(wanted, (set, frozenset))
+        if not values:  # nothing asked (``unique_keys`` asks so, per call): no conversion
+            return np.zeros(0, dtype=np.int64)
         if set(map(type, values)) != {str}:  # the usual case (text keys) skips pandas
             text = _as_text(values)
             values, unique = text[pd.notna(text)].tolist(), False  # 1 and "1" are one key

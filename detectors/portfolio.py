@@ -443,35 +443,69 @@ class _Subset(Portfolio):
         ids = set(text_list(apps["application_id"]))
         self.app_ids = ids
 
-        def mine(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-            return _take_applications(parent, name, frame, "application_id", self.app_codes)
-
-        # the cached tables, given instead of read (links and contacts on first use: many scopes read neither)
+        # the cached tables, given instead of read; every table but the applications is cut on
+        # first use (links, contacts, guarantees, roles, persons, companies: most scopes read a
+        # few of them, and each cut costs a few milliseconds of small pandas operations)
         self.applications = apps
-        g = mine("guarantees", parent.guarantees) if guarantees is None else guarantees.reset_index(drop=True)
-        self.guarantees = g
+        self._given_guarantees = guarantees
+        self._given_persons = persons
+        self.person_entity = parent.person_entity
+        self.company_entity = parent.company_entity
+        #: kind → this subset's rows of the parent's link table, cut on first use (:meth:`link_table`)
+        self._link_tables: dict[str, pd.DataFrame] = {}
+
+    @cached_property
+    def guarantees(self) -> pd.DataFrame:
+        """The guarantees listed on the subset's applications (or the rows given)."""
+        given = self._given_guarantees
+        if given is not None:
+            return given.reset_index(drop=True)
+        parent = self.parent
+        return _take_applications(parent, "guarantees", parent.guarantees, "application_id", self.app_codes)
+
+    @cached_property
+    def _parties(self) -> tuple[set[str], set[str]]:
+        """The people and firms the applications and their guarantees name."""
+        apps, g = self.applications, self.guarantees
         people = set(text_list(apps["person"]))
         firms = set(text_list(apps["company"])) | set(text_list(apps["employer"]))
         for side in ("guarantor", "borrower"):
             label = g[f"{side}_label"]
             people |= set(text_list(g.loc[label == "Person", side]))
             firms |= set(text_list(g.loc[label == "Company", side]))
+        return people, firms
+
+    @cached_property
+    def roles(self) -> pd.DataFrame:
+        """The registry roles of the parties :attr:`_parties` names."""
+        parent, (people, firms) = self.parent, self._parties
         roles = parent.roles
         rows = np.union1d(
             _rows(parent, "roles", roles, "person", people), _rows(parent, "roles", roles, "company", firms)
         )
-        roles = roles.iloc[rows].reset_index(drop=True)
-        self.roles = roles
+        return roles.iloc[rows].reset_index(drop=True)
+
+    @cached_property
+    def _named(self) -> tuple[set[str], set[str]]:
+        """Every person and firm of the subset: the parties, those of their
+        roles and the Person records given."""
+        people, firms = (set(held) for held in self._parties)
+        roles = self.roles
         people |= set(text_list(roles["person"]))
         firms |= set(text_list(roles["company"]))
-        if persons is not None:
-            people |= set(map(str, persons))
-        self.persons = _take(parent, "persons", parent.persons, "key", people)
-        self.companies = _take(parent, "companies", parent.companies, "key", firms)
-        self.person_entity = parent.person_entity
-        self.company_entity = parent.company_entity
-        #: kind → this subset's rows of the parent's link table, cut on first use (:meth:`link_table`)
-        self._link_tables: dict[str, pd.DataFrame] = {}
+        if self._given_persons is not None:
+            people |= set(map(str, self._given_persons))
+        return people, firms
+
+    @cached_property
+    def persons(self) -> pd.DataFrame:
+        parent = self.parent
+        return _take(parent, "persons", parent.persons, "key", self._named[0])
+
+    @cached_property
+    def companies(self) -> pd.DataFrame:
+        parent = self.parent
+        return _take(parent, "companies", parent.companies, "key", self._named[1])
 
     @cached_property
     def _links_by_kind(self) -> dict[str, pd.DataFrame]:

@@ -540,7 +540,7 @@ class DeviceVelocity(Detector):
             seen[ids] = len(findings)
             at = group["row"].to_numpy()
             rows = apps.iloc[at].assign(identity=identity.reindex(at).to_numpy())
-            findings.append(self._finding(group, rows, shared.get(cluster_id, pd.DataFrame()), window))
+            findings.append(self._finding(group, rows, shared.get(cluster_id, []), window))
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
 
@@ -602,13 +602,20 @@ class DeviceVelocity(Detector):
         return members
 
     # -- helpers ---------------------------------------------------------
-    def _shared_inside(self, portfolio, members: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    def _shared_inside(self, portfolio, members: pd.DataFrame) -> dict[str, pd.DataFrame | list[tuple[str, str, str]]]:
         """Per cluster, the other identifiers two or more of its applications share."""
         ids = pd.Index(members["application_id"].astype(str).unique())
-        of_kinds = getattr(engine_of(portfolio), "links_of_kinds", None)
+        engine = engine_of(portfolio)
+        few = len(members) <= _FEW_MEMBERS
+        if few and engine is IN_PROCESS:  # the links as tuples: a frame of a few rows costs more than its rows
+            return _shared_few(members, IN_PROCESS.link_triples(portfolio, _OTHER_KINDS, ids))
+        of_kinds = getattr(engine, "links_of_kinds", None)
         links = (of_kinds or IN_PROCESS.links_of_kinds)(portfolio, _OTHER_KINDS, ids)
         if links.empty:
             return {}
+        if few:
+            triples = zip(links["application_id"].tolist(), links["kind"].tolist(), links["identifier"].tolist())
+            return _shared_few(members, list(triples))
         links = links.rename(columns={"kind": "other"})
         joined = members[["cluster", "kind", "application_id"]].merge(links, on="application_id")
         # a device cluster sharing its own device says nothing new
@@ -617,7 +624,9 @@ class DeviceVelocity(Detector):
         joined = joined[counts >= 2]
         return {c: g for c, g in joined.groupby("cluster", sort=False)}
 
-    def _finding(self, group: pd.DataFrame, rows: pd.DataFrame, shared: pd.DataFrame, window: float) -> Finding:
+    def _finding(
+        self, group: pd.DataFrame, rows: pd.DataFrame, shared: pd.DataFrame | list[tuple[str, str, str]], window: float
+    ) -> Finding:
         kind = group["kind"].iloc[0]
         col, node_label, word = _KINDS[kind]
         key = str(group["key"].iloc[0])
@@ -674,21 +683,18 @@ class DeviceVelocity(Detector):
             ]
         c_shared = 0.0
         if len(shared):
-            sharing = shared["application_id"].nunique()
+            sharing, top = _top_shared(shared)
             c_shared = 0.15 * sharing / n
-            top = (
-                shared.groupby(["other", "identifier"])["application_id"].nunique().sort_values(ascending=False).head(5)
-            )
-            what = "; ".join(f"{o} {i} ({c} apps)" for (o, i), c in top.items())
+            what = "; ".join(f"{o} {i} ({c} apps)" for o, i, c in top)
             evidence.append(
                 Evidence(
                     "shared_identifiers",
                     c_shared,
                     f"{sharing} of {n} applications also share another identifier inside the cluster: {what}",
-                    tuple(f"{o}:{i}" for (o, i) in top.index),
+                    tuple(f"{o}:{i}" for o, i, _ in top),
                 )
             )
-            shared_nodes += [(_LABEL_OF[o], str(i)) for (o, i) in top.index]
+            shared_nodes += [(_LABEL_OF[o], str(i)) for o, i, _ in top]
         if bad:
             c_bad = 0.2 * min(1.0, 2.0 * bad / max(int(labelled.sum()), 1))
             evidence.append(
@@ -715,6 +721,60 @@ class DeviceVelocity(Detector):
             entities=entities,
             shared=tuple(dict.fromkeys(shared_nodes)),
         )
+
+
+#: up to this many clustered applications, their shared identifiers are found in plain Python
+#: (a merge and two group-bys cost milliseconds whatever their size)
+_FEW_MEMBERS = 2_000
+
+
+def _shared_few(members: pd.DataFrame, links: list[tuple]) -> dict[str, list[tuple[str, str, str]]]:
+    """:meth:`DeviceVelocity._shared_inside` for a few clustered applications
+    and their ``links`` (application, kind, identifier): per cluster, its
+    (other kind, identifier, application) rows on identifiers two or more of
+    its applications share, in the merge's order."""
+    by_app: dict[str, list[tuple[str, str]]] = {}
+    for app, kind, ident in links:
+        if isinstance(ident, str):  # a missing identifier groups with nothing
+            by_app.setdefault(app, []).append((kind, ident))
+    joined: dict[str, list[tuple[str, str, str]]] = {}
+    for cluster, kind, app in zip(
+        members["cluster"].tolist(), members["kind"].tolist(), members["application_id"].tolist(), strict=True
+    ):
+        rows = joined.setdefault(cluster, [])
+        for other, ident in by_app.get(app, ()):
+            if not (kind == "device" and other == "device"):  # a device cluster sharing its own device
+                rows.append((other, ident, app))
+    out = {}
+    for cluster, rows in joined.items():
+        apps_on: dict[tuple[str, str], set[str]] = {}
+        for other, ident, app in rows:
+            apps_on.setdefault((other, ident), set()).add(app)
+        kept = [r for r in rows if len(apps_on[r[0], r[1]]) >= 2]
+        if kept:
+            out[cluster] = kept
+    return out
+
+
+def _top_shared(shared: pd.DataFrame | list[tuple[str, str, str]]) -> tuple[int, list[tuple[str, str, int]]]:
+    """How many applications share another identifier inside a cluster, and
+    the five identifiers most of them share: (kind, identifier, applications),
+    most first, ties as pandas' descending sort leaves them (its quicksort,
+    on the group-by's sorted keys). ``shared``: a frame (``other``,
+    ``identifier``, ``application_id``) or :func:`_shared_few`'s rows."""
+    if isinstance(shared, pd.DataFrame):
+        sharing = int(shared["application_id"].nunique())
+        top = shared.groupby(["other", "identifier"])["application_id"].nunique().sort_values(ascending=False).head(5)
+        return sharing, [(o, i, int(c)) for (o, i), c in top.items()]
+    apps_on: dict[tuple[str, str], set[str]] = {}
+    for other, ident, app in shared:
+        apps_on.setdefault((other, ident), set()).add(app)
+    keys = sorted(apps_on)
+    counts = np.array([len(apps_on[k]) for k in keys], dtype=np.int64)
+    # pandas' nargsort, descending: reverse, sort, reverse (the same numpy sort, the same ties)
+    reverse = np.arange(len(keys))[::-1]
+    order = reverse[counts[::-1].argsort(kind="quicksort")][::-1][:5]
+    return len({app for _, _, app in shared}), [(keys[j][0], keys[j][1], int(counts[j])) for j in order]
 
 
 def _with_shared(finding: Finding, extra: tuple[str, str]) -> Finding:
