@@ -228,18 +228,7 @@ class FlagIndex:
         kind_codes = kinds.indices.to_numpy(zero_copy_only=False)
         self._kinds = _object_array(kinds.dictionary)
         del kind, kinds
-        # application → its links, as codes
-        app_order = np.argsort(app_of, kind="stable")
-        self._app_link_ident = link_ident[app_order]
-        self._app_link_entity = entity_codes[app_order].astype(np.int32)
-        self._app_link_kind = kind_codes[app_order].astype(np.int8)
-        sorted_apps = app_of[app_order]
-        self._app_offsets = np.searchsorted(sorted_apps, np.arange(len(self.app_pos) + 1))
-        # each application's entity: that of its first link (missing without links)
-        self.app_entity = np.full(len(self.app_pos), np.nan, dtype=object)
-        first = self._app_offsets[:-1]
-        has = self._app_offsets[1:] > first
-        self.app_entity[has] = self._entities[entity_codes[app_order[first[has]]]]
+        self._links_by_application(app_of, link_ident, entity_codes, kind_codes)
 
     def _derive_from_codes(self, portfolio: Portfolio, codes: RingLinkCodes) -> None:
         """:meth:`_derive`'s arrays, the same ones, from the rings' link codes
@@ -299,10 +288,18 @@ class FlagIndex:
         self._link_entity = entity_codes[order]
         del order
         self._kinds = np.asarray(codes.kinds, dtype=object)
+        self._links_by_application(app_of, link_ident, entity_codes, kind_of)
+
+    def _links_by_application(
+        self, app_of: np.ndarray, link_ident: np.ndarray, entity_codes: np.ndarray, kind_codes: np.ndarray
+    ) -> None:
+        """Each application's links as codes (identifier, entity, kind; rows
+        from ``_app_offsets``), and its entity: that of its first link
+        (missing without links). ``_entities`` must be set."""
         app_order = np.argsort(app_of, kind="stable")
         self._app_link_ident = link_ident[app_order]
         self._app_link_entity = entity_codes[app_order].astype(np.int32)
-        self._app_link_kind = kind_of[app_order].astype(np.int8)
+        self._app_link_kind = kind_codes[app_order].astype(np.int8)
         sorted_apps = app_of[app_order]
         self._app_offsets = np.searchsorted(sorted_apps, np.arange(len(self.app_pos) + 1))
         self.app_entity = np.full(len(self.app_pos), np.nan, dtype=object)
