@@ -45,7 +45,7 @@ from ringscope.detectors.family import (
     home_keys,
     surnames,
 )
-from ringscope.detectors.keys import RowsByValue, key_index, text_list, values_at
+from ringscope.detectors.keys import RowsByValue, is_missing, key_index, text_list, values_at
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
@@ -179,7 +179,7 @@ def _hub_edges_few(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Se
         identity=identity.reindex(pd.Index(contacts["application_id"].to_numpy(dtype=object), dtype=object)).to_numpy()
     )
     phone, who = named["phone"].tolist(), named["identity"].tolist()
-    if any(_missing(v) for v in phone) or any(_missing(v) for v in who):
+    if any(is_missing(v) for v in phone) or any(is_missing(v) for v in who):
         return None
     owners = phones.rename(columns={"identifier": "phone", "application_id": "owner_app"})
 
@@ -679,7 +679,7 @@ class ContactLoops(Detector):
                 tuple(f"{x}:{c}" for x, c in rel_counts),
             ),
         ]
-        names = sorted({str(e["contact_name"]) for e in group if not _missing(e["contact_name"])})
+        names = sorted({str(e["contact_name"]) for e in group if not is_missing(e["contact_name"])})
         if len(names) > 1:
             evidence.append(
                 Evidence(
@@ -788,21 +788,17 @@ def _hubs_named_few(book: _ContactBook, rows: np.ndarray, threshold: int) -> tup
         for app, phone in zip(
             values_at(book.contacts["application_id"], rows), values_at(book.contacts["phone"], rows), strict=True
         )
-        if not _absent(app)
+        if not is_missing(app)
     ]
     namers: dict = {}
     for app, phone in named:
         who = namers.setdefault(phone, set())
         if app in index:
             entity = identity.iat[index.get_loc(app)]
-            if not _absent(entity):
+            if not is_missing(entity):
                 who.add(entity)
-    big = {str(phone) for phone, who in namers.items() if not _absent(phone) and len(who) >= threshold}
+    big = {str(phone) for phone, who in namers.items() if not is_missing(phone) and len(who) >= threshold}
     return big, {str(app) for app, phone in named if str(phone) in big}
-
-
-def _absent(value) -> bool:
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _identity(portfolio, apps: pd.DataFrame) -> pd.Series:
@@ -842,16 +838,12 @@ def _groups(frame: pd.DataFrame, by: str) -> list[list[dict]]:
     return list(out.values())
 
 
-def _missing(v) -> bool:
-    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
-
-
 def _txt(v) -> str:
-    return "?" if _missing(v) else str(v)
+    return "?" if is_missing(v) else str(v)
 
 
 def _nunique(values) -> int:
-    return len({v for v in values if not _missing(v)})
+    return len({v for v in values if not is_missing(v)})
 
 
 def _counts(values) -> list[tuple[str, int]]:
@@ -862,12 +854,12 @@ def _counts(values) -> list[tuple[str, int]]:
 
 
 def _span(rows: list[dict]) -> float:
-    times = [pd.Timestamp(r["applied_at"]) for r in rows if not _missing(r["applied_at"])]
+    times = [pd.Timestamp(r["applied_at"]) for r in rows if not is_missing(r["applied_at"])]
     return (max(times) - min(times)).total_seconds() / _DAY if times else 0.0
 
 
 def _time_evidence(rows: list[dict], weight: float, what: str) -> Evidence:
-    times = [pd.Timestamp(r["applied_at"]) for r in rows if not _missing(r["applied_at"])]
+    times = [pd.Timestamp(r["applied_at"]) for r in rows if not is_missing(r["applied_at"])]
     span = _span(rows)
     first = min(times).strftime("%Y-%m-%d") if times else "?"
     last = max(times).strftime("%Y-%m-%d") if times else "?"
@@ -897,7 +889,7 @@ def _bad_evidence(rows: list[dict], weight: float) -> list[Evidence]:
 
 
 def _entities(rows: list[dict]) -> tuple[tuple[str, str], ...]:
-    return tuple(("Person", p) for p in sorted({str(r["person"]) for r in rows if not _missing(r["person"])}))
+    return tuple(("Person", p) for p in sorted({str(r["person"]) for r in rows if not is_missing(r["person"])}))
 
 
 def _one_cycle(graph: nx.DiGraph) -> list:

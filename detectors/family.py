@@ -16,6 +16,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from ringscope.detectors.keys import is_missing
+
 __all__ = [
     "FAMILY_RELATIONS",
     "family_consistency",
@@ -110,7 +112,7 @@ def surnames(names: pd.Series) -> pd.Series:
     ['欧阳', '王', nan]
     """
     if len(names) <= _FEW_TEXTS:
-        values = [_surname_of("" if _missing(v) else str(v)) for v in names.tolist()]
+        values = [_surname_of("" if is_missing(v) else str(v)) for v in names.tolist()]
         return pd.Series(np.array(values, dtype=object), index=names.index).replace("", pd.NA)
     s = names.astype(object).where(names.notna(), "").astype(str).str.strip()
     two = s.str[:2]
@@ -121,7 +123,7 @@ def home_keys(addresses: pd.Series) -> pd.Series:
     """A key equal for one home typed differently (路/道, with or without 省/市): its
     house, building, unit and room numbers when it has at least three, else the text."""
     if len(addresses) <= _FEW_TEXTS:
-        values = [_home_key_of("" if _missing(v) else str(v)) for v in addresses.tolist()]
+        values = [_home_key_of("" if is_missing(v) else str(v)) for v in addresses.tolist()]
         return pd.Series(np.array(values, dtype=object), index=addresses.index).replace("", pd.NA)
     text = addresses.astype(object).where(addresses.notna(), "").astype(str)
     digits = text.str.findall(r"\d+").map(
@@ -257,13 +259,11 @@ def family_hub_edges(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFra
     return _family_hub_edges_grouped(edges, info, owners)
 
 
-def _missing(v) -> bool:
-    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
-
-
 def _relation_in(relation: pd.Series, wanted: frozenset) -> np.ndarray:
     """``relation.fillna("").astype(str).str.strip().str.lower().isin(wanted)``, in Python."""
-    return np.array([("" if _missing(v) else str(v)).strip().lower() in wanted for v in relation.tolist()], dtype=bool)
+    return np.array(
+        [("" if is_missing(v) else str(v)).strip().lower() in wanted for v in relation.tolist()], dtype=bool
+    )
 
 
 def _shared_by(phone: list, key: list, identity: list) -> np.ndarray:
@@ -272,10 +272,10 @@ def _shared_by(phone: list, key: list, identity: list) -> np.ndarray:
     key is in no group, a missing identity is not counted)."""
     groups: dict = {}
     for p, k, i in zip(phone, key, identity):
-        if not (_missing(p) or _missing(k) or _missing(i)):
+        if not (is_missing(p) or is_missing(k) or is_missing(i)):
             groups.setdefault((p, k), set()).add(i)
     return np.array(
-        [not (_missing(p) or _missing(k)) and len(groups.get((p, k), ())) >= 2 for p, k in zip(phone, key)],
+        [not (is_missing(p) or is_missing(k)) and len(groups.get((p, k), ())) >= 2 for p, k in zip(phone, key)],
         dtype=bool,
     )
 
@@ -294,10 +294,10 @@ def _family_hub_edges_few(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.Da
     by_address = _shared_by(phone, address.tolist(), identity)
     owner_address = info["address_key"].reindex(pd.Index(owners["owner_app"].to_numpy(dtype=object), dtype=object))
     homes = {
-        (p, a) for p, a in zip(owners["phone"].tolist(), owner_address.tolist()) if not (_missing(p) or _missing(a))
+        (p, a) for p, a in zip(owners["phone"].tolist(), owner_address.tolist()) if not (is_missing(p) or is_missing(a))
     }
     same_owner_address = np.array(
-        [not _missing(a) and (p, a) in homes for p, a in zip(phone, address.tolist())], dtype=bool
+        [not is_missing(a) and (p, a) in homes for p, a in zip(phone, address.tolist())], dtype=bool
     )
     family = _relation_in(edges["relation"], FAMILY_RELATIONS) & (
         same_contact | by_surname | by_address | same_owner_address

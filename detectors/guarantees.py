@@ -32,7 +32,7 @@ from scipy import sparse
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, component_labels, strong_components
-from ringscope.detectors.keys import RowsByValue, kept_for
+from ringscope.detectors.keys import RowsByValue, is_missing, kept_for
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
 
@@ -498,7 +498,7 @@ def _borrower_units_few(portfolio, apps: pd.DataFrame, units: pd.Series) -> pd.S
     for app, label, key in zip(
         apps["application_id"].tolist(), apps["borrower_label"].tolist(), apps["borrower_key"].tolist(), strict=True
     ):
-        if _absent(key) or label not in maps:  # no borrower, or a label the pandas path leaves unresolved
+        if is_missing(key) or label not in maps:  # no borrower, or a label the pandas path leaves unresolved
             continue
         key = str(key)
         entity = _value_of(maps[label], key)
@@ -530,11 +530,7 @@ def _value_of(mapping: pd.Series | None, key: str):
     if mapping is None or key not in mapping.index:
         return None
     value = mapping.iat[mapping.index.get_loc(key)]
-    return None if _absent(value) else value
-
-
-def _absent(value) -> bool:
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+    return None if is_missing(value) else value
 
 
 def _entity_map(portfolio, label: str) -> pd.Series | None:

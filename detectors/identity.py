@@ -35,7 +35,7 @@ import pandas as pd
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
-from ringscope.detectors.keys import key_index, rows_by_value
+from ringscope.detectors.keys import is_missing, key_index, rows_by_value
 from ringscope.detectors.portfolio import EntityMap, as_portfolio, in_set
 from ringscope.detectors.resolution.companies import company_core_name, resolve_companies
 from ringscope.detectors.resolution.linkage import _MISSING, Resolution, _arrays, resolve_records
@@ -131,10 +131,6 @@ def _quiet_applications(apps: pd.DataFrame, stats: IdentityStatistics) -> np.nda
 _FEW_RECORDS = 5_000
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
-
-
 def _under_two(persons: list, values: list, *, skip_empty: bool) -> set:
     """The persons (``None``: left out) holding two distinct present values
     (``""`` left out too with ``skip_empty``): what ``nunique() >= 2`` per
@@ -142,7 +138,7 @@ def _under_two(persons: list, values: list, *, skip_empty: bool) -> set:
     first: dict = {}
     two: set = set()
     for person, value in zip(persons, values, strict=True):
-        if person is None or _missing(value) or (skip_empty and value == ""):
+        if person is None or is_missing(value) or (skip_empty and value == ""):
             continue
         if first.setdefault(person, value) != value:
             two.add(person)
@@ -155,7 +151,7 @@ def _may_hold_multi_id(recs: pd.DataFrame, person_entity: pd.Series) -> bool:
     two ID records (not registry-only persons) resolved to one entity."""
     seen: set = set()
     for rid, key, dob in zip(recs["id"].tolist(), recs["name_key"].tolist(), recs["dob"].tolist(), strict=True):
-        if _missing(rid) or _missing(key) or _missing(dob):
+        if is_missing(rid) or is_missing(key) or is_missing(dob):
             continue
         nd = key + "|" + dob  # the group-by's key
         if nd in seen:
@@ -163,7 +159,7 @@ def _may_hold_multi_id(recs: pd.DataFrame, person_entity: pd.Series) -> bool:
         seen.add(nd)
     entities: set = set()
     for record, entity in zip(map(str, person_entity.index), person_entity.tolist(), strict=True):
-        if record.startswith("anon:") or _missing(entity):
+        if record.startswith("anon:") or is_missing(entity):
             continue
         if entity in entities:
             return True

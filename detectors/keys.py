@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["RowsByValue", "key_index", "kept_for", "rows_by_value", "text_codes", "text_list"]
+__all__ = [
+    "RowsByValue",
+    "is_missing",
+    "key_index",
+    "kept_for",
+    "rows_by_value",
+    "text_codes",
+    "text_list",
+    "values_at",
+]
 
 #: up to this many wanted keys are looked up one by one (pandas' vectorised
 #: lookup costs ~0.2 ms of overhead per call, a single key ~4 µs)
@@ -107,6 +116,17 @@ def _arrow_text_list(values: Any) -> list[str] | None:
     if not (pa.types.is_string(pieces.type) or pa.types.is_large_string(pieces.type)):
         return None
     return pc.drop_null(pieces).to_pylist()
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one value is missing (``None``, ``nan``, ``NA``, ``NaT``); text never is.
+
+    Example
+    -------
+    >>> [is_missing(v) for v in (None, float("nan"), pd.NA, "", "nan", 0)]
+    [True, True, True, False, False, False]
+    """
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def values_at(column: pd.Series, rows: np.ndarray) -> list:
