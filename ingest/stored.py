@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from ringscope.graph.store import GraphBatch, GraphStore, Progress
 from ringscope.ingest import normalize as nz
+from ringscope.ingest.contract import CONTRACT_COLUMNS
 
 __all__ = [
     "DIGEST_COLUMNS",
@@ -46,32 +47,9 @@ __all__ = [
     "write_batch",
 ]
 
-#: the application columns a digest covers, in this order. Columns the
-#: contract adds later go at the end (empty ones then leave old digests as they were).
-DIGEST_COLUMNS = (
-    "application_id",
-    "applied_at",
-    "amount",
-    "applicant_name",
-    "applicant_id_number",
-    "applicant_phone",
-    "applicant_address",
-    "term_months",
-    "product",
-    "channel",
-    "agent_id",
-    "company_name",
-    "company_uscc",
-    "company_address",
-    "employer_name",
-    "bank_account",
-    "device_id",
-    "ip",
-    "email",
-    "declared_monthly_revenue",
-    "declared_monthly_income",
-    "label",
-)
+#: the application columns a digest covers, in this order (the contract's: new columns go at
+#: the end, where empty ones leave old digests as they were)
+DIGEST_COLUMNS = CONTRACT_COLUMNS["applications"]
 
 STORED_DIFFERENT = "already stored with different content (use --update to correct)"
 

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from ringscope.graph.model import ROLE_TYPES
 from ringscope.graph.store import GraphStore
 from ringscope.ingest import normalize as nz
+from ringscope.ingest.contract import CONTRACT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from ringscope.ingest.limits import IngestLimits
 from ringscope.ingest.reader import LINE
 from ringscope.ingest.stored import StoredCheck, content_digest, is_in_large
@@ -38,44 +39,6 @@ __all__ = [
     "guarantees_part",
     "company_roles_part",
 ]
-
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "applications": (
-        "application_id",
-        "applied_at",
-        "amount",
-        "applicant_name",
-        "applicant_id_number",
-        "applicant_phone",
-    ),
-    "guarantees": ("application_id", "guarantor_type", "guarantor_name", "guarantor_id"),
-    "contacts": ("application_id", "contact_name", "contact_phone"),
-    "company_roles": ("company_uscc", "person_name", "role"),
-}
-
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "applications": (
-        "applicant_address",
-        "term_months",
-        "product",
-        "channel",
-        "agent_id",
-        "company_name",
-        "company_uscc",
-        "company_address",
-        "employer_name",
-        "bank_account",
-        "device_id",
-        "ip",
-        "email",
-        "declared_monthly_revenue",
-        "declared_monthly_income",
-        "label",
-    ),
-    "guarantees": ("guarantor_phone", "amount"),
-    "contacts": ("relation",),
-    "company_roles": ("company_name", "person_id_number", "share_pct"),
-}
 
 LABELS = {"fraud", "default", "good"}
 REJECT_COLUMNS = ["source_file", "line", "reason", "record"]
@@ -299,7 +262,7 @@ def applications_part(
     limits = limits or IngestLimits()
     part = TablePart()
     checks = _Checks(frame)
-    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]}
+    t = {c: _text(frame, c) for c in CONTRACT_COLUMNS["applications"]}
 
     for column in REQUIRED_COLUMNS["applications"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
@@ -332,7 +295,7 @@ def applications_part(
     label = t["label"].str.lower()
     checks.fail(label.notna() & ~label.isin(LABELS), "label must be fraud, default, good or empty")
     collapse = _duplicate_keys(frame, "application_id", checks, seen)
-    digest = content_digest({c: t[c] for c in REQUIRED_COLUMNS["applications"] + OPTIONAL_COLUMNS["applications"]})
+    digest = content_digest({c: t[c] for c in CONTRACT_COLUMNS["applications"]})
     if stored is not None:
         stored.check_applications(checks, frame, source, t["application_id"], digest, collapse)
 
@@ -468,7 +431,7 @@ def contacts_part(
     ``store``; the rest go to the rejects."""
     part = TablePart()
     checks = _Checks(frame)
-    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["contacts"] + OPTIONAL_COLUMNS["contacts"]}
+    t = {c: _text(frame, c) for c in CONTRACT_COLUMNS["contacts"]}
     for column in REQUIRED_COLUMNS["contacts"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     known = _known_applications(t["application_id"], apps, store)
@@ -518,7 +481,7 @@ def guarantees_part(
     limits = limits or IngestLimits()
     part = TablePart()
     checks = _Checks(frame)
-    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["guarantees"] + OPTIONAL_COLUMNS["guarantees"]}
+    t = {c: _text(frame, c) for c in CONTRACT_COLUMNS["guarantees"]}
     for column in REQUIRED_COLUMNS["guarantees"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     kind = t["guarantor_type"].str.lower()
@@ -604,7 +567,7 @@ def company_roles_part(frame: pd.DataFrame, source: str, stored: StoredCheck | N
     """
     part = TablePart()
     checks = _Checks(frame)
-    t = {c: _text(frame, c) for c in REQUIRED_COLUMNS["company_roles"] + OPTIONAL_COLUMNS["company_roles"]}
+    t = {c: _text(frame, c) for c in CONTRACT_COLUMNS["company_roles"]}
     for column in REQUIRED_COLUMNS["company_roles"]:
         checks.fail(t[column].isna(), f"missing required value: {column}")
     usccs = nz.normalize_uscc(t["company_uscc"])

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ringscope.ingest.contract import CONTRACT_COLUMNS
+
 __all__ = [
     "GeneratorConfig",
     "GenerationSummary",
@@ -39,34 +41,11 @@ START = np.datetime64("2024-11-01")
 END = np.datetime64("2026-11-01")  # exclusive
 LABEL_CUTOFF = np.datetime64("2026-05-01")
 
-# The data contract's columns, required first, optional after (DATA_CONTRACT.md).
-APPLICATION_COLUMNS = (
-    "application_id",
-    "applied_at",
-    "amount",
-    "applicant_name",
-    "applicant_id_number",
-    "applicant_phone",
-    "applicant_address",
-    "term_months",
-    "product",
-    "channel",
-    "agent_id",
-    "company_name",
-    "company_uscc",
-    "company_address",
-    "employer_name",
-    "bank_account",
-    "device_id",
-    "ip",
-    "email",
-    "declared_monthly_revenue",
-    "declared_monthly_income",
-    "label",
-)
-GUARANTEE_COLUMNS = ("application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount")
-CONTACT_COLUMNS = ("application_id", "contact_name", "contact_phone", "relation")
-ROLE_COLUMNS = ("company_uscc", "company_name", "person_name", "person_id_number", "role", "share_pct")
+# The data contract's columns, in its order (ingest/contract.py)
+APPLICATION_COLUMNS = CONTRACT_COLUMNS["applications"]
+GUARANTEE_COLUMNS = CONTRACT_COLUMNS["guarantees"]
+CONTACT_COLUMNS = CONTRACT_COLUMNS["contacts"]
+ROLE_COLUMNS = CONTRACT_COLUMNS["company_roles"]
 
 #: the longest time spread a ring may be given (half a year)
 _MAX_SPAN_SECONDS = 183 * 86_400

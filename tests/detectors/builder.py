@@ -20,37 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ringscope.ingest.contract import CONTRACT_COLUMNS
 from tests.sample_data import make_id, make_uscc
 
 __all__ = ["ExportBuilder", "person_id", "company_uscc", "unique_name"]
 
-APP_COLUMNS = [
-    "application_id",
-    "applied_at",
-    "amount",
-    "applicant_name",
-    "applicant_id_number",
-    "applicant_phone",
-    "applicant_address",
-    "term_months",
-    "product",
-    "channel",
-    "agent_id",
-    "company_name",
-    "company_uscc",
-    "company_address",
-    "employer_name",
-    "bank_account",
-    "device_id",
-    "ip",
-    "email",
-    "declared_monthly_revenue",
-    "declared_monthly_income",
-    "label",
-]
-GUARANTEE_COLUMNS = ["application_id", "guarantor_type", "guarantor_name", "guarantor_id", "guarantor_phone", "amount"]
-CONTACT_COLUMNS = ["application_id", "contact_name", "contact_phone", "relation"]
-ROLE_COLUMNS = ["company_uscc", "company_name", "person_name", "person_id_number", "role", "share_pct"]
+APP_COLUMNS = list(CONTRACT_COLUMNS["applications"])
+GUARANTEE_COLUMNS = list(CONTRACT_COLUMNS["guarantees"])
+CONTACT_COLUMNS = list(CONTRACT_COLUMNS["contacts"])
+ROLE_COLUMNS = list(CONTRACT_COLUMNS["company_roles"])
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉建"
