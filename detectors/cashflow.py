@@ -51,10 +51,20 @@ import pandas as pd
 from scipy.stats import poisson
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
+from ringscope.detectors.engine import engine_of
 from ringscope.detectors.keys import RowsByValue
 from ringscope.detectors.portfolio import as_portfolio
 
-__all__ = ["CashflowChecks", "CashflowStatistics", "trade_of", "robust_z", "TRADES"]
+__all__ = [
+    "CashflowChecks",
+    "CashflowStatistics",
+    "trade_of",
+    "robust_z",
+    "declared_rows",
+    "popularity_of",
+    "TRADES",
+    "DECLARED_INPUT",
+]
 
 #: trade → keywords found in company names (longest keyword wins when several match)
 TRADES: dict[str, tuple[str, ...]] = {
@@ -202,10 +212,15 @@ class CashflowChecks(Detector):
 
     def run(self, source, statistics: CashflowStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)
-        apps = portfolio.applications
-        if apps.empty:
+        if statistics is None:
+            # the whole book's pass (peer groups) goes to the portfolio's engine: in Spark it
+            # hands back only the applications some check may fail, not the whole book
+            declared, statistics = engine_of(portfolio).cashflow_peer_groups(self, portfolio)
+            frame = self.checks_of(declared, statistics)
+        else:
+            frame = self.checks(portfolio, statistics)
+        if frame.empty:
             return []
-        frame = self.checks(portfolio, statistics)
         flagged = frame[frame["score"] >= self.min_score]
         findings = [self._finding(row) for row in flagged.itertuples(index=False)]
         findings.sort(key=lambda f: (-f.score, f.members))
@@ -230,6 +245,24 @@ class CashflowChecks(Detector):
         A few grouped medians over the portfolio, O(n log n); no finding is built.
         """
         return self._statistics_of(_declared(as_portfolio(portfolio)))
+
+    def peer_groups(self, portfolio) -> tuple[pd.DataFrame, CashflowStatistics]:
+        """The whole book's pass in this process: the declared rows of every
+        application (:func:`declared_rows`) and the :meth:`statistics` read
+        from them. An engine may return fewer rows — any that some check may
+        fail under those statistics — since each row is judged alone.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from ringscope.graph.embedded import EmbeddedStore
+        >>> from ringscope.detectors.portfolio import Portfolio
+        >>> rows, stats = CashflowChecks().peer_groups(Portfolio(EmbeddedStore(tempfile.mkdtemp())))
+        >>> len(rows), stats.applications
+        (0, 0)
+        """
+        declared = _declared(as_portfolio(portfolio))
+        return declared, self._statistics_of(declared)
 
     def scope(self, portfolio, app_ids: Sequence[str], statistics: CashflowStatistics | None = None):
         """The applications themselves: a finding is one application judged
@@ -279,9 +312,16 @@ class CashflowChecks(Detector):
         portfolio's peers instead of each other.
         """
         f = _declared(as_portfolio(source))
-        if f.empty:
-            return f.assign(score=pd.Series(dtype=float))
-        stats = self._statistics_of(f) if statistics is None else statistics
+        return self.checks_of(f, self._statistics_of(f) if statistics is None else statistics)
+
+    def checks_of(self, declared: pd.DataFrame, statistics: CashflowStatistics) -> pd.DataFrame:
+        """:meth:`checks` of the rows ``declared`` (:func:`declared_rows`)
+        under ``statistics``: row by row, so any part of a book's rows is
+        judged as it is in the whole."""
+        if declared.empty:
+            return declared.assign(score=pd.Series(dtype=float))
+        f = declared.reset_index(drop=True).copy()
+        stats = statistics
         reference, label, is_trade = self._reference(f, stats.key_counts)
         segment = f["segment"]
         f["reference"] = reference
@@ -452,7 +492,7 @@ class CashflowChecks(Detector):
             entities.append(("Person", r.person))
         ratio = r.figure / r.peer_figure
         summary = (
-            f"{r.entity_name or r.application_id}: declared {word} {r.figure:,.0f} "
+            f"{r.entity_name if isinstance(r.entity_name, str) and r.entity_name else r.application_id}: declared {word} {r.figure:,.0f} "
             f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致"
         )
         return Finding.from_evidence(
@@ -493,19 +533,56 @@ class CashflowStatistics:
     n_values: int
 
 
+#: the application columns :func:`declared_rows` reads (``business_name`` and
+#: ``employer_name``: the names of the application's company and employer)
+DECLARED_INPUT = (
+    "application_id",
+    "person",
+    "company",
+    "product",
+    "declared_monthly_revenue",
+    "declared_monthly_income",
+    "amount",
+    "term_months",
+    "business_name",
+    "employer_name",
+)
+
+
 def _declared(portfolio) -> pd.DataFrame:
+    """:func:`declared_rows` of every application of ``portfolio``."""
+    apps = portfolio.applications
+    names = _company_names(portfolio)
+    inputs = apps[list(DECLARED_INPUT[:-2])].assign(
+        business_name=apps["company"].map(names), employer_name=apps["employer"].map(names)
+    )
+    return declared_rows(inputs)
+
+
+def declared_rows(apps: pd.DataFrame) -> pd.DataFrame:
     """Applications with a declared figure and an amount, and what is read
     from each alone: figure kind, company or employer name, trade, segment,
-    significant digits. Nothing here depends on other applications."""
-    apps = portfolio.applications
+    significant digits. Nothing here depends on other applications, so the
+    rows of a book can be read in any parts (Spark reads them batch by batch).
+
+    ``apps`` has the columns :data:`DECLARED_INPUT`, its figures read as
+    :attr:`Portfolio.applications` reads them.
+
+    Example
+    -------
+    >>> apps = pd.DataFrame([("a1", "p1", "c1", "经营贷", 4e6, np.nan, 5e5, 12.0, "丰金小吃店", None)],
+    ...                     columns=list(DECLARED_INPUT))
+    >>> row = declared_rows(apps).iloc[0]
+    >>> row["figure_kind"], float(row["figure"]), row["trade"], row["segment"], int(row["sig_digits"])
+    ('revenue', 4000000.0, '餐饮', '经营贷|revenue', 1)
+    """
     revenue = apps["declared_monthly_revenue"]
     income = apps["declared_monthly_income"]
     figure = revenue.where(revenue > 0, income)
     kind = np.where(revenue > 0, "revenue", "income")
     ok = (figure > 0) & (apps["amount"] > 0)
-    names = _company_names(portfolio)
-    business_name = apps["company"].map(names)
-    employer_name = apps["employer"].map(names)
+    business_name = apps["business_name"]
+    employer_name = apps["employer_name"]
     named = pd.Series(np.where(kind == "revenue", business_name, employer_name), index=apps.index)
     named = named.where(named.notna(), business_name.where(business_name.notna(), employer_name))
     f = pd.DataFrame(
@@ -570,12 +647,8 @@ def _company_names(portfolio) -> pd.Series:
 def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per figure kind: distinct declared values (rounded to cents, sorted),
     the distinct applicants declaring each, the count expected from values
-    within ±10 % and the Poisson p-value of the observed count.
-
-    The expectation for a value is the mean number of applicants per distinct
-    value among figures within ±10 % (same figure kind), so popular round
-    values are compared with other round values' popularity rather than with
-    zero.
+    within ±10 % and the Poisson p-value of the observed count
+    (:func:`popularity_of` of each kind's applicants per value).
     """
     applicant = f["person"].astype(object).where(f["person"].notna(), f["application_id"])
     out = {}
@@ -585,18 +658,37 @@ def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
             .drop_duplicates()
             .groupby("v")
             .size()
-            .sort_index()
         )
-        values = per_value.index.to_numpy(float)
-        cum = np.r_[0, np.cumsum(per_value.to_numpy())]
-        lo = np.searchsorted(values, values / 1.1, side="left")
-        hi = np.searchsorted(values, values * 1.1, side="right")
-        band_apps = cum[hi] - cum[lo] - per_value.to_numpy()
-        band_values = np.maximum(hi - lo - 1, 1)
-        exp = np.maximum(band_apps / band_values, 1.0)
-        obs = per_value.to_numpy()
-        out[str(kind)] = (values, obs, exp, poisson.sf(obs - 1, exp))
+        out[str(kind)] = popularity_of(per_value)
     return out
+
+
+def popularity_of(per_value: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How popular each declared value is: from ``per_value`` (distinct
+    applicants per value, one figure kind), the values sorted, their counts,
+    the count expected from values within ±10 % and the Poisson p-value of
+    the observed count.
+
+    The expectation for a value is the mean number of applicants per distinct
+    value among figures within ±10 %, so popular round values are compared
+    with other round values' popularity rather than with zero.
+
+    Example
+    -------
+    >>> values, counts, expected, p = popularity_of(pd.Series({5000.0: 9, 5100.0: 1, 4900.0: 1}))
+    >>> values.tolist(), counts.tolist(), expected.tolist()
+    ([4900.0, 5000.0, 5100.0], [1, 9, 1], [5.0, 1.0, 5.0])
+    """
+    per_value = per_value.sort_index()
+    values = per_value.index.to_numpy(float)
+    obs = per_value.to_numpy()
+    cum = np.r_[0, np.cumsum(obs)]
+    lo = np.searchsorted(values, values / 1.1, side="left")
+    hi = np.searchsorted(values, values * 1.1, side="right")
+    band_apps = cum[hi] - cum[lo] - obs
+    band_values = np.maximum(hi - lo - 1, 1)
+    exp = np.maximum(band_apps / band_values, 1.0)
+    return values, obs, exp, poisson.sf(obs - 1, exp)
 
 
 def _repeated_figure(

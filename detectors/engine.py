@@ -8,7 +8,8 @@ from the store's Parquet files in Spark), their hub table
 components (:func:`ringscope.detectors.rings.ring_components`); the velocity
 bursts' windows over every device, IP and IP range
 (:meth:`Engine.velocity_bursts`) and the links of their members
-(:meth:`Engine.links_of_kinds`) — and
+(:meth:`Engine.links_of_kinds`); the cash-flow checks' peer groups
+(:meth:`Engine.cashflow_peer_groups`) — and
 finishes the small results itself, with the same Python code whichever
 engine ran them. The default, :class:`InProcess`, calls those functions in
 this process; :class:`ringscope.detectors.spark.SparkEngine` runs them on
@@ -79,6 +80,12 @@ class Engine(Protocol):
         ``kinds`` (kind by kind in ``kinds`` order, each in its table's order)."""
         ...
 
+    def cashflow_peer_groups(self, detector: Any, portfolio: Any) -> tuple[pd.DataFrame, Any]:
+        """:meth:`ringscope.detectors.cashflow.CashflowChecks.peer_groups`: the
+        statistics of the whole book's declared figures, and the declared rows
+        of (at least) every application some check may fail under them."""
+        ...
+
 
 class InProcess:
     """The default engine: pandas and scipy in this process.
@@ -116,6 +123,9 @@ class InProcess:
         self, detector: Any, portfolio: Any, statistics: Any = None
     ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         return detector.bursts(portfolio, statistics)
+
+    def cashflow_peer_groups(self, detector: Any, portfolio: Any) -> tuple[pd.DataFrame, Any]:
+        return detector.peer_groups(portfolio)
 
     def links_of_kinds(self, portfolio: Any, kinds: tuple[str, ...], app_ids: pd.Index) -> pd.DataFrame:
         frames = []

@@ -197,3 +197,39 @@ def test_same_result_on_both_stores(store, tmp_path):
     apps, findings = _findings(store, tmp_path)
     assert {m for f in findings for m in f.members} == set(apps["inflated"]) | set(apps["oversized"])
     assert all(f.parameters == CashflowChecks().params() for f in findings)
+
+
+def test_an_application_without_a_name_is_summarised_by_its_id(tmp_path):
+    """A consumer with no employer has no name to show: the summary names the
+    application (it read "nan: declared …" before). A 1,000 yuan loan against
+    900,000 a month is far off the consumer loans' leverage."""
+    b = ExportBuilder(start=START)
+    _plant(b)
+    nameless = b.app(declared_monthly_income=900_000, amount=1_000, employer_name="")["application_id"]
+    store = EmbeddedStore(tmp_path / "store")
+    b.load(store, tmp_path / "export")
+    [finding] = [f for f in CashflowChecks().run(store) if f.members == (nameless,)]
+    assert finding.summary.startswith(f"{nameless}: declared monthly income 900,000")
+    assert {e.feature for e in finding.evidence} >= {"leverage"}
+    assert "nan" not in finding.summary
+
+
+def test_any_part_of_the_declared_rows_is_judged_as_in_the_whole_book(tmp_path):
+    """What lets an engine hand back only some rows: each row's checks read the
+    statistics and the row alone."""
+    from ringscope.detectors.portfolio import Portfolio
+
+    store = EmbeddedStore(tmp_path / "store")
+    apps, _ = _findings(store, tmp_path)
+    detector = CashflowChecks()
+    declared, stats = detector.peer_groups(Portfolio(store))
+    whole = detector.checks_of(declared, stats).set_index("application_id")
+    wanted = apps["inflated"] + apps["shops"][:3] + apps["consumers"][-2:]
+    part = declared[declared["application_id"].isin(wanted)].iloc[::-1]
+    alone = detector.checks_of(part, stats).set_index("application_id")
+    assert sorted(alone.index) == sorted(wanted)
+    columns = [c for c in whole.columns if c.startswith(("z_", "c_")) or c == "score"]
+    np.testing.assert_array_equal(
+        alone.loc[wanted, columns].to_numpy(float), whole.loc[wanted, columns].to_numpy(float)
+    )
+    assert alone.loc[apps["inflated"][0], "score"] >= 0.5
