@@ -2,7 +2,9 @@
 
 ``ringscope detect --engine spark [--spark-master URL]`` runs with a
 :class:`SparkEngine`. Today it takes the shared-identifier rings' hub table
-and connected components (:mod:`ringscope.detectors.spark.rings`). Over an
+and connected components (:mod:`ringscope.detectors.spark.rings`), the
+velocity bursts' windows (:mod:`ringscope.detectors.spark.velocity`) and the
+cash-flow checks' peer groups (:mod:`ringscope.detectors.spark.cashflow`). Over an
 embedded store Spark reads the links straight from the store's Parquet
 files (:mod:`ringscope.detectors.spark.links`), so the whole book's link
 table is never built in Python; over any other store (Neo4j, a
@@ -44,7 +46,7 @@ DEFAULT_MASTER = "local[*]"
 
 
 class SparkEngine:
-    """Runs the rings' whole-portfolio passes on Spark.
+    """Runs the detectors' whole-portfolio passes on Spark.
 
     Parameters
     ----------
@@ -164,6 +166,21 @@ class SparkEngine:
         if found is NotImplemented:  # times stored as something else than timestamps
             return IN_PROCESS.velocity_bursts(detector, portfolio, statistics)
         return found
+
+    def cashflow_peer_groups(self, detector: Any, portfolio: Any) -> tuple[pd.DataFrame, Any]:
+        """:meth:`ringscope.detectors.cashflow.CashflowChecks.peer_groups`, the
+        book's peer groups learnt in Spark over an embedded store's files
+        (:func:`ringscope.detectors.spark.cashflow.spark_cashflow_peer_groups`):
+        only the applications some check may fail come back to Python. In
+        process over any other store."""
+        from ringscope.detectors.engine import IN_PROCESS
+        from ringscope.detectors.spark.cashflow import spark_cashflow_peer_groups
+
+        store = _files_of(portfolio)
+        if store is None:
+            return IN_PROCESS.cashflow_peer_groups(detector, portfolio)
+        with quiet(), _reading(store):
+            return spark_cashflow_peer_groups(self.session, store, detector)
 
     def links_of_kinds(self, portfolio: Any, kinds: tuple[str, ...], app_ids: pd.Index) -> pd.DataFrame:
         """The links of ``app_ids`` of ``kinds`` (:meth:`ringscope.detectors.engine.InProcess.links_of_kinds`),

@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -136,6 +137,9 @@ def start_session(master: str, scratch: Path, app_name: str, conf: dict[str, str
         )
         for sub in ("local", "tmp"):
             private_dir(scratch / sub)
+        # Python workers (the cash-flow pass runs Python on Arrow batches) start this
+        # interpreter, whose packages they import, unless the user named another
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Spark's own log: errors only (its start-up warnings are about Hadoop and hosts, not the job)
     atomic_write_text(scratch / "log4j2.properties", _LOG4J)
     builder = builder.config(

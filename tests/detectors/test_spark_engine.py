@@ -64,6 +64,11 @@ class Recording:
         self.calls.append(("links_of_kinds", (portfolio, kinds, app_ids), {}, out))
         return out
 
+    def cashflow_peer_groups(self, detector, portfolio):
+        out = self.inner.cashflow_peer_groups(detector, portfolio)
+        self.calls.append(("cashflow_peer_groups", (detector, portfolio), {}, out))
+        return out
+
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
@@ -140,6 +145,16 @@ def test_velocity_hands_its_whole_portfolio_pass_to_the_engine_given(book, tmp_p
     run = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY, engine=recording)
     assert [c[0] for c in recording.calls] == ["velocity_bursts", "links_of_kinds"]
     plain = run_detectors(store, ["device_velocity"], params=_LOOSE_VELOCITY)
+    assert run.findings and [f.finding_id for f in run.findings] == [f.finding_id for f in plain.findings]
+    store.close()
+
+
+def test_cashflow_hands_its_whole_book_pass_to_the_engine_given(book, tmp_path):
+    store = EmbeddedStore(_copy(book, tmp_path, "s"))
+    recording = Recording(IN_PROCESS)
+    run = run_detectors(store, ["cashflow"], engine=recording)
+    assert [c[0] for c in recording.calls] == ["cashflow_peer_groups"]
+    plain = run_detectors(store, ["cashflow"])
     assert run.findings and [f.finding_id for f in run.findings] == [f.finding_id for f in plain.findings]
     store.close()
 
@@ -313,6 +328,59 @@ def test_velocity_in_spark_reads_the_store_not_the_pandas_portfolio_and_finds_th
         assert (finding.summary, finding.shared, finding.entities) == (
             theirs[key].summary,
             theirs[key].shared,
+            theirs[key].entities,
+        )
+    store.close()
+
+
+@pytest.mark.slow
+def test_cashflow_in_spark_reads_the_store_not_the_pandas_portfolio_and_finds_the_same(book, spark, tmp_path):
+    """The peer groups are learnt in Spark from the store's files: the portfolio's
+    applications are never read into pandas, the statistics are the in-process ones
+    bit for bit, only the applications some check may fail come back, and the
+    findings are the embedded engine's."""
+    from ringscope.detectors.cashflow import CashflowChecks
+
+    store = EmbeddedStore(_copy(book, tmp_path, "cashflow"))
+    embedded = run_detectors(store, ["cashflow"])
+    recording = Recording(spark)
+    with_spark = run_detectors(store, ["cashflow"], engine=recording)
+    assert not embedded.errors and not with_spark.errors
+    assert "applications" not in vars(with_spark.portfolio)
+    [((detector, portfolio), (rows, statistics))] = [
+        (c[1], c[3]) for c in recording.calls if c[0] == "cashflow_peer_groups"
+    ]
+    assert isinstance(detector, CashflowChecks) and portfolio is with_spark.portfolio
+    book_rows, expected = detector.peer_groups(embedded.portfolio)
+    for name in ("applications", "term_fill", "round_share", "n_values"):
+        assert getattr(statistics, name) == getattr(expected, name), name
+    for col in ("trade", "fine_trade"):
+        pd.testing.assert_series_equal(
+            statistics.key_counts[col].sort_index(), expected.key_counts[col].sort_index(), check_names=False
+        )
+    pd.testing.assert_series_equal(statistics.peers.sort_index(), expected.peers.sort_index(), check_names=False)
+    for name in ("figure", "amount", "leverage"):
+        pd.testing.assert_frame_equal(
+            getattr(statistics, name).sort_index(),
+            getattr(expected, name).sort_index(),
+            check_exact=True,
+            check_names=False,
+        )
+    assert statistics.repeats.keys() == expected.repeats.keys()
+    for kind, arrays in expected.repeats.items():
+        for got, want in zip(statistics.repeats[kind], arrays, strict=True):
+            np.testing.assert_array_equal(got, want)
+    # only the candidates came back: every application with some failing check, a small part of the book
+    checked = detector.checks_of(book_rows, expected)
+    assert set(checked.loc[checked["score"] > 0, "application_id"]) <= set(rows["application_id"])
+    assert len(rows) < len(book_rows) / 4
+    mine, theirs = _by_members(with_spark.findings), _by_members(embedded.findings)
+    assert len(mine) >= 5 and mine.keys() == theirs.keys()
+    for key, finding in mine.items():
+        assert abs(finding.score - theirs[key].score) <= 1e-9, key
+        assert (finding.evidence, finding.summary, finding.entities) == (
+            theirs[key].evidence,
+            theirs[key].summary,
             theirs[key].entities,
         )
     store.close()
