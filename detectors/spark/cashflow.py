@@ -102,40 +102,39 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
         return empty, detector._statistics_of(empty)
     declared = inputs.mapInArrow(_declare, _spark_schema()).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        n = declared.count()
+        # one aggregation for every count the statistics need but the terms' and values':
+        # applications and round figures per (segment, trade, fine trade)
+        combos = _text_frame(
+            declared.groupBy("segment", "trade", "fine_trade")
+            .agg(F.count("*").alias("n"), F.sum((F.col("sig_digits") <= 1).cast("long")).alias("round"))
+            .toArrow()
+        )
+        n = int(combos["n"].sum())
         if n == 0:
             empty = declared_rows(_empty_inputs())
             return empty, detector._statistics_of(empty)
-        segment = F.col("segment")
-        keys = {
-            col: F.concat(segment, F.lit("|"), F.coalesce(F.col(col), F.lit(""))) for col in ("trade", "fine_trade")
-        }
-        key_counts = {}
-        for col, key in keys.items():
-            rows = declared.groupBy(key.alias("key")).count().collect()
-            key_counts[col] = pd.Series(
-                np.array([r["count"] for r in rows], dtype="int64"), index=[r["key"] for r in rows], dtype="int64"
-            )
+        key_of = {col: combos["segment"] + "|" + combos[col].fillna("") for col in ("trade", "fine_trade")}
+        key_counts = {col: combos["n"].groupby(key_of[col].to_numpy()).sum().astype("int64") for col in key_of}
+        # the finest reference with enough peers: fine trade, then trade, then the segment (as _reference)
+        reference, combo_reference = F.col("segment"), combos["segment"].copy()
+        for col in ("trade", "fine_trade"):
+            enough_here = combos[col].notna() & (key_of[col].map(key_counts[col]) >= detector.min_peers)
+            combo_reference = combo_reference.where(~enough_here, key_of[col])
+            enough = sorted(set(key_of[col][enough_here]))
+            key = F.concat(F.col("segment"), F.lit("|"), F.coalesce(F.col(col), F.lit("")))
+            reference = F.when(F.col(col).isNotNull() & key.isin(enough), key).otherwise(reference)
+        peers = combos["n"].groupby(combo_reference.to_numpy()).sum().astype("int64")
         terms = declared.where(F.col("term") > 0).groupBy("term").count().collect()
         term_fill = (
             float(pd.Series(np.repeat([r["term"] for r in terms], [r["count"] for r in terms])).median())
             if terms
             else 12.0
         )
-        # the finest reference with enough peers: fine trade, then trade, then the segment
-        reference = segment
-        for col in ("trade", "fine_trade"):
-            enough = [k for k, c in key_counts[col].items() if c >= detector.min_peers and not k.endswith("|")]
-            reference = F.when(F.col(col).isNotNull() & keys[col].isin(enough), keys[col]).otherwise(reference)
         months = F.when(F.col("figure_kind") == "revenue", F.lit(12.0)).otherwise(
             F.when(F.col("term") > 0, F.col("term")).otherwise(F.lit(term_fill))
         )
         judged = declared.withColumn("reference", reference).withColumn("months", months)
         judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
-        peer_rows = judged.groupBy("reference").count().collect()
-        peers = pd.Series(
-            np.array([r["count"] for r in peer_rows], dtype="int64"), index=[r["reference"] for r in peer_rows]
-        )
         trade_groups = (
             judged.select("reference", "figure", "amount")
             .groupBy("reference")
@@ -155,7 +154,7 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
             .to_pandas()
             .set_index("segment")
         )
-        round_count = declared.where(F.col("sig_digits") <= 1).count()
+        round_count = int(combos["round"].sum())
         per_value = declared.groupBy("figure_kind", "v").agg(F.countDistinct("applicant").alias("n")).toArrow()
         repeats = {}
         kinds = per_value.column("figure_kind").to_numpy(zero_copy_only=False).astype(object)
@@ -177,6 +176,7 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
             n_values=max(len(np.unique(values)), 1),
         )
         candidates = _candidates(spark, judged, statistics, detector)
+        judged.unpersist()
     finally:
         declared.unpersist()
     return candidates, statistics
@@ -378,6 +378,19 @@ def _candidates(spark: Any, judged: Any, statistics: Any, detector: Any) -> pd.D
     for name in ("figure", "amount", "term"):
         frame[name] = pd.to_numeric(pd.Series(frame[name]), errors="coerce").astype(float)
     return frame
+
+
+def _text_frame(table: pa.Table) -> pd.DataFrame:
+    """A small collected table as pandas, its text columns as objects (``None`` missing)."""
+    return pd.DataFrame(
+        {
+            name: table.column(name).to_numpy(zero_copy_only=False).astype(object)
+            if pa.types.is_string(table.schema.field(name).type)
+            or pa.types.is_large_string(table.schema.field(name).type)
+            else table.column(name).to_numpy(zero_copy_only=False)
+            for name in table.column_names
+        }
+    )
 
 
 def _empty_inputs() -> pd.DataFrame:
