@@ -73,7 +73,8 @@ def print_detection(run) -> None:
     default="embedded",
     show_default=True,
     help="Where the whole-portfolio passes run: in this process, or on Apache Spark "
-    "(today the shared-identifier rings' hub table and components).",
+    "(today the shared-identifier rings' hub table and components, the velocity windows and the "
+    "cash-flow peer groups).",
 )
 @click.option(
     "--spark-master",
