@@ -320,7 +320,7 @@ class CashflowChecks(Detector):
         judged as it is in the whole."""
         if declared.empty:
             return declared.assign(score=pd.Series(dtype=float))
-        f = declared.reset_index(drop=True).copy()
+        f = declared.reset_index(drop=True)  # copy on write: the caller's rows are left as they are
         stats = statistics
         reference, label, is_trade = self._reference(f, stats.key_counts)
         segment = f["segment"]
@@ -491,8 +491,10 @@ class CashflowChecks(Detector):
         if isinstance(r.person, str):
             entities.append(("Person", r.person))
         ratio = r.figure / r.peer_figure
+        # an application with neither company nor employer has no name (NaN, which is truthy)
+        named = r.entity_name if isinstance(r.entity_name, str) and r.entity_name else r.application_id
         summary = (
-            f"{r.entity_name if isinstance(r.entity_name, str) and r.entity_name else r.application_id}: declared {word} {r.figure:,.0f} "
+            f"{named}: declared {word} {r.figure:,.0f} "
             f"({ratio:.1f}x peer median {r.peer_figure:,.0f}) for amount {r.amount:,.0f} — 交叉检验不一致"
         )
         return Finding.from_evidence(

@@ -223,7 +223,9 @@ def test_any_part_of_the_declared_rows_is_judged_as_in_the_whole_book(tmp_path):
     apps, _ = _findings(store, tmp_path)
     detector = CashflowChecks()
     declared, stats = detector.peer_groups(Portfolio(store))
+    columns_read = list(declared.columns)
     whole = detector.checks_of(declared, stats).set_index("application_id")
+    assert list(declared.columns) == columns_read  # the rows given are not written to
     wanted = apps["inflated"] + apps["shops"][:3] + apps["consumers"][-2:]
     part = declared[declared["application_id"].isin(wanted)].iloc[::-1]
     alone = detector.checks_of(part, stats).set_index("application_id")
