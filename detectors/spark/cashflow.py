@@ -265,8 +265,6 @@ def _declare(batches: Any) -> Any:
         for col in _FIGURES:
             limit = TERM_LIMIT if col == "term_months" else AMOUNT_LIMIT
             apps[col] = read_amounts(apps[col], limit=limit, column=col)[0]
-        for col in ("application_id", "person", "company", "product", "business_name", "employer_name"):
-            apps[col] = apps[col].astype(object).where(apps[col].notna(), None)
         rows = declared_rows(apps)
         rows["v"] = rows["figure"].round(2)
         rows["applicant"] = rows["person"].astype(object).where(rows["person"].notna(), rows["application_id"])
@@ -279,8 +277,7 @@ def _arrow(values: pd.Series, kind: pa.DataType) -> pa.Array:
     """A column as Arrow, missing values (``None``, ``NaN``, ``NA``) as null: Spark
     orders NaN above every number, so a NaN term would pass ``term > 0``."""
     if pa.types.is_string(kind):
-        out = values.astype(object)
-        return pa.array(out.where(out.notna(), None).tolist(), type=kind)
+        return pa.array(values, type=kind, from_pandas=True)
     return pa.array(
         values.to_numpy(dtype=float if pa.types.is_floating(kind) else "int64"), type=kind, from_pandas=True
     )
