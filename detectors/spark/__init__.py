@@ -154,12 +154,13 @@ class SparkEngine:
         counted in Spark over an embedded store's files
         (:func:`ringscope.detectors.spark.velocity.spark_velocity_bursts`): the
         portfolio's applications are not read into pandas. In process over any
-        other store."""
+        other store, or when the portfolio already holds its applications
+        (:func:`_holds_applications`)."""
         from ringscope.detectors.engine import IN_PROCESS
         from ringscope.detectors.spark.velocity import spark_velocity_bursts
 
         store = _files_of(portfolio)
-        if store is None:
+        if store is None or _holds_applications(portfolio):
             return IN_PROCESS.velocity_bursts(detector, portfolio, statistics)
         with quiet(), _reading(store):
             found = spark_velocity_bursts(self.session, store, detector, statistics)
@@ -172,12 +173,13 @@ class SparkEngine:
         book's peer groups learnt in Spark over an embedded store's files
         (:func:`ringscope.detectors.spark.cashflow.spark_cashflow_peer_groups`):
         only the applications some check may fail come back to Python. In
-        process over any other store."""
+        process over any other store, or when the portfolio already holds its
+        applications (:func:`_holds_applications`)."""
         from ringscope.detectors.engine import IN_PROCESS
         from ringscope.detectors.spark.cashflow import spark_cashflow_peer_groups
 
         store = _files_of(portfolio)
-        if store is None:
+        if store is None or _holds_applications(portfolio):
             return IN_PROCESS.cashflow_peer_groups(detector, portfolio)
         with quiet(), _reading(store):
             return spark_cashflow_peer_groups(self.session, store, detector)
@@ -244,6 +246,16 @@ def _files_of(portfolio: Any) -> Any:
     sub-portfolio or another store, whose passes run in process)."""
     store = getattr(portfolio, "store", None)
     return store if store is not None and hasattr(store, "table_path") else None
+
+
+def _holds_applications(portfolio: Any) -> bool:
+    """Whether ``portfolio`` has already read its applications into this process
+    (identity resolution, which runs before the other detectors, reads them).
+    A pass over the applications then costs less on the table in hand than in
+    Spark (at 1M, the cash-flow pass: seconds against minutes) and Spark would
+    save no memory: the passes that read the applications run in Spark only when
+    the portfolio has not read them."""
+    return "applications" in getattr(portfolio, "__dict__", {})
 
 
 def _reading(store: Any) -> Any:

@@ -387,6 +387,29 @@ def test_cashflow_in_spark_reads_the_store_not_the_pandas_portfolio_and_finds_th
 
 
 @pytest.mark.slow
+def test_passes_over_applications_already_read_run_in_process(book, spark, tmp_path):
+    """Identity resolution reads the applications before the other detectors: the
+    velocity and cash-flow passes then run on the table in hand (Spark would
+    read the book again and save no memory), and find what they find in Spark."""
+    store = EmbeddedStore(_copy(book, tmp_path, "read"))
+    names = ["identity", "device_velocity", "cashflow"]
+    recording = Recording(spark)
+    run = run_detectors(store, names, params=_LOOSE_VELOCITY, engine=recording)
+    assert not run.errors and "applications" in vars(run.portfolio)
+    calls = {c[0]: c for c in recording.calls}
+    _, book_apps = calls["velocity_bursts"][3]
+    assert len(book_apps) == len(run.portfolio.applications)  # the whole book: in process
+    (detector, portfolio), (rows, _) = calls["cashflow_peer_groups"][1], calls["cashflow_peer_groups"][3]
+    assert len(rows) == len(detector.peer_groups(portfolio)[0])
+    plain = run_detectors(store, names, params=_LOOSE_VELOCITY)
+    assert run.findings and [f.finding_id for f in run.findings] == [f.finding_id for f in plain.findings]
+    alone = run_detectors(store, ["cashflow"], engine=spark)  # nothing read yet: the pass runs in Spark
+    assert "applications" not in vars(alone.portfolio)
+    assert {f.finding_id for f in alone.findings} == {f.finding_id for f in plain.findings if f.detector == "cashflow"}
+    store.close()
+
+
+@pytest.mark.slow
 def test_local_spark_listens_and_talks_on_loopback_only(spark):
     import psutil
 
