@@ -131,6 +131,11 @@ def main() -> None:
                 "seconds": round(total, 1),
                 "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
                 "flags_sha256": hashlib.sha256((out / "flags.csv").read_bytes()).hexdigest(),
+                # the findings detected around the batch, every field (two versions of the code compared)
+                "findings": len(result.new_findings),
+                "findings_sha256": hashlib.sha256(
+                    "\n".join(sorted(repr(f) for f in result.new_findings)).encode("utf-8")
+                ).hexdigest(),
             }
         )
     )
