@@ -14,7 +14,9 @@ Usage::
 
 ``--detectors`` adds a phase per call of each registered detector's
 ``statistics``, ``scope``, ``run``, ``around`` and ``resolve`` (those it
-has), so the detector that sets the detection's peak shows by name.
+has), so the detector that sets the detection's peak shows by name, and
+phases for the scoring's steps after the detection (features, the
+model's scores and contributions, the reasons, the partners).
 
 The store is written to (the batch is ingested, scores and findings
 saved): always give it a copy.
@@ -83,7 +85,14 @@ class PhaseSampler:
 def wrap_detectors(sampler: PhaseSampler) -> None:
     """Time each registered detector's passes over the book as phases of their own."""
     from ringscope.detectors.registry import DETECTORS, detector_class
+    from ringscope.detectors.risk import flagging, scoring
 
+    # the batch's scoring after its detection: each step the batch path takes, by name
+    for name in ("own_features", "contributions", "build_reasons"):
+        setattr(flagging, name, sampler.timed(f"    scoring: {name}", getattr(flagging, name)))
+    for name in ("graph_features", "finding_features", "partners_of", "findings_around", "_target_apps"):
+        setattr(flagging.FlagIndex, name, sampler.timed(f"    scoring: {name}", getattr(flagging.FlagIndex, name)))
+    scoring.TrainedModel.predict_proba = sampler.timed("    scoring: predict_proba", scoring.TrainedModel.predict_proba)
     for name in DETECTORS:
         cls = detector_class(name)
         for method in ("statistics", "scope", "run", "around", "resolve"):
