@@ -10,7 +10,13 @@ digest of the flags (compare two runs' flags with it).
 
 Usage::
 
-    cp -a STORE /tmp/copy && python bench/bench_flag_phases.py /tmp/copy FOLDER OUT_DIR [--no-save]
+    cp -a STORE /tmp/copy && python bench/bench_flag_phases.py /tmp/copy FOLDER OUT_DIR [--no-save] [--detectors]
+
+``--detectors`` adds a phase per call of each registered detector's
+``statistics``, ``scope``, ``run``, ``around`` and ``resolve`` (those it
+has), so the detector that sets the detection's peak shows by name, and
+phases for the scoring's steps after the detection (features, the
+model's scores and contributions, the reasons, the partners).
 
 The store is written to (the batch is ingested, scores and findings
 saved): always give it a copy.
@@ -76,6 +82,25 @@ class PhaseSampler:
         return wrapped
 
 
+def wrap_detectors(sampler: PhaseSampler) -> None:
+    """Time each registered detector's passes over the book as phases of their own."""
+    from ringscope.detectors.registry import DETECTORS, detector_class
+    from ringscope.detectors.risk import flagging, scoring
+
+    # the batch's scoring after its detection: each step the batch path takes, by name
+    for name in ("own_features", "contributions", "build_reasons"):
+        setattr(flagging, name, sampler.timed(f"    scoring: {name}", getattr(flagging, name)))
+    for name in ("graph_features", "finding_features", "partners_of", "findings_around", "_target_apps"):
+        setattr(flagging.FlagIndex, name, sampler.timed(f"    scoring: {name}", getattr(flagging.FlagIndex, name)))
+    scoring.TrainedModel.predict_proba = sampler.timed("    scoring: predict_proba", scoring.TrainedModel.predict_proba)
+    for name in DETECTORS:
+        cls = detector_class(name)
+        for method in ("statistics", "scope", "run", "around", "resolve"):
+            function = cls.__dict__.get(method)  # the class's own, not a base class's (wrapped once)
+            if callable(function):
+                setattr(cls, method, sampler.timed(f"    {name}.{method}", function))
+
+
 def main() -> None:
     store_path, folder, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +120,8 @@ def main() -> None:
     incremental._resolve_entities = sampler.timed("  identity's entities", incremental._resolve_entities)
     training.write_scores = sampler.timed("write scores", training.write_scores)
     jobs.save_state = sampler.timed("save state", jobs.save_state)
+    if "--detectors" in sys.argv:
+        wrap_detectors(sampler)
     store = open_store(store_path, None)
     model = load_model(models_folder(store))
     started = time.perf_counter()
@@ -113,6 +140,11 @@ def main() -> None:
                 "seconds": round(total, 1),
                 "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
                 "flags_sha256": hashlib.sha256((out / "flags.csv").read_bytes()).hexdigest(),
+                # the findings detected around the batch, every field (two versions of the code compared)
+                "findings": len(result.new_findings),
+                "findings_sha256": hashlib.sha256(
+                    "\n".join(sorted(repr(f) for f in result.new_findings)).encode("utf-8")
+                ).hexdigest(),
             }
         )
     )

@@ -276,12 +276,19 @@ class CashflowChecks(Detector):
         under ``statistics``, computed once per portfolio (columnar, O(n)
         like the statistics themselves): each application is judged against
         the peers in ``statistics`` alone, so its row is the one a scope of
-        it alone would give, without a sub-portfolio per call."""
+        it alone would give, without a sub-portfolio per call. In a
+        one-detection run (``portfolio.keep_derived`` off: ``flag``'s batch)
+        the book's checks would be dropped as soon as the detector ran, so
+        the batch's own rows are judged instead, with the same findings."""
         if statistics is None:
             return None
         portfolio = as_portfolio(portfolio)
         key = ("cashflow_flagged", tuple(sorted(self.params().items())))
         held = portfolio.derived.get(key)
+        if (held is None or held[0] is not statistics) and not getattr(portfolio, "keep_derived", True):
+            # one detection (``flag``): the book's checks would be dropped once this detector ran, so
+            # they never pay back; the batch's own rows give the same findings (+0.9 GB less at 1M)
+            return self._found_in_rows(portfolio, app_ids, statistics)
         if held is None or held[0] is not statistics:
             frame = self.checks(portfolio, statistics) if not portfolio.applications.empty else None
             flagged = (
@@ -296,6 +303,22 @@ class CashflowChecks(Detector):
         if not len(at):  # most applications: no row to take from the wide frame
             return []
         findings = [self._finding(row) for row in flagged.iloc[at].itertuples(index=False)]
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
+
+    def _found_in_rows(self, portfolio, app_ids: Sequence[str], statistics: CashflowStatistics) -> list[Finding]:
+        """The findings of ``app_ids`` from their own declared rows
+        (:func:`declared_rows`, row-local) judged under ``statistics``:
+        what :meth:`around` reads from the whole book's checks, without
+        computing the checks of every other application."""
+        rows = portfolio.rows_where("applications", "application_id", list(map(str, app_ids)))
+        if not len(rows):
+            return []
+        frame = self.checks_of(_declared(portfolio, rows), statistics)
+        if frame.empty:
+            return []
+        flagged = frame[frame["score"] >= self.min_score]
+        findings = [self._finding(row) for row in flagged.itertuples(index=False)]
         findings.sort(key=lambda f: (-f.score, f.members))
         return findings
 
@@ -551,9 +574,12 @@ DECLARED_INPUT = (
 )
 
 
-def _declared(portfolio) -> pd.DataFrame:
-    """:func:`declared_rows` of every application of ``portfolio``."""
+def _declared(portfolio, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`declared_rows` of every application of ``portfolio`` (or of
+    the applications at positions ``rows`` only)."""
     apps = portfolio.applications
+    if rows is not None:
+        apps = apps.iloc[rows].reset_index(drop=True)
     names = _company_names(portfolio)
     inputs = apps[list(DECLARED_INPUT[:-2])].assign(
         business_name=apps["company"].map(names), employer_name=apps["employer"].map(names)

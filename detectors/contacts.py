@@ -34,6 +34,8 @@ from typing import ClassVar
 import networkx as nx
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import bounded_cycles, strong_components
@@ -366,7 +368,7 @@ class ContactLoops(Detector):
         strongly connected components they are in (whole), the hub phones
         they name or own (enough distinct applicants name them), and those
         hubs' namers and owners."""
-        sccs, _ = self._reach(portfolio, stats)
+        sccs = self._loops(portfolio, stats)
         held = sccs.reindex(key_index(targets)).dropna().unique()
         loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
         wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
@@ -400,9 +402,11 @@ class ContactLoops(Detector):
         if statistics is None:
             return None
         portfolio = as_portfolio(portfolio)
-        sccs, hub_apps = self._reach(portfolio, statistics)
         ids = pd.Index(list(map(str, app_ids)), dtype=object)
-        if not (sccs.index.isin(ids).any() or hub_apps.intersection(ids.tolist())):
+        # the hub phones' applications only when no loop holds one (a batch nearly always meets a loop)
+        if not (self._loops(portfolio, statistics).index.isin(ids).any()) and not self._hub_apps(
+            portfolio, statistics
+        ).intersection(ids.tolist()):
             return []
         return self._found_around(portfolio, list(dict.fromkeys(ids.tolist())), statistics)
 
@@ -438,24 +442,46 @@ class ContactLoops(Detector):
 
     def _reach(self, portfolio, stats: ContactStatistics) -> tuple[pd.Series, set[str]]:
         """The contact graph's strongly connected components (application
-        → component) and the applications that name or own a phone named by
-        ``stats.threshold`` or more applicants, once per portfolio and
-        entities (``portfolio.derived``), not per scope."""
-        held = portfolio.derived.get("contact_reach")
+        → component, :meth:`_loops`) and the applications that name or own a
+        phone named by ``stats.threshold`` or more applicants
+        (:meth:`_hub_apps`)."""
+        return self._loops(portfolio, stats), self._hub_apps(portfolio, stats)
+
+    def _loops(self, portfolio, stats: ContactStatistics) -> pd.Series:
+        """The contact graph's strongly connected components of two or more
+        applications (application → component, in the applications' text
+        order), once per portfolio and entities (``portfolio.derived``), not
+        per scope. The component numbers only group: two runs may number
+        them differently."""
+        held = portfolio.derived.get("contact_loops")
         if held is not None and held[0] is stats:
-            return held[1], held[2]
+            return held[1]
         book = _ContactBook.of(portfolio)
-        contacts = book.contacts.dropna(subset=["application_id", "phone"])
-        phones, identity = book.phones, book.identity
-        sccs = contact_sccs(contact_edges(contacts, phones, identity))
+        sccs = _coded_sccs(portfolio, book)
+        if sccs is None:  # ids outside the book or phones that are not text: the text join
+            contacts = book.contacts.dropna(subset=["application_id", "phone"])
+            sccs = contact_sccs(contact_edges(contacts, book.phones, book.identity))
+        portfolio.derived["contact_loops"] = (stats, sccs)
+        return sccs
+
+    def _hub_apps(self, portfolio, stats: ContactStatistics) -> set[str]:
+        """The applications that name or own a phone named by
+        ``stats.threshold`` or more resolved applicants, once per portfolio
+        and entities."""
+        held = portfolio.derived.get("contact_hub_apps")
+        if held is not None and held[0] is stats:
+            return held[1]
+        book = _ContactBook.of(portfolio)
         hub_apps: set[str] = set()
+        contacts = book.contacts.dropna(subset=["application_id", "phone"])
         if stats.threshold is not None and len(contacts):
+            identity, phones = book.identity, book.phones
             namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()
             big = set(namers.index[namers >= stats.threshold].astype(str))
             hub_apps = set(contacts.loc[contacts["phone"].astype(str).isin(big), "application_id"].astype(str))
             hub_apps |= set(phones.loc[phones["identifier"].astype(str).isin(big), "application_id"].astype(str))
-        portfolio.derived["contact_reach"] = (stats, sccs, hub_apps)
-        return sccs, hub_apps
+        portfolio.derived["contact_hub_apps"] = (stats, hub_apps)
+        return hub_apps
 
     def _statistics_of(self, contacts: pd.DataFrame, identity: pd.Series) -> ContactStatistics:
         namers = contacts["application_id"].map(identity).groupby(contacts["phone"]).nunique()
@@ -731,6 +757,87 @@ class ContactStatistics:
         if not self.phones:
             return 0.0
         return float(self.phones_at_least[np.searchsorted(self.namer_counts, namers, side="left")] / self.phones)
+
+
+def _application_codes(portfolio, table: str, frame: pd.DataFrame, keys: pd.Index) -> np.ndarray:
+    """Per row of ``frame`` (the portfolio's table ``table``) its
+    application's position in ``keys`` (the book's application ids), -1
+    where it has none or one outside them: read from the table's row map
+    by application when it shares ``keys`` (no text is looked up; scopes
+    use the same map), else looked up."""
+    held = None
+    book = portfolio.link_table(table.removeprefix("links:")) if table.startswith("links:") else portfolio.contacts
+    if frame is book:  # the map is of the portfolio's table
+        portfolio.rows_where(table, "application_id", ())  # built once per table
+        held = getattr(portfolio, "row_maps", {}).get((table, "application_id"))
+    if held is None or held.index is not keys or held.size != len(frame):
+        return keys.get_indexer(frame["application_id"]).astype(np.int64)
+    codes = np.full(len(frame), -1, dtype=np.int64)
+    codes[held._order] = np.repeat(np.arange(len(keys), dtype=np.int64), np.diff(held._starts))
+    return codes
+
+
+def _coded_sccs(portfolio, book: _ContactBook) -> pd.Series | None:
+    """:func:`contact_sccs` of :func:`contact_edges` of the book's contacts
+    with a phone and application, on integer codes: each contact's
+    application and each applicant phone's application by their row in the
+    book's application ids, the phones by their place in the contacts' map
+    by phone, the join as ranges of that map. The same components (the
+    same applications grouped alike) without the join's text frame and the
+    unicode arrays of every edge's ends (about 1 GB at a million
+    applications). ``None`` when the book has no unique ids, a contact or
+    applicant phone names an application outside them, or the phones are
+    not all text (the join compares values, not their text)."""
+    keys, contacts, phones = portfolio.application_keys(), book.contacts, book.phones
+    # the join's applications of one person compare their identities as objects: none may be missing
+    if keys is None or book.identity.index is not keys or book.identity.isna().any():
+        return None
+    if contacts.empty or phones.empty:
+        return pd.Series(dtype="int64")
+    named = contacts["phone"].notna().to_numpy() & contacts["application_id"].notna().to_numpy()
+    owned = phones["identifier"].notna().to_numpy() & phones["application_id"].notna().to_numpy()
+    for column in (contacts["phone"][named], phones["identifier"][owned]):
+        if len(column) and pd.api.types.infer_dtype(column, skipna=False) != "string":
+            return None
+    src = _application_codes(portfolio, "contacts", contacts, keys)
+    dst = _application_codes(portfolio, "links:phone", phones, keys)
+    if (src[named] < 0).any() or (dst[owned] < 0).any():
+        return None
+    src[~named] = -1
+    dst = dst[owned]
+    # each owned phone's place in the contacts' map: its namers are a range of that map's rows
+    at = book.by_phone.index.get_indexer(phones["identifier"][owned])
+    dst, at = dst[at >= 0], at[at >= 0]
+    starts = book.by_phone._starts
+    lo, hi = starts[at].astype(np.int64), starts[at + 1].astype(np.int64)
+    sizes = hi - lo
+    rows = book.by_phone._order[np.repeat(lo - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())]
+    ends = np.repeat(dst, sizes)
+    starts_ = src[rows]
+    del rows, lo, hi, sizes, at
+    # a contact without an application names no one; an application naming itself is no edge
+    keep = (starts_ >= 0) & (starts_ != ends)
+    starts_, ends = starts_[keep], ends[keep]
+    # nor one naming another application of the same person
+    person = pd.factorize(book.identity.to_numpy())[0]
+    keep = person[starts_] != person[ends]
+    starts_, ends = starts_[keep], ends[keep]
+    del keep, person
+    if not len(starts_):
+        return pd.Series(dtype="int64")
+    n = len(keys)
+    graph = sparse.coo_matrix((np.ones(len(starts_), dtype=np.int8), (starts_, ends)), shape=(n, n)).tocsr()
+    del starts_, ends
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    del graph
+    members = np.flatnonzero(np.bincount(labels)[labels] >= 2)
+    if not len(members):
+        return pd.Series(dtype="int64")
+    # in the text order of the ids, as the text path sorts its nodes; components numbered by first member
+    names = keys[members].to_numpy(dtype=object).astype(str)  # the text path's nodes: a unicode array
+    order = np.argsort(names, kind="stable")
+    names, groups = names[order], labels[members][order]
+    return pd.Series(pd.factorize(groups)[0].astype(labels.dtype), index=names)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ new ones as the store reads them back (:func:`ringscope.detectors.runner.stored_
 
 from __future__ import annotations
 
+import copyreg
 import gc
 import hashlib
 import io
@@ -80,6 +81,7 @@ __all__ = [
     "SavedStatistics",
     "release_memory",
     "drop_caches",
+    "dump_pickle",
     "ingest_key",
     "unchanged_ingest",
 ]
@@ -371,7 +373,7 @@ def save_state(
         put_streamed(name, lambda handle: _write_table(frame, handle))
 
     def put_pickle(name: str, value: Any) -> None:
-        put_streamed(name, lambda handle: pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL))
+        put_streamed(name, lambda handle: dump_pickle(value, handle))
 
     saved_tables = []
     tables = portfolio.cached_tables()
@@ -450,6 +452,52 @@ def save_state(
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
     _remove_unlisted(folder, files)
     return folder
+
+
+class _StatePickler(pickle.Pickler):
+    """``pickle.dump`` at the highest protocol, the same bytes, without a
+    copy of every Arrow-backed column.
+
+    pandas pickles an Arrow-backed array (text columns and indexes) with its
+    pieces joined (``combine_chunks``): a copy of the column even when it
+    is in one piece already, and the pickler's memo keeps every copy alive
+    until the whole dump ends. Identity resolution's statistics (records,
+    term frequencies, entities: ~800 MB of pickle at a million
+    applications) then set the state save's peak, +0.9 GB above the run.
+    A column in one piece starting at its buffers' start is pickled as
+    that piece, which is what the copy would hold: the same bytes."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        from pandas.core.arrays.arrow.array import ArrowExtensionArray
+
+        if (
+            isinstance(obj, ArrowExtensionArray)
+            and type(obj).__getstate__ is ArrowExtensionArray.__getstate__
+            and type(obj).__reduce_ex__ is object.__reduce_ex__
+        ):
+            pieces = getattr(obj, "_pa_array", None)
+            if isinstance(pieces, pa.ChunkedArray) and pieces.num_chunks == 1 and pieces.chunk(0).offset == 0:
+                # what ``ArrowExtensionArray.__getstate__`` returns, the piece for its joined copy
+                state = obj.__dict__.copy()
+                state["_pa_array"] = pieces.chunk(0)
+                state["_cache"] = {}
+                return copyreg.__newobj__, (type(obj),), state
+        return NotImplemented
+
+
+def dump_pickle(value: Any, handle) -> None:
+    """``pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)``, the
+    same bytes, without copying Arrow-backed columns (:class:`_StatePickler`).
+
+    Example
+    -------
+    >>> frame = pd.DataFrame({"key": pd.array(["a", "b"], dtype="string[pyarrow]")})
+    >>> sink = io.BytesIO()
+    >>> dump_pickle(frame, sink)
+    >>> sink.getvalue() == pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+    True
+    """
+    _StatePickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
 
 
 def _remove_unlisted(folder: Path, files: dict[str, str]) -> None:

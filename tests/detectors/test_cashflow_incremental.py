@@ -152,3 +152,47 @@ def test_statistics_of_an_older_book_do_not_fail_on_what_they_never_saw(night):
     assert frame.loc[new["new_product"], "peers"] == 0
     # the inflated shop is still judged against the old book's snack shops
     assert frame.loc[new["inflated"], "score"] >= detector.min_score
+
+
+def test_one_detection_reads_the_batchs_rows_not_the_books_checks(night):
+    """In a one-detection run (``keep_derived`` off, as ``flag`` sets it) the
+    batch's findings come from its own declared rows: the same findings, score
+    and evidence as the whole book's cached checks, and no book-wide frame
+    is kept in the portfolio."""
+    new, portfolio, _ = night
+    detector = CashflowChecks()
+    stats = detector.statistics(portfolio)
+    ids = sorted(new.values())
+    every = sorted(portfolio.applications["application_id"].astype(str))
+    for wanted in (ids, [new["inflated"]], [new["shop"]], every[:7] + ids[:2]):
+        cached = detector.around(portfolio, wanted, stats)  # the long-lived path: the book's checks, kept
+        assert any(k[0] == "cashflow_flagged" for k in portfolio.derived if isinstance(k, tuple))
+        portfolio.derived.clear()
+        portfolio.keep_derived = False
+        try:
+            lean = detector.around(portfolio, wanted, stats)
+            assert not any(k[0] == "cashflow_flagged" for k in portfolio.derived if isinstance(k, tuple))
+        finally:
+            portfolio.keep_derived = True
+        assert [f.members for f in lean] == [f.members for f in cached]
+        assert [f.score for f in lean] == [f.score for f in cached]
+        assert [f.evidence_json() for f in lean] == [f.evidence_json() for f in cached]
+        assert [f.summary for f in lean] == [f.summary for f in cached]
+    assert detector.around(portfolio, ids, stats)  # the batch has findings to compare (inflated, oversized)
+
+
+def test_one_detection_around_the_whole_book_equals_a_full_run(night):
+    """Every application of the book as the batch, lean: the full run's findings."""
+    _, portfolio, _ = night
+    detector = CashflowChecks()
+    every = sorted(portfolio.applications["application_id"].astype(str))
+    full = detector.run(portfolio)
+    portfolio.keep_derived = False
+    try:
+        lean = detector.around(portfolio, every, detector.statistics(portfolio))
+    finally:
+        portfolio.keep_derived = True
+    assert len(full) > 2
+    assert [(f.members, f.score, f.evidence_json()) for f in lean] == [
+        (f.members, f.score, f.evidence_json()) for f in full
+    ]

@@ -97,3 +97,47 @@ def test_hub_edges_in_python_equal_pandas_grouping(book):
                     _family_hub_edges_few(edges, info, owners), _family_hub_edges_grouped(edges, info, owners)
                 )
     assert hubs_seen > 0
+
+
+def _groups(sccs) -> list[tuple[str, ...]]:
+    """The components as sorted tuples of their applications (their numbers only group)."""
+    return sorted(tuple(sorted(map(str, g.index))) for _, g in sccs.groupby(sccs))
+
+
+def test_loops_on_integer_codes_equal_the_text_join(book):
+    """The book's loops from integer codes hold the applications of the text
+    join's components, grouped alike, in the same order, and the text path
+    is what a book without unique ids gets."""
+    from ringscope.detectors.contacts import _coded_sccs, _ContactBook, contact_edges, contact_sccs
+
+    portfolio, detector, stats, _ = book
+    contacts = _ContactBook.of(portfolio)
+    coded = _coded_sccs(portfolio, contacts)
+    text = contact_sccs(
+        contact_edges(contacts.contacts.dropna(subset=["application_id", "phone"]), contacts.phones, contacts.identity)
+    )
+    assert coded is not None and len(text) >= 6  # planted loops
+    assert coded.index.equals(text.index) and coded.index.dtype == text.index.dtype
+    assert _groups(coded) == _groups(text)
+    assert detector._loops(portfolio, stats) is detector._loops(portfolio, stats)  # once per portfolio
+
+
+def test_a_contact_of_an_application_outside_the_book_falls_back_to_the_text_join(book):
+    from ringscope.detectors.contacts import _coded_sccs, _ContactBook
+
+    portfolio, _, _, _ = book
+    held = _ContactBook.of(portfolio)
+    stranger = held.contacts.copy()
+    stranger.loc[stranger.index[0], "application_id"] = "NOT-IN-THE-BOOK"
+    portfolio.row_maps.pop(("contacts", "application_id"), None)
+    odd = type(held)(
+        contacts=stranger,
+        phones=held.phones,
+        identity=held.identity,
+        by_phone=held.by_phone,
+        by_phone_owned=held.by_phone_owned,
+    )
+    try:
+        assert _coded_sccs(portfolio, odd) is None
+    finally:
+        portfolio.row_maps.pop(("contacts", "application_id"), None)

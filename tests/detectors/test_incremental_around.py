@@ -126,3 +126,50 @@ def test_a_detector_without_statistics_takes_no_shortcut():
     """Without the whole book's statistics the shortcut cannot judge: scope and run decide."""
     assert build_detector("shared_identifier_rings").around(Portfolio(None), ["A1"]) is None
     assert build_detector("cashflow").around(Portfolio(None), ["A1"]) is None
+
+
+def _answer(found: list[Finding] | None) -> list | None:
+    return None if found is None else sorted((_key(f), f.score, f.evidence_json()) for f in found)
+
+
+@pytest.mark.parametrize("name", ["identity", "cashflow", "contact_loops"])
+def test_one_detection_answers_as_the_books_arrays_do(book, name):
+    """With ``keep_derived`` off (``flag``'s one detection) identity's quiet
+    applications, the cash-flow findings and the contact loops come from
+    the batch's own rows instead of arrays over the whole book: the same
+    answer for every application alone and for batches."""
+    portfolio, statistics, ids, by_app = book
+    detector = build_detector(name)
+    batches = [[a] for a in ids[::5]] + [ids[i : i + 60] for i in range(0, len(ids), 170)]
+    batches.append(sorted({a for (det, a) in by_app if det == name})[:30])
+    kept = [_answer(detector.around(portfolio, b, statistics[name])) for b in batches]
+    portfolio.keep_derived = False
+    try:
+        lean = []
+        for b in batches:
+            portfolio.derived.clear()  # nothing kept from the book's pass: the batch's own way
+            lean.append(_answer(detector.around(portfolio, b, statistics[name])))
+    finally:
+        portfolio.keep_derived = True
+    assert lean == kept
+    assert any(a is None for a in kept) or name != "identity"  # not vacuous: some need scope and run
+    assert any(a for a in kept) or name == "identity"  # and some answers hold findings
+
+
+def test_identitys_quiet_rows_equal_the_books_pass(book):
+    import numpy as np
+
+    from ringscope.detectors.identity import _quiet_applications
+
+    portfolio, statistics, ids, _ = book
+    apps, stats = portfolio.applications, statistics["identity"]
+    whole = _quiet_applications(apps, stats)
+    assert 0 < whole.sum() < len(whole)
+    rng = np.random.default_rng(5)
+    for size in (1, 3, 40, len(apps) // 2, len(apps)):
+        rows = np.sort(rng.choice(len(apps), size, replace=False))
+        assert _quiet_applications(apps, stats, rows).tolist() == whole[rows].tolist(), size
+    # keys held as Python objects, not Arrow text: the same answers through pandas' isin
+    objects = apps.assign(person=apps["person"].astype(object))
+    rows = np.arange(0, len(apps), 3)
+    assert _quiet_applications(objects, stats, rows).tolist() == whole[rows].tolist()
