@@ -16,8 +16,9 @@ What runs where:
   them, figure kind, trade from the company or employer name, significant
   digits — is :func:`~ringscope.detectors.cashflow.declared_rows` itself,
   run by Python workers on Arrow batches (``mapInArrow``);
-* counts (trade keys, peers, round figures, distinct values, applicants
-  per declared value) are Spark aggregations;
+* counts are Spark aggregations: applications and round figures per
+  segment, trade and fine trade (the trade keys, peers and round share
+  follow from those few rows), terms, applicants per declared value;
 * each peer group's median and scale are computed by the in-process code
   on that group's values (``applyInArrow``: a median reads the group as a
   multiset, so the figures are bit for bit the pandas ones);
@@ -86,10 +87,12 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
 
     Notes
     -----
-    One pass of the Python workers over the applications, a handful of
-    aggregations (key counts, peers, figures per value, round share) and two
-    grouped passes for the medians; what is collected is one row per trade
-    key, peer group and distinct declared value, and the candidates' rows.
+    One pass of the Python workers over the applications, three
+    aggregations (applications and round figures per segment, trade and fine
+    trade — the trade keys, peers and round share follow from it —, terms,
+    applicants per declared value) and two grouped passes for the medians;
+    what is collected is one row per such group and distinct value, and the
+    candidates' rows.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -101,6 +104,7 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
         empty = declared_rows(_empty_inputs())
         return empty, detector._statistics_of(empty)
     declared = inputs.mapInArrow(_declare, _spark_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+    judged = None
     try:
         # one aggregation for every count the statistics need but the terms' and values':
         # applications and round figures per (segment, trade, fine trade)
@@ -176,8 +180,9 @@ def spark_cashflow_peer_groups(spark: Any, store: Any, detector: Any) -> tuple[p
             n_values=max(len(np.unique(values)), 1),
         )
         candidates = _candidates(spark, judged, statistics, detector)
-        judged.unpersist()
     finally:
+        if judged is not None:
+            judged.unpersist()
         declared.unpersist()
     return candidates, statistics
 
