@@ -219,6 +219,10 @@ class CashflowChecks(Detector):
             frame = self.checks_of(declared, statistics)
         else:
             frame = self.checks(portfolio, statistics)
+        return self._findings_of(frame)
+
+    def _findings_of(self, frame: pd.DataFrame) -> list[Finding]:
+        """The findings of the rows of a checks frame scoring ``min_score`` or more, best first."""
         if frame.empty:
             return []
         flagged = frame[frame["score"] >= self.min_score]
@@ -314,13 +318,7 @@ class CashflowChecks(Detector):
         rows = portfolio.rows_where("applications", "application_id", list(map(str, app_ids)))
         if not len(rows):
             return []
-        frame = self.checks_of(_declared(portfolio, rows), statistics)
-        if frame.empty:
-            return []
-        flagged = frame[frame["score"] >= self.min_score]
-        findings = [self._finding(row) for row in flagged.itertuples(index=False)]
-        findings.sort(key=lambda f: (-f.score, f.members))
-        return findings
+        return self._findings_of(self.checks_of(_declared(portfolio, rows), statistics))
 
     # -- the checks, columnar ----------------------------------------------
     def checks(self, source, statistics: CashflowStatistics | None = None) -> pd.DataFrame:
