@@ -195,6 +195,7 @@ def _inputs(spark: Any, store: Any) -> Any | None:
     from pyspark.sql import functions as F
 
     from ringscope.detectors.cashflow import DECLARED_INPUT
+    from ringscope.detectors.spark.velocity import with_first
 
     app_file = store.table_path("nodes", "Application")
     if not app_file.exists():
@@ -210,27 +211,16 @@ def _inputs(spark: Any, store: Any) -> Any | None:
         (F.col("product").cast("string") if "product" in present else F.lit(None).cast("string")).alias("product"),
     )
 
-    def first(rel: str, name: str, key: str, value: str) -> Any:
-        file = store.table_path("rels", rel)
-        if not file.exists():
-            return None
-        table = spark.read.parquet(str(file)).select(
-            F.col(key).cast("string").alias("application_id"), F.col(value).cast("string").alias(name)
-        )
-        # the first of an application's rows in the store's (src, dst) order: the smallest
-        return table.where(F.col(name).isNotNull()).groupBy("application_id").agg(F.min(name).alias(name))
-
-    for rel, name, key, value in (
-        ("Person-APPLIED-Application", "person", "dst", "src"),
-        ("Application-FOR_COMPANY-Company", "company", "src", "dst"),
-        ("Application-DECLARES_EMPLOYER-Company", "employer", "src", "dst"),
-    ):
-        part = first(rel, name, key, value)
-        apps = (
-            apps.join(part, "application_id", "left")
-            if part is not None
-            else apps.withColumn(name, F.lit(None).cast("string"))
-        )
+    apps = with_first(
+        spark,
+        store,
+        apps,
+        (
+            ("Person-APPLIED-Application", "person", "dst", "src"),
+            ("Application-FOR_COMPANY-Company", "company", "src", "dst"),
+            ("Application-DECLARES_EMPLOYER-Company", "employer", "src", "dst"),
+        ),
+    )
     names = _company_names(spark, store)
     for firm, column in (("company", "business_name"), ("employer", "employer_name")):
         if names is None:

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from ringscope.detectors.portfolio import LINK_KINDS
 from ringscope.detectors.values import TIME_WINDOW
 
-__all__ = ["spark_velocity_bursts", "VELOCITY_FILES"]
+__all__ = ["spark_velocity_bursts", "with_first", "VELOCITY_FILES"]
 
 #: the store's tables the pass reads
 VELOCITY_FILES = (
@@ -82,23 +82,16 @@ def _applications(spark: Any, store: Any) -> Any | None:
         label.alias("label"),
     )
 
-    def first(rel: str, name: str, key: str = "src", value: str = "dst") -> Any | None:
-        file = store.table_path("rels", rel)
-        if not file.exists():
-            return None
-        table = spark.read.parquet(str(file)).select(
-            F.col(key).cast("string").alias("application_id"), F.col(value).cast("string").alias(name)
-        )
-        # the first of an application's rows in the store's (src, dst) order: the smallest
-        return table.where(F.col(name).isNotNull()).groupBy("application_id").agg(F.min(name).alias(name))
-
-    for rel, name, key, value in (
-        (LINK_KINDS["device"][0], "device", "src", "dst"),
-        (LINK_KINDS["ip"][0], "ip", "src", "dst"),
-        ("Person-APPLIED-Application", "person", "dst", "src"),
-    ):
-        part = first(rel, name, key, value)
-        apps = apps.join(part, "application_id", "left") if part is not None else apps.withColumn(name, F.lit(None))
+    apps = with_first(
+        spark,
+        store,
+        apps,
+        (
+            (LINK_KINDS["device"][0], "device", "src", "dst"),
+            (LINK_KINDS["ip"][0], "ip", "src", "dst"),
+            ("Person-APPLIED-Application", "person", "dst", "src"),
+        ),
+    )
     ip_file = store.table_path("nodes", "IP")
     prefix = None
     if ip_file.exists():
@@ -110,6 +103,27 @@ def _applications(spark: Any, store: Any) -> Any | None:
     if prefix is None:
         return apps.withColumn("ip_prefix", F.lit(None).cast("string"))
     return apps.join(prefix.dropDuplicates(["ip"]), "ip", "left")
+
+
+def with_first(spark: Any, store: Any, apps: Any, rels: Any) -> Any:
+    """``apps`` (keyed by ``application_id``) with one text column per
+    ``(relationship, name, key, value)`` of ``rels``: each application's first
+    ``value`` in the store's (src, dst) order — the smallest, as the portfolio
+    takes the first — read from ``store``'s file of that relationship (null
+    where it has none or the file is missing)."""
+    from pyspark.sql import functions as F
+
+    for rel, name, key, value in rels:
+        file = store.table_path("rels", rel)
+        if not file.exists():
+            apps = apps.withColumn(name, F.lit(None).cast("string"))
+            continue
+        table = spark.read.parquet(str(file)).select(
+            F.col(key).cast("string").alias("application_id"), F.col(value).cast("string").alias(name)
+        )
+        part = table.where(F.col(name).isNotNull()).groupBy("application_id").agg(F.min(name).alias(name))
+        apps = apps.join(part, "application_id", "left")
+    return apps
 
 
 def spark_velocity_bursts(
