@@ -406,6 +406,28 @@ def _ring_labels(portfolio, glue: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
     return apps, labels
 
 
+def _ring_people(portfolio, glue: pd.DataFrame) -> np.ndarray:
+    """The distinct applicant entities of each ring component of
+    :func:`_ring_labels` (by label), as ``find`` counts a ring's people:
+    each application's resolved applicant, ``app:<id>`` without one.
+    Computed once per portfolio, entities and hub table."""
+    held = portfolio.derived.get("ring_people")
+    if held is not None and held[0] is glue:
+        return held[1]
+    apps, labels = _ring_labels(portfolio, glue)
+    if portfolio.application_keys() is None:  # an id twice: each ring's own entities decide, in ``find``
+        people = np.full(int(labels.max()) + 1 if len(labels) else 0, np.iinfo(np.int64).max)
+    elif not len(apps):
+        people = np.zeros(0, dtype=np.int64)
+    else:
+        entity, _ = pd.factorize(application_entities(portfolio, apps))
+        width = int(entity.max()) + 1
+        pairs = np.unique(labels.astype(np.int64) * width + entity)
+        people = np.bincount(pairs // width, minlength=int(labels.max()) + 1)
+    portfolio.derived["ring_people"] = (glue, people)
+    return people
+
+
 def _glue_edges(links: pd.DataFrame, glue: pd.DataFrame) -> pd.DataFrame:
     """``application_id``, ``node`` for every gluing link, plus each linked
     application's applicant entity: the edges of :func:`ring_components`."""
@@ -496,8 +518,17 @@ class SharedIdentifierRings(Detector):
         it), from the ring components computed once per portfolio."""
         if statistics is None:
             return None
-        apps, _ = _ring_labels(as_portfolio(portfolio), statistics)
-        return [] if not (apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object)) >= 0).any() else None
+        portfolio = as_portfolio(portfolio)
+        apps, labels = _ring_labels(portfolio, statistics)
+        at = apps.get_indexer(pd.Index(list(map(str, app_ids)), dtype=object))
+        at = at[at >= 0]
+        if not len(at):
+            return []
+        # a component of fewer people than a ring needs holds no ring (a couple sharing a phone):
+        # the scope's components are these components, its people these people
+        if (_ring_people(portfolio, statistics)[labels[at]] < self.min_people).all():
+            return []
+        return None
 
     def hubs(self, portfolio) -> pd.DataFrame:
         """The portfolio's shared identifiers with hub and glue decisions."""
@@ -997,6 +1028,8 @@ def entity_links(portfolio) -> pd.DataFrame:
     if "ring_links" in portfolio.derived:
         return portfolio.derived["ring_links"]
     cut = _parent_entity_links(portfolio)
+    if cut is None:
+        cut = _entity_links_of_parent_codes(portfolio)
     if cut is not None:
         portfolio.derived["ring_links"] = cut
         return cut
@@ -1056,6 +1089,48 @@ def _parent_entity_links(portfolio) -> pd.DataFrame | None:
         return None
     at = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     return whole.iloc[at].reset_index(drop=True)
+
+
+def _entity_links_of_parent_codes(portfolio) -> pd.DataFrame | None:
+    """A subset's :func:`entity_links` when its parent holds the links as
+    :class:`RingLinkCodes` instead of the text table (a flag index does):
+    the same rows, order and dtypes, from the parent's link-table rows of
+    the subset (the kinds of the codes, in their order), the identifiers
+    taken from the parent's tables and each application's entity mapped
+    once. Building it from the subset's own link tables took ~7 ms of
+    small pandas steps for every ring scope. ``None`` when it cannot be
+    cut so (not a subset, no codes, other entities)."""
+    parent = getattr(portfolio, "parent", None)
+    if parent is None or not hasattr(portfolio, "link_rows"):
+        return None
+    codes = parent.derived.get("ring_link_codes")
+    if codes is None or portfolio.person_entity is not parent.person_entity:
+        return None
+    held = parent._links_by_kind
+    rows, kinds, identifiers = [], [], []
+    for k, kind in enumerate(codes.kinds):
+        at = portfolio.link_rows(kind)
+        if len(at):
+            rows.append(codes.starts[k] + at)
+            kinds.append(np.full(len(at), kind, dtype=object))
+            identifiers.append(held[kind]["identifier"].array.take(at))
+    if not rows:
+        return None  # no link: the text path's empty frame
+    at = np.concatenate(rows)
+    apps = codes.app[at]
+    app_rows, first = np.unique(apps, return_inverse=True)
+    app_values = pd.Index(np.asarray(codes.app_values, dtype=object)[app_rows], dtype=object)
+    column = held[codes.kinds[0]]["application_id"]
+    ids = pd.array(np.asarray(app_values, dtype=object)[first], dtype=column.dtype)
+    entity = pd.array(application_entities(portfolio, app_values)[first], dtype=column.dtype)
+    return pd.DataFrame(
+        {
+            "application_id": ids,
+            "kind": pd.array(np.concatenate(kinds), dtype=column.dtype),
+            "identifier": pd.concat([pd.Series(part) for part in identifiers], ignore_index=True).array,
+            "entity": entity,
+        }
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -185,3 +185,52 @@ def test_flag_index_from_codes_is_the_one_from_text_links(store, monkeypatch):
         else:
             assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, want.dtype)
             assert pd.Series(got).equals(pd.Series(want)), name
+
+
+def test_a_scopes_links_cut_from_the_books_codes_are_its_own(store):
+    """A scope of a portfolio that holds the links as codes (a flag index)
+    cuts its ``entity_links`` from them: frame for frame (rows, order,
+    dtypes) the table built from the scope's own link tables."""
+    for portfolio in _portfolios(store):
+        found = SharedIdentifierRings().run(portfolio)  # (a full run holds the text table)
+        assert found
+        portfolio.derived.pop("ring_links")
+        assert ring_link_codes(portfolio) is not None
+        ids = sorted(portfolio.applications["application_id"].astype(str))
+        scopes = [list(f.members) for f in found[:15]] + [ids[:40], ids[-3:]]
+        for scope in scopes:
+            assert rings._entity_links_of_parent_codes(portfolio.subset(scope)) is not None  # the path taken
+            cut = entity_links(portfolio.subset(scope))
+            assert len(cut)
+            codes = portfolio.derived.pop("ring_link_codes")
+            try:
+                built = entity_links(portfolio.subset(scope))
+            finally:
+                portfolio.derived["ring_link_codes"] = codes
+            pd.testing.assert_frame_equal(cut, built)
+
+
+def test_an_application_whose_component_has_too_few_people_needs_no_scope(store):
+    """``around`` answers ``[]`` for an application glued only to fewer
+    people than a ring needs; no ring of a full run holds such an
+    application, and the rest still get a scope."""
+    detector = SharedIdentifierRings()
+    for portfolio in _portfolios(store):
+        stats = detector.statistics(portfolio)
+        apps, labels = rings._ring_labels(portfolio, stats)
+        people = rings._ring_people(portfolio, stats)
+        in_rings = {m for f in detector.run(portfolio, statistics=stats) for m in f.members}
+        few = [a for a, label in zip(apps, labels) if people[label] < detector.min_people]
+        many = [a for a, label in zip(apps, labels) if people[label] >= detector.min_people]
+        assert few and many, "both cases must occur in the data"
+        assert not in_rings.intersection(few)
+        for app_id in few[:30]:
+            assert detector.around(portfolio, [app_id], stats) == []
+            local = detector.scope(portfolio, [app_id], stats)
+            assert not [f for f in detector.run(local, statistics=stats) if app_id in f.members]
+        assert all(detector.around(portfolio, [a], stats) is None for a in many[:30])
+        # every ring lies in one component, counted with at least the people a ring needs
+        for f in detector.run(portfolio, statistics=stats):
+            at = apps.get_indexer(list(f.members))
+            assert (at >= 0).all() and len(set(labels[at])) == 1
+            assert people[labels[at[0]]] >= detector.min_people
