@@ -21,6 +21,7 @@ from ringscope.detectors.keys import is_missing
 __all__ = [
     "FAMILY_RELATIONS",
     "family_consistency",
+    "family_consistency_few",
     "family_edges",
     "family_hub_edges",
     "home_keys",
@@ -174,6 +175,39 @@ def family_consistency(edges: pd.DataFrame, apps: pd.DataFrame) -> np.ndarray:
         index=apps.index,
     )
     return family_edges(edges, info)
+
+
+def family_consistency_few(
+    edges: list[tuple[str, str, object]], people: dict[str, tuple[object, object]]
+) -> list[float]:
+    """:func:`family_consistency` of a few edges, in Python: each edge is
+    ``(src, dst, relation)``, with no two alike in ``(src, dst, phone)``
+    and no end missing (what :func:`contact_edges` gives a scope), and
+    ``people`` maps every end to its ``(applicant_name, address)``.
+
+    Example
+    -------
+    >>> people = {"a": ("王伟", "幸福路1号2栋3室"), "b": ("李娜", "幸福路1号2栋3室"), "c": ("赵强", "人民路9号")}
+    >>> family_consistency_few([("b", "a", "配偶"), ("c", "a", "friend")], people)
+    [1.0, 0.0]
+    """
+
+    def key(value, of) -> str | None:  # the surname or home key, ``None`` where pandas has it missing
+        return of("" if is_missing(value) else str(value)) or None
+
+    surname = {app: key(name, _surname_of) for app, (name, _) in people.items()}
+    home = {app: key(address, _home_key_of) for app, (_, address) in people.items()}
+    relations = ["" if is_missing(r) else str(r).strip().lower() for _, _, r in edges]
+    backs = {(d, s, _RECIPROCAL[r]) for (s, d, _), r in zip(edges, relations) if r in _RECIPROCAL}
+    out = []
+    for (s, d, _), r in zip(edges, relations):
+        if r not in FAMILY_RELATIONS:
+            out.append(0.0)
+        elif (surname[s] is not None and surname[s] == surname[d]) or (home[s] is not None and home[s] == home[d]):
+            out.append(1.0)
+        else:
+            out.append(0.5 if (s, d, r) in backs else 0.0)
+    return out
 
 
 def is_family(relation: pd.Series) -> np.ndarray:

@@ -13,6 +13,8 @@ its size limit to nothing):
   book's row maps instead of an ``isin`` over every link;
 * a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
 * guarantee circles look a few applications' borrower units up one key at a time.
+* a scope's rings test for households (family naming links joining all of a
+  ring's people) on dicts and sets, with the family weights of each link.
 """
 
 from __future__ import annotations
@@ -218,3 +220,69 @@ def test_contact_hubs_named_few_equal_the_pandas_path(tmp_path, monkeypatch):
     slow = [detector._reach_of(portfolio, book, [a], stats) for a in ids]
     assert fast == slow
     assert sum(bool(big) for _, big, _ in slow) > 5  # not vacuous: applications naming or owning hub phones
+
+
+@pytest.mark.parametrize("seed", [41, 42])
+def test_households_of_a_few_rings_equal_the_pandas_path(tmp_path, monkeypatch, seed):
+    """Every ``households`` call of a full rings run and of each ring's
+    scope, on dicts and sets, gives the households the frame path gives."""
+    from ringscope.detectors import rings
+
+    generate_portfolio(
+        GeneratorConfig(applications=900, seed=seed, family_share=0.15, identity_rings=0.05, mess_rate=0.1),
+        tmp_path / "data",
+    )
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    portfolio = Portfolio(store)
+    detector = rings.SharedIdentifierRings()
+    stats = detector.statistics(portfolio)
+    calls: list = []
+    households = rings.households
+
+    def spy(p, members, max_people):
+        found = households(p, members, max_people)
+        calls.append((p, members, max_people, found, rings._households_few(p, members, max_people)))
+        return found
+
+    monkeypatch.setattr(rings, "households", spy)
+    found = detector.run(portfolio, statistics=stats)
+    for f in found[:40]:
+        detector.run(detector.scope(portfolio, list(f.members), stats), statistics=stats)
+    monkeypatch.setattr(rings, "_households_few", lambda *args: None)
+    held = 0
+    for p, members, max_people, got, few in calls:
+        assert few is not None
+        assert sorted(got) == sorted(households(p, members, max_people))
+        held += len(got)
+    assert len(calls) > 10 and held > 0  # not vacuous: rings that are one household occur
+
+
+def test_family_consistency_of_a_few_edges_equals_the_frames():
+    from ringscope.detectors.family import family_consistency, family_consistency_few
+
+    rng = np.random.default_rng(5)
+    names = ["王伟", "王芳", "欧阳娜", "欧阳明", "李强", " 李静", "", None]
+    homes = ["幸福路1号2栋3室", "幸福道1号2栋3室 ", "人民路9号", "人民 路9号", None, ""]
+    relations = ["配偶", "spouse", "parent", "child", " Child", "sibling", "friend", "同事", None, "父母"]
+    apps = [f"A{i}" for i in range(12)]
+    people = {a: (names[rng.integers(len(names))], homes[rng.integers(len(homes))]) for a in apps}
+    pairs = {(str(s), str(d), f"p{rng.integers(3)}") for s, d in rng.choice(apps, size=(80, 2)) if s != d}
+    pairs = sorted(pairs)
+    edges = [(s, d, relations[rng.integers(len(relations))]) for s, d, _ in pairs]
+    # answered in kind between strangers by name and home: the half weight
+    people.update({"X1": ("张三", "东路1号"), "X2": ("赵四", "西路2号")})
+    pairs += [("X1", "X2", "p9"), ("X2", "X1", "p8")]
+    edges += [("X1", "X2", "Parent "), ("X2", "X1", "child")]
+    frame = pd.DataFrame(
+        {
+            "src": [s for s, _, _ in edges],
+            "dst": [d for _, d, _ in edges],
+            "phone": [p for _, _, p in pairs],
+            "relation": [r for _, _, r in edges],
+        }
+    )
+    info = pd.DataFrame.from_dict(people, orient="index", columns=["applicant_name", "address"])
+    expected = family_consistency(frame, info).tolist()
+    assert family_consistency_few(edges, people) == expected
+    assert {0.0, 0.5, 1.0} <= set(expected)
