@@ -12,7 +12,7 @@ its size limit to nothing):
 * ``InProcess.links_of_kinds`` finds a few applications' links through the
   book's row maps instead of an ``isin`` over every link;
 * a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
-* guarantee circles look a few applications' borrower units up one key at a time.
+* guarantee circles look a few applications' borrower units up one key at a time;
 * a scope's rings test for households (family naming links joining all of a
   ring's people) on dicts and sets, with the family weights of each link.
 """
