@@ -12,7 +12,9 @@ its size limit to nothing):
 * ``InProcess.links_of_kinds`` finds a few applications' links through the
   book's row maps instead of an ``isin`` over every link;
 * a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
-* guarantee circles look a few applications' borrower units up one key at a time.
+* guarantee circles look a few applications' borrower units up one key at a time;
+* contact loops find the loops and hubs around a few applications on lists
+  and dicts instead of frames of their contacts, phones and applications.
 """
 
 from __future__ import annotations
@@ -218,3 +220,35 @@ def test_contact_hubs_named_few_equal_the_pandas_path(tmp_path, monkeypatch):
     slow = [detector._reach_of(portfolio, book, [a], stats) for a in ids]
     assert fast == slow
     assert sum(bool(big) for _, big, _ in slow) > 5  # not vacuous: applications naming or owning hub phones
+
+
+def test_contact_findings_around_in_python_equal_the_frames(tmp_path, monkeypatch):
+    from ringscope.detectors import contacts
+    from ringscope.detectors.contacts import ContactLoops
+
+    generate_portfolio(
+        GeneratorConfig(applications=700, seed=37, contact_loops=0.05, family_share=0.1), tmp_path / "data"
+    )
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    portfolio = Portfolio(store)
+    detector = ContactLoops(min_hub_namers=2)
+    stats = detector.statistics(portfolio)
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    asked = [[a] for a in ids] + [ids[i : i + 5] for i in range(0, len(ids), 50)]
+    taken = []
+    few = ContactLoops._findings_few
+
+    def counted(self, *args):
+        found = few(self, *args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(ContactLoops, "_findings_few", counted)
+    fast = [_keys(detector.around(portfolio, a, stats)) for a in asked]
+    monkeypatch.setattr(contacts, "_FEW_AROUND", -1)
+    slow = [_keys(detector.around(portfolio, a, stats)) for a in asked]
+    assert fast == slow
+    kinds = {k[1] for found in slow for k in found}
+    assert {"hub_contact", "contact_loop"} <= kinds  # not vacuous: loops and hubs around the applications
+    assert sum(taken) > 20 and all(taken)  # and the lists found them
