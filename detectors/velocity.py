@@ -121,9 +121,27 @@ def _any_repeated(keys: pd.Series, times: pd.Series, min_apps: int) -> bool:
 
 def _timed_keys(keys: pd.Series, times: pd.Series) -> pd.DataFrame:
     """``key`` (text) and ``t`` (whole seconds) of the rows having both."""
+    if len(keys) <= _FEW_ROWS and isinstance(times.dtype, pd.DatetimeTZDtype):
+        return _timed_keys_few(keys, times)
     ok = keys.notna() & times.notna()
     seconds = (times[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("int64")
     return pd.DataFrame({"key": keys[ok].astype(str), "t": seconds})
+
+
+def _timed_keys_few(keys: pd.Series, times: pd.Series) -> pd.DataFrame:
+    """:func:`_timed_keys` of a few rows on their integer ticks (its
+    subtraction, ``total_seconds`` and casts cost ~0.3 ms whatever their
+    size): ``total_seconds`` is the whole seconds plus the ticks' fraction,
+    which the cast to integers truncates towards zero, so a time before 1970
+    with a fraction counts one second up."""
+    key = keys.to_numpy(dtype=object)
+    ticks = times.array.asi8
+    ok = pd.notna(key) & (ticks != np.iinfo(np.int64).min)  # NaT's ticks
+    per_second = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[times.dtype.unit]
+    whole, fraction = np.divmod(ticks[ok], per_second)
+    seconds = whole + ((fraction != 0) & (whole < 0))
+    index = keys.index[ok]
+    return pd.DataFrame({"key": pd.Series([str(k) for k in key[ok].tolist()], index=index, dtype=str), "t": seconds})
 
 
 def burst_base(keys: pd.Series, times: pd.Series, *, min_apps: int = 3) -> BurstBase:
@@ -486,15 +504,15 @@ class DeviceVelocity(Detector):
         apps = portfolio.applications
         holding = set(map(str, app_ids))
         targets = portfolio.rows_where("applications", "application_id", holding)
-        wanted, keys_of = [targets], {}
+        history = {}  # per kind, the rows on the applications' own identifiers: each one's whole history
         for kind in self.kinds:
             column = _KINDS[kind][0]
-            keys_of[kind] = set(text_list(apps[column].iloc[targets]))
-            if keys_of[kind]:
-                wanted.append(portfolio.rows_where("applications", column, keys_of[kind]))
-        local = apps.iloc[np.unique(np.concatenate(wanted))].reset_index(drop=True)
-        # per kind, the rows on the applications' own identifiers: each one's whole history
-        within = {kind: np.flatnonzero(in_set(local[_KINDS[kind][0]], keys_of[kind])) for kind in self.kinds}
+            keys = set(text_list(apps[column].iloc[targets]))
+            history[kind] = portfolio.rows_where("applications", column, keys) if keys else targets[:0]
+        rows = np.unique(np.concatenate([targets, *history.values()]))
+        # the columns the windows and findings read: a row of every column of the book costs more
+        local = apps.iloc[rows, [apps.columns.get_loc(c) for c in _AROUND_COLUMNS]].reset_index(drop=True)
+        within = {kind: np.searchsorted(rows, held) for kind, held in history.items()}
         members = self.clusters(local, statistics, within)
         if members is None:
             return []
@@ -722,6 +740,9 @@ class DeviceVelocity(Detector):
             shared=tuple(dict.fromkeys(shared_nodes)),
         )
 
+
+#: the applications' columns :meth:`DeviceVelocity.clusters` and its findings read
+_AROUND_COLUMNS = ("application_id", "applied_at", "device", "ip", "ip_prefix", "person", "label")
 
 #: up to this many clustered applications, their shared identifiers are found in plain Python
 #: (a merge and two group-bys cost milliseconds whatever their size)

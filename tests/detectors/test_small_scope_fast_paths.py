@@ -8,7 +8,8 @@ its size limit to nothing):
   phones, or two records share a name + birth date or an entity, before its
   group-bys, and computes the pinyin key only for IDs under two names;
 * device velocity finds the identifiers a cluster's members share, and the
-  five it names, on lists and dicts instead of a merge and group-bys;
+  five it names, on lists and dicts instead of a merge and group-bys, and a
+  few applications' times in whole seconds from their integer ticks;
 * ``InProcess.links_of_kinds`` finds a few applications' links through the
   book's row maps instead of an ``isin`` over every link;
 * a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
@@ -119,6 +120,33 @@ def test_top_shared_in_python_equals_pandas_with_ties(seed):
         ]
         frame = pd.DataFrame(rows, columns=["other", "identifier", "application_id"])
         assert velocity._top_shared(rows) == velocity._top_shared(frame)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_velocity_seconds_from_ticks_equal_total_seconds(unit, monkeypatch):
+    rng = np.random.default_rng(len(unit))
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    limit = {"s": 9 * 10**9, "ms": 9 * 10**12, "us": 9 * 10**15, "ns": 2**62}[unit]  # within pandas' ns range
+    cases = []
+    for trial in range(200):
+        n = int(rng.integers(0, 30))
+        # any instant, or a few seconds around 1970 (before it a fraction truncates towards zero)
+        ticks = (
+            rng.integers(-limit, limit, n)
+            if trial % 2
+            else rng.integers(-9, 9, n) * per_second + rng.integers(-3, 3, n)
+        )
+        times = pd.Series(pd.DatetimeIndex(ticks.astype(f"M8[{unit}]")).tz_localize("UTC"))
+        times[rng.random(n) < 0.1] = pd.NaT
+        keys = pd.Series(rng.choice(["a", "b", None], n), dtype="str" if trial % 3 else object)
+        cases.append((keys, times))
+    fast = [velocity._timed_keys(k, t) for k, t in cases]
+    monkeypatch.setattr(velocity, "_FEW_ROWS", -1)
+    for got, (keys, times) in zip(fast, cases, strict=True):
+        expected = velocity._timed_keys(keys, times)
+        pd.testing.assert_frame_equal(got, expected)
+        pd.testing.assert_frame_equal(velocity._timed_keys_few(keys, times), expected)  # the shortcut, really
+    assert sum(len(f) for f in fast) > 1000
 
 
 def test_links_of_kinds_through_row_maps_equal_isin(book, monkeypatch):
