@@ -578,8 +578,9 @@ class ContactLoops(Detector):
         if ident is None:
             return None
         links = _loop_links(named, owner, owned, ident)
+        threshold = stats.threshold
         hub_rows, hub_owners, namers = (
-            _hub_rows(named, owner, owned, ident, stats.threshold) if stats.threshold is not None else ([], [], {})
+            _hub_rows(named, owner, owned, ident, threshold) if threshold is not None else ([], [], {})
         )
         involved = {e[0] for e in links} | {e[1] for e in links} | {named[i][0] for i in hub_rows}
         records = _records_of(portfolio, book, involved | {owner[j] for j in hub_owners}, ident)
@@ -599,7 +600,7 @@ class ContactLoops(Detector):
                 finding = self._loop_finding(group, records)
                 if finding is not None:
                     findings.append(finding)
-        if hub_rows:
+        if hub_rows and threshold is not None:
             hub = [named[i] for i in hub_rows]
             who = [ident[a] for a, *_ in hub]
             family = family_of_namings(
@@ -636,7 +637,7 @@ class ContactLoops(Detector):
                         group,
                         records,
                         owner_apps.get(phone, []),
-                        stats.threshold,
+                        threshold,
                         stats.tail_share(namers[phone]),
                         stats.phones,
                     )
