@@ -44,8 +44,12 @@ from ringscope.detectors.family import (
     family_consistency,
     family_edges,
     family_hub_edges,
+    family_of_links,
+    family_of_namings,
     home_keys,
+    home_keys_of,
     surnames,
+    surnames_of,
 )
 from ringscope.detectors.keys import RowsByValue, is_missing, key_index, text_list, values_at
 from ringscope.detectors.portfolio import as_portfolio, in_set
@@ -214,6 +218,108 @@ def _hub_edges_few(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Se
     )
 
 
+#: up to this many contact and applicant-phone rows in reach, :meth:`ContactLoops._found_around`
+#: finds the loops and hubs on lists and dicts (:meth:`ContactLoops._findings_few`)
+_FEW_AROUND = 5_000
+
+
+def _identities_of(book: _ContactBook, apps: list[str]) -> dict[str, object] | None:
+    """Each of ``apps``' resolved applicant; ``None`` when one has none."""
+    unique = list(dict.fromkeys(apps))
+    index = book.identity.index
+    if len(unique) <= 32:  # a few keys: the index's hash table one key at a time (µs each)
+        at = [index.get_loc(a) if a in index else -1 for a in unique]
+    else:
+        at = index.get_indexer(pd.Index(unique, dtype=object)).tolist()
+    if min(at, default=0) < 0:
+        return None
+    found = dict(zip(unique, values_at(book.identity, np.asarray(at, dtype=np.int64)), strict=True))
+    return None if any(is_missing(v) for v in found.values()) else found
+
+
+def _loop_links(named: list[tuple], owner: list[str], owned: list, ident: dict) -> list[tuple]:
+    """:meth:`ContactLoops._loop_edges` on lists: the links (src, dst, phone,
+    contact name, relation, component) of :func:`contact_edges` of the
+    contacts ``named`` and the applicant phones (``owner``, ``owned``) that
+    lie inside one strongly connected component, in the join's order."""
+    owners: dict = {}
+    for j, phone in enumerate(owned):
+        owners.setdefault(phone, []).append(j)
+    edges, seen = [], set()
+    for app, phone, name, relation in named:
+        for j in owners.get(phone, ()):
+            dst = owner[j]
+            # an application naming itself or another of its person's, or a repeat of one link
+            if app == dst or ident[app] == ident[dst] or (app, dst, phone) in seen:
+                continue
+            seen.add((app, dst, phone))
+            edges.append((app, dst, phone, name, relation))
+    if not edges:
+        return []
+    nodes = sorted({e[0] for e in edges} | {e[1] for e in edges})
+    code = {a: i for i, a in enumerate(nodes)}
+    src = np.array([code[e[0]] for e in edges], dtype=np.int64)
+    dst = np.array([code[e[1]] for e in edges], dtype=np.int64)
+    graph = sparse.coo_matrix((np.ones(len(edges)), (src, dst)), shape=(len(nodes), len(nodes)))
+    labels = connected_components(graph, directed=True, connection="strong")[1]
+    big = np.bincount(labels)[labels] >= 2
+    return [
+        (*e, int(labels[s]))
+        for e, s, d in zip(edges, src.tolist(), dst.tolist(), strict=True)
+        if big[s] and labels[s] == labels[d]
+    ]
+
+
+def _hub_rows(
+    named: list[tuple], owner: list[str], owned: list, ident: dict, threshold: int
+) -> tuple[list[int], list[int], dict]:
+    """:func:`_hub_edges_few` on lists: the positions in ``named`` of the
+    namings of hub phones, those of their applicant phones (``owner``,
+    ``owned``), and the distinct namers of each candidate phone."""
+    who = [ident[a] for a, *_ in named]
+
+    def distinct(rows) -> dict:
+        out: dict = {}
+        for i in rows:
+            out.setdefault(named[i][1], set()).add(who[i])
+        return {p: len(v) for p, v in out.items()}
+
+    candidates = {p for p, n in distinct(range(len(named))).items() if n >= threshold}
+    if not candidates:
+        return [], [], {}
+    # the phone's own applicant naming it does not count
+    own = {(p, ident[owner[j]]) for j, p in enumerate(owned) if p in candidates}
+    rows = [i for i, (_, p, *_) in enumerate(named) if p in candidates and (p, who[i]) not in own]
+    kept = distinct(rows)
+    hubs = {p for p, n in kept.items() if n >= threshold}
+    return [i for i in rows if named[i][1] in hubs], [j for j, p in enumerate(owned) if p in hubs], kept
+
+
+def _records_of(portfolio, book: _ContactBook, apps: set[str], ident: dict) -> dict[str, dict] | None:
+    """:func:`_info`'s records of ``apps`` (by id) read from the book's
+    rows; ``None`` when one is not in the book."""
+    table = portfolio.applications
+    rows = portfolio.rows_where("applications", "application_id", apps)
+    columns = {c: values_at(table[c], rows) for c in ("application_id", *_INFO_COLUMNS)}
+    if len(rows) != len(apps):
+        return None
+    surname, home = surnames_of(columns["applicant_name"]), home_keys_of(columns["address"])
+    records = {}
+    for i, app in enumerate(columns["application_id"]):
+        records[app] = {
+            "identity": ident[app],
+            "person": columns["person"][i],
+            "name": columns["applicant_name"][i],
+            "surname": surname[i],
+            "address": columns["address"][i],
+            "address_key": home[i],
+            "employer": columns["employer"][i],
+            "label": columns["label"][i],
+            "applied_at": columns["applied_at"][i],
+        }
+    return records
+
+
 #: strongly connected components of the contact graph (size >= 2)
 contact_sccs = strong_components
 
@@ -368,11 +474,8 @@ class ContactLoops(Detector):
         strongly connected components they are in (whole), the hub phones
         they name or own (enough distinct applicants name them), and those
         hubs' namers and owners."""
-        sccs = self._loops(portfolio, stats)
-        held = sccs.reindex(key_index(targets)).dropna().unique()
-        loops = text_list(sccs.index[sccs.isin(held)]) if len(held) else []
-        wanted = set(text_list(book.named_by(portfolio, targets)["phone"]))
-        wanted |= set(text_list(book.owned_by(portfolio, targets)["identifier"]))
+        loops = self._loop_index(portfolio, stats).members_with(targets)
+        wanted = book.phones_of(portfolio, targets)
         big: set[str] = set()
         hubs: set[str] = set()
         if stats.threshold is not None and wanted:
@@ -404,7 +507,7 @@ class ContactLoops(Detector):
         portfolio = as_portfolio(portfolio)
         ids = pd.Index(list(map(str, app_ids)), dtype=object)
         # the hub phones' applications only when no loop holds one (a batch nearly always meets a loop)
-        if not (self._loops(portfolio, statistics).index.isin(ids).any()) and not self._hub_apps(
+        if not self._loop_index(portfolio, statistics).holds(ids.tolist()) and not self._hub_apps(
             portfolio, statistics
         ).intersection(ids.tolist()):
             return []
@@ -426,10 +529,15 @@ class ContactLoops(Detector):
         loops, big, hubs = self._reach_of(portfolio, book, targets, stats)
         scope = list(dict.fromkeys([*targets, *loops, *sorted(hubs)]))
         rows = np.union1d(portfolio.rows_where("contacts", "application_id", loops), book.by_phone.rows(big))
+        phone_rows = portfolio.rows_where("links:phone", "application_id", scope)
+        if len(rows) + len(phone_rows) <= _FEW_AROUND:
+            found = self._findings_few(portfolio, book, rows, phone_rows, set(scope), stats)
+            if found is not None:
+                return found
         contacts = book.contacts.iloc[rows]
         contacts = contacts[in_set(contacts["application_id"], set(scope))].reset_index(drop=True)
         contacts = contacts.dropna(subset=["application_id", "phone"])
-        phones = book.phones.iloc[portfolio.rows_where("links:phone", "application_id", scope)].reset_index(drop=True)
+        phones = book.phones.iloc[phone_rows].reset_index(drop=True)
         apps = portfolio.applications
 
         def apps_of(involved: pd.Index) -> pd.DataFrame:
@@ -439,6 +547,103 @@ class ContactLoops(Detector):
             return found.set_axis(pd.Index(apps["application_id"].iloc[rows]))
 
         return self._findings(contacts, phones, book.identity, stats, apps_of)
+
+    def _findings_few(
+        self,
+        portfolio,
+        book: _ContactBook,
+        rows: np.ndarray,
+        phone_rows: np.ndarray,
+        scope: set[str],
+        stats: ContactStatistics,
+    ) -> list[Finding] | None:
+        """:meth:`_findings` of the book's contacts at ``rows`` (those of
+        applications in ``scope``, with a phone) and applicant phones at
+        ``phone_rows``, on lists, dicts and sets: the same edges, components,
+        hubs and records in the same order (each pandas step on a scope's few
+        rows costs a tenth of a millisecond or more, ~20 ms in all). ``None``
+        when an application id is not text, or an applicant phone, an
+        identity or an involved application is missing (left to the frames)."""
+        columns = ("application_id", "phone", "contact_name", "relation")
+        named = [
+            row
+            for row in zip(*(values_at(book.contacts[c], rows) for c in columns), strict=True)
+            if not (is_missing(row[0]) or is_missing(row[1])) and row[0] in scope
+        ]
+        owner = values_at(book.phones["application_id"], phone_rows)
+        owned = values_at(book.phones["identifier"], phone_rows)
+        if any(not isinstance(a, str) for a, *_ in named) or any(is_missing(v) for v in (*owner, *owned)):
+            return None
+        ident = _identities_of(book, [a for a, *_ in named] + owner)
+        if ident is None:
+            return None
+        links = _loop_links(named, owner, owned, ident)
+        threshold = stats.threshold
+        hub_rows, hub_owners, namers = (
+            _hub_rows(named, owner, owned, ident, threshold) if threshold is not None else ([], [], {})
+        )
+        involved = {e[0] for e in links} | {e[1] for e in links} | {named[i][0] for i in hub_rows}
+        records = _records_of(portfolio, book, involved | {owner[j] for j in hub_owners}, ident)
+        if records is None:
+            return None
+        findings = []
+        if links:
+            surname = {a: r["surname"] for a, r in records.items()}
+            home = {a: r["address_key"] for a, r in records.items()}
+            family = family_of_links([(s, d, p, r) for s, d, p, _, r, _ in links], surname, home)
+            groups: dict[int, list[dict]] = {}
+            for (src, dst, phone, name, relation, component), fam in zip(links, family, strict=True):
+                groups.setdefault(component, []).append(
+                    {"src": src, "dst": dst, "phone": phone, "contact_name": name, "relation": relation, "family": fam}
+                )
+            for group in groups.values():
+                finding = self._loop_finding(group, records)
+                if finding is not None:
+                    findings.append(finding)
+        if hub_rows and threshold is not None:
+            hub = [named[i] for i in hub_rows]
+            who = [ident[a] for a, *_ in hub]
+            family = family_of_namings(
+                [p for _, p, _, _ in hub],
+                who,
+                [r for *_, r in hub],
+                [n for _, _, n, _ in hub],
+                [records[a]["surname"] for a, *_ in hub],
+                [records[a]["address_key"] for a, *_ in hub],
+                [records[a]["employer"] for a, *_ in hub],
+                {(owned[j], records[owner[j]]["address_key"]) for j in hub_owners},
+            )
+            owner_apps: dict[str, list[str]] = {}
+            for j in hub_owners:
+                owner_apps.setdefault(owned[j], []).append(owner[j])
+            by_phone: dict[str, list[dict]] = {}
+            for (app, phone, name, relation), identity, fam in zip(hub, who, family, strict=True):
+                by_phone.setdefault(phone, []).append(
+                    {
+                        "application_id": app,
+                        "phone": phone,
+                        "contact_name": name,
+                        "relation": relation,
+                        "identity": identity,
+                        "family": fam,
+                    }
+                )
+            for phone, group in by_phone.items():
+                if all(e["family"] == 1.0 for e in group):
+                    continue  # siblings naming their parent
+                findings.append(
+                    self._hub_finding(
+                        phone,
+                        group,
+                        records,
+                        owner_apps.get(phone, []),
+                        threshold,
+                        stats.tail_share(namers[phone]),
+                        stats.phones,
+                    )
+                )
+        findings.sort(key=lambda f: (-f.score, f.members))
+        return findings
 
     def _reach(self, portfolio, stats: ContactStatistics) -> tuple[pd.Series, set[str]]:
         """The contact graph's strongly connected components (application
@@ -463,6 +668,15 @@ class ContactLoops(Detector):
             sccs = contact_sccs(contact_edges(contacts, book.phones, book.identity))
         portfolio.derived["contact_loops"] = (stats, sccs)
         return sccs
+
+    def _loop_index(self, portfolio, stats: ContactStatistics) -> _LoopIndex:
+        """:meth:`_loops` by application and by component, once per portfolio and entities."""
+        sccs = self._loops(portfolio, stats)
+        held = portfolio.derived.get("contact_loop_index")
+        if held is None or held.sccs is not sccs:
+            held = _LoopIndex.of(sccs)
+            portfolio.derived["contact_loop_index"] = held
+        return held
 
     def _hub_apps(self, portfolio, stats: ContactStatistics) -> set[str]:
         """The applications that name or own a phone named by
@@ -874,14 +1088,41 @@ class _ContactBook:
         portfolio.derived["contact_book"] = book
         return book
 
-    def named_by(self, portfolio, app_ids: list[str]) -> pd.DataFrame:
-        """The contacts ``app_ids`` name (rows with a phone)."""
+    def phones_of(self, portfolio, app_ids: list[str]) -> set[str]:
+        """The phones (as text) ``app_ids`` name as contacts or own as applicants."""
         rows = portfolio.rows_where("contacts", "application_id", app_ids)
-        return self.contacts.iloc[rows].dropna(subset=["application_id", "phone"])
+        named = zip(values_at(self.contacts["application_id"], rows), values_at(self.contacts["phone"], rows))
+        phones = {str(phone) for app, phone in named if not (is_missing(app) or is_missing(phone))}
+        owned = values_at(self.phones["identifier"], portfolio.rows_where("links:phone", "application_id", app_ids))
+        return phones | {str(phone) for phone in owned if not is_missing(phone)}
 
-    def owned_by(self, portfolio, app_ids: list[str]) -> pd.DataFrame:
-        """The applicant phones of ``app_ids``."""
-        return self.phones.iloc[portfolio.rows_where("links:phone", "application_id", app_ids)]
+
+@dataclass(frozen=True)
+class _LoopIndex:
+    """The contact graph's strongly connected components (:meth:`ContactLoops._loops`)
+    as dicts: a few applications' components without a look-up in the whole Series."""
+
+    sccs: pd.Series  # application → component, in the applications' text order
+    names: list[str]  # sccs' applications, in its order
+    component_of: dict[str, int]
+    rows_of: dict[int, list[int]]  # component → its applications' positions in ``names``
+
+    @classmethod
+    def of(cls, sccs: pd.Series) -> _LoopIndex:
+        names = text_list(sccs.index)
+        rows_of: dict[int, list[int]] = {}
+        for i, label in enumerate(sccs.tolist()):
+            rows_of.setdefault(label, []).append(i)
+        return cls(sccs, names, dict(zip(names, sccs.tolist(), strict=True)), rows_of)
+
+    def holds(self, app_ids: list[str]) -> bool:
+        """Whether any of ``app_ids`` is in a component."""
+        return any(a in self.component_of for a in app_ids)
+
+    def members_with(self, app_ids: list[str]) -> list[str]:
+        """The applications of the components of ``app_ids``, in :attr:`names`' order."""
+        held = {self.component_of[a] for a in app_ids if a in self.component_of}
+        return [self.names[i] for i in sorted(i for label in held for i in self.rows_of[label])]
 
 
 def _hubs_named_few(book: _ContactBook, rows: np.ndarray, threshold: int) -> tuple[set[str], set[str]]:

@@ -21,12 +21,15 @@ from ringscope.detectors.keys import is_missing
 __all__ = [
     "FAMILY_RELATIONS",
     "family_consistency",
-    "family_consistency_few",
     "family_edges",
     "family_hub_edges",
+    "family_of_links",
+    "family_of_namings",
     "home_keys",
+    "home_keys_of",
     "is_family",
     "surnames",
+    "surnames_of",
 ]
 
 #: relations that make naming each other ordinary (English contract values and common Chinese forms)
@@ -106,6 +109,24 @@ def _home_key_of(address: str) -> str:
     return re.sub(r"\s+", "", address)
 
 
+def surnames_of(names: list) -> list:
+    """:func:`surnames` of a list, missing ones as ``None``.
+
+    >>> surnames_of(["欧阳娜娜", " 王伟", None, " "])
+    ['欧阳', '王', None, None]
+    """
+    return [None if is_missing(v) else _surname_of(str(v)) or None for v in names]
+
+
+def home_keys_of(addresses: list) -> list:
+    """:func:`home_keys` of a list, missing ones as ``None``.
+
+    >>> home_keys_of(["幸福路 1号2栋3室", "人民路 9号", None])
+    ['#1|2|3', '人民路9号', None]
+    """
+    return [None if is_missing(v) else _home_key_of(str(v)) or None for v in addresses]
+
+
 def surnames(names: pd.Series) -> pd.Series:
     """Each name's surname (a compound one such as 欧阳 whole; missing for an empty name).
 
@@ -175,39 +196,6 @@ def family_consistency(edges: pd.DataFrame, apps: pd.DataFrame) -> np.ndarray:
         index=apps.index,
     )
     return family_edges(edges, info)
-
-
-def family_consistency_few(
-    edges: list[tuple[str, str, object]], people: dict[str, tuple[object, object]]
-) -> list[float]:
-    """:func:`family_consistency` of a few edges, in Python: each edge is
-    ``(src, dst, relation)``, with no two alike in ``(src, dst, phone)``
-    and no end missing (what :func:`contact_edges` gives a scope), and
-    ``people`` maps every end to its ``(applicant_name, address)``.
-
-    Example
-    -------
-    >>> people = {"a": ("王伟", "幸福路1号2栋3室"), "b": ("李娜", "幸福路1号2栋3室"), "c": ("赵强", "人民路9号")}
-    >>> family_consistency_few([("b", "a", "配偶"), ("c", "a", "friend")], people)
-    [1.0, 0.0]
-    """
-
-    def key(value, of) -> str | None:  # the surname or home key, ``None`` where pandas has it missing
-        return of("" if is_missing(value) else str(value)) or None
-
-    surname = {app: key(name, _surname_of) for app, (name, _) in people.items()}
-    home = {app: key(address, _home_key_of) for app, (_, address) in people.items()}
-    relations = ["" if is_missing(r) else str(r).strip().lower() for _, _, r in edges]
-    backs = {(d, s, _RECIPROCAL[r]) for (s, d, _), r in zip(edges, relations) if r in _RECIPROCAL}
-    out = []
-    for (s, d, _), r in zip(edges, relations):
-        if r not in FAMILY_RELATIONS:
-            out.append(0.0)
-        elif (surname[s] is not None and surname[s] == surname[d]) or (home[s] is not None and home[s] == home[d]):
-            out.append(1.0)
-        else:
-            out.append(0.5 if (s, d, r) in backs else 0.0)
-    return out
 
 
 def is_family(relation: pd.Series) -> np.ndarray:
@@ -318,27 +306,79 @@ def _family_hub_edges_few(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.Da
     """:func:`family_hub_edges` of a few edges with dicts and sets (its
     groupbys and merge cost milliseconds of overhead whatever their size)."""
     apps = pd.Index(edges["application_id"].to_numpy(dtype=object), dtype=object)
-    surname = info["surname"].reindex(apps).to_numpy()
-    address = info["address_key"].reindex(apps).to_numpy()
-    employer = info["employer"].reindex(apps).to_numpy()
-    contact_surname = surnames(edges["contact_name"]).to_numpy()
-    same_contact = pd.notna(contact_surname) & (surname == contact_surname)
-    phone, identity = edges["phone"].tolist(), edges["identity"].tolist()
-    by_surname = _shared_by(phone, surname.tolist(), identity)
-    by_address = _shared_by(phone, address.tolist(), identity)
     owner_address = info["address_key"].reindex(pd.Index(owners["owner_app"].to_numpy(dtype=object), dtype=object))
-    homes = {
-        (p, a) for p, a in zip(owners["phone"].tolist(), owner_address.tolist()) if not (is_missing(p) or is_missing(a))
-    }
-    same_owner_address = np.array(
-        [not is_missing(a) and (p, a) in homes for p, a in zip(phone, address.tolist())], dtype=bool
+    return np.array(
+        family_of_namings(
+            edges["phone"].tolist(),
+            edges["identity"].tolist(),
+            edges["relation"].tolist(),
+            edges["contact_name"].tolist(),
+            info["surname"].reindex(apps).tolist(),
+            info["address_key"].reindex(apps).tolist(),
+            info["employer"].reindex(apps).tolist(),
+            set(zip(owners["phone"].tolist(), owner_address.tolist())),
+        ),
+        dtype=float,
     )
-    family = _relation_in(edges["relation"], FAMILY_RELATIONS) & (
-        same_contact | by_surname | by_address | same_owner_address
-    )
-    by_employer = _shared_by(phone, employer.tolist(), identity)
-    colleague = _relation_in(edges["relation"], _COLLEAGUE)
-    return np.where(family, 1.0, np.where(colleague & by_employer, 0.5, 0.0))
+
+
+def family_of_namings(
+    phone: list,
+    identity: list,
+    relation: list,
+    contact_name: list,
+    surname: list,
+    home: list,
+    employer: list,
+    homes: set,
+) -> list[float]:
+    """:func:`family_hub_edges` on lists, one entry per naming of a hub
+    phone: its phone, the namer's identity, the relation and the contact's
+    name given, the namer's surname, home key and employer, and ``homes``
+    the (phone, home key) pairs of the phones' own applicants (missing
+    values: ``None`` or ``nan``, matching nothing).
+
+    >>> family_of_namings(["p", "p"], ["A", "B"], ["配偶", "friend"], ["王伟", None], ["王", "李"], [None, "h"],
+    ...                   [None, None], set())
+    [1.0, 0.0]
+    """
+    contact_surname = surnames_of(contact_name)
+    by_surname = _shared_by(phone, surname, identity)
+    by_home = _shared_by(phone, home, identity)
+    by_employer = _shared_by(phone, employer, identity)
+    homes = {(p, a) for p, a in homes if not (is_missing(p) or is_missing(a))}
+    out = []
+    for i, (p, r) in enumerate(zip(phone, relation, strict=True)):
+        rel = "" if is_missing(r) else str(r).strip().lower()
+        same_contact = contact_surname[i] is not None and surname[i] == contact_surname[i]
+        same_owner_home = not is_missing(home[i]) and (p, home[i]) in homes
+        if rel in FAMILY_RELATIONS and (same_contact or by_surname[i] or by_home[i] or same_owner_home):
+            out.append(1.0)
+        else:  # colleagues of one employer naming their manager: ordinary, but easy to fake, so half
+            out.append(0.5 if rel in _COLLEAGUE and by_employer[i] else 0.0)
+    return out
+
+
+def family_of_links(links: list[tuple], surname: dict, home: dict) -> list[float]:
+    """:func:`family_edges` on lists: ``links`` (src, dst, phone, relation),
+    unique by (src, dst, phone); ``surname`` and ``home`` (key) by
+    application, missing ones ``None`` or ``nan``.
+
+    >>> family_of_links([("a", "b", "p", "配偶"), ("b", "a", "q", "spouse"), ("a", "c", "r", "spouse")],
+    ...                 {"a": "王", "b": "王", "c": "李"}, {})
+    [1.0, 1.0, 0.0]
+    """
+    rel = ["" if is_missing(r) else str(r).strip().lower() for _, _, _, r in links]
+    backs = {(d, s, _RECIPROCAL[r]) for (s, d, _, _), r in zip(links, rel, strict=True) if r in _RECIPROCAL}
+    out = []
+    for (s, d, _, _), r in zip(links, rel, strict=True):
+        if r not in FAMILY_RELATIONS:
+            out.append(0.0)
+            continue
+        same_surname = not is_missing(surname.get(s)) and surname.get(s) == surname.get(d)
+        same_home = not is_missing(home.get(s)) and home.get(s) == home.get(d)
+        out.append(1.0 if same_surname or same_home else 0.5 if (s, d, r) in backs else 0.0)
+    return out
 
 
 def _family_hub_edges_grouped(edges: pd.DataFrame, info: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:

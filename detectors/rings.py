@@ -46,7 +46,7 @@ from ringscope.detectors.base import Detector, Evidence, Finding, param
 from ringscope.detectors.components import component_labels
 from ringscope.detectors.contacts import contact_edges
 from ringscope.detectors.engine import InProcess, engine_of
-from ringscope.detectors.family import family_consistency, family_consistency_few
+from ringscope.detectors.family import family_consistency, family_of_links, home_keys_of, surnames_of
 from ringscope.detectors.keys import is_missing, kept_for, key_index, text_codes
 from ringscope.detectors.portfolio import LINK_KINDS, _single_chunks, as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS
@@ -978,7 +978,7 @@ def households(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index:
 def _households_few(portfolio, members: pd.DataFrame, max_people: float) -> pd.Index | None:
     """:func:`households` of a scope's few rings, on dicts and sets: the
     same family naming links (:func:`contact_edges`' join, de-duplication
-    and own-phone filter; :func:`family_consistency_few`) and the same
+    and own-phone filter; :func:`~ringscope.detectors.family.family_of_links`) and the same
     test that they join all of a ring's people. About 1 ms where the frame
     operations cost ~10 ms whatever their size. ``None`` (the frames
     decide) when an application id is not text or an entity is missing."""
@@ -1013,10 +1013,10 @@ def _households_few(portfolio, members: pd.DataFrame, max_people: float) -> pd.I
                 continue
             seen.add((src, dst, phone))
             if ring_of[src] == ring_of[dst]:
-                edges.append((src, dst, relation))
+                edges.append((src, dst, phone, relation))
     if not edges:
         return pd.Index([], name="component")
-    involved = {a for s, d, _ in edges for a in (s, d)}
+    involved = {a for s, d, _, _ in edges for a in (s, d)}
     details: dict = {}
     apps = portfolio.applications
     for app, name, address in zip(
@@ -1024,7 +1024,10 @@ def _households_few(portfolio, members: pd.DataFrame, max_people: float) -> pd.I
     ):
         if app in involved and app not in details:  # the first row of an id, as drop_duplicates keeps
             details[app] = (name, address)
-    family = [e for e, value in zip(edges, family_consistency_few(edges, details)) if value > 0]
+    named = list(details)
+    surname = dict(zip(named, surnames_of([details[a][0] for a in named])))
+    home = dict(zip(named, home_keys_of([details[a][1] for a in named])))
+    family = [e for e, value in zip(edges, family_of_links(edges, surname, home)) if value > 0]
     if not family:
         return pd.Index([], name="component")
     # the people of each ring joined by family links: one group covering them all is a household
@@ -1036,7 +1039,7 @@ def _households_few(portfolio, members: pd.DataFrame, max_people: float) -> pd.I
             e = root[e]
         return e
 
-    for src, dst, _ in family:
+    for src, dst, _, _ in family:
         a, b = find(str(entity_of[src])), find(str(entity_of[dst]))
         if a != b:
             root[a] = b

@@ -8,11 +8,14 @@ its size limit to nothing):
   phones, or two records share a name + birth date or an entity, before its
   group-bys, and computes the pinyin key only for IDs under two names;
 * device velocity finds the identifiers a cluster's members share, and the
-  five it names, on lists and dicts instead of a merge and group-bys;
+  five it names, on lists and dicts instead of a merge and group-bys, and a
+  few applications' times in whole seconds from their integer ticks;
 * ``InProcess.links_of_kinds`` finds a few applications' links through the
   book's row maps instead of an ``isin`` over every link;
 * a sub-portfolio cuts its guarantees, roles, persons and companies on first use;
 * guarantee circles look a few applications' borrower units up one key at a time;
+* contact loops find the loops and hubs around a few applications on lists
+  and dicts instead of frames of their contacts, phones and applications;
 * a scope's rings test for households (family naming links joining all of a
   ring's people) on dicts and sets, with the family weights of each link.
 """
@@ -121,6 +124,33 @@ def test_top_shared_in_python_equals_pandas_with_ties(seed):
         assert velocity._top_shared(rows) == velocity._top_shared(frame)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_velocity_seconds_from_ticks_equal_total_seconds(unit, monkeypatch):
+    rng = np.random.default_rng(len(unit))
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    limit = {"s": 9 * 10**9, "ms": 9 * 10**12, "us": 9 * 10**15, "ns": 2**62}[unit]  # within pandas' ns range
+    cases = []
+    for trial in range(200):
+        n = int(rng.integers(0, 30))
+        # any instant, or a few seconds around 1970 (before it a fraction truncates towards zero)
+        ticks = (
+            rng.integers(-limit, limit, n)
+            if trial % 2
+            else rng.integers(-9, 9, n) * per_second + rng.integers(-3, 3, n)
+        )
+        times = pd.Series(pd.DatetimeIndex(ticks.astype(f"M8[{unit}]")).tz_localize("UTC"))
+        times[rng.random(n) < 0.1] = pd.NaT
+        keys = pd.Series(rng.choice(["a", "b", None], n), dtype="str" if trial % 3 else object)
+        cases.append((keys, times))
+    fast = [velocity._timed_keys(k, t) for k, t in cases]
+    monkeypatch.setattr(velocity, "_FEW_ROWS", -1)
+    for got, (keys, times) in zip(fast, cases, strict=True):
+        expected = velocity._timed_keys(keys, times)
+        pd.testing.assert_frame_equal(got, expected)
+        pd.testing.assert_frame_equal(velocity._timed_keys_few(keys, times), expected)  # the shortcut, really
+    assert sum(len(f) for f in fast) > 1000
+
+
 def test_links_of_kinds_through_row_maps_equal_isin(book, monkeypatch):
     portfolio, _ = book
     ids = portfolio.applications["application_id"].astype(str).tolist()
@@ -222,6 +252,38 @@ def test_contact_hubs_named_few_equal_the_pandas_path(tmp_path, monkeypatch):
     assert sum(bool(big) for _, big, _ in slow) > 5  # not vacuous: applications naming or owning hub phones
 
 
+def test_contact_findings_around_in_python_equal_the_frames(tmp_path, monkeypatch):
+    from ringscope.detectors import contacts
+    from ringscope.detectors.contacts import ContactLoops
+
+    generate_portfolio(
+        GeneratorConfig(applications=700, seed=37, contact_loops=0.05, family_share=0.1), tmp_path / "data"
+    )
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    portfolio = Portfolio(store)
+    detector = ContactLoops(min_hub_namers=2)
+    stats = detector.statistics(portfolio)
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    asked = [[a] for a in ids] + [ids[i : i + 5] for i in range(0, len(ids), 50)]
+    taken = []
+    few = ContactLoops._findings_few
+
+    def counted(self, *args):
+        found = few(self, *args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(ContactLoops, "_findings_few", counted)
+    fast = [_keys(detector.around(portfolio, a, stats)) for a in asked]
+    monkeypatch.setattr(contacts, "_FEW_AROUND", -1)
+    slow = [_keys(detector.around(portfolio, a, stats)) for a in asked]
+    assert fast == slow
+    kinds = {k[1] for found in slow for k in found}
+    assert {"hub_contact", "contact_loop"} <= kinds  # not vacuous: loops and hubs around the applications
+    assert sum(taken) > 20 and all(taken)  # and the lists found them
+
+
 @pytest.mark.parametrize("seed", [41, 42])
 def test_households_of_a_few_rings_equal_the_pandas_path(tmp_path, monkeypatch, seed):
     """Every ``households`` call of a full rings run and of each ring's
@@ -258,8 +320,8 @@ def test_households_of_a_few_rings_equal_the_pandas_path(tmp_path, monkeypatch, 
     assert len(calls) > 10 and held > 0  # not vacuous: rings that are one household occur
 
 
-def test_family_consistency_of_a_few_edges_equals_the_frames():
-    from ringscope.detectors.family import family_consistency, family_consistency_few
+def test_family_weights_of_a_few_links_equal_the_frames():
+    from ringscope.detectors.family import family_consistency, family_of_links, home_keys_of, surnames_of
 
     rng = np.random.default_rng(5)
     names = ["王伟", "王芳", "欧阳娜", "欧阳明", "李强", " 李静", "", None]
@@ -284,5 +346,9 @@ def test_family_consistency_of_a_few_edges_equals_the_frames():
     )
     info = pd.DataFrame.from_dict(people, orient="index", columns=["applicant_name", "address"])
     expected = family_consistency(frame, info).tolist()
-    assert family_consistency_few(edges, people) == expected
+    apps = list(people)
+    surname = dict(zip(apps, surnames_of([people[a][0] for a in apps])))
+    home = dict(zip(apps, home_keys_of([people[a][1] for a in apps])))
+    links = [(s, d, p, r) for (s, d, r), (_, _, p) in zip(edges, pairs, strict=True)]
+    assert family_of_links(links, surname, home) == expected
     assert {0.0, 0.5, 1.0} <= set(expected)
