@@ -98,6 +98,10 @@ class VelocityStatistics:
 #: up to this many rows, :func:`burst_windows` first counts each identifier's timed rows in Python
 #: (a scope's identifiers mostly carry one or two: no window to test, and no frame to build)
 _FEW_ROWS = 5_000
+#: an identifier with more applications than this in its history (a NAT IP, a busy IP range) is
+#: first asked whether a dense window covers the applications around which velocity runs
+#: (:func:`covered_by_dense_window`), before its windows and clusters are computed
+_BUSY_HISTORY = 2_000
 
 
 def _any_repeated(keys: pd.Series, times: pd.Series, min_apps: int) -> bool:
@@ -135,13 +139,79 @@ def _timed_keys_few(keys: pd.Series, times: pd.Series) -> pd.DataFrame:
     which the cast to integers truncates towards zero, so a time before 1970
     with a fraction counts one second up."""
     key = keys.to_numpy(dtype=object)
-    ticks = times.array.asi8
-    ok = pd.notna(key) & (ticks != np.iinfo(np.int64).min)  # NaT's ticks
-    per_second = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[times.dtype.unit]
-    whole, fraction = np.divmod(ticks[ok], per_second)
-    seconds = whole + ((fraction != 0) & (whole < 0))
+    timed, seconds = _whole_seconds(times)
+    ok = pd.notna(key) & timed
+    seconds = seconds[ok[timed]]
     index = keys.index[ok]
     return pd.DataFrame({"key": pd.Series([str(k) for k in key[ok].tolist()], index=index, dtype=str), "t": seconds})
+
+
+def _whole_seconds(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``times`` (timezone-aware) are set, and those ones' whole
+    seconds since 1970 as :func:`_timed_keys` counts them (``total_seconds``
+    cast to integers: truncated towards zero, so a time before 1970 with a
+    fraction counts one second up), from their integer ticks."""
+    ticks = times.array.asi8
+    timed = ticks != np.iinfo(np.int64).min  # NaT's ticks
+    per_second = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[times.dtype.unit]
+    whole, fraction = np.divmod(ticks[timed], per_second)
+    return timed, whole + ((fraction != 0) & (whole < 0))
+
+
+def covered_by_dense_window(
+    times: pd.Series,
+    targets: np.ndarray,
+    *,
+    window_seconds: float,
+    min_apps: int,
+    alpha: float,
+    span_seconds: float,
+    base: BurstBase,
+) -> bool:
+    """Whether a dense window of :func:`burst_windows` over one identifier's
+    whole history ``times`` (timezone-aware, in the rows' order) covers one
+    of the rows at positions ``targets``: whether a cluster on it can hold
+    one of them.
+
+    A cluster is a run of overlapping dense windows, so it holds exactly the
+    rows its windows cover. The windows covering a row start at most
+    ``window_seconds`` before it, so only those few are tested, by the same
+    arithmetic (times in the same stable order, the identifier's own rate
+    from its whole history, the portfolio's rate and Bonferroni count from
+    ``base``). A busy NAT IP's history (~20,000 rows at 1M) costs a sort
+    instead of all of its windows and clusters.
+
+    Example
+    -------
+    >>> t = pd.Series(pd.to_datetime(["2025-01-01 10:00", "2025-01-01 11:00", "2025-01-01 12:00",
+    ...                               "2025-06-01 09:00"], utc=True))
+    >>> base = BurstBase(applications=1000, identifiers=900, tested=10)
+    >>> [covered_by_dense_window(t, np.array([i]), window_seconds=86400, min_apps=3, alpha=1e-3,
+    ...                          span_seconds=365 * 86400.0, base=base) for i in (0, 3)]
+    [True, False]
+    """
+    timed, seconds = _whole_seconds(times)
+    n_key = len(seconds)
+    if n_key < min_apps:
+        return False
+    order = np.argsort(seconds, kind="stable")  # burst_windows' stable sort by time
+    where = np.empty(len(times), dtype=np.int64)  # each timed row's position in that order
+    where[np.flatnonzero(timed)[order]] = np.arange(n_key)
+    ordered = seconds[order]
+    end = np.searchsorted(ordered, ordered + int(window_seconds), side="right")
+    span = max(float(span_seconds), float(window_seconds))
+    portfolio_rate = base.applications / max(base.identifiers, 1) / span
+    tested = max(base.tested, 1)
+    for q in where[targets[timed[targets]]].tolist():
+        start = int(np.searchsorted(end, q, side="right"))  # the first window reaching past row q
+        pos = np.arange(start, q + 1)
+        count = end[pos] - pos
+        own_rate = (n_key - count) / max(span - window_seconds, window_seconds)
+        expected = np.maximum(own_rate, portfolio_rate) * window_seconds
+        pvalue = poisson.sf(count - 1, expected)
+        if ((count >= min_apps) & (pvalue * tested <= alpha)).any():
+            return True
+    return False
 
 
 def burst_base(keys: pd.Series, times: pd.Series, *, min_apps: int = 3) -> BurstBase:
@@ -508,7 +578,14 @@ class DeviceVelocity(Detector):
         for kind in self.kinds:
             column = _KINDS[kind][0]
             keys = set(text_list(apps[column].iloc[targets]))
-            history[kind] = portfolio.rows_where("applications", column, keys) if keys else targets[:0]
+            held = [portfolio.rows_where("applications", column, {key}) for key in sorted(keys)]
+            # a busy identifier's windows and clusters only if one of them can hold an application asked
+            held = [
+                rows
+                for rows in held
+                if len(rows) <= _BUSY_HISTORY or self._may_hold(apps, rows, targets, kind, statistics)
+            ]
+            history[kind] = np.sort(np.concatenate(held)) if held else targets[:0]
         rows = np.unique(np.concatenate([targets, *history.values()]))
         # the columns the windows and findings read: a row of every column of the book costs more
         local = apps.iloc[rows, [apps.columns.get_loc(c) for c in _AROUND_COLUMNS]].reset_index(drop=True)
@@ -519,6 +596,23 @@ class DeviceVelocity(Detector):
         held = set(members.loc[in_set(members["application_id"], holding), "cluster"])
         members = members[members["cluster"].isin(held)]
         return self._cluster_findings(portfolio, members, local) if len(members) else []
+
+    def _may_hold(self, apps: pd.DataFrame, rows: np.ndarray, targets: np.ndarray, kind: str, stats) -> bool:
+        """Whether a cluster on one identifier's history (``rows`` of ``apps``)
+        can hold one of the ``targets`` rows (:func:`covered_by_dense_window`);
+        ``True`` when that cannot be told (times without a timezone)."""
+        times = apps["applied_at"].iloc[rows]
+        if not isinstance(times.dtype, pd.DatetimeTZDtype):
+            return True
+        return covered_by_dense_window(
+            times,
+            np.flatnonzero(np.isin(rows, targets)),
+            window_seconds=float(self.window_hours) * 3600.0,
+            min_apps=self.min_apps,
+            alpha=self.alpha,
+            span_seconds=stats.span_seconds,
+            base=stats.kinds[kind],
+        )
 
     def run(self, source, statistics: VelocityStatistics | None = None) -> list[Finding]:
         portfolio = as_portfolio(source)

@@ -90,3 +90,32 @@ def test_windows_in_python_equal_pandas_grouping(seed):
         pd.testing.assert_frame_equal(few, grouped)
         found += len(few)
     assert found > 0
+
+
+def test_a_busy_identifier_is_asked_first_whether_a_dense_window_covers_the_application(book, monkeypatch):
+    """Every identifier treated as busy (its windows computed only when a
+    dense one covers the application asked about) gives each application
+    the findings of the whole computation; both answers occur."""
+    from ringscope.detectors import velocity
+
+    portfolio, detector, stats = book
+    ids = portfolio.applications["application_id"].astype(str).tolist()
+    whole = [_keys(detector.around(portfolio, [a], stats)) for a in ids]
+    asked: list[bool] = []
+    covered = velocity.covered_by_dense_window
+
+    def counted(*args, **kwargs):
+        asked.append(covered(*args, **kwargs))
+        return asked[-1]
+
+    monkeypatch.setattr(velocity, "_BUSY_HISTORY", 0)
+    monkeypatch.setattr(velocity, "covered_by_dense_window", counted)
+    assert [_keys(detector.around(portfolio, [a], stats)) for a in ids] == whole
+    assert True in asked and False in asked  # not vacuous: identifiers skipped and identifiers computed
+    assert sum(map(bool, whole)) >= 4
+    # a batch too
+    batch = ids[::7]
+    monkeypatch.setattr(velocity, "_BUSY_HISTORY", 10**9)
+    expected = _keys(detector.around(portfolio, batch, stats))
+    monkeypatch.setattr(velocity, "_BUSY_HISTORY", 0)
+    assert _keys(detector.around(portfolio, batch, stats)) == expected and expected
