@@ -24,6 +24,7 @@ saved): always give it a copy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -65,6 +66,9 @@ class PhaseSampler:
     def timed(self, label: str, function):
         """``function`` wrapped to record a phase ``label`` per call."""
 
+        # ``functools.wraps`` keeps the signature the callers inspect: a detector's ``run`` is given
+        # its statistics only if its signature names them, else it recomputes them over the scope
+        @functools.wraps(function)
         def wrapped(*args, **kwargs):
             import pyarrow as pa
 

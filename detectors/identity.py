@@ -387,6 +387,11 @@ class IdentityResolution(Detector):
         # the records as object arrays are not kept: ``explain`` converts only the two records
         # it explains, and kept in the statistics they would double the records in ``flag``
         res._arrays = {}
+        # ``explain`` is asked about scored pairs only (the best pair of a group): the term
+        # frequencies of their records' values are all it reads (~0.2 GB of text less at 1M), and
+        # region + birth date only served the blocking
+        res._tf = res.frequencies_of(pd.unique(np.concatenate([res.pairs["left"], res.pairs["right"]])))
+        res.records = res.records.drop(columns=["region_dob"], errors="ignore")
         merged = res.pairs[res.pairs["merged"]]
         anon_pairs = self._anon_pairs(portfolio, persons)
         edges = pd.concat(

@@ -141,6 +141,27 @@ class Resolution:
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _arrays_meta: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def frequencies_of(self, record_ids: Any) -> dict[str, pd.Series]:
+        """The term frequencies of the values that the records ``record_ids``
+        hold: all that :meth:`explain` reads to explain a pair of them, so a
+        resolution kept only to explain its scored pairs can keep these alone
+        (at a million records the whole tables are ~0.2 GB of text).
+
+        Example
+        -------
+        >>> frame = pd.DataFrame({"record_id": ["a", "b", "c"], "name": ["张伟", "張偉", "李娜"]})
+        >>> res = resolve_records(frame, workers=1)
+        >>> sorted(res.frequencies_of(["a", "b"])["name"].index)
+        ['张伟']
+        """
+        recs = self.records
+        rows = np.flatnonzero(recs["record_id"].isin(pd.Index(record_ids).astype(str)).to_numpy())
+        out = {}
+        for f, freq in self._tf.items():
+            held = recs[_VALUE_COLUMN[f]].iloc[rows].dropna().unique()
+            out[f] = freq[freq.index.isin(held)]
+        return out
+
     def explain(self, left: Any, right: Any) -> dict[str, Any]:
         """Why two records match or not: per field the compared values, the
         agreement level and its meaning, the similarity and the weight (bits).

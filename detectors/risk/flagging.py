@@ -94,6 +94,9 @@ SAVED_ARRAYS = (
 )
 #: the columns of an application's links, as the reasons read them
 _LINK_COLUMNS = ["application_id", "kind", "identifier", "entity"]
+#: sharer rows :meth:`FlagIndex.graph_features` holds at once (~10 arrays of 8 bytes each per row:
+#: ~160 MB); a batch whose targets share more is taken in chunks
+SHARER_ROWS_PER_CHUNK = 2_000_000
 
 
 @dataclass
@@ -614,8 +617,38 @@ class FlagIndex:
         flag and the same person's earlier applications, from the index
         (``features.application_features``' graph group, "as of" each
         application). Plain array arithmetic: one application or thousands.
+
+        Each target is compared with every application sharing one of its
+        identifiers, so a batch whose targets sit on busy identifiers (a NAT
+        IP shared by 20,000) would hold tens of millions of sharer rows at
+        once; the targets are taken in chunks of at most
+        :data:`SHARER_ROWS_PER_CHUNK` sharer rows (a target's rows are never
+        split), each target's features computed as alone.
         """
         targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+        if len(targets) <= 1:
+            return self._graph_features(targets)
+        sharers = self._sharer_rows_per_target(targets)
+        if sharers.sum() <= SHARER_ROWS_PER_CHUNK:
+            return self._graph_features(targets)
+        bounds = chunk_bounds(sharers, SHARER_ROWS_PER_CHUNK)
+        out = pd.concat([self._graph_features(targets[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+        out.index = pd.Index(self.app_pos[targets], name="application_id")  # concat would infer another dtype
+        return out
+
+    def _sharer_rows_per_target(self, targets: np.ndarray) -> np.ndarray:
+        """Per target, how many link rows share one of its identifiers (the
+        sharer rows :meth:`_graph_features` reads for it)."""
+        starts, ends = self._app_offsets[targets], self._app_offsets[targets + 1]
+        rows = csr_rows(starts, ends)
+        owner = np.repeat(np.arange(len(targets)), ends - starts)
+        idx = self.link_arrays()["ident_idx"][rows]
+        ok = idx >= 0
+        width = self._ident_offsets[idx[ok] + 1] - self._ident_offsets[idx[ok]]
+        return np.bincount(owner[ok], weights=width, minlength=len(targets)).astype(np.int64)
+
+    def _graph_features(self, targets: np.ndarray) -> pd.DataFrame:
+        """:meth:`graph_features` of ``targets`` in one piece."""
         n, kinds = len(targets), len(SHARED_KINDS)
         arrays = self.link_arrays()
         starts, ends = self._app_offsets[targets], self._app_offsets[targets + 1]
@@ -819,6 +852,26 @@ class FlagIndex:
         ]
         flags = pd.DataFrame(rows, columns=["application_id", "score", "decision", "ring_id", "reasons"])
         return FlagResult(flags, detection.findings, seconds, errors=detection.errors)
+
+
+def chunk_bounds(costs: np.ndarray, budget: int) -> np.ndarray:
+    """Boundaries ``[0, ..., len(costs)]`` cutting ``costs`` into consecutive
+    chunks whose sums stay within ``budget``; an item costing more than the
+    budget is a chunk of its own.
+
+    Example
+    -------
+    >>> chunk_bounds(np.array([3, 3, 3, 9, 1]), 6).tolist()
+    [0, 2, 3, 4, 5]
+    """
+    bounds, total = [0], 0
+    for i, cost in enumerate(np.asarray(costs).tolist()):
+        if total and total + cost > budget:
+            bounds.append(i)
+            total = 0
+        total += cost
+    bounds.append(len(costs))
+    return np.asarray(bounds, dtype=np.int64)
 
 
 def csr_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

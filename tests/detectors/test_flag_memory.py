@@ -76,6 +76,24 @@ def test_identity_statistics_keep_no_record_arrays_and_still_explain(store):
         assert explained["score"] == pytest.approx(pair["score"], abs=1e-9)
 
 
+def test_identity_statistics_keep_the_frequencies_their_pairs_are_explained_with(tmp_path, monkeypatch):
+    from ringscope.detectors.resolution.linkage import Resolution
+
+    generate_portfolio(GeneratorConfig(applications=3000, seed=11), tmp_path / "data")
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    lean = IdentityResolution().statistics(Portfolio(store)).resolution
+    monkeypatch.setattr(Resolution, "frequencies_of", lambda self, ids: self._tf)
+    whole = IdentityResolution().statistics(Portfolio(store)).resolution
+    assert len(lean.pairs) >= 5 and set(lean._tf) == set(whole._tf) == {"name", "phone", "address"}
+    for f in whole._tf:  # a small part of every table kept, each value's frequency as it was
+        assert 0 < len(lean._tf[f]) < len(whole._tf[f]) / 4
+        pd.testing.assert_series_equal(lean._tf[f], whole._tf[f].loc[lean._tf[f].index])
+    assert "region_dob" not in lean.records  # it served the blocking only
+    for left, right in zip(lean.pairs["left"], lean.pairs["right"]):
+        assert lean.explain(left, right) == whole.explain(left, right)
+
+
 def _derived_from_objects(index: FlagIndex) -> dict:
     """The index arrays as the object-array code computed them (a numpy-backed
     copy of the links, text keys joined and sorted by numpy): what the
@@ -225,3 +243,41 @@ def test_saving_the_identifier_index_makes_no_python_string_per_key():
     assert peak < 40 * len(keys), peak  # a Python string per key alone is ~70 bytes
     back = _array(how, sink.getvalue())
     assert back.dtype == object and back.tolist() == keys.to_pylist()
+
+
+def test_graph_features_in_chunks_equal_one_piece(store, monkeypatch):
+    import ringscope.detectors.risk.flagging as flagging
+
+    index = FlagIndex.build(store)
+    targets = np.arange(len(index.app_pos))
+    sharers = index._sharer_rows_per_target(targets)
+    # every target's sharer rows counted: its own link rows at least, and a shared identifier's more
+    assert (sharers >= np.diff(index._app_offsets)[targets]).all() and sharers.max() > sharers.min()
+    whole = index.graph_features(targets)
+    calls = []
+    one_piece = FlagIndex._graph_features
+
+    def counted(self, chunk):
+        calls.append(len(chunk))
+        return one_piece(self, chunk)
+
+    monkeypatch.setattr(flagging, "SHARER_ROWS_PER_CHUNK", int(sharers.sum() // 7))
+    monkeypatch.setattr(FlagIndex, "_graph_features", counted)
+    chunked = index.graph_features(targets)
+    assert len(calls) >= 7 and sum(calls) == len(targets)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert whole["earlier_sharers_phone"].sum() > 0
+
+
+def test_chunk_bounds_keep_each_chunk_within_the_budget():
+    from ringscope.detectors.risk.flagging import chunk_bounds
+
+    rng = np.random.default_rng(3)
+    costs = rng.integers(0, 50, size=500)
+    costs[[7, 300]] = 400  # larger than the budget: alone
+    bounds = chunk_bounds(costs, 100)
+    assert bounds[0] == 0 and bounds[-1] == len(costs) and (np.diff(bounds) > 0).all()
+    sums = np.add.reduceat(costs, bounds[:-1])
+    assert ((sums <= 100) | (np.diff(bounds) == 1)).all()
+    # greedy: no chunk could have taken the next item
+    assert all(s + costs[b] > 100 for s, b in zip(sums[:-1], bounds[1:-1]))
