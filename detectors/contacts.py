@@ -27,7 +27,7 @@ of the phones they name or own that enough applicants name to be hubs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -59,6 +59,7 @@ __all__ = [
     "ContactLoops",
     "ContactStatistics",
     "contact_edges",
+    "contact_owner_pairs",
     "contact_sccs",
     "family_consistency",
     "FAMILY_RELATIONS",
@@ -107,6 +108,72 @@ def contact_edges(contacts: pd.DataFrame, phones: pd.DataFrame, identity: pd.Ser
     return _contact_edges_joined(contacts, phones, identity, cols)
 
 
+def contact_owner_pairs(
+    namers: Sequence[Hashable],
+    named: Sequence[Hashable],
+    owners: Sequence[Hashable],
+    owned: Sequence[Hashable],
+    person: Mapping[Hashable, Hashable] | None = None,
+) -> list[tuple[int, int]]:
+    """Join the phones named as emergency contacts to the applicants who gave them as their own.
+
+    The join of :func:`contact_edges` on lists: naming ``i`` (application
+    ``namers[i]`` naming phone ``named[i]``) meets owner ``j`` (application
+    ``owners[j]`` giving phone ``owned[j]``) when the phones are equal. An
+    application naming its own phone is left out, and so is a repeat of a
+    (namer, owner, phone) link: the first naming of it is kept.
+
+    Parameters
+    ----------
+    namers, named : sequences of equal length
+        The application and the contact phone of each naming.
+    owners, owned : sequences of equal length
+        The application and the applicant phone of each phone row.
+    person : mapping, optional
+        Application → resolved applicant, holding every namer and owner;
+        when given, a link between two applications of one person (naming
+        one's own other phone) is left out too. Leaving it out and dropping
+        those links afterwards gives the same links: a (namer, owner,
+        phone) link's repeats share its namer and owner.
+
+    Returns
+    -------
+    list of (i, j)
+        Positions in the namings and in the phone rows, in the join's
+        order: each naming in order, then its phone's owners in theirs.
+
+    Example
+    -------
+    a names b's phone twice (one link); b names p1, which a and c gave (two
+    links); c names p1 too, but gave it itself and is a's person:
+
+    >>> contact_owner_pairs(["a", "a", "b", "c"], ["p2", "p2", "p1", "p1"], ["a", "b", "c"], ["p1", "p2", "p1"],
+    ...                     person={"a": "A", "b": "B", "c": "A"})
+    [(0, 1), (2, 0), (2, 2)]
+
+    Notes
+    -----
+    One dict of the owned phones and one pass over the namings:
+    O(n + p + e) for n namings, p phone rows and e matched pairs.
+    """
+    at: dict[Hashable, list[int]] = {}  # phone → its rows among the owned phones, in order
+    for j, phone in enumerate(owned):
+        at.setdefault(phone, []).append(j)
+    pairs: list[tuple[int, int]] = []
+    seen: set[tuple[Hashable, Hashable, Hashable]] = set()
+    for i, (namer, phone) in enumerate(zip(namers, named, strict=True)):
+        for j in at.get(phone, ()):
+            owner = owners[j]
+            if namer == owner or (person is not None and person[namer] == person[owner]):
+                continue
+            link = (namer, owner, phone)
+            if link in seen:
+                continue
+            seen.add(link)
+            pairs.append((i, j))
+    return pairs
+
+
 #: up to this many contact and phone rows, :func:`contact_edges` joins them in Python: a scope's
 #: few rows cost microseconds where pandas' merge, renames and de-duplication cost milliseconds
 _FEW_ROWS = 5_000
@@ -125,32 +192,20 @@ def _contact_edges_few(
     dst = phones["application_id"].to_numpy(dtype=object)
     if any(pd.isna(v).any() for v in (named_phone, owned_phone, src, dst)):
         return None
-    owners: dict = {}
-    for j, phone in enumerate(owned_phone.tolist()):
-        owners.setdefault(phone, []).append(j)
-    left, right = [], []
-    src_list, dst_list = src.tolist(), dst.tolist()
-    for i, phone in enumerate(named_phone.tolist()):
-        for j in owners.get(phone, ()):
-            if src_list[i] != dst_list[j]:
-                left.append(i)
-                right.append(j)
-    if left:
-        mapped = (
+    pairs = contact_owner_pairs(src.tolist(), named_phone.tolist(), dst.tolist(), owned_phone.tolist())
+    keep_left, keep_right = [], []
+    if pairs:
+        # links between one person's applications, dropped after the join (the same links, see
+        # contact_owner_pairs): the identities looked up as columns, missing ones unequal as in the join
+        left, right = (list(side) for side in zip(*pairs, strict=True))
+        same = (
             identity.reindex(pd.Index(src[left], dtype=object)).to_numpy()
             == identity.reindex(pd.Index(dst[right], dtype=object)).to_numpy()
         )
-    else:
-        mapped = np.zeros(0, dtype=bool)
-    seen: set = set()
-    keep_left, keep_right = [], []
-    for i, j, same in zip(left, right, mapped.tolist()):
-        key = (src_list[i], dst_list[j], named_phone[i])
-        if same or key in seen:
-            continue
-        seen.add(key)
-        keep_left.append(i)
-        keep_right.append(j)
+        for i, j, one_person in zip(left, right, same.tolist(), strict=True):
+            if not one_person:
+                keep_left.append(i)
+                keep_right.append(j)
     taken = contacts.iloc[keep_left].reset_index(drop=True)
     return pd.DataFrame(
         {
@@ -242,18 +297,11 @@ def _loop_links(named: list[tuple], owner: list[str], owned: list, ident: dict) 
     contact name, relation, component) of :func:`contact_edges` of the
     contacts ``named`` and the applicant phones (``owner``, ``owned``) that
     lie inside one strongly connected component, in the join's order."""
-    owners: dict = {}
-    for j, phone in enumerate(owned):
-        owners.setdefault(phone, []).append(j)
-    edges, seen = [], set()
-    for app, phone, name, relation in named:
-        for j in owners.get(phone, ()):
-            dst = owner[j]
-            # an application naming itself or another of its person's, or a repeat of one link
-            if app == dst or ident[app] == ident[dst] or (app, dst, phone) in seen:
-                continue
-            seen.add((app, dst, phone))
-            edges.append((app, dst, phone, name, relation))
+    pairs = contact_owner_pairs([a for a, *_ in named], [p for _, p, *_ in named], owner, owned, ident)
+    edges = []
+    for i, j in pairs:
+        app, phone, name, relation = named[i]
+        edges.append((app, owner[j], phone, name, relation))
     if not edges:
         return []
     nodes = sorted({e[0] for e in edges} | {e[1] for e in edges})

@@ -44,7 +44,14 @@ from ringscope.detectors.keys import is_missing, text_list, values_at
 from ringscope.detectors.portfolio import as_portfolio, in_set
 from ringscope.graph.model import KNOWN_BAD_LABELS, OUTCOME_LABELS
 
-__all__ = ["BurstBase", "DeviceVelocity", "VelocityStatistics", "burst_base", "burst_windows"]
+__all__ = [
+    "BurstBase",
+    "DeviceVelocity",
+    "VelocityStatistics",
+    "burst_base",
+    "burst_windows",
+    "covered_by_dense_window",
+]
 
 BAD_LABELS = KNOWN_BAD_LABELS
 

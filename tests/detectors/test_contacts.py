@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ringscope.detectors.contacts import ContactLoops, contact_edges, contact_sccs
+from ringscope.detectors.contacts import ContactLoops, contact_edges, contact_owner_pairs, contact_sccs
 from ringscope.graph.embedded import EmbeddedStore
 from tests.detectors.builder import ExportBuilder
 
@@ -181,6 +181,52 @@ def test_edges_and_sccs_columnar():
     # a2 naming a's phone is one person naming themself: dropped
     assert sorted(map(tuple, edges[["src", "dst"]].values.tolist())) == [("a", "b"), ("b", "c"), ("c", "a")]
     assert sorted(contact_sccs(edges).index) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "namers, named, owners, owned, person, expected",
+    [
+        # a names b's phone, b names a's: one link each way
+        (["a", "b"], ["pb", "pa"], ["a", "b"], ["pa", "pb"], None, [(0, 1), (1, 0)]),
+        # a phone with two owners: both, in the phone rows' order
+        (["a"], ["p"], ["c", "b"], ["p", "p"], None, [(0, 0), (0, 1)]),
+        # a naming its own phone twice, then b's phone twice: the first naming of the link only
+        (["a", "a", "a", "a"], ["pa", "pa", "pb", "pb"], ["a", "b"], ["pa", "pb"], None, [(2, 1)]),
+        # a2 naming a's phone: kept without identities, left out when a and a2 are one person
+        (["a2", "a2"], ["pa", "pb"], ["a", "b"], ["pa", "pb"], None, [(0, 0), (1, 1)]),
+        (["a2", "a2"], ["pa", "pb"], ["a", "b"], ["pa", "pb"], {"a": "A", "a2": "A", "b": "B"}, [(1, 1)]),
+        # a phone nobody owns, and a phone of another spelling: no link
+        (["a", "a"], ["px", "+86pb"], ["b"], ["pb"], None, []),
+        ([], [], ["b"], ["pb"], None, []),
+    ],
+)
+def test_contact_owner_pairs(namers, named, owners, owned, person, expected):
+    assert contact_owner_pairs(namers, named, owners, owned, person) == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_contact_owner_pairs_equal_the_merge(seed):
+    """The pairs are the rows of pandas' merge of the namings on the phone
+    rows, in its order, less self-naming, one person's links and repeated
+    (namer, owner, phone) links; leaving ``person`` out and dropping one
+    person's links afterwards gives the same pairs."""
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        apps = [f"A{i}" for i in range(int(rng.integers(1, 8)))]
+        phones = [f"p{i}" for i in range(int(rng.integers(1, 5)))]
+        n, m = int(rng.integers(0, 30)), int(rng.integers(0, 12))
+        namers, named = rng.choice(apps, n).tolist(), rng.choice(phones, n).tolist()
+        owners, owned = rng.choice(apps, m).tolist(), rng.choice(phones, m).tolist()
+        person = {a: f"P{int(rng.integers(0, 4))}" for a in apps}
+        left = pd.DataFrame({"src": namers, "phone": named, "i": np.arange(n)})
+        right = pd.DataFrame({"dst": owners, "phone": owned, "j": np.arange(m)})
+        joined = left.merge(right, on="phone")
+        joined = joined[(joined["src"] != joined["dst"]) & (joined["src"].map(person) != joined["dst"].map(person))]
+        joined = joined.drop_duplicates(["src", "dst", "phone"])
+        expected = list(zip(joined["i"].tolist(), joined["j"].tolist()))
+        assert contact_owner_pairs(namers, named, owners, owned, person) == expected
+        unfiltered = contact_owner_pairs(namers, named, owners, owned)
+        assert [(i, j) for i, j in unfiltered if person[namers[i]] != person[owners[j]]] == expected
 
 
 @pytest.mark.parametrize(
