@@ -248,7 +248,8 @@ class CashflowChecks(Detector):
         -----
         A few grouped medians over the portfolio, O(n log n); no finding is built.
         """
-        return self._statistics_of(_declared(as_portfolio(portfolio)))
+        # the names a row's trade was read from are not read again (~0.1 GB of Python text at 1M)
+        return self._statistics_of(_declared(as_portfolio(portfolio)).drop(columns=["entity_name"]))
 
     def peer_groups(self, portfolio) -> tuple[pd.DataFrame, CashflowStatistics]:
         """The whole book's pass in this process: the declared rows of every
@@ -381,18 +382,22 @@ class CashflowChecks(Detector):
         f["score"] = np.clip(main + c_round + c_rep, 0.0, 1.0)
         return f.drop(columns=["segment"])
 
-    def _reference(self, f: pd.DataFrame, key_counts: dict[str, pd.Series]) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    def _reference(
+        self, f: pd.DataFrame, key_counts: dict[str, pd.Series], labels: bool = True
+    ) -> tuple[pd.Series, pd.Series | None, np.ndarray]:
         """The finest reference with enough peers in the portfolio (``key_counts``):
-        keyword and size class, then trade, then product."""
+        keyword and size class, then trade, then product; and each row's
+        label of it unless ``labels`` is off (the statistics read none)."""
         segment = f["segment"]
         reference = segment.copy()
-        label = f["product"].copy()
+        label = f["product"].copy() if labels else None
         is_trade = pd.Series(False, index=f.index)
         for col in ("trade", "fine_trade"):
             key = segment + "|" + f[col].fillna("")
             enough = f[col].notna() & (key.map(key_counts[col]).fillna(0) >= self.min_peers)
             reference = reference.where(~enough, key)
-            label = label.where(~enough, f[col].astype(str).str.replace("/", " ") + " (" + f["product"] + ")")
+            if label is not None:
+                label = label.where(~enough, f[col].astype(str).str.replace("/", " ") + " (" + f["product"] + ")")
             is_trade |= enough
         return reference, label, is_trade.to_numpy()
 
@@ -417,7 +422,7 @@ class CashflowChecks(Detector):
         key_counts = {col: (segment + "|" + f[col].fillna("")).value_counts() for col in ("trade", "fine_trade")}
         term = f["term"].where(f["term"] > 0)
         term_fill = float(term.median()) if term.notna().any() else 12.0
-        reference = self._reference(f, key_counts)[0]
+        reference = self._reference(f, key_counts, labels=False)[0]
         log_fig = np.log(f["figure"].astype(float))
         log_amt = np.log(f["amount"].astype(float))
         log_lev = log_amt - log_fig - np.log(_months(f, term_fill).astype(float))
@@ -676,7 +681,10 @@ def _figure_popularity(f: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
     within ±10 % and the Poisson p-value of the observed count
     (:func:`popularity_of` of each kind's applicants per value).
     """
-    applicant = f["person"].astype(object).where(f["person"].notna(), f["application_id"])
+    # each applicant as an integer code (the person, else the application): distinct pairs of
+    # value and applicant are counted, so codes count as the text did without a Python string per row
+    applicant = f["person"].astype("str").where(f["person"].notna(), f["application_id"].astype("str"))
+    applicant = pd.Series(pd.factorize(applicant)[0], index=f.index)
     out = {}
     for kind, g in f.groupby("figure_kind", sort=False):
         per_value = (

@@ -373,11 +373,15 @@ class IdentityResolution(Detector):
             return IdentityStatistics()
         # the four columns read below, not a copy of every column of the book's applications
         applied = apps.loc[apps["person"].notna(), ["person", "phone", "address", "applied_at"]].reset_index(drop=True)
-        records = self._person_records(portfolio, persons, applied)
+        phone_persons = applied.groupby("phone")["person"].nunique()
+        # the records are handed over (popped from a list, no name left holding them):
+        # ``resolve_records`` drops them once prepared, and ``applied`` goes before it
+        records = [self._person_records(portfolio, persons, applied)]
+        del applied
         # every person carries an ID-derived birth date: a bare pinyin key would
         # only add millions of same-name pairs that the other keys already cover
         res = resolve_records(
-            records,
+            records.pop(),
             threshold=self.threshold,
             workers=self.workers,
             max_block=self.max_block,
@@ -410,7 +414,7 @@ class IdentityResolution(Detector):
             anon_pairs=anon_pairs,
             company_entity=company_entity,
             company_pairs=company_pairs,
-            phone_persons=applied.groupby("phone")["person"].nunique(),
+            phone_persons=phone_persons,
             name_dob=pd.Series(
                 (recs["name_key"] + "|" + recs["dob"])[real].to_numpy(), index=recs["record_id"][real].to_numpy()
             ),

@@ -872,13 +872,24 @@ def household_limit(portfolio, fence_mads: float = 3.0, floor: float = 6) -> flo
     apps = portfolio.applications
     if contacts.empty or apps.empty:
         return float(floor)
+    contacts = contacts.dropna(subset=["application_id", "phone"])
+    phones = portfolio.link_table("phone")
+    # only a contact naming an applicant's phone, and that phone's owners, can make a link: the
+    # join is the same on those rows, and only their applications get an identity (at 1M, a
+    # Python string per application of the book was most of this function's memory)
+    phones = phones[in_set(phones["identifier"], contacts["phone"].dropna().unique())]
+    contacts = contacts[in_set(contacts["phone"], phones["identifier"].dropna().unique())]
+    reached = pd.Index(
+        pd.unique(np.concatenate([contacts["application_id"].astype(str), phones["application_id"].astype(str)]))
+    )
     # the two columns family_consistency reads, not a copy of every column of the book's applications
     apps = apps[["application_id", *_FAMILY_COLUMNS]].drop_duplicates("application_id").set_index("application_id")
-    entity = _linked_entities(portfolio)
+    apps = apps[in_set(pd.Series(apps.index), reached)]
     ids = apps.index.astype(str)
+    entity = _linked_entities(portfolio, among=ids)
     identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
     identity = identity.where(identity.notna(), "app:" + pd.Series(ids, index=ids))
-    edges = contact_edges(contacts.dropna(subset=["application_id", "phone"]), portfolio.link_table("phone"), identity)
+    edges = contact_edges(contacts, phones, identity)
     if edges.empty:
         return float(floor)
     involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
@@ -1422,14 +1433,18 @@ def _glued_labels_of_codes(portfolio, codes: RingLinkCodes, glue: pd.DataFrame) 
     return ids, labels
 
 
-def _linked_entities(portfolio) -> pd.Series:
+def _linked_entities(portfolio, among: pd.Index | None = None) -> pd.Series:
     """application id → the ``entity`` :func:`entity_links` gives its links,
-    for every application with a link, without building that table (an
-    engine may hold it elsewhere)."""
+    for every application with a link (of those ``among`` only, if given),
+    without building that table (an engine may hold it elsewhere)."""
     if "ring_links" in portfolio.derived:
         links = portfolio.derived["ring_links"]
+        if among is not None:
+            links = links[in_set(links["application_id"], among)]
         return links.drop_duplicates("application_id").set_index("application_id")["entity"]
     person = portfolio.applications.set_index("application_id")["person"]
+    if among is not None:
+        person = person[in_set(pd.Series(person.index), among)]
     entity = portfolio.entity_of(person.dropna())
     codes = portfolio.derived.get("ring_link_codes")
     if codes is not None:  # the applications with a link, from the codes (no text per link)
@@ -1438,6 +1453,8 @@ def _linked_entities(portfolio) -> pd.Series:
     else:
         tables = [portfolio.link_table(kind)["application_id"] for kind in KIND_STRENGTH]
         linked = pd.Index(pd.unique(np.concatenate([t.to_numpy(dtype=object) for t in tables])), name="application_id")
+    if among is not None:
+        linked = linked[in_set(pd.Series(linked), among)]
     found = pd.Series(linked.map(entity).to_numpy(dtype=object), index=linked)
     return found.where(found.notna(), "app:" + pd.Series(linked.astype(str), index=linked))
 

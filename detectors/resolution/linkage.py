@@ -710,6 +710,7 @@ def resolve_records(
         )
     rng = np.random.default_rng(seed)
     recs, fields = _prepare(frame, normalized, kinds, address_tokens)
+    del frame  # the prepared copy is all that is read from here on (a caller's temporary goes now)
     n = len(recs)
     li, ri, per_key, stats = candidate_pairs(recs, fields, max_block, blocking, kinds)
     stats["records"] = n

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ringscope.detectors.cashflow import CashflowChecks, robust_z, trade_of
@@ -235,3 +236,53 @@ def test_any_part_of_the_declared_rows_is_judged_as_in_the_whole_book(tmp_path):
         alone.loc[wanted, columns].to_numpy(float), whole.loc[wanted, columns].to_numpy(float)
     )
     assert alone.loc[apps["inflated"][0], "score"] >= 0.5
+
+
+def _figure_popularity_of_text(f):
+    """The popularity tables as they were counted on each applicant's text."""
+    from ringscope.detectors.cashflow import popularity_of
+
+    applicant = f["person"].astype(object).where(f["person"].notna(), f["application_id"])
+    out = {}
+    for kind, g in f.groupby("figure_kind", sort=False):
+        per_value = (
+            pd.DataFrame({"v": g["figure"].round(2).to_numpy(), "p": applicant[g.index].to_numpy()})
+            .drop_duplicates()
+            .groupby("v")
+            .size()
+        )
+        out[str(kind)] = popularity_of(per_value)
+    return out
+
+
+def test_statistics_read_from_codes_equal_those_read_from_text(tmp_path):
+    from ringscope.detectors.cashflow import _declared, _figure_popularity
+    from ringscope.detectors.portfolio import Portfolio
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    generate_portfolio(GeneratorConfig(applications=3000, seed=4), tmp_path / "data")
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    f = _declared(Portfolio(store))
+    # some applicants declare more than once, some rows have no applicant (their application counts)
+    f.loc[f.index[:40], "person"] = None
+    assert f["person"].isna().sum() == 40 and f["person"].dropna().duplicated().any()
+    got, want = _figure_popularity(f), _figure_popularity_of_text(f)
+    assert set(got) == set(want) == {"revenue", "income"}
+    for kind in want:
+        for a, b in zip(got[kind], want[kind], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert want[kind][1].max() >= 2  # a value declared by several applicants
+    checks = CashflowChecks()
+    stats = checks.statistics(Portfolio(store))
+    reference, label, is_trade = checks._reference(f, stats.key_counts)
+    lean, no_label, lean_trade = checks._reference(f, stats.key_counts, labels=False)
+    pd.testing.assert_series_equal(lean, reference)
+    np.testing.assert_array_equal(lean_trade, is_trade)
+    assert no_label is None and label.notna().all() and is_trade.any()
+    # the statistics without the names are those of the whole declared frame
+    whole = checks._statistics_of(_declared(Portfolio(store)))
+    assert stats.key_counts["trade"].equals(whole.key_counts["trade"]) and stats.peers.equals(whole.peers)
+    pd.testing.assert_frame_equal(stats.figure, whole.figure)
+    assert stats.round_share == whole.round_share and stats.n_values == whole.n_values

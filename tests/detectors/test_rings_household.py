@@ -151,3 +151,63 @@ def test_incremental_run_reads_the_bound_of_the_whole_book(tmp_path):
     local = detector.scope(portfolio, groups["household"][:1], stats)
     (finding,) = detector.run(local, statistics=stats)
     assert finding == _finding(detector.run(portfolio), groups["household"])
+
+
+def _household_limit_over_every_application(portfolio, fence_mads, floor, seen):
+    """household_limit as it was: an identity for every application of the book."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from ringscope.detectors.components import component_labels
+    from ringscope.detectors.contacts import contact_edges
+    from ringscope.detectors.family import family_consistency
+    from ringscope.detectors.rings import _FAMILY_COLUMNS, _linked_entities
+
+    contacts, apps = portfolio.contacts, portfolio.applications
+    apps = apps[["application_id", *_FAMILY_COLUMNS]].drop_duplicates("application_id").set_index("application_id")
+    entity = _linked_entities(portfolio)
+    ids = apps.index.astype(str)
+    identity = pd.Series(entity.reindex(ids).to_numpy(dtype=object), index=ids)
+    identity = identity.where(identity.notna(), "app:" + pd.Series(ids, index=ids))
+    edges = contact_edges(contacts.dropna(subset=["application_id", "phone"]), portfolio.link_table("phone"), identity)
+    seen.append(edges)
+    involved = pd.Index(pd.unique(pd.concat([edges["src"], edges["dst"]]).astype(str)))
+    edges = edges[family_consistency(edges, apps.loc[involved]) > 0]
+    m = len(edges)
+    codes, people = pd.factorize(
+        np.concatenate([identity.reindex(edges["src"]).to_numpy(), identity.reindex(edges["dst"]).to_numpy()])
+    )
+    sizes = np.bincount(component_labels(len(people), codes[:m], codes[m:]))
+    logp = np.log(sizes[sizes >= 2].astype(float))
+    median = float(np.median(logp))
+    mad = float(np.median(np.abs(logp - median))) * 1.4826
+    return float(max(floor, math.exp(median + fence_mads * max(mad, 0.1))))
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_household_limit_resolves_only_the_applications_a_contact_reaches(tmp_path, monkeypatch, seed):
+    import pandas as pd
+
+    from ringscope.detectors import rings
+    from ringscope.ingest.pipeline import ingest_folder
+    from ringscope.ingest.synthetic import GeneratorConfig, generate_portfolio
+
+    generate_portfolio(GeneratorConfig(applications=4000, seed=seed), tmp_path / "data")
+    store = EmbeddedStore(tmp_path / "store")
+    ingest_folder(tmp_path / "data", store, rejects_path=tmp_path / "rejects.csv")
+    old_edges, new_edges = [], []
+    want = _household_limit_over_every_application(Portfolio(store), 0.5, 0.0, old_edges)
+    joined = rings.contact_edges
+
+    def recorded(contacts, phones, identity):
+        new_edges.append(joined(contacts, phones, identity))
+        assert len(identity) < len(Portfolio(store).applications) / 2  # not every application
+        return new_edges[-1]
+
+    monkeypatch.setattr(rings, "contact_edges", recorded)
+    got = household_limit(Portfolio(store), fence_mads=0.5, floor=0.0)
+    assert len(old_edges[0]) >= 20  # family naming links exist in the book
+    pd.testing.assert_frame_equal(new_edges[0].reset_index(drop=True), old_edges[0].reset_index(drop=True))
+    assert got == want and got > 1.0
