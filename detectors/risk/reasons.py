@@ -231,7 +231,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     # a row's reasons stop at its first contribution <= 0.01 (a NaN does not stop them)
     kept = np.logical_and.accumulate(~(ranked <= 0.01), axis=1)
     counts = kept.sum(axis=1)
-    findings_of = [context.findings_by_app.get(app_id, []) for app_id in ids]
+    findings_of = [context.findings_by_app.get(app_id, ()) for app_id in ids]  # no new list per row
     partners_of = [partners_by_app.get(app_id) for app_id in ids]
     draws_findings = np.array([_draws_on_findings(c) for c in columns] + [False])
     draws_partners = np.array([_draws_on_partners(c) for c in columns] + [False])
