@@ -35,6 +35,7 @@ __all__ = [
     "identifier_history",
     "link_keys",
     "link_codes_of",
+    "link_applications",
     "LinkCodes",
     "FEATURE_GROUPS",
     "LABEL_EVIDENCE",
@@ -121,6 +122,8 @@ class LinkCodes:
     #: each link's kind, as its position in ``kinds``
     kind: np.ndarray
     kinds: tuple[str, ...]
+    #: the applications ``at`` counts rows of (their ids, in row order)
+    applications: pd.Index
 
     def position(self, kind: str) -> int:
         """``kind``'s position in :attr:`kinds` (-1, no link's, when absent)."""
@@ -133,7 +136,8 @@ def link_codes_of(links: pd.DataFrame, codes, applications: pd.Index) -> LinkCod
     in its order) over ``applications`` (the portfolio's application ids, in
     row order); ``None`` when ``codes`` cannot stand for ``links`` (other
     rows, other applications). The keys are also kept as ``links``'
-    :func:`link_keys`, unless those were computed already.
+    :func:`link_keys`, unless those were computed already, and the
+    applications as its :func:`link_applications`.
 
     A missing identifier matches a missing one of the same kind, as in
     :func:`link_keys` (the rings' codes give every missing one -1).
@@ -164,7 +168,18 @@ def link_codes_of(links: pd.DataFrame, codes, applications: pd.Index) -> LinkCod
         keys[missing] = int(keys.max()) + 1 + codes.kind_of(np.flatnonzero(missing))
     keys = kept_for(links, "risk.link_keys", lambda: keys)
     kind = np.repeat(np.arange(len(codes.kinds)), np.diff(codes.starts))
-    return LinkCodes(keys, codes.entity.astype(np.int64), codes.app.astype(np.int64), kind, tuple(codes.kinds))
+    coded = LinkCodes(
+        keys, codes.entity.astype(np.int64), codes.app.astype(np.int64), kind, tuple(codes.kinds), applications
+    )
+    kept_for(links, "risk.link_applications", lambda: (coded.at, applications))  # for the reasons' partners
+    return coded
+
+
+def link_applications(links: pd.DataFrame) -> tuple[np.ndarray, pd.Index] | None:
+    """Each link's application as its row in the applications, and those
+    applications' ids, when :func:`link_codes_of` kept them for ``links``
+    (else ``None``)."""
+    return kept_for(links, "risk.link_applications", lambda: None)
 
 
 def identifier_history(
