@@ -426,7 +426,8 @@ def application_features(
     """
     apps = portfolio.applications
     a = apps.set_index("application_id")
-    out = own_features(apps, portfolio.persons)
+    # the persons' key and birth date only, where the portfolio reads them alone
+    out = own_features(apps, portfolio.birth_dates if hasattr(portfolio, "birth_dates") else portfolio.persons)
 
     codes = getattr(portfolio, "derived", {}).get("ring_link_codes")  # the hub table's codes (entity_links drops them)
     links = entity_links(portfolio)
