@@ -259,8 +259,12 @@ def _collector_settled():
     evidence) while it allocates millions more: at 1M 18 full passes cost
     5.1 s of CPU. The objects out of view are still freed when their last
     reference goes; only garbage in reference cycles waits for the block's
-    end.
+    end. A caller that froze objects itself keeps its collector untouched
+    (unfreezing would undo its choice).
     """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
     gc.freeze()  # the modules and whatever the caller holds
     try:
         yield gc.freeze

@@ -90,3 +90,20 @@ def test_train_leaves_the_collector_as_it_found_it(store, tmp_path):
     result = train(store, folder=tmp_path / "models", promote="always")
     assert gc.get_freeze_count() == 0 and kept is not None
     assert len(result.scored) == len(Portfolio(store).applications)
+
+
+def test_a_caller_that_froze_objects_keeps_them_frozen():
+    from ringscope.detectors.risk.training import _collector_settled
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _collector_settled() as settle:
+            settle()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    with _collector_settled() as settle:
+        assert gc.get_freeze_count() > 0
+        settle()
+    assert gc.get_freeze_count() == 0
