@@ -299,6 +299,28 @@ class Portfolio:
         return persons
 
     @cached_property
+    def birth_dates(self) -> pd.DataFrame:
+        """``key`` and ``birth_date`` of the Person nodes as :attr:`persons`
+        has them (implausible dates read as missing and counted the same
+        way), without reading the persons' other columns (at 1M the whole
+        table cost ~2 s): what the risk features read of them (a store
+        without birth dates gives them all missing: no applicant age either way)."""
+        if "persons" in self.__dict__:  # read already: its columns
+            return self.persons[[c for c in ("key", "birth_date") if c in self.persons.columns]]
+        persons = self.nodes("Person", ["birth_date"])  # missing from the store: all missing
+        if len(persons):
+            persons["birth_date"] = self._checked(
+                read_times(
+                    persons["birth_date"],
+                    utc=False,
+                    rows="persons",
+                    column="birth_date",
+                    effect="no applicant age, no birth-date match",
+                )
+            )
+        return persons
+
+    @cached_property
     def companies(self) -> pd.DataFrame:
         return self.nodes("Company")
 
@@ -501,6 +523,11 @@ class _Subset(Portfolio):
     def persons(self) -> pd.DataFrame:
         parent = self.parent
         return _take(parent, "persons", parent.persons, "key", self._named[0])
+
+    @cached_property
+    def birth_dates(self) -> pd.DataFrame:
+        persons = self.persons
+        return persons[[c for c in ("key", "birth_date") if c in persons.columns]]
 
     @cached_property
     def companies(self) -> pd.DataFrame:

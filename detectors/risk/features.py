@@ -17,6 +17,7 @@ The uplift in the training report is measured by dropping the last two.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ __all__ = [
     "finding_features",
     "identifier_history",
     "link_keys",
+    "link_codes_of",
+    "link_applications",
+    "LinkCodes",
     "FEATURE_GROUPS",
     "LABEL_EVIDENCE",
     "BAD_LABELS",
@@ -100,7 +104,90 @@ def link_keys(links: pd.DataFrame) -> np.ndarray:
     return kept_for(links, "risk.link_keys", build)
 
 
-def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) -> pd.DataFrame:
+@dataclass(frozen=True, eq=False)
+class LinkCodes:
+    """:func:`entity_links`' table as the integer codes the features need,
+    taken from the rings' codes of the same links
+    (:class:`~ringscope.detectors.rings.RingLinkCodes`, which the hub table
+    was built from) instead of coding the text again (at 1M, 5M links: the
+    kinds and identifiers ~5 s, the entities ~1 s, the application ids
+    ~0.6 s). Codes tell values apart and nothing more."""
+
+    #: each link's (kind, identifier): what :func:`link_keys` gives, numbered otherwise
+    keys: np.ndarray
+    #: each link's entity: equal codes, equal entities
+    person: np.ndarray
+    #: each link's application: its row in the applications
+    at: np.ndarray
+    #: each link's kind, as its position in ``kinds``
+    kind: np.ndarray
+    kinds: tuple[str, ...]
+    #: the applications ``at`` counts rows of (their ids, in row order)
+    applications: pd.Index
+
+    def position(self, kind: str) -> int:
+        """``kind``'s position in :attr:`kinds` (-1, no link's, when absent)."""
+        return self.kinds.index(kind) if kind in self.kinds else -1
+
+
+def link_codes_of(links: pd.DataFrame, codes, applications: pd.Index) -> LinkCodes | None:
+    """:class:`LinkCodes` of ``links`` from ``codes``, the rings' codes of the
+    same table (:func:`~ringscope.detectors.rings.ring_link_codes`: its rows,
+    in its order) over ``applications`` (the portfolio's application ids, in
+    row order); ``None`` when ``codes`` cannot stand for ``links`` (other
+    rows, other applications). The keys are also kept as ``links``'
+    :func:`link_keys`, unless those were computed already, and the
+    applications as its :func:`link_applications`.
+
+    A missing identifier matches a missing one of the same kind, as in
+    :func:`link_keys` (the rings' codes give every missing one -1).
+
+    Example
+    -------
+    >>> from ringscope.detectors.rings import RingLinkCodes
+    >>> links = pd.DataFrame({"application_id": ["a", "b", "b"], "kind": ["ip", "ip", "phone"],
+    ...                       "identifier": ["x", "x", None], "entity": ["p", "q", "q"]})
+    >>> codes = RingLinkCodes(("ip", "phone"), np.array([0, 2, 3]), np.array([0, 1, 1], dtype=np.int32),
+    ...                       np.array([0, 0, -1]), np.array([0, 1, 1], dtype=np.int32), pd.Index(["a", "b"]))
+    >>> coded = link_codes_of(links, codes, pd.Index(["a", "b"]))
+    >>> coded.keys.tolist(), coded.at.tolist(), link_keys(links) is coded.keys
+    ([0, 0, 1], [0, 1, 1], True)
+    """
+    if codes is None or len(codes) != len(links) or not len(links):
+        return None
+    kinds = links["kind"]
+    starts = codes.starts.tolist()
+    for k, kind in enumerate(codes.kinds):  # each kind's rows where the codes have them
+        if starts[k + 1] > starts[k] and (kinds.iloc[starts[k]] != kind or kinds.iloc[starts[k + 1] - 1] != kind):
+            return None
+    if not codes.app_values.equals(applications):
+        return None
+    keys = codes.key.copy()
+    missing = keys < 0
+    if missing.any():  # one code per kind for a missing identifier, after every other
+        keys[missing] = int(keys.max()) + 1 + codes.kind_of(np.flatnonzero(missing))
+    # numbered in order of first appearance, as link_keys' text codes are: the rings' codes
+    # follow the identifiers' sorted order, which made the history's stable sorts of the
+    # links ~3x slower (their runs of already ordered keys are gone); a hash of integers
+    keys = pd.factorize(keys)[0].astype(np.int64)
+    keys = kept_for(links, "risk.link_keys", lambda: keys)
+    kind = np.repeat(np.arange(len(codes.kinds)), np.diff(codes.starts))
+    person = pd.factorize(codes.entity)[0].astype(np.int64)  # first appearance too
+    coded = LinkCodes(keys, person, codes.app.astype(np.int64), kind, tuple(codes.kinds), applications)
+    kept_for(links, "risk.link_applications", lambda: (coded.at, applications))  # for the reasons' partners
+    return coded
+
+
+def link_applications(links: pd.DataFrame) -> tuple[np.ndarray, pd.Index] | None:
+    """Each link's application as its row in the applications, and those
+    applications' ids, when :func:`link_codes_of` kept them for ``links``
+    (else ``None``)."""
+    return kept_for(links, "risk.link_applications", lambda: None)
+
+
+def identifier_history(
+    links: pd.DataFrame, times: pd.Series, bad: pd.Series, codes: LinkCodes | None = None
+) -> pd.DataFrame:
     """For each link: how many earlier applications of *other* people used
     the same identifier, and how many of those are known bad.
 
@@ -112,6 +199,9 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
         application_id → applied_at.
     bad : Series
         application_id → bool (known bad).
+    codes : LinkCodes, optional
+        The same links as integer codes (:func:`link_codes_of`): used
+        instead of coding the text again; the counts are the same.
 
     Returns
     -------
@@ -132,7 +222,7 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     """
     keys = link_keys(links)
     frame = links.copy()
-    at = positions_in(frame["application_id"], times.index)
+    at = positions_in(frame["application_id"], times.index) if codes is None else codes.at
     t = _epoch_ns(times).astype(np.int64)
     t = np.where(at >= 0, t[np.maximum(at, 0)], np.iinfo(np.int64).min)
     known_t = (at >= 0) & (t != np.iinfo(np.int64).min)
@@ -145,14 +235,14 @@ def identifier_history(links: pd.DataFrame, times: pd.Series, bad: pd.Series) ->
     # application without a time is neither before nor after any other: it
     # counts nothing and is counted by nobody (the flagging index's rule)
     identifier = keys
-    person = text_codes(frame["entity"])
+    person = text_codes(frame["entity"]) if codes is None else codes.person
     rows = np.flatnonzero(known_t)
     rows = rows[np.lexsort((t[rows], identifier[rows]))]
     same_id_before, bad_same_id = _before_in_run(identifier[rows], is_bad[rows])
     by_person = np.lexsort((person[rows], identifier[rows]))  # stable: time order kept within a person
     rows_p = rows[by_person]
     same_person_before, bad_same_person = _before_in_run(
-        identifier[rows_p] * (len(frame) + 1) + person[rows_p], is_bad[rows_p]
+        identifier[rows_p] * (max(len(frame), int(person.max(initial=0))) + 1) + person[rows_p], is_bad[rows_p]
     )
     earlier = np.zeros(len(frame), dtype=np.int64)
     bad_earlier = np.zeros(len(frame), dtype=np.int64)
@@ -192,7 +282,7 @@ def _before_in_run(keys: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.
     return position - start, flagged_before
 
 
-def _sums_by_kind(history: pd.DataFrame, index: pd.Index) -> dict[str, np.ndarray]:
+def _sums_by_kind(history: pd.DataFrame, index: pd.Index, codes: LinkCodes | None = None) -> dict[str, np.ndarray]:
     """``earlier_sharers_<kind>`` and ``bad_earlier_<kind>`` for the
     applications of ``index``: the sums of :func:`identifier_history`'s
     counts over each application's links of that kind, 0 without one.
@@ -207,22 +297,30 @@ def _sums_by_kind(history: pd.DataFrame, index: pd.Index) -> dict[str, np.ndarra
     >>> s = _sums_by_kind(h, pd.Index(["a", "b", "c"]))
     >>> s["earlier_sharers_device"].tolist(), s["bad_earlier_phone"].tolist(), s["earlier_sharers_ip"].tolist()
     ([1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+
+    With ``codes`` (:func:`link_codes_of` of the links ``history`` was
+    computed from, ``index`` their applications) the links' kinds and
+    applications come from the codes instead of their text.
     """
     n = len(index)
-    at = positions_in(history["application_id"], index)
-    kind_of = history["kind"].to_numpy(dtype=object)
+    if codes is None:
+        at = positions_in(history["application_id"], index)
+        kind_of = history["kind"].to_numpy(dtype=object)
+    else:  # each link's kind as its position in codes.kinds, compared with each kind's position
+        at, kind_of = codes.at, codes.kind
     earlier = history["earlier"].to_numpy(dtype=np.int64)
     bad_earlier = history["bad_earlier"].to_numpy(dtype=np.int64)
     out, complete, seen = {}, n > 0, False
     for kind in SHARED_KINDS:
-        rows = np.flatnonzero((kind_of == kind) & (at >= 0))
-        if len(rows) or (kind_of == kind).any():
+        this = kind_of == (kind if codes is None else codes.position(kind))
+        rows = np.flatnonzero(this & (at >= 0))
+        if len(rows) or this.any():
             seen = True
             complete = complete and bool(np.bincount(at[rows], minlength=n).all())
         out[f"earlier_sharers_{kind}"] = np.bincount(at[rows], weights=earlier[rows], minlength=n).astype(float)
         out[f"bad_earlier_{kind}"] = np.bincount(at[rows], weights=bad_earlier[rows], minlength=n).astype(float)
     if seen and complete:
-        whole = {kind for kind in SHARED_KINDS if (kind_of == kind).any()}
+        whole = {kind for kind in SHARED_KINDS if (kind_of == (kind if codes is None else codes.position(kind))).any()}
         for kind in whole:
             for name in (f"earlier_sharers_{kind}", f"bad_earlier_{kind}"):
                 out[name] = out[name].astype(np.int64)
@@ -331,17 +429,26 @@ def application_features(
     """
     apps = portfolio.applications
     a = apps.set_index("application_id")
-    out = own_features(apps, portfolio.persons)
+    # the persons' key and birth date only, where the portfolio reads them alone
+    out = own_features(apps, portfolio.birth_dates if hasattr(portfolio, "birth_dates") else portfolio.persons)
 
+    codes = getattr(portfolio, "derived", {}).get("ring_link_codes")  # the hub table's codes (entity_links drops them)
     links = entity_links(portfolio)
     bad = a["label"].isin(bad_labels)
-    history = identifier_history(links, a["applied_at"], bad)
-    for column, sums in _sums_by_kind(history, out.index).items():
+    coded = link_codes_of(links, codes, a.index)
+    del codes
+    history = identifier_history(links, a["applied_at"], bad, coded)
+    for column, sums in _sums_by_kind(history, out.index, coded if out.index.equals(a.index) else None).items():
         out[column] = sums
     out["known_bad_1hop"] = out[[f"bad_earlier_{k}" for k in SHARED_KINDS]].sum(axis=1)
     # the same resolved person's earlier applications (repeat borrowing, earlier defaults)
-    person = links.drop_duplicates("application_id").set_index("application_id")["entity"]
-    own = pd.DataFrame({"entity": person.reindex(out.index), "t": a["applied_at"], "bad": bad.astype(int)})
+    if coded is not None and out.index.equals(a.index):  # an application's links all have its entity
+        person = np.full(len(out.index), np.nan)
+        person[coded.at] = coded.person  # as codes: only which applications share one matters
+        person = pd.Series(person, index=out.index)
+    else:
+        person = links.drop_duplicates("application_id").set_index("application_id")["entity"].reindex(out.index)
+    own = pd.DataFrame({"entity": person, "t": a["applied_at"], "bad": bad.astype(int)})
     own = own.reset_index().sort_values(["entity", "t"], kind="stable")
     timed = own[own["t"].notna()]  # no time, no "earlier" (as in identifier_history)
     grouped = timed.groupby("entity", sort=False)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ringscope.detectors.base import Finding
-from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, link_keys
+from ringscope.detectors.risk.features import BAD_LABELS, SHARED_KINDS, link_applications, link_keys
 
 __all__ = ["ReasonContext", "reason_code", "build_reasons", "reasons_json", "accused_ring", "Partner"]
 
@@ -122,12 +122,18 @@ class ReasonContext:
             return self.partners[self.partners["application_id"].isin(app_ids)]
         if self._link_rows is None:
             # once, not once per chunk: a scan of every link per chunk grew with chunks x links
-            codes, uniques = pd.factorize(self.links["application_id"])  # -1: a link without application
-            self._link_apps = pd.Index(uniques)
+            coded = link_applications(self.links)
+            if coded is not None and coded[1].equals(self.apps.index):
+                # each link's row in these applications, from the features' codes (no text hashed)
+                codes, self._link_apps = coded[0], self.apps.index
+                bad = self.apps["label"].isin(self.bad_labels).to_numpy(dtype=bool)[codes]
+            else:
+                codes, uniques = pd.factorize(self.links["application_id"])  # -1: a link without application
+                self._link_apps = pd.Index(uniques)
+                bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
+                bad = self.links["application_id"].isin(bad_ids).to_numpy()
             self._link_rows = np.argsort(codes, kind="stable")
-            self._link_starts = np.searchsorted(codes[self._link_rows], np.arange(len(uniques) + 1))
-            bad_ids = self.apps.index[self.apps["label"].isin(self.bad_labels)]
-            bad = self.links["application_id"].isin(bad_ids).to_numpy()
+            self._link_starts = np.searchsorted(codes[self._link_rows], np.arange(len(self._link_apps) + 1))
             self._bad_links = self.links[bad]
             # (kind, identifier) as one integer per link, and the known-bad links sorted by it
             # (stably): each chunk's join is a binary search, not a merge of text keys
@@ -231,7 +237,7 @@ def build_reasons(contrib: pd.DataFrame, features: pd.DataFrame, context: Reason
     # a row's reasons stop at its first contribution <= 0.01 (a NaN does not stop them)
     kept = np.logical_and.accumulate(~(ranked <= 0.01), axis=1)
     counts = kept.sum(axis=1)
-    findings_of = [context.findings_by_app.get(app_id, []) for app_id in ids]
+    findings_of = [context.findings_by_app.get(app_id, ()) for app_id in ids]  # no new list per row
     partners_of = [partners_by_app.get(app_id) for app_id in ids]
     draws_findings = np.array([_draws_on_findings(c) for c in columns] + [False])
     draws_partners = np.array([_draws_on_partners(c) for c in columns] + [False])

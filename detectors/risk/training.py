@@ -14,6 +14,8 @@ score never has defaults mixed into it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,6 +243,36 @@ def train(
         raise ValueError(f"promote must be one of {', '.join(PROMOTE_POLICIES)}. Got {promote!r} instead.")
     if too_few not in TOO_FEW_POLICIES:
         raise ValueError(f"too_few must be one of {', '.join(TOO_FEW_POLICIES)}. Got {too_few!r} instead.")
+    with _collector_settled() as settle:
+        return _train(store, config, progress, folder, chunk, promote, user, too_few, settle)
+
+
+@contextlib.contextmanager
+def _collector_settled():
+    """Keep the cyclic garbage collector off what ``train`` holds for its
+    whole run: a function that moves every object alive when it is called
+    out of the collector's view (``gc.freeze``), all of them back when the
+    block ends (``gc.unfreeze``: the caller's collector as it was).
+
+    The collector's full passes walk every object alive each time, and
+    ``train`` holds millions of them (the modules, the findings and their
+    evidence) while it allocates millions more: at 1M 18 full passes cost
+    5.1 s of CPU. The objects out of view are still freed when their last
+    reference goes; only garbage in reference cycles waits for the block's
+    end. A caller that froze objects itself keeps its collector untouched
+    (unfreezing would undo its choice).
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    gc.freeze()  # the modules and whatever the caller holds
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
+
+
+def _train(store, config, progress, folder, chunk, promote, user, too_few, settle) -> TrainResult:
     folder = Path(folder) if folder else target_folder(store, config.target)
     portfolio = Portfolio(store)
     findings = load_findings(store)
@@ -260,6 +292,7 @@ def train(
     links, reason_apps = entity_links(portfolio), apps[["application_id", "applied_at", "label"]]
     bad_values = list(portfolio.bad_values)
     del portfolio, apps, hubs
+    settle()  # the findings and what scoring needs later stay to the end
     try:
         model, report = train_models(features, outcomes, applied_at, config, progress)
     except TooFewOutcomes as err:
